@@ -1,0 +1,124 @@
+/* Run-time loading of OpenBLAS with the right kernels for this CPU. */
+#define _GNU_SOURCE
+#include <cpuid.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "blas.h"
+
+enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
+typedef void (*sgemm_t)(int, int, int, int, int, int, float, const float *, int, const float *,
+                        int, float, float *, int);
+typedef void (*dgemm_t)(int, int, int, int, int, int, double, const double *, int, const double *,
+                        int, double, double *, int);
+
+static sgemm_t p_sgemm;
+static dgemm_t p_dgemm;
+static char *(*p_corename)(void);
+static char *(*p_config)(void);
+static void (*p_set_threads)(int);
+static int (*p_get_threads)(void);
+static int (*p_parallel)(void);
+static char describe_buf[256];
+static const char *chosen = "auto";
+static lfl_status init_status = LFL_ERR_UNSUPPORTED;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static char init_error[256];
+
+/* The kernel set OpenBLAS should use: SkylakeX on any AVX-512 (F+BW+VL+DQ)
+ * CPU, Cooperlake when it also has AVX512_BF16; NULL leaves detection alone. */
+static const char *pick_coretype(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return NULL;
+    bool f = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30), vl = b & (1u << 31);
+    if (!(f && dq && bw && vl)) return NULL;
+    /* the OS must save zmm state (XCR0 bits 5-7) */
+    unsigned lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0xe6) != 0xe6) return NULL;
+    unsigned a1 = 0, b1, c1, d1;
+    __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1);
+    return (a1 & (1u << 5)) ? "COOPERLAKE" : "SKYLAKEX";
+}
+
+static void load(void)
+{
+    const char *env = getenv("OPENBLAS_CORETYPE");
+    if (env && *env) {
+        chosen = "set by OPENBLAS_CORETYPE";
+    } else {
+        const char *ct = pick_coretype();
+        if (ct) { setenv("OPENBLAS_CORETYPE", ct, 1); chosen = "chosen by lfl for AVX-512"; }
+    }
+    static const char *names[] = {
+        "/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0",
+        "/usr/lib/aarch64-linux-gnu/openblas-openmp/libopenblas.so.0",
+        "libopenblas.so.0", "libopenblas.so",
+    };
+    void *h = NULL;
+    const char *env_lib = getenv("LFL_OPENBLAS");
+    if (env_lib) h = dlopen(env_lib, RTLD_NOW | RTLD_GLOBAL);
+    for (size_t i = 0; !h && i < sizeof names / sizeof names[0]; i++) h = dlopen(names[i], RTLD_NOW | RTLD_GLOBAL);
+    if (!h) {
+        snprintf(init_error, sizeof init_error, "OpenBLAS not found (install libopenblas0-openmp): %s", dlerror());
+        return;
+    }
+    p_sgemm = (sgemm_t)dlsym(h, "cblas_sgemm");
+    p_dgemm = (dgemm_t)dlsym(h, "cblas_dgemm");
+    p_corename = (char *(*)(void))dlsym(h, "openblas_get_corename");
+    p_config = (char *(*)(void))dlsym(h, "openblas_get_config");
+    p_set_threads = (void (*)(int))dlsym(h, "openblas_set_num_threads");
+    p_get_threads = (int (*)(void))dlsym(h, "openblas_get_num_threads");
+    p_parallel = (int (*)(void))dlsym(h, "openblas_get_parallel");
+    if (!p_sgemm || !p_dgemm) {
+        snprintf(init_error, sizeof init_error, "the loaded BLAS has no cblas_sgemm/cblas_dgemm");
+        return;
+    }
+    int par = p_parallel ? p_parallel() : -1;
+    snprintf(describe_buf, sizeof describe_buf, "OpenBLAS %s, kernel %s (%s), %d threads",
+             p_config ? p_config() : "?", p_corename ? p_corename() : "?", chosen,
+             p_get_threads ? p_get_threads() : 0);
+    (void)par;
+    init_status = LFL_OK;
+}
+
+lfl_status lfl_blas_init(void)
+{
+    pthread_once(&once, load);
+    if (init_status != LFL_OK) return lfl_fail(init_status, "%s", init_error);
+    return LFL_OK;
+}
+
+const char *lfl_blas_describe(void)
+{
+    if (lfl_blas_init() != LFL_OK) return init_error;
+    return describe_buf;
+}
+
+const char *lfl_blas_corename(void)
+{
+    if (lfl_blas_init() != LFL_OK || !p_corename) return "none";
+    return p_corename();
+}
+
+void lfl_blas_set_threads(int n)
+{
+    if (lfl_blas_init() == LFL_OK && p_set_threads) p_set_threads(n);
+}
+
+void lfl_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+               const float *b, int ldb, float beta, float *c, int ldc)
+{
+    LFL_ASSERT(lfl_blas_init() == LFL_OK);
+    p_sgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void lfl_dgemm(bool ta, bool tb, int m, int n, int k, double alpha, const double *a, int lda,
+               const double *b, int ldb, double beta, double *c, int ldc)
+{
+    LFL_ASSERT(lfl_blas_init() == LFL_OK);
+    p_dgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}

@@ -1,0 +1,71 @@
+/* Element types: the dtype enum, its traits table and f16/bf16 conversions. */
+#ifndef LFL_DTYPE_H
+#define LFL_DTYPE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef enum {
+    LFL_F32 = 0, LFL_F64, LFL_F16, LFL_BF16, LFL_I32, LFL_I64, LFL_U8, LFL_BOOL,
+    /* block-quantized kinds: stored in blocks, never strided */
+    LFL_Q8_0, LFL_Q4_0, LFL_Q4_1, LFL_Q5_0, LFL_Q5_1, LFL_Q4_K, LFL_Q5_K,
+    LFL_Q6_K, LFL_NF4,
+    LFL_DTYPE_COUNT
+} lfl_dtype;
+
+typedef struct {
+    const char *name;   /* "f32", "bf16", "q4_k", ... */
+    int block;          /* elements per block (1 for plain types) */
+    int block_bytes;    /* bytes per block */
+    bool is_float;      /* plain floating type */
+    bool is_int;        /* plain integer or bool type */
+} lfl_dtype_traits;
+
+extern const lfl_dtype_traits lfl_dtypes[LFL_DTYPE_COUNT];
+
+static inline size_t lfl_dtype_size(lfl_dtype d) { return (size_t)lfl_dtypes[d].block_bytes; }
+static inline bool lfl_dtype_is_block(lfl_dtype d) { return lfl_dtypes[d].block > 1; }
+static inline const char *lfl_dtype_name(lfl_dtype d) { return lfl_dtypes[d].name; }
+/* Returns -1 for an unknown name. */
+int lfl_dtype_from_name(const char *name);
+/* Bytes needed for n elements (n must be a multiple of the block). */
+static inline size_t lfl_dtype_nbytes(lfl_dtype d, int64_t n)
+{
+    return (size_t)(n / lfl_dtypes[d].block) * (size_t)lfl_dtypes[d].block_bytes;
+}
+
+static inline float lfl_bf16_to_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Round to nearest even, as torch does; NaN stays NaN. */
+static inline uint16_t lfl_f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline float lfl_f16_to_f32(uint16_t h)
+{
+    _Float16 v;
+    memcpy(&v, &h, 2);
+    return (float)v;
+}
+
+static inline uint16_t lfl_f32_to_f16(float f)
+{
+    _Float16 v = (_Float16)f;
+    uint16_t h;
+    memcpy(&h, &v, 2);
+    return h;
+}
+
+#endif

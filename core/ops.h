@@ -1,0 +1,90 @@
+/* Every op of the core: forward entry points (backward is recorded on the tape).
+ * One op per file in core/ops/; dims are 0-based, negative counts from the end.
+ * Outputs are new references; inputs are borrowed. */
+#ifndef LFL_OPS_H
+#define LFL_OPS_H
+
+#include "autograd.h"
+
+/* elementwise binary with broadcasting */
+lfl_status lfl_add(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out);
+lfl_status lfl_sub(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out);
+lfl_status lfl_mul(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out);
+lfl_status lfl_div(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out);
+/* a * s + c with scalars (scale, add a constant) */
+lfl_status lfl_affine(lfl_tensor *a, double s, double c, lfl_tensor **out);
+lfl_status lfl_pow(lfl_tensor *a, double p, lfl_tensor **out);
+
+/* elementwise unary */
+typedef enum {
+    LFL_U_NEG, LFL_U_EXP, LFL_U_LOG, LFL_U_SQRT, LFL_U_RSQRT, LFL_U_ABS,
+    LFL_U_TANH, LFL_U_SIGMOID, LFL_U_SILU, LFL_U_GELU, LFL_U_GELU_TANH, LFL_U_RELU,
+    LFL_U_COUNT
+} lfl_unary_kind;
+lfl_status lfl_unary(lfl_unary_kind k, lfl_tensor *a, lfl_tensor **out);
+
+/* comparisons give bool masks (no grad) */
+typedef enum { LFL_CMP_EQ, LFL_CMP_NE, LFL_CMP_LT, LFL_CMP_LE, LFL_CMP_GT, LFL_CMP_GE } lfl_cmp_kind;
+lfl_status lfl_compare(lfl_cmp_kind k, lfl_tensor *a, lfl_tensor *b, lfl_tensor **out);
+lfl_status lfl_where(lfl_tensor *cond, lfl_tensor *a, lfl_tensor *b, lfl_tensor **out);
+lfl_status lfl_masked_fill(lfl_tensor *a, lfl_tensor *mask, double v, lfl_tensor **out);
+
+/* reductions: ndims == 0 reduces everything */
+lfl_status lfl_sum(lfl_tensor *a, int ndims, const int *dims, bool keepdim, lfl_tensor **out);
+lfl_status lfl_mean(lfl_tensor *a, int ndims, const int *dims, bool keepdim, lfl_tensor **out);
+/* max/min along one dim, with the 0-based argmax/argmin as i64 (may be NULL) */
+lfl_status lfl_max(lfl_tensor *a, int dim, bool keepdim, lfl_tensor **values, lfl_tensor **indices);
+lfl_status lfl_min(lfl_tensor *a, int dim, bool keepdim, lfl_tensor **values, lfl_tensor **indices);
+lfl_status lfl_argmax(lfl_tensor *a, int dim, bool keepdim, lfl_tensor **out);
+lfl_status lfl_softmax(lfl_tensor *a, int dim, lfl_tensor **out);
+lfl_status lfl_log_softmax(lfl_tensor *a, int dim, lfl_tensor **out);
+
+/* linear algebra: a[..., n, k] @ b[..., k, m] with batch broadcasting */
+lfl_status lfl_matmul(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out);
+/* x[..., in] @ w[out, in]^T + bias[out] (bias may be NULL) */
+lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor **out);
+
+/* indexing */
+lfl_status lfl_embedding(lfl_tensor *weight, lfl_tensor *ids, lfl_tensor **out);
+lfl_status lfl_index_select(lfl_tensor *a, int dim, lfl_tensor *index, lfl_tensor **out);
+lfl_status lfl_gather(lfl_tensor *a, int dim, lfl_tensor *index, lfl_tensor **out);
+/* out = a with src added at index along dim */
+lfl_status lfl_scatter_add(lfl_tensor *a, int dim, lfl_tensor *index, lfl_tensor *src, lfl_tensor **out);
+lfl_status lfl_cat(int n, lfl_tensor **ts, int dim, lfl_tensor **out);
+lfl_status lfl_stack(int n, lfl_tensor **ts, int dim, lfl_tensor **out);
+/* split into pieces of `sizes` along dim (outs: n new references) */
+lfl_status lfl_split(lfl_tensor *a, int dim, int n, const int64_t *sizes, lfl_tensor **outs);
+
+/* neural-network blocks */
+lfl_status lfl_rmsnorm(lfl_tensor *x, lfl_tensor *w, double eps, lfl_tensor **out);
+lfl_status lfl_layernorm(lfl_tensor *x, lfl_tensor *w, lfl_tensor *b, double eps, lfl_tensor **out);
+/* x[B, H, T, D], cos/sin[B or 1, T, D] (HF rotate-half convention) */
+lfl_status lfl_rope(lfl_tensor *x, lfl_tensor *cos, lfl_tensor *sin, lfl_tensor **out);
+/* gate, up: [..., F] -> act(gate) * up */
+lfl_status lfl_swiglu(lfl_tensor *gate, lfl_tensor *up, lfl_tensor **out);
+lfl_status lfl_geglu(lfl_tensor *gate, lfl_tensor *up, bool tanh_approx, lfl_tensor **out);
+
+typedef struct {
+    double scale;          /* 0: 1/sqrt(D) */
+    int64_t window;        /* sliding window (keys within `window` positions), 0 = none */
+    double softcap;        /* gemma2 logit soft-capping, 0 = none */
+    bool causal;           /* query i sees keys j <= i + (S - T) (KV-cache aware) */
+    lfl_tensor *segments;  /* packed rows: [B, T] i64 segment id per token, or NULL;
+                            * attention never crosses segments (needs S == T) */
+} lfl_attn_opts;
+/* q[B, Hq, T, D], k/v[B, Hkv, S, D] (Hq multiple of Hkv) -> [B, Hq, T, D] */
+lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_attn_opts *o, lfl_tensor **out);
+
+/* losses; labels are i64 with ignore_index -100 */
+typedef enum { LFL_REDUCE_MEAN, LFL_REDUCE_SUM, LFL_REDUCE_NONE } lfl_reduction;
+lfl_status lfl_cross_entropy(lfl_tensor *logits, lfl_tensor *labels, lfl_reduction r, lfl_tensor **out);
+/* hidden[N, H] @ w[V, H]^T then CE, walking V in chunks: logits never whole */
+lfl_status lfl_linear_cross_entropy(lfl_tensor *hidden, lfl_tensor *w, lfl_tensor *labels,
+                                    lfl_reduction r, int64_t chunk, lfl_tensor **out);
+/* log p(label) per position: logits[..., V], labels[...] -> [...] (0 where ignored) */
+lfl_status lfl_token_logprobs(lfl_tensor *logits, lfl_tensor *labels, lfl_tensor **out);
+
+/* randomness */
+lfl_status lfl_dropout(lfl_tensor *a, double p, lfl_tensor **out);
+
+#endif

@@ -1,0 +1,111 @@
+/* linear: x[..., in] @ w[out, in]^T + bias[out], one GEMM over all rows. */
+#include "../blas.h"
+#include "../ops.h"
+
+static lfl_status gemm2d(lfl_tensor *a, bool ta, lfl_tensor *b, bool tb, int64_t m, int64_t n, int64_t k,
+                         lfl_tensor *c)
+{
+    /* a, b, c contiguous 2-D (as stored) */
+    int lda = (int)a->shape[a->ndim - 1], ldb = (int)b->shape[b->ndim - 1];
+    if (m == 0 || n == 0) return LFL_OK;
+    if (c->dtype == LFL_F32)
+        lfl_sgemm(ta, tb, (int)m, (int)n, (int)k, 1.0f, lfl_data(a), lda, lfl_data(b), ldb, 0.0f, lfl_data(c), (int)n);
+    else
+        lfl_dgemm(ta, tb, (int)m, (int)n, (int)k, 1.0, lfl_data(a), lda, lfl_data(b), ldb, 0.0, lfl_data(c), (int)n);
+    return LFL_OK;
+}
+
+static lfl_status linear_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    lfl_tensor *x = n->saved[0], *w = n->saved[1], *g;
+    int64_t rows = n->iarg[0], fin = w->shape[1], fout = w->shape[0];
+    LFL_TRY(lfl_contiguous(gout[0], &g));
+    lfl_status st = LFL_OK;
+    if (lfl_node_needs(n, 0)) { /* dx[rows, in] = g[rows, out] @ w[out, in] */
+        st = lfl_empty(n->in[0].ndim, n->in[0].shape, g->dtype, LFL_CPU, &gin[0]);
+        if (st == LFL_OK) st = gemm2d(g, false, w, false, rows, fin, fout, gin[0]);
+    }
+    if (st == LFL_OK && lfl_node_needs(n, 1)) { /* dw[out, in] = g^T @ x */
+        st = lfl_empty(2, w->shape, g->dtype, LFL_CPU, &gin[1]);
+        if (st == LFL_OK) {
+            if (rows == 0) lfl_fill_(gin[1], 0);
+            else st = gemm2d(g, true, x, false, fout, fin, rows, gin[1]);
+        }
+    }
+    if (st == LFL_OK && n->n_in > 2 && lfl_node_needs(n, 2)) {
+        int64_t shape2[2] = {rows, fout};
+        lfl_tensor *g2;
+        st = lfl_view(g, 2, shape2, &g2);
+        if (st == LFL_OK) {
+            int dim0 = 0;
+            bool prev = lfl_set_grad_enabled(false);
+            st = lfl_sum(g2, 1, &dim0, false, &gin[2]);
+            lfl_set_grad_enabled(prev);
+            lfl_tensor_release(g2);
+        }
+    }
+    lfl_tensor_release(g);
+    return st;
+}
+
+lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor **out)
+{
+    char bx[128], bw[128];
+    LFL_TRY(lfl_check_same_device("linear", x, w));
+    LFL_TRY(lfl_check_same_dtype("linear", x, w));
+    LFL_TRY(lfl_check_float("linear", x));
+    if (x->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "linear: CUDA tensors are not supported yet");
+    if (w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1])
+        return lfl_fail(LFL_ERR_ARG, "linear: input %s does not match weight %s (want [..., %lld])",
+                        lfl_shape_str(x, bx, sizeof bx), lfl_shape_str(w, bw, sizeof bw),
+                        (long long)(w->ndim == 2 ? w->shape[1] : -1));
+    if (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0] || bias->dtype != x->dtype))
+        return lfl_fail(LFL_ERR_ARG, "linear: bias %s should be [%lld] of %s",
+                        lfl_shape_str(bias, bx, sizeof bx), (long long)w->shape[0], lfl_dtype_name(x->dtype));
+    int64_t fin = w->shape[1], fout = w->shape[0], rows = fin ? lfl_numel(x) / fin : 0;
+    lfl_tensor *cx, *cw, *o;
+    LFL_TRY(lfl_contiguous(x, &cx));
+    lfl_status st = lfl_contiguous(w, &cw);
+    if (st) { lfl_tensor_release(cx); return st; }
+    int64_t oshape[LFL_MAX_DIMS];
+    for (int d = 0; d < x->ndim - 1; d++) oshape[d] = x->shape[d];
+    oshape[x->ndim - 1] = fout;
+    st = lfl_empty(x->ndim, oshape, x->dtype, LFL_CPU, &o);
+    if (st == LFL_OK && bias) {
+        /* start C from the bias so GEMM adds into it (beta = 1) */
+        lfl_tensor *bc;
+        st = lfl_contiguous(bias, &bc);
+        if (st == LFL_OK) {
+            size_t es = lfl_dtype_size(x->dtype);
+            for (int64_t r = 0; r < rows; r++)
+                memcpy((char *)lfl_data(o) + r * fout * (int64_t)es, lfl_data(bc), (size_t)fout * es);
+            lfl_tensor_release(bc);
+        }
+    }
+    if (st == LFL_OK && rows && fout) {
+        float beta = bias ? 1.0f : 0.0f;
+        if (fin == 0) {
+            if (!bias) lfl_fill_(o, 0);
+        } else if (x->dtype == LFL_F32) {
+            lfl_sgemm(false, true, (int)rows, (int)fout, (int)fin, 1.0f, lfl_data(cx), (int)fin, lfl_data(cw),
+                      (int)fin, beta, lfl_data(o), (int)fout);
+        } else {
+            lfl_dgemm(false, true, (int)rows, (int)fout, (int)fin, 1.0, lfl_data(cx), (int)fin, lfl_data(cw),
+                      (int)fin, beta, lfl_data(o), (int)fout);
+        }
+    }
+    if (st) { lfl_tensor_release(cx); lfl_tensor_release(cw); return st; }
+    lfl_tensor *in[3] = {x, w, bias};
+    lfl_node *n = lfl_node_begin("linear", linear_backward, bias ? 3 : 2, in, 1);
+    if (n) {
+        n->iarg[0] = rows;
+        lfl_node_save(n, cx);
+        lfl_node_save(n, cw);
+        lfl_node_set_output(n, o, 0);
+        lfl_node_release(n);
+    }
+    lfl_tensor_release(cx);
+    lfl_tensor_release(cw);
+    *out = o;
+    return LFL_OK;
+}

@@ -1,0 +1,325 @@
+/* Storage lifetime, tensor creation and element access. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "autograd.h"
+#include "device.h"
+#include "tensor.h"
+
+static atomic_size_t mem_current, mem_peak;
+
+size_t lfl_mem_current(void) { return atomic_load(&mem_current); }
+size_t lfl_mem_peak(void) { return atomic_load(&mem_peak); }
+
+static void mem_add(size_t n)
+{
+    size_t now = atomic_fetch_add(&mem_current, n) + n;
+    size_t peak = atomic_load(&mem_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&mem_peak, &peak, now)) {}
+}
+
+lfl_storage *lfl_storage_new(size_t nbytes, int device)
+{
+    lfl_storage *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->refcount = 1;
+    s->device = device;
+    s->nbytes = nbytes;
+    if (device == LFL_CPU) {
+        s->kind = LFL_STORAGE_HEAP;
+        /* 64-byte alignment keeps AVX-512 loads aligned at offset 0 */
+        size_t n = (nbytes + 63) & ~(size_t)63;
+        s->data = n ? aligned_alloc(64, n) : NULL;
+        if (n && !s->data) { free(s); return NULL; }
+        mem_add(n);
+    } else {
+        s->kind = LFL_STORAGE_DEVICE;
+        if (lfl_device_alloc(device, nbytes, &s->data) != LFL_OK) { free(s); return NULL; }
+    }
+    return s;
+}
+
+lfl_storage *lfl_storage_mmap(const char *path, size_t offset, size_t len, lfl_status *st)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) { *st = lfl_fail(LFL_ERR_IO, "%s: cannot open: %m", path); return NULL; }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) { close(fd); *st = lfl_fail(LFL_ERR_IO, "%s: cannot stat: %m", path); return NULL; }
+    if (len == (size_t)-1) len = offset <= (size_t)sb.st_size ? (size_t)sb.st_size - offset : 0;
+    if (offset + len > (size_t)sb.st_size) {
+        close(fd);
+        *st = lfl_fail(LFL_ERR_FORMAT, "%s: region [%zu, %zu) lies past the end of the file (%lld bytes)",
+                       path, offset, offset + len, (long long)sb.st_size);
+        return NULL;
+    }
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t start = offset & ~(page - 1);
+    size_t maplen = len + (offset - start);
+    void *base = maplen ? mmap(NULL, maplen, PROT_READ, MAP_PRIVATE, fd, (off_t)start) : NULL;
+    close(fd);
+    if (base == MAP_FAILED) { *st = lfl_fail(LFL_ERR_IO, "%s: mmap failed: %m", path); return NULL; }
+    lfl_storage *s = calloc(1, sizeof *s);
+    s->refcount = 1;
+    s->kind = LFL_STORAGE_MMAP;
+    s->device = LFL_CPU;
+    s->map_base = base;
+    s->map_len = maplen;
+    s->data = base ? (char *)base + (offset - start) : NULL;
+    s->nbytes = len;
+    *st = LFL_OK;
+    return s;
+}
+
+lfl_storage *lfl_storage_external(void *data, size_t nbytes, void (*release)(void *), void *ctx)
+{
+    lfl_storage *s = calloc(1, sizeof *s);
+    s->refcount = 1;
+    s->kind = LFL_STORAGE_EXTERNAL;
+    s->device = LFL_CPU;
+    s->data = data;
+    s->nbytes = nbytes;
+    s->release = release;
+    s->release_ctx = ctx;
+    return s;
+}
+
+void lfl_storage_retain(lfl_storage *s) { __atomic_add_fetch(&s->refcount, 1, __ATOMIC_RELAXED); }
+
+void lfl_storage_release(lfl_storage *s)
+{
+    if (!s || __atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) != 0) return;
+    switch (s->kind) {
+    case LFL_STORAGE_HEAP:
+        free(s->data);
+        atomic_fetch_sub(&mem_current, (s->nbytes + 63) & ~(size_t)63);
+        break;
+    case LFL_STORAGE_MMAP:
+        if (s->map_base) munmap(s->map_base, s->map_len);
+        break;
+    case LFL_STORAGE_DEVICE:
+        lfl_device_free(s->device, s->data);
+        break;
+    case LFL_STORAGE_EXTERNAL:
+        if (s->release) s->release(s->release_ctx);
+        break;
+    }
+    free(s);
+}
+
+lfl_tensor *lfl_tensor_retain(lfl_tensor *t)
+{
+    if (t) __atomic_add_fetch(&t->refcount, 1, __ATOMIC_RELAXED);
+    return t;
+}
+
+void lfl_tensor_release(lfl_tensor *t)
+{
+    if (!t || __atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) != 0) return;
+    lfl_storage_release(t->storage);
+    lfl_tensor_release(t->grad);
+    if (t->grad_fn) lfl_node_release(t->grad_fn);
+    free(t);
+}
+
+static void set_contiguous_strides(lfl_tensor *t)
+{
+    int64_t s = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) { t->stride[d] = s; s *= t->shape[d]; }
+}
+
+lfl_tensor *lfl_tensor_from_storage(lfl_storage *s, size_t offset, int ndim,
+                                    const int64_t *shape, lfl_dtype dt)
+{
+    LFL_ASSERT(ndim >= 0 && ndim <= LFL_MAX_DIMS);
+    lfl_tensor *t = calloc(1, sizeof *t);
+    t->refcount = 1;
+    t->storage = s;
+    lfl_storage_retain(s);
+    t->offset = offset;
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
+    t->dtype = dt;
+    t->device = s->device;
+    set_contiguous_strides(t);
+    return t;
+}
+
+lfl_status lfl_empty(int ndim, const int64_t *shape, lfl_dtype dt, int device, lfl_tensor **out)
+{
+    if (ndim < 0 || ndim > LFL_MAX_DIMS)
+        return lfl_fail(LFL_ERR_ARG, "tensor: %d dims (at most %d)", ndim, LFL_MAX_DIMS);
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0) return lfl_fail(LFL_ERR_ARG, "tensor: negative size %lld in dim %d", (long long)shape[d], d + 1);
+        n *= shape[d];
+    }
+    if (n % lfl_dtypes[dt].block)
+        return lfl_fail(LFL_ERR_ARG, "tensor: %lld elements is not a multiple of the %s block (%d)",
+                        (long long)n, lfl_dtype_name(dt), lfl_dtypes[dt].block);
+    lfl_storage *s = lfl_storage_new(lfl_dtype_nbytes(dt, n), device);
+    if (!s && device != LFL_CPU) return LFL_ERR_DEVICE; /* lfl_device_alloc said why */
+    if (!s) return lfl_fail(LFL_ERR_MEM, "tensor: cannot allocate %zu bytes", lfl_dtype_nbytes(dt, n));
+    *out = lfl_tensor_from_storage(s, 0, ndim, shape, dt);
+    lfl_storage_release(s);
+    return LFL_OK;
+}
+
+lfl_status lfl_zeros(int ndim, const int64_t *shape, lfl_dtype dt, int device, lfl_tensor **out)
+{
+    LFL_TRY(lfl_empty(ndim, shape, dt, device, out));
+    if (device == LFL_CPU) memset(lfl_data(*out), 0, (*out)->storage->nbytes);
+    else LFL_TRY(lfl_device_memset(device, lfl_data(*out), 0, (*out)->storage->nbytes));
+    return LFL_OK;
+}
+
+lfl_status lfl_full(int ndim, const int64_t *shape, double v, lfl_dtype dt, int device, lfl_tensor **out)
+{
+    LFL_TRY(lfl_empty(ndim, shape, dt, device, out));
+    lfl_status st = lfl_fill_(*out, v);
+    if (st) { lfl_tensor_release(*out); *out = NULL; }
+    return st;
+}
+
+lfl_status lfl_empty_like(const lfl_tensor *t, lfl_tensor **out)
+{
+    return lfl_empty(t->ndim, t->shape, t->dtype, t->device, out);
+}
+
+lfl_status lfl_zeros_like(const lfl_tensor *t, lfl_tensor **out)
+{
+    return lfl_zeros(t->ndim, t->shape, t->dtype, t->device, out);
+}
+
+lfl_status lfl_arange(double start, double end, double step, lfl_dtype dt, lfl_tensor **out)
+{
+    if (step == 0) return lfl_fail(LFL_ERR_ARG, "arange: step is 0");
+    double span = (end - start) / step;
+    int64_t n = span > 0 ? (int64_t)ceil(span - 1e-9) : 0;
+    LFL_TRY(lfl_empty(1, &n, dt, LFL_CPU, out));
+    for (int64_t i = 0; i < n; i++) lfl_set(*out, i, start + (double)i * step);
+    return LFL_OK;
+}
+
+lfl_status lfl_eye(int64_t n, int64_t m, lfl_dtype dt, lfl_tensor **out)
+{
+    int64_t shape[2] = {n, m};
+    LFL_TRY(lfl_zeros(2, shape, dt, LFL_CPU, out));
+    for (int64_t i = 0; i < n && i < m; i++) lfl_set(*out, i * m + i, 1.0);
+    return LFL_OK;
+}
+
+int64_t lfl_numel(const lfl_tensor *t)
+{
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+    return n;
+}
+
+bool lfl_is_contiguous(const lfl_tensor *t)
+{
+    int64_t s = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] != 1 && t->stride[d] != s) return false;
+        s *= t->shape[d];
+    }
+    return true;
+}
+
+bool lfl_same_shape(const lfl_tensor *a, const lfl_tensor *b)
+{
+    if (a->ndim != b->ndim) return false;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d]) return false;
+    return true;
+}
+
+/* Storage element offset of the i-th element in row-major logical order. */
+static int64_t elem_offset(const lfl_tensor *t, int64_t i)
+{
+    int64_t off = 0;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        int64_t sz = t->shape[d];
+        off += (i % sz) * t->stride[d];
+        i /= sz;
+    }
+    return off;
+}
+
+double lfl_get(const lfl_tensor *t, int64_t i)
+{
+    LFL_ASSERT(t->device == LFL_CPU && !lfl_dtype_is_block(t->dtype));
+    const char *p = (const char *)lfl_data(t) + elem_offset(t, i) * (int64_t)lfl_dtype_size(t->dtype);
+    switch (t->dtype) {
+    case LFL_F32: return *(const float *)p;
+    case LFL_F64: return *(const double *)p;
+    case LFL_F16: return lfl_f16_to_f32(*(const uint16_t *)p);
+    case LFL_BF16: return lfl_bf16_to_f32(*(const uint16_t *)p);
+    case LFL_I32: return *(const int32_t *)p;
+    case LFL_I64: return (double)*(const int64_t *)p;
+    case LFL_U8: case LFL_BOOL: return *(const uint8_t *)p;
+    default: LFL_ASSERT(0); return 0;
+    }
+}
+
+void lfl_set(lfl_tensor *t, int64_t i, double v)
+{
+    LFL_ASSERT(t->device == LFL_CPU && !lfl_dtype_is_block(t->dtype));
+    char *p = (char *)lfl_data(t) + elem_offset(t, i) * (int64_t)lfl_dtype_size(t->dtype);
+    switch (t->dtype) {
+    case LFL_F32: *(float *)p = (float)v; break;
+    case LFL_F64: *(double *)p = v; break;
+    case LFL_F16: *(uint16_t *)p = lfl_f32_to_f16((float)v); break;
+    case LFL_BF16: *(uint16_t *)p = lfl_f32_to_bf16((float)v); break;
+    case LFL_I32: *(int32_t *)p = (int32_t)v; break;
+    case LFL_I64: *(int64_t *)p = (int64_t)v; break;
+    case LFL_U8: *(uint8_t *)p = (uint8_t)v; break;
+    case LFL_BOOL: *(uint8_t *)p = v != 0; break;
+    default: LFL_ASSERT(0);
+    }
+}
+
+const char *lfl_shape_str(const lfl_tensor *t, char *buf, size_t n)
+{
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < t->ndim && k < n; d++)
+        k += (size_t)snprintf(buf + k, n - k, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+lfl_status lfl_norm_dim(const char *op, int dim, int ndim, int *out)
+{
+    int d = dim < 0 ? dim + ndim : dim;
+    if (d < 0 || d >= ndim)
+        return lfl_fail(LFL_ERR_ARG, "%s: dim %d out of range for a %d-dim tensor", op,
+                        dim < 0 ? dim : dim + 1, ndim);
+    *out = d;
+    return LFL_OK;
+}
+
+lfl_status lfl_check_same_device(const char *op, const lfl_tensor *a, const lfl_tensor *b)
+{
+    if (a->device != b->device)
+        return lfl_fail(LFL_ERR_DEVICE, "%s: tensors on different devices (%s vs %s)", op,
+                        a->device == LFL_CPU ? "cpu" : "cuda", b->device == LFL_CPU ? "cpu" : "cuda");
+    return LFL_OK;
+}
+
+lfl_status lfl_check_float(const char *op, const lfl_tensor *t)
+{
+    if (t->dtype != LFL_F32 && t->dtype != LFL_F64)
+        return lfl_fail(LFL_ERR_ARG, "%s: expected an f32 or f64 tensor, got %s", op, lfl_dtype_name(t->dtype));
+    return LFL_OK;
+}
+
+lfl_status lfl_check_same_dtype(const char *op, const lfl_tensor *a, const lfl_tensor *b)
+{
+    if (a->dtype != b->dtype)
+        return lfl_fail(LFL_ERR_ARG, "%s: dtypes differ (%s vs %s)", op, lfl_dtype_name(a->dtype), lfl_dtype_name(b->dtype));
+    return LFL_OK;
+}

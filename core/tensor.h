@@ -1,0 +1,121 @@
+/* Tensors: refcounted storage (heap, mmap, device) and strided views.
+ * All dims here are 0-based; the Lua bridge converts from 1-based. */
+#ifndef LFL_TENSOR_H
+#define LFL_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "dtype.h"
+#include "status.h"
+
+#define LFL_MAX_DIMS 8
+#define LFL_CPU (-1) /* device id of the host; CUDA devices are 0, 1, ... */
+
+typedef enum { LFL_STORAGE_HEAP, LFL_STORAGE_MMAP, LFL_STORAGE_DEVICE,
+               LFL_STORAGE_EXTERNAL } lfl_storage_kind;
+
+typedef struct lfl_storage {
+    int refcount;
+    lfl_storage_kind kind;
+    int device;
+    void *data;
+    size_t nbytes;
+    void *map_base;    /* mmap: what to munmap */
+    size_t map_len;
+    void (*release)(void *ctx); /* external: called when the last ref goes */
+    void *release_ctx;
+} lfl_storage;
+
+typedef struct lfl_node lfl_node;
+typedef struct lfl_tensor lfl_tensor;
+
+struct lfl_tensor {
+    int refcount;
+    lfl_storage *storage;
+    size_t offset;                  /* in bytes, from storage->data */
+    int ndim;
+    int64_t shape[LFL_MAX_DIMS];
+    int64_t stride[LFL_MAX_DIMS];   /* in elements */
+    lfl_dtype dtype;
+    int device;
+    bool requires_grad;
+    struct lfl_tensor *grad;        /* accumulated gradient (leaves) */
+    lfl_node *grad_fn;              /* producing node (non-leaves) */
+    int grad_index;                 /* which output of grad_fn */
+};
+
+/* storage */
+lfl_storage *lfl_storage_new(size_t nbytes, int device);
+lfl_storage *lfl_storage_mmap(const char *path, size_t offset, size_t len, lfl_status *st);
+lfl_storage *lfl_storage_external(void *data, size_t nbytes, void (*release)(void *), void *ctx);
+void lfl_storage_retain(lfl_storage *s);
+void lfl_storage_release(lfl_storage *s);
+/* Bytes held by heap storages now, and the high-water mark. */
+size_t lfl_mem_current(void);
+size_t lfl_mem_peak(void);
+
+/* lifetime: every function returning lfl_tensor* returns a new reference */
+lfl_tensor *lfl_tensor_retain(lfl_tensor *t);
+void lfl_tensor_release(lfl_tensor *t);
+
+/* creation (CPU; uninitialised memory for _empty) */
+lfl_status lfl_empty(int ndim, const int64_t *shape, lfl_dtype dt, int device, lfl_tensor **out);
+lfl_status lfl_zeros(int ndim, const int64_t *shape, lfl_dtype dt, int device, lfl_tensor **out);
+lfl_status lfl_full(int ndim, const int64_t *shape, double v, lfl_dtype dt, int device, lfl_tensor **out);
+lfl_status lfl_arange(double start, double end, double step, lfl_dtype dt, lfl_tensor **out);
+lfl_status lfl_eye(int64_t n, int64_t m, lfl_dtype dt, lfl_tensor **out);
+lfl_status lfl_empty_like(const lfl_tensor *t, lfl_tensor **out);
+lfl_status lfl_zeros_like(const lfl_tensor *t, lfl_tensor **out);
+/* A tensor over existing storage (used by loaders): retains `s`. */
+lfl_tensor *lfl_tensor_from_storage(lfl_storage *s, size_t offset, int ndim,
+                                    const int64_t *shape, lfl_dtype dt);
+
+/* queries */
+int64_t lfl_numel(const lfl_tensor *t);
+bool lfl_is_contiguous(const lfl_tensor *t);
+static inline void *lfl_data(const lfl_tensor *t) { return (char *)t->storage->data + t->offset; }
+/* Element as double, by linear (row-major logical) index. */
+double lfl_get(const lfl_tensor *t, int64_t i);
+void lfl_set(lfl_tensor *t, int64_t i, double v);
+/* "[2,3]" into buf */
+const char *lfl_shape_str(const lfl_tensor *t, char *buf, size_t n);
+bool lfl_same_shape(const lfl_tensor *a, const lfl_tensor *b);
+
+/* views (share storage; differentiable) */
+lfl_status lfl_view(lfl_tensor *t, int ndim, const int64_t *shape, lfl_tensor **out);
+lfl_status lfl_reshape(lfl_tensor *t, int ndim, const int64_t *shape, lfl_tensor **out);
+lfl_status lfl_permute(lfl_tensor *t, const int *perm, lfl_tensor **out);
+lfl_status lfl_transpose(lfl_tensor *t, int d0, int d1, lfl_tensor **out);
+lfl_status lfl_narrow(lfl_tensor *t, int dim, int64_t start, int64_t len, lfl_tensor **out);
+lfl_status lfl_slice(lfl_tensor *t, int dim, int64_t start, int64_t end, int64_t step, lfl_tensor **out);
+lfl_status lfl_select(lfl_tensor *t, int dim, int64_t index, lfl_tensor **out);
+lfl_status lfl_expand(lfl_tensor *t, int ndim, const int64_t *shape, lfl_tensor **out);
+lfl_status lfl_unsqueeze(lfl_tensor *t, int dim, lfl_tensor **out);
+lfl_status lfl_squeeze(lfl_tensor *t, int dim, lfl_tensor **out); /* no-op unless size 1 */
+lfl_status lfl_squeeze_all(lfl_tensor *t, lfl_tensor **out);
+/* A new header over the same data, without grad history. */
+lfl_tensor *lfl_detach(lfl_tensor *t);
+
+/* copies */
+lfl_status lfl_contiguous(lfl_tensor *t, lfl_tensor **out);  /* retains t if already contiguous */
+lfl_status lfl_clone(lfl_tensor *t, lfl_tensor **out);
+lfl_status lfl_cast(lfl_tensor *t, lfl_dtype dt, lfl_tensor **out);
+lfl_status lfl_to_device(lfl_tensor *t, int device, lfl_tensor **out);
+/* dst[...] = src[...] with broadcasting of src and dtype conversion; no grad. */
+lfl_status lfl_copy_(lfl_tensor *dst, const lfl_tensor *src);
+lfl_status lfl_fill_(lfl_tensor *t, double v);
+
+/* broadcasting helpers for ops */
+lfl_status lfl_broadcast_shape(const char *op, const lfl_tensor *a, const lfl_tensor *b,
+                               int *ndim, int64_t *shape);
+/* Sum `g` down to `ndim/shape` (undoing a broadcast); new reference. */
+lfl_status lfl_sum_to(lfl_tensor *g, int ndim, const int64_t *shape, lfl_tensor **out);
+/* Checks shared by ops: same device, float dtype. */
+lfl_status lfl_check_same_device(const char *op, const lfl_tensor *a, const lfl_tensor *b);
+lfl_status lfl_check_float(const char *op, const lfl_tensor *t);
+lfl_status lfl_check_same_dtype(const char *op, const lfl_tensor *a, const lfl_tensor *b);
+/* Normalise a possibly negative 0-based dim; error names the op. */
+lfl_status lfl_norm_dim(const char *op, int dim, int ndim, int *out);
+
+#endif

@@ -1,0 +1,228 @@
+/* Copies between layouts, dtypes and devices: copy_, fill_, contiguous,
+ * clone, cast, to_device; broadcasting shape rules and sum_to. */
+#include <math.h>
+#include "autograd.h"
+#include "device.h"
+#include "iter.h"
+#include "tensor.h"
+
+typedef double (*load_fn)(const char *p);
+typedef void (*store_fn)(char *p, double v);
+
+static double ld_f32(const char *p) { return *(const float *)p; }
+static double ld_f64(const char *p) { return *(const double *)p; }
+static double ld_f16(const char *p) { return lfl_f16_to_f32(*(const uint16_t *)p); }
+static double ld_bf16(const char *p) { return lfl_bf16_to_f32(*(const uint16_t *)p); }
+static double ld_i32(const char *p) { return *(const int32_t *)p; }
+static double ld_i64(const char *p) { return (double)*(const int64_t *)p; }
+static double ld_u8(const char *p) { return *(const uint8_t *)p; }
+static void st_f32(char *p, double v) { *(float *)p = (float)v; }
+static void st_f64(char *p, double v) { *(double *)p = v; }
+static void st_f16(char *p, double v) { *(uint16_t *)p = lfl_f32_to_f16((float)v); }
+static void st_bf16(char *p, double v) { *(uint16_t *)p = lfl_f32_to_bf16((float)v); }
+static void st_i32(char *p, double v) { *(int32_t *)p = (int32_t)v; }
+static void st_i64(char *p, double v) { *(int64_t *)p = (int64_t)v; }
+static void st_u8(char *p, double v) { *(uint8_t *)p = (uint8_t)v; }
+static void st_bool(char *p, double v) { *(uint8_t *)p = v != 0; }
+
+static const load_fn loads[] = {ld_f32, ld_f64, ld_f16, ld_bf16, ld_i32, ld_i64, ld_u8, ld_u8};
+static const store_fn stores[] = {st_f32, st_f64, st_f16, st_bf16, st_i32, st_i64, st_u8, st_bool};
+
+lfl_status lfl_broadcast_shape(const char *op, const lfl_tensor *a, const lfl_tensor *b,
+                               int *ndim, int64_t *shape)
+{
+    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int d = 0; d < nd; d++) {
+        int da = d - (nd - a->ndim), db = d - (nd - b->ndim);
+        int64_t sa = da >= 0 ? a->shape[da] : 1, sb = db >= 0 ? b->shape[db] : 1;
+        if (sa != sb && sa != 1 && sb != 1) {
+            char ba[128], bb[128];
+            return lfl_fail(LFL_ERR_ARG, "%s: shapes %s and %s cannot be broadcast (dim %d: %lld vs %lld)",
+                            op, lfl_shape_str(a, ba, sizeof ba), lfl_shape_str(b, bb, sizeof bb),
+                            d + 1, (long long)sa, (long long)sb);
+        }
+        shape[d] = sa == 1 ? sb : sa;
+    }
+    *ndim = nd;
+    return LFL_OK;
+}
+
+lfl_status lfl_copy_(lfl_tensor *dst, const lfl_tensor *src)
+{
+    char b1[128], b2[128];
+    if (lfl_dtype_is_block(dst->dtype) || lfl_dtype_is_block(src->dtype)) {
+        if (dst->dtype != src->dtype || lfl_numel(dst) != lfl_numel(src))
+            return lfl_fail(LFL_ERR_ARG, "copy: block-quantized tensors copy only to the same dtype and size");
+    }
+    /* src must broadcast to dst's shape */
+    int64_t sst[LFL_MAX_DIMS];
+    if (src->ndim > dst->ndim) goto bad_shape;
+    for (int d = 0; d < src->ndim; d++) {
+        int64_t have = src->shape[d], want = dst->shape[d + dst->ndim - src->ndim];
+        if (have != want && have != 1) goto bad_shape;
+    }
+    if (dst->device != LFL_CPU || src->device != LFL_CPU) {
+        if (dst->dtype != src->dtype || !lfl_is_contiguous(dst) || !lfl_is_contiguous(src) ||
+            lfl_numel(dst) != lfl_numel(src))
+            return lfl_fail(LFL_ERR_DEVICE, "copy: across devices only between contiguous tensors of one dtype and size");
+        int kind = src->device == LFL_CPU ? 0 : dst->device == LFL_CPU ? 1 : 2;
+        int dev = src->device == LFL_CPU ? dst->device : src->device;
+        return lfl_device_memcpy(dev, lfl_data(dst), lfl_data(src), lfl_dtype_nbytes(dst->dtype, lfl_numel(dst)), kind);
+    }
+    if (lfl_dtype_is_block(dst->dtype) || (dst->dtype == src->dtype && lfl_is_contiguous(dst) &&
+                                           lfl_is_contiguous(src) && lfl_numel(dst) == lfl_numel(src))) {
+        memmove(lfl_data(dst), lfl_data(src), lfl_dtype_nbytes(dst->dtype, lfl_numel(dst)));
+        return LFL_OK;
+    }
+    lfl_broadcast_strides(src, dst->ndim, dst->shape, sst);
+    int64_t strides[2][LFL_MAX_DIMS];
+    for (int d = 0; d < dst->ndim; d++) { strides[0][d] = dst->stride[d]; strides[1][d] = sst[d]; }
+    int64_t rows, len;
+    lfl_rows(dst->ndim, dst->shape, &rows, &len);
+    size_t es_d = lfl_dtype_size(dst->dtype), es_s = lfl_dtype_size(src->dtype);
+    char *pd = lfl_data(dst);
+    const char *ps = lfl_data(src);
+    int64_t ds = dst->ndim ? strides[0][dst->ndim - 1] : 1, ss = dst->ndim ? strides[1][dst->ndim - 1] : 1;
+    load_fn ld = loads[src->dtype];
+    store_fn stf = stores[dst->dtype];
+    bool same = dst->dtype == src->dtype;
+    bool f32 = same && dst->dtype == LFL_F32;
+#pragma omp parallel for if (rows * len > LFL_OMP_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t o[2];
+        lfl_row_offsets(dst->ndim, dst->shape, r, 2, strides, o);
+        if (f32) {
+            float *d = (float *)pd + o[0];
+            const float *s = (const float *)ps + o[1];
+            for (int64_t j = 0; j < len; j++) d[j * ds] = s[j * ss];
+        } else if (same) {
+            for (int64_t j = 0; j < len; j++)
+                memcpy(pd + (o[0] + j * ds) * (int64_t)es_d, ps + (o[1] + j * ss) * (int64_t)es_s, es_d);
+        } else {
+            for (int64_t j = 0; j < len; j++)
+                stf(pd + (o[0] + j * ds) * (int64_t)es_d, ld(ps + (o[1] + j * ss) * (int64_t)es_s));
+        }
+    }
+    return LFL_OK;
+bad_shape:
+    return lfl_fail(LFL_ERR_ARG, "copy: source shape %s does not broadcast to %s",
+                    lfl_shape_str(src, b1, sizeof b1), lfl_shape_str(dst, b2, sizeof b2));
+}
+
+lfl_status lfl_fill_(lfl_tensor *t, double v)
+{
+    if (lfl_dtype_is_block(t->dtype)) return lfl_fail(LFL_ERR_ARG, "fill: cannot fill a %s tensor", lfl_dtype_name(t->dtype));
+    if (t->device != LFL_CPU) {
+        lfl_tensor *h;
+        LFL_TRY(lfl_full(t->ndim, t->shape, v, t->dtype, LFL_CPU, &h));
+        lfl_status st = lfl_copy_(t, h);
+        lfl_tensor_release(h);
+        return st;
+    }
+    lfl_tensor *one;
+    LFL_TRY(lfl_empty(0, NULL, t->dtype, LFL_CPU, &one));
+    lfl_set(one, 0, v);
+    lfl_status st = lfl_copy_(t, one);
+    lfl_tensor_release(one);
+    return st;
+}
+
+static lfl_status identity_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    (void)n;
+    gin[0] = lfl_tensor_retain(gout[0]);
+    return LFL_OK;
+}
+
+lfl_status lfl_clone(lfl_tensor *t, lfl_tensor **out)
+{
+    LFL_TRY(lfl_empty_like(t, out));
+    lfl_status st = lfl_copy_(*out, t);
+    if (st) { lfl_tensor_release(*out); *out = NULL; return st; }
+    lfl_node *n = lfl_node_begin("clone", identity_backward, 1, &t, 1);
+    if (n) { lfl_node_set_output(n, *out, 0); lfl_node_release(n); }
+    return LFL_OK;
+}
+
+lfl_status lfl_contiguous(lfl_tensor *t, lfl_tensor **out)
+{
+    if (lfl_is_contiguous(t)) { *out = lfl_tensor_retain(t); return LFL_OK; }
+    return lfl_clone(t, out);
+}
+
+static lfl_status cast_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    return lfl_cast(gout[0], n->in[0].dtype, &gin[0]);
+}
+
+lfl_status lfl_cast(lfl_tensor *t, lfl_dtype dt, lfl_tensor **out)
+{
+    if (t->dtype == dt) { *out = lfl_tensor_retain(t); return LFL_OK; }
+    if (t->device != LFL_CPU)
+        return lfl_fail(LFL_ERR_UNSUPPORTED, "cast: dtype conversion on a CUDA tensor is not available yet; cast on the CPU first");
+    if (lfl_dtype_is_block(t->dtype) || lfl_dtype_is_block(dt))
+        return lfl_fail(LFL_ERR_ARG, "cast: %s -> %s needs (de)quantization, not a cast",
+                        lfl_dtype_name(t->dtype), lfl_dtype_name(dt));
+    LFL_TRY(lfl_empty(t->ndim, t->shape, dt, t->device, out));
+    lfl_status st = lfl_copy_(*out, t);
+    if (st) { lfl_tensor_release(*out); *out = NULL; return st; }
+    if (lfl_dtypes[dt].is_float) {
+        lfl_node *n = lfl_node_begin("cast", cast_backward, 1, &t, 1);
+        if (n) { lfl_node_set_output(n, *out, 0); lfl_node_release(n); }
+    }
+    return LFL_OK;
+}
+
+static lfl_status to_device_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    return lfl_to_device(gout[0], (int)n->iarg[0], &gin[0]);
+}
+
+lfl_status lfl_to_device(lfl_tensor *t, int device, lfl_tensor **out)
+{
+    if (t->device == device) { *out = lfl_tensor_retain(t); return LFL_OK; }
+    lfl_tensor *c;
+    LFL_TRY(lfl_contiguous(t, &c));
+    lfl_status st = lfl_empty(c->ndim, c->shape, c->dtype, device, out);
+    if (st == LFL_OK) st = lfl_copy_(*out, c);
+    lfl_tensor_release(c);
+    if (st) { lfl_tensor_release(*out); *out = NULL; return st; }
+    lfl_node *n = lfl_node_begin("to_device", to_device_backward, 1, &t, 1);
+    if (n) { n->iarg[0] = t->device; lfl_node_set_output(n, *out, 0); lfl_node_release(n); }
+    return LFL_OK;
+}
+
+lfl_status lfl_sum_to(lfl_tensor *g, int ndim, const int64_t *shape, lfl_tensor **out)
+{
+    bool same = g->ndim == ndim;
+    for (int d = 0; same && d < ndim; d++) same = g->shape[d] == shape[d];
+    if (same) { *out = lfl_tensor_retain(g); return LFL_OK; }
+    if (g->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "sum_to: CUDA tensors are not supported yet");
+    lfl_tensor *acc;
+    LFL_TRY(lfl_zeros(ndim, shape, LFL_F64, LFL_CPU, &acc));
+    /* acc viewed at g's shape: stride 0 along the broadcast dims */
+    int64_t strides[2][LFL_MAX_DIMS];
+    lfl_broadcast_strides(acc, g->ndim, g->shape, strides[1]);
+    for (int d = 0; d < g->ndim; d++) strides[0][d] = g->stride[d];
+    int64_t rows, len;
+    lfl_rows(g->ndim, g->shape, &rows, &len);
+    double *pa = lfl_data(acc);
+    const char *pg = lfl_data(g);
+    size_t es = lfl_dtype_size(g->dtype);
+    load_fn ld = loads[g->dtype];
+    int64_t gs = g->ndim ? strides[0][g->ndim - 1] : 1, as = g->ndim ? strides[1][g->ndim - 1] : 1;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t o[2];
+        lfl_row_offsets(g->ndim, g->shape, r, 2, strides, o);
+        for (int64_t j = 0; j < len; j++) pa[o[1] + j * as] += ld(pg + (o[0] + j * gs) * (int64_t)es);
+    }
+    lfl_status st = LFL_OK;
+    if (g->dtype == LFL_F64) {
+        *out = acc;
+    } else {
+        st = lfl_empty(ndim, shape, g->dtype, LFL_CPU, out);
+        if (st == LFL_OK) st = lfl_copy_(*out, acc);
+        lfl_tensor_release(acc);
+    }
+    return st;
+}

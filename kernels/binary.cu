@@ -1,0 +1,51 @@
+// add/sub/mul/div with broadcasting on CUDA (f32, f64).
+#include <cuda_runtime.h>
+extern "C" {
+#include "kernels.h"
+}
+
+struct Strides { int nd; long long shape[LFL_MAX_DIMS], sa[LFL_MAX_DIMS], sb[LFL_MAX_DIMS]; };
+
+template <typename T>
+__global__ void binary_kernel(int kind, const T *a, const T *b, T *o, long long n, Strides s)
+{
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    long long rem = i, oa = 0, ob = 0;
+    for (int d = s.nd - 1; d >= 0; d--) {
+        long long k = rem % s.shape[d];
+        rem /= s.shape[d];
+        oa += k * s.sa[d];
+        ob += k * s.sb[d];
+    }
+    T x = a[oa], y = b[ob];
+    o[i] = kind == 0 ? x + y : kind == 1 ? x - y : kind == 2 ? x * y : x / y;
+}
+
+extern "C" lfl_status lfl_cuda_binary(int kind, const lfl_tensor *a, const lfl_tensor *b, lfl_tensor *o)
+{
+    Strides s;
+    s.nd = o->ndim;
+    for (int d = 0; d < o->ndim; d++) {
+        s.shape[d] = o->shape[d];
+        int da = d - (o->ndim - a->ndim), db = d - (o->ndim - b->ndim);
+        s.sa[d] = (da < 0 || a->shape[da] == 1) ? 0 : a->stride[da];
+        s.sb[d] = (db < 0 || b->shape[db] == 1) ? 0 : b->stride[db];
+    }
+    long long n = lfl_numel(o);
+    if (n == 0) return LFL_OK;
+    cudaSetDevice(o->device);
+    int threads = 256;
+    long long blocks = (n + threads - 1) / threads;
+    if (o->dtype == LFL_F32)
+        binary_kernel<float><<<blocks, threads>>>(kind, (const float *)lfl_data(a), (const float *)lfl_data(b),
+                                                  (float *)lfl_data(o), n, s);
+    else if (o->dtype == LFL_F64)
+        binary_kernel<double><<<blocks, threads>>>(kind, (const double *)lfl_data(a), (const double *)lfl_data(b),
+                                                   (double *)lfl_data(o), n, s);
+    else
+        return lfl_fail(LFL_ERR_UNSUPPORTED, "cuda binary op: dtype %s", lfl_dtype_name(o->dtype));
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return lfl_fail(LFL_ERR_DEVICE, "cuda binary op: %s", cudaGetErrorString(e));
+    return LFL_OK;
+}

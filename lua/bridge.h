@@ -1,0 +1,54 @@
+/* The bridge: the only C that includes lua.h. Registers core objects as
+ * userdata, turns lfl_status into Lua errors, and runs Lua callbacks. */
+#ifndef LFL_BRIDGE_H
+#define LFL_BRIDGE_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include "lfl.h"
+
+#define LFL_TENSOR_MT "lfl.Tensor"
+
+/* A new state with the lfl library loaded (global `lfl`), package paths set. */
+lua_State *lfl_lua_new(void);
+void lfl_lua_close(lua_State *L);
+/* The root holding stdlib/ and recipes/ */
+const char *lfl_lua_home(void);
+
+/* Pushes t and takes ownership of the caller's reference. */
+void lfl_lua_push_tensor(lua_State *L, lfl_tensor *t);
+lfl_tensor *lfl_lua_check_tensor(lua_State *L, int idx);
+lfl_tensor *lfl_lua_opt_tensor(lua_State *L, int idx); /* NULL for nil/none */
+bool lfl_lua_is_tensor(lua_State *L, int idx);
+/* Raises the last core error as a Lua error when st != LFL_OK. */
+void lfl_lua_check(lua_State *L, lfl_status st);
+/* 1-based (negative from the end) Lua dim -> 0-based core dim, checked. */
+int lfl_lua_check_dim(lua_State *L, int idx, int ndim);
+int lfl_lua_opt_dim(lua_State *L, int idx, int ndim, int def0);
+/* Reads a shape given as numbers (idx..top) or one table at idx. */
+int lfl_lua_check_shape(lua_State *L, int idx, int64_t *shape);
+/* dtype from a name string (or default when nil) */
+lfl_dtype lfl_lua_opt_dtype(lua_State *L, int idx, lfl_dtype def);
+
+/* Registers functions both as lfl.<name>(t, ...) and as methods t:<name>(...) */
+void lfl_lua_register_ops(lua_State *L, const luaL_Reg *fns);
+/* Registers functions into the lfl table only / into a sub-table lfl.<sub> */
+void lfl_lua_register_funcs(lua_State *L, const char *sub, const luaL_Reg *fns);
+
+/* Bridge modules announce themselves with LFL_LUA_MODULE(name) { ... } and are
+ * run in link order when a state is created (after the tensor type exists). */
+typedef void (*lfl_lua_module_fn)(lua_State *L);
+void lfl_lua_add_module(const char *name, lfl_lua_module_fn fn);
+#define LFL_LUA_MODULE(name)                                                  \
+    static void lfl_mod_##name(lua_State *L);                                 \
+    __attribute__((constructor)) static void lfl_mod_reg_##name(void)         \
+    {                                                                         \
+        lfl_lua_add_module(#name, lfl_mod_##name);                            \
+    }                                                                         \
+    static void lfl_mod_##name(lua_State *L)
+
+/* Ctrl-C support for the REPL: makes the running Lua code raise "interrupted". */
+void lfl_lua_interrupt(lua_State *L);
+
+#endif

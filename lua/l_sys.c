@@ -1,0 +1,70 @@
+/* lfl.sys: build and run-time facts (BLAS kernel, CUDA), threads, timing. */
+#include <luajit.h>
+#include <omp.h>
+#include <time.h>
+#include "bridge.h"
+
+static int l_blas(lua_State *L)
+{
+    lua_pushstring(L, lfl_blas_describe());
+    lua_pushstring(L, lfl_blas_corename());
+    return 2;
+}
+
+static int l_cuda(lua_State *L)
+{
+    lua_pushstring(L, lfl_device_describe());
+    lua_pushinteger(L, lfl_device_count());
+    return 2;
+}
+
+static int l_threads(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1)) {
+        int n = (int)luaL_checkinteger(L, 1);
+        omp_set_num_threads(n);
+        lfl_blas_set_threads(n);
+    }
+    lua_pushinteger(L, omp_get_max_threads());
+    return 1;
+}
+
+static int l_clock(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + 1e-9 * (lua_Number)ts.tv_nsec);
+    return 1;
+}
+
+/* peak resident set size of the process in MB (VmHWM) */
+static int l_rss(lua_State *L)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double cur = 0, peak = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "VmRSS:", 6) == 0) cur = atof(line + 6) / 1024.0;
+        if (strncmp(line, "VmHWM:", 6) == 0) peak = atof(line + 6) / 1024.0;
+    }
+    if (f) fclose(f);
+    lua_pushnumber(L, cur);
+    lua_pushnumber(L, peak);
+    return 2;
+}
+
+static const luaL_Reg funcs[] = {
+    {"blas", l_blas}, {"cuda", l_cuda}, {"threads", l_threads}, {"clock", l_clock}, {"rss", l_rss},
+    {NULL, NULL},
+};
+
+LFL_LUA_MODULE(sys)
+{
+    (void)lfl_blas_init(); /* a missing BLAS is reported by lfl --version and the first GEMM */
+    lfl_lua_register_funcs(L, "sys", funcs);
+    lua_getglobal(L, "lfl");
+    lua_getfield(L, -1, "sys");
+    lua_pushstring(L, LUAJIT_VERSION);
+    lua_setfield(L, -2, "luajit");
+    lua_pop(L, 2);
+}

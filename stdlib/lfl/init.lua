@@ -1,0 +1,132 @@
+-- The Lua half of the lfl library, loaded into every state after the C bridge:
+-- tensor operators and printing, and lazy loading of the stdlib modules.
+local lfl = lfl
+local T = lfl.Tensor
+local M = T.methods
+local floor, fmt, concat = math.floor, string.format, table.concat
+
+local function is_tensor(x) return getmetatable(x) == T end
+lfl.is_tensor = is_tensor
+
+-- arithmetic: numbers on either side become scalar ops
+T.__add = function(a, b) return lfl.add(a, b) end
+T.__mul = function(a, b) return lfl.mul(a, b) end
+T.__sub = function(a, b) return lfl.sub(a, b) end
+T.__div = function(a, b)
+  if type(a) == "number" then return lfl.div(lfl.full(b:size(), a, b:dtype()), b) end
+  return lfl.div(a, b)
+end
+T.__unm = function(a) return lfl.affine(a, -1, 0) end
+T.__pow = function(a, p)
+  assert(type(p) == "number", "tensor ^ x needs a number exponent")
+  return lfl.pow(a, p)
+end
+T.__concat = function(a, b) return tostring(a) .. tostring(b) end
+
+function M.neg(a) return lfl.affine(a, -1, 0) end
+function M.scale(a, s) return lfl.affine(a, s, 0) end
+function M.shape(t) return t:size() end
+
+-- ---- printing, in the style of torch7/PyTorch ----
+local EDGE, MAXN = 3, 1000 -- elide the middle past MAXN elements
+
+local function num(x, intlike)
+  if intlike then return fmt("%d", x) end
+  if x ~= x then return "nan" end
+  if x == math.huge then return "inf" elseif x == -math.huge then return "-inf" end
+  return fmt("%.4f", x)
+end
+
+local function format_tensor(t)
+  local size, nd, dt = t:size(), t:dim(), t:dtype()
+  local intlike = dt:match("^[iub]") ~= nil
+  local dev = t:device()
+  local src = dev == "cpu" and t or t:to("cpu")
+  if dt ~= "f32" and dt ~= "f64" and dt ~= "i64" and dt ~= "i32" and dt ~= "u8" and dt ~= "bool"
+    and dt ~= "f16" and dt ~= "bf16" then
+    return fmt("tensor(<%s blocks>, shape=[%s], dtype=%s, device=%s)", dt, concat(size, ","), dt, dev)
+  end
+  local n = t:numel()
+  local elide = n > MAXN
+  local strides, acc = {}, 1
+  for d = nd, 1, -1 do strides[d] = acc; acc = acc * size[d] end
+  local width = 0
+  local cache = {}
+  local function el(flat) -- flat: 1-based
+    local s = cache[flat]
+    if not s then s = num(src:_at(flat), intlike); cache[flat] = s; if #s > width then width = #s end end
+    return s
+  end
+  -- pass 1: compute width over the printed elements
+  local function walk(d, base, visit)
+    local len = size[d]
+    local idxs = {}
+    if elide and len > 2 * EDGE then
+      for i = 1, EDGE do idxs[#idxs + 1] = i end
+      idxs[#idxs + 1] = false
+      for i = len - EDGE + 1, len do idxs[#idxs + 1] = i end
+    else
+      for i = 1, len do idxs[i] = i end
+    end
+    return visit(d, base, idxs)
+  end
+  local function measure(d, base, idxs)
+    for _, i in ipairs(idxs) do
+      if i then
+        local b = base + (i - 1) * strides[d]
+        if d == nd then el(b + 1) else walk(d + 1, b, measure) end
+      end
+    end
+  end
+  local function render(d, base, idxs, indent)
+    local parts = {}
+    for _, i in ipairs(idxs) do
+      if not i then
+        parts[#parts + 1] = "..."
+      else
+        local b = base + (i - 1) * strides[d]
+        if d == nd then
+          local s = el(b + 1)
+          parts[#parts + 1] = string.rep(" ", width - #s) .. s
+        else
+          parts[#parts + 1] = walk(d + 1, b, function(dd, bb, ii) return render(dd, bb, ii, indent .. " ") end)
+        end
+      end
+    end
+    if d == nd then return "[" .. concat(parts, ", ") .. "]" end
+    local sep = ",\n" .. (nd - d > 1 and "\n" or "") .. indent .. " "
+    return "[" .. concat(parts, sep) .. "]"
+  end
+  local body
+  if nd == 0 then
+    body = num(src:item(), intlike)
+  elseif n == 0 then
+    body = "[]"
+  else
+    walk(1, 0, measure)
+    body = walk(1, 0, function(d, b, ii) return render(d, b, ii, "       ") end)
+  end
+  local extra = {}
+  extra[#extra + 1] = "shape=[" .. concat(size, ",") .. "]"
+  extra[#extra + 1] = "dtype=" .. dt
+  if dev ~= "cpu" then extra[#extra + 1] = "device=" .. dev end
+  if t:grad_fn() then extra[#extra + 1] = "grad_fn=" .. t:grad_fn()
+  elseif t:get_requires_grad() then extra[#extra + 1] = "requires_grad=true" end
+  return "tensor(" .. body .. ",\n       " .. concat(extra, ", ") .. ")"
+end
+T.__tostring = format_tensor
+lfl.format_tensor = format_tensor
+
+-- lazily loaded stdlib modules: lfl.test, lfl.pretty, lfl.nn, ... come from
+-- stdlib/lfl/<name>.lua on first use
+setmetatable(lfl, {
+  __index = function(self, k)
+    if type(k) ~= "string" then return nil end
+    local ok, mod = pcall(require, "lfl." .. k)
+    if ok then rawset(self, k, mod); return mod end
+    if not tostring(mod):find("module 'lfl." .. k .. "' not found", 1, true) then error(mod, 2) end
+    return nil
+  end,
+})
+
+return lfl
