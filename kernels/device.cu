@@ -19,7 +19,7 @@ extern "C" int lfl_device_count(void)
 
 extern "C" const char *lfl_device_describe(void)
 {
-    static char buf[256];
+    static char buf[512];
     int rt = 0, n = 0;
     cudaRuntimeGetVersion(&rt);
     cudaError_t e = cudaGetDeviceCount(&n);

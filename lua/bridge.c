@@ -29,7 +29,7 @@ static bool is_dir(const char *p)
 
 const char *lfl_lua_home(void)
 {
-    static char home[4096];
+    static char home[4200];
     if (home[0]) return home;
     const char *env = getenv("LFL_HOME");
     char probe[4200];
@@ -38,7 +38,7 @@ const char *lfl_lua_home(void)
         return home;
     }
     /* next to the executable (build/lfl -> ..), then where it was built from */
-    char exe[4096];
+    char exe[4000];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = 0;
