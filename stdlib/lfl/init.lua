@@ -117,6 +117,9 @@ end
 T.__tostring = format_tensor
 lfl.format_tensor = format_tensor
 
+-- an empty table that lfl.json.encode writes as {} rather than []
+function lfl.json.object(t) return setmetatable(t or {}, {__jsontype = "object"}) end
+
 -- lazily loaded stdlib modules: lfl.test, lfl.pretty, lfl.nn, ... come from
 -- stdlib/lfl/<name>.lua on first use
 setmetatable(lfl, {

@@ -1,0 +1,68 @@
+-- Checkpoint IO: safetensors written by torch load here; ours load back;
+-- malformed files give clear errors. JSON bridge basics.
+local t = lfl.test
+local golden = lfl.home .. "/tests/golden/io/"
+local tmp = os.tmpname()
+
+local function read(path) local f = assert(io.open(path, "rb")); local s = f:read("*a"); f:close(); return s end
+local function write(path, s) local f = assert(io.open(path, "wb")); f:write(s); f:close() end
+
+t.suite("safetensors", {
+  torch_written = function()
+    local ts, meta = lfl.safetensors.load(golden .. "torch_written.safetensors")
+    local expect = lfl.json.decode(read(golden .. "torch_written.json"))
+    t.assert_eq(meta.note, "golden"); t.assert_eq(meta.format, "pt")
+    for name, e in pairs(expect) do
+      local x = ts[name]
+      t.assert(x, "missing " .. name)
+      t.assert_eq(#x:size(), #e.shape, name .. " rank")
+      t.assert_tensor_close(x:double():reshape(-1), lfl.tensor(#e.values > 0 and e.values or {}, "f64"):reshape(-1), 0, 0, name)
+    end
+    t.assert_eq(ts.bf16:dtype(), "bf16"); t.assert_eq(ts.i64:dtype(), "i64"); t.assert_eq(ts.scalar:dim(), 0)
+  end,
+
+  roundtrip = function()
+    local a, b = lfl.randn(3, 4):transpose(), lfl.arange(5, "i64")
+    lfl.safetensors.save(tmp, {a = a, b = b, h = lfl.randn(2):to("bf16")}, {step = "7"})
+    local ts, meta = lfl.safetensors.load(tmp)
+    t.assert_tensor_close(ts.a, a, 0, 0); t.assert_tensor_close(ts.b, b, 0, 0)
+    t.assert_eq(meta.step, "7"); t.assert_eq(meta.format, "pt")
+    -- header padded to a multiple of 8 as the format asks
+    local s = read(tmp)
+    local n = 0
+    for i = 8, 1, -1 do n = n * 256 + s:byte(i) end
+    t.assert_eq(n % 8, 0)
+    local h = lfl.safetensors.header(tmp)
+    t.assert_eq(h.a.dtype, "f32"); t.assert_eq(h.a.shape[1], 4)
+  end,
+
+  bad_files = function()
+    local good = read(golden .. "torch_written.safetensors")
+    write(tmp, good:sub(1, 5))
+    t.assert_error(function() lfl.safetensors.load(tmp) end, "too short")
+    write(tmp, good:sub(1, 100))
+    t.assert_error(function() lfl.safetensors.load(tmp) end, "exceeds the file")
+    write(tmp, good:sub(1, #good - 10))
+    t.assert_error(function() lfl.safetensors.load(tmp) end, "outside the")
+    local hdr = '{"x":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}}'
+    local len = string.char(#hdr, 0, 0, 0, 0, 0, 0, 0)
+    write(tmp, len .. hdr .. string.rep("\0", 8))
+    t.assert_error(function() lfl.safetensors.load(tmp) end, "8 bytes for 4 elements")
+    hdr = '{"x":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}'
+    write(tmp, string.char(#hdr, 0, 0, 0, 0, 0, 0, 0) .. hdr .. "\0")
+    t.assert_error(function() lfl.safetensors.load(tmp) end, "F8_E4M3 is not supported")
+    t.assert_error(function() lfl.safetensors.load("/nonexistent/x.safetensors") end, "cannot open")
+  end,
+})
+
+t.suite("json", {
+  roundtrip = function()
+    local v = lfl.json.decode('{"a": [1, 2.5, "x", true, null], "b": {"c": "é"}}')
+    t.assert_eq(v.a[2], 2.5); t.assert_eq(v.a[5], lfl.json.null); t.assert_eq(v.b.c, "é")
+    t.assert_eq(lfl.json.encode({b = 1, a = {1, 2}}), '{"a":[1,2],"b":1}')
+    t.assert_error(function() lfl.json.decode('{"a": [1, 2', "cfg.json") end, "cfg.json: invalid JSON at line 1")
+  end,
+})
+
+t.run()
+os.remove(tmp)
