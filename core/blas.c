@@ -78,7 +78,7 @@ static void load(void)
         return;
     }
     int par = p_parallel ? p_parallel() : -1;
-    snprintf(describe_buf, sizeof describe_buf, "OpenBLAS %s, kernel %s (%s), %d threads",
+    snprintf(describe_buf, sizeof describe_buf, "%s, kernel %s (%s), %d threads",
              p_config ? p_config() : "?", p_corename ? p_corename() : "?", chosen,
              p_get_threads ? p_get_threads() : 0);
     (void)par;

@@ -1,0 +1,252 @@
+-- The generic decoder: one forward for the llama family and its relatives,
+-- parameterised by an architecture spec derived from config.json. Covers
+-- llama/mistral/qwen2/qwen3/gemma/gemma2/phi3 (and checkpoints that map onto
+-- them); parameter names are Hugging Face's.
+local lfl = lfl
+local rope = require("lfl.rope")
+local fmt, sqrt = string.format, math.sqrt
+
+local M = {}
+
+-- Architecture traits by model_type. Families that reuse a layout (SmolLM2,
+-- Yi, DeepSeek-LLM are model_type "llama") need no entry of their own.
+local TRAITS = {
+  llama   = {},
+  mistral = {window_all = true},
+  qwen2   = {qkv_bias = true},
+  qwen3   = {qk_norm = true},
+  gemma   = {norm_plus_one = true, embed_scale = true, act = "gelu_tanh"},
+  gemma2  = {norm_plus_one = true, embed_scale = true, act = "gelu_tanh", post_norms = true},
+  phi3    = {fused_qkv = true, fused_gate_up = true},
+}
+M.TRAITS = TRAITS
+
+local ACTS = {silu = "silu", swish = "silu", gelu_pytorch_tanh = "gelu_tanh", gelu_new = "gelu_tanh",
+              gelu = "gelu", gelu_fast = "gelu_tanh"}
+
+function M.resolve(cfg)
+  local mt = cfg.model_type
+  local tr = TRAITS[mt]
+  if not tr then
+    local known = {}
+    for k in pairs(TRAITS) do known[#known + 1] = k end
+    table.sort(known)
+    error(fmt("config.json: model_type '%s' is not supported (supported: %s)", tostring(mt),
+      table.concat(known, ", ")), 0)
+  end
+  local a = {}
+  for k, v in pairs(tr) do a[k] = v end
+  a.name = mt
+  a.hidden = cfg.hidden_size
+  a.layers = cfg.num_hidden_layers
+  a.heads = cfg.num_attention_heads
+  a.kv_heads = cfg.num_key_value_heads or cfg.num_attention_heads
+  a.head_dim = (cfg.head_dim ~= nil and cfg.head_dim ~= lfl.json.null and cfg.head_dim) or a.hidden / a.heads
+  a.head_dim = math.floor(a.head_dim)
+  a.vocab = cfg.vocab_size
+  a.eps = cfg.rms_norm_eps or cfg.layer_norm_eps or 1e-6
+  local act = cfg.hidden_activation or cfg.hidden_act or "silu"
+  a.act = tr.act and (ACTS[act] or tr.act) or ACTS[act]
+  if not a.act then error(fmt("config.json: hidden_act '%s' is not supported", tostring(act)), 0) end
+  a.tied = cfg.tie_word_embeddings
+  if a.tied == nil then a.tied = (mt == "gemma" or mt == "gemma2") end
+  if cfg.attention_bias then a.qkv_bias, a.o_bias = true, true end
+  if cfg.mlp_bias then a.mlp_bias = true end
+  -- attention scaling and soft-capping
+  a.scale = 1 / sqrt(a.head_dim)
+  if mt == "gemma2" and cfg.query_pre_attn_scalar then a.scale = cfg.query_pre_attn_scalar ^ -0.5 end
+  a.attn_softcap = cfg.attn_logit_softcapping
+  a.final_softcap = cfg.final_logit_softcapping
+  if a.attn_softcap == lfl.json.null then a.attn_softcap = nil end
+  if a.final_softcap == lfl.json.null then a.final_softcap = nil end
+  -- sliding windows per layer
+  a.window = {}
+  local sw = cfg.sliding_window
+  if sw == lfl.json.null then sw = nil end
+  for l = 1, a.layers do
+    local w = nil
+    if cfg.layer_types and cfg.layer_types ~= lfl.json.null then
+      if cfg.layer_types[l] == "sliding_attention" then w = sw end
+    elseif mt == "mistral" then
+      w = sw
+    elseif mt == "qwen2" and cfg.use_sliding_window and sw then
+      if l - 1 >= (cfg.max_window_layers or 0) then w = sw end
+    elseif mt == "gemma2" and sw then
+      if (l - 1) % 2 == 0 then w = sw end
+    elseif mt == "phi3" and sw then
+      w = sw
+    end
+    a.window[l] = w
+  end
+  return a
+end
+
+local function P(m, name)
+  local t = m.params[name]
+  if not t then error(fmt("model: parameter '%s' is missing (architecture %s)", name, m.arch.name), 0) end
+  return t
+end
+
+-- Checks that every parameter the forward needs is there with the right shape.
+function M.check(m)
+  local a = m.arch
+  local function want(name, shape)
+    local t = P(m, name)
+    local s = t:size()
+    local ok = #s == #shape
+    for i = 1, #shape do ok = ok and s[i] == shape[i] end
+    if not ok then
+      error(fmt("model: parameter '%s' has shape [%s], expected [%s]", name, table.concat(s, ","),
+        table.concat(shape, ",")), 0)
+    end
+  end
+  local H, D, Hq, Hk, F = a.hidden, a.head_dim, a.heads, a.kv_heads, m.config.intermediate_size
+  want("model.embed_tokens.weight", {a.vocab, H})
+  for l = 0, a.layers - 1 do
+    local p = "model.layers." .. l .. "."
+    if a.fused_qkv then
+      want(p .. "self_attn.qkv_proj.weight", {(Hq + 2 * Hk) * D, H})
+    else
+      want(p .. "self_attn.q_proj.weight", {Hq * D, H})
+      want(p .. "self_attn.k_proj.weight", {Hk * D, H})
+      want(p .. "self_attn.v_proj.weight", {Hk * D, H})
+    end
+    want(p .. "self_attn.o_proj.weight", {H, Hq * D})
+    if a.fused_gate_up then want(p .. "mlp.gate_up_proj.weight", {2 * F, H})
+    else want(p .. "mlp.gate_proj.weight", {F, H}); want(p .. "mlp.up_proj.weight", {F, H}) end
+    want(p .. "mlp.down_proj.weight", {H, F})
+  end
+  if not a.tied then want("lm_head.weight", {a.vocab, H}) end
+end
+
+local function norm(m, x, name)
+  local a = m.arch
+  local w = P(m, name)
+  if a.norm_plus_one then
+    -- gemma: x * (1 + w); the (1 + w) is part of the graph so w gets its gradient
+    w = w + 1
+  end
+  return lfl.rmsnorm(x, w, a.eps)
+end
+
+local function opt(m, name) return m.params[name] end
+
+local function linear(m, x, base)
+  return lfl.linear(x, P(m, base .. ".weight"), opt(m, base .. ".bias"))
+end
+
+-- One decoder layer: x [B, T, H] -> [B, T, H]
+local function layer(m, l, x, cos, sin, segments)
+  local a = m.arch
+  local p = "model.layers." .. (l - 1) .. "."
+  local sz = x:size()
+  local B, T = sz[1], sz[2]
+  local D, Hq, Hk = a.head_dim, a.heads, a.kv_heads
+  local h = norm(m, x, p .. "input_layernorm.weight")
+  local q, k, v
+  if a.fused_qkv then
+    local qkv = linear(m, h, p .. "self_attn.qkv_proj")
+    q = qkv:narrow(3, 1, Hq * D)
+    k = qkv:narrow(3, Hq * D + 1, Hk * D)
+    v = qkv:narrow(3, (Hq + Hk) * D + 1, Hk * D)
+  else
+    q = linear(m, h, p .. "self_attn.q_proj")
+    k = linear(m, h, p .. "self_attn.k_proj")
+    v = linear(m, h, p .. "self_attn.v_proj")
+  end
+  q = q:reshape(B, T, Hq, D)
+  k = k:reshape(B, T, Hk, D)
+  v = v:reshape(B, T, Hk, D)
+  if a.qk_norm then
+    q = lfl.rmsnorm(q, P(m, p .. "self_attn.q_norm.weight"), a.eps)
+    k = lfl.rmsnorm(k, P(m, p .. "self_attn.k_norm.weight"), a.eps)
+  end
+  q = lfl.rope(q:transpose(2, 3), cos, sin)
+  k = lfl.rope(k:transpose(2, 3), cos, sin)
+  v = v:transpose(2, 3)
+  local o = lfl.attention(q, k, v, {causal = true, scale = a.scale, window = a.window[l],
+                                    softcap = a.attn_softcap, segments = segments})
+  o = o:transpose(2, 3):reshape(B, T, Hq * D)
+  o = linear(m, o, p .. "self_attn.o_proj")
+  if a.post_norms then o = norm(m, o, p .. "post_attention_layernorm.weight") end
+  x = x + o
+  h = norm(m, x, p .. (a.post_norms and "pre_feedforward_layernorm.weight" or "post_attention_layernorm.weight"))
+  local gate, up
+  if a.fused_gate_up then
+    local gu = linear(m, h, p .. "mlp.gate_up_proj")
+    local F = gu:size(3) / 2
+    gate, up = gu:narrow(3, 1, F), gu:narrow(3, F + 1, F)
+  else
+    gate = linear(m, h, p .. "mlp.gate_proj")
+    up = linear(m, h, p .. "mlp.up_proj")
+  end
+  local act
+  if a.act == "silu" then act = lfl.swiglu(gate, up)
+  else act = lfl.geglu(gate, up, a.act == "gelu_tanh") end
+  local y = linear(m, act, p .. "mlp.down_proj")
+  if a.post_norms then y = norm(m, y, p .. "post_feedforward_layernorm.weight") end
+  return x + y
+end
+
+local function default_positions(B, T)
+  local pos = lfl.arange(T, "i64"):view(1, T):expand(B, T):contiguous()
+  return pos
+end
+
+-- Hidden states after the final norm: [B, T, H]
+function M.hidden(m, ids, opts)
+  local a = m.arch
+  local sz = ids:size()
+  local B, T = sz[1], sz[2]
+  local pos = opts.position_ids or default_positions(B, T)
+  local inv, att = rope.inv_freq(m.config, a.head_dim, T)
+  local cos, sin = rope.cos_sin(inv, att, pos, a.head_dim)
+  local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)
+  if a.embed_scale then x = x * lfl.tensor(sqrt(a.hidden)):_at(1) end
+  local ckpt = opts.gradient_checkpointing and lfl.is_grad_enabled()
+  for l = 1, a.layers do
+    if ckpt then
+      x = lfl.checkpoint(function(h) return layer(m, l, h, cos, sin, opts.segments) end, x)
+    else
+      x = layer(m, l, x, cos, sin, opts.segments)
+    end
+  end
+  return norm(m, x, "model.norm.weight")
+end
+
+function M.lm_head(m)
+  return m.arch.tied and P(m, "model.embed_tokens.weight") or P(m, "lm_head.weight")
+end
+
+function M.forward(m, ids, opts)
+  local h = M.hidden(m, ids, opts)
+  if opts.hidden then return h end
+  local logits = lfl.linear(h, M.lm_head(m))
+  local cap = m.arch.final_softcap
+  if cap then logits = (logits * (1 / cap)):tanh() * cap end
+  return logits
+end
+
+-- labels [B, T] (i64, -100 ignored) are the inputs' labels; the loss predicts
+-- token t+1 from position t, as transformers shifts them.
+function M.shift_labels(labels)
+  local sz = labels:size()
+  local B, T = sz[1], sz[2]
+  local shifted = lfl.full({B, T}, -100, "i64")
+  if T > 1 then shifted[{{}, {1, T - 1}}] = labels[{{}, {2, T}}] end
+  return shifted
+end
+
+function M.loss(m, ids, labels, opts)
+  local shifted = opts.shifted and labels or M.shift_labels(labels)
+  if m.arch.final_softcap then
+    local logits = M.forward(m, ids, opts)
+    local V = logits:size(3)
+    return lfl.cross_entropy(logits:reshape(-1, V), shifted:reshape(-1))
+  end
+  local h = M.hidden(m, ids, opts)
+  local H = h:size(3)
+  return lfl.linear_cross_entropy(h:reshape(-1, H), M.lm_head(m), shifted:reshape(-1), {chunk = opts.ce_chunk})
+end
+
+return M

@@ -1,0 +1,179 @@
+-- Models: load a Hugging Face folder (config.json + safetensors, sharded or
+-- not) into a Model (config + named parameters with HF names), run the generic
+-- decoder forward (stdlib/lfl/decoder.lua), compute the causal-LM loss, save
+-- back to an HF folder that transformers loads.
+local lfl = lfl
+local decoder = require("lfl.decoder")
+local fmt, concat = string.format, table.concat
+
+local M = {}
+local Model = {}
+Model.__index = Model
+M.Model = Model
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+local function read_json(path)
+  local s, err = read_file(path)
+  if not s then error(fmt("%s: cannot read: %s", path, err), 0) end
+  return lfl.json.decode(s, path)
+end
+M.read_json = read_json
+
+-- Parameters of an HF folder: {name = tensor} (mmapped, stored dtype)
+local function load_weights(dir)
+  local params, order = {}, {}
+  local function add_file(path)
+    local ts = lfl.safetensors.load(path)
+    for k, v in pairs(ts) do
+      if params[k] then error(fmt("%s: tensor '%s' appears in two shards", path, k), 0) end
+      params[k] = v
+      order[#order + 1] = k
+    end
+  end
+  local index = dir .. "/model.safetensors.index.json"
+  if exists(index) then
+    local idx = read_json(index)
+    if type(idx.weight_map) ~= "table" then error(index .. ": no weight_map object", 0) end
+    local files, seen = {}, {}
+    for name, file in pairs(idx.weight_map) do
+      if not seen[file] then seen[file] = true; files[#files + 1] = file end
+    end
+    table.sort(files)
+    for _, file in ipairs(files) do
+      local path = dir .. "/" .. file
+      if not exists(path) then error(fmt("%s: shard %s named in the index is missing", index, file), 0) end
+      add_file(path)
+    end
+    for name, file in pairs(idx.weight_map) do
+      if not params[name] then error(fmt("%s: tensor '%s' is not in %s", index, name, file), 0) end
+    end
+  elseif exists(dir .. "/model.safetensors") then
+    add_file(dir .. "/model.safetensors")
+  else
+    error(fmt("%s: no model.safetensors or model.safetensors.index.json", dir), 0)
+  end
+  table.sort(order)
+  return params, order
+end
+
+-- opts.dtype: compute dtype for floating parameters ("f32" default; "bf16"
+-- keeps 16-bit weights as stored)
+function M.load(path, opts)
+  opts = opts or {}
+  if path:match("%.gguf$") then return require("lfl.gguf_model").load(path, opts) end
+  local cfg = read_json(path .. "/config.json")
+  local params, order = load_weights(path)
+  local m = M.from_params(cfg, params, opts)
+  m.path = path
+  if exists(path .. "/generation_config.json") then m.generation_config = read_json(path .. "/generation_config.json") end
+  return m
+end
+
+function M.from_params(cfg, params, opts)
+  opts = opts or {}
+  local arch = decoder.resolve(cfg)
+  local want = opts.dtype or "f32"
+  local names = {}
+  for name, t in pairs(params) do
+    local dt = t:dtype()
+    if (dt == "bf16" or dt == "f16" or dt == "f32" or dt == "f64") and dt ~= want then params[name] = t:to(want) end
+    names[#names + 1] = name
+  end
+  table.sort(names)
+  local m = setmetatable({config = cfg, arch = arch, params = params, names = names}, Model)
+  decoder.check(m)
+  return m
+end
+
+function Model:parameters()
+  local out = {}
+  for i, n in ipairs(self.names) do out[i] = self.params[n] end
+  return out
+end
+
+function Model:named_parameters() return self.names, self.params end
+
+function Model:num_parameters()
+  local n = 0
+  for _, name in ipairs(self.names) do
+    -- tied weights are stored once
+    n = n + self.params[name]:numel()
+  end
+  return n
+end
+
+-- forward(ids [B, T] i64, opts) -> logits [B, T, V] (or hidden states with
+-- opts.hidden = true). opts.position_ids, opts.segments for packed rows.
+function Model:forward(ids, opts) return decoder.forward(self, ids, opts or {}) end
+
+-- Causal-LM loss as transformers computes it: predict token t+1 from t, labels
+-- -100 ignored, mean over the rest. Uses the fused linear + cross-entropy.
+function Model:loss(ids, labels, opts)
+  return decoder.loss(self, ids, labels, opts or {})
+end
+
+function Model:__tostring()
+  local c, a = self.config, self.arch
+  return fmt("Model(%s: %d layers, hidden %d, heads %d/%d, head_dim %d, vocab %d, %.1fM params%s%s)",
+    a.name, a.layers, a.hidden, a.heads, a.kv_heads, a.head_dim, a.vocab, self:num_parameters() / 1e6,
+    self.path and (", from " .. self.path) or "", a.tied and ", tied embeddings" or "")
+end
+
+-- Writes an HF folder: config.json, safetensors shards of at most
+-- opts.shard_size bytes (default 5 GB) with an index when there are several.
+function Model:save(dir, opts)
+  opts = opts or {}
+  local limit = opts.shard_size or 5e9
+  os.execute(fmt("mkdir -p '%s'", dir))
+  local shards, cur, size = {}, {}, 0
+  for _, name in ipairs(self.names) do
+    local t = self.params[name]
+    local nb = t:numel() * (t:dtype():match("16") and 2 or t:dtype() == "f64" and 8 or 4)
+    if size > 0 and size + nb > limit then shards[#shards + 1] = cur; cur, size = {}, 0 end
+    cur[name] = t
+    size = size + nb
+  end
+  shards[#shards + 1] = cur
+  if #shards == 1 then
+    lfl.safetensors.save(dir .. "/model.safetensors", shards[1], {format = "pt"})
+  else
+    local map, total = {}, 0
+    for i, sh in ipairs(shards) do
+      local file = fmt("model-%05d-of-%05d.safetensors", i, #shards)
+      lfl.safetensors.save(dir .. "/" .. file, sh, {format = "pt"})
+      for name, t in pairs(sh) do map[name] = file; total = total + t:numel() * 4 end
+    end
+    M.write_atomic(dir .. "/model.safetensors.index.json",
+      lfl.json.encode({metadata = {total_size = total}, weight_map = map}, {indent = true}))
+  end
+  local cfg = {}
+  for k, v in pairs(self.config) do cfg[k] = v end
+  M.write_atomic(dir .. "/config.json", lfl.json.encode(cfg, {indent = true}))
+  if self.tokenizer_files then
+    for _, f in ipairs(self.tokenizer_files) do os.execute(fmt("cp '%s' '%s/'", f, dir)) end
+  end
+  return dir
+end
+
+function M.write_atomic(path, text)
+  local tmp = path .. ".tmp"
+  local f = assert(io.open(tmp, "wb"))
+  f:write(text)
+  f:close()
+  assert(os.rename(tmp, path))
+end
+
+return M
