@@ -3,6 +3,7 @@
 #include <math.h>
 #include "autograd.h"
 #include "device.h"
+#include "io/dequant.h"
 #include "iter.h"
 #include "tensor.h"
 
@@ -160,6 +161,14 @@ lfl_status lfl_cast(lfl_tensor *t, lfl_dtype dt, lfl_tensor **out)
     if (t->dtype == dt) { *out = lfl_tensor_retain(t); return LFL_OK; }
     if (t->device != LFL_CPU)
         return lfl_fail(LFL_ERR_UNSUPPORTED, "cast: dtype conversion on a CUDA tensor is not available yet; cast on the CPU first");
+    if (lfl_dtype_is_block(t->dtype) && lfl_dtypes[dt].is_float && t->dtype != LFL_NF4) {
+        /* a block tensor widens by dequantizing (no grad: quantized weights are frozen) */
+        lfl_tensor *f;
+        LFL_TRY(lfl_dequantize(t, &f));
+        lfl_status st = lfl_cast(f, dt, out);
+        lfl_tensor_release(f);
+        return st;
+    }
     if (lfl_dtype_is_block(t->dtype) || lfl_dtype_is_block(dt))
         return lfl_fail(LFL_ERR_ARG, "cast: %s -> %s needs (de)quantization, not a cast",
                         lfl_dtype_name(t->dtype), lfl_dtype_name(dt));

@@ -55,6 +55,20 @@ t.suite("safetensors", {
   end,
 })
 
+t.suite("dequant", {
+  matches_gguf_py = function()
+    local g = lfl.safetensors.load(golden .. "dequant.safetensors")
+    for _, ty in ipairs({"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K"}) do
+      local want = g[ty .. ".f32"]
+      local q = lfl.from_bytes(g[ty .. ".raw"], ty:lower(), want:size())
+      t.assert_eq(q:dtype(), ty:lower())
+      t.assert_tensor_close(q:dequantize(), want, 0, 0, ty)
+      t.assert_tensor_close(q:to("f32"), want, 0, 0, ty .. " via cast")
+    end
+    t.assert_error(function() lfl.from_bytes(g["Q8_0.raw"], "q8_0", {5, 7}) end, "do not hold")
+  end,
+})
+
 t.suite("json", {
   roundtrip = function()
     local v = lfl.json.decode('{"a": [1, 2.5, "x", true, null], "b": {"c": "é"}}')

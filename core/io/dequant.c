@@ -1,0 +1,177 @@
+/* Dequantization of ggml block formats, bit-exact with ggml-quants.c
+ * (f16 scales widened to f32, products in f32). */
+#include "../iter.h"
+#include "dequant.h"
+
+static const struct { int ggml; int dt; const char *name; } TYPES[] = {
+    {0, LFL_F32, "F32"}, {1, LFL_F16, "F16"}, {2, LFL_Q4_0, "Q4_0"}, {3, LFL_Q4_1, "Q4_1"},
+    {6, LFL_Q5_0, "Q5_0"}, {7, LFL_Q5_1, "Q5_1"}, {8, LFL_Q8_0, "Q8_0"}, {12, LFL_Q4_K, "Q4_K"},
+    {13, LFL_Q5_K, "Q5_K"}, {14, LFL_Q6_K, "Q6_K"}, {26, LFL_I32, "I32"},
+    {27, LFL_I64, "I64"}, {28, LFL_F64, "F64"}, {30, LFL_BF16, "BF16"},
+};
+
+int lfl_ggml_type_to_dtype(int g)
+{
+    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
+        if (TYPES[i].ggml == g) return TYPES[i].dt;
+    return -1;
+}
+
+const char *lfl_ggml_type_name(int g)
+{
+    static const char *names[40] = {[4] = "Q4_2", [5] = "Q4_3", [9] = "Q8_1", [10] = "Q2_K", [11] = "Q3_K",
+                                    [15] = "Q8_K", [16] = "IQ2_XXS", [17] = "IQ2_XS", [18] = "IQ3_XXS",
+                                    [19] = "IQ1_S", [20] = "IQ4_NL", [21] = "IQ3_S", [22] = "IQ2_S",
+                                    [23] = "IQ4_XS", [25] = "I16", [29] = "IQ1_M", [34] = "TQ1_0", [35] = "TQ2_0"};
+    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
+        if (TYPES[i].ggml == g) return TYPES[i].name;
+    return g >= 0 && g < 40 && names[g] ? names[g] : "unknown";
+}
+
+static inline float h2f(const uint8_t *p) { return lfl_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
+
+static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
+{
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+    }
+}
+
+static void block(lfl_dtype dt, const uint8_t *b, float *y)
+{
+    switch (dt) {
+    case LFL_Q4_0: {
+        float d = h2f(b);
+        const uint8_t *qs = b + 2;
+        for (int j = 0; j < 16; j++) {
+            y[j] = ((qs[j] & 0x0F) - 8) * d;
+            y[j + 16] = ((qs[j] >> 4) - 8) * d;
+        }
+        break;
+    }
+    case LFL_Q4_1: {
+        float d = h2f(b), m = h2f(b + 2);
+        const uint8_t *qs = b + 4;
+        for (int j = 0; j < 16; j++) {
+            y[j] = (qs[j] & 0x0F) * d + m;
+            y[j + 16] = (qs[j] >> 4) * d + m;
+        }
+        break;
+    }
+    case LFL_Q5_0: {
+        float d = h2f(b);
+        uint32_t qh = (uint32_t)b[2] | ((uint32_t)b[3] << 8) | ((uint32_t)b[4] << 16) | ((uint32_t)b[5] << 24);
+        const uint8_t *qs = b + 6;
+        for (int j = 0; j < 16; j++) {
+            uint8_t xh0 = (uint8_t)(((qh >> j) << 4) & 0x10), xh1 = (uint8_t)((qh >> (j + 12)) & 0x10);
+            y[j] = (((qs[j] & 0x0F) | xh0) - 16) * d;
+            y[j + 16] = (((qs[j] >> 4) | xh1) - 16) * d;
+        }
+        break;
+    }
+    case LFL_Q5_1: {
+        float d = h2f(b), m = h2f(b + 2);
+        uint32_t qh = (uint32_t)b[4] | ((uint32_t)b[5] << 8) | ((uint32_t)b[6] << 16) | ((uint32_t)b[7] << 24);
+        const uint8_t *qs = b + 8;
+        for (int j = 0; j < 16; j++) {
+            uint8_t xh0 = (uint8_t)(((qh >> j) << 4) & 0x10), xh1 = (uint8_t)((qh >> (j + 12)) & 0x10);
+            y[j] = ((qs[j] & 0x0F) | xh0) * d + m;
+            y[j + 16] = ((qs[j] >> 4) | xh1) * d + m;
+        }
+        break;
+    }
+    case LFL_Q8_0: {
+        float d = h2f(b);
+        const int8_t *qs = (const int8_t *)(b + 2);
+        for (int j = 0; j < 32; j++) y[j] = qs[j] * d;
+        break;
+    }
+    case LFL_Q4_K: {
+        float d = h2f(b), min = h2f(b + 2);
+        const uint8_t *scales = b + 4, *q = b + 16;
+        int is = 0;
+        uint8_t sc, m;
+        for (int j = 0; j < 256; j += 64) {
+            get_scale_min_k4(is + 0, scales, &sc, &m);
+            float d1 = d * sc, m1 = min * m;
+            get_scale_min_k4(is + 1, scales, &sc, &m);
+            float d2 = d * sc, m2 = min * m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xF) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
+            q += 32;
+            is += 2;
+        }
+        break;
+    }
+    case LFL_Q5_K: {
+        float d = h2f(b), min = h2f(b + 2);
+        const uint8_t *scales = b + 4, *qh = b + 16, *ql = b + 48;
+        int is = 0;
+        uint8_t sc, m, u1 = 1, u2 = 2;
+        for (int j = 0; j < 256; j += 64) {
+            get_scale_min_k4(is + 0, scales, &sc, &m);
+            float d1 = d * sc, m1 = min * m;
+            get_scale_min_k4(is + 1, scales, &sc, &m);
+            float d2 = d * sc, m2 = min * m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+            ql += 32;
+            is += 2;
+            u1 = (uint8_t)(u1 << 2);
+            u2 = (uint8_t)(u2 << 2);
+        }
+        break;
+    }
+    case LFL_Q6_K: {
+        const uint8_t *ql = b, *qh = b + 128;
+        const int8_t *sc = (const int8_t *)(b + 192);
+        float d = h2f(b + 208);
+        for (int n = 0; n < 256; n += 128) {
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int8_t q1 = (int8_t)((ql[l + 0] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                int8_t q2 = (int8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int8_t q3 = (int8_t)((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                int8_t q4 = (int8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l + 0] = d * sc[is + 0] * q1;
+                y[l + 32] = d * sc[is + 2] * q2;
+                y[l + 64] = d * sc[is + 4] * q3;
+                y[l + 96] = d * sc[is + 6] * q4;
+            }
+            y += 128;
+            ql += 64;
+            qh += 32;
+            sc += 8;
+        }
+        break;
+    }
+    default: LFL_ASSERT(0);
+    }
+}
+
+lfl_status lfl_dequantize_rows(lfl_dtype dt, const void *src, int64_t n, float *dst)
+{
+    const lfl_dtype_traits *tr = &lfl_dtypes[dt];
+    if (!lfl_dtype_is_block(dt) || dt == LFL_NF4)
+        return lfl_fail(LFL_ERR_UNSUPPORTED, "dequantize: %s is not a ggml block type", tr->name);
+    if (n % tr->block) return lfl_fail(LFL_ERR_ARG, "dequantize: %lld elements is not a multiple of the %s block (%d)",
+                                       (long long)n, tr->name, tr->block);
+    int64_t nb = n / tr->block;
+    const uint8_t *s = src;
+#pragma omp parallel for if (n > LFL_OMP_MIN)
+    for (int64_t i = 0; i < nb; i++) block(dt, s + i * tr->block_bytes, dst + i * tr->block);
+    return LFL_OK;
+}
+
+lfl_status lfl_dequantize(lfl_tensor *q, lfl_tensor **out)
+{
+    if (q->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "dequantize: CUDA tensors are not supported yet");
+    LFL_TRY(lfl_empty(q->ndim, q->shape, LFL_F32, LFL_CPU, out));
+    lfl_status st = lfl_dequantize_rows(q->dtype, lfl_data(q), lfl_numel(q), lfl_data(*out));
+    if (st) { lfl_tensor_release(*out); *out = NULL; }
+    return st;
+}

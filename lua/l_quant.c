@@ -1,0 +1,39 @@
+/* Quantized tensors from Lua: reinterpret raw bytes as a block dtype,
+ * dequantize to f32. */
+#include "bridge.h"
+#include "io/dequant.h"
+
+/* lfl.from_bytes(u8 tensor, dtype, shape) -> a view of the same bytes */
+static int l_from_bytes(lua_State *L)
+{
+    lfl_tensor *b = lfl_lua_check_tensor(L, 1);
+    lfl_dtype dt = lfl_lua_opt_dtype(L, 2, LFL_U8);
+    int64_t shape[LFL_MAX_DIMS];
+    int nd = lfl_lua_check_shape(L, 3, shape);
+    int64_t n = 1;
+    for (int d = 0; d < nd; d++) n *= shape[d];
+    if (b->dtype != LFL_U8 || !lfl_is_contiguous(b) || b->device != LFL_CPU)
+        return luaL_error(L, "from_bytes: expected a contiguous u8 CPU tensor");
+    if (n % lfl_dtypes[dt].block || (int64_t)lfl_dtype_nbytes(dt, n) != lfl_numel(b))
+        return luaL_error(L, "from_bytes: %d bytes do not hold %d elements of %s", (int)lfl_numel(b), (int)n,
+                          lfl_dtype_name(dt));
+    lfl_lua_push_tensor(L, lfl_tensor_from_storage(b->storage, b->offset, nd, shape, dt));
+    return 1;
+}
+
+static int l_dequantize(lua_State *L)
+{
+    lfl_tensor *out = NULL;
+    lfl_lua_check(L, lfl_dequantize(lfl_lua_check_tensor(L, 1), &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {{"from_bytes", l_from_bytes}, {NULL, NULL}};
+static const luaL_Reg ops[] = {{"dequantize", l_dequantize}, {NULL, NULL}};
+
+LFL_LUA_MODULE(quant)
+{
+    lfl_lua_register_funcs(L, NULL, funcs);
+    lfl_lua_register_ops(L, ops);
+}
