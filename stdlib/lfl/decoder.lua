@@ -188,6 +188,9 @@ local function layer(m, l, x, cos, sin, segments)
   return x + y
 end
 
+-- exposed for benchmarks and tests of a single block
+M.layer_for_bench = function(m, l, x, cos, sin, segments) return layer(m, l, x, cos, sin, segments) end
+
 local function default_positions(B, T)
   local pos = lfl.arange(T, "i64"):view(1, T):expand(B, T):contiguous()
   return pos
