@@ -1,0 +1,93 @@
+/* AdamW step, fused over one flat parameter (matches torch.optim.AdamW). */
+#include <math.h>
+#include "../iter.h"
+#include "optim.h"
+
+static lfl_status check(const char *op, lfl_tensor *p, lfl_tensor *t, const char *what)
+{
+    if (!t) return LFL_OK;
+    if (t->dtype != LFL_F32 || !lfl_is_contiguous(t) || lfl_numel(t) != lfl_numel(p) || t->device != LFL_CPU)
+        return lfl_fail(LFL_ERR_ARG, "%s: %s must be a contiguous f32 CPU tensor of %lld elements", op, what,
+                        (long long)lfl_numel(p));
+    return LFL_OK;
+}
+
+lfl_status lfl_adamw_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *m, lfl_tensor *v, const lfl_adamw_opts *o)
+{
+    LFL_TRY(check("adamw", p, p, "the parameter"));
+    LFL_TRY(check("adamw", p, g, "the gradient"));
+    LFL_TRY(check("adamw", p, m, "exp_avg"));
+    LFL_TRY(check("adamw", p, v, "exp_avg_sq"));
+    if (o->step < 1) return lfl_fail(LFL_ERR_ARG, "adamw: step must start at 1");
+    int64_t n = lfl_numel(p);
+    float *pp = lfl_data(p), *mm = lfl_data(m), *vv = lfl_data(v);
+    const float *gg = lfl_data(g);
+    double bc1 = 1.0 - pow(o->beta1, (double)o->step), bc2 = 1.0 - pow(o->beta2, (double)o->step);
+    /* torch: step_size = lr / bc1; denom = sqrt(v) / sqrt(bc2) + eps */
+    float b1 = (float)o->beta1, b2 = (float)o->beta2, decay = (float)(1.0 - o->lr * o->weight_decay);
+    float step_size = (float)(o->lr / bc1), sbc2 = (float)sqrt(bc2), eps = (float)o->eps;
+#pragma omp parallel for simd if (n > LFL_OMP_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        float gi = gg[i];
+        float pi = pp[i] * decay;
+        float mi = mm[i] * b1 + (1 - b1) * gi;
+        float vi = vv[i] * b2 + (1 - b2) * gi * gi;
+        mm[i] = mi;
+        vv[i] = vi;
+        pp[i] = pi - step_size * mi / (sqrtf(vi) / sbc2 + eps);
+    }
+    return LFL_OK;
+}
+
+lfl_status lfl_sgd_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *buf, double lr, double momentum,
+                        double weight_decay, bool first)
+{
+    LFL_TRY(check("sgd", p, p, "the parameter"));
+    LFL_TRY(check("sgd", p, g, "the gradient"));
+    LFL_TRY(check("sgd", p, buf, "the momentum buffer"));
+    if (momentum != 0 && !buf) return lfl_fail(LFL_ERR_ARG, "sgd: momentum needs a buffer");
+    int64_t n = lfl_numel(p);
+    float *pp = lfl_data(p), *bb = buf ? lfl_data(buf) : NULL;
+    const float *gg = lfl_data(g);
+    float wd = (float)weight_decay, mu = (float)momentum, a = (float)lr;
+#pragma omp parallel for if (n > LFL_OMP_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        float d = gg[i] + wd * pp[i];
+        if (bb) {
+            d = first ? d : bb[i] * mu + d;
+            bb[i] = d;
+        }
+        pp[i] -= a * d;
+    }
+    return LFL_OK;
+}
+
+lfl_status lfl_sum_squares(lfl_tensor *g, double *out)
+{
+    if (g->dtype != LFL_F32 && g->dtype != LFL_F64) return lfl_fail(LFL_ERR_ARG, "sum_squares: f32/f64 only");
+    lfl_tensor *c;
+    LFL_TRY(lfl_contiguous(g, &c));
+    int64_t n = lfl_numel(c);
+    double acc = 0;
+    if (c->dtype == LFL_F32) {
+        const float *x = lfl_data(c);
+#pragma omp parallel for reduction(+ : acc) if (n > LFL_OMP_MIN)
+        for (int64_t i = 0; i < n; i++) acc += (double)x[i] * x[i];
+    } else {
+        const double *x = lfl_data(c);
+        for (int64_t i = 0; i < n; i++) acc += x[i] * x[i];
+    }
+    lfl_tensor_release(c);
+    *out = acc;
+    return LFL_OK;
+}
+
+lfl_status lfl_scale_(lfl_tensor *g, double s)
+{
+    if (g->dtype != LFL_F32 || !lfl_is_contiguous(g)) return lfl_fail(LFL_ERR_ARG, "scale_: contiguous f32 only");
+    int64_t n = lfl_numel(g);
+    float *x = lfl_data(g), f = (float)s;
+#pragma omp parallel for simd if (n > LFL_OMP_MIN)
+    for (int64_t i = 0; i < n; i++) x[i] *= f;
+    return LFL_OK;
+}

@@ -1,0 +1,225 @@
+-- Optimizers (AdamW, SGD; state in f32 tensors, updates fused in C) with
+-- parameter groups, and the Hugging Face learning-rate schedules.
+local lfl = lfl
+local K = lfl.optim_kernels
+local cos, pi, sqrt, max, min, fmt = math.cos, math.pi, math.sqrt, math.max, math.min, string.format
+
+local M = {}
+
+-- ---------------------------------------------------------------- optimizers
+
+local AdamW = {}
+AdamW.__index = AdamW
+
+-- groups: list of {params = {tensors}, names = {...}, lr = , weight_decay = }
+-- opts: lr, betas {b1, b2}, eps, weight_decay
+function M.AdamW(groups, opts)
+  opts = opts or {}
+  local self = setmetatable({kind = "adamw", groups = {}, state = {}, step_count = 0,
+    beta1 = opts.beta1 or 0.9, beta2 = opts.beta2 or 0.999, eps = opts.eps or 1e-8}, AdamW)
+  for _, g in ipairs(groups) do
+    self.groups[#self.groups + 1] = {params = g.params, names = g.names, lr = g.lr or opts.lr or 1e-3,
+      weight_decay = g.weight_decay or opts.weight_decay or 0, lr_scale = g.lr_scale or 1}
+  end
+  return self
+end
+
+function AdamW:step(lr_factor)
+  self.step_count = self.step_count + 1
+  lr_factor = lr_factor or 1
+  for _, g in ipairs(self.groups) do
+    for i, p in ipairs(g.params) do
+      local grad = p.grad
+      if grad then
+        local st = self.state[p]
+        if not st then
+          st = {m = lfl.zeros(p:size()), v = lfl.zeros(p:size()), step = 0}
+          self.state[p] = st
+        end
+        st.step = st.step + 1
+        K.adamw_step(p, grad:contiguous(), st.m, st.v, {lr = g.lr * g.lr_scale * lr_factor, beta1 = self.beta1,
+          beta2 = self.beta2, eps = self.eps, weight_decay = g.weight_decay, step = st.step})
+      end
+    end
+  end
+end
+
+function AdamW:zero_grad()
+  for _, g in ipairs(self.groups) do for _, p in ipairs(g.params) do p.grad = nil end end
+end
+
+-- state as {name = tensor} for checkpoints (names from the groups)
+function AdamW:state_tensors()
+  local out, meta = {}, {}
+  for gi, g in ipairs(self.groups) do
+    for i, p in ipairs(g.params) do
+      local st = self.state[p]
+      if st then
+        local n = g.names and g.names[i] or fmt("g%d.%d", gi, i)
+        out[n .. ".exp_avg"] = st.m
+        out[n .. ".exp_avg_sq"] = st.v
+        meta[n] = st.step
+      end
+    end
+  end
+  return out, meta
+end
+
+function AdamW:load_state_tensors(ts, meta)
+  for gi, g in ipairs(self.groups) do
+    for i, p in ipairs(g.params) do
+      local n = g.names and g.names[i] or fmt("g%d.%d", gi, i)
+      if ts[n .. ".exp_avg"] then
+        self.state[p] = {m = ts[n .. ".exp_avg"]:clone(), v = ts[n .. ".exp_avg_sq"]:clone(), step = meta[n] or 0}
+      end
+    end
+  end
+end
+
+local SGD = {}
+SGD.__index = SGD
+
+function M.SGD(groups, opts)
+  opts = opts or {}
+  local self = setmetatable({kind = "sgd", groups = {}, state = {}, momentum = opts.momentum or 0}, SGD)
+  for _, g in ipairs(groups) do
+    self.groups[#self.groups + 1] = {params = g.params, names = g.names, lr = g.lr or opts.lr or 1e-3,
+      weight_decay = g.weight_decay or opts.weight_decay or 0, lr_scale = g.lr_scale or 1}
+  end
+  return self
+end
+
+function SGD:step(lr_factor)
+  lr_factor = lr_factor or 1
+  for _, g in ipairs(self.groups) do
+    for _, p in ipairs(g.params) do
+      if p.grad then
+        local buf, first = nil, false
+        if self.momentum ~= 0 then
+          buf = self.state[p]
+          if not buf then buf = lfl.zeros(p:size()); self.state[p] = buf; first = true end
+        end
+        K.sgd_step(p, p.grad:contiguous(), buf, g.lr * g.lr_scale * lr_factor, self.momentum, g.weight_decay, first)
+      end
+    end
+  end
+end
+SGD.zero_grad = AdamW.zero_grad
+function SGD:state_tensors()
+  local out = {}
+  for gi, g in ipairs(self.groups) do
+    for i, p in ipairs(g.params) do
+      if self.state[p] then out[(g.names and g.names[i] or fmt("g%d.%d", gi, i)) .. ".momentum_buffer"] = self.state[p] end
+    end
+  end
+  return out, {}
+end
+function SGD:load_state_tensors(ts)
+  for gi, g in ipairs(self.groups) do
+    for i, p in ipairs(g.params) do
+      local b = ts[(g.names and g.names[i] or fmt("g%d.%d", gi, i)) .. ".momentum_buffer"]
+      if b then self.state[p] = b:clone() end
+    end
+  end
+end
+
+-- Global-norm gradient clipping (torch.nn.utils.clip_grad_norm_); returns the
+-- norm before clipping.
+function M.clip_grad_norm(params, max_norm)
+  local total = 0
+  for _, p in ipairs(params) do
+    if p.grad then total = total + K.sum_squares(p.grad) end
+  end
+  local norm = sqrt(total)
+  if max_norm and max_norm > 0 then
+    local coef = max_norm / (norm + 1e-6)
+    if coef < 1 then
+      for _, p in ipairs(params) do
+        if p.grad then
+          local g = p.grad:contiguous()
+          K.scale_(g, coef)
+          p.grad = g
+        end
+      end
+    end
+  end
+  return norm
+end
+
+-- ---------------------------------------------------------------- schedules
+
+-- Returns f(step) -> lr multiplier, as transformers.get_scheduler's lambdas.
+-- kw: num_cycles, lr_end/lr_init (polynomial), power, timescale, num_decay_steps,
+-- num_stable_steps, warmup_type, decay_type, min_lr_ratio, min_lr_rate
+function M.schedule(name, warmup, total, kw)
+  kw = kw or {}
+  local function warm(s) return s / max(1, warmup) end
+  if name == "constant" then return function() return 1.0 end end
+  if name == "constant_with_warmup" then
+    return function(s) if s < warmup then return s / max(1.0, warmup) end return 1.0 end
+  end
+  if name == "linear" then
+    return function(s)
+      if s < warmup then return warm(s) end
+      return max(0.0, (total - s) / max(1, total - warmup))
+    end
+  end
+  if name == "cosine" or name == "cosine_with_min_lr" then
+    local cycles, floor_rate = kw.num_cycles or 0.5, kw.min_lr_rate or 0.0
+    return function(s)
+      if s < warmup then return warm(s) end
+      local prog = (s - warmup) / max(1, total - warmup)
+      local f = 0.5 * (1.0 + cos(pi * cycles * 2.0 * prog))
+      return max(0.0, f * (1 - floor_rate) + floor_rate)
+    end
+  end
+  if name == "cosine_with_restarts" then
+    local cycles = kw.num_cycles or 1
+    return function(s)
+      if s < warmup then return warm(s) end
+      local prog = (s - warmup) / max(1, total - warmup)
+      if prog >= 1.0 then return 0.0 end
+      return max(0.0, 0.5 * (1.0 + cos(pi * ((cycles * prog) % 1.0))))
+    end
+  end
+  if name == "polynomial" then
+    local lr_init, lr_end, power = kw.lr_init or 1.0, kw.lr_end or 1e-7, kw.power or 1.0
+    return function(s)
+      if s < warmup then return warm(s) end
+      if s > total then return lr_end / lr_init end
+      local rem = 1 - (s - warmup) / (total - warmup)
+      return ((lr_init - lr_end) * rem ^ power + lr_end) / lr_init
+    end
+  end
+  if name == "inverse_sqrt" then
+    local ts = kw.timescale or (warmup > 0 and warmup or 10000)
+    return function(s)
+      if s < warmup then return warm(s) end
+      return 1.0 / sqrt((s + ts - warmup) / ts)
+    end
+  end
+  if name == "warmup_stable_decay" then
+    local decay = kw.num_decay_steps or math.floor(0.1 * total)
+    local stable = kw.num_stable_steps or (total - warmup - decay)
+    local wt, dt, mr, cyc = kw.warmup_type or "linear", kw.decay_type or "cosine", kw.min_lr_ratio or 0, kw.num_cycles or 0.5
+    return function(s)
+      local f
+      if s < warmup then
+        local p = s / max(1, warmup)
+        f = wt == "linear" and p or wt == "cosine" and 0.5 * (1 - cos(pi * p)) or 1 - sqrt(1 - p)
+        return max(0.0, f * (1 - mr) + mr)
+      end
+      if s < warmup + stable then return 1.0 end
+      if s < warmup + stable + decay then
+        local p = (s - warmup - stable) / max(1, decay)
+        f = dt == "linear" and 1 - p or dt == "cosine" and 0.5 * (1 + cos(pi * cyc * 2 * p)) or 1 - sqrt(p)
+        return max(0.0, f * (1 - mr) + mr)
+      end
+      return mr
+    end
+  end
+  error(fmt("lr_scheduler_type '%s' is not supported (linear, cosine, cosine_with_restarts, polynomial, "
+    .. "constant, constant_with_warmup, inverse_sqrt, warmup_stable_decay)", tostring(name)), 2)
+end
+
+return M
