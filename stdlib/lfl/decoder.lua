@@ -131,8 +131,16 @@ end
 
 local function opt(m, name) return m.params[name] end
 
+local peft -- loaded on first use (adapters are optional)
+
 local function linear(m, x, base)
-  return lfl.linear(x, P(m, base .. ".weight"), opt(m, base .. ".bias"))
+  local w, b = P(m, base .. ".weight"), opt(m, base .. ".bias")
+  local y = lfl.linear(x, w, b)
+  if m.adapters and m.adapters[base] then
+    peft = peft or require("lfl.peft")
+    y = peft.apply(m, base, x, y, w, b)
+  end
+  return y
 end
 
 -- One decoder layer: x [B, T, H] -> [B, T, H]

@@ -1,0 +1,244 @@
+-- Parameter-efficient methods on a Model: LoRA (rsLoRA, DoRA, LoRA+ groups),
+-- freeze and full fine-tuning selection; adapters saved and loaded in PEFT's
+-- layout (adapter_config.json + adapter_model.safetensors) and merged for export.
+local lfl = lfl
+local fmt, sqrt = string.format, math.sqrt
+
+local M = {}
+local Lora = {}
+Lora.__index = Lora
+
+-- The linear layers of a decoder, by their short names (q_proj, ..., down_proj).
+local LINEAR_SHORT = {"q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "gate_proj", "up_proj", "down_proj",
+                      "gate_up_proj"}
+local LINEAR_SHORT_SET = {}
+for _, n in ipairs(LINEAR_SHORT) do LINEAR_SHORT_SET[n] = true end
+
+-- Module paths ("model.layers.0.self_attn.q_proj") of the linears matching targets:
+-- "all" = every linear but lm_head; or a list / comma string of short names.
+function M.target_modules(model, target)
+  local want = {}
+  local all = target == nil or target == "all" or target == "all-linear"
+  if not all then
+    local list = type(target) == "string" and {} or target
+    if type(target) == "string" then for n in target:gmatch("[^,%s]+") do list[#list + 1] = n end end
+    for _, n in ipairs(list) do want[n] = true end
+  end
+  local out, found = {}, {}
+  for _, name in ipairs(model.names) do
+    local mod = name:match("^(.*)%.weight$")
+    local short = mod and mod:match("([%w_]+)$")
+    if short and mod ~= "lm_head" and (all and LINEAR_SHORT_SET[short] or want[short]) then
+      out[#out + 1] = mod
+      found[short] = true
+    end
+  end
+  for n in pairs(want) do
+    if not found[n] then error(fmt("lora_target: no linear layer named '%s' in this %s model", n, model.arch.name), 0) end
+  end
+  return out
+end
+
+-- Attaches LoRA adapters. opts: rank (8), alpha (2*rank), dropout (0),
+-- target ("all"), use_rslora, use_dora, init ("default"|"gaussian")
+function M.add_lora(model, opts)
+  opts = opts or {}
+  local r = opts.rank or 8
+  local alpha = opts.alpha or 2 * r
+  local scaling = opts.use_rslora and alpha / sqrt(r) or alpha / r
+  model.adapters = model.adapters or {}
+  local mods = M.target_modules(model, opts.target)
+  local ad = setmetatable({r = r, alpha = alpha, scaling = scaling, dropout = opts.dropout or 0,
+    use_rslora = opts.use_rslora or false, use_dora = opts.use_dora or false, modules = mods,
+    enabled = true, target = opts.target or "all"}, Lora)
+  for _, mod in ipairs(mods) do
+    local w = model.params[mod .. ".weight"]
+    local s = w:size()
+    local out_f, in_f = s[1], s[2]
+    local a = lfl.zeros(r, in_f)
+    if opts.init == "gaussian" then a:normal_(0, 1 / r) else a:uniform_(-1 / sqrt(in_f), 1 / sqrt(in_f)) end
+    local entry = {A = a:requires_grad(), B = lfl.zeros(out_f, r):requires_grad()}
+    if ad.use_dora then
+      entry.magnitude = lfl.no_grad(function() return M.row_norm(w:float()) end):requires_grad()
+    end
+    model.adapters[mod] = entry
+  end
+  model.lora = ad
+  return ad
+end
+
+-- ||W||_2 over the input dim, one value per output row
+function M.row_norm(w) return (w * w):sum(2):sqrt() end
+
+-- y = base(x) (+ bias) -> adapted output. Called by the decoder for every linear.
+function M.apply(model, mod, x, y, w, bias)
+  local ad = model.lora
+  local e = model.adapters and model.adapters[mod]
+  if not e or not ad or not ad.enabled then return y end
+  local xin = x
+  if ad.dropout > 0 and lfl.is_grad_enabled() then xin = lfl.dropout(x, ad.dropout) end
+  local lora = lfl.linear(lfl.linear(xin, e.A), e.B)
+  if not ad.use_dora then return y + lora * ad.scaling end
+  -- DoRA: s = m / ||W + scaling B A||_row (norm detached), y' = s * (W x + scaling B A x) + bias
+  local norm = lfl.no_grad(function()
+    return M.row_norm(w:float() + lfl.matmul(e.B, e.A) * ad.scaling)
+  end)
+  local s = e.magnitude / norm
+  local base = y
+  if bias then base = y - bias end
+  if xin ~= x then base = lfl.linear(xin, w) end
+  local out = (base + lora * ad.scaling) * s
+  if bias then out = out + bias end
+  return out
+end
+
+-- Trainable tensors with names (PEFT key names) for the optimizer and saving.
+function M.lora_parameters(model)
+  local names, params = {}, {}
+  local mods = {}
+  for mod in pairs(model.adapters or {}) do mods[#mods + 1] = mod end
+  table.sort(mods)
+  for _, mod in ipairs(mods) do
+    local e = model.adapters[mod]
+    names[#names + 1] = "base_model.model." .. mod .. ".lora_A.weight"; params[#params + 1] = e.A
+    names[#names + 1] = "base_model.model." .. mod .. ".lora_B.weight"; params[#params + 1] = e.B
+    if e.magnitude then
+      names[#names + 1] = "base_model.model." .. mod .. ".lora_magnitude_vector"; params[#params + 1] = e.magnitude
+    end
+  end
+  return names, params
+end
+
+-- LoRA+ (and plain) optimizer groups: A at lr; B and 1-D params at lr * ratio.
+function M.lora_groups(model, lr, weight_decay, loraplus_ratio)
+  local names, params = M.lora_parameters(model)
+  local ga, gb = {params = {}, names = {}, lr = lr, weight_decay = weight_decay},
+                 {params = {}, names = {}, lr = lr * (loraplus_ratio or 1), weight_decay = weight_decay}
+  for i, n in ipairs(names) do
+    local is_b = n:find("lora_B", 1, true) or params[i]:dim() == 1
+    local g = (loraplus_ratio and is_b) and gb or ga
+    g.params[#g.params + 1] = params[i]
+    g.names[#g.names + 1] = n
+  end
+  local groups = {ga}
+  if #gb.params > 0 then groups[2] = gb end
+  return groups
+end
+
+function M.save_adapter(model, dir, base_name)
+  local ad = model.lora
+  assert(ad, "save_adapter: the model has no LoRA adapter")
+  os.execute(fmt("mkdir -p '%s'", dir))
+  local names, params = M.lora_parameters(model)
+  local tbl = {}
+  for i, n in ipairs(names) do tbl[n] = params[i]:detach() end
+  lfl.safetensors.save(dir .. "/adapter_model.safetensors", tbl, {format = "pt"})
+  local shorts, seen = {}, {}
+  for _, mod in ipairs(ad.modules) do
+    local s = mod:match("([%w_]+)$")
+    if not seen[s] then seen[s] = true; shorts[#shorts + 1] = s end
+  end
+  table.sort(shorts)
+  local cfg = {peft_type = "LORA", task_type = "CAUSAL_LM", base_model_name_or_path = base_name or model.path or "",
+    r = ad.r, lora_alpha = ad.alpha, lora_dropout = ad.dropout, target_modules = shorts, bias = "none",
+    fan_in_fan_out = false, use_rslora = ad.use_rslora, use_dora = ad.use_dora, init_lora_weights = true,
+    inference_mode = true, modules_to_save = lfl.json.null, revision = lfl.json.null}
+  require("lfl.model").write_atomic(dir .. "/adapter_config.json", lfl.json.encode(cfg, {indent = true}))
+  return dir
+end
+
+function M.load_adapter(model, dir)
+  local f = io.open(dir .. "/adapter_config.json", "rb")
+  if not f then error(dir .. ": no adapter_config.json", 0) end
+  local cfg = lfl.json.decode(f:read("*a"), dir .. "/adapter_config.json")
+  f:close()
+  if cfg.peft_type ~= "LORA" then error(fmt("%s: peft_type %s is not supported (LORA)", dir, tostring(cfg.peft_type)), 0) end
+  local ts = lfl.safetensors.load(dir .. "/adapter_model.safetensors")
+  local r, alpha = cfg.r, cfg.lora_alpha
+  local ad = setmetatable({r = r, alpha = alpha, scaling = cfg.use_rslora and alpha / sqrt(r) or alpha / r,
+    dropout = 0, use_rslora = cfg.use_rslora == true, use_dora = cfg.use_dora == true, modules = {}, enabled = true}, Lora)
+  model.adapters = {}
+  for k, v in pairs(ts) do
+    local mod, kind = k:match("^base_model%.model%.(.+)%.lora_([AB])%.weight$")
+    local dmod = k:match("^base_model%.model%.(.+)%.lora_magnitude_vector$")
+    local m = mod or dmod
+    if not m then error(fmt("%s: unexpected key '%s' in adapter_model.safetensors", dir, k), 0) end
+    if not model.params[m .. ".weight"] then error(fmt("%s: adapter targets '%s', which this model does not have", dir, m), 0) end
+    model.adapters[m] = model.adapters[m] or {}
+    local e = model.adapters[m]
+    if kind == "A" then e.A = v:float() elseif kind == "B" then e.B = v:float() else e.magnitude = v:float() end
+  end
+  for m, e in pairs(model.adapters) do
+    if not e.A or not e.B then error(fmt("%s: module %s lacks lora_A or lora_B", dir, m), 0) end
+    ad.modules[#ad.modules + 1] = m
+  end
+  table.sort(ad.modules)
+  model.lora = ad
+  return ad
+end
+
+-- W += scaling * B A (DoRA: W' = m * (W + sBA) / ||W + sBA||_row); removes the adapter.
+function M.merge(model)
+  local ad = model.lora
+  if not ad then return model end
+  lfl.no_grad(function()
+    for mod, e in pairs(model.adapters) do
+      local key = mod .. ".weight"
+      local w = model.params[key]:float()
+      local merged = w + lfl.matmul(e.B, e.A) * ad.scaling
+      if e.magnitude then merged = merged * (e.magnitude / M.row_norm(merged)):view(-1, 1) end
+      model.params[key] = merged:contiguous()
+    end
+  end)
+  model.adapters, model.lora = nil, nil
+  return model
+end
+
+function M.set_enabled(model, on) if model.lora then model.lora.enabled = on end end
+
+-- ---------------------------------------------------------------- freeze / full
+
+-- full: every parameter trains. freeze: the last (or first, when n < 0) |n|
+-- layers train, plus named modules (freeze_trainable_modules, default "all"
+-- = every module of those layers) and freeze_extra_modules (e.g. "embed_tokens,norm").
+function M.select_trainable(model, method, opts)
+  opts = opts or {}
+  local train = {}
+  if method == "full" then
+    for _, n in ipairs(model.names) do train[n] = true end
+  elseif method == "freeze" then
+    local L = model.arch.layers
+    local n = opts.freeze_trainable_layers or 2
+    local layers = {}
+    if n > 0 then for l = math.max(0, L - n), L - 1 do layers[l] = true end
+    else for l = 0, math.min(L, -n) - 1 do layers[l] = true end end
+    local mods = opts.freeze_trainable_modules or "all"
+    local want = {}
+    if mods ~= "all" then for m in tostring(mods):gmatch("[^,%s]+") do want[m] = true end end
+    local extra = {}
+    for m in tostring(opts.freeze_extra_modules or ""):gmatch("[^,%s]+") do extra[m] = true end
+    for _, name in ipairs(model.names) do
+      local l, rest = name:match("^model%.layers%.(%d+)%.(.*)$")
+      if l and layers[tonumber(l)] then
+        local ok = mods == "all"
+        for w in pairs(want) do if rest:find(w, 1, true) then ok = true end end
+        if ok then train[name] = true end
+      elseif not l then
+        for e in pairs(extra) do if name:find(e, 1, true) then train[name] = true end end
+      end
+    end
+  else
+    error(fmt("finetuning_type '%s' is not a selection method (full, freeze)", tostring(method)), 0)
+  end
+  local names, params = {}, {}
+  for _, n in ipairs(model.names) do
+    if train[n] then
+      names[#names + 1] = n
+      params[#params + 1] = model.params[n]:requires_grad()
+    end
+  end
+  if #names == 0 then error("freeze: no parameter selected for training", 0) end
+  return names, params
+end
+
+return M
