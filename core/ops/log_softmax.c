@@ -2,6 +2,7 @@
  * softmax.c's kernel. Backward: dx = g - exp(y) * sum(g) along the dim. */
 #include <math.h>
 #include "dimwise.h"
+#include "vexp.h"
 
 #define BACK_LOOP(T, EXP)                                                          \
     do {                                                                           \
@@ -28,7 +29,7 @@ static lfl_status log_softmax_backward(lfl_node *n, lfl_tensor **gout, lfl_tenso
     lfl_status st = lfl_empty(y->ndim, y->shape, y->dtype, LFL_CPU, &dx);
     if (st) { lfl_tensor_release(g); return st; }
     int64_t total = outer * len * inner;
-    if (y->dtype == LFL_F32) BACK_LOOP(float, expf);
+    if (y->dtype == LFL_F32) BACK_LOOP(float, lfl_vexpf);
     else BACK_LOOP(double, exp);
     lfl_tensor_release(g);
     gin[0] = dx;

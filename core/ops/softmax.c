@@ -3,6 +3,7 @@
  * dx = y * (g - sum(g * y)) along the dim. */
 #include <math.h>
 #include "dimwise.h"
+#include "vexp.h"
 
 /* One row along the last dim of a contiguous tensor: the max, then exp and
  * its sum, then scale (softmax) or shift (log-softmax). simd reductions keep
@@ -87,9 +88,9 @@ lfl_status lfl_softmax_raw(lfl_tensor *a, int d, bool is_log, lfl_tensor **out)
     if (st) { lfl_tensor_release(c); return st; }
     int64_t total = outer * len * inner;
     if (total > 0) {
-        if (inner == 1 && a->dtype == LFL_F32) ROWS_LOOP(float, expf, logf);
+        if (inner == 1 && a->dtype == LFL_F32) ROWS_LOOP(float, lfl_vexpf, logf);
         else if (inner == 1) ROWS_LOOP(double, exp, log);
-        else if (a->dtype == LFL_F32) COLS_LOOP(float, expf, logf);
+        else if (a->dtype == LFL_F32) COLS_LOOP(float, lfl_vexpf, logf);
         else COLS_LOOP(double, exp, log);
     }
     lfl_tensor_release(c);
