@@ -112,7 +112,8 @@ static lfl_tensor **tensor_list(lua_State *L, int idx, const char *op, int *n)
     lfl_tensor **ts = lua_newuserdata(L, sizeof *ts * (size_t)cnt);
     for (int j = 0; j < cnt; j++) {
         lua_rawgeti(L, idx, j + 1);
-        if (!lfl_lua_is_tensor(L, -1)) luaL_error(L, "%s: list entry %d is a %s, not a tensor", op, j + 1, luaL_typename(L, -1));
+        if (!lfl_lua_is_tensor(L, -1))
+            luaL_error(L, "%s: list entry %d is a %s, not a tensor", op, j + 1, luaL_typename(L, -1));
         ts[j] = lfl_lua_check_tensor(L, -1);
         lua_pop(L, 1);
     }
@@ -166,7 +167,8 @@ static int l_split(lua_State *L)
         sizes = lua_newuserdata(L, sizeof *sizes * (size_t)n);
         for (int j = 0; j < n; j++) {
             lua_rawgeti(L, 2, j + 1);
-            if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "split: size %d is a %s, not a number", j + 1, luaL_typename(L, -1));
+            if (lua_type(L, -1) != LUA_TNUMBER)
+                luaL_error(L, "split: size %d is a %s, not a number", j + 1, luaL_typename(L, -1));
             sizes[j] = (int64_t)lua_tonumber(L, -1);
             lua_pop(L, 1);
         }

@@ -64,9 +64,7 @@ lfl_status lfl_cat(int n, lfl_tensor **ts, int dim, lfl_tensor **out)
     char *po = lfl_data(o);
     for (int j = 0; j < n && st == LFL_OK; j++) {
         lfl_tensor *c;
-        bool prev = lfl_set_grad_enabled(false);
-        st = lfl_contiguous(ts[j], &c);
-        lfl_set_grad_enabled(prev);
+        st = lfl_contiguous_nograd(ts[j], &c);
         if (st) break;
         size_t run = (size_t)((off[j + 1] - off[j]) * inner) * es;
         const char *pc = lfl_data(c);

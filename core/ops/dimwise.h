@@ -19,6 +19,16 @@ static inline void lfl_dim_split(int ndim, const int64_t *shape, int d, int64_t 
     *inner = in;
 }
 
+/* lfl_contiguous for an op's private copy of an input: nothing recorded (the
+ * op records its own node against the original input). */
+static inline lfl_status lfl_contiguous_nograd(lfl_tensor *t, lfl_tensor **out)
+{
+    bool prev = lfl_set_grad_enabled(false);
+    lfl_status st = lfl_contiguous(t, out);
+    lfl_set_grad_enabled(prev);
+    return st;
+}
+
 /* Index tensors are data: 0-based i64 (or i32), never shifted. Returns a
  * contiguous i64 copy (or a new ref to idx when already so) for the loops. */
 static inline lfl_status lfl_index_i64(const char *op, lfl_tensor *idx, lfl_tensor **out)

@@ -13,19 +13,19 @@ static int cmp_id_pos(const void *x, const void *y)
     return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
-#define SCATTER_ROWS(T)                                                            \
-    do {                                                                           \
-        const T *pg = lfl_data(g);                                                 \
-        T *pw = lfl_data(gw);                                                      \
+#define SCATTER_ROWS(T)                                                             \
+    do {                                                                            \
+        const T *pg = lfl_data(g);                                                  \
+        T *pw = lfl_data(gw);                                                       \
         _Pragma("omp parallel for schedule(dynamic, 8) if (work > LFL_OMP_MIN)")    \
-        for (int64_t u = 0; u < ngroups; u++) {                                    \
-            T *dst = pw + ord[start[u]].id * h;                                    \
-            for (int64_t j = start[u]; j < start[u + 1]; j++) {                    \
-                const T *src = pg + ord[j].pos * h;                                \
-                _Pragma("omp simd")                                                \
-                for (int64_t c = 0; c < h; c++) dst[c] += src[c];                  \
-            }                                                                      \
-        }                                                                          \
+        for (int64_t u = 0; u < ngroups; u++) {                                     \
+            T *dst = pw + ord[start[u]].id * h;                                     \
+            for (int64_t j = start[u]; j < start[u + 1]; j++) {                     \
+                const T *src = pg + ord[j].pos * h;                                 \
+                _Pragma("omp simd")                                                 \
+                for (int64_t c = 0; c < h; c++) dst[c] += src[c];                   \
+            }                                                                       \
+        }                                                                           \
     } while (0)
 
 static lfl_status embedding_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
@@ -38,7 +38,8 @@ static lfl_status embedding_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor 
     lfl_status st = lfl_zeros(2, e->shape, g->dtype, LFL_CPU, &gw);
     id_pos *ord = malloc(sizeof *ord * (size_t)(nids ? nids : 1));
     int64_t *start = malloc(sizeof *start * (size_t)(nids + 1));
-    if (st == LFL_OK && (!ord || !start)) st = lfl_fail(LFL_ERR_MEM, "embedding backward: out of memory for %lld ids", (long long)nids);
+    if (st == LFL_OK && (!ord || !start))
+        st = lfl_fail(LFL_ERR_MEM, "embedding backward: out of memory for %lld ids", (long long)nids);
     if (st == LFL_OK) {
         for (int64_t i = 0; i < nids; i++) { ord[i].id = pi[i]; ord[i].pos = i; }
         qsort(ord, (size_t)nids, sizeof *ord, cmp_id_pos);
@@ -83,7 +84,7 @@ lfl_status lfl_embedding(lfl_tensor *weight, lfl_tensor *ids, lfl_tensor **out)
     int64_t oshape[LFL_MAX_DIMS];
     for (int d = 0; d < ids->ndim; d++) oshape[d] = ids->shape[d];
     oshape[ids->ndim] = h;
-    lfl_status st = lfl_contiguous(weight, &w);
+    lfl_status st = lfl_contiguous_nograd(weight, &w);
     if (st == LFL_OK) st = lfl_empty(ids->ndim + 1, oshape, weight->dtype, LFL_CPU, &o);
     if (st == LFL_OK && h > 0) {
         size_t row = (size_t)h * lfl_dtype_size(weight->dtype);

@@ -35,19 +35,19 @@ lfl_status lfl_check_scatter_index(const char *op, lfl_tensor *a, int d, lfl_ten
 }
 
 /* Copies by element size: gather moves elements, whatever their type. */
-#define GATHER_LOOP(T)                                                             \
-    do {                                                                           \
-        const T *pa = lfl_data(a);                                                 \
-        T *po = lfl_data(o);                                                       \
+#define GATHER_LOOP(T)                                                              \
+    do {                                                                            \
+        const T *pa = lfl_data(a);                                                  \
+        T *po = lfl_data(o);                                                        \
         _Pragma("omp parallel for if (fibers * len > LFL_OMP_MIN)")                 \
-        for (int64_t f = 0; f < fibers; f++) {                                     \
-            int64_t off[2];                                                        \
-            lfl_fiber_offsets(nd, index->shape, d, f, 2, strides, off);            \
-            for (int64_t k = 0; k < len; k++) {                                    \
-                int64_t j = off[1] + k * ist[d];                                   \
-                po[j] = pa[off[0] + pi[j] * a->stride[d]];                         \
-            }                                                                      \
-        }                                                                          \
+        for (int64_t f = 0; f < fibers; f++) {                                      \
+            int64_t off[2];                                                         \
+            lfl_fiber_offsets(nd, index->shape, d, f, 2, strides, off);             \
+            for (int64_t k = 0; k < len; k++) {                                     \
+                int64_t j = off[1] + k * ist[d];                                    \
+                po[j] = pa[off[0] + pi[j] * a->stride[d]];                          \
+            }                                                                       \
+        }                                                                           \
     } while (0)
 
 lfl_status lfl_gather_raw(lfl_tensor *a, int d, lfl_tensor *index, lfl_tensor **out)

@@ -3,22 +3,22 @@
  * threads split the non-indexed positions, so repeated indices never race. */
 #include "dimwise.h"
 
-#define INDEX_ADD(T)                                                               \
-    do {                                                                           \
-        const T *pg = lfl_data(g);                                                 \
-        T *pz = lfl_data(z);                                                       \
-        int64_t nb = (inner + LFL_DIM_BLK - 1) / LFL_DIM_BLK;                      \
+#define INDEX_ADD(T)                                                                \
+    do {                                                                            \
+        const T *pg = lfl_data(g);                                                  \
+        T *pz = lfl_data(z);                                                        \
+        int64_t nb = (inner + LFL_DIM_BLK - 1) / LFL_DIM_BLK;                       \
         _Pragma("omp parallel for collapse(2) if (work > LFL_OMP_MIN)")             \
-        for (int64_t o = 0; o < outer; o++)                                        \
-            for (int64_t ib = 0; ib < nb; ib++) {                                  \
-                int64_t i0 = ib * LFL_DIM_BLK;                                     \
-                int64_t i1 = i0 + LFL_DIM_BLK < inner ? i0 + LFL_DIM_BLK : inner;  \
-                for (int64_t k = 0; k < nidx; k++) {                               \
-                    T *dst = pz + (o * len + pi[k]) * inner;                       \
-                    const T *src = pg + (o * nidx + k) * inner;                    \
-                    for (int64_t i = i0; i < i1; i++) dst[i] += src[i];            \
-                }                                                                  \
-            }                                                                      \
+        for (int64_t o = 0; o < outer; o++)                                         \
+            for (int64_t ib = 0; ib < nb; ib++) {                                   \
+                int64_t i0 = ib * LFL_DIM_BLK;                                      \
+                int64_t i1 = i0 + LFL_DIM_BLK < inner ? i0 + LFL_DIM_BLK : inner;   \
+                for (int64_t k = 0; k < nidx; k++) {                                \
+                    T *dst = pz + (o * len + pi[k]) * inner;                        \
+                    const T *src = pg + (o * nidx + k) * inner;                     \
+                    for (int64_t i = i0; i < i1; i++) dst[i] += src[i];             \
+                }                                                                   \
+            }                                                                       \
     } while (0)
 
 static lfl_status index_select_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
@@ -63,7 +63,7 @@ lfl_status lfl_index_select(lfl_tensor *a, int dim, lfl_tensor *index, lfl_tenso
     }
     int64_t oshape[LFL_MAX_DIMS];
     for (int k = 0; k < a->ndim; k++) oshape[k] = k == d ? nidx : a->shape[k];
-    lfl_status st = lfl_contiguous(a, &c);
+    lfl_status st = lfl_contiguous_nograd(a, &c);
     if (st == LFL_OK) st = lfl_empty(a->ndim, oshape, a->dtype, LFL_CPU, &o);
     if (st == LFL_OK && inner > 0) {
         size_t run = (size_t)inner * lfl_dtype_size(a->dtype);

@@ -4,20 +4,20 @@
 #include "dimwise.h"
 #include "vexp.h"
 
-#define BACK_LOOP(T, EXP)                                                          \
-    do {                                                                           \
-        const T *pg = lfl_data(g), *py = lfl_data(y);                              \
-        T *pd = lfl_data(dx);                                                      \
+#define BACK_LOOP(T, EXP)                                                           \
+    do {                                                                            \
+        const T *pg = lfl_data(g), *py = lfl_data(y);                               \
+        T *pd = lfl_data(dx);                                                       \
         _Pragma("omp parallel for collapse(2) if (total > LFL_OMP_MIN)")            \
-        for (int64_t o = 0; o < outer; o++)                                        \
-            for (int64_t i = 0; i < inner; i++) {                                  \
-                int64_t base = o * len * inner + i;                                \
-                T sg = 0;                                                          \
-                _Pragma("omp simd reduction(+ : sg)")                              \
-                for (int64_t k = 0; k < len; k++) sg += pg[base + k * inner];      \
-                for (int64_t k = 0; k < len; k++)                                  \
+        for (int64_t o = 0; o < outer; o++)                                         \
+            for (int64_t i = 0; i < inner; i++) {                                   \
+                int64_t base = o * len * inner + i;                                 \
+                T sg = 0;                                                           \
+                _Pragma("omp simd reduction(+ : sg)")                               \
+                for (int64_t k = 0; k < len; k++) sg += pg[base + k * inner];       \
+                for (int64_t k = 0; k < len; k++)                                   \
                     pd[base + k * inner] = pg[base + k * inner] - EXP(py[base + k * inner]) * sg; \
-            }                                                                      \
+            }                                                                       \
     } while (0)
 
 static lfl_status log_softmax_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)

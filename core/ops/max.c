@@ -42,40 +42,40 @@ static lfl_status extremum_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor *
 #define GT(v, b) ((v) > (b) || ((v) != (v) && (b) == (b)))
 #define LT(v, b) ((v) < (b) || ((v) != (v) && (b) == (b)))
 
-#define EXTREMUM_LOOP(T, BETTER)                                                   \
-    do {                                                                           \
-        const T *px = lfl_data(c);                                                 \
-        T *pv = lfl_data(vals);                                                    \
-        int64_t *pi = lfl_data(idx);                                               \
-        if (inner == 1) {                                                          \
+#define EXTREMUM_LOOP(T, BETTER)                                                    \
+    do {                                                                            \
+        const T *px = lfl_data(c);                                                  \
+        T *pv = lfl_data(vals);                                                     \
+        int64_t *pi = lfl_data(idx);                                                \
+        if (inner == 1) {                                                           \
             _Pragma("omp parallel for if (total > LFL_OMP_MIN)")                    \
-            for (int64_t o = 0; o < outer; o++) {                                  \
-                const T *x = px + o * len;                                         \
-                T b = x[0];                                                        \
-                int64_t bi = 0;                                                    \
-                for (int64_t k = 1; k < len; k++)                                  \
-                    if (BETTER(x[k], b)) { b = x[k]; bi = k; }                     \
-                pv[o] = b;                                                         \
-                pi[o] = bi;                                                        \
-            }                                                                      \
-        } else {                                                                   \
-            /* walk k outermost so the inner loop runs over contiguous memory */   \
-            int64_t nb = (inner + BLK - 1) / BLK;                                  \
+            for (int64_t o = 0; o < outer; o++) {                                   \
+                const T *x = px + o * len;                                          \
+                T b = x[0];                                                         \
+                int64_t bi = 0;                                                     \
+                for (int64_t k = 1; k < len; k++)                                   \
+                    if (BETTER(x[k], b)) { b = x[k]; bi = k; }                      \
+                pv[o] = b;                                                          \
+                pi[o] = bi;                                                         \
+            }                                                                       \
+        } else {                                                                    \
+            /* walk k outermost so the inner loop runs over contiguous memory */    \
+            int64_t nb = (inner + BLK - 1) / BLK;                                   \
             _Pragma("omp parallel for collapse(2) if (total > LFL_OMP_MIN)")        \
-            for (int64_t o = 0; o < outer; o++)                                    \
-                for (int64_t ib = 0; ib < nb; ib++) {                              \
+            for (int64_t o = 0; o < outer; o++)                                     \
+                for (int64_t ib = 0; ib < nb; ib++) {                               \
                     int64_t i0 = ib * BLK, i1 = i0 + BLK < inner ? i0 + BLK : inner; \
-                    T *v = pv + o * inner;                                         \
-                    int64_t *vi = pi + o * inner;                                  \
-                    const T *x = px + o * len * inner;                             \
+                    T *v = pv + o * inner;                                          \
+                    int64_t *vi = pi + o * inner;                                   \
+                    const T *x = px + o * len * inner;                              \
                     for (int64_t i = i0; i < i1; i++) { v[i] = x[i]; vi[i] = 0; }   \
-                    for (int64_t k = 1; k < len; k++)                              \
-                        for (int64_t i = i0; i < i1; i++) {                        \
-                            T xv = x[k * inner + i];                               \
-                            if (BETTER(xv, v[i])) { v[i] = xv; vi[i] = k; }        \
-                        }                                                          \
-                }                                                                  \
-        }                                                                          \
+                    for (int64_t k = 1; k < len; k++)                               \
+                        for (int64_t i = i0; i < i1; i++) {                         \
+                            T xv = x[k * inner + i];                                \
+                            if (BETTER(xv, v[i])) { v[i] = xv; vi[i] = k; }         \
+                        }                                                           \
+                }                                                                   \
+        }                                                                           \
     } while (0)
 
 #define BLK 256
@@ -99,7 +99,7 @@ lfl_status lfl_extremum(const char *op, lfl_tensor *a, int dim, bool keepdim, bo
         else if (keepdim) oshape[ond++] = 1;
     }
     lfl_tensor *c = NULL, *vals = NULL, *idx = NULL;
-    lfl_status st = lfl_contiguous(a, &c);
+    lfl_status st = lfl_contiguous_nograd(a, &c);
     if (st == LFL_OK) st = lfl_empty(ond, oshape, dt, LFL_CPU, &vals);
     if (st == LFL_OK) st = lfl_empty(ond, oshape, LFL_I64, LFL_CPU, &idx);
     if (st) { lfl_tensor_release(c); lfl_tensor_release(vals); return st; }

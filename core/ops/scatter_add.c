@@ -5,19 +5,19 @@
  * differ off dim, so they never write the same element. */
 #include "dimwise.h"
 
-#define SCATTER_LOOP(T)                                                            \
-    do {                                                                           \
-        const T *ps = lfl_data(src);                                               \
-        T *pd = lfl_data(dst);                                                     \
+#define SCATTER_LOOP(T)                                                             \
+    do {                                                                            \
+        const T *ps = lfl_data(src);                                                \
+        T *pd = lfl_data(dst);                                                      \
         _Pragma("omp parallel for if (fibers * len > LFL_OMP_MIN)")                 \
-        for (int64_t f = 0; f < fibers; f++) {                                     \
-            int64_t off[3];                                                        \
-            lfl_fiber_offsets(nd, index->shape, d, f, 3, strides, off);            \
-            for (int64_t k = 0; k < len; k++) {                                    \
-                int64_t j = off[2] + k * ist[d];                                   \
+        for (int64_t f = 0; f < fibers; f++) {                                      \
+            int64_t off[3];                                                         \
+            lfl_fiber_offsets(nd, index->shape, d, f, 3, strides, off);             \
+            for (int64_t k = 0; k < len; k++) {                                     \
+                int64_t j = off[2] + k * ist[d];                                    \
                 pd[off[0] + pi[j] * dst->stride[d]] += ps[off[1] + k * src->stride[d]]; \
-            }                                                                      \
-        }                                                                          \
+            }                                                                       \
+        }                                                                           \
     } while (0)
 
 void lfl_scatter_add_raw(lfl_tensor *dst, int d, lfl_tensor *index, lfl_tensor *src)
@@ -73,14 +73,12 @@ lfl_status lfl_scatter_add(lfl_tensor *a, int dim, lfl_tensor *index, lfl_tensor
     LFL_TRY(lfl_norm_dim("scatter_add", dim, a->ndim, &d));
     lfl_tensor *ix, *o;
     LFL_TRY(lfl_check_scatter_index("scatter_add", a, d, index, src, &ix));
-    /* a fresh contiguous copy of a, recorded by nothing (grad mode off) */
-    bool prev = lfl_set_grad_enabled(false);
+    /* a fresh contiguous copy of a (lfl_copy_ records nothing) */
     lfl_status st = lfl_empty(a->ndim, a->shape, a->dtype, LFL_CPU, &o);
     if (st == LFL_OK) {
         st = lfl_copy_(o, a);
         if (st) lfl_tensor_release(o);
     }
-    lfl_set_grad_enabled(prev);
     if (st) { lfl_tensor_release(ix); return st; }
     lfl_scatter_add_raw(o, d, ix, src);
     lfl_tensor *in[2] = {a, src};

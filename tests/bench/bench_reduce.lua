@@ -27,6 +27,9 @@ do
   print(string.format("softmax [%d, %d] f32, last dim: %.3f s (%.1f GB/s of input + output)", n, v, s, gb / s))
   s = best_of(reps, function() y = nil; y = x:log_softmax(-1) end)
   print(string.format("log_softmax [%d, %d] f32, last dim: %.3f s", n, v, s))
+  -- what a fresh output of that size costs by itself (allocation, page faults, one copy)
+  s = best_of(reps, function() y = nil; y = x:clone() end)
+  print(string.format("  baseline: clone of the input: %.3f s", s))
   y, x = nil, nil
   collectgarbage()
 end
@@ -43,4 +46,8 @@ do
     lfl.backward(lfl.embedding(w, ids), g)
   end)
   print(string.format("embedding [%d, %d], %d ids: forward %.2f ms, forward + backward %.2f ms", v, h, n, f * 1e3, s * 1e3))
+  -- the engine copies a leaf's first gradient into w.grad: a [V, H] clone
+  local z = lfl.zeros(v, h)
+  s = best_of(reps, function() local c = z:clone() end)
+  print(string.format("  baseline: clone of a [%d, %d] gradient: %.2f ms", v, h, s * 1e3))
 end
