@@ -60,11 +60,12 @@ static lfl_status extremum_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor *
             }                                                                       \
         } else {                                                                    \
             /* walk k outermost so the inner loop runs over contiguous memory */    \
-            int64_t nb = (inner + BLK - 1) / BLK;                                   \
+            int64_t nb = (inner + LFL_DIM_BLK - 1) / LFL_DIM_BLK;                   \
             _Pragma("omp parallel for collapse(2) if (total > LFL_OMP_MIN)")        \
             for (int64_t o = 0; o < outer; o++)                                     \
                 for (int64_t ib = 0; ib < nb; ib++) {                               \
-                    int64_t i0 = ib * BLK, i1 = i0 + BLK < inner ? i0 + BLK : inner; \
+                    int64_t i0 = ib * LFL_DIM_BLK;                                  \
+                    int64_t i1 = i0 + LFL_DIM_BLK < inner ? i0 + LFL_DIM_BLK : inner; \
                     T *v = pv + o * inner;                                          \
                     int64_t *vi = pi + o * inner;                                   \
                     const T *x = px + o * len * inner;                              \
@@ -78,7 +79,6 @@ static lfl_status extremum_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor *
         }                                                                           \
     } while (0)
 
-#define BLK 256
 
 lfl_status lfl_extremum(const char *op, lfl_tensor *a, int dim, bool keepdim, bool is_min, bool record,
                         lfl_tensor **values, lfl_tensor **indices)
