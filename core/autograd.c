@@ -67,6 +67,15 @@ void lfl_node_set_output(lfl_node *n, lfl_tensor *out, int index)
         n->out_ndim[index] = out->ndim;
         for (int d = 0; d < out->ndim; d++) n->out_shape[index][d] = out->shape[d];
         n->out_dtype[index] = out->dtype;
+    } else {
+        if (!n->out_more) {
+            n->out_more = calloc((size_t)(n->n_out - 4), sizeof *n->out_more);
+            LFL_ASSERT(n->out_more);
+        }
+        lfl_out_meta *m = &n->out_more[index - 4];
+        m->ndim = out->ndim;
+        for (int d = 0; d < out->ndim; d++) m->shape[d] = out->shape[d];
+        m->dtype = out->dtype;
     }
     n->out_device = out->device;
 }
@@ -107,6 +116,7 @@ void lfl_node_release(lfl_node *n)
             free(x->grads);
         }
         free(x->in);
+        free(x->out_more);
         free(x);
     }
     if (stack != stack_small) free(stack);
@@ -233,8 +243,12 @@ lfl_status lfl_backward_multi(int nroots, lfl_tensor **roots, lfl_tensor **grads
         }
         for (int j = 0; j < x->n_out && st == LFL_OK; j++)
             if (!x->grads[j]) {
-                LFL_ASSERT(j < 4);
-                st = lfl_zeros(x->out_ndim[j], x->out_shape[j], x->out_dtype[j], x->out_device, &x->grads[j]);
+                if (j < 4) {
+                    st = lfl_zeros(x->out_ndim[j], x->out_shape[j], x->out_dtype[j], x->out_device, &x->grads[j]);
+                } else {
+                    const lfl_out_meta *m = &x->out_more[j - 4];
+                    st = lfl_zeros(m->ndim, m->shape, m->dtype, x->out_device, &x->grads[j]);
+                }
             }
         if (st) break;
         lfl_tensor **gin = calloc((size_t)x->n_in, sizeof *gin);

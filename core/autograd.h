@@ -19,6 +19,13 @@ typedef struct {
     lfl_dtype dtype;
 } lfl_edge;
 
+/* Shape and dtype of a node output, kept to zero-fill a missing gradient. */
+typedef struct {
+    int ndim;
+    int64_t shape[LFL_MAX_DIMS];
+    lfl_dtype dtype;
+} lfl_out_meta;
+
 struct lfl_node {
     int refcount;
     uint64_t seq;                  /* creation order = a topological order */
@@ -37,6 +44,7 @@ struct lfl_node {
     int out_ndim[4];               /* output shapes for zero-filling (first 4 outputs) */
     int64_t out_shape[4][LFL_MAX_DIMS];
     lfl_dtype out_dtype[4];
+    lfl_out_meta *out_more;        /* the same for outputs 4.. (heap; split has many) */
     int out_device;
 };
 
