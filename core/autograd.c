@@ -148,10 +148,16 @@ lfl_status lfl_accumulate_(lfl_tensor *dst, lfl_tensor *src)
 }
 
 /* Adds g into *slot (taking a new reference, or copying when shared). */
-static lfl_status add_into(lfl_tensor **slot, lfl_tensor *g)
+static lfl_status add_into(lfl_tensor **slot, lfl_tensor *g, bool may_take)
 {
     if (!*slot) {
-        /* own a private contiguous copy: later accumulation writes into it */
+        /* Later accumulation writes into *slot, so it must own its memory: take
+         * g itself when nobody else can see its storage, else a private copy. */
+        if (may_take && g->refcount == 1 && g->storage->refcount == 1 && g->storage->kind == LFL_STORAGE_HEAP &&
+            g->offset == 0 && lfl_is_contiguous(g) && !g->grad_fn) {
+            *slot = lfl_tensor_retain(g);
+            return LFL_OK;
+        }
         return lfl_clone(g, slot);
     }
     return lfl_accumulate_(*slot, g);
@@ -226,8 +232,9 @@ lfl_status lfl_backward_multi(int nroots, lfl_tensor **roots, lfl_tensor **grads
             g = one;
         }
         if (st == LFL_OK) {
-            if (roots[i]->grad_fn) st = add_into(&roots[i]->grad_fn->grads[roots[i]->grad_index], g);
-            else st = add_into(&roots[i]->grad, g);
+            /* the caller's gradient is never taken over: it stays theirs */
+            if (roots[i]->grad_fn) st = add_into(&roots[i]->grad_fn->grads[roots[i]->grad_index], g, false);
+            else st = add_into(&roots[i]->grad, g, false);
         }
         lfl_tensor_release(one);
     }
@@ -257,8 +264,8 @@ lfl_status lfl_backward_multi(int nroots, lfl_tensor **roots, lfl_tensor **grads
             if (!gin[i]) continue;
             lfl_edge *e = &x->in[i];
             if (st == LFL_OK) {
-                if (e->leaf) st = add_into(&e->leaf->grad, gin[i]);
-                else if (e->fn) st = add_into(&e->fn->grads[e->index], gin[i]);
+                if (e->leaf) st = add_into(&e->leaf->grad, gin[i], true);
+                else if (e->fn) st = add_into(&e->fn->grads[e->index], gin[i], true);
             }
             lfl_tensor_release(gin[i]);
         }

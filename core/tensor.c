@@ -172,6 +172,7 @@ lfl_status lfl_empty(int ndim, const int64_t *shape, lfl_dtype dt, int device, l
 lfl_status lfl_zeros(int ndim, const int64_t *shape, lfl_dtype dt, int device, lfl_tensor **out)
 {
     LFL_TRY(lfl_empty(ndim, shape, dt, device, out));
+    if ((*out)->storage->nbytes == 0) return LFL_OK;
     if (device == LFL_CPU) memset(lfl_data(*out), 0, (*out)->storage->nbytes);
     else LFL_TRY(lfl_device_memset(device, lfl_data(*out), 0, (*out)->storage->nbytes));
     return LFL_OK;
