@@ -48,15 +48,18 @@ LFL_VINLINE float lfl_vexpf(float x)
  * ln(m), e ln2 added in two parts. Subnormals are scaled by 2^23 first. */
 LFL_VINLINE float lfl_vlogf(float x)
 {
-    int sub = x < 1.17549435e-38f;
-    float xs = sub ? x * 8388608.0f : x;
+    /* Integer masks rather than ?: or ||, so that nothing becomes a branch:
+     * GCC will not if-convert an arm holding a float op or an int->float
+     * conversion (they may trap under the default -ftrapping-math), and the
+     * loop would stay scalar. */
+    int32_t ix = lfl_vf_to_bits(x);
+    int32_t sub = ix < 0x00800000;                            /* subnormal, 0 or < 0 */
+    float xs = x * lfl_vbits_to_f(0x3f800000 + sub * (23 << 23)); /* * 2^23 if sub */
     int32_t i = lfl_vf_to_bits(xs);
-    int32_t e = ((i >> 23) & 0xff) - 126;
-    e = sub ? e - 23 : e;
-    float m = lfl_vbits_to_f((i & 0x007fffff) | 0x3f000000); /* [0.5, 1) */
-    int low = m < 0.707106781186547524f;
-    float fe = (float)(low ? e - 1 : e);
-    m = low ? m + m - 1.0f : m - 1.0f;
+    int32_t mb = (i & 0x007fffff) | 0x3f000000;               /* m in [0.5, 1) */
+    int32_t low = mb < 0x3f3504f3;                            /* m < sqrt(1/2) */
+    float fe = (float)(((i >> 23) & 0xff) - 126 - 23 * sub - low);
+    float m = lfl_vbits_to_f(mb + (low << 23)) - 1.0f;        /* 2m if low, - 1 */
     float z = m * m;
     float y = 7.0376836292e-2f;
     y = y * m - 1.1514610310e-1f;
@@ -72,10 +75,12 @@ LFL_VINLINE float lfl_vlogf(float x)
     y += -0.5f * z;
     float r = m + y;
     r += 0.693359375f * fe;
-    r = x == 0.0f ? -INFINITY : r;
-    r = x < 0.0f ? NAN : r;
-    r = x == INFINITY ? x : r;
-    return x != x ? x : r;
+    /* +-0 -> -inf, x < 0 -> NaN, +inf and NaN -> x; blended with masks */
+    int32_t ax = ix & 0x7fffffff;
+    int32_t zero = -(int32_t)(ax == 0), neg = -(int32_t)(ix < 0);
+    int32_t sp = (zero & (int32_t)0xff800000) | (~zero & ((neg & 0x7fc00000) | (~neg & ix)));
+    int32_t use = zero | neg | -(int32_t)(ax >= 0x7f800000);
+    return lfl_vbits_to_f((lfl_vf_to_bits(r) & ~use) | (sp & use));
 }
 
 /* tanh x: an odd polynomial below |x| = 0.625 (where 1 - 2/(e^2x + 1)
