@@ -23,7 +23,6 @@ T.__pow = function(a, p)
 end
 T.__concat = function(a, b) return tostring(a) .. tostring(b) end
 
-function M.neg(a) return lfl.affine(a, -1, 0) end
 function M.scale(a, s) return lfl.affine(a, s, 0) end
 function M.shape(t) return t:size() end
 
