@@ -105,9 +105,13 @@ static lfl_status fetch_blob(const hub_ctx *c, void *curl, const char *file, con
                 if (interrupted(c))
                     return lfl_fail(LFL_ERR_NET, "hub: interrupted (partial download kept in %s)", inc);
                 if (r.transient && attempt < c->retries) {
-                    if (c->progress)
-                        fprintf(stderr, "\r\033[Khub: %s: %s, retrying (%d/%d)\n", file,
-                                st ? lfl_last_error() : "server error", attempt + 1, c->retries);
+                    if (c->progress) {
+                        char why[64];
+                        snprintf(why, sizeof why, "HTTP %ld", r.status);
+                        fprintf(stderr, "\r\033[Khub: %s: %s, retry %d of %d from byte %lld\n", file,
+                                r.curl_error[0] ? r.curl_error : why, attempt + 1, c->retries,
+                                (long long)hub_file_size(inc));
+                    }
                     hub_backoff(c, attempt, r.retry_after);
                     attempt++;
                     continue;
@@ -257,7 +261,11 @@ static lfl_status download_one(const hub_ctx *c, void *curl, const char *file, c
     snprintf(commit, sizeof commit, "%s", r.commit);
     LFL_TRY(hub_write_ref(c, rev, commit));
     snprintf(out, out_n, "%s/snapshots/%s/%s", c->folder, commit, file);
-    if (!force && hub_exists(out)) { hub_progress_file_done(prog); return LFL_OK; }
+    if (!force && hub_exists(out)) {
+        hub_progress_skip(prog, r.size);
+        hub_progress_file_done(prog);
+        return LFL_OK;
+    }
     char blob[HUB_PATH + 200];
     snprintf(blob, sizeof blob, "%s/blobs/%s", c->folder, r.etag);
     int64_t have = hub_file_size(blob);
@@ -267,8 +275,11 @@ static lfl_status download_one(const hub_ctx *c, void *curl, const char *file, c
         /* another process may have finished it while we waited */
         have = hub_file_size(blob);
         if (force || have < 0 || (r.size >= 0 && have != r.size)) st = fetch_blob(c, curl, file, rev, &r, force, prog);
+        else hub_progress_skip(prog, r.size);
         hub_unlock(lock);
         LFL_TRY(st);
+    } else {
+        hub_progress_skip(prog, r.size);
     }
     LFL_TRY(hub_link_pointer(c, commit, file, r.etag));
     hub_progress_file_done(prog);
@@ -459,6 +470,18 @@ static lfl_status snapshot(hub_ctx *c, const lfl_hub_opts *o, const char *rev, c
                 if (lfl_hub_match(f, o->allow, o->n_allow, o->ignore, o->n_ignore)) files[n++] = strdup(f);
             }
             int total = info.n_files;
+            /* the bar's total: sizes from the listing of files not yet in the snapshot */
+            int64_t bytes = 0;
+            bool sizes_known = true;
+            for (int i = 0, k = 0; !st && i < info.n_files && k < n; i++) {
+                if (strcmp(info.files[i].name, files[k]) != 0) continue;
+                k++;
+                char ptr[HUB_PATH + 1200];
+                snprintf(ptr, sizeof ptr, "%s/snapshots/%s/%s", c->folder, commit, info.files[i].name);
+                if (hub_exists(ptr) && !o->force) continue;
+                if (info.files[i].size < 0) sizes_known = false;
+                else bytes += info.files[i].size;
+            }
             lfl_hub_info_free(&info);
             if (st) { free_list(files, n); return st; }
             if (n == 0) {
@@ -470,6 +493,10 @@ static lfl_status snapshot(hub_ctx *c, const lfl_hub_opts *o, const char *rev, c
             (void)!HUB_FMT(label, sizeof label, "%s", c->repo);
             hub_progress prog;
             hub_progress_init(&prog, c->progress, label, n);
+            if (sizes_known) {
+                prog.preset = true;
+                prog.total = bytes;
+            }
             st = run_batch(c, commit, files, n, o->force, &prog);
             hub_progress_finish(&prog);
             if (st) { free_list(files, n); return st; }

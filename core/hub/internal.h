@@ -39,10 +39,13 @@ typedef struct {
     double t0, last_draw;
     int64_t done_at_t0;    /* bytes already on disk when the call started */
     bool drawn;
+    bool preset;           /* total came from the repo listing: HEAD sizes are not added */
 } hub_progress;
 void hub_progress_init(hub_progress *p, bool on, const char *label, int files_total);
 void hub_progress_add_total(hub_progress *p, int64_t bytes, int64_t already);
 void hub_progress_add(hub_progress *p, int64_t delta);
+/* a file of a preset total that needed no transfer (its blob was cached) */
+void hub_progress_skip(hub_progress *p, int64_t bytes);
 void hub_progress_file_done(hub_progress *p);
 void hub_progress_finish(hub_progress *p);
 double hub_now(void);

@@ -58,7 +58,7 @@ void hub_progress_add_total(hub_progress *p, int64_t bytes, int64_t already)
 {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    if (bytes > 0) p->total += bytes;
+    if (bytes > 0 && !p->preset) p->total += bytes;
     p->done += already;
     p->done_at_t0 += already;
     if (p->on) draw(p, false);
@@ -71,6 +71,15 @@ void hub_progress_add(hub_progress *p, int64_t delta)
     pthread_mutex_lock(&p->mu);
     p->done += delta;
     if (p->on) draw(p, false);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void hub_progress_skip(hub_progress *p, int64_t bytes)
+{
+    if (!p || !p->preset || bytes <= 0) return;
+    pthread_mutex_lock(&p->mu);
+    p->done += bytes;
+    p->done_at_t0 += bytes;
     pthread_mutex_unlock(&p->mu);
 }
 
