@@ -67,7 +67,11 @@ function M.resolve(name_or_path, opts)
     end
     -- on failure the download itself reports the error, or answers from the cache
   end
-  return C.download(name_or_path, o)
+  local ok, res = pcall(C.download, name_or_path, o)
+  if not ok then
+    error(fmt("%s\n('%s' is not an existing local path either)", tostring(res), name_or_path), 2)
+  end
+  return res
 end
 
 -- A LlamaFactory dataset_info entry with `hf_hub_url` (plus optional `folder`,

@@ -29,6 +29,7 @@ DEAD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 unset HF_TOKEN HUGGING_FACE_HUB_TOKEN HF_TOKEN_PATH HF_HUB_OFFLINE TRANSFORMERS_OFFLINE HF_HUB_CACHE \
       HUGGINGFACE_HUB_CACHE XDG_CACHE_HOME LFL_HUB_RETRIES
 export HF_ENDPOINT="http://127.0.0.1:$HUB"
+export NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_XET=1
 export LFL_HUB_BACKOFF=0.05
 REPO_DIR=models--lfl-test--tiny-model
 MAIN=$(python3 -c 'import hashlib; print(hashlib.sha1(b"main").hexdigest())')
@@ -358,6 +359,8 @@ t_lua_api() {
     assert(d:match("/data$") and lfl.hub.path_kind(d .. "/train.jsonl") == "file", d)
     local ok, err = pcall(lfl.hub.resolve, "./no/such/dir")
     assert(not ok and err:find("neither an existing local path"), err)
+    ok, err = pcall(lfl.hub.resolve, "no-such/dir")
+    assert(not ok and err:find("HTTP 401", 1, true) and err:find("is not an existing local path either", 1, true), err)
     print("lua ok")')
   expect_eq "$out" "lua ok"
   lfl download lfl-test/tiny-model --list | grep -q "model.safetensors" || fail "--list"
