@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""A mock Hugging Face Hub for lfl's hub tests (Python 3 standard library only).
+
+Two HTTP servers on 127.0.0.1 with OS-chosen free ports, sharing one state:
+  hub  - /api/{models,datasets}/{repo}[/revision/{rev}][?blobs=true]
+         HEAD/GET /[datasets/]{repo}/resolve/{rev}/{file}: regular files answer
+         200 with a quoted git-sha1 ETag, LFS files 302 to the cdn server with
+         X-Linked-Etag (sha256) and X-Linked-Size; X-Repo-Commit on both.
+  cdn  - GET /cdn/{sha256}: LFS content, Range aware (206 + Content-Range).
+Control (on the hub port): /_reset, /_fault?name=value&..., /_count?filters,
+/_ranges?contains=..., /_stats (JSON).
+Faults: drop_after=N drop_count=K (cdn: send N bytes then cut the connection,
+K times), corrupt=1 (cdn: one byte flipped), fail500=K (next K resolve
+requests answer 500), fail500_api=K, slow_ms=M (cdn: sleep per 64 KiB),
+ignore_range=1 (cdn answers 200 to Range requests), empty_siblings=1 (the
+revision API lists no files: clients use the tree API), tree_page=N,
+cdn_status=S cdn_status_count=K (the cdn answers status S, K times).
+Repos: lfl-test/tiny-model (main, v1.0, refs/pr/1), lfl-test/gated-model
+(needs 'Bearer hf_valid_token'), lfl-test/old-name (renamed: relative 307 to
+tiny-model), dataset lfl-test/tiny-data. Unknown repos: 401 RepoNotFound.
+
+Usage: mock_hub.py --port-file F [--large-size BYTES] [--lifetime SECONDS]
+"""
+import argparse
+import hashlib
+import http.server
+import json
+import os
+import random
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+VALID_TOKEN = "hf_valid_token"
+LOCK = threading.Lock()
+STATE = {"faults": {}, "log": []}
+CDN_PORT = [0]
+
+
+def git_sha1(data):
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def commit_of(name):
+    return hashlib.sha1(name.encode()).hexdigest()
+
+
+def build_repos(large_size):
+    rng = random.Random(1234)
+    large = rng.randbytes(large_size)
+    small_bin = rng.randbytes(5000)
+    base = {
+        "config.json": (b'{"model_type": "llama", "hidden_size": 8, "vocab_size": 32}\n', False),
+        "tokenizer.json": (b'{"version": "1.0", "model": {"type": "BPE", "vocab": {}}}\n', False),
+        "sub/dir/notes.txt": (b"a nested file\n", False),
+        "with space+plus.txt": (b"a name that needs percent-encoding\n", False),
+        "model.safetensors": (large, True),
+        "pytorch_model.bin": (small_bin, True),
+    }
+    pr = dict(base)
+    pr["config.json"] = (b'{"model_type": "llama", "hidden_size": 16}\n', False)
+    model = {
+        "revisions": {"main": commit_of("main"), "v1.0": commit_of("main"), "refs/pr/1": commit_of("pr1")},
+        "commits": {commit_of("main"): base, commit_of("pr1"): pr},
+    }
+    gated_files = {"config.json": (b'{"model_type": "gated"}\n', False), "model.safetensors": (small_bin, True)}
+    gated = {"revisions": {"main": commit_of("gated")}, "commits": {commit_of("gated"): gated_files}, "gated": True}
+    data_files = {
+        "README.md": (b"# tiny data\n", False),
+        "data/train.jsonl": (b'{"instruction": "hi", "output": "hello"}\n' * 3, False),
+    }
+    data = {"revisions": {"main": commit_of("data")}, "commits": {commit_of("data"): data_files}}
+    repos = {
+        ("model", "lfl-test/tiny-model"): model,
+        ("model", "lfl-test/gated-model"): gated,
+        ("dataset", "lfl-test/tiny-data"): data,
+    }
+    blobs = {}
+    for repo in repos.values():
+        for files in repo["commits"].values():
+            for content, lfs in files.values():
+                if lfs:
+                    blobs[hashlib.sha256(content).hexdigest()] = content
+    return repos, blobs
+
+
+REPOS, BLOBS = {}, {}
+RENAMED = {("model", "lfl-test/old-name"): "lfl-test/tiny-model"}
+
+
+def take_fault(name):
+    """Decrements a counted fault; True when it fires."""
+    with LOCK:
+        n = int(STATE["faults"].get(name, 0))
+        if n > 0:
+            STATE["faults"][name] = n - 1
+            return True
+    return False
+
+
+def fault(name, default=0):
+    with LOCK:
+        return STATE["faults"].get(name, default)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_name_tag = "hub"
+
+    def log_message(self, *args):
+        pass
+
+    def record(self):
+        with LOCK:
+            STATE["log"].append({
+                "server": self.server_name_tag, "method": self.command,
+                "path": urllib.parse.unquote(self.path.split("?")[0]),
+                "range": self.headers.get("Range"), "auth": self.headers.get("Authorization"),
+            })
+
+    def send(self, status, headers=None, body=b"", head=False):
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head and body:
+            self.wfile.write(body)
+
+    def error(self, status, code, message, commit=None, head=False):
+        h = {"X-Error-Code": code, "X-Error-Message": message, "X-Request-Id": "Root=mock-%d" % time.time_ns(),
+             "Content-Type": "application/json"}
+        if commit:
+            h["X-Repo-Commit"] = commit
+        self.send(status, h, json.dumps({"error": message}).encode(), head)
+
+    def do_HEAD(self):
+        self.record()
+        self.route(head=True)
+
+    def do_GET(self):
+        self.record()
+        self.route(head=False)
+
+    def do_POST(self):
+        self.record()
+        self.route(head=False)
+
+    # ---- hub routes ----
+    def route(self, head):
+        url = urllib.parse.urlsplit(self.path)
+        path, query = url.path, urllib.parse.parse_qs(url.query)
+        if path.startswith("/_"):
+            return self.control(path, query)
+        if path.startswith("/api/"):
+            return self.api(path, query, head)
+        if "/resolve/" in path:
+            return self.resolve(path, head)
+        self.send(404, {}, b"not found", head)
+
+    def repo_access(self, kind, repo_id, head, redirect_path=None):
+        """The repo dict, or None after answering an error/redirect."""
+        key = (kind, repo_id)
+        if key in RENAMED and redirect_path is not None:
+            new = redirect_path.replace(repo_id, RENAMED[key], 1)
+            self.send(307, {"Location": new}, b"", head)
+            return None
+        repo = REPOS.get(key)
+        if repo is None:
+            self.error(401, "RepoNotFound", "Repository Not Found for url: %s." % self.path, head=head)
+            return None
+        if repo.get("gated"):
+            auth = self.headers.get("Authorization")
+            if auth is None:
+                self.error(401, "GatedRepo", "Access to model %s is restricted. You must have access to it "
+                           "and be authenticated to access it. Please log in." % repo_id, head=head)
+                return None
+            if auth != "Bearer " + VALID_TOKEN:
+                self.error(403, "GatedRepo", "Access to model %s is restricted and you are not in the "
+                           "authorized list." % repo_id, head=head)
+                return None
+        return repo
+
+    def api(self, path, query, head):
+        if take_fault("fail500_api"):
+            return self.send(500, {}, b"internal error", head)
+        parts = path[len("/api/"):].split("/")
+        kind = {"models": "model", "datasets": "dataset", "spaces": "space"}.get(parts[0])
+        rest = parts[1:]
+        rev = "main"
+        if "tree" in rest:
+            return self.tree(kind, rest, query, head)
+        if "revision" in rest:
+            i = rest.index("revision")
+            rev = urllib.parse.unquote("/".join(rest[i + 1:]))
+            rest = rest[:i]
+        repo_id = urllib.parse.unquote("/".join(rest))
+        repo = self.repo_access(kind, repo_id, head, redirect_path=path if kind else None)
+        if repo is None:
+            return
+        commit = repo["revisions"].get(rev, rev if rev in repo["commits"] else None)
+        if commit is None:
+            return self.error(404, "RevisionNotFound", "Invalid rev id: %s" % rev, head=head)
+        blobs = query.get("blobs", ["false"])[0] == "true"
+        siblings = []
+        if fault("empty_siblings"):
+            body = json.dumps({"id": repo_id, "sha": commit, "siblings": []}).encode()
+            return self.send(200, {"Content-Type": "application/json"}, body, head)
+        for name, (content, lfs) in sorted(repo["commits"][commit].items()):
+            s = {"rfilename": name}
+            if blobs:
+                s["size"] = len(content)
+                s["blobId"] = git_sha1(content)
+                if lfs:
+                    s["lfs"] = {"size": len(content), "sha256": hashlib.sha256(content).hexdigest(),
+                                "pointerSize": 134}
+            siblings.append(s)
+        body = json.dumps({"id": repo_id, "sha": commit, "siblings": siblings, "private": False,
+                           "gated": "auto" if repo.get("gated") else False}).encode()
+        self.send(200, {"Content-Type": "application/json"}, body, head)
+
+    def tree(self, kind, rest, query, head):
+        """/api/{kind}s/{repo}/tree/{rev}[?recursive=true&cursor=N]: paginated (page size: fault tree_page)"""
+        i = rest.index("tree")
+        repo_id, rev = "/".join(rest[:i]), urllib.parse.unquote("/".join(rest[i + 1:]))
+        repo = self.repo_access(kind, repo_id, head)
+        if repo is None:
+            return
+        commit = repo["revisions"].get(rev, rev if rev in repo["commits"] else None)
+        if commit is None:
+            return self.error(404, "RevisionNotFound", "Invalid rev id: %s" % rev, head=head)
+        entries, dirs = [], set()
+        for name, (content, lfs) in sorted(repo["commits"][commit].items()):
+            parts = name.split("/")
+            for k in range(1, len(parts)):
+                d = "/".join(parts[:k])
+                if d not in dirs:
+                    dirs.add(d)
+                    entries.append({"type": "directory", "oid": git_sha1(d.encode()), "size": 0, "path": d})
+            e = {"type": "file", "oid": git_sha1(content), "size": len(content), "path": name}
+            if lfs:
+                e["lfs"] = {"oid": hashlib.sha256(content).hexdigest(), "size": len(content), "pointerSize": 134}
+            entries.append(e)
+        page = int(fault("tree_page", 1000))
+        start = int(query.get("cursor", ["0"])[0])
+        headers = {"Content-Type": "application/json"}
+        if start + page < len(entries):
+            nxt = "http://127.0.0.1:%d%s?recursive=true&expand=false&cursor=%d" % (
+                self.server.server_address[1], urllib.parse.urlsplit(self.path).path, start + page)
+            headers["Link"] = '<%s>; rel="next"' % nxt
+        self.send(200, headers, json.dumps(entries[start:start + page]).encode(), head)
+
+    def resolve(self, path, head):
+        if take_fault("fail500"):
+            return self.send(500, {}, b"internal error", head)
+        prefix, rest = path.split("/resolve/", 1)
+        prefix = prefix.lstrip("/")
+        kind = "model"
+        for p, k in (("datasets/", "dataset"), ("spaces/", "space")):
+            if prefix.startswith(p):
+                prefix, kind = prefix[len(p):], k
+        if "/" not in rest:
+            return self.send(400, {}, b"bad resolve url", head)
+        rev_q, file_q = rest.split("/", 1)
+        rev, file = urllib.parse.unquote(rev_q), urllib.parse.unquote(file_q)
+        repo = self.repo_access(kind, prefix, head, redirect_path=path)
+        if repo is None:
+            return
+        commit = repo["revisions"].get(rev, rev if rev in repo["commits"] else None)
+        if commit is None:
+            return self.error(404, "RevisionNotFound", "Invalid rev id: %s" % rev, head=head)
+        entry = repo["commits"][commit].get(file)
+        if entry is None:
+            return self.error(404, "EntryNotFound", "%s does not exist on \"%s\"" % (file, rev), commit, head)
+        content, lfs = entry
+        if lfs:
+            sha = hashlib.sha256(content).hexdigest()
+            loc = "http://127.0.0.1:%d/cdn/%s?sig=mock" % (CDN_PORT[0], sha)
+            return self.send(302, {"Location": loc, "X-Repo-Commit": commit, "X-Linked-Etag": '"%s"' % sha,
+                                   "X-Linked-Size": str(len(content)), "ETag": '"%s"' % git_sha1(b"pointer")},
+                             b"", head)
+        self.send_content(content, {"ETag": '"%s"' % git_sha1(content), "X-Repo-Commit": commit}, head)
+
+    def send_content(self, content, headers, head, cdn=False):
+        rng = self.headers.get("Range")
+        start = 0
+        if rng and not (cdn and fault("ignore_range")):
+            spec = rng.replace("bytes=", "").split("-")[0]
+            start = int(spec)
+            if start >= len(content) and len(content) > 0:
+                return self.send(416, {"Content-Range": "bytes */%d" % len(content)}, b"", head)
+            headers = dict(headers, **{"Content-Range": "bytes %d-%d/%d" % (start, len(content) - 1, len(content))})
+            status = 206
+        else:
+            status = 200
+        body = content[start:]
+        if cdn and fault("corrupt"):
+            mid = len(content) // 2 - start
+            if 0 <= mid < len(body):
+                body = body[:mid] + bytes([body[mid] ^ 0xFF]) + body[mid + 1:]
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if head:
+            return
+        drop = int(fault("drop_after", 0)) if cdn else 0
+        if drop and drop < len(body) and take_fault("drop_count"):
+            self.wfile.write(body[:drop])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        slow = float(fault("slow_ms", 0)) / 1000.0 if cdn else 0
+        for off in range(0, len(body), 65536):
+            self.wfile.write(body[off:off + 65536])
+            if slow:
+                time.sleep(slow)
+
+    # ---- control ----
+    def control(self, path, query):
+        q = {k: v[0] for k, v in query.items()}
+        if path == "/_reset":
+            with LOCK:
+                STATE["faults"].clear()
+                STATE["log"].clear()
+            return self.send(200, {}, b"ok\n")
+        if path == "/_fault":
+            with LOCK:
+                STATE["faults"].update(q)
+            return self.send(200, {}, b"ok\n")
+        if path in ("/_count", "/_ranges", "/_stats"):
+            with LOCK:
+                log = list(STATE["log"])
+            out = []
+            for e in log:
+                if e["path"].startswith("/_"):
+                    continue
+                if "server" in q and e["server"] != q["server"]:
+                    continue
+                if "method" in q and e["method"] != q["method"]:
+                    continue
+                if "contains" in q and q["contains"] not in e["path"]:
+                    continue
+                if "auth" in q and (e["auth"] is not None) != (q["auth"] == "1"):
+                    continue
+                if "range" in q and (e["range"] is not None) != (q["range"] == "1"):
+                    continue
+                out.append(e)
+            if path == "/_count":
+                return self.send(200, {}, b"%d\n" % len(out))
+            if path == "/_ranges":
+                return self.send(200, {}, "".join("%s\n" % e["range"] for e in out).encode())
+            return self.send(200, {"Content-Type": "application/json"}, json.dumps(out, indent=1).encode())
+        self.send(404, {}, b"unknown control\n")
+
+
+class CdnHandler(Handler):
+    server_name_tag = "cdn"
+
+    def route(self, head):
+        path = urllib.parse.urlsplit(self.path).path
+        if path.startswith("/cdn/"):
+            status = int(fault("cdn_status", 0))
+            if status and take_fault("cdn_status_count"):
+                return self.send(status, {}, b"Access denied: the signature expired", head)
+            content = BLOBS.get(path[len("/cdn/"):])
+            if content is None:
+                return self.send(404, {}, b"no such blob", head)
+            return self.send_content(content, {"ETag": '"%s"' % path[5:]}, head, cdn=True)
+        self.send(404, {}, b"not found", head)
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        # clients that abort a transfer (a failed sibling, Ctrl-C) are expected
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--large-size", type=int, default=4 << 20)
+    ap.add_argument("--lifetime", type=float, default=300.0, help="exit after this many seconds regardless")
+    a = ap.parse_args()
+    global REPOS, BLOBS
+    REPOS, BLOBS = build_repos(a.large_size)
+    hub = Server(("127.0.0.1", 0), Handler)
+    cdn = Server(("127.0.0.1", 0), CdnHandler)
+    CDN_PORT[0] = cdn.server_address[1]
+    for s in (hub, cdn):
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    tmp = a.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d %d\n" % (hub.server_address[1], cdn.server_address[1]))
+    os.replace(tmp, a.port_file)
+    time.sleep(a.lifetime)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

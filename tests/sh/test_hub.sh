@@ -1,0 +1,419 @@
+#!/usr/bin/env bash
+# The Hub client against a mock Hub (tests/hub/mock_hub.py) on 127.0.0.1:
+# downloads, the cache layout, cache hits without network, offline mode,
+# resume, redirects without the token, checksums, errors, concurrent processes.
+# usage: bash tests/sh/test_hub.sh path/to/lfl
+set -u
+LFL=$(readlink -f "${1:?usage: test_hub.sh path/to/lfl}")
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/lfl-hub-test.XXXXXX")
+MOCK_PID=""
+cleanup() {
+  if [ -n "$MOCK_PID" ]; then kill "$MOCK_PID" 2>/dev/null; wait "$MOCK_PID" 2>/dev/null; fi
+  rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+LARGE=3000000
+python3 "$ROOT/tests/hub/mock_hub.py" --port-file "$T/ports" --large-size $LARGE --lifetime 240 &
+MOCK_PID=$!
+for _ in $(seq 100); do [ -s "$T/ports" ] && break; sleep 0.1; done
+[ -s "$T/ports" ] || { echo "mock hub did not start"; echo "0 passed, 1 failed"; exit 1; }
+read -r HUB CDN <"$T/ports"
+
+# a port with nothing listening, for "no network"
+DEAD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+
+unset HF_TOKEN HUGGING_FACE_HUB_TOKEN HF_TOKEN_PATH HF_HUB_OFFLINE TRANSFORMERS_OFFLINE HF_HUB_CACHE \
+      HUGGINGFACE_HUB_CACHE XDG_CACHE_HOME LFL_HUB_RETRIES
+export HF_ENDPOINT="http://127.0.0.1:$HUB"
+export NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_XET=1
+export LFL_HUB_BACKOFF=0.05
+REPO_DIR=models--lfl-test--tiny-model
+MAIN=$(python3 -c 'import hashlib; print(hashlib.sha1(b"main").hexdigest())')
+PR1=$(python3 -c 'import hashlib; print(hashlib.sha1(b"pr1").hexdigest())')
+
+ctl() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode().strip())' \
+          "http://127.0.0.1:$HUB/$1"; }
+lfl() { timeout 60 "$LFL" "$@"; }
+fresh_home() { export HF_HOME="$T/home.$1"; rm -rf "$HF_HOME"; }
+fail() { echo "FAIL: $*"; exit 1; }
+expect_eq() { [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"; }
+expect_in() { case "$1" in *"$2"*) ;; *) fail "'$2' not in: $1" ;; esac; }
+large_sha() { python3 -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$1"; }
+LARGE_SHA=""  # set by the first download
+
+passed=0 failed=0
+run() {
+  local name=$1
+  ctl _reset >/dev/null
+  local t0=$SECONDS
+  if (set -e; "$name") >"$T/log" 2>&1; then
+    passed=$((passed + 1)); echo "ok   $name ($((SECONDS - t0)) s)"
+  else
+    failed=$((failed + 1)); echo "FAIL $name"; sed 's/^/     /' "$T/log" | tail -25
+  fi
+}
+
+t_sha256_vectors() {
+  python3 - "$T/sha" <<'EOF'
+import hashlib, os, random, sys
+d = sys.argv[1]; os.makedirs(d, exist_ok=True)
+r = random.Random(7)
+with open(d + "/expect", "w") as f:
+    for n in [0, 1, 3, 55, 56, 63, 64, 65, 119, 120, 128, 1000, 1 << 20, 3 * (1 << 20) + 17]:
+        b = b"abc" if n == 3 else r.randbytes(n)
+        open("%s/f%d" % (d, n), "wb").write(b)
+        f.write("%s/f%d %s\n" % (d, n, hashlib.sha256(b).hexdigest()))
+EOF
+  while read -r f h; do
+    expect_eq "$(lfl -e "io.write(lfl.hub.sha256('$f'))")" "$h" "sha256 of $f"
+  done <"$T/sha/expect"
+  expect_eq "$(lfl -e "io.write(lfl.hub.sha256('$T/sha/f3'))")" \
+    ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad "FIPS 180 'abc'"
+}
+
+t_patterns() {
+  local out
+  out=$(lfl -e '
+    local m = lfl.hub.match
+    assert(m("sub/dir/notes.txt", "*.txt"), "* crosses /")
+    assert(not m("config.json", {"*.bin", "*.safetensors"}))
+    assert(m("sub/dir/notes.txt", "sub/"), "a folder pattern")
+    assert(not m("model.safetensors", nil, "*.safetensors"), "ignore")
+    assert(not m("a.json", "*.json", {"a.*"}), "ignore wins over allow")
+    assert(m("a[1].json", "a[[]1].json"), "brackets")
+    assert(m("x.json", nil, nil), "no patterns: all")
+    print("patterns ok")')
+  expect_eq "$out" "patterns ok"
+}
+
+t_fresh_snapshot() {
+  fresh_home fresh
+  local p
+  p=$(lfl download lfl-test/tiny-model)
+  expect_eq "$p" "$HF_HOME/hub/$REPO_DIR/snapshots/$MAIN" "snapshot path"
+  expect_eq "$(cat "$HF_HOME/hub/$REPO_DIR/refs/main")" "$MAIN" "refs/main"
+  [ "$(wc -c <"$HF_HOME/hub/$REPO_DIR/refs/main")" -eq 40 ] || fail "refs/main has a newline"
+  expect_eq "$(find "$p" -type l | wc -l)" 6 "6 files"
+  expect_eq "$(readlink "$p/config.json" | cut -c1-12)" "../../blobs/" "relative symlink"
+  expect_eq "$(readlink "$p/sub/dir/notes.txt" | cut -c1-18)" "../../../../blobs/" "nested relative symlink"
+  expect_in "$(cat "$p/config.json")" '"hidden_size": 8'
+  expect_eq "$(cat "$p/with space+plus.txt")" "a name that needs percent-encoding"
+  local etag
+  etag=$(basename "$(readlink "$p/model.safetensors")")
+  expect_eq "$(large_sha "$p/model.safetensors")" "$etag" "the LFS blob is named by its sha256"
+  expect_eq "$(stat -L -c %s "$p/model.safetensors")" $LARGE "size"
+  [ -z "$(find "$HF_HOME" -name '*.incomplete')" ] || fail ".incomplete left behind"
+  expect_eq "$(ctl '_count?server=cdn&method=GET')" 2 "two LFS files from the cdn"
+}
+
+t_cache_hit() {
+  fresh_home hit
+  local p1 p2
+  p1=$(lfl download lfl-test/tiny-model)
+  ctl _reset >/dev/null
+  p2=$(lfl download lfl-test/tiny-model)
+  expect_eq "$p2" "$p1"
+  expect_eq "$(ctl '_count?contains=/resolve/')" 0 "no resolve requests on a cache hit"
+  expect_eq "$(ctl '_count?server=cdn')" 0 "no cdn requests on a cache hit"
+  # a commit revision with the file cached needs no request at all
+  p2=$(lfl download lfl-test/tiny-model config.json --revision "$MAIN")
+  expect_eq "$p2" "$p1/config.json"
+  expect_eq "$(ctl '_count?contains=/resolve/')" 0
+}
+
+t_cache_hit_no_network() {
+  fresh_home nonet
+  local p1 p2 err
+  p1=$(lfl download lfl-test/tiny-model)
+  p2=$(HF_ENDPOINT="http://127.0.0.1:$DEAD" lfl download lfl-test/tiny-model 2>"$T/err") || fail "$(cat "$T/err")"
+  expect_eq "$p2" "$p1" "snapshot from the cache"
+  expect_in "$(cat "$T/err")" "using the cached copy"
+  p2=$(HF_ENDPOINT="http://127.0.0.1:$DEAD" lfl download lfl-test/tiny-model sub/dir/notes.txt 2>/dev/null)
+  expect_eq "$p2" "$p1/sub/dir/notes.txt" "file from the cache"
+  # not cached: a clear error naming the endpoint
+  err=$(HF_ENDPOINT="http://127.0.0.1:$DEAD" lfl download lfl-test/tiny-data --repo-type dataset 2>&1) && fail "should fail"
+  expect_in "$err" "cannot reach http://127.0.0.1:$DEAD"
+  expect_in "$err" "lfl-test/tiny-data"
+}
+
+t_offline() {
+  fresh_home offline
+  local p1 p2 err
+  p1=$(lfl download lfl-test/tiny-model --include '*.json')
+  ctl _reset >/dev/null
+  p2=$(HF_HUB_OFFLINE=1 lfl download lfl-test/tiny-model)
+  expect_eq "$p2" "$p1"
+  p2=$(HF_HUB_OFFLINE=1 lfl download lfl-test/tiny-model config.json)
+  expect_eq "$p2" "$p1/config.json"
+  p2=$(HF_HUB_OFFLINE=1 lfl -e "io.write(lfl.hub.download('lfl-test/tiny-model', {filename='tokenizer.json'}))")
+  expect_eq "$p2" "$p1/tokenizer.json"
+  err=$(HF_HUB_OFFLINE=1 lfl download lfl-test/tiny-model model.safetensors 2>&1) && fail "uncached file offline"
+  expect_in "$err" "file 'model.safetensors'"
+  expect_in "$err" "HF_HUB_OFFLINE=1"
+  err=$(HF_HUB_OFFLINE=1 lfl download lfl-test/tiny-data --repo-type dataset 2>&1) && fail "uncached repo offline"
+  expect_in "$err" "dataset lfl-test/tiny-data"
+  expect_in "$err" "HF_HUB_OFFLINE=1"
+  err=$(HF_HUB_OFFLINE=1 lfl download lfl-test/tiny-model --include '*.safetensors' 2>&1) && fail "no matching cached file"
+  expect_in "$err" "no file matching"
+  expect_eq "$(ctl '_count')" 0 "offline mode made requests"
+}
+
+t_patterns_and_revisions() {
+  fresh_home pat
+  local p
+  p=$(lfl download lfl-test/tiny-model --include '*.json' 'sub/')
+  expect_eq "$(cd "$p" && find . -type l | sort | tr '\n' ' ')" "./config.json ./sub/dir/notes.txt ./tokenizer.json " "included files"
+  p=$(lfl download lfl-test/tiny-model --exclude '*.safetensors' '*.bin' 'sub/*' '* *')
+  expect_eq "$(cd "$p" && find . -type l | sort | tr '\n' ' ')" "./config.json ./sub/dir/notes.txt ./tokenizer.json " "excluded files"
+  p=$(lfl download lfl-test/tiny-model config.json --revision refs/pr/1)
+  expect_eq "$p" "$HF_HOME/hub/$REPO_DIR/snapshots/$PR1/config.json"
+  expect_in "$(cat "$p")" '"hidden_size": 16'
+  expect_eq "$(cat "$HF_HOME/hub/$REPO_DIR/refs/refs/pr/1")" "$PR1" "refs/refs/pr/1"
+  p=$(lfl download lfl-test/tiny-model config.json --revision v1.0)
+  expect_eq "$p" "$HF_HOME/hub/$REPO_DIR/snapshots/$MAIN/config.json"
+  p=$(lfl download lfl-test/tiny-data --repo-type dataset)
+  expect_eq "$(cat "$p/data/train.jsonl" | wc -l)" 3
+  expect_eq "$(basename "$(dirname "$(dirname "$p")")")" datasets--lfl-test--tiny-data
+}
+
+t_resume_in_run() {
+  fresh_home resume1
+  ctl '_fault?drop_after=1000000&drop_count=1' >/dev/null
+  local p
+  p=$(lfl download lfl-test/tiny-model model.safetensors)
+  LARGE_SHA=$(basename "$(readlink "$p")")
+  expect_eq "$(large_sha "$p")" "$LARGE_SHA"
+  expect_eq "$(ctl '_count?server=cdn&method=GET')" 2 "one cut GET and one resumed"
+  expect_eq "$(ctl '_ranges?server=cdn&range=1')" "bytes=1000000-" "resumed with Range"
+}
+
+t_resume_across_runs() {
+  fresh_home resume2
+  ctl '_fault?drop_after=1000000&drop_count=1' >/dev/null
+  local err p blobs
+  err=$(LFL_HUB_RETRIES=0 lfl download lfl-test/tiny-model model.safetensors 2>&1) && fail "should fail without retries"
+  expect_in "$err" "partial file kept"
+  expect_in "$err" "file 'model.safetensors'"
+  blobs="$HF_HOME/hub/$REPO_DIR/blobs"
+  expect_eq "$(stat -c %s "$blobs"/*.incomplete)" 1000000 "partial file"
+  ctl _reset >/dev/null
+  p=$(lfl download lfl-test/tiny-model model.safetensors)
+  expect_eq "$(large_sha "$p")" "$(basename "$(readlink "$p")")"
+  expect_eq "$(ctl '_ranges?server=cdn')" "bytes=1000000-" "the next run resumed"
+  [ -z "$(find "$HF_HOME" -name '*.incomplete')" ] || fail ".incomplete left behind"
+  # a partial file from another tool (same name as huggingface_hub <= 1.x writes)
+  fresh_home resume3
+  local sha
+  sha=$(basename "$(readlink "$p")")
+  mkdir -p "$HF_HOME/hub/$REPO_DIR/blobs"
+  head -c 1500000 "$p" >"$HF_HOME/hub/$REPO_DIR/blobs/$sha.incomplete"
+  ctl _reset >/dev/null
+  p=$(lfl download lfl-test/tiny-model model.safetensors)
+  expect_eq "$(large_sha "$p")" "$sha"
+  expect_eq "$(ctl '_ranges?server=cdn')" "bytes=1500000-"
+  # a server that ignores Range: the file starts over and still verifies
+  fresh_home resume4
+  mkdir -p "$HF_HOME/hub/$REPO_DIR/blobs"
+  head -c 700000 "$p" >"$HF_HOME/hub/$REPO_DIR/blobs/$sha.incomplete"
+  ctl '_fault?ignore_range=1' >/dev/null
+  p=$(lfl download lfl-test/tiny-model model.safetensors)
+  expect_eq "$(large_sha "$p")" "$sha"
+}
+
+t_redirect_no_token_leak() {
+  fresh_home token
+  local p
+  p=$(HF_TOKEN=hf_valid_token lfl download lfl-test/tiny-model --include '*.safetensors' 'config.json')
+  expect_eq "$(large_sha "$p/model.safetensors")" "$(basename "$(readlink "$p/model.safetensors")")"
+  expect_eq "$(ctl '_count?server=cdn')" 1 "cdn requests"
+  expect_eq "$(ctl '_count?server=cdn&auth=1')" 0 "Authorization sent to the cdn host"
+  [ "$(ctl '_count?server=hub&auth=1')" -ge 3 ] || fail "the token did not reach the hub"
+  expect_eq "$(ctl '_count?server=hub&auth=0')" 0 "a hub request without the token"
+  expect_in "$(ctl '_stats?server=hub')" '"auth": "Bearer hf_valid_token"'
+  # token=false sends none
+  fresh_home token2
+  ctl _reset >/dev/null
+  HF_TOKEN=hf_valid_token lfl -e "lfl.hub.download('lfl-test/tiny-model', {filename='config.json', token=false})" >/dev/null
+  expect_eq "$(ctl '_count?auth=1')" 0 "token=false"
+}
+
+t_checksum_mismatch() {
+  fresh_home corrupt
+  ctl '_fault?corrupt=1' >/dev/null
+  local err blobs
+  err=$(lfl download lfl-test/tiny-model model.safetensors 2>&1) && fail "a corrupt download was accepted"
+  expect_in "$err" "sha256 mismatch"
+  expect_in "$err" "file 'model.safetensors'"
+  expect_in "$err" "revision 'main'"
+  blobs="$HF_HOME/hub/$REPO_DIR/blobs"
+  [ -z "$(ls -A "$blobs")" ] || fail "bad data kept: $(ls "$blobs")"
+  [ ! -e "$HF_HOME/hub/$REPO_DIR/snapshots/$MAIN/model.safetensors" ] || fail "pointer to a bad blob"
+  ctl '_fault?corrupt=0' >/dev/null
+  local p
+  p=$(lfl download lfl-test/tiny-model model.safetensors)
+  expect_eq "$(large_sha "$p")" "$(basename "$(readlink "$p")")"
+}
+
+t_errors() {
+  fresh_home errors
+  local err
+  err=$(lfl download lfl-test/gated-model config.json 2>&1) && fail "gated without a token"
+  expect_in "$err" "model lfl-test/gated-model, file 'config.json', revision 'main'"
+  expect_in "$err" "HTTP 401"
+  expect_in "$err" "gated"
+  expect_in "$err" "accept its license"
+  expect_in "$err" "HF_TOKEN"
+  err=$(HF_TOKEN=hf_wrong lfl download lfl-test/gated-model config.json 2>&1) && fail "gated with a wrong token"
+  expect_in "$err" "HTTP 403"
+  expect_in "$err" "HF_TOKEN"
+  # the token from $HF_HOME/token
+  mkdir -p "$HF_HOME" && printf 'hf_valid_token\n' >"$HF_HOME/token"
+  lfl download lfl-test/gated-model >/dev/null || fail "gated with the token file"
+  rm "$HF_HOME/token"
+  err=$(lfl download lfl-test/tiny-model nope.json 2>&1) && fail "missing file"
+  expect_in "$err" "model lfl-test/tiny-model, file 'nope.json', revision 'main'"
+  expect_in "$err" "HTTP 404"
+  expect_in "$err" "file not found"
+  [ -e "$HF_HOME/hub/$REPO_DIR/.no_exist/$MAIN/nope.json" ] || fail "no .no_exist marker"
+  err=$(HF_HUB_OFFLINE=1 lfl download lfl-test/tiny-model nope.json 2>&1) && fail "missing file offline"
+  expect_in "$err" "file not found"
+  err=$(lfl download lfl-test/tiny-model config.json --revision nobranch 2>&1) && fail "missing revision"
+  expect_in "$err" "revision 'nobranch'"
+  expect_in "$err" "HTTP 404"
+  expect_in "$err" "revision not found"
+  err=$(lfl download lfl-test/no-such-repo 2>&1) && fail "missing repo"
+  expect_in "$err" "model lfl-test/no-such-repo"
+  expect_in "$err" "HTTP 401"
+  expect_in "$err" "repository not found"
+  # the cdn's own errors name the host, not the Hub's token advice
+  ctl '_fault?cdn_status=403&cdn_status_count=1' >/dev/null
+  err=$(lfl download lfl-test/tiny-model model.safetensors 2>&1) && fail "cdn 403"
+  expect_in "$err" "the download host http://127.0.0.1:$CDN answered HTTP 403"
+  ctl '_fault?cdn_status=503&cdn_status_count=2' >/dev/null
+  lfl download lfl-test/tiny-model model.safetensors >/dev/null || fail "cdn 503 was not retried"
+  err=$(lfl download ../etc 2>&1) && fail "bad repo id"
+  expect_in "$err" "not a valid repo id"
+  err=$(lfl -e "lfl.hub.download('lfl-test/tiny-model', {revison='main'})" 2>&1) && fail "unknown option"
+  expect_in "$err" "unknown option 'revison'"
+}
+
+t_retries_and_renames() {
+  fresh_home retry
+  ctl '_fault?fail500=2&fail500_api=1' >/dev/null
+  local p
+  p=$(lfl download lfl-test/tiny-model --include config.json)
+  expect_in "$(cat "$p/config.json")" "hidden_size"
+  expect_eq "$(ctl '_count?contains=/api/')" 2 "the API call was retried"
+  # a renamed repo answers with a relative redirect, which the metadata step follows
+  p=$(lfl download lfl-test/old-name config.json)
+  expect_in "$(cat "$p")" '"hidden_size": 8'
+  # siblings missing from the revision API: the paginated tree listing is used
+  fresh_home tree
+  ctl '_reset' >/dev/null
+  ctl '_fault?empty_siblings=1&tree_page=2' >/dev/null
+  p=$(lfl download lfl-test/tiny-model --exclude '*.safetensors')
+  expect_eq "$(find "$p" -type l | wc -l)" 5 "files from the tree listing"
+  [ "$(ctl '_count?contains=/tree/')" -ge 4 ] || fail "tree pages"
+}
+
+t_concurrent_processes() {
+  fresh_home conc
+  ctl '_fault?slow_ms=10' >/dev/null
+  (lfl download lfl-test/tiny-model >"$T/c1" 2>"$T/e1"; echo $? >"$T/r1") &
+  local a=$!
+  (lfl download lfl-test/tiny-model >"$T/c2" 2>"$T/e2"; echo $? >"$T/r2") &
+  local b=$!
+  wait $a $b
+  expect_eq "$(cat "$T/r1")$(cat "$T/r2")" 00 "exit codes ($(cat "$T/e1" "$T/e2"))"
+  expect_eq "$(cat "$T/c1")" "$(cat "$T/c2")"
+  local p
+  p=$(cat "$T/c1")
+  expect_eq "$(large_sha "$p/model.safetensors")" "$(basename "$(readlink "$p/model.safetensors")")"
+  local sha
+  sha=$(basename "$(readlink "$p/model.safetensors")")
+  expect_eq "$(ctl "_count?server=cdn&contains=$sha")" 1 "the large blob was fetched once"
+  [ -z "$(find "$HF_HOME" -name '*.incomplete' -o -name '*.tmp')" ] || fail "temp files left behind"
+}
+
+t_lua_api() {
+  fresh_home lua
+  local out
+  out=$(lfl -e '
+    local info = lfl.hub.info("lfl-test/tiny-model")
+    local by = {}
+    for _, f in ipairs(info.files) do by[f.name] = f end
+    assert(info.sha == "'"$MAIN"'", "sha")
+    assert(#info.files == 6, "6 files")
+    assert(by["model.safetensors"].size == '$LARGE' and by["model.safetensors"].lfs, "lfs size")
+    assert(by["config.json"].size > 0 and not by["config.json"].lfs, "regular size")
+    -- resolve: local paths stay as they are, repo ids download (without redundant weights)
+    assert(lfl.hub.resolve("'"$ROOT"'") == "'"$ROOT"'")
+    local p = lfl.hub.resolve("lfl-test/tiny-model")
+    assert(lfl.hub.path_kind(p .. "/model.safetensors") == "file", "safetensors fetched")
+    assert(lfl.hub.path_kind(p .. "/pytorch_model.bin") == nil, "redundant .bin skipped")
+    local d = lfl.hub.resolve_dataset({hf_hub_url = "lfl-test/tiny-data", folder = "data"})
+    assert(d:match("/data$") and lfl.hub.path_kind(d .. "/train.jsonl") == "file", d)
+    local ok, err = pcall(lfl.hub.resolve, "./no/such/dir")
+    assert(not ok and err:find("neither an existing local path"), err)
+    ok, err = pcall(lfl.hub.resolve, "no-such/dir")
+    assert(not ok and err:find("HTTP 401", 1, true) and err:find("is not an existing local path either", 1, true), err)
+    print("lua ok")')
+  expect_eq "$out" "lua ok"
+  lfl download lfl-test/tiny-model --list | grep -q "model.safetensors" || fail "--list"
+}
+
+t_local_dir() {
+  fresh_home localdir
+  local p d="$T/local"
+  p=$(lfl download lfl-test/tiny-model --include '*.json' --local-dir "$d")
+  expect_eq "$p" "$d"
+  [ -f "$d/config.json" ] && [ ! -L "$d/config.json" ] || fail "not a regular file"
+  expect_in "$(cat "$d/config.json")" '"hidden_size": 8'
+  expect_eq "$(sed -n 1p "$d/.cache/huggingface/download/config.json.metadata")" "$MAIN" "metadata commit"
+  p=$(lfl download lfl-test/tiny-model sub/dir/notes.txt --local-dir "$d")
+  expect_eq "$p" "$d/sub/dir/notes.txt"
+  expect_eq "$(cat "$p")" "a nested file"
+}
+
+t_progress() {
+  fresh_home progress
+  local p
+  lfl -e "lfl.hub.download('lfl-test/tiny-model', {progress=true})" 2>"$T/err" >/dev/null
+  expect_in "$(cat "$T/err")" "6/6 files"
+  fresh_home progress2
+  lfl download lfl-test/tiny-model 2>"$T/err" >/dev/null
+  expect_eq "$(wc -c <"$T/err")" 0 "quiet when stderr is not a terminal"
+  lfl download --help | grep -q -- "--local-dir" || fail "help"
+  lfl download >/dev/null 2>&1 && fail "no repo should fail"
+  true
+}
+
+# optional: huggingface_hub (Python) and lfl share the cache both ways
+t_python_interop() {
+  local py=python3
+  [ -x "$HOME/.cache/lfl/refvenv/bin/python" ] && py="$HOME/.cache/lfl/refvenv/bin/python"
+  if ! "$py" -c 'import huggingface_hub' 2>/dev/null; then echo "skipped: no huggingface_hub"; return 0; fi
+  fresh_home py
+  HF_HUB_DISABLE_TELEMETRY=1 "$py" -c 'from huggingface_hub import snapshot_download; snapshot_download("lfl-test/tiny-model")' 2>/dev/null
+  ctl _reset >/dev/null
+  lfl download lfl-test/tiny-model >/dev/null
+  expect_eq "$(ctl '_count?contains=/resolve/')$(ctl '_count?server=cdn')" 00 "lfl re-downloaded Python's files"
+  fresh_home py2
+  lfl download lfl-test/tiny-model >/dev/null
+  ctl _reset >/dev/null
+  HF_HUB_DISABLE_TELEMETRY=1 "$py" -c 'from huggingface_hub import snapshot_download; snapshot_download("lfl-test/tiny-model")' 2>/dev/null
+  expect_eq "$(ctl '_count?method=GET&contains=/resolve/')$(ctl '_count?server=cdn')" 00 "Python re-downloaded lfl's files"
+}
+
+for t in ${ONLY:-t_sha256_vectors t_patterns t_fresh_snapshot t_cache_hit t_cache_hit_no_network t_offline \
+         t_patterns_and_revisions t_resume_in_run t_resume_across_runs t_redirect_no_token_leak \
+         t_checksum_mismatch t_errors t_retries_and_renames t_concurrent_processes t_lua_api t_local_dir \
+         t_progress t_python_interop}; do
+  run $t
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
