@@ -357,9 +357,9 @@ local function files_of(a)
   if a.load_from == "hf_hub_url" then
     local hub = lfl.hub
     if not hub then error(fmt("dataset '%s': hf_hub_url needs the hub client", a.name), 0) end
-    local root = hub.download(a.source, {repo_type = "dataset", revision = a.revision})
-    local path = a.folder and (root .. "/" .. a.folder) or root
-    return M.collect_files(path, a)
+    local root = hub.resolve_dataset({hf_hub_url = a.source, folder = a.folder,
+      subset = a.subset, split = a.split})
+    return M.collect_files(root, a)
   end
   if a.load_from ~= "file_name" then
     error(fmt("dataset '%s': loading from %s is not supported (use file_name or hf_hub_url)", a.name, a.load_from), 0)

@@ -73,6 +73,8 @@ end
 -- keeps 16-bit weights as stored)
 function M.load(path, opts)
   opts = opts or {}
+  -- a Hub id ("org/name") that is not a local path is fetched into the HF cache
+  if not exists(path) and not exists(path .. "/config.json") then path = lfl.hub.resolve(path, opts.hub) end
   if path:match("%.gguf$") then return require("lfl.gguf_model").load(path, opts) end
   local cfg = read_json(path .. "/config.json")
   local params, order = load_weights(path)
