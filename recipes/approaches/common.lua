@@ -1,0 +1,40 @@
+-- Shared pieces of the training approaches: packing a micro-batch of encoded
+-- examples into one row (positions restart per example, segment ids keep
+-- attention inside each example) and the shifted next-token labels.
+local lfl = lfl
+local M = {}
+
+local IGNORE = -100
+
+-- examples: list of {input_ids = {...}, labels = {...}} -> batch tensors [1, N]
+-- with labels already shifted (the last token of each example predicts nothing)
+function M.pack_row(examples)
+  local ids, shifted, pos, seg = {}, {}, {}, {}
+  local ntok = 0
+  for s, ex in ipairs(examples) do
+    local n = #ex.input_ids
+    for k = 1, n do
+      ids[#ids + 1] = ex.input_ids[k]
+      local nxt = ex.labels[k + 1]
+      shifted[#shifted + 1] = nxt == nil and IGNORE or nxt
+      pos[#pos + 1] = k - 1
+      seg[#seg + 1] = s
+      if nxt ~= nil and nxt ~= IGNORE then ntok = ntok + 1 end
+    end
+  end
+  local N = #ids
+  return {
+    input_ids = lfl.tensor({ids}, "i64"), labels = lfl.tensor({shifted}, "i64"),
+    position_ids = lfl.tensor({pos}, "i64"), segments = #examples > 1 and lfl.tensor({seg}, "i64") or nil,
+    ntokens = N, nlabels = ntok, nexamples = #examples,
+  }
+end
+
+-- mean next-token cross-entropy of a packed row
+function M.lm_loss(model, batch, state)
+  local loss = model:loss(batch.input_ids, batch.labels, {shifted = true, position_ids = batch.position_ids,
+    segments = batch.segments, gradient_checkpointing = state and state.gradient_checkpointing})
+  return loss, {}
+end
+
+return M

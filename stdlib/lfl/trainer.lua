@@ -1,0 +1,357 @@
+-- The training loop: model + tokenizer + template + data + method set up from
+-- recipe arguments, epochs/max_steps with gradient accumulation, clipping, the
+-- schedule, progress and logs (trainer_log.jsonl, trainer_state.json), evaluation,
+-- checkpoints (atomic, resumable step for step), and the final save.
+local lfl = lfl
+local peft = require("lfl.peft")
+local optim = require("lfl.optim")
+local fmt, floor, ceil, max, min = string.format, math.floor, math.ceil, math.max, math.min
+
+local M = {}
+
+local function mkdir(p) os.execute(fmt("mkdir -p '%s'", p)) end
+local function exists(p) local f = io.open(p, "rb"); if f then f:close() return true end return false end
+local function write_atomic(path, text) require("lfl.model").write_atomic(path, text) end
+local function json(v) return lfl.json.encode(v, {indent = true}) end
+local function read_json(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return lfl.json.decode(s, path)
+end
+
+local function list_checkpoints(dir)
+  local p = io.popen(fmt("ls -1 '%s' 2>/dev/null", dir))
+  local steps = {}
+  for name in p:lines() do
+    local n = name:match("^checkpoint%-(%d+)$")
+    if n then steps[#steps + 1] = tonumber(n) end
+  end
+  p:close()
+  table.sort(steps)
+  return steps
+end
+M.list_checkpoints = list_checkpoints
+
+-- ---------------------------------------------------------------- set-up
+
+-- The tokenizer that goes with a model path: tokenizer.json in an HF folder,
+-- or the GGUF metadata.
+function M.load_tokenizer(model, args)
+  local path = model.path
+  if not lfl.tokenizer then error("trainer: the tokenizer module is not available", 0) end
+  return lfl.tokenizer.load(path)
+end
+
+function M.setup_method(model, a)
+  local names, params, groups
+  if a.finetuning_type == "lora" then
+    for _, p in ipairs(model:parameters()) do p:requires_grad(false) end
+    if a.adapter_name_or_path then
+      peft.load_adapter(model, a.adapter_name_or_path)
+      for _, e in pairs(model.adapters) do e.A:requires_grad(); e.B:requires_grad() end
+    else
+      peft.add_lora(model, {rank = a.lora_rank, alpha = a.lora_alpha, dropout = a.lora_dropout,
+        target = a.lora_target, use_rslora = a.use_rslora, use_dora = a.use_dora})
+    end
+    names, params = peft.lora_parameters(model)
+    groups = peft.lora_groups(model, a.learning_rate, a.weight_decay, a.loraplus_lr_ratio)
+  else
+    for _, p in ipairs(model:parameters()) do p:requires_grad(false) end
+    names, params = peft.select_trainable(model, a.finetuning_type, a)
+    -- no weight decay on biases and norm weights (HF's get_decay_parameter_names)
+    local decay, nodecay = {params = {}, names = {}, lr = a.learning_rate, weight_decay = a.weight_decay},
+                           {params = {}, names = {}, lr = a.learning_rate, weight_decay = 0}
+    for i, n in ipairs(names) do
+      local g = (n:find("norm") or n:find("bias")) and nodecay or decay
+      g.params[#g.params + 1] = params[i]
+      g.names[#g.names + 1] = n
+    end
+    groups = {}
+    if #decay.params > 0 then groups[#groups + 1] = decay end
+    if #nodecay.params > 0 then groups[#groups + 1] = nodecay end
+  end
+  return names, params, groups
+end
+
+local function make_optimizer(groups, a)
+  if a.optim == "sgd" then return optim.SGD(groups, {lr = a.learning_rate}) end
+  return optim.AdamW(groups, {lr = a.learning_rate, beta1 = a.adam_beta1, beta2 = a.adam_beta2, eps = a.adam_epsilon,
+    weight_decay = a.weight_decay})
+end
+
+-- ---------------------------------------------------------------- progress
+
+local Progress = {}
+Progress.__index = Progress
+
+local function hms(s)
+  s = floor(s + 0.5)
+  return fmt("%d:%02d:%02d", floor(s / 3600), floor((s % 3600) / 60), s % 60)
+end
+
+function M.progress(total, quiet)
+  local tty = os.getenv("TERM") and os.execute("test -t 2") == 0
+  return setmetatable({total = total, t0 = lfl.sys.clock(), tty = tty, quiet = quiet}, Progress)
+end
+
+function Progress:update(step, info)
+  if self.quiet or not self.tty then return end
+  local el = lfl.sys.clock() - self.t0
+  local eta = step > 0 and el / step * (self.total - step) or 0
+  local w = 24
+  local done = floor(w * step / max(1, self.total))
+  io.stderr:write(fmt("\r[%s%s] %d/%d loss %.4f lr %.2e gnorm %.2f %.0f tok/s %s<%s ", string.rep("#", done),
+    string.rep(".", w - done), step, self.total, info.loss or 0, info.lr or 0, info.grad_norm or 0,
+    info.tps or 0, hms(el), hms(eta)))
+  io.stderr:flush()
+end
+
+function Progress:finish() if self.tty and not self.quiet then io.stderr:write("\n") end end
+
+-- ---------------------------------------------------------------- checkpoints
+
+local function save_trainable(model, a, dir, names, params)
+  if a.finetuning_type == "lora" then
+    peft.save_adapter(model, dir, a.model_name_or_path)
+  else
+    local tbl = {}
+    for i, n in ipairs(names) do tbl[n] = params[i]:detach() end
+    lfl.safetensors.save(dir .. "/model.safetensors", tbl, {format = "pt"})
+  end
+end
+
+local function load_trainable(model, a, dir, names, params)
+  if a.finetuning_type == "lora" then
+    local ts = lfl.safetensors.load(dir .. "/adapter_model.safetensors")
+    for i, n in ipairs(names) do
+      if not ts[n] then error(fmt("%s: checkpoint has no %s", dir, n), 0) end
+      lfl.no_grad(function() params[i]:copy_(ts[n]) end)
+    end
+  else
+    local ts = lfl.safetensors.load(dir .. "/model.safetensors")
+    for i, n in ipairs(names) do
+      if not ts[n] then error(fmt("%s: checkpoint has no %s", dir, n), 0) end
+      lfl.no_grad(function() params[i]:copy_(ts[n]) end)
+    end
+  end
+end
+
+function M.save_checkpoint(st)
+  local a = st.args
+  local final = fmt("%s/checkpoint-%d", a.output_dir, st.global_step)
+  local tmp = final .. ".tmp"
+  os.execute(fmt("rm -rf '%s' '%s'", tmp, final))
+  mkdir(tmp)
+  save_trainable(st.model, a, tmp, st.names, st.params)
+  local ost, ometa = st.optimizer:state_tensors()
+  if next(ost) then lfl.safetensors.save(tmp .. "/optimizer.safetensors", ost) end
+  local seed, offset = lfl.rng_state()
+  write_atomic(tmp .. "/trainer_state.json", json({
+    global_step = st.global_step, epoch = st.epoch_float, max_steps = st.total_steps,
+    log_history = st.log_history, optimizer_steps = ometa, rng = {seed = seed, offset = offset},
+    data = {epoch = st.epoch, batch = st.batch_in_epoch, order_seed = a.seed},
+    logging_steps = a.logging_steps, save_steps = a.save_steps,
+    train_batch_size = a.per_device_train_batch_size, num_train_epochs = a.num_train_epochs,
+  }))
+  assert(os.rename(tmp, final))
+  -- save_total_limit: drop the oldest
+  if a.save_total_limit and a.save_total_limit > 0 then
+    local steps = list_checkpoints(a.output_dir)
+    for i = 1, #steps - a.save_total_limit do os.execute(fmt("rm -rf '%s/checkpoint-%d'", a.output_dir, steps[i])) end
+  end
+  return final
+end
+
+function M.load_checkpoint(st, dir)
+  local state = read_json(dir .. "/trainer_state.json")
+  if not state then error(dir .. ": no trainer_state.json (not a checkpoint?)", 0) end
+  load_trainable(st.model, st.args, dir, st.names, st.params)
+  if exists(dir .. "/optimizer.safetensors") then
+    st.optimizer:load_state_tensors(lfl.safetensors.load(dir .. "/optimizer.safetensors"), state.optimizer_steps or {})
+  end
+  lfl.rng_state(state.rng.seed, state.rng.offset)
+  st.global_step = state.global_step
+  st.log_history = state.log_history or {}
+  st.resume_epoch, st.resume_batch = state.data.epoch, state.data.batch
+end
+
+-- ---------------------------------------------------------------- evaluation
+
+function M.evaluate(st, eval_set)
+  local approach, a = st.approach, st.args
+  local total, count = 0, 0
+  lfl.no_grad(function()
+    local bs = a.per_device_eval_batch_size
+    for i = 1, #eval_set, bs do
+      local list = {}
+      for k = i, min(#eval_set, i + bs - 1) do list[#list + 1] = eval_set[k] end
+      local batch = approach.collate(list)
+      if batch.nlabels > 0 then
+        local loss = approach.loss(st.model, batch, {})
+        total = total + loss:item() * batch.nlabels
+        count = count + batch.nlabels
+      end
+    end
+  end)
+  local loss = count > 0 and total / count or 0 / 0
+  return {eval_loss = loss, perplexity = math.exp(loss)}
+end
+
+-- ---------------------------------------------------------------- the loop
+
+function M.run(a, hooks)
+  hooks = hooks or {}
+  if a.threads then lfl.sys.threads(a.threads) end
+  lfl.manual_seed(a.seed)
+  local out = a.output_dir or "saves/lfl-run"
+  a.output_dir = out
+  mkdir(out)
+  local t_load = lfl.sys.clock()
+  local model = lfl.model.load(a.model_name_or_path)
+  local tok = M.load_tokenizer(model, a)
+  local tpl = lfl.template.get(a.template or "empty")
+  if a.default_system then tpl = tpl:with({default_system = a.default_system}) end
+  local approach = require("recipes.approaches." .. a.stage)
+  local data = lfl.data.load(a)
+  local ctx = {tokenizer = tok, template = tpl, args = a}
+  local train_set, dropped = approach.prepare(data.train, ctx)
+  local eval_set = data.eval and approach.prepare(data.eval, ctx) or nil
+  if #train_set == 0 then error("trainer: no training examples after preprocessing", 0) end
+  print(fmt("[lfl] model %s loaded in %.1fs; %d training examples (%s)%s", tostring(model),
+    lfl.sys.clock() - t_load, #train_set, lfl.data.summary(data.stats),
+    eval_set and fmt(", %d eval", #eval_set) or ""))
+
+  local names, params, groups = M.setup_method(model, a)
+  local n_train = 0
+  for _, p in ipairs(params) do n_train = n_train + p:numel() end
+  print(fmt("[lfl] %s: trainable params %d || all params %d || trainable%% %.4f", a.finetuning_type, n_train,
+    model:num_parameters(), 100 * n_train / model:num_parameters()))
+  local opt = make_optimizer(groups, a)
+
+  local bs, accum = a.per_device_train_batch_size, a.gradient_accumulation_steps
+  local batches_per_epoch = ceil(#train_set / bs)
+  local steps_per_epoch = max(1, floor(batches_per_epoch / accum))
+  local total = a.max_steps and a.max_steps > 0 and a.max_steps or ceil(a.num_train_epochs * steps_per_epoch)
+  local warmup = a.warmup_steps > 0 and a.warmup_steps or ceil(total * a.warmup_ratio)
+  local sched = optim.schedule(a.lr_scheduler_type, warmup, total, a.lr_scheduler_kwargs)
+
+  local st = {args = a, model = model, names = names, params = params, optimizer = opt, approach = approach,
+    global_step = 0, log_history = {}, total_steps = total, epoch = 0, batch_in_epoch = 0,
+    gradient_checkpointing = not a.disable_gradient_checkpointing}
+
+  -- resume: explicit path, or the last checkpoint in output_dir
+  local resume = a.resume_from_checkpoint
+  if resume == true or (resume == nil and not a.overwrite_output_dir) then
+    local steps = list_checkpoints(out)
+    if #steps > 0 then resume = fmt("%s/checkpoint-%d", out, steps[#steps])
+    elseif resume == true then error(out .. ": resume_from_checkpoint=true but there is no checkpoint", 0)
+    else resume = nil end
+  end
+  if resume then
+    M.load_checkpoint(st, resume)
+    print(fmt("[lfl] resumed from %s (step %d)", resume, st.global_step))
+  end
+
+  local log_path = out .. "/trainer_log.jsonl"
+  if not resume then os.remove(log_path) end
+  local logf = io.open(log_path, "a")
+  local prog = M.progress(total, a.quiet)
+  local t0 = lfl.sys.clock()
+  local tokens, window_tokens, window_t0 = 0, 0, lfl.sys.clock()
+  local loss_acc, loss_n = 0, 0
+  local done = st.global_step >= total
+  local epoch = 0
+  while not done do
+    -- a fresh order per epoch, from the seed alone so resuming replays it
+    local order = {}
+    for i = 1, #train_set do order[i] = i end
+    if not a.disable_shuffling then lfl.data.shuffle(order, a.seed + epoch) end
+    local start_batch = 1
+    if st.resume_epoch then
+      if epoch < st.resume_epoch then epoch = epoch + 1; goto next_epoch end
+      start_batch = st.resume_batch + 1
+      st.resume_epoch = nil
+    end
+    for b = start_batch, batches_per_epoch do
+      local list = {}
+      for k = (b - 1) * bs + 1, min(#train_set, b * bs) do list[#list + 1] = train_set[order[k]] end
+      local batch = approach.collate(list)
+      local loss, metrics = approach.loss(model, batch, st)
+      local lv = loss:item()
+      ;(loss * (1 / accum)):backward()
+      loss_acc, loss_n = loss_acc + lv, loss_n + 1
+      tokens, window_tokens = tokens + batch.ntokens, window_tokens + batch.ntokens
+      st.epoch, st.batch_in_epoch = epoch, b
+      if b % accum == 0 or b == batches_per_epoch then
+        local gnorm = optim.clip_grad_norm(params, a.max_grad_norm)
+        local factor = sched(st.global_step)
+        opt:step(factor)
+        opt:zero_grad()
+        st.global_step = st.global_step + 1
+        st.epoch_float = epoch + b / batches_per_epoch
+        local now = lfl.sys.clock()
+        local info = {loss = loss_acc / loss_n, lr = a.learning_rate * factor, grad_norm = gnorm,
+                      tps = window_tokens / max(1e-9, now - window_t0)}
+        prog:update(st.global_step, info)
+        if st.global_step % a.logging_steps == 0 or st.global_step == total then
+          local el = now - t0
+          local rec = {current_steps = st.global_step, total_steps = total, loss = info.loss, lr = info.lr,
+            grad_norm = gnorm, epoch = st.epoch_float, percentage = 100 * st.global_step / total,
+            elapsed_time = hms(el), remaining_time = hms(el / st.global_step * (total - st.global_step)),
+            tokens_per_second = info.tps}
+          logf:write(lfl.json.encode(rec), "\n")
+          logf:flush()
+          st.log_history[#st.log_history + 1] = {step = st.global_step, loss = info.loss, learning_rate = info.lr,
+                                                 grad_norm = gnorm, epoch = st.epoch_float}
+          if not prog.tty or a.quiet then
+            print(fmt("[lfl] step %d/%d loss %.4f lr %.3e grad_norm %.3f %.0f tok/s", st.global_step, total,
+              info.loss, info.lr, gnorm, info.tps))
+          end
+          window_tokens, window_t0 = 0, now
+        end
+        loss_acc, loss_n = 0, 0
+        if eval_set and a.eval_steps and a.eval_steps > 0 and st.global_step % a.eval_steps == 0 then
+          local ev = M.evaluate(st, eval_set)
+          ev.step, ev.epoch = st.global_step, st.epoch_float
+          st.log_history[#st.log_history + 1] = ev
+          logf:write(lfl.json.encode({current_steps = st.global_step, total_steps = total, eval_loss = ev.eval_loss}), "\n")
+          print(fmt("[lfl] eval at step %d: loss %.4f perplexity %.3f", st.global_step, ev.eval_loss, ev.perplexity))
+        end
+        if a.save_steps and a.save_steps > 0 and st.global_step % a.save_steps == 0 and st.global_step < total then
+          M.save_checkpoint(st)
+        end
+        if hooks.on_step then hooks.on_step(st, info) end
+        if st.global_step >= total then done = true; break end
+      end
+    end
+    epoch = epoch + 1
+    ::next_epoch::
+  end
+  prog:finish()
+  logf:close()
+  local runtime = lfl.sys.clock() - t0
+  -- final save
+  save_trainable(model, a, out, names, params)
+  local _, peak = lfl.sys.rss()
+  local metrics = {train_runtime = runtime, train_loss = st.log_history[#st.log_history] and
+    st.log_history[#st.log_history].loss or 0 / 0, train_tokens_per_second = tokens / max(1e-9, runtime),
+    train_steps_per_second = st.global_step / max(1e-9, runtime), epoch = st.epoch_float, peak_rss_mb = peak,
+    total_flos = 0}
+  if eval_set then
+    local ev = M.evaluate(st, eval_set)
+    metrics.eval_loss, metrics.perplexity = ev.eval_loss, ev.perplexity
+  end
+  write_atomic(out .. "/trainer_state.json", json({global_step = st.global_step, epoch = st.epoch_float,
+    max_steps = total, log_history = st.log_history, logging_steps = a.logging_steps, save_steps = a.save_steps,
+    train_batch_size = bs, num_train_epochs = a.num_train_epochs}))
+  write_atomic(out .. "/train_results.json", json(metrics))
+  write_atomic(out .. "/all_results.json", json(metrics))
+  if a.plot_loss and lfl.plot then lfl.plot.training_loss(out, st.log_history) end
+  print(fmt("[lfl] done: %d steps in %.1fs, %.0f tokens/s, peak RSS %.0f MB; saved to %s", st.global_step, runtime,
+    metrics.train_tokens_per_second, peak, out))
+  return {model = model, tokenizer = tok, template = tpl, metrics = metrics, state = st}
+end
+
+return M
