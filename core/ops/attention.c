@@ -1,0 +1,365 @@
+/* attention: softmax(q k^T * scale) v, flash style on the CPU: q[B, Hq, T, D],
+ * k/v[B, Hkv, S, D] with grouped-query heads (q head h reads kv head
+ * h / (Hq / Hkv)). Query i may see key j when (with off = S - T, the number of
+ * cached keys before the first query):
+ *   causal:   j <= i + off
+ *   window w: j >  i + off - w   (only with causal: the key is one of the last w
+ *             positions including the query's own; transformers' masking_utils
+ *             sliding_window_overlay is `kv_idx > q_idx - sliding_window` on
+ *             absolute positions, used by Mistral, Gemma2/3, Qwen2 ...)
+ *   segments: seg[b, i] == seg[b, j]  (packed rows, S == T; for the packed
+ *             sequences of one row this matches transformers' packed-sequence
+ *             mask, positions restarting at 0 in each)
+ * Gemma2's soft-capping replaces a scaled score s by cap * tanh(s / cap) before
+ * masking. A query that sees no key at all gets a zero output (torch's SDPA
+ * gives NaN there).
+ *
+ * Forward: per (batch, q head, query tile), an online softmax over key tiles
+ * (running max m and sum l per row); the T x S score matrix never exists, only
+ * one tile of it per thread, and the per-row log-sum-exp is kept for backward.
+ * Tiles no query of the tile can see (causal, window, segments) are skipped;
+ * fully visible ones skip the per-element mask. Backward is FlashAttention-2's:
+ * recompute S per tile from q, k and the LSE, P = exp(S - lse), dV += P^T dO,
+ * dP = dO V^T, dS = P * (dP - rowsum(dO * O)), dK += dS^T q, dQ += dS k.
+ * The output is returned as a [B, Hq, T, D] view of [B, T, Hq, D] storage, so
+ * the usual transpose + reshape before o_proj costs nothing.
+ *
+ * f32 runs 64 x 64 tiles through register-blocked kernels written with GCC
+ * vector extensions (16 floats per vector; measured faster than calling
+ * lfl_sgemm per tile, see tests/bench/bench_attention.lua); f64 (for gradient
+ * checks) runs the same driver on 8 x 8 tiles with plain loops, so small
+ * gradchecks still cross tile boundaries. */
+#include <string.h>
+#include "fastmath.h"
+#include "rows.h"
+
+#define ATT_PAR_MIN (1 << 18) /* q.k multiply-adds below which one thread runs */
+#define ATT_TASKS_MIN 32      /* backward: key-tile partitions until this many tasks */
+#define ATT_PARTS_MAX 16
+#define ATT_DQ_BYTES_MAX ((int64_t)1 << 30)
+
+typedef struct {
+    int64_t B, Hq, Hkv, G, T, S, D, Dp, off, window;
+    int64_t tile, nqb, nkb, Tp, Sp, parts, work;
+    bool causal;
+    double scale, softcap;
+    const int64_t *seg; /* [B, T] segment ids, or NULL */
+    int64_t *segr;      /* [B][nqb] {min, max} segment id per tile (S == T, shared by q and k tiles) */
+} att_geo;
+
+/* keys [lo, hi) of query i before segments */
+static inline int64_t att_row_hi(const att_geo *g, int64_t i)
+{
+    if (!g->causal) return g->S;
+    int64_t h = i + g->off + 1;
+    return h < 0 ? 0 : h < g->S ? h : g->S;
+}
+
+static inline int64_t att_row_lo(const att_geo *g, int64_t i)
+{
+    if (g->window <= 0) return 0;
+    int64_t l = i + g->off - g->window + 1;
+    return l < 0 ? 0 : l;
+}
+
+/* 0: no query of tile qb sees a key of tile kb; 1: some do (mask per element);
+ * 2: every query sees every key (and no key is padding). */
+static int att_tile_kind(const att_geo *g, int64_t b, int64_t qb, int64_t kb)
+{
+    int64_t i0 = qb * g->tile, i1 = (i0 + g->tile < g->T ? i0 + g->tile : g->T) - 1;
+    int64_t j0 = kb * g->tile, j1 = j0 + g->tile;
+    int64_t lo0 = att_row_lo(g, i0), lo1 = att_row_lo(g, i1), hi0 = att_row_hi(g, i0), hi1 = att_row_hi(g, i1);
+    if (j0 >= hi1 || (j1 < g->S ? j1 : g->S) <= lo0) return 0;
+    if (g->segr) {
+        const int64_t *a = g->segr + (b * g->nqb + qb) * 2, *c = g->segr + (b * g->nqb + kb) * 2;
+        if (a[1] < c[0] || c[1] < a[0]) return 0;
+        if (!(a[0] == a[1] && c[0] == c[1] && a[0] == c[0])) return 1;
+    }
+    return j1 <= hi0 && j0 >= lo1 ? 2 : 1;
+}
+
+static void *att_alloc(size_t n)
+{
+    return aligned_alloc(64, n ? (n + 63) & ~(size_t)63 : 64);
+}
+
+/* ---- f32 tile kernels: GCC vector extensions, 16 floats (one zmm) each ---- */
+
+typedef float v16f __attribute__((vector_size(64)));
+
+/* S[r][0..64) = sum_d A[r][d] * Bt[d][0..64) for r < nr (a multiple of 4):
+ * 4 rows x 64 columns of accumulators (16 vectors) per pass over d. */
+static void k_abt_f32(const float *A, int64_t lda, int64_t nr, const float *Bt, int64_t ldb, int64_t D, float *S)
+{
+    for (int64_t r = 0; r < nr; r += 4) {
+        const float *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        v16f c00 = {0}, c01 = {0}, c02 = {0}, c03 = {0}, c10 = {0}, c11 = {0}, c12 = {0}, c13 = {0};
+        v16f c20 = {0}, c21 = {0}, c22 = {0}, c23 = {0}, c30 = {0}, c31 = {0}, c32 = {0}, c33 = {0};
+        for (int64_t d = 0; d < D; d++) {
+            const v16f *b = (const v16f *)(Bt + d * ldb);
+            v16f b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
+            float x0 = a0[d], x1 = a1[d], x2 = a2[d], x3 = a3[d];
+            c00 += x0 * b0; c01 += x0 * b1; c02 += x0 * b2; c03 += x0 * b3;
+            c10 += x1 * b0; c11 += x1 * b1; c12 += x1 * b2; c13 += x1 * b3;
+            c20 += x2 * b0; c21 += x2 * b1; c22 += x2 * b2; c23 += x2 * b3;
+            c30 += x3 * b0; c31 += x3 * b1; c32 += x3 * b2; c33 += x3 * b3;
+        }
+        v16f *s = (v16f *)(S + r * 64);
+        s[0] = c00; s[1] = c01; s[2] = c02; s[3] = c03;
+        s[4] = c10; s[5] = c11; s[6] = c12; s[7] = c13;
+        s[8] = c20; s[9] = c21; s[10] = c22; s[11] = c23;
+        s[12] = c30; s[13] = c31; s[14] = c32; s[15] = c33;
+    }
+}
+
+/* Y[i][0..Dp) += sum_{k < nK} A[i * sa + k * sk] * X[k][0..Dp) for i < nI (a
+ * multiple of 4); Dp a multiple of 16. 4 rows x 64 columns per pass over k. */
+static void k_acc_f32(float *Y, int64_t ldy, int64_t nI, const float *A, int64_t sa, int64_t sk, int64_t nK,
+                      const float *X, int64_t ldx, int64_t Dp)
+{
+    for (int64_t i = 0; i < nI; i += 4) {
+        const float *p0 = A + i * sa, *p1 = p0 + sa, *p2 = p1 + sa, *p3 = p2 + sa;
+        float *y0 = Y + i * ldy, *y1 = y0 + ldy, *y2 = y1 + ldy, *y3 = y2 + ldy;
+        int64_t d0 = 0;
+        for (; d0 + 64 <= Dp; d0 += 64) {
+            v16f *u0 = (v16f *)(y0 + d0), *u1 = (v16f *)(y1 + d0), *u2 = (v16f *)(y2 + d0), *u3 = (v16f *)(y3 + d0);
+            v16f c00 = u0[0], c01 = u0[1], c02 = u0[2], c03 = u0[3], c10 = u1[0], c11 = u1[1], c12 = u1[2], c13 = u1[3];
+            v16f c20 = u2[0], c21 = u2[1], c22 = u2[2], c23 = u2[3], c30 = u3[0], c31 = u3[1], c32 = u3[2], c33 = u3[3];
+            for (int64_t k = 0; k < nK; k++) {
+                const v16f *x = (const v16f *)(X + k * ldx + d0);
+                v16f x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+                float a0 = p0[k * sk], a1 = p1[k * sk], a2 = p2[k * sk], a3 = p3[k * sk];
+                c00 += a0 * x0; c01 += a0 * x1; c02 += a0 * x2; c03 += a0 * x3;
+                c10 += a1 * x0; c11 += a1 * x1; c12 += a1 * x2; c13 += a1 * x3;
+                c20 += a2 * x0; c21 += a2 * x1; c22 += a2 * x2; c23 += a2 * x3;
+                c30 += a3 * x0; c31 += a3 * x1; c32 += a3 * x2; c33 += a3 * x3;
+            }
+            u0[0] = c00; u0[1] = c01; u0[2] = c02; u0[3] = c03;
+            u1[0] = c10; u1[1] = c11; u1[2] = c12; u1[3] = c13;
+            u2[0] = c20; u2[1] = c21; u2[2] = c22; u2[3] = c23;
+            u3[0] = c30; u3[1] = c31; u3[2] = c32; u3[3] = c33;
+        }
+        for (; d0 < Dp; d0 += 16) {
+            v16f *u0 = (v16f *)(y0 + d0), *u1 = (v16f *)(y1 + d0), *u2 = (v16f *)(y2 + d0), *u3 = (v16f *)(y3 + d0);
+            v16f c0 = *u0, c1 = *u1, c2 = *u2, c3 = *u3;
+            for (int64_t k = 0; k < nK; k++) {
+                v16f x = *(const v16f *)(X + k * ldx + d0);
+                c0 += p0[k * sk] * x; c1 += p1[k * sk] * x; c2 += p2[k * sk] * x; c3 += p3[k * sk] * x;
+            }
+            *u0 = c0; *u1 = c1; *u2 = c2; *u3 = c3;
+        }
+    }
+}
+
+/* ---- f64 tile kernels: plain loops over 8 x 8 tiles (gradient checks) ---- */
+
+static void k_abt_f64(const double *A, int64_t lda, int64_t nr, const double *Bt, int64_t ldb, int64_t D, double *S)
+{
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t c = 0; c < 8; c++) {
+            double acc = 0;
+            for (int64_t d = 0; d < D; d++) acc += A[r * lda + d] * Bt[d * ldb + c];
+            S[r * 8 + c] = acc;
+        }
+}
+
+static void k_acc_f64(double *Y, int64_t ldy, int64_t nI, const double *A, int64_t sa, int64_t sk, int64_t nK,
+                      const double *X, int64_t ldx, int64_t Dp)
+{
+    for (int64_t i = 0; i < nI; i++)
+        for (int64_t k = 0; k < nK; k++) {
+            double a = A[i * sa + k * sk];
+            for (int64_t d = 0; d < Dp; d++) Y[i * ldy + d] += a * X[k * ldx + d];
+        }
+}
+
+#define AT float
+#define AS f32
+#define ATILE 64
+#define AEXP(x) lfl_fexp(x)
+#define ATANH(x) lfl_ftanh(x)
+#include "attention_impl.h"
+#undef AT
+#undef AS
+#undef ATILE
+#undef AEXP
+#undef ATANH
+
+#define AT double
+#define AS f64
+#define ATILE 8
+#define AEXP(x) exp(x)
+#define ATANH(x) tanh(x)
+#include "attention_impl.h"
+#undef AT
+#undef AS
+#undef ATILE
+#undef AEXP
+#undef ATANH
+
+/* Geometry from the (already checked) shapes; seg is [B, T] contiguous i64 or NULL. */
+static lfl_status att_geo_init(att_geo *g, const lfl_tensor *q, const lfl_tensor *k, double scale, double softcap,
+                               int64_t window, bool causal, const lfl_tensor *seg)
+{
+    memset(g, 0, sizeof *g);
+    g->B = q->shape[0];
+    g->Hq = q->shape[1];
+    g->T = q->shape[2];
+    g->D = q->shape[3];
+    g->Hkv = k->shape[1];
+    g->S = k->shape[2];
+    g->G = g->Hq / g->Hkv;
+    g->Dp = (g->D + 15) & ~(int64_t)15;
+    g->off = g->S - g->T;
+    g->window = window;
+    g->causal = causal;
+    g->scale = scale > 0 ? scale : 1.0 / sqrt((double)(g->D ? g->D : 1));
+    g->softcap = softcap;
+    g->tile = q->dtype == LFL_F32 ? 64 : 8;
+    g->Tp = (g->T + g->tile - 1) / g->tile * g->tile;
+    g->Sp = (g->S + g->tile - 1) / g->tile * g->tile;
+    g->nqb = g->Tp / g->tile;
+    g->nkb = g->Sp / g->tile;
+    g->work = g->B * g->Hq * g->T * g->S * (g->D ? g->D : 1);
+    /* backward partitions: depend on shapes only, so results do not depend on threads */
+    int64_t nkv = g->B * g->Hkv, parts = 1;
+    if (nkv > 0 && nkv < ATT_TASKS_MIN) parts = (ATT_TASKS_MIN + nkv - 1) / nkv;
+    if (parts > ATT_PARTS_MAX) parts = ATT_PARTS_MAX;
+    if (parts > g->nkb) parts = g->nkb > 0 ? g->nkb : 1;
+    int64_t qbytes = g->B * g->Hq * g->Tp * g->Dp * (int64_t)lfl_dtype_size(q->dtype);
+    while (parts > 1 && parts * qbytes > ATT_DQ_BYTES_MAX) parts--;
+    g->parts = parts;
+    if (seg) {
+        g->seg = lfl_data(seg);
+        g->segr = malloc(sizeof *g->segr * (size_t)(2 * g->B * g->nqb + 1));
+        if (!g->segr) return lfl_fail(LFL_ERR_MEM, "attention: out of memory");
+        for (int64_t b = 0; b < g->B; b++)
+            for (int64_t qb = 0; qb < g->nqb; qb++) {
+                int64_t i0 = qb * g->tile, i1 = i0 + g->tile < g->T ? i0 + g->tile : g->T;
+                int64_t mn = INT64_MAX, mx = INT64_MIN;
+                for (int64_t i = i0; i < i1; i++) {
+                    int64_t s = g->seg[b * g->T + i];
+                    mn = s < mn ? s : mn;
+                    mx = s > mx ? s : mx;
+                }
+                g->segr[(b * g->nqb + qb) * 2] = mn;
+                g->segr[(b * g->nqb + qb) * 2 + 1] = mx;
+            }
+    }
+    return LFL_OK;
+}
+
+static lfl_status attention_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    lfl_tensor *q = n->saved[0], *k = n->saved[1], *v = n->saved[2], *o = n->saved[3], *lse = n->saved[4];
+    lfl_tensor *seg = n->saved[5], *go = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
+    att_geo g;
+    LFL_TRY(att_geo_init(&g, q, k, n->farg[0], n->farg[1], n->iarg[0], n->iarg[1] != 0, seg));
+    lfl_status st = lfl_contiguous(gout[0], &go);
+    if (st == LFL_OK) st = lfl_empty(4, q->shape, q->dtype, LFL_CPU, &dq);
+    if (st == LFL_OK) st = lfl_empty(4, k->shape, q->dtype, LFL_CPU, &dk);
+    if (st == LFL_OK) st = lfl_empty(4, v->shape, q->dtype, LFL_CPU, &dv);
+    if (st == LFL_OK && g.B * g.Hkv * g.S * g.D > 0 && g.T == 0) {
+        lfl_fill_(dk, 0);
+        lfl_fill_(dv, 0);
+    } else if (st == LFL_OK) {
+        if (q->dtype == LFL_F32)
+            st = att_backward_f32(&g, q, k, v, o, lfl_data(lse), lfl_data(go), lfl_data(dq), lfl_data(dk), lfl_data(dv));
+        else
+            st = att_backward_f64(&g, q, k, v, o, lfl_data(lse), lfl_data(go), lfl_data(dq), lfl_data(dk), lfl_data(dv));
+    }
+    free(g.segr);
+    lfl_tensor_release(go);
+    lfl_tensor *res[3] = {dq, dk, dv};
+    for (int i = 0; i < 3; i++) {
+        if (st == LFL_OK && lfl_node_needs(n, i)) gin[i] = res[i];
+        else lfl_tensor_release(res[i]);
+    }
+    return st;
+}
+
+lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_attn_opts *opts, lfl_tensor **out)
+{
+    char bq[128], bk[128], bv[128];
+    static const lfl_attn_opts none = {0};
+    const lfl_attn_opts *o = opts ? opts : &none;
+    LFL_TRY(lfl_nn_check("attention", q, "q"));
+    LFL_TRY(lfl_nn_check("attention", k, "k"));
+    LFL_TRY(lfl_nn_check("attention", v, "v"));
+    if (k->dtype != q->dtype || v->dtype != q->dtype)
+        return lfl_fail(LFL_ERR_ARG, "attention: q, k, v dtypes differ (%s, %s, %s)", lfl_dtype_name(q->dtype),
+                        lfl_dtype_name(k->dtype), lfl_dtype_name(v->dtype));
+    lfl_shape_str(q, bq, sizeof bq);
+    lfl_shape_str(k, bk, sizeof bk);
+    lfl_shape_str(v, bv, sizeof bv);
+    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
+        return lfl_fail(LFL_ERR_ARG, "attention: q %s, k %s, v %s should be [B, Hq, T, D], [B, Hkv, S, D], [B, Hkv, S, D]",
+                        bq, bk, bv);
+    if (!lfl_same_shape(k, v) || k->shape[0] != q->shape[0] || k->shape[3] != q->shape[3])
+        return lfl_fail(LFL_ERR_ARG, "attention: k %s and v %s should both be [%lld, Hkv, S, %lld] to match q %s", bk, bv,
+                        (long long)q->shape[0], (long long)q->shape[3], bq);
+    if (k->shape[1] == 0 || q->shape[1] % k->shape[1])
+        return lfl_fail(LFL_ERR_ARG, "attention: %lld query heads are not a multiple of %lld kv heads (q %s, k %s)",
+                        (long long)q->shape[1], (long long)k->shape[1], bq, bk);
+    if (o->window < 0) return lfl_fail(LFL_ERR_ARG, "attention: window must be >= 0, got %lld", (long long)o->window);
+    if (o->window > 0 && !o->causal)
+        return lfl_fail(LFL_ERR_ARG, "attention: a sliding window needs causal = true "
+                                     "(the bidirectional window of encoder models is not supported)");
+    if (!(o->softcap >= 0)) return lfl_fail(LFL_ERR_ARG, "attention: softcap must be >= 0, got %g", o->softcap);
+    if (!(o->scale >= 0) || isinf(o->scale))
+        return lfl_fail(LFL_ERR_ARG, "attention: scale must be a finite number >= 0 (0 = 1/sqrt(D)), got %g", o->scale);
+    lfl_tensor *seg = NULL;
+    if (o->segments) {
+        char bs[128];
+        const lfl_tensor *s = o->segments;
+        if (s->device != LFL_CPU || s->dtype != LFL_I64 || s->ndim != 2 || s->shape[0] != q->shape[0] ||
+            s->shape[1] != q->shape[2])
+            return lfl_fail(LFL_ERR_ARG, "attention: segments %s of %s should be i64 [%lld, %lld] (batch, query length)",
+                            lfl_shape_str(s, bs, sizeof bs), lfl_dtype_name(s->dtype), (long long)q->shape[0],
+                            (long long)q->shape[2]);
+        if (k->shape[2] != q->shape[2])
+            return lfl_fail(LFL_ERR_ARG, "attention: segments need as many keys as queries (S == T), got q %s, k %s",
+                            bq, bk);
+        LFL_TRY(lfl_contiguous(o->segments, &seg));
+    }
+    att_geo g;
+    lfl_status st = att_geo_init(&g, q, k, o->scale, o->softcap, o->window, o->causal, seg);
+    int64_t B = g.B, Hq = g.Hq, T = g.T, D = g.D;
+    int64_t sshape[4] = {B, T, Hq, D}, lshape[3] = {B, Hq, T};
+    lfl_tensor *store = NULL, *res = NULL, *lse = NULL;
+    if (st == LFL_OK) st = lfl_empty(4, sshape, q->dtype, LFL_CPU, &store);
+    if (st == LFL_OK) st = lfl_empty(3, lshape, q->dtype, LFL_CPU, &lse);
+    if (st == LFL_OK && B * Hq * T * D > 0) {
+        if (q->dtype == LFL_F32) st = att_forward_f32(&g, q, k, v, lfl_data(store), lfl_data(lse));
+        else st = att_forward_f64(&g, q, k, v, lfl_data(store), lfl_data(lse));
+    } else if (st == LFL_OK) {
+        lfl_fill_(lse, -INFINITY);
+    }
+    free(g.segr);
+    if (st == LFL_OK) st = lfl_transpose(store, 1, 2, &res);
+    lfl_tensor_release(store);
+    if (st == LFL_OK) {
+        lfl_tensor *in[3] = {q, k, v};
+        lfl_node *n = lfl_node_begin("attention", attention_backward, 3, in, 1);
+        if (n) {
+            n->farg[0] = g.scale;
+            n->farg[1] = o->softcap;
+            n->iarg[0] = o->window;
+            n->iarg[1] = o->causal;
+            lfl_node_save(n, q);
+            lfl_node_save(n, k);
+            lfl_node_save(n, v);
+            lfl_node_save(n, res);
+            lfl_node_save(n, lse);
+            lfl_node_save(n, seg);
+            lfl_node_set_output(n, res, 0);
+            lfl_node_release(n);
+        }
+        *out = res;
+        res = NULL;
+    }
+    lfl_tensor_release(res);
+    lfl_tensor_release(lse);
+    lfl_tensor_release(seg);
+    return st;
+}
