@@ -24,14 +24,14 @@
  * The output is returned as a [B, Hq, T, D] view of [B, T, Hq, D] storage, so
  * the usual transpose + reshape before o_proj costs nothing.
  *
- * f32 runs 64 x 64 tiles through register-blocked kernels written with GCC
- * vector extensions (16 floats per vector; measured faster than calling
- * lfl_sgemm per tile, see tests/bench/bench_attention.lua); f64 (for gradient
- * checks) runs the same driver on 8 x 8 tiles with plain loops, so small
- * gradchecks still cross tile boundaries. */
+ * f32 runs 64 x 64 tiles, their GEMMs through lfl_sgemm (measured faster
+ * than hand-written vector kernels, see below) and the softmax through the
+ * vectorised exp of fastmath.h; f64 (for gradient checks) runs the same driver
+ * on 8 x 8 tiles with plain loops, so small gradchecks cross tile boundaries. */
 #include <string.h>
 #include "fastmath.h"
 #include "rows.h"
+#include "../blas.h"
 
 #define ATT_PAR_MIN (1 << 18) /* q.k multiply-adds below which one thread runs */
 #define ATT_TASKS_MIN 32      /* backward: key-tile partitions until this many tasks */
@@ -83,75 +83,90 @@ static void *att_alloc(size_t n)
     return aligned_alloc(64, n ? (n + 63) & ~(size_t)63 : 64);
 }
 
-/* ---- f32 tile kernels: GCC vector extensions, 16 floats (one zmm) each ---- */
+/* ---- f32 tile kernels: OpenBLAS on 64 x 64 tiles ----
+ * Inside the parallel region OpenBLAS (OpenMP build) runs single-threaded.
+ * Measured on the 2-core dev VM (tests/bench/bench_attention.lua, one thread,
+ * CPU time): per-tile lfl_sgemm was 10-20% faster, forward and backward, than
+ * register-blocked 4 x 64 kernels written with GCC vector extensions. */
 
-typedef float v16f __attribute__((vector_size(64)));
-
-/* S[r][0..64) = sum_d A[r][d] * Bt[d][0..64) for r < nr (a multiple of 4):
- * 4 rows x 64 columns of accumulators (16 vectors) per pass over d. */
+/* S[r][0..64) = sum_{d < D} A[r][d] * Bt[d][0..64) for r < nr */
 static void k_abt_f32(const float *A, int64_t lda, int64_t nr, const float *Bt, int64_t ldb, int64_t D, float *S)
 {
-    for (int64_t r = 0; r < nr; r += 4) {
-        const float *a0 = A + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-        v16f c00 = {0}, c01 = {0}, c02 = {0}, c03 = {0}, c10 = {0}, c11 = {0}, c12 = {0}, c13 = {0};
-        v16f c20 = {0}, c21 = {0}, c22 = {0}, c23 = {0}, c30 = {0}, c31 = {0}, c32 = {0}, c33 = {0};
-        for (int64_t d = 0; d < D; d++) {
-            const v16f *b = (const v16f *)(Bt + d * ldb);
-            v16f b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
-            float x0 = a0[d], x1 = a1[d], x2 = a2[d], x3 = a3[d];
-            c00 += x0 * b0; c01 += x0 * b1; c02 += x0 * b2; c03 += x0 * b3;
-            c10 += x1 * b0; c11 += x1 * b1; c12 += x1 * b2; c13 += x1 * b3;
-            c20 += x2 * b0; c21 += x2 * b1; c22 += x2 * b2; c23 += x2 * b3;
-            c30 += x3 * b0; c31 += x3 * b1; c32 += x3 * b2; c33 += x3 * b3;
-        }
-        v16f *s = (v16f *)(S + r * 64);
-        s[0] = c00; s[1] = c01; s[2] = c02; s[3] = c03;
-        s[4] = c10; s[5] = c11; s[6] = c12; s[7] = c13;
-        s[8] = c20; s[9] = c21; s[10] = c22; s[11] = c23;
-        s[12] = c30; s[13] = c31; s[14] = c32; s[15] = c33;
-    }
+    lfl_sgemm(false, false, (int)nr, 64, (int)D, 1.0f, A, (int)lda, Bt, (int)ldb, 0.0f, S, 64);
 }
 
-/* Y[i][0..Dp) += sum_{k < nK} A[i * sa + k * sk] * X[k][0..Dp) for i < nI (a
- * multiple of 4); Dp a multiple of 16. 4 rows x 64 columns per pass over k. */
+/* Y[i][0..Dp) += sum_{k < nK} A[i * sa + k * sk] * X[k][0..Dp) for i < nI;
+ * A is row-major (sk == 1) or its transpose is (sa == 1) */
 static void k_acc_f32(float *Y, int64_t ldy, int64_t nI, const float *A, int64_t sa, int64_t sk, int64_t nK,
                       const float *X, int64_t ldx, int64_t Dp)
 {
-    for (int64_t i = 0; i < nI; i += 4) {
-        const float *p0 = A + i * sa, *p1 = p0 + sa, *p2 = p1 + sa, *p3 = p2 + sa;
-        float *y0 = Y + i * ldy, *y1 = y0 + ldy, *y2 = y1 + ldy, *y3 = y2 + ldy;
-        int64_t d0 = 0;
-        for (; d0 + 64 <= Dp; d0 += 64) {
-            v16f *u0 = (v16f *)(y0 + d0), *u1 = (v16f *)(y1 + d0), *u2 = (v16f *)(y2 + d0), *u3 = (v16f *)(y3 + d0);
-            v16f c00 = u0[0], c01 = u0[1], c02 = u0[2], c03 = u0[3], c10 = u1[0], c11 = u1[1], c12 = u1[2], c13 = u1[3];
-            v16f c20 = u2[0], c21 = u2[1], c22 = u2[2], c23 = u2[3], c30 = u3[0], c31 = u3[1], c32 = u3[2], c33 = u3[3];
-            for (int64_t k = 0; k < nK; k++) {
-                const v16f *x = (const v16f *)(X + k * ldx + d0);
-                v16f x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
-                float a0 = p0[k * sk], a1 = p1[k * sk], a2 = p2[k * sk], a3 = p3[k * sk];
-                c00 += a0 * x0; c01 += a0 * x1; c02 += a0 * x2; c03 += a0 * x3;
-                c10 += a1 * x0; c11 += a1 * x1; c12 += a1 * x2; c13 += a1 * x3;
-                c20 += a2 * x0; c21 += a2 * x1; c22 += a2 * x2; c23 += a2 * x3;
-                c30 += a3 * x0; c31 += a3 * x1; c32 += a3 * x2; c33 += a3 * x3;
-            }
-            u0[0] = c00; u0[1] = c01; u0[2] = c02; u0[3] = c03;
-            u1[0] = c10; u1[1] = c11; u1[2] = c12; u1[3] = c13;
-            u2[0] = c20; u2[1] = c21; u2[2] = c22; u2[3] = c23;
-            u3[0] = c30; u3[1] = c31; u3[2] = c32; u3[3] = c33;
-        }
-        for (; d0 < Dp; d0 += 16) {
-            v16f *u0 = (v16f *)(y0 + d0), *u1 = (v16f *)(y1 + d0), *u2 = (v16f *)(y2 + d0), *u3 = (v16f *)(y3 + d0);
-            v16f c0 = *u0, c1 = *u1, c2 = *u2, c3 = *u3;
-            for (int64_t k = 0; k < nK; k++) {
-                v16f x = *(const v16f *)(X + k * ldx + d0);
-                c0 += p0[k * sk] * x; c1 += p1[k * sk] * x; c2 += p2[k * sk] * x; c3 += p3[k * sk] * x;
-            }
-            *u0 = c0; *u1 = c1; *u2 = c2; *u3 = c3;
-        }
-    }
+    if (sk == 1)
+        lfl_sgemm(false, false, (int)nI, (int)Dp, (int)nK, 1.0f, A, (int)sa, X, (int)ldx, 1.0f, Y, (int)ldy);
+    else
+        lfl_sgemm(true, false, (int)nI, (int)Dp, (int)nK, 1.0f, A, (int)sk, X, (int)ldx, 1.0f, Y, (int)ldy);
+}
+
+typedef float v16f __attribute__((vector_size(64)));
+
+/* Row reductions over one 64-wide f32 score row: a lane-wise pass, then a
+ * shuffle tree (GCC's own epilogue for `omp simd reduction` adds the 16
+ * lanes one after another, which cost as much as a tile GEMM here). */
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+static inline v16f vmax_f32(v16f a, v16f b)
+{
+    v16i m = a > b;
+    return (v16f)(((v16i)a & m) | ((v16i)b & ~m));
+}
+
+static inline float hmax_f32(v16f v)
+{
+    v = vmax_f32(v, __builtin_shuffle(v, (v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));
+    v = vmax_f32(v, __builtin_shuffle(v, (v16i){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11}));
+    v = vmax_f32(v, __builtin_shuffle(v, (v16i){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13}));
+    v = vmax_f32(v, __builtin_shuffle(v, (v16i){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}));
+    return v[0];
+}
+
+static inline float hsum_f32(v16f v)
+{
+    v += __builtin_shuffle(v, (v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+    v += __builtin_shuffle(v, (v16i){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
+    v += __builtin_shuffle(v, (v16i){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
+    v += __builtin_shuffle(v, (v16i){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+    return v[0];
+}
+
+static inline float row_max_f32(const float *s)
+{
+    const v16f *p = (const v16f *)s;
+    return hmax_f32(vmax_f32(vmax_f32(p[0], p[1]), vmax_f32(p[2], p[3])));
+}
+
+/* s[c] = exp(s[c] - m); returns the sum */
+static inline float row_exp_sum_f32(float *s, float m)
+{
+#pragma omp simd
+    for (int c = 0; c < 64; c++) s[c] = lfl_fexp(s[c] - m);
+    const v16f *p = (const v16f *)s;
+    return hsum_f32((p[0] + p[1]) + (p[2] + p[3]));
 }
 
 /* ---- f64 tile kernels: plain loops over 8 x 8 tiles (gradient checks) ---- */
+
+static inline double row_max_f64(const double *s)
+{
+    double m = -INFINITY;
+    for (int c = 0; c < 8; c++) m = s[c] > m ? s[c] : m;
+    return m;
+}
+
+static inline double row_exp_sum_f64(double *s, double m)
+{
+    double sum = 0;
+    for (int c = 0; c < 8; c++) sum += s[c] = exp(s[c] - m);
+    return sum;
+}
 
 static void k_abt_f64(const double *A, int64_t lda, int64_t nr, const double *Bt, int64_t ldb, int64_t D, double *S)
 {
@@ -323,7 +338,9 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
         LFL_TRY(lfl_contiguous(o->segments, &seg));
     }
     att_geo g;
-    lfl_status st = att_geo_init(&g, q, k, o->scale, o->softcap, o->window, o->causal, seg);
+    lfl_status st = q->dtype == LFL_F32 ? lfl_blas_init() : LFL_OK;
+    if (st == LFL_OK) st = att_geo_init(&g, q, k, o->scale, o->softcap, o->window, o->causal, seg);
+    else memset(&g, 0, sizeof g);
     int64_t B = g.B, Hq = g.Hq, T = g.T, D = g.D;
     int64_t sshape[4] = {B, T, Hq, D}, lshape[3] = {B, Hq, T};
     lfl_tensor *store = NULL, *res = NULL, *lse = NULL;

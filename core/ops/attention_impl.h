@@ -1,16 +1,19 @@
 /* The tiled (flash-style) attention forward and backward, written once and
  * included by attention.c for each compute type. Before including, attention.c
  * defines AT (the element type), AS (the name suffix), ATILE (query and key
- * tile size), AEXP/ATANH (exp and tanh for AT) and the two tile kernels
- * FN(k_abt) and FN(k_acc). Nothing here is a public interface. */
+ * tile size), AEXP/ATANH (exp and tanh for AT), the two tile kernels
+ * k_abt_<AS> and k_acc_<AS>, and the row helpers row_max_<AS> and
+ * row_exp_sum_<AS>. Nothing here is a public interface. */
 
 #define ATT_CAT_(a, b) a##_##b
 #define ATT_CAT(a, b) ATT_CAT_(a, b)
 #define FN(name) ATT_CAT(name, AS)
 
-/* Copies K (transposed, Kt[D][Sp]), V transposed (Vt[D][Sp]) and K/V rows
- * padded (Kp/Vp[Sp][Dp]) per (batch, kv head); NULL targets are skipped.
- * Padding is zero so padded keys add nothing once their scores are masked. */
+/* Copies K transposed tile by tile (Kt[nkb][D][TILE]: each key tile one
+ * contiguous block, no cache-set conflicts from a long row stride), V the
+ * same way (Vt), and K/V rows padded (Kp/Vp[Sp][Dp]), per (batch, kv head);
+ * NULL targets are skipped. Padding is zero, so padded keys add nothing once
+ * their scores are masked. */
 static void FN(prep_kv)(const att_geo *g, const lfl_tensor *k, const lfl_tensor *v, AT *Kt, AT *Vt, AT *Kp, AT *Vp)
 {
     const int64_t S = g->S, D = g->D, Dp = g->Dp, Sp = g->Sp, nkv = g->B * g->Hkv;
@@ -25,8 +28,9 @@ static void FN(prep_kv)(const att_geo *g, const lfl_tensor *k, const lfl_tensor 
                 bool in = j < S && d < D;
                 AT kv = in ? kr[d * k->stride[3]] : 0, vv = in ? vr[d * v->stride[3]] : 0;
                 if (d < D) {
-                    if (Kt) Kt[(bh * D + d) * Sp + j] = kv;
-                    if (Vt) Vt[(bh * D + d) * Sp + j] = vv;
+                    int64_t ti = ((bh * g->nkb + j / ATILE) * D + d) * ATILE + j % ATILE;
+                    if (Kt) Kt[ti] = kv;
+                    if (Vt) Vt[ti] = vv;
                 }
                 if (Kp) Kp[(bh * Sp + j) * Dp + d] = kv;
                 if (Vp) Vp[(bh * Sp + j) * Dp + d] = vv;
@@ -93,7 +97,7 @@ static lfl_status FN(att_forward)(const att_geo *g, const lfl_tensor *q, const l
                 int kind = att_tile_kind(g, b, qb, kb);
                 if (!kind) continue;
                 int64_t j0 = kb * TL;
-                FN(k_abt)(Qs, Dp, nr, Ktb + j0, Sp, D, Sb);
+                FN(k_abt)(Qs, Dp, nr, Ktb + j0 * D, TL, D, Sb);
                 for (int64_t r = 0; r < br; r++) {
                     AT *s = Sb + r * TL;
                     if (cap > 0) {
@@ -101,21 +105,14 @@ static lfl_status FN(att_forward)(const att_geo *g, const lfl_tensor *q, const l
                         for (int64_t c = 0; c < TL; c++) s[c] = cap * ATANH(s[c] * icap);
                     }
                     if (kind == 1) FN(mask_row)(g, b, i0 + r, j0, s);
-                    AT mx = -(AT)INFINITY;
-#pragma omp simd reduction(max : mx)
-                    for (int64_t c = 0; c < TL; c++) mx = s[c] > mx ? s[c] : mx;
+                    AT mx = FN(row_max)(s);
                     if (mx == -(AT)INFINITY) { /* nothing visible in this tile */
                         memset(s, 0, (size_t)TL * sizeof(AT));
                         continue;
                     }
                     AT mn = m[r] > mx ? m[r] : mx;
-                    AT alpha = m[r] == -(AT)INFINITY ? 0 : AEXP(m[r] - mn), sum = 0;
-#pragma omp simd reduction(+ : sum)
-                    for (int64_t c = 0; c < TL; c++) {
-                        AT p = AEXP(s[c] - mn);
-                        s[c] = p;
-                        sum += p;
-                    }
+                    AT alpha = m[r] == -(AT)INFINITY ? 0 : AEXP(m[r] - mn);
+                    AT sum = FN(row_exp_sum)(s, mn);
                     l[r] = l[r] * alpha + sum;
                     m[r] = mn;
                     if (alpha != 1) {
@@ -221,7 +218,7 @@ static lfl_status FN(att_backward)(const att_geo *g, const lfl_tensor *q, const 
                         if (!kind) continue;
                         int64_t i0 = qb * TL, br = T - i0 < TL ? T - i0 : TL, nr = (br + 3) & ~(int64_t)3;
                         const AT *Qs = Qp + (bh * Tp + i0) * Dp, *dOs = dOp + (bh * Tp + i0) * Dp;
-                        FN(k_abt)(Qs, Dp, nr, Ktb + j0, Sp, D, Sb);
+                        FN(k_abt)(Qs, Dp, nr, Ktb + j0 * D, TL, D, Sb);
                         for (int64_t r = 0; r < br; r++) {
                             AT L = lse[bh * T + i0 + r], *s = Sb + r * TL, *tt = Tb + r * TL;
                             if (L == -(AT)INFINITY) {
@@ -243,7 +240,7 @@ static lfl_status FN(att_backward)(const att_geo *g, const lfl_tensor *q, const 
                         /* dV += P^T dO */
                         FN(k_acc)(dVa, Dp, TL, Sb, 1, TL, nr, dOs, Dp, Dp);
                         /* dP = dO V^T, then dS = P * (dP - D_i), through the softcap's tanh */
-                        FN(k_abt)(dOs, Dp, nr, Vtb + j0, Sp, D, dPb);
+                        FN(k_abt)(dOs, Dp, nr, Vtb + j0 * D, TL, D, dPb);
                         for (int64_t r = 0; r < br; r++) {
                             AT Di = Dv[bh * T + i0 + r], *s = Sb + r * TL, *dp = dPb + r * TL, *tt = Tb + r * TL;
                             if (cap > 0) {
