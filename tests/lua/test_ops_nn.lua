@@ -347,6 +347,30 @@ t.suite("attention", {
     local a1, b1, c1 = run()
     local a2, b2, c2 = run()
     t.assert_tensor_close(a1, a2, 0, 0); t.assert_tensor_close(b1, b2, 0, 0); t.assert_tensor_close(c1, c2, 0, 0)
+    -- and the same bits on one thread (work splits depend on shapes only)
+    local nt = lfl.sys.threads()
+    lfl.sys.threads(1)
+    local ok, a3, b3, c3 = pcall(run)
+    lfl.sys.threads(nt)
+    t.assert(ok, tostring(a3))
+    t.assert_tensor_close(a1, a3, 0, 0); t.assert_tensor_close(b1, b3, 0, 0); t.assert_tensor_close(c1, c3, 0, 0)
+  end,
+
+  empty = function()
+    for _, dt in ipairs({"f32", "f64"}) do
+      -- no queries
+      local q, k, v = randn(1, 2, 0, 4, dt):requires_grad(), randn(1, 1, 3, 4, dt):requires_grad(), randn(1, 1, 3, 4, dt):requires_grad()
+      local out = lfl.attention(q, k, v, {causal = true})
+      t.assert_eq(table.concat(out:size(), ","), "1,2,0,4")
+      out:sum():backward()
+      t.assert_tensor_close(k.grad, lfl.zeros(1, 1, 3, 4, dt), 0, 0)
+      -- no keys: every query sees nothing
+      q, k, v = randn(1, 2, 3, 4, dt):requires_grad(), randn(1, 1, 0, 4, dt):requires_grad(), randn(1, 1, 0, 4, dt):requires_grad()
+      out = lfl.attention(q, k, v)
+      t.assert_tensor_close(out, lfl.zeros(1, 2, 3, 4, dt), 0, 0)
+      out:sum():backward()
+      t.assert_tensor_close(q.grad, lfl.zeros(1, 2, 3, 4, dt), 0, 0)
+    end
   end,
 
   errors = function()
