@@ -13,29 +13,35 @@
  * contiguous block, no cache-set conflicts from a long row stride), V the
  * same way (Vt), and K/V rows padded (Kp/Vp[Sp][Dp]), per (batch, kv head);
  * NULL targets are skipped. Padding is zero, so padded keys add nothing once
- * their scores are masked. */
+ * their scores are masked. Strides are read into locals: the loops are
+ * memory-bound and reloading them through the tensor pointers was not free. */
 static void FN(prep_kv)(const att_geo *g, const lfl_tensor *k, const lfl_tensor *v, AT *Kt, AT *Vt, AT *Kp, AT *Vp)
 {
-    const int64_t S = g->S, D = g->D, Dp = g->Dp, Sp = g->Sp, nkv = g->B * g->Hkv;
+    const int64_t S = g->S, D = g->D, Dp = g->Dp, Sp = g->Sp, nkb = g->nkb, nkv = g->B * g->Hkv;
+    const int64_t ks2 = k->stride[2], ks3 = k->stride[3], vs2 = v->stride[2], vs3 = v->stride[3];
     const AT *kd = lfl_data(k), *vd = lfl_data(v);
 #pragma omp parallel for if (nkv * Sp * Dp > LFL_OMP_MIN)
     for (int64_t bh = 0; bh < nkv; bh++) {
         int64_t b = bh / g->Hkv, hk = bh % g->Hkv;
         const AT *kb = kd + b * k->stride[0] + hk * k->stride[1], *vb = vd + b * v->stride[0] + hk * v->stride[1];
-        for (int64_t j = 0; j < Sp; j++) {
-            const AT *kr = kb + j * k->stride[2], *vr = vb + j * v->stride[2];
+        for (int64_t j = 0; j < Sp && (Kp || Vp); j++) {
+            AT *kp = Kp ? Kp + (bh * Sp + j) * Dp : NULL, *vp = Vp ? Vp + (bh * Sp + j) * Dp : NULL;
             for (int64_t d = 0; d < Dp; d++) {
                 bool in = j < S && d < D;
-                AT kv = in ? kr[d * k->stride[3]] : 0, vv = in ? vr[d * v->stride[3]] : 0;
-                if (d < D) {
-                    int64_t ti = ((bh * g->nkb + j / ATILE) * D + d) * ATILE + j % ATILE;
-                    if (Kt) Kt[ti] = kv;
-                    if (Vt) Vt[ti] = vv;
-                }
-                if (Kp) Kp[(bh * Sp + j) * Dp + d] = kv;
-                if (Vp) Vp[(bh * Sp + j) * Dp + d] = vv;
+                if (kp) kp[d] = in ? kb[j * ks2 + d * ks3] : 0;
+                if (vp) vp[d] = in ? vb[j * vs2 + d * vs3] : 0;
             }
         }
+        for (int64_t t = 0; t < nkb && (Kt || Vt); t++)
+            for (int64_t d = 0; d < D; d++) {
+                AT *kt = Kt ? Kt + ((bh * nkb + t) * D + d) * ATILE : NULL;
+                AT *vt = Vt ? Vt + ((bh * nkb + t) * D + d) * ATILE : NULL;
+                for (int64_t c = 0; c < ATILE; c++) {
+                    int64_t j = t * ATILE + c;
+                    if (kt) kt[c] = j < S ? kb[j * ks2 + d * ks3] : 0;
+                    if (vt) vt[c] = j < S ? vb[j * vs2 + d * vs3] : 0;
+                }
+            }
     }
 }
 
@@ -66,7 +72,7 @@ static lfl_status FN(att_forward)(const att_geo *g, const lfl_tensor *q, const l
     FN(prep_kv)(g, k, v, Kt, NULL, NULL, Vp);
     const AT *qd = lfl_data(q);
     const AT scale = (AT)g->scale, cap = (AT)g->softcap, icap = cap > 0 ? (AT)1 / cap : 0;
-    const int64_t ntask = g->B * Hq * nqb;
+    const int64_t ntask = g->B * Hq * nqb, qs2 = q->stride[2], qs3 = q->stride[3];
     int failed = 0;
 #pragma omp parallel if (g->work > ATT_PAR_MIN)
     {
@@ -85,9 +91,17 @@ static lfl_status FN(att_forward)(const att_geo *g, const lfl_tensor *q, const l
             int64_t bh = t / nqb, qb = nqb - 1 - t % nqb, b = bh / Hq, h = bh % Hq, hk = h / g->G;
             int64_t i0 = qb * TL, br = T - i0 < TL ? T - i0 : TL, nr = (br + 3) & ~(int64_t)3;
             const AT *qp = qd + b * q->stride[0] + h * q->stride[1];
-            for (int64_t r = 0; r < nr; r++)
-                for (int64_t d = 0; d < Dp; d++)
-                    Qs[r * Dp + d] = r < br && d < D ? qp[(i0 + r) * q->stride[2] + d * q->stride[3]] * scale : 0;
+            memset(Qs, 0, (size_t)(nr * Dp) * sizeof(AT));
+            for (int64_t r = 0; r < br; r++) {
+                const AT *src = qp + (i0 + r) * qs2;
+                AT *dst = Qs + r * Dp;
+                if (qs3 == 1) {
+#pragma omp simd
+                    for (int64_t d = 0; d < D; d++) dst[d] = src[d] * scale;
+                } else {
+                    for (int64_t d = 0; d < D; d++) dst[d] = src[d * qs3] * scale;
+                }
+            }
             memset(Ob, 0, (size_t)(nr * Dp) * sizeof(AT));
             for (int64_t r = 0; r < TL; r++) { m[r] = -(AT)INFINITY; l[r] = 0; }
             int64_t lo = att_row_lo(g, i0), hi = att_row_hi(g, i0 + br - 1);
@@ -127,7 +141,9 @@ static lfl_status FN(att_forward)(const att_geo *g, const lfl_tensor *q, const l
                 AT *dst = out + ((b * T + i0 + r) * Hq + h) * D;
                 if (l[r] > 0) {
                     AT inv = (AT)1 / l[r];
-                    for (int64_t d = 0; d < D; d++) dst[d] = Ob[r * Dp + d] * inv;
+                    const AT *src = Ob + r * Dp;
+#pragma omp simd
+                    for (int64_t d = 0; d < D; d++) dst[d] = src[d] * inv;
                     lse[bh * T + i0 + r] = m[r] + (AT)log((double)l[r]);
                 } else { /* a query that sees no key: zeros, as if its softmax were empty */
                     for (int64_t d = 0; d < D; d++) dst[d] = 0;
