@@ -183,7 +183,6 @@ static lfl_status FN(att_backward)(const att_geo *g, const lfl_tensor *q, const 
         return lfl_fail(LFL_ERR_MEM, "attention backward: out of memory for the tiles (%zu bytes)",
                         (qsz * (size_t)(P + 2) + 3 * ksz) * sizeof(AT));
     }
-    memset(dQb, 0, qsz * (size_t)P * sizeof(AT));
     FN(prep_kv)(g, k, v, Kt, Vt, Kp, NULL);
     const AT scale = (AT)g->scale, cap = (AT)g->softcap, icap = cap > 0 ? (AT)1 / cap : 0;
     const AT *qd = lfl_data(q), *od = lfl_data(o);
@@ -205,13 +204,17 @@ static lfl_status FN(att_backward)(const att_geo *g, const lfl_tensor *q, const 
             if (i < T) Dv[bh * T + i] = (AT)acc;
         }
     }
-    const int64_t ntask = nkv * P;
+    /* Task (batch, kv head, partition p) owns key tiles p, p + P, ...: it keeps
+     * their dK/dV accumulators (in L2) while it walks the query tiles of its
+     * heads once, each query tile's dQ partial staying hot across the key
+     * tiles; every dQ partial row of partition p is written by that task. */
+    const int64_t ntask = nkv * P, mk = (nkb + P - 1) / P;
     int failed = 0;
 #pragma omp parallel if (g->work > ATT_PAR_MIN)
     {
         AT *Sb = att_alloc((size_t)(TL * TL) * sizeof(AT)), *dPb = att_alloc((size_t)(TL * TL) * sizeof(AT));
         AT *Tb = att_alloc((size_t)(TL * TL) * sizeof(AT));
-        AT *dKa = att_alloc((size_t)(TL * Dp) * sizeof(AT)), *dVa = att_alloc((size_t)(TL * Dp) * sizeof(AT));
+        AT *dKa = att_alloc((size_t)(mk * TL * Dp) * sizeof(AT)), *dVa = att_alloc((size_t)(mk * TL * Dp) * sizeof(AT));
         bool ok = Sb && dPb && Tb && dKa && dVa;
         if (!ok) {
 #pragma omp atomic write
@@ -220,25 +223,28 @@ static lfl_status FN(att_backward)(const att_geo *g, const lfl_tensor *q, const 
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < ntask; t++) {
             if (!ok) continue;
-            int64_t bhk = t / P, p = t % P, b = bhk / Hkv, hk = bhk % Hkv;
+            int64_t bhk = t / P, p = t % P, b = bhk / Hkv, hk = bhk % Hkv, nkt = p < nkb ? (nkb - p + P - 1) / P : 0;
             const AT *Ktb = Kt + bhk * D * Sp, *Vtb = Vt + bhk * D * Sp, *Kpb = Kp + bhk * Sp * Dp;
             AT *dQp = dQb + (size_t)p * qsz;
-            for (int64_t kb = p; kb < nkb; kb += P) {
-                int64_t j0 = kb * TL, bc = S - j0 < TL ? S - j0 : TL;
-                memset(dKa, 0, (size_t)(TL * Dp) * sizeof(AT));
-                memset(dVa, 0, (size_t)(TL * Dp) * sizeof(AT));
-                for (int64_t gi = 0; gi < G; gi++) {
-                    int64_t h = hk * G + gi, bh = b * Hq + h;
-                    for (int64_t qb = 0; qb < nqb; qb++) {
+            memset(dKa, 0, (size_t)(nkt * TL * Dp) * sizeof(AT));
+            memset(dVa, 0, (size_t)(nkt * TL * Dp) * sizeof(AT));
+            for (int64_t gi = 0; gi < G; gi++) {
+                int64_t h = hk * G + gi, bh = b * Hq + h;
+                for (int64_t qb = 0; qb < nqb; qb++) {
+                    int64_t i0 = qb * TL, br = T - i0 < TL ? T - i0 : TL, nr = (br + 3) & ~(int64_t)3;
+                    const AT *Qs = Qp + (bh * Tp + i0) * Dp, *dOs = dOp + (bh * Tp + i0) * Dp;
+                    AT *dQs = dQp + (bh * Tp + i0) * Dp;
+                    memset(dQs, 0, (size_t)(TL * Dp) * sizeof(AT));
+                    for (int64_t m = 0; m < nkt; m++) {
+                        int64_t kb = p + m * P, j0 = kb * TL;
                         int kind = att_tile_kind(g, b, qb, kb);
                         if (!kind) continue;
-                        int64_t i0 = qb * TL, br = T - i0 < TL ? T - i0 : TL, nr = (br + 3) & ~(int64_t)3;
-                        const AT *Qs = Qp + (bh * Tp + i0) * Dp, *dOs = dOp + (bh * Tp + i0) * Dp;
                         FN(k_abt)(Qs, Dp, nr, Ktb + j0 * D, TL, D, Sb);
                         for (int64_t r = 0; r < br; r++) {
                             AT L = lse[bh * T + i0 + r], *s = Sb + r * TL, *tt = Tb + r * TL;
-                            if (L == -(AT)INFINITY) {
+                            if (L == -(AT)INFINITY) { /* a query that saw nothing: no gradient */
                                 memset(s, 0, (size_t)TL * sizeof(AT));
+                                memset(tt, 0, (size_t)TL * sizeof(AT));
                                 continue;
                             }
                             if (cap > 0) {
@@ -253,8 +259,9 @@ static lfl_status FN(att_backward)(const att_geo *g, const lfl_tensor *q, const 
 #pragma omp simd
                             for (int64_t c = 0; c < TL; c++) s[c] = AEXP(s[c] - L);
                         }
+                        AT *dKt = dKa + m * TL * Dp, *dVt = dVa + m * TL * Dp;
                         /* dV += P^T dO */
-                        FN(k_acc)(dVa, Dp, TL, Sb, 1, TL, nr, dOs, Dp, Dp);
+                        FN(k_acc)(dVt, Dp, TL, Sb, 1, TL, nr, dOs, Dp, Dp);
                         /* dP = dO V^T, then dS = P * (dP - D_i), through the softcap's tanh */
                         FN(k_abt)(dOs, Dp, nr, Vtb + j0 * D, TL, D, dPb);
                         for (int64_t r = 0; r < br; r++) {
@@ -268,15 +275,19 @@ static lfl_status FN(att_backward)(const att_geo *g, const lfl_tensor *q, const 
                             }
                         }
                         /* dK += dS^T (Q * scale); dQ (unscaled) += dS K */
-                        FN(k_acc)(dKa, Dp, TL, dPb, 1, TL, nr, Qs, Dp, Dp);
-                        FN(k_acc)(dQp + (bh * Tp + i0) * Dp, Dp, nr, dPb, TL, 1, TL, Kpb + j0 * Dp, Dp, Dp);
+                        FN(k_acc)(dKt, Dp, TL, dPb, 1, TL, nr, Qs, Dp, Dp);
+                        FN(k_acc)(dQs, Dp, nr, dPb, TL, 1, TL, Kpb + j0 * Dp, Dp, Dp);
                     }
                 }
+            }
+            for (int64_t m = 0; m < nkt; m++) {
+                int64_t j0 = (p + m * P) * TL, bc = S - j0 < TL ? S - j0 : TL;
                 for (int64_t c = 0; c < bc; c++) {
                     AT *kr = dk + (bhk * S + j0 + c) * D, *vr = dv + (bhk * S + j0 + c) * D;
+                    const AT *ka = dKa + (m * TL + c) * Dp, *va = dVa + (m * TL + c) * Dp;
                     for (int64_t d = 0; d < D; d++) {
-                        kr[d] = dKa[c * Dp + d];
-                        vr[d] = dVa[c * Dp + d];
+                        kr[d] = ka[d];
+                        vr[d] = va[d];
                     }
                 }
             }
