@@ -60,6 +60,10 @@ lfl_status lfl_rmsnorm(lfl_tensor *x, lfl_tensor *w, double eps, lfl_tensor **ou
 lfl_status lfl_layernorm(lfl_tensor *x, lfl_tensor *w, lfl_tensor *b, double eps, lfl_tensor **out);
 /* x[B, H, T, D], cos/sin[B or 1, T, D] (HF rotate-half convention) */
 lfl_status lfl_rope(lfl_tensor *x, lfl_tensor *cos, lfl_tensor *sin, lfl_tensor **out);
+/* cos/sin[B, T, D] from position ids[B, T] (i64, 0-based) and inv_freq[D/2],
+ * as HF's LlamaRotaryEmbedding (f32 math, times `scaling`), cast to dt */
+lfl_status lfl_rope_cos_sin(lfl_tensor *pos, lfl_tensor *inv_freq, double scaling, lfl_dtype dt,
+                            lfl_tensor **cos, lfl_tensor **sin);
 /* gate, up: [..., F] -> act(gate) * up */
 lfl_status lfl_swiglu(lfl_tensor *gate, lfl_tensor *up, lfl_tensor **out);
 lfl_status lfl_geglu(lfl_tensor *gate, lfl_tensor *up, bool tanh_approx, lfl_tensor **out);

@@ -1,0 +1,387 @@
+/* attention: softmax(q k^T * scale) v, flash style on the CPU: q[B, Hq, T, D],
+ * k/v[B, Hkv, S, D] with grouped-query heads (q head h reads kv head
+ * h / (Hq / Hkv)). Query i may see key j when (with off = S - T, the number of
+ * cached keys before the first query):
+ *   causal:   j <= i + off
+ *   window w: j >  i + off - w   (only with causal: the key is one of the last w
+ *             positions including the query's own; transformers' masking_utils
+ *             sliding_window_overlay is `kv_idx > q_idx - sliding_window` on
+ *             absolute positions, used by Mistral, Gemma2/3, Qwen2 ...)
+ *   segments: seg[b, i] == seg[b, j]  (packed rows, S == T; for the packed
+ *             sequences of one row this matches transformers' packed-sequence
+ *             mask, positions restarting at 0 in each)
+ * Gemma2's soft-capping replaces a scaled score s by cap * tanh(s / cap) before
+ * masking. A query that sees no key at all gets a zero output (torch's SDPA
+ * gives NaN there).
+ *
+ * Forward: per (batch, q head, query tile), an online softmax over key tiles
+ * (running max m and sum l per row); the T x S score matrix never exists, only
+ * one tile of it per thread, and the per-row log-sum-exp is kept for backward.
+ * Tiles no query of the tile can see (causal, window, segments) are skipped;
+ * fully visible ones skip the per-element mask. Backward is FlashAttention-2's:
+ * recompute S per tile from q, k and the LSE, P = exp(S - lse), dV += P^T dO,
+ * dP = dO V^T, dS = P * (dP - rowsum(dO * O)), dK += dS^T q, dQ += dS k.
+ * The output is returned as a [B, Hq, T, D] view of [B, T, Hq, D] storage, so
+ * the usual transpose + reshape before o_proj costs nothing.
+ *
+ * f32 runs 64 x 64 tiles, their GEMMs through lfl_sgemm (measured faster
+ * than hand-written vector kernels, see below) and the softmax through the
+ * vectorised exp of fastmath.h; f64 (for gradient checks) runs the same driver
+ * on 8 x 8 tiles with plain loops, so small gradchecks cross tile boundaries. */
+#include <string.h>
+#include "fastmath.h"
+#include "rows.h"
+#include "../blas.h"
+
+#define ATT_PAR_MIN (1 << 18) /* q.k multiply-adds below which one thread runs */
+#define ATT_TASKS_MIN 32      /* backward: key-tile partitions until this many tasks */
+#define ATT_PARTS_MAX 16
+#define ATT_DQ_BYTES_MAX ((int64_t)1 << 30)
+
+typedef struct {
+    int64_t B, Hq, Hkv, G, T, S, D, Dp, off, window;
+    int64_t tile, nqb, nkb, Tp, Sp, parts, work;
+    bool causal;
+    double scale, softcap;
+    const int64_t *seg; /* [B, T] segment ids, or NULL */
+    int64_t *segr;      /* [B][nqb] {min, max} segment id per tile (S == T, shared by q and k tiles) */
+} att_geo;
+
+/* keys [lo, hi) of query i before segments */
+static inline int64_t att_row_hi(const att_geo *g, int64_t i)
+{
+    if (!g->causal) return g->S;
+    int64_t h = i + g->off + 1;
+    return h < 0 ? 0 : h < g->S ? h : g->S;
+}
+
+static inline int64_t att_row_lo(const att_geo *g, int64_t i)
+{
+    if (g->window <= 0) return 0;
+    int64_t l = i + g->off - g->window + 1;
+    return l < 0 ? 0 : l;
+}
+
+/* 0: no query of tile qb sees a key of tile kb; 1: some do (mask per element);
+ * 2: every query sees every key (and no key is padding). */
+static int att_tile_kind(const att_geo *g, int64_t b, int64_t qb, int64_t kb)
+{
+    int64_t i0 = qb * g->tile, i1 = (i0 + g->tile < g->T ? i0 + g->tile : g->T) - 1;
+    int64_t j0 = kb * g->tile, j1 = j0 + g->tile;
+    int64_t lo0 = att_row_lo(g, i0), lo1 = att_row_lo(g, i1), hi0 = att_row_hi(g, i0), hi1 = att_row_hi(g, i1);
+    if (j0 >= hi1 || (j1 < g->S ? j1 : g->S) <= lo0) return 0;
+    if (g->segr) {
+        const int64_t *a = g->segr + (b * g->nqb + qb) * 2, *c = g->segr + (b * g->nqb + kb) * 2;
+        if (a[1] < c[0] || c[1] < a[0]) return 0;
+        if (!(a[0] == a[1] && c[0] == c[1] && a[0] == c[0])) return 1;
+    }
+    return j1 <= hi0 && j0 >= lo1 ? 2 : 1;
+}
+
+static void *att_alloc(size_t n)
+{
+    return aligned_alloc(64, n ? (n + 63) & ~(size_t)63 : 64);
+}
+
+/* ---- f32 tile kernels: OpenBLAS on 64 x 64 tiles ----
+ * Inside the parallel region OpenBLAS (OpenMP build) runs single-threaded.
+ * Measured on the 2-core dev VM (tests/bench/bench_attention.lua, one thread,
+ * CPU time): per-tile lfl_sgemm was 10-20% faster, forward and backward, than
+ * register-blocked 4 x 64 kernels written with GCC vector extensions. */
+
+/* S[r][0..64) = sum_{d < D} A[r][d] * Bt[d][0..64) for r < nr */
+static void k_abt_f32(const float *A, int64_t lda, int64_t nr, const float *Bt, int64_t ldb, int64_t D, float *S)
+{
+    lfl_sgemm(false, false, (int)nr, 64, (int)D, 1.0f, A, (int)lda, Bt, (int)ldb, 0.0f, S, 64);
+}
+
+/* Y[i][0..Dp) += sum_{k < nK} A[i * sa + k * sk] * X[k][0..Dp) for i < nI;
+ * A is row-major (sk == 1) or its transpose is (sa == 1) */
+static void k_acc_f32(float *Y, int64_t ldy, int64_t nI, const float *A, int64_t sa, int64_t sk, int64_t nK,
+                      const float *X, int64_t ldx, int64_t Dp)
+{
+    if (sk == 1)
+        lfl_sgemm(false, false, (int)nI, (int)Dp, (int)nK, 1.0f, A, (int)sa, X, (int)ldx, 1.0f, Y, (int)ldy);
+    else
+        lfl_sgemm(true, false, (int)nI, (int)Dp, (int)nK, 1.0f, A, (int)sk, X, (int)ldx, 1.0f, Y, (int)ldy);
+}
+
+typedef float v16f __attribute__((vector_size(64)));
+
+/* Row reductions over one 64-wide f32 score row: a lane-wise pass, then a
+ * shuffle tree (GCC's own epilogue for `omp simd reduction` adds the 16
+ * lanes one after another, which cost as much as a tile GEMM here). */
+typedef int32_t v16i __attribute__((vector_size(64)));
+#if defined(__clang__)
+#define ATT_SHUF(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#else
+#define ATT_SHUF(v, ...) __builtin_shuffle(v, (v16i){__VA_ARGS__})
+#endif
+
+static inline v16f vmax_f32(v16f a, v16f b)
+{
+    v16i m = a > b;
+    return (v16f)(((v16i)a & m) | ((v16i)b & ~m));
+}
+
+static inline float hmax_f32(v16f v)
+{
+    v = vmax_f32(v, ATT_SHUF(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+    v = vmax_f32(v, ATT_SHUF(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11));
+    v = vmax_f32(v, ATT_SHUF(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13));
+    v = vmax_f32(v, ATT_SHUF(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14));
+    return v[0];
+}
+
+static inline float hsum_f32(v16f v)
+{
+    v += ATT_SHUF(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v += ATT_SHUF(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    v += ATT_SHUF(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    v += ATT_SHUF(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    return v[0];
+}
+
+static inline float row_max_f32(const float *s)
+{
+    const v16f *p = (const v16f *)s;
+    return hmax_f32(vmax_f32(vmax_f32(p[0], p[1]), vmax_f32(p[2], p[3])));
+}
+
+/* s[c] = exp(s[c] - m); returns the sum */
+static inline float row_exp_sum_f32(float *s, float m)
+{
+#pragma omp simd
+    for (int c = 0; c < 64; c++) s[c] = lfl_fexp(s[c] - m);
+    const v16f *p = (const v16f *)s;
+    return hsum_f32((p[0] + p[1]) + (p[2] + p[3]));
+}
+
+/* ---- f64 tile kernels: plain loops over 8 x 8 tiles (gradient checks) ---- */
+
+static inline double row_max_f64(const double *s)
+{
+    double m = -INFINITY;
+    for (int c = 0; c < 8; c++) m = s[c] > m ? s[c] : m;
+    return m;
+}
+
+static inline double row_exp_sum_f64(double *s, double m)
+{
+    double sum = 0;
+    for (int c = 0; c < 8; c++) sum += s[c] = exp(s[c] - m);
+    return sum;
+}
+
+static void k_abt_f64(const double *A, int64_t lda, int64_t nr, const double *Bt, int64_t ldb, int64_t D, double *S)
+{
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t c = 0; c < 8; c++) {
+            double acc = 0;
+            for (int64_t d = 0; d < D; d++) acc += A[r * lda + d] * Bt[d * ldb + c];
+            S[r * 8 + c] = acc;
+        }
+}
+
+static void k_acc_f64(double *Y, int64_t ldy, int64_t nI, const double *A, int64_t sa, int64_t sk, int64_t nK,
+                      const double *X, int64_t ldx, int64_t Dp)
+{
+    for (int64_t i = 0; i < nI; i++)
+        for (int64_t k = 0; k < nK; k++) {
+            double a = A[i * sa + k * sk];
+            for (int64_t d = 0; d < Dp; d++) Y[i * ldy + d] += a * X[k * ldx + d];
+        }
+}
+
+#define AT float
+#define AS f32
+#define ATILE 64
+#define AEXP(x) lfl_fexp(x)
+#define ATANH(x) lfl_ftanh(x)
+#include "attention_impl.h"
+#undef AT
+#undef AS
+#undef ATILE
+#undef AEXP
+#undef ATANH
+
+#define AT double
+#define AS f64
+#define ATILE 8
+#define AEXP(x) exp(x)
+#define ATANH(x) tanh(x)
+#include "attention_impl.h"
+#undef AT
+#undef AS
+#undef ATILE
+#undef AEXP
+#undef ATANH
+
+/* Geometry from the (already checked) shapes; seg is [B, T] contiguous i64 or NULL. */
+static lfl_status att_geo_init(att_geo *g, const lfl_tensor *q, const lfl_tensor *k, double scale, double softcap,
+                               int64_t window, bool causal, const lfl_tensor *seg)
+{
+    memset(g, 0, sizeof *g);
+    g->B = q->shape[0];
+    g->Hq = q->shape[1];
+    g->T = q->shape[2];
+    g->D = q->shape[3];
+    g->Hkv = k->shape[1];
+    g->S = k->shape[2];
+    g->G = g->Hq / g->Hkv;
+    g->Dp = (g->D + 15) & ~(int64_t)15;
+    g->off = g->S - g->T;
+    g->window = window;
+    g->causal = causal;
+    g->scale = scale > 0 ? scale : 1.0 / sqrt((double)(g->D ? g->D : 1));
+    g->softcap = softcap;
+    g->tile = q->dtype == LFL_F32 ? 64 : 8;
+    g->Tp = (g->T + g->tile - 1) / g->tile * g->tile;
+    g->Sp = (g->S + g->tile - 1) / g->tile * g->tile;
+    g->nqb = g->Tp / g->tile;
+    g->nkb = g->Sp / g->tile;
+    g->work = g->B * g->Hq * g->T * g->S * (g->D ? g->D : 1);
+    /* backward partitions: depend on shapes only, so results do not depend on threads */
+    int64_t nkv = g->B * g->Hkv, parts = 1;
+    if (nkv > 0 && nkv < ATT_TASKS_MIN) parts = (ATT_TASKS_MIN + nkv - 1) / nkv;
+    if (parts > ATT_PARTS_MAX) parts = ATT_PARTS_MAX;
+    if (parts > g->nkb) parts = g->nkb > 0 ? g->nkb : 1;
+    int64_t qbytes = g->B * g->Hq * g->Tp * g->Dp * (int64_t)lfl_dtype_size(q->dtype);
+    while (parts > 1 && parts * qbytes > ATT_DQ_BYTES_MAX) parts--;
+    g->parts = parts;
+    if (seg) {
+        g->seg = lfl_data(seg);
+        g->segr = malloc(sizeof *g->segr * (size_t)(2 * g->B * g->nqb + 1));
+        if (!g->segr) return lfl_fail(LFL_ERR_MEM, "attention: out of memory");
+        for (int64_t b = 0; b < g->B; b++)
+            for (int64_t qb = 0; qb < g->nqb; qb++) {
+                int64_t i0 = qb * g->tile, i1 = i0 + g->tile < g->T ? i0 + g->tile : g->T;
+                int64_t mn = INT64_MAX, mx = INT64_MIN;
+                for (int64_t i = i0; i < i1; i++) {
+                    int64_t s = g->seg[b * g->T + i];
+                    mn = s < mn ? s : mn;
+                    mx = s > mx ? s : mx;
+                }
+                g->segr[(b * g->nqb + qb) * 2] = mn;
+                g->segr[(b * g->nqb + qb) * 2 + 1] = mx;
+            }
+    }
+    return LFL_OK;
+}
+
+static lfl_status attention_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    lfl_tensor *q = n->saved[0], *k = n->saved[1], *v = n->saved[2], *o = n->saved[3], *lse = n->saved[4];
+    lfl_tensor *seg = n->saved[5], *go = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
+    att_geo g;
+    LFL_TRY(att_geo_init(&g, q, k, n->farg[0], n->farg[1], n->iarg[0], n->iarg[1] != 0, seg));
+    lfl_status st = lfl_contiguous(gout[0], &go);
+    if (st == LFL_OK) st = lfl_empty(4, q->shape, q->dtype, LFL_CPU, &dq);
+    if (st == LFL_OK) st = lfl_empty(4, k->shape, q->dtype, LFL_CPU, &dk);
+    if (st == LFL_OK) st = lfl_empty(4, v->shape, q->dtype, LFL_CPU, &dv);
+    if (st == LFL_OK && g.B * g.Hkv * g.S * g.D > 0 && g.T == 0) {
+        lfl_fill_(dk, 0);
+        lfl_fill_(dv, 0);
+    } else if (st == LFL_OK) {
+        if (q->dtype == LFL_F32)
+            st = att_backward_f32(&g, q, k, v, o, lfl_data(lse), lfl_data(go), lfl_data(dq), lfl_data(dk), lfl_data(dv));
+        else
+            st = att_backward_f64(&g, q, k, v, o, lfl_data(lse), lfl_data(go), lfl_data(dq), lfl_data(dk), lfl_data(dv));
+    }
+    free(g.segr);
+    lfl_tensor_release(go);
+    lfl_tensor *res[3] = {dq, dk, dv};
+    for (int i = 0; i < 3; i++) {
+        if (st == LFL_OK && lfl_node_needs(n, i)) gin[i] = res[i];
+        else lfl_tensor_release(res[i]);
+    }
+    return st;
+}
+
+lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_attn_opts *opts, lfl_tensor **out)
+{
+    char bq[128], bk[128], bv[128];
+    static const lfl_attn_opts none = {0};
+    const lfl_attn_opts *o = opts ? opts : &none;
+    LFL_TRY(lfl_nn_check("attention", q, "q"));
+    LFL_TRY(lfl_nn_check("attention", k, "k"));
+    LFL_TRY(lfl_nn_check("attention", v, "v"));
+    if (k->dtype != q->dtype || v->dtype != q->dtype)
+        return lfl_fail(LFL_ERR_ARG, "attention: q, k, v dtypes differ (%s, %s, %s)", lfl_dtype_name(q->dtype),
+                        lfl_dtype_name(k->dtype), lfl_dtype_name(v->dtype));
+    lfl_shape_str(q, bq, sizeof bq);
+    lfl_shape_str(k, bk, sizeof bk);
+    lfl_shape_str(v, bv, sizeof bv);
+    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
+        return lfl_fail(LFL_ERR_ARG, "attention: q %s, k %s, v %s should be [B, Hq, T, D], [B, Hkv, S, D], [B, Hkv, S, D]",
+                        bq, bk, bv);
+    if (!lfl_same_shape(k, v) || k->shape[0] != q->shape[0] || k->shape[3] != q->shape[3])
+        return lfl_fail(LFL_ERR_ARG, "attention: k %s and v %s should both be [%lld, Hkv, S, %lld] to match q %s", bk, bv,
+                        (long long)q->shape[0], (long long)q->shape[3], bq);
+    if (k->shape[1] == 0 || q->shape[1] % k->shape[1])
+        return lfl_fail(LFL_ERR_ARG, "attention: %lld query heads are not a multiple of %lld kv heads (q %s, k %s)",
+                        (long long)q->shape[1], (long long)k->shape[1], bq, bk);
+    if (o->window < 0) return lfl_fail(LFL_ERR_ARG, "attention: window must be >= 0, got %lld", (long long)o->window);
+    if (o->window > 0 && !o->causal)
+        return lfl_fail(LFL_ERR_ARG, "attention: a sliding window needs causal = true "
+                                     "(the bidirectional window of encoder models is not supported)");
+    if (!(o->softcap >= 0)) return lfl_fail(LFL_ERR_ARG, "attention: softcap must be >= 0, got %g", o->softcap);
+    if (!(o->scale >= 0) || isinf(o->scale))
+        return lfl_fail(LFL_ERR_ARG, "attention: scale must be a finite number >= 0 (0 = 1/sqrt(D)), got %g", o->scale);
+    lfl_tensor *seg = NULL;
+    if (o->segments) {
+        char bs[128];
+        const lfl_tensor *s = o->segments;
+        if (s->device != LFL_CPU || s->dtype != LFL_I64 || s->ndim != 2 || s->shape[0] != q->shape[0] ||
+            s->shape[1] != q->shape[2])
+            return lfl_fail(LFL_ERR_ARG, "attention: segments %s of %s should be i64 [%lld, %lld] (batch, query length)",
+                            lfl_shape_str(s, bs, sizeof bs), lfl_dtype_name(s->dtype), (long long)q->shape[0],
+                            (long long)q->shape[2]);
+        if (k->shape[2] != q->shape[2])
+            return lfl_fail(LFL_ERR_ARG, "attention: segments need as many keys as queries (S == T), got q %s, k %s",
+                            bq, bk);
+        LFL_TRY(lfl_contiguous(o->segments, &seg));
+    }
+    att_geo g;
+    lfl_status st = q->dtype == LFL_F32 ? lfl_blas_init() : LFL_OK;
+    if (st == LFL_OK) st = att_geo_init(&g, q, k, o->scale, o->softcap, o->window, o->causal, seg);
+    else memset(&g, 0, sizeof g);
+    int64_t B = g.B, Hq = g.Hq, T = g.T, D = g.D;
+    int64_t sshape[4] = {B, T, Hq, D}, lshape[3] = {B, Hq, T};
+    lfl_tensor *store = NULL, *res = NULL, *lse = NULL;
+    if (st == LFL_OK) st = lfl_empty(4, sshape, q->dtype, LFL_CPU, &store);
+    if (st == LFL_OK) st = lfl_empty(3, lshape, q->dtype, LFL_CPU, &lse);
+    if (st == LFL_OK && B * Hq * T * D > 0) {
+        if (q->dtype == LFL_F32) st = att_forward_f32(&g, q, k, v, lfl_data(store), lfl_data(lse));
+        else st = att_forward_f64(&g, q, k, v, lfl_data(store), lfl_data(lse));
+    } else if (st == LFL_OK) {
+        lfl_fill_(lse, -INFINITY);
+    }
+    free(g.segr);
+    if (st == LFL_OK) st = lfl_transpose(store, 1, 2, &res);
+    lfl_tensor_release(store);
+    if (st == LFL_OK) {
+        lfl_tensor *in[3] = {q, k, v};
+        lfl_node *n = lfl_node_begin("attention", attention_backward, 3, in, 1);
+        if (n) {
+            n->farg[0] = g.scale;
+            n->farg[1] = o->softcap;
+            n->iarg[0] = o->window;
+            n->iarg[1] = o->causal;
+            lfl_node_save(n, q);
+            lfl_node_save(n, k);
+            lfl_node_save(n, v);
+            lfl_node_save(n, res);
+            lfl_node_save(n, lse);
+            lfl_node_save(n, seg);
+            lfl_node_set_output(n, res, 0);
+            lfl_node_release(n);
+        }
+        *out = res;
+        res = NULL;
+    }
+    lfl_tensor_release(res);
+    lfl_tensor_release(lse);
+    lfl_tensor_release(seg);
+    return st;
+}
