@@ -5,6 +5,8 @@
  *
  *   ./build/bench_gemm [threads]       (default: OpenBLAS's own thread count)
  *
+ * Every figure is given on 1 thread and on `threads`.
+ *
  * Shapes are written M x K x N for y[M, N] = x[M, K] @ w[N, K]^T, the layout of
  * lfl.linear. "fwd+bwd" times the three GEMMs of a linear layer's forward and
  * backward (y = x w^T, dx = g w, dw = g^T x), the figure bench_matmul.lua
@@ -12,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include "blas.h"
 
@@ -59,9 +62,20 @@ static double measure(const bufs *b, bool bwd)
 int main(int argc, char **argv)
 {
     if (lfl_blas_init() != LFL_OK) { fprintf(stderr, "bench_gemm: %s\n", lfl_last_error()); return 1; }
-    if (argc > 1) lfl_blas_set_threads(atoi(argv[1]));
+    /* threads: the count given, else what OpenBLAS starts with; 1 thread is
+     * measured too, as it barely suffers from other load on a shared VM */
+    int nt = argc > 1 ? atoi(argv[1]) : 0;
+    if (nt > 0) lfl_blas_set_threads(nt);
     printf("%s\n", lfl_blas_describe());
     printf("OpenBLAS kernel: %s\n\n", lfl_blas_corename());
+    const char *d = strstr(lfl_blas_describe(), "threads");
+    if (nt <= 0) { /* parse "..., N threads" back */
+        const char *p = d;
+        while (p && p > lfl_blas_describe() && p[-1] == ' ') p--;
+        while (p && p > lfl_blas_describe() && p[-1] >= '0' && p[-1] <= '9') p--;
+        nt = p ? atoi(p) : 1;
+        if (nt < 1) nt = 1;
+    }
     static const struct { const char *name; int m, k, n; } shapes[] = {
         {"q / o proj", 512, 576, 576},
         {"k / v proj", 512, 576, 192},
@@ -70,21 +84,28 @@ int main(int argc, char **argv)
         {"LoRA A (r=8)", 512, 576, 8},
         {"LoRA B (r=8)", 512, 8, 576},
     };
-    printf("%-14s %-16s %12s %16s\n", "shape", "M x K x N", "fwd GFLOP/s", "fwd+bwd GFLOP/s");
+    printf("GFLOP/s         %-14s %9s %9s %11s %11s\n", "M x K x N", "fwd 1T", "fwd", "fwd+bwd 1T", "fwd+bwd");
+    printf("(%d threads where not marked 1T)\n", nt);
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         int m = shapes[i].m, k = shapes[i].k, n = shapes[i].n;
         bufs b = {randbuf((size_t)m * k), randbuf((size_t)n * k), randbuf((size_t)m * n), randbuf((size_t)m * n),
                   randbuf((size_t)m * k), randbuf((size_t)n * k), m, k, n};
         char dims[32];
         snprintf(dims, sizeof dims, "%dx%dx%d", m, k, n);
+        lfl_blas_set_threads(1);
+        double f1 = measure(&b, false), fb1 = measure(&b, true);
+        lfl_blas_set_threads(nt);
         double f = measure(&b, false), fb = measure(&b, true);
-        printf("%-14s %-16s %12.1f %16.1f\n", shapes[i].name, dims, f, fb);
+        printf("%-15s %-14s %9.1f %9.1f %11.1f %11.1f\n", shapes[i].name, dims, f1, f, fb1, fb);
         free(b.x); free(b.w); free(b.y); free(b.g); free(b.dx); free(b.dw);
     }
-    /* the square peak, with the thread count OpenBLAS runs at (2 on the dev VM) */
     int m = 2048;
     bufs b = {randbuf((size_t)m * m), randbuf((size_t)m * m), randbuf((size_t)m * m), NULL, NULL, NULL, m, m, m};
-    printf("\nSGEMM 2048^3 (x @ w^T): %.1f GFLOP/s\n", measure(&b, false));
+    lfl_blas_set_threads(1);
+    double p1 = measure(&b, false);
+    lfl_blas_set_threads(nt);
+    printf("\nSGEMM 2048^3 (x @ w^T): %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d threads\n", p1,
+           measure(&b, false), nt);
     free(b.x); free(b.w); free(b.y);
     return 0;
 }
