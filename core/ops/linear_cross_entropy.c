@@ -1,0 +1,164 @@
+/* linear_cross_entropy: cross_entropy(hidden[N, H] @ w[V, H]^T, labels[N])
+ * without ever holding the [N, V] logits. V is walked in column chunks of
+ * `chunk`: forward runs one GEMM per chunk and folds it into an online
+ * log-sum-exp per row, keeping only the [N] lse and the label logits; backward
+ * recomputes each chunk's logits, turns them in place into
+ * dlogits = (softmax - onehot) * g_row and accumulates dhidden += dlogits @ w_c
+ * and dw_c = dlogits^T @ hidden. The only extra memory is one [N, chunk] buffer.
+ * hidden[..., H] with labels[...] are flattened to rows. */
+#include <math.h>
+#include <stdlib.h>
+#include "../blas.h"
+#include "loss.h"
+
+/* ~8 MB of chunk logits, at least 256 columns so the GEMMs keep their speed */
+static int64_t default_chunk(int64_t N, int64_t V, size_t es)
+{
+    int64_t c = (int64_t)((8u << 20) / ((size_t)(N > 0 ? N : 1) * es));
+    c = c / 64 * 64;
+    if (c < 256) c = 256;
+    if (c > 8192) c = 8192;
+    return c < V ? c : V;
+}
+
+/* buf[N, cw] = hidden[N, H] @ w[v0 : v0 + cw, H]^T (row-major, ld = cw) */
+static void chunk_logits(lfl_dtype dt, const void *h, const void *w, void *buf, int64_t N, int64_t H,
+                         int64_t v0, int64_t cw)
+{
+    size_t es = lfl_dtype_size(dt);
+    if (H == 0) { memset(buf, 0, (size_t)(N * cw) * es); return; }
+    const char *wc = (const char *)w + (size_t)(v0 * H) * es;
+    if (dt == LFL_F32)
+        lfl_sgemm(false, true, (int)N, (int)cw, (int)H, 1.0f, h, (int)H, (const float *)wc, (int)H, 0.0f, buf, (int)cw);
+    else
+        lfl_dgemm(false, true, (int)N, (int)cw, (int)H, 1.0, h, (int)H, (const double *)wc, (int)H, 0.0, buf, (int)cw);
+}
+
+static lfl_status lce_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    lfl_tensor *h = n->saved[0], *w = n->saved[1], *lab = n->saved[2], *lse = n->saved[3], *buf = NULL;
+    int64_t N = n->iarg[1], V = n->iarg[2], H = n->iarg[3], chunk = n->iarg[5];
+    lfl_dtype dt = h->dtype;
+    size_t es = lfl_dtype_size(dt);
+    bool need_h = lfl_node_needs(n, 0), need_w = lfl_node_needs(n, 1);
+    double *coef = malloc(sizeof(double) * (size_t)(N ? N : 1));
+    if (!coef) return lfl_fail(LFL_ERR_MEM, "linear_cross_entropy backward: out of memory");
+    lfl_status st = lfl_loss_row_coef(gout[0], (lfl_reduction)n->iarg[0], N, n->iarg[4], 1.0, coef);
+    if (st == LFL_OK && need_h) st = lfl_zeros(n->in[0].ndim, n->in[0].shape, dt, LFL_CPU, &gin[0]);
+    if (st == LFL_OK && need_w) { /* every chunk of dw is written by its GEMM unless there is none */
+        st = lfl_empty(2, w->shape, dt, LFL_CPU, &gin[1]);
+        if (st == LFL_OK && (N == 0 || H == 0)) lfl_fill_(gin[1], 0);
+    }
+    int64_t bshape[2] = {N, chunk};
+    if (st == LFL_OK) st = lfl_empty(2, bshape, dt, LFL_CPU, &buf);
+    if (st == LFL_OK && N > 0 && H > 0) {
+        const char *ph = lfl_data(h), *pw = lfl_data(w);
+        void *pb = lfl_data(buf);
+        for (int64_t v0 = 0; v0 < V; v0 += chunk) {
+            int64_t cw = V - v0 < chunk ? V - v0 : chunk;
+            const char *wc = pw + (size_t)(v0 * H) * es;
+            chunk_logits(dt, ph, pw, pb, N, H, v0, cw);
+            lfl_loss_softmax_grad(dt, pb, pb, N, cw, cw, lfl_data(lab), v0, lfl_data(lse), coef);
+            if (need_h) { /* dhidden[N, H] += dlogits[N, cw] @ w_c[cw, H] */
+                if (dt == LFL_F32)
+                    lfl_sgemm(false, false, (int)N, (int)H, (int)cw, 1.0f, pb, (int)cw, (const float *)wc, (int)H,
+                              1.0f, lfl_data(gin[0]), (int)H);
+                else
+                    lfl_dgemm(false, false, (int)N, (int)H, (int)cw, 1.0, pb, (int)cw, (const double *)wc, (int)H,
+                              1.0, lfl_data(gin[0]), (int)H);
+            }
+            if (need_w) { /* dw_c[cw, H] = dlogits^T @ hidden */
+                char *dwc = (char *)lfl_data(gin[1]) + (size_t)(v0 * H) * es;
+                if (dt == LFL_F32)
+                    lfl_sgemm(true, false, (int)cw, (int)H, (int)N, 1.0f, pb, (int)cw, (const float *)ph, (int)H,
+                              0.0f, (float *)dwc, (int)H);
+                else
+                    lfl_dgemm(true, false, (int)cw, (int)H, (int)N, 1.0, pb, (int)cw, (const double *)ph, (int)H,
+                              0.0, (double *)dwc, (int)H);
+            }
+        }
+    }
+    free(coef);
+    lfl_tensor_release(buf);
+    return st;
+}
+
+lfl_status lfl_linear_cross_entropy(lfl_tensor *hidden, lfl_tensor *w, lfl_tensor *labels,
+                                    lfl_reduction r, int64_t chunk, lfl_tensor **out)
+{
+    const char *op = "linear_cross_entropy";
+    char bh[128], bw[128];
+    if (r != LFL_REDUCE_MEAN && r != LFL_REDUCE_SUM && r != LFL_REDUCE_NONE)
+        return lfl_fail(LFL_ERR_ARG, "%s: unknown reduction %d", op, (int)r);
+    LFL_TRY(lfl_check_same_device(op, hidden, w));
+    LFL_TRY(lfl_check_same_dtype(op, hidden, w));
+    LFL_TRY(lfl_check_float(op, hidden));
+    if (hidden->dtype != LFL_F32 && hidden->dtype != LFL_F64)
+        return lfl_fail(LFL_ERR_ARG, "%s: hidden and w must be f32 or f64, got %s", op, lfl_dtype_name(hidden->dtype));
+    if (hidden->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "%s: CUDA tensors are not supported yet", op);
+    if (w->ndim != 2 || hidden->ndim < 1 || hidden->shape[hidden->ndim - 1] != w->shape[1])
+        return lfl_fail(LFL_ERR_ARG, "%s: hidden %s does not match w %s (want hidden [..., H], w [V, H])", op,
+                        lfl_shape_str(hidden, bh, sizeof bh), lfl_shape_str(w, bw, sizeof bw));
+    int64_t V = w->shape[0], H = w->shape[1];
+    if (V < 1) return lfl_fail(LFL_ERR_ARG, "%s: w %s has no classes", op, lfl_shape_str(w, bw, sizeof bw));
+    if (chunk < 0) return lfl_fail(LFL_ERR_ARG, "%s: chunk must be >= 0 (0 picks one), got %lld", op, (long long)chunk);
+    int64_t N = 1;
+    for (int d = 0; d < hidden->ndim - 1; d++) N *= hidden->shape[d];
+    if (N > INT32_MAX || V > INT32_MAX || H > INT32_MAX)
+        return lfl_fail(LFL_ERR_ARG, "%s: dims beyond 2^31 are not supported by the GEMM", op);
+    size_t es = lfl_dtype_size(hidden->dtype);
+    if (chunk == 0) chunk = default_chunk(N, V, es);
+    if (chunk > V) chunk = V;
+
+    lfl_tensor *lab, *ch = NULL, *cw = NULL, *lse = NULL, *buf = NULL, *o = NULL;
+    LFL_TRY(lfl_loss_labels(op, labels, hidden->ndim - 1, hidden->shape, V, &lab));
+    lfl_status st = lfl_contiguous(hidden, &ch);
+    if (st == LFL_OK) st = lfl_contiguous(w, &cw);
+    if (st == LFL_OK) st = lfl_empty(1, &N, LFL_F64, LFL_CPU, &lse);
+    int64_t bshape[2] = {N, chunk}, count = 0;
+    if (st == LFL_OK) st = lfl_empty(2, bshape, hidden->dtype, LFL_CPU, &buf);
+    double *m = NULL;
+    if (st == LFL_OK && !(m = malloc(sizeof(double) * (size_t)(3 * N + 1))))
+        st = lfl_fail(LFL_ERR_MEM, "%s: out of memory", op);
+    if (st == LFL_OK) {
+        double *s = m + N, *picked = s + N, *pl = lfl_data(lse);
+        const int64_t *pb = lfl_data(lab);
+        for (int64_t i = 0; i < N; i++) { m[i] = -INFINITY; s[i] = 0; picked[i] = 0; }
+        for (int64_t v0 = 0; N > 0 && v0 < V; v0 += chunk) {
+            int64_t cwid = V - v0 < chunk ? V - v0 : chunk;
+            chunk_logits(hidden->dtype, lfl_data(ch), lfl_data(cw), lfl_data(buf), N, H, v0, cwid);
+            lfl_loss_lse_block(hidden->dtype, lfl_data(buf), N, cwid, cwid, pb, v0, m, s, picked);
+        }
+        for (int64_t i = 0; i < N; i++) {
+            pl[i] = m[i] + log(s[i]);
+            picked[i] = pb[i] == LFL_IGNORE_INDEX ? 0.0 : pl[i] - picked[i];
+        }
+        st = lfl_loss_reduce(picked, pb, N, r, lab->ndim, lab->shape, hidden->dtype, &o, &count);
+    }
+    free(m);
+    lfl_tensor_release(buf); /* freed before backward: the chunk buffer is rebuilt there */
+    if (st == LFL_OK) {
+        lfl_tensor *in[2] = {hidden, w};
+        lfl_node *n = lfl_node_begin(op, lce_backward, 2, in, 1);
+        if (n) {
+            n->iarg[0] = r;
+            n->iarg[1] = N;
+            n->iarg[2] = V;
+            n->iarg[3] = H;
+            n->iarg[4] = count;
+            n->iarg[5] = chunk;
+            lfl_node_save(n, ch);
+            lfl_node_save(n, cw);
+            lfl_node_save(n, lab);
+            lfl_node_save(n, lse);
+            lfl_node_set_output(n, o, 0);
+            lfl_node_release(n);
+        }
+        *out = o;
+    }
+    lfl_tensor_release(lab);
+    lfl_tensor_release(ch);
+    lfl_tensor_release(cw);
+    lfl_tensor_release(lse);
+    return st;
+}

@@ -1,0 +1,46 @@
+/* Shared pieces of the loss ops (cross_entropy, linear_cross_entropy,
+ * token_logprobs): label checking and the row kernels (online log-sum-exp,
+ * softmax gradient) they all run over rows of logits. Internal to core/ops. */
+#ifndef LFL_OPS_LOSS_H
+#define LFL_OPS_LOSS_H
+
+#include "../ops.h"
+
+#define LFL_IGNORE_INDEX (-100)
+
+/* Checks labels against the expected shape (nd dims) and the class count V:
+ * i64 or i32, each in [0, V) or -100. Returns a contiguous i64 copy/ref. */
+lfl_status lfl_loss_labels(const char *op, lfl_tensor *labels, int nd, const int64_t *shape, int64_t V,
+                           lfl_tensor **out);
+
+/* Checks of cross_entropy / token_logprobs: f32/f64 CPU logits[..., V >= 1],
+ * labels[...]. Returns contiguous logits, contiguous i64 labels, rows and V. */
+lfl_status lfl_loss_prepare(const char *op, lfl_tensor *logits, lfl_tensor *labels, lfl_tensor **cx,
+                            lfl_tensor **cl, int64_t *rows, int64_t *V);
+
+/* The loss tensor from per-row values (0 on ignored rows) and the reduction:
+ * shape (nd, shape) for none, a scalar otherwise; count = non-ignored rows. */
+lfl_status lfl_loss_reduce(const double *row, const int64_t *labels, int64_t rows, lfl_reduction r,
+                           int nd, const int64_t *shape, lfl_dtype dt, lfl_tensor **out, int64_t *count);
+
+/* The reduction as a coefficient per row for the backward pass:
+ * coef[r] = g[r] (none), g (sum), g / count (mean); `sign` flips it. */
+lfl_status lfl_loss_row_coef(lfl_tensor *gout, lfl_reduction r, int64_t rows, int64_t count, double sign,
+                             double *coef);
+
+/* Online log-sum-exp over one column block of rows: x[rows, n] (row stride ld)
+ * holds columns [v0, v0 + n) of the logits. Updates the running max m[r] and
+ * sum s[r] (start from -inf and 0), and sets picked[r] = x[r, labels[r]] when
+ * the label falls in this block. lse = m + log(s) once all blocks are seen. */
+void lfl_loss_lse_block(lfl_dtype dt, const void *x, int64_t rows, int64_t n, int64_t ld,
+                        const int64_t *labels, int64_t v0, double *m, double *s, double *picked);
+
+/* dx[r, j] = coef[r] * (exp(x[r, j] - lse[r]) - [labels[r] == v0 + j]) over one
+ * column block; rows whose label is -100 get 0. x and dx may be the same. */
+void lfl_loss_softmax_grad(lfl_dtype dt, const void *x, void *dx, int64_t rows, int64_t n, int64_t ld,
+                           const int64_t *labels, int64_t v0, const double *lse, const double *coef);
+
+/* "mean" / "sum" / "none" */
+const char *lfl_reduction_name(lfl_reduction r);
+
+#endif
