@@ -77,7 +77,8 @@ function M.load(path, opts)
   if not exists(path) and not exists(path .. "/config.json") then path = lfl.hub.resolve(path, opts.hub) end
   if path:match("%.gguf$") then return require("lfl.gguf_model").load(path, opts) end
   local cfg = read_json(path .. "/config.json")
-  local params, order = load_weights(path)
+  decoder.resolve(cfg) -- an unsupported architecture is reported before any weight is read
+  local params = load_weights(path)
   local m = M.from_params(cfg, params, opts)
   m.path = path
   if exists(path .. "/generation_config.json") then m.generation_config = read_json(path .. "/generation_config.json") end

@@ -54,7 +54,7 @@ t.suite("model_io", {
   end,
 
   bad_folders = function()
-    t.assert_error(function() lfl.model.load("/nonexistent") end, "config.json")
+    t.assert_error(function() lfl.model.load("/nonexistent") end, "neither an existing local path nor a Hub repo id")
     local dir = os.tmpname() .. "_bad"
     os.execute("mkdir -p " .. dir)
     local f = io.open(dir .. "/config.json", "w"); f:write('{"model_type": "rwkv"}'); f:close()
