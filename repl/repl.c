@@ -84,17 +84,29 @@ static void print_error(lua_State *L)
     else fprintf(stderr, "%s\n", msg);
 }
 
-static void print_results(lua_State *L, int base)
+/* prints its arguments with lfl.pretty (plain print if the user replaced lfl);
+ * runs protected, since reaching lfl.pretty may load it */
+static int show(lua_State *L)
 {
-    int n = lua_gettop(L) - base;
-    if (n <= 0) return;
+    int n = lua_gettop(L);
     lua_getglobal(L, "lfl");
-    lua_getfield(L, -1, "pretty");
-    lua_remove(L, -2);
+    if (lua_istable(L, -1)) lua_getfield(L, -1, "pretty");
+    else lua_pushnil(L);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_getglobal(L, "print");
     }
+    lua_remove(L, n + 1); /* lfl */
+    lua_insert(L, 1);
+    lua_call(L, n, 0);
+    return 0;
+}
+
+static void print_results(lua_State *L, int base)
+{
+    int n = lua_gettop(L) - base;
+    if (n <= 0) return;
+    lua_pushcfunction(L, show);
     lua_insert(L, base + 1);
     if (lfl_docall(L, n, 0) != 0) {
         print_error(L);
@@ -317,8 +329,11 @@ static void history_add(const char *chunk)
     add_history(chunk);
     if (!history_path[0]) return;
     /* append at once, so a crash or a second REPL loses nothing */
-    if (access(history_path, F_OK) == 0) append_history(1, history_path);
-    else write_history(history_path);
+    if (access(history_path, F_OK) == 0) {
+        append_history(1, history_path);
+    } else if (write_history(history_path) == 0) {
+        chmod(history_path, 0600); /* it may hold tokens typed in */
+    }
 }
 
 /* ---- the loop ---- */
@@ -332,18 +347,19 @@ int lfl_repl(lua_State *L)
     rl_attempted_completion_function = complete;
     bool tty = isatty(STDIN_FILENO);
     if (tty) printf("lfl %s — Lua REPL (%s). Tab completes, Ctrl-C interrupts, Ctrl-D quits.\n", LFL_VERSION, LUAJIT_VERSION);
+    /* Ctrl-C outside readline and the running code (while compiling, say) is
+     * dropped rather than killing the REPL; lfl_docall installs its own */
+    struct sigaction sa = {0}, old_sa;
+    sa.sa_handler = prompt_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, &old_sa);
     char *chunk = NULL;
     for (;;) {
-        struct sigaction sa = {0}, old;
-        sa.sa_handler = prompt_sigint;
-        sigemptyset(&sa.sa_mask);
-        sa.sa_flags = SA_RESTART;
         line_cancelled = 0;
-        sigaction(SIGINT, &sa, &old);
         in_readline = 1;
         char *line = readline(chunk ? PROMPT_MORE : PROMPT);
         in_readline = 0;
-        sigaction(SIGINT, &old, NULL);
         if (line_cancelled && chunk) { /* Ctrl-C dropped the pending chunk */
             free(chunk);
             chunk = NULL;
@@ -379,6 +395,7 @@ int lfl_repl(lua_State *L)
         fflush(stdout);
     }
     free(chunk);
+    sigaction(SIGINT, &old_sa, NULL);
     if (tty) printf("\n");
     if (history_path[0]) history_truncate_file(history_path, 1000);
     return 0;
