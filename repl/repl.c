@@ -62,6 +62,10 @@ static int compile(lua_State *L, const char *src)
     if (asprintf(&ret, "return %s", src) < 0) return CHUNK_ERROR;
     st = luaL_loadbuffer(L, ret, strlen(ret), "=stdin");
     free(ret);
+    if (st == 0) { /* "x;" is a valid `return x;` only */
+        lua_remove(L, -2);
+        return CHUNK_OK;
+    }
     bool more = st == LUA_ERRSYNTAX && is_incomplete(lua_tostring(L, -1));
     lua_pop(L, 1);
     if (more) {
