@@ -10,7 +10,9 @@
 #define MAX_MODULES 64
 static struct { const char *name; lfl_lua_module_fn fn; } modules[MAX_MODULES];
 static int n_modules;
-static size_t gc_mark; /* heap bytes after the last forced collection */
+static size_t gc_mark;  /* tensor heap bytes after the last forced collection */
+static size_t gc_seen;  /* tensor heap bytes at the previous push */
+static size_t gc_debt;  /* tensor bytes allocated since the last GC step */
 bool lfl_lua_closing;  /* set while a state closes: callbacks must not run */
 
 void lfl_lua_add_module(const char *name, lfl_lua_module_fn fn)
@@ -62,17 +64,36 @@ const char *lfl_lua_home(void)
 
 /* ---- tensors ---- */
 
+/* Lua sees only a small box per tensor, so its collector does not know how much
+ * memory a dead box holds. Two measures keep garbage tensors bounded:
+ * - a full cycle when the tensor heap exceeds what was live after the last
+ *   forced cycle by max(256 MB, a quarter of it): bounded waste for small heaps
+ *   and a bounded number of full cycles for big ones (a 20 GB model does not
+ *   collect every 256 MB);
+ * - incremental steps paid for by tensor allocation (1 KB of Lua GC work per
+ *   64 KB of new tensor bytes), so a loop of temporaries is collected long
+ *   before the hard limit without a full cycle per tensor. */
+#define GC_MIN_ALLOWANCE ((size_t)256 << 20)
+#define GC_STEP_RATIO 64
+
 void lfl_lua_push_tensor(lua_State *L, lfl_tensor *t)
 {
-    /* Lua sees only a small box, so tell the collector about tensor memory:
-     * a full cycle whenever the heap has grown by 256 MB or doubled. */
     size_t now = lfl_mem_current();
-    if (now > gc_mark + ((size_t)256 << 20) && now > 2 * gc_mark) {
+    size_t allowance = gc_mark / 4 > GC_MIN_ALLOWANCE ? gc_mark / 4 : GC_MIN_ALLOWANCE;
+    if (now > gc_mark + allowance) {
         lua_gc(L, LUA_GCCOLLECT, 0);
-        gc_mark = lfl_mem_current();
-    } else if (now < gc_mark) {
-        gc_mark = now;
+        gc_mark = gc_seen = lfl_mem_current();
+        gc_debt = 0;
+    } else {
+        if (now > gc_seen) gc_debt += now - gc_seen;
+        gc_seen = now;
+        if (now < gc_mark) gc_mark = now;
+        if (gc_debt >= (size_t)GC_STEP_RATIO << 10) {
+            lua_gc(L, LUA_GCSTEP, (int)(gc_debt / ((size_t)GC_STEP_RATIO << 10)));
+            gc_debt = 0;
+        }
     }
+    lfl_lua_release_refs(L);
     lfl_tensor **box = lua_newuserdata(L, sizeof *box);
     *box = t;
     luaL_getmetatable(L, LFL_TENSOR_MT);
@@ -189,16 +210,31 @@ void lfl_lua_register_funcs(lua_State *L, const char *sub, const luaL_Reg *fns)
 
 /* ---- interrupt (Ctrl-C): a hook that raises at the next Lua instruction ---- */
 
+/* set by lfl_lua_interrupt, cleared when the hook fires: still set at the next
+ * Ctrl-C means the code runs where hooks are not checked (a JIT-compiled loop) */
+static volatile sig_atomic_t interrupt_pending;
+
 static void interrupt_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
+    interrupt_pending = 0;
     luaL_error(L, "interrupted");
 }
 
-void lfl_lua_interrupt(lua_State *L)
+bool lfl_lua_interrupt(lua_State *L)
 {
+    if (interrupt_pending) return false;
+    interrupt_pending = 1;
     lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    return true;
+}
+
+void lfl_lua_interrupt_clear(lua_State *L)
+{
+    if (!interrupt_pending) return; /* leave the user's own debug hooks alone */
+    lua_sethook(L, NULL, 0, 0);
+    interrupt_pending = 0;
 }
 
 /* ---- state ---- */

@@ -48,7 +48,15 @@ void lfl_lua_add_module(const char *name, lfl_lua_module_fn fn);
     }                                                                         \
     static void lfl_mod_##name(lua_State *L)
 
-/* Ctrl-C support for the REPL: makes the running Lua code raise "interrupted". */
-void lfl_lua_interrupt(lua_State *L);
+/* Ctrl-C support (async-signal-safe): makes the running Lua code raise
+ * "interrupted" at its next instruction. Returns false when the previous
+ * request has not been served yet (the code runs in JIT-compiled machine code,
+ * which does not check hooks). lfl_lua_interrupt_clear drops a pending request. */
+bool lfl_lua_interrupt(lua_State *L);
+void lfl_lua_interrupt_clear(lua_State *L);
+
+/* Releases the registry references of Lua callbacks whose autograd nodes were
+ * freed (a node can die inside any __gc, where they are only queued). */
+void lfl_lua_release_refs(lua_State *L);
 
 #endif

@@ -13,8 +13,9 @@ static _Thread_local lua_State *current_L;
 static int *dead_refs;
 static int n_dead, cap_dead;
 
-static void drain_dead(lua_State *L)
+void lfl_lua_release_refs(lua_State *L)
 {
+    if (lfl_lua_closing) return;
     for (int i = 0; i < n_dead; i++) luaL_unref(L, LUA_REGISTRYINDEX, dead_refs[i]);
     n_dead = 0;
 }
@@ -46,7 +47,7 @@ static int l_backward(lua_State *L)
     current_L = L;
     lfl_status st = lfl_backward(t, g);
     current_L = prev;
-    drain_dead(L);
+    lfl_lua_release_refs(L);
     lfl_lua_check(L, st);
     return 0;
 }
@@ -172,7 +173,7 @@ static int count_tensors(lua_State *L, int first, int nres)
 /* the function returned by lfl.custom(forward, backward) */
 static int custom_call(lua_State *L)
 {
-    drain_dead(L);
+    lfl_lua_release_refs(L);
     int nargs = lua_gettop(L);
     lfl_tensor *ins[64];
     int nin = tensor_args(L, 1, ins, 64);
@@ -274,7 +275,7 @@ static lfl_status checkpoint_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor
 static int l_checkpoint(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    drain_dead(L);
+    lfl_lua_release_refs(L);
     int nargs = lua_gettop(L) - 1;
     lfl_tensor *ins[64];
     int nin = tensor_args(L, 2, ins, 64);

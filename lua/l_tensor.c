@@ -14,7 +14,13 @@
 static int t_gc(lua_State *L)
 {
     lfl_tensor **box = lua_touserdata(L, 1);
-    if (box && *box) { lfl_tensor_release(*box); *box = NULL; }
+    if (box && *box) {
+        lfl_tensor_release(*box);
+        *box = NULL;
+        /* a freed graph may have queued Lua callbacks: let them go now, so the
+         * next cycle collects what they hold */
+        lfl_lua_release_refs(L);
+    }
     return 0;
 }
 

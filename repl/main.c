@@ -1,9 +1,12 @@
-/* The `lfl` executable: runs scripts and commands, or opens the REPL. */
+/* The `lfl` executable: runs scripts, -e code and stdlib commands, prints the
+ * versions, or opens the REPL. */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "bridge.h"
 #include "repl.h"
@@ -12,22 +15,28 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: lfl [options] [script.lua | recipe.yaml | command] [args...]\n"
-            "  lfl                      open the REPL\n"
-            "  lfl script.lua [args]    run a script (it sees `arg`)\n"
-            "  lfl <command> [args]     run a command from stdlib (train, chat, serve, eval,\n"
-            "                           export, download, data)\n"
+            "  lfl                      open the REPL (runs stdin as a script when it is not a terminal)\n"
+            "  lfl script.lua [args]    run a script: it sees `arg` (arg[0] = script) and `...`\n"
+            "  lfl recipe.yaml          run a LlamaFactory-style recipe (same as `lfl train recipe.yaml`)\n"
+            "  lfl <command> [args]     run a command from stdlib/lfl/cmd (`lfl help` lists them)\n"
+            "  lfl - [args]             run stdin as a script\n"
             "options:\n"
-            "  -e CODE      run CODE\n"
-            "  -l MODULE    require MODULE (sets the global of the same name)\n"
-            "  -i           open the REPL after running the script / -e code\n"
-            "  -v, --version  print versions, the BLAS kernel set and CUDA availability\n"
-            "  -h, --help   this help\n");
+            "  -e CODE        run CODE\n"
+            "  -l MODULE      require MODULE into the global of its last name part\n"
+            "                 (-l lfl.test sets `test`); -l NAME=MODULE picks the name\n"
+            "  -i             open the REPL after running the script / -e code\n"
+            "  -v, --version  print versions, the BLAS kernel set, CUDA and NCCL availability\n"
+            "  -h, --help     this help\n"
+            "  --             stop handling options\n"
+            "environment: LFL_HOME (where stdlib/ lives), LFL_PATH (extra Lua search path),\n"
+            "  OPENBLAS_CORETYPE (force a BLAS kernel set), OMP_NUM_THREADS\n");
 }
 
-/* message + traceback for errors raised in scripts */
+/* message + traceback for errors raised in scripts and the REPL */
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
+    if (!msg && luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) msg = lua_tostring(L, -1);
     if (!msg) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     lua_getglobal(L, "debug");
     lua_getfield(L, -1, "traceback");
@@ -37,12 +46,20 @@ static int traceback(lua_State *L)
     return 1;
 }
 
-static lua_State *running; /* for the SIGINT handler */
+/* ---- Ctrl-C: the first press interrupts the running Lua code at its next
+ * instruction; a second press while that request is still pending (the code
+ * sits in a JIT-compiled loop, which never checks hooks) ends the process. ---- */
+
+static lua_State *running;
 
 static void on_sigint(int sig)
 {
-    (void)sig;
-    if (running) lfl_lua_interrupt(running);
+    if (running && lfl_lua_interrupt(running)) return;
+    static const char msg[] = "\nlfl: the running code does not respond to the interrupt (a JIT-compiled loop?); quitting\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 
 int lfl_docall(lua_State *L, int narg, int nres)
@@ -50,24 +67,53 @@ int lfl_docall(lua_State *L, int narg, int nres)
     int base = lua_gettop(L) - narg;
     lua_pushcfunction(L, traceback);
     lua_insert(L, base);
+    lua_State *prev_running = running;
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
     running = L;
-    signal(SIGINT, on_sigint);
+    sigaction(SIGINT, &sa, &old);
     int st = lua_pcall(L, narg, nres, base);
-    signal(SIGINT, SIG_DFL);
-    running = NULL;
-    lua_sethook(L, NULL, 0, 0);
+    sigaction(SIGINT, &old, NULL);
+    running = prev_running;
+    if (!prev_running) lfl_lua_interrupt_clear(L);
     lua_remove(L, base);
     return st;
 }
 
+/* prints the error on top of the stack (if any) and pops it; returns st */
 static int report(lua_State *L, int st)
 {
     if (st && !lua_isnil(L, -1)) {
         const char *msg = lua_tostring(L, -1);
+        fflush(stdout);
         fprintf(stderr, "lfl: %s\n", msg ? msg : "(error object is not a string)");
         lua_pop(L, 1);
     }
     return st;
+}
+
+/* NCCL is loaded at run time by the multi-GPU code; say whether it is there */
+static void print_nccl(void)
+{
+#ifdef LFL_HAVE_CUDA
+    void *h = dlopen("libnccl.so.2", RTLD_LAZY | RTLD_LOCAL);
+    if (!h) {
+        printf("NCCL: not found (libnccl.so.2; needed for multi-GPU runs)\n");
+        return;
+    }
+    int (*get_version)(int *) = (int (*)(int *))dlsym(h, "ncclGetVersion");
+    int v = 0;
+    if (get_version && get_version(&v) == 0 && v >= 10000)
+        printf("NCCL: %d.%d.%d (libnccl.so.2)\n", v / 10000, (v % 10000) / 100, v % 100);
+    else if (get_version && v > 0)
+        printf("NCCL: %d.%d.%d (libnccl.so.2)\n", v / 1000, (v % 1000) / 100, v % 100);
+    else
+        printf("NCCL: libnccl.so.2 found (version unknown)\n");
+    dlclose(h);
+#else
+    printf("NCCL: not used (CPU-only build)\n");
+#endif
 }
 
 static void print_version(lua_State *L)
@@ -80,9 +126,11 @@ static void print_version(lua_State *L)
     lua_pop(L, 3);
     printf("BLAS: %s\n", lfl_blas_describe());
     printf("%s\n", lfl_device_describe());
+    print_nccl();
     printf("home: %s\n", lfl_lua_home());
 }
 
+/* arg[0] = argv[script], arg[1..] after it, arg[-1..] before it (as lua.c) */
 static void set_args(lua_State *L, char **argv, int argc, int script)
 {
     lua_createtable(L, argc - script, script + 1);
@@ -93,27 +141,63 @@ static void set_args(lua_State *L, char **argv, int argc, int script)
     lua_setglobal(L, "arg");
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* `lfl <command> args` and `lfl recipe.yaml`: stdlib's lfl.cli.main(arg)
+ * returns the exit status (nil = 0) or raises */
+static int run_command(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "lfl.cli");
+    if (report(L, lfl_docall(L, 1, 1))) return 1;
+    lua_getfield(L, -1, "main");
+    lua_remove(L, -2);
+    lua_getglobal(L, "arg");
+    if (report(L, lfl_docall(L, 1, 1))) return 1;
+    int code = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+    lua_pop(L, 1);
+    return code;
+}
+
+/* returns the exit status */
 static int run_file(lua_State *L, char **argv, int argc, int script)
 {
     set_args(L, argv, argc, script);
     const char *path = argv[script];
-    size_t n = strlen(path);
-    /* a YAML recipe (LlamaFactory style) or a command name goes to stdlib's CLI */
-    bool is_lua = n > 4 && strcmp(path + n - 4, ".lua") == 0;
-    bool is_file = access(path, F_OK) == 0;
-    if (!is_lua && (!is_file || (n > 5 && (strcmp(path + n - 5, ".yaml") == 0 || strcmp(path + n - 4, ".yml") == 0)))) {
-        lua_getglobal(L, "require");
-        lua_pushstring(L, "lfl.cli");
-        if (report(L, lfl_docall(L, 1, 1))) return 1;
-        lua_getfield(L, -1, "main");
-        lua_remove(L, -2);
-        lua_getglobal(L, "arg");
-        return report(L, lfl_docall(L, 1, 0));
-    }
-    if (luaL_loadfile(L, path) != 0) return report(L, 1);
+    struct stat sb;
+    bool is_stdin = strcmp(path, "-") == 0;
+    bool exists = is_stdin || (stat(path, &sb) == 0 && !S_ISDIR(sb.st_mode));
+    if (!is_stdin && (ends_with(path, ".yaml") || ends_with(path, ".yml") || (!exists && !ends_with(path, ".lua"))))
+        return run_command(L);
+    if (luaL_loadfile(L, is_stdin ? NULL : path) != 0) return report(L, 1) ? 1 : 0;
     int nargs = argc - script - 1;
+    luaL_checkstack(L, nargs + 2, "too many arguments");
     for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
-    return report(L, lfl_docall(L, nargs, 0));
+    return report(L, lfl_docall(L, nargs, 0)) ? 1 : 0;
+}
+
+/* -l MODULE or -l NAME=MODULE */
+static int load_module(lua_State *L, const char *spec)
+{
+    const char *eq = strchr(spec, '=');
+    const char *mod = eq ? eq + 1 : spec;
+    lua_getglobal(L, "require");
+    lua_pushstring(L, mod);
+    int st = lfl_docall(L, 1, 1);
+    if (st) return st;
+    if (eq) {
+        lua_pushlstring(L, spec, (size_t)(eq - spec));
+    } else {
+        const char *dot = strrchr(mod, '.');
+        lua_pushstring(L, dot ? dot + 1 : mod);
+    }
+    lua_insert(L, -2);
+    lua_settable(L, LUA_GLOBALSINDEX);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -122,7 +206,7 @@ int main(int argc, char **argv)
     if (!L) return 1;
     int i = 1, status = 0;
     bool interactive = false, ran = false;
-    for (; i < argc && argv[i][0] == '-'; i++) {
+    for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
         const char *o = argv[i];
         if (strcmp(o, "-h") == 0 || strcmp(o, "--help") == 0) {
             usage(stdout);
@@ -142,20 +226,17 @@ int main(int argc, char **argv)
             }
             const char *v = argv[++i];
             set_args(L, argv, argc, i);
-            if (o[1] == 'e') {
+            if (o[1] == 'e')
                 status = luaL_loadbuffer(L, v, strlen(v), "=(command line)") || lfl_docall(L, 0, 0);
-            } else {
-                lua_getglobal(L, "require");
-                lua_pushstring(L, v);
-                status = lfl_docall(L, 1, 1);
-                if (!status) lua_setglobal(L, v);
-            }
+            else
+                status = load_module(L, v);
             ran = true;
-            if (report(L, status)) break;
+            if (report(L, status)) {
+                status = 1;
+                break;
+            }
         } else if (strcmp(o, "--") == 0) {
             i++;
-            break;
-        } else if (strcmp(o, "-") == 0) {
             break;
         } else {
             fprintf(stderr, "lfl: unknown option %s\n", o);
@@ -170,8 +251,13 @@ int main(int argc, char **argv)
     }
     if (!status && (interactive || !ran)) {
         if (!ran) set_args(L, argv, argc, 0);
-        status = lfl_repl(L);
+        if (isatty(STDIN_FILENO) || interactive) {
+            status = lfl_repl(L);
+        } else {
+            /* `lfl < script.lua` and `... | lfl` run stdin, as lua does */
+            status = (luaL_loadfile(L, NULL) ? report(L, 1) : report(L, lfl_docall(L, 0, 0))) ? 1 : 0;
+        }
     }
     lfl_lua_close(L);
-    return status ? 1 : 0;
+    return status;
 }

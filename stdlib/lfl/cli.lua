@@ -1,14 +1,19 @@
 -- `lfl <command> [args...]`: dispatch to stdlib/lfl/cmd/<command>.lua, each a
--- module returning {help = "one line", usage = "...", run = function(args) end}.
--- A YAML recipe given as the first argument runs as `lfl train <file>`.
+-- module returning {help = "one line", usage = "...", run = function(args) end}
+-- (run may return an exit status). A YAML recipe given as the first argument
+-- runs as `lfl train <file>`. `lfl help [command]` lists the commands or shows
+-- one's usage. main(arg) returns the process exit status.
 local M = {}
+local fmt = string.format
 
+-- command names: lfl/cmd/*.lua under every "<dir>/?.lua" of package.path
 local function list_commands()
   local names, seen = {}, {}
-  for dir in package.path:gmatch("([^;]+)") do
-    local root = dir:match("^(.*)/%?%.lua$")
+  for tmpl in package.path:gmatch("([^;]+)") do
+    local root = tmpl:match("^(.*)/%?%.lua$")
     if root then
-      local p = io.popen('ls "' .. root .. '/lfl/cmd" 2>/dev/null')
+      local dir = root .. "/lfl/cmd"
+      local p = io.popen("ls '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
       if p then
         for f in p:lines() do
           local n = f:match("^([%w_%-]+)%.lua$")
@@ -23,33 +28,68 @@ local function list_commands()
 end
 M.list_commands = list_commands
 
+-- the command module, or nil and a message
+local function load_command(name)
+  if not name:match("^[%w_%-]+$") then return nil, "not a command name" end
+  local ok, mod = pcall(require, "lfl.cmd." .. name)
+  if ok then
+    if type(mod) ~= "table" or type(mod.run) ~= "function" then
+      return nil, fmt("stdlib/lfl/cmd/%s.lua does not return a table with a run function", name)
+    end
+    return mod
+  end
+  if tostring(mod):find("module 'lfl.cmd." .. name .. "' not found", 1, true) then return nil end
+  return nil, tostring(mod)
+end
+
+local function help(name)
+  if name then
+    local mod, err = load_command(name)
+    if not mod then
+      io.stderr:write(fmt("lfl: %s\n", err or fmt("unknown command '%s'", name)))
+      return 2
+    end
+    print(mod.usage or fmt("lfl %s: %s", name, mod.help or "(no description)"))
+    return 0
+  end
+  local cmds = list_commands()
+  print("usage: lfl <command> [args...]   (lfl --help for the options, lfl help <command> for one command)")
+  print("commands:")
+  print(fmt("  %-10s %s", "help", "list the commands, or show one command's usage"))
+  for _, n in ipairs(cmds) do
+    local mod, err = load_command(n)
+    local line = mod and (mod.help or "") or "(fails to load: " .. tostring(err):gsub("\n.*", "") .. ")"
+    print(fmt("  %-10s %s", n, line))
+  end
+  return 0
+end
+
 function M.main(argv)
-  local name = argv[0]
+  local name, recipe = argv[0], nil
   local args = {}
   for i = 1, #argv do args[i] = argv[i] end
   if name:match("%.ya?ml$") then
+    recipe = name
     table.insert(args, 1, name)
     name = "train"
   end
-  if name == "help" then
+  if name == "help" then return help(args[1]) end
+  local mod, err = load_command(name)
+  if not mod then
+    if err then error(err, 0) end
+    if recipe then
+      io.stderr:write(fmt("lfl: running the recipe %s needs the 'train' command (stdlib/lfl/cmd/train.lua), "
+        .. "which this installation lacks\n", recipe))
+      return 2
+    end
     local cmds = list_commands()
-    print("lfl commands:")
-    for _, n in ipairs(cmds) do
-      local ok, mod = pcall(require, "lfl.cmd." .. n)
-      print(string.format("  %-10s %s", n, ok and mod.help or "(fails to load: " .. tostring(mod) .. ")"))
-    end
-    return
+    table.insert(cmds, 1, "help")
+    io.stderr:write(fmt("lfl: '%s' is neither a file nor a command (commands: %s; try 'lfl help')\n",
+      name, table.concat(cmds, ", ")))
+    return 2
   end
-  local ok, mod = pcall(require, "lfl.cmd." .. name)
-  if not ok then
-    if tostring(mod):find("module 'lfl.cmd." .. name .. "' not found", 1, true) then
-      local cmds = list_commands()
-      error(string.format("'%s' is neither a file nor a command (commands: %s; try 'lfl --help')",
-        name, #cmds > 0 and table.concat(cmds, ", ") or "none yet"), 0)
-    end
-    error(mod, 0)
-  end
-  return mod.run(args)
+  local status = mod.run(args)
+  return type(status) == "number" and status or 0
 end
 
 return M

@@ -29,16 +29,31 @@ function M.shape(t) return t:size() end
 -- ---- printing, in the style of torch7/PyTorch ----
 local EDGE, MAXN = 3, 1000 -- elide the middle past MAXN elements
 
-local function num(x, intlike)
-  if intlike then return fmt("%d", x) end
+-- kind: "int", "bool" or "float"; sci: scientific notation for floats
+local function num(x, kind, sci)
+  if kind == "bool" then return x ~= 0 and "true" or "false" end
+  if kind == "int" then return fmt("%d", x) end
   if x ~= x then return "nan" end
   if x == math.huge then return "inf" elseif x == -math.huge then return "-inf" end
-  return fmt("%.4f", x)
+  return fmt(sci and "%.4e" or "%.4f", x)
+end
+
+-- as PyTorch: scientific notation when fixed "%.4f" would hide the values
+local function want_sci(vals)
+  local amax, amin = 0, math.huge
+  for _, x in pairs(vals) do
+    local a = math.abs(x)
+    if a == a and a ~= math.huge and a ~= 0 then
+      if a > amax then amax = a end
+      if a < amin then amin = a end
+    end
+  end
+  return amax >= 1e8 or amin < 1e-4
 end
 
 local function format_tensor(t)
   local size, nd, dt = t:size(), t:dim(), t:dtype()
-  local intlike = dt:match("^[iub]") ~= nil
+  local kind = dt == "bool" and "bool" or dt:match("^[iu]%d") and "int" or "float"
   local dev = t:device()
   local src = dev == "cpu" and t or t:to("cpu")
   if dt ~= "f32" and dt ~= "f64" and dt ~= "i64" and dt ~= "i32" and dt ~= "u8" and dt ~= "bool"
@@ -49,14 +64,16 @@ local function format_tensor(t)
   local elide = n > MAXN
   local strides, acc = {}, 1
   for d = nd, 1, -1 do strides[d] = acc; acc = acc * size[d] end
-  local width = 0
-  local cache = {}
-  local function el(flat) -- flat: 1-based
-    local s = cache[flat]
-    if not s then s = num(src:_at(flat), intlike); cache[flat] = s; if #s > width then width = #s end end
+  -- pass 1 reads the printed elements (flat: 1-based), then their format and
+  -- width are fixed; pass 2 renders
+  local width, vals, sci = 0, {}, false
+  local function el(flat)
+    local x = vals[flat]
+    if not x then x = src:_at(flat); vals[flat] = x; return end
+    local s = num(x, kind, sci)
+    if #s > width then width = #s end
     return s
   end
-  -- pass 1: compute width over the printed elements
   local function walk(d, base, visit)
     local len = size[d]
     local idxs = {}
@@ -98,11 +115,14 @@ local function format_tensor(t)
   end
   local body
   if nd == 0 then
-    body = num(src:item(), intlike)
+    local x = src:item()
+    body = num(x, kind, kind == "float" and want_sci({x}))
   elseif n == 0 then
     body = "[]"
   else
     walk(1, 0, measure)
+    sci = kind == "float" and want_sci(vals)
+    for flat in pairs(vals) do el(flat) end
     body = walk(1, 0, function(d, b, ii) return render(d, b, ii, "       ") end)
   end
   local extra = {}

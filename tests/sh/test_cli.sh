@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# The `lfl` command line: -e, -l, script arguments, stdin scripts, exit status
+# and traceback on errors, --version (the BLAS kernel on AVX-512 CPUs), --help,
+# and `lfl <command>` dispatch (help listing, unknown commands, YAML recipes).
+# Usage: test_cli.sh path/to/lfl
+set -u
+LFL=$(realpath "${1:?usage: test_cli.sh path/to/lfl}")
+TMPD=$(mktemp -d)
+trap 'rm -rf "$TMPD"' EXIT
+export HOME=$TMPD  # no user ~/.lfl modules, no history
+unset LFL_PATH LFL_HOME OPENBLAS_CORETYPE
+
+passed=0 failed=0
+ok() { passed=$((passed + 1)); [ -n "${VERBOSE:-}" ] && echo "ok    $1"; return 0; }
+fail() { failed=$((failed + 1)); echo "FAIL  $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/      | /' | tail -20; return 0; }
+
+# run CMD...: sets OUT, ERR, RC (bounded by a timeout)
+run() {
+    timeout 60 "$@" >"$TMPD/out" 2>"$TMPD/err" </dev/null
+    RC=$?
+    OUT=$(cat "$TMPD/out")
+    ERR=$(cat "$TMPD/err")
+}
+# expect NAME CONDITION...: CONDITION is a shell test run with OUT/ERR/RC set
+expect() {
+    local name=$1; shift
+    if "$@"; then ok "$name"; else fail "$name" "rc=$RC
+stdout: $OUT
+stderr: $ERR"; fi
+}
+has() { printf '%s' "$1" | grep -qF -- "$2"; }
+lacks() { ! has "$1" "$2"; }
+
+# ---- -e and -l ----
+run "$LFL" -e 'print(6 * 7)'
+expect "-e runs code" [ "$RC" = 0 -a "$OUT" = 42 ]
+run "$LFL" -e 'x = 1' -e 'print(x + 1)'
+expect "-e twice, same state" [ "$RC" = 0 -a "$OUT" = 2 ]
+run "$LFL" -l lfl.test -e 'print(type(test.run), type(lfl.tensor))'
+expect "-l module sets the global of its last name part" [ "$RC" = 0 -a "$OUT" = "function	function" ]
+run "$LFL" -l P=lfl.pretty -e 'print(P.render({1, 2}))'
+expect "-l NAME=module" [ "$RC" = 0 -a "$OUT" = "{1, 2}" ]
+run "$LFL" -l no.such.module
+expect "-l unknown module fails" [ "$RC" = 1 ]
+expect "-l unknown module names it" has "$ERR" "module 'no.such.module' not found"
+run "$LFL" -e
+expect "-e without code: usage error" [ "$RC" = 2 ]
+
+# ---- scripts and their arguments ----
+cat >"$TMPD/args.lua" <<'EOF'
+print("arg0=" .. arg[0], "n=" .. #arg, "a1=" .. tostring(arg[1]), "a2=" .. tostring(arg[2]))
+print("varargs=" .. select("#", ...) .. ":" .. table.concat({...}, ","))
+print("before=" .. tostring(arg[-1]))
+EOF
+run "$LFL" "$TMPD/args.lua" one "two words"
+expect "script runs" [ "$RC" = 0 ]
+expect "arg[0] is the script" has "$OUT" "arg0=$TMPD/args.lua"
+expect "arg[1..n]" has "$OUT" "n=2	a1=one	a2=two words"
+expect "... holds the arguments" has "$OUT" "varargs=2:one,two words"
+expect "arg[-1] is the executable" has "$OUT" "before=$LFL"
+run "$LFL" -- "$TMPD/args.lua" -e
+expect "-- ends the options" has "$OUT" "a1=-e"
+printf 'print("from stdin", ...)\n' >"$TMPD/stdin.lua"
+out=$(timeout 30 "$LFL" < "$TMPD/stdin.lua" 2>&1)
+RC=$? OUT=$out ERR=
+expect "stdin runs when it is not a terminal" [ "$RC" = 0 -a "$OUT" = "from stdin" ]
+out=$(timeout 30 "$LFL" - x y < "$TMPD/stdin.lua" 2>&1)
+RC=$? OUT=$out
+expect "'-' runs stdin with arguments" [ "$RC" = 0 -a "$OUT" = "from stdin	x	y" ]
+
+# ---- errors: message and traceback on stderr, exit status 1 ----
+cat >"$TMPD/fails.lua" <<'EOF'
+print("before the error")
+local function inner() error("inner exploded") end
+local function outer() inner() end
+outer()
+print("not reached")
+EOF
+run "$LFL" "$TMPD/fails.lua"
+expect "error: exit status 1" [ "$RC" = 1 ]
+expect "error: output before it kept" [ "$OUT" = "before the error" ]
+expect "error: message on stderr" has "$ERR" "lfl: $TMPD/fails.lua:2: inner exploded"
+expect "error: traceback on stderr" has "$ERR" "stack traceback:"
+expect "error: traceback names the functions" has "$ERR" "in function 'outer'"
+expect "error: traceback has the line" has "$ERR" "fails.lua:4: in main chunk"
+run "$LFL" -e 'lfl.matmul(lfl.zeros(2, 3), lfl.zeros(4, 5))'
+expect "C error: exit status 1" [ "$RC" = 1 ]
+expect "C error: the core message" has "$ERR" "matmul"
+expect "C error: traceback" has "$ERR" "stack traceback:"
+printf 'local x = = 1\n' >"$TMPD/syntax.lua"
+run "$LFL" "$TMPD/syntax.lua"
+expect "syntax error: exit status 1" [ "$RC" = 1 ]
+expect "syntax error: message" has "$ERR" "syntax.lua:1:"
+run "$LFL" "$TMPD/missing.lua"
+expect "missing script: exit status 1" [ "$RC" = 1 ]
+expect "missing script: message" has "$ERR" "cannot open $TMPD/missing.lua"
+run "$LFL" -e 'os.exit(3)'
+expect "os.exit status passes through" [ "$RC" = 3 ]
+run "$LFL" -e 'error({})'
+expect "non-string error object: exit 1" [ "$RC" = 1 ]
+expect "non-string error object: said so" has "$ERR" "error object is a table value"
+
+# ---- --version ----
+run "$LFL" --version
+expect "--version: exit 0" [ "$RC" = 0 ]
+expect "--version: lfl version" grep -qE '^lfl [0-9]+\.[0-9]+\.[0-9]+' "$TMPD/out"
+expect "--version: LuaJIT" grep -qE '^LuaJIT 2\.1' "$TMPD/out"
+expect "--version: BLAS and its kernel" grep -qE '^BLAS: .*OpenBLAS.*kernel [A-Za-z0-9]+' "$TMPD/out"
+expect "--version: CUDA availability" grep -qE '^CUDA' "$TMPD/out"
+expect "--version: NCCL availability" grep -qE '^NCCL: ' "$TMPD/out"
+kernel=$(sed -n 's/^BLAS: .*kernel \([A-Za-z0-9]*\).*/\1/p' "$TMPD/out")
+if grep -qw avx512f /proc/cpuinfo; then
+    case "$kernel" in
+        SkylakeX | Cooperlake | SapphireRapids) ok "--version: AVX-512 kernel on an AVX-512 CPU ($kernel)" ;;
+        *) fail "--version: AVX-512 kernel on an AVX-512 CPU (got '$kernel')" "$OUT" ;;
+    esac
+else
+    expect "--version: a kernel is named" [ -n "$kernel" ]
+fi
+run "$LFL" -v
+expect "-v is --version" grep -qE '^BLAS: ' "$TMPD/out"
+
+# ---- --help and bad options ----
+run "$LFL" --help
+expect "--help: exit 0" [ "$RC" = 0 ]
+expect "--help: usage" has "$OUT" "usage: lfl"
+expect "--help: lists -e -l -i" has "$OUT" "-e CODE"
+expect "--help: mentions commands" has "$OUT" "lfl <command>"
+run "$LFL" --no-such-option
+expect "unknown option: exit 2" [ "$RC" = 2 ]
+expect "unknown option: named" has "$ERR" "unknown option --no-such-option"
+
+# ---- commands: lfl <command> through stdlib/lfl/cli.lua ----
+run "$LFL" nosuchcmd a b
+expect "unknown command: non-zero exit" [ "$RC" -ne 0 ]
+expect "unknown command: clear message" has "$ERR" "'nosuchcmd' is neither a file nor a command"
+expect "unknown command: points at lfl help" has "$ERR" "lfl help"
+expect "unknown command: no traceback" lacks "$ERR" "stack traceback"
+run "$LFL" help
+expect "help: exit 0" [ "$RC" = 0 ]
+expect "help: lists itself" grep -qE '^  help ' "$TMPD/out"
+# a command and a train command from a user path (LFL_PATH)
+mkdir -p "$TMPD/path/lfl/cmd"
+cat >"$TMPD/path/lfl/cmd/hello.lua" <<'EOF'
+return {
+  help = "say hello (test command)",
+  usage = "usage: lfl hello NAME...",
+  run = function(args) print("hello " .. table.concat(args, "+")); return #args end,
+}
+EOF
+cat >"$TMPD/path/lfl/cmd/train.lua" <<'EOF'
+return {help = "train (test stand-in)", run = function(args) print("train got " .. args[1]) end}
+EOF
+export LFL_PATH="$TMPD/path/?.lua"
+run "$LFL" hello ann bob
+expect "command dispatch and its exit status" [ "$RC" = 2 -a "$OUT" = "hello ann+bob" ]
+run "$LFL" help
+expect "help lists a command with its help line" grep -qE '^  hello +say hello \(test command\)' "$TMPD/out"
+run "$LFL" help hello
+expect "help <command> prints its usage" [ "$RC" = 0 -a "$OUT" = "usage: lfl hello NAME..." ]
+run "$LFL" help nosuchcmd
+expect "help <unknown>: non-zero exit" [ "$RC" -ne 0 ]
+printf 'model_name_or_path: x\n' >"$TMPD/recipe.yaml"
+run "$LFL" "$TMPD/recipe.yaml"
+expect "a YAML recipe runs as lfl train" [ "$RC" = 0 -a "$OUT" = "train got $TMPD/recipe.yaml" ]
+run "$LFL" nosuchcmd
+expect "unknown command lists the known ones" has "$ERR" "hello"
+printf 'return {help = "broken", run = function() error("command failed on purpose") end}\n' \
+    >"$TMPD/path/lfl/cmd/broken.lua"
+run "$LFL" broken
+expect "a failing command: exit 1" [ "$RC" = 1 ]
+expect "a failing command: its message" has "$ERR" "command failed on purpose"
+unset LFL_PATH
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
