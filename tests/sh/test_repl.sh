@@ -120,10 +120,10 @@ send $P "xx:nume" Tab
 sleep 0.3
 line $P "() + 0.25"
 check "method completion (xx:nume -> xx:numel)" $P "10.25"
-send $P "lfl.pre" Tab
+send $P "lfl.pret" Tab
 sleep 0.3
 line $P ".render({7, 7})"
-check "lazy module completion (lfl.pre -> lfl.pretty)" $P '"{7, 7}"'
+check "lazy module completion (lfl.pret -> lfl.pretty)" $P '"{7, 7}"'
 send $P "lfl.test.assert_tens" Tab
 sleep 0.3
 line $P " == nil"
