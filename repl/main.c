@@ -177,7 +177,25 @@ static int run_file(lua_State *L, char **argv, int argc, int script)
     int nargs = argc - script - 1;
     luaL_checkstack(L, nargs + 2, "too many arguments");
     for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
-    return report(L, lfl_docall(L, nargs, 0)) ? 1 : 0;
+    if (report(L, lfl_docall(L, nargs, 1))) return 1;
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    /* a recipe returns its arguments: train with them (later args are key=value overrides) */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "lfl.cli");
+    if (report(L, lfl_docall(L, 1, 1))) return 1;
+    lua_getfield(L, -1, "run_recipe");
+    lua_remove(L, -2);
+    lua_insert(L, -2);
+    lua_pushstring(L, path);
+    lua_createtable(L, nargs, 0);
+    for (int i = script + 1; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - script);
+    }
+    return report(L, lfl_docall(L, 3, 0)) ? 1 : 0;
 }
 
 /* -l MODULE or -l NAME=MODULE */

@@ -92,4 +92,9 @@ function M.main(argv)
   return type(status) == "number" and status or 0
 end
 
+-- `lfl recipe.lua [key=value ...]` where the script returns its arguments
+function M.run_recipe(recipe, source, overrides)
+  return require("lfl.cmd.train").run_table(recipe, overrides or {}, source)
+end
+
 return M
