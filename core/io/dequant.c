@@ -17,17 +17,6 @@ int lfl_ggml_type_to_dtype(int g)
     return -1;
 }
 
-const char *lfl_ggml_type_name(int g)
-{
-    static const char *names[40] = {[4] = "Q4_2", [5] = "Q4_3", [9] = "Q8_1", [10] = "Q2_K", [11] = "Q3_K",
-                                    [15] = "Q8_K", [16] = "IQ2_XXS", [17] = "IQ2_XS", [18] = "IQ3_XXS",
-                                    [19] = "IQ1_S", [20] = "IQ4_NL", [21] = "IQ3_S", [22] = "IQ2_S",
-                                    [23] = "IQ4_XS", [25] = "I16", [29] = "IQ1_M", [34] = "TQ1_0", [35] = "TQ2_0"};
-    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
-        if (TYPES[i].ggml == g) return TYPES[i].name;
-    return g >= 0 && g < 40 && names[g] ? names[g] : "unknown";
-}
-
 static inline float h2f(const uint8_t *p) { return lfl_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
 
 static void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)

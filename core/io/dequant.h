@@ -6,7 +6,6 @@
 
 /* ggml type id (as stored in GGUF tensor infos) -> lfl dtype, or -1 */
 int lfl_ggml_type_to_dtype(int ggml_type);
-const char *lfl_ggml_type_name(int ggml_type);
 /* n elements (a multiple of the block) of src in dtype dt -> dst f32 */
 lfl_status lfl_dequantize_rows(lfl_dtype dt, const void *src, int64_t n, float *dst);
 /* A new f32 tensor of the same shape (block tensors are contiguous). */

@@ -83,8 +83,8 @@ M.unpermute = unpermute
 
 function M.load(path, opts)
   opts = opts or {}
-  local g = lfl.gguf.load(path)   -- {metadata = {...}, tensors = {name = tensor (stored type)}}
-  local meta = g.metadata
+  local meta = lfl.gguf.read(path).metadata
+  local g = {tensors = lfl.gguf.tensors(path)} -- {name = tensor in its stored (block) type}
   local cfg = M.config(meta, path)
   local params = {}
   for name, t in pairs(g.tensors) do

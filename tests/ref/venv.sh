@@ -7,7 +7,7 @@ venv=${LFL_REF_VENV:-$HOME/.cache/lfl/refvenv}
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" >&2
 fi
-need=(torch transformers tokenizers safetensors numpy jinja2 gguf sentencepiece protobuf "$@")
+need=(torch transformers tokenizers safetensors numpy jinja2 gguf sentencepiece protobuf accelerate "$@")
 missing=()
 for p in "${need[@]}"; do
   "$venv/bin/python" -m pip show -q "${p%%[=<>]*}" >/dev/null 2>&1 || missing+=("$p")
