@@ -25,6 +25,33 @@ static utf8proc_option_t unicode_opts(int type)
     }
 }
 
+/* Appends the normalization of in[a, e) (one grapheme cluster) aligned the way
+ * HF's normalizer aligns: a composed char maps to the first char it came from,
+ * chars left over after composition keep the trailing input chars, and the
+ * chars of an expansion all map to the char that expanded. */
+static lfl_status cluster(utf8proc_option_t opt, tok_builder *b, const tok_split *in, uint32_t a, uint32_t e)
+{
+    utf8proc_uint8_t *part = NULL;
+    utf8proc_ssize_t pn = utf8proc_map((const utf8proc_uint8_t *)in->s + a, e - a, &part, opt);
+    if (pn < 0) return lfl_fail(LFL_ERR_ARG, "tokenizer: unicode normalization failed: %s", utf8proc_errmsg(pn));
+    uint32_t starts[64], n = 0;
+    for (uint32_t i = a; i < e && n < 64; i += (uint32_t)tok_utf8_len((unsigned char)in->s[i])) starts[n++] = i;
+    uint32_t m = 0;
+    for (utf8proc_ssize_t k = 0; k < pn; k += tok_utf8_len(part[k])) m++;
+    lfl_status st = LFL_OK;
+    uint32_t j = 0;
+    for (utf8proc_ssize_t k = 0; k < pn && st == LFL_OK; j++) {
+        int len = tok_utf8_len(part[k]);
+        uint32_t src = m <= n ? (j == 0 ? 0 : n - m + j) : (j < n ? j : n - 1);
+        uint32_t cs = starts[src], ce = src + 1 < n ? starts[src + 1] : e;
+        if (!tok_builder_put(b, (const char *)part + k, (size_t)len, tok_split_ostart(in, cs), tok_split_oend(in, ce - 1)))
+            st = oom();
+        k += len;
+    }
+    free(part);
+    return st;
+}
+
 /* The text is normalized as a whole (that decides the bytes); alignment comes
  * from normalizing grapheme clusters one by one, which composes the same way
  * in practice; when it does not, every byte maps to the whole input. */
@@ -51,12 +78,7 @@ static lfl_status norm_unicode(int type, tok_ws *ws, const tok_split *in, tok_sp
         if (i < in->n) len = tok_utf8_decode((const unsigned char *)in->s + i, in->n - i, &cp);
         bool brk = i == in->n || (prev >= 0 && utf8proc_grapheme_break_stateful(prev, cp, &state));
         if (brk && i > start) {
-            utf8proc_uint8_t *part = NULL;
-            utf8proc_ssize_t pn = utf8proc_map((const utf8proc_uint8_t *)in->s + start, i - start, &part, opt);
-            if (pn < 0) st = lfl_fail(LFL_ERR_ARG, "tokenizer: unicode normalization failed: %s", utf8proc_errmsg(pn));
-            else if (!tok_builder_put(b, (const char *)part, (size_t)pn, tok_split_ostart(in, start), tok_split_oend(in, i - 1)))
-                st = oom();
-            free(part);
+            st = cluster(opt, b, in, start, i);
             start = i;
         }
         if (i == in->n) break;
