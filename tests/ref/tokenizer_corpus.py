@@ -30,6 +30,7 @@ TEXTS = [
     "Cafe\u0301 nai\u0308ve Cu\u031b\u0309a Vie\u0323\u0302t",
     "\u1100\u1161\u11a8 \u1112\u1161\u11ab",
     "ﬁne ﬂow ① ② Ⅻ ＡＢＣ１２３ ㎏ ½ ² ³",
+    "singletons \u212b \u2126 \u1e9b\u0323 \u30c7\u30d5\u309a \u0958 ka\u0301\u0323 \u0b47\u0b3e",
     # code
     "def fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n",
     "int main(void) {\n\tprintf(\"%d\\n\", 42);\n\treturn 0;\n}\n",
