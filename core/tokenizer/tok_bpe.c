@@ -384,23 +384,6 @@ lfl_status tok_bpe_word(const tok_bpe *m, tok_ws *ws, const char *w, size_t n, b
     if (!grow((void **)&ws->pieces, &ws->pieces_cap, n * (4 + m->prefix_len + m->suffix_len) + 1, sizeof(tok_piece)))
         return oom();
     *out = ws->pieces;
-    if (m->ignore_merges) {
-        int32_t id;
-        if (bytelevel) {
-            tok_buf *t = &ws->buf2;
-            t->n = 0;
-            if (!tok_buf_reserve(t, 2 * n + 1)) return oom();
-            for (size_t i = 0; i < n; i++) t->n += (size_t)tok_utf8_encode(tok_byte_to_cp[(unsigned char)w[i]], t->p + t->n);
-            id = tok_vocab_get(&m->vocab, t->p, t->n);
-        } else {
-            id = tok_vocab_get(&m->vocab, w, n);
-        }
-        if (id >= 0) {
-            ws->pieces[0] = (tok_piece){id, 0, (uint32_t)n};
-            *n_out = 1;
-            return LFL_OK;
-        }
-    }
     uint64_t h = 0;
     bool cacheable = n <= CACHE_MAX_WORD;
     if (cacheable) {
@@ -415,6 +398,25 @@ lfl_status tok_bpe_word(const tok_bpe *m, tok_ws *ws, const char *w, size_t n, b
             }
         } else {
             cacheable = false;
+        }
+    }
+    /* (HF checks ignore_merges before its cache; both give the same ids) */
+    if (m->ignore_merges) {
+        int32_t id;
+        if (bytelevel) {
+            tok_buf *t = &ws->buf2;
+            t->n = 0;
+            if (!tok_buf_reserve(t, 2 * n + 1)) return oom();
+            for (size_t i = 0; i < n; i++) t->n += (size_t)tok_utf8_encode(tok_byte_to_cp[(unsigned char)w[i]], t->p + t->n);
+            id = tok_vocab_get(&m->vocab, t->p, t->n);
+        } else {
+            id = tok_vocab_get(&m->vocab, w, n);
+        }
+        if (id >= 0) {
+            ws->pieces[0] = (tok_piece){id, 0, (uint32_t)n};
+            *n_out = 1;
+            if (cacheable) cache_put(ws->cache, w, n, h, ws->pieces, 1);
+            return LFL_OK;
         }
     }
     symlist l;

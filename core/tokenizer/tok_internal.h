@@ -58,6 +58,7 @@ typedef struct {
     size_t pool_len, pool_cap;
     uint32_t *off, *len;   /* per id; off == UINT32_MAX when the id has no string */
     uint32_t n_ids;        /* ids 0 .. n_ids-1 */
+    uint32_t cap_ids;
     uint32_t count;        /* strings present */
     int32_t *slots;
     uint32_t mask;
@@ -319,6 +320,7 @@ struct lfl_tokenizer {
     tok_norm *normalizer;
     tok_pretok *pretok;
     bool implicit_bytelevel;   /* words reach the model as raw bytes to be mapped */
+    bool spm_split;            /* words may be cut before "▁" (no token spans "x▁") */
     tok_post *post;
     tok_dec *decoder;
     lfl_tok_special_ids special;

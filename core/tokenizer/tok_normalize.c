@@ -3,6 +3,7 @@
  * token offsets point into the caller's text. */
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <utf8proc.h>
 #include "tok_internal.h"
 
@@ -12,6 +13,84 @@ static bool all_ascii(const tok_split *in)
 {
     for (uint32_t i = 0; i < in->n; i++)
         if ((unsigned char)in->s[i] >= 0x80) return false;
+    return true;
+}
+
+/* Code points below U+20000 that may be the second char of a canonical
+ * composition: every char after the first in some canonical decomposition
+ * (a superset of the composition seconds), plus the Hangul V and T jamo. */
+static uint8_t second_tab[0x20000 / 8];
+/* Per BMP code point: stays as it is under NFC / NFKC whatever precedes it
+ * (a starter, not a possible second, mapped to itself by the form) */
+static uint8_t nfc_stable[0x10000 / 8], nfkc_stable[0x10000 / 8];
+static pthread_once_t stable_once = PTHREAD_ONCE_INIT;
+
+static bool bit(const uint8_t *t, int32_t cp) { return t[cp >> 3] & (1u << (cp & 7)); }
+static void set_bit(uint8_t *t, int32_t cp) { t[cp >> 3] |= (uint8_t)(1u << (cp & 7)); }
+
+static bool maps_to_itself(int32_t cp, utf8proc_option_t opt)
+{
+    char enc[4];
+    int n = tok_utf8_encode(cp, enc);
+    utf8proc_uint8_t *out = NULL;
+    utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)enc, n, &out, opt);
+    bool same = m == n && memcmp(out, enc, (size_t)n) == 0;
+    free(out);
+    return same;
+}
+
+static void stable_init(void)
+{
+    for (int32_t cp = 0x1161; cp <= 0x11C2; cp++) set_bit(second_tab, cp);
+    for (int32_t cp = 0; cp < 0x110000; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+        const utf8proc_property_t *p = utf8proc_get_property(cp);
+        if (p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0) continue;
+        utf8proc_int32_t d[32];
+        int lbc = 0;
+        utf8proc_ssize_t k = utf8proc_decompose_char(cp, d, 32, UTF8PROC_DECOMPOSE, &lbc);
+        for (utf8proc_ssize_t j = 1; j < k && j < 32; j++)
+            if (d[j] < 0x20000) set_bit(second_tab, d[j]);
+    }
+    for (int32_t cp = 0; cp < 0x10000; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+        const utf8proc_property_t *p = utf8proc_get_property(cp);
+        if (p->combining_class != 0 || bit(second_tab, cp)) continue;
+        bool plain = p->decomp_seqindex == UINT16_MAX && !(cp >= 0xAC00 && cp <= 0xD7A3);
+        if (plain || maps_to_itself(cp, UTF8PROC_STABLE | UTF8PROC_COMPOSE)) set_bit(nfc_stable, cp);
+        if (plain || maps_to_itself(cp, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT)) set_bit(nfkc_stable, cp);
+    }
+}
+
+/* may cp combine with the char before it (or be reordered before it)? */
+static bool combines_back(int32_t cp, int ccc)
+{
+    return ccc != 0 || (cp < 0x20000 && bit(second_tab, cp));
+}
+
+/* A quick check that the normalization cannot change the text, so the common
+ * case skips utf8proc. Conservative: a false "may change" only costs the full
+ * normalization. */
+static bool surely_unchanged(int type, const tok_split *in)
+{
+    bool compose = type == TOK_NORM_NFC || type == TOK_NORM_NFKC;
+    bool compat = type == TOK_NORM_NFKC || type == TOK_NORM_NFKD;
+    pthread_once(&stable_once, stable_init);
+    const uint8_t *table = type == TOK_NORM_NFC ? nfc_stable : nfkc_stable;
+    for (uint32_t i = 0; i < in->n;) {
+        unsigned char c = (unsigned char)in->s[i];
+        if (c < 0x80) { i++; continue; }
+        int32_t cp;
+        i += (uint32_t)tok_utf8_decode((const unsigned char *)in->s + i, in->n - i, &cp);
+        if (compose && cp < 0x10000) {
+            if (!bit(table, cp)) return false;
+            continue;
+        }
+        const utf8proc_property_t *p = utf8proc_get_property(cp);
+        if (combines_back(cp, p->combining_class)) return false;
+        if (cp >= 0xAC00 && cp <= 0xD7A3) return false; /* precomposed Hangul decomposes */
+        if (p->decomp_seqindex != UINT16_MAX && (compat || p->decomp_type == 0)) return false;
+    }
     return true;
 }
 
@@ -25,45 +104,126 @@ static utf8proc_option_t unicode_opts(int type)
     }
 }
 
-/* The text is normalized as a whole (that decides the bytes); alignment comes
- * from normalizing grapheme clusters one by one, which composes the same way
- * in practice; when it does not, every byte maps to the whole input. */
+typedef struct {
+    int32_t cp;
+    int ccc;
+    int change; /* HF's alignment bookkeeping: 0 replaces an input char, +1 is
+                 * inserted, -k also removes k input chars */
+} ucp;
+
+/* the primary composite of a + b, or -1 */
+static int32_t compose_pair(int32_t a, int32_t b)
+{
+    char enc[8];
+    int n = tok_utf8_encode(a, enc);
+    n += tok_utf8_encode(b, enc + n);
+    utf8proc_uint8_t *out = NULL;
+    utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)enc, n, &out, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    int32_t r = -1;
+    if (m > 0 && m == tok_utf8_len(out[0])) tok_utf8_decode(out, (size_t)m, &r);
+    free(out);
+    return r;
+}
+
+/* Unicode normalization with the alignment HF computes: each char's
+ * decomposition is marked (first char replaces the input char, the rest are
+ * inserted), marks are reordered with their marks, a composite absorbs the
+ * marks of what it combined, and then output chars take the input chars in
+ * order (inserted ones share the previous char's). */
 static lfl_status norm_unicode(int type, tok_ws *ws, const tok_split *in, tok_split *out)
 {
-    if (in->n == 0 || all_ascii(in)) { *out = *in; return LFL_OK; }
-    utf8proc_option_t opt = unicode_opts(type);
-    utf8proc_uint8_t *whole = NULL;
-    utf8proc_ssize_t wn = utf8proc_map((const utf8proc_uint8_t *)in->s, in->n, &whole, opt);
-    if (wn < 0) return lfl_fail(LFL_ERR_ARG, "tokenizer: unicode normalization failed: %s", utf8proc_errmsg(wn));
-    if ((uint32_t)wn == in->n && memcmp(whole, in->s, in->n) == 0) {
-        free(whole);
-        *out = *in;
-        return LFL_OK;
-    }
-    tok_builder *b = &ws->bld;
-    b->s.n = 0;
-    utf8proc_int32_t state = 0, prev = -1;
-    uint32_t start = 0;
+    if (in->n == 0 || all_ascii(in) || surely_unchanged(type, in)) { *out = *in; return LFL_OK; }
+    bool compose = type == TOK_NORM_NFC || type == TOK_NORM_NFKC;
+    bool compat = type == TOK_NORM_NFKC || type == TOK_NORM_NFKD;
+    utf8proc_option_t dopt = UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | (compat ? UTF8PROC_COMPAT : 0);
+    size_t cap = (size_t)in->n * 4 + 16, n = 0;
+    ucp *u = malloc(sizeof *u * cap);
+    if (!u) return oom();
     lfl_status st = LFL_OK;
-    for (uint32_t i = 0; i <= in->n && st == LFL_OK;) {
-        int32_t cp = -1;
-        int len = 0;
-        if (i < in->n) len = tok_utf8_decode((const unsigned char *)in->s + i, in->n - i, &cp);
-        bool brk = i == in->n || (prev >= 0 && utf8proc_grapheme_break_stateful(prev, cp, &state));
-        if (brk && i > start) {
-            utf8proc_uint8_t *part = NULL;
-            utf8proc_ssize_t pn = utf8proc_map((const utf8proc_uint8_t *)in->s + start, i - start, &part, opt);
-            if (pn < 0) st = lfl_fail(LFL_ERR_ARG, "tokenizer: unicode normalization failed: %s", utf8proc_errmsg(pn));
-            else if (!tok_builder_put(b, (const char *)part, (size_t)pn, tok_split_ostart(in, start), tok_split_oend(in, i - 1)))
-                st = oom();
-            free(part);
-            start = i;
+    /* 1. full decomposition */
+    for (uint32_t i = 0; i < in->n && st == LFL_OK;) {
+        int32_t cp;
+        int len = tok_utf8_decode((const unsigned char *)in->s + i, in->n - i, &cp);
+        utf8proc_int32_t d[32];
+        int lbc = 0;
+        utf8proc_ssize_t k = utf8proc_decompose_char(cp, d, 32, dopt, &lbc);
+        if (k < 0 || k > 32) st = lfl_fail(LFL_ERR_ARG, "tokenizer: unicode normalization failed at byte %u", i);
+        for (utf8proc_ssize_t j = 0; j < k && st == LFL_OK; j++) {
+            if (n == cap) {
+                cap *= 2;
+                ucp *nu = realloc(u, sizeof *u * cap);
+                if (!nu) { st = oom(); break; }
+                u = nu;
+            }
+            u[n++] = (ucp){d[j], utf8proc_get_property(d[j])->combining_class, j == 0 ? 0 : 1};
         }
-        if (i == in->n) break;
-        prev = cp;
         i += (uint32_t)len;
     }
-    if (st == LFL_OK && (b->s.n != (size_t)wn || memcmp(b->s.p, whole, (size_t)wn) != 0)) {
+    /* 2. canonical order: stable sort of each run of marks by combining class */
+    for (size_t i = 1; i < n && st == LFL_OK; i++) {
+        if (u[i].ccc == 0) continue;
+        for (size_t j = i; j > 0 && u[j - 1].ccc > u[j].ccc; j--) {
+            ucp t = u[j];
+            u[j] = u[j - 1];
+            u[j - 1] = t;
+        }
+    }
+    /* 3. canonical composition (UAX #15); chars that cannot combine with what
+     * precedes them skip the pair lookup */
+    if (compose && n > 0 && st == LFL_OK) {
+        size_t starter = 0, w = 1;
+        int last = u[0].ccc ? 256 : 0;
+        for (size_t r = 1; r < n; r++) {
+            ucp c = u[r];
+            int32_t comp = -1;
+            if (combines_back(c.cp, c.ccc) && u[starter].ccc == 0 && (last < c.ccc || last == 0))
+                comp = compose_pair(u[starter].cp, c.cp);
+            if (comp >= 0) {
+                u[starter].cp = comp;
+                u[starter].change += c.change - 1;
+                continue;
+            }
+            if (c.ccc == 0) {
+                starter = w;
+                last = 0;
+            } else {
+                last = c.ccc;
+            }
+            u[w++] = c;
+        }
+        n = w;
+    }
+    /* 4. bytes and alignment, walking the input chars */
+    tok_builder *b = &ws->bld;
+    b->s.n = 0;
+    uint32_t off = 0;
+    for (size_t i = 0; i < n && st == LFL_OK; i++) {
+        char enc[4];
+        int en = tok_utf8_encode(u[i].cp, enc);
+        uint32_t cs, ce; /* the input char giving the alignment: [cs, ce) */
+        if (u[i].change > 0 || off >= in->n) {
+            /* inserted: the char that ends where the walk stands */
+            cs = off;
+            if (cs > 0) cs--;
+            while (cs > 0 && ((unsigned char)in->s[cs] & 0xC0) == 0x80) cs--;
+        } else {
+            cs = off;
+        }
+        ce = cs + (uint32_t)tok_utf8_len((unsigned char)in->s[cs < in->n ? cs : 0]);
+        if (ce > in->n) ce = in->n;
+        if (!tok_builder_put(b, enc, (size_t)en, tok_split_ostart(in, cs), tok_split_oend(in, ce - 1))) st = oom();
+        if (u[i].change <= 0 && off < in->n) {
+            off += (uint32_t)tok_utf8_len((unsigned char)in->s[off]);
+            for (int k = 0; k < -u[i].change && off < in->n; k++) off += (uint32_t)tok_utf8_len((unsigned char)in->s[off]);
+        }
+    }
+    free(u);
+    if (st != LFL_OK) return st;
+    /* the result must be utf8proc's; else keep its bytes with coarse alignment */
+    utf8proc_uint8_t *whole = NULL;
+    utf8proc_ssize_t wn = utf8proc_map((const utf8proc_uint8_t *)in->s, in->n, &whole, unicode_opts(type));
+    if (wn < 0) return lfl_fail(LFL_ERR_ARG, "tokenizer: unicode normalization failed: %s", utf8proc_errmsg(wn));
+    if (b->s.n != (size_t)wn || memcmp(b->s.p, whole, (size_t)wn) != 0) {
         b->s.n = 0;
         if (!tok_builder_put(b, (const char *)whole, (size_t)wn, tok_split_ostart(in, 0), tok_split_oend(in, in->n - 1)))
             st = oom();

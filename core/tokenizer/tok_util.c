@@ -306,15 +306,18 @@ bool tok_vocab_add(tok_vocab *v, const char *s, size_t n, int32_t id, bool *dup)
     }
     if ((uint32_t)id >= v->n_ids) {
         uint32_t nn = (uint32_t)id + 1;
-        uint32_t cap = 16;
-        while (cap < nn) cap *= 2;
-        uint32_t *off = realloc(v->off, sizeof *off * cap);
-        if (!off) return false;
-        v->off = off;
-        uint32_t *len = realloc(v->len, sizeof *len * cap);
-        if (!len) return false;
-        v->len = len;
-        for (uint32_t i = v->n_ids; i < cap; i++) { v->off[i] = UINT32_MAX; v->len[i] = 0; }
+        if (nn > v->cap_ids) {
+            uint32_t cap = v->cap_ids ? v->cap_ids : 16;
+            while (cap < nn) cap *= 2;
+            uint32_t *off = realloc(v->off, sizeof *off * cap);
+            if (!off) return false;
+            v->off = off;
+            uint32_t *len = realloc(v->len, sizeof *len * cap);
+            if (!len) return false;
+            v->len = len;
+            for (uint32_t i = v->cap_ids; i < cap; i++) { v->off[i] = UINT32_MAX; v->len[i] = 0; }
+            v->cap_ids = cap;
+        }
         v->n_ids = nn;
     }
     if (v->pool_cap - v->pool_len < n + 1) {

@@ -200,6 +200,27 @@ static lfl_status push_token(lfl_tok_encoding *out, int32_t id, const tok_split 
     return LFL_OK;
 }
 
+static lfl_status encode_word(const lfl_tokenizer *tok, tok_ws *ws, const tok_split *word, uint32_t a0, uint32_t e0,
+                              const lfl_tok_encode_opts *opts, lfl_tok_encoding *out)
+{
+    tok_piece *pc;
+    size_t np;
+    LFL_TRY(tok_bpe_word(&tok->bpe, ws, word->s + a0, e0 - a0, tok->implicit_bytelevel, &pc, &np));
+    for (size_t k = 0; k < np; k++) {
+        uint32_t a = a0 + pc[k].start, e = a0 + pc[k].end;
+        if (opts->offsets) {
+            /* a token inside a multi-byte char covers the whole char, as in HF */
+            while (a > 0 && ((unsigned char)word->s[a] & 0xC0) == 0x80) a--;
+            while (e < word->n && ((unsigned char)word->s[e] & 0xC0) == 0x80) e++;
+            if (e == a && a < word->n) e = a + 1;
+        }
+        LFL_TRY(push_token(out, pc[k].id, word, a, e, opts->offsets));
+    }
+    return LFL_OK;
+}
+
+#define SPM_SPACE "\xe2\x96\x81" /* ▁ */
+
 static lfl_status encode_words(const lfl_tokenizer *tok, tok_ws *ws, const tok_split *seg,
                                const lfl_tok_encode_opts *opts, lfl_tok_encoding *out)
 {
@@ -213,19 +234,21 @@ static lfl_status encode_words(const lfl_tokenizer *tok, tok_ws *ws, const tok_s
             LFL_TRY(push_token(out, word->token, word, 0, word->n, opts->offsets));
             continue;
         }
-        tok_piece *pc;
-        size_t np;
-        LFL_TRY(tok_bpe_word(&tok->bpe, ws, word->s, word->n, tok->implicit_bytelevel, &pc, &np));
-        for (size_t k = 0; k < np; k++) {
-            uint32_t a = pc[k].start, e = pc[k].end;
-            if (opts->offsets) {
-                /* a token inside a multi-byte char covers the whole char, as in HF */
-                while (a > 0 && ((unsigned char)word->s[a] & 0xC0) == 0x80) a--;
-                while (e < word->n && ((unsigned char)word->s[e] & 0xC0) == 0x80) e++;
-                if (e == a && a < word->n) e = a + 1;
-            }
-            LFL_TRY(push_token(out, pc[k].id, word, a, e, opts->offsets));
+        if (!tok->spm_split) {
+            LFL_TRY(encode_word(tok, ws, word, 0, word->n, opts, out));
+            continue;
         }
+        /* no token spans "x▁" (x not ▁): BPE runs on the pieces between such
+         * points with the same result, and the pieces are cacheable words */
+        uint32_t start = 0;
+        for (uint32_t i = 1; i + 3 <= word->n; i++) {
+            if (memcmp(word->s + i, SPM_SPACE, 3) != 0) continue;
+            if (i >= 3 && memcmp(word->s + i - 3, SPM_SPACE, 3) == 0) continue;
+            LFL_TRY(encode_word(tok, ws, word, start, i, opts, out));
+            start = i;
+            i += 2;
+        }
+        LFL_TRY(encode_word(tok, ws, word, start, word->n, opts, out));
     }
     return LFL_OK;
 }
@@ -542,6 +565,19 @@ lfl_status tok_finalize(lfl_tokenizer *tok)
         tok->implicit_bytelevel = true;
     }
     LFL_TRY(tok_bpe_prepare(&tok->bpe));
+    /* SentencePiece-style text without a pre-tokenizer is one long word; it may
+     * be cut before each ▁ that follows another char when no token spans such
+     * a point */
+    if (!tok->pretok && !tok->implicit_bytelevel && tok_vocab_get(&tok->bpe.vocab, SPM_SPACE, 3) >= 0) {
+        bool spans = false;
+        for (uint32_t id = 0; id < tok->bpe.vocab.n_ids && !spans; id++) {
+            size_t n;
+            const char *t = tok_vocab_str(&tok->bpe.vocab, (int32_t)id, &n);
+            for (size_t i = 1; t && i + 3 <= n && !spans; i++)
+                spans = memcmp(t + i, SPM_SPACE, 3) == 0 && !(i >= 3 && memcmp(t + i - 3, SPM_SPACE, 3) == 0);
+        }
+        tok->spm_split = !spans;
+    }
 
     qsort(tok->added, tok->n_added, sizeof *tok->added, cmp_added);
     /* one entry per id: the last one given */
