@@ -16,6 +16,8 @@ bool lfl_set_grad_enabled(bool on)
     return prev;
 }
 
+static lfl_node *node_new(const char *name, lfl_backward_fn fn, int n_in, lfl_tensor *const *inputs, int n_out);
+
 lfl_node *lfl_node_begin(const char *name, lfl_backward_fn fn, int n_in,
                          lfl_tensor *const *inputs, int n_out)
 {
@@ -23,6 +25,18 @@ lfl_node *lfl_node_begin(const char *name, lfl_backward_fn fn, int n_in,
     bool any = false;
     for (int i = 0; i < n_in; i++) any |= inputs[i] && inputs[i]->requires_grad;
     if (!any) return NULL;
+    return node_new(name, fn, n_in, inputs, n_out);
+}
+
+lfl_node *lfl_node_begin_always(const char *name, lfl_backward_fn fn, int n_in,
+                                lfl_tensor *const *inputs, int n_out)
+{
+    if (grad_off) return NULL;
+    return node_new(name, fn, n_in, inputs, n_out);
+}
+
+static lfl_node *node_new(const char *name, lfl_backward_fn fn, int n_in, lfl_tensor *const *inputs, int n_out)
+{
     lfl_node *n = calloc(1, sizeof *n);
     n->refcount = 1;
     n->seq = atomic_fetch_add(&next_seq, 1);

@@ -55,6 +55,10 @@ bool lfl_set_grad_enabled(bool on); /* returns the previous mode */
  * otherwise returns NULL and the op records nothing. */
 lfl_node *lfl_node_begin(const char *name, lfl_backward_fn fn, int n_in,
                          lfl_tensor *const *inputs, int n_out);
+/* The same, recording even when no input needs grad: for regions (checkpoint)
+ * whose parameters are not inputs but still get gradients on recompute. */
+lfl_node *lfl_node_begin_always(const char *name, lfl_backward_fn fn, int n_in,
+                                lfl_tensor *const *inputs, int n_out);
 /* Saves a detached header of t (no reference cycle through grad_fn). */
 void lfl_node_save(lfl_node *n, lfl_tensor *t);
 /* Marks out as output `index` of n; takes nothing from the caller's ref. */

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <cpuid.h>
 #include <dlfcn.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "blas.h"
 
 enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
+#define LFL_GEMM_PARALLEL_MIN 4e6 /* multiply-adds below which GEMM stays on one thread */
 typedef void (*sgemm_t)(int, int, int, int, int, int, float, const float *, int, const float *,
                         int, float, float *, int);
 typedef void (*dgemm_t)(int, int, int, int, int, int, double, const double *, int, const double *,
@@ -113,6 +115,16 @@ void lfl_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *
                const float *b, int ldb, float beta, float *c, int ldc)
 {
     LFL_ASSERT(lfl_blas_init() == LFL_OK);
+    /* Small products (LoRA's rank-r factors, short sequences) lose more to
+     * waking the thread team than they gain from it: run them on this thread. */
+    double work = (double)m * n * k;
+    if (work < LFL_GEMM_PARALLEL_MIN && omp_get_max_threads() > 1) {
+        int prev = omp_get_max_threads();
+        omp_set_num_threads(1);
+        p_sgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        omp_set_num_threads(prev);
+        return;
+    }
     p_sgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 

@@ -272,7 +272,16 @@ static lfl_status checkpoint_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor
 
 /* lfl.checkpoint(fn, ...): runs fn without keeping its activations; backward
  * runs it again (same RNG draws) and differentiates the recomputation. */
-static int l_checkpoint(lua_State *L)
+static int checkpoint(lua_State *L, bool always);
+
+static int l_checkpoint(lua_State *L) { return checkpoint(L, false); }
+
+/* lfl.checkpoint_trainable(fn, ...): records the region even when no tensor
+ * argument needs grad, because parameters used inside it do (e.g. LoRA
+ * weights in a layer whose input comes from a frozen embedding). */
+static int l_checkpoint_trainable(lua_State *L) { return checkpoint(L, true); }
+
+static int checkpoint(lua_State *L, bool always)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     lfl_lua_release_refs(L);
@@ -290,7 +299,9 @@ static int l_checkpoint(lua_State *L)
     if (st != 0) return lua_error(L);
     int first = base + 1, nres = lua_gettop(L) - base;
     int nout = count_tensors(L, first, nres);
-    lfl_node *n = nout ? lfl_node_begin("checkpoint", checkpoint_backward, nin, ins, nout) : NULL;
+    lfl_node *n = !nout ? NULL
+                 : always ? lfl_node_begin_always("checkpoint", checkpoint_backward, nin, ins, nout)
+                          : lfl_node_begin("checkpoint", checkpoint_backward, nin, ins, nout);
     if (n) {
         lua_node_ctx *c = calloc(1, sizeof *c);
         c->rng = rng;
@@ -320,7 +331,7 @@ static const luaL_Reg methods[] = {
 static const luaL_Reg funcs[] = {
     {"backward_multi", l_backward_multi}, {"is_grad_enabled", l_is_grad_enabled},
     {"set_grad_enabled", l_set_grad_enabled}, {"no_grad", l_no_grad}, {"custom", l_custom},
-    {"checkpoint", l_checkpoint},
+    {"checkpoint", l_checkpoint}, {"checkpoint_trainable", l_checkpoint_trainable},
     {NULL, NULL},
 };
 

@@ -204,6 +204,20 @@ local function default_positions(B, T)
   return pos
 end
 
+-- layers (1-based) holding a parameter or adapter that trains
+function M.trainable_layers(m)
+  local out = {}
+  for name, t in pairs(m.params) do
+    local l = name:match("^model%.layers%.(%d+)%.")
+    if l and t:get_requires_grad() then out[tonumber(l) + 1] = true end
+  end
+  for mod in pairs(m.adapters or {}) do
+    local l = mod:match("^model%.layers%.(%d+)%.")
+    if l then out[tonumber(l) + 1] = true end
+  end
+  return out
+end
+
 -- Hidden states after the final norm: [B, T, H]
 function M.hidden(m, ids, opts)
   local a = m.arch
@@ -215,9 +229,11 @@ function M.hidden(m, ids, opts)
   local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)
   if a.embed_scale then x = x * lfl.tensor(sqrt(a.hidden)):_at(1) end
   local ckpt = opts.gradient_checkpointing and lfl.is_grad_enabled()
+  local trainable = ckpt and M.trainable_layers(m)
   for l = 1, a.layers do
-    if ckpt then
-      x = lfl.checkpoint(function(h) return layer(m, l, h, cos, sin, opts.segments) end, x)
+    if ckpt and (trainable[l] or x:get_requires_grad()) then
+      -- recorded even when x needs no grad: the layer's own weights do
+      x = lfl.checkpoint_trainable(function(h) return layer(m, l, h, cos, sin, opts.segments) end, x)
     else
       x = layer(m, l, x, cos, sin, opts.segments)
     end
