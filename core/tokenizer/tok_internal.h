@@ -321,6 +321,7 @@ struct lfl_tokenizer {
     tok_pretok *pretok;
     bool implicit_bytelevel;   /* words reach the model as raw bytes to be mapped */
     bool spm_split;            /* words may be cut before "▁" (no token spans "x▁") */
+    bool post_trims;           /* the post-processor trims offsets */
     tok_post *post;
     tok_dec *decoder;
     lfl_tok_special_ids special;

@@ -299,7 +299,19 @@ static lfl_status encode_one(const lfl_tokenizer *tok, tok_ws *ws, const char *t
         out->offsets = malloc(sizeof *out->offsets * 2 * (out->cap ? out->cap : 1));
         if (!out->offsets) return lfl_fail(LFL_ERR_MEM, "tokenizer: out of memory");
     }
-    if (tok->post) LFL_TRY(tok_post_apply(tok, tok->post, out, opts->add_special_tokens));
+    if (tok->post) {
+        LFL_TRY(tok_post_apply(tok, tok->post, out, opts->add_special_tokens));
+        /* trimmed offsets can end inside a char (a space the pre-tokenizer
+         * added is aligned to the first char); HF's char offsets floor them */
+        if (opts->offsets && tok->post_trims && whole.al == NULL) {
+            const unsigned char *u = (const unsigned char *)text;
+            for (size_t i = 0; i < 2 * out->n; i++) {
+                uint32_t o = out->offsets[i];
+                for (int k = 0; k < 3 && o > 0 && o < len && (u[o] & 0xC0) == 0x80; k++) o--;
+                out->offsets[i] = o;
+            }
+        }
+    }
     if (!opts->offsets && out->offsets) {
         free(out->offsets);
         out->offsets = NULL;
@@ -565,6 +577,15 @@ lfl_status tok_finalize(lfl_tokenizer *tok)
         tok->implicit_bytelevel = true;
     }
     LFL_TRY(tok_bpe_prepare(&tok->bpe));
+    /* does the post-processor trim offsets (ByteLevel / Roberta)? */
+    const tok_post *stack[16];
+    int sp = 0;
+    if (tok->post) stack[sp++] = tok->post;
+    while (sp > 0) {
+        const tok_post *p = stack[--sp];
+        if ((p->type == TOK_POST_BYTELEVEL || p->type == TOK_POST_ROBERTA) && p->trim_offsets) tok->post_trims = true;
+        for (int i = 0; i < p->n_subs && sp < 16; i++) stack[sp++] = p->subs[i];
+    }
     /* SentencePiece-style text without a pre-tokenizer is one long word; it may
      * be cut before each ▁ that follows another char when no token spans such
      * a point */
