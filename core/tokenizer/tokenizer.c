@@ -600,7 +600,7 @@ lfl_status tok_finalize(lfl_tokenizer *tok)
         tok->spm_split = !spans;
     }
 
-    qsort(tok->added, tok->n_added, sizeof *tok->added, cmp_added);
+    if (tok->n_added) qsort(tok->added, tok->n_added, sizeof *tok->added, cmp_added);
     /* one entry per id: the last one given */
     size_t k = 0;
     for (size_t i = 0; i < tok->n_added; i++) {
