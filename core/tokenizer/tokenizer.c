@@ -47,7 +47,6 @@ static void ws_free(tok_ws *ws)
     free(ws->syms);
     free(ws->heap);
     free(ws->pieces);
-    free(ws->map);
     tok_cache_free(ws->cache);
     free(ws);
 }
@@ -227,7 +226,7 @@ static lfl_status encode_words(const lfl_tokenizer *tok, tok_ws *ws, const tok_s
     tok_splits *io = &ws->a;
     io->n = 0;
     if (!tok_splits_push(io, *seg)) return lfl_fail(LFL_ERR_MEM, "tokenizer: out of memory");
-    LFL_TRY(tok_pretokenize(tok->pretok, ws, io, true));
+    LFL_TRY(tok_pretokenize(tok->pretok, ws, io));
     for (size_t w = 0; w < io->n; w++) {
         tok_split *word = &io->v[w];
         if (word->token >= 0) {
@@ -300,7 +299,7 @@ static lfl_status encode_one(const lfl_tokenizer *tok, tok_ws *ws, const char *t
         if (!out->offsets) return lfl_fail(LFL_ERR_MEM, "tokenizer: out of memory");
     }
     if (tok->post) {
-        LFL_TRY(tok_post_apply(tok, tok->post, out, opts->add_special_tokens));
+        LFL_TRY(tok_post_apply(tok, tok->post, out, opts->add_special_tokens, text, len));
         /* trimmed offsets can end inside a char (a space the pre-tokenizer
          * added is aligned to the first char); HF's char offsets floor them */
         if (opts->offsets && tok->post_trims && whole.al == NULL) {
@@ -394,6 +393,8 @@ static const tok_added *find_added(const lfl_tokenizer *tok, int32_t id)
     }
     return lo < tok->n_added && tok->added[lo].id == id ? &tok->added[lo] : NULL;
 }
+
+bool tok_is_added(const lfl_tokenizer *tok, int32_t id) { return find_added(tok, id) != NULL; }
 
 lfl_status lfl_tokenizer_decode(const lfl_tokenizer *tok, const int32_t *ids, size_t n,
                                 bool skip_special_tokens, char **out, size_t *out_len)
