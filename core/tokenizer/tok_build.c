@@ -12,7 +12,6 @@ tok_norm *tok_norm_new(int type)
     tok_norm *n = calloc(1, sizeof *n);
     if (n) {
         n->type = type;
-        n->pat.ch = -1;
     }
     return n;
 }
@@ -22,7 +21,6 @@ tok_pretok *tok_pretok_new(int type)
     tok_pretok *p = calloc(1, sizeof *p);
     if (p) {
         p->type = type;
-        p->pat.ch = -1;
         p->behavior = TOK_SPLIT_ISOLATED;
     }
     return p;
@@ -43,7 +41,6 @@ tok_dec *tok_dec_new(int type)
     tok_dec *d = calloc(1, sizeof *d);
     if (d) {
         d->type = type;
-        d->pat.ch = -1;
         d->ch = -1;
     }
     return d;

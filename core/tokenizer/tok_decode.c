@@ -41,12 +41,6 @@ static void sv_free_strings(char **s, size_t n)
     for (size_t i = 0; i < n; i++) free(s[i]);
 }
 
-static bool put_cp(tok_buf *b, int32_t cp)
-{
-    char enc[4];
-    return tok_buf_put(b, enc, (size_t)tok_utf8_encode(cp, enc));
-}
-
 /* one decoder: in -> out */
 static lfl_status dec_one(const tok_dec *d, char **in, size_t *inn, size_t count, strvec *out)
 {
@@ -201,7 +195,6 @@ static lfl_status dec_one(const tok_dec *d, char **in, size_t *inn, size_t count
         st = lfl_fail(LFL_ERR_UNSUPPORTED, "tokenizer: unknown decoder %d", d->type);
     }
     tok_buf_free(&b);
-    (void)put_cp;
     return st;
 }
 

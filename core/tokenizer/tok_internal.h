@@ -113,7 +113,6 @@ typedef struct {
     size_t lit_len;
     pcre2_code *re;     /* Regex, compiled UTF+UCP, JIT when available */
     bool jit;
-    int32_t ch;         /* >= 0: match this one code point (char patterns) */
 } tok_pattern;
 
 struct tok_ws;
@@ -302,8 +301,6 @@ typedef struct tok_ws {
     size_t heap_cap;
     tok_piece *pieces;
     size_t pieces_cap;
-    uint32_t *map;            /* mapped byte -> word byte */
-    size_t map_cap;
     tok_cache *cache;
     struct tok_ws *next;
 } tok_ws;
@@ -321,6 +318,7 @@ struct lfl_tokenizer {
     tok_pretok *pretok;
     bool implicit_bytelevel;   /* words reach the model as raw bytes to be mapped */
     bool spm_split;            /* words may be cut before "▁" (no token spans "x▁") */
+    bool post_trims;           /* the post-processor trims offsets */
     tok_post *post;
     tok_dec *decoder;
     lfl_tok_special_ids special;
@@ -362,13 +360,17 @@ lfl_tokenizer *tok_new(const char *name);
 
 /* stages */
 lfl_status tok_normalize(const tok_norm *n, tok_ws *ws, const tok_split *in, tok_split *out);
-lfl_status tok_pretokenize(const tok_pretok *p, tok_ws *ws, tok_splits *io, bool at_text_start);
+lfl_status tok_pretokenize(const tok_pretok *p, tok_ws *ws, tok_splits *io);
 lfl_status tok_bpe_prepare(tok_bpe *m);
 lfl_status tok_bpe_word(const tok_bpe *m, tok_ws *ws, const char *w, size_t n, bool bytelevel,
                         tok_piece **out, size_t *n_out);
 void tok_cache_free(tok_cache *c);
-lfl_status tok_post_apply(const lfl_tokenizer *tok, const tok_post *p, lfl_tok_encoding *enc, bool add_special);
+/* text: the encoded text (trimming reads the spans of matched added tokens) */
+lfl_status tok_post_apply(const lfl_tokenizer *tok, const tok_post *p, lfl_tok_encoding *enc, bool add_special,
+                          const char *text, size_t len);
 lfl_status tok_decode_tokens(const tok_dec *d, char ***toks, size_t **lens, size_t *n);
+
+bool tok_is_added(const lfl_tokenizer *tok, int32_t id);
 
 /* encoding buffer */
 bool tok_enc_push(lfl_tok_encoding *e, int32_t id, uint32_t s, uint32_t t, bool offsets);

@@ -1,6 +1,7 @@
 /* Loading a Hugging Face tokenizer.json (cJSON) into the pipeline, and the
  * special-token names of a tokenizer_config.json. Unsupported component
  * types fail with an error naming the file, the component and the type. */
+#define _GNU_SOURCE
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +15,59 @@ typedef struct {
 } ctx;
 
 static lfl_status oom(void) { return lfl_fail(LFL_ERR_MEM, "tokenizer: out of memory while loading"); }
+
+/* cJSON strings end at their first NUL, so "\u0000" inside a token would cut
+ * it short. Such escapes are rewritten to U+10FFFF (a noncharacter no real
+ * vocabulary uses) before parsing, and mapped back to NUL in every string
+ * taken from the document (nul_text). */
+#define NUL_STANDIN "\xF4\x8F\xBF\xBF"
+
+static char *protect_nul(const char *json, size_t len, size_t *out_len)
+{
+    if (!memmem(json, len, "\\u0000", 6)) return NULL;
+    char *out = malloc(len * 2 + 1);
+    if (!out) return NULL;
+    size_t o = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = json[i];
+        if (in_str && c == '\\' && i + 1 < len) {
+            if (i + 5 < len && memcmp(json + i, "\\u0000", 6) == 0) {
+                memcpy(out + o, "\\udbff\\udfff", 12);
+                o += 12;
+                i += 5;
+            } else {
+                out[o++] = c;
+                out[o++] = json[++i];
+            }
+            continue;
+        }
+        if (c == '"') in_str = !in_str;
+        out[o++] = c;
+    }
+    out[o] = 0;
+    *out_len = o;
+    return out;
+}
+
+/* s with the stand-in turned back into NUL bytes: into buf when needed */
+static const char *nul_text(const char *s, size_t *n, tok_buf *buf)
+{
+    *n = strlen(s);
+    if (!strstr(s, NUL_STANDIN)) return s;
+    buf->n = 0;
+    for (const char *p = s; *p;) {
+        if (memcmp(p, NUL_STANDIN, 4) == 0) {
+            if (!tok_buf_put(buf, "", 1)) return NULL;
+            p += 4;
+        } else {
+            if (!tok_buf_put(buf, p, 1)) return NULL;
+            p++;
+        }
+    }
+    *n = buf->n;
+    return buf->p;
+}
 
 static const cJSON *field(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
 
@@ -385,10 +439,18 @@ static lfl_status parse_model(const ctx *c, const cJSON *o)
 
     const cJSON *vocab = field(o, "vocab"), *it;
     if (!cJSON_IsObject(vocab)) return bad(c, "model.vocab", "expected an object {token: id}");
+    tok_buf nb = {0};
     cJSON_ArrayForEach(it, vocab) {
-        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 0x7fffffff)
+        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 0x7fffffff) {
+            tok_buf_free(&nb);
             return lfl_fail(LFL_ERR_FORMAT, "tokenizer: %s: model.vocab: '%s' has no valid id", c->file, it->string);
-        if (!tok_vocab_add(&m->vocab, it->string, strlen(it->string), (int32_t)it->valuedouble, NULL)) return oom();
+        }
+        size_t kn;
+        const char *k = nul_text(it->string, &kn, &nb);
+        if (!k || !tok_vocab_add(&m->vocab, k, kn, (int32_t)it->valuedouble, NULL)) {
+            tok_buf_free(&nb);
+            return oom();
+        }
     }
     const char *unk = str_field(o, "unk_token");
     if (unk) {
@@ -397,33 +459,51 @@ static lfl_status parse_model(const ctx *c, const cJSON *o)
     }
     const cJSON *merges = field(o, "merges");
     int n = cJSON_GetArraySize(merges);
-    if (!tok_pairmap_init(&m->merges, (size_t)n)) return oom();
+    if (!tok_pairmap_init(&m->merges, (size_t)n)) { tok_buf_free(&nb); return oom(); }
+    tok_buf nb2 = {0};
+    lfl_status st = LFL_OK;
     int32_t rank = 0;
     cJSON_ArrayForEach(it, merges) {
         const char *a, *b;
         size_t an, bn;
         if (cJSON_IsString(it)) {
             const char *s = it->valuestring, *sp = strchr(s, ' ');
-            if (!sp || strchr(sp + 1, ' '))
-                return lfl_fail(LFL_ERR_FORMAT, "tokenizer: %s: merge %d '%s' is not two tokens separated by one space",
-                                c->file, rank + 1, s);
+            if (!sp || strchr(sp + 1, ' ')) {
+                st = lfl_fail(LFL_ERR_FORMAT, "tokenizer: %s: merge %d '%s' is not two tokens separated by one space",
+                              c->file, rank + 1, s);
+                break;
+            }
             a = s;
             an = (size_t)(sp - s);
             b = sp + 1;
             bn = strlen(b);
+            if (strstr(s, NUL_STANDIN)) {
+                /* rare: split after restoring NULs */
+                size_t tn;
+                const char *t = nul_text(s, &tn, &nb);
+                const char *tsp = t ? memchr(t, ' ', tn) : NULL;
+                if (!tsp) { st = oom(); break; }
+                a = t;
+                an = (size_t)(tsp - t);
+                b = tsp + 1;
+                bn = tn - an - 1;
+            }
         } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 && cJSON_IsString(cJSON_GetArrayItem(it, 0)) &&
                    cJSON_IsString(cJSON_GetArrayItem(it, 1))) {
-            a = cJSON_GetArrayItem(it, 0)->valuestring;
-            b = cJSON_GetArrayItem(it, 1)->valuestring;
-            an = strlen(a);
-            bn = strlen(b);
+            a = nul_text(cJSON_GetArrayItem(it, 0)->valuestring, &an, &nb);
+            b = nul_text(cJSON_GetArrayItem(it, 1)->valuestring, &bn, &nb2);
+            if (!a || !b) { st = oom(); break; }
         } else {
-            return lfl_fail(LFL_ERR_FORMAT, "tokenizer: %s: merge %d is neither \"a b\" nor [\"a\", \"b\"]", c->file, rank + 1);
+            st = lfl_fail(LFL_ERR_FORMAT, "tokenizer: %s: merge %d is neither \"a b\" nor [\"a\", \"b\"]", c->file, rank + 1);
+            break;
         }
-        LFL_TRY(tok_bpe_add_merge(m, a, an, b, bn, rank, c->file));
+        st = tok_bpe_add_merge(m, a, an, b, bn, rank, c->file);
+        if (st != LFL_OK) break;
         rank++;
     }
-    return LFL_OK;
+    tok_buf_free(&nb);
+    tok_buf_free(&nb2);
+    return st;
 }
 
 /* ---- top level ---- */
@@ -455,7 +535,10 @@ static void infer_special_ids(lfl_tokenizer *tok)
 lfl_status lfl_tokenizer_from_json(const char *json, size_t len, const char *name, lfl_tokenizer **out)
 {
     *out = NULL;
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    size_t plen;
+    char *prot = protect_nul(json, len, &plen);
+    cJSON *root = prot ? cJSON_ParseWithLength(prot, plen) : cJSON_ParseWithLength(json, len);
+    free(prot);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         size_t off = at && at >= json && at <= json + len ? (size_t)(at - json) : 0;
@@ -480,9 +563,14 @@ lfl_status lfl_tokenizer_from_json(const char *json, size_t len, const char *nam
                 break;
             }
             bool special = bool_field(it, "special", false);
-            st = tok_add_added(tok, content, strlen(content), (int32_t)id->valuedouble, special,
+            size_t cn;
+            tok_buf cb = {0};
+            const char *cs = nul_text(content, &cn, &cb);
+            st = cs ? tok_add_added(tok, cs, cn, (int32_t)id->valuedouble, special,
                                bool_field(it, "normalized", !special), bool_field(it, "lstrip", false),
-                               bool_field(it, "rstrip", false), bool_field(it, "single_word", false));
+                               bool_field(it, "rstrip", false), bool_field(it, "single_word", false))
+                    : oom();
+            tok_buf_free(&cb);
             if (st != LFL_OK) break;
         }
     }

@@ -321,8 +321,12 @@ static lfl_status norm_replace(const tok_norm *n, tok_ws *ws, const tok_split *i
     b->s.n = 0;
     size_t pos = 0;
     do {
+        /* as HF: the match is removed and the content inserted after it, so
+         * the content takes the alignment of the match's last char */
+        uint32_t last = (uint32_t)me - 1;
+        while (last > ms && ((unsigned char)in->s[last] & 0xC0) == 0x80) last--;
         if (!tok_builder_copy(b, in, (uint32_t)pos, (uint32_t)ms) ||
-            !tok_builder_put(b, n->str, n->str_len, tok_split_ostart(in, (uint32_t)ms), tok_split_oend(in, (uint32_t)me - 1)))
+            !tok_builder_put(b, n->str, n->str_len, tok_split_ostart(in, last), tok_split_oend(in, (uint32_t)me - 1)))
             return oom();
         pos = me;
     } while (tok_pattern_find(&n->pat, ws, in->s, in->n, pos, &ms, &me, &err));

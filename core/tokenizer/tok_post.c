@@ -57,13 +57,23 @@ static lfl_status template_apply(const tok_post *p, lfl_tok_encoding *enc)
 
 static bool is_space_token_char(int32_t cp) { return cp == 0x120 /* Ġ */ || tok_is_whitespace(cp); }
 
-/* ByteLevel::process_offsets: offsets skip the token's leading/trailing spaces */
-static void trim_offsets(const lfl_tokenizer *tok, lfl_tok_encoding *enc, bool add_prefix_space)
+/* ByteLevel::process_offsets: offsets skip the token's leading/trailing spaces.
+ * The token string of a matched added token is the text it matched (with the
+ * whitespace lstrip/rstrip took), as in HF; else the vocabulary string. */
+static void trim_offsets(const lfl_tokenizer *tok, lfl_tok_encoding *enc, bool add_prefix_space, const char *text,
+                         size_t text_len)
 {
     if (!enc->offsets) return;
     for (size_t i = 0; i < enc->n; i++) {
         size_t len;
-        const char *s = lfl_tokenizer_id_to_token(tok, enc->ids[i], &len);
+        const char *s;
+        uint32_t a = enc->offsets[2 * i], b = enc->offsets[2 * i + 1];
+        if (lfl_tokenizer_n_added(tok) && tok_is_added(tok, enc->ids[i]) && a < b && b <= text_len) {
+            s = text + a;
+            len = b - a;
+        } else {
+            s = lfl_tokenizer_id_to_token(tok, enc->ids[i], &len);
+        }
         if (!s) continue;
         uint32_t lead = 0, trail = 0, nchars = 0;
         bool in_lead = true;
@@ -89,20 +99,21 @@ static void trim_offsets(const lfl_tokenizer *tok, lfl_tok_encoding *enc, bool a
     }
 }
 
-lfl_status tok_post_apply(const lfl_tokenizer *tok, const tok_post *p, lfl_tok_encoding *enc, bool add_special)
+lfl_status tok_post_apply(const lfl_tokenizer *tok, const tok_post *p, lfl_tok_encoding *enc, bool add_special,
+                          const char *text, size_t len)
 {
     switch (p->type) {
     case TOK_POST_TEMPLATE:
         return add_special ? template_apply(p, enc) : LFL_OK;
     case TOK_POST_BYTELEVEL:
-        if (p->trim_offsets) trim_offsets(tok, enc, p->add_prefix_space);
+        if (p->trim_offsets) trim_offsets(tok, enc, p->add_prefix_space, text, len);
         return LFL_OK;
     case TOK_POST_BERT:
     case TOK_POST_ROBERTA:
-        if (p->type == TOK_POST_ROBERTA && p->trim_offsets) trim_offsets(tok, enc, p->add_prefix_space);
+        if (p->type == TOK_POST_ROBERTA && p->trim_offsets) trim_offsets(tok, enc, p->add_prefix_space, text, len);
         return add_special ? wrap(enc, &p->cls_id, 1, &p->sep_id, 1) : LFL_OK;
     case TOK_POST_SEQ:
-        for (int i = 0; i < p->n_subs; i++) LFL_TRY(tok_post_apply(tok, p->subs[i], enc, add_special));
+        for (int i = 0; i < p->n_subs; i++) LFL_TRY(tok_post_apply(tok, p->subs[i], enc, add_special, text, len));
         return LFL_OK;
     default:
         return lfl_fail(LFL_ERR_UNSUPPORTED, "tokenizer: unknown post-processor %d", p->type);

@@ -246,12 +246,11 @@ static lfl_status apply_one(const tok_pretok *p, tok_ws *ws, const tok_split *in
     }
 }
 
-lfl_status tok_pretokenize(const tok_pretok *p, tok_ws *ws, tok_splits *io, bool at_text_start)
+lfl_status tok_pretokenize(const tok_pretok *p, tok_ws *ws, tok_splits *io)
 {
-    (void)at_text_start;
     if (!p) return LFL_OK;
     if (p->type == TOK_PT_SEQ) {
-        for (int i = 0; i < p->n_subs; i++) LFL_TRY(tok_pretokenize(p->subs[i], ws, io, at_text_start));
+        for (int i = 0; i < p->n_subs; i++) LFL_TRY(tok_pretokenize(p->subs[i], ws, io));
         return LFL_OK;
     }
     tok_splits *out = &ws->b;

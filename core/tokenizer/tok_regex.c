@@ -50,7 +50,6 @@ static bool translate(const char *p, size_t n, tok_buf *out)
 lfl_status tok_pattern_regex(tok_pattern *p, const char *src, size_t n, const char *where)
 {
     memset(p, 0, sizeof *p);
-    p->ch = -1;
     p->is_regex = true;
     tok_buf t = {0};
     if (!translate(src, n, &t)) {
@@ -74,7 +73,6 @@ lfl_status tok_pattern_regex(tok_pattern *p, const char *src, size_t n, const ch
 lfl_status tok_pattern_literal(tok_pattern *p, const char *s, size_t n)
 {
     memset(p, 0, sizeof *p);
-    p->ch = -1;
     p->lit = malloc(n + 1);
     if (!p->lit) return lfl_fail(LFL_ERR_MEM, "tokenizer: out of memory");
     memcpy(p->lit, s, n);

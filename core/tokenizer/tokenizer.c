@@ -47,7 +47,6 @@ static void ws_free(tok_ws *ws)
     free(ws->syms);
     free(ws->heap);
     free(ws->pieces);
-    free(ws->map);
     tok_cache_free(ws->cache);
     free(ws);
 }
@@ -227,7 +226,7 @@ static lfl_status encode_words(const lfl_tokenizer *tok, tok_ws *ws, const tok_s
     tok_splits *io = &ws->a;
     io->n = 0;
     if (!tok_splits_push(io, *seg)) return lfl_fail(LFL_ERR_MEM, "tokenizer: out of memory");
-    LFL_TRY(tok_pretokenize(tok->pretok, ws, io, true));
+    LFL_TRY(tok_pretokenize(tok->pretok, ws, io));
     for (size_t w = 0; w < io->n; w++) {
         tok_split *word = &io->v[w];
         if (word->token >= 0) {
@@ -299,7 +298,19 @@ static lfl_status encode_one(const lfl_tokenizer *tok, tok_ws *ws, const char *t
         out->offsets = malloc(sizeof *out->offsets * 2 * (out->cap ? out->cap : 1));
         if (!out->offsets) return lfl_fail(LFL_ERR_MEM, "tokenizer: out of memory");
     }
-    if (tok->post) LFL_TRY(tok_post_apply(tok, tok->post, out, opts->add_special_tokens));
+    if (tok->post) {
+        LFL_TRY(tok_post_apply(tok, tok->post, out, opts->add_special_tokens, text, len));
+        /* trimmed offsets can end inside a char (a space the pre-tokenizer
+         * added is aligned to the first char); HF's char offsets floor them */
+        if (opts->offsets && tok->post_trims && whole.al == NULL) {
+            const unsigned char *u = (const unsigned char *)text;
+            for (size_t i = 0; i < 2 * out->n; i++) {
+                uint32_t o = out->offsets[i];
+                for (int k = 0; k < 3 && o > 0 && o < len && (u[o] & 0xC0) == 0x80; k++) o--;
+                out->offsets[i] = o;
+            }
+        }
+    }
     if (!opts->offsets && out->offsets) {
         free(out->offsets);
         out->offsets = NULL;
@@ -382,6 +393,8 @@ static const tok_added *find_added(const lfl_tokenizer *tok, int32_t id)
     }
     return lo < tok->n_added && tok->added[lo].id == id ? &tok->added[lo] : NULL;
 }
+
+bool tok_is_added(const lfl_tokenizer *tok, int32_t id) { return find_added(tok, id) != NULL; }
 
 lfl_status lfl_tokenizer_decode(const lfl_tokenizer *tok, const int32_t *ids, size_t n,
                                 bool skip_special_tokens, char **out, size_t *out_len)
@@ -565,6 +578,15 @@ lfl_status tok_finalize(lfl_tokenizer *tok)
         tok->implicit_bytelevel = true;
     }
     LFL_TRY(tok_bpe_prepare(&tok->bpe));
+    /* does the post-processor trim offsets (ByteLevel / Roberta)? */
+    const tok_post *stack[16];
+    int sp = 0;
+    if (tok->post) stack[sp++] = tok->post;
+    while (sp > 0) {
+        const tok_post *p = stack[--sp];
+        if ((p->type == TOK_POST_BYTELEVEL || p->type == TOK_POST_ROBERTA) && p->trim_offsets) tok->post_trims = true;
+        for (int i = 0; i < p->n_subs && sp < 16; i++) stack[sp++] = p->subs[i];
+    }
     /* SentencePiece-style text without a pre-tokenizer is one long word; it may
      * be cut before each ▁ that follows another char when no token spans such
      * a point */
@@ -579,7 +601,7 @@ lfl_status tok_finalize(lfl_tokenizer *tok)
         tok->spm_split = !spans;
     }
 
-    qsort(tok->added, tok->n_added, sizeof *tok->added, cmp_added);
+    if (tok->n_added) qsort(tok->added, tok->n_added, sizeof *tok->added, cmp_added);
     /* one entry per id: the last one given */
     size_t k = 0;
     for (size_t i = 0; i < tok->n_added; i++) {

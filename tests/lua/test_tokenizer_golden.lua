@@ -3,7 +3,8 @@
 -- `tokenizers` package (tests/ref/make_tokenizer_goldens.py) on the corpus in
 -- tests/ref/tokenizer_corpus.py: ids with and without special tokens, with
 -- special tokens left unparsed, byte offsets, and decoding with and without
--- skipping special tokens.
+-- skipping special tokens. The synth-* tokenizers are small ones trained by
+-- that script to reach components the real files do not use.
 local t = lfl.test
 local json = dofile(lfl.home .. "/tests/lua/lib/json.lua")
 local G = lfl.home .. "/tests/golden/tokenizers/"
@@ -67,6 +68,9 @@ end
 local cases = {}
 for _, name in ipairs{"llama2", "llama3", "qwen3", "deepseek_v3", "gemma3"} do
   cases["json_" .. name] = function() check(S .. "tokenizers/" .. name, name) end
+end
+for _, name in ipairs{"synth-metaspace", "synth-bytelevel", "synth-suffix", "synth-splits"} do
+  cases[name] = function() check(G .. name .. ".tokenizer.json", name) end
 end
 for _, name in ipairs{"llama-spm", "phi-3", "gpt-2", "mpt", "falcon", "deepseek-llm", "deepseek-coder",
                       "starcoder", "refact", "baichuan", "gpt-neox"} do

@@ -13,6 +13,14 @@ package (PyPI) gives on the corpus in tests/ref/tokenizer_corpus.py.
   BPE, byte fallback, added tokens, decoders) against HF's; whether the
   pipeline is the model's real one is checked by llama.cpp's vectors.
 
+- synth-*: small tokenizers trained here on the corpus (BpeTrainer) to reach
+  the components the real files do not use: Metaspace, Punctuation, Digits,
+  Whitespace(Split), regex Split behaviours, NFKC/Lowercase/Strip/Prepend,
+  regex Replace, added tokens with lstrip/rstrip/single_word/normalized,
+  unk with fuse_unk, subword prefix/suffix, Bert/Roberta/Template processors,
+  ByteLevel with add_prefix_space and trim_offsets, Metaspace/BPE decoders.
+  Their tokenizer.json files are written next to the goldens.
+
 Per text: ids (add_special_tokens=True), ids_no_special (add_special_tokens=
 False, when different), ids_split_special (special tokens not parsed, when
 different), offsets as flat byte offsets (valid UTF-8 texts of tokenizer.json
@@ -136,6 +144,77 @@ def gguf_tokenizer(path):
     return tok
 
 
+def synth_tokenizers():
+    """(name, Tokenizer) pairs, trained on the valid corpus texts"""
+    from tokenizers import trainers
+    texts = []
+    for raw in CORPUS:
+        try:
+            texts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            pass
+    out = []
+
+    # A: Metaspace with prepend_scheme "first", punctuation and digits split off,
+    # NFKC + lowercase + strip, a regex Replace, unk fused, template with two specials
+    tok = Tokenizer(models.BPE(unk_token="[UNK]", fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(), normalizers.Strip(),
+                                           normalizers.Replace(Regex(r"\s{3,}"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Punctuation(behavior="isolated"), pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)])
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    tok.train_from_iterator(texts * 3, trainers.BpeTrainer(vocab_size=600, special_tokens=["[UNK]", "[CLS]", "[SEP]"],
+                                                           show_progress=False))
+    tok.add_tokens([AddedToken("hello", single_word=True, normalized=True),
+                    AddedToken("<tag>", normalized=False, rstrip=True)])
+    tok.add_special_tokens([AddedToken("[MASK]", lstrip=True, rstrip=True, special=True)])
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+    out.append(("synth-metaspace", tok))
+
+    # B: byte-level with a prefix space, Roberta processor trimming offsets, <mask> with lstrip
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True, trim_offsets=True, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts * 3, trainers.BpeTrainer(vocab_size=700, special_tokens=["<s>", "</s>", "<pad>"],
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                           show_progress=False))
+    tok.add_special_tokens([AddedToken("<mask>", lstrip=True, special=True)])
+    tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")),
+                                                      trim_offsets=True, add_prefix_space=True)
+    out.append(("synth-bytelevel", tok))
+
+    # C: whitespace words with a subword prefix and an end-of-word suffix, Bert processor
+    tok = Tokenizer(models.BPE(unk_token="[UNK]", continuing_subword_prefix="##", end_of_word_suffix="</w>"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.BPEDecoder(suffix="</w>")
+    tok.train_from_iterator(texts * 3, trainers.BpeTrainer(vocab_size=600, special_tokens=["[UNK]", "[CLS]", "[SEP]"],
+                                                           continuing_subword_prefix="##", end_of_word_suffix="</w>",
+                                                           show_progress=False))
+    tok.post_processor = processors.BertProcessing(("[SEP]", tok.token_to_id("[SEP]")), ("[CLS]", tok.token_to_id("[CLS]")))
+    out.append(("synth-suffix", tok))
+
+    # D: regex splits with every behaviour, Prepend/right Strip normalizers, byte fallback
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("^"), normalizers.Strip(left=False, right=True),
+                                           normalizers.Replace(" ", "_")])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex("_"), behavior="merged_with_next"),
+        pre_tokenizers.Split(Regex(r"[aeiou]"), behavior="merged_with_previous"),
+        pre_tokenizers.Split(Regex(r"\p{N}"), behavior="contiguous"),
+        pre_tokenizers.Split(Regex(r"[,.;:!?]"), behavior="removed"),
+        pre_tokenizers.Split(Regex(r"[^\p{L}\p{N}_^$]+"), behavior="isolated", invert=True),
+        pre_tokenizers.WhitespaceSplit()])
+    tok.decoder = decoders.Sequence([decoders.Replace("_", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip("^", 1, 0)])
+    tok.train_from_iterator(texts * 3, trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<unk>"] + ["<0x%02X>" % b for b in range(256)], show_progress=False))
+    out.append(("synth-splits", tok))
+    return out
+
+
 def byte_offsets(text, offsets):
     cum = [0]
     for ch in text:
@@ -199,6 +278,12 @@ def main():
     for name in JSON_TOKENIZERS:
         tok = Tokenizer.from_file(os.path.join(SHARED, "tokenizers", name, "tokenizer.json"))
         write(name, {"source": f"shared/data/tokenizers/{name}", "cases": run(tok, True)})
+    for name, tok in synth_tokenizers():
+        path = os.path.join(OUT, name + ".tokenizer.json")
+        tok.save(path + ".tmp")
+        os.replace(path + ".tmp", path)
+        tok = Tokenizer.from_file(path)
+        write(name, {"source": f"tests/golden/tokenizers/{name}.tokenizer.json", "cases": run(tok, True)})
     for name in GGUF_VOCABS:
         tok = gguf_tokenizer(os.path.join(SHARED, "tokenizer-vectors", f"ggml-vocab-{name}.gguf"))
         write("gguf-" + name, {"source": f"shared/data/tokenizer-vectors/ggml-vocab-{name}.gguf", "cases": run(tok, False)})

@@ -72,6 +72,7 @@ TEXTS = [
     "text<|endoftext|>more<unk>",
     "<|user|>\nhello<|end|>\n<|assistant|>",
     "<s><s></s> </s>x<s>",
+    "Fill [MASK] here  [MASK]. <tag>   x <mask> y  <mask>z hello-world ahello hello_ hello, HELLO",
     "a\x00b control \x07 chars \x1b[0m",
     # long words (longer than the word cache limit) and repeats
     "a" * 300,
