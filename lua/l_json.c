@@ -39,6 +39,20 @@ static int l_decode(lua_State *L)
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     const char *name = luaL_optstring(L, 2, "json");
+    /* cJSON's strings end at NUL: refuse rather than silently cut a string */
+    const char *nul = NULL;
+    for (const char *p = s; p + 6 <= s + n && !nul; p++)
+        if (p[0] == '\\' && p[1] == 'u' && p[2] == '0' && p[3] == '0' && p[4] == '0' && p[5] == '0') {
+            /* count preceding backslashes: an escaped backslash is not an escape */
+            int bs = 0;
+            for (const char *q = p - 1; q >= s && *q == '\\'; q--) bs++;
+            if (bs % 2 == 0) nul = p;
+        }
+    if (nul) {
+        int line = 1;
+        for (const char *p = s; p < nul; p++) line += *p == '\n';
+        return luaL_error(L, "%s: line %d: a string contains \\u0000, which lfl cannot represent", name, line);
+    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
     if (!j) {
@@ -90,7 +104,12 @@ static cJSON *to_json(lua_State *L, int idx, int depth, bool sort_keys)
         if (!isfinite(v)) luaL_error(L, "json.encode: %f cannot be represented in JSON", v);
         return cJSON_CreateNumber(v);
     }
-    case LUA_TSTRING: return cJSON_CreateString(lua_tostring(L, idx));
+    case LUA_TSTRING: {
+        size_t len;
+        const char *str = lua_tolstring(L, idx, &len);
+        if (strlen(str) != len) luaL_error(L, "json.encode: a string contains a NUL byte, which lfl cannot encode");
+        return cJSON_CreateString(str);
+    }
     case LUA_TLIGHTUSERDATA:
     case LUA_TUSERDATA:
         lua_rawgeti(L, LUA_REGISTRYINDEX, null_ref);

@@ -75,6 +75,10 @@ t.suite("json", {
     t.assert_eq(v.a[2], 2.5); t.assert_eq(v.a[5], lfl.json.null); t.assert_eq(v.b.c, "é")
     t.assert_eq(lfl.json.encode({b = 1, a = {1, 2}}), '{"a":[1,2],"b":1}')
     t.assert_error(function() lfl.json.decode('{"a": [1, 2', "cfg.json") end, "cfg.json: invalid JSON at line 1")
+    -- cJSON cannot hold NUL inside strings: refused, never cut short
+    t.assert_error(function() lfl.json.decode('["ok",\n "a\\u0000b"]', "d.json") end, "d.json: line 2: a string contains \\u0000")
+    t.assert_eq(lfl.json.decode('["a\\\\u0000b"]')[1], "a\\u0000b")
+    t.assert_error(function() lfl.json.encode({"a\0b"}) end, "NUL byte")
   end,
 })
 
