@@ -1,0 +1,6 @@
+-- "deepseek3": DeepSeek-V3 (full-width bars U+FF5C in the role tokens).
+local T = require "lfl.template"
+return {
+  format_user = {"<｜User｜>{{content}}<｜Assistant｜>"},
+  format_prefix = {T.BOS},
+}

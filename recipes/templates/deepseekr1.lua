@@ -1,0 +1,7 @@
+-- "deepseekr1": DeepSeek-R1 / distills: deepseek3's strings as a ReasoningTemplate.
+local T = require "lfl.template"
+return {
+  format_user = {"<｜User｜>{{content}}<｜Assistant｜>"},
+  format_prefix = {T.BOS},
+  template_class = "reasoning",
+}

@@ -1,0 +1,13 @@
+-- "gemma": Gemma / Gemma 1.1 turns; the system prompt is fused into the first
+-- user turn (Llama2Template).
+local T = require "lfl.template"
+return {
+  format_user = {"<start_of_turn>user\n{{content}}<end_of_turn>\n<start_of_turn>model\n"},
+  format_assistant = {"{{content}}<end_of_turn>\n"},
+  format_system = {"{{content}}\n\n"},
+  format_observation = {"<start_of_turn>tool\n{{content}}<end_of_turn>\n<start_of_turn>model\n"},
+  format_prefix = {T.BOS},
+  stop_words = {"<end_of_turn>"},
+  replace_eos = true,
+  template_class = "llama2",
+}

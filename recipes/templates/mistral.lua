@@ -1,0 +1,13 @@
+-- "mistral": Mistral instruct [INST] format with v0.3 tool calling; the system
+-- prompt is fused into the first user turn (Llama2Template).
+local T = require "lfl.template"
+return {
+  format_user = {"[INST] {{content}}[/INST]"},
+  format_assistant = {" {{content}}", T.EOS},
+  format_system = {"{{content}}\n\n"},
+  format_function = {"[TOOL_CALLS] {{content}}", T.EOS, tool_format = "mistral"},
+  format_observation = {'[TOOL_RESULTS] {"content": {{content}}}[/TOOL_RESULTS]'},
+  format_tools = {tool_format = "mistral"},
+  format_prefix = {T.BOS},
+  template_class = "llama2",
+}
