@@ -1,6 +1,8 @@
 /* Storage lifetime, tensor creation and element access. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,8 +25,19 @@ static void mem_add(size_t n)
     while (now > peak && !atomic_compare_exchange_weak(&mem_peak, &peak, now)) {}
 }
 
+/* Activations of the same sizes come and go every step. glibc serves big
+ * blocks with fresh mmaps (page faults on every touch) and trims freed heap;
+ * keeping them in the heap lets the next step reuse warm pages. */
+static void tune_malloc(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
 lfl_storage *lfl_storage_new(size_t nbytes, int device)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, tune_malloc);
     lfl_storage *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->refcount = 1;
