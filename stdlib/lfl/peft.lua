@@ -139,10 +139,20 @@ function M.save_adapter(model, dir, base_name)
     if not seen[s] then seen[s] = true; shorts[#shorts + 1] = s end
   end
   table.sort(shorts)
+  -- every field PEFT's LoraConfig writes (peft 0.21), at PEFT's defaults where
+  -- lfl has no such feature, so PEFT and tools reading the config see what they expect
+  local null, obj = lfl.json.null, lfl.json.object
   local cfg = {peft_type = "LORA", task_type = "CAUSAL_LM", base_model_name_or_path = base_name or model.path or "",
     r = ad.r, lora_alpha = ad.alpha, lora_dropout = ad.dropout, target_modules = shorts, bias = "none",
     fan_in_fan_out = false, use_rslora = ad.use_rslora, use_dora = ad.use_dora, init_lora_weights = true,
-    inference_mode = true, modules_to_save = lfl.json.null, revision = lfl.json.null}
+    inference_mode = true, modules_to_save = null, revision = null, peft_version = null,
+    alora_invocation_tokens = null, alpha_pattern = obj(), arrow_config = null, auto_mapping = null,
+    corda_config = null, ensure_weight_tying = false, eva_config = null, exclude_modules = null,
+    kasa_config = null, layer_replication = null, layers_pattern = null, layers_to_transform = null,
+    loftq_config = obj(), lora_bias = false, lora_ga_config = null, megatron_config = null,
+    megatron_core = "megatron.core", monteclora_config = null, qalora_group_size = 16, rank_pattern = obj(),
+    target_parameters = null, trainable_token_indices = null, use_bdlora = null, use_qalora = false,
+    velora_config = null}
   require("lfl.model").write_atomic(dir .. "/adapter_config.json", lfl.json.encode(cfg, {indent = true}))
   return dir
 end
@@ -234,7 +244,11 @@ function M.select_trainable(model, method, opts)
   for _, n in ipairs(model.names) do
     if train[n] then
       names[#names + 1] = n
-      params[#params + 1] = model.params[n]:requires_grad()
+      -- weights loaded from safetensors are read-only mmaps: the optimizer updates
+      -- in place, so a trained parameter gets its own memory
+      local p = model.params[n]:detach():clone()
+      model.params[n] = p
+      params[#params + 1] = p:requires_grad()
     end
   end
   if #names == 0 then error("freeze: no parameter selected for training", 0) end
