@@ -79,17 +79,18 @@ function M.apply(model, mod, x, y, w, bias)
   if ad.dropout > 0 and lfl.is_grad_enabled() then xin = lfl.dropout(x, ad.dropout) end
   local lora = lfl.linear(lfl.linear(xin, e.A), e.B)
   if not ad.use_dora then return y + lora * ad.scaling end
-  -- DoRA: s = m / ||W + scaling B A||_row (norm detached), y' = s * (W x + scaling B A x) + bias
+  -- DoRA as PEFT computes it: s = m / ||W + scaling B A||_row (norm detached),
+  -- y' = y + (s - 1) * W x' + s * scaling * B A x', where x' is the dropped-out input
+  -- (so with dropout the undropped W x stays in y and only the DoRA terms see x')
   local norm = lfl.no_grad(function()
     return M.row_norm(w:float() + lfl.matmul(e.B, e.A) * ad.scaling)
   end)
   local s = e.magnitude / norm
-  local base = y
-  if bias then base = y - bias end
-  if xin ~= x then base = lfl.linear(xin, w) end
-  local out = (base + lora * ad.scaling) * s
-  if bias then out = out + bias end
-  return out
+  local base
+  if xin ~= x then base = lfl.linear(xin, w)
+  elseif bias then base = y - bias
+  else base = y end
+  return y + base * (s - 1) + lora * ad.scaling * s
 end
 
 -- Trainable tensors with names (PEFT key names) for the optimizer and saving.
@@ -163,27 +164,58 @@ function M.load_adapter(model, dir)
   local cfg = lfl.json.decode(f:read("*a"), dir .. "/adapter_config.json")
   f:close()
   if cfg.peft_type ~= "LORA" then error(fmt("%s: peft_type %s is not supported (LORA)", dir, tostring(cfg.peft_type)), 0) end
+  if cfg.fan_in_fan_out == true then
+    error(fmt("%s/adapter_config.json: fan_in_fan_out (Conv1D-style transposed weights) is not supported", dir), 0)
+  end
+  for _, k in ipairs({"rank_pattern", "alpha_pattern"}) do
+    if type(cfg[k]) == "table" and next(cfg[k]) ~= nil then
+      error(fmt("%s/adapter_config.json: %s (per-module rank or alpha) is not supported", dir, k), 0)
+    end
+  end
+  if type(cfg.r) ~= "number" or type(cfg.lora_alpha) ~= "number" then
+    error(fmt("%s/adapter_config.json: r and lora_alpha must be numbers", dir), 0)
+  end
   local ts = lfl.safetensors.load(dir .. "/adapter_model.safetensors")
   local r, alpha = cfg.r, cfg.lora_alpha
+  local dropout = type(cfg.lora_dropout) == "number" and cfg.lora_dropout or 0
   local ad = setmetatable({r = r, alpha = alpha, scaling = cfg.use_rslora and alpha / sqrt(r) or alpha / r,
-    dropout = 0, use_rslora = cfg.use_rslora == true, use_dora = cfg.use_dora == true, modules = {}, enabled = true}, Lora)
-  model.adapters = {}
+    dropout = dropout, use_rslora = cfg.use_rslora == true, use_dora = cfg.use_dora == true, modules = {},
+    enabled = true}, Lora)
+  local ads = {} -- installed only once the whole adapter checks out
   for k, v in pairs(ts) do
     local mod, kind = k:match("^base_model%.model%.(.+)%.lora_([AB])%.weight$")
     local dmod = k:match("^base_model%.model%.(.+)%.lora_magnitude_vector$")
     local m = mod or dmod
-    if not m then error(fmt("%s: unexpected key '%s' in adapter_model.safetensors", dir, k), 0) end
+    if not m then
+      error(fmt("%s: unexpected key '%s' in adapter_model.safetensors (lfl loads lora_A/lora_B weights and DoRA "
+        .. "magnitudes; lora_bias and modules_to_save are not supported)", dir, k), 0)
+    end
     if not model.params[m .. ".weight"] then error(fmt("%s: adapter targets '%s', which this model does not have", dir, m), 0) end
-    model.adapters[m] = model.adapters[m] or {}
-    local e = model.adapters[m]
+    ads[m] = ads[m] or {}
+    local e = ads[m]
     if kind == "A" then e.A = v:float() elseif kind == "B" then e.B = v:float() else e.magnitude = v:float() end
   end
-  for m, e in pairs(model.adapters) do
+  local mods = {}
+  for m in pairs(ads) do mods[#mods + 1] = m end
+  table.sort(mods) -- the first bad module in a stable order
+  for _, m in ipairs(mods) do
+    local e = ads[m]
     if not e.A or not e.B then error(fmt("%s: module %s lacks lora_A or lora_B", dir, m), 0) end
+    if ad.use_dora and not e.magnitude then error(fmt("%s: use_dora is set but %s has no lora_magnitude_vector", dir, m), 0) end
+    if not ad.use_dora and e.magnitude then error(fmt("%s: %s has a lora_magnitude_vector but use_dora is false", dir, m), 0) end
+    local w = model.params[m .. ".weight"]:size()
+    local a, b = e.A:size(), e.B:size()
+    if #a ~= 2 or #b ~= 2 or a[1] ~= r or a[2] ~= w[2] or b[1] ~= w[1] or b[2] ~= r then
+      error(fmt("%s: %s has lora_A [%s] and lora_B [%s], expected [%d,%d] and [%d,%d] (r = %d, weight [%d,%d])", dir, m,
+        table.concat(a, ","), table.concat(b, ","), r, w[2], w[1], r, r, w[1], w[2]), 0)
+    end
+    if e.magnitude and (e.magnitude:dim() ~= 1 or e.magnitude:size(1) ~= w[1]) then
+      error(fmt("%s: %s.lora_magnitude_vector has shape [%s], expected [%d]", dir, m,
+        table.concat(e.magnitude:size(), ","), w[1]), 0)
+    end
     ad.modules[#ad.modules + 1] = m
   end
-  table.sort(ad.modules)
-  model.lora = ad
+  model.adapters, model.lora = ads, ad
   return ad
 end
 

@@ -214,16 +214,53 @@ adapters.merge_keeps_logits_after_training = function()
   logits_close(lfl.no_grad(function() return m:forward(ids) end), want, "merged dora")
 end
 
+-- with dropout, PEFT keeps the undropped W x + b and applies the DoRA terms to the
+-- dropped-out input: y + (s - 1) W x' + s scaling B A x'. Dropout is replaced by a
+-- deterministic stand-in (x' = x / 2) so the composition can be checked exactly.
+adapters.dora_with_dropout_matches_peft_formula = function()
+  local m = lfl.model.load(root .. "models/qwen2")
+  lfl.manual_seed(5)
+  peft.add_lora(m, {rank = 4, alpha = 8, target = {"q_proj"}, use_dora = true, dropout = 0.3})
+  local mod = "model.layers.0.self_attn.q_proj"
+  local e = m.adapters[mod]
+  lfl.no_grad(function() e.B:normal_(0, 0.1); e.magnitude:copy_(e.magnitude * 1.3) end)
+  local w, b = m.params[mod .. ".weight"], m.params[mod .. ".bias"]
+  local x = lfl.randn(2, 3, 32)
+  local saved = lfl.dropout
+  lfl.dropout = function(t) return t * 0.5 end
+  local ok, got = pcall(peft.apply, m, mod, x, lfl.linear(x, w, b), w, b)
+  lfl.dropout = saved
+  t.assert(ok, tostring(got))
+  local xd = x * 0.5
+  local sc = m.lora.scaling
+  local s = e.magnitude / peft.row_norm(w + lfl.matmul(e.B, e.A) * sc)
+  local want = lfl.linear(x, w, b) + lfl.linear(xd, w) * (s - 1) + lfl.linear(lfl.linear(xd, e.A), e.B) * sc * s
+  t.assert_tensor_close(got, want, 1e-5, 1e-5)
+end
+
 adapters.bad_adapters = function()
   local m = lfl.model.load(root .. "models/llama")
   t.assert_error(function() peft.load_adapter(m, "/nonexistent") end, "adapter_config.json")
-  -- a qwen2 adapter whose shapes do not fit llama's... both are 32 wide, so use a missing module instead
   local dir = os.tmpname() .. "_bad_adapter"
-  os.execute("mkdir -p '" .. dir .. "'")
-  local f = io.open(dir .. "/adapter_config.json", "w")
-  f:write('{"peft_type": "PREFIX_TUNING"}')
-  f:close()
+  local function with_config(edit)
+    os.execute("rm -rf '" .. dir .. "' && cp -r '" .. root .. "peft/lfl_adapter_llama_lora' '" .. dir .. "'")
+    local cfg = read_json(dir .. "/adapter_config.json")
+    edit(cfg)
+    local f = io.open(dir .. "/adapter_config.json", "w")
+    f:write(lfl.json.encode(cfg))
+    f:close()
+  end
+  with_config(function(c) c.peft_type = "PREFIX_TUNING" end)
   t.assert_error(function() peft.load_adapter(m, dir) end, "PREFIX_TUNING")
+  with_config(function(c) c.r = 8 end)
+  t.assert_error(function() peft.load_adapter(m, dir) end, "expected [8,48] and [32,8]")
+  with_config(function(c) c.use_dora = true end)
+  t.assert_error(function() peft.load_adapter(m, dir) end, "no lora_magnitude_vector")
+  with_config(function(c) c.rank_pattern = {q_proj = 8} end)
+  t.assert_error(function() peft.load_adapter(m, dir) end, "rank_pattern")
+  -- an adapter for another model (phi3 has qkv_proj, not q_proj)
+  with_config(function() end)
+  t.assert_error(function() peft.load_adapter(lfl.model.load(root .. "models/phi3"), dir) end, "does not have")
   os.execute("rm -rf '" .. dir .. "'")
 end
 
