@@ -220,6 +220,8 @@ static int load_module(lua_State *L, const char *spec)
 
 int main(int argc, char **argv)
 {
+    /* training logs are read as they come, also when piped to a file */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     lua_State *L = lfl_lua_new();
     if (!L) return 1;
     int i = 1, status = 0;

@@ -50,7 +50,10 @@ function M.setup_method(model, a)
     for _, p in ipairs(model:parameters()) do p:requires_grad(false) end
     if a.adapter_name_or_path then
       peft.load_adapter(model, a.adapter_name_or_path)
-      for _, e in pairs(model.adapters) do e.A:requires_grad(); e.B:requires_grad() end
+      for _, e in pairs(model.adapters) do
+        e.A:requires_grad(); e.B:requires_grad()
+        if e.magnitude then e.magnitude:requires_grad() end
+      end
     else
       peft.add_lora(model, {rank = a.lora_rank, alpha = a.lora_alpha, dropout = a.lora_dropout,
         target = a.lora_target, use_rslora = a.use_rslora, use_dora = a.use_dora})
