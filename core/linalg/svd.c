@@ -314,6 +314,14 @@ lfl_status lfl_linalg_svd_lowrank(lfl_tensor *a, int64_t q, int niter, lfl_tenso
     mm(false, false, m, q, q, Qm, q, Ub, q, U);           /* U = Q Ub */
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < q; j++) V[i * q + j] = Vt[j * n + i];
+    for (int64_t j = 0; j < q; j++) { /* the sign convention on the final U */
+        int64_t best = 0;
+        for (int64_t i = 1; i < m; i++) if (fabs(U[i * q + j]) > fabs(U[best * q + j])) best = i;
+        if (U[best * q + j] < 0) {
+            for (int64_t i = 0; i < m; i++) U[i * q + j] = -U[i * q + j];
+            for (int64_t i = 0; i < n; i++) V[i * q + j] = -V[i * q + j];
+        }
+    }
     st = emit3(U, m, q, S, q, V, n, q, a->dtype, u, s, v);
 done:
     free(d); free(G); free(Qm); free(Qn); free(tmp); free(B); free(Ub); free(S); free(Vt); free(U); free(V);
