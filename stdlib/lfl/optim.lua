@@ -222,4 +222,107 @@ function M.schedule(name, warmup, total, kw)
     .. "constant, constant_with_warmup, inverse_sqrt, warmup_stable_decay)", tostring(name)), 2)
 end
 
+-- ---------------------------------------------------------------- 8-bit AdamW
+
+-- bitsandbytes' AdamW8bit (HF optim "adamw_8bit" / "adamw_bnb_8bit"): exp_avg and
+-- exp_avg_sq stored as one byte per element (indices into the signed / unsigned
+-- dynamic 8-bit maps) plus an f32 absmax per block of `block_size` (256, as
+-- bitsandbytes' blockwise optimizers); the update dequantizes, steps and
+-- requantizes each block in C. Tensors under min_8bit_size elements (4096, as
+-- bitsandbytes) keep f32 states.
+local AdamW8bit = setmetatable({}, {__index = AdamW})
+AdamW8bit.__index = AdamW8bit
+
+function M.AdamW8bit(groups, opts)
+  opts = opts or {}
+  local self = M.AdamW(groups, opts)
+  self.kind, self.block = "adamw_8bit", opts.block_size or 256
+  self.min_8bit_size = opts.min_8bit_size or 4096
+  return setmetatable(self, AdamW8bit)
+end
+
+local function new_8bit_state(p, block)
+  local n = p:numel()
+  local nb = math.floor((n + block - 1) / block)
+  return {q1 = lfl.zeros(n, "u8"), a1 = lfl.zeros(nb), q2 = lfl.zeros(n, "u8"), a2 = lfl.zeros(nb), step = 0}
+end
+
+function AdamW8bit:step(lr_factor)
+  self.step_count = self.step_count + 1
+  lr_factor = lr_factor or 1
+  for _, g in ipairs(self.groups) do
+    for _, p in ipairs(g.params) do
+      local grad = p.grad
+      if grad then
+        local st = self.state[p]
+        if not st then
+          if p:numel() < self.min_8bit_size then st = {m = lfl.zeros(p:size()), v = lfl.zeros(p:size()), step = 0}
+          else st = new_8bit_state(p, self.block) end
+          self.state[p] = st
+        end
+        st.step = st.step + 1
+        local o = {lr = g.lr * g.lr_scale * lr_factor, beta1 = self.beta1, beta2 = self.beta2, eps = self.eps,
+                   weight_decay = g.weight_decay, step = st.step}
+        if st.q1 then K.adamw8bit_step(p, grad:contiguous(), st.q1, st.a1, st.q2, st.a2, self.block, o)
+        else K.adamw_step(p, grad:contiguous(), st.m, st.v, o) end
+      end
+    end
+  end
+end
+
+-- bytes held by the optimizer states (codes + absmax, or f32 for small tensors)
+function AdamW8bit:state_bytes()
+  local b = 0
+  for _, st in pairs(self.state) do
+    if st.q1 then b = b + st.q1:numel() + st.q2:numel() + 4 * (st.a1:numel() + st.a2:numel())
+    else b = b + 4 * (st.m:numel() + st.v:numel()) end
+  end
+  return b
+end
+
+-- f32 copies of the states (for inspection and tests)
+function AdamW8bit:dequantized_state(p)
+  local st = self.state[p]
+  if not st then return nil end
+  if not st.q1 then return st.m, st.v end
+  local m, v = lfl.zeros(p:numel()), lfl.zeros(p:numel())
+  K.dequantize_blockwise(st.q1, st.a1, self.block, m, "signed")
+  K.dequantize_blockwise(st.q2, st.a2, self.block, v, "unsigned")
+  return m:view(p:size()), v:view(p:size())
+end
+
+function AdamW8bit:state_tensors()
+  local out, meta = {}, {}
+  for gi, g in ipairs(self.groups) do
+    for i, p in ipairs(g.params) do
+      local st = self.state[p]
+      if st then
+        local n = g.names and g.names[i] or fmt("g%d.%d", gi, i)
+        if st.q1 then
+          out[n .. ".state1"], out[n .. ".absmax1"] = st.q1, st.a1
+          out[n .. ".state2"], out[n .. ".absmax2"] = st.q2, st.a2
+        else
+          out[n .. ".exp_avg"], out[n .. ".exp_avg_sq"] = st.m, st.v
+        end
+        meta[n] = st.step
+      end
+    end
+  end
+  return out, meta
+end
+
+function AdamW8bit:load_state_tensors(ts, meta)
+  for gi, g in ipairs(self.groups) do
+    for i, p in ipairs(g.params) do
+      local n = g.names and g.names[i] or fmt("g%d.%d", gi, i)
+      if ts[n .. ".state1"] then
+        self.state[p] = {q1 = ts[n .. ".state1"]:clone(), a1 = ts[n .. ".absmax1"]:clone(),
+          q2 = ts[n .. ".state2"]:clone(), a2 = ts[n .. ".absmax2"]:clone(), step = meta[n] or 0}
+      elseif ts[n .. ".exp_avg"] then
+        self.state[p] = {m = ts[n .. ".exp_avg"]:clone(), v = ts[n .. ".exp_avg_sq"]:clone(), step = meta[n] or 0}
+      end
+    end
+  end
+end
+
 return M

@@ -40,7 +40,8 @@ function M.target_modules(model, target)
 end
 
 -- Attaches LoRA adapters. opts: rank (8), alpha (2*rank), dropout (0),
--- target ("all"), use_rslora, use_dora, init ("default"|"gaussian")
+-- target ("all"), use_rslora, use_dora, init ("default"|"gaussian"|"pissa"),
+-- pissa_iter (16; -1 = exact SVD)
 function M.add_lora(model, opts)
   opts = opts or {}
   local r = opts.rank or 8
@@ -64,6 +65,7 @@ function M.add_lora(model, opts)
     model.adapters[mod] = entry
   end
   model.lora = ad
+  if opts.init == "pissa" then M.pissa_init(model, opts.pissa_iter) end
   return ad
 end
 
@@ -237,6 +239,86 @@ function M.merge(model)
 end
 
 function M.set_enabled(model, on) if model.lora then model.lora.enabled = on end end
+
+-- ---------------------------------------------------------------- PiSSA
+
+-- PiSSA (PEFT's init_lora_weights "pissa" / "pissa_niter_K"): for each adapted
+-- W [out, in], the top-r SVD W ~ U_r S_r V_r^T (exact when niter == -1, else
+-- randomized with niter power iterations), S' = S_r / scaling,
+-- A = diag(sqrt(S')) V_r^T, B = U_r diag(sqrt(S')); the base weight becomes the
+-- residual W - scaling B A (so the adapted model starts equal to the original).
+-- The initial A0, B0 are kept for the conversion to a plain LoRA on save.
+function M.pissa_init(model, niter)
+  local ad = model.lora
+  assert(ad, "pissa_init: the model has no LoRA adapter")
+  niter = niter or 16
+  if ad.use_dora then error("pissa_init: PiSSA cannot be combined with DoRA", 0) end
+  ad.pissa = {niter = niter, init = {}}
+  ad.init_lora_weights = niter == -1 and "pissa" or fmt("pissa_niter_%d", niter)
+  lfl.no_grad(function()
+    for _, mod in ipairs(ad.modules) do
+      local key = mod .. ".weight"
+      local w = model.params[key]:float():contiguous()
+      local r = math.min(ad.r, w:size(1), w:size(2))
+      local U, S, Vt
+      if niter == -1 then
+        U, S, Vt = lfl.linalg.svd(w)
+        U, S, Vt = U:narrow(2, 1, r), S:narrow(1, 1, r), Vt:narrow(1, 1, r)
+      else
+        local V
+        U, S, V = lfl.linalg.svd_lowrank(w, r, niter)
+        Vt = V:transpose(1, 2)
+      end
+      local sq = (S * (1 / ad.scaling)):sqrt()
+      local A = (Vt * sq:view(-1, 1)):contiguous()
+      local B = (U * sq:view(1, -1)):contiguous()
+      if r < ad.r then -- a matrix thinner than the rank: pad with zero directions
+        A = lfl.cat({A, lfl.zeros(ad.r - r, A:size(2))}, 1)
+        B = lfl.cat({B, lfl.zeros(B:size(1), ad.r - r)}, 2)
+      end
+      local e = model.adapters[mod]
+      e.A, e.B = A:requires_grad(), B:requires_grad()
+      ad.pissa.init[mod] = {A = A:clone(), B = B:clone()}
+      model.params[key] = (w - lfl.matmul(B, A) * ad.scaling):contiguous()
+    end
+  end)
+  return ad
+end
+
+-- The PEFT conversion of a trained PiSSA adapter to a plain LoRA on the ORIGINAL
+-- weights (save_pretrained with path_initial_model_for_weight_conversion): rank
+-- 2r with A = [A'; A0], B = [B', -B0], lora_alpha doubled (x sqrt 2 with rsLoRA)
+-- so the scaling is unchanged and scaling B A = scaling (B'A' - B0 A0).
+function M.pissa_converted(model)
+  local ad = model.lora
+  if not ad or not ad.pissa then error("pissa_convert: the adapter was not initialized with PiSSA", 0) end
+  local conv = {}
+  lfl.no_grad(function()
+    for mod, e in pairs(model.adapters) do
+      local i0 = ad.pissa.init[mod]
+      conv[mod] = {A = lfl.cat({e.A:detach(), i0.A}, 1):contiguous(), B = lfl.cat({e.B:detach(), -i0.B}, 2):contiguous()}
+    end
+  end)
+  local ad2 = setmetatable({}, Lora)
+  for k, v in pairs(ad) do ad2[k] = v end
+  ad2.r, ad2.alpha, ad2.pissa, ad2.init_lora_weights = 2 * ad.r, ad.use_rslora and ad.alpha * sqrt(2) or 2 * ad.alpha, nil, nil
+  return {lora = ad2, adapters = conv, path = model.path, params = model.params, names = model.names, arch = model.arch}
+end
+
+function M.save_pissa_converted(model, dir, base_name)
+  return M.save_adapter(M.pissa_converted(model), dir, base_name)
+end
+
+-- The initial PiSSA adapter (A0, B0), as LlamaFactory writes to pissa_init/.
+function M.save_pissa_init(model, dir, base_name)
+  local ad = model.lora
+  local init = {}
+  for mod, e in pairs(ad.pissa.init) do init[mod] = {A = e.A, B = e.B} end
+  local ad2 = setmetatable({}, Lora)
+  for k, v in pairs(ad) do ad2[k] = v end
+  ad2.pissa = nil
+  return M.save_adapter({lora = ad2, adapters = init, path = model.path}, dir, base_name)
+end
 
 -- ---------------------------------------------------------------- freeze / full
 

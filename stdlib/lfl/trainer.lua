@@ -44,6 +44,16 @@ function M.load_tokenizer(model, args)
   return lfl.tokenizer.load(path)
 end
 
+-- Trainable weights loaded from a safetensors file are read-only mappings of it;
+-- the optimizers update in place, so they train private copies.
+function M.writable_params(model, names, params)
+  for i, n in ipairs(names) do
+    local c = model.params[n]:detach():clone():requires_grad()
+    model.params[n], params[i] = c, c
+  end
+  return names, params
+end
+
 function M.setup_method(model, a)
   local names, params, groups
   if a.finetuning_type == "lora" then
@@ -56,13 +66,15 @@ function M.setup_method(model, a)
       end
     else
       peft.add_lora(model, {rank = a.lora_rank, alpha = a.lora_alpha, dropout = a.lora_dropout,
-        target = a.lora_target, use_rslora = a.use_rslora, use_dora = a.use_dora})
+        target = a.lora_target, use_rslora = a.use_rslora, use_dora = a.use_dora,
+        init = a.pissa_init and "pissa" or nil, pissa_iter = a.pissa_iter})
     end
     names, params = peft.lora_parameters(model)
     groups = peft.lora_groups(model, a.learning_rate, a.weight_decay, a.loraplus_lr_ratio)
   else
     for _, p in ipairs(model:parameters()) do p:requires_grad(false) end
     names, params = peft.select_trainable(model, a.finetuning_type, a)
+    M.writable_params(model, names, params)
     -- no weight decay on biases and norm weights (HF's get_decay_parameter_names)
     local decay, nodecay = {params = {}, names = {}, lr = a.learning_rate, weight_decay = a.weight_decay},
                            {params = {}, names = {}, lr = a.learning_rate, weight_decay = 0}
@@ -78,11 +90,24 @@ function M.setup_method(model, a)
   return names, params, groups
 end
 
-local function make_optimizer(groups, a)
+-- GaLore and BAdam replace the optimizer (LlamaFactory's create_custom_optimizer);
+-- optim "adamw_8bit" / "adamw_bnb_8bit" is bitsandbytes' 8-bit AdamW.
+local function make_optimizer(groups, a, model)
+  local kw = {lr = a.learning_rate, beta1 = a.adam_beta1, beta2 = a.adam_beta2, eps = a.adam_epsilon,
+    weight_decay = a.weight_decay}
+  if a.use_galore or a.use_badam then
+    local names, params = {}, {}
+    for _, g in ipairs(groups) do
+      for i, p in ipairs(g.params) do names[#names + 1] = g.names[i]; params[#params + 1] = p end
+    end
+    if a.use_badam then return require("lfl.badam").from_args(names, params, a) end
+    return require("lfl.galore").GaLoreAdamW(require("lfl.galore").groups(model, names, params, a), kw)
+  end
   if a.optim == "sgd" then return optim.SGD(groups, {lr = a.learning_rate}) end
-  return optim.AdamW(groups, {lr = a.learning_rate, beta1 = a.adam_beta1, beta2 = a.adam_beta2, eps = a.adam_epsilon,
-    weight_decay = a.weight_decay})
+  if a.optim == "adamw_8bit" or a.optim == "adamw_bnb_8bit" then return optim.AdamW8bit(groups, kw) end
+  return optim.AdamW(groups, kw)
 end
+M.make_optimizer = make_optimizer
 
 -- ---------------------------------------------------------------- progress
 
@@ -231,7 +256,8 @@ function M.run(a, hooks)
   for _, p in ipairs(params) do n_train = n_train + p:numel() end
   print(fmt("[lfl] %s: trainable params %d || all params %d || trainable%% %.4f", a.finetuning_type, n_train,
     model:num_parameters(), 100 * n_train / model:num_parameters()))
-  local opt = make_optimizer(groups, a)
+  local opt = make_optimizer(groups, a, model)
+  if a.pissa_convert and model.lora and model.lora.pissa then peft.save_pissa_init(model, out .. "/pissa_init", a.model_name_or_path) end
 
   local bs, accum = a.per_device_train_batch_size, a.gradient_accumulation_steps
   local batches_per_epoch = ceil(#train_set / bs)
@@ -288,6 +314,7 @@ function M.run(a, hooks)
       tokens, window_tokens = tokens + batch.ntokens, window_tokens + batch.ntokens
       st.epoch, st.batch_in_epoch = epoch, b
       if b % accum == 0 or b == batches_per_epoch then
+        if opt.before_clip then opt:before_clip() end -- BAdam ratio mode masks the gradients first
         local gnorm = optim.clip_grad_norm(params, a.max_grad_norm)
         local factor = sched(st.global_step)
         opt:step(factor)
@@ -337,6 +364,9 @@ function M.run(a, hooks)
   local runtime = lfl.sys.clock() - t0
   -- final save
   save_trainable(model, a, out, names, params)
+  if a.pissa_convert and model.lora and model.lora.pissa then
+    peft.save_pissa_converted(model, out .. "/pissa_converted", a.model_name_or_path)
+  end
   local _, peak = lfl.sys.rss()
   local metrics = {train_runtime = runtime, train_loss = st.log_history[#st.log_history] and
     st.log_history[#st.log_history].loss or 0 / 0, train_tokens_per_second = tokens / max(1e-9, runtime),
