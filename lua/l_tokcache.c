@@ -42,9 +42,9 @@ static int l_pack(lua_State *L)
     }
     lfl_tensor *vals = NULL, *offs = NULL;
     int64_t vshape[1] = {total}, oshape[1] = {n + 1};
-    lfl_lua_check(L, lfl_empty(1, vshape, dt, 0, &vals));
+    lfl_lua_check(L, lfl_empty(1, vshape, dt, LFL_CPU, &vals));
     lfl_lua_push_tensor(L, vals); /* owned by Lua from here on: errors below leak nothing */
-    lfl_lua_check(L, lfl_empty(1, oshape, LFL_I64, 0, &offs));
+    lfl_lua_check(L, lfl_empty(1, oshape, LFL_I64, LFL_CPU, &offs));
     lfl_lua_push_tensor(L, offs);
     int32_t *v32 = dt == LFL_I32 ? lfl_data(vals) : NULL;
     int64_t *v64 = dt == LFL_I64 ? lfl_data(vals) : NULL;
@@ -71,7 +71,7 @@ static int l_unpack(lua_State *L)
 {
     lfl_tensor *vals = lfl_lua_check_tensor(L, 1), *offs = lfl_lua_check_tensor(L, 2);
     if ((vals->dtype != LFL_I32 && vals->dtype != LFL_I64) || offs->dtype != LFL_I64 || vals->ndim != 1 ||
-        offs->ndim != 1 || !lfl_is_contiguous(vals) || !lfl_is_contiguous(offs) || vals->device != 0)
+        offs->ndim != 1 || !lfl_is_contiguous(vals) || !lfl_is_contiguous(offs) || vals->device != LFL_CPU || offs->device != LFL_CPU)
         return luaL_error(L, "tokcache.unpack: expected contiguous 1-D i32/i64 values and i64 offsets on the CPU");
     int64_t n = lfl_numel(offs) - 1, total = lfl_numel(vals);
     const int64_t *o = lfl_data(offs);

@@ -45,15 +45,37 @@ local function read_file(path)
   return s
 end
 
-local function file_hash(path)
-  local s = read_file(path)
-  return s and C.sha256(s) or "missing"
-end
-
 local function file_stamp(path)
   local ok, size, mtime = pcall(C.stat, path)
   if not ok then return path .. ":missing" end
   return fmt("%s:%d:%d", path, size, mtime)
+end
+
+-- sha256 of a file's content; big files (tokenizer.json is ~10 MB) remember
+-- theirs under <cache>/datasets/hashes/, keyed by path + size + mtime
+local memo = {}
+local function file_hash(path)
+  local stamp = file_stamp(path)
+  if memo[stamp] then return memo[stamp] end
+  local ok, size = pcall(C.stat, path)
+  if not ok then return "missing" end
+  local side
+  if size > 1000000 then
+    side = M.dir() .. "/hashes/" .. C.sha256(stamp)
+    local h = read_file(side)
+    if h and #h == 64 then memo[stamp] = h; return h end
+  end
+  local s = read_file(path)
+  if not s then return "missing" end
+  local h = C.sha256(s)
+  memo[stamp] = h
+  if side then
+    os.execute(fmt("mkdir -p '%s/hashes'", (M.dir():gsub("'", "'\\''"))))
+    local tmp = side .. ".tmp." .. tostring(os.time()) .. tostring(math.random(1e9))
+    local f = io.open(tmp, "wb")
+    if f then f:write(h); f:close(); os.rename(tmp, side) end
+  end
+  return h
 end
 
 -- deterministic text of a Lua value (sorted keys; functions by name only,
@@ -231,7 +253,7 @@ end
 -- writes result {train, eval, dropped, stats} under key; returns the path
 function M.save(key, result)
   local dir = M.dir()
-  os.execute(fmt("mkdir -p '%s'", dir:gsub("'", "'\\''")))
+  os.execute(fmt("mkdir -p '%s'", (dir:gsub("'", "'\\''"))))
   local tensors, meta = {}, {version = M.VERSION, key = key, dropped = result.dropped or 0, stats = result.stats}
   put_split(tensors, meta, "train", result.train)
   if result.eval then put_split(tensors, meta, "eval", result.eval) end
