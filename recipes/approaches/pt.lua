@@ -6,22 +6,36 @@ local preprocess = require("lfl.preprocess")
 
 local M = {name = "pt"}
 
+-- as LlamaFactory's PretrainDatasetProcessor: text + the EOS token's text
+-- ("<|end_of_text|>" with the llama3 template, else the tokenizer's EOS after
+-- the template's fix_special_tokens) tokenized without special tokens; with
+-- packing, concatenated per preprocessing batch and cut into cutoff_len - 1
+-- blocks (LlamaFactory lowers cutoff_len by one when packing), else truncated.
 function M.prepare(examples, ctx)
-  local tok, a = ctx.tokenizer, ctx.args
-  local eos = tok.eos_id
-  local lists = {}
-  for _, ex in ipairs(examples) do
-    local ids = tok:encode(ex.prompt[1].content, {add_special_tokens = false})
-    if eos then ids[#ids + 1] = eos end
-    lists[#lists + 1] = ids
+  local tok, a, tpl = ctx.tokenizer, ctx.args, ctx.template
+  local eos_text
+  if a.template == "llama3" or (tpl and tpl.name == "llama3") then eos_text = "<|end_of_text|>"
+  else
+    local id = tpl and preprocess.eos_id(tok, tpl) or tok.eos_id
+    eos_text = id and tok:id_to_token(id) or ""
+  end
+  local bos = tok.add_bos and tok.bos_id or nil
+  local function encode(part)
+    local lists = {}
+    for _, ex in ipairs(part) do
+      lists[#lists + 1] = tok:encode(ex.prompt[1].content .. eos_text, {add_special_tokens = false})
+    end
+    return lists
   end
   if a.packing then
-    return preprocess.pretrain_chunks(lists, a.cutoff_len, tok.add_bos and tok.bos_id or nil), 0
+    return preprocess.by_batches(examples, a.preprocessing_batch_size, function(part)
+      return preprocess.pretrain_chunks(encode(part), a.cutoff_len - 1, bos), 0
+    end), 0
   end
   local out = {}
-  for _, ids in ipairs(lists) do
+  for _, ids in ipairs(encode(examples)) do
     local t = {}
-    if tok.add_bos and tok.bos_id then t[1] = tok.bos_id end
+    if bos then t[1] = bos end
     for i = 1, math.min(#ids, a.cutoff_len - #t) do t[#t + 1] = ids[i] end
     out[#out + 1] = {input_ids = t, labels = t}
   end

@@ -6,31 +6,41 @@ local preprocess = require("lfl.preprocess")
 
 local M = {name = "sft"}
 
--- examples (canonical) -> {input_ids, labels} lists; ctx = {tokenizer, template, args}
+-- one canonical example -> input_ids, labels (nil when it is not a single-answer example)
+function M.encode(ex, tok, tpl, a, eos_id, cutoff)
+  if #ex.response ~= 1 then return nil end
+  local messages = {}
+  for _, m in ipairs(ex.prompt) do messages[#messages + 1] = m end
+  messages[#messages + 1] = ex.response[1]
+  local pairs = tpl:encode_ids(tok, messages, ex.system ~= "" and ex.system or nil,
+    ex.tools ~= "" and ex.tools or nil, {eos_id = eos_id,
+    discarding_history_cot = a.mask_history and not tpl.preserve_thinking})
+  return preprocess.supervised(pairs, {cutoff_len = cutoff, train_on_prompt = a.train_on_prompt,
+    mask_history = a.mask_history, efficient_eos = tpl.efficient_eos, eos_id = eos_id})
+end
+
+-- examples (canonical) -> {input_ids, labels} lists; ctx = {tokenizer, template, args}.
+-- Returns the list and how many examples were dropped.
 function M.prepare(examples, ctx)
-  local tok, tpl, a = ctx.tokenizer, ctx.template, ctx.args
+  local tok, a = ctx.tokenizer, ctx.args
+  local tpl = preprocess.data_template(ctx.template, a)
+  if a.train_on_prompt and tpl.efficient_eos then
+    error("sft: template " .. tpl.name .. " (efficient_eos) does not support train_on_prompt", 0)
+  end
+  local eos_id = preprocess.eos_id(tok, tpl)
+  -- LlamaFactory lowers cutoff_len by one when packing (rows are padded back to cutoff_len)
+  local cutoff = a.packing and a.cutoff_len - 1 or a.cutoff_len
   local out, dropped = {}, 0
-  local eos_id = tpl.replace_eos and tok:token_to_id(tpl:eos_token()) or tok.eos_id
   for _, ex in ipairs(examples) do
-    if #ex.response ~= 1 then
-      dropped = dropped + 1
-    else
-      local messages = {}
-      for _, m in ipairs(ex.prompt) do messages[#messages + 1] = m end
-      messages[#messages + 1] = ex.response[1]
-      local pairs = tpl:encode_ids(tok, messages, ex.system ~= "" and ex.system or nil,
-        ex.tools ~= "" and ex.tools or nil, {enable_thinking = a.enable_thinking})
-      local ids, labels = preprocess.supervised(pairs, {cutoff_len = a.cutoff_len, train_on_prompt = a.train_on_prompt,
-        mask_history = a.mask_history, efficient_eos = tpl.efficient_eos, eos_id = eos_id})
-      out[#out + 1] = {input_ids = ids, labels = labels}
-    end
+    local ids, labels = M.encode(ex, tok, tpl, a, eos_id, cutoff)
+    if ids then out[#out + 1] = {input_ids = ids, labels = labels} else dropped = dropped + 1 end
   end
   if a.packing then
-    local rows = preprocess.pack(out, a.cutoff_len, tok.pad_id or eos_id or 0)
-    -- a packed row is one example made of several sequences
-    local packed = {}
-    for i, r in ipairs(rows) do packed[i] = r end
-    return packed, dropped
+    local pad = tok.pad_id or eos_id or 0
+    local rows, too_long = preprocess.by_batches(out, a.preprocessing_batch_size, function(part)
+      return preprocess.pack(part, cutoff, pad)
+    end)
+    return rows, dropped + (too_long or 0)
   end
   return out, dropped
 end

@@ -52,7 +52,8 @@ function M.supervised(pairs, opts)
     total = total + ls + lt
     local src_label
     if opts.train_on_prompt then src_label = src
-    elseif opts.efficient_eos and i ~= 1 then
+    elseif opts.efficient_eos and k ~= 1 then
+      -- k counts turns in processing order (last turn first under mask_history), as LlamaFactory's turn_idx
       src_label = fill(ls, M.IGNORE)
       if ls > 0 then src_label[1] = opts.eos_id end
     else src_label = fill(ls, M.IGNORE) end
@@ -103,16 +104,20 @@ function M.knapsack(lengths, capacity)
   return bins
 end
 
--- Packs encoded examples ({input_ids, labels}) into rows of exactly `cutoff`
--- tokens with per-example position ids (restarting at 0) and segment ids
--- (1, 2, ...; 0 for padding). Examples longer than cutoff are dropped.
-function M.pack(examples, cutoff, pad_id)
+-- Packs encoded examples ({input_ids, labels}) as LlamaFactory's
+-- PackedSupervisedDatasetProcessor: examples longer than `capacity` are dropped,
+-- the rest go into knapsacks of `capacity` tokens, and every row is padded to
+-- capacity + 1 tokens (LlamaFactory lowers cutoff_len by one when packing, so
+-- rows come out cutoff_len long). Per-example position ids restart at 0;
+-- segment ids are 1, 2, ... (0 for padding), which is neat_packing's attention
+-- mask. Returns rows and the number of dropped examples.
+function M.pack(examples, capacity, pad_id)
   local lengths, keep = {}, {}
   for _, ex in ipairs(examples) do
-    if #ex.input_ids <= cutoff then keep[#keep + 1] = ex; lengths[#lengths + 1] = #ex.input_ids end
+    if #ex.input_ids <= capacity then keep[#keep + 1] = ex; lengths[#lengths + 1] = #ex.input_ids end
   end
   local rows = {}
-  for _, bin in ipairs(M.knapsack(lengths, cutoff)) do
+  for _, bin in ipairs(M.knapsack(lengths, capacity)) do
     local ids, labels, pos, seg = {}, {}, {}, {}
     for s, i in ipairs(bin) do
       local ex = keep[i]
@@ -121,7 +126,7 @@ function M.pack(examples, cutoff, pad_id)
         pos[#pos + 1] = k - 1; seg[#seg + 1] = s
       end
     end
-    for _ = #ids + 1, cutoff do
+    for _ = #ids + 1, capacity + 1 do
       ids[#ids + 1] = pad_id; labels[#labels + 1] = M.IGNORE; pos[#pos + 1] = 0; seg[#seg + 1] = 0
     end
     rows[#rows + 1] = {input_ids = ids, labels = labels, position_ids = pos, segments = seg}
@@ -129,21 +134,69 @@ function M.pack(examples, cutoff, pad_id)
   return rows, #examples - #keep
 end
 
+-- LlamaFactory runs its processors through datasets.map in batches of
+-- preprocessing_batch_size (1000): packing, pretraining chunks and the KTO
+-- KL rotation all happen inside one batch. fn(list) -> list (, count);
+-- results are concatenated, counts summed.
+function M.by_batches(list, size, fn)
+  size = size or 1000
+  if #list <= size then return fn(list) end
+  local out, total = {}, 0
+  for b = 1, #list, size do
+    local part = {}
+    for i = b, math.min(#list, b + size - 1) do part[#part + 1] = list[i] end
+    local r, n = fn(part)
+    append(out, r)
+    total = total + (n or 0)
+  end
+  return out, total
+end
+
 -- Pretraining: texts (already tokenized, each followed by EOS) concatenated and
--- cut into blocks of cutoff; the remainder is dropped; a BOS-adding tokenizer
--- gets BOS as the first token of every block.
-function M.pretrain_chunks(token_lists, cutoff, bos_id)
+-- cut into blocks of `block` tokens; the remainder is dropped; a BOS-adding
+-- tokenizer gets BOS as the first token of every block.
+function M.pretrain_chunks(token_lists, block, bos_id)
   local all = {}
   for _, ids in ipairs(token_lists) do append(all, ids) end
   local blocks = {}
-  local n = floor(#all / cutoff)
+  local n = floor(#all / block)
   for b = 0, n - 1 do
     local blk = {}
-    for k = 1, cutoff do blk[k] = all[b * cutoff + k] end
+    for k = 1, block do blk[k] = all[b * block + k] end
     if bos_id then blk[1] = bos_id end
     blocks[#blocks + 1] = {input_ids = blk, labels = blk}
   end
   return blocks
+end
+
+-- The template as LlamaFactory's get_template_and_fix_tokenizer leaves it for
+-- these arguments (enable_thinking / preserve_thinking only reach reasoning
+-- templates; default_system and tool_format any template).
+function M.data_template(tpl, a)
+  local changes, any = {}, false
+  if tpl.template_class == "reasoning" then
+    if a.enable_thinking ~= nil and (a.enable_thinking and true or false) ~= tpl.enable_thinking then
+      changes.enable_thinking = a.enable_thinking and true or false; any = true
+    end
+    if a.preserve_thinking ~= nil and (a.preserve_thinking and true or false) ~= tpl.preserve_thinking then
+      changes.preserve_thinking = a.preserve_thinking and true or false; any = true
+    end
+  end
+  if a.default_system and a.default_system ~= tpl.default_system then changes.default_system = a.default_system; any = true end
+  if a.tool_format then changes.tool_format = a.tool_format; any = true end
+  if any then return tpl:with(changes) end
+  return tpl
+end
+
+-- The EOS id the template makes the tokenizer use (fix_special_tokens: a
+-- replace_eos template's first stop word).
+function M.eos_id(tok, tpl)
+  if tpl.replace_eos then
+    local id = tok:token_to_id(tpl:eos_token())
+    if id == nil then error("preprocess: the tokenizer has no token " .. tpl:eos_token() .. " (the template's EOS)", 0) end
+    return id
+  end
+  return tok.eos_id
 end
 
 -- Pairwise: prompt ids shared; chosen/rejected get the same target budget.
@@ -163,22 +216,23 @@ function M.pairwise(prompt, chosen, rejected, opts)
   return row(c), row(r)
 end
 
--- KTO: each example plus a KL pair pairing its prompt with the previous
--- example's response (responses rotated by one over the list).
+-- KTO (FeedbackDatasetProcessor): encoded = {{prompt=ids, response=ids,
+-- kl_prompt=ids, kl_response=ids, kto_tag=bool}, ...} where the kl_* pair is the
+-- prompt with the previous example's answer (the caller builds it, because the
+-- template encodes prompt and answer together); both truncated independently.
 function M.kto(encoded, opts)
   local out = {}
-  local n = #encoded
+  local function build(prompt, resp)
+    if opts.efficient_eos then resp = {unpack(resp)}; resp[#resp + 1] = opts.eos_id end
+    local ls, lt = M.infer_seqlen(#prompt, #resp, opts.cutoff_len)
+    local ids, labels = head(prompt, ls), fill(ls, M.IGNORE)
+    local r = head(resp, lt)
+    append(ids, r); append(labels, r)
+    return ids, labels
+  end
   for i, ex in ipairs(encoded) do
-    local prev = encoded[(i - 2) % n + 1]
-    local function build(prompt, resp)
-      local ls, lt = M.infer_seqlen(#prompt, #resp, opts.cutoff_len)
-      local ids, labels = head(prompt, ls), fill(ls, M.IGNORE)
-      local r = head(resp, lt)
-      append(ids, r); append(labels, r)
-      return ids, labels
-    end
     local ids, labels = build(ex.prompt, ex.response)
-    local kids, klabels = build(ex.prompt, prev.response)
+    local kids, klabels = build(ex.kl_prompt, ex.kl_response)
     out[i] = {input_ids = ids, labels = labels, kl_input_ids = kids, kl_labels = klabels, kto_tag = ex.kto_tag}
   end
   return out

@@ -242,14 +242,14 @@ function M.run(a, hooks)
   local tpl = lfl.template.get(a.template or "empty")
   if a.default_system then tpl = tpl:with({default_system = a.default_system}) end
   local approach = require("recipes.approaches." .. a.stage)
-  local data = lfl.data.load(a)
   local ctx = {tokenizer = tok, template = tpl, args = a}
-  local train_set, dropped = approach.prepare(data.train, ctx)
-  local eval_set = data.eval and approach.prepare(data.eval, ctx) or nil
+  -- tokenized rows from the dataset cache when nothing that shapes them changed
+  local data = require("lfl.dataset_cache").prepare(a, ctx, approach, {tokenizer_path = model.path})
+  local train_set, eval_set = data.train, data.eval
   if #train_set == 0 then error("trainer: no training examples after preprocessing", 0) end
-  print(fmt("[lfl] model %s loaded in %.1fs; %d training examples (%s)%s", tostring(model),
+  print(fmt("[lfl] model %s loaded in %.1fs; %d training examples (%s)%s%s", tostring(model),
     lfl.sys.clock() - t_load, #train_set, lfl.data.summary(data.stats),
-    eval_set and fmt(", %d eval", #eval_set) or ""))
+    eval_set and fmt(", %d eval", #eval_set) or "", data.cached and "; tokenized data from the cache" or ""))
 
   local names, params, groups = M.setup_method(model, a)
   local n_train = 0

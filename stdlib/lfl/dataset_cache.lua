@@ -1,0 +1,309 @@
+-- Tokenized-dataset cache: what approach.prepare made of the datasets (train
+-- and eval rows, dropped count, load stats) stored as one safetensors file,
+-- <LFL_CACHE or ~/.cache/lfl>/datasets/<sha256>.safetensors, so a second run
+-- with the same inputs skips loading, aligning and tokenizing. The key hashes
+-- everything that changes the result: the datasets' descriptions and files
+-- (path, size, mtime), the template's definition, the tokenizer files'
+-- contents, the preprocessing arguments and the Lua sources of the pipeline.
+-- Each list field of the rows (input_ids, labels, position_ids, chosen_*, ...)
+-- is stored as flat i32 values + i64 offsets; scalar fields (kto_tag) as one
+-- value per row. lfl.safetensors.save writes a temp file and renames it, so a
+-- crash never leaves a file that looks complete; a file whose metadata does not
+-- carry the expected key is ignored and rebuilt.
+--
+--   local dc = require "lfl.dataset_cache"
+--   local r = dc.prepare(args, ctx, approach, {tokenizer_path = path})
+--   -- r.train, r.eval, r.dropped, r.stats, r.cached (true when read from disk), r.path
+local lfl = lfl
+local C = assert(lfl._tokcache, "lfl.dataset_cache: the C bridge is missing")
+local fmt, concat = string.format, table.concat
+
+local M = {}
+M.VERSION = 1
+
+-- arguments that change what preprocessing produces
+M.ARG_KEYS = {"stage", "template", "dataset", "eval_dataset", "dataset_dir", "cutoff_len", "train_on_prompt",
+  "mask_history", "packing", "neat_packing", "tool_format", "default_system", "enable_thinking", "preserve_thinking",
+  "max_samples", "val_size", "seed", "mix_strategy", "interleave_probs", "preprocessing_batch_size", "strict",
+  "eval_on_each_dataset"}
+
+-- sources whose code shapes the rows (a change invalidates old caches)
+M.SOURCES = {"stdlib/lfl/data.lua", "stdlib/lfl/preprocess.lua", "stdlib/lfl/template.lua", "stdlib/lfl/tools.lua",
+  "stdlib/lfl/pyjson.lua", "stdlib/lfl/dataset_cache.lua"}
+
+function M.dir()
+  local base = os.getenv("LFL_CACHE")
+  if not base or base == "" then base = (os.getenv("HOME") or "/tmp") .. "/.cache/lfl" end
+  return base .. "/datasets"
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function file_stamp(path)
+  local ok, size, mtime = pcall(C.stat, path)
+  if not ok then return path .. ":missing" end
+  return fmt("%s:%d:%d", path, size, mtime)
+end
+
+-- sha256 of a file's content; big files (tokenizer.json is ~10 MB) remember
+-- theirs under <cache>/datasets/hashes/, keyed by path + size + mtime
+local memo = {}
+local function file_hash(path)
+  local stamp = file_stamp(path)
+  if memo[stamp] then return memo[stamp] end
+  local ok, size = pcall(C.stat, path)
+  if not ok then return "missing" end
+  local side
+  if size > 1000000 then
+    side = M.dir() .. "/hashes/" .. C.sha256(stamp)
+    local h = read_file(side)
+    if h and #h == 64 then memo[stamp] = h; return h end
+  end
+  local s = read_file(path)
+  if not s then return "missing" end
+  local h = C.sha256(s)
+  memo[stamp] = h
+  if side then
+    os.execute(fmt("mkdir -p '%s/hashes'", (M.dir():gsub("'", "'\\''"))))
+    local tmp = side .. ".tmp." .. tostring(os.time()) .. tostring(math.random(1e9))
+    local f = io.open(tmp, "wb")
+    if f then f:write(h); f:close(); os.rename(tmp, side) end
+  end
+  return h
+end
+
+-- deterministic text of a Lua value (sorted keys; functions by name only,
+-- slot markers by their text; cycles cut)
+local function serialize(v, out, seen)
+  local tv = type(v)
+  if tv == "table" then
+    if seen[v] then out[#out + 1] = "<cycle>"; return end
+    seen[v] = true
+    local mt = getmetatable(v)
+    if mt and mt.__tostring and mt.__name == "slot marker" then out[#out + 1] = tostring(v); seen[v] = nil; return end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b)
+      local ta, tb = type(a), type(b)
+      if ta ~= tb then return ta < tb end
+      if ta == "number" or ta == "string" then return a < b end
+      return tostring(a) < tostring(b)
+    end)
+    out[#out + 1] = "{"
+    for _, k in ipairs(keys) do
+      out[#out + 1] = tostring(k)
+      out[#out + 1] = "="
+      serialize(v[k], out, seen)
+      out[#out + 1] = ","
+    end
+    out[#out + 1] = "}"
+    seen[v] = nil
+  elseif tv == "function" then
+    out[#out + 1] = "<function>"
+  elseif tv == "string" then
+    out[#out + 1] = fmt("%q", v)
+  else
+    out[#out + 1] = tostring(v)
+  end
+end
+
+local function text_of(v)
+  local out = {}
+  serialize(v, out, {})
+  return concat(out)
+end
+M.serialize = text_of
+
+local function dataset_names(v)
+  if v == nil then return {} end
+  if type(v) == "table" then return v end
+  local t = {}
+  for n in tostring(v):gmatch("[^,%s]+") do t[#t + 1] = n end
+  return t
+end
+
+-- what identifies one dataset: its description and its files
+local function dataset_part(name, a)
+  local ok, attr = pcall(lfl.data.describe, name, a.dataset_dir, a.datasets)
+  if not ok then return "dataset " .. name .. ": " .. tostring(attr) end
+  local parts = {"dataset " .. name, text_of(attr)}
+  if attr.records then
+    parts[#parts + 1] = C.sha256(lfl.json.encode(attr.records))
+  elseif attr.load_from == "file_name" then
+    local path = attr.source:sub(1, 1) == "/" and attr.source or (attr.dir .. "/" .. attr.source)
+    local okf, files = pcall(lfl.data.collect_files, path, attr)
+    if okf then for _, f in ipairs(files) do parts[#parts + 1] = file_stamp(f) end
+    else parts[#parts + 1] = "files: " .. tostring(files) end
+  end
+  if attr.mapper or attr.where:match("%.lua$") then
+    local src = package.searchpath("recipes.datasets." .. name, package.path)
+    if src then parts[#parts + 1] = file_hash(src) end
+  end
+  return concat(parts, "\n")
+end
+
+-- the tokenizer files: a folder's tokenizer.json (+ tokenizer_config.json), a
+-- tokenizer.json, or (too big to hash) a GGUF's path, size and mtime
+local function tokenizer_part(path)
+  if not path then return "tokenizer: unknown" end
+  local kind = lfl._hub and lfl._hub.path_kind(path)
+  if kind == "directory" then
+    return "tokenizer " .. file_hash(path .. "/tokenizer.json") .. " " .. file_hash(path .. "/tokenizer_config.json")
+  elseif path:match("%.json$") then
+    return "tokenizer " .. file_hash(path)
+  end
+  return "tokenizer " .. file_stamp(path)
+end
+
+-- cache key (hex sha256) for these arguments, approach and template
+function M.key(a, ctx, approach, opts)
+  opts = opts or {}
+  local parts = {"lfl dataset cache v" .. M.VERSION, "approach " .. tostring(approach.name or a.stage)}
+  for _, k in ipairs(M.ARG_KEYS) do parts[#parts + 1] = k .. "=" .. text_of(a[k]) end
+  for _, name in ipairs(dataset_names(a.dataset)) do parts[#parts + 1] = dataset_part(name, a) end
+  for _, name in ipairs(dataset_names(a.eval_dataset)) do parts[#parts + 1] = "eval " .. dataset_part(name, a) end
+  parts[#parts + 1] = "template " .. text_of(ctx.template)
+  parts[#parts + 1] = tokenizer_part(opts.tokenizer_path)
+  local home = lfl.home or "."
+  for _, src in ipairs(M.SOURCES) do parts[#parts + 1] = src .. " " .. file_hash(home .. "/" .. src) end
+  local asrc = package.searchpath("recipes.approaches." .. tostring(approach.name or a.stage), package.path)
+  if asrc then parts[#parts + 1] = "approach source " .. file_hash(asrc) end
+  if opts.extra then parts[#parts + 1] = text_of(opts.extra) end
+  return C.sha256(concat(parts, "\n"))
+end
+
+-- ---------------------------------------------------------------- storing
+
+-- the fields of a split's rows: name -> "list" | "bool" | "number"; aliases
+-- (labels that are the very same table as input_ids) -> name of the original
+local function fields_of(rows)
+  local kinds, alias = {}, {}
+  local first = rows[1]
+  if not first then return kinds, alias end
+  for k, v in pairs(first) do
+    if type(v) == "table" then kinds[k] = "list"
+    elseif type(v) == "boolean" then kinds[k] = "bool"
+    elseif type(v) == "number" then kinds[k] = "number"
+    else error(fmt("dataset_cache: row field '%s' is a %s (lists, booleans and numbers can be cached)", k, type(v)), 0) end
+  end
+  for k in pairs(kinds) do
+    for k2 in pairs(kinds) do
+      if k ~= k2 and not alias[k2] and kinds[k] == "list" and kinds[k2] == "list" and rawequal(first[k], first[k2]) then
+        local all = true
+        for _, r in ipairs(rows) do if not rawequal(r[k], r[k2]) then all = false; break end end
+        if all and k > k2 then alias[k] = k2 end
+      end
+    end
+  end
+  for k in pairs(alias) do kinds[k] = nil end
+  return kinds, alias
+end
+
+local function put_split(tensors, meta, split, rows)
+  local kinds, alias = fields_of(rows)
+  meta[split] = {n = #rows, fields = kinds, alias = alias}
+  for k, kind in pairs(kinds) do
+    local col = {}
+    if kind == "list" then
+      for i, r in ipairs(rows) do
+        local v = r[k]
+        if type(v) ~= "table" then error(fmt("dataset_cache: %s row %d: field '%s' is not a list", split, i, k), 0) end
+        col[i] = v
+      end
+      local values, offsets = C.pack(col, "i32")
+      tensors[split .. "." .. k .. ".values"] = values
+      tensors[split .. "." .. k .. ".offsets"] = offsets
+    else
+      for i, r in ipairs(rows) do
+        local v = r[k]
+        if kind == "bool" then col[i] = v and 1 or 0 else col[i] = v or 0 end
+      end
+      tensors[split .. "." .. k .. ".scalar"] = lfl.tensor(#col > 0 and col or {0}, "i64")
+    end
+  end
+end
+
+local function get_split(tensors, m, split)
+  local rows = {}
+  for i = 1, m.n do rows[i] = {} end
+  for k, kind in pairs(m.fields) do
+    if kind == "list" then
+      local lists = C.unpack(tensors[split .. "." .. k .. ".values"], tensors[split .. "." .. k .. ".offsets"])
+      for i = 1, m.n do rows[i][k] = lists[i] end
+    else
+      local vals = C.unpack(tensors[split .. "." .. k .. ".scalar"],
+        lfl.tensor({0, m.n}, "i64"))[1]
+      for i = 1, m.n do
+        if kind == "bool" then rows[i][k] = vals[i] ~= 0 else rows[i][k] = vals[i] end
+      end
+    end
+  end
+  for k, orig in pairs(m.alias) do
+    for i = 1, m.n do rows[i][k] = rows[i][orig] end
+  end
+  return rows
+end
+
+-- writes result {train, eval, dropped, stats} under key; returns the path
+function M.save(key, result)
+  local dir = M.dir()
+  os.execute(fmt("mkdir -p '%s'", (dir:gsub("'", "'\\''"))))
+  local tensors, meta = {}, {version = M.VERSION, key = key, dropped = result.dropped or 0, stats = result.stats}
+  put_split(tensors, meta, "train", result.train)
+  if result.eval then put_split(tensors, meta, "eval", result.eval) end
+  if next(tensors) == nil then tensors["empty.scalar"] = lfl.tensor({0}, "i64") end
+  local path = dir .. "/" .. key .. ".safetensors"
+  -- lfl.safetensors.save writes <path>.tmp.<pid> and renames it into place
+  lfl.safetensors.save(path, tensors, {lfl_dataset_cache = lfl.json.encode(meta)})
+  return path
+end
+
+-- reads the cache for key; nil (and why) when absent or not usable
+function M.load(key)
+  local path = M.dir() .. "/" .. key .. ".safetensors"
+  local f = io.open(path, "rb")
+  if not f then return nil, "absent" end
+  f:close()
+  local ok, tensors, meta = pcall(lfl.safetensors.load, path)
+  if not ok then return nil, tostring(tensors) end
+  local okm, m = pcall(lfl.json.decode, meta and meta.lfl_dataset_cache or "")
+  if not okm or type(m) ~= "table" or m.key ~= key or m.version ~= M.VERSION then
+    return nil, path .. ": not a dataset cache for this key"
+  end
+  local okr, res = pcall(function()
+    return {train = get_split(tensors, m.train, "train"), eval = m.eval and get_split(tensors, m.eval, "eval") or nil,
+            dropped = m.dropped, stats = m.stats, path = path}
+  end)
+  if not okr then return nil, path .. ": " .. tostring(res) end
+  return res
+end
+
+-- the trainer's entry point: cached rows when the key matches (unless
+-- a.overwrite_cache), else load + prepare + store. opts.tokenizer_path: what
+-- the tokenizer was loaded from; opts.no_cache: do not read or write.
+function M.prepare(a, ctx, approach, opts)
+  opts = opts or {}
+  local key = (not opts.no_cache) and M.key(a, ctx, approach, opts) or nil
+  if key and not a.overwrite_cache then
+    local res = M.load(key)
+    if res then res.cached = true; res.key = key; return res end
+  end
+  local data = lfl.data.load(a)
+  local train, dropped = approach.prepare(data.train, ctx)
+  local eval = data.eval and approach.prepare(data.eval, ctx) or nil
+  local res = {train = train, eval = eval, dropped = dropped or 0, stats = data.stats, cached = false, key = key}
+  if key and #train > 0 then
+    local ok, path = pcall(M.save, key, res)
+    if ok then res.path = path
+    else io.stderr:write("[lfl] warning: could not write the dataset cache: " .. tostring(path) .. "\n") end
+  end
+  return res
+end
+
+return M

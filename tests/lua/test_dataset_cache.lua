@@ -1,0 +1,160 @@
+-- Tokenized-dataset cache: a second prepare with the same inputs reads the
+-- safetensors file (much faster, identical rows), a change of template,
+-- tokenizer, cutoff_len or dataset file rebuilds, overwrite_cache forces a
+-- rebuild, a corrupt or foreign file is ignored; the C pack/unpack helpers.
+local t = lfl.test
+local dc = require("lfl.dataset_cache")
+local sft = require("recipes.approaches.sft")
+local pt = require("recipes.approaches.pt")
+local pw = require("recipes.approaches.pairwise_data")
+
+local toks = lfl.home .. "/../shared/data/tokenizers/"
+local tmp = os.tmpname()
+os.remove(tmp)
+os.execute("mkdir -p '" .. tmp .. "/data' '" .. tmp .. "/cache'")
+-- point the cache at a scratch folder (LFL_CACHE is read through os.getenv)
+local real_getenv = os.getenv
+os.getenv = function(k) if k == "LFL_CACHE" then return tmp .. "/cache" end return real_getenv(k) end
+
+local function write(name, s) local f = assert(io.open(tmp .. "/data/" .. name, "wb")); f:write(s); f:close() end
+local function read(path) local f = assert(io.open(path, "rb")); local s = f:read("*a"); f:close(); return s end
+
+-- ~2000 alpaca examples: recipes/data/alpaca_demo.json repeated with a counter
+local demo = lfl.json.decode(read(lfl.home .. "/recipes/data/alpaca_demo.json"))
+local recs = {}
+for i = 1, 2000 do
+  local r = demo[(i - 1) % #demo + 1]
+  recs[i] = {instruction = r.instruction .. " #" .. i, input = r.input or "", output = r.output}
+end
+write("big.json", lfl.json.encode(recs))
+write("dataset_info.json", [[{"big": {"file_name": "big.json"}, "pref": {"file_name": "pref.json", "ranking": true,
+  "columns": {"prompt": "instruction", "chosen": "chosen", "rejected": "rejected"}},
+  "kto": {"file_name": "kto.json", "columns": {"prompt": "instruction", "response": "output", "kto_tag": "tag"}}}]])
+write("pref.json", [=[[{"instruction": "a?", "chosen": "yes", "rejected": "no"}, {"instruction": "b?", "chosen": "x", "rejected": "yy"}]]=])
+write("kto.json", [=[[{"instruction": "a?", "output": "yes", "tag": true}, {"instruction": "b?", "output": "no", "tag": false}]]=])
+
+local tok3 = lfl.tokenizer.load(toks .. "llama3")
+
+local function args(over)
+  local a = {stage = "sft", template = "llama3", dataset = "big", dataset_dir = tmp .. "/data", cutoff_len = 256,
+             preprocessing_batch_size = 1000, enable_thinking = true, val_size = 0.05, seed = 42}
+  for k, v in pairs(over or {}) do a[k] = v end
+  return a
+end
+
+local function ctx(a, tok) return {tokenizer = tok or tok3, template = lfl.template.get(a.template), args = a} end
+
+local function same_rows(x, y)
+  t.assert_eq(#x, #y)
+  for i = 1, #x do
+    for k, v in pairs(x[i]) do
+      if type(v) == "table" then
+        t.assert_eq(#v, #y[i][k], "row " .. i .. " " .. k)
+        for j = 1, #v do if v[j] ~= y[i][k][j] then error(("row %d %s[%d]: %s vs %s"):format(i, k, j, v[j], y[i][k][j]), 0) end end
+      else
+        t.assert_eq(v, y[i][k], "row " .. i .. " " .. k)
+      end
+    end
+  end
+end
+
+t.suite("dataset_cache", {
+  pack_unpack = function()
+    local v, o = lfl._tokcache.pack({{1, 2, 3}, {}, {-100, 2147483647}}, "i32")
+    t.assert_eq(v:numel(), 5); t.assert_eq(o:numel(), 4)
+    local back = lfl._tokcache.unpack(v, o)
+    t.assert_eq(#back, 3); t.assert_eq(#back[2], 0)
+    t.assert_eq(back[3][1], -100); t.assert_eq(back[3][2], 2147483647)
+    t.assert_error(function() lfl._tokcache.pack({{1, "x"}}) end, "not a number")
+    t.assert_eq(lfl._tokcache.sha256("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+  end,
+
+  reuse_and_rebuild = function()
+    local a = args()
+    local t0 = lfl.sys.clock()
+    local r1 = dc.prepare(a, ctx(a), sft, {tokenizer_path = toks .. "llama3"})
+    local first = lfl.sys.clock() - t0
+    t.assert(not r1.cached, "first run builds")
+    t.assert(r1.path and io.open(r1.path) ~= nil, "cache file written")
+    t.assert_eq(#r1.train + #r1.eval, 2000)
+    t0 = lfl.sys.clock()
+    local r2 = dc.prepare(a, ctx(a), sft, {tokenizer_path = toks .. "llama3"})
+    local second = lfl.sys.clock() - t0
+    t.assert(r2.cached, "second run reads the cache")
+    same_rows(r1.train, r2.train)
+    same_rows(r1.eval, r2.eval)
+    t.assert_eq(r2.stats.kept, r1.stats.kept)
+    print(("      first prepare %.3fs, cached %.3fs (%.1fx)"):format(first, second, first / second))
+    t.assert(second * 3 < first, ("cached prepare not much faster: %.3fs vs %.3fs"):format(second, first))
+    -- no temp file left behind
+    local p = io.popen("ls '" .. tmp .. "/cache/datasets'")
+    for name in p:lines() do t.assert(name == "hashes" or name:match("^%x+%.safetensors$"), "unexpected file " .. name) end
+    p:close()
+    -- what must rebuild
+    local k0 = dc.key(a, ctx(a), sft, {tokenizer_path = toks .. "llama3"})
+    t.assert_eq(k0, r1.key)
+    local a2 = args({cutoff_len = 128})
+    t.assert(dc.key(a2, ctx(a2), sft, {tokenizer_path = toks .. "llama3"}) ~= k0, "cutoff_len changes the key")
+    local a3 = args({template = "default"})
+    t.assert(dc.key(a3, ctx(a3), sft, {tokenizer_path = toks .. "llama3"}) ~= k0, "template changes the key")
+    t.assert(dc.key(a, ctx(a), sft, {tokenizer_path = toks .. "qwen3"}) ~= k0, "tokenizer changes the key")
+    local a4 = args({mask_history = true})
+    t.assert(dc.key(a4, ctx(a4), sft, {tokenizer_path = toks .. "llama3"}) ~= k0, "mask_history changes the key")
+    t.assert(dc.key(a, ctx(a), pt, {tokenizer_path = toks .. "llama3"}) ~= k0, "approach changes the key")
+    -- a changed template definition (same name) changes the key
+    local c5 = ctx(a); c5.template = c5.template:with({default_system = "Be terse."})
+    t.assert(dc.key(a, c5, sft, {tokenizer_path = toks .. "llama3"}) ~= k0, "template definition changes the key")
+    -- dataset file touched: size/mtime differ -> rebuild with the new content
+    recs[1].output = "changed answer"
+    write("big.json", lfl.json.encode(recs))
+    t.assert(dc.key(a, ctx(a), sft, {tokenizer_path = toks .. "llama3"}) ~= k0, "dataset file changes the key")
+    local r3 = dc.prepare(a, ctx(a), sft, {tokenizer_path = toks .. "llama3"})
+    t.assert(not r3.cached, "changed data rebuilds")
+    -- overwrite_cache forces a rebuild
+    local r4 = dc.prepare(args({overwrite_cache = true}), ctx(a), sft, {tokenizer_path = toks .. "llama3"})
+    t.assert(not r4.cached, "overwrite_cache rebuilds")
+  end,
+
+  corrupt_file_is_ignored = function()
+    local a = args({cutoff_len = 64, dataset = "big", max_samples = 50, val_size = 0})
+    local c = ctx(a)
+    local key = dc.key(a, c, sft, {tokenizer_path = toks .. "llama3"})
+    local path = dc.dir() .. "/" .. key .. ".safetensors"
+    os.execute("mkdir -p '" .. dc.dir() .. "'")
+    local f = assert(io.open(path, "wb")); f:write("garbage"); f:close()
+    local r = dc.prepare(a, c, sft, {tokenizer_path = toks .. "llama3"})
+    t.assert(not r.cached, "garbage is not taken as a cache")
+    t.assert_eq(#r.train, 50)
+    local again = dc.prepare(a, c, sft, {tokenizer_path = toks .. "llama3"})
+    t.assert(again.cached)
+    same_rows(r.train, again.train)
+  end,
+
+  packed_pairwise_kto_rows = function()
+    local a = args({packing = true, max_samples = 300, val_size = 0, cutoff_len = 512})
+    local r1 = dc.prepare(a, ctx(a), sft, {tokenizer_path = toks .. "llama3"})
+    local r2 = dc.prepare(a, ctx(a), sft, {tokenizer_path = toks .. "llama3"})
+    t.assert(r2.cached); same_rows(r1.train, r2.train)
+    t.assert(r2.train[1].segments and r2.train[1].position_ids, "packed fields kept")
+    local ap = args({stage = "rm", dataset = "pref", val_size = 0})
+    local p1 = dc.prepare(ap, ctx(ap), {name = "rm", prepare = pw.prepare_pairwise}, {tokenizer_path = toks .. "llama3"})
+    local p2 = dc.prepare(ap, ctx(ap), {name = "rm", prepare = pw.prepare_pairwise}, {tokenizer_path = toks .. "llama3"})
+    t.assert(p2.cached); same_rows(p1.train, p2.train)
+    local ak = args({stage = "kto", dataset = "kto", val_size = 0})
+    local q1 = dc.prepare(ak, ctx(ak), {name = "kto", prepare = pw.prepare_kto}, {tokenizer_path = toks .. "llama3"})
+    local q2 = dc.prepare(ak, ctx(ak), {name = "kto", prepare = pw.prepare_kto}, {tokenizer_path = toks .. "llama3"})
+    t.assert(q2.cached); same_rows(q1.train, q2.train)
+    t.assert_eq(q2.train[2].kto_tag, false)
+    -- pretraining rows share one list for input_ids and labels; the cache keeps that
+    local apt = args({stage = "pt", dataset = "big", packing = true, val_size = 0, max_samples = 100})
+    local x1 = dc.prepare(apt, ctx(apt), pt, {tokenizer_path = toks .. "llama3"})
+    local x2 = dc.prepare(apt, ctx(apt), pt, {tokenizer_path = toks .. "llama3"})
+    t.assert(x2.cached); same_rows(x1.train, x2.train)
+    t.assert(rawequal(x2.train[1].input_ids, x2.train[1].labels))
+  end,
+})
+
+local ok = t.run()
+os.getenv = real_getenv
+os.execute("rm -rf '" .. tmp .. "'")
+return ok
