@@ -42,7 +42,7 @@ M.DEFAULTS = {
   save_total_limit = NIL, eval_strategy = "no", eval_steps = NIL, bf16 = false, fp16 = false, optim = "adamw_torch",
   seed = 42, resume_from_checkpoint = NIL, report_to = "none", save_only_model = false, ddp_timeout = NIL,
   dataloader_num_workers = 0, predict_with_generate = false, generation_max_length = NIL,
-  save_strategy = "steps", logging_strategy = "steps", run_name = NIL, threads = NIL,
+  save_strategy = "steps", logging_strategy = "steps", run_name = NIL, threads = NIL, disable_tqdm = false,
   -- generation
   do_sample = true, temperature = 0.95, top_p = 0.7, top_k = 50, num_beams = 1, max_length = 1024,
   max_new_tokens = 1024, repetition_penalty = 1.0, length_penalty = 1.0, skip_special_tokens = true,

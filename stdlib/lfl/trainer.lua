@@ -286,7 +286,7 @@ function M.run(a, hooks)
   local log_path = out .. "/trainer_log.jsonl"
   if not resume then os.remove(log_path) end
   local logf = io.open(log_path, "a")
-  local prog = M.progress(total, a.quiet)
+  local prog = M.progress(total, a.disable_tqdm)
   local t0 = lfl.sys.clock()
   local tokens, window_tokens, window_t0 = 0, 0, lfl.sys.clock()
   local loss_acc, loss_n = 0, 0
@@ -335,7 +335,7 @@ function M.run(a, hooks)
           logf:flush()
           st.log_history[#st.log_history + 1] = {step = st.global_step, loss = info.loss, learning_rate = info.lr,
                                                  grad_norm = gnorm, epoch = st.epoch_float}
-          if not prog.tty or a.quiet then
+          if not prog.tty or a.disable_tqdm then
             print(fmt("[lfl] step %d/%d loss %.4f lr %.3e grad_norm %.3f %.0f tok/s", st.global_step, total,
               info.loss, info.lr, gnorm, info.tps))
           end

@@ -15,7 +15,7 @@ local function base(over)
   local a = {model_name_or_path = model, stage = "sft", dataset = "alpaca_demo", template = "smollm",
     cutoff_len = 48, max_samples = 4, per_device_train_batch_size = 2, max_steps = 20, logging_steps = 1,
     save_steps = 1000, learning_rate = 1e-3, lr_scheduler_type = "constant", overwrite_output_dir = true,
-    output_dir = tmp .. "/run", quiet = true, seed = 7}
+    output_dir = tmp .. "/run", disable_tqdm = true, seed = 7}
   for k, v in pairs(over or {}) do a[k] = v end
   return a
 end
@@ -31,7 +31,6 @@ end
 
 local function run(over)
   local a = lfl.args.resolve(base(over), {}, "test")
-  a.quiet = true
   local res = lfl.trainer.run(a)
   return losses(a.output_dir), res
 end
@@ -66,7 +65,6 @@ suite.resume_after_sigkill = function()
   local f = assert(io.open(script, "w"))
   f:write(string.format([[
 local a = lfl.args.resolve(%s, {}, "child")
-a.quiet = true
 lfl.trainer.run(a, {on_step = function(st) if st.global_step == 12 then os.execute("kill -9 " .. lfl.sys.pid()) end end})
 ]], "{" .. (function()
     local parts = {}
