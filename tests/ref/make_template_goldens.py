@@ -556,6 +556,7 @@ EXTRA["x_hermes_tools"] = r"""{%- macro json_to_python_type(json_spec) %}
 {%- endif %}
 """
 
+# identical to the chat_template in SmolLM2-135M-Instruct's GGUF (checked by hand)
 EXTRA["x_smollm2"] = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
     "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
