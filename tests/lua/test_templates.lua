@@ -341,6 +341,15 @@ t.suite("template", {
     t.assert_eq(resp[2], 2, "EOS id after the answer")
   end,
 
+  tool_format_override = function()
+    -- data_args.tool_format: function slots become {{content}} + EOS, tools use the new format
+    local q = T.get("qwen"):with{tool_format = "llama3"}
+    local turns = q:encode_multiturn({{role = "user", content = "x"},
+      {role = "function", content = '{"name": "f", "arguments": {"a": 1}}'}})
+    t.assert_eq(T.join(turns[1][2], {eos_token = "<E>"}), '{"name": "f", "parameters": {"a": 1}}<E>')
+    t.assert_eq(T.get("qwen").format_function.tool_format, "qwen", "the registered template is unchanged")
+  end,
+
   extract_tool_calls = function()
     local calls = T.get("qwen"):extract_tool('<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool_call>')
     t.assert_eq(calls[1].name, "f")
