@@ -2922,11 +2922,73 @@ function M.apply_chat_template(template, messages, opts)
   for i, m in ipairs(messages) do chat[i] = normalize_message(m) end
   local vars = {}
   for k, v in pairs(opts) do vars[k] = v end
+  vars.continue_final_message = nil
   vars.messages = J.list(chat)
   if vars.tools == nil then vars.tools = null end
   if vars.documents == nil then vars.documents = null end
   vars.add_generation_prompt = opts.add_generation_prompt and truthy(opts.add_generation_prompt) or false
-  return template:render(vars)
+  -- continue_final_message: render the last message open-ended (assistant prefill)
+  local cfm = opts.continue_final_message
+  if not cfm then return template:render(vars) end
+  if vars.add_generation_prompt then
+    error("apply_chat_template: continue_final_message and add_generation_prompt are not compatible", 2)
+  end
+  local field = type(cfm) == "string" and cfm or "content"
+  local last = chat[#chat]
+  local final = last[field]
+  if final == nil then
+    error(fmt('apply_chat_template: continue_final_message is set but the final message has no "%s" to continue', field), 2)
+  end
+  local fields = {field}
+  local is_reasoning = false
+  for _, r in ipairs(reasoning_fields) do if r == field then is_reasoning = true end end
+  if is_reasoning then
+    fields = {}
+    for _, r in ipairs(reasoning_fields) do if last[r] ~= nil and eq(last[r], final) then fields[#fields + 1] = r end end
+  end
+  local src = template.source or ""
+  local mentioned = false
+  for _, f in ipairs(fields) do if find(src, f, 1, true) then mentioned = true end end
+  if not mentioned then
+    error(fmt('apply_chat_template: continue_final_message is set to "%s" but this is not an accepted field in the chat_template', field), 2)
+  end
+  local TAG = "CONTINUE_FINAL_MESSAGE_TAG "
+  local copy = J.copy(last)
+  chat[#chat] = copy
+  if type(final) == "table" then
+    local done = false
+    for i = #final, 1, -1 do
+      local block = final[i]
+      if type(block) == "table" and type(block.text) == "string" then
+        local nb = J.copy(block)
+        local nf = J.copy(final)
+        final = block.text
+        nb.text = block.text .. TAG
+        nf[i] = nb
+        copy[field] = nf
+        done = true
+        break
+      end
+    end
+    if not done then error("apply_chat_template: continue_final_message is set but there is no text to continue", 2) end
+  else
+    for _, f in ipairs(fields) do copy[f] = tostr(copy[f]) .. TAG end
+  end
+  local out = template:render(vars)
+  local tag = strip_impl(TAG, nil, true, true)
+  local fs = strip_impl(tostr(final), nil, true, true)
+  if not find(out, fs, 1, true) or not find(out, tag, 1, true) then
+    error("apply_chat_template: continue_final_message is set but the final message does not appear in the chat "
+      .. "after applying the chat template", 2)
+  end
+  local loc, p = nil, 0
+  while true do
+    p = find(out, tag, p + 1, true)
+    if not p then break end
+    loc = p
+  end
+  if sub(out, loc, loc + #TAG - 1) == TAG then return sub(out, 1, loc - 1) end
+  return strip_impl(sub(out, 1, loc - 1), nil, false, true)
 end
 
 return M

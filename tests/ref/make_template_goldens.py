@@ -428,6 +428,135 @@ EXTRA["x_qwen25"] = r"""{%- if tools %}
 {%- endif %}
 """
 
+EXTRA["x_hermes_tools"] = r"""{%- macro json_to_python_type(json_spec) %}
+{%- set basic_type_map = {
+    "string": "str",
+    "number": "float",
+    "integer": "int",
+    "boolean": "bool"
+} %}
+
+{%- if basic_type_map[json_spec.type] is defined %}
+    {{- basic_type_map[json_spec.type] }}
+{%- elif json_spec.type == "array" %}
+    {{- "list[" +  json_to_python_type(json_spec|items) + "]"}}
+{%- elif json_spec.type == "object" %}
+    {%- if json_spec.additionalProperties is defined %}
+        {{- "dict[str, " + json_to_python_type(json_spec.additionalProperties) + ']'}}
+    {%- else %}
+        {{- "dict" }}
+    {%- endif %}
+{%- elif json_spec.type is iterable %}
+    {{- "Union[" }}
+    {%- for t in json_spec.type %}
+      {{- json_to_python_type({"type": t}) }}
+      {%- if not loop.last %}
+        {{- "," }}
+    {%- endif %}
+    {%- endfor %}
+    {{- "]" }}
+{%- else %}
+    {{- "Any" }}
+{%- endif %}
+{%- endmacro %}
+
+{{- bos_token }}
+{%- if tools %}
+{{- '<|im_start|>system\n' }}
+{{- "You are a function calling AI model. You are provided with function signatures within <tools></tools> XML tags. " }}
+{{- "<tools>\n" }}
+{%- for tool in tools %}
+    {%- if tool.function is defined %}
+        {%- set tool = tool.function %}
+    {%- endif %}
+    {{- '{"type": "function", "function": ' }}
+    {{- '{"name": "' + tool.name + '", ' }}
+    {{- '"description": "' + tool.name + '(' }}
+    {%- for param_name, param_fields in tool.parameters.properties|items %}
+        {{- param_name + ": " + json_to_python_type(param_fields) }}
+        {%- if not loop.last %}
+            {{- ", " }}
+        {%- endif %}
+    {%- endfor %}
+    {{- ")" }}
+    {%- if tool.return is defined %}
+        {{- " -> " + json_to_python_type(tool.return) }}
+    {%- endif %}
+    {{- " - " + tool.description + "\n\n" }}
+    {%- for param_name, param_fields in tool.parameters.properties|items %}
+        {%- if loop.first %}
+            {{- "    Args:\n" }}
+        {%- endif %}
+        {{- "        " + param_name + "(" + json_to_python_type(param_fields) + "): " + param_fields.description|trim }}
+    {%- endfor %}
+    {%- if tool.return is defined and tool.return.description is defined %}
+        {{- "\n    Returns:\n        " + tool.return.description }}
+    {%- endif %}
+    {{- '"' }}
+    {{- ', "parameters": ' }}
+    {%- if tool.parameters.properties | length == 0 %}
+        {{- "{}" }}
+    {%- else %}
+        {{- tool.parameters|tojson }}
+    {%- endif %}
+    {{- "}" }}
+    {%- if not loop.last %}
+        {{- "\n" }}
+    {%- endif %}
+{%- endfor %}
+{{- " </tools><|im_end|>\n" }}
+{%- endif %}
+{%- for message in messages %}
+    {%- if message.role == "user" or message.role == "system" or (message.role == "assistant" and message.tool_calls is not defined) %}
+        {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}
+    {%- elif message.role == "assistant" %}
+        {{- '<|im_start|>' + message.role }}
+    {%- for tool_call in message.tool_calls %}
+       {{- '\n<tool_call>\n' }}
+           {%- if tool_call.function is defined %}
+                {%- set tool_call = tool_call.function %}
+           {%- endif %}
+           {{- '{' }}
+           {{- '"name": "' }}
+           {{- tool_call.name }}
+           {{- '"' }}
+           {{- ', '}}
+           {%- if tool_call.arguments is defined %}
+                {{- '"arguments": ' }}
+                {%- if tool_call.arguments is string %}
+                    {{- tool_call.arguments }}
+                {%- else %}
+                    {{- tool_call.arguments|tojson }}
+                {%- endif %}
+            {%- endif %}
+             {{- '}' }}
+            {{- '\n</tool_call>' }}
+    {%- endfor %}
+        {{- '<|im_end|>\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if loop.previtem and loop.previtem.role != "tool" %}
+            {{- '<|im_start|>tool\n' }}
+        {%- endif %}
+        {{- '<tool_response>\n' }}
+        {{- message.content }}
+        {%- if not loop.last %}
+            {{- '\n</tool_response>\n' }}
+        {%- else %}
+            {{- '\n</tool_response>' }}
+        {%- endif %}
+        {%- if not loop.last and loop.nextitem.role != "tool" %}
+            {{- '<|im_end|>' }}
+        {%- elif loop.last %}
+            {{- '<|im_end|>' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+{%- endif %}
+"""
+
+# identical to the chat_template in SmolLM2-135M-Instruct's GGUF (checked by hand)
 EXTRA["x_smollm2"] = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
     "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
@@ -482,21 +611,23 @@ def render_cases(tok, template):
         variants = [{}, {"enable_thinking": True}, {"enable_thinking": False}]
     cases = []
     for conv_name, conv in CONVERSATIONS.items():
-        for agp in (False, True):
-            for kw in variants:
-                case = {"conv": conv_name, "add_generation_prompt": agp, "kwargs": kw}
-                try:
-                    case["out"] = tok.apply_chat_template(
-                        conv["messages"],
-                        tools=conv.get("tools"),
-                        tokenize=False,
-                        add_generation_prompt=agp,
-                        chat_template=template,
-                        **kw,
-                    )
-                except Exception as e:  # noqa: BLE001 - the error itself is the golden
-                    case["error"] = f"{type(e).__name__}: {e}"
-                cases.append(case)
+        runs = [(agp, kw) for agp in (False, True) for kw in variants]
+        if conv["messages"][-1]["role"] == "assistant":  # assistant prefill
+            runs.append((False, {"continue_final_message": True}))
+        for agp, kw in runs:
+            case = {"conv": conv_name, "add_generation_prompt": agp, "kwargs": kw}
+            try:
+                case["out"] = tok.apply_chat_template(
+                    conv["messages"],
+                    tools=conv.get("tools"),
+                    tokenize=False,
+                    add_generation_prompt=agp,
+                    chat_template=template,
+                    **kw,
+                )
+            except Exception as e:  # noqa: BLE001 - the error itself is the golden
+                case["error"] = f"{type(e).__name__}: {e}"
+            cases.append(case)
     return cases
 
 
@@ -633,6 +764,36 @@ FEATURES = [
     ("{{ bos_token ~ 'x' ~ eos_token }}", {"bos_token": "<s>", "eos_token": "</s>"}),
     # unicode
     ("{{ 'ﾃｽﾄ' ~ '｜' }} {{ '<｜User｜>'|length }} {{ '😀😀'[1] }}", {}),
+    # idioms seen in real chat templates
+    ("{% for message in messages if message.role != 'system' %}{{ message.role }}{% endfor %}", {"messages": MSGS}),
+    ("{% for m in messages %}{% if loop.index is divisibleby 2 %}{{ m.role }}{% endif %}{% endfor %}", {"messages": MSGS}),
+    ("{{ content | selectattr('type', 'equalto', 'text') | map(attribute='text') | join('\\n') }}",
+     {"content": [{"type": "text", "text": "a"}, {"type": "image"}, {"type": "text", "text": "b"}]}),
+    ("{% if tools is iterable and tools | length > 0 %}T{% else %}F{% endif %}{% if t2 is not none and t2 %}T{% endif %}",
+     {"tools": [1], "t2": None}),
+    ("{% set content = message.content | default('', true) %}[{{ content }}]", {"message": {"content": None}}),
+    ("{% set ns = namespace(items=[]) %}{% for x in [1,2,3] %}{% set ns.items = ns.items + [x * 2] %}{% endfor %}{{ ns.items }}", {}),
+    ("{% for k, v in d|items %}{{ k }}:{{ v }} {% endfor %}", {"d": {"b": 1, "a": [1, 2]}}),
+    ("{{ x.strip() if x is string else x }}|{{ y.strip() if y is string else y }}", {"x": " s ", "y": 3}),
+    ("{{ messages|selectattr('role', 'in', ['user', 'assistant'])|map(attribute='content')|list }}", {"messages": MSGS}),
+    ("{%- for m in messages -%}\n  {{- m.content -}}\n  {{- '\\n' if not loop.last -}}\n{%- endfor -%}", {"messages": MSGS}),
+    ("\t{% if true %}\n\tx\n\t{% endif %}\n  \t{#- c -#}\n  y", {}),
+    ("{{ messages[0]['content'][0]['text'] }} {{ (messages|first).content[0].type }}",
+     {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}),
+    ("{{ tool_calls | tojson }}", {"tool_calls": [{"id": "1", "type": "function",
+                                                   "function": {"name": "f", "arguments": {"a": [1, {"b": None}]}}}]}),
+    ("{%- macro render_tool(t) -%}\n  <{{ t.name }}>\n{%- endmacro -%}\n{%- for t in tools %}{{ render_tool(t) }}{% endfor %}",
+     {"tools": [{"name": "a"}, {"name": "b"}]}),
+    ("{% set reasoning = m.reasoning_content if m.reasoning_content is defined else '' %}[{{ reasoning }}]"
+     "{% if m.content is string and '</think>' in m.content %}{{ m.content.split('</think>')[0].split('<think>')[-1].strip() }}{% endif %}",
+     {"m": {"content": "<think>\n deep \n</think>\nok"}}),
+    ("{{ '\"' ~ key ~ '\": ' ~ val | tojson }}", {"key": "k", "val": [1, "two"]}),
+    ("{{ 1 if x else 2 if y else 3 }} {{ (x or y) and 'a' or 'b' }}", {"x": 0, "y": 0}),
+    ("{{ [1, 2, 3][-1] }} {{ 'abc'[-5:] }} {{ (range(5)|list)[::2] }} {{ (1, 2, 3)[1:] }}", {}),
+    ("{{ {'a': 1, 'b': 2} | length }} {{ {'a': 1}['a'] }} {{ {1: 'int key'}[1] }}", {}),
+    ("{{ 3 // 2 * 2 }} {{ 2 ** -1 }} {{ 7.5 // 2 }} {{ 7 % 2.5 }} {{ -0.0 }} {{ 1e-7 }} {{ 12345678901234 }}", {}),
+    ("{{ '%d%%' % 50 }} {{ '%x' % 255 }} {{ '%r' % 'q' }} {{ '%(a)s-%(b)s' % {'a': 1, 'b': 2} }}", {}),
+    ("{{ 'a' < 'b' < 'c' }} {{ [1, 2] < [1, 3] }} {{ (1, 2) == [1, 2] }} {{ none == none }} {{ x == y }}", {}),
     # errors (the golden records that jinja2 raises)
     ("{{ undefined_var.attr }}", {}),
     ("{{ undefined_var + 'x' }}", {}),
