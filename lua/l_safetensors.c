@@ -62,6 +62,7 @@ static int l_save(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 3); /* metadata stays at 3 (nil when not given) */
     /* sorted names via table.sort for a deterministic file */
     lua_newtable(L);
     int names_idx = lua_gettop(L), n = 0;

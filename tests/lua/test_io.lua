@@ -32,6 +32,9 @@ t.suite("safetensors", {
     local n = 0
     for i = 8, 1, -1 do n = n * 256 + s:byte(i) end
     t.assert_eq(n % 8, 0)
+    lfl.safetensors.save(tmp, {z = lfl.zeros(2)}) -- no metadata argument
+    t.assert_eq(lfl.safetensors.load(tmp).z:numel(), 2)
+    lfl.safetensors.save(tmp, {a = a, b = b, h = lfl.randn(2):to("bf16")}, {step = "7"})
     local h = lfl.safetensors.header(tmp)
     t.assert_eq(h.a.dtype, "f32"); t.assert_eq(h.a.shape[1], 4)
   end,
