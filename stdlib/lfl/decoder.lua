@@ -143,8 +143,11 @@ local function linear(m, x, base)
   return y
 end
 
--- One decoder layer: x [B, T, H] -> [B, T, H]
-local function layer(m, l, x, cos, sin, segments)
+-- One decoder layer: x [B, T, H] -> [B, T, H]. With a KV cache (generation),
+-- this step's rotated keys and values are appended to the layer's cached ones
+-- and the queries attend over all of them (the attention's offset S - T puts
+-- them after the cached keys, so causal and window masks stay right).
+local function layer(m, l, x, cos, sin, segments, cache)
   local a = m.arch
   local p = "model.layers." .. (l - 1) .. "."
   local sz = x:size()
@@ -172,6 +175,14 @@ local function layer(m, l, x, cos, sin, segments)
   q = lfl.rope(q:transpose(2, 3), cos, sin)
   k = lfl.rope(k:transpose(2, 3), cos, sin)
   v = v:transpose(2, 3)
+  if cache then
+    local c = cache.layers[l]
+    if c then
+      k = lfl.cat({c.k, k}, 3)
+      v = lfl.cat({c.v, v}, 3)
+    end
+    cache.layers[l] = {k = k, v = v}
+  end
   local o = lfl.attention(q, k, v, {causal = true, scale = a.scale, window = a.window[l],
                                     softcap = a.attn_softcap, segments = segments})
   o = o:transpose(2, 3):reshape(B, T, Hq * D)
@@ -199,8 +210,10 @@ end
 -- exposed for benchmarks and tests of a single block
 M.layer_for_bench = function(m, l, x, cos, sin, segments) return layer(m, l, x, cos, sin, segments) end
 
-local function default_positions(B, T)
-  local pos = lfl.arange(T, "i64"):view(1, T):expand(B, T):contiguous()
+local function default_positions(B, T, start)
+  local pos = lfl.arange(T, "i64")
+  if start and start > 0 then pos = pos + start end
+  pos = pos:view(1, T):expand(B, T):contiguous()
   return pos
 end
 
@@ -218,13 +231,20 @@ function M.trainable_layers(m)
   return out
 end
 
+-- A KV cache for generation: pass it as opts.cache to forward/hidden; each
+-- call appends its keys/values per layer and advances len (positions start at
+-- len). One cache holds one batch of equal-length rows.
+function M.new_cache() return {layers = {}, len = 0} end
+
 -- Hidden states after the final norm: [B, T, H]
 function M.hidden(m, ids, opts)
   local a = m.arch
   local sz = ids:size()
   local B, T = sz[1], sz[2]
-  local pos = opts.position_ids or default_positions(B, T)
-  local inv, att = rope.inv_freq(m.config, a.head_dim, T)
+  local cache = opts.cache
+  local past = cache and cache.len or 0
+  local pos = opts.position_ids or default_positions(B, T, past)
+  local inv, att = rope.inv_freq(m.config, a.head_dim, past + T)
   local cos, sin = rope.cos_sin(inv, att, pos, a.head_dim)
   local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)
   if a.embed_scale then x = x * lfl.tensor(sqrt(a.hidden)):_at(1) end
@@ -235,9 +255,11 @@ function M.hidden(m, ids, opts)
       -- recorded even when x needs no grad: the layer's own weights do
       x = lfl.checkpoint_trainable(function(h) return layer(m, l, h, cos, sin, opts.segments) end, x)
     else
-      x = layer(m, l, x, cos, sin, opts.segments)
+      x = layer(m, l, x, cos, sin, opts.segments, cache)
     end
   end
+  if cache then cache.len = past + T end
+  if opts.last_only then x = x:narrow(2, T, 1) end
   return norm(m, x, "model.norm.weight")
 end
 
