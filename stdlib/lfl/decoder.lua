@@ -143,6 +143,22 @@ local function linear(m, x, base)
   return y
 end
 
+-- One query over cached keys (decoding): plain GEMMs, as the tiled attention
+-- kernel pads a single query to a full tile. q [B, Hq, 1, D], k/v [B, Hk, S, D];
+-- the query is the newest position, so the causal mask hides nothing and a
+-- window keeps the last w keys.
+local function decode_attention(q, k, v, scale, window, softcap)
+  local sz = q:size()
+  local B, Hq, D = sz[1], sz[2], sz[4]
+  local Hk, S = k:size(2), k:size(3)
+  if window and window > 0 and S > window then
+    k, v = k:narrow(3, S - window + 1, window), v:narrow(3, S - window + 1, window)
+  end
+  local s = lfl.matmul(q:reshape(B, Hk, Hq / Hk, D), k:transpose(3, 4)) * scale
+  if softcap then s = (s * (1 / softcap)):tanh() * softcap end
+  return lfl.matmul(s:softmax(4), v):reshape(B, Hq, 1, D)
+end
+
 -- One decoder layer: x [B, T, H] -> [B, T, H]. With a KV cache (generation),
 -- this step's rotated keys and values are appended to the layer's cached ones
 -- and the queries attend over all of them (the attention's offset S - T puts
@@ -176,15 +192,31 @@ local function layer(m, l, x, cos, sin, segments, cache)
   k = lfl.rope(k:transpose(2, 3), cos, sin)
   v = v:transpose(2, 3)
   if cache then
+    -- per-layer buffers [B, Hk, cap, D] grown by doubling; this step's k/v
+    -- are copied in at the cache length and the filled part is used
+    local past, need = cache.len, cache.len + T
     local c = cache.layers[l]
-    if c then
-      k = lfl.cat({c.k, k}, 3)
-      v = lfl.cat({c.v, v}, 3)
+    if not c or c.cap < need then
+      local cap = math.max(need, 2 * (c and c.cap or 0), 16)
+      local nk, nv = lfl.zeros(B, Hk, cap, D):to(k:dtype()), lfl.zeros(B, Hk, cap, D):to(v:dtype())
+      if c and past > 0 then
+        nk:narrow(3, 1, past):copy_(c.k:narrow(3, 1, past))
+        nv:narrow(3, 1, past):copy_(c.v:narrow(3, 1, past))
+      end
+      c = {k = nk, v = nv, cap = cap}
+      cache.layers[l] = c
     end
-    cache.layers[l] = {k = k, v = v}
+    c.k:narrow(3, past + 1, T):copy_(k)
+    c.v:narrow(3, past + 1, T):copy_(v)
+    k, v = c.k:narrow(3, 1, need), c.v:narrow(3, 1, need)
   end
-  local o = lfl.attention(q, k, v, {causal = true, scale = a.scale, window = a.window[l],
-                                    softcap = a.attn_softcap, segments = segments})
+  local o
+  if cache and T == 1 and not segments then
+    o = decode_attention(q, k, v, a.scale, a.window[l], a.attn_softcap)
+  else
+    o = lfl.attention(q, k, v, {causal = true, scale = a.scale, window = a.window[l],
+                                softcap = a.attn_softcap, segments = segments})
+  end
   o = o:transpose(2, 3):reshape(B, T, Hq * D)
   o = linear(m, o, p .. "self_attn.o_proj")
   if a.post_norms then o = norm(m, o, p .. "post_attention_layernorm.weight") end
