@@ -90,7 +90,10 @@ function M.generate(model, ids, opts)
     require("lfl.peft").set_enabled(model, opts.adapter)
   end
   local states = {}
-  local ok, err = pcall(lfl.no_grad, function()
+  -- grad mode switched by hand rather than through lfl.no_grad (a C call), so
+  -- a streaming caller may yield from on_token inside a coroutine
+  local grad = lfl.set_grad_enabled(false)
+  local ok, err = pcall(function()
     for b, s in ipairs(seqs) do
       local st = new_state(s)
       states[b] = st
@@ -121,6 +124,7 @@ function M.generate(model, ids, opts)
       end
     end
   end)
+  lfl.set_grad_enabled(grad)
   if restore ~= nil then model.lora.enabled = restore end
   if not ok then error(err, 0) end
   if not batch then return states[1].out, states[1].reason end

@@ -164,6 +164,22 @@ t.suite("generate_unit", {
     local _, r2 = gen.reply(m, tok, tpl, msgs, {max_new_tokens = 20, on_text = function() n = n + 1; return n < 2 end})
     t.assert_eq(r2, "cancelled")
   end,
+  lfl_chat_text_and_stream = function()
+    if not have_smol() then return end
+    local m, tok = load_smol()
+    local msgs = {{role = "user", content = "What is the capital of France?"}}
+    local o = {tokenizer = tok, template = "chatml", temperature = 0, max_new_tokens = 10}
+    local text, reason, usage = lfl.chat(m, msgs, o)
+    t.assert(text:find("Paris", 1, true), text)
+    t.assert_eq(usage.completion_tokens, #tok:encode(text, {add_special_tokens = false}))
+    t.assert_eq(reason, "stop")
+    o.stream = true
+    local parts = {}
+    for d in lfl.chat(m, msgs, o) do parts[#parts + 1] = d end
+    t.assert(#parts > 1, "streamed in pieces")
+    t.assert_eq(table.concat(parts), text)
+    t.assert(lfl.is_grad_enabled(), "grad mode restored")
+  end,
 })
 
 t.run()
