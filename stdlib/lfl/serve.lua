@@ -124,7 +124,7 @@ end
 function M.parse_request(body, max_new_default)
   local ok, req = pcall(lfl.json.decode, body, "request body")
   if not ok then reject(400, "invalid JSON: " .. tostring(req), nil, "invalid_json") end
-  if type(req) ~= "table" or req[1] ~= nil then reject(400, "the request body must be a JSON object") end
+  if type(req) ~= "table" or not body:match("^%s*{") then reject(400, "the request body must be a JSON object") end
   for k in pairs(req) do
     if not FIELDS[k] then reject(400, fmt("unknown field '%s'", tostring(k)), tostring(k), "unknown_field") end
   end
@@ -172,6 +172,7 @@ end
 
 local Server = {}
 Server.__index = Server
+M._Server = Server -- for tests
 
 -- opts: model, tokenizer, template, host ("127.0.0.1"), port (8000), api_key,
 -- model_name ("gpt-3.5-turbo" as LlamaFactory), max_queue (16), max_body (1 MiB),
