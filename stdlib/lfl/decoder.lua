@@ -143,8 +143,27 @@ local function linear(m, x, base)
   return y
 end
 
--- One decoder layer: x [B, T, H] -> [B, T, H]
-local function layer(m, l, x, cos, sin, segments)
+-- One query over cached keys (decoding): plain GEMMs, as the tiled attention
+-- kernel pads a single query to a full tile. q [B, Hq, 1, D], k/v [B, Hk, S, D];
+-- the query is the newest position, so the causal mask hides nothing and a
+-- window keeps the last w keys.
+local function decode_attention(q, k, v, scale, window, softcap)
+  local sz = q:size()
+  local B, Hq, D = sz[1], sz[2], sz[4]
+  local Hk, S = k:size(2), k:size(3)
+  if window and window > 0 and S > window then
+    k, v = k:narrow(3, S - window + 1, window), v:narrow(3, S - window + 1, window)
+  end
+  local s = lfl.matmul(q:reshape(B, Hk, Hq / Hk, D), k:transpose(3, 4)) * scale
+  if softcap then s = (s * (1 / softcap)):tanh() * softcap end
+  return lfl.matmul(s:softmax(4), v):reshape(B, Hq, 1, D)
+end
+
+-- One decoder layer: x [B, T, H] -> [B, T, H]. With a KV cache (generation),
+-- this step's rotated keys and values are appended to the layer's cached ones
+-- and the queries attend over all of them (the attention's offset S - T puts
+-- them after the cached keys, so causal and window masks stay right).
+local function layer(m, l, x, cos, sin, segments, cache)
   local a = m.arch
   local p = "model.layers." .. (l - 1) .. "."
   local sz = x:size()
@@ -172,8 +191,32 @@ local function layer(m, l, x, cos, sin, segments)
   q = lfl.rope(q:transpose(2, 3), cos, sin)
   k = lfl.rope(k:transpose(2, 3), cos, sin)
   v = v:transpose(2, 3)
-  local o = lfl.attention(q, k, v, {causal = true, scale = a.scale, window = a.window[l],
-                                    softcap = a.attn_softcap, segments = segments})
+  if cache then
+    -- per-layer buffers [B, Hk, cap, D] grown by doubling; this step's k/v
+    -- are copied in at the cache length and the filled part is used
+    local past, need = cache.len, cache.len + T
+    local c = cache.layers[l]
+    if not c or c.cap < need then
+      local cap = math.max(need, 2 * (c and c.cap or 0), 16)
+      local nk, nv = lfl.zeros(B, Hk, cap, D):to(k:dtype()), lfl.zeros(B, Hk, cap, D):to(v:dtype())
+      if c and past > 0 then
+        nk:narrow(3, 1, past):copy_(c.k:narrow(3, 1, past))
+        nv:narrow(3, 1, past):copy_(c.v:narrow(3, 1, past))
+      end
+      c = {k = nk, v = nv, cap = cap}
+      cache.layers[l] = c
+    end
+    c.k:narrow(3, past + 1, T):copy_(k)
+    c.v:narrow(3, past + 1, T):copy_(v)
+    k, v = c.k:narrow(3, 1, need), c.v:narrow(3, 1, need)
+  end
+  local o
+  if cache and T == 1 and not segments then
+    o = decode_attention(q, k, v, a.scale, a.window[l], a.attn_softcap)
+  else
+    o = lfl.attention(q, k, v, {causal = true, scale = a.scale, window = a.window[l],
+                                softcap = a.attn_softcap, segments = segments})
+  end
   o = o:transpose(2, 3):reshape(B, T, Hq * D)
   o = linear(m, o, p .. "self_attn.o_proj")
   if a.post_norms then o = norm(m, o, p .. "post_attention_layernorm.weight") end
@@ -199,8 +242,10 @@ end
 -- exposed for benchmarks and tests of a single block
 M.layer_for_bench = function(m, l, x, cos, sin, segments) return layer(m, l, x, cos, sin, segments) end
 
-local function default_positions(B, T)
-  local pos = lfl.arange(T, "i64"):view(1, T):expand(B, T):contiguous()
+local function default_positions(B, T, start)
+  local pos = lfl.arange(T, "i64")
+  if start and start > 0 then pos = pos + start end
+  pos = pos:view(1, T):expand(B, T):contiguous()
   return pos
 end
 
@@ -218,13 +263,20 @@ function M.trainable_layers(m)
   return out
 end
 
+-- A KV cache for generation: pass it as opts.cache to forward/hidden; each
+-- call appends its keys/values per layer and advances len (positions start at
+-- len). One cache holds one batch of equal-length rows.
+function M.new_cache() return {layers = {}, len = 0} end
+
 -- Hidden states after the final norm: [B, T, H]
 function M.hidden(m, ids, opts)
   local a = m.arch
   local sz = ids:size()
   local B, T = sz[1], sz[2]
-  local pos = opts.position_ids or default_positions(B, T)
-  local inv, att = rope.inv_freq(m.config, a.head_dim, T)
+  local cache = opts.cache
+  local past = cache and cache.len or 0
+  local pos = opts.position_ids or default_positions(B, T, past)
+  local inv, att = rope.inv_freq(m.config, a.head_dim, past + T)
   local cos, sin = rope.cos_sin(inv, att, pos, a.head_dim)
   local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)
   if a.embed_scale then x = x * lfl.tensor(sqrt(a.hidden)):_at(1) end
@@ -235,9 +287,11 @@ function M.hidden(m, ids, opts)
       -- recorded even when x needs no grad: the layer's own weights do
       x = lfl.checkpoint_trainable(function(h) return layer(m, l, h, cos, sin, opts.segments) end, x)
     else
-      x = layer(m, l, x, cos, sin, opts.segments)
+      x = layer(m, l, x, cos, sin, opts.segments, cache)
     end
   end
+  if cache then cache.len = past + T end
+  if opts.last_only then x = x:narrow(2, T, 1) end
   return norm(m, x, "model.norm.weight")
 end
 

@@ -1,67 +1,242 @@
--- Text generation, first cut: greedy or sampled decoding that reruns the
--- forward over the whole sequence each step (no KV cache yet), stopping at
--- EOS or the template's stop words. Enough for demos and tests on short replies.
+-- Text generation with a KV cache: one prefill over the prompt, then one
+-- token per step attending over the cached keys/values (decoder opts.cache).
+-- Requests of different lengths get separate caches and are decoded in turn.
+-- Sampling (lfl.sample, C): greedy, temperature, top_k, top_p, min_p,
+-- repetition_penalty, in transformers' order; stops on EOS, the template's stop
+-- words, stop strings or max_new_tokens. Streaming goes through a callback with
+-- text deltas that never end inside a UTF-8 character.
 local lfl = lfl
+local decoder = require("lfl.decoder")
 
 local M = {}
+
+-- LlamaFactory's generating_args defaults (do_sample true)
+M.DEFAULTS = {temperature = 0.95, top_p = 0.7, top_k = 50, max_new_tokens = 1024, repetition_penalty = 1.0,
+              min_p = 0, do_sample = true}
+
+-- opts with LlamaFactory's defaults filled in where absent
+function M.with_defaults(opts)
+  local o = {}
+  for k, v in pairs(M.DEFAULTS) do o[k] = v end
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return o
+end
 
 -- prompt ids for a conversation, ending with the assistant opener
 function M.prompt_ids(tok, tpl, messages, system, tools)
   local msgs = {}
   for _, m in ipairs(messages) do msgs[#msgs + 1] = m end
   msgs[#msgs + 1] = {role = "assistant", content = ""}
-  local pairs = tpl:encode_ids(tok, msgs, system, tools)
+  local prs = tpl:encode_ids(tok, msgs, system, tools)
   local ids = {}
-  for i, p in ipairs(pairs) do
+  for i, p in ipairs(prs) do
     for _, id in ipairs(p[1]) do ids[#ids + 1] = id end
-    if i < #pairs then for _, id in ipairs(p[2]) do ids[#ids + 1] = id end end
+    if i < #prs then for _, id in ipairs(p[2]) do ids[#ids + 1] = id end end
   end
   return ids
 end
 
-local function stop_ids(tok, tpl)
+-- set of ids that end a reply: the tokenizer's EOS and the template's stop words
+function M.stop_ids(tok, tpl)
   local s = {}
-  if tok.eos_id then s[tok.eos_id] = true end
-  for _, w in ipairs(tpl.stop_words or {}) do
+  if tok and tok.eos_id then s[tok.eos_id] = true end
+  for _, w in ipairs(tpl and tpl.stop_words or {}) do
     local id = tok:token_to_id(w)
     if id then s[id] = true end
   end
   return s
 end
 
--- opts: max_new_tokens (64), temperature (0 = greedy), top_k, top_p, seed
-function M.generate(model, tok, ids, opts, stops)
-  opts = opts or {}
-  local out = {}
-  local seq = {}
-  for i, id in ipairs(ids) do seq[i] = id end
-  local temp = opts.temperature or 0
-  if opts.seed then lfl.manual_seed(opts.seed) end
-  for _ = 1, opts.max_new_tokens or 64 do
-    local logits = lfl.no_grad(function() return model:forward(lfl.tensor({seq}, "i64")) end)
-    local last = logits[1][#seq]
-    local nxt
-    if temp <= 0 then
-      nxt = lfl.argmax(last, 1):item()
-    else
-      local p = (last * (1 / temp)):softmax(1)
-      local r, acc = lfl.rand(1)[1], 0
-      nxt = p:numel() - 1
-      for i = 1, p:numel() do acc = acc + p[i]; if acc > r then nxt = i - 1; break end end
-    end
-    if stops and stops[nxt] then break end
-    out[#out + 1] = nxt
-    seq[#seq + 1] = nxt
-  end
-  return out
+local function sampling(opts)
+  local greedy = opts.do_sample == false or (opts.temperature or 0) <= 0
+  return {temperature = greedy and 0 or opts.temperature, top_k = opts.top_k, top_p = opts.top_p,
+          min_p = opts.min_p, repetition_penalty = opts.repetition_penalty}
 end
 
--- a reply to `messages` as text
-function M.chat(model, tok, tpl, messages, opts)
+-- logits of the last position as a [V] f32 row
+local function step(model, ids, cache)
+  local logits = decoder.forward(model, lfl.tensor({ids}, "i64"), {cache = cache, last_only = true})
+  return logits[1][1]
+end
+
+-- One sequence's state.
+local function new_state(ids)
+  local st = {cache = decoder.new_cache(), prev = {}, out = {}, done = false}
+  for i, id in ipairs(ids) do st.prev[i] = id end
+  return st
+end
+
+-- generate(model, ids, opts) -> new ids, finish_reason ("stop" | "length" | "cancelled")
+-- generate(model, {ids1, ids2, ...}, opts) -> {{ids, finish_reason}, ...}
+-- opts: max_new_tokens, temperature (0 or do_sample = false: greedy), top_k,
+-- top_p, min_p, repetition_penalty, seed, stop_ids (a set {[id] = true}),
+-- adapter (true/false: LoRA enabled or not for this call, unmerged adapters),
+-- on_token(id, index) (return false to stop that sequence: "cancelled").
+-- Missing sampling options mean greedy here; M.with_defaults gives LlamaFactory's.
+function M.generate(model, ids, opts)
+  opts = opts or {}
+  local batch = type(ids[1]) == "table"
+  local seqs = batch and ids or {ids}
+  for b, s in ipairs(seqs) do
+    if #s == 0 then error(string.format("generate: prompt %d is empty", b), 2) end
+  end
+  local sp = sampling(opts)
+  local maxn = opts.max_new_tokens or 64
+  local stops = opts.stop_ids or {}
+  if opts.seed then lfl.manual_seed(opts.seed) end
+  local restore
+  if opts.adapter ~= nil and model.lora then
+    restore = model.lora.enabled
+    require("lfl.peft").set_enabled(model, opts.adapter)
+  end
+  local states = {}
+  -- grad mode switched by hand rather than through lfl.no_grad (a C call), so
+  -- a streaming caller may yield from on_token inside a coroutine
+  local grad = lfl.set_grad_enabled(false)
+  local ok, err = pcall(function()
+    for b, s in ipairs(seqs) do
+      local st = new_state(s)
+      states[b] = st
+      if maxn <= 0 then st.done, st.reason = true, "length" end
+      st.row = not st.done and step(model, s, st.cache) or nil
+    end
+    local active = #seqs
+    while active > 0 do
+      active = 0
+      for b, st in ipairs(states) do
+        if not st.done then
+          local nxt = lfl.sample(st.row, sp, st.prev)
+          if stops[nxt] then
+            st.done, st.reason = true, "stop"
+          else
+            st.out[#st.out + 1] = nxt
+            st.prev[#st.prev + 1] = nxt
+            if opts.on_token and opts.on_token(nxt, b) == false then
+              st.done, st.reason = true, "cancelled"
+            elseif #st.out >= maxn then
+              st.done, st.reason = true, "length"
+            else
+              st.row = step(model, {nxt}, st.cache)
+            end
+          end
+          if st.done then st.row, st.cache = nil, nil else active = active + 1 end
+        end
+      end
+    end
+  end)
+  lfl.set_grad_enabled(grad)
+  if restore ~= nil then model.lora.enabled = restore end
+  if not ok then error(err, 0) end
+  if not batch then return states[1].out, states[1].reason end
+  local res = {}
+  for b, st in ipairs(states) do res[b] = {st.out, st.reason} end
+  return res
+end
+
+-- ---------------------------------------------------------------- streaming text
+
+local FFFD = "\239\191\189"
+
+-- An incremental detokenizer: push(id) returns the new text (possibly "")
+-- once it forms whole characters. Decodes a short window of ids (from the last
+-- emitted boundary) so SentencePiece's leading-space rules and byte-fallback
+-- tokens come out as in a full decode.
+function M.detokenizer(tok, dopts)
+  dopts = dopts or {skip_special_tokens = true}
+  local ids, prefix, read = {}, 1, 1
+  local d = {}
+  local function dec(a, b)
+    if b < a then return "" end
+    local sl = {}
+    for i = a, b do sl[#sl + 1] = ids[i] end
+    return tok:decode(sl, dopts)
+  end
+  function d.push(id)
+    ids[#ids + 1] = id
+    local old = dec(prefix, read - 1)
+    local new = dec(prefix, #ids)
+    if #new > #old and new:sub(-3) ~= FFFD and new:sub(1, #old) == old then
+      prefix, read = read, #ids + 1
+      return new:sub(#old + 1)
+    end
+    if #new > #old and new:sub(-3) ~= FFFD then
+      -- the window's earlier text changed (rare): emit nothing, move on
+      prefix, read = read, #ids + 1
+    end
+    return ""
+  end
+  -- whatever is left (an incomplete character decodes to U+FFFD as in HF)
+  function d.flush()
+    local old = dec(prefix, read - 1)
+    local new = dec(prefix, #ids)
+    prefix, read = #ids + 1, #ids + 1
+    if #new > #old then return new:sub(#old + 1) end
+    return ""
+  end
+  return d
+end
+
+-- ---------------------------------------------------------------- chat
+
+-- Generates a reply to `messages` (already templated into prompt ids).
+-- opts as generate plus: system, tools, stop (string or list of strings: the
+-- text is cut before the first), on_text(delta) for streaming (return false to
+-- stop). Returns text, finish_reason, {prompt_tokens =, completion_tokens =}.
+function M.reply(model, tok, tpl, messages, opts)
   opts = opts or {}
   local ids = M.prompt_ids(tok, tpl, messages, opts.system, opts.tools)
-  local out = M.generate(model, tok, ids, opts, stop_ids(tok, tpl))
-  return tok:decode(out, {skip_special_tokens = true})
+  local stops = opts.stop
+  if type(stops) == "string" then stops = {stops} end
+  stops = stops or {}
+  local maxstop = 0
+  for _, s in ipairs(stops) do maxstop = math.max(maxstop, #s) end
+  local det = M.detokenizer(tok)
+  local text, sent = {}, 0 -- sent: bytes of the joined text handed to on_text
+  local acc = ""
+  local stopped_by_string = false
+  local function emit(upto)
+    if opts.on_text and upto > sent then
+      local r = opts.on_text(acc:sub(sent + 1, upto))
+      sent = upto
+      return r
+    end
+    sent = math.max(sent, upto)
+  end
+  local g = {}
+  for k, v in pairs(opts) do g[k] = v end
+  g.stop_ids = M.stop_ids(tok, tpl)
+  g.on_token = function(id)
+    local delta = det.push(id)
+    if delta == "" then return true end
+    text[#text + 1] = delta
+    acc = acc .. delta
+    for _, s in ipairs(stops) do
+      local a = acc:find(s, math.max(1, sent - #s + 1), true)
+      if a then
+        acc = acc:sub(1, a - 1)
+        stopped_by_string = true
+        emit(#acc)
+        return false
+      end
+    end
+    -- hold back a tail that could still become a stop string
+    local r = emit(#acc - math.max(0, maxstop - 1))
+    if r == false then return false end
+    return true
+  end
+  local out, reason = M.generate(model, ids, g)
+  if not stopped_by_string then
+    if reason ~= "cancelled" then acc = acc .. det.flush() end
+    emit(#acc)
+  else
+    reason = "stop"
+  end
+  return acc, reason, {prompt_tokens = #ids, completion_tokens = #out}
+end
+
+-- a reply to `messages` as text (kept for recipes; greedy unless opts say otherwise)
+function M.chat(model, tok, tpl, messages, opts)
+  return (M.reply(model, tok, tpl, messages, opts))
 end
 
 return M

@@ -1,0 +1,119 @@
+-- `lfl chat --model <path|hub id> [--adapter DIR] [--template NAME] [--system "..."]`:
+-- an interactive chat in the terminal as llamafactory-cli chat: streamed
+-- replies, the history kept in the conversation, `clear` resets it, `exit`
+-- quits, Ctrl-C stops a reply without leaving. Lines are read with io.read
+-- (the REPL's readline lives in C and is not reachable from Lua), so there
+-- is no line editing beyond the terminal's own.
+local fmt = string.format
+
+local M = {help = "chat with a model in the terminal (streamed replies, history, clear, exit)"}
+
+M.usage = [[
+usage: lfl chat --model PATH|HUB_ID [options]
+  --model PATH          HF model folder, .gguf file or Hub repo id
+  --adapter DIR         a LoRA adapter (PEFT folder), applied unmerged
+  --merge               merge the adapter into the weights instead
+  --template NAME       chat template (default: the tokenizer's chat_template, else "default")
+  --system TEXT         system prompt
+  --temperature X       (0.95; 0 = greedy)   --top-p X (0.7)   --top-k N (50)
+  --min-p X (0)         --repetition-penalty X (1.0)   --max-new-tokens N (1024)
+  --seed N              sampling seed
+In the chat: `clear` removes the history, `exit` quits, Ctrl-C stops a reply.]]
+
+local NUM = {temperature = true, ["top-p"] = true, ["top-k"] = true, ["min-p"] = true,
+             ["repetition-penalty"] = true, ["max-new-tokens"] = true, seed = true}
+local STR = {model = true, adapter = true, template = true, system = true}
+
+function M.parse(args)
+  local o = {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local k, inline = a:match("^%-%-([%w%-]+)=(.*)$")
+    k = k or a:match("^%-%-([%w%-]+)$")
+    if not k then error(fmt("lfl chat: unexpected argument '%s'\n%s", a, M.usage), 0) end
+    if k == "merge" then o.merge = true
+    elseif k == "help" then o.help = true
+    elseif NUM[k] or STR[k] then
+      local v = inline
+      if v == nil then i = i + 1; v = args[i] end
+      if v == nil then error(fmt("lfl chat: --%s needs a value", k), 0) end
+      if NUM[k] then
+        local n = tonumber(v)
+        if not n then error(fmt("lfl chat: --%s expects a number, got '%s'", k, v), 0) end
+        v = n
+      end
+      o[k:gsub("%-", "_")] = v
+    else
+      error(fmt("lfl chat: unknown option --%s\n%s", k, M.usage), 0)
+    end
+    i = i + 1
+  end
+  return o
+end
+
+-- model (+ adapter) from parsed options
+function M.load(o)
+  if not o.model then error("lfl chat: --model is required\n" .. M.usage, 0) end
+  local model = lfl.model.load(o.model)
+  if o.adapter then
+    lfl.peft.load_adapter(model, o.adapter)
+    if o.merge then lfl.peft.merge(model) end
+  end
+  return model
+end
+
+function M.run(args)
+  local o = M.parse(args)
+  if o.help then print(M.usage) return 0 end
+  local model = M.load(o)
+  local chat = lfl.chat
+  local tok = chat.tokenizer(model)
+  local tpl = chat.template(model, tok, o.template)
+  -- interpreted (not JIT-compiled) loops check for Ctrl-C at every instruction
+  jit.off()
+  local gopts = {tokenizer = tok, template = tpl, system = o.system, temperature = o.temperature, top_p = o.top_p,
+                 top_k = o.top_k, min_p = o.min_p, repetition_penalty = o.repetition_penalty,
+                 max_new_tokens = o.max_new_tokens, seed = o.seed}
+  local messages = {}
+  print("Welcome to the CLI application, use `clear` to remove the history, use `exit` to exit the application.")
+  while true do
+    io.write("\nUser: ")
+    io.flush()
+    local ok, line = pcall(io.read, "*l")
+    if not ok then
+      -- Ctrl-C at the prompt: a fresh prompt
+      if not tostring(line):find("interrupted", 1, true) then error(line, 0) end
+      io.write("\n")
+    elseif line == nil then
+      io.write("\n")
+      break
+    else
+      local q = line:gsub("^%s+", ""):gsub("%s+$", "")
+      if q == "exit" then break
+      elseif q == "clear" then
+        messages = {}
+        print("History has been removed.")
+      elseif q ~= "" then
+        messages[#messages + 1] = {role = "user", content = q}
+        io.write("Assistant: ")
+        io.flush()
+        local parts = {}
+        local g = {}
+        for k, v in pairs(gopts) do g[k] = v end
+        g.on_text = function(d) parts[#parts + 1] = d; io.write(d); io.flush() end
+        local ok2, err = pcall(chat.chat, model, messages, g)
+        if not ok2 then
+          if not tostring(err):find("interrupted", 1, true) then error(err, 0) end
+          lfl.set_grad_enabled(true)
+          io.write(" [stopped]")
+        end
+        io.write("\n")
+        messages[#messages + 1] = {role = "assistant", content = table.concat(parts)}
+      end
+    end
+  end
+  return 0
+end
+
+return M

@@ -1,0 +1,185 @@
+-- Generation with the KV cache against transformers' greedy generate
+-- (tests/golden/generate, written by tests/ref/make_generate_goldens.py): the
+-- tiny random checkpoints of every architecture, one PEFT LoRA adapter
+-- (unmerged on/off and merged), batched prompts of different lengths, and
+-- SmolLM2-135M-Instruct from its GGUF. Plus the cache against a full forward,
+-- the sampler's filters and the streaming detokenizer.
+local t = lfl.test
+local gen = lfl.generate
+local root = lfl.home .. "/tests/golden/"
+local f = assert(io.open(root .. "generate/generate.json", "rb"))
+local G = lfl.json.decode(f:read("*a"))
+f:close()
+local STOP = {[G.eos] = true}
+
+local function same(got, want, what)
+  t.assert(#got == #want, string.format("%s: %d tokens, expected %d (got %s, want %s)", what, #got, #want,
+    table.concat(got, ","), table.concat(want, ",")))
+  for i = 1, #want do
+    t.assert(got[i] == want[i], string.format("%s: token %d is %d, expected %d (got %s)", what, i, got[i], want[i],
+      table.concat(got, ",")))
+  end
+end
+
+local cases = {}
+for name, wants in pairs(G.models) do
+  cases[name] = function()
+    local m = lfl.model.load(root .. "models/" .. name)
+    -- one at a time
+    for i, p in ipairs(G.prompts) do
+      local out = gen.generate(m, p, {max_new_tokens = G.new_tokens, stop_ids = STOP})
+      same(out, wants[i], name .. " prompt " .. i)
+    end
+    -- all together (separate caches, different lengths)
+    local res = gen.generate(m, G.prompts, {max_new_tokens = G.new_tokens, stop_ids = STOP})
+    for i = 1, #G.prompts do same(res[i][1], wants[i], name .. " batched prompt " .. i) end
+  end
+end
+t.suite("generate_golden", cases)
+
+t.suite("generate_lora", {
+  unmerged_switchable = function()
+    local m = lfl.model.load(root .. "models/llama")
+    lfl.peft.load_adapter(m, root .. "generate/lora_llama")
+    for i, p in ipairs(G.prompts) do
+      same(gen.generate(m, p, {max_new_tokens = G.new_tokens, stop_ids = STOP}), G.lora_llama[i], "lora " .. i)
+      same(gen.generate(m, p, {max_new_tokens = G.new_tokens, stop_ids = STOP, adapter = false}),
+        G.lora_llama_disabled[i], "lora disabled " .. i)
+    end
+    t.assert(m.lora.enabled, "adapter switch is per request")
+    same(G.lora_llama_disabled[1], G.models.llama[1], "disabled adapter = base model")
+  end,
+  merged = function()
+    local m = lfl.model.load(root .. "models/llama")
+    lfl.peft.load_adapter(m, root .. "generate/lora_llama")
+    lfl.peft.merge(m)
+    for i, p in ipairs(G.prompts) do
+      same(gen.generate(m, p, {max_new_tokens = G.new_tokens, stop_ids = STOP}), G.lora_llama[i], "merged " .. i)
+    end
+  end,
+})
+
+local smol = os.getenv("HOME") .. "/.cache/lfl/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+local function have_smol() local h = io.open(smol, "rb"); if h then h:close() end; return h ~= nil end
+local smol_model, smol_tok
+local function load_smol()
+  smol_model = smol_model or lfl.model.load(smol)
+  smol_tok = smol_tok or lfl.tokenizer.load(smol)
+  return smol_model, smol_tok
+end
+
+t.suite("generate_smollm2", {
+  gguf_greedy = function()
+    if not have_smol() then print("  (skipped: " .. smol .. " missing; run tests/fixtures.sh)"); return end
+    local m, tok = load_smol()
+    local stops = {[tok:token_to_id("<|im_end|>")] = true}
+    for i, c in ipairs(G.smollm2) do
+      same(tok:encode(c.text, {add_special_tokens = false}), c.ids, "smollm2 prompt ids " .. i)
+      local out = gen.generate(m, c.ids, {max_new_tokens = G.new_tokens, stop_ids = stops})
+      same(out, c.new, "smollm2 prompt " .. i)
+      t.assert_eq(tok:decode(out, {skip_special_tokens = true}), c.decoded)
+    end
+  end,
+})
+
+t.suite("generate_unit", {
+  cache_matches_full_forward = function()
+    local m = lfl.model.load(root .. "models/gemma2") -- window + softcaps
+    local ids = lfl.tensor({{3, 4, 5, 6, 7, 8, 9, 10, 11, 12}}, "i64")
+    lfl.no_grad(function()
+      local full = m:forward(ids)
+      local c = lfl.decoder.new_cache()
+      local outs = {m:forward(ids:narrow(2, 1, 6), {cache = c})}
+      for i = 7, 10 do outs[#outs + 1] = m:forward(ids:narrow(2, i, 1), {cache = c}) end
+      t.assert(t.max_abs_diff(full, lfl.cat(outs, 2)) < 1e-5, "cached logits differ")
+      t.assert_eq(c.len, 10)
+    end)
+  end,
+  sampler_filters = function()
+    local l = lfl.tensor({1.0, 3.0, 2.0, 0.5, 2.9})
+    t.assert_eq(lfl.sample(l, {temperature = 0}), 1)
+    -- repetition penalty divides positive logits: 3/2 = 1.5 < 2.9
+    t.assert_eq(lfl.sample(l, {temperature = 0, repetition_penalty = 2}, {1}), 4)
+    lfl.manual_seed(3)
+    local seen = {}
+    for _ = 1, 200 do seen[lfl.sample(l, {temperature = 1, top_k = 2})] = true end
+    t.assert(seen[1] and seen[4] and not seen[0] and not seen[2] and not seen[3], "top_k = 2 keeps ids 1 and 4 only")
+    seen = {}
+    for _ = 1, 200 do seen[lfl.sample(l, {temperature = 1, top_p = 0.01})] = true end
+    t.assert(seen[1] and not seen[4], "tiny top_p keeps the top token")
+    seen = {}
+    -- min_p 0.5: p(2.0)/p(3.0) = e^-1 < 0.5 dropped, p(2.9)/p(3.0) = e^-0.1 kept
+    for _ = 1, 200 do seen[lfl.sample(l, {temperature = 1, min_p = 0.5})] = true end
+    t.assert(seen[1] and seen[4] and not seen[2] and not seen[0], "min_p")
+    -- seeds reproduce
+    local function draw(seed)
+      lfl.manual_seed(seed)
+      local r = {}
+      for i = 1, 20 do r[i] = lfl.sample(l, {temperature = 2}) end
+      return table.concat(r, ",")
+    end
+    t.assert_eq(draw(5), draw(5))
+    t.assert(draw(5) ~= draw(6), "different seeds differ")
+    t.assert_error(function() lfl.sample(l, {temperature = 1, top_p = 0}) end, "top_p")
+  end,
+  seeded_sampling_reproducible = function()
+    local m = lfl.model.load(root .. "models/qwen2")
+    local o = gen.with_defaults({max_new_tokens = 12, seed = 11})
+    local a = gen.generate(m, {1, 5, 9}, o)
+    local b = gen.generate(m, {1, 5, 9}, o)
+    same(a, b, "same seed")
+    t.assert_eq(#a, 12)
+  end,
+  detokenizer_utf8 = function()
+    if not have_smol() then return end
+    local _, tok = load_smol()
+    local text = "héllo 🙂 wörld 日本語 ok"
+    local ids = tok:encode(text, {add_special_tokens = false})
+    local d = gen.detokenizer(tok)
+    local parts = {}
+    for _, id in ipairs(ids) do
+      local s = d.push(id)
+      t.assert(lfl.utf8_valid == nil or lfl.utf8_valid(s), "broken UTF-8 emitted")
+      t.assert(not s:find("\239\191\189", 1, true), "U+FFFD emitted mid-character")
+      parts[#parts + 1] = s
+    end
+    parts[#parts + 1] = d.flush()
+    t.assert_eq(table.concat(parts), text)
+  end,
+  stop_strings_and_streaming = function()
+    if not have_smol() then return end
+    local m, tok = load_smol()
+    local tpl = lfl.template.get("chatml")
+    local msgs = {{role = "user", content = "List three colors."}}
+    local full = gen.reply(m, tok, tpl, msgs, {max_new_tokens = 20})
+    t.assert(full:find("Blue", 1, true), "reference reply: " .. full)
+    local chunks = {}
+    local txt, reason = gen.reply(m, tok, tpl, msgs, {max_new_tokens = 20, stop = "Blue",
+      on_text = function(s) chunks[#chunks + 1] = s end})
+    t.assert_eq(txt, full:sub(1, full:find("Blue", 1, true) - 1))
+    t.assert_eq(table.concat(chunks), txt)
+    t.assert_eq(reason, "stop")
+    -- a callback returning false stops early
+    local n = 0
+    local _, r2 = gen.reply(m, tok, tpl, msgs, {max_new_tokens = 20, on_text = function() n = n + 1; return n < 2 end})
+    t.assert_eq(r2, "cancelled")
+  end,
+  lfl_chat_text_and_stream = function()
+    if not have_smol() then return end
+    local m, tok = load_smol()
+    local msgs = {{role = "user", content = "What is the capital of France?"}}
+    local o = {tokenizer = tok, template = "chatml", temperature = 0, max_new_tokens = 10}
+    local text, reason, usage = lfl.chat(m, msgs, o)
+    t.assert(text:find("Paris", 1, true), text)
+    t.assert_eq(usage.completion_tokens, #tok:encode(text, {add_special_tokens = false}))
+    t.assert_eq(reason, "stop")
+    o.stream = true
+    local parts = {}
+    for d in lfl.chat(m, msgs, o) do parts[#parts + 1] = d end
+    t.assert(#parts > 1, "streamed in pieces")
+    t.assert_eq(table.concat(parts), text)
+    t.assert(lfl.is_grad_enabled(), "grad mode restored")
+  end,
+})
+
+t.run()
