@@ -1,0 +1,59 @@
+-- lfl export <recipe.lua|yaml> [key=value ...] (or only key=value arguments):
+-- merges the adapters of adapter_name_or_path (comma list, in order) into the
+-- base model and writes an HF folder to export_dir in shards of export_size GB,
+-- with the base folder's tokenizer and generation files.
+local lfl = lfl
+local fmt = string.format
+
+local M = {help = "merge LoRA adapters into the base model and write an HF folder (export_dir, export_size)",
+           usage = "lfl export [recipe.lua|recipe.yaml] model_name_or_path=... adapter_name_or_path=... export_dir=..."}
+
+local TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                         "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt"}
+
+function M.export(a)
+  if not a.export_dir then error("export: export_dir is required", 0) end
+  local model = lfl.model.load(a.model_name_or_path)
+  local peft = require("lfl.peft")
+  local merged = {}
+  if a.adapter_name_or_path then
+    for dir in tostring(a.adapter_name_or_path):gmatch("[^,]+") do
+      peft.load_adapter(model, dir)
+      peft.merge(model)
+      merged[#merged + 1] = dir
+    end
+  end
+  local dir = model:save(a.export_dir, {shard_size = (a.export_size or 5) * 1e9})
+  local copied = {}
+  local src = model.path
+  if src and not src:match("%.gguf$") then
+    for _, f in ipairs(TOKENIZER_FILES) do
+      local fh = io.open(src .. "/" .. f, "rb")
+      if fh then
+        local data = fh:read("*a")
+        fh:close()
+        require("lfl.model").write_atomic(dir .. "/" .. f, data)
+        copied[#copied + 1] = f
+      end
+    end
+  end
+  return {dir = dir, merged = merged, tokenizer_files = copied}
+end
+
+function M.run(args)
+  local recipe, overrides = {}, {}
+  for _, x in ipairs(args) do
+    if x:find("=", 1, true) then overrides[#overrides + 1] = x
+    elseif next(recipe) == nil then recipe = lfl.args.load_recipe(x)
+    else error("usage: " .. M.usage, 0) end
+  end
+  recipe.do_train = false
+  local a = lfl.args.resolve(recipe, overrides, "export")
+  local r = M.export(a)
+  print(fmt("[lfl] merged %d adapter(s) into %s and wrote %s%s", #r.merged, a.model_name_or_path, r.dir,
+    #r.tokenizer_files > 0 and (" (with " .. table.concat(r.tokenizer_files, ", ") .. ")") or
+    " (no tokenizer files: the base is a GGUF file)"))
+  return 0
+end
+
+return M
