@@ -92,6 +92,47 @@ function M.main(argv)
   return type(status) == "number" and status or 0
 end
 
+-- Options of a command: "--key value", "--key=value" and bare flags. Keys may
+-- be written with - or _; the result uses _. spec = {name = "lfl chat", usage =,
+-- numbers = {...}, whole = {...} (non-negative integers), strings = {...},
+-- flags = {...}} with keys in _ form.
+function M.parse_options(spec, args)
+  local function set(list) local t = {} for _, k in ipairs(list or {}) do t[k] = true end return t end
+  local numbers, whole, strings, flags = set(spec.numbers), set(spec.whole), set(spec.strings), set(spec.flags)
+  flags.help = true
+  local o, i = {}, 1
+  while i <= #args do
+    local a = args[i]
+    local given, inline = a:match("^%-%-([%w_%-]+)=(.*)$")
+    given = given or a:match("^%-%-([%w_%-]+)$")
+    if not given then error(string.format("%s: unexpected argument '%s'\n%s", spec.name, a, spec.usage), 0) end
+    local k = given:gsub("%-", "_")
+    if flags[k] and inline == nil then
+      o[k] = true
+    elseif numbers[k] or whole[k] or strings[k] then
+      local v = inline
+      if v == nil then i = i + 1; v = args[i] end
+      if v == nil then error(string.format("%s: --%s needs a value", spec.name, given), 0) end
+      if whole[k] then
+        local n = tonumber(v)
+        if not n or n ~= math.floor(n) or n < 0 then
+          error(string.format("%s: --%s expects a whole number, got '%s'", spec.name, given, v), 0)
+        end
+        v = n
+      elseif numbers[k] then
+        local n = tonumber(v)
+        if not n then error(string.format("%s: --%s expects a number, got '%s'", spec.name, given, v), 0) end
+        v = n
+      end
+      o[k] = v
+    else
+      error(string.format("%s: unknown option --%s\n%s", spec.name, given, spec.usage), 0)
+    end
+    i = i + 1
+  end
+  return o
+end
+
 -- `lfl recipe.lua [key=value ...]` where the script returns its arguments
 function M.run_recipe(recipe, source, overrides)
   return require("lfl.cmd.train").run_table(recipe, overrides or {}, source)

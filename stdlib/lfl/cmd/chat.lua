@@ -20,36 +20,12 @@ usage: lfl chat --model PATH|HUB_ID [options]
   --seed N              sampling seed
 In the chat: `clear` removes the history, `exit` quits, Ctrl-C stops a reply.]]
 
-local NUM = {temperature = true, ["top-p"] = true, ["top-k"] = true, ["min-p"] = true,
-             ["repetition-penalty"] = true, ["max-new-tokens"] = true, seed = true}
-local STR = {model = true, adapter = true, template = true, system = true}
+local SPEC = {name = "lfl chat", usage = M.usage, flags = {"merge"},
+  numbers = {"temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens", "seed"},
+  strings = {"model", "adapter", "template", "system"}}
 
 function M.parse(args)
-  local o = {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local k, inline = a:match("^%-%-([%w%-]+)=(.*)$")
-    k = k or a:match("^%-%-([%w%-]+)$")
-    if not k then error(fmt("lfl chat: unexpected argument '%s'\n%s", a, M.usage), 0) end
-    if k == "merge" then o.merge = true
-    elseif k == "help" then o.help = true
-    elseif NUM[k] or STR[k] then
-      local v = inline
-      if v == nil then i = i + 1; v = args[i] end
-      if v == nil then error(fmt("lfl chat: --%s needs a value", k), 0) end
-      if NUM[k] then
-        local n = tonumber(v)
-        if not n then error(fmt("lfl chat: --%s expects a number, got '%s'", k, v), 0) end
-        v = n
-      end
-      o[k:gsub("%-", "_")] = v
-    else
-      error(fmt("lfl chat: unknown option --%s\n%s", k, M.usage), 0)
-    end
-    i = i + 1
-  end
-  return o
+  return require("lfl.cli").parse_options(SPEC, args)
 end
 
 -- model (+ adapter) from parsed options

@@ -15,36 +15,12 @@ usage: lfl eval --model PATH --task NAME_SPLIT [options]
   --lang en|zh          (en)              --save_dir DIR  results.json + results.log
   --predictions FILE    {"predict", "label"} JSON lines -> bleu-4, rouge-1, rouge-2, rouge-l]]
 
-local NUM = {n_shot = true, seed = true}
-local STR = {model = true, adapter = true, template = true, task = true, task_dir = true, lang = true,
-             save_dir = true, predictions = true}
+local SPEC = {name = "lfl eval", usage = M.usage,
+  whole = {"n_shot", "seed"},
+  strings = {"model", "adapter", "template", "task", "task_dir", "lang", "save_dir", "predictions"}}
 
 function M.parse(args)
-  local o = {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local k, inline = a:match("^%-%-([%w_%-]+)=(.*)$")
-    k = k or a:match("^%-%-([%w_%-]+)$")
-    if not k then error(fmt("lfl eval: unexpected argument '%s'\n%s", a, M.usage), 0) end
-    k = k:gsub("%-", "_")
-    if k == "help" then o.help = true
-    elseif NUM[k] or STR[k] then
-      local v = inline
-      if v == nil then i = i + 1; v = args[i] end
-      if v == nil then error(fmt("lfl eval: --%s needs a value", k), 0) end
-      if NUM[k] then
-        local n = tonumber(v)
-        if not n or n ~= math.floor(n) or n < 0 then error(fmt("lfl eval: --%s expects a whole number, got '%s'", k, v), 0) end
-        v = n
-      end
-      o[k] = v
-    else
-      error(fmt("lfl eval: unknown option --%s\n%s", k, M.usage), 0)
-    end
-    i = i + 1
-  end
-  return o
+  return require("lfl.cli").parse_options(SPEC, args)
 end
 
 function M.run(args)

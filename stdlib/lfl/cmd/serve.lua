@@ -18,35 +18,12 @@ usage: lfl serve --model PATH|HUB_ID [options]
   --max-new-tokens N    reply limit when a request gives no max_tokens (1024)
 Prints "listening on http://HOST:PORT" when ready; Ctrl-C stops.]]
 
-local NUM = {port = true, ["max-queue"] = true, ["max-body"] = true, ["max-new-tokens"] = true}
-local STR = {model = true, adapter = true, template = true, host = true, ["api-key"] = true, ["model-name"] = true}
+local SPEC = {name = "lfl serve", usage = M.usage, flags = {"merge"},
+  whole = {"port", "max_queue", "max_body", "max_new_tokens"},
+  strings = {"model", "adapter", "template", "host", "api_key", "model_name"}}
 
 function M.parse(args)
-  local o = {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local k, inline = a:match("^%-%-([%w%-]+)=(.*)$")
-    k = k or a:match("^%-%-([%w%-]+)$")
-    if not k then error(fmt("lfl serve: unexpected argument '%s'\n%s", a, M.usage), 0) end
-    if k == "merge" then o.merge = true
-    elseif k == "help" then o.help = true
-    elseif NUM[k] or STR[k] then
-      local v = inline
-      if v == nil then i = i + 1; v = args[i] end
-      if v == nil then error(fmt("lfl serve: --%s needs a value", k), 0) end
-      if NUM[k] then
-        local n = tonumber(v)
-        if not n or n ~= math.floor(n) or n < 0 then error(fmt("lfl serve: --%s expects a whole number, got '%s'", k, v), 0) end
-        v = n
-      end
-      o[k:gsub("%-", "_")] = v
-    else
-      error(fmt("lfl serve: unknown option --%s\n%s", k, M.usage), 0)
-    end
-    i = i + 1
-  end
-  return o
+  return require("lfl.cli").parse_options(SPEC, args)
 end
 
 function M.run(args)
