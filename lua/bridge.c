@@ -230,6 +230,16 @@ bool lfl_lua_interrupt(lua_State *L)
     return true;
 }
 
+/* Polled by long loops (generation, training) that may run as JIT-compiled
+ * code, where the hook never fires: raises "interrupted" once per Ctrl-C. */
+static int l_check_interrupt(lua_State *L)
+{
+    if (!interrupt_pending) return 0;
+    lua_sethook(L, NULL, 0, 0);
+    interrupt_pending = 0;
+    return luaL_error(L, "interrupted");
+}
+
 void lfl_lua_interrupt_clear(lua_State *L)
 {
     if (!interrupt_pending) return; /* leave the user's own debug hooks alone */
@@ -266,6 +276,8 @@ lua_State *lfl_lua_new(void)
     lua_setfield(L, -2, "home");
     lua_setglobal(L, "lfl");
     lfl_lua_tensor_open(L);
+    static const luaL_Reg sysfns[] = {{"check_interrupt", l_check_interrupt}, {NULL, NULL}};
+    lfl_lua_register_funcs(L, "sys", sysfns);
     for (int i = 0; i < n_modules; i++) modules[i].fn(L);
     /* the Lua half of the library */
     lua_getglobal(L, "require");

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,16 @@ static lua_State *running;
 
 static void on_sigint(int sig)
 {
+    /* one Ctrl-C can arrive twice (a wrapper like timeout(1) forwards it and
+     * also signals the process group): a repeat within a second is the same press */
+    static struct timespec last;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double since = (double)(now.tv_sec - last.tv_sec) + 1e-9 * (double)(now.tv_nsec - last.tv_nsec);
+    bool repeat = last.tv_sec != 0 && since < 1.0;
+    last = now;
     if (running && lfl_lua_interrupt(running)) return;
+    if (repeat) return;
     static const char msg[] = "\nlfl: the running code does not respond to the interrupt (a JIT-compiled loop?); quitting\n";
     ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
     (void)w;

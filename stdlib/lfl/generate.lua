@@ -102,6 +102,7 @@ function M.generate(model, ids, opts)
     end
     local active = #seqs
     while active > 0 do
+      lfl.sys.check_interrupt() -- Ctrl-C, also when this loop runs JIT-compiled
       active = 0
       for b, st in ipairs(states) do
         if not st.done then

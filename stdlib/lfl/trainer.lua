@@ -306,6 +306,7 @@ function M.run(a, hooks)
     for b = start_batch, batches_per_epoch do
       local list = {}
       for k = (b - 1) * bs + 1, min(#train_set, b * bs) do list[#list + 1] = train_set[order[k]] end
+      lfl.sys.check_interrupt()
       local batch = approach.collate(list)
       local loss, metrics = approach.loss(model, batch, st)
       local lv = loss:item()

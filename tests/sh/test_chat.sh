@@ -4,6 +4,7 @@
 # Uses SmolLM2-135M-Instruct (tests/fixtures.sh; its parts are skipped without
 # it) and the tiny llama of tests/golden/models with the 64-token test tokenizer.
 # Usage: test_chat.sh path/to/lfl
+trap "" PIPE # a chat that died must fail a check below, not kill this script
 set -u
 LFL=$(realpath "${1:?usage: test_chat.sh path/to/lfl}")
 GGUF="$HOME/.cache/lfl/models/SmolLM2-135M-Instruct.Q4_1.gguf"
