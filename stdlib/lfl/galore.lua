@@ -128,34 +128,28 @@ end
 -- Checkpoint states: moments (projected shapes) and the projection bases.
 function Opt:state_tensors()
   local out, meta = {}, {}
-  for gi, g in ipairs(self.groups) do
-    for i, p in ipairs(g.params) do
-      local st = self.state[p]
-      if st and st.m then
-        local n = g.names and g.names[i] or fmt("g%d.%d", gi, i)
-        out[n .. ".exp_avg"], out[n .. ".exp_avg_sq"] = st.m, st.v
-        if st.ortho then
-          if st.side == "full" then out[n .. ".ortho_left"], out[n .. ".ortho_right"] = st.ortho[1], st.ortho[2]
-          else out[n .. ".ortho"] = st.ortho end
-        end
-        meta[n] = {step = st.step, side = st.side}
+  for n, p in require("lfl.optim").named_params(self) do
+    local st = self.state[p]
+    if st and st.m then
+      out[n .. ".exp_avg"], out[n .. ".exp_avg_sq"] = st.m, st.v
+      if st.ortho then
+        if st.side == "full" then out[n .. ".ortho_left"], out[n .. ".ortho_right"] = st.ortho[1], st.ortho[2]
+        else out[n .. ".ortho"] = st.ortho end
       end
+      meta[n] = {step = st.step, side = st.side}
     end
   end
   return out, meta
 end
 
 function Opt:load_state_tensors(ts, meta)
-  for gi, g in ipairs(self.groups) do
-    for i, p in ipairs(g.params) do
-      local n = g.names and g.names[i] or fmt("g%d.%d", gi, i)
-      local mt = meta[n]
-      if ts[n .. ".exp_avg"] and type(mt) == "table" then
-        local st = {m = ts[n .. ".exp_avg"]:clone(), v = ts[n .. ".exp_avg_sq"]:clone(), step = mt.step, side = mt.side}
-        if ts[n .. ".ortho"] then st.ortho = ts[n .. ".ortho"]:clone()
-        elseif ts[n .. ".ortho_left"] then st.ortho = {ts[n .. ".ortho_left"]:clone(), ts[n .. ".ortho_right"]:clone()} end
-        self.state[p] = st
-      end
+  for n, p in require("lfl.optim").named_params(self) do
+    local mt = meta[n]
+    if ts[n .. ".exp_avg"] and type(mt) == "table" then
+      local st = {m = ts[n .. ".exp_avg"]:clone(), v = ts[n .. ".exp_avg_sq"]:clone(), step = mt.step, side = mt.side}
+      if ts[n .. ".ortho"] then st.ortho = ts[n .. ".ortho"]:clone()
+      elseif ts[n .. ".ortho_left"] then st.ortho = {ts[n .. ".ortho_left"]:clone(), ts[n .. ".ortho_right"]:clone()} end
+      self.state[p] = st
     end
   end
 end

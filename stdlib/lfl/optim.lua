@@ -8,6 +8,19 @@ local M = {}
 
 -- ---------------------------------------------------------------- optimizers
 
+-- (name, parameter) over every group of an optimizer; the name is the one the
+-- group gives (checkpoint keys) or "g<group>.<index>"
+function M.named_params(opt)
+  return coroutine.wrap(function()
+    for gi, g in ipairs(opt.groups) do
+      for i, p in ipairs(g.params) do
+        coroutine.yield(g.names and g.names[i] or fmt("g%d.%d", gi, i), p)
+      end
+    end
+  end)
+end
+local named_params = M.named_params
+
 local AdamW = {}
 AdamW.__index = AdamW
 
@@ -51,27 +64,21 @@ end
 -- state as {name = tensor} for checkpoints (names from the groups)
 function AdamW:state_tensors()
   local out, meta = {}, {}
-  for gi, g in ipairs(self.groups) do
-    for i, p in ipairs(g.params) do
-      local st = self.state[p]
-      if st then
-        local n = g.names and g.names[i] or fmt("g%d.%d", gi, i)
-        out[n .. ".exp_avg"] = st.m
-        out[n .. ".exp_avg_sq"] = st.v
-        meta[n] = st.step
-      end
+  for n, p in named_params(self) do
+    local st = self.state[p]
+    if st then
+      out[n .. ".exp_avg"] = st.m
+      out[n .. ".exp_avg_sq"] = st.v
+      meta[n] = st.step
     end
   end
   return out, meta
 end
 
 function AdamW:load_state_tensors(ts, meta)
-  for gi, g in ipairs(self.groups) do
-    for i, p in ipairs(g.params) do
-      local n = g.names and g.names[i] or fmt("g%d.%d", gi, i)
-      if ts[n .. ".exp_avg"] then
-        self.state[p] = {m = ts[n .. ".exp_avg"]:clone(), v = ts[n .. ".exp_avg_sq"]:clone(), step = meta[n] or 0}
-      end
+  for n, p in named_params(self) do
+    if ts[n .. ".exp_avg"] then
+      self.state[p] = {m = ts[n .. ".exp_avg"]:clone(), v = ts[n .. ".exp_avg_sq"]:clone(), step = meta[n] or 0}
     end
   end
 end
@@ -107,19 +114,15 @@ end
 SGD.zero_grad = AdamW.zero_grad
 function SGD:state_tensors()
   local out = {}
-  for gi, g in ipairs(self.groups) do
-    for i, p in ipairs(g.params) do
-      if self.state[p] then out[(g.names and g.names[i] or fmt("g%d.%d", gi, i)) .. ".momentum_buffer"] = self.state[p] end
-    end
+  for n, p in named_params(self) do
+    if self.state[p] then out[n .. ".momentum_buffer"] = self.state[p] end
   end
   return out, {}
 end
 function SGD:load_state_tensors(ts)
-  for gi, g in ipairs(self.groups) do
-    for i, p in ipairs(g.params) do
-      local b = ts[(g.names and g.names[i] or fmt("g%d.%d", gi, i)) .. ".momentum_buffer"]
-      if b then self.state[p] = b:clone() end
-    end
+  for n, p in named_params(self) do
+    local b = ts[n .. ".momentum_buffer"]
+    if b then self.state[p] = b:clone() end
   end
 end
 
@@ -293,34 +296,28 @@ end
 
 function AdamW8bit:state_tensors()
   local out, meta = {}, {}
-  for gi, g in ipairs(self.groups) do
-    for i, p in ipairs(g.params) do
-      local st = self.state[p]
-      if st then
-        local n = g.names and g.names[i] or fmt("g%d.%d", gi, i)
-        if st.q1 then
-          out[n .. ".state1"], out[n .. ".absmax1"] = st.q1, st.a1
-          out[n .. ".state2"], out[n .. ".absmax2"] = st.q2, st.a2
-        else
-          out[n .. ".exp_avg"], out[n .. ".exp_avg_sq"] = st.m, st.v
-        end
-        meta[n] = st.step
+  for n, p in named_params(self) do
+    local st = self.state[p]
+    if st then
+      if st.q1 then
+        out[n .. ".state1"], out[n .. ".absmax1"] = st.q1, st.a1
+        out[n .. ".state2"], out[n .. ".absmax2"] = st.q2, st.a2
+      else
+        out[n .. ".exp_avg"], out[n .. ".exp_avg_sq"] = st.m, st.v
       end
+      meta[n] = st.step
     end
   end
   return out, meta
 end
 
 function AdamW8bit:load_state_tensors(ts, meta)
-  for gi, g in ipairs(self.groups) do
-    for i, p in ipairs(g.params) do
-      local n = g.names and g.names[i] or fmt("g%d.%d", gi, i)
-      if ts[n .. ".state1"] then
-        self.state[p] = {q1 = ts[n .. ".state1"]:clone(), a1 = ts[n .. ".absmax1"]:clone(),
-          q2 = ts[n .. ".state2"]:clone(), a2 = ts[n .. ".absmax2"]:clone(), step = meta[n] or 0}
-      elseif ts[n .. ".exp_avg"] then
-        self.state[p] = {m = ts[n .. ".exp_avg"]:clone(), v = ts[n .. ".exp_avg_sq"]:clone(), step = meta[n] or 0}
-      end
+  for n, p in named_params(self) do
+    if ts[n .. ".state1"] then
+      self.state[p] = {q1 = ts[n .. ".state1"]:clone(), a1 = ts[n .. ".absmax1"]:clone(),
+        q2 = ts[n .. ".state2"]:clone(), a2 = ts[n .. ".absmax2"]:clone(), step = meta[n] or 0}
+    elseif ts[n .. ".exp_avg"] then
+      self.state[p] = {m = ts[n .. ".exp_avg"]:clone(), v = ts[n .. ".exp_avg_sq"]:clone(), step = meta[n] or 0}
     end
   end
 end
