@@ -2,6 +2,7 @@
  * coefficient, and the row kernels (online log-sum-exp, softmax gradient).
  * The f32 kernels use a branch-free exp so the row loops vectorise: with
  * V in the tens of thousands the exps cost as much as a small GEMM. */
+#include "vexp.h"
 #include <math.h>
 #include "../iter.h"
 #include "loss.h"
@@ -115,32 +116,6 @@ lfl_status lfl_loss_row_coef(lfl_tensor *gout, lfl_reduction r, int64_t rows, in
     return LFL_OK;
 }
 
-/* exp for x <= 88, branch-free so loops over it vectorise: Cephes' expf
- * (range reduction by ln 2 split in two, degree-6 polynomial, 2^n by building
- * the exponent bits), about 1 ulp. Inputs below -87 give ~1e-38 instead of a
- * denormal or 0, which is invisible in a sum of exps dominated by exp(0) = 1. */
-static inline float fast_expf(float x)
-{
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    float t = x * 1.44269504088896341f;
-    float n = t + 12582912.0f; /* 1.5 * 2^23: round to nearest integer */
-    n -= 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, 4);
-    return p * scale;
-}
-
 static void lse_rows_f32(const float *x, int64_t rows, int64_t n, int64_t ld, const int64_t *labels,
                          int64_t v0, double *m, double *s, double *picked)
 {
@@ -159,12 +134,12 @@ static void lse_rows_f32(const float *x, int64_t rows, int64_t n, int64_t ld, co
         for (; j + 256 <= n; j += 256) {
             float lane[16] = {0};
             for (int64_t b = 0; b < 256; b += 16)
-                for (int k = 0; k < 16; k++) lane[k] += fast_expf(xr[j + b + k] - fm);
+                for (int k = 0; k < 16; k++) lane[k] += lfl_vexpf(xr[j + b + k] - fm);
             float t = 0;
             for (int k = 0; k < 16; k++) t += lane[k];
             acc += t;
         }
-        for (; j < n; j++) acc += fast_expf(xr[j] - fm);
+        for (; j < n; j++) acc += lfl_vexpf(xr[j] - fm);
         /* exp(-inf - -inf) is NaN: an all -inf row stays NaN, as in torch */
         s[r] = (m[r] == -INFINITY ? 0.0 : s[r] * exp(m[r] - nm)) + acc;
         m[r] = nm;
@@ -211,7 +186,7 @@ static void grad_rows_f32(const float *x, float *dx, int64_t rows, int64_t n, in
         }
         float c = (float)coef[r], l = (float)lse[r];
 #pragma omp simd
-        for (int64_t j = 0; j < n; j++) dr[j] = fast_expf(xr[j] - l) * c;
+        for (int64_t j = 0; j < n; j++) dr[j] = lfl_vexpf(xr[j] - l) * c;
         int64_t k = labels[r] - v0;
         if (k >= 0 && k < n) dr[k] -= c;
     }
