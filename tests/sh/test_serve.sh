@@ -97,8 +97,8 @@ check "server answers after a disconnect" '[ "$CODE" = 200 ] && awk "BEGIN{exit 
 for _ in $(seq 1 50); do grep -q -- '-> cancelled' "$TMPD/main.log" && break; sleep 0.1; done
 check "disconnect cancels the generation" 'grep -q -- "-> cancelled" "$TMPD/main.log"' "$(cat "$TMPD/main.log")"
 
-# 30 concurrent streams, queue of 8: each completes ([DONE]) or is refused with 503
-for i in $(seq 1 30); do
+# 50 concurrent streams, queue of 8: each completes ([DONE]) or is refused with 503
+for i in $(seq 1 50); do
     curl -s -N --max-time 120 -w '\n%{http_code}' $J \
         -d '{"messages":[{"role":"user","content":"Tell me"}],"max_tokens":24,"stream":true,"temperature":0.7}' \
         "http://127.0.0.1:$PORT/v1/chat/completions" >"$TMPD/load.$i" 2>&1 &
@@ -106,7 +106,7 @@ for i in $(seq 1 30); do
 done
 wait "${CPIDS[@]}"
 done_n=0 busy_n=0 bad_n=0
-for i in $(seq 1 30); do
+for i in $(seq 1 50); do
     f=$TMPD/load.$i
     code=$(tail -n1 "$f")
     if [ "$code" = 200 ] && grep -q '^data: \[DONE\]$' "$f"; then done_n=$((done_n + 1))
@@ -114,7 +114,7 @@ for i in $(seq 1 30); do
     else bad_n=$((bad_n + 1)); BAD=$(cat "$f"); fi
 done
 echo "load: $done_n streams done, $busy_n refused (503)"
-check "30 concurrent streams: $done_n done, $busy_n refused" '[ $bad_n -eq 0 ] && [ $done_n -ge 8 ] && [ $((done_n + busy_n)) -eq 30 ]' "${BAD:-}"
+check "50 concurrent streams: $done_n done, $busy_n refused" '[ $bad_n -eq 0 ] && [ $done_n -ge 8 ] && [ $((done_n + busy_n)) -eq 50 ]' "${BAD:-}"
 req POST /v1/chat/completions $J -d "$BODY"
 check "still serving after the load" '[ "$CODE" = 200 ]'
 kill -0 "${PIDS[0]}" 2>/dev/null
