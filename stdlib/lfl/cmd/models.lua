@@ -21,18 +21,14 @@ local function family_json(f)
           lf_template = f.lf_template, lora_target = f.lora_target, checkpoints = cks, source = f.source}
 end
 
-local function print_family(f, full)
+local function print_family(f)
   print(fmt("%s  (%s)", f.family, f.title))
   print(fmt("  model_type %s, template %s%s", f.model_type, f.template,
     f.lf_template and fmt(" (stand-in: LlamaFactory's %s is not bundled)", f.lf_template) or ""))
   print("  lora_target all = " .. concat(f.lora_target, ","))
   local w = 0
   for _, c in ipairs(f.checkpoints) do w = math.max(w, #c.name) end
-  for i, c in ipairs(f.checkpoints) do
-    if not full and i > 4 then
-      print(fmt("    ... %d more (lfl models %s)", #f.checkpoints - 4, f.family))
-      break
-    end
+  for _, c in ipairs(f.checkpoints) do
     print(fmt("    %-" .. w .. "s  %-45s %6s%s", c.name, c.hub, c.size or "",
       c.template ~= f.template and ("  template " .. c.template) or ""))
   end
@@ -68,7 +64,7 @@ function M.run(args)
         ck and (", checkpoint " .. ck.name) or "", how == "checkpoint" and "the checkpoint list" or "config.json model_type",
         ck and ck.template or f.template))
     end
-    print_family(f, true)
+    print_family(f)
     return 0
   end
   local fams = reg.families()
@@ -81,10 +77,11 @@ function M.run(args)
   local n = 0
   for i, f in ipairs(fams) do
     if i > 1 then print("") end
-    print_family(f, false)
+    print_family(f)
     n = n + #f.checkpoints
   end
-  print(fmt("\n%d families, %d checkpoints (recipes/models/; `lfl models FAMILY` lists all of a family's)", #fams, n))
+  print(fmt("\n%d families, %d checkpoints (recipes/models/; `lfl models PATH|HUB_ID` tells which family a model is)",
+    #fams, n))
   return 0
 end
 
