@@ -409,6 +409,32 @@ t.suite("resize", {
     os.execute(fmt("rm -rf '%s' '%s'", src, out))
   end,
 
+  -- a whole (two-step) full fine-tune with an added special token that the data uses
+  trainer_end_to_end = function()
+    local src, data = tmpdir(), tmpdir()
+    os.execute(fmt("cp tests/golden/models/llama/config.json tests/golden/models/llama/model.safetensors "
+      .. "tests/golden/serve/tokenizer.json '%s/'", src))
+    write(data .. "/dataset_info.json", '{"tooly": {"file_name": "tooly.json"}}')
+    write(data .. "/tooly.json", '[{"instruction": "hi", "input": "", "output": "<tool> ok"},'
+      .. '{"instruction": "yo", "input": "", "output": "<tool> no"}]')
+    local a = lfl.args.resolve({model_name_or_path = src, stage = "sft", dataset = "tooly", dataset_dir = data,
+      template = "default", finetuning_type = "full", add_special_tokens = "<tool>", cutoff_len = 32,
+      per_device_train_batch_size = 2, max_steps = 2, logging_steps = 1, save_steps = 1000, learning_rate = 1e-3,
+      output_dir = data .. "/run", disable_tqdm = true, overwrite_output_dir = true, seed = 1}, {}, "test")
+    t.assert_eq(a.resize_vocab, true)
+    local res
+    local lines = capture(function() res = lfl.trainer.run(a) end)
+    local text = table.concat(lines, "\n")
+    t.assert(text:find("resized the token embeddings 64 -> 128", 1, true), text)
+    t.assert_eq(res.tokenizer:token_to_id("<tool>"), 64)
+    t.assert_eq(res.model.arch.vocab, 128)
+    local saved = lfl.safetensors.load(data .. "/run/model.safetensors")
+    t.assert_eq(saved["model.embed_tokens.weight"]:size()[1], 128)
+    t.assert_eq(saved["lm_head.weight"]:size()[1], 128)
+    t.assert_eq(lfl.tokenizer.load(data .. "/run"):token_to_id("<tool>"), 64, "the tokenizer is saved with the run")
+    os.execute(fmt("rm -rf '%s' '%s'", src, data))
+  end,
+
   args = function()
     local args = require("lfl.args")
     local a = args.resolve({model_name_or_path = "m", dataset = "d", add_tokens = "<a>,<b>"})
