@@ -11,6 +11,7 @@ local NIL = {} -- marks "no default" entries so they are still known keys
 M.DEFAULTS = {
   -- model
   model_name_or_path = NIL, adapter_name_or_path = NIL, cache_dir = NIL, resize_vocab = false,
+  add_tokens = NIL, add_special_tokens = NIL,
   rope_scaling = NIL, disable_gradient_checkpointing = false, trust_remote_code = false, model_revision = "main",
   infer_dtype = "auto", print_param_status = false, flash_attn = "auto", use_cache = true, hf_hub_token = NIL,
   quantization_bit = NIL, quantization_method = "bnb", quantization_type = "nf4", double_quantization = true,
@@ -169,6 +170,9 @@ function M.validate(a)
   end
   if a.use_galore and a.use_badam then bad("GaLore and BAdam are mutually exclusive") end
   if a.quantization_bit and a.finetuning_type ~= "lora" then bad("quantization_bit works only with lora") end
+  -- added tokens imply resize_vocab (LlamaFactory's ModelArguments.__post_init__)
+  if a.add_tokens or a.add_special_tokens then a.resize_vocab = true end
+  if a.quantization_bit and a.resize_vocab then bad("cannot resize the embeddings of a quantized model (resize_vocab)") end
   if a.pissa_init and (a.stage == "ppo" or a.stage == "kto") then bad("PiSSA is not allowed for ppo/kto") end
   if a.streaming and (not a.max_steps or a.max_steps <= 0) then bad("streaming needs max_steps") end
   if a.streaming and a.max_samples then bad("max_samples is incompatible with streaming") end

@@ -8,14 +8,59 @@ local M = {}
 local Lora = {}
 Lora.__index = Lora
 
--- The linear layers of a decoder, by their short names (q_proj, ..., down_proj).
-local LINEAR_SHORT = {"q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "gate_proj", "up_proj", "down_proj",
-                      "gate_up_proj"}
-local LINEAR_SHORT_SET = {}
-for _, n in ipairs(LINEAR_SHORT) do LINEAR_SHORT_SET[n] = true end
+-- Output heads are never LoRA targets (LlamaFactory's find_all_linear_modules
+-- drops lm_head, chatglm's output_layer and internlm2's output).
+local HEADS = {lm_head = true, output = true, output_layer = true}
+
+-- Is this parameter the weight of a linear layer? Linears are the 2-D
+-- weights that are not embeddings (embed_tokens, tok_embeddings, wte, wpe):
+-- norms and biases are 1-D.
+local function linear_module(model, name)
+  local mod = name:match("^(.*)%.weight$")
+  if not mod or HEADS[mod] then return nil end
+  local short = mod:match("([%w_]+)$")
+  if not short or short:find("embed", 1, true) or short == "wte" or short == "wpe" then return nil end
+  local t = model.params[name]
+  if not t or #t:size() ~= 2 then return nil end
+  return mod, short
+end
+
+-- the distinct short names of the linears "all" covers, in first-seen order
+function M.all_linear_names(model)
+  local out, seen = {}, {}
+  for _, name in ipairs(model.names) do
+    local _, short = linear_module(model, name)
+    if short and not seen[short] then seen[short] = true; out[#out + 1] = short end
+  end
+  return out
+end
+
+-- "all" found names and the registry's list for the family must agree; a
+-- mismatch (an unusual checkpoint or a stale recipes/models file) is printed
+local function cross_check(model, found)
+  local okr, reg = pcall(require, "lfl.registry")
+  if not okr then return end
+  local okl, list = pcall(reg.lora_targets, model)
+  if not okl or not list then return end
+  local want, have = {}, {}
+  for _, n in ipairs(list) do want[n] = true end
+  for n in pairs(found) do have[n] = true end
+  local missing, extra = {}, {}
+  for _, n in ipairs(list) do if not have[n] then missing[#missing + 1] = n end end
+  for n in pairs(have) do if not want[n] then extra[#extra + 1] = n end end
+  if #missing > 0 or #extra > 0 then
+    table.sort(extra)
+    local f = reg.lookup(model)
+    print(fmt("[lfl] note: lora_target all: this %s model's linears differ from the registry's %s list (%s)%s%s",
+      tostring(model.arch and model.arch.name), f and f.family or "?", table.concat(list, ","),
+      #missing > 0 and ("; missing " .. table.concat(missing, ",")) or "",
+      #extra > 0 and ("; extra " .. table.concat(extra, ",")) or ""))
+  end
+end
 
 -- Module paths ("model.layers.0.self_attn.q_proj") of the linears matching targets:
--- "all" = every linear but lm_head; or a list / comma string of short names.
+-- "all" = every linear but the output head (cross-checked with the model
+-- registry's list for the family); or a list / comma string of short names.
 function M.target_modules(model, target)
   local want = {}
   local all = target == nil or target == "all" or target == "all-linear"
@@ -26,9 +71,8 @@ function M.target_modules(model, target)
   end
   local out, found = {}, {}
   for _, name in ipairs(model.names) do
-    local mod = name:match("^(.*)%.weight$")
-    local short = mod and mod:match("([%w_]+)$")
-    if short and mod ~= "lm_head" and (all and LINEAR_SHORT_SET[short] or want[short]) then
+    local mod, short = linear_module(model, name)
+    if mod and (all or want[short]) then
       out[#out + 1] = mod
       found[short] = true
     end
@@ -36,6 +80,7 @@ function M.target_modules(model, target)
   for n in pairs(want) do
     if not found[n] then error(fmt("lora_target: no linear layer named '%s' in this %s model", n, model.arch.name), 0) end
   end
+  if all then cross_check(model, found) end
   return out
 end
 

@@ -239,12 +239,17 @@ function M.run(a, hooks)
   local t_load = lfl.sys.clock()
   local model = lfl.model.load(a.model_name_or_path)
   local tok = M.load_tokenizer(model, a)
+  local tok_path = model.path
+  -- add_tokens / add_special_tokens / resize_vocab: LlamaFactory's resize_embedding_layer
+  if a.resize_vocab or a.add_tokens or a.add_special_tokens then
+    tok, tok_path = require("lfl.resize").from_args(model, tok, a)
+  end
   local tpl = lfl.template.get(a.template or "empty")
   if a.default_system then tpl = tpl:with({default_system = a.default_system}) end
   local approach = require("recipes.approaches." .. a.stage)
   local ctx = {tokenizer = tok, template = tpl, args = a}
   -- tokenized rows from the dataset cache when nothing that shapes them changed
-  local data = require("lfl.dataset_cache").prepare(a, ctx, approach, {tokenizer_path = model.path})
+  local data = require("lfl.dataset_cache").prepare(a, ctx, approach, {tokenizer_path = tok_path})
   local train_set, eval_set = data.train, data.eval
   if #train_set == 0 then error("trainer: no training examples after preprocessing", 0) end
   print(fmt("[lfl] model %s loaded in %.1fs; %d training examples (%s)%s%s", tostring(model),

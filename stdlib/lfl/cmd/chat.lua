@@ -13,7 +13,8 @@ usage: lfl chat --model PATH|HUB_ID [options]
   --model PATH          HF model folder, .gguf file or Hub repo id
   --adapter DIR         a LoRA adapter (PEFT folder), applied unmerged
   --merge               merge the adapter into the weights instead
-  --template NAME       chat template (default: the tokenizer's chat_template, else "default")
+  --template NAME       chat template (default: the model registry's template for a known
+                        checkpoint, else the tokenizer's chat_template, else the family's, else "default")
   --system TEXT         system prompt
   --temperature X       (0.95; 0 = greedy)   --top-p X (0.7)   --top-k N (50)
   --min-p X (0)         --repetition-penalty X (1.0)   --max-new-tokens N (1024)
@@ -39,13 +40,44 @@ function M.load(o)
   return model
 end
 
+-- does the model carry a Jinja chat_template (tokenizer_config.json or GGUF)?
+local function has_chat_template(model)
+  if model.gguf_metadata then return model.gguf_metadata["tokenizer.chat_template"] ~= nil end
+  local f = model.path and io.open(model.path .. "/tokenizer_config.json", "rb")
+  if not f then return false end
+  local s = f:read("*a")
+  f:close()
+  local ok, cfg = pcall(lfl.json.decode, s)
+  return ok and type(cfg) == "table" and type(cfg.chat_template) == "string"
+end
+
+-- The template when --template is not given (LlamaFactory needs it for
+-- training; chat and serve fall back): a registry checkpoint's template
+-- (recipes/models/), else nil so lfl.chat parses the tokenizer's
+-- chat_template, else the family's template for the config's model_type.
+-- A stand-in template (LlamaFactory's is not bundled) is never chosen over
+-- the tokenizer's own. note(line) reports the choice.
+function M.default_template(model, note)
+  local ok, reg = pcall(require, "lfl.registry")
+  if not ok then return nil end
+  local okt, name, info = pcall(reg.default_template, model)
+  if not okt then note("[lfl] note: model registry: " .. tostring(name)) return nil end
+  if not name then return nil end
+  local from_ckpt = info.how == "checkpoint" and not info.stand_in
+  if not from_ckpt and (has_chat_template(model) or info.stand_in) then return nil end
+  note(fmt("[lfl] note: no --template given: using '%s', the registry's template for %s (%s); "
+    .. "pass --template to choose another", name, info.checkpoint or ("model_type " .. tostring(model.config and
+    model.config.model_type)), "recipes/models/" .. info.family .. ".lua"))
+  return name
+end
+
 function M.run(args)
   local o = M.parse(args)
   if o.help then print(M.usage) return 0 end
   local model = M.load(o)
   local chat = lfl.chat
   local tok = chat.tokenizer(model)
-  local tpl = chat.template(model, tok, o.template)
+  local tpl = chat.template(model, tok, o.template or M.default_template(model, print))
   -- interpreted (not JIT-compiled) loops check for Ctrl-C at every instruction
   jit.off()
   local gopts = {tokenizer = tok, template = tpl, system = o.system, temperature = o.temperature, top_p = o.top_p,

@@ -8,7 +8,8 @@ M.usage = [[
 usage: lfl serve --model PATH|HUB_ID [options]
   --model PATH          HF model folder, .gguf file or Hub repo id
   --adapter DIR         a LoRA adapter (PEFT folder), applied unmerged   --merge  merge it instead
-  --template NAME       chat template (default: the tokenizer's chat_template, else "default")
+  --template NAME       chat template (default: as lfl chat: the registry's template for a known
+                        checkpoint, else the tokenizer's chat_template, else "default")
   --host ADDR           IPv4 address to listen on ($API_HOST, default 127.0.0.1; 0.0.0.0 for all)
   --port N              ($API_PORT, default 8000; 0 picks a free port)
   --api-key KEY         require "Authorization: Bearer KEY" ($API_KEY)
@@ -32,7 +33,8 @@ function M.run(args)
   local env = os.getenv
   local model = require("lfl.cmd.chat").load(o)
   local tok = lfl.chat.tokenizer(model)
-  local tpl = lfl.chat.template(model, tok, o.template)
+  local tpl = lfl.chat.template(model, tok, o.template or require("lfl.cmd.chat").default_template(model,
+    function(line) io.stderr:write(line, "\n") end))
   local key = o.api_key or env("API_KEY")
   if key == "" then key = nil end
   -- interpreted loops check for Ctrl-C at every instruction

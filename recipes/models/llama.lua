@@ -1,0 +1,33 @@
+-- Llama 1/2/3/3.1/3.2 (Meta): the llama decoder layout. Checkpoint names and
+-- hub ids follow LlamaFactory's registry (extras/constants.py); Llama 2 chat
+-- models use the llama2 template, LLaMA 1 has none (default).
+local L3 = "llama3"
+return {
+  family = "llama",
+  title = "Llama 1/2/3/3.1/3.2",
+  model_type = "llama",
+  template = L3,
+  lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
+  checkpoints = {
+    {name = "LLaMA-7B", hub = "huggyllama/llama-7b", size = "7B", template = "default"},
+    {name = "LLaMA-13B", hub = "huggyllama/llama-13b", size = "13B", template = "default"},
+    {name = "Llama-2-7B", hub = "meta-llama/Llama-2-7b-hf", size = "7B", template = "llama2"},
+    {name = "Llama-2-13B", hub = "meta-llama/Llama-2-13b-hf", size = "13B", template = "llama2"},
+    {name = "Llama-2-70B", hub = "meta-llama/Llama-2-70b-hf", size = "70B", template = "llama2"},
+    {name = "Llama-2-7B-Chat", hub = "meta-llama/Llama-2-7b-chat-hf", size = "7B", template = "llama2"},
+    {name = "Llama-2-13B-Chat", hub = "meta-llama/Llama-2-13b-chat-hf", size = "13B", template = "llama2"},
+    {name = "Llama-2-70B-Chat", hub = "meta-llama/Llama-2-70b-chat-hf", size = "70B", template = "llama2"},
+    {name = "Llama-3-8B", hub = "meta-llama/Meta-Llama-3-8B", size = "8B"},
+    {name = "Llama-3-70B", hub = "meta-llama/Meta-Llama-3-70B", size = "70B"},
+    {name = "Llama-3-8B-Instruct", hub = "meta-llama/Meta-Llama-3-8B-Instruct", size = "8B"},
+    {name = "Llama-3-70B-Instruct", hub = "meta-llama/Meta-Llama-3-70B-Instruct", size = "70B"},
+    {name = "Llama-3.1-8B", hub = "meta-llama/Meta-Llama-3.1-8B", size = "8B"},
+    {name = "Llama-3.1-70B", hub = "meta-llama/Meta-Llama-3.1-70B", size = "70B"},
+    {name = "Llama-3.1-8B-Instruct", hub = "meta-llama/Meta-Llama-3.1-8B-Instruct", size = "8B"},
+    {name = "Llama-3.1-70B-Instruct", hub = "meta-llama/Meta-Llama-3.1-70B-Instruct", size = "70B"},
+    {name = "Llama-3.2-1B", hub = "meta-llama/Llama-3.2-1B", size = "1B"},
+    {name = "Llama-3.2-3B", hub = "meta-llama/Llama-3.2-3B", size = "3B"},
+    {name = "Llama-3.2-1B-Instruct", hub = "meta-llama/Llama-3.2-1B-Instruct", size = "1B"},
+    {name = "Llama-3.2-3B-Instruct", hub = "meta-llama/Llama-3.2-3B-Instruct", size = "3B"},
+  },
+}

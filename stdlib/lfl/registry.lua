@@ -1,0 +1,289 @@
+-- The model registry: one recipe per family in recipes/models/<name>.lua
+-- (LlamaFactory's register_model_group), each returning
+--   {family =, title =, model_type =, template =, lora_target = {...},
+--    checkpoints = {{name =, hub =, size = [, template =]}, ...}}
+-- Files are found as templates are (stdlib/lfl/template.lua): the bundled
+-- recipes/models/, then each LFL_PATH entry's recipes/models/, then the
+-- user's ~/.lfl/recipes/models/; a later file with the same name replaces an
+-- earlier one, so dropping a file in one's own recipe dir needs no rebuild.
+--
+--   local R = require "lfl.registry"
+--   R.families()                          -- every family, sorted by name
+--   R.lookup("Qwen/Qwen2.5-0.5B-Instruct") -- family, checkpoint, how
+--   R.default_template(model_or_path)     -- "qwen", info
+--   R.lora_targets(model_or_path)         -- {"q_proj", ...} or nil
+local lfl = lfl
+local fmt, concat, lower = string.format, table.concat, string.lower
+
+local M = {}
+
+local function home() return (lfl and lfl.home) or "." end
+
+-- the user's folder (M.user_dir overrides ~/.lfl/recipes/models/)
+local function user_dir()
+  if M.user_dir then return (M.user_dir:gsub("/?$", "/")) end
+  local h = os.getenv("HOME")
+  return h and (h .. "/.lfl/recipes/models/") or nil
+end
+
+-- folders searched, lowest precedence first
+function M.dirs()
+  local dirs = {home() .. "/recipes/models/"}
+  local lp = {}
+  for dir in (os.getenv("LFL_PATH") or ""):gmatch("[^;]+") do
+    local d = dir:gsub("%?%.lua$", ""):gsub("/$", "")
+    if d ~= "" then lp[#lp + 1] = d .. "/recipes/models/" end
+  end
+  -- template.get tries LFL_PATH entries in order, the first winning: reverse them here
+  for i = #lp, 1, -1 do dirs[#dirs + 1] = lp[i] end
+  local ud = user_dir()
+  if ud then dirs[#dirs + 1] = ud end
+  return dirs
+end
+
+local function list_lua(dir)
+  local out = {}
+  local p = io.popen("ls '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+  if p then
+    for f in p:lines() do
+      local n = f:match("^([%w_%.%-]+)%.lua$")
+      if n then out[#out + 1] = n end
+    end
+    p:close()
+  end
+  table.sort(out)
+  return out
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function template_exists(name)
+  local ok = pcall(require("lfl.template").get, name)
+  return ok
+end
+
+local function list_of_names(v, where)
+  if type(v) == "string" then
+    local t = {}
+    for n in v:gmatch("[^,%s]+") do t[#t + 1] = n end
+    v = t
+  end
+  if type(v) ~= "table" or #v == 0 then error(fmt("%s: expected a non-empty list of names", where), 0) end
+  local out = {}
+  for i, n in ipairs(v) do
+    if type(n) ~= "string" or not n:match("^[%w_%.]+$") then
+      error(fmt("%s[%d]: expected a layer name (letters, digits, _), got %s", where, i, tostring(n)), 0)
+    end
+    out[i] = n
+  end
+  return out
+end
+
+-- checks a family recipe and puts it in the canonical shape
+local function normalize(spec, stem, path)
+  local function bad(key, msg) error(fmt("%s: %s: %s", path, key, msg), 0) end
+  if type(spec) ~= "table" then error(fmt("%s: a model family recipe must return a table", path), 0) end
+  local f = {source = path}
+  f.family = spec.family or stem
+  if type(f.family) ~= "string" or not f.family:match("^[%w_%.%-]+$") then bad("family", "expected a name") end
+  f.title = spec.title or f.family
+  if type(spec.model_type) ~= "string" or spec.model_type == "" then
+    bad("model_type", "expected the config.json model_type this family loads as (e.g. \"llama\")")
+  end
+  f.model_type = spec.model_type
+  if type(spec.template) ~= "string" then bad("template", "expected a template name from recipes/templates/") end
+  if not template_exists(spec.template) then
+    bad("template", fmt("no template '%s' (recipes/templates/%s.lua)", spec.template, spec.template))
+  end
+  f.template = spec.template
+  f.lf_template = spec.lf_template
+  f.lora_target = list_of_names(spec.lora_target, path .. ": lora_target")
+  -- checkpoints: a list of {name, hub, size[, template]} or a map name -> hub id / {hub =, size =}
+  local cks = {}
+  local raw = spec.checkpoints or {}
+  if type(raw) ~= "table" then bad("checkpoints", "expected a list of {name =, hub =, size =}") end
+  if #raw > 0 then
+    for i, c in ipairs(raw) do cks[i] = c end
+  else
+    local names = {}
+    for k in pairs(raw) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do
+      local v = raw[k]
+      if type(v) == "string" then v = {hub = v} end
+      if type(v) ~= "table" then bad("checkpoints." .. tostring(k), "expected a hub id or {hub =, size =}") end
+      local c = {name = k}
+      for kk, vv in pairs(v) do c[kk] = vv end
+      cks[#cks + 1] = c
+    end
+  end
+  f.checkpoints = {}
+  for i, c in ipairs(cks) do
+    local where = fmt("checkpoints[%d]", i)
+    if type(c) ~= "table" then bad(where, "expected {name =, hub =, size =}") end
+    if type(c.name) ~= "string" or c.name == "" then bad(where .. ".name", "expected a display name") end
+    if type(c.hub) ~= "string" or not c.hub:match("^[%w_%.%-]+/[%w_%.%-]+$") then
+      bad(where .. ".hub", fmt("expected a hub id \"org/name\", got %s", tostring(c.hub)))
+    end
+    if c.template ~= nil then
+      if type(c.template) ~= "string" or not template_exists(c.template) then
+        bad(where .. ".template", fmt("no template '%s' in recipes/templates/", tostring(c.template)))
+      end
+    end
+    f.checkpoints[i] = {name = c.name, hub = c.hub, size = c.size and tostring(c.size) or nil,
+                        template = c.template or f.template, family = f.family}
+  end
+  return f
+end
+
+local cache -- {list =, by_name =, by_hub =, by_repo =, by_type =}
+
+local function load_all()
+  if cache then return cache end
+  local files, order = {}, {}
+  for _, dir in ipairs(M.dirs()) do
+    for _, stem in ipairs(list_lua(dir)) do
+      if not files[stem] then order[#order + 1] = stem end
+      files[stem] = dir .. stem .. ".lua"
+    end
+  end
+  local c = {list = {}, by_name = {}, by_hub = {}, by_repo = {}, by_type = {}}
+  for _, stem in ipairs(order) do
+    local path = files[stem]
+    local chunk, err = loadfile(path)
+    if not chunk then error(fmt("model registry: %s", err), 0) end
+    local ok, spec = pcall(chunk)
+    if not ok then error(fmt("model registry: %s: %s", path, tostring(spec)), 0) end
+    local f = normalize(spec, stem, path)
+    if c.by_name[f.family] then
+      error(fmt("model registry: family '%s' is defined by both %s and %s", f.family, c.by_name[f.family].source,
+        path), 0)
+    end
+    c.by_name[f.family] = f
+    c.list[#c.list + 1] = f
+  end
+  table.sort(c.list, function(a, b) return a.family < b.family end)
+  for _, f in ipairs(c.list) do
+    for _, ck in ipairs(f.checkpoints) do
+      local hub = lower(ck.hub)
+      c.by_hub[hub] = c.by_hub[hub] or ck
+      local repo = hub:match("/(.+)$")
+      c.by_repo[repo] = c.by_repo[repo] or ck
+      c.by_repo[lower(ck.name)] = c.by_repo[lower(ck.name)] or ck
+    end
+    local l = c.by_type[f.model_type] or {}
+    l[#l + 1] = f
+    c.by_type[f.model_type] = l
+  end
+  cache = c
+  return c
+end
+
+-- forget the loaded recipes (after adding or editing one)
+function M.reload() cache = nil end
+
+-- every family, sorted by name
+function M.families()
+  local out = {}
+  for i, f in ipairs(load_all().list) do out[i] = f end
+  return out
+end
+
+function M.family(name) return load_all().by_name[name] end
+
+-- the family a config.json model_type loads as: the family named like the
+-- model_type (llama for "llama"), else the only one, else the first by name
+function M.family_of_type(model_type)
+  local l = load_all().by_type[model_type]
+  if not l then return nil end
+  for _, f in ipairs(l) do if f.family == model_type then return f end end
+  return l[1]
+end
+
+local function is_dir(p)
+  return lfl and lfl._hub and lfl._hub.path_kind and lfl._hub.path_kind(p) == "directory"
+end
+
+-- checkpoint of a hub id or local path: exact hub id, a Hugging Face cache
+-- snapshot (.../models--org--name/snapshots/<rev>), or a folder named like
+-- the repo (or the display name)
+local function checkpoint_of(s)
+  local c = load_all()
+  local key = lower(s):gsub("/+$", "")
+  if c.by_hub[key] then return c.by_hub[key] end
+  local org, name = key:match("models%-%-(.-)%-%-([^/]+)/snapshots/")
+  if org and c.by_hub[org .. "/" .. name] then return c.by_hub[org .. "/" .. name] end
+  local base = key:match("([^/]+)$")
+  if base and c.by_repo[base] then return c.by_repo[base] end
+  return nil
+end
+
+local function model_type_of_path(p)
+  local s = read_file(p .. "/config.json")
+  if not s then return nil end
+  local ok, cfg = pcall(lfl.json.decode, s, p .. "/config.json")
+  if ok and type(cfg) == "table" and type(cfg.model_type) == "string" then return cfg.model_type end
+  return nil
+end
+
+-- lookup(x) -> family, checkpoint (or nil), how ("family" | "checkpoint" | "model_type")
+-- x: a family name, a hub id, a model folder, or a loaded Model
+function M.lookup(x)
+  local c = load_all()
+  local path, model_type
+  if type(x) == "table" then
+    path = x.path
+    model_type = x.config and x.config.model_type
+    if type(model_type) ~= "string" then model_type = x.arch and x.arch.name end
+  elseif type(x) == "string" then
+    if c.by_name[x] then return c.by_name[x], nil, "family" end
+    path = x
+  else
+    error(fmt("registry.lookup: expected a model, a path or a hub id, got %s", type(x)), 2)
+  end
+  if type(path) == "string" then
+    local ck = checkpoint_of(path)
+    if ck then return c.by_name[ck.family], ck, "checkpoint" end
+    if not model_type and is_dir(path) then model_type = model_type_of_path(path) end
+  end
+  if type(model_type) == "string" then
+    local f = M.family_of_type(model_type)
+    if f then return f, nil, "model_type" end
+  end
+  return nil
+end
+
+-- default_template(x) -> template name and {family =, checkpoint =, how =,
+-- stand_in = LlamaFactory's template when the name is only a stand-in}; nil
+-- when x is not in the registry
+function M.default_template(x)
+  local f, ck, how = M.lookup(x)
+  if not f then return nil end
+  local name = ck and ck.template or f.template
+  local stand_in = (name == f.template) and f.lf_template or nil
+  return name, {family = f.family, checkpoint = ck and ck.name, how = how, stand_in = stand_in}
+end
+
+-- lora_targets(x) -> the linear layer names lora_target "all" covers, or nil
+function M.lora_targets(x)
+  local f = M.lookup(x)
+  if not f then return nil end
+  local out = {}
+  for i, n in ipairs(f.lora_target) do out[i] = n end
+  return out
+end
+
+-- a one-line description of a family
+function M.describe(f)
+  return fmt("%s (%s): model_type %s, template %s%s, lora_target all = %s, %d checkpoints", f.family, f.title,
+    f.model_type, f.template, f.lf_template and fmt(" (LlamaFactory: %s, not bundled)", f.lf_template) or "",
+    concat(f.lora_target, ","), #f.checkpoints)
+end
+
+return M
