@@ -71,8 +71,11 @@ function M.resolve(cfg)
   a.vocab = cfg.vocab_size
   a.eps = (mt == "starcoder2" and (cfg.norm_epsilon or 1e-5)) or cfg.rms_norm_eps or cfg.layer_norm_eps or 1e-6
   if a.norm == "layer_np" then a.eps = 1e-5 end -- OlmoLayerNorm hard-codes it
-  local act = cfg.hidden_activation or cfg.hidden_act or "silu"
-  a.act = tr.act and (ACTS[act] or tr.act) or ACTS[act]
+  -- a config without an activation (one made from GGUF metadata) gets the family's
+  local act = cfg.hidden_activation or cfg.hidden_act
+  if act == lfl.json.null then act = nil end
+  if act == nil then a.act = tr.act or "silu"
+  else a.act = tr.act and (ACTS[act] or tr.act) or ACTS[act] end
   if not a.act then error(fmt("config.json: hidden_act '%s' is not supported", tostring(act)), 0) end
   a.tied = cfg.tie_word_embeddings
   if a.tied == nil then a.tied = (mt == "gemma" or mt == "gemma2" or mt == "starcoder2") end

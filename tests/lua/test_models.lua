@@ -11,8 +11,8 @@ local t = lfl.test
 local root = lfl.home .. "/tests/golden/models/"
 local CASES = {"llama", "llama_tied_llama3rope", "llama_linear_rope", "llama_yarn_rope", "llama_bias",
                "mistral_window", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo", "olmo2", "starcoder2",
-               "internlm2", "baichuan", "baichuan2"}
-local GOLDEN_OF = {internlm2 = "llama"} -- cases checked against another case's golden
+               "internlm2", "internlm2_bias", "baichuan", "baichuan2"}
+local GOLDEN_OF = {internlm2 = "llama", internlm2_bias = "llama_bias"} -- cases checked against another case's golden
 
 local function rel_err(a, b)
   local d = (a:double() - b:double())
@@ -55,7 +55,7 @@ local function write(path, text) local f = assert(io.open(path, "w")); f:write(t
 t.suite("remote_layouts", {
   -- saving packs q/k/v back: the folder is the original checkpoint again
   save_repacks_original_layout = function()
-    for _, name in ipairs({"internlm2", "baichuan2"}) do
+    for _, name in ipairs({"internlm2", "internlm2_bias", "baichuan2"}) do
       local m = lfl.model.load(root .. name)
       local dir = os.tmpname() .. "_" .. name
       m:save(dir)
@@ -70,7 +70,7 @@ t.suite("remote_layouts", {
       for k in pairs(b) do t.assert(a[k], name .. ": saved folder has an extra tensor " .. k) end
       t.assert(n > 10, name .. ": too few tensors compared")
       local cfg = lfl.model.read_json(dir .. "/config.json")
-      t.assert_eq(cfg.model_type, name == "internlm2" and "internlm2" or "baichuan")
+      t.assert_eq(cfg.model_type, name:match("^internlm2") and "internlm2" or "baichuan")
       local m2 = lfl.model.load(dir)
       local ids = lfl.tensor({{3, 4, 5, 6}}, "i64")
       t.assert_tensor_close(m2:forward(ids), m:forward(ids), 0, 0)
@@ -118,6 +118,30 @@ t.suite("remote_layouts", {
     end
   end,
 })
+
+-- GGUF files of the tiny checkpoints, written as llama.cpp's converter writes
+-- them (tests/ref/make_model_goldens.py): the same HF parameters come back
+-- (OLMo's q/k rows un-permuted) and the same logits (StarCoder2's GGUF has no
+-- sliding window, so its reference runs without it).
+local gguf_cases = {}
+for _, name in ipairs({"olmo", "olmo2", "starcoder2"}) do
+  gguf_cases[name] = function()
+    local m = lfl.model.load(root .. name .. "/model.gguf")
+    local hf = lfl.safetensors.load(root .. name .. "/model.safetensors")
+    local n = 0
+    for k, v in pairs(hf) do
+      t.assert(m.params[k], name .. ".gguf: no parameter " .. k)
+      t.assert_tensor_close(m.params[k], v, 0, 0, name .. ".gguf " .. k)
+      n = n + 1
+    end
+    t.assert_eq(#m.names, n, name .. ".gguf: parameter count")
+    local g = lfl.safetensors.load(root .. name .. (name == "starcoder2" and "/gguf_golden.safetensors"
+      or "/golden.safetensors"))
+    local diff = t.max_abs_diff(m:forward(g.input_ids), g.logits)
+    t.assert(diff <= 1e-4, string.format("%s.gguf logits max abs diff %.3g", name, diff))
+  end
+end
+t.suite("models_gguf", gguf_cases)
 
 t.suite("model_io", {
   save_reload_same_logits = function()

@@ -10,6 +10,14 @@ ship it; lfl must load them and give the llama's logits, loss and gradients.
 Baichuan2's NormHead (lm_head rows L2-normalised in the forward) is reproduced by
 patching the llama's lm_head forward the way the remote code computes it.
 
+olmo, olmo2 and starcoder2 also get model.gguf: the same weights written the
+way llama.cpp's convert_hf_to_gguf.py does (tensor names from the gguf package's
+own name map, OLMo's q/k rows permuted as convert permutes llama's, its
+hyperparameter keys), f32. StarCoder2's GGUF carries no sliding window
+(convert writes none, llama.cpp attends over everything), so its reference
+logits (gguf_golden.safetensors) are the HF model's without the window; they
+are checked against transformers' own GGUF reader here.
+
 Run with the venv python from tests/ref/venv.sh; names on the command line
 (re)write only those cases (default: all)."""
 import json, pathlib, shutil, sys
@@ -110,8 +118,11 @@ def internlm2_split_as_remote_code(qkv, n_kv, n_q, head_dim):
     return x[..., :g, :].reshape(b, t, n_kv * g, head_dim), x[..., -2, :], x[..., -1, :]
 
 
-def make_internlm2():
-    src = OUT / "llama"
+def make_internlm2(src_name="llama", out_name="internlm2"):
+    """src_name's weights in InternLM2's layout. From llama_bias (q/k/v/o and MLP
+    biases) it exercises the bias split; real InternLM2 has biases ("bias": true)
+    on wqkv and wo only, the MLP ones just follow the renaming."""
+    src = OUT / src_name
     w = load_file(src / "model.safetensors")
     lcfg = json.loads((src / "config.json").read_text())
     nh, nkv = lcfg["num_attention_heads"], lcfg["num_key_value_heads"]
@@ -132,14 +143,19 @@ def make_internlm2():
         for got, ref, n in ((sq, x @ q.T, nh), (sk, x @ k.T, nkv), (sv, x @ v.T, nkv)):
             assert torch.allclose(got, ref.reshape(1, 3, n, hd), atol=1e-6)
         out[p + "attention.wqkv.weight"] = wqkv
+        if p + "self_attn.q_proj.bias" in w:
+            out[p + "attention.wqkv.bias"] = internlm2_pack(*(w[p + f"self_attn.{n}_proj.bias"] for n in "qkv"),
+                                                            nkv, hd)
         for a, b in ren.items():
-            out[p + b + ".weight"] = w[p + a + ".weight"]
+            for suffix in (".weight", ".bias"):
+                if p + a + suffix in w:
+                    out[p + b + suffix] = w[p + a + suffix]
     cfg = {
         "architectures": ["InternLM2ForCausalLM"], "attn_implementation": "eager",
         "auto_map": {"AutoConfig": "configuration_internlm2.InternLM2Config",
                      "AutoModel": "modeling_internlm2.InternLM2ForCausalLM",
                      "AutoModelForCausalLM": "modeling_internlm2.InternLM2ForCausalLM"},
-        "bias": False, "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
+        "bias": lcfg["attention_bias"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
         "hidden_size": lcfg["hidden_size"], "initializer_range": 0.02, "intermediate_size": lcfg["intermediate_size"],
         "max_position_embeddings": lcfg["max_position_embeddings"], "model_type": "internlm2",
         "num_attention_heads": nh, "num_hidden_layers": lcfg["num_hidden_layers"], "num_key_value_heads": nkv,
@@ -149,8 +165,8 @@ def make_internlm2():
         "tie_word_embeddings": False, "torch_dtype": "float32", "transformers_version": "4.41.0",
         "use_cache": True, "vocab_size": lcfg["vocab_size"],
     }
-    write_remote(OUT / "internlm2", cfg, out)
-    print("internlm2: llama golden packed into wqkv (golden: tests/golden/models/llama)")
+    write_remote(OUT / out_name, cfg, out)
+    print(f"{out_name}: {src_name} golden packed into wqkv (golden: tests/golden/models/{src_name})")
 
 
 # --- Baichuan (7B): an MHA llama (Baichuan has no GQA) with W_pack = [q; k; v]
@@ -208,6 +224,63 @@ def make_baichuan(ids, labels):
     print("baichuan2 loss", loss)
 
 
+def llama_permute(w, n_head):
+    """convert_hf_to_gguf's LlamaModel.permute (rows of each head interleaved for llama.cpp's rope)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def make_gguf(name, ids):
+    import gguf
+    d = OUT / name
+    cfg = json.loads((d / "config.json").read_text())
+    arch = {"olmo": gguf.MODEL_ARCH.OLMO, "olmo2": gguf.MODEL_ARCH.OLMO2,
+            "starcoder2": gguf.MODEL_ARCH.STARCODER2}[name]
+    nmap = gguf.get_tensor_name_map(arch, cfg["num_hidden_layers"])
+    w = gguf.GGUFWriter(str(d / "model.gguf"), gguf.MODEL_ARCH_NAMES[arch])
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_rope_freq_base(cfg["rope_parameters"]["rope_theta"])
+    w.add_vocab_size(cfg["vocab_size"])
+    if name == "olmo":
+        w.add_layer_norm_eps(1e-5)
+        w.add_clamp_kqv(cfg["clip_qkv"])
+    elif name == "olmo2":
+        w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    else:
+        w.add_layer_norm_eps(cfg["norm_epsilon"])
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    tensors = load_file(d / "model.safetensors")
+    for hf, t in sorted(tensors.items()):
+        if name == "olmo" and hf.endswith("q_proj.weight"):
+            t = llama_permute(t, cfg["num_attention_heads"])
+        elif name == "olmo" and hf.endswith("k_proj.weight"):
+            t = llama_permute(t, cfg["num_key_value_heads"])
+        gname = nmap.get_name(hf, try_suffixes=(".weight", ".bias"))
+        assert gname, hf
+        w.add_tensor(gname, t.float().numpy())
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    if name == "starcoder2":
+        c = tf.AutoConfig.from_pretrained(d)
+        c.sliding_window = None
+        c._attn_implementation = "eager"
+        m = tf.Starcoder2ForCausalLM.from_pretrained(d, config=c).eval()
+        with torch.no_grad():
+            logits = m(input_ids=ids).logits.float().contiguous()
+        g = tf.AutoModelForCausalLM.from_pretrained(d, gguf_file="model.gguf", dtype=torch.float32,
+                                                 vocab_size=cfg["vocab_size"]).eval()  # no tokenizer in it
+        with torch.no_grad():
+            assert torch.allclose(g(input_ids=ids).logits, logits, atol=1e-5), "transformers reads the GGUF differently"
+        save_file({"input_ids": ids, "logits": logits}, d / "gguf_golden.safetensors")
+    print(name, "model.gguf", (d / "model.gguf").stat().st_size, "bytes")
+
+
 def main():
     g = torch.Generator().manual_seed(7)
     B, T = 2, 12
@@ -229,8 +302,12 @@ def main():
         gold, loss = golden(model, ids, labels)
         save_file(gold, d / "golden.safetensors")
         print(name, "loss", loss, "params", sum(p.numel() for p in model.parameters()))
+        if name in ("olmo", "olmo2", "starcoder2"):
+            make_gguf(name, ids)
     if not only or "internlm2" in only:
         make_internlm2()
+    if not only or "internlm2_bias" in only:
+        make_internlm2("llama_bias", "internlm2_bias")
     if not only or only & {"baichuan", "baichuan2"}:
         make_baichuan(ids, labels)
 
