@@ -1,6 +1,6 @@
 -- The generic decoder: one forward for the llama family and its relatives,
 -- parameterised by an architecture spec derived from config.json. Covers
--- llama/mistral/qwen2/qwen3/gemma/gemma2/phi3/olmo/olmo2/starcoder2, and the
+-- llama/mistral/qwen2/qwen3/gemma/gemma2/phi3/olmo/olmo2/starcoder2/internlm3, and the
 -- remote-code InternLM2 and Baichuan (7B) whose fused weights stdlib/lfl/convert.lua
 -- splits into the llama layout at load; parameter names are Hugging Face's.
 local lfl = lfl
@@ -26,6 +26,7 @@ local TRAITS = {
   olmo       = {norm = "layer_np"},
   olmo2      = {pre_norms = false, post_norms = true, qk_norm_full = true},
   starcoder2 = {norm = "layer", mlp = "plain", act = "gelu_tanh", window_all = true},
+  internlm3  = {}, -- transformers runs it as a llama; its qkv_bias / bias keys name the biases
   -- remote code (trust_remote_code on the Hub), converted to llama names by lfl.convert
   internlm2  = {},
   baichuan   = {},

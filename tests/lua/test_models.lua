@@ -6,12 +6,13 @@
 -- family's fused layout (InternLM2's grouped wqkv, Baichuan's W_pack) by the
 -- Python script, independently of lfl.convert; what is checked is that lfl
 -- unpacks them into the llama the reference ran (internlm2 is compared with the
--- llama golden itself; baichuan2 adds NormHead, reproduced in the reference).
+-- llama golden itself, internlm2_bias with llama_bias; baichuan2 adds NormHead,
+-- reproduced in the reference).
 local t = lfl.test
 local root = lfl.home .. "/tests/golden/models/"
 local CASES = {"llama", "llama_tied_llama3rope", "llama_linear_rope", "llama_yarn_rope", "llama_bias",
                "mistral_window", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo", "olmo2", "starcoder2",
-               "internlm2", "internlm2_bias", "baichuan", "baichuan2"}
+               "internlm3", "internlm2", "internlm2_bias", "baichuan", "baichuan2"}
 local GOLDEN_OF = {internlm2 = "llama", internlm2_bias = "llama_bias"} -- cases checked against another case's golden
 
 local function rel_err(a, b)

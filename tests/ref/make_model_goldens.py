@@ -50,6 +50,8 @@ CASES = {
         head_dim=8, sliding_window=4, final_logit_softcapping=30.0, attn_logit_softcapping=50.0,
         query_pre_attn_scalar=8, hidden_activation="gelu_pytorch_tanh")),
     "phi3": (tf.Phi3Config, tf.Phi3ForCausalLM, dict(pad_token_id=0)),
+    # InternLM3 runs on transformers' llama (llama names, head_dim 128 in the real ones)
+    "internlm3": (tf.InternLM3Config, tf.LlamaForCausalLM, dict(head_dim=16, attention_bias=True, mlp_bias=True)),
     # clip_qkv = 1 clips a good part of the q/k/v entries of this init
     "olmo": (tf.OlmoConfig, tf.OlmoForCausalLM, dict(clip_qkv=1.0, rms_norm_eps=None)),
     "olmo2": (tf.Olmo2Config, tf.Olmo2ForCausalLM, dict(rms_norm_eps=1e-6)),
