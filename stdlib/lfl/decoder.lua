@@ -1,7 +1,8 @@
 -- The generic decoder: one forward for the llama family and its relatives,
 -- parameterised by an architecture spec derived from config.json. Covers
--- llama/mistral/qwen2/qwen3/gemma/gemma2/phi3 (and checkpoints that map onto
--- them); parameter names are Hugging Face's.
+-- llama/mistral/qwen2/qwen3/gemma/gemma2/phi3/olmo/olmo2/starcoder2/internlm3, and the
+-- remote-code InternLM2 and Baichuan (7B) whose fused weights stdlib/lfl/convert.lua
+-- splits into the llama layout at load; parameter names are Hugging Face's.
 local lfl = lfl
 local rope = require("lfl.rope")
 local fmt, sqrt = string.format, math.sqrt
@@ -10,14 +11,25 @@ local M = {}
 
 -- Architecture traits by model_type. Families that reuse a layout (SmolLM2,
 -- Yi, DeepSeek-LLM are model_type "llama") need no entry of their own.
+-- norm: "rms" (default), "layer" (LayerNorm with weight and bias) or "layer_np"
+-- (OLMo's LayerNorm without parameters, eps fixed at 1e-5). pre_norms = false:
+-- no input/pre-feedforward norms (OLMo2 only normalises the sublayer outputs).
+-- mlp = "plain": c_fc -> act -> c_proj instead of the gated gate/up/down.
 local TRAITS = {
-  llama   = {},
-  mistral = {window_all = true},
-  qwen2   = {qkv_bias = true},
-  qwen3   = {qk_norm = true},
-  gemma   = {norm_plus_one = true, embed_scale = true, act = "gelu_tanh"},
-  gemma2  = {norm_plus_one = true, embed_scale = true, act = "gelu_tanh", post_norms = true},
-  phi3    = {fused_qkv = true, fused_gate_up = true},
+  llama      = {},
+  mistral    = {window_all = true},
+  qwen2      = {qkv_bias = true},
+  qwen3      = {qk_norm = true},
+  gemma      = {norm_plus_one = true, embed_scale = true, act = "gelu_tanh"},
+  gemma2     = {norm_plus_one = true, embed_scale = true, act = "gelu_tanh", post_norms = true},
+  phi3       = {fused_qkv = true, fused_gate_up = true},
+  olmo       = {norm = "layer_np"},
+  olmo2      = {pre_norms = false, post_norms = true, qk_norm_full = true},
+  starcoder2 = {norm = "layer", mlp = "plain", act = "gelu_tanh", window_all = true},
+  internlm3  = {}, -- transformers runs it as a llama; its qkv_bias / bias keys name the biases
+  -- remote code (trust_remote_code on the Hub), converted to llama names by lfl.convert
+  internlm2  = {},
+  baichuan   = {},
 }
 M.TRAITS = TRAITS
 
@@ -34,9 +46,23 @@ function M.resolve(cfg)
     error(fmt("config.json: model_type '%s' is not supported (supported: %s)", tostring(mt),
       table.concat(known, ", ")), 0)
   end
-  local a = {}
+  local a = {norm = "rms", pre_norms = true, mlp = "gated"}
   for k, v in pairs(tr) do a[k] = v end
   a.name = mt
+  if mt == "baichuan" then
+    -- Baichuan-13B and Baichuan2-13B use ALiBi, which this decoder does not
+    -- build; the 7B models use RoPE. The 13B configs have 40 layers of width
+    -- 5120 and no max_position_embeddings (only model_max_length).
+    if cfg.num_hidden_layers == 40 or cfg.hidden_size == 5120 or cfg.max_position_embeddings == nil then
+      error("config.json: this Baichuan model is a 13B one (40 layers / hidden 5120 / no " ..
+        "max_position_embeddings), which uses ALiBi position biases: not supported (Baichuan-7B and " ..
+        "Baichuan2-7B, with RoPE, are)", 0)
+    end
+    -- Baichuan2 (architectures BaichuanForCausalLM) normalises the lm_head rows
+    -- (NormHead); Baichuan-7B (BaiChuanForCausalLM) does not
+    local arch1 = type(cfg.architectures) == "table" and cfg.architectures[1]
+    a.norm_head = arch1 ~= "BaiChuanForCausalLM"
+  end
   a.hidden = cfg.hidden_size
   a.layers = cfg.num_hidden_layers
   a.heads = cfg.num_attention_heads
@@ -44,14 +70,22 @@ function M.resolve(cfg)
   a.head_dim = (cfg.head_dim ~= nil and cfg.head_dim ~= lfl.json.null and cfg.head_dim) or a.hidden / a.heads
   a.head_dim = math.floor(a.head_dim)
   a.vocab = cfg.vocab_size
-  a.eps = cfg.rms_norm_eps or cfg.layer_norm_eps or 1e-6
-  local act = cfg.hidden_activation or cfg.hidden_act or "silu"
-  a.act = tr.act and (ACTS[act] or tr.act) or ACTS[act]
+  a.eps = (mt == "starcoder2" and (cfg.norm_epsilon or 1e-5)) or cfg.rms_norm_eps or cfg.layer_norm_eps or 1e-6
+  if a.norm == "layer_np" then a.eps = 1e-5 end -- OlmoLayerNorm hard-codes it
+  -- a config without an activation (one made from GGUF metadata) gets the family's
+  local act = cfg.hidden_activation or cfg.hidden_act
+  if act == lfl.json.null then act = nil end
+  if act == nil then a.act = tr.act or "silu"
+  else a.act = tr.act and (ACTS[act] or tr.act) or ACTS[act] end
   if not a.act then error(fmt("config.json: hidden_act '%s' is not supported", tostring(act)), 0) end
   a.tied = cfg.tie_word_embeddings
-  if a.tied == nil then a.tied = (mt == "gemma" or mt == "gemma2") end
+  if a.tied == nil then a.tied = (mt == "gemma" or mt == "gemma2" or mt == "starcoder2") end
   if cfg.attention_bias then a.qkv_bias, a.o_bias = true, true end
   if cfg.mlp_bias then a.mlp_bias = true end
+  -- StarCoder2: use_bias (default true) puts a bias on every linear
+  if mt == "starcoder2" and cfg.use_bias ~= false then a.qkv_bias, a.o_bias, a.mlp_bias = true, true, true end
+  -- OLMo: q/k/v projections clamped to [-clip_qkv, clip_qkv]
+  if mt == "olmo" and type(cfg.clip_qkv) == "number" then a.clip_qkv = cfg.clip_qkv end
   -- attention scaling and soft-capping
   a.scale = 1 / sqrt(a.head_dim)
   if mt == "gemma2" and cfg.query_pre_attn_scalar then a.scale = cfg.query_pre_attn_scalar ^ -0.5 end
@@ -73,7 +107,7 @@ function M.resolve(cfg)
       if l - 1 >= (cfg.max_window_layers or 0) then w = sw end
     elseif mt == "gemma2" and sw then
       if (l - 1) % 2 == 0 then w = sw end
-    elseif mt == "phi3" and sw then
+    elseif (mt == "phi3" or mt == "starcoder2") and sw then
       w = sw
     end
     a.window[l] = w
@@ -112,16 +146,34 @@ function M.check(m)
       want(p .. "self_attn.v_proj.weight", {Hk * D, H})
     end
     want(p .. "self_attn.o_proj.weight", {H, Hq * D})
-    if a.fused_gate_up then want(p .. "mlp.gate_up_proj.weight", {2 * F, H})
-    else want(p .. "mlp.gate_proj.weight", {F, H}); want(p .. "mlp.up_proj.weight", {F, H}) end
-    want(p .. "mlp.down_proj.weight", {H, F})
+    if a.qk_norm_full then
+      want(p .. "self_attn.q_norm.weight", {Hq * D})
+      want(p .. "self_attn.k_norm.weight", {Hk * D})
+    end
+    if a.mlp == "plain" then
+      want(p .. "mlp.c_fc.weight", {F, H}); want(p .. "mlp.c_proj.weight", {H, F})
+    else
+      if a.fused_gate_up then want(p .. "mlp.gate_up_proj.weight", {2 * F, H})
+      else want(p .. "mlp.gate_proj.weight", {F, H}); want(p .. "mlp.up_proj.weight", {F, H}) end
+      want(p .. "mlp.down_proj.weight", {H, F})
+    end
+    if a.norm ~= "layer_np" then
+      if a.pre_norms then want(p .. "input_layernorm.weight", {H}) end
+      if a.pre_norms or a.post_norms then want(p .. "post_attention_layernorm.weight", {H}) end
+      if a.post_norms then want(p .. "post_feedforward_layernorm.weight", {H}) end
+      if a.pre_norms and a.post_norms then want(p .. "pre_feedforward_layernorm.weight", {H}) end
+    end
   end
+  if a.norm ~= "layer_np" then want("model.norm.weight", {H}) end
   if not a.tied then want("lm_head.weight", {a.vocab, H}) end
 end
 
-local function norm(m, x, name)
+-- the norm whose parameters are base .. ".weight" (and ".bias" for LayerNorm)
+local function norm(m, x, base)
   local a = m.arch
-  local w = P(m, name)
+  if a.norm == "layer_np" then return lfl.layernorm(x, nil, nil, a.eps) end
+  local w = P(m, base .. ".weight")
+  if a.norm == "layer" then return lfl.layernorm(x, w, m.params[base .. ".bias"], a.eps) end
   if a.norm_plus_one then
     -- gemma: x * (1 + w); the (1 + w) is part of the graph so w gets its gradient
     w = w + 1
@@ -130,6 +182,11 @@ local function norm(m, x, name)
 end
 
 local function opt(m, name) return m.params[name] end
+
+-- torch's clamp(x, -c, c), gradient passing where -c <= x <= c
+local function clip(x, c)
+  return lfl.where(x:gt(c), c, lfl.where(x:lt(-c), -c, x))
+end
 
 local peft -- loaded on first use (adapters are optional)
 
@@ -141,6 +198,22 @@ local function linear(m, x, base)
     y = peft.apply(m, base, x, y, w, b)
   end
   return y
+end
+
+-- gate/up projections and the gated activation (input of down_proj)
+local function gated_act(m, h, p)
+  local a = m.arch
+  local gate, up
+  if a.fused_gate_up then
+    local gu = linear(m, h, p .. "mlp.gate_up_proj")
+    local F = gu:size(3) / 2
+    gate, up = gu:narrow(3, 1, F), gu:narrow(3, F + 1, F)
+  else
+    gate = linear(m, h, p .. "mlp.gate_proj")
+    up = linear(m, h, p .. "mlp.up_proj")
+  end
+  if a.act == "silu" then return lfl.swiglu(gate, up) end
+  return lfl.geglu(gate, up, a.act == "gelu_tanh")
 end
 
 -- One query over cached keys (decoding): plain GEMMs, as the tiled attention
@@ -169,7 +242,7 @@ local function layer(m, l, x, cos, sin, segments, cache)
   local sz = x:size()
   local B, T = sz[1], sz[2]
   local D, Hq, Hk = a.head_dim, a.heads, a.kv_heads
-  local h = norm(m, x, p .. "input_layernorm.weight")
+  local h = a.pre_norms and norm(m, x, p .. "input_layernorm") or x
   local q, k, v
   if a.fused_qkv then
     local qkv = linear(m, h, p .. "self_attn.qkv_proj")
@@ -180,6 +253,12 @@ local function layer(m, l, x, cos, sin, segments, cache)
     q = linear(m, h, p .. "self_attn.q_proj")
     k = linear(m, h, p .. "self_attn.k_proj")
     v = linear(m, h, p .. "self_attn.v_proj")
+  end
+  if a.clip_qkv then q, k, v = clip(q, a.clip_qkv), clip(k, a.clip_qkv), clip(v, a.clip_qkv) end
+  if a.qk_norm_full then
+    -- OLMo2: RMSNorm over the whole q / k projection, before the split into heads
+    q = lfl.rmsnorm(q, P(m, p .. "self_attn.q_norm.weight"), a.eps)
+    k = lfl.rmsnorm(k, P(m, p .. "self_attn.k_norm.weight"), a.eps)
   end
   q = q:reshape(B, T, Hq, D)
   k = k:reshape(B, T, Hk, D)
@@ -219,23 +298,19 @@ local function layer(m, l, x, cos, sin, segments, cache)
   end
   o = o:transpose(2, 3):reshape(B, T, Hq * D)
   o = linear(m, o, p .. "self_attn.o_proj")
-  if a.post_norms then o = norm(m, o, p .. "post_attention_layernorm.weight") end
+  if a.post_norms then o = norm(m, o, p .. "post_attention_layernorm") end
   x = x + o
-  h = norm(m, x, p .. (a.post_norms and "pre_feedforward_layernorm.weight" or "post_attention_layernorm.weight"))
-  local gate, up
-  if a.fused_gate_up then
-    local gu = linear(m, h, p .. "mlp.gate_up_proj")
-    local F = gu:size(3) / 2
-    gate, up = gu:narrow(3, 1, F), gu:narrow(3, F + 1, F)
+  if not a.pre_norms then h = x
+  else h = norm(m, x, p .. (a.post_norms and "pre_feedforward_layernorm" or "post_attention_layernorm")) end
+  local y
+  if a.mlp == "plain" then
+    y = linear(m, h, p .. "mlp.c_fc")
+    if a.act == "gelu_tanh" then y = y:gelu_tanh() elseif a.act == "gelu" then y = y:gelu() else y = y:silu() end
+    y = linear(m, y, p .. "mlp.c_proj")
   else
-    gate = linear(m, h, p .. "mlp.gate_proj")
-    up = linear(m, h, p .. "mlp.up_proj")
+    y = linear(m, gated_act(m, h, p), p .. "mlp.down_proj")
   end
-  local act
-  if a.act == "silu" then act = lfl.swiglu(gate, up)
-  else act = lfl.geglu(gate, up, a.act == "gelu_tanh") end
-  local y = linear(m, act, p .. "mlp.down_proj")
-  if a.post_norms then y = norm(m, y, p .. "post_feedforward_layernorm.weight") end
+  if a.post_norms then y = norm(m, y, p .. "post_feedforward_layernorm") end
   return x + y
 end
 
@@ -292,11 +367,19 @@ function M.hidden(m, ids, opts)
   end
   if cache then cache.len = past + T end
   if opts.last_only then x = x:narrow(2, T, 1) end
-  return norm(m, x, "model.norm.weight")
+  return norm(m, x, "model.norm")
 end
 
 function M.lm_head(m)
-  return m.arch.tied and P(m, "model.embed_tokens.weight") or P(m, "lm_head.weight")
+  if m.arch.tied then return P(m, "model.embed_tokens.weight") end
+  local w = P(m, "lm_head.weight")
+  if m.arch.norm_head then
+    -- Baichuan2's NormHead: F.normalize(w) (rows over max(||row||, 1e-12)), in
+    -- the graph so training gets the gradient through the normalisation
+    local ss = (w * w):sum({2}, true)
+    w = w / lfl.where(ss:lt(1e-24), 1e-24, ss):sqrt()
+  end
+  return w
 end
 
 function M.forward(m, ids, opts)

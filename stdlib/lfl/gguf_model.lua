@@ -8,9 +8,14 @@ local M = {}
 
 -- GGUF architecture -> HF model_type
 local ARCH = {llama = "llama", mistral = "mistral", qwen2 = "qwen2", qwen3 = "qwen3", gemma = "gemma",
-              gemma2 = "gemma2", phi3 = "phi3"}
--- archs whose q/k rows llama.cpp permuted when converting (convert_hf_to_gguf's LlamaModel)
-local PERMUTED = {llama = true, mistral = true}
+              gemma2 = "gemma2", phi3 = "phi3", olmo = "olmo", olmo2 = "olmo2", starcoder2 = "starcoder2"}
+local HF_CLASS = {llama = "LlamaForCausalLM", mistral = "MistralForCausalLM", qwen2 = "Qwen2ForCausalLM",
+                  qwen3 = "Qwen3ForCausalLM", gemma = "GemmaForCausalLM", gemma2 = "Gemma2ForCausalLM",
+                  phi3 = "Phi3ForCausalLM", olmo = "OlmoForCausalLM", olmo2 = "Olmo2ForCausalLM",
+                  starcoder2 = "Starcoder2ForCausalLM"}
+-- archs whose q/k rows llama.cpp permuted when converting (convert_hf_to_gguf's
+-- LlamaModel, and OlmoModel which copies its modify_tensors)
+local PERMUTED = {llama = true, mistral = true, olmo = true}
 
 local LAYER_NAMES = {
   attn_norm = "input_layernorm", ffn_norm = "post_attention_layernorm",
@@ -23,13 +28,16 @@ local LAYER_NAMES = {
 
 function M.hf_name(name, model_type)
   if name == "token_embd.weight" then return "model.embed_tokens.weight" end
-  if name == "output_norm.weight" then return "model.norm.weight" end
+  local on = name:match("^output_norm%.(%a+)$")
+  if on then return "model.norm." .. on end
   if name == "output.weight" then return "lm_head.weight" end
   local l, rest, suffix = name:match("^blk%.(%d+)%.([%w_]+)%.(%w+)$")
   if not l then return nil end
   local hf = LAYER_NAMES[rest]
   if model_type == "gemma2" and rest == "ffn_norm" then hf = "pre_feedforward_layernorm" end
   if model_type == "phi3" and rest == "ffn_up" then hf = "mlp.gate_up_proj" end
+  if model_type == "starcoder2" and rest == "ffn_up" then hf = "mlp.c_fc" end
+  if model_type == "starcoder2" and rest == "ffn_down" then hf = "mlp.c_proj" end
   if not hf then return nil end
   return fmt("model.layers.%s.%s.%s", l, hf, suffix)
 end
@@ -49,9 +57,7 @@ function M.config(meta, path)
   end
   local hidden, heads = k("embedding_length"), k("attention.head_count")
   local cfg = {
-    model_type = mt, architectures = {({llama = "LlamaForCausalLM", mistral = "MistralForCausalLM",
-      qwen2 = "Qwen2ForCausalLM", qwen3 = "Qwen3ForCausalLM", gemma = "GemmaForCausalLM",
-      gemma2 = "Gemma2ForCausalLM", phi3 = "Phi3ForCausalLM"})[mt]},
+    model_type = mt, architectures = {HF_CLASS[mt]},
     hidden_size = hidden, num_hidden_layers = k("block_count"), intermediate_size = k("feed_forward_length"),
     num_attention_heads = heads, num_key_value_heads = k("attention.head_count_kv", heads),
     max_position_embeddings = k("context_length", 2048), rope_theta = k("rope.freq_base", 10000.0),
@@ -63,6 +69,13 @@ function M.config(meta, path)
   }
   local sw = meta[arch .. ".attention.sliding_window"]
   if sw then cfg.sliding_window = sw end
+  if mt == "starcoder2" then
+    -- LayerNorm eps; convert writes no sliding window, and llama.cpp attends over everything
+    cfg.norm_epsilon = k("attention.layer_norm_epsilon", 1e-5)
+    cfg.rms_norm_eps = nil
+  elseif mt == "olmo" then
+    cfg.clip_qkv = meta[arch .. ".attention.clamp_kqv"]
+  end
   if mt == "gemma2" then
     cfg.attn_logit_softcapping = meta[arch .. ".attn_logit_softcapping"]
     cfg.final_logit_softcapping = meta[arch .. ".final_logit_softcapping"]

@@ -4,6 +4,7 @@
 -- back to an HF folder that transformers loads.
 local lfl = lfl
 local decoder = require("lfl.decoder")
+local convert = require("lfl.convert")
 local fmt, concat = string.format, table.concat
 
 local M = {}
@@ -88,6 +89,7 @@ end
 function M.from_params(cfg, params, opts)
   opts = opts or {}
   local arch = decoder.resolve(cfg)
+  params = convert.to_decoder(cfg, params) -- remote-code layouts (InternLM2, Baichuan) -> llama names
   local want = opts.dtype or "f32"
   local names = {}
   for name, t in pairs(params) do
@@ -142,8 +144,9 @@ function Model:save(dir, opts)
   local limit = opts.shard_size or 5e9
   os.execute(fmt("mkdir -p '%s'", dir))
   local shards, cur, size = {}, {}, 0
-  for _, name in ipairs(self.names) do
-    local t = self.params[name]
+  local names, params = convert.from_decoder(self.config, self.names, self.params) -- back to the family's layout
+  for _, name in ipairs(names) do
+    local t = params[name]
     local nb = t:numel() * (t:dtype():match("16") and 2 or t:dtype() == "f64" and 8 or 4)
     if size > 0 and size + nb > limit then shards[#shards + 1] = cur; cur, size = {}, 0 end
     cur[name] = t

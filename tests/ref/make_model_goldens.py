@@ -1,11 +1,30 @@
 """Tiny random checkpoints of each decoder architecture lfl builds, saved as HF
 folders, with transformers' logits, loss and parameter gradients on a fixed
 batch -> tests/golden/models/<name>/{config.json, model.safetensors, golden.safetensors}.
-Run with the venv python from tests/ref/venv.sh."""
-import json, pathlib, shutil
+
+InternLM2 and Baichuan are remote code (no transformers class, no Hub here):
+their goldens are layout conversions. A tiny llama's weights are packed into
+InternLM2's wqkv / Baichuan's W_pack layout (packing written here, independently
+of lfl's unpacking in stdlib/lfl/convert.lua) with a config.json as those models
+ship it; lfl must load them and give the llama's logits, loss and gradients.
+Baichuan2's NormHead (lm_head rows L2-normalised in the forward) is reproduced by
+patching the llama's lm_head forward the way the remote code computes it.
+
+olmo, olmo2 and starcoder2 also get model.gguf: the same weights written the
+way llama.cpp's convert_hf_to_gguf.py does (tensor names from the gguf package's
+own name map, OLMo's q/k rows permuted as convert permutes llama's, its
+hyperparameter keys), f32. StarCoder2's GGUF carries no sliding window
+(convert writes none, llama.cpp attends over everything), so its reference
+logits (gguf_golden.safetensors) are the HF model's without the window; they
+are checked against transformers' own GGUF reader here.
+
+Run with the venv python from tests/ref/venv.sh; names on the command line
+(re)write only those cases (default: all)."""
+import json, pathlib, shutil, sys
 import torch
+import torch.nn.functional as F
 import transformers as tf
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "golden" / "models"
 V, H, I, L, NH, NKV = 64, 32, 48, 2, 4, 2
@@ -31,6 +50,14 @@ CASES = {
         head_dim=8, sliding_window=4, final_logit_softcapping=30.0, attn_logit_softcapping=50.0,
         query_pre_attn_scalar=8, hidden_activation="gelu_pytorch_tanh")),
     "phi3": (tf.Phi3Config, tf.Phi3ForCausalLM, dict(pad_token_id=0)),
+    # InternLM3 runs on transformers' llama (llama names, head_dim 128 in the real ones)
+    "internlm3": (tf.InternLM3Config, tf.LlamaForCausalLM, dict(head_dim=16, attention_bias=True, mlp_bias=True)),
+    # clip_qkv = 1 clips a good part of the q/k/v entries of this init
+    "olmo": (tf.OlmoConfig, tf.OlmoForCausalLM, dict(clip_qkv=1.0, rms_norm_eps=None)),
+    "olmo2": (tf.Olmo2Config, tf.Olmo2ForCausalLM, dict(rms_norm_eps=1e-6)),
+    # tied by default; LayerNorm eps from norm_epsilon; every linear has a bias
+    "starcoder2": (tf.Starcoder2Config, tf.Starcoder2ForCausalLM, dict(
+        sliding_window=4, norm_epsilon=1e-4, rms_norm_eps=None, hidden_act="gelu_pytorch_tanh")),
 }
 
 
@@ -38,6 +65,7 @@ def build(name, cfg_cls, model_cls, extra):
     torch.manual_seed(1234)
     kw = dict(common)
     kw.update(extra)
+    kw = {k: v for k, v in kw.items() if v is not None}
     cfg = cfg_cls(**kw)
     if hasattr(cfg, "_attn_implementation"):
         cfg._attn_implementation = "eager"
@@ -49,6 +77,212 @@ def build(name, cfg_cls, model_cls, extra):
     return model
 
 
+def golden(model, ids, labels):
+    model.zero_grad()
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    gold = {"input_ids": ids, "labels": labels, "logits": out.logits.detach().float().contiguous(),
+            "loss": out.loss.detach().reshape(1)}
+    for pname, p in model.named_parameters():
+        if p.grad is not None:
+            gold["grad." + pname] = p.grad.detach().contiguous()
+    return gold, out.loss.item()
+
+
+def fresh(d):
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+
+
+def write_remote(d, cfg, tensors):
+    fresh(d)
+    (d / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, d / "model.safetensors", metadata={"format": "pt"})
+
+
+# --- InternLM2: the llama golden (GQA 4 q heads / 2 kv heads) in InternLM2's layout
+
+def internlm2_pack(q, k, v, n_kv, head_dim):
+    """wqkv rows [n_kv, q_per_kv + 2, head_dim]: each kv group's queries, its key, its value."""
+    rest = q.shape[1:]
+    g = q.shape[0] // (n_kv * head_dim)
+    return torch.cat([q.reshape(n_kv, g, head_dim, *rest), k.reshape(n_kv, 1, head_dim, *rest),
+                      v.reshape(n_kv, 1, head_dim, *rest)], dim=1).reshape(-1, *rest)
+
+
+def internlm2_split_as_remote_code(qkv, n_kv, n_q, head_dim):
+    """modeling_internlm2.InternLM2Attention's split of wqkv(x) [b, q, N]:
+    rearrange "b q (h gs d) -> b q h gs d", queries [..., :g, :] -> "(h gs)", key -2, value -1."""
+    b, t, _ = qkv.shape
+    g = n_q // n_kv
+    x = qkv.reshape(b, t, n_kv, g + 2, head_dim)
+    return x[..., :g, :].reshape(b, t, n_kv * g, head_dim), x[..., -2, :], x[..., -1, :]
+
+
+def make_internlm2(src_name="llama", out_name="internlm2"):
+    """src_name's weights in InternLM2's layout. From llama_bias (q/k/v/o and MLP
+    biases) it exercises the bias split; real InternLM2 has biases ("bias": true)
+    on wqkv and wo only, the MLP ones just follow the renaming."""
+    src = OUT / src_name
+    w = load_file(src / "model.safetensors")
+    lcfg = json.loads((src / "config.json").read_text())
+    nh, nkv = lcfg["num_attention_heads"], lcfg["num_key_value_heads"]
+    hd = lcfg["hidden_size"] // nh
+    assert hd == lcfg["head_dim"]
+    out = {"model.tok_embeddings.weight": w["model.embed_tokens.weight"], "output.weight": w["lm_head.weight"],
+           "model.norm.weight": w["model.norm.weight"]}
+    ren = {"self_attn.o_proj": "attention.wo", "mlp.gate_proj": "feed_forward.w1", "mlp.up_proj": "feed_forward.w3",
+           "mlp.down_proj": "feed_forward.w2", "input_layernorm": "attention_norm",
+           "post_attention_layernorm": "ffn_norm"}
+    for l in range(lcfg["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        q, k, v = (w[p + f"self_attn.{n}_proj.weight"] for n in "qkv")
+        wqkv = internlm2_pack(q, k, v, nkv, hd)
+        # the packed layout must give back the llama projections through the remote code's own split
+        x = torch.randn(1, 3, lcfg["hidden_size"])
+        sq, sk, sv = internlm2_split_as_remote_code(x @ wqkv.T, nkv, nh, hd)
+        for got, ref, n in ((sq, x @ q.T, nh), (sk, x @ k.T, nkv), (sv, x @ v.T, nkv)):
+            assert torch.allclose(got, ref.reshape(1, 3, n, hd), atol=1e-6)
+        out[p + "attention.wqkv.weight"] = wqkv
+        if p + "self_attn.q_proj.bias" in w:
+            out[p + "attention.wqkv.bias"] = internlm2_pack(*(w[p + f"self_attn.{n}_proj.bias"] for n in "qkv"),
+                                                            nkv, hd)
+        for a, b in ren.items():
+            for suffix in (".weight", ".bias"):
+                if p + a + suffix in w:
+                    out[p + b + suffix] = w[p + a + suffix]
+    cfg = {
+        "architectures": ["InternLM2ForCausalLM"], "attn_implementation": "eager",
+        "auto_map": {"AutoConfig": "configuration_internlm2.InternLM2Config",
+                     "AutoModel": "modeling_internlm2.InternLM2ForCausalLM",
+                     "AutoModelForCausalLM": "modeling_internlm2.InternLM2ForCausalLM"},
+        "bias": lcfg["attention_bias"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
+        "hidden_size": lcfg["hidden_size"], "initializer_range": 0.02, "intermediate_size": lcfg["intermediate_size"],
+        "max_position_embeddings": lcfg["max_position_embeddings"], "model_type": "internlm2",
+        "num_attention_heads": nh, "num_hidden_layers": lcfg["num_hidden_layers"], "num_key_value_heads": nkv,
+        "pad_token_id": 0, "rms_norm_eps": lcfg["rms_norm_eps"],
+        # as internlm2 chat models ship it; dynamic NTK only acts past max_position_embeddings
+        "rope_scaling": {"type": "dynamic", "factor": 2.0}, "rope_theta": lcfg["rope_parameters"]["rope_theta"],
+        "tie_word_embeddings": False, "torch_dtype": "float32", "transformers_version": "4.41.0",
+        "use_cache": True, "vocab_size": lcfg["vocab_size"],
+    }
+    write_remote(OUT / out_name, cfg, out)
+    print(f"{out_name}: {src_name} golden packed into wqkv (golden: tests/golden/models/{src_name})")
+
+
+# --- Baichuan (7B): an MHA llama (Baichuan has no GQA) with W_pack = [q; k; v]
+
+def baichuan_cfg(arch, model):
+    c = model.config
+    return {
+        "architectures": [arch],
+        "auto_map": {"AutoConfig": "configuration_baichuan.BaichuanConfig",
+                     "AutoModelForCausalLM": "modeling_baichuan." + arch},
+        "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu", "hidden_size": c.hidden_size,
+        "initializer_range": 0.02, "intermediate_size": c.intermediate_size,
+        "max_position_embeddings": c.max_position_embeddings, "model_max_length": c.max_position_embeddings,
+        "model_type": "baichuan", "num_attention_heads": c.num_attention_heads,
+        "num_hidden_layers": c.num_hidden_layers, "pad_token_id": 0, "rms_norm_eps": c.rms_norm_eps,
+        "tie_word_embeddings": False, "tokenizer_class": "BaichuanTokenizer", "torch_dtype": "float32",
+        "transformers_version": "4.29.2", "use_cache": True, "vocab_size": c.vocab_size, "z_loss_weight": 0,
+    }
+
+
+def baichuan_tensors(model):
+    w = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    out = {}
+    for k, v in w.items():
+        if k.endswith("self_attn.q_proj.weight"):
+            p = k[: -len("q_proj.weight")]
+            out[p + "W_pack.weight"] = torch.cat([v, w[p + "k_proj.weight"], w[p + "v_proj.weight"]], dim=0)
+        elif k.endswith(("self_attn.k_proj.weight", "self_attn.v_proj.weight")):
+            pass
+        else:
+            out[k] = v
+    return out
+
+
+def norm_head_forward(self, hidden_states):
+    """Baichuan2's NormHead as its training path computes it (eval normalises the weight once, in place)."""
+    return F.linear(hidden_states, F.normalize(self.weight))
+
+
+def make_baichuan(ids, labels):
+    model = build("baichuan", tf.LlamaConfig, tf.LlamaForCausalLM, dict(num_key_value_heads=NH))
+    tensors = baichuan_tensors(model)
+    # Baichuan-7B (BaiChuanForCausalLM): a plain lm_head
+    d = OUT / "baichuan"
+    write_remote(d, baichuan_cfg("BaiChuanForCausalLM", model), tensors)
+    gold, loss = golden(model, ids, labels)
+    save_file(gold, d / "golden.safetensors")
+    print("baichuan loss", loss)
+    # Baichuan2-7B (BaichuanForCausalLM): lm_head rows normalised in the forward
+    model.lm_head.forward = norm_head_forward.__get__(model.lm_head)
+    d = OUT / "baichuan2"
+    write_remote(d, baichuan_cfg("BaichuanForCausalLM", model), tensors)
+    gold, loss = golden(model, ids, labels)
+    save_file(gold, d / "golden.safetensors")
+    print("baichuan2 loss", loss)
+
+
+def llama_permute(w, n_head):
+    """convert_hf_to_gguf's LlamaModel.permute (rows of each head interleaved for llama.cpp's rope)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def make_gguf(name, ids):
+    import gguf
+    d = OUT / name
+    cfg = json.loads((d / "config.json").read_text())
+    arch = {"olmo": gguf.MODEL_ARCH.OLMO, "olmo2": gguf.MODEL_ARCH.OLMO2,
+            "starcoder2": gguf.MODEL_ARCH.STARCODER2}[name]
+    nmap = gguf.get_tensor_name_map(arch, cfg["num_hidden_layers"])
+    w = gguf.GGUFWriter(str(d / "model.gguf"), gguf.MODEL_ARCH_NAMES[arch])
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_rope_freq_base(cfg["rope_parameters"]["rope_theta"])
+    w.add_vocab_size(cfg["vocab_size"])
+    if name == "olmo":
+        w.add_layer_norm_eps(1e-5)
+        w.add_clamp_kqv(cfg["clip_qkv"])
+    elif name == "olmo2":
+        w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    else:
+        w.add_layer_norm_eps(cfg["norm_epsilon"])
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    tensors = load_file(d / "model.safetensors")
+    for hf, t in sorted(tensors.items()):
+        if name == "olmo" and hf.endswith("q_proj.weight"):
+            t = llama_permute(t, cfg["num_attention_heads"])
+        elif name == "olmo" and hf.endswith("k_proj.weight"):
+            t = llama_permute(t, cfg["num_key_value_heads"])
+        gname = nmap.get_name(hf, try_suffixes=(".weight", ".bias"))
+        assert gname, hf
+        w.add_tensor(gname, t.float().numpy())
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    if name == "starcoder2":
+        c = tf.AutoConfig.from_pretrained(d)
+        c.sliding_window = None
+        c._attn_implementation = "eager"
+        m = tf.Starcoder2ForCausalLM.from_pretrained(d, config=c).eval()
+        with torch.no_grad():
+            logits = m(input_ids=ids).logits.float().contiguous()
+        g = tf.AutoModelForCausalLM.from_pretrained(d, gguf_file="model.gguf", dtype=torch.float32,
+                                                 vocab_size=cfg["vocab_size"]).eval()  # no tokenizer in it
+        with torch.no_grad():
+            assert torch.allclose(g(input_ids=ids).logits, logits, atol=1e-5), "transformers reads the GGUF differently"
+        save_file({"input_ids": ids, "logits": logits}, d / "gguf_golden.safetensors")
+    print(name, "model.gguf", (d / "model.gguf").stat().st_size, "bytes")
+
+
 def main():
     g = torch.Generator().manual_seed(7)
     B, T = 2, 12
@@ -56,7 +290,10 @@ def main():
     labels = ids.clone()
     labels[0, :3] = -100            # a masked prompt
     labels[1, -2:] = -100
+    only = set(sys.argv[1:])
     for name, (cfg_cls, model_cls, extra) in CASES.items():
+        if only and name not in only:
+            continue
         model = build(name, cfg_cls, model_cls, extra)
         d = OUT / name
         if d.exists():
@@ -64,16 +301,17 @@ def main():
         model.save_pretrained(d, safe_serialization=True)
         for junk in ("generation_config.json",):
             (d / junk).unlink(missing_ok=True)
-        model.zero_grad()
-        out = model(input_ids=ids, labels=labels)
-        out.loss.backward()
-        gold = {"input_ids": ids, "labels": labels, "logits": out.logits.detach().float().contiguous(),
-                "loss": out.loss.detach().reshape(1)}
-        for pname, p in model.named_parameters():
-            if p.grad is not None:
-                gold["grad." + pname] = p.grad.detach().contiguous()
+        gold, loss = golden(model, ids, labels)
         save_file(gold, d / "golden.safetensors")
-        print(name, "loss", float(out.loss), "params", sum(p.numel() for p in model.parameters()))
+        print(name, "loss", loss, "params", sum(p.numel() for p in model.parameters()))
+        if name in ("olmo", "olmo2", "starcoder2"):
+            make_gguf(name, ids)
+    if not only or "internlm2" in only:
+        make_internlm2()
+    if not only or "internlm2_bias" in only:
+        make_internlm2("llama_bias", "internlm2_bias")
+    if not only or only & {"baichuan", "baichuan2"}:
+        make_baichuan(ids, labels)
 
 
 if __name__ == "__main__":
