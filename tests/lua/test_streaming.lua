@@ -193,6 +193,9 @@ t.suite("streaming", {
     end
     t.assert(differs, "pass 2 is reshuffled")
     t.assert_error(function() srcs(args({val_size = 0.1}), 1) end, "val_size must be a whole number")
+    local se = stream.open(args({dataset = "a1", eval_dataset = "a2"}), ctx(args()), ident)
+    t.assert_eq(#se.eval, 69, "eval_dataset read whole")
+    t.assert_eq(se:next_rows(1)[1], dpath("a1.json") .. ":1")
   end,
 
   restore_position = function()
