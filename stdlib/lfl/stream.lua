@@ -140,8 +140,11 @@ end
 
 -- ---------------------------------------------------------------- sources
 
--- aligned examples of one dataset, file after file
-local function dataset_source(a, opts, stats)
+local check_interrupt = lfl.sys and lfl.sys.check_interrupt or function() end
+
+-- aligned examples of one dataset, file after file; with order_seed the files
+-- come in a shuffled order (HF's IterableDataset.shuffle shuffles its shards)
+local function dataset_source(a, opts, stats, order_seed)
   if a.records then
     local i = 0
     return function()
@@ -155,12 +158,21 @@ local function dataset_source(a, opts, stats)
     end
   end
   a.files = a.files or data.files_of(a) -- once: a Hub dataset downloads here
-  local fi, it, path = 0, nil, nil
+  local files = a.files
+  if order_seed and #files > 1 then
+    files = {}
+    for i, f in ipairs(a.files) do files[i] = f end
+    data.shuffle(files, order_seed)
+  end
+  local fi, it, path, count = 0, nil, nil, 0
   return function()
     while true do
+      -- a pass over mostly invalid rows can run long between two batches: Ctrl-C is checked here too
+      count = count + 1
+      if count % 4096 == 0 then check_interrupt() end
       if not it then
         fi = fi + 1
-        path = a.files[fi]
+        path = files[fi]
         if not path then return nil end
         it = M.records(path, a.columns.prompt)
       end
@@ -178,8 +190,9 @@ local function fresh_stats() return {skipped = {}, total = 0, kept = 0} end
 
 -- the datasets merged by mix_strategy; stats counts the first go through each
 local function merged_source(attrs, args, pass, stats)
+  local order_seed = not args.disable_shuffling and (args.seed or 42) + pass + 7919 or nil
   local srcs = {}
-  for i, a in ipairs(attrs) do srcs[i] = dataset_source(a, args, stats) end
+  for i, a in ipairs(attrs) do srcs[i] = dataset_source(a, args, stats, order_seed) end
   local strategy = args.mix_strategy or "concat"
   if strategy == "concat" then
     local k = 1
@@ -209,7 +222,7 @@ local function merged_source(attrs, args, pass, stats)
       if not over then finished = true; break end -- first_exhausted
       if not done[k] then done[k] = true; ndone = ndone + 1 end
       if ndone == #srcs then finished = true; break end -- all_exhausted
-      srcs[k] = dataset_source(attrs[k], args, fresh_stats()) -- a restarted dataset is not counted again
+      srcs[k] = dataset_source(attrs[k], args, fresh_stats(), order_seed) -- a restarted dataset is not counted again
       ex = srcs[k]()
       if ex then return ex end
     end

@@ -198,6 +198,32 @@ t.suite("streaming", {
     t.assert_eq(se:next_rows(1)[1], dpath("a1.json") .. ":1")
   end,
 
+  folder_file_order = function()
+    os.execute("mkdir -p '" .. tmp .. "/folder/parts'")
+    for f = 1, 4 do
+      local lines = {}
+      for i = 1, 5 do lines[i] = lfl.json.encode({instruction = fmt("f%d r%d", f, i), output = "o"}) end
+      write(fmt("%s/folder/parts/p%d.jsonl", tmp, f), table.concat(lines, "\n") .. "\n")
+    end
+    write(tmp .. "/folder/dataset_info.json", [[{"parts": {"file_name": "parts"}}]])
+    local function order(seed, disable)
+      local a = args({dataset = "parts", dataset_dir = tmp .. "/folder", seed = seed, disable_shuffling = disable})
+      local rows = srcs(a, 20)
+      local files = {}
+      for i, r in ipairs(rows) do
+        local f = r:match("/p(%d)%.jsonl:")
+        if i % 5 == 1 then files[#files + 1] = f else t.assert_eq(f, files[#files], "a file's records stay together") end
+      end
+      return table.concat(files)
+    end
+    t.assert_eq(order(1, true), "1234", "in name order without shuffling")
+    local seen = {}
+    for seed = 1, 6 do seen[order(seed)] = true end
+    local n = 0
+    for _ in pairs(seen) do n = n + 1 end
+    t.assert(n >= 3, "the file order is shuffled with the seed")
+  end,
+
   restore_position = function()
     local a = args({buffer_size = 32, preprocessing_batch_size = 7})
     local s = stream.open(a, ctx(a), ident)
