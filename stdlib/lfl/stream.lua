@@ -352,8 +352,8 @@ function Stream:restore(st)
     error(fmt("stream: the checkpoint was written with preprocessing_batch_size %d, this run has %d",
       st.preprocessing_batch_size, self.pbs), 0)
   end
-  local stats = self.stats
-  if st.pass > 0 then self.stats = fresh_stats() end
+  -- counts start over (of the replayed first pass; a later pass is not counted)
+  self.stats = {skipped = {}, total = 0, kept = 0, per_dataset = {}}
   self:_start_pass(st.pass)
   for _ = 1, st.batches * self.pbs do
     if self.src() == nil then error("stream: the data ended before the checkpoint's position (did it change?)", 0) end
@@ -367,7 +367,6 @@ function Stream:restore(st)
     self.rows, self.row = rows, st.row
   end
   self.pass_rows, self.rows_used = st.pass_rows or 1, st.rows_used or 0
-  if st.pass > 0 then self.stats = stats end
 end
 
 -- args: the recipe (dataset, eval_dataset, dataset_dir, datasets, stage, seed,

@@ -276,6 +276,13 @@ t.suite("streaming", {
       end
       return losses, ok, err
     end
+    -- the in-memory path through the same loop: resumes step for step as well
+    local mref = run({output_dir = tmp .. "/mref", overwrite_output_dir = true, streaming = false, val_size = 0})
+    t.assert_eq(#mref, 8)
+    run({output_dir = tmp .. "/mcut", overwrite_output_dir = true, streaming = false, val_size = 0},
+      {on_step = function(st) if st.global_step == 5 then error("stop here", 0) end end})
+    local mres = run({output_dir = tmp .. "/mcut", streaming = false, val_size = 0})
+    for step = 4, 8 do t.assert_close(mres[step], mref[step], 1e-5, "in memory, step " .. step) end
     local ref = run({output_dir = tmp .. "/ref", overwrite_output_dir = true})
     t.assert_eq(#ref, 8)
     local _, ok = run({output_dir = tmp .. "/cut", overwrite_output_dir = true},
