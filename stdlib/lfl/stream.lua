@@ -66,9 +66,12 @@ local function csv_fields(text)
 end
 M.csv_fields = csv_fields
 
--- Iterator over the raw records of one file: returns record, index (1-based
--- among records, as lfl.data.read_records numbers them), or nil at the end.
-function M.records(path, text_column)
+-- The raw records of one file, not yet parsed: next() -> text, k (1-based
+-- among records, as lfl.data.read_records numbers them), where (line, byte
+-- or row for messages), or nil at the end; parse(text, k, where) -> the
+-- record table, with an error naming the file and position when it is bad.
+-- Parsing after the shuffle buffer keeps the buffer to one string per record.
+local function open_raw(path, text_column)
   local ext = ext_of(path)
   if ext ~= "jsonl" and ext ~= "json" and ext ~= "csv" and ext ~= "txt" then
     error(fmt("%s: unsupported file type '.%s' for streaming (json, jsonl, csv, txt)", path, ext), 0)
@@ -76,20 +79,24 @@ function M.records(path, text_column)
   local r = C.open(path)
   local k, line = 0, 0
   local function finish() r:close() return nil end
-  if ext == "jsonl" then
-    return function()
+  if ext == "jsonl" or ext == "txt" then
+    local nxt = function()
       while true do
         local s = r:line()
         if not s then return finish() end
         line = line + 1
         if line == 1 and s:sub(1, 3) == BOM then s = s:sub(4) end
-        if s:find("%S") then
-          local ok, v = pcall(decode, s, path)
-          if not ok then error(fmt("%s: line %d: invalid JSON (%s)", path, line, tostring(v)), 0) end
-          k = k + 1
-          return v, k
-        end
+        if s:find("%S") then k = k + 1; return s, k, line end
       end
+    end
+    if ext == "txt" then
+      local col = text_column or "text"
+      return nxt, function(s) return {[col] = s} end
+    end
+    return nxt, function(s, _, at)
+      local ok, v = pcall(decode, s, path)
+      if not ok then error(fmt("%s: line %d: invalid JSON (%s)", path, at, tostring(v)), 0) end
+      return v
     end
   elseif ext == "json" then
     return function()
@@ -97,25 +104,16 @@ function M.records(path, text_column)
       local s = r:json_item()
       if not s then return finish() end
       k = k + 1
+      return s, k, at
+    end, function(s, i, at)
       local ok, v = pcall(decode, s, path)
-      if not ok then error(fmt("%s: array element %d (byte %d): invalid JSON (%s)", path, k, at, tostring(v)), 0) end
-      return v, k
-    end
-  elseif ext == "txt" then
-    local col = text_column or "text"
-    return function()
-      while true do
-        local s = r:line()
-        if not s then return finish() end
-        line = line + 1
-        if line == 1 and s:sub(1, 3) == BOM then s = s:sub(4) end
-        if s:find("%S") then k = k + 1; return {[col] = s}, k end
-      end
+      if not ok then error(fmt("%s: array element %d (byte %d): invalid JSON (%s)", path, i, at, tostring(v)), 0) end
+      return v
     end
   end
   -- csv: the first record is the header
   local head = r:csv_record()
-  if not head then return finish end
+  if not head then return finish, nil end
   if head:sub(1, 3) == BOM then head = head:sub(4) end
   local header = csv_fields(head)
   local row = 1
@@ -124,82 +122,86 @@ function M.records(path, text_column)
       local s = r:csv_record()
       if not s then return finish() end
       row = row + 1
-      if s ~= "" then
-        local f = csv_fields(s)
-        if #f ~= #header then
-          error(fmt("%s: row %d has %d fields, the header has %d", path, row, #f, #header), 0)
-        end
-        local rec = {}
-        for i = 1, #header do rec[header[i]] = f[i] end
-        k = k + 1
-        return rec, k
-      end
+      if s ~= "" then k = k + 1; return s, k, row end
     end
+  end, function(s, _, at)
+    local f = csv_fields(s)
+    if #f ~= #header then error(fmt("%s: row %d has %d fields, the header has %d", path, at, #f, #header), 0) end
+    local rec = {}
+    for i = 1, #header do rec[header[i]] = f[i] end
+    return rec
+  end
+end
+
+-- Iterator over the records of one file: record, index; nil at the end.
+function M.records(path, text_column)
+  local nxt, parse = open_raw(path, text_column)
+  return function()
+    local s, k, at = nxt()
+    if s == nil then return nil end
+    return parse(s, k, at), k
   end
 end
 
 -- ---------------------------------------------------------------- sources
+--
+-- A source yields items: raw, di, fi, k, at (the record's text or, for
+-- inline records, its table; dataset and file index; index in the file;
+-- position for messages). As LlamaFactory's pipeline (align is one record to
+-- one example; invalid examples are dropped by the processors after the
+-- shuffle), items are merged and shuffled unparsed, then parsed and aligned.
 
 local check_interrupt = lfl.sys and lfl.sys.check_interrupt or function() end
 
--- aligned examples of one dataset, file after file; with order_seed the files
--- come in a shuffled order (HF's IterableDataset.shuffle shuffles its shards)
-local function dataset_source(a, opts, stats, order_seed)
+-- the items of dataset di, file after file; with order_seed the files come in
+-- a shuffled order (HF's IterableDataset.shuffle shuffles its shards).
+-- files[di][fi] = {path, parse} is filled in as files are opened.
+local function dataset_source(a, di, files, order_seed)
   if a.records then
     local i = 0
     return function()
-      while true do
-        i = i + 1
-        local rec = a.records[i]
-        if rec == nil then return nil end
-        local ex = data.align_record(a, rec, a.name .. ":" .. i, opts, stats)
-        if ex then return ex end
-      end
+      i = i + 1
+      local rec = a.records[i]
+      if rec == nil then return nil end
+      return rec, di, 0, i, i
     end
   end
   a.files = a.files or data.files_of(a) -- once: a Hub dataset downloads here
-  local files = a.files
-  if order_seed and #files > 1 then
-    files = {}
-    for i, f in ipairs(a.files) do files[i] = f end
-    data.shuffle(files, order_seed)
-  end
-  local fi, it, path, count = 0, nil, nil, 0
+  local order = {}
+  for i = 1, #a.files do order[i] = i end
+  if order_seed and #order > 1 then data.shuffle(order, order_seed) end
+  files[di] = files[di] or {}
+  local oi, nxt, fi, count = 0, nil, nil, 0
   return function()
     while true do
-      -- a pass over mostly invalid rows can run long between two batches: Ctrl-C is checked here too
       count = count + 1
-      if count % 4096 == 0 then check_interrupt() end
-      if not it then
-        fi = fi + 1
-        path = files[fi]
-        if not path then return nil end
-        it = M.records(path, a.columns.prompt)
+      if count % 8192 == 0 then check_interrupt() end -- a long read between two batches stays interruptible
+      if not nxt then
+        oi = oi + 1
+        fi = order[oi]
+        if not fi then return nil end
+        local parse
+        nxt, parse = open_raw(a.files[fi], a.columns.prompt)
+        files[di][fi] = {path = a.files[fi], parse = parse}
       end
-      local rec, k = it()
-      if rec == nil then it = nil
-      else
-        local ex = data.align_record(a, rec, path .. ":" .. k, opts, stats)
-        if ex then return ex end
-      end
+      local s, k, at = nxt()
+      if s == nil then nxt = nil else return s, di, fi, k, at end
     end
   end
 end
 
-local function fresh_stats() return {skipped = {}, total = 0, kept = 0} end
-
--- the datasets merged by mix_strategy; stats counts the first go through each
-local function merged_source(attrs, args, pass, stats)
+-- the datasets merged by mix_strategy
+local function merged_source(attrs, args, pass, files)
   local order_seed = not args.disable_shuffling and (args.seed or 42) + pass + 7919 or nil
   local srcs = {}
-  for i, a in ipairs(attrs) do srcs[i] = dataset_source(a, args, stats, order_seed) end
+  for i, a in ipairs(attrs) do srcs[i] = dataset_source(a, i, files, order_seed) end
   local strategy = args.mix_strategy or "concat"
   if strategy == "concat" then
     local k = 1
     return function()
       while srcs[k] do
-        local ex = srcs[k]()
-        if ex then return ex end
+        local raw, di, fi, i, at = srcs[k]()
+        if raw ~= nil then return raw, di, fi, i, at end
         k = k + 1
       end
       return nil
@@ -207,7 +209,7 @@ local function merged_source(attrs, args, pass, stats)
   elseif strategy ~= "interleave_under" and strategy ~= "interleave_over" then
     error(fmt("data: mix_strategy '%s' (concat, interleave_under, interleave_over)", tostring(strategy)), 0)
   end
-  -- the same draws as lfl.data's in-memory interleave (pass 0 gives the same order)
+  -- the draws of lfl.data's in-memory interleave
   local probs = data.probs_of(args, #attrs)
   local total = 0
   for _, p in ipairs(probs) do total = total + p end
@@ -217,48 +219,51 @@ local function merged_source(attrs, args, pass, stats)
   return function()
     while not finished do
       local k = data.pick(r, probs, total)
-      local ex = srcs[k]()
-      if ex then return ex end
+      local raw, di, fi, i, at = srcs[k]()
+      if raw ~= nil then return raw, di, fi, i, at end
       if not over then finished = true; break end -- first_exhausted
       if not done[k] then done[k] = true; ndone = ndone + 1 end
       if ndone == #srcs then finished = true; break end -- all_exhausted
-      srcs[k] = dataset_source(attrs[k], args, fresh_stats(), order_seed) -- a restarted dataset is not counted again
-      ex = srcs[k]()
-      if ex then return ex end
+      srcs[k] = dataset_source(attrs[k], k, files, order_seed) -- restarted
+      raw, di, fi, i, at = srcs[k]()
+      if raw ~= nil then return raw, di, fi, i, at end
     end
     return nil
   end
 end
 
--- HF's buffer shuffle: fill a buffer of `size`, then each new example takes
--- the place of a random one, which is yielded; at the end the rest, shuffled
+-- HF's buffer shuffle: fill a buffer of `size`, then each new item takes the
+-- place of a random one, which is yielded; at the end the rest, shuffled.
+-- Parallel arrays, so a buffered item costs one string and four numbers.
 local function shuffled(src, size, seed)
-  local buf, n, r, drain = {}, 0, data.rng(seed), nil
+  local R, D, F, K, A = {}, {}, {}, {}, {}
+  local n, r, drain = 0, data.rng(seed), nil
   return function()
     if not drain then
       while true do
-        local x = src()
-        if x == nil then break end
+        local raw, di, fi, k, at = src()
+        if raw == nil then break end
         if n >= size then
           local i = r(size)
-          local y = buf[i]
-          buf[i] = x
-          return y
+          local a, b, c, d, e = R[i], D[i], F[i], K[i], A[i]
+          R[i], D[i], F[i], K[i], A[i] = raw, di, fi, k, at
+          return a, b, c, d, e
         end
         n = n + 1
-        buf[n] = x
+        R[n], D[n], F[n], K[n], A[n] = raw, di, fi, k, at
       end
       for i = n, 2, -1 do
         local j = r(i)
-        buf[i], buf[j] = buf[j], buf[i]
+        R[i], R[j] = R[j], R[i]; D[i], D[j] = D[j], D[i]; F[i], F[j] = F[j], F[i]
+        K[i], K[j] = K[j], K[i]; A[i], A[j] = A[j], A[i]
       end
       drain = 0
     end
     if drain >= n then return nil end
     drain = drain + 1
-    local y = buf[drain]
-    buf[drain] = nil
-    return y
+    local raw = R[drain]
+    R[drain] = nil
+    return raw, D[drain], F[drain], K[drain], A[drain]
   end
 end
 
@@ -267,10 +272,12 @@ end
 local Stream = {}
 Stream.__index = Stream
 
--- the example source of pass p (without the held-out eval examples)
-function Stream:_source(pass, stats)
+local function fresh_stats() return {skipped = {}, total = 0, kept = 0, per_dataset = {}} end
+
+-- the item source of pass p (merged, shuffled)
+function Stream:_source(pass)
   local a = self.args
-  local src = merged_source(self.attrs, a, pass, stats or fresh_stats())
+  local src = merged_source(self.attrs, a, pass, self.files)
   if not a.disable_shuffling then
     -- its own generator, apart from the interleave draws
     src = shuffled(src, math.max(1, math.floor(a.buffer_size or 16384)), (a.seed or 42) + pass + 1000003)
@@ -278,45 +285,65 @@ function Stream:_source(pass, stats)
   return src
 end
 
+-- an item parsed and aligned: the canonical example, or nil (skipped, counted)
+function Stream:_align(raw, di, fi, k, at)
+  local a = self.attrs[di]
+  local rec, src
+  if fi == 0 then rec, src = raw, a.name .. ":" .. k
+  else
+    local f = self.files[di][fi]
+    rec, src = f.parse(raw, k, at), f.path .. ":" .. k
+  end
+  -- stats: the first pass's counts (later passes count into scratch)
+  return data.align_record(a, rec, src, self.args, self.pass == 0 and self.stats or self.scratch)
+end
+
 function Stream:_start_pass(pass)
   self.pass, self.batches, self.row, self.rows, self.pass_rows = pass, 0, 0, nil, 0
-  local src = self:_source(pass, pass == 0 and self.stats or nil)
+  local src = self:_source(pass)
   if pass == 0 then
-    for _ = 1, self.n_eval do src() end -- the held-out examples (eval)
-  elseif self.eval_src then
-    local inner = src
+    for _ = 1, self.n_eval do src() end -- the held-out items (eval)
+  elseif self.held then
+    local held, src_inner = self.held, src
     src = function()
       while true do
-        local ex = inner()
-        if ex == nil or not self.eval_src[ex.src] then return ex end
+        local raw, di, fi, k, at = src_inner()
+        if raw == nil or not (held[di] and held[di][fi] and held[di][fi][k]) then return raw, di, fi, k, at end
       end
     end
   end
   self.src = src
 end
 
-function Stream:_pull()
-  local part = {}
-  for i = 1, self.pbs do
-    local ex = self.src()
-    if ex == nil then break end
-    part[i] = ex
+-- the next preprocessing batch: preprocessing_batch_size items (as
+-- datasets.map batches them), parsed and aligned (invalid ones dropped)
+function Stream:_pull(align)
+  local part, n = {}, 0
+  for _ = 1, self.pbs do
+    local raw, di, fi, k, at = self.src()
+    if raw == nil then break end
+    n = n + 1
+    if align then
+      local ex = self:_align(raw, di, fi, k, at)
+      if ex then part[#part + 1] = ex end
+    end
   end
-  return part
+  return part, n
 end
 
--- the next preprocessing batch (a new pass when this one has ended)
+-- the next preprocessing batch prepared (a new pass when this one has ended)
 function Stream:_advance()
   if self.rows then self.batches, self.rows, self.row = self.batches + 1, nil, 0 end
-  local part = self:_pull()
-  if #part == 0 then
+  local part, n = self:_pull(true)
+  if n == 0 then
     if self.pass_rows == 0 then
       error("stream: no training rows in a whole pass over the data (" .. data.summary(self.stats) .. ")", 0)
     end
     self:_start_pass(self.pass + 1)
     return
   end
-  local rows, dropped = self.approach.prepare(part, self.ctx)
+  local rows, dropped = {}, 0
+  if #part > 0 then rows, dropped = self.approach.prepare(part, self.ctx) end
   self.dropped = self.dropped + (dropped or 0)
   self.rows, self.row = rows, 0
   self.pass_rows = self.pass_rows + #rows
@@ -342,7 +369,7 @@ function Stream:state()
 end
 
 -- back to a position from state(): the pass rebuilt, its first
--- batches * preprocessing_batch_size examples read and aligned but not
+-- batches * preprocessing_batch_size items read but neither parsed nor
 -- tokenized, the current batch prepared and its used rows skipped
 function Stream:restore(st)
   if type(st) ~= "table" or type(st.pass) ~= "number" then
@@ -352,15 +379,14 @@ function Stream:restore(st)
     error(fmt("stream: the checkpoint was written with preprocessing_batch_size %d, this run has %d",
       st.preprocessing_batch_size, self.pbs), 0)
   end
-  -- counts start over (of the replayed first pass; a later pass is not counted)
-  self.stats = {skipped = {}, total = 0, kept = 0, per_dataset = {}}
+  self.stats = fresh_stats() -- (the skipped items are not counted)
   self:_start_pass(st.pass)
   for _ = 1, st.batches * self.pbs do
     if self.src() == nil then error("stream: the data ended before the checkpoint's position (did it change?)", 0) end
   end
   self.batches = st.batches
   if st.row > 0 then
-    local part = self:_pull()
+    local part = self:_pull(true)
     local rows, dropped = self.approach.prepare(part, self.ctx)
     if #rows < st.row then error("stream: the data changed since the checkpoint (fewer rows in the current batch)", 0) end
     self.dropped = self.dropped + (dropped or 0)
@@ -381,30 +407,37 @@ function M.open(args, ctx, approach)
     error(fmt("stream: val_size must be a whole number of examples with streaming (got %s)", tostring(vs)), 0)
   end
   if vs > 0 and args.eval_dataset then error("data: val_size and eval_dataset cannot both be given", 0) end
-  local self = setmetatable({args = args, ctx = ctx, approach = approach, attrs = {}, n_eval = vs,
+  local self = setmetatable({args = args, ctx = ctx, approach = approach, attrs = {}, files = {}, n_eval = vs,
     pbs = math.max(1, math.floor(args.preprocessing_batch_size or 1000)), dropped = 0, rows_used = 0,
-    stats = {skipped = {}, total = 0, kept = 0, per_dataset = {}}, streaming = true}, Stream)
+    stats = fresh_stats(), scratch = fresh_stats(), streaming = true, pass = 0}, Stream)
   for i, name in ipairs(names) do self.attrs[i] = data.describe_for(name, args) end
   if vs > 0 then
-    -- LlamaFactory: eval = shuffled.take(val_size), train = shuffled.skip(val_size)
-    local src = self:_source(0, self.stats)
-    local held = {}
-    for i = 1, vs do
-      local ex = src()
-      if ex == nil then break end
-      held[i] = ex
+    -- LlamaFactory: eval = shuffled.take(val_size), train = shuffled.skip(val_size); the
+    -- invalid ones among them are dropped by preprocessing (so eval may be smaller)
+    local src = self:_source(0)
+    local held, list = {}, {}
+    for _ = 1, vs do
+      local raw, di, fi, k, at = src()
+      if raw == nil then break end
+      held[di] = held[di] or {}
+      held[di][fi] = held[di][fi] or {}
+      held[di][fi][k] = true
+      list[#list + 1] = self:_align(raw, di, fi, k, at)
     end
-    if #held == 0 then error("stream: no valid examples for val_size (" .. data.summary(self.stats) .. ")", 0) end
-    self.eval_src = {}
-    for _, ex in ipairs(held) do self.eval_src[ex.src] = true end
-    self.eval = approach.prepare(held, ctx)
-    self.stats = {skipped = {}, total = 0, kept = 0, per_dataset = {}} -- the train pass counts again from the start
+    self.held = held
+    self.eval = approach.prepare(list, ctx)
+    if #self.eval == 0 then error("stream: no valid eval examples among the first val_size (" .. data.summary(self.stats) .. ")", 0) end
+    self.stats = fresh_stats() -- the training pass counts from its own start
   elseif args.eval_dataset then
-    local attrs = {}
-    for i, name in ipairs(data.names_of(args.eval_dataset)) do attrs[i] = data.describe_for(name, args) end
-    local src = merged_source(attrs, args, 0, fresh_stats())
+    local ev = setmetatable({args = args, attrs = {}, files = {}, stats = fresh_stats(), pass = 0}, Stream)
+    for i, name in ipairs(data.names_of(args.eval_dataset)) do ev.attrs[i] = data.describe_for(name, args) end
+    local src = merged_source(ev.attrs, args, 0, ev.files)
     local list = {}
-    for ex in src do list[#list + 1] = ex end
+    while true do
+      local raw, di, fi, k, at = src()
+      if raw == nil then break end
+      list[#list + 1] = ev:_align(raw, di, fi, k, at)
+    end
     self.eval = approach.prepare(list, ctx)
   end
   self:_start_pass(0)
