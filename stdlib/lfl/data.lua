@@ -150,6 +150,7 @@ function M.attr(name, info, where)
   end
   a.ranking = info.ranking == true
   a.subset, a.split, a.folder, a.num_samples = info.subset, info.split or "train", info.folder, info.num_samples
+  a.revision = info.revision
   local cols = info.columns or {}
   a.columns = {}
   if a.formatting == "alpaca" then
@@ -352,14 +353,14 @@ M.validate = validate
 
 -- ---------------------------------------------------------------- loading
 
-local function files_of(a)
+function M.files_of(a)
   if a.load_from == "records" then return nil end
   if a.load_from == "hf_hub_url" then
     local hub = lfl.hub
     if not hub then error(fmt("dataset '%s': hf_hub_url needs the hub client", a.name), 0) end
-    local root = hub.resolve_dataset({hf_hub_url = a.source, folder = a.folder,
-      subset = a.subset, split = a.split})
-    return M.collect_files(root, a)
+    -- the data files of the split (and subset) LlamaFactory's load_dataset would read
+    return hub.dataset_files({hf_hub_url = a.source, folder = a.folder, subset = a.subset, split = a.split,
+      revision = a.revision}, {token = a.hf_hub_token})
   end
   if a.load_from ~= "file_name" then
     error(fmt("dataset '%s': loading from %s is not supported (use file_name or hf_hub_url)", a.name, a.load_from), 0)
@@ -388,41 +389,50 @@ function M.collect_files(path, a)
   return {path}
 end
 
+-- Aligns one raw record of dataset a: the canonical example, or nil when the
+-- record is invalid (counted in stats.skipped[reason]; an error naming src in
+-- strict mode). Shared by the in-memory and the streaming loaders.
+function M.align_record(a, rec, src, opts, stats)
+  stats.total = stats.total + 1
+  local ok, ex = pcall(function()
+    if a.mapper then return a.mapper(rec) end
+    if type(rec) ~= "table" then skip("the record is not a JSON object") end
+    if a.formatting == "alpaca" then return align_alpaca(a, rec) end
+    return align_sharegpt(a, rec)
+  end)
+  local reason
+  if not ok then
+    if getmetatable(ex) == Skip then reason = ex.reason
+    elseif a.mapper then reason = "mapper error: " .. tostring(ex)
+    else error(ex, 0) end
+  else
+    reason = validate(ex)
+  end
+  if reason then
+    if opts.strict then error(fmt("%s: %s (dataset '%s')", src, reason, a.name), 0) end
+    stats.skipped[reason] = (stats.skipped[reason] or 0) + 1
+    return nil
+  end
+  ex.system = ex.system or ""
+  ex.tools = ex.tools or ""
+  ex.src = src
+  stats.kept = stats.kept + 1
+  return ex
+end
+
 -- Aligns the records of one dataset. stats.skipped[reason] counts dropped rows.
 function M.align(a, opts, stats)
   opts = opts or {}
   stats = stats or {skipped = {}, total = 0, kept = 0}
   local out = {}
   local function one(rec, src)
-    stats.total = stats.total + 1
-    local ok, ex = pcall(function()
-      if a.mapper then return a.mapper(rec) end
-      if a.formatting == "alpaca" then return align_alpaca(a, rec) end
-      return align_sharegpt(a, rec)
-    end)
-    local reason
-    if not ok then
-      if getmetatable(ex) == Skip then reason = ex.reason
-      elseif a.mapper then reason = "mapper error: " .. tostring(ex)
-      else error(ex, 0) end
-    else
-      reason = validate(ex)
-    end
-    if reason then
-      if opts.strict then error(fmt("%s: %s (dataset '%s')", src, reason, a.name), 0) end
-      stats.skipped[reason] = (stats.skipped[reason] or 0) + 1
-      return
-    end
-    ex.system = ex.system or ""
-    ex.tools = ex.tools or ""
-    ex.src = src
-    stats.kept = stats.kept + 1
-    out[#out + 1] = ex
+    local ex = M.align_record(a, rec, src, opts, stats)
+    if ex then out[#out + 1] = ex end
   end
   if a.records then
     for i, rec in ipairs(a.records) do one(rec, a.name .. ":" .. i) end
   else
-    for _, path in ipairs(files_of(a)) do
+    for _, path in ipairs(M.files_of(a)) do
       local recs = M.read_records(path, a.columns.prompt)
       for i, rec in ipairs(recs) do one(rec, path .. ":" .. i) end
     end
@@ -448,6 +458,7 @@ local function shuffle(list, seed)
   return list
 end
 M.shuffle = shuffle
+M.rng = rng
 
 local function sample(list, n, seed)
   local r = rng(seed)
@@ -460,6 +471,13 @@ local function sample(list, n, seed)
   return out
 end
 
+-- one draw of the interleaving: the index of the source to take from next
+function M.pick(r, probs, total)
+  local x = (r(1000000) - 1) / 1000000 * total
+  for i, p in ipairs(probs) do if x < p then return i end x = x - p end
+  return #probs
+end
+
 -- interleave with probabilities: "under" stops when the first source runs out,
 -- "over" when the last does (restarting exhausted ones)
 local function interleave(lists, probs, over, seed)
@@ -470,9 +488,7 @@ local function interleave(lists, probs, over, seed)
   local total = 0
   for _, p in ipairs(probs) do total = total + p end
   while true do
-    local x = (r(1000000) - 1) / 1000000 * total
-    local k = #lists
-    for i, p in ipairs(probs) do if x < p then k = i; break end x = x - p end
+    local k = M.pick(r, probs, total)
     pos[k] = pos[k] + 1
     if pos[k] > #lists[k] then
       if not over then break end
@@ -489,25 +505,47 @@ end
 -- or list). args: dataset_dir, stage, max_samples, val_size, seed, strict,
 -- mix_strategy (concat | interleave_under | interleave_over), interleave_probs,
 -- datasets (inline descriptions), eval_dataset.
-function M.load(args)
-  local names = args.dataset
-  if type(names) == "string" then
-    local t = {}
-    for n in names:gmatch("[^,%s]+") do t[#t + 1] = n end
-    names = t
-  end
-  if not names or #names == 0 then error("data: no dataset given", 0) end
+-- "a, b" or {"a", "b"} -> {"a", "b"}
+function M.names_of(v)
+  if type(v) == "table" then return v end
+  local t = {}
+  if v then for n in tostring(v):gmatch("[^,%s]+") do t[#t + 1] = n end end
+  return t
+end
+
+-- the description of a dataset checked against the training stage
+function M.describe_for(name, args)
   local stage = args.stage or "sft"
+  local a = M.describe(name, args.dataset_dir, args.datasets)
+  local needs_ranking = stage == "rm" or stage == "dpo" or stage == "orpo" or stage == "simpo"
+  if a.ranking ~= needs_ranking then
+    error(fmt("dataset '%s' is not applicable in the current training stage '%s' (ranking = %s)",
+      name, stage, tostring(a.ranking)), 0)
+  end
+  a.kto = stage == "kto"
+  return a
+end
+
+-- interleave_probs for n datasets (equal when not given)
+function M.probs_of(args, n)
+  local probs = args.interleave_probs
+  if type(probs) == "string" then
+    local t = {}
+    for p in probs:gmatch("[^,%s]+") do t[#t + 1] = tonumber(p) end
+    probs = t
+  end
+  if not probs then probs = {}; for i = 1, n do probs[i] = 1 / n end end
+  if #probs ~= n then error(fmt("data: %d interleave_probs for %d datasets", #probs, n), 0) end
+  return probs
+end
+
+function M.load(args)
+  local names = M.names_of(args.dataset)
+  if #names == 0 then error("data: no dataset given", 0) end
   local stats = {skipped = {}, total = 0, kept = 0, per_dataset = {}}
   local lists = {}
   for _, name in ipairs(names) do
-    local a = M.describe(name, args.dataset_dir, args.datasets)
-    local needs_ranking = stage == "rm" or stage == "dpo" or stage == "orpo" or stage == "simpo"
-    if a.ranking ~= needs_ranking then
-      error(fmt("dataset '%s' is not applicable in the current training stage '%s' (ranking = %s)",
-        name, stage, tostring(a.ranking)), 0)
-    end
-    a.kto = stage == "kto"
+    local a = M.describe_for(name, args)
     local before = stats.kept
     local exs = M.align(a, args, stats)
     if a.num_samples then exs = sample(exs, a.num_samples, args.seed) end
@@ -525,14 +563,7 @@ function M.load(args)
     merged = {}
     for _, l in ipairs(lists) do for _, e in ipairs(l) do merged[#merged + 1] = e end end
   elseif strategy == "interleave_under" or strategy == "interleave_over" then
-    local probs = args.interleave_probs
-    if type(probs) == "string" then
-      local t = {}
-      for p in probs:gmatch("[^,%s]+") do t[#t + 1] = tonumber(p) end
-      probs = t
-    end
-    if not probs then probs = {}; for i = 1, #lists do probs[i] = 1 / #lists end end
-    if #probs ~= #lists then error(fmt("data: %d interleave_probs for %d datasets", #probs, #lists), 0) end
+    local probs = M.probs_of(args, #lists)
     merged = interleave(lists, probs, strategy == "interleave_over", args.seed)
   else
     error(fmt("data: mix_strategy '%s' (concat, interleave_under, interleave_over)", tostring(strategy)), 0)

@@ -90,6 +90,267 @@ function M.resolve_dataset(entry, opts)
   return path
 end
 
+-- ---------------------------------------------------------------- dataset repos
+
+-- The `configs:` block of a dataset card's YAML front matter (README.md), as
+-- Lua tables. A small YAML subset: block mappings and sequences, "- key: v"
+-- items, quoted and plain scalars, flow lists [a, b]. Nil when there is none.
+local function yaml_scalar(v)
+  v = v:gsub("%s+$", "")
+  local q = v:match('^"(.*)"$') or v:match("^'(.*)'$")
+  if q then return q end
+  local flow = v:match("^%[(.*)%]$")
+  if flow then
+    local out = {}
+    for item in flow:gmatch("[^,]+") do
+      item = item:gsub("^%s+", "")
+      if item ~= "" then out[#out + 1] = yaml_scalar(item) end
+    end
+    return out
+  end
+  if v == "true" then return true elseif v == "false" then return false end
+  return v
+end
+
+local function yaml_block(lines, i, indent, where)
+  local L = lines[i]
+  if L.text:match("^%-") then
+    local list = {}
+    while lines[i] and lines[i].indent == indent and lines[i].text:match("^%-") do
+      local rest = lines[i].text:match("^%-%s*(.*)$")
+      if rest == "" then
+        if lines[i + 1] and lines[i + 1].indent > indent then
+          list[#list + 1], i = yaml_block(lines, i + 1, lines[i + 1].indent, where)
+        else list[#list + 1] = ""; i = i + 1 end
+      elseif rest:match("^[%w_%-\"']+[^:]*:%s") or rest:match("^[%w_%-]+:$") then
+        -- "- key: value" opens a mapping whose keys line up with "key"
+        local sub = indent + (#lines[i].text - #rest)
+        lines[i] = {indent = sub, text = rest, n = lines[i].n}
+        list[#list + 1], i = yaml_block(lines, i, sub, where)
+      else
+        list[#list + 1] = yaml_scalar(rest); i = i + 1
+      end
+    end
+    return list, i
+  end
+  local map = {}
+  while lines[i] and lines[i].indent == indent and not lines[i].text:match("^%-") do
+    local k, v = lines[i].text:match("^(.-):%s*(.*)$")
+    if not k then error(fmt("%s: line %d: cannot read '%s' (expected 'key: value')", where, lines[i].n, lines[i].text), 0) end
+    k = yaml_scalar(k)
+    local nxt = lines[i + 1]
+    if v == "" and nxt and (nxt.indent > indent or (nxt.indent == indent and nxt.text:match("^%-"))) then
+      map[k], i = yaml_block(lines, i + 1, nxt.indent, where)
+    else
+      map[k] = v ~= "" and yaml_scalar(v) or nil
+      i = i + 1
+    end
+  end
+  return map, i
+end
+
+function M.card_configs(text, where)
+  where = where or "README.md"
+  local body = text:match("^%-%-%-\r?\n(.-)\r?\n%-%-%-")
+  if not body then return nil end
+  local lines, inside = {}, false
+  local n = 1
+  for raw in (body .. "\n"):gmatch("(.-)\r?\n") do
+    n = n + 1
+    if raw:match("^[^%s%-#]") then inside = raw:match("^configs%s*:") ~= nil end -- a new top-level key
+    if inside and raw:match("%S") and not raw:match("^%s*#") then
+      local ind, txt = raw:match("^(%s*)(.-)%s*$")
+      lines[#lines + 1] = {indent = #ind, text = txt, n = n}
+    end
+  end
+  if #lines == 0 then return nil end
+  local top = yaml_block(lines, 1, 0, where)
+  local cfgs = top.configs
+  if type(cfgs) ~= "table" then return nil end
+  return cfgs
+end
+
+-- file extensions the loaders read, and data formats they do not
+local READABLE = {json = true, jsonl = true, csv = true, txt = true}
+local UNREADABLE = {parquet = true, arrow = true, gz = true, zst = true, bz2 = true, xz = true, zip = true, tsv = true}
+
+local function ext_of(name) return (name:match("%.([%w]+)$") or ""):lower() end
+
+-- glob as huggingface_hub's fnmatch (through lfl.hub.match)
+local function glob(name, pat) return C.match(name, pat) end
+
+-- the split keywords of datasets' default patterns (a keyword between
+-- separators - . _ space digits / in a file or folder name)
+local SPLIT_WORDS = {train = {"train", "training"}, validation = {"validation", "valid", "dev", "val"},
+                     test = {"test", "testing", "eval", "evaluation"}}
+
+local function names_split(rel, split)
+  local words = SPLIT_WORDS[split] or {split}
+  local s = rel:lower()
+  for _, w in ipairs(words) do
+    local from = 1
+    while true do
+      local a, b = s:find(w, from, true)
+      if not a then break end
+      local before, after = s:sub(a - 1, a - 1), s:sub(b + 1, b + 1)
+      if (a == 1 or before:match("[%-%._ %d/]")) and (after == "" or after:match("[%-%._ %d/]")) then return true end
+      from = a + 1
+    end
+  end
+  return false
+end
+
+-- the data files of one split: datasets' rules for a repo without a loading
+-- script. entry: {hf_hub_url, subset, split, folder}; names: the repo's files
+function M.select_dataset_files(entry, names, configs)
+  local repo, split = entry.hf_hub_url, entry.split or "train"
+  local base, patterns = nil, nil
+  if configs then
+    local cfg
+    local avail = {}
+    for _, c in ipairs(configs) do avail[#avail + 1] = tostring(c.config_name) end
+    if entry.subset then
+      for _, c in ipairs(configs) do if c.config_name == entry.subset then cfg = c end end
+      if not cfg then
+        error(fmt("dataset %s has no config '%s' (its configs: %s)", repo, entry.subset, table.concat(avail, ", ")), 0)
+      end
+    else
+      for _, c in ipairs(configs) do if c.default == true then cfg = c end end
+      if not cfg then for _, c in ipairs(configs) do if c.config_name == "default" then cfg = c end end end
+      if not cfg and #configs == 1 then cfg = configs[1] end
+      if not cfg then
+        error(fmt("dataset %s has several configs (%s): set `subset` to one of them", repo, table.concat(avail, ", ")), 0)
+      end
+    end
+    base = entry.folder or cfg.data_dir
+    local df = cfg.data_files
+    if df ~= nil then
+      local by_split = {}
+      if type(df) == "string" then by_split.train = {df}
+      elseif type(df) == "table" and (df[1] == nil or type(df[1]) == "string") then by_split.train = df
+      else
+        for _, item in ipairs(df) do
+          if type(item) ~= "table" or not item.split or not item.path then
+            error(fmt("dataset %s: config '%s' has a data_files entry without split and path", repo, tostring(cfg.config_name)), 0)
+          end
+          by_split[item.split] = type(item.path) == "table" and item.path or {item.path}
+        end
+      end
+      patterns = by_split[split]
+      if not patterns then
+        local have = {}
+        for k in pairs(by_split) do have[#have + 1] = k end
+        table.sort(have)
+        error(fmt("dataset %s (config '%s') has no split '%s' (its splits: %s)", repo, tostring(cfg.config_name), split,
+          table.concat(have, ", ")), 0)
+      end
+    end
+  else
+    base = entry.folder
+    if not base and entry.subset then
+      -- without a card, a subset names a folder of the repo
+      for _, n in ipairs(names) do if n:sub(1, #entry.subset + 1) == entry.subset .. "/" then base = entry.subset; break end end
+      if not base then error(fmt("dataset %s has no config or folder '%s'", repo, entry.subset), 0) end
+    end
+  end
+  local prefix = base and (base:gsub("/+$", "") .. "/") or ""
+  local cands = {}
+  for _, n in ipairs(names) do
+    local rel = n:sub(#prefix + 1)
+    if n:sub(1, #prefix) == prefix and not rel:match("^%.") and not rel:match("/%.") and rel ~= "README.md"
+      and n ~= ".gitattributes" then
+      cands[#cands + 1] = {name = n, rel = rel}
+    end
+  end
+  local chosen = {}
+  if patterns then
+    for _, c in ipairs(cands) do
+      for _, p in ipairs(patterns) do if glob(c.rel, p) then chosen[#chosen + 1] = c.name; break end end
+    end
+  else
+    local data, any_split = {}, false
+    for _, c in ipairs(cands) do
+      local e = ext_of(c.name)
+      if READABLE[e] or UNREADABLE[e] then
+        data[#data + 1] = c
+        for w in pairs(SPLIT_WORDS) do if names_split(c.rel, w) then any_split = true end end
+      end
+    end
+    for _, c in ipairs(data) do
+      if not any_split and split == "train" or names_split(c.rel, split) then chosen[#chosen + 1] = c.name end
+    end
+  end
+  table.sort(chosen)
+  local readable, other = {}, {}
+  for _, n in ipairs(chosen) do
+    if READABLE[ext_of(n)] then readable[#readable + 1] = n else other[#other + 1] = n end
+  end
+  if #readable == 0 then
+    if #other > 0 then
+      error(fmt("dataset %s, split '%s': lfl reads json, jsonl, csv and txt files; these are not: %s", repo, split,
+        table.concat(other, ", ")), 0)
+    end
+    error(fmt("dataset %s has no data files for split '%s'%s", repo, split, base and (" under " .. base) or ""), 0)
+  end
+  return readable
+end
+
+local function read_text(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- The local paths of a LlamaFactory dataset entry's data files ({hf_hub_url,
+-- subset, split, folder, revision}): the dataset card's configs (or the
+-- default split patterns) pick the files, and only those are downloaded.
+-- Offline or unreachable, the cached snapshot answers.
+function M.dataset_files(entry, opts)
+  local repo = entry.hf_hub_url
+  local o = {repo_type = "dataset", revision = entry.revision}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local names, root
+  local offline = o.offline
+  if offline == nil then offline = env_offline() end
+  local ok, info = false, nil
+  if not offline then ok, info = pcall(C.info, repo, {repo_type = "dataset", revision = o.revision, token = o.token,
+    endpoint = o.endpoint, retries = o.retries}) end
+  if ok then
+    names = {}
+    for _, f in ipairs(info.files) do names[#names + 1] = f.name end
+  else
+    -- the cached snapshot (C.download answers from the cache offline or when the Hub cannot be reached)
+    local okd, snap = pcall(C.download, repo, o)
+    if not okd then error(fmt("%s%s", tostring(snap), info and ("\n(listing the repo failed: " .. tostring(info) .. ")") or ""), 0) end
+    root = snap
+    names = {}
+    local p = io.popen(fmt("cd '%s' && find -L . -type f 2>/dev/null", root:gsub("'", "'\\''")))
+    for line in p:lines() do names[#names + 1] = line:gsub("^%./", "") end
+    p:close()
+    table.sort(names)
+  end
+  local configs
+  for _, n in ipairs(names) do
+    if n == "README.md" then
+      local path = root and (root .. "/README.md") or C.download(repo, (function()
+        local x = {}; for k, v in pairs(o) do x[k] = v end; x.filename = "README.md"; return x end)())
+      configs = M.card_configs(read_text(path) or "", repo .. "/README.md")
+    end
+  end
+  local chosen = M.select_dataset_files(entry, names, configs)
+  if not root then
+    local x = {}
+    for k, v in pairs(o) do x[k] = v end
+    x.allow_patterns = chosen
+    root = C.download(repo, x)
+  end
+  local out = {}
+  for i, n in ipairs(chosen) do out[i] = root .. "/" .. n end
+  return out
+end
+
 -- 1234567 -> "1.2 MB"
 function M.format_size(n)
   if not n then return "?" end

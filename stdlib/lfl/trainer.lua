@@ -179,7 +179,8 @@ function M.save_checkpoint(st)
   write_atomic(tmp .. "/trainer_state.json", json({
     global_step = st.global_step, epoch = st.epoch_float, max_steps = st.total_steps,
     log_history = st.log_history, optimizer_steps = ometa, rng = {seed = seed, offset = offset},
-    data = {epoch = st.epoch, batch = st.batch_in_epoch, order_seed = a.seed},
+    data = {epoch = st.epoch, batch = st.batch_in_epoch, order_seed = a.seed,
+            stream = st.stream and st.stream:state() or nil},
     logging_steps = a.logging_steps, save_steps = a.save_steps,
     train_batch_size = a.per_device_train_batch_size, num_train_epochs = a.num_train_epochs,
   }))
@@ -203,6 +204,8 @@ function M.load_checkpoint(st, dir)
   st.global_step = state.global_step
   st.log_history = state.log_history or {}
   st.resume_epoch, st.resume_batch = state.data.epoch, state.data.batch
+  if st.stream then st.stream:restore(state.data.stream) -- replays the stream up to the saved position
+  elseif state.data.stream then error(dir .. ": the checkpoint was written by a streaming run; set streaming = true", 0) end
 end
 
 -- ---------------------------------------------------------------- evaluation
@@ -248,13 +251,25 @@ function M.run(a, hooks)
   if a.default_system then tpl = tpl:with({default_system = a.default_system}) end
   local approach = require("recipes.approaches." .. a.stage)
   local ctx = {tokenizer = tok, template = tpl, args = a}
-  -- tokenized rows from the dataset cache when nothing that shapes them changed
-  local data = require("lfl.dataset_cache").prepare(a, ctx, approach, {tokenizer_path = tok_path})
+  local data, stream
+  if a.streaming then
+    -- rows come from the stream as training pulls them (lfl.stream); nothing is cached
+    stream = require("lfl.stream").open(a, ctx, approach)
+    data = {eval = stream.eval, stats = stream.stats}
+  else
+    -- tokenized rows from the dataset cache when nothing that shapes them changed
+    data = require("lfl.dataset_cache").prepare(a, ctx, approach, {tokenizer_path = tok_path})
+  end
   local train_set, eval_set = data.train, data.eval
-  if #train_set == 0 then error("trainer: no training examples after preprocessing", 0) end
-  print(fmt("[lfl] model %s loaded in %.1fs; %d training examples (%s)%s%s", tostring(model),
-    lfl.sys.clock() - t_load, #train_set, lfl.data.summary(data.stats),
-    eval_set and fmt(", %d eval", #eval_set) or "", data.cached and "; tokenized data from the cache" or ""))
+  if stream then
+    print(fmt("[lfl] model %s loaded in %.1fs; streaming the training data (shuffle buffer %d)%s", tostring(model),
+      lfl.sys.clock() - t_load, a.buffer_size or 16384, eval_set and fmt(", %d eval", #eval_set) or ""))
+  else
+    if #train_set == 0 then error("trainer: no training examples after preprocessing", 0) end
+    print(fmt("[lfl] model %s loaded in %.1fs; %d training examples (%s)%s%s", tostring(model),
+      lfl.sys.clock() - t_load, #train_set, lfl.data.summary(data.stats),
+      eval_set and fmt(", %d eval", #eval_set) or "", data.cached and "; tokenized data from the cache" or ""))
+  end
 
   local names, params, groups = M.setup_method(model, a)
   local n_train = 0
@@ -265,14 +280,15 @@ function M.run(a, hooks)
   if a.pissa_convert and model.lora and model.lora.pissa then peft.save_pissa_init(model, out .. "/pissa_init", a.model_name_or_path) end
 
   local bs, accum = a.per_device_train_batch_size, a.gradient_accumulation_steps
-  local batches_per_epoch = ceil(#train_set / bs)
+  -- a stream has no length: one "epoch" of max_steps * accum batches, as HF's Trainer counts it
+  local batches_per_epoch = stream and a.max_steps * accum or ceil(#train_set / bs)
   local steps_per_epoch = max(1, floor(batches_per_epoch / accum))
   local total = a.max_steps and a.max_steps > 0 and a.max_steps or ceil(a.num_train_epochs * steps_per_epoch)
   local warmup = a.warmup_steps > 0 and a.warmup_steps or ceil(total * a.warmup_ratio)
   local sched = optim.schedule(a.lr_scheduler_type, warmup, total, a.lr_scheduler_kwargs)
 
   local st = {args = a, model = model, names = names, params = params, optimizer = opt, approach = approach,
-    global_step = 0, log_history = {}, total_steps = total, epoch = 0, batch_in_epoch = 0,
+    global_step = 0, log_history = {}, total_steps = total, epoch = 0, batch_in_epoch = 0, stream = stream,
     gradient_checkpointing = not a.disable_gradient_checkpointing}
 
   -- resume: explicit path, or the last checkpoint in output_dir
@@ -300,8 +316,10 @@ function M.run(a, hooks)
   while not done do
     -- a fresh order per epoch, from the seed alone so resuming replays it
     local order = {}
-    for i = 1, #train_set do order[i] = i end
-    if not a.disable_shuffling then lfl.data.shuffle(order, a.seed + epoch) end
+    if not stream then
+      for i = 1, #train_set do order[i] = i end
+      if not a.disable_shuffling then lfl.data.shuffle(order, a.seed + epoch) end
+    end
     local start_batch = 1
     if st.resume_epoch then
       if epoch < st.resume_epoch then epoch = epoch + 1; goto next_epoch end
@@ -309,8 +327,12 @@ function M.run(a, hooks)
       st.resume_epoch = nil
     end
     for b = start_batch, batches_per_epoch do
-      local list = {}
-      for k = (b - 1) * bs + 1, min(#train_set, b * bs) do list[#list + 1] = train_set[order[k]] end
+      local list
+      if stream then list = stream:next_rows(bs)
+      else
+        list = {}
+        for k = (b - 1) * bs + 1, min(#train_set, b * bs) do list[#list + 1] = train_set[order[k]] end
+      end
       lfl.sys.check_interrupt()
       local batch = approach.collate(list)
       local loss, metrics = approach.loss(model, batch, st)
@@ -374,8 +396,9 @@ function M.run(a, hooks)
     peft.save_pissa_converted(model, out .. "/pissa_converted", a.model_name_or_path)
   end
   local _, peak = lfl.sys.rss()
-  local metrics = {train_runtime = runtime, train_loss = st.log_history[#st.log_history] and
-    st.log_history[#st.log_history].loss or 0 / 0, train_tokens_per_second = tokens / max(1e-9, runtime),
+  local last_loss = 0 / 0 -- the last logged training loss (an eval entry may come after it)
+  for i = #st.log_history, 1, -1 do if st.log_history[i].loss then last_loss = st.log_history[i].loss; break end end
+  local metrics = {train_runtime = runtime, train_loss = last_loss, train_tokens_per_second = tokens / max(1e-9, runtime),
     train_steps_per_second = st.global_step / max(1e-9, runtime), epoch = st.epoch_float, peak_rss_mb = peak,
     total_flos = 0}
   if eval_set then

@@ -17,7 +17,9 @@ revision API lists no files: clients use the tree API), tree_page=N,
 cdn_status=S cdn_status_count=K (the cdn answers status S, K times).
 Repos: lfl-test/tiny-model (main, v1.0, refs/pr/1), lfl-test/gated-model
 (needs 'Bearer hf_valid_token'), lfl-test/old-name (renamed: relative 307 to
-tiny-model), dataset lfl-test/tiny-data. Unknown repos: 401 RepoNotFound.
+tiny-model), datasets lfl-test/tiny-data, lfl-test/multi-data (a card with
+configs en/zh and splits), lfl-test/sub-data (folders, no configs; a parquet
+folder). Unknown repos: 401 RepoNotFound.
 
 Usage: mock_hub.py --port-file F [--large-size BYTES] [--lifetime SECONDS]
 """
@@ -72,7 +74,32 @@ def build_repos(large_size):
         "data/train.jsonl": (b'{"instruction": "hi", "output": "hello"}\n' * 3, False),
     }
     data = {"revisions": {"main": commit_of("data")}, "commits": {commit_of("data"): data_files}}
+    # a dataset card with configs (data_files per split; a data_dir config), and a repo without one
+    card = (b"---\npretty_name: multi\nconfigs:\n- config_name: en\n  data_files:\n  - split: train\n"
+            b"    path: en/train-*.jsonl\n  - split: test\n    path: \"en/test.jsonl\"\n  default: true\n"
+            b"- config_name: zh\n  data_dir: zh\n---\n# multi\n")
+    rec = lambda q, a: json.dumps({"instruction": q, "output": a}).encode() + b"\n"
+    multi_files = {
+        "README.md": (card, False),
+        "en/train-00000-of-00002.jsonl": (rec("en 1", "a") + rec("en 2", "b"), False),
+        "en/train-00001-of-00002.jsonl": (rec("en 3", "c"), True),
+        "en/test.jsonl": (rec("en test", "t"), False),
+        "zh/train.json": (json.dumps([{"instruction": "zh 1", "output": "x"}, {"instruction": "zh 2", "output": "y"}]).encode(), False),
+        "zh/validation.json": (json.dumps([{"instruction": "zh val", "output": "v"}]).encode(), False),
+    }
+    multi = {"revisions": {"main": commit_of("multi")}, "commits": {commit_of("multi"): multi_files}}
+    sub_files = {
+        "README.md": (b"# folders as subsets\n", False),
+        "alpha/train.csv": (b"instruction,output\nalpha 1,a\n\"alpha, 2\",b\n", False),
+        "alpha/test.csv": (b"instruction,output\nalpha test,t\n", False),
+        "beta/part1.txt": (b"beta line one\nbeta line two\n", False),
+        "beta/part2.txt": (b"beta line three\n", False),
+        "pq/train-00000-of-00001.parquet": (b"PAR1 not really", True),
+    }
+    sub = {"revisions": {"main": commit_of("sub")}, "commits": {commit_of("sub"): sub_files}}
     repos = {
+        ("dataset", "lfl-test/multi-data"): multi,
+        ("dataset", "lfl-test/sub-data"): sub,
         ("model", "lfl-test/tiny-model"): model,
         ("model", "lfl-test/gated-model"): gated,
         ("dataset", "lfl-test/tiny-data"): data,

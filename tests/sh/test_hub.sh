@@ -392,6 +392,71 @@ t_progress() {
   true
 }
 
+# dataset_info.json entries with hf_hub_url: configs and splits from the
+# dataset card, folders as subsets, only the chosen files downloaded, the
+# streaming reader over them, the cache offline, clear errors
+t_datasets() {
+  fresh_home datasets
+  local d="$T/dsinfo" out snap
+  mkdir -p "$d"
+  cat >"$d/dataset_info.json" <<'JSON'
+{"en": {"hf_hub_url": "lfl-test/multi-data"},
+ "en_test": {"hf_hub_url": "lfl-test/multi-data", "split": "test"},
+ "zh": {"hf_hub_url": "lfl-test/multi-data", "subset": "zh"},
+ "zh_val": {"hf_hub_url": "lfl-test/multi-data", "subset": "zh", "split": "validation"},
+ "xx": {"hf_hub_url": "lfl-test/multi-data", "subset": "xx"},
+ "en_val": {"hf_hub_url": "lfl-test/multi-data", "split": "validation"},
+ "alpha": {"hf_hub_url": "lfl-test/sub-data", "subset": "alpha"},
+ "alpha_test": {"hf_hub_url": "lfl-test/sub-data", "subset": "alpha", "split": "test"},
+ "beta": {"hf_hub_url": "lfl-test/sub-data", "folder": "beta", "columns": {"prompt": "text"}},
+ "pq": {"hf_hub_url": "lfl-test/sub-data", "folder": "pq"},
+ "tiny": {"hf_hub_url": "lfl-test/tiny-data"}}
+JSON
+  cat >"$T/ds.lua" <<LUA
+local function load(name, extra)
+  local a = {dataset = name, dataset_dir = "$d"}
+  for k, v in pairs(extra or {}) do a[k] = v end
+  local d = lfl.data.load(a)
+  local qs = {}
+  for _, ex in ipairs(d.train) do qs[#qs + 1] = ex.prompt[1].content end
+  return table.concat(qs, "|")
+end
+if arg and arg[1] == "offline" then io.write(load("en")) return end
+assert(load("en") == "en 1|en 2|en 3", load("en"))
+assert(load("en_test") == "en test")
+assert(load("zh") == "zh 1|zh 2", load("zh"))
+assert(load("zh_val") == "zh val")
+assert(load("alpha") == "alpha 1|alpha, 2", load("alpha"))
+assert(load("alpha_test") == "alpha test")
+assert(load("beta", {stage = "pt"}) == "beta line one|beta line two|beta line three", load("beta", {stage = "pt"}))
+assert(load("tiny") == "hi|hi|hi")
+local function err(name, want)
+  local ok, e = pcall(load, name)
+  assert(not ok and tostring(e):find(want, 1, true), name .. ": " .. tostring(e))
+end
+err("xx", "has no config 'xx' (its configs: en, zh)")
+err("en_val", "has no split 'validation' (its splits: test, train)")
+err("pq", "these are not: pq/train-00000-of-00001.parquet")
+-- the streaming reader over the downloaded files gives the same examples
+local s = require("lfl.stream").open({dataset = "en,zh", dataset_dir = "$d", disable_shuffling = true},
+  {}, {prepare = function(list) local o = {}; for i, ex in ipairs(list) do o[i] = ex.prompt[1].content end; return o, 0 end})
+assert(table.concat(s:next_rows(5), "|") == "en 1|en 2|en 3|zh 1|zh 2")
+print("datasets ok")
+LUA
+  out=$(lfl "$T/ds.lua" 2>&1)
+  expect_eq "$out" "datasets ok"
+  snap="$HF_HOME/hub/datasets--lfl-test--multi-data/snapshots/$(python3 -c 'import hashlib; print(hashlib.sha1(b"multi").hexdigest())')"
+  expect_eq "$(cd "$snap" && find . -type l | sort | tr '\n' ' ')" \
+    "./README.md ./en/test.jsonl ./en/train-00000-of-00002.jsonl ./en/train-00001-of-00002.jsonl ./zh/train.json ./zh/validation.json " \
+    "the files of the loaded splits"
+  [ -z "$(find "$HF_HOME/hub/datasets--lfl-test--sub-data" -name '*.parquet')" ] || fail "the parquet file was fetched"
+  # cached: offline and with the Hub unreachable
+  ctl _reset >/dev/null
+  expect_eq "$(HF_HUB_OFFLINE=1 lfl "$T/ds.lua" offline)" "en 1|en 2|en 3" "offline"
+  expect_eq "$(ctl '_count')" 0 "offline mode made requests"
+  expect_eq "$(HF_ENDPOINT="http://127.0.0.1:$DEAD" lfl "$T/ds.lua" offline 2>/dev/null)" "en 1|en 2|en 3" "unreachable"
+}
+
 # optional: huggingface_hub (Python) and lfl share the cache both ways
 t_python_interop() {
   local py=python3
@@ -412,7 +477,7 @@ t_python_interop() {
 for t in ${ONLY:-t_sha256_vectors t_patterns t_fresh_snapshot t_cache_hit t_cache_hit_no_network t_offline \
          t_patterns_and_revisions t_resume_in_run t_resume_across_runs t_redirect_no_token_leak \
          t_checksum_mismatch t_errors t_retries_and_renames t_concurrent_processes t_lua_api t_local_dir \
-         t_progress t_python_interop}; do
+         t_progress t_datasets t_python_interop}; do
   run $t
 done
 echo "$passed passed, $failed failed"
