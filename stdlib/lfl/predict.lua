@@ -242,6 +242,7 @@ function M.run(a, loaded)
     error(fmt("predict: do_predict is implemented for stage sft (generation), not '%s'", tostring(a.stage)), 0)
   end
   if not a.predict_with_generate then error("predict: do_predict for sft needs predict_with_generate=true", 0) end
+  M.generation_options(a) -- bad generation arguments fail before the model loads
   local log = print
   local t_load = lfl.sys.clock()
   loaded = loaded or M.load(a)
