@@ -235,14 +235,23 @@ function M.predict_rows(rows, opts)
   return records, m, {preds = preds, labels = labels}
 end
 
--- The whole of do_predict: returns {metrics =, records =, path = jsonl path}.
--- `loaded` = {model, tokenizer, template} when the caller has them (after training).
-function M.run(a, loaded)
+-- Arguments that would make do_predict fail, checked before any model loads
+-- (lfl train calls it before training, so a long run does not end in an error).
+function M.check(a)
   if a.stage ~= "sft" then
     error(fmt("predict: do_predict is implemented for stage sft (generation), not '%s'", tostring(a.stage)), 0)
   end
   if not a.predict_with_generate then error("predict: do_predict for sft needs predict_with_generate=true", 0) end
-  M.generation_options(a) -- bad generation arguments fail before the model loads
+  M.generation_options(a)
+  if not a.eval_dataset and not (a.dataset and ((a.val_size or 0) > 0 or not a.do_train)) then
+    error("predict: do_predict needs eval_dataset (or val_size > 0, or dataset with do_train=false)", 0)
+  end
+end
+
+-- The whole of do_predict: returns {metrics =, records =, path = jsonl path}.
+-- `loaded` = {model, tokenizer, template} when the caller has them (after training).
+function M.run(a, loaded)
+  M.check(a)
   local log = print
   local t_load = lfl.sys.clock()
   loaded = loaded or M.load(a)

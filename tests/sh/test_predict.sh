@@ -41,6 +41,12 @@ OUT=$("$LFL" "$TMPD/nogen.yaml" 2>&1); RC=$?
 check "do_predict needs predict_with_generate" '[ $RC -ne 0 ] && [[ "$OUT" == *"needs predict_with_generate"* ]]'
 OUT=$("$LFL" "$TMPD/nogen.yaml" predict_with_generate=true num_beams=3 2>&1); RC=$?
 check "beam search refused" '[ $RC -ne 0 ] && [[ "$OUT" == *"beam search is not supported"* ]]'
+cat > "$TMPD/noeval.lua" <<EOF
+return {model_name_or_path = "$TMPD/no-model", stage = "sft", dataset = "alpaca_demo", do_predict = true,
+  predict_with_generate = true}
+EOF
+OUT=$("$LFL" train "$TMPD/noeval.lua" 2>&1); RC=$?
+check "train + predict without an eval set fails before training" '[ $RC -ne 0 ] && [[ "$OUT" == *"needs eval_dataset"* ]] && [[ "$OUT" != *"no-model"* ]]'
 
 if [ ! -f "$GGUF" ]; then
     echo "(model parts skipped: $GGUF missing; run tests/fixtures.sh)"

@@ -36,6 +36,7 @@ function M.run_table(recipe, overrides, source)
     overrides = o
   end
   local a = lfl.args.resolve(recipe, overrides, source)
+  if a.do_predict then require("lfl.predict").check(a) end
   local result
   if a.do_train then result = require("lfl.trainer").run(a) end
   if a.do_predict then
