@@ -45,6 +45,38 @@ function M.prepare(examples, ctx)
   return out, dropped
 end
 
+-- Prediction (LlamaFactory's UnsupervisedDatasetProcessor): the prompt up to
+-- the assistant opener as input, the reference answer as labels (EOS appended
+-- for efficient_eos templates), both cut by infer_seqlen. Examples whose prompt
+-- is not an odd number of messages are dropped; an example without exactly one
+-- response gets an empty assistant turn (labels = the template's empty reply).
+function M.encode_unsupervised(ex, tok, tpl, a, eos_id)
+  if #ex.prompt % 2 ~= 1 then return nil end
+  local messages = {}
+  for _, m in ipairs(ex.prompt) do messages[#messages + 1] = m end
+  messages[#messages + 1] = #ex.response == 1 and ex.response[1] or {role = "assistant", content = ""}
+  local prompt, answer = tpl:encode_oneturn(messages, ex.system ~= "" and ex.system or nil,
+    ex.tools ~= "" and ex.tools or nil)
+  local ids = lfl.template.pieces_to_ids(tok, prompt, {eos_id = eos_id})
+  local labels = lfl.template.pieces_to_ids(tok, answer, {eos_id = eos_id})
+  if tpl.efficient_eos then labels[#labels + 1] = eos_id end
+  local row = preprocess.unsupervised(ids, labels, {cutoff_len = a.cutoff_len})
+  return row.input_ids, row.labels
+end
+
+-- examples (canonical) -> {input_ids, labels} rows for generation, and how many were dropped
+function M.prepare_unsupervised(examples, ctx)
+  local tok, a = ctx.tokenizer, ctx.args
+  local tpl = preprocess.data_template(ctx.template, a)
+  local eos_id = preprocess.eos_id(tok, tpl)
+  local out, dropped = {}, 0
+  for _, ex in ipairs(examples) do
+    local ids, labels = M.encode_unsupervised(ex, tok, tpl, a, eos_id)
+    if ids then out[#out + 1] = {input_ids = ids, labels = labels} else dropped = dropped + 1 end
+  end
+  return out, dropped
+end
+
 function M.collate(list)
   if list[1].segments then
     -- pre-packed rows (packing = true): stack them as separate rows of equal length
