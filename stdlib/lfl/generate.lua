@@ -130,7 +130,9 @@ end
 -- from its own random stream (seed, as generate with that seed), so its tokens
 -- do not depend on the other rows; rows without one share the global stream.
 -- Rows asking for different `adapter` settings run as separate batches (the
--- unmerged LoRA switch is per model, not per row).
+-- unmerged LoRA switch is per model, not per row). opts.timings, a table, gets
+-- prefill_s/prefill_tokens (the prefill forward and the first tokens; real
+-- prompt tokens, not padding) and decode_s/decode_tokens (the later tokens).
 function M.generate_batch(model, prompts, opts)
   opts = opts or {}
   local rows_o = opts.rows or {}
@@ -206,8 +208,15 @@ function M.generate_batch(model, prompts, opts)
       for j = 1, #p do r[pad[i] + j] = p[j] end
       ids[i] = r
     end
+    local tm, clock = opts.timings, lfl.sys.clock
+    local t0, first = clock(), true
     local cache = decoder.new_cache(pad)
     local logits = decoder.forward(model, lfl.tensor(ids, "i64"), {cache = cache, last_only = true})
+    if tm then
+      local n = 0
+      for _, b in ipairs(active) do n = n + #prompts[b] end
+      tm.prefill_tokens, tm.decode_tokens, tm.decode_s = n, 0, 0
+    end
     while #active > 0 do
       lfl.sys.check_interrupt() -- Ctrl-C, also when this loop runs JIT-compiled
       local keep, nxt_ids = {}, {}
@@ -227,6 +236,11 @@ function M.generate_batch(model, prompts, opts)
         end
         if not st.done then keep[#keep + 1] = i; nxt_ids[#keep] = {nxt} end
       end
+      if tm then
+        -- the first tokens come from the prefill's logits
+        if first then tm.prefill_s, t0, first = clock() - t0, clock(), false
+        else tm.decode_tokens = tm.decode_tokens + #active end
+      end
       if #keep == 0 then break end
       if #keep < #active then
         -- finished rows leave the batch and the cache
@@ -237,6 +251,7 @@ function M.generate_batch(model, prompts, opts)
       end
       logits = decoder.forward(model, lfl.tensor(nxt_ids, "i64"), {cache = cache, last_only = true})
     end
+    if tm and not first then tm.decode_s = clock() - t0 end
   end)
   lfl.set_grad_enabled(grad)
   if restore ~= nil then model.lora.enabled = restore end
