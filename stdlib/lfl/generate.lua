@@ -125,8 +125,8 @@ end
 -- All prompts in one batch: a left-padded prefill, then one forward per step
 -- over the rows still running. opts as generate (shared by all rows) plus
 -- opts.rows[b], a table of per-row overrides of max_new_tokens, temperature,
--- do_sample, top_k, top_p, min_p, repetition_penalty, seed, stop_ids and
--- adapter. on_token(id, b) gets the row's index b. A row with a seed samples
+-- do_sample, top_k, top_p, min_p, repetition_penalty, seed, stop_ids, adapter
+-- and on_token. on_token(id, b) gets the row's index b. A row with a seed samples
 -- from its own random stream (seed, as generate with that seed), so its tokens
 -- do not depend on the other rows; rows without one share the global stream.
 -- Rows asking for different `adapter` settings run as separate batches (the
@@ -160,7 +160,16 @@ function M.generate_batch(model, prompts, opts)
         local g = {}
         for k, v in pairs(opts) do g[k] = v end
         g.rows = subrows
-        if opts.on_token then g.on_token = function(id, i) return opts.on_token(id, idx[i]) end end
+        -- callbacks see the caller's row index
+        for i, b in ipairs(idx) do
+          local cb = ro[b].on_token
+          if cb then
+            local r = {}
+            for k, v in pairs(subrows[i]) do r[k] = v end
+            r.on_token = function(id) return cb(id, b) end
+            subrows[i] = r
+          end
+        end
         for i, r in ipairs(M.generate_batch(model, sub, g)) do res[idx[i]] = r end
       end
       return res
@@ -177,7 +186,7 @@ function M.generate_batch(model, prompts, opts)
   for b, s in ipairs(prompts) do
     local o = ro[b]
     local st = {prev = {}, out = {}, done = false, sp = sampling(o), maxn = o.max_new_tokens or 64,
-                stops = o.stop_ids or {}, seed = o.seed}
+                stops = o.stop_ids or {}, seed = o.seed, on_token = o.on_token}
     for i, id in ipairs(s) do st.prev[i] = id end
     if st.seed then st.rng = {st.seed, 0} end
     if st.maxn <= 0 then st.done, st.reason = true, "length" end
@@ -228,7 +237,7 @@ function M.generate_batch(model, prompts, opts)
         else
           st.out[#st.out + 1] = nxt
           st.prev[#st.prev + 1] = nxt
-          if opts.on_token and opts.on_token(nxt, b) == false then
+          if st.on_token and st.on_token(nxt, b) == false then
             st.done, st.reason = true, "cancelled"
           elseif #st.out >= st.maxn then
             st.done, st.reason = true, "length"
@@ -306,12 +315,10 @@ end
 
 -- ---------------------------------------------------------------- chat
 
--- Generates a reply to `messages` (already templated into prompt ids).
--- opts as generate plus: system, tools, stop (string or list of strings: the
--- text is cut before the first), on_text(delta) for streaming (return false to
--- stop). Returns text, finish_reason, {prompt_tokens =, completion_tokens =}.
-function M.reply(model, tok, tpl, messages, opts)
-  opts = opts or {}
+-- One reply's text side: prompt ids, generation options whose on_token turns
+-- ids into text (stop strings, streaming through opts.on_text), and finish(out,
+-- reason) -> text, finish_reason, usage.
+local function reply_job(tok, tpl, messages, opts)
   local ids = M.prompt_ids(tok, tpl, messages, opts.system, opts.tools)
   local stops = opts.stop
   if type(stops) == "string" then stops = {stops} end
@@ -319,7 +326,7 @@ function M.reply(model, tok, tpl, messages, opts)
   local maxstop = 0
   for _, s in ipairs(stops) do maxstop = math.max(maxstop, #s) end
   local det = M.detokenizer(tok)
-  local text, sent = {}, 0 -- sent: bytes of the joined text handed to on_text
+  local sent = 0 -- sent: bytes of the joined text handed to on_text
   local acc = ""
   local stopped_by_string = false
   local function emit(upto)
@@ -336,7 +343,6 @@ function M.reply(model, tok, tpl, messages, opts)
   g.on_token = function(id)
     local delta = det.push(id)
     if delta == "" then return true end
-    text[#text + 1] = delta
     acc = acc .. delta
     for _, s in ipairs(stops) do
       local a = acc:find(s, math.max(1, sent - #s + 1), true)
@@ -352,14 +358,43 @@ function M.reply(model, tok, tpl, messages, opts)
     if r == false then return false end
     return true
   end
-  local out, reason = M.generate(model, ids, g)
-  if not stopped_by_string then
-    if reason ~= "cancelled" then acc = acc .. det.flush() end
-    emit(#acc)
-  else
-    reason = "stop"
+  local function finish(out, reason)
+    if not stopped_by_string then
+      if reason ~= "cancelled" then acc = acc .. det.flush() end
+      emit(#acc)
+    else
+      reason = "stop"
+    end
+    return acc, reason, {prompt_tokens = #ids, completion_tokens = #out}
   end
-  return acc, reason, {prompt_tokens = #ids, completion_tokens = #out}
+  return {ids = ids, g = g, finish = finish}
+end
+
+-- Generates a reply to `messages` (already templated into prompt ids).
+-- opts as generate plus: system, tools, stop (string or list of strings: the
+-- text is cut before the first), on_text(delta) for streaming (return false to
+-- stop). Returns text, finish_reason, {prompt_tokens =, completion_tokens =}.
+function M.reply(model, tok, tpl, messages, opts)
+  local j = reply_job(tok, tpl, messages, opts or {})
+  local out, reason = M.generate(model, j.ids, j.g)
+  return j.finish(out, reason)
+end
+
+-- Replies to several conversations decoded as one batch (generate_batch):
+-- reqs[i] = {messages = ..., opts = ...} with opts as reply's (each its own
+-- sampling options, seed, stop strings and on_text). Returns a list of
+-- {text, finish_reason, usage}; a request whose on_text returns false is
+-- cancelled alone.
+function M.reply_batch(model, tok, tpl, reqs)
+  local jobs, prompts, rows = {}, {}, {}
+  for i, r in ipairs(reqs) do
+    jobs[i] = reply_job(tok, tpl, r.messages, r.opts or {})
+    prompts[i], rows[i] = jobs[i].ids, jobs[i].g
+  end
+  local res = M.generate_batch(model, prompts, {rows = rows})
+  local out = {}
+  for i, j in ipairs(jobs) do out[i] = {j.finish(res[i][1], res[i][2])} end
+  return out
 end
 
 -- a reply to `messages` as text (kept for recipes; greedy unless opts say otherwise)

@@ -185,6 +185,61 @@ t.suite("generate_batch", {
   end,
 })
 
+-- a request stand-in recording what the server answers (as test_serve.lua's)
+local function fake(method, path, body, gone_after)
+  local r = {sent = {}}
+  function r:info() return {method = method, path = path, body = body or ""} end
+  function r:respond(status, ct, b) self.status, self.ct, self.body = status, ct, b end
+  function r:start(status, ct) self.status, self.ct = status, ct end
+  function r:send(x) self.sent[#self.sent + 1] = x; return not (gone_after and #self.sent > gone_after) end
+  function r:finish() self.finished = true end
+  function r:gone() return false end
+  return r
+end
+
+t.suite("serve_batch", {
+  batched_requests_match_one_at_a_time = function()
+    local dir = root .. "models/llama"
+    local m = lfl.model.load(dir)
+    local tok = lfl.tokenizer.load(root .. "serve/tokenizer.json")
+    local s = setmetatable({model = m, tok = tok, tpl = lfl.template.get("chatml"), name = "m", max_new = 16,
+      created = 0, log = function() end}, {__index = function(_, k) return lfl.serve._Server[k] end})
+    local bodies = {
+      '{"messages":[{"role":"user","content":"Hello there"}],"max_tokens":9,"temperature":0}',
+      '{"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"Hi"}],"max_tokens":6,"temperature":0}',
+      '{"messages":[{"role":"user","content":"a b c d e f"}],"max_tokens":7,"temperature":0.9,"seed":5}',
+      '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"temperature":0,"stream":true}',
+    }
+    local alone = {}
+    for i, b in ipairs(bodies) do
+      alone[i] = fake("POST", "/v1/chat/completions", b)
+      s:handle(alone[i])
+    end
+    local reqs = {}
+    for i, b in ipairs(bodies) do reqs[i] = fake("POST", "/v1/chat/completions", b) end
+    reqs[#reqs + 1] = fake("GET", "/v1/models")
+    reqs[#reqs + 1] = fake("POST", "/v1/chat/completions", "{")
+    s:handle_batch(reqs)
+    local function content(r) return lfl.json.decode(r.body).choices[1].message.content end
+    for i = 1, 3 do
+      t.assert_eq(reqs[i].status, 200)
+      t.assert_eq(content(reqs[i]), content(alone[i]))
+      t.assert_eq(lfl.json.decode(reqs[i].body).usage.completion_tokens, lfl.json.decode(alone[i].body).usage.completion_tokens)
+    end
+    local function strip(r) return (table.concat(r.sent):gsub("chatcmpl%-%x+", ""):gsub('"created":%d+', "")) end
+    t.assert_eq(strip(reqs[4]), strip(alone[4]))
+    t.assert(reqs[4].finished, "stream finished")
+    t.assert_eq(reqs[5].status, 200)
+    t.assert_eq(reqs[6].status, 400)
+    -- a streaming client that leaves cancels its row only
+    local left = fake("POST", "/v1/chat/completions", bodies[4]:gsub('"max_tokens":5', '"max_tokens":12'), 2)
+    local stay = fake("POST", "/v1/chat/completions", bodies[1])
+    s:handle_batch({left, stay})
+    t.assert(not left.finished, "the cancelled stream gets no [DONE]")
+    t.assert_eq(content(stay), content(alone[1]))
+  end,
+})
+
 t.suite("generate_unit", {
   cache_matches_full_forward = function()
     local m = lfl.model.load(root .. "models/gemma2") -- window + softcaps
