@@ -75,6 +75,8 @@ typedef struct {
     bool causal;           /* query i sees keys j <= i + (S - T) (KV-cache aware) */
     lfl_tensor *segments;  /* packed rows: [B, T] i64 segment id per token, or NULL;
                             * attention never crosses segments (needs S == T) */
+    lfl_tensor *kv_start;  /* left-padded batches: [B] i64, keys j < kv_start[b] are
+                            * padding that row b never sees, or NULL */
 } lfl_attn_opts;
 /* q[B, Hq, T, D], k/v[B, Hkv, S, D] (Hq multiple of Hkv) -> [B, Hq, T, D] */
 lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_attn_opts *o, lfl_tensor **out);

@@ -68,7 +68,7 @@ static int l_geglu(lua_State *L)
     return push_result(L, lfl_geglu(T(1), T(2), th, &out), &out);
 }
 
-/* attention(q, k, v, {causal=, window=, softcap=, scale=, segments=}) */
+/* attention(q, k, v, {causal=, window=, softcap=, scale=, segments=, kv_start=}) */
 static int l_attention(lua_State *L)
 {
     lfl_tensor *q = T(1), *k = T(2), *v = T(3), *out = NULL;
@@ -95,8 +95,11 @@ static int l_attention(lua_State *L)
                 o.scale = lua_tonumber(L, top);
             } else if (!strcmp(key, "segments")) {
                 o.segments = lfl_lua_check_tensor(L, top);
+            } else if (!strcmp(key, "kv_start")) {
+                o.kv_start = lfl_lua_check_tensor(L, top);
             } else {
-                return luaL_error(L, "attention: unknown option '%s' (causal, window, softcap, scale, segments)", key);
+                return luaL_error(L, "attention: unknown option '%s' (causal, window, softcap, scale, segments, kv_start)",
+                                  key);
             }
             lua_pop(L, 1);
         }

@@ -10,6 +10,9 @@
  *   segments: seg[b, i] == seg[b, j]  (packed rows, S == T; for the packed
  *             sequences of one row this matches transformers' packed-sequence
  *             mask, positions restarting at 0 in each)
+ *   kv_start: j >= kv_start[b]  (batched generation with left padding: row b's
+ *             first kv_start[b] keys are padding; as they sit before every real
+ *             key of the row, causal and window distances are unchanged)
  * Gemma2's soft-capping replaces a scaled score s by cap * tanh(s / cap) before
  * masking. A query that sees no key at all gets a zero output (torch's SDPA
  * gives NaN there).
@@ -44,6 +47,7 @@ typedef struct {
     bool causal;
     double scale, softcap;
     const int64_t *seg; /* [B, T] segment ids, or NULL */
+    const int64_t *kvs; /* [B] first visible key per row, or NULL */
     int64_t *segr;      /* [B][nqb] {min, max} segment id per tile (S == T, shared by q and k tiles) */
 } att_geo;
 
@@ -55,10 +59,10 @@ static inline int64_t att_row_hi(const att_geo *g, int64_t i)
     return h < 0 ? 0 : h < g->S ? h : g->S;
 }
 
-static inline int64_t att_row_lo(const att_geo *g, int64_t i)
+static inline int64_t att_row_lo(const att_geo *g, int64_t b, int64_t i)
 {
-    if (g->window <= 0) return 0;
-    int64_t l = i + g->off - g->window + 1;
+    int64_t l = g->window > 0 ? i + g->off - g->window + 1 : 0, s = g->kvs ? g->kvs[b] : 0;
+    l = l > s ? l : s;
     return l < 0 ? 0 : l;
 }
 
@@ -68,7 +72,7 @@ static int att_tile_kind(const att_geo *g, int64_t b, int64_t qb, int64_t kb)
 {
     int64_t i0 = qb * g->tile, i1 = (i0 + g->tile < g->T ? i0 + g->tile : g->T) - 1;
     int64_t j0 = kb * g->tile, j1 = j0 + g->tile;
-    int64_t lo0 = att_row_lo(g, i0), lo1 = att_row_lo(g, i1), hi0 = att_row_hi(g, i0), hi1 = att_row_hi(g, i1);
+    int64_t lo0 = att_row_lo(g, b, i0), lo1 = att_row_lo(g, b, i1), hi0 = att_row_hi(g, i0), hi1 = att_row_hi(g, i1);
     if (j0 >= hi1 || (j1 < g->S ? j1 : g->S) <= lo0) return 0;
     if (g->segr) {
         const int64_t *a = g->segr + (b * g->nqb + qb) * 2, *c = g->segr + (b * g->nqb + kb) * 2;
@@ -217,11 +221,13 @@ static void k_acc_f64(double *Y, int64_t ldy, int64_t nI, const double *A, int64
 #undef AEXP
 #undef ATANH
 
-/* Geometry from the (already checked) shapes; seg is [B, T] contiguous i64 or NULL. */
+/* Geometry from the (already checked) shapes; seg is [B, T] contiguous i64 or
+ * NULL, kvs [B] contiguous i64 or NULL. */
 static lfl_status att_geo_init(att_geo *g, const lfl_tensor *q, const lfl_tensor *k, double scale, double softcap,
-                               int64_t window, bool causal, const lfl_tensor *seg)
+                               int64_t window, bool causal, const lfl_tensor *seg, const lfl_tensor *kvs)
 {
     memset(g, 0, sizeof *g);
+    g->kvs = kvs ? lfl_data(kvs) : NULL;
     g->B = q->shape[0];
     g->Hq = q->shape[1];
     g->T = q->shape[2];
@@ -272,9 +278,9 @@ static lfl_status att_geo_init(att_geo *g, const lfl_tensor *q, const lfl_tensor
 static lfl_status attention_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 {
     lfl_tensor *q = n->saved[0], *k = n->saved[1], *v = n->saved[2], *o = n->saved[3], *lse = n->saved[4];
-    lfl_tensor *seg = n->saved[5], *go = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
+    lfl_tensor *seg = n->saved[5], *kvs = n->saved[6], *go = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
     att_geo g;
-    LFL_TRY(att_geo_init(&g, q, k, n->farg[0], n->farg[1], n->iarg[0], n->iarg[1] != 0, seg));
+    LFL_TRY(att_geo_init(&g, q, k, n->farg[0], n->farg[1], n->iarg[0], n->iarg[1] != 0, seg, kvs));
     lfl_status st = lfl_contiguous(gout[0], &go);
     if (st == LFL_OK) st = lfl_empty(4, q->shape, q->dtype, LFL_CPU, &dq);
     if (st == LFL_OK) st = lfl_empty(4, k->shape, q->dtype, LFL_CPU, &dk);
@@ -342,9 +348,30 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
                             bq, bk);
         LFL_TRY(lfl_contiguous(o->segments, &seg));
     }
+    lfl_tensor *kvs = NULL;
+    if (o->kv_start) {
+        char bs[128];
+        const lfl_tensor *s = o->kv_start;
+        lfl_status cs = LFL_OK;
+        if (s->device != LFL_CPU || s->dtype != LFL_I64 || s->ndim != 1 || s->shape[0] != q->shape[0])
+            cs = lfl_fail(LFL_ERR_ARG, "attention: kv_start %s of %s should be i64 [%lld] (one first key per batch row)",
+                          lfl_shape_str(s, bs, sizeof bs), lfl_dtype_name(s->dtype), (long long)q->shape[0]);
+        if (cs == LFL_OK) cs = lfl_contiguous(o->kv_start, &kvs);
+        for (int64_t b = 0; cs == LFL_OK && b < q->shape[0]; b++) {
+            int64_t x = ((const int64_t *)lfl_data(kvs))[b];
+            if (x < 0 || x > k->shape[2])
+                cs = lfl_fail(LFL_ERR_ARG, "attention: kv_start[%lld] = %lld is outside [0, %lld] (the key count)",
+                              (long long)b, (long long)x, (long long)k->shape[2]);
+        }
+        if (cs != LFL_OK) {
+            lfl_tensor_release(seg);
+            lfl_tensor_release(kvs);
+            return cs;
+        }
+    }
     att_geo g;
     lfl_status st = q->dtype == LFL_F32 ? lfl_blas_init() : LFL_OK;
-    if (st == LFL_OK) st = att_geo_init(&g, q, k, o->scale, o->softcap, o->window, o->causal, seg);
+    if (st == LFL_OK) st = att_geo_init(&g, q, k, o->scale, o->softcap, o->window, o->causal, seg, kvs);
     else memset(&g, 0, sizeof g);
     int64_t B = g.B, Hq = g.Hq, T = g.T, D = g.D;
     int64_t sshape[4] = {B, T, Hq, D}, lshape[3] = {B, Hq, T};
@@ -374,6 +401,7 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
             lfl_node_save(n, res);
             lfl_node_save(n, lse);
             lfl_node_save(n, seg);
+            lfl_node_save(n, kvs);
             lfl_node_set_output(n, res, 0);
             lfl_node_release(n);
         }
@@ -383,5 +411,6 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
     lfl_tensor_release(res);
     lfl_tensor_release(lse);
     lfl_tensor_release(seg);
+    lfl_tensor_release(kvs);
     return st;
 }

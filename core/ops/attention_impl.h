@@ -48,7 +48,7 @@ static void FN(prep_kv)(const att_geo *g, const lfl_tensor *k, const lfl_tensor 
 /* Sets the scores of keys query i may not see to -inf (boundary tiles only). */
 static void FN(mask_row)(const att_geo *g, int64_t b, int64_t i, int64_t j0, AT *s)
 {
-    int64_t lo = att_row_lo(g, i), hi = att_row_hi(g, i);
+    int64_t lo = att_row_lo(g, b, i), hi = att_row_hi(g, i);
     const int64_t *sg = g->seg ? g->seg + b * g->T : NULL;
     for (int64_t c = 0; c < ATILE; c++) {
         int64_t j = j0 + c;
@@ -104,7 +104,7 @@ static lfl_status FN(att_forward)(const att_geo *g, const lfl_tensor *q, const l
             }
             memset(Ob, 0, (size_t)(nr * Dp) * sizeof(AT));
             for (int64_t r = 0; r < TL; r++) { m[r] = -(AT)INFINITY; l[r] = 0; }
-            int64_t lo = att_row_lo(g, i0), hi = att_row_hi(g, i0 + br - 1);
+            int64_t lo = att_row_lo(g, b, i0), hi = att_row_hi(g, i0 + br - 1);
             int64_t kb0 = lo / TL, kb1 = hi > 0 ? (hi + TL - 1) / TL : 0;
             const AT *Ktb = Kt + (b * g->Hkv + hk) * D * Sp, *Vpb = Vp + (b * g->Hkv + hk) * Sp * Dp;
             for (int64_t kb = kb0; kb < kb1; kb++) {

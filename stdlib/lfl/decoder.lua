@@ -219,16 +219,19 @@ end
 -- One query over cached keys (decoding): plain GEMMs, as the tiled attention
 -- kernel pads a single query to a full tile. q [B, Hq, 1, D], k/v [B, Hk, S, D];
 -- the query is the newest position, so the causal mask hides nothing and a
--- window keeps the last w keys.
-local function decode_attention(q, k, v, scale, window, softcap)
+-- window keeps the last w keys. pad ([B, 1, 1, S], added to the scores) hides
+-- the left padding of a batch of prompts of different lengths.
+local function decode_attention(q, k, v, scale, window, softcap, pad)
   local sz = q:size()
   local B, Hq, D = sz[1], sz[2], sz[4]
   local Hk, S = k:size(2), k:size(3)
   if window and window > 0 and S > window then
     k, v = k:narrow(3, S - window + 1, window), v:narrow(3, S - window + 1, window)
+    if pad then pad = pad:narrow(4, S - window + 1, window) end
   end
   local s = lfl.matmul(q:reshape(B, Hk, Hq / Hk, D), k:transpose(3, 4)) * scale
   if softcap then s = (s * (1 / softcap)):tanh() * softcap end
+  if pad then s = s + (pad:dtype() == s:dtype() and pad or pad:to(s:dtype())) end
   return lfl.matmul(s:softmax(4), v):reshape(B, Hq, 1, D)
 end
 
@@ -291,10 +294,10 @@ local function layer(m, l, x, cos, sin, segments, cache)
   end
   local o
   if cache and T == 1 and not segments then
-    o = decode_attention(q, k, v, a.scale, a.window[l], a.attn_softcap)
+    o = decode_attention(q, k, v, a.scale, a.window[l], a.attn_softcap, cache.pad_mask)
   else
     o = lfl.attention(q, k, v, {causal = true, scale = a.scale, window = a.window[l],
-                                softcap = a.attn_softcap, segments = segments})
+                                softcap = a.attn_softcap, segments = segments, kv_start = cache and cache.kv_start})
   end
   o = o:transpose(2, 3):reshape(B, T, Hq * D)
   o = linear(m, o, p .. "self_attn.o_proj")
@@ -340,8 +343,48 @@ end
 
 -- A KV cache for generation: pass it as opts.cache to forward/hidden; each
 -- call appends its keys/values per layer and advances len (positions start at
--- len). One cache holds one batch of equal-length rows.
-function M.new_cache() return {layers = {}, len = 0} end
+-- len). One cache holds one batch of rows; pad (a list, one number per row)
+-- says how many of each row's first tokens are left padding: those keys are
+-- never attended to and the row's positions start after them.
+function M.new_cache(pad)
+  local c = {layers = {}, len = 0}
+  if pad then M.set_cache_pad(c, pad) end
+  return c
+end
+
+function M.set_cache_pad(c, pad)
+  local any = false
+  for _, p in ipairs(pad) do any = any or p > 0 end
+  c.pad = any and pad or nil
+  c.kv_start = any and lfl.tensor(pad, "i64") or nil
+end
+
+-- Keeps the cache rows `rows` (1-based, in that order) and drops the leading
+-- key columns that are padding in every kept row (finished rows of a batch
+-- stop costing compute).
+function M.cache_keep(c, rows)
+  local pad, shift = {}, math.huge
+  for i, r in ipairs(rows) do
+    pad[i] = c.pad and c.pad[r] or 0
+    shift = math.min(shift, pad[i])
+  end
+  if #rows == 0 then shift = 0 end
+  local idx = {}
+  for i, r in ipairs(rows) do idx[i] = r - 1; pad[i] = pad[i] - shift end
+  local it = lfl.tensor(idx, "i64")
+  local len = c.len - shift
+  for l, e in pairs(c.layers) do
+    local k = e.k:narrow(3, shift + 1, len):index_select(1, it)
+    local v = e.v:narrow(3, shift + 1, len):index_select(1, it)
+    local cap = math.max(len + 16, 16)
+    local sz = k:size()
+    local nk, nv = lfl.zeros(sz[1], sz[2], cap, sz[4]):to(k:dtype()), lfl.zeros(sz[1], sz[2], cap, sz[4]):to(v:dtype())
+    if len > 0 then nk:narrow(3, 1, len):copy_(k); nv:narrow(3, 1, len):copy_(v) end
+    c.layers[l] = {k = nk, v = nv, cap = cap}
+  end
+  c.len = len
+  M.set_cache_pad(c, pad)
+end
 
 -- Hidden states after the final norm: [B, T, H]
 function M.hidden(m, ids, opts)
@@ -350,8 +393,32 @@ function M.hidden(m, ids, opts)
   local B, T = sz[1], sz[2]
   local cache = opts.cache
   local past = cache and cache.len or 0
-  local pos = opts.position_ids or default_positions(B, T, past)
-  local inv, att = rope.inv_freq(m.config, a.head_dim, past + T)
+  local pos = opts.position_ids
+  local pad = cache and cache.pad
+  local minpad = 0
+  if cache then cache.pad_mask = nil end
+  if pad then
+    -- left-padded rows: row b's position is its index minus its padding (0 on the padding)
+    local p, mp = {}, math.huge
+    for b = 1, B do
+      local r = {}
+      for t = 1, T do r[t] = math.max(0, past + t - 1 - pad[b]) end
+      p[b] = r
+      mp = math.min(mp, pad[b])
+    end
+    pos, minpad = pos or lfl.tensor(p, "i64"), mp
+    if T == 1 then
+      local mk = {}
+      for b = 1, B do
+        local r = {}
+        for j = 1, past + 1 do r[j] = j <= pad[b] and -1e30 or 0 end
+        mk[b] = r
+      end
+      cache.pad_mask = lfl.tensor(mk):view(B, 1, 1, past + 1)
+    end
+  end
+  pos = pos or default_positions(B, T, past)
+  local inv, att = rope.inv_freq(m.config, a.head_dim, past + T - minpad)
   local cos, sin = rope.cos_sin(inv, att, pos, a.head_dim)
   local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)
   if a.embed_scale then x = x * lfl.tensor(sqrt(a.hidden)):_at(1) end

@@ -1,6 +1,10 @@
 -- Text generation with a KV cache: one prefill over the prompt, then one
 -- token per step attending over the cached keys/values (decoder opts.cache).
--- Requests of different lengths get separate caches and are decoded in turn.
+-- Batches (generate_batch): prompts of different lengths are left-padded into
+-- one [B, T] prefill and decoded together, one forward of the active rows per
+-- step; the padding keys are masked per row (attention's kv_start) and each
+-- row's positions start after its padding, so a row's tokens do not depend on
+-- the other rows. A finished row leaves the batch (and its cache rows).
 -- Sampling (lfl.sample, C): greedy, temperature, top_k, top_p, min_p,
 -- repetition_penalty, in transformers' order; stops on EOS, the template's stop
 -- words, stop strings or max_new_tokens. Streaming goes through a callback with
@@ -67,7 +71,7 @@ local function new_state(ids)
 end
 
 -- generate(model, ids, opts) -> new ids, finish_reason ("stop" | "length" | "cancelled")
--- generate(model, {ids1, ids2, ...}, opts) -> {{ids, finish_reason}, ...}
+-- generate(model, {ids1, ids2, ...}, opts) -> {{ids, finish_reason}, ...} (as generate_batch)
 -- opts: max_new_tokens, temperature (0 or do_sample = false: greedy), top_k,
 -- top_p, min_p, repetition_penalty, seed, stop_ids (a set {[id] = true}),
 -- adapter (true/false: LoRA enabled or not for this call, unmerged adapters),
@@ -75,11 +79,8 @@ end
 -- Missing sampling options mean greedy here; M.with_defaults gives LlamaFactory's.
 function M.generate(model, ids, opts)
   opts = opts or {}
-  local batch = type(ids[1]) == "table"
-  local seqs = batch and ids or {ids}
-  for b, s in ipairs(seqs) do
-    if #s == 0 then error(string.format("generate: prompt %d is empty", b), 2) end
-  end
+  if type(ids[1]) == "table" then return M.generate_batch(model, ids, opts) end
+  if #ids == 0 then error("generate: prompt 1 is empty", 2) end
   local sp = sampling(opts)
   local maxn = opts.max_new_tokens or 64
   local stops = opts.stop_ids or {}
@@ -89,38 +90,27 @@ function M.generate(model, ids, opts)
     restore = model.lora.enabled
     require("lfl.peft").set_enabled(model, opts.adapter)
   end
-  local states = {}
+  local st = new_state(ids)
   -- grad mode switched by hand rather than through lfl.no_grad (a C call), so
   -- a streaming caller may yield from on_token inside a coroutine
   local grad = lfl.set_grad_enabled(false)
   local ok, err = pcall(function()
-    for b, s in ipairs(seqs) do
-      local st = new_state(s)
-      states[b] = st
-      if maxn <= 0 then st.done, st.reason = true, "length" end
-      st.row = not st.done and step(model, s, st.cache) or nil
-    end
-    local active = #seqs
-    while active > 0 do
+    if maxn <= 0 then st.done, st.reason = true, "length" end
+    st.row = not st.done and step(model, ids, st.cache) or nil
+    while not st.done do
       lfl.sys.check_interrupt() -- Ctrl-C, also when this loop runs JIT-compiled
-      active = 0
-      for b, st in ipairs(states) do
-        if not st.done then
-          local nxt = lfl.sample(st.row, sp, st.prev)
-          if stops[nxt] then
-            st.done, st.reason = true, "stop"
-          else
-            st.out[#st.out + 1] = nxt
-            st.prev[#st.prev + 1] = nxt
-            if opts.on_token and opts.on_token(nxt, b) == false then
-              st.done, st.reason = true, "cancelled"
-            elseif #st.out >= maxn then
-              st.done, st.reason = true, "length"
-            else
-              st.row = step(model, {nxt}, st.cache)
-            end
-          end
-          if st.done then st.row, st.cache = nil, nil else active = active + 1 end
+      local nxt = lfl.sample(st.row, sp, st.prev)
+      if stops[nxt] then
+        st.done, st.reason = true, "stop"
+      else
+        st.out[#st.out + 1] = nxt
+        st.prev[#st.prev + 1] = nxt
+        if opts.on_token and opts.on_token(nxt, 1) == false then
+          st.done, st.reason = true, "cancelled"
+        elseif #st.out >= maxn then
+          st.done, st.reason = true, "length"
+        else
+          st.row = step(model, {nxt}, st.cache)
         end
       end
     end
@@ -128,7 +118,153 @@ function M.generate(model, ids, opts)
   lfl.set_grad_enabled(grad)
   if restore ~= nil then model.lora.enabled = restore end
   if not ok then error(err, 0) end
-  if not batch then return states[1].out, states[1].reason end
+  return st.out, st.reason
+end
+
+-- generate_batch(model, {ids1, ids2, ...}, opts) -> {{ids, finish_reason}, ...}
+-- All prompts in one batch: a left-padded prefill, then one forward per step
+-- over the rows still running. opts as generate (shared by all rows) plus
+-- opts.rows[b], a table of per-row overrides of max_new_tokens, temperature,
+-- do_sample, top_k, top_p, min_p, repetition_penalty, seed, stop_ids, adapter
+-- and on_token. on_token(id, b) gets the row's index b. A row with a seed samples
+-- from its own random stream (seed, as generate with that seed), so its tokens
+-- do not depend on the other rows; rows without one share the global stream.
+-- Rows asking for different `adapter` settings run as separate batches (the
+-- unmerged LoRA switch is per model, not per row). opts.timings, a table, gets
+-- prefill_s/prefill_tokens (the prefill forward and the first tokens; real
+-- prompt tokens, not padding) and decode_s/decode_tokens (the later tokens).
+function M.generate_batch(model, prompts, opts)
+  opts = opts or {}
+  local rows_o = opts.rows or {}
+  local ro = {}
+  for b, s in ipairs(prompts) do
+    if type(s) ~= "table" or #s == 0 then error(string.format("generate: prompt %d is empty", b), 2) end
+    local o = {}
+    for k, v in pairs(opts) do if k ~= "rows" then o[k] = v end end
+    for k, v in pairs(rows_o[b] or {}) do o[k] = v end
+    ro[b] = o
+  end
+  -- rows wanting different adapter switches: one batch per setting
+  if model.lora then
+    local groups, order = {}, {}
+    for b, o in ipairs(ro) do
+      local key = o.adapter == nil and "keep" or tostring(o.adapter)
+      if not groups[key] then groups[key] = {}; order[#order + 1] = key end
+      table.insert(groups[key], b)
+    end
+    if #order > 1 then
+      local res = {}
+      for _, key in ipairs(order) do
+        local idx, sub, subrows = groups[key], {}, {}
+        for i, b in ipairs(idx) do sub[i], subrows[i] = prompts[b], rows_o[b] or {} end
+        local g = {}
+        for k, v in pairs(opts) do g[k] = v end
+        g.rows = subrows
+        -- callbacks see the caller's row index
+        for i, b in ipairs(idx) do
+          local cb = ro[b].on_token
+          if cb then
+            local r = {}
+            for k, v in pairs(subrows[i]) do r[k] = v end
+            r.on_token = function(id) return cb(id, b) end
+            subrows[i] = r
+          end
+        end
+        for i, r in ipairs(M.generate_batch(model, sub, g)) do res[idx[i]] = r end
+      end
+      return res
+    end
+  end
+  local restore
+  local adapter = ro[1] and ro[1].adapter
+  if adapter ~= nil and model.lora then
+    restore = model.lora.enabled
+    require("lfl.peft").set_enabled(model, adapter)
+  end
+  local B = #prompts
+  local states = {}
+  for b, s in ipairs(prompts) do
+    local o = ro[b]
+    local st = {prev = {}, out = {}, done = false, sp = sampling(o), maxn = o.max_new_tokens or 64,
+                stops = o.stop_ids or {}, seed = o.seed, on_token = o.on_token}
+    for i, id in ipairs(s) do st.prev[i] = id end
+    if st.seed then st.rng = {st.seed, 0} end
+    if st.maxn <= 0 then st.done, st.reason = true, "length" end
+    states[b] = st
+  end
+  local function draw(st, row)
+    if not st.rng then return lfl.sample(row, st.sp, st.prev) end
+    local gs, go = lfl.rng_state()
+    lfl.rng_state(st.rng[1], st.rng[2])
+    local id = lfl.sample(row, st.sp, st.prev)
+    st.rng[1], st.rng[2] = lfl.rng_state()
+    lfl.rng_state(gs, go)
+    return id
+  end
+  local grad = lfl.set_grad_enabled(false)
+  local ok, err = pcall(function()
+    -- active: batch row -> state index; prefill the rows that want tokens
+    local active = {}
+    for b = 1, B do if not states[b].done then active[#active + 1] = b end end
+    if #active == 0 then return end
+    local T = 0
+    for _, b in ipairs(active) do T = math.max(T, #prompts[b]) end
+    local ids, pad = {}, {}
+    for i, b in ipairs(active) do
+      local p, r = prompts[b], {}
+      pad[i] = T - #p
+      for j = 1, pad[i] do r[j] = 0 end
+      for j = 1, #p do r[pad[i] + j] = p[j] end
+      ids[i] = r
+    end
+    local tm, clock = opts.timings, lfl.sys.clock
+    local t0, first = clock(), true
+    local cache = decoder.new_cache(pad)
+    local logits = decoder.forward(model, lfl.tensor(ids, "i64"), {cache = cache, last_only = true})
+    if tm then
+      local n = 0
+      for _, b in ipairs(active) do n = n + #prompts[b] end
+      tm.prefill_tokens, tm.decode_tokens, tm.decode_s = n, 0, 0
+    end
+    while #active > 0 do
+      lfl.sys.check_interrupt() -- Ctrl-C, also when this loop runs JIT-compiled
+      local keep, nxt_ids = {}, {}
+      for i, b in ipairs(active) do
+        local st = states[b]
+        local nxt = draw(st, logits[i][1])
+        if st.stops[nxt] then
+          st.done, st.reason = true, "stop"
+        else
+          st.out[#st.out + 1] = nxt
+          st.prev[#st.prev + 1] = nxt
+          if st.on_token and st.on_token(nxt, b) == false then
+            st.done, st.reason = true, "cancelled"
+          elseif #st.out >= st.maxn then
+            st.done, st.reason = true, "length"
+          end
+        end
+        if not st.done then keep[#keep + 1] = i; nxt_ids[#keep] = {nxt} end
+      end
+      if tm then
+        -- the first tokens come from the prefill's logits
+        if first then tm.prefill_s, t0, first = clock() - t0, clock(), false
+        else tm.decode_tokens = tm.decode_tokens + #active end
+      end
+      if #keep == 0 then break end
+      if #keep < #active then
+        -- finished rows leave the batch and the cache
+        local na = {}
+        for j, i in ipairs(keep) do na[j] = active[i] end
+        decoder.cache_keep(cache, keep)
+        active = na
+      end
+      logits = decoder.forward(model, lfl.tensor(nxt_ids, "i64"), {cache = cache, last_only = true})
+    end
+    if tm and not first then tm.decode_s = clock() - t0 end
+  end)
+  lfl.set_grad_enabled(grad)
+  if restore ~= nil then model.lora.enabled = restore end
+  if not ok then error(err, 0) end
   local res = {}
   for b, st in ipairs(states) do res[b] = {st.out, st.reason} end
   return res
@@ -179,12 +315,10 @@ end
 
 -- ---------------------------------------------------------------- chat
 
--- Generates a reply to `messages` (already templated into prompt ids).
--- opts as generate plus: system, tools, stop (string or list of strings: the
--- text is cut before the first), on_text(delta) for streaming (return false to
--- stop). Returns text, finish_reason, {prompt_tokens =, completion_tokens =}.
-function M.reply(model, tok, tpl, messages, opts)
-  opts = opts or {}
+-- One reply's text side: prompt ids, generation options whose on_token turns
+-- ids into text (stop strings, streaming through opts.on_text), and finish(out,
+-- reason) -> text, finish_reason, usage.
+local function reply_job(tok, tpl, messages, opts)
   local ids = M.prompt_ids(tok, tpl, messages, opts.system, opts.tools)
   local stops = opts.stop
   if type(stops) == "string" then stops = {stops} end
@@ -192,7 +326,7 @@ function M.reply(model, tok, tpl, messages, opts)
   local maxstop = 0
   for _, s in ipairs(stops) do maxstop = math.max(maxstop, #s) end
   local det = M.detokenizer(tok)
-  local text, sent = {}, 0 -- sent: bytes of the joined text handed to on_text
+  local sent = 0 -- sent: bytes of the joined text handed to on_text
   local acc = ""
   local stopped_by_string = false
   local function emit(upto)
@@ -209,7 +343,6 @@ function M.reply(model, tok, tpl, messages, opts)
   g.on_token = function(id)
     local delta = det.push(id)
     if delta == "" then return true end
-    text[#text + 1] = delta
     acc = acc .. delta
     for _, s in ipairs(stops) do
       local a = acc:find(s, math.max(1, sent - #s + 1), true)
@@ -225,14 +358,43 @@ function M.reply(model, tok, tpl, messages, opts)
     if r == false then return false end
     return true
   end
-  local out, reason = M.generate(model, ids, g)
-  if not stopped_by_string then
-    if reason ~= "cancelled" then acc = acc .. det.flush() end
-    emit(#acc)
-  else
-    reason = "stop"
+  local function finish(out, reason)
+    if not stopped_by_string then
+      if reason ~= "cancelled" then acc = acc .. det.flush() end
+      emit(#acc)
+    else
+      reason = "stop"
+    end
+    return acc, reason, {prompt_tokens = #ids, completion_tokens = #out}
   end
-  return acc, reason, {prompt_tokens = #ids, completion_tokens = #out}
+  return {ids = ids, g = g, finish = finish}
+end
+
+-- Generates a reply to `messages` (already templated into prompt ids).
+-- opts as generate plus: system, tools, stop (string or list of strings: the
+-- text is cut before the first), on_text(delta) for streaming (return false to
+-- stop). Returns text, finish_reason, {prompt_tokens =, completion_tokens =}.
+function M.reply(model, tok, tpl, messages, opts)
+  local j = reply_job(tok, tpl, messages, opts or {})
+  local out, reason = M.generate(model, j.ids, j.g)
+  return j.finish(out, reason)
+end
+
+-- Replies to several conversations decoded as one batch (generate_batch):
+-- reqs[i] = {messages = ..., opts = ...} with opts as reply's (each its own
+-- sampling options, seed, stop strings and on_text). Returns a list of
+-- {text, finish_reason, usage}; a request whose on_text returns false is
+-- cancelled alone.
+function M.reply_batch(model, tok, tpl, reqs)
+  local jobs, prompts, rows = {}, {}, {}
+  for i, r in ipairs(reqs) do
+    jobs[i] = reply_job(tok, tpl, r.messages, r.opts or {})
+    prompts[i], rows[i] = jobs[i].ids, jobs[i].g
+  end
+  local res = M.generate_batch(model, prompts, {rows = rows})
+  local out = {}
+  for i, j in ipairs(jobs) do out[i] = {j.finish(res[i][1], res[i][2])} end
+  return out
 end
 
 -- a reply to `messages` as text (kept for recipes; greedy unless opts say otherwise)

@@ -3,7 +3,10 @@
 -- "data: [DONE]", tools -> tool_calls through the template's tool extractor),
 -- OpenAI's error shape with 4xx/5xx statuses, an optional API key (Bearer).
 -- The HTTP side is lfl.http (C, libmicrohttpd): requests are queued by its
--- threads and answered here, one at a time, on the Lua main loop.
+-- threads and answered here on the Lua main loop. Chat completions waiting in
+-- the queue at the same time (up to max_batch, n = 1 each) are decoded as one
+-- batch (lfl.generate.reply_batch): each streams on its own, and a client that
+-- leaves cancels only its row. A full queue answers 503.
 local lfl = lfl
 local gen = require("lfl.generate")
 local J = require("lfl.pyjson")
@@ -176,7 +179,8 @@ M._Server = Server -- for tests
 
 -- opts: model, tokenizer, template, host ("127.0.0.1"), port (8000), api_key,
 -- model_name ("gpt-3.5-turbo" as LlamaFactory), max_queue (16), max_body (1 MiB),
--- max_new_tokens (default reply limit, 1024), log (function(line))
+-- max_new_tokens (default reply limit, 1024), max_batch (requests decoded
+-- together, 8; 1 answers one at a time), log (function(line))
 function M.new(opts)
   local s = setmetatable({}, Server)
   s.model = opts.model
@@ -185,6 +189,7 @@ function M.new(opts)
   s.api_key = opts.api_key
   s.name = opts.model_name or "gpt-3.5-turbo"
   s.max_new = opts.max_new_tokens or gen.DEFAULTS.max_new_tokens
+  s.max_batch = opts.max_batch or 8
   s.log = opts.log or function() end
   s.http = lfl.http.server{host = opts.host or "127.0.0.1", port = opts.port or 8000,
     max_queue = opts.max_queue or 16, max_body = opts.max_body or 1048576}
@@ -210,33 +215,52 @@ local function gen_opts(o, extra)
   return g
 end
 
-function Server:completions(req, body)
-  local o = M.parse_request(body, self.max_new)
-  local id = "chatcmpl-" .. hex(32)
-  local created = os.time()
+-- A chat completion in progress: the request, its parsed options, its id.
+local function new_job(req, o)
+  return {req = req, o = o, id = "chatcmpl-" .. hex(32), created = os.time()}
+end
+
+-- sends one server-sent event of a streamed job; false once the client is gone
+function Server:chunk(job, delta, finish)
+  local c = J.odict("id", job.id, "object", "chat.completion.chunk", "created", job.created, "model", self.name,
+    "choices", {J.odict("index", 0, "delta", delta, "finish_reason", finish or J.null)})
+  return job.req:send("data: " .. encode(c) .. "\n\n")
+end
+
+-- a stream starts with its headers and the role; false if the client left
+function Server:start_job(job)
+  if not job.o.stream then return true end
+  job.req:start(200, "text/event-stream")
+  return self:chunk(job, J.odict("role", "assistant", "content", ""))
+end
+
+-- generation options of a job's choice i: on_text streams, or checks that
+-- the client is still there
+function Server:job_opts(job, i)
+  local o, req = job.o, job.req
   if o.stream then
-    req:start(200, "text/event-stream")
-    local function chunk(delta, finish)
-      local c = J.odict("id", id, "object", "chat.completion.chunk", "created", created, "model", self.name,
-        "choices", {J.odict("index", 0, "delta", delta, "finish_reason", finish or J.null)})
-      return req:send("data: " .. encode(c) .. "\n\n")
-    end
-    if not chunk(J.odict("role", "assistant", "content", "")) then return "cancelled" end
-    local _, reason = gen.reply(self.model, self.tok, self.tpl, o.messages, gen_opts(o, {
-      on_text = function(d) return chunk(J.odict("content", d)) end}))
-    if reason == "cancelled" then return "cancelled" end
-    chunk(J.odict(), reason)
+    return gen_opts(o, {on_text = function(d) return self:chunk(job, J.odict("content", d)) end})
+  end
+  local g = gen_opts(o, {on_text = function() return not req:gone() end})
+  if o.n > 1 and o.seed then g.seed = o.seed + i - 1 end
+  return g
+end
+
+-- answers a job from its choices' {text, finish_reason, usage}; returns what to log
+function Server:finish_job(job, results)
+  local o, req = job.o, job.req
+  for _, r in ipairs(results) do if r[2] == "cancelled" then return "cancelled" end end
+  if o.stream then
+    local reason = results[1][2]
+    self:chunk(job, J.odict(), reason)
     req:send("data: [DONE]\n\n")
     req:finish()
     return reason
   end
   local choices, ptok, ctok = {}, 0, 0
   local last_reason
-  for i = 1, o.n do
-    local g = gen_opts(o, {on_text = function() return not req:gone() end})
-    if o.n > 1 and o.seed then g.seed = o.seed + i - 1 end
-    local text, reason, usage = gen.reply(self.model, self.tok, self.tpl, o.messages, g)
-    if reason == "cancelled" then return "cancelled" end
+  for i, r in ipairs(results) do
+    local text, reason, usage = r[1], r[2], r[3]
     ptok, ctok = usage.prompt_tokens, ctok + usage.completion_tokens
     local msg
     local calls = o.tools and self.tpl:extract_tool(text)
@@ -254,35 +278,32 @@ function Server:completions(req, body)
     choices[i] = J.odict("index", i - 1, "message", msg, "finish_reason", reason)
     last_reason = reason
   end
-  respond_json(req, 200, encode(J.odict("id", id, "object", "chat.completion", "created", created, "model", self.name,
-    "choices", choices, "usage", J.odict("prompt_tokens", ptok, "completion_tokens", ctok,
+  respond_json(req, 200, encode(J.odict("id", job.id, "object", "chat.completion", "created", job.created,
+    "model", self.name, "choices", choices, "usage", J.odict("prompt_tokens", ptok, "completion_tokens", ctok,
     "total_tokens", ptok + ctok))))
   return last_reason
 end
 
--- answers one request (errors become OpenAI error JSON)
-function Server:handle(req)
-  local info = req:info()
+function Server:completions(req, body)
+  local o = M.parse_request(body, self.max_new)
+  local job = new_job(req, o)
+  if not self:start_job(job) then return "cancelled" end
+  local results = {}
+  for i = 1, o.n do
+    results[i] = {gen.reply(self.model, self.tok, self.tpl, o.messages, self:job_opts(job, i))}
+    if results[i][2] == "cancelled" then return "cancelled" end
+  end
+  return self:finish_job(job, results)
+end
+
+local DEFER = {} -- a guarded call whose request is answered later (in a batch)
+
+-- runs fn() for a request: client errors become OpenAI error JSON, others 500;
+-- logs the outcome unless fn returns DEFER
+function Server:guarded(req, info, t0, fn)
   local path = info.path:gsub("%?.*$", "")
-  local t0 = lfl.sys.clock()
-  local ok, res = pcall(function()
-    if info.method == "OPTIONS" then
-      req:respond(204, "text/plain", "")
-      return "options"
-    end
-    if self.api_key and info.authorization ~= "Bearer " .. self.api_key then
-      reject(401, "Invalid API key.", nil, "invalid_api_key")
-    end
-    if path == "/v1/models" then
-      if info.method ~= "GET" then reject(405, "use GET for /v1/models") end
-      self:models(req)
-      return "ok"
-    elseif path == "/v1/chat/completions" then
-      if info.method ~= "POST" then reject(405, "use POST for /v1/chat/completions") end
-      return self:completions(req, info.body)
-    end
-    reject(404, fmt("no route %s %s", info.method, path), nil, "not_found")
-  end)
+  local ok, res = pcall(fn)
+  if ok and res == DEFER then return end
   if not ok then
     local e = res
     if type(e) ~= "table" then
@@ -300,12 +321,84 @@ function Server:handle(req)
   self.log(fmt("%s %s -> %s (%.2f s)", info.method, path, tostring(res), lfl.sys.clock() - t0))
 end
 
+-- routes one request; batch (a list) collects chat completions to decode together
+function Server:route(req, info, batch)
+  local path = info.path:gsub("%?.*$", "")
+  if info.method == "OPTIONS" then
+    req:respond(204, "text/plain", "")
+    return "options"
+  end
+  if self.api_key and info.authorization ~= "Bearer " .. self.api_key then
+    reject(401, "Invalid API key.", nil, "invalid_api_key")
+  end
+  if path == "/v1/models" then
+    if info.method ~= "GET" then reject(405, "use GET for /v1/models") end
+    self:models(req)
+    return "ok"
+  elseif path == "/v1/chat/completions" then
+    if info.method ~= "POST" then reject(405, "use POST for /v1/chat/completions") end
+    if batch then
+      local o = M.parse_request(info.body, self.max_new)
+      if o.n == 1 then
+        local job = new_job(req, o)
+        if not self:start_job(job) then return "cancelled" end
+        batch[#batch + 1] = job
+        return DEFER
+      end
+    end
+    return self:completions(req, info.body)
+  end
+  reject(404, fmt("no route %s %s", info.method, path), nil, "not_found")
+end
+
+-- answers one request (errors become OpenAI error JSON)
+function Server:handle(req)
+  local info = req:info()
+  self:guarded(req, info, lfl.sys.clock(), function() return self:route(req, info) end)
+end
+
+-- answers requests that arrived together: their chat completions (n = 1) are
+-- decoded as one batch, the rest one by one
+function Server:handle_batch(reqs)
+  local jobs = {}
+  for _, req in ipairs(reqs) do
+    local info = req:info()
+    local t0 = lfl.sys.clock()
+    local n = #jobs
+    self:guarded(req, info, t0, function() return self:route(req, info, jobs) end)
+    if #jobs > n then jobs[#jobs].info, jobs[#jobs].t0 = info, t0 end
+  end
+  if #jobs == 0 then return end
+  local list = {}
+  for i, job in ipairs(jobs) do list[i] = {messages = job.o.messages, opts = self:job_opts(job, 1)} end
+  local ok, res = pcall(gen.reply_batch, self.model, self.tok, self.tpl, list)
+  if not ok and tostring(res):find("interrupted", 1, true) then
+    for _, job in ipairs(jobs) do pcall(function() job.req:finish() end) end
+    error(res, 0)
+  end
+  for i, job in ipairs(jobs) do
+    self:guarded(job.req, job.info, job.t0, function()
+      if not ok then error(res, 0) end
+      return self:finish_job(job, {res[i]})
+    end)
+  end
+end
+
 -- serves until stop() or `until_fn()` returns true (checked every poll)
 function Server:run(until_fn)
   self.running = true
   while self.running do
     local req = self.http:next(0.2)
-    if req then self:handle(req) end
+    if req then
+      -- whatever else is waiting joins this batch
+      local reqs = {req}
+      while #reqs < self.max_batch do
+        local r = self.http:next(0)
+        if not r then break end
+        reqs[#reqs + 1] = r
+      end
+      if #reqs == 1 then self:handle(req) else self:handle_batch(reqs) end
+    end
     if until_fn and until_fn() then break end
   end
 end

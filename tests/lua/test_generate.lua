@@ -3,7 +3,9 @@
 -- tiny random checkpoints of every architecture, one PEFT LoRA adapter
 -- (unmerged on/off and merged), batched prompts of different lengths, and
 -- SmolLM2-135M-Instruct from its GGUF. Plus the cache against a full forward,
--- the sampler's filters and the streaming detokenizer.
+-- the sampler's filters and the streaming detokenizer. Batched generation
+-- (left-padded, one forward per step): each row equal to the row generated
+-- alone (greedy and seeded sampling), mixed stop conditions, per-row adapters.
 local t = lfl.test
 local gen = lfl.generate
 local root = lfl.home .. "/tests/golden/"
@@ -30,9 +32,13 @@ for name, wants in pairs(G.models) do
       local out = gen.generate(m, p, {max_new_tokens = G.new_tokens, stop_ids = STOP})
       same(out, wants[i], name .. " prompt " .. i)
     end
-    -- all together (separate caches, different lengths)
+    -- all together (one left-padded batch, different lengths)
     local res = gen.generate(m, G.prompts, {max_new_tokens = G.new_tokens, stop_ids = STOP})
     for i = 1, #G.prompts do same(res[i][1], wants[i], name .. " batched prompt " .. i) end
+    -- reversed order and a duplicate: a row's tokens do not depend on its neighbours
+    local rev = {G.prompts[3], G.prompts[2], G.prompts[1], G.prompts[3]}
+    res = gen.generate_batch(m, rev, {max_new_tokens = G.new_tokens, stop_ids = STOP})
+    for i, w in ipairs({3, 2, 1, 3}) do same(res[i][1], wants[w], name .. " reordered batch row " .. i) end
   end
 end
 t.suite("generate_golden", cases)
@@ -79,6 +85,158 @@ t.suite("generate_smollm2", {
       same(out, c.new, "smollm2 prompt " .. i)
       t.assert_eq(tok:decode(out, {skip_special_tokens = true}), c.decoded)
     end
+  end,
+})
+
+local function ids_str(x) return table.concat(x, ",") end
+
+t.suite("generate_batch", {
+  smollm2_greedy_four_lengths = function()
+    if not have_smol() then print("  (skipped: " .. smol .. " missing; run tests/fixtures.sh)"); return end
+    local m, tok = load_smol()
+    local tpl = lfl.template.get("chatml")
+    local stops = gen.stop_ids(tok, tpl)
+    local qs = {"Hi", "What is the capital of France?", "Write a haiku about the sea at dawn.",
+                "Name two colors."}
+    local prompts = {}
+    for i, q in ipairs(qs) do prompts[i] = gen.prompt_ids(tok, tpl, {{role = "user", content = q}}) end
+    -- mixed stop conditions: row 2 stops on EOS early, row 4 after 3 tokens, row 3 on a stop id of its own
+    local single = {}
+    for i, p in ipairs(prompts) do single[i] = gen.generate(m, p, {max_new_tokens = 12, stop_ids = stops}) end
+    local own = single[3][5]
+    local rows = {{}, {}, {stop_ids = {[own] = true}}, {max_new_tokens = 3}}
+    local res = gen.generate_batch(m, prompts, {max_new_tokens = 12, stop_ids = stops, rows = rows})
+    same(res[1][1], single[1], "smollm2 batch row 1")
+    same(res[2][1], single[2], "smollm2 batch row 2")
+    t.assert_eq(tok:decode(res[2][1], {skip_special_tokens = true}):find("Paris", 1, true) ~= nil, true)
+    t.assert_eq(res[2][2], "stop")
+    local want3 = {}
+    for i = 1, 4 do want3[i] = single[3][i] end
+    -- the stop id may occur before index 5: the row stops at its first occurrence
+    local cut = {}
+    for _, id in ipairs(single[3]) do if id == own then break end; cut[#cut + 1] = id end
+    same(res[3][1], cut, "smollm2 batch row 3 (own stop id)")
+    t.assert_eq(res[3][2], "stop")
+    same(res[4][1], {single[4][1], single[4][2], single[4][3]}, "smollm2 batch row 4 (3 tokens)")
+    t.assert_eq(res[4][2], "length")
+  end,
+  seeded_sampling_independent_of_batch = function()
+    local m = lfl.model.load(root .. "models/qwen2")
+    local o = gen.with_defaults({max_new_tokens = 10, temperature = 1.5, top_p = 0.95})
+    local prompts = {{1, 5, 9}, {7, 3, 2, 8, 11, 4}, {6}}
+    local alone = {}
+    for i, p in ipairs(prompts) do
+      local oi = {}
+      for k, v in pairs(o) do oi[k] = v end
+      oi.seed = 100 + i
+      alone[i] = gen.generate(m, p, oi)
+    end
+    local rows = {{seed = 101}, {seed = 102}, {seed = 103}}
+    local ob = {}
+    for k, v in pairs(o) do ob[k] = v end
+    ob.rows = rows
+    local res = gen.generate_batch(m, prompts, ob)
+    for i = 1, 3 do same(res[i][1], alone[i], "seeded row " .. i) end
+    -- the same rows in another company
+    ob.rows = {{seed = 103}, {seed = 555}, {seed = 101}}
+    res = gen.generate_batch(m, {prompts[3], {4, 4, 4, 4, 4, 4, 4, 4, 4}, prompts[1]}, ob)
+    same(res[1][1], alone[3], "seeded row 3 elsewhere")
+    same(res[3][1], alone[1], "seeded row 1 elsewhere")
+    t.assert(ids_str(alone[1]) ~= ids_str(alone[2]), "different seeds differ")
+  end,
+  per_row_adapter = function()
+    local m = lfl.model.load(root .. "models/llama")
+    lfl.peft.load_adapter(m, root .. "generate/lora_llama")
+    local rows = {{adapter = false}, {}, {adapter = false}}
+    local res = gen.generate_batch(m, G.prompts, {max_new_tokens = G.new_tokens, stop_ids = STOP, rows = rows})
+    same(res[1][1], G.lora_llama_disabled[1], "row 1 without the adapter")
+    same(res[2][1], G.lora_llama[2], "row 2 with the adapter")
+    same(res[3][1], G.lora_llama_disabled[3], "row 3 without the adapter")
+    t.assert(m.lora.enabled, "adapter switch restored")
+  end,
+  cancel_one_row = function()
+    local m = lfl.model.load(root .. "models/llama")
+    local seen = {}
+    local res = gen.generate_batch(m, G.prompts, {max_new_tokens = G.new_tokens, on_token = function(_, b)
+      seen[b] = (seen[b] or 0) + 1
+      return not (b == 2 and seen[b] == 2)
+    end})
+    t.assert_eq(res[2][2], "cancelled")
+    t.assert_eq(#res[2][1], 2)
+    same(res[1][1], gen.generate(m, G.prompts[1], {max_new_tokens = G.new_tokens}), "row 1 after row 2 left")
+    same(res[3][1], gen.generate(m, G.prompts[3], {max_new_tokens = G.new_tokens}), "row 3 after row 2 left")
+    t.assert_eq(#gen.generate_batch(m, {{1, 2}, {3}}, {max_new_tokens = 0})[1][1], 0)
+    t.assert_error(function() gen.generate_batch(m, {{1, 2}, {}}) end, "prompt 2 is empty")
+  end,
+  cache_keep_matches_full_forward = function()
+    -- a padded batch cache, a row dropped, then more tokens: logits as the rows alone
+    local m = lfl.model.load(root .. "models/gemma2") -- window 4 + softcaps
+    lfl.no_grad(function()
+      local a, b = {3, 4, 5, 6, 7, 8, 9, 10, 11}, {12, 13, 14}
+      local c = lfl.decoder.new_cache({0, 6})
+      m:forward(lfl.tensor({a, {0, 0, 0, 0, 0, 0, 12, 13, 14}}, "i64"), {cache = c})
+      lfl.decoder.cache_keep(c, {2})
+      t.assert_eq(c.len, 3)
+      local got = m:forward(lfl.tensor({{15}}, "i64"), {cache = c})
+      local full = m:forward(lfl.tensor({{12, 13, 14, 15}}, "i64"))
+      t.assert(t.max_abs_diff(got, full:narrow(2, 4, 1)) < 1e-5, "row 2 after cache_keep")
+      local _ = b
+    end)
+  end,
+})
+
+-- a request stand-in recording what the server answers (as test_serve.lua's)
+local function fake(method, path, body, gone_after)
+  local r = {sent = {}}
+  function r:info() return {method = method, path = path, body = body or ""} end
+  function r:respond(status, ct, b) self.status, self.ct, self.body = status, ct, b end
+  function r:start(status, ct) self.status, self.ct = status, ct end
+  function r:send(x) self.sent[#self.sent + 1] = x; return not (gone_after and #self.sent > gone_after) end
+  function r:finish() self.finished = true end
+  function r:gone() return false end
+  return r
+end
+
+t.suite("serve_batch", {
+  batched_requests_match_one_at_a_time = function()
+    local dir = root .. "models/llama"
+    local m = lfl.model.load(dir)
+    local tok = lfl.tokenizer.load(root .. "serve/tokenizer.json")
+    local s = setmetatable({model = m, tok = tok, tpl = lfl.template.get("chatml"), name = "m", max_new = 16,
+      created = 0, log = function() end}, {__index = function(_, k) return lfl.serve._Server[k] end})
+    local bodies = {
+      '{"messages":[{"role":"user","content":"Hello there"}],"max_tokens":9,"temperature":0}',
+      '{"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"Hi"}],"max_tokens":6,"temperature":0}',
+      '{"messages":[{"role":"user","content":"a b c d e f"}],"max_tokens":7,"temperature":0.9,"seed":5}',
+      '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"temperature":0,"stream":true}',
+    }
+    local alone = {}
+    for i, b in ipairs(bodies) do
+      alone[i] = fake("POST", "/v1/chat/completions", b)
+      s:handle(alone[i])
+    end
+    local reqs = {}
+    for i, b in ipairs(bodies) do reqs[i] = fake("POST", "/v1/chat/completions", b) end
+    reqs[#reqs + 1] = fake("GET", "/v1/models")
+    reqs[#reqs + 1] = fake("POST", "/v1/chat/completions", "{")
+    s:handle_batch(reqs)
+    local function content(r) return lfl.json.decode(r.body).choices[1].message.content end
+    for i = 1, 3 do
+      t.assert_eq(reqs[i].status, 200)
+      t.assert_eq(content(reqs[i]), content(alone[i]))
+      t.assert_eq(lfl.json.decode(reqs[i].body).usage.completion_tokens, lfl.json.decode(alone[i].body).usage.completion_tokens)
+    end
+    local function strip(r) return (table.concat(r.sent):gsub("chatcmpl%-%x+", ""):gsub('"created":%d+', "")) end
+    t.assert_eq(strip(reqs[4]), strip(alone[4]))
+    t.assert(reqs[4].finished, "stream finished")
+    t.assert_eq(reqs[5].status, 200)
+    t.assert_eq(reqs[6].status, 400)
+    -- a streaming client that leaves cancels its row only
+    local left = fake("POST", "/v1/chat/completions", bodies[4]:gsub('"max_tokens":5', '"max_tokens":12'), 2)
+    local stay = fake("POST", "/v1/chat/completions", bodies[1])
+    s:handle_batch({left, stay})
+    t.assert(not left.finished, "the cancelled stream gets no [DONE]")
+    t.assert_eq(content(stay), content(alone[1]))
   end,
 })
 

@@ -1,0 +1,46 @@
+-- Generation throughput (figures, not pass/fail): SmolLM2-135M-Instruct from
+-- its Q4_1 GGUF, prefill tokens/s and decode tokens/s of
+-- lfl.generate.generate_batch at batch 1 and 8, greedy, no stopping (every row
+-- makes N tokens), median of R runs. The prompts are synthetic token ids, the
+-- same as tests/bench/bench_generate_ref.py feeds llama.cpp and transformers:
+--   OMP_NUM_THREADS=2 ./build/lfl tests/bench/bench_generate.lua [P] [N] [R]
+-- P prompt tokens per row (128), N new tokens per row (32), R runs (3).
+local fmt = string.format
+local P = tonumber(arg and arg[1]) or 128
+local N = tonumber(arg and arg[2]) or 32
+local R = tonumber(arg and arg[3]) or 3
+local path = os.getenv("HOME") .. "/.cache/lfl/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+local gen = lfl.generate
+
+-- row b's prompt: a fixed pseudo-random walk over ordinary vocabulary ids
+local function prompt(b)
+  local ids = {}
+  for i = 1, P do ids[i] = 100 + ((i - 1) * 7919 + (b - 1) * 104729) % 40000 end
+  return ids
+end
+
+local function median(xs)
+  table.sort(xs)
+  return xs[math.floor((#xs + 1) / 2)]
+end
+
+local m = lfl.model.load(path)
+print(fmt("lfl generate_batch, SmolLM2-135M Q4_1 (weights as loaded: %s), threads %s, P=%d N=%d, median of %d",
+  m.params["model.embed_tokens.weight"]:dtype(), tostring(lfl.sys.threads and lfl.sys.threads() or "?"), P, N, R))
+gen.generate_batch(m, {prompt(1)}, {max_new_tokens = 2}) -- warm-up
+for _, B in ipairs({1, 8}) do
+  local prompts = {}
+  for b = 1, B do prompts[b] = prompt(b) end
+  local pre, dec = {}, {}
+  for r = 1, R do
+    local tm = {}
+    local res = gen.generate_batch(m, prompts, {max_new_tokens = N, timings = tm})
+    for b = 1, B do assert(#res[b][1] == N, "every row makes N tokens") end
+    pre[r] = tm.prefill_tokens / tm.prefill_s
+    dec[r] = tm.decode_tokens / tm.decode_s
+  end
+  local ps, ds = {}, {}
+  for r = 1, R do ps[r], ds[r] = fmt("%.0f", pre[r]), fmt("%.1f", dec[r]) end
+  print(fmt("batch %d: prefill %8.1f tok/s  decode %7.1f tok/s   (runs: prefill %s; decode %s)", B, median(pre),
+    median(dec), table.concat(ps, " "), table.concat(ds, " ")))
+end
