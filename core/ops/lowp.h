@@ -16,6 +16,10 @@ void lfl_lowp_to_f32(lfl_dtype dt, const void *src, int64_t n, float *dst);
 /* dst[i] = round-to-nearest-even(src[i]) for n contiguous f32 values */
 void lfl_f32_to_lowp(lfl_dtype dt, const float *src, int64_t n, void *dst);
 
+/* Contiguous f32 <-> bf16/f16 conversion of n elements (lfl_copy_'s fast
+ * path; OpenMP-parallel when large). Returns false for any other dtype pair. */
+bool lfl_convert_contiguous(lfl_dtype ddt, void *dst, lfl_dtype sdt, const void *src, int64_t n);
+
 /* C[m, n] = A[m, k] @ B[k, n] + beta * C. A is f32 as BLAS takes it (ta, lda);
  * B is a bf16/f16 2-D view at `b` with element strides sbk (along k) and sbn
  * (along n), any layout. B is converted in blocks of output columns into a
