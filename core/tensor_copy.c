@@ -5,6 +5,7 @@
 #include "device.h"
 #include "io/dequant.h"
 #include "iter.h"
+#include "ops/lowp.h"
 #include "tensor.h"
 
 typedef double (*load_fn)(const char *p);
@@ -75,6 +76,10 @@ lfl_status lfl_copy_(lfl_tensor *dst, const lfl_tensor *src)
         memmove(lfl_data(dst), lfl_data(src), lfl_dtype_nbytes(dst->dtype, lfl_numel(dst)));
         return LFL_OK;
     }
+    /* f32 <-> bf16/f16 between contiguous tensors: vectorised (ops/lowp_gemm.c) */
+    if (lfl_is_contiguous(dst) && lfl_is_contiguous(src) && lfl_numel(dst) == lfl_numel(src) &&
+        lfl_convert_contiguous(dst->dtype, lfl_data(dst), src->dtype, lfl_data(src), lfl_numel(dst)))
+        return LFL_OK;
     lfl_broadcast_strides(src, dst->ndim, dst->shape, sst);
     int64_t strides[2][LFL_MAX_DIMS];
     for (int d = 0; d < dst->ndim; d++) { strides[0][d] = dst->stride[d]; strides[1][d] = sst[d]; }

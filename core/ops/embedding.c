@@ -1,8 +1,11 @@
 /* embedding: weight[V, H] rows picked by 0-based ids of any shape -> [..., H].
  * Backward scatter-adds the output gradient rows into a [V, H] gradient: the
  * positions are sorted by id so each id's row is summed by one thread, in
- * position order (race-free and the same result for any thread count). */
+ * position order (race-free and the same result for any thread count).
+ * A bf16/f16 table (frozen weights kept in their stored precision) gathers
+ * into f32 rows; its gradient, if it needs one, is an f32 [V, H] tensor. */
 #include "dimwise.h"
+#include "lowp.h"
 
 typedef struct { int64_t id, pos; } id_pos;
 
@@ -62,7 +65,8 @@ static lfl_status embedding_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor 
 lfl_status lfl_embedding(lfl_tensor *weight, lfl_tensor *ids, lfl_tensor **out)
 {
     char b[128];
-    LFL_TRY(lfl_check_float("embedding", weight));
+    bool lowp = lfl_is_lowp(weight->dtype);
+    if (!lowp) LFL_TRY(lfl_check_float("embedding", weight));
     if (weight->device != LFL_CPU || ids->device != LFL_CPU)
         return lfl_fail(LFL_ERR_UNSUPPORTED, "embedding: CUDA tensors are not supported yet");
     if (weight->ndim != 2)
@@ -85,8 +89,13 @@ lfl_status lfl_embedding(lfl_tensor *weight, lfl_tensor *ids, lfl_tensor **out)
     for (int d = 0; d < ids->ndim; d++) oshape[d] = ids->shape[d];
     oshape[ids->ndim] = h;
     lfl_status st = lfl_contiguous_nograd(weight, &w);
-    if (st == LFL_OK) st = lfl_empty(ids->ndim + 1, oshape, weight->dtype, LFL_CPU, &o);
-    if (st == LFL_OK && h > 0) {
+    if (st == LFL_OK) st = lfl_empty(ids->ndim + 1, oshape, lowp ? LFL_F32 : weight->dtype, LFL_CPU, &o);
+    if (st == LFL_OK && h > 0 && lowp) {
+        const uint16_t *pw = lfl_data(w);
+        float *po = lfl_data(o);
+#pragma omp parallel for if (nids * h > LFL_OMP_MIN)
+        for (int64_t i = 0; i < nids; i++) lfl_lowp_to_f32(w->dtype, pw + pi[i] * h, h, po + i * h);
+    } else if (st == LFL_OK && h > 0) {
         size_t row = (size_t)h * lfl_dtype_size(weight->dtype);
         const char *pw = lfl_data(w);
         char *po = lfl_data(o);

@@ -1,6 +1,10 @@
-/* linear: x[..., in] @ w[out, in]^T + bias[out], one GEMM over all rows. */
+/* linear: x[..., in] @ w[out, in]^T + bias[out], one GEMM over all rows.
+ * The weight may be bf16/f16 with f32 x (a frozen base weight kept in its
+ * stored precision): it is widened to f32 block by block (lowp_gemm.c), never
+ * as a whole. Its gradient, when it requires one, is an f32 [out, in] tensor. */
 #include "../blas.h"
 #include "../ops.h"
+#include "lowp.h"
 
 static lfl_status gemm2d(lfl_tensor *a, bool ta, lfl_tensor *b, bool tb, int64_t m, int64_t n, int64_t k,
                          lfl_tensor *c)
@@ -23,7 +27,14 @@ static lfl_status linear_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **g
     lfl_status st = LFL_OK;
     if (lfl_node_needs(n, 0)) { /* dx[rows, in] = g[rows, out] @ w[out, in] */
         st = lfl_empty(n->in[0].ndim, n->in[0].shape, g->dtype, LFL_CPU, &gin[0]);
-        if (st == LFL_OK) st = gemm2d(g, false, w, false, rows, fin, fout, gin[0]);
+        if (st == LFL_OK && lfl_is_lowp(w->dtype)) {
+            if (fin == 0 || rows == 0) {}
+            else if (fout == 0) lfl_fill_(gin[0], 0);
+            else st = lfl_gemm_f32_lowp(false, rows, fin, fout, lfl_data(g), (int)fout, w->dtype, lfl_data(w),
+                                        w->stride[0], w->stride[1], 0.0f, lfl_data(gin[0]), (int)fin);
+        } else if (st == LFL_OK) {
+            st = gemm2d(g, false, w, false, rows, fin, fout, gin[0]);
+        }
     }
     if (st == LFL_OK && lfl_node_needs(n, 1)) { /* dw[out, in] = g^T @ x */
         st = lfl_empty(2, w->shape, g->dtype, LFL_CPU, &gin[1]);
@@ -52,7 +63,11 @@ lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor
 {
     char bx[128], bw[128];
     LFL_TRY(lfl_check_same_device("linear", x, w));
-    LFL_TRY(lfl_check_same_dtype("linear", x, w));
+    bool lowp = lfl_is_lowp(w->dtype);
+    if (lowp && x->dtype != LFL_F32)
+        return lfl_fail(LFL_ERR_ARG, "linear: a %s weight takes f32 input, got %s", lfl_dtype_name(w->dtype),
+                        lfl_dtype_name(x->dtype));
+    if (!lowp) LFL_TRY(lfl_check_same_dtype("linear", x, w));
     LFL_TRY(lfl_check_float("linear", x));
     if (x->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "linear: CUDA tensors are not supported yet");
     if (w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1])
@@ -63,9 +78,10 @@ lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor
         return lfl_fail(LFL_ERR_ARG, "linear: bias %s should be [%lld] of %s",
                         lfl_shape_str(bias, bx, sizeof bx), (long long)w->shape[0], lfl_dtype_name(x->dtype));
     int64_t fin = w->shape[1], fout = w->shape[0], rows = fin ? lfl_numel(x) / fin : 0;
-    lfl_tensor *cx, *cw, *o;
+    lfl_tensor *cx, *cw, *o = NULL;
     LFL_TRY(lfl_contiguous(x, &cx));
-    lfl_status st = lfl_contiguous(w, &cw);
+    /* a 16-bit weight is read through its strides: no copy of it at all */
+    lfl_status st = lowp ? (cw = lfl_tensor_retain(w), LFL_OK) : lfl_contiguous(w, &cw);
     if (st) { lfl_tensor_release(cx); return st; }
     int64_t oshape[LFL_MAX_DIMS];
     for (int d = 0; d < x->ndim - 1; d++) oshape[d] = x->shape[d];
@@ -86,6 +102,9 @@ lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor
         float beta = bias ? 1.0f : 0.0f;
         if (fin == 0) {
             if (!bias) lfl_fill_(o, 0);
+        } else if (lowp) {
+            st = lfl_gemm_f32_lowp(false, rows, fout, fin, lfl_data(cx), (int)fin, cw->dtype, lfl_data(cw),
+                                   cw->stride[1], cw->stride[0], beta, lfl_data(o), (int)fout);
         } else if (x->dtype == LFL_F32) {
             lfl_sgemm(false, true, (int)rows, (int)fout, (int)fin, 1.0f, lfl_data(cx), (int)fin, lfl_data(cw),
                       (int)fin, beta, lfl_data(o), (int)fout);
@@ -94,7 +113,7 @@ lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor
                       (int)fin, beta, lfl_data(o), (int)fout);
         }
     }
-    if (st) { lfl_tensor_release(cx); lfl_tensor_release(cw); return st; }
+    if (st) { lfl_tensor_release(cx); lfl_tensor_release(cw); lfl_tensor_release(o); return st; }
     lfl_tensor *in[3] = {x, w, bias};
     lfl_node *n = lfl_node_begin("linear", linear_backward, bias ? 3 : 2, in, 1);
     if (n) {

@@ -5,11 +5,13 @@
  * recomputes each chunk's logits, turns them in place into
  * dlogits = (softmax - onehot) * g_row and accumulates dhidden += dlogits @ w_c
  * and dw_c = dlogits^T @ hidden. The only extra memory is one [N, chunk] buffer.
- * hidden[..., H] with labels[...] are flattened to rows. */
+ * hidden[..., H] with labels[...] are flattened to rows. A bf16/f16 w with f32
+ * hidden (a frozen tied embedding) is widened block by block (lowp_gemm.c). */
 #include <math.h>
 #include <stdlib.h>
 #include "../blas.h"
 #include "loss.h"
+#include "lowp.h"
 
 /* ~8 MB of chunk logits, at least 256 columns so the GEMMs keep their speed */
 static int64_t default_chunk(int64_t N, int64_t V, size_t es)
@@ -22,16 +24,19 @@ static int64_t default_chunk(int64_t N, int64_t V, size_t es)
 }
 
 /* buf[N, cw] = hidden[N, H] @ w[v0 : v0 + cw, H]^T (row-major, ld = cw) */
-static void chunk_logits(lfl_dtype dt, const void *h, const void *w, void *buf, int64_t N, int64_t H,
-                         int64_t v0, int64_t cw)
+static lfl_status chunk_logits(lfl_dtype dt, const void *h, lfl_dtype wdt, const void *w, void *buf, int64_t N,
+                               int64_t H, int64_t v0, int64_t cw)
 {
     size_t es = lfl_dtype_size(dt);
-    if (H == 0) { memset(buf, 0, (size_t)(N * cw) * es); return; }
-    const char *wc = (const char *)w + (size_t)(v0 * H) * es;
+    if (H == 0) { memset(buf, 0, (size_t)(N * cw) * es); return LFL_OK; }
+    const char *wc = (const char *)w + (size_t)(v0 * H) * lfl_dtype_size(wdt);
+    if (lfl_is_lowp(wdt))
+        return lfl_gemm_f32_lowp(false, N, cw, H, h, (int)H, wdt, wc, 1, H, 0.0f, buf, (int)cw);
     if (dt == LFL_F32)
         lfl_sgemm(false, true, (int)N, (int)cw, (int)H, 1.0f, h, (int)H, (const float *)wc, (int)H, 0.0f, buf, (int)cw);
     else
         lfl_dgemm(false, true, (int)N, (int)cw, (int)H, 1.0, h, (int)H, (const double *)wc, (int)H, 0.0, buf, (int)cw);
+    return LFL_OK;
 }
 
 static lfl_status lce_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
@@ -54,13 +59,17 @@ static lfl_status lce_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
     if (st == LFL_OK && N > 0 && H > 0) {
         const char *ph = lfl_data(h), *pw = lfl_data(w);
         void *pb = lfl_data(buf);
-        for (int64_t v0 = 0; v0 < V; v0 += chunk) {
+        for (int64_t v0 = 0; v0 < V && st == LFL_OK; v0 += chunk) {
             int64_t cw = V - v0 < chunk ? V - v0 : chunk;
-            const char *wc = pw + (size_t)(v0 * H) * es;
-            chunk_logits(dt, ph, pw, pb, N, H, v0, cw);
+            const char *wc = pw + (size_t)(v0 * H) * lfl_dtype_size(w->dtype);
+            st = chunk_logits(dt, ph, w->dtype, pw, pb, N, H, v0, cw);
+            if (st) break;
             lfl_loss_softmax_grad(dt, pb, pb, N, cw, cw, lfl_data(lab), v0, lfl_data(lse), coef);
             if (need_h) { /* dhidden[N, H] += dlogits[N, cw] @ w_c[cw, H] */
-                if (dt == LFL_F32)
+                if (lfl_is_lowp(w->dtype))
+                    st = lfl_gemm_f32_lowp(false, N, H, cw, pb, (int)cw, w->dtype, wc, H, 1, 1.0f,
+                                           lfl_data(gin[0]), (int)H);
+                else if (dt == LFL_F32)
                     lfl_sgemm(false, false, (int)N, (int)H, (int)cw, 1.0f, pb, (int)cw, (const float *)wc, (int)H,
                               1.0f, lfl_data(gin[0]), (int)H);
                 else
@@ -91,7 +100,13 @@ lfl_status lfl_linear_cross_entropy(lfl_tensor *hidden, lfl_tensor *w, lfl_tenso
     if (r != LFL_REDUCE_MEAN && r != LFL_REDUCE_SUM && r != LFL_REDUCE_NONE)
         return lfl_fail(LFL_ERR_ARG, "%s: unknown reduction %d", op, (int)r);
     LFL_TRY(lfl_check_same_device(op, hidden, w));
-    LFL_TRY(lfl_check_same_dtype(op, hidden, w));
+    if (lfl_is_lowp(w->dtype)) {
+        if (hidden->dtype != LFL_F32)
+            return lfl_fail(LFL_ERR_ARG, "%s: a %s w takes f32 hidden, got %s", op, lfl_dtype_name(w->dtype),
+                            lfl_dtype_name(hidden->dtype));
+    } else {
+        LFL_TRY(lfl_check_same_dtype(op, hidden, w));
+    }
     LFL_TRY(lfl_check_float(op, hidden));
     if (hidden->dtype != LFL_F32 && hidden->dtype != LFL_F64)
         return lfl_fail(LFL_ERR_ARG, "%s: hidden and w must be f32 or f64, got %s", op, lfl_dtype_name(hidden->dtype));
@@ -124,16 +139,17 @@ lfl_status lfl_linear_cross_entropy(lfl_tensor *hidden, lfl_tensor *w, lfl_tenso
         double *s = m + N, *picked = s + N, *pl = lfl_data(lse);
         const int64_t *pb = lfl_data(lab);
         for (int64_t i = 0; i < N; i++) { m[i] = -INFINITY; s[i] = 0; picked[i] = 0; }
-        for (int64_t v0 = 0; N > 0 && v0 < V; v0 += chunk) {
+        for (int64_t v0 = 0; N > 0 && v0 < V && st == LFL_OK; v0 += chunk) {
             int64_t cwid = V - v0 < chunk ? V - v0 : chunk;
-            chunk_logits(hidden->dtype, lfl_data(ch), lfl_data(cw), lfl_data(buf), N, H, v0, cwid);
+            st = chunk_logits(hidden->dtype, lfl_data(ch), cw->dtype, lfl_data(cw), lfl_data(buf), N, H, v0, cwid);
+            if (st) break;
             lfl_loss_lse_block(hidden->dtype, lfl_data(buf), N, cwid, cwid, pb, v0, m, s, picked);
         }
-        for (int64_t i = 0; i < N; i++) {
+        for (int64_t i = 0; i < N && st == LFL_OK; i++) {
             pl[i] = m[i] + log(s[i]);
             picked[i] = pb[i] == LFL_IGNORE_INDEX ? 0.0 : pl[i] - picked[i];
         }
-        st = lfl_loss_reduce(picked, pb, N, r, lab->ndim, lab->shape, hidden->dtype, &o, &count);
+        if (st == LFL_OK) st = lfl_loss_reduce(picked, pb, N, r, lab->ndim, lab->shape, hidden->dtype, &o, &count);
     }
     free(m);
     lfl_tensor_release(buf); /* freed before backward: the chunk buffer is rebuilt there */

@@ -1,9 +1,13 @@
 /* matmul: a[..., n, k] @ b[..., k, m] with batch broadcasting, through BLAS.
- * Transposed views go to GEMM as transpose flags, not copies. */
+ * Transposed views go to GEMM as transpose flags, not copies. One operand may
+ * be bf16/f16 (a stored weight) with the other f32: it is read through its
+ * strides and widened to f32 block by block (lowp_gemm.c); the result and its
+ * gradients are f32. */
 #include "../blas.h"
 #include "../iter.h"
 #include "../kernels.h"
 #include "../ops.h"
+#include "lowp.h"
 
 /* How a 2-D slice can be handed to GEMM: (trans, ld), or false if it cannot. */
 static bool gemm_layout(const lfl_tensor *t, bool *trans, int *ld)
@@ -40,8 +44,17 @@ static lfl_status matmul_raw(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
 {
     char ba[128], bb[128];
     LFL_TRY(lfl_check_same_device("matmul", a, b));
-    LFL_TRY(lfl_check_same_dtype("matmul", a, b));
-    LFL_TRY(lfl_check_float("matmul", a));
+    bool la = lfl_is_lowp(a->dtype), lb = lfl_is_lowp(b->dtype);
+    if (la || lb) {
+        if (la == lb || (la ? b : a)->dtype != LFL_F32)
+            return lfl_fail(LFL_ERR_ARG, "matmul: a %s operand needs an f32 partner, got %s @ %s",
+                            lfl_dtype_name(la ? a->dtype : b->dtype), lfl_dtype_name(a->dtype), lfl_dtype_name(b->dtype));
+        if (a->device != LFL_CPU)
+            return lfl_fail(LFL_ERR_UNSUPPORTED, "matmul: 16-bit operands are CPU-only for now");
+    } else {
+        LFL_TRY(lfl_check_same_dtype("matmul", a, b));
+    }
+    LFL_TRY(lfl_check_float("matmul", la ? b : a));
     if (a->ndim < 2 || b->ndim < 2)
         return lfl_fail(LFL_ERR_ARG, "matmul: operands need at least 2 dims, got %s @ %s",
                         lfl_shape_str(a, ba, sizeof ba), lfl_shape_str(b, bb, sizeof bb));
@@ -62,12 +75,18 @@ static lfl_status matmul_raw(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
     oshape[bnd] = n;
     oshape[bnd + 1] = m;
     lfl_tensor *ca = lfl_tensor_retain(a), *cb = lfl_tensor_retain(b), *o;
-    bool ta, tb;
-    int lda, ldb;
+    bool ta = false, tb = false;
+    int lda = 1, ldb = 1;
     lfl_status st = LFL_OK;
-    if (!gemm_layout(ca, &ta, &lda)) { lfl_tensor_release(ca); st = lfl_clone(a, &ca); gemm_layout(ca, &ta, &lda); }
-    if (st == LFL_OK && !gemm_layout(cb, &tb, &ldb)) { lfl_tensor_release(cb); st = lfl_clone(b, &cb); gemm_layout(cb, &tb, &ldb); }
-    if (st == LFL_OK) st = lfl_empty(bnd + 2, oshape, a->dtype, a->device, &o);
+    /* (a 16-bit operand needs no GEMM layout: its strides are read directly) */
+    if (!la && !gemm_layout(ca, &ta, &lda)) { lfl_tensor_release(ca); st = lfl_clone(a, &ca); gemm_layout(ca, &ta, &lda); }
+    if (st == LFL_OK && !lb && !gemm_layout(cb, &tb, &ldb)) {
+        lfl_tensor_release(cb);
+        st = lfl_clone(b, &cb);
+        gemm_layout(cb, &tb, &ldb);
+    }
+    lfl_dtype odt = la ? b->dtype : a->dtype;
+    if (st == LFL_OK) st = lfl_empty(bnd + 2, oshape, odt, a->device, &o);
     if (st) { lfl_tensor_release(ca); lfl_tensor_release(cb); return st; }
     int64_t sa[LFL_MAX_DIMS], sb[LFL_MAX_DIMS];
     ha = *ca; hb = *cb;
@@ -77,7 +96,7 @@ static lfl_status matmul_raw(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
     lfl_broadcast_strides(&hb, bnd, bshape, sb);
     int64_t batches = 1;
     for (int d = 0; d < bnd; d++) batches *= bshape[d];
-    size_t es = lfl_dtype_size(a->dtype);
+    size_t es = lfl_dtype_size(odt), esa = lfl_dtype_size(a->dtype), esb = lfl_dtype_size(b->dtype);
     for (int64_t bi = 0; bi < batches && st == LFL_OK; bi++) {
         int64_t rem = bi, oa = 0, ob = 0;
         for (int d = bnd - 1; d >= 0; d--) {
@@ -86,12 +105,18 @@ static lfl_status matmul_raw(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
             oa += i * sa[d];
             ob += i * sb[d];
         }
-        const char *pa = (const char *)lfl_data(ca) + oa * (int64_t)es;
-        const char *pb = (const char *)lfl_data(cb) + ob * (int64_t)es;
+        const char *pa = (const char *)lfl_data(ca) + oa * (int64_t)esa;
+        const char *pb = (const char *)lfl_data(cb) + ob * (int64_t)esb;
         char *po = (char *)lfl_data(o) + bi * n * m * (int64_t)es;
         if (n == 0 || m == 0) continue;
         if (k == 0) { memset(po, 0, (size_t)(n * m) * es); continue; }
-        if (a->device != LFL_CPU)
+        if (la)
+            st = lfl_gemm_lowp_f32(n, m, k, ca->dtype, pa, ca->stride[ca->ndim - 2], ca->stride[ca->ndim - 1], tb,
+                                   (const float *)pb, ldb, 0.0f, (float *)po, (int)m);
+        else if (lb)
+            st = lfl_gemm_f32_lowp(ta, n, m, k, (const float *)pa, lda, cb->dtype, pb, cb->stride[cb->ndim - 2],
+                                   cb->stride[cb->ndim - 1], 0.0f, (float *)po, (int)m);
+        else if (a->device != LFL_CPU)
             st = lfl_cuda_sgemm(a->device, ta, tb, (int)n, (int)m, (int)k, 1.0f, (const float *)pa, lda,
                                 (const float *)pb, ldb, 0.0f, (float *)po, (int)m);
         else if (a->dtype == LFL_F32)

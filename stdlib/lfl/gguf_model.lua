@@ -16,6 +16,7 @@ local HF_CLASS = {llama = "LlamaForCausalLM", mistral = "MistralForCausalLM", qw
 -- archs whose q/k rows llama.cpp permuted when converting (convert_hf_to_gguf's
 -- LlamaModel, and OlmoModel which copies its modify_tensors)
 local PERMUTED = {llama = true, mistral = true, olmo = true}
+local HALF = {bf16 = true, f16 = true}
 
 local LAYER_NAMES = {
   attn_norm = "input_layernorm", ffn_norm = "post_attention_layernorm",
@@ -100,10 +101,16 @@ function M.load(path, opts)
   local g = {tensors = lfl.gguf.tensors(path)} -- {name = tensor in its stored (block) type}
   local cfg = M.config(meta, path)
   local params = {}
+  local want = require("lfl.model").check_dtype(opts.dtype or "f32")
+  local half = HALF[want]
   for name, t in pairs(g.tensors) do
     local hf = M.hf_name(name, cfg.model_type)
     if not hf then error(fmt("%s: tensor '%s' has no Hugging Face counterpart for %s", path, name, cfg.model_type), 0) end
-    local w = t:to("f32")      -- dequantizes block types
+    -- block types dequantize (per tensor, via f32) to f32, or to bf16 in a
+    -- 16-bit model; the model's dtype rules (model.param_dtype) do the rest
+    local to = "f32"
+    if half and t:dim() >= 2 then to = HALF[t:dtype()] and t:dtype() or want end
+    local w = t:to(to)
     if PERMUTED[meta["general.architecture"]] then
       if hf:match("self_attn%.q_proj%.weight$") then w = unpermute(w, cfg.num_attention_heads)
       elseif hf:match("self_attn%.k_proj%.weight$") then w = unpermute(w, cfg.num_key_value_heads) end

@@ -70,8 +70,10 @@ local function load_weights(dir)
   return params, order
 end
 
--- opts.dtype: compute dtype for floating parameters ("f32" default; "bf16"
--- keeps 16-bit weights as stored)
+-- opts.dtype: "f32" (default) or "f64" turns every floating parameter into
+-- that type. "bf16" / "f16" keep weight matrices in 16 bits: bf16/f16 ones stay
+-- as stored (mmapped, no copy), f32/f64 ones are rounded to opts.dtype; the ops
+-- widen them to f32 block by block. Vectors (norm weights, biases) become f32.
 function M.load(path, opts)
   opts = opts or {}
   -- a Hub id ("org/name") that is not a local path is fetched into the HF cache
@@ -86,19 +88,41 @@ function M.load(path, opts)
   return m
 end
 
+local FLOAT = {f32 = true, f64 = true, bf16 = true, f16 = true}
+local HALF = {bf16 = true, f16 = true}
+
+function M.check_dtype(dt)
+  if dt == "fp32" or dt == "float32" then return "f32" end
+  if dt == "bfloat16" then return "bf16" end
+  if dt == "fp16" or dt == "float16" then return "f16" end
+  if not FLOAT[dt] then error(fmt("model: dtype '%s' is not supported (f32, bf16, f16, f64)", tostring(dt)), 0) end
+  return dt
+end
+
+-- The dtype a floating parameter gets in a model of dtype `want` (see M.load);
+-- non-floating tensors keep theirs.
+function M.param_dtype(t, want)
+  local dt = t:dtype()
+  if not FLOAT[dt] then return dt end
+  if not HALF[want] then return want end
+  if t:dim() < 2 then return "f32" end
+  if HALF[dt] then return dt end
+  return want
+end
+
 function M.from_params(cfg, params, opts)
   opts = opts or {}
   local arch = decoder.resolve(cfg)
   params = convert.to_decoder(cfg, params) -- remote-code layouts (InternLM2, Baichuan) -> llama names
-  local want = opts.dtype or "f32"
+  local want = M.check_dtype(opts.dtype or "f32")
   local names = {}
   for name, t in pairs(params) do
-    local dt = t:dtype()
-    if (dt == "bf16" or dt == "f16" or dt == "f32" or dt == "f64") and dt ~= want then params[name] = t:to(want) end
+    local to = M.param_dtype(t, want)
+    if to ~= t:dtype() then params[name] = t:to(to) end
     names[#names + 1] = name
   end
   table.sort(names)
-  local m = setmetatable({config = cfg, arch = arch, params = params, names = names}, Model)
+  local m = setmetatable({config = cfg, arch = arch, params = params, names = names, dtype = want}, Model)
   decoder.check(m)
   return m
 end
@@ -147,7 +171,7 @@ function Model:save(dir, opts)
   local names, params = convert.from_decoder(self.config, self.names, self.params) -- back to the family's layout
   for _, name in ipairs(names) do
     local t = params[name]
-    local nb = t:numel() * (t:dtype():match("16") and 2 or t:dtype() == "f64" and 8 or 4)
+    local nb = t:numel() * M.elem_size(t)
     if size > 0 and size + nb > limit then shards[#shards + 1] = cur; cur, size = {}, 0 end
     cur[name] = t
     size = size + nb
@@ -160,7 +184,7 @@ function Model:save(dir, opts)
     for i, sh in ipairs(shards) do
       local file = fmt("model-%05d-of-%05d.safetensors", i, #shards)
       lfl.safetensors.save(dir .. "/" .. file, sh, {format = "pt"})
-      for name, t in pairs(sh) do map[name] = file; total = total + t:numel() * 4 end
+      for name, t in pairs(sh) do map[name] = file; total = total + t:numel() * M.elem_size(t) end
     end
     M.write_atomic(dir .. "/model.safetensors.index.json",
       lfl.json.encode({metadata = {total_size = total}, weight_map = map}, {indent = true}))
@@ -172,6 +196,12 @@ function Model:save(dir, opts)
     for _, f in ipairs(self.tokenizer_files) do os.execute(fmt("cp '%s' '%s/'", f, dir)) end
   end
   return dir
+end
+
+-- bytes per element of a plain tensor
+function M.elem_size(t)
+  local dt = t:dtype()
+  return (dt == "f64" or dt == "i64") and 8 or dt:match("16") and 2 or (dt == "u8" or dt == "bool") and 1 or 4
 end
 
 function M.write_atomic(path, text)

@@ -21,6 +21,18 @@ function M.named_params(opt)
 end
 local named_params = M.named_params
 
+-- The fused kernels update f32 tensors. A 16-bit parameter (pure_bf16 training)
+-- is stepped on a transient f32 copy (one tensor at a time) and written back
+-- rounded to nearest even; there is no stochastic rounding, so an update
+-- below half a bf16 ulp of the weight is lost. The states stay f32.
+local function update(p, fn)
+  if p:dtype() == "f32" then return fn(p) end
+  local pf = lfl.no_grad(function() return p:detach():to("f32") end)
+  fn(pf)
+  lfl.no_grad(function() p:copy_(pf) end)
+end
+M.update_param = update
+
 local AdamW = {}
 AdamW.__index = AdamW
 
@@ -50,8 +62,9 @@ function AdamW:step(lr_factor)
           self.state[p] = st
         end
         st.step = st.step + 1
-        K.adamw_step(p, grad:contiguous(), st.m, st.v, {lr = g.lr * g.lr_scale * lr_factor, beta1 = self.beta1,
-          beta2 = self.beta2, eps = self.eps, weight_decay = g.weight_decay, step = st.step})
+        local o = {lr = g.lr * g.lr_scale * lr_factor, beta1 = self.beta1, beta2 = self.beta2, eps = self.eps,
+                   weight_decay = g.weight_decay, step = st.step}
+        update(p, function(q) K.adamw_step(q, grad:contiguous(), st.m, st.v, o) end)
       end
     end
   end
@@ -106,7 +119,10 @@ function SGD:step(lr_factor)
           buf = self.state[p]
           if not buf then buf = lfl.zeros(p:size()); self.state[p] = buf; first = true end
         end
-        K.sgd_step(p, p.grad:contiguous(), buf, g.lr * g.lr_scale * lr_factor, self.momentum, g.weight_decay, first)
+        local grad = p.grad:contiguous()
+        update(p, function(q)
+          K.sgd_step(q, grad, buf, g.lr * g.lr_scale * lr_factor, self.momentum, g.weight_decay, first)
+        end)
       end
     end
   end
@@ -266,8 +282,10 @@ function AdamW8bit:step(lr_factor)
         st.step = st.step + 1
         local o = {lr = g.lr * g.lr_scale * lr_factor, beta1 = self.beta1, beta2 = self.beta2, eps = self.eps,
                    weight_decay = g.weight_decay, step = st.step}
-        if st.q1 then K.adamw8bit_step(p, grad:contiguous(), st.q1, st.a1, st.q2, st.a2, self.block, o)
-        else K.adamw_step(p, grad:contiguous(), st.m, st.v, o) end
+        update(p, function(q)
+          if st.q1 then K.adamw8bit_step(q, grad:contiguous(), st.q1, st.a1, st.q2, st.a2, self.block, o)
+          else K.adamw_step(q, grad:contiguous(), st.m, st.v, o) end
+        end)
       end
     end
   end

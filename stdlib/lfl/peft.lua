@@ -58,6 +58,11 @@ local function cross_check(model, found)
   end
 end
 
+-- A base weight kept in 16 bits (a bf16 model) is widened to f32 only one
+-- block of rows at a time (BLOCK_ELEMS values) where a row-wise f32 result is needed.
+local HALF = {bf16 = true, f16 = true}
+local BLOCK_ELEMS = 262144
+
 -- Module paths ("model.layers.0.self_attn.q_proj") of the linears matching targets:
 -- "all" = every linear but the output head (cross-checked with the model
 -- registry's list for the family); or a list / comma string of short names.
@@ -103,9 +108,12 @@ function M.add_lora(model, opts)
     local out_f, in_f = s[1], s[2]
     local a = lfl.zeros(r, in_f)
     if opts.init == "gaussian" then a:normal_(0, 1 / r) else a:uniform_(-1 / sqrt(in_f), 1 / sqrt(in_f)) end
-    local entry = {A = a:requires_grad(), B = lfl.zeros(out_f, r):requires_grad()}
+    local b = lfl.zeros(out_f, r)
+    -- opts.dtype "bf16" (pure_bf16 training) stores A and B in bf16 too
+    if opts.dtype and opts.dtype ~= "f32" then a, b = a:to(opts.dtype), b:to(opts.dtype) end
+    local entry = {A = a:requires_grad(), B = b:requires_grad()}
     if ad.use_dora then
-      entry.magnitude = lfl.no_grad(function() return M.row_norm(w:float()) end):requires_grad()
+      entry.magnitude = lfl.no_grad(function() return M.weight_row_norm(w) end):requires_grad()
     end
     model.adapters[mod] = entry
   end
@@ -116,6 +124,26 @@ end
 
 -- ||W||_2 over the input dim, one value per output row
 function M.row_norm(w) return (w * w):sum(2):sqrt() end
+
+-- ||W + scaling B A||_row in f32 (B, A optional). A 16-bit W is widened one
+-- block of rows at a time, so a bf16 base is never held in f32 as a whole.
+function M.weight_row_norm(w, B, A, scaling)
+  local function part(wb, bb)
+    local x = wb:float()
+    if bb then x = x + lfl.matmul(bb:float(), A:float()) * scaling end
+    return M.row_norm(x)
+  end
+  if not HALF[w:dtype()] then return part(w, B) end
+  local rows, cols = w:size(1), w:size(2)
+  local nb = math.max(1, math.floor(BLOCK_ELEMS / math.max(1, cols)))
+  if nb >= rows then return part(w, B) end
+  local parts = {}
+  for r0 = 1, rows, nb do
+    local n = math.min(nb, rows - r0 + 1)
+    parts[#parts + 1] = part(w:narrow(1, r0, n), B and B:narrow(1, r0, n))
+  end
+  return lfl.cat(parts, 1)
+end
 
 -- y = base(x) (+ bias) -> adapted output. Called by the decoder for every linear.
 function M.apply(model, mod, x, y, w, bias)
@@ -129,9 +157,7 @@ function M.apply(model, mod, x, y, w, bias)
   -- DoRA as PEFT computes it: s = m / ||W + scaling B A||_row (norm detached),
   -- y' = y + (s - 1) * W x' + s * scaling * B A x', where x' is the dropped-out input
   -- (so with dropout the undropped W x stays in y and only the DoRA terms see x')
-  local norm = lfl.no_grad(function()
-    return M.row_norm(w:float() + lfl.matmul(e.B, e.A) * ad.scaling)
-  end)
+  local norm = lfl.no_grad(function() return M.weight_row_norm(w, e.B, e.A, ad.scaling) end)
   local s = e.magnitude / norm
   local base
   if xin ~= x then base = lfl.linear(xin, w)
@@ -273,10 +299,12 @@ function M.merge(model)
   lfl.no_grad(function()
     for mod, e in pairs(model.adapters) do
       local key = mod .. ".weight"
+      -- a 16-bit base is merged in f32 (one tensor at a time) and stored back in its dtype
+      local dt = model.params[key]:dtype()
       local w = model.params[key]:float()
-      local merged = w + lfl.matmul(e.B, e.A) * ad.scaling
+      local merged = w + lfl.matmul(e.B:float(), e.A:float()) * ad.scaling
       if e.magnitude then merged = merged * (e.magnitude / M.row_norm(merged)):view(-1, 1) end
-      model.params[key] = merged:contiguous()
+      model.params[key] = HALF[dt] and merged:to(dt):contiguous() or merged:contiguous()
     end
   end)
   model.adapters, model.lora = nil, nil
@@ -303,6 +331,7 @@ function M.pissa_init(model, niter)
   lfl.no_grad(function()
     for _, mod in ipairs(ad.modules) do
       local key = mod .. ".weight"
+      local dt = model.params[key]:dtype()
       local w = model.params[key]:float():contiguous()
       local r = math.min(ad.r, w:size(1), w:size(2))
       local U, S, Vt
@@ -322,9 +351,13 @@ function M.pissa_init(model, niter)
         B = lfl.cat({B, lfl.zeros(B:size(1), ad.r - r)}, 2)
       end
       local e = model.adapters[mod]
-      e.A, e.B = A:requires_grad(), B:requires_grad()
       ad.pissa.init[mod] = {A = A:clone(), B = B:clone()}
-      model.params[key] = (w - lfl.matmul(B, A) * ad.scaling):contiguous()
+      local adt = e.A:dtype() -- pure_bf16 keeps A and B in bf16
+      if adt ~= "f32" then A, B = A:to(adt), B:to(adt) end
+      e.A, e.B = A:requires_grad(), B:requires_grad()
+      -- the residual goes back to the base's dtype (a bf16 base stays bf16)
+      local res = (w - lfl.matmul(B:float(), A:float()) * ad.scaling):contiguous()
+      model.params[key] = HALF[dt] and res:to(dt) or res
     end
   end)
   return ad
@@ -341,7 +374,8 @@ function M.pissa_converted(model)
   lfl.no_grad(function()
     for mod, e in pairs(model.adapters) do
       local i0 = ad.pissa.init[mod]
-      conv[mod] = {A = lfl.cat({e.A:detach(), i0.A}, 1):contiguous(), B = lfl.cat({e.B:detach(), -i0.B}, 2):contiguous()}
+      conv[mod] = {A = lfl.cat({e.A:detach():float(), i0.A}, 1):contiguous(),
+                   B = lfl.cat({e.B:detach():float(), -i0.B}, 2):contiguous()}
     end
   end)
   local ad2 = setmetatable({}, Lora)
@@ -404,8 +438,11 @@ function M.select_trainable(model, method, opts)
     if train[n] then
       names[#names + 1] = n
       -- weights loaded from safetensors are read-only mmaps: the optimizer updates
-      -- in place, so a trained parameter gets its own memory
-      local p = model.params[n]:detach():clone()
+      -- in place, so a trained parameter gets its own memory. In a 16-bit model
+      -- (bf16) it is an f32 master copy, unless opts.pure_bf16 keeps it 16-bit;
+      -- the frozen rest stays 16-bit.
+      local p = model.params[n]:detach()
+      if HALF[p:dtype()] and not opts.pure_bf16 then p = p:to("f32") else p = p:clone() end
       model.params[n] = p
       params[#params + 1] = p:requires_grad()
     end

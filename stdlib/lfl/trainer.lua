@@ -68,7 +68,7 @@ function M.setup_method(model, a)
     else
       peft.add_lora(model, {rank = a.lora_rank, alpha = a.lora_alpha, dropout = a.lora_dropout,
         target = a.lora_target, use_rslora = a.use_rslora, use_dora = a.use_dora,
-        init = a.pissa_init and "pissa" or nil, pissa_iter = a.pissa_iter})
+        init = a.pissa_init and "pissa" or nil, pissa_iter = a.pissa_iter, dtype = a.pure_bf16 and "bf16" or nil})
     end
     names, params = peft.lora_parameters(model)
     groups = peft.lora_groups(model, a.learning_rate, a.weight_decay, a.loraplus_lr_ratio)
@@ -240,7 +240,8 @@ function M.run(a, hooks)
   a.output_dir = out
   mkdir(out)
   local t_load = lfl.sys.clock()
-  local model = lfl.model.load(a.model_name_or_path)
+  -- bf16 / pure_bf16: the weights stay bf16 (trainables get f32 masters unless pure_bf16)
+  local model = lfl.model.load(a.model_name_or_path, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil})
   local tok = M.load_tokenizer(model, a)
   local tok_path = model.path
   -- add_tokens / add_special_tokens / resize_vocab: LlamaFactory's resize_embedding_layer

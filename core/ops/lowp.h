@@ -1,0 +1,37 @@
+/* 16-bit (bf16/f16) weights used by f32 ops: conversions and GEMMs that turn
+ * the 16-bit operand into f32 one block at a time, so a frozen bf16 weight is
+ * never held in f32 as a whole and activations keep full f32 accuracy (the
+ * products and sums run in f32; only the stored weight is 16-bit). */
+#ifndef LFL_OPS_LOWP_H
+#define LFL_OPS_LOWP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "../tensor.h"
+
+static inline bool lfl_is_lowp(lfl_dtype d) { return d == LFL_BF16 || d == LFL_F16; }
+
+/* dst[i] = src[i] for n contiguous bf16/f16 values */
+void lfl_lowp_to_f32(lfl_dtype dt, const void *src, int64_t n, float *dst);
+/* dst[i] = round-to-nearest-even(src[i]) for n contiguous f32 values */
+void lfl_f32_to_lowp(lfl_dtype dt, const float *src, int64_t n, void *dst);
+
+/* Contiguous f32 <-> bf16/f16 conversion of n elements (lfl_copy_'s fast
+ * path; OpenMP-parallel when large). Returns false for any other dtype pair. */
+bool lfl_convert_contiguous(lfl_dtype ddt, void *dst, lfl_dtype sdt, const void *src, int64_t n);
+
+/* C[m, n] = A[m, k] @ B[k, n] + beta * C. A is f32 as BLAS takes it (ta, lda);
+ * B is a bf16/f16 2-D view at `b` with element strides sbk (along k) and sbn
+ * (along n), any layout. B is converted in blocks of output columns into a
+ * per-thread f32 scratch of about 1 MB. */
+lfl_status lfl_gemm_f32_lowp(bool ta, int64_t m, int64_t n, int64_t k, const float *a, int lda,
+                             lfl_dtype bdt, const void *b, int64_t sbk, int64_t sbn,
+                             float beta, float *c, int ldc);
+
+/* C[m, n] = A[m, k] @ B[k, n] + beta * C with A the bf16/f16 view (element
+ * strides sam along m, sak along k) and B f32 as BLAS takes it (tb, ldb);
+ * A is converted in blocks of output rows. */
+lfl_status lfl_gemm_lowp_f32(int64_t m, int64_t n, int64_t k, lfl_dtype adt, const void *a, int64_t sam,
+                             int64_t sak, bool tb, const float *b, int ldb, float beta, float *c, int ldc);
+
+#endif
