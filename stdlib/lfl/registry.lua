@@ -260,14 +260,17 @@ function M.lookup(x)
 end
 
 -- default_template(x) -> template name and {family =, checkpoint =, how =,
--- stand_in = LlamaFactory's template when the name is only a stand-in}; nil
+-- stand_in = LlamaFactory's template when the name is only a stand-in,
+-- ambiguous = true when found by a model_type several families share}; nil
 -- when x is not in the registry
 function M.default_template(x)
   local f, ck, how = M.lookup(x)
   if not f then return nil end
   local name = ck and ck.template or f.template
   local stand_in = (name == f.template) and f.lf_template or nil
-  return name, {family = f.family, checkpoint = ck and ck.name, how = how, stand_in = stand_in}
+  -- a model_type several families share (llama: llama, smollm2, yi, ...) says little about the template
+  local ambiguous = how == "model_type" and #load_all().by_type[f.model_type] > 1 or nil
+  return name, {family = f.family, checkpoint = ck and ck.name, how = how, stand_in = stand_in, ambiguous = ambiguous}
 end
 
 -- lora_targets(x) -> the linear layer names lora_target "all" covers, or nil

@@ -301,6 +301,14 @@ return {family = "gemma", title = "my gemma", model_type = "gemma", template = "
     t.assert_eq(chat.default_template({path = dir, config = {model_type = "qwen3"}}, note), nil)
     os.execute(fmt("rm -rf '%s'", dir))
     t.assert_eq(chat.default_template({path = "/x/y", config = {model_type = "unknown_arch"}}, note), nil)
+    -- a model_type shared by several families (llama) picks nothing: lfl.chat's "default"
+    local n0 = #notes
+    t.assert_eq(chat.default_template({path = "tests/golden/models/llama", config = {model_type = "llama"}}, note), nil)
+    t.assert_eq(#notes, n0, "no note when nothing is chosen")
+    local _, info = R.default_template("tests/golden/models/llama")
+    t.assert(info.ambiguous, "llama by model_type is ambiguous")
+    _, info = R.default_template("tests/golden/models/qwen2")
+    t.assert(not info.ambiguous, "qwen2 by model_type is not")
   end,
 })
 

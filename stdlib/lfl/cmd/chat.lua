@@ -14,7 +14,8 @@ usage: lfl chat --model PATH|HUB_ID [options]
   --adapter DIR         a LoRA adapter (PEFT folder), applied unmerged
   --merge               merge the adapter into the weights instead
   --template NAME       chat template (default: the model registry's template for a known
-                        checkpoint, else the tokenizer's chat_template, else the family's, else "default")
+                        checkpoint, else the tokenizer's chat_template, else the family's if only it has
+                        the model_type, else "default")
   --system TEXT         system prompt
   --temperature X       (0.95; 0 = greedy)   --top-p X (0.7)   --top-k N (50)
   --min-p X (0)         --repetition-penalty X (1.0)   --max-new-tokens N (1024)
@@ -54,9 +55,10 @@ end
 -- The template when --template is not given (LlamaFactory needs it for
 -- training; chat and serve fall back): a registry checkpoint's template
 -- (recipes/models/), else nil so lfl.chat parses the tokenizer's
--- chat_template, else the family's template for the config's model_type.
--- A stand-in template (LlamaFactory's is not bundled) is never chosen over
--- the tokenizer's own. note(line) reports the choice.
+-- chat_template, else the family's template for the config's model_type when
+-- only one family has it (a llama-layout folder could be Llama, Yi, SmolLM2,
+-- ...). A stand-in template (LlamaFactory's is not bundled) is never chosen.
+-- note(line) reports the choice.
 function M.default_template(model, note)
   local ok, reg = pcall(require, "lfl.registry")
   if not ok then return nil end
@@ -64,7 +66,7 @@ function M.default_template(model, note)
   if not okt then note("[lfl] note: model registry: " .. tostring(name)) return nil end
   if not name then return nil end
   local from_ckpt = info.how == "checkpoint" and not info.stand_in
-  if not from_ckpt and (has_chat_template(model) or info.stand_in) then return nil end
+  if not from_ckpt and (has_chat_template(model) or info.stand_in or info.ambiguous) then return nil end
   note(fmt("[lfl] note: no --template given: using '%s', the registry's template for %s (%s); "
     .. "pass --template to choose another", name, info.checkpoint or ("model_type " .. tostring(model.config and
     model.config.model_type)), "recipes/models/" .. info.family .. ".lua"))
