@@ -1,26 +1,29 @@
 -- Streaming datasets (streaming = true), as LlamaFactory's IterableDataset
 -- path: records are read one at a time from the dataset files (lfl._stream:
 -- JSONL/text lines, JSON array elements, CSV records; nothing loads a whole
--- file), aligned by lfl.data's aligners (invalid rows skipped and counted),
--- merged (concat, or interleave_under / interleave_over with
--- interleave_probs, the same draws as the in-memory path), shuffled through a
--- buffer of buffer_size examples (HF's buffer shuffle, seeded), the first
--- val_size examples held out for evaluation, and preprocessed by the training
--- approach in batches of preprocessing_batch_size (so packing, pretraining
--- chunks and KTO pairs come out as they do in memory). When max_steps needs
--- more than one pass, pass p reshuffles with seed + p (HF's set_epoch) and
--- leaves out the held-out eval examples.
+-- file; the files of a folder in a seeded order per pass), merged (concat, or
+-- interleave_under / interleave_over with interleave_probs: the draws of the
+-- in-memory path) and shuffled through a buffer of buffer_size records (HF's
+-- buffer shuffle, seeded) while still unparsed text, then parsed, aligned by
+-- lfl.data's aligners (invalid rows skipped and counted: LlamaFactory too
+-- drops them after its shuffle, in preprocessing), the first val_size records
+-- held out for evaluation, and preprocessed by the training approach in
+-- batches of preprocessing_batch_size records (so packing, pretraining chunks
+-- and KTO pairs come out as in memory). When max_steps needs more than one
+-- pass, pass p reshuffles with seed + p (HF's set_epoch) and leaves out the
+-- held-out eval records.
 --
 -- The position is {pass, batches = preprocessing batches used up, row = rows
 -- used of the current one}; the trainer stores it in checkpoints. restore()
--- rebuilds that pass and replays the stream up to the position, reading and
--- aligning records but tokenizing only the current preprocessing batch.
+-- rebuilds that pass and replays the stream up to the position: the records
+-- before the current preprocessing batch are read and shuffled but neither
+-- parsed nor tokenized (about 200 MB/s), the current batch is prepared again.
 --
 --   local s = require("lfl.stream").open(args, ctx, approach) -- ctx: {tokenizer, template, args}
 --   s.eval                -- prepared eval rows (val_size or eval_dataset), or nil
 --   s:next_rows(n)        -- the next n training rows (crossing batch and pass ends)
 --   s:state(), s:restore(state), s.stats (first-pass counts as lfl.data's)
---   stream.records(path [, text_column]) -- iterator: record, index (raw, unaligned)
+--   stream.records(path [, text_column]) -- iterator: record, index (unaligned)
 local lfl = lfl
 local data = require("lfl.data")
 local C = assert(lfl._stream, "lfl.stream: the C reader is missing")

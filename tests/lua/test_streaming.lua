@@ -13,7 +13,9 @@ local sft = require("recipes.approaches.sft")
 local pt = require("recipes.approaches.pt")
 local fmt = string.format
 
-local tmp = os.tmpname() .. "_stream"
+local base = os.tmpname()
+os.remove(base)
+local tmp = base .. "_stream"
 os.execute("rm -rf '" .. tmp .. "' && mkdir -p '" .. tmp .. "/data' '" .. tmp .. "/model'")
 local function write(path, s) local f = assert(io.open(path, "wb")); f:write(s); f:close() end
 local function dpath(name) return tmp .. "/data/" .. name end
