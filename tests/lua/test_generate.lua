@@ -102,10 +102,10 @@ t.suite("generate_batch", {
     for i, q in ipairs(qs) do prompts[i] = gen.prompt_ids(tok, tpl, {{role = "user", content = q}}) end
     -- mixed stop conditions: row 2 stops on EOS early, row 4 after 3 tokens, row 3 on a stop id of its own
     local single = {}
-    for i, p in ipairs(prompts) do single[i] = gen.generate(m, p, {max_new_tokens = 12, stop_ids = stops}) end
+    for i, p in ipairs(prompts) do single[i] = gen.generate(m, p, {max_new_tokens = 10, stop_ids = stops}) end
     local own = single[3][5]
     local rows = {{}, {}, {stop_ids = {[own] = true}}, {max_new_tokens = 3}}
-    local res = gen.generate_batch(m, prompts, {max_new_tokens = 12, stop_ids = stops, rows = rows})
+    local res = gen.generate_batch(m, prompts, {max_new_tokens = 10, stop_ids = stops, rows = rows})
     same(res[1][1], single[1], "smollm2 batch row 1")
     same(res[2][1], single[2], "smollm2 batch row 2")
     t.assert_eq(tok:decode(res[2][1], {skip_special_tokens = true}):find("Paris", 1, true) ~= nil, true)
