@@ -15,6 +15,7 @@
  * the block (>= 256 columns for K <= 1024), small enough to stay in L2. */
 #define SCRATCH_ELEMS (256 * 1024)
 #define MIN_BLOCK 16
+#define MIN_COLS 128 /* narrowest block worth a GEMM call when K is sliced */
 /* multiply-adds below which one thread does it all: lfl_sgemm's threshold
  * (LFL_GEMM_PARALLEL_MIN in core/blas.c), so both paths wake threads alike */
 #define GEMM_PARALLEL_MIN 4e6
@@ -94,22 +95,26 @@ static void convert_block(lfl_dtype dt, const uint16_t *src, int64_t rows, int64
     }
 }
 
-/* How the `total` output columns (or rows) split into blocks of at most
- * ~SCRATCH_ELEMS / k: a multiple of the thread count, so that each thread
+/* How the work splits: the reduction dim k in slices of kb (all of k unless a
+ * slice of MIN_COLS columns would overflow the scratch; then C accumulates
+ * over the slices), and the `total` output columns (or rows) in blocks of at
+ * most SCRATCH_ELEMS / kb, a multiple of the thread count, so that each thread
  * widens and multiplies its own blocks (one parallel region per call; BLAS
- * runs single-threaded inside it). Small products stay on one thread. */
-static int plan(int64_t m, int64_t total, int64_t k, int64_t *nb_out, int64_t *nblocks_out)
+ * runs single-threaded inside it). Small products stay on one thread, at the
+ * same threshold as lfl_sgemm. */
+static int plan(int64_t m, int64_t total, int64_t k, int64_t *nb_out, int64_t *nblocks_out, int64_t *kb_out)
 {
     int nt = omp_get_max_threads();
     if (nt < 1 || (double)m * (double)total * (double)k < GEMM_PARALLEL_MIN) nt = 1;
-    int64_t cap = SCRATCH_ELEMS / (k > 0 ? k : 1);
-    if (cap < MIN_BLOCK) cap = MIN_BLOCK;
+    int64_t kb = k * MIN_COLS > SCRATCH_ELEMS ? SCRATCH_ELEMS / MIN_COLS : k;
+    int64_t cap = SCRATCH_ELEMS / kb;
     int64_t nblocks = (total + cap - 1) / cap;
     if (total < (int64_t)nt * MIN_BLOCK) nt = (int)(total / MIN_BLOCK > 1 ? total / MIN_BLOCK : 1);
     nblocks = (nblocks + nt - 1) / nt * nt;
     int64_t nb = (total + nblocks - 1) / nblocks;
     *nb_out = nb;
     *nblocks_out = (total + nb - 1) / nb;
+    *kb_out = kb;
     return nt;
 }
 
@@ -127,25 +132,30 @@ lfl_status lfl_gemm_f32_lowp(bool ta, int64_t m, int64_t n, int64_t k, const flo
     LFL_ASSERT(lfl_is_lowp(bdt));
     if (m == 0 || n == 0) return LFL_OK;
     if (k == 0) { scale_c(m, n, beta, c, ldc); return LFL_OK; }
-    int64_t nb, nblocks;
-    int nt = plan(m, n, k, &nb, &nblocks);
+    int64_t nb, nblocks, kb;
+    int nt = plan(m, n, k, &nb, &nblocks, &kb);
     /* keep the weight's fast dim contiguous in the scratch: W[n, k] rows (a
-     * linear's weight) become S[nb, k] used transposed; B[k, n] rows become S[k, nb] */
+     * linear's weight) become S[nb, kb] used transposed; B[k, n] rows become S[kb, nb] */
     bool rows_of_n = (sbk < 0 ? -sbk : sbk) <= (sbn < 0 ? -sbn : sbn);
     const uint16_t *pb = b;
     int failed = 0;
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(| : failed)
     for (int64_t bi = 0; bi < nblocks; bi++) {
-        float *s = get_scratch((size_t)(nb * k));
+        float *s = get_scratch((size_t)(nb * kb));
         if (!s) { failed = 1; continue; }
         int64_t j0 = bi * nb, w = n - j0 < nb ? n - j0 : nb;
-        const uint16_t *src = pb + j0 * sbn;
-        if (rows_of_n) {
-            convert_block(bdt, src, w, k, sbn, sbk, s);
-            lfl_sgemm(ta, true, (int)m, (int)w, (int)k, 1.0f, a, lda, s, (int)k, beta, c + j0, ldc);
-        } else {
-            convert_block(bdt, src, k, w, sbk, sbn, s);
-            lfl_sgemm(ta, false, (int)m, (int)w, (int)k, 1.0f, a, lda, s, (int)w, beta, c + j0, ldc);
+        for (int64_t k0 = 0; k0 < k; k0 += kb) {
+            int64_t kl = k - k0 < kb ? k - k0 : kb;
+            const uint16_t *src = pb + j0 * sbn + k0 * sbk;
+            const float *ak = a + (ta ? k0 * (int64_t)lda : k0); /* A's columns k0 .. k0 + kl */
+            float bt = k0 == 0 ? beta : 1.0f;
+            if (rows_of_n) {
+                convert_block(bdt, src, w, kl, sbn, sbk, s);
+                lfl_sgemm(ta, true, (int)m, (int)w, (int)kl, 1.0f, ak, lda, s, (int)kl, bt, c + j0, ldc);
+            } else {
+                convert_block(bdt, src, kl, w, sbk, sbn, s);
+                lfl_sgemm(ta, false, (int)m, (int)w, (int)kl, 1.0f, ak, lda, s, (int)w, bt, c + j0, ldc);
+            }
         }
     }
     if (failed)
@@ -160,23 +170,28 @@ lfl_status lfl_gemm_lowp_f32(int64_t m, int64_t n, int64_t k, lfl_dtype adt, con
     LFL_ASSERT(lfl_is_lowp(adt));
     if (m == 0 || n == 0) return LFL_OK;
     if (k == 0) { scale_c(m, n, beta, c, ldc); return LFL_OK; }
-    int64_t mb, nblocks;
-    int nt = plan(n, m, k, &mb, &nblocks);
+    int64_t mb, nblocks, kb;
+    int nt = plan(n, m, k, &mb, &nblocks, &kb);
     bool rows_of_m = (sak < 0 ? -sak : sak) <= (sam < 0 ? -sam : sam);
     const uint16_t *pa = a;
     int failed = 0;
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(| : failed)
     for (int64_t bi = 0; bi < nblocks; bi++) {
-        float *s = get_scratch((size_t)(mb * k));
+        float *s = get_scratch((size_t)(mb * kb));
         if (!s) { failed = 1; continue; }
         int64_t i0 = bi * mb, h = m - i0 < mb ? m - i0 : mb;
-        const uint16_t *src = pa + i0 * sam;
-        if (rows_of_m) {
-            convert_block(adt, src, h, k, sam, sak, s);
-            lfl_sgemm(false, tb, (int)h, (int)n, (int)k, 1.0f, s, (int)k, b, ldb, beta, c + i0 * ldc, ldc);
-        } else {
-            convert_block(adt, src, k, h, sak, sam, s);
-            lfl_sgemm(true, tb, (int)h, (int)n, (int)k, 1.0f, s, (int)h, b, ldb, beta, c + i0 * ldc, ldc);
+        for (int64_t k0 = 0; k0 < k; k0 += kb) {
+            int64_t kl = k - k0 < kb ? k - k0 : kb;
+            const uint16_t *src = pa + i0 * sam + k0 * sak;
+            const float *bk = b + (tb ? k0 : k0 * (int64_t)ldb); /* B's rows k0 .. k0 + kl */
+            float bt = k0 == 0 ? beta : 1.0f;
+            if (rows_of_m) {
+                convert_block(adt, src, h, kl, sam, sak, s);
+                lfl_sgemm(false, tb, (int)h, (int)n, (int)kl, 1.0f, s, (int)kl, bk, ldb, bt, c + i0 * ldc, ldc);
+            } else {
+                convert_block(adt, src, kl, h, sak, sam, s);
+                lfl_sgemm(true, tb, (int)h, (int)n, (int)kl, 1.0f, s, (int)h, bk, ldb, bt, c + i0 * ldc, ldc);
+            }
         }
     }
     if (failed)

@@ -59,6 +59,8 @@ t.suite("bf16_ops", {
       local w = lfl.randn(37, 70):to(dt):transpose(1, 2)
       t.assert(not w:is_contiguous())
       check_linear(x, w, lfl.randn(70), dt .. " strided")
+      -- 4500 output rows: the backward's dx sums over K = 4500 in slices
+      check_linear(lfl.randn(6, 40), lfl.randn(4500, 40):to(dt), nil, dt .. " K-sliced dx")
       -- a 4-D input with a bias and a contiguous weight
       check_linear(lfl.randn(2, 3, 4, 33), lfl.randn(17, 33):to(dt), lfl.randn(17), dt .. " 4-D")
     end
@@ -101,6 +103,13 @@ t.suite("bf16_ops", {
       local big = lfl.randn(300, 2000):to(dt)
       local v = lfl.randn(2000, 3)
       close(lfl.matmul(big, v), lfl.matmul(big:to("f32"), v), nil, dt .. " matmul left blocks")
+      -- a long reduction (K = 3000) is summed in slices on either side
+      local wide = lfl.randn(50, 3000):to(dt)
+      local u = lfl.randn(3000, 4)
+      close(lfl.matmul(wide, u), lfl.matmul(wide:to("f32"), u), nil, dt .. " matmul left K slices")
+      local q = lfl.randn(7, 3000)
+      close(lfl.matmul(q, wide:transpose(1, 2)), lfl.matmul(q, wide:to("f32"):transpose(1, 2)), nil,
+        dt .. " matmul right K slices")
     end
   end,
 
