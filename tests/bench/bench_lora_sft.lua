@@ -1,20 +1,21 @@
 -- Tokens/s, peak RSS and model-FLOPs utilisation of LoRA training of
 -- SmolLM2-135M-Instruct at cutoff_len 512, batch 4, rank 8 (rows of exactly 512
 -- tokens from the pretraining demo text), through lfl.trainer. Figures only.
--- Run: build/lfl tests/bench/bench_lora_sft.lua [steps] [peak GFLOP/s] [bf16|f32] [cutoff_len]
+-- Run: build/lfl tests/bench/bench_lora_sft.lua [steps] [peak GFLOP/s] [bf16|f32] [cutoff_len] [nogc]
 -- ("bf16" as the third argument trains with bf16 = true: the frozen base in bf16;
 -- a shorter cutoff_len than 512 gives quicker, rougher figures on a busy machine)
 local steps = tonumber(arg[1]) or 6
 local peak = tonumber(arg[2]) or 220 -- measured 2-thread SGEMM peak of the CI CPU (tests/bench/bench_gemm)
 local bf16 = arg[3] == "bf16"
 local cutoff = tonumber(arg[4]) or 512
+local nogc = arg[5] == "nogc" -- disable_gradient_checkpointing: no recompute, more activation memory
 local cache = os.getenv("LFL_CACHE") or (os.getenv("HOME") .. "/.cache/lfl")
 local a = lfl.args.resolve({
   model_name_or_path = cache .. "/models/SmolLM2-135M-Instruct.Q4_1.gguf", stage = "pt", dataset = "pretrain_demo",
   finetuning_type = "lora", lora_rank = 8, lora_target = "all", cutoff_len = cutoff, packing = true,
   per_device_train_batch_size = 4, max_steps = steps, logging_steps = 1, save_steps = 0, learning_rate = 1e-4,
   lr_scheduler_type = "constant", output_dir = os.tmpname() .. "_bench", overwrite_output_dir = true,
-  disable_tqdm = true, overwrite_cache = true, bf16 = bf16,
+  disable_tqdm = true, overwrite_cache = true, bf16 = bf16, disable_gradient_checkpointing = nogc,
 }, {}, "bench")
 local times = {}
 local last = lfl.sys.clock()
@@ -30,8 +31,8 @@ local tokens_per_step = 4 * cutoff
 local n = res.model:num_parameters()
 local tps = tokens_per_step / med
 local _, rss = lfl.sys.rss()
-print(string.format("LoRA r8 SFT, SmolLM2-135M (%s base), seq %d x batch 4, %s", bf16 and "bf16" or "f32",
-  cutoff, lfl.sys.blas()))
+print(string.format("LoRA r8 SFT, SmolLM2-135M (%s base%s), seq %d x batch 4, %s", bf16 and "bf16" or "f32",
+  nogc and ", no gradient checkpointing" or "", cutoff, lfl.sys.blas()))
 print(string.format("  median step %.2f s -> %.0f tokens/s, peak RSS %.0f MB", med, tps, rss))
 print(string.format("  MFU (6 N FLOPs/token, N = %.1fM) %.1f GFLOP/s = %.0f%% of %.0f GFLOP/s", n / 1e6,
   tps * 6 * n / 1e9, 100 * tps * 6 * n / 1e9 / peak, peak))
