@@ -7,7 +7,9 @@ return {
   model_type = "baichuan",
   template = "default",
   lf_template = "baichuan2",
-  lora_target = {"W_pack", "o_proj", "gate_proj", "up_proj", "down_proj"},
+  -- lfl splits the fused layout into llama's names at load (stdlib/lfl/convert.lua),
+  -- so LoRA targets (and saved adapters) use those names
+  lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
   checkpoints = {
     {name = "Baichuan2-7B-Base", hub = "baichuan-inc/Baichuan2-7B-Base", size = "7B"},
     {name = "Baichuan2-13B-Base", hub = "baichuan-inc/Baichuan2-13B-Base", size = "13B"},
