@@ -56,6 +56,40 @@ t.suite("safetensors", {
     t.assert_error(function() lfl.safetensors.load(tmp) end, "F8_E4M3 is not supported")
     t.assert_error(function() lfl.safetensors.load("/nonexistent/x.safetensors") end, "cannot open")
   end,
+
+  -- every truncation and seeded random byte mutations of a real file either
+  -- load (and every tensor reads) or raise an error naming the file: never a crash
+  fuzz = function()
+    local good = read(golden .. "torch_written.safetensors")
+    local hlen = good:byte(1) + good:byte(2) * 256
+    local loaded, failed = 0, 0
+    local function try(bytes)
+      write(tmp, bytes)
+      local ok, err = pcall(function()
+        for _, x in pairs(lfl.safetensors.load(tmp)) do x:to("f32"):sum() end
+      end)
+      if ok then loaded = loaded + 1
+      else
+        failed = failed + 1
+        t.assert(tostring(err):find(tmp, 1, true), "error names the file: " .. tostring(err))
+      end
+    end
+    for n = 0, math.min(#good - 1, 8 + hlen + 64) do try(good:sub(1, n)) end
+    local seed = 12345
+    local function rand(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n end
+    for _ = 1, 3000 do
+      local b = {good:byte(1, -1)}
+      for _ = 1, 1 + rand(4) do
+        local pos = rand(8 + hlen) + 1 -- mutate the length prefix or the JSON header
+        b[pos] = rand(256)
+      end
+      local parts = {}
+      for i = 1, #b, 4096 do parts[#parts + 1] = string.char(unpack(b, i, math.min(#b, i + 4095))) end
+      try(table.concat(parts))
+    end
+    if os.getenv("LFL_VERBOSE") then print(string.format("  safetensors fuzz: %d loaded, %d refused", loaded, failed)) end
+    t.assert(failed > 0 and loaded > 0, string.format("both outcomes seen: %d loaded, %d refused", loaded, failed))
+  end,
 })
 
 t.suite("dequant", {
