@@ -1,11 +1,12 @@
 -- Text similarity metrics of LlamaFactory's SFT predict (train/sft/metric.py):
 -- BLEU-4 as nltk's sentence_bleu on characters with SmoothingFunction().method3,
--- ROUGE-1/2/L F-scores as rouge_chinese on tokens joined by spaces. The tokens
--- follow jieba.cut on non-Chinese text (runs of ASCII letters/digits, every
--- other character alone, whitespace kept as separators); Chinese text is cut
--- into single characters here where jieba would find words, so ROUGE on
--- Chinese differs from LlamaFactory's (BLEU, on characters, does not).
+-- ROUGE-1/2/L F-scores as rouge_chinese on jieba.cut tokens joined by spaces
+-- (lfl.jieba, with jieba's dictionary from tests/fixtures.sh). Without the
+-- dictionary, M.tokens stands in: equal to jieba on most non-Chinese text, but
+-- Chinese is cut into single characters, and a note says so once.
+local jieba = require("lfl.jieba")
 local M = {}
+local noted = false
 local floor, log, exp, max, min = math.floor, math.log, math.exp, math.max, math.min
 
 -- UTF-8 characters (code points) of s, as Python's list(str)
@@ -113,9 +114,19 @@ local function lcs(x, y)
 end
 
 -- {["rouge-1"] =, ["rouge-2"] =, ["rouge-l"] =} F-scores in [0, 1]
+function M.words(s)
+  if jieba.available() then return jieba.cut(s) end
+  if not noted then
+    noted = true
+    io.stderr:write("[lfl] note: jieba's dictionary is not in " .. jieba.dir() ..
+      " (tests/fixtures.sh fetches it): ROUGE cuts Chinese into characters, unlike LlamaFactory\n")
+  end
+  return M.tokens(s)
+end
+
 function M.rouge(pred, label)
-  local hj = table.concat(M.tokens(pred), " ")
-  local rj = table.concat(M.tokens(label), " ")
+  local hj = table.concat(M.words(pred), " ")
+  local rj = table.concat(M.words(label), " ")
   if #split_ws(hj) == 0 or #split_ws(rj) == 0 then return {["rouge-1"] = 0, ["rouge-2"] = 0, ["rouge-l"] = 0} end
   local hw, rw = rouge_words(hj), rouge_words(rj)
   local l = lcs(rw, hw)

@@ -1,7 +1,7 @@
 """BLEU-4 and ROUGE as LlamaFactory's ComputeSimilarity (train/sft/metric.py):
 nltk sentence_bleu on characters with SmoothingFunction().method3, rouge_chinese
 on jieba tokens joined by spaces; scores x100 rounded to 4 decimals
--> tests/golden/eval/metrics.json. Run with the venv python from
+-> tests/golden/eval/metrics.json, and jieba.cut of a corpus -> jieba.json. Run with the venv python from
 tests/ref/venv.sh nltk jieba rouge-chinese."""
 import json, pathlib
 import jieba
@@ -26,6 +26,22 @@ PAIRS = [
     ("We walked to the park, then we walked home again.", "We walked to the park and home."),
 ]
 CJK = [("今天天气很好", "今天的天气非常好"), ("café naïve – ok", "cafe naive - ok")]
+# Chinese pairs scored with ROUGE too (jieba words), and a corpus of jieba.cut goldens
+ZH = [
+    ("我来到北京清华大学学习人工智能", "我在北京的清华大学研究人工智能"),
+    ("小明硕士毕业于中国科学院计算所，后在日本京都大学深造。", "小明毕业于中国科学院计算所，之后去日本京都大学深造"),
+    ("杭研大厦的王小二今天请了3.5天假", "王小二今天在杭研大厦请假"),
+    ("模型的准确率提高了12.5%，效果显著！", "准确率提高了约12%，效果很好。"),
+]
+JIEBA = [
+    "我来到北京清华大学", "他来到了网易杭研大厦", "小明硕士毕业于中国科学院计算所，后在日本京都大学深造",
+    "工信处女干事每月经过下属科室都要亲口交代24口交换机等技术性器件的安装工作",
+    "结过婚的和尚未结过婚的", "请用C++和Python 3.11写代码：AT&T的价格是99.9%吗？",
+    "Hello, 世界! This is lfl 的测试。\r\n第二行\t制表符", "ｆｕｌｌｗｉｄｔｈ　全角空格和１２３",
+    "李小福是创新办主任也是云计算方面的专家", "emoji 😀 混合 text_with-dashes.and.dots",
+    "永和服装饰品有限公司", "我们中出了一个叛徒", "",
+]
+
 
 
 def scores(pred, label, rouge=True):
@@ -48,6 +64,9 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     cases = [dict(pred=p, label=l, **scores(p, l)) for p, l in PAIRS]
     cases += [dict(pred=p, label=l, **scores(p, l, rouge=False)) for p, l in CJK]
+    cases += [dict(pred=p, label=l, **scores(p, l)) for p, l in ZH]
+    (OUT / "jieba.json").write_text(json.dumps([{"text": t, "cut": list(jieba.cut(t))} for t in JIEBA],
+                                               ensure_ascii=False, indent=1) + "\n")
     (OUT / "metrics.json").write_text(json.dumps({"cases": cases}, ensure_ascii=False, indent=1) + "\n")
 
 
