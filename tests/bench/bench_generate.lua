@@ -9,6 +9,7 @@ local fmt = string.format
 local P = tonumber(arg and arg[1]) or 128
 local N = tonumber(arg and arg[2]) or 32
 local R = tonumber(arg and arg[3]) or 3
+local DT = arg and arg[4] or "f32" -- "bf16": weights kept in bf16 (half the bytes read per decoded token)
 local path = os.getenv("HOME") .. "/.cache/lfl/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 local gen = lfl.generate
 
@@ -24,7 +25,7 @@ local function median(xs)
   return xs[math.floor((#xs + 1) / 2)]
 end
 
-local m = lfl.model.load(path)
+local m = lfl.model.load(path, {dtype = DT})
 print(fmt("lfl generate_batch, SmolLM2-135M Q4_1 (weights as loaded: %s), threads %s, P=%d N=%d, median of %d",
   m.params["model.embed_tokens.weight"]:dtype(), tostring(lfl.sys.threads and lfl.sys.threads() or "?"), P, N, R))
 gen.generate_batch(m, {prompt(1)}, {max_new_tokens = 2}) -- warm-up
