@@ -139,6 +139,10 @@ lfl.format_tensor = format_tensor
 -- an empty table that lfl.json.encode writes as {} rather than []
 function lfl.json.object(t) return setmetatable(t or {}, {__jsontype = "object"}) end
 
+-- lfl.load(path | hub id, opts): a model from an HF folder, a GGUF file or the
+-- Hub (lfl.model.load), the short form the REPL and one-liners use
+function lfl.load(path, opts) return lfl.model.load(path, opts) end
+
 -- lazily loaded stdlib modules: lfl.test, lfl.pretty, lfl.nn, ... come from
 -- stdlib/lfl/<name>.lua on first use
 setmetatable(lfl, {

@@ -5,6 +5,8 @@
 # Usage: test_cli.sh path/to/lfl
 set -u
 LFL=$(realpath "${1:?usage: test_cli.sh path/to/lfl}")
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+GGUF=${LFL_CACHE:-$HOME/.cache/lfl}/models/SmolLM2-135M-Instruct.Q4_1.gguf
 TMPD=$(mktemp -d)
 trap 'rm -rf "$TMPD"' EXIT
 export HOME=$TMPD  # no user ~/.lfl modules, no history
@@ -36,6 +38,14 @@ run "$LFL" -e 'print(6 * 7)'
 expect "-e runs code" [ "$RC" = 0 -a "$OUT" = 42 ]
 run "$LFL" -e 'x = 1' -e 'print(x + 1)'
 expect "-e twice, same state" [ "$RC" = 0 -a "$OUT" = 2 ]
+run "$LFL" -e "print(lfl.load('$ROOT/tests/golden/models/qwen3'))"
+expect "lfl.load describes an HF folder's model" has "$OUT" "Model(qwen3: 2 layers, hidden 32"
+if [ -f "$GGUF" ]; then
+    run "$LFL" -e "local m = lfl.load('$GGUF'); print(m)"
+    expect "lfl.load describes the SmolLM2 GGUF" has "$OUT" "Model(llama: 30 layers, hidden 576, heads 9/3"
+else
+    echo "SKIP lfl.load of the SmolLM2 GGUF: $GGUF missing (run tests/fixtures.sh)"
+fi
 run "$LFL" -l lfl.test -e 'print(type(test.run), type(lfl.tensor))'
 expect "-l module sets the global of its last name part" [ "$RC" = 0 -a "$OUT" = "function	function" ]
 run "$LFL" -l P=lfl.pretty -e 'print(P.render({1, 2}))'
