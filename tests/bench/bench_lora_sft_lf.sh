@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The bench_lora_sft.lua recipe run by LlamaFactory on torch CPU, for the side by
+# side figure: LoRA r8 (all linears) pretraining-style SFT of SmolLM2-135M on
+# recipes/data/pretrain_demo.txt, cutoff_len 512 packed, batch 4, 6 steps,
+# gradient checkpointing on (LlamaFactory's default), f32, 2 threads.
+# Needs the LlamaFactory venv (bash tests/ref/lf_venv.sh) and the fixture GGUF;
+# prints LlamaFactory's per-step log, then tokens/s (median step) and peak RSS.
+# Usage: bash tests/bench/bench_lora_sft_lf.sh [workdir]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+LFL=$ROOT/build/lfl
+W=${1:-$(mktemp -d)}
+cache=${LFL_CACHE:-$HOME/.cache/lfl}
+PY=$(bash "$ROOT/tests/ref/lf_venv.sh" | tail -1)
+mkdir -p "$W"
+# the same weights as an HF folder (lfl writes it), tokenizer through transformers' GGUF reader
+"$LFL" -e "lfl.load('$cache/models/SmolLM2-135M-Instruct.Q4_1.gguf'):save('$W/smollm2')"
+"$PY" -c "
+from transformers import AutoTokenizer
+AutoTokenizer.from_pretrained('$cache/models', gguf_file='SmolLM2-135M-Instruct.Q4_1.gguf').save_pretrained('$W/smollm2')"
+cat > "$W/lf.yaml" <<YAML
+model_name_or_path: $W/smollm2
+stage: pt
+do_train: true
+finetuning_type: lora
+lora_rank: 8
+lora_target: all
+dataset: pretrain_demo
+dataset_dir: $ROOT/recipes/data
+template: empty
+cutoff_len: 512
+packing: true
+per_device_train_batch_size: 4
+max_steps: 6
+logging_steps: 1
+learning_rate: 1.0e-4
+lr_scheduler_type: constant
+output_dir: $W/out
+overwrite_output_dir: true
+report_to: none
+save_steps: 1000
+bf16: false
+YAML
+cd "$W"
+OMP_NUM_THREADS=2 CUDA_VISIBLE_DEVICES= /usr/bin/time -f "maxrss %M" -o "$W/time.txt" \
+    "$(dirname "$PY")/llamafactory-cli" train lf.yaml > "$W/lf.log" 2>&1
+# tqdm's smoothed s/it readings, median (the first step's warm-up weighs little)
+tr '\r' '\n' < "$W/lf.log" | grep -o '[0-9]*/6 \[[^]]*, *[0-9.]*s/it\]' | sed 's/.*, *\([0-9.]*\)s\/it.*/\1/' |
+    sort -n | awk -v rss="$(sed -n 's/maxrss //p' "$W/time.txt")" \
+    '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "LlamaFactory LoRA r8, SmolLM2-135M f32, seq 512 x batch 4, 2 threads\n  median step %.2f s -> %.0f tokens/s, peak RSS %.0f MB\n", m, 2048/m, rss/1024}'
