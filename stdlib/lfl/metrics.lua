@@ -6,7 +6,7 @@
 -- Chinese is cut into single characters, and a note says so once.
 local jieba = require("lfl.jieba")
 local M = {}
-local noted = false
+local have_jieba -- looked up once: M.words runs per sample
 local floor, log, exp, max, min = math.floor, math.log, math.exp, math.max, math.min
 
 -- UTF-8 characters (code points) of s, as Python's list(str)
@@ -115,12 +115,12 @@ end
 
 -- {["rouge-1"] =, ["rouge-2"] =, ["rouge-l"] =} F-scores in [0, 1]
 function M.words(s)
-  if jieba.available() then return jieba.cut(s) end
-  if not noted then
-    noted = true
-    io.stderr:write("[lfl] note: jieba's dictionary is not in " .. jieba.dir() ..
-      " (tests/fixtures.sh fetches it): ROUGE cuts Chinese into characters, unlike LlamaFactory\n")
+  if have_jieba == nil then
+    have_jieba = jieba.available()
+    if not have_jieba then io.stderr:write("[lfl] note: jieba's dictionary is not in " .. jieba.dir() ..
+      " (tests/fixtures.sh fetches it): ROUGE cuts Chinese into characters, unlike LlamaFactory\n") end
   end
+  if have_jieba then return jieba.cut(s) end
   return M.tokens(s)
 end
 

@@ -5,6 +5,12 @@ local lfl = lfl
 local fmt, sqrt = string.format, math.sqrt
 
 local M = {}
+
+-- A base weight kept in 16 bits (a bf16 model) is widened to f32 only one
+-- block of rows at a time (BLOCK_ELEMS values) where a row-wise f32 result is needed.
+local HALF = {bf16 = true, f16 = true}
+local BLOCK_ELEMS = 262144
+
 local Lora = {}
 Lora.__index = Lora
 
@@ -57,11 +63,6 @@ local function cross_check(model, found)
       #extra > 0 and ("; extra " .. table.concat(extra, ",")) or ""))
   end
 end
-
--- A base weight kept in 16 bits (a bf16 model) is widened to f32 only one
--- block of rows at a time (BLOCK_ELEMS values) where a row-wise f32 result is needed.
-local HALF = {bf16 = true, f16 = true}
-local BLOCK_ELEMS = 262144
 
 -- Module paths ("model.layers.0.self_attn.q_proj") of the linears matching targets:
 -- "all" = every linear but the output head (cross-checked with the model

@@ -17,27 +17,11 @@ local fmt, concat, lower = string.format, table.concat, string.lower
 
 local M = {}
 
-local function home() return (lfl and lfl.home) or "." end
-
--- the user's folder (M.user_dir overrides ~/.lfl/recipes/models/)
-local function user_dir()
-  if M.user_dir then return (M.user_dir:gsub("/?$", "/")) end
-  local h = os.getenv("HOME")
-  return h and (h .. "/.lfl/recipes/models/") or nil
-end
-
--- folders searched, lowest precedence first
+-- folders searched, lowest precedence first (lfl.recipe_dirs lists the first winning)
 function M.dirs()
-  local dirs = {home() .. "/recipes/models/"}
-  local lp = {}
-  for dir in (os.getenv("LFL_PATH") or ""):gmatch("[^;]+") do
-    local d = dir:gsub("%?%.lua$", ""):gsub("/$", "")
-    if d ~= "" then lp[#lp + 1] = d .. "/recipes/models/" end
-  end
-  -- template.get tries LFL_PATH entries in order, the first winning: reverse them here
-  for i = #lp, 1, -1 do dirs[#dirs + 1] = lp[i] end
-  local ud = user_dir()
-  if ud then dirs[#dirs + 1] = ud end
+  local first = lfl.recipe_dirs("models", M.user_dir, true)
+  local dirs = {}
+  for i = #first, 1, -1 do dirs[#dirs + 1] = first[i] end
   return dirs
 end
 

@@ -626,13 +626,6 @@ end
 
 -- ---- loading by name ----
 
--- the user's template folder (T.user_dir overrides ~/.lfl/recipes/templates/)
-local function user_dir()
-  if M.user_dir then return (M.user_dir:gsub("/?$", "/")) end
-  local home = os.getenv("HOME")
-  return home and (home .. "/.lfl/recipes/templates/") or nil
-end
-
 local loaded = {}
 
 local function valid_name(name)
@@ -646,15 +639,9 @@ function M.get(name)
   if type(name) == "table" and getmetatable(name) == Template then return name end
   if not valid_name(name) then error(fmt("template: bad template name %s", tostring(name)), 2) end
   if loaded[name] then return loaded[name] end
-  local candidates = {}
-  local ud = user_dir()
-  if ud then candidates[#candidates + 1] = ud .. name .. ".lua" end
-  for dir in (os.getenv("LFL_PATH") or ""):gmatch("[^;]+") do
-    local d = dir:gsub("%?%.lua$", ""):gsub("/$", "")
-    candidates[#candidates + 1] = d .. "/recipes/templates/" .. name .. ".lua"
-  end
   local spec
-  for _, path in ipairs(candidates) do
+  for _, dir in ipairs(lfl.recipe_dirs("templates", M.user_dir)) do
+    local path = dir .. name .. ".lua"
     local f = io.open(path, "r")
     if f then
       f:close()
@@ -708,10 +695,7 @@ function M.reload() loaded = {} end
 -- names of the bundled and user templates
 function M.list()
   local names, seen = {}, {}
-  local dirs = {(lfl and lfl.home or ".") .. "/recipes/templates/"}
-  local ud = user_dir()
-  if ud then dirs[#dirs + 1] = ud end
-  for _, d in ipairs(dirs) do
+  for _, d in ipairs(lfl.recipe_dirs("templates", M.user_dir, true)) do
     local p = io.popen("ls '" .. d .. "' 2>/dev/null")
     if p then
       for f in p:lines() do
