@@ -1,13 +1,16 @@
-/* Run-time loading of OpenBLAS with the right kernels for this CPU. */
+/* Run-time loading of OpenBLAS with the right kernels for this CPU, and the
+ * matmul precision switch that sends large f32 GEMMs to gemm_bf16.c. */
 #define _GNU_SOURCE
 #include <cpuid.h>
 #include <dlfcn.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "blas.h"
+#include "gemm_bf16.h"
 
 enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
 #define LFL_GEMM_PARALLEL_MIN 4e6 /* multiply-adds below which GEMM stays on one thread */
@@ -44,6 +47,26 @@ static const char *pick_coretype(void)
     unsigned a1 = 0, b1, c1, d1;
     __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1);
     return (a1 & (1u << 5)) ? "COOPERLAKE" : "SKYLAKEX";
+}
+
+int lfl_cpu_has_avx512bf16(void)
+{
+    const char *ct = pick_coretype();
+    return ct && strcmp(ct, "COOPERLAKE") == 0;
+}
+
+static atomic_int precision = LFL_PRECISION_HIGHEST;
+
+void lfl_set_matmul_precision(lfl_matmul_precision p) { atomic_store(&precision, (int)p); }
+
+lfl_matmul_precision lfl_get_matmul_precision(void) { return (lfl_matmul_precision)atomic_load(&precision); }
+
+/* Below these sizes packing both operands costs more than the faster products
+ * win (decode steps, LoRA's rank-r factors, attention tiles). */
+bool lfl_gemm_wants_bf16(int64_t m, int64_t n, int64_t k)
+{
+    return atomic_load(&precision) == LFL_PRECISION_MEDIUM && m >= 32 && n >= 32 && k >= 32 &&
+           (double)m * (double)n * (double)k >= LFL_GEMM_PARALLEL_MIN && lfl_gemm_bf16_available();
 }
 
 static void load(void)
@@ -115,6 +138,9 @@ void lfl_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *
                const float *b, int ldb, float beta, float *c, int ldc)
 {
     LFL_ASSERT(lfl_blas_init() == LFL_OK);
+    if (lfl_gemm_wants_bf16(m, n, k) &&
+        lfl_gemm_bf16(ta, m, n, k, alpha, a, lda, LFL_F32, b, tb ? 1 : ldb, tb ? ldb : 1, beta, c, ldc) == LFL_OK)
+        return;
     /* Small products (LoRA's rank-r factors, short sequences) lose more to
      * waking the thread team than they gain from it: run them on this thread. */
     double work = (double)m * n * k;

@@ -3,6 +3,7 @@
 #define LFL_BLAS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include "status.h"
 
 /* Loads OpenBLAS (idempotent). Before loading it sets OPENBLAS_CORETYPE when
@@ -13,6 +14,18 @@ lfl_status lfl_blas_init(void);
 const char *lfl_blas_describe(void);
 const char *lfl_blas_corename(void);
 void lfl_blas_set_threads(int n);
+/* 1 when the CPU and OS run AVX512_BF16 (vdpbf16ps), else 0 */
+int lfl_cpu_has_avx512bf16(void);
+
+/* How f32 GEMMs may compute, as torch.set_float32_matmul_precision: HIGHEST
+ * keeps f32 products (the default); MEDIUM lets large products (and GEMMs with
+ * a 16-bit weight) use bf16 products with f32 sums where the CPU has
+ * AVX512_BF16 (gemm_bf16.c), about twice as fast. Process-wide. */
+typedef enum { LFL_PRECISION_HIGHEST = 0, LFL_PRECISION_MEDIUM = 1 } lfl_matmul_precision;
+void lfl_set_matmul_precision(lfl_matmul_precision p);
+lfl_matmul_precision lfl_get_matmul_precision(void);
+/* whether an m x n x k product runs through lfl_gemm_bf16 now */
+bool lfl_gemm_wants_bf16(int64_t m, int64_t n, int64_t k);
 
 /* Row-major sgemm/dgemm: C[m,n] = alpha * op(A) op(B) + beta * C */
 void lfl_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,

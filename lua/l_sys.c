@@ -1,9 +1,11 @@
-/* lfl.sys: build and run-time facts (BLAS kernel, CUDA), threads, timing. */
+/* lfl.sys: build and run-time facts (BLAS kernel, CUDA), threads, matmul
+ * precision, timing. */
 #include <luajit.h>
 #include <omp.h>
 #include <time.h>
 #include <unistd.h>
 #include "bridge.h"
+#include "gemm_bf16.h"
 
 static int l_blas(lua_State *L)
 {
@@ -28,6 +30,21 @@ static int l_threads(lua_State *L)
     }
     lua_pushinteger(L, omp_get_max_threads());
     return 1;
+}
+
+/* sys.matmul_precision(["highest" | "medium"]) -> the precision now, and
+ * whether this CPU has the bf16 GEMM that "medium" uses (else it stays f32) */
+static int l_matmul_precision(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1)) {
+        const char *p = luaL_checkstring(L, 1);
+        if (strcmp(p, "highest") == 0) lfl_set_matmul_precision(LFL_PRECISION_HIGHEST);
+        else if (strcmp(p, "medium") == 0) lfl_set_matmul_precision(LFL_PRECISION_MEDIUM);
+        else return luaL_error(L, "sys.matmul_precision: '%s' is not a precision (want \"highest\" or \"medium\")", p);
+    }
+    lua_pushstring(L, lfl_get_matmul_precision() == LFL_PRECISION_MEDIUM ? "medium" : "highest");
+    lua_pushboolean(L, lfl_gemm_bf16_available());
+    return 2;
 }
 
 static int l_clock(lua_State *L)
@@ -73,6 +90,7 @@ static int l_exe(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     {"blas", l_blas}, {"cuda", l_cuda}, {"pid", l_pid}, {"exe", l_exe}, {"threads", l_threads}, {"clock", l_clock}, {"rss", l_rss},
+    {"matmul_precision", l_matmul_precision},
     {NULL, NULL},
 };
 

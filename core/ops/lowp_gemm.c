@@ -3,11 +3,13 @@
  * time into a per-thread scratch, and each block goes to lfl_sgemm. The
  * products are exact f32 products of the widened weights, so a bf16-weight
  * linear equals the f32 linear on weight:to("bf16"):to("f32") up to the GEMM's
- * own summation order. Used by linear, matmul and linear_cross_entropy. */
+ * own summation order. Used by linear, matmul and linear_cross_entropy. Under
+ * matmul precision "medium" large products go to gemm_bf16.c instead. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../blas.h"
+#include "../gemm_bf16.h"
 #include "../iter.h"
 #include "lowp.h"
 
@@ -132,6 +134,10 @@ lfl_status lfl_gemm_f32_lowp(bool ta, int64_t m, int64_t n, int64_t k, const flo
     LFL_ASSERT(lfl_is_lowp(bdt));
     if (m == 0 || n == 0) return LFL_OK;
     if (k == 0) { scale_c(m, n, beta, c, ldc); return LFL_OK; }
+    /* matmul precision "medium": the weight is packed as bf16 as it is, no widening */
+    if (lfl_gemm_wants_bf16(m, n, k) &&
+        lfl_gemm_bf16(ta, m, n, k, 1.0f, a, lda, bdt, b, sbk, sbn, beta, c, ldc) == LFL_OK)
+        return LFL_OK;
     int64_t nb, nblocks, kb;
     int nt = plan(m, n, k, &nb, &nblocks, &kb);
     /* keep the weight's fast dim contiguous in the scratch: W[n, k] rows (a

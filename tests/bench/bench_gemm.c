@@ -5,7 +5,9 @@
  *
  *   ./build/bench_gemm [threads]       (default: OpenBLAS's own thread count)
  *
- * Every figure is given on 1 thread and on `threads`.
+ * Every figure is given on 1 thread and on `threads`, first with f32 products
+ * (matmul precision "highest", OpenBLAS), then with bf16 products and f32 sums
+ * ("medium": core/gemm_bf16.c) where the CPU has AVX512_BF16.
  *
  * Shapes are written M x K x N for y[M, N] = x[M, K] @ w[N, K]^T, the layout of
  * lfl.linear. "fwd+bwd" times the three GEMMs of a linear layer's forward and
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include "blas.h"
+#include "gemm_bf16.h"
 
 static double now(void)
 {
@@ -78,13 +81,23 @@ int main(int argc, char **argv)
     }
     static const struct { const char *name; int m, k, n; } shapes[] = {
         {"q / o proj", 512, 576, 576},
+        {"q (batch 4)", 2048, 576, 576},
+        {"down (batch 4)", 2048, 1536, 576},
+        {"lm_head chunk", 2048, 576, 1024},
         {"k / v proj", 512, 576, 192},
         {"gate / up", 512, 576, 1536},
         {"down", 512, 1536, 576},
         {"LoRA A (r=8)", 512, 576, 8},
         {"LoRA B (r=8)", 512, 8, 576},
     };
-    printf("GFLOP/s         %-14s %9s %9s %11s %11s\n", "M x K x N", "fwd 1T", "fwd", "fwd+bwd 1T", "fwd+bwd");
+    for (int prec = 0; prec < 2; prec++) {
+    if (prec == 1 && !lfl_gemm_bf16_available()) {
+        printf("\nno AVX512_BF16 on this CPU: matmul precision \"medium\" keeps f32 GEMMs\n");
+        break;
+    }
+    lfl_set_matmul_precision(prec ? LFL_PRECISION_MEDIUM : LFL_PRECISION_HIGHEST);
+    printf("%sGFLOP/s, %s\n", prec ? "\n" : "", prec ? "bf16 products (precision medium)" : "f32 (OpenBLAS)");
+    printf("                %-14s %9s %9s %11s %11s\n", "M x K x N", "fwd 1T", "fwd", "fwd+bwd 1T", "fwd+bwd");
     printf("(%d threads where not marked 1T)\n", nt);
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         int m = shapes[i].m, k = shapes[i].k, n = shapes[i].n;
@@ -104,8 +117,9 @@ int main(int argc, char **argv)
     lfl_blas_set_threads(1);
     double p1 = measure(&b, false);
     lfl_blas_set_threads(nt);
-    printf("\nSGEMM 2048^3 (x @ w^T): %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d threads\n", p1,
-           measure(&b, false), nt);
+    printf("\n%s 2048^3 (x @ w^T): %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d threads\n",
+           prec ? "bf16 GEMM" : "SGEMM", p1, measure(&b, false), nt);
     free(b.x); free(b.w); free(b.y);
+    }
     return 0;
 }

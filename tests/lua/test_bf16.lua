@@ -5,7 +5,8 @@
 -- broadcast shapes and across weight blocks; models loaded with dtype = "bf16"
 -- keep 16-bit matrices and match the round-tripped f32 model; LoRA / full /
 -- freeze training with bf16 and pure_bf16 lowers the loss with the specified
--- parameter dtypes; merge, PiSSA and export keep a bf16 base in bf16.
+-- parameter dtypes; merge, PiSSA and export keep a bf16 base in bf16; matmul
+-- precision "medium" equals f32 GEMMs of bf16-rounded operands.
 local t = lfl.test
 local args = require("lfl.args")
 local trainer = require("lfl.trainer")
@@ -306,6 +307,43 @@ local function falls(first, last, factor, what)
   t.assert(last < first * factor, fmt("%s: loss %.4f -> %.4f", what, first, last))
   if os.getenv("LFL_VERBOSE") then print(fmt("%s: loss %.4f -> %.4f", what, first, last)) end
 end
+
+-- matmul precision "medium": large GEMMs multiply bf16-rounded operands
+-- (sums in f32), 16-bit weights and f32 weights alike; "highest" is f32
+t.suite("matmul_precision", {
+  linear_medium = function()
+    local prec, has = lfl.sys.matmul_precision()
+    t.assert_eq(prec, "highest", "the default precision")
+    if not has then
+      print("SKIP  matmul_precision.linear_medium: this CPU has no AVX512_BF16, \"medium\" keeps f32 GEMMs")
+      return
+    end
+    lfl.manual_seed(3)
+    local x = lfl.randn(64, 256)
+    local xr = x:to("bf16"):to("f32")
+    for _, wdt in ipairs({"bf16", "f32"}) do
+      local w = lfl.randn(300, 256):to(wdt)
+      local wr = w:to("bf16"):to("f32")
+      local g = lfl.randn(64, 300)
+      local gr = g:to("bf16"):to("f32")
+      lfl.sys.matmul_precision("medium")
+      local x1 = leaf(x)
+      local y1 = lfl.linear(x1, w)
+      y1:backward(g)
+      lfl.sys.matmul_precision("highest")
+      local want_y = lfl.linear(xr, wr)
+      local want_dx = lfl.matmul(gr, wr)
+      close(y1, want_y, 1e-6, wdt .. " weight: forward = f32 GEMM of bf16-rounded operands")
+      close(x1.grad, want_dx, 1e-6, wdt .. " weight: dx = f32 GEMM of bf16-rounded operands")
+      t.assert(rel(y1, lfl.linear(x, w:to("f32"))) > 1e-5, wdt .. ": medium must differ from highest")
+    end
+  end,
+
+  errors = function()
+    t.assert_error(function() lfl.sys.matmul_precision("low") end, "'low' is not a precision (want \"highest\" or \"medium\")")
+    t.assert_eq(lfl.sys.matmul_precision(), "highest")
+  end,
+})
 
 t.suite("bf16_train", {
   lora_bf16 = function()

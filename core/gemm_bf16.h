@@ -1,0 +1,21 @@
+/* GEMM with bf16 products and f32 sums (AVX512_BF16), the engine behind matmul
+ * precision "medium" (lfl_set_matmul_precision in blas.h). */
+#ifndef LFL_GEMM_BF16_H
+#define LFL_GEMM_BF16_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "status.h"
+#include "tensor.h"
+
+/* true when this CPU (and OS) runs AVX512_BF16 */
+bool lfl_gemm_bf16_available(void);
+
+/* C[m, n] = alpha * A[m, k] @ B[k, n] + beta * C with both operands rounded to
+ * bf16. A is f32 as BLAS takes it (row-major; ta: stored [k, m] with lda);
+ * B is f32, bf16 or f16 at b with element strides sbk (along k) and sbn (along
+ * n). beta = 0 never reads C. m, n, k > 0; only when lfl_gemm_bf16_available(). */
+lfl_status lfl_gemm_bf16(bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                         lfl_dtype bdt, const void *b, int64_t sbk, int64_t sbn, float beta, float *c, int64_t ldc);
+
+#endif

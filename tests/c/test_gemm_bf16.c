@@ -1,0 +1,105 @@
+/* lfl_gemm_bf16 (core/gemm_bf16.c) against a double-precision product of the
+ * bf16-rounded operands, over edge shapes (m, n, k not multiples of the 8 x 48
+ * tile or of the 128-pair k slice, odd k), A plain and transposed, B f32 / bf16
+ * / f16 in both layouts, alpha and beta; and lfl_sgemm under matmul precision
+ * "medium" against "highest". bf16 products are exact in f32, so the bound is
+ * the f32 summation error only. Prints a reason and passes when the CPU has no
+ * AVX512_BF16 (nothing to test there: "medium" keeps f32 on such CPUs, checked). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "blas.h"
+#include "gemm_bf16.h"
+
+static int failed, cases;
+static uint32_t seed = 7;
+
+static float rnd(void)
+{
+    seed = seed * 1664525u + 1013904223u;
+    return (float)(seed >> 8) / 16777216.0f * 2.0f - 1.0f;
+}
+
+static double as_bf16(float x) { return (double)lfl_bf16_to_f32(lfl_f32_to_bf16(x)); }
+
+static void check_case(int m, int n, int k, bool ta, lfl_dtype bdt, bool b_rows_of_n, float alpha, float beta)
+{
+    float *a = malloc(sizeof(float) * (size_t)(m * k)), *bf = malloc(sizeof(float) * (size_t)(k * n));
+    uint16_t *bh = malloc(2 * (size_t)(k * n));
+    float *c = malloc(sizeof(float) * (size_t)(m * n)), *c0 = malloc(sizeof(float) * (size_t)(m * n));
+    for (int i = 0; i < m * k; i++) a[i] = rnd();
+    for (int i = 0; i < k * n; i++) {
+        bf[i] = rnd();
+        if (bdt == LFL_BF16) { bh[i] = lfl_f32_to_bf16(bf[i]); bf[i] = lfl_bf16_to_f32(bh[i]); }
+        if (bdt == LFL_F16) { _Float16 h = (_Float16)bf[i]; memcpy(&bh[i], &h, 2); bf[i] = (float)h; }
+    }
+    for (int i = 0; i < m * n; i++) c0[i] = c[i] = rnd();
+    /* B[i][j] at b[i * sbk + j * sbn] */
+    int64_t sbk = b_rows_of_n ? 1 : n, sbn = b_rows_of_n ? k : 1;
+    int lda = ta ? m : k;
+    const void *b = bdt == LFL_F32 ? (const void *)bf : (const void *)bh;
+    lfl_status st = lfl_gemm_bf16(ta, m, n, k, alpha, a, lda, bdt, b, sbk, sbn, beta, c, n);
+    double worst = 0;
+    for (int i = 0; i < m && st == LFL_OK; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0, mag = 0;
+            for (int p = 0; p < k; p++) {
+                double x = as_bf16(ta ? a[p * lda + i] : a[i * lda + p]) * as_bf16(bf[p * sbk + j * sbn]);
+                s += x;
+                mag += fabs(x);
+            }
+            double want = alpha * s + (beta != 0.0f ? beta * (double)c0[i * n + j] : 0.0);
+            double err = fabs((double)c[i * n + j] - want) / (fabs(alpha) * mag + fabs(beta * c0[i * n + j]) + 1e-30);
+            if (err > worst) worst = err;
+        }
+    cases++;
+    /* k f32 additions: relative to the sum of magnitudes, <= k * 2^-24 */
+    if (st != LFL_OK || !(worst <= (k + 2) * 6e-8)) {
+        failed++;
+        printf("FAIL  m %d n %d k %d ta %d b %s %s alpha %g beta %g: %s worst rel err %.3g\n", m, n, k, ta,
+               lfl_dtype_name(bdt), b_rows_of_n ? "[n,k]" : "[k,n]", alpha, beta,
+               st ? lfl_last_error() : "", worst);
+    }
+    free(a); free(bf); free(bh); free(c); free(c0);
+}
+
+int main(void)
+{
+    lfl_set_matmul_precision(LFL_PRECISION_MEDIUM);
+    if (!lfl_gemm_bf16_available()) {
+        if (lfl_gemm_wants_bf16(512, 512, 512)) { printf("FAIL  medium precision routes to bf16 without AVX512_BF16\n"); return 1; }
+        printf("SKIP  this CPU has no AVX512_BF16: the bf16 GEMM cannot run here (f32 GEMMs are used instead)\n");
+        return 0;
+    }
+    static const int ms[] = {1, 7, 8, 9, 33, 130, 257}, ns[] = {1, 16, 47, 48, 49, 100, 200}, ks[] = {1, 2, 3, 31, 256, 257, 300};
+    for (int im = 0; im < 7; im++)
+        for (int in = 0; in < 7; in++)
+            for (int ik = 0; ik < 7; ik++) {
+                int v = (im + in + ik) % 6;
+                lfl_dtype bdt = v % 3 == 0 ? LFL_F32 : v % 3 == 1 ? LFL_BF16 : LFL_F16;
+                check_case(ms[im], ns[in], ks[ik], v >= 3, bdt, (im + ik) % 2, 1.0f, 0.0f);
+            }
+    check_case(40, 60, 70, false, LFL_BF16, true, 0.5f, 1.0f);
+    check_case(40, 60, 70, true, LFL_F32, false, -2.0f, 0.25f);
+    check_case(300, 500, 600, false, LFL_BF16, true, 1.0f, 1.0f);
+    check_case(300, 500, 600, false, LFL_F32, false, 1.0f, 0.0f);
+    /* lfl_sgemm routes a large product here under "medium", and not under "highest" */
+    int m = 256, n = 192, k = 320;
+    float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
+    float *c1 = malloc(sizeof(float) * m * n), *c2 = malloc(sizeof(float) * m * n), *c3 = malloc(sizeof(float) * m * n);
+    for (int i = 0; i < m * k; i++) a[i] = rnd();
+    for (int i = 0; i < k * n; i++) b[i] = rnd();
+    lfl_sgemm(false, true, m, n, k, 1.0f, a, k, b, k, 0.0f, c1, n);
+    lfl_gemm_bf16(false, m, n, k, 1.0f, a, k, LFL_F32, b, 1, k, 0.0f, c2, n);
+    lfl_set_matmul_precision(LFL_PRECISION_HIGHEST);
+    lfl_sgemm(false, true, m, n, k, 1.0f, a, k, b, k, 0.0f, c3, n);
+    cases++;
+    if (memcmp(c1, c2, sizeof(float) * m * n) != 0 || memcmp(c1, c3, sizeof(float) * m * n) == 0) {
+        failed++;
+        printf("FAIL  lfl_sgemm under medium precision should equal lfl_gemm_bf16 and differ from highest\n");
+    }
+    free(a); free(b); free(c1); free(c2); free(c3);
+    printf("%s  %d of %d bf16 GEMM cases\n", failed ? "FAIL" : "PASS", cases - failed, cases);
+    return failed != 0;
+}
