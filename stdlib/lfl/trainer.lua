@@ -242,6 +242,9 @@ function M.run(a, hooks)
   local t_load = lfl.sys.clock()
   -- bf16 / pure_bf16: the weights stay bf16 (trainables get f32 masters unless pure_bf16)
   local model = lfl.model.load(a.model_name_or_path, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil})
+  -- and, as under LlamaFactory's bf16 autocast, large GEMMs multiply in bf16 (sums stay f32)
+  local prev_precision = lfl.sys.matmul_precision()
+  if a.bf16 or a.pure_bf16 then lfl.sys.matmul_precision("medium") end
   local tok = M.load_tokenizer(model, a)
   local tok_path = model.path
   -- add_tokens / add_special_tokens / resize_vocab: LlamaFactory's resize_embedding_layer
@@ -409,6 +412,7 @@ function M.run(a, hooks)
   write_atomic(out .. "/trainer_state.json", json({global_step = st.global_step, epoch = st.epoch_float,
     max_steps = total, log_history = st.log_history, logging_steps = a.logging_steps, save_steps = a.save_steps,
     train_batch_size = bs, num_train_epochs = a.num_train_epochs}))
+  lfl.sys.matmul_precision(prev_precision)
   write_atomic(out .. "/train_results.json", json(metrics))
   write_atomic(out .. "/all_results.json", json(metrics))
   if a.plot_loss and lfl.plot then lfl.plot.training_loss(out, st.log_history) end

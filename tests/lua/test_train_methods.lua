@@ -1,6 +1,6 @@
 -- Every fine-tuning method trains the real SmolLM2-135M-Instruct for 20 steps
 -- through lfl.trainer with a falling loss (small cutoff, a few repeated
--- examples), and a run killed with SIGKILL mid-way resumes to the same loss
+-- examples), LoRA and full also with bf16, and a run killed with SIGKILL mid-way resumes to the same loss
 -- curve step for step.
 local t = lfl.test
 local cache = os.getenv("LFL_CACHE") or (os.getenv("HOME") .. "/.cache/lfl")
@@ -48,10 +48,16 @@ local cases = {
   loraplus = {finetuning_type = "lora", loraplus_lr_ratio = 16, learning_rate = 2e-4},
   full = {finetuning_type = "full", learning_rate = 5e-5},
   freeze = {finetuning_type = "freeze", freeze_trainable_layers = 2, learning_rate = 1e-4},
+  -- bf16: a bf16 base and bf16 GEMM products (matmul precision "medium") during the run
+  lora_bf16 = {finetuning_type = "lora", bf16 = true},
+  full_bf16 = {finetuning_type = "full", learning_rate = 5e-5, bf16 = true},
 }
 local suite = {}
 for name, over in pairs(cases) do
-  suite[name] = function() falls(run(over), name) end
+  suite[name] = function()
+    falls(run(over), name)
+    t.assert_eq(lfl.sys.matmul_precision(), "highest", name .. ": the trainer restores the matmul precision")
+  end
 end
 
 -- An interrupted run resumes from its last checkpoint and reproduces the
