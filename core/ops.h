@@ -43,6 +43,10 @@ lfl_status lfl_log_softmax(lfl_tensor *a, int dim, lfl_tensor **out);
 lfl_status lfl_matmul(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out);
 /* x[..., in] @ w[out, in]^T + bias[out] (bias may be NULL) */
 lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor **out);
+/* LoRA's adapted linear: x @ w^T + bias + scaling * (x @ A^T) @ B^T, A [r, in],
+ * B [out, r]; one node, no [rows, out] temporaries for the low-rank branch */
+lfl_status lfl_lora_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor *A, lfl_tensor *B,
+                           double scaling, lfl_tensor **out);
 
 /* indexing */
 lfl_status lfl_embedding(lfl_tensor *weight, lfl_tensor *ids, lfl_tensor **out);

@@ -96,9 +96,18 @@ static int l_linear(lua_State *L)
     return 1;
 }
 
+/* lora_linear(x, w, bias | nil, A, B, scaling) */
+static int l_lora_linear(lua_State *L)
+{
+    lfl_tensor *out = NULL;
+    lfl_lua_check(L, lfl_lora_linear(T(1), T(2), lfl_lua_opt_tensor(L, 3), T(4), T(5), luaL_checknumber(L, 6), &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
 static const luaL_Reg ops[] = {
     {"add", l_add}, {"sub", l_sub}, {"mul", l_mul}, {"div", l_div}, {"affine", l_affine}, {"sum", l_sum}, {"mean", l_mean},
-    {"matmul", l_matmul}, {"linear", l_linear},
+    {"matmul", l_matmul}, {"linear", l_linear}, {"lora_linear", l_lora_linear},
     {NULL, NULL},
 };
 

@@ -192,12 +192,11 @@ local peft -- loaded on first use (adapters are optional)
 
 local function linear(m, x, base)
   local w, b = P(m, base .. ".weight"), opt(m, base .. ".bias")
-  local y = lfl.linear(x, w, b)
   if m.adapters and m.adapters[base] then
     peft = peft or require("lfl.peft")
-    y = peft.apply(m, base, x, y, w, b)
+    return peft.linear(m, base, x, w, b)
   end
-  return y
+  return lfl.linear(x, w, b)
 end
 
 -- gate/up projections and the gated activation (input of down_proj)

@@ -146,7 +146,19 @@ function M.weight_row_norm(w, B, A, scaling)
   return lfl.cat(parts, 1)
 end
 
--- y = base(x) (+ bias) -> adapted output. Called by the decoder for every linear.
+-- The adapted linear layer `mod` on x: one fused op (lfl.lora_linear) for plain
+-- LoRA without dropout in training and f32/f64 factors, else base + M.apply.
+-- Called by the decoder for every linear that has an adapter.
+function M.linear(model, mod, x, w, bias)
+  local ad, e = model.lora, model.adapters[mod]
+  if ad and ad.enabled and not ad.use_dora and (ad.dropout == 0 or not lfl.is_grad_enabled())
+    and e.A:dtype() == x:dtype() and e.B:dtype() == x:dtype() and (x:dtype() == "f32" or x:dtype() == "f64") then
+    return lfl.lora_linear(x, w, bias, e.A, e.B, ad.scaling)
+  end
+  return M.apply(model, mod, x, lfl.linear(x, w, bias), w, bias)
+end
+
+-- y = base(x) (+ bias) -> adapted output, composed from ops (DoRA, dropout, bf16 factors).
 function M.apply(model, mod, x, y, w, bias)
   local ad = model.lora
   local e = model.adapters and model.adapters[mod]

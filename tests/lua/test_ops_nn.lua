@@ -1,7 +1,8 @@
 -- The NN block ops: values against naive Lua references, finite-difference
 -- gradient checks (f64) w.r.t. every differentiable input, strided inputs,
 -- the f32 tiled attention against the f64 path on multi-tile shapes, and
--- error messages. (PyTorch goldens are in test_nn_goldens.lua.)
+-- error messages; the fused LoRA linear against the ops it replaces. (PyTorch
+-- goldens are in test_nn_goldens.lua.)
 local t = lfl.test
 local sqrt, exp, tanh, floor, abs = math.sqrt, math.exp, math.tanh, math.floor, math.abs
 local unpack = unpack or table.unpack
@@ -116,6 +117,53 @@ t.suite("rmsnorm", {
     t.assert_error(function() lfl.rmsnorm(randn(2, 4), randn(5)) end, "rmsnorm: weight [5] does not match input [2,4]")
     t.assert_error(function() lfl.rmsnorm(randn(2, 4), randn(4, "f64")) end, "rmsnorm: weight is f64 but input is f32")
     t.assert_error(function() lfl.rmsnorm(lfl.zeros(2, 4, "i64"), randn(4)) end, "expected f32 or f64")
+  end,
+})
+
+-- the fused LoRA linear against the ops it replaces: linear(x, w, b) + s * linear(linear(x, A), B)
+local function composed_lora(x, w, b, A, B, s) return lfl.linear(x, w, b) + lfl.linear(lfl.linear(x, A), B) * s end
+
+t.suite("lora_linear", {
+  values = function()
+    local x, w, b = randn(2, 3, 7, "f64"), randn(5, 7, "f64"), randn(5, "f64")
+    local A, B = randn(4, 7, "f64"), randn(5, 4, "f64")
+    t.assert_tensor_close(lfl.lora_linear(x, w, b, A, B, 0.5), composed_lora(x, w, b, A, B, 0.5), 1e-12, 1e-12)
+    t.assert_tensor_close(lfl.lora_linear(x, w, nil, A, B, 2), composed_lora(x, w, nil, A, B, 2), 1e-12, 1e-12)
+  end,
+
+  gradcheck = function()
+    local x, w, b = randn(2, 3, 7, "f64"):requires_grad(), randn(5, 7, "f64"):requires_grad(), randn(5, "f64"):requires_grad()
+    local A, B = randn(4, 7, "f64"):requires_grad(), randn(5, 4, "f64"):requires_grad()
+    t.gradcheck(function(xx, ww, bb, aa, bb2) return lfl.lora_linear(xx, ww, bb, aa, bb2, 0.75) end, {x, w, b, A, B})
+    t.gradcheck(function(xx, aa, bb2) return lfl.lora_linear(xx, w:detach(), nil, aa, bb2, 2) end, {x, A, B})
+    local xt = randn(7, 6, "f64"):transpose():requires_grad()
+    t.gradcheck(function(xx, aa) return lfl.lora_linear(xx, w:detach(), nil, aa, B:detach(), 1.5) end, {xt, A})
+  end,
+
+  -- a frozen bf16 base in f32 (the training path): output and every gradient
+  -- as the composed ops give them, on GEMM-sized shapes
+  bf16_base = function()
+    local x, w = randn(64, 96):requires_grad(), randn(80, 96):to("bf16")
+    local A, B = (randn(8, 96) * 0.1):requires_grad(), (randn(80, 8) * 0.1):requires_grad()
+    local g = randn(64, 80)
+    local y1 = lfl.lora_linear(x, w, nil, A, B, 2)
+    y1:backward(g)
+    local gx, gA, gB = x.grad, A.grad, B.grad
+    x.grad, A.grad, B.grad = nil, nil, nil
+    local y2 = composed_lora(x, w, nil, A, B, 2)
+    y2:backward(g)
+    t.assert_tensor_close(y1, y2, 1e-4, 1e-5)
+    t.assert_tensor_close(gx, x.grad, 1e-4, 1e-5)
+    t.assert_tensor_close(gA, A.grad, 1e-4, 1e-5)
+    t.assert_tensor_close(gB, B.grad, 1e-4, 1e-5)
+  end,
+
+  errors = function()
+    local x, w = randn(2, 7), randn(5, 7)
+    t.assert_error(function() lfl.lora_linear(x, w, nil, randn(4, 6), randn(5, 4), 1) end,
+      "lora_linear: A [4,6] and B [5,4] do not fit weight [5, 7]")
+    t.assert_error(function() lfl.lora_linear(x, w, nil, randn(4, 7, "f64"), randn(5, 4), 1) end,
+      "must have the input's dtype f32")
   end,
 })
 

@@ -1,0 +1,145 @@
+/* lora_linear: x @ w^T + bias + scaling * (x @ A^T) @ B^T in one op, LoRA's
+ * adapted linear (PEFT's lora.Linear.forward without dropout). The composed
+ * ops would hold three [rows, out] temporaries for the low-rank branch (its
+ * product, its scaled copy, the sum) and pass over each in both directions;
+ * here the branch goes straight into the base output by a rank-r GEMM with
+ * beta = 1, and backward adds scaling * (g B) A into dx the same way. w may be
+ * bf16/f16 (a frozen base, read as stored); x, A, B and bias share x's dtype,
+ * f32 or f64 (f64 for gradient checks). */
+#include "../blas.h"
+#include "../ops.h"
+#include "lowp.h"
+
+/* C[m, n] = alpha * op(A) op(B) + beta * C for f32 or f64, row-major */
+static void gemm(lfl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
+                 int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc)
+{
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                if (dt == LFL_F32) { float *p = (float *)c + i * ldc + j; *p = beta == 0 ? 0.0f : *p * (float)beta; }
+                else { double *p = (double *)c + i * ldc + j; *p = beta == 0 ? 0.0 : *p * beta; }
+            }
+        return;
+    }
+    if (dt == LFL_F32)
+        lfl_sgemm(ta, tb, (int)m, (int)n, (int)k, (float)alpha, a, (int)lda, b, (int)ldb, (float)beta, c, (int)ldc);
+    else
+        lfl_dgemm(ta, tb, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
+static lfl_status lora_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    lfl_tensor *x = n->saved[0], *w = n->saved[1], *A = n->saved[2], *B = n->saved[3], *t = n->saved[4];
+    lfl_tensor *g = NULL, *u = NULL;
+    int64_t rows = n->iarg[0], fin = w->shape[1], fout = w->shape[0], r = A->shape[0];
+    double s = n->farg[0];
+    lfl_dtype dt = x->dtype;
+    void *px = lfl_data(x), *pA = lfl_data(A), *pB = lfl_data(B);
+    bool need_x = lfl_node_needs(n, 0), need_A = lfl_node_needs(n, 2);
+    LFL_TRY(lfl_contiguous(gout[0], &g));
+    lfl_status st = LFL_OK;
+    if (need_x || need_A) { /* u[rows, r] = g @ B */
+        int64_t ushape[2] = {rows, r};
+        st = lfl_empty(2, ushape, dt, LFL_CPU, &u);
+        if (st == LFL_OK) gemm(dt, false, false, rows, r, fout, 1, lfl_data(g), fout, pB, r, 0, lfl_data(u), r);
+    }
+    if (st == LFL_OK && need_x) { /* dx = g @ w + s * u @ A */
+        st = lfl_empty(n->in[0].ndim, n->in[0].shape, dt, LFL_CPU, &gin[0]);
+        if (st == LFL_OK && lfl_is_lowp(w->dtype) && rows && fin && fout)
+            st = lfl_gemm_f32_lowp(false, rows, fin, fout, lfl_data(g), (int)fout, w->dtype, lfl_data(w),
+                                   w->stride[0], w->stride[1], 0.0f, lfl_data(gin[0]), (int)fin);
+        else if (st == LFL_OK)
+            gemm(dt, false, false, rows, fin, fout, 1, lfl_data(g), fout, lfl_data(w), fin, 0, lfl_data(gin[0]), fin);
+        if (st == LFL_OK) gemm(dt, false, false, rows, fin, r, s, lfl_data(u), r, pA, fin, 1, lfl_data(gin[0]), fin);
+    }
+    if (st == LFL_OK && lfl_node_needs(n, 1)) { /* dw = g^T @ x */
+        st = lfl_empty(2, w->shape, dt, LFL_CPU, &gin[1]);
+        if (st == LFL_OK) gemm(dt, true, false, fout, fin, rows, 1, lfl_data(g), fout, px, fin, 0, lfl_data(gin[1]), fin);
+    }
+    if (st == LFL_OK && need_A) { /* dA = s * u^T @ x */
+        st = lfl_empty(2, A->shape, dt, LFL_CPU, &gin[2]);
+        if (st == LFL_OK) gemm(dt, true, false, r, fin, rows, s, lfl_data(u), r, px, fin, 0, lfl_data(gin[2]), fin);
+    }
+    if (st == LFL_OK && lfl_node_needs(n, 3)) { /* dB = s * g^T @ t */
+        st = lfl_empty(2, B->shape, dt, LFL_CPU, &gin[3]);
+        if (st == LFL_OK)
+            gemm(dt, true, false, fout, r, rows, s, lfl_data(g), fout, lfl_data(t), r, 0, lfl_data(gin[3]), r);
+    }
+    if (st == LFL_OK && n->n_in > 4 && lfl_node_needs(n, 4)) { /* dbias = sum of g's rows */
+        int64_t shape2[2] = {rows, fout};
+        lfl_tensor *g2;
+        st = lfl_view(g, 2, shape2, &g2);
+        if (st == LFL_OK) {
+            int dim0 = 0;
+            bool prev = lfl_set_grad_enabled(false);
+            st = lfl_sum(g2, 1, &dim0, false, &gin[4]);
+            lfl_set_grad_enabled(prev);
+            lfl_tensor_release(g2);
+        }
+    }
+    lfl_tensor_release(u);
+    lfl_tensor_release(g);
+    return st;
+}
+
+lfl_status lfl_lora_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor *A, lfl_tensor *B,
+                           double scaling, lfl_tensor **out)
+{
+    char ba[128], bb[128];
+    const char *op = "lora_linear";
+    LFL_TRY(lfl_check_same_device(op, x, A));
+    LFL_TRY(lfl_check_same_device(op, x, B));
+    if (x->dtype != LFL_F32 && x->dtype != LFL_F64)
+        return lfl_fail(LFL_ERR_ARG, "%s: input must be f32 or f64, got %s", op, lfl_dtype_name(x->dtype));
+    if (A->dtype != x->dtype || B->dtype != x->dtype)
+        return lfl_fail(LFL_ERR_ARG, "%s: A (%s) and B (%s) must have the input's dtype %s", op,
+                        lfl_dtype_name(A->dtype), lfl_dtype_name(B->dtype), lfl_dtype_name(x->dtype));
+    if (w->ndim != 2 || A->ndim != 2 || B->ndim != 2 || A->shape[1] != w->shape[1] || B->shape[0] != w->shape[0] ||
+        B->shape[1] != A->shape[0])
+        return lfl_fail(LFL_ERR_ARG, "%s: A %s and B %s do not fit weight [%lld, %lld] (want A [r, %lld], B [%lld, r])",
+                        op, lfl_shape_str(A, ba, sizeof ba), lfl_shape_str(B, bb, sizeof bb),
+                        (long long)(w->ndim == 2 ? w->shape[0] : -1), (long long)(w->ndim == 2 ? w->shape[1] : -1),
+                        (long long)(w->ndim == 2 ? w->shape[1] : -1), (long long)(w->ndim == 2 ? w->shape[0] : -1));
+    lfl_tensor *o = NULL, *cx = NULL, *cw = NULL, *cA = NULL, *cB = NULL, *t = NULL;
+    bool prev = lfl_set_grad_enabled(false);
+    lfl_status st = lfl_linear(x, w, bias, &o); /* checks x, w and bias */
+    lfl_set_grad_enabled(prev);
+    if (st) return st;
+    int64_t fin = w->shape[1], fout = w->shape[0], r = A->shape[0], rows = fin ? lfl_numel(x) / fin : 0;
+    int64_t tshape[2] = {rows, r};
+    st = lfl_contiguous(x, &cx);
+    if (st == LFL_OK) st = lfl_is_lowp(w->dtype) ? (cw = lfl_tensor_retain(w), LFL_OK) : lfl_contiguous(w, &cw);
+    if (st == LFL_OK) st = lfl_contiguous(A, &cA);
+    if (st == LFL_OK) st = lfl_contiguous(B, &cB);
+    if (st == LFL_OK) st = lfl_empty(2, tshape, x->dtype, LFL_CPU, &t);
+    if (st == LFL_OK) {
+        lfl_dtype dt = x->dtype;
+        gemm(dt, false, true, rows, r, fin, 1, lfl_data(cx), fin, lfl_data(cA), fin, 0, lfl_data(t), r);
+        gemm(dt, false, true, rows, fout, r, scaling, lfl_data(t), r, lfl_data(cB), r, 1, lfl_data(o), fout);
+    }
+    if (st == LFL_OK) {
+        lfl_tensor *in[5] = {x, w, A, B, bias};
+        lfl_node *n = lfl_node_begin(op, lora_backward, bias ? 5 : 4, in, 1);
+        if (n) {
+            n->iarg[0] = rows;
+            n->farg[0] = scaling;
+            lfl_node_save(n, cx);
+            lfl_node_save(n, cw);
+            lfl_node_save(n, cA);
+            lfl_node_save(n, cB);
+            lfl_node_save(n, t);
+            lfl_node_set_output(n, o, 0);
+            lfl_node_release(n);
+        }
+    }
+    lfl_tensor_release(cx);
+    lfl_tensor_release(cw);
+    lfl_tensor_release(cA);
+    lfl_tensor_release(cB);
+    lfl_tensor_release(t);
+    if (st) { lfl_tensor_release(o); return st; }
+    *out = o;
+    return LFL_OK;
+}
