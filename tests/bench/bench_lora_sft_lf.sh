@@ -2,14 +2,17 @@
 # The bench_lora_sft.lua recipe run by LlamaFactory on torch CPU, for the side by
 # side figure: LoRA r8 (all linears) pretraining-style SFT of SmolLM2-135M on
 # recipes/data/pretrain_demo.txt, cutoff_len 512 packed, batch 4, 6 steps,
-# gradient checkpointing on (LlamaFactory's default), f32, 2 threads.
+# gradient checkpointing on (LlamaFactory's default) unless "nogc", f32 unless
+# "bf16" (bf16: true, LlamaFactory's bf16 weights and autocast), 2 threads.
 # Needs the LlamaFactory venv (bash tests/ref/lf_venv.sh) and the fixture GGUF;
 # prints LlamaFactory's per-step log, then tokens/s (median step) and peak RSS.
-# Usage: bash tests/bench/bench_lora_sft_lf.sh [workdir]
+# Usage: bash tests/bench/bench_lora_sft_lf.sh [workdir] [f32|bf16] [gc|nogc]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LFL=$ROOT/build/lfl
 W=${1:-$(mktemp -d)}
+BF16=false; [ "${2:-f32}" = bf16 ] && BF16=true
+GC=false; [ "${3:-gc}" = nogc ] && GC=true
 cache=${LFL_CACHE:-$HOME/.cache/lfl}
 PY=$(bash "$ROOT/tests/ref/lf_venv.sh" | tail -1)
 mkdir -p "$W"
@@ -39,7 +42,9 @@ output_dir: $W/out
 overwrite_output_dir: true
 report_to: none
 save_steps: 1000
-bf16: false
+bf16: $BF16
+disable_gradient_checkpointing: $GC
+use_cpu: true
 YAML
 cd "$W"
 OMP_NUM_THREADS=2 CUDA_VISIBLE_DEVICES= /usr/bin/time -f "maxrss %M" -o "$W/time.txt" \
@@ -47,4 +52,5 @@ OMP_NUM_THREADS=2 CUDA_VISIBLE_DEVICES= /usr/bin/time -f "maxrss %M" -o "$W/time
 # tqdm's smoothed s/it readings, median (the first step's warm-up weighs little)
 tr '\r' '\n' < "$W/lf.log" | grep -o '[0-9]*/6 \[[^]]*, *[0-9.]*s/it\]' | sed 's/.*, *\([0-9.]*\)s\/it.*/\1/' |
     sort -n | awk -v rss="$(sed -n 's/maxrss //p' "$W/time.txt")" \
-    '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "LlamaFactory LoRA r8, SmolLM2-135M f32, seq 512 x batch 4, 2 threads\n  median step %.2f s -> %.0f tokens/s, peak RSS %.0f MB\n", m, 2048/m, rss/1024}'
+    -v prec="$([ $BF16 = true ] && echo bf16 || echo f32)" -v gc="$([ $GC = true ] && echo ", no gradient checkpointing")" \
+    '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "LlamaFactory LoRA r8, SmolLM2-135M %s%s, seq 512 x batch 4, 2 threads\n  median step %.2f s -> %.0f tokens/s, peak RSS %.0f MB\n", prec, gc, m, 2048/m, rss/1024}'
