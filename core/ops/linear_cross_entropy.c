@@ -6,10 +6,18 @@
  * dlogits = (softmax - onehot) * g_row and accumulates dhidden += dlogits @ w_c
  * and dw_c = dlogits^T @ hidden. The only extra memory is one [N, chunk] buffer.
  * hidden[..., H] with labels[...] are flattened to rows. A bf16/f16 w with f32
- * hidden (a frozen tied embedding) is widened block by block (lowp_gemm.c). */
+ * hidden (a frozen tied embedding) is widened block by block (lowp_gemm.c).
+ *
+ * When hidden needs a gradient and w does not (LoRA, freeze: a frozen head),
+ * the forward computes dhidden too, in the same pass, and backward only
+ * scales it: each chunk's logits become exp(logit - running max) in place and
+ * are multiplied into an [N, H] sum by the second GEMM, whose rows are rescaled
+ * whenever a row's max grows (online softmax); at the end dhidden = sum / s -
+ * w[label]. Two GEMMs per chunk instead of three (no recompute in backward). */
 #include <math.h>
 #include <stdlib.h>
 #include "../blas.h"
+#include "../iter.h"
 #include "loss.h"
 #include "lowp.h"
 
@@ -39,6 +47,75 @@ static lfl_status chunk_logits(lfl_dtype dt, const void *h, lfl_dtype wdt, const
     return LFL_OK;
 }
 
+/* dst[N, H] += p[N, cw] @ w_c[cw, H] */
+static lfl_status chunk_dh(lfl_dtype dt, const void *p, lfl_dtype wdt, const void *wc, int64_t N, int64_t H,
+                           int64_t cw, void *dst)
+{
+    if (lfl_is_lowp(wdt))
+        return lfl_gemm_f32_lowp(false, N, H, cw, p, (int)cw, wdt, wc, H, 1, 1.0f, dst, (int)H);
+    if (dt == LFL_F32)
+        lfl_sgemm(false, false, (int)N, (int)H, (int)cw, 1.0f, p, (int)cw, wc, (int)H, 1.0f, dst, (int)H);
+    else
+        lfl_dgemm(false, false, (int)N, (int)H, (int)cw, 1.0, p, (int)cw, wc, (int)H, 1.0, dst, (int)H);
+    return LFL_OK;
+}
+
+static double w_at(lfl_dtype wdt, const void *w, int64_t i)
+{
+    switch (wdt) {
+    case LFL_BF16: return lfl_bf16_to_f32(((const uint16_t *)w)[i]);
+    case LFL_F16: return lfl_f16_to_f32(((const uint16_t *)w)[i]);
+    case LFL_F32: return ((const float *)w)[i];
+    default: return ((const double *)w)[i];
+    }
+}
+
+/* acc[r, :] *= f[r] where a row's max grew (f = 1 leaves it) */
+static void rescale_rows(lfl_dtype dt, void *acc, const double *f, int64_t N, int64_t H)
+{
+#pragma omp parallel for schedule(static) if (N * H > LFL_OMP_MIN)
+    for (int64_t r = 0; r < N; r++) {
+        if (f[r] == 1.0) continue;
+        if (dt == LFL_F32) { float *a = (float *)acc + r * H, g = (float)f[r]; for (int64_t j = 0; j < H; j++) a[j] *= g; }
+        else { double *a = (double *)acc + r * H; for (int64_t j = 0; j < H; j++) a[j] *= f[r]; }
+    }
+}
+
+/* acc[r, :] = acc[r, :] / s[r] - w[label r, :]: the gradient of row r's loss
+ * w.r.t. its hidden state; 0 on ignored rows */
+static void eager_finish(lfl_dtype dt, void *acc, lfl_dtype wdt, const void *w, const int64_t *lab, const double *s,
+                         int64_t N, int64_t H)
+{
+#pragma omp parallel for schedule(static) if (N * H > LFL_OMP_MIN)
+    for (int64_t r = 0; r < N; r++) {
+        bool ign = lab[r] == LFL_IGNORE_INDEX;
+        double inv = ign ? 0.0 : 1.0 / s[r];
+        for (int64_t j = 0; j < H; j++) {
+            double a = dt == LFL_F32 ? ((float *)acc)[r * H + j] : ((double *)acc)[r * H + j];
+            double v = ign ? 0.0 : a * inv - w_at(wdt, w, lab[r] * H + j);
+            if (dt == LFL_F32) ((float *)acc)[r * H + j] = (float)v;
+            else ((double *)acc)[r * H + j] = v;
+        }
+    }
+}
+
+/* backward of the eager form: dhidden = coef[r] * the forward's gradient rows */
+static lfl_status eager_backward(lfl_node *n, const double *coef, lfl_tensor **gin)
+{
+    lfl_tensor *dh = n->saved[4];
+    int64_t N = n->iarg[1], H = n->iarg[3];
+    LFL_TRY(lfl_empty(n->in[0].ndim, n->in[0].shape, dh->dtype, LFL_CPU, &gin[0]));
+    void *d = lfl_data(gin[0]);
+    const void *src = lfl_data(dh);
+#pragma omp parallel for schedule(static) if (N * H > LFL_OMP_MIN)
+    for (int64_t r = 0; r < N; r++)
+        for (int64_t j = 0; j < H; j++) {
+            if (dh->dtype == LFL_F32) ((float *)d)[r * H + j] = ((const float *)src)[r * H + j] * (float)coef[r];
+            else ((double *)d)[r * H + j] = ((const double *)src)[r * H + j] * coef[r];
+        }
+    return LFL_OK;
+}
+
 static lfl_status lce_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 {
     lfl_tensor *h = n->saved[0], *w = n->saved[1], *lab = n->saved[2], *lse = n->saved[3], *buf = NULL;
@@ -49,6 +126,12 @@ static lfl_status lce_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
     double *coef = malloc(sizeof(double) * (size_t)(N ? N : 1));
     if (!coef) return lfl_fail(LFL_ERR_MEM, "linear_cross_entropy backward: out of memory");
     lfl_status st = lfl_loss_row_coef(gout[0], (lfl_reduction)n->iarg[0], N, n->iarg[4], 1.0, coef);
+    if (n->iarg[6]) { /* eager: w needs no gradient, dhidden was computed by the forward */
+        LFL_ASSERT(!need_w);
+        if (st == LFL_OK && need_h) st = eager_backward(n, coef, gin);
+        free(coef);
+        return st;
+    }
     if (st == LFL_OK && need_h) st = lfl_zeros(n->in[0].ndim, n->in[0].shape, dt, LFL_CPU, &gin[0]);
     if (st == LFL_OK && need_w) { /* every chunk of dw is written by its GEMM unless there is none */
         st = lfl_empty(2, w->shape, dt, LFL_CPU, &gin[1]);
@@ -65,17 +148,7 @@ static lfl_status lce_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
             st = chunk_logits(dt, ph, w->dtype, pw, pb, N, H, v0, cw);
             if (st) break;
             lfl_loss_softmax_grad(dt, pb, pb, N, cw, cw, lfl_data(lab), v0, lfl_data(lse), coef);
-            if (need_h) { /* dhidden[N, H] += dlogits[N, cw] @ w_c[cw, H] */
-                if (lfl_is_lowp(w->dtype))
-                    st = lfl_gemm_f32_lowp(false, N, H, cw, pb, (int)cw, w->dtype, wc, H, 1, 1.0f,
-                                           lfl_data(gin[0]), (int)H);
-                else if (dt == LFL_F32)
-                    lfl_sgemm(false, false, (int)N, (int)H, (int)cw, 1.0f, pb, (int)cw, (const float *)wc, (int)H,
-                              1.0f, lfl_data(gin[0]), (int)H);
-                else
-                    lfl_dgemm(false, false, (int)N, (int)H, (int)cw, 1.0, pb, (int)cw, (const double *)wc, (int)H,
-                              1.0, lfl_data(gin[0]), (int)H);
-            }
+            if (need_h) st = chunk_dh(dt, pb, w->dtype, wc, N, H, cw, lfl_data(gin[0])); /* += dlogits @ w_c */
             if (need_w) { /* dw_c[cw, H] = dlogits^T @ hidden */
                 char *dwc = (char *)lfl_data(gin[1]) + (size_t)(v0 * H) * es;
                 if (dt == LFL_F32)
@@ -125,7 +198,8 @@ lfl_status lfl_linear_cross_entropy(lfl_tensor *hidden, lfl_tensor *w, lfl_tenso
     if (chunk == 0) chunk = default_chunk(N, V, es);
     if (chunk > V) chunk = V;
 
-    lfl_tensor *lab, *ch = NULL, *cw = NULL, *lse = NULL, *buf = NULL, *o = NULL;
+    lfl_tensor *lab, *ch = NULL, *cw = NULL, *lse = NULL, *buf = NULL, *o = NULL, *dh = NULL;
+    bool eager = lfl_grad_enabled() && hidden->requires_grad && !w->requires_grad;
     LFL_TRY(lfl_loss_labels(op, labels, hidden->ndim - 1, hidden->shape, V, &lab));
     lfl_status st = lfl_contiguous(hidden, &ch);
     if (st == LFL_OK) st = lfl_contiguous(w, &cw);
@@ -133,18 +207,28 @@ lfl_status lfl_linear_cross_entropy(lfl_tensor *hidden, lfl_tensor *w, lfl_tenso
     int64_t bshape[2] = {N, chunk}, count = 0;
     if (st == LFL_OK) st = lfl_empty(2, bshape, hidden->dtype, LFL_CPU, &buf);
     double *m = NULL;
-    if (st == LFL_OK && !(m = malloc(sizeof(double) * (size_t)(3 * N + 1))))
+    int64_t dshape[2] = {N, H};
+    if (st == LFL_OK && eager) st = lfl_zeros(2, dshape, hidden->dtype, LFL_CPU, &dh);
+    if (st == LFL_OK && !(m = malloc(sizeof(double) * (size_t)(4 * N + 1))))
         st = lfl_fail(LFL_ERR_MEM, "%s: out of memory", op);
     if (st == LFL_OK) {
-        double *s = m + N, *picked = s + N, *pl = lfl_data(lse);
+        double *s = m + N, *picked = s + N, *rescale = picked + N, *pl = lfl_data(lse);
         const int64_t *pb = lfl_data(lab);
         for (int64_t i = 0; i < N; i++) { m[i] = -INFINITY; s[i] = 0; picked[i] = 0; }
         for (int64_t v0 = 0; N > 0 && v0 < V && st == LFL_OK; v0 += chunk) {
             int64_t cwid = V - v0 < chunk ? V - v0 : chunk;
             st = chunk_logits(hidden->dtype, lfl_data(ch), cw->dtype, lfl_data(cw), lfl_data(buf), N, H, v0, cwid);
             if (st) break;
-            lfl_loss_lse_block(hidden->dtype, lfl_data(buf), N, cwid, cwid, pb, v0, m, s, picked);
+            if (!eager) {
+                lfl_loss_lse_block(hidden->dtype, lfl_data(buf), N, cwid, cwid, pb, v0, m, s, picked);
+                continue;
+            }
+            lfl_loss_lse_exp_block(hidden->dtype, lfl_data(buf), N, cwid, cwid, pb, v0, m, s, picked, rescale);
+            if (v0 > 0) rescale_rows(hidden->dtype, lfl_data(dh), rescale, N, H);
+            const char *wc = (const char *)lfl_data(cw) + (size_t)(v0 * H) * lfl_dtype_size(cw->dtype);
+            if (H > 0) st = chunk_dh(hidden->dtype, lfl_data(buf), cw->dtype, wc, N, H, cwid, lfl_data(dh));
         }
+        if (st == LFL_OK && eager && H > 0) eager_finish(hidden->dtype, lfl_data(dh), cw->dtype, lfl_data(cw), pb, s, N, H);
         for (int64_t i = 0; i < N && st == LFL_OK; i++) {
             pl[i] = m[i] + log(s[i]);
             picked[i] = pb[i] == LFL_IGNORE_INDEX ? 0.0 : pl[i] - picked[i];
@@ -163,10 +247,12 @@ lfl_status lfl_linear_cross_entropy(lfl_tensor *hidden, lfl_tensor *w, lfl_tenso
             n->iarg[3] = H;
             n->iarg[4] = count;
             n->iarg[5] = chunk;
+            n->iarg[6] = eager;
             lfl_node_save(n, ch);
             lfl_node_save(n, cw);
             lfl_node_save(n, lab);
             lfl_node_save(n, lse);
+            if (eager) lfl_node_save(n, dh);
             lfl_node_set_output(n, o, 0);
             lfl_node_release(n);
         }
@@ -176,5 +262,6 @@ lfl_status lfl_linear_cross_entropy(lfl_tensor *hidden, lfl_tensor *w, lfl_tenso
     lfl_tensor_release(ch);
     lfl_tensor_release(cw);
     lfl_tensor_release(lse);
+    lfl_tensor_release(dh);
     return st;
 }

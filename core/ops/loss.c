@@ -173,6 +173,68 @@ void lfl_loss_lse_block(lfl_dtype dt, const void *x, int64_t rows, int64_t n, in
     else lse_rows_f64(x, rows, n, ld, labels, v0, m, s, picked);
 }
 
+/* lse_rows_* that also leaves exp(x - new max) in the block (in place) and
+ * the factor exp(old max - new max) that rescales sums kept against the old
+ * max (0 for a row that had none). The label's logit is taken first. */
+static void lse_exp_rows_f32(float *x, int64_t rows, int64_t n, int64_t ld, const int64_t *labels, int64_t v0,
+                             double *m, double *s, double *picked, double *rescale)
+{
+#pragma omp parallel for schedule(static) if (rows * n > LFL_OMP_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * ld;
+        int64_t l = labels[r] - v0;
+        if (labels[r] != LFL_IGNORE_INDEX && l >= 0 && l < n) picked[r] = xr[l];
+        float cm = -INFINITY;
+#pragma omp simd reduction(max : cm)
+        for (int64_t j = 0; j < n; j++) cm = xr[j] > cm ? xr[j] : cm;
+        double nm = m[r] > (double)cm ? m[r] : (double)cm;
+        float fm = (float)nm;
+        double acc = 0;
+        int64_t j = 0;
+        for (; j + 256 <= n; j += 256) { /* float lanes flushed to double, as lse_rows_f32 */
+            float lane[16] = {0};
+            for (int64_t b = 0; b < 256; b += 16)
+                for (int k = 0; k < 16; k++) {
+                    float e = lfl_vexpf(xr[j + b + k] - fm);
+                    xr[j + b + k] = e;
+                    lane[k] += e;
+                }
+            float t = 0;
+            for (int k = 0; k < 16; k++) t += lane[k];
+            acc += t;
+        }
+        for (; j < n; j++) { xr[j] = lfl_vexpf(xr[j] - fm); acc += xr[j]; }
+        rescale[r] = m[r] == -INFINITY ? 0.0 : exp(m[r] - nm);
+        s[r] = s[r] * rescale[r] + acc;
+        m[r] = nm;
+    }
+}
+
+static void lse_exp_rows_f64(double *x, int64_t rows, int64_t n, int64_t ld, const int64_t *labels, int64_t v0,
+                             double *m, double *s, double *picked, double *rescale)
+{
+#pragma omp parallel for schedule(static) if (rows * n > LFL_OMP_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        double *xr = x + r * ld;
+        int64_t l = labels[r] - v0;
+        if (labels[r] != LFL_IGNORE_INDEX && l >= 0 && l < n) picked[r] = xr[l];
+        double cm = -INFINITY;
+        for (int64_t j = 0; j < n; j++) cm = xr[j] > cm ? xr[j] : cm;
+        double nm = m[r] > cm ? m[r] : cm, acc = 0;
+        for (int64_t j = 0; j < n; j++) { xr[j] = exp(xr[j] - nm); acc += xr[j]; }
+        rescale[r] = m[r] == -INFINITY ? 0.0 : exp(m[r] - nm);
+        s[r] = s[r] * rescale[r] + acc;
+        m[r] = nm;
+    }
+}
+
+void lfl_loss_lse_exp_block(lfl_dtype dt, void *x, int64_t rows, int64_t n, int64_t ld, const int64_t *labels,
+                            int64_t v0, double *m, double *s, double *picked, double *rescale)
+{
+    if (dt == LFL_F32) lse_exp_rows_f32(x, rows, n, ld, labels, v0, m, s, picked, rescale);
+    else lse_exp_rows_f64(x, rows, n, ld, labels, v0, m, s, picked, rescale);
+}
+
 static void grad_rows_f32(const float *x, float *dx, int64_t rows, int64_t n, int64_t ld,
                           const int64_t *labels, int64_t v0, const double *lse, const double *coef)
 {

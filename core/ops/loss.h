@@ -35,6 +35,12 @@ lfl_status lfl_loss_row_coef(lfl_tensor *gout, lfl_reduction r, int64_t rows, in
 void lfl_loss_lse_block(lfl_dtype dt, const void *x, int64_t rows, int64_t n, int64_t ld,
                         const int64_t *labels, int64_t v0, double *m, double *s, double *picked);
 
+/* lfl_loss_lse_block that also replaces the block with exp(x - m_new) and
+ * sets rescale[r] = exp(m_old - m_new) (0 for a row with no max yet): what a
+ * single-pass softmax-weighted sum needs to rescale what it has summed. */
+void lfl_loss_lse_exp_block(lfl_dtype dt, void *x, int64_t rows, int64_t n, int64_t ld, const int64_t *labels,
+                            int64_t v0, double *m, double *s, double *picked, double *rescale);
+
 /* dx[r, j] = coef[r] * (exp(x[r, j] - lse[r]) - [labels[r] == v0 + j]) over one
  * column block; rows whose label is -100 get 0. x and dx may be the same. */
 void lfl_loss_softmax_grad(lfl_dtype dt, const void *x, void *dx, int64_t rows, int64_t n, int64_t ld,

@@ -174,6 +174,36 @@ t.suite("linear_cross_entropy", {
     t.assert(hf.grad == nil)
   end,
 
+  -- a frozen w: dhidden comes from the forward's single pass (online softmax
+  -- sum, rows rescaled as their max grows); every reduction, chunks, ignores
+  eager_frozen_w = function()
+    local h = lfl.randn(2, 3, 4, "f64"):requires_grad()
+    local w = lfl.randn(9, 4, "f64") * 3 -- spread logits: row maxima move across chunks
+    local lab = lfl.tensor({{8, -100, 2}, {0, 5, 7}}, "i64")
+    for _, red in ipairs({"mean", "sum", "none"}) do
+      for _, c in ipairs({2, 4, 9}) do
+        t.gradcheck(function(a) return lfl.linear_cross_entropy(a, w, lab, {reduction = red, chunk = c}) end, {h})
+      end
+    end
+    local hf = lfl.randn(64, 32):requires_grad()
+    local wf = lfl.randn(1000, 32) * 0.5
+    local lab2 = rand_labels(64, 1000, {3, 9})
+    for _, c in ipairs({300, 0}) do
+      local f = lfl.linear_cross_entropy(hf, wf, lab2, {chunk = c})
+      f:backward()
+      local gh = hf.grad
+      hf.grad = nil
+      local u = lfl.cross_entropy(lfl.linear(hf, wf), lab2)
+      u:backward()
+      t.assert_close(f:item(), u:item(), 1e-6, "loss chunk " .. c)
+      t.assert_tensor_close(gh, hf.grad, 1e-6, 1e-4, "dhidden chunk " .. c)
+      hf.grad = nil
+    end
+    local ha = lfl.randn(2, 3):requires_grad()
+    lfl.linear_cross_entropy(ha, lfl.randn(4, 3), labels({-100, -100}), {chunk = 3}):backward()
+    t.assert_tensor_close(ha.grad, lfl.zeros(2, 3), 0, 0)
+  end,
+
   all_ignored_and_empty = function()
     local h, w = lfl.randn(2, 3):requires_grad(), lfl.randn(4, 3):requires_grad()
     local m = lfl.linear_cross_entropy(h, w, labels({-100, -100}), {chunk = 3})
