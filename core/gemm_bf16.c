@@ -14,7 +14,12 @@
  * Blocking: C is cut into tiles of MC rows x NCP panels that threads take in
  * turn; inside a tile k runs in slices of KCP pairs so that one B micro-panel
  * (KCP x 48 words = 24 KB) stays in L1 while the tile's 8-row strips of A
- * (MC x KCP words = 64 KB) stream from L2. */
+ * (MC x KCP words = 64 KB) stream from L2.
+ *
+ * Low-rank side (LoRA): C = [A | s * A P] [B ; Q] is one GEMM whose k grows by
+ * the rank r; A P is computed row by row while A is packed (each row is in L1
+ * then), so LoRA's x A^T and its rank-r update of the output cost no pass of
+ * their own over [rows, out] memory. */
 #include <immintrin.h>
 #include <omp.h>
 #include <stdatomic.h>
@@ -22,6 +27,7 @@
 #include <string.h>
 #include "blas.h"
 #include "dtype.h"
+#include "gemm_bf16.h"
 
 #define MR 8
 #define NV 3
@@ -62,19 +68,38 @@ static inline uint16_t to_bf16(lfl_dtype dt, const void *p, int64_t off)
     return lfl_f32_to_bf16(((const float *)p)[off]);
 }
 
-/* rows [r0, r1) of A (f32, row-major, lda) into bf16 rows of ldp pairs */
+/* n f32 values as bf16 pairs at d (n even, or the odd tail padded with 0) */
 __attribute__((target("avx512f,avx512bw,avx512bf16")))
-static void pack_a_rows(const float *a, int64_t lda, int64_t k, int64_t r0, int64_t r1, uint32_t *ap, int64_t ldp)
+static void to_bf16_row(const float *s, int64_t n, uint16_t *d)
 {
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        _mm512_storeu_si512(d + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + i + 16), _mm512_loadu_ps(s + i)));
+    for (; i < n; i++) d[i] = lfl_f32_to_bf16(s[i]);
+    if (n & 1) d[n] = 0;
+}
+
+/* rows [r0, r1) of A (f32, row-major, lda) into bf16 rows of ldp pairs; with
+ * a low-rank side, each row's side = a_row @ pt^T is computed while the row is
+ * in L1 and scale * side is packed as the pairs after the first kp1 */
+static void pack_a_rows(const float *a, int64_t lda, int64_t k, int64_t r0, int64_t r1, uint32_t *ap, int64_t ldp,
+                        const lfl_gemm_lowrank *lr)
+{
+    int64_t kp1 = (k + 1) / 2;
+    float sv[LFL_GEMM_MAX_RANK];
     for (int64_t r = r0; r < r1; r++) {
         const float *s = a + r * lda;
-        uint16_t *d = (uint16_t *)(ap + r * ldp);
-        int64_t i = 0;
-        for (; i + 32 <= k; i += 32)
-            _mm512_storeu_si512(d + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + i + 16),
-                                                                    _mm512_loadu_ps(s + i)));
-        for (; i < k; i++) d[i] = lfl_f32_to_bf16(s[i]);
-        if (k & 1) d[k] = 0;
+        to_bf16_row(s, k, (uint16_t *)(ap + r * ldp));
+        if (!lr) continue;
+        for (int64_t j = 0; j < lr->r; j++) {
+            const float *pj = lr->pt + j * k;
+            float acc = 0;
+#pragma omp simd reduction(+ : acc)
+            for (int64_t i = 0; i < k; i++) acc += s[i] * pj[i];
+            lr->side[r * lr->r + j] = acc;
+            sv[j] = acc * lr->scale;
+        }
+        to_bf16_row(sv, lr->r, (uint16_t *)(ap + r * ldp + kp1));
     }
 }
 
@@ -88,7 +113,8 @@ static void pack_a_cols(const float *a, int64_t lda, int64_t k, int64_t r0, int6
     }
 }
 
-/* panel j of B (B[i][c] = b[i * sbk + c * sbn]) as [kp][NR] words, zero-padded */
+/* panel j of B (B[i][c] = b[i * sbk + c * sbn], i < k) as pairs [0, kp) of a
+ * [.][NR] panel, zero-padded past k and n */
 static void pack_b_panel(lfl_dtype dt, const void *b, int64_t sbk, int64_t sbn, int64_t k, int64_t n, int64_t j,
                          int64_t kp, uint32_t *bp)
 {
@@ -169,11 +195,14 @@ bool lfl_gemm_bf16_available(void)
     return known == 1;
 }
 
-lfl_status lfl_gemm_bf16(bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                         lfl_dtype bdt, const void *b, int64_t sbk, int64_t sbn, float beta, float *c, int64_t ldc)
+static lfl_status gemm(bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                       lfl_dtype bdt, const void *b, int64_t sbk, int64_t sbn, const lfl_gemm_lowrank *lr,
+                       float beta, float *c, int64_t ldc)
 {
     LFL_ASSERT(lfl_gemm_bf16_available() && m > 0 && n > 0 && k > 0);
-    int64_t kp = (k + 1) / 2, mp = (m + MR - 1) / MR * MR, npan = (n + NR - 1) / NR;
+    LFL_ASSERT(!lr || (!ta && lr->r > 0 && lr->r <= LFL_GEMM_MAX_RANK));
+    int64_t kp1 = (k + 1) / 2, kp = kp1 + (lr ? (lr->r + 1) / 2 : 0);
+    int64_t mp = (m + MR - 1) / MR * MR, npan = (n + NR - 1) / NR;
     bool shared;
     uint32_t *ap = buf_get((size_t)(mp * kp + npan * kp * NR) * 4, &shared);
     if (!ap) return lfl_fail(LFL_ERR_MEM, "gemm (bf16): out of memory packing %lld x %lld by %lld x %lld",
@@ -190,10 +219,14 @@ lfl_status lfl_gemm_bf16(bool ta, int64_t m, int64_t n, int64_t k, float alpha, 
             int64_t r1 = m - r < MR ? m : r + MR;
             if (r >= m) continue;
             if (ta) pack_a_cols(a, lda, k, r, r1, ap, kp);
-            else pack_a_rows(a, lda, k, r, r1, ap, kp);
+            else pack_a_rows(a, lda, k, r, r1, ap, kp, lr);
         }
 #pragma omp for schedule(static)
-        for (int64_t j = 0; j < npan; j++) pack_b_panel(bdt, b, sbk, sbn, k, n, j, kp, bp + j * kp * NR);
+        for (int64_t j = 0; j < npan; j++) {
+            uint32_t *panel = bp + j * kp * NR;
+            pack_b_panel(bdt, b, sbk, sbn, k, n, j, kp1, panel);
+            if (lr) pack_b_panel(LFL_F32, lr->q, lr->sqk, lr->sqn, lr->r, n, j, kp - kp1, panel + kp1 * NR);
+        }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < mtiles * ntiles; t++) {
             int64_t ti = t / ntiles, tj = t % ntiles;
@@ -204,4 +237,17 @@ lfl_status lfl_gemm_bf16(bool ta, int64_t m, int64_t n, int64_t k, float alpha, 
     }
     buf_put(ap, shared);
     return LFL_OK;
+}
+
+lfl_status lfl_gemm_bf16(bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                         lfl_dtype bdt, const void *b, int64_t sbk, int64_t sbn, float beta, float *c, int64_t ldc)
+{
+    return gemm(ta, m, n, k, alpha, a, lda, bdt, b, sbk, sbn, NULL, beta, c, ldc);
+}
+
+lfl_status lfl_gemm_bf16_lowrank(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, lfl_dtype bdt,
+                                 const void *b, int64_t sbk, int64_t sbn, const lfl_gemm_lowrank *lr, float beta,
+                                 float *c, int64_t ldc)
+{
+    return gemm(false, m, n, k, 1.0f, a, lda, bdt, b, sbk, sbn, lr, beta, c, ldc);
 }

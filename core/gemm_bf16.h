@@ -18,4 +18,22 @@ bool lfl_gemm_bf16_available(void);
 lfl_status lfl_gemm_bf16(bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                          lfl_dtype bdt, const void *b, int64_t sbk, int64_t sbn, float beta, float *c, int64_t ldc);
 
+/* A rank-r side product folded into the GEMM (LoRA):
+ *   C = alpha [A | scale * S] [B ; Q] + beta C,  S = A @ pt^T  (written to side)
+ * pt is [r, k] row-major f32; Q [r, n] f32 at q[j * sqk + c * sqn]. */
+#define LFL_GEMM_MAX_RANK 64
+typedef struct {
+    int64_t r;
+    const float *pt;
+    float *side;
+    float scale;
+    const float *q;
+    int64_t sqk, sqn;
+} lfl_gemm_lowrank;
+
+/* lfl_gemm_bf16 (A not transposed, alpha 1) with a low-rank side segment */
+lfl_status lfl_gemm_bf16_lowrank(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, lfl_dtype bdt,
+                                 const void *b, int64_t sbk, int64_t sbn, const lfl_gemm_lowrank *lr, float beta,
+                                 float *c, int64_t ldc);
+
 #endif

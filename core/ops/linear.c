@@ -4,6 +4,7 @@
  * as a whole. Its gradient, when it requires one, is an f32 [out, in] tensor. */
 #include "../blas.h"
 #include "../ops.h"
+#include "linear.h"
 #include "lowp.h"
 
 static lfl_status gemm2d(lfl_tensor *a, bool ta, lfl_tensor *b, bool tb, int64_t m, int64_t n, int64_t k,
@@ -59,24 +60,42 @@ static lfl_status linear_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **g
     return st;
 }
 
-lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor **out)
+lfl_status lfl_linear_check(const char *op, lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias)
 {
     char bx[128], bw[128];
-    LFL_TRY(lfl_check_same_device("linear", x, w));
+    LFL_TRY(lfl_check_same_device(op, x, w));
     bool lowp = lfl_is_lowp(w->dtype);
     if (lowp && x->dtype != LFL_F32)
-        return lfl_fail(LFL_ERR_ARG, "linear: a %s weight takes f32 input, got %s", lfl_dtype_name(w->dtype),
+        return lfl_fail(LFL_ERR_ARG, "%s: a %s weight takes f32 input, got %s", op, lfl_dtype_name(w->dtype),
                         lfl_dtype_name(x->dtype));
-    if (!lowp) LFL_TRY(lfl_check_same_dtype("linear", x, w));
-    LFL_TRY(lfl_check_float("linear", x));
-    if (x->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "linear: CUDA tensors are not supported yet");
+    if (!lowp) LFL_TRY(lfl_check_same_dtype(op, x, w));
+    LFL_TRY(lfl_check_float(op, x));
+    if (x->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "%s: CUDA tensors are not supported yet", op);
     if (w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1])
-        return lfl_fail(LFL_ERR_ARG, "linear: input %s does not match weight %s (want [..., %lld])",
+        return lfl_fail(LFL_ERR_ARG, "%s: input %s does not match weight %s (want [..., %lld])", op,
                         lfl_shape_str(x, bx, sizeof bx), lfl_shape_str(w, bw, sizeof bw),
                         (long long)(w->ndim == 2 ? w->shape[1] : -1));
     if (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0] || bias->dtype != x->dtype))
-        return lfl_fail(LFL_ERR_ARG, "linear: bias %s should be [%lld] of %s",
+        return lfl_fail(LFL_ERR_ARG, "%s: bias %s should be [%lld] of %s", op,
                         lfl_shape_str(bias, bx, sizeof bx), (long long)w->shape[0], lfl_dtype_name(x->dtype));
+    return LFL_OK;
+}
+
+lfl_status lfl_linear_fill_bias(lfl_tensor *o, lfl_tensor *bias, int64_t rows, int64_t fout)
+{
+    lfl_tensor *bc;
+    LFL_TRY(lfl_contiguous(bias, &bc));
+    size_t es = lfl_dtype_size(o->dtype);
+    for (int64_t r = 0; r < rows; r++)
+        memcpy((char *)lfl_data(o) + r * fout * (int64_t)es, lfl_data(bc), (size_t)fout * es);
+    lfl_tensor_release(bc);
+    return LFL_OK;
+}
+
+lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor **out)
+{
+    LFL_TRY(lfl_linear_check("linear", x, w, bias));
+    bool lowp = lfl_is_lowp(w->dtype);
     int64_t fin = w->shape[1], fout = w->shape[0], rows = fin ? lfl_numel(x) / fin : 0;
     lfl_tensor *cx, *cw, *o = NULL;
     LFL_TRY(lfl_contiguous(x, &cx));
@@ -87,17 +106,8 @@ lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor
     for (int d = 0; d < x->ndim - 1; d++) oshape[d] = x->shape[d];
     oshape[x->ndim - 1] = fout;
     st = lfl_empty(x->ndim, oshape, x->dtype, LFL_CPU, &o);
-    if (st == LFL_OK && bias) {
-        /* start C from the bias so GEMM adds into it (beta = 1) */
-        lfl_tensor *bc;
-        st = lfl_contiguous(bias, &bc);
-        if (st == LFL_OK) {
-            size_t es = lfl_dtype_size(x->dtype);
-            for (int64_t r = 0; r < rows; r++)
-                memcpy((char *)lfl_data(o) + r * fout * (int64_t)es, lfl_data(bc), (size_t)fout * es);
-            lfl_tensor_release(bc);
-        }
-    }
+    /* start C from the bias so GEMM adds into it (beta = 1) */
+    if (st == LFL_OK && bias) st = lfl_linear_fill_bias(o, bias, rows, fout);
     if (st == LFL_OK && rows && fout) {
         float beta = bias ? 1.0f : 0.0f;
         if (fin == 0) {

@@ -5,9 +5,17 @@
  * here the branch goes straight into the base output by a rank-r GEMM with
  * beta = 1, and backward adds scaling * (g B) A into dx the same way. w may be
  * bf16/f16 (a frozen base, read as stored); x, A, B and bias share x's dtype,
- * f32 or f64 (f64 for gradient checks). */
+ * f32 or f64 (f64 for gradient checks).
+ *
+ * Under matmul precision "medium" (bf16 GEMMs) the branch folds into the base
+ * GEMM itself (lfl_gemm_bf16_lowrank): y = [x | s t] [w ; B^T] with t = x A^T
+ * computed as x is packed, and dx = [g | s u] [w ; A] with u = g B likewise,
+ * so of LoRA's six rank-r GEMMs only dA and dB still pass over memory. */
+#include <stdlib.h>
 #include "../blas.h"
+#include "../gemm_bf16.h"
 #include "../ops.h"
+#include "linear.h"
 #include "lowp.h"
 
 /* C[m, n] = alpha * op(A) op(B) + beta * C for f32 or f64, row-major */
@@ -38,14 +46,27 @@ static lfl_status lora_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin
     lfl_dtype dt = x->dtype;
     void *px = lfl_data(x), *pA = lfl_data(A), *pB = lfl_data(B);
     bool need_x = lfl_node_needs(n, 0), need_A = lfl_node_needs(n, 2);
+    bool fuse = need_x && dt == LFL_F32 && r > 0 && r <= LFL_GEMM_MAX_RANK && lfl_gemm_wants_bf16(rows, fin, fout);
     LFL_TRY(lfl_contiguous(gout[0], &g));
     lfl_status st = LFL_OK;
     if (need_x || need_A) { /* u[rows, r] = g @ B */
         int64_t ushape[2] = {rows, r};
         st = lfl_empty(2, ushape, dt, LFL_CPU, &u);
-        if (st == LFL_OK) gemm(dt, false, false, rows, r, fout, 1, lfl_data(g), fout, pB, r, 0, lfl_data(u), r);
+        if (st == LFL_OK && !fuse) gemm(dt, false, false, rows, r, fout, 1, lfl_data(g), fout, pB, r, 0, lfl_data(u), r);
     }
-    if (st == LFL_OK && need_x) { /* dx = g @ w + s * u @ A */
+    if (st == LFL_OK && fuse) { /* dx = [g | s u] [w ; A], u = g B computed while g is packed */
+        float *bt = malloc(sizeof(float) * (size_t)(r * fout)); /* B^T [r, out]: the side's pt */
+        st = bt ? lfl_empty(n->in[0].ndim, n->in[0].shape, dt, LFL_CPU, &gin[0])
+                : lfl_fail(LFL_ERR_MEM, "lora_linear backward: out of memory");
+        if (st == LFL_OK) {
+            for (int64_t o = 0; o < fout; o++)
+                for (int64_t j = 0; j < r; j++) bt[j * fout + o] = ((const float *)pB)[o * r + j];
+            lfl_gemm_lowrank lr = {r, bt, lfl_data(u), (float)s, pA, fin, 1};
+            st = lfl_gemm_bf16_lowrank(rows, fin, fout, lfl_data(g), fout, w->dtype, lfl_data(w), w->stride[0],
+                                       w->stride[1], &lr, 0.0f, lfl_data(gin[0]), fin);
+        }
+        free(bt);
+    } else if (st == LFL_OK && need_x) { /* dx = g @ w + s * u @ A */
         st = lfl_empty(n->in[0].ndim, n->in[0].shape, dt, LFL_CPU, &gin[0]);
         if (st == LFL_OK && lfl_is_lowp(w->dtype) && rows && fin && fout)
             st = lfl_gemm_f32_lowp(false, rows, fin, fout, lfl_data(g), (int)fout, w->dtype, lfl_data(w),
@@ -89,6 +110,7 @@ lfl_status lfl_lora_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_t
 {
     char ba[128], bb[128];
     const char *op = "lora_linear";
+    LFL_TRY(lfl_linear_check(op, x, w, bias));
     LFL_TRY(lfl_check_same_device(op, x, A));
     LFL_TRY(lfl_check_same_device(op, x, B));
     if (x->dtype != LFL_F32 && x->dtype != LFL_F64)
@@ -96,28 +118,38 @@ lfl_status lfl_lora_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_t
     if (A->dtype != x->dtype || B->dtype != x->dtype)
         return lfl_fail(LFL_ERR_ARG, "%s: A (%s) and B (%s) must have the input's dtype %s", op,
                         lfl_dtype_name(A->dtype), lfl_dtype_name(B->dtype), lfl_dtype_name(x->dtype));
-    if (w->ndim != 2 || A->ndim != 2 || B->ndim != 2 || A->shape[1] != w->shape[1] || B->shape[0] != w->shape[0] ||
+    if (A->ndim != 2 || B->ndim != 2 || A->shape[1] != w->shape[1] || B->shape[0] != w->shape[0] ||
         B->shape[1] != A->shape[0])
         return lfl_fail(LFL_ERR_ARG, "%s: A %s and B %s do not fit weight [%lld, %lld] (want A [r, %lld], B [%lld, r])",
-                        op, lfl_shape_str(A, ba, sizeof ba), lfl_shape_str(B, bb, sizeof bb),
-                        (long long)(w->ndim == 2 ? w->shape[0] : -1), (long long)(w->ndim == 2 ? w->shape[1] : -1),
-                        (long long)(w->ndim == 2 ? w->shape[1] : -1), (long long)(w->ndim == 2 ? w->shape[0] : -1));
-    lfl_tensor *o = NULL, *cx = NULL, *cw = NULL, *cA = NULL, *cB = NULL, *t = NULL;
-    bool prev = lfl_set_grad_enabled(false);
-    lfl_status st = lfl_linear(x, w, bias, &o); /* checks x, w and bias */
-    lfl_set_grad_enabled(prev);
-    if (st) return st;
+                        op, lfl_shape_str(A, ba, sizeof ba), lfl_shape_str(B, bb, sizeof bb), (long long)w->shape[0],
+                        (long long)w->shape[1], (long long)w->shape[1], (long long)w->shape[0]);
     int64_t fin = w->shape[1], fout = w->shape[0], r = A->shape[0], rows = fin ? lfl_numel(x) / fin : 0;
-    int64_t tshape[2] = {rows, r};
-    st = lfl_contiguous(x, &cx);
+    int64_t tshape[2] = {rows, r}, oshape[LFL_MAX_DIMS];
+    for (int d = 0; d < x->ndim - 1; d++) oshape[d] = x->shape[d];
+    oshape[x->ndim - 1] = fout;
+    bool fuse = x->dtype == LFL_F32 && r > 0 && r <= LFL_GEMM_MAX_RANK && lfl_gemm_wants_bf16(rows, fout, fin);
+    lfl_tensor *o = NULL, *cx = NULL, *cw = NULL, *cA = NULL, *cB = NULL, *t = NULL;
+    lfl_status st = lfl_contiguous(x, &cx);
     if (st == LFL_OK) st = lfl_is_lowp(w->dtype) ? (cw = lfl_tensor_retain(w), LFL_OK) : lfl_contiguous(w, &cw);
     if (st == LFL_OK) st = lfl_contiguous(A, &cA);
     if (st == LFL_OK) st = lfl_contiguous(B, &cB);
     if (st == LFL_OK) st = lfl_empty(2, tshape, x->dtype, LFL_CPU, &t);
-    if (st == LFL_OK) {
+    if (st == LFL_OK && fuse) { /* y = [x | s t] [w ; B^T] (+ bias), t = x A^T computed while x is packed */
+        st = lfl_empty(x->ndim, oshape, x->dtype, LFL_CPU, &o);
+        if (st == LFL_OK && bias) st = lfl_linear_fill_bias(o, bias, rows, fout);
+        lfl_gemm_lowrank lr = {r, lfl_data(cA), lfl_data(t), (float)scaling, lfl_data(cB), 1, r};
+        if (st == LFL_OK)
+            st = lfl_gemm_bf16_lowrank(rows, fout, fin, lfl_data(cx), fin, cw->dtype, lfl_data(cw), cw->stride[1],
+                                       cw->stride[0], &lr, bias ? 1.0f : 0.0f, lfl_data(o), fout);
+    } else if (st == LFL_OK) { /* the base linear, then the rank-r branch added into its output */
+        bool prev = lfl_set_grad_enabled(false);
+        st = lfl_linear(x, w, bias, &o);
+        lfl_set_grad_enabled(prev);
         lfl_dtype dt = x->dtype;
-        gemm(dt, false, true, rows, r, fin, 1, lfl_data(cx), fin, lfl_data(cA), fin, 0, lfl_data(t), r);
-        gemm(dt, false, true, rows, fout, r, scaling, lfl_data(t), r, lfl_data(cB), r, 1, lfl_data(o), fout);
+        if (st == LFL_OK) {
+            gemm(dt, false, true, rows, r, fin, 1, lfl_data(cx), fin, lfl_data(cA), fin, 0, lfl_data(t), r);
+            gemm(dt, false, true, rows, fout, r, scaling, lfl_data(t), r, lfl_data(cB), r, 1, lfl_data(o), fout);
+        }
     }
     if (st == LFL_OK) {
         lfl_tensor *in[5] = {x, w, A, B, bias};

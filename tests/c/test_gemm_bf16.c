@@ -1,7 +1,8 @@
 /* lfl_gemm_bf16 (core/gemm_bf16.c) against a double-precision product of the
  * bf16-rounded operands, over edge shapes (m, n, k not multiples of the 8 x 48
  * tile or of the 128-pair k slice, odd k), A plain and transposed, B f32 / bf16
- * / f16 in both layouts, alpha and beta; and lfl_sgemm under matmul precision
+ * / f16 in both layouts, alpha and beta; the low-rank side segment (LoRA's
+ * x A^T and rank-r update folded into the GEMM); and lfl_sgemm under matmul precision
  * "medium" against "highest". bf16 products are exact in f32, so the bound is
  * the f32 summation error only. Prints a reason and passes when the CPU has no
  * AVX512_BF16 (nothing to test there: "medium" keeps f32 on such CPUs, checked). */
@@ -64,6 +65,55 @@ static void check_case(int m, int n, int k, bool ta, lfl_dtype bdt, bool b_rows_
     free(a); free(bf); free(bh); free(c); free(c0);
 }
 
+/* the low-rank side: C = [A | s S] [B ; Q] + beta C with S = A pt^T returned in side */
+static void check_lowrank(int m, int n, int k, int r, lfl_dtype bdt, float s, float beta)
+{
+    float *a = malloc(sizeof(float) * (size_t)(m * k)), *b = malloc(sizeof(float) * (size_t)(k * n));
+    float *pt = malloc(sizeof(float) * (size_t)(r * k)), *q = malloc(sizeof(float) * (size_t)(r * n));
+    float *side = malloc(sizeof(float) * (size_t)(m * r));
+    float *c = malloc(sizeof(float) * (size_t)(m * n)), *c0 = malloc(sizeof(float) * (size_t)(m * n));
+    uint16_t *bh = malloc(2 * (size_t)(k * n));
+    for (int i = 0; i < m * k; i++) a[i] = rnd();
+    for (int i = 0; i < k * n; i++) { bh[i] = lfl_f32_to_bf16(rnd()); b[i] = lfl_bf16_to_f32(bh[i]); }
+    for (int i = 0; i < r * k; i++) pt[i] = rnd();
+    for (int i = 0; i < r * n; i++) q[i] = rnd();
+    for (int i = 0; i < m * n; i++) c0[i] = c[i] = rnd();
+    /* B as a linear's weight [n, k] (sbk 1, sbn k); Q as LoRA's B^T: q[c * r + j] (sqk 1, sqn r) */
+    lfl_gemm_lowrank lr = {r, pt, side, s, q, 1, r};
+    const void *bp = bdt == LFL_F32 ? (const void *)b : (const void *)bh;
+    lfl_status st = lfl_gemm_bf16_lowrank(m, n, k, a, k, bdt, bp, 1, k, &lr, beta, c, n);
+    double worst = 0, worst_side = 0;
+    for (int i = 0; i < m && st == LFL_OK; i++) {
+        for (int j = 0; j < r; j++) {
+            double sd = 0, mag = 0;
+            for (int p = 0; p < k; p++) { sd += (double)a[i * k + p] * pt[j * k + p]; mag += fabs((double)a[i * k + p] * pt[j * k + p]); }
+            double e = fabs(side[i * r + j] - sd) / (mag + 1e-30);
+            if (e > worst_side) worst_side = e;
+        }
+        for (int j = 0; j < n; j++) {
+            double acc = 0, mag = 0;
+            for (int p = 0; p < k; p++) {
+                double x = as_bf16(a[i * k + p]) * as_bf16(b[j * k + p]);
+                acc += x; mag += fabs(x);
+            }
+            for (int p = 0; p < r; p++) {
+                double x = as_bf16(s * side[i * r + p]) * as_bf16(q[j * r + p]);
+                acc += x; mag += fabs(x);
+            }
+            double want = acc + beta * (double)c0[i * n + j];
+            double e = fabs(c[i * n + j] - want) / (mag + fabs(beta * c0[i * n + j]) + 1e-30);
+            if (e > worst) worst = e;
+        }
+    }
+    cases++;
+    if (st != LFL_OK || !(worst <= (k + r + 2) * 6e-8) || !(worst_side <= (k + 2) * 6e-8)) {
+        failed++;
+        printf("FAIL  low-rank m %d n %d k %d r %d b %s s %g beta %g: %s worst rel err %.3g, side %.3g\n", m, n, k,
+               r, lfl_dtype_name(bdt), s, beta, st ? lfl_last_error() : "", worst, worst_side);
+    }
+    free(a); free(b); free(pt); free(q); free(side); free(c); free(c0); free(bh);
+}
+
 int main(void)
 {
     lfl_set_matmul_precision(LFL_PRECISION_MEDIUM);
@@ -84,6 +134,10 @@ int main(void)
     check_case(40, 60, 70, true, LFL_F32, false, -2.0f, 0.25f);
     check_case(300, 500, 600, false, LFL_BF16, true, 1.0f, 1.0f);
     check_case(300, 500, 600, false, LFL_F32, false, 1.0f, 0.0f);
+    check_lowrank(9, 50, 33, 1, LFL_BF16, 2.0f, 0.0f);
+    check_lowrank(130, 100, 300, 8, LFL_BF16, 0.5f, 1.0f);
+    check_lowrank(64, 49, 64, 7, LFL_F32, 1.0f, 0.0f);
+    check_lowrank(257, 200, 257, 16, LFL_BF16, 4.0f, 0.0f);
     /* lfl_sgemm routes a large product here under "medium", and not under "highest" */
     int m = 256, n = 192, k = 320;
     float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);

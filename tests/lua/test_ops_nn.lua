@@ -158,6 +158,35 @@ t.suite("lora_linear", {
     t.assert_tensor_close(gB, B.grad, 1e-4, 1e-5)
   end,
 
+  -- matmul precision "medium": the branch is folded into the bf16 base GEMM;
+  -- it must equal f32 GEMMs of the operands the fused GEMM rounds to bf16
+  -- (x, w, s * x A^T, B^T forward; g, w, s * g B, A for dx); dA, dB stay f32
+  medium_fused = function()
+    local _, has = lfl.sys.matmul_precision()
+    if not has then print("SKIP  lora_linear.medium_fused: no AVX512_BF16 on this CPU"); return end
+    local function r16(v) return v:to("bf16"):to("f32") end
+    -- big enough for the bf16 GEMM (>= 4e6 multiply-adds), rows not a multiple of 8
+    local x, w, b = randn(130, 256):requires_grad(), randn(160, 256):to("bf16"), randn(160)
+    local A, B = (randn(8, 256) * 0.3):requires_grad(), (randn(160, 8) * 0.3):requires_grad()
+    local g, s = randn(130, 160), 1.5
+    lfl.sys.matmul_precision("medium")
+    local ok, err = pcall(function()
+      local y = lfl.lora_linear(x, w, b, A, B, s)
+      y:backward(g)
+      lfl.sys.matmul_precision("highest")
+      local xd, wf = x:detach(), w:to("f32")
+      local tt, u = lfl.linear(xd, A:detach()), lfl.matmul(g, B:detach())
+      local want_y = lfl.linear(r16(xd), r16(wf), b) + lfl.linear(r16(tt * s), r16(B:detach()))
+      local want_dx = lfl.matmul(r16(g), r16(wf)) + lfl.matmul(r16(u * s), r16(A:detach()))
+      t.assert_tensor_close(y, want_y, 1e-4, 1e-5, "forward")
+      t.assert_tensor_close(x.grad, want_dx, 1e-4, 1e-5, "dx")
+      t.assert_tensor_close(A.grad, lfl.matmul(u:transpose(), xd) * s, 1e-4, 1e-5, "dA")
+      t.assert_tensor_close(B.grad, lfl.matmul(g:transpose(), tt) * s, 1e-4, 1e-5, "dB")
+    end)
+    lfl.sys.matmul_precision("highest")
+    if not ok then error(err, 0) end
+  end,
+
   errors = function()
     local x, w = randn(2, 7), randn(5, 7)
     t.assert_error(function() lfl.lora_linear(x, w, nil, randn(4, 6), randn(5, 4), 1) end,

@@ -1,0 +1,12 @@
+/* Pieces of linear (linear.c) that lora_linear shares: the argument checks
+ * (op names the caller in messages) and starting C from the bias rows. */
+#ifndef LFL_OPS_LINEAR_H
+#define LFL_OPS_LINEAR_H
+
+#include "../ops.h"
+
+lfl_status lfl_linear_check(const char *op, lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias);
+/* o[r, :] = bias for r < rows (o contiguous [rows, fout]) */
+lfl_status lfl_linear_fill_bias(lfl_tensor *o, lfl_tensor *bias, int64_t rows, int64_t fout);
+
+#endif
