@@ -114,13 +114,41 @@ static void pack_a_cols(const float *a, int64_t lda, int64_t k, int64_t r0, int6
 }
 
 /* panel j of B (B[i][c] = b[i * sbk + c * sbn], i < k) as pairs [0, kp) of a
- * [.][NR] panel, zero-padded past k and n */
+ * [.][NR] panel, zero-padded past k and n. The two layouts of a bf16 weight
+ * have copy loops of their own (a frozen weight is packed by every GEMM that
+ * reads it, three times a step): a linear's w [n, k] holds each column's
+ * pairs as 32-bit words already; w used as [k, n] (dx) interleaves two rows. */
 static void pack_b_panel(lfl_dtype dt, const void *b, int64_t sbk, int64_t sbn, int64_t k, int64_t n, int64_t j,
                          int64_t kp, uint32_t *bp)
 {
     int64_t c0 = j * NR, w = n - c0 < NR ? n - c0 : NR;
     if (w < NR)
         for (int64_t p = 0; p < kp; p++) memset(bp + p * NR + w, 0, (size_t)(NR - w) * 4);
+    const uint16_t *h = b;
+    if (dt == LFL_BF16 && sbk == 1 && k % 2 == 0) {
+        for (int64_t c = 0; c < w; c++) {
+            const uint16_t *src = h + (c0 + c) * sbn;
+            for (int64_t p = 0; p < kp; p++) {
+                uint32_t v;
+                memcpy(&v, src + 2 * p, 4); /* a mmapped weight may be only 2-byte aligned */
+                bp[p * NR + c] = v;
+            }
+        }
+        return;
+    }
+    if (dt == LFL_BF16 && sbn == 1) {
+        for (int64_t p = 0; p < kp; p++) {
+            const uint16_t *r0 = h + 2 * p * sbk + c0, *r1 = r0 + sbk;
+            uint32_t *d = bp + p * NR;
+            if (2 * p + 1 < k) {
+#pragma omp simd
+                for (int64_t c = 0; c < w; c++) d[c] = (uint32_t)r0[c] | (uint32_t)r1[c] << 16;
+            } else {
+                for (int64_t c = 0; c < w; c++) d[c] = r0[c];
+            }
+        }
+        return;
+    }
     for (int64_t c = 0; c < w; c++) {
         int64_t base = (c0 + c) * sbn;
         for (int64_t p = 0; p < kp; p++) {
