@@ -30,11 +30,15 @@
  * f32 runs 64 x 64 tiles, their GEMMs through lfl_sgemm (measured faster
  * than hand-written vector kernels, see below) and the softmax through the
  * vectorised exp of fastmath.h; f64 (for gradient checks) runs the same driver
- * on 8 x 8 tiles with plain loops, so small gradchecks cross tile boundaries. */
+ * on 8 x 8 tiles with plain loops, so small gradchecks cross tile boundaries.
+ * Under matmul precision "medium" the f32 tiles multiply in bf16
+ * (attention_bf16.c); the softmax stays f32. */
 #include <string.h>
 #include "fastmath.h"
 #include "rows.h"
 #include "../blas.h"
+#include "../gemm_bf16.h"
+#include "attention_bf16.h"
 
 #define ATT_PAR_MIN (1 << 18) /* q.k multiply-adds below which one thread runs */
 #define ATT_TASKS_MIN 32      /* backward: key-tile partitions until this many tasks */
@@ -93,9 +97,17 @@ static void *att_alloc(size_t n)
  * CPU time): per-tile lfl_sgemm was 10-20% faster, forward and backward, than
  * register-blocked 4 x 64 kernels written with GCC vector extensions. */
 
+/* Under matmul precision "medium" the tile products take bf16 operands
+ * (attention_bf16.c); checked per tile, it is one atomic load. */
+static bool tiles_bf16(void)
+{
+    return lfl_get_matmul_precision() == LFL_PRECISION_MEDIUM && lfl_gemm_bf16_available();
+}
+
 /* S[r][0..64) = sum_{d < D} A[r][d] * Bt[d][0..64) for r < nr */
 static void k_abt_f32(const float *A, int64_t lda, int64_t nr, const float *Bt, int64_t ldb, int64_t D, float *S)
 {
+    if (tiles_bf16() && lfl_att_gemm_bf16(nr, 64, D, A, lda, 1, Bt, ldb, S, 64, false)) return;
     lfl_sgemm(false, false, (int)nr, 64, (int)D, 1.0f, A, (int)lda, Bt, (int)ldb, 0.0f, S, 64);
 }
 
@@ -104,6 +116,7 @@ static void k_abt_f32(const float *A, int64_t lda, int64_t nr, const float *Bt, 
 static void k_acc_f32(float *Y, int64_t ldy, int64_t nI, const float *A, int64_t sa, int64_t sk, int64_t nK,
                       const float *X, int64_t ldx, int64_t Dp)
 {
+    if (tiles_bf16() && lfl_att_gemm_bf16(nI, Dp, nK, A, sa, sk, X, ldx, Y, ldy, true)) return;
     if (sk == 1)
         lfl_sgemm(false, false, (int)nI, (int)Dp, (int)nK, 1.0f, A, (int)sa, X, (int)ldx, 1.0f, Y, (int)ldy);
     else

@@ -11,7 +11,9 @@
  * GEMM itself (lfl_gemm_bf16_lowrank): y = [x | s t] [w ; B^T] with t = x A^T
  * computed as x is packed, and dx = [g | s u] [w ; A] with u = g B likewise,
  * so of LoRA's six rank-r GEMMs only dA and dB still pass over memory. */
+#include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 #include "../blas.h"
 #include "../gemm_bf16.h"
 #include "../ops.h"
@@ -35,6 +37,44 @@ static void gemm(lfl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k
         lfl_sgemm(ta, tb, (int)m, (int)n, (int)k, (float)alpha, a, (int)lda, b, (int)ldb, (float)beta, c, (int)ldc);
     else
         lfl_dgemm(ta, tb, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
+/* out[r, n] = s * U^T X for U [rows, r], X [rows, n] (f32, row-major): the
+ * factor gradients. OpenBLAS packs (copies) the tall X for such a product;
+ * here each thread sums the outer products of its rows into an [r, n] block
+ * that stays in cache, read once, and the blocks are added in thread order.
+ * Returns false (the caller uses the GEMM) when the blocks do not fit. */
+static bool outer_sum_f32(int64_t rows, int64_t r, int64_t n, const float *U, const float *X, float s, float *out)
+{
+    int nt = omp_get_max_threads();
+    if (r > 64 || nt < 1 || (double)rows * r * n < 1e6) return false;
+    float *acc = malloc(sizeof(float) * (size_t)(nt * r * n));
+    if (!acc) return false;
+#pragma omp parallel num_threads(nt)
+    {
+        int tid = omp_get_thread_num(), used = omp_get_num_threads();
+        float *a = acc + (size_t)tid * (size_t)(r * n);
+        memset(a, 0, sizeof(float) * (size_t)(r * n));
+        int64_t per = (rows + used - 1) / used, i0 = tid * per, i1 = i0 + per < rows ? i0 + per : rows;
+        for (int64_t i = i0; i < i1; i++) {
+            const float *x = X + i * n, *u = U + i * r;
+            for (int64_t j = 0; j < r; j++) {
+                float uj = u[j];
+                float *aj = a + j * n;
+#pragma omp simd
+                for (int64_t c = 0; c < n; c++) aj[c] += uj * x[c];
+            }
+        }
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (int64_t e = 0; e < r * n; e++) {
+            float v = 0;
+            for (int q = 0; q < used; q++) v += acc[(size_t)q * (size_t)(r * n) + (size_t)e];
+            out[e] = v * s;
+        }
+    }
+    free(acc);
+    return true;
 }
 
 static lfl_status lora_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
@@ -81,12 +121,19 @@ static lfl_status lora_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin
     }
     if (st == LFL_OK && need_A) { /* dA = s * u^T @ x */
         st = lfl_empty(2, A->shape, dt, LFL_CPU, &gin[2]);
-        if (st == LFL_OK) gemm(dt, true, false, r, fin, rows, s, lfl_data(u), r, px, fin, 0, lfl_data(gin[2]), fin);
+        if (st == LFL_OK && !(dt == LFL_F32 && outer_sum_f32(rows, r, fin, lfl_data(u), px, (float)s, lfl_data(gin[2]))))
+            gemm(dt, true, false, r, fin, rows, s, lfl_data(u), r, px, fin, 0, lfl_data(gin[2]), fin);
     }
     if (st == LFL_OK && lfl_node_needs(n, 3)) { /* dB = s * g^T @ t */
         st = lfl_empty(2, B->shape, dt, LFL_CPU, &gin[3]);
-        if (st == LFL_OK)
+        float *bt = dt == LFL_F32 && st == LFL_OK ? malloc(sizeof(float) * (size_t)(r * fout)) : NULL;
+        if (bt && outer_sum_f32(rows, r, fout, lfl_data(t), lfl_data(g), (float)s, bt)) { /* dB^T, then transposed */
+            for (int64_t o = 0; o < fout; o++)
+                for (int64_t j = 0; j < r; j++) ((float *)lfl_data(gin[3]))[o * r + j] = bt[j * fout + o];
+        } else if (st == LFL_OK) {
             gemm(dt, true, false, fout, r, rows, s, lfl_data(g), fout, lfl_data(t), r, 0, lfl_data(gin[3]), r);
+        }
+        free(bt);
     }
     if (st == LFL_OK && n->n_in > 4 && lfl_node_needs(n, 4)) { /* dbias = sum of g's rows */
         int64_t shape2[2] = {rows, fout};

@@ -141,11 +141,12 @@ t.suite("lora_linear", {
   end,
 
   -- a frozen bf16 base in f32 (the training path): output and every gradient
-  -- as the composed ops give them, on GEMM-sized shapes
+  -- as the composed ops give them, on GEMM-sized shapes (f32 precision)
   bf16_base = function()
-    local x, w = randn(64, 96):requires_grad(), randn(80, 96):to("bf16")
-    local A, B = (randn(8, 96) * 0.1):requires_grad(), (randn(80, 8) * 0.1):requires_grad()
-    local g = randn(64, 80)
+    -- (rows * r * n >= 1e6: dA and dB take the outer-product path)
+    local x, w = randn(256, 512):requires_grad(), randn(600, 512):to("bf16")
+    local A, B = (randn(8, 512) * 0.1):requires_grad(), (randn(600, 8) * 0.1):requires_grad()
+    local g = randn(256, 600)
     local y1 = lfl.lora_linear(x, w, nil, A, B, 2)
     y1:backward(g)
     local gx, gA, gB = x.grad, A.grad, B.grad
@@ -410,6 +411,46 @@ t.suite("attention", {
         t.assert_tensor_close(r32[i], r64[i], 2e-5, 1e-4, "case " .. n .. " " .. what)
       end
     end
+  end,
+
+  -- matmul precision "medium": the f32 tiles multiply bf16-rounded operands
+  -- (softmax in f32); against f64 within bf16 rounding, for head sizes 16 and
+  -- 64 and every mask kind; and not equal to the f32 tiles (the path is taken)
+  f32_tiles_medium = function()
+    local _, has = lfl.sys.matmul_precision()
+    if not has then print("SKIP  attention.f32_tiles_medium: no AVX512_BF16 on this CPU"); return end
+    lfl.manual_seed(11)
+    local rows = {{}, {}}
+    for i = 1, 150 do rows[1][i] = i <= 90 and 1 or 2; rows[2][i] = i <= 30 and 1 or 2 end
+    local seg = lfl.tensor(rows, "i64")
+    local cases = {
+      {T = 150, S = 150, D = 64, o = {causal = true}},
+      {T = 150, S = 150, D = 16, o = {}},
+      {T = 150, S = 150, D = 64, o = {causal = true, window = 40, softcap = 2}},
+      {T = 150, S = 150, D = 64, o = {causal = true, segments = seg}},
+      {T = 70, S = 200, D = 64, o = {causal = true}},
+    }
+    local ok, err = pcall(function()
+      for n, c in ipairs(cases) do
+        local q, k, v = randn(2, 4, c.T, c.D), randn(2, 2, c.S, c.D), randn(2, 2, c.S, c.D)
+        local go = randn(2, 4, c.T, c.D)
+        local function run(dt, prec)
+          lfl.sys.matmul_precision(prec)
+          local a, b, cc = q:to(dt):clone():requires_grad(), k:to(dt):clone():requires_grad(), v:to(dt):clone():requires_grad()
+          local out = lfl.attention(a, b, cc, c.o)
+          out:backward(go:to(dt))
+          lfl.sys.matmul_precision("highest")
+          return {out, a.grad, b.grad, cc.grad}
+        end
+        local med, hi, r64 = run("f32", "medium"), run("f32", "highest"), run("f64", "highest")
+        for i, what in ipairs({"out", "dq", "dk", "dv"}) do
+          t.assert_tensor_close(med[i], r64[i], 5e-2, 5e-2, "case " .. n .. " " .. what)
+          t.assert(t.max_abs_diff(med[i], hi[i]) > 1e-5, "case " .. n .. " " .. what .. ": medium equals highest")
+        end
+      end
+    end)
+    lfl.sys.matmul_precision("highest")
+    if not ok then error(err, 0) end
   end,
 
   deterministic = function()
