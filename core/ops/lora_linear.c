@@ -11,7 +11,6 @@
  * GEMM itself (lfl_gemm_bf16_lowrank): y = [x | s t] [w ; B^T] with t = x A^T
  * computed as x is packed, and dx = [g | s u] [w ; A] with u = g B likewise,
  * so of LoRA's six rank-r GEMMs only dA and dB still pass over memory. */
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../blas.h"
@@ -39,41 +38,61 @@ static void gemm(lfl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k
         lfl_dgemm(ta, tb, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
-/* out[r, n] = s * U^T X for U [rows, r], X [rows, n] (f32, row-major): the
- * factor gradients. OpenBLAS packs (copies) the tall X for such a product;
- * here each thread sums the outer products of its rows into an [r, n] block
- * that stays in cache, read once, and the blocks are added in thread order.
- * Returns false (the caller uses the GEMM) when the blocks do not fit. */
-static bool outer_sum_f32(int64_t rows, int64_t r, int64_t n, const float *U, const float *X, float s, float *out)
+typedef float v16f __attribute__((vector_size(64)));
+
+/* out[j][c0 .. c0 + 32) = s * sum_i U[i][j] X[i][c0 ..] for all j < r: the
+ * 8 x 32 block of sums stays in 16 registers while the rows stream by */
+static void outer_block(int64_t rows, int64_t r, int64_t n, const float *U, const float *X, float s, float *out,
+                        int64_t c0)
 {
-    int nt = omp_get_max_threads();
-    if (r > 64 || nt < 1 || (double)rows * r * n < 1e6) return false;
-    float *acc = malloc(sizeof(float) * (size_t)(nt * r * n));
-    if (!acc) return false;
-#pragma omp parallel num_threads(nt)
-    {
-        int tid = omp_get_thread_num(), used = omp_get_num_threads();
-        float *a = acc + (size_t)tid * (size_t)(r * n);
-        memset(a, 0, sizeof(float) * (size_t)(r * n));
-        int64_t per = (rows + used - 1) / used, i0 = tid * per, i1 = i0 + per < rows ? i0 + per : rows;
-        for (int64_t i = i0; i < i1; i++) {
-            const float *x = X + i * n, *u = U + i * r;
-            for (int64_t j = 0; j < r; j++) {
-                float uj = u[j];
-                float *aj = a + j * n;
-#pragma omp simd
-                for (int64_t c = 0; c < n; c++) aj[c] += uj * x[c];
+    for (int64_t j0 = 0; j0 < r; j0 += 8) {
+        if (r - j0 < 8) { /* a rank that is not a multiple of 8: plain loops for the rest */
+            for (int64_t j = j0; j < r; j++)
+                for (int64_t c = c0; c < c0 + 32; c++) {
+                    float acc = 0;
+                    for (int64_t i = 0; i < rows; i++) acc += U[i * r + j] * X[i * n + c];
+                    out[j * n + c] = acc * s;
+                }
+            break;
+        }
+        v16f a[8][2];
+        memset(a, 0, sizeof a);
+        for (int64_t i = 0; i < rows; i++) {
+            v16f x0, x1;
+            memcpy(&x0, X + i * n + c0, sizeof x0);
+            memcpy(&x1, X + i * n + c0 + 16, sizeof x1);
+            const float *u = U + i * r + j0;
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                a[j][0] += u[j] * x0;
+                a[j][1] += u[j] * x1;
             }
         }
-#pragma omp barrier
-#pragma omp for schedule(static)
-        for (int64_t e = 0; e < r * n; e++) {
-            float v = 0;
-            for (int q = 0; q < used; q++) v += acc[(size_t)q * (size_t)(r * n) + (size_t)e];
-            out[e] = v * s;
+        for (int j = 0; j < 8; j++) {
+            v16f y0 = a[j][0] * s, y1 = a[j][1] * s;
+            memcpy(out + (j0 + j) * n + c0, &y0, sizeof y0);
+            memcpy(out + (j0 + j) * n + c0 + 16, &y1, sizeof y1);
         }
     }
-    free(acc);
+}
+
+/* out[r, n] = s * U^T X for U [rows, r], X [rows, n] (f32, row-major): the
+ * factor gradients. OpenBLAS packs (copies) the tall X for such a product;
+ * here threads take 32-column blocks of out and stream X's rows through
+ * register-held sums, so X is read once and nothing is copied. Returns false
+ * (the caller runs the GEMM) for products too small to be worth threads. */
+static bool outer_sum_f32(int64_t rows, int64_t r, int64_t n, const float *U, const float *X, float s, float *out)
+{
+    if ((double)rows * r * n < 1e6) return false;
+    int64_t nblk = n / 32;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < nblk; b++) outer_block(rows, r, n, U, X, s, out, b * 32);
+    for (int64_t j = 0; j < r; j++) /* the last n % 32 columns */
+        for (int64_t c = nblk * 32; c < n; c++) {
+            float acc = 0;
+            for (int64_t i = 0; i < rows; i++) acc += U[i * r + j] * X[i * n + c];
+            out[j * n + c] = acc * s;
+        }
     return true;
 }
 

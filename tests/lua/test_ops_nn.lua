@@ -143,20 +143,23 @@ t.suite("lora_linear", {
   -- a frozen bf16 base in f32 (the training path): output and every gradient
   -- as the composed ops give them, on GEMM-sized shapes (f32 precision)
   bf16_base = function()
-    -- (rows * r * n >= 1e6: dA and dB take the outer-product path)
-    local x, w = randn(256, 512):requires_grad(), randn(600, 512):to("bf16")
-    local A, B = (randn(8, 512) * 0.1):requires_grad(), (randn(600, 8) * 0.1):requires_grad()
-    local g = randn(256, 600)
-    local y1 = lfl.lora_linear(x, w, nil, A, B, 2)
-    y1:backward(g)
-    local gx, gA, gB = x.grad, A.grad, B.grad
-    x.grad, A.grad, B.grad = nil, nil, nil
-    local y2 = composed_lora(x, w, nil, A, B, 2)
-    y2:backward(g)
-    t.assert_tensor_close(y1, y2, 1e-4, 1e-5)
-    t.assert_tensor_close(gx, x.grad, 1e-4, 1e-5)
-    t.assert_tensor_close(gA, A.grad, 1e-4, 1e-5)
-    t.assert_tensor_close(gB, B.grad, 1e-4, 1e-5)
+    -- (rows * r * n >= 1e6: dA and dB take the outer-product path; rank 12 has
+    -- a block of 8 and a rest, 600 columns a tail past the 32-column blocks)
+    for _, r in ipairs({8, 12}) do
+      local x, w = randn(256, 512):requires_grad(), randn(600, 512):to("bf16")
+      local A, B = (randn(r, 512) * 0.1):requires_grad(), (randn(600, r) * 0.1):requires_grad()
+      local g = randn(256, 600)
+      local y1 = lfl.lora_linear(x, w, nil, A, B, 2)
+      y1:backward(g)
+      local gx, gA, gB = x.grad, A.grad, B.grad
+      x.grad, A.grad, B.grad = nil, nil, nil
+      local y2 = composed_lora(x, w, nil, A, B, 2)
+      y2:backward(g)
+      t.assert_tensor_close(y1, y2, 1e-4, 1e-5, "rank " .. r .. " forward")
+      t.assert_tensor_close(gx, x.grad, 1e-4, 1e-5, "rank " .. r .. " dx")
+      t.assert_tensor_close(gA, A.grad, 1e-4, 1e-5, "rank " .. r .. " dA")
+      t.assert_tensor_close(gB, B.grad, 1e-4, 1e-5, "rank " .. r .. " dB")
+    end
   end,
 
   -- matmul precision "medium": the branch is folded into the bf16 base GEMM;
