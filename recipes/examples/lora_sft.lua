@@ -35,5 +35,6 @@ return {
   lr_scheduler_type = "cosine",
   warmup_ratio = 0.1,
   overwrite_output_dir = true,
+  bf16 = true, -- as LlamaFactory's example: bf16 base, bf16 GEMM products where the CPU has AVX512_BF16
   seed = 42,
 }
