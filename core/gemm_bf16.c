@@ -79,6 +79,48 @@ static void to_bf16_row(const float *s, int64_t n, uint16_t *d)
     if (n & 1) d[n] = 0;
 }
 
+typedef float v16f __attribute__((vector_size(64)));
+
+/* out[j] = x . pt[j] for j < r (pt [r, k] row-major): up to 8 dots in one pass
+ * over x, each with its own vector sum (one dot at a time waits on the FMA
+ * latency of a single accumulator) */
+static void side_dots(const float *x, int64_t k, const float *pt, int64_t r, float *out)
+{
+    for (int64_t j0 = 0; j0 < r; j0 += 8) {
+        int jn = (int)(r - j0 < 8 ? r - j0 : 8);
+        v16f acc[8];
+        memset(acc, 0, sizeof acc);
+        int64_t i = 0;
+        if (jn == 8) { /* LoRA's usual rank: all 8 sums in registers */
+            for (; i + 16 <= k; i += 16) {
+                v16f xv;
+                memcpy(&xv, x + i, sizeof xv);
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) {
+                    v16f pv;
+                    memcpy(&pv, pt + (j0 + j) * k + i, sizeof pv);
+                    acc[j] += xv * pv;
+                }
+            }
+        }
+        for (; i + 16 <= k; i += 16) {
+            v16f xv;
+            memcpy(&xv, x + i, sizeof xv);
+            for (int j = 0; j < jn; j++) {
+                v16f pv;
+                memcpy(&pv, pt + (j0 + j) * k + i, sizeof pv);
+                acc[j] += xv * pv;
+            }
+        }
+        for (int j = 0; j < jn; j++) {
+            float t = 0;
+            for (int l = 0; l < 16; l++) t += acc[j][l];
+            for (int64_t q = i; q < k; q++) t += x[q] * pt[(j0 + j) * k + q];
+            out[j0 + j] = t;
+        }
+    }
+}
+
 /* rows [r0, r1) of A (f32, row-major, lda) into bf16 rows of ldp pairs; with
  * a low-rank side, each row's side = a_row @ pt^T is computed while the row is
  * in L1 and scale * side is packed as the pairs after the first kp1 */
@@ -91,14 +133,8 @@ static void pack_a_rows(const float *a, int64_t lda, int64_t k, int64_t r0, int6
         const float *s = a + r * lda;
         to_bf16_row(s, k, (uint16_t *)(ap + r * ldp));
         if (!lr) continue;
-        for (int64_t j = 0; j < lr->r; j++) {
-            const float *pj = lr->pt + j * k;
-            float acc = 0;
-#pragma omp simd reduction(+ : acc)
-            for (int64_t i = 0; i < k; i++) acc += s[i] * pj[i];
-            lr->side[r * lr->r + j] = acc;
-            sv[j] = acc * lr->scale;
-        }
+        side_dots(s, k, lr->pt, lr->r, lr->side + r * lr->r);
+        for (int64_t j = 0; j < lr->r; j++) sv[j] = lr->side[r * lr->r + j] * lr->scale;
         to_bf16_row(sv, lr->r, (uint16_t *)(ap + r * ldp + kp1));
     }
 }
