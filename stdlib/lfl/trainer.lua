@@ -315,6 +315,7 @@ function M.run(a, hooks)
   local t0 = lfl.sys.clock()
   local tokens, window_tokens, window_t0 = 0, 0, lfl.sys.clock()
   local loss_acc, loss_n = 0, 0
+  local loss_sum, run_steps = 0, 0 -- over the optimizer steps of this run, for train_loss
   local done = st.global_step >= total
   local epoch = 0
   while not done do
@@ -354,6 +355,7 @@ function M.run(a, hooks)
         st.global_step = st.global_step + 1
         st.epoch_float = epoch + b / batches_per_epoch
         local now = lfl.sys.clock()
+        loss_sum, run_steps = loss_sum + loss_acc / loss_n, run_steps + 1
         local info = {loss = loss_acc / loss_n, lr = a.learning_rate * factor, grad_norm = gnorm,
                       tps = window_tokens / max(1e-9, now - window_t0)}
         prog:update(st.global_step, info)
@@ -400,9 +402,8 @@ function M.run(a, hooks)
     peft.save_pissa_converted(model, out .. "/pissa_converted", a.model_name_or_path)
   end
   local _, peak = lfl.sys.rss()
-  local last_loss = 0 / 0 -- the last logged training loss (an eval entry may come after it)
-  for i = #st.log_history, 1, -1 do if st.log_history[i].loss then last_loss = st.log_history[i].loss; break end end
-  local metrics = {train_runtime = runtime, train_loss = last_loss, train_tokens_per_second = tokens / max(1e-9, runtime),
+  -- train_loss as HF's Trainer reports it: the mean of the step losses of this run
+  local metrics = {train_runtime = runtime, train_loss = run_steps > 0 and loss_sum / run_steps or 0 / 0, train_tokens_per_second = tokens / max(1e-9, runtime),
     train_steps_per_second = st.global_step / max(1e-9, runtime), epoch = st.epoch_float, peak_rss_mb = peak,
     total_flos = 0}
   if eval_set then

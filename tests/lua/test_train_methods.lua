@@ -55,8 +55,13 @@ local cases = {
 local suite = {}
 for name, over in pairs(cases) do
   suite[name] = function()
-    falls(run(over), name)
+    local l, res = run(over)
+    falls(l, name)
     t.assert_eq(lfl.sys.matmul_precision(), "highest", name .. ": the trainer restores the matmul precision")
+    -- train_loss is the mean step loss, as HF's Trainer reports it (every step is logged here)
+    local sum = 0
+    for i = 1, 20 do sum = sum + l[i] end
+    t.assert_close(res.metrics.train_loss, sum / 20, 1e-6, name .. ": train_loss")
   end
 end
 
