@@ -160,3 +160,22 @@ void lfl_dgemm(bool ta, bool tb, int m, int n, int k, double alpha, const double
     LFL_ASSERT(lfl_blas_init() == LFL_OK);
     p_dgemm(RowMajor, ta ? Trans : NoTrans, tb ? Trans : NoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
+
+void lfl_gemm_typed(lfl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
+                    int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc)
+{
+    LFL_ASSERT(dt == LFL_F32 || dt == LFL_F64);
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                if (dt == LFL_F32) { float *p = (float *)c + i * ldc + j; *p = beta == 0 ? 0.0f : *p * (float)beta; }
+                else { double *p = (double *)c + i * ldc + j; *p = beta == 0 ? 0.0 : *p * beta; }
+            }
+        return;
+    }
+    if (dt == LFL_F32)
+        lfl_sgemm(ta, tb, (int)m, (int)n, (int)k, (float)alpha, a, (int)lda, b, (int)ldb, (float)beta, c, (int)ldc);
+    else
+        lfl_dgemm(ta, tb, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}

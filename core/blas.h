@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "dtype.h"
 #include "status.h"
 
 /* Loads OpenBLAS (idempotent). Before loading it sets OPENBLAS_CORETYPE when
@@ -32,5 +33,9 @@ void lfl_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *
                const float *b, int ldb, float beta, float *c, int ldc);
 void lfl_dgemm(bool ta, bool tb, int m, int n, int k, double alpha, const double *a, int lda,
                const double *b, int ldb, double beta, double *c, int ldc);
+/* lfl_sgemm or lfl_dgemm by dtype (LFL_F32 / LFL_F64), for ops that run in
+ * either; m or n = 0 does nothing, k = 0 gives beta * C (0 when beta is 0). */
+void lfl_gemm_typed(lfl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
+                    int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
 
 #endif

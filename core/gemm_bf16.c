@@ -68,9 +68,8 @@ static inline uint16_t to_bf16(lfl_dtype dt, const void *p, int64_t off)
     return lfl_f32_to_bf16(((const float *)p)[off]);
 }
 
-/* n f32 values as bf16 pairs at d (n even, or the odd tail padded with 0) */
 __attribute__((target("avx512f,avx512bw,avx512bf16")))
-static void to_bf16_row(const float *s, int64_t n, uint16_t *d)
+void lfl_bf16_pack_row(const float *s, int64_t n, uint16_t *d)
 {
     int64_t i = 0;
     for (; i + 32 <= n; i += 32)
@@ -131,11 +130,11 @@ static void pack_a_rows(const float *a, int64_t lda, int64_t k, int64_t r0, int6
     float sv[LFL_GEMM_MAX_RANK];
     for (int64_t r = r0; r < r1; r++) {
         const float *s = a + r * lda;
-        to_bf16_row(s, k, (uint16_t *)(ap + r * ldp));
+        lfl_bf16_pack_row(s, k, (uint16_t *)(ap + r * ldp));
         if (!lr) continue;
         side_dots(s, k, lr->pt, lr->r, lr->side + r * lr->r);
         for (int64_t j = 0; j < lr->r; j++) sv[j] = lr->side[r * lr->r + j] * lr->scale;
-        to_bf16_row(sv, lr->r, (uint16_t *)(ap + r * ldp + kp1));
+        lfl_bf16_pack_row(sv, lr->r, (uint16_t *)(ap + r * ldp + kp1));
     }
 }
 

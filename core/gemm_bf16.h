@@ -11,6 +11,10 @@
 /* true when this CPU (and OS) runs AVX512_BF16 */
 bool lfl_gemm_bf16_available(void);
 
+/* n f32 values as bf16 (round to nearest even) at d, the odd tail padded with
+ * a 0 so the row is whole k pairs; AVX512_BF16 only */
+void lfl_bf16_pack_row(const float *s, int64_t n, uint16_t *d);
+
 /* C[m, n] = alpha * A[m, k] @ B[k, n] + beta * C with both operands rounded to
  * bf16. A is f32 as BLAS takes it (row-major; ta: stored [k, m] with lda);
  * B is f32, bf16 or f16 at b with element strides sbk (along k) and sbn (along

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../dtype.h"
+#include "../gemm_bf16.h"
 #include "attention_bf16.h"
 
 /* per-thread packing buffers, kept between calls (thousands of tiles a step) */
@@ -25,18 +26,6 @@ static uint32_t *grow(uint32_t **p, size_t *cap, size_t n)
         *cap = n;
     }
     return *p;
-}
-
-/* one f32 row of K values as K/2 pairs (the odd tail padded with 0) */
-__attribute__((target("avx512f,avx512bw,avx512bf16")))
-static void pack_row(const float *s, int64_t K, uint32_t *out)
-{
-    uint16_t *d = (uint16_t *)out;
-    int64_t i = 0;
-    for (; i + 32 <= K; i += 32)
-        _mm512_storeu_si512(d + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + i + 16), _mm512_loadu_ps(s + i)));
-    for (; i < K; i++) d[i] = lfl_f32_to_bf16(s[i]);
-    if (K & 1) d[K] = 0;
 }
 
 /* rows 2p and 2p + 1 of B [K, ncols] interleaved: out[p][c] = (B[2p][c], B[2p+1][c]) */
@@ -107,7 +96,7 @@ bool lfl_att_gemm_bf16(int64_t nI, int64_t ncols, int64_t K, const float *a, int
     pack_rows_interleaved(b, ldb, K, ncols, B2);
     int64_t sai, sap;
     if (sk == 1) { /* A row-major: A2[i][p] */
-        for (int64_t i = 0; i < nI; i++) pack_row(a + i * sa, K, A2 + i * kp);
+        for (int64_t i = 0; i < nI; i++) lfl_bf16_pack_row(a + i * sa, K, (uint16_t *)(A2 + i * kp));
         sai = kp, sap = 1;
     } else { /* A^T row-major (A[i][k] = a[k * sk + i]): rows 2p, 2p + 1 interleave to A2[p][i] */
         if (nI % 16) return false;

@@ -7,16 +7,12 @@
 #include "linear.h"
 #include "lowp.h"
 
+/* c = op(a) op(b) for contiguous 2-D a, b, c (as stored) */
 static lfl_status gemm2d(lfl_tensor *a, bool ta, lfl_tensor *b, bool tb, int64_t m, int64_t n, int64_t k,
                          lfl_tensor *c)
 {
-    /* a, b, c contiguous 2-D (as stored) */
-    int lda = (int)a->shape[a->ndim - 1], ldb = (int)b->shape[b->ndim - 1];
-    if (m == 0 || n == 0) return LFL_OK;
-    if (c->dtype == LFL_F32)
-        lfl_sgemm(ta, tb, (int)m, (int)n, (int)k, 1.0f, lfl_data(a), lda, lfl_data(b), ldb, 0.0f, lfl_data(c), (int)n);
-    else
-        lfl_dgemm(ta, tb, (int)m, (int)n, (int)k, 1.0, lfl_data(a), lda, lfl_data(b), ldb, 0.0, lfl_data(c), (int)n);
+    lfl_gemm_typed(c->dtype, ta, tb, m, n, k, 1.0, lfl_data(a), a->shape[a->ndim - 1], lfl_data(b),
+                   b->shape[b->ndim - 1], 0.0, lfl_data(c), n);
     return LFL_OK;
 }
 
@@ -44,18 +40,7 @@ static lfl_status linear_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **g
             else st = gemm2d(g, true, x, false, fout, fin, rows, gin[1]);
         }
     }
-    if (st == LFL_OK && n->n_in > 2 && lfl_node_needs(n, 2)) {
-        int64_t shape2[2] = {rows, fout};
-        lfl_tensor *g2;
-        st = lfl_view(g, 2, shape2, &g2);
-        if (st == LFL_OK) {
-            int dim0 = 0;
-            bool prev = lfl_set_grad_enabled(false);
-            st = lfl_sum(g2, 1, &dim0, false, &gin[2]);
-            lfl_set_grad_enabled(prev);
-            lfl_tensor_release(g2);
-        }
-    }
+    if (st == LFL_OK && n->n_in > 2 && lfl_node_needs(n, 2)) st = lfl_linear_bias_grad(g, rows, fout, &gin[2]);
     lfl_tensor_release(g);
     return st;
 }
@@ -79,6 +64,19 @@ lfl_status lfl_linear_check(const char *op, lfl_tensor *x, lfl_tensor *w, lfl_te
         return lfl_fail(LFL_ERR_ARG, "%s: bias %s should be [%lld] of %s", op,
                         lfl_shape_str(bias, bx, sizeof bx), (long long)w->shape[0], lfl_dtype_name(x->dtype));
     return LFL_OK;
+}
+
+lfl_status lfl_linear_bias_grad(lfl_tensor *g, int64_t rows, int64_t fout, lfl_tensor **out)
+{
+    int64_t shape2[2] = {rows, fout};
+    lfl_tensor *g2;
+    LFL_TRY(lfl_view(g, 2, shape2, &g2));
+    int dim0 = 0;
+    bool prev = lfl_set_grad_enabled(false);
+    lfl_status st = lfl_sum(g2, 1, &dim0, false, out);
+    lfl_set_grad_enabled(prev);
+    lfl_tensor_release(g2);
+    return st;
 }
 
 lfl_status lfl_linear_fill_bias(lfl_tensor *o, lfl_tensor *bias, int64_t rows, int64_t fout)
@@ -115,12 +113,9 @@ lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor
         } else if (lowp) {
             st = lfl_gemm_f32_lowp(false, rows, fout, fin, lfl_data(cx), (int)fin, cw->dtype, lfl_data(cw),
                                    cw->stride[1], cw->stride[0], beta, lfl_data(o), (int)fout);
-        } else if (x->dtype == LFL_F32) {
-            lfl_sgemm(false, true, (int)rows, (int)fout, (int)fin, 1.0f, lfl_data(cx), (int)fin, lfl_data(cw),
-                      (int)fin, beta, lfl_data(o), (int)fout);
         } else {
-            lfl_dgemm(false, true, (int)rows, (int)fout, (int)fin, 1.0, lfl_data(cx), (int)fin, lfl_data(cw),
-                      (int)fin, beta, lfl_data(o), (int)fout);
+            lfl_gemm_typed(x->dtype, false, true, rows, fout, fin, 1.0, lfl_data(cx), fin, lfl_data(cw), fin, beta,
+                           lfl_data(o), fout);
         }
     }
     if (st) { lfl_tensor_release(cx); lfl_tensor_release(cw); lfl_tensor_release(o); return st; }

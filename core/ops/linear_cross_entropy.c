@@ -40,10 +40,7 @@ static lfl_status chunk_logits(lfl_dtype dt, const void *h, lfl_dtype wdt, const
     const char *wc = (const char *)w + (size_t)(v0 * H) * lfl_dtype_size(wdt);
     if (lfl_is_lowp(wdt))
         return lfl_gemm_f32_lowp(false, N, cw, H, h, (int)H, wdt, wc, 1, H, 0.0f, buf, (int)cw);
-    if (dt == LFL_F32)
-        lfl_sgemm(false, true, (int)N, (int)cw, (int)H, 1.0f, h, (int)H, (const float *)wc, (int)H, 0.0f, buf, (int)cw);
-    else
-        lfl_dgemm(false, true, (int)N, (int)cw, (int)H, 1.0, h, (int)H, (const double *)wc, (int)H, 0.0, buf, (int)cw);
+    lfl_gemm_typed(dt, false, true, N, cw, H, 1.0, h, H, wc, H, 0.0, buf, cw);
     return LFL_OK;
 }
 
@@ -53,10 +50,7 @@ static lfl_status chunk_dh(lfl_dtype dt, const void *p, lfl_dtype wdt, const voi
 {
     if (lfl_is_lowp(wdt))
         return lfl_gemm_f32_lowp(false, N, H, cw, p, (int)cw, wdt, wc, H, 1, 1.0f, dst, (int)H);
-    if (dt == LFL_F32)
-        lfl_sgemm(false, false, (int)N, (int)H, (int)cw, 1.0f, p, (int)cw, wc, (int)H, 1.0f, dst, (int)H);
-    else
-        lfl_dgemm(false, false, (int)N, (int)H, (int)cw, 1.0, p, (int)cw, wc, (int)H, 1.0, dst, (int)H);
+    lfl_gemm_typed(dt, false, false, N, H, cw, 1.0, p, cw, wc, H, 1.0, dst, H);
     return LFL_OK;
 }
 
@@ -151,12 +145,7 @@ static lfl_status lce_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
             if (need_h) st = chunk_dh(dt, pb, w->dtype, wc, N, H, cw, lfl_data(gin[0])); /* += dlogits @ w_c */
             if (need_w) { /* dw_c[cw, H] = dlogits^T @ hidden */
                 char *dwc = (char *)lfl_data(gin[1]) + (size_t)(v0 * H) * es;
-                if (dt == LFL_F32)
-                    lfl_sgemm(true, false, (int)cw, (int)H, (int)N, 1.0f, pb, (int)cw, (const float *)ph, (int)H,
-                              0.0f, (float *)dwc, (int)H);
-                else
-                    lfl_dgemm(true, false, (int)cw, (int)H, (int)N, 1.0, pb, (int)cw, (const double *)ph, (int)H,
-                              0.0, (double *)dwc, (int)H);
+                lfl_gemm_typed(dt, true, false, cw, H, N, 1.0, pb, cw, ph, H, 0.0, dwc, H);
             }
         }
     }

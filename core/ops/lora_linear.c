@@ -19,26 +19,19 @@
 #include "linear.h"
 #include "lowp.h"
 
-/* C[m, n] = alpha * op(A) op(B) + beta * C for f32 or f64, row-major */
-static void gemm(lfl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
-                 int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc)
-{
-    if (m == 0 || n == 0) return;
-    if (k == 0) {
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t j = 0; j < n; j++) {
-                if (dt == LFL_F32) { float *p = (float *)c + i * ldc + j; *p = beta == 0 ? 0.0f : *p * (float)beta; }
-                else { double *p = (double *)c + i * ldc + j; *p = beta == 0 ? 0.0 : *p * beta; }
-            }
-        return;
-    }
-    if (dt == LFL_F32)
-        lfl_sgemm(ta, tb, (int)m, (int)n, (int)k, (float)alpha, a, (int)lda, b, (int)ldb, (float)beta, c, (int)ldc);
-    else
-        lfl_dgemm(ta, tb, (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
-}
-
 typedef float v16f __attribute__((vector_size(64)));
+
+/* out[j][c] = s * sum_i U[i][j] X[i][c] for j in [j0, j1), c in [c0, c1), plainly */
+static void outer_plain(int64_t rows, int64_t r, int64_t n, const float *U, const float *X, float s, float *out,
+                        int64_t j0, int64_t j1, int64_t c0, int64_t c1)
+{
+    for (int64_t j = j0; j < j1; j++)
+        for (int64_t c = c0; c < c1; c++) {
+            float acc = 0;
+            for (int64_t i = 0; i < rows; i++) acc += U[i * r + j] * X[i * n + c];
+            out[j * n + c] = acc * s;
+        }
+}
 
 /* out[j][c0 .. c0 + 32) = s * sum_i U[i][j] X[i][c0 ..] for all j < r: the
  * 8 x 32 block of sums stays in 16 registers while the rows stream by */
@@ -47,12 +40,7 @@ static void outer_block(int64_t rows, int64_t r, int64_t n, const float *U, cons
 {
     for (int64_t j0 = 0; j0 < r; j0 += 8) {
         if (r - j0 < 8) { /* a rank that is not a multiple of 8: plain loops for the rest */
-            for (int64_t j = j0; j < r; j++)
-                for (int64_t c = c0; c < c0 + 32; c++) {
-                    float acc = 0;
-                    for (int64_t i = 0; i < rows; i++) acc += U[i * r + j] * X[i * n + c];
-                    out[j * n + c] = acc * s;
-                }
+            outer_plain(rows, r, n, U, X, s, out, j0, r, c0, c0 + 32);
             break;
         }
         v16f a[8][2];
@@ -87,12 +75,7 @@ static bool outer_sum_f32(int64_t rows, int64_t r, int64_t n, const float *U, co
     int64_t nblk = n / 32;
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < nblk; b++) outer_block(rows, r, n, U, X, s, out, b * 32);
-    for (int64_t j = 0; j < r; j++) /* the last n % 32 columns */
-        for (int64_t c = nblk * 32; c < n; c++) {
-            float acc = 0;
-            for (int64_t i = 0; i < rows; i++) acc += U[i * r + j] * X[i * n + c];
-            out[j * n + c] = acc * s;
-        }
+    outer_plain(rows, r, n, U, X, s, out, 0, r, nblk * 32, n); /* the last n % 32 columns */
     return true;
 }
 
@@ -111,7 +94,8 @@ static lfl_status lora_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin
     if (need_x || need_A) { /* u[rows, r] = g @ B */
         int64_t ushape[2] = {rows, r};
         st = lfl_empty(2, ushape, dt, LFL_CPU, &u);
-        if (st == LFL_OK && !fuse) gemm(dt, false, false, rows, r, fout, 1, lfl_data(g), fout, pB, r, 0, lfl_data(u), r);
+        if (st == LFL_OK && !fuse)
+            lfl_gemm_typed(dt, false, false, rows, r, fout, 1, lfl_data(g), fout, pB, r, 0, lfl_data(u), r);
     }
     if (st == LFL_OK && fuse) { /* dx = [g | s u] [w ; A], u = g B computed while g is packed */
         float *bt = malloc(sizeof(float) * (size_t)(r * fout)); /* B^T [r, out]: the side's pt */
@@ -131,17 +115,20 @@ static lfl_status lora_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin
             st = lfl_gemm_f32_lowp(false, rows, fin, fout, lfl_data(g), (int)fout, w->dtype, lfl_data(w),
                                    w->stride[0], w->stride[1], 0.0f, lfl_data(gin[0]), (int)fin);
         else if (st == LFL_OK)
-            gemm(dt, false, false, rows, fin, fout, 1, lfl_data(g), fout, lfl_data(w), fin, 0, lfl_data(gin[0]), fin);
-        if (st == LFL_OK) gemm(dt, false, false, rows, fin, r, s, lfl_data(u), r, pA, fin, 1, lfl_data(gin[0]), fin);
+            lfl_gemm_typed(dt, false, false, rows, fin, fout, 1, lfl_data(g), fout, lfl_data(w), fin, 0,
+                           lfl_data(gin[0]), fin);
+        if (st == LFL_OK)
+            lfl_gemm_typed(dt, false, false, rows, fin, r, s, lfl_data(u), r, pA, fin, 1, lfl_data(gin[0]), fin);
     }
     if (st == LFL_OK && lfl_node_needs(n, 1)) { /* dw = g^T @ x */
         st = lfl_empty(2, w->shape, dt, LFL_CPU, &gin[1]);
-        if (st == LFL_OK) gemm(dt, true, false, fout, fin, rows, 1, lfl_data(g), fout, px, fin, 0, lfl_data(gin[1]), fin);
+        if (st == LFL_OK)
+            lfl_gemm_typed(dt, true, false, fout, fin, rows, 1, lfl_data(g), fout, px, fin, 0, lfl_data(gin[1]), fin);
     }
     if (st == LFL_OK && need_A) { /* dA = s * u^T @ x */
         st = lfl_empty(2, A->shape, dt, LFL_CPU, &gin[2]);
         if (st == LFL_OK && !(dt == LFL_F32 && outer_sum_f32(rows, r, fin, lfl_data(u), px, (float)s, lfl_data(gin[2]))))
-            gemm(dt, true, false, r, fin, rows, s, lfl_data(u), r, px, fin, 0, lfl_data(gin[2]), fin);
+            lfl_gemm_typed(dt, true, false, r, fin, rows, s, lfl_data(u), r, px, fin, 0, lfl_data(gin[2]), fin);
     }
     if (st == LFL_OK && lfl_node_needs(n, 3)) { /* dB = s * g^T @ t */
         st = lfl_empty(2, B->shape, dt, LFL_CPU, &gin[3]);
@@ -150,22 +137,11 @@ static lfl_status lora_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin
             for (int64_t o = 0; o < fout; o++)
                 for (int64_t j = 0; j < r; j++) ((float *)lfl_data(gin[3]))[o * r + j] = bt[j * fout + o];
         } else if (st == LFL_OK) {
-            gemm(dt, true, false, fout, r, rows, s, lfl_data(g), fout, lfl_data(t), r, 0, lfl_data(gin[3]), r);
+            lfl_gemm_typed(dt, true, false, fout, r, rows, s, lfl_data(g), fout, lfl_data(t), r, 0, lfl_data(gin[3]), r);
         }
         free(bt);
     }
-    if (st == LFL_OK && n->n_in > 4 && lfl_node_needs(n, 4)) { /* dbias = sum of g's rows */
-        int64_t shape2[2] = {rows, fout};
-        lfl_tensor *g2;
-        st = lfl_view(g, 2, shape2, &g2);
-        if (st == LFL_OK) {
-            int dim0 = 0;
-            bool prev = lfl_set_grad_enabled(false);
-            st = lfl_sum(g2, 1, &dim0, false, &gin[4]);
-            lfl_set_grad_enabled(prev);
-            lfl_tensor_release(g2);
-        }
-    }
+    if (st == LFL_OK && n->n_in > 4 && lfl_node_needs(n, 4)) st = lfl_linear_bias_grad(g, rows, fout, &gin[4]);
     lfl_tensor_release(u);
     lfl_tensor_release(g);
     return st;
@@ -213,8 +189,8 @@ lfl_status lfl_lora_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_t
         lfl_set_grad_enabled(prev);
         lfl_dtype dt = x->dtype;
         if (st == LFL_OK) {
-            gemm(dt, false, true, rows, r, fin, 1, lfl_data(cx), fin, lfl_data(cA), fin, 0, lfl_data(t), r);
-            gemm(dt, false, true, rows, fout, r, scaling, lfl_data(t), r, lfl_data(cB), r, 1, lfl_data(o), fout);
+            lfl_gemm_typed(dt, false, true, rows, r, fin, 1, lfl_data(cx), fin, lfl_data(cA), fin, 0, lfl_data(t), r);
+            lfl_gemm_typed(dt, false, true, rows, fout, r, scaling, lfl_data(t), r, lfl_data(cB), r, 1, lfl_data(o), fout);
         }
     }
     if (st == LFL_OK) {

@@ -116,123 +116,99 @@ lfl_status lfl_loss_row_coef(lfl_tensor *gout, lfl_reduction r, int64_t rows, in
     return LFL_OK;
 }
 
-static void lse_rows_f32(const float *x, int64_t rows, int64_t n, int64_t ld, const int64_t *labels,
-                         int64_t v0, double *m, double *s, double *picked)
+/* One row of an online log-sum-exp block: updates the running max *m and sum
+ * *s and takes the label's logit (label: its column here, or out of range). With
+ * keep (a constant at each call, so the exp loop stays branch-free) the row
+ * becomes exp(x - new max) in place and *rescale = exp(old max - new max)
+ * (0 for a row that had no max yet), what a softmax-weighted sum kept
+ * against the old max needs. */
+static inline __attribute__((always_inline)) void lse_row_f32(float *xr, int64_t n, int64_t label, double *m,
+                                                              double *s, double *picked, double *rescale, bool keep)
 {
-#pragma omp parallel for schedule(static) if (rows * n > LFL_OMP_MIN)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * ld;
-        float cm = -INFINITY;
+    if (label >= 0 && label < n) *picked = xr[label];
+    float cm = -INFINITY;
 #pragma omp simd reduction(max : cm)
-        for (int64_t j = 0; j < n; j++) cm = xr[j] > cm ? xr[j] : cm;
-        double nm = m[r] > (double)cm ? m[r] : (double)cm;
-        float fm = (float)nm;
-        double acc = 0;
-        int64_t j = 0;
-        /* 16 float lanes (one zmm), flushed to double every 256 terms so long
-         * rows keep double accuracy while the exp loop stays vectorised */
-        for (; j + 256 <= n; j += 256) {
-            float lane[16] = {0};
-            for (int64_t b = 0; b < 256; b += 16)
-                for (int k = 0; k < 16; k++) lane[k] += lfl_vexpf(xr[j + b + k] - fm);
-            float t = 0;
-            for (int k = 0; k < 16; k++) t += lane[k];
-            acc += t;
-        }
-        for (; j < n; j++) acc += lfl_vexpf(xr[j] - fm);
-        /* exp(-inf - -inf) is NaN: an all -inf row stays NaN, as in torch */
-        s[r] = (m[r] == -INFINITY ? 0.0 : s[r] * exp(m[r] - nm)) + acc;
-        m[r] = nm;
-        int64_t l = labels[r] - v0;
-        if (labels[r] != LFL_IGNORE_INDEX && l >= 0 && l < n) picked[r] = xr[l];
+    for (int64_t j = 0; j < n; j++) cm = xr[j] > cm ? xr[j] : cm;
+    double nm = *m > (double)cm ? *m : (double)cm;
+    float fm = (float)nm;
+    double acc = 0;
+    int64_t j = 0;
+    /* 16 float lanes (one zmm), flushed to double every 256 terms so long
+     * rows keep double accuracy while the exp loop stays vectorised */
+    for (; j + 256 <= n; j += 256) {
+        float lane[16] = {0};
+        for (int64_t b = 0; b < 256; b += 16)
+            for (int k = 0; k < 16; k++) {
+                float e = lfl_vexpf(xr[j + b + k] - fm);
+                if (keep) xr[j + b + k] = e;
+                lane[k] += e;
+            }
+        float t = 0;
+        for (int k = 0; k < 16; k++) t += lane[k];
+        acc += t;
     }
+    for (; j < n; j++) {
+        float e = lfl_vexpf(xr[j] - fm);
+        if (keep) xr[j] = e;
+        acc += e;
+    }
+    /* exp(-inf - -inf) is NaN: an all -inf row stays NaN, as in torch */
+    double f = *m == -INFINITY ? 0.0 : exp(*m - nm);
+    if (keep) *rescale = f;
+    *s = *s * f + acc;
+    *m = nm;
 }
 
-static void lse_rows_f64(const double *x, int64_t rows, int64_t n, int64_t ld, const int64_t *labels,
-                         int64_t v0, double *m, double *s, double *picked)
+static void lse_row_f64(double *xr, int64_t n, int64_t label, double *m, double *s, double *picked, double *rescale)
 {
-#pragma omp parallel for schedule(static) if (rows * n > LFL_OMP_MIN)
-    for (int64_t r = 0; r < rows; r++) {
-        const double *xr = x + r * ld;
-        double cm = -INFINITY;
-        for (int64_t j = 0; j < n; j++) cm = xr[j] > cm ? xr[j] : cm;
-        double nm = m[r] > cm ? m[r] : cm;
-        double acc = 0;
-        for (int64_t j = 0; j < n; j++) acc += exp(xr[j] - nm);
-        s[r] = (m[r] == -INFINITY ? 0.0 : s[r] * exp(m[r] - nm)) + acc;
-        m[r] = nm;
-        int64_t l = labels[r] - v0;
-        if (labels[r] != LFL_IGNORE_INDEX && l >= 0 && l < n) picked[r] = xr[l];
+    if (label >= 0 && label < n) *picked = xr[label];
+    double cm = -INFINITY;
+    for (int64_t j = 0; j < n; j++) cm = xr[j] > cm ? xr[j] : cm;
+    double nm = *m > cm ? *m : cm, acc = 0;
+    for (int64_t j = 0; j < n; j++) {
+        double e = exp(xr[j] - nm);
+        if (rescale) xr[j] = e;
+        acc += e;
     }
+    double f = *m == -INFINITY ? 0.0 : exp(*m - nm);
+    if (rescale) *rescale = f;
+    *s = *s * f + acc;
+    *m = nm;
+}
+
+/* the rows of a block; rescale NULL leaves x as it is (lfl_loss_lse_block) */
+static void lse_rows(lfl_dtype dt, void *x, int64_t rows, int64_t n, int64_t ld, const int64_t *labels, int64_t v0,
+                     double *m, double *s, double *picked, double *rescale)
+{
+    float *xf = x;
+    double *xd = x;
+    /* the label's column in this block, -1 for an ignored row */
+#define LSE_COL(r) (labels[r] == LFL_IGNORE_INDEX ? -1 : labels[r] - v0)
+    if (dt == LFL_F64) {
+#pragma omp parallel for schedule(static) if (rows * n > LFL_OMP_MIN)
+        for (int64_t r = 0; r < rows; r++)
+            lse_row_f64(xd + r * ld, n, LSE_COL(r), m + r, s + r, picked + r, rescale ? rescale + r : NULL);
+    } else if (rescale) {
+#pragma omp parallel for schedule(static) if (rows * n > LFL_OMP_MIN)
+        for (int64_t r = 0; r < rows; r++)
+            lse_row_f32(xf + r * ld, n, LSE_COL(r), m + r, s + r, picked + r, rescale + r, true);
+    } else {
+#pragma omp parallel for schedule(static) if (rows * n > LFL_OMP_MIN)
+        for (int64_t r = 0; r < rows; r++) lse_row_f32(xf + r * ld, n, LSE_COL(r), m + r, s + r, picked + r, NULL, false);
+    }
+#undef LSE_COL
 }
 
 void lfl_loss_lse_block(lfl_dtype dt, const void *x, int64_t rows, int64_t n, int64_t ld,
                         const int64_t *labels, int64_t v0, double *m, double *s, double *picked)
 {
-    if (dt == LFL_F32) lse_rows_f32(x, rows, n, ld, labels, v0, m, s, picked);
-    else lse_rows_f64(x, rows, n, ld, labels, v0, m, s, picked);
-}
-
-/* lse_rows_* that also leaves exp(x - new max) in the block (in place) and
- * the factor exp(old max - new max) that rescales sums kept against the old
- * max (0 for a row that had none). The label's logit is taken first. */
-static void lse_exp_rows_f32(float *x, int64_t rows, int64_t n, int64_t ld, const int64_t *labels, int64_t v0,
-                             double *m, double *s, double *picked, double *rescale)
-{
-#pragma omp parallel for schedule(static) if (rows * n > LFL_OMP_MIN)
-    for (int64_t r = 0; r < rows; r++) {
-        float *xr = x + r * ld;
-        int64_t l = labels[r] - v0;
-        if (labels[r] != LFL_IGNORE_INDEX && l >= 0 && l < n) picked[r] = xr[l];
-        float cm = -INFINITY;
-#pragma omp simd reduction(max : cm)
-        for (int64_t j = 0; j < n; j++) cm = xr[j] > cm ? xr[j] : cm;
-        double nm = m[r] > (double)cm ? m[r] : (double)cm;
-        float fm = (float)nm;
-        double acc = 0;
-        int64_t j = 0;
-        for (; j + 256 <= n; j += 256) { /* float lanes flushed to double, as lse_rows_f32 */
-            float lane[16] = {0};
-            for (int64_t b = 0; b < 256; b += 16)
-                for (int k = 0; k < 16; k++) {
-                    float e = lfl_vexpf(xr[j + b + k] - fm);
-                    xr[j + b + k] = e;
-                    lane[k] += e;
-                }
-            float t = 0;
-            for (int k = 0; k < 16; k++) t += lane[k];
-            acc += t;
-        }
-        for (; j < n; j++) { xr[j] = lfl_vexpf(xr[j] - fm); acc += xr[j]; }
-        rescale[r] = m[r] == -INFINITY ? 0.0 : exp(m[r] - nm);
-        s[r] = s[r] * rescale[r] + acc;
-        m[r] = nm;
-    }
-}
-
-static void lse_exp_rows_f64(double *x, int64_t rows, int64_t n, int64_t ld, const int64_t *labels, int64_t v0,
-                             double *m, double *s, double *picked, double *rescale)
-{
-#pragma omp parallel for schedule(static) if (rows * n > LFL_OMP_MIN)
-    for (int64_t r = 0; r < rows; r++) {
-        double *xr = x + r * ld;
-        int64_t l = labels[r] - v0;
-        if (labels[r] != LFL_IGNORE_INDEX && l >= 0 && l < n) picked[r] = xr[l];
-        double cm = -INFINITY;
-        for (int64_t j = 0; j < n; j++) cm = xr[j] > cm ? xr[j] : cm;
-        double nm = m[r] > cm ? m[r] : cm, acc = 0;
-        for (int64_t j = 0; j < n; j++) { xr[j] = exp(xr[j] - nm); acc += xr[j]; }
-        rescale[r] = m[r] == -INFINITY ? 0.0 : exp(m[r] - nm);
-        s[r] = s[r] * rescale[r] + acc;
-        m[r] = nm;
-    }
+    lse_rows(dt, (void *)x, rows, n, ld, labels, v0, m, s, picked, NULL); /* reads x only */
 }
 
 void lfl_loss_lse_exp_block(lfl_dtype dt, void *x, int64_t rows, int64_t n, int64_t ld, const int64_t *labels,
                             int64_t v0, double *m, double *s, double *picked, double *rescale)
 {
-    if (dt == LFL_F32) lse_exp_rows_f32(x, rows, n, ld, labels, v0, m, s, picked, rescale);
-    else lse_exp_rows_f64(x, rows, n, ld, labels, v0, m, s, picked, rescale);
+    lse_rows(dt, x, rows, n, ld, labels, v0, m, s, picked, rescale);
 }
 
 static void grad_rows_f32(const float *x, float *dx, int64_t rows, int64_t n, int64_t ld,
