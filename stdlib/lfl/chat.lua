@@ -11,13 +11,7 @@ local gen = require("lfl.generate")
 
 local M = {}
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = lfl.read_file
 
 -- the chat_template string of a model (GGUF metadata or tokenizer_config.json), or nil
 local function chat_template_src(model)

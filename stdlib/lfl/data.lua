@@ -21,10 +21,8 @@ M.ROLE = ROLE
 -- ---------------------------------------------------------------- files
 
 local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then error(fmt("%s: cannot read: %s", path, tostring(err)), 0) end
-  local s = f:read("*a")
-  f:close()
+  local s, err = lfl.read_file(path)
+  if not s then error(fmt("%s: cannot read: %s", path, tostring(err)), 0) end
   return s
 end
 

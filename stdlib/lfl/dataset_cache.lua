@@ -37,13 +37,7 @@ function M.dir()
   return base .. "/datasets"
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = lfl.read_file
 
 local function file_stamp(path)
   local ok, size, mtime = pcall(C.stat, path)

@@ -295,13 +295,7 @@ function M.select_dataset_files(entry, names, configs)
   return readable
 end
 
-local function read_text(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_text = lfl.read_file
 
 -- The local paths of a LlamaFactory dataset entry's data files ({hf_hub_url,
 -- subset, split, folder, revision}): the dataset card's configs (or the

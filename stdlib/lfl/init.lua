@@ -139,6 +139,16 @@ lfl.format_tensor = format_tensor
 -- an empty table that lfl.json.encode writes as {} rather than []
 function lfl.json.object(t) return setmetatable(t or {}, {__jsontype = "object"}) end
 
+-- A whole file's bytes, or nil and io.open's message when it cannot be opened
+-- (the stdlib modules' one way of reading a file)
+function lfl.read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 -- Folders of user recipe modules of one kind ("templates", "models"), the
 -- first winning: user_dir (a test's override) or ~/.lfl/recipes/<kind>/, then
 -- each LFL_PATH entry's recipes/<kind>/; with bundled, the project's own

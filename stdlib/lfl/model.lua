@@ -12,13 +12,7 @@ local Model = {}
 Model.__index = Model
 M.Model = Model
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = lfl.read_file
 
 local function exists(path)
   local f = io.open(path, "rb")

@@ -30,13 +30,7 @@ local function names_of(v)
   return t
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = lfl.read_file
 
 -- Python's round(x, n) for the metrics (correctly rounded decimal)
 local function round(x, n) return tonumber(fmt("%." .. n .. "f", x)) end

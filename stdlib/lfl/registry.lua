@@ -39,13 +39,7 @@ local function list_lua(dir)
   return out
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = lfl.read_file
 
 local function template_exists(name)
   local ok = pcall(require("lfl.template").get, name)

@@ -119,13 +119,7 @@ end
 
 -- ---- adding tokens to a tokenizer.json ----
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = lfl.read_file
 
 local function write_atomic(path, text) require("lfl.model").write_atomic(path, text) end
 
