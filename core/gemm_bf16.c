@@ -28,6 +28,7 @@
 #include "blas.h"
 #include "dtype.h"
 #include "gemm_bf16.h"
+#include "iter.h"
 
 #define MR 8
 #define NV 3
@@ -118,6 +119,12 @@ static void side_dots(const float *x, int64_t k, const float *pt, int64_t r, flo
             out[j0 + j] = t;
         }
     }
+}
+
+void lfl_gemm_side_rows(int64_t m, int64_t k, const float *a, int64_t lda, const float *pt, int64_t r, float *side)
+{
+#pragma omp parallel for schedule(static) if (m * k * r > LFL_OMP_MIN)
+    for (int64_t i = 0; i < m; i++) side_dots(a + i * lda, k, pt, r, side + i * r);
 }
 
 /* rows [r0, r1) of A (f32, row-major, lda) into bf16 rows of ldp pairs; with

@@ -35,6 +35,11 @@ typedef struct {
     int64_t sqk, sqn;
 } lfl_gemm_lowrank;
 
+/* side[i, :] = a[i, :] @ pt^T for i < m (pt [r, k]), summed exactly as
+ * lfl_gemm_bf16_lowrank computes its side: a replay of that GEMM's side
+ * product without the GEMM */
+void lfl_gemm_side_rows(int64_t m, int64_t k, const float *a, int64_t lda, const float *pt, int64_t r, float *side);
+
 /* lfl_gemm_bf16 (A not transposed, alpha 1) with a low-rank side segment */
 lfl_status lfl_gemm_bf16_lowrank(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, lfl_dtype bdt,
                                  const void *b, int64_t sbk, int64_t sbn, const lfl_gemm_lowrank *lr, float beta,

@@ -47,6 +47,10 @@ lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor
  * B [out, r]; one node, no [rows, out] temporaries for the low-rank branch */
 lfl_status lfl_lora_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor *A, lfl_tensor *B,
                            double scaling, lfl_tensor **out);
+/* the same node with its output given (a checkpoint's replay of a forward
+ * already run: only the rank-r side product is recomputed); *out = given */
+lfl_status lfl_lora_linear_given(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor *A, lfl_tensor *B,
+                                 double scaling, lfl_tensor *given, lfl_tensor **out);
 
 /* indexing */
 lfl_status lfl_embedding(lfl_tensor *weight, lfl_tensor *ids, lfl_tensor **out);
@@ -81,6 +85,9 @@ typedef struct {
                             * attention never crosses segments (needs S == T) */
     lfl_tensor *kv_start;  /* left-padded batches: [B] i64, keys j < kv_start[b] are
                             * padding that row b never sees, or NULL */
+    lfl_tensor **lse_out;  /* if set: a new reference to the rows' log-sum-exps [B, Hq, T] */
+    lfl_tensor *given_out, *given_lse; /* replay (checkpointing): this forward's output and
+                            * log-sum-exps from an earlier run; only the node is recorded */
 } lfl_attn_opts;
 /* q[B, Hq, T, D], k/v[B, Hkv, S, D] (Hq multiple of Hkv) -> [B, Hq, T, D] */
 lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_attn_opts *o, lfl_tensor **out);

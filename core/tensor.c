@@ -78,7 +78,10 @@ lfl_storage *lfl_storage_mmap(const char *path, size_t offset, size_t len, lfl_s
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t start = offset & ~(page - 1);
     size_t maplen = len + (offset - start);
-    void *base = maplen ? mmap(NULL, maplen, PROT_READ, MAP_PRIVATE, fd, (off_t)start) : NULL;
+    /* private and writable: pages stay shared with the page cache until an
+     * in-place op writes one, which then gets its own copy (the file is never
+     * written); read-only pages would turn such a write into a crash */
+    void *base = maplen ? mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)start) : NULL;
     close(fd);
     if (base == MAP_FAILED) { *st = lfl_fail(LFL_ERR_IO, "%s: mmap failed: %m", path); return NULL; }
     lfl_storage *s = calloc(1, sizeof *s);

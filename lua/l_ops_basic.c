@@ -96,11 +96,12 @@ static int l_linear(lua_State *L)
     return 1;
 }
 
-/* lora_linear(x, w, bias | nil, A, B, scaling) */
+/* lora_linear(x, w, bias | nil, A, B, scaling [, given output]) */
 static int l_lora_linear(lua_State *L)
 {
     lfl_tensor *out = NULL;
-    lfl_lua_check(L, lfl_lora_linear(T(1), T(2), lfl_lua_opt_tensor(L, 3), T(4), T(5), luaL_checknumber(L, 6), &out));
+    lfl_lua_check(L, lfl_lora_linear_given(T(1), T(2), lfl_lua_opt_tensor(L, 3), T(4), T(5), luaL_checknumber(L, 6),
+                                           lfl_lua_opt_tensor(L, 7), &out));
     lfl_lua_push_tensor(L, out);
     return 1;
 }

@@ -68,11 +68,14 @@ static int l_geglu(lua_State *L)
     return push_result(L, lfl_geglu(T(1), T(2), th, &out), &out);
 }
 
-/* attention(q, k, v, {causal=, window=, softcap=, scale=, segments=, kv_start=}) */
+/* attention(q, k, v, {causal=, window=, softcap=, scale=, segments=, kv_start=, keep_lse=, given=}):
+ * keep_lse also returns the rows' log-sum-exps; given = {out, lse} from such a
+ * call on the same inputs replays it (the node only, for checkpointing) */
 static int l_attention(lua_State *L)
 {
-    lfl_tensor *q = T(1), *k = T(2), *v = T(3), *out = NULL;
+    lfl_tensor *q = T(1), *k = T(2), *v = T(3), *out = NULL, *lse = NULL;
     lfl_attn_opts o = {0};
+    bool keep = false;
     if (!lua_isnoneornil(L, 4)) {
         luaL_checktype(L, 4, LUA_TTABLE);
         lua_pushnil(L);
@@ -97,14 +100,28 @@ static int l_attention(lua_State *L)
                 o.segments = lfl_lua_check_tensor(L, top);
             } else if (!strcmp(key, "kv_start")) {
                 o.kv_start = lfl_lua_check_tensor(L, top);
+            } else if (!strcmp(key, "keep_lse")) {
+                keep = lua_toboolean(L, top);
+            } else if (!strcmp(key, "given")) {
+                luaL_checktype(L, top, LUA_TTABLE);
+                lua_rawgeti(L, top, 1);
+                lua_rawgeti(L, top, 2);
+                o.given_out = lfl_lua_check_tensor(L, -2);
+                o.given_lse = lfl_lua_check_tensor(L, -1);
+                lua_pop(L, 2);
             } else {
-                return luaL_error(L, "attention: unknown option '%s' (causal, window, softcap, scale, segments, kv_start)",
-                                  key);
+                return luaL_error(L, "attention: unknown option '%s' (causal, window, softcap, scale, segments, kv_start, "
+                                     "keep_lse, given)", key);
             }
             lua_pop(L, 1);
         }
     }
-    return push_result(L, lfl_attention(q, k, v, &o, &out), &out);
+    if (keep) o.lse_out = &lse;
+    lfl_lua_check(L, lfl_attention(q, k, v, &o, &out));
+    lfl_lua_push_tensor(L, out);
+    if (!keep) return 1;
+    lfl_lua_push_tensor(L, lse);
+    return 2;
 }
 
 static const luaL_Reg ops[] = {

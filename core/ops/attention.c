@@ -317,6 +317,24 @@ static lfl_status attention_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor 
     return st;
 }
 
+/* a replay's given output [B, Hq, T, D] and log-sum-exps [B, Hq, T] (contiguous) */
+static lfl_status given_check(const lfl_attn_opts *o, lfl_dtype dt, int64_t B, int64_t Hq, int64_t T, int64_t D)
+{
+    const lfl_tensor *go = o->given_out, *gl = o->given_lse;
+    int64_t os[4] = {B, Hq, T, D};
+    bool ok = go && gl && go->dtype == dt && gl->dtype == dt && go->ndim == 4 && gl->ndim == 3 &&
+              go->device == LFL_CPU && gl->device == LFL_CPU && !memcmp(go->shape, os, sizeof os) &&
+              !memcmp(gl->shape, os, sizeof(int64_t) * 3) && lfl_is_contiguous(gl);
+    if (!ok)
+        return lfl_fail(LFL_ERR_ARG, "attention: a replay needs the output [%lld, %lld, %lld, %lld] and log-sum-exps "
+                                     "[%lld, %lld, %lld] of a forward run on the same inputs (%s)",
+                        (long long)B, (long long)Hq, (long long)T, (long long)D, (long long)B, (long long)Hq,
+                        (long long)T, lfl_dtype_name(dt));
+    if (go->grad_fn || go->requires_grad || gl->grad_fn || gl->requires_grad)
+        return lfl_fail(LFL_ERR_ARG, "attention: a replay's given tensors must be plain, not part of a graph");
+    return LFL_OK;
+}
+
 lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_attn_opts *opts, lfl_tensor **out)
 {
     char bq[128], bk[128], bv[128];
@@ -389,16 +407,26 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
     int64_t B = g.B, Hq = g.Hq, T = g.T, D = g.D;
     int64_t sshape[4] = {B, T, Hq, D}, lshape[3] = {B, Hq, T};
     lfl_tensor *store = NULL, *res = NULL, *lse = NULL;
-    if (st == LFL_OK) st = lfl_empty(4, sshape, q->dtype, LFL_CPU, &store);
-    if (st == LFL_OK) st = lfl_empty(3, lshape, q->dtype, LFL_CPU, &lse);
-    if (st == LFL_OK && B * Hq * T * D > 0) {
+    if (st == LFL_OK && (o->given_out || o->given_lse)) {
+        st = given_check(o, q->dtype, B, Hq, T, D);
+        if (st == LFL_OK) {
+            res = lfl_tensor_retain(o->given_out);
+            lse = lfl_tensor_retain(o->given_lse);
+        }
+    } else {
+        if (st == LFL_OK) st = lfl_empty(4, sshape, q->dtype, LFL_CPU, &store);
+        if (st == LFL_OK) st = lfl_empty(3, lshape, q->dtype, LFL_CPU, &lse);
+    }
+    if (st == LFL_OK && res) {
+        /* replayed */
+    } else if (st == LFL_OK && B * Hq * T * D > 0) {
         if (q->dtype == LFL_F32) st = att_forward_f32(&g, q, k, v, lfl_data(store), lfl_data(lse));
         else st = att_forward_f64(&g, q, k, v, lfl_data(store), lfl_data(lse));
     } else if (st == LFL_OK) {
         lfl_fill_(lse, -INFINITY);
     }
     free(g.segr);
-    if (st == LFL_OK) st = lfl_transpose(store, 1, 2, &res);
+    if (st == LFL_OK && !res) st = lfl_transpose(store, 1, 2, &res);
     lfl_tensor_release(store);
     if (st == LFL_OK) {
         lfl_tensor *in[3] = {q, k, v};
@@ -420,6 +448,7 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
         }
         *out = res;
         res = NULL;
+        if (o->lse_out) *o->lse_out = lfl_tensor_retain(lse);
     }
     lfl_tensor_release(res);
     lfl_tensor_release(lse);

@@ -150,6 +150,12 @@ static lfl_status lora_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin
 lfl_status lfl_lora_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor *A, lfl_tensor *B,
                            double scaling, lfl_tensor **out)
 {
+    return lfl_lora_linear_given(x, w, bias, A, B, scaling, NULL, out);
+}
+
+lfl_status lfl_lora_linear_given(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor *A, lfl_tensor *B,
+                                 double scaling, lfl_tensor *given, lfl_tensor **out)
+{
     char ba[128], bb[128];
     const char *op = "lora_linear";
     LFL_TRY(lfl_linear_check(op, x, w, bias));
@@ -170,13 +176,26 @@ lfl_status lfl_lora_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_t
     for (int d = 0; d < x->ndim - 1; d++) oshape[d] = x->shape[d];
     oshape[x->ndim - 1] = fout;
     bool fuse = x->dtype == LFL_F32 && r > 0 && r <= LFL_GEMM_MAX_RANK && lfl_gemm_wants_bf16(rows, fout, fin);
+    if (given && (given->dtype != x->dtype || given->ndim != x->ndim || !lfl_is_contiguous(given) ||
+                  given->device != LFL_CPU || memcmp(given->shape, oshape, sizeof(int64_t) * (size_t)x->ndim)))
+        return lfl_fail(LFL_ERR_ARG, "%s: the given output %s is not a contiguous %s tensor of the output's shape", op,
+                        lfl_shape_str(given, ba, sizeof ba), lfl_dtype_name(x->dtype));
+    if (given && (given->grad_fn || given->requires_grad))
+        return lfl_fail(LFL_ERR_ARG, "%s: the given output must be a plain tensor, not part of a graph", op);
     lfl_tensor *o = NULL, *cx = NULL, *cw = NULL, *cA = NULL, *cB = NULL, *t = NULL;
     lfl_status st = lfl_contiguous(x, &cx);
     if (st == LFL_OK) st = lfl_is_lowp(w->dtype) ? (cw = lfl_tensor_retain(w), LFL_OK) : lfl_contiguous(w, &cw);
     if (st == LFL_OK) st = lfl_contiguous(A, &cA);
     if (st == LFL_OK) st = lfl_contiguous(B, &cB);
     if (st == LFL_OK) st = lfl_empty(2, tshape, x->dtype, LFL_CPU, &t);
-    if (st == LFL_OK && fuse) { /* y = [x | s t] [w ; B^T] (+ bias), t = x A^T computed while x is packed */
+    if (st == LFL_OK && given) { /* replay: only the side product t, as the forward computed it */
+        o = lfl_tensor_retain(given);
+        if (fuse)
+            lfl_gemm_side_rows(rows, fin, lfl_data(cx), fin, lfl_data(cA), r, lfl_data(t));
+        else
+            lfl_gemm_typed(x->dtype, false, true, rows, r, fin, 1, lfl_data(cx), fin, lfl_data(cA), fin, 0,
+                           lfl_data(t), r);
+    } else if (st == LFL_OK && fuse) { /* y = [x | s t] [w ; B^T] (+ bias), t = x A^T computed while x is packed */
         st = lfl_empty(x->ndim, oshape, x->dtype, LFL_CPU, &o);
         if (st == LFL_OK && bias) st = lfl_linear_fill_bias(o, bias, rows, fout);
         lfl_gemm_lowrank lr = {r, lfl_data(cA), lfl_data(t), (float)scaling, lfl_data(cB), 1, r};

@@ -33,7 +33,8 @@ end
 -- mean next-token cross-entropy of a packed row
 function M.lm_loss(model, batch, state)
   local loss = model:loss(batch.input_ids, batch.labels, {shifted = true, position_ids = batch.position_ids,
-    segments = batch.segments, gradient_checkpointing = state and state.gradient_checkpointing})
+    segments = batch.segments, gradient_checkpointing = state and state.gradient_checkpointing,
+    checkpoint_policy = state and state.checkpoint_policy})
   return loss, {}
 end
 

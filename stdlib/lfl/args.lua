@@ -12,7 +12,8 @@ M.DEFAULTS = {
   -- model
   model_name_or_path = NIL, adapter_name_or_path = NIL, cache_dir = NIL, resize_vocab = false,
   add_tokens = NIL, add_special_tokens = NIL,
-  rope_scaling = NIL, disable_gradient_checkpointing = false, trust_remote_code = false, model_revision = "main",
+  rope_scaling = NIL, disable_gradient_checkpointing = false, gradient_checkpointing_policy = "auto",
+  trust_remote_code = false, model_revision = "main",
   infer_dtype = "auto", print_param_status = false, flash_attn = "auto", use_cache = true, hf_hub_token = NIL,
   quantization_bit = NIL, quantization_method = "bnb", quantization_type = "nf4", double_quantization = true,
   export_dir = NIL, export_size = 5, export_device = "cpu", export_legacy_format = false,
@@ -157,6 +158,10 @@ function M.validate(a)
     end
   end
   if a.train_on_prompt and a.mask_history then bad("train_on_prompt and mask_history are mutually exclusive") end
+  local policies = {auto = 1, selective = 1, full = 1}
+  if not policies[a.gradient_checkpointing_policy] then
+    bad(fmt("gradient_checkpointing_policy '%s' (auto, selective, full)", tostring(a.gradient_checkpointing_policy)))
+  end
   if a.do_predict and a.stage == "sft" and not a.predict_with_generate then
     bad("do_predict for sft needs predict_with_generate")
   end

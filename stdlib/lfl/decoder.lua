@@ -190,26 +190,52 @@ end
 
 local peft -- loaded on first use (adapters are optional)
 
-local function linear(m, x, base)
+-- A checkpointed layer's GEMMs run once (see M.hidden): in the region's first
+-- pass memo keeps each fused LoRA linear's output; its recompute hands them
+-- back to lfl.lora_linear, which records the backward node without the GEMM.
+-- A `last` output (the layer's final projection, whose value backward never
+-- reads) is not kept: a zero tensor stands in for it.
+local function memo_linear(m, x, base, w, b, memo, last)
+  local i = memo.i + 1
+  memo.i = i
+  if not memo.replay then
+    local y = peft.linear(m, base, x, w, b)
+    if peft.fusable(m, base, x) then memo[i] = not last and y end
+    return y
+  end
+  local y = memo[i]
+  memo[i] = nil
+  if y == nil then return peft.linear(m, base, x, w, b) end
+  if not y then
+    local sz = x:size()
+    sz[#sz] = w:size(1)
+    y = lfl.zeros(sz, x:dtype())
+  end
+  local e = m.adapters[base]
+  return lfl.lora_linear(x, w, b, e.A, e.B, m.lora.scaling, y)
+end
+
+local function linear(m, x, base, memo, last)
   local w, b = P(m, base .. ".weight"), opt(m, base .. ".bias")
   if m.adapters and m.adapters[base] then
     peft = peft or require("lfl.peft")
+    if memo then return memo_linear(m, x, base, w, b, memo, last) end
     return peft.linear(m, base, x, w, b)
   end
   return lfl.linear(x, w, b)
 end
 
 -- gate/up projections and the gated activation (input of down_proj)
-local function gated_act(m, h, p)
+local function gated_act(m, h, p, memo)
   local a = m.arch
   local gate, up
   if a.fused_gate_up then
-    local gu = linear(m, h, p .. "mlp.gate_up_proj")
+    local gu = linear(m, h, p .. "mlp.gate_up_proj", memo)
     local F = gu:size(3) / 2
     gate, up = gu:narrow(3, 1, F), gu:narrow(3, F + 1, F)
   else
-    gate = linear(m, h, p .. "mlp.gate_proj")
-    up = linear(m, h, p .. "mlp.up_proj")
+    gate = linear(m, h, p .. "mlp.gate_proj", memo)
+    up = linear(m, h, p .. "mlp.up_proj", memo)
   end
   if a.act == "silu" then return lfl.swiglu(gate, up) end
   return lfl.geglu(gate, up, a.act == "gelu_tanh")
@@ -238,7 +264,7 @@ end
 -- this step's rotated keys and values are appended to the layer's cached ones
 -- and the queries attend over all of them (the attention's offset S - T puts
 -- them after the cached keys, so causal and window masks stay right).
-local function layer(m, l, x, cos, sin, segments, cache)
+local function layer(m, l, x, cos, sin, segments, cache, memo)
   local a = m.arch
   local p = "model.layers." .. (l - 1) .. "."
   local sz = x:size()
@@ -247,14 +273,14 @@ local function layer(m, l, x, cos, sin, segments, cache)
   local h = a.pre_norms and norm(m, x, p .. "input_layernorm") or x
   local q, k, v
   if a.fused_qkv then
-    local qkv = linear(m, h, p .. "self_attn.qkv_proj")
+    local qkv = linear(m, h, p .. "self_attn.qkv_proj", memo)
     q = qkv:narrow(3, 1, Hq * D)
     k = qkv:narrow(3, Hq * D + 1, Hk * D)
     v = qkv:narrow(3, (Hq + Hk) * D + 1, Hk * D)
   else
-    q = linear(m, h, p .. "self_attn.q_proj")
-    k = linear(m, h, p .. "self_attn.k_proj")
-    v = linear(m, h, p .. "self_attn.v_proj")
+    q = linear(m, h, p .. "self_attn.q_proj", memo)
+    k = linear(m, h, p .. "self_attn.k_proj", memo)
+    v = linear(m, h, p .. "self_attn.v_proj", memo)
   end
   if a.clip_qkv then q, k, v = clip(q, a.clip_qkv), clip(k, a.clip_qkv), clip(v, a.clip_qkv) end
   if a.qk_norm_full then
@@ -295,22 +321,28 @@ local function layer(m, l, x, cos, sin, segments, cache)
   if cache and T == 1 and not segments then
     o = decode_attention(q, k, v, a.scale, a.window[l], a.attn_softcap, cache.pad_mask)
   else
-    o = lfl.attention(q, k, v, {causal = true, scale = a.scale, window = a.window[l],
-                                softcap = a.attn_softcap, segments = segments, kv_start = cache and cache.kv_start})
+    local ao = {causal = true, scale = a.scale, window = a.window[l], softcap = a.attn_softcap, segments = segments,
+                kv_start = cache and cache.kv_start}
+    if memo then -- a checkpoint's replay reuses the first pass's output (see memo_linear)
+      if memo.replay then ao.given, memo.att = memo.att, nil else ao.keep_lse = true end
+    end
+    local lse
+    o, lse = lfl.attention(q, k, v, ao)
+    if memo and not memo.replay then memo.att = {o, lse} end
   end
   o = o:transpose(2, 3):reshape(B, T, Hq * D)
-  o = linear(m, o, p .. "self_attn.o_proj")
+  o = linear(m, o, p .. "self_attn.o_proj", memo)
   if a.post_norms then o = norm(m, o, p .. "post_attention_layernorm") end
   x = x + o
   if not a.pre_norms then h = x
   else h = norm(m, x, p .. (a.post_norms and "pre_feedforward_layernorm" or "post_attention_layernorm")) end
   local y
   if a.mlp == "plain" then
-    y = linear(m, h, p .. "mlp.c_fc")
+    y = linear(m, h, p .. "mlp.c_fc", memo)
     if a.act == "gelu_tanh" then y = y:gelu_tanh() elseif a.act == "gelu" then y = y:gelu() else y = y:silu() end
-    y = linear(m, y, p .. "mlp.c_proj")
+    y = linear(m, y, p .. "mlp.c_proj", memo, not a.post_norms)
   else
-    y = linear(m, gated_act(m, h, p), p .. "mlp.down_proj")
+    y = linear(m, gated_act(m, h, p, memo), p .. "mlp.down_proj", memo, not a.post_norms)
   end
   if a.post_norms then y = norm(m, y, p .. "post_feedforward_layernorm") end
   return x + y
@@ -324,6 +356,24 @@ local function default_positions(B, T, start)
   if start and start > 0 then pos = pos + start end
   pos = pos:view(1, T):expand(B, T):contiguous()
   return pos
+end
+
+-- Bytes that selective checkpointing keeps for a micro-batch of `tokens`
+-- positions beyond what full checkpointing keeps: each adapted linear's output
+-- but the layer's last projection (see memo_linear) and each adapted layer's
+-- attention output and log-sum-exps, at the activations' 4 bytes (f32).
+function M.selective_bytes(m, tokens)
+  local a, floats, layers = m.arch, 0, {}
+  for mod, e in pairs(m.adapters or {}) do
+    local l = mod:match("^model%.layers%.(%d+)%.")
+    if l then
+      layers[l] = true
+      local last = not a.post_norms and (mod:match("down_proj$") or mod:match("c_proj$"))
+      if not last then floats = floats + e.B:size(1) end
+    end
+  end
+  for _ in pairs(layers) do floats = floats + a.heads * (a.head_dim + 1) end
+  return 4 * floats * tokens
 end
 
 -- layers (1-based) holding a parameter or adapter that trains
@@ -423,10 +473,18 @@ function M.hidden(m, ids, opts)
   if a.embed_scale then x = x * lfl.tensor(sqrt(a.hidden)):_at(1) end
   local ckpt = opts.gradient_checkpointing and lfl.is_grad_enabled()
   local trainable = ckpt and M.trainable_layers(m)
+  m.checkpointing = ckpt or nil
+  -- "full" recomputes every layer's GEMMs in backward; "selective" (the
+  -- default) keeps the fused LoRA linears' outputs and recomputes the rest
+  local replay = ckpt and m.adapters and opts.checkpoint_policy ~= "full"
   for l = 1, a.layers do
     if ckpt and (trainable[l] or x:get_requires_grad()) then
       -- recorded even when x needs no grad: the layer's own weights do
-      x = lfl.checkpoint_trainable(function(h) return layer(m, l, h, cos, sin, opts.segments) end, x)
+      local memo = replay and {}
+      x = lfl.checkpoint_trainable(function(h)
+        if memo then memo.i, memo.replay, memo.ran = 0, memo.ran, true end
+        return layer(m, l, h, cos, sin, opts.segments, nil, memo)
+      end, x)
     else
       x = layer(m, l, x, cos, sin, opts.segments, cache)
     end

@@ -150,12 +150,33 @@ end
 -- LoRA without dropout in training and f32/f64 factors, else base + M.apply.
 -- Called by the decoder for every linear that has an adapter.
 function M.linear(model, mod, x, w, bias)
-  local ad, e = model.lora, model.adapters[mod]
-  if ad and ad.enabled and not ad.use_dora and (ad.dropout == 0 or not lfl.is_grad_enabled())
-    and e.A:dtype() == x:dtype() and e.B:dtype() == x:dtype() and (x:dtype() == "f32" or x:dtype() == "f64") then
+  if M.fusable(model, mod, x) then
+    local ad, e = model.lora, model.adapters[mod]
     return lfl.lora_linear(x, w, bias, e.A, e.B, ad.scaling)
   end
   return M.apply(model, mod, x, lfl.linear(x, w, bias), w, bias)
+end
+
+-- Dropout applies in training: with grad enabled, or in the first pass of a
+-- checkpointed region (grad off there, but its recompute must see the same
+-- network as the loss did); model.checkpointing is set by the decoder.
+local function dropping(model, ad)
+  return ad.dropout > 0 and (lfl.is_grad_enabled() or model.checkpointing == true)
+end
+
+-- whether training takes the fused op for the model's adapters (f32 inputs)
+function M.fuses_in_training(model)
+  local ad = model.lora
+  if not (ad and ad.enabled and model.adapters) or ad.use_dora or ad.dropout > 0 then return false end
+  local _, e = next(model.adapters)
+  return e ~= nil and e.A:dtype() == "f32"
+end
+
+-- whether M.linear takes the fused op (lfl.lora_linear) for `mod` on x
+function M.fusable(model, mod, x)
+  local ad, e = model.lora, model.adapters and model.adapters[mod]
+  return e and ad and ad.enabled and not ad.use_dora and not dropping(model, ad)
+    and e.A:dtype() == x:dtype() and e.B:dtype() == x:dtype() and (x:dtype() == "f32" or x:dtype() == "f64") or false
 end
 
 -- y = base(x) (+ bias) -> adapted output, composed from ops (DoRA, dropout, bf16 factors).
@@ -164,7 +185,7 @@ function M.apply(model, mod, x, y, w, bias)
   local e = model.adapters and model.adapters[mod]
   if not e or not ad or not ad.enabled then return y end
   local xin = x
-  if ad.dropout > 0 and lfl.is_grad_enabled() then xin = lfl.dropout(x, ad.dropout) end
+  if dropping(model, ad) then xin = lfl.dropout(x, ad.dropout) end
   local lora = lfl.linear(lfl.linear(xin, e.A), e.B)
   if not ad.use_dora then return y + lora * ad.scaling end
   -- DoRA as PEFT computes it: s = m / ||W + scaling B A||_row (norm detached),

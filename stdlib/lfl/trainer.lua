@@ -92,6 +92,35 @@ end
 
 -- GaLore and BAdam replace the optimizer (LlamaFactory's create_custom_optimizer);
 -- optim "adamw_8bit" / "adamw_bnb_8bit" is bitsandbytes' 8-bit AdamW.
+-- MemAvailable of /proc/meminfo in bytes, or nil where there is none
+local function mem_available()
+  local f = io.open("/proc/meminfo", "r")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  local kb = text:match("MemAvailable:%s*(%d+)")
+  return kb and tonumber(kb) * 1024
+end
+
+-- gradient_checkpointing_policy: "selective" keeps the LoRA linears' and the
+-- attention's outputs so backward recomputes no GEMM, "full" recomputes whole
+-- layers; "auto" takes selective unless what it keeps would use more than half
+-- of the memory available now
+local function checkpoint_policy(model, a)
+  local policy = a.gradient_checkpointing_policy
+  if a.disable_gradient_checkpointing or not peft.fuses_in_training(model) then return policy end
+  local need = require("lfl.decoder").selective_bytes(model, a.per_device_train_batch_size * a.cutoff_len)
+  if policy == "auto" then
+    local avail = mem_available()
+    policy = avail and need > avail / 2 and "full" or "selective"
+  end
+  print(fmt("[lfl] gradient checkpointing: %s%s", policy, policy == "selective"
+    and fmt(" (keeps the adapted layers' GEMM outputs, up to %.0f MB a micro-batch; "
+            .. "gradient_checkpointing_policy=full recomputes them instead)", need / 2 ^ 20)
+    or " (backward recomputes each layer's forward)"))
+  return policy
+end
+
 local function make_optimizer(groups, a, model)
   local kw = {lr = a.learning_rate, beta1 = a.adam_beta1, beta2 = a.adam_beta2, eps = a.adam_epsilon,
     weight_decay = a.weight_decay}
@@ -293,7 +322,8 @@ function M.run(a, hooks)
 
   local st = {args = a, model = model, names = names, params = params, optimizer = opt, approach = approach,
     global_step = 0, log_history = {}, total_steps = total, epoch = 0, batch_in_epoch = 0, stream = stream,
-    gradient_checkpointing = not a.disable_gradient_checkpointing}
+    gradient_checkpointing = not a.disable_gradient_checkpointing,
+    checkpoint_policy = checkpoint_policy(model, a)}
 
   -- resume: explicit path, or the last checkpoint in output_dir
   local resume = a.resume_from_checkpoint

@@ -191,6 +191,40 @@ t.suite("lora_linear", {
     if not ok then error(err, 0) end
   end,
 
+  -- a checkpoint's replay: the output given from a forward without grad, the
+  -- node records the same backward (f32 plain, and the fused bf16 GEMM under
+  -- "medium", whose side product the replay must recompute bit for bit)
+  replay = function()
+    local _, has = lfl.sys.matmul_precision()
+    for _, prec in ipairs(has and {"highest", "medium"} or {"highest"}) do
+      lfl.sys.matmul_precision(prec)
+      local ok, err = pcall(function()
+        local x, w, b = randn(130, 256):requires_grad(), randn(160, 256):to("bf16"), randn(160)
+        local A, B = (randn(8, 256) * 0.3):requires_grad(), (randn(160, 8) * 0.3):requires_grad()
+        local g = randn(130, 160)
+        lfl.lora_linear(x, w, b, A, B, 1.5):backward(g)
+        local want = {x.grad, A.grad, B.grad}
+        x.grad, A.grad, B.grad = nil, nil, nil
+        local y0 = lfl.no_grad(function() return lfl.lora_linear(x, w, b, A, B, 1.5) end)
+        local y = lfl.lora_linear(x, w, b, A, B, 1.5, y0)
+        t.assert(y:grad_fn() == "lora_linear", prec .. ": replay records the node")
+        t.assert_eq(lfl.lora_linear(x, w, b, A, B, 1.5, lfl.zeros(130, 160)):abs():max():item(), 0,
+          prec .. ": the given output is returned, not recomputed")
+        y:backward(g)
+        for i, got in ipairs({x.grad, A.grad, B.grad}) do
+          t.assert_eq((got - want[i]):abs():max():item(), 0, prec .. ": gradient " .. i)
+        end
+      end)
+      lfl.sys.matmul_precision("highest")
+      if not ok then error(err, 0) end
+    end
+    local x, w, A, B = randn(2, 7), randn(5, 7), randn(4, 7), randn(5, 4)
+    t.assert_error(function() lfl.lora_linear(x, w, nil, A, B, 1, randn(2, 4)) end,
+      "the given output [2,4] is not a contiguous f32 tensor of the output's shape")
+    local used = lfl.lora_linear(x, w:requires_grad(), nil, A, B, 1)
+    t.assert_error(function() lfl.lora_linear(x, w, nil, A, B, 1, used) end, "must be a plain tensor")
+  end,
+
   errors = function()
     local x, w = randn(2, 7), randn(5, 7)
     t.assert_error(function() lfl.lora_linear(x, w, nil, randn(4, 6), randn(5, 4), 1) end,
@@ -492,6 +526,36 @@ t.suite("attention", {
       out:sum():backward()
       t.assert_tensor_close(q.grad, lfl.zeros(1, 2, 3, 4, dt), 0, 0)
     end
+  end,
+
+  -- keep_lse returns the log-sum-exps; given = {out, lse} replays the forward
+  -- (a checkpoint's recompute) and backward gives the same gradients
+  replay = function()
+    for name, c in pairs(configs) do
+      local q, k, v = make_qkv(c)
+      q, k, v = q:requires_grad(), k:requires_grad(), v:requires_grad()
+      local g = lfl.randn(q:size(), q:dtype())
+      lfl.attention(q, k, v, c.o):backward(g)
+      local want = {q.grad, k.grad, v.grad}
+      q.grad, k.grad, v.grad = nil, nil, nil
+      local o = {}
+      for key, val in pairs(c.o or {}) do o[key] = val end
+      o.keep_lse = true
+      local out, lse = lfl.no_grad(function() return lfl.attention(q, k, v, o) end)
+      t.assert_eq(table.concat(lse:size(), ","), table.concat({q:size(1), q:size(2), q:size(3)}, ","), name .. ": lse shape")
+      o.keep_lse, o.given = nil, {out, lse}
+      local y = lfl.attention(q, k, v, o)
+      t.assert(y:grad_fn() == "attention", name .. ": replay records the node")
+      t.assert_eq(lfl.attention(q, k, v, {given = {lfl.zeros(out:size(), out:dtype()), lse}}):abs():max():item(), 0,
+        name .. ": the given output is returned, not recomputed")
+      y:backward(g)
+      for i, got in ipairs({q.grad, k.grad, v.grad}) do
+        t.assert_eq((got - want[i]):abs():max():item(), 0, name .. ": gradient " .. i)
+      end
+    end
+    local q = randn(1, 2, 5, 8)
+    t.assert_error(function() lfl.attention(q, q, q, {given = {randn(1, 2, 5, 8), randn(1, 2, 4)}}) end,
+      "attention: a replay needs the output [1, 2, 5, 8] and log-sum-exps [1, 2, 5]")
   end,
 
   errors = function()
