@@ -121,7 +121,14 @@ function M.load(path, opts)
   cfg.tie_word_embeddings = params["lm_head.weight"] == nil
   local m = require("lfl.model").from_params(cfg, params, opts)
   m.path = path
-  m.gguf_metadata = meta
+  -- the scalars (chat template, names, sizes) stay; the vocabulary arrays
+  -- (tokens, merges, scores: ~150k Lua values for a 49k vocabulary) are the
+  -- tokenizer's business and would make every Lua GC cycle traverse them
+  local kept = {}
+  for k, v in pairs(meta) do
+    if type(v) ~= "table" or #v <= 1024 then kept[k] = v end
+  end
+  m.gguf_metadata = kept
   return m
 end
 
