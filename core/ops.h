@@ -36,6 +36,8 @@ lfl_status lfl_mean(lfl_tensor *a, int ndims, const int *dims, bool keepdim, lfl
 lfl_status lfl_max(lfl_tensor *a, int dim, bool keepdim, lfl_tensor **values, lfl_tensor **indices);
 lfl_status lfl_min(lfl_tensor *a, int dim, bool keepdim, lfl_tensor **values, lfl_tensor **indices);
 lfl_status lfl_argmax(lfl_tensor *a, int dim, bool keepdim, lfl_tensor **out);
+/* 0-based i64 positions of the true elements of a 1-D bool mask */
+lfl_status lfl_nonzero(lfl_tensor *mask, lfl_tensor **out);
 lfl_status lfl_softmax(lfl_tensor *a, int dim, lfl_tensor **out);
 lfl_status lfl_log_softmax(lfl_tensor *a, int dim, lfl_tensor **out);
 

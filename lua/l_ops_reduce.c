@@ -1,5 +1,5 @@
 /* Bindings of the dim-wise and indexing ops: max/min/argmax, softmax,
- * log_softmax, embedding, index_select, gather, scatter_add, cat, stack, split.
+ * log_softmax, embedding, index_select, nonzero, gather, scatter_add, cat, stack, split.
  * Lua-number dims are 1-based (negative from the end); index TENSORS are data
  * and stay 0-based like PyTorch's (token ids, argmax results): never shifted. */
 #include "bridge.h"
@@ -80,6 +80,15 @@ static int l_index_select(lua_State *L)
     lfl_tensor *a = T(1), *out = NULL;
     int d = lfl_lua_check_dim(L, 2, a->ndim);
     lfl_lua_check(L, lfl_index_select(a, d, T(3), &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
+/* nonzero(mask): 0-based i64 positions of a 1-D bool mask's true elements */
+static int l_nonzero(lua_State *L)
+{
+    lfl_tensor *out = NULL;
+    lfl_lua_check(L, lfl_nonzero(T(1), &out));
     lfl_lua_push_tensor(L, out);
     return 1;
 }
@@ -187,7 +196,7 @@ static int l_split(lua_State *L)
 
 static const luaL_Reg ops[] = {
     {"max", l_max}, {"min", l_min}, {"argmax", l_argmax}, {"softmax", l_softmax}, {"log_softmax", l_log_softmax},
-    {"embedding", l_embedding}, {"index_select", l_index_select}, {"gather", l_gather},
+    {"embedding", l_embedding}, {"index_select", l_index_select}, {"nonzero", l_nonzero}, {"gather", l_gather},
     {"scatter_add", l_scatter_add}, {"cat", l_cat}, {"stack", l_stack}, {"split", l_split},
     {NULL, NULL},
 };

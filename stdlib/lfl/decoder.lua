@@ -534,7 +534,13 @@ function M.loss(m, ids, labels, opts)
   end
   local h = M.hidden(m, ids, opts)
   local H = h:size(3)
-  return lfl.linear_cross_entropy(h:reshape(-1, H), M.lm_head(m), shifted:reshape(-1), {chunk = opts.ce_chunk})
+  local hf, lab = h:reshape(-1, H), shifted:reshape(-1)
+  -- rows without a label (SFT prompts, each example's last token) skip the
+  -- head's two GEMMs: the mean over the labelled rows is the same
+  local keep = lfl.nonzero(lab:ne(-100))
+  local n = keep:numel()
+  if n > 0 and n < 0.9 * lab:numel() then hf, lab = hf:index_select(1, keep), lab:index_select(1, keep) end
+  return lfl.linear_cross_entropy(hf, M.lm_head(m), lab, {chunk = opts.ce_chunk})
 end
 
 return M

@@ -380,6 +380,19 @@ t.suite("embedding", {
 -- ---- index_select / gather / scatter_add ----
 
 t.suite("indexing", {
+  nonzero = function()
+    local mask = lfl.tensor({-100, 3, -100, 5, 7}, "i64"):ne(-100)
+    local idx = lfl.nonzero(mask)
+    t.assert_eq(idx:dtype(), "i64")
+    t.assert_tensor_close(idx:double(), {1, 3, 4}, 0, 0)
+    -- a strided mask, an empty result, and what it refuses
+    local strided = lfl.tensor({{1, 0}, {0, 0}, {1, 1}}):ne(0):select(2, 1)
+    t.assert_tensor_close(lfl.nonzero(strided):double(), {0, 2}, 0, 0)
+    t.assert_eq(lfl.nonzero(lfl.zeros(4):ne(0)):numel(), 0)
+    t.assert_error(function() lfl.nonzero(lfl.zeros(2, 2):ne(0)) end, "nonzero: want a 1-D bool mask on the CPU, got bool [2,2]")
+    t.assert_error(function() lfl.nonzero(lfl.zeros(3)) end, "got f32 [3]")
+  end,
+
   index_select_values = function()
     local x = lfl.randn(3, 4, 5)
     local idx = {3, 0, 3, 1}
