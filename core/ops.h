@@ -50,9 +50,12 @@ lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor
 lfl_status lfl_lora_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor *A, lfl_tensor *B,
                            double scaling, lfl_tensor **out);
 /* the same node with its output given (a checkpoint's replay of a forward
- * already run: only the rank-r side product is recomputed); *out = given */
+ * already run), *out = given; the rank-r side product x A^T [rows, r] is
+ * recomputed unless given_side (from that forward's *side) is passed too.
+ * side, if not NULL, receives a new reference to the side product. */
 lfl_status lfl_lora_linear_given(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor *A, lfl_tensor *B,
-                                 double scaling, lfl_tensor *given, lfl_tensor **out);
+                                 double scaling, lfl_tensor *given, lfl_tensor *given_side, lfl_tensor **out,
+                                 lfl_tensor **side);
 
 /* indexing */
 lfl_status lfl_embedding(lfl_tensor *weight, lfl_tensor *ids, lfl_tensor **out);

@@ -96,14 +96,30 @@ static int l_linear(lua_State *L)
     return 1;
 }
 
-/* lora_linear(x, w, bias | nil, A, B, scaling [, given output]) */
+/* lora_linear(x, w, bias | nil, A, B, scaling [, y | {given = y, side = t, keep_side = bool}]):
+ * y given records the node around it (a checkpoint's replay); keep_side also
+ * returns the side product t = x A^T for such a replay */
 static int l_lora_linear(lua_State *L)
 {
-    lfl_tensor *out = NULL;
+    lfl_tensor *out = NULL, *given = NULL, *gside = NULL, *side = NULL;
+    bool keep = false;
+    if (lua_istable(L, 7)) {
+        lua_getfield(L, 7, "given");
+        lua_getfield(L, 7, "side");
+        lua_getfield(L, 7, "keep_side");
+        if (!lua_isnil(L, -3)) given = lfl_lua_check_tensor(L, -3);
+        if (!lua_isnil(L, -2)) gside = lfl_lua_check_tensor(L, -2);
+        keep = lua_toboolean(L, -1);
+        lua_pop(L, 3);
+    } else {
+        given = lfl_lua_opt_tensor(L, 7);
+    }
     lfl_lua_check(L, lfl_lora_linear_given(T(1), T(2), lfl_lua_opt_tensor(L, 3), T(4), T(5), luaL_checknumber(L, 6),
-                                           lfl_lua_opt_tensor(L, 7), &out));
+                                           given, gside, &out, keep ? &side : NULL));
     lfl_lua_push_tensor(L, out);
-    return 1;
+    if (!keep) return 1;
+    lfl_lua_push_tensor(L, side);
+    return 2;
 }
 
 static const luaL_Reg ops[] = {

@@ -150,11 +150,25 @@ static lfl_status lora_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin
 lfl_status lfl_lora_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor *A, lfl_tensor *B,
                            double scaling, lfl_tensor **out)
 {
-    return lfl_lora_linear_given(x, w, bias, A, B, scaling, NULL, out);
+    return lfl_lora_linear_given(x, w, bias, A, B, scaling, NULL, NULL, out, NULL);
+}
+
+/* a given tensor of `shape` (n dims) and dtype dt, contiguous and outside any graph */
+static lfl_status given_check(const char *what, const lfl_tensor *g, int n, const int64_t *shape, lfl_dtype dt)
+{
+    char b[128];
+    if (g->dtype != dt || g->ndim != n || !lfl_is_contiguous(g) || g->device != LFL_CPU ||
+        memcmp(g->shape, shape, sizeof(int64_t) * (size_t)n))
+        return lfl_fail(LFL_ERR_ARG, "lora_linear: the given %s %s is not a contiguous %s tensor of its shape", what,
+                        lfl_shape_str(g, b, sizeof b), lfl_dtype_name(dt));
+    if (g->grad_fn || g->requires_grad)
+        return lfl_fail(LFL_ERR_ARG, "lora_linear: the given %s must be a plain tensor, not part of a graph", what);
+    return LFL_OK;
 }
 
 lfl_status lfl_lora_linear_given(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor *A, lfl_tensor *B,
-                                 double scaling, lfl_tensor *given, lfl_tensor **out)
+                                 double scaling, lfl_tensor *given, lfl_tensor *given_side, lfl_tensor **out,
+                                 lfl_tensor **side)
 {
     char ba[128], bb[128];
     const char *op = "lora_linear";
@@ -176,21 +190,21 @@ lfl_status lfl_lora_linear_given(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias,
     for (int d = 0; d < x->ndim - 1; d++) oshape[d] = x->shape[d];
     oshape[x->ndim - 1] = fout;
     bool fuse = x->dtype == LFL_F32 && r > 0 && r <= LFL_GEMM_MAX_RANK && lfl_gemm_wants_bf16(rows, fout, fin);
-    if (given && (given->dtype != x->dtype || given->ndim != x->ndim || !lfl_is_contiguous(given) ||
-                  given->device != LFL_CPU || memcmp(given->shape, oshape, sizeof(int64_t) * (size_t)x->ndim)))
-        return lfl_fail(LFL_ERR_ARG, "%s: the given output %s is not a contiguous %s tensor of the output's shape", op,
-                        lfl_shape_str(given, ba, sizeof ba), lfl_dtype_name(x->dtype));
-    if (given && (given->grad_fn || given->requires_grad))
-        return lfl_fail(LFL_ERR_ARG, "%s: the given output must be a plain tensor, not part of a graph", op);
+    if (given) LFL_TRY(given_check("output", given, x->ndim, oshape, x->dtype));
+    if (given_side && !given) return lfl_fail(LFL_ERR_ARG, "%s: a given side product needs the given output", op);
+    if (given_side) LFL_TRY(given_check("side product", given_side, 2, tshape, x->dtype));
     lfl_tensor *o = NULL, *cx = NULL, *cw = NULL, *cA = NULL, *cB = NULL, *t = NULL;
     lfl_status st = lfl_contiguous(x, &cx);
     if (st == LFL_OK) st = lfl_is_lowp(w->dtype) ? (cw = lfl_tensor_retain(w), LFL_OK) : lfl_contiguous(w, &cw);
     if (st == LFL_OK) st = lfl_contiguous(A, &cA);
     if (st == LFL_OK) st = lfl_contiguous(B, &cB);
-    if (st == LFL_OK) st = lfl_empty(2, tshape, x->dtype, LFL_CPU, &t);
-    if (st == LFL_OK && given) { /* replay: only the side product t, as the forward computed it */
+    if (st == LFL_OK && given_side) t = lfl_tensor_retain(given_side);
+    else if (st == LFL_OK) st = lfl_empty(2, tshape, x->dtype, LFL_CPU, &t);
+    if (st == LFL_OK && given) { /* replay: nothing, or the side product t as the forward computed it */
         o = lfl_tensor_retain(given);
-        if (fuse)
+        if (given_side)
+            ;
+        else if (fuse)
             lfl_gemm_side_rows(rows, fin, lfl_data(cx), fin, lfl_data(cA), r, lfl_data(t));
         else
             lfl_gemm_typed(x->dtype, false, true, rows, r, fin, 1, lfl_data(cx), fin, lfl_data(cA), fin, 0,
@@ -231,6 +245,7 @@ lfl_status lfl_lora_linear_given(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias,
     lfl_tensor_release(cw);
     lfl_tensor_release(cA);
     lfl_tensor_release(cB);
+    if (st == LFL_OK && side) *side = lfl_tensor_retain(t);
     lfl_tensor_release(t);
     if (st) { lfl_tensor_release(o); return st; }
     *out = o;

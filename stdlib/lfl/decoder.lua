@@ -191,28 +191,31 @@ end
 local peft -- loaded on first use (adapters are optional)
 
 -- A checkpointed layer's GEMMs run once (see M.hidden): in the region's first
--- pass memo keeps each fused LoRA linear's output; its recompute hands them
--- back to lfl.lora_linear, which records the backward node without the GEMM.
--- A `last` output (the layer's final projection, whose value backward never
--- reads) is not kept: a zero tensor stands in for it.
+-- pass memo keeps each fused LoRA linear's output and its side product x A^T;
+-- its recompute hands them back to lfl.lora_linear, which records the backward
+-- node without computing anything. A `last` output (the layer's final
+-- projection, whose value backward never reads) is not kept: a zero tensor
+-- stands in for it.
 local function memo_linear(m, x, base, w, b, memo, last)
   local i = memo.i + 1
   memo.i = i
+  local e = m.adapters[base]
   if not memo.replay then
-    local y = peft.linear(m, base, x, w, b)
-    if peft.fusable(m, base, x) then memo[i] = not last and y end
+    if not peft.fusable(m, base, x) then return peft.linear(m, base, x, w, b) end
+    local y, side = lfl.lora_linear(x, w, b, e.A, e.B, m.lora.scaling, {keep_side = true})
+    memo[i] = {not last and y, side}
     return y
   end
-  local y = memo[i]
+  local kept = memo[i]
   memo[i] = nil
-  if y == nil then return peft.linear(m, base, x, w, b) end
+  if kept == nil then return peft.linear(m, base, x, w, b) end
+  local y = kept[1]
   if not y then
     local sz = x:size()
     sz[#sz] = w:size(1)
     y = lfl.zeros(sz, x:dtype())
   end
-  local e = m.adapters[base]
-  return lfl.lora_linear(x, w, b, e.A, e.B, m.lora.scaling, y)
+  return lfl.lora_linear(x, w, b, e.A, e.B, m.lora.scaling, {given = y, side = kept[2]})
 end
 
 local function linear(m, x, base, memo, last)
@@ -360,8 +363,9 @@ end
 
 -- Bytes that selective checkpointing keeps for a micro-batch of `tokens`
 -- positions beyond what full checkpointing keeps: each adapted linear's output
--- but the layer's last projection (see memo_linear) and each adapted layer's
--- attention output and log-sum-exps, at the activations' 4 bytes (f32).
+-- but the layer's last projection (see memo_linear) and each one's rank-r side
+-- product, and each adapted layer's attention output and log-sum-exps, at the
+-- activations' 4 bytes (f32).
 function M.selective_bytes(m, tokens)
   local a, floats, layers = m.arch, 0, {}
   for mod, e in pairs(m.adapters or {}) do
@@ -369,7 +373,7 @@ function M.selective_bytes(m, tokens)
     if l then
       layers[l] = true
       local last = not a.post_norms and (mod:match("down_proj$") or mod:match("c_proj$"))
-      if not last then floats = floats + e.B:size(1) end
+      floats = floats + e.A:size(1) + (last and 0 or e.B:size(1))
     end
   end
   for _ in pairs(layers) do floats = floats + a.heads * (a.head_dim + 1) end

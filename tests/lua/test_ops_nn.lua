@@ -214,13 +214,30 @@ t.suite("lora_linear", {
         for i, got in ipairs({x.grad, A.grad, B.grad}) do
           t.assert_eq((got - want[i]):abs():max():item(), 0, prec .. ": gradient " .. i)
         end
+        -- with the forward's side product kept as well: the same gradients,
+        -- and dB comes from the given side product, not a recomputed one
+        x.grad, A.grad, B.grad = nil, nil, nil
+        local y1, side = lfl.no_grad(function() return lfl.lora_linear(x, w, b, A, B, 1.5, {keep_side = true}) end)
+        t.assert_eq((y1 - y0):abs():max():item(), 0, prec .. ": keep_side leaves the output as it was")
+        t.assert_tensor_close(side, lfl.linear(x:detach(), A:detach()), 1e-4, 1e-5, prec .. ": side = x A^T")
+        lfl.lora_linear(x, w, b, A, B, 1.5, {given = y1, side = side}):backward(g)
+        for i, got in ipairs({x.grad, A.grad, B.grad}) do
+          t.assert_eq((got - want[i]):abs():max():item(), 0, prec .. ": gradient " .. i .. " with the side given")
+        end
+        B.grad = nil
+        lfl.lora_linear(x, w, b, A, B, 1.5, {given = lfl.zeros(130, 160), side = side * 0}):backward(g)
+        t.assert_eq(B.grad:abs():max():item(), 0, prec .. ": dB from the given side product")
       end)
       lfl.sys.matmul_precision("highest")
       if not ok then error(err, 0) end
     end
     local x, w, A, B = randn(2, 7), randn(5, 7), randn(4, 7), randn(5, 4)
     t.assert_error(function() lfl.lora_linear(x, w, nil, A, B, 1, randn(2, 4)) end,
-      "the given output [2,4] is not a contiguous f32 tensor of the output's shape")
+      "the given output [2,4] is not a contiguous f32 tensor of its shape")
+    t.assert_error(function() lfl.lora_linear(x, w, nil, A, B, 1, {given = randn(2, 5), side = randn(2, 3)}) end,
+      "the given side product [2,3] is not a contiguous f32 tensor of its shape")
+    t.assert_error(function() lfl.lora_linear(x, w, nil, A, B, 1, {side = randn(2, 4)}) end,
+      "a given side product needs the given output")
     local used = lfl.lora_linear(x, w:requires_grad(), nil, A, B, 1)
     t.assert_error(function() lfl.lora_linear(x, w, nil, A, B, 1, used) end, "must be a plain tensor")
   end,
