@@ -478,8 +478,9 @@ function M.hidden(m, ids, opts)
   local ckpt = opts.gradient_checkpointing and lfl.is_grad_enabled()
   local trainable = ckpt and M.trainable_layers(m)
   m.checkpointing = ckpt or nil
-  -- "full" recomputes every layer's GEMMs in backward; "selective" (the
-  -- default) keeps the fused LoRA linears' outputs and recomputes the rest
+  -- "full" recomputes every layer's GEMMs in backward; otherwise ("selective",
+  -- or "auto" as the trainer resolves it) the first pass keeps the fused LoRA
+  -- linears' and the attention's outputs and backward recomputes the rest
   local replay = ckpt and m.adapters and opts.checkpoint_policy ~= "full"
   for l = 1, a.layers do
     if ckpt and (trainable[l] or x:get_requires_grad()) then

@@ -90,8 +90,6 @@ function M.setup_method(model, a)
   return names, params, groups
 end
 
--- GaLore and BAdam replace the optimizer (LlamaFactory's create_custom_optimizer);
--- optim "adamw_8bit" / "adamw_bnb_8bit" is bitsandbytes' 8-bit AdamW.
 -- MemAvailable of /proc/meminfo in bytes, or nil where there is none
 local function mem_available()
   local f = io.open("/proc/meminfo", "r")
@@ -121,6 +119,8 @@ local function checkpoint_policy(model, a)
   return policy
 end
 
+-- GaLore and BAdam replace the optimizer (LlamaFactory's create_custom_optimizer);
+-- optim "adamw_8bit" / "adamw_bnb_8bit" is bitsandbytes' 8-bit AdamW.
 local function make_optimizer(groups, a, model)
   local kw = {lr = a.learning_rate, beta1 = a.adam_beta1, beta2 = a.adam_beta2, eps = a.adam_epsilon,
     weight_decay = a.weight_decay}
