@@ -2,8 +2,9 @@
 -- (backward reuses the first pass's GEMM and attention outputs) and "full"
 -- (backward recomputes each layer) give the loss and adapter gradients of a
 -- run without checkpointing, bit for bit, in f32 and under matmul precision
--- "medium" (bf16 GEMMs); LoRA dropout draws the same masks with and without
--- checkpointing; the trainer's policy argument and its "auto" choice.
+-- "medium" (bf16 GEMMs), for every decoder family; LoRA dropout draws the
+-- same masks with and without checkpointing; the policy argument's default
+-- and validation; the kept-bytes estimate the trainer's "auto" choice uses.
 local t = require("lfl.test")
 local peft = require("lfl.peft")
 local dec = require("lfl.decoder")
@@ -73,6 +74,36 @@ t.suite("checkpoint", {
           t.assert_eq(max_diff(want, got), 0, c[1] .. " " .. policy)
         end
       end)
+    end
+  end,
+
+  -- every decoder family of the golden tiny checkpoints (fused qkv and
+  -- gate_up, post-norms, q/k norms, clip_qkv, plain MLPs, windows, softcaps)
+  every_family = function()
+    local root = model_dir:match("^(.*/)")
+    local p = io.popen("ls '" .. root .. "'")
+    local families = {}
+    for name in p:lines() do families[#families + 1] = name end
+    p:close()
+    t.assert(#families >= 18, "found the golden families")
+    for _, fam in ipairs(families) do
+      local function run(opts)
+        local m = lfl.model.load(root .. fam)
+        lfl.manual_seed(7) -- A's random init
+        peft.add_lora(m, {rank = 4, target = "all"})
+        local names = {}
+        for k in pairs(m.adapters) do names[#names + 1] = k end
+        table.sort(names)
+        for i, k in ipairs(names) do m.adapters[k].B:fill_(0.01 * (i % 7) - 0.03) end
+        lfl.manual_seed(11)
+        local ids = (lfl.rand(2, 12) * (m.arch.vocab - 1)):to("i64")
+        return grads(m, names, ids, opts)
+      end
+      local plain = run({})
+      for _, policy in ipairs({"selective", "full"}) do
+        local got = run({gradient_checkpointing = true, checkpoint_policy = policy})
+        t.assert_eq(max_diff(plain, got), 0, fam .. " " .. policy)
+      end
     end
   end,
 
