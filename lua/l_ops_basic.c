@@ -104,6 +104,13 @@ static int l_lora_linear(lua_State *L)
     lfl_tensor *out = NULL, *given = NULL, *gside = NULL, *side = NULL;
     bool keep = false;
     if (lua_istable(L, 7)) {
+        lua_pushnil(L);
+        while (lua_next(L, 7)) {
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+            if (!k || (strcmp(k, "given") && strcmp(k, "side") && strcmp(k, "keep_side")))
+                return luaL_error(L, "lora_linear: unknown option '%s' (given, side, keep_side)", k ? k : "?");
+            lua_pop(L, 1);
+        }
         lua_getfield(L, 7, "given");
         lua_getfield(L, 7, "side");
         lua_getfield(L, 7, "keep_side");

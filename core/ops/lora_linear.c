@@ -202,11 +202,9 @@ lfl_status lfl_lora_linear_given(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias,
     else if (st == LFL_OK) st = lfl_empty(2, tshape, x->dtype, LFL_CPU, &t);
     if (st == LFL_OK && given) { /* replay: nothing, or the side product t as the forward computed it */
         o = lfl_tensor_retain(given);
-        if (given_side)
-            ;
-        else if (fuse)
+        if (!given_side && fuse)
             lfl_gemm_side_rows(rows, fin, lfl_data(cx), fin, lfl_data(cA), r, lfl_data(t));
-        else
+        else if (!given_side)
             lfl_gemm_typed(x->dtype, false, true, rows, r, fin, 1, lfl_data(cx), fin, lfl_data(cA), fin, 0,
                            lfl_data(t), r);
     } else if (st == LFL_OK && fuse) { /* y = [x | s t] [w ; B^T] (+ bias), t = x A^T computed while x is packed */

@@ -238,6 +238,8 @@ t.suite("lora_linear", {
       "the given side product [2,3] is not a contiguous f32 tensor of its shape")
     t.assert_error(function() lfl.lora_linear(x, w, nil, A, B, 1, {side = randn(2, 4)}) end,
       "a given side product needs the given output")
+    t.assert_error(function() lfl.lora_linear(x, w, nil, A, B, 1, {keep_sides = true}) end,
+      "lora_linear: unknown option 'keep_sides' (given, side, keep_side)")
     local used = lfl.lora_linear(x, w:requires_grad(), nil, A, B, 1)
     t.assert_error(function() lfl.lora_linear(x, w, nil, A, B, 1, used) end, "must be a plain tensor")
   end,
