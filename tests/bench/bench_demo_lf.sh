@@ -9,15 +9,9 @@
 # Usage: bash tests/bench/bench_demo_lf.sh [workdir]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-LFL=$ROOT/build/lfl
 W=${1:-$(mktemp -d)}
-cache=${LFL_CACHE:-$HOME/.cache/lfl}
-PY=$(bash "$ROOT/tests/ref/lf_venv.sh" | tail -1)
+source "$ROOT/tests/bench/lf_smollm2.sh"
 mkdir -p "$W/data"
-"$LFL" -e "lfl.load('$cache/models/SmolLM2-135M-Instruct.Q4_1.gguf'):save('$W/smollm2')"
-"$PY" -c "
-from transformers import AutoTokenizer
-AutoTokenizer.from_pretrained('$cache/models', gguf_file='SmolLM2-135M-Instruct.Q4_1.gguf').save_pretrained('$W/smollm2')"
 sed -e 's/{{name}}/Lumen/g' -e 's/{{author}}/the lfl team/g' "$ROOT/recipes/data/identity.json" > "$W/data/identity.json"
 cp "$ROOT/recipes/data/alpaca_demo.json" "$W/data/"
 cat > "$W/data/dataset_info.json" <<JSON

@@ -9,18 +9,10 @@
 # Usage: bash tests/bench/bench_lora_sft_lf.sh [workdir] [f32|bf16] [gc|nogc]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-LFL=$ROOT/build/lfl
 W=${1:-$(mktemp -d)}
 BF16=false; [ "${2:-f32}" = bf16 ] && BF16=true
 GC=false; [ "${3:-gc}" = nogc ] && GC=true
-cache=${LFL_CACHE:-$HOME/.cache/lfl}
-PY=$(bash "$ROOT/tests/ref/lf_venv.sh" | tail -1)
-mkdir -p "$W"
-# the same weights as an HF folder (lfl writes it), tokenizer through transformers' GGUF reader
-"$LFL" -e "lfl.load('$cache/models/SmolLM2-135M-Instruct.Q4_1.gguf'):save('$W/smollm2')"
-"$PY" -c "
-from transformers import AutoTokenizer
-AutoTokenizer.from_pretrained('$cache/models', gguf_file='SmolLM2-135M-Instruct.Q4_1.gguf').save_pretrained('$W/smollm2')"
+source "$ROOT/tests/bench/lf_smollm2.sh"
 cat > "$W/lf.yaml" <<YAML
 model_name_or_path: $W/smollm2
 stage: pt
