@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <readline/history.h>
 #include <readline/readline.h>
-#include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,47 +159,18 @@ static void collect_keys(lua_State *L, int idx, const char *head, size_t hlen, c
     }
 }
 
-/* lfl's lazily loaded modules: <dir>/lfl/<name>.lua and <dir>/lfl/<name>/init.lua
- * for every template of package.path */
+/* lfl's lazily loaded modules: the short names of lfl._modules (stdlib/lfl/init.lua) */
 static void collect_lazy_modules(lua_State *L, const char *head, size_t hlen, const char *prefix)
 {
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "path");
-    const char *path = lua_tostring(L, -1);
-    for (const char *p = path; p && *p;) {
-        const char *end = strchr(p, ';');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        char tmpl[1024];
-        if (len < sizeof tmpl) {
-            memcpy(tmpl, p, len);
-            tmpl[len] = 0;
-            char *q = strchr(tmpl, '?');
-            /* only templates "<dir>/?<suffix>" (the suffix ".lua" or "/init.lua") */
-            if (q && (q == tmpl || q[-1] == '/') && !strchr(q + 1, '?')) {
-                const char *suffix = q + 1;
-                *q = 0;
-                char dir[1200];
-                snprintf(dir, sizeof dir, "%slfl", *tmpl ? tmpl : "./");
-                DIR *d = opendir(dir);
-                struct dirent *e;
-                while (d && (e = readdir(d)) != NULL) {
-                    char name[256], probe[1600];
-                    size_t nl = strlen(e->d_name), sl = strlen(suffix);
-                    if (suffix[0] == '/') {
-                        snprintf(name, sizeof name, "%s", e->d_name);
-                        snprintf(probe, sizeof probe, "%s/%s%s", dir, name, suffix);
-                        if (access(probe, R_OK) != 0) continue;
-                    } else {
-                        if (nl <= sl || strcmp(e->d_name + nl - sl, suffix) != 0 || nl - sl >= sizeof name) continue;
-                        memcpy(name, e->d_name, nl - sl);
-                        name[nl - sl] = 0;
-                    }
-                    if (strcmp(name, "init") != 0 && is_ident(name)) add_cand(head, hlen, name, prefix);
-                }
-                if (d) closedir(d);
-            }
+    lua_getglobal(L, "lfl");
+    lua_getfield(L, -1, "_modules");
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            if (lua_type(L, -2) == LUA_TSTRING && is_ident(lua_tostring(L, -2)))
+                add_cand(head, hlen, lua_tostring(L, -2), prefix);
+            lua_pop(L, 1);
         }
-        p = end ? end + 1 : NULL;
     }
     lua_pop(L, 2);
 }

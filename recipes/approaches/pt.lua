@@ -1,8 +1,8 @@
 -- Pretraining: texts + EOS concatenated and cut into cutoff_len blocks (with
 -- packing, the default), or each text truncated on its own.
 local lfl = lfl
-local common = require("recipes.approaches.common")
-local preprocess = require("lfl.preprocess")
+local common = require("lfl.data.collate")
+local preprocess = require("lfl.data.preprocess")
 
 local M = {name = "pt"}
 

@@ -1,8 +1,8 @@
 -- Supervised fine-tuning: template-encoded (prompt, response) turns, prompt
 -- labels masked, LlamaFactory's truncation; micro-batches packed into one row.
 local lfl = lfl
-local common = require("recipes.approaches.common")
-local preprocess = require("lfl.preprocess")
+local common = require("lfl.data.collate")
+local preprocess = require("lfl.data.preprocess")
 
 local M = {name = "sft"}
 

@@ -19,7 +19,7 @@ return {
   model_type = "internlm2",
   template = "default",
   lf_template = "intern2",
-  -- lfl splits the fused layout into llama's names at load (stdlib/lfl/convert.lua),
+  -- lfl splits the fused layout into llama's names at load (stdlib/lfl/model/convert.lua),
   -- so LoRA targets (and saved adapters) use those names
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
   checkpoints = ck,

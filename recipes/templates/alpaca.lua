@@ -1,5 +1,5 @@
 -- "alpaca": Stanford Alpaca instruction format (for base models).
-local T = require "lfl.template"
+local T = require "lfl.text.template"
 return {
   format_user = {"### Instruction:\n{{content}}\n\n### Response:\n"},
   format_assistant = {"{{content}}", T.EOS, "\n\n"},

@@ -1,5 +1,5 @@
 -- "deepseek": DeepSeek LLM / V2 chat "User: ... Assistant:" format.
-local T = require "lfl.template"
+local T = require "lfl.text.template"
 return {
   format_user = {"User: {{content}}\n\nAssistant:"},
   format_system = {"{{content}}\n\n"},

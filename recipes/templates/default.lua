@@ -1,5 +1,5 @@
 -- "default": Human/Assistant turns separated by EOS (for base models).
-local T = require "lfl.template"
+local T = require "lfl.text.template"
 return {
   format_user = {"Human: {{content}}", T.EOS, "\nAssistant:"},
   format_assistant = {"{{content}}", T.EOS, "\n"},

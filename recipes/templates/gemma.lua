@@ -1,6 +1,6 @@
 -- "gemma": Gemma / Gemma 1.1 turns; the system prompt is fused into the first
 -- user turn (Llama2Template).
-local T = require "lfl.template"
+local T = require "lfl.text.template"
 return {
   format_user = {"<start_of_turn>user\n{{content}}<end_of_turn>\n<start_of_turn>model\n"},
   format_assistant = {"{{content}}<end_of_turn>\n"},

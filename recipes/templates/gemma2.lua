@@ -1,6 +1,6 @@
 -- "gemma2": gemma's strings with efficient_eos (EOS appended once at the end
 -- of a training sequence) and <eos>, <end_of_turn> as stop words.
-local T = require "lfl.template"
+local T = require "lfl.text.template"
 return {
   format_user = {"<start_of_turn>user\n{{content}}<end_of_turn>\n<start_of_turn>model\n"},
   format_assistant = {"{{content}}<end_of_turn>\n"},

@@ -1,5 +1,5 @@
 -- "llama2_zh": llama2 with a bilingual default system prompt.
-local T = require "lfl.template"
+local T = require "lfl.text.template"
 return {
   format_user = {T.BOS, "[INST] {{content}} [/INST]"},
   format_system = {"<<SYS>>\n{{content}}\n<</SYS>>\n\n"},

@@ -1,6 +1,6 @@
 -- "llama3": Llama 3 / 3.1 / 3.2 instruct headers; tool results use the
 -- ipython role; EOS becomes <|eot_id|>.
-local T = require "lfl.template"
+local T = require "lfl.text.template"
 return {
   format_user = {"<|start_header_id|>user<|end_header_id|>\n\n{{content}}<|eot_id|>"
     .. "<|start_header_id|>assistant<|end_header_id|>\n\n"},

@@ -1,5 +1,5 @@
 -- "ministral": mistral without the spaces after [INST] / [TOOL_CALLS].
-local T = require "lfl.template"
+local T = require "lfl.text.template"
 return {
   format_user = {"[INST]{{content}}[/INST]"},
   format_system = {"{{content}}\n\n"},

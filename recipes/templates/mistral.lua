@@ -1,6 +1,6 @@
 -- "mistral": Mistral instruct [INST] format with v0.3 tool calling; the system
 -- prompt is fused into the first user turn (Llama2Template).
-local T = require "lfl.template"
+local T = require "lfl.text.template"
 return {
   format_user = {"[INST] {{content}}[/INST]"},
   format_assistant = {" {{content}}", T.EOS},

@@ -170,14 +170,42 @@ end
 -- Hub (lfl.model.load), the short form the REPL and one-liners use
 function lfl.load(path, opts) return lfl.model.load(path, opts) end
 
--- lazily loaded stdlib modules: lfl.test, lfl.pretty, lfl.nn, ... come from
--- stdlib/lfl/<name>.lua on first use
+-- The stdlib is grouped by the product's parts: model/ (loading, architectures,
+-- registry), data/ (the data worker), train/ (trainer, optimizers, methods),
+-- infer/ (generation, chat, serving, prediction, evaluation), text/ (tokenizer,
+-- templates, Jinja, JSON), hub/, cmd/ (the commands). lfl.<name> loads a
+-- module on first use by its short name; require("lfl.<name>") accepts the
+-- short names too, so scripts written before the grouping keep working.
+local MODULES = {
+  model = "lfl.model", decoder = "lfl.model.decoder", rope = "lfl.model.rope", gguf_model = "lfl.model.gguf",
+  resize = "lfl.model.resize", registry = "lfl.model.registry", convert = "lfl.model.convert",
+  data = "lfl.data", preprocess = "lfl.data.preprocess", stream = "lfl.data.stream", dataset_cache = "lfl.data.cache",
+  pairwise = "lfl.data.pairwise", collate = "lfl.data.collate",
+  trainer = "lfl.train.trainer", optim = "lfl.train.optim", peft = "lfl.train.peft", galore = "lfl.train.galore",
+  badam = "lfl.train.badam", plot = "lfl.train.plot", args = "lfl.train.args",
+  generate = "lfl.infer.generate", chat = "lfl.infer.chat", serve = "lfl.infer.serve", predict = "lfl.infer.predict",
+  evaluate = "lfl.infer.evaluate", metrics = "lfl.infer.metrics", jieba = "lfl.infer.jieba",
+  tokenizer = "lfl.text.tokenizer", template = "lfl.text.template", jinja = "lfl.text.jinja",
+  pyjson = "lfl.text.pyjson", tools = "lfl.text.tools",
+  hub = "lfl.hub", cli = "lfl.cmd", cmd = "lfl.cmd", pretty = "lfl.pretty", test = "lfl.test",
+}
+lfl._modules = MODULES
+
+-- require("lfl.template") and the like: the short name's module
+table.insert(package.loaders, 2, function(name)
+  local short = name:match("^lfl%.([%w_]+)$")
+  local target = short and MODULES[short]
+  if not target or target == name then return nil end
+  return function() return require(target) end
+end)
+
 setmetatable(lfl, {
   __index = function(self, k)
     if type(k) ~= "string" then return nil end
-    local ok, mod = pcall(require, "lfl." .. k)
+    local name = MODULES[k] or ("lfl." .. k)
+    local ok, mod = pcall(require, name)
     if ok then rawset(self, k, mod); return mod end
-    if not tostring(mod):find("module 'lfl." .. k .. "' not found", 1, true) then error(mod, 2) end
+    if not tostring(mod):find("module '" .. name .. "' not found", 1, true) then error(mod, 2) end
     return nil
   end,
 })

@@ -22,11 +22,11 @@ p[pre .. "mlp.gate_proj.weight"] = rnd(F, H)
 p[pre .. "mlp.up_proj.weight"] = rnd(F, H)
 p[pre .. "mlp.down_proj.weight"] = rnd(H, F)
 local m = lfl.model.from_params(cfg, p)
-local decoder = require("lfl.decoder")
+local decoder = require("lfl.model.decoder")
 
 local x = (lfl.randn(1, T, H) * 0.5):requires_grad()
 local pos = lfl.arange(T, "i64"):view(1, T)
-local rope = require("lfl.rope")
+local rope = require("lfl.model.rope")
 local inv, att = rope.inv_freq(cfg, D, T)
 local cos, sin = rope.cos_sin(inv, att, pos, D)
 

@@ -1,5 +1,5 @@
 -- API throughput under concurrent load (figures, not pass/fail): the
--- OpenAI-compatible server of stdlib/lfl/serve.lua in this process with
+-- OpenAI-compatible server of stdlib/lfl/infer/serve.lua in this process with
 -- SmolLM2-135M-Instruct (Q4_1 GGUF), C curl clients posting at once, each
 -- asking for N greedy tokens (no early stop: ignore_eos is not an OpenAI
 -- field, so the prompt asks for a long answer and the figure counts the tokens

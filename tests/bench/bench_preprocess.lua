@@ -47,7 +47,7 @@ for _, r in ipairs(rows) do ntok = ntok + #r.input_ids end
 -- the dataset cache: build once, then time the read
 local real_getenv = os.getenv
 os.getenv = function(k) if k == "LFL_CACHE" then return dir .. "/cache" end return real_getenv(k) end
-local dc = require("lfl.dataset_cache")
+local dc = require("lfl.data.cache")
 dc.prepare(a, ctx, sft, {tokenizer_path = lfl.home .. "/../shared/data/tokenizers/llama3"})
 t0 = clock()
 local cached = dc.prepare(a, ctx, sft, {tokenizer_path = lfl.home .. "/../shared/data/tokenizers/llama3"})

@@ -8,9 +8,9 @@
 -- parameter dtypes; merge, PiSSA and export keep a bf16 base in bf16; matmul
 -- precision "medium" equals f32 GEMMs of bf16-rounded operands.
 local t = lfl.test
-local args = require("lfl.args")
-local trainer = require("lfl.trainer")
-local peft = require("lfl.peft")
+local args = require("lfl.train.args")
+local trainer = require("lfl.train.trainer")
+local peft = require("lfl.train.peft")
 local optim = lfl.optim
 local fmt = string.format
 local home = lfl.home
@@ -261,7 +261,7 @@ t.suite("bf16_models", {
     -- the KV-cache decode path on bf16 weights equals the full forward
     local m = lfl.model.load(tiny, {dtype = "bf16"})
     local full = m:forward(ids:narrow(1, 1, 1))
-    local cache = require("lfl.decoder").new_cache()
+    local cache = require("lfl.model.decoder").new_cache()
     local a = m:forward(ids:narrow(1, 1, 1):narrow(2, 1, 7), {cache = cache})
     local b = m:forward(ids:narrow(1, 1, 1):narrow(2, 8, 1), {cache = cache})
     t.assert_tensor_close(b:narrow(2, 1, 1), full:narrow(2, 8, 1), 1e-4, 1e-4, "cached step")

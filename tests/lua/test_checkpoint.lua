@@ -6,8 +6,8 @@
 -- same masks with and without checkpointing; the policy argument's default
 -- and validation; the kept-bytes estimate the trainer's "auto" choice uses.
 local t = require("lfl.test")
-local peft = require("lfl.peft")
-local dec = require("lfl.decoder")
+local peft = require("lfl.train.peft")
+local dec = require("lfl.model.decoder")
 
 local model_dir = lfl.home .. "/tests/golden/models/llama"
 

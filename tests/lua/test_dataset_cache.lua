@@ -3,10 +3,10 @@
 -- tokenizer, cutoff_len or dataset file rebuilds, overwrite_cache forces a
 -- rebuild, a corrupt or foreign file is ignored; the C pack/unpack helpers.
 local t = lfl.test
-local dc = require("lfl.dataset_cache")
+local dc = require("lfl.data.cache")
 local sft = require("recipes.approaches.sft")
 local pt = require("recipes.approaches.pt")
-local pw = require("recipes.approaches.pairwise_data")
+local pw = require("lfl.data.pairwise")
 
 local toks = lfl.home .. "/../shared/data/tokenizers/"
 local tmp = os.tmpname()

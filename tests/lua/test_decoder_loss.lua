@@ -3,7 +3,7 @@
 -- the full logits with -100 ignored (transformers' loss), for SFT-style labels
 -- (masked prompts), a row with every label, and a row with none.
 local t = require("lfl.test")
-local dec = require("lfl.decoder")
+local dec = require("lfl.model.decoder")
 
 local model_dir = lfl.home .. "/tests/golden/models/llama"
 

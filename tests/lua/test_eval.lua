@@ -3,7 +3,7 @@
 -- (predictions checked against an independent full forward), results files,
 -- and BLEU/ROUGE over a predictions file.
 local t = lfl.test
-local ev = require("lfl.evaluate")
+local ev = require("lfl.infer.evaluate")
 local root = lfl.home .. "/tests/golden/"
 
 local function tiny()

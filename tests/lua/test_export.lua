@@ -8,7 +8,7 @@ t.suite("export", {
   merge_and_write = function()
     lfl.manual_seed(3)
     local m = lfl.model.load(base)
-    local peft = require("lfl.peft")
+    local peft = require("lfl.train.peft")
     peft.add_lora(m, {rank = 4})
     for _, e in pairs(m.adapters) do e.B:normal_(0, 0.1) end -- a non-trivial adapter
     local ids = lfl.tensor({{3, 5, 7, 11, 13}}, "i64")

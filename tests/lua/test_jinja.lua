@@ -5,8 +5,8 @@
 -- each interpreter-feature snippet must equal jinja2's rendering.
 -- Goldens: tests/ref/make_template_goldens.py.
 local t = lfl.test
-local jinja = require "lfl.jinja"
-local J = require "lfl.pyjson"
+local jinja = require "lfl.text.jinja"
+local J = require "lfl.text.pyjson"
 local fmt = string.format
 
 local function read(path)

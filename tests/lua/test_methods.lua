@@ -3,7 +3,7 @@
 -- and ratio schedules on the tiny llama.
 local t = lfl.test
 local K = lfl.optim_kernels
-local optim, galore, badam, peft = lfl.optim, require("lfl.galore"), require("lfl.badam"), require("lfl.peft")
+local optim, galore, badam, peft = lfl.optim, require("lfl.train.galore"), require("lfl.train.badam"), require("lfl.train.peft")
 local gold = lfl.safetensors.load(lfl.home .. "/tests/golden/methods/methods.safetensors")
 local model_dir = lfl.home .. "/tests/golden/models/llama"
 
@@ -287,7 +287,7 @@ local function load_trainable()
   local m = lfl.model.load(model_dir)
   for _, p in ipairs(m:parameters()) do p:requires_grad(false) end
   local names, params = peft.select_trainable(m, "full")
-  require("lfl.trainer").writable_params(m, names, params)
+  require("lfl.train.trainer").writable_params(m, names, params)
   return m, names, params
 end
 

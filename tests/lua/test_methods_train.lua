@@ -2,8 +2,8 @@
 -- steps on one fixed random batch through trainer.setup_method / make_optimizer,
 -- as a recipe selects them, and the loss must fall.
 local t = lfl.test
-local args = require("lfl.args")
-local trainer = require("lfl.trainer")
+local args = require("lfl.train.args")
+local trainer = require("lfl.train.trainer")
 local optim = lfl.optim
 local model_dir = lfl.home .. "/tests/golden/models/llama"
 

@@ -6,7 +6,7 @@ local f = assert(io.open(lfl.home .. "/tests/golden/eval/metrics.json", "rb"))
 local G = lfl.json.decode(f:read("*a"))
 f:close()
 
-local jieba = require("lfl.jieba")
+local jieba = require("lfl.infer.jieba")
 local have_jieba = jieba.available()
 if not have_jieba then
   print("SKIP the Chinese ROUGE and jieba.cut goldens: no jieba dictionary in " .. jieba.dir() ..

@@ -5,7 +5,7 @@
 -- lfl's logits; saved adapters carry PEFT's key names and config fields; merge
 -- keeps the logits.
 local t = lfl.test
-local trainer = require("lfl.trainer")
+local trainer = require("lfl.train.trainer")
 local peft = lfl.peft
 local root = lfl.home .. "/tests/golden/"
 local fmt = string.format

@@ -10,7 +10,7 @@
 --   (live and saved + loaded agree).
 -- The model parts are skipped, saying so, when the GGUF is absent.
 local t = lfl.test
-local predict = require("lfl.predict")
+local predict = require("lfl.infer.predict")
 local sft = require("recipes.approaches.sft")
 local fmt = string.format
 

@@ -18,7 +18,7 @@ end
 local golden = lfl.json.decode(read(root .. "/goldens.json"))
 local sft = require("recipes.approaches.sft")
 local pt = require("recipes.approaches.pt")
-local pw = require("recipes.approaches.pairwise_data")
+local pw = require("lfl.data.pairwise")
 
 local toks = {}
 local function tokenizer(name)

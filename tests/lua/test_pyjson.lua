@@ -1,7 +1,7 @@
 -- lfl.pyjson: JSON with Python's semantics (key order, None, float repr,
 -- json.dumps formatting). Expected strings are what CPython 3.11 prints.
 local t = lfl.test
-local J = require "lfl.pyjson"
+local J = require "lfl.text.pyjson"
 
 t.suite("pyjson", {
   float_repr_like_python = function()

@@ -4,10 +4,10 @@
 -- template fallback of lfl chat/serve, and vocabulary growth (lfl.resize:
 -- added tokens, embeddings padded to a multiple of 64 with noisy-mean rows).
 local t = lfl.test
-local R = require "lfl.registry"
-local T = require "lfl.template"
-local peft = require "lfl.peft"
-local resize = require "lfl.resize"
+local R = require "lfl.model.registry"
+local T = require "lfl.text.template"
+local peft = require "lfl.train.peft"
+local resize = require "lfl.model.resize"
 local fmt = string.format
 
 local REQUIRED = {llama = "llama", mistral = "mistral", qwen2 = "qwen2", qwen3 = "qwen3", gemma = "gemma",
@@ -441,7 +441,7 @@ t.suite("resize", {
   end,
 
   args = function()
-    local args = require("lfl.args")
+    local args = require("lfl.train.args")
     local a = args.resolve({model_name_or_path = "m", dataset = "d", add_tokens = "<a>,<b>"})
     t.assert_eq(a.resize_vocab, true, "added tokens imply resize_vocab")
     t.assert_eq(args.resolve({model_name_or_path = "m", dataset = "d"}).resize_vocab, false)

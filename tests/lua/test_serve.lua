@@ -1,11 +1,11 @@
--- The OpenAI API layer (stdlib/lfl/serve.lua) without sockets: request
+-- The OpenAI API layer (stdlib/lfl/infer/serve.lua) without sockets: request
 -- validation and message conversion as LlamaFactory's api/chat.py, tool calls
 -- extracted with the template's tool format, and the response shapes, with a
 -- stand-in request object and a canned model reply. tests/sh/test_serve.sh
 -- covers the HTTP side.
 local t = lfl.test
-local serve = require("lfl.serve")
-local gen = require("lfl.generate")
+local serve = require("lfl.infer.serve")
+local gen = require("lfl.infer.generate")
 
 local function rejects(body, status, frag)
   local ok, e = pcall(serve.parse_request, body, 16)

@@ -7,7 +7,7 @@
 -- checkpoint step for step, and a ~150 MB JSONL trained on with flat memory
 -- (peak RSS of a child process well under the file size).
 local t = lfl.test
-local stream = require("lfl.stream")
+local stream = require("lfl.data.stream")
 local data = lfl.data
 local sft = require("recipes.approaches.sft")
 local pt = require("recipes.approaches.pt")

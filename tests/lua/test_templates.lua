@@ -6,10 +6,10 @@
 -- and renders the same, parse_template agrees, and every tool formatter and
 -- extractor output matches. Goldens: tests/ref/make_lf_template_goldens.py.
 local t = lfl.test
-local T = require "lfl.template"
-local tools = require "lfl.tools"
-local jinja = require "lfl.jinja"
-local J = require "lfl.pyjson"
+local T = require "lfl.text.template"
+local tools = require "lfl.text.tools"
+local jinja = require "lfl.text.jinja"
+local J = require "lfl.text.pyjson"
 local fmt = string.format
 
 local function read(path)

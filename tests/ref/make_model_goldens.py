@@ -5,7 +5,7 @@ batch -> tests/golden/models/<name>/{config.json, model.safetensors, golden.safe
 InternLM2 and Baichuan are remote code (no transformers class, no Hub here):
 their goldens are layout conversions. A tiny llama's weights are packed into
 InternLM2's wqkv / Baichuan's W_pack layout (packing written here, independently
-of lfl's unpacking in stdlib/lfl/convert.lua) with a config.json as those models
+of lfl's unpacking in stdlib/lfl/model/convert.lua) with a config.json as those models
 ship it; lfl must load them and give the llama's logits, loss and gradients.
 Baichuan2's NormHead (lm_head rows L2-normalised in the forward) is reproduced by
 patching the llama's lm_head forward the way the remote code computes it.

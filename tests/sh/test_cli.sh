@@ -140,7 +140,7 @@ run "$LFL" --no-such-option
 expect "unknown option: exit 2" [ "$RC" = 2 ]
 expect "unknown option: named" has "$ERR" "unknown option --no-such-option"
 
-# ---- commands: lfl <command> through stdlib/lfl/cli.lua ----
+# ---- commands: lfl <command> through stdlib/lfl/cmd/init.lua ----
 run "$LFL" nosuchcmd a b
 expect "unknown command: non-zero exit" [ "$RC" -ne 0 ]
 expect "unknown command: clear message" has "$ERR" "'nosuchcmd' is neither a file nor a command"

@@ -27,7 +27,7 @@ local SPEC = {name = "lfl chat", usage = M.usage, flags = {"merge"},
   strings = {"model", "adapter", "template", "system"}}
 
 function M.parse(args)
-  return require("lfl.cli").parse_options(SPEC, args)
+  return require("lfl.cmd").parse_options(SPEC, args)
 end
 
 -- model (+ adapter) from parsed options

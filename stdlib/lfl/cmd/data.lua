@@ -82,8 +82,8 @@ local function setup(o)
   local prepare
   if a.stage == "sft" then prepare = require("recipes.approaches.sft").prepare
   elseif a.stage == "pt" then prepare = require("recipes.approaches.pt").prepare
-  elseif a.stage == "kto" then prepare = require("recipes.approaches.pairwise_data").prepare_kto
-  else prepare = require("recipes.approaches.pairwise_data").prepare_pairwise end
+  elseif a.stage == "kto" then prepare = require("lfl.data.pairwise").prepare_kto
+  else prepare = require("lfl.data.pairwise").prepare_pairwise end
   local function run(examples, args)
     return prepare(examples, {tokenizer = tok, template = tpl, args = args or a})
   end

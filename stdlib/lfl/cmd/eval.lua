@@ -20,13 +20,13 @@ local SPEC = {name = "lfl eval", usage = M.usage,
   strings = {"model", "adapter", "template", "task", "task_dir", "lang", "save_dir", "predictions"}}
 
 function M.parse(args)
-  return require("lfl.cli").parse_options(SPEC, args)
+  return require("lfl.cmd").parse_options(SPEC, args)
 end
 
 function M.run(args)
   local o = M.parse(args)
   if o.help then print(M.usage) return 0 end
-  local ev = require("lfl.evaluate")
+  local ev = require("lfl.infer.evaluate")
   if o.predictions then
     local s, n = ev.similarity_file(o.predictions)
     for _, k in ipairs({"bleu-4", "rouge-1", "rouge-2", "rouge-l"}) do print(fmt("%s: %.4f", k, s[k])) end

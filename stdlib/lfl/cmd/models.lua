@@ -44,7 +44,7 @@ function M.run(args)
   end
   if o.help then print(M.usage) return 0 end
   if #pos > 1 then error("lfl models: give at most one family, path or hub id\n" .. M.usage, 0) end
-  local reg = require("lfl.registry")
+  local reg = require("lfl.model.registry")
   if pos[1] then
     local f, ck, how = reg.lookup(pos[1])
     if not f then

@@ -19,7 +19,7 @@ local SPEC = {name = "lfl perplexity", usage = M.usage, flags = {"merge"},
   whole = {"cutoff_len", "stride"}, strings = {"model", "adapter", "file"}}
 
 function M.parse(args)
-  return require("lfl.cli").parse_options(SPEC, args)
+  return require("lfl.cmd").parse_options(SPEC, args)
 end
 
 function M.run(args)
@@ -33,7 +33,7 @@ function M.run(args)
   local model = require("lfl.cmd.chat").load(o)
   local tok = lfl.chat.tokenizer(model)
   local t0 = lfl.sys.clock()
-  local r = require("lfl.predict").perplexity(model, tok, text, {cutoff_len = o.cutoff_len, stride = o.stride})
+  local r = require("lfl.infer.predict").perplexity(model, tok, text, {cutoff_len = o.cutoff_len, stride = o.stride})
   print(fmt("tokens: %d", r.tokens))
   print(fmt("scored: %d", r.scored))
   print(fmt("windows: %d", r.windows))

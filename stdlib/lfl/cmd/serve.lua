@@ -24,7 +24,7 @@ local SPEC = {name = "lfl serve", usage = M.usage, flags = {"merge"},
   strings = {"model", "adapter", "template", "host", "api_key", "model_name"}}
 
 function M.parse(args)
-  return require("lfl.cli").parse_options(SPEC, args)
+  return require("lfl.cmd").parse_options(SPEC, args)
 end
 
 function M.run(args)
@@ -40,7 +40,7 @@ function M.run(args)
   -- interpreted loops check for Ctrl-C at every instruction
   jit.off()
   math.randomseed(os.time())
-  local srv = require("lfl.serve").new{model = model, tokenizer = tok, template = tpl,
+  local srv = require("lfl.infer.serve").new{model = model, tokenizer = tok, template = tpl,
     host = o.host or env("API_HOST") or "127.0.0.1", port = o.port or tonumber(env("API_PORT") or "") or 8000,
     api_key = key, model_name = o.model_name or env("API_MODEL_NAME"), max_queue = o.max_queue,
     max_body = o.max_body, max_new_tokens = o.max_new_tokens,

@@ -36,12 +36,12 @@ function M.run_table(recipe, overrides, source)
     overrides = o
   end
   local a = lfl.args.resolve(recipe, overrides, source)
-  if a.do_predict then require("lfl.predict").check(a) end
+  if a.do_predict then require("lfl.infer.predict").check(a) end
   local result
-  if a.do_train then result = require("lfl.trainer").run(a) end
+  if a.do_train then result = require("lfl.train.trainer").run(a) end
   if a.do_predict then
     local loaded = result and {model = result.model, tokenizer = result.tokenizer, template = result.template}
-    local p = require("lfl.predict").run(a, loaded)
+    local p = require("lfl.infer.predict").run(a, loaded)
     result = result or {}
     result.predict = p
     result.metrics = result.metrics or {}

@@ -7,7 +7,7 @@
 -- (_noisy_mean_initialization, "noise_init"). A tied head shares the
 -- embedding, so it follows.
 --
---   local R = require "lfl.resize"
+--   local R = require "lfl.model.resize"
 --   R.embeddings(model, tok:vocab_size(), {seed = 42})  -- {old =, new =, added =}
 --   local dir, ids = R.add_tokens("path/to/model", "out/dir", {"<a>"}, {"<tool>"})
 local lfl = lfl

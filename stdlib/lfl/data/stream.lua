@@ -19,7 +19,7 @@
 -- before the current preprocessing batch are read and shuffled but neither
 -- parsed nor tokenized (about 200 MB/s), the current batch is prepared again.
 --
---   local s = require("lfl.stream").open(args, ctx, approach) -- ctx: {tokenizer, template, args}
+--   local s = require("lfl.data.stream").open(args, ctx, approach) -- ctx: {tokenizer, template, args}
 --   s.eval                -- prepared eval rows (val_size or eval_dataset), or nil
 --   s:next_rows(n)        -- the next n training rows (crossing batch and pass ends)
 --   s:state(), s:restore(state), s.stats (first-pass counts as lfl.data's)

@@ -17,7 +17,7 @@ local function list_commands()
       if p then
         for f in p:lines() do
           local n = f:match("^([%w_%-]+)%.lua$")
-          if n and not seen[n] then seen[n] = true; names[#names + 1] = n end
+          if n and n ~= "init" and not seen[n] then seen[n] = true; names[#names + 1] = n end
         end
         p:close()
       end

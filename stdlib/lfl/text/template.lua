@@ -7,12 +7,12 @@
 -- pieces (non-empty strings, T.BOS, T.EOS, T.token(x)); encode_ids turns those
 -- into token ids with a tokenizer, piece by piece as LlamaFactory does.
 --
---   local T = require "lfl.template"
+--   local T = require "lfl.text.template"
 --   local tpl = T.get("qwen3")                      -- recipes/templates/qwen3.lua
 --   local mine = T.new{ format_user = "<u>{{content}}</u>", format_assistant = {"{{content}}", T.EOS} }
 --   for _, pair in ipairs(tpl:encode_multiturn(messages, system, tools)) do ... pair[1], pair[2] ... end
-local J = require "lfl.pyjson"
-local tools_mod = require "lfl.tools"
+local J = require "lfl.text.pyjson"
+local tools_mod = require "lfl.text.tools"
 local fmt, concat, find, sub = string.format, table.concat, string.find, string.sub
 
 local M = {}
@@ -585,7 +585,7 @@ end
 -- cut the slots out of the results.
 function M.from_chat_template(src, opts)
   opts = opts or {}
-  local jinja = require "lfl.jinja"
+  local jinja = require "lfl.text.jinja"
   local prefix = opts.prefix or ""
   local tpl = jinja.compile(src, {name = "chat_template"})
   local function render(msgs, agp)

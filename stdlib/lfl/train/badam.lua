@@ -11,7 +11,7 @@
 --    subset), with Adam states for the selected entries only, reset every
 --    switch_every steps; embedding and lm_head frozen; no weight decay.
 local lfl = lfl
-local optim = require("lfl.optim")
+local optim = require("lfl.train.optim")
 local K = lfl.optim_kernels
 local fmt, floor, sqrt = string.format, math.floor, math.sqrt
 

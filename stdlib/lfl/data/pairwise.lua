@@ -5,8 +5,8 @@
 -- with the previous example's answer in the same preprocessing batch). Only
 -- preprocessing and collation; the approaches that use them bring the losses.
 local lfl = lfl
-local preprocess = require("lfl.preprocess")
-local T = require("lfl.template")
+local preprocess = require("lfl.data.preprocess")
+local T = require("lfl.text.template")
 
 local M = {}
 local IGNORE = preprocess.IGNORE

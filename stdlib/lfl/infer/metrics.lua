@@ -4,7 +4,7 @@
 -- (lfl.jieba, with jieba's dictionary from tests/fixtures.sh). Without the
 -- dictionary, M.tokens stands in: equal to jieba on most non-Chinese text, but
 -- Chinese is cut into single characters, and a note says so once.
-local jieba = require("lfl.jieba")
+local jieba = require("lfl.infer.jieba")
 local M = {}
 local have_jieba -- looked up once: M.words runs per sample
 local floor, log, exp, max, min = math.floor, math.log, math.exp, math.max, math.min

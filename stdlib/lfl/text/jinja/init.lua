@@ -6,7 +6,7 @@
 -- Values follow Python: lists/dicts are Lua tables (order kept by lfl.pyjson),
 -- None is pyjson.null, integral floats are boxed, strings are UTF-8 and measured,
 -- indexed and sliced in code points. Errors name the template and line.
-local J = require "lfl.pyjson"
+local J = require "lfl.text.pyjson"
 local fmt, concat, byte, sub, find = string.format, table.concat, string.byte, string.sub, string.find
 local floor, huge = math.floor, math.huge
 local null, Float = J.null, J.Float

@@ -7,7 +7,7 @@
 -- generator seeded by opts.seed, not HF datasets' shuffle, so the exact shots
 -- differ from LlamaFactory's run with the same seed.
 local lfl = lfl
-local gen = require("lfl.generate")
+local gen = require("lfl.infer.generate")
 local fmt = string.format
 
 local M = {}
@@ -178,7 +178,7 @@ function M.similarity_file(path)
     end
   end
   f:close()
-  return require("lfl.metrics").similarity(preds, labels), #preds
+  return require("lfl.infer.metrics").similarity(preds, labels), #preds
 end
 
 return M

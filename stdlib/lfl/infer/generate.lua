@@ -10,7 +10,7 @@
 -- words, stop strings or max_new_tokens. Streaming goes through a callback with
 -- text deltas that never end inside a UTF-8 character.
 local lfl = lfl
-local decoder = require("lfl.decoder")
+local decoder = require("lfl.model.decoder")
 
 local M = {}
 
@@ -88,7 +88,7 @@ function M.generate(model, ids, opts)
   local restore
   if opts.adapter ~= nil and model.lora then
     restore = model.lora.enabled
-    require("lfl.peft").set_enabled(model, opts.adapter)
+    require("lfl.train.peft").set_enabled(model, opts.adapter)
   end
   local st = new_state(ids)
   -- grad mode switched by hand rather than through lfl.no_grad (a C call), so
@@ -179,7 +179,7 @@ function M.generate_batch(model, prompts, opts)
   local adapter = ro[1] and ro[1].adapter
   if adapter ~= nil and model.lora then
     restore = model.lora.enabled
-    require("lfl.peft").set_enabled(model, adapter)
+    require("lfl.train.peft").set_enabled(model, adapter)
   end
   local B = #prompts
   local states = {}

@@ -7,7 +7,7 @@
 -- user's ~/.lfl/recipes/models/; a later file with the same name replaces an
 -- earlier one, so dropping a file in one's own recipe dir needs no rebuild.
 --
---   local R = require "lfl.registry"
+--   local R = require "lfl.model.registry"
 --   R.families()                          -- every family, sorted by name
 --   R.lookup("Qwen/Qwen2.5-0.5B-Instruct") -- family, checkpoint, how
 --   R.default_template(model_or_path)     -- "qwen", info
@@ -42,7 +42,7 @@ end
 local read_file = lfl.read_file
 
 local function template_exists(name)
-  local ok = pcall(require("lfl.template").get, name)
+  local ok = pcall(require("lfl.text.template").get, name)
   return ok
 end
 

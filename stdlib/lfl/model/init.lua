@@ -3,8 +3,8 @@
 -- decoder forward (stdlib/lfl/decoder.lua), compute the causal-LM loss, save
 -- back to an HF folder that transformers loads.
 local lfl = lfl
-local decoder = require("lfl.decoder")
-local convert = require("lfl.convert")
+local decoder = require("lfl.model.decoder")
+local convert = require("lfl.model.convert")
 local fmt, concat = string.format, table.concat
 
 local M = {}
@@ -72,7 +72,7 @@ function M.load(path, opts)
   opts = opts or {}
   -- a Hub id ("org/name") that is not a local path is fetched into the HF cache
   if not exists(path) and not exists(path .. "/config.json") then path = lfl.hub.resolve(path, opts.hub) end
-  if path:match("%.gguf$") then return require("lfl.gguf_model").load(path, opts) end
+  if path:match("%.gguf$") then return require("lfl.model.gguf").load(path, opts) end
   local cfg = read_json(path .. "/config.json")
   decoder.resolve(cfg) -- an unsupported architecture is reported before any weight is read
   local params = load_weights(path)

@@ -7,16 +7,16 @@
 -- (+ all_results.json) in output_dir. Also the sliding-window perplexity of a
 -- text (transformers' perplexity guide): M.perplexity(model, tok, text, opts).
 --
---   local predict = require "lfl.predict"
+--   local predict = require "lfl.infer.predict"
 --   local r = predict.run(args)            -- args from lfl.args.resolve; loads the model
 --   local r = predict.run(args, {model =, tokenizer =, template =})  -- after training
 --   -- r.metrics["predict_bleu-4"], r.records[i].predict, r.path
 --   local p = predict.perplexity(model, tok, text, {cutoff_len = 1024, stride = 512})
 --   -- p.ppl, p.nll (mean per scored token), p.tokens, p.scored, p.windows
 local lfl = lfl
-local gen = require("lfl.generate")
-local metrics = require("lfl.metrics")
-local J = require("lfl.pyjson")
+local gen = require("lfl.infer.generate")
+local metrics = require("lfl.infer.metrics")
+local J = require("lfl.text.pyjson")
 local fmt, floor, ceil, min, max = string.format, math.floor, math.ceil, math.min, math.max
 
 local M = {}
@@ -49,7 +49,7 @@ function M.load(a)
       if i < #dirs then lfl.peft.merge(model) end
     end
   end
-  local tok = require("lfl.trainer").load_tokenizer(model, a)
+  local tok = require("lfl.train.trainer").load_tokenizer(model, a)
   local tpl = lfl.template.get(a.template or "empty")
   return {model = model, tokenizer = tok, template = tpl}
 end
@@ -96,7 +96,7 @@ end
 -- model folder names them (a GGUF does not)
 function M.stop_ids(tok, tpl, model)
   local s = {}
-  local eos = require("lfl.preprocess").eos_id(tok, tpl)
+  local eos = require("lfl.data.preprocess").eos_id(tok, tpl)
   if eos then s[eos] = true end
   for _, id in ipairs(tpl:stop_token_ids(tok)) do s[id] = true end
   local cfg_text = model and model.path and read_file(model.path .. "/tokenizer_config.json")
@@ -197,7 +197,7 @@ function M.predict_rows(rows, opts)
   local a, model, tok, tpl = opts.args, opts.model, opts.tokenizer, opts.template
   local skip = a.skip_special_tokens ~= false
   local gopts = M.generation_options(a)
-  local stops = M.stop_ids(tok, require("lfl.preprocess").data_template(tpl, a), model)
+  local stops = M.stop_ids(tok, require("lfl.data.preprocess").data_template(tpl, a), model)
   local bs = a.per_device_eval_batch_size or 1
   lfl.manual_seed(a.seed or 42) -- once, so sampled predictions are reproducible
   local tty = os.getenv("TERM") and os.execute("test -t 2") == 0

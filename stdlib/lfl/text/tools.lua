@@ -4,8 +4,8 @@
 -- tool calls, its inverse). Output strings match LlamaFactory byte for byte
 -- (json.dumps with ensure_ascii=False, key order kept). A call is
 -- {name = "fn", arguments = '<json text>'} as LlamaFactory's FunctionCall.
-local J = require "lfl.pyjson"
-local jinja = require "lfl.jinja"
+local J = require "lfl.text.pyjson"
+local jinja = require "lfl.text.jinja"
 local fmt, concat, find, sub = string.format, table.concat, string.find, string.sub
 local pystr = jinja.str
 

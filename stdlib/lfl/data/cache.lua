@@ -11,7 +11,7 @@
 -- crash never leaves a file that looks complete; a file whose metadata does not
 -- carry the expected key is ignored and rebuilt.
 --
---   local dc = require "lfl.dataset_cache"
+--   local dc = require "lfl.data.cache"
 --   local r = dc.prepare(args, ctx, approach, {tokenizer_path = path})
 --   -- r.train, r.eval, r.dropped, r.stats, r.cached (true when read from disk), r.path
 local lfl = lfl
@@ -28,8 +28,8 @@ M.ARG_KEYS = {"stage", "template", "dataset", "eval_dataset", "dataset_dir", "cu
   "eval_on_each_dataset"}
 
 -- sources whose code shapes the rows (a change invalidates old caches)
-M.SOURCES = {"stdlib/lfl/data.lua", "stdlib/lfl/preprocess.lua", "stdlib/lfl/template.lua", "stdlib/lfl/tools.lua",
-  "stdlib/lfl/pyjson.lua", "stdlib/lfl/dataset_cache.lua"}
+M.SOURCES = {"stdlib/lfl/data/init.lua", "stdlib/lfl/data/preprocess.lua", "stdlib/lfl/text/template.lua",
+  "stdlib/lfl/text/tools.lua", "stdlib/lfl/text/pyjson.lua", "stdlib/lfl/data/cache.lua"}
 
 function M.dir()
   local base = os.getenv("LFL_CACHE")

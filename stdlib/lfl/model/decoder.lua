@@ -4,7 +4,7 @@
 -- remote-code InternLM2 and Baichuan (7B) whose fused weights stdlib/lfl/convert.lua
 -- splits into the llama layout at load; parameter names are Hugging Face's.
 local lfl = lfl
-local rope = require("lfl.rope")
+local rope = require("lfl.model.rope")
 local fmt, sqrt = string.format, math.sqrt
 
 local M = {}
@@ -221,7 +221,7 @@ end
 local function linear(m, x, base, memo, last)
   local w, b = P(m, base .. ".weight"), opt(m, base .. ".bias")
   if m.adapters and m.adapters[base] then
-    peft = peft or require("lfl.peft")
+    peft = peft or require("lfl.train.peft")
     if memo then return memo_linear(m, x, base, w, b, memo, last) end
     return peft.linear(m, base, x, w, b)
   end

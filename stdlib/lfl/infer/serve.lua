@@ -8,8 +8,8 @@
 -- batch (lfl.generate.reply_batch): each streams on its own, and a client that
 -- leaves cancels only its row. A full queue answers 503.
 local lfl = lfl
-local gen = require("lfl.generate")
-local J = require("lfl.pyjson")
+local gen = require("lfl.infer.generate")
+local J = require("lfl.text.pyjson")
 local fmt = string.format
 
 local M = {}

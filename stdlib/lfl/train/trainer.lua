@@ -3,8 +3,8 @@
 -- schedule, progress and logs (trainer_log.jsonl, trainer_state.json), evaluation,
 -- checkpoints (atomic, resumable step for step), and the final save.
 local lfl = lfl
-local peft = require("lfl.peft")
-local optim = require("lfl.optim")
+local peft = require("lfl.train.peft")
+local optim = require("lfl.train.optim")
 local fmt, floor, ceil, max, min = string.format, math.floor, math.ceil, math.max, math.min
 
 local M = {}
@@ -107,7 +107,7 @@ end
 local function checkpoint_policy(model, a)
   local policy = a.gradient_checkpointing_policy
   if a.disable_gradient_checkpointing or not peft.fuses_in_training(model) then return policy end
-  local need = require("lfl.decoder").selective_bytes(model, a.per_device_train_batch_size * a.cutoff_len)
+  local need = require("lfl.model.decoder").selective_bytes(model, a.per_device_train_batch_size * a.cutoff_len)
   if policy == "auto" then
     local avail = mem_available()
     policy = avail and need > avail / 2 and "full" or "selective"
@@ -129,8 +129,8 @@ local function make_optimizer(groups, a, model)
     for _, g in ipairs(groups) do
       for i, p in ipairs(g.params) do names[#names + 1] = g.names[i]; params[#params + 1] = p end
     end
-    if a.use_badam then return require("lfl.badam").from_args(names, params, a) end
-    return require("lfl.galore").GaLoreAdamW(require("lfl.galore").groups(model, names, params, a), kw)
+    if a.use_badam then return require("lfl.train.badam").from_args(names, params, a) end
+    return require("lfl.train.galore").GaLoreAdamW(require("lfl.train.galore").groups(model, names, params, a), kw)
   end
   if a.optim == "sgd" then return optim.SGD(groups, {lr = a.learning_rate}) end
   if a.optim == "adamw_8bit" or a.optim == "adamw_bnb_8bit" then return optim.AdamW8bit(groups, kw) end
@@ -278,7 +278,7 @@ function M.run(a, hooks)
   local tok_path = model.path
   -- add_tokens / add_special_tokens / resize_vocab: LlamaFactory's resize_embedding_layer
   if a.resize_vocab or a.add_tokens or a.add_special_tokens then
-    tok, tok_path = require("lfl.resize").from_args(model, tok, a)
+    tok, tok_path = require("lfl.model.resize").from_args(model, tok, a)
   end
   local tpl = lfl.template.get(a.template or "empty")
   if a.default_system then tpl = tpl:with({default_system = a.default_system}) end
@@ -287,11 +287,11 @@ function M.run(a, hooks)
   local data, stream
   if a.streaming then
     -- rows come from the stream as training pulls them (lfl.stream); nothing is cached
-    stream = require("lfl.stream").open(a, ctx, approach)
+    stream = require("lfl.data.stream").open(a, ctx, approach)
     data = {eval = stream.eval, stats = stream.stats}
   else
     -- tokenized rows from the dataset cache when nothing that shapes them changed
-    data = require("lfl.dataset_cache").prepare(a, ctx, approach, {tokenizer_path = tok_path})
+    data = require("lfl.data.cache").prepare(a, ctx, approach, {tokenizer_path = tok_path})
   end
   local train_set, eval_set = data.train, data.eval
   if stream then

@@ -128,7 +128,7 @@ end
 -- Checkpoint states: moments (projected shapes) and the projection bases.
 function Opt:state_tensors()
   local out, meta = {}, {}
-  for n, p in require("lfl.optim").named_params(self) do
+  for n, p in require("lfl.train.optim").named_params(self) do
     local st = self.state[p]
     if st and st.m then
       out[n .. ".exp_avg"], out[n .. ".exp_avg_sq"] = st.m, st.v
@@ -143,7 +143,7 @@ function Opt:state_tensors()
 end
 
 function Opt:load_state_tensors(ts, meta)
-  for n, p in require("lfl.optim").named_params(self) do
+  for n, p in require("lfl.train.optim").named_params(self) do
     local mt = meta[n]
     if ts[n .. ".exp_avg"] and type(mt) == "table" then
       local st = {m = ts[n .. ".exp_avg"]:clone(), v = ts[n .. ".exp_avg_sq"]:clone(), step = mt.step, side = mt.side}
@@ -158,7 +158,7 @@ end
 -- weights of the galore_target linears (all linears but lm_head for "all") in a
 -- GaLore group with weight decay; the rest split into decay / no-decay groups.
 function M.groups(model, names, params, a)
-  local peft = require("lfl.peft")
+  local peft = require("lfl.train.peft")
   local target = {}
   for _, mod in ipairs(peft.target_modules(model, a.galore_target)) do target[mod .. ".weight"] = true end
   local gal = {params = {}, names = {}, lr = a.learning_rate, weight_decay = a.weight_decay,

@@ -7,7 +7,7 @@
 -- LlamaFactory's defaults (temperature 0.95, top_p 0.7, top_k 50,
 -- max_new_tokens 1024) unless given; temperature 0 or do_sample = false is greedy.
 local lfl = lfl
-local gen = require("lfl.generate")
+local gen = require("lfl.infer.generate")
 
 local M = {}
 
