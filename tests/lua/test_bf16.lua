@@ -193,7 +193,10 @@ local ids = lfl.tensor({{1, 5, 9, 33, 2, 7, 11, 60}, {3, 4, 5, 6, 7, 8, 9, 10}},
 local function roundtripped(dir)
   local m = lfl.model.load(dir)
   local p = {}
-  for n, w in pairs(m.params) do p[n] = w:dim() >= 2 and w:to("bf16"):to("f32") or w end
+  for _, n in ipairs(m.names) do
+    local w = m.params[n]
+    p[n] = w:dim() >= 2 and w:to("bf16"):to("f32") or w
+  end
   return lfl.model.from_params(m.config, p)
 end
 

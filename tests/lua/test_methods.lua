@@ -233,7 +233,8 @@ t.suite("pissa", {
     local m = lfl.model.load(model_dir)
     local W = gold["pissa.W"]
     -- one matrix through the same code path: a fake model with a single linear
-    local fake = {names = {"x.q_proj.weight"}, params = {["x.q_proj.weight"] = W:clone()}, arch = m.arch}
+    local fake = lfl.model.new()
+    fake.params["x.q_proj.weight"], fake.arch = W:clone(), m.arch
     peft.add_lora(fake, {rank = 4, alpha = 8, target = "all", init = "pissa", pissa_iter = -1})
     local e = fake.adapters["x.q_proj"]
     t.assert_tensor_close(e.A, gold["pissa.A"], 1e-5, 1e-4, "A")

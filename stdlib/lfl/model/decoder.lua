@@ -199,10 +199,11 @@ local peft -- loaded on first use (adapters are optional)
 local function memo_linear(m, x, base, w, b, memo, last)
   local i = memo.i + 1
   memo.i = i
-  local e = m.adapters[base]
+  local ad = m.lora
+  local A, B = ad:get(base)
   if not memo.replay then
     if not peft.fusable(m, base, x) then return peft.linear(m, base, x, w, b) end
-    local y, side = lfl.lora_linear(x, w, b, e.A, e.B, m.lora.scaling, {keep_side = true})
+    local y, side = lfl.lora_linear(x, w, b, A, B, ad.scaling, {keep_side = true})
     memo[i] = {not last and y, side}
     return y
   end
@@ -215,13 +216,13 @@ local function memo_linear(m, x, base, w, b, memo, last)
     sz[#sz] = w:size(1)
     y = lfl.zeros(sz, x:dtype())
   end
-  return lfl.lora_linear(x, w, b, e.A, e.B, m.lora.scaling, {given = y, side = kept[2]})
+  return lfl.lora_linear(x, w, b, A, B, ad.scaling, {given = y, side = kept[2]})
 end
 
 local function linear(m, x, base, memo, last)
   local w, b = P(m, base .. ".weight"), opt(m, base .. ".bias")
-  if m.adapters and m.adapters[base] then
-    peft = peft or require("lfl.train.peft")
+  peft = peft or require("lfl.train.peft")
+  if peft.applies(m, base) then
     if memo then return memo_linear(m, x, base, w, b, memo, last) end
     return peft.linear(m, base, x, w, b)
   end
@@ -383,9 +384,10 @@ end
 -- layers (1-based) holding a parameter or adapter that trains
 function M.trainable_layers(m)
   local out = {}
-  for name, t in pairs(m.params) do
+  local names, params = m:named_parameters()
+  for _, name in ipairs(names) do
     local l = name:match("^model%.layers%.(%d+)%.")
-    if l and t:get_requires_grad() then out[tonumber(l) + 1] = true end
+    if l and params[name]:get_requires_grad() then out[tonumber(l) + 1] = true end
   end
   for mod in pairs(m.adapters or {}) do
     local l = mod:match("^model%.layers%.(%d+)%.")

@@ -8,8 +8,10 @@ local convert = require("lfl.model.convert")
 local fmt, concat = string.format, table.concat
 
 local M = {}
-local Model = {}
-Model.__index = Model
+-- A Model is a C userdata (lua/l_model.c, core/model/): the parameter store,
+-- path and adapters live in C; config, arch and other Lua fields in the
+-- object's own table. Lua methods are added to its methods table here.
+local Model = lfl._model.Model.methods
 M.Model = Model
 
 local read_file = lfl.read_file
@@ -109,46 +111,54 @@ function M.from_params(cfg, params, opts)
   local arch = decoder.resolve(cfg)
   params = convert.to_decoder(cfg, params) -- remote-code layouts (InternLM2, Baichuan) -> llama names
   local want = M.check_dtype(opts.dtype or "f32")
-  local names = {}
+  local m = lfl._model.new()
   for name, t in pairs(params) do
     local to = M.param_dtype(t, want)
-    if to ~= t:dtype() then params[name] = t:to(to) end
-    names[#names + 1] = name
+    m.params[name] = to ~= t:dtype() and t:to(to) or t
   end
-  table.sort(names)
-  local m = setmetatable({config = cfg, arch = arch, params = params, names = names, dtype = want}, Model)
+  m.config, m.arch, m.dtype = cfg, arch, want
   decoder.check(m)
   return m
 end
 
-function Model:parameters()
-  local out = {}
-  for i, n in ipairs(self.names) do out[i] = self.params[n] end
-  return out
-end
+-- lfl.model.new(): an empty Model to fill by hand (m.params[name] = tensor)
+function M.new() return lfl._model.new() end
 
-function Model:named_parameters() return self.names, self.params end
-
-function Model:num_parameters()
-  local n = 0
-  for _, name in ipairs(self.names) do
-    -- tied weights are stored once
-    n = n + self.params[name]:numel()
-  end
-  return n
-end
+-- parameters(), named_parameters() (sorted names and the m.params view),
+-- num_parameters() (tied weights once), to(dtype | device), the adapter
+-- methods (add_adapter, set_adapter, adapter, adapter_names, remove_adapter,
+-- merge_adapter, unmerge_adapter) are C methods of the userdata.
 
 -- forward(ids [B, T] i64, opts) -> logits [B, T, V] (or hidden states with
 -- opts.hidden = true). opts.position_ids, opts.segments for packed rows.
-function Model:forward(ids, opts) return decoder.forward(self, ids, opts or {}) end
+-- opts.adapter: a name runs that attached adapter, false the base model, for
+-- this call only (DPO's reference, PPO's reward adapter, multi-adapter serving).
+function Model:forward(ids, opts)
+  opts = opts or {}
+  if opts.adapter ~= nil then return self:with_adapter(opts.adapter, decoder.forward, self, ids, opts) end
+  return decoder.forward(self, ids, opts)
+end
+
+-- runs fn(...) with adapter `name` active (false / nil: none) and restores the
+-- active one, also when fn raises
+function Model:with_adapter(name, fn, ...)
+  local prev = self.lora
+  self:set_adapter(name or nil)
+  local res = {pcall(fn, ...)}
+  self:set_adapter(prev and prev.name or nil)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end
 
 -- Causal-LM loss as transformers computes it: predict token t+1 from t, labels
 -- -100 ignored, mean over the rest. Uses the fused linear + cross-entropy.
 function Model:loss(ids, labels, opts)
-  return decoder.loss(self, ids, labels, opts or {})
+  opts = opts or {}
+  if opts.adapter ~= nil then return self:with_adapter(opts.adapter, decoder.loss, self, ids, labels, opts) end
+  return decoder.loss(self, ids, labels, opts)
 end
 
-function Model:__tostring()
+lfl._model.Model.__tostring = function(self)
   local c, a = self.config, self.arch
   return fmt("Model(%s: %d layers, hidden %d, heads %d/%d, head_dim %d, vocab %d, %.1fM params%s%s)",
     a.name, a.layers, a.hidden, a.heads, a.kv_heads, a.head_dim, a.vocab, self:num_parameters() / 1e6,

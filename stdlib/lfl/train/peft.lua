@@ -1,6 +1,9 @@
 -- Parameter-efficient methods on a Model: LoRA (rsLoRA, DoRA, LoRA+ groups),
 -- freeze and full fine-tuning selection; adapters saved and loaded in PEFT's
 -- layout (adapter_config.json + adapter_model.safetensors) and merged for export.
+-- An adapter is an lfl.Adapter userdata (core/model/, lua/l_model.c): its
+-- factors per target module live in C; a model holds several by name, one of
+-- them active (model.lora), and ad:get(module) gives A, B (and DoRA's magnitude).
 local lfl = lfl
 local fmt, sqrt = string.format, math.sqrt
 
@@ -11,8 +14,30 @@ local M = {}
 local HALF = {bf16 = true, f16 = true}
 local BLOCK_ELEMS = 262144
 
-local Lora = {}
-Lora.__index = Lora
+local Adapter = lfl._model.Adapter
+local function is_adapter(x) return getmetatable(x) == Adapter end
+M.is_adapter = is_adapter
+
+Adapter.__tostring = function(ad)
+  return fmt("Adapter(%s: LoRA r=%d alpha=%g scaling=%g%s%s%s, %d targets, %d params%s)", ad.name, ad.r, ad.alpha,
+    ad.scaling, ad.use_rslora and ", rsLoRA" or "", ad.use_dora and ", DoRA" or "",
+    ad.dropout > 0 and fmt(", dropout %g", ad.dropout) or "", #ad, ad:num_parameters(),
+    ad.merged and ", merged" or (ad.enabled and "" or ", disabled"))
+end
+
+-- PEFT key names and tensors of an adapter's factors, sorted by module
+function Adapter.methods.parameters(ad)
+  local names, params = {}, {}
+  for _, mod in ipairs(ad.modules) do
+    local A, B, mag = ad:get(mod)
+    names[#names + 1] = "base_model.model." .. mod .. ".lora_A.weight"; params[#params + 1] = A
+    names[#names + 1] = "base_model.model." .. mod .. ".lora_B.weight"; params[#params + 1] = B
+    if mag then names[#names + 1] = "base_model.model." .. mod .. ".lora_magnitude_vector"; params[#params + 1] = mag end
+  end
+  return names, params
+end
+
+function Adapter.methods.save(ad, dir, base_name) return M.save_adapter(ad, dir, base_name) end
 
 -- Output heads are never LoRA targets (LlamaFactory's find_all_linear_modules
 -- drops lm_head, chatglm's output_layer and internlm2's output).
@@ -96,13 +121,10 @@ end
 function M.add_lora(model, opts)
   opts = opts or {}
   local r = opts.rank or 8
-  local alpha = opts.alpha or 2 * r
-  local scaling = opts.use_rslora and alpha / sqrt(r) or alpha / r
-  model.adapters = model.adapters or {}
+  local ad = lfl.adapter.new{name = opts.name or "default", r = r, alpha = opts.alpha or 2 * r,
+    use_rslora = opts.use_rslora, use_dora = opts.use_dora, dropout = opts.dropout or 0}
+  ad.target = opts.target or "all"
   local mods = M.target_modules(model, opts.target)
-  local ad = setmetatable({r = r, alpha = alpha, scaling = scaling, dropout = opts.dropout or 0,
-    use_rslora = opts.use_rslora or false, use_dora = opts.use_dora or false, modules = mods,
-    enabled = true, target = opts.target or "all"}, Lora)
   for _, mod in ipairs(mods) do
     local w = model.params[mod .. ".weight"]
     local s = w:size()
@@ -112,13 +134,11 @@ function M.add_lora(model, opts)
     local b = lfl.zeros(out_f, r)
     -- opts.dtype "bf16" (pure_bf16 training) stores A and B in bf16 too
     if opts.dtype and opts.dtype ~= "f32" then a, b = a:to(opts.dtype), b:to(opts.dtype) end
-    local entry = {A = a:requires_grad(), B = b:requires_grad()}
-    if ad.use_dora then
-      entry.magnitude = lfl.no_grad(function() return M.weight_row_norm(w) end):requires_grad()
-    end
-    model.adapters[mod] = entry
+    local mag
+    if ad.use_dora then mag = lfl.no_grad(function() return M.weight_row_norm(w) end):requires_grad() end
+    ad:set(mod, a:requires_grad(), b:requires_grad(), mag)
   end
-  model.lora = ad
+  model.lora = ad -- attached and active
   if opts.init == "pissa" then M.pissa_init(model, opts.pissa_iter) end
   return ad
 end
@@ -148,13 +168,20 @@ end
 
 -- The adapted linear layer `mod` on x: one fused op (lfl.lora_linear) for plain
 -- LoRA without dropout in training and f32/f64 factors, else base + M.apply.
--- Called by the decoder for every linear that has an adapter.
+-- Called by the decoder for every linear the active adapter targets.
 function M.linear(model, mod, x, w, bias)
   if M.fusable(model, mod, x) then
-    local ad, e = model.lora, model.adapters[mod]
-    return lfl.lora_linear(x, w, bias, e.A, e.B, ad.scaling)
+    local ad = model.lora
+    local A, B = ad:get(mod)
+    return lfl.lora_linear(x, w, bias, A, B, ad.scaling)
   end
   return M.apply(model, mod, x, lfl.linear(x, w, bias), w, bias)
+end
+
+-- whether the active adapter applies to module `mod` in a forward
+function M.applies(model, mod)
+  local ad = model.lora
+  return ad ~= nil and ad.enabled and not ad.merged and ad:has(mod)
 end
 
 -- Dropout applies in training: with grad enabled, or in the first pass of a
@@ -167,32 +194,34 @@ end
 -- whether training takes the fused op for the model's adapters (f32 inputs)
 function M.fuses_in_training(model)
   local ad = model.lora
-  if not (ad and ad.enabled and model.adapters) or ad.use_dora or ad.dropout > 0 then return false end
-  local _, e = next(model.adapters)
-  return e ~= nil and e.A:dtype() == "f32"
+  if not (ad and ad.enabled and not ad.merged) or ad.use_dora or ad.dropout > 0 or #ad == 0 then return false end
+  local A = ad:get(ad.modules[1])
+  return A:dtype() == "f32"
 end
 
 -- whether M.linear takes the fused op (lfl.lora_linear) for `mod` on x
 function M.fusable(model, mod, x)
-  local ad, e = model.lora, model.adapters and model.adapters[mod]
-  return e and ad and ad.enabled and not ad.use_dora and not dropping(model, ad)
-    and e.A:dtype() == x:dtype() and e.B:dtype() == x:dtype() and (x:dtype() == "f32" or x:dtype() == "f64") or false
+  local ad = model.lora
+  if not (ad and ad.enabled and not ad.merged) or ad.use_dora or dropping(model, ad) then return false end
+  local A, B = ad:get(mod)
+  local dt = x:dtype()
+  return A ~= nil and A:dtype() == dt and B:dtype() == dt and (dt == "f32" or dt == "f64")
 end
 
 -- y = base(x) (+ bias) -> adapted output, composed from ops (DoRA, dropout, bf16 factors).
 function M.apply(model, mod, x, y, w, bias)
+  if not M.applies(model, mod) then return y end
   local ad = model.lora
-  local e = model.adapters and model.adapters[mod]
-  if not e or not ad or not ad.enabled then return y end
+  local A, B, mag = ad:get(mod)
   local xin = x
   if dropping(model, ad) then xin = lfl.dropout(x, ad.dropout) end
-  local lora = lfl.linear(lfl.linear(xin, e.A), e.B)
+  local lora = lfl.linear(lfl.linear(xin, A), B)
   if not ad.use_dora then return y + lora * ad.scaling end
   -- DoRA as PEFT computes it: s = m / ||W + scaling B A||_row (norm detached),
   -- y' = y + (s - 1) * W x' + s * scaling * B A x', where x' is the dropped-out input
   -- (so with dropout the undropped W x stays in y and only the DoRA terms see x')
-  local norm = lfl.no_grad(function() return M.weight_row_norm(w, e.B, e.A, ad.scaling) end)
-  local s = e.magnitude / norm
+  local norm = lfl.no_grad(function() return M.weight_row_norm(w, B, A, ad.scaling) end)
+  local s = mag / norm
   local base
   if xin ~= x then base = lfl.linear(xin, w)
   elseif bias then base = y - bias
@@ -200,21 +229,12 @@ function M.apply(model, mod, x, y, w, bias)
   return y + base * (s - 1) + lora * ad.scaling * s
 end
 
--- Trainable tensors with names (PEFT key names) for the optimizer and saving.
-function M.lora_parameters(model)
-  local names, params = {}, {}
-  local mods = {}
-  for mod in pairs(model.adapters or {}) do mods[#mods + 1] = mod end
-  table.sort(mods)
-  for _, mod in ipairs(mods) do
-    local e = model.adapters[mod]
-    names[#names + 1] = "base_model.model." .. mod .. ".lora_A.weight"; params[#params + 1] = e.A
-    names[#names + 1] = "base_model.model." .. mod .. ".lora_B.weight"; params[#params + 1] = e.B
-    if e.magnitude then
-      names[#names + 1] = "base_model.model." .. mod .. ".lora_magnitude_vector"; params[#params + 1] = e.magnitude
-    end
-  end
-  return names, params
+-- Trainable tensors with names (PEFT key names) for the optimizer and saving:
+-- the active adapter's (or an adapter's) factors.
+function M.lora_parameters(x)
+  local ad = is_adapter(x) and x or x.lora
+  if not ad then return {}, {} end
+  return ad:parameters()
 end
 
 -- LoRA+ (and plain) optimizer groups: A at lr; B and 1-D params at lr * ratio.
@@ -233,11 +253,13 @@ function M.lora_groups(model, lr, weight_decay, loraplus_ratio)
   return groups
 end
 
+-- save_adapter(model | adapter, dir, base_name): the model's active adapter,
+-- or the adapter given, in PEFT's layout
 function M.save_adapter(model, dir, base_name)
-  local ad = model.lora
-  assert(ad, "save_adapter: the model has no LoRA adapter")
+  local ad = is_adapter(model) and model or model.lora
+  if not ad then error("save_adapter: the model has no LoRA adapter", 2) end
   os.execute(fmt("mkdir -p '%s'", dir))
-  local names, params = M.lora_parameters(model)
+  local names, params = ad:parameters()
   local tbl = {}
   for i, n in ipairs(names) do tbl[n] = params[i]:detach() end
   lfl.safetensors.save(dir .. "/adapter_model.safetensors", tbl, {format = "pt"})
@@ -250,7 +272,7 @@ function M.save_adapter(model, dir, base_name)
   -- every field PEFT's LoraConfig writes (peft 0.21), at PEFT's defaults where
   -- lfl has no such feature, so PEFT and tools reading the config see what they expect
   local null, obj = lfl.json.null, lfl.json.object
-  local cfg = {peft_type = "LORA", task_type = "CAUSAL_LM", base_model_name_or_path = base_name or model.path or "",
+  local cfg = {peft_type = "LORA", task_type = "CAUSAL_LM", base_model_name_or_path = base_name or (not is_adapter(model) and model.path) or ad.base_model or "",
     r = ad.r, lora_alpha = ad.alpha, lora_dropout = ad.dropout, target_modules = shorts, bias = "none",
     fan_in_fan_out = false, use_rslora = ad.use_rslora, use_dora = ad.use_dora, init_lora_weights = true,
     inference_mode = true, modules_to_save = null, revision = null, peft_version = null,
@@ -265,7 +287,9 @@ function M.save_adapter(model, dir, base_name)
   return dir
 end
 
-function M.load_adapter(model, dir)
+-- load_adapter(model, dir, name): a PEFT folder as adapter `name` ("default"),
+-- attached and made active (replacing an adapter of that name)
+function M.load_adapter(model, dir, name)
   local f = io.open(dir .. "/adapter_config.json", "rb")
   if not f then error(dir .. ": no adapter_config.json", 0) end
   local cfg = lfl.json.decode(f:read("*a"), dir .. "/adapter_config.json")
@@ -285,9 +309,10 @@ function M.load_adapter(model, dir)
   local ts = lfl.safetensors.load(dir .. "/adapter_model.safetensors")
   local r, alpha = cfg.r, cfg.lora_alpha
   local dropout = type(cfg.lora_dropout) == "number" and cfg.lora_dropout or 0
-  local ad = setmetatable({r = r, alpha = alpha, scaling = cfg.use_rslora and alpha / sqrt(r) or alpha / r,
-    dropout = dropout, use_rslora = cfg.use_rslora == true, use_dora = cfg.use_dora == true, modules = {},
-    enabled = true}, Lora)
+  if type(r) ~= "number" or r < 1 or r % 1 ~= 0 then error(fmt("%s/adapter_config.json: r must be a positive integer", dir), 0) end
+  local ad = lfl.adapter.new{name = name or "default", r = r, alpha = alpha, use_rslora = cfg.use_rslora == true,
+    use_dora = cfg.use_dora == true, dropout = dropout}
+  ad.base_model = type(cfg.base_model_name_or_path) == "string" and cfg.base_model_name_or_path or nil
   local ads = {} -- installed only once the whole adapter checks out
   for k, v in pairs(ts) do
     local mod, kind = k:match("^base_model%.model%.(.+)%.lora_([AB])%.weight$")
@@ -320,28 +345,19 @@ function M.load_adapter(model, dir)
       error(fmt("%s: %s.lora_magnitude_vector has shape [%s], expected [%d]", dir, m,
         table.concat(e.magnitude:size(), ","), w[1]), 0)
     end
-    ad.modules[#ad.modules + 1] = m
+    ad:set(m, e.A, e.B, e.magnitude)
   end
-  model.adapters, model.lora = ads, ad
+  model.lora = ad -- attached (shapes checked against the model) and active
   return ad
 end
 
--- W += scaling * B A (DoRA: W' = m * (W + sBA) / ||W + sBA||_row); removes the adapter.
+-- W += scaling * B A (DoRA: W' = m * (W + sBA) / ||W + sBA||_row) for the
+-- active adapter, which is then removed (PEFT's merge_and_unload); in C.
 function M.merge(model)
   local ad = model.lora
   if not ad then return model end
-  lfl.no_grad(function()
-    for mod, e in pairs(model.adapters) do
-      local key = mod .. ".weight"
-      -- a 16-bit base is merged in f32 (one tensor at a time) and stored back in its dtype
-      local dt = model.params[key]:dtype()
-      local w = model.params[key]:float()
-      local merged = w + lfl.matmul(e.B:float(), e.A:float()) * ad.scaling
-      if e.magnitude then merged = merged * (e.magnitude / M.row_norm(merged)):view(-1, 1) end
-      model.params[key] = HALF[dt] and merged:to(dt):contiguous() or merged:contiguous()
-    end
-  end)
-  model.adapters, model.lora = nil, nil
+  model:merge_adapter(ad.name)
+  model:remove_adapter(ad.name)
   return model
 end
 
@@ -362,6 +378,7 @@ function M.pissa_init(model, niter)
   if ad.use_dora then error("pissa_init: PiSSA cannot be combined with DoRA", 0) end
   ad.pissa = {niter = niter, init = {}}
   ad.init_lora_weights = niter == -1 and "pissa" or fmt("pissa_niter_%d", niter)
+  local targets = {}
   lfl.no_grad(function()
     for _, mod in ipairs(ad.modules) do
       local key = mod .. ".weight"
@@ -384,16 +401,17 @@ function M.pissa_init(model, niter)
         A = lfl.cat({A, lfl.zeros(ad.r - r, A:size(2))}, 1)
         B = lfl.cat({B, lfl.zeros(B:size(1), ad.r - r)}, 2)
       end
-      local e = model.adapters[mod]
+      local A0 = ad:get(mod)
       ad.pissa.init[mod] = {A = A:clone(), B = B:clone()}
-      local adt = e.A:dtype() -- pure_bf16 keeps A and B in bf16
+      local adt = A0:dtype() -- pure_bf16 keeps A and B in bf16
       if adt ~= "f32" then A, B = A:to(adt), B:to(adt) end
-      e.A, e.B = A:requires_grad(), B:requires_grad()
+      targets[mod] = {A:requires_grad(), B:requires_grad()}
       -- the residual goes back to the base's dtype (a bf16 base stays bf16)
       local res = (w - lfl.matmul(B:float(), A:float()) * ad.scaling):contiguous()
       model.params[key] = HALF[dt] and res:to(dt) or res
     end
   end)
+  for mod, f in pairs(targets) do ad:set(mod, f[1], f[2]) end
   return ad
 end
 
@@ -404,33 +422,32 @@ end
 function M.pissa_converted(model)
   local ad = model.lora
   if not ad or not ad.pissa then error("pissa_convert: the adapter was not initialized with PiSSA", 0) end
-  local conv = {}
+  local conv = lfl.adapter.new{name = ad.name .. "_converted", r = 2 * ad.r,
+    alpha = ad.use_rslora and ad.alpha * sqrt(2) or 2 * ad.alpha, use_rslora = ad.use_rslora, dropout = ad.dropout}
   lfl.no_grad(function()
-    for mod, e in pairs(model.adapters) do
+    for _, mod in ipairs(ad.modules) do
+      local A, B = ad:get(mod)
       local i0 = ad.pissa.init[mod]
-      conv[mod] = {A = lfl.cat({e.A:detach():float(), i0.A}, 1):contiguous(),
-                   B = lfl.cat({e.B:detach():float(), -i0.B}, 2):contiguous()}
+      conv:set(mod, lfl.cat({A:detach():float(), i0.A}, 1):contiguous(),
+               lfl.cat({B:detach():float(), -i0.B}, 2):contiguous())
     end
   end)
-  local ad2 = setmetatable({}, Lora)
-  for k, v in pairs(ad) do ad2[k] = v end
-  ad2.r, ad2.alpha, ad2.pissa, ad2.init_lora_weights = 2 * ad.r, ad.use_rslora and ad.alpha * sqrt(2) or 2 * ad.alpha, nil, nil
-  return {lora = ad2, adapters = conv, path = model.path, params = model.params, names = model.names, arch = model.arch}
+  conv.base_model = model.path
+  return conv
 end
 
 function M.save_pissa_converted(model, dir, base_name)
-  return M.save_adapter(M.pissa_converted(model), dir, base_name)
+  return M.save_adapter(M.pissa_converted(model), dir, base_name or model.path)
 end
 
--- The initial PiSSA adapter (A0, B0), as LlamaFactory writes to pissa_init/.
+-- The initial PiSSA adapter (A0, B0), as LlamaFactory writes to pissa_init/
+-- in a plain LoRA config.
 function M.save_pissa_init(model, dir, base_name)
   local ad = model.lora
-  local init = {}
-  for mod, e in pairs(ad.pissa.init) do init[mod] = {A = e.A, B = e.B} end
-  local ad2 = setmetatable({}, Lora)
-  for k, v in pairs(ad) do ad2[k] = v end
-  ad2.pissa = nil
-  return M.save_adapter({lora = ad2, adapters = init, path = model.path}, dir, base_name)
+  local init = lfl.adapter.new{name = ad.name .. "_init", r = ad.r, alpha = ad.alpha, use_rslora = ad.use_rslora,
+    dropout = ad.dropout}
+  for mod, e in pairs(ad.pissa.init) do init:set(mod, e.A, e.B) end
+  return M.save_adapter(init, dir, base_name or model.path)
 end
 
 -- ---------------------------------------------------------------- freeze / full
