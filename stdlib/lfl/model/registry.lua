@@ -215,7 +215,7 @@ end
 function M.lookup(x)
   local c = load_all()
   local path, model_type
-  if type(x) == "table" then
+  if type(x) == "table" or type(x) == "userdata" then
     path = x.path
     model_type = x.config and x.config.model_type
     if type(model_type) ~= "string" then model_type = x.arch and x.arch.name end
