@@ -69,6 +69,23 @@ t.suite("dataset_cache", {
     t.assert_eq(lfl._tokcache.sha256("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
   end,
 
+  -- every source the key hashes exists (a renamed file would silently stop
+  -- invalidating), and each part of the Jinja interpreter is among them
+  sources_exist = function()
+    local listed = {}
+    for _, src in ipairs(dc.SOURCES) do
+      local f = io.open(lfl.home .. "/" .. src, "rb")
+      t.assert(f ~= nil, "dataset_cache.SOURCES names a missing file: " .. src)
+      f:close()
+      listed[src] = true
+    end
+    for _, part in ipairs({"init", "pyvalue", "methods", "lexer", "parser", "filters", "runtime"}) do
+      local src = "stdlib/lfl/text/jinja/" .. part .. ".lua"
+      t.assert(package.searchpath("lfl.text.jinja." .. part, package.path), "no module for " .. src)
+      t.assert(listed[src], "dataset_cache.SOURCES lacks " .. src)
+    end
+  end,
+
   reuse_and_rebuild = function()
     local a = args()
     local t0 = lfl.sys.clock()

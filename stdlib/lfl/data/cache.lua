@@ -27,9 +27,13 @@ M.ARG_KEYS = {"stage", "template", "dataset", "eval_dataset", "dataset_dir", "cu
   "max_samples", "val_size", "seed", "mix_strategy", "interleave_probs", "preprocessing_batch_size", "strict",
   "eval_on_each_dataset"}
 
--- sources whose code shapes the rows (a change invalidates old caches)
+-- sources whose code shapes the rows (a change invalidates old caches); the
+-- Jinja interpreter's parts count because chat templates render through them
 M.SOURCES = {"stdlib/lfl/data/init.lua", "stdlib/lfl/data/preprocess.lua", "stdlib/lfl/text/template.lua",
   "stdlib/lfl/text/tools.lua", "stdlib/lfl/text/pyjson.lua", "stdlib/lfl/data/cache.lua"}
+for _, part in ipairs({"init", "pyvalue", "methods", "lexer", "parser", "filters", "runtime"}) do
+  M.SOURCES[#M.SOURCES + 1] = "stdlib/lfl/text/jinja/" .. part .. ".lua"
+end
 
 function M.dir()
   local base = os.getenv("LFL_CACHE")

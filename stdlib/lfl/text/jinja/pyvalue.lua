@@ -1,0 +1,797 @@
+-- Python values for the Jinja interpreter (lfl.text.jinja): the runtime state
+-- errors name, Undefined / tuple / Namespace / Markup, str() and repr(),
+-- truthiness, equality, ordering and arithmetic with Python's rules, iteration,
+-- len(), attribute and item access, slicing, and "%" / str.format formatting.
+-- Lists/dicts are Lua tables (order kept by lfl.pyjson), None is pyjson.null,
+-- integral floats are boxed, strings are UTF-8 measured in code points. The
+-- str/dict/list method tables live here (getattr needs them) and are filled by
+-- lfl.text.jinja.methods.
+local J = require "lfl.text.pyjson"
+local fmt, concat, byte, sub, find = string.format, table.concat, string.byte, string.sub, string.find
+local floor, huge = math.floor, math.huge
+local null, Float = J.null, J.Float
+local is_list, is_dict, dkeys = J.is_list, J.is_dict, J.keys
+
+local M = {}
+
+-- ---------------------------------------------------------------------------
+-- runtime state and errors
+-- ---------------------------------------------------------------------------
+
+-- the template and line being compiled or rendered, for error messages;
+-- a table because the compiler and the API (other files) move it
+local state = {name = "template", line = 0}
+M.state = state
+
+local function rt_error(msg) error(fmt("jinja: %s:%d: %s", state.name, state.line, msg), 0) end
+M.error = rt_error
+
+-- Undefined: a missing variable, attribute or item. Printing gives "", truth is
+-- false, iterating gives nothing; anything else (attribute, arithmetic, call)
+-- raises, as jinja2's default Undefined does.
+local Undefined = {__name = "Undefined"}
+Undefined.__index = Undefined
+local function undef(name, obj) return setmetatable({name = name, obj = obj}, Undefined) end
+local function is_undef(v) return getmetatable(v) == Undefined end
+M.undefined = undef
+
+local function undef_fail(u)
+  if u.hint then rt_error(u.hint) end
+  if u.obj ~= nil then rt_error(fmt("'%s' has no attribute '%s'", u.obj, tostring(u.name))) end
+  rt_error(fmt("'%s' is undefined", tostring(u.name or "value")))
+end
+
+-- tuples print with () but otherwise behave as lists
+local tuples = setmetatable({}, {__mode = "k"})
+local function tuple(t) J.list(t); tuples[t] = true; return t end
+
+-- namespace() objects and the loop variable
+local Namespace = {__name = "Namespace"}
+local Loop = {__name = "LoopContext"}
+-- strings produced by |safe / |escape (only their type differs)
+local Markup = {__name = "Markup"}
+
+local function pytype(v)
+  local t = type(v)
+  if t == "string" then return "str" end
+  if t == "number" then return (v == floor(v) and v == v and v ~= huge and v ~= -huge) and "int" or "float" end
+  if t == "boolean" then return "bool" end
+  if t == "function" then return "function" end
+  if v == null then return "NoneType" end
+  local mt = getmetatable(v)
+  if mt == Float then return "float" end
+  if mt == Undefined then return "Undefined" end
+  if mt == Namespace then return "Namespace" end
+  if mt == Loop then return "LoopContext" end
+  if t == "table" then
+    if tuples[v] then return "tuple" end
+    if is_list(v) then return "list" end
+    if is_dict(v) then return "dict" end
+  end
+  return t
+end
+M.pytype = pytype
+
+-- a str (or Markup) / a plain list or dict (not a boxed value)
+local function is_str(v) return type(v) == "string" or getmetatable(v) == Markup end
+local function is_plain(v) return type(v) == "table" and getmetatable(v) == nil end
+
+-- numeric value (bools count as ints, as in Python), or nil
+local function numv(v)
+  local t = type(v)
+  if t == "number" then return v end
+  if t == "boolean" then return v and 1 or 0 end
+  if getmetatable(v) == Float then return v.v end
+  return nil
+end
+
+local function isfloat(v) return J.is_float(v) end
+
+local function mknum(v, float)
+  if float then return J.float(v) end
+  return v
+end
+
+-- ---------------------------------------------------------------------------
+-- UTF-8 helpers (Python strings are sequences of code points)
+-- ---------------------------------------------------------------------------
+
+local function is_ascii(s) return not find(s, "[\128-\255]") end
+
+local function ulen(s)
+  if is_ascii(s) then return #s end
+  local _, n = s:gsub("[^\128-\191]", "")
+  return n
+end
+
+local function uchars(s)
+  local out = {}
+  if is_ascii(s) then
+    for i = 1, #s do out[i] = sub(s, i, i) end
+  else
+    for c in s:gmatch("[%z\1-\127\192-\255][\128-\191]*") do out[#out + 1] = c end
+  end
+  return out
+end
+
+-- Python's str.isspace for one character
+local uspace = {["\194\133"] = true, ["\194\160"] = true, ["\225\154\128"] = true, ["\226\128\168"] = true,
+  ["\226\128\169"] = true, ["\226\128\175"] = true, ["\226\129\159"] = true, ["\227\128\128"] = true}
+for cp = 0x2000, 0x200A do uspace[J.utf8_char(cp)] = true end
+local function is_space_char(c)
+  if #c == 1 then
+    local b = byte(c)
+    return b == 32 or (b >= 9 and b <= 13) or (b >= 28 and b <= 31)
+  end
+  return uspace[c] == true
+end
+
+local function strip_impl(s, chars, left, right)
+  if chars == nil and is_ascii(s) then
+    if left then s = s:gsub("^[ \t\n\r\v\f\28-\31]+", "") end
+    if right then s = s:gsub("[ \t\n\r\v\f\28-\31]+$", "") end
+    return s
+  end
+  local cs = uchars(s)
+  local set
+  if chars ~= nil then
+    set = {}
+    for _, c in ipairs(uchars(chars)) do set[c] = true end
+  end
+  local function strip_this(c) if set then return set[c] end return is_space_char(c) end
+  local i, j = 1, #cs
+  if left then while i <= j and strip_this(cs[i]) do i = i + 1 end end
+  if right then while j >= i and strip_this(cs[j]) do j = j - 1 end end
+  return concat(cs, "", i, j)
+end
+
+-- upper/lower: ASCII plus Latin-1, Greek and Cyrillic (the common non-ASCII cases)
+local function case_map(s, up)
+  if is_ascii(s) then return up and s:upper() or s:lower() end
+  local out = {}
+  for _, c in ipairs(uchars(s)) do
+    if #c == 1 then
+      out[#out + 1] = up and c:upper() or c:lower()
+    else
+      local cp = J.utf8_at(c, 1)
+      local m = cp
+      if up then
+        if (cp >= 0xE0 and cp <= 0xFE and cp ~= 0xF7) or (cp >= 0x3B1 and cp <= 0x3C9 and cp ~= 0x3C2)
+          or (cp >= 0x430 and cp <= 0x44F) then m = cp - 32
+        elseif cp >= 0x450 and cp <= 0x45F then m = cp - 80 end
+      else
+        if (cp >= 0xC0 and cp <= 0xDE and cp ~= 0xD7) or (cp >= 0x391 and cp <= 0x3A9)
+          or (cp >= 0x410 and cp <= 0x42F) then m = cp + 32
+        elseif cp >= 0x400 and cp <= 0x40F then m = cp + 80 end
+      end
+      out[#out + 1] = m == cp and c or J.utf8_char(m)
+    end
+  end
+  return concat(out)
+end
+
+-- ---------------------------------------------------------------------------
+-- str() and repr() as Python prints them
+-- ---------------------------------------------------------------------------
+
+local tostr
+
+local function str_repr(s)
+  local q = "'"
+  if find(s, "'", 1, true) and not find(s, '"', 1, true) then q = '"' end
+  local r = s:gsub("[%z\1-\31\\\127" .. q .. "]", function(c)
+    if c == "\\" then return "\\\\" end
+    if c == q then return "\\" .. q end
+    if c == "\n" then return "\\n" end
+    if c == "\r" then return "\\r" end
+    if c == "\t" then return "\\t" end
+    return fmt("\\x%02x", byte(c))
+  end)
+  return q .. r .. q
+end
+
+local function repr(v)
+  local t = type(v)
+  if t == "string" then return str_repr(v) end
+  if t == "table" and getmetatable(v) == nil then
+    if is_list(v) then
+      local parts = {}
+      for i = 1, #v do parts[i] = repr(v[i]) end
+      if tuples[v] then
+        if #v == 1 then return "(" .. parts[1] .. ",)" end
+        return "(" .. concat(parts, ", ") .. ")"
+      end
+      return "[" .. concat(parts, ", ") .. "]"
+    end
+    local parts = {}
+    for _, k in ipairs(dkeys(v)) do parts[#parts + 1] = repr(k) .. ": " .. repr(v[k]) end
+    return "{" .. concat(parts, ", ") .. "}"
+  end
+  if is_undef(v) then return "Undefined" end
+  return tostr(v)
+end
+M.repr = repr
+
+tostr = function(v)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" then return J.number_repr(v) end
+  if t == "boolean" then return v and "True" or "False" end
+  if v == null then return "None" end
+  if t == "function" then return "<function>" end
+  local mt = getmetatable(v)
+  if mt == Undefined then return "" end
+  if mt == Float then return J.float_repr(v.v) end
+  if mt == Markup then return v.s end
+  if mt == Namespace then return "<Namespace " .. repr(v.attrs) .. ">" end
+  if mt == Loop then return "<LoopContext " .. v.index .. "/" .. v.length .. ">" end
+  if t == "table" then return repr(v) end
+  return tostring(v)
+end
+M.str = tostr
+
+-- ---------------------------------------------------------------------------
+-- truth, equality, ordering, arithmetic
+-- ---------------------------------------------------------------------------
+
+local function truthy(v)
+  if v == nil or v == false or v == null then return false end
+  local t = type(v)
+  if t == "string" then return v ~= "" end
+  if t == "number" then return v ~= 0 end
+  if t == "boolean" then return v end
+  if t == "table" then
+    local mt = getmetatable(v)
+    if mt == nil then return next(v) ~= nil end
+    if mt == Undefined then return false end
+    if mt == Float then return v.v ~= 0 end
+    if mt == Markup then return v.s ~= "" end
+  end
+  return true
+end
+M.truthy = truthy
+
+local eq
+eq = function(a, b)
+  if rawequal(a, b) then return a == a end -- NaN ~= NaN
+  local na, nb = numv(a), numv(b)
+  if na and nb then return na == nb end
+  if na or nb then return false end
+  local ta, tb = type(a), type(b)
+  if ta == "table" and getmetatable(a) == Markup then a = a.s; ta = "string" end
+  if tb == "table" and getmetatable(b) == Markup then b = b.s; tb = "string" end
+  if ta == "string" or tb == "string" then return a == b end
+  if ta ~= "table" or tb ~= "table" then return false end
+  local ma, mb = getmetatable(a), getmetatable(b)
+  if ma == Undefined or mb == Undefined then return ma == mb end
+  if ma ~= nil or mb ~= nil then return false end
+  if is_list(a) then
+    if not is_list(b) or (tuples[a] ~= tuples[b]) or #a ~= #b then return false end
+    for i = 1, #a do if not eq(a[i], b[i]) then return false end end
+    return true
+  end
+  if is_list(b) then return false end
+  for k, v in pairs(a) do if b[k] == nil or not eq(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+M.eq = eq
+
+local function cmp_error(op, a, b)
+  rt_error(fmt("'%s' not supported between instances of '%s' and '%s'", op, pytype(a), pytype(b)))
+end
+
+-- a < b with Python's rules (numbers, strings, lists lexicographically)
+local lt
+lt = function(a, b, op)
+  if is_undef(a) then undef_fail(a) end
+  if is_undef(b) then undef_fail(b) end
+  local na, nb = numv(a), numv(b)
+  if na and nb then return na < nb end
+  if getmetatable(a) == Markup then a = a.s end
+  if getmetatable(b) == Markup then b = b.s end
+  local ta, tb = type(a), type(b)
+  if ta == "string" and tb == "string" then return a < b end
+  if ta == "table" and tb == "table" and is_list(a) and is_list(b) then
+    for i = 1, math.min(#a, #b) do
+      if not eq(a[i], b[i]) then return lt(a[i], b[i], op) end
+    end
+    return #a < #b
+  end
+  cmp_error(op or "<", a, b)
+end
+
+local function arith_error(op, a, b)
+  rt_error(fmt("unsupported operand type(s) for %s: '%s' and '%s'", op, pytype(a), pytype(b)))
+end
+
+local function check_undef2(a, b)
+  if is_undef(a) then undef_fail(a) end
+  if is_undef(b) then undef_fail(b) end
+end
+
+local function op_add(a, b)
+  local na, nb = numv(a), numv(b)
+  if na and nb then return mknum(na + nb, isfloat(a) or isfloat(b)) end
+  check_undef2(a, b)
+  local ta, tb = type(a), type(b)
+  if getmetatable(a) == Markup then a = a.s; ta = "string" end
+  if getmetatable(b) == Markup then b = b.s; tb = "string" end
+  if ta == "string" and tb == "string" then return a .. b end
+  if ta == "string" then rt_error(fmt('can only concatenate str (not "%s") to str', pytype(b))) end
+  if ta == "table" and tb == "table" and is_list(a) and is_list(b) then
+    local r = {}
+    for i = 1, #a do r[i] = a[i] end
+    for i = 1, #b do r[#a + i] = b[i] end
+    if tuples[a] then return tuple(r) end
+    return J.list(r)
+  end
+  arith_error("+", a, b)
+end
+
+local function op_sub(a, b)
+  local na, nb = numv(a), numv(b)
+  if na and nb then return mknum(na - nb, isfloat(a) or isfloat(b)) end
+  check_undef2(a, b)
+  arith_error("-", a, b)
+end
+
+local function op_mul(a, b)
+  local na, nb = numv(a), numv(b)
+  if na and nb then return mknum(na * nb, isfloat(a) or isfloat(b)) end
+  check_undef2(a, b)
+  if type(a) == "number" and type(b) ~= "number" then a, b = b, a; na, nb = nb, na end
+  if nb and not isfloat(b) then
+    if type(a) == "string" then return nb > 0 and a:rep(nb) or "" end
+    if type(a) == "table" and is_list(a) then
+      local r = J.list({})
+      for _ = 1, nb do for i = 1, #a do r[#r + 1] = a[i] end end
+      return r
+    end
+  end
+  arith_error("*", a, b)
+end
+
+local function op_div(a, b)
+  local na, nb = numv(a), numv(b)
+  if not (na and nb) then check_undef2(a, b); arith_error("/", a, b) end
+  if nb == 0 then rt_error("division by zero") end
+  return J.float(na / nb)
+end
+
+local function op_floordiv(a, b)
+  local na, nb = numv(a), numv(b)
+  if not (na and nb) then check_undef2(a, b); arith_error("//", a, b) end
+  if nb == 0 then rt_error("integer division or modulo by zero") end
+  return mknum(floor(na / nb), isfloat(a) or isfloat(b))
+end
+
+local percent_format
+
+local function op_mod(a, b)
+  if type(a) == "string" or getmetatable(a) == Markup then return percent_format(tostr(a), b) end
+  local na, nb = numv(a), numv(b)
+  if not (na and nb) then check_undef2(a, b); arith_error("%", a, b) end
+  if nb == 0 then rt_error("integer division or modulo by zero") end
+  return mknum(na - floor(na / nb) * nb, isfloat(a) or isfloat(b))
+end
+
+local function op_pow(a, b)
+  local na, nb = numv(a), numv(b)
+  if not (na and nb) then check_undef2(a, b); arith_error("**", a, b) end
+  return mknum(na ^ nb, isfloat(a) or isfloat(b) or nb < 0)
+end
+
+local function op_neg(a)
+  local na = numv(a)
+  if not na then if is_undef(a) then undef_fail(a) end rt_error(fmt("bad operand type for unary -: '%s'", pytype(a))) end
+  return mknum(-na, isfloat(a))
+end
+
+local function op_pos(a)
+  local na = numv(a)
+  if not na then if is_undef(a) then undef_fail(a) end rt_error(fmt("bad operand type for unary +: '%s'", pytype(a))) end
+  return mknum(na, isfloat(a))
+end
+
+-- Python's `x in y`
+local function op_in(x, y)
+  local ty = type(y)
+  if ty == "table" and getmetatable(y) == Markup then y = y.s; ty = "string" end
+  if ty == "string" then
+    if getmetatable(x) == Markup then x = x.s end
+    if type(x) ~= "string" then rt_error(fmt("'in <string>' requires string as left operand, not %s", pytype(x))) end
+    return find(y, x, 1, true) ~= nil
+  end
+  if ty == "table" then
+    local mt = getmetatable(y)
+    if mt == Undefined then return false end
+    if mt == nil then
+      if is_list(y) then
+        for i = 1, #y do if eq(y[i], x) then return true end end
+        return false
+      end
+      if type(x) == "string" or type(x) == "number" then return y[x] ~= nil end
+      for k in pairs(y) do if eq(k, x) then return true end end
+      return false
+    end
+  end
+  rt_error(fmt("argument of type '%s' is not iterable", pytype(y)))
+end
+
+-- ---------------------------------------------------------------------------
+-- iteration, length, attribute and item access
+-- ---------------------------------------------------------------------------
+
+-- the items a for loop (or list()) walks
+local function iter_list(v)
+  local t = type(v)
+  if t == "table" then
+    local mt = getmetatable(v)
+    if mt == nil then
+      if is_list(v) then return v end
+      return dkeys(v)
+    end
+    if mt == Undefined then return {} end
+    if mt == Markup then return uchars(v.s) end
+  elseif t == "string" then
+    return uchars(v)
+  end
+  rt_error(fmt("'%s' object is not iterable", pytype(v)))
+end
+M.iter_list = iter_list
+
+local function length(v)
+  local t = type(v)
+  if t == "string" then return ulen(v) end
+  if t == "table" then
+    local mt = getmetatable(v)
+    if mt == nil then
+      if is_list(v) then return #v end
+      local n = 0
+      for _ in pairs(v) do n = n + 1 end
+      return n
+    end
+    if mt == Undefined then return 0 end
+    if mt == Markup then return ulen(v.s) end
+  end
+  rt_error(fmt("object of type '%s' has no len()", pytype(v)))
+end
+
+local str_methods, dict_methods, list_methods = {}, {}, {}
+
+local function unsafe(obj, name)
+  return function() rt_error(fmt("access to attribute '%s' of '%s' object is unsafe", name, pytype(obj))) end
+end
+
+local list_unsafe = {append = 1, extend = 1, insert = 1, pop = 1, remove = 1, reverse = 1, sort = 1, clear = 1}
+local dict_unsafe = {pop = 1, popitem = 1, setdefault = 1, update = 1, clear = 1}
+
+-- obj.name (jinja2's getattr: the Python attribute first, then the item)
+local function getattr(obj, name)
+  local t = type(obj)
+  if t == "table" then
+    local mt = getmetatable(obj)
+    if mt == nil then
+      if is_list(obj) then
+        local m = list_methods[name]
+        if m then return function(args, kw) return m(obj, args, kw) end end
+        if list_unsafe[name] then return unsafe(obj, name) end
+        return undef(name, pytype(obj) .. " object")
+      end
+      local m = dict_methods[name]
+      if m then return function(args, kw) return m(obj, args, kw) end end
+      if dict_unsafe[name] then return unsafe(obj, name) end
+      local v = obj[name]
+      if v == nil then return undef(name, "dict object") end
+      return v
+    end
+    if mt == Undefined then undef_fail(obj) end
+    if mt == Namespace then
+      local v = obj.attrs[name]
+      if v == nil then return undef(name, "Namespace object") end
+      return v
+    end
+    if mt == Loop then
+      local v = obj[name]
+      if v == nil then return undef(name, "LoopContext object") end
+      return v
+    end
+    if mt == Markup then obj = obj.s; t = "string" end
+  end
+  if t == "string" then
+    local m = str_methods[name]
+    if m then return function(args, kw) return m(obj, args, kw) end end
+  end
+  return undef(name, pytype(obj) .. " object")
+end
+M.getattr = getattr
+
+local function to_index(key)
+  local n = numv(key)
+  if n and n == floor(n) and not isfloat(key) then return n end
+  return nil
+end
+
+-- obj[key] (jinja2's getitem: the item first, then the attribute)
+local function getitem(obj, key)
+  local t = type(obj)
+  if t == "table" then
+    local mt = getmetatable(obj)
+    if mt == nil then
+      if is_list(obj) then
+        local i = to_index(key)
+        if i then
+          if i < 0 then i = i + #obj end
+          local v = obj[i + 1]
+          if i >= 0 and v ~= nil then return v end
+          return undef(key, "list object", "list index out of range")
+        end
+        if type(key) == "string" then return getattr(obj, key) end
+        return undef(key, "list object")
+      end
+      local k = key
+      if getmetatable(k) == Float then k = k.v elseif type(k) == "boolean" then k = k and 1 or 0 end
+      local v = obj[k]
+      if v ~= nil then return v end
+      if type(key) == "string" then return getattr(obj, key) end
+      return undef(key, "dict object")
+    end
+    if mt == Undefined then undef_fail(obj) end
+    if mt == Markup then obj = obj.s; t = "string" end
+    if mt == Namespace or mt == Loop then
+      if type(key) == "string" then return getattr(obj, key) end
+      return undef(key, pytype(obj) .. " object")
+    end
+  end
+  if t == "string" then
+    local i = to_index(key)
+    if i then
+      local cs = is_ascii(obj) and obj or uchars(obj)
+      local n = type(cs) == "string" and #cs or #cs
+      if i < 0 then i = i + n end
+      if i < 0 or i >= n then return undef(key, "str object") end
+      if type(cs) == "string" then return sub(cs, i + 1, i + 1) end
+      return cs[i + 1]
+    end
+    if type(key) == "string" then return getattr(obj, key) end
+  end
+  return undef(key, pytype(obj) .. " object")
+end
+M.getitem = getitem
+
+-- Python slice indices -> list of 0-based positions
+local function slice_positions(n, start, stop, step)
+  step = step or 1
+  if step == 0 then rt_error("slice step cannot be zero") end
+  local pos = {}
+  if step > 0 then
+    if start == nil then start = 0 elseif start < 0 then start = math.max(start + n, 0) elseif start > n then start = n end
+    if stop == nil then stop = n elseif stop < 0 then stop = math.max(stop + n, 0) elseif stop > n then stop = n end
+    local i = start
+    while i < stop do pos[#pos + 1] = i; i = i + step end
+  else
+    if start == nil then start = n - 1
+    elseif start < 0 then start = start + n; if start < 0 then start = -1 end
+    elseif start >= n then start = n - 1 end
+    if stop == nil then stop = -1
+    elseif stop < 0 then stop = stop + n; if stop < 0 then stop = -1 end
+    elseif stop >= n then stop = n - 1 end
+    local i = start
+    while i > stop do pos[#pos + 1] = i; i = i + step end
+  end
+  return pos
+end
+
+local function slice_value(obj, start, stop, step)
+  local function idx(v, what)
+    if v == nil or v == null then return nil end
+    local i = to_index(v)
+    if not i then rt_error("slice " .. what .. " must be an integer or None") end
+    return i
+  end
+  start, stop, step = idx(start, "start"), idx(stop, "stop"), idx(step, "step")
+  if getmetatable(obj) == Markup then obj = obj.s end
+  if type(obj) == "string" then
+    local cs = uchars(obj)
+    local out = {}
+    for _, p in ipairs(slice_positions(#cs, start, stop, step)) do out[#out + 1] = cs[p + 1] end
+    return concat(out)
+  end
+  if type(obj) == "table" and getmetatable(obj) == nil and is_list(obj) then
+    local out = {}
+    for _, p in ipairs(slice_positions(#obj, start, stop, step)) do out[#out + 1] = obj[p + 1] end
+    if tuples[obj] then return tuple(out) end
+    return J.list(out)
+  end
+  if is_undef(obj) then undef_fail(obj) end
+  rt_error(fmt("'%s' object is not subscriptable", pytype(obj)))
+end
+
+-- call a template-visible callable: f(args, kwargs)
+local function call(f, args, kw)
+  if type(f) == "function" then return f(args, kw) end
+  if is_undef(f) then undef_fail(f) end
+  rt_error(fmt("'%s' object is not callable", pytype(f)))
+end
+
+-- argument helper for builtins: positional i or keyword name, else default
+local function arg(args, kw, i, name, default)
+  local v = args[i]
+  if v == nil and kw then v = kw[name] end
+  if v == nil then return default end
+  return v
+end
+
+local function as_str(v, what)
+  if type(v) == "string" then return v end
+  if getmetatable(v) == Markup then return v.s end
+  if is_undef(v) then undef_fail(v) end
+  rt_error(fmt("%s must be str, not %s", what or "argument", pytype(v)))
+end
+
+-- ---------------------------------------------------------------------------
+-- Python string formatting: "%s" % x and "{}".format(x)
+-- ---------------------------------------------------------------------------
+
+percent_format = function(s, values)
+  local vals
+  if type(values) == "table" and tuples[values] then vals = values else vals = {values} end
+  local mapping = (type(values) == "table" and getmetatable(values) == nil and is_dict(values)) and values or nil
+  local out, vi, pos = {}, 0, 1
+  while true do
+    local a = find(s, "%", pos, true)
+    if not a then out[#out + 1] = sub(s, pos); break end
+    out[#out + 1] = sub(s, pos, a - 1)
+    local p = a + 1
+    local key = s:match("^%(([^)]*)%)", p)
+    if key then p = p + #key + 2 end
+    local flags = s:match("^[-+ #0]*", p); p = p + #flags
+    local width = s:match("^%d*", p); p = p + #width
+    local prec = s:match("^%.(%d*)", p); if prec then p = p + #prec + 1 end
+    local conv = sub(s, p, p)
+    if conv == "" or not find("sdirfFeEgGxXoc%", conv, 1, true) then
+      rt_error("unsupported format character '" .. conv .. "'")
+    end
+    pos = p + 1
+    if conv == "%" then
+      out[#out + 1] = "%"
+    else
+      local v
+      if key and mapping then v = mapping[key] else vi = vi + 1; v = vals[vi] end
+      if v == nil then rt_error("not enough arguments for format string") end
+      local r
+      if conv == "s" then r = tostr(v)
+      elseif conv == "r" then r = repr(v)
+      elseif conv == "d" or conv == "i" then
+        local n = numv(v) or rt_error("%d format: a real number is required, not " .. pytype(v))
+        r = fmt("%d", n >= 0 and floor(n) or -floor(-n))
+      elseif conv == "c" then r = type(v) == "string" and v or J.utf8_char(numv(v))
+      else
+        local n = numv(v) or rt_error("must be real number, not " .. pytype(v))
+        if conv == "x" or conv == "X" or conv == "o" then r = fmt("%" .. conv, n)
+        else r = fmt("%" .. (prec and "." .. (prec == "" and "0" or prec) or "") .. conv, n) end
+      end
+      if width ~= "" then
+        local pad = tonumber(width) - ulen(r)
+        if pad > 0 then
+          if find(flags, "-", 1, true) then r = r .. (" "):rep(pad)
+          elseif find(flags, "0", 1, true) and conv ~= "s" and conv ~= "r" then r = ("0"):rep(pad) .. r
+          else r = (" "):rep(pad) .. r end
+        end
+      end
+      out[#out + 1] = r
+    end
+  end
+  if vi < #vals and not mapping then rt_error("not all arguments converted during string formatting") end
+  return concat(out)
+end
+
+local function format_spec(v, spec)
+  if spec == "" then return tostr(v) end
+  local fill, align, sign, zero, width, prec, conv =
+    spec:match("^([^<>=^]?)([<>=^]?)([-+ ]?)(0?)(%d*)%.?(%d*)([sdfeEgGxXo%%]?)$")
+  if not align then rt_error("unsupported format spec '" .. spec .. "'") end
+  if align == "" and fill ~= "" then fill = "" end
+  local r
+  if conv == "d" then r = fmt("%d", numv(v))
+  elseif conv == "f" or conv == "e" or conv == "E" or conv == "g" or conv == "G" then
+    r = fmt("%" .. (prec ~= "" and "." .. prec or (conv == "f" and ".6" or "")) .. conv, numv(v))
+  elseif conv == "%" then r = fmt("%." .. (prec ~= "" and prec or "6") .. "f%%", numv(v) * 100)
+  elseif conv == "x" or conv == "X" or conv == "o" then r = fmt("%" .. conv, numv(v))
+  elseif prec ~= "" and type(v) == "string" then r = table.concat(uchars(v), "", 1, math.min(tonumber(prec), ulen(v)))
+  elseif prec ~= "" and numv(v) then r = fmt("%." .. prec .. "f", numv(v))
+  else r = tostr(v) end
+  if sign == "+" and numv(v) and numv(v) >= 0 then r = "+" .. r end
+  local w = tonumber(width)
+  if w then
+    local pad = w - ulen(r)
+    if pad > 0 then
+      local f = fill ~= "" and fill or (zero ~= "" and "0" or " ")
+      local al = align ~= "" and align or ((numv(v) and type(v) ~= "string") and ">" or "<")
+      if al == "<" then r = r .. f:rep(pad)
+      elseif al == "^" then r = f:rep(floor(pad / 2)) .. r .. f:rep(pad - floor(pad / 2))
+      else r = f:rep(pad) .. r end
+    end
+  end
+  return r
+end
+
+local function brace_format(s, args, kw)
+  local auto = 0
+  local out = s:gsub("{{", "\1"):gsub("}}", "\2"):gsub("{([^{}]*)}", function(field)
+    local name, spec = field:match("^([^:!]*)!?[rsa]?:?(.*)$")
+    local v
+    if name == "" then
+      v = args[auto + 1]; auto = auto + 1
+    elseif name:match("^%d+$") then
+      v = args[tonumber(name) + 1]
+    else
+      local base, rest = name:match("^([%w_]+)(.*)$")
+      v = kw and kw[base]
+      for part in (rest or ""):gmatch("[%.%[]([^%.%]]+)%]?") do
+        v = part:match("^%d+$") and getitem(v, tonumber(part)) or getitem(v, part)
+      end
+    end
+    if v == nil then rt_error("format: no value for field {" .. field .. "}") end
+    return format_spec(v, spec or "")
+  end)
+  return (out:gsub("\1", "{"):gsub("\2", "}"))
+end
+
+-- for the other parts of the interpreter
+M.Undefined = Undefined
+M.Namespace = Namespace
+M.Loop = Loop
+M.Markup = Markup
+M.tuples = tuples
+M.tuple = tuple
+M.undef = undef
+M.is_undef = is_undef
+M.undef_fail = undef_fail
+M.rt_error = rt_error
+M.pytype = pytype
+M.numv = numv
+M.isfloat = isfloat
+M.mknum = mknum
+M.is_str = is_str
+M.is_plain = is_plain
+M.is_ascii = is_ascii
+M.ulen = ulen
+M.uchars = uchars
+M.is_space_char = is_space_char
+M.strip_impl = strip_impl
+M.case_map = case_map
+M.str_repr = str_repr
+M.repr = repr
+M.tostr = tostr
+M.truthy = truthy
+M.eq = eq
+M.lt = lt
+M.op_add = op_add
+M.op_sub = op_sub
+M.op_mul = op_mul
+M.op_div = op_div
+M.op_floordiv = op_floordiv
+M.op_mod = op_mod
+M.op_pow = op_pow
+M.op_neg = op_neg
+M.op_pos = op_pos
+M.op_in = op_in
+M.iter_list = iter_list
+M.length = length
+M.str_methods = str_methods
+M.dict_methods = dict_methods
+M.list_methods = list_methods
+M.getattr = getattr
+M.to_index = to_index
+M.getitem = getitem
+M.slice_value = slice_value
+M.call = call
+M.arg = arg
+M.as_str = as_str
+M.percent_format = percent_format
+M.format_spec = format_spec
+M.brace_format = brace_format
+
+return M
