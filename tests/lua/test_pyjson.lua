@@ -54,6 +54,17 @@ t.suite("pyjson", {
     c[1] = c
     t.assert_error(function() J.encode(c) end, "circular")
   end,
+
+  -- json.loads takes DEL (0x7F) raw inside a string (only U+0000..U+001F must
+  -- be escaped) and json.dumps writes it back raw
+  del_is_not_a_control_character = function()
+    local v = J.decode('{"s": "a\127b", "t": "\\u007f"}')
+    t.assert_eq(v.s, "a\127b")
+    t.assert_eq(v.t, "\127")
+    t.assert_eq(J.encode(v.s), '"a\127b"')
+    t.assert_error(function() J.decode('"a\31b"') end, "invalid control character")
+    t.assert_error(function() J.decode('"a\0b"') end, "invalid control character")
+  end,
 })
 
 t.run()

@@ -241,7 +241,9 @@ local function decode_string(s, i)
   -- s[i] == '"'
   local parts, j = {}, i + 1
   while true do
-    local a, b = s:find('["\\%c]', j)
+    -- JSON forbids the control characters U+0000..U+001F in strings, not DEL
+    -- (%c would also match 0x7F)
+    local a, b = s:find('["\\%z\1-\31]', j)
     if not a then decode_error(s, i, "unterminated string") end
     if a > j then parts[#parts + 1] = s:sub(j, a - 1) end
     local c = s:sub(a, a)
