@@ -12,6 +12,7 @@ local lt, mknum, numv, op_add, op_in, op_mod = P.lt, P.mknum, P.numv, P.op_add, 
 local percent_format, pytype, repr, rt_error = P.percent_format, P.pytype, P.repr, P.rt_error
 local str_methods, strip_impl, tostr, truthy, tuple = P.str_methods, P.strip_impl, P.tostr, P.truthy, P.tuple
 local uchars, ulen, undef, undef_fail = P.uchars, P.ulen, P.undef, P.undef_fail
+local is_space_char, is_word_char = P.is_space_char, P.is_word_char
 local capitalize, pad_center, py_replace = S.capitalize, S.pad_center, S.py_replace
 
 local M = {}
@@ -189,17 +190,17 @@ end
 filters.lower = function(v) return case_map(tostr(v), false) end
 filters.upper = function(v) return case_map(tostr(v), true) end
 filters.title = function(v)
-  -- jinja splits on runs of [-\s({[<] and capitalizes each piece
-  local s = tostr(v)
-  local out = {}
-  local pos = 1
-  while pos <= #s do
-    local a2, b2 = find(s, "[-%s%(%{%[<]+", pos)
-    local word = a2 and sub(s, pos, a2 - 1) or sub(s, pos)
-    if word ~= "" then out[#out + 1] = capitalize(word) end
-    if not a2 then break end
-    out[#out + 1] = sub(s, a2, b2)
-    pos = b2 + 1
+  -- jinja2: split on runs of [-\s({[<] (kept), each piece's first character
+  -- upper-cased and the rest lower-cased (str.upper, not str.title)
+  local cs = uchars(tostr(v))
+  local out, i, n = {}, 1, #cs
+  local function is_sep(c) return c == "-" or c == "(" or c == "{" or c == "[" or c == "<" or is_space_char(c) end
+  while i <= n do
+    local j = i
+    local sep = is_sep(cs[i])
+    while j + 1 <= n and is_sep(cs[j + 1]) == sep do j = j + 1 end
+    out[#out + 1] = case_map(cs[i], true) .. case_map(concat(cs, "", i + 1, j), false)
+    i = j + 1
   end
   return concat(out)
 end
@@ -319,9 +320,14 @@ filters.unique = function(v, a, kw)
   end
   return J.list(out)
 end
+-- jinja2: len(re.findall(r"\w+", s)), \w being a Unicode letter, number or "_"
 filters.wordcount = function(v)
-  local n = 0
-  for _ in tostr(v):gmatch("[%w_\128-\255]+") do n = n + 1 end
+  local n, in_word = 0, false
+  for _, c in ipairs(uchars(tostr(v))) do
+    local w = is_word_char(c)
+    if w and not in_word then n = n + 1 end
+    in_word = w
+  end
   return n
 end
 filters.batch = function(v, a, kw)

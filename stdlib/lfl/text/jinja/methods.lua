@@ -6,7 +6,7 @@ local J = require "lfl.text.pyjson"
 local P = require "lfl.text.jinja.pyvalue"
 local concat, sub, find, floor = table.concat, string.sub, string.find, math.floor
 local null, is_list, dkeys = J.null, J.is_list, J.keys
-local arg, as_str, brace_format, case_map = P.arg, P.as_str, P.brace_format, P.case_map
+local arg, as_str, brace_format, case_map, case_op = P.arg, P.as_str, P.brace_format, P.case_map, P.case_op
 local dict_methods, eq, is_ascii, is_space_char = P.dict_methods, P.eq, P.is_ascii, P.is_space_char
 local iter_list, list_methods, numv, repr, rt_error = P.iter_list, P.list_methods, P.numv, P.repr, P.rt_error
 local str_methods, strip_impl, truthy, tuple = P.str_methods, P.strip_impl, P.truthy, P.tuple
@@ -103,26 +103,10 @@ local function cp_index(s, bytepos) -- 0-based code point index of a 1-based byt
   return ulen(sub(s, 1, bytepos - 1))
 end
 
-local function title_case(s)
-  local out, prev_cased = {}, false
-  for _, c in ipairs(uchars(s)) do
-    local lo, up = case_map(c, false), case_map(c, true)
-    local cased = lo ~= up
-    if cased then
-      out[#out + 1] = prev_cased and lo or up
-    else
-      out[#out + 1] = c
-    end
-    prev_cased = cased
-  end
-  return concat(out)
-end
-
-local function capitalize(s)
-  local cs = uchars(s)
-  if #cs == 0 then return "" end
-  return case_map(cs[1], true) .. case_map(concat(cs, "", 2), false)
-end
+-- Python's str.title / str.capitalize (the first character title-cased, as
+-- Python 3.8+ does; full Unicode mappings through utf8proc)
+local function title_case(s) return case_op(s, "title") end
+local function capitalize(s) return case_op(s, "capitalize") end
 
 local function pad_center(s, width, fillc)
   local n = ulen(s)
@@ -183,17 +167,10 @@ str_methods.startswith = function(s, a) return prefix_test(s, a[1], false) end
 str_methods.endswith = function(s, a) return prefix_test(s, a[1], true) end
 str_methods.upper = function(s) return case_map(s, true) end
 str_methods.lower = function(s) return case_map(s, false) end
-str_methods.casefold = str_methods.lower
+str_methods.casefold = function(s) return case_op(s, "casefold") end
 str_methods.title = function(s) return title_case(s) end
 str_methods.capitalize = function(s) return capitalize(s) end
-str_methods.swapcase = function(s)
-  local out = {}
-  for _, c in ipairs(uchars(s)) do
-    local up = case_map(c, true)
-    out[#out + 1] = up == c and case_map(c, false) or up
-  end
-  return concat(out)
-end
+str_methods.swapcase = function(s) return case_op(s, "swapcase") end
 str_methods.replace = function(s, a, kw)
   local cnt = arg(a, kw, 3, "count", -1)
   return py_replace(s, as_str(a[1], "replace arg 1"), as_str(a[2], "replace arg 2"), numv(cnt))

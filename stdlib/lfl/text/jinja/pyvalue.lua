@@ -11,6 +11,7 @@ local fmt, concat, byte, sub, find = string.format, table.concat, string.byte, s
 local floor, huge = math.floor, math.huge
 local null, Float = J.null, J.Float
 local is_list, is_dict, dkeys = J.is_list, J.is_dict, J.keys
+local U = assert(lfl._unicode, "lfl.text.jinja: the C bridge lfl._unicode is missing")
 
 local M = {}
 
@@ -145,29 +146,23 @@ local function strip_impl(s, chars, left, right)
   return concat(cs, "", i, j)
 end
 
--- upper/lower: ASCII plus Latin-1, Greek and Cyrillic (the common non-ASCII cases)
-local function case_map(s, up)
-  if is_ascii(s) then return up and s:upper() or s:lower() end
-  local out = {}
-  for _, c in ipairs(uchars(s)) do
-    if #c == 1 then
-      out[#out + 1] = up and c:upper() or c:lower()
-    else
-      local cp = J.utf8_at(c, 1)
-      local m = cp
-      if up then
-        if (cp >= 0xE0 and cp <= 0xFE and cp ~= 0xF7) or (cp >= 0x3B1 and cp <= 0x3C9 and cp ~= 0x3C2)
-          or (cp >= 0x430 and cp <= 0x44F) then m = cp - 32
-        elseif cp >= 0x450 and cp <= 0x45F then m = cp - 80 end
-      else
-        if (cp >= 0xC0 and cp <= 0xDE and cp ~= 0xD7) or (cp >= 0x391 and cp <= 0x3A9)
-          or (cp >= 0x410 and cp <= 0x42F) then m = cp + 32
-        elseif cp >= 0x400 and cp <= 0x40F then m = cp + 80 end
-      end
-      out[#out + 1] = m == cp and c or J.utf8_char(m)
-    end
-  end
-  return concat(out)
+-- Python's str case operations ("lower", "upper", "title", "capitalize",
+-- "swapcase", "casefold") with the full Unicode mappings (ß -> SS) and the
+-- final-sigma rule, through utf8proc (lfl._unicode); ASCII stays in Lua
+local function case_op(s, op)
+  if op == "lower" or op == "casefold" then if is_ascii(s) then return s:lower() end
+  elseif op == "upper" then if is_ascii(s) then return s:upper() end end
+  return U.case(s, op)
+end
+
+local function case_map(s, up) return case_op(s, up and "upper" or "lower") end
+
+-- Python's \w for one character: a letter, a number or "_"
+local function is_word_char(c)
+  if #c == 1 then return find(c, "^[%w_]") ~= nil end
+  local cat = U.category((J.utf8_at(c, 1)))
+  local k = sub(cat, 1, 1)
+  return k == "L" or k == "N"
 end
 
 -- ---------------------------------------------------------------------------
@@ -176,6 +171,10 @@ end
 
 local tostr
 
+-- repr() of a str: Python escapes the quote, the backslash, \t \n \r, other
+-- control bytes as \xhh, and every non-ASCII character that is not printable
+-- (str.isprintable: categories Cc Cf Cs Co Cn Zl Zp Zs) as \xhh, \uhhhh or
+-- \Uhhhhhhhh
 local function str_repr(s)
   local q = "'"
   if find(s, "'", 1, true) and not find(s, '"', 1, true) then q = '"' end
@@ -187,6 +186,15 @@ local function str_repr(s)
     if c == "\t" then return "\\t" end
     return fmt("\\x%02x", byte(c))
   end)
+  if not is_ascii(r) then
+    r = r:gsub("[\192-\255][\128-\191]*", function(c)
+      local cp = J.utf8_at(c, 1)
+      if U.isprintable(cp) then return nil end
+      if cp <= 0xFF then return fmt("\\x%02x", cp) end
+      if cp <= 0xFFFF then return fmt("\\u%04x", cp) end
+      return fmt("\\U%08x", cp)
+    end)
+  end
   return q .. r .. q
 end
 
@@ -761,7 +769,9 @@ M.ulen = ulen
 M.uchars = uchars
 M.is_space_char = is_space_char
 M.strip_impl = strip_impl
+M.case_op = case_op
 M.case_map = case_map
+M.is_word_char = is_word_char
 M.str_repr = str_repr
 M.repr = repr
 M.tostr = tostr

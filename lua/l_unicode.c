@@ -1,0 +1,51 @@
+/* lfl._unicode: Python's str Unicode rules for the Jinja interpreter.
+ *   case(s, "lower"|"upper"|"title"|"capitalize"|"swapcase"|"casefold") -> s'
+ *   category(cp) -> "Lu", "Zs", "Cn", ...     isprintable(cp) -> boolean */
+#include <string.h>
+#include "bridge.h"
+#include "text/pyunicode.h"
+
+static int l_case(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    static const char *const names[] = {"lower", "upper", "title", "capitalize", "swapcase", "casefold", NULL};
+    static const lfl_case_op ops[] = {LFL_CASE_LOWER, LFL_CASE_UPPER, LFL_CASE_TITLE,
+                                      LFL_CASE_CAPITALIZE, LFL_CASE_SWAPCASE, LFL_CASE_CASEFOLD};
+    int which = luaL_checkoption(L, 2, NULL, names);
+    char *out;
+    size_t m;
+    lfl_lua_check(L, lfl_pyunicode_case(s, n, ops[which], &out, &m));
+    lua_pushlstring(L, out, m);
+    free(out);
+    return 1;
+}
+
+static int32_t check_cp(lua_State *L, int idx)
+{
+    lua_Number x = luaL_checknumber(L, idx);
+    if (x < 0 || x > 0x10FFFF || x != (lua_Number)(int32_t)x)
+        luaL_error(L, "unicode: code point must be an integer in 0..0x10FFFF, got %f", (double)x);
+    return (int32_t)x;
+}
+
+static int l_category(lua_State *L)
+{
+    lua_pushstring(L, lfl_pyunicode_category(check_cp(L, 1)));
+    return 1;
+}
+
+static int l_isprintable(lua_State *L)
+{
+    lua_pushboolean(L, lfl_pyunicode_isprintable(check_cp(L, 1)));
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {
+    {"case", l_case}, {"category", l_category}, {"isprintable", l_isprintable}, {NULL, NULL},
+};
+
+LFL_LUA_MODULE(unicode)
+{
+    lfl_lua_register_funcs(L, "_unicode", funcs);
+}

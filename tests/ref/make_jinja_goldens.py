@@ -1,0 +1,140 @@
+"""Writes tests/golden/templates/jinja_fidelity.json: Jinja snippets where a
+Python-faithful interpreter has to get details right that chat templates reach
+(tojson and printing of dicts/lists, case mapping of non-ASCII text, str.format
+and %-formatting specs, the slice/groupby/urlencode/wordcount filters, dict()).
+
+Each case is rendered by the environment transformers' apply_chat_template
+builds (transformers.utils.chat_template_utils._compile_jinja_template:
+ImmutableSandboxedEnvironment with trim_blocks, lstrip_blocks, the loopcontrols
+extension and transformers' tojson/raise_exception/strftime_now). Printing a
+list or dict uses Python's repr, so the escapes follow str.isprintable under
+this Python's Unicode version (pick characters assigned long ago: lfl's
+utf8proc may know a newer Unicode than the Python that wrote the golden).
+When jinja2 raises, the error is recorded instead of the output.
+
+Run by hand:  $(bash tests/ref/venv.sh) tests/ref/make_jinja_goldens.py
+(only jinja2 and transformers are needed)
+"""
+import json
+import os
+import sys
+import unicodedata
+
+from transformers.utils.chat_template_utils import _compile_jinja_template
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+OUT = os.path.join(REPO, "tests", "golden", "templates", "jinja_fidelity.json")
+
+# strings whose repr() escapes: Cf (zero-width space/joiner, soft hyphen, BOM),
+# Zs (no-break and ideographic space), Zl/Zp, Co (private use), Cn
+# (unassigned), Cc (DEL, C1 controls); and some that print as they are
+ESCAPED = ["a\u200bb", "zw\u200dj", "nb\xa0sp", "soft\xadhyphen", "line\u2028sep", "para\u2029sep",
+           "pua\ue000", "pua15\U000f0001", "unassigned\u0378", "del\x7f", "c1\x85\x9f", "bom\ufeff",
+           "ideo\u3000sp", "lrm\u200e", "tag\U000e0041"]
+PRINTED = ["caf\xe9", "\u65e5\u672c", "smile\U0001f600", "ko\uac00", "it's", 'say "hi"', "both ' and \"",
+           "tab\there", "nl\nx", "back\\slash", "combining e\u0301"]
+CASE_WORDS = ["stra\xdfe", "\u01c6emo", "\u039f\u0394\u039f\u03a3 \u0391\u03a3. \u03a3", "\u0130stanbul",
+              "\ufb01x \ufb02y", "\u0149", "\u24b6\u24d1", "\u01c8ub", "\u0400\u0442\u0435\u0441\u0442",
+              "\u0531\u0532\u0563", "\u13a0\uab70", "\U00010400\U00010428", "\u01f0", "\u1fb3\u1f80",
+              "\u1e9e\u1e9e", "mixed Stra\xdfe \u0130I i\u0131"]
+
+USERS = [{"name": "ann", "city": "Paris", "age": 30}, {"name": "bob", "city": "berlin", "age": 25},
+         {"name": "cy", "city": "paris", "age": 41}, {"name": "dee", "city": "Berlin", "age": 25},
+         {"name": "eve", "city": "Rome", "tags": {"team": "a"}}]
+
+CASES = [
+    # ---- repr escapes in printed lists / dicts
+    ("repr.escaped_list", "{{ xs }}", {"xs": ESCAPED}),
+    ("repr.printed_list", "{{ xs }}", {"xs": PRINTED}),
+    ("repr.dict", "{{ d }}", {"d": {"k\u200b": "v\xa0", "\u2028": ["\ue000", 1, None, True, 2.5]}}),
+    ("repr.percent_r", "{{ '%r' % s }}", {"s": "zw\u200b\xad"}),
+    ("repr.string_filter", "{{ xs|string }}", {"xs": ["a\u2029", "\U000e0041"]}),
+    ("repr.tuple", "{{ ('\u200b', 'x') }}", {}),
+    ("repr.items", "{{ d.items()|list }}", {"d": {"a\xa0": "\u200d"}}),
+    ("repr.json_del", "{{ s }}|{{ s|tojson }}|{{ [s] }}", {"s": "a\x7fb"}),
+    # ---- case mapping (str methods and filters)
+    ("case.upper", "{% for w in ws %}{{ w.upper() }}|{{ w|upper }};{% endfor %}", {"ws": CASE_WORDS}),
+    ("case.lower", "{% for w in ws %}{{ w.lower() }}|{{ w|lower }};{% endfor %}", {"ws": CASE_WORDS}),
+    ("case.title", "{% for w in ws %}{{ w.title() }}|{{ w|title }};{% endfor %}", {"ws": CASE_WORDS}),
+    ("case.capitalize", "{% for w in ws %}{{ w.capitalize() }}|{{ w|capitalize }};{% endfor %}",
+     {"ws": CASE_WORDS}),
+    ("case.swapcase", "{% for w in ws %}{{ w.swapcase() }};{% endfor %}", {"ws": CASE_WORDS}),
+    ("case.casefold", "{% for w in ws %}{{ w.casefold() }};{% endfor %}", {"ws": CASE_WORDS}),
+    ("case.sort_ignores_case", "{{ ws|sort|join(',') }}", {"ws": ["\xc9cole", "\xe9t\xe9", "Zebra", "apple"]}),
+    # ---- str.format
+    ("format.fixed", "{{ '{:.2f}'.format(x) }}|{{ '{:.0f}'.format(2.5) }}|{{ '{:8.3f}|'.format(-x) }}",
+     {"x": 3.14159}),
+    ("format.thousands", "{{ '{:,}'.format(1234567) }}|{{ '{:,}'.format(-987654321) }}|{{ '{:_}'.format(1234567) }}"
+     "|{{ '{:,.2f}'.format(1234567.891) }}|{{ '{:,}'.format(12) }}", {}),
+    ("format.hex", "{{ '{:x}'.format(255) }}|{{ '{:X}'.format(255) }}|{{ '{:#x}'.format(255) }}|{{ '{:o}'.format(8) }}"
+     "|{{ '{:b}'.format(5) }}|{{ '{:x}'.format(-255) }}|{{ '{:04x}'.format(10) }}|{{ '{:#06b}'.format(5) }}", {}),
+    ("format.conversion", "{{ '{!r}'.format('a') }}|{{ '{!r}'.format(xs) }}|{{ '{!s}'.format(none) }}"
+     "|{{ '{0!r:>6}'.format('b') }}|{{ '{!r}'.format('\u200b') }}", {"xs": [1, "x"]}),
+    ("format.index", "{{ '{0[0]}-{0[1]}'.format(xs) }}|{{ '{0[a]}'.format(d) }}|{{ '{1[0]}{0}'.format('z', 'yx') }}"
+     "|{{ '{p[name]}'.format(p=d) }}", {"xs": [5, 6], "d": {"a": 1, "name": "n"}}),
+    ("format.align", "{{ '{:>8}|{:<6}|{:^7}|{:*^9}|{:=+6}'.format('r', 'l', 'c', 'mid', 42) }}", {}),
+    ("format.sign", "{{ '{:+d}'.format(5) }}|{{ '{:+d}'.format(-5) }}|{{ '{: d}'.format(5) }}|{{ '{:+.1f}'.format(2.25) }}"
+     "|{{ '{:08.3f}'.format(-3.14159) }}|{{ '{:d}'.format(7) }}", {}),
+    ("format.general", "{{ '{:e}'.format(12345.678) }}|{{ '{:.2e}'.format(0.000123) }}|{{ '{:g}'.format(0.0001) }}"
+     "|{{ '{:g}'.format(1234567.0) }}|{{ '{:.1%}'.format(0.256) }}|{{ '{}'.format(1.0) }}|{{ '{:.3}'.format('abcdef') }}"
+     "|{{ '{:10}|'.format('ab') }}|{{ '{:5}|'.format(42) }}|{{ '{{}}{}'.format(1) }}", {}),
+    # ---- %-formatting
+    ("percent.sign", "{{ '%+d' % 5 }}|{{ '%+d' % -5 }}|{{ '% d' % 5 }}|{{ '%+.2f' % 3.14159 }}|{{ '%+05d' % 42 }}", {}),
+    ("percent.width", "{{ '%05d' % 42 }}|{{ '%-5d|' % 42 }}|{{ '%5s|' % 'ab' }}|{{ '%-5s|' % 'ab' }}|{{ '%.3s' % 'abcdef' }}"
+     "|{{ '%5.1f' % 2.25 }}|{{ '%*d' % (4, 7) if false else '' }}", {}),
+    ("percent.conversions", "{{ '%x %X %#x %o %#o' % (255, 255, 255, 8, 8) }}|{{ '%e' % 12345.678 }}|{{ '%g' % 0.00001 }}"
+     "|{{ '%c' % 65 }}|{{ '%r' % 'a' }}|{{ '%i%%' % 50 }}|{{ '%d' % 3.7 }}|{{ '%s' % (xs,) }}", {"xs": [1, 2]}),
+    ("percent.mapping", "{{ '%(a)s-%(b)03d' % {'a': 'x', 'b': 2} }}", {}),
+    # ---- filters
+    ("filter.slice", "{{ xs|slice(3)|list }}|{{ xs|slice(3, 'x')|list }}|{{ xs|slice(2)|list }}|{{ xs[:2]|slice(4)|list }}"
+     "|{% for col in xs|slice(3) %}[{{ col|join(',') }}]{% endfor %}", {"xs": [1, 2, 3, 4, 5, 6, 7]}),
+    ("filter.groupby", "{% for g in users|groupby('city') %}{{ g.grouper }}: {{ g.list|map(attribute='name')|join(',') }};"
+     "{% endfor %}", {"users": USERS}),
+    ("filter.groupby_unpack", "{% for city, items in users|groupby('city', case_sensitive=true) %}{{ city }}={{ items|length }};"
+     "{% endfor %}", {"users": USERS}),
+    ("filter.groupby_repr", "{{ users|groupby('age', default=0) }}", {"users": USERS}),
+    ("filter.groupby_dotted", "{% for g in users|groupby('tags.team', default='none') %}{{ g.grouper }}:{{ g.list|length }};"
+     "{% endfor %}|{% for k, v in pairs|groupby(0) %}{{ k }}{{ v|map('last')|join }};{% endfor %}",
+     {"users": USERS, "pairs": [["b", 1], ["a", 2], ["b", 3]]}),
+    ("filter.urlencode", "{{ 'a b&c/d?e=f'|urlencode }}|{{ d|urlencode }}|{{ pairs|urlencode }}|{{ 'h\xe9llo \u65e5'|urlencode }}"
+     "|{{ '~._-'|urlencode }}|{{ 42|urlencode }}",
+     {"d": {"q": "x y/z", "n": 1, "e": "\xe9"}, "pairs": [["a", "b c"], ["d&", 2]]}),
+    ("filter.wordcount", "{{ a|wordcount }}|{{ b|wordcount }}|{{ c|wordcount }}|{{ d|wordcount }}|{{ e|wordcount }}",
+     {"a": "h\xe9llo \u2014 w\xf6rld \u3002 \u65e5\u672c\u8a9e x_y 3.5", "b": "a\xa0b\u3000c", "c": "x\u0301y",
+      "d": "\u00bd \u2167 \u0661\u0662", "e": "\u2014\u2014 -- !!"}),
+    # ---- dict()
+    ("global.dict", "{{ dict(d, k=1) }}|{{ dict(d, a=5) }}|{{ dict(a=1, b=2) }}|{{ dict(pairs) }}|{{ dict() }}"
+     "|{{ dict(pairs, x=0) }}|{{ dict(d) is mapping }}",
+     {"d": {"a": 1, "b": 2}, "pairs": [["x", 1], ["y", 2]]}),
+]
+
+
+def render(src, ctx):
+    try:
+        return {"out": _compile_jinja_template(src).render(**ctx)}
+    except Exception as e:  # noqa: BLE001
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
+def main():
+    cases = []
+    names = set()
+    for name, src, ctx in CASES:
+        assert name not in names, name
+        names.add(name)
+        rec = {"name": name, "template": src, "context": ctx}
+        rec.update(render(src, ctx))
+        cases.append(rec)
+        print(f"{name}: {'raises ' + rec['error'] if 'error' in rec else repr(rec['out'])[:100]}")
+    doc = {"python": sys.version.split()[0], "unicode": unicodedata.unidata_version, "cases": cases}
+    tmp = OUT + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    os.replace(tmp, OUT)
+    print(f"wrote {OUT} ({os.path.getsize(OUT)} bytes)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
