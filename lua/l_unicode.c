@@ -1,6 +1,10 @@
 /* lfl._unicode: Python's str Unicode rules for the Jinja interpreter.
  *   case(s, "lower"|"upper"|"title"|"capitalize"|"swapcase"|"casefold") -> s'
- *   category(cp) -> "Lu", "Zs", "Cn", ...     isprintable(cp) -> boolean */
+ *   category(cp) -> "Lu", "Zs", "Cn", ...     isprintable(cp) -> boolean
+ *   cformat(x, conv, prec, alt) -> x through C's printf("%[#].<prec><conv>"),
+ *   conv one of e E f F g G: Python's %-format and format() round as C does
+ *   (2.25 -> "2.2"), which LuaJIT's own string.format does not */
+#include <stdio.h>
 #include <string.h>
 #include "bridge.h"
 #include "text/pyunicode.h"
@@ -41,8 +45,29 @@ static int l_isprintable(lua_State *L)
     return 1;
 }
 
+static int l_cformat(lua_State *L)
+{
+    double x = luaL_checknumber(L, 1);
+    const char *conv = luaL_checkstring(L, 2);
+    int prec = (int)luaL_checkinteger(L, 3);
+    int alt = lua_toboolean(L, 4);
+    if (strlen(conv) != 1 || !strchr("eEfFgG", conv[0]))
+        return luaL_error(L, "unicode.cformat: conversion must be one of e E f F g G, got '%s'", conv);
+    if (prec < 0 || prec > 500) return luaL_error(L, "unicode.cformat: precision %d out of range 0..500", prec);
+    char spec[8];
+    snprintf(spec, sizeof(spec), "%%%s.*%c", alt ? "#" : "", conv[0]);
+    int n = snprintf(NULL, 0, spec, prec, x);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf) return luaL_error(L, "unicode.cformat: out of memory");
+    snprintf(buf, (size_t)n + 1, spec, prec, x);
+    lua_pushlstring(L, buf, (size_t)n);
+    free(buf);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
-    {"case", l_case}, {"category", l_category}, {"isprintable", l_isprintable}, {NULL, NULL},
+    {"case", l_case}, {"category", l_category}, {"isprintable", l_isprintable}, {"cformat", l_cformat},
+    {NULL, NULL},
 };
 
 LFL_LUA_MODULE(unicode)

@@ -2,8 +2,9 @@
 -- ../shared/data/tokenizers (and the template styles in the golden script)
 -- rendered on the golden conversations must equal transformers'
 -- apply_chat_template output byte for byte (or raise where it raised), and
--- each interpreter-feature snippet must equal jinja2's rendering.
--- Goldens: tests/ref/make_template_goldens.py.
+-- each interpreter-feature snippet must equal jinja2's rendering, as must the
+-- fidelity cases (repr escapes, Unicode case mapping, format specs, filters).
+-- Goldens: tests/ref/make_template_goldens.py, tests/ref/make_jinja_goldens.py.
 local t = lfl.test
 local jinja = require "lfl.text.jinja"
 local J = require "lfl.text.pyjson"
@@ -18,6 +19,7 @@ end
 
 local golden = J.decode(read("tests/golden/templates/chat_templates.json"))
 local features = J.decode(read("tests/golden/templates/jinja_features.json")).features
+local fidelity = J.decode(read("tests/golden/templates/jinja_fidelity.json")).cases
 
 -- first differing byte, shown with some context
 local function diff(got, want)
@@ -91,6 +93,18 @@ for i, f in ipairs(features) do
   end)
 end
 
+for _, f in ipairs(fidelity) do
+  t.case("fidelity." .. f.name, function()
+    local ok, out = pcall(jinja.render, f.template, f.context)
+    if f.error then
+      t.assert(not ok, fmt("%q: jinja2 raised (%s) but we rendered %q", f.template, f.error, tostring(out)))
+    else
+      t.assert(ok, fmt("%q: we raised: %s", f.template, tostring(out)))
+      if out ~= f.out then error(fmt("%q:\n%s", f.template, diff(out, f.out)), 0) end
+    end
+  end)
+end
+
 -- ---- interpreter behaviour beyond the goldens ----
 
 t.suite("jinja", {
@@ -141,6 +155,29 @@ t.suite("jinja", {
       {J.odict("role", "assistant", "content", J.null)})
     t.assert_eq(out, "False True False")
     t.assert_error(function() jinja.apply_chat_template("x", {}) end, "empty conversation")
+  end,
+
+  -- the C side of the case mapping and repr escapes (lfl._unicode over utf8proc)
+  unicode_bridge = function()
+    local U = lfl._unicode
+    t.assert_eq(U.category(0x41), "Lu")
+    t.assert_eq(U.category(0x200B), "Cf")
+    t.assert_eq(U.category(0xE000), "Co")
+    t.assert_eq(U.category(0x0378), "Cn")
+    t.assert(U.isprintable(0x20) and U.isprintable(0xE9) and U.isprintable(0x1F600))
+    t.assert(not U.isprintable(0xA0) and not U.isprintable(0x2028) and not U.isprintable(0x7F))
+    t.assert_eq(U.case("Straße", "upper"), "STRASSE")
+    t.assert_eq(U.case("ΟΔΟΣ", "lower"), "οδος")
+    t.assert_eq(U.case("ΟΔΟΣ", "casefold"), "οδοσ")
+    -- bytes that are not UTF-8 pass through
+    t.assert_eq(U.case("a\255B\128", "swapcase"), "A\255b\128")
+    t.assert_error(function() U.case("x", "shout") end, "invalid option")
+    t.assert_error(function() U.category(0x110000) end, "code point")
+    -- C's rounding (LuaJIT's own string.format rounds 2.25 up)
+    t.assert_eq(U.cformat(2.25, "f", 1, false), "2.2")
+    t.assert_eq(U.cformat(2.5, "f", 0, false), "2")
+    t.assert_eq(U.cformat(255, "g", 3, true), "255.")
+    t.assert_error(function() U.cformat(1, "d", 1) end, "conversion")
   end,
 
   floats_and_ints = function()

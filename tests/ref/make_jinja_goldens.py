@@ -86,6 +86,13 @@ CASES = [
     ("percent.conversions", "{{ '%x %X %#x %o %#o' % (255, 255, 255, 8, 8) }}|{{ '%e' % 12345.678 }}|{{ '%g' % 0.00001 }}"
      "|{{ '%c' % 65 }}|{{ '%r' % 'a' }}|{{ '%i%%' % 50 }}|{{ '%d' % 3.7 }}|{{ '%s' % (xs,) }}", {"xs": [1, 2]}),
     ("percent.mapping", "{{ '%(a)s-%(b)03d' % {'a': 'x', 'b': 2} }}", {}),
+    ("format.errors.d_on_float", "{{ '{:d}'.format(1.5) }}", {}),
+    ("format.errors.mixed_numbering", "{{ '{0}{}'.format(1, 2) }}", {}),
+    ("format.errors.single_brace", "{{ '}'.format(1) }}", {}),
+    ("format.errors.none_with_spec", "{{ '{:>5}'.format(none) }}", {}),
+    ("format.nested_spec", "{{ '{:{w}}|{:>{n}.{p}f}'.format('a', 3.14159, w=4, n=8, p=2) }}|{{ '{!a}'.format('\xe9') }}", {}),
+    ("percent.errors.x_on_float", "{{ '%x' % 1.5 }}", {}),
+    ("percent.errors.too_many", "{{ '%d' % (1, 2) }}", {}),
     # ---- filters
     ("filter.slice", "{{ xs|slice(3)|list }}|{{ xs|slice(3, 'x')|list }}|{{ xs|slice(2)|list }}|{{ xs[:2]|slice(4)|list }}"
      "|{% for col in xs|slice(3) %}[{{ col|join(',') }}]{% endfor %}", {"xs": [1, 2, 3, 4, 5, 6, 7]}),
@@ -107,6 +114,8 @@ CASES = [
     ("global.dict", "{{ dict(d, k=1) }}|{{ dict(d, a=5) }}|{{ dict(a=1, b=2) }}|{{ dict(pairs) }}|{{ dict() }}"
      "|{{ dict(pairs, x=0) }}|{{ dict(d) is mapping }}",
      {"d": {"a": 1, "b": 2}, "pairs": [["x", 1], ["y", 2]]}),
+    ("global.dict_errors.bad_pair", "{{ dict([[1, 2, 3]]) }}", {}),
+    ("global.dict_errors.two_args", "{{ dict({}, {}) }}", {}),
 ]
 
 

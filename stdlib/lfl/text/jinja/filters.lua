@@ -4,11 +4,12 @@ local J = require "lfl.text.pyjson"
 local P = require "lfl.text.jinja.pyvalue"
 local S = require "lfl.text.jinja.methods"
 local fmt, concat, sub, find, floor, huge = string.format, table.concat, string.sub, string.find, math.floor, math.huge
-local null, Float, is_list, is_dict = J.null, J.Float, J.is_list, J.is_dict
+local null, Float, is_list, is_dict, dkeys = J.null, J.Float, J.is_list, J.is_dict, J.keys
 local Markup, arg, brace_format, case_map = P.Markup, P.arg, P.brace_format, P.case_map
 local dict_methods, eq, getattr, getitem, is_plain = P.dict_methods, P.eq, P.getattr, P.getitem, P.is_plain
 local is_str, is_undef, isfloat, iter_list, length = P.is_str, P.is_undef, P.isfloat, P.iter_list, P.length
-local lt, mknum, numv, op_add, op_in, op_mod = P.lt, P.mknum, P.numv, P.op_add, P.op_in, P.op_mod
+local lt, mknum, namedtuple, numv = P.lt, P.mknum, P.namedtuple, P.numv
+local op_add, op_in, op_mod = P.op_add, P.op_in, P.op_mod
 local percent_format, pytype, repr, rt_error = P.percent_format, P.pytype, P.repr, P.rt_error
 local str_methods, strip_impl, tostr, truthy, tuple = P.str_methods, P.strip_impl, P.tostr, P.truthy, P.tuple
 local uchars, ulen, undef, undef_fail = P.uchars, P.ulen, P.undef, P.undef_fail
@@ -330,6 +331,89 @@ filters.wordcount = function(v)
   end
   return n
 end
+-- jinja2's slice: `slices` columns, the first ones one longer; fill_with pads
+-- the shorter ones (jinja2 yields them lazily; here they come as a list)
+filters.slice = function(v, a, kw)
+  local seq = iter_list(v)
+  local slices = numv(arg(a, kw, 1, "slices", nil))
+  if not slices or slices ~= floor(slices) then rt_error("slice: the number of slices must be an integer") end
+  local fill = arg(a, kw, 2, "fill_with", null)
+  local n = #seq
+  local per, extra = floor(n / slices), n % slices
+  local out, offset = {}, 0
+  for k = 0, slices - 1 do
+    local start = offset + k * per
+    if k < extra then offset = offset + 1 end
+    local stop = offset + (k + 1) * per
+    local col = {}
+    for i = start + 1, stop do col[#col + 1] = seq[i] end
+    if fill ~= null and k >= extra then col[#col + 1] = fill end
+    out[#out + 1] = J.list(col)
+  end
+  return J.list(out)
+end
+
+-- jinja2's groupby: sort by the attribute (strings compared lower-cased unless
+-- case_sensitive), then one (grouper, list) named tuple per run of equal keys;
+-- without case_sensitive the grouper is the first item's own value
+filters.groupby = function(v, a, kw)
+  local attribute = arg(a, kw, 1, "attribute", nil)
+  if attribute == nil then rt_error("groupby() missing required argument 'attribute'") end
+  local default = arg(a, kw, 2, "default", null)
+  if default == null then default = nil end
+  local cs = truthy(arg(a, kw, 3, "case_sensitive", false))
+  local get = attr_getter(attribute, default)
+  local function key(x)
+    local k = get(x)
+    if not cs and type(k) == "string" then return case_map(k, false) end
+    return k
+  end
+  local items = iter_list(v)
+  local keys, idx = {}, {}
+  for i = 1, #items do keys[i] = key(items[i]); idx[i] = i end
+  table.sort(idx, function(x, y)
+    if eq(keys[x], keys[y]) then return x < y end
+    return lt(keys[x], keys[y])
+  end)
+  local out, cur, cur_key = {}, nil, nil
+  for _, i in ipairs(idx) do
+    if cur == nil or not eq(keys[i], cur_key) then
+      cur_key = keys[i]
+      cur = J.list({})
+      out[#out + 1] = namedtuple({cs and keys[i] or get(items[i]), cur}, {grouper = 1, list = 2})
+    end
+    cur[#cur + 1] = items[i]
+  end
+  return J.list(out)
+end
+
+-- jinja2's urlencode (url_quote): UTF-8 bytes percent-encoded except
+-- A-Z a-z 0-9 _ . - ~ (and "/" for a plain string); a dict or a sequence of
+-- pairs becomes k=v&k=v with spaces as "+"
+local function url_quote(x, for_qs)
+  local s = tostr(x)
+  local r = s:gsub("[^%w_%.%-~" .. (for_qs and "" or "/") .. "]", function(c) return fmt("%%%02X", c:byte()) end)
+  if for_qs then r = r:gsub("%%20", "+") end
+  return r
+end
+filters.urlencode = function(v)
+  if getmetatable(v) == Markup then v = v.s end
+  if type(v) == "string" or not (is_plain(v) or is_undef(v)) then return url_quote(v, false) end
+  local pairs_ = {}
+  if is_dict(v) and not is_list(v) then
+    for _, k in ipairs(dkeys(v)) do pairs_[#pairs_ + 1] = {k, v[k]} end
+  else
+    for i, item in ipairs(iter_list(v)) do
+      local kv = iter_list(item)
+      if #kv ~= 2 then rt_error(fmt("urlencode: item %d is not a (key, value) pair", i - 1)) end
+      pairs_[#pairs_ + 1] = kv
+    end
+  end
+  local out = {}
+  for i, kv in ipairs(pairs_) do out[i] = url_quote(kv[1], true) .. "=" .. url_quote(kv[2], true) end
+  return concat(out, "&")
+end
+
 filters.batch = function(v, a, kw)
   local size = numv(arg(a, kw, 1, "linecount", 1))
   local fill = arg(a, kw, 2, "fill_with", nil)

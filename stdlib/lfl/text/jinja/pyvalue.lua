@@ -45,6 +45,9 @@ end
 -- tuples print with () but otherwise behave as lists
 local tuples = setmetatable({}, {__mode = "k"})
 local function tuple(t) J.list(t); tuples[t] = true; return t end
+-- named tuples (groupby's (grouper, list)): field name -> position
+local tuple_fields = setmetatable({}, {__mode = "k"})
+local function namedtuple(t, fields) tuple(t); tuple_fields[t] = fields; return t end
 
 -- namespace() objects and the loop variable
 local Namespace = {__name = "Namespace"}
@@ -482,6 +485,8 @@ local function getattr(obj, name)
     local mt = getmetatable(obj)
     if mt == nil then
       if is_list(obj) then
+        local nf = tuple_fields[obj]
+        if nf and nf[name] then return obj[nf[name]] end
         local m = list_methods[name]
         if m then return function(args, kw) return m(obj, args, kw) end end
         if list_unsafe[name] then return unsafe(obj, name) end
@@ -642,6 +647,141 @@ end
 -- Python string formatting: "%s" % x and "{}".format(x)
 -- ---------------------------------------------------------------------------
 
+-- ascii(): repr() with every non-ASCII character escaped
+local function ascii_repr(v)
+  local r = repr(v)
+  if is_ascii(r) then return r end
+  return (r:gsub("[\192-\255][\128-\191]*", function(c)
+    local cp = J.utf8_at(c, 1)
+    if cp <= 0xFF then return fmt("\\x%02x", cp) end
+    if cp <= 0xFFFF then return fmt("\\u%04x", cp) end
+    return fmt("\\U%08x", cp)
+  end))
+end
+
+-- digits of a non-negative integer in base 2, 8, 10 or 16
+local function int_digits(n, conv)
+  if conv == "x" then return fmt("%x", n) end
+  if conv == "X" then return fmt("%X", n) end
+  if conv == "o" then return fmt("%o", n) end
+  if conv == "b" then
+    if n == 0 then return "0" end
+    local d = {}
+    while n > 0 do d[#d + 1] = n % 2; n = floor(n / 2) end
+    return string.reverse(concat(d))
+  end
+  return fmt("%.0f", n)
+end
+
+-- a separator every `every` digits of the integer part of s
+local function group_digits(s, sep, every)
+  local head, tail = s:match("^(%d+)(.*)$")
+  if not head or #head <= every then return s end
+  local out, first = {}, #head % every
+  if first > 0 then out[1] = sub(head, 1, first) end
+  for i = first + 1, #head, every do out[#out + 1] = sub(head, i, i + every - 1) end
+  return concat(out, sep) .. tail
+end
+
+-- |x| formatted with a C float conversion; inf/nan as Python writes them
+local function float_body(x, conv, prec, alt)
+  if x ~= x then return (conv == "E" or conv == "F" or conv == "G") and "NAN" or "nan" end
+  if x == huge then return (conv == "E" or conv == "F" or conv == "G") and "INF" or "inf" end
+  return U.cformat(x, conv, prec, alt)
+end
+
+-- pad `body` (sign and prefix apart) to width: align "<", ">", "^" or "="
+-- (padding between the sign/prefix and the digits)
+local function pad_to(sign, prefix, body, width, fill, align)
+  local s = sign .. prefix .. body
+  local pad = (width or 0) - ulen(s)
+  if pad <= 0 then return s end
+  if align == "<" then return s .. fill:rep(pad) end
+  if align == "^" then return fill:rep(floor(pad / 2)) .. s .. fill:rep(pad - floor(pad / 2)) end
+  if align == "=" then return sign .. prefix .. fill:rep(pad) .. body end
+  return fill:rep(pad) .. s
+end
+
+local function spec_error(spec, v)
+  rt_error(fmt("Unknown format code '%s' for object of type '%s'", spec, pytype(v)))
+end
+
+-- format(v, spec): Python's format-spec mini-language
+-- [[fill]align][sign][z][#][0][width][,|_][.precision][type]
+local function format_spec(v, spec)
+  if getmetatable(v) == Markup then v = v.s end
+  if spec == "" then return tostr(v) end
+  local p, fill, align = 1, nil, nil
+  local c1 = spec:match("^[%z\1-\127\192-\255][\128-\191]*")
+  local c2 = c1 and sub(spec, #c1 + 1, #c1 + 1)
+  if c2 and find("<>=^", c2, 1, true) and c2 ~= "" then fill, align, p = c1, c2, #c1 + 2
+  elseif c1 and find("<>=^", c1, 1, true) then align, p = c1, 2 end
+  local sign = spec:match("^[-+ ]", p) or ""; p = p + #sign
+  if sub(spec, p, p) == "z" then p = p + 1 end
+  local alt = sub(spec, p, p) == "#"; if alt then p = p + 1 end
+  local zero = sub(spec, p, p) == "0"; if zero then p = p + 1 end
+  local width = spec:match("^%d+", p); if width then p = p + #width; width = tonumber(width) end
+  local grouping = spec:match("^[,_]", p); if grouping then p = p + 1 end
+  local prec = spec:match("^%.(%d+)", p); if prec then p = p + #prec + 1; prec = tonumber(prec) end
+  local conv = sub(spec, p, p); p = p + 1
+  if sub(spec, p) ~= "" then
+    rt_error(fmt("Invalid format specifier '%s' for object of type '%s'", spec, pytype(v)))
+  end
+  if zero and not align then fill, align = fill or "0", "=" end
+  fill = fill or " "
+
+  if type(v) == "string" then
+    if conv ~= "" and conv ~= "s" then spec_error(conv, v) end
+    if sign ~= "" then rt_error("Sign not allowed in string format specifier") end
+    if grouping then rt_error("Cannot specify '" .. grouping .. "' with 's'.") end
+    if align == "=" then rt_error("'=' alignment not allowed in string format specifier") end
+    local s = v
+    if prec and ulen(s) > prec then s = concat(uchars(s), "", 1, prec) end
+    return pad_to("", "", s, width, fill, align or "<")
+  end
+
+  local n = numv(v)
+  if not n then rt_error(fmt("unsupported format string passed to %s.__format__", pytype(v))) end
+  local is_int = not isfloat(v)
+  if conv == "" and not is_int and not prec then
+    -- str(float), with the sign and padding applied
+    local r = J.float_repr(math.abs(n))
+    if grouping then r = group_digits(r, grouping, 3) end
+    local sg = (n < 0 or (n == 0 and 1 / n < 0)) and "-" or (sign == "+" and "+" or (sign == " " and " " or ""))
+    return pad_to(sg, "", r, width, fill, align or ">")
+  end
+  local neg = n < 0 or (n == 0 and 1 / n < 0 and not is_int)
+  local a = math.abs(n)
+  local sg = neg and "-" or (sign == "+" and "+" or (sign == " " and " " or ""))
+  local prefix, body = "", nil
+  if conv == "d" or conv == "b" or conv == "o" or conv == "x" or conv == "X" or conv == "c"
+    or (conv == "" and is_int) or (conv == "n" and is_int) then
+    if not is_int then spec_error(conv, v) end
+    if prec then rt_error("Precision not allowed in integer format specifier") end
+    if conv == "c" then return pad_to("", "", J.utf8_char(a), width, fill, align or "<") end
+    local base = (conv == "" or conv == "d" or conv == "n") and "d" or conv
+    body = int_digits(a, base)
+    if grouping then
+      if base ~= "d" and grouping == "," then rt_error("Cannot specify ',' with '" .. conv .. "'.") end
+      body = group_digits(body, grouping, base == "d" and 3 or 4)
+    end
+    if alt and base ~= "d" then prefix = "0" .. (base == "X" and "X" or base) end
+  elseif conv == "f" or conv == "F" or conv == "e" or conv == "E" or conv == "%" then
+    local x = conv == "%" and a * 100 or a
+    body = float_body(x, conv == "%" and "f" or conv, prec or 6, alt)
+    if grouping then body = group_digits(body, grouping, 3) end
+    if conv == "%" then body = body .. "%" end
+  elseif conv == "g" or conv == "G" or conv == "" or conv == "n" then
+    -- "" with a precision: like "g" but a fixed-point result keeps a ".0"
+    body = float_body(a, conv == "G" and "G" or "g", prec == 0 and 1 or (prec or 6), alt)
+    if conv == "" and not find(body, "[.eEn]") then body = body .. ".0" end
+    if grouping then body = group_digits(body, grouping, 3) end
+  else
+    spec_error(conv, v)
+  end
+  return pad_to(sg, prefix, body, width, fill, align or ">")
+end
+
 percent_format = function(s, values)
   local vals
   if type(values) == "table" and tuples[values] then vals = values else vals = {values} end
@@ -658,7 +798,7 @@ percent_format = function(s, values)
     local width = s:match("^%d*", p); p = p + #width
     local prec = s:match("^%.(%d*)", p); if prec then p = p + #prec + 1 end
     local conv = sub(s, p, p)
-    if conv == "" or not find("sdirfFeEgGxXoc%", conv, 1, true) then
+    if conv == "" or not find("sdirfFeEgGxXoca%", conv, 1, true) then
       rt_error("unsupported format character '" .. conv .. "'")
     end
     pos = p + 1
@@ -668,25 +808,55 @@ percent_format = function(s, values)
       local v
       if key and mapping then v = mapping[key] else vi = vi + 1; v = vals[vi] end
       if v == nil then rt_error("not enough arguments for format string") end
+      local left, plus, space = find(flags, "-", 1, true), find(flags, "+", 1, true), find(flags, " ", 1, true)
+      local alt, zero = find(flags, "#", 1, true), find(flags, "0", 1, true) and not left
+      local w = tonumber(width) or 0
       local r
-      if conv == "s" then r = tostr(v)
-      elseif conv == "r" then r = repr(v)
-      elseif conv == "d" or conv == "i" then
-        local n = numv(v) or rt_error("%d format: a real number is required, not " .. pytype(v))
-        r = fmt("%d", n >= 0 and floor(n) or -floor(-n))
-      elseif conv == "c" then r = type(v) == "string" and v or J.utf8_char(numv(v))
-      else
-        local n = numv(v) or rt_error("must be real number, not " .. pytype(v))
-        if conv == "x" or conv == "X" or conv == "o" then r = fmt("%" .. conv, n)
-        else r = fmt("%" .. (prec and "." .. (prec == "" and "0" or prec) or "") .. conv, n) end
-      end
-      if width ~= "" then
-        local pad = tonumber(width) - ulen(r)
-        if pad > 0 then
-          if find(flags, "-", 1, true) then r = r .. (" "):rep(pad)
-          elseif find(flags, "0", 1, true) and conv ~= "s" and conv ~= "r" then r = ("0"):rep(pad) .. r
-          else r = (" "):rep(pad) .. r end
+      if conv == "s" or conv == "r" or conv == "a" or conv == "c" then
+        if conv == "s" then r = tostr(v)
+        elseif conv == "r" then r = repr(v)
+        elseif conv == "a" then r = ascii_repr(v)
+        elseif type(v) == "string" then
+          if ulen(v) ~= 1 then rt_error("%c requires int or char") end
+          r = v
+        else
+          local n = numv(v)
+          if not n or isfloat(v) then rt_error("%c requires int or char") end
+          r = J.utf8_char(n)
         end
+        if prec and conv ~= "c" then
+          local pn = tonumber(prec) or 0
+          if ulen(r) > pn then r = concat(uchars(r), "", 1, pn) end
+        end
+        r = pad_to("", "", r, w, " ", left and "<" or ">")
+      else
+        local n = numv(v)
+        if not n then
+          if conv == "d" or conv == "i" then
+            rt_error(fmt("%%%s format: a real number is required, not %s", conv, pytype(v)))
+          end
+          if conv == "x" or conv == "X" or conv == "o" then
+            rt_error(fmt("%%%s format: an integer is required, not %s", conv, pytype(v)))
+          end
+          rt_error("must be real number, not " .. pytype(v))
+        end
+        local neg = n < 0 or (n == 0 and 1 / n < 0 and isfloat(v) and conv ~= "d" and conv ~= "i")
+        local a2 = math.abs(n)
+        local sg = neg and "-" or (plus and "+" or (space and " " or ""))
+        local prefix, body = "", nil
+        if conv == "d" or conv == "i" or conv == "x" or conv == "X" or conv == "o" then
+          if conv ~= "d" and conv ~= "i" and isfloat(v) then
+            rt_error("%" .. conv .. " format: an integer is required, not float")
+          end
+          a2 = floor(a2)
+          if neg and a2 == 0 then sg = plus and "+" or (space and " " or "") end
+          body = int_digits(a2, (conv == "d" or conv == "i") and "d" or conv)
+          if prec and #body < (tonumber(prec) or 0) then body = ("0"):rep(tonumber(prec) - #body) .. body end
+          if alt and conv ~= "d" and conv ~= "i" then prefix = "0" .. (conv == "X" and "X" or conv) end
+        else
+          body = float_body(a2, conv, prec and (tonumber(prec) or 0) or 6, alt)
+        end
+        r = pad_to(sg, prefix, body, w, zero and "0" or " ", left and "<" or (zero and "=" or ">"))
       end
       out[#out + 1] = r
     end
@@ -695,56 +865,90 @@ percent_format = function(s, values)
   return concat(out)
 end
 
-local function format_spec(v, spec)
-  if spec == "" then return tostr(v) end
-  local fill, align, sign, zero, width, prec, conv =
-    spec:match("^([^<>=^]?)([<>=^]?)([-+ ]?)(0?)(%d*)%.?(%d*)([sdfeEgGxXo%%]?)$")
-  if not align then rt_error("unsupported format spec '" .. spec .. "'") end
-  if align == "" and fill ~= "" then fill = "" end
-  local r
-  if conv == "d" then r = fmt("%d", numv(v))
-  elseif conv == "f" or conv == "e" or conv == "E" or conv == "g" or conv == "G" then
-    r = fmt("%" .. (prec ~= "" and "." .. prec or (conv == "f" and ".6" or "")) .. conv, numv(v))
-  elseif conv == "%" then r = fmt("%." .. (prec ~= "" and prec or "6") .. "f%%", numv(v) * 100)
-  elseif conv == "x" or conv == "X" or conv == "o" then r = fmt("%" .. conv, numv(v))
-  elseif prec ~= "" and type(v) == "string" then r = table.concat(uchars(v), "", 1, math.min(tonumber(prec), ulen(v)))
-  elseif prec ~= "" and numv(v) then r = fmt("%." .. prec .. "f", numv(v))
-  else r = tostr(v) end
-  if sign == "+" and numv(v) and numv(v) >= 0 then r = "+" .. r end
-  local w = tonumber(width)
-  if w then
-    local pad = w - ulen(r)
-    if pad > 0 then
-      local f = fill ~= "" and fill or (zero ~= "" and "0" or " ")
-      local al = align ~= "" and align or ((numv(v) and type(v) ~= "string") and ">" or "<")
-      if al == "<" then r = r .. f:rep(pad)
-      elseif al == "^" then r = f:rep(floor(pad / 2)) .. r .. f:rep(pad - floor(pad / 2))
-      else r = f:rep(pad) .. r end
+-- one replacement field's value: arg_name ("" / digits / identifier), then
+-- .attribute and [key] accessors (jinja2's sandbox checks them like getattr)
+local function format_field_value(name, args, kw, auto)
+  local head = name:match("^[^%.%[]*")
+  local v
+  if head == "" then
+    if auto.manual then rt_error("cannot switch from manual field specification to automatic field numbering") end
+    auto.used = true
+    v = args[auto.n + 1]
+    if v == nil then rt_error(fmt("Replacement index %d out of range for positional args tuple", auto.n)) end
+    auto.n = auto.n + 1
+  elseif head:match("^%d+$") then
+    if auto.used then rt_error("cannot switch from automatic field numbering to manual field specification") end
+    auto.manual = true
+    v = args[tonumber(head) + 1]
+    if v == nil then rt_error(fmt("Replacement index %s out of range for positional args tuple", head)) end
+  else
+    v = kw and kw[head]
+    if v == nil then rt_error(fmt("KeyError: '%s'", head)) end
+  end
+  local p = #head + 1
+  while p <= #name do
+    local c = sub(name, p, p)
+    if c == "." then
+      local attr = name:match("^[^%.%[]+", p + 1)
+      if not attr then rt_error("Empty attribute in format string") end
+      v = getattr(v, attr)
+      p = p + 1 + #attr
+    elseif c == "[" then
+      local key = name:match("^%[([^%]]+)%]", p)
+      if not key then rt_error("Missing ']' in format string") end
+      v = getitem(v, key:match("^%d+$") and tonumber(key) or key)
+      p = p + #key + 2
+    else
+      rt_error("Only '.' or '[' may follow ']' in format field specifier")
+    end
+    if is_undef(v) then undef_fail(v) end
+  end
+  return v
+end
+
+local function brace_format_impl(s, args, kw, auto, depth)
+  if depth > 2 then rt_error("Max string recursion exceeded") end
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local a = find(s, "[{}]", i)
+    if not a then out[#out + 1] = sub(s, i); break end
+    out[#out + 1] = sub(s, i, a - 1)
+    local c = sub(s, a, a)
+    if sub(s, a + 1, a + 1) == c then
+      out[#out + 1] = c; i = a + 2
+    elseif c == "}" then
+      rt_error("Single '}' encountered in format string")
+    else
+      -- the field runs to the matching "}" (a spec may nest {fields})
+      local level, j = 1, a + 1
+      while j <= n do
+        local d = sub(s, j, j)
+        if d == "{" then level = level + 1 elseif d == "}" then level = level - 1; if level == 0 then break end end
+        j = j + 1
+      end
+      if j > n then rt_error("expected '}' before end of string") end
+      local field = sub(s, a + 1, j - 1)
+      local name, rest = field:match("^([^!:]*)(.*)$")
+      local conv, spec = nil, ""
+      if sub(rest, 1, 1) == "!" then
+        conv = sub(rest, 2, 2)
+        if not find("rsa", conv, 1, true) or conv == "" then rt_error("Unknown conversion specifier " .. conv) end
+        rest = sub(rest, 3)
+        if rest ~= "" and sub(rest, 1, 1) ~= ":" then rt_error("expected ':' after conversion specifier") end
+      end
+      if sub(rest, 1, 1) == ":" then spec = sub(rest, 2) end
+      if find(spec, "{", 1, true) then spec = brace_format_impl(spec, args, kw, auto, depth + 1) end
+      local v = format_field_value(name, args, kw, auto)
+      if conv == "r" then v = repr(v) elseif conv == "s" then v = tostr(v) elseif conv == "a" then v = ascii_repr(v) end
+      out[#out + 1] = format_spec(v, spec)
+      i = j + 1
     end
   end
-  return r
+  return concat(out)
 end
 
 local function brace_format(s, args, kw)
-  local auto = 0
-  local out = s:gsub("{{", "\1"):gsub("}}", "\2"):gsub("{([^{}]*)}", function(field)
-    local name, spec = field:match("^([^:!]*)!?[rsa]?:?(.*)$")
-    local v
-    if name == "" then
-      v = args[auto + 1]; auto = auto + 1
-    elseif name:match("^%d+$") then
-      v = args[tonumber(name) + 1]
-    else
-      local base, rest = name:match("^([%w_]+)(.*)$")
-      v = kw and kw[base]
-      for part in (rest or ""):gmatch("[%.%[]([^%.%]]+)%]?") do
-        v = part:match("^%d+$") and getitem(v, tonumber(part)) or getitem(v, part)
-      end
-    end
-    if v == nil then rt_error("format: no value for field {" .. field .. "}") end
-    return format_spec(v, spec or "")
-  end)
-  return (out:gsub("\1", "{"):gsub("\2", "}"))
+  return brace_format_impl(s, args, kw, {n = 0}, 1)
 end
 
 -- for the other parts of the interpreter
@@ -754,6 +958,7 @@ M.Loop = Loop
 M.Markup = Markup
 M.tuples = tuples
 M.tuple = tuple
+M.namedtuple = namedtuple
 M.undef = undef
 M.is_undef = is_undef
 M.undef_fail = undef_fail

@@ -7,7 +7,8 @@ local P = require "lfl.text.jinja.pyvalue"
 local F = require "lfl.text.jinja.filters"
 local fmt, concat, sub = string.format, table.concat, string.sub
 local Float, is_dict, dkeys = J.Float, J.is_dict, J.keys
-local Loop, Namespace, as_str, call, eq, getattr = P.Loop, P.Namespace, P.as_str, P.call, P.eq, P.getattr
+local Loop, Markup, Namespace, as_str, call = P.Loop, P.Markup, P.Namespace, P.as_str, P.call
+local eq, getattr = P.eq, P.getattr
 local getitem, is_plain, iter_list, lt, numv = P.getitem, P.is_plain, P.iter_list, P.lt, P.numv
 local op_add, op_div, op_floordiv, op_in, op_mod = P.op_add, P.op_div, P.op_floordiv, P.op_in, P.op_mod
 local op_mul, op_neg, op_pos, op_pow, op_sub = P.op_mul, P.op_neg, P.op_pos, P.op_pow, P.op_sub
@@ -474,15 +475,31 @@ globals.namespace = function(args, kw)
   end
   return setmetatable({attrs = attrs}, Namespace)
 end
+-- dict(mapping or sequence of pairs, **kw), keys in Python's insertion order
 globals.dict = function(args, kw)
+  if #args > 1 then rt_error(fmt("dict expected at most 1 argument, got %d", #args)) end
   local t, order = {}, {}
-  if args[1] ~= nil then
-    for _, k in ipairs(dkeys(args[1])) do t[k] = args[1][k]; order[#order + 1] = k end
-  end
-  for _, k in ipairs(dkeys(kw or {})) do
+  local function put(k, v)
+    if getmetatable(k) == Float then k = k.v elseif getmetatable(k) == Markup then k = k.s end
+    if type(k) == "table" then rt_error("unhashable type: '" .. pytype(k) .. "'") end
     if t[k] == nil then order[#order + 1] = k end
-    t[k] = kw[k]
+    t[k] = v
   end
+  local src = args[1]
+  if src ~= nil then
+    if is_plain(src) and is_dict(src) then
+      for _, k in ipairs(dkeys(src)) do put(k, src[k]) end
+    else
+      for i, item in ipairs(iter_list(src)) do
+        local kv = iter_list(item)
+        if #kv ~= 2 then
+          rt_error(fmt("dictionary update sequence element #%d has length %d; 2 is required", i - 1, #kv))
+        end
+        put(kv[1], kv[2])
+      end
+    end
+  end
+  for _, k in ipairs(dkeys(kw or {})) do put(k, kw[k]) end
   return J.dict(t, order)
 end
 globals.range = function(args)
