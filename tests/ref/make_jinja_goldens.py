@@ -67,6 +67,8 @@ CASES = [
      {"x": 3.14159}),
     ("format.thousands", "{{ '{:,}'.format(1234567) }}|{{ '{:,}'.format(-987654321) }}|{{ '{:_}'.format(1234567) }}"
      "|{{ '{:,.2f}'.format(1234567.891) }}|{{ '{:,}'.format(12) }}", {}),
+    ("format.zero_grouped", "{{ '{:010,}'.format(1234) }}|{{ '{:08,}'.format(1234) }}|{{ '{:+011,.1f}'.format(-1234.5) }}"
+     "|{{ '{:#012_x}'.format(65535) }}|{{ '{:>10,}'.format(1234) }}|{{ '{:,}'.format(1234.5) }}", {}),
     ("format.hex", "{{ '{:x}'.format(255) }}|{{ '{:X}'.format(255) }}|{{ '{:#x}'.format(255) }}|{{ '{:o}'.format(8) }}"
      "|{{ '{:b}'.format(5) }}|{{ '{:x}'.format(-255) }}|{{ '{:04x}'.format(10) }}|{{ '{:#06b}'.format(5) }}", {}),
     ("format.conversion", "{{ '{!r}'.format('a') }}|{{ '{!r}'.format(xs) }}|{{ '{!s}'.format(none) }}"

@@ -673,9 +673,10 @@ local function int_digits(n, conv)
   return fmt("%.0f", n)
 end
 
--- a separator every `every` digits of the integer part of s
+-- a separator every `every` digits of the integer part of s (every 4 for
+-- the binary/octal/hex digits "_" groups)
 local function group_digits(s, sep, every)
-  local head, tail = s:match("^(%d+)(.*)$")
+  local head, tail = s:match(every == 4 and "^(%x+)(.*)$" or "^(%d+)(.*)$")
   if not head or #head <= every then return s end
   local out, first = {}, #head % every
   if first > 0 then out[1] = sub(head, 1, first) end
@@ -753,7 +754,7 @@ local function format_spec(v, spec)
   local neg = n < 0 or (n == 0 and 1 / n < 0 and not is_int)
   local a = math.abs(n)
   local sg = neg and "-" or (sign == "+" and "+" or (sign == " " and " " or ""))
-  local prefix, body = "", nil
+  local prefix, body, every = "", nil, 3
   if conv == "d" or conv == "b" or conv == "o" or conv == "x" or conv == "X" or conv == "c"
     or (conv == "" and is_int) or (conv == "n" and is_int) then
     if not is_int then spec_error(conv, v) end
@@ -761,23 +762,34 @@ local function format_spec(v, spec)
     if conv == "c" then return pad_to("", "", J.utf8_char(a), width, fill, align or "<") end
     local base = (conv == "" or conv == "d" or conv == "n") and "d" or conv
     body = int_digits(a, base)
-    if grouping then
-      if base ~= "d" and grouping == "," then rt_error("Cannot specify ',' with '" .. conv .. "'.") end
-      body = group_digits(body, grouping, base == "d" and 3 or 4)
-    end
+    if grouping and base ~= "d" and grouping == "," then rt_error("Cannot specify ',' with '" .. conv .. "'.") end
+    every = base == "d" and 3 or 4
     if alt and base ~= "d" then prefix = "0" .. (base == "X" and "X" or base) end
   elseif conv == "f" or conv == "F" or conv == "e" or conv == "E" or conv == "%" then
     local x = conv == "%" and a * 100 or a
     body = float_body(x, conv == "%" and "f" or conv, prec or 6, alt)
-    if grouping then body = group_digits(body, grouping, 3) end
     if conv == "%" then body = body .. "%" end
   elseif conv == "g" or conv == "G" or conv == "" or conv == "n" then
     -- "" with a precision: like "g" but a fixed-point result keeps a ".0"
     body = float_body(a, conv == "G" and "G" or "g", prec == 0 and 1 or (prec or 6), alt)
     if conv == "" and not find(body, "[.eEn]") then body = body .. ".0" end
-    if grouping then body = group_digits(body, grouping, 3) end
   else
     spec_error(conv, v)
+  end
+  if grouping then
+    local grouped = group_digits(body, grouping, every)
+    -- zero padding with grouping: Python groups the padding zeros as well
+    -- ("{:010,}" of 1234 is "00,001,234"), never starting with a separator
+    if fill == "0" and align == "=" and width and body:match("^%x") then
+      local want = width - ulen(sg) - ulen(prefix)
+      local zeros = 0
+      while ulen(grouped) < want do
+        zeros = zeros + 1
+        grouped = group_digits(("0"):rep(zeros) .. body, grouping, every)
+        if sub(grouped, 1, 1) == grouping then grouped = "0" .. grouped end
+      end
+    end
+    body = grouped
   end
   return pad_to(sg, prefix, body, width, fill, align or ">")
 end
