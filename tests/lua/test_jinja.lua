@@ -19,7 +19,8 @@ end
 
 local golden = J.decode(read("tests/golden/templates/chat_templates.json"))
 local features = J.decode(read("tests/golden/templates/jinja_features.json")).features
-local fidelity = J.decode(read("tests/golden/templates/jinja_fidelity.json")).cases
+local fidelity_doc = J.decode(read("tests/golden/templates/jinja_fidelity.json"))
+local fidelity = fidelity_doc.cases
 
 -- first differing byte, shown with some context
 local function diff(got, want)
@@ -104,6 +105,22 @@ for _, f in ipairs(fidelity) do
     end
   end)
 end
+
+-- sampled format specs through str.format and the % operator
+t.case("fidelity.format_matrix", function()
+  local bad = {}
+  for _, c in ipairs(fidelity_doc.format_matrix) do
+    local src = c.kind == "format" and "{{ ('{:' ~ spec ~ '}').format(value) }}" or "{{ spec % (value,) }}"
+    local ok, out = pcall(jinja.render, src, {spec = c.spec, value = c.value})
+    local good
+    if c.error then good = not ok else good = ok and out == c.out end
+    if not good and #bad < 10 then
+      bad[#bad + 1] = fmt("%s %q of %s: want %s, got %s", c.kind, c.spec, jinja.repr(c.value),
+        c.error and ("error " .. c.error) or fmt("%q", c.out), ok and fmt("%q", out) or ("error " .. tostring(out)))
+    end
+  end
+  if #bad > 0 then error(table.concat(bad, "\n"), 0) end
+end)
 
 -- ---- interpreter behaviour beyond the goldens ----
 

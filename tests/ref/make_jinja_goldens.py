@@ -17,6 +17,7 @@ Run by hand:  $(bash tests/ref/venv.sh) tests/ref/make_jinja_goldens.py
 """
 import json
 import os
+import random
 import sys
 import unicodedata
 
@@ -121,6 +122,38 @@ CASES = [
 ]
 
 
+# format()/% specs sampled at random (fixed seed) over values that JSON keeps
+# (ints, floats, str): each rendered by the environment through str.format /
+# the % operator, so the Lua side walks the whole mini-language
+MATRIX_VALUES = [0, 1, -1, 7, 42, -42, 255, 1234567, -987654321, 123456789012, 0.0, -0.0, 1.5, -2.25, 3.14159,
+                 1234567.891, 1e-07, 1e20, 2.5, 0.125, 1e16, 0.0001, 99.99, 0.1, "ab", "h\xe9llo", ""]
+
+
+def format_matrix(n_format=360, n_percent=180):
+    rng = random.Random(20240611)
+    cases = []
+    for _ in range(n_format):
+        align = rng.choice(["", "<", ">", "^", "="])
+        fill = rng.choice(["", "*", "0", "\xe9"]) if align else ""
+        spec = (fill + align + rng.choice(["", "+", "-", " "]) + rng.choice(["", "#"]) + rng.choice(["", "0"])
+                + rng.choice(["", "1", "6", "12"]) + rng.choice(["", ",", "_"]) + rng.choice(["", ".0", ".1", ".3", ".10"])
+                + rng.choice(["", "d", "b", "o", "x", "X", "e", "E", "f", "F", "g", "G", "%", "s", "c", "n"]))
+        cases.append({"kind": "format", "spec": spec, "value": rng.choice(MATRIX_VALUES)})
+    for _ in range(n_percent):
+        flags = "".join(rng.sample(["-", "+", " ", "#", "0"], rng.randint(0, 2)))
+        spec = ("%" + flags + rng.choice(["", "1", "6", "12"]) + rng.choice(["", ".0", ".2", ".5"])
+                + rng.choice(list("sdixXoeEfFgGrc")))
+        cases.append({"kind": "percent", "spec": spec, "value": rng.choice(MATRIX_VALUES)})
+    fmt_t = _compile_jinja_template("{{ ('{:' ~ spec ~ '}').format(value) }}")
+    pct_t = _compile_jinja_template("{{ spec % (value,) }}")
+    for c in cases:
+        try:
+            c["out"] = (fmt_t if c["kind"] == "format" else pct_t).render(spec=c["spec"], value=c["value"])
+        except Exception as e:  # noqa: BLE001
+            c["error"] = f"{type(e).__name__}: {e}"
+    return cases
+
+
 def render(src, ctx):
     try:
         return {"out": _compile_jinja_template(src).render(**ctx)}
@@ -138,11 +171,17 @@ def main():
         rec.update(render(src, ctx))
         cases.append(rec)
         print(f"{name}: {'raises ' + rec['error'] if 'error' in rec else repr(rec['out'])[:100]}")
-    doc = {"python": sys.version.split()[0], "unicode": unicodedata.unidata_version, "cases": cases}
+    matrix = format_matrix()
+    print(f"format matrix: {len(matrix)} specs, {sum(1 for c in matrix if 'error' in c)} raise")
+    doc = {"python": sys.version.split()[0], "unicode": unicodedata.unidata_version, "cases": cases,
+           "format_matrix": matrix}
     tmp = OUT + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, ensure_ascii=False, indent=1)
-        f.write("\n")
+        # the matrix one case a line, to keep the file small and its diffs readable
+        head = json.dumps({k: v for k, v in doc.items() if k != "format_matrix"}, ensure_ascii=False, indent=1)
+        f.write(head[:-2] + ',\n "format_matrix": [\n')
+        f.write(",\n".join(json.dumps(c, ensure_ascii=False) for c in matrix))
+        f.write("\n ]\n}\n")
     os.replace(tmp, OUT)
     print(f"wrote {OUT} ({os.path.getsize(OUT)} bytes)")
 

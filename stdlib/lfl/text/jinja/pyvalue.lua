@@ -691,6 +691,25 @@ local function float_body(x, conv, prec, alt)
   return U.cformat(x, conv, prec, alt)
 end
 
+-- format(x, ".<p>") of a float (no type): "g" with p significant digits, but
+-- the exponent form from 10**(p-1) on and a fixed-point result keeps ".0"
+-- (CPython's repr-style Py_DTSF_ADD_DOT_0): 100.0 -> "1e+02" for p = 3
+local function repr_precision(x, p, alt)
+  if x ~= x then return "nan" end
+  if x == huge then return "inf" end
+  local exp = tonumber(U.cformat(x, "e", p - 1, false):match("e([-+]%d+)$"))
+  local body
+  if exp < -4 or exp >= p - 1 then
+    body = U.cformat(x, "e", p - 1, alt)
+    if not alt then body = body:gsub("(%.%d-)0+e", "%1e", 1):gsub("%.e", "e", 1) end
+  else
+    body = U.cformat(x, "f", p - 1 - exp, alt)
+    if not alt and find(body, ".", 1, true) then body = body:gsub("0+$", ""):gsub("%.$", "") end
+    if not find(body, ".", 1, true) then body = body .. ".0" end
+  end
+  return body
+end
+
 -- pad `body` (sign and prefix apart) to width: align "<", ">", "^" or "="
 -- (padding between the sign/prefix and the digits)
 local function pad_to(sign, prefix, body, width, fill, align)
@@ -728,12 +747,16 @@ local function format_spec(v, spec)
   if sub(spec, p) ~= "" then
     rt_error(fmt("Invalid format specifier '%s' for object of type '%s'", spec, pytype(v)))
   end
-  if zero and not align then fill, align = fill or "0", "=" end
+  -- the 0 flag: "0" fill unless one is given (and, for numbers, "=" alignment
+  -- unless one is given)
+  if zero then fill = fill or "0" end
+  if grouping and conv == "n" then rt_error("Cannot specify '" .. grouping .. "' with 'n'.") end
   fill = fill or " "
 
   if type(v) == "string" then
     if conv ~= "" and conv ~= "s" then spec_error(conv, v) end
     if sign ~= "" then rt_error("Sign not allowed in string format specifier") end
+    if alt then rt_error("Alternate form (#) not allowed in string format specifier") end
     if grouping then rt_error("Cannot specify '" .. grouping .. "' with 's'.") end
     if align == "=" then rt_error("'=' alignment not allowed in string format specifier") end
     local s = v
@@ -743,14 +766,8 @@ local function format_spec(v, spec)
 
   local n = numv(v)
   if not n then rt_error(fmt("unsupported format string passed to %s.__format__", pytype(v))) end
+  if zero then align = align or "=" end
   local is_int = not isfloat(v)
-  if conv == "" and not is_int and not prec then
-    -- str(float), with the sign and padding applied
-    local r = J.float_repr(math.abs(n))
-    if grouping then r = group_digits(r, grouping, 3) end
-    local sg = (n < 0 or (n == 0 and 1 / n < 0)) and "-" or (sign == "+" and "+" or (sign == " " and " " or ""))
-    return pad_to(sg, "", r, width, fill, align or ">")
-  end
   local neg = n < 0 or (n == 0 and 1 / n < 0 and not is_int)
   local a = math.abs(n)
   local sg = neg and "-" or (sign == "+" and "+" or (sign == " " and " " or ""))
@@ -759,7 +776,13 @@ local function format_spec(v, spec)
     or (conv == "" and is_int) or (conv == "n" and is_int) then
     if not is_int then spec_error(conv, v) end
     if prec then rt_error("Precision not allowed in integer format specifier") end
-    if conv == "c" then return pad_to("", "", J.utf8_char(a), width, fill, align or "<") end
+    if conv == "c" then
+      if sign ~= "" then rt_error("Sign not allowed with integer format specifier 'c'") end
+      if alt then rt_error("Alternate form (#) not allowed with integer format specifier 'c'") end
+      if grouping then rt_error("Cannot specify '" .. grouping .. "' with 'c'.") end
+      if n < 0 or n > 0x10FFFF then rt_error("%c arg not in range(0x110000)") end
+      return pad_to("", "", J.utf8_char(n), width, fill, align or ">")
+    end
     local base = (conv == "" or conv == "d" or conv == "n") and "d" or conv
     body = int_digits(a, base)
     if grouping and base ~= "d" and grouping == "," then rt_error("Cannot specify ',' with '" .. conv .. "'.") end
@@ -770,9 +793,12 @@ local function format_spec(v, spec)
     body = float_body(x, conv == "%" and "f" or conv, prec or 6, alt)
     if conv == "%" then body = body .. "%" end
   elseif conv == "g" or conv == "G" or conv == "" or conv == "n" then
-    -- "" with a precision: like "g" but a fixed-point result keeps a ".0"
-    body = float_body(a, conv == "G" and "G" or "g", prec == 0 and 1 or (prec or 6), alt)
-    if conv == "" and not find(body, "[.eEn]") then body = body .. ".0" end
+    if conv == "" and not prec then
+      -- str(float); "#" keeps a "." in the exponent form
+      body = J.float_repr(a)
+      if alt and not find(body, ".", 1, true) then body = body:gsub("e", ".e", 1) end
+    elseif conv == "" then body = repr_precision(a, prec == 0 and 1 or prec, alt)
+    else body = float_body(a, conv == "G" and "G" or "g", prec == 0 and 1 or (prec or 6), alt) end
   else
     spec_error(conv, v)
   end
@@ -834,6 +860,7 @@ percent_format = function(s, values)
         else
           local n = numv(v)
           if not n or isfloat(v) then rt_error("%c requires int or char") end
+          if n < 0 or n > 0x10FFFF then rt_error("%c arg not in range(0x110000)") end
           r = J.utf8_char(n)
         end
         if prec and conv ~= "c" then
@@ -860,6 +887,8 @@ percent_format = function(s, values)
           if conv ~= "d" and conv ~= "i" and isfloat(v) then
             rt_error("%" .. conv .. " format: an integer is required, not float")
           end
+          if a2 == huge then rt_error("cannot convert float infinity to integer") end
+          if a2 ~= a2 then rt_error("cannot convert float NaN to integer") end
           a2 = floor(a2)
           if neg and a2 == 0 then sg = plus and "+" or (space and " " or "") end
           body = int_digits(a2, (conv == "d" or conv == "i") and "d" or conv)
