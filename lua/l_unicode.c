@@ -1,6 +1,8 @@
 /* lfl._unicode: Python's str Unicode rules for the Jinja interpreter.
  *   case(s, "lower"|"upper"|"title"|"capitalize"|"swapcase"|"casefold") -> s'
  *   category(cp) -> "Lu", "Zs", "Cn", ...     isprintable(cp) -> boolean
+ *   casing(cp) -> is_lower, is_upper, is_title (Python's Lowercase/Uppercase/Lt)
+ *   numeric(cp) -> 3 decimal, 2 digit, 1 numeric, 0 none (str.isdecimal/isdigit/isnumeric)
  *   cformat(x, conv, prec, alt) -> x through C's printf("%[#].<prec><conv>"),
  *   conv one of e E f F g G: Python's %-format and format() round as C does
  *   (2.25 -> "2.2"), which LuaJIT's own string.format does not */
@@ -39,6 +41,21 @@ static int l_category(lua_State *L)
     return 1;
 }
 
+static int l_casing(lua_State *L)
+{
+    int f = lfl_pyunicode_casing(check_cp(L, 1));
+    lua_pushboolean(L, f & LFL_CASING_LOWER);
+    lua_pushboolean(L, f & LFL_CASING_UPPER);
+    lua_pushboolean(L, f & LFL_CASING_TITLE);
+    return 3;
+}
+
+static int l_numeric(lua_State *L)
+{
+    lua_pushinteger(L, lfl_pyunicode_numeric(check_cp(L, 1)));
+    return 1;
+}
+
 static int l_isprintable(lua_State *L)
 {
     lua_pushboolean(L, lfl_pyunicode_isprintable(check_cp(L, 1)));
@@ -66,7 +83,8 @@ static int l_cformat(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {
-    {"case", l_case}, {"category", l_category}, {"isprintable", l_isprintable}, {"cformat", l_cformat},
+    {"case", l_case}, {"category", l_category}, {"isprintable", l_isprintable}, {"casing", l_casing}, {"numeric", l_numeric},
+    {"cformat", l_cformat},
     {NULL, NULL},
 };
 

@@ -3,9 +3,10 @@
  * the code points whose full mapping is several characters (SpecialCasing.txt's
  * unconditional entries: ß -> SS, ﬁ -> FI, İ -> i̇, ...) are listed here, as are
  * the Other_Lowercase / Other_Uppercase code points that Python counts as cased
- * (ª, ⓐ, Ⅰ, ...). Both lists were read off CPython 3.11 (Unicode 14):
- * [c for c in all code points if len(c.upper()) > 1 or ...], c.islower() and
- * category != "Ll". Context rules follow CPython's unicodeobject.c: the final
+ * (ª, ⓐ, Ⅰ, ...), and the characters outside Nd that str.isdigit takes (²,
+ * ①, ...) and those outside N* that str.isnumeric takes (CJK numerals 一, 万).
+ * The lists were read off CPython 3.11 (Unicode 14): [c for c in all code
+ * points if len(c.upper()) > 1 or ...], c.islower() and category != "Ll", ... Context rules follow CPython's unicodeobject.c: the final
  * sigma, title() lowering after a cased letter, capitalize() titling the first. */
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,24 @@ static const cp_range OTHER_LOWER[] = {
 };
 static const cp_range OTHER_UPPER[] = {
     {0x2160, 0x216F}, {0x24B6, 0x24CF}, {0x1F130, 0x1F149}, {0x1F150, 0x1F169}, {0x1F170, 0x1F189},
+};
+
+/* Numeric_Type=Digit outside Nd, and Numeric_Type=Numeric outside N* */
+static const cp_range OTHER_DIGIT[] = {
+    {0x00B2, 0x00B3}, {0x00B9, 0x00B9}, {0x1369, 0x1371}, {0x19DA, 0x19DA}, {0x2070, 0x2070},
+    {0x2074, 0x2079}, {0x2080, 0x2089}, {0x2460, 0x2468}, {0x2474, 0x247C}, {0x2488, 0x2490},
+    {0x24EA, 0x24EA}, {0x24F5, 0x24FD}, {0x24FF, 0x24FF}, {0x2776, 0x277E}, {0x2780, 0x2788},
+    {0x278A, 0x2792}, {0x10A40, 0x10A43}, {0x10E60, 0x10E68}, {0x11052, 0x1105A},
+    {0x1F100, 0x1F10A},
+};
+static const int32_t OTHER_NUMERIC[] = {
+    0x3405, 0x3483, 0x382A, 0x3B4D, 0x4E00, 0x4E03, 0x4E07, 0x4E09, 0x4E5D, 0x4E8C, 0x4E94, 0x4E96,
+    0x4EBF, 0x4EC0, 0x4EDF, 0x4EE8, 0x4F0D, 0x4F70, 0x5104, 0x5146, 0x5169, 0x516B, 0x516D, 0x5341,
+    0x5343, 0x5344, 0x5345, 0x534C, 0x53C1, 0x53C2, 0x53C3, 0x53C4, 0x56DB, 0x58F1, 0x58F9, 0x5E7A,
+    0x5EFE, 0x5EFF, 0x5F0C, 0x5F0D, 0x5F0E, 0x5F10, 0x62FE, 0x634C, 0x67D2, 0x6F06, 0x7396, 0x767E,
+    0x8086, 0x842C, 0x8CAE, 0x8CB3, 0x8D30, 0x9621, 0x9646, 0x964C, 0x9678, 0x96F6, 0xF96B, 0xF973,
+    0xF978, 0xF9B2, 0xF9D1, 0xF9D3, 0xF9FD, 0x20001, 0x20064, 0x200E2, 0x20121, 0x2092A, 0x20983,
+    0x2098C, 0x2099C, 0x20AEA, 0x20AFD, 0x20B19, 0x22390, 0x22998, 0x23B1B, 0x2626D, 0x2F890,
 };
 
 /* Word_Break MidLetter / MidNumLet / Single_Quote: case-ignorable besides the
@@ -307,6 +326,23 @@ lfl_status lfl_pyunicode_case(const char *s, size_t n, lfl_case_op op, char **ou
     *out = buf;
     *out_n = w;
     return LFL_OK;
+}
+
+int lfl_pyunicode_casing(int32_t cp)
+{
+    return (is_lower(cp) ? LFL_CASING_LOWER : 0) | (is_upper(cp) ? LFL_CASING_UPPER : 0) |
+           (utf8proc_category(cp) == UTF8PROC_CATEGORY_LT ? LFL_CASING_TITLE : 0);
+}
+
+int lfl_pyunicode_numeric(int32_t cp)
+{
+    utf8proc_category_t cat = utf8proc_category(cp);
+    if (cat == UTF8PROC_CATEGORY_ND) return LFL_NUMERIC_DECIMAL;
+    if (in_ranges(OTHER_DIGIT, sizeof(OTHER_DIGIT) / sizeof(OTHER_DIGIT[0]), cp)) return LFL_NUMERIC_DIGIT;
+    if (cat == UTF8PROC_CATEGORY_NL || cat == UTF8PROC_CATEGORY_NO) return LFL_NUMERIC_NUMERIC;
+    for (size_t i = 0; i < sizeof(OTHER_NUMERIC) / sizeof(OTHER_NUMERIC[0]); i++)
+        if (OTHER_NUMERIC[i] == cp) return LFL_NUMERIC_NUMERIC;
+    return 0;
 }
 
 const char *lfl_pyunicode_category(int32_t cp)

@@ -190,6 +190,14 @@ t.suite("jinja", {
     t.assert_eq(U.case("a\255B\128", "swapcase"), "A\255b\128")
     t.assert_error(function() U.case("x", "shout") end, "invalid option")
     t.assert_error(function() U.category(0x110000) end, "code point")
+    local lo, up, ti = U.casing(0xAA) -- ª: Other_Lowercase
+    t.assert(lo and not up and not ti)
+    lo, up, ti = U.casing(0x01C5) -- ǅ: titlecase
+    t.assert(ti and not lo and not up)
+    t.assert_eq(U.numeric(0x0663), 3) -- Arabic-Indic three: decimal
+    t.assert_eq(U.numeric(0xB2), 2) -- superscript two: digit
+    t.assert_eq(U.numeric(0x4E07), 1) -- CJK ten thousand: numeric
+    t.assert_eq(U.numeric(0x41), 0)
     -- C's rounding (LuaJIT's own string.format rounds 2.25 up)
     t.assert_eq(U.cformat(2.25, "f", 1, false), "2.2")
     t.assert_eq(U.cformat(2.5, "f", 0, false), "2")

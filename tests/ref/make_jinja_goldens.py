@@ -63,6 +63,11 @@ CASES = [
     ("case.swapcase", "{% for w in ws %}{{ w.swapcase() }};{% endfor %}", {"ws": CASE_WORDS}),
     ("case.casefold", "{% for w in ws %}{{ w.casefold() }};{% endfor %}", {"ws": CASE_WORDS}),
     ("case.sort_ignores_case", "{{ ws|sort|join(',') }}", {"ws": ["\xc9cole", "\xe9t\xe9", "Zebra", "apple"]}),
+    ("case.predicates", "{% for w in ws %}{{ w.isalpha() }}{{ w.isalnum() }}{{ w.isdecimal() }}{{ w.isdigit() }}"
+     "{{ w.isnumeric() }}{{ w.islower() }}{{ w.isupper() }}{{ w.isspace() }}{{ w is lower }}{{ w is upper }};{% endfor %}",
+     {"ws": ["abc", "caf\xe9", "\u65e5\u672c", "\u0663\u0664", "\xb2", "\u2460", "\xbd", "\u4e07\u5341", "\u2167",
+             "\xaa", "\u01c5", "\u03a3\u0391", "\u24b6", "\u24d0", "Ab", "a1", "\u0301", "", " \xa0\u3000",
+             "ABC \xc9", "abc \xe9\u0131", "x\u0301"]}),
     # ---- str.format
     ("format.fixed", "{{ '{:.2f}'.format(x) }}|{{ '{:.0f}'.format(2.5) }}|{{ '{:8.3f}|'.format(-x) }}",
      {"x": 3.14159}),

@@ -11,6 +11,7 @@ local dict_methods, eq, is_ascii, is_space_char = P.dict_methods, P.eq, P.is_asc
 local iter_list, list_methods, numv, repr, rt_error = P.iter_list, P.list_methods, P.numv, P.repr, P.rt_error
 local str_methods, strip_impl, truthy, tuple = P.str_methods, P.strip_impl, P.truthy, P.tuple
 local uchars, ulen = P.uchars, P.ulen
+local U = lfl._unicode
 
 local M = {}
 -- ---------------------------------------------------------------------------
@@ -116,11 +117,6 @@ local function pad_center(s, width, fillc)
   return fillc:rep(left) .. s .. fillc:rep(total - left)
 end
 
-local function char_class(s, pat)
-  if s == "" then return false end
-  return not find(s, pat)
-end
-
 str_methods.strip = function(s, a) local c = a[1]; if c == null then c = nil end return strip_impl(s, c, true, true) end
 str_methods.lstrip = function(s, a) local c = a[1]; if c == null then c = nil end return strip_impl(s, c, true, false) end
 str_methods.rstrip = function(s, a) local c = a[1]; if c == null then c = nil end return strip_impl(s, c, false, true) end
@@ -217,18 +213,39 @@ str_methods.join = function(s, a)
   return concat(parts, s)
 end
 str_methods.format = function(s, a, kw) return brace_format(s, a, kw) end
-str_methods.isdigit = function(s) return char_class(s, "[^0-9]") end
-str_methods.isdecimal = str_methods.isdigit
-str_methods.isnumeric = str_methods.isdigit
-str_methods.isalpha = function(s) return char_class(s, "[^%a\128-\255]") end
-str_methods.isalnum = function(s) return char_class(s, "[^%w\128-\255]") end
+-- character classes per code point as Python decides them (false for ""):
+-- isalpha by category (L*), isdecimal/isdigit/isnumeric by Numeric_Type
+local function all_chars(s, ok)
+  if s == "" then return false end
+  for _, c in ipairs(uchars(s)) do
+    if not ok((J.utf8_at(c, 1))) then return false end
+  end
+  return true
+end
+local function alpha(cp) return sub(U.category(cp), 1, 1) == "L" end
+str_methods.isdecimal = function(s) return all_chars(s, function(cp) return U.numeric(cp) == 3 end) end
+str_methods.isdigit = function(s) return all_chars(s, function(cp) return U.numeric(cp) >= 2 end) end
+str_methods.isnumeric = function(s) return all_chars(s, function(cp) return U.numeric(cp) >= 1 end) end
+str_methods.isalpha = function(s) return all_chars(s, alpha) end
+str_methods.isalnum = function(s) return all_chars(s, function(cp) return alpha(cp) or U.numeric(cp) > 0 end) end
 str_methods.isspace = function(s)
   if s == "" then return false end
   for _, c in ipairs(uchars(s)) do if not is_space_char(c) then return false end end
   return true
 end
-str_methods.islower = function(s) return s:find("%l") ~= nil and case_map(s, false) == s end
-str_methods.isupper = function(s) return s:find("%u") ~= nil and case_map(s, true) == s end
+-- Python: some cased character and none of the other case (titlecase counts
+-- against both)
+local function case_pred(s, want_lower)
+  local cased = false
+  for _, c in ipairs(uchars(s)) do
+    local lo, up, ti = U.casing((J.utf8_at(c, 1)))
+    if ti or (want_lower and up) or (not want_lower and lo) then return false end
+    if (want_lower and lo) or (not want_lower and up) then cased = true end
+  end
+  return cased
+end
+str_methods.islower = function(s) return case_pred(s, true) end
+str_methods.isupper = function(s) return case_pred(s, false) end
 str_methods.zfill = function(s, a)
   local w = numv(a[1]); local n = ulen(s)
   if n >= w then return s end
