@@ -4,6 +4,12 @@ return {
   family = "gemma",
   title = "Gemma / CodeGemma",
   model_type = "gemma",
+  arch = {
+    model_type = "gemma",
+    traits = {norm_plus_one = true, embed_scale = true, act = "gelu_tanh", tied = true},
+    -- llama.cpp stores the norm weights with gemma's +1 added
+    gguf = {arch = "gemma", hf_class = "GemmaForCausalLM", norm_offset = 1},
+  },
   template = "gemma",
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
   checkpoints = {

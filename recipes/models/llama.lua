@@ -6,6 +6,13 @@ return {
   family = "llama",
   title = "Llama 1/2/3/3.1/3.2",
   model_type = "llama",
+  -- the decoder's architecture for config.json model_type "llama" (the base
+  -- layout: no traits); llama.cpp permuted the q/k rows of its GGUF files
+  arch = {
+    model_type = "llama",
+    traits = {},
+    gguf = {arch = "llama", hf_class = "LlamaForCausalLM", permuted = true},
+  },
   template = L3,
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
   checkpoints = {

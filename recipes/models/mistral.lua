@@ -4,6 +4,11 @@ return {
   family = "mistral",
   title = "Mistral / Mistral-Nemo / Ministral",
   model_type = "mistral",
+  arch = {
+    model_type = "mistral",
+    traits = {window_all = true},
+    gguf = {arch = "mistral", hf_class = "MistralForCausalLM", permuted = true},
+  },
   template = "mistral",
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
   checkpoints = {

@@ -5,6 +5,19 @@ return {
   family = "olmo",
   title = "OLMo",
   model_type = "olmo",
+  arch = {
+    model_type = "olmo",
+    traits = {norm = "layer_np"},
+    -- q/k/v projections clamped to [-clip_qkv, clip_qkv]
+    resolve = function(cfg, a)
+      if type(cfg.clip_qkv) == "number" then a.clip_qkv = cfg.clip_qkv end
+    end,
+    -- llama.cpp's OlmoModel copies LlamaModel's q/k permutation
+    gguf = {
+      arch = "olmo", hf_class = "OlmoForCausalLM", permuted = true,
+      config = function(cfg, meta, key) cfg.clip_qkv = meta[key("attention.clamp_kqv")] end,
+    },
+  },
   template = "default",
   lf_template = "olmo",
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},

@@ -12,6 +12,11 @@ return {
   family = "olmo2",
   title = "OLMo 2",
   model_type = "olmo2",
+  arch = {
+    model_type = "olmo2",
+    traits = {pre_norms = false, post_norms = true, qk_norm_full = true},
+    gguf = {arch = "olmo2", hf_class = "Olmo2ForCausalLM"},
+  },
   template = "default",
   lf_template = "olmo",
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},

@@ -4,6 +4,11 @@ return {
   family = "phi3",
   title = "Phi-3 / Phi-3.5 / Phi-4",
   model_type = "phi3",
+  arch = {
+    model_type = "phi3",
+    traits = {fused_qkv = true, fused_gate_up = true, window_all = true},
+    gguf = {arch = "phi3", hf_class = "Phi3ForCausalLM", names = {ffn_up = "mlp.gate_up_proj"}},
+  },
   template = "phi",
   lora_target = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"},
   checkpoints = {

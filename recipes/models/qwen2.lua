@@ -17,6 +17,16 @@ return {
   family = "qwen2",
   title = "Qwen2 / Qwen2.5 / Qwen2.5-Coder",
   model_type = "qwen2",
+  arch = {
+    model_type = "qwen2",
+    traits = {qkv_bias = true},
+    -- use_sliding_window: the layers from max_window_layers on use the window
+    window = function(cfg, l, sw)
+      if cfg.use_sliding_window and sw and l - 1 >= (cfg.max_window_layers or 0) then return sw end
+      return nil
+    end,
+    gguf = {arch = "qwen2", hf_class = "Qwen2ForCausalLM"},
+  },
   template = "qwen",
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
   checkpoints = ck,

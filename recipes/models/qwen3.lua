@@ -14,6 +14,11 @@ return {
   family = "qwen3",
   title = "Qwen3",
   model_type = "qwen3",
+  arch = {
+    model_type = "qwen3",
+    traits = {qk_norm = true},
+    gguf = {arch = "qwen3", hf_class = "Qwen3ForCausalLM"},
+  },
   template = "qwen3",
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
   checkpoints = ck,

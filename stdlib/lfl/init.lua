@@ -149,23 +149,6 @@ function lfl.read_file(path)
   return s
 end
 
--- Folders of user recipe modules of one kind ("templates", "models"), the
--- first winning: user_dir (a test's override) or ~/.lfl/recipes/<kind>/, then
--- each LFL_PATH entry's recipes/<kind>/; with bundled, the project's own
--- recipes/<kind>/ last. Each ends with "/".
-function lfl.recipe_dirs(kind, user_dir, bundled)
-  local dirs = {}
-  local home = os.getenv("HOME")
-  if user_dir then dirs[1] = (user_dir:gsub("/?$", "/"))
-  elseif home then dirs[1] = home .. "/.lfl/recipes/" .. kind .. "/" end
-  for dir in (os.getenv("LFL_PATH") or ""):gmatch("[^;]+") do
-    local d = dir:gsub("%?%.lua$", ""):gsub("/$", "")
-    if d ~= "" then dirs[#dirs + 1] = d .. "/recipes/" .. kind .. "/" end
-  end
-  if bundled then dirs[#dirs + 1] = lfl.home .. "/recipes/" .. kind .. "/" end
-  return dirs
-end
-
 -- lfl.load(path | hub id, opts): a model from an HF folder, a GGUF file or the
 -- Hub (lfl.model.load), the short form the REPL and one-liners use
 function lfl.load(path, opts) return lfl.model.load(path, opts) end
@@ -187,7 +170,7 @@ local MODULES = {
   evaluate = "lfl.infer.evaluate", metrics = "lfl.infer.metrics", jieba = "lfl.infer.jieba",
   tokenizer = "lfl.text.tokenizer", template = "lfl.text.template", jinja = "lfl.text.jinja",
   pyjson = "lfl.text.pyjson", tools = "lfl.text.tools",
-  hub = "lfl.hub", cli = "lfl.cmd", cmd = "lfl.cmd", pretty = "lfl.pretty", test = "lfl.test",
+  hub = "lfl.hub", recipes = "lfl.recipes", cli = "lfl.cmd", cmd = "lfl.cmd", pretty = "lfl.pretty", test = "lfl.test",
 }
 lfl._modules = MODULES
 

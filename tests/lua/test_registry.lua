@@ -219,16 +219,19 @@ t.suite("registry", {
   end,
 
   user_recipe_dir = function()
-    local dir = tmpdir()
+    local root = tmpdir()
+    local dir = root .. "/models"
+    os.execute(fmt("mkdir -p '%s'", dir))
     write(dir .. "/mymodel.lua", [[
-return {family = "mymodel", model_type = "mymodel_arch", template = "chatml", lora_target = "q_proj,v_proj",
+return {family = "mymodel", model_type = "mymodel_arch", arch = {model_type = "mymodel_arch"},
+        template = "chatml", lora_target = "q_proj,v_proj",
         checkpoints = {["My-Model-1B-Chat"] = {hub = "me/my-model-1b-chat", size = "1B"},
                        ["My-Model-1B"] = "me/my-model-1b"}}]])
     write(dir .. "/gemma.lua", [[
 return {family = "gemma", title = "my gemma", model_type = "gemma", template = "gemma",
+        arch = lfl.recipes.bundled("models", "gemma").arch,
         lora_target = {"q_proj"}, checkpoints = {}}]])
-    R.user_dir = dir
-    R.reload()
+    lfl.recipes.user_dir = root
     local ok, err = pcall(function()
       local f = R.family("mymodel")
       t.assert(f, "a user family is found without a rebuild")
@@ -249,10 +252,23 @@ return {family = "gemma", title = "my gemma", model_type = "gemma", template = "
       write(dir .. "/broken.lua", [[return {template = "chatml", lora_target = {"a"}}]])
       R.reload()
       t.assert_error(function() R.families() end, "broken.lua: model_type")
+      -- a family naming a model_type no family module defines is refused, with the known ones
+      write(dir .. "/broken.lua", [[return {model_type = "nobody", template = "chatml", lora_target = {"a"}}]])
+      R.reload()
+      t.assert_error(function() R.families() end, "broken.lua: model_type 'nobody' is not defined by any family's arch (known: baichuan, gemma")
+      -- two modules defining one model_type
+      write(dir .. "/broken.lua", [[return {model_type = "mymodel_arch", arch = {model_type = "mymodel_arch"},
+        template = "chatml", lora_target = {"a"}}]])
+      R.reload()
+      t.assert_error(function() R.families() end, "model_type 'mymodel_arch' is defined by both")
+      write(dir .. "/broken.lua", [[return {model_type = "x", arch = {model_type = "x", trait = {}},
+        template = "chatml", lora_target = {"a"}}]])
+      R.reload()
+      t.assert_error(function() R.families() end, "broken.lua: arch.trait: unknown key")
     end)
-    R.user_dir = nil
+    lfl.recipes.user_dir = nil
     R.reload()
-    os.execute(fmt("rm -rf '%s'", dir))
+    os.execute(fmt("rm -rf '%s'", root))
     if not ok then error(err, 0) end
     t.assert_eq(R.family("mymodel"), nil)
     t.assert_eq(R.family("gemma").title, "Gemma / CodeGemma")

@@ -274,20 +274,24 @@ t.suite("template", {
   user_dir_overrides_bundled = function()
     local dir = os.tmpname()
     os.remove(dir)
-    os.execute("mkdir -p '" .. dir .. "'")
-    local f = assert(io.open(dir .. "/qwen.lua", "w"))
+    os.execute("mkdir -p '" .. dir .. "/templates'")
+    local f = assert(io.open(dir .. "/templates/qwen.lua", "w"))
     f:write('return { format_user = "U:{{content}}", default_system = "mine" }')
     f:close()
-    T.user_dir = dir
-    T.reload()
+    lfl.recipes.user_dir = dir
     local ok, tpl = pcall(T.get, "qwen")
-    T.user_dir = nil
-    T.reload()
-    os.remove(dir .. "/qwen.lua")
+    local listed = T.list()
+    lfl.recipes.user_dir = nil
+    os.remove(dir .. "/templates/qwen.lua")
+    os.remove(dir .. "/templates")
     os.remove(dir)
     t.assert(ok, tostring(tpl))
     t.assert_eq(tpl.default_system, "mine")
+    -- the override is seen without a reload; with it gone the bundled one is back
     t.assert_eq(T.get("qwen").default_system, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.")
+    local n = 0
+    for _, name in ipairs(listed) do if name == "qwen" then n = n + 1 end end
+    t.assert_eq(n, 1, "an overridden template is listed once")
   end,
 
   register_by_name = function()

@@ -1,68 +1,48 @@
 -- The generic decoder: one forward for the llama family and its relatives,
--- parameterised by an architecture spec derived from config.json. Covers
--- llama/mistral/qwen2/qwen3/gemma/gemma2/phi3/olmo/olmo2/starcoder2/internlm3, and the
--- remote-code InternLM2 and Baichuan (7B) whose fused weights stdlib/lfl/convert.lua
--- splits into the llama layout at load; parameter names are Hugging Face's.
+-- parameterised by an architecture spec derived from config.json and the
+-- traits of the model family module defining its model_type (recipes/models/);
+-- families whose weights use another layout convert them to this one at load
+-- (their arch.to_decoder); parameter names are Hugging Face's.
 local lfl = lfl
 local rope = require("lfl.model.rope")
 local fmt, sqrt = string.format, math.sqrt
 
 local M = {}
 
--- Architecture traits by model_type. Families that reuse a layout (SmolLM2,
--- Yi, DeepSeek-LLM are model_type "llama") need no entry of their own.
--- norm: "rms" (default), "layer" (LayerNorm with weight and bias) or "layer_np"
--- (OLMo's LayerNorm without parameters, eps fixed at 1e-5). pre_norms = false:
--- no input/pre-feedforward norms (OLMo2 only normalises the sublayer outputs).
--- mlp = "plain": c_fc -> act -> c_proj instead of the gated gate/up/down.
-local TRAITS = {
-  llama      = {},
-  mistral    = {window_all = true},
-  qwen2      = {qkv_bias = true},
-  qwen3      = {qk_norm = true},
-  gemma      = {norm_plus_one = true, embed_scale = true, act = "gelu_tanh"},
-  gemma2     = {norm_plus_one = true, embed_scale = true, act = "gelu_tanh", post_norms = true},
-  phi3       = {fused_qkv = true, fused_gate_up = true},
-  olmo       = {norm = "layer_np"},
-  olmo2      = {pre_norms = false, post_norms = true, qk_norm_full = true},
-  starcoder2 = {norm = "layer", mlp = "plain", act = "gelu_tanh", window_all = true},
-  internlm3  = {}, -- transformers runs it as a llama; its qkv_bias / bias keys name the biases
-  -- remote code (trust_remote_code on the Hub), converted to llama names by lfl.convert
-  internlm2  = {},
-  baichuan   = {},
-}
-M.TRAITS = TRAITS
+-- What a model_type is comes from the model family module that defines it
+-- (recipes/models/<family>.lua, its `arch` table, found by lfl.model.registry):
+-- arch.traits, merged over the defaults below, and arch.resolve(cfg, a, traits)
+-- / arch.window(cfg, layer, sliding_window) for the family's special cases.
+-- Traits:
+--   norm: "rms" (default), "layer" (LayerNorm with weight and bias) or
+--     "layer_np" (OLMo's LayerNorm without parameters, eps fixed at 1e-5)
+--   pre_norms = false: no input/pre-feedforward norms (only the sublayer outputs)
+--   post_norms: norms after attention and MLP; qk_norm (per head) /
+--     qk_norm_full (over the whole projection): RMSNorm on q and k
+--   mlp = "plain": c_fc -> act -> c_proj instead of the gated gate/up/down
+--   fused_qkv / fused_gate_up: qkv_proj / gate_up_proj parameters
+--   qkv_bias: biases on q/k/v; norm_plus_one: x * (1 + w) norms;
+--   embed_scale: embeddings times sqrt(hidden); act: the family's activation
+--   (wins over a GELU variant in config.json); tied: tied embeddings when
+--   config.json does not say; window_all: every layer uses sliding_window
+local registry -- lfl.model.registry, loaded on first use
 
 local ACTS = {silu = "silu", swish = "silu", gelu_pytorch_tanh = "gelu_tanh", gelu_new = "gelu_tanh",
               gelu = "gelu", gelu_fast = "gelu_tanh"}
 
-function M.resolve(cfg)
+-- the family arch of cfg.model_type; where names the config in errors
+function M.arch_of(cfg, where)
+  registry = registry or require("lfl.model.registry")
+  return registry.arch(cfg.model_type, where)
+end
+
+function M.resolve(cfg, where)
   local mt = cfg.model_type
-  local tr = TRAITS[mt]
-  if not tr then
-    local known = {}
-    for k in pairs(TRAITS) do known[#known + 1] = k end
-    table.sort(known)
-    error(fmt("config.json: model_type '%s' is not supported (supported: %s)", tostring(mt),
-      table.concat(known, ", ")), 0)
-  end
+  local fam = M.arch_of(cfg, where)
+  local tr = fam.traits
   local a = {norm = "rms", pre_norms = true, mlp = "gated"}
   for k, v in pairs(tr) do a[k] = v end
   a.name = mt
-  if mt == "baichuan" then
-    -- Baichuan-13B and Baichuan2-13B use ALiBi, which this decoder does not
-    -- build; the 7B models use RoPE. The 13B configs have 40 layers of width
-    -- 5120 and no max_position_embeddings (only model_max_length).
-    if cfg.num_hidden_layers == 40 or cfg.hidden_size == 5120 or cfg.max_position_embeddings == nil then
-      error("config.json: this Baichuan model is a 13B one (40 layers / hidden 5120 / no " ..
-        "max_position_embeddings), which uses ALiBi position biases: not supported (Baichuan-7B and " ..
-        "Baichuan2-7B, with RoPE, are)", 0)
-    end
-    -- Baichuan2 (architectures BaichuanForCausalLM) normalises the lm_head rows
-    -- (NormHead); Baichuan-7B (BaiChuanForCausalLM) does not
-    local arch1 = type(cfg.architectures) == "table" and cfg.architectures[1]
-    a.norm_head = arch1 ~= "BaiChuanForCausalLM"
-  end
   a.hidden = cfg.hidden_size
   a.layers = cfg.num_hidden_layers
   a.heads = cfg.num_attention_heads
@@ -70,7 +50,7 @@ function M.resolve(cfg)
   a.head_dim = (cfg.head_dim ~= nil and cfg.head_dim ~= lfl.json.null and cfg.head_dim) or a.hidden / a.heads
   a.head_dim = math.floor(a.head_dim)
   a.vocab = cfg.vocab_size
-  a.eps = (mt == "starcoder2" and (cfg.norm_epsilon or 1e-5)) or cfg.rms_norm_eps or cfg.layer_norm_eps or 1e-6
+  a.eps = cfg.rms_norm_eps or cfg.layer_norm_eps or 1e-6
   if a.norm == "layer_np" then a.eps = 1e-5 end -- OlmoLayerNorm hard-codes it
   -- a config without an activation (one made from GGUF metadata) gets the family's
   local act = cfg.hidden_activation or cfg.hidden_act
@@ -79,21 +59,16 @@ function M.resolve(cfg)
   else a.act = tr.act and (ACTS[act] or tr.act) or ACTS[act] end
   if not a.act then error(fmt("config.json: hidden_act '%s' is not supported", tostring(act)), 0) end
   a.tied = cfg.tie_word_embeddings
-  if a.tied == nil then a.tied = (mt == "gemma" or mt == "gemma2" or mt == "starcoder2") end
+  if a.tied == nil then a.tied = tr.tied == true end
   if cfg.attention_bias then a.qkv_bias, a.o_bias = true, true end
   if cfg.mlp_bias then a.mlp_bias = true end
-  -- StarCoder2: use_bias (default true) puts a bias on every linear
-  if mt == "starcoder2" and cfg.use_bias ~= false then a.qkv_bias, a.o_bias, a.mlp_bias = true, true, true end
-  -- OLMo: q/k/v projections clamped to [-clip_qkv, clip_qkv]
-  if mt == "olmo" and type(cfg.clip_qkv) == "number" then a.clip_qkv = cfg.clip_qkv end
   -- attention scaling and soft-capping
   a.scale = 1 / sqrt(a.head_dim)
-  if mt == "gemma2" and cfg.query_pre_attn_scalar then a.scale = cfg.query_pre_attn_scalar ^ -0.5 end
   a.attn_softcap = cfg.attn_logit_softcapping
   a.final_softcap = cfg.final_logit_softcapping
   if a.attn_softcap == lfl.json.null then a.attn_softcap = nil end
   if a.final_softcap == lfl.json.null then a.final_softcap = nil end
-  -- sliding windows per layer
+  -- sliding windows per layer: config.json's layer_types, else the family's rule
   a.window = {}
   local sw = cfg.sliding_window
   if sw == lfl.json.null then sw = nil end
@@ -101,17 +76,15 @@ function M.resolve(cfg)
     local w = nil
     if cfg.layer_types and cfg.layer_types ~= lfl.json.null then
       if cfg.layer_types[l] == "sliding_attention" then w = sw end
-    elseif mt == "mistral" then
-      w = sw
-    elseif mt == "qwen2" and cfg.use_sliding_window and sw then
-      if l - 1 >= (cfg.max_window_layers or 0) then w = sw end
-    elseif mt == "gemma2" and sw then
-      if (l - 1) % 2 == 0 then w = sw end
-    elseif (mt == "phi3" or mt == "starcoder2") and sw then
+    elseif fam.window then
+      w = fam.window(cfg, l, sw)
+    elseif tr.window_all then
       w = sw
     end
     a.window[l] = w
   end
+  -- the family's own special cases (eps keys, biases, scaling, refusals)
+  if fam.resolve then fam.resolve(cfg, a, tr) end
   return a
 end
 
@@ -175,7 +148,7 @@ local function norm(m, x, base)
   local w = P(m, base .. ".weight")
   if a.norm == "layer" then return lfl.layernorm(x, w, m.params[base .. ".bias"], a.eps) end
   if a.norm_plus_one then
-    -- gemma: x * (1 + w); the (1 + w) is part of the graph so w gets its gradient
+    -- norm_plus_one: x * (1 + w); the (1 + w) is part of the graph so w gets its gradient
     w = w + 1
   end
   return lfl.rmsnorm(x, w, a.eps)

@@ -1,22 +1,28 @@
 -- Models from GGUF files: metadata -> an HF-style config, ggml tensor names ->
--- Hugging Face names, llama.cpp's q/k row permutation reversed, gemma's +1 on
--- norm weights undone, block types dequantized on load.
+-- Hugging Face names, llama.cpp's q/k row permutation reversed, a family's
+-- norm weight offset (gemma's +1) undone, block types dequantized on load.
 local lfl = lfl
 local fmt = string.format
 
 local M = {}
 
--- GGUF architecture -> HF model_type
-local ARCH = {llama = "llama", mistral = "mistral", qwen2 = "qwen2", qwen3 = "qwen3", gemma = "gemma",
-              gemma2 = "gemma2", phi3 = "phi3", olmo = "olmo", olmo2 = "olmo2", starcoder2 = "starcoder2"}
-local HF_CLASS = {llama = "LlamaForCausalLM", mistral = "MistralForCausalLM", qwen2 = "Qwen2ForCausalLM",
-                  qwen3 = "Qwen3ForCausalLM", gemma = "GemmaForCausalLM", gemma2 = "Gemma2ForCausalLM",
-                  phi3 = "Phi3ForCausalLM", olmo = "OlmoForCausalLM", olmo2 = "Olmo2ForCausalLM",
-                  starcoder2 = "Starcoder2ForCausalLM"}
--- archs whose q/k rows llama.cpp permuted when converting (convert_hf_to_gguf's
--- LlamaModel, and OlmoModel which copies its modify_tensors)
-local PERMUTED = {llama = true, mistral = true, olmo = true}
 local HALF = {bf16 = true, f16 = true}
+local registry -- lfl.model.registry, loaded on first use
+
+-- What is family-specific comes from the arch.gguf table of the model family
+-- module (recipes/models/<family>.lua) whose gguf.arch is the file's
+-- general.architecture: the HF class, whether llama.cpp permuted the q/k rows
+-- (convert_hf_to_gguf's LlamaModel and the models copying its modify_tensors),
+-- per-family tensor names, extra config keys and a norm weight offset.
+local function family(arch_name, path)
+  registry = registry or require("lfl.model.registry")
+  local a = registry.arch_of_gguf(arch_name)
+  if not a then
+    error(fmt("%s: GGUF architecture '%s' is not supported (supported: %s)", path, tostring(arch_name),
+      table.concat(registry.gguf_archs(), ", ")), 0)
+  end
+  return a
+end
 
 local LAYER_NAMES = {
   attn_norm = "input_layernorm", ffn_norm = "post_attention_layernorm",
@@ -27,6 +33,8 @@ local LAYER_NAMES = {
   post_attention_norm = "post_attention_layernorm", post_ffw_norm = "post_feedforward_layernorm",
 }
 
+-- the Hugging Face name of a ggml tensor name in a model of this model_type
+-- (the family's gguf.names override the common layer names)
 function M.hf_name(name, model_type)
   if name == "token_embd.weight" then return "model.embed_tokens.weight" end
   local on = name:match("^output_norm%.(%a+)$")
@@ -34,11 +42,9 @@ function M.hf_name(name, model_type)
   if name == "output.weight" then return "lm_head.weight" end
   local l, rest, suffix = name:match("^blk%.(%d+)%.([%w_]+)%.(%w+)$")
   if not l then return nil end
-  local hf = LAYER_NAMES[rest]
-  if model_type == "gemma2" and rest == "ffn_norm" then hf = "pre_feedforward_layernorm" end
-  if model_type == "phi3" and rest == "ffn_up" then hf = "mlp.gate_up_proj" end
-  if model_type == "starcoder2" and rest == "ffn_up" then hf = "mlp.c_fc" end
-  if model_type == "starcoder2" and rest == "ffn_down" then hf = "mlp.c_proj" end
+  registry = registry or require("lfl.model.registry")
+  local g = model_type and registry.arch(model_type).gguf
+  local hf = g and g.names and g.names[rest] or LAYER_NAMES[rest]
   if not hf then return nil end
   return fmt("model.layers.%s.%s.%s", l, hf, suffix)
 end
@@ -46,19 +52,20 @@ end
 -- HF config from GGUF metadata
 function M.config(meta, path)
   local arch = meta["general.architecture"]
-  local mt = ARCH[arch]
-  if not mt then error(fmt("%s: GGUF architecture '%s' is not supported", path, tostring(arch)), 0) end
-  local function k(key, default)
-    local v = meta[arch .. "." .. key]
+  local fam = family(arch, path)
+  local g = fam.gguf
+  local function key(name) return arch .. "." .. name end
+  local function k(name, default)
+    local v = meta[key(name)]
     if v == nil then
-      if default == nil then error(fmt("%s: metadata key %s.%s is missing", path, arch, key), 0) end
+      if default == nil then error(fmt("%s: metadata key %s.%s is missing", path, arch, name), 0) end
       return default
     end
     return v
   end
   local hidden, heads = k("embedding_length"), k("attention.head_count")
   local cfg = {
-    model_type = mt, architectures = {HF_CLASS[mt]},
+    model_type = fam.model_type, architectures = g.hf_class and {g.hf_class} or nil,
     hidden_size = hidden, num_hidden_layers = k("block_count"), intermediate_size = k("feed_forward_length"),
     num_attention_heads = heads, num_key_value_heads = k("attention.head_count_kv", heads),
     max_position_embeddings = k("context_length", 2048), rope_theta = k("rope.freq_base", 10000.0),
@@ -70,18 +77,7 @@ function M.config(meta, path)
   }
   local sw = meta[arch .. ".attention.sliding_window"]
   if sw then cfg.sliding_window = sw end
-  if mt == "starcoder2" then
-    -- LayerNorm eps; convert writes no sliding window, and llama.cpp attends over everything
-    cfg.norm_epsilon = k("attention.layer_norm_epsilon", 1e-5)
-    cfg.rms_norm_eps = nil
-  elseif mt == "olmo" then
-    cfg.clip_qkv = meta[arch .. ".attention.clamp_kqv"]
-  end
-  if mt == "gemma2" then
-    cfg.attn_logit_softcapping = meta[arch .. ".attn_logit_softcapping"]
-    cfg.final_logit_softcapping = meta[arch .. ".final_logit_softcapping"]
-    cfg.query_pre_attn_scalar = cfg.head_dim
-  end
+  if g.config then g.config(cfg, meta, key, k) end
   return cfg
 end
 
@@ -100,6 +96,7 @@ function M.load(path, opts)
   local meta = lfl.gguf.read(path).metadata
   local g = {tensors = lfl.gguf.tensors(path)} -- {name = tensor in its stored (block) type}
   local cfg = M.config(meta, path)
+  local fg = family(meta["general.architecture"], path).gguf
   local params = {}
   local want = require("lfl.model").check_dtype(opts.dtype or "f32")
   local half = HALF[want]
@@ -111,11 +108,11 @@ function M.load(path, opts)
     local to = "f32"
     if half and t:dim() >= 2 then to = HALF[t:dtype()] and t:dtype() or want end
     local w = t:to(to)
-    if PERMUTED[meta["general.architecture"]] then
+    if fg.permuted then
       if hf:match("self_attn%.q_proj%.weight$") then w = unpermute(w, cfg.num_attention_heads)
       elseif hf:match("self_attn%.k_proj%.weight$") then w = unpermute(w, cfg.num_key_value_heads) end
     end
-    if (cfg.model_type == "gemma" or cfg.model_type == "gemma2") and hf:match("norm%.weight$") then w = w - 1 end
+    if fg.norm_offset and hf:match("norm%.weight$") then w = w - fg.norm_offset end
     params[hf] = w:contiguous()
   end
   cfg.tie_word_embeddings = params["lm_head.weight"] == nil

@@ -2,42 +2,31 @@
 -- (LlamaFactory's register_model_group), each returning
 --   {family =, title =, model_type =, template =, lora_target = {...},
 --    checkpoints = {{name =, hub =, size = [, template =]}, ...}}
--- Files are found as templates are (stdlib/lfl/template.lua): the bundled
--- recipes/models/, then each LFL_PATH entry's recipes/models/, then the
--- user's ~/.lfl/recipes/models/; a later file with the same name replaces an
--- earlier one, so dropping a file in one's own recipe dir needs no rebuild.
+-- A family whose file defines an architecture also holds an `arch` table (the
+-- decoder traits and special cases, GGUF names, weight conversion) for the
+-- config.json model_type it names; see README "Extending lfl". Files are found
+-- by lfl.recipes: each LFL_PATH entry's recipes/models/, then
+-- ~/.lfl/recipes/models/, then the bundled recipes/models/; a file hides the
+-- later ones of the same name, so dropping one in ~/.lfl/recipes/models/
+-- needs no rebuild.
 --
 --   local R = require "lfl.model.registry"
 --   R.families()                          -- every family, sorted by name
 --   R.lookup("Qwen/Qwen2.5-0.5B-Instruct") -- family, checkpoint, how
 --   R.default_template(model_or_path)     -- "qwen", info
 --   R.lora_targets(model_or_path)         -- {"q_proj", ...} or nil
+--   R.arch("llama")                       -- the architecture a model_type loads with
+--   R.model_types()                       -- every model_type some family defines
 local lfl = lfl
 local fmt, concat, lower = string.format, table.concat, string.lower
 
 local M = {}
+local normalize_arch
 
--- folders searched, lowest precedence first (lfl.recipe_dirs lists the first winning)
-function M.dirs()
-  local first = lfl.recipe_dirs("models", M.user_dir, true)
-  local dirs = {}
-  for i = #first, 1, -1 do dirs[#dirs + 1] = first[i] end
-  return dirs
-end
+local recipes = require("lfl.recipes")
 
-local function list_lua(dir)
-  local out = {}
-  local p = io.popen("ls '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-  if p then
-    for f in p:lines() do
-      local n = f:match("^([%w_%.%-]+)%.lua$")
-      if n then out[#out + 1] = n end
-    end
-    p:close()
-  end
-  table.sort(out)
-  return out
-end
+-- folders searched, first winning (lfl.recipes.dirs("models"))
+function M.dirs() return (recipes.dirs("models")) end
 
 local read_file = lfl.read_file
 
@@ -63,6 +52,39 @@ local function list_of_names(v, where)
   return out
 end
 
+local ARCH_KEYS = {model_type = "string", traits = "table", resolve = "function", window = "function",
+                   gguf = "table", to_decoder = "function", from_decoder = "function"}
+local GGUF_KEYS = {arch = "string", hf_class = "string", permuted = "boolean", names = "table",
+                   config = "function", norm_offset = "number"}
+
+-- checks a family's arch table: {model_type =, traits = {...}, resolve = fn,
+-- window = fn, gguf = {...}, to_decoder = fn, from_decoder = fn}
+normalize_arch = function(a, model_type, path)
+  local function bad(key, msg) error(fmt("%s: arch.%s: %s", path, key, msg), 0) end
+  if type(a) ~= "table" then bad("", "expected a table") end
+  for k, v in pairs(a) do
+    if not ARCH_KEYS[k] then bad(tostring(k), "unknown key (known: " .. concat(M.sorted_keys(ARCH_KEYS), ", ") .. ")") end
+    if type(v) ~= ARCH_KEYS[k] then bad(k, "expected a " .. ARCH_KEYS[k] .. ", got a " .. type(v)) end
+  end
+  if a.model_type ~= model_type then
+    bad("model_type", fmt("'%s' differs from the family's model_type '%s'", tostring(a.model_type), model_type))
+  end
+  if (a.to_decoder == nil) ~= (a.from_decoder == nil) then
+    bad("to_decoder", "to_decoder and from_decoder come together (a saved model must load again)")
+  end
+  if a.gguf then
+    for k, v in pairs(a.gguf) do
+      if not GGUF_KEYS[k] then bad("gguf." .. tostring(k), "unknown key") end
+      if type(v) ~= GGUF_KEYS[k] then bad("gguf." .. k, "expected a " .. GGUF_KEYS[k] .. ", got a " .. type(v)) end
+    end
+    if not a.gguf.arch then bad("gguf.arch", "expected the GGUF general.architecture name") end
+  end
+  local out = {source = path}
+  for k, v in pairs(a) do out[k] = v end
+  out.traits = a.traits or {}
+  return out
+end
+
 -- checks a family recipe and puts it in the canonical shape
 local function normalize(spec, stem, path)
   local function bad(key, msg) error(fmt("%s: %s: %s", path, key, msg), 0) end
@@ -75,6 +97,7 @@ local function normalize(spec, stem, path)
     bad("model_type", "expected the config.json model_type this family loads as (e.g. \"llama\")")
   end
   f.model_type = spec.model_type
+  if spec.arch ~= nil then f.arch = normalize_arch(spec.arch, f.model_type, path) end
   if type(spec.template) ~= "string" then bad("template", "expected a template name from recipes/templates/") end
   if not template_exists(spec.template) then
     bad("template", fmt("no template '%s' (recipes/templates/%s.lua)", spec.template, spec.template))
@@ -120,34 +143,45 @@ local function normalize(spec, stem, path)
   return f
 end
 
-local cache -- {list =, by_name =, by_hub =, by_repo =, by_type =}
+local cache -- {key =, list =, by_name =, by_hub =, by_repo =, by_type =, arch =}
+
+-- which folders are searched (a change of LFL_PATH, HOME or the test override reloads)
+local function roots_key()
+  local parts = {}
+  for i, r in ipairs(recipes.roots()) do parts[i] = r.root end
+  return table.concat(parts, ";")
+end
 
 local function load_all()
-  if cache then return cache end
-  local files, order = {}, {}
-  for _, dir in ipairs(M.dirs()) do
-    for _, stem in ipairs(list_lua(dir)) do
-      if not files[stem] then order[#order + 1] = stem end
-      files[stem] = dir .. stem .. ".lua"
-    end
-  end
-  local c = {list = {}, by_name = {}, by_hub = {}, by_repo = {}, by_type = {}}
-  for _, stem in ipairs(order) do
-    local path = files[stem]
-    local chunk, err = loadfile(path)
-    if not chunk then error(fmt("model registry: %s", err), 0) end
-    local ok, spec = pcall(chunk)
-    if not ok then error(fmt("model registry: %s: %s", path, tostring(spec)), 0) end
-    local f = normalize(spec, stem, path)
+  local key = roots_key()
+  if cache and cache.key == key then return cache end
+  local c = {key = key, list = {}, by_name = {}, by_hub = {}, by_repo = {}, by_type = {}, arch = {}}
+  for _, e in ipairs(recipes.list("models")) do
+    local path = e.path
+    local ok, spec = pcall(recipes.run, path)
+    if not ok then error(fmt("model registry: %s", tostring(spec)), 0) end
+    local f = normalize(spec, e.name, path)
     if c.by_name[f.family] then
       error(fmt("model registry: family '%s' is defined by both %s and %s", f.family, c.by_name[f.family].source,
         path), 0)
     end
     c.by_name[f.family] = f
     c.list[#c.list + 1] = f
+    if f.arch then
+      local prev = c.arch[f.arch.model_type]
+      if prev then
+        error(fmt("model registry: model_type '%s' is defined by both %s and %s", f.arch.model_type, prev.source,
+          path), 0)
+      end
+      c.arch[f.arch.model_type] = f.arch
+    end
   end
   table.sort(c.list, function(a, b) return a.family < b.family end)
   for _, f in ipairs(c.list) do
+    if not c.arch[f.model_type] then
+      error(fmt("model registry: %s: model_type '%s' is not defined by any family's arch (known: %s)", f.source,
+        f.model_type, concat(M.sorted_keys(c.arch), ", ")), 0)
+    end
     for _, ck in ipairs(f.checkpoints) do
       local hub = lower(ck.hub)
       c.by_hub[hub] = c.by_hub[hub] or ck
@@ -163,8 +197,47 @@ local function load_all()
   return c
 end
 
+function M.sorted_keys(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+-- every config.json model_type some family module defines, sorted
+function M.model_types() return M.sorted_keys(load_all().arch) end
+
+-- arch(model_type[, where]) -> the architecture table of the family module
+-- defining that model_type; an unknown one is an error (prefixed by `where`,
+-- e.g. the config.json path) listing the known ones
+function M.arch(model_type, where)
+  local a = type(model_type) == "string" and load_all().arch[model_type]
+  if not a then
+    error(fmt("%s: model_type '%s' is not supported: no model family module defines it (known: %s; add one " ..
+      "as ~/.lfl/recipes/models/<family>.lua with an arch table)", where or "config.json", tostring(model_type),
+      concat(M.model_types(), ", ")), 0)
+  end
+  return a
+end
+
+-- the GGUF architecture name -> the arch table whose gguf.arch it is, or nil
+function M.arch_of_gguf(name)
+  for _, a in pairs(load_all().arch) do
+    if a.gguf and a.gguf.arch == name then return a end
+  end
+  return nil
+end
+
+-- the GGUF architectures some family module reads, sorted
+function M.gguf_archs()
+  local out = {}
+  for _, a in pairs(load_all().arch) do if a.gguf then out[#out + 1] = a.gguf.arch end end
+  table.sort(out)
+  return out
+end
+
 -- forget the loaded recipes (after adding or editing one)
-function M.reload() cache = nil end
+function M.reload() cache = nil; recipes.reload() end
 
 -- every family, sorted by name
 function M.families()

@@ -626,42 +626,29 @@ end
 
 -- ---- loading by name ----
 
-local loaded = {}
+local loaded = {}      -- name -> template
+local loaded_from = {} -- name -> the recipe file it came from (a user file dropped later wins)
+local registered = {}  -- name -> template given by register()
 
 local function valid_name(name)
   return type(name) == "string" and name:match("^[%w_%.%-]+$") ~= nil
 end
 
--- get(name): ~/.lfl/recipes/templates/<name>.lua (the user's, first), then
--- each LFL_PATH entry's recipes/templates/<name>.lua, then the bundled
--- recipes.templates.<name>. A recipe returns a template spec (or a template).
+-- get(name): the template recipe recipes/templates/<name>.lua that lfl.recipes
+-- finds (LFL_PATH entries, then ~/.lfl/recipes, then the bundled ones). A
+-- recipe returns a template spec (or a template).
 function M.get(name)
   if type(name) == "table" and getmetatable(name) == Template then return name end
   if not valid_name(name) then error(fmt("template: bad template name %s", tostring(name)), 2) end
-  if loaded[name] then return loaded[name] end
-  local spec
-  for _, dir in ipairs(lfl.recipe_dirs("templates", M.user_dir)) do
-    local path = dir .. name .. ".lua"
-    local f = io.open(path, "r")
-    if f then
-      f:close()
-      local chunk, err = loadfile(path)
-      if not chunk then error(fmt("template %s: %s", name, err), 2) end
-      spec = chunk()
-      break
-    end
+  local R = require("lfl.recipes")
+  local path = R.find("templates", name)
+  if loaded[name] and (loaded[name] == registered[name] or loaded_from[name] == path) then return loaded[name] end
+  if not path then
+    error(fmt("template: unknown template '%s' (add %s.lua to ~/.lfl/recipes/templates/ or an LFL_PATH " ..
+      "entry's recipes/templates/)", name, name), 2)
   end
-  if spec == nil then
-    local ok, mod = pcall(require, "recipes.templates." .. name)
-    if not ok then
-      if tostring(mod):find("module 'recipes.templates." .. name .. "' not found", 1, true) then
-        error(fmt("template: unknown template '%s' (add recipes/templates/%s.lua or ~/.lfl/recipes/templates/%s.lua)",
-          name, name, name), 2)
-      end
-      error(mod, 2)
-    end
-    spec = mod
-  end
+  local ok, spec = pcall(R.run, path)
+  if not ok then error("template " .. name .. ": " .. tostring(spec), 2) end
   local t = spec
   if getmetatable(spec) ~= Template then
     if type(spec) ~= "table" then error(fmt("template %s: the recipe must return a table", name), 2) end
@@ -670,7 +657,7 @@ function M.get(name)
     s.name = s.name or name
     t = M.new(s)
   end
-  loaded[name] = t
+  loaded[name], loaded_from[name] = t, path
   return t
 end
 
@@ -685,28 +672,14 @@ function M.register(name, spec)
     s.name = s.name or name
     t = M.new(s)
   end
-  loaded[name] = t
+  loaded[name], registered[name] = t, t
   return t
 end
 
 -- forget loaded templates (after editing a recipe)
-function M.reload() loaded = {} end
+function M.reload() loaded, loaded_from, registered = {}, {}, {}; require("lfl.recipes").reload() end
 
 -- names of the bundled and user templates
-function M.list()
-  local names, seen = {}, {}
-  for _, d in ipairs(lfl.recipe_dirs("templates", M.user_dir, true)) do
-    local p = io.popen("ls '" .. d .. "' 2>/dev/null")
-    if p then
-      for f in p:lines() do
-        local n = f:match("^(.+)%.lua$")
-        if n and not seen[n] then seen[n] = true; names[#names + 1] = n end
-      end
-      p:close()
-    end
-  end
-  table.sort(names)
-  return names
-end
+function M.list() return require("lfl.recipes").names("templates") end
 
 return M
