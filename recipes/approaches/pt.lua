@@ -4,7 +4,8 @@ local lfl = lfl
 local common = require("lfl.data.collate")
 local preprocess = require("lfl.data.preprocess")
 
-local M = {name = "pt"}
+local M = {name = "pt", kind = "pretrain", metrics = nil,
+           needs = {reference_model = false, reward_model = false, value_head = false, generation = false}}
 
 -- as LlamaFactory's PretrainDatasetProcessor: text + the EOS token's text
 -- ("<|end_of_text|>" with the llama3 template, else the tokenizer's EOS after

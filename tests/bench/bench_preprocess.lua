@@ -30,7 +30,7 @@ f:write('{"alpaca_bench": {"file_name": "alpaca_bench.json"}}')
 f:close()
 
 local tok = lfl.tokenizer.load(lfl.home .. "/../shared/data/tokenizers/llama3")
-local sft = require("recipes.approaches.sft")
+local sft = lfl.recipes.load("approaches", "sft")
 local a = {stage = "sft", template = "llama3", dataset = "alpaca_bench", dataset_dir = dir, cutoff_len = 2048,
            preprocessing_batch_size = 1000, enable_thinking = true}
 local ctx = {tokenizer = tok, template = lfl.template.get("llama3"), args = a}

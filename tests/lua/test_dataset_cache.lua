@@ -4,8 +4,8 @@
 -- rebuild, a corrupt or foreign file is ignored; the C pack/unpack helpers.
 local t = lfl.test
 local dc = require("lfl.data.cache")
-local sft = require("recipes.approaches.sft")
-local pt = require("recipes.approaches.pt")
+local sft = lfl.recipes.load("approaches", "sft")
+local pt = lfl.recipes.load("approaches", "pt")
 local pw = require("lfl.data.pairwise")
 
 local toks = lfl.home .. "/../shared/data/tokenizers/"

@@ -11,7 +11,7 @@
 -- The model parts are skipped, saying so, when the GGUF is absent.
 local t = lfl.test
 local predict = require("lfl.infer.predict")
-local sft = require("recipes.approaches.sft")
+local sft = lfl.recipes.load("approaches", "sft")
 local fmt = string.format
 
 local cache = os.getenv("LFL_CACHE") or (os.getenv("HOME") .. "/.cache/lfl")

@@ -16,8 +16,8 @@ local function read(path)
 end
 
 local golden = lfl.json.decode(read(root .. "/goldens.json"))
-local sft = require("recipes.approaches.sft")
-local pt = require("recipes.approaches.pt")
+local sft = lfl.recipes.load("approaches", "sft")
+local pt = lfl.recipes.load("approaches", "pt")
 local pw = require("lfl.data.pairwise")
 
 local toks = {}

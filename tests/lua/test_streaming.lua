@@ -9,8 +9,8 @@
 local t = lfl.test
 local stream = require("lfl.data.stream")
 local data = lfl.data
-local sft = require("recipes.approaches.sft")
-local pt = require("recipes.approaches.pt")
+local sft = lfl.recipes.load("approaches", "sft")
+local pt = lfl.recipes.load("approaches", "pt")
 local fmt = string.format
 
 local base = os.tmpname()

@@ -67,23 +67,25 @@ local function parse(argv)
   return o
 end
 
-local STAGES = {sft = true, pt = true, rm = true, dpo = true, kto = true}
+-- LlamaFactory stages without an approach module whose rows the data helpers make
+local DATA_ONLY = {rm = "prepare_pairwise", dpo = "prepare_pairwise", kto = "prepare_kto"}
 
 -- loads the datasets and the tokenizer/template; returns data, ctx, prepare(examples, args)
 local function setup(o)
   local a = o.a
   if not a.dataset then fail("no dataset given") end
   if not o.model then fail("--model (the tokenizer to use) is required") end
-  if not STAGES[a.stage] then fail("--stage must be sft, pt, rm, dpo or kto") end
+  local ap = require("lfl.train.approach")
+  if not ap.check_stage(a.stage) and not DATA_ONLY[a.stage] then
+    fail(fmt("--stage must be one of %s, rm, dpo or kto", table.concat(ap.stages(), ", ")))
+  end
   if a.packing == nil then a.packing = a.stage == "pt" end
   local tok = lfl.tokenizer.load(o.model)
   local tpl = lfl.template.get(a.template or "empty")
   local data = lfl.data.load(a)
   local prepare
-  if a.stage == "sft" then prepare = require("recipes.approaches.sft").prepare
-  elseif a.stage == "pt" then prepare = require("recipes.approaches.pt").prepare
-  elseif a.stage == "kto" then prepare = require("lfl.data.pairwise").prepare_kto
-  else prepare = require("lfl.data.pairwise").prepare_pairwise end
+  if ap.check_stage(a.stage) then prepare = ap.load(a.stage).prepare
+  else prepare = require("lfl.data.pairwise")[DATA_ONLY[a.stage]] end
   local function run(examples, args)
     return prepare(examples, {tokenizer = tok, template = tpl, args = args or a})
   end

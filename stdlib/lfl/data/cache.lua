@@ -139,10 +139,7 @@ local function dataset_part(name, a)
     if okf then for _, f in ipairs(files) do parts[#parts + 1] = file_stamp(f) end
     else parts[#parts + 1] = "files: " .. tostring(files) end
   end
-  if attr.mapper or attr.where:match("%.lua$") then
-    local src = package.searchpath("recipes.datasets." .. name, package.path)
-    if src then parts[#parts + 1] = file_hash(src) end
-  end
+  if attr.where:match("%.lua$") then parts[#parts + 1] = file_hash(attr.where) end
   return concat(parts, "\n")
 end
 
@@ -170,7 +167,8 @@ function M.key(a, ctx, approach, opts)
   parts[#parts + 1] = tokenizer_part(opts.tokenizer_path)
   local home = lfl.home or "."
   for _, src in ipairs(M.SOURCES) do parts[#parts + 1] = src .. " " .. file_hash(home .. "/" .. src) end
-  local asrc = package.searchpath("recipes.approaches." .. tostring(approach.name or a.stage), package.path)
+  local aname = tostring(approach.name or a.stage)
+  local asrc = require("lfl.recipes").valid_name(aname) and require("lfl.recipes").find("approaches", aname)
   if asrc then parts[#parts + 1] = "approach source " .. file_hash(asrc) end
   if opts.extra then parts[#parts + 1] = text_of(opts.extra) end
   return C.sha256(concat(parts, "\n"))

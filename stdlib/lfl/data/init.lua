@@ -172,23 +172,25 @@ function M.attr(name, info, where)
   return a
 end
 
--- Lua descriptions on the recipe path (recipes/datasets/<name>.lua) win over
--- dataset_info.json entries of the same name.
+-- Lua descriptions recipes/datasets/<name>.lua found by lfl.recipes (LFL_PATH
+-- entries, ~/.lfl/recipes, bundled) win over dataset_info.json entries of the
+-- same name; their files are relative to their `dir` (default recipes/data/).
 function M.describe(name, dataset_dir, inline)
   if inline and inline[name] then return M.attr(name, inline[name], "recipe") end
-  local ok, mod = pcall(require, "recipes.datasets." .. name)
-  if ok then
-    local a = M.attr(name, mod, "recipes/datasets/" .. name .. ".lua")
+  local R = require("lfl.recipes")
+  local path = R.valid_name(name) and R.find("datasets", name)
+  if path then
+    local mod = R.run(path)
+    local a = M.attr(name, mod, path)
     a.dir = mod.dir or (lfl.home .. "/recipes/data")
     return a
-  elseif not tostring(mod):find("module 'recipes.datasets." .. name .. "' not found", 1, true) then
-    error(mod, 0)
   end
   local dir = dataset_dir or (lfl.home .. "/recipes/data")
   local info_path = dir .. "/dataset_info.json"
   local f = io.open(info_path, "rb")
   if not f then
-    error(fmt("dataset '%s': no recipes/datasets/%s.lua and no %s", name, name, info_path), 0)
+    error(fmt("dataset '%s': no recipes/datasets/%s.lua (lfl recipes datasets lists them) and no %s", name, name,
+      info_path), 0)
   end
   f:close()
   local info = lfl.json.decode(read_file(info_path), info_path)

@@ -254,7 +254,7 @@ function M.run(a, loaded)
   local out = a.output_dir or "saves/lfl-run"
   os.execute(fmt("mkdir -p '%s'", (out:gsub("'", "'\\''"))))
   local examples, source = M.eval_examples(a)
-  local approach = require("recipes.approaches.sft")
+  local approach = require("lfl.train.approach").load("sft")
   local rows, dropped = approach.prepare_unsupervised(examples, {tokenizer = tok, template = tpl, args = a})
   if #rows == 0 then
     error(fmt("predict: no valid examples in %s (%d dropped: the prompt must be an odd number of messages)",

@@ -146,8 +146,9 @@ end
 
 function M.validate(a)
   local function bad(msg) error("arguments: " .. msg, 0) end
-  local stages = {pt = 1, sft = 1, rm = 1, ppo = 1, dpo = 1, kto = 1, orpo = 1, simpo = 1}
-  if not stages[a.stage] then bad(fmt("stage '%s' (pt, sft, rm, ppo, dpo, kto)", tostring(a.stage))) end
+  -- the valid stages are the approach modules found (recipes/approaches/, ~/.lfl/recipes/approaches/)
+  local stage_ok, stage_msg = require("lfl.train.approach").check_stage(a.stage)
+  if not stage_ok then bad(stage_msg) end
   local ft = {lora = 1, freeze = 1, full = 1}
   if not ft[a.finetuning_type] then bad(fmt("finetuning_type '%s' (lora, freeze, full)", tostring(a.finetuning_type))) end
   if not a.model_name_or_path then bad("model_name_or_path is required") end

@@ -282,7 +282,7 @@ function M.run(a, hooks)
   end
   local tpl = lfl.template.get(a.template or "empty")
   if a.default_system then tpl = tpl:with({default_system = a.default_system}) end
-  local approach = require("recipes.approaches." .. a.stage)
+  local approach = require("lfl.train.approach").for_training(a.stage)
   local ctx = {tokenizer = tok, template = tpl, args = a}
   local data, stream
   if a.streaming then

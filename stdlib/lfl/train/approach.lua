@@ -1,0 +1,85 @@
+-- Training approaches: recipes/approaches/<stage>.lua found by lfl.recipes
+-- (LFL_PATH entries, ~/.lfl/recipes/approaches/, bundled), one module per
+-- `stage`. The valid stages are the approach modules found. A module declares
+--   name     = the stage (defaults to the file name)
+--   kind     = the data kind its rows are made from: "supervised", "pretrain",
+--              "pairwise", "kto" or "unsupervised"
+--   prepare(examples, ctx) -> rows, dropped   (ctx = {tokenizer, template, args})
+--   collate(rows) -> batch                     (input_ids, labels, ... tensors)
+--   loss(model, batch, state) -> loss[, metrics]
+--   metrics  = nil or function(batch, outputs) -> {name = value} for evaluation
+--   needs    = {reference_model =, reward_model =, value_head =, generation =}
+--              (booleans; the trainer refuses what it cannot provide yet)
+local fmt, concat = string.format, table.concat
+
+local M = {}
+
+M.KINDS = {"supervised", "pretrain", "pairwise", "kto", "unsupervised"}
+M.NEEDS = {"reference_model", "reward_model", "value_head", "generation"}
+-- what the trainer provides today
+M.PROVIDED = {reference_model = false, reward_model = false, value_head = false, generation = false}
+-- LlamaFactory's stages that have no bundled approach yet
+M.LLAMAFACTORY = {"rm", "ppo", "dpo", "kto", "orpo", "simpo"}
+
+local function set(list) local t = {} for _, k in ipairs(list) do t[k] = true end return t end
+local KIND, NEED, LF = set(M.KINDS), set(M.NEEDS), set(M.LLAMAFACTORY)
+
+-- the stages found (the approach modules' names), sorted
+function M.stages() return require("lfl.recipes").names("approaches") end
+
+-- check_stage(stage) -> true, or nil and a message saying what is valid
+function M.check_stage(stage)
+  local R = require("lfl.recipes")
+  if R.valid_name(stage) and R.find("approaches", stage) then return true end
+  local found = concat(M.stages(), ", ")
+  if LF[stage] then
+    return nil, fmt("stage '%s' is a LlamaFactory stage lfl does not implement yet (stages found: %s; an " ..
+      "approach module recipes/approaches/%s.lua, e.g. in ~/.lfl/recipes/approaches/, would add it)", stage, found, stage)
+  end
+  return nil, fmt("stage '%s' (stages found: %s; add ~/.lfl/recipes/approaches/<stage>.lua for a new one)",
+    tostring(stage), found)
+end
+
+-- checks a module's declarations; returns it
+function M.validate(ap, stage, path)
+  local function bad(key, msg) error(fmt("%s: %s: %s", path, key, msg), 0) end
+  if type(ap) ~= "table" then error(fmt("%s: an approach module must return a table", path), 0) end
+  if not KIND[ap.kind] then
+    bad("kind", fmt("expected the data kind (%s), got %s", concat(M.KINDS, ", "), tostring(ap.kind)))
+  end
+  for _, k in ipairs({"prepare", "collate", "loss"}) do
+    if type(ap[k]) ~= "function" then bad(k, "expected a function") end
+  end
+  if ap.metrics ~= nil and type(ap.metrics) ~= "function" then bad("metrics", "expected a function or nil") end
+  if type(ap.needs) ~= "table" then bad("needs", "expected {reference_model =, reward_model =, value_head =, generation =}") end
+  for k, v in pairs(ap.needs) do
+    if not NEED[k] then bad("needs." .. tostring(k), "unknown need (known: " .. concat(M.NEEDS, ", ") .. ")") end
+    if type(v) ~= "boolean" then bad("needs." .. k, "expected true or false") end
+  end
+  if ap.name ~= nil and ap.name ~= stage then
+    bad("name", fmt("'%s' differs from the file name '%s'", tostring(ap.name), stage))
+  end
+  return ap
+end
+
+-- load(stage) -> the checked approach module, its path
+function M.load(stage)
+  local ok, msg = M.check_stage(stage)
+  if not ok then error("arguments: " .. msg, 0) end
+  local ap, path = require("lfl.recipes").load("approaches", stage)
+  return M.validate(ap, stage, path), path
+end
+
+-- for_training(stage) -> the module, after refusing needs the trainer cannot meet
+function M.for_training(stage)
+  local ap, path = M.load(stage)
+  for _, k in ipairs(M.NEEDS) do
+    if ap.needs[k] and not M.PROVIDED[k] then
+      error(fmt("%s: approach '%s' needs %s, which the trainer does not provide yet", path, stage,
+        (k:gsub("_", " "))), 0)
+    end
+  end
+  return ap, path
+end
+
+return M
