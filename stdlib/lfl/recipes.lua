@@ -139,7 +139,11 @@ function M.run(path)
   local v = loaded[path]
   if v ~= nil then return v end
   local chunk, err = loadfile(path)
-  if not chunk then error(tostring(err), 0) end
+  if not chunk then
+    -- Lua shortens long chunk names ("...tail.lua:3:"): name the whole path
+    local line, msg = tostring(err):match(":(%d+): (.*)$")
+    error(line and fmt("%s:%s: %s", path, line, msg) or fmt("%s: %s", path, tostring(err)), 0)
+  end
   local ok, val = pcall(chunk)
   if not ok then
     local msg = tostring(val)
