@@ -12,14 +12,9 @@ local function list_commands()
   for tmpl in package.path:gmatch("([^;]+)") do
     local root = tmpl:match("^(.*)/%?%.lua$")
     if root then
-      local dir = root .. "/lfl/cmd"
-      local p = io.popen("ls '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-      if p then
-        for f in p:lines() do
-          local n = f:match("^([%w_%-]+)%.lua$")
-          if n and n ~= "init" and not seen[n] then seen[n] = true; names[#names + 1] = n end
-        end
-        p:close()
+      for _, f in ipairs(require("lfl.recipes").list_dir(root .. "/lfl/cmd")) do
+        local n = f:match("^([%w_%-]+)%.lua$")
+        if n and n ~= "init" and not seen[n] then seen[n] = true; names[#names + 1] = n end
       end
     end
   end
