@@ -17,7 +17,8 @@ options:
   --template T           chat template (recipes/templates/T.lua)
   --model PATH           tokenizer source (also --tokenizer)
   --dataset_dir DIR      folder with dataset_info.json
-  --stage S              sft (default), pt, rm, dpo, kto
+  --stage S              sft (default), pt or another approach found (lfl recipes
+                         approaches); rm, dpo, kto use the pairwise / KTO rows
   -n N                   preview: how many examples (default 3)
   --cutoff_len N         default 2048
   --train_on_prompt, --mask_history, --packing, --no-enable_thinking

@@ -268,6 +268,8 @@ function M.run(a, hooks)
   local out = a.output_dir or "saves/lfl-run"
   a.output_dir = out
   mkdir(out)
+  -- the stage's approach module (and what it needs) is checked before the model loads
+  local approach = require("lfl.train.approach").for_training(a.stage)
   local t_load = lfl.sys.clock()
   -- bf16 / pure_bf16: the weights stay bf16 (trainables get f32 masters unless pure_bf16)
   local model = lfl.model.load(a.model_name_or_path, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil})
@@ -282,7 +284,6 @@ function M.run(a, hooks)
   end
   local tpl = lfl.template.get(a.template or "empty")
   if a.default_system then tpl = tpl:with({default_system = a.default_system}) end
-  local approach = require("lfl.train.approach").for_training(a.stage)
   local ctx = {tokenizer = tok, template = tpl, args = a}
   local data, stream
   if a.streaming then
