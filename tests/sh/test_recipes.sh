@@ -11,6 +11,7 @@ TMPD=$(mktemp -d)
 trap 'rm -rf "$TMPD"' EXIT
 export HOME=$TMPD/home
 unset LFL_PATH LFL_HOME
+BUNDLED=$("$LFL" -e 'io.write(lfl.home)')/recipes  # where this lfl finds its own recipes
 
 passed=0 failed=0
 ok() { passed=$((passed + 1)); [ -n "${VERBOSE:-}" ] && echo "ok    $1"; return 0; }
@@ -56,14 +57,14 @@ run "$LFL" help
 expect "lfl help names recipes" has "$OUT" "recipes"
 run "$LFL" recipes templates
 expect "user override listed with what it hides" has "$OUT" \
-    "qwen           user     $U/templates/qwen.lua  (overrides $ROOT/recipes/templates/qwen.lua)"
+    "qwen           user     $U/templates/qwen.lua  (overrides $BUNDLED/templates/qwen.lua)"
 expect "user extension listed" has "$OUT" "usertpl        user     $U/templates/usertpl.lua"
-expect "bundled listed" has "$OUT" "llama3         bundled  $ROOT/recipes/templates/llama3.lua"
+expect "bundled listed" has "$OUT" "llama3         bundled  $BUNDLED/templates/llama3.lua"
 expect "only one kind" lacks "$OUT" "approaches:"
 run "$LFL" recipes approaches
 expect "user approach listed" has "$OUT" "userstage  user"
 run "$LFL" recipes --json models
-check "json" '[ "$RC" = 0 ] && has "$OUT" "\"source\":" && has "$OUT" "$ROOT/recipes/models/llama.lua"' 
+check "json" '[ "$RC" = 0 ] && has "$OUT" "\"source\":" && has "$OUT" "$BUNDLED/models/llama.lua"' 
 run "$LFL" recipes widgets
 check "unknown kind: rc 2 and the kinds" '[ "$RC" = 2 ] && has "$ERR" "kinds: templates, models, datasets, approaches"' 
 
