@@ -65,7 +65,7 @@ typedef struct { const char *name; field_kind kind; size_t off; bool settable; }
 static const field fields[] = {
     I(global_step, true), I(epoch, true), I(batch_in_epoch, true), N(epoch_float, true),
     I(steps_per_epoch, false), I(accum_pos, false), I(micro_batches, false), I(tokens, false),
-    N(loss, false), N(lr, false), N(grad_norm, false), N(tokens_per_second, false),
+    N(t0, true), N(window_t0, true), N(loss, false), N(lr, false), N(grad_norm, false), N(tokens_per_second, false),
     I(nonfinite_streak, false), I(nonfinite_total, false), I(run_steps, false),
     {NULL, F_INT, 0, false},
 };
