@@ -65,7 +65,7 @@ typedef struct { const char *name; field_kind kind; size_t off; bool settable; }
 static const field fields[] = {
     I(global_step, true), I(epoch, true), I(batch_in_epoch, true), N(epoch_float, true),
     I(steps_per_epoch, false), I(accum_pos, false), I(micro_batches, false), I(tokens, false),
-    N(t0, true), N(window_t0, true), N(loss, false), N(lr, false), N(grad_norm, false), N(tokens_per_second, false),
+    N(t0, true), N(window_t0, true), N(logged_loss, false), N(loss, false), N(lr, false), N(grad_norm, false), N(tokens_per_second, false),
     I(nonfinite_streak, false), I(nonfinite_total, false), I(run_steps, false),
     {NULL, F_INT, 0, false},
 };
@@ -108,7 +108,8 @@ static void push_state(lua_State *L, lfl_trainer *t)
     set_num(L, "accum_pos", (double)t->accum_pos);
     set_num(L, "micro_batches", (double)t->micro_batches);
     set_num(L, "tokens", (double)t->tokens);
-    set_num(L, "loss", t->loss);
+    set_num(L, "loss", t->logged_loss);
+    set_num(L, "step_loss", t->loss);
     set_num(L, "lr", t->lr);
     set_num(L, "grad_norm", t->grad_norm);
     set_num(L, "tokens_per_second", t->tokens_per_second);
@@ -121,10 +122,10 @@ static void push_state(lua_State *L, lfl_trainer *t)
     set_num(L, "rng_offset", (double)r.offset);
     lua_pushboolean(L, lfl_trainer_done(t));
     lua_setfield(L, -2, "done");
-    /* lfl.json writes NaN as the token NaN; keep the last loss when it was one */
-    if (isnan(t->loss) && t->global_step > 0) {
+    /* a NaN loss after a step is a diverged step: keep it (lfl.json writes the token NaN) */
+    if (t->global_step > 0) {
         lua_pushnumber(L, t->loss);
-        lua_setfield(L, -2, "loss");
+        lua_setfield(L, -2, "step_loss");
     }
 }
 
@@ -246,6 +247,13 @@ static int m_reset_window(lua_State *L)
     return 0;
 }
 
+/* t:log_window(now) -> the logging window's mean step loss (and a new window) */
+static int m_log_window(lua_State *L)
+{
+    lua_pushnumber(L, lfl_trainer_log_window(check_trainer(L, 1), luaL_checknumber(L, 2)));
+    return 1;
+}
+
 static int m_done(lua_State *L)
 {
     lua_pushboolean(L, lfl_trainer_done(check_trainer(L, 1)));
@@ -301,6 +309,7 @@ static int l_is_trainer(lua_State *L)
 static const luaL_Reg methods[] = {
     {"set_params", m_set_params}, {"micro_batch", m_micro_batch}, {"clip_grad_norm", m_clip},
     {"end_step", m_end_step}, {"is_log_step", m_is_log_step}, {"reset_window", m_reset_window},
+    {"log_window", m_log_window},
     {"done", m_done}, {"pending_loss", m_pending_loss}, {"rng_state", m_rng_state}, {"parts", m_parts},
     {NULL, NULL},
 };

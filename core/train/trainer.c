@@ -23,7 +23,7 @@ lfl_status lfl_trainer_new(const lfl_trainer_config *cfg, double now, lfl_traine
     t->cfg = *cfg;
     int64_t spe = cfg->batches_per_epoch / cfg->accum;
     t->steps_per_epoch = spe > 1 ? spe : 1;
-    t->loss = t->lr = t->grad_norm = t->tokens_per_second = NAN;
+    t->loss = t->lr = t->grad_norm = t->tokens_per_second = t->logged_loss = NAN;
     t->t0 = t->window_t0 = now;
     *out = t;
     return LFL_OK;
@@ -122,6 +122,8 @@ void lfl_trainer_end_step(lfl_trainer *t, double lr, double grad_norm, double no
     if (isfinite(loss) && isfinite(grad_norm)) {
         t->loss_sum += loss;
         t->run_steps++;
+        t->window_loss_sum += loss;
+        t->window_steps++;
         t->nonfinite_streak = 0;
     } else {
         t->nonfinite_streak++;
@@ -130,6 +132,7 @@ void lfl_trainer_end_step(lfl_trainer *t, double lr, double grad_norm, double no
     t->loss_acc = 0;
     t->loss_n = 0;
     t->accum_pos = 0;
+    t->window_all_steps++;
 }
 
 bool lfl_trainer_is_log_step(const lfl_trainer *t, int64_t logging_steps)
@@ -142,6 +145,18 @@ void lfl_trainer_reset_window(lfl_trainer *t, double now)
 {
     t->window_tokens = 0;
     t->window_t0 = now;
+    t->window_loss_sum = 0;
+    t->window_steps = 0;
+    t->window_all_steps = 0;
+}
+
+double lfl_trainer_log_window(lfl_trainer *t, double now)
+{
+    t->logged_loss = t->window_steps > 0       ? t->window_loss_sum / (double)t->window_steps
+                     : t->window_all_steps > 0 ? t->loss
+                                               : NAN;
+    lfl_trainer_reset_window(t, now);
+    return t->logged_loss;
 }
 
 double lfl_trainer_train_loss(const lfl_trainer *t)

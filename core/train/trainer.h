@@ -36,9 +36,14 @@ typedef struct lfl_trainer {
     double loss, lr, grad_norm, tokens_per_second;
     int64_t nonfinite_streak;  /* consecutive steps whose loss or gradient norm was not finite */
     int64_t nonfinite_total;
-    /* timing: run start and the throughput window (since the last logged step) */
+    /* timing: run start; the logging window (since the last logged step):
+     * its start, tokens, and the sum and count of its finite step losses */
     double t0, window_t0;
     int64_t window_tokens;
+    double window_loss_sum;
+    int64_t window_steps;      /* finite ones */
+    int64_t window_all_steps;
+    double logged_loss;        /* the loss of the last log line (the window's mean) */
     /* the trainable tensors clipping runs over (references held) */
     lfl_tensor **params;
     int64_t nparams;
@@ -73,7 +78,11 @@ lfl_status lfl_trainer_clip(lfl_trainer *t, double max_norm, double *norm);
 void lfl_trainer_end_step(lfl_trainer *t, double lr, double grad_norm, double now);
 /* Whether the step just ended is a logging step (every logging_steps, and the last). */
 bool lfl_trainer_is_log_step(const lfl_trainer *t, int64_t logging_steps);
-/* Starts a new throughput window (after a log line). */
+/* Closes the logging window at a log line: returns the mean of its finite step
+ * losses (HF's logged loss: the window's summed loss over its steps; when none
+ * was finite, the last step's NaN or Inf; NaN for an empty window), keeps it as logged_loss and starts a new window at now. */
+double lfl_trainer_log_window(lfl_trainer *t, double now);
+/* Starts a new logging window without logging (the clock's start). */
 void lfl_trainer_reset_window(lfl_trainer *t, double now);
 /* train_loss: the mean of this run's finite step losses (NaN before any). */
 double lfl_trainer_train_loss(const lfl_trainer *t);

@@ -65,6 +65,11 @@ static void test_counters(void)
     CHECK(!lfl_trainer_done(t), "not done at 4/5");
     CHECK(lfl_trainer_is_log_step(t, 2) && !lfl_trainer_is_log_step(t, 3) && !lfl_trainer_is_log_step(t, 0),
           "logging every 2 steps");
+    /* the logging window: the mean of the step losses since the clock started */
+    double wl = lfl_trainer_log_window(t, 19.0);
+    CHECK(wl == mean && t->logged_loss == mean, "window loss %.17g, want %.17g", wl, mean);
+    CHECK(t->window_steps == 0 && t->window_tokens == 0 && t->window_t0 == 19.0, "window reset");
+    CHECK(isnan(lfl_trainer_log_window(t, 19.5)), "an empty window has no loss");
     /* throughput: the window's tokens over its seconds */
     lfl_trainer_reset_window(t, 20.0);
     bool now;
@@ -92,9 +97,14 @@ static void test_nonfinite(void)
         lfl_trainer_end_step(t, 1e-3, i == 3 ? 1.0 : 0.5, 1.0 + i);
         CHECK(t->nonfinite_streak == streak[i], "step %d: streak %lld, want %lld", i + 1,
               (long long)t->nonfinite_streak, (long long)streak[i]);
+        if (i < 3) { /* a window of one step logs that step's loss, NaN and Inf included */
+            double w = lfl_trainer_log_window(t, 1.0 + i);
+            CHECK(w == losses[i] || (isnan(w) && isnan(losses[i])), "step %d: logged %g", i + 1, w);
+        }
     }
     CHECK(t->nonfinite_total == 5, "5 non-finite steps");
     CHECK(lfl_trainer_train_loss(t) == 3.0, "train_loss over the finite steps: %g", lfl_trainer_train_loss(t));
+    CHECK(lfl_trainer_log_window(t, 8.0) == 4.0, "a window with NaN steps logs the mean of its finite ones");
     /* a NaN gradient norm with a finite loss counts as well */
     bool now;
     lfl_trainer_micro_batch(t, 1.0, 1, 0, 8, &now);

@@ -104,6 +104,21 @@ t.suite("trainer", {
     t.assert_eq(#state.log_history, 6)
   end,
 
+  logging_window = function()
+    -- logging_steps 3: a log line carries the mean of its three step losses (HF's Trainer)
+    local steps = {}
+    local dir = tmp .. "/win"
+    local tr = lfl.trainer(recipe({output_dir = dir, logging_steps = 3, max_steps = 5}))
+    for s = 1, 5 do steps[s] = tr:step().loss end
+    local mean3 = ((steps[1] + steps[2]) + steps[3]) / 3
+    local log = logged(dir)
+    t.assert(log[1] == nil and log[2] == nil, "no log line before step 3")
+    t.assert_close(log[3].loss, mean3, 1e-13, "step 3 logs the window's mean")
+    t.assert_close(log[5].loss, (steps[4] + steps[5]) / 2, 1e-13, "the last step closes a window of two")
+    t.assert_eq(tr.state.loss, (steps[4] + steps[5]) / 2, "state.loss is the last logged loss")
+    t.assert_eq(tr.state.step_loss, steps[5], "state.step_loss is the last step's")
+  end,
+
   save_and_load_continue = function()
     -- one trainer goes 6 steps with a checkpoint after 3 (partial epochs: 20 rows, batch 3, accumulation 2)
     local over = {output_dir = tmp .. "/a", per_device_train_batch_size = 3, max_steps = 7, num_train_epochs = 3}

@@ -480,19 +480,20 @@ function Trainer:step()
   local info = {loss = self.loss, lr = self.lr, grad_norm = gnorm, tps = self.tokens_per_second, skipped = skip or nil}
   self.prog:update(step, info)
   if self:is_log_step(a.logging_steps) then
+    -- the logged loss is the mean of the window's step losses (HF's Trainer), the step's own with logging_steps 1
+    local loss = self:log_window(now)
     local el = now - self.t0
-    local rec = {current_steps = step, total_steps = total, loss = info.loss, lr = info.lr,
+    local rec = {current_steps = step, total_steps = total, loss = loss, lr = info.lr,
       grad_norm = gnorm, epoch = self.epoch_float, percentage = 100 * step / total,
       elapsed_time = hms(el), remaining_time = hms(el / step * (total - step)),
       tokens_per_second = info.tps}
     log_line(self, rec)
-    self.log_history[#self.log_history + 1] = {step = step, loss = info.loss, learning_rate = info.lr,
+    self.log_history[#self.log_history + 1] = {step = step, loss = loss, learning_rate = info.lr,
                                                grad_norm = gnorm, epoch = self.epoch_float}
     if not self.prog.tty or a.disable_tqdm then
       print(fmt("[lfl] step %d/%d loss %.4f lr %.3e grad_norm %.3f %.0f tok/s", step, total,
-        info.loss, info.lr, gnorm, info.tps))
+        loss, info.lr, gnorm, info.tps))
     end
-    self:reset_window(now)
   end
   if skip then
     print(fmt("[lfl] step %d: the %s is not finite (loss %s, grad_norm %s); the optimizer skipped this step", step,
