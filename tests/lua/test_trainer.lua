@@ -268,7 +268,7 @@ t.suite("trainer", {
     local f = io.open(tmp .. "/afile", "wb"); f:write("x"); f:close()
     t.assert_error(function()
       lfl.trainer(recipe({output_dir = tmp .. "/afile/run", model_name_or_path = tmp .. "/no-such-model"}))
-    end, "output_dir '" .. tmp .. "/afile/run' cannot be written")
+    end, "output_dir '" .. tmp .. "/afile/run'")
   end,
 })
 

@@ -272,17 +272,18 @@ end
 
 -- ---------------------------------------------------------------- set-up
 
--- Whether a folder can be written: it is created, then a probe file is written
--- in it. (lfl.fs.writable_dir takes over once that module is on main.)
-local function writable_dir(path)
-  if lfl.fs and lfl.fs.writable_dir then return lfl.fs.writable_dir(path) end
+-- Raises "<label> '<path>': <why>" unless the folder can be written: it is
+-- created, then a probe file is written in it and removed. lfl.fs.writable_dir
+-- (same contract) does it once that module is on main.
+local function writable_dir(path, label)
+  label = label or "folder"
+  if lfl.fs and lfl.fs.writable_dir then return lfl.fs.writable_dir(path, label) end
   mkdir(path)
   local probe = path .. "/.lfl_write_probe"
   local f, err = io.open(probe, "wb")
-  if not f then return false, err end
+  if not f then error(fmt("%s '%s': cannot write a file in it (%s)", label, path, tostring(err)), 0) end
   f:close()
   os.remove(probe)
-  return true
 end
 M.writable_dir = writable_dir
 
@@ -298,10 +299,7 @@ function M.new(a)
   if out == "" then error("trainer: output_dir is empty; give the folder the run writes to", 0) end
   a.output_dir = out
   -- an unwritable output_dir is found before minutes of loading, not at the first log line
-  local ok, why = writable_dir(out)
-  if not ok then
-    error(fmt("trainer: output_dir '%s' cannot be written (%s)", out, tostring(why or "not a writable folder")), 0)
-  end
+  writable_dir(out, "output_dir")
   lfl.manual_seed(a.seed)
   local t_load = lfl.sys.clock()
   -- bf16 / pure_bf16: the weights stay bf16 (trainables get f32 masters unless pure_bf16)
