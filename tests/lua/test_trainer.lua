@@ -232,7 +232,7 @@ t.suite("trainer", {
 
   one_nan_step_is_survived = function()
     local dir = tmp .. "/nan1"
-    local tr = lfl.trainer(recipe({output_dir = dir, max_steps = 4, gradient_accumulation_steps = 1}))
+    local tr = lfl.trainer(recipe({output_dir = dir, max_steps = 4, gradient_accumulation_steps = 1, plot_loss = true}))
     local orig, calls = tr.approach, 0
     tr.approach = setmetatable({loss = function(model, batch, st)
       calls = calls + 1
@@ -244,6 +244,9 @@ t.suite("trainer", {
     local m = lfl.json.decode(io.open(dir .. "/train_results.json"):read("*a"))
     t.assert(m.train_loss == m.train_loss and m.train_loss == res.metrics.train_loss, "train_loss over finite steps")
     t.assert(io.open(dir .. "/trainer_log.jsonl"):read("*a"):find("Infinity", 1, true), "Infinity logged")
+    t.assert(io.open(dir .. "/training_loss.png", "rb"), "the loss plot is drawn")
+    local state = lfl.json.decode(io.open(dir .. "/trainer_state.json"):read("*a"))
+    t.assert_eq(state.log_history[2].loss, math.huge, "the final trainer_state.json keeps the Inf")
   end,
 
   bad_arguments = function()

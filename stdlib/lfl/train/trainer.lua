@@ -575,7 +575,14 @@ function Trainer:finish()
   lfl.sys.matmul_precision(self.prev_precision)
   write_atomic(out .. "/train_results.json", json(metrics))
   write_atomic(out .. "/all_results.json", json(metrics))
-  if a.plot_loss and lfl.plot then lfl.plot.training_loss(out, self.log_history) end
+  if a.plot_loss and lfl.plot then
+    -- a diverged step has no point on the curve (its NaN would break the smoothing)
+    local finite = {}
+    for _, h in ipairs(self.log_history) do
+      if h.loss == nil or not nonfinite(h.loss) then finite[#finite + 1] = h end
+    end
+    lfl.plot.training_loss(out, finite)
+  end
   print(fmt("[lfl] done: %d steps in %.1fs, %.0f tokens/s, peak RSS %.0f MB; saved to %s", self.global_step, runtime,
     metrics.train_tokens_per_second, peak, out))
   return {model = model, tokenizer = self.tokenizer, template = self.template, metrics = metrics, state = self}
