@@ -336,7 +336,13 @@ LFL_LUA_MODULE(trainer)
         lua_pushcfunction(L, r->func);
         lua_setfield(L, -2, r->name);
     }
+    lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, METHODS_KEY);
+    /* the REPL completes t:<Tab> from the metatable's methods */
+    luaL_getmetatable(L, TRAINER_MT);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "methods");
+    lua_pop(L, 1);
     lfl_lua_register_funcs(L, "_trainer", funcs);
     lua_getglobal(L, "lfl");
     lua_getfield(L, -1, "_trainer");

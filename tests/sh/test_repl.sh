@@ -204,8 +204,10 @@ line $P "info = t:step()"
 check "one step logged" $P "[lfl] step 1/3 loss"
 line $P "t.state.global_step * 1000 + t.state.total_steps"
 check "t.state after one step" $P "1003"
-line $P "t:step()"
-check "a step returns its info" $P "grad_norm = "
+send $P "t:ste" Tab
+sleep 0.3
+line $P "()"
+check "method completion (t:ste -> t:step)" $P "grad_norm = "
 line $P "t:step()"
 check "third step logged" $P "[lfl] step 3/3 loss"
 line $P "t"
