@@ -249,6 +249,30 @@ t.suite("trainer", {
     t.assert_eq(state.log_history[2].loss, math.huge, "the final trainer_state.json keeps the Inf")
   end,
 
+  nonfinite_limit = function()
+    local function poisoned(over)
+      local tr = lfl.trainer(recipe(over))
+      local orig = tr.approach
+      tr.approach = setmetatable({loss = function(model, batch, st) return orig.loss(model, batch, st) * (0 / 0) end},
+        {__index = orig})
+      return tr
+    end
+    -- 1: the first NaN step stops the run
+    local tr = poisoned({output_dir = tmp .. "/lim1", max_steps = 3, max_nonfinite_steps = 1})
+    t.assert_error(function() tr:train() end, "not finite for 1 consecutive steps")
+    t.assert(io.open(tmp .. "/lim1/checkpoint-1/trainer_state.json"), "checkpoint-1")
+    -- 0: never stops; every file of the run stays valid JSON, train_loss is NaN
+    tr = poisoned({output_dir = tmp .. "/lim0", max_steps = 3, max_nonfinite_steps = 0})
+    local res = tr:train()
+    t.assert_eq(tr.global_step, 3)
+    t.assert(res.metrics.train_loss ~= res.metrics.train_loss, "no finite step: train_loss NaN")
+    for _, f in ipairs({"train_results.json", "all_results.json", "trainer_state.json"}) do
+      local v = lfl.json.decode(io.open(tmp .. "/lim0/" .. f):read("*a"), f)
+      t.assert(type(v) == "table", f)
+    end
+    t.assert_error(function() lfl.trainer(recipe({max_nonfinite_steps = -1})) end, "max_nonfinite_steps")
+  end,
+
   bad_arguments = function()
     local function refused(over, pattern)
       t.assert_error(function() lfl.trainer(recipe(over)) end, pattern, pattern)

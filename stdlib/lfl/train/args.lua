@@ -192,6 +192,7 @@ function M.validate(a)
   whole("gradient_accumulation_steps", 1)
   whole("per_device_train_batch_size", 1)
   whole("per_device_eval_batch_size", 1)
+  whole("max_nonfinite_steps", 0)
   -- HF: the number of optimizer steps is max_steps when > 0, else num_train_epochs epochs
   if a.do_train and not (a.max_steps and a.max_steps > 0) then
     if type(a.num_train_epochs) ~= "number" or not (a.num_train_epochs > 0) then
