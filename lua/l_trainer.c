@@ -158,7 +158,11 @@ static int t_newindex(lua_State *L)
     if (lua_type(L, 2) == LUA_TSTRING) {
         const char *k = lua_tostring(L, 2);
         const field *f = find_field(k);
-        if (f || strcmp(k, "state") == 0 || strcmp(k, "total_steps") == 0) {
+        static const char *const computed[] = {"state", "total_steps", "batches_per_epoch",
+                                               "gradient_accumulation_steps", "train_loss", NULL};
+        bool is_computed = false;
+        for (int i = 0; computed[i]; i++) is_computed |= strcmp(k, computed[i]) == 0;
+        if (f || is_computed) {
             if (!f || !f->settable) return luaL_error(L, "trainer: '%s' is read-only", k);
             char *p = (char *)t + f->off;
             if (f->kind == F_INT) *(int64_t *)p = (int64_t)luaL_checknumber(L, 3);
