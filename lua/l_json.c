@@ -1,10 +1,17 @@
 /* lfl.json: decode(text [, name]) -> Lua value (JSON null -> lfl.json.null),
- * encode(value [, {indent = true, sort_keys = true}]) -> text. Uses cJSON. */
+ * encode(value [, {indent = true, sort_keys = true, allow_nan = false}]) -> text.
+ * Uses cJSON. NaN / Infinity / -Infinity are read as Python's json reads them,
+ * and written as it writes them when allow_nan (HF's trainer_state.json). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include "bridge.h"
 
 static int null_ref = LUA_NOREF;
+
+/* Python's json reads and writes NaN, Infinity and -Infinity; cJSON does not,
+ * so decode rewrites those bare tokens into strings carrying this mark and
+ * push_json turns them back into numbers. */
+#define NONFINITE_MARK "\x01lfl-nonfinite:"
 
 static void push_json(lua_State *L, const cJSON *j, int depth)
 {
@@ -17,7 +24,12 @@ static void push_json(lua_State *L, const cJSON *j, int depth)
     } else if (cJSON_IsNumber(j)) {
         lua_pushnumber(L, j->valuedouble);
     } else if (cJSON_IsString(j)) {
-        lua_pushstring(L, j->valuestring);
+        const char *v = j->valuestring;
+        size_t ml = sizeof NONFINITE_MARK - 1;
+        if (strncmp(v, NONFINITE_MARK, ml) == 0) {
+            v += ml;
+            lua_pushnumber(L, v[0] == 'N' ? NAN : v[0] == '-' ? -INFINITY : INFINITY);
+        } else lua_pushstring(L, v);
     } else if (cJSON_IsArray(j)) {
         lua_createtable(L, cJSON_GetArraySize(j), 0);
         int i = 1;
@@ -32,6 +44,50 @@ static void push_json(lua_State *L, const cJSON *j, int depth)
             lua_setfield(L, -2, c->string);
         }
     }
+}
+
+/* A copy of s with the bare NaN / Infinity / -Infinity tokens (outside strings)
+ * quoted with the mark, or NULL when there are none. */
+static char *quote_nonfinite(const char *s, size_t n, size_t *outn)
+{
+    static const char *toks[] = {"NaN", "Infinity", "-Infinity"};
+    char *out = NULL;
+    size_t on = 0, cap = 0;
+    bool in_str = false;
+    size_t copied = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = false;
+            continue;
+        }
+        if (c == '"') { in_str = true; continue; }
+        if (c != 'N' && c != 'I' && c != '-') continue;
+        for (int k = 0; k < 3; k++) {
+            size_t tl = strlen(toks[k]);
+            if (i + tl > n || memcmp(s + i, toks[k], tl) != 0) continue;
+            size_t need = on + (i - copied) + tl + sizeof NONFINITE_MARK + 3 + (n - i);
+            if (need > cap) {
+                cap = need * 2;
+                char *nb = realloc(out, cap);
+                if (!nb) { free(out); return NULL; }
+                out = nb;
+            }
+            memcpy(out + on, s + copied, i - copied);
+            on += i - copied;
+            on += (size_t)sprintf(out + on, "\"%s%s\"", NONFINITE_MARK, toks[k]);
+            i += tl - 1;
+            copied = i + 1;
+            break;
+        }
+    }
+    if (!out) return NULL;
+    memcpy(out + on, s + copied, n - copied);
+    on += n - copied;
+    out[on] = 0;
+    *outn = on;
+    return out;
 }
 
 static int l_decode(lua_State *L)
@@ -54,16 +110,26 @@ static int l_decode(lua_State *L)
         return luaL_error(L, "%s: line %d: a string contains \\u0000, which lfl cannot represent", name, line);
     }
     const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+    size_t qn = 0;
+    char *quoted = quote_nonfinite(s, n, &qn);
+    const char *text = quoted ? quoted : s;
+    size_t tn = quoted ? qn : n;
+    cJSON *j = cJSON_ParseWithLengthOpts(text, tn, &end, 0);
     if (!j) {
-        /* line and column of the failure */
+        /* line and column of the failure in the text as given (a quoted token
+         * adds its mark and two quotes, all on one line) */
         const char *at = cJSON_GetErrorPtr();
+        const size_t extra = sizeof NONFINITE_MARK - 1 + 2;
         int line = 1, col = 1;
-        for (const char *p = s; at && p < at && p < s + n; p++) {
-            if (*p == '\n') { line++; col = 1; } else col++;
+        for (const char *p = text; at && p < at && p < text + tn; p++) {
+            if (*p == '\n') { line++; col = 1; }
+            else if (*p == '\x01') col -= (int)extra - 1;
+            else col++;
         }
+        free(quoted);
         return luaL_error(L, "%s: invalid JSON at line %d, column %d", name, line, col);
     }
+    free(quoted);
     push_json(L, j, 0);
     cJSON_Delete(j);
     return 1;
@@ -71,7 +137,8 @@ static int l_decode(lua_State *L)
 
 /* ---- encode ---- */
 
-static cJSON *to_json(lua_State *L, int idx, int depth, bool sort_keys);
+typedef struct { bool sort_keys, allow_nan; } enc_opts;
+static cJSON *to_json(lua_State *L, int idx, int depth, const enc_opts *o);
 
 static bool is_array(lua_State *L, int idx, int *n)
 {
@@ -92,7 +159,7 @@ static bool is_array(lua_State *L, int idx, int *n)
 
 static int cmp_keys(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static cJSON *to_json(lua_State *L, int idx, int depth, bool sort_keys)
+static cJSON *to_json(lua_State *L, int idx, int depth, const enc_opts *o)
 {
     if (depth > 200) luaL_error(L, "json.encode: nesting deeper than 200 (a cycle?)");
     idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
@@ -101,7 +168,10 @@ static cJSON *to_json(lua_State *L, int idx, int depth, bool sort_keys)
     case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
     case LUA_TNUMBER: {
         double v = lua_tonumber(L, idx);
-        if (!isfinite(v)) luaL_error(L, "json.encode: %f cannot be represented in JSON", v);
+        if (!isfinite(v)) {
+            if (o->allow_nan) return cJSON_CreateRaw(isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+            luaL_error(L, "json.encode: %f cannot be represented in JSON (allow_nan writes it as Python does)", v);
+        }
         return cJSON_CreateNumber(v);
     }
     case LUA_TSTRING: {
@@ -130,12 +200,12 @@ static cJSON *to_json(lua_State *L, int idx, int depth, bool sort_keys)
             cJSON *a = cJSON_CreateArray();
             for (int i = 1; i <= n; i++) {
                 lua_rawgeti(L, idx, i);
-                cJSON_AddItemToArray(a, to_json(L, -1, depth + 1, sort_keys));
+                cJSON_AddItemToArray(a, to_json(L, -1, depth + 1, o));
                 lua_pop(L, 1);
             }
             return a;
         }
-        cJSON *o = cJSON_CreateObject();
+        cJSON *obj = cJSON_CreateObject();
         int cap = 16, m = 0;
         char **keys = malloc(sizeof *keys * (size_t)cap);
         lua_pushnil(L);
@@ -144,18 +214,18 @@ static cJSON *to_json(lua_State *L, int idx, int depth, bool sort_keys)
             if (m == cap) { cap *= 2; keys = realloc(keys, sizeof *keys * (size_t)cap); }
             if (lua_type(L, -1) == LUA_TSTRING) keys[m++] = strdup(lua_tostring(L, -1));
             else if (lua_type(L, -1) == LUA_TNUMBER) { lua_pushvalue(L, -1); keys[m++] = strdup(lua_tostring(L, -1)); lua_pop(L, 1); }
-            else { for (int i = 0; i < m; i++) free(keys[i]); free(keys); cJSON_Delete(o); luaL_error(L, "json.encode: table key of type %s", luaL_typename(L, -1)); }
+            else { for (int i = 0; i < m; i++) free(keys[i]); free(keys); cJSON_Delete(obj); luaL_error(L, "json.encode: table key of type %s", luaL_typename(L, -1)); }
         }
-        if (sort_keys) qsort(keys, (size_t)m, sizeof *keys, cmp_keys);
+        if (o->sort_keys) qsort(keys, (size_t)m, sizeof *keys, cmp_keys);
         for (int i = 0; i < m; i++) {
             lua_getfield(L, idx, keys[i]);
             if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushnumber(L, atof(keys[i])); lua_gettable(L, idx); }
-            cJSON_AddItemToObject(o, keys[i], to_json(L, -1, depth + 1, sort_keys));
+            cJSON_AddItemToObject(obj, keys[i], to_json(L, -1, depth + 1, o));
             lua_pop(L, 1);
             free(keys[i]);
         }
         free(keys);
-        return o;
+        return obj;
     }
     default: break;
     }
@@ -165,16 +235,19 @@ static cJSON *to_json(lua_State *L, int idx, int depth, bool sort_keys)
 
 static int l_encode(lua_State *L)
 {
-    bool indent = false, sort_keys = true;
+    bool indent = false;
+    enc_opts o = {.sort_keys = true, .allow_nan = false};
     if (lua_istable(L, 2)) {
         lua_getfield(L, 2, "indent");
         indent = lua_toboolean(L, -1);
         lua_getfield(L, 2, "sort_keys");
-        if (!lua_isnil(L, -1)) sort_keys = lua_toboolean(L, -1);
-        lua_pop(L, 2);
+        if (!lua_isnil(L, -1)) o.sort_keys = lua_toboolean(L, -1);
+        lua_getfield(L, 2, "allow_nan");
+        o.allow_nan = lua_toboolean(L, -1);
+        lua_pop(L, 3);
     }
     lua_settop(L, 1);
-    cJSON *j = to_json(L, 1, 0, sort_keys);
+    cJSON *j = to_json(L, 1, 0, &o);
     char *s = indent ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     lua_pushstring(L, s);

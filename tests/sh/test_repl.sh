@@ -188,5 +188,38 @@ TM send-keys -t $P Enter
 check "history recalled (Up)" $P "4445"
 TM send-keys -t $P C-d
 
+# ---- a trainer built, inspected and driven step by step (lfl.trainer) ----
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$TMPD/model"
+ln -s "$ROOT/tests/golden/models/llama/config.json" "$ROOT/tests/golden/models/llama/model.safetensors" \
+    "$ROOT/tests/golden/serve/tokenizer.json" "$TMPD/model/"
+P=three
+start $P
+check "third session" $P "Lua REPL"
+line $P "t = lfl.trainer{model_name_or_path = '$TMPD/model', dataset = 'alpaca_demo', template = 'chatml', cutoff_len = 24, max_samples = 8, per_device_train_batch_size = 2, max_steps = 3, logging_steps = 1, output_dir = '$TMPD/run', disable_tqdm = true}"
+check "trainer set up" $P "trainable params"
+line $P "t"
+check "trainer printed" $P "Trainer(step 0/3, epoch 0.00, loss -"
+line $P "info = t:step()"
+check "one step logged" $P "[lfl] step 1/3 loss"
+line $P "t.state.global_step * 1000 + t.state.total_steps"
+check "t.state after one step" $P "1003"
+send $P "t:ste" Tab
+sleep 0.3
+line $P "()"
+check "method completion (t:ste -> t:step)" $P "grad_norm = "
+line $P "t:step()"
+check "third step logged" $P "[lfl] step 3/3 loss"
+line $P "t"
+check "trainer after three steps" $P "Trainer(step 3/3"
+line $P "#t.names == #t.params and t.optimizer ~= nil and 5550 + t.global_step"
+check "parts and counters" $P "5553"
+line $P "t:finish().metrics.epoch"
+check "finish" $P "[lfl] done: 3 steps"
+if wait_for $P "[lfl] done: 3 steps" && [ -f "$TMPD/run/adapter_model.safetensors" ]; then ok "adapter saved by t:finish()"
+else fail "adapter saved by t:finish()" "$(ls "$TMPD/run" 2>&1)"; fi
+ready $P
+TM send-keys -t $P C-d
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

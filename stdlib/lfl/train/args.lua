@@ -45,6 +45,7 @@ M.DEFAULTS = {
   seed = 42, resume_from_checkpoint = NIL, report_to = "none", save_only_model = false, ddp_timeout = NIL,
   dataloader_num_workers = 0, predict_with_generate = false, generation_max_length = NIL,
   save_strategy = "steps", logging_strategy = "steps", run_name = NIL, threads = NIL, disable_tqdm = false,
+  max_nonfinite_steps = 3, -- lfl: stop (with a checkpoint) after this many non-finite steps in a row; 0 never
   -- generation
   do_sample = true, temperature = 0.95, top_p = 0.7, top_k = 50, num_beams = 1, max_length = 1024,
   max_new_tokens = 1024, repetition_penalty = 1.0, length_penalty = 1.0, skip_special_tokens = true,
@@ -181,6 +182,30 @@ function M.validate(a)
   if a.quantization_bit and a.resize_vocab then bad("cannot resize the embeddings of a quantized model (resize_vocab)") end
   if a.pissa_init and (a.stage == "ppo" or a.stage == "kto") then bad("PiSSA is not allowed for ppo/kto") end
   if a.streaming and (not a.max_steps or a.max_steps <= 0) then bad("streaming needs max_steps") end
+  if a.output_dir == "" then bad("output_dir is empty (give the folder the run writes to, e.g. saves/my-run)") end
+  if a.export_dir == "" then bad("export_dir is empty (give the folder the exported model goes to)") end
+  local function whole(k, lo)
+    local v = a[k]
+    if type(v) ~= "number" or v ~= math.floor(v) or v < lo then
+      bad(fmt("%s must be a whole number >= %d (got %s)", k, lo, tostring(v)))
+    end
+  end
+  whole("gradient_accumulation_steps", 1)
+  whole("per_device_train_batch_size", 1)
+  whole("per_device_eval_batch_size", 1)
+  whole("max_nonfinite_steps", 0)
+  -- HF: the number of optimizer steps is max_steps when > 0, else num_train_epochs epochs
+  if a.do_train and not (a.max_steps and a.max_steps > 0) then
+    if type(a.num_train_epochs) ~= "number" or not (a.num_train_epochs > 0) then
+      bad(fmt("num_train_epochs must be > 0 when max_steps is not set (got %s): there would be no step to train",
+        tostring(a.num_train_epochs)))
+    end
+  end
+  -- a prompt and a response need at least a token each
+  if type(a.cutoff_len) ~= "number" or a.cutoff_len ~= math.floor(a.cutoff_len) or a.cutoff_len < 2 then
+    bad(fmt("cutoff_len must be a whole number >= 2 (got %s): a training example keeps at least one prompt and "
+      .. "one response token", tostring(a.cutoff_len)))
+  end
   if a.streaming and a.max_samples then bad("max_samples is incompatible with streaming") end
   if a.neat_packing then a.packing = true end
   if a.packing == nil then a.packing = a.stage == "pt" end

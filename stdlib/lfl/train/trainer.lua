@@ -2,6 +2,12 @@
 -- recipe arguments, epochs/max_steps with gradient accumulation, clipping, the
 -- schedule, progress and logs (trainer_log.jsonl, trainer_state.json), evaluation,
 -- checkpoints (atomic, resumable step for step), and the final save.
+--
+-- lfl.trainer(args) sets a run up and returns an lfl.Trainer (lua/l_trainer.c:
+-- the counters, loss sums and clipping live in C, the Lua-side parts in its
+-- environment table); t:step() runs one optimizer step, t:evaluate(),
+-- t:save([parent]), t:load(dir), t:train(hooks) (steps until done, then
+-- t:finish()), t.state (a snapshot table). M.run(a, hooks) = new + train.
 local lfl = lfl
 local peft = require("lfl.train.peft")
 local optim = require("lfl.train.optim")
@@ -12,7 +18,8 @@ local M = {}
 local function mkdir(p) os.execute(fmt("mkdir -p '%s'", p)) end
 local function exists(p) local f = io.open(p, "rb"); if f then f:close() return true end return false end
 local function write_atomic(path, text) require("lfl.model").write_atomic(path, text) end
-local function json(v) return lfl.json.encode(v, {indent = true}) end
+-- NaN / Infinity (a diverged step) are written as Python's json writes them (HF's trainer_state.json)
+local function json(v) return lfl.json.encode(v, {indent = true, allow_nan = true}) end
 local function read_json(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -195,16 +202,19 @@ local function load_trainable(model, a, dir, names, params)
   end
 end
 
-function M.save_checkpoint(st)
+function M.save_checkpoint(st, parent)
   local a = st.args
-  local final = fmt("%s/checkpoint-%d", a.output_dir, st.global_step)
+  parent = parent or a.output_dir
+  if parent ~= a.output_dir then mkdir(parent) end
+  local final = fmt("%s/checkpoint-%d", parent, st.global_step)
   local tmp = final .. ".tmp"
   os.execute(fmt("rm -rf '%s' '%s'", tmp, final))
   mkdir(tmp)
   save_trainable(st.model, a, tmp, st.names, st.params)
   local ost, ometa = st.optimizer:state_tensors()
   if next(ost) then lfl.safetensors.save(tmp .. "/optimizer.safetensors", ost) end
-  local seed, offset = lfl.rng_state()
+  local seed, offset
+  if lfl._trainer.is_trainer(st) then seed, offset = st:rng_state() else seed, offset = lfl.rng_state() end
   write_atomic(tmp .. "/trainer_state.json", json({
     global_step = st.global_step, epoch = st.epoch_float, max_steps = st.total_steps,
     log_history = st.log_history, optimizer_steps = ometa, rng = {seed = seed, offset = offset},
@@ -216,8 +226,8 @@ function M.save_checkpoint(st)
   assert(os.rename(tmp, final))
   -- save_total_limit: drop the oldest
   if a.save_total_limit and a.save_total_limit > 0 then
-    local steps = list_checkpoints(a.output_dir)
-    for i = 1, #steps - a.save_total_limit do os.execute(fmt("rm -rf '%s/checkpoint-%d'", a.output_dir, steps[i])) end
+    local steps = list_checkpoints(parent)
+    for i = 1, #steps - a.save_total_limit do os.execute(fmt("rm -rf '%s/checkpoint-%d'", parent, steps[i])) end
   end
   return final
 end
@@ -231,6 +241,7 @@ function M.load_checkpoint(st, dir)
   end
   lfl.rng_state(state.rng.seed, state.rng.offset)
   st.global_step = state.global_step
+  if state.epoch then st.epoch_float = state.epoch end
   st.log_history = state.log_history or {}
   st.resume_epoch, st.resume_batch = state.data.epoch, state.data.batch
   if st.stream then st.stream:restore(state.data.stream) -- replays the stream up to the saved position
@@ -259,17 +270,39 @@ function M.evaluate(st, eval_set)
   return {eval_loss = loss, perplexity = math.exp(loss)}
 end
 
--- ---------------------------------------------------------------- the loop
+-- ---------------------------------------------------------------- set-up
 
-function M.run(a, hooks)
-  hooks = hooks or {}
+-- Raises "<label> '<path>': <why>" unless the folder can be written: it is
+-- created, then a probe file is written in it and removed. lfl.fs.writable_dir
+-- (same contract) does it once that module is on main.
+local function writable_dir(path, label)
+  label = label or "folder"
+  if lfl.fs and lfl.fs.writable_dir then return lfl.fs.writable_dir(path, label) end
+  mkdir(path)
+  local probe = path .. "/.lfl_write_probe"
+  local f, err = io.open(probe, "wb")
+  if not f then error(fmt("%s '%s': cannot write a file in it (%s)", label, path, tostring(err)), 0) end
+  f:close()
+  os.remove(probe)
+end
+M.writable_dir = writable_dir
+
+local Trainer = lfl._trainer.methods
+
+local function nonfinite(x) return x ~= x or x == math.huge or x == -math.huge end
+
+-- Sets a run up from resolved arguments (lfl.args.resolve): model, tokenizer,
+-- template, data, method, optimizer, schedule, and the resume from a checkpoint.
+function M.new(a)
   if a.threads then lfl.sys.threads(a.threads) end
-  lfl.manual_seed(a.seed)
   local out = a.output_dir or "saves/lfl-run"
+  if out == "" then error("trainer: output_dir is empty; give the folder the run writes to", 0) end
   a.output_dir = out
-  mkdir(out)
+  -- an unwritable output_dir is found before minutes of loading, not at the first log line
+  writable_dir(out, "output_dir")
   -- the stage's approach module (and what it needs) is checked before the model loads
   local approach = require("lfl.train.approach").for_training(a.stage)
+  lfl.manual_seed(a.seed)
   local t_load = lfl.sys.clock()
   -- bf16 / pure_bf16: the weights stay bf16 (trainables get f32 masters unless pure_bf16)
   local model = lfl.model.load(a.model_name_or_path, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil})
@@ -319,12 +352,20 @@ function M.run(a, hooks)
   local steps_per_epoch = max(1, floor(batches_per_epoch / accum))
   local total = a.max_steps and a.max_steps > 0 and a.max_steps or ceil(a.num_train_epochs * steps_per_epoch)
   local warmup = a.warmup_steps > 0 and a.warmup_steps or ceil(total * a.warmup_ratio)
-  local sched = optim.schedule(a.lr_scheduler_type, warmup, total, a.lr_scheduler_kwargs)
 
-  local st = {args = a, model = model, names = names, params = params, optimizer = opt, approach = approach,
-    global_step = 0, log_history = {}, total_steps = total, epoch = 0, batch_in_epoch = 0, stream = stream,
-    gradient_checkpointing = not a.disable_gradient_checkpointing,
-    checkpoint_policy = checkpoint_policy(model, a)}
+  local t = lfl._trainer.new{total_steps = total, batches_per_epoch = batches_per_epoch, accum = accum,
+                             now = lfl.sys.clock()}
+  t.args, t.model, t.tokenizer, t.template, t.approach = a, model, tok, tpl, approach
+  t.names, t.params, t.groups, t.optimizer = names, params, groups, opt
+  t.schedule = optim.schedule(a.lr_scheduler_type, warmup, total, a.lr_scheduler_kwargs)
+  t.warmup_steps = warmup
+  t.train_set, t.eval_set, t.stream, t.data_stats = train_set, eval_set, stream, data.stats
+  t.log_history = {}
+  t.gradient_checkpointing = not a.disable_gradient_checkpointing
+  t.checkpoint_policy = checkpoint_policy(model, a)
+  t.prev_precision = prev_precision
+  t.loop_epoch = 0 -- the epoch the loop is in (an epoch skipped on resume has no micro-batch)
+  t:set_params(params)
 
   -- resume: explicit path, or the last checkpoint in output_dir
   local resume = a.resume_from_checkpoint
@@ -335,122 +376,226 @@ function M.run(a, hooks)
     else resume = nil end
   end
   if resume then
-    M.load_checkpoint(st, resume)
-    print(fmt("[lfl] resumed from %s (step %d)", resume, st.global_step))
+    M.load_checkpoint(t, resume)
+    print(fmt("[lfl] resumed from %s (step %d)", resume, t.global_step))
   end
 
-  local log_path = out .. "/trainer_log.jsonl"
-  if not resume then os.remove(log_path) end
-  local logf = io.open(log_path, "a")
-  local prog = M.progress(total, a.disable_tqdm)
-  local t0 = lfl.sys.clock()
-  local tokens, window_tokens, window_t0 = 0, 0, lfl.sys.clock()
-  local loss_acc, loss_n = 0, 0
-  local loss_sum, run_steps = 0, 0 -- over the optimizer steps of this run, for train_loss
-  local done = st.global_step >= total
-  local epoch = 0
-  while not done do
-    -- a fresh order per epoch, from the seed alone so resuming replays it
-    local order = {}
-    if not stream then
-      for i = 1, #train_set do order[i] = i end
-      if not a.disable_shuffling then lfl.data.shuffle(order, a.seed + epoch) end
-    end
-    local start_batch = 1
-    if st.resume_epoch then
-      if epoch < st.resume_epoch then epoch = epoch + 1; goto next_epoch end
-      start_batch = st.resume_batch + 1
-      st.resume_epoch = nil
-    end
-    for b = start_batch, batches_per_epoch do
-      local list
-      if stream then list = stream:next_rows(bs)
-      else
-        list = {}
-        for k = (b - 1) * bs + 1, min(#train_set, b * bs) do list[#list + 1] = train_set[order[k]] end
-      end
-      lfl.sys.check_interrupt()
-      local batch = approach.collate(list)
-      local loss, metrics = approach.loss(model, batch, st)
-      local lv = loss:item()
-      ;(loss * (1 / accum)):backward()
-      loss_acc, loss_n = loss_acc + lv, loss_n + 1
-      tokens, window_tokens = tokens + batch.ntokens, window_tokens + batch.ntokens
-      st.epoch, st.batch_in_epoch = epoch, b
-      if b % accum == 0 or b == batches_per_epoch then
-        if opt.before_clip then opt:before_clip() end -- BAdam ratio mode masks the gradients first
-        local gnorm = optim.clip_grad_norm(params, a.max_grad_norm)
-        local factor = sched(st.global_step)
-        opt:step(factor)
-        opt:zero_grad()
-        st.global_step = st.global_step + 1
-        st.epoch_float = epoch + b / batches_per_epoch
-        local now = lfl.sys.clock()
-        loss_sum, run_steps = loss_sum + loss_acc / loss_n, run_steps + 1
-        local info = {loss = loss_acc / loss_n, lr = a.learning_rate * factor, grad_norm = gnorm,
-                      tps = window_tokens / max(1e-9, now - window_t0)}
-        prog:update(st.global_step, info)
-        if st.global_step % a.logging_steps == 0 or st.global_step == total then
-          local el = now - t0
-          local rec = {current_steps = st.global_step, total_steps = total, loss = info.loss, lr = info.lr,
-            grad_norm = gnorm, epoch = st.epoch_float, percentage = 100 * st.global_step / total,
-            elapsed_time = hms(el), remaining_time = hms(el / st.global_step * (total - st.global_step)),
-            tokens_per_second = info.tps}
-          logf:write(lfl.json.encode(rec), "\n")
-          logf:flush()
-          st.log_history[#st.log_history + 1] = {step = st.global_step, loss = info.loss, learning_rate = info.lr,
-                                                 grad_norm = gnorm, epoch = st.epoch_float}
-          if not prog.tty or a.disable_tqdm then
-            print(fmt("[lfl] step %d/%d loss %.4f lr %.3e grad_norm %.3f %.0f tok/s", st.global_step, total,
-              info.loss, info.lr, gnorm, info.tps))
-          end
-          window_tokens, window_t0 = 0, now
-        end
-        loss_acc, loss_n = 0, 0
-        if eval_set and a.eval_steps and a.eval_steps > 0 and st.global_step % a.eval_steps == 0 then
-          local ev = M.evaluate(st, eval_set)
-          ev.step, ev.epoch = st.global_step, st.epoch_float
-          st.log_history[#st.log_history + 1] = ev
-          logf:write(lfl.json.encode({current_steps = st.global_step, total_steps = total, eval_loss = ev.eval_loss}), "\n")
-          print(fmt("[lfl] eval at step %d: loss %.4f perplexity %.3f", st.global_step, ev.eval_loss, ev.perplexity))
-        end
-        if a.save_steps and a.save_steps > 0 and st.global_step % a.save_steps == 0 and st.global_step < total then
-          M.save_checkpoint(st)
-        end
-        if hooks.on_step then hooks.on_step(st, info) end
-        if st.global_step >= total then done = true; break end
-      end
-    end
-    epoch = epoch + 1
-    ::next_epoch::
+  t.log_path = out .. "/trainer_log.jsonl"
+  if not resume then os.remove(t.log_path) end
+  return t
+end
+
+-- a log line or a state file; a non-finite number is written as Python's json
+-- writes it (NaN, Infinity), as LlamaFactory's trainer_log.jsonl gets it
+local function log_line(t, rec)
+  if not t.logf then
+    local f, err = io.open(t.log_path, "a")
+    if not f then error(fmt("trainer: cannot write %s: %s", t.log_path, tostring(err)), 0) end
+    t.logf = f
   end
-  prog:finish()
-  logf:close()
-  local runtime = lfl.sys.clock() - t0
-  -- final save
-  save_trainable(model, a, out, names, params)
+  t.logf:write(lfl.json.encode(rec, {allow_nan = true}), "\n")
+  t.logf:flush()
+end
+
+-- the next micro-batch's rows with its epoch and index, walking the epochs
+-- (a fresh order per epoch, from the seed alone so resuming replays it)
+local function next_rows(t)
+  local a = t.args
+  local bs, bpe = a.per_device_train_batch_size, t.batches_per_epoch
+  while true do
+    if not t.next_batch then
+      local epoch = t.loop_epoch
+      local start = 1
+      if t.resume_epoch then
+        if epoch < t.resume_epoch then
+          t.loop_epoch = epoch + 1
+          goto continue
+        end
+        start = t.resume_batch + 1
+        t.resume_epoch = nil
+      end
+      if not t.stream then
+        local order = {}
+        for i = 1, #t.train_set do order[i] = i end
+        if not a.disable_shuffling then lfl.data.shuffle(order, a.seed + epoch) end
+        t.order = order
+      end
+      t.next_batch = start
+    end
+    do
+      local b = t.next_batch
+      if b <= bpe then
+        t.next_batch = b + 1
+        local list
+        if t.stream then list = t.stream:next_rows(bs)
+        else
+          list = {}
+          local order, train_set = t.order, t.train_set
+          for k = (b - 1) * bs + 1, min(#train_set, b * bs) do list[#list + 1] = train_set[order[k]] end
+        end
+        return list, t.loop_epoch, b
+      end
+      t.next_batch, t.order = nil, nil
+      t.loop_epoch = t.loop_epoch + 1
+    end
+    ::continue::
+  end
+end
+
+-- One optimizer step: gradient_accumulation_steps micro-batches (fewer at the
+-- end of an epoch), clipping, the optimizer and the schedule, then logging and
+-- evaluation / checkpoints at their steps. Returns the step's info (loss, lr,
+-- grad_norm, tps), or nil when the run is done.
+function Trainer:step()
+  if self:done() then return nil end
+  local a, approach, model, opt = self.args, self.approach, self.model, self.optimizer
+  if not self.started then
+    -- the clocks start with the first step (a REPL session may wait between set-up and step)
+    local now = lfl.sys.clock()
+    self.started, self.t0 = true, now
+    self:reset_window(now)
+    self.prog = M.progress(self.total_steps, a.disable_tqdm)
+  end
+  local accum = self.gradient_accumulation_steps
+  repeat
+    local list, epoch, b = next_rows(self)
+    lfl.sys.check_interrupt()
+    local batch = approach.collate(list)
+    local loss = approach.loss(model, batch, self)
+    local lv = loss:item()
+    ;(loss * (1 / accum)):backward()
+  until self:micro_batch(lv, batch.ntokens, epoch, b)
+  if opt.before_clip then opt:before_clip() end -- BAdam ratio mode masks the gradients first
+  local gnorm = self:clip_grad_norm(a.max_grad_norm)
+  local factor = self.schedule(self.global_step)
+  -- a non-finite loss or gradient makes no update (the weights stay usable); the
+  -- step still counts, is logged with its NaN, and a run of them stops the run
+  local skip = nonfinite(self:pending_loss()) or nonfinite(gnorm)
+  if not skip then opt:step(factor) end
+  opt:zero_grad()
+  local now = lfl.sys.clock()
+  self:end_step(a.learning_rate * factor, gnorm, now)
+  local step, total = self.global_step, self.total_steps
+  local info = {loss = self.loss, lr = self.lr, grad_norm = gnorm, tps = self.tokens_per_second, skipped = skip or nil}
+  self.prog:update(step, info)
+  if self:is_log_step(a.logging_steps) then
+    -- the logged loss is the mean of the window's step losses (HF's Trainer), the step's own with logging_steps 1
+    local loss = self:log_window(now)
+    local el = now - self.t0
+    local rec = {current_steps = step, total_steps = total, loss = loss, lr = info.lr,
+      grad_norm = gnorm, epoch = self.epoch_float, percentage = 100 * step / total,
+      elapsed_time = hms(el), remaining_time = hms(el / step * (total - step)),
+      tokens_per_second = info.tps}
+    log_line(self, rec)
+    self.log_history[#self.log_history + 1] = {step = step, loss = loss, learning_rate = info.lr,
+                                               grad_norm = gnorm, epoch = self.epoch_float}
+    if not self.prog.tty or a.disable_tqdm then
+      print(fmt("[lfl] step %d/%d loss %.4f lr %.3e grad_norm %.3f %.0f tok/s", step, total,
+        loss, info.lr, gnorm, info.tps))
+    end
+  end
+  if skip then
+    print(fmt("[lfl] step %d: the %s is not finite (loss %s, grad_norm %s); the optimizer skipped this step", step,
+      nonfinite(info.loss) and "loss" or "gradient norm", tostring(info.loss), tostring(gnorm)))
+  end
+  if self.eval_set and a.eval_steps and a.eval_steps > 0 and step % a.eval_steps == 0 then
+    local ev = self:evaluate()
+    ev.step, ev.epoch = step, self.epoch_float
+    self.log_history[#self.log_history + 1] = ev
+    log_line(self, {current_steps = step, total_steps = total, eval_loss = ev.eval_loss})
+    print(fmt("[lfl] eval at step %d: loss %.4f perplexity %.3f", step, ev.eval_loss, ev.perplexity))
+  end
+  local limit = a.max_nonfinite_steps or 3
+  if limit > 0 and self.nonfinite_streak >= limit then
+    -- the weights are those of the last finite step: keep them and the position
+    local dir = M.save_checkpoint(self)
+    if self.logf then self.logf:close(); self.logf = nil end
+    self.prog:finish()
+    lfl.sys.matmul_precision(self.prev_precision)
+    error(fmt("trainer: the loss or gradient norm was not finite for %d consecutive steps (steps %d-%d, last loss %s); "
+      .. "stopped and saved %s (the weights before those steps). Lower learning_rate, check the data (labels, "
+      .. "cutoff_len), or raise max_nonfinite_steps", limit, step - limit + 1, step, tostring(info.loss), dir), 0)
+  end
+  if a.save_steps and a.save_steps > 0 and step % a.save_steps == 0 and step < total then
+    M.save_checkpoint(self)
+  end
+  if self.hooks and self.hooks.on_step then self.hooks.on_step(self, info) end
+  return info
+end
+
+-- the eval loss (and perplexity) on the eval set
+function Trainer:evaluate(eval_set)
+  eval_set = eval_set or self.eval_set
+  if not eval_set then error("trainer: no eval set (set val_size or eval_dataset)", 0) end
+  return M.evaluate(self, eval_set)
+end
+
+-- a checkpoint-<global_step> in parent (output_dir by default), written atomically
+function Trainer:save(parent) return M.save_checkpoint(self, parent) end
+
+-- resumes from a checkpoint folder: weights, optimizer, RNG, position and log history
+function Trainer:load(dir)
+  M.load_checkpoint(self, dir)
+  self.loop_epoch, self.next_batch, self.order = 0, nil, nil
+  return self
+end
+
+-- steps until done, then the final save
+function Trainer:train(hooks)
+  if hooks then self.hooks = hooks end
+  while not self:done() do self:step() end
+  return self:finish()
+end
+
+-- the final save: trainable weights, trainer_state.json, train_results.json /
+-- all_results.json, the loss plot
+function Trainer:finish()
+  local a, model, out = self.args, self.model, self.args.output_dir
+  if self.prog then self.prog:finish() end
+  if self.logf then self.logf:close(); self.logf = nil end
+  local runtime = lfl.sys.clock() - (self.started and self.t0 or lfl.sys.clock())
+  save_trainable(model, a, out, self.names, self.params)
   if a.pissa_convert and model.lora and model.lora.pissa then
     peft.save_pissa_converted(model, out .. "/pissa_converted", a.model_name_or_path)
   end
   local _, peak = lfl.sys.rss()
   -- train_loss as HF's Trainer reports it: the mean of the step losses of this run
-  local metrics = {train_runtime = runtime, train_loss = run_steps > 0 and loss_sum / run_steps or 0 / 0, train_tokens_per_second = tokens / max(1e-9, runtime),
-    train_steps_per_second = st.global_step / max(1e-9, runtime), epoch = st.epoch_float, peak_rss_mb = peak,
+  -- (non-finite steps left out, as HF's logging_nan_inf_filter does)
+  local metrics = {train_runtime = runtime, train_loss = self.train_loss,
+    train_tokens_per_second = self.tokens / max(1e-9, runtime),
+    train_steps_per_second = self.global_step / max(1e-9, runtime), epoch = self.epoch_float, peak_rss_mb = peak,
     total_flos = 0}
-  if eval_set then
-    local ev = M.evaluate(st, eval_set)
+  if self.eval_set then
+    local ev = self:evaluate()
     metrics.eval_loss, metrics.perplexity = ev.eval_loss, ev.perplexity
   end
-  write_atomic(out .. "/trainer_state.json", json({global_step = st.global_step, epoch = st.epoch_float,
-    max_steps = total, log_history = st.log_history, logging_steps = a.logging_steps, save_steps = a.save_steps,
-    train_batch_size = bs, num_train_epochs = a.num_train_epochs}))
-  lfl.sys.matmul_precision(prev_precision)
+  write_atomic(out .. "/trainer_state.json", json({global_step = self.global_step, epoch = self.epoch_float,
+    max_steps = self.total_steps, log_history = self.log_history, logging_steps = a.logging_steps,
+    save_steps = a.save_steps, train_batch_size = a.per_device_train_batch_size,
+    num_train_epochs = a.num_train_epochs}))
+  lfl.sys.matmul_precision(self.prev_precision)
   write_atomic(out .. "/train_results.json", json(metrics))
   write_atomic(out .. "/all_results.json", json(metrics))
-  if a.plot_loss and lfl.plot then lfl.plot.training_loss(out, st.log_history) end
-  print(fmt("[lfl] done: %d steps in %.1fs, %.0f tokens/s, peak RSS %.0f MB; saved to %s", st.global_step, runtime,
+  if a.plot_loss and lfl.plot then
+    -- a diverged step has no point on the curve (its NaN would break the smoothing)
+    local finite = {}
+    for _, h in ipairs(self.log_history) do
+      if h.loss == nil or not nonfinite(h.loss) then finite[#finite + 1] = h end
+    end
+    lfl.plot.training_loss(out, finite)
+  end
+  print(fmt("[lfl] done: %d steps in %.1fs, %.0f tokens/s, peak RSS %.0f MB; saved to %s", self.global_step, runtime,
     metrics.train_tokens_per_second, peak, out))
-  return {model = model, tokenizer = tok, template = tpl, metrics = metrics, state = st}
+  return {model = model, tokenizer = self.tokenizer, template = self.template, metrics = metrics, state = self}
 end
+
+function M.run(a, hooks)
+  return M.new(a):train(hooks or {})
+end
+
+-- lfl.trainer(args): a Trainer from recipe arguments (resolved and validated here)
+setmetatable(M, {__call = function(_, args)
+  return M.new(lfl.args.resolve(args, {}, "lfl.trainer"))
+end})
 
 return M
