@@ -38,8 +38,8 @@ cd "$WORK" || exit 1
 check "the other folder starts empty" '[ -z "$(ls -A)" ]'
 OUT=$("$P/bin/lfl" -e 'print(lfl.home)' 2>&1); RC=$?
 check "lfl.home is P/share/lfl" '[ $RC -eq 0 ] && [ "$OUT" = "$P/share/lfl" ]'
-OUT=$("$P/bin/lfl" -e 'print(package.searchpath("lfl.trainer", package.path)); print(package.searchpath("recipes.templates.smollm", package.path))' 2>&1); RC=$?
-check "modules load from P/share/lfl" '[ $RC -eq 0 ] && [ "$OUT" = "$P/share/lfl/stdlib/lfl/trainer.lua
+OUT=$("$P/bin/lfl" -e 'print(debug.getinfo(lfl.test.run, "S").source); print(package.searchpath("recipes.templates.smollm", package.path))' 2>&1); RC=$?
+check "modules load from P/share/lfl" '[ $RC -eq 0 ] && [ "$OUT" = "@$P/share/lfl/stdlib/lfl/test.lua
 $P/share/lfl/recipes/templates/smollm.lua" ]'
 OUT=$(LFL_HOME=$ROOT "$P/bin/lfl" -e 'print(lfl.home)' 2>&1); RC=$?
 check "LFL_HOME overrides" '[ $RC -eq 0 ] && [ "$OUT" = "$ROOT" ]'
