@@ -39,13 +39,27 @@ const char *lfl_lua_home(void)
         snprintf(home, sizeof home, "%s", env);
         return home;
     }
-    /* next to the executable (build/lfl -> ..), then where it was built from */
     char exe[4000];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = 0;
+        /* installed (cmake --install): P/bin/lfl reads P/share/lfl, checked
+         * first so that no folder above P (a source tree) can win over it */
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            char *bin = strrchr(exe, '/');
+            if (bin) {
+                *bin = 0;
+                snprintf(probe, sizeof probe, "%s/share/lfl/stdlib/lfl", exe);
+                if (is_dir(probe)) { snprintf(home, sizeof home, "%s/share/lfl", exe); return home; }
+                *bin = '/';
+            }
+            *slash = '/';
+        }
+        /* a build tree (build/lfl -> ..), then where it was built from */
         for (int up = 0; up < 3; up++) {
-            char *slash = strrchr(exe, '/');
+            slash = strrchr(exe, '/');
             if (!slash) break;
             *slash = 0;
             snprintf(probe, sizeof probe, "%s/stdlib/lfl", exe);

@@ -13,7 +13,9 @@
 /* A new state with the lfl library loaded (global `lfl`), package paths set. */
 lua_State *lfl_lua_new(void);
 void lfl_lua_close(lua_State *L);
-/* The root holding stdlib/ and recipes/ */
+/* The root holding stdlib/ and recipes/: $LFL_HOME, else P/share/lfl for an
+ * installed P/bin/lfl, else the source root above a build tree's binary, else
+ * the folder it was built from. */
 const char *lfl_lua_home(void);
 
 /* Pushes t and takes ownership of the caller's reference. */
