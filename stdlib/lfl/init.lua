@@ -141,13 +141,7 @@ function lfl.json.object(t) return setmetatable(t or {}, {__jsontype = "object"}
 
 -- A whole file's bytes, or nil and io.open's message when it cannot be opened
 -- (the stdlib modules' one way of reading a file)
-function lfl.read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+function lfl.read_file(path) return lfl.fs.read(path) end
 
 -- lfl.load(path | hub id, opts): a model from an HF folder, a GGUF file or the
 -- Hub (lfl.model.load), the short form the REPL and one-liners use

@@ -86,17 +86,10 @@ function M.find(kind, name)
   return nil
 end
 
--- The one place that lists a folder. lfl has no C directory lister yet (a
--- lfl.fs module is coming); until then `ls` through io.popen, here only.
+-- The names in a folder (sorted), none when it is not there
 function M.list_dir(dir)
-  local out = {}
-  local p = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-  if p then
-    for f in p:lines() do out[#out + 1] = f end
-    p:close()
-  end
-  table.sort(out)
-  return out
+  if not lfl.fs.isdir(dir) then return {} end
+  return lfl.fs.list(dir)
 end
 
 -- list(kind) -> every recipe of that kind, sorted by name:

@@ -93,7 +93,7 @@ local function setup(o)
   return data, tok, run
 end
 
-local function is_tty() return os.getenv("TERM") ~= nil and os.execute("test -t 1") == 0 end
+local function is_tty() return os.getenv("TERM") ~= nil and lfl.fs.isatty(1) end
 
 -- token spans grouped by trained/not trained, each decoded with special tokens shown
 local function render(tok, ids, labels, color)

@@ -68,10 +68,8 @@ local function file_hash(path)
   local h = C.sha256(s)
   memo[stamp] = h
   if side then
-    os.execute(fmt("mkdir -p '%s/hashes'", (M.dir():gsub("'", "'\\''"))))
-    local tmp = side .. ".tmp." .. tostring(os.time()) .. tostring(math.random(1e9))
-    local f = io.open(tmp, "wb")
-    if f then f:write(h); f:close(); os.rename(tmp, side) end
+    lfl.fs.mkdir(M.dir() .. "/hashes")
+    pcall(lfl.fs.write, side, h) -- a memo only: a failed write costs a re-hash next time
   end
   return h
 end
@@ -249,7 +247,7 @@ end
 -- writes result {train, eval, dropped, stats} under key; returns the path
 function M.save(key, result)
   local dir = M.dir()
-  os.execute(fmt("mkdir -p '%s'", (dir:gsub("'", "'\\''"))))
+  lfl.fs.mkdir(dir)
   local tensors, meta = {}, {version = M.VERSION, key = key, dropped = result.dropped or 0, stats = result.stats}
   put_split(tensors, meta, "train", result.train)
   if result.eval then put_split(tensors, meta, "eval", result.eval) end

@@ -26,20 +26,11 @@ local function read_file(path)
   return s
 end
 
-local function is_dir(path)
-  local p = io.popen(fmt("test -d '%s' && echo d", path:gsub("'", "'\\''")))
-  local r = p:read("*l")
-  p:close()
-  return r == "d"
-end
+local function is_dir(path) return lfl.fs.isdir(path) end
 
 local function list_dir(path)
-  local p = io.popen(fmt("ls -1 '%s' 2>/dev/null", path:gsub("'", "'\\''")))
-  local out = {}
-  for line in p:lines() do out[#out + 1] = line end
-  p:close()
-  table.sort(out)
-  return out
+  if not lfl.fs.isdir(path) then return {} end
+  return lfl.fs.list(path)
 end
 
 local function ext_of(path) return (path:match("%.([%w]+)$") or ""):lower() end

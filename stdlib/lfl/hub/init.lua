@@ -320,10 +320,7 @@ function M.dataset_files(entry, opts)
     if not okd then error(fmt("%s%s", tostring(snap), info and ("\n(listing the repo failed: " .. tostring(info) .. ")") or ""), 0) end
     root = snap
     names = {}
-    local p = io.popen(fmt("cd '%s' && find -L . -type f 2>/dev/null", root:gsub("'", "'\\''")))
-    for line in p:lines() do names[#names + 1] = line:gsub("^%./", "") end
-    p:close()
-    table.sort(names)
+    names = lfl.fs.walk(root)
   end
   local configs
   for _, n in ipairs(names) do

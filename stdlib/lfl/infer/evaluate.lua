@@ -152,7 +152,7 @@ function M.run(opts)
   local report = table.concat(lines, "\n")
   log(report)
   if opts.save_dir then
-    os.execute(fmt("mkdir -p '%s'", opts.save_dir))
+    lfl.fs.mkdir(opts.save_dir)
     local W = require("lfl.model").write_atomic
     W(opts.save_dir .. "/results.json", lfl.json.encode(results, {indent = true}))
     W(opts.save_dir .. "/results.log", report .. "\n")

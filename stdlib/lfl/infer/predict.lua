@@ -23,10 +23,15 @@ local M = {}
 
 M.METRIC_KEYS = {"bleu-4", "rouge-1", "rouge-2", "rouge-l"}
 
+-- a comma list (LlamaFactory splits adapter_name_or_path on "," and strips
+-- each part), so a path may hold spaces
 local function names_of(v)
   if type(v) == "table" then return v end
   local t = {}
-  for n in tostring(v):gmatch("[^,%s]+") do t[#t + 1] = n end
+  for n in tostring(v):gmatch("[^,]+") do
+    n = n:match("^%s*(.-)%s*$")
+    if n ~= "" then t[#t + 1] = n end
+  end
   return t
 end
 
@@ -200,7 +205,7 @@ function M.predict_rows(rows, opts)
   local stops = M.stop_ids(tok, require("lfl.data.preprocess").data_template(tpl, a), model)
   local bs = a.per_device_eval_batch_size or 1
   lfl.manual_seed(a.seed or 42) -- once, so sampled predictions are reproducible
-  local tty = os.getenv("TERM") and os.execute("test -t 2") == 0
+  local tty = os.getenv("TERM") and lfl.fs.isatty(2)
   local t0 = lfl.sys.clock()
   local outs = M.generate(model, rows, gopts, stops, bs, function(done, total)
     if tty and not a.disable_tqdm then io.stderr:write(fmt("\r[lfl] predict %d/%d ", done, total)); io.stderr:flush() end
@@ -252,7 +257,7 @@ function M.run(a, loaded)
   local model, tok, tpl = loaded.model, loaded.tokenizer, loaded.template
   if a.default_system and tpl.default_system ~= a.default_system then tpl = tpl:with({default_system = a.default_system}) end
   local out = a.output_dir or "saves/lfl-run"
-  os.execute(fmt("mkdir -p '%s'", (out:gsub("'", "'\\''"))))
+  lfl.fs.mkdir(out)
   local examples, source = M.eval_examples(a)
   local approach = require("lfl.train.approach").load("sft")
   local rows, dropped = approach.prepare_unsupervised(examples, {tokenizer = tok, template = tpl, args = a})

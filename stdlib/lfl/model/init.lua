@@ -170,7 +170,7 @@ end
 function Model:save(dir, opts)
   opts = opts or {}
   local limit = opts.shard_size or 5e9
-  os.execute(fmt("mkdir -p '%s'", dir))
+  lfl.fs.mkdir(dir)
   local shards, cur, size = {}, {}, 0
   local names, params = convert.from_decoder(self.config, self.names, self.params) -- back to the family's layout
   for _, name in ipairs(names) do
@@ -197,7 +197,7 @@ function Model:save(dir, opts)
   for k, v in pairs(self.config) do cfg[k] = v end
   M.write_atomic(dir .. "/config.json", lfl.json.encode(cfg, {indent = true}))
   if self.tokenizer_files then
-    for _, f in ipairs(self.tokenizer_files) do os.execute(fmt("cp '%s' '%s/'", f, dir)) end
+    for _, f in ipairs(self.tokenizer_files) do lfl.fs.copy(f, dir) end
   end
   return dir
 end
@@ -208,12 +208,7 @@ function M.elem_size(t)
   return (dt == "f64" or dt == "i64") and 8 or dt:match("16") and 2 or (dt == "u8" or dt == "bool") and 1 or 4
 end
 
-function M.write_atomic(path, text)
-  local tmp = path .. ".tmp"
-  local f = assert(io.open(tmp, "wb"))
-  f:write(text)
-  f:close()
-  assert(os.rename(tmp, path))
-end
+-- text to path through a temporary file renamed into place (lfl.fs.write)
+function M.write_atomic(path, text) lfl.fs.write(path, text) end
 
 return M

@@ -189,7 +189,7 @@ function M.add_tokens(src, out_dir, tokens, special_tokens)
   end
   add(tokens, false)
   add(special_tokens, true)
-  os.execute(fmt("mkdir -p '%s'", out_dir:gsub("'", "'\\''")))
+  lfl.fs.mkdir(out_dir)
   local dir = src:match("%.json$") and src:match("^(.*)/[^/]*$") or src
   if #entries > 0 then
     local a, b = text:find('"added_tokens"%s*:%s*%[')

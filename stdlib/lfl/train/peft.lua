@@ -258,7 +258,7 @@ end
 function M.save_adapter(model, dir, base_name)
   local ad = is_adapter(model) and model or model.lora
   if not ad then error("save_adapter: the model has no LoRA adapter", 2) end
-  os.execute(fmt("mkdir -p '%s'", dir))
+  lfl.fs.mkdir(dir)
   local names, params = ad:parameters()
   local tbl = {}
   for i, n in ipairs(names) do tbl[n] = params[i]:detach() end

@@ -15,7 +15,7 @@ local fmt, floor, ceil, max, min = string.format, math.floor, math.ceil, math.ma
 
 local M = {}
 
-local function mkdir(p) os.execute(fmt("mkdir -p '%s'", p)) end
+local function mkdir(p) lfl.fs.mkdir(p) end
 local function exists(p) local f = io.open(p, "rb"); if f then f:close() return true end return false end
 local function write_atomic(path, text) require("lfl.model").write_atomic(path, text) end
 -- NaN / Infinity (a diverged step) are written as Python's json writes them (HF's trainer_state.json)
@@ -29,13 +29,13 @@ local function read_json(path)
 end
 
 local function list_checkpoints(dir)
-  local p = io.popen(fmt("ls -1 '%s' 2>/dev/null", dir))
   local steps = {}
-  for name in p:lines() do
-    local n = name:match("^checkpoint%-(%d+)$")
-    if n then steps[#steps + 1] = tonumber(n) end
+  if lfl.fs.isdir(dir) then
+    for _, name in ipairs(lfl.fs.list(dir)) do
+      local n = name:match("^checkpoint%-(%d+)$")
+      if n then steps[#steps + 1] = tonumber(n) end
+    end
   end
-  p:close()
   table.sort(steps)
   return steps
 end
@@ -156,7 +156,7 @@ local function hms(s)
 end
 
 function M.progress(total, quiet)
-  local tty = os.getenv("TERM") and os.execute("test -t 2") == 0
+  local tty = os.getenv("TERM") and lfl.fs.isatty(2)
   return setmetatable({total = total, t0 = lfl.sys.clock(), tty = tty, quiet = quiet}, Progress)
 end
 
@@ -208,7 +208,8 @@ function M.save_checkpoint(st, parent)
   if parent ~= a.output_dir then mkdir(parent) end
   local final = fmt("%s/checkpoint-%d", parent, st.global_step)
   local tmp = final .. ".tmp"
-  os.execute(fmt("rm -rf '%s' '%s'", tmp, final))
+  lfl.fs.remove(tmp)
+  lfl.fs.remove(final)
   mkdir(tmp)
   save_trainable(st.model, a, tmp, st.names, st.params)
   local ost, ometa = st.optimizer:state_tensors()
@@ -227,7 +228,7 @@ function M.save_checkpoint(st, parent)
   -- save_total_limit: drop the oldest
   if a.save_total_limit and a.save_total_limit > 0 then
     local steps = list_checkpoints(parent)
-    for i = 1, #steps - a.save_total_limit do os.execute(fmt("rm -rf '%s/checkpoint-%d'", parent, steps[i])) end
+    for i = 1, #steps - a.save_total_limit do lfl.fs.remove(fmt("%s/checkpoint-%d", parent, steps[i])) end
   end
   return final
 end
@@ -272,19 +273,9 @@ end
 
 -- ---------------------------------------------------------------- set-up
 
--- Raises "<label> '<path>': <why>" unless the folder can be written: it is
--- created, then a probe file is written in it and removed. lfl.fs.writable_dir
--- (same contract) does it once that module is on main.
-local function writable_dir(path, label)
-  label = label or "folder"
-  if lfl.fs and lfl.fs.writable_dir then return lfl.fs.writable_dir(path, label) end
-  mkdir(path)
-  local probe = path .. "/.lfl_write_probe"
-  local f, err = io.open(probe, "wb")
-  if not f then error(fmt("%s '%s': cannot write a file in it (%s)", label, path, tostring(err)), 0) end
-  f:close()
-  os.remove(probe)
-end
+-- Raises "<label> '<path>': <why>" unless the folder can be written (it is
+-- created, then a probe file is written in it and removed; core/fs.c).
+local function writable_dir(path, label) return lfl.fs.writable_dir(path, label or "folder") end
 M.writable_dir = writable_dir
 
 local Trainer = lfl._trainer.methods

@@ -2,9 +2,7 @@
 # No code of lfl runs a shell: fails (exit 1) on any os.execute, io.popen,
 # system( or popen( in stdlib/ recipes/ repl/ lua/ core/ kernels/, listing
 # each hit. File work goes through lfl.fs (lua/l_fs.c, core/fs.c).
-# Named no_shell_check.sh, not test_*.sh, until stdlib's callers use lfl.fs:
-# then rename it to test_no_shell.sh so ctest runs it.
-# Usage: no_shell_check.sh [path/to/lfl]   (the binary is not needed)
+# Usage: test_no_shell.sh [path/to/lfl]   (the binary is not needed)
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
