@@ -29,12 +29,12 @@
  *
  * f32 runs 64 x 64 tiles, their GEMMs through lfl_sgemm (measured faster
  * than hand-written vector kernels, see below) and the softmax through the
- * vectorised exp of fastmath.h; f64 (for gradient checks) runs the same driver
+ * vectorised exp of vmath.h; f64 (for gradient checks) runs the same driver
  * on 8 x 8 tiles with plain loops, so small gradchecks cross tile boundaries.
  * Under matmul precision "medium" the f32 tiles multiply in bf16
  * (attention_bf16.c); the softmax stays f32. */
 #include <string.h>
-#include "fastmath.h"
+#include "vmath.h"
 #include "rows.h"
 #include "../blas.h"
 #include "../gemm_bf16.h"
@@ -169,7 +169,7 @@ static inline float row_max_f32(const float *s)
 static inline float row_exp_sum_f32(float *s, float m)
 {
 #pragma omp simd
-    for (int c = 0; c < 64; c++) s[c] = lfl_fexp(s[c] - m);
+    for (int c = 0; c < 64; c++) s[c] = lfl_vexpf(s[c] - m);
     const v16f *p = (const v16f *)s;
     return hsum_f32((p[0] + p[1]) + (p[2] + p[3]));
 }
@@ -213,8 +213,8 @@ static void k_acc_f64(double *Y, int64_t ldy, int64_t nI, const double *A, int64
 #define AT float
 #define AS f32
 #define ATILE 64
-#define AEXP(x) lfl_fexp(x)
-#define ATANH(x) lfl_ftanh(x)
+#define AEXP(x) lfl_vexpf(x)
+#define ATANH(x) lfl_vtanhf(x)
 #include "attention_impl.h"
 #undef AT
 #undef AS

@@ -4,25 +4,28 @@
  *   tanh:  gelu(g) = g/2 * (1 + t), t = tanh(k (g + c g^3)), k = sqrt(2/pi), c = 0.044715
  *          gelu'(g) = (1 + t)/2 + g/2 * (1 - t^2) * k * (1 + 3 c g^2)
  * Backward: dgate = go * up * gelu'(gate), dup = go * gelu(gate).
- * The f32 path uses the vectorisable approximations of fastmath.h; f64 uses libm. */
-#include "fastmath.h"
+ * The f32 path uses the vectorisable tanh and erfc of vmath.h; f64 uses libm. */
+#include "vmath.h"
 #include "rows.h"
 
 #define GELU_K 0.7978845608028654 /* sqrt(2/pi) */
 #define GELU_C 0.044715
 #define INV_SQRT_2PI 0.3989422804014327
 
+/* Phi(x) = 0.5 erfc(-x / sqrt 2): keeps its relative accuracy in the negative tail */
+static inline float norm_cdf(float x) { return 0.5f * lfl_verfcf(x * -(float)M_SQRT1_2); }
+
 static void fwd_f32(const float *g, const float *u, float *y, int64_t n, bool th)
 {
     if (th) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            float x = g[i], t = lfl_ftanh((float)GELU_K * (x + (float)GELU_C * x * x * x));
+            float x = g[i], t = lfl_vtanhf((float)GELU_K * (x + (float)GELU_C * x * x * x));
             y[i] = 0.5f * x * (1.0f + t) * u[i];
         }
     } else {
 #pragma omp simd
-        for (int64_t i = 0; i < n; i++) y[i] = g[i] * lfl_fnormcdf(g[i]) * u[i];
+        for (int64_t i = 0; i < n; i++) y[i] = g[i] * norm_cdf(g[i]) * u[i];
     }
 }
 
@@ -40,7 +43,7 @@ static void bwd_f32(const float *g, const float *u, const float *go, float *dg, 
     if (th) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            float x = g[i], t = lfl_ftanh((float)GELU_K * (x + (float)GELU_C * x * x * x));
+            float x = g[i], t = lfl_vtanhf((float)GELU_K * (x + (float)GELU_C * x * x * x));
             float gelu = 0.5f * x * (1.0f + t);
             float d = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * (float)GELU_K * (1.0f + 3.0f * (float)GELU_C * x * x);
             if (dg) dg[i] = go[i] * u[i] * d;
@@ -49,8 +52,8 @@ static void bwd_f32(const float *g, const float *u, const float *go, float *dg, 
     } else {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            float x = g[i], cdf = lfl_fnormcdf(x);
-            float d = cdf + x * (float)INV_SQRT_2PI * lfl_fexp(-0.5f * x * x);
+            float x = g[i], cdf = norm_cdf(x);
+            float d = cdf + x * (float)INV_SQRT_2PI * lfl_vexpf(-0.5f * x * x);
             if (dg) dg[i] = go[i] * u[i] * d;
             if (du) du[i] = go[i] * x * cdf;
         }

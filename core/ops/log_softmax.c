@@ -2,7 +2,7 @@
  * softmax.c's kernel. Backward: dx = g - exp(y) * sum(g) along the dim. */
 #include <math.h>
 #include "dimwise.h"
-#include "vexp.h"
+#include "vmath.h"
 
 #define BACK_LOOP(T, EXP)                                                           \
     do {                                                                            \

@@ -2,7 +2,7 @@
  * coefficient, and the row kernels (online log-sum-exp, softmax gradient).
  * The f32 kernels use a branch-free exp so the row loops vectorise: with
  * V in the tens of thousands the exps cost as much as a small GEMM. */
-#include "vexp.h"
+#include "vmath.h"
 #include <math.h>
 #include "../iter.h"
 #include "loss.h"

@@ -3,7 +3,7 @@
  * dx = y * (g - sum(g * y)) along the dim. */
 #include <math.h>
 #include "dimwise.h"
-#include "vexp.h"
+#include "vmath.h"
 
 /* One row along the last dim of a contiguous tensor: the max, then exp and
  * its sum, then scale (softmax) or shift (log-softmax). simd reductions keep

@@ -1,14 +1,14 @@
 /* swiglu: silu(gate) * up over [..., F], the gated MLP of Llama-family models.
  * silu(g) = g * s with s = sigmoid(g); backward:
  *   dgate = go * up * s * (1 + g * (1 - s)),   dup = go * g * s
- * The f32 path uses the vectorisable exp of fastmath.h; f64 uses libm. */
-#include "fastmath.h"
+ * The f32 path uses the vectorisable exp of vmath.h; f64 uses libm. */
+#include "vmath.h"
 #include "rows.h"
 
 static void fwd_f32(const float *g, const float *u, float *y, int64_t n)
 {
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) y[i] = g[i] / (1.0f + lfl_fexp(-g[i])) * u[i];
+    for (int64_t i = 0; i < n; i++) y[i] = g[i] / (1.0f + lfl_vexpf(-g[i])) * u[i];
 }
 
 static void fwd_f64(const double *g, const double *u, double *y, int64_t n)
@@ -21,13 +21,13 @@ static void bwd_f32(const float *g, const float *u, const float *go, float *dg, 
     if (dg) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {
-            float s = 1.0f / (1.0f + lfl_fexp(-g[i]));
+            float s = 1.0f / (1.0f + lfl_vexpf(-g[i]));
             dg[i] = go[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
         }
     }
     if (du) {
 #pragma omp simd
-        for (int64_t i = 0; i < n; i++) du[i] = go[i] * g[i] / (1.0f + lfl_fexp(-g[i]));
+        for (int64_t i = 0; i < n; i++) du[i] = go[i] * g[i] / (1.0f + lfl_vexpf(-g[i]));
     }
 }
 
