@@ -21,16 +21,17 @@ LFL_VINLINE int32_t lfl_vf_to_bits(float f) { int32_t i; memcpy(&i, &f, 4); retu
  * in two for an exact product, a degree-6 polynomial for e^r). Results below
  * FLT_MIN flush to +0, so x = -inf (a masked score) gives 0 and no loop ever
  * produces a subnormal, which costs a microcode assist per element on many
- * x86 cores; past ln FLT_MAX it is +inf, and NaN stays NaN (it runs through
- * the arithmetic, which the selects leave alone). n comes from the bits of the
+ * x86 cores; past ln FLT_MAX the product overflows to +inf by itself (x is
+ * clamped at 100 only to keep n's exponent fields in range), and NaN runs
+ * through the arithmetic and stays NaN. n comes from the bits of the
  * 1.5 * 2^23 rounding shift, not from a float->int conversion: cheaper, and
- * defined for NaN. 2^n is applied as two factors so that n = 128 (x just
- * below ln FLT_MAX) does not overflow the exponent field. */
+ * defined for NaN. 2^n is applied as two factors so that n up to 144 keeps
+ * both exponent fields finite. */
 LFL_VINLINE float lfl_vexpf(float x)
 {
-    const float lo = -87.33654f, hi = 88.72283f; /* ln FLT_MIN, ln FLT_MAX */
+    const float lo = -87.33654f; /* ln FLT_MIN */
     float xc = x < lo ? lo : x;
-    xc = xc > hi ? hi : xc;
+    xc = xc > 100.0f ? 100.0f : xc;
     float t = xc * 1.44269504088896341f + 12582912.0f; /* n in the low mantissa bits */
     float fn = t - 12582912.0f;
     float r = xc - fn * 0.693359375f;
@@ -43,12 +44,11 @@ LFL_VINLINE float lfl_vexpf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r2 + r + 1.0f;
-    int32_t n = lfl_vf_to_bits(t) - 0x4b400000; /* in [-126, 128] unless x is NaN */
-    int32_t n1 = n >> 1, n2 = n - n1;           /* both halves give normal scales */
+    int32_t n = lfl_vf_to_bits(t) - 0x4b400000; /* in [-126, 144] unless x is NaN */
+    int32_t n1 = n >> 1, n2 = n - n1;           /* both halves give finite scales */
     uint32_t s1 = (uint32_t)(n1 + 127) << 23, s2 = (uint32_t)(n2 + 127) << 23;
     float y = p * lfl_vbits_to_f((int32_t)s1) * lfl_vbits_to_f((int32_t)s2);
-    y = x < lo ? 0.0f : y;
-    return x > hi ? INFINITY : y;
+    return x < lo ? 0.0f : y;
 }
 
 /* ln x. x = m 2^e with m in [sqrt(1/2), sqrt(2)), Cephes' polynomial for

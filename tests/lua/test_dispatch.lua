@@ -21,8 +21,9 @@ t.suite("dispatch", {
                            "rmsnorm_backward", "linear_cross_entropy_backward", "rope_cos_sin", "nonzero"}) do
       t.assert(cpu[name], name .. " is in the table with a CPU kernel")
     end
-    t.assert_eq(#ops.cpu, #(function() local u = {}; for k in pairs(cpu) do u[#u + 1] = k end; return u end)(),
-                "names are unique")
+    local distinct = 0
+    for _ in pairs(cpu) do distinct = distinct + 1 end
+    t.assert_eq(distinct, #ops.cpu, "names are unique")
     for _, name in ipairs(ops.cuda) do t.assert(cpu[name], "CUDA entry " .. name .. " is an op of the table") end
     -- CUDA kernels exist in the table only when the CUDA backend was built
     local built = not lfl.sys.cuda():find("not built", 1, true)
