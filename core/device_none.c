@@ -21,19 +21,3 @@ lfl_status lfl_device_memcpy(int device, void *dst, const void *src, size_t nbyt
     return lfl_fail(LFL_ERR_DEVICE, "cuda:%d requested, but lfl was built without CUDA", device);
 }
 #endif
-
-#ifndef LFL_HAVE_CUDA
-#include "kernels.h"
-lfl_status lfl_cuda_binary(int kind, const lfl_tensor *a, const lfl_tensor *b, lfl_tensor *o)
-{
-    (void)kind; (void)b; (void)o;
-    return lfl_fail(LFL_ERR_DEVICE, "cuda:%d tensor, but lfl was built without CUDA", a->device);
-}
-lfl_status lfl_cuda_sgemm(int device, bool ta, bool tb, int m, int n, int k, float alpha,
-                          const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
-{
-    (void)ta; (void)tb; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda; (void)b;
-    (void)ldb; (void)beta; (void)c; (void)ldc;
-    return lfl_fail(LFL_ERR_DEVICE, "cuda:%d tensor, but lfl was built without CUDA", device);
-}
-#endif

@@ -1,25 +1,43 @@
-/* The dtype traits table. Block sizes follow ggml-common.h and bitsandbytes. */
+/* The dtype traits table. Block sizes follow ggml-common.h and bitsandbytes;
+ * the to_f32 hooks are dtype_convert.c's (16-bit floats) and quant/ggml.c's
+ * (ggml blocks). */
 #include "dtype.h"
+#include "quant/ggml.h"
 
+static lfl_status lowp_to_f32(lfl_dtype dt, const void *src, int64_t n, float *dst)
+{
+    return lfl_convert_contiguous(LFL_F32, dst, dt, src, n) ? LFL_OK
+           : lfl_fail(LFL_ERR_ARG, "to_f32: %s is not a 16-bit float", lfl_dtypes[dt].name);
+}
+
+#define Q(name, block, bytes) {name, block, bytes, false, false, lfl_dequantize_rows}
 const lfl_dtype_traits lfl_dtypes[LFL_DTYPE_COUNT] = {
-    [LFL_F32]  = {"f32", 1, 4, true, false},
-    [LFL_F64]  = {"f64", 1, 8, true, false},
-    [LFL_F16]  = {"f16", 1, 2, true, false},
-    [LFL_BF16] = {"bf16", 1, 2, true, false},
-    [LFL_I32]  = {"i32", 1, 4, false, true},
-    [LFL_I64]  = {"i64", 1, 8, false, true},
-    [LFL_U8]   = {"u8", 1, 1, false, true},
-    [LFL_BOOL] = {"bool", 1, 1, false, true},
-    [LFL_Q8_0] = {"q8_0", 32, 34, false, false},
-    [LFL_Q4_0] = {"q4_0", 32, 18, false, false},
-    [LFL_Q4_1] = {"q4_1", 32, 20, false, false},
-    [LFL_Q5_0] = {"q5_0", 32, 22, false, false},
-    [LFL_Q5_1] = {"q5_1", 32, 24, false, false},
-    [LFL_Q4_K] = {"q4_k", 256, 144, false, false},
-    [LFL_Q5_K] = {"q5_k", 256, 176, false, false},
-    [LFL_Q6_K] = {"q6_k", 256, 210, false, false},
-    [LFL_NF4]  = {"nf4", 64, 32, false, false}, /* absmax kept separately */
+    [LFL_F32]  = {"f32", 1, 4, true, false, NULL},
+    [LFL_F64]  = {"f64", 1, 8, true, false, NULL},
+    [LFL_F16]  = {"f16", 1, 2, true, false, lowp_to_f32},
+    [LFL_BF16] = {"bf16", 1, 2, true, false, lowp_to_f32},
+    [LFL_I32]  = {"i32", 1, 4, false, true, NULL},
+    [LFL_I64]  = {"i64", 1, 8, false, true, NULL},
+    [LFL_U8]   = {"u8", 1, 1, false, true, NULL},
+    [LFL_BOOL] = {"bool", 1, 1, false, true, NULL},
+    [LFL_Q8_0] = Q("q8_0", 32, 34),
+    [LFL_Q4_0] = Q("q4_0", 32, 18),
+    [LFL_Q4_1] = Q("q4_1", 32, 20),
+    [LFL_Q5_0] = Q("q5_0", 32, 22),
+    [LFL_Q5_1] = Q("q5_1", 32, 24),
+    [LFL_Q4_K] = Q("q4_k", 256, 144),
+    [LFL_Q5_K] = Q("q5_k", 256, 176),
+    [LFL_Q6_K] = Q("q6_k", 256, 210),
+    [LFL_NF4]  = {"nf4", 64, 32, false, false, NULL}, /* absmax kept separately */
 };
+#undef Q
+
+lfl_status lfl_dtype_to_f32(lfl_dtype dt, const void *src, int64_t n, float *dst)
+{
+    if (!lfl_dtypes[dt].to_f32)
+        return lfl_fail(LFL_ERR_UNSUPPORTED, "%s has no widening to f32 here", lfl_dtypes[dt].name);
+    return lfl_dtypes[dt].to_f32(dt, src, n, dst);
+}
 
 int lfl_dtype_from_name(const char *name)
 {

@@ -1,10 +1,12 @@
-/* Element types: the dtype enum, its traits table and f16/bf16 conversions. */
+/* Element types: the dtype enum, its traits table (with each type's widening
+ * to f32) and f16/bf16 conversions, scalar and in bulk. */
 #ifndef LFL_DTYPE_H
 #define LFL_DTYPE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include "status.h"
 
 typedef enum {
     LFL_F32 = 0, LFL_F64, LFL_F16, LFL_BF16, LFL_I32, LFL_I64, LFL_U8, LFL_BOOL,
@@ -20,6 +22,11 @@ typedef struct {
     int block_bytes;    /* bytes per block */
     bool is_float;      /* plain floating type */
     bool is_int;        /* plain integer or bool type */
+    /* n contiguous elements (a multiple of the block) -> f32: set for the
+     * 16-bit floats and the ggml block kinds (their decoders live in
+     * core/quant/), NULL where there is no such widening (NF4 keeps its
+     * absmax outside the tensor) or it is a plain load (f32, f64, ints) */
+    lfl_status (*to_f32)(lfl_dtype dt, const void *src, int64_t n, float *dst);
 } lfl_dtype_traits;
 
 extern const lfl_dtype_traits lfl_dtypes[LFL_DTYPE_COUNT];
@@ -34,6 +41,19 @@ static inline size_t lfl_dtype_nbytes(lfl_dtype d, int64_t n)
 {
     return (size_t)(n / lfl_dtypes[d].block) * (size_t)lfl_dtypes[d].block_bytes;
 }
+
+/* Widens n contiguous elements of dt to f32 through its to_f32 hook; an error
+ * names a dtype that has none. */
+lfl_status lfl_dtype_to_f32(lfl_dtype dt, const void *src, int64_t n, float *dst);
+
+static inline bool lfl_is_lowp(lfl_dtype d) { return d == LFL_BF16 || d == LFL_F16; }
+/* dst[i] = src[i] for n contiguous bf16/f16 values (vectorised, one thread) */
+void lfl_lowp_to_f32(lfl_dtype dt, const void *src, int64_t n, float *dst);
+/* dst[i] = round-to-nearest-even(src[i]) for n contiguous f32 values */
+void lfl_f32_to_lowp(lfl_dtype dt, const float *src, int64_t n, void *dst);
+/* Contiguous f32 <-> bf16/f16 conversion of n elements (lfl_copy_'s fast
+ * path; OpenMP-parallel when large). Returns false for any other dtype pair. */
+bool lfl_convert_contiguous(lfl_dtype ddt, void *dst, lfl_dtype sdt, const void *src, int64_t n);
 
 static inline float lfl_bf16_to_f32(uint16_t h)
 {

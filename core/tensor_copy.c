@@ -1,11 +1,11 @@
 /* Copies between layouts, dtypes and devices: copy_, fill_, contiguous,
- * clone, cast, to_device; broadcasting shape rules and sum_to. */
+ * clone, cast, to_device; broadcasting shape rules and sum_to. Core level:
+ * nothing here calls up into ops/ or io/ (widening a 16-bit or block-quantized
+ * dtype goes through its dtype traits; tests/sh/test_layering.sh checks). */
 #include <math.h>
 #include "autograd.h"
 #include "device.h"
-#include "io/dequant.h"
 #include "iter.h"
-#include "ops/lowp.h"
 #include "tensor.h"
 
 typedef double (*load_fn)(const char *p);
@@ -76,7 +76,7 @@ lfl_status lfl_copy_(lfl_tensor *dst, const lfl_tensor *src)
         memmove(lfl_data(dst), lfl_data(src), lfl_dtype_nbytes(dst->dtype, lfl_numel(dst)));
         return LFL_OK;
     }
-    /* f32 <-> bf16/f16 between contiguous tensors: vectorised (ops/lowp_gemm.c) */
+    /* f32 <-> bf16/f16 between contiguous tensors: vectorised (dtype_convert.c) */
     if (lfl_is_contiguous(dst) && lfl_is_contiguous(src) && lfl_numel(dst) == lfl_numel(src) &&
         lfl_convert_contiguous(dst->dtype, lfl_data(dst), src->dtype, lfl_data(src), lfl_numel(dst)))
         return LFL_OK;
@@ -166,11 +166,13 @@ lfl_status lfl_cast(lfl_tensor *t, lfl_dtype dt, lfl_tensor **out)
     if (t->dtype == dt) { *out = lfl_tensor_retain(t); return LFL_OK; }
     if (t->device != LFL_CPU)
         return lfl_fail(LFL_ERR_UNSUPPORTED, "cast: dtype conversion on a CUDA tensor is not available yet; cast on the CPU first");
-    if (lfl_dtype_is_block(t->dtype) && lfl_dtypes[dt].is_float && t->dtype != LFL_NF4) {
-        /* a block tensor widens by dequantizing (no grad: quantized weights are frozen) */
+    if (lfl_dtype_is_block(t->dtype) && lfl_dtypes[dt].is_float && lfl_dtypes[t->dtype].to_f32) {
+        /* a block tensor widens through its dtype's to_f32 hook, i.e. dequantizes
+         * (no grad: quantized weights are frozen); block tensors are contiguous */
         lfl_tensor *f;
-        LFL_TRY(lfl_dequantize(t, &f));
-        lfl_status st = lfl_cast(f, dt, out);
+        LFL_TRY(lfl_empty(t->ndim, t->shape, LFL_F32, LFL_CPU, &f));
+        lfl_status st = lfl_dtype_to_f32(t->dtype, lfl_data(t), lfl_numel(t), lfl_data(f));
+        if (st == LFL_OK) st = lfl_cast(f, dt, out);
         lfl_tensor_release(f);
         return st;
     }

@@ -1,7 +1,8 @@
-// add/sub/mul/div with broadcasting on CUDA (f32, f64).
+// add/sub/mul/div with broadcasting on CUDA (f32, f64): the CUDA entries of
+// the four ops in the dispatch table (core/ops/optable.h, kernels/optable.c).
 #include <cuda_runtime.h>
 extern "C" {
-#include "kernels.h"
+#include "ops/optable.h"
 }
 
 struct Strides { int nd; long long shape[LFL_MAX_DIMS], sa[LFL_MAX_DIMS], sb[LFL_MAX_DIMS]; };
@@ -22,7 +23,7 @@ __global__ void binary_kernel(int kind, const T *a, const T *b, T *o, long long 
     o[i] = kind == 0 ? x + y : kind == 1 ? x - y : kind == 2 ? x * y : x / y;
 }
 
-extern "C" lfl_status lfl_cuda_binary(int kind, const lfl_tensor *a, const lfl_tensor *b, lfl_tensor *o)
+static lfl_status binary(int kind, const lfl_tensor *a, const lfl_tensor *b, lfl_tensor *o)
 {
     Strides s;
     s.nd = o->ndim;
@@ -49,3 +50,8 @@ extern "C" lfl_status lfl_cuda_binary(int kind, const lfl_tensor *a, const lfl_t
     if (e != cudaSuccess) return lfl_fail(LFL_ERR_DEVICE, "cuda binary op: %s", cudaGetErrorString(e));
     return LFL_OK;
 }
+
+extern "C" lfl_status lfl_cuda_add(lfl_tensor *a, lfl_tensor *b, lfl_tensor *out) { return binary(0, a, b, out); }
+extern "C" lfl_status lfl_cuda_sub(lfl_tensor *a, lfl_tensor *b, lfl_tensor *out) { return binary(1, a, b, out); }
+extern "C" lfl_status lfl_cuda_mul(lfl_tensor *a, lfl_tensor *b, lfl_tensor *out) { return binary(2, a, b, out); }
+extern "C" lfl_status lfl_cuda_div(lfl_tensor *a, lfl_tensor *b, lfl_tensor *out) { return binary(3, a, b, out); }

@@ -2,7 +2,6 @@
  * zero-copy view of one read-only mapping, in PyTorch dim order (GGUF lists
  * ne[0] innermost first) and in its stored type (block types stay quantized). */
 #include "bridge.h"
-#include "io/dequant.h"
 #include "io/gguf.h"
 
 

@@ -1,7 +1,7 @@
 /* Quantized tensors from Lua: reinterpret raw bytes as a block dtype,
  * dequantize to f32. */
 #include "bridge.h"
-#include "io/dequant.h"
+#include "quant/ggml.h"
 
 /* lfl.from_bytes(u8 tensor, dtype, shape) -> a view of the same bytes */
 static int l_from_bytes(lua_State *L)

@@ -1,11 +1,12 @@
-/* lfl.sys: build and run-time facts (BLAS kernel, CUDA), threads, matmul
- * precision, timing. */
+/* lfl.sys: build and run-time facts (BLAS kernel, CUDA, which device kinds
+ * implement which ops), threads, matmul precision, timing. */
 #include <luajit.h>
 #include <omp.h>
 #include <time.h>
 #include <unistd.h>
 #include "bridge.h"
 #include "gemm_bf16.h"
+#include "ops/optable.h"
 
 static int l_blas(lua_State *L)
 {
@@ -19,6 +20,65 @@ static int l_cuda(lua_State *L)
     lua_pushstring(L, lfl_device_describe());
     lua_pushinteger(L, lfl_device_count());
     return 2;
+}
+
+/* sys.ops() -> {cpu = {names...}, cuda = {names...}}: the entries of the op
+ * dispatch table each device kind has a kernel for, in table order */
+static int l_ops(lua_State *L)
+{
+    lua_createtable(L, 0, LFL_DEVKIND_COUNT);
+    for (int kind = 0; kind < LFL_DEVKIND_COUNT; kind++) {
+        lua_newtable(L);
+        int k = 0;
+        for (int op = 0; op < lfl_op_count(); op++) {
+            if (!lfl_op_implemented(op, kind)) continue;
+            lua_pushstring(L, lfl_op_name(op));
+            lua_rawseti(L, -2, ++k);
+        }
+        lua_setfield(L, -2, lfl_devkind_name(kind));
+    }
+    return 1;
+}
+
+/* Test hooks: sys.op_remove(name, kind) takes one kernel out of the dispatch
+ * table (kind "cpu" or "cuda"), sys.op_restore(name, kind) puts it back, so a
+ * test can see the error of a missing kernel on the CPU. */
+static lfl_kernel removed[LFL_OP_COUNT][LFL_DEVKIND_COUNT];
+static bool is_removed[LFL_OP_COUNT][LFL_DEVKIND_COUNT];
+
+static void check_op_kind(lua_State *L, int *op, int *kind)
+{
+    const char *name = luaL_checkstring(L, 1), *k = luaL_checkstring(L, 2);
+    *op = lfl_op_find(name);
+    if (*op < 0) luaL_error(L, "sys: '%s' is not an entry of the op dispatch table (see lfl.sys.ops())", name);
+    *kind = -1;
+    for (int i = 0; i < LFL_DEVKIND_COUNT; i++)
+        if (strcmp(k, lfl_devkind_name(i)) == 0) *kind = i;
+    if (*kind < 0) luaL_error(L, "sys: '%s' is not a device kind (\"cpu\" or \"cuda\")", k);
+}
+
+static int l_op_remove(lua_State *L)
+{
+    int op, kind;
+    check_op_kind(L, &op, &kind);
+    if (!is_removed[op][kind]) {
+        lfl_kernel none;
+        memset(&none, 0, sizeof none);
+        removed[op][kind] = lfl_op_set(op, kind, none);
+        is_removed[op][kind] = true;
+    }
+    return 0;
+}
+
+static int l_op_restore(lua_State *L)
+{
+    int op, kind;
+    check_op_kind(L, &op, &kind);
+    if (is_removed[op][kind]) {
+        lfl_op_set(op, kind, removed[op][kind]);
+        is_removed[op][kind] = false;
+    }
+    return 0;
 }
 
 static int l_threads(lua_State *L)
@@ -90,7 +150,7 @@ static int l_exe(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     {"blas", l_blas}, {"cuda", l_cuda}, {"pid", l_pid}, {"exe", l_exe}, {"threads", l_threads}, {"clock", l_clock}, {"rss", l_rss},
-    {"matmul_precision", l_matmul_precision},
+    {"matmul_precision", l_matmul_precision}, {"ops", l_ops}, {"op_remove", l_op_remove}, {"op_restore", l_op_restore},
     {NULL, NULL},
 };
 

@@ -7,13 +7,14 @@
 #include <string.h>
 #include "bridge.h"
 #include "io/tokcache.h"
+#include "util/sha256.h"
 
 static int l_sha256(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     char hex[65];
-    lfl_tokcache_sha256(s, n, hex);
+    lfl_sha256_buf(s, n, hex);
     lua_pushstring(L, hex);
     return 1;
 }

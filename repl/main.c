@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "bridge.h"
+#include "ops/optable.h"
 #include "repl.h"
 
 static void usage(FILE *f)
@@ -26,7 +27,7 @@ static void usage(FILE *f)
             "  -l MODULE      require MODULE into the global of its last name part\n"
             "                 (-l lfl.test sets `test`); -l NAME=MODULE picks the name\n"
             "  -i             open the REPL after running the script / -e code\n"
-            "  -v, --version  print versions, the BLAS kernel set, CUDA and NCCL availability\n"
+            "  -v, --version  print versions, the BLAS kernel set, CUDA and NCCL availability, op coverage\n"
             "  -h, --help     this help\n"
             "  --             stop handling options\n"
             "environment: LFL_HOME (where stdlib/ lives), LFL_PATH (extra Lua search path),\n"
@@ -136,6 +137,11 @@ static void print_version(lua_State *L)
     lua_pop(L, 3);
     printf("BLAS: %s\n", lfl_blas_describe());
     printf("%s\n", lfl_device_describe());
+    /* which ops each device kind has kernels for (lfl.sys.ops() lists them) */
+    char cuda[1024];
+    int ncpu = lfl_op_coverage(LFL_DEVKIND_CPU, NULL, 0), ncuda = lfl_op_coverage(LFL_DEVKIND_CUDA, cuda, sizeof cuda);
+    printf("ops: %d kernels; CPU %d, CUDA %d%s%s%s\n", lfl_op_count(), ncpu, ncuda, ncuda ? " (" : "", cuda,
+           ncuda ? ")" : "");
     print_nccl();
     printf("home: %s\n", lfl_lua_home());
 }

@@ -1,4 +1,4 @@
-/* Private to core/hub: SHA-256, the HTTP layer over libcurl, cache paths,
+/* Private to core/hub: the HTTP layer over libcurl, cache paths,
  * progress display. Not part of the public API (see hub.h). */
 #ifndef LFL_HUB_INTERNAL_H
 #define LFL_HUB_INTERNAL_H
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "hub.h"
+#include "../util/sha256.h"
 
 #define HUB_PATH 4096
 /* snprintf that tells whether the text fit (also keeps -Wformat-truncation
@@ -15,19 +16,6 @@
 bool hub_fmt(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 #define HUB_FMT hub_fmt
 
-/* ---- sha256.c ---- */
-typedef struct {
-    uint32_t h[8];
-    uint64_t len;
-    uint8_t buf[64];
-    size_t nbuf;
-} lfl_sha256;
-void lfl_sha256_init(lfl_sha256 *s);
-void lfl_sha256_update(lfl_sha256 *s, const void *data, size_t n);
-void lfl_sha256_final(lfl_sha256 *s, uint8_t out[32]);
-void lfl_sha256_hex(lfl_sha256 *s, char out[65]);
-lfl_status lfl_sha256_fd_prefix(lfl_sha256 *s, FILE *f, int64_t limit, const char *what);
-lfl_status lfl_sha256_file(const char *path, char out[65]);
 
 /* ---- progress.c: one aggregate bar for all files of a call ---- */
 typedef struct {

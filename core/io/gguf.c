@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "gguf.h"
+#include "../dtype.h"
 
 /* ---- a bump arena for key/name copies and element tables ---- */
 
@@ -99,6 +100,17 @@ bool lfl_ggml_type_block(int type, int64_t *block_elems, size_t *block_bytes)
     if (block_elems) *block_elems = ggml_types[type].blck;
     if (block_bytes) *block_bytes = ggml_types[type].bytes;
     return true;
+}
+
+int lfl_ggml_type_to_dtype(int g)
+{
+    static const struct { int ggml; int dt; } map[] = {
+        {0, LFL_F32}, {1, LFL_F16}, {2, LFL_Q4_0}, {3, LFL_Q4_1}, {6, LFL_Q5_0}, {7, LFL_Q5_1}, {8, LFL_Q8_0},
+        {12, LFL_Q4_K}, {13, LFL_Q5_K}, {14, LFL_Q6_K}, {26, LFL_I32}, {27, LFL_I64}, {28, LFL_F64}, {30, LFL_BF16},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i].ggml == g) return map[i].dt;
+    return -1;
 }
 
 /* ---- bounds-checked cursor ---- */

@@ -1,7 +1,7 @@
 /* GGUF v2/v3 reader: header, typed metadata (arrays included), tensor infos and
  * the data section, over an mmap of the file. Every read is bounds-checked, so a
  * truncated or lying file gives an lfl_fail error naming the file and the problem.
- * Dequantization lives elsewhere (gguf_dequant.c); this file only describes
+ * Dequantization lives below (core/quant/ggml.c); this file only describes
  * tensors (name, dims, ggml type, offset, byte size, data pointer). */
 #ifndef LFL_GGUF_H
 #define LFL_GGUF_H
@@ -122,5 +122,7 @@ const char *lfl_gguf_type_name(lfl_gguf_type t);
 const char *lfl_ggml_type_name(int type);          /* NULL for an unknown id */
 /* Elements per block and bytes per block of a ggml type; false when unknown. */
 bool lfl_ggml_type_block(int type, int64_t *block_elems, size_t *block_bytes);
+/* ggml type id (as stored in GGUF tensor infos) -> lfl dtype, or -1 */
+int lfl_ggml_type_to_dtype(int ggml_type);
 
 #endif

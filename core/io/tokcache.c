@@ -1,18 +1,9 @@
-/* Helpers of the tokenized-dataset cache: SHA-256 of a buffer (through the
- * hub's SHA-256) and file size + mtime, which key a cached dataset. */
+/* Helpers of the tokenized-dataset cache: file size + mtime, which key a
+ * cached dataset (its content hashes come from core/util/sha256.c). */
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "tokcache.h"
-#include "../hub/internal.h"
-
-void lfl_tokcache_sha256(const void *data, size_t n, char out[65])
-{
-    lfl_sha256 s;
-    lfl_sha256_init(&s);
-    lfl_sha256_update(&s, data, n);
-    lfl_sha256_hex(&s, out);
-}
 
 lfl_status lfl_tokcache_stat(const char *path, int64_t *size, int64_t *mtime_ns)
 {

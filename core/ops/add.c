@@ -8,6 +8,9 @@ static lfl_status add_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
     return LFL_OK;
 }
 
+/* the CPU kernel: binary.c's broadcasting loop */
+lfl_status lfl_cpu_add(lfl_tensor *a, lfl_tensor *b, lfl_tensor *out) { return lfl_binary_cpu(LFL_B_ADD, a, b, out); }
+
 lfl_status lfl_add(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
 {
     LFL_TRY(lfl_binary_raw("add", LFL_B_ADD, a, b, out));

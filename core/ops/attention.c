@@ -29,12 +29,12 @@
  *
  * f32 runs 64 x 64 tiles, their GEMMs through lfl_sgemm (measured faster
  * than hand-written vector kernels, see below) and the softmax through the
- * vectorised exp of fastmath.h; f64 (for gradient checks) runs the same driver
+ * vectorised exp of vmath.h; f64 (for gradient checks) runs the same driver
  * on 8 x 8 tiles with plain loops, so small gradchecks cross tile boundaries.
  * Under matmul precision "medium" the f32 tiles multiply in bf16
  * (attention_bf16.c); the softmax stays f32. */
 #include <string.h>
-#include "fastmath.h"
+#include "vmath.h"
 #include "rows.h"
 #include "../blas.h"
 #include "../gemm_bf16.h"
@@ -169,7 +169,7 @@ static inline float row_max_f32(const float *s)
 static inline float row_exp_sum_f32(float *s, float m)
 {
 #pragma omp simd
-    for (int c = 0; c < 64; c++) s[c] = lfl_fexp(s[c] - m);
+    for (int c = 0; c < 64; c++) s[c] = lfl_vexpf(s[c] - m);
     const v16f *p = (const v16f *)s;
     return hsum_f32((p[0] + p[1]) + (p[2] + p[3]));
 }
@@ -213,8 +213,8 @@ static void k_acc_f64(double *Y, int64_t ldy, int64_t nI, const double *A, int64
 #define AT float
 #define AS f32
 #define ATILE 64
-#define AEXP(x) lfl_fexp(x)
-#define ATANH(x) lfl_ftanh(x)
+#define AEXP(x) lfl_vexpf(x)
+#define ATANH(x) lfl_vtanhf(x)
 #include "attention_impl.h"
 #undef AT
 #undef AS
@@ -288,26 +288,40 @@ static lfl_status att_geo_init(att_geo *g, const lfl_tensor *q, const lfl_tensor
     return LFL_OK;
 }
 
+lfl_status lfl_cpu_attention_backward(const lfl_attn_args *p, lfl_tensor *o, lfl_tensor *lse, lfl_tensor *go,
+                                      lfl_tensor *dq, lfl_tensor *dk, lfl_tensor *dv)
+{
+    att_geo g;
+    lfl_tensor *q = p->q;
+    lfl_status st = att_geo_init(&g, q, p->k, p->scale, p->softcap, p->window, p->causal, p->segments, p->kv_start);
+    if (st == LFL_OK && q->dtype == LFL_F32)
+        st = att_backward_f32(&g, q, p->k, p->v, o, lfl_data(lse), lfl_data(go), lfl_data(dq), lfl_data(dk),
+                              lfl_data(dv));
+    else if (st == LFL_OK)
+        st = att_backward_f64(&g, q, p->k, p->v, o, lfl_data(lse), lfl_data(go), lfl_data(dq), lfl_data(dk),
+                              lfl_data(dv));
+    free(g.segr);
+    return st;
+}
+
 static lfl_status attention_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 {
-    lfl_tensor *q = n->saved[0], *k = n->saved[1], *v = n->saved[2], *o = n->saved[3], *lse = n->saved[4];
-    lfl_tensor *seg = n->saved[5], *kvs = n->saved[6], *go = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
-    att_geo g;
-    LFL_TRY(att_geo_init(&g, q, k, n->farg[0], n->farg[1], n->iarg[0], n->iarg[1] != 0, seg, kvs));
+    lfl_attn_args p = {n->saved[0], n->saved[1], n->saved[2], n->saved[5], n->saved[6],
+                       n->farg[0], n->farg[1], n->iarg[0], n->iarg[1] != 0};
+    lfl_tensor *q = p.q, *k = p.k, *v = p.v, *o = n->saved[3], *lse = n->saved[4];
+    lfl_tensor *go = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
+    lfl_attention_backward_kernel fn;
+    LFL_TRY(lfl_dispatch_attention_backward(q->device, NULL, &fn));
     lfl_status st = lfl_contiguous(gout[0], &go);
-    if (st == LFL_OK) st = lfl_empty(4, q->shape, q->dtype, LFL_CPU, &dq);
-    if (st == LFL_OK) st = lfl_empty(4, k->shape, q->dtype, LFL_CPU, &dk);
-    if (st == LFL_OK) st = lfl_empty(4, v->shape, q->dtype, LFL_CPU, &dv);
-    if (st == LFL_OK && g.B * g.Hkv * g.S * g.D > 0 && g.T == 0) {
-        lfl_fill_(dk, 0);
-        lfl_fill_(dv, 0);
+    if (st == LFL_OK) st = lfl_empty(4, q->shape, q->dtype, q->device, &dq);
+    if (st == LFL_OK) st = lfl_empty(4, k->shape, q->dtype, q->device, &dk);
+    if (st == LFL_OK) st = lfl_empty(4, v->shape, q->dtype, q->device, &dv);
+    if (st == LFL_OK && q->shape[2] == 0) { /* no query: no gradient reaches k or v */
+        st = lfl_fill_(dk, 0);
+        if (st == LFL_OK) st = lfl_fill_(dv, 0);
     } else if (st == LFL_OK) {
-        if (q->dtype == LFL_F32)
-            st = att_backward_f32(&g, q, k, v, o, lfl_data(lse), lfl_data(go), lfl_data(dq), lfl_data(dk), lfl_data(dv));
-        else
-            st = att_backward_f64(&g, q, k, v, o, lfl_data(lse), lfl_data(go), lfl_data(dq), lfl_data(dk), lfl_data(dv));
+        st = fn(&p, o, lse, go, dq, dk, dv);
     }
-    free(g.segr);
     lfl_tensor_release(go);
     lfl_tensor *res[3] = {dq, dk, dv};
     for (int i = 0; i < 3; i++) {
@@ -318,16 +332,17 @@ static lfl_status attention_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor 
 }
 
 /* a replay's given output [B, Hq, T, D] and log-sum-exps [B, Hq, T] (contiguous) */
-static lfl_status given_check(const lfl_attn_opts *o, lfl_dtype dt, int64_t B, int64_t Hq, int64_t T, int64_t D)
+static lfl_status given_check(const lfl_attn_opts *o, lfl_dtype dt, int dev, int64_t B, int64_t Hq, int64_t T,
+                              int64_t D)
 {
     const lfl_tensor *go = o->given_out, *gl = o->given_lse;
     int64_t os[4] = {B, Hq, T, D};
     bool ok = go && gl && go->dtype == dt && gl->dtype == dt && go->ndim == 4 && gl->ndim == 3 &&
-              go->device == LFL_CPU && gl->device == LFL_CPU && !memcmp(go->shape, os, sizeof os) &&
+              go->device == dev && gl->device == dev && !memcmp(go->shape, os, sizeof os) &&
               !memcmp(gl->shape, os, sizeof(int64_t) * 3) && lfl_is_contiguous(gl);
     if (!ok)
         return lfl_fail(LFL_ERR_ARG, "attention: a replay needs the output [%lld, %lld, %lld, %lld] and log-sum-exps "
-                                     "[%lld, %lld, %lld] of a forward run on the same inputs (%s)",
+                                     "[%lld, %lld, %lld] of a forward run on the same inputs (%s, on q's device)",
                         (long long)B, (long long)Hq, (long long)T, (long long)D, (long long)B, (long long)Hq,
                         (long long)T, lfl_dtype_name(dt));
     if (go->grad_fn || go->requires_grad || gl->grad_fn || gl->requires_grad)
@@ -335,14 +350,33 @@ static lfl_status given_check(const lfl_attn_opts *o, lfl_dtype dt, int64_t B, i
     return LFL_OK;
 }
 
+lfl_status lfl_cpu_attention(const lfl_attn_args *p, lfl_tensor *store, lfl_tensor *lse)
+{
+    const lfl_tensor *kvs = p->kv_start;
+    for (int64_t b = 0; kvs && b < p->q->shape[0]; b++) {
+        int64_t x = ((const int64_t *)lfl_data(kvs))[b];
+        if (x < 0 || x > p->k->shape[2])
+            return lfl_fail(LFL_ERR_ARG, "attention: kv_start[%lld] = %lld is outside [0, %lld] (the key count)",
+                            (long long)b, (long long)x, (long long)p->k->shape[2]);
+    }
+    att_geo g;
+    lfl_status st = p->q->dtype == LFL_F32 ? lfl_blas_init() : LFL_OK;
+    if (st == LFL_OK) st = att_geo_init(&g, p->q, p->k, p->scale, p->softcap, p->window, p->causal, p->segments, kvs);
+    else memset(&g, 0, sizeof g);
+    if (st == LFL_OK && p->q->dtype == LFL_F32) st = att_forward_f32(&g, p->q, p->k, p->v, lfl_data(store), lfl_data(lse));
+    else if (st == LFL_OK) st = att_forward_f64(&g, p->q, p->k, p->v, lfl_data(store), lfl_data(lse));
+    free(g.segr);
+    return st;
+}
+
 lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_attn_opts *opts, lfl_tensor **out)
 {
     char bq[128], bk[128], bv[128];
     static const lfl_attn_opts none = {0};
     const lfl_attn_opts *o = opts ? opts : &none;
-    LFL_TRY(lfl_nn_check("attention", q, "q"));
-    LFL_TRY(lfl_nn_check("attention", k, "k"));
-    LFL_TRY(lfl_nn_check("attention", v, "v"));
+    LFL_TRY(lfl_nn_check("attention", q, "q", NULL));
+    LFL_TRY(lfl_nn_check("attention", k, "k", q));
+    LFL_TRY(lfl_nn_check("attention", v, "v", q));
     if (k->dtype != q->dtype || v->dtype != q->dtype)
         return lfl_fail(LFL_ERR_ARG, "attention: q, k, v dtypes differ (%s, %s, %s)", lfl_dtype_name(q->dtype),
                         lfl_dtype_name(k->dtype), lfl_dtype_name(v->dtype));
@@ -365,74 +399,59 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
     if (!(o->softcap >= 0)) return lfl_fail(LFL_ERR_ARG, "attention: softcap must be >= 0, got %g", o->softcap);
     if (!(o->scale >= 0) || isinf(o->scale))
         return lfl_fail(LFL_ERR_ARG, "attention: scale must be a finite number >= 0 (0 = 1/sqrt(D)), got %g", o->scale);
-    lfl_tensor *seg = NULL;
     if (o->segments) {
         char bs[128];
         const lfl_tensor *s = o->segments;
-        if (s->device != LFL_CPU || s->dtype != LFL_I64 || s->ndim != 2 || s->shape[0] != q->shape[0] ||
-            s->shape[1] != q->shape[2])
+        if (s->dtype != LFL_I64 || s->ndim != 2 || s->shape[0] != q->shape[0] || s->shape[1] != q->shape[2])
             return lfl_fail(LFL_ERR_ARG, "attention: segments %s of %s should be i64 [%lld, %lld] (batch, query length)",
                             lfl_shape_str(s, bs, sizeof bs), lfl_dtype_name(s->dtype), (long long)q->shape[0],
                             (long long)q->shape[2]);
+        if (s->device != q->device) return lfl_fail(LFL_ERR_DEVICE, "attention: segments are on another device than q");
         if (k->shape[2] != q->shape[2])
             return lfl_fail(LFL_ERR_ARG, "attention: segments need as many keys as queries (S == T), got q %s, k %s",
                             bq, bk);
-        LFL_TRY(lfl_contiguous(o->segments, &seg));
     }
-    lfl_tensor *kvs = NULL;
     if (o->kv_start) {
         char bs[128];
         const lfl_tensor *s = o->kv_start;
-        lfl_status cs = LFL_OK;
-        if (s->device != LFL_CPU || s->dtype != LFL_I64 || s->ndim != 1 || s->shape[0] != q->shape[0])
-            cs = lfl_fail(LFL_ERR_ARG, "attention: kv_start %s of %s should be i64 [%lld] (one first key per batch row)",
-                          lfl_shape_str(s, bs, sizeof bs), lfl_dtype_name(s->dtype), (long long)q->shape[0]);
-        if (cs == LFL_OK) cs = lfl_contiguous(o->kv_start, &kvs);
-        for (int64_t b = 0; cs == LFL_OK && b < q->shape[0]; b++) {
-            int64_t x = ((const int64_t *)lfl_data(kvs))[b];
-            if (x < 0 || x > k->shape[2])
-                cs = lfl_fail(LFL_ERR_ARG, "attention: kv_start[%lld] = %lld is outside [0, %lld] (the key count)",
-                              (long long)b, (long long)x, (long long)k->shape[2]);
-        }
-        if (cs != LFL_OK) {
-            lfl_tensor_release(seg);
-            lfl_tensor_release(kvs);
-            return cs;
-        }
+        if (s->dtype != LFL_I64 || s->ndim != 1 || s->shape[0] != q->shape[0])
+            return lfl_fail(LFL_ERR_ARG, "attention: kv_start %s of %s should be i64 [%lld] (one first key per batch row)",
+                            lfl_shape_str(s, bs, sizeof bs), lfl_dtype_name(s->dtype), (long long)q->shape[0]);
+        if (s->device != q->device) return lfl_fail(LFL_ERR_DEVICE, "attention: kv_start is on another device than q");
     }
-    att_geo g;
-    lfl_status st = q->dtype == LFL_F32 ? lfl_blas_init() : LFL_OK;
-    if (st == LFL_OK) st = att_geo_init(&g, q, k, o->scale, o->softcap, o->window, o->causal, seg, kvs);
-    else memset(&g, 0, sizeof g);
-    int64_t B = g.B, Hq = g.Hq, T = g.T, D = g.D;
+    lfl_attention_kernel fn;
+    LFL_TRY(lfl_dispatch_attention(q->device, NULL, &fn));
+    int64_t B = q->shape[0], Hq = q->shape[1], T = q->shape[2], D = q->shape[3];
+    lfl_attn_args p = {q, k, v, NULL, NULL, o->scale > 0 ? o->scale : 1.0 / sqrt((double)(D ? D : 1)), o->softcap,
+                       o->window, o->causal};
     int64_t sshape[4] = {B, T, Hq, D}, lshape[3] = {B, Hq, T};
     lfl_tensor *store = NULL, *res = NULL, *lse = NULL;
+    lfl_status st = o->segments ? lfl_contiguous(o->segments, &p.segments) : LFL_OK;
+    if (st == LFL_OK && o->kv_start) st = lfl_contiguous(o->kv_start, &p.kv_start);
     if (st == LFL_OK && (o->given_out || o->given_lse)) {
-        st = given_check(o, q->dtype, B, Hq, T, D);
+        st = given_check(o, q->dtype, q->device, B, Hq, T, D);
         if (st == LFL_OK) {
             res = lfl_tensor_retain(o->given_out);
             lse = lfl_tensor_retain(o->given_lse);
         }
     } else {
-        if (st == LFL_OK) st = lfl_empty(4, sshape, q->dtype, LFL_CPU, &store);
-        if (st == LFL_OK) st = lfl_empty(3, lshape, q->dtype, LFL_CPU, &lse);
+        if (st == LFL_OK) st = lfl_empty(4, sshape, q->dtype, q->device, &store);
+        if (st == LFL_OK) st = lfl_empty(3, lshape, q->dtype, q->device, &lse);
     }
     if (st == LFL_OK && res) {
         /* replayed */
     } else if (st == LFL_OK && B * Hq * T * D > 0) {
-        if (q->dtype == LFL_F32) st = att_forward_f32(&g, q, k, v, lfl_data(store), lfl_data(lse));
-        else st = att_forward_f64(&g, q, k, v, lfl_data(store), lfl_data(lse));
+        st = fn(&p, store, lse);
     } else if (st == LFL_OK) {
-        lfl_fill_(lse, -INFINITY);
+        st = lfl_fill_(lse, -INFINITY);
     }
-    free(g.segr);
     if (st == LFL_OK && !res) st = lfl_transpose(store, 1, 2, &res);
     lfl_tensor_release(store);
     if (st == LFL_OK) {
         lfl_tensor *in[3] = {q, k, v};
         lfl_node *n = lfl_node_begin("attention", attention_backward, 3, in, 1);
         if (n) {
-            n->farg[0] = g.scale;
+            n->farg[0] = p.scale;
             n->farg[1] = o->softcap;
             n->iarg[0] = o->window;
             n->iarg[1] = o->causal;
@@ -441,8 +460,8 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
             lfl_node_save(n, v);
             lfl_node_save(n, res);
             lfl_node_save(n, lse);
-            lfl_node_save(n, seg);
-            lfl_node_save(n, kvs);
+            lfl_node_save(n, p.segments);
+            lfl_node_save(n, p.kv_start);
             lfl_node_set_output(n, res, 0);
             lfl_node_release(n);
         }
@@ -452,7 +471,7 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
     }
     lfl_tensor_release(res);
     lfl_tensor_release(lse);
-    lfl_tensor_release(seg);
-    lfl_tensor_release(kvs);
+    lfl_tensor_release(p.segments);
+    lfl_tensor_release(p.kv_start);
     return st;
 }

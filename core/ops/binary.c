@@ -1,6 +1,6 @@
-/* Broadcasting elementwise loop for the four arithmetic ops, per dtype. */
+/* The four arithmetic ops' shared front (checks, broadcast shape, output,
+ * dispatch) and their CPU kernel: a broadcasting loop per dtype. */
 #include "../iter.h"
-#include "../kernels.h"
 #include "binary.h"
 
 #define BINARY_LOOP(T)                                                             \
@@ -41,14 +41,25 @@ lfl_status lfl_binary_raw(const char *op, lfl_binary_kind kind, lfl_tensor *a, l
     int nd;
     int64_t shape[LFL_MAX_DIMS];
     LFL_TRY(lfl_broadcast_shape(op, a, b, &nd, shape));
+    lfl_add_kernel fn; /* the four entries share one signature */
+    switch (kind) {
+    case LFL_B_ADD: LFL_TRY(lfl_dispatch_add(a->device, op, &fn)); break;
+    case LFL_B_SUB: LFL_TRY(lfl_dispatch_sub(a->device, op, &fn)); break;
+    case LFL_B_MUL: LFL_TRY(lfl_dispatch_mul(a->device, op, &fn)); break;
+    default: LFL_TRY(lfl_dispatch_div(a->device, op, &fn)); break;
+    }
     lfl_tensor *o;
     LFL_TRY(lfl_empty(nd, shape, dt, a->device, &o));
-    if (a->device != LFL_CPU) {
-        lfl_status s = lfl_cuda_binary((int)kind, a, b, o);
-        if (s) { lfl_tensor_release(o); return s; }
-        *out = o;
-        return LFL_OK;
-    }
+    lfl_status s = fn(a, b, o);
+    if (s) { lfl_tensor_release(o); return s; }
+    *out = o;
+    return LFL_OK;
+}
+
+lfl_status lfl_binary_cpu(lfl_binary_kind kind, lfl_tensor *a, lfl_tensor *b, lfl_tensor *o)
+{
+    int nd = o->ndim;
+    const int64_t *shape = o->shape;
     int64_t st[3][LFL_MAX_DIMS];
     for (int d = 0; d < nd; d++) st[0][d] = o->stride[d];
     lfl_broadcast_strides(a, nd, shape, st[1]);
@@ -56,12 +67,11 @@ lfl_status lfl_binary_raw(const char *op, lfl_binary_kind kind, lfl_tensor *a, l
     int64_t rows, len;
     lfl_rows(nd, shape, &rows, &len);
     int64_t sa = nd ? st[1][nd - 1] : 1, sb = nd ? st[2][nd - 1] : 1;
-    switch (dt) {
+    switch (o->dtype) {
     case LFL_F32: BINARY_LOOP(float); break;
     case LFL_F64: BINARY_LOOP(double); break;
     case LFL_I32: BINARY_LOOP(int32_t); break;
     default: BINARY_LOOP(int64_t); break;
     }
-    *out = o;
     return LFL_OK;
 }

@@ -39,42 +39,52 @@ static lfl_status check_inputs(int n, lfl_tensor **ts, int d)
     return LFL_OK;
 }
 
+lfl_status lfl_cpu_cat(int n, lfl_tensor **ts, int d, lfl_tensor *o)
+{
+    int64_t outer, len, inner, off = 0;
+    lfl_dim_split(o->ndim, o->shape, d, &outer, &len, &inner);
+    /* each input fills a run of len_j * inner elements in every outer row */
+    size_t es = lfl_dtype_size(o->dtype);
+    char *po = lfl_data(o);
+    lfl_status st = LFL_OK;
+    for (int j = 0; j < n && st == LFL_OK; j++) {
+        lfl_tensor *c;
+        st = lfl_contiguous_nograd(ts[j], &c);
+        if (st) break;
+        int64_t lj = ts[j]->shape[d];
+        size_t run = (size_t)(lj * inner) * es;
+        const char *pc = lfl_data(c);
+        if (run) {
+#pragma omp parallel for if (outer * (int64_t)run > 4 * LFL_OMP_MIN)
+            for (int64_t r = 0; r < outer; r++)
+                memcpy(po + ((size_t)(r * len + off) * (size_t)inner) * es, pc + (size_t)r * run, run);
+        }
+        off += lj;
+        lfl_tensor_release(c);
+    }
+    return st;
+}
+
 lfl_status lfl_cat(int n, lfl_tensor **ts, int dim, lfl_tensor **out)
 {
     if (n < 1) return lfl_fail(LFL_ERR_ARG, "cat: needs at least one tensor");
     lfl_tensor *a = ts[0];
-    if (a->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "cat: CUDA tensors are not supported yet");
     if (lfl_dtype_is_block(a->dtype))
         return lfl_fail(LFL_ERR_ARG, "cat: %s tensors cannot be concatenated", lfl_dtype_name(a->dtype));
     int d;
     LFL_TRY(lfl_norm_dim("cat", dim, a->ndim, &d));
     LFL_TRY(check_inputs(n, ts, d));
+    lfl_cat_kernel fn;
+    LFL_TRY(lfl_dispatch_cat(a->device, NULL, &fn));
     int64_t *off = malloc(sizeof *off * (size_t)(n + 1));
     if (!off) return lfl_fail(LFL_ERR_MEM, "cat: out of memory");
     off[0] = 0;
     for (int j = 0; j < n; j++) off[j + 1] = off[j] + ts[j]->shape[d];
-    int64_t oshape[LFL_MAX_DIMS], outer, len, inner;
+    int64_t oshape[LFL_MAX_DIMS];
     for (int k = 0; k < a->ndim; k++) oshape[k] = k == d ? off[n] : a->shape[k];
-    lfl_dim_split(a->ndim, oshape, d, &outer, &len, &inner);
-    lfl_tensor *o;
-    lfl_status st = lfl_empty(a->ndim, oshape, a->dtype, LFL_CPU, &o);
-    if (st) { free(off); return st; }
-    /* each input fills a run of len_j * inner elements in every outer row */
-    size_t es = lfl_dtype_size(a->dtype);
-    char *po = lfl_data(o);
-    for (int j = 0; j < n && st == LFL_OK; j++) {
-        lfl_tensor *c;
-        st = lfl_contiguous_nograd(ts[j], &c);
-        if (st) break;
-        size_t run = (size_t)((off[j + 1] - off[j]) * inner) * es;
-        const char *pc = lfl_data(c);
-        if (run) {
-#pragma omp parallel for if (outer * (int64_t)run > 4 * LFL_OMP_MIN)
-            for (int64_t r = 0; r < outer; r++)
-                memcpy(po + ((size_t)(r * len + off[j]) * (size_t)inner) * es, pc + (size_t)r * run, run);
-        }
-        lfl_tensor_release(c);
-    }
+    lfl_tensor *o = NULL;
+    lfl_status st = lfl_empty(a->ndim, oshape, a->dtype, a->device, &o);
+    if (st == LFL_OK) st = fn(n, ts, d, o);
     if (st) { lfl_tensor_release(o); free(off); return st; }
     lfl_node *nd = lfl_node_begin("cat", cat_backward, n, ts, 1);
     if (nd) {

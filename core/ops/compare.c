@@ -2,7 +2,7 @@
  * giving a bool mask; not differentiable (no node is recorded). NaN compares
  * as in C: unequal to everything, so only ne is true. */
 #include "../iter.h"
-#include "../ops.h"
+#include "optable.h"
 
 static const char *const names[] = {"eq", "ne", "lt", "le", "gt", "ge"};
 
@@ -46,20 +46,10 @@ static const char *const names[] = {"eq", "ne", "lt", "le", "gt", "ge"};
         }                                                                         \
     } while (0)
 
-lfl_status lfl_compare(lfl_cmp_kind k, lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
+lfl_status lfl_cpu_compare(lfl_cmp_kind k, lfl_tensor *a, lfl_tensor *b, lfl_tensor *r)
 {
-    if ((unsigned)k > LFL_CMP_GE) return lfl_fail(LFL_ERR_ARG, "compare: unknown kind %d", (int)k);
-    const char *op = names[k];
-    LFL_TRY(lfl_check_same_device(op, a, b));
-    if (a->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "%s: CUDA tensors are not supported yet", op);
-    LFL_TRY(lfl_check_same_dtype(op, a, b));
-    if (lfl_dtype_is_block(a->dtype))
-        return lfl_fail(LFL_ERR_ARG, "%s: dtype %s cannot be compared (dequantize first)", op, lfl_dtype_name(a->dtype));
-    int nd;
-    int64_t shape[LFL_MAX_DIMS];
-    LFL_TRY(lfl_broadcast_shape(op, a, b, &nd, shape));
-    lfl_tensor *r;
-    LFL_TRY(lfl_empty(nd, shape, LFL_BOOL, LFL_CPU, &r));
+    int nd = r->ndim;
+    const int64_t *shape = r->shape;
     int64_t st[3][LFL_MAX_DIMS];
     for (int d = 0; d < nd; d++) st[0][d] = r->stride[d];
     lfl_broadcast_strides(a, nd, shape, st[1]);
@@ -83,6 +73,26 @@ lfl_status lfl_compare(lfl_cmp_kind k, lfl_tensor *a, lfl_tensor *b, lfl_tensor 
 #undef LD
     default: LFL_ASSERT(0);
     }
+    return LFL_OK;
+}
+
+lfl_status lfl_compare(lfl_cmp_kind k, lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
+{
+    if ((unsigned)k > LFL_CMP_GE) return lfl_fail(LFL_ERR_ARG, "compare: unknown kind %d", (int)k);
+    const char *op = names[k];
+    LFL_TRY(lfl_check_same_device(op, a, b));
+    LFL_TRY(lfl_check_same_dtype(op, a, b));
+    if (lfl_dtype_is_block(a->dtype))
+        return lfl_fail(LFL_ERR_ARG, "%s: dtype %s cannot be compared (dequantize first)", op, lfl_dtype_name(a->dtype));
+    int nd;
+    int64_t shape[LFL_MAX_DIMS];
+    LFL_TRY(lfl_broadcast_shape(op, a, b, &nd, shape));
+    lfl_compare_kernel fn;
+    LFL_TRY(lfl_dispatch_compare(a->device, op, &fn));
+    lfl_tensor *r;
+    LFL_TRY(lfl_empty(nd, shape, LFL_BOOL, a->device, &r));
+    lfl_status st = fn(k, a, b, r);
+    if (st) { lfl_tensor_release(r); return st; }
     *out = r;
     return LFL_OK;
 }

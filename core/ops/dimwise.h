@@ -1,10 +1,11 @@
 /* Helpers shared by the ops that work along one dim (max/min, softmax,
- * index_select, gather, scatter_add, cat, split) and read index tensors. */
+ * index_select, gather, scatter_add, cat, split) and read index tensors:
+ * fronts and CPU kernels alike. */
 #ifndef LFL_OPS_DIMWISE_H
 #define LFL_OPS_DIMWISE_H
 
 #include "../iter.h"
-#include "../ops.h"
+#include "optable.h"
 
 /* A contiguous shape seen as [outer, len, inner] around dim d: element
  * (o, k, i) lives at (o * len + k) * inner + i. */
@@ -29,17 +30,19 @@ static inline lfl_status lfl_contiguous_nograd(lfl_tensor *t, lfl_tensor **out)
     return st;
 }
 
-/* Index tensors are data: 0-based i64 (or i32), never shifted. Returns a
- * contiguous i64 copy (or a new ref to idx when already so) for the loops. */
-static inline lfl_status lfl_index_i64(const char *op, lfl_tensor *idx, lfl_tensor **out)
+/* Index tensors are data: 0-based i64 (or i32), never shifted, on the data's
+ * device. Returns a contiguous i64 copy (or a new ref to idx when already so)
+ * for the kernels, which check the values (lfl_index_check). */
+static inline lfl_status lfl_index_i64(const char *op, lfl_tensor *idx, const lfl_tensor *data, lfl_tensor **out)
 {
     if (idx->dtype != LFL_I64 && idx->dtype != LFL_I32)
         return lfl_fail(LFL_ERR_ARG, "%s: index must be an i64 or i32 tensor, got %s", op,
                         lfl_dtype_name(idx->dtype));
-    if (idx->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "%s: CUDA tensors are not supported yet", op);
+    if (idx->device != data->device)
+        return lfl_fail(LFL_ERR_DEVICE, "%s: the index must be on the same device as the data", op);
     if (idx->dtype == LFL_I64 && lfl_is_contiguous(idx)) { *out = lfl_tensor_retain(idx); return LFL_OK; }
     lfl_tensor *c;
-    LFL_TRY(lfl_empty(idx->ndim, idx->shape, LFL_I64, LFL_CPU, &c));
+    LFL_TRY(lfl_empty(idx->ndim, idx->shape, LFL_I64, idx->device, &c));
     lfl_status st = lfl_copy_(c, idx);
     if (st) { lfl_tensor_release(c); return st; }
     *out = c;
@@ -52,6 +55,18 @@ static inline bool lfl_index_find_bad(const int64_t *ix, int64_t n, int64_t size
     for (int64_t i = 0; i < n; i++)
         if (ix[i] < 0 || ix[i] >= size) { *at = i; return true; }
     return false;
+}
+
+/* CPU kernels: every value of the contiguous i64 index inside [0, size), else
+ * the error naming the first bad one (dim is 0-based, printed 1-based). */
+static inline lfl_status lfl_index_check(const char *op, const lfl_tensor *ix, int dim, int64_t size)
+{
+    const int64_t *pi = lfl_data(ix);
+    int64_t at;
+    if (!lfl_index_find_bad(pi, lfl_numel(ix), size, &at)) return LFL_OK;
+    return lfl_fail(LFL_ERR_ARG, "%s: index %lld (element %lld of index, 0-based) is out of range for dim %d "
+                                 "of size %lld (indices are 0-based)",
+                    op, (long long)pi[at], (long long)at, dim + 1, (long long)size);
 }
 
 /* Element offsets of fiber f (the fibers run along dim d; f numbers them in
@@ -76,29 +91,32 @@ static inline void lfl_contig_strides(int nd, const int64_t *shape, int64_t *st)
     for (int k = nd - 1; k >= 0; k--) { st[k] = s; s *= shape[k]; }
 }
 
-/* max.c: values and 0-based i64 positions of the max (is_min: min) along dim;
- * either output may be NULL; records a node for values when `record`. */
-lfl_status lfl_extremum(const char *op, lfl_tensor *a, int dim, bool keepdim, bool is_min, bool record,
+/* max.c: the front of max, min and argmax (entry: LFL_OP_max, _min or
+ * _argmax): values and 0-based i64 positions along dim, either output may be
+ * NULL; records a node for values when `record`. */
+lfl_status lfl_extremum(const char *op, lfl_op entry, lfl_tensor *a, int dim, bool keepdim, bool record,
                         lfl_tensor **values, lfl_tensor **indices);
+/* max.c: their CPU kernel over a contiguous input */
+lfl_status lfl_extremum_cpu(lfl_tensor *a, int dim, bool is_min, lfl_tensor *values, lfl_tensor *indices);
 
-/* softmax.c: the stable (log-)softmax kernel along dim d (already normalised)
- * of a into a new contiguous tensor; no grad recorded. */
-lfl_status lfl_softmax_raw(lfl_tensor *a, int d, bool is_log, lfl_tensor **out);
-
-/* gather.c: out[index shape] = a at index along d (a any strides, index
- * contiguous i64 already range-checked); no grad recorded. */
-lfl_status lfl_gather_raw(lfl_tensor *a, int d, lfl_tensor *index, lfl_tensor **out);
-
-/* scatter_add.c: dst (contiguous, f32/f64) at index along d += src (same
- * dtype, any strides, at least index's shape); index contiguous i64, checked. */
-void lfl_scatter_add_raw(lfl_tensor *dst, int d, lfl_tensor *index, lfl_tensor *src);
+/* softmax.c: the stable (log-)softmax CPU kernel along dim d of a contiguous
+ * a into y (a's shape). */
+lfl_status lfl_softmax_cpu(lfl_tensor *a, int d, bool is_log, lfl_tensor *y);
+/* softmax.c: the front of softmax and log_softmax (entry: LFL_OP_softmax or
+ * LFL_OP_log_softmax), and of their backward nodes (entry: the _backward one) */
+lfl_status lfl_softmax_front(const char *op, lfl_op entry, lfl_tensor *a, int dim, lfl_backward_fn backward,
+                             lfl_tensor **out);
+lfl_status lfl_softmax_backward_front(lfl_op entry, lfl_node *n, lfl_tensor **gout, lfl_tensor **gin);
 
 /* gather.c / scatter_add.c: index's shape against the data tensors' (same
  * ndim; index no larger than `a` off dim d, and no larger than src anywhere),
- * then every index value inside [0, a.shape[d]). Returns the contiguous i64
- * index in *ix. */
+ * and the index on a's device. Returns the contiguous i64 index in *ix; the
+ * kernels check its values. */
 lfl_status lfl_check_scatter_index(const char *op, lfl_tensor *a, int d, lfl_tensor *index, lfl_tensor *src,
                                    lfl_tensor **ix);
+/* gather.c: out [ix shape] = a gathered along d (ix from the check above), through
+ * the dispatch table; no grad recorded */
+lfl_status lfl_gather_raw(lfl_tensor *a, int d, lfl_tensor *ix, lfl_tensor **out);
 
 #define LFL_DIM_BLK 256 /* inner-dim block of the [outer, len, inner] column loops */
 

@@ -20,6 +20,9 @@ static lfl_status div_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
     return st;
 }
 
+/* the CPU kernel: binary.c's broadcasting loop */
+lfl_status lfl_cpu_div(lfl_tensor *a, lfl_tensor *b, lfl_tensor *out) { return lfl_binary_cpu(LFL_B_DIV, a, b, out); }
+
 lfl_status lfl_div(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
 {
     LFL_TRY(lfl_binary_raw("div", LFL_B_DIV, a, b, out));

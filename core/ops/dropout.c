@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 #include "../iter.h"
-#include "../ops.h"
+#include "optable.h"
 #include "../rng.h"
 
 /* out = x * (m ? scale : 0): multiplying (not selecting) lets NaN/inf in a
@@ -27,37 +27,29 @@ static void apply_mask(lfl_dtype dt, const void *x, const uint8_t *m, double sca
     }
 }
 
+lfl_status lfl_cpu_dropout_backward(lfl_tensor *g, lfl_tensor *mask, double scale, lfl_tensor *dx)
+{
+    apply_mask(g->dtype, lfl_data(g), lfl_data(mask), scale, lfl_data(dx), lfl_numel(g));
+    return LFL_OK;
+}
+
 static lfl_status dropout_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 {
-    lfl_tensor *mask = n->saved[0], *g, *o;
+    lfl_tensor *mask = n->saved[0], *g, *o = NULL;
     LFL_TRY(lfl_check_float("dropout backward", gout[0]));
+    lfl_dropout_backward_kernel fn;
+    LFL_TRY(lfl_dispatch_dropout_backward(gout[0]->device, NULL, &fn));
     LFL_TRY(lfl_contiguous(gout[0], &g));
     lfl_status st = lfl_empty_like(g, &o);
-    if (st) { lfl_tensor_release(g); return st; }
-    apply_mask(g->dtype, lfl_data(g), lfl_data(mask), n->farg[0], lfl_data(o), lfl_numel(g));
+    if (st == LFL_OK) st = fn(g, mask, n->farg[0], o);
     lfl_tensor_release(g);
+    if (st) { lfl_tensor_release(o); return st; }
     gin[0] = o;
     return LFL_OK;
 }
 
-lfl_status lfl_dropout(lfl_tensor *a, double p, lfl_tensor **out)
+lfl_status lfl_cpu_dropout(lfl_tensor *c, double p, lfl_tensor *mask, lfl_tensor *r)
 {
-    LFL_TRY(lfl_check_float("dropout", a));
-    if (a->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "dropout: CUDA tensors are not supported yet");
-    if (!(p >= 0 && p <= 1)) return lfl_fail(LFL_ERR_ARG, "dropout: p must be in [0, 1], got %g", p);
-    if (p == 0) { *out = lfl_tensor_retain(a); return LFL_OK; }
-    lfl_tensor *c, *mask = NULL, *r = NULL;
-    bool prev = lfl_set_grad_enabled(false); /* our own copy: no clone node */
-    lfl_status st = lfl_contiguous(a, &c);
-    lfl_set_grad_enabled(prev);
-    LFL_TRY(st);
-    st = lfl_empty(c->ndim, c->shape, LFL_U8, LFL_CPU, &mask);
-    if (st == LFL_OK) st = lfl_empty_like(c, &r);
-    if (st) {
-        lfl_tensor_release(c);
-        lfl_tensor_release(mask);
-        return st;
-    }
     int64_t n = lfl_numel(c);
     uint8_t *m = lfl_data(mask);
     if (p < 1) {
@@ -75,9 +67,32 @@ lfl_status lfl_dropout(lfl_tensor *a, double p, lfl_tensor **out)
     } else {
         memset(m, 0, (size_t)n);
     }
-    double scale = p < 1 ? 1.0 / (1.0 - p) : 0.0;
-    apply_mask(c->dtype, lfl_data(c), m, scale, lfl_data(r), n);
+    apply_mask(c->dtype, lfl_data(c), m, p < 1 ? 1.0 / (1.0 - p) : 0.0, lfl_data(r), n);
+    return LFL_OK;
+}
+
+lfl_status lfl_dropout(lfl_tensor *a, double p, lfl_tensor **out)
+{
+    LFL_TRY(lfl_check_float("dropout", a));
+    if (!(p >= 0 && p <= 1)) return lfl_fail(LFL_ERR_ARG, "dropout: p must be in [0, 1], got %g", p);
+    if (p == 0) { *out = lfl_tensor_retain(a); return LFL_OK; }
+    lfl_dropout_kernel fn;
+    LFL_TRY(lfl_dispatch_dropout(a->device, NULL, &fn));
+    lfl_tensor *c, *mask = NULL, *r = NULL;
+    bool prev = lfl_set_grad_enabled(false); /* our own copy: no clone node */
+    lfl_status st = lfl_contiguous(a, &c);
+    lfl_set_grad_enabled(prev);
+    LFL_TRY(st);
+    st = lfl_empty(c->ndim, c->shape, LFL_U8, c->device, &mask);
+    if (st == LFL_OK) st = lfl_empty_like(c, &r);
+    if (st == LFL_OK) st = fn(c, p, mask, r);
     lfl_tensor_release(c);
+    if (st) {
+        lfl_tensor_release(mask);
+        lfl_tensor_release(r);
+        return st;
+    }
+    double scale = p < 1 ? 1.0 / (1.0 - p) : 0.0;
     lfl_node *nd = lfl_node_begin("dropout", dropout_backward, 1, &a, 1);
     if (nd) {
         nd->farg[0] = scale;

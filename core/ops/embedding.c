@@ -5,7 +5,6 @@
  * A bf16/f16 table (frozen weights kept in their stored precision) gathers
  * into f32 rows; its gradient, if it needs one, is an f32 [V, H] tensor. */
 #include "dimwise.h"
-#include "lowp.h"
 
 typedef struct { int64_t id, pos; } id_pos;
 
@@ -31,17 +30,14 @@ static int cmp_id_pos(const void *x, const void *y)
         }                                                                           \
     } while (0)
 
-static lfl_status embedding_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+lfl_status lfl_cpu_embedding_backward(lfl_tensor *g, lfl_tensor *ids, lfl_tensor *gw)
 {
-    const lfl_edge *e = &n->in[0];
-    lfl_tensor *ids = n->saved[0], *g, *gw;
-    int64_t h = e->shape[1], nids = lfl_numel(ids);
+    int64_t h = gw->shape[1], nids = lfl_numel(ids);
     const int64_t *pi = lfl_data(ids);
-    LFL_TRY(lfl_contiguous(gout[0], &g));
-    lfl_status st = lfl_zeros(2, e->shape, g->dtype, LFL_CPU, &gw);
+    lfl_status st = LFL_OK;
     id_pos *ord = malloc(sizeof *ord * (size_t)(nids ? nids : 1));
     int64_t *start = malloc(sizeof *start * (size_t)(nids + 1));
-    if (st == LFL_OK && (!ord || !start))
+    if (!ord || !start)
         st = lfl_fail(LFL_ERR_MEM, "embedding backward: out of memory for %lld ids", (long long)nids);
     if (st == LFL_OK) {
         for (int64_t i = 0; i < nids; i++) { ord[i].id = pi[i]; ord[i].pos = i; }
@@ -56,9 +52,44 @@ static lfl_status embedding_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor 
     }
     free(ord);
     free(start);
+    return st;
+}
+
+static lfl_status embedding_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    const lfl_edge *e = &n->in[0];
+    lfl_embedding_backward_kernel fn;
+    LFL_TRY(lfl_dispatch_embedding_backward(gout[0]->device, NULL, &fn));
+    lfl_tensor *g, *gw = NULL;
+    LFL_TRY(lfl_contiguous(gout[0], &g));
+    lfl_status st = lfl_zeros(2, e->shape, g->dtype, g->device, &gw);
+    if (st == LFL_OK) st = fn(g, n->saved[0], gw);
     lfl_tensor_release(g);
     if (st) { lfl_tensor_release(gw); return st; }
     gin[0] = gw;
+    return LFL_OK;
+}
+
+lfl_status lfl_cpu_embedding(lfl_tensor *w, lfl_tensor *ix, lfl_tensor *o)
+{
+    const int64_t *pi = lfl_data(ix);
+    int64_t v = w->shape[0], h = w->shape[1], nids = lfl_numel(ix), at;
+    if (lfl_index_find_bad(pi, nids, v, &at))
+        return lfl_fail(LFL_ERR_ARG, "embedding: id %lld (ids element %lld, 0-based) is out of range for a "
+                                     "vocabulary of V = %lld rows (ids are 0-based, 0 <= id < V)",
+                        (long long)pi[at], (long long)at, (long long)v);
+    if (h > 0 && lfl_is_lowp(w->dtype)) {
+        const uint16_t *pw = lfl_data(w);
+        float *po = lfl_data(o);
+#pragma omp parallel for if (nids * h > LFL_OMP_MIN)
+        for (int64_t i = 0; i < nids; i++) lfl_lowp_to_f32(w->dtype, pw + pi[i] * h, h, po + i * h);
+    } else if (h > 0) {
+        size_t row = (size_t)h * lfl_dtype_size(w->dtype);
+        const char *pw = lfl_data(w);
+        char *po = lfl_data(o);
+#pragma omp parallel for if (nids * h > LFL_OMP_MIN)
+        for (int64_t i = 0; i < nids; i++) memcpy(po + (size_t)i * row, pw + (size_t)pi[i] * row, row);
+    }
     return LFL_OK;
 }
 
@@ -67,43 +98,23 @@ lfl_status lfl_embedding(lfl_tensor *weight, lfl_tensor *ids, lfl_tensor **out)
     char b[128];
     bool lowp = lfl_is_lowp(weight->dtype);
     if (!lowp) LFL_TRY(lfl_check_float("embedding", weight));
-    if (weight->device != LFL_CPU || ids->device != LFL_CPU)
-        return lfl_fail(LFL_ERR_UNSUPPORTED, "embedding: CUDA tensors are not supported yet");
     if (weight->ndim != 2)
         return lfl_fail(LFL_ERR_ARG, "embedding: weight must be [V, H], got %s", lfl_shape_str(weight, b, sizeof b));
     if (ids->ndim + 1 > LFL_MAX_DIMS)
         return lfl_fail(LFL_ERR_ARG, "embedding: ids have %d dims (at most %d)", ids->ndim, LFL_MAX_DIMS - 1);
-    int64_t v = weight->shape[0], h = weight->shape[1];
+    lfl_embedding_kernel fn;
+    LFL_TRY(lfl_dispatch_embedding(weight->device, NULL, &fn));
+    int64_t h = weight->shape[1];
     lfl_tensor *ix = NULL, *w = NULL, *o = NULL;
-    LFL_TRY(lfl_index_i64("embedding", ids, &ix));
-    const int64_t *pi = lfl_data(ix);
-    int64_t nids = lfl_numel(ix), at;
-    if (lfl_index_find_bad(pi, nids, v, &at)) {
-        int64_t bad = pi[at];
-        lfl_tensor_release(ix);
-        return lfl_fail(LFL_ERR_ARG, "embedding: id %lld (ids element %lld, 0-based) is out of range for a "
-                                     "vocabulary of V = %lld rows (ids are 0-based, 0 <= id < V)",
-                        (long long)bad, (long long)at, (long long)v);
-    }
+    LFL_TRY(lfl_index_i64("embedding", ids, weight, &ix));
     int64_t oshape[LFL_MAX_DIMS];
     for (int d = 0; d < ids->ndim; d++) oshape[d] = ids->shape[d];
     oshape[ids->ndim] = h;
     lfl_status st = lfl_contiguous_nograd(weight, &w);
-    if (st == LFL_OK) st = lfl_empty(ids->ndim + 1, oshape, lowp ? LFL_F32 : weight->dtype, LFL_CPU, &o);
-    if (st == LFL_OK && h > 0 && lowp) {
-        const uint16_t *pw = lfl_data(w);
-        float *po = lfl_data(o);
-#pragma omp parallel for if (nids * h > LFL_OMP_MIN)
-        for (int64_t i = 0; i < nids; i++) lfl_lowp_to_f32(w->dtype, pw + pi[i] * h, h, po + i * h);
-    } else if (st == LFL_OK && h > 0) {
-        size_t row = (size_t)h * lfl_dtype_size(weight->dtype);
-        const char *pw = lfl_data(w);
-        char *po = lfl_data(o);
-#pragma omp parallel for if (nids * h > LFL_OMP_MIN)
-        for (int64_t i = 0; i < nids; i++) memcpy(po + (size_t)i * row, pw + (size_t)pi[i] * row, row);
-    }
+    if (st == LFL_OK) st = lfl_empty(ids->ndim + 1, oshape, lowp ? LFL_F32 : weight->dtype, weight->device, &o);
+    if (st == LFL_OK) st = fn(w, ix, o);
     lfl_tensor_release(w);
-    if (st) { lfl_tensor_release(ix); return st; }
+    if (st) { lfl_tensor_release(ix); lfl_tensor_release(o); return st; }
     lfl_node *n = lfl_node_begin("embedding", embedding_backward, 1, &weight, 1);
     if (n) {
         lfl_node_save(n, ix);

@@ -1,7 +1,7 @@
 /* gather: out[index shape] with out[..k..] = a[..index[..k..]..] along dim
  * (0-based i64/i32 index, same ndim as a). Backward scatter-adds the gradient
- * into a's shape (scatter_add.c's kernel). Also holds the index check that
- * gather and scatter_add share. */
+ * into a's shape (scatter_add's kernel). Also holds the index check that
+ * gather and scatter_add share, and lfl_gather_raw, scatter_add's backward. */
 #include "dimwise.h"
 
 lfl_status lfl_check_scatter_index(const char *op, lfl_tensor *a, int d, lfl_tensor *index, lfl_tensor *src,
@@ -20,18 +20,7 @@ lfl_status lfl_check_scatter_index(const char *op, lfl_tensor *a, int d, lfl_ten
             return lfl_fail(LFL_ERR_ARG, "%s: index %s is larger than src %s at dim %d", op,
                             lfl_shape_str(index, b1, sizeof b1), lfl_shape_str(src, b2, sizeof b2), k + 1);
     }
-    LFL_TRY(lfl_index_i64(op, index, ix));
-    const int64_t *pi = lfl_data(*ix);
-    int64_t at;
-    if (lfl_index_find_bad(pi, lfl_numel(*ix), a->shape[d], &at)) {
-        int64_t bad = pi[at];
-        lfl_tensor_release(*ix);
-        *ix = NULL;
-        return lfl_fail(LFL_ERR_ARG, "%s: index %lld (element %lld of index, 0-based) is out of range for dim %d "
-                                     "of size %lld (indices are 0-based)",
-                        op, (long long)bad, (long long)at, d + 1, (long long)a->shape[d]);
-    }
-    return LFL_OK;
+    return lfl_index_i64(op, index, a, ix);
 }
 
 /* Copies by element size: gather moves elements, whatever their type. */
@@ -50,32 +39,47 @@ lfl_status lfl_check_scatter_index(const char *op, lfl_tensor *a, int d, lfl_ten
         }                                                                           \
     } while (0)
 
-lfl_status lfl_gather_raw(lfl_tensor *a, int d, lfl_tensor *index, lfl_tensor **out)
+lfl_status lfl_cpu_gather(lfl_tensor *a, int d, lfl_tensor *index, lfl_tensor *o)
 {
+    LFL_TRY(lfl_index_check("gather", index, d, a->shape[d]));
     int nd = index->ndim;
     int64_t ist[LFL_MAX_DIMS], fibers = 1, len = index->shape[d];
     lfl_contig_strides(nd, index->shape, ist);
     for (int k = 0; k < nd; k++) if (k != d) fibers *= index->shape[k];
     const int64_t *strides[2] = {a->stride, ist};
     const int64_t *pi = lfl_data(index);
-    lfl_tensor *o;
-    LFL_TRY(lfl_empty(nd, index->shape, a->dtype, LFL_CPU, &o));
     switch (lfl_dtype_size(a->dtype)) {
     case 8: GATHER_LOOP(uint64_t); break;
     case 4: GATHER_LOOP(uint32_t); break;
     case 2: GATHER_LOOP(uint16_t); break;
     default: GATHER_LOOP(uint8_t); break;
     }
+    return LFL_OK;
+}
+
+/* out [index shape] = a gathered along d; ix contiguous i64; no grad */
+lfl_status lfl_gather_raw(lfl_tensor *a, int d, lfl_tensor *ix, lfl_tensor **out)
+{
+    lfl_gather_kernel fn;
+    LFL_TRY(lfl_dispatch_gather(a->device, NULL, &fn));
+    lfl_tensor *o;
+    LFL_TRY(lfl_empty(ix->ndim, ix->shape, a->dtype, a->device, &o));
+    lfl_status st = fn(a, d, ix, o);
+    if (st) { lfl_tensor_release(o); return st; }
     *out = o;
     return LFL_OK;
 }
 
+/* scatter_add's kernel into zeros of the input's shape */
 static lfl_status gather_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 {
     const lfl_edge *e = &n->in[0];
+    lfl_scatter_add_kernel fn;
+    LFL_TRY(lfl_dispatch_scatter_add(gout[0]->device, "gather backward", &fn));
     lfl_tensor *z;
-    LFL_TRY(lfl_zeros(e->ndim, e->shape, gout[0]->dtype, LFL_CPU, &z));
-    lfl_scatter_add_raw(z, (int)n->iarg[0], n->saved[0], gout[0]);
+    LFL_TRY(lfl_zeros(e->ndim, e->shape, gout[0]->dtype, gout[0]->device, &z));
+    lfl_status st = fn(z, (int)n->iarg[0], n->saved[0], gout[0]);
+    if (st) { lfl_tensor_release(z); return st; }
     gin[0] = z;
     return LFL_OK;
 }
@@ -83,7 +87,6 @@ static lfl_status gather_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **g
 lfl_status lfl_gather(lfl_tensor *a, int dim, lfl_tensor *index, lfl_tensor **out)
 {
     int d;
-    if (a->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "gather: CUDA tensors are not supported yet");
     if (lfl_dtype_is_block(a->dtype))
         return lfl_fail(LFL_ERR_ARG, "gather: %s tensors cannot be indexed", lfl_dtype_name(a->dtype));
     LFL_TRY(lfl_norm_dim("gather", dim, a->ndim, &d));

@@ -21,52 +21,40 @@
             }                                                                       \
     } while (0)
 
-static lfl_status index_select_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+lfl_status lfl_cpu_index_select_backward(lfl_tensor *g, int dim, lfl_tensor *ix, lfl_tensor *z)
 {
-    const lfl_edge *e = &n->in[0];
-    lfl_tensor *ix = n->saved[0], *g, *z;
     const int64_t *pi = lfl_data(ix);
     int64_t outer, len, inner, nidx = lfl_numel(ix);
-    lfl_dim_split(e->ndim, e->shape, (int)n->iarg[0], &outer, &len, &inner);
-    LFL_TRY(lfl_contiguous(gout[0], &g));
-    lfl_status st = lfl_zeros(e->ndim, e->shape, g->dtype, LFL_CPU, &z);
-    if (st) { lfl_tensor_release(g); return st; }
+    lfl_dim_split(z->ndim, z->shape, dim, &outer, &len, &inner);
     int64_t work = outer * nidx * inner;
     if (g->dtype == LFL_F32) INDEX_ADD(float);
     else INDEX_ADD(double);
+    return LFL_OK;
+}
+
+static lfl_status index_select_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    const lfl_edge *e = &n->in[0];
+    lfl_index_select_backward_kernel fn;
+    LFL_TRY(lfl_dispatch_index_select_backward(gout[0]->device, NULL, &fn));
+    lfl_tensor *g, *z = NULL;
+    LFL_TRY(lfl_contiguous(gout[0], &g));
+    lfl_status st = lfl_zeros(e->ndim, e->shape, g->dtype, g->device, &z);
+    if (st == LFL_OK) st = fn(g, (int)n->iarg[0], n->saved[0], z);
     lfl_tensor_release(g);
+    if (st) { lfl_tensor_release(z); return st; }
     gin[0] = z;
     return LFL_OK;
 }
 
-lfl_status lfl_index_select(lfl_tensor *a, int dim, lfl_tensor *index, lfl_tensor **out)
+lfl_status lfl_cpu_index_select(lfl_tensor *c, int d, lfl_tensor *ix, lfl_tensor *o)
 {
-    char b[128];
-    int d;
-    if (a->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "index_select: CUDA tensors are not supported yet");
-    if (lfl_dtype_is_block(a->dtype))
-        return lfl_fail(LFL_ERR_ARG, "index_select: %s tensors cannot be indexed", lfl_dtype_name(a->dtype));
-    LFL_TRY(lfl_norm_dim("index_select", dim, a->ndim, &d));
-    if (index->ndim > 1)
-        return lfl_fail(LFL_ERR_ARG, "index_select: index must be 1-D, got %s", lfl_shape_str(index, b, sizeof b));
-    lfl_tensor *ix = NULL, *c = NULL, *o = NULL;
-    LFL_TRY(lfl_index_i64("index_select", index, &ix));
+    int64_t outer, len, inner, nidx = lfl_numel(ix);
+    lfl_dim_split(c->ndim, c->shape, d, &outer, &len, &inner);
+    LFL_TRY(lfl_index_check("index_select", ix, d, len));
     const int64_t *pi = lfl_data(ix);
-    int64_t outer, len, inner, nidx = lfl_numel(ix), at;
-    lfl_dim_split(a->ndim, a->shape, d, &outer, &len, &inner);
-    if (lfl_index_find_bad(pi, nidx, len, &at)) {
-        int64_t bad = pi[at];
-        lfl_tensor_release(ix);
-        return lfl_fail(LFL_ERR_ARG, "index_select: index %lld (element %lld of index, 0-based) is out of range "
-                                     "for dim %d of size %lld (indices are 0-based)",
-                        (long long)bad, (long long)at, d + 1, (long long)len);
-    }
-    int64_t oshape[LFL_MAX_DIMS];
-    for (int k = 0; k < a->ndim; k++) oshape[k] = k == d ? nidx : a->shape[k];
-    lfl_status st = lfl_contiguous_nograd(a, &c);
-    if (st == LFL_OK) st = lfl_empty(a->ndim, oshape, a->dtype, LFL_CPU, &o);
-    if (st == LFL_OK && inner > 0) {
-        size_t run = (size_t)inner * lfl_dtype_size(a->dtype);
+    if (inner > 0) {
+        size_t run = (size_t)inner * lfl_dtype_size(c->dtype);
         const char *pa = lfl_data(c);
         char *po = lfl_data(o);
         int64_t rows = outer * nidx;
@@ -76,8 +64,29 @@ lfl_status lfl_index_select(lfl_tensor *a, int dim, lfl_tensor *index, lfl_tenso
             memcpy(po + (size_t)r * run, pa + (size_t)(oo * len + pi[k]) * run, run);
         }
     }
+    return LFL_OK;
+}
+
+lfl_status lfl_index_select(lfl_tensor *a, int dim, lfl_tensor *index, lfl_tensor **out)
+{
+    char b[128];
+    int d;
+    if (lfl_dtype_is_block(a->dtype))
+        return lfl_fail(LFL_ERR_ARG, "index_select: %s tensors cannot be indexed", lfl_dtype_name(a->dtype));
+    LFL_TRY(lfl_norm_dim("index_select", dim, a->ndim, &d));
+    if (index->ndim > 1)
+        return lfl_fail(LFL_ERR_ARG, "index_select: index must be 1-D, got %s", lfl_shape_str(index, b, sizeof b));
+    lfl_index_select_kernel fn;
+    LFL_TRY(lfl_dispatch_index_select(a->device, NULL, &fn));
+    lfl_tensor *ix = NULL, *c = NULL, *o = NULL;
+    LFL_TRY(lfl_index_i64("index_select", index, a, &ix));
+    int64_t oshape[LFL_MAX_DIMS];
+    for (int k = 0; k < a->ndim; k++) oshape[k] = k == d ? lfl_numel(ix) : a->shape[k];
+    lfl_status st = lfl_contiguous_nograd(a, &c);
+    if (st == LFL_OK) st = lfl_empty(a->ndim, oshape, a->dtype, a->device, &o);
+    if (st == LFL_OK) st = fn(c, d, ix, o);
     lfl_tensor_release(c);
-    if (st) { lfl_tensor_release(ix); return st; }
+    if (st) { lfl_tensor_release(ix); lfl_tensor_release(o); return st; }
     if (a->dtype == LFL_F32 || a->dtype == LFL_F64) {
         lfl_node *n = lfl_node_begin("index_select", index_select_backward, 1, &a, 1);
         if (n) {

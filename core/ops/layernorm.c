@@ -75,32 +75,39 @@
         }                                                                           \
     } while (0)
 
-static lfl_status layernorm_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+lfl_status lfl_cpu_layernorm_backward(lfl_tensor *g, lfl_tensor *x, lfl_tensor *w, lfl_tensor *mean, lfl_tensor *rstd,
+                                      lfl_tensor *dx, lfl_tensor *dw, lfl_tensor *db)
 {
-    lfl_tensor *x = n->saved[0], *w = n->saved[1], *mean = n->saved[2], *rstd = n->saved[3];
-    lfl_tensor *g = NULL, *dx = NULL, *dw = NULL, *db = NULL;
-    int64_t rows = n->iarg[0], H = n->iarg[1];
+    int64_t rows = lfl_numel(rstd), H = x->ndim ? x->shape[x->ndim - 1] : 1;
     int64_t nch = lfl_row_chunks(rows), per = (rows + nch - 1) / nch;
     double *pw_part = NULL, *pb_part = NULL;
-    LFL_TRY(lfl_contiguous(gout[0], &g));
     lfl_status st = LFL_OK;
-    if (lfl_node_needs(n, 0)) st = lfl_empty(n->in[0].ndim, n->in[0].shape, x->dtype, LFL_CPU, &dx);
-    if (st == LFL_OK && lfl_node_needs(n, 1)) {
-        st = lfl_zeros(1, &H, x->dtype, LFL_CPU, &dw);
-        if (st == LFL_OK && !(pw_part = calloc((size_t)(nch * H) + 1, sizeof *pw_part)))
-            st = lfl_fail(LFL_ERR_MEM, "layernorm backward: out of memory");
-    }
-    if (st == LFL_OK && lfl_node_needs(n, 2)) {
-        st = lfl_zeros(1, &H, x->dtype, LFL_CPU, &db);
-        if (st == LFL_OK && !(pb_part = calloc((size_t)(nch * H) + 1, sizeof *pb_part)))
-            st = lfl_fail(LFL_ERR_MEM, "layernorm backward: out of memory");
-    }
+    if (dw && !(pw_part = calloc((size_t)(nch * H) + 1, sizeof *pw_part)))
+        st = lfl_fail(LFL_ERR_MEM, "layernorm backward: out of memory");
+    if (st == LFL_OK && db && !(pb_part = calloc((size_t)(nch * H) + 1, sizeof *pb_part)))
+        st = lfl_fail(LFL_ERR_MEM, "layernorm backward: out of memory");
     if (st == LFL_OK && rows > 0 && H > 0) {
         if (x->dtype == LFL_F32) LN_BACKWARD(float);
         else LN_BACKWARD(double);
     }
     free(pw_part);
     free(pb_part);
+    return st;
+}
+
+static lfl_status layernorm_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    lfl_tensor *x = n->saved[0], *w = n->saved[1], *mean = n->saved[2], *rstd = n->saved[3];
+    lfl_tensor *g = NULL, *dx = NULL, *dw = NULL, *db = NULL;
+    int64_t H = n->iarg[1];
+    lfl_layernorm_backward_kernel fn;
+    LFL_TRY(lfl_dispatch_layernorm_backward(x->device, NULL, &fn));
+    LFL_TRY(lfl_contiguous(gout[0], &g));
+    lfl_status st = LFL_OK;
+    if (lfl_node_needs(n, 0)) st = lfl_empty(n->in[0].ndim, n->in[0].shape, x->dtype, x->device, &dx);
+    if (st == LFL_OK && lfl_node_needs(n, 1)) st = lfl_zeros(1, &H, x->dtype, x->device, &dw);
+    if (st == LFL_OK && lfl_node_needs(n, 2)) st = lfl_zeros(1, &H, x->dtype, x->device, &db);
+    if (st == LFL_OK) st = fn(g, x, w, mean, rstd, dx, dw, db);
     lfl_tensor_release(g);
     if (st) {
         lfl_tensor_release(dx);
@@ -118,7 +125,7 @@ static lfl_status check_param(const lfl_tensor *x, const lfl_tensor *p, const ch
 {
     char bx[128], bp[128];
     if (!p) return LFL_OK;
-    LFL_TRY(lfl_nn_check("layernorm", p, what));
+    LFL_TRY(lfl_nn_check("layernorm", p, what, x));
     if (p->ndim != 1 || p->shape[0] != x->shape[x->ndim - 1])
         return lfl_fail(LFL_ERR_ARG, "layernorm: %s %s does not match input %s (want [H] with H the last dim)", what,
                         lfl_shape_str(p, bp, sizeof bp), lfl_shape_str(x, bx, sizeof bx));
@@ -128,25 +135,35 @@ static lfl_status check_param(const lfl_tensor *x, const lfl_tensor *p, const ch
     return LFL_OK;
 }
 
+lfl_status lfl_cpu_layernorm(lfl_tensor *xr, lfl_tensor *wc, lfl_tensor *bc, double eps, lfl_tensor *o,
+                             lfl_tensor *mean, lfl_tensor *rstd)
+{
+    int64_t rows = lfl_numel(rstd), H = xr->ndim ? xr->shape[xr->ndim - 1] : 1;
+    if (rows > 0) {
+        if (xr->dtype == LFL_F32) LN_FORWARD(float);
+        else LN_FORWARD(double);
+    }
+    return LFL_OK;
+}
+
 lfl_status lfl_layernorm(lfl_tensor *x, lfl_tensor *w, lfl_tensor *b, double eps, lfl_tensor **out)
 {
-    LFL_TRY(lfl_nn_check("layernorm", x, "input"));
+    LFL_TRY(lfl_nn_check("layernorm", x, "input", NULL));
     if (x->ndim < 1) return lfl_fail(LFL_ERR_ARG, "layernorm: input must have at least one dim");
     LFL_TRY(check_param(x, w, "weight"));
     LFL_TRY(check_param(x, b, "bias"));
     if (!(eps >= 0)) return lfl_fail(LFL_ERR_ARG, "layernorm: eps must be >= 0, got %g", eps);
+    lfl_layernorm_kernel fn;
+    LFL_TRY(lfl_dispatch_layernorm(x->device, NULL, &fn));
     int64_t H = x->shape[x->ndim - 1], rows = H ? lfl_numel(x) / H : 0;
     lfl_tensor *xr = NULL, *wc = NULL, *bc = NULL, *o = NULL, *mean = NULL, *rstd = NULL;
     lfl_status st = lfl_rows_ready(x, &xr);
     if (st == LFL_OK && w) st = lfl_contiguous(w, &wc);
     if (st == LFL_OK && b) st = lfl_contiguous(b, &bc);
-    if (st == LFL_OK) st = lfl_empty(x->ndim, x->shape, x->dtype, LFL_CPU, &o);
-    if (st == LFL_OK) st = lfl_empty(1, &rows, x->dtype, LFL_CPU, &mean);
-    if (st == LFL_OK) st = lfl_empty(1, &rows, x->dtype, LFL_CPU, &rstd);
-    if (st == LFL_OK && rows > 0) {
-        if (x->dtype == LFL_F32) LN_FORWARD(float);
-        else LN_FORWARD(double);
-    }
+    if (st == LFL_OK) st = lfl_empty(x->ndim, x->shape, x->dtype, x->device, &o);
+    if (st == LFL_OK) st = lfl_empty(1, &rows, x->dtype, x->device, &mean);
+    if (st == LFL_OK) st = lfl_empty(1, &rows, x->dtype, x->device, &rstd);
+    if (st == LFL_OK) st = fn(xr, wc, bc, eps, o, mean, rstd);
     if (st == LFL_OK) {
         lfl_tensor *in[3] = {x, w, b};
         lfl_node *n = lfl_node_begin("layernorm", layernorm_backward, 3, in, 1);

@@ -3,7 +3,6 @@
  * stored precision): it is widened to f32 block by block (lowp_gemm.c), never
  * as a whole. Its gradient, when it requires one, is an f32 [out, in] tensor. */
 #include "../blas.h"
-#include "../ops.h"
 #include "linear.h"
 #include "lowp.h"
 
@@ -16,33 +15,44 @@ static lfl_status gemm2d(lfl_tensor *a, bool ta, lfl_tensor *b, bool tb, int64_t
     return LFL_OK;
 }
 
+lfl_status lfl_cpu_linear_backward(lfl_tensor *g, lfl_tensor *x, lfl_tensor *w, lfl_tensor *dx, lfl_tensor *dw)
+{
+    int64_t fin = w->shape[1], fout = w->shape[0], rows = fin ? lfl_numel(x) / fin : 0;
+    lfl_status st = LFL_OK;
+    if (dx) { /* dx[rows, in] = g[rows, out] @ w[out, in] */
+        if (lfl_is_lowp(w->dtype)) {
+            if (fin == 0 || rows == 0) {}
+            else if (fout == 0) lfl_fill_(dx, 0);
+            else st = lfl_gemm_f32_lowp(false, rows, fin, fout, lfl_data(g), (int)fout, w->dtype, lfl_data(w),
+                                        w->stride[0], w->stride[1], 0.0f, lfl_data(dx), (int)fin);
+        } else {
+            st = gemm2d(g, false, w, false, rows, fin, fout, dx);
+        }
+    }
+    if (st == LFL_OK && dw) { /* dw[out, in] = g^T @ x */
+        if (rows == 0) lfl_fill_(dw, 0);
+        else st = gemm2d(g, true, x, false, fout, fin, rows, dw);
+    }
+    return st;
+}
+
 static lfl_status linear_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 {
-    lfl_tensor *x = n->saved[0], *w = n->saved[1], *g;
-    int64_t rows = n->iarg[0], fin = w->shape[1], fout = w->shape[0];
+    lfl_tensor *x = n->saved[0], *w = n->saved[1], *g, *dx = NULL, *dw = NULL;
+    int64_t rows = n->iarg[0], fout = w->shape[0];
+    lfl_linear_backward_kernel fn;
+    LFL_TRY(lfl_dispatch_linear_backward(x->device, NULL, &fn));
     LFL_TRY(lfl_contiguous(gout[0], &g));
     lfl_status st = LFL_OK;
-    if (lfl_node_needs(n, 0)) { /* dx[rows, in] = g[rows, out] @ w[out, in] */
-        st = lfl_empty(n->in[0].ndim, n->in[0].shape, g->dtype, LFL_CPU, &gin[0]);
-        if (st == LFL_OK && lfl_is_lowp(w->dtype)) {
-            if (fin == 0 || rows == 0) {}
-            else if (fout == 0) lfl_fill_(gin[0], 0);
-            else st = lfl_gemm_f32_lowp(false, rows, fin, fout, lfl_data(g), (int)fout, w->dtype, lfl_data(w),
-                                        w->stride[0], w->stride[1], 0.0f, lfl_data(gin[0]), (int)fin);
-        } else if (st == LFL_OK) {
-            st = gemm2d(g, false, w, false, rows, fin, fout, gin[0]);
-        }
-    }
-    if (st == LFL_OK && lfl_node_needs(n, 1)) { /* dw[out, in] = g^T @ x */
-        st = lfl_empty(2, w->shape, g->dtype, LFL_CPU, &gin[1]);
-        if (st == LFL_OK) {
-            if (rows == 0) lfl_fill_(gin[1], 0);
-            else st = gemm2d(g, true, x, false, fout, fin, rows, gin[1]);
-        }
-    }
+    if (lfl_node_needs(n, 0)) st = lfl_empty(n->in[0].ndim, n->in[0].shape, g->dtype, g->device, &dx);
+    if (st == LFL_OK && lfl_node_needs(n, 1)) st = lfl_empty(2, w->shape, g->dtype, g->device, &dw);
+    if (st == LFL_OK && (dx || dw)) st = fn(g, x, w, dx, dw);
     if (st == LFL_OK && n->n_in > 2 && lfl_node_needs(n, 2)) st = lfl_linear_bias_grad(g, rows, fout, &gin[2]);
     lfl_tensor_release(g);
-    return st;
+    if (st) { lfl_tensor_release(dx); lfl_tensor_release(dw); return st; }
+    gin[0] = dx;
+    gin[1] = dw;
+    return LFL_OK;
 }
 
 lfl_status lfl_linear_check(const char *op, lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias)
@@ -55,7 +65,6 @@ lfl_status lfl_linear_check(const char *op, lfl_tensor *x, lfl_tensor *w, lfl_te
                         lfl_dtype_name(x->dtype));
     if (!lowp) LFL_TRY(lfl_check_same_dtype(op, x, w));
     LFL_TRY(lfl_check_float(op, x));
-    if (x->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "%s: CUDA tensors are not supported yet", op);
     if (w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1])
         return lfl_fail(LFL_ERR_ARG, "%s: input %s does not match weight %s (want [..., %lld])", op,
                         lfl_shape_str(x, bx, sizeof bx), lfl_shape_str(w, bw, sizeof bw),
@@ -63,6 +72,7 @@ lfl_status lfl_linear_check(const char *op, lfl_tensor *x, lfl_tensor *w, lfl_te
     if (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0] || bias->dtype != x->dtype))
         return lfl_fail(LFL_ERR_ARG, "%s: bias %s should be [%lld] of %s", op,
                         lfl_shape_str(bias, bx, sizeof bx), (long long)w->shape[0], lfl_dtype_name(x->dtype));
+    if (bias) LFL_TRY(lfl_check_same_device(op, x, bias));
     return LFL_OK;
 }
 
@@ -90,9 +100,32 @@ lfl_status lfl_linear_fill_bias(lfl_tensor *o, lfl_tensor *bias, int64_t rows, i
     return LFL_OK;
 }
 
+lfl_status lfl_cpu_linear(lfl_tensor *cx, lfl_tensor *cw, lfl_tensor *bias, lfl_tensor *o)
+{
+    int64_t fin = cw->shape[1], fout = cw->shape[0], rows = fin ? lfl_numel(cx) / fin : 0;
+    lfl_status st = LFL_OK;
+    /* start C from the bias so GEMM adds into it (beta = 1) */
+    if (bias) st = lfl_linear_fill_bias(o, bias, rows, fout);
+    if (st == LFL_OK && rows && fout) {
+        float beta = bias ? 1.0f : 0.0f;
+        if (fin == 0) {
+            if (!bias) lfl_fill_(o, 0);
+        } else if (lfl_is_lowp(cw->dtype)) {
+            st = lfl_gemm_f32_lowp(false, rows, fout, fin, lfl_data(cx), (int)fin, cw->dtype, lfl_data(cw),
+                                   cw->stride[1], cw->stride[0], beta, lfl_data(o), (int)fout);
+        } else {
+            lfl_gemm_typed(cx->dtype, false, true, rows, fout, fin, 1.0, lfl_data(cx), fin, lfl_data(cw), fin, beta,
+                           lfl_data(o), fout);
+        }
+    }
+    return st;
+}
+
 lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor **out)
 {
     LFL_TRY(lfl_linear_check("linear", x, w, bias));
+    lfl_linear_kernel fn;
+    LFL_TRY(lfl_dispatch_linear(x->device, NULL, &fn));
     bool lowp = lfl_is_lowp(w->dtype);
     int64_t fin = w->shape[1], fout = w->shape[0], rows = fin ? lfl_numel(x) / fin : 0;
     lfl_tensor *cx, *cw, *o = NULL;
@@ -103,21 +136,8 @@ lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor
     int64_t oshape[LFL_MAX_DIMS];
     for (int d = 0; d < x->ndim - 1; d++) oshape[d] = x->shape[d];
     oshape[x->ndim - 1] = fout;
-    st = lfl_empty(x->ndim, oshape, x->dtype, LFL_CPU, &o);
-    /* start C from the bias so GEMM adds into it (beta = 1) */
-    if (st == LFL_OK && bias) st = lfl_linear_fill_bias(o, bias, rows, fout);
-    if (st == LFL_OK && rows && fout) {
-        float beta = bias ? 1.0f : 0.0f;
-        if (fin == 0) {
-            if (!bias) lfl_fill_(o, 0);
-        } else if (lowp) {
-            st = lfl_gemm_f32_lowp(false, rows, fout, fin, lfl_data(cx), (int)fin, cw->dtype, lfl_data(cw),
-                                   cw->stride[1], cw->stride[0], beta, lfl_data(o), (int)fout);
-        } else {
-            lfl_gemm_typed(x->dtype, false, true, rows, fout, fin, 1.0, lfl_data(cx), fin, lfl_data(cw), fin, beta,
-                           lfl_data(o), fout);
-        }
-    }
+    st = lfl_empty(x->ndim, oshape, x->dtype, x->device, &o);
+    if (st == LFL_OK) st = fn(cx, cw, bias, o);
     if (st) { lfl_tensor_release(cx); lfl_tensor_release(cw); lfl_tensor_release(o); return st; }
     lfl_tensor *in[3] = {x, w, bias};
     lfl_node *n = lfl_node_begin("linear", linear_backward, bias ? 3 : 2, in, 1);

@@ -4,10 +4,10 @@
 #ifndef LFL_OPS_LINEAR_H
 #define LFL_OPS_LINEAR_H
 
-#include "../ops.h"
+#include "optable.h"
 
 lfl_status lfl_linear_check(const char *op, lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias);
-/* o[r, :] = bias for r < rows (o contiguous [rows, fout]) */
+/* CPU: o[r, :] = bias for r < rows (o contiguous [rows, fout]) */
 lfl_status lfl_linear_fill_bias(lfl_tensor *o, lfl_tensor *bias, int64_t rows, int64_t fout);
 
 /* out[fout] = sum over rows of g (contiguous [rows, fout] data), no grad recorded */

@@ -94,12 +94,9 @@ static void eager_finish(lfl_dtype dt, void *acc, lfl_dtype wdt, const void *w, 
 }
 
 /* backward of the eager form: dhidden = coef[r] * the forward's gradient rows */
-static lfl_status eager_backward(lfl_node *n, const double *coef, lfl_tensor **gin)
+static void eager_backward(const lfl_tensor *dh, const double *coef, int64_t N, int64_t H, lfl_tensor *out)
 {
-    lfl_tensor *dh = n->saved[4];
-    int64_t N = n->iarg[1], H = n->iarg[3];
-    LFL_TRY(lfl_empty(n->in[0].ndim, n->in[0].shape, dh->dtype, LFL_CPU, &gin[0]));
-    void *d = lfl_data(gin[0]);
+    void *d = lfl_data(out);
     const void *src = lfl_data(dh);
 #pragma omp parallel for schedule(static) if (N * H > LFL_OMP_MIN)
     for (int64_t r = 0; r < N; r++)
@@ -107,30 +104,26 @@ static lfl_status eager_backward(lfl_node *n, const double *coef, lfl_tensor **g
             if (dh->dtype == LFL_F32) ((float *)d)[r * H + j] = ((const float *)src)[r * H + j] * (float)coef[r];
             else ((double *)d)[r * H + j] = ((const double *)src)[r * H + j] * coef[r];
         }
-    return LFL_OK;
 }
 
-static lfl_status lce_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+lfl_status lfl_cpu_linear_cross_entropy_backward(const lfl_lce_args *p, lfl_tensor *g, lfl_tensor *lse, int64_t count,
+                                                 lfl_tensor *eager, lfl_tensor *dh, lfl_tensor *dw)
 {
-    lfl_tensor *h = n->saved[0], *w = n->saved[1], *lab = n->saved[2], *lse = n->saved[3], *buf = NULL;
-    int64_t N = n->iarg[1], V = n->iarg[2], H = n->iarg[3], chunk = n->iarg[5];
+    lfl_tensor *h = p->hidden, *w = p->w, *lab = p->labels, *buf = NULL;
+    int64_t N = p->N, V = p->V, H = p->H, chunk = p->chunk;
     lfl_dtype dt = h->dtype;
     size_t es = lfl_dtype_size(dt);
-    bool need_h = lfl_node_needs(n, 0), need_w = lfl_node_needs(n, 1);
     double *coef = malloc(sizeof(double) * (size_t)(N ? N : 1));
     if (!coef) return lfl_fail(LFL_ERR_MEM, "linear_cross_entropy backward: out of memory");
-    lfl_status st = lfl_loss_row_coef(gout[0], (lfl_reduction)n->iarg[0], N, n->iarg[4], 1.0, coef);
-    if (n->iarg[6]) { /* eager: w needs no gradient, dhidden was computed by the forward */
-        LFL_ASSERT(!need_w);
-        if (st == LFL_OK && need_h) st = eager_backward(n, coef, gin);
+    lfl_status st = lfl_loss_row_coef(g, p->r, N, count, 1.0, coef);
+    if (eager) { /* w needs no gradient, dhidden was computed by the forward */
+        LFL_ASSERT(!dw);
+        if (st == LFL_OK && dh) eager_backward(eager, coef, N, H, dh);
         free(coef);
         return st;
     }
-    if (st == LFL_OK && need_h) st = lfl_zeros(n->in[0].ndim, n->in[0].shape, dt, LFL_CPU, &gin[0]);
-    if (st == LFL_OK && need_w) { /* every chunk of dw is written by its GEMM unless there is none */
-        st = lfl_empty(2, w->shape, dt, LFL_CPU, &gin[1]);
-        if (st == LFL_OK && (N == 0 || H == 0)) lfl_fill_(gin[1], 0);
-    }
+    /* every chunk of dw is written by its GEMM unless there is none */
+    if (st == LFL_OK && dw && (N == 0 || H == 0)) lfl_fill_(dw, 0);
     int64_t bshape[2] = {N, chunk};
     if (st == LFL_OK) st = lfl_empty(2, bshape, dt, LFL_CPU, &buf);
     if (st == LFL_OK && N > 0 && H > 0) {
@@ -142,15 +135,79 @@ static lfl_status lce_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
             st = chunk_logits(dt, ph, w->dtype, pw, pb, N, H, v0, cw);
             if (st) break;
             lfl_loss_softmax_grad(dt, pb, pb, N, cw, cw, lfl_data(lab), v0, lfl_data(lse), coef);
-            if (need_h) st = chunk_dh(dt, pb, w->dtype, wc, N, H, cw, lfl_data(gin[0])); /* += dlogits @ w_c */
-            if (need_w) { /* dw_c[cw, H] = dlogits^T @ hidden */
-                char *dwc = (char *)lfl_data(gin[1]) + (size_t)(v0 * H) * es;
+            if (dh) st = chunk_dh(dt, pb, w->dtype, wc, N, H, cw, lfl_data(dh)); /* += dlogits @ w_c */
+            if (dw) { /* dw_c[cw, H] = dlogits^T @ hidden */
+                char *dwc = (char *)lfl_data(dw) + (size_t)(v0 * H) * es;
                 lfl_gemm_typed(dt, true, false, cw, H, N, 1.0, pb, cw, ph, H, 0.0, dwc, H);
             }
         }
     }
     free(coef);
     lfl_tensor_release(buf);
+    return st;
+}
+
+static lfl_status lce_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    lfl_lce_args p = {n->saved[0], n->saved[1], n->saved[2], n->iarg[1], n->iarg[2], n->iarg[3], n->iarg[5],
+                      (lfl_reduction)n->iarg[0]};
+    lfl_tensor *lse = n->saved[3], *eager = n->iarg[6] ? n->saved[4] : NULL, *dh = NULL, *dw = NULL;
+    lfl_dtype dt = p.hidden->dtype;
+    int dev = p.hidden->device;
+    lfl_linear_cross_entropy_backward_kernel fn;
+    LFL_TRY(lfl_dispatch_linear_cross_entropy_backward(dev, NULL, &fn));
+    lfl_status st = LFL_OK;
+    if (lfl_node_needs(n, 0)) {
+        /* the eager form writes every element; the chunked one accumulates */
+        if (eager) st = lfl_empty(n->in[0].ndim, n->in[0].shape, dt, dev, &dh);
+        else st = lfl_zeros(n->in[0].ndim, n->in[0].shape, dt, dev, &dh);
+    }
+    if (st == LFL_OK && lfl_node_needs(n, 1)) st = lfl_empty(2, p.w->shape, dt, dev, &dw);
+    if (st == LFL_OK) st = fn(&p, gout[0], lse, n->iarg[4], eager, dh, dw);
+    if (st) { lfl_tensor_release(dh); lfl_tensor_release(dw); return st; }
+    gin[0] = dh;
+    gin[1] = dw;
+    return LFL_OK;
+}
+
+lfl_status lfl_cpu_linear_cross_entropy(const lfl_lce_args *p, lfl_tensor *lse, lfl_tensor *o, lfl_tensor *dh,
+                                        int64_t *count)
+{
+    LFL_TRY(lfl_loss_labels_check("linear_cross_entropy", p->labels, p->V));
+    lfl_tensor *ch = p->hidden, *cw = p->w, *lab = p->labels, *buf = NULL;
+    int64_t N = p->N, V = p->V, H = p->H, chunk = p->chunk;
+    bool eager = dh != NULL;
+    int64_t bshape[2] = {N, chunk};
+    lfl_status st = lfl_empty(2, bshape, ch->dtype, LFL_CPU, &buf);
+    double *m = NULL;
+    if (st == LFL_OK && !(m = malloc(sizeof(double) * (size_t)(4 * N + 1))))
+        st = lfl_fail(LFL_ERR_MEM, "linear_cross_entropy: out of memory");
+    if (st == LFL_OK) {
+        double *s = m + N, *picked = s + N, *rescale = picked + N, *pl = lfl_data(lse);
+        const int64_t *pb = lfl_data(lab);
+        for (int64_t i = 0; i < N; i++) { m[i] = -INFINITY; s[i] = 0; picked[i] = 0; }
+        for (int64_t v0 = 0; N > 0 && v0 < V && st == LFL_OK; v0 += chunk) {
+            int64_t cwid = V - v0 < chunk ? V - v0 : chunk;
+            st = chunk_logits(ch->dtype, lfl_data(ch), cw->dtype, lfl_data(cw), lfl_data(buf), N, H, v0, cwid);
+            if (st) break;
+            if (!eager) {
+                lfl_loss_lse_block(ch->dtype, lfl_data(buf), N, cwid, cwid, pb, v0, m, s, picked);
+                continue;
+            }
+            lfl_loss_lse_exp_block(ch->dtype, lfl_data(buf), N, cwid, cwid, pb, v0, m, s, picked, rescale);
+            if (v0 > 0) rescale_rows(ch->dtype, lfl_data(dh), rescale, N, H);
+            const char *wc = (const char *)lfl_data(cw) + (size_t)(v0 * H) * lfl_dtype_size(cw->dtype);
+            if (H > 0) st = chunk_dh(ch->dtype, lfl_data(buf), cw->dtype, wc, N, H, cwid, lfl_data(dh));
+        }
+        if (st == LFL_OK && eager && H > 0) eager_finish(ch->dtype, lfl_data(dh), cw->dtype, lfl_data(cw), pb, s, N, H);
+        for (int64_t i = 0; i < N && st == LFL_OK; i++) {
+            pl[i] = m[i] + log(s[i]);
+            picked[i] = pb[i] == LFL_IGNORE_INDEX ? 0.0 : pl[i] - picked[i];
+        }
+        if (st == LFL_OK) lfl_loss_reduce(picked, pb, N, p->r, o, count);
+    }
+    free(m);
+    lfl_tensor_release(buf); /* freed before backward: the chunk buffer is rebuilt there */
     return st;
 }
 
@@ -172,7 +229,6 @@ lfl_status lfl_linear_cross_entropy(lfl_tensor *hidden, lfl_tensor *w, lfl_tenso
     LFL_TRY(lfl_check_float(op, hidden));
     if (hidden->dtype != LFL_F32 && hidden->dtype != LFL_F64)
         return lfl_fail(LFL_ERR_ARG, "%s: hidden and w must be f32 or f64, got %s", op, lfl_dtype_name(hidden->dtype));
-    if (hidden->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "%s: CUDA tensors are not supported yet", op);
     if (w->ndim != 2 || hidden->ndim < 1 || hidden->shape[hidden->ndim - 1] != w->shape[1])
         return lfl_fail(LFL_ERR_ARG, "%s: hidden %s does not match w %s (want hidden [..., H], w [V, H])", op,
                         lfl_shape_str(hidden, bh, sizeof bh), lfl_shape_str(w, bw, sizeof bw));
@@ -186,46 +242,20 @@ lfl_status lfl_linear_cross_entropy(lfl_tensor *hidden, lfl_tensor *w, lfl_tenso
     size_t es = lfl_dtype_size(hidden->dtype);
     if (chunk == 0) chunk = default_chunk(N, V, es);
     if (chunk > V) chunk = V;
+    lfl_linear_cross_entropy_kernel fn;
+    LFL_TRY(lfl_dispatch_linear_cross_entropy(hidden->device, NULL, &fn));
 
-    lfl_tensor *lab, *ch = NULL, *cw = NULL, *lse = NULL, *buf = NULL, *o = NULL, *dh = NULL;
+    lfl_tensor *lab, *ch = NULL, *cw = NULL, *lse = NULL, *o = NULL, *dh = NULL;
     bool eager = lfl_grad_enabled() && hidden->requires_grad && !w->requires_grad;
-    LFL_TRY(lfl_loss_labels(op, labels, hidden->ndim - 1, hidden->shape, V, &lab));
+    LFL_TRY(lfl_loss_labels(op, labels, hidden->device, hidden->ndim - 1, hidden->shape, &lab));
+    int64_t count = 0, dshape[2] = {N, H};
     lfl_status st = lfl_contiguous(hidden, &ch);
     if (st == LFL_OK) st = lfl_contiguous(w, &cw);
-    if (st == LFL_OK) st = lfl_empty(1, &N, LFL_F64, LFL_CPU, &lse);
-    int64_t bshape[2] = {N, chunk}, count = 0;
-    if (st == LFL_OK) st = lfl_empty(2, bshape, hidden->dtype, LFL_CPU, &buf);
-    double *m = NULL;
-    int64_t dshape[2] = {N, H};
-    if (st == LFL_OK && eager) st = lfl_zeros(2, dshape, hidden->dtype, LFL_CPU, &dh);
-    if (st == LFL_OK && !(m = malloc(sizeof(double) * (size_t)(4 * N + 1))))
-        st = lfl_fail(LFL_ERR_MEM, "%s: out of memory", op);
-    if (st == LFL_OK) {
-        double *s = m + N, *picked = s + N, *rescale = picked + N, *pl = lfl_data(lse);
-        const int64_t *pb = lfl_data(lab);
-        for (int64_t i = 0; i < N; i++) { m[i] = -INFINITY; s[i] = 0; picked[i] = 0; }
-        for (int64_t v0 = 0; N > 0 && v0 < V && st == LFL_OK; v0 += chunk) {
-            int64_t cwid = V - v0 < chunk ? V - v0 : chunk;
-            st = chunk_logits(hidden->dtype, lfl_data(ch), cw->dtype, lfl_data(cw), lfl_data(buf), N, H, v0, cwid);
-            if (st) break;
-            if (!eager) {
-                lfl_loss_lse_block(hidden->dtype, lfl_data(buf), N, cwid, cwid, pb, v0, m, s, picked);
-                continue;
-            }
-            lfl_loss_lse_exp_block(hidden->dtype, lfl_data(buf), N, cwid, cwid, pb, v0, m, s, picked, rescale);
-            if (v0 > 0) rescale_rows(hidden->dtype, lfl_data(dh), rescale, N, H);
-            const char *wc = (const char *)lfl_data(cw) + (size_t)(v0 * H) * lfl_dtype_size(cw->dtype);
-            if (H > 0) st = chunk_dh(hidden->dtype, lfl_data(buf), cw->dtype, wc, N, H, cwid, lfl_data(dh));
-        }
-        if (st == LFL_OK && eager && H > 0) eager_finish(hidden->dtype, lfl_data(dh), cw->dtype, lfl_data(cw), pb, s, N, H);
-        for (int64_t i = 0; i < N && st == LFL_OK; i++) {
-            pl[i] = m[i] + log(s[i]);
-            picked[i] = pb[i] == LFL_IGNORE_INDEX ? 0.0 : pl[i] - picked[i];
-        }
-        if (st == LFL_OK) st = lfl_loss_reduce(picked, pb, N, r, lab->ndim, lab->shape, hidden->dtype, &o, &count);
-    }
-    free(m);
-    lfl_tensor_release(buf); /* freed before backward: the chunk buffer is rebuilt there */
+    if (st == LFL_OK) st = lfl_empty(1, &N, LFL_F64, hidden->device, &lse);
+    if (st == LFL_OK) st = lfl_loss_output(r, lab, hidden->dtype, hidden->device, &o);
+    if (st == LFL_OK && eager) st = lfl_zeros(2, dshape, hidden->dtype, hidden->device, &dh);
+    lfl_lce_args p = {ch, cw, lab, N, V, H, chunk, r};
+    if (st == LFL_OK) st = fn(&p, lse, o, dh, &count);
     if (st == LFL_OK) {
         lfl_tensor *in[2] = {hidden, w};
         lfl_node *n = lfl_node_begin(op, lce_backward, 2, in, 1);
@@ -246,6 +276,8 @@ lfl_status lfl_linear_cross_entropy(lfl_tensor *hidden, lfl_tensor *w, lfl_tenso
             lfl_node_release(n);
         }
         *out = o;
+    } else {
+        lfl_tensor_release(o);
     }
     lfl_tensor_release(lab);
     lfl_tensor_release(ch);

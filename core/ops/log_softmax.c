@@ -1,8 +1,9 @@
-/* log_softmax along any dim: x - max - log(sum(exp(x - max))), computed by
- * softmax.c's kernel. Backward: dx = g - exp(y) * sum(g) along the dim. */
+/* log_softmax along any dim: x - max - log(sum(exp(x - max))), through
+ * softmax.c's front and forward kernel. Backward: dx = g - exp(y) * sum(g)
+ * along the dim. */
 #include <math.h>
 #include "dimwise.h"
-#include "vexp.h"
+#include "vmath.h"
 
 #define BACK_LOOP(T, EXP)                                                           \
     do {                                                                            \
@@ -20,35 +21,24 @@
             }                                                                       \
     } while (0)
 
-static lfl_status log_softmax_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+lfl_status lfl_cpu_log_softmax(lfl_tensor *a, int dim, lfl_tensor *out) { return lfl_softmax_cpu(a, dim, true, out); }
+
+lfl_status lfl_cpu_log_softmax_backward(lfl_tensor *g, lfl_tensor *y, int dim, lfl_tensor *dx)
 {
-    lfl_tensor *y = n->saved[0], *g, *dx;
     int64_t outer, len, inner;
-    lfl_dim_split(y->ndim, y->shape, (int)n->iarg[0], &outer, &len, &inner);
-    LFL_TRY(lfl_contiguous(gout[0], &g));
-    lfl_status st = lfl_empty(y->ndim, y->shape, y->dtype, LFL_CPU, &dx);
-    if (st) { lfl_tensor_release(g); return st; }
+    lfl_dim_split(y->ndim, y->shape, dim, &outer, &len, &inner);
     int64_t total = outer * len * inner;
     if (y->dtype == LFL_F32) BACK_LOOP(float, lfl_vexpf);
     else BACK_LOOP(double, exp);
-    lfl_tensor_release(g);
-    gin[0] = dx;
     return LFL_OK;
+}
+
+static lfl_status log_softmax_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    return lfl_softmax_backward_front(LFL_OP_log_softmax_backward, n, gout, gin);
 }
 
 lfl_status lfl_log_softmax(lfl_tensor *a, int dim, lfl_tensor **out)
 {
-    int d;
-    LFL_TRY(lfl_check_float("log_softmax", a));
-    if (a->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "log_softmax: CUDA tensors are not supported yet");
-    LFL_TRY(lfl_norm_dim("log_softmax", dim, a->ndim, &d));
-    LFL_TRY(lfl_softmax_raw(a, d, true, out));
-    lfl_node *n = lfl_node_begin("log_softmax", log_softmax_backward, 1, &a, 1);
-    if (n) {
-        n->iarg[0] = d;
-        lfl_node_save(n, *out);
-        lfl_node_set_output(n, *out, 0);
-        lfl_node_release(n);
-    }
-    return LFL_OK;
+    return lfl_softmax_front("log_softmax", LFL_OP_log_softmax, a, dim, log_softmax_backward, out);
 }

@@ -15,7 +15,6 @@
 #include <string.h>
 #include "../blas.h"
 #include "../gemm_bf16.h"
-#include "../ops.h"
 #include "linear.h"
 #include "lowp.h"
 
@@ -79,19 +78,17 @@ static bool outer_sum_f32(int64_t rows, int64_t r, int64_t n, const float *U, co
     return true;
 }
 
-static lfl_status lora_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+lfl_status lfl_cpu_lora_linear_backward(const lfl_lora_args *p, lfl_tensor *g, lfl_tensor *t, lfl_tensor *dx,
+                                        lfl_tensor *dw, lfl_tensor *dA, lfl_tensor *dB)
 {
-    lfl_tensor *x = n->saved[0], *w = n->saved[1], *A = n->saved[2], *B = n->saved[3], *t = n->saved[4];
-    lfl_tensor *g = NULL, *u = NULL;
-    int64_t rows = n->iarg[0], fin = w->shape[1], fout = w->shape[0], r = A->shape[0];
-    double s = n->farg[0];
+    lfl_tensor *x = p->x, *w = p->w, *A = p->A, *B = p->B, *u = NULL;
+    int64_t rows = p->rows, fin = w->shape[1], fout = w->shape[0], r = A->shape[0];
+    double s = p->scaling;
     lfl_dtype dt = x->dtype;
     void *px = lfl_data(x), *pA = lfl_data(A), *pB = lfl_data(B);
-    bool need_x = lfl_node_needs(n, 0), need_A = lfl_node_needs(n, 2);
-    bool fuse = need_x && dt == LFL_F32 && r > 0 && r <= LFL_GEMM_MAX_RANK && lfl_gemm_wants_bf16(rows, fin, fout);
-    LFL_TRY(lfl_contiguous(gout[0], &g));
+    bool fuse = dx && dt == LFL_F32 && r > 0 && r <= LFL_GEMM_MAX_RANK && lfl_gemm_wants_bf16(rows, fin, fout);
     lfl_status st = LFL_OK;
-    if (need_x || need_A) { /* u[rows, r] = g @ B */
+    if (dx || dA) { /* u[rows, r] = g @ B */
         int64_t ushape[2] = {rows, r};
         st = lfl_empty(2, ushape, dt, LFL_CPU, &u);
         if (st == LFL_OK && !fuse)
@@ -99,51 +96,95 @@ static lfl_status lora_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin
     }
     if (st == LFL_OK && fuse) { /* dx = [g | s u] [w ; A], u = g B computed while g is packed */
         float *bt = malloc(sizeof(float) * (size_t)(r * fout)); /* B^T [r, out]: the side's pt */
-        st = bt ? lfl_empty(n->in[0].ndim, n->in[0].shape, dt, LFL_CPU, &gin[0])
-                : lfl_fail(LFL_ERR_MEM, "lora_linear backward: out of memory");
+        if (!bt) st = lfl_fail(LFL_ERR_MEM, "lora_linear backward: out of memory");
         if (st == LFL_OK) {
             for (int64_t o = 0; o < fout; o++)
                 for (int64_t j = 0; j < r; j++) bt[j * fout + o] = ((const float *)pB)[o * r + j];
             lfl_gemm_lowrank lr = {r, bt, lfl_data(u), (float)s, pA, fin, 1};
             st = lfl_gemm_bf16_lowrank(rows, fin, fout, lfl_data(g), fout, w->dtype, lfl_data(w), w->stride[0],
-                                       w->stride[1], &lr, 0.0f, lfl_data(gin[0]), fin);
+                                       w->stride[1], &lr, 0.0f, lfl_data(dx), fin);
         }
         free(bt);
-    } else if (st == LFL_OK && need_x) { /* dx = g @ w + s * u @ A */
-        st = lfl_empty(n->in[0].ndim, n->in[0].shape, dt, LFL_CPU, &gin[0]);
-        if (st == LFL_OK && lfl_is_lowp(w->dtype) && rows && fin && fout)
+    } else if (st == LFL_OK && dx) { /* dx = g @ w + s * u @ A */
+        if (lfl_is_lowp(w->dtype) && rows && fin && fout)
             st = lfl_gemm_f32_lowp(false, rows, fin, fout, lfl_data(g), (int)fout, w->dtype, lfl_data(w),
-                                   w->stride[0], w->stride[1], 0.0f, lfl_data(gin[0]), (int)fin);
-        else if (st == LFL_OK)
+                                   w->stride[0], w->stride[1], 0.0f, lfl_data(dx), (int)fin);
+        else
             lfl_gemm_typed(dt, false, false, rows, fin, fout, 1, lfl_data(g), fout, lfl_data(w), fin, 0,
-                           lfl_data(gin[0]), fin);
+                           lfl_data(dx), fin);
         if (st == LFL_OK)
-            lfl_gemm_typed(dt, false, false, rows, fin, r, s, lfl_data(u), r, pA, fin, 1, lfl_data(gin[0]), fin);
+            lfl_gemm_typed(dt, false, false, rows, fin, r, s, lfl_data(u), r, pA, fin, 1, lfl_data(dx), fin);
     }
-    if (st == LFL_OK && lfl_node_needs(n, 1)) { /* dw = g^T @ x */
-        st = lfl_empty(2, w->shape, dt, LFL_CPU, &gin[1]);
-        if (st == LFL_OK)
-            lfl_gemm_typed(dt, true, false, fout, fin, rows, 1, lfl_data(g), fout, px, fin, 0, lfl_data(gin[1]), fin);
+    if (st == LFL_OK && dw) /* dw = g^T @ x */
+        lfl_gemm_typed(dt, true, false, fout, fin, rows, 1, lfl_data(g), fout, px, fin, 0, lfl_data(dw), fin);
+    if (st == LFL_OK && dA) { /* dA = s * u^T @ x */
+        if (!(dt == LFL_F32 && outer_sum_f32(rows, r, fin, lfl_data(u), px, (float)s, lfl_data(dA))))
+            lfl_gemm_typed(dt, true, false, r, fin, rows, s, lfl_data(u), r, px, fin, 0, lfl_data(dA), fin);
     }
-    if (st == LFL_OK && need_A) { /* dA = s * u^T @ x */
-        st = lfl_empty(2, A->shape, dt, LFL_CPU, &gin[2]);
-        if (st == LFL_OK && !(dt == LFL_F32 && outer_sum_f32(rows, r, fin, lfl_data(u), px, (float)s, lfl_data(gin[2]))))
-            lfl_gemm_typed(dt, true, false, r, fin, rows, s, lfl_data(u), r, px, fin, 0, lfl_data(gin[2]), fin);
-    }
-    if (st == LFL_OK && lfl_node_needs(n, 3)) { /* dB = s * g^T @ t */
-        st = lfl_empty(2, B->shape, dt, LFL_CPU, &gin[3]);
-        float *bt = dt == LFL_F32 && st == LFL_OK ? malloc(sizeof(float) * (size_t)(r * fout)) : NULL;
+    if (st == LFL_OK && dB) { /* dB = s * g^T @ t */
+        float *bt = dt == LFL_F32 ? malloc(sizeof(float) * (size_t)(r * fout)) : NULL;
         if (bt && outer_sum_f32(rows, r, fout, lfl_data(t), lfl_data(g), (float)s, bt)) { /* dB^T, then transposed */
             for (int64_t o = 0; o < fout; o++)
-                for (int64_t j = 0; j < r; j++) ((float *)lfl_data(gin[3]))[o * r + j] = bt[j * fout + o];
-        } else if (st == LFL_OK) {
-            lfl_gemm_typed(dt, true, false, fout, r, rows, s, lfl_data(g), fout, lfl_data(t), r, 0, lfl_data(gin[3]), r);
+                for (int64_t j = 0; j < r; j++) ((float *)lfl_data(dB))[o * r + j] = bt[j * fout + o];
+        } else {
+            lfl_gemm_typed(dt, true, false, fout, r, rows, s, lfl_data(g), fout, lfl_data(t), r, 0, lfl_data(dB), r);
         }
         free(bt);
     }
-    if (st == LFL_OK && n->n_in > 4 && lfl_node_needs(n, 4)) st = lfl_linear_bias_grad(g, rows, fout, &gin[4]);
     lfl_tensor_release(u);
+    return st;
+}
+
+static lfl_status lora_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    lfl_lora_args p = {n->saved[0], n->saved[1], NULL, n->saved[2], n->saved[3], n->farg[0], n->iarg[0]};
+    lfl_tensor *t = n->saved[4], *g = NULL, *d[4] = {NULL, NULL, NULL, NULL};
+    int64_t fout = p.w->shape[0];
+    lfl_lora_linear_backward_kernel fn;
+    LFL_TRY(lfl_dispatch_lora_linear_backward(p.x->device, NULL, &fn));
+    LFL_TRY(lfl_contiguous(gout[0], &g));
+    lfl_status st = LFL_OK;
+    /* inputs x, w, A, B: their gradients have their shapes (x's as the caller's view) */
+    const lfl_tensor *like[4] = {NULL, p.w, p.A, p.B};
+    for (int i = 0; i < 4 && st == LFL_OK; i++) {
+        if (!lfl_node_needs(n, i)) continue;
+        if (i == 0) st = lfl_empty(n->in[0].ndim, n->in[0].shape, p.x->dtype, p.x->device, &d[0]);
+        else st = lfl_empty(2, like[i]->shape, p.x->dtype, p.x->device, &d[i]);
+    }
+    if (st == LFL_OK) st = fn(&p, g, t, d[0], d[1], d[2], d[3]);
+    if (st == LFL_OK && n->n_in > 4 && lfl_node_needs(n, 4)) st = lfl_linear_bias_grad(g, p.rows, fout, &gin[4]);
     lfl_tensor_release(g);
+    for (int i = 0; i < 4; i++) {
+        if (st == LFL_OK) gin[i] = d[i];
+        else lfl_tensor_release(d[i]);
+    }
+    return st;
+}
+
+lfl_status lfl_cpu_lora_linear(const lfl_lora_args *p, lfl_tensor *o, lfl_tensor *t)
+{
+    lfl_tensor *cx = p->x, *cw = p->w, *cA = p->A, *cB = p->B, *bias = p->bias;
+    int64_t fin = cw->shape[1], fout = cw->shape[0], r = cA->shape[0], rows = p->rows;
+    lfl_dtype dt = cx->dtype;
+    bool fuse = dt == LFL_F32 && r > 0 && r <= LFL_GEMM_MAX_RANK && lfl_gemm_wants_bf16(rows, fout, fin);
+    lfl_status st = LFL_OK;
+    if (!o) { /* a replay: the side product t = x A^T as the forward computed it */
+        if (fuse) lfl_gemm_side_rows(rows, fin, lfl_data(cx), fin, lfl_data(cA), r, lfl_data(t));
+        else lfl_gemm_typed(dt, false, true, rows, r, fin, 1, lfl_data(cx), fin, lfl_data(cA), fin, 0, lfl_data(t), r);
+    } else if (fuse) { /* y = [x | s t] [w ; B^T] (+ bias), t = x A^T computed while x is packed */
+        if (bias) st = lfl_linear_fill_bias(o, bias, rows, fout);
+        lfl_gemm_lowrank lr = {r, lfl_data(cA), lfl_data(t), (float)p->scaling, lfl_data(cB), 1, r};
+        if (st == LFL_OK)
+            st = lfl_gemm_bf16_lowrank(rows, fout, fin, lfl_data(cx), fin, cw->dtype, lfl_data(cw), cw->stride[1],
+                                       cw->stride[0], &lr, bias ? 1.0f : 0.0f, lfl_data(o), fout);
+    } else { /* the base linear, then the rank-r branch added into its output */
+        st = lfl_cpu_linear(cx, cw, bias, o);
+        if (st == LFL_OK) {
+            lfl_gemm_typed(dt, false, true, rows, r, fin, 1, lfl_data(cx), fin, lfl_data(cA), fin, 0, lfl_data(t), r);
+            lfl_gemm_typed(dt, false, true, rows, fout, r, p->scaling, lfl_data(t), r, lfl_data(cB), r, 1, lfl_data(o),
+                           fout);
+        }
+    }
     return st;
 }
 
@@ -154,12 +195,13 @@ lfl_status lfl_lora_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_t
 }
 
 /* a given tensor of `shape` (n dims) and dtype dt, contiguous and outside any graph */
-static lfl_status given_check(const char *what, const lfl_tensor *g, int n, const int64_t *shape, lfl_dtype dt)
+static lfl_status given_check(const char *what, const lfl_tensor *g, int n, const int64_t *shape, lfl_dtype dt,
+                              int dev)
 {
     char b[128];
-    if (g->dtype != dt || g->ndim != n || !lfl_is_contiguous(g) || g->device != LFL_CPU ||
+    if (g->dtype != dt || g->ndim != n || !lfl_is_contiguous(g) || g->device != dev ||
         memcmp(g->shape, shape, sizeof(int64_t) * (size_t)n))
-        return lfl_fail(LFL_ERR_ARG, "lora_linear: the given %s %s is not a contiguous %s tensor of its shape", what,
+        return lfl_fail(LFL_ERR_ARG, "lora_linear: the given %s %s is not a contiguous %s tensor of its shape on the input's device", what,
                         lfl_shape_str(g, b, sizeof b), lfl_dtype_name(dt));
     if (g->grad_fn || g->requires_grad)
         return lfl_fail(LFL_ERR_ARG, "lora_linear: the given %s must be a plain tensor, not part of a graph", what);
@@ -189,40 +231,25 @@ lfl_status lfl_lora_linear_given(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias,
     int64_t tshape[2] = {rows, r}, oshape[LFL_MAX_DIMS];
     for (int d = 0; d < x->ndim - 1; d++) oshape[d] = x->shape[d];
     oshape[x->ndim - 1] = fout;
-    bool fuse = x->dtype == LFL_F32 && r > 0 && r <= LFL_GEMM_MAX_RANK && lfl_gemm_wants_bf16(rows, fout, fin);
-    if (given) LFL_TRY(given_check("output", given, x->ndim, oshape, x->dtype));
+    if (given) LFL_TRY(given_check("output", given, x->ndim, oshape, x->dtype, x->device));
     if (given_side && !given) return lfl_fail(LFL_ERR_ARG, "%s: a given side product needs the given output", op);
-    if (given_side) LFL_TRY(given_check("side product", given_side, 2, tshape, x->dtype));
+    if (given_side) LFL_TRY(given_check("side product", given_side, 2, tshape, x->dtype, x->device));
+    lfl_lora_linear_kernel fn;
+    LFL_TRY(lfl_dispatch_lora_linear(x->device, NULL, &fn));
     lfl_tensor *o = NULL, *cx = NULL, *cw = NULL, *cA = NULL, *cB = NULL, *t = NULL;
     lfl_status st = lfl_contiguous(x, &cx);
     if (st == LFL_OK) st = lfl_is_lowp(w->dtype) ? (cw = lfl_tensor_retain(w), LFL_OK) : lfl_contiguous(w, &cw);
     if (st == LFL_OK) st = lfl_contiguous(A, &cA);
     if (st == LFL_OK) st = lfl_contiguous(B, &cB);
     if (st == LFL_OK && given_side) t = lfl_tensor_retain(given_side);
-    else if (st == LFL_OK) st = lfl_empty(2, tshape, x->dtype, LFL_CPU, &t);
+    else if (st == LFL_OK) st = lfl_empty(2, tshape, x->dtype, x->device, &t);
+    lfl_lora_args p = {cx, cw, bias, cA, cB, scaling, rows};
     if (st == LFL_OK && given) { /* replay: nothing, or the side product t as the forward computed it */
         o = lfl_tensor_retain(given);
-        if (!given_side && fuse)
-            lfl_gemm_side_rows(rows, fin, lfl_data(cx), fin, lfl_data(cA), r, lfl_data(t));
-        else if (!given_side)
-            lfl_gemm_typed(x->dtype, false, true, rows, r, fin, 1, lfl_data(cx), fin, lfl_data(cA), fin, 0,
-                           lfl_data(t), r);
-    } else if (st == LFL_OK && fuse) { /* y = [x | s t] [w ; B^T] (+ bias), t = x A^T computed while x is packed */
-        st = lfl_empty(x->ndim, oshape, x->dtype, LFL_CPU, &o);
-        if (st == LFL_OK && bias) st = lfl_linear_fill_bias(o, bias, rows, fout);
-        lfl_gemm_lowrank lr = {r, lfl_data(cA), lfl_data(t), (float)scaling, lfl_data(cB), 1, r};
-        if (st == LFL_OK)
-            st = lfl_gemm_bf16_lowrank(rows, fout, fin, lfl_data(cx), fin, cw->dtype, lfl_data(cw), cw->stride[1],
-                                       cw->stride[0], &lr, bias ? 1.0f : 0.0f, lfl_data(o), fout);
-    } else if (st == LFL_OK) { /* the base linear, then the rank-r branch added into its output */
-        bool prev = lfl_set_grad_enabled(false);
-        st = lfl_linear(x, w, bias, &o);
-        lfl_set_grad_enabled(prev);
-        lfl_dtype dt = x->dtype;
-        if (st == LFL_OK) {
-            lfl_gemm_typed(dt, false, true, rows, r, fin, 1, lfl_data(cx), fin, lfl_data(cA), fin, 0, lfl_data(t), r);
-            lfl_gemm_typed(dt, false, true, rows, fout, r, scaling, lfl_data(t), r, lfl_data(cB), r, 1, lfl_data(o), fout);
-        }
+        if (!given_side) st = fn(&p, NULL, t);
+    } else if (st == LFL_OK) {
+        st = lfl_empty(x->ndim, oshape, x->dtype, x->device, &o);
+        if (st == LFL_OK) st = fn(&p, o, t);
     }
     if (st == LFL_OK) {
         lfl_tensor *in[5] = {x, w, A, B, bias};

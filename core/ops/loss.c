@@ -2,7 +2,7 @@
  * coefficient, and the row kernels (online log-sum-exp, softmax gradient).
  * The f32 kernels use a branch-free exp so the row loops vectorise: with
  * V in the tens of thousands the exps cost as much as a small GEMM. */
-#include "vexp.h"
+#include "vmath.h"
 #include <math.h>
 #include "../iter.h"
 #include "loss.h"
@@ -12,15 +12,14 @@ const char *lfl_reduction_name(lfl_reduction r)
     return r == LFL_REDUCE_MEAN ? "mean" : r == LFL_REDUCE_SUM ? "sum" : "none";
 }
 
-lfl_status lfl_loss_labels(const char *op, lfl_tensor *labels, int nd, const int64_t *shape, int64_t V,
+lfl_status lfl_loss_labels(const char *op, lfl_tensor *labels, int device, int nd, const int64_t *shape,
                            lfl_tensor **out)
 {
     char bl[128];
     if (labels->dtype != LFL_I64 && labels->dtype != LFL_I32)
         return lfl_fail(LFL_ERR_ARG, "%s: labels must be i64 (or i32) class ids, got %s", op,
                         lfl_dtype_name(labels->dtype));
-    if (labels->device != LFL_CPU)
-        return lfl_fail(LFL_ERR_UNSUPPORTED, "%s: CUDA tensors are not supported yet", op);
+    if (labels->device != device) return lfl_fail(LFL_ERR_DEVICE, "%s: labels are on another device than the logits", op);
     bool same = labels->ndim == nd;
     for (int d = 0; same && d < nd; d++) same = labels->shape[d] == shape[d];
     if (!same) {
@@ -32,13 +31,19 @@ lfl_status lfl_loss_labels(const char *op, lfl_tensor *labels, int nd, const int
         return lfl_fail(LFL_ERR_ARG, "%s: labels %s do not match the logits' leading dims (want %s)", op,
                         lfl_shape_str(labels, bl, sizeof bl), want);
     }
-    lfl_tensor *c, *c64;
+    lfl_tensor *c;
     LFL_TRY(lfl_contiguous(labels, &c));
-    lfl_status st = lfl_cast(c, LFL_I64, &c64);
+    lfl_status st = lfl_cast(c, LFL_I64, out);
     lfl_tensor_release(c);
-    LFL_TRY(st);
-    const int64_t *p = lfl_data(c64);
-    int64_t n = lfl_numel(c64);
+    return st;
+}
+
+lfl_status lfl_loss_labels_check(const char *op, const lfl_tensor *labels, int64_t V)
+{
+    const int64_t *p = lfl_data(labels);
+    int64_t n = lfl_numel(labels);
+    int nd = labels->ndim;
+    const int64_t *shape = labels->shape;
     for (int64_t i = 0; i < n; i++) {
         if (p[i] == LFL_IGNORE_INDEX || (p[i] >= 0 && p[i] < V)) continue;
         /* name the position as a 0-based multi-index over the labels' shape */
@@ -49,12 +54,10 @@ lfl_status lfl_loss_labels(const char *op, lfl_tensor *labels, int nd, const int
         for (int d = 0; d < nd && k < (int)sizeof pos - 24; d++)
             k += snprintf(pos + k, sizeof pos - (size_t)k, d ? ",%lld" : "%lld", (long long)idx[d]);
         snprintf(pos + k, sizeof pos - (size_t)k, "]");
-        lfl_tensor_release(c64);
         return lfl_fail(LFL_ERR_ARG, "%s: label %lld at position %s (0-based) is outside [0, %lld) "
                         "(V = %lld classes; -100 marks an ignored position)", op, (long long)p[i], pos,
                         (long long)V, (long long)V);
     }
-    *out = c64;
     return LFL_OK;
 }
 
@@ -65,20 +68,25 @@ lfl_status lfl_loss_prepare(const char *op, lfl_tensor *logits, lfl_tensor *labe
     LFL_TRY(lfl_check_float(op, logits));
     if (logits->dtype != LFL_F32 && logits->dtype != LFL_F64)
         return lfl_fail(LFL_ERR_ARG, "%s: logits must be f32 or f64, got %s", op, lfl_dtype_name(logits->dtype));
-    if (logits->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "%s: CUDA tensors are not supported yet", op);
     if (logits->ndim < 1 || logits->shape[logits->ndim - 1] < 1)
         return lfl_fail(LFL_ERR_ARG, "%s: logits %s need a last dim of at least one class", op,
                         lfl_shape_str(logits, bx, sizeof bx));
     *V = logits->shape[logits->ndim - 1];
     *rows = lfl_numel(logits) / *V;
-    LFL_TRY(lfl_loss_labels(op, labels, logits->ndim - 1, logits->shape, *V, cl));
+    LFL_TRY(lfl_loss_labels(op, labels, logits->device, logits->ndim - 1, logits->shape, cl));
     lfl_status st = lfl_contiguous(logits, cx);
     if (st) { lfl_tensor_release(*cl); *cl = NULL; }
     return st;
 }
 
-lfl_status lfl_loss_reduce(const double *row, const int64_t *labels, int64_t rows, lfl_reduction r,
-                           int nd, const int64_t *shape, lfl_dtype dt, lfl_tensor **out, int64_t *count)
+lfl_status lfl_loss_output(lfl_reduction r, const lfl_tensor *labels, lfl_dtype dt, int device, lfl_tensor **out)
+{
+    if (r == LFL_REDUCE_NONE) return lfl_empty(labels->ndim, labels->shape, dt, device, out);
+    return lfl_empty(0, NULL, dt, device, out);
+}
+
+void lfl_loss_reduce(const double *row, const int64_t *labels, int64_t rows, lfl_reduction r, lfl_tensor *out,
+                     int64_t *count)
 {
     int64_t cnt = 0;
     double total = 0;
@@ -89,14 +97,13 @@ lfl_status lfl_loss_reduce(const double *row, const int64_t *labels, int64_t row
     }
     *count = cnt;
     if (r == LFL_REDUCE_NONE) {
-        LFL_TRY(lfl_empty(nd, shape, dt, LFL_CPU, out));
-        if (dt == LFL_F32) for (int64_t i = 0; i < rows; i++) ((float *)lfl_data(*out))[i] = (float)row[i];
-        else for (int64_t i = 0; i < rows; i++) ((double *)lfl_data(*out))[i] = row[i];
-        return LFL_OK;
+        if (out->dtype == LFL_F32) for (int64_t i = 0; i < rows; i++) ((float *)lfl_data(out))[i] = (float)row[i];
+        else for (int64_t i = 0; i < rows; i++) ((double *)lfl_data(out))[i] = row[i];
+        return;
     }
     /* torch: the mean over zero targets is 0/0 = NaN */
     double v = r == LFL_REDUCE_SUM ? total : cnt ? total / (double)cnt : NAN;
-    return lfl_full(0, NULL, v, dt, LFL_CPU, out);
+    lfl_set(out, 0, v);
 }
 
 lfl_status lfl_loss_row_coef(lfl_tensor *gout, lfl_reduction r, int64_t rows, int64_t count, double sign,

@@ -1,29 +1,39 @@
 /* Shared pieces of the loss ops (cross_entropy, linear_cross_entropy,
- * token_logprobs): label checking and the row kernels (online log-sum-exp,
- * softmax gradient) they all run over rows of logits. Internal to core/ops. */
+ * token_logprobs): label checking, and the CPU row kernels (online
+ * log-sum-exp, softmax gradient) they all run over rows of logits. Internal
+ * to core/ops. */
 #ifndef LFL_OPS_LOSS_H
 #define LFL_OPS_LOSS_H
 
-#include "../ops.h"
+#include "optable.h"
 
 #define LFL_IGNORE_INDEX (-100)
 
-/* Checks labels against the expected shape (nd dims) and the class count V:
- * i64 or i32, each in [0, V) or -100. Returns a contiguous i64 copy/ref. */
-lfl_status lfl_loss_labels(const char *op, lfl_tensor *labels, int nd, const int64_t *shape, int64_t V,
+/* Front: checks labels against the expected shape (nd dims): i64 or i32, on
+ * `device`. Returns a contiguous i64 copy/ref; the kernels check the values
+ * (lfl_loss_labels_check). */
+lfl_status lfl_loss_labels(const char *op, lfl_tensor *labels, int device, int nd, const int64_t *shape,
                            lfl_tensor **out);
 
-/* Checks of cross_entropy / token_logprobs: f32/f64 CPU logits[..., V >= 1],
+/* CPU kernels: every label of the contiguous i64 `labels` in [0, V) or -100,
+ * else the error naming the first bad one by its position. */
+lfl_status lfl_loss_labels_check(const char *op, const lfl_tensor *labels, int64_t V);
+
+/* Front of cross_entropy / token_logprobs: f32/f64 logits[..., V >= 1],
  * labels[...]. Returns contiguous logits, contiguous i64 labels, rows and V. */
 lfl_status lfl_loss_prepare(const char *op, lfl_tensor *logits, lfl_tensor *labels, lfl_tensor **cx,
                             lfl_tensor **cl, int64_t *rows, int64_t *V);
 
-/* The loss tensor from per-row values (0 on ignored rows) and the reduction:
- * shape (nd, shape) for none, a scalar otherwise; count = non-ignored rows. */
-lfl_status lfl_loss_reduce(const double *row, const int64_t *labels, int64_t rows, lfl_reduction r,
-                           int nd, const int64_t *shape, lfl_dtype dt, lfl_tensor **out, int64_t *count);
+/* Front: the loss tensor's shape for reduction r: labels' shape for none, a
+ * scalar otherwise (allocated in dt on device). */
+lfl_status lfl_loss_output(lfl_reduction r, const lfl_tensor *labels, lfl_dtype dt, int device, lfl_tensor **out);
 
-/* The reduction as a coefficient per row for the backward pass:
+/* CPU kernels: the loss from per-row values (0 on ignored rows) into out (from
+ * lfl_loss_output); count = non-ignored rows. */
+void lfl_loss_reduce(const double *row, const int64_t *labels, int64_t rows, lfl_reduction r, lfl_tensor *out,
+                     int64_t *count);
+
+/* CPU kernels: the reduction as a coefficient per row for the backward pass:
  * coef[r] = g[r] (none), g (sum), g / count (mean); `sign` flips it. */
 lfl_status lfl_loss_row_coef(lfl_tensor *gout, lfl_reduction r, int64_t rows, int64_t count, double sign,
                              double *coef);

@@ -1,4 +1,4 @@
-/* 16-bit (bf16/f16) weights used by f32 ops: conversions and GEMMs that turn
+/* 16-bit (bf16/f16) weights used by f32 ops: GEMMs that turn
  * the 16-bit operand into f32 one block at a time, so a frozen bf16 weight is
  * never held in f32 as a whole and activations keep full f32 accuracy (the
  * products and sums run in f32; only the stored weight is 16-bit). */
@@ -9,16 +9,7 @@
 #include <stdint.h>
 #include "../tensor.h"
 
-static inline bool lfl_is_lowp(lfl_dtype d) { return d == LFL_BF16 || d == LFL_F16; }
-
-/* dst[i] = src[i] for n contiguous bf16/f16 values */
-void lfl_lowp_to_f32(lfl_dtype dt, const void *src, int64_t n, float *dst);
-/* dst[i] = round-to-nearest-even(src[i]) for n contiguous f32 values */
-void lfl_f32_to_lowp(lfl_dtype dt, const float *src, int64_t n, void *dst);
-
-/* Contiguous f32 <-> bf16/f16 conversion of n elements (lfl_copy_'s fast
- * path; OpenMP-parallel when large). Returns false for any other dtype pair. */
-bool lfl_convert_contiguous(lfl_dtype ddt, void *dst, lfl_dtype sdt, const void *src, int64_t n);
+/* (lfl_is_lowp and the bulk bf16/f16 <-> f32 conversions are in dtype.h) */
 
 /* C[m, n] = A[m, k] @ B[k, n] + beta * C. A is f32 as BLAS takes it (ta, lda);
  * B is a bf16/f16 2-D view at `b` with element strides sbk (along k) and sbn

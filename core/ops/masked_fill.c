@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 #include "../iter.h"
-#include "../ops.h"
+#include "optable.h"
 
 /* Filling only writes a constant, so one loop per element size serves every
  * dtype: fill holds v already stored in a's dtype. */
@@ -50,6 +50,33 @@ static lfl_status check_value(lfl_dtype dt, double v)
     return LFL_OK;
 }
 
+lfl_status lfl_cpu_masked_fill(lfl_tensor *c, lfl_tensor *mask, double v, lfl_tensor *r)
+{
+    unsigned char fill[8]; /* v stored in c's dtype */
+    {
+        lfl_tensor *s;
+        LFL_TRY(lfl_full(0, NULL, v, c->dtype, LFL_CPU, &s));
+        memcpy(fill, lfl_data(s), lfl_dtype_size(c->dtype));
+        lfl_tensor_release(s);
+    }
+    int nd = c->ndim;
+    const int64_t *shape = c->shape;
+    int64_t st[2][LFL_MAX_DIMS];
+    for (int d = 0; d < nd; d++) st[0][d] = c->stride[d];
+    lfl_broadcast_strides(mask, nd, shape, st[1]);
+    int64_t rows, len;
+    lfl_rows(nd, shape, &rows, &len);
+    int64_t sm = nd ? st[1][nd - 1] : 1;
+    switch (lfl_dtype_size(c->dtype)) {
+    case 1: FILL_LOOP(uint8_t); break;
+    case 2: FILL_LOOP(uint16_t); break;
+    case 4: FILL_LOOP(uint32_t); break;
+    case 8: FILL_LOOP(uint64_t); break;
+    default: LFL_ASSERT(0);
+    }
+    return LFL_OK;
+}
+
 static lfl_status masked_fill_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 {
     return lfl_masked_fill(gout[0], n->saved[0], 0.0, &gin[0]);
@@ -60,7 +87,6 @@ lfl_status lfl_masked_fill(lfl_tensor *a, lfl_tensor *mask, double v, lfl_tensor
     if (mask->dtype != LFL_BOOL && mask->dtype != LFL_U8)
         return lfl_fail(LFL_ERR_ARG, "masked_fill: mask must be a bool or u8 tensor, got %s", lfl_dtype_name(mask->dtype));
     LFL_TRY(lfl_check_same_device("masked_fill", a, mask));
-    if (a->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "masked_fill: CUDA tensors are not supported yet");
     if (lfl_dtype_is_block(a->dtype))
         return lfl_fail(LFL_ERR_ARG, "masked_fill: dtype %s is not supported (dequantize first)", lfl_dtype_name(a->dtype));
     /* the mask broadcasts to a's shape; the result keeps a's shape */
@@ -75,36 +101,17 @@ lfl_status lfl_masked_fill(lfl_tensor *a, lfl_tensor *mask, double v, lfl_tensor
                         lfl_shape_str(mask, b1, sizeof b1), lfl_shape_str(a, b2, sizeof b2));
     }
     LFL_TRY(check_value(a->dtype, v));
-    unsigned char fill[8];
-    {
-        lfl_tensor *s;
-        LFL_TRY(lfl_full(0, NULL, v, a->dtype, LFL_CPU, &s));
-        memcpy(fill, lfl_data(s), lfl_dtype_size(a->dtype));
-        lfl_tensor_release(s);
-    }
-    lfl_tensor *c, *r;
+    lfl_masked_fill_kernel fn;
+    LFL_TRY(lfl_dispatch_masked_fill(a->device, NULL, &fn));
+    lfl_tensor *c, *r = NULL;
     bool prev = lfl_set_grad_enabled(false); /* our own copy: no clone node */
     lfl_status stt = lfl_contiguous(a, &c);
     lfl_set_grad_enabled(prev);
     LFL_TRY(stt);
     stt = lfl_empty_like(c, &r);
-    if (stt) { lfl_tensor_release(c); return stt; }
-    int nd = c->ndim;
-    const int64_t *shape = c->shape;
-    int64_t st[2][LFL_MAX_DIMS];
-    for (int d = 0; d < nd; d++) st[0][d] = c->stride[d];
-    lfl_broadcast_strides(mask, nd, shape, st[1]);
-    int64_t rows, len;
-    lfl_rows(nd, shape, &rows, &len);
-    int64_t sm = nd ? st[1][nd - 1] : 1;
-    switch (lfl_dtype_size(a->dtype)) {
-    case 1: FILL_LOOP(uint8_t); break;
-    case 2: FILL_LOOP(uint16_t); break;
-    case 4: FILL_LOOP(uint32_t); break;
-    case 8: FILL_LOOP(uint64_t); break;
-    default: LFL_ASSERT(0);
-    }
+    if (stt == LFL_OK) stt = fn(c, mask, v, r);
     lfl_tensor_release(c);
+    if (stt) { lfl_tensor_release(r); return stt; }
     lfl_node *n = lfl_node_begin("masked_fill", masked_fill_backward, 1, &a, 1);
     if (n) {
         lfl_node_save(n, mask);

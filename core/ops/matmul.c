@@ -4,20 +4,9 @@
  * strides and widened to f32 block by block (lowp_gemm.c); the result and its
  * gradients are f32. */
 #include "../blas.h"
-#include "../iter.h"
-#include "../kernels.h"
-#include "../ops.h"
 #include "lowp.h"
-
-/* How a 2-D slice can be handed to GEMM: (trans, ld), or false if it cannot. */
-static bool gemm_layout(const lfl_tensor *t, bool *trans, int *ld)
-{
-    int64_t r = t->shape[t->ndim - 2], c = t->shape[t->ndim - 1];
-    int64_t sr = t->stride[t->ndim - 2], sc = t->stride[t->ndim - 1];
-    if ((sc == 1 || c == 1) && sr >= (c > 1 ? c : 1)) { *trans = false; *ld = (int)(sr ? sr : 1); return true; }
-    if ((sr == 1 || r == 1) && sc >= (r > 1 ? r : 1)) { *trans = true; *ld = (int)(sc ? sc : 1); return true; }
-    return false;
-}
+#include "matmul.h"
+#include "optable.h"
 
 static lfl_status matmul_raw(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out);
 
@@ -40,6 +29,41 @@ static lfl_status matmul_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **g
     return LFL_OK;
 }
 
+lfl_status lfl_cpu_matmul(lfl_tensor *ca, lfl_tensor *cb, lfl_tensor *o)
+{
+    bool la = lfl_is_lowp(ca->dtype), lb = lfl_is_lowp(cb->dtype), ta = false, tb = false;
+    int lda = 1, ldb = 1;
+    if (!la) lfl_matmul_layout(ca, &ta, &lda);
+    if (!lb) lfl_matmul_layout(cb, &tb, &ldb);
+    int64_t n = o->shape[o->ndim - 2], m = o->shape[o->ndim - 1], k = ca->shape[ca->ndim - 1];
+    int64_t sa[LFL_MAX_DIMS], sb[LFL_MAX_DIMS], batches;
+    lfl_matmul_batch_strides(ca, cb, o, sa, sb, &batches);
+    size_t es = lfl_dtype_size(o->dtype), esa = lfl_dtype_size(ca->dtype), esb = lfl_dtype_size(cb->dtype);
+    lfl_status st = LFL_OK;
+    for (int64_t bi = 0; bi < batches && st == LFL_OK; bi++) {
+        int64_t oa, ob;
+        lfl_matmul_batch_offsets(o, sa, sb, bi, &oa, &ob);
+        const char *pa = (const char *)lfl_data(ca) + oa * (int64_t)esa;
+        const char *pb = (const char *)lfl_data(cb) + ob * (int64_t)esb;
+        char *po = (char *)lfl_data(o) + bi * n * m * (int64_t)es;
+        if (n == 0 || m == 0) continue;
+        if (k == 0) { memset(po, 0, (size_t)(n * m) * es); continue; }
+        if (la)
+            st = lfl_gemm_lowp_f32(n, m, k, ca->dtype, pa, ca->stride[ca->ndim - 2], ca->stride[ca->ndim - 1], tb,
+                                   (const float *)pb, ldb, 0.0f, (float *)po, (int)m);
+        else if (lb)
+            st = lfl_gemm_f32_lowp(ta, n, m, k, (const float *)pa, lda, cb->dtype, pb, cb->stride[cb->ndim - 2],
+                                   cb->stride[cb->ndim - 1], 0.0f, (float *)po, (int)m);
+        else if (ca->dtype == LFL_F32)
+            lfl_sgemm(ta, tb, (int)n, (int)m, (int)k, 1.0f, (const float *)pa, lda, (const float *)pb, ldb,
+                      0.0f, (float *)po, (int)m);
+        else
+            lfl_dgemm(ta, tb, (int)n, (int)m, (int)k, 1.0, (const double *)pa, lda, (const double *)pb, ldb,
+                      0.0, (double *)po, (int)m);
+    }
+    return st;
+}
+
 static lfl_status matmul_raw(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
 {
     char ba[128], bb[128];
@@ -49,8 +73,6 @@ static lfl_status matmul_raw(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
         if (la == lb || (la ? b : a)->dtype != LFL_F32)
             return lfl_fail(LFL_ERR_ARG, "matmul: a %s operand needs an f32 partner, got %s @ %s",
                             lfl_dtype_name(la ? a->dtype : b->dtype), lfl_dtype_name(a->dtype), lfl_dtype_name(b->dtype));
-        if (a->device != LFL_CPU)
-            return lfl_fail(LFL_ERR_UNSUPPORTED, "matmul: 16-bit operands are CPU-only for now");
     } else {
         LFL_TRY(lfl_check_same_dtype("matmul", a, b));
     }
@@ -70,62 +92,21 @@ static lfl_status matmul_raw(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
     int bnd;
     int64_t bshape[LFL_MAX_DIMS];
     LFL_TRY(lfl_broadcast_shape("matmul", &ha, &hb, &bnd, bshape));
+    lfl_matmul_kernel fn;
+    LFL_TRY(lfl_dispatch_matmul(a->device, NULL, &fn));
     int64_t oshape[LFL_MAX_DIMS];
     for (int d = 0; d < bnd; d++) oshape[d] = bshape[d];
     oshape[bnd] = n;
     oshape[bnd + 1] = m;
-    lfl_tensor *ca = lfl_tensor_retain(a), *cb = lfl_tensor_retain(b), *o;
-    bool ta = false, tb = false;
-    int lda = 1, ldb = 1;
+    lfl_tensor *ca = lfl_tensor_retain(a), *cb = lfl_tensor_retain(b), *o = NULL;
+    bool trans;
+    int ld;
     lfl_status st = LFL_OK;
-    /* (a 16-bit operand needs no GEMM layout: its strides are read directly) */
-    if (!la && !gemm_layout(ca, &ta, &lda)) { lfl_tensor_release(ca); st = lfl_clone(a, &ca); gemm_layout(ca, &ta, &lda); }
-    if (st == LFL_OK && !lb && !gemm_layout(cb, &tb, &ldb)) {
-        lfl_tensor_release(cb);
-        st = lfl_clone(b, &cb);
-        gemm_layout(cb, &tb, &ldb);
-    }
-    lfl_dtype odt = la ? b->dtype : a->dtype;
-    if (st == LFL_OK) st = lfl_empty(bnd + 2, oshape, odt, a->device, &o);
-    if (st) { lfl_tensor_release(ca); lfl_tensor_release(cb); return st; }
-    int64_t sa[LFL_MAX_DIMS], sb[LFL_MAX_DIMS];
-    ha = *ca; hb = *cb;
-    ha.ndim -= 2;
-    hb.ndim -= 2;
-    lfl_broadcast_strides(&ha, bnd, bshape, sa);
-    lfl_broadcast_strides(&hb, bnd, bshape, sb);
-    int64_t batches = 1;
-    for (int d = 0; d < bnd; d++) batches *= bshape[d];
-    size_t es = lfl_dtype_size(odt), esa = lfl_dtype_size(a->dtype), esb = lfl_dtype_size(b->dtype);
-    for (int64_t bi = 0; bi < batches && st == LFL_OK; bi++) {
-        int64_t rem = bi, oa = 0, ob = 0;
-        for (int d = bnd - 1; d >= 0; d--) {
-            int64_t i = rem % bshape[d];
-            rem /= bshape[d];
-            oa += i * sa[d];
-            ob += i * sb[d];
-        }
-        const char *pa = (const char *)lfl_data(ca) + oa * (int64_t)esa;
-        const char *pb = (const char *)lfl_data(cb) + ob * (int64_t)esb;
-        char *po = (char *)lfl_data(o) + bi * n * m * (int64_t)es;
-        if (n == 0 || m == 0) continue;
-        if (k == 0) { memset(po, 0, (size_t)(n * m) * es); continue; }
-        if (la)
-            st = lfl_gemm_lowp_f32(n, m, k, ca->dtype, pa, ca->stride[ca->ndim - 2], ca->stride[ca->ndim - 1], tb,
-                                   (const float *)pb, ldb, 0.0f, (float *)po, (int)m);
-        else if (lb)
-            st = lfl_gemm_f32_lowp(ta, n, m, k, (const float *)pa, lda, cb->dtype, pb, cb->stride[cb->ndim - 2],
-                                   cb->stride[cb->ndim - 1], 0.0f, (float *)po, (int)m);
-        else if (a->device != LFL_CPU)
-            st = lfl_cuda_sgemm(a->device, ta, tb, (int)n, (int)m, (int)k, 1.0f, (const float *)pa, lda,
-                                (const float *)pb, ldb, 0.0f, (float *)po, (int)m);
-        else if (a->dtype == LFL_F32)
-            lfl_sgemm(ta, tb, (int)n, (int)m, (int)k, 1.0f, (const float *)pa, lda, (const float *)pb, ldb,
-                      0.0f, (float *)po, (int)m);
-        else
-            lfl_dgemm(ta, tb, (int)n, (int)m, (int)k, 1.0, (const double *)pa, lda, (const double *)pb, ldb,
-                      0.0, (double *)po, (int)m);
-    }
+    /* an operand with no GEMM layout is copied; a 16-bit one needs none (its strides are read directly) */
+    if (!la && !lfl_matmul_layout(ca, &trans, &ld)) { lfl_tensor_release(ca); st = lfl_clone(a, &ca); }
+    if (st == LFL_OK && !lb && !lfl_matmul_layout(cb, &trans, &ld)) { lfl_tensor_release(cb); st = lfl_clone(b, &cb); }
+    if (st == LFL_OK) st = lfl_empty(bnd + 2, oshape, la ? b->dtype : a->dtype, a->device, &o);
+    if (st == LFL_OK) st = fn(ca, cb, o);
     lfl_tensor_release(ca);
     lfl_tensor_release(cb);
     if (st) { lfl_tensor_release(o); return st; }

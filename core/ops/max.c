@@ -1,18 +1,13 @@
 /* max along one dim: values and the 0-based i64 argmax (first occurrence on
- * ties, NaN wins like torch). Holds the kernel shared with min.c and argmax.c;
- * backward routes each output gradient to the selected input element. */
+ * ties, NaN wins like torch). Holds the front and the CPU kernel shared with
+ * min.c and argmax.c, and max_backward (min's too), which routes each output
+ * gradient to the selected input element. */
 #include "dimwise.h"
 
-static lfl_status extremum_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+lfl_status lfl_cpu_max_backward(lfl_tensor *g, lfl_tensor *idx, int d, lfl_tensor *z)
 {
-    const lfl_edge *e = &n->in[0];
-    lfl_tensor *idx = n->saved[0], *g, *z;
-    int d = (int)n->iarg[0];
     int64_t outer, len, inner;
-    lfl_dim_split(e->ndim, e->shape, d, &outer, &len, &inner);
-    LFL_TRY(lfl_contiguous(gout[0], &g));
-    lfl_status st = lfl_zeros(e->ndim, e->shape, g->dtype, LFL_CPU, &z);
-    if (st) { lfl_tensor_release(g); return st; }
+    lfl_dim_split(z->ndim, z->shape, d, &outer, &len, &inner);
     const int64_t *pi = lfl_data(idx);
     int64_t m = outer * inner;
     /* each (o, i) owns one output slot and writes one input element: no races */
@@ -32,7 +27,21 @@ static lfl_status extremum_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor *
             pz[(o * len + pi[j]) * inner + i] = pg[j];
         }
     }
+    return LFL_OK;
+}
+
+/* max's and min's node: the gradient goes to the selected elements */
+static lfl_status extremum_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    const lfl_edge *e = &n->in[0];
+    lfl_tensor *idx = n->saved[0], *g, *z = NULL;
+    lfl_max_backward_kernel fn;
+    LFL_TRY(lfl_dispatch_max_backward(gout[0]->device, NULL, &fn));
+    LFL_TRY(lfl_contiguous(gout[0], &g));
+    lfl_status st = lfl_zeros(e->ndim, e->shape, g->dtype, g->device, &z);
+    if (st == LFL_OK) st = fn(g, idx, (int)n->iarg[0], z);
     lfl_tensor_release(g);
+    if (st) { lfl_tensor_release(z); return st; }
     gin[0] = z;
     return LFL_OK;
 }
@@ -80,19 +89,42 @@ static lfl_status extremum_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor *
     } while (0)
 
 
-lfl_status lfl_extremum(const char *op, lfl_tensor *a, int dim, bool keepdim, bool is_min, bool record,
+lfl_status lfl_extremum_cpu(lfl_tensor *c, int d, bool is_min, lfl_tensor *vals, lfl_tensor *idx)
+{
+    int64_t outer, len, inner;
+    lfl_dim_split(c->ndim, c->shape, d, &outer, &len, &inner);
+    int64_t total = outer * len * inner;
+    switch (c->dtype) {
+    case LFL_F32: if (is_min) EXTREMUM_LOOP(float, LT); else EXTREMUM_LOOP(float, GT); break;
+    case LFL_F64: if (is_min) EXTREMUM_LOOP(double, LT); else EXTREMUM_LOOP(double, GT); break;
+    case LFL_I32: if (is_min) EXTREMUM_LOOP(int32_t, LT); else EXTREMUM_LOOP(int32_t, GT); break;
+    default: if (is_min) EXTREMUM_LOOP(int64_t, LT); else EXTREMUM_LOOP(int64_t, GT); break;
+    }
+    return LFL_OK;
+}
+
+lfl_status lfl_cpu_max(lfl_tensor *a, int dim, lfl_tensor *values, lfl_tensor *indices)
+{
+    return lfl_extremum_cpu(a, dim, false, values, indices);
+}
+
+lfl_status lfl_extremum(const char *op, lfl_op entry, lfl_tensor *a, int dim, bool keepdim, bool record,
                         lfl_tensor **values, lfl_tensor **indices)
 {
     lfl_dtype dt = a->dtype;
     if (dt != LFL_F32 && dt != LFL_F64 && dt != LFL_I32 && dt != LFL_I64)
         return lfl_fail(LFL_ERR_ARG, "%s: expected an f32, f64, i32 or i64 tensor, got %s", op, lfl_dtype_name(dt));
-    if (a->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "%s: CUDA tensors are not supported yet", op);
     int d;
     LFL_TRY(lfl_norm_dim(op, dim, a->ndim, &d));
     if (a->shape[d] == 0)
         return lfl_fail(LFL_ERR_ARG, "%s: cannot reduce dim %d of size 0 (no element to pick)", op, d + 1);
-    int64_t outer, len, inner, oshape[LFL_MAX_DIMS];
-    lfl_dim_split(a->ndim, a->shape, d, &outer, &len, &inner);
+    lfl_max_kernel fn; /* max, min and argmax share one signature */
+    switch (entry) {
+    case LFL_OP_min: LFL_TRY(lfl_dispatch_min(a->device, op, &fn)); break;
+    case LFL_OP_argmax: LFL_TRY(lfl_dispatch_argmax(a->device, op, &fn)); break;
+    default: LFL_TRY(lfl_dispatch_max(a->device, op, &fn)); break;
+    }
+    int64_t oshape[LFL_MAX_DIMS];
     int ond = 0;
     for (int k = 0; k < a->ndim; k++) {
         if (k != d) oshape[ond++] = a->shape[k];
@@ -100,17 +132,11 @@ lfl_status lfl_extremum(const char *op, lfl_tensor *a, int dim, bool keepdim, bo
     }
     lfl_tensor *c = NULL, *vals = NULL, *idx = NULL;
     lfl_status st = lfl_contiguous_nograd(a, &c);
-    if (st == LFL_OK) st = lfl_empty(ond, oshape, dt, LFL_CPU, &vals);
-    if (st == LFL_OK) st = lfl_empty(ond, oshape, LFL_I64, LFL_CPU, &idx);
-    if (st) { lfl_tensor_release(c); lfl_tensor_release(vals); return st; }
-    int64_t total = outer * len * inner;
-    switch (dt) {
-    case LFL_F32: if (is_min) EXTREMUM_LOOP(float, LT); else EXTREMUM_LOOP(float, GT); break;
-    case LFL_F64: if (is_min) EXTREMUM_LOOP(double, LT); else EXTREMUM_LOOP(double, GT); break;
-    case LFL_I32: if (is_min) EXTREMUM_LOOP(int32_t, LT); else EXTREMUM_LOOP(int32_t, GT); break;
-    default: if (is_min) EXTREMUM_LOOP(int64_t, LT); else EXTREMUM_LOOP(int64_t, GT); break;
-    }
+    if (st == LFL_OK) st = lfl_empty(ond, oshape, dt, a->device, &vals);
+    if (st == LFL_OK) st = lfl_empty(ond, oshape, LFL_I64, a->device, &idx);
+    if (st == LFL_OK) st = fn(c, d, vals, idx);
     lfl_tensor_release(c);
+    if (st) { lfl_tensor_release(vals); lfl_tensor_release(idx); return st; }
     if (record && lfl_dtypes[dt].is_float) {
         lfl_node *n = lfl_node_begin(op, extremum_backward, 1, &a, 1);
         if (n) {
@@ -127,5 +153,5 @@ lfl_status lfl_extremum(const char *op, lfl_tensor *a, int dim, bool keepdim, bo
 
 lfl_status lfl_max(lfl_tensor *a, int dim, bool keepdim, lfl_tensor **values, lfl_tensor **indices)
 {
-    return lfl_extremum("max", a, dim, keepdim, false, true, values, indices);
+    return lfl_extremum("max", LFL_OP_max, a, dim, keepdim, true, values, indices);
 }

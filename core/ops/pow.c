@@ -3,7 +3,7 @@
  * sqrt paths; any other p calls libm pow per element. */
 #include <math.h>
 #include "../iter.h"
-#include "../ops.h"
+#include "optable.h"
 
 typedef enum { P_ZERO, P_ONE, P_SQR, P_CUBE, P_SQRT, P_RSQRT, P_RECIP, P_RSQR, P_GENERAL } pow_mode;
 
@@ -50,11 +50,9 @@ POW_KERNEL(double, f64, sqrt, pow)
 
 #define CHUNK 16384
 
-/* y = x ^ p over contiguous x (new tensor, no grad) */
-static lfl_status pow_raw(lfl_tensor *x, double p, lfl_tensor **out)
+/* y = x ^ p over contiguous x into y (x's shape and dtype) */
+static void pow_raw(lfl_tensor *x, double p, lfl_tensor *y)
 {
-    lfl_tensor *y;
-    LFL_TRY(lfl_empty_like(x, &y));
     pow_mode m = mode_of(p);
     int64_t n = lfl_numel(x), nc = (n + CHUNK - 1) / CHUNK;
     bool f32 = x->dtype == LFL_F32;
@@ -66,22 +64,17 @@ static lfl_status pow_raw(lfl_tensor *x, double p, lfl_tensor **out)
         if (f32) pow_f32(m, (float)p, (const float *)px + lo, (float *)py + lo, len);
         else pow_f64(m, p, (const double *)px + lo, (double *)py + lo, len);
     }
-    *out = y;
+}
+
+lfl_status lfl_cpu_pow(lfl_tensor *x, double p, lfl_tensor *y)
+{
+    pow_raw(x, p, y);
     return LFL_OK;
 }
 
-static lfl_status pow_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+lfl_status lfl_cpu_pow_backward(lfl_tensor *g, lfl_tensor *x, double p, lfl_tensor *d)
 {
-    double p = n->farg[0];
-    lfl_tensor *x = n->saved[0], *g, *d;
-    LFL_TRY(lfl_check_float("pow backward", gout[0]));
-    if (gout[0]->dtype != x->dtype)
-        return lfl_fail(LFL_ERR_ARG, "pow backward: gradient is %s, the input was %s",
-                        lfl_dtype_name(gout[0]->dtype), lfl_dtype_name(x->dtype));
-    if (p == 0) return lfl_zeros_like(x, &gin[0]);
-    LFL_TRY(lfl_contiguous(gout[0], &g));
-    lfl_status st = pow_raw(x, p - 1, &d); /* d = x^(p-1), then d *= p g */
-    if (st) { lfl_tensor_release(g); return st; }
+    pow_raw(x, p - 1, d); /* d = x^(p-1), then d *= p g */
     int64_t cnt = lfl_numel(d);
     if (d->dtype == LFL_F32) {
         float *pd = lfl_data(d), fp = (float)p;
@@ -93,7 +86,25 @@ static lfl_status pow_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
         const double *pg = lfl_data(g);
         for (int64_t i = 0; i < cnt; i++) pd[i] *= p * pg[i];
     }
+    return LFL_OK;
+}
+
+static lfl_status pow_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    double p = n->farg[0];
+    lfl_tensor *x = n->saved[0], *g, *d = NULL;
+    LFL_TRY(lfl_check_float("pow backward", gout[0]));
+    if (gout[0]->dtype != x->dtype)
+        return lfl_fail(LFL_ERR_ARG, "pow backward: gradient is %s, the input was %s",
+                        lfl_dtype_name(gout[0]->dtype), lfl_dtype_name(x->dtype));
+    if (p == 0) return lfl_zeros_like(x, &gin[0]);
+    lfl_pow_backward_kernel fn;
+    LFL_TRY(lfl_dispatch_pow_backward(x->device, NULL, &fn));
+    LFL_TRY(lfl_contiguous(gout[0], &g));
+    lfl_status st = lfl_empty_like(x, &d);
+    if (st == LFL_OK) st = fn(g, x, p, d);
     lfl_tensor_release(g);
+    if (st) { lfl_tensor_release(d); return st; }
     gin[0] = d;
     return LFL_OK;
 }
@@ -101,14 +112,16 @@ static lfl_status pow_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 lfl_status lfl_pow(lfl_tensor *a, double p, lfl_tensor **out)
 {
     LFL_TRY(lfl_check_float("pow", a));
-    if (a->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "pow: CUDA tensors are not supported yet");
-    lfl_tensor *c, *r;
+    lfl_pow_kernel fn;
+    LFL_TRY(lfl_dispatch_pow(a->device, NULL, &fn));
+    lfl_tensor *c, *r = NULL;
     bool prev = lfl_set_grad_enabled(false); /* the copy is ours; pow records its own node */
     lfl_status st = lfl_contiguous(a, &c);
     lfl_set_grad_enabled(prev);
     LFL_TRY(st);
-    st = pow_raw(c, p, &r);
-    if (st) { lfl_tensor_release(c); return st; }
+    st = lfl_empty_like(c, &r);
+    if (st == LFL_OK) st = fn(c, p, r);
+    if (st) { lfl_tensor_release(c); lfl_tensor_release(r); return st; }
     lfl_node *n = lfl_node_begin("pow", pow_backward, 1, &a, 1);
     if (n) {
         n->farg[0] = p;

@@ -80,27 +80,35 @@ ROW_SUMS(double)
         }                                                                           \
     } while (0)
 
-static lfl_status rmsnorm_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+lfl_status lfl_cpu_rmsnorm_backward(lfl_tensor *g, lfl_tensor *x, lfl_tensor *w, lfl_tensor *rstd, lfl_tensor *dx,
+                                    lfl_tensor *dw)
 {
-    lfl_tensor *x = n->saved[0], *w = n->saved[1], *rstd = n->saved[2], *g = NULL, *dx = NULL, *dw = NULL;
-    int64_t rows = n->iarg[0], H = n->iarg[1];
+    int64_t H = w->shape[0], rows = lfl_numel(rstd);
     int64_t nch = lfl_row_chunks(rows), per = (rows + nch - 1) / nch;
     double *part = NULL;
-    LFL_TRY(lfl_contiguous(gout[0], &g));
-    lfl_status st = LFL_OK;
-    if (lfl_node_needs(n, 0)) st = lfl_empty(n->in[0].ndim, n->in[0].shape, x->dtype, LFL_CPU, &dx);
-    if (st == LFL_OK && lfl_node_needs(n, 1)) {
-        st = lfl_empty(1, &H, x->dtype, LFL_CPU, &dw);
-        if (st == LFL_OK && !(part = calloc((size_t)(nch * H) + 1, sizeof *part)))
-            st = lfl_fail(LFL_ERR_MEM, "rmsnorm backward: out of memory for %lld partial sums", (long long)(nch * H));
-    }
-    if (st == LFL_OK && rows > 0 && H > 0) {
+    if (dw && !(part = calloc((size_t)(nch * H) + 1, sizeof *part)))
+        return lfl_fail(LFL_ERR_MEM, "rmsnorm backward: out of memory for %lld partial sums", (long long)(nch * H));
+    if (rows > 0 && H > 0) {
         if (x->dtype == LFL_F32) RMS_BACKWARD(float);
         else RMS_BACKWARD(double);
-    } else if (st == LFL_OK && dw) {
+    } else if (dw) {
         lfl_fill_(dw, 0);
     }
     free(part);
+    return LFL_OK;
+}
+
+static lfl_status rmsnorm_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    lfl_tensor *x = n->saved[0], *w = n->saved[1], *rstd = n->saved[2], *g = NULL, *dx = NULL, *dw = NULL;
+    int64_t H = n->iarg[1];
+    lfl_rmsnorm_backward_kernel fn;
+    LFL_TRY(lfl_dispatch_rmsnorm_backward(x->device, NULL, &fn));
+    LFL_TRY(lfl_contiguous(gout[0], &g));
+    lfl_status st = LFL_OK;
+    if (lfl_node_needs(n, 0)) st = lfl_empty(n->in[0].ndim, n->in[0].shape, x->dtype, x->device, &dx);
+    if (st == LFL_OK && lfl_node_needs(n, 1)) st = lfl_empty(1, &H, x->dtype, x->device, &dw);
+    if (st == LFL_OK) st = fn(g, x, w, rstd, dx, dw);
     lfl_tensor_release(g);
     if (st) { lfl_tensor_release(dx); lfl_tensor_release(dw); return st; }
     gin[0] = dx;
@@ -108,11 +116,21 @@ static lfl_status rmsnorm_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **
     return LFL_OK;
 }
 
+lfl_status lfl_cpu_rmsnorm(lfl_tensor *xr, lfl_tensor *wc, double eps, lfl_tensor *o, lfl_tensor *rstd)
+{
+    int64_t H = wc->shape[0], rows = lfl_numel(rstd);
+    if (rows > 0) {
+        if (xr->dtype == LFL_F32) RMS_FORWARD(float);
+        else RMS_FORWARD(double);
+    }
+    return LFL_OK;
+}
+
 lfl_status lfl_rmsnorm(lfl_tensor *x, lfl_tensor *w, double eps, lfl_tensor **out)
 {
     char bx[128], bw[128];
-    LFL_TRY(lfl_nn_check("rmsnorm", x, "input"));
-    LFL_TRY(lfl_nn_check("rmsnorm", w, "weight"));
+    LFL_TRY(lfl_nn_check("rmsnorm", x, "input", NULL));
+    LFL_TRY(lfl_nn_check("rmsnorm", w, "weight", x));
     if (x->ndim < 1 || w->ndim != 1 || w->shape[0] != x->shape[x->ndim - 1])
         return lfl_fail(LFL_ERR_ARG, "rmsnorm: weight %s does not match input %s (want [H] with H the last dim)",
                         lfl_shape_str(w, bw, sizeof bw), lfl_shape_str(x, bx, sizeof bx));
@@ -120,16 +138,15 @@ lfl_status lfl_rmsnorm(lfl_tensor *x, lfl_tensor *w, double eps, lfl_tensor **ou
         return lfl_fail(LFL_ERR_ARG, "rmsnorm: weight is %s but input is %s (cast one of them)",
                         lfl_dtype_name(w->dtype), lfl_dtype_name(x->dtype));
     if (!(eps >= 0)) return lfl_fail(LFL_ERR_ARG, "rmsnorm: eps must be >= 0, got %g", eps);
+    lfl_rmsnorm_kernel fn;
+    LFL_TRY(lfl_dispatch_rmsnorm(x->device, NULL, &fn));
     int64_t H = x->shape[x->ndim - 1], rows = H ? lfl_numel(x) / H : 0;
     lfl_tensor *xr = NULL, *wc = NULL, *o = NULL, *rstd = NULL;
     lfl_status st = lfl_rows_ready(x, &xr);
     if (st == LFL_OK) st = lfl_contiguous(w, &wc);
-    if (st == LFL_OK) st = lfl_empty(x->ndim, x->shape, x->dtype, LFL_CPU, &o);
-    if (st == LFL_OK) st = lfl_empty(1, &rows, x->dtype, LFL_CPU, &rstd);
-    if (st == LFL_OK && rows > 0) {
-        if (x->dtype == LFL_F32) RMS_FORWARD(float);
-        else RMS_FORWARD(double);
-    }
+    if (st == LFL_OK) st = lfl_empty(x->ndim, x->shape, x->dtype, x->device, &o);
+    if (st == LFL_OK) st = lfl_empty(1, &rows, x->dtype, x->device, &rstd);
+    if (st == LFL_OK) st = fn(xr, wc, eps, o, rstd);
     if (st == LFL_OK) {
         lfl_tensor *in[2] = {x, w};
         lfl_node *n = lfl_node_begin("rmsnorm", rmsnorm_backward, 2, in, 1);

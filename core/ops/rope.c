@@ -43,33 +43,52 @@
         }                                                                           \
     } while (0)
 
+lfl_status lfl_cpu_rope_backward(lfl_tensor *g, lfl_tensor *cc, lfl_tensor *sc, lfl_tensor *dx)
+{
+    int64_t Bc = cc->ndim == 3 ? cc->shape[0] : 1, Hh = dx->shape[1], Tt = dx->shape[2], D = dx->shape[3], h = D / 2;
+    int64_t rows = dx->shape[0] * Hh * Tt;
+    if (rows > 0 && D > 0) {
+        if (g->dtype == LFL_F32) ROPE_BACKWARD(float);
+        else ROPE_BACKWARD(double);
+    }
+    return LFL_OK;
+}
+
 static lfl_status rope_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 {
     if (!lfl_node_needs(n, 0)) return LFL_OK;
     lfl_tensor *cc = n->saved[0], *sc = n->saved[1], *g = NULL, *dx = NULL;
-    int64_t Bc = n->iarg[0], Hh = n->in[0].shape[1], Tt = n->in[0].shape[2], D = n->in[0].shape[3], h = D / 2;
-    int64_t rows = n->in[0].shape[0] * Hh * Tt;
+    lfl_rope_backward_kernel fn;
+    LFL_TRY(lfl_dispatch_rope_backward(cc->device, NULL, &fn));
     LFL_TRY(lfl_contiguous(gout[0], &g));
-    lfl_status st = lfl_empty(4, n->in[0].shape, g->dtype, LFL_CPU, &dx);
-    if (st == LFL_OK && rows > 0 && D > 0) {
-        if (g->dtype == LFL_F32) ROPE_BACKWARD(float);
-        else ROPE_BACKWARD(double);
-    }
+    lfl_status st = lfl_empty(4, n->in[0].shape, g->dtype, g->device, &dx);
+    if (st == LFL_OK) st = fn(g, cc, sc, dx);
     lfl_tensor_release(g);
-    if (st) return st;
+    if (st) { lfl_tensor_release(dx); return st; }
     gin[0] = dx;
+    return LFL_OK;
+}
+
+lfl_status lfl_cpu_rope(lfl_tensor *xr, lfl_tensor *cc, lfl_tensor *sc, lfl_tensor *o)
+{
+    int64_t B = xr->shape[0], Hh = xr->shape[1], Tt = xr->shape[2], D = xr->shape[3], h = D / 2;
+    int64_t Bc = cc->ndim == 3 ? cc->shape[0] : 1, rows = B * Hh * Tt;
+    if (rows > 0 && D > 0) {
+        if (xr->dtype == LFL_F32) ROPE_FORWARD(float);
+        else ROPE_FORWARD(double);
+    }
     return LFL_OK;
 }
 
 lfl_status lfl_rope(lfl_tensor *x, lfl_tensor *cos, lfl_tensor *sin, lfl_tensor **out)
 {
     char bx[128], bc[128], bs[128];
-    LFL_TRY(lfl_nn_check("rope", x, "input"));
-    LFL_TRY(lfl_nn_check("rope", cos, "cos"));
-    LFL_TRY(lfl_nn_check("rope", sin, "sin"));
+    LFL_TRY(lfl_nn_check("rope", x, "input", NULL));
+    LFL_TRY(lfl_nn_check("rope", cos, "cos", x));
+    LFL_TRY(lfl_nn_check("rope", sin, "sin", x));
     if (x->ndim != 4)
         return lfl_fail(LFL_ERR_ARG, "rope: input %s should be [B, H, T, D]", lfl_shape_str(x, bx, sizeof bx));
-    int64_t B = x->shape[0], Hh = x->shape[1], Tt = x->shape[2], D = x->shape[3];
+    int64_t B = x->shape[0], Tt = x->shape[2], D = x->shape[3];
     if (D % 2) return lfl_fail(LFL_ERR_ARG, "rope: head dim D = %lld must be even", (long long)D);
     int cnd = cos->ndim;
     int64_t Bc = cnd == 3 ? cos->shape[0] : 1;
@@ -82,21 +101,18 @@ lfl_status lfl_rope(lfl_tensor *x, lfl_tensor *cos, lfl_tensor *sin, lfl_tensor 
     if (cos->dtype != x->dtype || sin->dtype != x->dtype)
         return lfl_fail(LFL_ERR_ARG, "rope: cos/sin are %s/%s but input is %s (cast them)", lfl_dtype_name(cos->dtype),
                         lfl_dtype_name(sin->dtype), lfl_dtype_name(x->dtype));
-    int64_t rows = B * Hh * Tt, h = D / 2;
+    lfl_rope_kernel fn;
+    LFL_TRY(lfl_dispatch_rope(x->device, NULL, &fn));
     lfl_tensor *xr = NULL, *cc = NULL, *sc = NULL, *o = NULL;
     lfl_status st = lfl_rows_ready(x, &xr);
     if (st == LFL_OK) st = lfl_contiguous(cos, &cc);
     if (st == LFL_OK) st = lfl_contiguous(sin, &sc);
-    if (st == LFL_OK) st = lfl_empty(4, x->shape, x->dtype, LFL_CPU, &o);
-    if (st == LFL_OK && rows > 0 && D > 0) {
-        if (x->dtype == LFL_F32) ROPE_FORWARD(float);
-        else ROPE_FORWARD(double);
-    }
+    if (st == LFL_OK) st = lfl_empty(4, x->shape, x->dtype, x->device, &o);
+    if (st == LFL_OK) st = fn(xr, cc, sc, o);
     if (st == LFL_OK) {
         /* cos/sin get no gradient: they are a function of integer positions */
         lfl_node *n = lfl_node_begin("rope", rope_backward, 1, &x, 1);
         if (n) {
-            n->iarg[0] = Bc;
             lfl_node_save(n, cc);
             lfl_node_save(n, sc);
             lfl_node_set_output(n, o, 0);
@@ -116,32 +132,15 @@ lfl_status lfl_rope(lfl_tensor *x, lfl_tensor *cos, lfl_tensor *sin, lfl_tensor 
  * inv_freq[D/2], exactly as HF's LlamaRotaryEmbedding.forward: in f32,
  * freqs = float(pos) * inv_freq, emb = cat(freqs, freqs), cos(emb) * scaling,
  * then cast to `dt` (HF casts to the activations' dtype). */
-lfl_status lfl_rope_cos_sin(lfl_tensor *pos, lfl_tensor *inv_freq, double scaling, lfl_dtype dt,
-                            lfl_tensor **cos_out, lfl_tensor **sin_out)
+lfl_status lfl_cpu_rope_cos_sin(lfl_tensor *pos, lfl_tensor *inv_freq, double scaling, lfl_tensor *c, lfl_tensor *s)
 {
-    char bp[128], bi[128];
-    if (pos->device != LFL_CPU || inv_freq->device != LFL_CPU)
-        return lfl_fail(LFL_ERR_UNSUPPORTED, "rope_cos_sin: only CPU tensors are supported here");
-    if (pos->dtype != LFL_I64 && pos->dtype != LFL_I32)
-        return lfl_fail(LFL_ERR_ARG, "rope_cos_sin: position ids have dtype %s, expected i64 (or i32)",
-                        lfl_dtype_name(pos->dtype));
-    if (pos->ndim != 1 && pos->ndim != 2)
-        return lfl_fail(LFL_ERR_ARG, "rope_cos_sin: position ids %s should be [B, T] or [T]",
-                        lfl_shape_str(pos, bp, sizeof bp));
-    if (inv_freq->ndim != 1 || (inv_freq->dtype != LFL_F32 && inv_freq->dtype != LFL_F64))
-        return lfl_fail(LFL_ERR_ARG, "rope_cos_sin: inv_freq %s of %s should be a 1-D f32 (or f64) [D/2]",
-                        lfl_shape_str(inv_freq, bi, sizeof bi), lfl_dtype_name(inv_freq->dtype));
-    if (dt != LFL_F32 && dt != LFL_F64)
-        return lfl_fail(LFL_ERR_ARG, "rope_cos_sin: output dtype %s is not supported (f32, f64)", lfl_dtype_name(dt));
-    int64_t B = pos->ndim == 2 ? pos->shape[0] : 1, Tt = pos->shape[pos->ndim - 1], h = inv_freq->shape[0];
-    int64_t shape[3] = {B, Tt, 2 * h};
-    lfl_tensor *pc = NULL, *fc = NULL, *c = NULL, *s = NULL;
+    int64_t B = c->shape[0], Tt = c->shape[1], h = inv_freq->shape[0];
+    lfl_dtype dt = c->dtype;
+    lfl_tensor *pc = NULL, *fc = NULL;
     lfl_status st = lfl_empty(pos->ndim, pos->shape, LFL_I64, LFL_CPU, &pc);
     if (st == LFL_OK) st = lfl_copy_(pc, pos); /* contiguous i64, no grad */
     if (st == LFL_OK) st = lfl_empty(1, &h, LFL_F32, LFL_CPU, &fc);
     if (st == LFL_OK) st = lfl_copy_(fc, inv_freq);
-    if (st == LFL_OK) st = lfl_empty(3, shape, dt, LFL_CPU, &c);
-    if (st == LFL_OK) st = lfl_empty(3, shape, dt, LFL_CPU, &s);
     if (st == LFL_OK) {
         const int64_t *pp = lfl_data(pc);
         const float *pf = lfl_data(fc);
@@ -167,6 +166,33 @@ lfl_status lfl_rope_cos_sin(lfl_tensor *pos, lfl_tensor *inv_freq, double scalin
     }
     lfl_tensor_release(pc);
     lfl_tensor_release(fc);
+    return st;
+}
+
+lfl_status lfl_rope_cos_sin(lfl_tensor *pos, lfl_tensor *inv_freq, double scaling, lfl_dtype dt,
+                            lfl_tensor **cos_out, lfl_tensor **sin_out)
+{
+    char bp[128], bi[128];
+    LFL_TRY(lfl_check_same_device("rope_cos_sin", pos, inv_freq));
+    if (pos->dtype != LFL_I64 && pos->dtype != LFL_I32)
+        return lfl_fail(LFL_ERR_ARG, "rope_cos_sin: position ids have dtype %s, expected i64 (or i32)",
+                        lfl_dtype_name(pos->dtype));
+    if (pos->ndim != 1 && pos->ndim != 2)
+        return lfl_fail(LFL_ERR_ARG, "rope_cos_sin: position ids %s should be [B, T] or [T]",
+                        lfl_shape_str(pos, bp, sizeof bp));
+    if (inv_freq->ndim != 1 || (inv_freq->dtype != LFL_F32 && inv_freq->dtype != LFL_F64))
+        return lfl_fail(LFL_ERR_ARG, "rope_cos_sin: inv_freq %s of %s should be a 1-D f32 (or f64) [D/2]",
+                        lfl_shape_str(inv_freq, bi, sizeof bi), lfl_dtype_name(inv_freq->dtype));
+    if (dt != LFL_F32 && dt != LFL_F64)
+        return lfl_fail(LFL_ERR_ARG, "rope_cos_sin: output dtype %s is not supported (f32, f64)", lfl_dtype_name(dt));
+    lfl_rope_cos_sin_kernel fn;
+    LFL_TRY(lfl_dispatch_rope_cos_sin(pos->device, NULL, &fn));
+    int64_t B = pos->ndim == 2 ? pos->shape[0] : 1, Tt = pos->shape[pos->ndim - 1], h = inv_freq->shape[0];
+    int64_t shape[3] = {B, Tt, 2 * h};
+    lfl_tensor *c = NULL, *s = NULL;
+    lfl_status st = lfl_empty(3, shape, dt, pos->device, &c);
+    if (st == LFL_OK) st = lfl_empty(3, shape, dt, pos->device, &s);
+    if (st == LFL_OK) st = fn(pos, inv_freq, scaling, c, s);
     if (st) {
         lfl_tensor_release(c);
         lfl_tensor_release(s);

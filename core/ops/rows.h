@@ -9,7 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include "../iter.h"
-#include "../ops.h"
+#include "optable.h"
 
 /* A new reference to t when its last dim is unit-stride (or t has < 2
  * elements in it), else to a contiguous copy. */
@@ -44,11 +44,11 @@ static inline int64_t lfl_row_chunks(int64_t rows)
     return rows < LFL_ROW_CHUNKS ? (rows > 0 ? rows : 1) : LFL_ROW_CHUNKS;
 }
 
-/* Checks shared by the NN ops: CPU, f32 or f64. */
-static inline lfl_status lfl_nn_check(const char *op, const lfl_tensor *t, const char *what)
+/* Checks shared by the NN ops: f32 or f64, and (ref not NULL) on ref's device. */
+static inline lfl_status lfl_nn_check(const char *op, const lfl_tensor *t, const char *what, const lfl_tensor *ref)
 {
-    if (t->device != LFL_CPU)
-        return lfl_fail(LFL_ERR_UNSUPPORTED, "%s: %s is on a CUDA device; only CPU tensors are supported here", op, what);
+    if (ref && t->device != ref->device)
+        return lfl_fail(LFL_ERR_DEVICE, "%s: %s is on another device than the input", op, what);
     if (t->dtype != LFL_F32 && t->dtype != LFL_F64)
         return lfl_fail(LFL_ERR_ARG, "%s: %s has dtype %s, expected f32 or f64", op, what, lfl_dtype_name(t->dtype));
     return LFL_OK;

@@ -20,8 +20,9 @@
         }                                                                           \
     } while (0)
 
-void lfl_scatter_add_raw(lfl_tensor *dst, int d, lfl_tensor *index, lfl_tensor *src)
+lfl_status lfl_cpu_scatter_add(lfl_tensor *dst, int d, lfl_tensor *index, lfl_tensor *src)
 {
+    LFL_TRY(lfl_index_check("scatter_add", index, d, dst->shape[d]));
     int nd = index->ndim;
     int64_t ist[LFL_MAX_DIMS], fibers = 1, len = index->shape[d];
     lfl_contig_strides(nd, index->shape, ist);
@@ -30,6 +31,7 @@ void lfl_scatter_add_raw(lfl_tensor *dst, int d, lfl_tensor *index, lfl_tensor *
     const int64_t *pi = lfl_data(index);
     if (dst->dtype == LFL_F32) SCATTER_LOOP(float);
     else SCATTER_LOOP(double);
+    return LFL_OK;
 }
 
 static lfl_status scatter_add_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
@@ -46,7 +48,7 @@ static lfl_status scatter_add_backward(lfl_node *n, lfl_tensor **gout, lfl_tenso
     if (same) { gin[1] = gs; return LFL_OK; }
     /* src larger than index: its gradient is zero outside the used corner */
     lfl_tensor *z, *corner = NULL;
-    lfl_status st = lfl_zeros(e->ndim, e->shape, gs->dtype, LFL_CPU, &z);
+    lfl_status st = lfl_zeros(e->ndim, e->shape, gs->dtype, gs->device, &z);
     if (st == LFL_OK) {
         corner = lfl_tensor_retain(z);
         for (int k = 0; k < e->ndim && st == LFL_OK; k++) {
@@ -68,19 +70,20 @@ lfl_status lfl_scatter_add(lfl_tensor *a, int dim, lfl_tensor *index, lfl_tensor
     int d;
     LFL_TRY(lfl_check_float("scatter_add", a));
     LFL_TRY(lfl_check_same_dtype("scatter_add", a, src));
-    if (a->device != LFL_CPU || src->device != LFL_CPU)
-        return lfl_fail(LFL_ERR_UNSUPPORTED, "scatter_add: CUDA tensors are not supported yet");
+    LFL_TRY(lfl_check_same_device("scatter_add", a, src));
     LFL_TRY(lfl_norm_dim("scatter_add", dim, a->ndim, &d));
+    lfl_scatter_add_kernel fn;
+    LFL_TRY(lfl_dispatch_scatter_add(a->device, NULL, &fn));
     lfl_tensor *ix, *o;
     LFL_TRY(lfl_check_scatter_index("scatter_add", a, d, index, src, &ix));
     /* a fresh contiguous copy of a (lfl_copy_ records nothing) */
-    lfl_status st = lfl_empty(a->ndim, a->shape, a->dtype, LFL_CPU, &o);
+    lfl_status st = lfl_empty(a->ndim, a->shape, a->dtype, a->device, &o);
     if (st == LFL_OK) {
         st = lfl_copy_(o, a);
+        if (st == LFL_OK) st = fn(o, d, ix, src);
         if (st) lfl_tensor_release(o);
     }
     if (st) { lfl_tensor_release(ix); return st; }
-    lfl_scatter_add_raw(o, d, ix, src);
     lfl_tensor *in[2] = {a, src};
     lfl_node *n = lfl_node_begin("scatter_add", scatter_add_backward, 2, in, 1);
     if (n) {

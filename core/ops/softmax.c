@@ -1,9 +1,9 @@
 /* softmax along any dim, numerically stable (subtract the max before exp);
- * also the forward kernel that log_softmax.c shares. Backward:
- * dx = y * (g - sum(g * y)) along the dim. */
+ * also the front and the forward CPU kernel that log_softmax.c shares.
+ * Backward: dx = y * (g - sum(g * y)) along the dim. */
 #include <math.h>
 #include "dimwise.h"
-#include "vexp.h"
+#include "vmath.h"
 
 /* One row along the last dim of a contiguous tensor: the max, then exp and
  * its sum, then scale (softmax) or shift (log-softmax). simd reductions keep
@@ -78,22 +78,45 @@
             }                                                                       \
     } while (0)
 
-lfl_status lfl_softmax_raw(lfl_tensor *a, int d, bool is_log, lfl_tensor **out)
+lfl_status lfl_softmax_cpu(lfl_tensor *c, int d, bool is_log, lfl_tensor *y)
 {
     int64_t outer, len, inner;
-    lfl_dim_split(a->ndim, a->shape, d, &outer, &len, &inner);
-    lfl_tensor *c, *y;
-    LFL_TRY(lfl_contiguous_nograd(a, &c));
-    lfl_status st = lfl_empty(a->ndim, a->shape, a->dtype, LFL_CPU, &y);
-    if (st) { lfl_tensor_release(c); return st; }
+    lfl_dim_split(c->ndim, c->shape, d, &outer, &len, &inner);
     int64_t total = outer * len * inner;
     if (total > 0) {
-        if (inner == 1 && a->dtype == LFL_F32) ROWS_LOOP(float, lfl_vexpf, logf);
+        if (inner == 1 && c->dtype == LFL_F32) ROWS_LOOP(float, lfl_vexpf, logf);
         else if (inner == 1) ROWS_LOOP(double, exp, log);
-        else if (a->dtype == LFL_F32) COLS_LOOP(float, lfl_vexpf, logf);
+        else if (c->dtype == LFL_F32) COLS_LOOP(float, lfl_vexpf, logf);
         else COLS_LOOP(double, exp, log);
     }
+    return LFL_OK;
+}
+
+lfl_status lfl_cpu_softmax(lfl_tensor *a, int dim, lfl_tensor *out) { return lfl_softmax_cpu(a, dim, false, out); }
+
+/* The front of softmax and log_softmax (entry: which of the two). */
+lfl_status lfl_softmax_front(const char *op, lfl_op entry, lfl_tensor *a, int dim, lfl_backward_fn backward,
+                             lfl_tensor **out)
+{
+    int d;
+    LFL_TRY(lfl_check_float(op, a));
+    LFL_TRY(lfl_norm_dim(op, dim, a->ndim, &d));
+    lfl_softmax_kernel fn; /* softmax and log_softmax share one signature */
+    if (entry == LFL_OP_log_softmax) LFL_TRY(lfl_dispatch_log_softmax(a->device, op, &fn));
+    else LFL_TRY(lfl_dispatch_softmax(a->device, op, &fn));
+    lfl_tensor *c, *y = NULL;
+    LFL_TRY(lfl_contiguous_nograd(a, &c));
+    lfl_status st = lfl_empty(a->ndim, a->shape, a->dtype, a->device, &y);
+    if (st == LFL_OK) st = fn(c, d, y);
     lfl_tensor_release(c);
+    if (st) { lfl_tensor_release(y); return st; }
+    lfl_node *n = lfl_node_begin(op, backward, 1, &a, 1);
+    if (n) {
+        n->iarg[0] = d;
+        lfl_node_save(n, y);
+        lfl_node_set_output(n, y, 0);
+        lfl_node_release(n);
+    }
     *out = y;
     return LFL_OK;
 }
@@ -116,35 +139,39 @@ lfl_status lfl_softmax_raw(lfl_tensor *a, int d, bool is_log, lfl_tensor **out)
             }                                                                       \
     } while (0)
 
-static lfl_status softmax_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+lfl_status lfl_cpu_softmax_backward(lfl_tensor *g, lfl_tensor *y, int dim, lfl_tensor *dx)
 {
-    lfl_tensor *y = n->saved[0], *g, *dx;
     int64_t outer, len, inner;
-    lfl_dim_split(y->ndim, y->shape, (int)n->iarg[0], &outer, &len, &inner);
-    LFL_TRY(lfl_contiguous(gout[0], &g));
-    lfl_status st = lfl_empty(y->ndim, y->shape, y->dtype, LFL_CPU, &dx);
-    if (st) { lfl_tensor_release(g); return st; }
+    lfl_dim_split(y->ndim, y->shape, dim, &outer, &len, &inner);
     int64_t total = outer * len * inner;
     if (y->dtype == LFL_F32) BACK_LOOP(float);
     else BACK_LOOP(double);
+    return LFL_OK;
+}
+
+/* The backward node of softmax and log_softmax: g contiguous, dx allocated,
+ * then the entry's kernel. */
+lfl_status lfl_softmax_backward_front(lfl_op entry, lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    lfl_tensor *y = n->saved[0], *g, *dx = NULL;
+    lfl_softmax_backward_kernel fn;
+    if (entry == LFL_OP_log_softmax_backward) LFL_TRY(lfl_dispatch_log_softmax_backward(y->device, NULL, &fn));
+    else LFL_TRY(lfl_dispatch_softmax_backward(y->device, NULL, &fn));
+    LFL_TRY(lfl_contiguous(gout[0], &g));
+    lfl_status st = lfl_empty(y->ndim, y->shape, y->dtype, y->device, &dx);
+    if (st == LFL_OK) st = fn(g, y, (int)n->iarg[0], dx);
     lfl_tensor_release(g);
+    if (st) { lfl_tensor_release(dx); return st; }
     gin[0] = dx;
     return LFL_OK;
 }
 
+static lfl_status softmax_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
+{
+    return lfl_softmax_backward_front(LFL_OP_softmax_backward, n, gout, gin);
+}
+
 lfl_status lfl_softmax(lfl_tensor *a, int dim, lfl_tensor **out)
 {
-    int d;
-    LFL_TRY(lfl_check_float("softmax", a));
-    if (a->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "softmax: CUDA tensors are not supported yet");
-    LFL_TRY(lfl_norm_dim("softmax", dim, a->ndim, &d));
-    LFL_TRY(lfl_softmax_raw(a, d, false, out));
-    lfl_node *n = lfl_node_begin("softmax", softmax_backward, 1, &a, 1);
-    if (n) {
-        n->iarg[0] = d;
-        lfl_node_save(n, *out);
-        lfl_node_set_output(n, *out, 0);
-        lfl_node_release(n);
-    }
-    return LFL_OK;
+    return lfl_softmax_front("softmax", LFL_OP_softmax, a, dim, softmax_backward, out);
 }

@@ -11,7 +11,7 @@ static lfl_status split_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gi
     const int64_t *off = n->ctx;
     int d = (int)n->iarg[0];
     lfl_tensor *g;
-    LFL_TRY(lfl_empty(e->ndim, e->shape, gout[0]->dtype, LFL_CPU, &g));
+    LFL_TRY(lfl_empty(e->ndim, e->shape, gout[0]->dtype, gout[0]->device, &g));
     lfl_status st = LFL_OK;
     for (int j = 0; j < n->n_out && st == LFL_OK; j++) {
         lfl_tensor *v;

@@ -14,6 +14,9 @@ static lfl_status sub_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
     return LFL_OK;
 }
 
+/* the CPU kernel: binary.c's broadcasting loop */
+lfl_status lfl_cpu_sub(lfl_tensor *a, lfl_tensor *b, lfl_tensor *out) { return lfl_binary_cpu(LFL_B_SUB, a, b, out); }
+
 lfl_status lfl_sub(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
 {
     LFL_TRY(lfl_binary_raw("sub", LFL_B_SUB, a, b, out));

@@ -1,6 +1,6 @@
 /* sum over dims (or all), keepdim; the gradient broadcasts back. */
 #include "../iter.h"
-#include "../ops.h"
+#include "optable.h"
 
 static lfl_status sum_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 {
@@ -41,10 +41,28 @@ static lfl_status sum_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
         }                                                                          \
     } while (0)
 
+lfl_status lfl_cpu_sum(lfl_tensor *c, int64_t mask, lfl_tensor *r)
+{
+    int nd = c->ndim;
+    int64_t nout = lfl_numel(r), total = lfl_numel(c), nred = nout ? total / nout : 0;
+    if (mask == ((int64_t)1 << nd) - 1 && c->dtype == LFL_F32) {
+        /* full reduction: parallel partial sums in double */
+        const float *px = lfl_data(c);
+        double acc = 0;
+#pragma omp parallel for reduction(+ : acc) if (total > LFL_OMP_MIN)
+        for (int64_t i = 0; i < total; i++) acc += px[i];
+        *(float *)lfl_data(r) = (float)acc;
+    } else if (c->dtype == LFL_F32) {
+        SUM_LOOP(float);
+    } else {
+        SUM_LOOP(double);
+    }
+    return LFL_OK;
+}
+
 lfl_status lfl_sum(lfl_tensor *a, int ndims, const int *dims, bool keepdim, lfl_tensor **out)
 {
     LFL_TRY(lfl_check_float("sum", a));
-    if (a->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "sum: CUDA tensors are not supported yet");
     int nd = a->ndim;
     int64_t mask = 0;
     if (ndims == 0) mask = (1 << nd) - 1;
@@ -53,35 +71,23 @@ lfl_status lfl_sum(lfl_tensor *a, int ndims, const int *dims, bool keepdim, lfl_
         LFL_TRY(lfl_norm_dim("sum", dims[i], nd, &d));
         mask |= 1 << d;
     }
-    int64_t oshape[LFL_MAX_DIMS], nout = 1, nred = 1;
+    int64_t oshape[LFL_MAX_DIMS];
     int ond = 0;
     for (int d = 0; d < nd; d++) {
         if ((mask >> d) & 1) {
-            nred *= a->shape[d];
             if (keepdim) oshape[ond++] = 1;
         } else {
-            nout *= a->shape[d];
             oshape[ond++] = a->shape[d];
         }
     }
-    lfl_tensor *c, *r;
+    lfl_sum_kernel fn;
+    LFL_TRY(lfl_dispatch_sum(a->device, NULL, &fn));
+    lfl_tensor *c, *r = NULL;
     LFL_TRY(lfl_contiguous(a, &c));
-    lfl_status st = lfl_empty(ond, oshape, a->dtype, LFL_CPU, &r);
-    if (st) { lfl_tensor_release(c); return st; }
-    int64_t total = nout * nred;
-    if (mask == (1 << nd) - 1 && a->dtype == LFL_F32) {
-        /* full reduction: parallel partial sums in double */
-        const float *px = lfl_data(c);
-        double acc = 0;
-#pragma omp parallel for reduction(+ : acc) if (total > LFL_OMP_MIN)
-        for (int64_t i = 0; i < total; i++) acc += px[i];
-        *(float *)lfl_data(r) = (float)acc;
-    } else if (a->dtype == LFL_F32) {
-        SUM_LOOP(float);
-    } else {
-        SUM_LOOP(double);
-    }
+    lfl_status st = lfl_empty(ond, oshape, a->dtype, a->device, &r);
+    if (st == LFL_OK) st = fn(c, mask, r);
     lfl_tensor_release(c);
+    if (st) { lfl_tensor_release(r); return st; }
     lfl_node *n = lfl_node_begin("sum", sum_backward, 1, &a, 1);
     if (n) { n->iarg[0] = mask; lfl_node_set_output(n, r, 0); lfl_node_release(n); }
     *out = r;

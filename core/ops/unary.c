@@ -4,7 +4,7 @@
  * f64 (libm, for the finite-difference gradient checks). */
 #include <math.h>
 #include "../iter.h"
-#include "../ops.h"
+#include "optable.h"
 #include "vmath.h"
 
 /* what the backward needs: nothing, the input, or the output */
@@ -157,6 +157,18 @@ static lfl_status contiguous_nograd(lfl_tensor *t, lfl_tensor **out)
     return st;
 }
 
+lfl_status lfl_cpu_unary(lfl_unary_kind k, lfl_tensor *a, lfl_tensor *out)
+{
+    run(k, false, a->dtype, NULL, lfl_data(a), lfl_data(out), lfl_numel(a));
+    return LFL_OK;
+}
+
+lfl_status lfl_cpu_unary_backward(lfl_unary_kind k, lfl_tensor *g, lfl_tensor *s, lfl_tensor *dx)
+{
+    run(k, true, g->dtype, lfl_data(g), s ? lfl_data(s) : NULL, lfl_data(dx), lfl_numel(g));
+    return LFL_OK;
+}
+
 static lfl_status unary_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 {
     lfl_unary_kind k = (lfl_unary_kind)n->iarg[0];
@@ -168,12 +180,14 @@ static lfl_status unary_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gi
         return lfl_fail(LFL_ERR_ARG, "%s: gradient is %s, the input was %s", name,
                         lfl_dtype_name(gout[0]->dtype), lfl_dtype_name(n->in[0].dtype));
     LFL_ASSERT(!s || (lfl_is_contiguous(s) && s->dtype == gout[0]->dtype));
-    lfl_tensor *g, *o;
+    lfl_unary_backward_kernel fn;
+    LFL_TRY(lfl_dispatch_unary_backward(gout[0]->device, name, &fn));
+    lfl_tensor *g, *o = NULL;
     LFL_TRY(lfl_contiguous(gout[0], &g));
     lfl_status st = lfl_empty_like(g, &o);
-    if (st) { lfl_tensor_release(g); return st; }
-    run(k, true, g->dtype, lfl_data(g), s ? lfl_data(s) : NULL, lfl_data(o), lfl_numel(g));
+    if (st == LFL_OK) st = fn(k, g, s, o);
     lfl_tensor_release(g);
+    if (st) { lfl_tensor_release(o); return st; }
     gin[0] = o;
     return LFL_OK;
 }
@@ -183,12 +197,13 @@ lfl_status lfl_unary(lfl_unary_kind k, lfl_tensor *a, lfl_tensor **out)
     if ((unsigned)k >= LFL_U_COUNT) return lfl_fail(LFL_ERR_ARG, "unary: unknown kind %d", (int)k);
     const char *op = kinds[k].name;
     LFL_TRY(lfl_check_float(op, a));
-    if (a->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "%s: CUDA tensors are not supported yet", op);
-    lfl_tensor *c, *r;
+    lfl_unary_kernel fn;
+    LFL_TRY(lfl_dispatch_unary(a->device, op, &fn));
+    lfl_tensor *c, *r = NULL;
     LFL_TRY(contiguous_nograd(a, &c));
     lfl_status st = lfl_empty_like(c, &r);
-    if (st) { lfl_tensor_release(c); return st; }
-    run(k, false, c->dtype, NULL, lfl_data(c), lfl_data(r), lfl_numel(c));
+    if (st == LFL_OK) st = fn(k, c, r);
+    if (st) { lfl_tensor_release(c); lfl_tensor_release(r); return st; }
     lfl_node *n = lfl_node_begin(op, unary_backward, 1, &a, 1);
     if (n) {
         n->iarg[0] = k;

@@ -1,9 +1,10 @@
-/* Vectorisable f32 math for the pointwise loops: exp, log, tanh, erfc.
+/* Vectorisable f32 math for the hot loops of the ops: exp, log, tanh, erfc.
  * glibc's expf/logf/... only get SIMD versions under -ffast-math, so a
  * `#pragma omp simd` loop calling them stays scalar. These are plain
  * arithmetic and selects (no calls, no branches), always inlined, so such
- * loops compile to vector code. Accuracy is a few ulp over the whole range
- * (checked against double libm), with IEEE results for +-0, +-inf and NaN. */
+ * loops compile to vector code. The one exp of the code base lives here
+ * (softmax, attention, the losses, swiglu and unary all use lfl_vexpf);
+ * tests/c/test_vexp.c checks it against double exp. f64 paths use libm. */
 #ifndef LFL_OPS_VMATH_H
 #define LFL_OPS_VMATH_H
 
@@ -16,19 +17,23 @@
 LFL_VINLINE float lfl_vbits_to_f(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
 LFL_VINLINE int32_t lfl_vf_to_bits(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
 
-/* e^x. x = n ln2 + r with |r| <= ln2/2 (ln2 split in two for an exact
- * product), Cephes' degree-6 polynomial for e^r, then 2^n applied in two
- * halves so that results in the subnormal range and overflow to inf come
- * out right. Clamping x first keeps n inside [-150, 128]; NaN passes the
- * clamps (comparisons with NaN are false) and stays NaN. */
+/* e^x within 1 ulp (Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2, ln2 split
+ * in two for an exact product, a degree-6 polynomial for e^r). Results below
+ * FLT_MIN flush to +0, so x = -inf (a masked score) gives 0 and no loop ever
+ * produces a subnormal, which costs a microcode assist per element on many
+ * x86 cores; past ln FLT_MAX the product overflows to +inf by itself (x is
+ * clamped at 100 only to keep n's exponent fields in range), and NaN runs
+ * through the arithmetic and stays NaN. n comes from the bits of the
+ * 1.5 * 2^23 rounding shift, not from a float->int conversion: cheaper, and
+ * defined for NaN. 2^n is applied as two factors so that n up to 144 keeps
+ * both exponent fields finite. */
 LFL_VINLINE float lfl_vexpf(float x)
 {
-    float xc = x < -104.0f ? -104.0f : x;
-    xc = xc > 89.0f ? 89.0f : xc;
-    /* round x / ln2 to nearest with the 1.5 * 2^23 trick (no rint call) */
-    float fn = xc * 1.44269504088896341f + 12582912.0f;
-    fn -= 12582912.0f;
-    fn = fn == fn ? fn : 0.0f; /* NaN -> 0 before the int conversion */
+    const float lo = -87.33654f; /* ln FLT_MIN */
+    float xc = x < lo ? lo : x;
+    xc = xc > 100.0f ? 100.0f : xc;
+    float t = xc * 1.44269504088896341f + 12582912.0f; /* n in the low mantissa bits */
+    float fn = t - 12582912.0f;
     float r = xc - fn * 0.693359375f;
     r = r - fn * -2.12194440e-4f;
     float r2 = r * r;
@@ -39,9 +44,11 @@ LFL_VINLINE float lfl_vexpf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r2 + r + 1.0f;
-    int32_t n = (int32_t)fn;
-    int32_t n1 = n / 2, n2 = n - n1; /* both in [-75, 64]: normal scales */
-    return p * lfl_vbits_to_f((n1 + 127) << 23) * lfl_vbits_to_f((n2 + 127) << 23);
+    int32_t n = lfl_vf_to_bits(t) - 0x4b400000; /* in [-126, 144] unless x is NaN */
+    int32_t n1 = n >> 1, n2 = n - n1;           /* both halves give finite scales */
+    uint32_t s1 = (uint32_t)(n1 + 127) << 23, s2 = (uint32_t)(n2 + 127) << 23;
+    float y = p * lfl_vbits_to_f((int32_t)s1) * lfl_vbits_to_f((int32_t)s2);
+    return x < lo ? 0.0f : y;
 }
 
 /* ln x. x = m 2^e with m in [sqrt(1/2), sqrt(2)), Cephes' polynomial for
@@ -101,9 +108,9 @@ LFL_VINLINE float lfl_vtanhf(float x)
     return a < 0.625f ? small : big;
 }
 
-/* erfc x with a relative error below ~1e-6 everywhere, including the far
- * tail (Numerical Recipes' erfcc: fractional error < 1.2e-7 in exact
- * arithmetic); erfc(-z) = 2 - erfc(z). GELU uses 0.5 x erfc(-x / sqrt 2),
+/* erfc x with a relative error near 1e-6 for |x| < 4, growing to ~1e-5 in the
+ * far tail through the f32 rounding of x^2 (Numerical Recipes' erfcc:
+ * fractional error < 1.2e-7 in exact arithmetic); erfc(-z) = 2 - erfc(z). GELU uses 0.5 x erfc(-x / sqrt 2),
  * which does not cancel for negative x the way 1 + erf(x / sqrt 2) does. */
 LFL_VINLINE float lfl_verfcf(float x)
 {

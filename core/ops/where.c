@@ -2,7 +2,7 @@
  * u8 (nonzero = true), a and b share a dtype. The gradient goes to a where
  * cond holds and to b elsewhere, each summed back to its own shape. */
 #include "../iter.h"
-#include "../ops.h"
+#include "optable.h"
 
 /* shape of cond, a and b broadcast together */
 static lfl_status broadcast3(lfl_tensor *const t[3], int *ndim, int64_t *shape)
@@ -52,25 +52,11 @@ static lfl_status broadcast3(lfl_tensor *const t[3], int *ndim, int64_t *shape)
         }                                                                         \
     } while (0)
 
-/* the forward without recording */
-static lfl_status where_raw(lfl_tensor *cond, lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
+lfl_status lfl_cpu_where(lfl_tensor *cond, lfl_tensor *a, lfl_tensor *b, lfl_tensor *r)
 {
-    if (cond->dtype != LFL_BOOL && cond->dtype != LFL_U8)
-        return lfl_fail(LFL_ERR_ARG, "where: cond must be a bool or u8 tensor, got %s", lfl_dtype_name(cond->dtype));
-    LFL_TRY(lfl_check_same_device("where", cond, a));
-    LFL_TRY(lfl_check_same_device("where", a, b));
-    if (a->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "where: CUDA tensors are not supported yet");
-    if (a->dtype != b->dtype)
-        return lfl_fail(LFL_ERR_ARG, "where: a and b must have the same dtype (%s vs %s)",
-                        lfl_dtype_name(a->dtype), lfl_dtype_name(b->dtype));
-    if (lfl_dtype_is_block(a->dtype))
-        return lfl_fail(LFL_ERR_ARG, "where: dtype %s is not supported (dequantize first)", lfl_dtype_name(a->dtype));
     lfl_tensor *t[3] = {cond, a, b};
-    int nd;
-    int64_t shape[LFL_MAX_DIMS];
-    LFL_TRY(broadcast3(t, &nd, shape));
-    lfl_tensor *r;
-    LFL_TRY(lfl_empty(nd, shape, a->dtype, LFL_CPU, &r));
+    int nd = r->ndim;
+    const int64_t *shape = r->shape;
     int64_t st[4][LFL_MAX_DIMS];
     for (int d = 0; d < nd; d++) st[0][d] = r->stride[d];
     for (int k = 0; k < 3; k++) lfl_broadcast_strides(t[k], nd, shape, st[k + 1]);
@@ -84,6 +70,31 @@ static lfl_status where_raw(lfl_tensor *cond, lfl_tensor *a, lfl_tensor *b, lfl_
     case 8: WHERE_LOOP(uint64_t); break;
     default: LFL_ASSERT(0);
     }
+    return LFL_OK;
+}
+
+/* the forward without recording */
+static lfl_status where_raw(lfl_tensor *cond, lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
+{
+    if (cond->dtype != LFL_BOOL && cond->dtype != LFL_U8)
+        return lfl_fail(LFL_ERR_ARG, "where: cond must be a bool or u8 tensor, got %s", lfl_dtype_name(cond->dtype));
+    LFL_TRY(lfl_check_same_device("where", cond, a));
+    LFL_TRY(lfl_check_same_device("where", a, b));
+    if (a->dtype != b->dtype)
+        return lfl_fail(LFL_ERR_ARG, "where: a and b must have the same dtype (%s vs %s)",
+                        lfl_dtype_name(a->dtype), lfl_dtype_name(b->dtype));
+    if (lfl_dtype_is_block(a->dtype))
+        return lfl_fail(LFL_ERR_ARG, "where: dtype %s is not supported (dequantize first)", lfl_dtype_name(a->dtype));
+    lfl_tensor *t[3] = {cond, a, b};
+    int nd = 0;
+    int64_t shape[LFL_MAX_DIMS];
+    LFL_TRY(broadcast3(t, &nd, shape));
+    lfl_where_kernel fn;
+    LFL_TRY(lfl_dispatch_where(a->device, NULL, &fn));
+    lfl_tensor *r;
+    LFL_TRY(lfl_empty(nd, shape, a->dtype, a->device, &r));
+    lfl_status st = fn(cond, a, b, r);
+    if (st) { lfl_tensor_release(r); return st; }
     *out = r;
     return LFL_OK;
 }

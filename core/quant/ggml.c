@@ -1,21 +1,9 @@
 /* Dequantization of ggml block formats, bit-exact with ggml-quants.c
- * (f16 scales widened to f32, products in f32). */
+ * (f16 scales widened to f32, products in f32). Below io/ and ops/: the dtype
+ * traits (core/dtype.c) point their to_f32 hook here, which is how a cast of a
+ * block tensor widens it without core/tensor_copy.c knowing any format. */
 #include "../iter.h"
-#include "dequant.h"
-
-static const struct { int ggml; int dt; const char *name; } TYPES[] = {
-    {0, LFL_F32, "F32"}, {1, LFL_F16, "F16"}, {2, LFL_Q4_0, "Q4_0"}, {3, LFL_Q4_1, "Q4_1"},
-    {6, LFL_Q5_0, "Q5_0"}, {7, LFL_Q5_1, "Q5_1"}, {8, LFL_Q8_0, "Q8_0"}, {12, LFL_Q4_K, "Q4_K"},
-    {13, LFL_Q5_K, "Q5_K"}, {14, LFL_Q6_K, "Q6_K"}, {26, LFL_I32, "I32"},
-    {27, LFL_I64, "I64"}, {28, LFL_F64, "F64"}, {30, LFL_BF16, "BF16"},
-};
-
-int lfl_ggml_type_to_dtype(int g)
-{
-    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
-        if (TYPES[i].ggml == g) return TYPES[i].dt;
-    return -1;
-}
+#include "ggml.h"
 
 static inline float h2f(const uint8_t *p) { return lfl_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
 

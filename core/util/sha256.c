@@ -1,8 +1,9 @@
-/* SHA-256 (FIPS 180-4), incremental, used to verify LFS blobs from the Hub
- * (their X-Linked-Etag is the sha256 of the content). Plain C, no OpenSSL. */
+/* SHA-256 (FIPS 180-4), incremental; plain C, no OpenSSL. The Hub verifies LFS
+ * blobs with it (their X-Linked-Etag is the sha256 of the content) and the
+ * dataset cache names its files by it. */
 #include <stdio.h>
 #include <string.h>
-#include "internal.h"
+#include "sha256.h"
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -121,4 +122,12 @@ lfl_status lfl_sha256_file(const char *path, char out[65])
     if (st) return st;
     lfl_sha256_hex(&s, out);
     return LFL_OK;
+}
+
+void lfl_sha256_buf(const void *data, size_t n, char out[65])
+{
+    lfl_sha256 s;
+    lfl_sha256_init(&s);
+    lfl_sha256_update(&s, data, n);
+    lfl_sha256_hex(&s, out);
 }

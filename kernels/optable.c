@@ -1,0 +1,15 @@
+/* The CUDA column of the op dispatch table (core/ops/optable.h): one line per
+ * kernel written in kernels/ (the .cu files). Adding a CUDA kernel is writing
+ * lfl_cuda_<op> (extern "C", the prototype optable.h declares) and adding its
+ * line here; every op without a line reports "not implemented on cuda:N". */
+#include "ops/optable.h"
+
+#define CUDA_ENTRY(name) [LFL_OP_##name] = {.name = lfl_cuda_##name},
+
+lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
+    CUDA_ENTRY(add)
+    CUDA_ENTRY(sub)
+    CUDA_ENTRY(mul)
+    CUDA_ENTRY(div)
+    CUDA_ENTRY(matmul)
+};
