@@ -211,9 +211,11 @@ static int64_t check_int(lua_State *L, int idx, const char *what)
 static int l_ds_order(lua_State *L)
 {
     lfl_dataset *ds = check_ds(L, 1);
+    bool shuffle = !lua_isnoneornil(L, 2);
+    int64_t seed = shuffle ? check_int(L, 2, "dataset:order: seed") : 0;
     int64_t *perm = lua_newuserdata(L, sizeof(int64_t) * (size_t)(ds->n ? ds->n : 1));
-    if (lua_isnoneornil(L, 2)) for (int64_t i = 0; i < ds->n; i++) perm[i] = i;
-    else lfl_dataset_order(ds->n, check_int(L, 2, "dataset:order: seed"), perm);
+    if (!shuffle) for (int64_t i = 0; i < ds->n; i++) perm[i] = i;
+    else lfl_dataset_order(ds->n, seed, perm);
     lua_createtable(L, (int)ds->n, 0);
     for (int64_t i = 0; i < ds->n; i++) {
         lua_pushnumber(L, (lua_Number)(perm[i] + 1));

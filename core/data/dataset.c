@@ -304,7 +304,8 @@ int32_t *lfl_ds_builder_list_append(lfl_ds_builder *b, int col, int64_t len)
         lfl_fail(LFL_ERR_ARG, "dataset builder: column '%s' got two lists in row %lld", c->name, (long long)b->n);
         return NULL;
     }
-    if (!grow((void **)&c->v, &c->cap_v, c->nv + len, sizeof(int32_t)) ||
+    /* at least one slot, so an empty first list still gets a valid pointer */
+    if (!grow((void **)&c->v, &c->cap_v, c->nv + len + 1, sizeof(int32_t)) ||
         !grow((void **)&c->o, &c->cap_o, c->no + 1, sizeof(int64_t))) {
         lfl_fail(LFL_ERR_MEM, "dataset builder: out of memory at row %lld (%lld values in column '%s')", (long long)b->n,
                  (long long)(c->nv + len), c->name);
