@@ -142,10 +142,10 @@ lfl_status lfl_ds_sampler_next(lfl_ds_sampler *s, const int64_t **idx, int64_t *
 /* ---------------------------------------------------------------- collate */
 
 typedef enum {
-    LFL_DS_PACK,          /* recipes/approaches/common.lua pack_row */
+    LFL_DS_PACK,          /* stdlib/lfl/data/collate.lua pack_row */
     LFL_DS_STACK_PACKED,  /* sft.lua collate, pre-packed rows */
-    LFL_DS_PAIRWISE,      /* pairwise_data.lua collate_pairwise */
-    LFL_DS_KTO,           /* pairwise_data.lua collate_kto */
+    LFL_DS_PAIRWISE,      /* stdlib/lfl/data/pairwise.lua collate_pairwise */
+    LFL_DS_KTO,           /* stdlib/lfl/data/pairwise.lua collate_kto */
 } lfl_ds_collate_kind;
 
 typedef struct {

@@ -1,9 +1,9 @@
 /* The collators of the training approaches over a C dataset, element for
  * element what the Lua ones build (tests/lua/test_dataset.lua compares them):
- *   pack          recipes/approaches/common.lua  pack_row
- *   stack_packed  recipes/approaches/sft.lua     collate (pre-packed rows)
- *   pairwise      recipes/approaches/pairwise_data.lua  collate_pairwise
- *   kto           recipes/approaches/pairwise_data.lua  collate_kto
+ *   pack          stdlib/lfl/data/collate.lua   pack_row (lfl.data.collate)
+ *   stack_packed  recipes/approaches/sft.lua      collate (pre-packed rows)
+ *   pairwise      stdlib/lfl/data/pairwise.lua  collate_pairwise (lfl.data.pairwise)
+ *   kto           stdlib/lfl/data/pairwise.lua  collate_kto
  * Labels come out shifted: position k holds the label of token k + 1, and
  * LFL_DS_IGNORE where nothing follows. */
 #include <string.h>
@@ -138,7 +138,7 @@ static lfl_status stack_packed(const lfl_dataset *ds, const int64_t *idx, int64_
     return LFL_OK;
 }
 
-/* pairwise_data.lua pad_rows: rows (ids, labels) right-padded to the longest
+/* lfl.data.pairwise pad_rows: rows (ids, labels) right-padded to the longest
  * (rounded up to a multiple), labels shifted; mask 1 on real tokens */
 static void pad_rows(const lfl_dataset *ds, int ci, int cl, const int64_t *idx, int64_t m, int64_t row0, int64_t L,
                      const lfl_ds_collate_opts *o, int64_t *ids, int64_t *lab, int64_t *mask, int64_t *nlab)

@@ -8,8 +8,8 @@
 local t = lfl.test
 local sft = require("recipes.approaches.sft")
 local pt = require("recipes.approaches.pt")
-local pw = require("recipes.approaches.pairwise_data")
-local common = require("recipes.approaches.common")
+local pw = require("lfl.data.pairwise")
+local common = require("lfl.data.collate")
 
 local cache = os.getenv("LFL_CACHE") or (os.getenv("HOME") .. "/.cache/lfl")
 local model = cache .. "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -316,7 +316,7 @@ t.suite("dataset", {
     local ds = lfl.dataset.from_rows(sets.sft)
     local bs, seed, n = 7, 42, #ds
     local nb = math.ceil(n / bs)
-    -- the trainer's loop (stdlib/lfl/trainer.lua) for two epochs
+    -- the trainer's loop (stdlib/lfl/train/trainer.lua) for two epochs
     local want = {}
     for epoch = 0, 1 do
       local order = {}
