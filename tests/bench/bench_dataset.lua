@@ -37,9 +37,12 @@ local function status()
   return {rss = mb("VmRSS"), peak = mb("VmHWM"), anon = mb("RssAnon"), file = mb("RssFile")}
 end
 
-local function report(what, t, s0)
+-- t: wall seconds since the step began (cpu: os.clock() then): wall and process
+-- CPU time, the steadier figure on a shared machine
+local function report(what, t, s0, cpu)
   local s = status()
-  print(fmt("  %-34s %8.2f s   RSS %7.0f MB (anon %7.0f, file %6.0f)   peak %7.0f MB%s", what, t, s.rss, s.anon, s.file,
+  local c = cpu and fmt(" (cpu %6.2f)", os.clock() - cpu) or "             "
+  print(fmt("  %-34s %8.2f s%s   RSS %7.0f MB (anon %7.0f, file %6.0f)   peak %7.0f MB%s", what, t, c, s.rss, s.anon, s.file,
     s.peak, s0 and fmt("   +%.0f MB anon", s.anon - s0.anon) or ""))
   return s
 end
@@ -83,10 +86,10 @@ if phase == "build" then
   local s1 = status()
   print(fmt("bench_dataset build: %d rows (4096 distinct, referenced in turn), batch %d", N, BS))
   print(fmt("  %-34s            RSS %7.0f MB (anon %7.0f)   (Lua: tokenizer, pool and the N-entry list)", "rows ready", s1.rss, s1.anon))
-  local t0 = clock()
+  local t0, c0 = clock(), os.clock()
   local ds = lfl.dataset.from_rows(rows)
   local t_build = clock() - t0
-  report("lfl.dataset.from_rows", t_build, s1)
+  report("lfl.dataset.from_rows", t_build, s1, c0)
   print(fmt("  %s; %.1f tokens/row; %.2f bytes/token held (i32 ids + i32 labels + 2 i64 offsets/row)", tostring(ds),
     ds:num_tokens() / #ds, (2 * 4 * ds:num_tokens() + 2 * 8 * (#ds + 1)) / ds:num_tokens()))
   -- the C collator against the Lua one on a few batches: like is compared with like
@@ -101,19 +104,19 @@ if phase == "build" then
   rows, pool, real, stream = nil, nil, nil, nil
   gc()
   report("Lua rows dropped", 0)
-  t0 = clock()
+  t0, c0 = clock(), os.clock()
   ds:save(path)
   local sz = lfl._tokcache.stat(path)
-  report(fmt("ds:save (%.0f MB file)", sz / 2 ^ 20), clock() - t0)
+  report(fmt("ds:save (%.0f MB file)", sz / 2 ^ 20), clock() - t0, nil, c0)
   print(fmt("  start RSS %.0f MB", s0.rss))
 elseif phase == "reload" then
   local s0 = status()
   print(fmt("bench_dataset reload: %s, batch %d", path, BS))
-  local t0 = clock()
+  local t0, c0 = clock(), os.clock()
   local ds = lfl.dataset.load(path)
-  report("lfl.dataset.load (mapped)", clock() - t0, s0)
+  report("lfl.dataset.load (mapped)", clock() - t0, s0, c0)
   print("  " .. tostring(ds))
-  t0 = clock()
+  t0, c0 = clock(), os.clock()
   local it = ds:batches{batch_size = BS, seed = 42}
   local nb, ntok = 0, 0
   for idx in it do
@@ -121,12 +124,12 @@ elseif phase == "reload" then
     nb, ntok = nb + 1, ntok + b.ntokens
   end
   local t = clock() - t0
-  report(fmt("epoch: %d batches, ds:collate", nb), t, s0)
+  report(fmt("epoch: %d batches, ds:collate", nb), t, s0, c0)
   print(fmt("  %.1f us/batch, %.0f tokens/s", t / nb * 1e6, ntok / t))
   -- rows read back as Lua tables through the Lua collator (what the trainer does
   -- until it calls ds:collate), on the first 20000 batches
   local order = ds:order(42)
-  t0 = clock()
+  t0, c0 = clock(), os.clock()
   local m = math.min(20000, nb)
   for b = 1, m do
     local list = {}
@@ -134,13 +137,13 @@ elseif phase == "reload" then
     collate.pack_row(list)
   end
   t = clock() - t0
-  report(fmt("%d batches, ds[i] + pack_row", m), t, s0)
+  report(fmt("%d batches, ds[i] + pack_row", m), t, s0, c0)
   print(fmt("  %.1f us/batch (an epoch: %.1f s)", t / m * 1e6, t / m * nb))
 elseif phase == "lua_reload" then
   local s0 = status()
   print(fmt("bench_dataset lua_reload (Lua-table rows, as the cache returned them before): %s, batch %d", path, BS))
   local C = lfl._tokcache
-  local t0 = clock()
+  local t0, c0 = clock(), os.clock()
   local tensors = lfl.safetensors.load(path)
   local n = tensors["input_ids.offsets"]:numel() - 1
   local rows = {}
@@ -152,20 +155,20 @@ elseif phase == "lua_reload" then
   end
   tensors = nil
   gc()
-  report(fmt("%d rows as Lua tables", n), clock() - t0, s0)
+  report(fmt("%d rows as Lua tables", n), clock() - t0, s0, c0)
   local order = {}
   for i = 1, n do order[i] = i end
   lfl.data.shuffle(order, 42)
   local nb = math.ceil(n / BS)
   local m = math.min(20000, nb)
-  t0 = clock()
+  t0, c0 = clock(), os.clock()
   for b = 1, m do
     local list = {}
     for k = (b - 1) * BS + 1, math.min(n, b * BS) do list[#list + 1] = rows[order[k]] end
     collate.pack_row(list)
   end
   local t = clock() - t0
-  report(fmt("%d batches, pack_row", m), t, s0)
+  report(fmt("%d batches, pack_row", m), t, s0, c0)
   print(fmt("  %.1f us/batch (an epoch: %.1f s)", t / m * 1e6, t / m * nb))
 else
   error("bench_dataset: phase is build, reload or lua_reload (got " .. tostring(phase) .. ")", 0)
