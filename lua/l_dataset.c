@@ -6,7 +6,8 @@
  *                             kto_tag = {scalar = i64, kind = "bool"}, labels = "input_ids"}, n?)
  *   lfl.dataset.load(path, split?) -> ds, meta     load_all(path) -> {split = ds}, meta
  *   lfl.dataset.save(path, {train = ds, eval = ds2}, meta?)
- *   #ds   ds[i] -> row table (aliased fields share one table)   ds:row(i, "tensors")
+ *   #ds   ds[i] -> row table (aliased fields share one table, bool/number fields are
+ *         Lua values)   ds:row(i, "tensors") -> list fields as 1-D i64 tensors
  *   ds:fields() -> {name = "list"|"bool"|"number"}, {alias = target}
  *   ds:num_tokens()   ds:column(name) -> values, offsets (tensors, no copy)
  *   ds:order(seed) -> permutation of 1..#ds (lfl.data.shuffle's)
