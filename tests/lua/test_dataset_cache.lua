@@ -1,7 +1,8 @@
 -- Tokenized-dataset cache: a second prepare with the same inputs reads the
 -- safetensors file (much faster, identical rows), a change of template,
 -- tokenizer, cutoff_len or dataset file rebuilds, overwrite_cache forces a
--- rebuild, a corrupt or foreign file is ignored; the C pack/unpack helpers.
+-- rebuild, a corrupt or foreign file is ignored; the splits come back as
+-- lfl.Dataset objects; the C pack/unpack helpers.
 local t = lfl.test
 local dc = require("lfl.data.cache")
 local sft = lfl.recipes.load("approaches", "sft")
@@ -98,6 +99,10 @@ t.suite("dataset_cache", {
     local r2 = dc.prepare(a, ctx(a), sft, {tokenizer_path = toks .. "llama3"})
     local second = lfl.sys.clock() - t0
     t.assert(r2.cached, "second run reads the cache")
+    -- both runs hand out C datasets; the cached one is mapped from the file
+    t.assert(lfl.dataset.is_dataset(r1.train) and lfl.dataset.is_dataset(r1.eval), "built rows are a Dataset")
+    t.assert(lfl.dataset.is_dataset(r2.train) and lfl.dataset.is_dataset(r2.eval), "cached rows are a Dataset")
+    t.assert_eq(r2.train:num_tokens(), r1.train:num_tokens())
     same_rows(r1.train, r2.train)
     same_rows(r1.eval, r2.eval)
     t.assert_eq(r2.stats.kept, r1.stats.kept)
@@ -167,7 +172,10 @@ t.suite("dataset_cache", {
     local x1 = dc.prepare(apt, ctx(apt), pt, {tokenizer_path = toks .. "llama3"})
     local x2 = dc.prepare(apt, ctx(apt), pt, {tokenizer_path = toks .. "llama3"})
     t.assert(x2.cached); same_rows(x1.train, x2.train)
-    t.assert(rawequal(x2.train[1].input_ids, x2.train[1].labels))
+    local row = x2.train[1]
+    t.assert(rawequal(row.input_ids, row.labels))
+    local _, alias = x2.train:fields()
+    t.assert_eq(alias.labels, "input_ids", "labels stored once")
   end,
 })
 

@@ -5,21 +5,24 @@
 -- everything that changes the result: the datasets' descriptions and files
 -- (path, size, mtime), the template's definition, the tokenizer files'
 -- contents, the preprocessing arguments and the Lua sources of the pipeline.
--- Each list field of the rows (input_ids, labels, position_ids, chosen_*, ...)
--- is stored as flat i32 values + i64 offsets; scalar fields (kto_tag) as one
--- value per row. lfl.safetensors.save writes a temp file and renames it, so a
--- crash never leaves a file that looks complete; a file whose metadata does not
--- carry the expected key is ignored and rebuilt.
+-- The rows become lfl.Dataset objects (core/data/dataset.h): each list field
+-- (input_ids, labels, position_ids, chosen_*, ...) flat i32 values + i64
+-- offsets, scalar fields (kto_tag) one value per row, labels that are the very
+-- table of input_ids stored once. The file is lfl.dataset's format with the
+-- splits "train" and "eval"; a cached set is used straight from the mapped file.
+-- lfl.dataset.save writes a temp file and renames it, so a crash never leaves a
+-- file that looks complete; a file whose metadata does not carry the expected
+-- key (or an older layout: M.VERSION) is ignored and rebuilt.
 --
 --   local dc = require "lfl.data.cache"
 --   local r = dc.prepare(args, ctx, approach, {tokenizer_path = path})
---   -- r.train, r.eval, r.dropped, r.stats, r.cached (true when read from disk), r.path
+--   -- r.train, r.eval (lfl.Dataset), r.dropped, r.stats, r.cached (true when read from disk), r.path
 local lfl = lfl
 local C = assert(lfl._tokcache, "lfl.dataset_cache: the C bridge is missing")
 local fmt, concat = string.format, table.concat
 
 local M = {}
-M.VERSION = 1
+M.VERSION = 2 -- 2: lfl.dataset files (1: per-split tensors of Lua-table rows)
 
 -- arguments that change what preprocessing produces
 M.ARG_KEYS = {"stage", "template", "dataset", "eval_dataset", "dataset_dir", "cutoff_len", "train_on_prompt",
@@ -174,112 +177,44 @@ end
 
 -- ---------------------------------------------------------------- storing
 
--- the fields of a split's rows: name -> "list" | "bool" | "number"; aliases
--- (labels that are the very same table as input_ids) -> name of the original
-local function fields_of(rows)
-  local kinds, alias = {}, {}
-  local first = rows[1]
-  if not first then return kinds, alias end
-  for k, v in pairs(first) do
-    if type(v) == "table" then kinds[k] = "list"
-    elseif type(v) == "boolean" then kinds[k] = "bool"
-    elseif type(v) == "number" then kinds[k] = "number"
-    else error(fmt("dataset_cache: row field '%s' is a %s (lists, booleans and numbers can be cached)", k, type(v)), 0) end
-  end
-  for k in pairs(kinds) do
-    for k2 in pairs(kinds) do
-      if k ~= k2 and not alias[k2] and kinds[k] == "list" and kinds[k2] == "list" and rawequal(first[k], first[k2]) then
-        local all = true
-        for _, r in ipairs(rows) do if not rawequal(r[k], r[k2]) then all = false; break end end
-        if all and k > k2 then alias[k] = k2 end
-      end
-    end
-  end
-  for k in pairs(alias) do kinds[k] = nil end
-  return kinds, alias
-end
-
-local function put_split(tensors, meta, split, rows)
-  local kinds, alias = fields_of(rows)
-  meta[split] = {n = #rows, fields = kinds, alias = alias}
-  for k, kind in pairs(kinds) do
-    local col = {}
-    if kind == "list" then
-      for i, r in ipairs(rows) do
-        local v = r[k]
-        if type(v) ~= "table" then error(fmt("dataset_cache: %s row %d: field '%s' is not a list", split, i, k), 0) end
-        col[i] = v
-      end
-      local values, offsets = C.pack(col, "i32")
-      tensors[split .. "." .. k .. ".values"] = values
-      tensors[split .. "." .. k .. ".offsets"] = offsets
-    else
-      for i, r in ipairs(rows) do
-        local v = r[k]
-        if kind == "bool" then col[i] = v and 1 or 0 else col[i] = v or 0 end
-      end
-      tensors[split .. "." .. k .. ".scalar"] = lfl.tensor(#col > 0 and col or {0}, "i64")
-    end
-  end
-end
-
-local function get_split(tensors, m, split)
-  local rows = {}
-  for i = 1, m.n do rows[i] = {} end
-  for k, kind in pairs(m.fields) do
-    if kind == "list" then
-      local lists = C.unpack(tensors[split .. "." .. k .. ".values"], tensors[split .. "." .. k .. ".offsets"])
-      for i = 1, m.n do rows[i][k] = lists[i] end
-    else
-      local vals = C.unpack(tensors[split .. "." .. k .. ".scalar"],
-        lfl.tensor({0, m.n}, "i64"))[1]
-      for i = 1, m.n do
-        if kind == "bool" then rows[i][k] = vals[i] ~= 0 else rows[i][k] = vals[i] end
-      end
-    end
-  end
-  for k, orig in pairs(m.alias) do
-    for i = 1, m.n do rows[i][k] = rows[i][orig] end
-  end
-  return rows
+-- rows (a Lua list) or a Dataset -> a Dataset
+local function as_dataset(rows)
+  if lfl.dataset.is_dataset(rows) then return rows end
+  return lfl.dataset.from_rows(rows)
 end
 
 -- writes result {train, eval, dropped, stats} under key; returns the path
 function M.save(key, result)
   local dir = M.dir()
   lfl.fs.mkdir(dir)
-  local tensors, meta = {}, {version = M.VERSION, key = key, dropped = result.dropped or 0, stats = result.stats}
-  put_split(tensors, meta, "train", result.train)
-  if result.eval then put_split(tensors, meta, "eval", result.eval) end
-  if next(tensors) == nil then tensors["empty.scalar"] = lfl.tensor({0}, "i64") end
+  local meta = {version = M.VERSION, key = key, dropped = result.dropped or 0, stats = result.stats}
+  local splits = {train = as_dataset(result.train)}
+  if result.eval then splits.eval = as_dataset(result.eval) end
   local path = dir .. "/" .. key .. ".safetensors"
-  -- lfl.safetensors.save writes <path>.tmp.<pid> and renames it into place
-  lfl.safetensors.save(path, tensors, {lfl_dataset_cache = lfl.json.encode(meta)})
+  -- lfl.dataset.save writes <path>.tmp.<pid> and renames it into place
+  lfl.dataset.save(path, splits, {lfl_dataset_cache = lfl.json.encode(meta)})
   return path
 end
 
--- reads the cache for key; nil (and why) when absent or not usable
+-- reads the cache for key (its splits stay mapped from the file, nothing is
+-- copied); nil (and why) when absent or not usable
 function M.load(key)
   local path = M.dir() .. "/" .. key .. ".safetensors"
   local f = io.open(path, "rb")
   if not f then return nil, "absent" end
   f:close()
-  local ok, tensors, meta = pcall(lfl.safetensors.load, path)
-  if not ok then return nil, tostring(tensors) end
+  local ok, splits, meta = pcall(lfl.dataset.load_all, path)
+  if not ok then return nil, tostring(splits) end
   local okm, m = pcall(lfl.json.decode, meta and meta.lfl_dataset_cache or "")
-  if not okm or type(m) ~= "table" or m.key ~= key or m.version ~= M.VERSION then
+  if not okm or type(m) ~= "table" or m.key ~= key or m.version ~= M.VERSION or not splits.train then
     return nil, path .. ": not a dataset cache for this key"
   end
-  local okr, res = pcall(function()
-    return {train = get_split(tensors, m.train, "train"), eval = m.eval and get_split(tensors, m.eval, "eval") or nil,
-            dropped = m.dropped, stats = m.stats, path = path}
-  end)
-  if not okr then return nil, path .. ": " .. tostring(res) end
-  return res
+  return {train = splits.train, eval = splits.eval, dropped = m.dropped, stats = m.stats, path = path}
 end
 
 -- the trainer's entry point: cached rows when the key matches (unless
--- a.overwrite_cache), else load + prepare + store. opts.tokenizer_path: what
+-- a.overwrite_cache), else load + prepare + store. train and eval are
+-- lfl.Dataset objects either way (#ds, ds[i] -> a row table). opts.tokenizer_path: what
 -- the tokenizer was loaded from; opts.no_cache: do not read or write.
 function M.prepare(a, ctx, approach, opts)
   opts = opts or {}
@@ -289,8 +224,11 @@ function M.prepare(a, ctx, approach, opts)
     if res then res.cached = true; res.key = key; return res end
   end
   local data = lfl.data.load(a)
-  local train, dropped = approach.prepare(data.train, ctx)
-  local eval = data.eval and approach.prepare(data.eval, ctx) or nil
+  local rows, dropped = approach.prepare(data.train, ctx)
+  local train = as_dataset(rows)
+  rows = nil
+  local eval = data.eval and as_dataset((approach.prepare(data.eval, ctx))) or nil
+  data.train, data.eval = nil, nil -- the records and the Lua rows can go now
   local res = {train = train, eval = eval, dropped = dropped or 0, stats = data.stats, cached = false, key = key}
   if key and #train > 0 then
     local ok, path = pcall(M.save, key, res)
