@@ -44,6 +44,7 @@ function M.prepare(examples, ctx)
 end
 
 M.collate = common.pack_row
+M.c_collate = function() return "pack" end -- the same, in C, from a Dataset
 M.loss = common.lm_loss
 
 return M

@@ -78,6 +78,10 @@ function M.prepare_unsupervised(examples, ctx)
   return out, dropped
 end
 
+-- the same batches from a Dataset, in C: pre-packed rows (packing = true)
+-- stacked, else the micro-batch packed into one row
+function M.c_collate(ds) return ds:fields().segments and "stack_packed" or "pack" end
+
 function M.collate(list)
   if list[1].segments then
     -- pre-packed rows (packing = true): stack them as separate rows of equal length

@@ -6,6 +6,9 @@
 --              "pairwise", "kto" or "unsupervised"
 --   prepare(examples, ctx) -> rows, dropped   (ctx = {tokenizer, template, args})
 --   collate(rows) -> batch                     (input_ids, labels, ... tensors)
+--   c_collate(ds, args) -> kind[, opts]        optional: the C collator (lfl.Dataset's
+--              ds:collate kinds "pack", "stack_packed", "pairwise", "kto") that
+--              makes the same batches from a Dataset without Lua row tables
 --   loss(model, batch, state) -> loss[, metrics]
 --   metrics  = nil or function(batch, outputs) -> {name = value} for evaluation
 --   needs    = {reference_model =, reward_model =, value_head =, generation =}
@@ -51,6 +54,7 @@ function M.validate(ap, stage, path)
     if type(ap[k]) ~= "function" then bad(k, "expected a function") end
   end
   if ap.metrics ~= nil and type(ap.metrics) ~= "function" then bad("metrics", "expected a function or nil") end
+  if ap.c_collate ~= nil and type(ap.c_collate) ~= "function" then bad("c_collate", "expected a function or nil") end
   if type(ap.needs) ~= "table" then bad("needs", "expected {reference_model =, reward_model =, value_head =, generation =}") end
   for k, v in pairs(ap.needs) do
     if not NEED[k] then bad("needs." .. tostring(k), "unknown need (known: " .. concat(M.NEEDS, ", ") .. ")") end

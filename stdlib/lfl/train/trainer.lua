@@ -351,6 +351,11 @@ function M.new(a)
   t.schedule = optim.schedule(a.lr_scheduler_type, warmup, total, a.lr_scheduler_kwargs)
   t.warmup_steps = warmup
   t.train_set, t.eval_set, t.stream, t.data_stats = train_set, eval_set, stream, data.stats
+  -- batching and packing in C: an approach may name the C collator of its rows
+  -- (c_collate(ds, args) -> "pack" | "stack_packed" | "pairwise" | "kto", opts)
+  if not stream and approach.c_collate and lfl.dataset.is_dataset(train_set) then
+    t.c_collate, t.c_collate_opts = approach.c_collate(train_set, a)
+  end
   t.log_history = {}
   t.gradient_checkpointing = not a.disable_gradient_checkpointing
   t.checkpoint_policy = checkpoint_policy(model, a)
@@ -406,9 +411,14 @@ local function next_rows(t)
         t.resume_epoch = nil
       end
       if not t.stream then
-        local order = {}
-        for i = 1, #t.train_set do order[i] = i end
-        if not a.disable_shuffling then lfl.data.shuffle(order, a.seed + epoch) end
+        local order
+        if t.c_collate then
+          order = not a.disable_shuffling and t.train_set:order(a.seed + epoch) or nil -- lfl.data.shuffle's order, in C
+        else
+          order = {}
+          for i = 1, #t.train_set do order[i] = i end
+          if not a.disable_shuffling then lfl.data.shuffle(order, a.seed + epoch) end
+        end
         t.order = order
       end
       t.next_batch = start
@@ -419,6 +429,11 @@ local function next_rows(t)
         t.next_batch = b + 1
         local list
         if t.stream then list = t.stream:next_rows(bs)
+        elseif t.c_collate then
+          -- a Dataset the approach collates in C: indices only, no Lua row tables
+          list = {}
+          local order = t.order
+          for k = (b - 1) * bs + 1, min(#t.train_set, b * bs) do list[#list + 1] = order and order[k] or k end
         else
           list = {}
           local order, train_set = t.order, t.train_set
@@ -451,7 +466,9 @@ function Trainer:step()
   repeat
     local list, epoch, b = next_rows(self)
     lfl.sys.check_interrupt()
-    local batch = approach.collate(list)
+    local batch
+    if self.c_collate then batch = self.train_set:collate(list, self.c_collate, self.c_collate_opts)
+    else batch = approach.collate(list) end
     local loss = approach.loss(model, batch, self)
     local lv = loss:item()
     ;(loss * (1 / accum)):backward()
