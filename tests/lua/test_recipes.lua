@@ -12,8 +12,8 @@ local tmp = os.tmpname()
 os.remove(tmp)
 local home, extra = tmp .. "/home", tmp .. "/extra"
 local user = home .. "/.lfl/recipes"
-os.execute(fmt("mkdir -p '%s'/templates '%s'/datasets '%s'/models '%s'/approaches '%s'/recipes/templates",
-  user, user, user, user, extra))
+for _, d in ipairs({user .. "/templates", user .. "/datasets", user .. "/models", user .. "/approaches",
+                    extra .. "/recipes/templates"}) do lfl.fs.mkdir(d) end
 
 -- HOME and LFL_PATH as the process would see them (lfl.recipes reads them on every lookup)
 local env = {HOME = home}
@@ -125,7 +125,8 @@ suite.model_family_override_and_new = function()
   -- a checkpoint whose config.json says model_type "mymodel" loads with the user's arch
   local src = lfl.home .. "/tests/golden/models/llama"
   local dir = tmp .. "/mymodel-ckpt"
-  os.execute(fmt("mkdir -p '%s' && cp '%s/model.safetensors' '%s/'", dir, src, dir))
+  lfl.fs.mkdir(dir)
+  lfl.fs.copy(src .. "/model.safetensors", dir)
   local cfg = lfl.json.decode(read(src .. "/config.json"))
   t.assert_eq(cfg.model_type, "llama")
   cfg.model_type = "mymodel"
@@ -214,5 +215,5 @@ local ok, err = pcall(t.run)
 os.getenv = real_getenv
 lfl.registry.reload()
 lfl.template.reload()
-os.execute(fmt("rm -rf '%s'", tmp))
+lfl.fs.remove(tmp)
 if not ok then error(err, 0) end

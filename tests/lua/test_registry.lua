@@ -221,7 +221,7 @@ t.suite("registry", {
   user_recipe_dir = function()
     local root = tmpdir()
     local dir = root .. "/models"
-    os.execute(fmt("mkdir -p '%s'", dir))
+    lfl.fs.mkdir(dir)
     write(dir .. "/mymodel.lua", [[
 return {family = "mymodel", model_type = "mymodel_arch", arch = {model_type = "mymodel_arch"},
         template = "chatml", lora_target = "q_proj,v_proj",
@@ -268,7 +268,7 @@ return {family = "gemma", title = "my gemma", model_type = "gemma", template = "
     end)
     lfl.recipes.user_dir = nil
     R.reload()
-    os.execute(fmt("rm -rf '%s'", root))
+    lfl.fs.remove(root)
     if not ok then error(err, 0) end
     t.assert_eq(R.family("mymodel"), nil)
     t.assert_eq(R.family("gemma").title, "Gemma / CodeGemma")

@@ -274,7 +274,7 @@ t.suite("template", {
   user_dir_overrides_bundled = function()
     local dir = os.tmpname()
     os.remove(dir)
-    os.execute("mkdir -p '" .. dir .. "/templates'")
+    lfl.fs.mkdir(dir .. "/templates")
     local f = assert(io.open(dir .. "/templates/qwen.lua", "w"))
     f:write('return { format_user = "U:{{content}}", default_system = "mine" }')
     f:close()

@@ -11,9 +11,12 @@ local home = lfl.home
 local base = os.tmpname()
 os.remove(base)
 local tmp = base .. "_trainer"
-os.execute(fmt("rm -rf '%s' && mkdir -p '%s/model'", tmp, tmp))
-os.execute(fmt("ln -sf '%s/tests/golden/models/llama/config.json' '%s/tests/golden/models/llama/model.safetensors' "
-  .. "'%s/tests/golden/serve/tokenizer.json' '%s/model/'", home, home, home, tmp))
+lfl.fs.remove(tmp)
+lfl.fs.mkdir(tmp .. "/model")
+for _, f in ipairs({"tests/golden/models/llama/config.json", "tests/golden/models/llama/model.safetensors",
+                    "tests/golden/serve/tokenizer.json"}) do
+  lfl.fs.symlink(home .. "/" .. f, tmp .. "/model/" .. f:match("[^/]+$"))
+end
 -- the tokenized-data cache goes to the scratch folder
 local real_getenv = os.getenv
 os.getenv = function(k) if k == "LFL_CACHE" then return tmp .. "/cache" end return real_getenv(k) end
@@ -300,5 +303,5 @@ t.suite("trainer", {
 })
 
 local res = t.run()
-os.execute("rm -rf '" .. tmp .. "'")
+lfl.fs.remove(tmp)
 return res
