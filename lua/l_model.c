@@ -100,6 +100,36 @@ static void env_set(lua_State *L, int i, void *key) /* value on top */
     lua_pop(L, 2);
 }
 
+/* __index of a box: its metatable's methods first (pushed, returns true) */
+static bool push_method(lua_State *L, const char *mt)
+{
+    luaL_getmetatable(L, mt);
+    lua_getfield(L, -1, "methods");
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    if (!lua_isnil(L, -1)) return true;
+    lua_pop(L, 3);
+    return false;
+}
+
+/* self[key] from / to the box's environment table (its Lua-side fields) */
+static int env_index(lua_State *L)
+{
+    lua_getfenv(L, 1);
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    return 1;
+}
+
+static int env_newindex(lua_State *L)
+{
+    lua_getfenv(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_rawset(L, -3);
+    return 0;
+}
+
 /* ---- the parameter proxy: m.params[name] ---- */
 
 static int params_index(lua_State *L)
@@ -222,12 +252,7 @@ static void sync_adapter_boxes(lua_State *L, int self, lfl_model *m)
 static int model_index(lua_State *L)
 {
     lfl_model *m = check_model(L, 1);
-    luaL_getmetatable(L, MODEL_MT);
-    lua_getfield(L, -1, "methods");
-    lua_pushvalue(L, 2);
-    lua_rawget(L, -2);
-    if (!lua_isnil(L, -1)) return 1;
-    lua_pop(L, 3);
+    if (push_method(L, MODEL_MT)) return 1;
     if (lua_type(L, 2) == LUA_TSTRING) {
         const char *k = lua_tostring(L, 2);
         if (!strcmp(k, "params")) { push_params(L, 1); return 1; }
@@ -244,10 +269,7 @@ static int model_index(lua_State *L)
             return 1;
         }
     }
-    lua_getfenv(L, 1);
-    lua_pushvalue(L, 2);
-    lua_rawget(L, -2);
-    return 1;
+    return env_index(L);
 }
 
 static int model_newindex(lua_State *L)
@@ -277,11 +299,7 @@ static int model_newindex(lua_State *L)
             return 0;
         }
     }
-    lua_getfenv(L, 1);
-    lua_pushvalue(L, 2);
-    lua_pushvalue(L, 3);
-    lua_rawset(L, -3);
-    return 0;
+    return env_newindex(L);
 }
 
 static int l_model_new(lua_State *L)
@@ -431,12 +449,7 @@ static int l_adapter_new(lua_State *L)
 static int adapter_index(lua_State *L)
 {
     lfl_adapter *a = check_adapter(L, 1);
-    luaL_getmetatable(L, ADAPTER_MT);
-    lua_getfield(L, -1, "methods");
-    lua_pushvalue(L, 2);
-    lua_rawget(L, -2);
-    if (!lua_isnil(L, -1)) return 1;
-    lua_pop(L, 3);
+    if (push_method(L, ADAPTER_MT)) return 1;
     if (lua_type(L, 2) == LUA_TSTRING) {
         const char *k = lua_tostring(L, 2);
         if (!strcmp(k, "name")) { lua_pushstring(L, a->name); return 1; }
@@ -457,10 +470,7 @@ static int adapter_index(lua_State *L)
             return 1;
         }
     }
-    lua_getfenv(L, 1);
-    lua_pushvalue(L, 2);
-    lua_rawget(L, -2);
-    return 1;
+    return env_index(L);
 }
 
 static int adapter_newindex(lua_State *L)
@@ -492,11 +502,7 @@ static int adapter_newindex(lua_State *L)
             !strcmp(k, "modules"))
             return luaL_error(L, "adapter.%s is fixed when the adapter is made", k);
     }
-    lua_getfenv(L, 1);
-    lua_pushvalue(L, 2);
-    lua_pushvalue(L, 3);
-    lua_rawset(L, -3);
-    return 0;
+    return env_newindex(L);
 }
 
 /* ad:get(module) -> A, B, magnitude (nothing when the module is not a target) */
