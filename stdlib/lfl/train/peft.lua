@@ -166,18 +166,6 @@ function M.weight_row_norm(w, B, A, scaling)
   return lfl.cat(parts, 1)
 end
 
--- The adapted linear layer `mod` on x: one fused op (lfl.lora_linear) for plain
--- LoRA without dropout in training and f32/f64 factors, else base + M.apply.
--- Called by the decoder for every linear the active adapter targets.
-function M.linear(model, mod, x, w, bias)
-  if M.fusable(model, mod, x) then
-    local ad = model.lora
-    local A, B = ad:get(mod)
-    return lfl.lora_linear(x, w, bias, A, B, ad.scaling)
-  end
-  return M.apply(model, mod, x, lfl.linear(x, w, bias), w, bias)
-end
-
 -- whether the active adapter applies to module `mod` in a forward
 function M.applies(model, mod)
   local ad = model.lora
@@ -199,20 +187,24 @@ function M.fuses_in_training(model)
   return A:dtype() == "f32"
 end
 
+-- the fused op's conditions, for factors A, B of the active adapter ad
+local function can_fuse(model, ad, A, B, x)
+  if A == nil or not (ad.enabled and not ad.merged) or ad.use_dora or dropping(model, ad) then return false end
+  local dt = x:dtype()
+  return A:dtype() == dt and B:dtype() == dt and (dt == "f32" or dt == "f64")
+end
+
 -- whether M.linear takes the fused op (lfl.lora_linear) for `mod` on x
 function M.fusable(model, mod, x)
   local ad = model.lora
-  if not (ad and ad.enabled and not ad.merged) or ad.use_dora or dropping(model, ad) then return false end
+  if not ad then return false end
   local A, B = ad:get(mod)
-  local dt = x:dtype()
-  return A ~= nil and A:dtype() == dt and B:dtype() == dt and (dt == "f32" or dt == "f64")
+  return can_fuse(model, ad, A, B, x)
 end
 
--- y = base(x) (+ bias) -> adapted output, composed from ops (DoRA, dropout, bf16 factors).
-function M.apply(model, mod, x, y, w, bias)
-  if not M.applies(model, mod) then return y end
-  local ad = model.lora
-  local A, B, mag = ad:get(mod)
+-- y = base(x) (+ bias) -> adapted output composed from ops, for the factors
+-- A, B (, mag) of the active adapter ad (DoRA, dropout, bf16 factors)
+local function apply_factors(model, ad, A, B, mag, x, y, w, bias)
   local xin = x
   if dropping(model, ad) then xin = lfl.dropout(x, ad.dropout) end
   local lora = lfl.linear(lfl.linear(xin, A), B)
@@ -227,6 +219,28 @@ function M.apply(model, mod, x, y, w, bias)
   elseif bias then base = y - bias
   else base = y end
   return y + base * (s - 1) + lora * ad.scaling * s
+end
+
+-- y = base(x) (+ bias) -> the output adapted by the active adapter's factors of `mod`
+function M.apply(model, mod, x, y, w, bias)
+  if not M.applies(model, mod) then return y end
+  local ad = model.lora
+  local A, B, mag = ad:get(mod)
+  return apply_factors(model, ad, A, B, mag, x, y, w, bias)
+end
+
+-- The adapted linear layer `mod` on x: one fused op (lfl.lora_linear) for plain
+-- LoRA without dropout in training and f32/f64 factors, else base + the
+-- composed update. Called by the decoder for every linear the active adapter
+-- targets; the adapter and its factors are looked up once.
+function M.linear(model, mod, x, w, bias)
+  local ad = model.lora
+  local A, B, mag
+  if ad then A, B, mag = ad:get(mod) end
+  if ad and can_fuse(model, ad, A, B, x) then return lfl.lora_linear(x, w, bias, A, B, ad.scaling) end
+  local y = lfl.linear(x, w, bias)
+  if A == nil or not (ad.enabled and not ad.merged) then return y end
+  return apply_factors(model, ad, A, B, mag, x, y, w, bias)
 end
 
 -- Trainable tensors with names (PEFT key names) for the optimizer and saving:
