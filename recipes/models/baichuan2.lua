@@ -8,12 +8,7 @@
 local fmt = string.format
 
 local function to_decoder(cfg, params)
-  local out = {}
-  local function put(name, t, from)
-    if out[name] then error(fmt("model: tensors '%s' and another both map to '%s'", from, name), 0) end
-    out[name] = t
-  end
-  for name, t in pairs(params) do
+  return require("lfl.model.convert").remap(params, function(name, t, put)
     local l, mod, suffix = name:match("^model%.layers%.(%d+)%.(.+)%.(%a+)$")
     local p = l and ("model.layers." .. l .. ".") or nil
     if mod == "self_attn.W_pack" then
@@ -29,8 +24,7 @@ local function to_decoder(cfg, params)
     elseif not name:match("rotary_emb%.inv_freq$") then
       put(name, t, name)
     end
-  end
-  return out
+  end)
 end
 
 local function from_decoder(cfg, names, params)

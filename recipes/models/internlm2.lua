@@ -74,12 +74,7 @@ end
 
 -- {InternLM2 name = tensor} -> {llama name = tensor}
 local function to_decoder(cfg, params)
-  local out = {}
-  local function put(name, t, from)
-    if out[name] then error(fmt("model: tensors '%s' and another both map to '%s'", from, name), 0) end
-    out[name] = t
-  end
-  for name, t in pairs(params) do
+  return require("lfl.model.convert").remap(params, function(name, t, put)
     local l, mod, suffix = name:match("^model%.layers%.(%d+)%.(.+)%.(%a+)$")
     local p = l and ("model.layers." .. l .. ".") or nil
     if TOP[name] then
@@ -95,8 +90,7 @@ local function to_decoder(cfg, params)
     else
       error(fmt("model: InternLM2 tensor '%s' has no counterpart in the llama layout", name), 0)
     end
-  end
-  return out
+  end)
 end
 
 -- (sorted llama names, {llama name = tensor}) -> the same in InternLM2's layout

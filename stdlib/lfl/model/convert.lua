@@ -17,6 +17,20 @@ function M.to_decoder(cfg, params)
   return a.to_decoder(cfg, params)
 end
 
+-- remap(params, each) -> {new name = tensor}: each(name, t, put) calls
+-- put(new_name, tensor, name) for what `name` becomes (none, one or several
+-- tensors); two tensors mapping to one name is an error naming both. The
+-- skeleton of a family's to_decoder.
+function M.remap(params, each)
+  local out = {}
+  local function put(name, t, from)
+    if out[name] then error(string.format("model: tensors '%s' and another both map to '%s'", from, name), 0) end
+    out[name] = t
+  end
+  for name, t in pairs(params) do each(name, t, put) end
+  return out
+end
+
 -- The inverse for saving: (sorted names, {decoder name = tensor}) -> the same
 -- in the family's layout
 function M.from_decoder(cfg, names, params)
