@@ -15,6 +15,18 @@ static double nice_step(double span, int want)
     return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
 }
 
+/* A span with no room for distinct ticks at its magnitude (one point, or a
+ * raw and a smoothed loss 1 ulp apart) is drawn as flat, one unit either side:
+ * a step below the values' ulp would never advance the tick loop. */
+static void widen_flat(double *lo, double *hi)
+{
+    double mag = fmax(fabs(*lo), fabs(*hi));
+    if (*hi - *lo > mag * 1e-9) return;
+    double mid = *lo / 2 + *hi / 2;
+    *lo = mid - 1;
+    *hi = mid + 1;
+}
+
 lfl_status lfl_plot_png(const char *path, const char *title, const char *xlabel, const char *ylabel,
                         int nseries, const lfl_plot_series *series, int width, int height)
 {
@@ -26,8 +38,8 @@ lfl_status lfl_plot_png(const char *path, const char *title, const char *xlabel,
             x0 = fmin(x0, x); x1 = fmax(x1, x); y0 = fmin(y0, y); y1 = fmax(y1, y);
         }
     if (!isfinite(x0)) return lfl_fail(LFL_ERR_ARG, "plot %s: no finite points", path);
-    if (x1 == x0) { x0 -= 1; x1 += 1; }
-    if (y1 == y0) { y0 -= 1; y1 += 1; }
+    widen_flat(&x0, &x1);
+    widen_flat(&y0, &y1);
     double pad = (y1 - y0) * 0.05;
     y0 -= pad; y1 += pad;
     cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
@@ -43,7 +55,8 @@ lfl_status lfl_plot_png(const char *path, const char *title, const char *xlabel,
     char buf[64];
     cairo_set_line_width(cr, 1);
     double xs = nice_step(x1 - x0, 6), ys = nice_step(y1 - y0, 6);
-    for (double v = ceil(x0 / xs) * xs; v <= x1 + 1e-9; v += xs) {
+    /* ticks counted by an integer (at most ~7 of them), never by adding a step to a double */
+    for (double k = ceil(x0 / xs), v = k * xs; v <= x1 + 1e-9 && k < ceil(x0 / xs) + 50; k++, v = k * xs) {
         cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
         cairo_move_to(cr, PX(v), T); cairo_line_to(cr, PX(v), B); cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
@@ -51,7 +64,7 @@ lfl_status lfl_plot_png(const char *path, const char *title, const char *xlabel,
         cairo_text_extents_t e; cairo_text_extents(cr, buf, &e);
         cairo_move_to(cr, PX(v) - e.width / 2, B + 16); cairo_show_text(cr, buf);
     }
-    for (double v = ceil(y0 / ys) * ys; v <= y1 + 1e-9; v += ys) {
+    for (double k = ceil(y0 / ys), v = k * ys; v <= y1 + 1e-9 && k < ceil(y0 / ys) + 50; k++, v = k * ys) {
         cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
         cairo_move_to(cr, L, PY(v)); cairo_line_to(cr, R, PY(v)); cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
