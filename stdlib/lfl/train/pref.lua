@@ -215,7 +215,7 @@ M.values = values
 local function mean_head_row(model, W)
   local c = model._pref_wbar
   if c and c.w == W and not W:get_requires_grad() then return c.v end
-  local v = lfl.no_grad(function() return W:detach():mean(1):float():reshape(1, -1) end)
+  local v = lfl.no_grad(function() return W:detach():float():mean(1):reshape(1, -1) end)
   model._pref_wbar = {w = W, v = v}
   return v
 end
