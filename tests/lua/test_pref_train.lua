@@ -236,6 +236,16 @@ cases.ref_model_with_adapters = function()
   t.assert(info.loss ~= math.log(2), "step 1 against the adapted reference")
 end
 
+cases.streaming_pairs = function()
+  local r = recipe({output_dir = tmp .. "/stream", streaming = true, max_steps = 2})
+  r.max_samples = nil
+  local tr = lfl.trainer(r)
+  tr:train()
+  local l = log_lines(tmp .. "/stream")
+  t.assert_eq(#l, 2)
+  t.assert(l[2]["rewards/margins"] ~= nil, "streamed pairs train with the metrics")
+end
+
 cases.dropout_off_in_dpo_kept_in_config = function()
   local out = tmp .. "/drop"
   local tr, printed = capture(function() return lfl.trainer(recipe({output_dir = out, lora_dropout = 0.1, max_steps = 1})) end)
