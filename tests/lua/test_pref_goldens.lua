@@ -133,6 +133,12 @@ end
 
 cases.sequence_logps_and_adapter_off = function()
   local sums, counts = lfl.no_grad(function() return pref.sequence_logps(m, batch) end)
+  -- the head's mean row is computed once while the head stays the same (t:data_ptr names it)
+  local W = m.params["lm_head.weight"]
+  t.assert(W:data_ptr() == m.params["lm_head.weight"]:data_ptr() and W:data_ptr() ~= W:clone():data_ptr())
+  local cached = m._pref_wbar.v
+  lfl.no_grad(function() return pref.sequence_logps(m, batch) end)
+  t.assert(m._pref_wbar.v == cached, "the mean head row is reused")
   for i, want in ipairs(doc.policy_logps) do
     close(sums[i], want, "policy log-prob of sequence " .. i)
     t.assert_eq(counts[i], doc.counts[i], "labelled tokens of sequence " .. i)

@@ -211,12 +211,12 @@ end
 M.values = values
 
 -- the mean over the vocabulary of each row's logits is h . mean(W): one
--- [H] vector instead of [tokens, V] logits (kept while W does not train)
+-- [H] vector instead of [tokens, V] logits (kept while the same W does not train)
 local function mean_head_row(model, W)
-  local c = model._pref_wbar
-  if c and c.w == W and not W:get_requires_grad() then return c.v end
+  local c, key = model._pref_wbar, W:data_ptr() .. " " .. W:dtype() .. " " .. table.concat(W:size(), "x")
+  if c and c.key == key and not W:get_requires_grad() then return c.v end
   local v = lfl.no_grad(function() return W:detach():float():mean(1):reshape(1, -1) end)
-  model._pref_wbar = {w = W, v = v}
+  model._pref_wbar = {key = key, v = v}
   return v
 end
 
@@ -263,7 +263,7 @@ function M.sequence_logps(model, batch, opts)
   for i = 1, n do lc, cc = lc + mean_logit[i], cc + counts[i]; lr, cr = lr + mean_logit[n + i], cr + counts[n + i] end
   for i = 1, S do
     if counts[i] == 0 then
-      error(fmt("pref: sequence %d of the batch has no answer token (cutoff_len too small for its prompt?)", i), 0)
+      error(fmt("pref: sequence %d of the batch has no answer token to score (an empty chosen or rejected answer?)", i), 0)
     end
   end
   return sums, counts, {chosen = lc / cc, rejected = lr / cr}
