@@ -11,7 +11,7 @@
  *   ds:fields() -> {name = "list"|"bool"|"number"}, {alias = target}
  *   ds:num_tokens()   ds:column(name) -> values, offsets (tensors, no copy)
  *   ds:order(seed) -> permutation of 1..#ds (lfl.data.shuffle's)
- *   ds:collate(indices, "pack"|"stack_packed"|"pairwise"|"kto", {pad_id =, pad_to_multiple_of =})
+ *   ds:collate(indices, "pack"|"stack_packed"|"pairwise"|"kto"|"pairwise_packed", {pad_id =, pad_to_multiple_of =})
  *   ds:batches{batch_size =, seed =, shuffle =, epoch =, start =, epochs =} -> iterator
  *       for indices, epoch, batch in it do ... end;  it:position() -> epoch, batch;
  *       it:seek(epoch, batch);  it:next();  it:batches_per_epoch()
@@ -288,7 +288,7 @@ static int l_ds_collate(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     const char *kname = luaL_checkstring(L, 3);
     int kind = lfl_ds_collate_kind_from_string(kname);
-    if (kind < 0) return luaL_error(L, "dataset:collate: unknown kind '%s' (pack, stack_packed, pairwise, kto)", kname);
+    if (kind < 0) return luaL_error(L, "dataset:collate: unknown kind '%s' (pack, stack_packed, pairwise, kto, pairwise_packed)", kname);
     check_opts(L, 4, "dataset:collate", known);
     lfl_ds_collate_opts o = {opt_int(L, 4, "pad_id", 0, "dataset:collate"),
                              opt_int(L, 4, "pad_to_multiple_of", 0, "dataset:collate")};
@@ -318,10 +318,11 @@ static int l_ds_collate(lua_State *L)
     set_tensor(L, "kl_labels", &b.kl_labels);
     set_tensor(L, "kl_attention_mask", &b.kl_attention_mask);
     set_tensor(L, "kto_tags", &b.kto_tags);
+    set_tensor(L, "lengths", &b.lengths);
     set_number(L, "ntokens", b.ntokens);
     set_number(L, "nlabels", b.nlabels);
     set_number(L, "nexamples", b.nexamples);
-    if (kind == LFL_DS_PAIRWISE) set_number(L, "n", b.n);
+    if (kind == LFL_DS_PAIRWISE || kind == LFL_DS_PAIRWISE_PACKED) set_number(L, "n", b.n);
     return 1;
 }
 

@@ -210,6 +210,8 @@ static int m_dim(lua_State *L) { lua_pushinteger(L, T(1)->ndim); return 1; }
 static int m_numel(lua_State *L) { lua_pushnumber(L, (lua_Number)lfl_numel(T(1))); return 1; }
 static int m_dtype(lua_State *L) { lua_pushstring(L, lfl_dtype_name(T(1)->dtype)); return 1; }
 static int m_is_contiguous(lua_State *L) { lua_pushboolean(L, lfl_is_contiguous(T(1))); return 1; }
+/* t:data_ptr(): the address of the first element (as torch's), so two boxes of one view compare equal */
+static int m_data_ptr(lua_State *L) { lua_pushnumber(L, (lua_Number)(uintptr_t)lfl_data(T(1))); return 1; }
 
 static int m_device(lua_State *L)
 {
@@ -512,7 +514,7 @@ static const luaL_Reg creation[] = {
 };
 
 static const luaL_Reg methods[] = {
-    {"size", m_size}, {"stride", m_stride}, {"dim", m_dim}, {"numel", m_numel}, {"dtype", m_dtype},
+    {"size", m_size}, {"stride", m_stride}, {"dim", m_dim}, {"numel", m_numel}, {"dtype", m_dtype}, {"data_ptr", m_data_ptr},
     {"device", m_device}, {"is_contiguous", m_is_contiguous}, {"is_leaf", m_is_leaf}, {"grad_fn", m_grad_fn},
     {"item", m_item}, {"_at", m_at}, {"contiguous", m_contiguous}, {"clone", m_clone}, {"detach", m_detach},
     {"float", m_float}, {"double", m_double}, {"long", m_long}, {"to", m_to}, {"copy_", m_copy_},

@@ -146,6 +146,7 @@ typedef enum {
     LFL_DS_STACK_PACKED,  /* sft.lua collate, pre-packed rows */
     LFL_DS_PAIRWISE,      /* stdlib/lfl/data/pairwise.lua collate_pairwise */
     LFL_DS_KTO,           /* stdlib/lfl/data/pairwise.lua collate_kto */
+    LFL_DS_PAIRWISE_PACKED, /* stdlib/lfl/data/pairwise.lua collate_pairwise_packed */
 } lfl_ds_collate_kind;
 
 typedef struct {
@@ -161,14 +162,17 @@ typedef struct {
  *   pairwise      input_ids, labels, attention_mask [2m, L] (chosen rows first)
  *   kto           input_ids, labels, attention_mask [m, L], kl_input_ids,
  *                 kl_labels, kl_attention_mask [m, L'], kto_tags [m]
- * n is the example count of a pairwise batch (its rows are 2n), else 0. */
+ *   pairwise_packed  input_ids, labels, position_ids, segments [1, N]: the m
+ *                 chosen sequences then the m rejected ones (segments 1..2m),
+ *                 lengths [2m] (each sequence's token count)
+ * n is the example count of a pairwise batch (its sequences are 2n), else 0. */
 typedef struct {
     lfl_tensor *input_ids, *labels, *position_ids, *segments, *attention_mask;
-    lfl_tensor *kl_input_ids, *kl_labels, *kl_attention_mask, *kto_tags;
+    lfl_tensor *kl_input_ids, *kl_labels, *kl_attention_mask, *kto_tags, *lengths;
     int64_t ntokens, nlabels, nexamples, n;
 } lfl_ds_batch;
 
-/* kind by name ("pack", "stack_packed", "pairwise", "kto"); -1 when unknown */
+/* kind by name ("pack", "stack_packed", "pairwise", "kto", "pairwise_packed"); -1 when unknown */
 int lfl_ds_collate_kind_from_string(const char *s);
 /* Collates rows idx[0..m) (0-based, checked) into out; opts may be NULL. */
 lfl_status lfl_dataset_collate(const lfl_dataset *ds, const int64_t *idx, int64_t m, lfl_ds_collate_kind kind,

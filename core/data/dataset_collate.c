@@ -4,6 +4,7 @@
  *   stack_packed  recipes/approaches/sft.lua      collate (pre-packed rows)
  *   pairwise      stdlib/lfl/data/pairwise.lua  collate_pairwise (lfl.data.pairwise)
  *   kto           stdlib/lfl/data/pairwise.lua  collate_kto
+ *   pairwise_packed  stdlib/lfl/data/pairwise.lua  collate_pairwise_packed
  * Labels come out shifted: position k holds the label of token k + 1, and
  * LFL_DS_IGNORE where nothing follows. */
 #include <string.h>
@@ -11,7 +12,7 @@
 
 #define NIL INT64_MIN /* a missing list entry (segment values are i32) */
 
-static const char *kind_names[] = {"pack", "stack_packed", "pairwise", "kto"};
+static const char *kind_names[] = {"pack", "stack_packed", "pairwise", "kto", "pairwise_packed"};
 
 int lfl_ds_collate_kind_from_string(const char *s)
 {
@@ -23,7 +24,7 @@ int lfl_ds_collate_kind_from_string(const char *s)
 void lfl_ds_batch_clear(lfl_ds_batch *b)
 {
     lfl_tensor *ts[] = {b->input_ids, b->labels, b->position_ids, b->segments, b->attention_mask,
-                        b->kl_input_ids, b->kl_labels, b->kl_attention_mask, b->kto_tags};
+                        b->kl_input_ids, b->kl_labels, b->kl_attention_mask, b->kto_tags, b->lengths};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) lfl_tensor_release(ts[i]);
     memset(b, 0, sizeof *b);
 }
@@ -230,6 +231,51 @@ static lfl_status kto(const lfl_dataset *ds, const int64_t *idx, int64_t m, cons
     return LFL_OK;
 }
 
+/* collate_pairwise_packed: one row [1, N], the m chosen sequences then the m
+ * rejected ones, each its own segment (1..2m) with positions from 0 */
+static lfl_status pairwise_packed(const lfl_dataset *ds, const int64_t *idx, int64_t m, lfl_ds_batch *out)
+{
+    static const char *who = "dataset.collate(pairwise_packed)";
+    int cols[4]; /* chosen ids, chosen labels, rejected ids, rejected labels */
+    LFL_TRY(lfl_dataset_need_list(ds, who, "chosen_input_ids", &cols[0]));
+    LFL_TRY(lfl_dataset_need_list(ds, who, "chosen_labels", &cols[1]));
+    LFL_TRY(lfl_dataset_need_list(ds, who, "rejected_input_ids", &cols[2]));
+    LFL_TRY(lfl_dataset_need_list(ds, who, "rejected_labels", &cols[3]));
+    int64_t N = 0;
+    const int32_t *p;
+    for (int h = 0; h < 2; h++)
+        for (int64_t r = 0; r < m; r++) N += lfl_dataset_list(ds, cols[2 * h], idx[r], &p);
+    int64_t *ids, *lab, *pos, *seg, *len, nseq = 2 * m;
+    LFL_TRY(new_i64(1, N, &out->input_ids, &ids));
+    LFL_TRY(new_i64(1, N, &out->labels, &lab));
+    LFL_TRY(new_i64(1, N, &out->position_ids, &pos));
+    LFL_TRY(new_i64(1, N, &out->segments, &seg));
+    LFL_TRY(lfl_empty(1, &nseq, LFL_I64, LFL_CPU, &out->lengths));
+    len = lfl_data(out->lengths);
+    int64_t t = 0, nlab = 0;
+    for (int h = 0; h < 2; h++)
+        for (int64_t r = 0; r < m; r++) {
+            const int32_t *xi, *xl;
+            int64_t n = lfl_dataset_list(ds, cols[2 * h], idx[r], &xi);
+            int64_t nl = lfl_dataset_list(ds, cols[2 * h + 1], idx[r], &xl);
+            int64_t s = h * m + r;
+            len[s] = n;
+            for (int64_t k = 0; k < n; k++, t++) {
+                ids[t] = xi[k];
+                int64_t next = k + 1 < nl ? xl[k + 1] : LFL_DS_IGNORE;
+                lab[t] = next;
+                pos[t] = k;
+                seg[t] = s + 1;
+                nlab += next != LFL_DS_IGNORE;
+            }
+        }
+    out->n = m;
+    out->ntokens = N;
+    out->nlabels = nlab;
+    out->nexamples = m;
+    return LFL_OK;
+}
+
 lfl_status lfl_dataset_collate(const lfl_dataset *ds, const int64_t *idx, int64_t m, lfl_ds_collate_kind kind,
                                const lfl_ds_collate_opts *opts, lfl_ds_batch *out)
 {
@@ -247,6 +293,7 @@ lfl_status lfl_dataset_collate(const lfl_dataset *ds, const int64_t *idx, int64_
     case LFL_DS_STACK_PACKED: st = stack_packed(ds, idx, m, out); break;
     case LFL_DS_PAIRWISE: st = pairwise(ds, idx, m, &o, out); break;
     case LFL_DS_KTO: st = kto(ds, idx, m, &o, out); break;
+    case LFL_DS_PAIRWISE_PACKED: st = pairwise_packed(ds, idx, m, out); break;
     default: st = lfl_fail(LFL_ERR_ARG, "dataset.collate: unknown kind %d", (int)kind);
     }
     if (st) lfl_ds_batch_clear(out);

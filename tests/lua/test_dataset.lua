@@ -253,6 +253,7 @@ t.suite("dataset", {
     check(sets.packed, "stack_packed", sft.collate, nil, "sft packed")
     check(sets.pairwise, "pairwise", pw.collate_pairwise, {pad_id = 0}, "pairwise")
     check(sets.pairwise, "pairwise", pw.collate_pairwise, {pad_id = 2, pad_to_multiple_of = 8}, "pairwise padded")
+    check(sets.pairwise, "pairwise_packed", pw.collate_pairwise_packed, nil, "pairwise packed")
     check(sets.kto, "kto", pw.collate_kto, {pad_id = tok.pad_id or 0}, "kto")
     check(sets.kto, "kto", pw.collate_kto, {pad_id = 1, pad_to_multiple_of = 16}, "kto padded")
     -- the trainer's way: rows read back from the C dataset through the Lua collator
@@ -262,13 +263,14 @@ t.suite("dataset", {
 
   collate_errors = function()
     local ds = lfl.dataset.from_rows(sets.sft)
-    t.assert_error(function() ds:collate({1, 2}, "padded") end, "unknown kind 'padded' (pack, stack_packed, pairwise, kto)")
+    t.assert_error(function() ds:collate({1, 2}, "padded") end, "unknown kind 'padded' (pack, stack_packed, pairwise, kto, pairwise_packed)")
     t.assert_error(function() ds:collate({1, #ds + 1}, "pack") end, "indices[2]: row " .. (#ds + 1) .. " is out of range")
     t.assert_error(function() ds:collate({1, "x"}, "pack") end, "indices[2] is a string")
     t.assert_error(function() ds:collate({}, "pack") end, "no indices")
     t.assert_error(function() ds:collate({1}, "pack", {pad_idx = 0}) end, "unknown option 'pad_idx' (known: pad_id, pad_to_multiple_of)")
     t.assert_error(function() ds:collate({1}, "stack_packed") end, "no column 'position_ids' (its columns: input_ids, labels)")
     t.assert_error(function() ds:collate({1}, "kto") end, "no column 'kl_input_ids'")
+    t.assert_error(function() ds:collate({1}, "pairwise_packed") end, "no column 'chosen_input_ids'")
     t.assert_error(function() ds:collate({1}, "pairwise", {pad_id = "x"}) end, "pad_id must be a number")
     local packed = lfl.dataset.from_rows({{input_ids = {1, 2}, labels = {1, 2}, position_ids = {0, 1}, segments = {1, 1}},
                                           {input_ids = {1}, labels = {1}, position_ids = {0}, segments = {1}}})

@@ -148,24 +148,31 @@ end
 suite.approach_new_stage = function()
   local ap = lfl.approach
   local stages = table.concat(ap.stages(), ",")
-  t.assert_eq(stages, "myapproach,pt,sft")
+  t.assert_eq(stages, "dpo,myapproach,orpo,pt,rm,sft,simpo")
   t.assert(ap.check_stage("myapproach"))
-  local ok, msg = ap.check_stage("dpo")
+  local ok, msg = ap.check_stage("kto")
   t.assert(not ok and msg:find("LlamaFactory stage lfl does not implement yet", 1, true), msg)
-  t.assert(msg:find("myapproach, pt, sft", 1, true), msg)
+  t.assert(msg:find("dpo, myapproach, orpo, pt, rm, sft, simpo", 1, true), msg)
   t.assert_error(function() lfl.args.resolve({model_name_or_path = "x", stage = "nope"}, {}, "test") end,
-    "stage 'nope' (stages found: myapproach, pt, sft")
-  t.assert_error(function() lfl.args.resolve({model_name_or_path = "x", stage = "dpo"}, {}, "test") end,
-    "stage 'dpo' is a LlamaFactory stage")
+    "stage 'nope' (stages found: dpo, myapproach, orpo, pt, rm, sft, simpo")
+  t.assert_error(function() lfl.args.resolve({model_name_or_path = "x", stage = "kto"}, {}, "test") end,
+    "stage 'kto' is a LlamaFactory stage")
   -- a declaration error names the file
   write(user .. "/approaches/badkind.lua", [[
 local sft = lfl.recipes.bundled("approaches", "sft"); sft.name = nil; sft.kind = "chat"; return sft]])
   t.assert_error(function() ap.load("badkind") end, "badkind.lua: kind: expected the data kind")
   write(user .. "/approaches/badkind.lua", [[
 local sft = lfl.recipes.bundled("approaches", "sft"); sft.name = nil
-sft.needs = {reference_model = true}; return sft]])
+sft.needs = {reward_model = true}; return sft]])
   R.reload() -- a recipe file edited in the same process
-  t.assert_error(function() ap.for_training("badkind") end, "needs reference model, which the trainer does not provide")
+  t.assert_error(function() ap.for_training("badkind") end, "needs reward model, which the trainer does not provide")
+  -- a need may depend on the arguments
+  write(user .. "/approaches/badkind.lua", [[
+local sft = lfl.recipes.bundled("approaches", "sft"); sft.name = nil
+sft.needs = {generation = function(a) return a.want == true end}; return sft]])
+  R.reload()
+  t.assert(ap.for_training("badkind", {want = false}), "not needed with these arguments")
+  t.assert_error(function() ap.for_training("badkind", {want = true}) end, "needs generation, which the trainer")
   os.remove(user .. "/approaches/badkind.lua")
   -- train 1 step with the user's stage and with sft: the same run, twice the loss
   local cache = real_getenv("LFL_CACHE") or (real_getenv("HOME") .. "/.cache/lfl")

@@ -18,7 +18,7 @@ options:
   --model PATH           tokenizer source (also --tokenizer)
   --dataset_dir DIR      folder with dataset_info.json
   --stage S              sft (default), pt or another approach found (lfl recipes
-                         approaches); rm, dpo, kto use the pairwise / KTO rows
+                         approaches: rm, dpo, orpo, simpo use pairwise rows); kto its rows
   -n N                   preview: how many examples (default 3)
   --cutoff_len N         default 2048
   --train_on_prompt, --mask_history, --packing, --no-enable_thinking
@@ -69,7 +69,7 @@ local function parse(argv)
 end
 
 -- LlamaFactory stages without an approach module whose rows the data helpers make
-local DATA_ONLY = {rm = "prepare_pairwise", dpo = "prepare_pairwise", kto = "prepare_kto"}
+local DATA_ONLY = {kto = "prepare_kto"}
 
 -- loads the datasets and the tokenizer/template; returns data, ctx, prepare(examples, args)
 local function setup(o)
@@ -78,7 +78,7 @@ local function setup(o)
   if not o.model then fail("--model (the tokenizer to use) is required") end
   local ap = require("lfl.train.approach")
   if not ap.check_stage(a.stage) and not DATA_ONLY[a.stage] then
-    fail(fmt("--stage must be one of %s, rm, dpo or kto", table.concat(ap.stages(), ", ")))
+    fail(fmt("--stage must be one of %s or kto", table.concat(ap.stages(), ", ")))
   end
   if a.packing == nil then a.packing = a.stage == "pt" end
   local tok = lfl.tokenizer.load(o.model)
@@ -220,7 +220,7 @@ local function stats(o)
   if a.packing and a.stage == "sft" then
     print(fmt("dropped (too long for packing) %d", (dropped2 or 0) - (dropped or 0)))
   end
-  print(fmt("rows                %d%s", #rows, (a.stage == "rm" or a.stage == "dpo") and " (chosen + rejected lengths below)" or ""))
+  print(fmt("rows                %d%s", #rows, (rows[1] and rows[1].chosen_input_ids) and " (chosen + rejected lengths below)" or ""))
   print(fmt("truncated           %d of %d (longer than cutoff_len %d)", truncated, #full_len, a.cutoff_len))
   print("token lengths:")
   print(line("  before cutoff", full_len))

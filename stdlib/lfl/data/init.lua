@@ -510,8 +510,16 @@ function M.describe_for(name, args)
   local a = M.describe(name, args.dataset_dir, args.datasets)
   local needs_ranking = stage == "rm" or stage == "dpo" or stage == "orpo" or stage == "simpo"
   if a.ranking ~= needs_ranking then
-    error(fmt("dataset '%s' is not applicable in the current training stage '%s' (ranking = %s)",
-      name, stage, tostring(a.ranking)), 0)
+    error(fmt("dataset '%s' is not applicable in the current training stage '%s' (ranking = %s): %s", name, stage,
+      tostring(a.ranking), needs_ranking
+        and "the stage trains on preference pairs, a dataset described with \"ranking\": true and chosen/rejected columns"
+        or "a preference dataset (ranking) trains with stage rm, dpo, orpo or simpo"), 0)
+  end
+  if a.ranking and (not a.columns.chosen or not a.columns.rejected) then
+    error(fmt("%s: dataset '%s' is a preference dataset (ranking) but its columns name no %s; add \"columns\": "
+      .. "{\"chosen\": ..., \"rejected\": ...}", a.where, name,
+      not a.columns.chosen and (not a.columns.rejected and "chosen and rejected column" or "chosen column")
+        or "rejected column"), 0)
   end
   a.kto = stage == "kto"
   return a

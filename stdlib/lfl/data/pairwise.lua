@@ -109,6 +109,22 @@ function M.collate_pairwise(list, opts)
           n = #list, ntokens = 2 * #list * L, nlabels = n, nexamples = #list}
 end
 
+-- rows from prepare_pairwise -> one packed row [1, N]: the n chosen sequences,
+-- then the n rejected ones (segments 1..n chosen, n+1..2n rejected; positions
+-- restart per sequence, so attention never crosses sequences), labels shifted,
+-- and lengths [2n] (each sequence's token count). What the preference
+-- approaches train on: one forward for both halves, no padding.
+function M.collate_pairwise_packed(list)
+  local seqs, lens = {}, {}
+  for i, ex in ipairs(list) do seqs[i] = {input_ids = ex.chosen_input_ids, labels = ex.chosen_labels} end
+  for i, ex in ipairs(list) do seqs[#list + i] = {input_ids = ex.rejected_input_ids, labels = ex.rejected_labels} end
+  for i, s in ipairs(seqs) do lens[i] = #s.input_ids end
+  local b = require("lfl.data.collate").pack_row(seqs)
+  b.lengths = lfl.tensor(lens, "i64")
+  b.n, b.nexamples = #list, #list
+  return b
+end
+
 -- rows from prepare_kto -> the target batch and the KL batch padded separately, plus kto_tags
 function M.collate_kto(list, opts)
   opts = opts or {}

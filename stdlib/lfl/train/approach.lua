@@ -11,8 +11,20 @@
 --              makes the same batches from a Dataset without Lua row tables
 --   loss(model, batch, state) -> loss[, metrics]
 --   metrics  = nil or function(batch, outputs) -> {name = value} for evaluation
+--              (the loss's second result, {name = number}, is logged in
+--              training, averaged over the logging window, and in evaluation
+--              with the prefix eval_)
 --   needs    = {reference_model =, reward_model =, value_head =, generation =}
---              (booleans; the trainer refuses what it cannot provide yet)
+--              (booleans, or functions of the recipe arguments returning one;
+--              the trainer refuses what it cannot provide yet). The trainer
+--              puts what it provides on the Trainer: t.reference ({kind =
+--              "adapter_off" | "model" | "frozen", model =}), t.value_head
+--              ({weight, bias, names, params})
+-- optional:
+--   check_args(args)   validates (and completes) the arguments the approach reads,
+--                      when the recipe is resolved
+--   setup(trainer)     once the model, method and data are set up
+--   plot     = the log keys plot_loss draws (default {"loss", "eval_loss"})
 local fmt, concat = string.format, table.concat
 
 local M = {}
@@ -20,9 +32,9 @@ local M = {}
 M.KINDS = {"supervised", "pretrain", "pairwise", "kto", "unsupervised"}
 M.NEEDS = {"reference_model", "reward_model", "value_head", "generation"}
 -- what the trainer provides today
-M.PROVIDED = {reference_model = false, reward_model = false, value_head = false, generation = false}
+M.PROVIDED = {reference_model = true, reward_model = false, value_head = true, generation = false}
 -- LlamaFactory's stages that have no bundled approach yet
-M.LLAMAFACTORY = {"rm", "ppo", "dpo", "kto", "orpo", "simpo"}
+M.LLAMAFACTORY = {"ppo", "kto"}
 
 local function set(list) local t = {} for _, k in ipairs(list) do t[k] = true end return t end
 local KIND, NEED, LF = set(M.KINDS), set(M.NEEDS), set(M.LLAMAFACTORY)
@@ -58,7 +70,18 @@ function M.validate(ap, stage, path)
   if type(ap.needs) ~= "table" then bad("needs", "expected {reference_model =, reward_model =, value_head =, generation =}") end
   for k, v in pairs(ap.needs) do
     if not NEED[k] then bad("needs." .. tostring(k), "unknown need (known: " .. concat(M.NEEDS, ", ") .. ")") end
-    if type(v) ~= "boolean" then bad("needs." .. k, "expected true or false") end
+    if type(v) ~= "boolean" and type(v) ~= "function" then
+      bad("needs." .. k, "expected true, false or a function of the arguments")
+    end
+  end
+  for _, k in ipairs({"check_args", "setup"}) do
+    if ap[k] ~= nil and type(ap[k]) ~= "function" then bad(k, "expected a function or nil") end
+  end
+  if ap.plot ~= nil then
+    if type(ap.plot) ~= "table" then bad("plot", "expected a list of log keys") end
+    for i, k in ipairs(ap.plot) do
+      if type(k) ~= "string" then bad(fmt("plot[%d]", i), "expected a log key (string)") end
+    end
   end
   if ap.name ~= nil and ap.name ~= stage then
     bad("name", fmt("'%s' differs from the file name '%s'", tostring(ap.name), stage))
@@ -74,11 +97,18 @@ function M.load(stage)
   return M.validate(ap, stage, path), path
 end
 
--- for_training(stage) -> the module, after refusing needs the trainer cannot meet
-function M.for_training(stage)
+-- needs(ap, key, args) -> whether the approach needs `key` with these arguments
+function M.needs(ap, key, args)
+  local v = ap.needs[key]
+  if type(v) == "function" then return v(args or {}) == true end
+  return v == true
+end
+
+-- for_training(stage[, args]) -> the module, after refusing needs the trainer cannot meet
+function M.for_training(stage, args)
   local ap, path = M.load(stage)
   for _, k in ipairs(M.NEEDS) do
-    if ap.needs[k] and not M.PROVIDED[k] then
+    if M.needs(ap, k, args) and not M.PROVIDED[k] then
       error(fmt("%s: approach '%s' needs %s, which the trainer does not provide yet", path, stage,
         (k:gsub("_", " "))), 0)
     end

@@ -30,7 +30,7 @@ M.DEFAULTS = {
   additional_target = NIL, loraplus_lr_ratio = NIL, loraplus_lr_embedding = 1e-6, use_rslora = false,
   use_dora = false, pissa_init = false, pissa_iter = 16, pissa_convert = false, create_new_adapter = false,
   pref_beta = 0.1, pref_ftx = 0.0, pref_loss = "sigmoid", dpo_label_smoothing = 0.0, kto_chosen_weight = 1.0,
-  kto_rejected_weight = 1.0, simpo_gamma = 0.5, ref_model = NIL, reward_model = NIL,
+  kto_rejected_weight = 1.0, simpo_gamma = 0.5, ref_model = NIL, ref_model_adapters = NIL, reward_model = NIL,
   use_galore = false, galore_target = "all", galore_rank = 16, galore_update_interval = 200, galore_scale = 2.0,
   galore_proj_type = "std", galore_layerwise = false,
   use_badam = false, badam_mode = "layer", badam_start_block = NIL, badam_switch_mode = "ascending",
@@ -215,6 +215,9 @@ function M.validate(a)
                  constant_with_warmup = 1, inverse_sqrt = 1, warmup_stable_decay = 1, cosine_with_min_lr = 1}
   if not sched[a.lr_scheduler_type] then bad(fmt("lr_scheduler_type '%s' is not supported", tostring(a.lr_scheduler_type))) end
   if a.val_size and (a.val_size < 0) then bad("val_size must be >= 0") end
+  -- what the stage's approach module reads (pref_loss, pref_beta, ... for the preference stages)
+  local ap = require("lfl.train.approach").load(a.stage)
+  if ap.check_args then ap.check_args(a) end
   return a
 end
 

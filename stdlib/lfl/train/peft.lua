@@ -287,7 +287,7 @@ function M.save_adapter(model, dir, base_name)
   -- lfl has no such feature, so PEFT and tools reading the config see what they expect
   local null, obj = lfl.json.null, lfl.json.object
   local cfg = {peft_type = "LORA", task_type = "CAUSAL_LM", base_model_name_or_path = base_name or (not is_adapter(model) and model.path) or ad.base_model or "",
-    r = ad.r, lora_alpha = ad.alpha, lora_dropout = ad.dropout, target_modules = shorts, bias = "none",
+    r = ad.r, lora_alpha = ad.alpha, lora_dropout = ad.config_dropout or ad.dropout, target_modules = shorts, bias = "none",
     fan_in_fan_out = false, use_rslora = ad.use_rslora, use_dora = ad.use_dora, init_lora_weights = true,
     inference_mode = true, modules_to_save = null, revision = null, peft_version = null,
     alora_invocation_tokens = null, alpha_pattern = obj(), arrow_config = null, auto_mapping = null,

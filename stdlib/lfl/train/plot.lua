@@ -16,17 +16,18 @@ end
 
 function M.lines(path, opts, series) return lfl._plot.lines(path, opts or {}, series) end
 
--- training_loss.png (and training_eval_loss.png when evaluated) in out_dir
-function M.training_loss(out_dir, history)
+-- training_<key>.png in out_dir for each key of the log history that has
+-- points ("/" in a key becomes "_": rewards/accuracies ->
+-- training_rewards_accuracies.png), as LlamaFactory's plot_loss(keys) names them
+function M.training_curves(out_dir, history, keys)
   local written = {}
-  for _, key in ipairs({"loss", "eval_loss"}) do
+  for _, key in ipairs(keys) do
     local xs, ys = {}, {}
     for _, h in ipairs(history) do
       if h[key] and h.step then xs[#xs + 1] = h.step; ys[#ys + 1] = h[key] end
     end
     if #xs > 0 then
-      local name = key == "loss" and "training_loss.png" or "training_eval_loss.png"
-      local path = out_dir .. "/" .. name
+      local path = out_dir .. "/training_" .. key:gsub("/", "_") .. ".png"
       M.lines(path, {title = "training " .. key .. " of " .. out_dir, xlabel = "step", ylabel = key}, {
         {x = xs, y = ys, label = "original", color = {0.12, 0.47, 0.71}, alpha = 0.4},
         {x = xs, y = M.smooth(ys), label = "smoothed", color = {0.12, 0.47, 0.71}, width = 2},
@@ -36,5 +37,8 @@ function M.training_loss(out_dir, history)
   end
   return written
 end
+
+-- training_loss.png (and training_eval_loss.png when evaluated) in out_dir
+function M.training_loss(out_dir, history) return M.training_curves(out_dir, history, {"loss", "eval_loss"}) end
 
 return M

@@ -176,7 +176,10 @@ function Progress:finish() if self.tty and not self.quiet then io.stderr:write("
 
 -- ---------------------------------------------------------------- checkpoints
 
-local function save_trainable(model, a, dir, names, params)
+-- the trainable weights in dir: the PEFT adapter (lora) or model.safetensors,
+-- and the reward model's value head next to them
+local function save_trainable(model, a, dir, names, params, head)
+  if head then require("lfl.train.value_head").save(head, dir) end
   if a.finetuning_type == "lora" then
     peft.save_adapter(model, dir, a.model_name_or_path)
   else
@@ -186,7 +189,12 @@ local function save_trainable(model, a, dir, names, params)
   end
 end
 
-local function load_trainable(model, a, dir, names, params)
+local function load_trainable(model, a, dir, names, params, head)
+  if head then
+    local saved = require("lfl.train.value_head").load(dir, model.arch.hidden)
+    if not saved then error(fmt("%s: checkpoint has no value_head.safetensors (the reward model's head)", dir), 0) end
+    lfl.no_grad(function() head.weight:copy_(saved.weight); head.bias:copy_(saved.bias) end)
+  end
   if a.finetuning_type == "lora" then
     local ts = lfl.safetensors.load(dir .. "/adapter_model.safetensors")
     for i, n in ipairs(names) do
@@ -211,7 +219,7 @@ function M.save_checkpoint(st, parent)
   lfl.fs.remove(tmp)
   lfl.fs.remove(final)
   mkdir(tmp)
-  save_trainable(st.model, a, tmp, st.names, st.params)
+  save_trainable(st.model, a, tmp, st.names, st.params, st.value_head)
   local ost, ometa = st.optimizer:state_tensors()
   if next(ost) then lfl.safetensors.save(tmp .. "/optimizer.safetensors", ost) end
   local seed, offset
@@ -236,7 +244,7 @@ end
 function M.load_checkpoint(st, dir)
   local state = read_json(dir .. "/trainer_state.json")
   if not state then error(dir .. ": no trainer_state.json (not a checkpoint?)", 0) end
-  load_trainable(st.model, st.args, dir, st.names, st.params)
+  load_trainable(st.model, st.args, dir, st.names, st.params, st.value_head)
   if exists(dir .. "/optimizer.safetensors") then
     st.optimizer:load_state_tensors(lfl.safetensors.load(dir .. "/optimizer.safetensors"), state.optimizer_steps or {})
   end
@@ -251,9 +259,14 @@ end
 
 -- ---------------------------------------------------------------- evaluation
 
+-- The eval loss over the eval set: for token-level approaches (pt, sft) the
+-- mean over labelled tokens, with perplexity; for pairwise ones the mean over
+-- pairs, and the loss's metrics averaged over pairs with the prefix eval_
+-- (eval_accuracy, eval_rewards/accuracies, ...).
 function M.evaluate(st, eval_set)
   local approach, a = st.approach, st.args
-  local total, count = 0, 0
+  local pairwise = approach.kind == "pairwise"
+  local total, count, msum = 0, 0, {}
   lfl.no_grad(function()
     local bs = a.per_device_eval_batch_size
     for i = 1, #eval_set, bs do
@@ -261,14 +274,19 @@ function M.evaluate(st, eval_set)
       for k = i, min(#eval_set, i + bs - 1) do list[#list + 1] = eval_set[k] end
       local batch = approach.collate(list)
       if batch.nlabels > 0 then
-        local loss = approach.loss(st.model, batch, {})
-        total = total + loss:item() * batch.nlabels
-        count = count + batch.nlabels
+        local loss, metrics = approach.loss(st.model, batch, lfl._trainer.is_trainer(st) and st or {})
+        local w = pairwise and batch.nexamples or batch.nlabels
+        total = total + loss:item() * w
+        count = count + w
+        for k, v in pairs(metrics or {}) do msum[k] = (msum[k] or 0) + v * w end
       end
     end
   end)
   local loss = count > 0 and total / count or 0 / 0
-  return {eval_loss = loss, perplexity = math.exp(loss)}
+  if not pairwise then return {eval_loss = loss, perplexity = math.exp(loss)} end
+  local out = {eval_loss = loss}
+  for k, v in pairs(msum) do out["eval_" .. k] = v / count end
+  return out
 end
 
 -- ---------------------------------------------------------------- set-up
@@ -282,6 +300,9 @@ local Trainer = lfl._trainer.methods
 
 local function nonfinite(x) return x ~= x or x == math.huge or x == -math.huge end
 
+-- the approach metrics the progress line shows
+local SHOWN = {["rewards/accuracies"] = true, ["rewards/margins"] = true, accuracy = true}
+
 -- Sets a run up from resolved arguments (lfl.args.resolve): model, tokenizer,
 -- template, data, method, optimizer, schedule, and the resume from a checkpoint.
 function M.new(a)
@@ -292,7 +313,8 @@ function M.new(a)
   -- an unwritable output_dir is found before minutes of loading, not at the first log line
   writable_dir(out, "output_dir")
   -- the stage's approach module (and what it needs) is checked before the model loads
-  local approach = require("lfl.train.approach").for_training(a.stage)
+  local AP = require("lfl.train.approach")
+  local approach = AP.for_training(a.stage, a)
   lfl.manual_seed(a.seed)
   local t_load = lfl.sys.clock()
   -- bf16 / pure_bf16: the weights stay bf16 (trainables get f32 masters unless pure_bf16)
@@ -329,9 +351,34 @@ function M.new(a)
       eval_set and fmt(", %d eval", #eval_set) or "", data.cached and "; tokenized data from the cache" or ""))
   end
 
+  -- the reference model (DPO): set up before the method makes trainable copies,
+  -- so a frozen reference of a full / freeze run keeps the initial tensors
+  local pref = require("lfl.train.pref")
+  local reference = AP.needs(approach, "reference_model", a) and pref.setup_reference(model, a) or nil
   local names, params, groups = M.setup_method(model, a)
+  if reference then print("[lfl] " .. pref.describe_reference(reference, model, a)) end
+  -- the reward model's value head trains with the method's parameters (as TRL's v_head)
+  local head, clip_params = nil, params
+  if AP.needs(approach, "value_head", a) then
+    if a.use_galore or a.use_badam then
+      error(fmt("trainer: stage %s with %s is not supported (the value head is not a layer they can place)", a.stage,
+        a.use_galore and "GaLore" or "BAdam"), 0)
+    end
+    head = require("lfl.train.value_head").for_run(model, a)
+    -- HF: no weight decay on the bias; LoRA+ puts 1-D parameters in the lora_B group (lr * ratio)
+    groups[#groups + 1] = {params = {head.weight}, names = {head.names[1]}, lr = a.learning_rate,
+                           weight_decay = a.weight_decay}
+    groups[#groups + 1] = {params = {head.bias}, names = {head.names[2]},
+                           lr = a.learning_rate * (a.finetuning_type == "lora" and a.loraplus_lr_ratio or 1),
+                           weight_decay = 0}
+    clip_params = {}
+    for i, p in ipairs(params) do clip_params[i] = p end
+    clip_params[#clip_params + 1], clip_params[#clip_params + 2] = head.weight, head.bias
+    print(fmt("[lfl] value head v_head.summary [1, %d] %s", model.arch.hidden, head.from and ("from " .. head.from)
+      or "initialised (nn.Linear's uniform)"))
+  end
   local n_train = 0
-  for _, p in ipairs(params) do n_train = n_train + p:numel() end
+  for _, p in ipairs(clip_params) do n_train = n_train + p:numel() end
   print(fmt("[lfl] %s: trainable params %d || all params %d || trainable%% %.4f", a.finetuning_type, n_train,
     model:num_parameters(), 100 * n_train / model:num_parameters()))
   local opt = make_optimizer(groups, a, model)
@@ -348,6 +395,7 @@ function M.new(a)
                              now = lfl.sys.clock()}
   t.args, t.model, t.tokenizer, t.template, t.approach = a, model, tok, tpl, approach
   t.names, t.params, t.groups, t.optimizer = names, params, groups, opt
+  t.reference, t.value_head = reference, head
   t.schedule = optim.schedule(a.lr_scheduler_type, warmup, total, a.lr_scheduler_kwargs)
   t.warmup_steps = warmup
   t.train_set, t.eval_set, t.stream, t.data_stats = train_set, eval_set, stream, data.stats
@@ -361,7 +409,9 @@ function M.new(a)
   t.checkpoint_policy = checkpoint_policy(model, a)
   t.prev_precision = prev_precision
   t.loop_epoch = 0 -- the epoch the loop is in (an epoch skipped on resume has no micro-batch)
-  t:set_params(params)
+  t:set_params(clip_params)
+  t.metric_window = {sums = {}, counts = {}}
+  if approach.setup then approach.setup(t) end
 
   -- resume: explicit path, or the last checkpoint in output_dir
   local resume = a.resume_from_checkpoint
@@ -469,8 +519,13 @@ function Trainer:step()
     local batch
     if self.c_collate then batch = self.train_set:collate(list, self.c_collate, self.c_collate_opts)
     else batch = approach.collate(list) end
-    local loss = approach.loss(model, batch, self)
+    local loss, metrics = approach.loss(model, batch, self)
     local lv = loss:item()
+    -- the approach's metrics, averaged over the logging window's micro-batches (TRL's store_metrics)
+    if metrics then
+      local w = self.metric_window
+      for k, v in pairs(metrics) do w.sums[k] = (w.sums[k] or 0) + v; w.counts[k] = (w.counts[k] or 0) + 1 end
+    end
     ;(loss * (1 / accum)):backward()
   until self:micro_batch(lv, batch.ntokens, epoch, b)
   if opt.before_clip then opt:before_clip() end -- BAdam ratio mode masks the gradients first
@@ -494,12 +549,24 @@ function Trainer:step()
       grad_norm = gnorm, epoch = self.epoch_float, percentage = 100 * step / total,
       elapsed_time = hms(el), remaining_time = hms(el / step * (total - step)),
       tokens_per_second = info.tps}
+    local hist = {step = step, loss = loss, learning_rate = info.lr, grad_norm = gnorm, epoch = self.epoch_float}
+    local w, shown = self.metric_window, {}
+    local keys = {}
+    for k in pairs(w.sums) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      local v = w.sums[k] / w.counts[k]
+      rec[k], hist[k] = v, v
+      if SHOWN[k] then shown[#shown + 1] = fmt(" %s %.4f", k, v) end
+    end
+    -- LlamaFactory's LogCallback writes rewards/accuracies as "accuracy"
+    if rec["rewards/accuracies"] then rec.accuracy = rec["rewards/accuracies"] end
+    self.metric_window = {sums = {}, counts = {}}
     log_line(self, rec)
-    self.log_history[#self.log_history + 1] = {step = step, loss = loss, learning_rate = info.lr,
-                                               grad_norm = gnorm, epoch = self.epoch_float}
+    self.log_history[#self.log_history + 1] = hist
     if not self.prog.tty or a.disable_tqdm then
-      print(fmt("[lfl] step %d/%d loss %.4f lr %.3e grad_norm %.3f %.0f tok/s", step, total,
-        loss, info.lr, gnorm, info.tps))
+      print(fmt("[lfl] step %d/%d loss %.4f lr %.3e grad_norm %.3f %.0f tok/s%s", step, total,
+        loss, info.lr, gnorm, info.tps, table.concat(shown)))
     end
   end
   if skip then
@@ -511,7 +578,7 @@ function Trainer:step()
     ev.step, ev.epoch = step, self.epoch_float
     self.log_history[#self.log_history + 1] = ev
     log_line(self, {current_steps = step, total_steps = total, eval_loss = ev.eval_loss})
-    print(fmt("[lfl] eval at step %d: loss %.4f perplexity %.3f", step, ev.eval_loss, ev.perplexity))
+    print(fmt("[lfl] eval at step %d: %s", step, M.describe_eval(ev)))
   end
   local limit = a.max_nonfinite_steps or 3
   if limit > 0 and self.nonfinite_streak >= limit then
@@ -529,6 +596,17 @@ function Trainer:step()
   end
   if self.hooks and self.hooks.on_step then self.hooks.on_step(self, info) end
   return info
+end
+
+-- "loss 1.2345 perplexity 3.437" / "loss 0.6931 accuracy 0.5000 ..." for a log line
+function M.describe_eval(ev)
+  local parts = {fmt("loss %.4f", ev.eval_loss)}
+  if ev.perplexity then parts[#parts + 1] = fmt("perplexity %.3f", ev.perplexity) end
+  local keys = {}
+  for k in pairs(ev) do if k:match("^eval_") and k ~= "eval_loss" then keys[#keys + 1] = k end end
+  table.sort(keys)
+  for _, k in ipairs(keys) do parts[#parts + 1] = fmt("%s %.4f", k:sub(6), ev[k]) end
+  return table.concat(parts, " ")
 end
 
 -- the eval loss (and perplexity) on the eval set
@@ -562,7 +640,7 @@ function Trainer:finish()
   if self.prog then self.prog:finish() end
   if self.logf then self.logf:close(); self.logf = nil end
   local runtime = lfl.sys.clock() - (self.started and self.t0 or lfl.sys.clock())
-  save_trainable(model, a, out, self.names, self.params)
+  save_trainable(model, a, out, self.names, self.params, self.value_head)
   if a.pissa_convert and model.lora and model.lora.pissa then
     peft.save_pissa_converted(model, out .. "/pissa_converted", a.model_name_or_path)
   end
@@ -574,8 +652,7 @@ function Trainer:finish()
     train_steps_per_second = self.global_step / max(1e-9, runtime), epoch = self.epoch_float, peak_rss_mb = peak,
     total_flos = 0}
   if self.eval_set then
-    local ev = self:evaluate()
-    metrics.eval_loss, metrics.perplexity = ev.eval_loss, ev.perplexity
+    for k, v in pairs(self:evaluate()) do metrics[k] = v end
   end
   write_atomic(out .. "/trainer_state.json", json({global_step = self.global_step, epoch = self.epoch_float,
     max_steps = self.total_steps, log_history = self.log_history, logging_steps = a.logging_steps,
@@ -590,7 +667,7 @@ function Trainer:finish()
     for _, h in ipairs(self.log_history) do
       if h.loss == nil or not nonfinite(h.loss) then finite[#finite + 1] = h end
     end
-    lfl.plot.training_loss(out, finite)
+    lfl.plot.training_curves(out, finite, self.approach.plot or {"loss", "eval_loss"})
   end
   print(fmt("[lfl] done: %d steps in %.1fs, %.0f tokens/s, peak RSS %.0f MB; saved to %s", self.global_step, runtime,
     metrics.train_tokens_per_second, peak, out))
