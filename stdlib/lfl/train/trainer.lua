@@ -265,7 +265,7 @@ end
 -- (eval_accuracy, eval_rewards/accuracies, ...).
 function M.evaluate(st, eval_set)
   local approach, a = st.approach, st.args
-  local pairwise = approach.kind == "pairwise"
+  local pairwise = approach.kind == "pairwise" or approach.kind == "kto"
   local total, count, msum = 0, 0, {}
   lfl.no_grad(function()
     local bs = a.per_device_eval_batch_size
