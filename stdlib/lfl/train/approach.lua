@@ -32,7 +32,7 @@ local M = {}
 M.KINDS = {"supervised", "pretrain", "pairwise", "kto", "unsupervised"}
 M.NEEDS = {"reference_model", "reward_model", "value_head", "generation"}
 -- what the trainer provides today
-M.PROVIDED = {reference_model = true, reward_model = false, value_head = true, generation = false}
+M.PROVIDED = {reference_model = true, reward_model = false, value_head = true, generation = true}
 -- LlamaFactory's stages that have no bundled approach yet
 M.LLAMAFACTORY = {"ppo"}
 
