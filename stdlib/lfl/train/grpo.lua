@@ -144,8 +144,9 @@ function M.formula(seqs, o)
 end
 
 -- per-token log-probs of the completions (packed: prompt + completion per
--- sequence, labels on the completion): a tensor [K] in sequence order (in the
--- graph when grad is on) and the token count of each sequence
+-- sequence, labels on the completion) under logits / opts.temperature (TRL's
+-- _get_per_token_logps_and_entropies): a tensor [K] in sequence order (in the
+-- graph when grad is on)
 function M.token_logps(model, seqs, opts)
   opts = opts or {}
   local b = require("lfl.data.collate").pack_row(seqs)
@@ -156,10 +157,12 @@ function M.token_logps(model, seqs, opts)
   local keep = lfl.nonzero(lab:ne(-100))
   local hk, lk = h:reshape(N, h:size(3)):index_select(1, keep), lab:index_select(1, keep)
   local W = decoder.lm_head(model)
+  local inv_t = 1 / (opts.temperature or 1)
   if model.arch.final_softcap then
     local cap = model.arch.final_softcap
-    return lfl.token_logprobs((lfl.linear(hk, W) * (1 / cap)):tanh() * cap, lk)
+    return lfl.token_logprobs((lfl.linear(hk, W) * (1 / cap)):tanh() * (cap * inv_t), lk)
   end
+  if inv_t ~= 1 then hk = hk * inv_t end -- logits / temperature, as TRL scores its samples
   return -lfl.linear_cross_entropy(hk, W, lk, {reduction = "none"})
 end
 
@@ -167,6 +170,41 @@ local function values(t)
   local d, out = t:detach():double(), {}
   for i = 1, d:numel() do out[i] = d[i] end
   return out
+end
+
+-- The loss node of B scored completions: seqs[b] = {input_ids (prompt +
+-- completion), labels (-100 on the prompt)}, adv[b] their advantages; o =
+-- {beta, epsilon, loss_type, max_completion_length, temperature, old (per
+-- sequence lists of the sampling policy's log-probs; nil: the policy's own,
+-- detached, TRL's num_iterations 1), gradient_checkpointing, checkpoint_policy}.
+-- The reference (beta > 0) is the model with the adapter disabled.
+-- Returns the loss (in the graph) and {kl, clip_ratio}.
+function M.completions_loss(model, seqs, adv, o)
+  local tlp = M.token_logps(model, seqs, o)
+  local lp = values(tlp)
+  local ref
+  if o.beta ~= 0 then
+    ref = lfl.no_grad(function()
+      return values(model:with_adapter(false, M.token_logps, model, seqs, {temperature = o.temperature}))
+    end)
+  end
+  local fs, k = {}, 0
+  for b, sq in ipairs(seqs) do
+    local s = {logp = {}, ref = ref and {} or nil, old = o.old and o.old[b] or nil, adv = adv[b]}
+    for j, l in ipairs(sq.labels) do
+      if l ~= -100 then
+        k = k + 1
+        s.logp[#s.logp + 1] = lp[k]
+        if ref then s.ref[#s.ref + 1] = ref[k] end
+      end
+    end
+    fs[b] = s
+  end
+  local loss, grads, m = M.formula(fs, o)
+  local flat = {}
+  for _, g in ipairs(grads) do for _, v in ipairs(g) do flat[#flat + 1] = v end end
+  local node = lfl.custom(function() return lfl.tensor(loss) end, function(_, go) return lfl.tensor(flat) * go end)
+  return node(tlp), m
 end
 
 -- The GRPO step on a batch of prompts (rows {prompt_ids, query_ids,
@@ -224,31 +262,12 @@ function M.step(model, batch, state)
   for _, sq in ipairs(seqs) do ntok = ntok + #sq.input_ids end
   batch.ntokens = ntok -- the trainer's tokens/s counts what the forward ran on
   local adv, mean_std = M.advantages(rewards, G)
-  local tlp = M.token_logps(model, seqs, {gradient_checkpointing = state.gradient_checkpointing,
-    checkpoint_policy = state.checkpoint_policy})
-  local lp = values(tlp)
-  local ref
-  if a.grpo_beta ~= 0 then
-    ref = lfl.no_grad(function() return values(model:with_adapter(false, M.token_logps, model, seqs, {})) end)
-  end
-  local fs, k = {}, 0
-  for b, ids in ipairs(comp) do
-    local s = {logp = {}, ref = ref and {} or nil, adv = adv[b]}
-    for j = 1, #ids do
-      k = k + 1
-      s.logp[j] = lp[k]
-      if ref then s.ref[j] = ref[k] end
-    end
-    fs[b] = s
-  end
-  local loss, grads, m = M.formula(fs, {beta = a.grpo_beta, epsilon = a.grpo_epsilon, loss_type = a.grpo_loss_type,
-    max_completion_length = maxn})
-  local flat = {}
-  for _, g in ipairs(grads) do for _, v in ipairs(g) do flat[#flat + 1] = v end end
-  local node = lfl.custom(function() return lfl.tensor(loss) end, function(_, go) return lfl.tensor(flat) * go end)
+  local loss, m = M.completions_loss(model, seqs, adv, {beta = a.grpo_beta, epsilon = a.grpo_epsilon,
+    loss_type = a.grpo_loss_type, max_completion_length = maxn, temperature = a.temperature,
+    gradient_checkpointing = state.gradient_checkpointing, checkpoint_policy = state.checkpoint_policy})
   local rs = 0
   for _, r in ipairs(rewards) do rs = rs + r end
-  local metrics = {reward = rs / #rewards, reward_std = mean_std, clip_ratio = m.clip_ratio, kl = m.kl,
+  local metrics = {reward = rs / #rewards, reward_std = mean_std, ["clip_ratio/region_mean"] = m.clip_ratio, kl = m.kl,
                    ["completions/mean_length"] = total_len / #comp}
   for j, f in ipairs(funcs) do
     local s, q = 0, 0
@@ -258,7 +277,7 @@ function M.step(model, batch, state)
     metrics["rewards/" .. f.name .. "/mean"] = mean
     metrics["rewards/" .. f.name .. "/std"] = #comp > 1 and sqrt(q / (#comp - 1)) or 0
   end
-  return node(tlp), metrics
+  return loss, metrics
 end
 
 return M
