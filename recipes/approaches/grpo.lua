@@ -33,6 +33,8 @@ function M.prepare(examples, ctx)
     else
       local ids = gen.prompt_ids(tok, tpl, ex.prompt, ex.system ~= "" and ex.system or nil,
         ex.tools ~= "" and ex.tools or nil)
+      -- a long prompt keeps its last cutoff_len tokens (TRL truncates max_prompt_length from the left)
+      if #ids > ctx.args.cutoff_len then ids = {unpack(ids, #ids - ctx.args.cutoff_len + 1)} end
       local ans = ex.response[1] and ex.response[1].content or ""
       local q = tok:encode(ex.prompt[#ex.prompt].content, {add_special_tokens = false})
       local a = tok:encode(ans, {add_special_tokens = false})

@@ -174,5 +174,29 @@ cases.refusals = function()
   t.assert_eq(#fs, 2); t.assert_eq(fs[1].name, "reward_1"); t.assert_eq(fs[2].name, "length")
 end
 
+cases.prepare_rows = function()
+  local dir = lfl.home .. "/../shared/data/tokenizers/llama3"
+  if not lfl.fs.isdir(dir) then print("      skipped: " .. dir .. " is absent"); return end
+  local tok = lfl.tokenizer.load(dir)
+  local ap = lfl.approach.load("grpo")
+  local ex = {prompt = {{role = "user", content = "What is 2 + 3? Reply with the number only."}},
+              response = {{role = "assistant", content = "5"}}, system = "", tools = ""}
+  local a = {template = "llama3", cutoff_len = 1024}
+  local rows = ap.prepare({ex}, {tokenizer = tok, template = lfl.template.get("llama3"), args = a})
+  t.assert_eq(#rows, 1)
+  t.assert_eq(tok:decode(rows[1].query_ids), "What is 2 + 3? Reply with the number only.")
+  t.assert_eq(tok:decode(rows[1].answer_ids), "5")
+  local full = rows[1].prompt_ids
+  -- the prompt ends with the assistant opener; cutoff_len keeps its last tokens
+  a.cutoff_len = 6
+  local short = ap.prepare({ex}, {tokenizer = tok, template = lfl.template.get("llama3"), args = a})[1].prompt_ids
+  t.assert_eq(#short, 6)
+  for i = 1, 6 do t.assert_eq(short[i], full[#full - 6 + i]) end
+  -- a turn-less example is dropped
+  local _, dropped = ap.prepare({{prompt = {}, response = {}, system = "", tools = ""}},
+    {tokenizer = tok, template = lfl.template.get("llama3"), args = a})
+  t.assert_eq(dropped, 1)
+end
+
 t.suite("grpo", cases)
 t.run()
