@@ -1,6 +1,6 @@
 """Writes lfl's own demo datasets (deterministic; rerun to regenerate):
 identity.json (with {{name}}/{{author}} placeholders), alpaca_demo.json,
-sharegpt_tools_demo.json, preference_demo.json, kto_demo.json, pretrain_demo.txt,
+sharegpt_tools_demo.json, preference_demo.json, kto_demo.json, arith_demo.json (GRPO), pretrain_demo.txt,
 and dataset_info.json registering them. Content is generated from small tables
 so every answer is correct by construction."""
 import json, pathlib, random
@@ -115,6 +115,13 @@ for i in range(300):
     sents = [f"{rnd.choice(SUBJ)} {rnd.choice(VERB)} {rnd.choice(OBJ)}." for _ in range(rnd.randint(2, 5))]
     text.append(" ".join(sents))
 
+# arith_demo: prompts and reference answers for GRPO (its own stream, seed 7)
+ar = random.Random(7)
+arith = []
+for i in range(24):
+    a, b = ar.randint(1, 9), ar.randint(1, 9)
+    arith.append({"instruction": f"What is {a} + {b}? Reply with the number only.", "output": str(a + b)})
+
 def dump(name, obj):
     (OUT / name).write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
 
@@ -123,6 +130,7 @@ dump("alpaca_demo.json", alpaca)
 dump("sharegpt_tools_demo.json", tools_demo)
 dump("preference_demo.json", pref)
 dump("kto_demo.json", kto)
+dump("arith_demo.json", arith)
 (OUT / "pretrain_demo.txt").write_text("\n".join(text) + "\n")
 dump("dataset_info.json", {
     "identity": {"file_name": "identity.json"},
@@ -135,5 +143,6 @@ dump("dataset_info.json", {
                  "columns": {"messages": "messages", "kto_tag": "label"},
                  "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}},
     "pretrain_demo": {"file_name": "pretrain_demo.txt", "columns": {"prompt": "text"}},
+    "arith_demo": {"file_name": "arith_demo.json", "columns": {"prompt": "instruction", "response": "output"}},
 })
 print({n: len(v) for n, v in [("identity", identity), ("alpaca", alpaca), ("tools", tools_demo), ("pref", pref), ("kto", kto), ("text", text)]})

@@ -1,6 +1,6 @@
 -- lfl.recipes: the one resolver for the Lua files users may add or replace
 -- without a rebuild: templates, model families, dataset descriptions and
--- training approaches, each recipes/<kind>/<name>.lua. One precedence rule:
+-- training approaches, GRPO reward functions, each recipes/<kind>/<name>.lua. One precedence rule:
 -- each LFL_PATH entry's recipes/<kind>/ (LFL_PATH is ';'-separated; an entry
 -- may end in "?.lua", as package.path entries do), then ~/.lfl/recipes/<kind>/,
 -- then the bundled <lfl.home>/recipes/<kind>/. The current directory is never
@@ -16,7 +16,7 @@ local fmt = string.format
 
 local M = {}
 
-M.KINDS = {"templates", "models", "datasets", "approaches"}
+M.KINDS = {"templates", "models", "datasets", "approaches", "rewards"}
 local KIND = {}
 for _, k in ipairs(M.KINDS) do KIND[k] = true end
 

@@ -148,15 +148,15 @@ end
 suite.approach_new_stage = function()
   local ap = lfl.approach
   local stages = table.concat(ap.stages(), ",")
-  t.assert_eq(stages, "dpo,myapproach,orpo,pt,rm,sft,simpo")
+  t.assert_eq(stages, "dpo,grpo,kto,myapproach,orpo,pt,rm,sft,simpo")
   t.assert(ap.check_stage("myapproach"))
-  local ok, msg = ap.check_stage("kto")
+  local ok, msg = ap.check_stage("ppo")
   t.assert(not ok and msg:find("LlamaFactory stage lfl does not implement yet", 1, true), msg)
-  t.assert(msg:find("dpo, myapproach, orpo, pt, rm, sft, simpo", 1, true), msg)
+  t.assert(msg:find("dpo, grpo, kto, myapproach, orpo, pt, rm, sft, simpo", 1, true), msg)
   t.assert_error(function() lfl.args.resolve({model_name_or_path = "x", stage = "nope"}, {}, "test") end,
-    "stage 'nope' (stages found: dpo, myapproach, orpo, pt, rm, sft, simpo")
-  t.assert_error(function() lfl.args.resolve({model_name_or_path = "x", stage = "kto"}, {}, "test") end,
-    "stage 'kto' is a LlamaFactory stage")
+    "stage 'nope' (stages found: dpo, grpo, kto, myapproach, orpo, pt, rm, sft, simpo")
+  t.assert_error(function() lfl.args.resolve({model_name_or_path = "x", stage = "ppo"}, {}, "test") end,
+    "stage 'ppo' is a LlamaFactory stage")
   -- a declaration error names the file
   write(user .. "/approaches/badkind.lua", [[
 local sft = lfl.recipes.bundled("approaches", "sft"); sft.name = nil; sft.kind = "chat"; return sft]])
@@ -169,10 +169,10 @@ sft.needs = {reward_model = true}; return sft]])
   -- a need may depend on the arguments
   write(user .. "/approaches/badkind.lua", [[
 local sft = lfl.recipes.bundled("approaches", "sft"); sft.name = nil
-sft.needs = {generation = function(a) return a.want == true end}; return sft]])
+sft.needs = {reward_model = function(a) return a.want == true end}; return sft]])
   R.reload()
   t.assert(ap.for_training("badkind", {want = false}), "not needed with these arguments")
-  t.assert_error(function() ap.for_training("badkind", {want = true}) end, "needs generation, which the trainer")
+  t.assert_error(function() ap.for_training("badkind", {want = true}) end, "needs reward model, which the trainer")
   os.remove(user .. "/approaches/badkind.lua")
   -- train 1 step with the user's stage and with sft: the same run, twice the loss
   local cache = real_getenv("LFL_CACHE") or (real_getenv("HOME") .. "/.cache/lfl")

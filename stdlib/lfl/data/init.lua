@@ -202,6 +202,18 @@ local function str(v) if v == nil or v == lfl.json.null then return nil end retu
 
 local Skip = {} -- error object marker for skipped rows
 local function skip(reason) error(setmetatable({reason = reason}, Skip), 0) end
+local Refuse = {} -- error object marker for rows that stop the load (the caller adds file:row)
+local function refuse(reason) error(setmetatable({reason = reason}, Refuse), 0) end
+
+-- the kto_tag of a row for stage kto: a boolean, or the load stops
+local function kto_tag_of(r, col)
+  local tag = r[col]
+  if type(tag) ~= "boolean" then
+    refuse(fmt("stage kto needs column '%s' (kto_tag) to be true (desirable) or false (undesirable), got %s",
+      col, tag == nil and "no value" or type(tag) .. " " .. tostring(tag)))
+  end
+  return tag
+end
 
 local function tools_text(v)
   if v == nil or v == lfl.json.null then return "" end
@@ -229,8 +241,7 @@ local function align_alpaca(a, r)
   local response
   if a.kto and c.kto_tag then
     local ans = str(r[c.response]) or ""
-    local tag = r[c.kto_tag]
-    if type(tag) ~= "boolean" then skip("kto_tag is not a boolean") end
+    local tag = kto_tag_of(r, c.kto_tag)
     response = tag and {{role = "assistant", content = ans}, {role = "assistant", content = ""}}
                     or {{role = "assistant", content = ""}, {role = "assistant", content = ans}}
   elseif a.ranking then
@@ -299,8 +310,7 @@ local function align_sharegpt(a, r)
   if a.kto and c.kto_tag then
     if #out % 2 ~= 0 or #out == 0 then skip("a KTO conversation must end with an assistant turn") end
     local ans = table.remove(out)
-    local tag = r[c.kto_tag]
-    if type(tag) ~= "boolean" then skip("kto_tag is not a boolean") end
+    local tag = kto_tag_of(r, c.kto_tag)
     prompt = out
     response = tag and {ans, {role = "assistant", content = ""}} or {{role = "assistant", content = ""}, ans}
   elseif a.ranking then
@@ -394,6 +404,7 @@ function M.align_record(a, rec, src, opts, stats)
   local reason
   if not ok then
     if getmetatable(ex) == Skip then reason = ex.reason
+    elseif getmetatable(ex) == Refuse then error(fmt("%s: %s (dataset '%s')", src, ex.reason, a.name), 0)
     elseif a.mapper then reason = "mapper error: " .. tostring(ex)
     else error(ex, 0) end
   else
@@ -522,6 +533,10 @@ function M.describe_for(name, args)
         or "rejected column"), 0)
   end
   a.kto = stage == "kto"
+  if a.kto and not a.columns.kto_tag then
+    error(fmt("%s: dataset '%s' has no kto_tag column, which stage kto needs (each row desirable or not); add "
+      .. "\"columns\": {\"kto_tag\": \"<column of true/false>\"} to its dataset_info entry", a.where, name), 0)
+  end
   return a
 end
 

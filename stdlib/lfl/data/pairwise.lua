@@ -125,6 +125,22 @@ function M.collate_pairwise_packed(list)
   return b
 end
 
+-- rows from prepare_kto -> one packed row [1, N]: the n target sequences
+-- (segments 1..n), then their n mismatched KL sequences (n+1..2n), as
+-- collate_pairwise_packed lays out chosen / rejected; kto_tags a Lua list of
+-- booleans. What the kto approach trains on: one forward for both.
+function M.collate_kto_packed(list)
+  local seqs, tags = {}, {}
+  for i, ex in ipairs(list) do
+    seqs[i] = {input_ids = ex.input_ids, labels = ex.labels}
+    seqs[#list + i] = {input_ids = ex.kl_input_ids, labels = ex.kl_labels}
+    tags[i] = ex.kto_tag and true or false
+  end
+  local b = require("lfl.data.collate").pack_row(seqs)
+  b.n, b.nexamples, b.kto_tags = #list, #list, tags
+  return b
+end
+
 -- rows from prepare_kto -> the target batch and the KL batch padded separately, plus kto_tags
 function M.collate_kto(list, opts)
   opts = opts or {}

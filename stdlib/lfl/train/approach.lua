@@ -32,9 +32,9 @@ local M = {}
 M.KINDS = {"supervised", "pretrain", "pairwise", "kto", "unsupervised"}
 M.NEEDS = {"reference_model", "reward_model", "value_head", "generation"}
 -- what the trainer provides today
-M.PROVIDED = {reference_model = true, reward_model = false, value_head = true, generation = false}
+M.PROVIDED = {reference_model = true, reward_model = false, value_head = true, generation = true}
 -- LlamaFactory's stages that have no bundled approach yet
-M.LLAMAFACTORY = {"ppo", "kto"}
+M.LLAMAFACTORY = {"ppo"}
 
 local function set(list) local t = {} for _, k in ipairs(list) do t[k] = true end return t end
 local KIND, NEED, LF = set(M.KINDS), set(M.NEEDS), set(M.LLAMAFACTORY)

@@ -30,7 +30,12 @@ M.DEFAULTS = {
   additional_target = NIL, loraplus_lr_ratio = NIL, loraplus_lr_embedding = 1e-6, use_rslora = false,
   use_dora = false, pissa_init = false, pissa_iter = 16, pissa_convert = false, create_new_adapter = false,
   pref_beta = 0.1, pref_ftx = 0.0, pref_loss = "sigmoid", dpo_label_smoothing = 0.0, kto_chosen_weight = 1.0,
-  kto_rejected_weight = 1.0, simpo_gamma = 0.5, ref_model = NIL, ref_model_adapters = NIL, reward_model = NIL,
+  kto_rejected_weight = 1.0, simpo_gamma = 0.5,
+  -- grpo (lfl, beyond LlamaFactory; TRL's GRPOConfig names prefixed where they would clash): reward_funcs (functions
+  -- or recipes/rewards/ names), num_generations, max_completion_length, grpo_beta (TRL beta), grpo_epsilon (TRL
+  -- epsilon), grpo_loss_type (TRL loss_type), reward_format_pattern / reward_length_target for the bundled rewards
+  reward_funcs = NIL, num_generations = 4, max_completion_length = 32, grpo_beta = 0.04, grpo_epsilon = 0.2,
+  grpo_loss_type = "dapo", reward_format_pattern = "^%s*%-?%d+%.?%s*$", reward_length_target = 16, ref_model = NIL, ref_model_adapters = NIL, reward_model = NIL,
   use_galore = false, galore_target = "all", galore_rank = 16, galore_update_interval = 200, galore_scale = 2.0,
   galore_proj_type = "std", galore_layerwise = false,
   use_badam = false, badam_mode = "layer", badam_start_block = NIL, badam_switch_mode = "ascending",

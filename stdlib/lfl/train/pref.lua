@@ -258,7 +258,7 @@ function M.sequence_logps(model, batch, opts)
     end
     return cnt, values(lfl.scatter_add(lfl.zeros(S + 1), 1, seg, per_tok:reshape(K)):narrow(1, 2, S))
   end)
-  local n = batch.n
+  local n = S / 2
   local lc, lr, cc, cr = 0, 0, 0, 0
   for i = 1, n do lc, cc = lc + mean_logit[i], cc + counts[i]; lr, cr = lr + mean_logit[n + i], cr + counts[n + i] end
   for i = 1, S do
@@ -266,7 +266,7 @@ function M.sequence_logps(model, batch, opts)
       error(fmt("pref: sequence %d of the batch has no answer token to score (an empty chosen or rejected answer?)", i), 0)
     end
   end
-  return sums, counts, {chosen = lc / cc, rejected = lr / cr}
+  return sums, counts, {chosen = lc / cc, rejected = lr / cr, per_seq = mean_logit}
 end
 
 -- ---------------------------------------------------------------- reference
@@ -387,6 +387,111 @@ function M.rm_loss(scores, n)
   local node = lfl.custom(function() return lfl.tensor(loss) end,
                           function(_, go) return lfl.tensor(g) * go end)
   return node(scores), {accuracy = acc / n}
+end
+
+-- ---------------------------------------------------------------- KTO
+
+-- KTO arguments (LlamaFactory's FinetuningArguments: pref_beta, pref_ftx,
+-- kto_chosen_weight, kto_rejected_weight)
+function M.check_kto_args(a)
+  local function bad(msg) error("arguments: stage kto: " .. msg, 0) end
+  if type(a.pref_beta) ~= "number" or not (a.pref_beta > 0) then
+    bad(fmt("pref_beta must be a number > 0 (got %s)", tostring(a.pref_beta)))
+  end
+  if type(a.pref_ftx) ~= "number" or a.pref_ftx < 0 then bad(fmt("pref_ftx must be >= 0 (got %s)", tostring(a.pref_ftx))) end
+  for _, k in ipairs({"kto_chosen_weight", "kto_rejected_weight"}) do
+    if type(a[k]) ~= "number" or a[k] < 0 then bad(fmt("%s must be a number >= 0 (got %s)", k, tostring(a[k]))) end
+  end
+  if a.pref_loss ~= "sigmoid" then
+    bad(fmt("pref_loss does not apply to stage kto (got %s): its loss is TRL's kto", tostring(a.pref_loss)))
+  end
+  if a.ref_model_adapters and not a.ref_model then bad("ref_model_adapters needs ref_model") end
+end
+
+-- TRL 0.24 KTOTrainer.kto_loss (loss_type "kto") as LlamaFactory 0.9.5's
+-- CustomKTOTrainer.get_batch_loss_metrics calls it, on n examples:
+-- tags[i] true = desirable; p, r the policy's / reference's summed log-probs
+-- of the targets; klp, klr of the mismatched (prompt, previous answer) pairs;
+-- len the labelled tokens of each target. o = {beta, wc, wr, ftx}.
+--   kl = max(mean(klp - klr), 0)                          (no gradient)
+--   desirable:   wc * (1 - sigmoid(beta * ((p - r) - kl)))
+--   undesirable: wr * (1 - sigmoid(beta * (kl - (p - r))))
+--   loss = mean over the n; pref_ftx > 1e-6 adds
+--   ftx * mean_desirable(-p / len) / n_desirable * n  (LlamaFactory's rescaling)
+-- Returns the loss, d loss / d p (list) and the per-batch metrics of TRL's
+-- names: rewards/chosen (mean beta (p - r) over desirable), logps/chosen,
+-- the same for rejected, rewards/margins, kl; and count/chosen,
+-- count/rejected (the weights LlamaFactory averages them with).
+function M.kto_formula(tags, p, r, klp, klr, len, o)
+  local n, beta = #p, o.beta
+  local s = 0
+  for i = 1, #klp do s = s + (klp[i] - klr[i]) end
+  local kl = math.max(s / #klp, 0)
+  local total, g = 0, {}
+  local nc, rc, lc, nr, rr, lr = 0, 0, 0, 0, 0, 0
+  for i = 1, n do
+    local lr_i = p[i] - r[i]
+    if tags[i] then
+      local sg = sigmoid(beta * (lr_i - kl))
+      total = total + o.wc * (1 - sg)
+      g[i] = -o.wc * beta * sg * (1 - sg) / n
+      nc, rc, lc = nc + 1, rc + beta * lr_i, lc + p[i]
+    else
+      local sg = sigmoid(beta * (kl - lr_i))
+      total = total + o.wr * (1 - sg)
+      g[i] = o.wr * beta * sg * (1 - sg) / n
+      nr, rr, lr = nr + 1, rr + beta * lr_i, lr + p[i]
+    end
+  end
+  local loss = total / n
+  if (o.ftx or 0) > 1e-6 and nc > 0 then
+    local sft = 0
+    for i = 1, n do
+      if tags[i] then
+        sft = sft - p[i] / len[i]
+        g[i] = g[i] - o.ftx / len[i] / nc / nc * n
+      end
+    end
+    loss = loss + o.ftx * (sft / nc) / nc * n
+  end
+  local m = {kl = kl, ["count/chosen"] = nc, ["count/rejected"] = nr}
+  if nc > 0 then m["rewards/chosen"], m["logps/chosen"] = rc / nc, lc / nc end
+  if nr > 0 then m["rewards/rejected"], m["logps/rejected"] = rr / nr, lr / nr end
+  if nc > 0 and nr > 0 then m["rewards/margins"] = m["rewards/chosen"] - m["rewards/rejected"] end
+  return loss, g, m
+end
+
+-- The KTO step on a packed batch (lfl.data.pairwise.collate_kto_packed):
+-- policy log-probs of targets and KL pairs in one forward, the reference's,
+-- the loss node (gradient only through the targets; the KL estimate is
+-- detached, as TRL's) and the metrics, logits/* added (the mean logit over the
+-- answer tokens, TRL's masked definition; LlamaFactory sums the padded [n, L, V]).
+function M.kto_step(model, batch, state)
+  local a = state.args or {}
+  local sums, counts, logits = M.sequence_logps(model, batch, {
+    gradient_checkpointing = state.gradient_checkpointing, checkpoint_policy = state.checkpoint_policy})
+  local ref = M.reference_logps(state, batch)
+  local s = values(sums)
+  local n, tags = batch.n, batch.kto_tags
+  local p, r, klp, klr, len = {}, {}, {}, {}, {}
+  for i = 1, n do
+    p[i], r[i], klp[i], klr[i], len[i] = s[i], ref[i], s[n + i], ref[n + i], counts[i]
+  end
+  local loss, g, m = M.kto_formula(tags, p, r, klp, klr, len, {beta = a.pref_beta, wc = a.kto_chosen_weight,
+    wr = a.kto_rejected_weight, ftx = a.pref_ftx})
+  for i = 1, n do g[n + i] = 0 end
+  local node = lfl.custom(function() return lfl.tensor(loss) end,
+                          function(_, go) return lfl.tensor(g) * go end)
+  local lc, cc, lrj, crj = 0, 0, 0, 0
+  for i = 1, n do
+    if tags[i] then lc, cc = lc + logits.per_seq[i], cc + counts[i]
+    else lrj, crj = lrj + logits.per_seq[i], crj + counts[i] end
+  end
+  if cc > 0 then m["logits/chosen"] = lc / cc end
+  if crj > 0 then m["logits/rejected"] = lrj / crj end
+  -- the counts weight LlamaFactory's averages; the trainer averages per step
+  m["count/chosen"], m["count/rejected"] = nil, nil
+  return node(sums), m
 end
 
 -- ---------------------------------------------------------------- helpers for the approaches

@@ -265,7 +265,7 @@ end
 -- (eval_accuracy, eval_rewards/accuracies, ...).
 function M.evaluate(st, eval_set)
   local approach, a = st.approach, st.args
-  local pairwise = approach.kind == "pairwise"
+  local pairwise = approach.kind == "pairwise" or approach.kind == "kto"
   local total, count, msum = 0, 0, {}
   lfl.no_grad(function()
     local bs = a.per_device_eval_batch_size
@@ -301,7 +301,7 @@ local Trainer = lfl._trainer.methods
 local function nonfinite(x) return x ~= x or x == math.huge or x == -math.huge end
 
 -- the approach metrics the progress line shows
-local SHOWN = {["rewards/accuracies"] = true, ["rewards/margins"] = true, accuracy = true}
+local SHOWN = {["rewards/accuracies"] = true, ["rewards/margins"] = true, accuracy = true, reward = true, kl = true}
 
 -- Sets a run up from resolved arguments (lfl.args.resolve): model, tokenizer,
 -- template, data, method, optimizer, schedule, and the resume from a checkpoint.
