@@ -466,11 +466,12 @@ end
 
 -- ---------------------------------------------------------------- chat
 
--- One reply's text side: prompt ids, generation options whose on_token turns
--- ids into text (stop strings, streaming through opts.on_text), and finish(out,
--- reason) -> text, finish_reason, usage.
-local function reply_job(tok, tpl, messages, opts)
-  local ids = M.prompt_ids(tok, tpl, messages, opts.system, opts.tools)
+-- One reply's text side: prompt ids (given, or templated from messages),
+-- generation options whose on_token turns ids into text (stop strings,
+-- streaming through opts.on_text), and finish(out, reason) -> text,
+-- finish_reason, usage. lfl serve adds its rows to a batcher with these.
+function M.reply_job(tok, tpl, messages, opts, ids)
+  ids = ids or M.prompt_ids(tok, tpl, messages, opts.system, opts.tools)
   local stops = opts.stop
   if type(stops) == "string" then stops = {stops} end
   stops = stops or {}
@@ -526,7 +527,7 @@ end
 -- text is cut before the first), on_text(delta) for streaming (return false to
 -- stop). Returns text, finish_reason, {prompt_tokens =, completion_tokens =}.
 function M.reply(model, tok, tpl, messages, opts)
-  local j = reply_job(tok, tpl, messages, opts or {})
+  local j = M.reply_job(tok, tpl, messages, opts or {})
   local out, reason = M.generate(model, j.ids, j.g)
   return j.finish(out, reason)
 end
@@ -539,7 +540,7 @@ end
 function M.reply_batch(model, tok, tpl, reqs)
   local jobs, prompts, rows = {}, {}, {}
   for i, r in ipairs(reqs) do
-    jobs[i] = reply_job(tok, tpl, r.messages, r.opts or {})
+    jobs[i] = M.reply_job(tok, tpl, r.messages, r.opts or {})
     prompts[i], rows[i] = jobs[i].ids, jobs[i].g
   end
   local res = M.generate_batch(model, prompts, {rows = rows})
