@@ -27,6 +27,8 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -429,6 +431,16 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     *con_cls = NULL;
 }
 
+/* libmicrohttpd's messages on stderr, less the one it prints each time a
+ * handler closes the connection of a client that has left */
+static void on_log(void *cls, const char *fm, va_list ap)
+{
+    (void)cls;
+    if (strstr(fm, "Application reported internal error")) return;
+    fputs("lfl.http: ", stderr);
+    vfprintf(stderr, fm, ap);
+}
+
 /* ---- Lua side ---- */
 
 typedef struct { http_server *s; } server_ud;
@@ -540,7 +552,8 @@ static int l_server(lua_State *L)
     s->max_queue = max_queue;
     s->max_body = (size_t)max_body;
     s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
-                            NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                            NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)max_conn, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_END);
     if (!s->d) {

@@ -5,6 +5,9 @@
 -- step; the padding keys are masked per row (attention's kv_start) and each
 -- row's positions start after its padding, so a row's tokens do not depend on
 -- the other rows. A finished row leaves the batch (and its cache rows).
+-- Continuous batching (batcher, for lfl serve): rows join a running batch
+-- between steps, their prompts prefilled apart (long ones a chunk per step)
+-- and their caches joined to the running one; generate_batch runs on it.
 -- Sampling (lfl.sample, C): greedy, temperature, top_k, top_p, min_p,
 -- repetition_penalty, in transformers' order; stops on EOS, the template's stop
 -- words, stop strings or max_new_tokens. Streaming goes through a callback with
