@@ -372,7 +372,10 @@ function Server:admit_chat(req, o, info, t0)
     reject(400, fmt("This model's maximum context length is %d tokens. However, your messages resulted in %d "
       .. "tokens. Please reduce the length of the messages.", self.ctx, #ids), "messages", "context_length_exceeded")
   end
-  if req:gone() then return "cancelled" end
+  if req:gone() then
+    req:finish()
+    return "cancelled"
+  end
   local job = new_job(req, o)
   job.info, job.t0, job.rows, job.results, job.left = info, t0, {}, {}, o.n
   if not self:start_job(job) then
