@@ -2,20 +2,37 @@
  * never called from libmicrohttpd's threads: each connection thread reads the
  * request, puts it on a bounded queue and waits; the Lua main loop takes
  * requests with server:next(timeout) and answers them (whole bodies, or
- * chunked streams fed with req:send). A full queue answers 503 at once, bodies
- * over the limit 413. A client that goes away marks its request gone, which
- * req:send reports so generation can stop.
+ * chunked streams fed with req:send). A full queue answers 503, bodies over
+ * the limit 413. A waiting connection thread looks at its socket every 100 ms:
+ * a client that goes away (before its answer, or mid-stream) marks its request
+ * gone, which req:gone() and req:send report so generation can stop; one that
+ * leaves while still queued frees its queue slot.
+ * Policy against other web pages driving a local server, checked before a
+ * request is queued (OpenAI-style error JSON): the Host header must name an IP
+ * address, localhost or one of allowed_hosts (else 421: DNS rebinding); a
+ * request with an Origin header needs that origin in `cors` (else 403); POST
+ * bodies must be Content-Type application/json (else 415, so no "simple"
+ * cross-site form or text/plain post gets through). Access-Control-Allow-Origin
+ * is sent only to the configured origins (or * when cors lists "*"), and
+ * OPTIONS preflights are answered here.
  *
- *   local srv = lfl.http.server{host = "127.0.0.1", port = 0, max_queue = 16, max_body = 1 << 20}
+ *   local srv = lfl.http.server{host = "127.0.0.1", port = 0, max_queue = 16, max_body = 1 << 20,
+ *                               cors = {"http://localhost:3000"}, allowed_hosts = {"api.example.com"}}
  *   srv:port(); local req = srv:next(0.2)   -- nil on timeout
  *   req:info() -> {method, path, body, authorization}
  *   req:respond(status, content_type, body) | req:start(status, content_type); req:send(s) -> ok; req:finish()
+ *   req:gone() -> the client has disconnected
  *   srv:stop() */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include "bridge.h"
 
@@ -34,7 +51,13 @@ typedef struct http_req {
     char *path, *auth;
     char *body;
     size_t body_len, body_cap;
-    bool too_large, queued;
+    bool too_large, queued, taken; /* taken: by Lua from the queue */
+    int fd;          /* the connection's socket, read only by its own thread */
+    char *origin;    /* the request's Origin when it is an allowed one (echoed) */
+    unsigned reject; /* a status answered without queueing (policy), with reject_body */
+    const char *reject_body;
+    bool options;    /* a preflight, answered without queueing */
+    char *preflight_headers;
     /* answer, set by Lua */
     int state;       /* 0 waiting, 1 whole response ready, 2 stream started, 3 refused (503 at stop) */
     int status;
@@ -53,6 +76,8 @@ struct http_server {
     http_req *head, *tail;
     int queued, max_queue;
     size_t max_body;
+    char **cors, **hosts; /* NULL-terminated lists; "*" allows any */
+    bool cors_any, hosts_any;
     bool stopping;
     uint16_t port;
 };
@@ -62,20 +87,47 @@ static void req_unref(http_req *r) /* under srv->mu */
     if (--r->refs > 0) return;
     free(r->path);
     free(r->auth);
+    free(r->origin);
+    free(r->preflight_headers);
     free(r->body);
     free(r->out);
     free(r);
 }
 
-static enum MHD_Result send_simple(struct MHD_Connection *c, unsigned status, const char *json)
+static void add_cors(struct MHD_Response *resp, const http_req *r)
+{
+    if (!r || !r->origin) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->srv->cors_any ? "*" : r->origin);
+    if (!r->srv->cors_any) MHD_add_response_header(resp, "Vary", "Origin");
+}
+
+static enum MHD_Result send_simple(struct MHD_Connection *c, const http_req *r, unsigned status, const char *json)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(json), (void *)json, MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", "application/json");
-    MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
-    enum MHD_Result r = MHD_queue_response(c, status, resp);
+    add_cors(resp, r);
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
-    return r;
+    return ret;
+}
+
+/* an OPTIONS request: the CORS preflight of an allowed origin, or the methods */
+static enum MHD_Result send_options(struct MHD_Connection *c, const http_req *r)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Allow", "GET, POST, OPTIONS");
+    if (r->origin) {
+        add_cors(resp, r);
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                r->preflight_headers ? r->preflight_headers : "Authorization, Content-Type");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    }
+    enum MHD_Result ret = MHD_queue_response(c, 204, resp);
+    MHD_destroy_response(resp);
+    return ret;
 }
 
 static const char *ERR_FULL =
@@ -84,9 +136,151 @@ static const char *ERR_FULL =
 static const char *ERR_LARGE =
     "{\"error\":{\"message\":\"request body too large\",\"type\":\"invalid_request_error\",\"param\":null,"
     "\"code\":\"body_too_large\"}}";
+static const char *ERR_HOST =
+    "{\"error\":{\"message\":\"the Host header names a host this server does not answer for (a DNS rebinding "
+    "page?): use an IP address or localhost, or start the server with --allowed-hosts\",\"type\":"
+    "\"invalid_request_error\",\"param\":null,\"code\":\"invalid_host\"}}";
+static const char *ERR_ORIGIN =
+    "{\"error\":{\"message\":\"requests from this Origin are not allowed (start the server with --cors ORIGIN to "
+    "allow a web page)\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"origin_not_allowed\"}}";
+static const char *ERR_CTYPE =
+    "{\"error\":{\"message\":\"the request body must be JSON sent as Content-Type: application/json\",\"type\":"
+    "\"invalid_request_error\",\"param\":null,\"code\":\"unsupported_media_type\"}}";
 static const char *ERR_STOP =
     "{\"error\":{\"message\":\"the server is shutting down\",\"type\":\"server_error\",\"param\":null,"
     "\"code\":\"shutting_down\"}}";
+
+/* true once the peer has closed its end (or the socket failed); data it sent
+ * (a pipelined request) is left unread */
+static bool peer_closed(int fd)
+{
+    if (fd < 0) return false;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return true;
+    if (!(p.revents & POLLIN)) return false;
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* waits on the server's condition for at most 100 ms (under s->mu) */
+static bool wait_a_while(http_server *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100000000L;
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    return pthread_cond_timedwait(&s->cv, &s->mu, &ts) != ETIMEDOUT;
+}
+
+/* the client has left: Lua sees it through req:gone(); a request still in the
+ * queue leaves it (under s->mu) */
+static void mark_gone(http_server *s, http_req *r)
+{
+    r->gone = true;
+    if (r->queued && !r->taken) {
+        http_req **pp = &s->head, *prev = NULL;
+        while (*pp && *pp != r) { prev = *pp; pp = &(*pp)->next; }
+        if (*pp) {
+            *pp = r->next;
+            if (s->tail == r) s->tail = prev;
+            r->next = NULL;
+            s->queued--;
+            r->taken = true;
+            req_unref(r); /* the queue's */
+        }
+    }
+    pthread_cond_broadcast(&s->cv);
+}
+
+static bool in_list(char **list, const char *v, size_t n)
+{
+    for (char **p = list; p && *p; p++)
+        if (strlen(*p) == n && strncasecmp(*p, v, n) == 0) return true;
+    return false;
+}
+
+/* Host: an IP literal (v4, or v6 in brackets), localhost or an allowed name,
+ * with an optional port. A DNS-rebinding page reaches us under its own host
+ * name, which it cannot make one of these. */
+static bool host_allowed(const http_server *s, const char *h)
+{
+    if (!h) return true; /* HTTP/1.0 (libmicrohttpd refuses HTTP/1.1 without Host) */
+    if (s->hosts_any) return true;
+    char name[256];
+    const char *rest;
+    if (h[0] == '[') {
+        const char *e = strchr(h, ']');
+        if (!e || (size_t)(e - h - 1) >= sizeof name) return false;
+        memcpy(name, h + 1, (size_t)(e - h - 1));
+        name[e - h - 1] = 0;
+        struct in6_addr a6;
+        if (inet_pton(AF_INET6, name, &a6) != 1) return false;
+        rest = e + 1;
+    } else {
+        size_t n = strcspn(h, ":");
+        if (n == 0 || n >= sizeof name) return false;
+        memcpy(name, h, n);
+        name[n] = 0;
+        rest = h + n;
+    }
+    if (*rest == ':') {
+        rest++;
+        if (!*rest) return false;
+        for (; *rest; rest++) if (*rest < '0' || *rest > '9') return false;
+    } else if (*rest) {
+        return false;
+    }
+    if (h[0] == '[') return true;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, name, &a4) == 1) return true;
+    if (strcasecmp(name, "localhost") == 0) return true;
+    return in_list(s->hosts, name, strlen(name));
+}
+
+/* Content-Type application/json, parameters (charset) allowed */
+static bool is_json(const char *ct)
+{
+    if (!ct) return false;
+    while (*ct == ' ' || *ct == '\t') ct++;
+    size_t n = strlen("application/json");
+    if (strncasecmp(ct, "application/json", n) != 0) return false;
+    ct += n;
+    while (*ct == ' ' || *ct == '\t') ct++;
+    return *ct == 0 || *ct == ';';
+}
+
+/* the request's policy verdict (first call, headers known) */
+static void check_policy(http_server *s, http_req *r, struct MHD_Connection *c)
+{
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!host_allowed(s, host)) {
+        r->reject = 421;
+        r->reject_body = ERR_HOST;
+        return;
+    }
+    if (origin) {
+        if (!s->cors_any && !in_list(s->cors, origin, strlen(origin))) {
+            r->reject = 403;
+            r->reject_body = ERR_ORIGIN;
+            return;
+        }
+        r->origin = strdup(origin);
+    }
+    if (strcmp(r->method, "OPTIONS") == 0) {
+        r->options = true;
+        const char *rh = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+        if (rh && r->origin) r->preflight_headers = strdup(rh);
+        return;
+    }
+    if (strcmp(r->method, "POST") == 0 &&
+        !is_json(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"))) {
+        r->reject = 415;
+        r->reject_body = ERR_CTYPE;
+    }
+}
 
 /* chunked stream body: blocks (in the connection thread) until Lua sends */
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
@@ -95,7 +289,9 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     http_req *r = cls;
     http_server *s = r->srv;
     pthread_mutex_lock(&s->mu);
-    while (r->out_off == r->out_len && !r->done && !r->gone && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
+    while (r->out_off == r->out_len && !r->done && !r->gone && !s->stopping) {
+        if (!wait_a_while(s) && r->out_off == r->out_len && !r->done && peer_closed(r->fd)) mark_gone(s, r);
+    }
     ssize_t n;
     if (r->out_off < r->out_len) {
         size_t k = r->out_len - r->out_off;
@@ -140,13 +336,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
         r->auth = a ? strdup(a) : NULL;
         if (!r->path || (a && !r->auth)) { free(r->path); free(r->auth); free(r); return MHD_NO; }
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        r->fd = ci ? (int)ci->connect_fd : -1;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > s->max_body) r->too_large = true;
+        check_policy(s, r, c);
         *con_cls = r;
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!r->too_large) {
+        if (!r->too_large && !r->reject) {
             size_t need = r->body_len + *upload_size;
             if (need > s->max_body) {
                 r->too_large = true;
@@ -166,13 +365,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
-    if (r->too_large) return send_simple(c, 413, ERR_LARGE);
+    if (r->reject) return send_simple(c, r, r->reject, r->reject_body);
+    if (r->options) return send_options(c, r);
+    if (r->too_large) return send_simple(c, r, 413, ERR_LARGE);
     if (r->queued) return MHD_YES; /* answered already */
     pthread_mutex_lock(&s->mu);
     if (s->stopping || s->queued >= s->max_queue) {
         bool stop = s->stopping;
         pthread_mutex_unlock(&s->mu);
-        return send_simple(c, 503, stop ? ERR_STOP : ERR_FULL);
+        return send_simple(c, r, 503, stop ? ERR_STOP : ERR_FULL);
     }
     r->queued = true;
     r->refs++; /* the queue's (then Lua's) */
@@ -180,11 +381,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     s->tail = r;
     s->queued++;
     pthread_cond_broadcast(&s->cv);
-    while (r->state == 0 && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
+    while (r->state == 0 && !s->stopping && !r->gone) {
+        if (!wait_a_while(s) && r->state == 0 && peer_closed(r->fd)) mark_gone(s, r);
+    }
+    if (r->state == 0 && r->gone) {
+        /* nobody to answer: close; Lua finds req:gone() */
+        pthread_mutex_unlock(&s->mu);
+        return MHD_NO;
+    }
     if (r->state == 0) r->state = 3;
     int state = r->state;
     pthread_mutex_unlock(&s->mu);
-    if (state == 3) return send_simple(c, 503, ERR_STOP);
+    if (state == 3) return send_simple(c, r, 503, ERR_STOP);
     struct MHD_Response *resp;
     if (state == 1) {
         resp = MHD_create_response_from_buffer(r->out_len, r->out, MHD_RESPMEM_MUST_COPY);
@@ -201,7 +409,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (!resp) return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", r->ctype);
-    MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+    add_cors(resp, r);
     if (state == 2) MHD_add_response_header(resp, "Cache-Control", "no-cache");
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
@@ -221,6 +429,16 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     *con_cls = NULL;
+}
+
+/* libmicrohttpd's messages on stderr, less the one it prints each time a
+ * handler closes the connection of a client that has left */
+static void on_log(void *cls, const char *fm, va_list ap)
+{
+    (void)cls;
+    if (strstr(fm, "Application reported internal error")) return;
+    fputs("lfl.http: ", stderr);
+    vfprintf(stderr, fm, ap);
 }
 
 /* ---- Lua side ---- */
@@ -245,6 +463,59 @@ static int opt_int_field(lua_State *L, int t, const char *k, int def)
     return v;
 }
 
+static void free_list(char **list)
+{
+    for (char **p = list; p && *p; p++) free(*p);
+    free(list);
+}
+
+/* opts[k]: a list of strings, each passing check (NULL: fine, else the
+ * complaint); "*" sets *any. Returns a NULL-terminated copy (NULL when absent). */
+static char **list_field(lua_State *L, int t, const char *k, const char *(*check)(const char *), bool *any)
+{
+    *any = false;
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return NULL; }
+    if (!lua_istable(L, -1)) luaL_error(L, "http.server: %s must be a list of strings", k);
+    size_t n = lua_objlen(L, -1);
+    char **list = calloc(n + 1, sizeof *list);
+    if (!list) luaL_error(L, "http.server: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, (int)i + 1);
+        const char *v = lua_tostring(L, -1);
+        const char *why = !v || lua_type(L, -1) != LUA_TSTRING ? "is not a string" : strcmp(v, "*") ? check(v) : NULL;
+        if (why) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "http.server: %s[%d] '%s' %s", k, (int)i + 1, v ? v : "?", why);
+            free_list(list);
+            lua_pushstring(L, msg);
+            lua_error(L);
+        }
+        if (strcmp(v, "*") == 0) *any = true;
+        list[i] = strdup(v);
+        lua_pop(L, 1);
+        if (!list[i]) { free_list(list); luaL_error(L, "http.server: out of memory"); }
+    }
+    lua_pop(L, 1);
+    return list;
+}
+
+/* an origin: scheme://host[:port], no path */
+static const char *check_origin(const char *v)
+{
+    const char *p = strstr(v, "://");
+    if (!p || p == v || !p[3] || strchr(p + 3, '/') || strpbrk(v, " \t,"))
+        return "is not an origin: expected scheme://host[:port] with no path (e.g. http://localhost:3000), or *";
+    return NULL;
+}
+
+/* a host name as the Host header carries it, without the port */
+static const char *check_host(const char *v)
+{
+    if (!*v || strpbrk(v, " \t,/:[]@")) return "is not a host name: expected e.g. api.example.com (no port, no scheme), or *";
+    return NULL;
+}
+
 static int l_server(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -263,20 +534,34 @@ static int l_server(lua_State *L)
     addr.sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, host, &addr.sin_addr) != 1)
         return luaL_error(L, "http.server: host '%s' is not an IPv4 address (e.g. 127.0.0.1 or 0.0.0.0)", host);
+    bool cors_any, hosts_any;
+    char **cors = list_field(L, 1, "cors", check_origin, &cors_any);
+    char **hosts = list_field(L, 1, "allowed_hosts", check_host, &hosts_any);
     http_server *s = calloc(1, sizeof *s);
-    if (!s) return luaL_error(L, "http.server: out of memory");
+    if (!s) {
+        free_list(cors);
+        free_list(hosts);
+        return luaL_error(L, "http.server: out of memory");
+    }
+    s->cors = cors;
+    s->hosts = hosts;
+    s->cors_any = cors_any;
+    s->hosts_any = hosts_any;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->max_queue = max_queue;
     s->max_body = (size_t)max_body;
     s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
-                            NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                            NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)max_conn, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_END);
     if (!s->d) {
         int e = errno;
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
+        free_list(s->cors);
+        free_list(s->hosts);
         free(s);
         return luaL_error(L, "http.server: cannot listen on %s:%d (%s)", host, port, strerror(e));
     }
@@ -315,6 +600,7 @@ static int l_server_next(lua_State *L)
         if (!s->head) s->tail = NULL;
         r->next = NULL;
         s->queued--;
+        r->taken = true;
     }
     pthread_mutex_unlock(&s->mu);
     if (!r) return 0;
@@ -515,6 +801,59 @@ LFL_LUA_MODULE(http)
 }
 
 #else /* no libmicrohttpd */
+
+static void free_list(char **list)
+{
+    for (char **p = list; p && *p; p++) free(*p);
+    free(list);
+}
+
+/* opts[k]: a list of strings, each passing check (NULL: fine, else the
+ * complaint); "*" sets *any. Returns a NULL-terminated copy (NULL when absent). */
+static char **list_field(lua_State *L, int t, const char *k, const char *(*check)(const char *), bool *any)
+{
+    *any = false;
+    lua_getfield(L, t, k);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); return NULL; }
+    if (!lua_istable(L, -1)) luaL_error(L, "http.server: %s must be a list of strings", k);
+    size_t n = lua_objlen(L, -1);
+    char **list = calloc(n + 1, sizeof *list);
+    if (!list) luaL_error(L, "http.server: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, (int)i + 1);
+        const char *v = lua_tostring(L, -1);
+        const char *why = !v || lua_type(L, -1) != LUA_TSTRING ? "is not a string" : strcmp(v, "*") ? check(v) : NULL;
+        if (why) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "http.server: %s[%d] '%s' %s", k, (int)i + 1, v ? v : "?", why);
+            free_list(list);
+            lua_pushstring(L, msg);
+            lua_error(L);
+        }
+        if (strcmp(v, "*") == 0) *any = true;
+        list[i] = strdup(v);
+        lua_pop(L, 1);
+        if (!list[i]) { free_list(list); luaL_error(L, "http.server: out of memory"); }
+    }
+    lua_pop(L, 1);
+    return list;
+}
+
+/* an origin: scheme://host[:port], no path */
+static const char *check_origin(const char *v)
+{
+    const char *p = strstr(v, "://");
+    if (!p || p == v || !p[3] || strchr(p + 3, '/') || strpbrk(v, " \t,"))
+        return "is not an origin: expected scheme://host[:port] with no path (e.g. http://localhost:3000), or *";
+    return NULL;
+}
+
+/* a host name as the Host header carries it, without the port */
+static const char *check_host(const char *v)
+{
+    if (!*v || strpbrk(v, " \t,/:[]@")) return "is not a host name: expected e.g. api.example.com (no port, no scheme), or *";
+    return NULL;
+}
 
 static int l_server(lua_State *L)
 {

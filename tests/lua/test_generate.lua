@@ -185,6 +185,92 @@ t.suite("generate_batch", {
   end,
 })
 
+-- continuous batching: rows join a running batch and leave it between steps
+t.suite("batcher", {
+  cache_join_matches_full_forward = function()
+    -- a running padded batch joined by a longer and a shorter newcomer: next logits as each row alone
+    local m = lfl.model.load(root .. "models/gemma2") -- window 4 + softcaps
+    lfl.no_grad(function()
+      local a, b, c, d = {3, 4, 5}, {6, 7, 8, 9, 10}, {11, 12, 13, 14, 15, 16, 17, 18, 19}, {20, 21}
+      local run = lfl.decoder.new_cache({2, 0})
+      m:forward(lfl.tensor({{0, 0, 3, 4, 5}, b}, "i64"), {cache = run})
+      local long = lfl.decoder.new_cache()
+      m:forward(lfl.tensor({c}, "i64"), {cache = long})
+      local j = lfl.decoder.cache_join(run, long)
+      t.assert_eq(j.len, 9)
+      t.assert_eq(table.concat(j.pad, ","), "6,4,0")
+      local short = lfl.decoder.new_cache()
+      m:forward(lfl.tensor({d}, "i64"), {cache = short})
+      j = lfl.decoder.cache_join(j, short)
+      t.assert_eq(table.concat(j.pad, ","), "6,4,0,7")
+      local got = m:forward(lfl.tensor({{30}, {31}, {32}, {33}}, "i64"), {cache = j})
+      for i, row in ipairs({{a, 30}, {b, 31}, {c, 32}, {d, 33}}) do
+        local ids = {}
+        for k, v in ipairs(row[1]) do ids[k] = v end
+        ids[#ids + 1] = row[2]
+        local full = m:forward(lfl.tensor({ids}, "i64"))
+        t.assert(t.max_abs_diff(got:narrow(1, i, 1), full:narrow(2, #ids, 1)) < 1e-5, "joined row " .. i)
+      end
+      t.assert(lfl.decoder.cache_join(nil, short) == short, "nothing to join")
+    end)
+  end,
+  rows_joining_midway_match_alone = function()
+    for _, name in ipairs({"llama", "mistral_window"}) do
+      local m = lfl.model.load(root .. "models/" .. name)
+      local alone = {}
+      for i, p in ipairs(G.prompts) do alone[i] = gen.generate(m, p, {max_new_tokens = G.new_tokens}) end
+      -- prompt 1 starts alone; 2 joins after 2 steps, 3 after 4 (prefilled 3 tokens a step)
+      local bt = gen.batcher(m, {prefill_chunk = 3})
+      local rows, ended = {}, {}
+      rows[1] = bt:add(G.prompts[1], {max_new_tokens = G.new_tokens})
+      local steps = 0
+      while bt:size() > 0 do
+        steps = steps + 1
+        if steps == 3 then rows[2] = bt:add(G.prompts[2], {max_new_tokens = G.new_tokens}) end
+        if steps == 5 then rows[3] = bt:add(G.prompts[3], {max_new_tokens = G.new_tokens - 2}) end
+        for _, st in ipairs(bt:step()) do ended[#ended + 1] = st end
+        t.assert(steps < 100, "the batch never empties")
+      end
+      for i = 1, 3 do
+        t.assert(rows[i].done, "row " .. i .. " done")
+        t.assert_eq(rows[i].reason, "length")
+      end
+      same(rows[1].out, alone[1], name .. " row 1")
+      same(rows[2].out, alone[2], name .. " row 2 (joined)")
+      local want3 = {}
+      for k = 1, G.new_tokens - 2 do want3[k] = alone[3][k] end
+      same(rows[3].out, want3, name .. " row 3 (joined, chunked prefill)")
+      t.assert_eq(#ended, 3)
+    end
+  end,
+  cancel_waiting_and_running = function()
+    local m = lfl.model.load(root .. "models/llama")
+    local bt = gen.batcher(m, {prefill_chunk = 16})
+    local run = bt:add(G.prompts[1], {max_new_tokens = 1000})
+    local other = bt:add(G.prompts[2], {max_new_tokens = 4})
+    bt:step()
+    bt:step()
+    t.assert(#run.out > 0, "row 1 decodes")
+    local long = {}
+    for i = 1, 40 do long[i] = 3 + i % 20 end
+    local wait = bt:add(long, {max_new_tokens = 5})
+    bt:step() -- a first chunk of the long prompt
+    t.assert(not wait.done and wait.filled > 0 and wait.filled < #long, "prefilled in part: " .. wait.filled)
+    local n = #run.out
+    bt:cancel(run)
+    bt:cancel(wait)
+    local ended = bt:step()
+    t.assert(run.done and run.reason == "cancelled", "running row cancelled")
+    t.assert(wait.done and wait.reason == "cancelled", "waiting row cancelled")
+    t.assert_eq(#run.out, n) -- no token after the cancel
+    t.assert_eq(#ended >= 2, true)
+    while bt:size() > 0 do bt:step() end
+    same(other.out, gen.generate(m, G.prompts[2], {max_new_tokens = 4}), "the other row")
+    t.assert_error(function() bt:add({}, {}) end, "empty")
+    t.assert_error(function() gen.batcher(m, {prefill_chunk = 0}) end, "prefill_chunk")
+  end,
+})
+
 -- a request stand-in recording what the server answers (as test_serve.lua's)
 local function fake(method, path, body, gone_after)
   local r = {sent = {}}
@@ -202,8 +288,8 @@ t.suite("serve_batch", {
     local dir = root .. "models/llama"
     local m = lfl.model.load(dir)
     local tok = lfl.tokenizer.load(root .. "serve/tokenizer.json")
-    local s = setmetatable({model = m, tok = tok, tpl = lfl.template.get("chatml"), name = "m", max_new = 16,
-      created = 0, log = function() end}, {__index = function(_, k) return lfl.serve._Server[k] end})
+    local s = lfl.serve.new{model = m, tokenizer = tok, template = lfl.template.get("chatml"), port = false,
+      max_new_tokens = 16}
     local bodies = {
       '{"messages":[{"role":"user","content":"Hello there"}],"max_tokens":9,"temperature":0}',
       '{"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"Hi"}],"max_tokens":6,"temperature":0}',
@@ -235,7 +321,7 @@ t.suite("serve_batch", {
     local left = fake("POST", "/v1/chat/completions", bodies[4]:gsub('"max_tokens":5', '"max_tokens":12'), 2)
     local stay = fake("POST", "/v1/chat/completions", bodies[1])
     s:handle_batch({left, stay})
-    t.assert(not left.finished, "the cancelled stream gets no [DONE]")
+    t.assert(not table.concat(left.sent):find("[DONE]", 1, true), "the cancelled stream gets no [DONE]")
     t.assert_eq(content(stay), content(alone[1]))
   end,
 })

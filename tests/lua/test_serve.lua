@@ -1,11 +1,15 @@
 -- The OpenAI API layer (stdlib/lfl/infer/serve.lua) without sockets: request
 -- validation and message conversion as LlamaFactory's api/chat.py, tool calls
 -- extracted with the template's tool format, and the response shapes, with a
--- stand-in request object and a canned model reply. tests/sh/test_serve.sh
--- covers the HTTP side.
+-- stand-in request object and a canned model reply. Reliability: the context
+-- check before any prefill, max_tokens cut to the room left, a non-streaming
+-- client that leaves cancels its rows, and a request arriving while a long one
+-- decodes joins it and is answered first (the run loop over a stand-in queue).
+-- tests/sh/test_serve.sh covers the HTTP side.
 local t = lfl.test
 local serve = require("lfl.infer.serve")
 local gen = require("lfl.infer.generate")
+local golden = lfl.home .. "/tests/golden/"
 
 local function rejects(body, status, frag)
   local ok, e = pcall(serve.parse_request, body, 16)
@@ -17,14 +21,28 @@ end
 
 -- a request stand-in recording what the server answers
 local function fake(method, path, body)
-  local r = {sent = {}}
+  local r = {sent = {}, left = false}
   function r:info() return {method = method, path = path, body = body or ""} end
   function r:respond(status, ct, b) self.status, self.ct, self.body = status, ct, b end
   function r:start(status, ct) self.status, self.ct = status, ct end
   function r:send(s) self.sent[#self.sent + 1] = s; return true end
   function r:finish() self.finished = true end
-  function r:gone() return false end
+  function r:gone() return self.left end
   return r
+end
+
+local function tiny_server(opts)
+  local o = {model = lfl.model.load(golden .. "models/llama"), tokenizer = lfl.tokenizer.load(
+    golden .. "serve/tokenizer.json"), template = lfl.template.get("chatml"), model_name = "m", port = false,
+    max_new_tokens = 16}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local logs = {}
+  o.log = function(line) logs[#logs + 1] = line end
+  return serve.new(o), logs
+end
+
+local function chat(content, extra)
+  return '{"messages":[{"role":"user","content":"' .. content .. '"}],"temperature":0' .. (extra or "") .. '}'
 end
 
 t.suite("serve", {
@@ -66,20 +84,29 @@ t.suite("serve", {
     t.assert_eq(d.n, 1)
   end,
   tool_calls_and_shapes = function()
-    local s = setmetatable({model = {}, tok = {}, tpl = lfl.template.get("chatml"), name = "m", max_new = 16,
-      created = 0, log = function() end}, {__index = function(_, k) return serve._Server[k] end})
-    local real = gen.reply
+    local s = serve.new{model = lfl.model.load(golden .. "models/llama"), tokenizer = lfl.tokenizer.load(
+      golden .. "serve/tokenizer.json"), template = lfl.template.get("chatml"), model_name = "m", port = false,
+      max_new_tokens = 16}
+    -- the tool prompt (363 tokens of the byte-level test tokenizer) is longer
+    -- than the tiny model's 64 positions; its RoPE has no limit of its own
+    s.ctx = 1024
+    -- the tiny model's reply text is replaced by a canned one (its tokens still decode)
+    local real = gen.reply_job
     local seen
-    gen.reply = function(_, _, _, msgs, o)
+    gen.reply_job = function(tok, tpl, msgs, o, ids)
       seen = o
-      return 'Action: get_weather\nAction Input: {"city": "Paris"}', "stop", {prompt_tokens = 5, completion_tokens = 9}
+      local j = real(tok, tpl, msgs, o, ids)
+      j.finish = function()
+        return 'Action: get_weather\nAction Input: {"city": "Paris"}', "stop", {prompt_tokens = 5, completion_tokens = 9}
+      end
+      return j
     end
     local req = fake("POST", "/v1/chat/completions", [[{"messages":[{"role":"user","content":"weather?"}],
-      "tools":[{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object"}}}]}]])
+      "tools":[{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]}]])
     local ok, err = pcall(s.handle, s, req)
-    gen.reply = real
+    gen.reply_job = real
     t.assert(ok, tostring(err))
-    t.assert_eq(req.status, 200)
+    t.assert_eq(req.status, 200, req.body)
     t.assert(seen.tools:find('"name":"get_weather"', 1, true), seen.tools)
     local r = lfl.json.decode(req.body)
     t.assert_eq(r.object, "chat.completion")
@@ -99,6 +126,104 @@ t.suite("serve", {
     s.api_key = "k"
     s:handle(auth)
     t.assert_eq(auth.status, 401)
+  end,
+})
+
+t.suite("serve_reliability", {
+  context_length = function()
+    local m = lfl.model.load(golden .. "models/llama")
+    t.assert_eq(serve.context_length(m), 64)
+    t.assert_eq(serve.context_length(m, 32), 32)
+    t.assert_error(function() serve.context_length(m, 65) end, "larger than the model's context (64")
+    t.assert_error(function() serve.context_length(m, 1) end, "max_model_len must be a whole number >= 2")
+    t.assert_error(function() serve.context_length({config = {}}) end, "--max-model-len")
+    t.assert_eq(serve.context_length({config = {}}, 100), 100)
+    t.assert_error(function() tiny_server({max_batch = 0}) end, "max_batch must be a whole number >= 1")
+    t.assert_error(function() tiny_server({prefill_chunk = 1.5}) end, "prefill_chunk must be a whole number >= 1")
+  end,
+  prompt_over_the_context_is_refused_before_prefill = function()
+    local s, logs = tiny_server()
+    local decoder = require("lfl.model.decoder")
+    local forward, calls = decoder.forward, 0
+    decoder.forward = function(...) calls = calls + 1; return forward(...) end
+    local long = fake("POST", "/v1/chat/completions", chat(string.rep("word ", 2000)))
+    -- exactly full: 64 prompt tokens leave no room for one more
+    local probe = gen.prompt_ids(s.tok, s.tpl, {{role = "user", content = "x"}})
+    local full = fake("POST", "/v1/chat/completions", chat(string.rep("x", 64 - #probe + 1)))
+    local ok, err = pcall(function() s:handle(long); s:handle(full) end)
+    decoder.forward = forward
+    t.assert(ok, tostring(err))
+    t.assert_eq(calls, 0)
+    for _, r in ipairs({long, full}) do
+      t.assert_eq(r.status, 400)
+      local e = lfl.json.decode(r.body).error
+      t.assert_eq(e.code, "context_length_exceeded")
+      t.assert_eq(e.type, "invalid_request_error")
+      t.assert_eq(e.param, "messages")
+      t.assert(e.message:find("maximum context length is 64 tokens", 1, true), e.message)
+    end
+    t.assert(lfl.json.decode(full.body).error.message:find("resulted in 64 tokens", 1, true), full.body)
+    t.assert(logs[1]:find("error 400", 1, true), logs[1])
+  end,
+  max_tokens_cut_to_the_room_left = function()
+    local s = tiny_server()
+    local probe = gen.prompt_ids(s.tok, s.tpl, {{role = "user", content = "Hello there"}})
+    local big = fake("POST", "/v1/chat/completions", chat("Hello there", ',"max_tokens":100000000'))
+    local two = fake("POST", "/v1/chat/completions", chat("Hello there", ',"max_completion_tokens":100000000,"n":2,"seed":3'))
+    s:handle_batch({big, two})
+    local r = lfl.json.decode(big.body)
+    t.assert_eq(big.status, 200, big.body)
+    t.assert_eq(r.usage.prompt_tokens, #probe)
+    -- greedy may stop early on EOS; it never goes past the context
+    t.assert(r.usage.completion_tokens <= 64 - #probe, big.body)
+    if r.choices[1].finish_reason == "length" then t.assert_eq(r.usage.completion_tokens, 64 - #probe) end
+    local r2 = lfl.json.decode(two.body)
+    t.assert_eq(#r2.choices, 2)
+    t.assert(r2.usage.completion_tokens <= 2 * (64 - #probe), two.body)
+  end,
+  a_client_that_leaves_cancels_its_rows = function()
+    local s, logs = tiny_server()
+    s.ctx = 4096 -- a long reply (RoPE has no limit of its own): it must be cut by the disconnect
+    local req = fake("POST", "/v1/chat/completions", chat("Hello there", ',"max_tokens":100000000,"n":2,"seed":1'))
+    s:admit(req)
+    local steps = 0
+    while s.batch:size() > 0 do
+      steps = steps + 1
+      if steps == 4 then req.left = true end
+      s:tick()
+      t.assert(steps < 50, "the rows were not cancelled")
+    end
+    t.assert_eq(req.status, nil) -- never answered
+    t.assert(req.finished, "request released")
+    t.assert(next(s.jobs) == nil, "job dropped")
+    t.assert(logs[1]:find("-> cancelled", 1, true), logs[1])
+  end,
+  a_newcomer_joins_the_running_decode = function()
+    local s, logs = tiny_server()
+    s.ctx = 4096
+    -- a stand-in for lfl.http: A (long, not streamed) at once, B (short) and C after 5 steps
+    local A = fake("POST", "/v1/chat/completions", chat("Hello there", ',"max_tokens":100000000'))
+    local B = fake("POST", "/v1/chat/completions", chat("Hi", ',"max_tokens":3'))
+    local C = fake("GET", "/v1/models")
+    local queue, steps, b_done_at = {A}, 0, nil
+    s.http = {next = function() return table.remove(queue, 1) end}
+    local tick = s.tick
+    s.tick = function(self)
+      steps = steps + 1
+      if steps == 5 then queue[#queue + 1] = B; queue[#queue + 1] = C end
+      tick(self)
+      if B.status and not b_done_at then b_done_at = steps; A.left = true end -- then A's client leaves
+    end
+    local ok, err = pcall(s.run, s, function() return steps > 300 or (A.left and s.batch:size() == 0) end)
+    t.assert(ok, tostring(err))
+    t.assert_eq(B.status, 200, B.body)
+    t.assert(lfl.json.decode(B.body).usage.completion_tokens <= 3, B.body)
+    t.assert_eq(C.status, 200)
+    -- B: admitted at step 6, prefilled, 3 tokens; A kept decoding meanwhile
+    t.assert(b_done_at and b_done_at <= 10, "B waited behind A: done at step " .. tostring(b_done_at))
+    t.assert_eq(A.status, nil)
+    t.assert(steps < 300 and steps <= b_done_at + 2, "A was not cancelled: " .. steps .. " steps")
+    t.assert(logs[#logs]:find("-> cancelled", 1, true), table.concat(logs, "\n"))
   end,
 })
 

@@ -2,11 +2,13 @@
 # `lfl serve` on 127.0.0.1 (a free port) with the tiny llama of tests/golden/models
 # and a 64-token test tokenizer: /v1/models, chat completions plain and streamed
 # (SSE ending in [DONE]), OpenAI error JSON and statuses (bad JSON, unknown
-# fields, bad values, wrong method/path, oversized body, API key), a client that
-# disconnects mid-stream, 30 concurrent streams against a small queue (each
-# completes or gets a clean 503; the server keeps serving), and the `openai`
+# fields, bad values, wrong method/path, oversized body, API key), 50
+# concurrent streams against a small queue (each completes or gets a clean
+# 503; the server keeps serving), and the `openai`
 # Python client (in a venv at $LFL_OPENAI_VENV, default ~/.cache/lfl/openai-venv,
 # made with pip when missing; skipped with the reason when that fails offline).
+# Disconnects, the context limit, fairness and the cross-site policy are in
+# test_serve_reliability.sh.
 # Usage: test_serve.sh path/to/lfl
 set -u
 LFL=$(realpath "${1:?usage: test_serve.sh path/to/lfl}")
@@ -86,16 +88,6 @@ err "unknown path" 404 GET /v2/whatever
 head -c 1200000 /dev/zero | tr '\0' 'a' >"$TMPD/big"
 err "oversized body" 413 POST /v1/chat/completions $J --data-binary @"$TMPD/big"
 err "empty body" 400 POST /v1/chat/completions $J -d ''
-
-# a client that leaves mid-stream cancels its generation
-curl -s -N --max-time 1 $J -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":100000,"stream":true,"temperature":0}' \
-    "http://127.0.0.1:$PORT/v1/chat/completions" >/dev/null
-T0=$(date +%s.%N)
-req GET /v1/models
-T1=$(date +%s.%N)
-check "server answers after a disconnect" '[ "$CODE" = 200 ] && awk "BEGIN{exit !($T1 - $T0 < 10)}"'
-for _ in $(seq 1 50); do grep -q -- '-> cancelled' "$TMPD/main.log" && break; sleep 0.1; done
-check "disconnect cancels the generation" 'grep -q -- "-> cancelled" "$TMPD/main.log"' "$(cat "$TMPD/main.log")"
 
 # 50 concurrent streams, queue of 8: each completes ([DONE]) or is refused with 503
 for i in $(seq 1 50); do

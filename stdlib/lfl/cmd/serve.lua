@@ -1,5 +1,7 @@
 -- `lfl serve --model <path|hub id> [options]`: the OpenAI-compatible API of
--- stdlib/lfl/serve.lua (llamafactory-cli api): GET /v1/models, POST /v1/chat/completions.
+-- stdlib/lfl/infer/serve.lua (llamafactory-cli api): GET /v1/models, POST
+-- /v1/chat/completions, with continuous batching, the context limit, and the
+-- cross-site policy (--cors, --allowed-hosts) of lua/l_http.c.
 local fmt = string.format
 
 local M = {help = "OpenAI-compatible chat API server (/v1/models, /v1/chat/completions, SSE streaming)"}
@@ -17,14 +19,46 @@ usage: lfl serve --model PATH|HUB_ID [options]
   --max-queue N         requests waiting at most (16); more get 503
   --max-body BYTES      largest request body (1048576); larger get 413
   --max-new-tokens N    reply limit when a request gives no max_tokens (1024)
+  --max-batch N         rows decoded together (8): requests join the running batch at the next
+                        step and leave it when done; more wait in the queue
+  --prefill-chunk N     prompt tokens prefilled per step (512): a long prompt takes turns with
+                        the running rows instead of stalling them
+  --max-model-len N     context cap in tokens (default the model's max_position_embeddings); a
+                        prompt that fills it gets 400 context_length_exceeded, max_tokens is cut
+                        to the room it leaves
+  --cors ORIGINS        comma-separated origins (http://host:port) whose web pages may call the
+                        API, or * for any; default none (no Access-Control-Allow-Origin, and a
+                        request carrying another Origin gets 403)
+  --allowed-hosts NAMES comma-separated host names the Host header may carry besides IP
+                        addresses and localhost (e.g. the server's DNS name), or *; others get
+                        421 (DNS rebinding). POST bodies must be Content-Type application/json.
 Prints "listening on http://HOST:PORT" when ready; Ctrl-C stops.]]
 
 local SPEC = {name = "lfl serve", usage = M.usage, flags = {"merge"},
-  whole = {"port", "max_queue", "max_body", "max_new_tokens"},
-  strings = {"model", "adapter", "template", "host", "api_key", "model_name"}}
+  whole = {"port", "max_queue", "max_body", "max_new_tokens", "max_batch", "prefill_chunk", "max_model_len"},
+  strings = {"model", "adapter", "template", "host", "api_key", "model_name", "cors", "allowed_hosts"}}
+
+-- "a, b" -> {"a", "b"}; nil stays nil
+local function list(opt, v)
+  if v == nil then return nil end
+  local out = {}
+  for item in (v .. ","):gmatch("([^,]*),") do
+    item = item:match("^%s*(.-)%s*$")
+    if item == "" then error(fmt("lfl serve: --%s '%s' has an empty entry", opt, v), 0) end
+    out[#out + 1] = item
+  end
+  return out
+end
 
 function M.parse(args)
-  return require("lfl.cmd").parse_options(SPEC, args)
+  local o = require("lfl.cmd").parse_options(SPEC, args)
+  for _, k in ipairs({"max_queue", "max_body", "max_new_tokens", "max_batch", "prefill_chunk"}) do
+    if o[k] == 0 then error(fmt("lfl serve: --%s must be at least 1", k:gsub("_", "-")), 0) end
+  end
+  if o.max_model_len and o.max_model_len < 2 then error("lfl serve: --max-model-len must be at least 2", 0) end
+  o.cors = list("cors", o.cors)
+  o.allowed_hosts = list("allowed-hosts", o.allowed_hosts)
+  return o
 end
 
 function M.run(args)
@@ -43,10 +77,12 @@ function M.run(args)
   local srv = require("lfl.infer.serve").new{model = model, tokenizer = tok, template = tpl,
     host = o.host or env("API_HOST") or "127.0.0.1", port = o.port or tonumber(env("API_PORT") or "") or 8000,
     api_key = key, model_name = o.model_name or env("API_MODEL_NAME"), max_queue = o.max_queue,
-    max_body = o.max_body, max_new_tokens = o.max_new_tokens,
+    max_body = o.max_body, max_new_tokens = o.max_new_tokens, max_batch = o.max_batch,
+    prefill_chunk = o.prefill_chunk, max_model_len = o.max_model_len, cors = o.cors, allowed_hosts = o.allowed_hosts,
     log = function(line) io.stderr:write(os.date("%H:%M:%S "), line, "\n") end}
-  print(fmt("listening on http://%s:%d (model %s%s)", o.host or env("API_HOST") or "127.0.0.1", srv:port(),
-    tostring(o.model), key and ", API key required" or ""))
+  print(fmt("listening on http://%s:%d (model %s, context %d%s%s)", o.host or env("API_HOST") or "127.0.0.1",
+    srv:port(), tostring(o.model), srv.ctx, key and ", API key required" or "",
+    o.cors and ", CORS for " .. table.concat(o.cors, " ") or ""))
   io.stdout:flush()
   local ok, err = pcall(srv.run, srv)
   srv:stop()

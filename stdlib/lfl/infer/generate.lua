@@ -5,6 +5,9 @@
 -- step; the padding keys are masked per row (attention's kv_start) and each
 -- row's positions start after its padding, so a row's tokens do not depend on
 -- the other rows. A finished row leaves the batch (and its cache rows).
+-- Continuous batching (batcher, for lfl serve): rows join a running batch
+-- between steps, their prompts prefilled apart (long ones a chunk per step)
+-- and their caches joined to the running one; generate_batch runs on it.
 -- Sampling (lfl.sample, C): greedy, temperature, top_k, top_p, min_p,
 -- repetition_penalty, in transformers' order; stops on EOS, the template's stop
 -- words, stop strings or max_new_tokens. Streaming goes through a callback with
@@ -181,93 +184,244 @@ function M.generate_batch(model, prompts, opts)
     restore = model.lora.enabled
     require("lfl.train.peft").set_enabled(model, adapter)
   end
-  local B = #prompts
+  -- every prompt in one left-padded prefill, then one forward per step
+  local bt = M.batcher(model, {prefill_chunk = math.huge, timings = opts.timings})
   local states = {}
-  for b, s in ipairs(prompts) do
-    local o = ro[b]
-    local st = {prev = {}, out = {}, done = false, sp = sampling(o), maxn = o.max_new_tokens or 64,
-                stops = o.stop_ids or {}, seed = o.seed, on_token = o.on_token}
-    for i, id in ipairs(s) do st.prev[i] = id end
-    if st.seed then st.rng = {st.seed, 0} end
-    if st.maxn <= 0 then st.done, st.reason = true, "length" end
-    states[b] = st
-  end
-  local function draw(st, row)
-    if not st.rng then return lfl.sample(row, st.sp, st.prev) end
-    local gs, go = lfl.rng_state()
-    lfl.rng_state(st.rng[1], st.rng[2])
-    local id = lfl.sample(row, st.sp, st.prev)
-    st.rng[1], st.rng[2] = lfl.rng_state()
-    lfl.rng_state(gs, go)
-    return id
-  end
-  local grad = lfl.set_grad_enabled(false)
   local ok, err = pcall(function()
-    -- active: batch row -> state index; prefill the rows that want tokens
-    local active = {}
-    for b = 1, B do if not states[b].done then active[#active + 1] = b end end
-    if #active == 0 then return end
-    local T = 0
-    for _, b in ipairs(active) do T = math.max(T, #prompts[b]) end
-    local ids, pad = {}, {}
-    for i, b in ipairs(active) do
-      local p, r = prompts[b], {}
-      pad[i] = T - #p
-      for j = 1, pad[i] do r[j] = 0 end
-      for j = 1, #p do r[pad[i] + j] = p[j] end
-      ids[i] = r
+    for b, s in ipairs(prompts) do
+      local o = ro[b]
+      local cb = o.on_token
+      states[b] = bt:add(s, {max_new_tokens = o.max_new_tokens or 64, temperature = o.temperature,
+        do_sample = o.do_sample, top_k = o.top_k, top_p = o.top_p, min_p = o.min_p,
+        repetition_penalty = o.repetition_penalty, seed = o.seed, stop_ids = o.stop_ids,
+        on_token = cb and function(id) return cb(id, b) end})
     end
-    local tm, clock = opts.timings, lfl.sys.clock
-    local t0, first = clock(), true
-    local cache = decoder.new_cache(pad)
-    local logits = decoder.forward(model, lfl.tensor(ids, "i64"), {cache = cache, last_only = true})
-    if tm then
-      local n = 0
-      for _, b in ipairs(active) do n = n + #prompts[b] end
-      tm.prefill_tokens, tm.decode_tokens, tm.decode_s = n, 0, 0
-    end
-    while #active > 0 do
-      lfl.sys.check_interrupt() -- Ctrl-C, also when this loop runs JIT-compiled
-      local keep, nxt_ids = {}, {}
-      for i, b in ipairs(active) do
-        local st = states[b]
-        local nxt = draw(st, logits[i][1])
-        if st.stops[nxt] then
-          st.done, st.reason = true, "stop"
-        else
-          st.out[#st.out + 1] = nxt
-          st.prev[#st.prev + 1] = nxt
-          if st.on_token and st.on_token(nxt, b) == false then
-            st.done, st.reason = true, "cancelled"
-          elseif #st.out >= st.maxn then
-            st.done, st.reason = true, "length"
-          end
-        end
-        if not st.done then keep[#keep + 1] = i; nxt_ids[#keep] = {nxt} end
-      end
-      if tm then
-        -- the first tokens come from the prefill's logits
-        if first then tm.prefill_s, t0, first = clock() - t0, clock(), false
-        else tm.decode_tokens = tm.decode_tokens + #active end
-      end
-      if #keep == 0 then break end
-      if #keep < #active then
-        -- finished rows leave the batch and the cache
-        local na = {}
-        for j, i in ipairs(keep) do na[j] = active[i] end
-        decoder.cache_keep(cache, keep)
-        active = na
-      end
-      logits = decoder.forward(model, lfl.tensor(nxt_ids, "i64"), {cache = cache, last_only = true})
-    end
-    if tm and not first then tm.decode_s = clock() - t0 end
+    while bt:size() > 0 do bt:step() end
   end)
-  lfl.set_grad_enabled(grad)
   if restore ~= nil then model.lora.enabled = restore end
   if not ok then error(err, 0) end
   local res = {}
   for b, st in ipairs(states) do res[b] = {st.out, st.reason} end
   return res
+end
+
+-- ---------------------------------------------------------------- continuous batching
+
+-- A decode batch that rows join and leave between steps (continuous batching,
+-- for lfl serve): bt = M.batcher(model, opts); row = bt:add(ids, ropts);
+-- bt:step() -> rows finished by this step; bt:cancel(row); bt:size().
+-- ropts: max_new_tokens (64), temperature / do_sample / top_k / top_p / min_p /
+-- repetition_penalty (missing means greedy), seed (the row's own random
+-- stream), stop_ids, on_token(id) (false cancels the row). A finished row has
+-- out (ids), reason ("stop" | "length" | "cancelled") and done = true.
+-- Each step prefills at most opts.prefill_chunk (512) prompt tokens, then
+-- samples one token for every running row and runs one forward over those
+-- still going: prompts that fit the chunk are prefilled together (left-padded),
+-- a longer one a chunk per step in a cache of its own, taking turns with the
+-- short ones, so a long prompt neither stalls the running rows for its whole
+-- prefill nor holds up the short prompts queued behind it. A prefilled row's
+-- cache joins the running one (decoder.cache_join) with its first token's
+-- logits; a finished or cancelled row leaves it (decoder.cache_keep). Rows do
+-- not see each other: a row's tokens are those it would get alone (greedy, or
+-- sampled with a seed). The model's unmerged-adapter switch is whatever it is.
+-- opts.timings as generate_batch's.
+local Batcher = {}
+Batcher.__index = Batcher
+
+function M.batcher(model, opts)
+  opts = opts or {}
+  local chunk = opts.prefill_chunk or 512
+  if type(chunk) ~= "number" or chunk < 1 then error("batcher: prefill_chunk must be >= 1", 2) end
+  local tm = opts.timings
+  if tm then tm.prefill_tokens, tm.prefill_s, tm.decode_tokens, tm.decode_s = 0, 0, 0, 0 end
+  return setmetatable({model = model, chunk = chunk, tm = tm, waiting = {}, running = {}, cache = nil,
+                       ended = {}, turn = false}, Batcher)
+end
+
+function Batcher:add(ids, o)
+  o = o or {}
+  if type(ids) ~= "table" or #ids == 0 then error("batcher: the prompt is empty", 2) end
+  local st = {ids = ids, prev = {}, out = {}, done = false, sp = sampling(o), maxn = o.max_new_tokens or 64,
+              stops = o.stop_ids or {}, on_token = o.on_token, filled = 0}
+  for i, id in ipairs(ids) do st.prev[i] = id end
+  if o.seed then st.rng = {o.seed, 0} end
+  if st.maxn <= 0 then
+    st.done, st.reason = true, "length"
+    self.ended[#self.ended + 1] = st
+  else
+    self.waiting[#self.waiting + 1] = st
+  end
+  return st
+end
+
+-- the row ends as "cancelled" at the next step (before any more compute)
+function Batcher:cancel(st)
+  if not st.done then st.cancelled = true end
+end
+
+-- rows waiting for their prefill or decoding, plus finished rows not yet returned
+function Batcher:size() return #self.waiting + #self.running + #self.ended end
+
+local function draw(st, row)
+  if not st.rng then return lfl.sample(row, st.sp, st.prev) end
+  local gs, go = lfl.rng_state()
+  lfl.rng_state(st.rng[1], st.rng[2])
+  local id = lfl.sample(row, st.sp, st.prev)
+  st.rng[1], st.rng[2] = lfl.rng_state()
+  lfl.rng_state(gs, go)
+  return id
+end
+
+-- drops cancelled rows: waiting ones at once, running ones from the cache
+function Batcher:drop_cancelled()
+  local w = {}
+  for _, st in ipairs(self.waiting) do
+    if st.cancelled then
+      st.done, st.reason, st.pcache = true, "cancelled", nil
+      self.ended[#self.ended + 1] = st
+    else
+      w[#w + 1] = st
+    end
+  end
+  self.waiting = w
+  local keep, run = {}, {}
+  for i, st in ipairs(self.running) do
+    if st.cancelled then
+      st.done, st.reason = true, "cancelled"
+      self.ended[#self.ended + 1] = st
+    else
+      keep[#keep + 1], run[#run + 1] = i, st
+    end
+  end
+  if #run < #self.running then self:keep_rows(keep, run) end
+end
+
+function Batcher:keep_rows(keep, run)
+  if #run == 0 then self.cache = nil else decoder.cache_keep(self.cache, keep) end
+  self.running = run
+end
+
+local function join(self, rows, cache, logits)
+  for i, st in ipairs(rows) do
+    st.row, st.first = logits[i][1], true
+    self.running[#self.running + 1] = st
+  end
+  self.cache = decoder.cache_join(self.cache, cache)
+end
+
+-- one prefill unit: short prompts together, or a chunk of a long one
+function Batcher:prefill()
+  if #self.waiting == 0 then return end
+  local model, chunk = self.model, self.chunk
+  -- short: waiting rows whose whole prompt fits, as many as fit padded
+  local short, T = {}, 0
+  for _, st in ipairs(self.waiting) do
+    if st.filled == 0 then
+      local t = math.max(T, #st.ids)
+      if t * (#short + 1) <= chunk then short[#short + 1], T = st, t end
+    end
+  end
+  local long
+  for _, st in ipairs(self.waiting) do
+    if st.filled > 0 or #st.ids > chunk then long = st; break end
+  end
+  -- turns between the two when both wait
+  local use_long = long and (#short == 0 or self.turn)
+  self.turn = not self.turn
+  local t0 = lfl.sys.clock()
+  local done = {}
+  if use_long then
+    local st = long
+    st.pcache = st.pcache or decoder.new_cache()
+    local n = math.min(chunk, #st.ids - st.filled)
+    local piece = {}
+    for j = 1, n do piece[j] = st.ids[st.filled + j] end
+    local logits = decoder.forward(model, lfl.tensor({piece}, "i64"), {cache = st.pcache, last_only = true})
+    st.filled = st.filled + n
+    if self.tm then self.tm.prefill_tokens = self.tm.prefill_tokens + n end
+    if st.filled == #st.ids then
+      done[st] = true
+      join(self, {st}, st.pcache, logits)
+      st.pcache = nil
+    end
+  else
+    local ids, pad = {}, {}
+    for i, st in ipairs(short) do
+      local p, r = st.ids, {}
+      pad[i] = T - #p
+      for j = 1, pad[i] do r[j] = 0 end
+      for j = 1, #p do r[pad[i] + j] = p[j] end
+      ids[i] = r
+      st.filled = #p
+      done[st] = true
+      if self.tm then self.tm.prefill_tokens = self.tm.prefill_tokens + #p end
+    end
+    local cache = decoder.new_cache(pad)
+    local logits = decoder.forward(model, lfl.tensor(ids, "i64"), {cache = cache, last_only = true})
+    join(self, short, cache, logits)
+  end
+  local w = {}
+  for _, st in ipairs(self.waiting) do if not done[st] then w[#w + 1] = st end end
+  self.waiting = w
+  if self.tm then self.tm.prefill_s = self.tm.prefill_s + lfl.sys.clock() - t0 end
+end
+
+-- one token for every running row, then one forward over those still going
+function Batcher:decode()
+  if #self.running == 0 then return end
+  local t0 = lfl.sys.clock()
+  local keep, run, nxt_ids = {}, {}, {}
+  local from_decode = 0
+  for i, st in ipairs(self.running) do
+    lfl.sys.check_interrupt() -- Ctrl-C, also when this loop runs JIT-compiled
+    if not st.first then from_decode = from_decode + 1 end
+    st.first = nil
+    local nxt = draw(st, st.row)
+    st.row = nil
+    if st.stops[nxt] then
+      st.done, st.reason = true, "stop"
+    else
+      st.out[#st.out + 1] = nxt
+      st.prev[#st.prev + 1] = nxt
+      if st.on_token and st.on_token(nxt) == false then
+        st.done, st.reason = true, "cancelled"
+      elseif #st.out >= st.maxn then
+        st.done, st.reason = true, "length"
+      end
+    end
+    if st.done then
+      self.ended[#self.ended + 1] = st
+    else
+      keep[#keep + 1], run[#run + 1] = i, st
+      nxt_ids[#keep] = {nxt}
+    end
+  end
+  if #run < #self.running then self:keep_rows(keep, run) end
+  if #run > 0 then
+    local logits = decoder.forward(self.model, lfl.tensor(nxt_ids, "i64"), {cache = self.cache, last_only = true})
+    for i, st in ipairs(run) do st.row = logits[i][1] end
+  end
+  if self.tm then
+    self.tm.decode_tokens = self.tm.decode_tokens + from_decode
+    self.tm.decode_s = self.tm.decode_s + lfl.sys.clock() - t0
+  end
+end
+
+-- One step: cancelled rows leave, one prefill unit, one decode step. Returns
+-- the rows that ended since the last step (in the order they ended).
+function Batcher:step()
+  local grad = lfl.set_grad_enabled(false)
+  local ok, err = pcall(function()
+    lfl.sys.check_interrupt()
+    self:drop_cancelled()
+    self:prefill()
+    self:decode()
+  end)
+  lfl.set_grad_enabled(grad)
+  if not ok then error(err, 0) end
+  local ended = self.ended
+  self.ended = {}
+  return ended
 end
 
 -- ---------------------------------------------------------------- streaming text
@@ -315,11 +469,12 @@ end
 
 -- ---------------------------------------------------------------- chat
 
--- One reply's text side: prompt ids, generation options whose on_token turns
--- ids into text (stop strings, streaming through opts.on_text), and finish(out,
--- reason) -> text, finish_reason, usage.
-local function reply_job(tok, tpl, messages, opts)
-  local ids = M.prompt_ids(tok, tpl, messages, opts.system, opts.tools)
+-- One reply's text side: prompt ids (given, or templated from messages),
+-- generation options whose on_token turns ids into text (stop strings,
+-- streaming through opts.on_text), and finish(out, reason) -> text,
+-- finish_reason, usage. lfl serve adds its rows to a batcher with these.
+function M.reply_job(tok, tpl, messages, opts, ids)
+  ids = ids or M.prompt_ids(tok, tpl, messages, opts.system, opts.tools)
   local stops = opts.stop
   if type(stops) == "string" then stops = {stops} end
   stops = stops or {}
@@ -375,7 +530,7 @@ end
 -- text is cut before the first), on_text(delta) for streaming (return false to
 -- stop). Returns text, finish_reason, {prompt_tokens =, completion_tokens =}.
 function M.reply(model, tok, tpl, messages, opts)
-  local j = reply_job(tok, tpl, messages, opts or {})
+  local j = M.reply_job(tok, tpl, messages, opts or {})
   local out, reason = M.generate(model, j.ids, j.g)
   return j.finish(out, reason)
 end
@@ -388,7 +543,7 @@ end
 function M.reply_batch(model, tok, tpl, reqs)
   local jobs, prompts, rows = {}, {}, {}
   for i, r in ipairs(reqs) do
-    jobs[i] = reply_job(tok, tpl, r.messages, r.opts or {})
+    jobs[i] = M.reply_job(tok, tpl, r.messages, r.opts or {})
     prompts[i], rows[i] = jobs[i].ids, jobs[i].g
   end
   local res = M.generate_batch(model, prompts, {rows = rows})

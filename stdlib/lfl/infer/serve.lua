@@ -3,10 +3,15 @@
 -- "data: [DONE]", tools -> tool_calls through the template's tool extractor),
 -- OpenAI's error shape with 4xx/5xx statuses, an optional API key (Bearer).
 -- The HTTP side is lfl.http (C, libmicrohttpd): requests are queued by its
--- threads and answered here on the Lua main loop. Chat completions waiting in
--- the queue at the same time (up to max_batch, n = 1 each) are decoded as one
--- batch (lfl.generate.reply_batch): each streams on its own, and a client that
--- leaves cancels only its row. A full queue answers 503.
+-- threads and answered here on the Lua main loop, which also refuses other
+-- web pages (Host check, CORS only for configured origins, JSON bodies only).
+-- Continuous batching (lfl.generate.batcher): a chat completion's prompt is
+-- tokenized and checked against the context (400 context_length_exceeded
+-- before any prefill), its max_tokens cut to the room left, and its rows (one
+-- per choice) join the running decode at the next step, up to max_batch rows;
+-- a long prompt is prefilled a chunk per step. Each streams on its own, and a
+-- client that leaves (streamed or not: the HTTP layer watches the socket)
+-- cancels only its rows. A full queue answers 503.
 local lfl = lfl
 local gen = require("lfl.infer.generate")
 local J = require("lfl.text.pyjson")
@@ -177,10 +182,46 @@ local Server = {}
 Server.__index = Server
 M._Server = Server -- for tests
 
--- opts: model, tokenizer, template, host ("127.0.0.1"), port (8000), api_key,
--- model_name ("gpt-3.5-turbo" as LlamaFactory), max_queue (16), max_body (1 MiB),
--- max_new_tokens (default reply limit, 1024), max_batch (requests decoded
--- together, 8; 1 answers one at a time), log (function(line))
+-- The model's context (positions), at most max_model_len when given.
+function M.context_length(model, max_model_len)
+  local c = model.config or {}
+  local n = c.max_position_embeddings or c.n_positions or c.max_sequence_length or c.seq_length
+    or c.model_max_length
+  if type(n) ~= "number" then n = nil end
+  if max_model_len then
+    if type(max_model_len) ~= "number" or max_model_len < 2 or max_model_len ~= math.floor(max_model_len) then
+      error(fmt("serve: max_model_len must be a whole number >= 2, got %s", tostring(max_model_len)), 0)
+    end
+    if n and max_model_len > n then
+      error(fmt("serve: max_model_len %d is larger than the model's context (%d positions)", max_model_len, n), 0)
+    end
+    n = max_model_len
+  end
+  if not n then
+    error("serve: the model's context length is unknown (its config has no max_position_embeddings): "
+      .. "give max_model_len (--max-model-len)", 0)
+  end
+  return n
+end
+
+local function whole(opts, k, def, lo)
+  local v = opts[k]
+  if v == nil then return def end
+  if type(v) ~= "number" or v ~= math.floor(v) or v < lo then
+    error(fmt("serve: %s must be a whole number >= %d, got %s", k, lo, tostring(v)), 0)
+  end
+  return v
+end
+
+-- opts: model, tokenizer, template, host ("127.0.0.1"), port (8000; false: no
+-- socket, for tests that feed requests by hand), api_key, model_name
+-- ("gpt-3.5-turbo" as LlamaFactory), max_queue (16), max_body (1 MiB),
+-- max_new_tokens (default reply limit, 1024), max_batch (rows decoded
+-- together, 8; a request for n choices takes n rows and may take the batch
+-- over by n - 1), prefill_chunk (prompt tokens prefilled per step, 512),
+-- max_model_len (context cap; default the model's), cors (allowed origins, or
+-- {"*"}), allowed_hosts (Host names besides IP addresses and localhost),
+-- log (function(line))
 function M.new(opts)
   local s = setmetatable({}, Server)
   s.model = opts.model
@@ -188,11 +229,18 @@ function M.new(opts)
   s.tpl = opts.template
   s.api_key = opts.api_key
   s.name = opts.model_name or "gpt-3.5-turbo"
-  s.max_new = opts.max_new_tokens or gen.DEFAULTS.max_new_tokens
-  s.max_batch = opts.max_batch or 8
+  s.max_new = whole(opts, "max_new_tokens", gen.DEFAULTS.max_new_tokens, 1)
+  s.max_batch = whole(opts, "max_batch", 8, 1)
+  s.prefill_chunk = whole(opts, "prefill_chunk", 512, 1)
+  s.ctx = M.context_length(opts.model, opts.max_model_len)
   s.log = opts.log or function() end
-  s.http = lfl.http.server{host = opts.host or "127.0.0.1", port = opts.port or 8000,
-    max_queue = opts.max_queue or 16, max_body = opts.max_body or 1048576}
+  s.batch = gen.batcher(s.model, {prefill_chunk = s.prefill_chunk})
+  s.jobs = {}
+  if opts.port ~= false then
+    s.http = lfl.http.server{host = opts.host or "127.0.0.1", port = opts.port or 8000,
+      max_queue = opts.max_queue or 16, max_body = opts.max_body or 1048576, cors = opts.cors,
+      allowed_hosts = opts.allowed_hosts}
+  end
   s.created = os.time()
   return s
 end
@@ -249,7 +297,12 @@ end
 -- answers a job from its choices' {text, finish_reason, usage}; returns what to log
 function Server:finish_job(job, results)
   local o, req = job.o, job.req
-  for _, r in ipairs(results) do if r[2] == "cancelled" then return "cancelled" end end
+  for _, r in ipairs(results) do
+    if r[2] == "cancelled" then
+      req:finish()
+      return "cancelled"
+    end
+  end
   if o.stream then
     local reason = results[1][2]
     self:chunk(job, J.odict(), reason)
@@ -284,19 +337,7 @@ function Server:finish_job(job, results)
   return last_reason
 end
 
-function Server:completions(req, body)
-  local o = M.parse_request(body, self.max_new)
-  local job = new_job(req, o)
-  if not self:start_job(job) then return "cancelled" end
-  local results = {}
-  for i = 1, o.n do
-    results[i] = {gen.reply(self.model, self.tok, self.tpl, o.messages, self:job_opts(job, i))}
-    if results[i][2] == "cancelled" then return "cancelled" end
-  end
-  return self:finish_job(job, results)
-end
-
-local DEFER = {} -- a guarded call whose request is answered later (in a batch)
+local DEFER = {} -- a guarded call whose request is answered later (by the batch)
 
 -- runs fn() for a request: client errors become OpenAI error JSON, others 500;
 -- logs the outcome unless fn returns DEFER
@@ -321,13 +362,41 @@ function Server:guarded(req, info, t0, fn)
   self.log(fmt("%s %s -> %s (%.2f s)", info.method, path, tostring(res), lfl.sys.clock() - t0))
 end
 
--- routes one request; batch (a list) collects chat completions to decode together
-function Server:route(req, info, batch)
-  local path = info.path:gsub("%?.*$", "")
-  if info.method == "OPTIONS" then
-    req:respond(204, "text/plain", "")
-    return "options"
+-- A chat completion joins the decode batch: the prompt is templated and
+-- tokenized first, refused when it leaves no room in the context (before any
+-- prefill), and each choice's max_tokens is cut to the room left.
+function Server:admit_chat(req, o, info, t0)
+  local ids = gen.prompt_ids(self.tok, self.tpl, o.messages, o.system, o.tools)
+  local room = self.ctx - #ids
+  if room < 1 then
+    reject(400, fmt("This model's maximum context length is %d tokens. However, your messages resulted in %d "
+      .. "tokens. Please reduce the length of the messages.", self.ctx, #ids), "messages", "context_length_exceeded")
   end
+  if req:gone() then
+    req:finish()
+    return "cancelled"
+  end
+  local job = new_job(req, o)
+  job.info, job.t0, job.rows, job.results, job.left = info, t0, {}, {}, o.n
+  if not self:start_job(job) then
+    req:finish()
+    return "cancelled"
+  end
+  for i = 1, o.n do
+    local g = self:job_opts(job, i)
+    g.max_new_tokens = math.min(g.max_new_tokens, room)
+    local rj = gen.reply_job(self.tok, self.tpl, o.messages, g, ids)
+    local st = self.batch:add(rj.ids, rj.g)
+    st.job, st.choice, st.finish = job, i, rj.finish
+    job.rows[i] = st
+  end
+  self.jobs[job] = true
+  return DEFER
+end
+
+-- routes one request: answers it, or (chat completions) admits it to the batch
+function Server:route(req, info, t0)
+  local path = info.path:gsub("%?.*$", "")
   if self.api_key and info.authorization ~= "Bearer " .. self.api_key then
     reject(401, "Invalid API key.", nil, "invalid_api_key")
   end
@@ -337,68 +406,76 @@ function Server:route(req, info, batch)
     return "ok"
   elseif path == "/v1/chat/completions" then
     if info.method ~= "POST" then reject(405, "use POST for /v1/chat/completions") end
-    if batch then
-      local o = M.parse_request(info.body, self.max_new)
-      if o.n == 1 then
-        local job = new_job(req, o)
-        if not self:start_job(job) then return "cancelled" end
-        batch[#batch + 1] = job
-        return DEFER
-      end
-    end
-    return self:completions(req, info.body)
+    return self:admit_chat(req, M.parse_request(info.body, self.max_new), info, t0)
   end
   reject(404, fmt("no route %s %s", info.method, path), nil, "not_found")
 end
 
--- answers one request (errors become OpenAI error JSON)
-function Server:handle(req)
+-- takes one request off the queue
+function Server:admit(req)
   local info = req:info()
-  self:guarded(req, info, lfl.sys.clock(), function() return self:route(req, info) end)
+  local t0 = lfl.sys.clock()
+  self:guarded(req, info, t0, function() return self:route(req, info, t0) end)
 end
 
--- answers requests that arrived together: their chat completions (n = 1) are
--- decoded as one batch, the rest one by one
+local function cancel_job(self, job)
+  if job.cancelled then return end
+  job.cancelled = true
+  for _, st in ipairs(job.rows) do self.batch:cancel(st) end
+end
+
+-- One step of the batch: rows of clients that left are cancelled, then a
+-- prefill unit and a decode step; finished jobs are answered.
+function Server:tick()
+  for job in pairs(self.jobs) do
+    if job.req:gone() then cancel_job(self, job) end
+  end
+  local ok, ended = pcall(self.batch.step, self.batch)
+  if not ok then
+    local jobs = self.jobs
+    self.jobs = {}
+    self.batch = gen.batcher(self.model, {prefill_chunk = self.prefill_chunk})
+    for job in pairs(jobs) do
+      if tostring(ended):find("interrupted", 1, true) then pcall(function() job.req:finish() end)
+      else self:guarded(job.req, job.info, job.t0, function() error(ended, 0) end) end
+    end
+    if tostring(ended):find("interrupted", 1, true) then error(ended, 0) end
+    return
+  end
+  for _, st in ipairs(ended) do
+    local job = st.job
+    job.results[st.choice] = {st.finish(st.out, st.reason)}
+    job.left = job.left - 1
+    if st.reason == "cancelled" then cancel_job(self, job) end
+    if job.left == 0 then
+      self.jobs[job] = nil
+      self:guarded(job.req, job.info, job.t0, function() return self:finish_job(job, job.results) end)
+    end
+  end
+end
+
+-- answers requests given by hand (tests): all admitted, then decoded together
 function Server:handle_batch(reqs)
-  local jobs = {}
-  for _, req in ipairs(reqs) do
-    local info = req:info()
-    local t0 = lfl.sys.clock()
-    local n = #jobs
-    self:guarded(req, info, t0, function() return self:route(req, info, jobs) end)
-    if #jobs > n then jobs[#jobs].info, jobs[#jobs].t0 = info, t0 end
-  end
-  if #jobs == 0 then return end
-  local list = {}
-  for i, job in ipairs(jobs) do list[i] = {messages = job.o.messages, opts = self:job_opts(job, 1)} end
-  local ok, res = pcall(gen.reply_batch, self.model, self.tok, self.tpl, list)
-  if not ok and tostring(res):find("interrupted", 1, true) then
-    for _, job in ipairs(jobs) do pcall(function() job.req:finish() end) end
-    error(res, 0)
-  end
-  for i, job in ipairs(jobs) do
-    self:guarded(job.req, job.info, job.t0, function()
-      if not ok then error(res, 0) end
-      return self:finish_job(job, {res[i]})
-    end)
-  end
+  for _, req in ipairs(reqs) do self:admit(req) end
+  while self.batch:size() > 0 do self:tick() end
 end
 
--- serves until stop() or `until_fn()` returns true (checked every poll)
+function Server:handle(req) self:handle_batch({req}) end
+
+-- Serves until stop() or `until_fn()` returns true (checked every step).
+-- Requests are taken whenever the batch has room: a chat completion joins the
+-- running decode at the next step, so none waits for another to finish.
 function Server:run(until_fn)
   self.running = true
   while self.running do
-    local req = self.http:next(0.2)
-    if req then
-      -- whatever else is waiting joins this batch
-      local reqs = {req}
-      while #reqs < self.max_batch do
-        local r = self.http:next(0)
-        if not r then break end
-        reqs[#reqs + 1] = r
-      end
-      if #reqs == 1 then self:handle(req) else self:handle_batch(reqs) end
+    local timeout = self.batch:size() == 0 and 0.2 or 0
+    while self.batch:size() < self.max_batch do
+      local req = self.http:next(timeout)
+      if not req then break end
+      timeout = 0
+      self:admit(req)
     end
+    if self.batch:size() > 0 then self:tick() end
     if until_fn and until_fn() then break end
   end
 end

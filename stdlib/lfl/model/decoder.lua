@@ -414,6 +414,47 @@ function M.cache_keep(c, rows)
   M.set_cache_pad(c, pad)
 end
 
+-- rows held by a cache that has seen a forward
+local function cache_rows(c)
+  local _, e = next(c.layers)
+  return e and e.k:size(1) or 0
+end
+M.cache_rows = cache_rows
+
+-- A new cache holding the rows of a, then those of b (continuous batching: a
+-- newly prefilled request joins the running batch). Both must have seen a
+-- forward of the same model. The shorter cache's rows get more left padding so
+-- every row ends at the last column; a row's positions and masked keys stay as
+-- they were, so its next logits do not change. a may be nil (then b itself).
+function M.cache_join(a, b)
+  if not a or cache_rows(a) == 0 then return b end
+  if cache_rows(b) == 0 then return a end
+  local Ba, Bb = cache_rows(a), cache_rows(b)
+  local len = math.max(a.len, b.len)
+  local da, db = len - a.len, len - b.len
+  local pad = {}
+  for r = 1, Ba do pad[r] = (a.pad and a.pad[r] or 0) + da end
+  for r = 1, Bb do pad[Ba + r] = (b.pad and b.pad[r] or 0) + db end
+  local cap = len + 16
+  local c = {layers = {}, len = len}
+  for l, ea in pairs(a.layers) do
+    local eb = b.layers[l]
+    if not eb then error("decoder.cache_join: the caches come from different models (layer " .. l .. ")", 2) end
+    local e = {cap = cap}
+    for _, kv in ipairs({"k", "v"}) do
+      local ta, tb = ea[kv], eb[kv]
+      local sz = ta:size()
+      local t = lfl.zeros(Ba + Bb, sz[2], cap, sz[4]):to(ta:dtype())
+      if a.len > 0 then t:narrow(1, 1, Ba):narrow(3, da + 1, a.len):copy_(ta:narrow(3, 1, a.len)) end
+      if b.len > 0 then t:narrow(1, Ba + 1, Bb):narrow(3, db + 1, b.len):copy_(tb:narrow(3, 1, b.len)) end
+      e[kv] = t
+    end
+    c.layers[l] = e
+  end
+  M.set_cache_pad(c, pad)
+  return c
+end
+
 -- Hidden states after the final norm: [B, T, H]
 function M.hidden(m, ids, opts)
   local a = m.arch
