@@ -37,7 +37,7 @@ M.ARG_KEYS = {"stage", "template", "dataset", "eval_dataset", "dataset_dir", "cu
 -- sources whose code shapes the rows (a change invalidates old caches); the
 -- Jinja interpreter's parts count because chat templates render through them
 M.SOURCES = {"stdlib/lfl/data/init.lua", "stdlib/lfl/data/preprocess.lua", "stdlib/lfl/text/template.lua",
-  "stdlib/lfl/text/tools.lua", "stdlib/lfl/text/pyjson.lua", "stdlib/lfl/data/cache.lua"}
+  "stdlib/lfl/text/tools.lua", "stdlib/lfl/text/pyjson.lua", "stdlib/lfl/text/pyint.lua", "stdlib/lfl/data/cache.lua"}
 for _, part in ipairs({"init", "pyvalue", "methods", "lexer", "parser", "filters", "runtime"}) do
   M.SOURCES[#M.SOURCES + 1] = "stdlib/lfl/text/jinja/" .. part .. ".lua"
 end
