@@ -102,8 +102,18 @@ local function known_names()
     if RUNTIME[name] or name == "lfl" or name:match("^lfl%.") then mods[#mods + 1] = name end
   end
   table.sort(mods)
+  -- a nested table is named only when it is a namespace (no strings, numbers
+  -- or booleans in it): a data table (a loaded template, a role map) is keyed
+  -- by its content, so editing what it was read from changes the key
+  local function namespace(t)
+    for _, v in pairs(t) do
+      local tv = type(v)
+      if tv == "string" or tv == "number" or tv == "boolean" then return false end
+    end
+    return true
+  end
   local function walk(t, name, depth)
-    if known[t] or depth > 2 then return end
+    if known[t] or depth > 2 or (depth > 1 and not namespace(t)) then return end
     known[t] = name
     local keys = {}
     for k in pairs(t) do if type(k) == "string" then keys[#keys + 1] = k end end
