@@ -212,7 +212,7 @@ local function refuse(msg) error(setmetatable({msg = msg}, Refuse), 0) end
 local function kind_of(v)
   local tv = type(v)
   if tv == "table" then
-    if getmetatable(v) == (lfl.json.Int or false) then return "a number (" .. tostring(v) .. ")" end
+    if getmetatable(v) == lfl.json.Int then return "a number (" .. tostring(v) .. ")" end
     return (v[1] ~= nil or next(v) == nil) and "a list (JSON array)" or "an object (JSON object)"
   end
   if tv == "number" then return fmt("a number (%s)", require("lfl.text.pyjson").number_repr(v)) end
