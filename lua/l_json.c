@@ -1,17 +1,79 @@
 /* lfl.json: decode(text [, name]) -> Lua value (JSON null -> lfl.json.null),
- * encode(value [, {indent = true, sort_keys = true, allow_nan = false}]) -> text.
+ * encode(value [, {indent = true, sort_keys = true, allow_nan = false}]) -> text,
+ * int(digits | number) -> an exact integer, Int (its metatable).
  * Uses cJSON. NaN / Infinity / -Infinity are read as Python's json reads them,
- * and written as it writes them when allow_nan (HF's trainer_state.json). */
+ * and written as it writes them when allow_nan (HF's trainer_state.json).
+ * Integers stay exact as in Python: up to 2^53 they are Lua numbers, beyond
+ * (any length) a "big integer" table {digits = "-123..."} with the metatable
+ * lfl.json.Int, interned (one table per value, so == and table keys work),
+ * which encode writes back digit for digit (lfl.text.pyint gives it
+ * arithmetic, ordering and Python's printing). */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <math.h>
 #include "bridge.h"
 
 static int null_ref = LUA_NOREF;
+static int int_mt_ref = LUA_NOREF;    /* lfl.json.Int */
+static int int_cache_ref = LUA_NOREF; /* digits -> Int table, weak values */
 
-/* Python's json reads and writes NaN, Infinity and -Infinity; cJSON does not,
- * so decode rewrites those bare tokens into strings carrying this mark and
- * push_json turns them back into numbers. */
-#define NONFINITE_MARK "\x01lfl-nonfinite:"
+/* Python's json reads and writes NaN, Infinity and -Infinity, and reads
+ * integers of any length; cJSON does neither (it parses every number into a
+ * double), so decode rewrites those bare tokens into strings carrying this
+ * mark and push_json turns them back into numbers. */
+#define NUMBER_MARK "\x01lfl-json-number:"
+
+/* digits d[0..n) (no sign, no leading zero) within 2^53, where every
+ * integer is exact as a double */
+static bool fits_double(const char *d, size_t n)
+{
+    return n < 16 || (n == 16 && memcmp(d, "9007199254740992", 16) <= 0);
+}
+
+/* pushes the integer whose decimal text (optional '-', no leading zeros) is
+ * s[0..n): a Lua number when it fits a double exactly, else the interned Int */
+static void push_int(lua_State *L, const char *s, size_t n)
+{
+    const char *d = s;
+    size_t dn = n;
+    if (dn && *d == '-') { d++; dn--; }
+    if (dn == 1 && d[0] == '0') { lua_pushnumber(L, 0); return; }
+    if (fits_double(d, dn)) {
+        char buf[24];
+        memcpy(buf, s, n);
+        buf[n] = 0;
+        lua_pushnumber(L, strtod(buf, NULL));
+        return;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, int_cache_ref);
+    lua_pushlstring(L, s, n);
+    lua_rawget(L, -2);
+    if (!lua_isnil(L, -1)) { lua_remove(L, -2); return; }
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushlstring(L, s, n);
+    lua_setfield(L, -2, "digits");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, int_mt_ref);
+    lua_setmetatable(L, -2);
+    lua_pushlstring(L, s, n);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+    lua_remove(L, -2);
+}
+
+/* the digits of the Int at idx, or NULL when it is not one */
+static const char *int_digits(lua_State *L, int idx, size_t *n)
+{
+    if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return NULL;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, int_mt_ref);
+    bool is = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (!is) return NULL;
+    lua_getfield(L, idx, "digits");
+    const char *d = lua_tolstring(L, -1, n);
+    lua_pop(L, 1); /* the string stays alive in the table */
+    return d;
+}
 
 static void push_json(lua_State *L, const cJSON *j, int depth)
 {
@@ -25,10 +87,13 @@ static void push_json(lua_State *L, const cJSON *j, int depth)
         lua_pushnumber(L, j->valuedouble);
     } else if (cJSON_IsString(j)) {
         const char *v = j->valuestring;
-        size_t ml = sizeof NONFINITE_MARK - 1;
-        if (strncmp(v, NONFINITE_MARK, ml) == 0) {
+        size_t ml = sizeof NUMBER_MARK - 1;
+        if (strncmp(v, NUMBER_MARK, ml) == 0) {
             v += ml;
-            lua_pushnumber(L, v[0] == 'N' ? NAN : v[0] == '-' ? -INFINITY : INFINITY);
+            if (v[0] == 'N') lua_pushnumber(L, NAN);
+            else if (v[0] == 'I') lua_pushnumber(L, INFINITY);
+            else if (v[0] == '-' && v[1] == 'I') lua_pushnumber(L, -INFINITY);
+            else push_int(L, v, strlen(v));
         } else lua_pushstring(L, v);
     } else if (cJSON_IsArray(j)) {
         lua_createtable(L, cJSON_GetArraySize(j), 0);
@@ -46,15 +111,32 @@ static void push_json(lua_State *L, const cJSON *j, int depth)
     }
 }
 
-/* A copy of s with the bare NaN / Infinity / -Infinity tokens (outside strings)
- * quoted with the mark, or NULL when there are none. */
-static char *quote_nonfinite(const char *s, size_t n, size_t *outn)
+/* appends s[0..n) to the growing buffer *out (*on used, *cap allocated) */
+static bool append(char **out, size_t *on, size_t *cap, const char *s, size_t n)
+{
+    if (*on + n + 1 > *cap) {
+        size_t nc = (*on + n + 1) * 2;
+        char *nb = realloc(*out, nc);
+        if (!nb) return false;
+        *out = nb;
+        *cap = nc;
+    }
+    memcpy(*out + *on, s, n);
+    *on += n;
+    (*out)[*on] = 0;
+    return true;
+}
+
+/* A copy of s with the bare NaN / Infinity / -Infinity tokens and the
+ * integers of 16 digits or more (outside strings) quoted with the mark, or
+ * NULL when there are none (or memory ran out: cJSON then reads the text as
+ * it is). */
+static char *quote_special(const char *s, size_t n, size_t *outn)
 {
     static const char *toks[] = {"NaN", "Infinity", "-Infinity"};
     char *out = NULL;
-    size_t on = 0, cap = 0;
+    size_t on = 0, cap = 0, copied = 0;
     bool in_str = false;
-    size_t copied = 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (in_str) {
@@ -63,29 +145,43 @@ static char *quote_nonfinite(const char *s, size_t n, size_t *outn)
             continue;
         }
         if (c == '"') { in_str = true; continue; }
-        if (c != 'N' && c != 'I' && c != '-') continue;
-        for (int k = 0; k < 3; k++) {
-            size_t tl = strlen(toks[k]);
-            if (i + tl > n || memcmp(s + i, toks[k], tl) != 0) continue;
-            size_t need = on + (i - copied) + tl + sizeof NONFINITE_MARK + 3 + (n - i);
-            if (need > cap) {
-                cap = need * 2;
-                char *nb = realloc(out, cap);
-                if (!nb) { free(out); return NULL; }
-                out = nb;
+        size_t tl = 0;
+        if (c == '-' || isdigit((unsigned char)c)) {
+            size_t j = i + (c == '-'), d0 = j;
+            while (j < n && isdigit((unsigned char)s[j])) j++;
+            if (j > d0) {
+                bool frac = j < n && (s[j] == '.' || s[j] == 'e' || s[j] == 'E');
+                if (!frac && j - d0 >= 16 && s[d0] != '0') {
+                    tl = j - i;
+                } else {
+                    /* skip the whole number: a fraction's or an exponent's
+                     * digits are not an integer of their own */
+                    while (j < n && (isdigit((unsigned char)s[j]) || s[j] == '.' || s[j] == 'e' || s[j] == 'E'
+                                     || s[j] == '+' || s[j] == '-'))
+                        j++;
+                    i = j - 1;
+                    continue;
+                }
             }
-            memcpy(out + on, s + copied, i - copied);
-            on += i - copied;
-            on += (size_t)sprintf(out + on, "\"%s%s\"", NONFINITE_MARK, toks[k]);
-            i += tl - 1;
-            copied = i + 1;
-            break;
         }
+        if (!tl && (c == 'N' || c == 'I' || c == '-')) {
+            for (int k = 0; k < 3; k++) {
+                size_t kl = strlen(toks[k]);
+                if (i + kl <= n && memcmp(s + i, toks[k], kl) == 0) { tl = kl; break; }
+            }
+        }
+        if (!tl) continue;
+        if (!append(&out, &on, &cap, s + copied, i - copied) || !append(&out, &on, &cap, "\"", 1)
+            || !append(&out, &on, &cap, NUMBER_MARK, sizeof NUMBER_MARK - 1)
+            || !append(&out, &on, &cap, s + i, tl) || !append(&out, &on, &cap, "\"", 1)) {
+            free(out);
+            return NULL;
+        }
+        i += tl - 1;
+        copied = i + 1;
     }
     if (!out) return NULL;
-    memcpy(out + on, s + copied, n - copied);
-    on += n - copied;
-    out[on] = 0;
+    if (!append(&out, &on, &cap, s + copied, n - copied)) { free(out); return NULL; }
     *outn = on;
     return out;
 }
@@ -111,7 +207,7 @@ static int l_decode(lua_State *L)
     }
     const char *end = NULL;
     size_t qn = 0;
-    char *quoted = quote_nonfinite(s, n, &qn);
+    char *quoted = quote_special(s, n, &qn);
     const char *text = quoted ? quoted : s;
     size_t tn = quoted ? qn : n;
     cJSON *j = cJSON_ParseWithLengthOpts(text, tn, &end, 0);
@@ -119,7 +215,7 @@ static int l_decode(lua_State *L)
         /* line and column of the failure in the text as given (a quoted token
          * adds its mark and two quotes, all on one line) */
         const char *at = cJSON_GetErrorPtr();
-        const size_t extra = sizeof NONFINITE_MARK - 1 + 2;
+        const size_t extra = sizeof NUMBER_MARK - 1 + 2;
         int line = 1, col = 1;
         for (const char *p = text; at && p < at && p < text + tn; p++) {
             if (*p == '\n') { line++; col = 1; }
@@ -172,6 +268,13 @@ static cJSON *to_json(lua_State *L, int idx, int depth, const enc_opts *o)
             if (o->allow_nan) return cJSON_CreateRaw(isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
             luaL_error(L, "json.encode: %f cannot be represented in JSON (allow_nan writes it as Python does)", v);
         }
+        /* an integral value up to 2^53 is an int: all its digits, as Python
+         * prints it (cJSON would write 1e+15) */
+        if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
+            char buf[32];
+            snprintf(buf, sizeof buf, "%.0f", v == 0 ? 0.0 : v);
+            return cJSON_CreateRaw(buf);
+        }
         return cJSON_CreateNumber(v);
     }
     case LUA_TSTRING: {
@@ -188,6 +291,9 @@ static cJSON *to_json(lua_State *L, int idx, int depth, const enc_opts *o)
         break;
     case LUA_TTABLE: {
         int n;
+        size_t dn;
+        const char *digits = int_digits(L, idx, &dn);
+        if (digits) return cJSON_CreateRaw(digits);
         if (is_array(L, idx, &n)) {
             /* an empty table encodes as [] unless marked with lfl.json.object */
             bool obj = false;
@@ -255,8 +361,39 @@ static int l_encode(lua_State *L)
     return 1;
 }
 
+/* lfl.json.int(x): the exact integer of a decimal string (optional '-', no
+ * leading zeros) or of an integral number: a number up to 2^53, else the Int */
+static int l_int(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        double v = lua_tonumber(L, 1);
+        if (v != floor(v) || !isfinite(v)) return luaL_error(L, "lfl.json.int: %f is not an integer", v);
+        if (fabs(v) <= 9007199254740992.0) { lua_pushnumber(L, v == 0 ? 0.0 : v); return 1; }
+        char buf[400];
+        int k = snprintf(buf, sizeof buf, "%.0f", v);
+        push_int(L, buf, (size_t)k);
+        return 1;
+    }
+    size_t dn;
+    if (int_digits(L, 1, &dn)) { lua_settop(L, 1); return 1; }
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    size_t i = n && s[0] == '-';
+    bool ok = i < n && (s[i] != '0' || n - i == 1);
+    for (size_t k = i; ok && k < n; k++) ok = isdigit((unsigned char)s[k]);
+    if (!ok) return luaL_error(L, "lfl.json.int: '%s' is not a decimal integer", s);
+    push_int(L, s, n);
+    return 1;
+}
+
+static int l_int_tostring(lua_State *L)
+{
+    lua_getfield(L, 1, "digits");
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
-    {"decode", l_decode}, {"encode", l_encode},
+    {"decode", l_decode}, {"encode", l_encode}, {"int", l_int},
     {NULL, NULL},
 };
 
@@ -273,5 +410,21 @@ LFL_LUA_MODULE(json)
     lua_pushvalue(L, -1);
     null_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_setfield(L, -2, "null");
+    /* the big integers' metatable (lfl.text.pyint adds arithmetic and
+     * ordering) and their intern table */
+    lua_newtable(L);
+    lua_pushstring(L, "int");
+    lua_setfield(L, -2, "__name");
+    lua_pushcfunction(L, l_int_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushvalue(L, -1);
+    int_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setfield(L, -2, "Int");
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushstring(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    int_cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pop(L, 2);
 }

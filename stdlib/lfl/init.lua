@@ -139,6 +139,10 @@ lfl.format_tensor = format_tensor
 -- an empty table that lfl.json.encode writes as {} rather than []
 function lfl.json.object(t) return setmetatable(t or {}, {__jsontype = "object"}) end
 
+-- integers beyond 2^53 decode to lfl.json.Int values; lfl.text.pyint gives
+-- them arithmetic and ordering, so they must be usable from the start
+require("lfl.text.pyint")
+
 -- A whole file's bytes, or nil and io.open's message when it cannot be opened
 -- (the stdlib modules' one way of reading a file)
 function lfl.read_file(path) return lfl.fs.read(path) end
@@ -164,7 +168,7 @@ local MODULES = {
   generate = "lfl.infer.generate", chat = "lfl.infer.chat", serve = "lfl.infer.serve", predict = "lfl.infer.predict",
   evaluate = "lfl.infer.evaluate", metrics = "lfl.infer.metrics", jieba = "lfl.infer.jieba",
   tokenizer = "lfl.text.tokenizer", template = "lfl.text.template", jinja = "lfl.text.jinja",
-  pyjson = "lfl.text.pyjson", tools = "lfl.text.tools",
+  pyjson = "lfl.text.pyjson", pyint = "lfl.text.pyint", tools = "lfl.text.tools",
   hub = "lfl.hub", recipes = "lfl.recipes", cli = "lfl.cmd", cmd = "lfl.cmd", pretty = "lfl.pretty", test = "lfl.test",
 }
 lfl._modules = MODULES

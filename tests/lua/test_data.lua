@@ -1,5 +1,6 @@
 -- Dataset descriptions, loading and aligning: LlamaFactory's own dataset_info.json
--- and demo files load unchanged; mappers, CSV/JSONL/text, validation, merging.
+-- and demo files load unchanged; mappers, CSV/JSONL/text, validation, merging;
+-- non-string text fields refused with file:row, key and what was expected.
 local t = lfl.test
 local lf = lfl.home .. "/../shared/data/llamafactory-data"
 local tmpdir = os.tmpname() .. "_data"
@@ -9,7 +10,14 @@ local function write(name, s) local f = assert(io.open(tmpdir .. "/" .. name, "w
 
 write("dataset_info.json", [[{"bad": {"file_name": "bad.json", "formatting": "sharegpt"},
   "csvset": {"file_name": "rows.csv"}, "lines": {"file_name": "lines.jsonl", "columns": {"prompt": "q", "response": "a"}},
-  "txt": {"file_name": "t.txt", "columns": {"prompt": "text"}}}]])
+  "txt": {"file_name": "t.txt", "columns": {"prompt": "text"}},
+  "alp": {"file_name": "alp.json", "columns": {"system": "system", "history": "history"}},
+  "alpl": {"file_name": "alp.jsonl"},
+  "alpref": {"file_name": "alpref.json", "ranking": true, "columns": {"chosen": "chosen", "rejected": "rejected"}},
+  "sg": {"file_name": "sg.json", "formatting": "sharegpt", "columns": {"system": "system", "tools": "tools"}},
+  "sgpref": {"file_name": "sgpref.json", "formatting": "sharegpt", "ranking": true,
+    "columns": {"chosen": "chosen", "rejected": "rejected"}},
+  "oai": {"file_name": "oai.json", "formatting": "openai", "columns": {"messages": "messages"}}}]])
 
 t.suite("data", {
   llamafactory_dataset_info = function()
@@ -97,6 +105,74 @@ t.suite("data", {
     t.assert_eq(s1.eval[1].prompt[1].content, s2.eval[1].prompt[1].content, "seeded split is reproducible")
     local smp = lfl.data.load({dataset = "B", datasets = {B = {records = b, num_samples = 25}}})
     t.assert_eq(#smp.train, 25)
+  end,
+
+  -- LlamaFactory's converters pass a non-string text field on to "\n".join
+  -- or the template formatters, which raise; lfl refuses it too (in strict
+  -- mode or not), naming the file, the row, the key and what was expected,
+  -- instead of training on "table: 0x..." or a stringified number
+  non_string_fields_refused = function()
+    local function refused(name, text, file, row, what, got, args)
+      local ext = file:match("%.(%w+)$")
+      write(file, text)
+      local a = {dataset = name, dataset_dir = tmpdir}
+      for k, v in pairs(args or {}) do a[k] = v end
+      local e = t.assert_error(function() lfl.data.load(a) end, nil)
+      local where = tmpdir .. "/" .. file .. ":" .. row .. ": "
+      t.assert(e:sub(1, #where) == where, "names file:row: " .. e)
+      t.assert(e:find(what, 1, true), "names the key (" .. what .. "): " .. e)
+      t.assert(e:find(got .. " where a string is expected", 1, true), "says what it got and expected: " .. e)
+      t.assert(e:find("(dataset '" .. name .. "')", 1, true), e)
+      t.assert(ext)
+    end
+    local ok1 = '{"instruction": "q", "output": "a"}'
+    refused("alp", '[' .. ok1 .. ', {"instruction": "q", "output": ["a", "b"]}]', "alp.json", 2,
+      "column 'output'", "a list (JSON array)")
+    refused("alp", '[{"instruction": {"x": 1}, "output": "a"}]', "alp.json", 1, "column 'instruction'",
+      "an object (JSON object)")
+    refused("alp", '[' .. ok1 .. ', ' .. ok1 .. ', {"instruction": "q", "input": 42, "output": "a"}]', "alp.json", 3,
+      "column 'input'", "a number (42)")
+    refused("alp", '[{"instruction": "q", "output": 1.5}]', "alp.json", 1, "column 'output'", "a number (1.5)")
+    refused("alp", '[{"instruction": "q", "output": true}]', "alp.json", 1, "column 'output'", "a boolean (true)")
+    refused("alp", '[{"instruction": "q", "output": "a", "system": 7}]', "alp.json", 1, "column 'system'", "a number (7)")
+    refused("alp", '[{"instruction": "q", "output": "a", "history": [["h", 3]]}]', "alp.json", 1,
+      "column 'history' entry 1 (answer)", "a number (3)")
+    -- strict or not, and from JSONL (the row is the record's number)
+    refused("alpl", ok1 .. '\n' .. '{"instruction": "q", "output": {"a": 1}}\n', "alp.jsonl", 2,
+      "column 'output'", "an object (JSON object)", {strict = true})
+    refused("alpref", '[{"instruction": "q", "chosen": "y", "rejected": 0}]', "alpref.json", 1, "column 'rejected'",
+      "a number (0)", {stage = "dpo"})
+    local conv = '{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}'
+    refused("sg", '[{"conversations": [' .. conv .. ']}, {"conversations": [{"from": "human", "value": "hi"}, '
+      .. '{"from": "gpt", "value": {"answer": 1}}]}]', "sg.json", 2,
+      "message 2 of column 'conversations': 'value'", "an object (JSON object)")
+    refused("sg", '[{"conversations": [{"from": "system", "value": ["s"]}, ' .. conv .. ']}]', "sg.json", 1,
+      "message 1 of column 'conversations': 'value'", "a list (JSON array)")
+    refused("sg", '[{"system": false, "conversations": [' .. conv .. ']}]', "sg.json", 1, "column 'system'",
+      "a boolean (false)")
+    refused("sgpref", '[{"conversations": [{"from": "human", "value": "hi"}], "chosen": {"from": "gpt", "value": "a"}, '
+      .. '"rejected": {"from": "gpt", "value": 5}}]', "sgpref.json", 1, "column 'rejected': 'value'", "a number (5)",
+      {stage = "dpo"})
+    refused("oai", '[{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}, '
+      .. '{"role": "tool", "content": 12}, {"role": "assistant", "content": "z"}]}]', "oai.json", 1,
+      "message 3 of column 'messages': 'content'", "a number (12)")
+    -- null and missing optional fields keep working; tools keep their own types
+    write("alp.json", '[{"instruction": "q", "input": null, "output": "a", "system": null, "history": null}, '
+      .. '{"instruction": "q2", "output": "b"}]')
+    local d = lfl.data.load({dataset = "alp", dataset_dir = tmpdir})
+    t.assert_eq(#d.train, 2); t.assert_eq(d.train[1].prompt[1].content, "q"); t.assert_eq(d.train[1].system, "")
+    write("sg.json", '[{"system": null, "tools": [{"name": "f", "parameters": {}}], "conversations": ['
+      .. '{"from": "human", "value": "hi"}, {"from": "function_call", "value": "{\\"name\\": \\"f\\"}"}, '
+      .. '{"from": "observation", "value": "ok"}, {"from": "gpt", "value": null}]}]')
+    local g = lfl.data.load({dataset = "sg", dataset_dir = tmpdir})
+    t.assert_eq(#g.train, 1); t.assert(g.train[1].tools:find('"name"', 1, true), g.train[1].tools)
+    t.assert_eq(g.train[1].response[1].content, "")
+    -- a mapper's non-string content is a skipped row (the mapper's output is checked)
+    local m = lfl.data.load({dataset = "mm", datasets = {mm = {records = {{q = "a"}, {q = "b"}}, mapper = function(r)
+      return {prompt = {{role = "user", content = r.q}}, response = {{role = "assistant", content = r.q == "a" and 5 or "x"}}}
+    end}}})
+    t.assert_eq(#m.train, 1)
+    t.assert(lfl.data.summary(m.stats):find("response message 1 has no string content", 1, true))
   end,
 })
 

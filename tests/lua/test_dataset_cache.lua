@@ -2,7 +2,9 @@
 -- safetensors file (much faster, identical rows), a change of template,
 -- tokenizer, cutoff_len or dataset file rebuilds, overwrite_cache forces a
 -- rebuild, a corrupt or foreign file is ignored; the splits come back as
--- lfl.Dataset objects; the C pack/unpack helpers.
+-- lfl.Dataset objects; the C pack/unpack helpers; an inline mapper is keyed by
+-- its code and upvalues (the README's demo recipe edited), and prepare says
+-- why it used the cache or built anew.
 local t = lfl.test
 local dc = require("lfl.data.cache")
 local sft = lfl.recipes.load("approaches", "sft")
@@ -110,7 +112,7 @@ t.suite("dataset_cache", {
     t.assert(second * 3 < first, ("cached prepare not much faster: %.3fs vs %.3fs"):format(second, first))
     -- no temp file left behind
     local p = io.popen("ls '" .. tmp .. "/cache/datasets'")
-    for name in p:lines() do t.assert(name == "hashes" or name:match("^%x+%.safetensors$"), "unexpected file " .. name) end
+    for name in p:lines() do t.assert(name == "hashes" or name == "last" or name:match("^%x+%.safetensors$"), "unexpected file " .. name) end
     p:close()
     -- what must rebuild
     local k0 = dc.key(a, ctx(a), sft, {tokenizer_path = toks .. "llama3"})
@@ -176,6 +178,77 @@ t.suite("dataset_cache", {
     t.assert(rawequal(row.input_ids, row.labels))
     local _, alias = x2.train:fields()
     t.assert_eq(alias.labels, "input_ids", "labels stored once")
+  end,
+
+  -- the demo recipe (recipes/examples/lora_sft.lua, the README's) with its
+  -- inline identity mapper: editing the mapper or the values it captures
+  -- changes the key, moving it to other lines does not
+  inline_mapper_is_keyed = function()
+    local src = read(lfl.home .. "/recipes/examples/lora_sft.lua")
+    local function recipe(text)
+      local r = assert(loadstring(text, "=lora_sft.lua"))()
+      r.dataset_dir = tmp .. "/data"
+      return r
+    end
+    local base = recipe(src)
+    local function key(r) return (dc.key(r, ctx(r), sft, {tokenizer_path = toks .. "llama3"})) end
+    local k0 = key(base)
+    t.assert(k0, "the demo recipe can be keyed")
+    t.assert_eq(key(recipe(src)), k0, "the same recipe, the same key")
+    local moved = src:gsub("local function identity_mapper", "-- a comment\n\n\nlocal function identity_mapper", 1)
+    t.assert_eq(key(recipe(moved)), k0, "line moves keep the key")
+    local renamed = src:gsub('"Lumen"', '"Nova"', 1)
+    t.assert(renamed ~= src)
+    t.assert(key(recipe(renamed)) ~= k0, "an upvalue of the mapper (NAME) changes the key")
+    local edited = src:gsub('fill%(r%.output%)', 'fill(r.output) .. "!"', 1)
+    t.assert(edited ~= src)
+    t.assert(key(recipe(edited)) ~= k0, "the mapper's code changes the key")
+    local nested = src:gsub('gsub%("{{author}}", AUTHOR%)', 'gsub("{{author}}", AUTHOR:upper())', 1)
+    t.assert(nested ~= src)
+    t.assert(key(recipe(nested)) ~= k0, "a nested function's code changes the key")
+    -- a userdata the mapper captures cannot be keyed: no cache, and the reason
+    local r = recipe(src)
+    local tok = tok3
+    r.datasets.identity_filled.mapper = function(rec) local _ = tok; return {prompt = {{role = "user",
+      content = rec.instruction}}, response = {{role = "assistant", content = rec.output}}} end
+    local k, why = dc.key(r, ctx(r), sft, {tokenizer_path = toks .. "llama3"})
+    t.assert(k == nil, "a userdata upvalue is not keyed")
+    t.assert(why:find("upvalue 'tok'", 1, true) and why:find("userdata", 1, true), why)
+  end,
+
+  -- prepare says why: built (nothing cached), cached (same inputs), built
+  -- again naming what changed
+  prepare_says_why = function()
+    local function mk(suffix)
+      return function(rec) return {prompt = {{role = "user", content = rec.q}},
+        response = {{role = "assistant", content = rec.a .. suffix}}} end
+    end
+    local records = {{q = "1+1?", a = "2"}, {q = "2+2?", a = "4"}, {q = "3+3?", a = "6"}}
+    local function a_with(mapper)
+      return args({dataset = "inline_qa", val_size = 0, datasets = {inline_qa = {records = records, mapper = mapper}}})
+    end
+    local a1 = a_with(mk(""))
+    local r1 = dc.prepare(a1, ctx(a1), sft, {tokenizer_path = toks .. "llama3"})
+    t.assert(not r1.cached)
+    t.assert(r1.why:find("no tokenized data cached for these datasets yet", 1, true), r1.why)
+    local r2 = dc.prepare(a1, ctx(a1), sft, {tokenizer_path = toks .. "llama3"})
+    t.assert(r2.cached, "same mapper: cached")
+    t.assert(r2.why:find("tokenized data from the cache " .. r2.path, 1, true), r2.why)
+    t.assert(r2.why:find("mappers", 1, true), r2.why)
+    local a3 = a_with(mk("."))
+    local r3 = dc.prepare(a3, ctx(a3), sft, {tokenizer_path = toks .. "llama3"})
+    t.assert(not r3.cached, "an edited mapper rebuilds")
+    t.assert(r3.why:find("changed since the last build: dataset 'inline_qa' (mapper)", 1, true), r3.why)
+    t.assert(not r3.why:find("records", 1, true), r3.why)
+    t.assert(r3.train[1].input_ids[#r3.train[1].input_ids] ~= r1.train[1].input_ids[#r1.train[1].input_ids]
+      or #r3.train[1].input_ids ~= #r1.train[1].input_ids, "the new rows use the edited mapper")
+    local a4 = args({dataset = "inline_qa", val_size = 0, cutoff_len = 100,
+      datasets = {inline_qa = {records = records, mapper = mk(".")}}})
+    local r4 = dc.prepare(a4, ctx(a4), sft, {tokenizer_path = toks .. "llama3"})
+    t.assert(r4.why:find("argument cutoff_len", 1, true), r4.why)
+    local r5 = dc.prepare(args({dataset = "inline_qa", val_size = 0, cutoff_len = 100, overwrite_cache = true,
+      datasets = {inline_qa = {records = records, mapper = mk(".")}}}), ctx(a4), sft, {tokenizer_path = toks .. "llama3"})
+    t.assert(r5.why:find("overwrite_cache", 1, true), r5.why)
   end,
 })
 

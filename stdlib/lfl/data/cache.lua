@@ -3,8 +3,11 @@
 -- <LFL_CACHE or ~/.cache/lfl>/datasets/<sha256>.safetensors, so a second run
 -- with the same inputs skips loading, aligning and tokenizing. The key hashes
 -- everything that changes the result: the datasets' descriptions and files
--- (path, size, mtime), the template's definition, the tokenizer files'
--- contents, the preprocessing arguments and the Lua sources of the pipeline.
+-- (path, size, mtime), their mapper functions (bytecode and upvalues, so an
+-- edited inline mapper rebuilds), the template's definition, the tokenizer
+-- files' contents, the preprocessing arguments and the Lua sources of the
+-- pipeline. prepare says why it reused a cache or built a new one (naming
+-- the parts that changed since the last build of the same datasets).
 -- The rows become lfl.Dataset objects (core/data/dataset.h): each list field
 -- (input_ids, labels, position_ids, chosen_*, ...) flat i32 values + i64
 -- offsets, scalar fields (kto_tag) one value per row, labels that are the very
@@ -16,7 +19,8 @@
 --
 --   local dc = require "lfl.data.cache"
 --   local r = dc.prepare(args, ctx, approach, {tokenizer_path = path})
---   -- r.train, r.eval (lfl.Dataset), r.dropped, r.stats, r.cached (true when read from disk), r.path
+--   -- r.train, r.eval (lfl.Dataset), r.dropped, r.stats, r.cached (true when read from disk), r.path,
+--   -- r.why (the reason it was read from disk or built)
 local lfl = lfl
 local C = assert(lfl._tokcache, "lfl.dataset_cache: the C bridge is missing")
 local fmt, concat = string.format, table.concat
@@ -33,7 +37,7 @@ M.ARG_KEYS = {"stage", "template", "dataset", "eval_dataset", "dataset_dir", "cu
 -- sources whose code shapes the rows (a change invalidates old caches); the
 -- Jinja interpreter's parts count because chat templates render through them
 M.SOURCES = {"stdlib/lfl/data/init.lua", "stdlib/lfl/data/preprocess.lua", "stdlib/lfl/text/template.lua",
-  "stdlib/lfl/text/tools.lua", "stdlib/lfl/text/pyjson.lua", "stdlib/lfl/data/cache.lua"}
+  "stdlib/lfl/text/tools.lua", "stdlib/lfl/text/pyjson.lua", "stdlib/lfl/text/pyint.lua", "stdlib/lfl/data/cache.lua"}
 for _, part in ipairs({"init", "pyvalue", "methods", "lexer", "parser", "filters", "runtime"}) do
   M.SOURCES[#M.SOURCES + 1] = "stdlib/lfl/text/jinja/" .. part .. ".lua"
 end
@@ -77,12 +81,91 @@ local function file_hash(path)
   return h
 end
 
--- deterministic text of a Lua value (sorted keys; functions by name only,
--- slot markers by their text; cycles cut)
-local function serialize(v, out, seen)
+-- Values the key cannot hold (a userdata, a C function of no loaded module):
+-- the cache is then skipped for the run, and the message says why.
+local Unkeyable = {}
+local function unkeyable(msg) error(setmetatable({msg = msg}, Unkeyable), 0) end
+
+-- functions and tables of lfl's and the runtime's loaded modules
+-- (string.gsub, lfl.json, lfl.data.align, ...) by their name: their code is
+-- not the recipe's (lfl's own sources are in M.SOURCES). A user's module
+-- (require "myutil") is keyed by content like any other value. Rebuilt for
+-- every key, as modules load on first use.
+local RUNTIME = {string = true, table = true, math = true, io = true, os = true, debug = true,
+  coroutine = true, package = true, bit = true, jit = true, ffi = true}
+local known
+local function known_names()
+  if known then return known end
+  known = {}
+  local mods = {}
+  for name in pairs(package.loaded) do
+    if RUNTIME[name] or name == "lfl" or name:match("^lfl%.") then mods[#mods + 1] = name end
+  end
+  table.sort(mods)
+  -- a nested table is named only when it is a namespace (no strings, numbers
+  -- or booleans in it): a data table (a loaded template, a role map) is keyed
+  -- by its content, so editing what it was read from changes the key
+  local function namespace(t)
+    for _, v in pairs(t) do
+      local tv = type(v)
+      if tv == "string" or tv == "number" or tv == "boolean" then return false end
+    end
+    return true
+  end
+  local function walk(t, name, depth)
+    if known[t] or depth > 2 or (depth > 1 and not namespace(t)) then return end
+    known[t] = name
+    local keys = {}
+    for k in pairs(t) do if type(k) == "string" then keys[#keys + 1] = k end end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      local v = rawget(t, k)
+      if type(v) == "function" and not known[v] then known[v] = name .. "." .. k
+      elseif type(v) == "table" and getmetatable(v) == nil then walk(v, name .. "." .. k, depth + 1) end
+    end
+  end
+  -- the base library (print, pairs, ...): the C functions among the globals
+  for k, v in pairs(_G) do
+    if type(k) == "string" and type(v) == "function" and not pcall(string.dump, v) then known[v] = k end
+  end
+  for _, name in ipairs(mods) do
+    local m = package.loaded[name]
+    if type(m) == "table" then walk(m, name, 1) end
+  end
+  if lfl.json and lfl.json.null then known[lfl.json.null] = "lfl.json.null" end
+  return known
+end
+
+-- deterministic text of a Lua value: sorted keys; a Lua function by its
+-- bytecode without debug information (so moving it to other lines of the
+-- recipe keeps the key; editing its code or constants changes it) and the
+-- values of its upvalues, recursively; functions and tables of loaded modules
+-- by name; slot markers by their text; cycles cut. A value it cannot key on
+-- raises Unkeyable.
+local serialize
+local function serialize_function(f, out, seen, where)
+  local name = known_names()[f]
+  if name then out[#out + 1] = "<" .. name .. ">"; return end
+  local ok, code = pcall(string.dump, f, true)
+  if not ok then unkeyable(where .. " is a C function outside the loaded modules") end
+  out[#out + 1] = "<function " .. C.sha256(code)
+  for i = 1, 255 do
+    local up, v = debug.getupvalue(f, i)
+    if not up then break end
+    out[#out + 1] = " " .. up .. "="
+    serialize(v, out, seen, where .. " (upvalue '" .. up .. "')")
+  end
+  out[#out + 1] = ">"
+end
+
+serialize = function(v, out, seen, where)
   local tv = type(v)
-  if tv == "table" then
+  if tv == "table" or tv == "function" then
     if seen[v] then out[#out + 1] = "<cycle>"; return end
+    local name = known_names()[v]
+    if name then out[#out + 1] = "<" .. name .. ">"; return end
+  end
+  if tv == "table" then
     seen[v] = true
     local mt = getmetatable(v)
     if mt and mt.__tostring and mt.__name == "slot marker" then out[#out + 1] = tostring(v); seen[v] = nil; return end
@@ -96,25 +179,32 @@ local function serialize(v, out, seen)
     end)
     out[#out + 1] = "{"
     for _, k in ipairs(keys) do
-      out[#out + 1] = tostring(k)
+      if type(k) == "table" or type(k) == "function" then serialize(k, out, seen, where .. " (a key)")
+      else out[#out + 1] = tostring(k) end
       out[#out + 1] = "="
-      serialize(v[k], out, seen)
+      serialize(v[k], out, seen, type(k) == "string" and where .. "." .. k or where)
       out[#out + 1] = ","
     end
     out[#out + 1] = "}"
     seen[v] = nil
   elseif tv == "function" then
-    out[#out + 1] = "<function>"
+    seen[v] = true
+    serialize_function(v, out, seen, where)
+    seen[v] = nil
   elseif tv == "string" then
     out[#out + 1] = fmt("%q", v)
+  elseif tv == "userdata" or tv == "thread" then
+    unkeyable(fmt("%s is a %s, whose content the key cannot record", where, tv))
+  elseif tv == "number" then
+    out[#out + 1] = fmt("%.17g", v)
   else
     out[#out + 1] = tostring(v)
   end
 end
 
-local function text_of(v)
+local function text_of(v, where)
   local out = {}
-  serialize(v, out, {})
+  serialize(v, out, {}, where or "a value")
   return concat(out)
 end
 M.serialize = text_of
@@ -127,21 +217,26 @@ local function dataset_names(v)
   return t
 end
 
--- what identifies one dataset: its description and its files
-local function dataset_part(name, a)
+-- what identifies one dataset, as named parts: its description, its mapper
+-- (code and upvalues), its files, the Lua file that describes it
+local function dataset_parts(parts, label, name, a)
   local ok, attr = pcall(lfl.data.describe, name, a.dataset_dir, a.datasets)
-  if not ok then return "dataset " .. name .. ": " .. tostring(attr) end
-  local parts = {"dataset " .. name, text_of(attr)}
+  if not ok then parts[#parts + 1] = {label .. " (description)", tostring(attr)}; return end
+  local desc = {}
+  for k, v in pairs(attr) do if k ~= "mapper" and k ~= "records" then desc[k] = v end end
+  parts[#parts + 1] = {label .. " (description)", text_of(desc, label)}
+  if attr.mapper then parts[#parts + 1] = {label .. " (mapper)", text_of(attr.mapper, label .. ": the mapper")} end
   if attr.records then
-    parts[#parts + 1] = C.sha256(lfl.json.encode(attr.records))
+    parts[#parts + 1] = {label .. " (records)", text_of(attr.records, label .. ": the records")}
   elseif attr.load_from == "file_name" then
     local path = attr.source:sub(1, 1) == "/" and attr.source or (attr.dir .. "/" .. attr.source)
     local okf, files = pcall(lfl.data.collect_files, path, attr)
-    if okf then for _, f in ipairs(files) do parts[#parts + 1] = file_stamp(f) end
-    else parts[#parts + 1] = "files: " .. tostring(files) end
+    local stamps = {}
+    if okf then for _, f in ipairs(files) do stamps[#stamps + 1] = file_stamp(f) end
+    else stamps[1] = "files: " .. tostring(files) end
+    parts[#parts + 1] = {label .. " (files)", concat(stamps, "\n")}
   end
-  if attr.where:match("%.lua$") then parts[#parts + 1] = file_hash(attr.where) end
-  return concat(parts, "\n")
+  if attr.where:match("%.lua$") then parts[#parts + 1] = {label .. " (" .. attr.where .. ")", file_hash(attr.where)} end
 end
 
 -- the tokenizer files: a folder's tokenizer.json (+ tokenizer_config.json), a
@@ -157,22 +252,85 @@ local function tokenizer_part(path)
   return "tokenizer " .. file_stamp(path)
 end
 
--- cache key (hex sha256) for these arguments, approach and template
-function M.key(a, ctx, approach, opts)
+-- The named parts of the key: {{name, text}, ...}. Raises an Unkeyable error
+-- object when a value cannot be keyed (M.key turns it into nil + why).
+function M.parts(a, ctx, approach, opts)
   opts = opts or {}
-  local parts = {"lfl dataset cache v" .. M.VERSION, "approach " .. tostring(approach.name or a.stage)}
-  for _, k in ipairs(M.ARG_KEYS) do parts[#parts + 1] = k .. "=" .. text_of(a[k]) end
-  for _, name in ipairs(dataset_names(a.dataset)) do parts[#parts + 1] = dataset_part(name, a) end
-  for _, name in ipairs(dataset_names(a.eval_dataset)) do parts[#parts + 1] = "eval " .. dataset_part(name, a) end
-  parts[#parts + 1] = "template " .. text_of(ctx.template)
-  parts[#parts + 1] = tokenizer_part(opts.tokenizer_path)
-  local home = lfl.home or "."
-  for _, src in ipairs(M.SOURCES) do parts[#parts + 1] = src .. " " .. file_hash(home .. "/" .. src) end
+  known = nil
   local aname = tostring(approach.name or a.stage)
-  local asrc = require("lfl.recipes").valid_name(aname) and require("lfl.recipes").find("approaches", aname)
-  if asrc then parts[#parts + 1] = "approach source " .. file_hash(asrc) end
-  if opts.extra then parts[#parts + 1] = text_of(opts.extra) end
-  return C.sha256(concat(parts, "\n"))
+  local parts = {{"cache layout", "lfl dataset cache v" .. M.VERSION}, {"training approach", aname}}
+  for _, k in ipairs(M.ARG_KEYS) do parts[#parts + 1] = {"argument " .. k, text_of(a[k], "argument " .. k)} end
+  for _, name in ipairs(dataset_names(a.dataset)) do dataset_parts(parts, "dataset '" .. name .. "'", name, a) end
+  for _, name in ipairs(dataset_names(a.eval_dataset)) do
+    dataset_parts(parts, "eval dataset '" .. name .. "'", name, a)
+  end
+  parts[#parts + 1] = {"template", text_of(ctx.template, "the template")}
+  parts[#parts + 1] = {"tokenizer", tokenizer_part(opts.tokenizer_path)}
+  local home = lfl.home or "."
+  local srcs = {}
+  for _, src in ipairs(M.SOURCES) do srcs[#srcs + 1] = src .. " " .. file_hash(home .. "/" .. src) end
+  parts[#parts + 1] = {"lfl's data pipeline sources", concat(srcs, "\n")}
+  local R = require("lfl.recipes")
+  local asrc = R.valid_name(aname) and R.find("approaches", aname)
+  if asrc then parts[#parts + 1] = {"approach source " .. asrc, file_hash(asrc)} end
+  if opts.extra then parts[#parts + 1] = {"extra", text_of(opts.extra, "opts.extra")} end
+  return parts
+end
+
+local function key_of(parts)
+  local texts = {}
+  for i, p in ipairs(parts) do texts[i] = p[1] .. "\n" .. p[2] end
+  return C.sha256(concat(texts, "\n"))
+end
+
+-- cache key (hex sha256) for these arguments, approach and template; nil and
+-- why when something in them cannot be keyed (a userdata upvalue of a mapper)
+function M.key(a, ctx, approach, opts)
+  local ok, parts = pcall(M.parts, a, ctx, approach, opts)
+  if not ok then
+    if getmetatable(parts) == Unkeyable then return nil, parts.msg end
+    error(parts, 0)
+  end
+  return key_of(parts), parts
+end
+
+-- ---------------------------------------------------------------- why (not) reused
+
+-- The last build for one set of inputs (stage + dataset names) records its
+-- key and the hash of each part under <dir>/last/, so a miss can say what
+-- changed since.
+local function last_path(a, approach)
+  local who = concat({tostring(approach.name or a.stage), text_of(dataset_names(a.dataset)),
+    text_of(dataset_names(a.eval_dataset))}, "\n")
+  return M.dir() .. "/last/" .. C.sha256(who):sub(1, 32) .. ".json"
+end
+
+local function record_last(a, approach, key, parts)
+  local hashes = {}
+  for _, p in ipairs(parts) do hashes[p[1]] = C.sha256(p[2]) end
+  lfl.fs.mkdir(M.dir() .. "/last")
+  pcall(lfl.fs.write, last_path(a, approach), lfl.json.encode({key = key, parts = hashes}))
+end
+
+-- why a new cache is built: the parts that differ from the last build
+local function changed_since_last(a, approach, key, parts)
+  local s = read_file(last_path(a, approach))
+  local ok, last = pcall(lfl.json.decode, s or "")
+  if not ok or type(last) ~= "table" or type(last.parts) ~= "table" then
+    return "no tokenized data cached for these datasets yet"
+  end
+  if last.key == key then return nil end
+  local changed, seen = {}, {}
+  for _, p in ipairs(parts) do
+    seen[p[1]] = true
+    if last.parts[p[1]] ~= C.sha256(p[2]) then changed[#changed + 1] = p[1] end
+  end
+  local names = {}
+  for name in pairs(last.parts) do if not seen[name] then names[#names + 1] = name end end
+  table.sort(names)
+  for _, name in ipairs(names) do changed[#changed + 1] = name .. " (gone)" end
+  if #changed == 0 then return "the inputs differ from the last build" end
+  return "changed since the last build: " .. concat(changed, ", ")
 end
 
 -- ---------------------------------------------------------------- storing
@@ -215,13 +373,29 @@ end
 -- the trainer's entry point: cached rows when the key matches (unless
 -- a.overwrite_cache), else load + prepare + store. train and eval are
 -- lfl.Dataset objects either way (#ds, ds[i] -> a row table). opts.tokenizer_path: what
--- the tokenizer was loaded from; opts.no_cache: do not read or write.
+-- the tokenizer was loaded from; opts.no_cache: do not read or write. r.why
+-- says why the cache was used or why the data was tokenized anew.
 function M.prepare(a, ctx, approach, opts)
   opts = opts or {}
-  local key = (not opts.no_cache) and M.key(a, ctx, approach, opts) or nil
-  if key and not a.overwrite_cache then
-    local res = M.load(key)
-    if res then res.cached = true; res.key = key; return res end
+  local key, parts, why
+  if opts.no_cache then why = "tokenized without the cache (no_cache)"
+  else
+    key, parts = M.key(a, ctx, approach, opts)
+    if not key then why = "tokenized without the cache: " .. parts; parts = nil end
+  end
+  if key and a.overwrite_cache then why = "tokenized anew: overwrite_cache is set"
+  elseif key then
+    local res, err = M.load(key)
+    if res then
+      res.cached = true; res.key = key
+      res.why = fmt("tokenized data from the cache %s (same dataset files, descriptions and mappers, template, "
+        .. "tokenizer and arguments)", res.path)
+      return res
+    end
+    why = changed_since_last(a, approach, key, parts)
+    if err ~= "absent" then why = (why and why .. "; " or "") .. "the cached file is unusable: " .. err
+    elseif not why then why = "the cached file for these inputs is gone" end
+    why = "tokenized anew: " .. why
   end
   local data = lfl.data.load(a)
   local rows, dropped = approach.prepare(data.train, ctx)
@@ -229,10 +403,11 @@ function M.prepare(a, ctx, approach, opts)
   rows = nil
   local eval = data.eval and as_dataset((approach.prepare(data.eval, ctx))) or nil
   data.train, data.eval = nil, nil -- the records and the Lua rows can go now
-  local res = {train = train, eval = eval, dropped = dropped or 0, stats = data.stats, cached = false, key = key}
+  local res = {train = train, eval = eval, dropped = dropped or 0, stats = data.stats, cached = false, key = key,
+    why = why}
   if key and #train > 0 then
     local ok, path = pcall(M.save, key, res)
-    if ok then res.path = path
+    if ok then res.path = path; record_last(a, approach, key, parts)
     else io.stderr:write("[lfl] warning: could not write the dataset cache: " .. tostring(path) .. "\n") end
   end
   return res

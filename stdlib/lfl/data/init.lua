@@ -198,12 +198,35 @@ end
 
 -- ---------------------------------------------------------------- aligning
 
-local function str(v) if v == nil or v == lfl.json.null then return nil end return tostring(v) end
-
 local Skip = {} -- error object marker for skipped rows
 local function skip(reason) error(setmetatable({reason = reason}, Skip), 0) end
-local Refuse = {} -- error object marker for rows that stop the load (the caller adds file:row)
-local function refuse(reason) error(setmetatable({reason = reason}, Refuse), 0) end
+
+-- A field of the wrong type is refused, not skipped: LlamaFactory's
+-- converters hand such a value to "\n".join / the template formatters, which
+-- raise (TypeError, "Expected a string"), and lfl would otherwise train on
+-- "table: 0x..." or a stringified number. align_record adds the file:row.
+local Refuse = {}
+local function refuse(msg) error(setmetatable({msg = msg}, Refuse), 0) end
+
+-- a JSON value's kind, as the refusal names it
+local function kind_of(v)
+  local tv = type(v)
+  if tv == "table" then
+    if getmetatable(v) == lfl.json.Int then return "a number (" .. tostring(v) .. ")" end
+    return (v[1] ~= nil or next(v) == nil) and "a list (JSON array)" or "an object (JSON object)"
+  end
+  if tv == "number" then return fmt("a number (%s)", require("lfl.text.pyjson").number_repr(v)) end
+  if tv == "boolean" then return "a boolean (" .. tostring(v) .. ")" end
+  return "a " .. tv
+end
+
+-- a text field: the string, or nil when absent or null; anything else is refused
+local function text_field(v, what)
+  if v == nil or v == lfl.json.null then return nil end
+  if type(v) ~= "string" then refuse(fmt("%s is %s where a string is expected", what, kind_of(v))) end
+  return v
+end
+M.text_field = text_field
 
 -- the kto_tag of a row for stage kto: a boolean, or the load stops
 local function kto_tag_of(r, col)
@@ -214,6 +237,8 @@ local function kto_tag_of(r, col)
   end
   return tag
 end
+
+local function col(name) return fmt("column '%s'", name) end
 
 local function tools_text(v)
   if v == nil or v == lfl.json.null then return "" end
@@ -227,32 +252,33 @@ local function align_alpaca(a, r)
   local hist = c.history and r[c.history]
   if hist and hist ~= lfl.json.null then
     if type(hist) ~= "table" then skip("history is not a list") end
-    for _, pair in ipairs(hist) do
+    for k, pair in ipairs(hist) do
       if type(pair) ~= "table" or #pair ~= 2 then skip("history entries must be [query, answer] pairs") end
-      prompt[#prompt + 1] = {role = "user", content = tostring(pair[1])}
-      prompt[#prompt + 1] = {role = "assistant", content = tostring(pair[2])}
+      local what = fmt("%s entry %d", col(c.history), k)
+      prompt[#prompt + 1] = {role = "user", content = text_field(pair[1], what .. " (query)") or ""}
+      prompt[#prompt + 1] = {role = "assistant", content = text_field(pair[2], what .. " (answer)") or ""}
     end
   end
   local parts = {}
-  local p, q = str(r[c.prompt]), str(r[c.query])
+  local p, q = text_field(r[c.prompt], col(c.prompt)), text_field(r[c.query], col(c.query))
   if p and p ~= "" then parts[#parts + 1] = p end
   if q and q ~= "" then parts[#parts + 1] = q end
   prompt[#prompt + 1] = {role = "user", content = concat(parts, "\n")}
   local response
   if a.kto and c.kto_tag then
-    local ans = str(r[c.response]) or ""
+    local ans = text_field(r[c.response], col(c.response)) or ""
     local tag = kto_tag_of(r, c.kto_tag)
     response = tag and {{role = "assistant", content = ans}, {role = "assistant", content = ""}}
                     or {{role = "assistant", content = ""}, {role = "assistant", content = ans}}
   elseif a.ranking then
-    local ch, rj = r[c.chosen], r[c.rejected]
-    if type(ch) ~= "string" or type(rj) ~= "string" then skip("chosen/rejected must be strings") end
+    local ch, rj = text_field(r[c.chosen], col(c.chosen)), text_field(r[c.rejected], col(c.rejected))
+    if not ch or not rj then skip("chosen/rejected must be strings") end
     response = {{role = "assistant", content = ch}, {role = "assistant", content = rj}}
   else
-    local o = str(r[c.response])
+    local o = text_field(r[c.response], col(c.response))
     response = o and {{role = "assistant", content = o}} or {}
   end
-  return {prompt = prompt, response = response, system = str(c.system and r[c.system]) or "",
+  return {prompt = prompt, response = response, system = text_field(c.system and r[c.system], col(c.system)) or "",
           tools = tools_text(c.tools and r[c.tools]), kto_tag = c.kto_tag and r[c.kto_tag] or nil}
 end
 
@@ -262,9 +288,12 @@ local function align_sharegpt(a, r)
   if type(msgs) ~= "table" then skip(fmt("column '%s' is not a list of messages", c.messages)) end
   local odd = {[tg.user_tag] = "user", [tg.observation_tag] = "observation"}
   local even = {[tg.assistant_tag] = "assistant", [tg.function_tag] = "function"}
-  local start, system = 1, str(c.system and r[c.system]) or ""
+  local function content_of(m, k)
+    return text_field(m[tg.content_tag], fmt("message %d of %s: '%s'", k, col(c.messages), tg.content_tag))
+  end
+  local start, system = 1, text_field(c.system and r[c.system], col(c.system)) or ""
   if #msgs > 0 and type(msgs[1]) == "table" and msgs[1][tg.role_tag] == tg.system_tag then
-    system = tostring(msgs[1][tg.content_tag] or "")
+    system = content_of(msgs[1], 1) or ""
     start = 2
   end
   local out = {}
@@ -276,10 +305,10 @@ local function align_sharegpt(a, r)
     local role, content = m[tg.role_tag], m[tg.content_tag]
     if openai and role == tg.observation_tag then
       -- consecutive tool results merge into one observation
-      local parts = {tostring(content or "")}
-      while msgs[i + 1] and msgs[i + 1][tg.role_tag] == tg.observation_tag do
+      local parts = {content_of(m, i) or ""}
+      while type(msgs[i + 1]) == "table" and msgs[i + 1][tg.role_tag] == tg.observation_tag do
         i = i + 1
-        parts[#parts + 1] = tostring(msgs[i][tg.content_tag] or "")
+        parts[#parts + 1] = content_of(msgs[i], i) or ""
       end
       content = concat(parts, "\n</tool_response>\n<tool_response>\n")
     elseif openai and role == tg.assistant_tag and type(m.tool_calls) == "table" and #m.tool_calls > 0 then
@@ -300,9 +329,7 @@ local function align_sharegpt(a, r)
     if pos % 2 == 1 then r2 = odd[role] else r2 = even[role] end
     if not r2 then skip(fmt("message %d has role '%s' where %s was expected", i, tostring(role),
       pos % 2 == 1 and "a user/observation turn" or "an assistant/function turn")) end
-    if type(content) ~= "string" then
-      if content == nil or content == lfl.json.null then content = "" else content = lfl.json.encode(content) end
-    end
+    if type(content) ~= "string" then content = content_of(m, i) or "" end
     out[pos] = {role = r2, content = content}
     i = i + 1
   end
@@ -317,12 +344,12 @@ local function align_sharegpt(a, r)
     if #out % 2 ~= 1 then skip("a preference conversation must end with a user turn") end
     local ch, rj = r[c.chosen], r[c.rejected]
     if type(ch) ~= "table" or type(rj) ~= "table" then skip("chosen/rejected must be message objects") end
-    local function msg(m)
+    local function msg(m, which)
       local role = even[m[tg.role_tag]]
       if not role then skip("chosen/rejected must be assistant or function messages") end
-      return {role = role, content = tostring(m[tg.content_tag] or "")}
+      return {role = role, content = text_field(m[tg.content_tag], fmt("%s: '%s'", col(which), tg.content_tag)) or ""}
     end
-    prompt, response = out, {msg(ch), msg(rj)}
+    prompt, response = out, {msg(ch, c.chosen), msg(rj, c.rejected)}
   else
     if #out % 2 ~= 0 then skip("a conversation must have an even number of turns (user first, assistant last)") end
     if #out == 0 then skip("empty conversation") end
@@ -347,6 +374,9 @@ local function validate(ex)
     local ok = (i % 2 == 1) and (m.role == "user" or m.role == "observation")
             or (i % 2 == 0) and (m.role == "assistant" or m.role == "function")
     if not ok then return fmt("prompt message %d has role '%s' out of order", i, tostring(m.role)) end
+  end
+  for i, m in ipairs(ex.response) do
+    if type(m) ~= "table" or type(m.content) ~= "string" then return fmt("response message %d has no string content", i) end
   end
   return nil
 end
@@ -403,8 +433,8 @@ function M.align_record(a, rec, src, opts, stats)
   end)
   local reason
   if not ok then
+    if getmetatable(ex) == Refuse then error(fmt("%s: %s (dataset '%s')", src, ex.msg, a.name), 0) end
     if getmetatable(ex) == Skip then reason = ex.reason
-    elseif getmetatable(ex) == Refuse then error(fmt("%s: %s (dataset '%s')", src, ex.reason, a.name), 0)
     elseif a.mapper then reason = "mapper error: " .. tostring(ex)
     else error(ex, 0) end
   else

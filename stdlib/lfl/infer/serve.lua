@@ -48,6 +48,8 @@ end
 local function num(req, k, lo, hi, integer)
   local v = req[k]
   if v == nil or v == lfl.json.null then return nil end
+  -- a sampling parameter past 2^53 (a 64-bit seed) is used as its nearest double
+  if J.is_int(v) then v = J.num(v) end
   if type(v) ~= "number" or v ~= v then reject(400, fmt("'%s' must be a number", k), k) end
   if integer and v ~= math.floor(v) then reject(400, fmt("'%s' must be an integer", k), k) end
   if (lo and v < lo) or (hi and v > hi) then

@@ -1,7 +1,9 @@
 -- JSON with Python's semantics, for everything that must match the reference
 -- stack byte for byte (chat templates' tojson, LlamaFactory's tool formatters):
 -- decoding keeps object key order (Python dicts are ordered), null is a
--- sentinel (so it survives in tables), integral floats ("1.0") stay floats;
+-- sentinel (so it survives in tables), integral floats ("1.0") stay floats,
+-- integers stay exact (beyond 2^53 they are lfl.json.Int values, see
+-- lfl.text.pyint, and print digit for digit);
 -- encoding follows json.dumps (separators, indent, ensure_ascii, sort_keys,
 -- float repr). It also owns the value model shared with lfl.jinja: lists and
 -- dicts are plain Lua tables whose kind and key order are remembered on the side.
@@ -9,6 +11,10 @@ local fmt, byte, char, concat = string.format, string.byte, string.char, table.c
 local floor, huge = math.floor, math.huge
 
 local M = {}
+
+local Int = require("lfl.text.pyint").Int
+M.Int = Int
+function M.is_int(x) return getmetatable(x) == Int end
 
 -- ---- the value model ----
 
@@ -31,7 +37,9 @@ end
 -- the numeric value of a number or a boxed float (nil for anything else)
 function M.num(x)
   if type(x) == "number" then return x end
-  if getmetatable(x) == Float then return x.v end
+  local mt = getmetatable(x)
+  if mt == Float then return x.v end
+  if mt == Int then return tonumber(x.digits) end
   return nil
 end
 
@@ -213,7 +221,10 @@ function M.int_repr(x)
 end
 
 function M.number_repr(x)
-  if type(x) == "table" then return M.float_repr(x.v) end
+  if type(x) == "table" then
+    if getmetatable(x) == Int then return x.digits end
+    return M.float_repr(x.v)
+  end
   if x == floor(x) and x == x and x ~= huge and x ~= -huge then return M.int_repr(x) end
   return M.float_repr(x)
 end
@@ -280,6 +291,9 @@ local function decode_number(s, i)
   local v = tonumber(num)
   if not v then decode_error(s, i, "invalid number " .. num) end
   if num:find("[.eE]") then return M.float(v), i + #num end
+  -- past 15 digits a double may round it: keep it exact (lfl.json.int gives a
+  -- number up to 2^53, else the Int)
+  if #num > 15 and num:match("^-?[1-9]%d*$") then return lfl.json.int(num), i + #num end
   return v, i + #num
 end
 
@@ -378,7 +392,9 @@ end
 local function key_string(k, ensure_ascii)
   local tk = type(k)
   if tk == "string" then return M.quote(k, ensure_ascii) end
-  if tk == "number" or getmetatable(k) == Float then return '"' .. M.number_repr(k) .. '"' end
+  if tk == "number" or getmetatable(k) == Float or getmetatable(k) == Int then
+    return '"' .. M.number_repr(k) .. '"'
+  end
   if tk == "boolean" then return k and '"true"' or '"false"' end
   if k == M.null then return '"null"' end
   error("json: keys must be str, int, float, bool or None, not " .. tk, 0)
@@ -412,6 +428,7 @@ function M.encode(v, opts)
     elseif tx == "boolean" then put(x and "true" or "false")
     elseif x == M.null then put("null")
     elseif getmetatable(x) == Float then put(M.float_repr(x.v))
+    elseif getmetatable(x) == Int then put(x.digits)
     elseif tx == "table" and (M.is_list(x) or M.is_dict(x)) then
       if seen[x] then error("json: circular reference detected", 0) end
       seen[x] = true

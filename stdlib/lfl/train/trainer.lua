@@ -348,7 +348,7 @@ function M.new(a)
     if #train_set == 0 then error("trainer: no training examples after preprocessing", 0) end
     print(fmt("[lfl] model %s loaded in %.1fs; %d training examples (%s)%s%s", tostring(model),
       lfl.sys.clock() - t_load, #train_set, lfl.data.summary(data.stats),
-      eval_set and fmt(", %d eval", #eval_set) or "", data.cached and "; tokenized data from the cache" or ""))
+      eval_set and fmt(", %d eval", #eval_set) or "", data.why and "; " .. data.why or ""))
   end
 
   -- the reference model (DPO): set up before the method makes trainable copies,

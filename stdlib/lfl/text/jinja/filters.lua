@@ -15,6 +15,8 @@ local str_methods, strip_impl, tostr, truthy, tuple = P.str_methods, P.strip_imp
 local uchars, ulen, undef, undef_fail = P.uchars, P.ulen, P.undef, P.undef_fail
 local is_space_char, is_word_char = P.is_space_char, P.is_word_char
 local capitalize, pad_center, py_replace = S.capitalize, S.pad_center, S.py_replace
+local is_big = P.is_big
+local I = require "lfl.text.pyint"
 
 local M = {}
 -- ---------------------------------------------------------------------------
@@ -55,6 +57,7 @@ local function html_escape(s)
 end
 
 local function to_int(v, default, base)
+  if is_big(v) then return v end
   local n = numv(v)
   if n then
     if n ~= n or n == huge or n == -huge then return default end
@@ -66,6 +69,11 @@ local function to_int(v, default, base)
     local s = v:gsub("^%s+", ""):gsub("%s+$", ""):gsub("_", "")
     base = base or 10
     local ok = base == 10 and s:match("^[-+]?%d+$") or (base ~= 10 and s:match("^[-+]?%w+$"))
+    if ok and base == 10 then
+      -- exact at any length, as Python's int()
+      local sign, d = s:match("^([-+]?)0*(%d+)$")
+      return lfl.json.int((sign == "-" and d ~= "0") and "-" .. d or d)
+    end
     if ok then
       local r = tonumber(s, base)
       if r then return r end
@@ -77,7 +85,9 @@ local function to_int(v, default, base)
   return default
 end
 
-filters.abs = function(v) local n = numv(v); if not n then rt_error("bad operand type for abs()") end return mknum(math.abs(n), isfloat(v)) end
+filters.abs = function(v)
+  if is_big(v) then return I.abs(v) end
+  local n = numv(v); if not n then rt_error("bad operand type for abs()") end return mknum(math.abs(n), isfloat(v)) end
 filters.attr = function(v, a) return getattr(v, a[1]) end
 filters.capitalize = function(v) return capitalize(tostr(v)) end
 filters.center = function(v, a, kw) return pad_center(tostr(v), numv(arg(a, kw, 1, "width", 80)), " ") end
@@ -254,6 +264,7 @@ end
 filters.round = function(v, a, kw)
   local prec = numv(arg(a, kw, 1, "precision", 0))
   local method = arg(a, kw, 2, "method", "common")
+  if is_big(v) then return method == "common" and v or J.float(numv(v)) end
   local n = numv(v)
   local m = 10 ^ prec
   local r
@@ -480,7 +491,7 @@ tests.none = function(v) return v == null end
 tests.boolean = function(v) return type(v) == "boolean" end
 tests["true"] = function(v) return v == true end
 tests["false"] = function(v) return v == false end
-tests.integer = function(v) return type(v) == "number" and pytype(v) == "int" end
+tests.integer = function(v) return (type(v) == "number" and pytype(v) == "int") or is_big(v) end
 tests.float = function(v) return isfloat(v) end
 tests.number = function(v) return numv(v) ~= nil end
 tests.string = is_str

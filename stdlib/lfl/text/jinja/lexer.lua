@@ -122,7 +122,9 @@ local function tokenize(src, name)
           v = tonumber((lit:sub(3):gsub("_", "")), base)
         else
           lit = src:match("^%d[%d_]*", p)
-          v = tonumber((lit:gsub("_", "")))
+          local d = lit:gsub("_", ""):gsub("^0+(%d)", "%1")
+          -- exact at any length (past 2^53 an lfl.json.Int), as Python's ints
+          v = #d > 15 and lfl.json.int(d) or tonumber(d)
         end
         emit("integer", v, line); p = p + #lit
       elseif c:match("[%a_]") then

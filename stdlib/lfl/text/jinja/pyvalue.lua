@@ -3,13 +3,16 @@
 -- truthiness, equality, ordering and arithmetic with Python's rules, iteration,
 -- len(), attribute and item access, slicing, and "%" / str.format formatting.
 -- Lists/dicts are Lua tables (order kept by lfl.pyjson), None is pyjson.null,
--- integral floats are boxed, strings are UTF-8 measured in code points. The
+-- integral floats are boxed, ints beyond 2^53 are lfl.json.Int values (exact
+-- arithmetic through lfl.text.pyint), strings are UTF-8 measured in code points. The
 -- str/dict/list method tables live here (getattr needs them) and are filled by
 -- lfl.text.jinja.methods.
 local J = require "lfl.text.pyjson"
+local I = require "lfl.text.pyint"
 local fmt, concat, byte, sub, find = string.format, table.concat, string.byte, string.sub, string.find
 local floor, huge = math.floor, math.huge
-local null, Float = J.null, J.Float
+local null, Float, Int = J.null, J.Float, I.Int
+local function is_big(v) return getmetatable(v) == Int end
 local is_list, is_dict, dkeys = J.is_list, J.is_dict, J.keys
 local U = assert(lfl._unicode, "lfl.text.jinja: the C bridge lfl._unicode is missing")
 
@@ -64,6 +67,7 @@ local function pytype(v)
   if v == null then return "NoneType" end
   local mt = getmetatable(v)
   if mt == Float then return "float" end
+  if mt == Int then return "int" end
   if mt == Undefined then return "Undefined" end
   if mt == Namespace then return "Namespace" end
   if mt == Loop then return "LoopContext" end
@@ -80,14 +84,39 @@ M.pytype = pytype
 local function is_str(v) return type(v) == "string" or getmetatable(v) == Markup end
 local function is_plain(v) return type(v) == "table" and getmetatable(v) == nil end
 
--- numeric value (bools count as ints, as in Python), or nil
+-- numeric value (bools count as ints, as in Python), or nil; an Int gives
+-- its nearest double (the operators below keep Ints exact first)
 local function numv(v)
   local t = type(v)
   if t == "number" then return v end
   if t == "boolean" then return v and 1 or 0 end
-  if getmetatable(v) == Float then return v.v end
+  local mt = getmetatable(v)
+  if mt == Float then return v.v end
+  if mt == Int then return tonumber(v.digits) end
   return nil
 end
+
+-- a Python int (a bool, an integral Lua number, an Int), for exact arithmetic
+local function intlike(v)
+  local t = type(v)
+  if t == "boolean" then return true end
+  if t == "number" then return v == floor(v) and v == v and v ~= huge and v ~= -huge end
+  return getmetatable(v) == Int
+end
+
+-- a number pyint can compare exactly (a float's value, a bool's 0/1), or nil
+local function exactv(v)
+  local t = type(v)
+  if t == "number" then return v end
+  if t == "boolean" then return v and 1 or 0 end
+  local mt = getmetatable(v)
+  if mt == Float then return v.v end
+  if mt == Int then return v end
+  return nil
+end
+
+-- an int result of + - * ** that reaches 2^53 is computed again exactly
+local function inexact(r) return r >= 9007199254740992 or r <= -9007199254740992 end
 
 local function isfloat(v) return J.is_float(v) end
 
@@ -233,6 +262,7 @@ tostr = function(v)
   local mt = getmetatable(v)
   if mt == Undefined then return "" end
   if mt == Float then return J.float_repr(v.v) end
+  if mt == Int then return v.digits end
   if mt == Markup then return v.s end
   if mt == Namespace then return "<Namespace " .. repr(v.attrs) .. ">" end
   if mt == Loop then return "<LoopContext " .. v.index .. "/" .. v.length .. ">" end
@@ -265,6 +295,10 @@ M.truthy = truthy
 local eq
 eq = function(a, b)
   if rawequal(a, b) then return a == a end -- NaN ~= NaN
+  if is_big(a) or is_big(b) then
+    local ea, eb = exactv(a), exactv(b)
+    return ea ~= nil and eb ~= nil and I.cmp(ea, eb) == 0
+  end
   local na, nb = numv(a), numv(b)
   if na and nb then return na == nb end
   if na or nb then return false end
@@ -297,6 +331,10 @@ local lt
 lt = function(a, b, op)
   if is_undef(a) then undef_fail(a) end
   if is_undef(b) then undef_fail(b) end
+  if is_big(a) or is_big(b) then
+    local ea, eb = exactv(a), exactv(b)
+    if ea ~= nil and eb ~= nil then return I.cmp(ea, eb) == -1 end
+  end
   local na, nb = numv(a), numv(b)
   if na and nb then return na < nb end
   if getmetatable(a) == Markup then a = a.s end
@@ -323,7 +361,10 @@ end
 
 local function op_add(a, b)
   local na, nb = numv(a), numv(b)
-  if na and nb then return mknum(na + nb, isfloat(a) or isfloat(b)) end
+  if na and nb then
+    if intlike(a) and intlike(b) and (is_big(a) or is_big(b) or inexact(na + nb)) then return I.add(a, b) end
+    return mknum(na + nb, isfloat(a) or isfloat(b))
+  end
   check_undef2(a, b)
   local ta, tb = type(a), type(b)
   if getmetatable(a) == Markup then a = a.s; ta = "string" end
@@ -342,14 +383,20 @@ end
 
 local function op_sub(a, b)
   local na, nb = numv(a), numv(b)
-  if na and nb then return mknum(na - nb, isfloat(a) or isfloat(b)) end
+  if na and nb then
+    if intlike(a) and intlike(b) and (is_big(a) or is_big(b) or inexact(na - nb)) then return I.sub(a, b) end
+    return mknum(na - nb, isfloat(a) or isfloat(b))
+  end
   check_undef2(a, b)
   arith_error("-", a, b)
 end
 
 local function op_mul(a, b)
   local na, nb = numv(a), numv(b)
-  if na and nb then return mknum(na * nb, isfloat(a) or isfloat(b)) end
+  if na and nb then
+    if intlike(a) and intlike(b) and (is_big(a) or is_big(b) or inexact(na * nb)) then return I.mul(a, b) end
+    return mknum(na * nb, isfloat(a) or isfloat(b))
+  end
   check_undef2(a, b)
   if type(a) == "number" and type(b) ~= "number" then a, b = b, a; na, nb = nb, na end
   if nb and not isfloat(b) then
@@ -374,6 +421,7 @@ local function op_floordiv(a, b)
   local na, nb = numv(a), numv(b)
   if not (na and nb) then check_undef2(a, b); arith_error("//", a, b) end
   if nb == 0 then rt_error("integer division or modulo by zero") end
+  if intlike(a) and intlike(b) and (is_big(a) or is_big(b)) then return (I.divmod(a, b)) end
   return mknum(floor(na / nb), isfloat(a) or isfloat(b))
 end
 
@@ -384,22 +432,30 @@ local function op_mod(a, b)
   local na, nb = numv(a), numv(b)
   if not (na and nb) then check_undef2(a, b); arith_error("%", a, b) end
   if nb == 0 then rt_error("integer division or modulo by zero") end
+  if intlike(a) and intlike(b) and (is_big(a) or is_big(b)) then return select(2, I.divmod(a, b)) end
   return mknum(na - floor(na / nb) * nb, isfloat(a) or isfloat(b))
 end
 
 local function op_pow(a, b)
   local na, nb = numv(a), numv(b)
   if not (na and nb) then check_undef2(a, b); arith_error("**", a, b) end
+  if intlike(a) and intlike(b) and nb >= 0 and (is_big(a) or is_big(b) or inexact(na ^ nb)) then
+    local ok, r = pcall(I.pow, a, b)
+    if not ok then rt_error(tostring(r)) end
+    return r
+  end
   return mknum(na ^ nb, isfloat(a) or isfloat(b) or nb < 0)
 end
 
 local function op_neg(a)
+  if is_big(a) then return I.neg(a) end
   local na = numv(a)
   if not na then if is_undef(a) then undef_fail(a) end rt_error(fmt("bad operand type for unary -: '%s'", pytype(a))) end
   return mknum(-na, isfloat(a))
 end
 
 local function op_pos(a)
+  if is_big(a) then return a end
   local na = numv(a)
   if not na then if is_undef(a) then undef_fail(a) end rt_error(fmt("bad operand type for unary +: '%s'", pytype(a))) end
   return mknum(na, isfloat(a))
@@ -673,6 +729,15 @@ local function int_digits(n, conv)
   return fmt("%.0f", n)
 end
 
+-- the digits of |v| for an int v (exact for an Int; a = |numv(v)| otherwise)
+local function int_body(v, a, conv)
+  if not is_big(v) then return int_digits(a, conv) end
+  if conv == "d" then return I.str(I.abs(v)) end
+  local base = (conv == "x" or conv == "X") and 16 or conv == "o" and 8 or 2
+  local d = I.to_base(v, base)
+  return conv == "X" and d:upper() or d
+end
+
 -- a separator every `every` digits of the integer part of s (every 4 for
 -- the binary/octal/hex digits "_" groups)
 local function group_digits(s, sep, every)
@@ -784,7 +849,7 @@ local function format_spec(v, spec)
       return pad_to("", "", J.utf8_char(n), width, fill, align or ">")
     end
     local base = (conv == "" or conv == "d" or conv == "n") and "d" or conv
-    body = int_digits(a, base)
+    body = int_body(v, a, base)
     if grouping and base ~= "d" and grouping == "," then rt_error("Cannot specify ',' with '" .. conv .. "'.") end
     every = base == "d" and 3 or 4
     if alt and base ~= "d" then prefix = "0" .. (base == "X" and "X" or base) end
@@ -891,7 +956,7 @@ percent_format = function(s, values)
           if a2 ~= a2 then rt_error("cannot convert float NaN to integer") end
           a2 = floor(a2)
           if neg and a2 == 0 then sg = plus and "+" or (space and " " or "") end
-          body = int_digits(a2, (conv == "d" or conv == "i") and "d" or conv)
+          body = int_body(v, a2, (conv == "d" or conv == "i") and "d" or conv)
           if prec and #body < (tonumber(prec) or 0) then body = ("0"):rep(tonumber(prec) - #body) .. body end
           if alt and conv ~= "d" and conv ~= "i" then prefix = "0" .. (conv == "X" and "X" or conv) end
         else
@@ -1006,6 +1071,8 @@ M.undef_fail = undef_fail
 M.rt_error = rt_error
 M.pytype = pytype
 M.numv = numv
+M.intlike = intlike
+M.is_big = is_big
 M.isfloat = isfloat
 M.mknum = mknum
 M.is_str = is_str
