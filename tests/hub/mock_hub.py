@@ -17,9 +17,10 @@ revision API lists no files: clients use the tree API), tree_page=N,
 cdn_status=S cdn_status_count=K (the cdn answers status S, K times),
 endless=1 (GETs of file content, hub and cdn: 200 without Content-Length and
 the content followed by filler until the client hangs up, at most
-endless_max bytes, default 200 MB), oversize_cl=N (GETs of file content
+endless_max bytes, default 300 MB), oversize_cl=N (GETs of file content
 declare and send N filler bytes more than the file has), endless_error=K
-(the next K resolve GETs answer 500 with an endless body). /_sent: the body
+(the next K resolve GETs answer 500 with an endless body), endless_api=K (the
+next K API GETs answer 200 with an endless JSON body). /_sent: the body
 bytes the endless and oversized answers wrote since the last /_reset.
 Repos: lfl-test/tiny-model (main, v1.0, refs/pr/1), lfl-test/gated-model
 (needs 'Bearer hf_valid_token'), lfl-test/old-name (renamed: relative 307 to
@@ -219,6 +220,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def api(self, path, query, head):
         if take_fault("fail500_api"):
             return self.send(500, {}, b"internal error", head)
+        if not head and take_fault("endless_api"):
+            return self.endless_body(200, {"Content-Type": "application/json"}, b'{"siblings": [')
         parts = path[len("/api/"):].split("/")
         kind = {"models": "model", "datasets": "dataset", "spaces": "space"}.get(parts[0])
         rest = parts[1:]
@@ -293,7 +296,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        limit = int(fault("endless_max", 200 << 20))
+        limit = int(fault("endless_max", 300 << 20))
         chunk = b"x" * 65536
         sent = 0
         try:

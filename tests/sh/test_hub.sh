@@ -299,6 +299,14 @@ t_oversize() {
   expect_eq "$(ctl '_count?method=GET&contains=/resolve/main/config.json')" 2 "GETs of config.json"
   sent=$(ctl _sent)
   [ "$sent" -lt 30000000 ] || fail "the endless error page ran on for $sent bytes"
+  # an API answer without end stops at its 256 MB cap
+  ctl _reset >/dev/null
+  ctl '_fault?endless_api=1' >/dev/null
+  err=$(lfl download lfl-test/tiny-model 2>&1) && fail "an endless API answer was accepted"
+  expect_in "$err" "the answer from http://127.0.0.1:$HUB/api/models/lfl-test/tiny-model/revision/main"
+  expect_in "$err" "is larger than 268435456 bytes: transfer stopped"
+  sent=$(ctl _sent)
+  [ "$sent" -lt 300000000 ] || fail "the endless API answer ran on for $sent bytes"
   # with the faults gone the files download as usual
   ctl _reset >/dev/null
   p=$(lfl download lfl-test/tiny-model model.safetensors)
