@@ -122,6 +122,24 @@ t.suite("attention_nan", {
     end
   end,
 
+  -- matmul precision "medium": the f32 tiles multiply in bf16 (where the CPU
+  -- has AVX512_BF16); NaN survives the rounding to bf16
+  bf16_tiles = function()
+    local prev = lfl.sys.matmul_precision()
+    lfl.sys.matmul_precision("medium")
+    local ok, err = pcall(function()
+      local q, k, v = inputs("f32", 70)
+      q[{1, 3, 40, 1}] = nan
+      k[{1, 1, 10, 1}] = nan
+      local o = lfl.attention(q, k, v, {causal = true})
+      t.assert(all_nan(row(o, 1, 3, 40)), "the NaN query's row")
+      t.assert(all_nan(row(o, 1, 1, 10)) and all_nan(row(o, 1, 2, 70)), "rows that see the NaN key")
+      t.assert(none_nan(row(o, 1, 1, 9)) and none_nan(row(o, 1, 3, 39)), "rows that see neither")
+    end)
+    lfl.sys.matmul_precision(prev)
+    if not ok then error(err, 0) end
+  end,
+
   -- what has no NaN is unchanged: a query that sees no key still gets zeros
   empty_rows_stay_zero = function()
     local q, k, v = inputs("f32", 5)
