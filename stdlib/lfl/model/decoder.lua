@@ -156,16 +156,19 @@ local function P(m, name)
   return t
 end
 
--- Checks that every parameter the forward needs is there with the right shape.
-function M.check(m)
+-- Checks that every parameter the forward needs is there with the right shape;
+-- errors start with `where` (the checkpoint's config path) when given.
+function M.check(m, where)
   local a = m.arch
+  local pre = where and where .. ": " or ""
   local function want(name, shape)
-    local t = P(m, name)
+    local t = m.params[name]
+    if not t then error(fmt("%smodel: parameter '%s' is missing (architecture %s)", pre, name, a.name), 0) end
     local s = t:size()
     local ok = #s == #shape
     for i = 1, #shape do ok = ok and s[i] == shape[i] end
     if not ok then
-      error(fmt("model: parameter '%s' has shape [%s], expected [%s]", name, table.concat(s, ","),
+      error(fmt("%smodel: parameter '%s' has shape [%s], expected [%s]", pre, name, table.concat(s, ","),
         table.concat(shape, ",")), 0)
     end
   end

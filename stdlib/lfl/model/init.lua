@@ -137,7 +137,7 @@ function M.from_params(cfg, params, opts, where)
     m.params[name] = to ~= t:dtype() and t:to(to) or t
   end
   m.config, m.arch, m.dtype = cfg, arch, want
-  decoder.check(m)
+  decoder.check(m, where)
   return m
 end
 
