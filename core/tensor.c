@@ -48,6 +48,7 @@ lfl_storage *lfl_storage_new(size_t nbytes, int device)
     s->refcount = 1;
     s->device = device;
     s->nbytes = nbytes;
+    if (nbytes > SIZE_MAX - 63) { free(s); return NULL; } /* the rounding below would wrap */
     if (device == LFL_CPU) {
         s->kind = LFL_STORAGE_HEAP;
         /* 64-byte alignment keeps AVX-512 loads aligned at offset 0 */
@@ -153,11 +154,59 @@ static void set_contiguous_strides(lfl_tensor *t)
     for (int d = t->ndim - 1; d >= 0; d--) { t->stride[d] = s; s *= t->shape[d]; }
 }
 
-lfl_tensor *lfl_tensor_from_storage(lfl_storage *s, size_t offset, int ndim,
-                                    const int64_t *shape, lfl_dtype dt)
+const char *lfl_shape_fmt(int ndim, const int64_t *shape, char *buf, size_t n)
 {
-    LFL_ASSERT(ndim >= 0 && ndim <= LFL_MAX_DIMS);
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < ndim && k < n; d++)
+        k += (size_t)snprintf(buf + k, n - k, d ? ",%lld" : "%lld", (long long)shape[d]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+lfl_status lfl_shape_numel(const char *op, int ndim, const int64_t *shape, int64_t *out)
+{
+    char b[256];
+    if (ndim < 0 || ndim > LFL_MAX_DIMS)
+        return lfl_fail(LFL_ERR_ARG, "%s: %d dims (at most %d)", op, ndim, LFL_MAX_DIMS);
+    int64_t n = 1;
+    bool empty = false;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0)
+            return lfl_fail(LFL_ERR_ARG, "%s: negative size %lld in dim %d of shape %s", op, (long long)shape[d], d + 1,
+                            lfl_shape_fmt(ndim, shape, b, sizeof b));
+        if (shape[d] == 0) empty = true;
+        else if (__builtin_mul_overflow(n, shape[d], &n))
+            return lfl_fail(LFL_ERR_ARG, "%s: shape %s: element count overflows (more than %lld)", op,
+                            lfl_shape_fmt(ndim, shape, b, sizeof b), (long long)INT64_MAX);
+    }
+    *out = empty ? 0 : n;
+    return LFL_OK;
+}
+
+lfl_status lfl_shape_nbytes(const char *op, int ndim, const int64_t *shape, lfl_dtype dt, size_t *out)
+{
+    int64_t n;
+    LFL_TRY(lfl_shape_numel(op, ndim, shape, &n));
+    if (n % lfl_dtypes[dt].block)
+        return lfl_fail(LFL_ERR_ARG, "%s: %lld elements is not a multiple of the %s block (%d)", op,
+                        (long long)n, lfl_dtype_name(dt), lfl_dtypes[dt].block);
+    size_t bytes;
+    /* SIZE_MAX - 63 leaves room for the allocator's 64-byte rounding */
+    if (__builtin_mul_overflow((size_t)(n / lfl_dtypes[dt].block), (size_t)lfl_dtypes[dt].block_bytes, &bytes) ||
+        bytes > SIZE_MAX - 63) {
+        char b[256];
+        return lfl_fail(LFL_ERR_ARG, "%s: shape %s of %s: byte count overflows", op,
+                        lfl_shape_fmt(ndim, shape, b, sizeof b), lfl_dtype_name(dt));
+    }
+    *out = bytes;
+    return LFL_OK;
+}
+
+/* the header over checked shape: no stride product can wrap */
+static lfl_tensor *header_over(lfl_storage *s, size_t offset, int ndim, const int64_t *shape, lfl_dtype dt)
+{
     lfl_tensor *t = calloc(1, sizeof *t);
+    LFL_ASSERT(t);
     t->refcount = 1;
     t->storage = s;
     lfl_storage_retain(s);
@@ -170,22 +219,28 @@ lfl_tensor *lfl_tensor_from_storage(lfl_storage *s, size_t offset, int ndim,
     return t;
 }
 
+lfl_status lfl_tensor_from_storage(const char *op, lfl_storage *s, size_t offset, int ndim,
+                                   const int64_t *shape, lfl_dtype dt, lfl_tensor **out)
+{
+    size_t nbytes;
+    LFL_TRY(lfl_shape_nbytes(op, ndim, shape, dt, &nbytes));
+    if (offset > s->nbytes || nbytes > s->nbytes - offset) {
+        char b[256];
+        return lfl_fail(LFL_ERR_ARG, "%s: shape %s of %s needs %zu bytes from byte %zu, but the storage holds %zu",
+                        op, lfl_shape_fmt(ndim, shape, b, sizeof b), lfl_dtype_name(dt), nbytes, offset, s->nbytes);
+    }
+    *out = header_over(s, offset, ndim, shape, dt);
+    return LFL_OK;
+}
+
 lfl_status lfl_empty(int ndim, const int64_t *shape, lfl_dtype dt, int device, lfl_tensor **out)
 {
-    if (ndim < 0 || ndim > LFL_MAX_DIMS)
-        return lfl_fail(LFL_ERR_ARG, "tensor: %d dims (at most %d)", ndim, LFL_MAX_DIMS);
-    int64_t n = 1;
-    for (int d = 0; d < ndim; d++) {
-        if (shape[d] < 0) return lfl_fail(LFL_ERR_ARG, "tensor: negative size %lld in dim %d", (long long)shape[d], d + 1);
-        n *= shape[d];
-    }
-    if (n % lfl_dtypes[dt].block)
-        return lfl_fail(LFL_ERR_ARG, "tensor: %lld elements is not a multiple of the %s block (%d)",
-                        (long long)n, lfl_dtype_name(dt), lfl_dtypes[dt].block);
-    lfl_storage *s = lfl_storage_new(lfl_dtype_nbytes(dt, n), device);
+    size_t nbytes;
+    LFL_TRY(lfl_shape_nbytes("tensor", ndim, shape, dt, &nbytes));
+    lfl_storage *s = lfl_storage_new(nbytes, device);
     if (!s && device != LFL_CPU) return LFL_ERR_DEVICE; /* lfl_device_alloc said why */
-    if (!s) return lfl_fail(LFL_ERR_MEM, "tensor: cannot allocate %zu bytes", lfl_dtype_nbytes(dt, n));
-    *out = lfl_tensor_from_storage(s, 0, ndim, shape, dt);
+    if (!s) return lfl_fail(LFL_ERR_MEM, "tensor: cannot allocate %zu bytes", nbytes);
+    *out = header_over(s, 0, ndim, shape, dt);
     lfl_storage_release(s);
     return LFL_OK;
 }
@@ -221,6 +276,8 @@ lfl_status lfl_arange(double start, double end, double step, lfl_dtype dt, lfl_t
 {
     if (step == 0) return lfl_fail(LFL_ERR_ARG, "arange: step is 0");
     double span = (end - start) / step;
+    if (!(span < 9.2e18)) /* also NaN: a bound that is NaN or inf */
+        return lfl_fail(LFL_ERR_ARG, "arange: [%g, %g) in steps of %g has too many elements", start, end, step);
     int64_t n = span > 0 ? (int64_t)ceil(span - 1e-9) : 0;
     LFL_TRY(lfl_empty(1, &n, dt, LFL_CPU, out));
     for (int64_t i = 0; i < n; i++) lfl_set(*out, i, start + (double)i * step);
@@ -307,11 +364,7 @@ void lfl_set(lfl_tensor *t, int64_t i, double v)
 
 const char *lfl_shape_str(const lfl_tensor *t, char *buf, size_t n)
 {
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int d = 0; d < t->ndim && k < n; d++)
-        k += (size_t)snprintf(buf + k, n - k, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-    return buf;
+    return lfl_shape_fmt(t->ndim, t->shape, buf, n);
 }
 
 lfl_status lfl_norm_dim(const char *op, int dim, int ndim, int *out)

@@ -67,9 +67,21 @@ lfl_status lfl_arange(double start, double end, double step, lfl_dtype dt, lfl_t
 lfl_status lfl_eye(int64_t n, int64_t m, lfl_dtype dt, lfl_tensor **out);
 lfl_status lfl_empty_like(const lfl_tensor *t, lfl_tensor **out);
 lfl_status lfl_zeros_like(const lfl_tensor *t, lfl_tensor **out);
-/* A tensor over existing storage (used by loaders): retains `s`. */
-lfl_tensor *lfl_tensor_from_storage(lfl_storage *s, size_t offset, int ndim,
-                                    const int64_t *shape, lfl_dtype dt);
+/* A tensor over existing storage (used by loaders): retains `s`. The shape
+ * is checked (lfl_shape_nbytes) and must fit in the storage from `offset`;
+ * `op` names the caller in the error. */
+lfl_status lfl_tensor_from_storage(const char *op, lfl_storage *s, size_t offset, int ndim,
+                                   const int64_t *shape, lfl_dtype dt, lfl_tensor **out);
+
+/* Checked size arithmetic: every tensor's shape passes through these, so a
+ * numel or byte count never wraps. A negative size, an element count past
+ * INT64_MAX or a byte count past SIZE_MAX is an error naming `op` and the
+ * shape. (Dims of size 0 give 0 elements, but the other dims' product must
+ * still fit, as strides are computed from it.) */
+lfl_status lfl_shape_numel(const char *op, int ndim, const int64_t *shape, int64_t *out);
+lfl_status lfl_shape_nbytes(const char *op, int ndim, const int64_t *shape, lfl_dtype dt, size_t *out);
+/* "[2,3]" for a raw shape */
+const char *lfl_shape_fmt(int ndim, const int64_t *shape, char *buf, size_t n);
 
 /* queries */
 int64_t lfl_numel(const lfl_tensor *t);

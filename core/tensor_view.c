@@ -37,6 +37,7 @@ static void record(lfl_tensor *in, lfl_tensor *out, int kind, const int64_t *arg
 static lfl_status do_view(const char *op, lfl_tensor *t, int ndim, const int64_t *shape_in, lfl_tensor **out)
 {
     if (ndim > LFL_MAX_DIMS) return lfl_fail(LFL_ERR_ARG, "%s: %d dims (at most %d)", op, ndim, LFL_MAX_DIMS);
+    if (ndim < 0) return lfl_fail(LFL_ERR_ARG, "%s: %d dims", op, ndim);
     int64_t shape[LFL_MAX_DIMS], n = lfl_numel(t), known = 1;
     int infer = -1;
     for (int d = 0; d < ndim; d++) {
@@ -46,10 +47,11 @@ static lfl_status do_view(const char *op, lfl_tensor *t, int ndim, const int64_t
             infer = d;
         } else if (shape[d] < 0) {
             return lfl_fail(LFL_ERR_ARG, "%s: negative size %lld", op, (long long)shape[d]);
-        } else {
-            known *= shape[d];
         }
     }
+    /* the known dims (the -1 counted as 1) must have a product that fits */
+    if (infer >= 0) shape[infer] = 1;
+    LFL_TRY(lfl_shape_numel(op, ndim, shape, &known));
     if (infer >= 0) {
         if (known == 0 || n % known) goto mismatch;
         shape[infer] = n / known;
@@ -189,6 +191,10 @@ lfl_status lfl_expand(lfl_tensor *t, int ndim, const int64_t *shape, lfl_tensor 
         v->shape[d] = want;
         v->stride[d] = st;
     }
+    /* a broadcast view allocates nothing, but whatever is computed from it will */
+    int64_t n;
+    lfl_status ok = lfl_shape_numel("expand", v->ndim, v->shape, &n);
+    if (ok) { lfl_tensor_release(v); return ok; }
     record(t, v, V_EXPAND, NULL, 0);
     *out = v;
     return LFL_OK;

@@ -1,5 +1,6 @@
 /* Lua state set-up: module registry, package paths, tensor boxing, errors. */
 #define _GNU_SOURCE
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,37 @@ int lfl_lua_opt_dim(lua_State *L, int idx, int ndim, int def0)
     return lua_isnoneornil(L, idx) ? def0 : lfl_lua_check_dim(L, idx, ndim);
 }
 
+static bool int64_value(double v, int64_t *out)
+{
+    if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0) || v != floor(v)) return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+bool lfl_lua_to_int64(lua_State *L, int idx, int64_t *out)
+{
+    return lua_type(L, idx) == LUA_TNUMBER && int64_value(lua_tonumber(L, idx), out);
+}
+
+int64_t lfl_lua_check_int64(lua_State *L, int idx, const char *what)
+{
+    int64_t v = 0;
+    if (!int64_value(luaL_checknumber(L, idx), &v))
+        luaL_error(L, "%s is %s, expected an integer", what, lua_tostring(L, idx));
+    return v;
+}
+
+/* A shape entry: an integer that fits int64 (a fraction, NaN or inf would
+ * turn into some other size in the conversion). Signs are the op's business
+ * (-1 infers a view's dim, permute takes negative dims). */
+static int64_t shape_entry(lua_State *L, int idx, int i)
+{
+    int64_t v = 0;
+    if (!int64_value(lua_tonumber(L, idx), &v))
+        luaL_error(L, "shape entry %d is %s, expected an integer", i, lua_tostring(L, idx));
+    return v;
+}
+
 int lfl_lua_check_shape(lua_State *L, int idx, int64_t *shape)
 {
     int n = 0;
@@ -167,7 +199,7 @@ int lfl_lua_check_shape(lua_State *L, int idx, int64_t *shape)
         for (int i = 0; i < n; i++) {
             lua_rawgeti(L, idx, i + 1);
             if (!lua_isnumber(L, -1)) luaL_error(L, "shape entry %d is not a number", i + 1);
-            shape[i] = (int64_t)lua_tonumber(L, -1);
+            shape[i] = shape_entry(L, -1, i + 1);
             lua_pop(L, 1);
         }
         return n;
@@ -175,7 +207,8 @@ int lfl_lua_check_shape(lua_State *L, int idx, int64_t *shape)
     int top = lua_gettop(L);
     for (int i = idx; i <= top && lua_type(L, i) == LUA_TNUMBER; i++) {
         if (n == LFL_MAX_DIMS) luaL_error(L, "shape has more than %d dims", LFL_MAX_DIMS);
-        shape[n++] = (int64_t)lua_tonumber(L, i);
+        shape[n] = shape_entry(L, i, n + 1);
+        n++;
     }
     return n;
 }

@@ -28,8 +28,14 @@ void lfl_lua_check(lua_State *L, lfl_status st);
 /* 1-based (negative from the end) Lua dim -> 0-based core dim, checked. */
 int lfl_lua_check_dim(lua_State *L, int idx, int ndim);
 int lfl_lua_opt_dim(lua_State *L, int idx, int ndim, int def0);
-/* Reads a shape given as numbers (idx..top) or one table at idx. */
+/* Reads a shape given as numbers (idx..top) or one table at idx; every
+ * entry must be an integer in int64's range (signs are left to the op). */
 int lfl_lua_check_shape(lua_State *L, int idx, int64_t *shape);
+/* The number at idx as an int64: an error naming `what` for a fraction, NaN,
+ * inf or a value outside int64 (a plain C cast of those is undefined). */
+int64_t lfl_lua_check_int64(lua_State *L, int idx, const char *what);
+/* The same without raising: false when the value at idx is not such a number. */
+bool lfl_lua_to_int64(lua_State *L, int idx, int64_t *out);
 /* dtype from a name string (or default when nil) */
 lfl_dtype lfl_lua_opt_dtype(lua_State *L, int idx, lfl_dtype def);
 

@@ -25,7 +25,16 @@ static int l_tensors(lua_State *L)
         }
         int64_t shape[LFL_MAX_DIMS];
         for (int d = 0; d < ti->ndim; d++) shape[d] = ti->ne[ti->ndim - 1 - d];
-        lfl_tensor *t = lfl_tensor_from_storage(map, (size_t)(g->data_offset + ti->offset), ti->ndim, shape, (lfl_dtype)dt);
+        lfl_tensor *t = NULL;
+        char what[600];
+        snprintf(what, sizeof what, "%s: tensor '%s'", path, ti->name);
+        st = lfl_tensor_from_storage(what, map, (size_t)(g->data_offset + ti->offset), ti->ndim, shape,
+                                     (lfl_dtype)dt, &t);
+        if (st) {
+            lfl_storage_release(map);
+            lfl_gguf_close(g);
+            lfl_lua_check(L, st);
+        }
         lfl_lua_push_tensor(L, t);
         lua_setfield(L, -2, ti->name);
     }

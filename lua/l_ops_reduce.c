@@ -164,10 +164,12 @@ static int l_split(lua_State *L)
     int64_t len = a->shape[d], *sizes;
     int n;
     if (lua_type(L, 2) == LUA_TNUMBER) {
-        int64_t size = (int64_t)lua_tonumber(L, 2);
-        if (size <= 0 || (lua_Number)size != lua_tonumber(L, 2))
+        int64_t size = 0;
+        if (!lfl_lua_to_int64(L, 2, &size) || size <= 0)
             return luaL_error(L, "split: piece size must be a positive integer, got %s", lua_tostring(L, 2));
-        n = len == 0 ? 1 : (int)((len + size - 1) / size);
+        int64_t pieces = len == 0 ? 1 : len / size + (len % size != 0);
+        if (pieces > (1 << 24)) return luaL_error(L, "split: %f pieces is too many", (double)pieces);
+        n = (int)pieces;
         sizes = lua_newuserdata(L, sizeof *sizes * (size_t)n);
         for (int j = 0; j < n; j++) sizes[j] = len - (int64_t)j * size < size ? len - (int64_t)j * size : size;
     } else if (lua_istable(L, 2)) {
@@ -178,7 +180,8 @@ static int l_split(lua_State *L)
             lua_rawgeti(L, 2, j + 1);
             if (lua_type(L, -1) != LUA_TNUMBER)
                 luaL_error(L, "split: size %d is a %s, not a number", j + 1, luaL_typename(L, -1));
-            sizes[j] = (int64_t)lua_tonumber(L, -1);
+            if (!lfl_lua_to_int64(L, -1, &sizes[j]))
+                luaL_error(L, "split: size %d is %s, not an integer", j + 1, lua_tostring(L, -1));
             lua_pop(L, 1);
         }
     } else {

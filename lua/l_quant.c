@@ -10,14 +10,16 @@ static int l_from_bytes(lua_State *L)
     lfl_dtype dt = lfl_lua_opt_dtype(L, 2, LFL_U8);
     int64_t shape[LFL_MAX_DIMS];
     int nd = lfl_lua_check_shape(L, 3, shape);
-    int64_t n = 1;
-    for (int d = 0; d < nd; d++) n *= shape[d];
     if (b->dtype != LFL_U8 || !lfl_is_contiguous(b) || b->device != LFL_CPU)
         return luaL_error(L, "from_bytes: expected a contiguous u8 CPU tensor");
+    int64_t n;
+    lfl_lua_check(L, lfl_shape_numel("from_bytes", nd, shape, &n));
     if (n % lfl_dtypes[dt].block || (int64_t)lfl_dtype_nbytes(dt, n) != lfl_numel(b))
-        return luaL_error(L, "from_bytes: %d bytes do not hold %d elements of %s", (int)lfl_numel(b), (int)n,
+        return luaL_error(L, "from_bytes: %f bytes do not hold %f elements of %s", (double)lfl_numel(b), (double)n,
                           lfl_dtype_name(dt));
-    lfl_lua_push_tensor(L, lfl_tensor_from_storage(b->storage, b->offset, nd, shape, dt));
+    lfl_tensor *t = NULL;
+    lfl_lua_check(L, lfl_tensor_from_storage("from_bytes", b->storage, b->offset, nd, shape, dt, &t));
+    lfl_lua_push_tensor(L, t);
     return 1;
 }
 

@@ -112,8 +112,8 @@ static int l_arange(lua_State *L)
 
 static int l_eye(lua_State *L)
 {
-    int64_t n = luaL_checkinteger(L, 1);
-    int64_t m = lua_type(L, 2) == LUA_TNUMBER ? lua_tointeger(L, 2) : n;
+    int64_t n = lfl_lua_check_int64(L, 1, "eye: the row count");
+    int64_t m = lua_type(L, 2) == LUA_TNUMBER ? lfl_lua_check_int64(L, 2, "eye: the column count") : n;
     PUSH_OR_RAISE(lfl_eye(n, m, lfl_lua_opt_dtype(L, lua_type(L, 2) == LUA_TNUMBER ? 3 : 2, LFL_F32), &out_));
 }
 
@@ -247,7 +247,7 @@ static int m_item(lua_State *L)
 static int m_at(lua_State *L)
 {
     lfl_tensor *t = T(1);
-    int64_t i = (int64_t)luaL_checknumber(L, 2);
+    int64_t i = lfl_lua_check_int64(L, 2, "_at: the index");
     if (t->device != LFL_CPU || lfl_dtype_is_block(t->dtype)) return luaL_error(L, "_at: only plain CPU tensors");
     if (i < 1 || i > lfl_numel(t)) return luaL_error(L, "_at: index %d out of range", (int)i);
     lua_pushnumber(L, lfl_get(t, i - 1));
@@ -361,9 +361,9 @@ static int m_narrow(lua_State *L)
 {
     lfl_tensor *t = T(1);
     int d = lfl_lua_check_dim(L, 2, t->ndim);
-    int64_t s = (int64_t)luaL_checknumber(L, 3);
+    int64_t s = lfl_lua_check_int64(L, 3, "narrow: the start");
     s = s < 0 ? s + t->shape[d] : s - 1;
-    PUSH_OR_RAISE(lfl_narrow(t, d, s, (int64_t)luaL_checknumber(L, 4), &out_));
+    PUSH_OR_RAISE(lfl_narrow(t, d, s, lfl_lua_check_int64(L, 4, "narrow: the length"), &out_));
 }
 
 /* select(dim, index) with a 1-based index */
@@ -371,7 +371,7 @@ static int m_select(lua_State *L)
 {
     lfl_tensor *t = T(1);
     int d = lfl_lua_check_dim(L, 2, t->ndim);
-    int64_t i = (int64_t)luaL_checknumber(L, 3);
+    int64_t i = lfl_lua_check_int64(L, 3, "select: the index");
     if (i == 0) return luaL_error(L, "select: index 0 (indices are 1-based)");
     PUSH_OR_RAISE(lfl_select(t, d, i < 0 ? i : i - 1, &out_));
 }
@@ -395,8 +395,12 @@ static lfl_tensor *index_view(lua_State *L, lfl_tensor *t, int key)
 {
     lfl_tensor *v = lfl_tensor_retain(t);
     if (lua_type(L, key) == LUA_TNUMBER) {
-        int64_t i = (int64_t)lua_tonumber(L, key);
+        int64_t i = 0;
         lfl_tensor *o = NULL;
+        if (!lfl_lua_to_int64(L, key, &i)) {
+            lfl_tensor_release(v);
+            luaL_error(L, "index %s is not an integer", lua_tostring(L, key));
+        }
         if (v->ndim == 0) { lfl_tensor_release(v); luaL_error(L, "cannot index a 0-dim tensor"); }
         lfl_status st = i == 0 ? lfl_fail(LFL_ERR_ARG, "index 0 (indices are 1-based)") : lfl_select(v, 0, i < 0 ? i : i - 1, &o);
         lfl_tensor_release(v);
@@ -411,19 +415,24 @@ static lfl_tensor *index_view(lua_State *L, lfl_tensor *t, int key)
         if (dim >= v->ndim) {
             st = lfl_fail(LFL_ERR_ARG, "index: %d indices for a %d-dim tensor", n, t->ndim);
         } else if (lua_type(L, -1) == LUA_TNUMBER) {
-            int64_t i = (int64_t)lua_tonumber(L, -1);
-            st = i == 0 ? lfl_fail(LFL_ERR_ARG, "index 0 (indices are 1-based)") : lfl_select(v, dim, i < 0 ? i : i - 1, &o);
+            int64_t i = 0;
+            if (!lfl_lua_to_int64(L, -1, &i))
+                st = lfl_fail(LFL_ERR_ARG, "index: entry %d (%s) is not an integer", k, lua_tostring(L, -1));
+            else st = i == 0 ? lfl_fail(LFL_ERR_ARG, "index 0 (indices are 1-based)") : lfl_select(v, dim, i < 0 ? i : i - 1, &o);
         } else if (lua_istable(L, -1)) {
             int64_t size = v->shape[dim], a = 1, b = size;
             lua_rawgeti(L, -1, 1);
-            if (lua_isnumber(L, -1)) a = (int64_t)lua_tonumber(L, -1);
+            bool ok = true;
+            if (lua_isnumber(L, -1)) ok = lfl_lua_to_int64(L, -1, &a);
             lua_pop(L, 1);
             lua_rawgeti(L, -1, 2);
-            if (lua_isnumber(L, -1)) b = (int64_t)lua_tonumber(L, -1);
+            if (lua_isnumber(L, -1)) ok = lfl_lua_to_int64(L, -1, &b) && ok;
             lua_pop(L, 1);
             if (a < 0) a += size + 1;
             if (b < 0) b += size + 1;
-            if (a < 1 || b > size || b < a - 1)
+            if (!ok)
+                st = lfl_fail(LFL_ERR_ARG, "index: entry %d has a bound that is not an integer", k);
+            else if (a < 1 || b > size || b < a - 1)
                 st = lfl_fail(LFL_ERR_ARG, "index: range {%lld, %lld} out of bounds for dim %d of size %lld",
                               (long long)a, (long long)b, dim + 1, (long long)size);
             else

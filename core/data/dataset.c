@@ -368,9 +368,9 @@ static lfl_status wrap(void *buf, int64_t n, lfl_dtype dt, lfl_tensor **out)
     if (!p) p = buf; /* shrinking failed: keep the larger block */
     lfl_storage *s = lfl_storage_external(p, nb, free, p);
     if (!s) { free(p); return lfl_fail(LFL_ERR_MEM, "dataset builder: out of memory"); }
-    *out = lfl_tensor_from_storage(s, 0, 1, &n, dt);
+    lfl_status st = lfl_tensor_from_storage("dataset builder", s, 0, 1, &n, dt, out);
     lfl_storage_release(s);
-    return LFL_OK;
+    return st;
 }
 
 lfl_status lfl_ds_builder_finish(lfl_ds_builder *b, lfl_dataset **out)

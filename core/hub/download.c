@@ -88,10 +88,23 @@ static lfl_status fetch_blob(const hub_ctx *c, void *curl, const char *file, con
         counted = have;
         bool transfer_ok = expected >= 0 && have == expected; /* already complete: verify only */
         if (!transfer_ok) {
-            hub_sink sink = {.fd = fd, .offset = have, .sha = verify ? &sha : NULL, .progress = prog};
+            hub_sink sink = {.fd = fd, .offset = have, .sha = verify ? &sha : NULL, .progress = prog,
+                             .limit = expected};
             hub_resp r;
             lfl_status st = hub_http_get_file(c, curl, meta->location, &sink, &r);
             counted = sink.offset + sink.written;
+            if (st && r.oversize) {
+                /* a body longer than the file (an endless reply): nothing of it is kept, and a
+                 * retry would only fetch it again */
+                char why[1200];
+                snprintf(why, sizeof why, "%s", lfl_last_error());
+                close(fd);
+                unlink(inc);
+                hub_progress_add(prog, -counted);
+                return lfl_fail(LFL_ERR_NET, "hub: %s %s, file '%s', revision '%s': the download is larger than the %lld "
+                                "bytes the file has (%s); the partial file was deleted", c->type_name, c->repo, file,
+                                rev, (long long)r.oversize_limit, why);
+            }
             if (st == LFL_OK && (r.status == 200 || r.status == 206)) {
                 transfer_ok = true;
             } else if (((st == LFL_OK && r.status == 416) || r.range_mismatch) && attempt < c->retries) {

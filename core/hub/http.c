@@ -86,6 +86,8 @@ typedef struct {
     size_t nbody, cap, max_body;
     hub_sink *sink;
     bool sink_checked, range_mismatch, write_failed;
+    bool answer;              /* the body is the answer (API calls), not an error page */
+    bool body_full;           /* the body reached max_body and the transfer was stopped */
     int write_errno;
 } req;
 
@@ -165,10 +167,16 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
     return n;
 }
 
+/* Keeps the body up to max_body; past it the transfer stops (false), so a
+ * server sending without end cannot keep a request busy forever. */
 static bool append_body(req *q, const char *p, size_t n)
 {
-    if (q->nbody + n > q->max_body) n = q->max_body > q->nbody ? q->max_body - q->nbody : 0;
-    if (!n) return true;
+    bool full = q->nbody + n > q->max_body;
+    if (full) {
+        q->body_full = true;
+        n = q->max_body > q->nbody ? q->max_body - q->nbody : 0;
+    }
+    if (!n) return !full;
     if (q->nbody + n + 1 > q->cap) {
         size_t cap = q->cap ? q->cap : 4096;
         while (cap < q->nbody + n + 1) cap *= 2;
@@ -180,7 +188,7 @@ static bool append_body(req *q, const char *p, size_t n)
     memcpy(q->body + q->nbody, p, n);
     q->nbody += n;
     q->body[q->nbody] = 0;
-    return true;
+    return !full;
 }
 
 /* "bytes 100-199/200" -> start 100, total 200 */
@@ -227,6 +235,15 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
             }
             s->total = q->content_length;
         }
+    }
+    /* Bytes past the file's size are never written: the size the Hub gave
+     * for the file, else what this response declared. (curl itself stops at
+     * a Content-Length; a chunked or connection-close body has none.) */
+    int64_t cap = s->limit >= 0 ? s->limit : s->total;
+    if (cap >= 0 && s->offset + s->written + (int64_t)n > cap) {
+        q->r->oversize = true;
+        q->r->oversize_limit = cap;
+        return 0;
     }
     for (size_t off = 0; off < n;) {
         ssize_t w = write(s->fd, p + off, n - off);
@@ -292,7 +309,7 @@ static lfl_status perform(const hub_ctx *c, CURL *h, const char *url0, method m,
         q->etag_plain[0] = q->location_raw[0] = q->content_range[0] = 0;
         q->nbody = 0;
         if (q->body) q->body[0] = 0;
-        q->sink_checked = q->range_mismatch = q->write_failed = false;
+        q->sink_checked = q->range_mismatch = q->write_failed = q->body_full = false;
         struct curl_slist *hdr = NULL;
         char line[1200];
         hdr = curl_slist_append(hdr, "Accept-Encoding: identity");
@@ -341,6 +358,15 @@ static lfl_status perform(const hub_ctx *c, CURL *h, const char *url0, method m,
         snprintf(final_url, final_n, "%s", url);
         if (q->write_failed)
             return lfl_fail(LFL_ERR_IO, "hub: writing the download failed: %s", strerror(q->write_errno));
+        if (r->oversize) /* the URL without its query (a CDN's is a signature) */
+            return lfl_fail(LFL_ERR_NET, "%.*s sent more than %lld bytes: transfer stopped", (int)strcspn(url, "?"), url,
+                            (long long)r->oversize_limit);
+        if (q->body_full && rc == CURLE_WRITE_ERROR) {
+            if (q->answer)
+                return lfl_fail(LFL_ERR_NET, "hub: the answer from %s is larger than %zu bytes: transfer stopped", url,
+                                q->max_body);
+            rc = CURLE_OK; /* an error page: its first bytes say enough */
+        }
         if (q->range_mismatch) {
             r->range_mismatch = true;
             return lfl_fail(LFL_ERR_NET, "hub: the server answered a different byte range ('%s') than asked "
@@ -392,7 +418,7 @@ lfl_status hub_http_head(const hub_ctx *c, void *curl, const char *url, hub_resp
 
 lfl_status hub_http_get_mem(const hub_ctx *c, void *curl, const char *url, hub_resp *r, char **body, size_t *n)
 {
-    req q = {.r = r, .c = c, .max_body = API_BODY_MAX};
+    req q = {.r = r, .c = c, .max_body = API_BODY_MAX, .answer = true};
     char final[4096];
     lfl_status st = perform(c, curl, url, M_GET, true, &q, final, sizeof final);
     if (st) { free(q.body); return st; }

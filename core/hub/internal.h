@@ -97,6 +97,8 @@ typedef struct {
     char curl_error[256];
     char next_url[2048];     /* Link: <...>; rel="next" (paginated API lists) */
     bool range_mismatch;     /* a 206 for other bytes than asked: start the file over */
+    bool oversize;           /* the body ran past the size expected of it: the transfer was stopped */
+    int64_t oversize_limit;  /* that size (for oversize) */
 } hub_resp;
 
 /* HEAD on a resolve URL, following relative redirects only. */
@@ -112,6 +114,8 @@ typedef struct {
     int64_t written;         /* out: bytes written this call */
     bool restarted;          /* out: the server sent the whole file (200), file truncated */
     int64_t total;           /* out: total size from Content-Range/Content-Length, -1 unknown */
+    int64_t limit;           /* the file's size when known (the Hub's metadata), else -1: a body that
+                              * would make the file larger stops the transfer (r->oversize) */
 } hub_sink;
 /* One GET of `url` (resuming at sink->offset with Range), following redirects;
  * Authorization goes only to the endpoint's origin. One attempt, no retry. */

@@ -146,8 +146,7 @@ lfl_status lfl_st_tensor(const lfl_st_file *f, int i, lfl_tensor **out)
 {
     LFL_ASSERT(i >= 0 && i < f->n);
     const lfl_st_entry *e = &f->entries[i];
-    *out = lfl_tensor_from_storage(f->map, f->data_start + e->begin, e->ndim, e->shape, e->dtype);
-    return LFL_OK;
+    return lfl_tensor_from_storage(f->path, f->map, f->data_start + e->begin, e->ndim, e->shape, e->dtype, out);
 }
 
 static int write_all(int fd, const void *buf, size_t n)

@@ -15,7 +15,10 @@
  *             key of the row, causal and window distances are unchanged)
  * Gemma2's soft-capping replaces a scaled score s by cap * tanh(s / cap) before
  * masking. A query that sees no key at all gets a zero output (torch's SDPA
- * gives NaN there).
+ * gives NaN there). A NaN score (a NaN in q, or in a key the query sees)
+ * makes the query's whole output row and its log-sum-exp NaN, as torch's
+ * softmax does: the row max keeps NaN, exp keeps it, and NaN sums are never
+ * mistaken for the empty row.
  *
  * Forward: per (batch, q head, query tile), an online softmax over key tiles
  * (running max m and sum l per row); the T x S score matrix never exists, only
@@ -135,9 +138,11 @@ typedef int32_t v16i __attribute__((vector_size(64)));
 #define ATT_SHUF(v, ...) __builtin_shuffle(v, (v16i){__VA_ARGS__})
 #endif
 
+/* lane-wise max that keeps a NaN from either side (a NaN score must reach the
+ * row's softmax, as in torch; a plain a > b select drops a NaN in a) */
 static inline v16f vmax_f32(v16f a, v16f b)
 {
-    v16i m = a > b;
+    v16i m = (a > b) | (a != a);
     return (v16f)(((v16i)a & m) | ((v16i)b & ~m));
 }
 
@@ -179,7 +184,7 @@ static inline float row_exp_sum_f32(float *s, float m)
 static inline double row_max_f64(const double *s)
 {
     double m = -INFINITY;
-    for (int c = 0; c < 8; c++) m = s[c] > m ? s[c] : m;
+    for (int c = 0; c < 8; c++) m = s[c] > m || s[c] != s[c] ? s[c] : m; /* a NaN sticks, as above */
     return m;
 }
 

@@ -139,7 +139,7 @@ static lfl_status FN(att_forward)(const att_geo *g, const lfl_tensor *q, const l
             }
             for (int64_t r = 0; r < br; r++) {
                 AT *dst = out + ((b * T + i0 + r) * Hq + h) * D;
-                if (l[r] > 0) {
+                if (l[r] != 0) { /* also NaN: a NaN score poisons the row */
                     AT inv = (AT)1 / l[r];
                     const AT *src = Ob + r * Dp;
 #pragma omp simd

@@ -7,14 +7,21 @@ Two HTTP servers on 127.0.0.1 with OS-chosen free ports, sharing one state:
          200 with a quoted git-sha1 ETag, LFS files 302 to the cdn server with
          X-Linked-Etag (sha256) and X-Linked-Size; X-Repo-Commit on both.
   cdn  - GET /cdn/{sha256}: LFS content, Range aware (206 + Content-Range).
-Control (on the hub port): /_reset, /_fault?name=value&..., /_count?filters,
+Control (on the hub port): /_reset, /_fault?name=value&..., /_count?filters, /_sent,
 /_ranges?contains=..., /_stats (JSON).
 Faults: drop_after=N drop_count=K (cdn: send N bytes then cut the connection,
 K times), corrupt=1 (cdn: one byte flipped), fail500=K (next K resolve
 requests answer 500), fail500_api=K, slow_ms=M (cdn: sleep per 64 KiB),
 ignore_range=1 (cdn answers 200 to Range requests), empty_siblings=1 (the
 revision API lists no files: clients use the tree API), tree_page=N,
-cdn_status=S cdn_status_count=K (the cdn answers status S, K times).
+cdn_status=S cdn_status_count=K (the cdn answers status S, K times),
+endless=1 (GETs of file content, hub and cdn: 200 without Content-Length and
+the content followed by filler until the client hangs up, at most
+endless_max bytes, default 300 MB), oversize_cl=N (GETs of file content
+declare and send N filler bytes more than the file has), endless_error=K
+(the next K resolve GETs answer 500 with an endless body), endless_api=K (the
+next K API GETs answer 200 with an endless JSON body). /_sent: the body
+bytes the endless and oversized answers wrote since the last /_reset.
 Repos: lfl-test/tiny-model (main, v1.0, refs/pr/1), lfl-test/gated-model
 (needs 'Bearer hf_valid_token'), lfl-test/old-name (renamed: relative 307 to
 tiny-model), datasets lfl-test/tiny-data, lfl-test/multi-data (a card with
@@ -37,7 +44,7 @@ import urllib.parse
 
 VALID_TOKEN = "hf_valid_token"
 LOCK = threading.Lock()
-STATE = {"faults": {}, "log": []}
+STATE = {"faults": {}, "log": [], "sent": 0}
 CDN_PORT = [0]
 
 
@@ -213,6 +220,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def api(self, path, query, head):
         if take_fault("fail500_api"):
             return self.send(500, {}, b"internal error", head)
+        if not head and take_fault("endless_api"):
+            return self.endless_body(200, {"Content-Type": "application/json"}, b'{"siblings": [')
         parts = path[len("/api/"):].split("/")
         kind = {"models": "model", "datasets": "dataset", "spaces": "space"}.get(parts[0])
         rest = parts[1:]
@@ -279,9 +288,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
             headers["Link"] = '<%s>; rel="next"' % nxt
         self.send(200, headers, json.dumps(entries[start:start + page]).encode(), head)
 
+    def endless_body(self, status, headers, content=b""):
+        """status, no Content-Length, content then filler until the client stops reading"""
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        limit = int(fault("endless_max", 300 << 20))
+        chunk = b"x" * 65536
+        sent = 0
+        try:
+            if content:
+                self.wfile.write(content)
+                sent += len(content)
+            while sent < limit:
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            with LOCK:
+                STATE["sent"] += sent
+
     def resolve(self, path, head):
         if take_fault("fail500"):
             return self.send(500, {}, b"internal error", head)
+        if not head and take_fault("endless_error"):
+            return self.endless_body(500, {"Content-Type": "text/plain"})
         prefix, rest = path.split("/resolve/", 1)
         prefix = prefix.lstrip("/")
         kind = "model"
@@ -327,6 +362,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             mid = len(content) // 2 - start
             if 0 <= mid < len(body):
                 body = body[:mid] + bytes([body[mid] ^ 0xFF]) + body[mid + 1:]
+        if not head and fault("endless"):
+            return self.endless_body(status, headers, body)
+        extra = 0 if head else int(fault("oversize_cl", 0))
+        if extra:
+            body = body + b"y" * extra
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -335,6 +375,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
+        if extra:
+            with LOCK:
+                STATE["sent"] += len(body)
         drop = int(fault("drop_after", 0)) if cdn else 0
         if drop and drop < len(body) and take_fault("drop_count"):
             self.wfile.write(body[:drop])
@@ -355,11 +398,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with LOCK:
                 STATE["faults"].clear()
                 STATE["log"].clear()
+                STATE["sent"] = 0
             return self.send(200, {}, b"ok\n")
         if path == "/_fault":
             with LOCK:
                 STATE["faults"].update(q)
             return self.send(200, {}, b"ok\n")
+        if path == "/_sent":
+            with LOCK:
+                return self.send(200, {}, b"%d\n" % STATE["sent"])
         if path in ("/_count", "/_ranges", "/_stats"):
             with LOCK:
                 log = list(STATE["log"])

@@ -258,6 +258,61 @@ t_checksum_mismatch() {
   expect_eq "$(large_sha "$p")" "$(basename "$(readlink "$p")")"
 }
 
+# a body longer than the file (an endless reply, or a Content-Length past the
+# Hub's size) is cut off at the file's size, nothing of it is kept, and the
+# error names the file and the size; an endless error page is cut and retried
+t_oversize() {
+  fresh_home oversize_ref
+  local p size err blobs sent
+  p=$(lfl download lfl-test/tiny-model config.json)
+  size=$(wc -c <"$p")
+  fresh_home oversize
+  blobs="$HF_HOME/hub/$REPO_DIR/blobs"
+  ctl '_fault?endless=1' >/dev/null
+  err=$(lfl download lfl-test/tiny-model config.json 2>&1) && fail "an endless reply was accepted"
+  expect_in "$err" "model lfl-test/tiny-model, file 'config.json', revision 'main'"
+  expect_in "$err" "the download is larger than the $size bytes the file has"
+  expect_in "$err" "(http://127.0.0.1:$HUB/lfl-test/tiny-model/resolve/main/config.json sent more than $size bytes: transfer stopped)"
+  expect_in "$err" "the partial file was deleted"
+  [ -z "$(ls -A "$blobs")" ] || fail "partial data kept: $(ls "$blobs")"
+  [ ! -e "$HF_HOME/hub/$REPO_DIR/snapshots/$MAIN/config.json" ] || fail "a pointer to nothing"
+  sent=$(ctl _sent)
+  [ "$sent" -lt 30000000 ] || fail "the endless reply ran on for $sent bytes"
+  # the LFS blob from the cdn, whose size is X-Linked-Size
+  err=$(lfl download lfl-test/tiny-model model.safetensors 2>&1) && fail "an endless cdn reply was accepted"
+  expect_in "$err" "file 'model.safetensors'"
+  expect_in "$err" "larger than the $LARGE bytes the file has"
+  expect_in "$err" "http://127.0.0.1:$CDN/cdn/"
+  case "$err" in *sig=mock*) fail "the signed query is in the message: $err" ;; esac
+  [ -z "$(ls -A "$blobs")" ] || fail "partial data kept: $(ls "$blobs")"
+  # a declared Content-Length past the Hub's size
+  ctl _reset >/dev/null
+  ctl '_fault?oversize_cl=5000000' >/dev/null
+  err=$(lfl download lfl-test/tiny-model config.json 2>&1) && fail "an oversized reply was accepted"
+  expect_in "$err" "larger than the $size bytes the file has"
+  [ -z "$(ls -A "$blobs")" ] || fail "partial data kept: $(ls "$blobs")"
+  # an error page without end: its first bytes, then the usual retry
+  ctl _reset >/dev/null
+  ctl '_fault?endless_error=1' >/dev/null
+  p=$(lfl download lfl-test/tiny-model config.json) || fail "no retry after an endless error page"
+  expect_eq "$(wc -c <"$p")" "$size" "config.json after the retry"
+  expect_eq "$(ctl '_count?method=GET&contains=/resolve/main/config.json')" 2 "GETs of config.json"
+  sent=$(ctl _sent)
+  [ "$sent" -lt 30000000 ] || fail "the endless error page ran on for $sent bytes"
+  # an API answer without end stops at its 256 MB cap
+  ctl _reset >/dev/null
+  ctl '_fault?endless_api=1' >/dev/null
+  err=$(lfl download lfl-test/tiny-model 2>&1) && fail "an endless API answer was accepted"
+  expect_in "$err" "the answer from http://127.0.0.1:$HUB/api/models/lfl-test/tiny-model/revision/main"
+  expect_in "$err" "is larger than 268435456 bytes: transfer stopped"
+  sent=$(ctl _sent)
+  [ "$sent" -lt 300000000 ] || fail "the endless API answer ran on for $sent bytes"
+  # with the faults gone the files download as usual
+  ctl _reset >/dev/null
+  p=$(lfl download lfl-test/tiny-model model.safetensors)
+  expect_eq "$(large_sha "$p")" "$(basename "$(readlink "$p")")"
+}
+
 t_errors() {
   fresh_home errors
   local err
@@ -476,7 +531,7 @@ t_python_interop() {
 
 for t in ${ONLY:-t_sha256_vectors t_patterns t_fresh_snapshot t_cache_hit t_cache_hit_no_network t_offline \
          t_patterns_and_revisions t_resume_in_run t_resume_across_runs t_redirect_no_token_leak \
-         t_checksum_mismatch t_errors t_retries_and_renames t_concurrent_processes t_lua_api t_local_dir \
+         t_checksum_mismatch t_oversize t_errors t_retries_and_renames t_concurrent_processes t_lua_api t_local_dir \
          t_progress t_datasets t_python_interop}; do
   run $t
 done

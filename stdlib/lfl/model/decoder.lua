@@ -36,9 +36,71 @@ function M.arch_of(cfg, where)
   return registry.arch(cfg.model_type, where)
 end
 
+local function shown(v)
+  if type(v) == "string" then return fmt("%q", v) end
+  if v == lfl.json.null then return "null" end
+  if type(v) == "table" then return "a " .. (#v > 0 and "list" or "table") end
+  return tostring(v)
+end
+
+-- cfg[key] as an integer >= min (nil when absent and optional), or an error
+-- naming `where` and the key
+local function int_key(cfg, key, where, min, optional)
+  local v = cfg[key]
+  if v == nil or v == lfl.json.null then
+    if optional then return nil end
+    error(fmt("%s: %s is missing", where, key), 0)
+  end
+  if type(v) ~= "number" or v ~= math.floor(v) or v < min or v >= 2 ^ 53 then
+    error(fmt("%s: %s is %s, expected an integer >= %d", where, key, shown(v), min), 0)
+  end
+  return v
+end
+
+-- The sizes everything is built from, checked before any weight is read:
+-- counts that are not positive integers, heads that do not divide, an odd
+-- head_dim are errors naming `where` (the config.json path) and the key.
+-- transformers fails on most of these later (a ZeroDivisionError, a shape
+-- mismatch, "__len__() should return >= 0"); a layer count of 0 it accepts,
+-- but a decoder without layers is never what a checkpoint holds (one whose
+-- layers lie past num_hidden_layers is refused in lfl.model.from_params).
+-- rope_theta need only be a number: 0 or a negative base makes inv_freq inf or
+-- NaN and the loss NaN, as in transformers (eager attention).
+function M.validate(cfg, where)
+  where = where or "config"
+  local H = int_key(cfg, "hidden_size", where, 1)
+  int_key(cfg, "num_hidden_layers", where, 1)
+  local heads = int_key(cfg, "num_attention_heads", where, 1)
+  local kv = int_key(cfg, "num_key_value_heads", where, 1, true) or heads
+  if heads % kv ~= 0 then
+    error(fmt("%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", where, heads, kv), 0)
+  end
+  local hd = int_key(cfg, "head_dim", where, 1, true)
+  if not hd then
+    if H % heads ~= 0 then
+      error(fmt("%s: hidden_size %d is not divisible by num_attention_heads %d (and there is no head_dim)", where, H,
+        heads), 0)
+    end
+    hd = H / heads
+  end
+  if hd % 2 ~= 0 then
+    error(fmt("%s: the head dimension %d is odd (rotary embeddings rotate pairs)", where, hd), 0)
+  end
+  int_key(cfg, "vocab_size", where, 1)
+  int_key(cfg, "intermediate_size", where, 1)
+  local rp = cfg.rope_parameters ~= lfl.json.null and cfg.rope_parameters or nil
+  for _, t in ipairs({{cfg, ""}, {type(rp) == "table" and rp or {}, "rope_parameters."}}) do
+    local v = t[1].rope_theta
+    if v ~= nil and v ~= lfl.json.null and type(v) ~= "number" then
+      error(fmt("%s: %srope_theta is %s, expected a number", where, t[2], shown(v)), 0)
+    end
+  end
+end
+
 function M.resolve(cfg, where)
   local mt = cfg.model_type
   local fam = M.arch_of(cfg, where)
+  M.validate(cfg, where)
   local tr = fam.traits
   local a = {norm = "rms", pre_norms = true, mlp = "gated"}
   for k, v in pairs(tr) do a[k] = v end
@@ -94,16 +156,19 @@ local function P(m, name)
   return t
 end
 
--- Checks that every parameter the forward needs is there with the right shape.
-function M.check(m)
+-- Checks that every parameter the forward needs is there with the right shape;
+-- errors start with `where` (the checkpoint's config path) when given.
+function M.check(m, where)
   local a = m.arch
+  local pre = where and where .. ": " or ""
   local function want(name, shape)
-    local t = P(m, name)
+    local t = m.params[name]
+    if not t then error(fmt("%smodel: parameter '%s' is missing (architecture %s)", pre, name, a.name), 0) end
     local s = t:size()
     local ok = #s == #shape
     for i = 1, #shape do ok = ok and s[i] == shape[i] end
     if not ok then
-      error(fmt("model: parameter '%s' has shape [%s], expected [%s]", name, table.concat(s, ","),
+      error(fmt("%smodel: parameter '%s' has shape [%s], expected [%s]", pre, name, table.concat(s, ","),
         table.concat(shape, ",")), 0)
     end
   end

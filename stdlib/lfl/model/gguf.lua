@@ -63,14 +63,33 @@ function M.config(meta, path)
     end
     return v
   end
-  local hidden, heads = k("embedding_length"), k("attention.head_count")
+  -- the sizes everything is built from: positive integers, or an error naming
+  -- the metadata key (a head count of 0 once reached a reshape as -2^63)
+  local function count(name, default)
+    local v = k(name, default)
+    if type(v) ~= "number" or v ~= math.floor(v) or v < 1 or v >= 2 ^ 53 then
+      local shown = type(v) == "table" and "a list (per-layer values are not supported)" or tostring(v)
+      error(fmt("%s: metadata %s.%s is %s, expected an integer >= 1", path, arch, name, shown), 0)
+    end
+    return v
+  end
+  local hidden, heads = count("embedding_length"), count("attention.head_count")
+  local kv = count("attention.head_count_kv", heads)
+  if heads % kv ~= 0 then
+    error(fmt("%s: metadata %s.attention.head_count %d is not a multiple of %s.attention.head_count_kv %d", path,
+      arch, heads, arch, kv), 0)
+  end
+  if meta[key("attention.key_length")] == nil and hidden % heads ~= 0 then
+    error(fmt("%s: metadata %s.embedding_length %d is not divisible by %s.attention.head_count %d (and there is " ..
+      "no %s.attention.key_length)", path, arch, hidden, arch, heads, arch), 0)
+  end
   local cfg = {
     model_type = fam.model_type, architectures = g.hf_class and {g.hf_class} or nil,
-    hidden_size = hidden, num_hidden_layers = k("block_count"), intermediate_size = k("feed_forward_length"),
-    num_attention_heads = heads, num_key_value_heads = k("attention.head_count_kv", heads),
+    hidden_size = hidden, num_hidden_layers = count("block_count"), intermediate_size = count("feed_forward_length"),
+    num_attention_heads = heads, num_key_value_heads = kv,
     max_position_embeddings = k("context_length", 2048), rope_theta = k("rope.freq_base", 10000.0),
     rms_norm_eps = k("attention.layer_norm_rms_epsilon", 1e-6),
-    head_dim = k("attention.key_length", hidden / heads),
+    head_dim = count("attention.key_length", hidden / heads),
     vocab_size = meta[arch .. ".vocab_size"] or (meta["tokenizer.ggml.tokens"] and #meta["tokenizer.ggml.tokens"]),
     bos_token_id = meta["tokenizer.ggml.bos_token_id"], eos_token_id = meta["tokenizer.ggml.eos_token_id"],
     pad_token_id = meta["tokenizer.ggml.padding_token_id"],
@@ -97,6 +116,17 @@ function M.load(path, opts)
   local g = {tensors = lfl.gguf.tensors(path)} -- {name = tensor in its stored (block) type}
   local cfg = M.config(meta, path)
   local fg = family(meta["general.architecture"], path).gguf
+  -- a block past block_count would be silently unused: wrong data
+  local past, past_i
+  for name in pairs(g.tensors) do
+    local i = tonumber(name:match("^blk%.(%d+)%.") or "")
+    if i and i >= cfg.num_hidden_layers and (not past or name < past) then past, past_i = name, i end
+  end
+  if past then
+    error(fmt("%s: tensor '%s' belongs to block %d, but metadata %s.block_count is %d (blocks 0..%d): the file " ..
+      "is inconsistent", path, past, past_i, meta["general.architecture"], cfg.num_hidden_layers,
+      cfg.num_hidden_layers - 1), 0)
+  end
   local params = {}
   local want = require("lfl.model").check_dtype(opts.dtype or "f32")
   local half = HALF[want]
@@ -116,7 +146,7 @@ function M.load(path, opts)
     params[hf] = w:contiguous()
   end
   cfg.tie_word_embeddings = params["lm_head.weight"] == nil
-  local m = require("lfl.model").from_params(cfg, params, opts)
+  local m = require("lfl.model").from_params(cfg, params, opts, path)
   m.path = path
   -- the scalars (chat template, names, sizes) stay; the vocabulary arrays
   -- (tokens, merges, scores: ~150k Lua values for a 49k vocabulary) are the

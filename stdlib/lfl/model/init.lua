@@ -75,10 +75,11 @@ function M.load(path, opts)
   -- a Hub id ("org/name") that is not a local path is fetched into the HF cache
   if not exists(path) and not exists(path .. "/config.json") then path = lfl.hub.resolve(path, opts.hub) end
   if path:match("%.gguf$") then return require("lfl.model.gguf").load(path, opts) end
-  local cfg = read_json(path .. "/config.json")
-  decoder.resolve(cfg) -- an unsupported architecture is reported before any weight is read
+  local cfg_path = path .. "/config.json"
+  local cfg = read_json(cfg_path)
+  decoder.resolve(cfg, cfg_path) -- an unsupported architecture or a bad size is reported before any weight is read
   local params = load_weights(path)
-  local m = M.from_params(cfg, params, opts)
+  local m = M.from_params(cfg, params, opts, cfg_path)
   m.path = path
   if exists(path .. "/generation_config.json") then m.generation_config = read_json(path .. "/generation_config.json") end
   return m
@@ -106,10 +107,29 @@ function M.param_dtype(t, want)
   return want
 end
 
-function M.from_params(cfg, params, opts)
+-- The first (by name) of params' "model.layers.<i>." tensors whose layer i
+-- is not below `layers`, and that i; nil when there is none.
+function M.layer_past(params, layers)
+  local bad, bad_i
+  for name in pairs(params) do
+    local i = name:match("^model%.layers%.(%d+)%.")
+    i = i and tonumber(i)
+    if i and i >= layers and (not bad or name < bad) then bad, bad_i = name, i end
+  end
+  return bad, bad_i
+end
+
+-- where: what the config came from (its path), for errors
+function M.from_params(cfg, params, opts, where)
   opts = opts or {}
-  local arch = decoder.resolve(cfg)
+  local arch = decoder.resolve(cfg, where)
   params = convert.to_decoder(cfg, params) -- remote-code layouts (InternLM2, Baichuan) -> llama names
+  -- a layer the config does not count would be silently unused: wrong data
+  local bad, i = M.layer_past(params, arch.layers)
+  if bad then
+    error(fmt("%s: tensor '%s' belongs to layer %d, but num_hidden_layers is %d (layers 0..%d): the checkpoint " ..
+      "and the config disagree", where or "model", bad, i, arch.layers, arch.layers - 1), 0)
+  end
   local want = M.check_dtype(opts.dtype or "f32")
   local m = lfl._model.new()
   for name, t in pairs(params) do
@@ -117,7 +137,7 @@ function M.from_params(cfg, params, opts)
     m.params[name] = to ~= t:dtype() and t:to(to) or t
   end
   m.config, m.arch, m.dtype = cfg, arch, want
-  decoder.check(m)
+  decoder.check(m, where)
   return m
 end
 
