@@ -15,7 +15,8 @@ function M.encode(ex, tok, tpl, a, eos_id, cutoff)
   messages[#messages + 1] = ex.response[1]
   local pairs = tpl:encode_ids(tok, messages, ex.system ~= "" and ex.system or nil,
     ex.tools ~= "" and ex.tools or nil, {eos_id = eos_id,
-    discarding_history_cot = a.mask_history and not tpl.preserve_thinking})
+    discarding_history_cot = a.mask_history and not tpl.preserve_thinking,
+    images = ex.images, videos = ex.videos, audios = ex.audios})
   return preprocess.supervised(pairs, {cutoff_len = cutoff, train_on_prompt = a.train_on_prompt,
     mask_history = a.mask_history, efficient_eos = tpl.efficient_eos, eos_id = eos_id})
 end
@@ -57,7 +58,7 @@ function M.encode_unsupervised(ex, tok, tpl, a, eos_id)
   for _, m in ipairs(ex.prompt) do messages[#messages + 1] = m end
   messages[#messages + 1] = #ex.response == 1 and ex.response[1] or {role = "assistant", content = ""}
   local prompt, answer = tpl:encode_oneturn(messages, ex.system ~= "" and ex.system or nil,
-    ex.tools ~= "" and ex.tools or nil)
+    ex.tools ~= "" and ex.tools or nil, {images = ex.images, videos = ex.videos, audios = ex.audios})
   local ids = lfl.template.pieces_to_ids(tok, prompt, {eos_id = eos_id})
   local labels = lfl.template.pieces_to_ids(tok, answer, {eos_id = eos_id})
   if tpl.efficient_eos then labels[#labels + 1] = eos_id end

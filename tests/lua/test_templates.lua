@@ -23,9 +23,11 @@ local G = J.decode(read("tests/golden/templates/lf_templates.json"))
 local TG = J.decode(read("tests/golden/templates/lf_tools.json"))
 local DATE = G.meta.date
 
--- golden pieces (with {"ref": i} into the string table) -> canonical JSON
+-- golden pieces (with {"ref": i} into the string table, {"list": i} into the
+-- table of encodings) -> canonical JSON
 local function resolve(x)
   if type(x) == "table" and J.is_dict(x) and x.ref ~= nil then return G.strings[x.ref + 1] end
+  if type(x) == "table" and J.is_dict(x) and x.list ~= nil then return resolve(G.lists[x.list + 1]) end
   if type(x) == "table" and J.is_list(x) then
     local out = {}
     for i, v in ipairs(x) do out[i] = resolve(v) end
@@ -38,6 +40,7 @@ local function piece_json(p)
   if type(p) == "string" then return p end
   if p == T.BOS then return J.odict("special", "bos_token") end
   if p == T.EOS then return J.odict("special", "eos_token") end
+  if p.kind == "set" then return J.odict("special", p.name) end
   return J.odict("token", p.token)
 end
 
@@ -73,6 +76,9 @@ local function check_definition(name, tpl, def)
   for _, k in ipairs({"efficient_eos", "replace_eos", "replace_jinja_template", "enable_thinking", "preserve_thinking",
     "template_class"}) do
     t.assert_eq(tpl[k], def[k], name .. "." .. k)
+  end
+  if def.mm_plugin then
+    t.assert_eq(canon(J.dict(J.copy(tpl.mm_plugin))), canon(def.mm_plugin), name .. ".mm_plugin")
   end
 end
 
@@ -121,7 +127,7 @@ for _, name in ipairs(J.keys(G.templates)) do
         if g ~= w then error(fmt("%s oneturn:\n  got:  %s\n  want: %s", label, g, w), 0) end
       elseif c.oneturn_error then
         t.assert(not ok1, label .. ": LlamaFactory's oneturn raised but we encoded")
-      elseif ok and ok1 and tpl.template_class ~= "reasoning" then
+      elseif ok and ok1 and not tpl:is_reasoning() then
         local flat = {}
         for i, pr in ipairs(got) do
           for _, x in ipairs(pr[1]) do flat[#flat + 1] = x end
@@ -148,7 +154,7 @@ end
 
 t.case("lf_template.every_recipe_has_goldens", function()
   for _, n in ipairs(T.list()) do t.assert(G.templates[n] ~= nil, "recipe " .. n .. " has no goldens") end
-  t.assert(#J.keys(G.templates) >= 21)
+  t.assert(#J.keys(G.templates) >= 121, "LlamaFactory 0.9.5 registers 121 templates")
 end)
 
 -- parse_template on the real tokenizers' chat templates
@@ -193,9 +199,15 @@ for _, fname in ipairs(J.keys(TG.formats)) do
       end
     end
     for _, e in ipairs(fg.tool_extractor) do
-      local got = f.tool_extractor(e["in"])
       local label = fmt("%s extractor on %q", fname, e["in"])
-      if e.text then
+      local ok, got = pcall(f.tool_extractor, e["in"])
+      if e.error then
+        t.assert(not ok, label .. ": LlamaFactory raised " .. e.error .. ", we returned " .. tostring(got))
+      else
+        t.assert(ok, label .. ": " .. tostring(got))
+      end
+      if e.error then -- checked above
+      elseif e.text then
         t.assert_eq(got, e.text, label)
       else
         t.assert(type(got) == "table", label .. ": expected calls, got " .. tostring(got))
@@ -352,6 +364,82 @@ t.suite("template", {
       {role = "function", content = '{"name": "f", "arguments": {"a": 1}}'}})
     t.assert_eq(T.join(turns[1][2], {eos_token = "<E>"}), '{"name": "f", "parameters": {"a": 1}}<E>')
     t.assert_eq(T.get("qwen").format_function.tool_format, "qwen", "the registered template is unchanged")
+  end,
+
+  glm47_empty_thought_is_the_closing_tag = function()
+    local g = T.get("glm4_7")
+    t.assert(g:is_reasoning())
+    t.assert_eq(g:add_thought(), "</think>")
+    t.assert_eq(g:add_thought("x"), "<think>x</think>")
+    t.assert_eq(T.get("qwen3"):add_thought("a"), "<think>\n\n</think>\n\na")
+    t.assert(not T.get("qwen3_nothink"):is_reasoning())
+    -- enable_thinking = false puts the empty thought at the end of the prompt
+    local turns = g:with{enable_thinking = false}:encode_multiturn(
+      {{role = "user", content = "q"}, {role = "assistant", content = "a"}})
+    t.assert_eq(T.join(turns[1][1]), "[gMASK]<sop><|user|>\nq<|assistant|></think>")
+    t.assert_eq(T.join(turns[1][2]), "\na")
+  end,
+
+  media_is_refused = function()
+    local msgs = {{role = "user", content = "<image>What is it?"}, {role = "assistant", content = "A cat."}}
+    t.assert_error(function() T.get("qwen"):encode_multiturn(msgs, nil, nil, {images = {"cat.png"}}) end,
+      "template qwen: This model does not support image input")
+    t.assert_error(function() T.get("qwen2_vl"):encode_oneturn(msgs, nil, nil, {videos = {"v.mp4"}}) end,
+      "LlamaFactory's qwen2_vl multimodal plugin is not implemented in lfl")
+    t.assert_error(function() T.get("qwen2_vl"):encode_multiturn(msgs, nil, nil, {audios = {"a.wav"}}) end,
+      "does not support audio input")
+    -- text only (and empty media lists) encode as LlamaFactory does
+    local turns = T.get("qwen2_vl"):encode_multiturn(msgs, nil, nil, {images = {}})
+    t.assert_eq(T.join(turns[1][2]), "A cat.<|im_end|>\n")
+    t.assert_eq(T.get("qwen2_vl").mm_plugin.image_token, "<|image_pad|>")
+    t.assert_eq(T.get("qwen").mm_plugin.name, "base")
+  end,
+
+  media_columns_reach_the_template = function()
+    local data = require "lfl.data"
+    local a = data.attr("pics", {records = {
+      {conversations = {{from = "human", value = "<image>Hi"}, {from = "gpt", value = "Hello"}}, images = {"x.png"}},
+      {conversations = {{from = "human", value = "Hi"}, {from = "gpt", value = "Hello"}}, images = {}},
+    }, formatting = "sharegpt", columns = {messages = "conversations", images = "images"}}, "test")
+    local exs = data.align(a)
+    t.assert_eq(#exs, 2)
+    t.assert_eq(exs[1].images[1], "x.png")
+    t.assert_eq(exs[2].images, nil)
+    local sft = lfl.recipes.load("approaches", "sft")
+    local tok = {eos_id = 2}
+    function tok:encode(str) local ids = {} for i = 1, #str do ids[i] = str:byte(i) end return ids end
+    function tok:token_to_id() return 7 end
+    local args = {cutoff_len = 64}
+    t.assert_error(function() sft.encode(exs[1], tok, T.get("qwen2_vl"), args, 7, 64) end, "qwen2_vl multimodal plugin")
+    t.assert_error(function() sft.encode(exs[1], tok, T.get("llama3"), args, 7, 64) end, "does not support image input")
+    t.assert(sft.encode(exs[2], tok, T.get("qwen2_vl"), args, 7, 64) ~= nil)
+  end,
+
+  set_slots_naming_neither_bos_nor_eos_emit_nothing = function()
+    local ps = T.get("phi_small")
+    t.assert_eq(ps.format_prefix.slots[1], T.special("<|endoftext|>"))
+    t.assert_eq(T.special("bos_token"), T.BOS)
+    local turns = ps:encode_multiturn({{role = "user", content = "q"}, {role = "assistant", content = "a"}})
+    t.assert_eq(#turns[1][1], 1)
+    t.assert_eq(turns[1][1][1], "<|user|>\nq<|end|>\n<|assistant|>\n")
+  end,
+
+  string_tool_formatter = function()
+    -- phi4_mini puts the tools' JSON text into <|tool|> as it is, and cannot extract calls
+    local p = T.get("phi4_mini")
+    local turns = p:encode_multiturn({{role = "user", content = "q"}, {role = "assistant", content = "a"}}, nil,
+      '[{"name": "f"}]')
+    t.assert_eq(T.join(turns[1][1]), '<|system|><|tool|>[{"name": "f"}]<|/tool|><|end|><|user|>q<|end|><|assistant|>')
+    t.assert_error(function() p:extract_tool("x") end, "plain string formatter")
+  end,
+
+  tool_format_names = function()
+    t.assert_eq(table.concat(tools.names(), ","),
+      "default,gemma4,glm4,glm4_moe,lfm2,ling,llama3,minimax1,minimax2,mistral,qwen,qwen3_5,seed_oss")
+    t.assert_error(function() tools.get("nope") end, "known: default, gemma4")
+    local q = T.get("qwen3_5"):extract_tool("<tool_call>\n<function=f>\n<parameter=n>\n3\n</parameter>\n</function>\n</tool_call>")
+    t.assert_eq(q[1].name, "f")
+    t.assert_eq(q[1].arguments, '{"n": 3}')
   end,
 
   extract_tool_calls = function()

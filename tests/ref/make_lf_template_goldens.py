@@ -10,7 +10,7 @@ exactly the piece sequence LlamaFactory tokenizes (empty strings dropped, the
 empty <think> block of reasoning templates included). Also the Jinja template
 LlamaFactory derives from the slots, rendered by jinja2, and parse_template()
 on the real tokenizers' chat templates.
-lf_tools.json: the default/glm4/llama3/mistral/qwen tool formats' formatters
+lf_tools.json: every tool format's (tool_utils.TOOLS) formatters
 and extractors on fixed inputs.
 lf_ids.json: token ids of encode_multiturn with the llama3 and qwen3
 tokenizer.json from ../shared/data/tokenizers (after fix_special_tokens), for
@@ -25,6 +25,7 @@ ids are written.
 Run by hand:  $(bash tests/ref/lf_venv.sh) tests/ref/make_lf_template_goldens.py
 """
 import copy
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -34,6 +35,7 @@ import llamafactory
 from llamafactory.data import template as lf_template
 from llamafactory.data import tool_utils
 from llamafactory.data.formatter import EmptyFormatter, FunctionFormatter, StringFormatter, ToolFormatter
+from llamafactory.data.mm_plugin import PLUGINS
 from transformers import AutoTokenizer
 from transformers.utils.chat_template_utils import _compile_jinja_template
 
@@ -200,6 +202,8 @@ def formatter_json(f):
 
 
 def template_class(t):
+    if isinstance(t, lf_template.Glm47ReasoningTemplate):
+        return "glm47_reasoning"
     if isinstance(t, lf_template.ReasoningTemplate):
         return "reasoning"
     if isinstance(t, lf_template.Llama2Template):
@@ -226,7 +230,21 @@ def definition(t):
         "enable_thinking": t.enable_thinking,
         "preserve_thinking": t.preserve_thinking,
         "template_class": template_class(t),
+        "mm_plugin": plugin_json(t.mm_plugin),
     }
+
+
+PLUGIN_NAMES = {v: k for k, v in PLUGINS.items()}
+
+
+def plugin_json(p):
+    """The multimodal plugin's registry name and its set tokens (image_token, ...)."""
+    out = {"name": PLUGIN_NAMES[type(p)]}
+    for f in dataclasses.fields(p):
+        v = getattr(p, f.name)
+        if f.name != "expand_mm_tokens" and v is not None:
+            out[f.name] = v
+    return out
 
 
 def pieces(ids):
@@ -243,14 +261,14 @@ def encode_case(t, conv, variant, oneturn):
     try:
         turns = t.encode_multiturn(rec, copy.deepcopy(conv["messages"]), conv.get("system"), conv.get("tools"),
                                    **({"discarding_history_cot": True} if variant.get("discarding_history_cot") else {}))
-        case["multiturn"] = STRINGS.intern([[pieces(p), pieces(r)] for p, r in turns])
+        case["multiturn"] = LISTS.intern(STRINGS.intern([[pieces(p), pieces(r)] for p, r in turns]))
     except Exception as e:  # noqa: BLE001 - the error is the golden
         case["multiturn_error"] = f"{type(e).__name__}: {e}"
     if not oneturn:  # plain templates: the concatenation of multiturn, tested in Lua
         return case
     try:
         p, r = t.encode_oneturn(rec, copy.deepcopy(conv["messages"]), conv.get("system"), conv.get("tools"))
-        case["oneturn"] = STRINGS.intern([pieces(p), pieces(r)])
+        case["oneturn"] = LISTS.intern(STRINGS.intern([pieces(p), pieces(r)]))
     except Exception as e:  # noqa: BLE001
         case["oneturn_error"] = f"{type(e).__name__}: {e}"
     return case
@@ -279,8 +297,9 @@ def jinja_case(t):
 
 
 class Strings:
-    """Long piece strings (tool prompts) repeat across templates; the golden keeps
-    each once in a table and the pieces refer to it as {"ref": index}."""
+    """Piece strings longer than 16 characters (turn markers, tool prompts) repeat
+    across templates; the golden keeps each once in a table and the pieces refer
+    to it as {"ref": index}."""
 
     def __init__(self):
         self.table, self.index = [], {}
@@ -288,7 +307,7 @@ class Strings:
     def intern(self, x):
         if isinstance(x, list):
             return [self.intern(i) for i in x]
-        if isinstance(x, str) and len(x) > 64:
+        if isinstance(x, str) and len(x) > 16:
             if x not in self.index:
                 self.index[x] = len(self.table)
                 self.table.append(x)
@@ -297,6 +316,24 @@ class Strings:
 
 
 STRINGS = Strings()
+
+
+class Lists:
+    """Templates that share their strings encode a conversation alike: each
+    distinct encoding is kept once in a table, a case refers to it as {"list": index}."""
+
+    def __init__(self):
+        self.table, self.index = [], {}
+
+    def intern(self, x):
+        key = json.dumps(x, ensure_ascii=False, sort_keys=True)
+        if key not in self.index:
+            self.index[key] = len(self.table)
+            self.table.append(x)
+        return {"list": self.index[key]}
+
+
+LISTS = Lists()
 
 
 def templates_golden():
@@ -342,13 +379,18 @@ def parse_golden():
 # tool formats
 # ---------------------------------------------------------------------------
 
-TOOL_FORMATS = ["default", "glm4", "llama3", "mistral", "qwen"]
+TOOL_FORMATS = sorted(tool_utils.TOOLS)
 TOOL_LISTS = {
     "two": json.loads(TOOLS),
     "wrapped": [SEARCH, {"type": "function", "function": WEATHER}],
     "unicode": [{"name": "traduire", "description": "Traduit un texte — vers 中文.",
                  "parameters": {"type": "object", "properties": {"texte": {"type": "string", "description": "à traduire"}},
                                 "required": []}}],
+    "response": [{"name": "calc", "description": "",
+                  "parameters": {"type": "object", "properties": {"x": {"type": "number"}, "y": {"description": "opt"}},
+                                 "required": ["x"]},
+                  "response": {"description": "the result", "type": "object"}},
+                 {"type": "function", "function": {"name": "noop", "description": "does nothing"}}],
 }
 CALL_LISTS = {
     "one": [("get_weather", json.dumps({"city": "Paris"}, ensure_ascii=False))],
@@ -377,6 +419,38 @@ EXTRACT_INPUTS = [
     "<tool_call>{\"name\": \"a\", \"arguments\": {}}</tool_call> trailing text",
     "<tool_call>{\"name\": \"a\"}</tool_call>",
     "<tool_call>not json</tool_call>",
+    # minimax1
+    "<tool_calls>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}}\nnot json\n\n  {\"name\": \"b\", \"arguments\": []}\n</tool_calls>",
+    "<tool_calls>\n\n</tool_calls>",
+    "<tool_calls>\n{\"name\": \"a\"}\n</tool_calls>",
+    "<tool_calls>\n[1]\n</tool_calls>",
+    # minimax2
+    "<minimax:tool_call>\n<invoke name=\"f\">\n<parameter name=\"a\"> 1 </parameter>\n<parameter name=\"b\">x y </parameter>\n"
+    "</invoke>\n<invoke name=\" g \"></invoke>\n</minimax:tool_call>",
+    "<minimax:tool_call> </minimax:tool_call>",
+    "<minimax:tool_call><invoke name=\"f\"><parameter name=\"a\">1</parameter></minimax:tool_call>",
+    # qwen3_5 / seed_oss
+    "<tool_call>\n<function=f>\n<parameter=a>\n[1, 2]\n</parameter>\n<parameter=b>\nhello world\n</parameter>\n</function>\n</tool_call>",
+    "<tool_call><function=f></function></tool_call> text <tool_call>\n<function= g >\n</function>\n</tool_call>",
+    "<tool_call>\n<function=f>\n<parameter=a>1</parameter>\n</function> x </tool_call>",
+    "<seed:tool_call>\n<function=f>\n<parameter=a> 2 </parameter>\n<parameter=b> two </parameter>\n</function>\n</seed:tool_call>",
+    "<seed:tool_call>\n<function=f\n<parameter=a>x</parameter>\n</function>\n</seed:tool_call>",
+    # gemma4
+    "<|tool_call>call:f{a:<|\"|>x, y: z<|\"|>,b:2}<tool_call|>",
+    "<|tool_call>call:f{}<tool_call|><|tool_call>call:g{n:[1,2],o:{p:true},s:<|\"|>é<|\"|>}<tool_call|>",
+    "<|tool_call>call:f{not valid}<tool_call|>",
+    "<|tool_call>call:f{42}<tool_call|> <|tool_call>call: g{a:1}<tool_call|>",
+    # lfm2
+    "<|tool_call_start|>[f(a=\"x\", b=1.5, c=true), g()]<|tool_call_end|>",
+    "<|tool_call_start|>f(a=[1, {'k': 'v'}], b=None, c=-2, d=false, e=null)<|tool_call_end|>",
+    "<|tool_call_start|>[f(a=unknown)]<|tool_call_end|>",
+    "<|tool_call_start|>[f(a=1, a=2)]<|tool_call_end|>",
+    "<|tool_call_start|>[obj.f(a=1)]<|tool_call_end|>",
+    "<|tool_call_start|>[f(1, a='it\\'s', b=\"\\u00e9\\n\")]<|tool_call_end|>",
+    "<|tool_call_start|>[f(a=1)]",
+    "<|tool_call_start|>[f(a=(1, 2.0), b=0x1F, c=1e3, d=1_000, e=[true])]<|tool_call_end|>",
+    "<|tool_call_start|>[]<|tool_call_end|>",
+    "<|tool_call_start|>[f(a=1) g(b=2)]<|tool_call_end|>",
 ]
 
 
@@ -401,7 +475,11 @@ def tools_golden():
             except Exception as e:  # noqa: BLE001
                 rec["function_formatter"][k] = {"error": f"{type(e).__name__}: {e}"}
         for text in EXTRACT_INPUTS + roundtrip:
-            r = tu.tool_extractor(text)
+            try:
+                r = tu.tool_extractor(text)
+            except Exception as e:  # noqa: BLE001 - the error is the golden
+                rec["tool_extractor"].append({"in": text, "error": f"{type(e).__name__}: {e}"})
+                continue
             if isinstance(r, str):
                 rec["tool_extractor"].append({"in": text, "text": r})
             else:
@@ -423,6 +501,8 @@ TOOL_ID_TEMPLATES = {"llama3": "llama3", "qwen": "qwen3", "qwen3": "qwen3", "mis
 def ids_golden():
     out = {}
     base = {n: AutoTokenizer.from_pretrained(os.path.join(SHARED, n)) for n in ID_TOKENIZERS}
+    base_len = {n: len(t) for n, t in base.items()}  # len() walks the vocabulary: once
+    fixed = {}
     for name in NAMES:
         if name not in TEMPLATES:
             continue
@@ -431,20 +511,29 @@ def ids_golden():
             convs = list(ID_CONVS)
             if TOOL_ID_TEMPLATES.get(name) == tname:
                 convs.append("tools")
-            tok = copy.deepcopy(base[tname])
             t = copy.deepcopy(TEMPLATES[name])
-            t.fix_special_tokens(tok)
+            # fix_special_tokens depends on the stop words and replace_eos alone:
+            # templates that agree share one fixed copy of the tokenizer
+            sw = t.stop_words
+            key = (tname, sw[0] if t.replace_eos else None, tuple(sw[1:] if t.replace_eos else sw))
+            if key not in fixed:
+                fixed[key] = copy.deepcopy(base[tname])
+                t.fix_special_tokens(fixed[key])
+            tok = fixed[key]
             rec = {"eos_token": tok.eos_token, "eos_token_id": tok.eos_token_id, "bos_token_id": tok.bos_token_id,
-                   "added_tokens": {k: v for k, v in tok.get_added_vocab().items() if v >= len(base[tname])},
+                   "added_tokens": {k: v for k, v in tok.get_added_vocab().items() if v >= base_len[tname]},
                    "convs": {}}
             for c in convs:
                 conv = CONVERSATIONS[c]
                 try:
                     turns = t.encode_multiturn(tok, copy.deepcopy(conv["messages"]), conv.get("system"), conv.get("tools"))
+                    if any(x is None for p, r in turns for x in p + r):  # a {"token"} slot the vocabulary lacks
+                        raise KeyError("the tokenizer has no token for a {\"token\": ...} slot")
                     rec["convs"][c] = [[p, r] for p, r in turns]
                 except Exception as e:  # noqa: BLE001
                     rec["convs"][c] = {"error": f"{type(e).__name__}: {e}"}
             out[name][tname] = rec
+        print(f"ids {name}", flush=True)
     return out
 
 
@@ -464,7 +553,7 @@ def main():
     meta = {"llamafactory_version": llamafactory.__version__, "date": DATE}
     templates = templates_golden()
     write("lf_templates.json", {"meta": meta, "conversations": CONVERSATIONS, "templates": templates,
-                                "strings": STRINGS.table, "jinja_conversations": JINJA_CONVS,
+                                "strings": STRINGS.table, "lists": LISTS.table, "jinja_conversations": JINJA_CONVS,
                                 "parse_template": parse_golden()})
     write("lf_tools.json", {"meta": meta, **tools_golden()}, indent=0)
     write("lf_ids.json", {"meta": meta, "conversations": CONVERSATIONS, "templates": ids_golden()})

@@ -37,6 +37,8 @@ stderr: $ERR"; fi
 }
 has() { printf '%s' "$1" | grep -qF -- "$2"; }
 lacks() { ! has "$1" "$2"; }
+# has, with runs of spaces counted as one (the listing's columns widen with the longest name)
+hasw() { printf '%s' "$1" | tr -s ' ' | grep -qF -- "$(printf '%s' "$2" | tr -s ' ')"; }
 
 U=$HOME/.lfl/recipes
 mkdir -p "$U/templates" "$U/approaches" "$TMPD/extra/recipes/templates" "$TMPD/cwd/recipes/templates" \
@@ -56,10 +58,10 @@ check "lists all four kinds" '[ "$RC" = 0 ] && has "$OUT" "templates:" && has "$
 run "$LFL" help
 expect "lfl help names recipes" has "$OUT" "recipes"
 run "$LFL" recipes templates
-expect "user override listed with what it hides" has "$OUT" \
+expect "user override listed with what it hides" hasw "$OUT" \
     "qwen           user     $U/templates/qwen.lua  (overrides $BUNDLED/templates/qwen.lua)"
-expect "user extension listed" has "$OUT" "usertpl        user     $U/templates/usertpl.lua"
-expect "bundled listed" has "$OUT" "llama3         bundled  $BUNDLED/templates/llama3.lua"
+expect "user extension listed" hasw "$OUT" "usertpl        user     $U/templates/usertpl.lua"
+expect "bundled listed" hasw "$OUT" "llama3         bundled  $BUNDLED/templates/llama3.lua"
 expect "only one kind" lacks "$OUT" "approaches:"
 run "$LFL" recipes approaches
 expect "user approach listed" has "$OUT" "userstage  user"
@@ -70,7 +72,7 @@ check "unknown kind: rc 2 and the kinds" '[ "$RC" = 2 ] && has "$ERR" "kinds: te
 
 # ---- LFL_PATH first ----
 LFL_PATH="$TMPD/extra/?.lua" run "$LFL" recipes templates
-expect "LFL_PATH entry searched first" has "$OUT" \
+expect "LFL_PATH entry searched first" hasw "$OUT" \
     "qwen           LFL_PATH $TMPD/extra/recipes/templates/qwen.lua  (overrides $U/templates/qwen.lua)"
 LFL_PATH="$TMPD/extra" run "$LFL" -e 'print(lfl.template.get("qwen").default_system)'
 expect "LFL_PATH template wins" [ "$OUT" = "extra qwen" ]

@@ -41,6 +41,10 @@ M.SOURCES = {"stdlib/lfl/data/init.lua", "stdlib/lfl/data/preprocess.lua", "stdl
 for _, part in ipairs({"init", "pyvalue", "methods", "lexer", "parser", "filters", "runtime"}) do
   M.SOURCES[#M.SOURCES + 1] = "stdlib/lfl/text/jinja/" .. part .. ".lua"
 end
+for _, part in ipairs({"scan", "pyexpr", "gemma4", "glm4_moe", "lfm2", "ling", "minimax1", "minimax2", "qwen3_5",
+  "seed_oss"}) do
+  M.SOURCES[#M.SOURCES + 1] = "stdlib/lfl/text/tools/" .. part .. ".lua"
+end
 
 function M.dir()
   local base = os.getenv("LFL_CACHE")

@@ -363,6 +363,19 @@ local function align_sharegpt(a, r)
           kto_tag = c.kto_tag and r[c.kto_tag] or nil}
 end
 
+-- The images / videos / audios columns (a path or a list of paths, as in
+-- LlamaFactory's converter) go on the example as lists when non-empty; the
+-- template refuses them when it encodes (lfl has no multimodal plugin).
+local function attach_media(a, rec, ex)
+  if type(rec) ~= "table" then return end
+  for _, k in ipairs({"images", "videos", "audios"}) do
+    local col = a.columns and a.columns[k]
+    local v = col and rec[col]
+    if type(v) == "string" then v = {v} end
+    if type(v) == "table" and #v > 0 then ex[k] = v end
+  end
+end
+
 -- Checks an aligned example; returns nil or the reason it is invalid.
 local function validate(ex)
   if type(ex) ~= "table" or type(ex.prompt) ~= "table" or type(ex.response) ~= "table" then
@@ -447,6 +460,7 @@ function M.align_record(a, rec, src, opts, stats)
   end
   ex.system = ex.system or ""
   ex.tools = ex.tools or ""
+  attach_media(a, rec, ex)
   ex.src = src
   stats.kept = stats.kept + 1
   return ex

@@ -17,7 +17,7 @@ local function oneturn(tok, tpl, ex, answer, eos_id)
   for _, m in ipairs(ex.prompt) do messages[#messages + 1] = m end
   messages[#messages + 1] = answer
   local prompt, resp = tpl:encode_oneturn(messages, ex.system ~= "" and ex.system or nil,
-    ex.tools ~= "" and ex.tools or nil)
+    ex.tools ~= "" and ex.tools or nil, {images = ex.images, videos = ex.videos, audios = ex.audios})
   return T.pieces_to_ids(tok, prompt, {eos_id = eos_id}), T.pieces_to_ids(tok, resp, {eos_id = eos_id})
 end
 

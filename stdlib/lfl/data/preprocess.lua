@@ -174,7 +174,7 @@ end
 -- templates; default_system and tool_format any template).
 function M.data_template(tpl, a)
   local changes, any = {}, false
-  if tpl.template_class == "reasoning" then
+  if tpl:is_reasoning() then
     if a.enable_thinking ~= nil and (a.enable_thinking and true or false) ~= tpl.enable_thinking then
       changes.enable_thinking = a.enable_thinking and true or false; any = true
     end

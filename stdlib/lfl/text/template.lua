@@ -2,10 +2,12 @@
 -- a template is a set of formatters whose slots are strings with {{content}}
 -- (and {{idx}}) placeholders, BOS/EOS markers and literal special tokens.
 -- encode_multiturn/encode_oneturn follow Template._encode, Llama2Template
--- (system fused into the first user turn) and ReasoningTemplate (<think>
--- handling) exactly, at the string level: each message becomes a list of
--- pieces (non-empty strings, T.BOS, T.EOS, T.token(x)); encode_ids turns those
--- into token ids with a tokenizer, piece by piece as LlamaFactory does.
+-- (system fused into the first user turn), ReasoningTemplate (<think>
+-- handling) and Glm47ReasoningTemplate exactly, at the string level: each
+-- message becomes a list of pieces (non-empty strings, T.BOS, T.EOS,
+-- T.token(x)); encode_ids turns those into token ids with a tokenizer, piece by
+-- piece as LlamaFactory does. A template's multimodal plugin is recorded
+-- (mm_plugin); lfl has none, so images, videos and audios are refused.
 --
 --   local T = require "lfl.text.template"
 --   local tpl = T.get("qwen3")                      -- recipes/templates/qwen3.lua
@@ -20,7 +22,10 @@ local M = {}
 -- ---- slot markers ----
 
 local Marker = {__name = "slot marker"}
-Marker.__tostring = function(m) return m.token and ("{token:" .. m.token .. "}") or ("{" .. m.kind .. "}") end
+Marker.__tostring = function(m)
+  if m.token then return "{token:" .. m.token .. "}" end
+  return "{" .. (m.name or m.kind) .. "}"
+end
 M.BOS = setmetatable({kind = "bos_token"}, Marker)
 M.EOS = setmetatable({kind = "eos_token"}, Marker)
 local token_cache = {}
@@ -31,10 +36,22 @@ function M.token(s)
   return m
 end
 function M.is_marker(x) return getmetatable(x) == Marker end
+local set_cache = {}
+-- LlamaFactory's set slot {"name"}: {"bos_token"} is T.BOS, {"eos_token"} T.EOS;
+-- a set naming anything else emits nothing (ids, Jinja), as in LlamaFactory
+function M.special(name)
+  if name == "bos_token" then return M.BOS end
+  if name == "eos_token" then return M.EOS end
+  local m = set_cache[name]
+  if not m then m = setmetatable({kind = "set", name = name}, Marker); set_cache[name] = m end
+  return m
+end
+local function is_inert(p) return getmetatable(p) == Marker and p.kind == "set" end
 
 local function check_slot(s, where)
   if type(s) ~= "string" and getmetatable(s) ~= Marker then
-    error(fmt("template: %s: a slot must be a string, T.BOS, T.EOS or T.token(...), got %s", where, type(s)), 3)
+    error(fmt("template: %s: a slot must be a string, T.BOS, T.EOS, T.token(...) or T.special(...), got %s", where,
+      type(s)), 3)
   end
 end
 
@@ -160,7 +177,13 @@ function Formatter:apply(content, opts)
 end
 
 -- parse tool calls back out of model output (the tool format's extractor)
-function Formatter:extract(content) return self.tools.tool_extractor(content) end
+function Formatter:extract(content)
+  if not self.tools then
+    error("template: this template's format_tools is a plain string formatter, which cannot extract tool calls "
+      .. "(LlamaFactory raises NotImplementedError)", 2)
+  end
+  return self.tools.tool_extractor(content)
+end
 
 -- ---- templates ----
 
@@ -168,11 +191,26 @@ local Template = {}
 Template.__index = Template
 M.Template = Template
 
-local classes = {default = true, llama2 = true, reasoning = true}
+-- LlamaFactory's Template, Llama2Template, ReasoningTemplate and
+-- Glm47ReasoningTemplate (a ReasoningTemplate whose empty thought is only the
+-- closing tag)
+local classes = {default = true, llama2 = true, reasoning = true, glm47_reasoning = true}
+local reasoning_classes = {reasoning = true, glm47_reasoning = true}
 
 local function bool_opt(v, default)
   if v == nil then return default end
   return v and true or false
+end
+
+-- mm_plugin: "base" (text only) or {name = "qwen2_vl", image_token = ..., video_token = ...,
+-- audio_token = ...}: LlamaFactory's multimodal plugin and its placeholder tokens
+local function mm_plugin_of(v, name)
+  if v == nil or v == "base" then return {name = "base"} end
+  if type(v) == "string" then return {name = v} end
+  if type(v) ~= "table" or type(v.name) ~= "string" then
+    error(fmt("template %s: mm_plugin must be \"base\" or {name = ..., image_token = ...}", name), 3)
+  end
+  return v
 end
 
 -- new{...}: the fields of LlamaFactory's register_template. Formatters are a
@@ -194,8 +232,13 @@ function M.new(spec)
   end
   t.format_observation = formatter("string", spec.format_observation or spec.format_user or {"{{content}}"},
     where("format_observation"))
-  t.format_tools = formatter("tools", spec.format_tools, where("format_tools"),
-    type(spec.format_tools) == "string" and spec.format_tools or nil)
+  local ft = spec.format_tools
+  if type(ft) == "table" and getmetatable(ft) == nil and ft[1] ~= nil then
+    -- a plain string formatter (phi4_mini): the tools' JSON text goes into its slot as it is
+    t.format_tools = formatter("string", ft, where("format_tools"))
+  else
+    t.format_tools = formatter("tools", ft, where("format_tools"), type(ft) == "string" and ft or nil)
+  end
   t.format_prefix = formatter("empty", spec.format_prefix, where("format_prefix"))
   t.default_system = spec.default_system or ""
   t.stop_words = spec.stop_words or {}
@@ -206,10 +249,10 @@ function M.new(spec)
   t.replace_jinja_template = bool_opt(spec.replace_jinja_template, false)
   t.enable_thinking = bool_opt(spec.enable_thinking, true)
   t.preserve_thinking = bool_opt(spec.preserve_thinking, false)
-  t.mm_plugin = spec.mm_plugin or "base"
+  t.mm_plugin = mm_plugin_of(spec.mm_plugin, name)
   t.template_class = spec.template_class or "default"
   if not classes[t.template_class] then
-    error(fmt("template %s: template_class must be default, llama2 or reasoning, got %s", name,
+    error(fmt("template %s: template_class must be default, llama2, reasoning or glm47_reasoning, got %s", name,
       tostring(t.template_class)), 2)
   end
   if type(t.default_system) ~= "string" then error(fmt("template %s: default_system must be a string", name), 2) end
@@ -247,17 +290,19 @@ end
 
 local function append(dst, src) for _, x in ipairs(src) do dst[#dst + 1] = x end end
 
--- LlamaFactory drops empty strings when converting slots to ids; so do we
+-- LlamaFactory drops empty strings (and sets naming neither BOS nor EOS) when
+-- converting slots to ids; so do we
 local function clean(pieces)
   local out = {}
   for _, p in ipairs(pieces) do
-    if p ~= "" then out[#out + 1] = p end
+    if p ~= "" and not is_inert(p) then out[#out + 1] = p end
   end
   return out
 end
 
 local function tools_text(self, tools, opts)
   if tools == nil or tools == "" or tools == J.null then return "" end
+  if self.format_tools.kind == "string" and type(tools) ~= "string" then tools = J.encode(tools, {ensure_ascii = false}) end
   return self.format_tools:apply(tools, opts)[1]
 end
 
@@ -309,9 +354,39 @@ function Template:_encode(messages, system, tools, opts)
   return encoded
 end
 
--- "<think>\n" .. "\n</think>\n\n" .. content
+-- "<think>\n" .. "\n</think>\n\n" .. content; GLM-4.7's empty thought is the
+-- closing tag alone, a non-empty one is wrapped in both tags
 function Template:add_thought(content)
+  if self.template_class == "glm47_reasoning" then
+    if content == nil or content == "" then return self.thought_words[2] end
+    return self.thought_words[1] .. content .. self.thought_words[2]
+  end
   return self.thought_words[1] .. self.thought_words[2] .. (content or "")
+end
+
+-- a ReasoningTemplate (or a subclass): <think> handling, enable_thinking
+function Template:is_reasoning() return reasoning_classes[self.template_class] == true end
+
+local MEDIA = {{"images", "image"}, {"videos", "video"}, {"audios", "audio"}}
+
+-- Refuses images/videos/audios (opts.images, ... : lists) as LlamaFactory's
+-- base plugin does for text templates; a multimodal template's plugin (its
+-- image/video/audio placeholders expanded into features) is not implemented,
+-- so it refuses them too, naming the plugin. Text-only conversations pass.
+function Template:check_media(opts)
+  if not opts then return end
+  for _, kv in ipairs(MEDIA) do
+    local list = opts[kv[1]]
+    if type(list) == "table" and #list > 0 then
+      local plugin = self.mm_plugin
+      if plugin.name == "base" or plugin[kv[2] .. "_token"] == nil then
+        error(fmt("template %s: This model does not support %s input. Please check whether the correct `template` "
+          .. "is used.", self.name, kv[2]), 0)
+      end
+      error(fmt("template %s: %d %s input(s) given, but LlamaFactory's %s multimodal plugin is not implemented in lfl: "
+        .. "only text-only conversations can be encoded with this template", self.name, #list, kv[2], plugin.name), 0)
+    end
+  end
 end
 
 -- re.sub(w0 (.*?) w1, "", content, DOTALL).lstrip("\n")
@@ -345,11 +420,13 @@ end
 
 -- messages: list of {role = "user"|"assistant"|"observation"|"function", content = string};
 -- system: string or nil; tools: JSON text or a Lua list of tool schemas.
--- opts.discarding_history_cot (reasoning templates), opts.date (llama3 tools).
+-- opts.discarding_history_cot (reasoning templates), opts.date (llama3 tools),
+-- opts.images / videos / audios (lists; refused, see check_media).
 -- Returns {{prompt_pieces, response_pieces}, ...}.
 function Template:encode_multiturn(messages, system, tools, opts)
   opts = opts or {}
-  if self.template_class == "reasoning" then
+  self:check_media(opts)
+  if self:is_reasoning() then
     messages = copy_messages(messages)
     if self.enable_thinking == false then
       for i = 2, #messages, 2 do messages[i].content = self:remove_thought(messages[i].content) end
@@ -385,7 +462,8 @@ end
 
 -- (all messages but the last, the last message) as two piece lists
 function Template:encode_oneturn(messages, system, tools, opts)
-  if self.template_class == "reasoning" then
+  self:check_media(opts)
+  if self:is_reasoning() then
     messages = copy_messages(messages)
     if not self.preserve_thinking then
       for i = 2, #messages - 2, 2 do messages[i].content = self:remove_thought(messages[i].content) end
@@ -398,7 +476,7 @@ function Template:encode_oneturn(messages, system, tools, opts)
   local prompt = {}
   for i = 1, #enc - 1 do append(prompt, enc[i]) end
   local response = enc[#enc]
-  if self.template_class == "reasoning" and not has_thought(self, messages[#messages].content) then
+  if self:is_reasoning() and not has_thought(self, messages[#messages].content) then
     if not self.enable_thinking then
       prompt[#prompt + 1] = self:add_thought()
     else
@@ -446,7 +524,7 @@ function M.join(pieces, specials)
     if type(p) == "string" then out[#out + 1] = p
     elseif p == M.BOS then out[#out + 1] = specials.bos_token
     elseif p == M.EOS then out[#out + 1] = specials.eos_token
-    else out[#out + 1] = p.token end
+    elseif p.token then out[#out + 1] = p.token end
   end
   return concat(out)
 end
@@ -466,7 +544,7 @@ function M.pieces_to_ids(tok, pieces, opts)
       if tok.bos_id ~= nil then ids[#ids + 1] = tok.bos_id end
     elseif p == M.EOS then
       if eos_id ~= nil then ids[#ids + 1] = eos_id end
-    else
+    elseif not is_inert(p) then
       local id = tok:token_to_id(p.token)
       if id == nil then error("template: tokenizer has no token " .. p.token, 2) end
       ids[#ids + 1] = id
@@ -516,7 +594,7 @@ local function slots_to_jinja(slots, specials, placeholder)
       if specials.bos_token then items[#items + 1] = "'" .. specials.bos_token .. "'" end
     elseif s == M.EOS then
       if specials.eos_token then items[#items + 1] = "'" .. specials.eos_token .. "'" end
-    else
+    elseif not is_inert(s) then
       error("Dict is not supported.", 0)
     end
   end

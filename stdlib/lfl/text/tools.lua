@@ -296,16 +296,54 @@ end
 
 M.formats = {default = default, glm4 = glm4, llama3 = llama3, mistral = mistral, qwen = qwen}
 
+-- the later formats live one per file in lfl/text/tools/ and load on first use
+local LAZY = {gemma4 = true, glm4_moe = true, lfm2 = true, ling = true, minimax1 = true, minimax2 = true,
+  qwen3_5 = true, seed_oss = true}
+
+-- tool.get("function", tool) if tool.get("type") == "function" else tool
+local function unwrap_or_self(tool)
+  if get(tool, "type", false) == "function" then return get(tool, "function", tool) end
+  return tool
+end
+
+-- a call's arguments as a dict (the XML formats iterate arguments.items())
+local function args_dict(call)
+  local args = J.decode(call.arguments)
+  if not J.is_dict(args) then
+    error(fmt("tool call %s: its arguments must be a JSON object, got %s", tostring(call.name), call.arguments), 0)
+  end
+  return args
+end
+
+-- helpers shared with those files
+M.util = {strip = strip, dumps = dumps, get = get, unwrap = unwrap, wrap = wrap, unwrap_or_self = unwrap_or_self,
+  args_dict = args_dict, pyformat = pyformat, try_decode = try_decode, pystr = pystr}
+
 -- get("qwen") -> {tool_formatter, function_formatter, tool_extractor}
 function M.get(name)
-  local f = M.formats[name or "default"]
+  name = name or "default"
+  local f = M.formats[name]
+  if not f and LAZY[name] then
+    f = require("lfl.text.tools." .. name)
+    M.formats[name] = f
+  end
   if not f then
     local known = {}
     for k in pairs(M.formats) do known[#known + 1] = k end
+    for k in pairs(LAZY) do if not M.formats[k] then known[#known + 1] = k end end
     table.sort(known)
     error(fmt("tools: unknown tool format '%s' (known: %s)", tostring(name), concat(known, ", ")), 2)
   end
   return f
+end
+
+-- names of every tool format
+function M.names()
+  local out = {}
+  for k in pairs(M.formats) do out[#out + 1] = k end
+  for k in pairs(LAZY) do if not M.formats[k] then out[#out + 1] = k end end
+  table.sort(out)
+  return out
 end
 
 -- Tool list from a JSON string or a Lua list (LlamaFactory passes JSON text)

@@ -1,0 +1,14 @@
+-- "glmz1": GLM-Z1: glm4's turns; a ReasoningTemplate: an answer without a thought gets an empty one, trained
+-- when enable_thinking, else part of the prompt; efficient_eos; glm4 tool format.
+return {
+  format_user = {"<|user|>\n{{content}}<|assistant|>"},
+  format_assistant = {"\n{{content}}"},
+  format_system = {"<|system|>\n{{content}}"},
+  format_function = {"{{content}}", tool_format = "glm4"},
+  format_observation = {"<|observation|>\n{{content}}<|assistant|>"},
+  format_tools = {tool_format = "glm4"},
+  format_prefix = {"[gMASK]<sop>"},
+  stop_words = {"<|user|>", "<|observation|>"},
+  efficient_eos = true,
+  template_class = "reasoning",
+}

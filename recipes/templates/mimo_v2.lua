@@ -1,0 +1,17 @@
+-- "mimo_v2": MiMo-V2 (Xiaomi): qwen's strings, <think></think> thought words; a ReasoningTemplate: an answer
+-- without a thought gets an empty one, trained when enable_thinking, else part of the prompt; qwen tool
+-- format.
+return {
+  format_user = {"<|im_start|>user\n{{content}}<|im_end|>\n<|im_start|>assistant\n"},
+  format_assistant = {"{{content}}<|im_end|>\n"},
+  format_system = {"<|im_start|>system\n{{content}}<|im_end|>\n"},
+  format_function = {"{{content}}<|im_end|>\n", tool_format = "qwen"},
+  format_observation = {"<|im_start|>user\n<tool_response>\n{{content}}\n</tool_response><|im_end|>\n"
+    .. "<|im_start|>assistant\n"},
+  format_tools = {tool_format = "qwen"},
+  default_system = "You are MiMo, a helpful AI assistant engineered by Xiaomi.",
+  stop_words = {"<|im_end|>"},
+  thought_words = {"<think>", "</think>"},
+  replace_eos = true,
+  template_class = "reasoning",
+}
