@@ -373,6 +373,20 @@ suite.command_options_ranges = function()
     "--stride (2000) must not exceed --cutoff_len (1024)")
 end
 
+-- the bundled example recipes resolve as they are (demo.lua trains when it is
+-- loaded: it runs lora_sft.lua, which is checked here)
+suite.bundled_examples = function()
+  local n = 0
+  for _, name in ipairs(lfl.fs.list(home .. "/recipes/examples")) do
+    if name:match("%.lua$") and name ~= "demo.lua" then
+      local path = home .. "/recipes/examples/" .. name
+      printed(function() return A.resolve(A.load_recipe(path), {}, path) end)
+      n = n + 1
+    end
+  end
+  t.assert(n >= 9, "example recipes: " .. n)
+end
+
 -- LlamaFactory's own examples (../shared): every YAML parses, and no value in
 -- them is refused as a bad value; a whole recipe may still be refused for
 -- what lfl lacks (an unknown key such as deepspeed, a stage, quantization_bit)
