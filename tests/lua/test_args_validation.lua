@@ -266,6 +266,7 @@ local REFUSED = {
   {{lr_scheduler_type = "warmup_stable_decay", lr_scheduler_kwargs = {decay_type = "step"}}, {},
    'lr_scheduler_kwargs: decay_type: expected one of linear, cosine, 1-sqrt, got "step"'},
   {{}, {"num_train_epochs=0"}, "num_train_epochs: expected a number > 0 when max_steps is not set, got 0"},
+  {{}, {"plot_loss=true", "logging_strategy=no"}, "plot_loss: true has no effect: with logging_strategy: no"},
 }
 
 suite.refused_with_a_reason = function()

@@ -783,6 +783,9 @@ function M.validate(a, origin)
     bad_key("freeze_trainable_layers", "0 with no freeze_extra_modules trains nothing (n > 0: the last n layers, "
       .. "n < 0: the first -n)")
   end
+  if a.plot_loss and a.logging_strategy == "no" then
+    bad_key("plot_loss", "true has no effect: with logging_strategy: no there is no logged loss to plot")
+  end
   if a.quantization_bit and a.resize_vocab then bad("cannot resize the embeddings of a quantized model (resize_vocab)") end
   scheduler_kwargs(a, bad_key)
   if a.templates then
