@@ -237,7 +237,8 @@ local REFUSED = {
   -- what does not apply to this run
   {{finetuning_type = "full"}, {"lora_rank=16"},
    "lora_rank: 16 has no effect: it applies to finetuning_type lora (this run's is full)"},
-  {{finetuning_type = "freeze"}, {"lora_target=q_proj"}, 'lora_target: "q_proj" has no effect: it applies to finetuning_type lora'},
+  {{finetuning_type = "freeze"}, {"lora_target=q_proj"},
+   'lora_target: "q_proj" has no effect: it applies to finetuning_type lora'},
   {{}, {"freeze_trainable_layers=4"}, "freeze_trainable_layers: 4 has no effect: it applies to finetuning_type freeze"},
   {{}, {"galore_rank=32"}, "galore_rank: 32 has no effect: it applies with use_galore: true"},
   {{finetuning_type = "full", use_badam = true}, {"badam_update_ratio=0.1"},

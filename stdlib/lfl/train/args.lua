@@ -230,7 +230,8 @@ M.SPEC = {
     if a.finetuning_type ~= "lora" then return lora(a) end
     return a.pissa_init == true or "it applies with pissa_init: true"
   end},
-  pissa_convert = {type = "bool", applies = function(a) return a.pissa_init == true or "it applies with pissa_init: true" end},
+  pissa_convert = {type = "bool",
+    applies = function(a) return a.pissa_init == true or "it applies with pissa_init: true" end},
   create_new_adapter = {type = "bool", applies = lora,
     unsupported = "lfl trains the last adapter of adapter_name_or_path; a fresh one on top is not implemented"},
   -- the preference stages' approach modules check the combinations (lfl.train.pref.check_args)
