@@ -373,6 +373,11 @@ suite.command_options_ranges = function()
   t.assert_error(function() p.parse({"--cutoff_len", "1"}) end, "lfl perplexity: --cutoff_len: expected an integer >= 2")
   t.assert_error(function() p.run({"--model", tmp .. "/no-such-model", "--file", home .. "/README.md", "--stride", "2000"}) end,
     "--stride (2000) must not exceed --cutoff_len (1024)")
+  local data = require("lfl.cmd.data")
+  t.assert_error(function() data.run({"preview", "--cutoff_len", "1", "alpaca_demo"}) end,
+    "lfl data: --cutoff_len: expected an integer >= 2, got 1")
+  t.assert_error(function() data.run({"preview", "--max-samples=0", "alpaca_demo"}) end,
+    "lfl data: --max-samples: expected an integer >= 1, got 0")
 end
 
 -- the bundled example recipes resolve as they are (demo.lua trains when it is
