@@ -259,6 +259,8 @@ local REFUSED = {
   {{}, {"val_size=0.1", "eval_dataset=x"}, "val_size and eval_dataset are mutually exclusive"},
   {{}, {"streaming=true", "max_steps=10", "val_size=0.1"}, "val_size: 0.1: streaming needs a whole number of examples"},
   {{dataset = "a,b"}, {"interleave_probs=0.5,0.5"}, "interleave_probs: only valid for interleaved mixing"},
+  {{dataset = "a,b,c", mix_strategy = "interleave_over"}, {"interleave_probs=0.5,0.5"},
+   "interleave_probs: 2 probabilities for the 3 datasets of dataset (one each)"},
   {{finetuning_type = "freeze"}, {"freeze_trainable_layers=0"}, "freeze_trainable_layers: 0 with no freeze_extra_modules trains nothing"},
   {{}, {"lr_scheduler_type=cosine_with_min_lr"}, "the cosine_with_min_lr schedule needs min_lr or min_lr_rate"},
   {{lr_scheduler_kwargs = {num_cycles = 2}}, {}, "lr_scheduler_kwargs: 'num_cycles' is not an argument of the linear schedule"},

@@ -768,6 +768,15 @@ function M.validate(a, origin)
   if a.interleave_probs and a.mix_strategy == "concat" then
     bad_key("interleave_probs", "only valid for interleaved mixing (mix_strategy: interleave_under or interleave_over)")
   end
+  if a.interleave_probs then
+    for _, key in ipairs({"dataset", "eval_dataset"}) do
+      local n = #lfl.data.names_of(a[key])
+      if n > 0 and n ~= #a.interleave_probs then
+        bad_key("interleave_probs", fmt("%d probabilities for the %d datasets of %s (one each)", #a.interleave_probs,
+          n, key))
+      end
+    end
+  end
   -- HF: the number of optimizer steps is max_steps when > 0, else num_train_epochs epochs
   if a.do_train and not (a.max_steps > 0) and not (a.num_train_epochs > 0) then
     bad_key("num_train_epochs", fmt("expected a number > 0 when max_steps is not set, got %s (there would be no step "
