@@ -122,6 +122,12 @@ local BAD_CLI = {
   {"resume_from_checkpoint=1.5", "resume_from_checkpoint: expected true, false or a checkpoint folder, got 1.5"},
 }
 
+-- every argument has a rule, and every rule an argument
+suite.spec_covers_every_argument = function()
+  for k in pairs(A.DEFAULTS) do t.assert(A.SPEC[k], "no rule for " .. k) end
+  for k in pairs(A.SPEC) do t.assert(A.DEFAULTS[k] ~= nil or k == "datasets" or k == "templates", "a rule for no argument: " .. k) end
+end
+
 suite.bad_values_on_the_command_line = function()
   t.assert(#BAD_CLI >= 32, "at least 32 bad values")
   for _, c in ipairs(BAD_CLI) do
