@@ -110,7 +110,7 @@ local BAD_CLI = {
   {"lr_scheduler_kwargs=[1]", 'lr_scheduler_kwargs: expected a mapping (or a JSON object), got "[1]"'},
   {"interleave_probs=0.5,x", 'interleave_probs: expected a comma-separated list of numbers in [0, 1], got "0.5,x"'},
   {"interleave_probs=0.5,2", 'interleave_probs: expected a comma-separated list of numbers in [0, 1], got "0.5,2"'},
-  {"dpo_label_smoothing=0.6", "dpo_label_smoothing: expected a number in [0, 0.5], got 0.6"},
+  {"dpo_label_smoothing=0.6", "dpo_label_smoothing: expected a number in [0, 0.5), got 0.6"},
   {"badam_switch_interval=0", "badam_switch_interval: expected an integer >= 1, or -1 (never switch), got 0"},
   {"pissa_iter=-2", "pissa_iter: expected an integer >= -1, got -2"},
   {"galore_rank=0", "galore_rank: expected an integer >= 1, got 0"},
@@ -251,11 +251,13 @@ local REFUSED = {
    "badam_update_ratio: 0.1 has no effect: it applies to badam_mode ratio (this run's is layer)"},
   {{finetuning_type = "full", use_badam = true, badam_mode = "ratio"}, {"badam_switch_interval=10"},
    "badam_switch_interval: 10 has no effect: it applies to badam_mode layer"},
-  {{}, {"pref_beta=0.2"}, "pref_beta: 0.2 has no effect: it applies to stage dpo, kto, orpo, simpo (this run's is sft)"},
+  {{}, {"pref_beta=0.2"}, "pref_beta: 0.2 has no effect: it applies to stage dpo, orpo, simpo, kto (this run's is sft)"},
   {{}, {"pissa_iter=4"}, "pissa_iter: 4 has no effect: it applies with pissa_init: true"},
   {{finetuning_type = "full", use_galore = true}, {"optim=sgd"},
    'optim: "sgd" has no effect: use_galore / use_badam replace the optimizer'},
-  {{}, {"eval_steps=10"}, "eval_steps: 10 has no effect: it applies with eval_strategy: steps (this run's is no)"},
+  {{}, {"eval_strategy=no", "eval_steps=10"},
+   "eval_steps: 10 has no effect: it applies with eval_strategy: steps (this run's is no)"},
+  {{}, {"eval_steps=10"}, "eval_strategy: 'steps' needs an eval set"},
   {{}, {"save_strategy=no", "save_steps=100"}, "save_steps: 100 has no effect: it applies with save_strategy: steps"},
   {{}, {"logging_strategy=epoch", "logging_steps=5"}, "logging_steps: 5 has no effect: it applies with logging_strategy"},
   {{}, {"quantization_type=fp4"}, 'quantization_type: "fp4" has no effect: it applies with quantization_bit'},
@@ -287,6 +289,7 @@ suite.refused_with_a_reason = function()
   t.assert_eq(a.lora_alpha, nil, "no lora_alpha made up for a full run")
   t.assert(resolve({}, {"num_train_epochs=0", "max_steps=3"}), "max_steps wins over num_train_epochs")
   t.assert(resolve({}, {"report_to=none"}))
+  t.assert_eq(resolve({val_size = 0.1, eval_steps = 5}).eval_strategy, "steps", "eval_steps alone implies steps")
   t.assert(resolve({}, {"report_to=all"}), "all: every installed tracker, of which lfl has none")
 end
 

@@ -703,6 +703,13 @@ function M.validate(a, origin)
   if a.output_dir == "" then bad("output_dir is empty (give the folder the run writes to, e.g. saves/my-run)") end
   if a.export_dir == "" then bad("export_dir is empty (give the folder the exported model goes to)") end
 
+  -- eval_steps alone asks for evaluation: it implies eval_strategy steps (transformers would
+  -- ignore it under the default "no"; an explicit eval_strategy: no is still refused with it)
+  if a.eval_steps and a.eval_strategy == "no" and not origin.eval_strategy then
+    a.eval_strategy = "steps"
+    origin.eval_strategy = origin.eval_steps
+  end
+
   -- what lfl implements of the values LlamaFactory takes, and what applies to
   -- this run: a value other than the default is refused when it would change
   -- nothing, or noted when it changes nothing in lfl by design
