@@ -120,6 +120,9 @@ local BAD_CLI = {
   {"max_nonfinite_steps=-1", "max_nonfinite_steps: expected an integer >= 0, got -1"},
   {"report_to=slack", 'report_to: expected a comma list of all, none,'},
   {"resume_from_checkpoint=1.5", "resume_from_checkpoint: expected true, false or a checkpoint folder, got 1.5"},
+  {"num_generations=1", "num_generations: expected an integer >= 2, got 1"},
+  {"grpo_epsilon=1", "grpo_epsilon: expected a number in (0, 1), got 1"},
+  {"grpo_loss_type=ppo", 'grpo_loss_type: expected one of grpo, bnpo, dr_grpo, dapo, got "ppo"'},
 }
 
 -- every argument has a rule, and every rule an argument
@@ -148,6 +151,8 @@ local BAD_RECIPE = {
   {{do_train = "sometimes"}, 'do_train: expected true or false'},
   {{model_name_or_path = ""}, 'model_name_or_path: expected a path (a non-empty string), got ""'},
   {{datasets = "mine"}, 'datasets: expected a table, got "mine"'},
+  {{stage = "grpo", reward_funcs = {function() return 1 end, 3}},
+   "reward_funcs: expected a function, or a list (or comma-separated names) of functions and reward recipe names"},
 }
 
 suite.bad_values_in_a_recipe = function()
@@ -253,6 +258,7 @@ local REFUSED = {
    "badam_switch_interval: 10 has no effect: it applies to badam_mode layer"},
   {{}, {"pref_beta=0.2"}, "pref_beta: 0.2 has no effect: it applies to stage dpo, orpo, simpo, kto (this run's is sft)"},
   {{}, {"pissa_iter=4"}, "pissa_iter: 4 has no effect: it applies with pissa_init: true"},
+  {{}, {"num_generations=8"}, "num_generations: 8 has no effect: it applies to stage grpo (this run's is sft)"},
   {{finetuning_type = "full", use_galore = true}, {"optim=sgd"},
    'optim: "sgd" has no effect: use_galore / use_badam replace the optimizer'},
   {{}, {"eval_strategy=no", "eval_steps=10"},
@@ -375,7 +381,7 @@ suite.command_options_ranges = function()
   t.assert_error(function() chat.parse({"--max-new-tokens", "0"}) end, "--max-new-tokens: expected an integer >= 1")
   t.assert_error(function() chat.parse({"--repetition-penalty", "0"}) end, "--repetition-penalty: expected a number > 0")
   t.assert_error(function() serve.parse({"--port", "70000"}) end, "lfl serve: --port: expected an integer in [0, 65535]")
-  t.assert_error(function() serve.parse({"--max-queue", "0"}) end, "--max-queue: expected an integer >= 1")
+  t.assert_error(function() serve.parse({"--max-queue", "0"}) end, "--max-queue must be at least 1")
   local o = chat.parse({"--top-p", "0.9", "--top-k", "40", "--seed", "7"})
   t.assert_eq(o.top_p, 0.9)
   t.assert_eq(o.top_k, 40)

@@ -69,6 +69,7 @@ local LUA_ONLY = {datasets = true, templates = true}
 
 -- M.SPEC[key] = a rule:
 --   type      int | number | bool | string | path | list | enum | dict | numbers | path_or_bool | table
+--             | funcs (a function, or a list of functions and names)
 --   min, max  inclusive bounds; gt, lt: exclusive bounds; one_of: the allowed integers
 --   values    an enum's values (LlamaFactory's / transformers')
 --   lfl       the values lfl implements when fewer than `values`, with `lfl_why`
@@ -245,6 +246,15 @@ M.SPEC = {
   simpo_gamma = {type = "number", applies = stages("dpo", "simpo")},
   ref_model = {type = "path", applies = stages("dpo", "kto", "ppo")},
   ref_model_adapters = {type = "list", applies = stages("dpo", "kto", "ppo")},
+  -- grpo (lfl.train.grpo.check_args checks the combinations and resolves reward_funcs)
+  reward_funcs = {type = "funcs", applies = stages("grpo")},
+  num_generations = {type = "int", min = 2, applies = stages("grpo")},
+  max_completion_length = {type = "int", min = 1, applies = stages("grpo")},
+  grpo_beta = {type = "number", min = 0, applies = stages("grpo")},
+  grpo_epsilon = {type = "number", gt = 0, lt = 1, applies = stages("grpo")},
+  grpo_loss_type = {type = "enum", values = {"grpo", "bnpo", "dr_grpo", "dapo"}, applies = stages("grpo")},
+  reward_format_pattern = {type = "string", applies = stages("grpo")},
+  reward_length_target = {type = "number", gt = 0, applies = stages("grpo")},
   reward_model = {type = "path", applies = stages("ppo")},
   use_galore = {type = "bool"},
   galore_target = {type = "list", applies = galore},
@@ -386,6 +396,7 @@ function M.expected(rule)
   if t == "numbers" then return "a comma-separated list of numbers" .. range_text(rule) end
   if t == "path_or_bool" then return "true, false or a checkpoint folder" end
   if t == "table" then return "a table" end
+  if t == "funcs" then return "a function, or a list (or comma-separated names) of functions and reward recipe names" end
   return t
 end
 
@@ -491,6 +502,17 @@ local function coerce(rule, v)
     return nil, what
   elseif t == "table" then
     if type(v) ~= "table" then return nil, what end
+    return v
+  elseif t == "funcs" then
+    if type(v) == "function" then return v end
+    if type(v) == "string" then
+      if not v:find("[^,%s]") then return nil, what end
+      return v
+    end
+    if type(v) ~= "table" or #v == 0 then return nil, what end
+    for _, x in ipairs(v) do
+      if type(x) ~= "function" and (type(x) ~= "string" or x == "") then return nil, what end
+    end
     return v
   end
   error("args: unknown rule type " .. tostring(t))
