@@ -157,7 +157,7 @@ t.suite("checkpoint", {
     t.assert_eq(resolve({}).gradient_checkpointing_policy, "auto")
     t.assert_eq(resolve({gradient_checkpointing_policy = "full"}).gradient_checkpointing_policy, "full")
     t.assert_error(function() resolve({gradient_checkpointing_policy = "some"}) end,
-      "gradient_checkpointing_policy 'some' (auto, selective, full)")
+      "gradient_checkpointing_policy: expected one of auto, selective, full, got \"some\"")
   end,
 
   -- what selective keeps beyond full checkpointing, by hand for the tiny

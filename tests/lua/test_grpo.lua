@@ -158,9 +158,9 @@ cases.refusals = function()
   end
   bad({}, "stage grpo needs reward_funcs")
   bad({reward_funcs = {"exact_answer", "nosuch"}}, "reward_funcs[2]: unknown reward function 'nosuch' (reward recipes found: exact_answer, format, length")
-  bad({reward_funcs = "exact_answer", num_generations = 1}, "num_generations must be an integer >= 2")
-  bad({reward_funcs = "exact_answer", grpo_epsilon = 1.5}, "grpo_epsilon must be in (0, 1)")
-  bad({reward_funcs = "exact_answer", grpo_loss_type = "ppo"}, "grpo_loss_type must be grpo, bnpo, dr_grpo or dapo")
+  bad({reward_funcs = "exact_answer", num_generations = 1}, "num_generations: expected an integer >= 2, got 1")
+  bad({reward_funcs = "exact_answer", grpo_epsilon = 1.5}, "grpo_epsilon: expected a number in (0, 1), got 1.5")
+  bad({reward_funcs = "exact_answer", grpo_loss_type = "ppo"}, 'grpo_loss_type: expected one of grpo, bnpo, dr_grpo, dapo, got "ppo"')
   bad({reward_funcs = "exact_answer", temperature = 0}, "temperature must be > 0")
   bad({reward_funcs = {42}}, "reward_funcs[1] must be a function or a reward recipe name")
   -- a function is accepted as is

@@ -198,7 +198,9 @@ end
 cases.frozen_reference_full_freeze = function()
   for _, ft in ipairs({"full", "freeze"}) do
     local tr, printed = capture(function()
-      return lfl.trainer(recipe({finetuning_type = ft, freeze_trainable_layers = 1, output_dir = tmp .. "/" .. ft,
+      -- freeze_trainable_layers only where it applies (lfl.args refuses it with full)
+      return lfl.trainer(recipe({finetuning_type = ft, freeze_trainable_layers = ft == "freeze" and 1 or nil,
+        output_dir = tmp .. "/" .. ft,
         max_steps = 2, learning_rate = 1e-2}))
     end)
     t.assert_eq(tr.reference.kind, "frozen")
@@ -261,11 +263,11 @@ end
 cases.errors = function()
   local function resolve(over) return lfl.args.resolve(recipe(over), {}, "test") end
   t.assert_error(function() resolve({pref_loss = "dpo"}) end,
-    "pref_loss 'dpo' is not a preference loss (sigmoid, hinge, ipo, kto_pair, orpo, simpo)")
-  t.assert_error(function() resolve({pref_beta = 0}) end, "pref_beta must be a number > 0")
+    'pref_loss: expected one of sigmoid, hinge, ipo, kto_pair, orpo, simpo, got "dpo"')
+  t.assert_error(function() resolve({pref_beta = 0}) end, "pref_beta: expected a number > 0, got 0")
   t.assert_error(function() resolve({pref_loss = "hinge", dpo_label_smoothing = 0.1}) end,
     "dpo_label_smoothing applies to pref_loss sigmoid only")
-  t.assert_error(function() resolve({dpo_label_smoothing = 0.5}) end, "dpo_label_smoothing must be in [0, 0.5)")
+  t.assert_error(function() resolve({dpo_label_smoothing = 0.5}) end, "dpo_label_smoothing: expected a number in [0, 0.5), got 0.5")
   t.assert_error(function() resolve({pref_loss = "kto_pair", pref_ftx = 0.1}) end, "pref_ftx does not combine with")
   t.assert_error(function() resolve({ref_model_adapters = "x"}) end, "ref_model_adapters needs ref_model")
   t.assert_error(function() resolve({pref_loss = "simpo", ref_model = "x"}) end, "simpo is reference-free")

@@ -24,7 +24,9 @@ In the chat: `clear` removes the history, `exit` quits, Ctrl-C stops a reply.]]
 
 local SPEC = {name = "lfl chat", usage = M.usage, flags = {"merge"},
   numbers = {"temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens", "seed"},
-  strings = {"model", "adapter", "template", "system"}}
+  strings = {"model", "adapter", "template", "system"},
+  -- the rest as the recipe arguments of the same names (lfl.args.SPEC)
+  rules = {min_p = {type = "number", min = 0, max = 1}, max_new_tokens = {type = "int", min = 1}}}
 
 function M.parse(args)
   return require("lfl.cmd").parse_options(SPEC, args)

@@ -41,6 +41,8 @@ local function parse(argv)
     if not v or v < 0 or v ~= floor(v) then fail(flag .. " needs a non-negative integer") end
     return v
   end
+  -- a recipe argument's option, in that argument's range (lfl.args.SPEC)
+  local function checked(key, flag) return require("lfl.train.args").check(key, number(flag), "lfl data", {label = flag}) end
   while i <= #argv do
     local x = argv[i]
     local flag, inline = x:match("^(%-%-[%w_%-]+)=(.*)$")
@@ -51,8 +53,8 @@ local function parse(argv)
     elseif x == "--dataset_dir" or x == "--dataset-dir" then o.a.dataset_dir = value(x)
     elseif x == "--stage" then o.a.stage = value(x)
     elseif x == "-n" or x == "--n" then o.n = number(x)
-    elseif x == "--cutoff_len" or x == "--cutoff-len" then o.a.cutoff_len = number(x)
-    elseif x == "--max_samples" or x == "--max-samples" then o.a.max_samples = number(x)
+    elseif x == "--cutoff_len" or x == "--cutoff-len" then o.a.cutoff_len = checked("cutoff_len", x)
+    elseif x == "--max_samples" or x == "--max-samples" then o.a.max_samples = checked("max_samples", x)
     elseif x == "--train_on_prompt" then o.a.train_on_prompt = true
     elseif x == "--mask_history" then o.a.mask_history = true
     elseif x == "--packing" then o.a.packing = true

@@ -90,7 +90,9 @@ end
 -- Options of a command: "--key value", "--key=value" and bare flags. Keys may
 -- be written with - or _; the result uses _. spec = {name = "lfl chat", usage =,
 -- numbers = {...}, whole = {...} (non-negative integers), strings = {...},
--- flags = {...}} with keys in _ form.
+-- flags = {...}, rules = {key = lfl.args rule}} with keys in _ form. A number
+-- is also checked against its rule: spec.rules[key], else the recipe
+-- argument of the same name (lfl.args.SPEC: --top-p in (0, 1], ...).
 function M.parse_options(spec, args)
   local function set(list) local t = {} for _, k in ipairs(list or {}) do t[k] = true end return t end
   local numbers, whole, strings, flags = set(spec.numbers), set(spec.whole), set(spec.strings), set(spec.flags)
@@ -118,6 +120,10 @@ function M.parse_options(spec, args)
         local n = tonumber(v)
         if not n then error(string.format("%s: --%s expects a number, got '%s'", spec.name, given, v), 0) end
         v = n
+      end
+      if whole[k] or numbers[k] then
+        local rule = spec.rules and spec.rules[k] or require("lfl.train.args").SPEC[k]
+        if rule then v = require("lfl.train.args").check(k, v, spec.name, {rule = rule, label = "--" .. given}) end
       end
       o[k] = v
     else

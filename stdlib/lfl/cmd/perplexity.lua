@@ -16,7 +16,8 @@ usage: lfl perplexity --model PATH|HUB_ID --file TEXT_FILE [options]
 Prints tokens, scored tokens, windows, nll (mean per scored token) and ppl = exp(nll).]]
 
 local SPEC = {name = "lfl perplexity", usage = M.usage, flags = {"merge"},
-  whole = {"cutoff_len", "stride"}, strings = {"model", "adapter", "file"}}
+  whole = {"cutoff_len", "stride"}, strings = {"model", "adapter", "file"},
+  rules = {stride = {type = "int", min = 1}}}
 
 function M.parse(args)
   return require("lfl.cmd").parse_options(SPEC, args)
@@ -26,6 +27,9 @@ function M.run(args)
   local o = M.parse(args)
   if o.help then print(M.usage) return 0 end
   if not o.model or not o.file then error("lfl perplexity: --model and --file are required\n" .. M.usage, 0) end
+  if (o.stride or 512) > (o.cutoff_len or 1024) then
+    error(fmt("lfl perplexity: --stride (%d) must not exceed --cutoff_len (%d)", o.stride or 512, o.cutoff_len or 1024), 0)
+  end
   local f, err = io.open(o.file, "rb")
   if not f then error(fmt("lfl perplexity: cannot read %s: %s", o.file, tostring(err)), 0) end
   local text = f:read("*a")

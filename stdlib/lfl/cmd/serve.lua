@@ -36,6 +36,7 @@ Prints "listening on http://HOST:PORT" when ready; Ctrl-C stops.]]
 
 local SPEC = {name = "lfl serve", usage = M.usage, flags = {"merge"},
   whole = {"port", "max_queue", "max_body", "max_new_tokens", "max_batch", "prefill_chunk", "max_model_len"},
+  rules = {port = {type = "int", min = 0, max = 65535}},
   strings = {"model", "adapter", "template", "host", "api_key", "model_name", "cors", "allowed_hosts"}}
 
 -- "a, b" -> {"a", "b"}; nil stays nil

@@ -35,7 +35,9 @@ function M.run_table(recipe, overrides, source)
     for _, kv in ipairs(overrides) do o[#o + 1] = kv end
     overrides = o
   end
+  -- every argument, the template and the datasets are checked before a model loads
   local a = lfl.args.resolve(recipe, overrides, source)
+  lfl.args.preflight(a)
   if a.do_predict then require("lfl.infer.predict").check(a) end
   local result
   if a.do_train then result = require("lfl.train.trainer").run(a) end

@@ -581,6 +581,7 @@ function M.describe_for(name, args)
     error(fmt("%s: dataset '%s' has no kto_tag column, which stage kto needs (each row desirable or not); add "
       .. "\"columns\": {\"kto_tag\": \"<column of true/false>\"} to its dataset_info entry", a.where, name), 0)
   end
+  a.hf_hub_token = args.hf_hub_token
   return a
 end
 
@@ -597,10 +598,8 @@ function M.probs_of(args, n)
   return probs
 end
 
-function M.load(args)
-  local names = M.names_of(args.dataset)
-  if #names == 0 then error("data: no dataset given", 0) end
-  local stats = {skipped = {}, total = 0, kept = 0, per_dataset = {}}
+-- the examples of the named datasets, each cut to max_samples, merged by mix_strategy
+function M.load_mixed(names, args, stats)
   local lists = {}
   for _, name in ipairs(names) do
     local a = M.describe_for(name, args)
@@ -615,20 +614,28 @@ function M.load(args)
     stats.per_dataset[name] = {kept = stats.kept - before, used = #exs}
     lists[#lists + 1] = exs
   end
-  local merged
   local strategy = args.mix_strategy or "concat"
   if strategy == "concat" then
-    merged = {}
+    local merged = {}
     for _, l in ipairs(lists) do for _, e in ipairs(l) do merged[#merged + 1] = e end end
+    return merged
   elseif strategy == "interleave_under" or strategy == "interleave_over" then
-    local probs = M.probs_of(args, #lists)
-    merged = interleave(lists, probs, strategy == "interleave_over", args.seed)
-  else
-    error(fmt("data: mix_strategy '%s' (concat, interleave_under, interleave_over)", tostring(strategy)), 0)
+    return interleave(lists, M.probs_of(args, #lists), strategy == "interleave_over", args.seed)
   end
+  error(fmt("data: mix_strategy '%s' (concat, interleave_under, interleave_over)", tostring(strategy)), 0)
+end
+
+function M.load(args)
+  local names = M.names_of(args.dataset)
+  if #names == 0 then error("data: no dataset given", 0) end
+  local stats = {skipped = {}, total = 0, kept = 0, per_dataset = {}}
+  local merged = M.load_mixed(names, args, stats)
   local train, eval = merged, nil
   local vs = args.val_size
-  if vs and vs > 0 then
+  if args.eval_dataset then
+    -- the eval set is eval_dataset, mixed the same way (LlamaFactory takes no val_size with it)
+    eval = M.load_mixed(M.names_of(args.eval_dataset), args, {skipped = {}, total = 0, kept = 0, per_dataset = {}})
+  elseif vs and vs > 0 then
     local idx = {}
     for i = 1, #merged do idx[i] = i end
     shuffle(idx, args.seed)

@@ -46,7 +46,7 @@ local function round(x, n) return tonumber(fmt("%." .. n .. "f", x)) end
 -- LlamaFactory at inference every adapter of a comma list is applied; all but
 -- the last are merged into the weights, the last stays a live LoRA.
 function M.load(a)
-  local model = lfl.model.load(a.model_name_or_path)
+  local model = lfl.model.load(a.model_name_or_path, {hub = lfl.args.hub_options(a)})
   if a.adapter_name_or_path then
     local dirs = names_of(a.adapter_name_or_path)
     for i, dir in ipairs(dirs) do
@@ -70,7 +70,7 @@ function M.eval_examples(a)
     return lfl.data.load(b)
   end
   if a.eval_dataset then
-    return load({dataset = a.eval_dataset, val_size = 0}).train, "eval_dataset " .. table.concat(names_of(a.eval_dataset), ",")
+    return load({dataset = a.eval_dataset, eval_dataset = false, val_size = 0}).train, "eval_dataset " .. table.concat(names_of(a.eval_dataset), ",")
   end
   if a.dataset and a.val_size and a.val_size > 0 then
     local d = load({})

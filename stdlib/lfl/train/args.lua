@@ -1,6 +1,12 @@
--- Recipe arguments: LlamaFactory's names and defaults, key=value overrides, a
--- YAML reader for LlamaFactory recipe files, validation of incompatible
--- combinations, and "did you mean" for unknown keys.
+-- Recipe arguments: LlamaFactory's names and defaults (M.DEFAULTS), what each
+-- one takes (M.SPEC: type, range, the values lfl implements, what it applies
+-- to), key=value overrides, a YAML reader for LlamaFactory recipe files,
+-- validation of incompatible combinations, and "did you mean" for unknown keys.
+-- A value is checked, and coerced from text where HfArgumentParser would
+-- ("8" -> 8, "true" -> true), as it is set: a bad one is refused with its key,
+-- the value and what was expected before anything loads. A setting lfl cannot
+-- honour is refused with a message naming it, never dropped; the few that
+-- change nothing in lfl (ddp_timeout, ...) are accepted with a printed note.
 local lfl = lfl
 local fmt, concat = string.format, table.concat
 
@@ -40,8 +46,8 @@ M.DEFAULTS = {
   galore_proj_type = "std", galore_layerwise = false,
   use_badam = false, badam_mode = "layer", badam_start_block = NIL, badam_switch_mode = "ascending",
   badam_switch_interval = 50, badam_update_ratio = 0.05, badam_mask_mode = "adjacent", badam_verbose = 0,
-  -- training
-  output_dir = NIL, overwrite_output_dir = false, do_train = true, do_eval = false, do_predict = false,
+  -- training (do_eval: unset evaluates at the end when there is an eval set; false never, true requires one)
+  output_dir = NIL, overwrite_output_dir = false, do_train = true, do_eval = NIL, do_predict = false,
   per_device_train_batch_size = 8, per_device_eval_batch_size = 8, gradient_accumulation_steps = 1,
   learning_rate = 5e-5, weight_decay = 0.0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8,
   max_grad_norm = 1.0, num_train_epochs = 3.0, max_steps = -1, lr_scheduler_type = "linear",
@@ -55,6 +61,479 @@ M.DEFAULTS = {
   do_sample = true, temperature = 0.95, top_p = 0.7, top_k = 50, num_beams = 1, max_length = 1024,
   max_new_tokens = 1024, repetition_penalty = 1.0, length_penalty = 1.0, skip_special_tokens = true,
 }
+
+-- Lua recipes only: inline dataset descriptions and templates, by name
+local LUA_ONLY = {datasets = true, templates = true}
+
+-- ---------------------------------------------------------------- the spec
+
+-- M.SPEC[key] = a rule:
+--   type      int | number | bool | string | path | list | enum | dict | numbers | path_or_bool | table
+--             | funcs (a function, or a list of functions and names)
+--   min, max  inclusive bounds; gt, lt: exclusive bounds; one_of: the allowed integers
+--   values    an enum's values (LlamaFactory's / transformers')
+--   lfl       the values lfl implements when fewer than `values`, with `lfl_why`
+--   check     function(v) -> nil, or what was expected (a rule the bounds cannot say)
+--   unsupported  why: any value but the default is refused (lfl does not implement it)
+--   inert     why: a value but the default changes nothing in lfl; accepted with a note
+--   applies   function(a) -> true, or why a value but the default would have no effect
+--   limit     function(v) -> nil, or why lfl cannot do what a valid value asks
+-- Bounds are LlamaFactory's, transformers', PEFT's or torch's where they have
+-- them (torch's AdamW: lr >= 0, 0 <= betas < 1, eps >= 0, weight_decay >= 0;
+-- PEFT: r > 0; transformers: warmup_ratio in [0, 1], *_steps > 1 whole, top_p in
+-- (0, 1], repetition_penalty > 0); lfl adds one only where a value would train
+-- nothing or crash (lora_dropout < 1, negative max_grad_norm).
+
+local function lora(a) return a.finetuning_type == "lora" or fmt("it applies to finetuning_type lora (this run's is %s)",
+  tostring(a.finetuning_type)) end
+local function freeze(a) return a.finetuning_type == "freeze" or
+  fmt("it applies to finetuning_type freeze (this run's is %s)", tostring(a.finetuning_type)) end
+local function galore(a) return a.use_galore == true or "it applies with use_galore: true" end
+local function badam_layer(a)
+  if not a.use_badam then return "it applies with use_badam: true" end
+  return a.badam_mode == "layer" or "it applies to badam_mode layer (this run's is ratio)"
+end
+local function badam_ratio(a)
+  if not a.use_badam then return "it applies with use_badam: true" end
+  return a.badam_mode == "ratio" or "it applies to badam_mode ratio (this run's is layer)"
+end
+local function quantized(a) return a.quantization_bit ~= nil or "it applies with quantization_bit" end
+local function stages(...)
+  local list = {...}
+  return function(a)
+    for _, s in ipairs(list) do if a.stage == s then return true end end
+    return fmt("it applies to stage %s (this run's is %s)", concat(list, ", "), tostring(a.stage))
+  end
+end
+local function strategy(key, want)
+  return function(a)
+    return a[key] == want or fmt("it applies with %s: %s (this run's is %s)", key, want, tostring(a[key]))
+  end
+end
+
+-- HF TrainingArguments: a step interval > 1 is a whole number; below 1 it is a
+-- fraction of the total steps
+local function steps_rule(v)
+  if v > 1 and v ~= math.floor(v) then return "a whole number of steps, or a fraction (< 1) of the total steps" end
+end
+
+local HF_SCHEDULERS = {"linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+  "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay"}
+local LFL_SCHEDULERS = {"linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+  "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay"}
+-- transformers' OptimizerNames
+local HF_OPTIMS = {"adamw_torch", "adamw_torch_fused", "adamw_torch_xla", "adamw_torch_npu_fused", "adamw_apex_fused",
+  "adafactor", "adamw_anyprecision", "adamw_torch_4bit", "adamw_torch_8bit", "ademamix", "sgd", "adagrad",
+  "adamw_bnb_8bit", "adamw_8bit", "ademamix_8bit", "lion_8bit", "lion_32bit", "paged_adamw_32bit", "paged_adamw_8bit",
+  "paged_ademamix_32bit", "paged_ademamix_8bit", "paged_lion_32bit", "paged_lion_8bit", "rmsprop", "rmsprop_bnb",
+  "rmsprop_bnb_8bit", "rmsprop_bnb_32bit", "galore_adamw", "galore_adamw_8bit", "galore_adafactor",
+  "galore_adamw_layerwise", "galore_adamw_8bit_layerwise", "galore_adafactor_layerwise", "lomo", "adalomo",
+  "grokadamw", "schedule_free_radam", "schedule_free_adamw", "schedule_free_sgd", "apollo_adamw",
+  "apollo_adamw_layerwise", "stable_adamw", "adamw_hf"}
+-- the same update as one of lfl's optimizers (paged: CUDA unified-memory paging of the same state)
+M.OPTIMS = {adamw_torch = "adamw", adamw_torch_fused = "adamw", adamw_hf = "adamw", adamw_apex_fused = "adamw",
+  paged_adamw_32bit = "adamw", adamw_8bit = "adamw_8bit", adamw_bnb_8bit = "adamw_8bit",
+  paged_adamw_8bit = "adamw_8bit", sgd = "sgd"}
+local LFL_OPTIMS = {}
+for k in pairs(M.OPTIMS) do LFL_OPTIMS[#LFL_OPTIMS + 1] = k end
+table.sort(LFL_OPTIMS)
+-- transformers' report_to integrations
+local HF_REPORTS = {"all", "none", "azure_ml", "clearml", "codecarbon", "comet_ml", "dagshub", "dvclive", "flyte",
+  "mlflow", "neptune", "swanlab", "tensorboard", "trackio", "wandb"}
+
+M.SPEC = {
+  -- model
+  model_name_or_path = {type = "path"},
+  adapter_name_or_path = {type = "list"},
+  cache_dir = {type = "path"},
+  resize_vocab = {type = "bool"},
+  add_tokens = {type = "list"},
+  add_special_tokens = {type = "list"},
+  rope_scaling = {type = "enum", values = {"linear", "dynamic", "yarn", "llama3"},
+    unsupported = "lfl uses the RoPE scaling of the checkpoint's config.json; changing it is not implemented"},
+  disable_gradient_checkpointing = {type = "bool"},
+  gradient_checkpointing_policy = {type = "enum", values = {"auto", "selective", "full"}},
+  trust_remote_code = {type = "bool",
+    inert = "lfl runs no model code from the Hub: every architecture is built in (recipes/models/)"},
+  model_revision = {type = "string"},
+  infer_dtype = {type = "enum", values = {"auto", "float16", "bfloat16", "float32", "bf16", "fp16"}},
+  print_param_status = {type = "bool"},
+  flash_attn = {type = "enum", values = {"auto", "disabled", "sdpa", "fa2", "fa3"},
+    inert = "lfl's attention is always its own fused kernel (no T x T matrix), the same numbers either way"},
+  use_cache = {type = "bool", unsupported = "lfl's generation always keeps a KV cache"},
+  hf_hub_token = {type = "string"},
+  quantization_bit = {type = "int", one_of = {1, 2, 3, 4, 5, 6, 8},
+    unsupported = "on-the-fly quantization (QLoRA through bitsandbytes, HQQ or EETQ) is not implemented in lfl "
+      .. "yet; LoRA on an already quantized GGUF checkpoint (e.g. Q4_K) trains over its quantized blocks"},
+  quantization_method = {type = "enum", values = {"bnb", "gptq", "awq", "aqlm", "quanto", "eetq", "hqq", "mxfp4", "fp8"},
+    applies = quantized},
+  quantization_type = {type = "enum", values = {"fp4", "nf4"}, applies = quantized},
+  double_quantization = {type = "bool", applies = quantized},
+  export_dir = {type = "string"}, -- "" has its own message (validate)
+  export_size = {type = "number", gt = 0}, -- GB a shard (LlamaFactory: an int; a fraction works too)
+  export_device = {type = "enum", values = {"cpu", "auto"}, lfl = {"cpu"}, lfl_why = "lfl merges and writes on the CPU"},
+  export_legacy_format = {type = "bool", unsupported = "lfl writes safetensors only (not pytorch_model.bin)"},
+  -- data
+  template = {type = "string"},
+  dataset = {type = "list"},
+  eval_dataset = {type = "list"},
+  dataset_dir = {type = "path"},
+  cutoff_len = {type = "int", min = 2, hint = "a training example keeps at least one prompt and one response token"},
+  train_on_prompt = {type = "bool"},
+  mask_history = {type = "bool"},
+  streaming = {type = "bool"},
+  buffer_size = {type = "int", min = 1},
+  mix_strategy = {type = "enum", values = {"concat", "interleave_under", "interleave_over", "interleave_once"},
+    lfl = {"concat", "interleave_under", "interleave_over"}},
+  interleave_probs = {type = "numbers", min = 0, max = 1},
+  overwrite_cache = {type = "bool"},
+  preprocessing_num_workers = {type = "int", min = 1,
+    inert = "lfl preprocesses in one process (tokenizing in C), caching the result"},
+  max_samples = {type = "int", min = 1},
+  val_size = {type = "number", min = 0, check = function(v)
+    if v >= 1 and v ~= math.floor(v) then return "a fraction in [0, 1) or a whole number of examples" end
+  end},
+  packing = {type = "bool"},
+  neat_packing = {type = "bool"},
+  tool_format = {type = "string"},
+  default_system = {type = "string"},
+  enable_thinking = {type = "bool"},
+  tokenized_path = {type = "path", unsupported = "lfl caches tokenized datasets itself (under ~/.cache/lfl, reused "
+    .. "while nothing that shapes them changes; overwrite_cache rebuilds them); saving them to a folder of one's "
+    .. "choice is not implemented"},
+  preprocessing_batch_size = {type = "int", min = 1},
+  ignore_pad_token_for_loss = {type = "bool", unsupported = "lfl packs examples and never trains on padding"},
+  strict = {type = "bool"},
+  -- finetuning
+  stage = {type = "string"}, -- the stages are the approach modules found (checked in validate)
+  finetuning_type = {type = "enum", values = {"lora", "oft", "freeze", "full"}, lfl = {"lora", "freeze", "full"}},
+  pure_bf16 = {type = "bool"},
+  plot_loss = {type = "bool"},
+  compute_accuracy = {type = "bool",
+    unsupported = "token accuracy needs the logits, which lfl's fused loss never materialises"},
+  disable_shuffling = {type = "bool"},
+  freeze_trainable_layers = {type = "int", applies = freeze},
+  freeze_trainable_modules = {type = "list", applies = freeze},
+  freeze_extra_modules = {type = "list", applies = freeze},
+  lora_rank = {type = "int", min = 1, applies = lora},
+  lora_alpha = {type = "number", gt = 0, applies = lora},
+  lora_dropout = {type = "number", min = 0, lt = 1, applies = lora},
+  lora_target = {type = "list", applies = lora},
+  additional_target = {type = "list", applies = lora,
+    unsupported = "training whole modules next to the LoRA adapter (modules_to_save) is not implemented"},
+  loraplus_lr_ratio = {type = "number", gt = 0, applies = lora},
+  loraplus_lr_embedding = {type = "number", min = 0, applies = lora,
+    inert = "lfl's LoRA adapts linear layers only, so there is no LoRA+ embedding group"},
+  use_rslora = {type = "bool", applies = lora},
+  use_dora = {type = "bool", applies = lora},
+  pissa_init = {type = "bool", applies = lora},
+  pissa_iter = {type = "int", min = -1, applies = function(a)
+    if a.finetuning_type ~= "lora" then return lora(a) end
+    return a.pissa_init == true or "it applies with pissa_init: true"
+  end},
+  pissa_convert = {type = "bool",
+    applies = function(a) return a.pissa_init == true or "it applies with pissa_init: true" end},
+  create_new_adapter = {type = "bool", applies = lora,
+    unsupported = "lfl trains the last adapter of adapter_name_or_path; a fresh one on top is not implemented"},
+  -- the preference stages' approach modules check the combinations (lfl.train.pref.check_args)
+  pref_beta = {type = "number", gt = 0, applies = stages("dpo", "orpo", "simpo", "kto")},
+  pref_ftx = {type = "number", min = 0, applies = stages("dpo", "orpo", "simpo", "kto")},
+  pref_loss = {type = "enum", values = {"sigmoid", "hinge", "ipo", "kto_pair", "orpo", "simpo"},
+    applies = stages("dpo", "orpo", "simpo")},
+  dpo_label_smoothing = {type = "number", min = 0, lt = 0.5, applies = stages("dpo")},
+  kto_chosen_weight = {type = "number", min = 0, applies = stages("kto")},
+  kto_rejected_weight = {type = "number", min = 0, applies = stages("kto")},
+  simpo_gamma = {type = "number", applies = stages("dpo", "simpo")},
+  ref_model = {type = "path", applies = stages("dpo", "kto", "ppo")},
+  ref_model_adapters = {type = "list", applies = stages("dpo", "kto", "ppo")},
+  -- grpo (lfl.train.grpo.check_args checks the combinations and resolves reward_funcs)
+  reward_funcs = {type = "funcs", applies = stages("grpo")},
+  num_generations = {type = "int", min = 2, applies = stages("grpo")},
+  max_completion_length = {type = "int", min = 1, applies = stages("grpo")},
+  grpo_beta = {type = "number", min = 0, applies = stages("grpo")},
+  grpo_epsilon = {type = "number", gt = 0, lt = 1, applies = stages("grpo")},
+  grpo_loss_type = {type = "enum", values = {"grpo", "bnpo", "dr_grpo", "dapo"}, applies = stages("grpo")},
+  reward_format_pattern = {type = "string", applies = stages("grpo")},
+  reward_length_target = {type = "number", gt = 0, applies = stages("grpo")},
+  reward_model = {type = "path", applies = stages("ppo")},
+  use_galore = {type = "bool"},
+  galore_target = {type = "list", applies = galore},
+  galore_rank = {type = "int", min = 1, applies = galore},
+  galore_update_interval = {type = "int", min = 1, applies = galore},
+  galore_scale = {type = "number", gt = 0, applies = galore},
+  galore_proj_type = {type = "enum", values = {"std", "reverse_std", "right", "left", "full"}, applies = galore},
+  galore_layerwise = {type = "bool", applies = galore, inert = "lfl applies the same GaLore update to every layer "
+    .. "once per step; only the memory saving of per-layer updates during backward is not implemented"},
+  use_badam = {type = "bool"},
+  badam_mode = {type = "enum", values = {"layer", "ratio"},
+    applies = function(a) return a.use_badam == true or "it applies with use_badam: true" end},
+  badam_start_block = {type = "int", min = 0, applies = badam_layer},
+  badam_switch_mode = {type = "enum", values = {"ascending", "descending", "random", "fixed"}, applies = badam_layer},
+  badam_switch_interval = {type = "int", applies = badam_layer, check = function(v)
+    if v ~= -1 and v < 1 then return "an integer >= 1, or -1 (never switch)" end
+  end},
+  badam_update_ratio = {type = "number", gt = 0, max = 1, applies = badam_ratio},
+  badam_mask_mode = {type = "enum", values = {"adjacent", "scatter"}, applies = badam_ratio},
+  badam_verbose = {type = "int", one_of = {0, 1, 2},
+    applies = function(a) return a.use_badam == true or "it applies with use_badam: true" end},
+  -- training
+  output_dir = {type = "string"}, -- "" has its own message (validate)
+  overwrite_output_dir = {type = "bool"},
+  do_train = {type = "bool"},
+  do_eval = {type = "bool"},
+  do_predict = {type = "bool"},
+  per_device_train_batch_size = {type = "int", min = 1},
+  per_device_eval_batch_size = {type = "int", min = 1},
+  gradient_accumulation_steps = {type = "int", min = 1},
+  learning_rate = {type = "number", min = 0},
+  weight_decay = {type = "number", min = 0},
+  adam_beta1 = {type = "number", min = 0, lt = 1},
+  adam_beta2 = {type = "number", min = 0, lt = 1},
+  adam_epsilon = {type = "number", min = 0},
+  max_grad_norm = {type = "number", min = 0, hint = "0 turns clipping off"},
+  num_train_epochs = {type = "number"}, -- > 0 unless max_steps > 0 (validate)
+  max_steps = {type = "int"}, -- <= 0: num_train_epochs decides
+  lr_scheduler_type = {type = "enum", values = HF_SCHEDULERS, lfl = LFL_SCHEDULERS},
+  lr_scheduler_kwargs = {type = "dict"},
+  warmup_ratio = {type = "number", min = 0, max = 1},
+  warmup_steps = {type = "number", min = 0, check = steps_rule},
+  logging_steps = {type = "number", gt = 0, check = steps_rule, applies = strategy("logging_strategy", "steps")},
+  save_steps = {type = "number", min = 0, check = steps_rule, hint = "0 writes no checkpoint before the end",
+    applies = strategy("save_strategy", "steps")},
+  save_total_limit = {type = "int", min = 0, hint = "0 keeps every checkpoint"},
+  eval_strategy = {type = "enum", values = {"no", "steps", "epoch"}},
+  eval_steps = {type = "number", gt = 0, check = steps_rule, applies = strategy("eval_strategy", "steps")},
+  bf16 = {type = "bool"},
+  fp16 = {type = "bool", unsupported = "fp16 mixed precision is not implemented; bf16: true keeps bf16 weights and "
+    .. "multiplies in bf16"},
+  optim = {type = "enum", values = HF_OPTIMS, lfl = LFL_OPTIMS, lfl_why = "AdamW, 8-bit AdamW and SGD",
+    applies = function(a)
+      return not (a.use_galore or a.use_badam) or "use_galore / use_badam replace the optimizer"
+    end},
+  seed = {type = "int", min = 0, max = 2 ^ 32 - 1},
+  resume_from_checkpoint = {type = "path_or_bool"},
+  report_to = {type = "list", check = function(v)
+    for _, x in ipairs(type(v) == "table" and v or {v}) do
+      for name in tostring(x):gmatch("[^,%s]+") do
+        local known = false
+        for _, r in ipairs(HF_REPORTS) do if r == name then known = true end end
+        if not known then return "a comma list of " .. concat(HF_REPORTS, ", ") end
+      end
+    end
+  end},
+  save_only_model = {type = "bool"},
+  ddp_timeout = {type = "int", min = 0, inert = "lfl trains in one process, with no distributed group to time out"},
+  dataloader_num_workers = {type = "int", min = 0,
+    inert = "lfl's batches come from memory (or the stream) in the training process"},
+  predict_with_generate = {type = "bool"},
+  generation_max_length = {type = "int", min = 1, unsupported = "prediction takes max_new_tokens (or max_length "
+    .. "when max_new_tokens <= 0), as LlamaFactory's generation arguments override generation_max_length"},
+  save_strategy = {type = "enum", values = {"no", "steps", "epoch", "best"}, lfl = {"no", "steps", "epoch"},
+    lfl_why = "'best' needs metric_for_best_model, which lfl does not track"},
+  logging_strategy = {type = "enum", values = {"no", "steps", "epoch"}},
+  run_name = {type = "string", inert = "it names the run for report_to trackers, and lfl reports to none"},
+  threads = {type = "int", min = 1},
+  disable_tqdm = {type = "bool"},
+  max_nonfinite_steps = {type = "int", min = 0},
+  -- generation
+  do_sample = {type = "bool"},
+  temperature = {type = "number", min = 0},
+  top_p = {type = "number", gt = 0, max = 1},
+  top_k = {type = "int", min = 0},
+  num_beams = {type = "int", min = 1, limit = function(v)
+    if v > 1 then return "beam search is not supported (num_beams: 1)" end
+  end},
+  max_length = {type = "int", min = 1},
+  max_new_tokens = {type = "int", hint = "<= 0 generates up to max_length"},
+  repetition_penalty = {type = "number", gt = 0},
+  length_penalty = {type = "number", unsupported = "it only changes beam search (num_beams > 1), which lfl does not have"},
+  skip_special_tokens = {type = "bool"},
+  -- Lua recipes
+  datasets = {type = "table"},
+  templates = {type = "table"},
+}
+
+-- ---------------------------------------------------------------- checking one value
+
+local function show(v)
+  if type(v) == "string" then return fmt("%q", v) end
+  if v == nil then return "null" end
+  if type(v) == "table" then return "a table" end
+  return tostring(v)
+end
+M.show = show
+
+local function finite(n) return n == n and n ~= math.huge and n ~= -math.huge end
+
+local function range_text(r)
+  local lo = r.min ~= nil and fmt("%s", r.min) or r.gt ~= nil and fmt("%s", r.gt)
+  local hi = r.max ~= nil and fmt("%s", r.max) or r.lt ~= nil and fmt("%s", r.lt)
+  if r.max == 2 ^ 32 - 1 then hi = "2^32 - 1" end
+  if lo and hi then
+    return fmt(" in %s%s, %s%s", r.min ~= nil and "[" or "(", lo, hi, r.max ~= nil and "]" or ")")
+  end
+  if lo then return fmt(" %s %s", r.min ~= nil and ">=" or ">", lo) end
+  if hi then return fmt(" %s %s", r.max ~= nil and "<=" or "<", hi) end
+  return ""
+end
+
+-- what a rule takes, in words
+function M.expected(rule)
+  local t = rule.type
+  if rule.one_of then
+    local s = {}
+    for i, v in ipairs(rule.one_of) do s[i] = tostring(v) end
+    return "one of " .. concat(s, ", ")
+  end
+  if t == "int" then return "an integer" .. range_text(rule) end
+  if t == "number" then return "a number" .. range_text(rule) end
+  if t == "bool" then return "true or false" end
+  if t == "string" then return "a string" end
+  if t == "path" then return "a path (a non-empty string)" end
+  if t == "list" then return "a comma-separated list of names" end
+  if t == "enum" then return "one of " .. concat(rule.values, ", ") end
+  if t == "dict" then return "a mapping (or a JSON object)" end
+  if t == "numbers" then return "a comma-separated list of numbers" .. range_text(rule) end
+  if t == "path_or_bool" then return "true, false or a checkpoint folder" end
+  if t == "table" then return "a table" end
+  if t == "funcs" then return "a function, or a list (or comma-separated names) of functions and reward recipe names" end
+  return t
+end
+
+-- a decimal number as YAML / Python write it ("8", "-1", "1.0e-4", ".5"); not
+-- "0x10", "inf" or "nan", which tonumber would also take
+local function to_number(v)
+  if type(v) == "number" then return v end
+  if type(v) ~= "string" then return nil end
+  local m, e = v:match("^%s*([+-]?[%d%.]+)(.-)%s*$")
+  if not m or (e ~= "" and not e:match("^[eE][+-]?%d+$")) then return nil end
+  if not (m:match("^[+-]?%d+%.?%d*$") or m:match("^[+-]?%.%d+$")) then return nil end
+  return tonumber(m .. e)
+end
+
+-- HfArgumentParser's string_to_bool
+local TRUE = {["true"] = true, yes = true, t = true, y = true, ["1"] = true}
+local FALSE = {["false"] = true, no = true, f = true, n = true, ["0"] = true}
+local function to_bool(v)
+  if type(v) == "boolean" then return v end
+  if v == 1 or v == 0 then return v == 1 end
+  if type(v) == "string" then
+    local s = v:match("^%s*(.-)%s*$"):lower()
+    if TRUE[s] then return true end
+    if FALSE[s] then return false end
+  end
+  return nil
+end
+
+local function in_range(r, n)
+  if r.min ~= nil and n < r.min then return false end
+  if r.max ~= nil and n > r.max then return false end
+  if r.gt ~= nil and n <= r.gt then return false end
+  if r.lt ~= nil and n >= r.lt then return false end
+  return true
+end
+
+-- the coerced value, or nil and what was expected
+local function coerce(rule, v)
+  local t, what = rule.type, M.expected(rule)
+  if t == "int" or t == "number" then
+    local n = to_number(v)
+    if not n or not finite(n) then return nil, what end
+    if t == "int" and n ~= math.floor(n) then return nil, what end
+    if rule.one_of then
+      local ok = false
+      for _, x in ipairs(rule.one_of) do if x == n then ok = true end end
+      if not ok then return nil, what end
+    end
+    if not in_range(rule, n) then return nil, what end
+    return n
+  elseif t == "bool" then
+    local b = to_bool(v)
+    if b == nil then return nil, what .. " (yes/no, true/false, t/f, y/n, 1/0)" end
+    return b
+  elseif t == "string" or t == "path" then
+    if type(v) == "number" then v = v == math.floor(v) and fmt("%d", v) or tostring(v) end
+    if type(v) ~= "string" then return nil, what end
+    if t == "path" and v == "" then return nil, what end
+    return v
+  elseif t == "list" then
+    if type(v) == "number" then v = tostring(v) end
+    if type(v) == "string" then
+      if not v:find("[^,%s]") then return nil, what end
+      return v
+    end
+    if type(v) ~= "table" or #v == 0 then return nil, what end
+    for _, x in ipairs(v) do if type(x) ~= "string" or x == "" then return nil, what end end
+    return v
+  elseif t == "enum" then
+    if type(v) ~= "string" then return nil, what end
+    for _, x in ipairs(rule.values) do if x == v then return v end end
+    return nil, what
+  elseif t == "dict" then
+    if type(v) == "string" and v:match("^%s*{") then
+      local ok, d = pcall(lfl.json.decode, v)
+      if ok and type(d) == "table" then return d end
+      return nil, what
+    end
+    if type(v) ~= "table" then return nil, what end
+    return v
+  elseif t == "numbers" then
+    local list = {}
+    if type(v) == "number" then list = {v}
+    elseif type(v) == "string" then
+      for p in v:gmatch("[^,]+") do
+        local n = to_number(p)
+        if not n then return nil, what end
+        list[#list + 1] = n
+      end
+    elseif type(v) == "table" then
+      for i, x in ipairs(v) do list[i] = to_number(x) or (0 / 0) end
+    else return nil, what end
+    if #list == 0 then return nil, what end
+    for _, n in ipairs(list) do if not finite(n) or not in_range(rule, n) then return nil, what end end
+    return list
+  elseif t == "path_or_bool" then
+    if type(v) == "boolean" then return v end
+    if type(v) == "string" then
+      local b = to_bool(v)
+      if b ~= nil and v:match("^%a+$") then return b end
+      if v ~= "" then return v end
+    end
+    return nil, what
+  elseif t == "table" then
+    if type(v) ~= "table" then return nil, what end
+    return v
+  elseif t == "funcs" then
+    if type(v) == "function" then return v end
+    if type(v) == "string" then
+      if not v:find("[^,%s]") then return nil, what end
+      return v
+    end
+    -- each entry is checked by the approach (lfl.train.grpo: its index and the recipes found)
+    if type(v) ~= "table" or #v == 0 then return nil, what end
+    return v
+  end
+  error("args: unknown rule type " .. tostring(t))
+end
+
+-- check(key, value[, where[, opts]]) -> the value, coerced from text where
+-- HfArgumentParser would; raises "<where>: <key>: expected <what>, got <value>"
+-- (nil is always fine: the key is unset). Keys without a rule pass unchanged.
+-- opts.rule: a rule instead of M.SPEC[key]; opts.label: the name in the message.
+function M.check(key, v, where, opts)
+  local rule = opts and opts.rule or M.SPEC[key]
+  if v == nil or not rule then return v end
+  local out, what = coerce(rule, v)
+  if out ~= nil and rule.check then
+    local w = rule.check(out)
+    if w then out, what = nil, w end
+  end
+  if out == nil then
+    error(fmt("%s: %s: expected %s, got %s%s", where or "arguments", opts and opts.label or key, what, show(v),
+      rule.hint and " (" .. rule.hint .. ")" or ""), 0)
+  end
+  return out
+end
 
 -- edit distance for suggestions
 local function distance(a, b)
@@ -108,6 +587,10 @@ function M.read_yaml(path)
       local indent = #line:match("^(%s*)")
       local item = line:match("^%s*%-%s*(.*)$")
       local key, val = line:match("^%s*([%w_%.%-]+)%s*:%s*(.-)%s*$")
+      if not key then -- a quoted key ("<|tok|>": ..., as token maps have)
+        key, val = line:match('^%s*"([^"]*)"%s*:%s*(.-)%s*$')
+        if not key then key, val = line:match("^%s*'([^']*)'%s*:%s*(.-)%s*$") end
+      end
       if item and parent and indent > 0 then
         if type(out[parent]) ~= "table" then out[parent] = {} end
         local t = out[parent]
@@ -129,101 +612,265 @@ function M.read_yaml(path)
   return out
 end
 
--- Merges recipe + overrides over the defaults and validates. Returns the table.
+-- ---------------------------------------------------------------- resolving
+
+-- Merges recipe + overrides over the defaults, checking each value as it is
+-- set, then validates the whole. Returns the table.
 function M.resolve(recipe, overrides, source)
-  local args = {}
+  local args, origin = {}, {}
   for k, v in pairs(M.DEFAULTS) do if v ~= NIL then args[k] = v end end
   local function set(k, v, where)
-    if M.DEFAULTS[k] == nil and type(v) ~= "function" and k ~= "datasets" and k ~= "templates" then
-      local s = M.suggest(k)
-      error(fmt("%s: unknown argument '%s'%s", where, k, s and fmt(" (did you mean '%s'?)", s) or ""), 0)
+    if type(k) ~= "string" or (M.DEFAULTS[k] == nil and not LUA_ONLY[k]) then
+      local s = type(k) == "string" and M.suggest(k)
+      error(fmt("%s: unknown argument '%s'%s", where, tostring(k), s and fmt(" (did you mean '%s'?)", s) or ""), 0)
     end
-    args[k] = v
+    if v == nil then
+      -- null (key= on the command line) puts the default back
+      local d = M.DEFAULTS[k]
+      args[k] = d ~= NIL and d or nil
+    else
+      args[k] = M.check(k, v, where)
+    end
+    origin[k] = where
   end
-  for k, v in pairs(recipe or {}) do set(k, v, source or "recipe") end
+  -- in key order, so the first bad key reported does not depend on table order
+  local keys = {}
+  for k in pairs(recipe or {}) do keys[#keys + 1] = k end
+  table.sort(keys, function(x, y) return tostring(x) < tostring(y) end)
+  for _, k in ipairs(keys) do set(k, recipe[k], source or "recipe") end
   for _, kv in ipairs(overrides or {}) do
     local k, v = kv:match("^([%w_]+)=(.*)$")
     if not k then error(fmt("command line: '%s' is not key=value", kv), 0) end
     set(k, M.parse_value(v), "command line")
   end
-  M.validate(args)
-  return args
+  return M.validate(args, origin)
 end
 
-function M.validate(a)
+local function member(list, v)
+  for _, x in ipairs(list) do if x == v then return true end end
+  return false
+end
+
+-- lr_scheduler_kwargs each schedule takes (transformers' get_scheduler)
+local SCHEDULER_KWARGS = {
+  linear = {}, constant = {}, constant_with_warmup = {},
+  cosine = {num_cycles = "number"}, cosine_with_restarts = {num_cycles = "number"},
+  cosine_with_min_lr = {num_cycles = "number", min_lr = "number", min_lr_rate = "number"},
+  polynomial = {lr_end = "number", power = "number"},
+  inverse_sqrt = {timescale = "number"},
+  warmup_stable_decay = {num_decay_steps = "number", num_stable_steps = "number", min_lr_ratio = "number",
+    num_cycles = "number", warmup_type = {"linear", "cosine", "1-sqrt"}, decay_type = {"linear", "cosine", "1-sqrt"}},
+}
+
+local function scheduler_kwargs(a, bad_key)
+  local kw, name = a.lr_scheduler_kwargs, a.lr_scheduler_type
+  local takes = SCHEDULER_KWARGS[name]
+  if not takes then return end
+  local out = {}
+  for k, v in pairs(kw or {}) do
+    local want = takes[k]
+    if not want then
+      local names = {}
+      for n in pairs(takes) do names[#names + 1] = n end
+      table.sort(names)
+      bad_key("lr_scheduler_kwargs", fmt("'%s' is not an argument of the %s schedule (it takes: %s)", tostring(k),
+        name, #names > 0 and concat(names, ", ") or "none"))
+    end
+    if want == "number" and (type(v) ~= "number" or v ~= v) then
+      bad_key("lr_scheduler_kwargs", fmt("%s: expected a number, got %s", k, show(v)))
+    elseif type(want) == "table" and not member(want, v) then
+      bad_key("lr_scheduler_kwargs", fmt("%s: expected one of %s, got %s", k, concat(want, ", "), show(v)))
+    end
+    out[k] = v
+  end
+  -- transformers takes min_lr and lr_end as learning rates; lfl's schedule is a multiplier
+  if name == "cosine_with_min_lr" then
+    if out.min_lr == nil and out.min_lr_rate == nil then
+      bad_key("lr_scheduler_kwargs", "the cosine_with_min_lr schedule needs min_lr or min_lr_rate (transformers)")
+    end
+    if out.min_lr ~= nil and out.min_lr_rate ~= nil then
+      bad_key("lr_scheduler_kwargs", "give min_lr or min_lr_rate, not both")
+    end
+    if out.min_lr then out.min_lr_rate = a.learning_rate > 0 and out.min_lr / a.learning_rate or 0; out.min_lr = nil end
+  elseif name == "polynomial" then
+    out.lr_init = a.learning_rate
+    local lr_end = out.lr_end or 1e-7
+    if not (a.learning_rate > lr_end) then
+      bad_key("lr_scheduler_kwargs", fmt("lr_end (%s) must be smaller than learning_rate (%s)", show(lr_end),
+        show(a.learning_rate)))
+    end
+  end
+  a.lr_scheduler_kwargs = next(out) and out or nil
+end
+
+-- validate(a[, origin]) -> a: the types and ranges of every key, what lfl
+-- implements, what applies to this run, and LlamaFactory's rules for the
+-- combinations; fills in what follows from the rest (packing, lora_alpha,
+-- resize_vocab). origin[key] names where a key was set, for the messages.
+function M.validate(a, origin)
+  origin = origin or {}
   local function bad(msg) error("arguments: " .. msg, 0) end
+  local function bad_key(k, msg) error(fmt("%s: %s: %s", origin[k] or "arguments", k, msg), 0) end
+  -- types and ranges (resolve checked them as they were set; this covers a table made by hand,
+  -- whose missing keys take their defaults)
+  for k, v in pairs(a) do if M.SPEC[k] then a[k] = M.check(k, v, origin[k] or "arguments") end end
+  for k, d in pairs(M.DEFAULTS) do if a[k] == nil and d ~= NIL then a[k] = d end end
   -- the valid stages are the approach modules found (recipes/approaches/, ~/.lfl/recipes/approaches/)
   local stage_ok, stage_msg = require("lfl.train.approach").check_stage(a.stage)
   if not stage_ok then bad(stage_msg) end
-  local ft = {lora = 1, freeze = 1, full = 1}
-  if not ft[a.finetuning_type] then bad(fmt("finetuning_type '%s' (lora, freeze, full)", tostring(a.finetuning_type))) end
   if not a.model_name_or_path then bad("model_name_or_path is required") end
   if a.do_train and not a.dataset then bad("dataset is required for training") end
+  if a.output_dir == "" then bad("output_dir is empty (give the folder the run writes to, e.g. saves/my-run)") end
+  if a.export_dir == "" then bad("export_dir is empty (give the folder the exported model goes to)") end
+
+  -- eval_steps alone asks for evaluation: it implies eval_strategy steps (transformers would
+  -- ignore it under the default "no"; an explicit eval_strategy: no is still refused with it)
+  if a.eval_steps and a.eval_strategy == "no" and not origin.eval_strategy then
+    a.eval_strategy = "steps"
+    origin.eval_strategy = origin.eval_steps
+  end
+
+  -- what lfl implements of the values LlamaFactory takes, and what applies to
+  -- this run: a value other than the default is refused when it would change
+  -- nothing, or noted when it changes nothing in lfl by design
+  local notes = {}
+  local keys = {}
+  for k in pairs(M.SPEC) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local rule, v, d = M.SPEC[k], a[k], M.DEFAULTS[k]
+    if d == NIL then d = nil end
+    if v ~= nil and v ~= d and not LUA_ONLY[k] then
+      if rule.lfl and not member(rule.lfl, v) then
+        bad_key(k, fmt("'%s' is a LlamaFactory value lfl does not implement (lfl: %s%s)", v, concat(rule.lfl, ", "),
+          rule.lfl_why and "; " .. rule.lfl_why or ""))
+      end
+      local why = rule.limit and rule.limit(v)
+      if why then bad_key(k, fmt("%s: %s", show(v), why)) end
+      if rule.applies then
+        local r = rule.applies(a)
+        if r ~= true then bad_key(k, fmt("%s has no effect: %s", show(v), r)) end
+      end
+      if rule.unsupported then bad_key(k, fmt("%s is not supported: %s", show(v), rule.unsupported)) end
+      if rule.inert then notes[#notes + 1] = fmt("%s=%s has no effect in lfl: %s", k, show(v), rule.inert) end
+    end
+  end
+  if a.report_to then
+    for _, x in ipairs(type(a.report_to) == "table" and a.report_to or {a.report_to}) do
+      for name in tostring(x):gmatch("[^,%s]+") do
+        if name ~= "none" and name ~= "all" then
+          bad_key("report_to", fmt("'%s' is not supported: lfl reports to no tracker; the run's logs are "
+            .. "trainer_log.jsonl and trainer_state.json in output_dir (report_to: none)", name))
+        end
+      end
+    end
+  end
+
+  -- LlamaFactory's combination rules (hparams/parser.py, *_args.py __post_init__)
   if a.stage ~= "sft" then
     for _, k in ipairs({"predict_with_generate", "neat_packing", "train_on_prompt", "mask_history"}) do
       if a[k] then bad(k .. " is only valid for stage sft") end
     end
   end
   if a.train_on_prompt and a.mask_history then bad("train_on_prompt and mask_history are mutually exclusive") end
-  local policies = {auto = 1, selective = 1, full = 1}
-  if not policies[a.gradient_checkpointing_policy] then
-    bad(fmt("gradient_checkpointing_policy '%s' (auto, selective, full)", tostring(a.gradient_checkpointing_policy)))
-  end
   if a.do_predict and a.stage == "sft" and not a.predict_with_generate then
     bad("do_predict for sft needs predict_with_generate")
-  end
-  if a.finetuning_type ~= "lora" then
-    for _, k in ipairs({"loraplus_lr_ratio", "use_rslora", "use_dora", "pissa_init"}) do
-      if a[k] then bad(k .. " is only valid with finetuning_type lora") end
-    end
   end
   if a.finetuning_type == "lora" and (a.use_galore or a.use_badam) then
     bad("LoRA cannot be combined with GaLore or BAdam")
   end
   if a.use_galore and a.use_badam then bad("GaLore and BAdam are mutually exclusive") end
-  if a.quantization_bit and a.finetuning_type ~= "lora" then bad("quantization_bit works only with lora") end
   -- added tokens imply resize_vocab (LlamaFactory's ModelArguments.__post_init__)
   if a.add_tokens or a.add_special_tokens then a.resize_vocab = true end
-  if a.quantization_bit and a.resize_vocab then bad("cannot resize the embeddings of a quantized model (resize_vocab)") end
   if a.pissa_init and (a.stage == "ppo" or a.stage == "kto") then bad("PiSSA is not allowed for ppo/kto") end
   if a.streaming and (not a.max_steps or a.max_steps <= 0) then bad("streaming needs max_steps") end
-  if a.output_dir == "" then bad("output_dir is empty (give the folder the run writes to, e.g. saves/my-run)") end
-  if a.export_dir == "" then bad("export_dir is empty (give the folder the exported model goes to)") end
-  local function whole(k, lo)
-    local v = a[k]
-    if type(v) ~= "number" or v ~= math.floor(v) or v < lo then
-      bad(fmt("%s must be a whole number >= %d (got %s)", k, lo, tostring(v)))
-    end
-  end
-  whole("gradient_accumulation_steps", 1)
-  whole("per_device_train_batch_size", 1)
-  whole("per_device_eval_batch_size", 1)
-  whole("max_nonfinite_steps", 0)
-  -- HF: the number of optimizer steps is max_steps when > 0, else num_train_epochs epochs
-  if a.do_train and not (a.max_steps and a.max_steps > 0) then
-    if type(a.num_train_epochs) ~= "number" or not (a.num_train_epochs > 0) then
-      bad(fmt("num_train_epochs must be > 0 when max_steps is not set (got %s): there would be no step to train",
-        tostring(a.num_train_epochs)))
-    end
-  end
-  -- a prompt and a response need at least a token each
-  if type(a.cutoff_len) ~= "number" or a.cutoff_len ~= math.floor(a.cutoff_len) or a.cutoff_len < 2 then
-    bad(fmt("cutoff_len must be a whole number >= 2 (got %s): a training example keeps at least one prompt and "
-      .. "one response token", tostring(a.cutoff_len)))
-  end
   if a.streaming and a.max_samples then bad("max_samples is incompatible with streaming") end
+  if a.streaming and a.val_size > 0 and a.val_size < 1 then
+    bad_key("val_size", fmt("%s: streaming needs a whole number of examples (the stream has no length)", show(a.val_size)))
+  end
+  if a.val_size > 0 and a.eval_dataset then
+    bad("val_size and eval_dataset are mutually exclusive (LlamaFactory: cannot specify val_size if eval_dataset is set)")
+  end
+  if a.val_size > 0 and not a.dataset then bad("val_size needs dataset (it splits the training data)") end
+  if a.interleave_probs and a.mix_strategy == "concat" then
+    bad_key("interleave_probs", "only valid for interleaved mixing (mix_strategy: interleave_under or interleave_over)")
+  end
+  if a.interleave_probs then
+    for _, key in ipairs({"dataset", "eval_dataset"}) do
+      local n = #lfl.data.names_of(a[key])
+      if n > 0 and n ~= #a.interleave_probs then
+        bad_key("interleave_probs", fmt("%d probabilities for the %d datasets of %s (one each)", #a.interleave_probs,
+          n, key))
+      end
+    end
+  end
+  -- HF: the number of optimizer steps is max_steps when > 0, else num_train_epochs epochs
+  if a.do_train and not (a.max_steps > 0) and not (a.num_train_epochs > 0) then
+    bad_key("num_train_epochs", fmt("expected a number > 0 when max_steps is not set, got %s (there would be no step "
+      .. "to train)", show(a.num_train_epochs)))
+  end
+  local has_eval = a.val_size > 0 or a.eval_dataset ~= nil
+  if a.do_train and a.eval_strategy ~= "no" and not has_eval then
+    bad_key("eval_strategy", fmt("'%s' needs an eval set: val_size > 0 or eval_dataset", a.eval_strategy))
+  end
+  if a.do_train and a.do_eval and not has_eval then
+    bad_key("do_eval", "true needs an eval set: val_size > 0 or eval_dataset")
+  end
+  if a.finetuning_type == "freeze" and a.freeze_trainable_layers == 0 and not a.freeze_extra_modules then
+    bad_key("freeze_trainable_layers", "0 with no freeze_extra_modules trains nothing (n > 0: the last n layers, "
+      .. "n < 0: the first -n)")
+  end
+  if a.plot_loss and a.logging_strategy == "no" then
+    bad_key("plot_loss", "true has no effect: with logging_strategy: no there is no logged loss to plot")
+  end
+  if a.quantization_bit and a.resize_vocab then bad("cannot resize the embeddings of a quantized model (resize_vocab)") end
+  scheduler_kwargs(a, bad_key)
+  if a.templates then
+    for name, spec in pairs(a.templates) do
+      if type(name) ~= "string" or type(spec) ~= "table" then
+        bad_key("templates", fmt("expected {name = template spec, ...}, got %s = %s", show(name), show(spec)))
+      end
+      lfl.template.register(name, spec)
+    end
+  end
+  if a.datasets then
+    for name, d in pairs(a.datasets) do
+      if type(name) ~= "string" or type(d) ~= "table" then
+        bad_key("datasets", fmt("expected {name = dataset description, ...}, got %s = %s", show(name), show(d)))
+      end
+    end
+  end
   if a.neat_packing then a.packing = true end
   if a.packing == nil then a.packing = a.stage == "pt" end
-  if a.lora_alpha == nil then a.lora_alpha = 2 * a.lora_rank end
-  if a.bf16 and a.fp16 then bad("bf16 and fp16 are mutually exclusive") end
-  local sched = {linear = 1, cosine = 1, cosine_with_restarts = 1, polynomial = 1, constant = 1,
-                 constant_with_warmup = 1, inverse_sqrt = 1, warmup_stable_decay = 1, cosine_with_min_lr = 1}
-  if not sched[a.lr_scheduler_type] then bad(fmt("lr_scheduler_type '%s' is not supported", tostring(a.lr_scheduler_type))) end
-  if a.val_size and (a.val_size < 0) then bad("val_size must be >= 0") end
+  if a.lora_alpha == nil and a.finetuning_type == "lora" then a.lora_alpha = 2 * a.lora_rank end
   -- what the stage's approach module reads (pref_loss, pref_beta, ... for the preference stages)
   local ap = require("lfl.train.approach").load(a.stage)
   if ap.check_args then ap.check_args(a) end
+  for _, n in ipairs(notes) do print("[lfl] note: " .. n) end
   return a
+end
+
+-- What the arguments name that can be checked without the model: the
+-- template, the tool format, and each dataset's description against the
+-- stage. lfl train and lfl.trainer call it before the model loads.
+function M.preflight(a)
+  if a.template then
+    local ok, err = pcall(lfl.template.get, a.template)
+    if not ok then error("arguments: " .. tostring(err), 0) end
+  end
+  if a.tool_format then
+    local ok, err = pcall(require("lfl.text.tools").get, a.tool_format)
+    if not ok then error("arguments: tool_format: " .. tostring(err), 0) end
+  end
+  for _, key in ipairs({"dataset", "eval_dataset"}) do
+    for _, name in ipairs(lfl.data.names_of(a[key])) do lfl.data.describe_for(name, a) end
+  end
+end
+
+-- the lfl.hub options of a model download: model_revision, hf_hub_token, cache_dir
+function M.hub_options(a)
+  return {revision = a.model_revision ~= "main" and a.model_revision or nil, token = a.hf_hub_token,
+          cache_dir = a.cache_dir}
 end
 
 -- Loads a recipe: a .lua file returning a table (or calling lfl.train itself),

@@ -139,8 +139,11 @@ local function make_optimizer(groups, a, model)
     if a.use_badam then return require("lfl.train.badam").from_args(names, params, a) end
     return require("lfl.train.galore").GaLoreAdamW(require("lfl.train.galore").groups(model, names, params, a), kw)
   end
-  if a.optim == "sgd" then return optim.SGD(groups, {lr = a.learning_rate}) end
-  if a.optim == "adamw_8bit" or a.optim == "adamw_bnb_8bit" then return optim.AdamW8bit(groups, kw) end
+  -- lfl.args.OPTIMS: the transformers optim names that are the same update as one of lfl's
+  local kind = lfl.args.OPTIMS[a.optim or "adamw_torch"]
+  if kind == "sgd" then return optim.SGD(groups, {lr = a.learning_rate}) end
+  if kind == "adamw_8bit" then return optim.AdamW8bit(groups, kw) end
+  if kind ~= "adamw" then error(fmt("trainer: optim '%s' is not implemented", tostring(a.optim)), 0) end
   return optim.AdamW(groups, kw)
 end
 M.make_optimizer = make_optimizer
@@ -220,7 +223,9 @@ function M.save_checkpoint(st, parent)
   lfl.fs.remove(final)
   mkdir(tmp)
   save_trainable(st.model, a, tmp, st.names, st.params, st.value_head)
-  local ost, ometa = st.optimizer:state_tensors()
+  -- save_only_model (HF): the weights and position only, no optimizer state
+  local ost, ometa = {}, nil
+  if not a.save_only_model then ost, ometa = st.optimizer:state_tensors() end
   if next(ost) then lfl.safetensors.save(tmp .. "/optimizer.safetensors", ost) end
   local seed, offset
   if lfl._trainer.is_trainer(st) then seed, offset = st:rng_state() else seed, offset = lfl.rng_state() end
@@ -229,8 +234,9 @@ function M.save_checkpoint(st, parent)
     log_history = st.log_history, optimizer_steps = ometa, rng = {seed = seed, offset = offset},
     data = {epoch = st.epoch, batch = st.batch_in_epoch, order_seed = a.seed,
             stream = st.stream and st.stream:state() or nil},
-    logging_steps = a.logging_steps, save_steps = a.save_steps,
+    logging_steps = st.log_every or a.logging_steps, save_steps = st.save_every or a.save_steps,
     train_batch_size = a.per_device_train_batch_size, num_train_epochs = a.num_train_epochs,
+    save_only_model = a.save_only_model or nil,
   }))
   assert(os.rename(tmp, final))
   -- save_total_limit: drop the oldest
@@ -247,6 +253,8 @@ function M.load_checkpoint(st, dir)
   load_trainable(st.model, st.args, dir, st.names, st.params, st.value_head)
   if exists(dir .. "/optimizer.safetensors") then
     st.optimizer:load_state_tensors(lfl.safetensors.load(dir .. "/optimizer.safetensors"), state.optimizer_steps or {})
+  elseif state.save_only_model then
+    print(fmt("[lfl] note: %s was saved with save_only_model: the optimizer starts from a fresh state", dir))
   end
   lfl.rng_state(state.rng.seed, state.rng.offset)
   st.global_step = state.global_step
@@ -291,6 +299,22 @@ end
 
 -- ---------------------------------------------------------------- set-up
 
+-- print_param_status: every parameter as LlamaFactory prints it (name, dtype,
+-- device, trainable), the trainable ones (LoRA factors, private copies) last
+function M.print_param_status(model, names, params)
+  local trainable = {}
+  for i, n in ipairs(names) do trainable[n] = params[i] end
+  for _, n in ipairs(model.names) do
+    if not trainable[n] then
+      local p = model.params[n]
+      print(fmt("name: %s, dtype: %s, device: %s, trainable: false", n, p:dtype(), p:device()))
+    end
+  end
+  for i, n in ipairs(names) do
+    print(fmt("name: %s, dtype: %s, device: %s, trainable: true", n, params[i]:dtype(), params[i]:device()))
+  end
+end
+
 -- Raises "<label> '<path>': <why>" unless the folder can be written (it is
 -- created, then a probe file is written in it and removed; core/fs.c).
 local function writable_dir(path, label) return lfl.fs.writable_dir(path, label or "folder") end
@@ -307,18 +331,20 @@ local SHOWN = {["rewards/accuracies"] = true, ["rewards/margins"] = true, accura
 -- template, data, method, optimizer, schedule, and the resume from a checkpoint.
 function M.new(a)
   if a.threads then lfl.sys.threads(a.threads) end
-  local out = a.output_dir or "saves/lfl-run"
-  if out == "" then error("trainer: output_dir is empty; give the folder the run writes to", 0) end
+  local out = a.output_dir or "saves/lfl-run" -- "" is refused by lfl.args.validate
   a.output_dir = out
   -- an unwritable output_dir is found before minutes of loading, not at the first log line
   writable_dir(out, "output_dir")
-  -- the stage's approach module (and what it needs) is checked before the model loads
+  -- the stage's approach module (and what it needs), the template and the
+  -- datasets' descriptions are checked before the model loads
   local AP = require("lfl.train.approach")
   local approach = AP.for_training(a.stage, a)
+  lfl.args.preflight(a)
   lfl.manual_seed(a.seed)
   local t_load = lfl.sys.clock()
   -- bf16 / pure_bf16: the weights stay bf16 (trainables get f32 masters unless pure_bf16)
-  local model = lfl.model.load(a.model_name_or_path, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil})
+  local model = lfl.model.load(a.model_name_or_path, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil,
+                                                      hub = lfl.args.hub_options(a)})
   -- and, as under LlamaFactory's bf16 autocast, large GEMMs multiply in bf16 (sums stay f32)
   local prev_precision = lfl.sys.matmul_precision()
   if a.bf16 or a.pure_bf16 then lfl.sys.matmul_precision("medium") end
@@ -379,6 +405,7 @@ function M.new(a)
   end
   local n_train = 0
   for _, p in ipairs(clip_params) do n_train = n_train + p:numel() end
+  if a.print_param_status then M.print_param_status(model, names, params) end
   print(fmt("[lfl] %s: trainable params %d || all params %d || trainable%% %.4f", a.finetuning_type, n_train,
     model:num_parameters(), 100 * n_train / model:num_parameters()))
   local opt = make_optimizer(groups, a, model)
@@ -389,7 +416,10 @@ function M.new(a)
   local batches_per_epoch = stream and a.max_steps * accum or ceil(#train_set / bs)
   local steps_per_epoch = max(1, floor(batches_per_epoch / accum))
   local total = a.max_steps and a.max_steps > 0 and a.max_steps or ceil(a.num_train_epochs * steps_per_epoch)
-  local warmup = a.warmup_steps > 0 and a.warmup_steps or ceil(total * a.warmup_ratio)
+  -- HF: an interval below 1 is a fraction of the total steps (warmup_steps as transformers 5 reads it)
+  local function steps_of(v) if v and v > 0 and v < 1 then return ceil(total * v) end return v end
+  local warmup = a.warmup_steps >= 1 and a.warmup_steps or a.warmup_steps > 0 and steps_of(a.warmup_steps)
+    or ceil(total * a.warmup_ratio)
 
   local t = lfl._trainer.new{total_steps = total, batches_per_epoch = batches_per_epoch, accum = accum,
                              now = lfl.sys.clock()}
@@ -398,6 +428,11 @@ function M.new(a)
   t.reference, t.value_head = reference, head
   t.schedule = optim.schedule(a.lr_scheduler_type, warmup, total, a.lr_scheduler_kwargs)
   t.warmup_steps = warmup
+  -- logging / evaluation / checkpoints: every n steps (strategy "steps"), at each epoch's end
+  -- ("epoch") or never ("no"); HF's eval_steps defaults to logging_steps
+  t.log_every = a.logging_strategy == "steps" and steps_of(a.logging_steps) or nil
+  t.eval_every = a.eval_strategy == "steps" and steps_of(a.eval_steps or a.logging_steps) or nil
+  t.save_every = a.save_strategy == "steps" and steps_of(a.save_steps) or nil
   t.train_set, t.eval_set, t.stream, t.data_stats = train_set, eval_set, stream, data.stats
   -- batching and packing in C: an approach may name the C collator of its rows
   -- (c_collate(ds, args) -> "pack" | "stack_packed" | "pairwise" | "kto", opts)
@@ -541,7 +576,11 @@ function Trainer:step()
   local step, total = self.global_step, self.total_steps
   local info = {loss = self.loss, lr = self.lr, grad_norm = gnorm, tps = self.tokens_per_second, skipped = skip or nil}
   self.prog:update(step, info)
-  if self:is_log_step(a.logging_steps) then
+  local epoch_end = self.batch_in_epoch == self.batches_per_epoch
+  local log_now
+  if self.log_every then log_now = self:is_log_step(self.log_every)
+  else log_now = a.logging_strategy == "epoch" and (epoch_end or step == total) end
+  if log_now then
     -- the logged loss is the mean of the window's step losses (HF's Trainer), the step's own with logging_steps 1
     local loss = self:log_window(now)
     local el = now - self.t0
@@ -573,7 +612,7 @@ function Trainer:step()
     print(fmt("[lfl] step %d: the %s is not finite (loss %s, grad_norm %s); the optimizer skipped this step", step,
       nonfinite(info.loss) and "loss" or "gradient norm", tostring(info.loss), tostring(gnorm)))
   end
-  if self.eval_set and a.eval_steps and a.eval_steps > 0 and step % a.eval_steps == 0 then
+  if self.eval_set and (self.eval_every and step % self.eval_every == 0 or a.eval_strategy == "epoch" and epoch_end) then
     local ev = self:evaluate()
     ev.step, ev.epoch = step, self.epoch_float
     self.log_history[#self.log_history + 1] = ev
@@ -591,7 +630,9 @@ function Trainer:step()
       .. "stopped and saved %s (the weights before those steps). Lower learning_rate, check the data (labels, "
       .. "cutoff_len), or raise max_nonfinite_steps", limit, step - limit + 1, step, tostring(info.loss), dir), 0)
   end
-  if a.save_steps and a.save_steps > 0 and step % a.save_steps == 0 and step < total then
+  local save_now = self.save_every and self.save_every > 0 and step % self.save_every == 0
+    or a.save_strategy == "epoch" and epoch_end
+  if save_now and step < total then
     M.save_checkpoint(self)
   end
   if self.hooks and self.hooks.on_step then self.hooks.on_step(self, info) end
@@ -651,12 +692,13 @@ function Trainer:finish()
     train_tokens_per_second = self.tokens / max(1e-9, runtime),
     train_steps_per_second = self.global_step / max(1e-9, runtime), epoch = self.epoch_float, peak_rss_mb = peak,
     total_flos = 0}
-  if self.eval_set then
+  -- do_eval unset evaluates when there is an eval set; false never (true requires one: lfl.args)
+  if self.eval_set and a.do_eval ~= false then
     for k, v in pairs(self:evaluate()) do metrics[k] = v end
   end
   write_atomic(out .. "/trainer_state.json", json({global_step = self.global_step, epoch = self.epoch_float,
-    max_steps = self.total_steps, log_history = self.log_history, logging_steps = a.logging_steps,
-    save_steps = a.save_steps, train_batch_size = a.per_device_train_batch_size,
+    max_steps = self.total_steps, log_history = self.log_history, logging_steps = self.log_every or a.logging_steps,
+    save_steps = self.save_every or a.save_steps, train_batch_size = a.per_device_train_batch_size,
     num_train_epochs = a.num_train_epochs}))
   lfl.sys.matmul_precision(self.prev_precision)
   write_atomic(out .. "/train_results.json", json(metrics))
