@@ -28,7 +28,8 @@ static int l_load(lua_State *L)
     lua_createtable(L, 0, f->n);
     for (int i = 0; i < f->n; i++) {
         lfl_tensor *t = NULL;
-        lfl_st_tensor(f, i, &t);
+        lfl_status st = lfl_st_tensor(f, i, &t);
+        if (st) { lfl_st_close(f); lfl_lua_check(L, st); }
         lfl_lua_push_tensor(L, t);
         lua_setfield(L, -2, f->entries[i].name);
     }

@@ -218,8 +218,9 @@ lfl_status lfl_st_open(const char *path, lfl_st_file **out)
     if (!map) return st;
     const unsigned char *p = map->data;
     if (map->nbytes < 8) {
+        size_t have = map->nbytes;
         lfl_storage_release(map);
-        return lfl_fail(LFL_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file", path, map->nbytes);
+        return lfl_fail(LFL_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file", path, have);
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
@@ -296,7 +297,16 @@ lfl_status lfl_st_tensor(const lfl_st_file *f, int i, lfl_tensor **out)
 {
     LFL_ASSERT(i >= 0 && i < f->n);
     const lfl_st_entry *e = &f->entries[i];
-    *out = lfl_tensor_from_storage(f->map, f->data_start + e->begin, e->ndim, e->shape, e->dtype);
+    size_t at = f->data_start + e->begin;
+    /* the format does not require aligned offsets: a misaligned tensor (a
+     * hand-made file; writers align them) is copied rather than viewed, as
+     * the kernels load elements through typed pointers */
+    if (f->map->data && ((uintptr_t)f->map->data + at) % lfl_dtype_size(e->dtype)) {
+        LFL_TRY(lfl_empty(e->ndim, e->shape, e->dtype, LFL_CPU, out));
+        memcpy(lfl_data(*out), (const char *)f->map->data + at, e->end - e->begin);
+        return LFL_OK;
+    }
+    *out = lfl_tensor_from_storage(f->map, at, e->ndim, e->shape, e->dtype);
     return LFL_OK;
 }
 
