@@ -74,7 +74,11 @@ lfl_tensor *lfl_tensor_from_storage(lfl_storage *s, size_t offset, int ndim,
 /* queries */
 int64_t lfl_numel(const lfl_tensor *t);
 bool lfl_is_contiguous(const lfl_tensor *t);
-static inline void *lfl_data(const lfl_tensor *t) { return (char *)t->storage->data + t->offset; }
+/* (an empty tensor's storage has no data: NULL, with no arithmetic on it) */
+static inline void *lfl_data(const lfl_tensor *t)
+{
+    return t->storage->data ? (char *)t->storage->data + t->offset : NULL;
+}
 /* Element as double, by linear (row-major logical) index. */
 double lfl_get(const lfl_tensor *t, int64_t i);
 void lfl_set(lfl_tensor *t, int64_t i, double v);
