@@ -237,6 +237,29 @@ local function skip_ws(s, i)
   return e + 1
 end
 
+-- Python decodes JSON text from UTF-8 before parsing it, so malformed bytes
+-- (a bad lead or continuation byte, a cut or overlong sequence, past
+-- U+10FFFF) never reach a string; encoded surrogates pass, as the encoder
+-- writes lone ones (Python's str holds them)
+local function check_utf8(s, k, stop)
+  k = s:find("[\128-\255]", k)
+  while k and k < stop do
+    local c, n, lo, hi = byte(s, k), 0, 0x80, 0xBF
+    if c >= 0xC2 and c <= 0xDF then n = 1
+    elseif c >= 0xE0 and c <= 0xEF then n = 2; if c == 0xE0 then lo = 0xA0 end
+    elseif c >= 0xF0 and c <= 0xF4 then n = 3; if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+    else decode_error(s, k, "invalid UTF-8") end
+    if k + n >= stop then decode_error(s, k, "invalid UTF-8") end
+    local b = byte(s, k + 1)
+    if b < lo or b > hi then decode_error(s, k, "invalid UTF-8") end
+    for m = 2, n do
+      b = byte(s, k + m)
+      if b < 0x80 or b > 0xBF then decode_error(s, k, "invalid UTF-8") end
+    end
+    k = s:find("[\128-\255]", k + n + 1)
+  end
+end
+
 local function decode_string(s, i)
   -- s[i] == '"'
   local parts, j = {}, i + 1
@@ -245,7 +268,7 @@ local function decode_string(s, i)
     -- (%c would also match 0x7F)
     local a, b = s:find('["\\%z\1-\31]', j)
     if not a then decode_error(s, i, "unterminated string") end
-    if a > j then parts[#parts + 1] = s:sub(j, a - 1) end
+    if a > j then check_utf8(s, j, a); parts[#parts + 1] = s:sub(j, a - 1) end
     local c = s:sub(a, a)
     if c == '"' then return concat(parts), a + 1 end
     if c ~= "\\" then decode_error(s, a, "invalid control character in string") end
