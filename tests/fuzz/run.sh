@@ -51,7 +51,9 @@ run_one() {
   case $t in json|http|dataset_record|tokenizer|safetensors) dict=(-dict=tests/fuzz/json.dict) ;; esac
   # -timeout: seconds one input may take; -rss_limit_mb: the tokenizers
   # (several real vocabularies under ASan) need about 1.5 GB
-  ./build-fuzz/fuzz_"$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+  local timer=()
+  [ -x /usr/bin/time ] && timer=(/usr/bin/time -o "$dir.cpu" -f "%U %S")
+  "${timer[@]}" ./build-fuzz/fuzz_"$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
     -artifact_prefix="$dir/" "${dict[@]}" "$dir/corpus" "tests/fuzz/corpus/$t" >"$dir.log" 2>&1
 }
 
@@ -66,8 +68,9 @@ for i in "${!pids[@]}"; do
   if wait "${pids[$i]}"; then rc=0; else rc=$?; fi
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/$t.log" | grep -o '[0-9]*$' || echo "?")
   cov=$(grep -oE '(DONE|pulse|NEW|REDUCE|INITED) +cov: [0-9]+ ft: [0-9]+' "$work/$t.log" | tail -1 | grep -oE 'cov: [0-9]+ ft: [0-9]+' || true)
+  cpu=$(awk '/^[0-9.]+ [0-9.]+$/ {printf "%.0f", $1 + $2}' "$work/$t.cpu" 2>/dev/null || true)
   if [ "$rc" -eq 0 ]; then
-    printf 'fuzz: %-15s ok     %s runs in %s s, %s\n' "$t" "$runs" "$secs" "$cov"
+    printf 'fuzz: %-15s ok     %s runs in %s s (%s CPU s), %s\n' "$t" "$runs" "$secs" "${cpu:-?}" "$cov"
   else
     printf 'fuzz: %-15s FAILED (exit %s), log %s\n' "$t" "$rc" "$work/$t.log"
     grep -E 'ERROR|runtime error|SUMMARY|BUG|fuzz_[a-z_]*: |Test unit written' "$work/$t.log" | head -20 || true

@@ -45,6 +45,22 @@ t.suite("safetensors layout", {
     t.assert_eq(next((lfl.safetensors.load(tmp))), nil)
   end,
 
+  -- an offset not aligned to the dtype (legal, if no writer makes one): the
+  -- tensor is a copy with the right values, not a misaligned view
+  misaligned = function()
+    local hdr = "{" .. entry("u", "U8", "1", 0, 1) .. "," .. entry("f", "F32", "2", 1, 9) .. "," .. entry("d", "F64", "1", 9, 17) .. "}"
+    hdr = hdr .. string.rep(" ", (8 - #hdr % 8) % 8) -- data starts 8-aligned: f at 1 and d at 9 are not
+    file(hdr, "\7" .. "\0\0\128\63" .. "\0\0\0\64" .. "\0\0\0\0\0\0\224\63")
+    local ts = lfl.safetensors.load(tmp)
+    t.assert_eq(ts.u:item(), 7); t.assert_eq(ts.f[1], 1); t.assert_eq(ts.f[2], 2); t.assert_eq(ts.d:item(), 0.5)
+    t.assert_eq((ts.f + 1):sum():item(), 5)
+  end,
+
+  too_short = function()
+    write("abc")
+    refused("3 bytes is too short")
+  end,
+
   overlap = function()
     file("{" .. entry("a", "F32", "2", 0, 8) .. "," .. entry("b", "F32", "2", 4, 12) .. "}", bytes(12))
     refused("overlap", "tensor 'b'", "tensor 'a' [0, 8]", "expected it to begin at 8")
