@@ -7,6 +7,8 @@
 #   bash tests/fuzz/run.sh [seconds per target, default 60] [target ...]
 #
 # LFL_FUZZ_JOBS: targets run side by side (default: the number of cores).
+# LFL_FUZZ_FLAGS: more libFuzzer flags (e.g. "-fork=1 -ignore_crashes=1" to go
+# on past a crash in long runs by hand).
 # LFL_FUZZ_WORK: grown corpora, logs and crash inputs (default build-fuzz/work);
 # a crash input is kept there as crash-*/leak-*/timeout-*/oom-* and printed.
 # Reproduce one: build-fuzz/fuzz_<target> <crash file>
@@ -53,8 +55,10 @@ run_one() {
   # (several real vocabularies under ASan) need about 1.5 GB
   local timer=()
   [ -x /usr/bin/time ] && timer=(/usr/bin/time -o "$dir.cpu" -f "%U %S")
-  "${timer[@]}" ./build-fuzz/fuzz_"$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
-    -artifact_prefix="$dir/" "${dict[@]}" "$dir/corpus" "tests/fuzz/corpus/$t" >"$dir.log" 2>&1
+  # shellcheck disable=SC2086
+  "${timer[@]}" ./build-fuzz/fuzz_"$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 -max_len=4096 \
+    -print_final_stats=1 -artifact_prefix="$dir/" "${dict[@]}" ${LFL_FUZZ_FLAGS:-} "$dir/corpus" "tests/fuzz/corpus/$t" \
+    >"$dir.log" 2>&1
 }
 
 pids=() names=() failed=()

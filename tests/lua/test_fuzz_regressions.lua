@@ -20,4 +20,30 @@ t.suite("pyjson", {
   end,
 })
 
+-- one request through serve's routing and validation, answered into a table
+local function serve_request(info)
+  local serve = require("lfl.infer.serve")
+  local srv = setmetatable({name = "m", max_new = 4, max_batch = 1, created = 0, log = function() end}, serve._Server)
+  local req = {respond = function(self, status, _, body) self.status, self.body = status, body end}
+  srv:guarded(req, info, 0, function() return srv:route(req, info) end)
+  return req
+end
+
+t.suite("serve", {
+  -- fuzz_http: a path or field name that is not UTF-8 was quoted as is in the
+  -- error JSON, so the answer itself was not valid JSON text
+  malformed_utf8_echoed = function()
+    local req = serve_request({method = "GET", path = "/x\211y", body = ""})
+    t.assert_eq(req.status, 404)
+    local e = J.decode(req.body)
+    t.assert(e.error.message:find("/x\239\191\189y", 1, true), e.error.message)
+    req = serve_request({method = "POST", path = "/v1/chat/completions", body = '{"f\255": 1}'})
+    t.assert_eq(req.status, 400)
+    e = J.decode(req.body)
+    t.assert_eq(e.error.param, "f\239\191\189")
+    t.assert_eq(J.utf8_repair("ok \195\169"), "ok \195\169")
+    t.assert_eq(J.utf8_repair("\195(\240\159"), "\239\191\189(\239\191\189\239\191\189")
+  end,
+})
+
 t.run()

@@ -37,6 +37,9 @@ end
 
 local function error_body(status, msg, param, code)
   local ty = status >= 500 and "server_error" or status == 401 and "authentication_error" or "invalid_request_error"
+  -- messages quote the client's path and field names, which may not be UTF-8
+  msg = J.utf8_repair(msg)
+  if type(param) == "string" then param = J.utf8_repair(param) end
   return encode(J.odict("error", J.odict("message", msg, "type", ty, "param", param or J.null, "code", code or J.null)))
 end
 

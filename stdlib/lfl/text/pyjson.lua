@@ -237,27 +237,44 @@ local function skip_ws(s, i)
   return e + 1
 end
 
--- Python decodes JSON text from UTF-8 before parsing it, so malformed bytes
--- (a bad lead or continuation byte, a cut or overlong sequence, past
--- U+10FFFF) never reach a string; encoded surrogates pass, as the encoder
--- writes lone ones (Python's str holds them)
-local function check_utf8(s, k, stop)
+-- byte index of the first malformed UTF-8 sequence in s[k, stop) (a bad lead
+-- or continuation byte, a cut or overlong sequence, past U+10FFFF), or nil;
+-- encoded surrogates count as well formed, as the encoder writes lone ones
+-- (Python's str holds them)
+local function utf8_bad(s, k, stop)
   k = s:find("[\128-\255]", k)
   while k and k < stop do
     local c, n, lo, hi = byte(s, k), 0, 0x80, 0xBF
     if c >= 0xC2 and c <= 0xDF then n = 1
     elseif c >= 0xE0 and c <= 0xEF then n = 2; if c == 0xE0 then lo = 0xA0 end
     elseif c >= 0xF0 and c <= 0xF4 then n = 3; if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
-    else decode_error(s, k, "invalid UTF-8") end
-    if k + n >= stop then decode_error(s, k, "invalid UTF-8") end
+    else return k end
+    if k + n >= stop then return k end
     local b = byte(s, k + 1)
-    if b < lo or b > hi then decode_error(s, k, "invalid UTF-8") end
+    if b < lo or b > hi then return k end
     for m = 2, n do
       b = byte(s, k + m)
-      if b < 0x80 or b > 0xBF then decode_error(s, k, "invalid UTF-8") end
+      if b < 0x80 or b > 0xBF then return k end
     end
     k = s:find("[\128-\255]", k + n + 1)
   end
+  return nil
+end
+
+-- s with each malformed UTF-8 byte replaced by U+FFFD (Python's
+-- errors="replace"), for text from outside that goes into JSON
+function M.utf8_repair(s)
+  local bad = utf8_bad(s, 1, #s + 1)
+  if not bad then return s end
+  local out, i = {}, 1
+  while bad do
+    out[#out + 1] = s:sub(i, bad - 1)
+    out[#out + 1] = "\239\191\189"
+    i = bad + 1
+    bad = utf8_bad(s, i, #s + 1)
+  end
+  out[#out + 1] = s:sub(i)
+  return concat(out)
 end
 
 local function decode_string(s, i)
@@ -268,7 +285,12 @@ local function decode_string(s, i)
     -- (%c would also match 0x7F)
     local a, b = s:find('["\\%z\1-\31]', j)
     if not a then decode_error(s, i, "unterminated string") end
-    if a > j then check_utf8(s, j, a); parts[#parts + 1] = s:sub(j, a - 1) end
+    if a > j then
+      -- Python decodes JSON text from UTF-8 before parsing it: malformed bytes never reach a string
+      local bad = utf8_bad(s, j, a)
+      if bad then decode_error(s, bad, "invalid UTF-8") end
+      parts[#parts + 1] = s:sub(j, a - 1)
+    end
     local c = s:sub(a, a)
     if c == '"' then return concat(parts), a + 1 end
     if c ~= "\\" then decode_error(s, a, "invalid control character in string") end
