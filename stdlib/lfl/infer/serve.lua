@@ -128,6 +128,8 @@ end
 
 -- a validated request -> generation options
 function M.parse_request(body, max_new_default)
+  -- JSON text is UTF-8 (RFC 8259); the tools are decoded again by pyjson, which insists
+  if not J.utf8_valid(body) then reject(400, "invalid JSON: the request body is not UTF-8", nil, "invalid_json") end
   local ok, req = pcall(lfl.json.decode, body, "request body")
   if not ok then reject(400, "invalid JSON: " .. tostring(req), nil, "invalid_json") end
   if type(req) ~= "table" or not body:match("^%s*{") then reject(400, "the request body must be a JSON object") end

@@ -261,6 +261,9 @@ local function utf8_bad(s, k, stop)
   return nil
 end
 
+-- true when s is well-formed UTF-8 (encoded surrogates allowed, as above)
+function M.utf8_valid(s) return utf8_bad(s, 1, #s + 1) == nil end
+
 -- s with each malformed UTF-8 byte replaced by U+FFFD (Python's
 -- errors="replace"), for text from outside that goes into JSON
 function M.utf8_repair(s)
