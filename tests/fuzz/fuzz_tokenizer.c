@@ -71,8 +71,11 @@ static void encode_decode(const lfl_tokenizer *tok, const char *text, size_t n, 
     size_t vocab = lfl_tokenizer_vocab_size(tok);
     for (size_t i = 0; i < enc.n; i++) {
         if (enc.ids[i] < 0) bug("a negative id");
-        if ((size_t)enc.ids[i] >= vocab && !lfl_tokenizer_id_to_token(tok, enc.ids[i], NULL))
-            bug("an id with no token");
+        /* a post-processor may add any id its template names (HF does not
+         * check them against the vocabulary either); those have no text */
+        bool from_text = !o.offsets || enc.offsets[2 * i] < enc.offsets[2 * i + 1];
+        if (from_text && (size_t)enc.ids[i] >= vocab && !lfl_tokenizer_id_to_token(tok, enc.ids[i], NULL))
+            bug("an id with no token for a piece of the text");
         if (o.offsets && (enc.offsets[2 * i] > enc.offsets[2 * i + 1] || enc.offsets[2 * i + 1] > n))
             bug("an offset outside the text");
     }

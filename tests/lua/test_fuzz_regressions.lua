@@ -43,6 +43,12 @@ t.suite("serve", {
       .. '"content": "\255"}], "tools": [{"type": "function", "function": {"name": "f"}}]}'})
     t.assert_eq(req.status, 400)
     t.assert(J.decode(req.body).error.message:find("not UTF-8", 1, true))
+    -- a control byte between tokens: cJSON reads the request, pyjson (which
+    -- reads the tools in order) refuses it: a 400, not a 500
+    req = serve_request({method = "POST", path = "/v1/chat/completions", body = '{"messages": [{"role": "user", '
+      .. '"content": "q"}], "tools": [{"type": "function",\27"function": {"name": "f"}}]}'})
+    t.assert_eq(req.status, 400)
+    t.assert(J.decode(req.body).error.message:find("invalid JSON", 1, true))
     t.assert_eq(J.utf8_valid("ok \195\169"), true); t.assert_eq(J.utf8_valid("\195("), false)
     t.assert_eq(J.utf8_repair("ok \195\169"), "ok \195\169")
     t.assert_eq(J.utf8_repair("\195(\240\159"), "\239\191\189(\239\191\189\239\191\189")

@@ -114,7 +114,10 @@ end
 
 -- tools [{type = "function", function = {...}}] -> JSON text of the function objects (key order kept)
 local function tools_json(body)
-  local ordered = J.decode(body).tools
+  -- cJSON (which read the request) takes any control byte for whitespace, Python's json does not
+  local ok, doc = pcall(J.decode, body)
+  if not ok then reject(400, "invalid JSON: " .. tostring(doc), nil, "invalid_json") end
+  local ordered = doc.tools
   local out = {}
   for i, t in ipairs(ordered) do
     local f = type(t) == "table" and t["function"]
