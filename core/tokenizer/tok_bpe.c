@@ -392,7 +392,7 @@ lfl_status tok_bpe_word(const tok_bpe *m, tok_ws *ws, const char *w, size_t n, b
             h = tok_hash(w, n);
             const centry *e = cache_get(ws->cache, w, n, h);
             if (e) {
-                memcpy(ws->pieces, ws->cache->vals + e->val_off, sizeof(tok_piece) * e->n);
+                if (e->n) memcpy(ws->pieces, ws->cache->vals + e->val_off, sizeof(tok_piece) * e->n);
                 *n_out = e->n;
                 return LFL_OK;
             }
