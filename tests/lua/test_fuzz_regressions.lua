@@ -18,6 +18,17 @@ t.suite("pyjson", {
     t.assert_eq(J.decode(J.encode(lone, {ensure_ascii = false})), lone)
     t.assert_eq(J.encode(J.decode(J.encode(lone))), J.encode(lone))
   end,
+
+  -- the UTF-8 check once searched from each string to the end of the text:
+  -- quadratic, minutes for the 170 KB template goldens
+  linear_on_big_documents = function()
+    local parts = {}
+    for i = 1, 20000 do parts[i] = '"ascii only ' .. i .. '"' end -- (a high byte stopped the search)
+    local text = "[" .. table.concat(parts, ",") .. "]"
+    local t0 = os.clock()
+    t.assert_eq(#J.decode(text), 20000)
+    t.assert(os.clock() - t0 < 1.5, ("decoding %d bytes took %.1f CPU s"):format(#text, os.clock() - t0))
+  end,
 })
 
 -- one request through serve's routing and validation, answered into a table

@@ -289,10 +289,12 @@ local function decode_string(s, i)
     local a, b = s:find('["\\%z\1-\31]', j)
     if not a then decode_error(s, i, "unterminated string") end
     if a > j then
-      -- Python decodes JSON text from UTF-8 before parsing it: malformed bytes never reach a string
-      local bad = utf8_bad(s, j, a)
-      if bad then decode_error(s, bad, "invalid UTF-8") end
-      parts[#parts + 1] = s:sub(j, a - 1)
+      -- Python decodes JSON text from UTF-8 before parsing it: malformed bytes
+      -- never reach a string (checked on the piece: a search of s would run to its end)
+      local piece = s:sub(j, a - 1)
+      local bad = utf8_bad(piece, 1, #piece + 1)
+      if bad then decode_error(s, j + bad - 1, "invalid UTF-8") end
+      parts[#parts + 1] = piece
     end
     local c = s:sub(a, a)
     if c == '"' then return concat(parts), a + 1 end
