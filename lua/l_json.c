@@ -46,6 +46,16 @@ static void push_json(lua_State *L, const cJSON *j, int depth)
     }
 }
 
+/* Whether j nests deeper than push_json goes (checked before pushing, so the
+ * error neither leaks the tree nor loses the source's name). */
+static bool too_deep(const cJSON *j, int depth)
+{
+    if (depth > 200) return true;
+    for (const cJSON *c = j->child; c; c = c->next)
+        if ((cJSON_IsArray(c) || cJSON_IsObject(c)) && too_deep(c, depth + 1)) return true;
+    return false;
+}
+
 /* A copy of s with the bare NaN / Infinity / -Infinity tokens (outside strings)
  * quoted with the mark, or NULL when there are none. */
 static char *quote_nonfinite(const char *s, size_t n, size_t *outn)
@@ -130,6 +140,10 @@ static int l_decode(lua_State *L)
         return luaL_error(L, "%s: invalid JSON at line %d, column %d", name, line, col);
     }
     free(quoted);
+    if (too_deep(j, 0)) {
+        cJSON_Delete(j);
+        return luaL_error(L, "%s: nesting deeper than 200", name);
+    }
     push_json(L, j, 0);
     cJSON_Delete(j);
     return 1;

@@ -5,7 +5,8 @@
  * offsets (tell) moving forward, and seeking back to a noted record gives it
  * again; then the Lua harness dataset.lua reads the file as lfl.data does
  * (streamed and in memory) and aligns every record (alpaca, sharegpt,
- * openai; plain, ranking, KTO). */
+ * openai; plain, ranking, KTO) and encodes the examples kept with a chat
+ * template and a tokenizer, as training does. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>

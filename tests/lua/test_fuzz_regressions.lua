@@ -31,6 +31,19 @@ t.suite("pyjson", {
   end,
 })
 
+t.suite("lfl.json", {
+  -- fuzz_json: nesting past 200 levels raised from inside the pushing (the
+  -- parsed tree leaked) with a message that did not name the source
+  deep_nesting = function()
+    local ok = string.rep("[", 201) .. string.rep("]", 201)
+    t.assert_eq(type(lfl.json.decode(ok, "ok.json")), "table")
+    local deep = string.rep("[", 202) .. string.rep("]", 202)
+    t.assert_error(function() lfl.json.decode(deep, "deep.json") end, "deep.json: nesting deeper than 200")
+    deep = string.rep('{"a":', 250) .. "1" .. string.rep("}", 250)
+    t.assert_error(function() lfl.json.decode(deep, "deep.json") end, "deep.json: nesting deeper than 200")
+  end,
+})
+
 -- one request through serve's routing and validation, answered into a table
 local function serve_request(info)
   local serve = require("lfl.infer.serve")
