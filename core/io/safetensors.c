@@ -301,7 +301,7 @@ lfl_status lfl_st_tensor(const lfl_st_file *f, int i, lfl_tensor **out)
     /* the format does not require aligned offsets: a misaligned tensor (a
      * hand-made file; writers align them) is copied rather than viewed, as
      * the kernels load elements through typed pointers */
-    if (f->map->data && ((uintptr_t)f->map->data + at) % lfl_dtype_size(e->dtype)) {
+    if (e->end > e->begin && ((uintptr_t)f->map->data + at) % lfl_dtype_size(e->dtype)) {
         LFL_TRY(lfl_empty(e->ndim, e->shape, e->dtype, LFL_CPU, out));
         memcpy(lfl_data(*out), (const char *)f->map->data + at, e->end - e->begin);
         return LFL_OK;
