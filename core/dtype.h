@@ -73,6 +73,52 @@ static inline uint16_t lfl_f32_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
+/* IEEE half <-> f32 in integer arithmetic, bit for bit what the hardware
+ * conversions give (round to nearest even, NaN kept quiet with its top
+ * payload bits): for compilers without _Float16 (clang before 15 on x86-64,
+ * which builds the fuzz targets), and tested against _Float16 where it exists. */
+static inline float lfl_f16_to_f32_soft(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, u;
+    if (e == 0x1f) {
+        u = sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0);
+    } else if (e) {
+        u = sign | ((e + 112) << 23) | (m << 13);
+    } else if (m) { /* subnormal: normalise */
+        int shift = 0;
+        while (!(m & 0x400u)) { m <<= 1; shift++; }
+        u = sign | ((uint32_t)(113 - shift) << 23) | ((m & 0x3ffu) << 13);
+    } else {
+        u = sign;
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline uint16_t lfl_f32_to_f16_soft(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds past 65504: inf */
+    int e = (int)(a >> 23) - 127;
+    if (e >= -14) { /* normal half: drop 13 bits, ties to even */
+        uint32_t r = a - (112u << 23);
+        r += 0xfffu + ((r >> 13) & 1u);
+        return (uint16_t)(sign | (r >> 13));
+    }
+    if (e < -25) return sign; /* below half the smallest subnormal */
+    uint32_t m = (a & 0x7fffffu) | 0x800000u;
+    int shift = -e - 1; /* 14..24: bits dropped to the 2^-24 grid, plus 13 */
+    uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) q++;
+    return (uint16_t)(sign | q);
+}
+
+#ifdef __FLT16_MAX__
 static inline float lfl_f16_to_f32(uint16_t h)
 {
     _Float16 v;
@@ -87,5 +133,9 @@ static inline uint16_t lfl_f32_to_f16(float f)
     memcpy(&h, &v, 2);
     return h;
 }
+#else
+static inline float lfl_f16_to_f32(uint16_t h) { return lfl_f16_to_f32_soft(h); }
+static inline uint16_t lfl_f32_to_f16(float f) { return lfl_f32_to_f16_soft(f); }
+#endif
 
 #endif

@@ -11,9 +11,13 @@ void lfl_lowp_to_f32(lfl_dtype dt, const void *src, int64_t n, float *dst)
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) d[i] = (uint32_t)s[i] << 16;
     } else {
+#ifdef __FLT16_MAX__
         const _Float16 *h = src;
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) dst[i] = (float)h[i];
+#else
+        for (int64_t i = 0; i < n; i++) dst[i] = lfl_f16_to_f32(s[i]);
+#endif
     }
 }
 
@@ -23,8 +27,12 @@ void lfl_f32_to_lowp(lfl_dtype dt, const float *src, int64_t n, void *dst)
     if (dt == LFL_BF16) {
         for (int64_t i = 0; i < n; i++) d[i] = lfl_f32_to_bf16(src[i]);
     } else {
+#ifdef __FLT16_MAX__
         _Float16 *h = dst;
         for (int64_t i = 0; i < n; i++) h[i] = (_Float16)src[i];
+#else
+        for (int64_t i = 0; i < n; i++) d[i] = lfl_f32_to_f16(src[i]);
+#endif
     }
 }
 

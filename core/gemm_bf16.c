@@ -65,7 +65,7 @@ static void buf_put(void *p, bool shared)
 static inline uint16_t to_bf16(lfl_dtype dt, const void *p, int64_t off)
 {
     if (dt == LFL_BF16) return ((const uint16_t *)p)[off];
-    if (dt == LFL_F16) return lfl_f32_to_bf16((float)((const _Float16 *)p)[off]);
+    if (dt == LFL_F16) return lfl_f32_to_bf16(lfl_f16_to_f32(((const uint16_t *)p)[off]));
     return lfl_f32_to_bf16(((const float *)p)[off]);
 }
 

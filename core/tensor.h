@@ -86,7 +86,11 @@ const char *lfl_shape_fmt(int ndim, const int64_t *shape, char *buf, size_t n);
 /* queries */
 int64_t lfl_numel(const lfl_tensor *t);
 bool lfl_is_contiguous(const lfl_tensor *t);
-static inline void *lfl_data(const lfl_tensor *t) { return (char *)t->storage->data + t->offset; }
+/* (an empty tensor's storage has no data: NULL, with no arithmetic on it) */
+static inline void *lfl_data(const lfl_tensor *t)
+{
+    return t->storage->data ? (char *)t->storage->data + t->offset : NULL;
+}
 /* Element as double, by linear (row-major logical) index. */
 double lfl_get(const lfl_tensor *t, int64_t i);
 void lfl_set(lfl_tensor *t, int64_t i, double v);

@@ -127,6 +127,16 @@ static bool append(char **out, size_t *on, size_t *cap, const char *s, size_t n)
     return true;
 }
 
+/* Whether j nests deeper than push_json goes (checked before pushing, so the
+ * error neither leaks the tree nor loses the source's name). */
+static bool too_deep(const cJSON *j, int depth)
+{
+    if (depth > 200) return true;
+    for (const cJSON *c = j->child; c; c = c->next)
+        if ((cJSON_IsArray(c) || cJSON_IsObject(c)) && too_deep(c, depth + 1)) return true;
+    return false;
+}
+
 /* A copy of s with the bare NaN / Infinity / -Infinity tokens and the
  * integers of 16 digits or more (outside strings) quoted with the mark, or
  * NULL when there are none (or memory ran out: cJSON then reads the text as
@@ -226,6 +236,10 @@ static int l_decode(lua_State *L)
         return luaL_error(L, "%s: invalid JSON at line %d, column %d", name, line, col);
     }
     free(quoted);
+    if (too_deep(j, 0)) {
+        cJSON_Delete(j);
+        return luaL_error(L, "%s: nesting deeper than 200", name);
+    }
     push_json(L, j, 0);
     cJSON_Delete(j);
     return 1;

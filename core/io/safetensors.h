@@ -26,7 +26,8 @@ typedef struct {
 lfl_status lfl_st_open(const char *path, lfl_st_file **out);
 void lfl_st_close(lfl_st_file *f);
 int lfl_st_find(const lfl_st_file *f, const char *name);
-/* A tensor viewing the mapped bytes of entry i (no copy; keeps the map alive). */
+/* A tensor viewing the mapped bytes of entry i (no copy; keeps the map alive),
+ * or a copy of them when the entry's offset is not aligned to its dtype. */
 lfl_status lfl_st_tensor(const lfl_st_file *f, int i, lfl_tensor **out);
 
 /* Writes tensors (any layout/device; stored contiguous) under names, with

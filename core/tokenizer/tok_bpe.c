@@ -99,7 +99,7 @@ static void cache_put(tok_cache *c, const char *w, size_t n, uint64_t h, const t
     e->key_len = (uint32_t)n;
     e->val_off = (uint32_t)c->n_vals;
     e->n = (uint32_t)np;
-    memcpy(c->vals + c->n_vals, p, sizeof *p * np);
+    if (np) memcpy(c->vals + c->n_vals, p, sizeof *p * np); /* a word of no pieces leaves vals unallocated */
     c->n_vals += np;
     uint32_t i = (uint32_t)h & c->mask;
     while (c->slots[i]) i = (i + 1) & c->mask;
@@ -392,7 +392,7 @@ lfl_status tok_bpe_word(const tok_bpe *m, tok_ws *ws, const char *w, size_t n, b
             h = tok_hash(w, n);
             const centry *e = cache_get(ws->cache, w, n, h);
             if (e) {
-                memcpy(ws->pieces, ws->cache->vals + e->val_off, sizeof(tok_piece) * e->n);
+                if (e->n) memcpy(ws->pieces, ws->cache->vals + e->val_off, sizeof(tok_piece) * e->n);
                 *n_out = e->n;
                 return LFL_OK;
             }

@@ -57,7 +57,7 @@ static const char *nul_text(const char *s, size_t *n, tok_buf *buf)
     if (!strstr(s, NUL_STANDIN)) return s;
     buf->n = 0;
     for (const char *p = s; *p;) {
-        if (memcmp(p, NUL_STANDIN, 4) == 0) {
+        if (strncmp(p, NUL_STANDIN, 4) == 0) { /* (memcmp read past the end of a short tail) */
             if (!tok_buf_put(buf, "", 1)) return NULL;
             p += 4;
         } else {

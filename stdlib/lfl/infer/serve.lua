@@ -42,6 +42,9 @@ end
 
 local function error_body(status, msg, param, code)
   local ty = status >= 500 and "server_error" or status == 401 and "authentication_error" or "invalid_request_error"
+  -- messages quote the client's path and field names, which may not be UTF-8
+  msg = J.utf8_repair(msg)
+  if type(param) == "string" then param = J.utf8_repair(param) end
   return encode(J.odict("error", J.odict("message", msg, "type", ty, "param", param or J.null, "code", code or J.null)))
 end
 
@@ -118,7 +121,10 @@ end
 
 -- tools [{type = "function", function = {...}}] -> JSON text of the function objects (key order kept)
 local function tools_json(body)
-  local ordered = J.decode(body).tools
+  -- cJSON (which read the request) takes any control byte for whitespace, Python's json does not
+  local ok, doc = pcall(J.decode, body)
+  if not ok then reject(400, "invalid JSON: " .. tostring(doc), nil, "invalid_json") end
+  local ordered = doc.tools
   local out = {}
   for i, t in ipairs(ordered) do
     local f = type(t) == "table" and t["function"]
@@ -132,6 +138,8 @@ end
 
 -- a validated request -> generation options
 function M.parse_request(body, max_new_default)
+  -- JSON text is UTF-8 (RFC 8259); the tools are decoded again by pyjson, which insists
+  if not J.utf8_valid(body) then reject(400, "invalid JSON: the request body is not UTF-8", nil, "invalid_json") end
   local ok, req = pcall(lfl.json.decode, body, "request body")
   if not ok then reject(400, "invalid JSON: " .. tostring(req), nil, "invalid_json") end
   if type(req) ~= "table" or not body:match("^%s*{") then reject(400, "the request body must be a JSON object") end

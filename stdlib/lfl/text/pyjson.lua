@@ -248,6 +248,49 @@ local function skip_ws(s, i)
   return e + 1
 end
 
+-- byte index of the first malformed UTF-8 sequence in s[k, stop) (a bad lead
+-- or continuation byte, a cut or overlong sequence, past U+10FFFF), or nil;
+-- encoded surrogates count as well formed, as the encoder writes lone ones
+-- (Python's str holds them)
+local function utf8_bad(s, k, stop)
+  k = s:find("[\128-\255]", k)
+  while k and k < stop do
+    local c, n, lo, hi = byte(s, k), 0, 0x80, 0xBF
+    if c >= 0xC2 and c <= 0xDF then n = 1
+    elseif c >= 0xE0 and c <= 0xEF then n = 2; if c == 0xE0 then lo = 0xA0 end
+    elseif c >= 0xF0 and c <= 0xF4 then n = 3; if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+    else return k end
+    if k + n >= stop then return k end
+    local b = byte(s, k + 1)
+    if b < lo or b > hi then return k end
+    for m = 2, n do
+      b = byte(s, k + m)
+      if b < 0x80 or b > 0xBF then return k end
+    end
+    k = s:find("[\128-\255]", k + n + 1)
+  end
+  return nil
+end
+
+-- true when s is well-formed UTF-8 (encoded surrogates allowed, as above)
+function M.utf8_valid(s) return utf8_bad(s, 1, #s + 1) == nil end
+
+-- s with each malformed UTF-8 byte replaced by U+FFFD (Python's
+-- errors="replace"), for text from outside that goes into JSON
+function M.utf8_repair(s)
+  local bad = utf8_bad(s, 1, #s + 1)
+  if not bad then return s end
+  local out, i = {}, 1
+  while bad do
+    out[#out + 1] = s:sub(i, bad - 1)
+    out[#out + 1] = "\239\191\189"
+    i = bad + 1
+    bad = utf8_bad(s, i, #s + 1)
+  end
+  out[#out + 1] = s:sub(i)
+  return concat(out)
+end
+
 local function decode_string(s, i)
   -- s[i] == '"'
   local parts, j = {}, i + 1
@@ -256,7 +299,14 @@ local function decode_string(s, i)
     -- (%c would also match 0x7F)
     local a, b = s:find('["\\%z\1-\31]', j)
     if not a then decode_error(s, i, "unterminated string") end
-    if a > j then parts[#parts + 1] = s:sub(j, a - 1) end
+    if a > j then
+      -- Python decodes JSON text from UTF-8 before parsing it: malformed bytes
+      -- never reach a string (checked on the piece: a search of s would run to its end)
+      local piece = s:sub(j, a - 1)
+      local bad = utf8_bad(piece, 1, #piece + 1)
+      if bad then decode_error(s, j + bad - 1, "invalid UTF-8") end
+      parts[#parts + 1] = piece
+    end
     local c = s:sub(a, a)
     if c == '"' then return concat(parts), a + 1 end
     if c ~= "\\" then decode_error(s, a, "invalid control character in string") end
