@@ -234,7 +234,7 @@ static int l_special_ids(lua_State *L)
     return 4;
 }
 
-/* {{id = , content = , special = }, ...} in id order */
+/* {{id =, content =, special =, lstrip =, rstrip =, normalized =, single_word =}, ...} in id order */
 static int l_added_tokens(lua_State *L)
 {
     lfl_tokenizer *tok = check_tok(L, 1);
@@ -246,13 +246,22 @@ static int l_added_tokens(lua_State *L)
         int32_t id;
         bool special;
         lfl_tokenizer_added(tok, i, &c, &len, &id, &special);
-        lua_createtable(L, 0, 3);
+        lfl_tok_added_flags f = lfl_tokenizer_added_flags(tok, i);
+        lua_createtable(L, 0, 7);
         lua_pushinteger(L, id);
         lua_setfield(L, -2, "id");
         lua_pushlstring(L, c, len);
         lua_setfield(L, -2, "content");
         lua_pushboolean(L, special);
         lua_setfield(L, -2, "special");
+        lua_pushboolean(L, f.lstrip);
+        lua_setfield(L, -2, "lstrip");
+        lua_pushboolean(L, f.rstrip);
+        lua_setfield(L, -2, "rstrip");
+        lua_pushboolean(L, f.normalized);
+        lua_setfield(L, -2, "normalized");
+        lua_pushboolean(L, f.single_word);
+        lua_setfield(L, -2, "single_word");
         lua_rawseti(L, -2, (int)i + 1);
     }
     return 1;
