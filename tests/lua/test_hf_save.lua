@@ -195,6 +195,8 @@ t.suite("hf_save", {
     t.assert_error(function() hf_files.write_tokenizer(V .. "ggml-vocab-bert-bge.gguf", tmp .. "/bert") end,
       "tokenizer.ggml.model 'bert' is not supported")
     t.assert(not lfl.fs.exists(tmp .. "/bert/tokenizer.json"), "nothing written for a refused tokenizer")
+    t.assert_error(function() hf_files.gguf_tokenizer_files("bare.gguf", {["general.architecture"] = "llama"}) end,
+      "bare.gguf: cannot write Hugging Face tokenizer files: the GGUF has no tokenizer")
   end,
 
   -- (a) full fine-tuning of a GGUF base leaves a folder lfl chat --model loads
@@ -217,15 +219,15 @@ t.suite("hf_save", {
     local want = lfl.no_grad(function() return res.model:forward(IDS) end)
     local got = lfl.no_grad(function() return m:forward(IDS) end)
     t.assert_tensor_close(got, want, 0, 0)
-    local base = lfl.no_grad(function() return lfl.model.load(SMOL):forward(IDS) end)
+    local gm, gt = lfl.model.load(SMOL), lfl.tokenizer.load(SMOL)
+    local base = lfl.no_grad(function() return gm:forward(IDS) end)
     t.assert((got - base):abs():max():item() > 0, "the saved weights are the trained ones")
     local tok = lfl.chat.tokenizer(m)
-    same_tokenization(lfl.tokenizer.load(SMOL), tok, "full output_dir vs GGUF")
+    same_tokenization(gt, tok, "full output_dir vs GGUF")
     t.assert_eq(json_file(out .. "/tokenizer_config.json").chat_template,
       lfl.gguf.read(SMOL).metadata["tokenizer.chat_template"])
     -- the chat template (from tokenizer_config.json) encodes a conversation as the GGUF's does
     local msgs = {{role = "user", content = "Hi there"}, {role = "assistant", content = "Hello!"}}
-    local gm, gt = lfl.model.load(SMOL), lfl.tokenizer.load(SMOL)
     same(lfl.chat.template(m, tok):encode_ids(tok, msgs), lfl.chat.template(gm, gt):encode_ids(gt, msgs), "chat")
   end,
 

@@ -55,6 +55,7 @@ local cases = {
 local suite = {}
 for name, over in pairs(cases) do
   suite[name] = function()
+    lfl.fs.remove(tmp .. "/run") -- what an earlier case left there is not this one's output
     local l, res = run(over)
     falls(l, name)
     t.assert_eq(lfl.sys.matmul_precision(), "highest", name .. ": the trainer restores the matmul precision")
@@ -62,6 +63,12 @@ for name, over in pairs(cases) do
     local sum = 0
     for i = 1, 20 do sum = sum + l[i] end
     t.assert_close(res.metrics.train_loss, sum / 20, 1e-6, name .. ": train_loss")
+    -- output_dir holds the tokenizer files (written from the GGUF's metadata), as LlamaFactory's does
+    for _, f in ipairs({"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) do
+      t.assert(lfl.fs.exists(tmp .. "/run/" .. f), name .. ": " .. f .. " in output_dir")
+    end
+    t.assert_eq(lfl.fs.exists(tmp .. "/run/config.json"), over.finetuning_type ~= "lora",
+      name .. ": a whole HF folder for full / freeze, the adapter for LoRA")
   end
 end
 

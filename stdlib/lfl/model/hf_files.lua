@@ -46,9 +46,13 @@ end
 function M.gguf_tokenizer_files(path, meta)
   meta = meta or gguf_meta(path)
   local kind = meta["tokenizer.ggml.model"]
+  if kind == nil then
+    error(fmt("%s: cannot write Hugging Face tokenizer files: the GGUF has no tokenizer (tokenizer.ggml.model); "
+      .. "m:save(dir, {tokenizer = false}) saves the model without", path), 0)
+  end
   if kind ~= "gpt2" and kind ~= "llama" then
     error(fmt("%s: cannot write Hugging Face tokenizer files: tokenizer.ggml.model '%s' is not supported "
-      .. "(gpt2 and llama are)", path, tostring(kind)), 0)
+      .. "(gpt2: byte-level BPE and llama: SentencePiece-style BPE are)", path, tostring(kind)), 0)
   end
   local ok, tok = pcall(lfl.tokenizer.load, path)
   if not ok then error(fmt("%s: cannot write Hugging Face tokenizer files: %s", path, tostring(tok)), 0) end
