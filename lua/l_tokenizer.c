@@ -1,6 +1,6 @@
 /* The Tokenizer userdata: lfl._tokenizer.load(path) and the methods encode,
  * encode_batch, decode, token_to_id, id_to_token, vocab_size, special ids and
- * added tokens. stdlib/lfl/tokenizer.lua builds the public lfl.tokenizer on it. */
+ * added tokens, to_json. stdlib/lfl/tokenizer.lua builds the public lfl.tokenizer on it. */
 #include <stdlib.h>
 #include <string.h>
 #include "bridge.h"
@@ -234,7 +234,7 @@ static int l_special_ids(lua_State *L)
     return 4;
 }
 
-/* {{id = , content = , special = }, ...} in id order */
+/* {{id =, content =, special =, lstrip =, rstrip =, normalized =, single_word =}, ...} in id order */
 static int l_added_tokens(lua_State *L)
 {
     lfl_tokenizer *tok = check_tok(L, 1);
@@ -246,13 +246,22 @@ static int l_added_tokens(lua_State *L)
         int32_t id;
         bool special;
         lfl_tokenizer_added(tok, i, &c, &len, &id, &special);
-        lua_createtable(L, 0, 3);
+        lfl_tok_added_flags f = lfl_tokenizer_added_flags(tok, i);
+        lua_createtable(L, 0, 7);
         lua_pushinteger(L, id);
         lua_setfield(L, -2, "id");
         lua_pushlstring(L, c, len);
         lua_setfield(L, -2, "content");
         lua_pushboolean(L, special);
         lua_setfield(L, -2, "special");
+        lua_pushboolean(L, f.lstrip);
+        lua_setfield(L, -2, "lstrip");
+        lua_pushboolean(L, f.rstrip);
+        lua_setfield(L, -2, "rstrip");
+        lua_pushboolean(L, f.normalized);
+        lua_setfield(L, -2, "normalized");
+        lua_pushboolean(L, f.single_word);
+        lua_setfield(L, -2, "single_word");
         lua_rawseti(L, -2, (int)i + 1);
     }
     return 1;
@@ -270,11 +279,23 @@ static int l_describe(lua_State *L)
     return 1;
 }
 
+/* tok:to_json() -> the tokenizer.json text (core/tokenizer/tok_save.c) */
+static int l_to_json(lua_State *L)
+{
+    lfl_tokenizer *tok = check_tok(L, 1);
+    char *s;
+    size_t n;
+    lfl_lua_check(L, lfl_tokenizer_to_json(tok, &s, &n));
+    lua_pushlstring(L, s, n);
+    free(s);
+    return 1;
+}
+
 static const luaL_Reg methods[] = {
     {"encode", l_encode}, {"encode_batch", l_encode_batch}, {"decode", l_decode},
     {"token_to_id", l_token_to_id}, {"id_to_token", l_id_to_token}, {"vocab_size", l_vocab_size},
     {"special_ids", l_special_ids}, {"added_tokens", l_added_tokens}, {"is_special", l_is_special},
-    {"describe", l_describe}, {NULL, NULL},
+    {"describe", l_describe}, {"to_json", l_to_json}, {NULL, NULL},
 };
 
 LFL_LUA_MODULE(tokenizer)

@@ -109,7 +109,8 @@ void tok_bytes_map_init(void);
 
 typedef struct {
     bool is_regex;
-    char *lit;          /* literal pattern (String) */
+    char *lit;          /* literal pattern (String), or the regex as written (Oniguruma
+                         * syntax, before translation: what a saved tokenizer.json holds) */
     size_t lit_len;
     pcre2_code *re;     /* Regex, compiled UTF+UCP, JIT when available */
     bool jit;
@@ -371,6 +372,9 @@ lfl_status tok_post_apply(const lfl_tokenizer *tok, const tok_post *p, lfl_tok_e
 lfl_status tok_decode_tokens(const tok_dec *d, char ***toks, size_t **lens, size_t *n);
 
 bool tok_is_added(const lfl_tokenizer *tok, int32_t id);
+
+/* tokenizer.json writer (tok_save.c) */
+lfl_status tok_to_json(const lfl_tokenizer *tok, tok_buf *out);
 
 /* encoding buffer */
 bool tok_enc_push(lfl_tok_encoding *e, int32_t id, uint32_t s, uint32_t t, bool offsets);

@@ -67,6 +67,11 @@ lfl_status tok_pattern_regex(tok_pattern *p, const char *src, size_t n, const ch
                         where, (int)(n > 200 ? 200 : n), src, (const char *)msg, (size_t)erroff);
     }
     p->jit = pcre2_jit_compile(p->re, PCRE2_JIT_COMPLETE) == 0;
+    p->lit = malloc(n + 1);
+    if (!p->lit) return lfl_fail(LFL_ERR_MEM, "tokenizer: out of memory");
+    memcpy(p->lit, src, n);
+    p->lit[n] = 0;
+    p->lit_len = n;
     return LFL_OK;
 }
 

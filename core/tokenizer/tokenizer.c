@@ -497,6 +497,13 @@ void lfl_tokenizer_added(const lfl_tokenizer *tok, size_t i, const char **conten
     if (special) *special = a->special;
 }
 
+lfl_tok_added_flags lfl_tokenizer_added_flags(const lfl_tokenizer *tok, size_t i)
+{
+    LFL_ASSERT(i < tok->n_added);
+    const tok_added *a = &tok->added[i];
+    return (lfl_tok_added_flags){a->lstrip, a->rstrip, a->normalized, a->single_word};
+}
+
 const char *lfl_tokenizer_describe(const lfl_tokenizer *tok) { return tok->desc; }
 
 /* ---- construction ---- */

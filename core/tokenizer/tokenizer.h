@@ -71,6 +71,16 @@ lfl_tok_special_ids lfl_tokenizer_special_ids(const lfl_tokenizer *tok);
 size_t lfl_tokenizer_n_added(const lfl_tokenizer *tok);
 void lfl_tokenizer_added(const lfl_tokenizer *tok, size_t i, const char **content, size_t *len,
                          int32_t *id, bool *special);
+/* how added token i matches (HF's AddedToken fields) */
+typedef struct {
+    bool lstrip, rstrip, normalized, single_word;
+} lfl_tok_added_flags;
+lfl_tok_added_flags lfl_tokenizer_added_flags(const lfl_tokenizer *tok, size_t i);
+
+/* The tokenizer as a Hugging Face tokenizer.json (malloc'd, NUL-terminated;
+ * *len excludes the NUL): model, added tokens and pipeline as lfl runs them,
+ * so a GGUF vocabulary can be saved for `tokenizers` / transformers. */
+lfl_status lfl_tokenizer_to_json(const lfl_tokenizer *tok, char **out, size_t *len);
 
 /* One line: model kind, vocab size, pipeline summary */
 const char *lfl_tokenizer_describe(const lfl_tokenizer *tok);

@@ -21,7 +21,8 @@ local function train(recipe)
   recipe.learning_rate = recipe.learning_rate or 1e-2
   local a = args.resolve(recipe)
   lfl.manual_seed(0)
-  local model = lfl.model.load(model_dir)
+  -- pure_bf16 (LlamaFactory's GaLore recipe): bf16 weights trained in bf16
+  local model = lfl.model.load(model_dir, {dtype = recipe.pure_bf16 and "bf16" or nil})
   local names, params, groups = trainer.setup_method(model, a)
   local opt = trainer.make_optimizer(groups, a, model)
   local ids, labels = batch()
@@ -55,6 +56,21 @@ t.suite("methods_train", {
     local projected = 0
     for _, st in pairs(opt.state) do if st.refreshes then projected = projected + 1; t.assert_eq(st.refreshes, 4) end end
     t.assert_eq(projected, 14, "all 7 linears of both layers are projected")
+  end,
+
+  -- the optimizers step bf16 parameters through an f32 copy; they stay bf16
+  galore_pure_bf16 = function()
+    local opt, model = falls({finetuning_type = "full", use_galore = true, galore_rank = 4, galore_update_interval = 5,
+      galore_scale = 1.0, pure_bf16 = true}, 0.9, "galore pure_bf16")
+    t.assert_eq(opt.kind, "galore_adamw")
+    t.assert_eq(model.params["model.layers.0.self_attn.q_proj.weight"]:dtype(), "bf16")
+  end,
+
+  badam_ratio_pure_bf16 = function()
+    local opt, model = falls({finetuning_type = "full", use_badam = true, badam_mode = "ratio", badam_update_ratio = 0.3,
+      learning_rate = 3e-2, pure_bf16 = true}, 0.98, "badam ratio pure_bf16")
+    t.assert_eq(opt.kind, "badam_ratio")
+    t.assert_eq(model.params["model.layers.0.mlp.up_proj.weight"]:dtype(), "bf16")
   end,
 
   badam_layer = function()

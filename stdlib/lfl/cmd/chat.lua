@@ -1,5 +1,7 @@
--- `lfl chat --model <path|hub id> [--adapter DIR] [--template NAME] [--system "..."]`:
--- an interactive chat in the terminal as llamafactory-cli chat: streamed
+-- `lfl chat --model <path|hub id> [--adapter DIR] [--template NAME] [--system "..."]`,
+-- or LlamaFactory's `lfl chat recipe.yaml [key=value ...]` (llamafactory-cli chat
+-- examples/inference/*.yaml: model_name_or_path, adapter_name_or_path, template,
+-- default_system, infer_dtype, generation settings): an interactive chat in the terminal as llamafactory-cli chat: streamed
 -- replies, the history kept in the conversation, `clear` resets it, `exit`
 -- quits, Ctrl-C stops a reply without leaving. Lines are read with io.read
 -- (the REPL's readline lives in C and is not reachable from Lua), so there
@@ -10,8 +12,10 @@ local M = {help = "chat with a model in the terminal (streamed replies, history,
 
 M.usage = [[
 usage: lfl chat --model PATH|HUB_ID [options]
+       lfl chat RECIPE.yaml|RECIPE.lua [key=value ...]   (LlamaFactory's inference recipes)
   --model PATH          HF model folder, .gguf file or Hub repo id
-  --adapter DIR         a LoRA adapter (PEFT folder), applied unmerged
+  --adapter DIR         a LoRA adapter (PEFT folder), applied unmerged; a comma list merges
+                        all but the last
   --merge               merge the adapter into the weights instead
   --template NAME       chat template (default: the model registry's template for a known
                         checkpoint, else the tokenizer's chat_template, else the family's if only it has
@@ -22,23 +26,31 @@ usage: lfl chat --model PATH|HUB_ID [options]
   --seed N              sampling seed
 In the chat: `clear` removes the history, `exit` quits, Ctrl-C stops a reply.]]
 
+local cmd = require("lfl.cmd")
 local SPEC = {name = "lfl chat", usage = M.usage, flags = {"merge"},
   numbers = {"temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens", "seed"},
   strings = {"model", "adapter", "template", "system"},
   -- the rest as the recipe arguments of the same names (lfl.args.SPEC)
-  rules = {min_p = {type = "number", min = 0, max = 1}, max_new_tokens = {type = "int", min = 1}}}
+  rules = {min_p = {type = "number", min = 0, max = 1}, max_new_tokens = {type = "int", min = 1}},
+  recipe = cmd.recipe_keys(cmd.INFER_RECIPE, cmd.GENERATE_RECIPE), recipe_own = {infer_backend = "string"},
+  recipe_ignored = {"finetuning_type"}}
 
 function M.parse(args)
-  return require("lfl.cmd").parse_options(SPEC, args)
+  return cmd.parse_command(SPEC, args)
 end
 
--- model (+ adapter) from parsed options
+-- model (+ adapters) from parsed options. A comma list of adapters merges all
+-- but the last (LlamaFactory merges them all for inference: the same weights)
 function M.load(o)
   if not o.model then error("lfl chat: --model is required\n" .. M.usage, 0) end
-  local model = lfl.model.load(o.model)
+  local model = lfl.model.load(o.model, {dtype = o.dtype})
   if o.adapter then
-    lfl.peft.load_adapter(model, o.adapter)
-    if o.merge then lfl.peft.merge(model) end
+    local dirs = {}
+    for d in tostring(o.adapter):gmatch("[^,]+") do dirs[#dirs + 1] = d end
+    for i, d in ipairs(dirs) do
+      lfl.peft.load_adapter(model, d)
+      if o.merge or i < #dirs then lfl.peft.merge(model) end
+    end
   end
   return model
 end

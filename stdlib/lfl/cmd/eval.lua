@@ -1,5 +1,7 @@
 -- `lfl eval`: MMLU-style multiple-choice evaluation from local files (as
--- llamafactory-cli eval), or BLEU-4/ROUGE of a predictions file.
+-- llamafactory-cli eval, also from its recipe: `lfl eval recipe.yaml [key=value]`
+-- with task, task_dir, n_shot, lang, save_dir, batch_size, seed), or BLEU-4/ROUGE
+-- of a predictions file.
 local fmt = string.format
 
 local M = {help = "evaluate: MMLU-style multiple choice from local files, or BLEU-4/ROUGE of predictions"}
@@ -7,6 +9,9 @@ local M = {help = "evaluate: MMLU-style multiple choice from local files, or BLE
 M.usage = [[
 usage: lfl eval --model PATH --task NAME_SPLIT [options]
        lfl eval --predictions generated_predictions.jsonl
+       lfl eval RECIPE.yaml [key=value ...]   (LlamaFactory's eval recipe: model_name_or_path,
+                        adapter_name_or_path, template, task, task_dir, n_shot, lang, save_dir,
+                        batch_size (prompts are scored one at a time: the same results), seed)
   --model PATH          HF model folder, .gguf file or Hub repo id
   --adapter DIR         a LoRA adapter (PEFT folder)
   --template NAME       chat template (default fewshot, as LlamaFactory recommends)
@@ -15,12 +20,17 @@ usage: lfl eval --model PATH --task NAME_SPLIT [options]
   --lang en|zh          (en)              --save_dir DIR  results.json + results.log
   --predictions FILE    {"predict", "label"} JSON lines -> bleu-4, rouge-1, rouge-2, rouge-l]]
 
+local cmd = require("lfl.cmd")
 local SPEC = {name = "lfl eval", usage = M.usage,
   whole = {"n_shot", "seed"},
-  strings = {"model", "adapter", "template", "task", "task_dir", "lang", "save_dir", "predictions"}}
+  strings = {"model", "adapter", "template", "task", "task_dir", "lang", "save_dir", "predictions"},
+  recipe = cmd.recipe_keys(cmd.INFER_RECIPE, {seed = "seed"}),
+  recipe_own = {task = "string", task_dir = "string", n_shot = "whole", lang = "string", save_dir = "string",
+                batch_size = "whole", infer_backend = "string"},
+  recipe_ignored = {"finetuning_type"}}
 
 function M.parse(args)
-  return require("lfl.cmd").parse_options(SPEC, args)
+  return cmd.parse_command(SPEC, args)
 end
 
 function M.run(args)
@@ -36,7 +46,8 @@ function M.run(args)
   if not o.model or not o.task then error("lfl eval: --model and --task are required\n" .. M.usage, 0) end
   local model = require("lfl.cmd.chat").load(o)
   local tok = lfl.chat.tokenizer(model)
-  local tpl = o.template and lfl.template.get(o.template) or ev.fewshot_template()
+  -- "fewshot" (LlamaFactory's recommended template) is built in when no recipe file defines it
+  local tpl = (o.template and o.template ~= "fewshot") and lfl.template.get(o.template) or ev.fewshot_template()
   ev.run{model = model, tokenizer = tok, template = tpl, task = o.task, task_dir = o.task_dir, n_shot = o.n_shot,
          seed = o.seed, lang = o.lang, save_dir = o.save_dir}
   return 0

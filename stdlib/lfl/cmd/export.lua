@@ -1,15 +1,13 @@
 -- lfl export <recipe.lua|yaml> [key=value ...] (or only key=value arguments):
 -- merges the adapters of adapter_name_or_path (comma list, in order) into the
 -- base model and writes an HF folder to export_dir in shards of export_size GB,
--- with the base folder's tokenizer and generation files.
+-- with the tokenizer and generation files (the base folder's, or written from
+-- the metadata of a GGUF base).
 local lfl = lfl
 local fmt = string.format
 
 local M = {help = "merge LoRA adapters into the base model and write an HF folder (export_dir, export_size)",
            usage = "lfl export [recipe.lua|recipe.yaml] model_name_or_path=... adapter_name_or_path=... export_dir=..."}
-
-local TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                         "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt"}
 
 function M.export(a)
   if not a.export_dir then error("export: export_dir is required", 0) end
@@ -26,21 +24,10 @@ function M.export(a)
       merged[#merged + 1] = dir
     end
   end
-  local dir = model:save(a.export_dir, {shard_size = (a.export_size or 5) * 1e9})
-  local copied = {}
-  local src = model.path
-  if src and not src:match("%.gguf$") then
-    for _, f in ipairs(TOKENIZER_FILES) do
-      local fh = io.open(src .. "/" .. f, "rb")
-      if fh then
-        local data = fh:read("*a")
-        fh:close()
-        require("lfl.model").write_atomic(dir .. "/" .. f, data)
-        copied[#copied + 1] = f
-      end
-    end
-  end
-  return {dir = dir, merged = merged, tokenizer_files = copied}
+  -- the tokenizer and generation files come with it: copied from an HF folder,
+  -- written from the metadata of a GGUF base (lfl.model.hf_files)
+  local dir, files = model:save(a.export_dir, {shard_size = (a.export_size or 5) * 1e9})
+  return {dir = dir, merged = merged, tokenizer_files = files}
 end
 
 function M.run(args)
@@ -55,7 +42,7 @@ function M.run(args)
   local r = M.export(a)
   print(fmt("[lfl] merged %d adapter(s) into %s and wrote %s%s", #r.merged, a.model_name_or_path, r.dir,
     #r.tokenizer_files > 0 and (" (with " .. table.concat(r.tokenizer_files, ", ") .. ")") or
-    " (no tokenizer files: the base is a GGUF file)"))
+    " (the base has no tokenizer files)"))
   return 0
 end
 

@@ -134,6 +134,133 @@ function M.parse_options(spec, args)
   return o
 end
 
+-- Is this argument list LlamaFactory's form, `<recipe.yaml|.yml|.lua|.json>
+-- [key=value ...]` or key=value alone, rather than --options?
+function M.is_recipe_form(args)
+  local first = args[1]
+  if not first or first:match("^%-") then return false end
+  return first:find("=", 1, true) ~= nil or first:match("%.ya?ml$") ~= nil or first:match("%.lua$") ~= nil
+    or first:match("%.json$") ~= nil
+end
+
+-- where a command's notes go (one line each)
+function M.note(line) io.stderr:write(line, "\n") end
+
+-- The inference back-ends of LlamaFactory's infer_backend; lfl's generation is
+-- the huggingface one (its own engine), the others are not built in.
+local BACKENDS = {huggingface = true}
+
+-- Options of a command given as LlamaFactory gives them to llamafactory-cli
+-- chat / api / eval: a recipe file and key=value overrides. The keys go through
+-- lfl.args.resolve (LlamaFactory's names and defaults; an unknown key is refused
+-- with a "did you mean"), except the command's own ones (spec.recipe_own: name ->
+-- "string" | "number" | "whole"), and spec.recipe maps recipe keys onto the
+-- command's options (spec.recipe = {model_name_or_path = "model", ...}; a
+-- function(value, o, a) sets options itself), for the keys the recipe or the
+-- overrides set. A key the recipe sets that the
+-- command does not use is reported once on stderr (training keys in an
+-- inference recipe). Returns the options table parse_options would.
+function M.parse_recipe(spec, args)
+  local recipe, overrides = {}, {}
+  local source = "command line"
+  for i, x in ipairs(args) do
+    if x:match("^%-%-") then
+      error(fmt("%s: '%s': after a recipe, give settings as key=value (LlamaFactory's form), not --options\n%s",
+        spec.name, x, spec.usage), 0)
+    elseif x:find("=", 1, true) then
+      overrides[#overrides + 1] = x
+    elseif i == 1 then
+      recipe = lfl.args.load_recipe(x)
+      source = x
+    else
+      error(fmt("%s: unexpected argument '%s' (one recipe file, then key=value)\n%s", spec.name, x, spec.usage), 0)
+    end
+  end
+  -- the command's own keys (not recipe arguments) come out before resolve
+  local own, given = {}, {}
+  local kinds = spec.recipe_own or {}
+  local rest = {}
+  for k, v in pairs(recipe) do
+    if kinds[k] then own[k] = v else rest[k] = v; given[k] = true end
+  end
+  local rest_over = {}
+  for _, kv in ipairs(overrides) do
+    local k, v = kv:match("^([%w_]+)=(.*)$")
+    if k and kinds[k] then own[k] = lfl.args.parse_value(v)
+    else
+      rest_over[#rest_over + 1] = kv
+      if k then given[k] = true end
+    end
+  end
+  for k, kind in pairs(kinds) do
+    local v = own[k]
+    if v ~= nil then
+      if kind == "string" then own[k] = tostring(v)
+      elseif type(v) ~= "number" or (kind == "whole" and (v ~= math.floor(v) or v < 0)) then
+        error(fmt("%s: %s expects %s, got '%s'", spec.name, k, kind == "whole" and "a whole number" or "a number",
+          tostring(v)), 0)
+      end
+    end
+  end
+  rest.do_train = false
+  local a = lfl.args.resolve(rest, rest_over, source)
+  local backend = own.infer_backend
+  if backend ~= nil and not BACKENDS[backend] then
+    error(fmt("%s: infer_backend '%s' is not available: lfl generates with its own engine (infer_backend: "
+      .. "huggingface)", spec.name, tostring(backend)), 0)
+  end
+  local o = {}
+  for k, v in pairs(own) do o[k] = v end
+  o.infer_backend = nil
+  local used = {do_train = true, trust_remote_code = true}
+  -- only what the recipe sets: the command's own defaults are LlamaFactory's
+  for key, opt in pairs(spec.recipe or {}) do
+    used[key] = true
+    local v = a[key]
+    if given[key] and v ~= nil then
+      if type(opt) == "function" then opt(v, o, a) else o[opt] = v end
+    end
+  end
+  for _, key in ipairs(spec.recipe_ignored or {}) do used[key] = true end
+  local unused = {}
+  for k in pairs(given) do if not used[k] then unused[#unused + 1] = k end end
+  if #unused > 0 then
+    table.sort(unused)
+    M.note(fmt("[lfl] note: %s does not use %s", spec.name, table.concat(unused, ", ")))
+  end
+  o.recipe = a
+  return o
+end
+
+-- a command's options from --options or from LlamaFactory's recipe form
+function M.parse_command(spec, args)
+  if M.is_recipe_form(args) then return M.parse_recipe(spec, args) end
+  return M.parse_options(spec, args)
+end
+
+-- recipe keys every inference command reads (chat, serve, eval): the model, its
+-- adapters and dtype, the template and system prompt, and the generation settings
+-- (LlamaFactory's GeneratingArguments; do_sample false = greedy)
+M.INFER_RECIPE = {
+  model_name_or_path = "model", adapter_name_or_path = "adapter", template = "template",
+  default_system = "system", infer_dtype = function(v, o)
+    local dt = ({bfloat16 = "bf16", bf16 = "bf16", float16 = "f16", fp16 = "f16", float32 = "f32"})[v]
+    if dt then o.dtype = dt end
+  end,
+}
+M.GENERATE_RECIPE = {
+  temperature = "temperature", top_p = "top_p", top_k = "top_k", repetition_penalty = "repetition_penalty",
+  max_new_tokens = "max_new_tokens", seed = "seed",
+  do_sample = function(v, o) if v == false then o.temperature = 0 end end,
+}
+
+-- the union of tables of recipe keys
+function M.recipe_keys(...)
+  local out = {}
+  for _, t in ipairs({...}) do for k, v in pairs(t) do out[k] = v end end
+  return out
+end
+
 -- `lfl recipe.lua [key=value ...]` where the script returns its arguments
 function M.run_recipe(recipe, source, overrides)
   return require("lfl.cmd.train").run_table(recipe, overrides or {}, source)

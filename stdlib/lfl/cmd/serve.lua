@@ -1,13 +1,16 @@
--- `lfl serve --model <path|hub id> [options]`: the OpenAI-compatible API of
--- stdlib/lfl/infer/serve.lua (llamafactory-cli api): GET /v1/models, POST
+-- `lfl serve --model <path|hub id> [options]`, or LlamaFactory's `lfl serve
+-- recipe.yaml [key=value ...]` (`lfl api` is the same command): the OpenAI-compatible
+-- API of stdlib/lfl/infer/serve.lua (llamafactory-cli api): GET /v1/models, POST
 -- /v1/chat/completions, with continuous batching, the context limit, and the
--- cross-site policy (--cors, --allowed-hosts) of lua/l_http.c.
+-- cross-site policy (--cors, --allowed-hosts) of lua/l_http.c; API_HOST, API_PORT,
+-- API_KEY, API_MODEL_NAME as LlamaFactory reads them.
 local fmt = string.format
 
 local M = {help = "OpenAI-compatible chat API server (/v1/models, /v1/chat/completions, SSE streaming)"}
 
 M.usage = [[
 usage: lfl serve --model PATH|HUB_ID [options]
+       lfl serve RECIPE.yaml|RECIPE.lua [key=value ...]   (lfl api: the same)
   --model PATH          HF model folder, .gguf file or Hub repo id
   --adapter DIR         a LoRA adapter (PEFT folder), applied unmerged   --merge  merge it instead
   --template NAME       chat template (default: as lfl chat: the registry's template for a known
@@ -34,10 +37,14 @@ usage: lfl serve --model PATH|HUB_ID [options]
                         421 (DNS rebinding). POST bodies must be Content-Type application/json.
 Prints "listening on http://HOST:PORT" when ready; Ctrl-C stops.]]
 
+local cmd = require("lfl.cmd")
 local SPEC = {name = "lfl serve", usage = M.usage, flags = {"merge"},
   whole = {"port", "max_queue", "max_body", "max_new_tokens", "max_batch", "prefill_chunk", "max_model_len"},
   rules = {port = {type = "int", min = 0, max = 65535}},
-  strings = {"model", "adapter", "template", "host", "api_key", "model_name", "cors", "allowed_hosts"}}
+  strings = {"model", "adapter", "template", "host", "api_key", "model_name", "cors", "allowed_hosts"},
+  -- a recipe's generation settings are per request in the API: max_new_tokens is the default reply limit
+  recipe = cmd.recipe_keys(cmd.INFER_RECIPE, {max_new_tokens = "max_new_tokens"}),
+  recipe_own = {infer_backend = "string"}, recipe_ignored = {"finetuning_type"}}
 
 -- "a, b" -> {"a", "b"}; nil stays nil
 local function list(opt, v)
@@ -52,7 +59,7 @@ local function list(opt, v)
 end
 
 function M.parse(args)
-  local o = require("lfl.cmd").parse_options(SPEC, args)
+  local o = cmd.parse_command(SPEC, args)
   for _, k in ipairs({"max_queue", "max_body", "max_new_tokens", "max_batch", "prefill_chunk"}) do
     if o[k] == 0 then error(fmt("lfl serve: --%s must be at least 1", k:gsub("_", "-")), 0) end
   end

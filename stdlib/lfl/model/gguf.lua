@@ -49,6 +49,39 @@ function M.hf_name(name, model_type)
   return fmt("model.layers.%s.%s.%s", l, hf, suffix)
 end
 
+-- GGUF stores floats as f32: 1e-5 reads back as 9.99999974737875e-06. The
+-- shortest decimal that rounds to the same f32 is what config.json had.
+local function f32(x) return lfl.tensor({x}):_at(1) end
+function M.f32_decimal(x)
+  if type(x) ~= "number" or x ~= x or x == math.floor(x) or f32(x) ~= x then return x end
+  for p = 1, 9 do
+    local d = tonumber(fmt("%." .. p .. "g", x))
+    if f32(d) == x then return d end
+  end
+  return x
+end
+
+-- rope_scaling from {arch}.rope.scaling.* (convert_hf_to_gguf writes linear and
+-- yarn this way; Llama 3.1's llama3 scaling travels as a rope_freqs tensor instead)
+local function rope_scaling(meta, path, key)
+  local ty = meta[key("rope.scaling.type")]
+  local factor = meta[key("rope.scaling.factor")] or meta[key("rope.scale_linear")]
+  if ty == nil and factor and factor ~= 1 then ty = "linear" end
+  if ty == nil or ty == "none" then return nil end
+  if ty ~= "linear" and ty ~= "yarn" then
+    error(fmt("%s: rope scaling type '%s' (%s) is not supported (linear, yarn)", path, tostring(ty),
+      key("rope.scaling.type")), 0)
+  end
+  if type(factor) ~= "number" then error(fmt("%s: %s is missing", path, key("rope.scaling.factor")), 0) end
+  local r = {rope_type = ty, type = ty, factor = M.f32_decimal(factor)}
+  if ty == "yarn" then
+    r.original_max_position_embeddings = meta[key("rope.scaling.original_context_length")]
+    local af = meta[key("rope.scaling.attn_factor")]
+    if af and af ~= 1 then r.attention_factor = M.f32_decimal(af) end
+  end
+  return r
+end
+
 -- HF config from GGUF metadata
 function M.config(meta, path)
   local arch = meta["general.architecture"]
@@ -96,7 +129,9 @@ function M.config(meta, path)
   }
   local sw = meta[arch .. ".attention.sliding_window"]
   if sw then cfg.sliding_window = sw end
+  cfg.rope_scaling = rope_scaling(meta, path, key)
   if g.config then g.config(cfg, meta, key, k) end
+  for name, v in pairs(cfg) do cfg[name] = M.f32_decimal(v) end
   return cfg
 end
 

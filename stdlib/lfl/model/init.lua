@@ -185,12 +185,30 @@ lfl._model.Model.__tostring = function(self)
     self.path and (", from " .. self.path) or "", a.tied and ", tied embeddings" or "")
 end
 
--- Writes an HF folder: config.json, safetensors shards of at most
--- opts.shard_size bytes (default 5 GB) with an index when there are several.
+local TORCH_DTYPE = {f32 = "float32", bf16 = "bfloat16", f16 = "float16", f64 = "float64"}
+-- the config.json spelling of the decoder's activations (transformers' ACT2FN names)
+local HF_ACT = {silu = "silu", gelu = "gelu", gelu_tanh = "gelu_pytorch_tanh"}
+
+-- Writes an HF folder that transformers and lfl.model.load take: config.json
+-- (torch_dtype = the model's dtype), safetensors shards of at most
+-- opts.shard_size bytes (default 5 GB) with an index when there are several,
+-- the tokenizer files and generation_config.json (lfl.model.hf_files).
+-- opts.tokenizer: where the tokenizer comes from (an HF folder or a GGUF file;
+-- default the model's own path), false for none. The tokenizer is written
+-- first, so a GGUF whose tokenizer cannot be saved stops before any weight is.
+-- Returns dir and the names of the tokenizer / generation files written.
 function Model:save(dir, opts)
   opts = opts or {}
+  local hf_files = require("lfl.model.hf_files")
   local limit = opts.shard_size or 5e9
   lfl.fs.mkdir(dir)
+  local extra = {}
+  local tok_src = opts.tokenizer
+  if tok_src == nil then tok_src = self.path end
+  if tok_src then
+    local meta = tok_src == self.path and self.gguf_metadata or nil
+    for _, f in ipairs(hf_files.write_tokenizer(tok_src, dir, meta)) do extra[#extra + 1] = f end
+  end
   local shards, cur, size = {}, {}, 0
   local names, params = convert.from_decoder(self.config, self.names, self.params) -- back to the family's layout
   for _, name in ipairs(names) do
@@ -215,11 +233,24 @@ function Model:save(dir, opts)
   end
   local cfg = {}
   for k, v in pairs(self.config) do cfg[k] = v end
+  -- what the weights are (transformers 4 reads torch_dtype, 5 reads dtype)
+  local td = TORCH_DTYPE[self.dtype or "f32"]
+  if td then
+    cfg.torch_dtype = td
+    if cfg.dtype ~= nil then cfg.dtype = td end
+  end
+  if cfg.hidden_act == nil and cfg.hidden_activation == nil and self.arch and HF_ACT[self.arch.act] then
+    cfg.hidden_act = HF_ACT[self.arch.act]
+  end
   M.write_atomic(dir .. "/config.json", lfl.json.encode(cfg, {indent = true}))
+  if opts.generation_config ~= false then
+    local g = hf_files.write_generation_config(self, dir)
+    if g then extra[#extra + 1] = g end
+  end
   if self.tokenizer_files then
     for _, f in ipairs(self.tokenizer_files) do lfl.fs.copy(f, dir) end
   end
-  return dir
+  return dir, extra
 end
 
 -- bytes per element of a plain tensor

@@ -158,17 +158,22 @@ end
 M.split_list = split_list
 
 -- add_tokens(src, out_dir, tokens, special_tokens): writes out_dir/tokenizer.json
--- (src's, a model folder or a tokenizer.json, with the tokens appended to
+-- (src's, a model folder, a tokenizer.json or a GGUF file, with the tokens appended to
 -- added_tokens as HF's add_tokens / add_special_tokens do: ids from
 -- len(tokenizer) up, tokens already known skipped) and copies
 -- tokenizer_config.json / special_tokens_map.json. Returns out_dir, the new
 -- token ids (0-based, in order) and the tokenizer loaded from out_dir.
 function M.add_tokens(src, out_dir, tokens, special_tokens)
+  local hf_files = require("lfl.model.hf_files")
+  if hf_files.is_gguf(src) then
+    -- a GGUF's vocabulary becomes tokenizer.json & co. in out_dir first, then grows there
+    hf_files.write_tokenizer(src, out_dir)
+    src = out_dir
+  end
   local tj = src:match("%.json$") and src or (src .. "/tokenizer.json")
   local text = read_file(tj)
   if not text then
-    error(fmt("add_tokens: %s: cannot read (adding tokens needs a Hugging Face tokenizer.json; a GGUF cannot be "
-      .. "extended)", tj), 0)
+    error(fmt("add_tokens: %s: cannot read (adding tokens needs a Hugging Face tokenizer.json)", tj), 0)
   end
   local tok = lfl.tokenizer.load(tj)
   local next_id = tok:vocab_size()

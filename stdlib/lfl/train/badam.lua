@@ -241,7 +241,11 @@ function Ratio:step(lr_factor)
       end
       st.step = st.step + 1
       local step_size = lr * sqrt(1 - b2 ^ st.step) / (1 - b1 ^ st.step)
-      K.sparse_adam_step(p, p.grad:contiguous(), idx, st.m, st.v, step_size, b1, b2, self.eps)
+      local grad = p.grad:contiguous()
+      -- a 16-bit parameter (pure_bf16) steps on an f32 copy written back rounded
+      require("lfl.train.optim").update_param(p, function(q)
+        K.sparse_adam_step(q, grad, idx, st.m, st.v, step_size, b1, b2, self.eps)
+      end)
     end
   end
   self.global_step = self.global_step + 1

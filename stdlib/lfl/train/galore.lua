@@ -106,7 +106,10 @@ function Opt:step(lr_factor)
       if p.grad then
         local st = self.state[p]
         if not st then st = {step = 0}; self.state[p] = st end
+        -- pure_bf16: a bf16 parameter has a bf16 gradient; projection, moments and the
+        -- update run in f32 and the weight is written back rounded (optim.update_param)
         local grad = p.grad:contiguous()
+        if grad:dtype() ~= "f32" then grad = grad:to("f32") end
         if g.galore then grad = M.project(st, grad, g.galore, st.step) end
         if not st.m then st.m, st.v = lfl.zeros(grad:size()), lfl.zeros(grad:size()) end
         st.step = st.step + 1
@@ -114,8 +117,10 @@ function Opt:step(lr_factor)
         K.adam_direction(grad, st.m, st.v, dir, b1, b2, self.eps)
         local step_size = lr * sqrt(1 - b2 ^ st.step) / (1 - b1 ^ st.step)
         if g.galore then dir = M.project_back(st, dir, g.galore.scale) end
-        K.sgd_step(p, dir, nil, step_size, 0, 0, false) -- p -= step_size * dir
-        if g.weight_decay > 0 then K.scale_(p, 1 - lr * g.weight_decay) end
+        require("lfl.train.optim").update_param(p, function(q)
+          K.sgd_step(q, dir, nil, step_size, 0, 0, false) -- q -= step_size * dir
+          if g.weight_decay > 0 then K.scale_(q, 1 - lr * g.weight_decay) end
+        end)
       end
     end
   end

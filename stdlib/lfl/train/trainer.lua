@@ -424,6 +424,7 @@ function M.new(a)
   local t = lfl._trainer.new{total_steps = total, batches_per_epoch = batches_per_epoch, accum = accum,
                              now = lfl.sys.clock()}
   t.args, t.model, t.tokenizer, t.template, t.approach = a, model, tok, tpl, approach
+  t.tokenizer_path = tok_path -- the base's, or output_dir after add_tokens
   t.names, t.params, t.groups, t.optimizer = names, params, groups, opt
   t.reference, t.value_head = reference, head
   t.schedule = optim.schedule(a.lr_scheduler_type, warmup, total, a.lr_scheduler_kwargs)
@@ -674,14 +675,34 @@ function Trainer:train(hooks)
   return self:finish()
 end
 
--- the final save: trainable weights, trainer_state.json, train_results.json /
+-- The trained model in output_dir, as LlamaFactory leaves it: LoRA saves the
+-- adapter (PEFT layout), full and freeze a whole Hugging Face folder (config.json,
+-- every weight, tokenizer, generation_config.json) that lfl chat --model and
+-- transformers load; both with the tokenizer files (written from the metadata of
+-- a GGUF base), and a reward model's value head. Checkpoints keep only the
+-- trained tensors (save_trainable).
+function M.save_final(t, out)
+  local a, model = t.args, t.model
+  local tok_src = t.tokenizer_path or model.path
+  -- a reward model's value head (value_head.safetensors, as LlamaFactory writes it)
+  if t.value_head then require("lfl.train.value_head").save(t.value_head, out) end
+  if a.finetuning_type == "lora" then
+    peft.save_adapter(model, out, a.model_name_or_path)
+    if tok_src then require("lfl.model.hf_files").write_tokenizer(tok_src, out, tok_src == model.path and
+      model.gguf_metadata or nil) end
+  else
+    model:save(out, {tokenizer = tok_src or false})
+  end
+end
+
+-- the final save (M.save_final), trainer_state.json, train_results.json /
 -- all_results.json, the loss plot
 function Trainer:finish()
   local a, model, out = self.args, self.model, self.args.output_dir
   if self.prog then self.prog:finish() end
   if self.logf then self.logf:close(); self.logf = nil end
   local runtime = lfl.sys.clock() - (self.started and self.t0 or lfl.sys.clock())
-  save_trainable(model, a, out, self.names, self.params, self.value_head)
+  M.save_final(self, out)
   if a.pissa_convert and model.lora and model.lora.pissa then
     peft.save_pissa_converted(model, out .. "/pissa_converted", a.model_name_or_path)
   end
