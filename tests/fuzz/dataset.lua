@@ -64,9 +64,10 @@ local function align_all(sel, a, recs, where)
   local stats = {total = 0, kept = 0, skipped = {}}
   local examples = {}
   for i, rec in ipairs(recs) do
-    local _, ex = F.guard("align_record (" .. where .. " record " .. i .. ")", data.align_record, a, rec, "fuzz:" .. i,
+    -- a refused record (a clean error: a field of the wrong type) is counted but neither kept nor skipped
+    local ok, ex = F.guard("align_record (" .. where .. " record " .. i .. ")", data.align_record, a, rec, "fuzz:" .. i,
       {strict = false}, stats)
-    if ex then examples[#examples + 1] = ex end
+    if ok and ex then examples[#examples + 1] = ex end
   end
   if stats.total ~= #recs or stats.kept ~= #examples then error("BUG: align_record counts are off", 0) end
   encode_all(sel, a, examples, where)

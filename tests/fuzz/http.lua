@@ -16,7 +16,18 @@ local function new_server(api_key)
     log = function() end}, Server)
   s.tpl = {extract_tool = function(_, text)
     return text:find("call", 1, true) and {{name = "f", arguments = "{}"}} or text
+  end,
+  -- the prompt is tokenized before admission (its length is checked against
+  -- the context): three ids per message stand in for the template
+  encode_ids = function(_, _, msgs)
+    local prs = {}
+    for i = 1, #msgs do prs[i] = {{1, 2, 3}, {4}} end
+    return prs
   end}
+  s.ctx = 1024
+  -- admitted requests join a stub decode batch and stay unanswered (validation passed)
+  s.batch = {add = function() return {} end}
+  s.jobs = {}
   -- generation is stubbed: the parsed options are what is under test
   s.completions = function(self, req, body)
     local o = serve.parse_request(body, self.max_new)
