@@ -150,7 +150,8 @@ t.suite("attention_nan", {
 
 local home = lfl.home
 local src = home .. "/tests/golden/models/llama"
-local tmp = os.tmpname() .. "_nan"
+local base = os.tmpname()
+local tmp = base .. "_nan"
 
 -- the tiny llama with config edits, in a scratch folder
 local function variant(name, edit)
@@ -184,4 +185,5 @@ t.suite("model_nan", {
 
 local ok, err = pcall(t.run)
 lfl.fs.remove(tmp)
+os.remove(base)
 if not ok then error(err, 0) end

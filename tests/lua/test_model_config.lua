@@ -10,7 +10,8 @@
 local t = lfl.test
 local home = lfl.home
 local src = home .. "/tests/golden/models/llama"
-local tmp = os.tmpname() .. "_cfg"
+local base = os.tmpname()
+local tmp = base .. "_cfg"
 lfl.fs.remove(tmp)
 lfl.fs.mkdir(tmp)
 
@@ -120,4 +121,5 @@ t.suite("gguf_config", {
 
 local ok, err = pcall(t.run)
 lfl.fs.remove(tmp)
+os.remove(base)
 if not ok then error(err, 0) end
