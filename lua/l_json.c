@@ -11,6 +11,8 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include "bridge.h"
 
 static int null_ref = LUA_NOREF;
@@ -19,9 +21,18 @@ static int int_cache_ref = LUA_NOREF; /* digits -> Int table, weak values */
 
 /* Python's json reads and writes NaN, Infinity and -Infinity, and reads
  * integers of any length; cJSON does neither (it parses every number into a
- * double), so decode rewrites those bare tokens into strings carrying this
- * mark and push_json turns them back into numbers. */
-#define NUMBER_MARK "\x01lfl-json-number:"
+ * double), so decode rewrites those bare tokens into strings carrying a mark,
+ * "\x01lfl-json-number<k>:", and push_json turns them back into numbers. A
+ * document may hold a string that starts with the mark itself; decode then
+ * counts more marked strings than it quoted and tries the next k. */
+#define MARK_MAX 40
+typedef struct { char s[MARK_MAX]; size_t n; } number_mark;
+
+static void mark_make(number_mark *m, int k)
+{
+    int w = k ? snprintf(m->s, sizeof m->s, "\x01lfl-json-number%d:", k) : snprintf(m->s, sizeof m->s, "\x01lfl-json-number:");
+    m->n = (size_t)w;
+}
 
 /* digits d[0..n) (no sign, no leading zero) within 2^53, where every
  * integer is exact as a double */
@@ -75,7 +86,7 @@ static const char *int_digits(lua_State *L, int idx, size_t *n)
     return d;
 }
 
-static void push_json(lua_State *L, const cJSON *j, int depth)
+static void push_json(lua_State *L, const cJSON *j, int depth, const number_mark *mk)
 {
     if (depth > 200) luaL_error(L, "json: nesting deeper than 200");
     luaL_checkstack(L, 4, "json");
@@ -87,9 +98,8 @@ static void push_json(lua_State *L, const cJSON *j, int depth)
         lua_pushnumber(L, j->valuedouble);
     } else if (cJSON_IsString(j)) {
         const char *v = j->valuestring;
-        size_t ml = sizeof NUMBER_MARK - 1;
-        if (strncmp(v, NUMBER_MARK, ml) == 0) {
-            v += ml;
+        if (strncmp(v, mk->s, mk->n) == 0) {
+            v += mk->n;
             if (v[0] == 'N') lua_pushnumber(L, NAN);
             else if (v[0] == 'I') lua_pushnumber(L, INFINITY);
             else if (v[0] == '-' && v[1] == 'I') lua_pushnumber(L, -INFINITY);
@@ -99,13 +109,13 @@ static void push_json(lua_State *L, const cJSON *j, int depth)
         lua_createtable(L, cJSON_GetArraySize(j), 0);
         int i = 1;
         for (const cJSON *c = j->child; c; c = c->next) {
-            push_json(L, c, depth + 1);
+            push_json(L, c, depth + 1, mk);
             lua_rawseti(L, -2, i++);
         }
     } else {
         lua_createtable(L, 0, cJSON_GetArraySize(j));
         for (const cJSON *c = j->child; c; c = c->next) {
-            push_json(L, c, depth + 1);
+            push_json(L, c, depth + 1, mk);
             lua_setfield(L, -2, c->string);
         }
     }
@@ -141,8 +151,9 @@ static bool too_deep(const cJSON *j, int depth)
  * integers of 16 digits or more (outside strings) quoted with the mark, or
  * NULL when there are none (or memory ran out: cJSON then reads the text as
  * it is). */
-static char *quote_special(const char *s, size_t n, size_t *outn)
+static char *quote_special(const char *s, size_t n, size_t *outn, const number_mark *mk, size_t *quoted)
 {
+    *quoted = 0;
     static const char *toks[] = {"NaN", "Infinity", "-Infinity"};
     char *out = NULL;
     size_t on = 0, cap = 0, copied = 0;
@@ -182,18 +193,30 @@ static char *quote_special(const char *s, size_t n, size_t *outn)
         }
         if (!tl) continue;
         if (!append(&out, &on, &cap, s + copied, i - copied) || !append(&out, &on, &cap, "\"", 1)
-            || !append(&out, &on, &cap, NUMBER_MARK, sizeof NUMBER_MARK - 1)
+            || !append(&out, &on, &cap, mk->s, mk->n)
             || !append(&out, &on, &cap, s + i, tl) || !append(&out, &on, &cap, "\"", 1)) {
             free(out);
             return NULL;
         }
         i += tl - 1;
         copied = i + 1;
+        (*quoted)++;
     }
     if (!out) return NULL;
     if (!append(&out, &on, &cap, s + copied, n - copied)) { free(out); return NULL; }
     *outn = on;
     return out;
+}
+
+/* how many string values in j start with the mark */
+static size_t count_marked(const cJSON *j, const number_mark *mk)
+{
+    size_t c = 0;
+    for (const cJSON *e = j; e; e = e->next) {
+        if (cJSON_IsString(e) && strncmp(e->valuestring, mk->s, mk->n) == 0) c++;
+        if (e->child) c += count_marked(e->child, mk);
+    }
+    return c;
 }
 
 static int l_decode(lua_State *L)
@@ -216,20 +239,32 @@ static int l_decode(lua_State *L)
         return luaL_error(L, "%s: line %d: a string contains \\u0000, which lfl cannot represent", name, line);
     }
     const char *end = NULL;
-    size_t qn = 0;
-    char *quoted = quote_special(s, n, &qn);
-    const char *text = quoted ? quoted : s;
-    size_t tn = quoted ? qn : n;
-    cJSON *j = cJSON_ParseWithLengthOpts(text, tn, &end, 0);
+    number_mark mk;
+    char *quoted;
+    const char *text;
+    size_t tn;
+    cJSON *j;
+    for (int k = 0;; k++) {
+        size_t qn = 0, nq = 0;
+        mark_make(&mk, k);
+        quoted = quote_special(s, n, &qn, &mk, &nq);
+        text = quoted ? quoted : s;
+        tn = quoted ? qn : n;
+        j = cJSON_ParseWithLengthOpts(text, tn, &end, 0);
+        /* every marked string is one this decode quoted: done */
+        if (!j || count_marked(j, &mk) == nq) break;
+        cJSON_Delete(j);
+        free(quoted);
+    }
     if (!j) {
         /* line and column of the failure in the text as given (a quoted token
          * adds its mark and two quotes, all on one line) */
         const char *at = cJSON_GetErrorPtr();
-        const size_t extra = sizeof NUMBER_MARK - 1 + 2;
+        const size_t extra = mk.n + 2;
         int line = 1, col = 1;
         for (const char *p = text; at && p < at && p < text + tn; p++) {
             if (*p == '\n') { line++; col = 1; }
-            else if (*p == '\x01') col -= (int)extra - 1;
+            else if (*p == '\x01' && (size_t)(text + tn - p) >= mk.n && memcmp(p, mk.s, mk.n) == 0) col -= (int)extra - 1;
             else col++;
         }
         free(quoted);
@@ -240,7 +275,7 @@ static int l_decode(lua_State *L)
         cJSON_Delete(j);
         return luaL_error(L, "%s: nesting deeper than 200", name);
     }
-    push_json(L, j, 0);
+    push_json(L, j, 0, &mk);
     cJSON_Delete(j);
     return 1;
 }
@@ -289,7 +324,15 @@ static cJSON *to_json(lua_State *L, int idx, int depth, const enc_opts *o)
             snprintf(buf, sizeof buf, "%.0f", v == 0 ? 0.0 : v);
             return cJSON_CreateRaw(buf);
         }
-        return cJSON_CreateNumber(v);
+        /* the shortest of 15, 16 or 17 significant digits that reads back
+         * as exactly v (cJSON's own printer accepts 15 digits that are only
+         * close: 0.1 + 0.2 came back as 0.3, DBL_MAX as infinity) */
+        char buf[40];
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(buf, sizeof buf, "%.*g", prec, v);
+            if (strtod(buf, NULL) == v) break;
+        }
+        return cJSON_CreateRaw(buf);
     }
     case LUA_TSTRING: {
         size_t len;

@@ -455,7 +455,10 @@ static lfl_status parse_model(const ctx *c, const cJSON *o)
     const char *unk = str_field(o, "unk_token");
     if (unk) {
         m->unk_id = tok_vocab_get(&m->vocab, unk, strlen(unk));
-        if (m->unk_id < 0) return lfl_fail(LFL_ERR_FORMAT, "tokenizer: %s: unk_token '%s' is not in the vocabulary", c->file, unk);
+        if (m->unk_id < 0) {
+            tok_buf_free(&nb);
+            return lfl_fail(LFL_ERR_FORMAT, "tokenizer: %s: unk_token '%s' is not in the vocabulary", c->file, unk);
+        }
     }
     const cJSON *merges = field(o, "merges");
     int n = cJSON_GetArraySize(merges);

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of tests/fuzz (clang, ASan + UBSan, into
 # build-fuzz/, apart from the normal build) and runs each for N seconds from
-# its committed seed corpus tests/fuzz/corpus/<target>; fails on any crash,
+# its committed corpus tests/fuzz/corpus/<target>; fails on any crash,
 # sanitizer report, leak, timeout or out-of-memory.
 #
 #   bash tests/fuzz/run.sh [seconds per target, default 60] [target ...]
+#
+# 0 seconds replays the committed corpus once and mutates nothing. "ci"
+# replays it and then fuzzes each target for a fixed number of inputs from a
+# fixed seed (about 30-60 s each on one core): the same inputs on every run,
+# so CI fails on a regression, never on what a random seed happened to find.
+# Fuzzing for time (random seeds) is done by hand.
 #
 # LFL_FUZZ_JOBS: targets run side by side (default: the number of cores).
 # LFL_FUZZ_FLAGS: more libFuzzer flags (e.g. "-fork=1 -ignore_crashes=1" to go
@@ -55,9 +61,28 @@ run_one() {
   # (several real vocabularies under ASan) need about 1.5 GB
   local timer=()
   [ -x /usr/bin/time ] && timer=(/usr/bin/time -o "$dir.cpu" -f "%U %S")
+  # the grown corpus first (libFuzzer adds the new inputs it finds to it);
+  # "ci" starts from an empty one, as on a clean clone, so it runs the same
+  # inputs here as there
+  local grown=$dir/corpus
+  local mode=(-max_total_time="$secs")
+  if [ "$secs" = ci ]; then
+    # inputs per target: about 40 s at the rate each runs under ASan (AMD EPYC)
+    local n
+    case $t in
+      json) n=150000 ;; gguf) n=300000 ;; safetensors) n=400000 ;; http) n=60000 ;;
+      tokenizer) n=40000 ;; dataset_record) n=30000 ;; *) n=20000 ;;
+    esac
+    mode=(-seed=1 -runs="$n")
+    grown=$dir/ci-corpus
+    rm -rf "$grown"
+    mkdir -p "$grown"
+  elif [ "$secs" -eq 0 ]; then
+    mode=(-runs=0)
+  fi
   # shellcheck disable=SC2086
-  "${timer[@]}" ./build-fuzz/fuzz_"$t" -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 -max_len=4096 \
-    -print_final_stats=1 -artifact_prefix="$dir/" "${dict[@]}" ${LFL_FUZZ_FLAGS:-} "$dir/corpus" "tests/fuzz/corpus/$t" \
+  "${timer[@]}" ./build-fuzz/fuzz_"$t" "${mode[@]}" -timeout=20 -rss_limit_mb=4096 -max_len=4096 \
+    -print_final_stats=1 -artifact_prefix="$dir/" "${dict[@]}" ${LFL_FUZZ_FLAGS:-} "$grown" "tests/fuzz/corpus/$t" \
     >"$dir.log" 2>&1
 }
 
@@ -74,7 +99,13 @@ for i in "${!pids[@]}"; do
   cov=$(grep -oE '(DONE|pulse|NEW|REDUCE|INITED) +cov: [0-9]+ ft: [0-9]+' "$work/$t.log" | tail -1 | grep -oE 'cov: [0-9]+ ft: [0-9]+' || true)
   cpu=$(awk '/^[0-9.]+ [0-9.]+$/ {printf "%.0f", $1 + $2}' "$work/$t.cpu" 2>/dev/null || true)
   if [ "$rc" -eq 0 ]; then
-    printf 'fuzz: %-15s ok     %s runs in %s s (%s CPU s), %s\n' "$t" "$runs" "$secs" "${cpu:-?}" "$cov"
+    if [ "$secs" = ci ]; then
+      printf 'fuzz: %-15s ok     %s inputs from seed 1 (%s CPU s), %s\n' "$t" "$runs" "${cpu:-?}" "$cov"
+    elif [ "$secs" -eq 0 ]; then
+      printf 'fuzz: %-15s ok     corpus of %s inputs replayed (%s CPU s), %s\n' "$t" "$runs" "${cpu:-?}" "$cov"
+    else
+      printf 'fuzz: %-15s ok     %s runs in %s s (%s CPU s), %s\n' "$t" "$runs" "$secs" "${cpu:-?}" "$cov"
+    fi
   else
     printf 'fuzz: %-15s FAILED (exit %s), log %s\n' "$t" "$rc" "$work/$t.log"
     grep -E 'ERROR|runtime error|SUMMARY|BUG|fuzz_[a-z_]*: |Test unit written' "$work/$t.log" | head -20 || true

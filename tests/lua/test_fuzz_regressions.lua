@@ -42,6 +42,36 @@ t.suite("lfl.json", {
     deep = string.rep('{"a":', 250) .. "1" .. string.rep("}", 250)
     t.assert_error(function() lfl.json.decode(deep, "deep.json") end, "deep.json: nesting deeper than 200")
   end,
+
+  -- cJSON printed doubles with 15 digits whenever they read back "close":
+  -- 0.1 + 0.2 was written 0.3, and DBL_MAX as 1.79769313486232e+308, which
+  -- reads back as infinity
+  numbers_round_trip_exactly = function()
+    for _, v in ipairs({0.1 + 0.2, 1.7976931348623157e308, -1.7976931348623157e308, 5e-324, 1 / 3,
+                        123456.789e-20, 0.1, -2.5, 1e300}) do
+      local s = lfl.json.encode({v})
+      t.assert_eq(lfl.json.decode(s, "s")[1], v, s)
+      t.assert_eq(lfl.json.encode(lfl.json.decode(s, "s")), s)
+    end
+    t.assert_eq(lfl.json.encode({0.1, 0.5, 1e-7}), "[0.1,0.5,1e-07]")
+  end,
+
+  -- decode quotes NaN and long integers as strings with an internal mark for
+  -- cJSON; a string in the document that began with the mark was taken for
+  -- one: "\u0001lfl-json-number:abc" read as 0, a non-digit "integer" wrote
+  -- invalid JSON back
+  strings_like_the_number_mark = function()
+    local doc = '["\\u0001lfl-json-number:NaN",NaN,12345678901234567890,"\\u0001lfl-json-number1:x",'
+      .. '{"k":"\\u0001lfl-json-number:abc"}]'
+    local v = lfl.json.decode(doc, "doc")
+    t.assert_eq(v[1], "\1lfl-json-number:NaN")
+    t.assert(v[2] ~= v[2], "NaN")
+    t.assert_eq(v[3].digits, "12345678901234567890")
+    t.assert_eq(v[4], "\1lfl-json-number1:x")
+    t.assert_eq(v[5].k, "\1lfl-json-number:abc")
+    t.assert_eq(lfl.json.encode(v, {allow_nan = true, sort_keys = false}), doc)
+    t.assert_error(function() lfl.json.decode('[NaN, 12345678901234567890, x]', "doc") end, "doc: invalid JSON at line 1, column 29")
+  end,
 })
 
 -- one request through serve's routing and validation, answered into a table

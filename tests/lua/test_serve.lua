@@ -117,6 +117,16 @@ t.suite("serve", {
     t.assert_eq(lfl.json.decode(tc["function"].arguments).city, "Paris")
     t.assert(tc.id:match("^call_%x+$"), tc.id)
     t.assert_eq(r.usage.total_tokens, 14)
+    -- a tool the template cannot format (the default template's ReAct prompt
+    -- lists parameters.properties, as LlamaFactory's does) is the client's
+    -- error: 400 naming it, not a 500
+    local noprops = fake("POST", "/v1/chat/completions", [[{"messages":[{"role":"user","content":"weather?"}],
+      "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}]])
+    s:handle(noprops)
+    t.assert_eq(noprops.status, 400, noprops.body)
+    local ne = lfl.json.decode(noprops.body).error
+    t.assert(ne.message:find("missing key 'properties'", 1, true), ne.message)
+    t.assert_eq(ne.param, "tools")
     -- errors come back in OpenAI's shape
     local bad = fake("POST", "/v1/chat/completions", "{")
     s:handle(bad)

@@ -376,7 +376,13 @@ end
 -- tokenized first, refused when it leaves no room in the context (before any
 -- prefill), and each choice's max_tokens is cut to the room left.
 function Server:admit_chat(req, o, info, t0)
-  local ids = gen.prompt_ids(self.tok, self.tpl, o.messages, o.system, o.tools)
+  -- the template's tool formatter refuses tools it cannot format ("tools:
+  -- missing key 'properties'", as LlamaFactory's would): the client's error
+  local okp, ids = pcall(gen.prompt_ids, self.tok, self.tpl, o.messages, o.system, o.tools)
+  if not okp then
+    if type(ids) == "string" and ids:find("^tools: ") then reject(400, ids, "tools") end
+    error(ids, 0)
+  end
   local room = self.ctx - #ids
   if room < 1 then
     reject(400, fmt("This model's maximum context length is %d tokens. However, your messages resulted in %d "
