@@ -17,7 +17,8 @@
  * OPTIONS preflights are answered here.
  *
  *   local srv = lfl.http.server{host = "127.0.0.1", port = 0, max_queue = 16, max_body = 1 << 20,
- *                               cors = {"http://localhost:3000"}, allowed_hosts = {"api.example.com"}}
+ *                               cors = {"http://localhost:3000"}, allowed_hosts = {"api.example.com"},
+ *                               log_refused = true}   -- a stderr line per request refused here
  *   srv:port(); local req = srv:next(0.2)   -- nil on timeout
  *   req:info() -> {method, path, body, authorization}
  *   req:respond(status, content_type, body) | req:start(status, content_type); req:send(s) -> ok; req:finish()
@@ -58,6 +59,7 @@ typedef struct http_req {
     const char *reject_body;
     bool options;    /* a preflight, answered without queueing */
     char *preflight_headers;
+    char why[200];   /* what a refusal here was about, for the log */
     /* answer, set by Lua */
     int state;       /* 0 waiting, 1 whole response ready, 2 stream started, 3 refused (503 at stop) */
     int status;
@@ -79,6 +81,7 @@ struct http_server {
     char **cors, **hosts; /* NULL-terminated lists; "*" allows any */
     bool cors_any, hosts_any;
     bool stopping;
+    bool log_refused; /* a line on stderr for each request refused here */
     uint16_t port;
 };
 
@@ -101,8 +104,38 @@ static void add_cors(struct MHD_Response *resp, const http_req *r)
     if (!r->srv->cors_any) MHD_add_response_header(resp, "Vary", "Origin");
 }
 
+/* s[0..) into out (size n) for a log line: cut, control bytes as '?' (a
+ * header or path is the client's text) */
+static void log_text(char *out, size_t n, const char *s)
+{
+    size_t i = 0;
+    for (; s && s[i] && i + 4 < n && i < 96; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        out[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
+    if (s && s[i] && i + 4 < n) { memcpy(out + i, "...", 3); i += 3; }
+    out[i] = 0;
+}
+
+/* Requests refused here never reach Lua's log: the same line, on stderr
+ * ("12:00:01 POST /v1/chat/completions -> error 415 (refused: ...)"). One
+ * fprintf per line, so lines from several connection threads do not mix. */
+static void log_refusal(const http_req *r, unsigned status)
+{
+    if (!r || !r->srv->log_refused) return;
+    char path[128], when[16];
+    log_text(path, sizeof path, r->path);
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(when, sizeof when, "%H:%M:%S", &tm);
+    fprintf(stderr, "%s %s %s -> error %u (refused before the handler: %s)\n", when, r->method, path, status,
+            r->why[0] ? r->why : "?");
+}
+
 static enum MHD_Result send_simple(struct MHD_Connection *c, const http_req *r, unsigned status, const char *json)
 {
+    log_refusal(r, status);
     struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(json), (void *)json, MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
     MHD_add_response_header(resp, "Content-Type", "application/json");
@@ -256,15 +289,20 @@ static void check_policy(http_server *s, http_req *r, struct MHD_Connection *c)
 {
     const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
     const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    char seen[128];
     if (!host_allowed(s, host)) {
         r->reject = 421;
         r->reject_body = ERR_HOST;
+        log_text(seen, sizeof seen, host ? host : "(none)");
+        snprintf(r->why, sizeof r->why, "Host '%s' is not this server's address or an allowed host", seen);
         return;
     }
     if (origin) {
         if (!s->cors_any && !in_list(s->cors, origin, strlen(origin))) {
             r->reject = 403;
             r->reject_body = ERR_ORIGIN;
+            log_text(seen, sizeof seen, origin);
+            snprintf(r->why, sizeof r->why, "Origin '%s' is not allowed (--cors)", seen);
             return;
         }
         r->origin = strdup(origin);
@@ -275,10 +313,12 @@ static void check_policy(http_server *s, http_req *r, struct MHD_Connection *c)
         if (rh && r->origin) r->preflight_headers = strdup(rh);
         return;
     }
-    if (strcmp(r->method, "POST") == 0 &&
-        !is_json(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"))) {
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (strcmp(r->method, "POST") == 0 && !is_json(ct)) {
         r->reject = 415;
         r->reject_body = ERR_CTYPE;
+        log_text(seen, sizeof seen, ct ? ct : "(none)");
+        snprintf(r->why, sizeof r->why, "Content-Type '%s' is not application/json", seen);
     }
 }
 
@@ -367,12 +407,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->reject) return send_simple(c, r, r->reject, r->reject_body);
     if (r->options) return send_options(c, r);
-    if (r->too_large) return send_simple(c, r, 413, ERR_LARGE);
+    if (r->too_large) {
+        snprintf(r->why, sizeof r->why, "the body is larger than max_body (%zu bytes)", s->max_body);
+        return send_simple(c, r, 413, ERR_LARGE);
+    }
     if (r->queued) return MHD_YES; /* answered already */
     pthread_mutex_lock(&s->mu);
     if (s->stopping || s->queued >= s->max_queue) {
         bool stop = s->stopping;
         pthread_mutex_unlock(&s->mu);
+        if (stop) snprintf(r->why, sizeof r->why, "the server is stopping");
+        else snprintf(r->why, sizeof r->why, "the queue is full (max_queue %d)", s->max_queue);
         return send_simple(c, r, 503, stop ? ERR_STOP : ERR_FULL);
     }
     r->queued = true;
@@ -392,7 +437,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->state == 0) r->state = 3;
     int state = r->state;
     pthread_mutex_unlock(&s->mu);
-    if (state == 3) return send_simple(c, r, 503, ERR_STOP);
+    if (state == 3) {
+        snprintf(r->why, sizeof r->why, "the server is stopping");
+        return send_simple(c, r, 503, ERR_STOP);
+    }
     struct MHD_Response *resp;
     if (state == 1) {
         resp = MHD_create_response_from_buffer(r->out_len, r->out, MHD_RESPMEM_MUST_COPY);
@@ -525,6 +573,9 @@ static int l_server(lua_State *L)
     int max_queue = opt_int_field(L, 1, "max_queue", 16);
     int max_body = opt_int_field(L, 1, "max_body", 1 << 20);
     int max_conn = opt_int_field(L, 1, "max_connections", 128);
+    lua_getfield(L, 1, "log_refused");
+    bool log_refused = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     if (port < 0 || port > 65535) return luaL_error(L, "http.server: port %d is out of range", port);
     if (max_queue < 1 || max_body < 1 || max_conn < 1)
         return luaL_error(L, "http.server: max_queue, max_body and max_connections must be >= 1");
@@ -547,6 +598,7 @@ static int l_server(lua_State *L)
     s->hosts = hosts;
     s->cors_any = cors_any;
     s->hosts_any = hosts_any;
+    s->log_refused = log_refused;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->max_queue = max_queue;

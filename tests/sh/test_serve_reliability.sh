@@ -106,6 +106,11 @@ req GET /v1/models -H "Host: evil.example"
 check "rebinding Host without port -> 421" '[ "$CODE" = 421 ]'
 req GET /v1/models -H "Host: 127.0.0.1.evil.example:$PORT"
 check "Host that starts like an IP -> 421" '[ "$CODE" = 421 ]'
+# refusals made before the handler are in the server's log too, with the reason
+L=$(cat "$TMPD/tiny.log")
+check "415 logged" 'grep -q "POST /v1/chat/completions -> error 415 (refused before the handler: Content-Type .text/plain. is not application/json)" <<<"$L"' "$L"
+check "403 logged" 'grep -q "GET /v1/models -> error 403 (refused before the handler: Origin .http://evil.example. is not allowed" <<<"$L"' "$L"
+check "421 logged" 'grep -q "GET /v1/models -> error 421 (refused before the handler: Host .evil.example:$PORT. is not" <<<"$L"' "$L"
 for h in "localhost:$PORT" "LOCALHOST" "127.0.0.1:$PORT" "[::1]:$PORT" "10.1.2.3"; do
     req GET /v1/models -H "Host: $h"
     check "Host $h -> 200" '[ "$CODE" = 200 ]'

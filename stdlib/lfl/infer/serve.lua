@@ -249,7 +249,7 @@ function M.new(opts)
   if opts.port ~= false then
     s.http = lfl.http.server{host = opts.host or "127.0.0.1", port = opts.port or 8000,
       max_queue = opts.max_queue or 16, max_body = opts.max_body or 1048576, cors = opts.cors,
-      allowed_hosts = opts.allowed_hosts}
+      allowed_hosts = opts.allowed_hosts, log_refused = opts.log ~= nil}
   end
   s.created = os.time()
   return s
