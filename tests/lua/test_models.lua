@@ -12,7 +12,8 @@ local t = lfl.test
 local root = lfl.home .. "/tests/golden/models/"
 local CASES = {"llama", "llama_tied_llama3rope", "llama_linear_rope", "llama_yarn_rope", "llama_bias",
                "mistral_window", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo", "olmo2", "starcoder2",
-               "internlm3", "internlm2", "internlm2_bias", "baichuan", "baichuan2"}
+               "internlm3", "internlm2", "internlm2_bias", "baichuan", "baichuan2", "gemma3", "granite", "cohere",
+               "cohere_qknorm", "glm4"}
 local GOLDEN_OF = {internlm2 = "llama", internlm2_bias = "llama_bias"} -- cases checked against another case's golden
 
 local function rel_err(a, b)

@@ -25,6 +25,21 @@ local M = {}
 --   embed_scale: embeddings times sqrt(hidden); act: the family's activation
 --   (wins over a GELU variant in config.json); tied: tied embeddings when
 --   config.json does not say; window_all: every layer uses sliding_window
+--   qk_norm = "layer_heads": q/k LayerNorm per head without bias, weights
+--     [heads, head_dim] (Cohere's use_qk_norm); norm_plus_one applies to q/k
+--     RMSNorms too (Gemma 3)
+--   norm_names = {post_attn =, pre_ffn =, post_ffn =}: the post_norms layout's
+--     names when they are not Gemma 2's (GLM-4: post_self_attn_layernorm,
+--     post_attention_layernorm, post_mlp_layernorm)
+--   parallel: attention and MLP both read input_layernorm's output and are
+--     added to the residual together (Cohere); no second norm
+--   rope_interleave: rotary pairs are neighbouring dims (2i, 2i+1) instead
+--     of halves (Cohere, GLM-4)
+-- A family's resolve may also set on the arch: scale (attention scaling),
+-- embed_mult / residual_mult (Granite's multipliers of the embeddings and of
+-- each sublayer's output), logit_scale (multiplies the logits), ropes (name ->
+-- a config-like table rope.lua reads) with rope_of[layer] = that name
+-- (Gemma 3's local and global rotary embeddings; default: one, the config).
 local registry -- lfl.model.registry, loaded on first use
 
 local ACTS = {silu = "silu", swish = "silu", gelu_pytorch_tanh = "gelu_tanh", gelu_new = "gelu_tanh",
@@ -145,9 +160,48 @@ function M.resolve(cfg, where)
     end
     a.window[l] = w
   end
+  a.norm_names = {post_attn = "post_attention_layernorm", pre_ffn = "pre_feedforward_layernorm",
+                  post_ffn = "post_feedforward_layernorm"}
+  for k, v in pairs(tr.norm_names or {}) do a.norm_names[k] = v end
+  a.ropes, a.rope_of = {main = cfg}, {}
   -- the family's own special cases (eps keys, biases, scaling, refusals)
   if fam.resolve then fam.resolve(cfg, a, tr) end
+  M.resolve_rope(a, where)
   return a
+end
+
+-- Each rotary table's rotated dims and the permutation of the head dims that
+-- brings interleaved pairs (2i, 2i+1) and a partial rotary's pairs to the
+-- (i, i + D/2) positions rope.c rotates: a permutation applied to q and k
+-- alike leaves every q.k product, so the attention, as it was; the dims that
+-- are not rotated get cos 1, sin 0 (rope.cos_sin). Partial rotary without
+-- interleaving is refused (no family here has it yet).
+function M.resolve_rope(a, where)
+  local D, R = a.head_dim, nil
+  for name, rc in pairs(a.ropes) do
+    local p = rope.params(rc)
+    if type(p.partial) ~= "number" or p.partial <= 0 or p.partial > 1 then
+      error(fmt("%s: partial_rotary_factor is %s, expected a number in (0, 1]", where or "config", shown(p.partial)), 0)
+    end
+    local r = math.floor(D * p.partial)
+    if r % 2 ~= 0 or r == 0 then
+      error(fmt("%s: partial_rotary_factor %s rotates %d of the %d head dims, expected an even, non-zero count",
+        where or "config", tostring(p.partial), r, D), 0)
+    end
+    if R and R ~= r then error(fmt("%s: the rotary embeddings (%s) rotate different dim counts", where or "config", name), 0) end
+    R = r
+  end
+  a.rotary_dim = R
+  if R < D and not a.rope_interleave then
+    error(fmt("%s: partial_rotary_factor (%d of %d head dims rotated) is not supported for model_type %s",
+      where or "config", R, D, a.name), 0)
+  end
+  if a.rope_interleave then
+    local perm, h, r2, pass = {}, D / 2, R / 2, (D - R) / 2
+    for j = 0, r2 - 1 do perm[j + 1], perm[h + j + 1] = 2 * j, 2 * j + 1 end
+    for j = 0, pass - 1 do perm[r2 + j + 1], perm[h + r2 + j + 1] = R + j, R + pass + j end
+    a.rope_perm = lfl.tensor(perm, "i64")
+  end
 end
 
 local function P(m, name)
@@ -187,6 +241,12 @@ function M.check(m, where)
     if a.qk_norm_full then
       want(p .. "self_attn.q_norm.weight", {Hq * D})
       want(p .. "self_attn.k_norm.weight", {Hk * D})
+    elseif a.qk_norm == "layer_heads" then
+      want(p .. "self_attn.q_norm.weight", {Hq, D})
+      want(p .. "self_attn.k_norm.weight", {Hk, D})
+    elseif a.qk_norm then
+      want(p .. "self_attn.q_norm.weight", {D})
+      want(p .. "self_attn.k_norm.weight", {D})
     end
     if a.mlp == "plain" then
       want(p .. "mlp.c_fc.weight", {F, H}); want(p .. "mlp.c_proj.weight", {H, F})
@@ -195,11 +255,13 @@ function M.check(m, where)
       else want(p .. "mlp.gate_proj.weight", {F, H}); want(p .. "mlp.up_proj.weight", {F, H}) end
       want(p .. "mlp.down_proj.weight", {H, F})
     end
+    local nn = a.norm_names
     if a.norm ~= "layer_np" then
       if a.pre_norms then want(p .. "input_layernorm.weight", {H}) end
-      if a.pre_norms or a.post_norms then want(p .. "post_attention_layernorm.weight", {H}) end
-      if a.post_norms then want(p .. "post_feedforward_layernorm.weight", {H}) end
-      if a.pre_norms and a.post_norms then want(p .. "pre_feedforward_layernorm.weight", {H}) end
+      if a.post_norms then want(p .. nn.post_attn .. ".weight", {H})
+      elseif a.pre_norms and not a.parallel then want(p .. "post_attention_layernorm.weight", {H}) end
+      if a.post_norms then want(p .. nn.post_ffn .. ".weight", {H}) end
+      if a.pre_norms and a.post_norms then want(p .. nn.pre_ffn .. ".weight", {H}) end
     end
   end
   if a.norm ~= "layer_np" then want("model.norm.weight", {H}) end
@@ -220,6 +282,16 @@ local function norm(m, x, base)
 end
 
 local function opt(m, name) return m.params[name] end
+
+-- per-head q/k norm of x [B, T, heads, D]: RMSNorm over D (x * (1 + w) with
+-- norm_plus_one), or Cohere's bias-free LayerNorm with one weight row per head
+local function head_norm(m, x, base)
+  local a = m.arch
+  local w = P(m, base .. ".weight")
+  if a.qk_norm == "layer_heads" then return lfl.layernorm(x, nil, nil, a.eps) * w end
+  if a.norm_plus_one then w = w + 1 end
+  return lfl.rmsnorm(x, w, a.eps)
+end
 
 -- torch's clamp(x, -c, c), gradient passing where -c <= x <= c
 local function clip(x, c)
@@ -334,9 +406,10 @@ local function layer(m, l, x, cos, sin, segments, cache, memo)
   k = k:reshape(B, T, Hk, D)
   v = v:reshape(B, T, Hk, D)
   if a.qk_norm then
-    q = lfl.rmsnorm(q, P(m, p .. "self_attn.q_norm.weight"), a.eps)
-    k = lfl.rmsnorm(k, P(m, p .. "self_attn.k_norm.weight"), a.eps)
+    q = head_norm(m, q, p .. "self_attn.q_norm")
+    k = head_norm(m, k, p .. "self_attn.k_norm")
   end
+  if a.rope_perm then q, k = q:index_select(4, a.rope_perm), k:index_select(4, a.rope_perm) end
   q = lfl.rope(q:transpose(2, 3), cos, sin)
   k = lfl.rope(k:transpose(2, 3), cos, sin)
   v = v:transpose(2, 3)
@@ -374,10 +447,14 @@ local function layer(m, l, x, cos, sin, segments, cache, memo)
   end
   o = o:transpose(2, 3):reshape(B, T, Hq * D)
   o = linear(m, o, p .. "self_attn.o_proj", memo)
-  if a.post_norms then o = norm(m, o, p .. "post_attention_layernorm") end
-  x = x + o
-  if not a.pre_norms then h = x
-  else h = norm(m, x, p .. (a.post_norms and "pre_feedforward_layernorm" or "post_attention_layernorm")) end
+  local nn = a.norm_names
+  if a.post_norms then o = norm(m, o, p .. nn.post_attn) end
+  if a.residual_mult then o = o * a.residual_mult end
+  if not a.parallel then
+    x = x + o
+    if not a.pre_norms then h = x
+    else h = norm(m, x, p .. (a.post_norms and nn.pre_ffn or "post_attention_layernorm")) end
+  end
   local y
   if a.mlp == "plain" then
     y = linear(m, h, p .. "mlp.c_fc", memo)
@@ -386,7 +463,9 @@ local function layer(m, l, x, cos, sin, segments, cache, memo)
   else
     y = linear(m, gated_act(m, h, p, memo), p .. "mlp.down_proj", memo, not a.post_norms)
   end
-  if a.post_norms then y = norm(m, y, p .. "post_feedforward_layernorm") end
+  if a.post_norms then y = norm(m, y, p .. nn.post_ffn) end
+  if a.residual_mult then y = y * a.residual_mult end
+  if a.parallel then return x + o + y end
   return x + y
 end
 
@@ -552,10 +631,15 @@ function M.hidden(m, ids, opts)
     end
   end
   pos = pos or default_positions(B, T, past)
-  local inv, att = rope.inv_freq(m.config, a.head_dim, past + T - minpad)
-  local cos, sin = rope.cos_sin(inv, att, pos, a.head_dim)
+  local tabs = {}
+  for name, rc in pairs(a.ropes) do
+    local inv, att = rope.inv_freq(rc, a.head_dim, past + T - minpad)
+    local cos, sin = rope.cos_sin(inv, att, pos, a.head_dim)
+    tabs[name] = {cos, sin}
+  end
   local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)
   if a.embed_scale then x = x * lfl.tensor(sqrt(a.hidden)):_at(1) end
+  if a.embed_mult then x = x * a.embed_mult end
   local ckpt = opts.gradient_checkpointing and lfl.is_grad_enabled()
   local trainable = ckpt and M.trainable_layers(m)
   m.checkpointing = ckpt or nil
@@ -564,6 +648,8 @@ function M.hidden(m, ids, opts)
   -- linears' and the attention's outputs and backward recomputes the rest
   local replay = ckpt and m.adapters and opts.checkpoint_policy ~= "full"
   for l = 1, a.layers do
+    local cs = tabs[a.rope_of[l] or "main"]
+    local cos, sin = cs[1], cs[2]
     if ckpt and (trainable[l] or x:get_requires_grad()) then
       -- recorded even when x needs no grad: the layer's own weights do
       local memo = replay and {}
@@ -592,10 +678,19 @@ function M.lm_head(m)
   return w
 end
 
+-- the hidden states the head multiplies: times the family's logit_scale
+-- (Cohere's logit_scale, Granite's 1 / logits_scaling), which scales the
+-- logits as linear(h, W) * s does
+function M.head_input(m, h)
+  local s = m.arch.logit_scale
+  if s and s ~= 1 then return h * s end
+  return h
+end
+
 function M.forward(m, ids, opts)
   local h = M.hidden(m, ids, opts)
   if opts.hidden then return h end
-  local logits = lfl.linear(h, M.lm_head(m))
+  local logits = lfl.linear(M.head_input(m, h), M.lm_head(m))
   local cap = m.arch.final_softcap
   if cap then logits = (logits * (1 / cap)):tanh() * cap end
   return logits
@@ -618,7 +713,7 @@ function M.loss(m, ids, labels, opts)
     local V = logits:size(3)
     return lfl.cross_entropy(logits:reshape(-1, V), shifted:reshape(-1))
   end
-  local h = M.hidden(m, ids, opts)
+  local h = M.head_input(m, M.hidden(m, ids, opts))
   local H = h:size(3)
   local hf, lab = h:reshape(-1, H), shifted:reshape(-1)
   -- rows without a label (SFT prompts, each example's last token) skip the
