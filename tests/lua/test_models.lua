@@ -122,6 +122,23 @@ lora_cases.training_smoke = function()
     t.assert(last < first - 0.05, string.format("%s: loss %.4f -> %.4f after 5 steps", name, first, last))
   end
 end
+-- GRPO's (and DPO's, through the same head) per-token log-probs from the
+-- hidden states apply the family's logit scale like the forward does
+lora_cases.token_logps_logit_scale = function()
+  local grpo = require("lfl.train.grpo")
+  for _, name in ipairs({"granite", "cohere"}) do
+    local m = lfl.model.load(root .. name)
+    local ids = {5, 9, 3, 17, 22, 8}
+    local got = grpo.token_logps(m, {{input_ids = ids, labels = {-100, -100, 3, 17, 22, 8}}})
+    local lp = m:forward(lfl.tensor({ids}, "i64")):log_softmax(3)
+    -- position k (1-based) predicts ids[k + 1]: the labelled ones are k = 2..5
+    t.assert_eq(got:numel(), 4, name .. ": labelled tokens")
+    for i = 1, 4 do
+      local k = i + 1
+      t.assert_close(got[i], lp[{1, k, ids[k + 1] + 1}], 1e-5, name .. " token log-prob " .. i)
+    end
+  end
+end
 t.suite("models_lora", lora_cases)
 
 local function config_of(name) return lfl.model.read_json(root .. name .. "/config.json") end
