@@ -79,12 +79,12 @@ local function ropes(cfg, where)
   return {full_attention = view(full), sliding_attention = view(slide)}
 end
 
-local ck = {}
-for _, s in ipairs({"270M", "1B"}) do
-  local l = s:lower()
-  ck[#ck + 1] = {name = "Gemma-3-" .. s, hub = "google/gemma-3-" .. l .. "-pt", size = s}
-  ck[#ck + 1] = {name = "Gemma-3-" .. s .. "-Instruct", hub = "google/gemma-3-" .. l .. "-it", size = s}
-end
+local ck = {
+  {name = "Gemma-3-270M", hub = "google/gemma-3-270m", size = "270M"},
+  {name = "Gemma-3-270M-Instruct", hub = "google/gemma-3-270m-it", size = "270M"},
+  {name = "Gemma-3-1B", hub = "google/gemma-3-1b-pt", size = "1B"},
+  {name = "Gemma-3-1B-Instruct", hub = "google/gemma-3-1b-it", size = "1B"},
+}
 
 return {
   family = "gemma3",
