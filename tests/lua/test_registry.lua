@@ -80,7 +80,7 @@ end
 
 local GOLDEN = {"gemma", "gemma2", "llama", "llama_bias", "llama_linear_rope", "llama_tied_llama3rope",
   "llama_yarn_rope", "mistral_window", "phi3", "qwen2", "qwen3", "olmo", "olmo2", "starcoder2", "internlm2",
-  "internlm2_bias", "baichuan", "baichuan2", "gemma3", "granite", "cohere", "cohere_qknorm", "glm4"}
+  "internlm2_bias", "baichuan", "baichuan2", "gemma3", "granite", "cohere", "cohere_qknorm", "glm4", "mixtral"}
 
 t.suite("registry", {
   every_family_loads_and_is_complete = function()
@@ -123,6 +123,7 @@ t.suite("registry", {
     t.assert_eq(R.lookup("ibm-granite/granite-3.3-8b-instruct").family, "granite")
     t.assert_eq(R.lookup("CohereForAI/c4ai-command-r-v01").family, "cohere")
     t.assert_eq(R.lookup("THUDM/GLM-4-9B-0414").family, "glm4")
+    t.assert_eq(R.lookup("mistralai/Mixtral-8x7B-Instruct-v0.1").family, "mixtral")
     t.assert_eq(R.default_template("THUDM/GLM-Z1-9B-0414"), "glmz1")
     t.assert_eq(R.default_template("google/gemma-3-270m-it"), "gemma3")
     t.assert_eq(R.lookup("phi3").family, "phi3", "a family name")
@@ -176,7 +177,9 @@ t.suite("registry", {
       same_set(found, R.lora_targets(m), g)
       local notes = capture(function()
         local mods = peft.target_modules(m, "all")
-        t.assert_eq(#mods, m.arch.layers * #found, g .. ": one module per linear per layer")
+        -- a MoE layer holds each expert's w1/w2/w3
+        local per_layer = m.arch.moe and #found + 3 * (m.arch.experts - 1) or #found
+        t.assert_eq(#mods, m.arch.layers * per_layer, g .. ": one module per linear per layer")
         for _, mod in ipairs(mods) do
           t.assert(mod ~= "lm_head" and not mod:find("embed"), g .. ": " .. mod .. " is not a head or embedding")
         end

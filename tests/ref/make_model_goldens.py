@@ -177,6 +177,55 @@ def gemma3_hub_config(d, ids):
     shutil.rmtree(hub)
 
 
+def make_mixtral(ids, labels):
+    """Mixtral: 4 experts, top-2 routing, output_router_logits with a visible
+    router_aux_loss_coef, so the golden loss is the LM loss plus the coef times
+    the load-balancing loss (aux_loss saved apart). transformers 5 holds the
+    experts fused (mlp.experts.gate_up_proj [E, 2I, H], down_proj [E, H, I],
+    router mlp.gate) and saves the Hub layout (block_sparse_moe.experts.<e>.w1/
+    w3/w2, block_sparse_moe.gate): the gradients are saved under the Hub names.
+    lora.safetensors: PEFT LoRA on q/k/v/o_proj (PEFT does not target the
+    fused experts of transformers 5)."""
+    name = "mixtral"
+    model = build(name, tf.MixtralConfig, tf.MixtralForCausalLM, dict(
+        num_local_experts=4, num_experts_per_tok=2, output_router_logits=True, router_aux_loss_coef=0.02))
+    d = OUT / name
+    if d.exists():
+        shutil.rmtree(d)
+    model.save_pretrained(d, safe_serialization=True)
+    (d / "generation_config.json").unlink(missing_ok=True)
+    saved = load_file(d / "model.safetensors")
+    assert "model.layers.0.block_sparse_moe.experts.3.w1.weight" in saved, sorted(saved)[:8]
+    model.zero_grad()
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    gold = {"input_ids": ids, "labels": labels, "logits": out.logits.detach().float().contiguous(),
+            "loss": out.loss.detach().reshape(1), "aux_loss": out.aux_loss.detach().reshape(1)}
+    I = model.config.intermediate_size
+    for pname, p in model.named_parameters():
+        if p.grad is None:
+            continue
+        g = p.grad.detach()
+        if pname.endswith("mlp.experts.gate_up_proj"):
+            pre = pname[: -len("mlp.experts.gate_up_proj")] + "block_sparse_moe.experts."
+            for e in range(g.shape[0]):
+                gold[f"grad.{pre}{e}.w1.weight"] = g[e, :I].contiguous()
+                gold[f"grad.{pre}{e}.w3.weight"] = g[e, I:].contiguous()
+        elif pname.endswith("mlp.experts.down_proj"):
+            pre = pname[: -len("mlp.experts.down_proj")] + "block_sparse_moe.experts."
+            for e in range(g.shape[0]):
+                gold[f"grad.{pre}{e}.w2.weight"] = g[e].contiguous()
+        else:
+            gold["grad." + pname.replace(".mlp.gate.", ".block_sparse_moe.gate.")] = g.contiguous()
+    for k in gold:
+        if k.startswith("grad."):
+            assert k[5:] in saved, k
+    save_file(gold, d / "golden.safetensors")
+    print(name, "loss", out.loss.item(), "aux", out.aux_loss.item(), "params", sum(p.numel() for p in model.parameters()))
+    LORA_TARGETS[name] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    lora_golden(name, model, ids, labels)
+
+
 def fresh(d):
     if d.exists():
         shutil.rmtree(d)
@@ -404,6 +453,8 @@ def main():
         make_internlm2("llama_bias", "internlm2_bias")
     if not only or only & {"baichuan", "baichuan2"}:
         make_baichuan(ids, labels)
+    if not only or "mixtral" in only:
+        make_mixtral(ids, labels)
 
 
 if __name__ == "__main__":

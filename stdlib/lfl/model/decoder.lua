@@ -35,6 +35,10 @@ local M = {}
 --     added to the residual together (Cohere); no second norm
 --   rope_interleave: rotary pairs are neighbouring dims (2i, 2i+1) instead
 --     of halves (Cohere, GLM-4)
+--   moe: a sparse mixture of experts instead of the MLP (Mixtral's layout:
+--     block_sparse_moe.gate router, experts.<e>.w1 / w3 / w2), with
+--     arch.experts, arch.top_k, arch.router_aux (add the load-balancing loss
+--     to Model:loss) and arch.router_aux_coef set by the family's resolve
 -- A family's resolve may also set on the arch: scale (attention scaling),
 -- embed_mult / residual_mult (Granite's multipliers of the embeddings and of
 -- each sublayer's output), logit_scale (multiplies the logits), ropes (name ->
@@ -248,7 +252,14 @@ function M.check(m, where)
       want(p .. "self_attn.q_norm.weight", {D})
       want(p .. "self_attn.k_norm.weight", {D})
     end
-    if a.mlp == "plain" then
+    if a.moe then
+      local q = p .. "block_sparse_moe."
+      want(q .. "gate.weight", {a.experts, H})
+      for e = 0, a.experts - 1 do
+        local x = q .. "experts." .. e .. "."
+        want(x .. "w1.weight", {F, H}); want(x .. "w3.weight", {F, H}); want(x .. "w2.weight", {H, F})
+      end
+    elseif a.mlp == "plain" then
       want(p .. "mlp.c_fc.weight", {F, H}); want(p .. "mlp.c_proj.weight", {H, F})
     else
       if a.fused_gate_up then want(p .. "mlp.gate_up_proj.weight", {2 * F, H})
@@ -355,6 +366,62 @@ local function gated_act(m, h, p, memo)
   return lfl.geglu(gate, up, a.act == "gelu_tanh")
 end
 
+-- Sparse mixture of experts (Mixtral): the router's softmax over experts,
+-- each token's top_k experts (their probabilities renormalised to sum to 1),
+-- each expert's gated MLP on its tokens only, weighted and summed back into
+-- the tokens' rows. The choice itself has no gradient; the weights do (through
+-- the softmax into the router). With `stats`, also returns the router
+-- probabilities summed over the tokens [E] (in the graph) and each expert's
+-- count of choices, for the load-balancing loss.
+local function moe(m, h, p, memo, stats)
+  local a = m.arch
+  local sz = h:size()
+  local N, H = sz[1] * sz[2], sz[3]
+  local E, K = a.experts, a.top_k
+  local x = h:reshape(N, H)
+  local probs = linear(m, x, p .. "block_sparse_moe.gate", memo):softmax(2)
+  local chosen = lfl.no_grad(function()
+    local masked, cols = probs:detach(), {}
+    local ids = lfl.arange(E, "i64"):view(1, E)
+    for k = 1, K do
+      local ik = masked:argmax(2):view(N, 1)
+      cols[k] = ik
+      if k < K then masked = lfl.where(ids:eq(ik), -1, masked) end
+    end
+    return lfl.cat(cols, 2)
+  end)
+  local w = lfl.gather(probs, 2, chosen)
+  w = (w / w:sum({2}, true)):reshape(N * K)
+  -- each expert's tokens and the flat positions of their weights
+  local tokens, slots = {}, {}
+  for e = 1, E do tokens[e], slots[e] = {}, {} end
+  local cd = chosen:reshape(N * K):double()
+  for j = 1, N * K do
+    local e = cd[j] + 1
+    local n = tokens[e]
+    n[#n + 1] = math.floor((j - 1) / K)
+    slots[e][#n] = j - 1
+  end
+  local out = lfl.zeros(N, H):to(x:dtype())
+  local counts = {}
+  for e = 1, E do
+    local ne = #tokens[e]
+    counts[e] = ne
+    if ne > 0 then
+      local q = p .. "block_sparse_moe.experts." .. (e - 1) .. "."
+      local sel = lfl.tensor(tokens[e], "i64")
+      local xe = x:index_select(1, sel)
+      local g, u = linear(m, xe, q .. "w1", memo), linear(m, xe, q .. "w3", memo)
+      local act = a.act == "silu" and lfl.swiglu(g, u) or lfl.geglu(g, u, a.act == "gelu_tanh")
+      local ye = linear(m, act, q .. "w2", memo) * w:index_select(1, lfl.tensor(slots[e], "i64")):view(ne, 1)
+      out = lfl.scatter_add(out, 1, sel:view(ne, 1):expand(ne, H):contiguous(), ye)
+    end
+  end
+  out = out:reshape(sz[1], sz[2], H)
+  if stats then return out, probs:sum({1}), counts end
+  return out
+end
+
 -- One query over cached keys (decoding): plain GEMMs, as the tiled attention
 -- kernel pads a single query to a full tile. q [B, Hq, 1, D], k/v [B, Hk, S, D];
 -- the query is the newest position, so the causal mask hides nothing and a
@@ -378,7 +445,7 @@ end
 -- this step's rotated keys and values are appended to the layer's cached ones
 -- and the queries attend over all of them (the attention's offset S - T puts
 -- them after the cached keys, so causal and window masks stay right).
-local function layer(m, l, x, cos, sin, segments, cache, memo)
+local function layer(m, l, x, cos, sin, segments, cache, memo, stats)
   local a = m.arch
   local p = "model.layers." .. (l - 1) .. "."
   local sz = x:size()
@@ -455,8 +522,10 @@ local function layer(m, l, x, cos, sin, segments, cache, memo)
     if not a.pre_norms then h = x
     else h = norm(m, x, p .. (a.post_norms and nn.pre_ffn or "post_attention_layernorm")) end
   end
-  local y
-  if a.mlp == "plain" then
+  local y, probsum, counts
+  if a.moe then
+    y, probsum, counts = moe(m, h, p, memo, stats)
+  elseif a.mlp == "plain" then
     y = linear(m, h, p .. "mlp.c_fc", memo)
     if a.act == "gelu_tanh" then y = y:gelu_tanh() elseif a.act == "gelu" then y = y:gelu() else y = y:silu() end
     y = linear(m, y, p .. "mlp.c_proj", memo, not a.post_norms)
@@ -466,7 +535,7 @@ local function layer(m, l, x, cos, sin, segments, cache, memo)
   if a.post_norms then y = norm(m, y, p .. nn.post_ffn) end
   if a.residual_mult then y = y * a.residual_mult end
   if a.parallel then return x + o + y end
-  return x + y
+  return x + y, probsum, counts
 end
 
 -- exposed for benchmarks and tests of a single block
@@ -647,18 +716,30 @@ function M.hidden(m, ids, opts)
   -- or "auto" as the trainer resolves it) the first pass keeps the fused LoRA
   -- linears' and the attention's outputs and backward recomputes the rest
   local replay = ckpt and m.adapters and opts.checkpoint_policy ~= "full"
+  -- opts.router_stats (a table) collects the MoE layers' router statistics:
+  -- probsum (summed over layers, in the graph), counts per expert, rows
+  local rs = a.moe and opts.router_stats
   for l = 1, a.layers do
     local cs = tabs[a.rope_of[l] or "main"]
     local cos, sin = cs[1], cs[2]
+    local probsum, counts
     if ckpt and (trainable[l] or x:get_requires_grad()) then
-      -- recorded even when x needs no grad: the layer's own weights do
+      -- recorded even when x needs no grad: the layer's own weights do; the
+      -- router's probabilities are a second output, so the auxiliary loss's
+      -- gradient reaches the recomputed region
       local memo = replay and {}
-      x = lfl.checkpoint_trainable(function(h)
+      x, probsum, counts = lfl.checkpoint_trainable(function(h)
         if memo then memo.i, memo.replay, memo.ran = 0, memo.ran, true end
-        return layer(m, l, h, cos, sin, opts.segments, nil, memo)
+        return layer(m, l, h, cos, sin, opts.segments, nil, memo, rs and true)
       end, x)
     else
-      x = layer(m, l, x, cos, sin, opts.segments, cache)
+      x, probsum, counts = layer(m, l, x, cos, sin, opts.segments, cache, nil, rs and true)
+    end
+    if rs then
+      rs.probsum = rs.probsum and rs.probsum + probsum or probsum
+      rs.counts = rs.counts or {}
+      for e, c in ipairs(counts) do rs.counts[e] = (rs.counts[e] or 0) + c end
+      rs.rows = (rs.rows or 0) + B * T
     end
   end
   if cache then cache.len = past + T end
@@ -706,7 +787,30 @@ function M.shift_labels(labels)
   return shifted
 end
 
+-- The load-balancing loss of a forward's router statistics (transformers'
+-- load_balancing_loss_func without an attention mask): E * sum_e f_e * P_e,
+-- f_e the share of top-k choices that went to expert e and P_e its mean
+-- router probability, both over all layers' rows.
+function M.router_aux_loss(m, rs)
+  local E, R = m.arch.experts, rs.rows
+  local f = lfl.tensor(rs.counts):to(rs.probsum:dtype())
+  return (f * rs.probsum):sum() * (E / (R * R))
+end
+
+-- the LM loss plus, for a MoE model with arch.router_aux, router_aux_coef
+-- times the load-balancing loss (transformers adds it when
+-- output_router_logits is set; LlamaFactory sets it for training)
+local lm_loss
 function M.loss(m, ids, labels, opts)
+  if not (m.arch.moe and m.arch.router_aux) then return lm_loss(m, ids, labels, opts) end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.router_stats = {}
+  local loss = lm_loss(m, ids, labels, o)
+  return loss + M.router_aux_loss(m, o.router_stats) * m.arch.router_aux_coef
+end
+
+lm_loss = function(m, ids, labels, opts)
   local shifted = opts.shifted and labels or M.shift_labels(labels)
   if m.arch.final_softcap then
     local logits = M.forward(m, ids, opts)
