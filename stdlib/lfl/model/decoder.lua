@@ -299,7 +299,11 @@ local function opt(m, name) return m.params[name] end
 local function head_norm(m, x, base)
   local a = m.arch
   local w = P(m, base .. ".weight")
-  if a.qk_norm == "layer_heads" then return lfl.layernorm(x, nil, nil, a.eps) * w end
+  if a.qk_norm == "layer_heads" then
+    -- a 2-D weight stays bf16 in a bf16 model (lfl.model.param_dtype); the product is f32
+    if w:dtype() ~= x:dtype() then w = w:to(x:dtype()) end
+    return lfl.layernorm(x, nil, nil, a.eps) * w
+  end
   if a.norm_plus_one then w = w + 1 end
   return lfl.rmsnorm(x, w, a.eps)
 end
@@ -402,8 +406,8 @@ local function moe(m, h, p, memo, stats)
     n[#n + 1] = math.floor((j - 1) / K)
     slots[e][#n] = j - 1
   end
-  local out = lfl.zeros(N, H):to(x:dtype())
-  local counts = {}
+  -- the experts' weighted outputs, then one scatter-add into the tokens' rows
+  local counts, ys, rows = {}, {}, {}
   for e = 1, E do
     local ne = #tokens[e]
     counts[e] = ne
@@ -413,10 +417,12 @@ local function moe(m, h, p, memo, stats)
       local xe = x:index_select(1, sel)
       local g, u = linear(m, xe, q .. "w1", memo), linear(m, xe, q .. "w3", memo)
       local act = a.act == "silu" and lfl.swiglu(g, u) or lfl.geglu(g, u, a.act == "gelu_tanh")
-      local ye = linear(m, act, q .. "w2", memo) * w:index_select(1, lfl.tensor(slots[e], "i64")):view(ne, 1)
-      out = lfl.scatter_add(out, 1, sel:view(ne, 1):expand(ne, H):contiguous(), ye)
+      ys[#ys + 1] = linear(m, act, q .. "w2", memo) * w:index_select(1, lfl.tensor(slots[e], "i64")):view(ne, 1)
+      rows[#rows + 1] = sel
     end
   end
+  local y, r = lfl.cat(ys, 1), lfl.cat(rows, 1)
+  local out = lfl.scatter_add(lfl.zeros(N, H):to(y:dtype()), 1, r:view(N * K, 1):expand(N * K, H):contiguous(), y)
   out = out:reshape(sz[1], sz[2], H)
   if stats then return out, probs:sum({1}), counts end
   return out
