@@ -217,7 +217,7 @@ end
 
 t.suite("bf16_models", {
   logits_match_roundtripped = function()
-    for _, name in ipairs({"llama", "qwen2", "gemma", "llama_tied_llama3rope"}) do
+    for _, name in ipairs({"llama", "qwen2", "gemma", "llama_tied_llama3rope", "cohere_qknorm", "mixtral"}) do
       local dir = home .. "/tests/golden/models/" .. name
       local m16 = lfl.model.load(dir, {dtype = "bf16"})
       check_dtypes(m16, name)

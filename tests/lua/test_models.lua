@@ -12,7 +12,8 @@ local t = lfl.test
 local root = lfl.home .. "/tests/golden/models/"
 local CASES = {"llama", "llama_tied_llama3rope", "llama_linear_rope", "llama_yarn_rope", "llama_bias",
                "mistral_window", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo", "olmo2", "starcoder2",
-               "internlm3", "internlm2", "internlm2_bias", "baichuan", "baichuan2"}
+               "internlm3", "internlm2", "internlm2_bias", "baichuan", "baichuan2", "gemma3", "granite", "cohere",
+               "cohere_qknorm", "glm4", "mixtral"}
 local GOLDEN_OF = {internlm2 = "llama", internlm2_bias = "llama_bias"} -- cases checked against another case's golden
 
 local function rel_err(a, b)
@@ -52,6 +53,250 @@ end
 t.suite("models", cases)
 
 local function write(path, text) local f = assert(io.open(path, "w")); f:write(text); f:close() end
+
+-- Families added after the first fifteen also carry lora.safetensors: PEFT's
+-- LoRA (r 4, alpha 8, the family's lora_target) with seeded adapter values,
+-- its loss and adapter gradients. lora_target "all" must give PEFT's module
+-- names one for one (the registry's list matches the checkpoint's linears).
+local LORA_CASES = {"gemma3", "granite", "cohere", "cohere_qknorm", "glm4", "mixtral"}
+-- PEFT cannot target transformers 5's fused Mixtral experts: its golden adapts attention only
+local LORA_TARGET = {mixtral = "q_proj,k_proj,v_proj,o_proj"}
+
+-- PEFT key "base_model.model.<mod>.lora_A.weight" -> the lfl tensor holding it
+local function adapter_tensor(m, key)
+  local mod, kind = key:match("^base_model%.model%.(.+)%.lora_([AB])%.weight$")
+  return mod and m.adapters[mod] and m.adapters[mod][kind]
+end
+
+local function lora_model(name)
+  local trainer = require("lfl.train.trainer")
+  local g = lfl.safetensors.load(root .. name .. "/lora.safetensors")
+  local m = lfl.model.load(root .. name)
+  local names, _, groups = trainer.setup_method(m, {finetuning_type = "lora", lora_rank = 4, lora_alpha = 8, lora_dropout = 0,
+    lora_target = LORA_TARGET[name] or "all", learning_rate = 1e-3})
+  local want = {}
+  for k in pairs(g) do if k:match("^init%.") then want[#want + 1] = k:sub(6) end end
+  table.sort(want)
+  local got = {}
+  for i, n in ipairs(names) do got[i] = n end
+  table.sort(got)
+  t.assert_eq(#got, #want, name .. ": trainable adapter tensors")
+  for i = 1, #want do t.assert_eq(got[i], want[i], name .. ": PEFT key") end
+  lfl.no_grad(function()
+    for _, k in ipairs(want) do adapter_tensor(m, k):copy_(g["init." .. k]) end
+  end)
+  return m, g, want, groups
+end
+
+local lora_cases = {}
+for _, name in ipairs(LORA_CASES) do
+  lora_cases[name] = function()
+    local m, g, keys = lora_model(name)
+    local ids = lfl.safetensors.load(root .. name .. "/golden.safetensors")
+    local loss = m:loss(ids.input_ids, ids.labels)
+    t.assert_close(loss:item(), g.loss[1], 1e-5, name .. " LoRA loss")
+    loss:backward()
+    for _, k in ipairs(keys) do
+      local got = adapter_tensor(m, k).grad
+      t.assert(got, name .. ": no gradient for " .. k)
+      local e = rel_err(got, g["grad." .. k])
+      t.assert(e <= 1e-3, string.format("%s: LoRA gradient of %s relative error %.3g", name, k, e))
+    end
+  end
+end
+-- a few AdamW steps on the golden batch bring the loss down (LoRA through the
+-- new families' forward and backward: interleaved rotary, parallel blocks)
+lora_cases.training_smoke = function()
+  for _, name in ipairs({"gemma3", "cohere_qknorm", "glm4", "mixtral"}) do
+    local m, _, _, groups = lora_model(name)
+    local ids = lfl.safetensors.load(root .. name .. "/golden.safetensors")
+    local opt = lfl.optim.AdamW(groups, {lr = 1e-2})
+    local first, last
+    for step = 1, 6 do
+      opt:zero_grad()
+      local loss = m:loss(ids.input_ids, ids.labels)
+      if step == 1 then first = loss:item() end
+      last = loss:item()
+      loss:backward()
+      opt:step()
+    end
+    if os.getenv("LFL_TEST_VERBOSE") then print(string.format("      %s: LoRA loss %.4f -> %.4f", name, first, last)) end
+    t.assert(last < first - 0.02, string.format("%s: loss %.4f -> %.4f after 5 steps", name, first, last))
+  end
+end
+-- GRPO's (and DPO's, through the same head) per-token log-probs from the
+-- hidden states apply the family's logit scale like the forward does
+lora_cases.token_logps_logit_scale = function()
+  local grpo = require("lfl.train.grpo")
+  for _, name in ipairs({"granite", "cohere"}) do
+    local m = lfl.model.load(root .. name)
+    local ids = {5, 9, 3, 17, 22, 8}
+    local got = grpo.token_logps(m, {{input_ids = ids, labels = {-100, -100, 3, 17, 22, 8}}})
+    local lp = m:forward(lfl.tensor({ids}, "i64")):log_softmax(3)
+    -- position k (1-based) predicts ids[k + 1]: the labelled ones are k = 2..5
+    t.assert_eq(got:numel(), 4, name .. ": labelled tokens")
+    for i = 1, 4 do
+      local k = i + 1
+      t.assert_close(got[i], lp[{1, k, ids[k + 1] + 1}], 1e-5, name .. " token log-prob " .. i)
+    end
+  end
+end
+t.suite("models_lora", lora_cases)
+
+-- Mixtral's router: the golden loss is the LM loss plus 0.02 x the
+-- load-balancing loss (output_router_logits in its config.json)
+t.suite("moe", {
+  aux_loss_and_checkpointing = function()
+    local g = lfl.safetensors.load(root .. "mixtral/golden.safetensors")
+    local m = lfl.model.load(root .. "mixtral")
+    t.assert(m.arch.router_aux, "output_router_logits turns the auxiliary loss on")
+    local lm = lfl.no_grad(function()
+      m.arch.router_aux = false
+      local v = m:loss(g.input_ids, g.labels):item()
+      m.arch.router_aux = true
+      return v
+    end)
+    t.assert_close(lm + 0.02 * g.aux_loss[1], g.loss[1], 1e-5, "LM loss + coef x aux")
+    local rs = {}
+    lfl.no_grad(function() lfl.decoder.hidden(m, g.input_ids, {router_stats = rs}) end)
+    t.assert_close(lfl.decoder.router_aux_loss(m, rs):item(), g.aux_loss[1], 1e-5, "load-balancing loss")
+    local n = 0
+    for _, c in ipairs(rs.counts) do n = n + c end
+    t.assert_eq(n, 2 * 2 * 24, "top-2 choices of 24 tokens in 2 layers")
+    -- the same gradients through gradient checkpointing (the router statistics
+    -- leave the recomputed region as its second output)
+    for _, p in ipairs(m:parameters()) do p:requires_grad() end
+    local loss = m:loss(g.input_ids, g.labels, {gradient_checkpointing = true})
+    t.assert_close(loss:item(), g.loss[1], 1e-5, "checkpointed loss")
+    loss:backward()
+    local gate = "model.layers.0.block_sparse_moe.gate.weight"
+    t.assert(rel_err(m.params[gate].grad, g["grad." .. gate]) <= 1e-3, "router gradient under checkpointing")
+    local w2 = "model.layers.1.block_sparse_moe.experts.2.w2.weight"
+    t.assert(rel_err(m.params[w2].grad, g["grad." .. w2]) <= 1e-3, "expert gradient under checkpointing")
+  end,
+
+  -- lora_target all adapts the router and every expert's w1/w2/w3 too; the
+  -- adapted forward equals the forward with the adapters merged into the weights
+  lora_on_experts = function()
+    local trainer = require("lfl.train.trainer")
+    local g = lfl.safetensors.load(root .. "mixtral/golden.safetensors")
+    local m = lfl.model.load(root .. "mixtral")
+    local names, params = trainer.setup_method(m, {finetuning_type = "lora", lora_rank = 4, lora_alpha = 8,
+      lora_dropout = 0, lora_target = "all", learning_rate = 1e-3})
+    t.assert_eq(#names, 2 * 2 * (4 + 1 + 3 * 4), "A and B of q/k/v/o, the router and 4 experts' w1/w2/w3, 2 layers")
+    lfl.manual_seed(3)
+    lfl.no_grad(function()
+      for i, p in ipairs(params) do if names[i]:find("lora_B") then p:copy_(lfl.randn(p:size()) * 0.2) end end
+    end)
+    local loss = m:loss(g.input_ids, g.labels)
+    loss:backward()
+    local w1 = "base_model.model.model.layers.1.block_sparse_moe.experts.3.w1.lora_B.weight"
+    for i, n in ipairs(names) do
+      if n == w1 then t.assert(params[i].grad and (params[i].grad * params[i].grad):sum():item() > 0, n) end
+    end
+    local adapted = lfl.no_grad(function() return m:forward(g.input_ids) end)
+    m:merge_adapter()
+    local merged = lfl.no_grad(function() return m:forward(g.input_ids, {adapter = false}) end)
+    t.assert(t.max_abs_diff(adapted, merged) <= 1e-4, "merged experts give the adapted logits")
+    t.assert(t.max_abs_diff(adapted, g.logits) > 1e-2, "the adapters change the logits")
+  end,
+
+  config_refusals = function()
+    local cfg = lfl.model.read_json(root .. "mixtral/config.json")
+    cfg.router_jitter_noise = 0.1
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "router_jitter_noise 0.1 is not supported")
+    cfg = lfl.model.read_json(root .. "mixtral/config.json")
+    cfg.num_experts_per_tok = 5
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "num_experts_per_tok 5 is more than")
+    cfg = lfl.model.read_json(root .. "mixtral/config.json")
+    cfg.num_local_experts = 0
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "num_local_experts is 0")
+    cfg = lfl.model.read_json(root .. "mixtral/config.json")
+    cfg.num_local_experts = 3 -- the checkpoint has 4: experts.3 is left over, the router has 4 rows
+    t.assert_error(function() lfl.model.from_params(cfg, lfl.safetensors.load(root .. "mixtral/model.safetensors")) end,
+      "block_sparse_moe.gate.weight' has shape [4,32], expected [3,32]")
+  end,
+})
+
+local function config_of(name) return lfl.model.read_json(root .. name .. "/config.json") end
+local function weights_of(name) return lfl.safetensors.load(root .. name .. "/model.safetensors") end
+
+t.suite("family_configs", {
+  -- the Hub's Gemma 3 spelling (rope_theta, rope_local_base_freq, rope_scaling,
+  -- sliding_window_pattern; transformers checked it reads the same) gives the same logits
+  gemma3_hub_spelling = function()
+    local cfg = lfl.model.read_json(root .. "gemma3/hub_config.json")
+    t.assert_eq(cfg.rope_parameters, nil); t.assert_eq(cfg.layer_types, nil)
+    local m = lfl.model.from_params(cfg, weights_of("gemma3"))
+    local g = lfl.safetensors.load(root .. "gemma3/golden.safetensors")
+    t.assert(t.max_abs_diff(m:forward(g.input_ids), g.logits) <= 1e-4, "hub spelling logits")
+    t.assert_eq(m.arch.rope_of[1], "sliding_attention"); t.assert_eq(m.arch.rope_of[2], "full_attention")
+    t.assert_eq(m.arch.window[1], 4); t.assert_eq(m.arch.window[2], nil)
+    -- the same config with one rope base for every layer differs: the local base matters
+    cfg.rope_local_base_freq = cfg.rope_theta
+    local m2 = lfl.model.from_params(cfg, weights_of("gemma3"))
+    t.assert(t.max_abs_diff(m2:forward(g.input_ids), g.logits) > 1e-3, "the local rope base is used")
+  end,
+
+  gemma3_defaults_and_refusals = function()
+    local cfg = lfl.model.read_json(root .. "gemma3/hub_config.json")
+    cfg.sliding_window_pattern, cfg.rope_theta, cfg.rope_local_base_freq = nil, nil, nil
+    local a = lfl.decoder.resolve(cfg, "c.json")
+    -- transformers' defaults: every 6th layer global, bases 1e6 / 1e4
+    for l = 1, 4 do t.assert_eq(a.rope_of[l], "sliding_attention") end
+    t.assert_eq(a.ropes.full_attention.rope_parameters.rope_theta, 1000000.0)
+    t.assert_eq(a.ropes.sliding_attention.rope_parameters.rope_theta, 10000.0)
+    t.assert_close(a.scale, 16 ^ -0.5, 1e-12, "query_pre_attn_scalar")
+    local bad = config_of("gemma3")
+    bad.use_bidirectional_attention = true
+    t.assert_error(function() lfl.decoder.resolve(bad, "c.json") end, "use_bidirectional_attention")
+    bad = config_of("gemma3")
+    bad.layer_types[3] = "chunked_attention"
+    t.assert_error(function() lfl.decoder.resolve(bad, "c.json") end, "layer_types[3] is chunked_attention")
+    bad = config_of("gemma3")
+    bad.rope_parameters.full_attention.rope_theta = "big"
+    t.assert_error(function() lfl.decoder.resolve(bad, "c.json") end, "full_attention rope_theta is big")
+  end,
+
+  granite_refusals = function()
+    local cfg = config_of("granite")
+    cfg.logits_scaling = 0
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "logits_scaling is 0")
+    cfg = config_of("granite")
+    cfg.residual_multiplier = "0.2"
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "residual_multiplier is 0.2, expected a finite")
+  end,
+
+  cohere_refusals = function()
+    local cfg = config_of("cohere")
+    cfg.use_qk_norm = "yes"
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "use_qk_norm is yes")
+    cfg = config_of("cohere")
+    cfg.logit_scale = {}
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "logit_scale")
+    -- a use_qk_norm config needs the per-head weights
+    cfg = config_of("cohere")
+    cfg.use_qk_norm = true
+    t.assert_error(function() lfl.model.from_params(cfg, weights_of("cohere")) end,
+      "parameter 'model.layers.0.self_attn.q_norm.weight' is missing")
+  end,
+
+  partial_rotary = function()
+    local cfg = config_of("glm4")
+    cfg.rope_parameters.partial_rotary_factor = 0.1875 -- 3 of 16 dims
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "rotates 3 of the 16 head dims")
+    cfg.rope_parameters.partial_rotary_factor = 1.5
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "partial_rotary_factor is 1.5")
+    -- absent: Glm4Config's 0.5
+    cfg.rope_parameters.partial_rotary_factor = nil
+    t.assert_eq(lfl.decoder.resolve(cfg, "c.json").rotary_dim, 8)
+    -- families with halves-style rotary refuse a partial one instead of rotating every dim
+    local l = config_of("llama")
+    l.partial_rotary_factor = 0.5
+    t.assert_error(function() lfl.decoder.resolve(l, "c.json") end,
+      "partial_rotary_factor (4 of 8 head dims rotated) is not supported for model_type llama")
+  end,
+})
 
 t.suite("remote_layouts", {
   -- saving packs q/k/v back: the folder is the original checkpoint again
@@ -106,7 +351,8 @@ t.suite("remote_layouts", {
   -- generation's KV-cache path (one token at a time) against the full forward
   cached_decode_matches_forward = function()
     local ids = lfl.tensor({{5, 9, 3, 17, 22, 8, 41, 12}}, "i64")
-    for _, name in ipairs({"olmo", "olmo2", "starcoder2", "internlm2", "baichuan2"}) do
+    for _, name in ipairs({"olmo", "olmo2", "starcoder2", "internlm2", "baichuan2", "gemma3", "granite", "cohere_qknorm",
+                           "glm4", "mixtral"}) do
       local m = lfl.model.load(root .. name)
       local full = m:forward(ids)
       local cache = lfl.decoder.new_cache()

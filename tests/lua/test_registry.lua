@@ -80,7 +80,7 @@ end
 
 local GOLDEN = {"gemma", "gemma2", "llama", "llama_bias", "llama_linear_rope", "llama_tied_llama3rope",
   "llama_yarn_rope", "mistral_window", "phi3", "qwen2", "qwen3", "olmo", "olmo2", "starcoder2", "internlm2",
-  "internlm2_bias", "baichuan", "baichuan2"}
+  "internlm2_bias", "baichuan", "baichuan2", "gemma3", "granite", "cohere", "cohere_qknorm", "glm4", "mixtral"}
 
 t.suite("registry", {
   every_family_loads_and_is_complete = function()
@@ -119,6 +119,13 @@ t.suite("registry", {
     t.assert_eq(f.family, "smollm2", "HF cache snapshot"); t.assert_eq(ck.hub, "HuggingFaceTB/SmolLM2-135M-Instruct")
     t.assert_eq(R.lookup("/data/models/Meta-Llama-3-8B-Instruct/").family, "llama", "folder named like the repo")
     t.assert_eq(R.lookup("internlm/internlm2_5-1_8b-chat").family, "internlm2")
+    t.assert_eq(R.lookup("google/gemma-3-1b-it").family, "gemma3")
+    t.assert_eq(R.lookup("ibm-granite/granite-3.3-8b-instruct").family, "granite")
+    t.assert_eq(R.lookup("CohereForAI/c4ai-command-r-v01").family, "cohere")
+    t.assert_eq(R.lookup("THUDM/GLM-4-9B-0414").family, "glm4")
+    t.assert_eq(R.lookup("mistralai/Mixtral-8x7B-Instruct-v0.1").family, "mixtral")
+    t.assert_eq(R.default_template("THUDM/GLM-Z1-9B-0414"), "glmz1")
+    t.assert_eq(R.default_template("google/gemma-3-270m-it"), "gemma3")
     t.assert_eq(R.lookup("phi3").family, "phi3", "a family name")
     local _, _, h = R.lookup("phi3")
     t.assert_eq(h, "family")
@@ -170,7 +177,9 @@ t.suite("registry", {
       same_set(found, R.lora_targets(m), g)
       local notes = capture(function()
         local mods = peft.target_modules(m, "all")
-        t.assert_eq(#mods, m.arch.layers * #found, g .. ": one module per linear per layer")
+        -- a MoE layer holds each expert's w1/w2/w3
+        local per_layer = m.arch.moe and #found + 3 * (m.arch.experts - 1) or #found
+        t.assert_eq(#mods, m.arch.layers * per_layer, g .. ": one module per linear per layer")
         for _, mod in ipairs(mods) do
           t.assert(mod ~= "lm_head" and not mod:find("embed"), g .. ": " .. mod .. " is not a head or embedding")
         end
@@ -255,7 +264,7 @@ return {family = "gemma", title = "my gemma", model_type = "gemma", template = "
       -- a family naming a model_type no family module defines is refused, with the known ones
       write(dir .. "/broken.lua", [[return {model_type = "nobody", template = "chatml", lora_target = {"a"}}]])
       R.reload()
-      t.assert_error(function() R.families() end, "broken.lua: model_type 'nobody' is not defined by any family's arch (known: baichuan, gemma")
+      t.assert_error(function() R.families() end, "broken.lua: model_type 'nobody' is not defined by any family's arch (known: baichuan, cohere, gemma")
       -- two modules defining one model_type
       write(dir .. "/broken.lua", [[return {model_type = "mymodel_arch", arch = {model_type = "mymodel_arch"},
         template = "chatml", lora_target = {"a"}}]])

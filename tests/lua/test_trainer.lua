@@ -300,6 +300,30 @@ t.suite("trainer", {
       lfl.trainer(recipe({output_dir = tmp .. "/afile/run", model_name_or_path = tmp .. "/no-such-model"}))
     end, "output_dir '" .. tmp .. "/afile/run'")
   end,
+
+  -- a MoE model trains with the router's load-balancing loss (LlamaFactory
+  -- turns output_router_logits on for training), moe_aux_loss_coef its weight:
+  -- the step's loss is the LM loss plus coef x the load-balancing loss
+  moe_router_aux_loss = function()
+    lfl.fs.mkdir(tmp .. "/mixtral")
+    for _, f in ipairs({"tests/golden/models/mixtral/config.json", "tests/golden/models/mixtral/model.safetensors",
+                        "tests/golden/serve/tokenizer.json"}) do
+      lfl.fs.symlink(home .. "/" .. f, tmp .. "/mixtral/" .. f:match("[^/]+$"))
+    end
+    local losses = {}
+    for _, coef in ipairs({0, 0.5}) do
+      local tr = lfl.trainer(recipe({model_name_or_path = tmp .. "/mixtral", output_dir = tmp .. "/moe" .. coef,
+        moe_aux_loss_coef = coef, max_steps = 1, gradient_accumulation_steps = 1}))
+      t.assert(tr.model.arch.router_aux, "the auxiliary loss is on for training")
+      t.assert_eq(tr.model.arch.router_aux_coef, coef)
+      losses[coef] = tr:step().loss
+      tr:finish()
+    end
+    -- the load-balancing loss is E * sum f_e P_e >= 1 (1 when perfectly balanced)
+    local aux = (losses[0.5] - losses[0]) / 0.5
+    t.assert(aux >= 1 - 1e-6 and aux < 4, fmt("load-balancing loss %.6f from the step losses %.6f, %.6f", aux,
+      losses[0], losses[0.5]))
+  end,
 })
 
 local res = t.run()

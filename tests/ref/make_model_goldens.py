@@ -58,6 +58,38 @@ CASES = {
     # tied by default; LayerNorm eps from norm_epsilon; every linear has a bias
     "starcoder2": (tf.Starcoder2Config, tf.Starcoder2ForCausalLM, dict(
         sliding_window=4, norm_epsilon=1e-4, rms_norm_eps=None, hidden_act="gelu_pytorch_tanh")),
+    # 4 layers, sliding/full alternating (pattern 2), local rope base 10k, global 1e6 with linear scaling,
+    # query_pre_attn_scalar != head_dim; q/k norms are (1 + w) RMSNorms
+    "gemma3": (tf.Gemma3TextConfig, tf.Gemma3ForCausalLM, dict(
+        head_dim=8, num_hidden_layers=4, sliding_window=4, sliding_window_pattern=2, query_pre_attn_scalar=16,
+        rope_theta=1e6, rope_local_base_freq=1e4, rope_scaling=dict(rope_type="linear", factor=2.0),
+        hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6)),
+    # granite 3.x's embedding/residual multipliers (attention_multiplier replaces 1/sqrt(head_dim));
+    # logits_scaling below 1 (real ones: 8, 16) keeps this init's logits O(1), so they check something
+    "granite": (tf.GraniteConfig, tf.GraniteForCausalLM, dict(
+        embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.2, logits_scaling=0.25,
+        tie_word_embeddings=True)),
+    # Command-R: bias-free LayerNorm, parallel attention + MLP, interleaved rotary, logit_scale (real:
+    # 0.0625, 0.125; larger here so this init's logits are O(1))
+    "cohere": (tf.CohereConfig, tf.CohereForCausalLM, dict(logit_scale=4.0, rms_norm_eps=None,
+                                                           layer_norm_eps=1e-5)),
+    # Command-R+: per-head LayerNorm weights on q and k
+    "cohere_qknorm": (tf.CohereConfig, tf.CohereForCausalLM, dict(logit_scale=2.0, use_qk_norm=True,
+                                                                  rms_norm_eps=None, layer_norm_eps=1e-5)),
+    # glm-4-9b-0414 layout: extra post norms, half the head dims rotated (interleaved), fused gate_up_proj,
+    # q/k/v biases without an o_proj bias
+    "glm4": (tf.Glm4Config, tf.Glm4ForCausalLM, dict(head_dim=16, attention_bias=True, partial_rotary_factor=0.5)),
+}
+
+# families whose golden also holds a PEFT LoRA step: lora.safetensors with the
+# adapter's initial values (PEFT key names), the loss with it and the adapter's
+# gradients; targets are the family's lora_target (recipes/models/<family>.lua)
+LORA_TARGETS = {
+    "gemma3": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "granite": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "cohere": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "cohere_qknorm": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "glm4": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"],
 }
 
 
@@ -87,6 +119,111 @@ def golden(model, ids, labels):
         if p.grad is not None:
             gold["grad." + pname] = p.grad.detach().contiguous()
     return gold, out.loss.item()
+
+
+def lora_golden(name, model, ids, labels):
+    """PEFT LoRA (r 4, alpha 8) on the family's targets, adapter values from a
+    seeded generator (B non-zero so both A and B get gradients)."""
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+    cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=LORA_TARGETS[name], task_type="CAUSAL_LM")
+    pm = get_peft_model(model, cfg)
+    g = torch.Generator().manual_seed(99)
+    with torch.no_grad():
+        for pname, p in sorted(pm.named_parameters()):
+            if ".lora_A." in pname:
+                bound = 1.0 / p.shape[1] ** 0.5
+                p.copy_(torch.rand(p.shape, generator=g) * 2 * bound - bound)
+            elif ".lora_B." in pname:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    gold = {"init." + k: v.detach().clone().contiguous() for k, v in get_peft_model_state_dict(pm).items()}
+    pm.zero_grad()
+    out = pm(input_ids=ids, labels=labels)
+    out.loss.backward()
+    n = 0
+    for pname, p in pm.named_parameters():
+        if "lora_" in pname and p.grad is not None:
+            key = pname.replace(".default.weight", ".weight")
+            assert "init." + key in gold, key
+            gold["grad." + key] = p.grad.detach().contiguous()
+            n += 1
+    gold["loss"] = out.loss.detach().reshape(1)
+    save_file(gold, OUT / name / "lora.safetensors")
+    print(name, "lora loss", out.loss.item(), n, "adapter gradients")
+
+
+def gemma3_hub_config(d, ids):
+    """The same model with config.json as the Hub ships Gemma 3 (transformers
+    4.5x spelling: rope_theta, rope_local_base_freq, rope_scaling,
+    sliding_window_pattern, no layer_types): transformers must read it to the
+    same logits; lfl reads both."""
+    cfg = json.loads((d / "config.json").read_text())
+    rp = cfg.pop("rope_parameters")
+    cfg.pop("layer_types")
+    cfg["rope_theta"] = rp["full_attention"]["rope_theta"]
+    cfg["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+    cfg["rope_scaling"] = {"rope_type": "linear", "factor": rp["full_attention"]["factor"]}
+    cfg["sliding_window_pattern"] = 2
+    hub = d / "hub"
+    hub.mkdir()
+    (hub / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    shutil.copy(d / "model.safetensors", hub / "model.safetensors")
+    ref = load_file(d / "golden.safetensors")["logits"]
+    m = tf.AutoModelForCausalLM.from_pretrained(hub, attn_implementation="eager").float().eval()
+    assert m.config.layer_types == ["sliding_attention", "full_attention"] * 2, m.config.layer_types
+    with torch.no_grad():
+        assert torch.allclose(m(input_ids=ids).logits, ref, atol=1e-6), "the Hub spelling reads differently"
+    (hub / "model.safetensors").unlink()
+    (d / "hub_config.json").write_text((hub / "config.json").read_text())
+    shutil.rmtree(hub)
+
+
+def make_mixtral(ids, labels):
+    """Mixtral: 4 experts, top-2 routing, output_router_logits with a visible
+    router_aux_loss_coef, so the golden loss is the LM loss plus the coef times
+    the load-balancing loss (aux_loss saved apart). transformers 5 holds the
+    experts fused (mlp.experts.gate_up_proj [E, 2I, H], down_proj [E, H, I],
+    router mlp.gate) and saves the Hub layout (block_sparse_moe.experts.<e>.w1/
+    w3/w2, block_sparse_moe.gate): the gradients are saved under the Hub names.
+    lora.safetensors: PEFT LoRA on q/k/v/o_proj (PEFT does not target the
+    fused experts of transformers 5)."""
+    name = "mixtral"
+    model = build(name, tf.MixtralConfig, tf.MixtralForCausalLM, dict(
+        num_local_experts=4, num_experts_per_tok=2, output_router_logits=True, router_aux_loss_coef=0.02))
+    d = OUT / name
+    if d.exists():
+        shutil.rmtree(d)
+    model.save_pretrained(d, safe_serialization=True)
+    (d / "generation_config.json").unlink(missing_ok=True)
+    saved = load_file(d / "model.safetensors")
+    assert "model.layers.0.block_sparse_moe.experts.3.w1.weight" in saved, sorted(saved)[:8]
+    model.zero_grad()
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    gold = {"input_ids": ids, "labels": labels, "logits": out.logits.detach().float().contiguous(),
+            "loss": out.loss.detach().reshape(1), "aux_loss": out.aux_loss.detach().reshape(1)}
+    I = model.config.intermediate_size
+    for pname, p in model.named_parameters():
+        if p.grad is None:
+            continue
+        g = p.grad.detach()
+        if pname.endswith("mlp.experts.gate_up_proj"):
+            pre = pname[: -len("mlp.experts.gate_up_proj")] + "block_sparse_moe.experts."
+            for e in range(g.shape[0]):
+                gold[f"grad.{pre}{e}.w1.weight"] = g[e, :I].contiguous()
+                gold[f"grad.{pre}{e}.w3.weight"] = g[e, I:].contiguous()
+        elif pname.endswith("mlp.experts.down_proj"):
+            pre = pname[: -len("mlp.experts.down_proj")] + "block_sparse_moe.experts."
+            for e in range(g.shape[0]):
+                gold[f"grad.{pre}{e}.w2.weight"] = g[e].contiguous()
+        else:
+            gold["grad." + pname.replace(".mlp.gate.", ".block_sparse_moe.gate.")] = g.contiguous()
+    for k in gold:
+        if k.startswith("grad."):
+            assert k[5:] in saved, k
+    save_file(gold, d / "golden.safetensors")
+    print(name, "loss", out.loss.item(), "aux", out.aux_loss.item(), "params", sum(p.numel() for p in model.parameters()))
+    LORA_TARGETS[name] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    lora_golden(name, model, ids, labels)
 
 
 def fresh(d):
@@ -306,12 +443,18 @@ def main():
         print(name, "loss", loss, "params", sum(p.numel() for p in model.parameters()))
         if name in ("olmo", "olmo2", "starcoder2"):
             make_gguf(name, ids)
+        if name == "gemma3":
+            gemma3_hub_config(d, ids)
+        if name in LORA_TARGETS:
+            lora_golden(name, model, ids, labels)
     if not only or "internlm2" in only:
         make_internlm2()
     if not only or "internlm2_bias" in only:
         make_internlm2("llama_bias", "internlm2_bias")
     if not only or only & {"baichuan", "baichuan2"}:
         make_baichuan(ids, labels)
+    if not only or "mixtral" in only:
+        make_mixtral(ids, labels)
 
 
 if __name__ == "__main__":

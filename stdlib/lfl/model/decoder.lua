@@ -25,6 +25,25 @@ local M = {}
 --   embed_scale: embeddings times sqrt(hidden); act: the family's activation
 --   (wins over a GELU variant in config.json); tied: tied embeddings when
 --   config.json does not say; window_all: every layer uses sliding_window
+--   qk_norm = "layer_heads": q/k LayerNorm per head without bias, weights
+--     [heads, head_dim] (Cohere's use_qk_norm); norm_plus_one applies to q/k
+--     RMSNorms too (Gemma 3)
+--   norm_names = {post_attn =, pre_ffn =, post_ffn =}: the post_norms layout's
+--     names when they are not Gemma 2's (GLM-4: post_self_attn_layernorm,
+--     post_attention_layernorm, post_mlp_layernorm)
+--   parallel: attention and MLP both read input_layernorm's output and are
+--     added to the residual together (Cohere); no second norm
+--   rope_interleave: rotary pairs are neighbouring dims (2i, 2i+1) instead
+--     of halves (Cohere, GLM-4)
+--   moe: a sparse mixture of experts instead of the MLP (Mixtral's layout:
+--     block_sparse_moe.gate router, experts.<e>.w1 / w3 / w2), with
+--     arch.experts, arch.top_k, arch.router_aux (add the load-balancing loss
+--     to Model:loss) and arch.router_aux_coef set by the family's resolve
+-- A family's resolve may also set on the arch: scale (attention scaling),
+-- embed_mult / residual_mult (Granite's multipliers of the embeddings and of
+-- each sublayer's output), logit_scale (multiplies the logits), ropes (name ->
+-- a config-like table rope.lua reads) with rope_of[layer] = that name
+-- (Gemma 3's local and global rotary embeddings; default: one, the config).
 local registry -- lfl.model.registry, loaded on first use
 
 local ACTS = {silu = "silu", swish = "silu", gelu_pytorch_tanh = "gelu_tanh", gelu_new = "gelu_tanh",
@@ -145,9 +164,48 @@ function M.resolve(cfg, where)
     end
     a.window[l] = w
   end
+  a.norm_names = {post_attn = "post_attention_layernorm", pre_ffn = "pre_feedforward_layernorm",
+                  post_ffn = "post_feedforward_layernorm"}
+  for k, v in pairs(tr.norm_names or {}) do a.norm_names[k] = v end
+  a.ropes, a.rope_of = {main = cfg}, {}
   -- the family's own special cases (eps keys, biases, scaling, refusals)
   if fam.resolve then fam.resolve(cfg, a, tr) end
+  M.resolve_rope(a, where)
   return a
+end
+
+-- Each rotary table's rotated dims and the permutation of the head dims that
+-- brings interleaved pairs (2i, 2i+1) and a partial rotary's pairs to the
+-- (i, i + D/2) positions rope.c rotates: a permutation applied to q and k
+-- alike leaves every q.k product, so the attention, as it was; the dims that
+-- are not rotated get cos 1, sin 0 (rope.cos_sin). Partial rotary without
+-- interleaving is refused (no family here has it yet).
+function M.resolve_rope(a, where)
+  local D, R = a.head_dim, nil
+  for name, rc in pairs(a.ropes) do
+    local p = rope.params(rc)
+    if type(p.partial) ~= "number" or p.partial <= 0 or p.partial > 1 then
+      error(fmt("%s: partial_rotary_factor is %s, expected a number in (0, 1]", where or "config", shown(p.partial)), 0)
+    end
+    local r = math.floor(D * p.partial)
+    if r % 2 ~= 0 or r == 0 then
+      error(fmt("%s: partial_rotary_factor %s rotates %d of the %d head dims, expected an even, non-zero count",
+        where or "config", tostring(p.partial), r, D), 0)
+    end
+    if R and R ~= r then error(fmt("%s: the rotary embeddings (%s) rotate different dim counts", where or "config", name), 0) end
+    R = r
+  end
+  a.rotary_dim = R
+  if R < D and not a.rope_interleave then
+    error(fmt("%s: partial_rotary_factor (%d of %d head dims rotated) is not supported for model_type %s",
+      where or "config", R, D, a.name), 0)
+  end
+  if a.rope_interleave then
+    local perm, h, r2, pass = {}, D / 2, R / 2, (D - R) / 2
+    for j = 0, r2 - 1 do perm[j + 1], perm[h + j + 1] = 2 * j, 2 * j + 1 end
+    for j = 0, pass - 1 do perm[r2 + j + 1], perm[h + r2 + j + 1] = R + j, R + pass + j end
+    a.rope_perm = lfl.tensor(perm, "i64")
+  end
 end
 
 local function P(m, name)
@@ -187,19 +245,34 @@ function M.check(m, where)
     if a.qk_norm_full then
       want(p .. "self_attn.q_norm.weight", {Hq * D})
       want(p .. "self_attn.k_norm.weight", {Hk * D})
+    elseif a.qk_norm == "layer_heads" then
+      want(p .. "self_attn.q_norm.weight", {Hq, D})
+      want(p .. "self_attn.k_norm.weight", {Hk, D})
+    elseif a.qk_norm then
+      want(p .. "self_attn.q_norm.weight", {D})
+      want(p .. "self_attn.k_norm.weight", {D})
     end
-    if a.mlp == "plain" then
+    if a.moe then
+      local q = p .. "block_sparse_moe."
+      want(q .. "gate.weight", {a.experts, H})
+      for e = 0, a.experts - 1 do
+        local x = q .. "experts." .. e .. "."
+        want(x .. "w1.weight", {F, H}); want(x .. "w3.weight", {F, H}); want(x .. "w2.weight", {H, F})
+      end
+    elseif a.mlp == "plain" then
       want(p .. "mlp.c_fc.weight", {F, H}); want(p .. "mlp.c_proj.weight", {H, F})
     else
       if a.fused_gate_up then want(p .. "mlp.gate_up_proj.weight", {2 * F, H})
       else want(p .. "mlp.gate_proj.weight", {F, H}); want(p .. "mlp.up_proj.weight", {F, H}) end
       want(p .. "mlp.down_proj.weight", {H, F})
     end
+    local nn = a.norm_names
     if a.norm ~= "layer_np" then
       if a.pre_norms then want(p .. "input_layernorm.weight", {H}) end
-      if a.pre_norms or a.post_norms then want(p .. "post_attention_layernorm.weight", {H}) end
-      if a.post_norms then want(p .. "post_feedforward_layernorm.weight", {H}) end
-      if a.pre_norms and a.post_norms then want(p .. "pre_feedforward_layernorm.weight", {H}) end
+      if a.post_norms then want(p .. nn.post_attn .. ".weight", {H})
+      elseif a.pre_norms and not a.parallel then want(p .. "post_attention_layernorm.weight", {H}) end
+      if a.post_norms then want(p .. nn.post_ffn .. ".weight", {H}) end
+      if a.pre_norms and a.post_norms then want(p .. nn.pre_ffn .. ".weight", {H}) end
     end
   end
   if a.norm ~= "layer_np" then want("model.norm.weight", {H}) end
@@ -220,6 +293,20 @@ local function norm(m, x, base)
 end
 
 local function opt(m, name) return m.params[name] end
+
+-- per-head q/k norm of x [B, T, heads, D]: RMSNorm over D (x * (1 + w) with
+-- norm_plus_one), or Cohere's bias-free LayerNorm with one weight row per head
+local function head_norm(m, x, base)
+  local a = m.arch
+  local w = P(m, base .. ".weight")
+  if a.qk_norm == "layer_heads" then
+    -- a 2-D weight stays bf16 in a bf16 model (lfl.model.param_dtype); the product is f32
+    if w:dtype() ~= x:dtype() then w = w:to(x:dtype()) end
+    return lfl.layernorm(x, nil, nil, a.eps) * w
+  end
+  if a.norm_plus_one then w = w + 1 end
+  return lfl.rmsnorm(x, w, a.eps)
+end
 
 -- torch's clamp(x, -c, c), gradient passing where -c <= x <= c
 local function clip(x, c)
@@ -283,6 +370,64 @@ local function gated_act(m, h, p, memo)
   return lfl.geglu(gate, up, a.act == "gelu_tanh")
 end
 
+-- Sparse mixture of experts (Mixtral): the router's softmax over experts,
+-- each token's top_k experts (their probabilities renormalised to sum to 1),
+-- each expert's gated MLP on its tokens only, weighted and summed back into
+-- the tokens' rows. The choice itself has no gradient; the weights do (through
+-- the softmax into the router). With `stats`, also returns the router
+-- probabilities summed over the tokens [E] (in the graph) and each expert's
+-- count of choices, for the load-balancing loss.
+local function moe(m, h, p, memo, stats)
+  local a = m.arch
+  local sz = h:size()
+  local N, H = sz[1] * sz[2], sz[3]
+  local E, K = a.experts, a.top_k
+  local x = h:reshape(N, H)
+  local probs = linear(m, x, p .. "block_sparse_moe.gate", memo):softmax(2)
+  local chosen = lfl.no_grad(function()
+    local masked, cols = probs:detach(), {}
+    local ids = lfl.arange(E, "i64"):view(1, E)
+    for k = 1, K do
+      local ik = masked:argmax(2):view(N, 1)
+      cols[k] = ik
+      if k < K then masked = lfl.where(ids:eq(ik), -1, masked) end
+    end
+    return lfl.cat(cols, 2)
+  end)
+  local w = lfl.gather(probs, 2, chosen)
+  w = (w / w:sum({2}, true)):reshape(N * K)
+  -- each expert's tokens and the flat positions of their weights
+  local tokens, slots = {}, {}
+  for e = 1, E do tokens[e], slots[e] = {}, {} end
+  local cd = chosen:reshape(N * K):double()
+  for j = 1, N * K do
+    local e = cd[j] + 1
+    local n = tokens[e]
+    n[#n + 1] = math.floor((j - 1) / K)
+    slots[e][#n] = j - 1
+  end
+  -- the experts' weighted outputs, then one scatter-add into the tokens' rows
+  local counts, ys, rows = {}, {}, {}
+  for e = 1, E do
+    local ne = #tokens[e]
+    counts[e] = ne
+    if ne > 0 then
+      local q = p .. "block_sparse_moe.experts." .. (e - 1) .. "."
+      local sel = lfl.tensor(tokens[e], "i64")
+      local xe = x:index_select(1, sel)
+      local g, u = linear(m, xe, q .. "w1", memo), linear(m, xe, q .. "w3", memo)
+      local act = a.act == "silu" and lfl.swiglu(g, u) or lfl.geglu(g, u, a.act == "gelu_tanh")
+      ys[#ys + 1] = linear(m, act, q .. "w2", memo) * w:index_select(1, lfl.tensor(slots[e], "i64")):view(ne, 1)
+      rows[#rows + 1] = sel
+    end
+  end
+  local y, r = lfl.cat(ys, 1), lfl.cat(rows, 1)
+  local out = lfl.scatter_add(lfl.zeros(N, H):to(y:dtype()), 1, r:view(N * K, 1):expand(N * K, H):contiguous(), y)
+  out = out:reshape(sz[1], sz[2], H)
+  if stats then return out, probs:sum({1}), counts end
+  return out
+end
+
 -- One query over cached keys (decoding): plain GEMMs, as the tiled attention
 -- kernel pads a single query to a full tile. q [B, Hq, 1, D], k/v [B, Hk, S, D];
 -- the query is the newest position, so the causal mask hides nothing and a
@@ -306,7 +451,7 @@ end
 -- this step's rotated keys and values are appended to the layer's cached ones
 -- and the queries attend over all of them (the attention's offset S - T puts
 -- them after the cached keys, so causal and window masks stay right).
-local function layer(m, l, x, cos, sin, segments, cache, memo)
+local function layer(m, l, x, cos, sin, segments, cache, memo, stats)
   local a = m.arch
   local p = "model.layers." .. (l - 1) .. "."
   local sz = x:size()
@@ -334,9 +479,10 @@ local function layer(m, l, x, cos, sin, segments, cache, memo)
   k = k:reshape(B, T, Hk, D)
   v = v:reshape(B, T, Hk, D)
   if a.qk_norm then
-    q = lfl.rmsnorm(q, P(m, p .. "self_attn.q_norm.weight"), a.eps)
-    k = lfl.rmsnorm(k, P(m, p .. "self_attn.k_norm.weight"), a.eps)
+    q = head_norm(m, q, p .. "self_attn.q_norm")
+    k = head_norm(m, k, p .. "self_attn.k_norm")
   end
+  if a.rope_perm then q, k = q:index_select(4, a.rope_perm), k:index_select(4, a.rope_perm) end
   q = lfl.rope(q:transpose(2, 3), cos, sin)
   k = lfl.rope(k:transpose(2, 3), cos, sin)
   v = v:transpose(2, 3)
@@ -374,20 +520,28 @@ local function layer(m, l, x, cos, sin, segments, cache, memo)
   end
   o = o:transpose(2, 3):reshape(B, T, Hq * D)
   o = linear(m, o, p .. "self_attn.o_proj", memo)
-  if a.post_norms then o = norm(m, o, p .. "post_attention_layernorm") end
-  x = x + o
-  if not a.pre_norms then h = x
-  else h = norm(m, x, p .. (a.post_norms and "pre_feedforward_layernorm" or "post_attention_layernorm")) end
-  local y
-  if a.mlp == "plain" then
+  local nn = a.norm_names
+  if a.post_norms then o = norm(m, o, p .. nn.post_attn) end
+  if a.residual_mult then o = o * a.residual_mult end
+  if not a.parallel then
+    x = x + o
+    if not a.pre_norms then h = x
+    else h = norm(m, x, p .. (a.post_norms and nn.pre_ffn or "post_attention_layernorm")) end
+  end
+  local y, probsum, counts
+  if a.moe then
+    y, probsum, counts = moe(m, h, p, memo, stats)
+  elseif a.mlp == "plain" then
     y = linear(m, h, p .. "mlp.c_fc", memo)
     if a.act == "gelu_tanh" then y = y:gelu_tanh() elseif a.act == "gelu" then y = y:gelu() else y = y:silu() end
     y = linear(m, y, p .. "mlp.c_proj", memo, not a.post_norms)
   else
     y = linear(m, gated_act(m, h, p, memo), p .. "mlp.down_proj", memo, not a.post_norms)
   end
-  if a.post_norms then y = norm(m, y, p .. "post_feedforward_layernorm") end
-  return x + y
+  if a.post_norms then y = norm(m, y, p .. nn.post_ffn) end
+  if a.residual_mult then y = y * a.residual_mult end
+  if a.parallel then return x + o + y end
+  return x + y, probsum, counts
 end
 
 -- exposed for benchmarks and tests of a single block
@@ -552,10 +706,15 @@ function M.hidden(m, ids, opts)
     end
   end
   pos = pos or default_positions(B, T, past)
-  local inv, att = rope.inv_freq(m.config, a.head_dim, past + T - minpad)
-  local cos, sin = rope.cos_sin(inv, att, pos, a.head_dim)
+  local tabs = {}
+  for name, rc in pairs(a.ropes) do
+    local inv, att = rope.inv_freq(rc, a.head_dim, past + T - minpad)
+    local cos, sin = rope.cos_sin(inv, att, pos, a.head_dim)
+    tabs[name] = {cos, sin}
+  end
   local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)
   if a.embed_scale then x = x * lfl.tensor(sqrt(a.hidden)):_at(1) end
+  if a.embed_mult then x = x * a.embed_mult end
   local ckpt = opts.gradient_checkpointing and lfl.is_grad_enabled()
   local trainable = ckpt and M.trainable_layers(m)
   m.checkpointing = ckpt or nil
@@ -563,16 +722,30 @@ function M.hidden(m, ids, opts)
   -- or "auto" as the trainer resolves it) the first pass keeps the fused LoRA
   -- linears' and the attention's outputs and backward recomputes the rest
   local replay = ckpt and m.adapters and opts.checkpoint_policy ~= "full"
+  -- opts.router_stats (a table) collects the MoE layers' router statistics:
+  -- probsum (summed over layers, in the graph), counts per expert, rows
+  local rs = a.moe and opts.router_stats
   for l = 1, a.layers do
+    local cs = tabs[a.rope_of[l] or "main"]
+    local cos, sin = cs[1], cs[2]
+    local probsum, counts
     if ckpt and (trainable[l] or x:get_requires_grad()) then
-      -- recorded even when x needs no grad: the layer's own weights do
+      -- recorded even when x needs no grad: the layer's own weights do; the
+      -- router's probabilities are a second output, so the auxiliary loss's
+      -- gradient reaches the recomputed region
       local memo = replay and {}
-      x = lfl.checkpoint_trainable(function(h)
+      x, probsum, counts = lfl.checkpoint_trainable(function(h)
         if memo then memo.i, memo.replay, memo.ran = 0, memo.ran, true end
-        return layer(m, l, h, cos, sin, opts.segments, nil, memo)
+        return layer(m, l, h, cos, sin, opts.segments, nil, memo, rs and true)
       end, x)
     else
-      x = layer(m, l, x, cos, sin, opts.segments, cache)
+      x, probsum, counts = layer(m, l, x, cos, sin, opts.segments, cache, nil, rs and true)
+    end
+    if rs then
+      rs.probsum = rs.probsum and rs.probsum + probsum or probsum
+      rs.counts = rs.counts or {}
+      for e, c in ipairs(counts) do rs.counts[e] = (rs.counts[e] or 0) + c end
+      rs.rows = (rs.rows or 0) + B * T
     end
   end
   if cache then cache.len = past + T end
@@ -592,10 +765,19 @@ function M.lm_head(m)
   return w
 end
 
+-- the hidden states the head multiplies: times the family's logit_scale
+-- (Cohere's logit_scale, Granite's 1 / logits_scaling), which scales the
+-- logits as linear(h, W) * s does
+function M.head_input(m, h)
+  local s = m.arch.logit_scale
+  if s and s ~= 1 then return h * s end
+  return h
+end
+
 function M.forward(m, ids, opts)
   local h = M.hidden(m, ids, opts)
   if opts.hidden then return h end
-  local logits = lfl.linear(h, M.lm_head(m))
+  local logits = lfl.linear(M.head_input(m, h), M.lm_head(m))
   local cap = m.arch.final_softcap
   if cap then logits = (logits * (1 / cap)):tanh() * cap end
   return logits
@@ -611,14 +793,37 @@ function M.shift_labels(labels)
   return shifted
 end
 
+-- The load-balancing loss of a forward's router statistics (transformers'
+-- load_balancing_loss_func without an attention mask): E * sum_e f_e * P_e,
+-- f_e the share of top-k choices that went to expert e and P_e its mean
+-- router probability, both over all layers' rows.
+function M.router_aux_loss(m, rs)
+  local E, R = m.arch.experts, rs.rows
+  local f = lfl.tensor(rs.counts):to(rs.probsum:dtype())
+  return (f * rs.probsum):sum() * (E / (R * R))
+end
+
+-- the LM loss plus, for a MoE model with arch.router_aux, router_aux_coef
+-- times the load-balancing loss (transformers adds it when
+-- output_router_logits is set; LlamaFactory sets it for training)
+local lm_loss
 function M.loss(m, ids, labels, opts)
+  if not (m.arch.moe and m.arch.router_aux) then return lm_loss(m, ids, labels, opts) end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.router_stats = {}
+  local loss = lm_loss(m, ids, labels, o)
+  return loss + M.router_aux_loss(m, o.router_stats) * m.arch.router_aux_coef
+end
+
+lm_loss = function(m, ids, labels, opts)
   local shifted = opts.shifted and labels or M.shift_labels(labels)
   if m.arch.final_softcap then
     local logits = M.forward(m, ids, opts)
     local V = logits:size(3)
     return lfl.cross_entropy(logits:reshape(-1, V), shifted:reshape(-1))
   end
-  local h = M.hidden(m, ids, opts)
+  local h = M.head_input(m, M.hidden(m, ids, opts))
   local H = h:size(3)
   local hf, lab = h:reshape(-1, H), shifted:reshape(-1)
   -- rows without a label (SFT prompts, each example's last token) skip the

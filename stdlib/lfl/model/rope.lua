@@ -79,6 +79,10 @@ end
 
 -- cos, sin: [B, T, head_dim] f32 tensors for position ids pos (a [B, T] i64
 -- tensor or a Lua array of arrays), as HF's rotary embedding computes them.
+-- A partial rotary embedding (fewer frequencies than head_dim / 2) fills the
+-- rest of each half with cos 1, sin 0: those dims pass through rope.c
+-- unchanged (the decoder permutes the head dims so the rotated pairs sit at
+-- the start of each half).
 function M.cos_sin(inv, att, pos, head_dim)
   local rows = {}
   if lfl.is_tensor(pos) then
@@ -93,7 +97,8 @@ function M.cos_sin(inv, att, pos, head_dim)
   end
   local B, T, half = #rows, #rows[1], #inv
   local D = head_dim
-  assert(2 * half == D, "rope: partial rotary embeddings are not supported yet")
+  local hd = D / 2
+  assert(half <= hd and hd == floor(hd), "rope: more frequencies than head_dim / 2")
   -- float32 products pos * inv_freq, then cos/sin of those float32 angles
   local invt = lfl.tensor(inv)
   local cos, sin = lfl.zeros(B, T, D), lfl.zeros(B, T, D)
@@ -107,8 +112,9 @@ function M.cos_sin(inv, att, pos, head_dim)
       for i = 1, half do
         local a = ang[{t, i}]
         local c, s = cosf(a) * att, sinf(a) * att
-        rc[i], rc[i + half], rs[i], rs[i + half] = c, c, s, s
+        rc[i], rc[i + hd], rs[i], rs[i + hd] = c, c, s, s
       end
+      for i = half + 1, hd do rc[i], rc[i + hd], rs[i], rs[i + hd] = 1, 1, 0, 0 end
       cb[t], sb[t] = rc, rs
     end
     cos[b] = lfl.tensor(cb)

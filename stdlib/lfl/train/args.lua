@@ -19,6 +19,7 @@ M.DEFAULTS = {
   model_name_or_path = NIL, adapter_name_or_path = NIL, cache_dir = NIL, resize_vocab = false,
   add_tokens = NIL, add_special_tokens = NIL,
   rope_scaling = NIL, disable_gradient_checkpointing = false, gradient_checkpointing_policy = "auto",
+  moe_aux_loss_coef = NIL,
   trust_remote_code = false, model_revision = "main",
   infer_dtype = "auto", print_param_status = false, flash_attn = "auto", use_cache = true, hf_hub_token = NIL,
   quantization_bit = NIL, quantization_method = "bnb", quantization_type = "nf4", double_quantization = true,
@@ -152,6 +153,8 @@ M.SPEC = {
   rope_scaling = {type = "enum", values = {"linear", "dynamic", "yarn", "llama3"},
     unsupported = "lfl uses the RoPE scaling of the checkpoint's config.json; changing it is not implemented"},
   disable_gradient_checkpointing = {type = "bool"},
+  -- LlamaFactory's configure_moe: the router_aux_loss_coef of a MoE model's training loss (Mixtral here)
+  moe_aux_loss_coef = {type = "number", min = 0},
   gradient_checkpointing_policy = {type = "enum", values = {"auto", "selective", "full"}},
   trust_remote_code = {type = "bool",
     inert = "lfl runs no model code from the Hub: every architecture is built in (recipes/models/)"},

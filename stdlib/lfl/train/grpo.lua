@@ -156,6 +156,7 @@ function M.token_logps(model, seqs, opts)
   local lab = b.labels:reshape(N)
   local keep = lfl.nonzero(lab:ne(-100))
   local hk, lk = h:reshape(N, h:size(3)):index_select(1, keep), lab:index_select(1, keep)
+  hk = decoder.head_input(model, hk) -- the family's logit scale (Cohere, Granite)
   local W = decoder.lm_head(model)
   local inv_t = 1 / (opts.temperature or 1)
   if model.arch.final_softcap then

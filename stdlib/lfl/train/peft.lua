@@ -44,13 +44,16 @@ function Adapter.methods.save(ad, dir, base_name) return M.save_adapter(ad, dir,
 local HEADS = {lm_head = true, output = true, output_layer = true}
 
 -- Is this parameter the weight of a linear layer? Linears are the 2-D
--- weights that are not embeddings (embed_tokens, tok_embeddings, wte, wpe):
--- norms and biases are 1-D.
+-- weights that are not embeddings (embed_tokens, tok_embeddings, wte, wpe)
+-- or norms (Cohere's per-head q_norm / k_norm weights are 2-D): other norms
+-- and biases are 1-D.
 local function linear_module(model, name)
   local mod = name:match("^(.*)%.weight$")
   if not mod or HEADS[mod] then return nil end
   local short = mod:match("([%w_]+)$")
-  if not short or short:find("embed", 1, true) or short == "wte" or short == "wpe" then return nil end
+  if not short or short:find("embed", 1, true) or short:find("norm", 1, true) or short == "wte" or short == "wpe" then
+    return nil
+  end
   local t = model.params[name]
   if not t or #t:size() ~= 2 then return nil end
   return mod, short

@@ -236,6 +236,7 @@ function M.sequence_logps(model, batch, opts)
   local keep = lfl.nonzero(lab:ne(-100))
   if keep:numel() == 0 then error("pref: the batch has no answer token to score (check cutoff_len)", 0) end
   local hk, lk = h:reshape(N, H):index_select(1, keep), lab:index_select(1, keep)
+  hk = decoder.head_input(model, hk) -- the family's logit scale (Cohere, Granite)
   local seg = batch.segments:reshape(N):index_select(1, keep) -- 1..S; slot 0 of the sums stays empty
   local W = decoder.lm_head(model)
   local tok

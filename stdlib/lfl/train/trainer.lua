@@ -345,6 +345,13 @@ function M.new(a)
   -- bf16 / pure_bf16: the weights stay bf16 (trainables get f32 masters unless pure_bf16)
   local model = lfl.model.load(a.model_name_or_path, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil,
                                                       hub = lfl.args.hub_options(a)})
+  -- a MoE model trains with its router's load-balancing loss (LlamaFactory's
+  -- configure_moe sets output_router_logits for training), moe_aux_loss_coef
+  -- replacing config.json's router_aux_loss_coef
+  if model.arch.moe then
+    model.arch.router_aux = true
+    if a.moe_aux_loss_coef then model.arch.router_aux_coef = a.moe_aux_loss_coef end
+  end
   -- and, as under LlamaFactory's bf16 autocast, large GEMMs multiply in bf16 (sums stay f32)
   local prev_precision = lfl.sys.matmul_precision()
   if a.bf16 or a.pure_bf16 then lfl.sys.matmul_precision("medium") end
