@@ -238,7 +238,8 @@ static int l_decode(lua_State *L)
         for (const char *p = s; p < nul; p++) line += *p == '\n';
         return luaL_error(L, "%s: line %d: a string contains \\u0000, which lfl cannot represent", name, line);
     }
-    const char *end = NULL;
+    const char *end = NULL, *at = NULL;
+    bool extra_data = false;
     number_mark mk;
     char *quoted;
     const char *text;
@@ -251,15 +252,35 @@ static int l_decode(lua_State *L)
         text = quoted ? quoted : s;
         tn = quoted ? qn : n;
         j = cJSON_ParseWithLengthOpts(text, tn, &end, 0);
-        /* every marked string is one this decode quoted: done */
-        if (!j || count_marked(j, &mk) == nq) break;
+        if (!j) {
+            at = cJSON_GetErrorPtr();
+            break;
+        }
+        /* one value and nothing after it but whitespace, as Python's json
+         * ("Extra data"): cJSON stops after the first value */
+        const char *e = end;
+        while (e < text + tn && (*e == ' ' || *e == '\t' || *e == '\n' || *e == '\r')) e++;
+        if (e < text + tn) {
+            cJSON_Delete(j);
+            j = NULL;
+            at = e;
+            extra_data = true;
+            break;
+        }
+        /* the whole text was read, so every token quoted is in the tree: more
+         * marked strings than that means the document holds the mark itself */
+        if (count_marked(j, &mk) == nq) break;
         cJSON_Delete(j);
+        j = NULL;
+        if (k == 1000) {
+            free(quoted);
+            return luaL_error(L, "%s: too many strings that look like lfl's internal number mark", name);
+        }
         free(quoted);
     }
     if (!j) {
         /* line and column of the failure in the text as given (a quoted token
          * adds its mark and two quotes, all on one line) */
-        const char *at = cJSON_GetErrorPtr();
         const size_t extra = mk.n + 2;
         int line = 1, col = 1;
         for (const char *p = text; at && p < at && p < text + tn; p++) {
@@ -268,7 +289,8 @@ static int l_decode(lua_State *L)
             else col++;
         }
         free(quoted);
-        return luaL_error(L, "%s: invalid JSON at line %d, column %d", name, line, col);
+        return luaL_error(L, "%s: invalid JSON at line %d, column %d%s", name, line, col,
+                          extra_data ? " (extra data after the value)" : "");
     }
     free(quoted);
     if (too_deep(j, 0)) {

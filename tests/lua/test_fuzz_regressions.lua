@@ -72,6 +72,18 @@ t.suite("lfl.json", {
     t.assert_eq(lfl.json.encode(v, {allow_nan = true, sort_keys = false}), doc)
     t.assert_error(function() lfl.json.decode('[NaN, 12345678901234567890, x]', "doc") end, "doc: invalid JSON at line 1, column 29")
   end,
+
+  -- cJSON stops after the first value: text after it was ignored ('1 x' read
+  -- as 1), and with a long integer after a string the retry on the number
+  -- mark never ended (a hang)
+  extra_data_after_the_value = function()
+    for _, c in ipairs({{'1 x', 3}, {'[1] [2]', 5}, {'"a" 12345678901234567890', 5}, {'{} NaN', 4},
+                        {'"tab\\t "instructios9007199254740993alsef\r"', 9}}) do
+      t.assert_error(function() lfl.json.decode(c[1], "doc") end,
+        ("doc: invalid JSON at line 1, column %d (extra data after the value)"):format(c[2]))
+    end
+    t.assert_eq(lfl.json.decode(' {"a": 1} \r\n\t', "doc").a, 1)
+  end,
 })
 
 -- one request through serve's routing and validation, answered into a table
