@@ -86,15 +86,29 @@ function M.compute_rewards(scores, logps, refs, kl_coef)
   return rewards, nonscore, kls
 end
 
--- compute_advantages: GAE per sequence; o = {gamma, lam, whiten_rewards}.
--- Returns advantages (whitened over the batch) and returns.
+-- compute_advantages: GAE per sequence; o = {gamma, lam, whiten_rewards,
+-- pad_tail}. Returns advantages (whitened over the batch) and returns.
+-- TRL whitens the rewards of the padded batch with shift_mean=False, which
+-- leaves mean * (1 - 1/std) at every masked position, and its GAE runs
+-- through the padding after each response: o.pad_tail[b] is the number of
+-- those positions (the batch's longest prompt + response minus this one's).
 function M.advantages(values, rewards, o)
   local gamma, lam = o.gamma or M.CONFIG.gamma, o.lam or M.CONFIG.lam
-  if o.whiten_rewards then rewards = M.whiten(rewards, false) end
+  local pad = {}
+  if o.whiten_rewards then
+    local m, var = moments(rewards)
+    local c = -m / sqrt(var + 1e-8) + m -- a zero reward whitened
+    for b = 1, #rewards do
+      local n, tail = o.pad_tail and o.pad_tail[b] or 0, 0
+      for _ = 1, n do tail = c + gamma * lam * tail end
+      pad[b] = tail
+    end
+    rewards = M.whiten(rewards, false)
+  end
   local adv, ret = {}, {}
   for b, r in ipairs(rewards) do
     local v, T = values[b], #r
-    local a, rt, last = {}, {}, 0
+    local a, rt, last = {}, {}, pad[b] or 0
     for t = T, 1, -1 do
       local nextv = t < T and v[t + 1] or 0
       local delta = r[t] + gamma * nextv - v[t]
@@ -228,6 +242,18 @@ function M.check_args(a)
   if a.reward_model == nil or a.reward_model == "" then
     bad("reward_model is required: the directory of a reward model trained by stage rm (reward_model_type lora: "
       .. "its LoRA adapter with value_head.safetensors; full: a model directory with value_head.safetensors)")
+  end
+  local function exists(p) local f = io.open(p, "rb"); if f then f:close() return true end return false end
+  if a.reward_model_type ~= "api" then
+    local d = a.reward_model
+    if not lfl.fs.isdir(d) then bad(fmt("reward_model: %s is not a directory", d)) end
+    if a.reward_model_type == "lora" and not exists(d .. "/adapter_config.json") then
+      bad(fmt("reward_model: %s has no adapter_config.json (reward_model_type lora takes the LoRA adapter stage rm "
+        .. "saved; a whole reward model directory needs reward_model_type: full)", d))
+    end
+    if not exists(d .. "/" .. vh.FILE) then
+      bad(fmt("reward_model: %s has no %s (the value head stage rm saves)", d, vh.FILE))
+    end
   end
   if a.reward_model_type == "api" then
     bad("reward_model_type api (an HTTP reward endpoint) is not supported; use lora or full")
@@ -432,7 +458,10 @@ function M.step(t, rows, factor)
   old_lp, old_v, ref_lp = split(old_lp, lens), split(old_v, lens), split(ref_lp, lens)
   local kl_coef = st.kl.value
   local rewards, nonscore, kls = M.compute_rewards(scores, old_lp, ref_lp, kl_coef)
-  local adv, ret = M.advantages(old_v, rewards, {whiten_rewards = a.ppo_whiten_rewards})
+  local longest, tails = 0, {}
+  for b = 1, #full do longest = math.max(longest, #full[b]) end
+  for b = 1, #full do tails[b] = longest - #full[b] end
+  local adv, ret = M.advantages(old_v, rewards, {whiten_rewards = a.ppo_whiten_rewards, pad_tail = tails})
   -- ppo_epochs over shuffled mini-batches
   local B, mbs, accum = #rows, a.per_device_train_batch_size, a.gradient_accumulation_steps
   local opt = t.optimizer
