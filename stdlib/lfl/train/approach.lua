@@ -40,11 +40,11 @@ M.KINDS = {"supervised", "pretrain", "pairwise", "kto", "unsupervised"}
 M.NEEDS = {"reference_model", "reward_model", "value_head", "generation"}
 -- what the trainer provides today
 M.PROVIDED = {reference_model = true, reward_model = true, value_head = true, generation = true}
--- LlamaFactory's stages that have no bundled approach yet
+-- LlamaFactory's stages that have no bundled approach yet (none since ppo)
 M.LLAMAFACTORY = {}
 
 local function set(list) local t = {} for _, k in ipairs(list) do t[k] = true end return t end
-local KIND, NEED, LF = set(M.KINDS), set(M.NEEDS), set(M.LLAMAFACTORY)
+local KIND, NEED = set(M.KINDS), set(M.NEEDS)
 
 -- the stages found (the approach modules' names), sorted
 function M.stages() return require("lfl.recipes").names("approaches") end
@@ -54,7 +54,7 @@ function M.check_stage(stage)
   local R = require("lfl.recipes")
   if R.valid_name(stage) and R.find("approaches", stage) then return true end
   local found = concat(M.stages(), ", ")
-  if LF[stage] then
+  if set(M.LLAMAFACTORY)[stage] then
     return nil, fmt("stage '%s' is a LlamaFactory stage lfl does not implement yet (stages found: %s; an " ..
       "approach module recipes/approaches/%s.lua, e.g. in ~/.lfl/recipes/approaches/, would add it)", stage, found, stage)
   end
