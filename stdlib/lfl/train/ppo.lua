@@ -531,6 +531,9 @@ function M.step(t, rows, factor)
     ["ppo/std_scores"] = B > 1 and sqrt(q / (B - 1)) or 0, reward = mean(raw),
     ["tokens/responses_len_mean"] = resp_len / B}
   for k, v in pairs(sums) do metrics[k] = v / count end
+  -- the step's rollout batch, for inspection (tests, a REPL session)
+  st.last = {seqs = seqs, lens = lens, scores = scores, old_logprobs = old_lp, old_values = old_v,
+             ref_logprobs = ref_lp, advantages = adv, returns = ret}
   st.kl:update(mean_kl, B)
   st.steps = st.steps + 1
   st.grad_norm = mean(gnorms)
