@@ -20,6 +20,7 @@ local M = {name = "ppo", kind = "unsupervised", metrics = nil,
            plot = {"loss", "reward"}}
 
 function M.check_args(a) ppo.check_args(a) end
+M.preflight = ppo.preflight
 
 -- canonical examples -> {prompt_ids} (the conversation up to the assistant opener)
 function M.prepare(examples, ctx)

@@ -109,12 +109,23 @@ cases.refusals = function()
     t.assert_error(function() lfl.args.resolve(r, {}, "test") end, msg)
   end
   bad({reward_model = "nil"}, "stage ppo: reward_model is required")
-  bad({reward_model = dir .. "/none"}, "is not a directory")
-  bad({}, "has no adapter_config.json")
+  -- the reward model's files are checked when training starts, before the model loads
+  local function bad_files(over, msg)
+    local r = {}
+    for k, v in pairs(base) do r[k] = v end
+    for k, v in pairs(over) do r[k] = v end
+    r.output_dir = dir .. "/out"
+    t.assert_error(function() lfl.trainer(r) end, msg)
+  end
+  bad_files({reward_model = dir .. "/none"}, "reward_model: " .. dir .. "/none is not a directory")
+  bad_files({}, "has no adapter_config.json (reward_model_type lora takes the LoRA adapter")
   local cfg = io.open(dir .. "/adapter_config.json", "w"); cfg:write("{}"); cfg:close()
-  bad({}, "has no value_head.safetensors")
+  bad_files({}, "has no value_head.safetensors")
+  bad_files({reward_model_type = "full", finetuning_type = "lora"}, "has no value_head.safetensors")
   lfl.safetensors.save(dir .. "/value_head.safetensors", {["v_head.summary.weight"] = lfl.zeros(1, 4),
     ["v_head.summary.bias"] = lfl.zeros(1)})
+  -- past the checks, the (missing) model is what fails
+  bad_files({}, "/nonexistent/model")
   t.assert(lfl.args.resolve(base, {}, "test"), "a reward adapter with its head is taken")
   bad({reward_model_type = "api"}, "reward_model_type: 'api' is a LlamaFactory value lfl does not implement")
   bad({finetuning_type = "full"}, "reward_model_type lora needs finetuning_type lora")

@@ -24,6 +24,8 @@
 -- optional:
 --   check_args(args)   validates (and completes) the arguments the approach reads,
 --                      when the recipe is resolved
+--   preflight(args)    checks the files the arguments name when training
+--                      starts, before the model loads
 --   setup(trainer)     once the model, method and data are set up
 --   micro_batches_per_step(args) -> n   the micro-batches of rows one step takes
 --                      (default gradient_accumulation_steps)
@@ -81,7 +83,7 @@ function M.validate(ap, stage, path)
       bad("needs." .. k, "expected true, false or a function of the arguments")
     end
   end
-  for _, k in ipairs({"check_args", "setup", "micro_batches_per_step", "train_step"}) do
+  for _, k in ipairs({"check_args", "preflight", "setup", "micro_batches_per_step", "train_step"}) do
     if ap[k] ~= nil and type(ap[k]) ~= "function" then bad(k, "expected a function or nil") end
   end
   if ap.plot ~= nil then

@@ -243,18 +243,6 @@ function M.check_args(a)
     bad("reward_model is required: the directory of a reward model trained by stage rm (reward_model_type lora: "
       .. "its LoRA adapter with value_head.safetensors; full: a model directory with value_head.safetensors)")
   end
-  local function exists(p) local f = io.open(p, "rb"); if f then f:close() return true end return false end
-  if a.reward_model_type ~= "api" then
-    local d = a.reward_model
-    if not lfl.fs.isdir(d) then bad(fmt("reward_model: %s is not a directory", d)) end
-    if a.reward_model_type == "lora" and not exists(d .. "/adapter_config.json") then
-      bad(fmt("reward_model: %s has no adapter_config.json (reward_model_type lora takes the LoRA adapter stage rm "
-        .. "saved; a whole reward model directory needs reward_model_type: full)", d))
-    end
-    if not exists(d .. "/" .. vh.FILE) then
-      bad(fmt("reward_model: %s has no %s (the value head stage rm saves)", d, vh.FILE))
-    end
-  end
   if a.reward_model_type == "api" then
     bad("reward_model_type api (an HTTP reward endpoint) is not supported; use lora or full")
   end
@@ -291,6 +279,21 @@ function M.check_args(a)
   local bs = a.per_device_train_batch_size * a.gradient_accumulation_steps * a.ppo_buffer_size
   if a.ppo_whiten_rewards == nil then a.ppo_whiten_rewards = false end
   return bs
+end
+
+-- the reward model's files, checked when training starts, before the model loads
+function M.preflight(a)
+  local function bad(msg) error("arguments: stage ppo: " .. msg, 0) end
+  local function exists(p) local f = io.open(p, "rb"); if f then f:close() return true end return false end
+  local d = a.reward_model
+  if not lfl.fs.isdir(d) then bad(fmt("reward_model: %s is not a directory", d)) end
+  if a.reward_model_type == "lora" and not exists(d .. "/adapter_config.json") then
+    bad(fmt("reward_model: %s has no adapter_config.json (reward_model_type lora takes the LoRA adapter stage rm "
+      .. "saved; a whole reward model directory needs reward_model_type: full)", d))
+  end
+  if not exists(d .. "/" .. vh.FILE) then
+    bad(fmt("reward_model: %s has no %s (the value head stage rm saves)", d, vh.FILE))
+  end
 end
 
 -- ---------------------------------------------------------------- the reward model

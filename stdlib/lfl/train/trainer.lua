@@ -340,6 +340,7 @@ function M.new(a)
   local AP = require("lfl.train.approach")
   local approach = AP.for_training(a.stage, a)
   lfl.args.preflight(a)
+  if approach.preflight then approach.preflight(a) end
   lfl.manual_seed(a.seed)
   local t_load = lfl.sys.clock()
   -- bf16 / pure_bf16: the weights stay bf16 (trainables get f32 masters unless pure_bf16)
