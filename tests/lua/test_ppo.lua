@@ -13,6 +13,7 @@ local doc = lfl.json.decode(f:read("*a"), "ppo.json")
 f:close()
 
 local TOL = 1e-9
+local function values(x) local d, o = x:double(), {} for i = 1, d:numel() do o[i] = d[i] end return o end
 local function close(got, want, what, tol)
   tol = tol or TOL
   t.assert(type(got) == "number" and math.abs(got - want) <= tol + tol * math.abs(want),
@@ -138,6 +139,95 @@ cases.refusals = function()
   -- ppo's keys are refused on another stage
   bad({stage = "sft", reward_model = "nil", ppo_target = 3}, "ppo_target: 3 has no effect: it applies to stage ppo")
   lfl.fs.remove(dir)
+end
+
+-- The reward model on one base: adapter "reward" + its head switched in for
+-- scoring, the policy adapter active again afterwards; the same reward
+-- adapter merged into a second model (reward_model_type full) scores the same.
+-- The policy forward's per-token log-probs and values equal those of each
+-- sequence run alone (packing keeps sequences apart).
+cases.reward_adapter_switch = function()
+  local peft = require("lfl.train.peft")
+  local vh = require("lfl.train.value_head")
+  local dir = lfl.home .. "/tests/golden/models/llama"
+  lfl.manual_seed(11)
+  local m = lfl.model.load(dir)
+  local function randomise(ad)
+    for _, mod in ipairs(ad.modules) do
+      local A, B = ad:get(mod)
+      lfl.no_grad(function() B:copy_(lfl.zeros(B:size()):normal_(0, 0.3)) end)
+    end
+  end
+  -- the reward model as stage rm leaves it: an adapter folder with value_head.safetensors
+  local rdir = os.tmpname()
+  os.remove(rdir)
+  local rm_ad = peft.add_lora(m, {rank = 4, name = "default"})
+  randomise(rm_ad)
+  peft.save_adapter(m, rdir)
+  local H = m.arch.hidden
+  local head = vh.new(H)
+  vh.save(head, rdir)
+  m.lora = nil
+  -- the policy: its own adapter, active
+  local pol = peft.add_lora(m, {rank = 2, name = "default"})
+  randomise(pol)
+  local reward = ppo.setup_reward(m, {reward_model = rdir, reward_model_type = "lora"})
+  t.assert_eq(m.lora.name, "default", "the policy adapter stays active")
+  t.assert_eq(reward.kind, "lora")
+  local seqs = {{5, 9, 12, 3, 7}, {4, 4, 8}, {30, 2, 19, 6, 6, 1, 11}}
+  local got = ppo.score(m, reward, seqs)
+  t.assert_eq(m.lora.name, "default", "the policy adapter is active again after scoring")
+  -- each sequence alone, with the reward adapter active by hand
+  for b, ids in ipairs(seqs) do
+    local want = lfl.no_grad(function()
+      return m:with_adapter("reward", function()
+        local h = require("lfl.model.decoder").hidden(m, lfl.tensor({ids}, "i64"), {})
+        return lfl.linear(h[1][#ids]:reshape(1, H), reward.head.weight, reward.head.bias):item()
+      end)
+    end)
+    t.assert_close(got[b], want, 1e-5, fmt("score %d", b))
+  end
+  -- the scores differ from the policy's or the base's (the switch happened)
+  local base_h = lfl.no_grad(function()
+    return m:with_adapter(false, function()
+      return require("lfl.model.decoder").hidden(m, lfl.tensor({seqs[1]}, "i64"), {})
+    end)
+  end)
+  local base_score = lfl.linear(base_h[1][#seqs[1]]:reshape(1, H), reward.head.weight, reward.head.bias):item()
+  t.assert(math.abs(base_score - got[1]) > 1e-4, "the reward adapter changes the score")
+  -- reward_model_type full: the adapter merged into a separate model folder
+  local fdir = rdir .. "_full"
+  local m2 = lfl.model.load(dir)
+  peft.load_adapter(m2, rdir, "default")
+  peft.merge(m2)
+  m2:save(fdir, {tokenizer = false})
+  vh.save(head, fdir)
+  local full = ppo.setup_reward(m, {reward_model = fdir, reward_model_type = "full"})
+  t.assert_eq(full.kind, "full")
+  local got_full = ppo.score(m, full, seqs)
+  for b = 1, #seqs do t.assert_close(got_full[b], got[b], 1e-5, fmt("full score %d", b)) end
+  -- the policy forward: packed log-probs and values = each sequence alone
+  local rows = {}
+  for b, ids in ipairs(seqs) do
+    local labels = {}
+    for k, id in ipairs(ids) do labels[k] = k <= 2 and -100 or id end
+    rows[b] = {input_ids = ids, labels = labels}
+  end
+  local lp, v = lfl.no_grad(function() return ppo.forward(m, rows, {head = head}) end)
+  local lens = {}
+  for b, ids in ipairs(seqs) do lens[b] = #ids - 2 end
+  local lps, vs = ppo.split(values(lp), lens), ppo.split(values(v), lens)
+  for b, r in ipairs(rows) do
+    local lp1, v1 = lfl.no_grad(function() return ppo.forward(m, {r}, {head = head}) end)
+    lp1, v1 = values(lp1), values(v1)
+    t.assert_eq(#lp1, lens[b])
+    for k = 1, lens[b] do
+      t.assert_close(lps[b][k], lp1[k], 1e-5, fmt("logp %d.%d", b, k))
+      t.assert_close(vs[b][k], v1[k], 1e-5, fmt("value %d.%d", b, k))
+    end
+  end
+  lfl.fs.remove(rdir)
+  lfl.fs.remove(fdir)
 end
 
 t.suite("ppo", cases)
