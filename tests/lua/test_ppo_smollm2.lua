@@ -2,7 +2,8 @@
 -- Q4_1 GGUF in ~/.cache/lfl/models): stage rm trains a LoRA reward model for a
 -- few steps on recipes/data/preference_demo.json, then two PPO steps on the
 -- prompts of recipes/data/arith_demo.json with that reward model attached as
--- the adapter "reward" on the policy's own base (reward_model_type lora).
+-- the adapter "reward" on the policy's own base (reward_model_type lora),
+-- ppo_score_norm on.
 -- Checked: the run logs TRL's names with finite values; the first step's KL to
 -- the reference (the adapter disabled) is exactly 0 (the policy starts as the
 -- base) and the second's is not; the reward adapter and head stay as loaded
@@ -44,7 +45,8 @@ t.suite("ppo_smollm2", {
 
     local tr = lfl.trainer({model_name_or_path = model, stage = "ppo", dataset = "arith_demo", template = "smollm",
       reward_model = tmp .. "/rm", cutoff_len = 64, max_samples = 8, per_device_train_batch_size = 2,
-      gradient_accumulation_steps = 2, max_new_tokens = 8, max_steps = 2, ppo_epochs = 2, logging_steps = 1,
+      gradient_accumulation_steps = 2, max_new_tokens = 8, max_steps = 2, ppo_epochs = 2, ppo_score_norm = true,
+      logging_steps = 1,
       save_steps = 1000, learning_rate = 1e-3, overwrite_output_dir = true, disable_tqdm = true, seed = 5,
       output_dir = tmp .. "/ppo"})
     local m = tr.model
@@ -75,6 +77,10 @@ t.suite("ppo_smollm2", {
     t.assert_eq(h1["objective/kl"], 0, "the first rollout's policy is the reference (LoRA B starts at 0)")
     t.assert(math.abs(h2["objective/kl"]) > 0, "the second rollout comes from the updated policy")
     t.assert_eq(h1["objective/kl_coef"], 0.2)
+    -- ppo_score_norm: the first batch's scores are normalised by (nearly) their own moments; reward stays raw
+    t.assert(math.abs(h1["ppo/mean_scores"]) < 1e-6, "normalised mean score " .. h1["ppo/mean_scores"])
+    t.assert_close(h1["ppo/std_scores"], 1, 1e-5)
+    t.assert(math.abs(h1.reward) > 1e-3, "raw reward " .. h1.reward)
     -- AdaptiveKLController after step 1 (kl 0, 4 prompts): 0.2 * (1 - 0.2 * 4 / 10000)
     t.assert_close(h2["objective/kl_coef"], 0.2 * (1 - 0.2 * 4 / 10000), 1e-12)
     t.assert_eq(maxdiff(copy(select(1, tr.reward_model.adapter:get(rmod))), rA0), 0, "reward adapter A unchanged")
