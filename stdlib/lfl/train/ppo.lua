@@ -357,7 +357,9 @@ end
 -- per response token: log-probs [K] and values [K] (the head on the hidden
 -- state that predicts the token, as TRL's values[:, :-1]) of packed
 -- sequences {input_ids, labels (-100 on the prompt)}; opts.head (nil: no
--- values), opts.train (value head dropout), gradient_checkpointing
+-- values), opts.train (dropout on the head's input, also without grad: TRL
+-- computes the rollout's values with the model in train mode),
+-- gradient_checkpointing
 function M.forward(model, seqs, opts)
   local b = require("lfl.data.collate").pack_row(seqs)
   local N = b.input_ids:size(2)
@@ -377,7 +379,7 @@ function M.forward(model, seqs, opts)
   local values
   if opts.head then
     local x = hk
-    if opts.train and lfl.is_grad_enabled() and vh.DROPOUT > 0 then x = lfl.dropout(x, vh.DROPOUT) end
+    if opts.train and vh.DROPOUT > 0 then x = lfl.dropout(x, vh.DROPOUT) end
     values = lfl.linear(x, opts.head.weight, opts.head.bias):reshape(-1)
   end
   return logp, values
@@ -451,10 +453,11 @@ function M.step(t, rows, factor)
   local raw = M.score(model, st.reward, full)
   local scores = raw
   if a.ppo_score_norm then scores = M.normalise_scores(st.moments, raw) end
-  -- old log-probs and values (policy), reference log-probs (adapter disabled)
+  -- old log-probs and values (policy), reference log-probs (adapter disabled);
+  -- LlamaFactory has put the model in train mode here, so the head's dropout acts
   local head = t.value_head
   local old_lp, old_v, ref_lp = lfl.no_grad(function()
-    local lp, v = M.forward(model, seqs, {head = head})
+    local lp, v = M.forward(model, seqs, {head = head, train = true})
     local rlp = model:with_adapter(false, M.forward, model, seqs, {})
     return list_of(lp), list_of(v), list_of(rlp)
   end)
