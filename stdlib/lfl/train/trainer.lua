@@ -325,7 +325,8 @@ local Trainer = lfl._trainer.methods
 local function nonfinite(x) return x ~= x or x == math.huge or x == -math.huge end
 
 -- the approach metrics the progress line shows
-local SHOWN = {["rewards/accuracies"] = true, ["rewards/margins"] = true, accuracy = true, reward = true, kl = true}
+local SHOWN = {["rewards/accuracies"] = true, ["rewards/margins"] = true, accuracy = true, reward = true, kl = true,
+               ["objective/kl"] = true}
 
 -- Sets a run up from resolved arguments (lfl.args.resolve): model, tokenizer,
 -- template, data, method, optimizer, schedule, and the resume from a checkpoint.
