@@ -148,15 +148,19 @@ end
 suite.approach_new_stage = function()
   local ap = lfl.approach
   local stages = table.concat(ap.stages(), ",")
-  t.assert_eq(stages, "dpo,grpo,kto,myapproach,orpo,pt,rm,sft,simpo")
+  t.assert_eq(stages, "dpo,grpo,kto,myapproach,orpo,ppo,pt,rm,sft,simpo")
   t.assert(ap.check_stage("myapproach"))
-  local ok, msg = ap.check_stage("ppo")
+  t.assert(ap.check_stage("ppo"))
+  -- a LlamaFactory stage without a module (every one has one now: one is pretended)
+  ap.LLAMAFACTORY[#ap.LLAMAFACTORY + 1] = "lfstage"
+  local ok, msg = ap.check_stage("lfstage")
   t.assert(not ok and msg:find("LlamaFactory stage lfl does not implement yet", 1, true), msg)
-  t.assert(msg:find("dpo, grpo, kto, myapproach, orpo, pt, rm, sft, simpo", 1, true), msg)
+  t.assert(msg:find("dpo, grpo, kto, myapproach, orpo, ppo, pt, rm, sft, simpo", 1, true), msg)
+  t.assert_error(function() lfl.args.resolve({model_name_or_path = "x", stage = "lfstage"}, {}, "test") end,
+    "stage 'lfstage' is a LlamaFactory stage")
+  ap.LLAMAFACTORY[#ap.LLAMAFACTORY] = nil
   t.assert_error(function() lfl.args.resolve({model_name_or_path = "x", stage = "nope"}, {}, "test") end,
-    "stage 'nope' (stages found: dpo, grpo, kto, myapproach, orpo, pt, rm, sft, simpo")
-  t.assert_error(function() lfl.args.resolve({model_name_or_path = "x", stage = "ppo"}, {}, "test") end,
-    "stage 'ppo' is a LlamaFactory stage")
+    "stage 'nope' (stages found: dpo, grpo, kto, myapproach, orpo, ppo, pt, rm, sft, simpo")
   -- a declaration error names the file
   write(user .. "/approaches/badkind.lua", [[
 local sft = lfl.recipes.bundled("approaches", "sft"); sft.name = nil; sft.kind = "chat"; return sft]])
@@ -165,6 +169,9 @@ local sft = lfl.recipes.bundled("approaches", "sft"); sft.name = nil; sft.kind =
 local sft = lfl.recipes.bundled("approaches", "sft"); sft.name = nil
 sft.needs = {reward_model = true}; return sft]])
   R.reload() -- a recipe file edited in the same process
+  t.assert(ap.for_training("badkind"), "the trainer provides a reward model (stage ppo)")
+  -- a need the trainer cannot meet is refused (every need is met now: one is pretended missing)
+  ap.PROVIDED.reward_model = false
   t.assert_error(function() ap.for_training("badkind") end, "needs reward model, which the trainer does not provide")
   -- a need may depend on the arguments
   write(user .. "/approaches/badkind.lua", [[
@@ -173,6 +180,7 @@ sft.needs = {reward_model = function(a) return a.want == true end}; return sft]]
   R.reload()
   t.assert(ap.for_training("badkind", {want = false}), "not needed with these arguments")
   t.assert_error(function() ap.for_training("badkind", {want = true}) end, "needs reward model, which the trainer")
+  ap.PROVIDED.reward_model = true
   os.remove(user .. "/approaches/badkind.lua")
   -- train 1 step with the user's stage and with sft: the same run, twice the loss
   local cache = real_getenv("LFL_CACHE") or (real_getenv("HOME") .. "/.cache/lfl")

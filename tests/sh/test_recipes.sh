@@ -90,7 +90,7 @@ expect "cwd template not found" [ "$OUT" = "nil" ]
 run "$LFL" -e 'print(pcall(lfl.template.get, "cwdtpl"))'
 expect "cwd template unknown" has "$OUT" "unknown template 'cwdtpl'"
 run "$LFL" -e 'print(select(2, lfl.approach.check_stage("cwdstage")))'
-expect "cwd approach is not a stage" has "$OUT" "stage 'cwdstage' (stages found: dpo, grpo, kto, orpo, pt, rm, sft, simpo, userstage"
+expect "cwd approach is not a stage" has "$OUT" "stage 'cwdstage' (stages found: dpo, grpo, kto, orpo, ppo, pt, rm, sft, simpo, userstage"
 cd "$ROOT"
 
 echo "$passed passed, $failed failed"

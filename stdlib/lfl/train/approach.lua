@@ -19,11 +19,20 @@
 --              the trainer refuses what it cannot provide yet). The trainer
 --              puts what it provides on the Trainer: t.reference ({kind =
 --              "adapter_off" | "model" | "frozen", model =}), t.value_head
---              ({weight, bias, names, params})
+--              ({weight, bias, names, params}), t.reward_model ({kind = "lora" |
+--              "full", head, adapter | model}, lfl.train.ppo.setup_reward)
 -- optional:
 --   check_args(args)   validates (and completes) the arguments the approach reads,
 --                      when the recipe is resolved
+--   preflight(args)    checks the files the arguments name when training
+--                      starts, before the model loads
 --   setup(trainer)     once the model, method and data are set up
+--   micro_batches_per_step(args) -> n   the micro-batches of rows one step takes
+--                      (default gradient_accumulation_steps)
+--   train_step(trainer, rows, lr_factor) -> loss, metrics, ntokens, grad_norm
+--                      the approach makes the step's optimizer updates itself
+--                      from all its rows (PPO: rollouts, then ppo_epochs passes);
+--                      the trainer still owns the schedule, logging and saving
 --   plot     = the log keys plot_loss draws (default {"loss", "eval_loss"})
 local fmt, concat = string.format, table.concat
 
@@ -32,12 +41,12 @@ local M = {}
 M.KINDS = {"supervised", "pretrain", "pairwise", "kto", "unsupervised"}
 M.NEEDS = {"reference_model", "reward_model", "value_head", "generation"}
 -- what the trainer provides today
-M.PROVIDED = {reference_model = true, reward_model = false, value_head = true, generation = true}
--- LlamaFactory's stages that have no bundled approach yet
-M.LLAMAFACTORY = {"ppo"}
+M.PROVIDED = {reference_model = true, reward_model = true, value_head = true, generation = true}
+-- LlamaFactory's stages that have no bundled approach yet (none since ppo)
+M.LLAMAFACTORY = {}
 
 local function set(list) local t = {} for _, k in ipairs(list) do t[k] = true end return t end
-local KIND, NEED, LF = set(M.KINDS), set(M.NEEDS), set(M.LLAMAFACTORY)
+local KIND, NEED = set(M.KINDS), set(M.NEEDS)
 
 -- the stages found (the approach modules' names), sorted
 function M.stages() return require("lfl.recipes").names("approaches") end
@@ -47,7 +56,7 @@ function M.check_stage(stage)
   local R = require("lfl.recipes")
   if R.valid_name(stage) and R.find("approaches", stage) then return true end
   local found = concat(M.stages(), ", ")
-  if LF[stage] then
+  if set(M.LLAMAFACTORY)[stage] then
     return nil, fmt("stage '%s' is a LlamaFactory stage lfl does not implement yet (stages found: %s; an " ..
       "approach module recipes/approaches/%s.lua, e.g. in ~/.lfl/recipes/approaches/, would add it)", stage, found, stage)
   end
@@ -74,7 +83,7 @@ function M.validate(ap, stage, path)
       bad("needs." .. k, "expected true, false or a function of the arguments")
     end
   end
-  for _, k in ipairs({"check_args", "setup"}) do
+  for _, k in ipairs({"check_args", "preflight", "setup", "micro_batches_per_step", "train_step"}) do
     if ap[k] ~= nil and type(ap[k]) ~= "function" then bad(k, "expected a function or nil") end
   end
   if ap.plot ~= nil then

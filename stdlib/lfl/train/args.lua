@@ -43,6 +43,9 @@ M.DEFAULTS = {
   -- epsilon), grpo_loss_type (TRL loss_type), reward_format_pattern / reward_length_target for the bundled rewards
   reward_funcs = NIL, num_generations = 4, max_completion_length = 32, grpo_beta = 0.04, grpo_epsilon = 0.2,
   grpo_loss_type = "dapo", reward_format_pattern = "^%s*%-?%d+%.?%s*$", reward_length_target = 16, ref_model = NIL, ref_model_adapters = NIL, reward_model = NIL,
+  -- ppo (LlamaFactory's FinetuningArguments)
+  reward_model_type = "lora", reward_model_adapters = NIL, reward_model_quantization_bit = NIL, ppo_buffer_size = 1,
+  ppo_epochs = 4, ppo_score_norm = false, ppo_target = 6.0, ppo_whiten_rewards = false,
   use_galore = false, galore_target = "all", galore_rank = 16, galore_update_interval = 200, galore_scale = 2.0,
   galore_proj_type = "std", galore_layerwise = false,
   use_badam = false, badam_mode = "layer", badam_start_block = NIL, badam_switch_mode = "ascending",
@@ -259,6 +262,18 @@ M.SPEC = {
   reward_format_pattern = {type = "string", applies = stages("grpo")},
   reward_length_target = {type = "number", gt = 0, applies = stages("grpo")},
   reward_model = {type = "path", applies = stages("ppo")},
+  -- ppo (lfl.train.ppo.check_args checks the combinations)
+  reward_model_type = {type = "enum", values = {"lora", "full", "api"}, lfl = {"lora", "full"},
+    lfl_why = "an HTTP reward endpoint (api) is not implemented", applies = stages("ppo")},
+  reward_model_adapters = {type = "list", applies = stages("ppo"), unsupported = "adapters on a full reward model "
+    .. "are not loaded; merge them into the reward model (lfl export) and pass that as reward_model"},
+  reward_model_quantization_bit = {type = "int", one_of = {4, 8}, applies = stages("ppo"),
+    unsupported = "on-the-fly quantization of the reward model is not implemented"},
+  ppo_buffer_size = {type = "int", min = 1, applies = stages("ppo")},
+  ppo_epochs = {type = "int", min = 1, applies = stages("ppo")},
+  ppo_score_norm = {type = "bool", applies = stages("ppo")},
+  ppo_target = {type = "number", gt = 0, applies = stages("ppo")},
+  ppo_whiten_rewards = {type = "bool", applies = stages("ppo")},
   use_galore = {type = "bool"},
   galore_target = {type = "list", applies = galore},
   galore_rank = {type = "int", min = 1, applies = galore},

@@ -325,7 +325,8 @@ local Trainer = lfl._trainer.methods
 local function nonfinite(x) return x ~= x or x == math.huge or x == -math.huge end
 
 -- the approach metrics the progress line shows
-local SHOWN = {["rewards/accuracies"] = true, ["rewards/margins"] = true, accuracy = true, reward = true, kl = true}
+local SHOWN = {["rewards/accuracies"] = true, ["rewards/margins"] = true, accuracy = true, reward = true, kl = true,
+               ["objective/kl"] = true}
 
 -- Sets a run up from resolved arguments (lfl.args.resolve): model, tokenizer,
 -- template, data, method, optimizer, schedule, and the resume from a checkpoint.
@@ -340,6 +341,7 @@ function M.new(a)
   local AP = require("lfl.train.approach")
   local approach = AP.for_training(a.stage, a)
   lfl.args.preflight(a)
+  if approach.preflight then approach.preflight(a) end
   lfl.manual_seed(a.seed)
   local t_load = lfl.sys.clock()
   -- bf16 / pure_bf16: the weights stay bf16 (trainables get f32 masters unless pure_bf16)
@@ -390,6 +392,9 @@ function M.new(a)
   local reference = AP.needs(approach, "reference_model", a) and pref.setup_reference(model, a) or nil
   local names, params, groups = M.setup_method(model, a)
   if reference then print("[lfl] " .. pref.describe_reference(reference, model, a)) end
+  -- the reward model (PPO): a second adapter on this base, or a separate model
+  local reward = AP.needs(approach, "reward_model", a) and require("lfl.train.ppo").setup_reward(model, a) or nil
+  if reward then print("[lfl] " .. reward.describe) end
   -- the reward model's value head trains with the method's parameters (as TRL's v_head)
   local head, clip_params = nil, params
   if AP.needs(approach, "value_head", a) then
@@ -419,6 +424,8 @@ function M.new(a)
   if a.pissa_convert and model.lora and model.lora.pissa then peft.save_pissa_init(model, out .. "/pissa_init", a.model_name_or_path) end
 
   local bs, accum = a.per_device_train_batch_size, a.gradient_accumulation_steps
+  -- an approach with its own updates may take more micro-batches per step (PPO: x ppo_buffer_size)
+  if approach.micro_batches_per_step then accum = approach.micro_batches_per_step(a) end
   -- a stream has no length: one "epoch" of max_steps * accum batches, as HF's Trainer counts it
   local batches_per_epoch = stream and a.max_steps * accum or ceil(#train_set / bs)
   local steps_per_epoch = max(1, floor(batches_per_epoch / accum))
@@ -433,7 +440,7 @@ function M.new(a)
   t.args, t.model, t.tokenizer, t.template, t.approach = a, model, tok, tpl, approach
   t.tokenizer_path = tok_path -- the base's, or output_dir after add_tokens
   t.names, t.params, t.groups, t.optimizer = names, params, groups, opt
-  t.reference, t.value_head = reference, head
+  t.reference, t.value_head, t.reward_model = reference, head, reward
   t.schedule = optim.schedule(a.lr_scheduler_type, warmup, total, a.lr_scheduler_kwargs)
   t.warmup_steps = warmup
   -- logging / evaluation / checkpoints: every n steps (strategy "steps"), at each epoch's end
@@ -556,29 +563,50 @@ function Trainer:step()
     self.prog = M.progress(self.total_steps, a.disable_tqdm)
   end
   local accum = self.gradient_accumulation_steps
-  repeat
-    local list, epoch, b = next_rows(self)
-    lfl.sys.check_interrupt()
-    local batch
-    if self.c_collate then batch = self.train_set:collate(list, self.c_collate, self.c_collate_opts)
-    else batch = approach.collate(list) end
-    local loss, metrics = approach.loss(model, batch, self)
-    local lv = loss:item()
+  local function window(metrics)
     -- the approach's metrics, averaged over the logging window's micro-batches (TRL's store_metrics)
     if metrics then
       local w = self.metric_window
       for k, v in pairs(metrics) do w.sums[k] = (w.sums[k] or 0) + v; w.counts[k] = (w.counts[k] or 0) + 1 end
     end
-    ;(loss * (1 / accum)):backward()
-  until self:micro_batch(lv, batch.ntokens, epoch, b)
-  if opt.before_clip then opt:before_clip() end -- BAdam ratio mode masks the gradients first
-  local gnorm = self:clip_grad_norm(a.max_grad_norm)
+  end
+  local gnorm, skip
   local factor = self.schedule(self.global_step)
-  -- a non-finite loss or gradient makes no update (the weights stay usable); the
-  -- step still counts, is logged with its NaN, and a run of them stops the run
-  local skip = nonfinite(self:pending_loss()) or nonfinite(gnorm)
-  if not skip then opt:step(factor) end
-  opt:zero_grad()
+  if approach.train_step then
+    -- the approach makes its own optimizer updates from one step's rows (PPO:
+    -- the rollout batch of accum micro-batches, ppo_epochs passes over it)
+    local rows, marks = {}, {}
+    repeat
+      local list, epoch, b = next_rows(self)
+      lfl.sys.check_interrupt()
+      for _, r in ipairs(list) do rows[#rows + 1] = r end
+      marks[#marks + 1] = {epoch, b}
+    until b % accum == 0 or b == self.batches_per_epoch
+    local lv, metrics, ntok, gn = approach.train_step(self, rows, factor)
+    window(metrics)
+    for i, m in ipairs(marks) do self:micro_batch(lv, i == 1 and ntok or 0, m[1], m[2]) end
+    gnorm = gn
+    skip = nonfinite(lv) or nonfinite(gnorm)
+  else
+    repeat
+      local list, epoch, b = next_rows(self)
+      lfl.sys.check_interrupt()
+      local batch
+      if self.c_collate then batch = self.train_set:collate(list, self.c_collate, self.c_collate_opts)
+      else batch = approach.collate(list) end
+      local loss, metrics = approach.loss(model, batch, self)
+      local lv = loss:item()
+      window(metrics)
+      ;(loss * (1 / accum)):backward()
+    until self:micro_batch(lv, batch.ntokens, epoch, b)
+    if opt.before_clip then opt:before_clip() end -- BAdam ratio mode masks the gradients first
+    gnorm = self:clip_grad_norm(a.max_grad_norm)
+    -- a non-finite loss or gradient makes no update (the weights stay usable); the
+    -- step still counts, is logged with its NaN, and a run of them stops the run
+    skip = nonfinite(self:pending_loss()) or nonfinite(gnorm)
+    if not skip then opt:step(factor) end
+    opt:zero_grad()
+  end
   local now = lfl.sys.clock()
   self:end_step(a.learning_rate * factor, gnorm, now)
   local step, total = self.global_step, self.total_steps
