@@ -27,6 +27,10 @@
 
 /* the parser and the event being read live in a userdata so that a Lua error
  * raised anywhere in a decode (a bad key, out of memory) still frees them */
+/* luaL_error would prefix the caller's file:line; the message already names
+ * the document and the place in it */
+#define raise(L, ...) (lua_pushfstring((L), __VA_ARGS__), lua_error(L))
+
 typedef struct {
     yaml_parser_t parser;
     yaml_event_t ev;
@@ -60,7 +64,7 @@ static int fail_at(ctx *c, yaml_mark_t m, const char *fmt, const char *arg)
 {
     char what[400];
     snprintf(what, sizeof what, fmt, arg ? arg : "");
-    return luaL_error(c->L, "%s:%d:%d: %s", c->name, (int)m.line + 1, (int)m.column + 1, what);
+    return raise(c->L, "%s:%d:%d: %s", c->name, (int)m.line + 1, (int)m.column + 1, what);
 }
 
 /* reads the next event into box->ev (the previous one is freed) */
@@ -73,11 +77,11 @@ static void next_event(ctx *c)
         const char *problem = p->problem ? p->problem : "invalid YAML";
         yaml_mark_t m = p->problem_mark;
         if (p->error == YAML_READER_ERROR) {
-            luaL_error(c->L, "%s: byte %d: %s", c->name, (int)p->problem_offset, problem);
+            raise(c->L, "%s: byte %d: %s", c->name, (int)p->problem_offset, problem);
         }
         if (p->context)
-            luaL_error(c->L, "%s:%d:%d: %s %s", c->name, (int)m.line + 1, (int)m.column + 1, problem, p->context);
-        luaL_error(c->L, "%s:%d:%d: %s", c->name, (int)m.line + 1, (int)m.column + 1, problem);
+            raise(c->L, "%s:%d:%d: %s %s", c->name, (int)m.line + 1, (int)m.column + 1, problem, p->context);
+        raise(c->L, "%s:%d:%d: %s", c->name, (int)m.line + 1, (int)m.column + 1, problem);
     }
     b->have_ev = true;
 }
@@ -333,7 +337,7 @@ static bool push_int(ctx *c, const char *s, size_t n)
     /* decimal digits, most significant first */
     size_t cap = b.n * 9 + 3;
     char *dec = malloc(cap), *p = dec;
-    if (!dec) { free(b.limb); return luaL_error(L, "%s: out of memory", c->name); }
+    if (!dec) { free(b.limb); return raise(L, "%s: out of memory", c->name); }
     if (neg && b.n) *p++ = '-';
     if (!b.n) *p++ = '0';
     for (size_t k = b.n; k-- > 0;)
@@ -487,7 +491,7 @@ static void build_scalar(ctx *c, scalar_info *info)
     if (strcmp(tag, TAG_PREFIX "int") == 0 || strcmp(tag, TAG_PREFIX "float") == 0) {
         bool is_int = tag[sizeof TAG_PREFIX - 1] == 'i';
         char *clean = malloc(n + 1);
-        if (!clean) luaL_error(L, "%s: out of memory", c->name);
+        if (!clean) raise(L, "%s: out of memory", c->name);
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
             if (s[i] != '_') clean[k++] = s[i];
@@ -636,7 +640,7 @@ static int build(ctx *c, int depth)
     lua_State *L = c->L;
     yaml_event_t *e = &c->box->ev;
     if (depth > MAX_DEPTH) fail_at(c, e->start_mark, "nesting deeper than %s levels", "512");
-    if (!lua_checkstack(L, 16)) luaL_error(L, "%s: out of Lua stack", c->name);
+    if (!lua_checkstack(L, 16)) raise(L, "%s: out of Lua stack", c->name);
     switch (e->type) {
     case YAML_ALIAS_EVENT:
         lua_pushstring(L, (const char *)e->data.alias.anchor);
@@ -670,7 +674,7 @@ static int l_decode(lua_State *L)
         const char *schema = luaL_optstring(L, -1, "pyyaml");
         if (strcmp(schema, "omegaconf") == 0) c.omegaconf = true;
         else if (strcmp(schema, "pyyaml") != 0)
-            return luaL_error(L, "lfl.yaml.decode: schema must be \"pyyaml\" or \"omegaconf\", got \"%s\"", schema);
+            return raise(L, "lfl.yaml.decode: schema must be \"pyyaml\" or \"omegaconf\", got \"%s\"", schema);
         lua_pop(L, 1);
     }
     lua_settop(L, 2);
@@ -688,7 +692,7 @@ static int l_decode(lua_State *L)
     memset(c.box, 0, sizeof *c.box);
     luaL_getmetatable(L, YAML_MT);
     lua_setmetatable(L, -2);
-    if (!yaml_parser_initialize(&c.box->parser)) return luaL_error(L, "%s: cannot start the YAML parser", c.name);
+    if (!yaml_parser_initialize(&c.box->parser)) return raise(L, "%s: cannot start the YAML parser", c.name);
     c.box->have_parser = true;
     yaml_parser_set_input_string(&c.box->parser, (const unsigned char *)s, n);
     next_event(&c); /* stream start */
