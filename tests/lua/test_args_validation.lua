@@ -201,6 +201,14 @@ suite.yaml_values_name_the_file = function()
   f:write('model_name_or_path: m\nlora_target: [q_proj, v_proj\n')
   f:close()
   t.assert_error(function() A.read_yaml(path) end, path .. ":3:1: did not find expected ',' or ']'")
+  -- a .json recipe (llamafactory-cli reads it with json.load)
+  local jp = tmp .. "/recipe.json"
+  f = assert(io.open(jp, "wb"))
+  f:write('{"model_name_or_path": "m", "lora_rank": 4, "template": null}')
+  f:close()
+  local j = A.load_recipe(jp)
+  t.assert_eq(j.lora_rank, 4)
+  t.assert_eq(j.template, nil, "null keeps the default")
 end
 
 suite.good_values_are_coerced = function()

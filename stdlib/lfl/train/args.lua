@@ -867,9 +867,18 @@ function M.hub_options(a)
 end
 
 -- Loads a recipe: a .lua file returning a table (or calling lfl.train itself),
--- or a LlamaFactory .yaml file.
+-- or a LlamaFactory .yaml / .yml / .json file.
 function M.load_recipe(path)
   if path:match("%.ya?ml$") then return M.read_yaml(path) end
+  if path:match("%.json$") then
+    -- llamafactory-cli takes a .json recipe too (json.load)
+    local text, err = lfl.fs.read(path)
+    if not text then error(fmt("%s: cannot read: %s", path, tostring(err)), 0) end
+    local r = lfl.json.decode(text, path)
+    if type(r) ~= "table" then error(fmt("%s: a recipe is a JSON object of arguments", path), 0) end
+    for k, v in pairs(r) do if v == lfl.json.null then r[k] = nil end end
+    return r
+  end
   local chunk, err = loadfile(path)
   if not chunk then error(err, 0) end
   local r = chunk()
