@@ -363,18 +363,10 @@ static bool push_int(ctx *c, const char *s, size_t n)
     return true;
 }
 
-/* construct_yaml_float; false when the text is not a number */
-static bool push_float(ctx *c, const char *s, size_t n)
+/* construct_yaml_float on buf (lower case, no '_', NUL-terminated); false
+ * when the text is not a number */
+static bool parse_float(char *buf, double *res)
 {
-    char buf[256];
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '_') continue;
-        if (k + 1 >= sizeof buf) return false;
-        char ch = s[i];
-        buf[k++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
-    }
-    buf[k] = 0;
     double sign = 1;
     char *v = buf;
     if (*v == '-') sign = -1;
@@ -409,8 +401,28 @@ static bool push_float(ctx *c, const char *s, size_t n)
         out = strtod(v, &e);
         if (*e) return false;
     }
-    lua_pushnumber(c->L, sign * out);
+    *res = sign * out;
     return true;
+}
+
+static bool push_float(ctx *c, const char *s, size_t n)
+{
+    char *buf = malloc(n + 1);
+    if (!buf) raise(c->L, "%s: out of memory", c->name);
+    size_t k = 0;
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '_') continue;
+        if (ch == 0) ok = false; /* strtod would stop there */
+        buf[k++] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+    }
+    buf[k] = 0;
+    double v = 0;
+    ok = ok && parse_float(buf, &v);
+    free(buf);
+    if (ok) lua_pushnumber(c->L, v);
+    return ok;
 }
 
 /* ---- building values ---- */
