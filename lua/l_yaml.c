@@ -486,7 +486,7 @@ static void build_scalar(ctx *c, scalar_info *info)
     }
     if (!tag || strcmp(tag, TAG_PREFIX "str") == 0 || strcmp(tag, TAG_PREFIX "timestamp") == 0) {
         if (tag && strcmp(tag, TAG_PREFIX "timestamp") == 0 && !match_timestamp(s, n))
-            fail_at(c, m, "!!timestamp: '%s' is not a timestamp", s);
+            fail_at(c, m, "!!timestamp: the value is not a timestamp", NULL);
         info->str = !tag || strcmp(tag, TAG_PREFIX "str") == 0;
         lua_pushlstring(L, s, n);
         return;
@@ -498,7 +498,7 @@ static void build_scalar(ctx *c, scalar_info *info)
         static const char *const T[] = {"yes", "true", "on", NULL}, *const F[] = {"no", "false", "off", NULL};
         if (n < 7 && eq_any(low, n, T)) { lua_pushboolean(L, 1); return; }
         if (n < 7 && eq_any(low, n, F)) { lua_pushboolean(L, 0); return; }
-        fail_at(c, m, "!!bool: '%s' is not a boolean (yes/no, true/false, on/off)", s);
+        fail_at(c, m, "!!bool: the value is not a boolean (yes/no, true/false, on/off)", NULL);
     }
     if (strcmp(tag, TAG_PREFIX "int") == 0 || strcmp(tag, TAG_PREFIX "float") == 0) {
         bool is_int = tag[sizeof TAG_PREFIX - 1] == 'i';
@@ -510,7 +510,7 @@ static void build_scalar(ctx *c, scalar_info *info)
         clean[k] = 0;
         bool ok = is_int ? push_int(c, clean, k) : push_float(c, s, n);
         free(clean);
-        if (!ok) fail_at(c, m, is_int ? "!!int: '%s' is not an integer" : "!!float: '%s' is not a number", s);
+        if (!ok) fail_at(c, m, is_int ? "!!int: the value is not an integer" : "!!float: the value is not a number", NULL);
         return;
     }
     fail_at(c, m, "the tag '%s' is not supported (lfl reads YAML's core types: strings, numbers, booleans, null, "
@@ -590,6 +590,24 @@ static void add_merge(ctx *c, int srcs_idx, yaml_mark_t m)
     lua_pop(L, 1);
 }
 
+/* " 'name'" for a key of name characters (what recipes have), "" for other
+ * text: the message names the place, and arbitrary text in it could read as
+ * something else (a Lua runtime error's words) */
+static const char *simple_key(lua_State *L, int idx)
+{
+    size_t n;
+    const char *k = lua_tolstring(L, idx, &n);
+    if (!k || n == 0 || n > 64) return "";
+    for (size_t i = 0; i < n; i++) {
+        char ch = k[i];
+        if (!(is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || ch == '-' ||
+              ch == '.'))
+            return "";
+    }
+    lua_pushfstring(L, " '%s'", k);
+    return lua_tostring(L, -1);
+}
+
 static void build_mapping(ctx *c, int depth)
 {
     lua_State *L = c->L;
@@ -622,7 +640,7 @@ static void build_mapping(ctx *c, int depth)
         if (c->omegaconf && ki.str) {
             lua_pushvalue(L, key);
             lua_rawget(L, seen);
-            if (!lua_isnil(L, -1)) fail_at(c, km, "found duplicate key '%s'", lua_tostring(L, key));
+            if (!lua_isnil(L, -1)) fail_at(c, km, "found duplicate key%s", simple_key(L, key));
             lua_pop(L, 1);
             lua_pushvalue(L, key);
             lua_pushboolean(L, 1);

@@ -1,7 +1,7 @@
 -- Harness of fuzz_yaml: the input as YAML text through lfl.yaml.decode under
 -- both schemas (pyyaml, omegaconf): decode either fails with an error naming
 -- the source ("fuzz.yaml:<line>:<column>: ..." or "fuzz.yaml: byte <n>: ..."),
--- or gives a value whose tables hold only strings, numbers, booleans, null,
+-- or gives nil (an empty document) or a value whose tables hold only strings, numbers, booleans, null,
 -- big integers and tables (walked once each: aliases may share or recurse).
 local F = require("fuzzlib")
 
@@ -9,7 +9,7 @@ local function bug(msg, input) error("BUG: " .. msg .. "\ninput: " .. string.for
 
 local function walk(v, seen, input)
   local ty = type(v)
-  if ty == "string" or ty == "number" or ty == "boolean" or v == lfl.yaml.null then return end
+  if v == nil or ty == "string" or ty == "number" or ty == "boolean" or v == lfl.yaml.null then return end
   if ty ~= "table" then bug("a decoded value of type " .. ty, input) end
   if getmetatable(v) == lfl.json.Int then return end
   if seen[v] then return end
