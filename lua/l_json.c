@@ -471,6 +471,12 @@ static int l_int_tostring(lua_State *L)
     return 1;
 }
 
+static int l_null_tostring(lua_State *L)
+{
+    lua_pushstring(L, "json.null");
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"decode", l_decode}, {"encode", l_encode}, {"int", l_int},
     {NULL, NULL},
@@ -483,7 +489,7 @@ LFL_LUA_MODULE(json)
     lua_getfield(L, -1, "json");
     lua_newuserdata(L, 0); /* a unique sentinel for JSON null */
     lua_newtable(L);
-    lua_pushstring(L, "json.null");
+    lua_pushcfunction(L, l_null_tostring); /* print(lfl.json.null) raised "attempt to call a string value" */
     lua_setfield(L, -2, "__tostring");
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);

@@ -107,7 +107,7 @@ local BAD_CLI = {
   {"mix_strategy=zip", 'mix_strategy: expected one of concat, interleave_under, interleave_over, interleave_once'},
   {"optim=adam", 'optim: expected one of adamw_torch,'},
   {"quantization_bit=7", "quantization_bit: expected one of 1, 2, 3, 4, 5, 6, 8, got 7"},
-  {"lr_scheduler_kwargs=[1]", 'lr_scheduler_kwargs: expected a mapping (or a JSON object), got "[1]"'},
+  {"lr_scheduler_kwargs=[1]", 'lr_scheduler_kwargs: expected a mapping (or a JSON object), got a list'},
   {"interleave_probs=0.5,x", 'interleave_probs: expected a comma-separated list of numbers in [0, 1], got "0.5,x"'},
   {"interleave_probs=0.5,2", 'interleave_probs: expected a comma-separated list of numbers in [0, 1], got "0.5,2"'},
   {"dpo_label_smoothing=0.6", "dpo_label_smoothing: expected a number in [0, 0.5), got 0.6"},
@@ -143,7 +143,7 @@ local BAD_RECIPE = {
   {{lora_rank = "abc"}, 'recipe.yaml: lora_rank: expected an integer >= 1, got "abc"'},
   {{seed = true}, "recipe.yaml: seed: expected an integer in [0, 2^32 - 1], got true"},
   {{lora_target = {}}, "lora_target: expected a comma-separated list of names, got a table"},
-  {{lora_target = {"q_proj", 3}}, "lora_target: expected a comma-separated list of names, got a table"},
+  {{lora_target = {"q_proj", 3}}, "lora_target: expected a comma-separated list of names, got a list"},
   {{template = true}, "template: expected a string, got true"},
   {{learning_rate = math.huge}, "learning_rate: expected a number >= 0, got inf"},
   {{learning_rate = "inf"}, 'learning_rate: expected a number >= 0, got "inf"'},
@@ -181,6 +181,34 @@ suite.yaml_values_name_the_file = function()
   local m = A.read_yaml(path)
   t.assert_eq(m["<|a|>"], "first")
   t.assert_eq(m["<b>"], "second")
+  -- what the hand-written reader got wrong: '#' inside quotes, flow mappings
+  f = assert(io.open(path, "wb"))
+  f:write('model_name_or_path: m\ndataset: d\ndefault_system: "You are assistant #1"  # a comment\n' ..
+    'lr_scheduler_type: cosine_with_min_lr\nlr_scheduler_kwargs: {min_lr_rate: 0.1}\ntemplate: null\n')
+  f:close()
+  a = A.resolve(A.read_yaml(path), {}, path)
+  t.assert_eq(a.default_system, "You are assistant #1")
+  t.assert_eq(a.lr_scheduler_kwargs.min_lr_rate, 0.1)
+  t.assert_eq(a.template, nil, "null keeps the default")
+  a = A.resolve(A.read_yaml(path), {"lr_scheduler_kwargs={min_lr: 1.0e-6}", "learning_rate=1e-5"}, path)
+  t.assert_close(a.lr_scheduler_kwargs.min_lr_rate, 0.1, 1e-12, "an override's flow mapping is read as YAML (min_lr -> rate)")
+  -- YAML errors and a duplicate key (OmegaConf refuses it) name the file, line and column
+  f = assert(io.open(path, "wb"))
+  f:write('model_name_or_path: m\nlora_rank: 8\nlora_rank: 16\n')
+  f:close()
+  t.assert_error(function() A.read_yaml(path) end, path .. ":3:1: found duplicate key 'lora_rank'")
+  f = assert(io.open(path, "wb"))
+  f:write('model_name_or_path: m\nlora_target: [q_proj, v_proj\n')
+  f:close()
+  t.assert_error(function() A.read_yaml(path) end, path .. ":3:1: did not find expected ',' or ']'")
+  -- a .json recipe (llamafactory-cli reads it with json.load)
+  local jp = tmp .. "/recipe.json"
+  f = assert(io.open(jp, "wb"))
+  f:write('{"model_name_or_path": "m", "lora_rank": 4, "template": null}')
+  f:close()
+  local j = A.load_recipe(jp)
+  t.assert_eq(j.lora_rank, 4)
+  t.assert_eq(j.template, nil, "null keeps the default")
 end
 
 suite.good_values_are_coerced = function()

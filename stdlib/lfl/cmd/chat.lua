@@ -35,6 +35,8 @@ local SPEC = {name = "lfl chat", usage = M.usage, flags = {"merge"},
   recipe = cmd.recipe_keys(cmd.INFER_RECIPE, cmd.GENERATE_RECIPE), recipe_own = {infer_backend = "string"},
   recipe_ignored = {"finetuning_type"}}
 
+M.spec = SPEC -- its recipe_own keys are settings the command takes besides lfl.args'
+
 function M.parse(args)
   return cmd.parse_command(SPEC, args)
 end

@@ -93,79 +93,17 @@ end
 -- ---------------------------------------------------------------- dataset repos
 
 -- The `configs:` block of a dataset card's YAML front matter (README.md), as
--- Lua tables. A small YAML subset: block mappings and sequences, "- key: v"
--- items, quoted and plain scalars, flow lists [a, b]. Nil when there is none.
-local function yaml_scalar(v)
-  v = v:gsub("%s+$", "")
-  local q = v:match('^"(.*)"$') or v:match("^'(.*)'$")
-  if q then return q end
-  local flow = v:match("^%[(.*)%]$")
-  if flow then
-    local out = {}
-    for item in flow:gmatch("[^,]+") do
-      item = item:gsub("^%s+", "")
-      if item ~= "" then out[#out + 1] = yaml_scalar(item) end
-    end
-    return out
-  end
-  if v == "true" then return true elseif v == "false" then return false end
-  return v
-end
-
-local function yaml_block(lines, i, indent, where)
-  local L = lines[i]
-  if L.text:match("^%-") then
-    local list = {}
-    while lines[i] and lines[i].indent == indent and lines[i].text:match("^%-") do
-      local rest = lines[i].text:match("^%-%s*(.*)$")
-      if rest == "" then
-        if lines[i + 1] and lines[i + 1].indent > indent then
-          list[#list + 1], i = yaml_block(lines, i + 1, lines[i + 1].indent, where)
-        else list[#list + 1] = ""; i = i + 1 end
-      elseif rest:match("^[%w_%-\"']+[^:]*:%s") or rest:match("^[%w_%-]+:$") then
-        -- "- key: value" opens a mapping whose keys line up with "key"
-        local sub = indent + (#lines[i].text - #rest)
-        lines[i] = {indent = sub, text = rest, n = lines[i].n}
-        list[#list + 1], i = yaml_block(lines, i, sub, where)
-      else
-        list[#list + 1] = yaml_scalar(rest); i = i + 1
-      end
-    end
-    return list, i
-  end
-  local map = {}
-  while lines[i] and lines[i].indent == indent and not lines[i].text:match("^%-") do
-    local k, v = lines[i].text:match("^(.-):%s*(.*)$")
-    if not k then error(fmt("%s: line %d: cannot read '%s' (expected 'key: value')", where, lines[i].n, lines[i].text), 0) end
-    k = yaml_scalar(k)
-    local nxt = lines[i + 1]
-    if v == "" and nxt and (nxt.indent > indent or (nxt.indent == indent and nxt.text:match("^%-"))) then
-      map[k], i = yaml_block(lines, i + 1, nxt.indent, where)
-    else
-      map[k] = v ~= "" and yaml_scalar(v) or nil
-      i = i + 1
-    end
-  end
-  return map, i
-end
-
+-- Lua tables (read by lfl.yaml as huggingface_hub's yaml.safe_load reads it).
+-- Nil when there is none; a front matter that is not valid YAML is an error
+-- naming the card, its line and column.
 function M.card_configs(text, where)
   where = where or "README.md"
-  local body = text:match("^%-%-%-\r?\n(.-)\r?\n%-%-%-")
+  local body = text:match("^%-%-%-\r?\n(.-\r?\n)%-%-%-")
   if not body then return nil end
-  local lines, inside = {}, false
-  local n = 1
-  for raw in (body .. "\n"):gmatch("(.-)\r?\n") do
-    n = n + 1
-    if raw:match("^[^%s%-#]") then inside = raw:match("^configs%s*:") ~= nil end -- a new top-level key
-    if inside and raw:match("%S") and not raw:match("^%s*#") then
-      local ind, txt = raw:match("^(%s*)(.-)%s*$")
-      lines[#lines + 1] = {indent = #ind, text = txt, n = n}
-    end
-  end
-  if #lines == 0 then return nil end
-  local top = yaml_block(lines, 1, 0, where)
-  local cfgs = top.configs
+  -- the front matter starts on the card's line 2: pad so errors give card lines
+  local meta = lfl.yaml.decode("\n" .. body, where)
+  if type(meta) ~= "table" then return nil end
+  local cfgs = meta.configs
   if type(cfgs) ~= "table" then return nil end
   return cfgs
 end

@@ -723,7 +723,7 @@ function M.get(name)
   if loaded[name] and (loaded[name] == registered[name] or loaded_from[name] == path) then return loaded[name] end
   if not path then
     error(fmt("template: unknown template '%s' (add %s.lua to ~/.lfl/recipes/templates/ or an LFL_PATH " ..
-      "entry's recipes/templates/)", name, name), 2)
+      "entry's recipes/templates/)", name, name), 0) -- a user's setting: no Lua position
   end
   local ok, spec = pcall(R.run, path)
   if not ok then error("template " .. name .. ": " .. tostring(spec), 2) end

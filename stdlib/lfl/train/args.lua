@@ -376,7 +376,7 @@ M.SPEC = {
 local function show(v)
   if type(v) == "string" then return fmt("%q", v) end
   if v == nil then return "null" end
-  if type(v) == "table" then return "a table" end
+  if type(v) == "table" then return #v > 0 and "a list" or "a table" end
   return tostring(v)
 end
 M.show = show
@@ -493,7 +493,7 @@ local function coerce(rule, v)
       if ok and type(d) == "table" then return d end
       return nil, what
     end
-    if type(v) ~= "table" then return nil, what end
+    if type(v) ~= "table" or #v > 0 then return nil, what end
     return v
   elseif t == "numbers" then
     local list = {}
@@ -579,7 +579,10 @@ function M.suggest(key)
   return nil
 end
 
--- scalar from text (YAML value or key=value override)
+-- scalar from text (a key=value override): null/None/~ or nothing -> nil,
+-- true/false, quoted text, numbers; a flow mapping or sequence
+-- (`lr_scheduler_kwargs={min_lr_rate: 0.1}`, `x=[a, b]`) is read as YAML, as
+-- LlamaFactory's OmegaConf.from_cli reads it
 function M.parse_value(s)
   s = s:match("^%s*(.-)%s*$")
   if s == "" or s == "null" or s == "~" or s == "None" then return nil end
@@ -587,47 +590,34 @@ function M.parse_value(s)
   if s == "false" or s == "False" then return false end
   local q = s:match('^"(.*)"$') or s:match("^'(.*)'$")
   if q then return q end
+  if s:match("^[%[{]") then
+    local v = lfl.yaml.decode(s, "command line value '" .. s .. "'", {schema = "omegaconf"})
+    return v ~= lfl.yaml.null and v or nil
+  end
   local n = tonumber(s)
   if n then return n end
   return s
 end
 
--- A YAML subset covering LlamaFactory recipes: "key: value" lines, comments,
--- blank lines, and one level of nested mappings / "- item" lists.
+-- A LlamaFactory recipe file, read as LlamaFactory reads it
+-- (OmegaConf.load: YAML with OmegaConf's float rule, so `1e-4` is a number,
+-- and a duplicate key is an error). Top-level nulls are dropped (the default
+-- stays); errors name the file, line and column.
 function M.read_yaml(path)
   local f, err = io.open(path, "rb")
   if not f then error(fmt("%s: cannot read: %s", path, tostring(err)), 0) end
-  local out, parent, n = {}, nil, 0
-  for raw in f:lines() do
-    n = n + 1
-    local line = raw:gsub("%s+#.*$", ""):gsub("^#.*$", "")
-    if line:match("%S") then
-      local indent = #line:match("^(%s*)")
-      local item = line:match("^%s*%-%s*(.*)$")
-      local key, val = line:match("^%s*([%w_%.%-]+)%s*:%s*(.-)%s*$")
-      if not key then -- a quoted key ("<|tok|>": ..., as token maps have)
-        key, val = line:match('^%s*"([^"]*)"%s*:%s*(.-)%s*$')
-        if not key then key, val = line:match("^%s*'([^']*)'%s*:%s*(.-)%s*$") end
-      end
-      if item and parent and indent > 0 then
-        if type(out[parent]) ~= "table" then out[parent] = {} end
-        local t = out[parent]
-        t[#t + 1] = M.parse_value(item)
-      elseif key and indent > 0 and parent then
-        if type(out[parent]) ~= "table" then out[parent] = {} end
-        out[parent][key] = M.parse_value(val)
-      elseif key and indent == 0 then
-        if val == "" then parent = key; out[key] = out[key] or lfl.json.null
-        else parent = nil; out[key] = M.parse_value(val) end
-      else
-        f:close()
-        error(fmt("%s:%d: cannot parse '%s' (expected 'key: value')", path, n, raw), 0)
-      end
-    end
-  end
+  local text = f:read("*a")
   f:close()
-  for k, v in pairs(out) do if v == lfl.json.null then out[k] = nil end end
-  return out
+  local r = lfl.yaml.decode(text, path, {schema = "omegaconf"})
+  if r == nil then return {} end
+  local keys = 0
+  if type(r) == "table" then for _ in pairs(r) do keys = keys + 1 end end
+  if type(r) ~= "table" or (#r > 0 and keys == #r) then
+    error(fmt("%s: a recipe is a mapping of arguments (key: value), got %s", path,
+      type(r) == "table" and "a list" or show(r)), 0)
+  end
+  for k, v in pairs(r) do if v == lfl.yaml.null then r[k] = nil end end
+  return r
 end
 
 -- ---------------------------------------------------------------- resolving
@@ -892,9 +882,18 @@ function M.hub_options(a)
 end
 
 -- Loads a recipe: a .lua file returning a table (or calling lfl.train itself),
--- or a LlamaFactory .yaml file.
+-- or a LlamaFactory .yaml / .yml / .json file.
 function M.load_recipe(path)
   if path:match("%.ya?ml$") then return M.read_yaml(path) end
+  if path:match("%.json$") then
+    -- llamafactory-cli takes a .json recipe too (json.load)
+    local text, err = lfl.fs.read(path)
+    if not text then error(fmt("%s: cannot read: %s", path, tostring(err)), 0) end
+    local r = lfl.json.decode(text, path)
+    if type(r) ~= "table" then error(fmt("%s: a recipe is a JSON object of arguments", path), 0) end
+    for k, v in pairs(r) do if v == lfl.json.null then r[k] = nil end end
+    return r
+  end
   local chunk, err = loadfile(path)
   if not chunk then error(err, 0) end
   local r = chunk()
