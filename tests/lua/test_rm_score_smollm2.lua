@@ -184,6 +184,16 @@ cases.serve_refuses_scores_without_a_value_head = function()
     S.value_head(lfl.model.load(model), o)
   end, "needs the reward model's value_head.safetensors")
   t.assert_error(function() S.parse({"--model", model, "--stage", "ppo"}) end, "stage must be sft")
+  -- LlamaFactory's recipe form (llamafactory-cli api with stage: rm)
+  local y = tmp .. "/serve_rm.yaml"
+  local f = assert(io.open(y, "w"))
+  f:write("model_name_or_path: " .. model .. "\nadapter_name_or_path: " .. tmp .. "/rm\ntemplate: smollm\n"
+    .. "finetuning_type: lora\nstage: rm\n")
+  f:close()
+  local o = S.parse({y})
+  t.assert_eq(o.stage, "rm")
+  t.assert_eq(o.adapter, tmp .. "/rm")
+  t.assert_eq(o.model, model)
   local m = lfl.model.load(model)
   local srv = require("lfl.infer.serve").new{model = m, tokenizer = lfl.chat.tokenizer(m),
     template = lfl.template.get("smollm"), port = false}
