@@ -482,7 +482,13 @@ function Server:score(req, body)
   end
   local scores = self:score_seqs(seqs)
   local out = {}
-  for i, v in ipairs(scores) do out[i] = J.float(v) end
+  for i, v in ipairs(scores) do
+    -- JSON has no NaN: a diverged reward model is the server's fault (500), not the client's
+    if v ~= v or v == math.huge or v == -math.huge then
+      error(fmt("the reward model gave a non-finite score (%s) for messages[%d]", tostring(v), i - 1), 0)
+    end
+    out[i] = J.float(v)
+  end
   respond_json(req, 200, encode(J.odict("id", "scoreval-" .. hex(32), "object", "score.evaluation",
     "model", o.model, "scores", J.list(out))))
   return "ok"
