@@ -324,6 +324,12 @@ t.suite("serve_score", {
     local req6 = fake("GET", "/v1/score/evaluation")
     s:handle(req6)
     t.assert_eq(req6.status, 405, req6.body)
+    -- a diverged head (NaN) is the server's failure: 500, never NaN in a 200 body
+    s.value_head = {weight = lfl.zeros(1, s.model.arch.hidden), bias = lfl.tensor({0 / 0})}
+    local req7 = fake("POST", "/v1/score/evaluation", '{"model":"m","messages":["a"]}')
+    s:handle(req7)
+    t.assert_eq(req7.status, 500, req7.body)
+    t.assert(req7.body:find("non-finite score", 1, true), req7.body)
   end,
 })
 
