@@ -2,7 +2,9 @@
 -- (stdlib/lfl/infer/serve.lua: routing, API key, request validation, the
 -- OpenAI answers) with a mock request object in place of lfl.http's, and
 -- generation stubbed out (a fixed reply). The input is "METHOD PATH AUTH"
--- on its first line, then the body. Every request must be answered with
+-- on its first line, then the body. Half the inputs go to a reward-model
+-- server (a stub value head: /v1/score/evaluation's validation, tokenizing
+-- and answer; the scores are stubbed). Every request must be answered with
 -- OpenAI's error JSON and a 4xx status or with a 2xx answer: a 500 (an
 -- error the validation let through) is a bug, as is an answer that is not JSON.
 local F = require("fuzzlib")
@@ -11,7 +13,7 @@ local J = require("lfl.text.pyjson")
 
 local Server = serve._Server
 
-local function new_server(api_key)
+local function new_server(api_key, reward)
   local s = setmetatable({name = "fuzz-model", max_new = 16, max_batch = 8, api_key = api_key, created = 0,
     log = function() end}, Server)
   s.tpl = {extract_tool = function(_, text)
@@ -25,6 +27,23 @@ local function new_server(api_key)
     return prs
   end}
   s.ctx = 1024
+  if reward then
+    -- a reward model: texts tokenize to their bytes, each scores its length
+    s.value_head = {}
+    s.tok = {encode = function(_, text)
+      local ids = {}
+      for i = 1, #text do ids[i] = text:byte(i) end
+      return ids
+    end}
+    s.score_seqs = function(_, seqs)
+      local out = {}
+      for i, ids in ipairs(seqs) do
+        if #ids == 0 or #ids > s.ctx then error("BUG: scored a sequence of " .. #ids .. " tokens", 0) end
+        out[i] = #ids / 7
+      end
+      return out
+    end
+  end
   -- admitted requests join a stub decode batch and stay unanswered (validation passed)
   s.batch = {add = function() return {} end}
   s.jobs = {}
@@ -80,7 +99,7 @@ return function(input)
   if path == "" then path = "/v1/chat/completions" end
   local info = {method = method ~= "" and method or "POST", path = path, body = body,
     authorization = auth ~= "" and auth or nil}
-  local srv = new_server(#input % 3 == 0 and "key" or nil)
+  local srv = new_server(#input % 3 == 0 and "key" or nil, #input % 2 == 0)
   -- one at a time, and as part of a batch (chat completions with n = 1 wait for the batch)
   local req = mock_request()
   F.guard("serve.handle", Server.guarded, srv, req, info, 0, function() return srv:route(req, info) end)

@@ -276,6 +276,31 @@ if has_model then
   end
 end
 
+-- Python's round(x, n) (what LlamaFactory's metrics and a reward model's
+-- predictions are rounded with): exact ties go to the even digit, the sign of
+-- a zero is kept. Expected values printed by CPython 3.11's json.dumps(round(v, n)).
+cases.python_round = function()
+  local J = require("lfl.text.pyjson")
+  local vals = {0.125, 0.375, -0.125, -0.375, 2.675, -0.001, 1e-5, 123456.789, 1e20, -3.0, 0.005, -2.5382, 1.005,
+    0.625, 0.875, 1.125, -1.875, 12345.625, 0.5, 1.5, 2.5, -0.5}
+  local want = {
+    [2] = "[0.12, 0.38, -0.12, -0.38, 2.67, -0.0, 0.0, 123456.79, 1e+20, -3.0, 0.01, -2.54, 1.0, 0.62, 0.88, 1.12, "
+      .. "-1.88, 12345.62, 0.5, 1.5, 2.5, -0.5]",
+    [0] = "[0.0, 0.0, -0.0, -0.0, 3.0, -0.0, 0.0, 123457.0, 1e+20, -3.0, 0.0, -3.0, 1.0, 1.0, 1.0, 1.0, -2.0, "
+      .. "12346.0, 0.0, 2.0, 2.0, -0.0]"}
+  for _, n in ipairs({2, 0}) do
+    local got = {}
+    for i, v in ipairs(vals) do got[i] = J.float(predict.round(v, n)) end
+    t.assert_eq(J.encode(got), want[n], "round(v, " .. n .. ")")
+  end
+  local got = {}
+  for i, v in ipairs({0.00005, 0.00015, 1.00025, 0.12345}) do got[i] = J.float(predict.round(v, 4)) end
+  t.assert_eq(J.encode(got), "[0.0001, 0.0001, 1.0003, 0.1235]")
+  -- a reward model's prediction line (PairwiseTrainer.save_predictions)
+  t.assert_eq(predict.rm_jsonl_line(0.125, -0.001), '{"chosen": 0.12, "rejected": -0.0}')
+  t.assert_eq(predict.rm_jsonl_line(0 / 0, 1.005), '{"chosen": NaN, "rejected": 1.0}')
+end
+
 -- last: remove the scratch folder (t.run exits on failure, leaving it for a look)
 cases.zz_cleanup = function() os.execute("rm -rf '" .. tmp .. "'") end
 

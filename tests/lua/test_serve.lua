@@ -237,4 +237,100 @@ t.suite("serve_reliability", {
   end,
 })
 
+-- LlamaFactory's /v1/score/evaluation on a tiny model with a value head
+-- (lfl.train.value_head.new): validation as its ScoreEvaluationRequest, the
+-- response shape, each text scored as the head scores its ids alone, the
+-- refusals. tests/lua/test_rm_score_smollm2.lua compares with the rm stage.
+local vh = require("lfl.train.value_head")
+
+local function score_rejects(body, status, frag)
+  local ok, e = pcall(serve.parse_score_request, body)
+  t.assert(not ok, "accepted: " .. body)
+  t.assert(type(e) == "table", "error is not an OpenAI error: " .. tostring(e))
+  t.assert_eq(e.status, status, body)
+  if frag then t.assert(e.message:find(frag, 1, true), e.message) end
+end
+
+t.suite("serve_score", {
+  validation = function()
+    score_rejects("{x", 400, "invalid JSON")
+    score_rejects("[]", 400, "JSON object")
+    score_rejects('{"model":"m","messages":["a"],"bogus":1}', 400, "unknown field 'bogus'")
+    score_rejects('{"messages":["a"]}', 400, "'model' must be a string")
+    score_rejects('{"model":1,"messages":["a"]}', 400, "'model' must be a string")
+    score_rejects('{"model":"m"}', 400, "list of strings")
+    score_rejects('{"model":"m","messages":{}}', 400, "list of strings")
+    score_rejects('{"model":"m","messages":"a"}', 400, "list of strings")
+    score_rejects('{"model":"m","messages":[]}', 400, "Invalid request")
+    score_rejects('{"model":"m","messages":["a",{"role":"user"}]}', 400, "messages[1] must be a string")
+    score_rejects('{"model":"m","messages":["a"],"max_length":0}', 400, "max_length")
+    score_rejects('{"model":"m","messages":["a"],"max_length":2.5}', 400, "max_length")
+    score_rejects('{"model":"m","messages":["a"],"max_length":"8"}', 400, "max_length")
+    score_rejects('{"model":"m","messages":["a"],"max_length":Infinity}', 400, "max_length")
+    score_rejects('{"model":"m","messages":["\\u0000a"]} x', 400, "invalid JSON")
+    local o = serve.parse_score_request('{"model":"m","messages":["a","b c"],"max_length":4.0}')
+    t.assert_eq(o.model, "m")
+    t.assert_eq(#o.texts, 2)
+    t.assert_eq(o.texts[2], "b c")
+    t.assert_eq(o.max_length, 4)
+    t.assert_eq(serve.parse_score_request('{"model":"m","messages":["a"],"max_length":null}').max_length, nil)
+  end,
+  scores = function()
+    lfl.manual_seed(1)
+    local s = tiny_server()
+    s.value_head = vh.new(s.model.arch.hidden)
+    local texts = {"hello world", "a b", "the longest of the three texts here"}
+    local req = fake("POST", "/v1/score/evaluation", '{"model":"rm-1","messages":["' .. table.concat(texts, '","')
+      .. '"]}')
+    s:handle(req)
+    t.assert_eq(req.status, 200, req.body)
+    t.assert_eq(req.ct, "application/json")
+    t.assert(req.body:match('^{"id":"scoreval%-%x+","object":"score.evaluation","model":"rm%-1","scores":%['),
+      req.body)
+    local d = lfl.json.decode(req.body)
+    t.assert_eq(#d.scores, 3)
+    for i, text in ipairs(texts) do
+      local ids = s.tok:encode(text, {add_special_tokens = false})
+      local alone = vh.score_ids(s.model, s.value_head, {ids})[1]
+      t.assert_close(d.scores[i], alone, 1e-5, text)
+    end
+    -- packed a few tokens to a forward: the same scores
+    local few = vh.score_ids(s.model, s.value_head, {(s.tok:encode(texts[1], {add_special_tokens = false})),
+      (s.tok:encode(texts[2], {add_special_tokens = false}))}, {max_tokens = 1})
+    t.assert_close(few[1], d.scores[1], 1e-5)
+    t.assert_close(few[2], d.scores[2], 1e-5)
+    -- max_length keeps the first tokens
+    local ids = s.tok:encode(texts[3], {add_special_tokens = false})
+    t.assert(#ids > 2, "the third text has more than 2 tokens")
+    local req2 = fake("POST", "/v1/score/evaluation", '{"model":"m","messages":["' .. texts[3] .. '"],"max_length":2}')
+    s:handle(req2)
+    t.assert_eq(req2.status, 200, req2.body)
+    t.assert_close(lfl.json.decode(req2.body).scores[1], vh.score_ids(s.model, s.value_head, {{ids[1], ids[2]}})[1],
+      1e-5)
+    -- a text with no tokens has no last token to score
+    local req3 = fake("POST", "/v1/score/evaluation", '{"model":"m","messages":["a",""]}')
+    s:handle(req3)
+    t.assert_eq(req3.status, 400, req3.body)
+    t.assert(req3.body:find("messages[1] has no tokens", 1, true), req3.body)
+    -- as LlamaFactory, a reward model does not chat, a chat model does not score
+    local req4 = fake("POST", "/v1/chat/completions", chat("hi"))
+    s:handle(req4)
+    t.assert_eq(req4.status, 405, req4.body)
+    local plain = tiny_server()
+    local req5 = fake("POST", "/v1/score/evaluation", '{"model":"m","messages":["a"]}')
+    plain:handle(req5)
+    t.assert_eq(req5.status, 405, req5.body)
+    t.assert(req5.body:find("no value head", 1, true), req5.body)
+    local req6 = fake("GET", "/v1/score/evaluation")
+    s:handle(req6)
+    t.assert_eq(req6.status, 405, req6.body)
+    -- a diverged head (NaN) is the server's failure: 500, never NaN in a 200 body
+    s.value_head = {weight = lfl.zeros(1, s.model.arch.hidden), bias = lfl.tensor({0 / 0})}
+    local req7 = fake("POST", "/v1/score/evaluation", '{"model":"m","messages":["a"]}')
+    s:handle(req7)
+    t.assert_eq(req7.status, 500, req7.body)
+    t.assert(req7.body:find("non-finite score", 1, true), req7.body)
+  end,
+})
+
 t.run()

@@ -6,7 +6,8 @@
 # concurrent streams against a small queue (each completes or gets a clean
 # 503; the server keeps serving), and the `openai`
 # Python client (in a venv at $LFL_OPENAI_VENV, default ~/.cache/lfl/openai-venv,
-# made with pip when missing; skipped with the reason when that fails offline).
+# made with pip when missing; skipped with the reason when that fails offline),
+# and a reward model (--stage rm) answering /v1/score/evaluation.
 # Disconnects, the context limit, fairness and the cross-site policy are in
 # test_serve_reliability.sh.
 # Usage: test_serve.sh path/to/lfl
@@ -155,5 +156,31 @@ PY
 else
     echo "(openai client part skipped: the openai package could not be installed into $VENV: $(tail -n1 "$TMPD/pip.log" 2>/dev/null))"
 fi
+# a reward model (--stage rm): a value head saved in a copy of the model folder
+# answers LlamaFactory's /v1/score/evaluation; the chat model refuses it
+RM=$TMPD/rm
+mkdir -p "$RM"
+cp "$M"/* "$RM/"
+cat >"$TMPD/head.lua" <<LUA
+lfl.manual_seed(3)
+local vh = require("lfl.train.value_head")
+vh.save(vh.new(32), "$RM")
+LUA
+"$LFL" "$TMPD/head.lua" >"$TMPD/head.log" 2>&1
+check "value head written" '[ -f "$RM/value_head.safetensors" ]' "$(cat "$TMPD/head.log")"
+URLPORT=$(grep -o 'http://127.0.0.1:[0-9]*' "$TMPD/main.out" | sed 's/.*://')
+req POST /v1/score/evaluation $J -d '{"model":"m","messages":["hello"]}'
+check "chat model: score -> 405" '[ "$CODE" = 405 ] && [[ "$OUT" == *"no value head"* ]]'
+M=$RM start rm --stage rm
+URLPORT=$PORT
+req POST /v1/score/evaluation $J -d '{"model":"my-rm","messages":["hello world","a b"],"max_length":8}'
+check "score 200" '[ "$CODE" = 200 ] && [[ "$OUT" =~ ^\{\"id\":\"scoreval-[0-9a-f]+\",\"object\":\"score.evaluation\",\"model\":\"my-rm\",\"scores\":\[-?[0-9.e-]+,-?[0-9.e-]+\]\}$ ]]'
+req POST /v1/score/evaluation $J -d '{"model":"m","messages":[]}'
+check "score: empty messages -> 400" '[ "$CODE" = 400 ] && [[ "$OUT" == *"Invalid request"* ]]'
+req POST /v1/score/evaluation $J -d '{"model":"m","messages":[1]}'
+check "score: not a string -> 400" '[ "$CODE" = 400 ] && [[ "$OUT" == *"invalid_request_error"* ]]'
+req POST /v1/chat/completions $J -d '{"messages":[{"role":"user","content":"hi"}]}'
+check "reward model: chat -> 405" '[ "$CODE" = 405 ]'
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,7 +1,8 @@
 -- lfl train <recipe.lua|recipe.yaml> [key=value ...]: runs a training recipe
 -- (LlamaFactory YAML files run unchanged), then prediction when do_predict
--- (lfl.predict: generated_predictions.jsonl, BLEU-4 / ROUGE). do_train=false
--- do_predict=true predicts only, with the model (+ adapter_name_or_path).
+-- (lfl.predict: generated_predictions.jsonl, BLEU-4 / ROUGE; for stage rm the
+-- pairs' reward scores). do_train=false do_predict=true predicts only, with the
+-- model (+ adapter_name_or_path).
 local lfl = lfl
 local M = {help = "fine-tune a model from a recipe (.lua or LlamaFactory .yaml) with key=value overrides",
            usage = "lfl train <recipe.lua|recipe.yaml> [key=value ...]"}
@@ -42,7 +43,8 @@ function M.run_table(recipe, overrides, source)
   local result
   if a.do_train then result = require("lfl.train.trainer").run(a) end
   if a.do_predict then
-    local loaded = result and {model = result.model, tokenizer = result.tokenizer, template = result.template}
+    local loaded = result and {model = result.model, tokenizer = result.tokenizer, template = result.template,
+      value_head = result.state and result.state.value_head}
     local p = require("lfl.infer.predict").run(a, loaded)
     result = result or {}
     result.predict = p

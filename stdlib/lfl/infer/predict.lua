@@ -4,13 +4,17 @@
 -- opener; labels = the reference answer), a reply generated for each with the
 -- recipe's generating arguments, BLEU-4 / ROUGE of the replies against the
 -- references (lfl.metrics), generated_predictions.jsonl and predict_results.json
--- (+ all_results.json) in output_dir. Also the sliding-window perplexity of a
--- text (transformers' perplexity guide): M.perplexity(model, tok, text, opts).
+-- (+ all_results.json) in output_dir. For stage rm (LlamaFactory's run_rm
+-- predict) the eval pairs are scored by the reward model instead: chosen and
+-- rejected scores in generated_predictions.jsonl, predict_loss / accuracy.
+-- Also the sliding-window perplexity of a text (transformers' perplexity
+-- guide): M.perplexity(model, tok, text, opts).
 --
 --   local predict = require "lfl.infer.predict"
 --   local r = predict.run(args)            -- args from lfl.args.resolve; loads the model
 --   local r = predict.run(args, {model =, tokenizer =, template =})  -- after training
 --   -- r.metrics["predict_bleu-4"], r.records[i].predict, r.path
+--   -- stage rm: r.metrics.predict_accuracy, r.scores.chosen[i], r.scores.rejected[i]
 --   local p = predict.perplexity(model, tok, text, {cutoff_len = 1024, stride = 512})
 --   -- p.ppl, p.nll (mean per scored token), p.tokens, p.scored, p.windows
 local lfl = lfl
@@ -37,8 +41,22 @@ end
 
 local read_file = lfl.read_file
 
--- Python's round(x, n) for the metrics (correctly rounded decimal)
-local function round(x, n) return tonumber(fmt("%." .. n .. "f", x)) end
+-- Python's round(x, n): the decimal nearest to x's exact binary value, an
+-- exact tie to the even last digit. LuaJIT's "%.nf" rounds right except on a
+-- tie, which it takes away from zero; a tie is an x that is an odd multiple
+-- of 2^-(n+1) (the only halves a double holds exactly).
+local function round(x, n)
+  if x ~= x or x == math.huge or x == -math.huge then return x end
+  local t = x * 2 ^ (n + 1)
+  if t == floor(t) and t % 2 == 1 and math.abs(t) < 2 ^ 40 then
+    local q = floor(x * 10 ^ n) -- exact: x * 10^n ends in .5
+    if q % 2 == 1 then q = q + 1 end
+    if q == 0 and x < 0 then return -1 / math.huge end -- Python keeps the sign: -0.0
+    return q / 10 ^ n
+  end
+  return tonumber(fmt("%." .. n .. "f", x))
+end
+M.round = round
 
 -- ---------------------------------------------------------------- set-up
 
@@ -237,11 +255,14 @@ end
 -- Arguments that would make do_predict fail, checked before any model loads
 -- (lfl train calls it before training, so a long run does not end in an error).
 function M.check(a)
-  if a.stage ~= "sft" then
-    error(fmt("predict: do_predict is implemented for stage sft (generation), not '%s'", tostring(a.stage)), 0)
+  if a.stage ~= "sft" and a.stage ~= "rm" then
+    error(fmt("predict: do_predict is implemented for stage sft (generation) and rm (scores), not '%s'",
+      tostring(a.stage)), 0)
   end
-  if not a.predict_with_generate then error("predict: do_predict for sft needs predict_with_generate=true", 0) end
-  M.generation_options(a)
+  if a.stage == "sft" then
+    if not a.predict_with_generate then error("predict: do_predict for sft needs predict_with_generate=true", 0) end
+    M.generation_options(a)
+  end
   if not a.eval_dataset and not (a.dataset and ((a.val_size or 0) > 0 or not a.do_train)) then
     error("predict: do_predict needs eval_dataset (or val_size > 0, or dataset with do_train=false)", 0)
   end
@@ -251,6 +272,7 @@ end
 -- `loaded` = {model, tokenizer, template} when the caller has them (after training).
 function M.run(a, loaded)
   M.check(a)
+  if a.stage == "rm" then return M.run_rm(a, loaded) end
   local log = print
   local t_load = lfl.sys.clock()
   loaded = loaded or M.load(a)
@@ -276,6 +298,106 @@ function M.run(a, loaded)
   log(M.format_metrics("predict", m))
   log(fmt("[lfl] saved prediction results to %s", path))
   return {metrics = m, records = records, path = path, rows = rows}
+end
+
+-- ---------------------------------------------------------------- reward model
+
+-- one line of a reward model's generated_predictions.jsonl, as PairwiseTrainer.save_predictions
+-- writes it: json.dumps({"chosen": round(float(c), 2), "rejected": round(float(r), 2)})
+function M.rm_jsonl_line(chosen, rejected)
+  return J.encode(J.odict("chosen", J.float(round(chosen, 2)), "rejected", J.float(round(rejected, 2))))
+end
+
+-- pairwise rows -> {chosen = {...}, rejected = {...}} scores and the predict
+-- metrics of LlamaFactory's rm workflow (trainer.predict with ComputeAccuracy):
+-- predict_loss (-logsigmoid(chosen - rejected), mean over pairs), predict_accuracy
+-- (chosen > rejected), runtime and rates. Each batch of per_device_eval_batch_size
+-- pairs is one packed forward, chosen rows first, as training scores them.
+function M.score_pairs(rows, opts)
+  local a, model, head = opts.args, opts.model, opts.value_head
+  local pw = require("lfl.data.pairwise")
+  local vh = require("lfl.train.value_head")
+  local bs = max(1, a.per_device_eval_batch_size or 1)
+  local chosen, rejected = {}, {}
+  local loss, right = 0, 0
+  local t0 = lfl.sys.clock()
+  lfl.no_grad(function()
+    for i = 1, #rows, bs do
+      lfl.sys.check_interrupt()
+      local list = {}
+      for k = i, min(#rows, i + bs - 1) do list[#list + 1] = rows[k] end
+      local b = pw.collate_pairwise_packed(list)
+      local s = vh.scores(model, head, b):double()
+      for k = 1, b.n do
+        local c, r = s[k], s[b.n + k]
+        chosen[#chosen + 1], rejected[#rejected + 1] = c, r
+        local d = c - r
+        -- -logsigmoid(d), stable for either sign
+        loss = loss + (d >= 0 and math.log(1 + math.exp(-d)) or -d + math.log(1 + math.exp(d)))
+        if c > r then right = right + 1 end
+      end
+    end
+  end)
+  local runtime = lfl.sys.clock() - t0
+  local n = #rows
+  local m = {predict_loss = loss / n, predict_accuracy = right / n, predict_runtime = round(runtime, 4),
+    predict_samples_per_second = round(n / max(runtime, 1e-9), 3),
+    predict_steps_per_second = round(ceil(n / bs) / max(runtime, 1e-9), 3)}
+  return {chosen = chosen, rejected = rejected}, m
+end
+
+-- the value head of a reward model to predict with: the trained one, else the
+-- one saved with the last adapter (or in a full model's folder)
+local function rm_head(a, model, loaded)
+  if loaded and loaded.value_head then return loaded.value_head end
+  local vh = require("lfl.train.value_head")
+  local dirs = a.adapter_name_or_path and names_of(a.adapter_name_or_path) or {}
+  local where = #dirs > 0 and dirs[#dirs] or a.model_name_or_path
+  local head = #dirs > 0 and vh.load(dirs[#dirs], model.arch.hidden)
+  if not head and lfl.fs.isdir(a.model_name_or_path) then head = vh.load(a.model_name_or_path, model.arch.hidden) end
+  if not head then
+    error(fmt("predict: stage rm needs a trained value head: %s has no %s (train one with stage rm, "
+      .. "or give its folder as adapter_name_or_path)", where, vh.FILE), 0)
+  end
+  return head
+end
+
+-- do_predict for stage rm (LlamaFactory's run_rm: trainer.predict, save_predictions):
+-- the eval pairs scored by the reward model, generated_predictions.jsonl (one
+-- {"chosen", "rejected"} line per pair, 2 decimals, lines joined by "\n" without
+-- a final one, as LlamaFactory writes it), predict_results.json / all_results.json.
+-- Returns {metrics, scores = {chosen, rejected} (unrounded), path, rows}.
+function M.run_rm(a, loaded)
+  local log = print
+  local t_load = lfl.sys.clock()
+  local model, tok, tpl
+  if loaded then model, tok, tpl = loaded.model, loaded.tokenizer, loaded.template
+  else
+    local l = M.load(a)
+    model, tok, tpl = l.model, l.tokenizer, l.template
+  end
+  local head = rm_head(a, model, loaded)
+  if a.default_system and tpl.default_system ~= a.default_system then tpl = tpl:with({default_system = a.default_system}) end
+  local out = a.output_dir or "saves/lfl-run"
+  lfl.fs.mkdir(out)
+  local examples, source = M.eval_examples(a)
+  local approach = require("lfl.train.approach").load("rm")
+  local rows, dropped = approach.prepare(examples, {tokenizer = tok, template = tpl, args = a})
+  if #rows == 0 then
+    error(fmt("predict: no valid pairs in %s (%d dropped: a pair needs an odd number of prompt messages and "
+      .. "two responses)", source, dropped), 0)
+  end
+  log(fmt("[lfl] scoring %d pairs from %s%s (%.1fs to load)", #rows, source,
+    dropped > 0 and fmt(", %d dropped", dropped) or "", lfl.sys.clock() - t_load))
+  local scores, m = M.score_pairs(rows, {args = a, model = model, value_head = head})
+  local lines = {}
+  for i = 1, #rows do lines[i] = M.rm_jsonl_line(scores.chosen[i], scores.rejected[i]) end
+  local path = out .. "/generated_predictions.jsonl"
+  require("lfl.model").write_atomic(path, table.concat(lines, "\n"))
+  M.save_metrics(out, m)
+  log(M.format_metrics("predict", m))
+  log(fmt("[lfl] saved prediction results to %s", path))
+  return {metrics = m, scores = scores, path = path, rows = rows}
 end
 
 -- ---------------------------------------------------------------- perplexity

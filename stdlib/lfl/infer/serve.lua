@@ -12,6 +12,12 @@
 -- a long prompt is prefilled a chunk per step. Each streams on its own, and a
 -- client that leaves (streamed or not: the HTTP layer watches the socket)
 -- cancels only its rows. A full queue answers 503.
+-- A reward model (opts.value_head: the rm stage's value_head.safetensors)
+-- answers LlamaFactory's POST /v1/score/evaluation instead: each text of
+-- `messages` tokenized as is (no special tokens added, cut to max_length or
+-- the context) and scored by the value head at its last token; as
+-- LlamaFactory's api, a reward model refuses chat completions and a chat
+-- model refuses scores (405 "Not allowed").
 local lfl = lfl
 local gen = require("lfl.infer.generate")
 local J = require("lfl.text.pyjson")
@@ -186,6 +192,39 @@ function M.parse_request(body, max_new_default)
   return o
 end
 
+local SCORE_FIELDS = {model = true, messages = true, max_length = true}
+
+-- a validated /v1/score/evaluation request (LlamaFactory's ScoreEvaluationRequest:
+-- model str, messages list[str], max_length int | None) -> {model, texts,
+-- max_length}. Read with Python's json rules (lfl.text.pyjson), which tell an
+-- empty list from an empty object as pydantic does.
+function M.parse_score_request(body)
+  if not J.utf8_valid(body) then reject(400, "invalid JSON: the request body is not UTF-8", nil, "invalid_json") end
+  local ok, req = pcall(J.decode, body)
+  if not ok then reject(400, "invalid JSON: " .. tostring(req), nil, "invalid_json") end
+  if not J.is_dict(req) then reject(400, "the request body must be a JSON object") end
+  for _, k in ipairs(J.keys(req)) do
+    if not SCORE_FIELDS[k] then reject(400, fmt("unknown field '%s'", tostring(k)), tostring(k), "unknown_field") end
+  end
+  if type(req.model) ~= "string" then reject(400, "'model' must be a string", "model") end
+  local list = req.messages
+  if not J.is_list(list) then reject(400, "'messages' must be a list of strings", "messages") end
+  -- LlamaFactory: an empty list is an "Invalid request" (400)
+  if #list == 0 then reject(400, "Invalid request: 'messages' is empty", "messages") end
+  for i, m in ipairs(list) do
+    if type(m) ~= "string" then reject(400, fmt("messages[%d] must be a string", i - 1), "messages") end
+  end
+  local ml = req.max_length
+  if ml == J.null then ml = nil end
+  if ml ~= nil then
+    if type(ml) == "table" and (J.is_float(ml) or J.is_int(ml)) then ml = J.num(ml) end
+    if type(ml) ~= "number" or ml ~= ml or ml == math.huge or ml ~= math.floor(ml) or ml < 1 then
+      reject(400, "'max_length' must be a whole number >= 1 (or null)", "max_length")
+    end
+  end
+  return {model = req.model, texts = list, max_length = ml}
+end
+
 -- ---------------------------------------------------------------- the server
 
 local Server = {}
@@ -231,10 +270,12 @@ end
 -- over by n - 1), prefill_chunk (prompt tokens prefilled per step, 512),
 -- max_model_len (context cap; default the model's), cors (allowed origins, or
 -- {"*"}), allowed_hosts (Host names besides IP addresses and localhost),
--- log (function(line))
+-- value_head (a reward model's head, lfl.train.value_head: the server then
+-- scores instead of chatting), log (function(line))
 function M.new(opts)
   local s = setmetatable({}, Server)
   s.model = opts.model
+  s.value_head = opts.value_head
   s.tok = opts.tokenizer
   s.tpl = opts.template
   s.api_key = opts.api_key
@@ -410,6 +451,49 @@ function Server:admit_chat(req, o, info, t0)
   return DEFER
 end
 
+-- the scores of token-id sequences (the value head at each one's last token),
+-- packed a context's worth of tokens to a forward
+function Server:score_seqs(seqs)
+  return require("lfl.train.value_head").score_ids(self.model, self.value_head, seqs, {max_tokens = self.ctx})
+end
+
+-- POST /v1/score/evaluation (LlamaFactory's create_score_evaluation_response):
+-- every text tokenized without special tokens, truncated on the right to
+-- max_length (default and at most the context, as its tokenizer call cuts at
+-- max_position_embeddings), scored in one pass
+function Server:score(req, body)
+  if not self.value_head then
+    reject(405, "Not allowed: the served model has no value head (/v1/score/evaluation needs a reward model: "
+      .. "serve with stage=rm and the adapter folder holding the rm stage's value_head.safetensors)",
+      nil, "not_supported")
+  end
+  local o = M.parse_score_request(body)
+  local limit = math.min(o.max_length or self.ctx, self.ctx)
+  local seqs = {}
+  for i, text in ipairs(o.texts) do
+    local ids = self.tok:encode(text, {add_special_tokens = false})
+    if #ids == 0 then reject(400, fmt("messages[%d] has no tokens to score", i - 1), "messages") end
+    if #ids > limit then
+      local cut = {}
+      for k = 1, limit do cut[k] = ids[k] end
+      ids = cut
+    end
+    seqs[i] = ids
+  end
+  local scores = self:score_seqs(seqs)
+  local out = {}
+  for i, v in ipairs(scores) do
+    -- JSON has no NaN: a diverged reward model is the server's fault (500), not the client's
+    if v ~= v or v == math.huge or v == -math.huge then
+      error(fmt("the reward model gave a non-finite score (%s) for messages[%d]", tostring(v), i - 1), 0)
+    end
+    out[i] = J.float(v)
+  end
+  respond_json(req, 200, encode(J.odict("id", "scoreval-" .. hex(32), "object", "score.evaluation",
+    "model", o.model, "scores", J.list(out))))
+  return "ok"
+end
+
 -- routes one request: answers it, or (chat completions) admits it to the batch
 function Server:route(req, info, t0)
   local path = info.path:gsub("%?.*$", "")
@@ -422,7 +506,14 @@ function Server:route(req, info, t0)
     return "ok"
   elseif path == "/v1/chat/completions" then
     if info.method ~= "POST" then reject(405, "use POST for /v1/chat/completions") end
+    if self.value_head then
+      reject(405, "Not allowed: the served model is a reward model (stage rm); it answers /v1/score/evaluation",
+        nil, "not_supported")
+    end
     return self:admit_chat(req, M.parse_request(info.body, self.max_new), info, t0)
+  elseif path == "/v1/score/evaluation" then
+    if info.method ~= "POST" then reject(405, "use POST for /v1/score/evaluation") end
+    return self:score(req, info.body)
   end
   reject(404, fmt("no route %s %s", info.method, path), nil, "not_found")
 end

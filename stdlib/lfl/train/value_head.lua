@@ -97,4 +97,37 @@ function M.scores(model, head, batch, opts)
   return lfl.linear(last, head.weight, head.bias):reshape(-1)
 end
 
+-- Scores (Lua numbers) of token-id sequences without gradients: what
+-- LlamaFactory's reward model gives for each (the value at its last token).
+-- Sequences are packed into one row per forward, up to opts.max_tokens tokens
+-- (a longer sequence goes alone); all in one forward by default. An empty
+-- sequence has no last token and is refused.
+function M.score_ids(model, head, seqs, opts)
+  opts = opts or {}
+  local budget = opts.max_tokens or math.huge
+  local collate = require("lfl.data.collate")
+  local out = {}
+  local function run(list, lens)
+    local b = collate.pack_row(list)
+    b.lengths = lfl.tensor(lens, "i64")
+    local s = M.scores(model, head, b):double()
+    for k = 1, s:numel() do out[#out + 1] = s[k] end
+  end
+  lfl.no_grad(function()
+    local list, lens, used = {}, {}, 0
+    for k, ids in ipairs(seqs) do
+      if #ids == 0 then error(fmt("value head: sequence %d has no tokens to score", k), 0) end
+      if #list > 0 and used + #ids > budget then
+        run(list, lens)
+        list, lens, used = {}, {}, 0
+      end
+      list[#list + 1] = {input_ids = ids, labels = ids}
+      lens[#lens + 1] = #ids
+      used = used + #ids
+    end
+    if #list > 0 then run(list, lens) end
+  end)
+  return out
+end
+
 return M
