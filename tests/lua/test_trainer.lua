@@ -301,6 +301,37 @@ t.suite("trainer", {
     end, "output_dir '" .. tmp .. "/afile/run'")
   end,
 
+  -- NEFTune (neftune_noise_alpha): noise on the embeddings in training
+  -- forwards only; the same seed's first step differs with it, an eval
+  -- forward (no grad) does not
+  neftune = function()
+    local steps, tr = {}, nil
+    for _, alpha in ipairs({0, 5}) do
+      tr = lfl.trainer(recipe({output_dir = tmp .. "/neft" .. alpha, neftune_noise_alpha = alpha > 0 and alpha or nil,
+        max_steps = 1, gradient_accumulation_steps = 1}))
+      t.assert_eq(tr.model.neftune_alpha, alpha > 0 and alpha or nil)
+      steps[alpha] = tr:step().loss
+      if alpha == 0 then tr:finish() end
+    end
+    t.assert(math.abs(steps[5] - steps[0]) > 1e-4, fmt("the noise changes the step loss: %.6f vs %.6f", steps[5], steps[0]))
+    local m = tr.model
+    local ids = lfl.tensor({{5, 9, 13, 2, 7, 11, 3, 8}}, "i32")
+    local labels = lfl.tensor({{-100, 9, 13, 2, 7, 11, 3, 8}}, "i32")
+    local function eval_loss() return lfl.no_grad(function() return m:loss(ids, labels):item() end) end
+    local quiet = eval_loss()
+    m.neftune_alpha = nil
+    t.assert_eq(eval_loss(), quiet, "no noise without gradients")
+    local clean = m:loss(ids, labels):item()
+    m.neftune_alpha = 5
+    local noisy1, noisy2 = m:loss(ids, labels):item(), m:loss(ids, labels):item()
+    t.assert(noisy1 ~= clean and noisy1 ~= noisy2, "fresh noise in each training forward")
+    -- the noise is bounded by alpha / sqrt(T * hidden): a tiny alpha moves the loss a little
+    m.neftune_alpha = 1e-3
+    t.assert(math.abs(m:loss(ids, labels):item() - clean) < 1e-3, "a tiny alpha, a tiny change")
+    m.neftune_alpha = nil
+    tr:finish()
+  end,
+
   -- a MoE model trains with the router's load-balancing loss (LlamaFactory
   -- turns output_router_logits on for training), moe_aux_loss_coef its weight:
   -- the step's loss is the LM loss plus coef x the load-balancing loss

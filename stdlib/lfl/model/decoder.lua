@@ -713,6 +713,15 @@ function M.hidden(m, ids, opts)
     tabs[name] = {cos, sin}
   end
   local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)
+  -- NEFTune (neftune_noise_alpha), as transformers' hook on the input
+  -- embeddings' output: uniform noise in +-alpha / sqrt(T * hidden) while
+  -- training (a forward that records gradients; transformers: module.training),
+  -- T the row's length (a packed row here, a padded batch there)
+  if m.neftune_alpha and lfl.is_grad_enabled() then
+    local mag = m.neftune_alpha / sqrt(T * a.hidden)
+    local noise = lfl.zeros(B, T, a.hidden):uniform_(-mag, mag)
+    x = x + (x:dtype() == "f32" and noise or noise:to(x:dtype()))
+  end
   if a.embed_scale then x = x * lfl.tensor(sqrt(a.hidden)):_at(1) end
   if a.embed_mult then x = x * a.embed_mult end
   local ckpt = opts.gradient_checkpointing and lfl.is_grad_enabled()

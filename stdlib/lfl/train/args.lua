@@ -57,7 +57,7 @@ M.DEFAULTS = {
   max_grad_norm = 1.0, num_train_epochs = 3.0, max_steps = -1, lr_scheduler_type = "linear",
   lr_scheduler_kwargs = NIL, warmup_ratio = 0.0, warmup_steps = 0, logging_steps = 500, save_steps = 500,
   save_total_limit = NIL, eval_strategy = "no", eval_steps = NIL, bf16 = false, fp16 = false, optim = "adamw_torch",
-  seed = 42, resume_from_checkpoint = NIL, report_to = "none", save_only_model = false, ddp_timeout = NIL,
+  seed = 42, neftune_noise_alpha = NIL, resume_from_checkpoint = NIL, report_to = "none", save_only_model = false, ddp_timeout = NIL,
   dataloader_num_workers = 0, predict_with_generate = false, generation_max_length = NIL,
   save_strategy = "steps", logging_strategy = "steps", run_name = NIL, threads = NIL, disable_tqdm = false,
   max_nonfinite_steps = 3, -- lfl: stop (with a checkpoint) after this many non-finite steps in a row; 0 never
@@ -228,6 +228,8 @@ M.SPEC = {
   additional_target = {type = "list", applies = lora,
     unsupported = "training whole modules next to the LoRA adapter (modules_to_save) is not implemented"},
   loraplus_lr_ratio = {type = "number", gt = 0, applies = lora},
+  -- NEFTune: transformers' TrainingArguments key (noise on the input embeddings while training)
+  neftune_noise_alpha = {type = "number", gt = 0},
   loraplus_lr_embedding = {type = "number", min = 0, applies = lora,
     inert = "lfl's LoRA adapts linear layers only, so there is no LoRA+ embedding group"},
   use_rslora = {type = "bool", applies = lora},

@@ -456,6 +456,9 @@ function M.new(a)
   end
   t.log_history = {}
   t.gradient_checkpointing = not a.disable_gradient_checkpointing
+  -- NEFTune: the decoder adds its noise to the embeddings of every forward
+  -- that records gradients (training), never in eval or generation
+  model.neftune_alpha = a.neftune_noise_alpha
   t.checkpoint_policy = checkpoint_policy(model, a)
   t.prev_precision = prev_precision
   t.loop_epoch = 0 -- the epoch the loop is in (an epoch skipped on resume has no micro-batch)
