@@ -169,6 +169,39 @@ t.suite("trainer", {
     t.assert_error(function() plain:evaluate() end, "no eval set")
   end,
 
+  -- compute_accuracy (LlamaFactory's ComputeAccuracy): per eval sample the
+  -- share of labelled next tokens predicted right by the argmax, averaged over
+  -- samples; checked against the full logits computed here
+  compute_accuracy = function()
+    local tr = lfl.trainer(recipe({output_dir = tmp .. "/acc", val_size = 4, max_steps = 3, learning_rate = 5e-2,
+      compute_accuracy = true}))
+    local ev0 = tr:evaluate()
+    for _ = 1, 3 do tr:step() end
+    local ev = tr:evaluate()
+    local sum, n = 0, 0
+    lfl.no_grad(function()
+      for k = 1, #tr.eval_set do
+        local ex = tr.eval_set[k]
+        local pred = tr.model:forward(lfl.tensor({ex.input_ids}, "i64")):argmax(3):view(-1):double()
+        local right, cnt = 0, 0
+        for j = 1, #ex.input_ids - 1 do
+          local l = ex.labels[j + 1]
+          if l ~= -100 then
+            cnt = cnt + 1
+            if pred[j] == l then right = right + 1 end
+          end
+        end
+        if cnt > 0 then sum, n = sum + right / cnt, n + 1 end
+      end
+    end)
+    t.assert_eq(n, 4, "four eval samples with labels")
+    t.assert_close(ev.eval_accuracy, sum / n, 1e-12, "eval_accuracy")
+    t.assert(ev.eval_accuracy ~= ev0.eval_accuracy, fmt("the accuracy moves with training (%.4f)", ev.eval_accuracy))
+    t.assert_eq(tr:finish().metrics.eval_accuracy, tr:evaluate().eval_accuracy, "in the final metrics")
+    local plain = lfl.trainer(recipe({output_dir = tmp .. "/noacc", val_size = 4, max_steps = 1}))
+    t.assert(plain:evaluate().eval_accuracy == nil, "no eval_accuracy without compute_accuracy")
+  end,
+
   clip_matches_optim = function()
     -- the C clipping and optim.clip_grad_norm, bit for bit, with and without clipping
     for _, max_norm in ipairs({0.05, 100, 0}) do

@@ -215,8 +215,7 @@ M.SPEC = {
   finetuning_type = {type = "enum", values = {"lora", "oft", "freeze", "full"}, lfl = {"lora", "freeze", "full"}},
   pure_bf16 = {type = "bool"},
   plot_loss = {type = "bool"},
-  compute_accuracy = {type = "bool",
-    unsupported = "token accuracy needs the logits, which lfl's fused loss never materialises"},
+  compute_accuracy = {type = "bool", applies = stages("sft")},
   disable_shuffling = {type = "bool"},
   freeze_trainable_layers = {type = "int", applies = freeze},
   freeze_trainable_modules = {type = "list", applies = freeze},
@@ -832,6 +831,9 @@ function M.validate(a, origin)
   end
   if a.plot_loss and a.logging_strategy == "no" then
     bad_key("plot_loss", "true has no effect: with logging_strategy: no there is no logged loss to plot")
+  end
+  if a.compute_accuracy and a.predict_with_generate then
+    bad("Cannot use `predict_with_generate` and `compute_accuracy` together.")
   end
   if a.quantization_bit and a.resize_vocab then bad("cannot resize the embeddings of a quantized model (resize_vocab)") end
   scheduler_kwargs(a, bad_key)

@@ -267,6 +267,37 @@ end
 
 -- ---------------------------------------------------------------- evaluation
 
+-- compute_accuracy (LlamaFactory's ComputeAccuracy over transformers'
+-- logits): per eval sample the share of labelled next tokens whose argmax is
+-- the label, then the mean over samples. lfl's fused loss never builds the
+-- logits, so a second forward per sample takes the hidden states at the
+-- labelled positions through the head, a block of rows at a time.
+local ACC_ROWS = 256
+local function sample_accuracy(model, approach, ex)
+  local decoder = require("lfl.model.decoder")
+  local batch = approach.collate({ex})
+  if batch.nlabels == 0 then return nil end
+  local lab = batch.labels:view(-1):double()
+  local n = lab:size(1)
+  local rows, want = {}, {}
+  for k = 1, n do
+    local l = lab[k]
+    if l ~= -100 then rows[#rows + 1], want[#want + 1] = k - 1, l end
+  end
+  local h = model:forward(batch.input_ids, {hidden = true, position_ids = batch.position_ids,
+    segments = batch.segments})
+  h = h:reshape(n, h:size(3))
+  local head, right = decoder.lm_head(model), 0
+  for r0 = 1, #rows, ACC_ROWS do
+    local sel = {}
+    for k = r0, min(#rows, r0 + ACC_ROWS - 1) do sel[#sel + 1] = rows[k] end
+    local logits = lfl.linear(decoder.head_input(model, h:index_select(1, lfl.tensor(sel, "i64"))), head)
+    local pred = logits:argmax(2):view(-1):double()
+    for j = 1, #sel do if pred[j] == want[r0 + j - 1] then right = right + 1 end end
+  end
+  return right / #rows
+end
+
 -- The eval loss over the eval set: for token-level approaches (pt, sft) the
 -- mean over labelled tokens, with perplexity; for pairwise ones the mean over
 -- pairs, and the loss's metrics averaged over pairs with the prefix eval_
@@ -275,7 +306,14 @@ function M.evaluate(st, eval_set)
   local approach, a = st.approach, st.args
   local pairwise = approach.kind == "pairwise" or approach.kind == "kto"
   local total, count, msum = 0, 0, {}
+  local acc_sum, acc_n = 0, 0
   lfl.no_grad(function()
+    if a.compute_accuracy and not pairwise then
+      for k = 1, #eval_set do
+        local acc = sample_accuracy(st.model, approach, eval_set[k])
+        if acc then acc_sum, acc_n = acc_sum + acc, acc_n + 1 end
+      end
+    end
     local bs = a.per_device_eval_batch_size
     for i = 1, #eval_set, bs do
       local list = {}
@@ -291,7 +329,11 @@ function M.evaluate(st, eval_set)
     end
   end)
   local loss = count > 0 and total / count or 0 / 0
-  if not pairwise then return {eval_loss = loss, perplexity = math.exp(loss)} end
+  if not pairwise then
+    local out = {eval_loss = loss, perplexity = math.exp(loss)}
+    if a.compute_accuracy then out.eval_accuracy = acc_n > 0 and acc_sum / acc_n or 0 / 0 end
+    return out
+  end
   local out = {eval_loss = loss}
   for k, v in pairs(msum) do out["eval_" .. k] = v / count end
   return out
@@ -768,7 +810,9 @@ function Trainer:finish()
     for _, h in ipairs(self.log_history) do
       if h.loss == nil or not nonfinite(h.loss) then finite[#finite + 1] = h end
     end
-    lfl.plot.training_curves(out, finite, self.approach.plot or {"loss", "eval_loss"})
+    -- LlamaFactory's sft plots eval_accuracy too with compute_accuracy
+    local keys = self.approach.plot or {"loss", "eval_loss", self.args.compute_accuracy and "eval_accuracy" or nil}
+    lfl.plot.training_curves(out, finite, keys)
   end
   print(fmt("[lfl] done: %d steps in %.1fs, %.0f tokens/s, peak RSS %.0f MB; saved to %s", self.global_step, runtime,
     metrics.train_tokens_per_second, peak, out))
