@@ -265,7 +265,7 @@ local REFUSED = {
   {{}, {"export_legacy_format=true"}, "export_legacy_format: true is not supported: lfl writes safetensors only"},
   {{}, {"rope_scaling=linear"}, 'rope_scaling: "linear" is not supported'},
   {{}, {"use_cache=false"}, "use_cache: false is not supported"},
-  {{}, {"tokenized_path=saves/tok"}, 'tokenized_path: "saves/tok" is not supported: lfl caches tokenized datasets'},
+  {{}, {"tokenized_path=saves/tok", "streaming=true", "max_steps=5"}, "tokenized_path: cannot be used with streaming"},
   {{}, {"ignore_pad_token_for_loss=false"}, "ignore_pad_token_for_loss: false is not supported"},
   {{}, {"additional_target=embed_tokens"}, 'additional_target: "embed_tokens" is not supported'},
   {{}, {"create_new_adapter=true"}, "create_new_adapter: true is not supported"},

@@ -139,6 +139,35 @@ t.suite("dataset_cache", {
     t.assert(not r4.cached, "overwrite_cache rebuilds")
   end,
 
+  -- LlamaFactory's tokenized_path: the first run saves its tokenized sets
+  -- there, a later run loads them and ignores the other data arguments; a
+  -- folder holding something else (LlamaFactory's Arrow files) or rows of
+  -- another stage is refused
+  tokenized_path = function()
+    local dir = tmp .. "/tokenized"
+    local a = args({max_samples = 40, val_size = 0.25, cutoff_len = 64, tokenized_path = dir})
+    local r1 = dc.prepare(a, ctx(a), sft, {tokenizer_path = toks .. "llama3"})
+    t.assert(not r1.cached and r1.path, "the first run tokenizes")
+    t.assert_eq(a.tokenized_path, dir, "the arguments are left as they were")
+    t.assert(io.open(dir .. "/" .. dc.TOKENIZED_FILE, "rb") ~= nil, "saved into tokenized_path")
+    t.assert_eq(#r1.train + #r1.eval, 40)
+    -- other data arguments are ignored: max_samples 10 still gives the 40 saved rows
+    local b = args({max_samples = 10, val_size = 0.25, cutoff_len = 64, tokenized_path = dir})
+    local r2 = dc.prepare(b, ctx(b), sft, {tokenizer_path = toks .. "llama3"})
+    t.assert(r2.cached and r2.why:find("tokenized_path", 1, true), tostring(r2.why))
+    same_rows(r1.train, r2.train)
+    same_rows(r1.eval, r2.eval)
+    local c = args({stage = "pt", tokenized_path = dir})
+    t.assert_error(function() dc.prepare(c, ctx(c), pt, {tokenizer_path = toks .. "llama3"}) end,
+      "holds rows tokenized for stage sft, not pt")
+    local hf = tmp .. "/hf_tokenized"
+    lfl.fs.mkdir(hf)
+    lfl.fs.write(hf .. "/dataset_dict.json", '{"splits": ["train"]}')
+    local d = args({tokenized_path = hf})
+    t.assert_error(function() dc.prepare(d, ctx(d), sft, {tokenizer_path = toks .. "llama3"}) end,
+      "tokenized_path: '" .. hf .. "' is not empty but holds no " .. dc.TOKENIZED_FILE)
+  end,
+
   corrupt_file_is_ignored = function()
     local a = args({cutoff_len = 64, dataset = "big", max_samples = 50, val_size = 0})
     local c = ctx(a)

@@ -39,7 +39,7 @@ local RUNS = {
   "merge_lora/mossvl_lora_sft.yaml", "merge_lora/qwen3_full_sft.yaml", "merge_lora/qwen3_lora_sft.yaml",
   "merge_lora/qwen3vl_lora_sft.yaml",
   "train_lora/qwen3_lora_dpo.yaml", "train_lora/qwen3_lora_kto.yaml", "train_lora/qwen3_lora_pretrain.yaml",
-  "train_lora/qwen3_lora_reward.yaml", "train_lora/qwen3_lora_sft.yaml",
+  "train_lora/qwen3_lora_reward.yaml", "train_lora/qwen3_lora_sft.yaml", "train_lora/qwen3_preprocess.yaml",
   "extras/badam/llama3_full_sft.yaml", "extras/galore/llama3_full_sft.yaml", "extras/loraplus/llama3_lora_sft.yaml",
   "extras/pissa/llama3_lora_sft.yaml", "extras/nlg_eval/llama3_lora_predict.yaml",
   "train_qlora/llama3_lora_sft_aqlm.yaml", "train_qlora/llama3_lora_sft_awq.yaml",
@@ -74,6 +74,8 @@ local function overrides(rel, recipe, out, template)
   local cmd = command_of(rel)
   if recipe.adapter_name_or_path then o[#o + 1] = "adapter_name_or_path=" .. adapter end
   if template then o[#o + 1] = "template=" .. template end
+  -- a recipe's tokenized_path is relative to where it runs: into the scratch folder
+  if recipe.tokenized_path then o[#o + 1] = "tokenized_path=" .. out .. "_tokenized" end
   if cmd == "train" then
     for _, kv in ipairs({"output_dir=" .. out, "max_steps=1", "cutoff_len=32", "max_samples=4", "dataset_dir=" .. data,
       "per_device_train_batch_size=1", "per_device_eval_batch_size=1", "gradient_accumulation_steps=1",

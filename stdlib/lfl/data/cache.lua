@@ -374,6 +374,61 @@ function M.load(key)
   return {train = splits.train, eval = splits.eval, dropped = m.dropped, stats = m.stats, path = path}
 end
 
+-- ---------------------------------------------------------------- tokenized_path
+
+-- LlamaFactory's tokenized_path: a folder the tokenized sets are saved to
+-- after preprocessing, and loaded from (ignoring the other data arguments)
+-- when it already holds them. LlamaFactory writes Hugging Face datasets' Arrow
+-- files there; lfl writes its own dataset file, TOKENIZED_FILE, and refuses a
+-- folder that holds something else rather than tokenizing over it.
+M.TOKENIZED_FILE = "lfl_dataset.safetensors"
+
+local function has_entries(dir)
+  local ok, names = pcall(lfl.fs.list, dir)
+  return ok and type(names) == "table" and #names > 0
+end
+
+-- the saved sets under a.tokenized_path, or nil when the folder is empty or absent
+function M.load_tokenized(a)
+  local dir = a.tokenized_path
+  if not has_entries(dir) then return nil end
+  local path = dir .. "/" .. M.TOKENIZED_FILE
+  local f = io.open(path, "rb")
+  if not f then
+    error(fmt("tokenized_path: '%s' is not empty but holds no %s (a folder written by LlamaFactory holds Hugging "
+      .. "Face datasets' Arrow files, which lfl does not read); name an empty or new folder and lfl saves its "
+      .. "tokenized sets there", dir, M.TOKENIZED_FILE), 0)
+  end
+  f:close()
+  local ok, splits, meta = pcall(lfl.dataset.load_all, path)
+  local okm, m = pcall(lfl.json.decode, ok and meta and meta.lfl_tokenized or "", path)
+  if not ok or not okm or type(m) ~= "table" or not splits.train then
+    error(fmt("tokenized_path: %s is not a tokenized set written by lfl%s", path, ok and "" or ": " .. tostring(splits)), 0)
+  end
+  if m.version ~= M.VERSION then
+    error(fmt("tokenized_path: %s was written in an older layout (%s); tokenize again into an empty folder", path,
+      tostring(m.version)), 0)
+  end
+  if m.stage ~= a.stage then
+    error(fmt("tokenized_path: %s holds rows tokenized for stage %s, not %s", path, tostring(m.stage), a.stage), 0)
+  end
+  print("[lfl] warning: loading the dataset from disk ignores the other data arguments (tokenized_path)")
+  return {train = splits.train, eval = splits.eval, dropped = m.dropped or 0, stats = m.stats, cached = true,
+    path = path, why = "tokenized data loaded from tokenized_path " .. path}
+end
+
+function M.save_tokenized(a, res)
+  lfl.fs.mkdir(a.tokenized_path)
+  local path = a.tokenized_path .. "/" .. M.TOKENIZED_FILE
+  local splits = {train = res.train}
+  if res.eval then splits.eval = res.eval end
+  local meta = {version = M.VERSION, stage = a.stage, template = a.template, dropped = res.dropped or 0, stats = res.stats}
+  lfl.dataset.save(path, splits, {lfl_tokenized = lfl.json.encode(meta)})
+  print(fmt("[lfl] tokenized dataset is saved at %s; launch the training with `tokenized_path: %s` to reuse it",
+    a.tokenized_path, a.tokenized_path))
+  return path
+end
+
 -- the trainer's entry point: cached rows when the key matches (unless
 -- a.overwrite_cache), else load + prepare + store. train and eval are
 -- lfl.Dataset objects either way (#ds, ds[i] -> a row table). opts.tokenizer_path: what
@@ -381,6 +436,18 @@ end
 -- says why the cache was used or why the data was tokenized anew.
 function M.prepare(a, ctx, approach, opts)
   opts = opts or {}
+  if a.tokenized_path then
+    local res = M.load_tokenized(a)
+    if res then return res end
+    local tp = a.tokenized_path
+    a.tokenized_path = nil
+    local ok, r = pcall(M.prepare, a, ctx, approach, opts)
+    a.tokenized_path = tp
+    if not ok then error(r, 0) end
+    res = r
+    M.save_tokenized(a, res)
+    return res
+  end
   local key, parts, why
   if opts.no_cache then why = "tokenized without the cache (no_cache)"
   else

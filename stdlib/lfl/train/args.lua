@@ -204,9 +204,7 @@ M.SPEC = {
   tool_format = {type = "string"},
   default_system = {type = "string"},
   enable_thinking = {type = "bool"},
-  tokenized_path = {type = "path", unsupported = "lfl caches tokenized datasets itself (under ~/.cache/lfl, reused "
-    .. "while nothing that shapes them changes; overwrite_cache rebuilds them); saving them to a folder of one's "
-    .. "choice is not implemented"},
+  tokenized_path = {type = "path"}, -- lfl's own dataset file in that folder (lfl.data.cache)
   preprocessing_batch_size = {type = "int", min = 1},
   ignore_pad_token_for_loss = {type = "bool", unsupported = "lfl packs examples and never trains on padding"},
   strict = {type = "bool"},
@@ -831,6 +829,9 @@ function M.validate(a, origin)
   end
   if a.plot_loss and a.logging_strategy == "no" then
     bad_key("plot_loss", "true has no effect: with logging_strategy: no there is no logged loss to plot")
+  end
+  if a.tokenized_path and a.streaming then
+    bad_key("tokenized_path", "cannot be used with streaming: lfl streams raw records and tokenizes them as it trains")
   end
   if a.compute_accuracy and a.predict_with_generate then
     bad("Cannot use `predict_with_generate` and `compute_accuracy` together.")
