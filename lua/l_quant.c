@@ -96,8 +96,26 @@ static int l_q4_state(lua_State *L)
     return 1;
 }
 
+/* lfl.q4_rows(t, first, n) -> f32 rows first .. first + n - 1 (1-based) of a
+ * 2-D NF4/FP4 tensor: a block of the weight, never the whole */
+static int l_q4_rows(lua_State *L)
+{
+    lfl_tensor *q = lfl_lua_check_tensor(L, 1);
+    lfl_lua_check(L, lfl_q4_check("q4_rows", q));
+    int64_t r0 = (int64_t)luaL_checkinteger(L, 2) - 1, n = (int64_t)luaL_checkinteger(L, 3);
+    if (q->ndim != 2 || r0 < 0 || n < 0 || r0 + n > q->shape[0])
+        return luaL_error(L, "q4_rows: rows %d..%d are outside the %d rows of a 2-D 4-bit tensor", (int)(r0 + 1),
+                          (int)(r0 + n), q->ndim == 2 ? (int)q->shape[0] : -1);
+    int64_t shape[2] = {n, q->shape[1]};
+    lfl_tensor *out = NULL;
+    lfl_lua_check(L, lfl_empty(2, shape, LFL_F32, LFL_CPU, &out));
+    lfl_q4_dequant_tile(q, r0, n, 0, shape[1], lfl_data(out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {{"from_bytes", l_from_bytes}, {"quantize_4bit", l_quantize_4bit},
-                                 {"q4_state", l_q4_state}, {NULL, NULL}};
+                                 {"q4_state", l_q4_state}, {"q4_rows", l_q4_rows}, {NULL, NULL}};
 static const luaL_Reg ops[] = {{"dequantize", l_dequantize}, {NULL, NULL}};
 
 LFL_LUA_MODULE(quant)
