@@ -134,8 +134,17 @@ lfl_status lfl_quantize_4bit(lfl_tensor *w, lfl_dtype kind, bool double_quant, l
     char b[128];
     if (!lfl_is_q4(kind)) return lfl_fail(LFL_ERR_ARG, "quantize_4bit: kind must be nf4 or fp4, got %s", lfl_dtype_name(kind));
     if (w->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "quantize_4bit: CUDA tensors are not supported yet");
+    if (lfl_dtype_is_block(w->dtype) && lfl_dtypes[w->dtype].to_f32) {
+        /* a GGUF block tensor: through an f32 copy that goes as soon as it is quantized */
+        lfl_tensor *f = NULL;
+        LFL_TRY(lfl_cast(w, LFL_F32, &f));
+        lfl_status st = lfl_quantize_4bit(f, kind, double_quant, out);
+        lfl_tensor_release(f);
+        return st;
+    }
     if (w->dtype != LFL_F32 && w->dtype != LFL_BF16 && w->dtype != LFL_F16)
-        return lfl_fail(LFL_ERR_ARG, "quantize_4bit: takes an f32, bf16 or f16 tensor, got %s", lfl_dtype_name(w->dtype));
+        return lfl_fail(LFL_ERR_ARG, "quantize_4bit: takes an f32, bf16, f16 or GGUF block tensor, got %s",
+                        lfl_dtype_name(w->dtype));
     int64_t n = lfl_numel(w);
     if (n == 0 || n % LFL_Q4_BLOCK)
         return lfl_fail(LFL_ERR_ARG, "quantize_4bit: a tensor of %s has %lld elements, not a (non-zero) multiple of "

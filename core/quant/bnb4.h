@@ -30,7 +30,8 @@ const float *lfl_q4_code(lfl_dtype kind);
 static inline bool lfl_is_q4(lfl_dtype d) { return d == LFL_NF4 || d == LFL_FP4; }
 
 /* bitsandbytes' quantize_4bit(w, blocksize=64, quant_type, compress_statistics):
- * w a CPU f32/bf16/f16 tensor whose element count is a multiple of 64; out is a
+ * w a CPU f32/bf16/f16 tensor (or a GGUF block tensor, dequantized to f32 on the
+ * way) whose element count is a multiple of 64; out is a
  * new NF4/FP4 tensor of w's shape (contiguous, no grad). */
 lfl_status lfl_quantize_4bit(lfl_tensor *w, lfl_dtype kind, bool double_quant, lfl_tensor **out);
 

@@ -122,7 +122,7 @@ t.suite("4-bit linear", {
     t.assert_error(function() q:narrow(1, 1, 32) end, "nf4 tensors cannot be sliced")
     t.assert_error(function() lfl.quantize_4bit(lfl.randn(3, 7), "nf4", true) end, "not a (non-zero) multiple of the block of 64")
     t.assert_error(function() lfl.quantize_4bit(lfl.randn(64), "int4", true) end, "'int4' is not nf4 or fp4")
-    t.assert_error(function() lfl.quantize_4bit(lfl.randn(64):double(), "nf4", true) end, "f32, bf16 or f16")
+    t.assert_error(function() lfl.quantize_4bit(lfl.randn(64):double(), "nf4", true) end, "f32, bf16, f16 or GGUF block")
   end,
 })
 

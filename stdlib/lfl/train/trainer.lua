@@ -387,8 +387,14 @@ function M.new(a)
   lfl.manual_seed(a.seed)
   local t_load = lfl.sys.clock()
   -- bf16 / pure_bf16: the weights stay bf16 (trainables get f32 masters unless pure_bf16)
+  -- quantization_bit 4 (QLoRA): the layers' linear weights load as 4-bit NF4/FP4
+  local quantize = a.quantization_bit and {type = a.quantization_type, double_quant = a.double_quantization} or nil
   local model = lfl.model.load(a.model_name_or_path, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil,
-                                                      hub = lfl.args.hub_options(a)})
+                                                      hub = lfl.args.hub_options(a), quantize = quantize})
+  if quantize then
+    print(fmt("[lfl] QLoRA: the decoder's linear weights are 4-bit %s%s (bitsandbytes' layout, blocks of 64)",
+      quantize.type, quantize.double_quant and " with double quantization" or ""))
+  end
   -- a MoE model trains with its router's load-balancing loss (LlamaFactory's
   -- configure_moe sets output_router_logits for training), moe_aux_loss_coef
   -- replacing config.json's router_aux_loss_coef
