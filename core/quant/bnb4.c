@@ -68,8 +68,8 @@ static void quant_block4(lfl_dtype dt, const void *src, int64_t s, const float *
     uint8_t q[LFL_Q4_BLOCK];
     for (int i = 0; i < LFL_Q4_BLOCK; i++) {
         float v = fminf(1.0f, fmaxf(-1.0f, x[i] * inv));
-        int k = 0; /* torch.bucketize (right=False): the number of bounds below v */
-        while (k < 15 && bounds[k] < v) k++;
+        int k = 0; /* torch.bucketize (right=False): the number of bounds below v (sorted) */
+        for (int j = 0; j < 15; j++) k += bounds[j] < v;
         q[i] = order[k];
     }
     for (int i = 0; i < LFL_Q4_BLOCK; i += 2) packed[i / 2] = (uint8_t)(q[i] << 4 | q[i + 1]);
