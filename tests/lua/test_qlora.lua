@@ -3,6 +3,7 @@
 -- (tests/ref/make_nf4_goldens.py), the 4-bit linear and lora_linear against
 -- dequantize-then-GEMM, and the settings that must each change the result.
 local t = lfl.test
+local fmt = string.format
 local golden = lfl.home .. "/tests/golden/quant/bnb4.safetensors"
 
 local function eq_bytes(a, b, what)
@@ -144,5 +145,56 @@ t.suite("settings take effect", {
     t.assert(lfl.linear(x, nf4):ne(lfl.linear(x, nf4dq)):to("f32"):sum():item() > 0, "double quantization changed nothing")
   end,
 })
+
+-- a QLoRA run against PEFT + bitsandbytes (tests/ref/make_qlora_goldens.py): the
+-- tiny llama loaded with 4-bit linears, PEFT's LoRA from the same initial values,
+-- 5 AdamW steps: the same logits, per-step losses and adapter updates
+t.suite("qlora vs peft + bitsandbytes", (function()
+  local cases = {}
+  local root = lfl.home .. "/tests/golden/"
+  local function rel_err(a, b)
+    local d = a:double() - b:double()
+    return math.sqrt((d * d):sum():item()) / math.max(math.sqrt((b:double() * b:double()):sum():item()), 1e-30)
+  end
+  for case, q in pairs({nf4_dq = {type = "nf4", double_quant = true}, fp4 = {type = "fp4", double_quant = false}}) do
+    cases[case] = function()
+      local g = lfl.safetensors.load(root .. "peft/llama_qlora_" .. case .. ".safetensors")
+      local m = lfl.model.load(root .. "peft/qlora_llama64", {quantize = q})
+      t.assert_eq(m.params["model.layers.0.mlp.up_proj.weight"]:dtype(), q.type)
+      local trainer = require("lfl.train.trainer")
+      local a = {learning_rate = 1e-3, weight_decay = 0.01, lora_rank = 4, lora_alpha = 8, lora_dropout = 0,
+                 lora_target = "all", finetuning_type = "lora"}
+      local names, _, groups = trainer.setup_method(m, a)
+      local lookup = {}
+      for _, k in ipairs(names) do
+        local mod, kind = k:match("^base_model%.model%.(.+)%.lora_([AB])%.weight$")
+        lookup[k] = m.adapters[mod][kind]
+        t.assert(g["init." .. k], "golden has " .. k)
+        lfl.no_grad(function() lookup[k]:copy_(g["init." .. k]) end)
+      end
+      local logits = lfl.no_grad(function() return m:forward(g.input_ids) end)
+      t.assert(t.max_abs_diff(logits, g.logits0) <= 1e-4, fmt("logits max abs diff %.3g", t.max_abs_diff(logits, g.logits0)))
+      local init = {}
+      for k, p in pairs(lookup) do init[k] = p:detach():clone() end
+      local opt = lfl.optim.AdamW(groups, {lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01})
+      for step = 1, 5 do
+        opt:zero_grad()
+        local loss = m:loss(g.input_ids, g.labels)
+        t.assert_close(loss:item(), g.losses[step], 1e-4, fmt("%s loss before step %d", case, step))
+        loss:backward()
+        opt:step()
+        if step == 1 or step == 5 then
+          for k, p in pairs(lookup) do
+            local e = rel_err(p - init[k], g[fmt("step%d.%s", step, k)] - init[k])
+            t.assert(e <= 2e-3, fmt("%s step %d: %s update relative error %.3g", case, step, k, e))
+          end
+        end
+      end
+      local final = lfl.no_grad(function() return m:loss(g.input_ids, g.labels):item() end)
+      t.assert_close(final, g.losses[6], 1e-4, case .. " loss after step 5")
+    end
+  end
+  return cases
+end)())
 
 t.run()
