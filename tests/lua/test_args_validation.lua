@@ -340,6 +340,13 @@ suite.refused_with_a_reason = function()
   local q = resolve({quantization_bit = 4, quantization_type = "fp4", double_quantization = false})
   t.assert_eq(q.quantization_bit, 4); t.assert_eq(q.quantization_type, "fp4"); t.assert_eq(q.double_quantization, false)
   t.assert_eq(resolve({}, {"quantization_bit=4"}).quantization_type, "nf4", "LlamaFactory's default type")
+  -- and what the trainer loads the model with: each setting reaches the loader
+  local T = require("lfl.train.trainer")
+  local o = T.quantize_options(q)
+  t.assert_eq(o.type, "fp4"); t.assert_eq(o.double_quant, false)
+  o = T.quantize_options(resolve({}, {"quantization_bit=4"}))
+  t.assert_eq(o.type, "nf4"); t.assert_eq(o.double_quant, true)
+  t.assert_eq(T.quantize_options(resolve({})), nil)
   t.assert_eq(resolve({val_size = 0.1, eval_steps = 5}).eval_strategy, "steps", "eval_steps alone implies steps")
   t.assert(resolve({}, {"report_to=all"}), "all: every installed tracker, of which lfl has none")
 end

@@ -124,6 +124,11 @@ t.suite("4-bit linear", {
     t.assert_error(function() lfl.quantize_4bit(lfl.randn(3, 7), "nf4", true) end, "not a (non-zero) multiple of the block of 64")
     t.assert_error(function() lfl.quantize_4bit(lfl.randn(64), "int4", true) end, "'int4' is not nf4 or fp4")
     t.assert_error(function() lfl.quantize_4bit(lfl.randn(64):double(), "nf4", true) end, "f32, bf16, f16 or GGUF block")
+    local tiny = lfl.home .. "/tests/golden/peft/qlora_llama64"
+    t.assert_error(function() lfl.model.load(tiny, {quantize = {type = "int4", double_quant = true}}) end,
+      "quantize.type must be nf4 or fp4, got int4")
+    t.assert_error(function() lfl.model.load(tiny, {quantize = {type = "nf4"}}) end,
+      "quantize.double_quant must be true or false, got nil")
   end,
 })
 
@@ -161,6 +166,10 @@ t.suite("qlora vs peft + bitsandbytes", (function()
       local g = lfl.safetensors.load(root .. "peft/llama_qlora_" .. case .. ".safetensors")
       local m = lfl.model.load(root .. "peft/qlora_llama64", {quantize = q})
       t.assert_eq(m.params["model.layers.0.mlp.up_proj.weight"]:dtype(), q.type)
+      for _, name in ipairs({"lm_head.weight", "model.embed_tokens.weight", "model.norm.weight",
+                             "model.layers.0.input_layernorm.weight"}) do
+        t.assert_eq(m.params[name]:dtype(), "f32", name .. " is not quantized (as transformers does it)")
+      end
       local trainer = require("lfl.train.trainer")
       local a = {learning_rate = 1e-3, weight_decay = 0.01, lora_rank = 4, lora_alpha = 8, lora_dropout = 0,
                  lora_target = "all", finetuning_type = "lora"}

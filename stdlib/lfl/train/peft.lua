@@ -377,6 +377,13 @@ end
 function M.merge(model)
   local ad = model.lora
   if not ad then return model end
+  for _, mod in ipairs(ad.modules) do
+    local w = model.params[mod .. ".weight"]
+    if w and Q4[w:dtype()] then
+      error(fmt("merge: %s.weight is 4-bit %s (a QLoRA base): adapters cannot be merged into a quantized model; "
+        .. "load the base unquantized and merge there (lfl export)", mod, w:dtype()), 0)
+    end
+  end
   model:merge_adapter(ad.name)
   model:remove_adapter(ad.name)
   return model
