@@ -132,6 +132,19 @@ t.suite("4-bit linear", {
   end,
 })
 
+t.suite("which weights", {
+  decoder_linears_only = function()
+    local M, w, v = lfl.model, lfl.zeros(4, 64), lfl.zeros(64)
+    for name, want in pairs({["model.layers.0.self_attn.q_proj.weight"] = true, ["model.layers.11.mlp.down_proj.weight"] = true,
+        ["model.layers.2.block_sparse_moe.experts.3.w1.weight"] = true, ["model.layers.2.block_sparse_moe.gate.weight"] = true,
+        ["model.layers.0.self_attn.q_norm.weight"] = false, ["lm_head.weight"] = false,
+        ["model.embed_tokens.weight"] = false, ["model.norm.weight"] = false}) do
+      t.assert_eq(M.quantizes(name, w), want, name)
+    end
+    t.assert_eq(M.quantizes("model.layers.0.self_attn.q_proj.bias", v), false)
+  end,
+})
+
 -- every setting changes what is stored and what the layer computes
 t.suite("settings take effect", {
   type_and_double_quant = function()

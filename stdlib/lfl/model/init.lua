@@ -126,9 +126,10 @@ function M.check_quantize(q)
   return {bits = 4, type = q.type, double_quant = q.double_quant}
 end
 
--- whether parameter `name` (tensor t) is one of the linear weights QLoRA quantizes
+-- whether parameter `name` (tensor t) is one of the linear weights QLoRA quantizes:
+-- the 2-D weights of the decoder layers but their norms' (Cohere's per-head q/k norms are 2-D)
 function M.quantizes(name, t)
-  return t:dim() == 2 and name:match("^model%.layers%.%d+%..+%.weight$") ~= nil
+  return t:dim() == 2 and name:match("^model%.layers%.%d+%..+%.weight$") ~= nil and not name:find("norm", 1, true)
 end
 
 -- The first (by name) of params' "model.layers.<i>." tensors whose layer i
