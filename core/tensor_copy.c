@@ -167,9 +167,9 @@ lfl_status lfl_cast(lfl_tensor *t, lfl_dtype dt, lfl_tensor **out)
     if (t->dtype == dt) { *out = lfl_tensor_retain(t); return LFL_OK; }
     if (t->device != LFL_CPU)
         return lfl_fail(LFL_ERR_UNSUPPORTED, "cast: dtype conversion on a CUDA tensor is not available yet; cast on the CPU first");
-    if (lfl_is_q4(t->dtype) && t->quant && lfl_dtypes[dt].is_float) { /* dequantize (frozen: no grad) */
+    if (t->quant && lfl_dtypes[dt].is_float) { /* a quantized tensor widens through its state's hook (no grad) */
         lfl_tensor *f;
-        LFL_TRY(lfl_q4_dequantize(t, &f));
+        LFL_TRY(t->quant->to_f32(t, &f));
         lfl_status st = lfl_cast(f, dt, out);
         lfl_tensor_release(f);
         return st;

@@ -157,6 +157,7 @@ lfl_status lfl_quantize_4bit(lfl_tensor *w, lfl_dtype kind, bool double_quant, l
     if (s == LFL_OK) {
         st->refcount = 1;
         st->nblocks = nb;
+        st->to_f32 = lfl_q4_dequantize;
         s = lfl_empty(w->ndim, w->shape, kind, LFL_CPU, &q);
     }
     if (s == LFL_OK) s = lfl_empty(1, &nb, LFL_F32, LFL_CPU, &st->absmax);

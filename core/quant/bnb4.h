@@ -17,6 +17,9 @@
 
 struct lfl_qstate {
     int refcount;
+    /* the whole tensor as f32: lfl_cast's widening, set by the quantizer (the
+     * core level reaches dequantizers through hooks, never by name) */
+    lfl_status (*to_f32)(lfl_tensor *q, lfl_tensor **out);
     int64_t nblocks;      /* numel / 64 */
     lfl_tensor *absmax;   /* f32 [nblocks]: without double quantization */
     lfl_tensor *qabsmax;  /* u8 [nblocks]: with it, ... */
