@@ -29,6 +29,7 @@ const lfl_dtype_traits lfl_dtypes[LFL_DTYPE_COUNT] = {
     [LFL_Q5_K] = Q("q5_k", 256, 176),
     [LFL_Q6_K] = Q("q6_k", 256, 210),
     [LFL_NF4]  = {"nf4", 64, 32, false, false, NULL}, /* absmax kept separately */
+    [LFL_FP4]  = {"fp4", 64, 32, false, false, NULL}, /* (bitsandbytes' 4-bit float) */
 };
 #undef Q
 

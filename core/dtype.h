@@ -12,7 +12,7 @@ typedef enum {
     LFL_F32 = 0, LFL_F64, LFL_F16, LFL_BF16, LFL_I32, LFL_I64, LFL_U8, LFL_BOOL,
     /* block-quantized kinds: stored in blocks, never strided */
     LFL_Q8_0, LFL_Q4_0, LFL_Q4_1, LFL_Q5_0, LFL_Q5_1, LFL_Q4_K, LFL_Q5_K,
-    LFL_Q6_K, LFL_NF4,
+    LFL_Q6_K, LFL_NF4, LFL_FP4,
     LFL_DTYPE_COUNT
 } lfl_dtype;
 
@@ -24,8 +24,9 @@ typedef struct {
     bool is_int;        /* plain integer or bool type */
     /* n contiguous elements (a multiple of the block) -> f32: set for the
      * 16-bit floats and the ggml block kinds (their decoders live in
-     * core/quant/), NULL where there is no such widening (NF4 keeps its
-     * absmax outside the tensor) or it is a plain load (f32, f64, ints) */
+     * core/quant/), NULL where there is no such widening (NF4/FP4 keep their
+     * absmax outside the data, in tensor->quant: lfl_cast dequantizes them
+     * through quant/bnb4.h) or it is a plain load (f32, f64, ints) */
     lfl_status (*to_f32)(lfl_dtype dt, const void *src, int64_t n, float *dst);
 } lfl_dtype_traits;
 

@@ -143,6 +143,7 @@ void lfl_tensor_release(lfl_tensor *t)
 {
     if (!t || __atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) != 0) return;
     lfl_storage_release(t->storage);
+    lfl_qstate_release(t->quant);
     lfl_tensor_release(t->grad);
     if (t->grad_fn) lfl_node_release(t->grad_fn);
     free(t);

@@ -43,6 +43,7 @@ struct lfl_tensor {
     struct lfl_tensor *grad;        /* accumulated gradient (leaves) */
     lfl_node *grad_fn;              /* producing node (non-leaves) */
     int grad_index;                 /* which output of grad_fn */
+    struct lfl_qstate *quant;       /* NF4/FP4: the block scales (quant/bnb4.h), else NULL */
 };
 
 /* storage */
@@ -58,6 +59,8 @@ size_t lfl_mem_peak(void);
 /* lifetime: every function returning lfl_tensor* returns a new reference */
 lfl_tensor *lfl_tensor_retain(lfl_tensor *t);
 void lfl_tensor_release(lfl_tensor *t);
+/* drops a reference to a 4-bit quantization state (quant/bnb4.c) */
+void lfl_qstate_release(struct lfl_qstate *s);
 
 /* creation (CPU; uninitialised memory for _empty) */
 lfl_status lfl_empty(int ndim, const int64_t *shape, lfl_dtype dt, int device, lfl_tensor **out);

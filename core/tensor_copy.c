@@ -7,6 +7,7 @@
 #include "device.h"
 #include "iter.h"
 #include "tensor.h"
+#include "quant/bnb4.h"
 
 typedef double (*load_fn)(const char *p);
 typedef void (*store_fn)(char *p, double v);
@@ -166,6 +167,13 @@ lfl_status lfl_cast(lfl_tensor *t, lfl_dtype dt, lfl_tensor **out)
     if (t->dtype == dt) { *out = lfl_tensor_retain(t); return LFL_OK; }
     if (t->device != LFL_CPU)
         return lfl_fail(LFL_ERR_UNSUPPORTED, "cast: dtype conversion on a CUDA tensor is not available yet; cast on the CPU first");
+    if (t->quant && lfl_dtypes[dt].is_float) { /* a quantized tensor widens through its state's hook (no grad) */
+        lfl_tensor *f;
+        LFL_TRY(t->quant->to_f32(t, &f));
+        lfl_status st = lfl_cast(f, dt, out);
+        lfl_tensor_release(f);
+        return st;
+    }
     if (lfl_dtype_is_block(t->dtype) && lfl_dtypes[dt].is_float && lfl_dtypes[t->dtype].to_f32) {
         /* a block tensor widens through its dtype's to_f32 hook, i.e. dequantizes
          * (no grad: quantized weights are frozen); block tensors are contiguous */

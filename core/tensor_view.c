@@ -2,6 +2,7 @@
  * select, expand, squeeze/unsqueeze; each differentiable. */
 #include "autograd.h"
 #include "tensor.h"
+#include "quant/bnb4.h"
 
 enum { V_VIEW, V_PERMUTE, V_SLICE, V_SELECT, V_EXPAND };
 
@@ -16,6 +17,8 @@ static lfl_tensor *header_like(lfl_tensor *t)
     for (int d = 0; d < t->ndim; d++) { v->shape[d] = t->shape[d]; v->stride[d] = t->stride[d]; }
     v->dtype = t->dtype;
     v->device = t->device;
+    v->quant = t->quant; /* a view of a 4-bit tensor keeps its scales (ops refuse views: lfl_q4_check) */
+    lfl_qstate_retain(v->quant);
     return v;
 }
 

@@ -1,6 +1,9 @@
 /* Quantized tensors from Lua: reinterpret raw bytes as a block dtype,
- * dequantize to f32. */
+ * dequantize to f32; bitsandbytes' 4-bit quantization (QLoRA) and a look at
+ * its stored state. */
+#include <string.h>
 #include "bridge.h"
+#include "quant/bnb4.h"
 #include "quant/ggml.h"
 
 /* lfl.from_bytes(u8 tensor, dtype, shape) -> a view of the same bytes */
@@ -31,7 +34,88 @@ static int l_dequantize(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg funcs[] = {{"from_bytes", l_from_bytes}, {NULL, NULL}};
+/* lfl.quantize_4bit(t, "nf4"|"fp4", double_quant) -> a new NF4/FP4 tensor */
+static int l_quantize_4bit(lua_State *L)
+{
+    lfl_tensor *t = lfl_lua_check_tensor(L, 1);
+    const char *kind = luaL_checkstring(L, 2);
+    lfl_dtype dt;
+    if (strcmp(kind, "nf4") == 0) dt = LFL_NF4;
+    else if (strcmp(kind, "fp4") == 0) dt = LFL_FP4;
+    else return luaL_error(L, "quantize_4bit: quantization type '%s' is not nf4 or fp4", kind);
+    lfl_tensor *out = NULL;
+    lfl_lua_check(L, lfl_quantize_4bit(t, dt, lua_toboolean(L, 3), &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
+static void push_f32(lua_State *L, const float *v, int64_t n)
+{
+    lfl_tensor *t = NULL;
+    lfl_lua_check(L, lfl_empty(1, &n, LFL_F32, LFL_CPU, &t));
+    memcpy(lfl_data(t), v, sizeof(float) * (size_t)n);
+    lfl_lua_push_tensor(L, t);
+}
+
+/* lfl.q4_state(t) -> {packed = u8 view of the codes, code = f32[16], absmax =
+ * f32 (no double quantization) | qabsmax = u8, absmax2 = f32, offset, code2 =
+ * f32[256], scales = f32 per block, nbytes = all bytes held} */
+static int l_q4_state(lua_State *L)
+{
+    lfl_tensor *q = lfl_lua_check_tensor(L, 1);
+    lfl_lua_check(L, lfl_q4_check("q4_state", q));
+    const struct lfl_qstate *st = q->quant;
+    lua_createtable(L, 0, 8);
+    int64_t nb = (int64_t)lfl_dtype_nbytes(q->dtype, lfl_numel(q));
+    lfl_tensor *p = NULL;
+    lfl_lua_check(L, lfl_tensor_from_storage("q4_state", q->storage, q->offset, 1, &nb, LFL_U8, &p));
+    lfl_lua_push_tensor(L, p);
+    lua_setfield(L, -2, "packed");
+    push_f32(L, lfl_q4_code(q->dtype), 16);
+    lua_setfield(L, -2, "code");
+    if (st->absmax) {
+        lfl_lua_push_tensor(L, lfl_tensor_retain(st->absmax));
+        lua_setfield(L, -2, "absmax");
+    } else {
+        lfl_lua_push_tensor(L, lfl_tensor_retain(st->qabsmax));
+        lua_setfield(L, -2, "qabsmax");
+        lfl_lua_push_tensor(L, lfl_tensor_retain(st->absmax2));
+        lua_setfield(L, -2, "absmax2");
+        lua_pushnumber(L, st->offset);
+        lua_setfield(L, -2, "offset");
+        push_f32(L, st->code2, 256);
+        lua_setfield(L, -2, "code2");
+    }
+    lfl_tensor *sc = NULL;
+    lfl_lua_check(L, lfl_empty(1, &st->nblocks, LFL_F32, LFL_CPU, &sc));
+    lfl_q4_scales(q, 0, st->nblocks, lfl_data(sc));
+    lfl_lua_push_tensor(L, sc);
+    lua_setfield(L, -2, "scales");
+    lua_pushnumber(L, (double)lfl_q4_nbytes(q));
+    lua_setfield(L, -2, "nbytes");
+    return 1;
+}
+
+/* lfl.q4_rows(t, first, n) -> f32 rows first .. first + n - 1 (1-based) of a
+ * 2-D NF4/FP4 tensor: a block of the weight, never the whole */
+static int l_q4_rows(lua_State *L)
+{
+    lfl_tensor *q = lfl_lua_check_tensor(L, 1);
+    lfl_lua_check(L, lfl_q4_check("q4_rows", q));
+    int64_t r0 = (int64_t)luaL_checkinteger(L, 2) - 1, n = (int64_t)luaL_checkinteger(L, 3);
+    if (q->ndim != 2 || r0 < 0 || n < 0 || r0 + n > q->shape[0])
+        return luaL_error(L, "q4_rows: rows %d..%d are outside the %d rows of a 2-D 4-bit tensor", (int)(r0 + 1),
+                          (int)(r0 + n), q->ndim == 2 ? (int)q->shape[0] : -1);
+    int64_t shape[2] = {n, q->shape[1]};
+    lfl_tensor *out = NULL;
+    lfl_lua_check(L, lfl_empty(2, shape, LFL_F32, LFL_CPU, &out));
+    lfl_q4_dequant_tile(q, r0, n, 0, shape[1], lfl_data(out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {{"from_bytes", l_from_bytes}, {"quantize_4bit", l_quantize_4bit},
+                                 {"q4_state", l_q4_state}, {"q4_rows", l_q4_rows}, {NULL, NULL}};
 static const luaL_Reg ops[] = {{"dequantize", l_dequantize}, {NULL, NULL}};
 
 LFL_LUA_MODULE(quant)

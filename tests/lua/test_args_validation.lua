@@ -252,7 +252,19 @@ end
 -- values LlamaFactory takes but lfl does not implement, and values that
 -- would have no effect on this run: refused, naming the key and why
 local REFUSED = {
-  {{}, {"quantization_bit=4"}, "quantization_bit: 4 is not supported: on-the-fly quantization"},
+  {{}, {"quantization_bit=8"}, "quantization_bit: 8: only 4-bit quantization (QLoRA: bitsandbytes NF4/FP4, "
+    .. "quantization_bit: 4) is implemented in lfl; 8-bit LLM.int8 is not"},
+  {{}, {"quantization_bit=2"}, "quantization_bit: 2: only 4-bit quantization"},
+  {{}, {"quantization_bit=4", "quantization_method=gptq"}, "quantization_method: 'gptq' is a LlamaFactory value lfl "
+    .. "does not implement (lfl: bnb; lfl quantizes on the fly with bitsandbytes' 4-bit NF4/FP4 only)"},
+  {{}, {"quantization_bit=4", "finetuning_type=full"}, "quantization_bit: quantization is only compatible with "
+    .. "finetuning_type lora (QLoRA); this run's is full"},
+  {{}, {"quantization_bit=4", "finetuning_type=freeze"}, "only compatible with finetuning_type lora"},
+  {{}, {"quantization_bit=4", "pissa_init=true"}, "pissa_init: PiSSA cannot initialize from a quantized base"},
+  {{}, {"quantization_bit=4", "resize_vocab=true"}, "cannot resize the embeddings of a quantized model"},
+  {{}, {"quantization_bit=4", "adapter_name_or_path=a,b"}, "adapter_name_or_path: a quantized model takes a single adapter"},
+  {{}, {"quantization_bit=4", "do_train=false"}, "quantization_bit: a 4-bit base is loaded for training (QLoRA) only"},
+  {{}, {"double_quantization=false"}, "double_quantization: false has no effect: it applies with quantization_bit"},
   {{}, {"report_to=wandb"}, "report_to: 'wandb' is not supported: lfl reports to no tracker"},
   {{}, {"report_to=none,tensorboard"}, "report_to: 'tensorboard' is not supported"},
   {{}, {"fp16=true"}, "fp16: true is not supported: fp16 mixed precision is not implemented"},
@@ -324,6 +336,17 @@ suite.refused_with_a_reason = function()
   t.assert_eq(a.lora_alpha, nil, "no lora_alpha made up for a full run")
   t.assert(resolve({}, {"num_train_epochs=0", "max_steps=3"}), "max_steps wins over num_train_epochs")
   t.assert(resolve({}, {"report_to=none"}))
+  -- QLoRA as LlamaFactory writes it
+  local q = resolve({quantization_bit = 4, quantization_type = "fp4", double_quantization = false})
+  t.assert_eq(q.quantization_bit, 4); t.assert_eq(q.quantization_type, "fp4"); t.assert_eq(q.double_quantization, false)
+  t.assert_eq(resolve({}, {"quantization_bit=4"}).quantization_type, "nf4", "LlamaFactory's default type")
+  -- and what the trainer loads the model with: each setting reaches the loader
+  local T = require("lfl.train.trainer")
+  local o = T.quantize_options(q)
+  t.assert_eq(o.type, "fp4"); t.assert_eq(o.double_quant, false)
+  o = T.quantize_options(resolve({}, {"quantization_bit=4"}))
+  t.assert_eq(o.type, "nf4"); t.assert_eq(o.double_quant, true)
+  t.assert_eq(T.quantize_options(resolve({})), nil)
   t.assert_eq(resolve({val_size = 0.1, eval_steps = 5}).eval_strategy, "steps", "eval_steps alone implies steps")
   t.assert(resolve({}, {"report_to=all"}), "all: every installed tracker, of which lfl has none")
 end

@@ -44,6 +44,8 @@ local RUNS = {
   "extras/pissa/llama3_lora_sft.yaml", "extras/nlg_eval/llama3_lora_predict.yaml",
   "train_qlora/llama3_lora_sft_aqlm.yaml", "train_qlora/llama3_lora_sft_awq.yaml",
   "train_qlora/llama3_lora_sft_gptq.yaml",
+  -- on-the-fly QLoRA (quantization_bit 4, bitsandbytes NF4/FP4)
+  "train_qlora/qwen3_lora_sft_otfq.yaml", "train_qlora/qwen3_lora_sft_bnb_npu.yaml", "extras/fsdp_qlora/llama3_lora_sft.yaml",
 }
 local MUST_RUN = {}
 for _, r in ipairs(RUNS) do MUST_RUN[r] = true end

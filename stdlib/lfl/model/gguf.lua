@@ -163,7 +163,9 @@ function M.load(path, opts)
       cfg.num_hidden_layers - 1), 0)
   end
   local params = {}
-  local want = require("lfl.model").check_dtype(opts.dtype or "f32")
+  local model = require("lfl.model")
+  local want = model.check_dtype(opts.dtype or "f32")
+  local quant = model.check_quantize(opts.quantize)
   local half = HALF[want]
   for name, t in pairs(g.tensors) do
     local hf = M.hf_name(name, cfg.model_type)
@@ -172,13 +174,19 @@ function M.load(path, opts)
     -- 16-bit model; the model's dtype rules (model.param_dtype) do the rest
     local to = "f32"
     if half and t:dim() >= 2 then to = HALF[t:dtype()] and t:dtype() or want end
-    local w = t:to(to)
-    if fg.permuted then
-      if hf:match("self_attn%.q_proj%.weight$") then w = unpermute(w, cfg.num_attention_heads)
-      elseif hf:match("self_attn%.k_proj%.weight$") then w = unpermute(w, cfg.num_key_value_heads) end
+    local permute = fg.permuted and (hf:match("self_attn%.q_proj%.weight$") and cfg.num_attention_heads or
+      hf:match("self_attn%.k_proj%.weight$") and cfg.num_key_value_heads)
+    local w
+    if quant and not permute and model.quantizes(hf, t) then
+      w = lfl.quantize_4bit(t, quant.type, quant.double_quant) -- QLoRA: straight from the blocks
+    else
+      w = t:to(to)
+      if permute then w = unpermute(w, permute) end
+      if fg.norm_offset and hf:match("norm%.weight$") then w = w - fg.norm_offset end
+      w = w:contiguous()
+      if quant and model.quantizes(hf, w) then w = lfl.quantize_4bit(w, quant.type, quant.double_quant) end
     end
-    if fg.norm_offset and hf:match("norm%.weight$") then w = w - fg.norm_offset end
-    params[hf] = w:contiguous()
+    params[hf] = w
   end
   cfg.tie_word_embeddings = params["lm_head.weight"] == nil
   local m = require("lfl.model").from_params(cfg, params, opts, path)

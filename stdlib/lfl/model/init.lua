@@ -70,6 +70,7 @@ end
 -- that type. "bf16" / "f16" keep weight matrices in 16 bits: bf16/f16 ones stay
 -- as stored (mmapped, no copy), f32/f64 ones are rounded to opts.dtype; the ops
 -- widen them to f32 block by block. Vectors (norm weights, biases) become f32.
+-- opts.quantize: QLoRA's 4-bit base (M.check_quantize).
 function M.load(path, opts)
   opts = opts or {}
   -- a Hub id ("org/name") that is not a local path is fetched into the HF cache
@@ -87,6 +88,7 @@ end
 
 local FLOAT = {f32 = true, f64 = true, bf16 = true, f16 = true}
 local HALF = {bf16 = true, f16 = true}
+local Q4 = {nf4 = true, fp4 = true}
 
 function M.check_dtype(dt)
   if dt == "fp32" or dt == "float32" then return "f32" end
@@ -105,6 +107,29 @@ function M.param_dtype(t, want)
   if t:dim() < 2 then return "f32" end
   if HALF[dt] then return dt end
   return want
+end
+
+-- QLoRA (opts.quantize = {type = "nf4"|"fp4", double_quant = bool}): the
+-- decoder layers' linear weights are stored in bitsandbytes' 4-bit format as
+-- they load, as transformers' bitsandbytes integration does it (every linear
+-- but lm_head; embeddings and norms are not linears). Returns the checked
+-- options, or nil.
+function M.check_quantize(q)
+  if q == nil then return nil end
+  if type(q) ~= "table" then error(fmt("model: quantize must be a table {type =, double_quant =}, got %s", type(q)), 0) end
+  if q.type ~= "nf4" and q.type ~= "fp4" then
+    error(fmt("model: quantize.type must be nf4 or fp4, got %s", tostring(q.type)), 0)
+  end
+  if type(q.double_quant) ~= "boolean" then
+    error(fmt("model: quantize.double_quant must be true or false, got %s", tostring(q.double_quant)), 0)
+  end
+  return {bits = 4, type = q.type, double_quant = q.double_quant}
+end
+
+-- whether parameter `name` (tensor t) is one of the linear weights QLoRA quantizes:
+-- the 2-D weights of the decoder layers but their norms' (Cohere's per-head q/k norms are 2-D)
+function M.quantizes(name, t)
+  return t:dim() == 2 and name:match("^model%.layers%.%d+%..+%.weight$") ~= nil and not name:find("norm", 1, true)
 end
 
 -- The first (by name) of params' "model.layers.<i>." tensors whose layer i
@@ -131,11 +156,19 @@ function M.from_params(cfg, params, opts, where)
       "and the config disagree", where or "model", bad, i, arch.layers, arch.layers - 1), 0)
   end
   local want = M.check_dtype(opts.dtype or "f32")
+  local q = M.check_quantize(opts.quantize)
   local m = lfl._model.new()
   for name, t in pairs(params) do
-    local to = M.param_dtype(t, want)
-    m.params[name] = to ~= t:dtype() and t:to(to) or t
+    if Q4[t:dtype()] then
+      m.params[name] = t -- quantized by the GGUF loader
+    elseif q and M.quantizes(name, t) then
+      m.params[name] = lfl.quantize_4bit(t, q.type, q.double_quant) -- from the stored dtype: no f32 copy
+    else
+      local to = M.param_dtype(t, want)
+      m.params[name] = to ~= t:dtype() and t:to(to) or t
+    end
   end
+  m.quantization = q
   m.config, m.arch, m.dtype = cfg, arch, want
   decoder.check(m, where)
   return m

@@ -168,11 +168,16 @@ M.SPEC = {
     inert = "lfl's attention is always its own fused kernel (no T x T matrix), the same numbers either way"},
   use_cache = {type = "bool", unsupported = "lfl's generation always keeps a KV cache"},
   hf_hub_token = {type = "string"},
+  -- QLoRA: 4-bit bitsandbytes NF4/FP4 base weights (lfl.model.check_quantize)
   quantization_bit = {type = "int", one_of = {1, 2, 3, 4, 5, 6, 8},
-    unsupported = "on-the-fly quantization (QLoRA through bitsandbytes, HQQ or EETQ) is not implemented in lfl "
-      .. "yet; LoRA on an already quantized GGUF checkpoint (e.g. Q4_K) trains over its quantized blocks"},
+    limit = function(v)
+      if v ~= 4 then
+        return "only 4-bit quantization (QLoRA: bitsandbytes NF4/FP4, quantization_bit: 4) is implemented in lfl; "
+          .. (v == 8 and "8-bit LLM.int8" or v .. "-bit (HQQ/EETQ)") .. " is not"
+      end
+    end},
   quantization_method = {type = "enum", values = {"bnb", "gptq", "awq", "aqlm", "quanto", "eetq", "hqq", "mxfp4", "fp8"},
-    applies = quantized},
+    lfl = {"bnb"}, lfl_why = "lfl quantizes on the fly with bitsandbytes' 4-bit NF4/FP4 only", applies = quantized},
   quantization_type = {type = "enum", values = {"fp4", "nf4"}, applies = quantized},
   double_quantization = {type = "bool", applies = quantized},
   export_dir = {type = "string"}, -- "" has its own message (validate)
@@ -837,6 +842,23 @@ function M.validate(a, origin)
     bad("Cannot use `predict_with_generate` and `compute_accuracy` together.")
   end
   if a.quantization_bit and a.resize_vocab then bad("cannot resize the embeddings of a quantized model (resize_vocab)") end
+  -- LlamaFactory's rules for a quantized base (hparams/parser.py), and where lfl loads one
+  if a.quantization_bit and a.finetuning_type ~= "lora" then
+    bad_key("quantization_bit", fmt("quantization is only compatible with finetuning_type lora (QLoRA); this run's "
+      .. "is %s", tostring(a.finetuning_type)))
+  end
+  if a.quantization_bit and a.adapter_name_or_path and tostring(a.adapter_name_or_path):find(",", 1, true) then
+    bad_key("adapter_name_or_path", "a quantized model takes a single adapter (the others would merge into the 4-bit "
+      .. "weights); merge them first (lfl export)")
+  end
+  if a.quantization_bit and a.pissa_init then
+    bad_key("pissa_init", "PiSSA cannot initialize from a quantized base (LlamaFactory: run scripts/pissa_init.py "
+      .. "on the unquantized model first)")
+  end
+  if a.quantization_bit and not a.do_train then
+    bad_key("quantization_bit", "a 4-bit base is loaded for training (QLoRA) only in lfl; chat, eval, predict and "
+      .. "export load it unquantized (and adapters cannot be merged into a quantized model)")
+  end
   scheduler_kwargs(a, bad_key)
   if a.templates then
     for name, spec in pairs(a.templates) do

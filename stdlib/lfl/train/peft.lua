@@ -12,6 +12,7 @@ local M = {}
 -- A base weight kept in 16 bits (a bf16 model) is widened to f32 only one
 -- block of rows at a time (BLOCK_ELEMS values) where a row-wise f32 result is needed.
 local HALF = {bf16 = true, f16 = true}
+local Q4 = {nf4 = true, fp4 = true} -- QLoRA's 4-bit base weights
 local BLOCK_ELEMS = 262144
 
 local Adapter = lfl._model.Adapter
@@ -157,14 +158,17 @@ function M.weight_row_norm(w, B, A, scaling)
     if bb then x = x + lfl.matmul(bb:float(), A:float()) * scaling end
     return M.row_norm(x)
   end
-  if not HALF[w:dtype()] then return part(w, B) end
+  local q4 = Q4[w:dtype()]
+  if not HALF[w:dtype()] and not q4 then return part(w, B) end
   local rows, cols = w:size(1), w:size(2)
   local nb = math.max(1, math.floor(BLOCK_ELEMS / math.max(1, cols)))
-  if nb >= rows then return part(w, B) end
+  if nb >= rows and not q4 then return part(w, B) end
   local parts = {}
   for r0 = 1, rows, nb do
     local n = math.min(nb, rows - r0 + 1)
-    parts[#parts + 1] = part(w:narrow(1, r0, n), B and B:narrow(1, r0, n))
+    -- a 4-bit (QLoRA) weight is dequantized a block of rows at a time
+    local wb = q4 and lfl.q4_rows(w, r0, n) or w:narrow(1, r0, n)
+    parts[#parts + 1] = part(wb, B and B:narrow(1, r0, n))
   end
   return lfl.cat(parts, 1)
 end
@@ -373,6 +377,13 @@ end
 function M.merge(model)
   local ad = model.lora
   if not ad then return model end
+  for _, mod in ipairs(ad.modules) do
+    local w = model.params[mod .. ".weight"]
+    if w and Q4[w:dtype()] then
+      error(fmt("merge: %s.weight is 4-bit %s (a QLoRA base): adapters cannot be merged into a quantized model; "
+        .. "load the base unquantized and merge there (lfl export)", mod, w:dtype()), 0)
+    end
+  end
   model:merge_adapter(ad.name)
   model:remove_adapter(ad.name)
   return model

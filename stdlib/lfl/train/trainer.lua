@@ -370,6 +370,13 @@ local function nonfinite(x) return x ~= x or x == math.huge or x == -math.huge e
 local SHOWN = {["rewards/accuracies"] = true, ["rewards/margins"] = true, accuracy = true, reward = true, kl = true,
                ["objective/kl"] = true}
 
+-- quantization_bit 4 (QLoRA): lfl.model.load's quantize option from the run's
+-- quantization_type and double_quantization (nil without quantization_bit)
+function M.quantize_options(a)
+  if not a.quantization_bit then return nil end
+  return {type = a.quantization_type, double_quant = a.double_quantization}
+end
+
 -- Sets a run up from resolved arguments (lfl.args.resolve): model, tokenizer,
 -- template, data, method, optimizer, schedule, and the resume from a checkpoint.
 function M.new(a)
@@ -387,8 +394,13 @@ function M.new(a)
   lfl.manual_seed(a.seed)
   local t_load = lfl.sys.clock()
   -- bf16 / pure_bf16: the weights stay bf16 (trainables get f32 masters unless pure_bf16)
+  local quantize = M.quantize_options(a)
   local model = lfl.model.load(a.model_name_or_path, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil,
-                                                      hub = lfl.args.hub_options(a)})
+                                                      hub = lfl.args.hub_options(a), quantize = quantize})
+  if quantize then
+    print(fmt("[lfl] QLoRA: the decoder's linear weights are 4-bit %s%s (bitsandbytes' layout, blocks of 64)",
+      quantize.type, quantize.double_quant and " with double quantization" or ""))
+  end
   -- a MoE model trains with its router's load-balancing loss (LlamaFactory's
   -- configure_moe sets output_router_logits for training), moe_aux_loss_coef
   -- replacing config.json's router_aux_loss_coef

@@ -1,0 +1,78 @@
+/* The 4-bit weight GEMM (q4_gemm.h): lowp_gemm.c's blocking with the 16-bit
+ * widening replaced by NF4/FP4 dequantization. Output columns split into
+ * blocks, a multiple of the thread count; each thread dequantizes its block's
+ * tile of W (all of k, or k in slices when a slice of 128 columns would not fit
+ * the scratch) and multiplies it with single-threaded sgemm. The products are
+ * f32 products of exactly bitsandbytes' dequantized values, so the result is
+ * dequantize-then-GEMM up to the GEMM's summation order. */
+#include <omp.h>
+#include <stdlib.h>
+#include "../blas.h"
+#include "../quant/bnb4.h"
+#include "q4_gemm.h"
+
+#define SCRATCH_ELEMS (256 * 1024) /* ~1 MB of f32: stays in L2 */
+#define MIN_BLOCK 16
+#define MIN_COLS 128
+#define GEMM_PARALLEL_MIN 4e6 /* lfl_sgemm's threshold for waking threads */
+
+/* one scratch per thread, kept between calls (a fresh 1 MB malloc faults its
+ * pages in on every call); never freed */
+static _Thread_local float *scratch;
+static _Thread_local size_t scratch_cap;
+
+static float *get_scratch(size_t n)
+{
+    if (n > scratch_cap) {
+        float *p = malloc(n * sizeof(float));
+        if (!p) return NULL;
+        free(scratch);
+        scratch = p;
+        scratch_cap = n;
+    }
+    return scratch;
+}
+
+lfl_status lfl_gemm_f32_q4(int64_t m, int64_t n, int64_t k, const float *a, int lda, const lfl_tensor *w, bool wt,
+                           float beta, float *c, int ldc)
+{
+    LFL_TRY(lfl_q4_check("gemm (4-bit weight)", w));
+    LFL_ASSERT(w->ndim == 2 && w->shape[0] == (wt ? n : k) && w->shape[1] == (wt ? k : n));
+    if (m == 0 || n == 0) return LFL_OK;
+    if (k == 0) {
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : c[i * ldc + j] * beta;
+        return LFL_OK;
+    }
+    int nt = omp_get_max_threads();
+    if (nt < 1 || (double)m * (double)n * (double)k < GEMM_PARALLEL_MIN) nt = 1;
+    int64_t kb = k * MIN_COLS > SCRATCH_ELEMS ? SCRATCH_ELEMS / MIN_COLS : k;
+    int64_t cap = SCRATCH_ELEMS / kb;
+    int64_t nblocks = (n + cap - 1) / cap;
+    if (n < (int64_t)nt * MIN_BLOCK) nt = (int)(n / MIN_BLOCK > 1 ? n / MIN_BLOCK : 1);
+    nblocks = (nblocks + nt - 1) / nt * nt;
+    int64_t nb = (n + nblocks - 1) / nblocks;
+    nblocks = (n + nb - 1) / nb;
+    int failed = 0;
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(| : failed)
+    for (int64_t bi = 0; bi < nblocks; bi++) {
+        float *s = get_scratch((size_t)(nb * kb));
+        if (!s) { failed = 1; continue; }
+        int64_t j0 = bi * nb, wd = n - j0 < nb ? n - j0 : nb;
+        for (int64_t k0 = 0; k0 < k; k0 += kb) {
+            int64_t kl = k - k0 < kb ? k - k0 : kb;
+            float bt = k0 == 0 ? beta : 1.0f;
+            if (wt) { /* rows j0.. of W [n, k], columns k0..: S [wd, kl], used transposed */
+                lfl_q4_dequant_tile(w, j0, wd, k0, kl, s);
+                lfl_sgemm(false, true, (int)m, (int)wd, (int)kl, 1.0f, a + k0, lda, s, (int)kl, bt, c + j0, ldc);
+            } else { /* rows k0.. of W [k, n], columns j0..: S [kl, wd] */
+                lfl_q4_dequant_tile(w, k0, kl, j0, wd, s);
+                lfl_sgemm(false, false, (int)m, (int)wd, (int)kl, 1.0f, a + k0, lda, s, (int)wd, bt, c + j0, ldc);
+            }
+        }
+    }
+    if (failed)
+        return lfl_fail(LFL_ERR_MEM, "gemm (4-bit weight): out of memory for a %lld x %lld tile", (long long)nb,
+                        (long long)kb);
+    return LFL_OK;
+}

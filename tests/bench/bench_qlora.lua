@@ -1,0 +1,72 @@
+-- QLoRA figures on SmolLM2-135M-Instruct (the Q4_1 GGUF in ~/.cache/lfl/models).
+-- One configuration per process, so each peak RSS is its own:
+--   build/lfl tests/bench/bench_qlora.lua load  f32|bf16|nf4|nf4dq|nf4dq-bf16|fp4
+--     loads the model; prints peak and settled RSS, the tensor heap after a
+--     full GC and bytes per parameter (all parameters, and the decoder's linears)
+--   build/lfl tests/bench/bench_qlora.lua train lora-f32|lora-bf16|qlora-nf4|qlora-nf4dq|qlora-nf4dq-bf16 [steps] [cutoff_len]
+--     LoRA r8 (all linears) SFT-style training on packed rows of the pretraining
+--     demo text, batch 4, as bench_lora_sft.lua; prints the median step's
+--     tokens/s and the peak RSS. lora-bf16 is LlamaFactory's bf16: true (bf16
+--     base, bf16 GEMM products); qlora-nf4dq-bf16 is QLoRA with bf16: true
+--     (LlamaFactory's compute dtype bf16: the 4-bit tiles go to the bf16 GEMM),
+--     the other qlora runs compute in f32.
+-- Figures only; on a shared 2-core machine they are noisy (run each twice).
+local fmt = string.format
+local mode, what = arg[1], arg[2]
+local cache = os.getenv("LFL_CACHE") or (os.getenv("HOME") .. "/.cache/lfl")
+local path = cache .. "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+local QUANT = {nf4 = {type = "nf4", double_quant = false}, nf4dq = {type = "nf4", double_quant = true},
+               fp4 = {type = "fp4", double_quant = false}}
+QUANT["nf4dq-bf16"] = QUANT.nf4dq -- with bf16: true (the embeddings in bf16 too)
+
+if mode == "load" then
+  assert(what == "f32" or what == "bf16" or QUANT[what], "load f32|bf16|nf4|nf4dq|nf4dq-bf16|fp4")
+  local t0 = lfl.sys.clock()
+  local m = lfl.model.load(path, {dtype = what:match("bf16") and "bf16" or nil, quantize = QUANT[what]})
+  local secs = lfl.sys.clock() - t0
+  collectgarbage(); collectgarbage()
+  local heap = lfl.memory()
+  local now, peak = lfl.sys.rss()
+  local n, nlin, blin = 0, 0, 0
+  for _, name in ipairs(m.names) do
+    local p = m.params[name]
+    n = n + p:numel()
+    if p:dim() == 2 and name:match("^model%.layers%.") then
+      nlin = nlin + p:numel()
+      local dt = p:dtype()
+      blin = blin + (QUANT[dt == "nf4" and "nf4" or dt == "fp4" and "fp4" or ""] and lfl.q4_state(p).nbytes
+        or p:numel() * (dt == "f32" and 4 or 2))
+    end
+  end
+  print(fmt("load %-10s %.1fs: peak RSS %.0f MB, RSS after GC %.0f MB, tensor heap %.1f MB = %.3f bytes/param "
+    .. "(%.1fM params); decoder linears %.1f MB = %.3f bytes/param (%.1fM)", what, secs, peak, now, heap / 2^20,
+    heap / n, n / 1e6, blin / 2^20, blin / nlin, nlin / 1e6))
+elseif mode == "train" then
+  local steps, cutoff = tonumber(arg[3]) or 6, tonumber(arg[4]) or 256
+  local cfg = ({["lora-f32"] = {}, ["lora-bf16"] = {bf16 = true}, ["qlora-nf4"] = {quantization_bit = 4,
+    double_quantization = false}, ["qlora-nf4dq"] = {quantization_bit = 4},
+    ["qlora-nf4dq-bf16"] = {quantization_bit = 4, bf16 = true}})[what]
+  assert(cfg, "train lora-f32|lora-bf16|qlora-nf4|qlora-nf4dq|qlora-nf4dq-bf16 [steps] [cutoff_len]")
+  local r = {model_name_or_path = path, stage = "pt", dataset = "pretrain_demo", finetuning_type = "lora",
+    lora_rank = 8, lora_target = "all", cutoff_len = cutoff, packing = true, per_device_train_batch_size = 4,
+    max_steps = steps, logging_steps = 1, save_steps = 0, learning_rate = 1e-4, lr_scheduler_type = "constant",
+    output_dir = os.tmpname() .. "_benchq", overwrite_output_dir = true, disable_tqdm = true}
+  for k, v in pairs(cfg) do r[k] = v end
+  local a = lfl.args.resolve(r, {}, "bench")
+  local times, cpu = {}, {}
+  local last, lastc = lfl.sys.clock(), os.clock()
+  lfl.trainer.run(a, {on_step = function()
+    local now, nowc = lfl.sys.clock(), os.clock()
+    times[#times + 1], cpu[#cpu + 1] = now - last, nowc - lastc
+    last, lastc = now, nowc
+  end})
+  table.remove(times, 1); table.remove(cpu, 1) -- the first step warms caches
+  table.sort(times); table.sort(cpu)
+  local med, medc = times[math.ceil(#times / 2)], cpu[math.ceil(#cpu / 2)]
+  local _, peak = lfl.sys.rss()
+  print(fmt("train %-11s seq %d x 4: median step %.2f s -> %.0f tokens/s (CPU time %.2f s a step), peak RSS %.0f MB",
+    what, cutoff, med, 4 * cutoff / med, medc, peak))
+  lfl.fs.remove(a.output_dir)
+else
+  error("usage: bench_qlora.lua load f32|bf16|nf4|nf4dq|fp4 | train lora-f32|lora-bf16|qlora-nf4|qlora-nf4dq [steps] [cutoff]")
+end
