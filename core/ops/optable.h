@@ -175,6 +175,8 @@ typedef struct {
     /* eager: the forward's dh, or NULL; dh zeros [N, H] (or hidden's shape) */                             \
     X(linear_cross_entropy_backward, (const lfl_lce_args *p, lfl_tensor *g, lfl_tensor *lse, int64_t count, \
                                       lfl_tensor *eager, lfl_tensor *dh, lfl_tensor *dw))                   \
+    /* hidden [N, H], w [V, H] contiguous, 1 <= k <= V; out [N] of hidden's dtype */                       \
+    X(linear_topk_entropy, (lfl_tensor *hidden, lfl_tensor *w, int64_t k, int64_t chunk, lfl_tensor *out))  \
     /* a contiguous, 0 < p <= 1; mask u8 of a's shape */                                                    \
     X(dropout, (lfl_tensor *a, double p, lfl_tensor *mask, lfl_tensor *out))                                \
     X(dropout_backward, (lfl_tensor *g, lfl_tensor *mask, double scale, lfl_tensor *dx))
