@@ -30,11 +30,21 @@ function M.pack_row(examples)
   }
 end
 
--- mean next-token cross-entropy of a packed row
+-- the decoder loss's token_weight for the run's SFT loss variant
+-- (use_dft_loss, use_eaft_loss with eaft_alpha; lfl.args allows them for
+-- stage sft only), nil for the plain cross-entropy
+function M.token_weight(a)
+  if not a then return nil end
+  if a.use_dft_loss then return {kind = "dft"} end
+  if a.use_eaft_loss then return {kind = "eaft", alpha = a.eaft_alpha or 1.0} end
+  return nil
+end
+
+-- mean next-token cross-entropy of a packed row (or the run's SFT variant of it)
 function M.lm_loss(model, batch, state)
   local loss = model:loss(batch.input_ids, batch.labels, {shifted = true, position_ids = batch.position_ids,
     segments = batch.segments, gradient_checkpointing = state and state.gradient_checkpointing,
-    checkpoint_policy = state and state.checkpoint_policy})
+    checkpoint_policy = state and state.checkpoint_policy, token_weight = M.token_weight(state and state.args)})
   return loss, {}
 end
 

@@ -825,11 +825,49 @@ function M.loss(m, ids, labels, opts)
   return loss + M.router_aux_loss(m, o.router_stats) * m.arch.router_aux_coef
 end
 
+-- LlamaFactory's SFT loss variants (train/trainer_utils.py): the per-token
+-- cross-entropy ce (0 on ignored rows) times a weight taken without gradient,
+-- summed over the labelled tokens and divided by their count (its
+-- num_items_in_batch over one micro-batch). kind "dft" (use_dft_loss): the
+-- weight is the label's probability exp(-ce); kind "eaft" (use_eaft_loss):
+-- (H / 3)^alpha, H the entropy of the softmax over the 20 largest logits.
+-- hf/W: the head's input rows and weight (fused, no [N, V] logits), or
+-- logits with W nil. No labelled token: 0, as LlamaFactory.
+local EAFT_TOPK = 20
+local function weighted_ce(hf, W, lab, tw, chunk)
+  if type(tw) ~= "table" then error("lm_loss: token_weight must be a table {kind = ...}, got " .. type(tw), 0) end
+  local ce
+  if W then ce = lfl.linear_cross_entropy(hf, W, lab, {reduction = "none", chunk = chunk})
+  else ce = lfl.cross_entropy(hf, lab, {reduction = "none"}) end
+  local n = lfl.nonzero(lab:ne(-100)):numel()
+  if n == 0 then return ce:sum() * 0 end
+  local wt = lfl.no_grad(function()
+    if tw.kind == "dft" then return (-ce:detach()):exp() end
+    if tw.kind ~= "eaft" then
+      error("lm_loss: token_weight.kind must be \"dft\" or \"eaft\", got " .. tostring(tw.kind), 0)
+    end
+    if not W then
+      error("use_eaft_loss: not implemented for a model with final_logit_softcapping (the top-20 entropy is taken "
+        .. "inside the fused head, which that model's soft-capped logits do not use)", 0)
+    end
+    local V = W:size(1)
+    if V < EAFT_TOPK then
+      error(("use_eaft_loss: the vocabulary (%d) is smaller than EAFT's top-%d"):format(V, EAFT_TOPK), 0)
+    end
+    return (lfl.linear_topk_entropy(hf, W, {k = EAFT_TOPK, chunk = chunk}) * (1 / 3)):pow(tw.alpha or 1.0)
+  end)
+  return (ce * wt):sum() * (1 / n)
+end
+
+M.token_weighted_ce = weighted_ce
+
 lm_loss = function(m, ids, labels, opts)
   local shifted = opts.shifted and labels or M.shift_labels(labels)
+  local tw = opts.token_weight
   if m.arch.final_softcap then
     local logits = M.forward(m, ids, opts)
     local V = logits:size(3)
+    if tw then return weighted_ce(logits:reshape(-1, V), nil, shifted:reshape(-1), tw) end
     return lfl.cross_entropy(logits:reshape(-1, V), shifted:reshape(-1))
   end
   local h = M.head_input(m, M.hidden(m, ids, opts))
@@ -840,6 +878,7 @@ lm_loss = function(m, ids, labels, opts)
   local keep = lfl.nonzero(lab:ne(-100))
   local n = keep:numel()
   if n > 0 and n < 0.9 * lab:numel() then hf, lab = hf:index_select(1, keep), lab:index_select(1, keep) end
+  if tw then return weighted_ce(hf, M.lm_head(m), lab, tw, opts.ce_chunk) end
   return lfl.linear_cross_entropy(hf, M.lm_head(m), lab, {chunk = opts.ce_chunk})
 end
 

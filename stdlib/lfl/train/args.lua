@@ -38,6 +38,7 @@ M.DEFAULTS = {
   use_dora = false, pissa_init = false, pissa_iter = 16, pissa_convert = false, create_new_adapter = false,
   pref_beta = 0.1, pref_ftx = 0.0, pref_loss = "sigmoid", dpo_label_smoothing = 0.0, kto_chosen_weight = 1.0,
   kto_rejected_weight = 1.0, simpo_gamma = 0.5,
+  use_dft_loss = false, use_asft_loss = false, asft_alpha = 0.1, use_eaft_loss = false, eaft_alpha = 1.0,
   -- grpo (lfl, beyond LlamaFactory; TRL's GRPOConfig names prefixed where they would clash): reward_funcs (functions
   -- or recipes/rewards/ names), num_generations, max_completion_length, grpo_beta (TRL beta), grpo_epsilon (TRL
   -- epsilon), grpo_loss_type (TRL loss_type), reward_format_pattern / reward_length_target for the bundled rewards
@@ -219,6 +220,17 @@ M.SPEC = {
   pure_bf16 = {type = "bool"},
   plot_loss = {type = "bool"},
   compute_accuracy = {type = "bool", applies = stages("sft")},
+  -- LlamaFactory's SFT loss variants (train/trainer_utils.py), one at a time: it
+  -- picks DFT, else EAFT, else ASFT (lfl refuses a second one, see validate)
+  use_dft_loss = {type = "bool", applies = stages("sft")},
+  use_eaft_loss = {type = "bool", applies = stages("sft")},
+  eaft_alpha = {type = "number", applies = function(a) return a.use_eaft_loss == true or
+    "it applies with use_eaft_loss: true" end},
+  use_asft_loss = {type = "bool", applies = stages("sft"), unsupported = "ASFT's KL term to a reference model "
+    .. "(the reference's full-vocabulary distribution at every token) is not implemented; use_dft_loss and "
+    .. "use_eaft_loss are"},
+  asft_alpha = {type = "number", applies = function(a) return a.use_asft_loss == true or
+    "it applies with use_asft_loss: true" end},
   disable_shuffling = {type = "bool"},
   freeze_trainable_layers = {type = "int", applies = freeze},
   freeze_trainable_modules = {type = "list", applies = freeze},
@@ -837,6 +849,10 @@ function M.validate(a, origin)
   end
   if a.tokenized_path and a.streaming then
     bad_key("tokenized_path", "cannot be used with streaming: lfl streams raw records and tokenizes them as it trains")
+  end
+  if a.use_dft_loss and a.use_eaft_loss then
+    bad_key("use_eaft_loss", "true has no effect with use_dft_loss: true (LlamaFactory then trains with the DFT loss); "
+      .. "set one of them")
   end
   if a.compute_accuracy and a.predict_with_generate then
     bad("Cannot use `predict_with_generate` and `compute_accuracy` together.")

@@ -1,0 +1,222 @@
+-- LlamaFactory's SFT loss variants (use_dft_loss, use_eaft_loss + eaft_alpha)
+-- against its own loss functions (tests/ref/make_sftloss_goldens.py, torch
+-- f32): the decoder's token-weighted cross-entropy through the fused head on
+-- fixed hidden/w (chunk 8 and the default), and the tiny golden llama's loss
+-- and gradients; lfl.linear_topk_entropy against a brute-force top-k entropy;
+-- a finite-difference gradcheck of the weighted loss with its weights held
+-- fixed (they are taken without gradient); the arguments and a short training
+-- run on the tiny llama where each flag changes the step loss.
+-- Tolerances: losses within 2e-6 absolute + 2e-5 relative, gradients within
+-- atol 2e-6 / rtol 2e-5 (fixed) and 1e-6 / 1e-4 (through the model's layers):
+-- f32 with another summation order. (lfl sums the top-k entropy in f64; torch's
+-- f32 one loses relative precision as the entropy nears 0: 1.8% at 4e-5, so
+-- the fixed case's peaked row stays at entropy 0.017, 3e-5 off.)
+local t = lfl.test
+local dec = require("lfl.model.decoder")
+local fmt = string.format
+local home = lfl.home
+local G = lfl.safetensors.load(home .. "/tests/golden/loss/sftloss.safetensors")
+local TW = {ce = nil, dft = {kind = "dft"}, eaft1 = {kind = "eaft", alpha = 1.0}, eaft05 = {kind = "eaft", alpha = 0.5}}
+local NAMES = {"ce", "dft", "eaft1", "eaft05"}
+
+local function loss_of(hf, W, lab, name, chunk)
+  if name == "ce" then return lfl.linear_cross_entropy(hf, W, lab, {chunk = chunk}) end
+  return dec.token_weighted_ce(hf, W, lab, TW[name], chunk)
+end
+
+-- brute force: the entropy of the softmax over a row's k largest values
+local function topk_entropy(row, k)
+  local v = {}
+  for j = 1, #row do v[j] = row[j] end
+  table.sort(v, function(a, b) return a > b end)
+  local s = 0
+  for i = 1, k do s = s + math.exp(v[i] - v[1]) end
+  local lse, e = v[1] + math.log(s), 0
+  for i = 1, k do e = e - math.exp(v[i] - lse) * (v[i] - lse) end
+  return e
+end
+
+-- the tiny llama from a scratch folder for the training runs
+local base = os.tmpname()
+os.remove(base)
+local tmp = base .. "_sftloss"
+lfl.fs.remove(tmp)
+lfl.fs.mkdir(tmp .. "/model")
+for _, f in ipairs({"tests/golden/models/llama/config.json", "tests/golden/models/llama/model.safetensors",
+                    "tests/golden/serve/tokenizer.json"}) do
+  lfl.fs.symlink(home .. "/" .. f, tmp .. "/model/" .. f:match("[^/]+$"))
+end
+local real_getenv = os.getenv
+os.getenv = function(k) if k == "LFL_CACHE" then return tmp .. "/cache" end return real_getenv(k) end
+
+local function recipe(over)
+  local r = {model_name_or_path = tmp .. "/model", stage = "sft", dataset = "alpaca_demo", template = "chatml",
+    cutoff_len = 24, max_samples = 8, per_device_train_batch_size = 2, gradient_accumulation_steps = 1,
+    max_steps = 2, logging_steps = 1, save_steps = 1000, learning_rate = 1e-2, overwrite_output_dir = true,
+    disable_tqdm = true, seed = 5, finetuning_type = "lora", output_dir = tmp .. "/run"}
+  for k, v in pairs(over or {}) do r[k] = v end
+  return r
+end
+
+t.suite("sft_loss", {
+  fixed_against_llamafactory = function()
+    local h, W = G["fixed.hidden"], G["fixed.w"]
+    local H = h:size(3)
+    local lab = dec.shift_labels(G["fixed.labels"]):reshape(-1)
+    for _, name in ipairs(NAMES) do
+      local want = G["fixed." .. name .. ".loss"]:item()
+      -- LlamaFactory's num_items_in_batch (the labelled count) gives the same value as its mean
+      t.assert_close(G["fixed." .. name .. ".loss_nib"]:item(), want, 1e-6, name .. ": golden nib")
+      local atol = 2e-6
+      for _, chunk in ipairs({8, 0}) do
+        local hg, wg = h:reshape(-1, H):clone():requires_grad(), W:clone():requires_grad()
+        local loss = loss_of(hg, wg, lab, name, chunk)
+        local what = fmt("%s chunk %d", name, chunk)
+        t.assert_close(loss:item(), want, 2e-6 + 2e-5 * math.abs(want), what .. ": loss")
+        loss:backward()
+        t.assert_tensor_close(hg.grad:reshape(h:size()), G["fixed." .. name .. ".dhidden"], atol, 2e-5,
+          what .. ": d/dhidden")
+        t.assert_tensor_close(wg.grad, G["fixed." .. name .. ".dw"], atol, 2e-5, what .. ": d/dw")
+      end
+      -- a frozen head (LoRA): the fused op's one-pass form gives the same hidden gradient
+      local hg = h:reshape(-1, H):clone():requires_grad()
+      loss_of(hg, W, lab, name, 8):backward()
+      t.assert_tensor_close(hg.grad:reshape(h:size()), G["fixed." .. name .. ".dhidden"], atol, 2e-5,
+        name .. " frozen head: d/dhidden")
+    end
+    -- the variants differ from each other and from the plain loss
+    t.assert(math.abs(G["fixed.dft.loss"]:item() - G["fixed.ce.loss"]:item()) > 1, "dft differs from ce")
+    t.assert(math.abs(G["fixed.eaft1.loss"]:item() - G["fixed.eaft05.loss"]:item()) > 0.1, "eaft_alpha matters")
+  end,
+
+  tiny_llama_against_llamafactory = function()
+    local ids, labels = G["model.ids"], G["model.labels"]
+    for _, name in ipairs(NAMES) do
+      local m = lfl.model.load(home .. "/tests/golden/models/llama")
+      local head, q = m.params["lm_head.weight"], m.params["model.layers.0.self_attn.q_proj.weight"]
+      head:requires_grad(); q:requires_grad()
+      local loss = dec.loss(m, ids, labels, {token_weight = TW[name]})
+      local want = G["model." .. name .. ".loss"]:item()
+      t.assert_close(loss:item(), want, 2e-6 + 2e-5 * math.abs(want), name .. ": model loss")
+      loss:backward()
+      t.assert_tensor_close(head.grad, G["model." .. name .. ".d_lm_head"], 1e-6, 1e-4, name .. ": d lm_head")
+      t.assert_tensor_close(q.grad, G["model." .. name .. ".d_q_proj"], 1e-6, 1e-4, name .. ": d q_proj")
+    end
+  end,
+
+  topk_entropy_op = function()
+    lfl.manual_seed(11)
+    for _, dt in ipairs({"f64", "f32"}) do
+      local h, W = lfl.randn({2, 3, 6}, dt), lfl.randn({29, 6}, dt) * 2
+      local logits = lfl.linear(h:reshape(-1, 6), W)
+      for _, k in ipairs({1, 5, 20, 29}) do
+        for _, chunk in ipairs({4, 7, 0}) do
+          local e = lfl.linear_topk_entropy(h, W, {k = k, chunk = chunk})
+          t.assert_eq(e:dim(), 2, "leading dims kept")
+          t.assert_eq(e:dtype(), dt)
+          local ef = e:reshape(-1)
+          for r = 1, 6 do
+            local row = {}
+            for j = 1, 29 do row[j] = logits[r][j] end
+            t.assert_close(ef[r], topk_entropy(row, k), dt == "f64" and 1e-12 or 2e-5,
+              fmt("%s k %d chunk %d row %d", dt, k, chunk, r))
+          end
+        end
+      end
+      -- k = 1: one value, no uncertainty
+      t.assert_close(lfl.linear_topk_entropy(h, W, {k = 1}):abs():max():item(), 0, 1e-12, "k 1 is 0")
+    end
+    local h, W = lfl.randn({3, 4}), lfl.randn({5, 4})
+    t.assert_error(function() lfl.linear_topk_entropy(h, W, {k = 6}) end, "k must be in [1, V = 5]")
+    t.assert_error(function() lfl.linear_topk_entropy(h, W, {k = 0}) end, "got 0")
+    t.assert_error(function() lfl.linear_topk_entropy(h, lfl.randn({5, 3}), {k = 2}) end, "does not match w")
+    t.assert_error(function() lfl.linear_topk_entropy(h, W, {k = 2, chunk = -1}) end, "chunk must be >= 0")
+    t.assert_error(function() lfl.linear_topk_entropy(h, W:to("f64"), {k = 2}) end, "dtype")
+    -- detached: no gradient flows through it
+    local hg = h:clone():requires_grad()
+    local e = lfl.linear_topk_entropy(hg, W, {k = 3})
+    t.assert(not e:get_requires_grad(), "the entropy is detached")
+  end,
+
+  gradcheck_weights_held = function()
+    -- the weights are detached, so the gradient is that of sum(w0 * ce) / n with
+    -- w0 the weights at the point; a finite-difference check of exactly that
+    lfl.manual_seed(12)
+    local h, W = lfl.randn({5, 6}, "f64"):requires_grad(), lfl.randn({23, 6}, "f64"):requires_grad()
+    local lab = lfl.tensor({3, -100, 22, 0, 7}, "i64")
+    for _, name in ipairs({"dft", "eaft1", "eaft05"}) do
+      local w0 = lfl.no_grad(function()
+        local ce = lfl.linear_cross_entropy(h, W, lab, {reduction = "none"})
+        if name == "dft" then return (-ce):exp() end
+        return (lfl.linear_topk_entropy(h, W, {k = 20}) * (1 / 3)):pow(TW[name].alpha)
+      end)
+      t.gradcheck(function(a, b)
+        return (lfl.linear_cross_entropy(a, b, lab, {reduction = "none", chunk = 4}) * w0):sum() * (1 / 4)
+      end, {h, W})
+      -- and the variant's own gradient is that one
+      h.grad, W.grad = nil, nil
+      dec.token_weighted_ce(h, W, lab, TW[name], 4):backward()
+      local gh, gw = h.grad, W.grad
+      h.grad, W.grad = nil, nil
+      ;((lfl.linear_cross_entropy(h, W, lab, {reduction = "none"}) * w0):sum() * (1 / 4)):backward()
+      t.assert_tensor_close(gh, h.grad, 1e-12, 1e-10, name .. ": d/dh")
+      t.assert_tensor_close(gw, W.grad, 1e-12, 1e-10, name .. ": d/dw")
+      h.grad, W.grad = nil, nil
+    end
+    -- no labelled token: 0 (LlamaFactory returns 0), with a gradient of zeros
+    local none = lfl.full({5}, -100, "i64")
+    local z = dec.token_weighted_ce(h, W, none, TW.dft, 4)
+    t.assert_eq(z:item(), 0)
+    z:backward()
+    t.assert_eq(h.grad:abs():max():item(), 0)
+    t.assert_error(function() dec.token_weighted_ce(h, W, lab, {kind = "asft"}, 4) end, "dft\" or \"eaft")
+    t.assert_error(function() dec.token_weighted_ce(h, lfl.randn({7, 6}, "f64"), lfl.tensor({3, -100, 2, 0, 6}, "i64"),
+      TW.eaft1, 4) end,
+      "smaller than EAFT's top-20")
+  end,
+
+  arguments = function()
+    local function refused(over, pat)
+      local ok, err = pcall(lfl.args.resolve, recipe(over), {}, "test")
+      t.assert(not ok, "should be refused: " .. lfl.json.encode(over))
+      t.assert(tostring(err):find(pat), "message: " .. tostring(err))
+    end
+    refused({use_asft_loss = true}, "use_asft_loss.*not supported.*reference model")
+    refused({use_dft_loss = true, use_eaft_loss = true}, "use_eaft_loss.*DFT")
+    refused({eaft_alpha = 0.5}, "eaft_alpha.*applies with use_eaft_loss")
+    refused({asft_alpha = 0.5}, "asft_alpha.*applies with use_asft_loss")
+    refused({use_dft_loss = true, stage = "pt"}, "use_dft_loss.*stage sft")
+    refused({use_eaft_loss = "maybe"}, "use_eaft_loss")
+    local a = lfl.args.resolve(recipe({use_eaft_loss = true, eaft_alpha = 0.5}), {}, "test")
+    t.assert_eq(a.use_eaft_loss, true)
+    t.assert_eq(a.eaft_alpha, 0.5)
+    local cl = require("lfl.data.collate")
+    t.assert_eq(cl.token_weight(a).kind, "eaft")
+    t.assert_eq(cl.token_weight(a).alpha, 0.5)
+    t.assert_eq(cl.token_weight(lfl.args.resolve(recipe({use_dft_loss = true}), {}, "test")).kind, "dft")
+    t.assert(cl.token_weight(lfl.args.resolve(recipe(), {}, "test")) == nil, "plain CE without a flag")
+  end,
+
+  training_step_loss_changes = function()
+    local losses = {}
+    for name, over in pairs({ce = {}, dft = {use_dft_loss = true}, eaft = {use_eaft_loss = true},
+                             eaft05 = {use_eaft_loss = true, eaft_alpha = 0.5}}) do
+      over.output_dir = tmp .. "/run_" .. name
+      local tr = lfl.trainer(recipe(over))
+      local l1 = tr:step().loss
+      local l2 = tr:step().loss
+      t.assert(l1 == l1 and l2 == l2, name .. ": finite losses")
+      losses[name] = {l1, l2}
+    end
+    for _, pair in ipairs({{"ce", "dft"}, {"ce", "eaft"}, {"eaft", "eaft05"}, {"dft", "eaft"}}) do
+      local a, b = losses[pair[1]][1], losses[pair[2]][1]
+      t.assert(math.abs(a - b) > 1e-3, fmt("step loss %s %.6f vs %s %.6f should differ", pair[1], a, pair[2], b))
+    end
+    -- DFT weighs each token's loss by its probability (< 1): below the plain loss
+    t.assert(losses.dft[1] < losses.ce[1], fmt("dft %.4f < ce %.4f", losses.dft[1], losses.ce[1]))
+  end,
+})
+
+local res = t.run()
+lfl.fs.remove(tmp)
+return res
