@@ -46,6 +46,11 @@ for _, f in ipairs({"tests/golden/models/llama/config.json", "tests/golden/model
                     "tests/golden/serve/tokenizer.json"}) do
   lfl.fs.symlink(home .. "/" .. f, tmp .. "/model/" .. f:match("[^/]+$"))
 end
+lfl.fs.mkdir(tmp .. "/gemma2")
+for _, f in ipairs({"tests/golden/models/gemma2/config.json", "tests/golden/models/gemma2/model.safetensors",
+                    "tests/golden/serve/tokenizer.json"}) do
+  lfl.fs.symlink(home .. "/" .. f, tmp .. "/gemma2/" .. f:match("[^/]+$"))
+end
 local real_getenv = os.getenv
 os.getenv = function(k) if k == "LFL_CACHE" then return tmp .. "/cache" end return real_getenv(k) end
 
@@ -102,6 +107,32 @@ t.suite("sft_loss", {
       t.assert_tensor_close(head.grad, G["model." .. name .. ".d_lm_head"], 1e-6, 1e-4, name .. ": d lm_head")
       t.assert_tensor_close(q.grad, G["model." .. name .. ".d_q_proj"], 1e-6, 1e-4, name .. ": d q_proj")
     end
+  end,
+
+  softcapped_head = function()
+    -- a soft-capped head (Gemma 2) computes the logits whole: DFT then weighs
+    -- lfl.cross_entropy's per-token values; EAFT is refused
+    local ids, labels = G["model.ids"], G["model.labels"]
+    local m = lfl.model.load(home .. "/tests/golden/models/llama")
+    m.arch.final_softcap = 0.05 -- the tiny model's logits are small: a cap that bites
+    local head = m.params["lm_head.weight"]
+    head:requires_grad()
+    local loss = dec.loss(m, ids, labels, {token_weight = TW.dft})
+    loss:backward()
+    local got = head.grad
+    head.grad = nil
+    local logits = dec.forward(m, ids, {})
+    local V = logits:size(3)
+    local lab = dec.shift_labels(labels):reshape(-1)
+    local ce = lfl.cross_entropy(logits:reshape(-1, V), lab, {reduction = "none"})
+    local w = lfl.no_grad(function() return (-ce:detach()):exp() end)
+    local n = lfl.nonzero(lab:ne(-100)):numel()
+    local want = (ce * w):sum() * (1 / n)
+    want:backward()
+    t.assert_close(loss:item(), want:item(), 1e-7, "softcap dft loss")
+    t.assert_tensor_close(got, head.grad, 1e-8, 1e-6, "softcap dft d lm_head")
+    t.assert(math.abs(loss:item() - G["model.dft.loss"]:item()) > 1e-4, "the cap changed the loss")
+    t.assert_error(function() dec.loss(m, ids, labels, {token_weight = TW.eaft1}) end, "final_logit_softcapping")
   end,
 
   topk_entropy_op = function()
@@ -212,6 +243,11 @@ t.suite("sft_loss", {
       local a, b = losses[pair[1]][1], losses[pair[2]][1]
       t.assert(math.abs(a - b) > 1e-3, fmt("step loss %s %.6f vs %s %.6f should differ", pair[1], a, pair[2], b))
     end
+    -- a soft-capped model (Gemma 2) is refused EAFT when the run is set up, before any data
+    local ok, err = pcall(lfl.trainer, recipe({model_name_or_path = tmp .. "/gemma2", use_eaft_loss = true,
+      output_dir = tmp .. "/run_gemma2"}))
+    t.assert(not ok and tostring(err):find("use_eaft_loss: not implemented for a model with final_logit_softcapping",
+      1, true), "gemma2 + eaft: " .. tostring(err))
     -- DFT weighs each token's loss by its probability (< 1): below the plain loss
     t.assert(losses.dft[1] < losses.ce[1], fmt("dft %.4f < ce %.4f", losses.dft[1], losses.ce[1]))
   end,
