@@ -1,8 +1,9 @@
--- LlamaFactory's SFT loss variants (use_dft_loss, use_eaft_loss + eaft_alpha)
--- against its own loss functions (tests/ref/make_sftloss_goldens.py, torch
+-- LlamaFactory's SFT loss variants (use_dft_loss, use_eaft_loss + eaft_alpha,
+-- use_asft_loss + asft_alpha) against its own loss functions (tests/ref/make_sftloss_goldens.py, torch
 -- f32): the decoder's token-weighted cross-entropy through the fused head on
 -- fixed hidden/w (chunk 8 and the default), and the tiny golden llama's loss
 -- and gradients; lfl.linear_topk_entropy against a brute-force top-k entropy;
+-- lfl.linear_kl_div against the KL of full softmaxes, with a gradcheck;
 -- a finite-difference gradcheck of the weighted loss with its weights held
 -- fixed (they are taken without gradient); the arguments and a short training
 -- run on the tiny llama where each flag changes the step loss.
@@ -89,6 +90,23 @@ t.suite("sft_loss", {
       t.assert_tensor_close(hg.grad:reshape(h:size()), G["fixed." .. name .. ".dhidden"], atol, 2e-5,
         name .. " frozen head: d/dhidden")
     end
+    -- ASFT: DFT + alpha * KL to the reference logits ref_hidden @ ref_w^T
+    local rh, rw = G["fixed.ref_hidden"], G["fixed.ref_w"]
+    local rows = function() return rh:reshape(-1, rh:size(3)), rw end
+    for name, alpha in pairs({asft01 = 0.1, asft05 = 0.5}) do
+      local tw = {kind = "asft", alpha = alpha, ref_rows = rows}
+      local want = G["fixed." .. name .. ".loss"]:item()
+      for _, chunk in ipairs({8, 0}) do
+        local hg, wg = h:reshape(-1, H):clone():requires_grad(), W:clone():requires_grad()
+        local loss = dec.token_weighted_ce(hg, wg, lab, tw, chunk)
+        local what = fmt("%s chunk %d", name, chunk)
+        t.assert_close(loss:item(), want, 2e-6 + 2e-5 * math.abs(want), what .. ": loss")
+        loss:backward()
+        t.assert_tensor_close(hg.grad:reshape(h:size()), G["fixed." .. name .. ".dhidden"], 2e-6, 2e-5,
+          what .. ": d/dhidden")
+        t.assert_tensor_close(wg.grad, G["fixed." .. name .. ".dw"], 2e-6, 2e-5, what .. ": d/dw")
+      end
+    end
     -- the variants differ from each other and from the plain loss
     t.assert(math.abs(G["fixed.dft.loss"]:item() - G["fixed.ce.loss"]:item()) > 1, "dft differs from ce")
     t.assert(math.abs(G["fixed.eaft1.loss"]:item() - G["fixed.eaft05.loss"]:item()) > 0.1, "eaft_alpha matters")
@@ -107,6 +125,66 @@ t.suite("sft_loss", {
       t.assert_tensor_close(head.grad, G["model." .. name .. ".d_lm_head"], 1e-6, 1e-4, name .. ": d lm_head")
       t.assert_tensor_close(q.grad, G["model." .. name .. ".d_q_proj"], 1e-6, 1e-4, name .. ": d q_proj")
     end
+  end,
+
+  tiny_llama_asft_against_llamafactory = function()
+    -- the reference: the same llama with lm_head and layer 0's q_proj scaled by 1.5
+    local ids, labels = G["model.ids"], G["model.labels"]
+    local m = lfl.model.load(home .. "/tests/golden/models/llama")
+    local ref = lfl.model.load(home .. "/tests/golden/models/llama")
+    for _, k in ipairs({"lm_head.weight", "model.layers.0.self_attn.q_proj.weight"}) do
+      ref.params[k] = ref.params[k] * 1.5
+    end
+    local head, q = m.params["lm_head.weight"], m.params["model.layers.0.self_attn.q_proj.weight"]
+    head:requires_grad(); q:requires_grad()
+    local loss = dec.loss(m, ids, labels, {token_weight = {kind = "asft", alpha = 0.1,
+      reference = {kind = "model", model = ref}}})
+    local want = G["model.asft01.loss"]:item()
+    t.assert_close(loss:item(), want, 2e-6 + 2e-5 * math.abs(want), "asft: model loss")
+    loss:backward()
+    t.assert_tensor_close(head.grad, G["model.asft01.d_lm_head"], 1e-6, 1e-4, "asft: d lm_head")
+    t.assert_tensor_close(q.grad, G["model.asft01.d_q_proj"], 1e-6, 1e-4, "asft: d q_proj")
+    t.assert(math.abs(want - G["model.dft.loss"]:item()) > 1e-4, "the KL term counts")
+    -- the reference as this model with its adapter off is the model itself: KL 0, the DFT loss
+    local off = {kind = "asft", alpha = 0.1, reference = {kind = "adapter_off"}}
+    local l0 = dec.loss(m, ids, labels, {token_weight = off})
+    t.assert_close(l0:item(), G["model.dft.loss"]:item(), 2e-6, "no adapter: asft = dft")
+    t.assert_error(function() dec.loss(m, ids, labels, {token_weight = {kind = "asft"}}) end, "no reference model")
+  end,
+
+  kl_div_op = function()
+    lfl.manual_seed(13)
+    local h, W = lfl.randn({2, 3, 5}, "f64"):requires_grad(), lfl.randn({23, 5}, "f64"):requires_grad()
+    local hr, Wr = lfl.randn({2, 3, 4}, "f64"), lfl.randn({23, 4}, "f64") * 2
+    local lab = lfl.tensor({{1, -100, 4}, {0, 22, 9}}, "i64")
+    for _, chunk in ipairs({4, 7, 0}) do
+      local kl = lfl.linear_kl_div(h, W, hr, Wr, lab, {chunk = chunk})
+      t.assert_eq(kl:dim(), 2, "leading dims kept")
+      local lp = lfl.log_softmax(lfl.linear(h:reshape(-1, 5), W), 2)
+      local qq = lfl.softmax(lfl.linear(hr:reshape(-1, 4), Wr), 2)
+      local want = (qq * (qq:log() - lp)):sum(2):reshape(2, 3):masked_fill(lab:eq(-100), 0)
+      t.assert_tensor_close(kl, want, 1e-12, 1e-10, "kl chunk " .. chunk)
+      t.gradcheck(function(a, b) return lfl.linear_kl_div(a, b, hr, Wr, lab, {chunk = chunk}) end, {h, W})
+    end
+    -- the same distributions: 0; a frozen w: only hidden's gradient
+    local hs = h:detach()
+    t.assert_close(lfl.linear_kl_div(hs, W:detach(), hs, W:detach(), lab):abs():max():item(), 0, 1e-12, "KL(p || p)")
+    local h32, W32 = lfl.randn({4, 3}), lfl.randn({9, 3})
+    local hg = h32:clone():requires_grad()
+    local lab4 = lfl.tensor({1, 2, 3, 4}, "i64")
+    lfl.linear_kl_div(hg, W32, lfl.randn({4, 2}), lfl.randn({9, 2}), lab4):sum():backward()
+    t.assert(hg.grad and hg.grad:abs():max():item() > 0, "f32 hidden gradient")
+    t.assert_error(function() lfl.linear_kl_div(h32, W32, lfl.randn({4, 2}), lfl.randn({8, 2}), lab4) end,
+      "reference's vocabulary (8) differs")
+    t.assert_error(function() lfl.linear_kl_div(h32, W32, lfl.randn({3, 2}), lfl.randn({9, 2}), lab4) end,
+      "differ in their rows")
+    t.assert_error(function()
+      lfl.linear_kl_div(h32, W32, lfl.randn({4, 2}, "f64"), lfl.randn({9, 2}, "f64"), lab4)
+    end, "reference hidden is f64")
+    t.assert_error(function() lfl.linear_kl_div(h32, W32, lfl.randn({4, 2}), lfl.randn({9, 3}), lab4) end,
+      "does not match its w")
+    t.assert_error(function() lfl.linear_kl_div(h32, W32, lfl.randn({4, 2}), lfl.randn({9, 2}),
+      lfl.tensor({1, 2, 3, 9}, "i64")) end, "label")
   end,
 
   softcapped_head = function()
@@ -200,7 +278,8 @@ t.suite("sft_loss", {
     t.assert_eq(z:item(), 0)
     z:backward()
     t.assert_eq(h.grad:abs():max():item(), 0)
-    t.assert_error(function() dec.token_weighted_ce(h, W, lab, {kind = "asft"}, 4) end, "dft\" or \"eaft")
+    t.assert_error(function() dec.token_weighted_ce(h, W, lab, {kind = "kto"}, 4) end, "\"eaft\" or \"asft\"")
+    t.assert_error(function() dec.token_weighted_ce(h, W, lab, {kind = "asft"}, 4) end, "needs ref_rows")
     t.assert_error(function() dec.token_weighted_ce(h, lfl.randn({7, 6}, "f64"), lfl.tensor({3, -100, 2, 0, 6}, "i64"),
       TW.eaft1, 4) end,
       "smaller than EAFT's top-20")
@@ -212,7 +291,10 @@ t.suite("sft_loss", {
       t.assert(not ok, "should be refused: " .. lfl.json.encode(over))
       t.assert(tostring(err):find(pat), "message: " .. tostring(err))
     end
-    refused({use_asft_loss = true}, "use_asft_loss.*not supported.*reference model")
+    refused({use_asft_loss = true}, "use_asft_loss.*lora needs ref_model")
+    refused({use_asft_loss = true, use_dft_loss = true, finetuning_type = "full"}, "use_asft_loss.*DFT")
+    refused({use_asft_loss = true, use_eaft_loss = true, finetuning_type = "full"}, "use_asft_loss.*EAFT")
+    refused({ref_model = tmp .. "/model"}, "ref_model.*use_asft_loss")
     refused({use_dft_loss = true, use_eaft_loss = true}, "use_eaft_loss.*DFT")
     refused({eaft_alpha = 0.5}, "eaft_alpha.*applies with use_eaft_loss")
     refused({asft_alpha = 0.5}, "asft_alpha.*applies with use_asft_loss")
@@ -226,6 +308,11 @@ t.suite("sft_loss", {
     t.assert_eq(cl.token_weight(a).alpha, 0.5)
     t.assert_eq(cl.token_weight(lfl.args.resolve(recipe({use_dft_loss = true}), {}, "test")).kind, "dft")
     t.assert(cl.token_weight(lfl.args.resolve(recipe(), {}, "test")) == nil, "plain CE without a flag")
+    local asft = lfl.args.resolve(recipe({use_asft_loss = true, asft_alpha = 0.3, finetuning_type = "full"}), {},
+      "test")
+    t.assert_eq(cl.token_weight(asft, {kind = "frozen"}).alpha, 0.3)
+    t.assert_error(function() cl.token_weight(asft, nil) end, "no reference model")
+    lfl.args.resolve(recipe({use_asft_loss = true, ref_model = tmp .. "/model"}), {}, "test") -- LoRA with a ref_model
   end,
 
   training_step_loss_changes = function()
@@ -243,6 +330,22 @@ t.suite("sft_loss", {
       local a, b = losses[pair[1]][1], losses[pair[2]][1]
       t.assert(math.abs(a - b) > 1e-3, fmt("step loss %s %.6f vs %s %.6f should differ", pair[1], a, pair[2], b))
     end
+    -- ASFT, full: the reference is a frozen copy of the initial weights, so the
+    -- first step's KL is 0 and its loss is DFT's; LoRA with ref_model (here the
+    -- base itself: KL 0 again at the start) runs too
+    local full = {}
+    for _, name in ipairs({"dft", "asft"}) do
+      local tr = lfl.trainer(recipe({finetuning_type = "full", use_dft_loss = name == "dft" or nil,
+        use_asft_loss = name == "asft" or nil, asft_alpha = name == "asft" and 0.5 or nil,
+        output_dir = tmp .. "/run_full_" .. name}))
+      full[name] = {tr:step().loss, tr:step().loss}
+    end
+    t.assert_close(full.asft[1], full.dft[1], 1e-6, "asft step 1 = dft step 1 (KL to the initial weights is 0)")
+    t.assert(math.abs(full.asft[2] - full.dft[2]) > 1e-6, fmt("asft step 2 %.8f should differ from dft %.8f",
+      full.asft[2], full.dft[2]))
+    local tr = lfl.trainer(recipe({use_asft_loss = true, ref_model = tmp .. "/model", output_dir = tmp .. "/run_al"}))
+    local l1 = tr:step().loss
+    t.assert_close(l1, losses.dft[1], 1e-6, "lora asft step 1 = dft step 1")
     -- a soft-capped model (Gemma 2) is refused EAFT when the run is set up, before any data
     local ok, err = pcall(lfl.trainer, recipe({model_name_or_path = tmp .. "/gemma2", use_eaft_loss = true,
       output_dir = tmp .. "/run_gemma2"}))

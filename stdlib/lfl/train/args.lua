@@ -110,6 +110,12 @@ local function stages(...)
     return fmt("it applies to stage %s (this run's is %s)", concat(list, ", "), tostring(a.stage))
   end
 end
+-- the stages with a reference model, and sft with use_asft_loss (its KL term's reference)
+local function with_reference(a)
+  if a.stage == "sft" and a.use_asft_loss == true then return true end
+  local r = stages("dpo", "kto", "ppo")(a)
+  return r == true or (r .. ", or to stage sft with use_asft_loss: true")
+end
 local function strategy(key, want)
   return function(a)
     return a[key] == want or fmt("it applies with %s: %s (this run's is %s)", key, want, tostring(a[key]))
@@ -221,14 +227,14 @@ M.SPEC = {
   plot_loss = {type = "bool"},
   compute_accuracy = {type = "bool", applies = stages("sft")},
   -- LlamaFactory's SFT loss variants (train/trainer_utils.py), one at a time: it
-  -- picks DFT, else EAFT, else ASFT (lfl refuses a second one, see validate)
+  -- picks DFT, else EAFT, else ASFT (lfl refuses a second one, see validate);
+  -- ASFT's reference is ref_model (+ ref_model_adapters), else a frozen copy of
+  -- the initial weights
   use_dft_loss = {type = "bool", applies = stages("sft")},
   use_eaft_loss = {type = "bool", applies = stages("sft")},
   eaft_alpha = {type = "number", applies = function(a) return a.use_eaft_loss == true or
     "it applies with use_eaft_loss: true" end},
-  use_asft_loss = {type = "bool", applies = stages("sft"), unsupported = "ASFT's KL term to a reference model "
-    .. "(the reference's full-vocabulary distribution at every token) is not implemented; use_dft_loss and "
-    .. "use_eaft_loss are"},
+  use_asft_loss = {type = "bool", applies = stages("sft")},
   asft_alpha = {type = "number", applies = function(a) return a.use_asft_loss == true or
     "it applies with use_asft_loss: true" end},
   disable_shuffling = {type = "bool"},
@@ -266,8 +272,8 @@ M.SPEC = {
   kto_chosen_weight = {type = "number", min = 0, applies = stages("kto")},
   kto_rejected_weight = {type = "number", min = 0, applies = stages("kto")},
   simpo_gamma = {type = "number", applies = stages("dpo", "simpo")},
-  ref_model = {type = "path", applies = stages("dpo", "kto", "ppo")},
-  ref_model_adapters = {type = "list", applies = stages("dpo", "kto", "ppo")},
+  ref_model = {type = "path", applies = function(a) return with_reference(a) end},
+  ref_model_adapters = {type = "list", applies = function(a) return with_reference(a) end},
   -- grpo (lfl.train.grpo.check_args checks the combinations and resolves reward_funcs)
   reward_funcs = {type = "funcs", applies = stages("grpo")},
   num_generations = {type = "int", min = 2, applies = stages("grpo")},
@@ -849,6 +855,14 @@ function M.validate(a, origin)
   end
   if a.tokenized_path and a.streaming then
     bad_key("tokenized_path", "cannot be used with streaming: lfl streams raw records and tokenizes them as it trains")
+  end
+  if a.use_asft_loss and (a.use_dft_loss or a.use_eaft_loss) then
+    bad_key("use_asft_loss", fmt("true has no effect with %s: true (LlamaFactory then trains with the %s loss); set "
+      .. "one of them", a.use_dft_loss and "use_dft_loss" or "use_eaft_loss", a.use_dft_loss and "DFT" or "EAFT"))
+  end
+  if a.use_asft_loss and a.finetuning_type == "lora" and not a.ref_model then
+    bad_key("use_asft_loss", "with finetuning_type lora needs ref_model: LlamaFactory creates no reference model for "
+      .. "LoRA (create_ref_model) and its ASFT step then fails")
   end
   if a.use_dft_loss and a.use_eaft_loss then
     bad_key("use_eaft_loss", "true has no effect with use_dft_loss: true (LlamaFactory then trains with the DFT loss); "
