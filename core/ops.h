@@ -103,6 +103,15 @@ lfl_status lfl_cross_entropy(lfl_tensor *logits, lfl_tensor *labels, lfl_reducti
 /* hidden[N, H] @ w[V, H]^T then CE, walking V in chunks: logits never whole */
 lfl_status lfl_linear_cross_entropy(lfl_tensor *hidden, lfl_tensor *w, lfl_tensor *labels,
                                     lfl_reduction r, int64_t chunk, lfl_tensor **out);
+/* the entropy of the softmax over each row's k largest logits of hidden[..., H]
+ * @ w[V, H]^T -> [...] (EAFT's token weight), walking V in chunks; records no
+ * autograd node (a detached weight) */
+lfl_status lfl_linear_topk_entropy(lfl_tensor *hidden, lfl_tensor *w, int64_t k, int64_t chunk, lfl_tensor **out);
+/* per row KL(softmax(ref_hidden @ ref_w^T) || softmax(hidden @ w^T)) -> [...]
+ * (0 where labels are -100; ASFT's KL term), walking V in chunks; the
+ * reference gets no gradient */
+lfl_status lfl_linear_kl_div(lfl_tensor *hidden, lfl_tensor *w, lfl_tensor *ref_hidden, lfl_tensor *ref_w,
+                             lfl_tensor *labels, int64_t chunk, lfl_tensor **out);
 /* log p(label) per position: logits[..., V], labels[...] -> [...] (0 where ignored) */
 lfl_status lfl_token_logprobs(lfl_tensor *logits, lfl_tensor *labels, lfl_tensor **out);
 

@@ -21,29 +21,6 @@
 #include "loss.h"
 #include "lowp.h"
 
-/* ~8 MB of chunk logits, at least 256 columns so the GEMMs keep their speed */
-static int64_t default_chunk(int64_t N, int64_t V, size_t es)
-{
-    int64_t c = (int64_t)((8u << 20) / ((size_t)(N > 0 ? N : 1) * es));
-    c = c / 64 * 64;
-    if (c < 256) c = 256;
-    if (c > 8192) c = 8192;
-    return c < V ? c : V;
-}
-
-/* buf[N, cw] = hidden[N, H] @ w[v0 : v0 + cw, H]^T (row-major, ld = cw) */
-static lfl_status chunk_logits(lfl_dtype dt, const void *h, lfl_dtype wdt, const void *w, void *buf, int64_t N,
-                               int64_t H, int64_t v0, int64_t cw)
-{
-    size_t es = lfl_dtype_size(dt);
-    if (H == 0) { memset(buf, 0, (size_t)(N * cw) * es); return LFL_OK; }
-    const char *wc = (const char *)w + (size_t)(v0 * H) * lfl_dtype_size(wdt);
-    if (lfl_is_lowp(wdt))
-        return lfl_gemm_f32_lowp(false, N, cw, H, h, (int)H, wdt, wc, 1, H, 0.0f, buf, (int)cw);
-    lfl_gemm_typed(dt, false, true, N, cw, H, 1.0, h, H, wc, H, 0.0, buf, cw);
-    return LFL_OK;
-}
-
 /* dst[N, H] += p[N, cw] @ w_c[cw, H] */
 static lfl_status chunk_dh(lfl_dtype dt, const void *p, lfl_dtype wdt, const void *wc, int64_t N, int64_t H,
                            int64_t cw, void *dst)
@@ -132,7 +109,7 @@ lfl_status lfl_cpu_linear_cross_entropy_backward(const lfl_lce_args *p, lfl_tens
         for (int64_t v0 = 0; v0 < V && st == LFL_OK; v0 += chunk) {
             int64_t cw = V - v0 < chunk ? V - v0 : chunk;
             const char *wc = pw + (size_t)(v0 * H) * lfl_dtype_size(w->dtype);
-            st = chunk_logits(dt, ph, w->dtype, pw, pb, N, H, v0, cw);
+            st = lfl_loss_chunk_logits(dt, ph, w->dtype, pw, pb, N, H, v0, cw);
             if (st) break;
             lfl_loss_softmax_grad(dt, pb, pb, N, cw, cw, lfl_data(lab), v0, lfl_data(lse), coef);
             if (dh) st = chunk_dh(dt, pb, w->dtype, wc, N, H, cw, lfl_data(dh)); /* += dlogits @ w_c */
@@ -188,7 +165,8 @@ lfl_status lfl_cpu_linear_cross_entropy(const lfl_lce_args *p, lfl_tensor *lse, 
         for (int64_t i = 0; i < N; i++) { m[i] = -INFINITY; s[i] = 0; picked[i] = 0; }
         for (int64_t v0 = 0; N > 0 && v0 < V && st == LFL_OK; v0 += chunk) {
             int64_t cwid = V - v0 < chunk ? V - v0 : chunk;
-            st = chunk_logits(ch->dtype, lfl_data(ch), cw->dtype, lfl_data(cw), lfl_data(buf), N, H, v0, cwid);
+            st = lfl_loss_chunk_logits(ch->dtype, lfl_data(ch), cw->dtype, lfl_data(cw), lfl_data(buf), N, H, v0,
+                                       cwid);
             if (st) break;
             if (!eager) {
                 lfl_loss_lse_block(ch->dtype, lfl_data(buf), N, cwid, cwid, pb, v0, m, s, picked);
@@ -240,7 +218,7 @@ lfl_status lfl_linear_cross_entropy(lfl_tensor *hidden, lfl_tensor *w, lfl_tenso
     if (N > INT32_MAX || V > INT32_MAX || H > INT32_MAX)
         return lfl_fail(LFL_ERR_ARG, "%s: dims beyond 2^31 are not supported by the GEMM", op);
     size_t es = lfl_dtype_size(hidden->dtype);
-    if (chunk == 0) chunk = default_chunk(N, V, es);
+    if (chunk == 0) chunk = lfl_loss_default_chunk(N, V, es);
     if (chunk > V) chunk = V;
     lfl_linear_cross_entropy_kernel fn;
     LFL_TRY(lfl_dispatch_linear_cross_entropy(hidden->device, NULL, &fn));

@@ -1,11 +1,15 @@
 /* Shared pieces of the loss ops: label checks, the per-row reduction
- * coefficient, and the row kernels (online log-sum-exp, softmax gradient).
+ * coefficient, the row kernels (online log-sum-exp, softmax gradient) and
+ * the chunk GEMM of the fused head ops.
  * The f32 kernels use a branch-free exp so the row loops vectorise: with
  * V in the tens of thousands the exps cost as much as a small GEMM. */
 #include "vmath.h"
 #include <math.h>
+#include <string.h>
+#include "../blas.h"
 #include "../iter.h"
 #include "loss.h"
+#include "lowp.h"
 
 const char *lfl_reduction_name(lfl_reduction r)
 {
@@ -259,4 +263,25 @@ void lfl_loss_softmax_grad(lfl_dtype dt, const void *x, void *dx, int64_t rows, 
 {
     if (dt == LFL_F32) grad_rows_f32(x, dx, rows, n, ld, labels, v0, lse, coef);
     else grad_rows_f64(x, dx, rows, n, ld, labels, v0, lse, coef);
+}
+
+int64_t lfl_loss_default_chunk(int64_t N, int64_t V, size_t es)
+{
+    int64_t c = (int64_t)((8u << 20) / ((size_t)(N > 0 ? N : 1) * es));
+    c = c / 64 * 64;
+    if (c < 256) c = 256;
+    if (c > 8192) c = 8192;
+    return c < V ? c : V;
+}
+
+lfl_status lfl_loss_chunk_logits(lfl_dtype dt, const void *h, lfl_dtype wdt, const void *w, void *buf, int64_t N,
+                                 int64_t H, int64_t v0, int64_t cw)
+{
+    size_t es = lfl_dtype_size(dt);
+    if (H == 0) { memset(buf, 0, (size_t)(N * cw) * es); return LFL_OK; }
+    const char *wc = (const char *)w + (size_t)(v0 * H) * lfl_dtype_size(wdt);
+    if (lfl_is_lowp(wdt))
+        return lfl_gemm_f32_lowp(false, N, cw, H, h, (int)H, wdt, wc, 1, H, 0.0f, buf, (int)cw);
+    lfl_gemm_typed(dt, false, true, N, cw, H, 1.0, h, H, wc, H, 0.0, buf, cw);
+    return LFL_OK;
 }

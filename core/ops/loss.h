@@ -56,6 +56,16 @@ void lfl_loss_lse_exp_block(lfl_dtype dt, void *x, int64_t rows, int64_t n, int6
 void lfl_loss_softmax_grad(lfl_dtype dt, const void *x, void *dx, int64_t rows, int64_t n, int64_t ld,
                            const int64_t *labels, int64_t v0, const double *lse, const double *coef);
 
+/* The column chunk of the fused head ops (linear_cross_entropy,
+ * linear_topk_entropy) when the caller gives 0: ~8 MB of [N, chunk] logits, at
+ * least 256 columns so the GEMMs keep their speed, at most V. */
+int64_t lfl_loss_default_chunk(int64_t N, int64_t V, size_t es);
+
+/* buf[N, cw] = hidden[N, H] @ w[v0 : v0 + cw, H]^T (row-major, ld = cw); a
+ * bf16/f16 w with f32 hidden is widened block by block */
+lfl_status lfl_loss_chunk_logits(lfl_dtype dt, const void *h, lfl_dtype wdt, const void *w, void *buf, int64_t N,
+                                 int64_t H, int64_t v0, int64_t cw);
+
 /* "mean" / "sum" / "none" */
 const char *lfl_reduction_name(lfl_reduction r);
 

@@ -77,6 +77,15 @@ typedef struct {
     lfl_reduction r;
 } lfl_lce_args;
 
+/* linear_kl_div: hidden [N, H] and ref_hidden [N, Hr] contiguous (same dtype),
+ * w [V, H] and ref_w [V, Hr] contiguous (that dtype, or 16-bit with f32
+ * hidden), labels [N] contiguous i64 (-100 rows are skipped), V walked in
+ * chunks of `chunk` columns. */
+typedef struct {
+    lfl_tensor *hidden, *w, *ref_hidden, *ref_w, *labels;
+    int64_t N, V, H, Hr, chunk;
+} lfl_lkl_args;
+
 /* X(name, (parameters)). Outputs are allocated by the front unless a
  * parameter is lfl_tensor **; backward outputs that are NULL are not needed. */
 #define LFL_OP_LIST(X)                                                                                      \
@@ -175,6 +184,13 @@ typedef struct {
     /* eager: the forward's dh, or NULL; dh zeros [N, H] (or hidden's shape) */                             \
     X(linear_cross_entropy_backward, (const lfl_lce_args *p, lfl_tensor *g, lfl_tensor *lse, int64_t count, \
                                       lfl_tensor *eager, lfl_tensor *dh, lfl_tensor *dw))                   \
+    /* lse [2, N] f64 (the policy's, the reference's); out [N] of hidden's dtype */                         \
+    X(linear_kl_div, (const lfl_lkl_args *p, lfl_tensor *lse, lfl_tensor *out))                              \
+    /* g [N] contiguous; dh zeros of hidden's shape or NULL; dw [V, H] or NULL */                          \
+    X(linear_kl_div_backward, (const lfl_lkl_args *p, lfl_tensor *g, lfl_tensor *lse, lfl_tensor *dh,       \
+                               lfl_tensor *dw))                                                             \
+    /* hidden [N, H], w [V, H] contiguous, 1 <= k <= V; out [N] of hidden's dtype */                       \
+    X(linear_topk_entropy, (lfl_tensor *hidden, lfl_tensor *w, int64_t k, int64_t chunk, lfl_tensor *out))  \
     /* a contiguous, 0 < p <= 1; mask u8 of a's shape */                                                    \
     X(dropout, (lfl_tensor *a, double p, lfl_tensor *mask, lfl_tensor *out))                                \
     X(dropout_backward, (lfl_tensor *g, lfl_tensor *mask, double scale, lfl_tensor *dx))

@@ -4,8 +4,10 @@ local lfl = lfl
 local common = require("lfl.data.collate")
 local preprocess = require("lfl.data.preprocess")
 
+-- use_asft_loss: ASFT's KL term needs a reference model
 local M = {name = "sft", kind = "supervised", metrics = nil,
-           needs = {reference_model = false, reward_model = false, value_head = false, generation = false}}
+           needs = {reference_model = function(a) return a.use_asft_loss == true end, reward_model = false,
+                    value_head = false, generation = false}}
 
 -- one canonical example -> input_ids, labels (nil when it is not a single-answer example)
 function M.encode(ex, tok, tpl, a, eos_id, cutoff)

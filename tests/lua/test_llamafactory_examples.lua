@@ -46,6 +46,8 @@ local RUNS = {
   "train_qlora/llama3_lora_sft_gptq.yaml",
   -- on-the-fly QLoRA (quantization_bit 4, bitsandbytes NF4/FP4)
   "train_qlora/qwen3_lora_sft_otfq.yaml", "train_qlora/qwen3_lora_sft_bnb_npu.yaml", "extras/fsdp_qlora/llama3_lora_sft.yaml",
+  -- LlamaFactory's SFT loss variants (use_dft_loss, use_eaft_loss)
+  "extras/dft/qwen2_full_sft.yaml", "extras/eaft/qwen25_05b_eaft_full.yaml",
 }
 local MUST_RUN = {}
 for _, r in ipairs(RUNS) do MUST_RUN[r] = true end

@@ -30,11 +30,27 @@ function M.pack_row(examples)
   }
 end
 
--- mean next-token cross-entropy of a packed row
+-- the decoder loss's token_weight for the run's SFT loss variant
+-- (use_dft_loss, use_eaft_loss with eaft_alpha, use_asft_loss with asft_alpha
+-- and the trainer's reference; lfl.args allows them for stage sft only), nil
+-- for the plain cross-entropy
+function M.token_weight(a, reference)
+  if not a then return nil end
+  if a.use_dft_loss then return {kind = "dft"} end
+  if a.use_eaft_loss then return {kind = "eaft", alpha = a.eaft_alpha or 1.0} end
+  if a.use_asft_loss then
+    if not reference then error("use_asft_loss: this run has no reference model", 0) end
+    return {kind = "asft", alpha = a.asft_alpha or 0.1, reference = reference}
+  end
+  return nil
+end
+
+-- mean next-token cross-entropy of a packed row (or the run's SFT variant of it)
 function M.lm_loss(model, batch, state)
   local loss = model:loss(batch.input_ids, batch.labels, {shifted = true, position_ids = batch.position_ids,
     segments = batch.segments, gradient_checkpointing = state and state.gradient_checkpointing,
-    checkpoint_policy = state and state.checkpoint_policy})
+    checkpoint_policy = state and state.checkpoint_policy,
+    token_weight = M.token_weight(state and state.args, state and state.reference)})
   return loss, {}
 end
 

@@ -825,11 +825,66 @@ function M.loss(m, ids, labels, opts)
   return loss + M.router_aux_loss(m, o.router_stats) * m.arch.router_aux_coef
 end
 
+-- LlamaFactory's SFT loss variants (train/trainer_utils.py): the per-token
+-- cross-entropy ce (0 on ignored rows) times a weight taken without gradient,
+-- summed over the labelled tokens and divided by their count (its
+-- num_items_in_batch over one micro-batch). kind "dft" (use_dft_loss): the
+-- weight is the label's probability exp(-ce); kind "eaft" (use_eaft_loss):
+-- (H / 3)^alpha, H the entropy of the softmax over the 20 largest logits;
+-- kind "asft" (use_asft_loss): DFT + alpha * the mean over the labelled tokens
+-- of KL(reference || policy) over the whole vocabulary, ref(W) giving the
+-- reference's head input rows and head weight (tw.ref_rows).
+-- hf/W: the head's input rows and weight (fused, no [N, V] logits), or
+-- logits with W nil. No labelled token: 0, as LlamaFactory.
+local EAFT_TOPK = 20
+local weighted_ce
+weighted_ce = function(hf, W, lab, tw, chunk)
+  if type(tw) ~= "table" then error("lm_loss: token_weight must be a table {kind = ...}, got " .. type(tw), 0) end
+  if tw.kind == "asft" then
+    if not W then
+      error("use_asft_loss: not implemented for a model with final_logit_softcapping (lfl takes the KL term inside "
+        .. "the fused head, which the soft-capped logits do not use)", 0)
+    end
+    if not tw.ref_rows then error("lm_loss: token_weight asft needs ref_rows (the reference's head input)", 0) end
+    local dft = weighted_ce(hf, W, lab, {kind = "dft"}, chunk)
+    local n = lfl.nonzero(lab:ne(-100)):numel()
+    if n == 0 then return dft end
+    local hr, Wr = lfl.no_grad(tw.ref_rows)
+    local kl = lfl.linear_kl_div(hf, W, hr, Wr, lab, {chunk = chunk})
+    return dft + kl:sum() * ((tw.alpha or 0.1) / n)
+  end
+  local ce
+  if W then ce = lfl.linear_cross_entropy(hf, W, lab, {reduction = "none", chunk = chunk})
+  else ce = lfl.cross_entropy(hf, lab, {reduction = "none"}) end
+  local n = lfl.nonzero(lab:ne(-100)):numel()
+  if n == 0 then return ce:sum() * 0 end
+  local wt = lfl.no_grad(function()
+    if tw.kind == "dft" then return (-ce:detach()):exp() end
+    if tw.kind ~= "eaft" then
+      error("lm_loss: token_weight.kind must be \"dft\", \"eaft\" or \"asft\", got " .. tostring(tw.kind), 0)
+    end
+    if not W then
+      error("use_eaft_loss: not implemented for a model with final_logit_softcapping (the top-20 entropy is taken "
+        .. "inside the fused head, which that model's soft-capped logits do not use)", 0)
+    end
+    local V = W:size(1)
+    if V < EAFT_TOPK then
+      error(("use_eaft_loss: the vocabulary (%d) is smaller than EAFT's top-%d"):format(V, EAFT_TOPK), 0)
+    end
+    return (lfl.linear_topk_entropy(hf, W, {k = EAFT_TOPK, chunk = chunk}) * (1 / 3)):pow(tw.alpha or 1.0)
+  end)
+  return (ce * wt):sum() * (1 / n)
+end
+
+M.token_weighted_ce = weighted_ce
+
 lm_loss = function(m, ids, labels, opts)
   local shifted = opts.shifted and labels or M.shift_labels(labels)
+  local tw = opts.token_weight
   if m.arch.final_softcap then
     local logits = M.forward(m, ids, opts)
     local V = logits:size(3)
+    if tw then return weighted_ce(logits:reshape(-1, V), nil, shifted:reshape(-1), tw) end
     return lfl.cross_entropy(logits:reshape(-1, V), shifted:reshape(-1))
   end
   local h = M.head_input(m, M.hidden(m, ids, opts))
@@ -839,7 +894,28 @@ lm_loss = function(m, ids, labels, opts)
   -- head's two GEMMs: the mean over the labelled rows is the same
   local keep = lfl.nonzero(lab:ne(-100))
   local n = keep:numel()
-  if n > 0 and n < 0.9 * lab:numel() then hf, lab = hf:index_select(1, keep), lab:index_select(1, keep) end
+  local sel = n > 0 and n < 0.9 * lab:numel()
+  if sel then hf, lab = hf:index_select(1, keep), lab:index_select(1, keep) end
+  if tw and tw.kind == "asft" and not tw.ref_rows then
+    -- the reference's head input at the same rows: its forward over the same
+    -- ids (a separate model, a frozen copy, or this one with the adapter off)
+    local ref, o = tw.reference, {position_ids = opts.position_ids, segments = opts.segments}
+    if not ref then error("use_asft_loss: no reference model", 0) end
+    local function rows(rm)
+      local hr = M.head_input(rm, M.hidden(rm, ids, o))
+      hr = hr:reshape(-1, hr:size(3))
+      if sel then hr = hr:index_select(1, keep) end
+      return hr, M.lm_head(rm)
+    end
+    local t2 = {}
+    for k, v in pairs(tw) do t2[k] = v end
+    t2.ref_rows = function()
+      if ref.kind == "adapter_off" then return m:with_adapter(false, rows, m) end
+      return rows(ref.model)
+    end
+    tw = t2
+  end
+  if tw then return weighted_ce(hf, M.lm_head(m), lab, tw, opts.ce_chunk) end
   return lfl.linear_cross_entropy(hf, M.lm_head(m), lab, {chunk = opts.ce_chunk})
 end
 

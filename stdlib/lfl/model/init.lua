@@ -205,6 +205,9 @@ end
 
 -- Causal-LM loss as transformers computes it: predict token t+1 from t, labels
 -- -100 ignored, mean over the rest. Uses the fused linear + cross-entropy.
+-- opts.token_weight = {kind = "dft"}, {kind = "eaft", alpha = a} or {kind =
+-- "asft", alpha = a, reference = {kind = "model" | "frozen", model =} or {kind =
+-- "adapter_off"}}: LlamaFactory's DFT / EAFT / ASFT variants.
 function Model:loss(ids, labels, opts)
   opts = opts or {}
   if opts.adapter ~= nil then return self:with_adapter(opts.adapter, decoder.loss, self, ids, labels, opts) end

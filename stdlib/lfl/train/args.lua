@@ -38,6 +38,7 @@ M.DEFAULTS = {
   use_dora = false, pissa_init = false, pissa_iter = 16, pissa_convert = false, create_new_adapter = false,
   pref_beta = 0.1, pref_ftx = 0.0, pref_loss = "sigmoid", dpo_label_smoothing = 0.0, kto_chosen_weight = 1.0,
   kto_rejected_weight = 1.0, simpo_gamma = 0.5,
+  use_dft_loss = false, use_asft_loss = false, asft_alpha = 0.1, use_eaft_loss = false, eaft_alpha = 1.0,
   -- grpo (lfl, beyond LlamaFactory; TRL's GRPOConfig names prefixed where they would clash): reward_funcs (functions
   -- or recipes/rewards/ names), num_generations, max_completion_length, grpo_beta (TRL beta), grpo_epsilon (TRL
   -- epsilon), grpo_loss_type (TRL loss_type), reward_format_pattern / reward_length_target for the bundled rewards
@@ -108,6 +109,12 @@ local function stages(...)
     for _, s in ipairs(list) do if a.stage == s then return true end end
     return fmt("it applies to stage %s (this run's is %s)", concat(list, ", "), tostring(a.stage))
   end
+end
+-- the stages with a reference model, and sft with use_asft_loss (its KL term's reference)
+local function with_reference(a)
+  if a.stage == "sft" and a.use_asft_loss == true then return true end
+  local r = stages("dpo", "kto", "ppo")(a)
+  return r == true or (r .. ", or to stage sft with use_asft_loss: true")
 end
 local function strategy(key, want)
   return function(a)
@@ -219,6 +226,17 @@ M.SPEC = {
   pure_bf16 = {type = "bool"},
   plot_loss = {type = "bool"},
   compute_accuracy = {type = "bool", applies = stages("sft")},
+  -- LlamaFactory's SFT loss variants (train/trainer_utils.py), one at a time: it
+  -- picks DFT, else EAFT, else ASFT (lfl refuses a second one, see validate);
+  -- ASFT's reference is ref_model (+ ref_model_adapters), else a frozen copy of
+  -- the initial weights
+  use_dft_loss = {type = "bool", applies = stages("sft")},
+  use_eaft_loss = {type = "bool", applies = stages("sft")},
+  eaft_alpha = {type = "number", applies = function(a) return a.use_eaft_loss == true or
+    "it applies with use_eaft_loss: true" end},
+  use_asft_loss = {type = "bool", applies = stages("sft")},
+  asft_alpha = {type = "number", applies = function(a) return a.use_asft_loss == true or
+    "it applies with use_asft_loss: true" end},
   disable_shuffling = {type = "bool"},
   freeze_trainable_layers = {type = "int", applies = freeze},
   freeze_trainable_modules = {type = "list", applies = freeze},
@@ -254,8 +272,8 @@ M.SPEC = {
   kto_chosen_weight = {type = "number", min = 0, applies = stages("kto")},
   kto_rejected_weight = {type = "number", min = 0, applies = stages("kto")},
   simpo_gamma = {type = "number", applies = stages("dpo", "simpo")},
-  ref_model = {type = "path", applies = stages("dpo", "kto", "ppo")},
-  ref_model_adapters = {type = "list", applies = stages("dpo", "kto", "ppo")},
+  ref_model = {type = "path", applies = function(a) return with_reference(a) end},
+  ref_model_adapters = {type = "list", applies = function(a) return with_reference(a) end},
   -- grpo (lfl.train.grpo.check_args checks the combinations and resolves reward_funcs)
   reward_funcs = {type = "funcs", applies = stages("grpo")},
   num_generations = {type = "int", min = 2, applies = stages("grpo")},
@@ -837,6 +855,18 @@ function M.validate(a, origin)
   end
   if a.tokenized_path and a.streaming then
     bad_key("tokenized_path", "cannot be used with streaming: lfl streams raw records and tokenizes them as it trains")
+  end
+  if a.use_asft_loss and (a.use_dft_loss or a.use_eaft_loss) then
+    bad_key("use_asft_loss", fmt("true has no effect with %s: true (LlamaFactory then trains with the %s loss); set "
+      .. "one of them", a.use_dft_loss and "use_dft_loss" or "use_eaft_loss", a.use_dft_loss and "DFT" or "EAFT"))
+  end
+  if a.use_asft_loss and a.finetuning_type == "lora" and not a.ref_model then
+    bad_key("use_asft_loss", "with finetuning_type lora needs ref_model: LlamaFactory creates no reference model for "
+      .. "LoRA (create_ref_model) and its ASFT step then fails")
+  end
+  if a.use_dft_loss and a.use_eaft_loss then
+    bad_key("use_eaft_loss", "true has no effect with use_dft_loss: true (LlamaFactory then trains with the DFT loss); "
+      .. "set one of them")
   end
   if a.compute_accuracy and a.predict_with_generate then
     bad("Cannot use `predict_with_generate` and `compute_accuracy` together.")

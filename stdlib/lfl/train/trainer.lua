@@ -408,6 +408,14 @@ function M.new(a)
     model.arch.router_aux = true
     if a.moe_aux_loss_coef then model.arch.router_aux_coef = a.moe_aux_loss_coef end
   end
+  -- EAFT's top-20 entropy and ASFT's KL term are taken inside the fused head,
+  -- which a soft-capped head (Gemma 2) does not use
+  for _, k in ipairs({"use_eaft_loss", "use_asft_loss"}) do
+    if a[k] and model.arch.final_softcap then
+      error(fmt("%s: not implemented for a model with final_logit_softcapping (%s): lfl computes that loss inside "
+        .. "the fused head, which the soft-capped logits do not use", k, tostring(model.arch.final_softcap)), 0)
+    end
+  end
   -- and, as under LlamaFactory's bf16 autocast, large GEMMs multiply in bf16 (sums stay f32)
   local prev_precision = lfl.sys.matmul_precision()
   if a.bf16 or a.pure_bf16 then lfl.sys.matmul_precision("medium") end
