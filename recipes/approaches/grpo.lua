@@ -13,7 +13,7 @@
 local lfl = lfl
 local grpo = require("lfl.train.grpo")
 local preprocess = require("lfl.data.preprocess")
-local gen = require("lfl.infer.generate")
+local collate = require("lfl.data.collate")
 
 local M = {name = "grpo", kind = "unsupervised", metrics = nil,
            needs = {reference_model = false, reward_model = false, value_head = false, generation = true},
@@ -28,13 +28,10 @@ function M.prepare(examples, ctx)
   local tpl = preprocess.data_template(ctx.template, ctx.args)
   local out, dropped = {}, 0
   for _, ex in ipairs(examples) do
-    if #ex.prompt % 2 ~= 1 then
+    local ids = collate.rollout_prompt(ex, tok, tpl, ctx.args.cutoff_len)
+    if not ids then
       dropped = dropped + 1
     else
-      local ids = gen.prompt_ids(tok, tpl, ex.prompt, ex.system ~= "" and ex.system or nil,
-        ex.tools ~= "" and ex.tools or nil)
-      -- a long prompt keeps its last cutoff_len tokens (TRL truncates max_prompt_length from the left)
-      if #ids > ctx.args.cutoff_len then ids = {unpack(ids, #ids - ctx.args.cutoff_len + 1)} end
       local ans = ex.response[1] and ex.response[1].content or ""
       local q = tok:encode(ex.prompt[#ex.prompt].content, {add_special_tokens = false})
       local a = tok:encode(ans, {add_special_tokens = false})
@@ -46,11 +43,7 @@ function M.prepare(examples, ctx)
   return out, dropped
 end
 
-function M.collate(list)
-  local n = 0
-  for _, r in ipairs(list) do n = n + #r.prompt_ids end
-  return {rows = list, ntokens = n, nlabels = #list, nexamples = #list}
-end
+M.collate = collate.prompt_rows
 
 function M.loss(model, batch, state) return grpo.step(model, batch, state) end
 

@@ -13,7 +13,7 @@
 -- ppo/mean_scores, ... The formulas are in stdlib/lfl/train/ppo.lua.
 local ppo = require("lfl.train.ppo")
 local preprocess = require("lfl.data.preprocess")
-local gen = require("lfl.infer.generate")
+local collate = require("lfl.data.collate")
 
 local M = {name = "ppo", kind = "unsupervised", metrics = nil,
            needs = {reference_model = false, reward_model = true, value_head = true, generation = true},
@@ -28,24 +28,13 @@ function M.prepare(examples, ctx)
   local tpl = preprocess.data_template(ctx.template, ctx.args)
   local out, dropped = {}, 0
   for _, ex in ipairs(examples) do
-    if #ex.prompt % 2 ~= 1 then
-      dropped = dropped + 1
-    else
-      local ids = gen.prompt_ids(tok, tpl, ex.prompt, ex.system ~= "" and ex.system or nil,
-        ex.tools ~= "" and ex.tools or nil)
-      -- a long prompt keeps its last cutoff_len tokens, so it still ends with the assistant opener
-      if #ids > ctx.args.cutoff_len then ids = {unpack(ids, #ids - ctx.args.cutoff_len + 1)} end
-      out[#out + 1] = {prompt_ids = ids}
-    end
+    local ids = collate.rollout_prompt(ex, tok, tpl, ctx.args.cutoff_len)
+    if ids then out[#out + 1] = {prompt_ids = ids} else dropped = dropped + 1 end
   end
   return out, dropped
 end
 
-function M.collate(list)
-  local n = 0
-  for _, r in ipairs(list) do n = n + #r.prompt_ids end
-  return {rows = list, ntokens = n, nlabels = #list, nexamples = #list}
-end
+M.collate = collate.prompt_rows
 
 -- the trainer calls train_step; loss is for a caller that scores a batch without updating
 function M.loss() error("ppo: the trainer runs PPO through train_step (rollouts and ppo_epochs updates per step)", 0) end

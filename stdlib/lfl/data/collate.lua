@@ -45,6 +45,25 @@ function M.token_weight(a, reference)
   return nil
 end
 
+-- The prompt of an on-policy approach (grpo, ppo): ids of the conversation up
+-- to the assistant opener, as generation sees it; a long prompt keeps its last
+-- cutoff tokens (TRL truncates max_prompt_length from the left), so it still
+-- ends with the opener. nil for an example that is not u/a/.../u.
+function M.rollout_prompt(ex, tok, tpl, cutoff)
+  if #ex.prompt % 2 ~= 1 then return nil end
+  local ids = require("lfl.infer.generate").prompt_ids(tok, tpl, ex.prompt, ex.system ~= "" and ex.system or nil,
+    ex.tools ~= "" and ex.tools or nil)
+  if #ids > cutoff then ids = {unpack(ids, #ids - cutoff + 1)} end
+  return ids
+end
+
+-- rows of prompts (rollout_prompt's) as a batch: the approach generates from them
+function M.prompt_rows(list)
+  local n = 0
+  for _, r in ipairs(list) do n = n + #r.prompt_ids end
+  return {rows = list, ntokens = n, nlabels = #list, nexamples = #list}
+end
+
 -- mean next-token cross-entropy of a packed row (or the run's SFT variant of it)
 function M.lm_loss(model, batch, state)
   local loss = model:loss(batch.input_ids, batch.labels, {shifted = true, position_ids = batch.position_ids,
