@@ -80,10 +80,14 @@ def main():
         if case == "b8":
             d = OUT / "py_adapter_llama_oft_b8"
             shutil.rmtree(d, ignore_errors=True)
+            model.peft_config["default"].base_model_name_or_path = "tests/golden/models/llama"
             model.save_pretrained(d)
+            (d / "README.md").unlink(missing_ok=True)
     lfl_dir = OUT / "lfl_adapter_llama_oft"
     if lfl_dir.exists():
         model = PeftModel.from_pretrained(base(), lfl_dir)
+        n = sum(p.numel() for k, p in model.named_parameters() if ".oft_R." in k)
+        assert n > 0, "PEFT found no oft_R weights in lfl's adapter"
         model.eval()
         with torch.no_grad():
             logits = model(input_ids=ids).logits
