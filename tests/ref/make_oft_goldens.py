@@ -7,6 +7,10 @@ Writes tests/golden/peft/:
   llama_oft_<case>.safetensors   input_ids, labels, init.<key> (oft_R weights,
       PEFT key names), logits, loss, grad.<key> (d loss / d oft_R weight)
   py_adapter_llama_oft_b8/       the b8 case's adapter by PEFT's save_pretrained
+  llama_qoft_nf4_dq.safetensors  the same keys for QOFT: OFT (oft_block_size 16) on
+      tests/golden/peft/qlora_llama64 loaded by transformers with bitsandbytes
+      4-bit weights (nf4 + double quantization, LlamaFactory's defaults; compute
+      dtype float32, on the CPU; see make_qlora_goldens.py for why that model)
   lfl_oft_adapter.safetensors    logits: PEFT's logits for the adapter lfl wrote
       to tests/golden/peft/lfl_adapter_llama_oft/ (only when that folder
       exists: write it with ./build/lfl tests/ref/lfl_save_oft_adapter.lua, then rerun)
@@ -55,34 +59,56 @@ def oft_model(kw, seed):
     return model
 
 
+def record(model, ids, labels):
+    model.train()
+    gold = {"input_ids": ids, "labels": labels}
+    state = get_peft_model_state_dict(model)
+    for k, v in state.items():
+        gold["init." + k] = v.detach().clone()
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    gold["logits"] = out.logits.detach().float().clone()
+    gold["loss"] = out.loss.detach().float().reshape(1)
+    named = dict(model.named_parameters())
+    for k in state:
+        # state dict keys drop the adapter name: ...oft_R.weight <- ...oft_R.default.weight
+        gold["grad." + k] = named[k.replace(".oft_R.weight", ".oft_R.default.weight")].grad.detach().clone()
+    return gold, out.loss.item(), len(state)
+
+
+def qoft(ids, labels):
+    torch.manual_seed(0)
+    q = tf.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.float32)
+    model = tf.AutoModelForCausalLM.from_pretrained(OUT / "qlora_llama64", quantization_config=q, device_map="cpu",
+                                                    attn_implementation="eager")
+    model = get_peft_model(model, OFTConfig(r=0, oft_block_size=16, target_modules=TARGETS, task_type="CAUSAL_LM"))
+    g = torch.Generator().manual_seed(400)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            if ".oft_R." in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    gold, loss, n = record(model, ids, labels)
+    save_file({k: v.contiguous() for k, v in gold.items()}, OUT / "llama_qoft_nf4_dq.safetensors")
+    print("qoft nf4_dq loss", loss, n, "tensors")
+
+
 def main():
     print("peft", peft.__version__)
     OUT.mkdir(parents=True, exist_ok=True)
     ids, labels = batch()
     for i, (case, kw) in enumerate(CASES.items()):
         model = oft_model(kw, 300 + i)
-        model.train()
-        gold = {"input_ids": ids, "labels": labels}
-        state = get_peft_model_state_dict(model)
-        for k, v in state.items():
-            gold["init." + k] = v.detach().clone()
-        out = model(input_ids=ids, labels=labels)
-        out.loss.backward()
-        gold["logits"] = out.logits.detach().clone()
-        gold["loss"] = out.loss.detach().reshape(1)
-        named = dict(model.named_parameters())
-        for k in state:
-            # state dict keys drop the adapter name: ...oft_R.weight <- ...oft_R.default.weight
-            p = named[k.replace(".oft_R.weight", ".oft_R.default.weight")]
-            gold["grad." + k] = p.grad.detach().clone()
+        gold, loss, n = record(model, ids, labels)
         save_file({k: v.contiguous() for k, v in gold.items()}, OUT / f"llama_oft_{case}.safetensors")
-        print(case, "loss", out.loss.item(), len(state), "tensors")
+        print(case, "loss", loss, n, "tensors")
         if case == "b8":
             d = OUT / "py_adapter_llama_oft_b8"
             shutil.rmtree(d, ignore_errors=True)
             model.peft_config["default"].base_model_name_or_path = "tests/golden/models/llama"
             model.save_pretrained(d)
             (d / "README.md").unlink(missing_ok=True)
+    qoft(ids, labels)
     lfl_dir = OUT / "lfl_adapter_llama_oft"
     if lfl_dir.exists():
         model = PeftModel.from_pretrained(base(), lfl_dir)

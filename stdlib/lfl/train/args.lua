@@ -905,9 +905,11 @@ function M.validate(a, origin)
   end
   if a.quantization_bit and a.resize_vocab then bad("cannot resize the embeddings of a quantized model (resize_vocab)") end
   -- LlamaFactory's rules for a quantized base (hparams/parser.py), and where lfl loads one
-  if a.quantization_bit and a.finetuning_type ~= "lora" then
-    bad_key("quantization_bit", fmt("quantization is only compatible with finetuning_type lora (QLoRA); this run's "
-      .. "is %s", tostring(a.finetuning_type)))
+  -- (LlamaFactory: "Quantization is only compatible with the LoRA or OFT method"; PEFT's oft/bnb.py
+  -- rotates the input of the 4-bit linear as in the unquantized case)
+  if a.quantization_bit and a.finetuning_type ~= "lora" and a.finetuning_type ~= "oft" then
+    bad_key("quantization_bit", fmt("quantization is only compatible with finetuning_type lora (QLoRA) or oft (QOFT); "
+      .. "this run's is %s", tostring(a.finetuning_type)))
   end
   if a.quantization_bit and a.adapter_name_or_path and tostring(a.adapter_name_or_path):find(",", 1, true) then
     bad_key("adapter_name_or_path", "a quantized model takes a single adapter (the others would merge into the 4-bit "
