@@ -172,6 +172,30 @@ adapters.merge = function()
   t.assert(d <= 1e-4, fmt("merged: logits max abs diff %.3g", d))
 end
 
+-- chat / predict / export load adapters through lfl.peft: an OFT folder becomes
+-- model.oft, generation decodes through it (greedy ids equal the merged
+-- model's), and lfl.peft.merge folds it in
+adapters.through_peft = function()
+  local g = lfl.safetensors.load(root .. "peft/llama_oft_b8.safetensors")
+  local m = tiny()
+  local ad = lfl.peft.load_adapter(m, root .. "peft/py_adapter_llama_oft_b8")
+  t.assert(m.oft == ad and m.lora == nil, "the OFT adapter is model.oft")
+  local d = t.max_abs_diff(lfl.no_grad(function() return m:forward(g.input_ids) end), g.logits)
+  t.assert(d <= LOGIT_TOL, fmt("through lfl.peft: logits max abs diff %.3g", d))
+  local prompt = {5, 9, 17, 33}
+  local live = lfl.generate.generate(m, prompt, {max_new_tokens = 6, temperature = 0})
+  local merged = tiny()
+  lfl.peft.load_adapter(merged, root .. "peft/py_adapter_llama_oft_b8")
+  lfl.peft.merge(merged)
+  t.assert(merged.oft == nil, "merged")
+  local mids = lfl.generate.generate(merged, prompt, {max_new_tokens = 6, temperature = 0})
+  local base = lfl.generate.generate(tiny(), prompt, {max_new_tokens = 6, temperature = 0})
+  t.assert_eq(table.concat(live, ","), table.concat(mids, ","), "greedy ids: live OFT vs merged")
+  t.assert(table.concat(live, ",") ~= table.concat(base, ","), "the adapter changes nothing in generation")
+  t.assert_error(function() lfl.peft.load_adapter(tiny(), root .. "peft/py_adapter_llama_oft_b8", "ref1") end,
+    "must be LoRA")
+end
+
 -- PEFT's refusals, and the options lfl does not implement, by name
 adapters.refusals = function()
   local m = tiny()
