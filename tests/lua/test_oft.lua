@@ -294,6 +294,36 @@ parts.module_dropout = function()
     same_base, same_eval))
 end
 
+-- gradient checkpointing recomputes each layer with the same module_dropout
+-- draws (the checkpoint replays lfl's generator): the gradients equal those
+-- of a plain forward
+parts.checkpointing = function()
+  local g = lfl.safetensors.load(root .. "peft/llama_oft_b8.safetensors")
+  local function grads(ckpt)
+    local m = tiny()
+    local ad = oft.add(m, {block_size = 8, dropout = 0.5})
+    local names, params = ad:parameters()
+    lfl.no_grad(function() for i, n in ipairs(names) do params[i]:copy_(g["init." .. n]) end end)
+    lfl.manual_seed(77)
+    local loss = m:loss(g.input_ids, g.labels, {gradient_checkpointing = ckpt})
+    loss:backward()
+    local out = {}
+    for i, n in ipairs(names) do out[n] = params[i].grad end
+    return out, loss:item()
+  end
+  local a, la = grads(true)
+  local b, lb = grads(false)
+  t.assert_eq(la, lb, "loss with and without checkpointing")
+  local n = 0
+  for k, v in pairs(b) do
+    n = n + 1
+    t.assert(a[k] ~= nil, "checkpointed: no gradient for " .. k)
+    t.assert(t.max_abs_diff(a[k], v) <= 1e-6, fmt("%s: gradient differs under checkpointing by %.3g", k,
+      t.max_abs_diff(a[k], v)))
+  end
+  t.assert(n == 14, "14 gradients")
+end
+
 -- arguments: oft's keys apply, LlamaFactory's rules, and lfl's limits by name
 parts.args = function()
   local function resolve(over)

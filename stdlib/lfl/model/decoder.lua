@@ -589,6 +589,12 @@ function M.trainable_layers(m)
     local l = mod:match("^model%.layers%.(%d+)%.")
     if l then out[tonumber(l) + 1] = true end
   end
+  if m.oft then -- an OFT adapter's rotations (lfl.train.oft)
+    for _, mod in ipairs(m.oft.modules) do
+      local l = mod:match("^model%.layers%.(%d+)%.")
+      if l and m.oft.weights[mod]:get_requires_grad() then out[tonumber(l) + 1] = true end
+    end
+  end
   return out
 end
 
