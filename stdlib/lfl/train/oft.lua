@@ -5,7 +5,7 @@
 -- triangle of a b x b matrix M_i) as Q = M - M^T and the Cayley-Neumann series
 -- R = I + 2Q + 2Q^2 + ... (PEFT's _cayley_batch, 5 terms by default).
 -- Everything is composed from existing ops, so the backward is the autograd's:
--- Q is one GEMM of the parameters with a fixed +-1 scatter matrix, R a few
+-- Q is a gather of the parameters (and their negatives), R a few
 -- batched b x b GEMMs, and the rotation one batched GEMM over the r blocks.
 -- Saved and loaded in PEFT's layout (adapter_config.json with peft_type OFT,
 -- adapter_model.safetensors with base_model.model.<module>.oft_R.weight [r, b(b-1)/2]).
@@ -64,35 +64,35 @@ function M.layout(in_features, r, block_size, what)
     .. "(oft_rank x oft_block_size = in_features)", r, block_size), 0)
 end
 
--- the fixed [b(b-1)/2, b*b] matrix taking a vector of the strict upper
--- triangle (row-major, torch.triu_indices order) to the flat skew matrix M - M^T
-local scatter_cache = {}
-local function scatter(b)
-  local key = b
-  if scatter_cache[key] then return scatter_cache[key] end
+-- where each entry of a flat b x b skew matrix comes from in [0 | vec | -vec]
+-- (0-based columns): the strict upper triangle (row-major, torch.triu_indices
+-- order) is vec, its mirror -vec, the diagonal the leading zero
+local index_cache = {}
+local function skew_index(b)
+  if index_cache[b] then return index_cache[b] end
   local n = b * (b - 1) / 2
-  local rows = {}
+  local idx = {}
+  for c = 1, b * b do idx[c] = 0 end
   local k = 0
   for i = 0, b - 1 do
     for j = i + 1, b - 1 do
       k = k + 1
-      local row = {}
-      for c = 1, b * b do row[c] = 0 end
-      row[i * b + j + 1] = 1
-      row[j * b + i + 1] = -1
-      rows[k] = row
+      idx[i * b + j + 1] = k
+      idx[j * b + i + 1] = n + k
     end
   end
-  local e = n > 0 and lfl.tensor(rows) or lfl.zeros(0, b * b)
-  scatter_cache[key] = e
-  return e
+  local t = lfl.tensor(idx, "i64")
+  index_cache[b] = t
+  return t
 end
 
--- the skew-symmetric blocks Q [r, b, b] of a parameter vec [r, b(b-1)/2]
+-- the skew-symmetric blocks Q = M - M^T [r, b, b] of a parameter vec
+-- [r, b(b-1)/2] (M's strict upper triangle), one gather (PEFT's
+-- _pytorch_skew_symmetric); its backward scatters the gradient back
 function M.skew(vec, b)
-  local e = scatter(b)
-  if e:dtype() ~= vec:dtype() then e = e:to(vec:dtype()) end
-  return lfl.matmul(vec, e):view(vec:size(1), b, b)
+  local r = vec:size(1)
+  local src = lfl.cat({lfl.zeros(r, 1, vec:dtype()), vec, -vec}, 2)
+  return src:index_select(2, skew_index(b)):view(r, b, b)
 end
 
 -- R [r, b, b] from vec [r, b(b-1)/2]: PEFT's Cayley-Neumann series with
@@ -312,8 +312,11 @@ function M.load(model, dir, name)
     neumann_terms = type(cfg.num_cayley_neumann_terms) == "number" and cfg.num_cayley_neumann_terms or 5}
   ad.base_model = type(cfg.base_model_name_or_path) == "string" and cfg.base_model_name_or_path or nil
   local ts = lfl.safetensors.load(dir .. "/adapter_model.safetensors")
-  local mods = {}
-  for k, v in pairs(ts) do
+  local mods, keys = {}, {}
+  for k in pairs(ts) do keys[#keys + 1] = k end
+  table.sort(keys) -- the first bad key in a stable order
+  for _, k in ipairs(keys) do
+    local v = ts[k]
     local mod = k:match("^base_model%.model%.(.+)%.oft_R%.weight$")
     if not mod then
       error(fmt("%s: unexpected key '%s' in adapter_model.safetensors (lfl loads oft_R weights only)", dir, k), 0)
