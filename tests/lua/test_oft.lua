@@ -366,5 +366,39 @@ parts.training_smoke = function()
   t.assert(t.max_abs_diff(m.params["model.layers.0.self_attn.q_proj.weight"], w0) == 0, "the base weight moved")
   t.assert(#names == 14, "14 oft_R tensors train")
 end
+-- a checkpoint of an OFT run (its adapter in PEFT's layout, the optimizer, the
+-- position) resumes to the uninterrupted run's losses (SmolLM2 through lfl.trainer)
+parts.checkpoint_resume = function()
+  local cache = os.getenv("LFL_CACHE") or (os.getenv("HOME") .. "/.cache/lfl")
+  local model = cache .. "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+  t.assert(io.open(model, "rb") ~= nil, model .. " is missing (tests/fixtures.sh fetches it)")
+  local tmp = os.tmpname() .. "_oft_resume"
+  local function run(over)
+    local a = {model_name_or_path = model, stage = "sft", dataset = "alpaca_demo", template = "smollm",
+      finetuning_type = "oft", oft_block_size = 32, module_dropout = 0.25, cutoff_len = 32, max_samples = 4,
+      per_device_train_batch_size = 2, max_steps = 4, logging_steps = 1, save_steps = 2, learning_rate = 1e-4,
+      lr_scheduler_type = "constant", disable_tqdm = true, seed = 7, output_dir = tmp .. "/a",
+      overwrite_output_dir = true}
+    for k, v in pairs(over) do a[k] = v end
+    a = lfl.args.resolve(a, {}, "test")
+    lfl.trainer.run(a)
+    local l = {}
+    for line in io.lines(a.output_dir .. "/trainer_log.jsonl") do
+      local r = lfl.json.decode(line)
+      if r.loss then l[r.current_steps] = r.loss end
+    end
+    return l
+  end
+  local ref = run({})
+  local cfg = read_json(tmp .. "/a/checkpoint-2/adapter_config.json")
+  t.assert_eq(cfg.peft_type, "OFT", "the checkpoint's adapter")
+  t.assert_eq(cfg.module_dropout, 0.25, "module_dropout saved")
+  local l = run({output_dir = tmp .. "/b", resume_from_checkpoint = tmp .. "/a/checkpoint-2"})
+  for s = 3, 4 do
+    t.assert(l[s] ~= nil, "no loss logged at step " .. s)
+    t.assert_close(l[s], ref[s], 1e-6, "resumed: step " .. s)
+  end
+  lfl.fs.remove(tmp)
+end
 t.suite("oft_parts", parts)
 t.run()
