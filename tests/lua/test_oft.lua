@@ -366,6 +366,25 @@ parts.training_smoke = function()
   t.assert(t.max_abs_diff(m.params["model.layers.0.self_attn.q_proj.weight"], w0) == 0, "the base weight moved")
   t.assert(#names == 14, "14 oft_R tensors train")
 end
+-- pure_bf16 keeps oft_R in bf16; the rotation is computed in f32 from it, so
+-- the loss and gradients are the f32 ones up to bf16's rounding of the parameters
+parts.pure_bf16 = function()
+  local g = lfl.safetensors.load(root .. "peft/llama_oft_b8.safetensors")
+  local m = tiny()
+  local names, params = trainer.setup_method(m, {finetuning_type = "oft", oft_rank = 0, oft_block_size = 8,
+    module_dropout = 0, lora_target = "all", learning_rate = 1e-3, weight_decay = 0, pure_bf16 = true})
+  t.assert_eq(params[1]:dtype(), "bf16", "pure_bf16: oft_R in bf16")
+  lfl.no_grad(function() for i, n in ipairs(names) do params[i]:copy_(g["init." .. n]) end end)
+  local loss = m:loss(g.input_ids, g.labels)
+  t.assert_close(loss:item(), g.loss:_at(1), 1e-3 * g.loss:_at(1), "bf16 loss")
+  loss:backward()
+  for i, n in ipairs(names) do
+    t.assert_eq(params[i].grad:dtype(), "bf16", n .. " gradient dtype")
+    local e = rel_err(params[i].grad, g["grad." .. n])
+    t.assert(e <= 2e-2, fmt("bf16: %s gradient relative error %.3g", n, e))
+  end
+end
+
 -- a checkpoint of an OFT run (its adapter in PEFT's layout, the optimizer, the
 -- position) resumes to the uninterrupted run's losses (SmolLM2 through lfl.trainer)
 parts.checkpoint_resume = function()

@@ -167,6 +167,9 @@ end
 function M.linear(model, mod, x, w, bias)
   local ad = model.oft
   local vec = ad.weights[mod]
+  -- bf16 parameters (pure_bf16) rotate in f32: lfl's pointwise ops are f32/f64
+  -- (PEFT would compute R and x R in bf16)
+  if vec:dtype() == "bf16" or vec:dtype() == "f16" then vec = vec:to("f32") end
   local dt = x:dtype()
   local xr = dt ~= vec:dtype() and x:to(vec:dtype()) or x
   local R = M.rotation(vec, ad.blocks[mod][2], ad.neumann_terms)
