@@ -162,7 +162,7 @@ local MODULES = {
   resize = "lfl.model.resize", registry = "lfl.model.registry", convert = "lfl.model.convert",
   data = "lfl.data", preprocess = "lfl.data.preprocess", stream = "lfl.data.stream", dataset_cache = "lfl.data.cache",
   pairwise = "lfl.data.pairwise", collate = "lfl.data.collate",
-  trainer = "lfl.train.trainer", optim = "lfl.train.optim", peft = "lfl.train.peft", galore = "lfl.train.galore",
+  trainer = "lfl.train.trainer", optim = "lfl.train.optim", peft = "lfl.train.peft", oft = "lfl.train.oft", galore = "lfl.train.galore",
   badam = "lfl.train.badam", plot = "lfl.train.plot", args = "lfl.train.args", approach = "lfl.train.approach",
   pref = "lfl.train.pref", value_head = "lfl.train.value_head",
   generate = "lfl.infer.generate", chat = "lfl.infer.chat", serve = "lfl.infer.serve", predict = "lfl.infer.predict",

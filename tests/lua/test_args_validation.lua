@@ -258,7 +258,7 @@ local REFUSED = {
   {{}, {"quantization_bit=4", "quantization_method=gptq"}, "quantization_method: 'gptq' is a LlamaFactory value lfl "
     .. "does not implement (lfl: bnb; lfl quantizes on the fly with bitsandbytes' 4-bit NF4/FP4 only)"},
   {{}, {"quantization_bit=4", "finetuning_type=full"}, "quantization_bit: quantization is only compatible with "
-    .. "finetuning_type lora (QLoRA); this run's is full"},
+    .. "finetuning_type lora (QLoRA) or oft (QOFT); this run's is full"},
   {{}, {"quantization_bit=4", "finetuning_type=freeze"}, "only compatible with finetuning_type lora"},
   {{}, {"quantization_bit=4", "pissa_init=true"}, "pissa_init: PiSSA cannot initialize from a quantized base"},
   {{}, {"quantization_bit=4", "resize_vocab=true"}, "cannot resize the embeddings of a quantized model"},
@@ -269,7 +269,12 @@ local REFUSED = {
   {{}, {"report_to=none,tensorboard"}, "report_to: 'tensorboard' is not supported"},
   {{}, {"fp16=true"}, "fp16: true is not supported: fp16 mixed precision is not implemented"},
   {{}, {"optim=adafactor"}, "optim: 'adafactor' is a LlamaFactory value lfl does not implement (lfl: adamw_8bit,"},
-  {{}, {"finetuning_type=oft"}, "finetuning_type: 'oft' is a LlamaFactory value lfl does not implement"},
+  {{}, {"finetuning_type=oft", "oft_rank=8"}, "finetuning_type oft: set exactly one of oft_rank (8) and "
+    .. "oft_block_size (32) to a non-zero value"},
+  {{}, {"finetuning_type=oft", "oft_target=q_proj"}, "oft_target: LlamaFactory 0.9.5 builds the OFT adapter on "
+    .. "lora_target (all) and ignores oft_target (q_proj)"},
+  {{}, {"finetuning_type=oft", "stage=dpo"}, "finetuning_type oft is implemented for stage sft and pt"},
+  {{}, {"oft_block_size=16"}, "oft_block_size: 16 has no effect: it applies to finetuning_type oft"},
   {{}, {"lr_scheduler_type=reduce_lr_on_plateau"}, "lr_scheduler_type: 'reduce_lr_on_plateau' is a LlamaFactory value"},
   {{}, {"mix_strategy=interleave_once"}, "mix_strategy: 'interleave_once' is a LlamaFactory value lfl does not"},
   {{}, {"save_strategy=best"}, "save_strategy: 'best' is a LlamaFactory value lfl does not implement"},

@@ -48,6 +48,9 @@ local RUNS = {
   "train_qlora/qwen3_lora_sft_otfq.yaml", "train_qlora/qwen3_lora_sft_bnb_npu.yaml", "extras/fsdp_qlora/llama3_lora_sft.yaml",
   -- LlamaFactory's SFT loss variants (use_dft_loss, use_eaft_loss)
   "extras/dft/qwen2_full_sft.yaml", "extras/eaft/qwen25_05b_eaft_full.yaml",
+  -- OFT (finetuning_type oft), and QOFT on an on-the-fly 4-bit base
+  "extras/oft/llama3_oft_sft.yaml", "extras/qoft/llama3_oft_sft_awq.yaml", "extras/qoft/llama3_oft_sft_gptq.yaml",
+  "extras/qoft/llama3_oft_sft_bnb_npu.yaml",
 }
 local MUST_RUN = {}
 for _, r in ipairs(RUNS) do MUST_RUN[r] = true end

@@ -1,6 +1,7 @@
 -- Every fine-tuning method trains the real SmolLM2-135M-Instruct for 20 steps
 -- through lfl.trainer with a falling loss (small cutoff, a few repeated
--- examples), LoRA and full also with bf16, and a run killed with SIGKILL mid-way resumes to the same loss
+-- examples), LoRA and full also with bf16, OFT at LlamaFactory's example
+-- settings, and a run killed with SIGKILL mid-way resumes to the same loss
 -- curve step for step.
 local t = lfl.test
 local cache = os.getenv("LFL_CACHE") or (os.getenv("HOME") .. "/.cache/lfl")
@@ -51,6 +52,8 @@ local cases = {
   -- bf16: a bf16 base and bf16 GEMM products (matmul precision "medium") during the run
   lora_bf16 = {finetuning_type = "lora", bf16 = true},
   full_bf16 = {finetuning_type = "full", learning_rate = 5e-5, bf16 = true},
+  -- OFT at LlamaFactory's example settings (extras/oft/llama3_oft_sft.yaml: oft_block_size 32, lr 1e-4)
+  oft = {finetuning_type = "oft", oft_block_size = 32, learning_rate = 1e-4},
 }
 local suite = {}
 for name, over in pairs(cases) do
@@ -67,8 +70,13 @@ for name, over in pairs(cases) do
     for _, f in ipairs({"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) do
       t.assert(lfl.fs.exists(tmp .. "/run/" .. f), name .. ": " .. f .. " in output_dir")
     end
-    t.assert_eq(lfl.fs.exists(tmp .. "/run/config.json"), over.finetuning_type ~= "lora",
-      name .. ": a whole HF folder for full / freeze, the adapter for LoRA")
+    local adapter = over.finetuning_type == "lora" or over.finetuning_type == "oft"
+    t.assert_eq(lfl.fs.exists(tmp .. "/run/config.json"), not adapter,
+      name .. ": a whole HF folder for full / freeze, the adapter for LoRA / OFT")
+    if adapter then
+      local cfg = lfl.json.decode(lfl.fs.read(tmp .. "/run/adapter_config.json"))
+      t.assert_eq(cfg.peft_type, over.finetuning_type:upper(), name .. ": adapter_config.json peft_type")
+    end
   end
 end
 

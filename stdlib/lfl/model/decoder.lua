@@ -313,7 +313,7 @@ local function clip(x, c)
   return lfl.where(x:gt(c), c, lfl.where(x:lt(-c), -c, x))
 end
 
-local peft -- loaded on first use (adapters are optional)
+local peft, oft -- loaded on first use (adapters are optional)
 
 -- A checkpointed layer's GEMMs run once (see M.hidden): in the region's first
 -- pass memo keeps each fused LoRA linear's output and its side product x A^T;
@@ -347,6 +347,10 @@ end
 local function linear(m, x, base, memo, last)
   local w, b = P(m, base .. ".weight"), opt(m, base .. ".bias")
   peft = peft or require("lfl.train.peft")
+  if m.oft ~= nil then -- an OFT adapter (lfl.train.oft) rotates the input of the linears it targets
+    oft = oft or require("lfl.train.oft")
+    if oft.applies(m, base) then return oft.linear(m, base, x, w, b) end
+  end
   if peft.applies(m, base) then
     if memo then return memo_linear(m, x, base, w, b, memo, last) end
     return peft.linear(m, base, x, w, b)
@@ -584,6 +588,12 @@ function M.trainable_layers(m)
   for mod in pairs(m.adapters or {}) do
     local l = mod:match("^model%.layers%.(%d+)%.")
     if l then out[tonumber(l) + 1] = true end
+  end
+  if m.oft then -- an OFT adapter's rotations (lfl.train.oft)
+    for _, mod in ipairs(m.oft.modules) do
+      local l = mod:match("^model%.layers%.(%d+)%.")
+      if l and m.oft.weights[mod]:get_requires_grad() then out[tonumber(l) + 1] = true end
+    end
   end
   return out
 end

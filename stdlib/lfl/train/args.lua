@@ -36,6 +36,7 @@ M.DEFAULTS = {
   freeze_extra_modules = NIL, lora_rank = 8, lora_alpha = NIL, lora_dropout = 0.0, lora_target = "all",
   additional_target = NIL, loraplus_lr_ratio = NIL, loraplus_lr_embedding = 1e-6, use_rslora = false,
   use_dora = false, pissa_init = false, pissa_iter = 16, pissa_convert = false, create_new_adapter = false,
+  oft_rank = 0, oft_block_size = 32, oft_target = "all", module_dropout = 0.0,
   pref_beta = 0.1, pref_ftx = 0.0, pref_loss = "sigmoid", dpo_label_smoothing = 0.0, kto_chosen_weight = 1.0,
   kto_rejected_weight = 1.0, simpo_gamma = 0.5,
   use_dft_loss = false, use_asft_loss = false, asft_alpha = 0.1, use_eaft_loss = false, eaft_alpha = 1.0,
@@ -91,6 +92,11 @@ local LUA_ONLY = {datasets = true, templates = true}
 
 local function lora(a) return a.finetuning_type == "lora" or fmt("it applies to finetuning_type lora (this run's is %s)",
   tostring(a.finetuning_type)) end
+local function oft(a) return a.finetuning_type == "oft" or fmt("it applies to finetuning_type oft (this run's is %s)",
+  tostring(a.finetuning_type)) end
+-- LlamaFactory 0.9.5 builds the OFT adapter on lora_target too (model/adapter.py)
+local function lora_or_oft(a) return a.finetuning_type == "lora" or a.finetuning_type == "oft" or
+  fmt("it applies to finetuning_type lora or oft (this run's is %s)", tostring(a.finetuning_type)) end
 local function freeze(a) return a.finetuning_type == "freeze" or
   fmt("it applies to finetuning_type freeze (this run's is %s)", tostring(a.finetuning_type)) end
 local function galore(a) return a.use_galore == true or "it applies with use_galore: true" end
@@ -222,7 +228,7 @@ M.SPEC = {
   strict = {type = "bool"},
   -- finetuning
   stage = {type = "string"}, -- the stages are the approach modules found (checked in validate)
-  finetuning_type = {type = "enum", values = {"lora", "oft", "freeze", "full"}, lfl = {"lora", "freeze", "full"}},
+  finetuning_type = {type = "enum", values = {"lora", "oft", "freeze", "full"}},
   pure_bf16 = {type = "bool"},
   plot_loss = {type = "bool"},
   compute_accuracy = {type = "bool", applies = stages("sft")},
@@ -244,9 +250,15 @@ M.SPEC = {
   lora_rank = {type = "int", min = 1, applies = lora},
   lora_alpha = {type = "number", gt = 0, applies = lora},
   lora_dropout = {type = "number", min = 0, lt = 1, applies = lora},
-  lora_target = {type = "list", applies = lora},
-  additional_target = {type = "list", applies = lora,
-    unsupported = "training whole modules next to the LoRA adapter (modules_to_save) is not implemented"},
+  lora_target = {type = "list", applies = lora_or_oft},
+  additional_target = {type = "list", applies = lora_or_oft,
+    unsupported = "training whole modules next to the LoRA/OFT adapter (modules_to_save) is not implemented"},
+  -- OFT (lfl.train.oft): PEFT's OFTConfig(r = oft_rank, oft_block_size, module_dropout), exactly one of the two
+  -- sizes non-zero (checked in validate)
+  oft_rank = {type = "int", min = 0, applies = oft},
+  oft_block_size = {type = "int", min = 0, applies = oft},
+  oft_target = {type = "list", applies = oft}, -- must agree with lora_target (validate)
+  module_dropout = {type = "number", min = 0, lt = 1, applies = oft},
   loraplus_lr_ratio = {type = "number", gt = 0, applies = lora},
   -- NEFTune: transformers' TrainingArguments key (noise on the input embeddings while training)
   neftune_noise_alpha = {type = "number", gt = 0},
@@ -806,6 +818,26 @@ function M.validate(a, origin)
   if a.do_predict and a.stage == "sft" and not a.predict_with_generate then
     bad("do_predict for sft needs predict_with_generate")
   end
+  if a.finetuning_type == "oft" then
+    if (a.oft_rank ~= 0) == (a.oft_block_size ~= 0) then
+      bad(fmt("finetuning_type oft: set exactly one of oft_rank (%d) and oft_block_size (%d) to a non-zero value "
+        .. "(PEFT's OFTConfig: oft_rank x oft_block_size = in_features)", a.oft_rank, a.oft_block_size))
+    end
+    local function norm(v) return type(v) == "table" and concat(v, ",") or tostring(v) end
+    if norm(a.oft_target) ~= norm(a.lora_target) then
+      bad_key("oft_target", fmt("LlamaFactory 0.9.5 builds the OFT adapter on lora_target (%s) and ignores "
+        .. "oft_target (%s); set lora_target to the modules to adapt", norm(a.lora_target), norm(a.oft_target)))
+    end
+    if a.stage ~= "sft" and a.stage ~= "pt" then
+      bad(fmt("finetuning_type oft is implemented for stage sft and pt in lfl (this run's is %s)", tostring(a.stage)))
+    end
+    if a.use_galore or a.use_badam then bad("OFT cannot be combined with GaLore or BAdam") end
+    if a.pissa_init then bad("pissa_init applies to LoRA, not OFT") end
+    if a.adapter_name_or_path and tostring(norm(a.adapter_name_or_path)):find(",", 1, true) then
+      bad_key("adapter_name_or_path", "finetuning_type oft takes a single OFT adapter to resume (merging several "
+        .. "first is not implemented)")
+    end
+  end
   if a.finetuning_type == "lora" and (a.use_galore or a.use_badam) then
     bad("LoRA cannot be combined with GaLore or BAdam")
   end
@@ -873,9 +905,11 @@ function M.validate(a, origin)
   end
   if a.quantization_bit and a.resize_vocab then bad("cannot resize the embeddings of a quantized model (resize_vocab)") end
   -- LlamaFactory's rules for a quantized base (hparams/parser.py), and where lfl loads one
-  if a.quantization_bit and a.finetuning_type ~= "lora" then
-    bad_key("quantization_bit", fmt("quantization is only compatible with finetuning_type lora (QLoRA); this run's "
-      .. "is %s", tostring(a.finetuning_type)))
+  -- (LlamaFactory: "Quantization is only compatible with the LoRA or OFT method"; PEFT's oft/bnb.py
+  -- rotates the input of the 4-bit linear as in the unquantized case)
+  if a.quantization_bit and a.finetuning_type ~= "lora" and a.finetuning_type ~= "oft" then
+    bad_key("quantization_bit", fmt("quantization is only compatible with finetuning_type lora (QLoRA) or oft (QOFT); "
+      .. "this run's is %s", tostring(a.finetuning_type)))
   end
   if a.quantization_bit and a.adapter_name_or_path and tostring(a.adapter_name_or_path):find(",", 1, true) then
     bad_key("adapter_name_or_path", "a quantized model takes a single adapter (the others would merge into the 4-bit "

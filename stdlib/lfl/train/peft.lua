@@ -315,7 +315,18 @@ function M.load_adapter(model, dir, name)
   if not f then error(dir .. ": no adapter_config.json", 0) end
   local cfg = lfl.json.decode(f:read("*a"), dir .. "/adapter_config.json")
   f:close()
-  if cfg.peft_type ~= "LORA" then error(fmt("%s: peft_type %s is not supported (LORA)", dir, tostring(cfg.peft_type)), 0) end
+  if cfg.peft_type == "OFT" then
+    -- an OFT adapter (lfl.train.oft) is the model's single live adapter (model.oft): for chat,
+    -- predict, export and training, not as a named reference / reward adapter
+    if name ~= nil and name ~= "default" then
+      error(fmt("%s: an OFT adapter cannot be loaded as the '%s' adapter (OFT adapters are applied to the model "
+        .. "itself; DPO/KTO references and PPO reward adapters must be LoRA)", dir, tostring(name)), 0)
+    end
+    return require("lfl.train.oft").load(model, dir)
+  end
+  if cfg.peft_type ~= "LORA" then
+    error(fmt("%s: peft_type %s is not supported (LORA, OFT)", dir, tostring(cfg.peft_type)), 0)
+  end
   if cfg.fan_in_fan_out == true then
     error(fmt("%s/adapter_config.json: fan_in_fan_out (Conv1D-style transposed weights) is not supported", dir), 0)
   end
@@ -373,8 +384,10 @@ function M.load_adapter(model, dir, name)
 end
 
 -- W += scaling * B A (DoRA: W' = m * (W + sBA) / ||W + sBA||_row) for the
--- active adapter, which is then removed (PEFT's merge_and_unload); in C.
+-- active adapter, which is then removed (PEFT's merge_and_unload); in C. An
+-- OFT adapter (model.oft) is merged too (lfl.train.oft.merge).
 function M.merge(model)
+  if model.oft then require("lfl.train.oft").merge(model) end
   local ad = model.lora
   if not ad then return model end
   for _, mod in ipairs(ad.modules) do

@@ -79,6 +79,20 @@ function M.setup_method(model, a)
     end
     names, params = peft.lora_parameters(model)
     groups = peft.lora_groups(model, a.learning_rate, a.weight_decay, a.loraplus_lr_ratio)
+  elseif a.finetuning_type == "oft" then
+    -- PEFT's OFTConfig as LlamaFactory 0.9.5 builds it (target_modules from lora_target)
+    for _, p in ipairs(model:parameters()) do p:requires_grad(false) end
+    local oft = require("lfl.train.oft")
+    if a.adapter_name_or_path then
+      local dir = type(a.adapter_name_or_path) == "table" and a.adapter_name_or_path[1] or a.adapter_name_or_path
+      local ad = oft.load(model, dir)
+      for _, m in ipairs(ad.modules) do ad.weights[m] = ad.weights[m]:requires_grad() end
+    else
+      oft.add(model, {rank = a.oft_rank, block_size = a.oft_block_size, dropout = a.module_dropout,
+        target = a.lora_target, dtype = a.pure_bf16 and "bf16" or nil})
+    end
+    names, params = oft.parameters(model)
+    groups = {{params = params, names = names, lr = a.learning_rate, weight_decay = a.weight_decay}}
   else
     for _, p in ipairs(model:parameters()) do p:requires_grad(false) end
     names, params = peft.select_trainable(model, a.finetuning_type, a) -- private, writable copies
@@ -185,6 +199,8 @@ local function save_trainable(model, a, dir, names, params, head)
   if head then require("lfl.train.value_head").save(head, dir) end
   if a.finetuning_type == "lora" then
     peft.save_adapter(model, dir, a.model_name_or_path)
+  elseif a.finetuning_type == "oft" then
+    require("lfl.train.oft").save(model, dir, a.model_name_or_path)
   else
     local tbl = {}
     for i, n in ipairs(names) do tbl[n] = params[i]:detach() end
@@ -198,7 +214,7 @@ local function load_trainable(model, a, dir, names, params, head)
     if not saved then error(fmt("%s: checkpoint has no value_head.safetensors (the reward model's head)", dir), 0) end
     lfl.no_grad(function() head.weight:copy_(saved.weight); head.bias:copy_(saved.bias) end)
   end
-  if a.finetuning_type == "lora" then
+  if a.finetuning_type == "lora" or a.finetuning_type == "oft" then
     local ts = lfl.safetensors.load(dir .. "/adapter_model.safetensors")
     for i, n in ipairs(names) do
       if not ts[n] then error(fmt("%s: checkpoint has no %s", dir, n), 0) end
@@ -786,8 +802,9 @@ function M.save_final(t, out)
   local tok_src = t.tokenizer_path or model.path
   -- a reward model's value head (value_head.safetensors, as LlamaFactory writes it)
   if t.value_head then require("lfl.train.value_head").save(t.value_head, out) end
-  if a.finetuning_type == "lora" then
-    peft.save_adapter(model, out, a.model_name_or_path)
+  if a.finetuning_type == "lora" or a.finetuning_type == "oft" then
+    if a.finetuning_type == "oft" then require("lfl.train.oft").save(model, out, a.model_name_or_path)
+    else peft.save_adapter(model, out, a.model_name_or_path) end
     if tok_src then require("lfl.model.hf_files").write_tokenizer(tok_src, out, tok_src == model.path and
       model.gguf_metadata or nil) end
   else
