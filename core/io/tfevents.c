@@ -6,25 +6,15 @@
 #include <stdio.h>
 #include <string.h>
 
-static uint32_t crc_table[256];
-static int crc_ready;
-
-static void crc_init(void)
-{
-    /* a race here only fills the same table twice */
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-        crc_table[i] = c;
-    }
-    crc_ready = 1;
-}
-
+/* bit by bit: event records are a few dozen bytes, and no shared table means no
+ * first-use race between threads that log */
 uint32_t lfl_tfevents_crc32c(const uint8_t *data, size_t n)
 {
-    if (!crc_ready) crc_init();
     uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) c = crc_table[(c ^ data[i]) & 0xFF] ^ (c >> 8);
+    for (size_t i = 0; i < n; i++) {
+        c ^= data[i];
+        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    }
     return c ^ 0xFFFFFFFFu;
 }
 
