@@ -176,6 +176,7 @@ t.suite("trainer", {
     same(at[3]["train/train_loss"], res.train_loss, "train/train_loss")
     same(at[3]["train/train_runtime"], res.train_runtime, "train/train_runtime")
     same(at[3]["eval/loss"], res.eval_loss, "final eval/loss")
+    t.assert_eq(at[3]["train/total_flos"], nil, "no made-up FLOP count")
     t.assert_eq(at[2]["eval/loss"] ~= nil and at[3]["eval/loss"] ~= at[2]["eval/loss"], true, "two evaluations")
   end,
 

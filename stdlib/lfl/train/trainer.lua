@@ -859,8 +859,11 @@ function Trainer:finish()
     train_steps_per_second = self.global_step / max(1e-9, runtime), epoch = self.epoch_float, peak_rss_mb = peak,
     total_flos = 0}
   -- do_eval unset evaluates when there is an eval set; false never (true requires one: lfl.args)
-  -- Trainer.train's closing log (train/train_runtime, train/train_loss, ...), then do_eval's
-  tb_log(self, self.global_step, metrics)
+  -- Trainer.train's closing log (train/train_runtime, train/train_loss, ...), then do_eval's;
+  -- total_flos is left out: lfl does not count FLOPs (its 0 would chart as a measurement)
+  local summary = {}
+  for k, v in pairs(metrics) do if k ~= "total_flos" then summary[k] = v end end
+  tb_log(self, self.global_step, summary)
   if self.eval_set and a.do_eval ~= false then
     local ev = self:evaluate()
     for k, v in pairs(ev) do metrics[k] = v end
