@@ -102,6 +102,17 @@ t.suite("tfevents", {
     t.assert_eq(tb.tag("test_accuracy"), "test/accuracy")
     t.assert_eq(tb.tag("rewards/accuracies"), "train/rewards/accuracies")
     t.assert(tb.logdir("/o"):match("^/o/runs/%a%a%a%d%d_%d%d%-%d%d%-%d%d_.+$"), tb.logdir("/o"))
+    -- $TENSORBOARD_LOGGING_DIR wins, with ~ expanded as os.path.expanduser does
+    local real = os.getenv
+    local env = {TENSORBOARD_LOGGING_DIR = "~/tb", HOME = "/home/u"}
+    os.getenv = function(k) if env[k] then return env[k] end return real(k) end
+    local ok, err = pcall(function()
+      t.assert_eq(tb.logdir("/o"), "/home/u/tb")
+      env.TENSORBOARD_LOGGING_DIR = "/abs/tb"
+      t.assert_eq(tb.logdir("/o"), "/abs/tb")
+    end)
+    os.getenv = real
+    if not ok then error(err, 0) end
   end,
 })
 t.run()

@@ -15,7 +15,7 @@ function M.logdir(output_dir)
   local env = os.getenv("TENSORBOARD_LOGGING_DIR")
   if env and env ~= "" then
     local home = os.getenv("HOME")
-    if home and env:sub(1, 1) == "~" then env = home .. env:sub(2) end
+    if home and (env == "~" or env:sub(1, 2) == "~/") then env = home .. env:sub(2) end
     return env
   end
   return fmt("%s/runs/%s_%s", output_dir, os.date("%b%d_%H-%M-%S"), lfl._tfevents.hostname())
