@@ -164,6 +164,7 @@ local MODULES = {
   pairwise = "lfl.data.pairwise", collate = "lfl.data.collate",
   trainer = "lfl.train.trainer", optim = "lfl.train.optim", peft = "lfl.train.peft", oft = "lfl.train.oft", galore = "lfl.train.galore",
   badam = "lfl.train.badam", plot = "lfl.train.plot", args = "lfl.train.args", approach = "lfl.train.approach",
+  tensorboard = "lfl.train.tensorboard",
   pref = "lfl.train.pref", value_head = "lfl.train.value_head",
   generate = "lfl.infer.generate", chat = "lfl.infer.chat", serve = "lfl.infer.serve", predict = "lfl.infer.predict",
   evaluate = "lfl.infer.evaluate", metrics = "lfl.infer.metrics", jieba = "lfl.infer.jieba",

@@ -265,8 +265,8 @@ local REFUSED = {
   {{}, {"quantization_bit=4", "adapter_name_or_path=a,b"}, "adapter_name_or_path: a quantized model takes a single adapter"},
   {{}, {"quantization_bit=4", "do_train=false"}, "quantization_bit: a 4-bit base is loaded for training (QLoRA) only"},
   {{}, {"double_quantization=false"}, "double_quantization: false has no effect: it applies with quantization_bit"},
-  {{}, {"report_to=wandb"}, "report_to: 'wandb' is not supported: lfl reports to no tracker"},
-  {{}, {"report_to=none,tensorboard"}, "report_to: 'tensorboard' is not supported"},
+  {{}, {"report_to=wandb"}, "report_to: 'wandb' is not supported: lfl reports to tensorboard only"},
+  {{}, {"report_to=tensorboard,mlflow"}, "report_to: 'mlflow' is not supported: lfl reports to tensorboard only"},
   {{}, {"fp16=true"}, "fp16: true is not supported: fp16 mixed precision is not implemented"},
   {{}, {"optim=adafactor"}, "optim: 'adafactor' is a LlamaFactory value lfl does not implement (lfl: adamw_8bit,"},
   {{}, {"finetuning_type=oft", "oft_rank=8"}, "finetuning_type oft: set exactly one of oft_rank (8) and "
@@ -353,7 +353,12 @@ suite.refused_with_a_reason = function()
   t.assert_eq(o.type, "nf4"); t.assert_eq(o.double_quant, true)
   t.assert_eq(T.quantize_options(resolve({})), nil)
   t.assert_eq(resolve({val_size = 0.1, eval_steps = 5}).eval_strategy, "steps", "eval_steps alone implies steps")
-  t.assert(resolve({}, {"report_to=all"}), "all: every installed tracker, of which lfl has none")
+  local args = require("lfl.train.args")
+  t.assert_eq(args.reports_to_tensorboard(resolve({}, {"report_to=all"})), true, "all: every installed tracker")
+  t.assert_eq(args.reports_to_tensorboard(resolve({}, {"report_to=tensorboard"})), true)
+  t.assert_eq(args.reports_to_tensorboard(resolve({report_to = {"none", "tensorboard"}})), true)
+  t.assert_eq(args.reports_to_tensorboard(resolve({}, {"report_to=none"})), false)
+  t.assert_eq(args.reports_to_tensorboard(resolve({})), false, "none by default")
 end
 
 suite.scheduler_kwargs_as_transformers_reads_them = function()

@@ -19,7 +19,11 @@ for _, f in ipairs({"tests/golden/models/llama/config.json", "tests/golden/model
 end
 -- the tokenized-data cache goes to the scratch folder
 local real_getenv = os.getenv
-os.getenv = function(k) if k == "LFL_CACHE" then return tmp .. "/cache" end return real_getenv(k) end
+os.getenv = function(k)
+  if k == "LFL_CACHE" then return tmp .. "/cache" end
+  if k == "TENSORBOARD_LOGGING_DIR" then return nil end -- report_to tensorboard writes under output_dir/runs
+  return real_getenv(k)
+end
 
 local function recipe(over)
   local r = {model_name_or_path = tmp .. "/model", stage = "sft", dataset = "alpaca_demo", template = "chatml",
@@ -120,6 +124,60 @@ t.suite("trainer", {
     t.assert_close(log[5].loss, (steps[4] + steps[5]) / 2, 1e-13, "the last step closes a window of two")
     t.assert_eq(tr.state.loss, (steps[4] + steps[5]) / 2, "state.loss is the last logged loss")
     t.assert_eq(tr.state.step_loss, steps[5], "state.step_loss is the last step's")
+  end,
+
+  report_to_tensorboard = function()
+    -- the event file holds what trainer_log.jsonl logs, under the tags TensorBoardCallback gives them
+    local dir = tmp .. "/tb"
+    local tr = lfl.trainer(recipe({output_dir = dir, max_steps = 3, val_size = 4, eval_steps = 2,
+      report_to = "tensorboard"}))
+    tr:train()
+    local runs = lfl.fs.list(dir .. "/runs")
+    t.assert_eq(#runs, 1)
+    t.assert(runs[1]:match("^%a%a%a%d%d_%d%d%-%d%d%-%d%d_.+$"), "runs/<date>_<host>: " .. runs[1])
+    local files = lfl.tensorboard.files(dir .. "/runs/" .. runs[1])
+    t.assert_eq(#files, 1)
+    local evs = lfl.tensorboard.read(files[1])
+    t.assert_eq(evs[1].file_version, "brain.Event:2")
+    local at = {}
+    for i = 2, #evs do
+      local e = evs[i]
+      at[e.step] = at[e.step] or {}
+      -- Trainer.evaluate logs the epoch too: train/epoch twice at an eval step
+      t.assert(at[e.step][e.tag] == nil or e.step == 3 or e.tag == "train/epoch", "one " .. e.tag .. " at " .. e.step)
+      at[e.step][e.tag] = at[e.step][e.tag] or e.value
+    end
+    local function same(v, x, what)
+      t.assert(v ~= nil, what .. " missing")
+      t.assert(math.abs(v - x) <= math.abs(x) * 6e-8, fmt("%s: %.9g in the event file, %.9g logged", what, v, x))
+    end
+    local train_logs, eval_logs = 0, 0
+    for line in io.lines(dir .. "/trainer_log.jsonl") do
+      local r = lfl.json.decode(line)
+      local ev = at[r.current_steps]
+      if r.loss then
+        train_logs = train_logs + 1
+        same(ev["train/loss"], r.loss, "train/loss")
+        same(ev["train/learning_rate"], r.lr, "train/learning_rate")
+        same(ev["train/grad_norm"], r.grad_norm, "train/grad_norm")
+        same(ev["train/epoch"], r.epoch, "train/epoch")
+      elseif r.eval_loss then
+        eval_logs = eval_logs + 1
+        same(ev["eval/loss"], r.eval_loss, "eval/loss")
+        same(ev["eval/perplexity"], math.exp(r.eval_loss), "eval/perplexity")
+      end
+    end
+    t.assert_eq(train_logs, 3); t.assert_eq(eval_logs, 1)
+    local n1 = 0
+    for _ in pairs(at[1]) do n1 = n1 + 1 end
+    t.assert_eq(n1, 4, "step 1 logs loss, learning_rate, grad_norm, epoch")
+    -- the closing logs: Trainer.train's summary and the final evaluation, at the last step
+    local res = lfl.json.decode(io.open(dir .. "/train_results.json"):read("*a"))
+    same(at[3]["train/train_loss"], res.train_loss, "train/train_loss")
+    same(at[3]["train/train_runtime"], res.train_runtime, "train/train_runtime")
+    same(at[3]["eval/loss"], res.eval_loss, "final eval/loss")
+    t.assert_eq(at[3]["train/total_flos"], nil, "no made-up FLOP count")
+    t.assert_eq(at[2]["eval/loss"] ~= nil and at[3]["eval/loss"] ~= at[2]["eval/loss"], true, "two evaluations")
   end,
 
   save_and_load_continue = function()

@@ -383,7 +383,8 @@ M.SPEC = {
   save_strategy = {type = "enum", values = {"no", "steps", "epoch", "best"}, lfl = {"no", "steps", "epoch"},
     lfl_why = "'best' needs metric_for_best_model, which lfl does not track"},
   logging_strategy = {type = "enum", values = {"no", "steps", "epoch"}},
-  run_name = {type = "string", inert = "it names the run for report_to trackers, and lfl reports to none"},
+  run_name = {type = "string", inert = "it names the run for trackers such as wandb and mlflow; TensorBoard's "
+    .. "directory is output_dir/runs/<date>_<host> (or $TENSORBOARD_LOGGING_DIR), as transformers writes it"},
   threads = {type = "int", min = 1},
   disable_tqdm = {type = "bool"},
   max_nonfinite_steps = {type = "int", min = 0},
@@ -749,6 +750,25 @@ end
 -- implements, what applies to this run, and LlamaFactory's rules for the
 -- combinations; fills in what follows from the rest (packing, lora_alpha,
 -- resize_vocab). origin[key] names where a key was set, for the messages.
+-- report_to's names: a string ("tensorboard", "none,tensorboard") or a list of them
+function M.report_names(v)
+  local out = {}
+  if v == nil then return out end
+  for _, x in ipairs(type(v) == "table" and v or {v}) do
+    for name in tostring(x):gmatch("[^,%s]+") do out[#out + 1] = name end
+  end
+  return out
+end
+
+-- whether the run writes TensorBoard event files: report_to names tensorboard, or
+-- "all" (transformers' every installed integration, and tensorboard is lfl's one)
+function M.reports_to_tensorboard(a)
+  for _, name in ipairs(M.report_names(a.report_to)) do
+    if name == "tensorboard" or name == "all" then return true end
+  end
+  return false
+end
+
 function M.validate(a, origin)
   origin = origin or {}
   local function bad(msg) error("arguments: " .. msg, 0) end
@@ -797,14 +817,11 @@ function M.validate(a, origin)
       if rule.inert then notes[#notes + 1] = fmt("%s=%s has no effect in lfl: %s", k, show(v), rule.inert) end
     end
   end
-  if a.report_to then
-    for _, x in ipairs(type(a.report_to) == "table" and a.report_to or {a.report_to}) do
-      for name in tostring(x):gmatch("[^,%s]+") do
-        if name ~= "none" and name ~= "all" then
-          bad_key("report_to", fmt("'%s' is not supported: lfl reports to no tracker; the run's logs are "
-            .. "trainer_log.jsonl and trainer_state.json in output_dir (report_to: none)", name))
-        end
-      end
+  for _, name in ipairs(M.report_names(a.report_to)) do
+    if name ~= "none" and name ~= "all" and name ~= "tensorboard" then
+      bad_key("report_to", fmt("'%s' is not supported: lfl reports to tensorboard only (event files under "
+        .. "output_dir/runs, or $TENSORBOARD_LOGGING_DIR); the run's logs are also trainer_log.jsonl and "
+        .. "trainer_state.json in output_dir (report_to: tensorboard or none)", name))
     end
   end
 

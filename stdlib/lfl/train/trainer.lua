@@ -574,6 +574,32 @@ local function log_line(t, rec)
   t.logf:flush()
 end
 
+-- report_to tensorboard: logs (a Trainer.log record less its step) as TensorBoard
+-- scalars at step, in <output_dir>/runs/<date>_<host>, opened at the first log
+-- as TensorBoardCallback opens its writer at the start of training
+local function tb_log(t, step, logs)
+  if t.tb == false then return end
+  if not t.tb then
+    if not lfl.args.reports_to_tensorboard(t.args) then t.tb = false; return end
+    local tb = require("lfl.train.tensorboard")
+    t.tb = tb.open(tb.logdir(t.args.output_dir))
+    print(fmt("[lfl] TensorBoard events: %s", t.tb.path))
+  end
+  local rec = {}
+  for k, v in pairs(logs) do if k ~= "step" then rec[k] = v end end
+  t.tb:log(step, rec)
+end
+
+-- an evaluation's metrics as Trainer.evaluate logs them: eval_<name> (lfl's
+-- perplexity too, so that it lands under eval/), with the epoch
+local function eval_logs(ev, epoch)
+  local out = {epoch = epoch}
+  for k, v in pairs(ev) do
+    if k ~= "step" and k ~= "epoch" then out[k:sub(1, 5) == "eval_" and k or "eval_" .. k] = v end
+  end
+  return out
+end
+
 -- the next micro-batch's rows with its epoch and index, walking the epochs
 -- (a fresh order per epoch, from the seed alone so resuming replays it)
 local function next_rows(t)
@@ -720,6 +746,7 @@ function Trainer:step()
     self.metric_window = {sums = {}, counts = {}}
     log_line(self, rec)
     self.log_history[#self.log_history + 1] = hist
+    tb_log(self, step, hist)
     if not self.prog.tty or a.disable_tqdm then
       print(fmt("[lfl] step %d/%d loss %.4f lr %.3e grad_norm %.3f %.0f tok/s%s", step, total,
         loss, info.lr, gnorm, info.tps, table.concat(shown)))
@@ -734,6 +761,7 @@ function Trainer:step()
     ev.step, ev.epoch = step, self.epoch_float
     self.log_history[#self.log_history + 1] = ev
     log_line(self, {current_steps = step, total_steps = total, eval_loss = ev.eval_loss})
+    tb_log(self, step, eval_logs(ev, self.epoch_float))
     print(fmt("[lfl] eval at step %d: %s", step, M.describe_eval(ev)))
   end
   local limit = a.max_nonfinite_steps or 3
@@ -831,8 +859,15 @@ function Trainer:finish()
     train_steps_per_second = self.global_step / max(1e-9, runtime), epoch = self.epoch_float, peak_rss_mb = peak,
     total_flos = 0}
   -- do_eval unset evaluates when there is an eval set; false never (true requires one: lfl.args)
+  -- Trainer.train's closing log (train/train_runtime, train/train_loss, ...), then do_eval's;
+  -- total_flos is left out: lfl does not count FLOPs (its 0 would chart as a measurement)
+  local summary = {}
+  for k, v in pairs(metrics) do if k ~= "total_flos" then summary[k] = v end end
+  tb_log(self, self.global_step, summary)
   if self.eval_set and a.do_eval ~= false then
-    for k, v in pairs(self:evaluate()) do metrics[k] = v end
+    local ev = self:evaluate()
+    for k, v in pairs(ev) do metrics[k] = v end
+    tb_log(self, self.global_step, eval_logs(ev, self.epoch_float))
   end
   write_atomic(out .. "/trainer_state.json", json({global_step = self.global_step, epoch = self.epoch_float,
     max_steps = self.total_steps, log_history = self.log_history, logging_steps = self.log_every or a.logging_steps,
