@@ -71,7 +71,7 @@ run_one() {
     local n
     case $t in
       json) n=150000 ;; gguf) n=300000 ;; safetensors) n=400000 ;; http) n=60000 ;;
-      tokenizer) n=40000 ;; dataset_record) n=30000 ;; *) n=20000 ;;
+      tokenizer) n=40000 ;; dataset_record) n=30000 ;; yaml) n=150000 ;; *) n=20000 ;;
     esac
     mode=(-seed=1 -runs="$n")
     grown=$dir/ci-corpus
