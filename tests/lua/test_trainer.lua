@@ -103,6 +103,8 @@ t.suite("trainer", {
     local fin = tr:finish()
     t.assert_eq(fin.metrics.train_loss, res.metrics.train_loss, "train_loss")
     t.assert_eq(fin.metrics.epoch, res.metrics.epoch, "epoch")
+    -- HF's speed_metrics: max_steps x the total batch (6 x 2 x 2) over the runtime
+    t.assert_close(fin.metrics.train_samples_per_second, 24 / fin.metrics.train_runtime, 1e-9, "samples/s")
     same_tensors(lfl.safetensors.load(tmp .. "/whole/adapter_model.safetensors"),
       lfl.safetensors.load(tmp .. "/steps/adapter_model.safetensors"), "adapter")
     -- the final trainer_state.json reads back

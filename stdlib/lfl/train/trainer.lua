@@ -854,8 +854,14 @@ function Trainer:finish()
   local _, peak = lfl.sys.rss()
   -- train_loss as HF's Trainer reports it: the mean of the step losses of this run
   -- (non-finite steps left out, as HF's logging_nan_inf_filter does)
+  -- train_samples_per_second as HF's speed_metrics counts the samples: max_steps x
+  -- the total batch when max_steps is set, else the examples x the epochs
+  local samples = (a.max_steps and a.max_steps > 0) and
+    self.total_steps * a.per_device_train_batch_size * a.gradient_accumulation_steps
+    or (self.train_set and #self.train_set or 0) * a.num_train_epochs
   local metrics = {train_runtime = runtime, train_loss = self.train_loss,
     train_tokens_per_second = self.tokens / max(1e-9, runtime),
+    train_samples_per_second = samples / max(1e-9, runtime),
     train_steps_per_second = self.global_step / max(1e-9, runtime), epoch = self.epoch_float, peak_rss_mb = peak,
     total_flos = 0}
   -- do_eval unset evaluates when there is an eval set; false never (true requires one: lfl.args)
