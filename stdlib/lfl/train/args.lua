@@ -655,6 +655,44 @@ function M.read_yaml(path)
   return r
 end
 
+-- LlamaFactory / transformers settings lfl knows and does not implement: the
+-- reason is the refusal (an unknown key only gets "unknown argument")
+local MULTIMODAL = "multimodal (vision/video/audio) models are not implemented in lfl yet; lfl trains text models"
+local MULTI_PROCESS = "multi-process training (sharded over several processes or GPUs) is not implemented in lfl "
+  .. "yet; lfl trains in one process: remove the key to train on this machine"
+local MEGATRON = "Megatron-core parallelism is not implemented in lfl; lfl trains in one process"
+local KT = "the KTransformers integration (CPU/GPU MoE offload) is not implemented in lfl"
+M.NOT_IMPLEMENTED = {
+  deepspeed = MULTI_PROCESS, fsdp = MULTI_PROCESS, fsdp_config = MULTI_PROCESS,
+  fsdp_transformer_layer_cls_to_wrap = MULTI_PROCESS, ray_num_workers = MULTI_PROCESS,
+  ray_run_name = MULTI_PROCESS, ray_storage_path = MULTI_PROCESS,
+  image_max_pixels = MULTIMODAL, image_min_pixels = MULTIMODAL, video_max_pixels = MULTIMODAL,
+  video_min_pixels = MULTIMODAL, video_fps = MULTIMODAL, video_maxlen = MULTIMODAL, audio_sampling_rate = MULTIMODAL,
+  freeze_vision_tower = MULTIMODAL, freeze_multi_modal_projector = MULTIMODAL, freeze_language_model = MULTIMODAL,
+  use_adam_mini = "the Adam-mini optimizer is not implemented in lfl yet",
+  use_muon = "the Muon optimizer is not implemented in lfl yet",
+  use_apollo = "the APOLLO optimizer is not implemented in lfl yet",
+  apollo_target = "the APOLLO optimizer is not implemented in lfl yet",
+  apollo_rank = "the APOLLO optimizer is not implemented in lfl yet",
+  apollo_scale = "the APOLLO optimizer is not implemented in lfl yet",
+  apollo_scale_type = "the APOLLO optimizer is not implemented in lfl yet",
+  apollo_layerwise = "the APOLLO optimizer is not implemented in lfl yet",
+  use_llama_pro = "LLaMA Pro (block expansion) is not implemented in lfl yet",
+  mixture_of_depths = "mixture-of-depths is not implemented in lfl",
+  fp8 = "FP8 training needs FP8 GPU kernels, which lfl does not have",
+  fp8_backend = "FP8 training needs FP8 GPU kernels, which lfl does not have",
+  fp8_enable_fsdp_float8_all_gather = "FP8 training needs FP8 GPU kernels, which lfl does not have",
+  use_kt = KT, kt_config = KT, kt_cpu_activation = KT, kt_weight_path = KT, kt_non_expert_weight_path = KT,
+  use_v1_kernels = "LlamaFactory's v1 kernels (Ascend NPU) do not apply to lfl",
+  apply_rope_fusion = MEGATRON, bias_activation_fusion = MEGATRON, tensor_model_parallel_size = MEGATRON,
+  pipeline_model_parallel_size = MEGATRON, context_parallel_size = MEGATRON, expert_model_parallel_size = MEGATRON,
+  sequence_parallel = MEGATRON, use_distributed_optimizer = MEGATRON, overlap_grad_reduce = MEGATRON,
+  overlap_param_gather = MEGATRON, moe_grouped_gemm = MEGATRON, moe_token_dispatcher_type = MEGATRON,
+  recompute_granularity = MEGATRON,
+  export_quantization_bit = "quantizing an export (GPTQ) is not implemented in lfl yet",
+  export_quantization_dataset = "quantizing an export (GPTQ) is not implemented in lfl yet",
+}
+
 -- ---------------------------------------------------------------- resolving
 
 -- Merges recipe + overrides over the defaults, checking each value as it is
@@ -663,6 +701,9 @@ function M.resolve(recipe, overrides, source)
   local args, origin = {}, {}
   for k, v in pairs(M.DEFAULTS) do if v ~= NIL then args[k] = v end end
   local function set(k, v, where)
+    if type(k) == "string" and M.NOT_IMPLEMENTED[k] and M.DEFAULTS[k] == nil then
+      error(fmt("%s: %s is not supported: %s", where, k, M.NOT_IMPLEMENTED[k]), 0)
+    end
     if type(k) ~= "string" or (M.DEFAULTS[k] == nil and not LUA_ONLY[k]) then
       local s = type(k) == "string" and M.suggest(k)
       error(fmt("%s: unknown argument '%s'%s", where, tostring(k), s and fmt(" (did you mean '%s'?)", s) or ""), 0)
