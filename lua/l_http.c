@@ -854,59 +854,6 @@ LFL_LUA_MODULE(http)
 
 #else /* no libmicrohttpd */
 
-static void free_list(char **list)
-{
-    for (char **p = list; p && *p; p++) free(*p);
-    free(list);
-}
-
-/* opts[k]: a list of strings, each passing check (NULL: fine, else the
- * complaint); "*" sets *any. Returns a NULL-terminated copy (NULL when absent). */
-static char **list_field(lua_State *L, int t, const char *k, const char *(*check)(const char *), bool *any)
-{
-    *any = false;
-    lua_getfield(L, t, k);
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); return NULL; }
-    if (!lua_istable(L, -1)) luaL_error(L, "http.server: %s must be a list of strings", k);
-    size_t n = lua_objlen(L, -1);
-    char **list = calloc(n + 1, sizeof *list);
-    if (!list) luaL_error(L, "http.server: out of memory");
-    for (size_t i = 0; i < n; i++) {
-        lua_rawgeti(L, -1, (int)i + 1);
-        const char *v = lua_tostring(L, -1);
-        const char *why = !v || lua_type(L, -1) != LUA_TSTRING ? "is not a string" : strcmp(v, "*") ? check(v) : NULL;
-        if (why) {
-            char msg[300];
-            snprintf(msg, sizeof msg, "http.server: %s[%d] '%s' %s", k, (int)i + 1, v ? v : "?", why);
-            free_list(list);
-            lua_pushstring(L, msg);
-            lua_error(L);
-        }
-        if (strcmp(v, "*") == 0) *any = true;
-        list[i] = strdup(v);
-        lua_pop(L, 1);
-        if (!list[i]) { free_list(list); luaL_error(L, "http.server: out of memory"); }
-    }
-    lua_pop(L, 1);
-    return list;
-}
-
-/* an origin: scheme://host[:port], no path */
-static const char *check_origin(const char *v)
-{
-    const char *p = strstr(v, "://");
-    if (!p || p == v || !p[3] || strchr(p + 3, '/') || strpbrk(v, " \t,"))
-        return "is not an origin: expected scheme://host[:port] with no path (e.g. http://localhost:3000), or *";
-    return NULL;
-}
-
-/* a host name as the Host header carries it, without the port */
-static const char *check_host(const char *v)
-{
-    if (!*v || strpbrk(v, " \t,/:[]@")) return "is not a host name: expected e.g. api.example.com (no port, no scheme), or *";
-    return NULL;
-}
-
 static int l_server(lua_State *L)
 {
     return luaL_error(L, "http.server: lfl was built without libmicrohttpd (install libmicrohttpd-dev and rebuild)");

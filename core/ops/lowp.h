@@ -25,4 +25,15 @@ lfl_status lfl_gemm_f32_lowp(bool ta, int64_t m, int64_t n, int64_t k, const flo
 lfl_status lfl_gemm_lowp_f32(int64_t m, int64_t n, int64_t k, lfl_dtype adt, const void *a, int64_t sam,
                              int64_t sak, bool tb, const float *b, int ldb, float beta, float *c, int ldc);
 
+/* The blocking both tiled GEMMs use (this one and q4_gemm.c's 4-bit one):
+ * how many threads, the output block width *nb, the number of blocks and the
+ * k slice *kb for a product of m rows, `total` output columns and depth k */
+int lfl_tile_plan(int64_t m, int64_t total, int64_t k, int64_t *nb, int64_t *nblocks, int64_t *kb);
+
+/* this thread's f32 scratch of at least n elements (kept between calls), or NULL */
+float *lfl_tile_scratch(size_t n);
+
+/* C[m, n] *= beta (the K = 0 product; beta 0 clears) */
+void lfl_tile_scale_c(int64_t m, int64_t n, float beta, float *c, int ldc);
+
 #endif

@@ -24,11 +24,12 @@
 
 /* One scratch per thread, kept between calls: a fresh 1 MB malloc is an mmap
  * whose pages fault in on every call, which costs as much as a small GEMM. It
- * is never freed (one per thread that ever ran a 16-bit GEMM). */
+ * is never freed (one per thread that ever ran a 16-bit or 4-bit GEMM; the
+ * two never nest: both hand f32 tiles to lfl_sgemm, which takes no scratch). */
 static _Thread_local float *scratch;
 static _Thread_local size_t scratch_cap;
 
-static float *get_scratch(size_t n)
+float *lfl_tile_scratch(size_t n)
 {
     if (n > scratch_cap) {
         float *p = malloc(n * sizeof(float));
@@ -64,7 +65,7 @@ static void convert_block(lfl_dtype dt, const uint16_t *src, int64_t rows, int64
  * widens and multiplies its own blocks (one parallel region per call; BLAS
  * runs single-threaded inside it). Small products stay on one thread, at the
  * same threshold as lfl_sgemm. */
-static int plan(int64_t m, int64_t total, int64_t k, int64_t *nb_out, int64_t *nblocks_out, int64_t *kb_out)
+int lfl_tile_plan(int64_t m, int64_t total, int64_t k, int64_t *nb_out, int64_t *nblocks_out, int64_t *kb_out)
 {
     int nt = omp_get_max_threads();
     if (nt < 1 || (double)m * (double)total * (double)k < GEMM_PARALLEL_MIN) nt = 1;
@@ -80,8 +81,7 @@ static int plan(int64_t m, int64_t total, int64_t k, int64_t *nb_out, int64_t *n
     return nt;
 }
 
-/* C[m, n] *= beta (the K = 0 product) */
-static void scale_c(int64_t m, int64_t n, float beta, float *c, int ldc)
+void lfl_tile_scale_c(int64_t m, int64_t n, float beta, float *c, int ldc)
 {
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : c[i * ldc + j] * beta;
@@ -93,13 +93,13 @@ lfl_status lfl_gemm_f32_lowp(bool ta, int64_t m, int64_t n, int64_t k, const flo
 {
     LFL_ASSERT(lfl_is_lowp(bdt));
     if (m == 0 || n == 0) return LFL_OK;
-    if (k == 0) { scale_c(m, n, beta, c, ldc); return LFL_OK; }
+    if (k == 0) { lfl_tile_scale_c(m, n, beta, c, ldc); return LFL_OK; }
     /* matmul precision "medium": the weight is packed as bf16 as it is, no widening */
     if (lfl_gemm_wants_bf16(m, n, k) &&
         lfl_gemm_bf16(ta, m, n, k, 1.0f, a, lda, bdt, b, sbk, sbn, beta, c, ldc) == LFL_OK)
         return LFL_OK;
     int64_t nb, nblocks, kb;
-    int nt = plan(m, n, k, &nb, &nblocks, &kb);
+    int nt = lfl_tile_plan(m, n, k, &nb, &nblocks, &kb);
     /* keep the weight's fast dim contiguous in the scratch: W[n, k] rows (a
      * linear's weight) become S[nb, kb] used transposed; B[k, n] rows become S[kb, nb] */
     bool rows_of_n = (sbk < 0 ? -sbk : sbk) <= (sbn < 0 ? -sbn : sbn);
@@ -107,7 +107,7 @@ lfl_status lfl_gemm_f32_lowp(bool ta, int64_t m, int64_t n, int64_t k, const flo
     int failed = 0;
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(| : failed)
     for (int64_t bi = 0; bi < nblocks; bi++) {
-        float *s = get_scratch((size_t)(nb * kb));
+        float *s = lfl_tile_scratch((size_t)(nb * kb));
         if (!s) { failed = 1; continue; }
         int64_t j0 = bi * nb, w = n - j0 < nb ? n - j0 : nb;
         for (int64_t k0 = 0; k0 < k; k0 += kb) {
@@ -135,15 +135,15 @@ lfl_status lfl_gemm_lowp_f32(int64_t m, int64_t n, int64_t k, lfl_dtype adt, con
 {
     LFL_ASSERT(lfl_is_lowp(adt));
     if (m == 0 || n == 0) return LFL_OK;
-    if (k == 0) { scale_c(m, n, beta, c, ldc); return LFL_OK; }
+    if (k == 0) { lfl_tile_scale_c(m, n, beta, c, ldc); return LFL_OK; }
     int64_t mb, nblocks, kb;
-    int nt = plan(n, m, k, &mb, &nblocks, &kb);
+    int nt = lfl_tile_plan(n, m, k, &mb, &nblocks, &kb);
     bool rows_of_m = (sak < 0 ? -sak : sak) <= (sam < 0 ? -sam : sam);
     const uint16_t *pa = a;
     int failed = 0;
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(| : failed)
     for (int64_t bi = 0; bi < nblocks; bi++) {
-        float *s = get_scratch((size_t)(mb * kb));
+        float *s = lfl_tile_scratch((size_t)(mb * kb));
         if (!s) { failed = 1; continue; }
         int64_t i0 = bi * mb, h = m - i0 < mb ? m - i0 : mb;
         for (int64_t k0 = 0; k0 < k; k0 += kb) {

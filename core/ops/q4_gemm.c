@@ -9,29 +9,8 @@
 #include <stdlib.h>
 #include "../blas.h"
 #include "../quant/bnb4.h"
+#include "lowp.h"
 #include "q4_gemm.h"
-
-#define SCRATCH_ELEMS (256 * 1024) /* ~1 MB of f32: stays in L2 */
-#define MIN_BLOCK 16
-#define MIN_COLS 128
-#define GEMM_PARALLEL_MIN 4e6 /* lfl_sgemm's threshold for waking threads */
-
-/* one scratch per thread, kept between calls (a fresh 1 MB malloc faults its
- * pages in on every call); never freed */
-static _Thread_local float *scratch;
-static _Thread_local size_t scratch_cap;
-
-static float *get_scratch(size_t n)
-{
-    if (n > scratch_cap) {
-        float *p = malloc(n * sizeof(float));
-        if (!p) return NULL;
-        free(scratch);
-        scratch = p;
-        scratch_cap = n;
-    }
-    return scratch;
-}
 
 lfl_status lfl_gemm_f32_q4(int64_t m, int64_t n, int64_t k, const float *a, int lda, const lfl_tensor *w, bool wt,
                            float beta, float *c, int ldc)
@@ -39,24 +18,13 @@ lfl_status lfl_gemm_f32_q4(int64_t m, int64_t n, int64_t k, const float *a, int 
     LFL_TRY(lfl_q4_check("gemm (4-bit weight)", w));
     LFL_ASSERT(w->ndim == 2 && w->shape[0] == (wt ? n : k) && w->shape[1] == (wt ? k : n));
     if (m == 0 || n == 0) return LFL_OK;
-    if (k == 0) {
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : c[i * ldc + j] * beta;
-        return LFL_OK;
-    }
-    int nt = omp_get_max_threads();
-    if (nt < 1 || (double)m * (double)n * (double)k < GEMM_PARALLEL_MIN) nt = 1;
-    int64_t kb = k * MIN_COLS > SCRATCH_ELEMS ? SCRATCH_ELEMS / MIN_COLS : k;
-    int64_t cap = SCRATCH_ELEMS / kb;
-    int64_t nblocks = (n + cap - 1) / cap;
-    if (n < (int64_t)nt * MIN_BLOCK) nt = (int)(n / MIN_BLOCK > 1 ? n / MIN_BLOCK : 1);
-    nblocks = (nblocks + nt - 1) / nt * nt;
-    int64_t nb = (n + nblocks - 1) / nblocks;
-    nblocks = (n + nb - 1) / nb;
+    if (k == 0) { lfl_tile_scale_c(m, n, beta, c, ldc); return LFL_OK; }
+    int64_t nb, nblocks, kb;
+    int nt = lfl_tile_plan(m, n, k, &nb, &nblocks, &kb);
     int failed = 0;
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(| : failed)
     for (int64_t bi = 0; bi < nblocks; bi++) {
-        float *s = get_scratch((size_t)(nb * kb));
+        float *s = lfl_tile_scratch((size_t)(nb * kb));
         if (!s) { failed = 1; continue; }
         int64_t j0 = bi * nb, wd = n - j0 < nb ? n - j0 : nb;
         for (int64_t k0 = 0; k0 < k; k0 += kb) {
