@@ -7,6 +7,7 @@
 #include "bridge.h"
 #include "gemm_bf16.h"
 #include "ops/optable.h"
+#include "util/cpus.h"
 
 static int l_blas(lua_State *L)
 {
@@ -85,11 +86,37 @@ static int l_threads(lua_State *L)
 {
     if (!lua_isnoneornil(L, 1)) {
         int n = (int)luaL_checkinteger(L, 1);
+        if (n < 1) return luaL_error(L, "sys.threads: expected a count >= 1, got %d", n);
         omp_set_num_threads(n);
         lfl_blas_set_threads(n);
+        lfl_cpus_fix();
     }
     lua_pushinteger(L, omp_get_max_threads());
     return 1;
+}
+
+/* sys.adapt_threads() -> threads, changed, others: between units of work, the
+ * thread count follows the CPUs other processes keep busy (core/util/cpus.c);
+ * others is the CPUs' worth they used since the last reading (nil: no new one) */
+static int l_adapt_threads(lua_State *L)
+{
+    bool changed;
+    double others;
+    int n = lfl_cpus_adapt(&changed, &others);
+    lua_pushinteger(L, n);
+    lua_pushboolean(L, changed);
+    if (others >= 0) lua_pushnumber(L, others);
+    else lua_pushnil(L);
+    return 3;
+}
+
+/* sys.cpus() -> available CPUs, "affinity N, cgroup quota M|none", adapting */
+static int l_cpus(lua_State *L)
+{
+    lua_pushinteger(L, lfl_cpus_available());
+    lua_pushstring(L, lfl_cpus_describe());
+    lua_pushboolean(L, lfl_cpus_adapting());
+    return 3;
 }
 
 /* sys.matmul_precision(["highest" | "medium"]) -> the precision now, and
@@ -149,7 +176,8 @@ static int l_exe(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {
-    {"blas", l_blas}, {"cuda", l_cuda}, {"pid", l_pid}, {"exe", l_exe}, {"threads", l_threads}, {"clock", l_clock}, {"rss", l_rss},
+    {"blas", l_blas}, {"cuda", l_cuda}, {"pid", l_pid}, {"exe", l_exe}, {"threads", l_threads},
+    {"adapt_threads", l_adapt_threads}, {"cpus", l_cpus}, {"clock", l_clock}, {"rss", l_rss},
     {"matmul_precision", l_matmul_precision}, {"ops", l_ops}, {"op_remove", l_op_remove}, {"op_restore", l_op_restore},
     {NULL, NULL},
 };

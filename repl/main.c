@@ -12,6 +12,7 @@
 #include "bridge.h"
 #include "ops/optable.h"
 #include "repl.h"
+#include "util/cpus.h"
 
 static void usage(FILE *f)
 {
@@ -31,7 +32,9 @@ static void usage(FILE *f)
             "  -h, --help     this help\n"
             "  --             stop handling options\n"
             "environment: LFL_HOME (where stdlib/ lives), LFL_PATH (extra Lua search path),\n"
-            "  OPENBLAS_CORETYPE (force a BLAS kernel set), OMP_NUM_THREADS\n");
+            "  OPENBLAS_CORETYPE (force a BLAS kernel set), OMP_NUM_THREADS (fixes the thread count;\n"
+            "  without it training uses the CPUs other processes leave free), LFL_ADAPT_THREADS=0\n"
+            "  (keep every available CPU even when other processes are busy)\n");
 }
 
 /* message + traceback for errors raised in scripts and the REPL */
@@ -136,6 +139,11 @@ static void print_version(lua_State *L)
     printf("%s\n", lua_tostring(L, -1));
     lua_pop(L, 3);
     printf("BLAS: %s\n", lfl_blas_describe());
+    printf("CPUs: %d (%s); %s\n", lfl_cpus_available(), lfl_cpus_describe(),
+           lfl_cpus_adapting() ? "training follows other busy processes (LFL_ADAPT_THREADS=0 turns it off)"
+           : getenv("OMP_NUM_THREADS") ? "threads fixed by OMP_NUM_THREADS"
+           : getenv("LFL_ADAPT_THREADS") ? "threads fixed (LFL_ADAPT_THREADS=0)"
+           : "threads fixed (a cgroup quota below the affinity mask, or one CPU)");
     printf("%s\n", lfl_device_describe());
     /* which ops each device kind has kernels for (lfl.sys.ops() lists them) */
     char cuda[1024];
@@ -238,6 +246,7 @@ int main(int argc, char **argv)
 {
     /* training logs are read as they come, also when piped to a file */
     setvbuf(stdout, NULL, _IOLBF, 0);
+    lfl_cpus_default_threads();
     lua_State *L = lfl_lua_new();
     if (!L) return 1;
     int i = 1, status = 0;

@@ -542,6 +542,10 @@ function M.new(a)
   t.loop_epoch = 0 -- the epoch the loop is in (an epoch skipped on resume has no micro-batch)
   t:set_params(clip_params)
   t.metric_window = {sums = {}, counts = {}}
+  t.threads = lfl.sys.threads()
+  local ncpu, cpus, adapting = lfl.sys.cpus()
+  print(fmt("[lfl] threads %d of %d CPUs (%s)%s", t.threads, ncpu, cpus,
+    adapting and "; fewer while other processes keep CPUs busy" or ""))
   if approach.setup then approach.setup(t) end
 
   -- resume: explicit path, or the last checkpoint in output_dir
@@ -655,6 +659,18 @@ local function next_rows(t)
   end
 end
 
+-- Between micro-batches the OpenMP/OpenBLAS thread count follows the CPUs that
+-- other processes leave free (core/util/cpus.c): threads meeting at barriers
+-- while a competitor holds one of their CPUs lose far more than one thread does.
+local function adapt_threads(self)
+  local n, changed, others = lfl.sys.adapt_threads()
+  if changed then
+    print(fmt("[lfl] threads %d -> %d: other processes keep %.1f of %d CPUs busy", self.threads or n, n, others,
+      (lfl.sys.cpus())))
+  end
+  self.threads = n
+end
+
 -- One optimizer step: gradient_accumulation_steps micro-batches (fewer at the
 -- end of an epoch), clipping, the optimizer and the schedule, then logging and
 -- evaluation / checkpoints at their steps. Returns the step's info (loss, lr,
@@ -689,6 +705,7 @@ function Trainer:step()
       for _, r in ipairs(list) do rows[#rows + 1] = r end
       marks[#marks + 1] = {epoch, b}
     until b % accum == 0 or b == self.batches_per_epoch
+    adapt_threads(self)
     local lv, metrics, ntok, gn = approach.train_step(self, rows, factor)
     window(metrics)
     for i, m in ipairs(marks) do self:micro_batch(lv, i == 1 and ntok or 0, m[1], m[2]) end
@@ -705,6 +722,7 @@ function Trainer:step()
       local lv = loss:item()
       window(metrics)
       ;(loss * (1 / accum)):backward()
+      adapt_threads(self)
     until self:micro_batch(lv, batch.ntokens, epoch, b)
     if opt.before_clip then opt:before_clip() end -- BAdam ratio mode masks the gradients first
     gnorm = self:clip_grad_norm(a.max_grad_norm)
