@@ -7,11 +7,14 @@
 # Needs the LlamaFactory venv (bash tests/ref/lf_venv.sh) and the fixture GGUF;
 # prints LlamaFactory's per-step log, then tokens/s (median step) and peak RSS.
 # Usage: bash tests/bench/bench_lora_sft_lf.sh [workdir] [f32|bf16] [gc|nogc]
+# (LF_STEPS and LF_CUTOFF in the environment change the 6 steps and cutoff 512)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 W=${1:-$(mktemp -d)}
 BF16=false; [ "${2:-f32}" = bf16 ] && BF16=true
 GC=false; [ "${3:-gc}" = nogc ] && GC=true
+STEPS=${LF_STEPS:-6}
+CUT=${LF_CUTOFF:-512}
 source "$ROOT/tests/bench/lf_smollm2.sh"
 cat > "$W/lf.yaml" <<YAML
 model_name_or_path: $W/smollm2
@@ -23,10 +26,10 @@ lora_target: all
 dataset: pretrain_demo
 dataset_dir: $ROOT/recipes/data
 template: empty
-cutoff_len: 512
+cutoff_len: $CUT
 packing: true
 per_device_train_batch_size: 4
-max_steps: 6
+max_steps: $STEPS
 logging_steps: 1
 learning_rate: 1.0e-4
 lr_scheduler_type: constant
@@ -42,7 +45,7 @@ cd "$W"
 OMP_NUM_THREADS=2 CUDA_VISIBLE_DEVICES= /usr/bin/time -f "maxrss %M" -o "$W/time.txt" \
     "$(dirname "$PY")/llamafactory-cli" train lf.yaml > "$W/lf.log" 2>&1
 # tqdm's smoothed s/it readings, median (the first step's warm-up weighs little)
-tr '\r' '\n' < "$W/lf.log" | grep -o '[0-9]*/6 \[[^]]*, *[0-9.]*s/it\]' | sed 's/.*, *\([0-9.]*\)s\/it.*/\1/' |
-    sort -n | awk -v rss="$(sed -n 's/maxrss //p' "$W/time.txt")" \
+tr '\r' '\n' < "$W/lf.log" | grep -o "[0-9]*/$STEPS \[[^]]*, *[0-9.]*s/it\]" | sed 's/.*, *\([0-9.]*\)s\/it.*/\1/' |
+    sort -n | awk -v cut="$CUT" -v rss="$(sed -n 's/maxrss //p' "$W/time.txt")" \
     -v prec="$([ $BF16 = true ] && echo bf16 || echo f32)" -v gc="$([ $GC = true ] && echo ", no gradient checkpointing")" \
-    '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "LlamaFactory LoRA r8, SmolLM2-135M %s%s, seq 512 x batch 4, 2 threads\n  median step %.2f s -> %.0f tokens/s, peak RSS %.0f MB\n", prec, gc, m, 2048/m, rss/1024}'
+    '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "LlamaFactory LoRA r8, SmolLM2-135M %s%s, seq %d x batch 4, 2 threads\n  median step %.2f s -> %.0f tokens/s, peak RSS %.0f MB\n", prec, gc, cut, m, 4*cut/m, rss/1024}'

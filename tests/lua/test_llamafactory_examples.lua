@@ -51,6 +51,8 @@ local RUNS = {
   -- OFT (finetuning_type oft), and QOFT on an on-the-fly 4-bit base
   "extras/oft/llama3_oft_sft.yaml", "extras/qoft/llama3_oft_sft_awq.yaml", "extras/qoft/llama3_oft_sft_gptq.yaml",
   "extras/qoft/llama3_oft_sft_bnb_npu.yaml",
+  -- use_muon (LlamaFactory's Muon: Newton-Schulz on every 2-D weight)
+  "extras/muon/qwen2_full_sft.yaml",
 }
 local MUST_RUN = {}
 for _, r in ipairs(RUNS) do MUST_RUN[r] = true end
