@@ -53,6 +53,8 @@ local RUNS = {
   "extras/qoft/llama3_oft_sft_bnb_npu.yaml",
   -- use_muon (LlamaFactory's Muon: Newton-Schulz on every 2-D weight)
   "extras/muon/qwen2_full_sft.yaml",
+  -- use_llama_pro on a model expanded by `lfl llama_pro`
+  "extras/llama_pro/llama3_freeze_sft.yaml",
 }
 local MUST_RUN = {}
 for _, r in ipairs(RUNS) do MUST_RUN[r] = true end
@@ -75,10 +77,26 @@ local NARROWED = {
   -- GaLore's first step takes a rank-128 SVD of every targeted matrix (~0.5 s
   -- each on 2 cores, 210 for "all"): two minutes; q_proj alone is 30 of them
   ["extras/galore/llama3_full_sft.yaml"] = {"galore_target=q_proj", "galore_target all -> q_proj (one SVD a layer)"},
+  -- the recipe trains models/llama3-8b-pro, made by extras/llama_pro/expand.sh (num_expand 8);
+  -- SmolLM2's 30 layers take num_expand 2 (30 + 8 is no multiple of 8)
+  ["extras/llama_pro/llama3_freeze_sft.yaml"] = {"freeze_trainable_layers=2",
+    "model: SmolLM2 expanded by `lfl llama_pro --num_expand 2` (32 layers), freeze_trainable_layers 8 -> 2"},
+}
+
+-- recipes that train a model made from the small one first (made once, on first use)
+local expanded
+local MODEL_FOR = {
+  ["extras/llama_pro/llama3_freeze_sft.yaml"] = function()
+    if not expanded then
+      expanded = tmp .. "/smollm2_pro"
+      require("lfl.cmd.llama_pro").run({"--model_name_or_path", model, "--output_dir", expanded, "--num_expand", "2"})
+    end
+    return expanded
+  end,
 }
 
 local function overrides(rel, recipe, out, template)
-  local o = {"model_name_or_path=" .. model}
+  local o = {"model_name_or_path=" .. (MODEL_FOR[rel] and MODEL_FOR[rel]() or model)}
   if NARROWED[rel] then o[#o + 1] = NARROWED[rel][1] end
   local cmd = command_of(rel)
   if recipe.adapter_name_or_path then o[#o + 1] = "adapter_name_or_path=" .. adapter end

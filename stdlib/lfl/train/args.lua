@@ -50,7 +50,7 @@ M.DEFAULTS = {
   ppo_epochs = 4, ppo_score_norm = false, ppo_target = 6.0, ppo_whiten_rewards = false,
   use_galore = false, galore_target = "all", galore_rank = 16, galore_update_interval = 200, galore_scale = 2.0,
   galore_proj_type = "std", galore_layerwise = false,
-  use_muon = false,
+  use_muon = false, use_llama_pro = false,
   use_badam = false, badam_mode = "layer", badam_start_block = NIL, badam_switch_mode = "ascending",
   badam_switch_interval = 50, badam_update_ratio = 0.05, badam_mask_mode = "adjacent", badam_verbose = 0,
   -- training (do_eval: unset evaluates at the end when there is an eval set; false never, true requires one)
@@ -245,7 +245,14 @@ M.SPEC = {
   asft_alpha = {type = "number", applies = function(a) return a.use_asft_loss == true or
     "it applies with use_asft_loss: true" end},
   disable_shuffling = {type = "bool"},
-  freeze_trainable_layers = {type = "int", applies = freeze},
+  freeze_trainable_layers = {type = "int", applies = function(a)
+    if a.finetuning_type == "lora" and a.use_llama_pro then return true end -- the expanded blocks LoRA targets
+    return freeze(a)
+  end},
+  use_llama_pro = {type = "bool", applies = function(a)
+    return (a.finetuning_type == "freeze" or a.finetuning_type == "lora") or
+      fmt("it applies to finetuning_type freeze or lora (this run's is %s)", tostring(a.finetuning_type))
+  end},
   freeze_trainable_modules = {type = "list", applies = freeze},
   freeze_extra_modules = {type = "list", applies = freeze},
   lora_rank = {type = "int", min = 1, applies = lora},
@@ -678,7 +685,6 @@ M.NOT_IMPLEMENTED = {
   apollo_scale = "the APOLLO optimizer is not implemented in lfl yet",
   apollo_scale_type = "the APOLLO optimizer is not implemented in lfl yet",
   apollo_layerwise = "the APOLLO optimizer is not implemented in lfl yet",
-  use_llama_pro = "LLaMA Pro (block expansion) is not implemented in lfl yet",
   mixture_of_depths = "mixture-of-depths is not implemented in lfl",
   fp8 = "FP8 training needs FP8 GPU kernels, which lfl does not have",
   fp8_backend = "FP8 training needs FP8 GPU kernels, which lfl does not have",

@@ -129,6 +129,16 @@ function M.add_lora(model, opts)
     use_rslora = opts.use_rslora, use_dora = opts.use_dora, dropout = opts.dropout or 0}
   ad.target = opts.target or "all"
   local mods = M.target_modules(model, opts.target)
+  if opts.layers then
+    -- LLaMA Pro: only the expanded blocks' modules; the config then names them in
+    -- full, as PEFT writes the explicit module list LlamaFactory passes it
+    local kept = {}
+    for _, mod in ipairs(mods) do
+      local l = mod:match("^model%.layers%.(%d+)%.")
+      if l and opts.layers[tonumber(l)] then kept[#kept + 1] = mod end
+    end
+    mods, ad.full_target_names = kept, true
+  end
   for _, mod in ipairs(mods) do
     local w = model.params[mod .. ".weight"]
     local s = w:size()
@@ -286,7 +296,7 @@ function M.save_adapter(model, dir, base_name)
   lfl.safetensors.save(dir .. "/adapter_model.safetensors", tbl, {format = "pt"})
   local shorts, seen = {}, {}
   for _, mod in ipairs(ad.modules) do
-    local s = mod:match("([%w_]+)$")
+    local s = ad.full_target_names and mod or mod:match("([%w_]+)$")
     if not seen[s] then seen[s] = true; shorts[#shorts + 1] = s end
   end
   table.sort(shorts)
@@ -493,6 +503,19 @@ end
 
 -- ---------------------------------------------------------------- freeze / full
 
+-- LLaMA Pro (use_llama_pro): the blocks `lfl llama_pro` (LlamaFactory's
+-- scripts/llama_pro.py) inserted after every stride-th layer, stride = L / n:
+-- layers stride-1, 2 stride-1, ... (model/adapter.py, find_expanded_modules).
+function M.llama_pro_layers(num_layers, n)
+  if n <= 0 or num_layers % n ~= 0 then
+    error(fmt("use_llama_pro: `num_layers` %d should be divisible by `num_layer_trainable` %d (freeze_trainable_layers)",
+      num_layers, n), 0)
+  end
+  local stride, set = math.floor(num_layers / n), {}
+  for l = stride - 1, num_layers + stride - 2, stride do set[l] = true end
+  return set
+end
+
 -- full: every parameter trains. freeze: the last (or first, when n < 0) |n|
 -- layers train, plus named modules (freeze_trainable_modules, default "all"
 -- = every module of those layers) and freeze_extra_modules (e.g. "embed_tokens,norm").
@@ -505,7 +528,8 @@ function M.select_trainable(model, method, opts)
     local L = model.arch.layers
     local n = opts.freeze_trainable_layers or 2
     local layers = {}
-    if n > 0 then for l = math.max(0, L - n), L - 1 do layers[l] = true end
+    if opts.use_llama_pro then layers = M.llama_pro_layers(L, n)
+    elseif n > 0 then for l = math.max(0, L - n), L - 1 do layers[l] = true end
     else for l = 0, math.min(L, -n) - 1 do layers[l] = true end end
     local mods = opts.freeze_trainable_modules or "all"
     local want = {}

@@ -28,6 +28,18 @@ local function read_json(path)
   return lfl.json.decode(s, path)
 end
 
+
+-- LLaMA Pro: the expanded blocks that train (peft.llama_pro_layers), logged as
+-- LlamaFactory logs them
+local function llama_pro_layers(model, a)
+  local set = peft.llama_pro_layers(model.arch.layers, a.freeze_trainable_layers)
+  local ids = {}
+  for l in pairs(set) do ids[#ids + 1] = l end
+  table.sort(ids)
+  print(fmt("[lfl] LLaMA Pro: %s the expanded blocks, layers %s", a.finetuning_type == "lora" and "LoRA on" or "training",
+    table.concat(ids, ",")))
+  return set
+end
 local function list_checkpoints(dir)
   local steps = {}
   if lfl.fs.isdir(dir) then
@@ -75,7 +87,8 @@ function M.setup_method(model, a)
     else
       peft.add_lora(model, {rank = a.lora_rank, alpha = a.lora_alpha, dropout = a.lora_dropout,
         target = a.lora_target, use_rslora = a.use_rslora, use_dora = a.use_dora,
-        init = a.pissa_init and "pissa" or nil, pissa_iter = a.pissa_iter, dtype = a.pure_bf16 and "bf16" or nil})
+        init = a.pissa_init and "pissa" or nil, pissa_iter = a.pissa_iter, dtype = a.pure_bf16 and "bf16" or nil,
+        layers = a.use_llama_pro and llama_pro_layers(model, a) or nil})
     end
     names, params = peft.lora_parameters(model)
     groups = peft.lora_groups(model, a.learning_rate, a.weight_decay, a.loraplus_lr_ratio)
@@ -95,6 +108,7 @@ function M.setup_method(model, a)
     groups = {{params = params, names = names, lr = a.learning_rate, weight_decay = a.weight_decay}}
   else
     for _, p in ipairs(model:parameters()) do p:requires_grad(false) end
+    if a.use_llama_pro then llama_pro_layers(model, a) end -- checks and logs the layers
     names, params = peft.select_trainable(model, a.finetuning_type, a) -- private, writable copies
     -- no weight decay on biases and norm weights (HF's get_decay_parameter_names)
     local decay, nodecay = {params = {}, names = {}, lr = a.learning_rate, weight_decay = a.weight_decay},
