@@ -13,10 +13,12 @@
 #                         newer kernels (0.19, pulled in by transformers 5.2x)
 #                         is imported and llamafactory-cli dies at start with
 #                         "Either a revision or a version must be specified"
+#   adam-mini==1.1.1      the optimizer LlamaFactory imports for use_adam_mini
+#                         (tests/ref/make_adam_mini_goldens.py)
 set -euo pipefail
 base_py=$(bash "$(dirname "$0")/venv.sh")
 venv=${LFL_LF_VENV:-$HOME/.cache/lfl/refvenv-lf}
-pins=("llamafactory==0.9.5" "kernels>=0.12,<0.13")
+pins=("llamafactory==0.9.5" "kernels>=0.12,<0.13" "adam-mini==1.1.1")
 if [ ! -x "$venv/bin/python" ]; then
   real=$("$base_py" -c 'import sys; print(sys.base_prefix)')/bin/python3
   "$real" -m venv "$venv" >&2

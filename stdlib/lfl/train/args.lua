@@ -50,7 +50,7 @@ M.DEFAULTS = {
   ppo_epochs = 4, ppo_score_norm = false, ppo_target = 6.0, ppo_whiten_rewards = false,
   use_galore = false, galore_target = "all", galore_rank = 16, galore_update_interval = 200, galore_scale = 2.0,
   galore_proj_type = "std", galore_layerwise = false,
-  use_muon = false, use_llama_pro = false,
+  use_muon = false, use_llama_pro = false, use_adam_mini = false,
   use_badam = false, badam_mode = "layer", badam_start_block = NIL, badam_switch_mode = "ascending",
   badam_switch_interval = 50, badam_update_ratio = 0.05, badam_mask_mode = "adjacent", badam_verbose = 0,
   -- training (do_eval: unset evaluates at the end when there is an eval set; false never, true requires one)
@@ -325,6 +325,7 @@ M.SPEC = {
   galore_layerwise = {type = "bool", applies = galore, inert = "lfl applies the same GaLore update to every layer "
     .. "once per step; only the memory saving of per-layer updates during backward is not implemented"},
   use_muon = {type = "bool"},
+  use_adam_mini = {type = "bool"},
   use_badam = {type = "bool"},
   badam_mode = {type = "enum", values = {"layer", "ratio"},
     applies = function(a) return a.use_badam == true or "it applies with use_badam: true" end},
@@ -369,7 +370,8 @@ M.SPEC = {
     .. "multiplies in bf16"},
   optim = {type = "enum", values = HF_OPTIMS, lfl = LFL_OPTIMS, lfl_why = "AdamW, 8-bit AdamW and SGD",
     applies = function(a)
-      return not (a.use_galore or a.use_badam or a.use_muon) or "use_galore / use_badam / use_muon replace the optimizer"
+      return not (a.use_galore or a.use_badam or a.use_muon or a.use_adam_mini) or
+        "use_galore / use_badam / use_muon / use_adam_mini replace the optimizer"
     end},
   seed = {type = "int", min = 0, max = 2 ^ 32 - 1},
   resume_from_checkpoint = {type = "path_or_bool"},
@@ -678,7 +680,6 @@ M.NOT_IMPLEMENTED = {
   image_max_pixels = MULTIMODAL, image_min_pixels = MULTIMODAL, video_max_pixels = MULTIMODAL,
   video_min_pixels = MULTIMODAL, video_fps = MULTIMODAL, video_maxlen = MULTIMODAL, audio_sampling_rate = MULTIMODAL,
   freeze_vision_tower = MULTIMODAL, freeze_multi_modal_projector = MULTIMODAL, freeze_language_model = MULTIMODAL,
-  use_adam_mini = "the Adam-mini optimizer is not implemented in lfl yet",
   use_apollo = "the APOLLO optimizer is not implemented in lfl yet",
   apollo_target = "the APOLLO optimizer is not implemented in lfl yet",
   apollo_rank = "the APOLLO optimizer is not implemented in lfl yet",
@@ -907,13 +908,20 @@ function M.validate(a, origin)
     bad("LoRA cannot be combined with GaLore or BAdam")
   end
   if a.use_galore and a.use_badam then bad("GaLore and BAdam are mutually exclusive") end
-  if a.use_muon then
-    -- LlamaFactory picks one custom optimizer in a fixed order (GaLore, APOLLO,
-    -- LoRA+, BAdam, Adam-mini, Muon) and drops the rest without a word: refuse instead
-    for _, k in ipairs({"use_galore", "use_badam", "loraplus_lr_ratio"}) do
-      if a[k] then bad(fmt("use_muon cannot be combined with %s (LlamaFactory would use %s and ignore use_muon)", k,
-        k == "loraplus_lr_ratio" and "LoRA+" or k:sub(5))) end
+  -- LlamaFactory picks one custom optimizer in a fixed order (GaLore, APOLLO,
+  -- LoRA+, BAdam, Adam-mini, Muon) and drops the later ones without a word: refuse instead
+  for _, key in ipairs({"use_adam_mini", "use_muon"}) do
+    if a[key] then
+      for _, k in ipairs({"use_galore", "use_badam", "loraplus_lr_ratio", "use_adam_mini"}) do
+        if k ~= key and a[k] then bad(fmt("%s cannot be combined with %s (LlamaFactory would use %s and ignore %s)",
+          key, k, k == "loraplus_lr_ratio" and "LoRA+" or k:sub(5), key)) end
+      end
     end
+  end
+  if a.use_adam_mini and (a.finetuning_type == "lora" or a.finetuning_type == "oft") then
+    bad_key("use_adam_mini", fmt("Adam-mini shares second moments over the model's attention heads and rows; the %s "
+      .. "adapter's matrices do not split that way (LlamaFactory fails on them at the first step): use "
+      .. "finetuning_type full or freeze", a.finetuning_type))
   end
   -- added tokens imply resize_vocab (LlamaFactory's ModelArguments.__post_init__)
   if a.add_tokens or a.add_special_tokens then a.resize_vocab = true end
