@@ -2,9 +2,9 @@
 # The trainer's thread count follows other busy processes (core/util/cpus.c):
 # a real `lfl train` of the tiny golden llama with a busy competitor process
 # on the machine goes from every CPU to one fewer, and back once the
-# competitor stops; with LFL_ADAPT_THREADS=0 or OMP_NUM_THREADS it keeps its
-# count; `lfl --version` says which. Needs 2 or more CPUs (skips, saying so,
-# on one).
+# competitor stops; with LFL_ADAPT_THREADS=0, OMP_NUM_THREADS or
+# full_determinism: true it keeps its count; `lfl --version` says which.
+# Needs 2 or more CPUs (skips, saying so, on one).
 # Usage: test_threads_adapt.sh path/to/lfl
 set -u
 LFL=$(realpath "${1:?usage: test_threads_adapt.sh path/to/lfl}")
@@ -107,11 +107,15 @@ kill "$RUN"; wait "$RUN" 2>/dev/null; RUN=""
 if grep -qF "[lfl] threads $ncpu of $ncpu CPUs (affinity" "$TMPD/adapt.log"; then ok "header line"
 else fail "header line" "$(head -20 "$TMPD/adapt.log")"; fi
 
-# ---- LFL_ADAPT_THREADS=0 and OMP_NUM_THREADS keep the count ----
-for env in LFL_ADAPT_THREADS=0 OMP_NUM_THREADS=$ncpu; do
+# ---- LFL_ADAPT_THREADS=0, OMP_NUM_THREADS and full_determinism keep the count ----
+for env in LFL_ADAPT_THREADS=0 OMP_NUM_THREADS=$ncpu full_determinism=true; do
     bash -c 'while :; do :; done' &
     COMP=$!
-    env "$env" "$LFL" train "$TMPD/recipe.yaml" max_steps=400 >"$TMPD/fixed.log" 2>&1 </dev/null
+    if [ "$env" = full_determinism=true ]; then
+        "$LFL" train "$TMPD/recipe.yaml" max_steps=400 full_determinism=true >"$TMPD/fixed.log" 2>&1 </dev/null
+    else
+        env "$env" "$LFL" train "$TMPD/recipe.yaml" max_steps=400 >"$TMPD/fixed.log" 2>&1 </dev/null
+    fi
     rc=$?
     kill "$COMP"; wait "$COMP" 2>/dev/null; COMP=""
     if [ $rc -eq 0 ] && grep -qF "[lfl] done: 400 steps" "$TMPD/fixed.log" && ! grep -q "threads .* -> " "$TMPD/fixed.log"; then

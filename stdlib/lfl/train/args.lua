@@ -60,7 +60,7 @@ M.DEFAULTS = {
   max_grad_norm = 1.0, num_train_epochs = 3.0, max_steps = -1, lr_scheduler_type = "linear",
   lr_scheduler_kwargs = NIL, warmup_ratio = 0.0, warmup_steps = 0, logging_steps = 500, save_steps = 500,
   save_total_limit = NIL, eval_strategy = "no", eval_steps = NIL, bf16 = false, fp16 = false, optim = "adamw_torch",
-  seed = 42, neftune_noise_alpha = NIL, resume_from_checkpoint = NIL, report_to = "none", save_only_model = false, ddp_timeout = NIL,
+  seed = 42, full_determinism = false, neftune_noise_alpha = NIL, resume_from_checkpoint = NIL, report_to = "none", save_only_model = false, ddp_timeout = NIL,
   dataloader_num_workers = 0, predict_with_generate = false, generation_max_length = NIL,
   save_strategy = "steps", logging_strategy = "steps", run_name = NIL, threads = NIL, disable_tqdm = false,
   max_nonfinite_steps = 3, -- lfl: stop (with a checkpoint) after this many non-finite steps in a row; 0 never
@@ -374,6 +374,9 @@ M.SPEC = {
         "use_galore / use_badam / use_muon / use_adam_mini replace the optimizer"
     end},
   seed = {type = "int", min = 0, max = 2 ^ 32 - 1},
+  -- transformers' switch for bit-reproducible runs; lfl's kernels are deterministic
+  -- for a fixed thread count, so it fixes the thread count (no following other load)
+  full_determinism = {type = "bool"},
   resume_from_checkpoint = {type = "path_or_bool"},
   report_to = {type = "list", check = function(v)
     for _, x in ipairs(type(v) == "table" and v or {v}) do

@@ -559,9 +559,11 @@ function M.new(a)
   t:set_params(clip_params)
   t.metric_window = {sums = {}, counts = {}}
   t.threads = lfl.sys.threads()
+  if a.full_determinism then lfl.sys.threads(t.threads) end -- a set count stays: runs repeat bit for bit
   local ncpu, cpus, adapting = lfl.sys.cpus()
   print(fmt("[lfl] threads %d of %d CPUs (%s)%s", t.threads, ncpu, cpus,
-    adapting and "; fewer while other processes keep CPUs busy" or ""))
+    adapting and "; fewer while other processes keep CPUs busy"
+    or a.full_determinism and "; fixed by full_determinism" or ""))
   if approach.setup then approach.setup(t) end
 
   -- resume: explicit path, or the last checkpoint in output_dir
