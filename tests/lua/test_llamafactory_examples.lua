@@ -51,8 +51,8 @@ local RUNS = {
   -- OFT (finetuning_type oft), and QOFT on an on-the-fly 4-bit base
   "extras/oft/llama3_oft_sft.yaml", "extras/qoft/llama3_oft_sft_awq.yaml", "extras/qoft/llama3_oft_sft_gptq.yaml",
   "extras/qoft/llama3_oft_sft_bnb_npu.yaml",
-  -- use_muon (LlamaFactory's Muon: Newton-Schulz on every 2-D weight), use_adam_mini
-  "extras/muon/qwen2_full_sft.yaml", "extras/adam_mini/qwen2_full_sft.yaml",
+  -- use_muon (LlamaFactory's Muon: Newton-Schulz on every 2-D weight), use_adam_mini, use_apollo
+  "extras/muon/qwen2_full_sft.yaml", "extras/adam_mini/qwen2_full_sft.yaml", "extras/apollo/llama3_full_sft.yaml",
   -- use_llama_pro on a model expanded by `lfl llama_pro`
   "extras/llama_pro/llama3_freeze_sft.yaml",
 }

@@ -15,10 +15,12 @@
 #                         "Either a revision or a version must be specified"
 #   adam-mini==1.1.1      the optimizer LlamaFactory imports for use_adam_mini
 #                         (tests/ref/make_adam_mini_goldens.py)
+#   apollo-torch==1.0.3   the optimizer LlamaFactory imports for use_apollo
+#                         (tests/ref/make_apollo_goldens.py)
 set -euo pipefail
 base_py=$(bash "$(dirname "$0")/venv.sh")
 venv=${LFL_LF_VENV:-$HOME/.cache/lfl/refvenv-lf}
-pins=("llamafactory==0.9.5" "kernels>=0.12,<0.13" "adam-mini==1.1.1")
+pins=("llamafactory==0.9.5" "kernels>=0.12,<0.13" "adam-mini==1.1.1" "apollo-torch==1.0.3")
 if [ ! -x "$venv/bin/python" ]; then
   real=$("$base_py" -c 'import sys; print(sys.base_prefix)')/bin/python3
   "$real" -m venv "$venv" >&2

@@ -51,6 +51,9 @@ M.DEFAULTS = {
   use_galore = false, galore_target = "all", galore_rank = 16, galore_update_interval = 200, galore_scale = 2.0,
   galore_proj_type = "std", galore_layerwise = false,
   use_muon = false, use_llama_pro = false, use_adam_mini = false,
+  use_apollo = false, apollo_target = "all", apollo_rank = 16, apollo_update_interval = 200, apollo_scale = 32.0,
+  apollo_proj = "random", apollo_proj_type = "std", apollo_scale_type = "channel", apollo_layerwise = false,
+  apollo_scale_front = false,
   use_badam = false, badam_mode = "layer", badam_start_block = NIL, badam_switch_mode = "ascending",
   badam_switch_interval = 50, badam_update_ratio = 0.05, badam_mask_mode = "adjacent", badam_verbose = 0,
   -- training (do_eval: unset evaluates at the end when there is an eval set; false never, true requires one)
@@ -101,6 +104,7 @@ local function lora_or_oft(a) return a.finetuning_type == "lora" or a.finetuning
 local function freeze(a) return a.finetuning_type == "freeze" or
   fmt("it applies to finetuning_type freeze (this run's is %s)", tostring(a.finetuning_type)) end
 local function galore(a) return a.use_galore == true or "it applies with use_galore: true" end
+local function apollo(a) return a.use_apollo == true or "it applies with use_apollo: true" end
 local function badam_layer(a)
   if not a.use_badam then return "it applies with use_badam: true" end
   return a.badam_mode == "layer" or "it applies to badam_mode layer (this run's is ratio)"
@@ -324,6 +328,18 @@ M.SPEC = {
   galore_proj_type = {type = "enum", values = {"std", "reverse_std", "right", "left", "full"}, applies = galore},
   galore_layerwise = {type = "bool", applies = galore, inert = "lfl applies the same GaLore update to every layer "
     .. "once per step; only the memory saving of per-layer updates during backward is not implemented"},
+  use_apollo = {type = "bool"},
+  apollo_target = {type = "list", applies = apollo},
+  apollo_rank = {type = "int", min = 1, applies = apollo},
+  apollo_update_interval = {type = "int", min = 1, applies = apollo},
+  apollo_scale = {type = "number", gt = 0, applies = apollo},
+  apollo_proj = {type = "enum", values = {"random", "svd"}, applies = apollo},
+  apollo_proj_type = {type = "enum", values = {"std", "right", "left"}, applies = apollo},
+  apollo_scale_type = {type = "enum", values = {"channel", "tensor"}, applies = apollo},
+  apollo_scale_front = {type = "bool", applies = apollo},
+  apollo_layerwise = {type = "bool", applies = apollo, inert = "lfl applies the same APOLLO update to every layer "
+    .. "once per step (after clipping, which LlamaFactory's layer-wise mode skips); the memory saving of per-layer "
+    .. "updates during backward is not implemented"},
   use_muon = {type = "bool"},
   use_adam_mini = {type = "bool"},
   use_badam = {type = "bool"},
@@ -370,8 +386,8 @@ M.SPEC = {
     .. "multiplies in bf16"},
   optim = {type = "enum", values = HF_OPTIMS, lfl = LFL_OPTIMS, lfl_why = "AdamW, 8-bit AdamW and SGD",
     applies = function(a)
-      return not (a.use_galore or a.use_badam or a.use_muon or a.use_adam_mini) or
-        "use_galore / use_badam / use_muon / use_adam_mini replace the optimizer"
+      return not (a.use_galore or a.use_badam or a.use_muon or a.use_adam_mini or a.use_apollo) or
+        "use_galore / use_apollo / use_badam / use_muon / use_adam_mini replace the optimizer"
     end},
   seed = {type = "int", min = 0, max = 2 ^ 32 - 1},
   -- transformers' switch for bit-reproducible runs; lfl's kernels are deterministic
@@ -683,12 +699,6 @@ M.NOT_IMPLEMENTED = {
   image_max_pixels = MULTIMODAL, image_min_pixels = MULTIMODAL, video_max_pixels = MULTIMODAL,
   video_min_pixels = MULTIMODAL, video_fps = MULTIMODAL, video_maxlen = MULTIMODAL, audio_sampling_rate = MULTIMODAL,
   freeze_vision_tower = MULTIMODAL, freeze_multi_modal_projector = MULTIMODAL, freeze_language_model = MULTIMODAL,
-  use_apollo = "the APOLLO optimizer is not implemented in lfl yet",
-  apollo_target = "the APOLLO optimizer is not implemented in lfl yet",
-  apollo_rank = "the APOLLO optimizer is not implemented in lfl yet",
-  apollo_scale = "the APOLLO optimizer is not implemented in lfl yet",
-  apollo_scale_type = "the APOLLO optimizer is not implemented in lfl yet",
-  apollo_layerwise = "the APOLLO optimizer is not implemented in lfl yet",
   mixture_of_depths = "mixture-of-depths is not implemented in lfl",
   fp8 = "FP8 training needs FP8 GPU kernels, which lfl does not have",
   fp8_backend = "FP8 training needs FP8 GPU kernels, which lfl does not have",
@@ -907,15 +917,20 @@ function M.validate(a, origin)
         .. "first is not implemented)")
     end
   end
-  if a.finetuning_type == "lora" and (a.use_galore or a.use_badam) then
-    bad("LoRA cannot be combined with GaLore or BAdam")
+  if a.finetuning_type == "lora" and (a.use_galore or a.use_badam or a.use_apollo) then
+    bad("LoRA cannot be combined with GaLore, APOLLO or BAdam")
   end
-  if a.use_galore and a.use_badam then bad("GaLore and BAdam are mutually exclusive") end
+  if (a.use_galore and 1 or 0) + (a.use_apollo and 1 or 0) + (a.use_badam and 1 or 0) > 1 then
+    bad("GaLore, APOLLO and BAdam are mutually exclusive")
+  end
+  if a.use_apollo and a.apollo_layerwise and a.gradient_accumulation_steps ~= 1 then
+    bad("Per-layer APOLLO does not support gradient accumulation.")
+  end
   -- LlamaFactory picks one custom optimizer in a fixed order (GaLore, APOLLO,
   -- LoRA+, BAdam, Adam-mini, Muon) and drops the later ones without a word: refuse instead
   for _, key in ipairs({"use_adam_mini", "use_muon"}) do
     if a[key] then
-      for _, k in ipairs({"use_galore", "use_badam", "loraplus_lr_ratio", "use_adam_mini"}) do
+      for _, k in ipairs({"use_galore", "use_apollo", "use_badam", "loraplus_lr_ratio", "use_adam_mini"}) do
         if k ~= key and a[k] then bad(fmt("%s cannot be combined with %s (LlamaFactory would use %s and ignore %s)",
           key, k, k == "loraplus_lr_ratio" and "LoRA+" or k:sub(5), key)) end
       end

@@ -159,13 +159,14 @@ end
 local function make_optimizer(groups, a, model)
   local kw = {lr = a.learning_rate, beta1 = a.adam_beta1, beta2 = a.adam_beta2, eps = a.adam_epsilon,
     weight_decay = a.weight_decay}
-  if a.use_galore or a.use_badam or a.use_muon or a.use_adam_mini then
+  if a.use_galore or a.use_badam or a.use_muon or a.use_adam_mini or a.use_apollo then
     local names, params = {}, {}
     for _, g in ipairs(groups) do
       for i, p in ipairs(g.params) do names[#names + 1] = g.names[i]; params[#params + 1] = p end
     end
     if a.use_badam then return require("lfl.train.badam").from_args(names, params, a) end
     if a.use_muon then return require("lfl.train.muon").from_args(names, params, a) end
+    if a.use_apollo then return require("lfl.train.apollo").from_args(model, names, params, a) end
     if a.use_adam_mini then return require("lfl.train.adam_mini").from_args(names, params, a, model) end
     return require("lfl.train.galore").GaLoreAdamW(require("lfl.train.galore").groups(model, names, params, a), kw)
   end
