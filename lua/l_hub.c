@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include "bridge.h"
 #include "hub/hub.h"
+#include "hub/post.h"
 
 #define MAX_PATTERNS 256
 
@@ -247,8 +248,22 @@ static int l_path_kind(lua_State *L)
     return 1;
 }
 
+/* post(url, json_body[, timeout_s = 300]) -> status, body: a JSON POST (hub/post.c) */
+static int l_post(lua_State *L)
+{
+    const char *url = luaL_checkstring(L, 1), *body = luaL_checkstring(L, 2);
+    long timeout = (long)luaL_optinteger(L, 3, 300);
+    long status;
+    char *resp;
+    lfl_lua_check(L, lfl_http_post_json(url, body, timeout, (size_t)64 << 20, &status, &resp));
+    lua_pushinteger(L, status);
+    lua_pushstring(L, resp);
+    free(resp);
+    return 2;
+}
+
 static const luaL_Reg funcs[] = {
-    {"download", l_download}, {"info", l_info}, {"cache_dir", l_cache_dir}, {"repo_folder", l_repo_folder},
+    {"post", l_post}, {"download", l_download}, {"info", l_info}, {"cache_dir", l_cache_dir}, {"repo_folder", l_repo_folder},
     {"match", l_match}, {"sha256", l_sha256}, {"path_kind", l_path_kind}, {NULL, NULL},
 };
 

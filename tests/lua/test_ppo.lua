@@ -128,7 +128,13 @@ cases.refusals = function()
   -- past the checks, the (missing) model is what fails
   bad_files({}, "/nonexistent/model")
   t.assert(lfl.args.resolve(base, {}, "test"), "a reward adapter with its head is taken")
-  bad({reward_model_type = "api"}, "reward_model_type: 'api' is a LlamaFactory value lfl does not implement")
+  bad({reward_model_type = "api"}, "reward_model_type api takes the reward server's URL as reward_model")
+  t.assert(lfl.args.resolve((function()
+    local r = {}
+    for k, v in pairs(base) do r[k] = v end
+    r.reward_model_type, r.reward_model = "api", "http://127.0.0.1:1/v1/score/evaluation"
+    return r
+  end)(), {}, "test"), "an api reward model is a URL")
   bad({finetuning_type = "full"}, "reward_model_type lora needs finetuning_type lora")
   bad({finetuning_type = "full", reward_model_type = "full"}, "needs finetuning_type lora")
   bad({ref_model = dir}, "a separate reference model is not supported")

@@ -309,8 +309,7 @@ M.SPEC = {
   reward_length_target = {type = "number", gt = 0, applies = stages("grpo")},
   reward_model = {type = "path", applies = stages("ppo")},
   -- ppo (lfl.train.ppo.check_args checks the combinations)
-  reward_model_type = {type = "enum", values = {"lora", "full", "api"}, lfl = {"lora", "full"},
-    lfl_why = "an HTTP reward endpoint (api) is not implemented", applies = stages("ppo")},
+  reward_model_type = {type = "enum", values = {"lora", "full", "api"}, applies = stages("ppo")},
   reward_model_adapters = {type = "list", applies = stages("ppo"), unsupported = "adapters on a full reward model "
     .. "are not loaded; merge them into the reward model (lfl export) and pass that as reward_model"},
   reward_model_quantization_bit = {type = "int", one_of = {4, 8}, applies = stages("ppo"),

@@ -3,7 +3,8 @@
 -- plus the run's value head, the reference is the base with the adapter
 -- disabled, and the reward model (reward_model_type lora) is a second adapter
 -- "reward" with its own head, switched in to score. reward_model_type full
--- loads a separate model directory; api is refused.
+-- loads a separate model directory; api POSTs the decoded texts to a reward
+-- server (LlamaFactory's /v1/score/evaluation, e.g. `lfl serve --stage rm`).
 --
 -- Sources (trl 0.9.6, trl/trainer/ppo_trainer.py and trl/core.py, and
 -- llamafactory/train/ppo/trainer.py):
@@ -243,8 +244,10 @@ function M.check_args(a)
     bad("reward_model is required: the directory of a reward model trained by stage rm (reward_model_type lora: "
       .. "its LoRA adapter with value_head.safetensors; full: a model directory with value_head.safetensors)")
   end
-  if a.reward_model_type == "api" then
-    bad("reward_model_type api (an HTTP reward endpoint) is not supported; use lora or full")
+  if a.reward_model_type == "api" and not tostring(a.reward_model):match("^https?://") then
+    bad(fmt("reward_model_type api takes the reward server's URL as reward_model (e.g. "
+      .. "http://127.0.0.1:8000/v1/score/evaluation, what `lfl serve --stage rm` or LlamaFactory's api answers), "
+      .. "got '%s'", tostring(a.reward_model)))
   end
   if a.reward_model_type == "lora" and a.finetuning_type ~= "lora" then
     bad("reward_model_type lora needs finetuning_type lora (LlamaFactory: 'Freeze/Full PPO training needs "
@@ -286,6 +289,7 @@ function M.preflight(a)
   local function bad(msg) error("arguments: stage ppo: " .. msg, 0) end
   local function exists(p) local f = io.open(p, "rb"); if f then f:close() return true end return false end
   local d = a.reward_model
+  if a.reward_model_type == "api" then return end -- a URL, asked when the first rollout is scored
   if not lfl.fs.isdir(d) then bad(fmt("reward_model: %s is not a directory", d)) end
   if a.reward_model_type == "lora" and not exists(d .. "/adapter_config.json") then
     bad(fmt("reward_model: %s has no adapter_config.json (reward_model_type lora takes the LoRA adapter stage rm "
@@ -303,6 +307,13 @@ end
 -- {kind, head, model (full), adapter (lora), describe}.
 function M.setup_reward(model, a)
   local dir = a.reward_model
+  if a.reward_model_type == "api" then
+    -- a scoring request waits at most 10 minutes (LlamaFactory's waits forever)
+    return {kind = "api", url = dir, timeout = 600,
+            describe = fmt("reward model: the server at %s (LlamaFactory's reward_model_type api: each prompt + "
+              .. "response decoded with its special tokens and POSTed as {model, messages}; scores read from "
+              .. "'scores')", dir)}
+  end
   if not lfl.fs.isdir(dir) then error(fmt("reward_model: %s is not a directory", dir), 0) end
   if a.reward_model_type == "full" then
     local rm = lfl.model.load(dir, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil})
@@ -329,8 +340,36 @@ function M.setup_reward(model, a)
             #ad.modules)}
 end
 
+-- reward_model_type api (LlamaFactory's get_rewards_from_server): the texts
+-- POSTed as {"model": "model", "messages": [...]}, one score a text from the
+-- answer's "scores"
+function M.score_api(reward, texts)
+  local J = require("lfl.text.pyjson")
+  local body = J.encode({model = "model", messages = texts}, {ensure_ascii = false})
+  local status, resp = lfl._hub.post(reward.url, body, reward.timeout)
+  local function bad(msg)
+    error(fmt("reward_model_type api: %s answered %s: %s", reward.url, tostring(status), msg), 0)
+  end
+  if status ~= 200 then bad((resp or ""):sub(1, 300)) end
+  local ok, doc = pcall(J.decode, resp)
+  if not ok or type(doc) ~= "table" or type(doc.scores) ~= "table" then
+    bad("expected a JSON object with a 'scores' list, got " .. resp:sub(1, 200))
+  end
+  if #doc.scores ~= #texts then bad(fmt("%d scores for %d texts", #doc.scores, #texts)) end
+  for i, v in ipairs(doc.scores) do
+    if type(v) ~= "number" then bad(fmt("score %d is %s, expected a number", i, tostring(v))) end
+  end
+  return doc.scores
+end
+
 -- scores [B] (a Lua list) of full sequences ids[b] under the reward model, at each one's last token
-function M.score(model, reward, seqs)
+-- (api: the sequences decoded by tok, special tokens kept, and sent to the server)
+function M.score(model, reward, seqs, tok)
+  if reward.kind == "api" then
+    local texts = {}
+    for b, ids in ipairs(seqs) do texts[b] = tok:decode(ids, {skip_special_tokens = false}) end
+    return M.score_api(reward, texts)
+  end
   local rows = {}
   for b, ids in ipairs(seqs) do rows[b] = {input_ids = ids, labels = ids} end
   local batch = require("lfl.data.collate").pack_row(rows)
@@ -450,7 +489,7 @@ function M.step(t, rows, factor)
     resp_len = resp_len + #ids
   end
   -- scores from the reward model at the last token of prompt + response
-  local raw = M.score(model, st.reward, full)
+  local raw = M.score(model, st.reward, full, tok)
   local scores = raw
   if a.ppo_score_norm then scores = M.normalise_scores(st.moments, raw) end
   -- old log-probs and values (policy), reference log-probs (adapter disabled);
