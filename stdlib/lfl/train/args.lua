@@ -699,6 +699,8 @@ M.NOT_IMPLEMENTED = {
   video_min_pixels = MULTIMODAL, video_fps = MULTIMODAL, video_maxlen = MULTIMODAL, audio_sampling_rate = MULTIMODAL,
   freeze_vision_tower = MULTIMODAL, freeze_multi_modal_projector = MULTIMODAL, freeze_language_model = MULTIMODAL,
   mixture_of_depths = "mixture-of-depths is not implemented in lfl",
+  shift_attn = "LongLoRA's shift short attention (S^2-Attn) is not implemented in lfl (LlamaFactory 0.9.5 patches it "
+    .. "into transformers 4.45-4.47's llama attention only and refuses newer transformers)",
   fp8 = "FP8 training needs FP8 GPU kernels, which lfl does not have",
   fp8_backend = "FP8 training needs FP8 GPU kernels, which lfl does not have",
   fp8_enable_fsdp_float8_all_gather = "FP8 training needs FP8 GPU kernels, which lfl does not have",
