@@ -5,6 +5,7 @@
 #include "bridge.h"
 #include "quant/bnb4.h"
 #include "quant/ggml.h"
+#include "quant/gptq.h"
 
 /* lfl.from_bytes(u8 tensor, dtype, shape) -> a view of the same bytes */
 static int l_from_bytes(lua_State *L)
@@ -114,7 +115,29 @@ static int l_q4_rows(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg funcs[] = {{"from_bytes", l_from_bytes}, {"quantize_4bit", l_quantize_4bit},
+/* lfl.gptq_dequantize(qweight, qzeros, scales, g_idx|nil, group_size, v1) -> f32 [out, in] */
+static int l_gptq_dequantize(lua_State *L)
+{
+    lfl_tensor *g = lua_isnoneornil(L, 4) ? NULL : lfl_lua_check_tensor(L, 4), *out = NULL;
+    lfl_lua_check(L, lfl_gptq_dequantize(lfl_lua_check_tensor(L, 1), lfl_lua_check_tensor(L, 2),
+                                         lfl_lua_check_tensor(L, 3), g, (int64_t)luaL_checkinteger(L, 5),
+                                         lua_toboolean(L, 6), &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
+/* lfl.awq_dequantize(qweight, qzeros, scales, group_size) -> f32 [out, in] */
+static int l_awq_dequantize(lua_State *L)
+{
+    lfl_tensor *out = NULL;
+    lfl_lua_check(L, lfl_awq_dequantize(lfl_lua_check_tensor(L, 1), lfl_lua_check_tensor(L, 2),
+                                        lfl_lua_check_tensor(L, 3), (int64_t)luaL_checkinteger(L, 4), &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {{"gptq_dequantize", l_gptq_dequantize}, {"awq_dequantize", l_awq_dequantize},
+                                 {"from_bytes", l_from_bytes}, {"quantize_4bit", l_quantize_4bit},
                                  {"q4_state", l_q4_state}, {"q4_rows", l_q4_rows}, {NULL, NULL}};
 static const luaL_Reg ops[] = {{"dequantize", l_dequantize}, {NULL, NULL}};
 

@@ -80,7 +80,18 @@ function M.load(path, opts)
   local cfg = read_json(cfg_path)
   decoder.resolve(cfg, cfg_path) -- an unsupported architecture or a bad size is reported before any weight is read
   local params = load_weights(path)
+  local ptq = require("lfl.model.ptq")
+  local q = ptq.config(cfg, cfg_path)
+  local nq
+  if q then
+    params, nq = ptq.dequantize(q, params, path)
+    -- the float weights are what the model holds now: a saved copy is not quantized
+    local c = {}
+    for k, v in pairs(cfg) do if k ~= "quantization_config" then c[k] = v end end
+    cfg = c
+  end
   local m = M.from_params(cfg, params, opts, cfg_path)
+  if q then m.ptq = {method = q.method, group_size = q.group_size, linears = nq} end
   m.path = path
   if exists(path .. "/generation_config.json") then m.generation_config = read_json(path .. "/generation_config.json") end
   return m

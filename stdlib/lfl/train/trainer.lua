@@ -430,6 +430,21 @@ function M.new(a)
   local quantize = M.quantize_options(a)
   local model = lfl.model.load(a.model_name_or_path, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil,
                                                       hub = lfl.args.hub_options(a), quantize = quantize})
+  if model.ptq then
+    -- LlamaFactory: quantized (GPTQ/AWQ) models train adapters only; quantization_bit has no effect on them
+    if quantize then
+      error(fmt("quantization_bit: %s is already a %s 4-bit checkpoint; remove quantization_bit (LlamaFactory "
+        .. "ignores it on such models)", a.model_name_or_path, model.ptq.method:upper()), 0)
+    end
+    if a.finetuning_type ~= "lora" and a.finetuning_type ~= "oft" then
+      error(fmt("finetuning_type %s: %s is a %s-quantized checkpoint, which trains LoRA or OFT adapters only "
+        .. "(LlamaFactory: 'Quantized models can only be used for the LoRA tuning')", a.finetuning_type,
+        a.model_name_or_path, model.ptq.method:upper()), 0)
+    end
+    print(fmt("[lfl] %s 4-bit checkpoint (groups of %d): %d linears dequantized at load; the base holds them as %s "
+      .. "(kept-quantized GPTQ/AWQ kernels are not implemented)", model.ptq.method:upper(), model.ptq.group_size,
+      model.ptq.linears, model.dtype or "f32"))
+  end
   if quantize then
     print(fmt("[lfl] QLoRA: the decoder's linear weights are 4-bit %s%s (bitsandbytes' layout, blocks of 64)",
       quantize.type, quantize.double_quant and " with double quantization" or ""))
