@@ -85,7 +85,23 @@ local NARROWED = {
 
 -- recipes that train a model made from the small one first (made once, on first use)
 local expanded
+-- the tiny llama's GPTQ / AWQ checkpoints (tests/golden/quant), with a tokenizer
+local function ptq_dir(kind)
+  local d = tmp .. "/tiny_" .. kind
+  if not lfl.fs.exists(d .. "/config.json") then
+    lfl.fs.mkdir(d)
+    for _, f in ipairs({"tests/golden/quant/" .. kind .. "_llama/config.json",
+                        "tests/golden/quant/" .. kind .. "_llama/model.safetensors", "tests/golden/serve/tokenizer.json"}) do
+      lfl.fs.symlink(lfl.home .. "/" .. f, d .. "/" .. f:match("[^/]+$"))
+    end
+  end
+  return d
+end
 local MODEL_FOR = {
+  ["train_qlora/llama3_lora_sft_gptq.yaml"] = function() return ptq_dir("gptq") end,
+  ["train_qlora/llama3_lora_sft_awq.yaml"] = function() return ptq_dir("awq") end,
+  ["extras/qoft/llama3_oft_sft_gptq.yaml"] = function() return ptq_dir("gptq") end,
+  ["extras/qoft/llama3_oft_sft_awq.yaml"] = function() return ptq_dir("awq") end,
   ["extras/llama_pro/llama3_freeze_sft.yaml"] = function()
     if not expanded then
       expanded = tmp .. "/smollm2_pro"
@@ -258,8 +274,9 @@ suite.every_recipe_runs_or_is_refused_by_name = function()
   print("settings lfl does not know, in how many recipes: " .. table.concat(keys, ", "))
   for _, n in ipairs(notes) do print("note: " .. n) end
   for rel, n in pairs(NARROWED) do print("note: " .. rel .. ": " .. n[2]) end
-  print("note: train_qlora/*_aqlm|awq|gptq run on SmolLM2's GGUF in place of their pre-quantized checkpoints " ..
-    "(loading AQLM/AWQ/GPTQ weights is not exercised); vision recipes that run use text data only")
+  print("note: train_qlora/*_gptq|awq and extras/qoft/*_gptq|awq train the tiny llama's GPTQ / AWQ checkpoints (tests/golden/quant); *_aqlm " ..
+    "runs on SmolLM2's GGUF in place of its AQLM checkpoint (an AQLM checkpoint is refused by name); vision recipes " ..
+    "that run use text data only")
   for _, rel in ipairs(ran) do
     if not MUST_RUN[rel] then print("now runs (add it to RUNS): " .. rel) end
   end
