@@ -231,6 +231,14 @@ static int m_clip(lua_State *L)
     return 1;
 }
 
+/* t:reduce_step(): the step in progress summed over the job's ranks (lfl.comm) */
+static int m_reduce_step(lua_State *L)
+{
+    lfl_trainer *t = check_trainer(L, 1);
+    lfl_lua_check(L, lfl_trainer_reduce_step(t, lfl_comm_current()));
+    return 0;
+}
+
 /* t:end_step(lr, grad_norm, now) */
 static int m_end_step(lua_State *L)
 {
@@ -312,7 +320,7 @@ static int l_is_trainer(lua_State *L)
 
 static const luaL_Reg methods[] = {
     {"set_params", m_set_params}, {"micro_batch", m_micro_batch}, {"clip_grad_norm", m_clip},
-    {"end_step", m_end_step}, {"is_log_step", m_is_log_step}, {"reset_window", m_reset_window},
+    {"end_step", m_end_step}, {"reduce_step", m_reduce_step}, {"is_log_step", m_is_log_step}, {"reset_window", m_reset_window},
     {"log_window", m_log_window},
     {"done", m_done}, {"pending_loss", m_pending_loss}, {"rng_state", m_rng_state}, {"parts", m_parts},
     {NULL, NULL},

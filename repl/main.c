@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "bridge.h"
+#include "comm/comm.h"
 #include "ops/optable.h"
 #include "repl.h"
 #include "util/cpus.h"
@@ -31,10 +33,13 @@ static void usage(FILE *f)
             "  -v, --version  print versions, the BLAS kernel set, CUDA and NCCL availability, op coverage\n"
             "  -h, --help     this help\n"
             "  --             stop handling options\n"
+            "  --nproc N      (anywhere) train with N local ranks: starts `mpirun -n N lfl ...` (Open MPI)\n"
+            "  --hostfile F   (with --nproc) spread the ranks over the machines listed in F (mpirun's hostfile)\n"
             "environment: LFL_HOME (where stdlib/ lives), LFL_PATH (extra Lua search path),\n"
             "  OPENBLAS_CORETYPE (force a BLAS kernel set), OMP_NUM_THREADS (fixes the thread count;\n"
             "  without it training uses the CPUs other processes leave free), LFL_ADAPT_THREADS=0\n"
-            "  (keep every available CPU even when other processes are busy)\n");
+            "  (keep every available CPU even when other processes are busy),\n"
+            "  FORCE_TORCHRUN=1 + NPROC_PER_NODE=N (same as --nproc N)\n");
 }
 
 /* message + traceback for errors raised in scripts and the REPL */
@@ -242,8 +247,113 @@ static int load_module(lua_State *L, const char *spec)
     return 0;
 }
 
+static bool truthy(const char *v)
+{
+    return v && (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "y") == 0 ||
+                 strcasecmp(v, "yes") == 0);
+}
+
+static bool parse_count(const char *v, int *out)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < 1 || n > 4096) return false;
+    *out = (int)n;
+    return true;
+}
+
+/* --nproc N / --hostfile F (taken out of argv wherever they are) and the
+ * torchrun variables LlamaFactory users set. Returns -1 to go on in this
+ * process, else the exit status of the launched job (or 2 for a refusal). */
+static int multi_process(int *argc, char **argv)
+{
+    int nproc = 0, k = 1;
+    const char *hostfile = NULL;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            while (i < *argc) argv[k++] = argv[i++];
+            break;
+        }
+        const char *v = NULL;
+        bool is_n = strncmp(a, "--nproc", 7) == 0 && (a[7] == 0 || a[7] == '=');
+        bool is_h = strncmp(a, "--hostfile", 10) == 0 && (a[10] == 0 || a[10] == '=');
+        if (!is_n && !is_h) {
+            argv[k++] = argv[i];
+            continue;
+        }
+        const char *eq = strchr(a, '=');
+        if (eq) v = eq + 1;
+        else if (i + 1 < *argc) v = argv[++i];
+        if (!v) {
+            fprintf(stderr, "lfl: %s needs a value\n", is_n ? "--nproc" : "--hostfile");
+            return 2;
+        }
+        if (is_h) hostfile = v;
+        else if (!parse_count(v, &nproc)) {
+            fprintf(stderr, "lfl: --nproc takes a number of processes (1..4096), got '%s'\n", v);
+            return 2;
+        }
+    }
+    argv[k] = NULL;
+    *argc = k;
+    const char *nnodes = getenv("NNODES"), *node_rank = getenv("NODE_RANK");
+    if ((nnodes && strcmp(nnodes, "1") != 0) || (node_rank && strcmp(node_rank, "0") != 0)) {
+        fprintf(stderr, "lfl: NNODES=%s NODE_RANK=%s (torchrun's multi-machine launch) is not how lfl spans machines: "
+                "run on one machine `lfl ... --nproc N --hostfile hosts` (mpirun starts the ranks on the listed "
+                "machines; see README, multi-process training)\n", nnodes ? nnodes : "", node_rank ? node_rank : "");
+        return 2;
+    }
+    if (nproc == 0 && truthy(getenv("FORCE_TORCHRUN"))) {
+        const char *per = getenv("NPROC_PER_NODE");
+        if (!per || !parse_count(per, &nproc)) {
+            fprintf(stderr, "lfl: FORCE_TORCHRUN=%s needs NPROC_PER_NODE=<ranks> (lfl has no GPU count to take it "
+                    "from), or use --nproc N\n", getenv("FORCE_TORCHRUN"));
+            return 2;
+        }
+    }
+    if (lfl_comm_launched()) {
+        if (!lfl_comm_have_mpi()) {
+            fprintf(stderr, "lfl: started by mpirun but built without MPI: install libopenmpi-dev and rebuild\n");
+            return 2;
+        }
+        return -1; /* a rank: --nproc was for the launcher */
+    }
+    const char *ws = getenv("WORLD_SIZE");
+    if (ws && strcmp(ws, "1") != 0 && strcmp(ws, "") != 0) {
+        fprintf(stderr, "lfl: WORLD_SIZE=%s is set (torchrun / accelerate?) but lfl's ranks are MPI processes: run "
+                "`lfl ... --nproc %s` (or mpirun -n %s lfl ...) instead\n", ws, ws, ws);
+        return 2;
+    }
+    if (nproc <= 1 && !hostfile) return -1;
+    if (!lfl_comm_have_mpi()) {
+        fprintf(stderr, "lfl: --nproc %d needs MPI, and this lfl was built without it (install libopenmpi-dev and "
+                "openmpi-bin, then rebuild: bash tests/setup.sh)\n", nproc);
+        return 2;
+    }
+    if (nproc == 0) nproc = 1;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        argv[0] = exe;
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = hostfile ? 0 : (int)(cores / nproc > 0 ? cores / nproc : 1);
+    int code = 1;
+    if (lfl_comm_launch(argv, nproc, threads, hostfile, &code)) {
+        fprintf(stderr, "lfl: %s\n", lfl_last_error());
+        return 2;
+    }
+    return code;
+}
+
 int main(int argc, char **argv)
 {
+    {
+        int code = multi_process(&argc, argv);
+        if (code >= 0) return code;
+    }
     /* training logs are read as they come, also when piped to a file */
     setvbuf(stdout, NULL, _IOLBF, 0);
     lfl_cpus_default_threads();
@@ -304,5 +414,8 @@ int main(int argc, char **argv)
         }
     }
     lfl_lua_close(L);
+    /* a rank that failed must not wait in MPI_Finalize for ranks still in a collective */
+    if (status && lfl_comm_current()) lfl_comm_current()->failed = true;
+    lfl_comm_shutdown();
     return status;
 }

@@ -67,9 +67,24 @@ lfl_status lfl_trainer_micro_batch(lfl_trainer *t, double loss, int64_t ntokens,
     t->micro_batches++;
     t->tokens += ntokens;
     t->window_tokens += ntokens;
+    t->step_tokens += ntokens;
     t->epoch = epoch;
     t->batch_in_epoch = batch;
     *step_now = batch % t->cfg.accum == 0 || batch == t->cfg.batches_per_epoch;
+    return LFL_OK;
+}
+
+lfl_status lfl_trainer_reduce_step(lfl_trainer *t, lfl_comm *c)
+{
+    if (!c || c->size == 1) return LFL_OK;
+    double v[3] = {t->loss_acc, (double)t->loss_n, (double)t->step_tokens};
+    LFL_TRY(lfl_comm_allreduce(c, v, 3, LFL_COMM_F64, LFL_COMM_SUM));
+    int64_t more = (int64_t)v[2] - t->step_tokens;
+    t->loss_acc = v[0];
+    t->loss_n = (int64_t)v[1];
+    t->tokens += more;
+    t->window_tokens += more;
+    t->step_tokens = (int64_t)v[2];
     return LFL_OK;
 }
 
@@ -131,6 +146,7 @@ void lfl_trainer_end_step(lfl_trainer *t, double lr, double grad_norm, double no
     }
     t->loss_acc = 0;
     t->loss_n = 0;
+    t->step_tokens = 0;
     t->accum_pos = 0;
     t->window_all_steps++;
 }

@@ -6,6 +6,7 @@
 #ifndef LFL_TRAINER_H
 #define LFL_TRAINER_H
 
+#include "../comm/comm.h"
 #include "../rng.h"
 #include "../tensor.h"
 
@@ -29,6 +30,7 @@ typedef struct lfl_trainer {
     /* the optimizer step in progress */
     double loss_acc;           /* sum of its micro-batch losses */
     int64_t loss_n;
+    int64_t step_tokens;       /* its tokens */
     /* this run's step losses, for train_loss (HF: the mean of the step losses) */
     double loss_sum;
     int64_t run_steps;
@@ -59,6 +61,10 @@ lfl_status lfl_trainer_set_params(lfl_trainer *t, lfl_tensor *const *params, int
  * every accum micro-batches, and at the end of an epoch. */
 lfl_status lfl_trainer_micro_batch(lfl_trainer *t, double loss, int64_t ntokens, int64_t epoch, int64_t batch,
                                    bool *step_now);
+/* Data parallel: sums the step in progress over the ranks of c (its loss sum,
+ * micro-batch count and tokens), so that its loss is the mean over every rank's
+ * micro-batches and the token counts (throughput) are the whole job's. */
+lfl_status lfl_trainer_reduce_step(lfl_trainer *t, lfl_comm *c);
 /* The step's mean micro-batch loss (NaN before any micro-batch). */
 double lfl_trainer_pending_loss(const lfl_trainer *t);
 

@@ -6,7 +6,7 @@
 -- ("8" -> 8, "true" -> true), as it is set: a bad one is refused with its key,
 -- the value and what was expected before anything loads. A setting lfl cannot
 -- honour is refused with a message naming it, never dropped; the few that
--- change nothing in lfl (ddp_timeout, ...) are accepted with a printed note.
+-- change nothing in lfl (dataloader_num_workers, ...) are accepted with a printed note.
 local lfl = lfl
 local fmt, concat = string.format, table.concat
 
@@ -63,7 +63,7 @@ M.DEFAULTS = {
   max_grad_norm = 1.0, num_train_epochs = 3.0, max_steps = -1, lr_scheduler_type = "linear",
   lr_scheduler_kwargs = NIL, warmup_ratio = 0.0, warmup_steps = 0, logging_steps = 500, save_steps = 500,
   save_total_limit = NIL, eval_strategy = "no", eval_steps = NIL, bf16 = false, fp16 = false, optim = "adamw_torch",
-  seed = 42, full_determinism = false, neftune_noise_alpha = NIL, resume_from_checkpoint = NIL, report_to = "none", save_only_model = false, ddp_timeout = NIL,
+  seed = 42, full_determinism = false, neftune_noise_alpha = NIL, resume_from_checkpoint = NIL, report_to = "none", save_only_model = false, ddp_timeout = NIL, deepspeed = NIL,
   dataloader_num_workers = 0, predict_with_generate = false, generation_max_length = NIL,
   save_strategy = "steps", logging_strategy = "steps", run_name = NIL, threads = NIL, disable_tqdm = false,
   max_nonfinite_steps = 3, -- lfl: stop (with a checkpoint) after this many non-finite steps in a row; 0 never
@@ -403,7 +403,10 @@ M.SPEC = {
     end
   end},
   save_only_model = {type = "bool"},
-  ddp_timeout = {type = "int", min = 0, inert = "lfl trains in one process, with no distributed group to time out"},
+  -- seconds a collective of a multi-process run may wait for the other ranks (lfl.train.dist)
+  ddp_timeout = {type = "int", min = 1},
+  -- a DeepSpeed JSON config: its ZeRO stage (0, 1, 2) for a multi-process run (lfl.train.dist)
+  deepspeed = {type = "path"},
   dataloader_num_workers = {type = "int", min = 0,
     inert = "lfl's batches come from memory (or the stream) in the training process"},
   predict_with_generate = {type = "bool"},
@@ -687,12 +690,12 @@ end
 -- LlamaFactory / transformers settings lfl knows and does not implement: the
 -- reason is the refusal (an unknown key only gets "unknown argument")
 local MULTIMODAL = "multimodal (vision/video/audio) models are not implemented in lfl yet; lfl trains text models"
-local MULTI_PROCESS = "multi-process training (sharded over several processes or GPUs) is not implemented in lfl "
-  .. "yet; lfl trains in one process: remove the key to train on this machine"
+local MULTI_PROCESS = "FSDP and Ray are not implemented in lfl; several processes train through MPI "
+  .. "(lfl ... --nproc N) with data parallel or ZeRO-1/2 (deepspeed: ds_z0/ds_z2_config.json)"
 local MEGATRON = "Megatron-core parallelism is not implemented in lfl; lfl trains in one process"
 local KT = "the KTransformers integration (CPU/GPU MoE offload) is not implemented in lfl"
 M.NOT_IMPLEMENTED = {
-  deepspeed = MULTI_PROCESS, fsdp = MULTI_PROCESS, fsdp_config = MULTI_PROCESS,
+  fsdp = MULTI_PROCESS, fsdp_config = MULTI_PROCESS,
   fsdp_transformer_layer_cls_to_wrap = MULTI_PROCESS, ray_num_workers = MULTI_PROCESS,
   ray_run_name = MULTI_PROCESS, ray_storage_path = MULTI_PROCESS,
   image_max_pixels = MULTIMODAL, image_min_pixels = MULTIMODAL, video_max_pixels = MULTIMODAL,

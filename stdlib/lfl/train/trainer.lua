@@ -249,16 +249,22 @@ end
 function M.save_checkpoint(st, parent)
   local a = st.args
   parent = parent or a.output_dir
-  if parent ~= a.output_dir then mkdir(parent) end
   local final = fmt("%s/checkpoint-%d", parent, st.global_step)
+  -- data parallel: every rank takes part (ZeRO gathers the optimizer state), rank 0 writes
+  local dist = st.dist
+  local ost, ometa = {}, nil
+  -- save_only_model (HF): the weights and position only, no optimizer state
+  if not a.save_only_model then ost, ometa = st.optimizer:state_tensors() end
+  if dist and not dist.writer then
+    dist:barrier()
+    return final
+  end
+  if parent ~= a.output_dir then mkdir(parent) end
   local tmp = final .. ".tmp"
   lfl.fs.remove(tmp)
   lfl.fs.remove(final)
   mkdir(tmp)
   save_trainable(st.model, a, tmp, st.names, st.params, st.value_head)
-  -- save_only_model (HF): the weights and position only, no optimizer state
-  local ost, ometa = {}, nil
-  if not a.save_only_model then ost, ometa = st.optimizer:state_tensors() end
   if next(ost) then lfl.safetensors.save(tmp .. "/optimizer.safetensors", ost) end
   local seed, offset
   if lfl._trainer.is_trainer(st) then seed, offset = st:rng_state() else seed, offset = lfl.rng_state() end
@@ -266,7 +272,10 @@ function M.save_checkpoint(st, parent)
     global_step = st.global_step, epoch = st.epoch_float, max_steps = st.total_steps,
     log_history = st.log_history, optimizer_steps = ometa, rng = {seed = seed, offset = offset},
     data = {epoch = st.epoch, batch = st.batch_in_epoch, order_seed = a.seed,
-            stream = st.stream and st.stream:state() or nil},
+            stream = st.stream and st.stream:state() or nil,
+            -- data parallel: the epoch's micro-batches taken by all ranks together, so that
+            -- a resume with another number of ranks finds its place
+            world_size = dist and dist.size or 1, global_batches = st.batch_in_epoch * (dist and dist.size or 1)},
     logging_steps = st.log_every or a.logging_steps, save_steps = st.save_every or a.save_steps,
     train_batch_size = a.per_device_train_batch_size, num_train_epochs = a.num_train_epochs,
     save_only_model = a.save_only_model or nil,
@@ -277,6 +286,7 @@ function M.save_checkpoint(st, parent)
     local steps = list_checkpoints(parent)
     for i = 1, #steps - a.save_total_limit do lfl.fs.remove(fmt("%s/checkpoint-%d", parent, steps[i])) end
   end
+  if dist then dist:barrier() end
   return final
 end
 
@@ -294,6 +304,17 @@ function M.load_checkpoint(st, dir)
   if state.epoch then st.epoch_float = state.epoch end
   st.log_history = state.log_history or {}
   st.resume_epoch, st.resume_batch = state.data.epoch, state.data.batch
+  local world = st.dist and st.dist.size or 1
+  if (state.data.world_size or 1) ~= world and state.data.global_batches then
+    -- written by another number of ranks: the same global position, in this run's micro-batches
+    local g = state.data.global_batches
+    if g % world ~= 0 then
+      error(fmt("%s: the checkpoint is %d micro-batches into its epoch (%d ranks); %d ranks cannot resume there "
+        .. "(it is not a multiple of %d): resume with %d ranks, or from a checkpoint at an epoch's start", dir, g,
+        state.data.world_size, world, world, state.data.world_size), 0)
+    end
+    st.resume_batch = floor(g / world)
+  end
   if st.stream then st.stream:restore(state.data.stream) -- replays the stream up to the saved position
   elseif state.data.stream then error(dir .. ": the checkpoint was written by a streaming run; set streaming = true", 0) end
 end
@@ -416,8 +437,10 @@ function M.new(a)
   if a.threads then lfl.sys.threads(a.threads) end
   local out = a.output_dir or "saves/lfl-run" -- "" is refused by lfl.args.validate
   a.output_dir = out
+  -- data parallel (started by mpirun or lfl --nproc N): nil in one process
+  local dist = require("lfl.train.dist").world(a)
   -- an unwritable output_dir is found before minutes of loading, not at the first log line
-  writable_dir(out, "output_dir")
+  if not dist or dist.writer then writable_dir(out, "output_dir") end
   -- the stage's approach module (and what it needs), the template and the
   -- datasets' descriptions are checked before the model loads
   local AP = require("lfl.train.approach")
@@ -483,7 +506,9 @@ function M.new(a)
     data = {eval = stream.eval, stats = stream.stats}
   else
     -- tokenized rows from the dataset cache when nothing that shapes them changed
-    data = require("lfl.data.cache").prepare(a, ctx, approach, {tokenizer_path = tok_path})
+    local function prepare() return require("lfl.data.cache").prepare(a, ctx, approach, {tokenizer_path = tok_path}) end
+    -- one rank fills the dataset cache, the others read it
+    if dist and dist.size > 1 then data = dist:rank0_first(prepare) else data = prepare() end
   end
   local train_set, eval_set = data.train, data.eval
   if stream then
@@ -531,13 +556,16 @@ function M.new(a)
   print(fmt("[lfl] %s: trainable params %d || all params %d || trainable%% %.4f", a.finetuning_type, n_train,
     model:num_parameters(), 100 * n_train / model:num_parameters()))
   local opt = make_optimizer(groups, a, model)
-  if a.pissa_convert and model.lora and model.lora.pissa then peft.save_pissa_init(model, out .. "/pissa_init", a.model_name_or_path) end
+  if a.pissa_convert and model.lora and model.lora.pissa and (not dist or dist.writer) then peft.save_pissa_init(model, out .. "/pissa_init", a.model_name_or_path) end
 
   local bs, accum = a.per_device_train_batch_size, a.gradient_accumulation_steps
   -- an approach with its own updates may take more micro-batches per step (PPO: x ppo_buffer_size)
   if approach.micro_batches_per_step then accum = approach.micro_batches_per_step(a) end
   -- a stream has no length: one "epoch" of max_steps * accum batches, as HF's Trainer counts it
   local batches_per_epoch = stream and a.max_steps * accum or ceil(#train_set / bs)
+  -- data parallel: each rank takes every world-th micro-batch of the epoch's order
+  local global_batches = batches_per_epoch
+  if dist and dist.size > 1 and not stream then batches_per_epoch = dist:batches_per_epoch(global_batches) end
   local steps_per_epoch = max(1, floor(batches_per_epoch / accum))
   local total = a.max_steps and a.max_steps > 0 and a.max_steps or ceil(a.num_train_epochs * steps_per_epoch)
   -- HF: an interval below 1 is a fraction of the total steps (warmup_steps as transformers 5 reads it)
@@ -553,6 +581,7 @@ function M.new(a)
   t.reference, t.value_head, t.reward_model = reference, head, reward
   t.schedule = optim.schedule(a.lr_scheduler_type, warmup, total, a.lr_scheduler_kwargs)
   t.warmup_steps = warmup
+  t.dist, t.global_batches = dist, global_batches
   -- logging / evaluation / checkpoints: every n steps (strategy "steps"), at each epoch's end
   -- ("epoch") or never ("no"); HF's eval_steps defaults to logging_steps
   t.log_every = a.logging_strategy == "steps" and steps_of(a.logging_steps) or nil
@@ -581,6 +610,12 @@ function M.new(a)
     adapting and "; fewer while other processes keep CPUs busy"
     or a.full_determinism and "; fixed by full_determinism" or ""))
   if approach.setup then approach.setup(t) end
+  if dist and dist.size > 1 then
+    if approach.train_step then
+      error(fmt("stage %s makes its own optimizer updates; it does not run with several ranks yet", a.stage), 0)
+    end
+    dist:setup(t) -- rank 0's weights everywhere; ZeRO replaces t.optimizer
+  end
 
   -- resume: explicit path, or the last checkpoint in output_dir
   local resume = a.resume_from_checkpoint
@@ -596,13 +631,14 @@ function M.new(a)
   end
 
   t.log_path = out .. "/trainer_log.jsonl"
-  if not resume then os.remove(t.log_path) end
+  if not resume and (not dist or dist.writer) then os.remove(t.log_path) end
   return t
 end
 
 -- a log line or a state file; a non-finite number is written as Python's json
 -- writes it (NaN, Infinity), as LlamaFactory's trainer_log.jsonl gets it
 local function log_line(t, rec)
+  if t.dist and not t.dist.writer then return end
   if not t.logf then
     local f, err = io.open(t.log_path, "a")
     if not f then error(fmt("trainer: cannot write %s: %s", t.log_path, tostring(err)), 0) end
@@ -617,6 +653,7 @@ end
 -- as TensorBoardCallback opens its writer at the start of training
 local function tb_log(t, step, logs)
   if t.tb == false then return end
+  if t.dist and not t.dist.writer then t.tb = false; return end
   if not t.tb then
     if not lfl.args.reports_to_tensorboard(t.args) then t.tb = false; return end
     local tb = require("lfl.train.tensorboard")
@@ -674,15 +711,19 @@ local function next_rows(t)
         t.next_batch = b + 1
         local list
         if t.stream then list = t.stream:next_rows(bs)
-        elseif t.c_collate then
-          -- a Dataset the approach collates in C: indices only, no Lua row tables
-          list = {}
-          local order = t.order
-          for k = (b - 1) * bs + 1, min(#t.train_set, b * bs) do list[#list + 1] = order and order[k] or k end
         else
+          -- data parallel: this rank's share, the global micro-batch gb of the epoch's order
+          local gb = b
+          if t.dist and t.dist.size > 1 then gb = t.dist:global_batch(b, t.global_batches) + 1 end
           list = {}
-          local order, train_set = t.order, t.train_set
-          for k = (b - 1) * bs + 1, min(#train_set, b * bs) do list[#list + 1] = train_set[order[k]] end
+          if t.c_collate then
+            -- a Dataset the approach collates in C: indices only, no Lua row tables
+            local order = t.order
+            for k = (gb - 1) * bs + 1, min(#t.train_set, gb * bs) do list[#list + 1] = order and order[k] or k end
+          else
+            local order, train_set = t.order, t.train_set
+            for k = (gb - 1) * bs + 1, min(#train_set, gb * bs) do list[#list + 1] = train_set[order[k]] end
+          end
         end
         return list, t.loop_epoch, b
       end
@@ -717,7 +758,7 @@ function Trainer:step()
     local now = lfl.sys.clock()
     self.started, self.t0 = true, now
     self:reset_window(now)
-    self.prog = M.progress(self.total_steps, a.disable_tqdm)
+    self.prog = M.progress(self.total_steps, a.disable_tqdm or (self.dist and not self.dist.writer))
   end
   local accum = self.gradient_accumulation_steps
   local function window(metrics)
@@ -758,8 +799,15 @@ function Trainer:step()
       ;(loss * (1 / accum)):backward()
       adapt_threads(self)
     until self:micro_batch(lv, batch.ntokens, epoch, b)
+    local dist = self.dist and self.dist.size > 1 and self.dist or nil
+    if dist then
+      -- the step's loss and tokens over all ranks, and the gradients averaged (only now,
+      -- on the last micro-batch: the accumulation before it is local)
+      self:reduce_step()
+      dist:sync(self)
+    end
     if opt.before_clip then opt:before_clip() end -- BAdam ratio mode masks the gradients first
-    gnorm = self:clip_grad_norm(a.max_grad_norm)
+    if dist then gnorm = dist:clip(self, a.max_grad_norm) else gnorm = self:clip_grad_norm(a.max_grad_norm) end
     -- a non-finite loss or gradient makes no update (the weights stay usable); the
     -- step still counts, is logged with its NaN, and a run of them stops the run
     skip = nonfinite(self:pending_loss()) or nonfinite(gnorm)
@@ -785,6 +833,7 @@ function Trainer:step()
       tokens_per_second = info.tps}
     local hist = {step = step, loss = loss, learning_rate = info.lr, grad_norm = gnorm, epoch = self.epoch_float}
     local w, shown = self.metric_window, {}
+    if self.dist and self.dist.size > 1 then self.dist:reduce_window(w) end
     local keys = {}
     for k in pairs(w.sums) do keys[#keys + 1] = k end
     table.sort(keys)
@@ -799,16 +848,18 @@ function Trainer:step()
     log_line(self, rec)
     self.log_history[#self.log_history + 1] = hist
     tb_log(self, step, hist)
-    if not self.prog.tty or a.disable_tqdm then
+    if (not self.prog.tty or a.disable_tqdm) and (not self.dist or self.dist.writer) then
       print(fmt("[lfl] step %d/%d loss %.4f lr %.3e grad_norm %.3f %.0f tok/s%s", step, total,
         loss, info.lr, gnorm, info.tps, table.concat(shown)))
     end
   end
-  if skip then
+  if skip and (not self.dist or self.dist.writer) then
     print(fmt("[lfl] step %d: the %s is not finite (loss %s, grad_norm %s); the optimizer skipped this step", step,
       nonfinite(info.loss) and "loss" or "gradient norm", tostring(info.loss), tostring(gnorm)))
   end
-  if self.eval_set and (self.eval_every and step % self.eval_every == 0 or a.eval_strategy == "epoch" and epoch_end) then
+  -- data parallel: rank 0 evaluates (the weights are the same on every rank) and writes the result
+  if self.eval_set and (not self.dist or self.dist.writer)
+      and (self.eval_every and step % self.eval_every == 0 or a.eval_strategy == "epoch" and epoch_end) then
     local ev = self:evaluate()
     ev.step, ev.epoch = step, self.epoch_float
     self.log_history[#self.log_history + 1] = ev
@@ -899,6 +950,28 @@ function Trainer:finish()
   if self.prog then self.prog:finish() end
   if self.logf then self.logf:close(); self.logf = nil end
   local runtime = lfl.sys.clock() - (self.started and self.t0 or lfl.sys.clock())
+  local dist = self.dist
+  if dist and dist.size > 1 then
+    -- every rank's peak (ZeRO's saving is per rank), then rank 0 alone writes the results
+    local _, mine = lfl.sys.rss()
+    local peaks = dist:gather_number(mine)
+    if dist.writer then
+      local parts = {}
+      for r, v in ipairs(peaks) do parts[r] = fmt("rank %d %.0f MB", r - 1, v) end
+      print("[lfl] peak RSS per rank: " .. table.concat(parts, ", "))
+    end
+    local st = lfl.comm.stats()
+    if dist.writer then
+      print(fmt("[lfl] communicated %.1f MB in %d collectives on rank 0 (%.2f MB per step)", st.bytes / 2 ^ 20,
+        st.calls, st.bytes / 2 ^ 20 / math.max(1, self.global_step)))
+    end
+    self.peak_rss_ranks = peaks
+    if not dist.writer then
+      dist:barrier()
+      lfl.sys.matmul_precision(self.prev_precision)
+      return {model = model, tokenizer = self.tokenizer, template = self.template, metrics = {}, state = self}
+    end
+  end
   M.save_final(self, out)
   if a.pissa_convert and model.lora and model.lora.pissa then
     peft.save_pissa_converted(model, out .. "/pissa_converted", a.model_name_or_path)
@@ -909,18 +982,18 @@ function Trainer:finish()
   -- train_samples_per_second as HF's speed_metrics counts the samples: max_steps x
   -- the total batch when max_steps is set, else the examples x the epochs
   local samples = (a.max_steps and a.max_steps > 0) and
-    self.total_steps * a.per_device_train_batch_size * a.gradient_accumulation_steps
+    self.total_steps * a.per_device_train_batch_size * a.gradient_accumulation_steps * (dist and dist.size or 1)
     or (self.train_set and #self.train_set or 0) * a.num_train_epochs
   local metrics = {train_runtime = runtime, train_loss = self.train_loss,
     train_tokens_per_second = self.tokens / max(1e-9, runtime),
     train_samples_per_second = samples / max(1e-9, runtime),
     train_steps_per_second = self.global_step / max(1e-9, runtime), epoch = self.epoch_float, peak_rss_mb = peak,
-    total_flos = 0}
+    total_flos = 0, peak_rss_mb_per_rank = self.peak_rss_ranks, world_size = dist and dist.size or nil}
   -- do_eval unset evaluates when there is an eval set; false never (true requires one: lfl.args)
   -- Trainer.train's closing log (train/train_runtime, train/train_loss, ...), then do_eval's;
   -- total_flos is left out: lfl does not count FLOPs (its 0 would chart as a measurement)
   local summary = {}
-  for k, v in pairs(metrics) do if k ~= "total_flos" then summary[k] = v end end
+  for k, v in pairs(metrics) do if k ~= "total_flos" and type(v) == "number" then summary[k] = v end end
   tb_log(self, self.global_step, summary)
   if self.eval_set and a.do_eval ~= false then
     local ev = self:evaluate()
@@ -946,6 +1019,7 @@ function Trainer:finish()
   end
   print(fmt("[lfl] done: %d steps in %.1fs, %.0f tokens/s, peak RSS %.0f MB; saved to %s", self.global_step, runtime,
     metrics.train_tokens_per_second, peak, out))
+  if dist and dist.size > 1 then dist:barrier() end
   return {model = model, tokenizer = self.tokenizer, template = self.template, metrics = metrics, state = self}
 end
 
