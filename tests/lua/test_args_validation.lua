@@ -303,7 +303,7 @@ local REFUSED = {
   {{}, {"pref_beta=0.2"}, "pref_beta: 0.2 has no effect: it applies to stage dpo, orpo, simpo, kto (this run's is sft)"},
   {{}, {"pissa_iter=4"}, "pissa_iter: 4 has no effect: it applies with pissa_init: true"},
   {{}, {"num_generations=8"}, "num_generations: 8 has no effect: it applies to stage grpo (this run's is sft)"},
-  {{}, {"deepspeed=examples/deepspeed/ds_z3_config.json"}, "deepspeed is not supported: multi-process training"},
+  {{}, {"fsdp=full_shard"}, "fsdp is not supported: FSDP and Ray are not implemented in lfl"},
   {{}, {"image_max_pixels=262144"}, "image_max_pixels is not supported: multimodal"},
   {{}, {"mixture_of_depths=convert"}, "mixture_of_depths is not supported: mixture-of-depths is not implemented in lfl"},
   {{stage = "pt"}, {"compute_accuracy=true"}, "compute_accuracy: true has no effect: it applies to stage sft (this run's is pt)"},
@@ -377,9 +377,9 @@ suite.scheduler_kwargs_as_transformers_reads_them = function()
 end
 
 suite.notes_for_settings_without_effect = function()
-  local lines = printed(function() return resolve({ddp_timeout = 180000000, trust_remote_code = true}) end)
+  local lines = printed(function() return resolve({dataloader_num_workers = 4, trust_remote_code = true}) end)
   local text = table.concat(lines, "\n")
-  t.assert(text:find("[lfl] note: ddp_timeout=180000000 has no effect in lfl: lfl trains in one process", 1, true), text)
+  t.assert(text:find("[lfl] note: dataloader_num_workers=4 has no effect in lfl: lfl's batches come from memory", 1, true), text)
   t.assert(text:find("[lfl] note: trust_remote_code=true has no effect in lfl", 1, true), text)
   local quiet = printed(function() return resolve({trust_remote_code = false, flash_attn = "auto"}) end)
   t.assert_eq(#quiet, 0, "defaults print nothing")

@@ -84,8 +84,8 @@ run "$LFL" train "$TMPD/recipe.yaml" model_name_or_path="$TMPD/no-such-model" se
 check "the value error before the missing model" '[ $RC -ne 0 ] && [[ "$OUT" == *"seed: expected an integer"* ]] && [[ "$OUT" != *"no-such-model"* ]]'
 
 # ---- good text values are coerced; a setting without effect is noted ----
-run "$LFL" train "$TMPD/recipe.yaml" lora_rank=8 do_sample=no ddp_timeout=1800 output_dir="$TMPD/run2"
-check "coerced values train, with a note" '[ $RC -eq 0 ] && [[ "$OUT" == *"[lfl] note: ddp_timeout=1800 has no effect in lfl"* ]] && [[ "$OUT" == *"[lfl] done: 1 steps"* ]]'
+run "$LFL" train "$TMPD/recipe.yaml" lora_rank=8 do_sample=no dataloader_num_workers=4 output_dir="$TMPD/run2"
+check "coerced values train, with a note" '[ $RC -eq 0 ] && [[ "$OUT" == *"[lfl] note: dataloader_num_workers=4 has no effect in lfl"* ]] && [[ "$OUT" == *"[lfl] done: 1 steps"* ]]'
 OUT=$(cat "$TMPD/run2/adapter_config.json" 2>&1)
 check "lora_rank=8 took effect (the recipe says 4)" 'grep -Eq "\"r\":[[:space:]]*8," <<<"$OUT"'
 

@@ -380,4 +380,5 @@ function Z:load_state_tensors(ts, meta)
   dist.dp:pack(dist.params, self.p)
 end
 
+M._D = D -- for tests
 return M
