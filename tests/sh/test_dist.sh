@@ -149,6 +149,11 @@ run "$LFL" train "$TMPD/r.yaml" finetuning_type=full gradient_accumulation_steps
     output_dir="$TMPD/full_z2" --nproc 2
 same "full: ZeRO-2 = plain data parallel" "$TMPD/full2" "$TMPD/full_z2" model.safetensors
 
+run "$LFL" train "$TMPD/r.yaml" finetuning_type=full use_badam=true badam_switch_interval=1 output_dir="$TMPD/badam1"
+run "$LFL" train "$TMPD/r.yaml" finetuning_type=full use_badam=true badam_switch_interval=1 gradient_accumulation_steps=2 \
+    output_dir="$TMPD/badam2" --nproc 2
+same "BAdam (blocks without gradients stay untouched): 2 ranks = 1 rank" "$TMPD/badam1" "$TMPD/badam2" model.safetensors
+
 # ---- resume a 2-rank ZeRO-2 checkpoint with 1 rank and with 2 ----
 for w in 1 2; do
     mkdir -p "$TMPD/res$w"

@@ -222,6 +222,7 @@ function D:setup(t)
   local total = 0
   for _, p in ipairs(params) do total = total + p:numel() end
   self.total = total
+  self.setup_bytes = lfl.comm.stats().bytes -- what the steps add is reported apart
   if self.writer then
     print(fmt("[lfl] data parallel: %d ranks (%d on this machine), ZeRO stage %d, %d trainable values in %d "
       .. "bucket(s), ddp_timeout %gs%s", self.size, self.local_size, self.stage, total, self.dp:buckets(),
@@ -249,11 +250,19 @@ function D:sync(t)
     opt.have_grad = true
     return
   end
-  -- a parameter without a gradient on this rank (unused by its batches) adds zeros
+  -- a parameter without a gradient on this rank (unused by its batches) adds zeros; one
+  -- without a gradient on any rank (BAdam's inactive blocks) keeps none, so that the
+  -- optimizer leaves it alone as it would in one process
+  local have, missing = {}, false
   for i, p in ipairs(self.params) do
-    if not grads[i] then grads[i] = lfl.zeros(p:size()); p.grad = grads[i] end
+    have[i] = grads[i] and 1 or 0
+    if not grads[i] then grads[i] = lfl.zeros(p:size()); p.grad = grads[i]; missing = true end
   end
+  if lfl.comm.all_reduce({missing and 1 or 0}, "max")[1] > 0 then have = lfl.comm.all_reduce(have) else have = nil end
   self.dp:all_reduce_mean(grads)
+  if have then
+    for i, p in ipairs(self.params) do if have[i] == 0 then p.grad = nil end end
+  end
 end
 
 -- the global gradient norm, clipped to max_norm (clip_grad_norm_ over the whole gradient)

@@ -305,13 +305,14 @@ function M.load_checkpoint(st, dir)
   st.log_history = state.log_history or {}
   st.resume_epoch, st.resume_batch = state.data.epoch, state.data.batch
   local world = st.dist and st.dist.size or 1
-  if (state.data.world_size or 1) ~= world and state.data.global_batches then
-    -- written by another number of ranks: the same global position, in this run's micro-batches
-    local g = state.data.global_batches
+  if (state.data.world_size or 1) ~= world then
+    -- written by another number of ranks (a checkpoint without world_size: one process): the
+    -- same global position, in this run's micro-batches
+    local g = state.data.global_batches or state.data.batch * (state.data.world_size or 1)
     if g % world ~= 0 then
       error(fmt("%s: the checkpoint is %d micro-batches into its epoch (%d ranks); %d ranks cannot resume there "
         .. "(it is not a multiple of %d): resume with %d ranks, or from a checkpoint at an epoch's start", dir, g,
-        state.data.world_size, world, world, state.data.world_size), 0)
+        state.data.world_size or 1, world, world, state.data.world_size or 1), 0)
     end
     st.resume_batch = floor(g / world)
   end
@@ -627,6 +628,7 @@ function M.new(a)
   end
   if resume then
     M.load_checkpoint(t, resume)
+    t.resumed_step = t.global_step
     print(fmt("[lfl] resumed from %s (step %d)", resume, t.global_step))
   end
 
@@ -962,8 +964,11 @@ function Trainer:finish()
     end
     local st = lfl.comm.stats()
     if dist.writer then
-      print(fmt("[lfl] communicated %.1f MB in %d collectives on rank 0 (%.2f MB per step)", st.bytes / 2 ^ 20,
-        st.calls, st.bytes / 2 ^ 20 / math.max(1, self.global_step)))
+      -- payload handed to the collectives by rank 0 (what the ring moves is about 2(N-1)/N of an all-reduce's)
+      local steps = math.max(1, self.global_step - (self.resumed_step or 0))
+      print(fmt("[lfl] communicated %.1f MB in %d collectives on rank 0: %.1f MB at set-up, %.3f MB per step",
+        st.bytes / 2 ^ 20, st.calls, (dist.setup_bytes or 0) / 2 ^ 20,
+        (st.bytes - (dist.setup_bytes or 0)) / 2 ^ 20 / steps))
     end
     self.peak_rss_ranks = peaks
     if not dist.writer then
