@@ -12,6 +12,8 @@
  *     of tensors (list entries may be nil where a gradient is missing):
  *     dp:all_reduce_mean(list)  dp:reduce_scatter_mean(list, shard)
  *     dp:pack(list, shard)      dp:all_gather(shard, list)  dp:broadcast(list [, root])
+ *     dp:reduce_scatter_mean_inplace(list)  (this rank's slice of the mean into the list's own slice)
+ *     dp:all_gather_inplace(list)           (every rank's own slice of the list to every rank)
  *     dp:shard_numel()  dp:buckets()
  *     dp:pieces() -> {{tensor = i (1-based), offset =, shard_offset =, len =}} (offsets 0-based) */
 #include "bridge.h"
@@ -238,6 +240,20 @@ static int l_dp_reduce_scatter_mean(lua_State *L)
     return 0;
 }
 
+static int l_dp_reduce_scatter_mean_inplace(lua_State *L)
+{
+    lfl_dp *dp = check_dp(L, 1);
+    lfl_lua_check(L, lfl_dp_reduce_scatter_mean_inplace(dp, tensor_list(L, dp, 2)));
+    return 0;
+}
+
+static int l_dp_all_gather_inplace(lua_State *L)
+{
+    lfl_dp *dp = check_dp(L, 1);
+    lfl_lua_check(L, lfl_dp_allgather_inplace(dp, tensor_list(L, dp, 2)));
+    return 0;
+}
+
 static int l_dp_pack(lua_State *L)
 {
     lfl_dp *dp = check_dp(L, 1);
@@ -296,7 +312,8 @@ static int l_dp_pieces(lua_State *L)
 
 static const luaL_Reg dp_methods[] = {
     {"all_reduce_mean", l_dp_all_reduce_mean}, {"reduce_scatter_mean", l_dp_reduce_scatter_mean},
-    {"pack", l_dp_pack}, {"all_gather", l_dp_all_gather}, {"broadcast", l_dp_broadcast},
+    {"pack", l_dp_pack}, {"all_gather", l_dp_all_gather},
+    {"reduce_scatter_mean_inplace", l_dp_reduce_scatter_mean_inplace}, {"all_gather_inplace", l_dp_all_gather_inplace}, {"broadcast", l_dp_broadcast},
     {"shard_numel", l_dp_shard_numel}, {"buckets", l_dp_buckets}, {"pieces", l_dp_pieces}, {NULL, NULL},
 };
 

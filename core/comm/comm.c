@@ -2,6 +2,9 @@
  * as SUM + scaling, byte counting, argument checks (see comm.h). */
 #include "comm.h"
 
+#include "../blas.h"
+#include "../util/cpus.h"
+
 #include <omp.h>
 #include <stdlib.h>
 
@@ -38,10 +41,14 @@ lfl_status lfl_comm_world(lfl_comm **out)
             free(c);
             return st;
         }
-        /* ranks sharing a machine share its cores (mpirun -n N lfl ... without OMP_NUM_THREADS) */
+        /* ranks sharing a machine share its CPUs (mpirun -n N lfl ... without OMP_NUM_THREADS);
+         * the count stays fixed: ranks that each followed the others' load would chase each other */
         if (c->local_size > 1 && !getenv("OMP_NUM_THREADS")) {
-            int each = omp_get_num_procs() / c->local_size;
-            omp_set_num_threads(each > 0 ? each : 1);
+            int each = lfl_cpus_available() / c->local_size;
+            if (each < 1) each = 1;
+            omp_set_num_threads(each);
+            lfl_blas_set_threads(each);
+            lfl_cpus_fix();
         }
     } else {
         c->be = &lfl_comm_none_backend;

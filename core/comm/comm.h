@@ -69,10 +69,13 @@ size_t lfl_comm_dtype_size(lfl_comm_dtype dt);
 
 /* In place over every rank: buf = op(buf of all ranks). */
 lfl_status lfl_comm_allreduce(lfl_comm *c, void *buf, int64_t n, lfl_comm_dtype dt, lfl_comm_op op);
-/* send holds size * n_each elements; rank r receives op over ranks of block r. */
+/* send holds size * n_each elements; rank r receives op over ranks of block r.
+ * send == NULL: in place, recv holds the size * n_each inputs and gets the result
+ * in its first n_each elements. */
 lfl_status lfl_comm_reduce_scatter(lfl_comm *c, const void *send, void *recv, int64_t n_each, lfl_comm_dtype dt,
                                    lfl_comm_op op);
-/* recv (size * n_each) = the send blocks of ranks 0..size-1 in order. */
+/* recv (size * n_each) = the send blocks of ranks 0..size-1 in order.
+ * send == NULL: in place, this rank's block is already at recv + rank * n_each. */
 lfl_status lfl_comm_allgather(lfl_comm *c, const void *send, void *recv, int64_t n_each, lfl_comm_dtype dt);
 lfl_status lfl_comm_broadcast(lfl_comm *c, void *buf, int64_t n, lfl_comm_dtype dt, int root);
 lfl_status lfl_comm_barrier(lfl_comm *c);

@@ -87,7 +87,8 @@ static lfl_status mpi_reduce_scatter(lfl_comm *c, const void *send, void *recv, 
     if (n > INT_MAX) return lfl_fail(LFL_ERR_ARG, "comm: reduce_scatter of %lld elements per rank (MPI's limit is "
                                      "%d): use smaller buckets", (long long)n, INT_MAX);
     MPI_Request req;
-    int rc = MPI_Ireduce_scatter_block(send, recv, (int)n, mpi_type(dt), mpi_op(op), MPI_COMM_WORLD, &req);
+    int rc = MPI_Ireduce_scatter_block(send ? send : MPI_IN_PLACE, recv, (int)n, mpi_type(dt), mpi_op(op),
+                                       MPI_COMM_WORLD, &req);
     if (rc != MPI_SUCCESS) return mpi_error(c, "reduce_scatter", rc);
     return wait_req(c, &req, "reduce_scatter", n * c->size, dt);
 }
@@ -97,7 +98,8 @@ static lfl_status mpi_allgather(lfl_comm *c, const void *send, void *recv, int64
     if (n > INT_MAX) return lfl_fail(LFL_ERR_ARG, "comm: all_gather of %lld elements per rank (MPI's limit is %d): "
                                      "use smaller buckets", (long long)n, INT_MAX);
     MPI_Request req;
-    int rc = MPI_Iallgather(send, (int)n, mpi_type(dt), recv, (int)n, mpi_type(dt), MPI_COMM_WORLD, &req);
+    int rc = send ? MPI_Iallgather(send, (int)n, mpi_type(dt), recv, (int)n, mpi_type(dt), MPI_COMM_WORLD, &req)
+                  : MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, recv, (int)n, mpi_type(dt), MPI_COMM_WORLD, &req);
     if (rc != MPI_SUCCESS) return mpi_error(c, "all_gather", rc);
     return wait_req(c, &req, "all_gather", n * c->size, dt);
 }

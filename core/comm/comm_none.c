@@ -11,13 +11,13 @@ static lfl_status none_allreduce(lfl_comm *c, void *buf, int64_t n, lfl_comm_dty
 static lfl_status none_reduce_scatter(lfl_comm *c, const void *send, void *recv, int64_t n, lfl_comm_dtype dt,
                                       lfl_comm_op op)
 {
-    if (send != recv) memmove(recv, send, (size_t)n * lfl_comm_dtype_size(dt));
+    if (send && send != recv) memmove(recv, send, (size_t)n * lfl_comm_dtype_size(dt));
     return LFL_OK;
 }
 
 static lfl_status none_allgather(lfl_comm *c, const void *send, void *recv, int64_t n, lfl_comm_dtype dt)
 {
-    if (send != recv) memmove(recv, send, (size_t)n * lfl_comm_dtype_size(dt));
+    if (send && send != recv) memmove(recv, send, (size_t)n * lfl_comm_dtype_size(dt));
     return LFL_OK;
 }
 

@@ -203,3 +203,41 @@ lfl_status lfl_dp_broadcast(lfl_dp *dp, lfl_tensor *const *ts, int root)
     }
     return LFL_OK;
 }
+
+lfl_status lfl_dp_reduce_scatter_mean_inplace(lfl_dp *dp, lfl_tensor *const *ts)
+{
+    LFL_TRY(check_tensors(dp, ts, "reduce_scatter", true));
+    int64_t W = dp->comm->size, r = dp->comm->rank;
+    for (int64_t b = 0; b < dp->nbuckets; b++) {
+        int64_t padded = dp->bslice[b] * W;
+        read_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
+        memset(dp->stage + dp->blen[b], 0, sizeof(float) * (size_t)(padded - dp->blen[b]));
+        LFL_TRY(lfl_comm_reduce_scatter(dp->comm, NULL, dp->stage, dp->bslice[b], LFL_COMM_F32, LFL_COMM_MEAN));
+        /* the result is the bucket's slice r, at the buffer's start */
+        int64_t lo = dp->bstart[b] + r * dp->bslice[b];
+        int64_t hi = lo + dp->bslice[b];
+        int64_t bend = dp->bstart[b] + dp->blen[b];
+        if (hi > bend) hi = bend;
+        if (hi > lo) write_range(dp, ts, lo, hi - lo, dp->stage);
+    }
+    return LFL_OK;
+}
+
+lfl_status lfl_dp_allgather_inplace(lfl_dp *dp, lfl_tensor *const *ts)
+{
+    LFL_TRY(check_tensors(dp, ts, "all_gather", true));
+    int64_t W = dp->comm->size, r = dp->comm->rank;
+    for (int64_t b = 0; b < dp->nbuckets; b++) {
+        int64_t n = dp->bslice[b];
+        float *mine = dp->stage + r * n;
+        int64_t lo = dp->bstart[b] + r * n;
+        int64_t bend = dp->bstart[b] + dp->blen[b];
+        int64_t len = lo >= bend ? 0 : (lo + n <= bend ? n : bend - lo);
+        if (len > 0) read_range(dp, ts, lo, len, mine);
+        memset(mine + len, 0, sizeof(float) * (size_t)(n - len));
+        LFL_TRY(lfl_comm_allgather(dp->comm, NULL, dp->stage, n, LFL_COMM_F32));
+        (void)W;
+        write_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
+    }
+    return LFL_OK;
+}

@@ -52,6 +52,12 @@ lfl_status lfl_dp_reduce_scatter_mean(lfl_dp *dp, lfl_tensor *const *ts, lfl_ten
 lfl_status lfl_dp_pack_shard(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard);
 /* tensors = the shards of all ranks put together (after the optimizer stepped its shard). */
 lfl_status lfl_dp_allgather(lfl_dp *dp, lfl_tensor *shard, lfl_tensor *const *ts);
+/* ZeRO without shard copies: the reduce-scatter's result (this rank's slice
+ * of the mean) is written into the tensors' own slice, the rest of them is left
+ * as it was (not reduced: only the slice may be read after). */
+lfl_status lfl_dp_reduce_scatter_mean_inplace(lfl_dp *dp, lfl_tensor *const *ts);
+/* Every rank's slice of the tensors (after each stepped its own) to every rank. */
+lfl_status lfl_dp_allgather_inplace(lfl_dp *dp, lfl_tensor *const *ts);
 /* tensors = rank root's tensors. */
 lfl_status lfl_dp_broadcast(lfl_dp *dp, lfl_tensor *const *ts, int root);
 

@@ -10,7 +10,7 @@
 -- Stage 3 and DeepSpeed's offload options are refused by name.
 --
 -- M.world(a) -> D or nil (one process); D:setup(t) after the optimizer exists;
--- D:sync(t) then D:clip(t, max_norm) each step; D:reduce_window(w) for the
+-- D:sync(t) then D:clip(t, max_norm) each step (and ZeRO's optimizer); D:reduce_window(w) for the
 -- logged metrics; D.writer (rank 0 writes files); D:barrier().
 local lfl = lfl
 local fmt, ceil, floor, sqrt, min = string.format, math.ceil, math.floor, math.sqrt, math.min
@@ -198,6 +198,9 @@ end
 
 local function check_f32(names, params)
   for i, p in ipairs(params) do
+    if not p:is_contiguous() then
+      error(fmt("data parallel: %s is not contiguous", names[i] or ("parameter " .. i)), 0)
+    end
     if p:dtype() ~= "f32" then
       error(fmt("data parallel: %s is %s; lfl's ranks reduce f32 gradients only (pure_bf16 with several ranks is "
         .. "not supported: use bf16, which keeps f32 masters)", names[i] or ("parameter " .. i), p:dtype()), 0)
@@ -216,6 +219,9 @@ function D:setup(t)
   check_f32(names, params)
   self.params, self.names = params, names
   self.dp = lfl.comm.dp(params, self.bucket)
+  -- this rank's slice as runs inside the tensors, and which tensors it touches
+  self.pieces, self.owns = self.dp:pieces(), {}
+  for _, pc in ipairs(self.pieces) do self.owns[pc.tensor] = true end
   -- the same start on every rank, whatever each computed (PiSSA's SVD, thread counts)
   lfl.no_grad(function() self.dp:broadcast(params, 0) end)
   if self.stage > 0 then t.optimizer = M.ZeroAdamW(self, t.optimizer) end
@@ -234,8 +240,8 @@ end
 -- ---------------------------------------------------------------- each step
 
 -- the gradients of the step, averaged over the ranks: all-reduced in buckets
--- (stages 0, 1), or reduce-scattered into this rank's shard (stage 2, the full
--- gradients are dropped after)
+-- (stages 0, 1), or reduce-scattered so that only this rank's slice is
+-- reduced (stage 2; gradients of tensors outside the slice are dropped)
 function D:sync(t)
   local grads = {}
   for i, p in ipairs(self.params) do
@@ -244,10 +250,11 @@ function D:sync(t)
     grads[i] = g
   end
   if self.stage == 2 then
-    local opt = t.optimizer
-    self.dp:reduce_scatter_mean(grads, opt.g)
-    for _, p in ipairs(self.params) do p.grad = nil end
-    opt.have_grad = true
+    for i, p in ipairs(self.params) do
+      if not grads[i] then grads[i] = lfl.zeros(p:size()); p.grad = grads[i] end
+    end
+    self.dp:reduce_scatter_mean_inplace(grads)
+    for i, p in ipairs(self.params) do if not self.owns[i] then p.grad = nil end end
     return
   end
   -- a parameter without a gradient on this rank (unused by its batches) adds zeros; one
@@ -265,15 +272,27 @@ function D:sync(t)
   end
 end
 
+-- this rank's slice of the gradient, one flat view per piece (stage 2)
+local function grad_pieces(self)
+  local out = {}
+  lfl.no_grad(function()
+    for k, pc in ipairs(self.pieces) do
+      out[k] = self.params[pc.tensor].grad:view(-1):narrow(1, pc.offset + 1, pc.len)
+    end
+  end)
+  return out
+end
+
 -- the global gradient norm, clipped to max_norm (clip_grad_norm_ over the whole gradient)
 function D:clip(t, max_norm)
   if self.stage < 2 then return t:clip_grad_norm(max_norm) end
-  local g = t.optimizer.g
-  local total = lfl.comm.all_reduce({lfl.optim_kernels.sum_squares(g)})[1]
-  local norm = sqrt(total)
+  local K = lfl.optim_kernels
+  local views, mine = grad_pieces(self), 0
+  for _, g in ipairs(views) do mine = mine + K.sum_squares(g) end
+  local norm = sqrt(lfl.comm.all_reduce({mine})[1])
   if max_norm and max_norm > 0 then
     local coef = max_norm / (norm + 1e-6)
-    if coef < 1 then lfl.optim_kernels.scale_(g, coef) end
+    if coef < 1 then for _, g in ipairs(views) do K.scale_(g, coef) end end
   end
   return norm
 end
@@ -305,12 +324,12 @@ end
 
 -- ---------------------------------------------------------------- ZeRO-1/2 AdamW
 
--- AdamW over this rank's shard of the flat trainable vector: parameters (f32
--- master copy of the slice), gradient, exp_avg and exp_avg_sq as four flat
--- tensors of shard_numel; each piece of the shard keeps its group's lr and
--- weight decay. After a step the shards are all-gathered into the parameters.
--- Checkpoints hold the full per-parameter state (gathered), so a run resumes
--- with any world size.
+-- AdamW over this rank's slice of the flat trainable vector: exp_avg and
+-- exp_avg_sq are flat tensors of shard_numel (1/N of the state), the update
+-- runs in place on the parameters' own slice (flat views, each piece keeping
+-- its group's lr and weight decay), then every rank's slice is all-gathered
+-- into the parameters. Checkpoints hold the full per-parameter state
+-- (gathered), so a run resumes with any world size.
 local Z = {}
 Z.__index = Z
 
@@ -318,39 +337,36 @@ function M.ZeroAdamW(dist, base)
   local n = dist.dp:shard_numel()
   local self = setmetatable({kind = "adamw", zero = dist.stage, dist = dist, base = base, step_count = 0,
     beta1 = base.beta1, beta2 = base.beta2, eps = base.eps, groups = base.groups,
-    p = lfl.zeros(n), g = lfl.zeros(n), m = lfl.zeros(n), v = lfl.zeros(n)}, Z)
+    m = lfl.zeros(n), v = lfl.zeros(n)}, Z)
   -- which group each trainable tensor is in
   local group_of, k = {}, 0
   for _, g in ipairs(base.groups) do
     for _ = 1, #g.params do k = k + 1; group_of[k] = g end
   end
   self.pieces = {}
-  for _, pc in ipairs(dist.dp:pieces()) do
-    local g = group_of[pc.tensor]
-    local s = pc.shard_offset + 1
-    self.pieces[#self.pieces + 1] = {group = g, p = self.p:narrow(1, s, pc.len), g = self.g:narrow(1, s, pc.len),
-      m = self.m:narrow(1, s, pc.len), v = self.v:narrow(1, s, pc.len)}
-  end
-  dist.dp:pack(dist.params, self.p)
+  lfl.no_grad(function()
+    for _, pc in ipairs(dist.pieces) do
+      local s = pc.shard_offset + 1
+      self.pieces[#self.pieces + 1] = {group = group_of[pc.tensor],
+        p = dist.params[pc.tensor]:view(-1):narrow(1, pc.offset + 1, pc.len),
+        m = self.m:narrow(1, s, pc.len), v = self.v:narrow(1, s, pc.len)}
+    end
+  end)
   return self
 end
 
 function Z:step(lr_factor)
   lr_factor = lr_factor or 1
   local dist = self.dist
-  if dist.stage == 1 then
-    local grads = {}
-    for i, p in ipairs(dist.params) do grads[i] = p.grad end
-    dist.dp:pack(grads, self.g)
-  end
   self.step_count = self.step_count + 1
   local K = lfl.optim_kernels
-  for _, pc in ipairs(self.pieces) do
+  local grads = grad_pieces(dist)
+  for k, pc in ipairs(self.pieces) do
     local g = pc.group
-    K.adamw_step(pc.p, pc.g, pc.m, pc.v, {lr = g.lr * (g.lr_scale or 1) * lr_factor, beta1 = self.beta1,
+    K.adamw_step(pc.p, grads[k], pc.m, pc.v, {lr = g.lr * (g.lr_scale or 1) * lr_factor, beta1 = self.beta1,
       beta2 = self.beta2, eps = self.eps, weight_decay = g.weight_decay, step = self.step_count})
   end
-  lfl.no_grad(function() dist.dp:all_gather(self.p, dist.params) end)
+  lfl.no_grad(function() dist.dp:all_gather_inplace(dist.params) end)
 end
 
 function Z:zero_grad()
@@ -385,8 +401,6 @@ function Z:load_state_tensors(ts, meta)
   dist.dp:pack(ms, self.m)
   dist.dp:pack(vs, self.v)
   self.step_count = step
-  -- the weights were loaded into the parameters just before: the master slice follows them
-  dist.dp:pack(dist.params, self.p)
 end
 
 M._D = D -- for tests

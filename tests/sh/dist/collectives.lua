@@ -76,6 +76,23 @@ for _, pc in ipairs(dp:pieces()) do
   local want = pc.tensor == 2 and 0 or -(1000 * pc.tensor + pc.offset + 1)
   check(packed[pc.shard_offset + 1] == want, "pack of tensor " .. pc.tensor)
 end
+-- in place (ZeRO without shard copies): the reduce-scatter leaves this rank's slice of the mean
+-- in the tensors' own slice; each rank negates its slice, all_gather_inplace spreads them
+local inpl = make(function(i, k) return (r + 1) * (100 * i + k) end)
+dp:reduce_scatter_mean_inplace(inpl)
+for _, pc in ipairs(dp:pieces()) do
+  for j = 1, pc.len do
+    local want = (W + 1) / 2 * (100 * pc.tensor + pc.offset + j)
+    check(near(inpl[pc.tensor][pc.offset + j], want), "reduce_scatter_mean_inplace tensor " .. pc.tensor)
+    inpl[pc.tensor][pc.offset + j] = -want
+  end
+end
+dp:all_gather_inplace(inpl)
+for i, n in ipairs(sizes) do
+  for k = 1, n do
+    check(near(inpl[i][k], -(W + 1) / 2 * (100 * i + k)), "all_gather_inplace tensor " .. i .. " value " .. k)
+  end
+end
 -- broadcast of a list from rank 0
 local bl = make(function(i, k) return r * 10 + i + k end)
 dp:broadcast(bl, 0)
