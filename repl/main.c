@@ -156,6 +156,7 @@ static void print_version(lua_State *L)
     printf("ops: %d kernels; CPU %d, CUDA %d%s%s%s\n", lfl_op_count(), ncpu, ncuda, ncuda ? " (" : "", cuda,
            ncuda ? ")" : "");
     print_nccl();
+    printf("MPI: %s\n", lfl_comm_describe());
     printf("home: %s\n", lfl_lua_home());
 }
 

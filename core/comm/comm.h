@@ -51,6 +51,8 @@ struct lfl_comm {
 
 /* Whether this build has a multi-process backend (MPI). */
 bool lfl_comm_have_mpi(void);
+/* "Open MPI v4.1.4 (...): lfl --nproc N or mpirun -n N lfl start ranks", or why there is none. */
+const char *lfl_comm_describe(void);
 /* Whether the process was started as one rank of a launcher (mpirun/mpiexec:
  * OMPI_COMM_WORLD_SIZE, PMIX_RANK or PMI_RANK in the environment). */
 bool lfl_comm_launched(void);

@@ -9,9 +9,21 @@
 #include <mpi.h>
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 bool lfl_comm_have_mpi(void) { return true; }
+
+const char *lfl_comm_describe(void)
+{
+    static char buf[MPI_MAX_LIBRARY_VERSION_STRING + 96];
+    char lib[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+    int len = 0;
+    MPI_Get_library_version(lib, &len);
+    lib[strcspn(lib, ",\n")] = 0;
+    snprintf(buf, sizeof buf, "%s (lfl ... --nproc N or mpirun -n N lfl ... start ranks)", lib);
+    return buf;
+}
 
 static double now_s(void)
 {
@@ -163,6 +175,11 @@ lfl_status lfl_comm_mpi_open(lfl_comm *c)
 #else
 
 bool lfl_comm_have_mpi(void) { return false; }
+
+const char *lfl_comm_describe(void)
+{
+    return "none (built without libopenmpi-dev: one process only, --nproc N > 1 is refused)";
+}
 
 lfl_status lfl_comm_mpi_open(lfl_comm *c)
 {

@@ -162,9 +162,11 @@ function M.world(a)
     error(fmt("stage %s with several ranks is not implemented (its rollouts are not sharded): train in one process",
       a.stage), 0)
   end
-  if self.stage > 0 and (a.use_galore or a.use_badam) then
-    error(fmt("deepspeed: ZeRO stage %d with %s is not supported (they replace the optimizer that ZeRO shards); "
-      .. "use ds_z0_config.json", self.stage, a.use_galore and "use_galore" or "use_badam"), 0)
+  for _, k in ipairs({"use_galore", "use_badam", "use_muon", "use_adam_mini"}) do
+    if self.stage > 0 and a[k] then
+      error(fmt("deepspeed: ZeRO stage %d with %s is not supported (it replaces the AdamW whose state ZeRO "
+        .. "shards); use ds_z0_config.json (plain data parallel)", self.stage, k), 0)
+    end
   end
   if self.stage > 0 and lfl.args.OPTIMS[a.optim or "adamw_torch"] ~= "adamw" then
     error(fmt("deepspeed: ZeRO stage %d shards AdamW's state; optim %s is not supported with it", self.stage,
