@@ -2,6 +2,7 @@
  * (f16 scales widened to f32, products in f32). Below io/ and ops/: the dtype
  * traits (core/dtype.c) point their to_f32 hook here, which is how a cast of a
  * block tensor widens it without core/tensor_copy.c knowing any format. */
+#include <string.h>
 #include "../iter.h"
 #include "ggml.h"
 
@@ -151,4 +152,125 @@ lfl_status lfl_dequantize(lfl_tensor *q, lfl_tensor **out)
     lfl_status st = lfl_dequantize_rows(q->dtype, lfl_data(q), lfl_numel(q), lfl_data(*out));
     if (st) { lfl_tensor_release(*out); *out = NULL; }
     return st;
+}
+
+lfl_status lfl_ggml_check(const char *op, const lfl_tensor *q)
+{
+    char b[128];
+    if (!lfl_is_ggml(q->dtype))
+        return lfl_fail(LFL_ERR_ARG, "%s: %s is not a GGUF block type", op, lfl_dtype_name(q->dtype));
+    if (q->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "%s: CUDA block tensors are not supported yet", op);
+    int blk = lfl_dtypes[q->dtype].block;
+    if (q->ndim != 2 || q->shape[1] % blk || !lfl_is_contiguous(q))
+        return lfl_fail(LFL_ERR_ARG, "%s: a %s weight must be a whole 2-D tensor of rows of %d-element blocks, got %s",
+                        op, lfl_dtype_name(q->dtype), blk, lfl_shape_str(q, b, sizeof b));
+    return LFL_OK;
+}
+
+void lfl_ggml_dequant_tile(const lfl_tensor *q, int64_t r0, int64_t rows, int64_t c0, int64_t cols, float *dst)
+{
+    const lfl_dtype_traits *tr = &lfl_dtypes[q->dtype];
+    int64_t blk = tr->block, bb = tr->block_bytes, row_bytes = q->shape[1] / blk * bb;
+    LFL_ASSERT(c0 % blk == 0 && cols % blk == 0);
+    const uint8_t *base = (const uint8_t *)lfl_data(q) + (c0 / blk) * bb;
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *p = base + (r0 + r) * row_bytes;
+        for (int64_t c = 0; c < cols; c += blk, p += bb) block(q->dtype, p, dst + r * cols + c);
+    }
+}
+
+void lfl_ggml_unpack(lfl_dtype dt, const uint8_t *b, uint8_t *u, float *d, float *m)
+{
+    switch (dt) {
+    case LFL_Q4_0: case LFL_Q4_1: case LFL_Q5_0: case LFL_Q5_1: {
+        bool q5 = dt == LFL_Q5_0 || dt == LFL_Q5_1, offs = dt == LFL_Q4_1 || dt == LFL_Q5_1;
+        float s = h2f(b), mn = offs ? h2f(b + 2) : -(q5 ? 16.0f : 8.0f) * s;
+        uint32_t qh = 0;
+        const uint8_t *qs = b + 2 + (offs ? 2 : 0);
+        if (q5) {
+            qh = (uint32_t)qs[0] | ((uint32_t)qs[1] << 8) | ((uint32_t)qs[2] << 16) | ((uint32_t)qs[3] << 24);
+            qs += 4;
+        }
+        for (int j = 0; j < 16; j++) {
+            u[j] = (uint8_t)((qs[j] & 0x0F) | (((qh >> j) << 4) & 0x10));
+            u[j + 16] = (uint8_t)((qs[j] >> 4) | ((qh >> (j + 12)) & 0x10));
+        }
+        d[0] = d[1] = s;
+        m[0] = m[1] = mn;
+        break;
+    }
+    case LFL_Q8_0: {
+        float s = h2f(b);
+        for (int j = 0; j < 32; j++) u[j] = (uint8_t)((int)(int8_t)b[2 + j] + 128);
+        d[0] = d[1] = s;
+        m[0] = m[1] = -128.0f * s;
+        break;
+    }
+    case LFL_Q4_K: case LFL_Q5_K: {
+        bool q5 = dt == LFL_Q5_K;
+        float s = h2f(b), min = h2f(b + 2);
+        const uint8_t *scales = b + 4, *qh = b + 16, *q = b + (q5 ? 48 : 16);
+        uint8_t sc, mn, u1 = 1, u2 = 2;
+        for (int j = 0; j < 4; j++) { /* 64 elements: the low nibbles of 32 bytes, then the high ones */
+            get_scale_min_k4(2 * j, scales, &sc, &mn);
+            d[4 * j] = d[4 * j + 1] = s * sc;
+            m[4 * j] = m[4 * j + 1] = -(min * mn);
+            get_scale_min_k4(2 * j + 1, scales, &sc, &mn);
+            d[4 * j + 2] = d[4 * j + 3] = s * sc;
+            m[4 * j + 2] = m[4 * j + 3] = -(min * mn);
+            for (int l = 0; l < 32; l++) {
+                u[64 * j + l] = (uint8_t)((q[l] & 0xF) + (q5 && (qh[l] & u1) ? 16 : 0));
+                u[64 * j + 32 + l] = (uint8_t)((q[l] >> 4) + (q5 && (qh[l] & u2) ? 16 : 0));
+            }
+            q += 32;
+            u1 = (uint8_t)(u1 << 2);
+            u2 = (uint8_t)(u2 << 2);
+        }
+        break;
+    }
+    case LFL_Q6_K: {
+        const uint8_t *ql = b, *qh = b + 128;
+        const int8_t *sc = (const int8_t *)(b + 192);
+        float s = h2f(b + 208);
+        for (int n = 0; n < 2; n++) { /* two halves of 128: groups of 16 use sc[0..7] in order */
+            for (int l = 0; l < 32; l++) {
+                u[l + 0] = (uint8_t)((ql[l + 0] & 0xF) | (((qh[l] >> 0) & 3) << 4));
+                u[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+                u[l + 64] = (uint8_t)((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4));
+                u[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+            }
+            for (int g = 0; g < 8; g++) {
+                d[8 * n + g] = s * sc[g];
+                m[8 * n + g] = -32.0f * d[8 * n + g];
+            }
+            u += 128;
+            ql += 64;
+            qh += 32;
+            sc += 8;
+        }
+        break;
+    }
+    default: LFL_ASSERT(0);
+    }
+}
+
+lfl_status lfl_ggml_unpermute_rows(const lfl_tensor *q, int64_t n_head, lfl_tensor **out)
+{
+    char b[128];
+    LFL_TRY(lfl_ggml_check("unpermute", q));
+    int64_t rows = q->shape[0];
+    if (n_head < 1 || rows % n_head || (rows / n_head) % 2)
+        return lfl_fail(LFL_ERR_ARG, "unpermute: %s rows of %s do not split into %lld heads of an even size",
+                        lfl_dtype_name(q->dtype), lfl_shape_str(q, b, sizeof b), (long long)n_head);
+    LFL_TRY(lfl_empty(2, q->shape, q->dtype, LFL_CPU, out));
+    int64_t hd = rows / n_head, half = hd / 2;
+    size_t rb = lfl_dtype_nbytes(q->dtype, q->shape[1]);
+    const char *src = lfl_data(q);
+    char *dst = lfl_data(*out);
+    /* HF row h*hd + a*half + i is llama.cpp's row h*hd + 2*i + a */
+    for (int64_t h = 0; h < n_head; h++)
+        for (int64_t a = 0; a < 2; a++)
+            for (int64_t i = 0; i < half; i++)
+                memcpy(dst + (h * hd + a * half + i) * (int64_t)rb, src + (h * hd + 2 * i + a) * (int64_t)rb, rb);
+    return LFL_OK;
 }

@@ -1,0 +1,216 @@
+/* The GGUF block-weight GEMM (ggml_gemm.h). The tiled path is q4_gemm.c's
+ * blocking (lowp.h's plan and per-thread scratch) with tiles that start and
+ * end on block boundaries along the weight's rows. The decode path follows
+ * llama.cpp's vec_dot: the activation rows are quantized to int8 in blocks of
+ * 32 with an f32 scale, each weight block is unpacked to unsigned integers
+ * with one scale and one offset per 16 elements (lfl_ggml_unpack), and
+ * sum(w * x) = sum_g d_g dx_g sum(u * q) + m_g dx_g sum(q): integer products,
+ * on AVX512-VNNI with vpdpbusd (u8 x s8), elsewhere in plain C. A weight row is
+ * unpacked once for all the activation rows. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_X86 1
+#endif
+#include "../blas.h"
+#include "../quant/ggml.h"
+#include "ggml_gemm.h"
+#include "lowp.h"
+
+#define VEC_MAX 8    /* activation rows one weight unpacking serves */
+#define SUPER 256    /* elements unpacked at a time: one K-quant block, 8 of the 32-blocks */
+#define VEC_PARALLEL_MIN 2e5 /* multiply-adds below which the dot path stays on one thread */
+
+static int vec_rows = VEC_MAX;
+
+int lfl_ggml_vecdot_rows(int rows)
+{
+    int prev = __atomic_load_n(&vec_rows, __ATOMIC_RELAXED);
+    if (rows >= 0) __atomic_store_n(&vec_rows, rows > VEC_MAX ? VEC_MAX : rows, __ATOMIC_RELAXED);
+    return prev;
+}
+
+/* the activation rows quantized: q [m, k] int8, and per group of 16 the row
+ * block's scale dx and dx * sum(q over the group) */
+typedef struct {
+    int64_t k;
+    int8_t *q;
+    float *dx, *sx;
+} qact;
+
+static void quantize_row(const float *x, int64_t k, int8_t *q, float *dx, float *sx)
+{
+    for (int64_t b = 0; b < k; b += 32) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[b + i]));
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        int s0 = 0, s1 = 0;
+        for (int i = 0; i < 32; i++) {
+            int v = (int)nearbyintf(x[b + i] * id);
+            q[b + i] = (int8_t)v;
+            if (i < 16) s0 += v; else s1 += v;
+        }
+        dx[b / 16] = dx[b / 16 + 1] = d;
+        sx[b / 16] = d * (float)s0;
+        sx[b / 16 + 1] = d * (float)s1;
+    }
+}
+
+/* out[i] += sum over len elements of (d u + m) . (dx q) for the unpacked weight
+ * (u, d, m) and activation rows i < nr (their q, dx, sx at this offset) */
+static void dot_portable(const uint8_t *u, const float *d, const float *m, int len, int nr, const qact *xa,
+                         int64_t off, float *out)
+{
+    for (int i = 0; i < nr; i++) {
+        const int8_t *q = xa->q + i * xa->k + off;
+        const float *dx = xa->dx + (i * xa->k + off) / 16, *sx = xa->sx + (i * xa->k + off) / 16;
+        float acc = 0;
+        for (int g = 0; g < len / 16; g++) {
+            int32_t s = 0;
+            for (int t = 0; t < 16; t++) s += (int32_t)u[16 * g + t] * q[16 * g + t];
+            acc += d[g] * dx[g] * (float)s + m[g] * sx[g];
+        }
+        out[i] += acc;
+    }
+}
+
+#ifdef HAVE_X86
+/* the same with vpdpbusd: 64 bytes give 16 lanes, lanes 4g..4g+3 summing
+ * group g's 16 products, scaled by d_g dx_g; the offsets' 16 groups per
+ * SUPER in one more FMA; one horizontal sum per row at the end */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+static void dot_vnni(const uint8_t *u, const float *d, const float *m, int len, int nr, const qact *xa, int64_t off,
+                     __m512 *acc)
+{
+    const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    __mmask16 mg = (__mmask16)((1u << (len / 16)) - 1);
+    __m512 vd = _mm512_maskz_loadu_ps(mg, d), vm = _mm512_maskz_loadu_ps(mg, m);
+    for (int i = 0; i < nr; i++) {
+        const int8_t *q = xa->q + i * xa->k + off;
+        const float *dx = xa->dx + (i * xa->k + off) / 16, *sx = xa->sx + (i * xa->k + off) / 16;
+        __m512 a = _mm512_fmadd_ps(vm, _mm512_maskz_loadu_ps(mg, sx), acc[i]);
+        __m512 sc = _mm512_mul_ps(vd, _mm512_maskz_loadu_ps(mg, dx));
+        float s[16];
+        _mm512_storeu_ps(s, sc);
+        for (int c = 0; c < len; c += 64) {
+            __mmask64 mk = len - c >= 64 ? ~0ULL : 0xFFFFFFFFULL;
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_maskz_loadu_epi8(mk, u + c),
+                                            _mm512_maskz_loadu_epi8(mk, q + c));
+            __m512 s16 = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(s + c / 16)));
+            a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s16, a);
+        }
+        acc[i] = a;
+    }
+}
+
+__attribute__((target("avx512f")))
+static float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+__attribute__((target("avx512f")))
+static void zero512(__m512 *a, int n) { for (int i = 0; i < n; i++) a[i] = _mm512_setzero_ps(); }
+
+static bool have_vnni(void)
+{
+    static int known = -1;
+    if (known < 0) known = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    return known;
+}
+#else
+static bool have_vnni(void) { return false; }
+#endif
+
+const char *lfl_ggml_vecdot_kernel(void) { return have_vnni() ? "avx512-vnni" : "portable"; }
+
+/* C[i, j] = sum_k A[i, k] W[j, k] (+ beta C) for i < m <= VEC_MAX */
+static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, int lda, const lfl_tensor *w,
+                              float beta, float *c, int ldc)
+{
+    lfl_dtype dt = w->dtype;
+    int64_t blk = lfl_dtypes[dt].block, bb = lfl_dtypes[dt].block_bytes, row_bytes = k / blk * bb;
+    size_t ng = (size_t)(m * k / 16);
+    qact xa = {k, malloc((size_t)(m * k)), malloc(sizeof(float) * ng), malloc(sizeof(float) * ng)};
+    if (!xa.q || !xa.dx || !xa.sx) {
+        free(xa.q); free(xa.dx); free(xa.sx);
+        return lfl_fail(LFL_ERR_MEM, "gemm (GGUF block weight): out of memory for %lld quantized activations",
+                        (long long)(m * k));
+    }
+    for (int64_t i = 0; i < m; i++) quantize_row(a + i * lda, k, xa.q + i * k, xa.dx + i * k / 16, xa.sx + i * k / 16);
+    const uint8_t *wp = lfl_data(w);
+    bool vnni = have_vnni();
+    int nr = (int)m;
+#pragma omp parallel for schedule(static) if ((double)m * n * k > VEC_PARALLEL_MIN)
+    for (int64_t j = 0; j < n; j++) {
+        uint8_t u[SUPER];
+        float d[SUPER / 16], mm[SUPER / 16], out[VEC_MAX] = {0};
+        const uint8_t *row = wp + j * row_bytes;
+#ifdef HAVE_X86
+        __m512 acc[VEC_MAX];
+        if (vnni) zero512(acc, nr);
+#endif
+        for (int64_t s0 = 0; s0 < k; s0 += SUPER) {
+            int len = (int)(k - s0 < SUPER ? k - s0 : SUPER);
+            for (int e = 0; e < len; e += (int)blk)
+                lfl_ggml_unpack(dt, row + (s0 + e) / blk * bb, u + e, d + e / 16, mm + e / 16);
+#ifdef HAVE_X86
+            if (vnni) { dot_vnni(u, d, mm, len, nr, &xa, s0, acc); continue; }
+#endif
+            dot_portable(u, d, mm, len, nr, &xa, s0, out);
+        }
+#ifdef HAVE_X86
+        if (vnni) for (int i = 0; i < nr; i++) out[i] = hsum512(acc[i]);
+#endif
+        for (int i = 0; i < nr; i++) {
+            float *ci = c + i * ldc + j;
+            *ci = beta == 0.0f ? out[i] : out[i] + beta * *ci;
+        }
+    }
+    free(xa.q);
+    free(xa.dx);
+    free(xa.sx);
+    return LFL_OK;
+}
+
+lfl_status lfl_gemm_f32_ggml(int64_t m, int64_t n, int64_t k, const float *a, int lda, const lfl_tensor *w, bool wt,
+                             float beta, float *c, int ldc)
+{
+    LFL_TRY(lfl_ggml_check("gemm (GGUF block weight)", w));
+    LFL_ASSERT(w->shape[0] == (wt ? n : k) && w->shape[1] == (wt ? k : n));
+    if (m == 0 || n == 0) return LFL_OK;
+    if (k == 0) { lfl_tile_scale_c(m, n, beta, c, ldc); return LFL_OK; }
+    if (wt && m <= lfl_ggml_vecdot_rows(-1)) return gemm_vecdot(m, n, k, a, lda, w, beta, c, ldc);
+    int64_t blk = lfl_dtypes[w->dtype].block, nb, nblocks, kb;
+    int nt = lfl_tile_plan(m, n, k, &nb, &nblocks, &kb);
+    /* tiles cut the weight's rows on block boundaries: k slices when W is
+     * [n, k], the output blocks when W is [k, n] */
+    if (wt && kb < k) kb = kb < blk ? blk : kb / blk * blk;
+    if (!wt) {
+        nb = (nb + blk - 1) / blk * blk;
+        nblocks = (n + nb - 1) / nb;
+    }
+    int failed = 0;
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(| : failed)
+    for (int64_t bi = 0; bi < nblocks; bi++) {
+        float *s = lfl_tile_scratch((size_t)(nb * kb));
+        if (!s) { failed = 1; continue; }
+        int64_t j0 = bi * nb, wd = n - j0 < nb ? n - j0 : nb;
+        for (int64_t k0 = 0; k0 < k; k0 += kb) {
+            int64_t kl = k - k0 < kb ? k - k0 : kb;
+            float bt = k0 == 0 ? beta : 1.0f;
+            if (wt) { /* rows j0.. of W [n, k], columns k0..: S [wd, kl], used transposed */
+                lfl_ggml_dequant_tile(w, j0, wd, k0, kl, s);
+                lfl_sgemm(false, true, (int)m, (int)wd, (int)kl, 1.0f, a + k0, lda, s, (int)kl, bt, c + j0, ldc);
+            } else { /* rows k0.. of W [k, n], columns j0..: S [kl, wd] */
+                lfl_ggml_dequant_tile(w, k0, kl, j0, wd, s);
+                lfl_sgemm(false, false, (int)m, (int)wd, (int)kl, 1.0f, a + k0, lda, s, (int)wd, bt, c + j0, ldc);
+            }
+        }
+    }
+    if (failed)
+        return lfl_fail(LFL_ERR_MEM, "gemm (GGUF block weight): out of memory for a %lld x %lld tile", (long long)nb,
+                        (long long)kb);
+    return LFL_OK;
+}
