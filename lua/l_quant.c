@@ -1,8 +1,10 @@
 /* Quantized tensors from Lua: reinterpret raw bytes as a block dtype,
  * dequantize to f32; bitsandbytes' 4-bit quantization (QLoRA) and a look at
- * its stored state. */
+ * its stored state; GGUF block weights kept as stored (row unpermute, the
+ * decode dot-product switch). */
 #include <string.h>
 #include "bridge.h"
+#include "ops/ggml_gemm.h"
 #include "quant/bnb4.h"
 #include "quant/ggml.h"
 #include "quant/gptq.h"
@@ -98,11 +100,12 @@ static int l_q4_state(lua_State *L)
 }
 
 /* lfl.q4_rows(t, first, n) -> f32 rows first .. first + n - 1 (1-based) of a
- * 2-D NF4/FP4 tensor: a block of the weight, never the whole */
+ * 2-D NF4/FP4 or GGUF block tensor: a block of the weight, never the whole */
 static int l_q4_rows(lua_State *L)
 {
     lfl_tensor *q = lfl_lua_check_tensor(L, 1);
-    lfl_lua_check(L, lfl_q4_check("q4_rows", q));
+    bool ggml = lfl_is_ggml(q->dtype);
+    lfl_lua_check(L, ggml ? lfl_ggml_check("q4_rows", q) : lfl_q4_check("q4_rows", q));
     int64_t r0 = (int64_t)luaL_checkinteger(L, 2) - 1, n = (int64_t)luaL_checkinteger(L, 3);
     if (q->ndim != 2 || r0 < 0 || n < 0 || r0 + n > q->shape[0])
         return luaL_error(L, "q4_rows: rows %d..%d are outside the %d rows of a 2-D 4-bit tensor", (int)(r0 + 1),
@@ -110,7 +113,8 @@ static int l_q4_rows(lua_State *L)
     int64_t shape[2] = {n, q->shape[1]};
     lfl_tensor *out = NULL;
     lfl_lua_check(L, lfl_empty(2, shape, LFL_F32, LFL_CPU, &out));
-    lfl_q4_dequant_tile(q, r0, n, 0, shape[1], lfl_data(out));
+    if (ggml) lfl_ggml_dequant_tile(q, r0, n, 0, shape[1], lfl_data(out));
+    else lfl_q4_dequant_tile(q, r0, n, 0, shape[1], lfl_data(out));
     lfl_lua_push_tensor(L, out);
     return 1;
 }
@@ -126,6 +130,16 @@ static int l_gptq_dequantize(lua_State *L)
     return 1;
 }
 
+/* lfl.ggml_unpermute_rows(t, n_head) -> a new block tensor with llama.cpp's
+ * q/k row permutation undone (whole rows of blocks moved, nothing dequantized) */
+static int l_ggml_unpermute_rows(lua_State *L)
+{
+    lfl_tensor *q = lfl_lua_check_tensor(L, 1), *out = NULL;
+    lfl_lua_check(L, lfl_ggml_unpermute_rows(q, (int64_t)luaL_checkinteger(L, 2), &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
 /* lfl.awq_dequantize(qweight, qzeros, scales, group_size) -> f32 [out, in] */
 static int l_awq_dequantize(lua_State *L)
 {
@@ -136,9 +150,22 @@ static int l_awq_dequantize(lua_State *L)
     return 1;
 }
 
+/* lfl.ggml_vecdot_rows([n]) -> previous n, kernel name: up to how many rows a
+ * GGUF block linear's forward takes the int8 dot-product path (0: never) */
+static int l_ggml_vecdot_rows(lua_State *L)
+{
+    int n = (int)luaL_optinteger(L, 1, -1);
+    if (n < -1 || n > 8) return luaL_error(L, "ggml_vecdot_rows: %d is not a row count 0..8", n);
+    lua_pushinteger(L, lfl_ggml_vecdot_rows(n));
+    lua_pushstring(L, lfl_ggml_vecdot_kernel());
+    return 2;
+}
+
 static const luaL_Reg funcs[] = {{"gptq_dequantize", l_gptq_dequantize}, {"awq_dequantize", l_awq_dequantize},
                                  {"from_bytes", l_from_bytes}, {"quantize_4bit", l_quantize_4bit},
-                                 {"q4_state", l_q4_state}, {"q4_rows", l_q4_rows}, {NULL, NULL}};
+                                 {"q4_state", l_q4_state}, {"q4_rows", l_q4_rows},
+                                 {"ggml_unpermute_rows", l_ggml_unpermute_rows},
+                                 {"ggml_vecdot_rows", l_ggml_vecdot_rows}, {NULL, NULL}};
 static const luaL_Reg ops[] = {{"dequantize", l_dequantize}, {NULL, NULL}};
 
 LFL_LUA_MODULE(quant)

@@ -1,6 +1,7 @@
 -- Models from GGUF files: metadata -> an HF-style config, ggml tensor names ->
 -- Hugging Face names, llama.cpp's q/k row permutation reversed, a family's
--- norm weight offset (gemma's +1) undone, block types dequantized on load.
+-- norm weight offset (gemma's +1) undone, block types dequantized on load, or,
+-- with opts.gguf_blocks, the decoder's linear weights kept in their blocks.
 local lfl = lfl
 local fmt = string.format
 
@@ -145,6 +146,16 @@ local function unpermute(w, n_head)
 end
 M.unpermute = unpermute
 
+-- the GGUF block kinds a linear can keep (core/ops/ggml_gemm.c)
+local BLOCKS = {q4_0 = true, q4_1 = true, q5_0 = true, q5_1 = true, q8_0 = true, q4_k = true, q5_k = true, q6_k = true}
+M.BLOCKS = BLOCKS
+
+-- opts.gguf_blocks = true keeps every decoder-layer linear weight stored in a
+-- block kind as the file stores it (mmapped; q/k rows unpermuted block row by
+-- block row into their own copy): no dequantized copy, the linears read the
+-- blocks tile by tile (training, prefill) or with int8 dot products (decoding).
+-- Such weights are frozen: LoRA-type methods only. Embeddings, norms and
+-- lm_head are dequantized as without it.
 function M.load(path, opts)
   opts = opts or {}
   local meta = lfl.gguf.read(path).metadata
@@ -167,6 +178,11 @@ function M.load(path, opts)
   local want = model.check_dtype(opts.dtype or "f32")
   local quant = model.check_quantize(opts.quantize)
   local half = HALF[want]
+  local keep = opts.gguf_blocks
+  if keep and quant then
+    error(fmt("%s: gguf_blocks keeps the file's blocks and quantize re-quantizes them to %s: choose one", path,
+      quant.type), 0)
+  end
   for name, t in pairs(g.tensors) do
     local hf = M.hf_name(name, cfg.model_type)
     if not hf then error(fmt("%s: tensor '%s' has no Hugging Face counterpart for %s", path, name, cfg.model_type), 0) end
@@ -177,7 +193,9 @@ function M.load(path, opts)
     local permute = fg.permuted and (hf:match("self_attn%.q_proj%.weight$") and cfg.num_attention_heads or
       hf:match("self_attn%.k_proj%.weight$") and cfg.num_key_value_heads)
     local w
-    if quant and not permute and model.quantizes(hf, t) then
+    if keep and BLOCKS[t:dtype()] and model.quantizes(hf, t) then
+      w = permute and lfl.ggml_unpermute_rows(t, permute) or t -- stays in its blocks
+    elseif quant and not permute and model.quantizes(hf, t) then
       w = lfl.quantize_4bit(t, quant.type, quant.double_quant) -- QLoRA: straight from the blocks
     else
       w = t:to(to)
@@ -191,6 +209,7 @@ function M.load(path, opts)
   cfg.tie_word_embeddings = params["lm_head.weight"] == nil
   local m = require("lfl.model").from_params(cfg, params, opts, path)
   m.path = path
+  m.gguf_blocks = keep and true or nil
   -- the scalars (chat template, names, sizes) stay; the vocabulary arrays
   -- (tokens, merges, scores: ~150k Lua values for a 49k vocabulary) are the
   -- tokenizer's business and would make every Lua GC cycle traverse them

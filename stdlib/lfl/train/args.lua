@@ -22,6 +22,7 @@ M.DEFAULTS = {
   moe_aux_loss_coef = NIL,
   trust_remote_code = false, model_revision = "main",
   infer_dtype = "auto", print_param_status = false, flash_attn = "auto", use_cache = true, hf_hub_token = NIL,
+  gguf_blocks = NIL,
   quantization_bit = NIL, quantization_method = "bnb", quantization_type = "nf4", double_quantization = true,
   export_dir = NIL, export_size = 5, export_device = "cpu", export_legacy_format = false,
   -- data
@@ -186,6 +187,12 @@ M.SPEC = {
     inert = "lfl's attention is always its own fused kernel (no T x T matrix), the same numbers either way"},
   use_cache = {type = "bool", unsupported = "lfl's generation always keeps a KV cache"},
   hf_hub_token = {type = "string"},
+  -- a GGUF's linear weights kept in their blocks (lfl.model.gguf; unset: kept
+  -- for finetuning_type lora without quantization_bit, lfl.train.trainer.gguf_blocks)
+  gguf_blocks = {type = "bool", applies = function(a)
+    return tostring(a.model_name_or_path or ""):match("%.gguf$") ~= nil or
+      "it applies to a GGUF model_name_or_path (a .gguf file)"
+  end},
   -- QLoRA: 4-bit bitsandbytes NF4/FP4 base weights (lfl.model.check_quantize)
   quantization_bit = {type = "int", one_of = {1, 2, 3, 4, 5, 6, 8},
     limit = function(v)
@@ -1005,6 +1012,22 @@ function M.validate(a, origin)
   end
   if a.compute_accuracy and a.predict_with_generate then
     bad("Cannot use `predict_with_generate` and `compute_accuracy` together.")
+  end
+  -- GGUF block weights are frozen and read as stored: LoRA only, nothing that rewrites the base
+  if a.gguf_blocks then
+    if a.finetuning_type ~= "lora" then
+      bad_key("gguf_blocks", fmt("GGUF block weights are frozen, so only finetuning_type lora trains on them "
+        .. "(LlamaFactory refuses full and freeze fine-tuning of a quantized model); this run's is %s: set "
+        .. "gguf_blocks: false to dequantize the file", tostring(a.finetuning_type)))
+    elseif a.quantization_bit then
+      bad_key("gguf_blocks", "true keeps the GGUF's blocks and quantization_bit re-quantizes them to 4-bit NF4/FP4: "
+        .. "choose one")
+    elseif a.pissa_init then
+      bad_key("pissa_init", "PiSSA rewrites the base weights, which gguf_blocks keeps as stored; set gguf_blocks: false")
+    elseif a.adapter_name_or_path and tostring(a.adapter_name_or_path):find(",", 1, true) then
+      bad_key("adapter_name_or_path", "GGUF block weights take a single adapter (the others would merge into them); "
+        .. "set gguf_blocks: false or merge them first (lfl export)")
+    end
   end
   if a.quantization_bit and a.resize_vocab then bad("cannot resize the embeddings of a quantized model (resize_vocab)") end
   -- LlamaFactory's rules for a quantized base (hparams/parser.py), and where lfl loads one

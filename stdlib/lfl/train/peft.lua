@@ -13,6 +13,8 @@ local M = {}
 -- block of rows at a time (BLOCK_ELEMS values) where a row-wise f32 result is needed.
 local HALF = {bf16 = true, f16 = true}
 local Q4 = {nf4 = true, fp4 = true} -- QLoRA's 4-bit base weights
+-- GGUF block weights kept as the file stores them (lfl.model.gguf, gguf_blocks)
+local GGML = {q4_0 = true, q4_1 = true, q5_0 = true, q5_1 = true, q8_0 = true, q4_k = true, q5_k = true, q6_k = true}
 local BLOCK_ELEMS = 262144
 
 local Adapter = lfl._model.Adapter
@@ -168,7 +170,7 @@ function M.weight_row_norm(w, B, A, scaling)
     if bb then x = x + lfl.matmul(bb:float(), A:float()) * scaling end
     return M.row_norm(x)
   end
-  local q4 = Q4[w:dtype()]
+  local q4 = Q4[w:dtype()] or GGML[w:dtype()]
   if not HALF[w:dtype()] and not q4 then return part(w, B) end
   local rows, cols = w:size(1), w:size(2)
   local nb = math.max(1, math.floor(BLOCK_ELEMS / math.max(1, cols)))
@@ -176,7 +178,7 @@ function M.weight_row_norm(w, B, A, scaling)
   local parts = {}
   for r0 = 1, rows, nb do
     local n = math.min(nb, rows - r0 + 1)
-    -- a 4-bit (QLoRA) weight is dequantized a block of rows at a time
+    -- a 4-bit (QLoRA) or GGUF block weight is dequantized a block of rows at a time
     local wb = q4 and lfl.q4_rows(w, r0, n) or w:narrow(1, r0, n)
     parts[#parts + 1] = part(wb, B and B:narrow(1, r0, n))
   end
@@ -406,6 +408,10 @@ function M.merge(model)
       error(fmt("merge: %s.weight is 4-bit %s (a QLoRA base): adapters cannot be merged into a quantized model; "
         .. "load the base unquantized and merge there (lfl export)", mod, w:dtype()), 0)
     end
+    if w and GGML[w:dtype()] then
+      error(fmt("merge: %s.weight is a GGUF %s block weight (loaded with gguf_blocks): adapters cannot be merged "
+        .. "into it; load the GGUF without gguf_blocks (dequantized) and merge there (lfl export)", mod, w:dtype()), 0)
+    end
   end
   model:merge_adapter(ad.name)
   model:remove_adapter(ad.name)
@@ -552,6 +558,11 @@ function M.select_trainable(model, method, opts)
   local names, params = {}, {}
   for _, n in ipairs(model.names) do
     if train[n] then
+      if GGML[model.params[n]:dtype()] then
+        error(fmt("finetuning_type %s: %s is a GGUF %s block weight (the model was loaded with gguf_blocks), which "
+          .. "cannot be trained, as LlamaFactory trains no quantized weight in full or freeze fine-tuning; use "
+          .. "finetuning_type lora, or gguf_blocks: false to dequantize the file", method, n, model.params[n]:dtype()), 0)
+      end
       names[#names + 1] = n
       -- weights loaded from safetensors are read-only mmaps: the optimizer updates
       -- in place, so a trained parameter gets its own memory. In a 16-bit model

@@ -432,6 +432,18 @@ function M.quantize_options(a)
   return {type = a.quantization_type, double_quant = a.double_quantization}
 end
 
+-- Whether the run's GGUF model keeps its linear weights in their blocks
+-- (lfl.model.gguf): gguf_blocks when set, else yes for LoRA on a GGUF without
+-- quantization_bit, PiSSA or several adapters to merge (the LoRA of a
+-- quantized base, as QLoRA; full / freeze need trainable weights and get the
+-- file dequantized). nil for a model that is not a .gguf file.
+function M.gguf_blocks(a)
+  if not tostring(a.model_name_or_path or ""):match("%.gguf$") then return nil end
+  if a.gguf_blocks ~= nil then return a.gguf_blocks end
+  return a.finetuning_type == "lora" and not a.quantization_bit and not a.pissa_init and
+    not (a.adapter_name_or_path and tostring(a.adapter_name_or_path):find(",", 1, true)) or nil
+end
+
 -- Sets a run up from resolved arguments (lfl.args.resolve): model, tokenizer,
 -- template, data, method, optimizer, schedule, and the resume from a checkpoint.
 function M.new(a)
@@ -453,7 +465,11 @@ function M.new(a)
   -- bf16 / pure_bf16: the weights stay bf16 (trainables get f32 masters unless pure_bf16)
   local quantize = M.quantize_options(a)
   local model = lfl.model.load(a.model_name_or_path, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil,
-                                                      hub = lfl.args.hub_options(a), quantize = quantize})
+                                                      hub = lfl.args.hub_options(a), quantize = quantize,
+                                                      gguf_blocks = M.gguf_blocks(a)})
+  if model.gguf_blocks then
+    print("[lfl] GGUF: the decoder's linear weights stay in the file's blocks (frozen; gguf_blocks: false dequantizes)")
+  end
   if model.ptq then
     -- LlamaFactory: quantized (GPTQ/AWQ) models train adapters only; quantization_bit has no effect on them
     if quantize then
