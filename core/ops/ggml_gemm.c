@@ -153,8 +153,7 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
 #endif
         for (int64_t s0 = 0; s0 < k; s0 += SUPER) {
             int len = (int)(k - s0 < SUPER ? k - s0 : SUPER);
-            for (int e = 0; e < len; e += (int)blk)
-                lfl_ggml_unpack(dt, row + (s0 + e) / blk * bb, u + e, d + e / 16, mm + e / 16);
+            lfl_ggml_unpack_blocks(dt, row + s0 / blk * bb, len / blk, u, d, mm);
 #ifdef HAVE_X86
             if (vnni) { dot_vnni(u, d, mm, len, nr, &xa, s0, acc); continue; }
 #endif

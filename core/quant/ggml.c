@@ -179,33 +179,58 @@ void lfl_ggml_dequant_tile(const lfl_tensor *q, int64_t r0, int64_t rows, int64_
     }
 }
 
-void lfl_ggml_unpack(lfl_dtype dt, const uint8_t *b, uint8_t *u, float *d, float *m)
+/* the 32-element kinds, n consecutive blocks: one loop per kind so that the
+ * nibble / byte loops vectorize */
+static void unpack32(lfl_dtype dt, const uint8_t *restrict b, int64_t n, uint8_t *restrict u, float *restrict d,
+                     float *restrict m)
+{
+    int64_t bb = lfl_dtypes[dt].block_bytes;
+    switch (dt) {
+    case LFL_Q4_0: case LFL_Q4_1: {
+        bool offs = dt == LFL_Q4_1;
+        for (int64_t i = 0; i < n; i++, b += bb, u += 32) {
+            float s = h2f(b), mn = offs ? h2f(b + 2) : -8.0f * s;
+            const uint8_t *restrict qs = b + (offs ? 4 : 2);
+            for (int j = 0; j < 16; j++) {
+                u[j] = (uint8_t)(qs[j] & 0x0F);
+                u[j + 16] = (uint8_t)(qs[j] >> 4);
+            }
+            d[2 * i] = d[2 * i + 1] = s;
+            m[2 * i] = m[2 * i + 1] = mn;
+        }
+        break;
+    }
+    case LFL_Q5_0: case LFL_Q5_1: {
+        bool offs = dt == LFL_Q5_1;
+        for (int64_t i = 0; i < n; i++, b += bb, u += 32) {
+            float s = h2f(b), mn = offs ? h2f(b + 2) : -16.0f * s;
+            const uint8_t *p = b + (offs ? 4 : 2), *qs = p + 4;
+            uint32_t qh = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+            for (int j = 0; j < 16; j++) {
+                u[j] = (uint8_t)((qs[j] & 0x0F) | (((qh >> j) << 4) & 0x10));
+                u[j + 16] = (uint8_t)((qs[j] >> 4) | ((qh >> (j + 12)) & 0x10));
+            }
+            d[2 * i] = d[2 * i + 1] = s;
+            m[2 * i] = m[2 * i + 1] = mn;
+        }
+        break;
+    }
+    case LFL_Q8_0:
+        for (int64_t i = 0; i < n; i++, b += bb, u += 32) {
+            float s = h2f(b);
+            for (int j = 0; j < 32; j++) u[j] = (uint8_t)(b[2 + j] ^ 0x80); /* int8 + 128 */
+            d[2 * i] = d[2 * i + 1] = s;
+            m[2 * i] = m[2 * i + 1] = -128.0f * s;
+        }
+        break;
+    default: LFL_ASSERT(0);
+    }
+}
+
+static void unpack_k(lfl_dtype dt, const uint8_t *restrict b, uint8_t *restrict u, float *restrict d,
+                     float *restrict m)
 {
     switch (dt) {
-    case LFL_Q4_0: case LFL_Q4_1: case LFL_Q5_0: case LFL_Q5_1: {
-        bool q5 = dt == LFL_Q5_0 || dt == LFL_Q5_1, offs = dt == LFL_Q4_1 || dt == LFL_Q5_1;
-        float s = h2f(b), mn = offs ? h2f(b + 2) : -(q5 ? 16.0f : 8.0f) * s;
-        uint32_t qh = 0;
-        const uint8_t *qs = b + 2 + (offs ? 2 : 0);
-        if (q5) {
-            qh = (uint32_t)qs[0] | ((uint32_t)qs[1] << 8) | ((uint32_t)qs[2] << 16) | ((uint32_t)qs[3] << 24);
-            qs += 4;
-        }
-        for (int j = 0; j < 16; j++) {
-            u[j] = (uint8_t)((qs[j] & 0x0F) | (((qh >> j) << 4) & 0x10));
-            u[j + 16] = (uint8_t)((qs[j] >> 4) | ((qh >> (j + 12)) & 0x10));
-        }
-        d[0] = d[1] = s;
-        m[0] = m[1] = mn;
-        break;
-    }
-    case LFL_Q8_0: {
-        float s = h2f(b);
-        for (int j = 0; j < 32; j++) u[j] = (uint8_t)((int)(int8_t)b[2 + j] + 128);
-        d[0] = d[1] = s;
-        m[0] = m[1] = -128.0f * s;
-        break;
-    }
     case LFL_Q4_K: case LFL_Q5_K: {
         bool q5 = dt == LFL_Q5_K;
         float s = h2f(b), min = h2f(b + 2);
@@ -218,9 +243,16 @@ void lfl_ggml_unpack(lfl_dtype dt, const uint8_t *b, uint8_t *u, float *d, float
             get_scale_min_k4(2 * j + 1, scales, &sc, &mn);
             d[4 * j + 2] = d[4 * j + 3] = s * sc;
             m[4 * j + 2] = m[4 * j + 3] = -(min * mn);
-            for (int l = 0; l < 32; l++) {
-                u[64 * j + l] = (uint8_t)((q[l] & 0xF) + (q5 && (qh[l] & u1) ? 16 : 0));
-                u[64 * j + 32 + l] = (uint8_t)((q[l] >> 4) + (q5 && (qh[l] & u2) ? 16 : 0));
+            if (q5) {
+                for (int l = 0; l < 32; l++) {
+                    u[64 * j + l] = (uint8_t)((q[l] & 0xF) + (qh[l] & u1 ? 16 : 0));
+                    u[64 * j + 32 + l] = (uint8_t)((q[l] >> 4) + (qh[l] & u2 ? 16 : 0));
+                }
+            } else {
+                for (int l = 0; l < 32; l++) {
+                    u[64 * j + l] = (uint8_t)(q[l] & 0xF);
+                    u[64 * j + 32 + l] = (uint8_t)(q[l] >> 4);
+                }
             }
             q += 32;
             u1 = (uint8_t)(u1 << 2);
@@ -252,6 +284,18 @@ void lfl_ggml_unpack(lfl_dtype dt, const uint8_t *b, uint8_t *u, float *d, float
     }
     default: LFL_ASSERT(0);
     }
+}
+
+void lfl_ggml_unpack_blocks(lfl_dtype dt, const uint8_t *b, int64_t n, uint8_t *u, float *d, float *m)
+{
+    if (lfl_dtypes[dt].block == 32) { unpack32(dt, b, n, u, d, m); return; }
+    int64_t bb = lfl_dtypes[dt].block_bytes;
+    for (int64_t i = 0; i < n; i++) unpack_k(dt, b + i * bb, u + 256 * i, d + 16 * i, m + 16 * i);
+}
+
+void lfl_ggml_unpack(lfl_dtype dt, const uint8_t *b, uint8_t *u, float *d, float *m)
+{
+    lfl_ggml_unpack_blocks(dt, b, 1, u, d, m);
 }
 
 lfl_status lfl_ggml_unpermute_rows(const lfl_tensor *q, int64_t n_head, lfl_tensor **out)

@@ -29,6 +29,8 @@ void lfl_ggml_dequant_tile(const lfl_tensor *q, int64_t r0, int64_t rows, int64_
  * scale grain of the formats: Q6_K's). u gets block elements, d and m
  * block / 16. Equal to the dequantized block up to f32 rounding. */
 void lfl_ggml_unpack(lfl_dtype dt, const uint8_t *b, uint8_t *u, float *d, float *m);
+/* the same for n consecutive blocks (u, d, m laid end to end) */
+void lfl_ggml_unpack_blocks(lfl_dtype dt, const uint8_t *b, int64_t n, uint8_t *u, float *d, float *m);
 
 /* Reverses llama.cpp's permute(w, n_head) of a q/k weight on its rows
  * (gguf.lua's unpermute) for a block tensor: whole rows of blocks are

@@ -9,7 +9,11 @@ local fmt = string.format
 local P = tonumber(arg and arg[1]) or 128
 local N = tonumber(arg and arg[2]) or 32
 local R = tonumber(arg and arg[3]) or 3
-local DT = arg and arg[4] or "f32" -- "bf16": weights kept in bf16 (half the bytes read per decoded token)
+local DT = arg and arg[4] or "f32" -- "bf16": weights kept in bf16 (half the bytes read per decoded token);
+-- "blocks" / "blocks-bf16": the layers' linears kept in the file's Q4_1 blocks (gguf_blocks; decode through the
+-- int8 dot products), the embedding/head in f32 / bf16
+local BLOCKS = DT:match("^blocks") ~= nil
+if BLOCKS then DT = DT:match("bf16") and "bf16" or "f32" end
 local path = os.getenv("HOME") .. "/.cache/lfl/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 local gen = lfl.generate
 
@@ -25,9 +29,9 @@ local function median(xs)
   return xs[math.floor((#xs + 1) / 2)]
 end
 
-local m = lfl.model.load(path, {dtype = DT})
-print(fmt("lfl generate_batch, SmolLM2-135M Q4_1 (weights as loaded: %s), threads %s, P=%d N=%d, median of %d",
-  m.params["model.embed_tokens.weight"]:dtype(), tostring(lfl.sys.threads and lfl.sys.threads() or "?"), P, N, R))
+local m = lfl.model.load(path, {dtype = DT, gguf_blocks = BLOCKS or nil})
+print(fmt("lfl generate_batch, SmolLM2-135M Q4_1 (weights as loaded: layers %s, embedding %s), threads %s, P=%d N=%d, median of %d",
+  m.params["model.layers.0.mlp.up_proj.weight"]:dtype(), m.params["model.embed_tokens.weight"]:dtype(), tostring(lfl.sys.threads and lfl.sys.threads() or "?"), P, N, R))
 gen.generate_batch(m, {prompt(1)}, {max_new_tokens = 2}) -- warm-up
 for _, B in ipairs({1, 8}) do
   local prompts = {}

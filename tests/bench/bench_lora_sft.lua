@@ -27,6 +27,7 @@ local a = lfl.args.resolve({
   lr_scheduler_type = "constant", output_dir = os.tmpname() .. "_bench", overwrite_output_dir = true,
   disable_tqdm = true, overwrite_cache = true, bf16 = bf16, disable_gradient_checkpointing = nogc,
   gradient_checkpointing_policy = nogc and "auto" or gc,
+  gguf_blocks = false, -- the f32 / bf16 base LlamaFactory trains (bench_qlora.lua lora-gguf keeps the Q4_1 blocks)
 }, {}, "bench")
 local times = {}
 local last = lfl.sys.clock()

@@ -1,15 +1,18 @@
 -- QLoRA figures on SmolLM2-135M-Instruct (the Q4_1 GGUF in ~/.cache/lfl/models).
 -- One configuration per process, so each peak RSS is its own:
---   build/lfl tests/bench/bench_qlora.lua load  f32|bf16|nf4|nf4dq|nf4dq-bf16|fp4
+--   build/lfl tests/bench/bench_qlora.lua load  f32|bf16|nf4|nf4dq|nf4dq-bf16|fp4|gguf|gguf-bf16
 --     loads the model; prints peak and settled RSS, the tensor heap after a
---     full GC and bytes per parameter (all parameters, and the decoder's linears)
---   build/lfl tests/bench/bench_qlora.lua train lora-f32|lora-bf16|qlora-nf4|qlora-nf4dq|qlora-nf4dq-bf16 [steps] [cutoff_len]
+--     full GC and bytes per parameter (all parameters, and the decoder's linears),
+--     then RSS after one forward of 64 tokens (gguf: the layers' linears stay in
+--     the file's Q4_1 blocks, mmapped: file pages, not heap, until read)
+--   build/lfl tests/bench/bench_qlora.lua train lora-f32|lora-bf16|qlora-nf4|qlora-nf4dq|qlora-nf4dq-bf16|lora-gguf|lora-gguf-bf16 [steps] [cutoff_len]
 --     LoRA r8 (all linears) SFT-style training on packed rows of the pretraining
 --     demo text, batch 4, as bench_lora_sft.lua; prints the median step's
 --     tokens/s and the peak RSS. lora-bf16 is LlamaFactory's bf16: true (bf16
 --     base, bf16 GEMM products); qlora-nf4dq-bf16 is QLoRA with bf16: true
 --     (LlamaFactory's compute dtype bf16: the 4-bit tiles go to the bf16 GEMM),
---     the other qlora runs compute in f32.
+--     the other qlora runs compute in f32. lora-gguf keeps the file's Q4_1 blocks
+--     as the base (gguf_blocks); lora-f32 / lora-bf16 dequantize the file.
 -- Figures only; on a shared 2-core machine they are noisy (run each twice).
 local fmt = string.format
 local mode, what = arg[1], arg[2]
@@ -18,11 +21,16 @@ local path = cache .. "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 local QUANT = {nf4 = {type = "nf4", double_quant = false}, nf4dq = {type = "nf4", double_quant = true},
                fp4 = {type = "fp4", double_quant = false}}
 QUANT["nf4dq-bf16"] = QUANT.nf4dq -- with bf16: true (the embeddings in bf16 too)
+-- bytes per element of the GGUF block kinds (ggml's block bytes / block elements)
+local BLOCK_BYTES = {q4_0 = 18 / 32, q4_1 = 20 / 32, q5_0 = 22 / 32, q5_1 = 24 / 32, q8_0 = 34 / 32,
+                     q4_k = 144 / 256, q5_k = 176 / 256, q6_k = 210 / 256}
 
 if mode == "load" then
-  assert(what == "f32" or what == "bf16" or QUANT[what], "load f32|bf16|nf4|nf4dq|nf4dq-bf16|fp4")
+  local gguf = what == "gguf" or what == "gguf-bf16"
+  assert(what == "f32" or what == "bf16" or QUANT[what] or gguf, "load f32|bf16|nf4|nf4dq|nf4dq-bf16|fp4|gguf|gguf-bf16")
   local t0 = lfl.sys.clock()
-  local m = lfl.model.load(path, {dtype = what:match("bf16") and "bf16" or nil, quantize = QUANT[what]})
+  local m = lfl.model.load(path, {dtype = what:match("bf16") and "bf16" or nil, quantize = QUANT[what],
+                                  gguf_blocks = gguf or nil})
   local secs = lfl.sys.clock() - t0
   collectgarbage(); collectgarbage()
   local heap = lfl.memory()
@@ -35,18 +43,25 @@ if mode == "load" then
       nlin = nlin + p:numel()
       local dt = p:dtype()
       blin = blin + (QUANT[dt == "nf4" and "nf4" or dt == "fp4" and "fp4" or ""] and lfl.q4_state(p).nbytes
-        or p:numel() * (dt == "f32" and 4 or 2))
+        or BLOCK_BYTES[dt] and p:numel() * BLOCK_BYTES[dt] or p:numel() * (dt == "f32" and 4 or 2))
     end
   end
   print(fmt("load %-10s %.1fs: peak RSS %.0f MB, RSS after GC %.0f MB, tensor heap %.1f MB = %.3f bytes/param "
     .. "(%.1fM params); decoder linears %.1f MB = %.3f bytes/param (%.1fM)", what, secs, peak, now, heap / 2^20,
     heap / n, n / 1e6, blin / 2^20, blin / nlin, nlin / 1e6))
+  local ids = {}
+  for i = 1, 64 do ids[i] = 100 + (i * 7919) % 40000 end
+  lfl.no_grad(function() return m:forward(lfl.tensor({ids}, "i64")) end)
+  collectgarbage(); collectgarbage()
+  local now2, peak2 = lfl.sys.rss()
+  print(fmt("  after a forward of 64 tokens: RSS %.0f MB, peak RSS %.0f MB", now2, peak2))
 elseif mode == "train" then
   local steps, cutoff = tonumber(arg[3]) or 6, tonumber(arg[4]) or 256
-  local cfg = ({["lora-f32"] = {}, ["lora-bf16"] = {bf16 = true}, ["qlora-nf4"] = {quantization_bit = 4,
+  local cfg = ({["lora-f32"] = {gguf_blocks = false}, ["lora-bf16"] = {bf16 = true, gguf_blocks = false},
+    ["lora-gguf"] = {gguf_blocks = true}, ["lora-gguf-bf16"] = {gguf_blocks = true, bf16 = true}, ["qlora-nf4"] = {quantization_bit = 4,
     double_quantization = false}, ["qlora-nf4dq"] = {quantization_bit = 4},
     ["qlora-nf4dq-bf16"] = {quantization_bit = 4, bf16 = true}})[what]
-  assert(cfg, "train lora-f32|lora-bf16|qlora-nf4|qlora-nf4dq|qlora-nf4dq-bf16 [steps] [cutoff_len]")
+  assert(cfg, "train lora-f32|lora-bf16|qlora-nf4|qlora-nf4dq|qlora-nf4dq-bf16|lora-gguf|lora-gguf-bf16 [steps] [cutoff_len]")
   local r = {model_name_or_path = path, stage = "pt", dataset = "pretrain_demo", finetuning_type = "lora",
     lora_rank = 8, lora_target = "all", cutoff_len = cutoff, packing = true, per_device_train_batch_size = 4,
     max_steps = steps, logging_steps = 1, save_steps = 0, learning_rate = 1e-4, lr_scheduler_type = "constant",
@@ -68,5 +83,6 @@ elseif mode == "train" then
     what, cutoff, med, 4 * cutoff / med, medc, peak))
   lfl.fs.remove(a.output_dir)
 else
-  error("usage: bench_qlora.lua load f32|bf16|nf4|nf4dq|fp4 | train lora-f32|lora-bf16|qlora-nf4|qlora-nf4dq [steps] [cutoff]")
+  error("usage: bench_qlora.lua load f32|bf16|nf4|nf4dq|fp4|gguf|gguf-bf16 | train lora-f32|lora-bf16|qlora-nf4|qlora-nf4dq|"
+    .. "lora-gguf|lora-gguf-bf16 [steps] [cutoff]")
 end

@@ -11,10 +11,12 @@
 -- - the loaded model: only the layers' linears stay blocks (q/k rows unpermuted
 --   block row by block row, equal to the dequantized model's), logits equal to
 --   the dequantized model's within 1e-3 on the tiled path, and greedy decoding
---   makes the same tokens;
+--   (int8 dot products for the layers and the file's q8_0 head) makes the same
+--   24 tokens;
 -- - 20 LoRA SFT steps on the kept Q4_1 base lower the loss, by default for a
 --   GGUF with finetuning_type lora;
--- - full / freeze fine-tuning and merging on block weights are refused by name.
+-- - full / freeze fine-tuning and merging on block weights are refused by name;
+--   lfl chat --gguf-blocks loads the blocks.
 local t = lfl.test
 local fmt = string.format
 local cache = os.getenv("LFL_CACHE") or (os.getenv("HOME") .. "/.cache/lfl")
@@ -123,6 +125,12 @@ cases.model_keeps_blocks = function()
   local b = lfl.generate.generate(dq, prompt, {max_new_tokens = 24, do_sample = false})
   print(fmt("      greedy: %s", table.concat(a, " ")))
   t.assert_eq(table.concat(a, " "), table.concat(b, " "), "greedy tokens with kept blocks")
+  -- the logits came from the file's q8_0 head; a replaced (trained, resized) embedding is the head again
+  local dec = require("lfl.model.decoder")
+  t.assert_eq(dec.head_weight(kb):dtype(), "q8_0", "the tied head stays in the file's blocks")
+  kb.params["model.embed_tokens.weight"] = kb.params["model.embed_tokens.weight"]:clone()
+  t.assert_eq(dec.head_weight(kb):dtype(), "f32", "a replaced embedding is the head")
+  t.assert_eq(dec.head_weight(dq):dtype(), "f32", "no blocks kept without gguf_blocks")
   collectgarbage(); collectgarbage()
 end
 
@@ -173,6 +181,13 @@ cases.full_and_freeze_refused = function()
     "cannot be trained")
   t.assert_error(function() lfl.model.load(model, {gguf_blocks = true, quantize = {type = "nf4", double_quant = true}}) end,
     "choose one")
+  -- lfl chat --gguf-blocks
+  local chat = require("lfl.cmd.chat")
+  local cm = chat.load(chat.parse({"--model", model, "--gguf-blocks"}))
+  t.assert(cm.gguf_blocks, "lfl chat --gguf-blocks keeps the blocks")
+  t.assert_eq(cm.params["model.layers.0.mlp.up_proj.weight"]:dtype(), "q4_1")
+  t.assert_error(function() chat.load(chat.parse({"--model", model, "--gguf-blocks", "--merge", "--adapter", tmp})) end,
+    "drop one of them")
   collectgarbage(); collectgarbage()
 end
 

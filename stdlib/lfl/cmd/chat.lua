@@ -17,6 +17,9 @@ usage: lfl chat --model PATH|HUB_ID [options]
   --adapter DIR         a LoRA adapter (PEFT folder), applied unmerged; a comma list merges
                         all but the last
   --merge               merge the adapter into the weights instead
+  --gguf-blocks         keep a GGUF's layer linears (and head) in the file's blocks: about a
+                        quarter of the memory and faster decoding (int8 dot products, as
+                        llama.cpp); cannot be combined with --merge
   --template NAME       chat template (default: the model registry's template for a known
                         checkpoint, else the tokenizer's chat_template, else the family's if only it has
                         the model_type, else "default")
@@ -27,7 +30,7 @@ usage: lfl chat --model PATH|HUB_ID [options]
 In the chat: `clear` removes the history, `exit` quits, Ctrl-C stops a reply.]]
 
 local cmd = require("lfl.cmd")
-local SPEC = {name = "lfl chat", usage = M.usage, flags = {"merge"},
+local SPEC = {name = "lfl chat", usage = M.usage, flags = {"merge", "gguf_blocks"},
   numbers = {"temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens", "seed"},
   strings = {"model", "adapter", "template", "system"},
   -- the rest as the recipe arguments of the same names (lfl.args.SPEC)
@@ -45,7 +48,9 @@ end
 -- but the last (LlamaFactory merges them all for inference: the same weights)
 function M.load(o)
   if not o.model then error("lfl chat: --model is required\n" .. M.usage, 0) end
-  local model = lfl.model.load(o.model, {dtype = o.dtype})
+  if o.gguf_blocks and o.merge then error("lfl chat: --gguf-blocks keeps the GGUF's blocks, which --merge cannot merge "
+    .. "an adapter into; drop one of them", 0) end
+  local model = lfl.model.load(o.model, {dtype = o.dtype, gguf_blocks = o.gguf_blocks or nil})
   if o.adapter then
     local dirs = {}
     for d in tostring(o.adapter):gmatch("[^,]+") do dirs[#dirs + 1] = d end

@@ -793,10 +793,23 @@ function M.head_input(m, h)
   return h
 end
 
+-- the head weight forward multiplies: the GGUF blocks a model loaded with
+-- gguf_blocks keeps of it (m.head_blocks) while its parameter is the one they
+-- were dequantized into at load (not replaced by a trained copy or a resize),
+-- else lm_head
+function M.head_weight(m)
+  local hb = m.head_blocks
+  if hb and not m.arch.norm_head then
+    local w = m.params[hb.name]
+    if w and not w:get_requires_grad() and w:data_ptr() == hb.ptr then return hb.weight end
+  end
+  return M.lm_head(m)
+end
+
 function M.forward(m, ids, opts)
   local h = M.hidden(m, ids, opts)
   if opts.hidden then return h end
-  local logits = lfl.linear(M.head_input(m, h), M.lm_head(m))
+  local logits = lfl.linear(M.head_input(m, h), M.head_weight(m))
   local cap = m.arch.final_softcap
   if cap then logits = (logits * (1 / cap)):tanh() * cap end
   return logits
