@@ -21,7 +21,6 @@
 #include "lowp.h"
 
 #define VEC_MAX 8    /* activation rows one weight unpacking serves */
-#define SUPER 256    /* elements unpacked at a time: one K-quant block, 8 of the 32-blocks */
 #define VEC_PARALLEL_MIN 2e5 /* multiply-adds below which the dot path stays on one thread */
 
 static int vec_rows = VEC_MAX;
@@ -41,7 +40,8 @@ typedef struct {
     float *dx, *sx;
 } qact;
 
-static void quantize_row(const float *x, int64_t k, int8_t *q, float *dx, float *sx)
+static void quantize_row(const float *restrict x, int64_t k, int8_t *restrict q, float *restrict dx,
+                         float *restrict sx)
 {
     for (int64_t b = 0; b < k; b += 32) {
         float amax = 0;
@@ -59,58 +59,73 @@ static void quantize_row(const float *x, int64_t k, int8_t *q, float *dx, float 
     }
 }
 
-/* out[i] += sum over len elements of (d u + m) . (dx q) for the unpacked weight
- * (u, d, m) and activation rows i < nr (their q, dx, sx at this offset) */
-static void dot_portable(const uint8_t *u, const float *d, const float *m, int len, int nr, const qact *xa,
-                         int64_t off, float *out)
+/* sum over the k elements of row (u, d, m) . (dx q) for one activation row
+ * (its q, dx, sx): sum_g d_g dx_g sum(u q) + m_g sx_g */
+static float dot_portable(const uint8_t *u, const float *d, const float *m, int64_t k, const int8_t *q,
+                          const float *dx, const float *sx)
 {
-    for (int i = 0; i < nr; i++) {
-        const int8_t *q = xa->q + i * xa->k + off;
-        const float *dx = xa->dx + (i * xa->k + off) / 16, *sx = xa->sx + (i * xa->k + off) / 16;
-        float acc = 0;
-        for (int g = 0; g < len / 16; g++) {
-            int32_t s = 0;
-            for (int t = 0; t < 16; t++) s += (int32_t)u[16 * g + t] * q[16 * g + t];
-            acc += d[g] * dx[g] * (float)s + m[g] * sx[g];
-        }
-        out[i] += acc;
+    float acc = 0;
+    for (int64_t g = 0; g < k / 16; g++) {
+        int32_t s = 0;
+        for (int t = 0; t < 16; t++) s += (int32_t)u[16 * g + t] * q[16 * g + t];
+        acc += d[g] * dx[g] * (float)s + m[g] * sx[g];
     }
+    return acc;
 }
 
 #ifdef HAVE_X86
-/* the same with vpdpbusd: 64 bytes give 16 lanes, lanes 4g..4g+3 summing
- * group g's 16 products, scaled by d_g dx_g; the offsets' 16 groups per
- * SUPER in one more FMA; one horizontal sum per row at the end */
+/* the same for nr activation rows at once with vpdpbusd: 64 bytes of the
+ * weight row, loaded once for all rows, give 16 lanes per row, lanes
+ * 4g..4g+3 summing group g's 16 products, scaled by d_g dx_g (sd, row i's at
+ * i * sds); one horizontal sum per row at the end. k is a multiple of 32. */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static void dot_vnni(const uint8_t *u, const float *d, const float *m, int len, int nr, const qact *xa, int64_t off,
-                     __m512 *acc)
+static void dot_vnni(const uint8_t *u, const float *d, const float *m, int64_t k, int nr, const qact *xa, float *sd,
+                     int64_t sds, float *out)
 {
-    const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    __mmask16 mg = (__mmask16)((1u << (len / 16)) - 1);
-    __m512 vd = _mm512_maskz_loadu_ps(mg, d), vm = _mm512_maskz_loadu_ps(mg, m);
+    int64_t ng = k / 16;
+    __m512 a[VEC_MAX];
     for (int i = 0; i < nr; i++) {
-        const int8_t *q = xa->q + i * xa->k + off;
-        const float *dx = xa->dx + (i * xa->k + off) / 16, *sx = xa->sx + (i * xa->k + off) / 16;
-        __m512 a = _mm512_fmadd_ps(vm, _mm512_maskz_loadu_ps(mg, sx), acc[i]);
-        __m512 sc = _mm512_mul_ps(vd, _mm512_maskz_loadu_ps(mg, dx));
-        float s[16];
-        _mm512_storeu_ps(s, sc);
-        for (int c = 0; c < len; c += 64) {
-            __mmask64 mk = len - c >= 64 ? ~0ULL : 0xFFFFFFFFULL;
-            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_maskz_loadu_epi8(mk, u + c),
-                                            _mm512_maskz_loadu_epi8(mk, q + c));
-            __m512 s16 = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(s + c / 16)));
-            a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s16, a);
+        const float *dx = xa->dx + i * ng, *sx = xa->sx + i * ng;
+        __m512 ai = _mm512_setzero_ps();
+        for (int64_t g = 0; g < ng; g += 16) {
+            __mmask16 mg = ng - g >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ng - g)) - 1);
+            __m512 vd = _mm512_maskz_loadu_ps(mg, d + g), vx = _mm512_maskz_loadu_ps(mg, dx + g);
+            _mm512_mask_storeu_ps(sd + i * sds + g, mg, _mm512_mul_ps(vd, vx));
+            ai = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mg, m + g), _mm512_maskz_loadu_ps(mg, sx + g), ai);
         }
-        acc[i] = a;
+        a[i] = ai;
     }
+    const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    int64_t c = 0;
+    if (nr == 1) { /* one row (batch-1 decoding): its sum stays in a register */
+        __m512 a0 = a[0];
+        for (; c + 64 <= k; c += 64) {
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(u + c),
+                                            _mm512_loadu_si512(xa->q + c));
+            __m512 s16 = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(sd + c / 16)));
+            a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s16, a0);
+        }
+        a[0] = a0;
+    }
+    for (; c + 64 <= k; c += 64) {
+        __m512i wu = _mm512_loadu_si512(u + c);
+        for (int i = 0; i < nr; i++) {
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wu, _mm512_loadu_si512(xa->q + i * k + c));
+            __m512 s16 = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(sd + i * sds + c / 16)));
+            a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s16, a[i]);
+        }
+    }
+    if (c < k) { /* the last 32 */
+        __mmask64 mk = 0xFFFFFFFFULL;
+        __m512i wu = _mm512_maskz_loadu_epi8(mk, u + c);
+        for (int i = 0; i < nr; i++) {
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wu, _mm512_maskz_loadu_epi8(mk, xa->q + i * k + c));
+            __m512 s16 = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_maskz_loadu_ps(0x3, sd + i * sds + c / 16)));
+            a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s16, a[i]);
+        }
+    }
+    for (int i = 0; i < nr; i++) out[i] = _mm512_reduce_add_ps(a[i]);
 }
-
-__attribute__((target("avx512f")))
-static float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
-
-__attribute__((target("avx512f")))
-static void zero512(__m512 *a, int n) { for (int i = 0; i < n; i++) a[i] = _mm512_setzero_ps(); }
 
 static bool have_vnni(void)
 {
@@ -125,51 +140,56 @@ static bool have_vnni(void) { return false; }
 
 const char *lfl_ggml_vecdot_kernel(void) { return have_vnni() ? "avx512-vnni" : "portable"; }
 
-/* C[i, j] = sum_k A[i, k] W[j, k] (+ beta C) for i < m <= VEC_MAX */
+/* C[i, j] = sum_k A[i, k] W[j, k] (+ beta C) for i < m <= VEC_MAX: each
+ * thread unpacks a whole weight row into its buffer, then dots it with every
+ * activation row */
 static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, int lda, const lfl_tensor *w,
                               float beta, float *c, int ldc)
 {
     lfl_dtype dt = w->dtype;
-    int64_t blk = lfl_dtypes[dt].block, bb = lfl_dtypes[dt].block_bytes, row_bytes = k / blk * bb;
-    size_t ng = (size_t)(m * k / 16);
-    qact xa = {k, malloc((size_t)(m * k)), malloc(sizeof(float) * ng), malloc(sizeof(float) * ng)};
+    int64_t blk = lfl_dtypes[dt].block, bb = lfl_dtypes[dt].block_bytes, row_bytes = k / blk * bb, ng = k / 16;
+    qact xa = {k, malloc((size_t)(m * k)), malloc(sizeof(float) * (size_t)(m * ng)),
+               malloc(sizeof(float) * (size_t)(m * ng))};
     if (!xa.q || !xa.dx || !xa.sx) {
         free(xa.q); free(xa.dx); free(xa.sx);
         return lfl_fail(LFL_ERR_MEM, "gemm (GGUF block weight): out of memory for %lld quantized activations",
                         (long long)(m * k));
     }
-    for (int64_t i = 0; i < m; i++) quantize_row(a + i * lda, k, xa.q + i * k, xa.dx + i * k / 16, xa.sx + i * k / 16);
+    for (int64_t i = 0; i < m; i++) quantize_row(a + i * lda, k, xa.q + i * k, xa.dx + i * ng, xa.sx + i * ng);
     const uint8_t *wp = lfl_data(w);
     bool vnni = have_vnni();
-    int nr = (int)m;
-#pragma omp parallel for schedule(static) if ((double)m * n * k > VEC_PARALLEL_MIN)
-    for (int64_t j = 0; j < n; j++) {
-        uint8_t u[SUPER];
-        float d[SUPER / 16], mm[SUPER / 16], out[VEC_MAX] = {0};
-        const uint8_t *row = wp + j * row_bytes;
+    int failed = 0;
+#pragma omp parallel if ((double)m * n * k > VEC_PARALLEL_MIN) reduction(| : failed)
+    {
+        /* the unpacked row: u [k] bytes, then d and m (ng floats each), then
+         * the scales d dx of each activation row (sds floats each) */
+        size_t ub = (size_t)(k + 63) / 64 * 64;
+        int64_t sds = ng + 16;
+        uint8_t *buf = malloc(ub + sizeof(float) * (size_t)((2 + m) * sds));
+        if (!buf) failed = 1;
+        float *d = buf ? (float *)(buf + ub) : NULL, *mm = d ? d + sds : NULL, *sd = mm ? mm + sds : NULL;
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < n; j++) {
+            if (!buf) continue;
+            lfl_ggml_unpack_blocks(dt, wp + j * row_bytes, k / blk, buf, d, mm);
+            float out[VEC_MAX];
 #ifdef HAVE_X86
-        __m512 acc[VEC_MAX];
-        if (vnni) zero512(acc, nr);
+            if (vnni) dot_vnni(buf, d, mm, k, (int)m, &xa, sd, sds, out);
+            else
 #endif
-        for (int64_t s0 = 0; s0 < k; s0 += SUPER) {
-            int len = (int)(k - s0 < SUPER ? k - s0 : SUPER);
-            lfl_ggml_unpack_blocks(dt, row + s0 / blk * bb, len / blk, u, d, mm);
-#ifdef HAVE_X86
-            if (vnni) { dot_vnni(u, d, mm, len, nr, &xa, s0, acc); continue; }
-#endif
-            dot_portable(u, d, mm, len, nr, &xa, s0, out);
+                for (int64_t i = 0; i < m; i++)
+                    out[i] = dot_portable(buf, d, mm, k, xa.q + i * k, xa.dx + i * ng, xa.sx + i * ng);
+            for (int64_t i = 0; i < m; i++) {
+                float *ci = c + i * ldc + j;
+                *ci = beta == 0.0f ? out[i] : out[i] + beta * *ci;
+            }
         }
-#ifdef HAVE_X86
-        if (vnni) for (int i = 0; i < nr; i++) out[i] = hsum512(acc[i]);
-#endif
-        for (int i = 0; i < nr; i++) {
-            float *ci = c + i * ldc + j;
-            *ci = beta == 0.0f ? out[i] : out[i] + beta * *ci;
-        }
+        free(buf);
     }
     free(xa.q);
     free(xa.dx);
     free(xa.sx);
+    if (failed) return lfl_fail(LFL_ERR_MEM, "gemm (GGUF block weight): out of memory for a row of %lld", (long long)k);
     return LFL_OK;
 }
 
