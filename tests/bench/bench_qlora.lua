@@ -49,6 +49,19 @@ if mode == "load" then
   print(fmt("load %-10s %.1fs: peak RSS %.0f MB, RSS after GC %.0f MB, tensor heap %.1f MB = %.3f bytes/param "
     .. "(%.1fM params); decoder linears %.1f MB = %.3f bytes/param (%.1fM)", what, secs, peak, now, heap / 2^20,
     heap / n, n / 1e6, blin / 2^20, blin / nlin, nlin / 1e6))
+  if gguf then
+    -- the kept blocks are file pages (mmapped), outside the tensor heap: the weights' resident bytes add them
+    local mapped = 0
+    for _, name in ipairs(m.names) do
+      local p = m.params[name]
+      if BLOCK_BYTES[p:dtype()] then mapped = mapped + p:numel() * BLOCK_BYTES[p:dtype()] end
+    end
+    local hb = m.head_blocks and m.head_blocks.weight
+    local hbytes = hb and hb:numel() * BLOCK_BYTES[hb:dtype()] or 0
+    print(fmt("  weights resident: heap %.1f MB + mmapped blocks %.1f MB (layers) + %.1f MB (the head's %s) = %.3f "
+      .. "bytes/param", heap / 2^20, mapped / 2^20, hbytes / 2^20, hb and hb:dtype() or "-",
+      (heap + mapped + hbytes) / n))
+  end
   local ids = {}
   for i = 1, 64 do ids[i] = 100 + (i * 7919) % 40000 end
   lfl.no_grad(function() return m:forward(lfl.tensor({ids}, "i64")) end)
