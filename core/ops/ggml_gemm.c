@@ -16,6 +16,7 @@
 #define HAVE_X86 1
 #endif
 #include "../blas.h"
+#include "../gemm_bf16.h"
 #include "../quant/ggml.h"
 #include "ggml_gemm.h"
 #include "lowp.h"
@@ -210,6 +211,9 @@ lfl_status lfl_gemm_f32_ggml(int64_t m, int64_t n, int64_t k, const float *a, in
         nb = (nb + blk - 1) / blk * blk;
         nblocks = (n + nb - 1) / nb;
     }
+    /* matmul precision "medium" (bf16: true): each f32 tile goes to the bf16
+     * GEMM as bf16-rounded products with f32 sums, as a 16-bit weight's would */
+    bool bf16 = lfl_gemm_wants_bf16(m, n, k);
     int failed = 0;
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(| : failed)
     for (int64_t bi = 0; bi < nblocks; bi++) {
@@ -221,10 +225,12 @@ lfl_status lfl_gemm_f32_ggml(int64_t m, int64_t n, int64_t k, const float *a, in
             float bt = k0 == 0 ? beta : 1.0f;
             if (wt) { /* rows j0.. of W [n, k], columns k0..: S [wd, kl], used transposed */
                 lfl_ggml_dequant_tile(w, j0, wd, k0, kl, s);
-                lfl_sgemm(false, true, (int)m, (int)wd, (int)kl, 1.0f, a + k0, lda, s, (int)kl, bt, c + j0, ldc);
+                if (!bf16 || lfl_gemm_bf16(false, m, wd, kl, 1.0f, a + k0, lda, LFL_F32, s, 1, kl, bt, c + j0, ldc))
+                    lfl_sgemm(false, true, (int)m, (int)wd, (int)kl, 1.0f, a + k0, lda, s, (int)kl, bt, c + j0, ldc);
             } else { /* rows k0.. of W [k, n], columns j0..: S [kl, wd] */
                 lfl_ggml_dequant_tile(w, k0, kl, j0, wd, s);
-                lfl_sgemm(false, false, (int)m, (int)wd, (int)kl, 1.0f, a + k0, lda, s, (int)wd, bt, c + j0, ldc);
+                if (!bf16 || lfl_gemm_bf16(false, m, wd, kl, 1.0f, a + k0, lda, LFL_F32, s, wd, 1, bt, c + j0, ldc))
+                    lfl_sgemm(false, false, (int)m, (int)wd, (int)kl, 1.0f, a + k0, lda, s, (int)wd, bt, c + j0, ldc);
             }
         }
     }

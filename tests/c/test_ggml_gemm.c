@@ -5,7 +5,8 @@
  * - every tile and the unpacked integers equal the dequantized whole;
  * - the tiled GEMM (forward W^T, input gradient W, beta, 1 and 2 threads, k in
  *   slices) is within 1e-4 relative of a double-precision product of the
- *   dequantized weight;
+ *   dequantized weight, and under matmul precision "medium" (the tiles through
+ *   the bf16 GEMM) within 1e-2;
  * - the decode path (<= 8 rows, int8 activations) is within its stated bound:
  *   |error| <= sum_i |w_i| * amax(x's block of i) / 254 (half an int8 step
  *   per activation) + 1e-4 relative, and the portable kernel agrees with the
@@ -15,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "blas.h"
+#include "gemm_bf16.h"
 #include "ops/ggml_gemm.h"
 #include "quant/ggml.h"
 
@@ -90,6 +93,8 @@ static void tiles_and_unpack(lfl_tensor *q, const float *all, const char *what)
 }
 
 /* C = A @ (wt ? W^T : W) + beta C0 against double sums of the dequantized W */
+static double tile_tol = 1e-4;
+
 static void gemm_case(lfl_tensor *q, const float *W, int64_t m, bool wt, float beta, const char *what)
 {
     int64_t R = q->shape[0], C = q->shape[1], n = wt ? R : C, k = wt ? C : R;
@@ -112,7 +117,7 @@ static void gemm_case(lfl_tensor *q, const float *W, int64_t m, bool wt, float b
                 }
             }
             ref[i * n + j] += s;
-            bound[i * n + j] = e * 1.01 + 1e-4 * (1.0 + mag + fabs(ref[i * n + j]));
+            bound[i * n + j] = e * 1.01 + (vec ? 1e-4 : tile_tol) * (1.0 + mag + fabs(ref[i * n + j]));
         }
     lfl_status st = lfl_gemm_f32_ggml(m, n, k, a, (int)k, q, wt, beta, c, (int)n);
     int bad = 0;
@@ -151,6 +156,24 @@ int main(void)
                 gemm_case(q, W, ms[j], true, j == 1 ? 0.5f : 0.0f, what);
                 if (ws[i].r < 100 || j == 4) gemm_case(q, W, ms[j], false, j == 4 ? 1.0f : 0.0f, what);
             }
+        }
+        /* matmul precision "medium": the tiles go to the bf16 GEMM (bf16-rounded
+         * operands: within 1e-2 of the magnitude) */
+        if (ws[i].r == 300 && lfl_gemm_bf16_available()) {
+            lfl_set_matmul_precision(LFL_PRECISION_MEDIUM);
+            tile_tol = 1e-2;
+            gemm_case(q, W, 64, true, 0.5f, "medium precision");
+            gemm_case(q, W, 64, false, 0.0f, "medium precision");
+            int64_t k = ws[i].c, n = ws[i].r;
+            float *a = malloc(sizeof(float) * (size_t)(64 * k)), *c1 = malloc(sizeof(float) * (size_t)(64 * n)),
+                  *c2 = malloc(sizeof(float) * (size_t)(64 * n));
+            for (int64_t e = 0; e < 64 * k; e++) a[e] = rnd();
+            lfl_gemm_f32_ggml(64, n, k, a, (int)k, q, true, 0.0f, c2, (int)n);
+            lfl_set_matmul_precision(LFL_PRECISION_HIGHEST);
+            tile_tol = 1e-4;
+            lfl_gemm_f32_ggml(64, n, k, a, (int)k, q, true, 0.0f, c1, (int)n);
+            CHECK(memcmp(c1, c2, sizeof(float) * (size_t)(64 * n)) != 0, "medium precision took the bf16 GEMM");
+            free(a); free(c1); free(c2);
         }
         /* the portable dot kernel: the same bound (and the tiled path for m <= 8) */
         int prev = lfl_ggml_vecdot_rows(0);
