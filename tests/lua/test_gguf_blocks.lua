@@ -181,6 +181,7 @@ cases.full_and_freeze_refused = function()
     "cannot be trained")
   t.assert_error(function() lfl.model.load(model, {gguf_blocks = true, quantize = {type = "nf4", double_quant = true}}) end,
     "choose one")
+  t.assert_error(function() kb:save(tmp .. "/saved") end, "load the GGUF without gguf_blocks")
   -- lfl chat --gguf-blocks
   local chat = require("lfl.cmd.chat")
   local cm = chat.load(chat.parse({"--model", model, "--gguf-blocks"}))

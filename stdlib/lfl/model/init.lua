@@ -246,6 +246,15 @@ local HF_ACT = {silu = "silu", gelu = "gelu", gelu_tanh = "gelu_pytorch_tanh"}
 -- Returns dir and the names of the tokenizer / generation files written.
 function Model:save(dir, opts)
   opts = opts or {}
+  if self.gguf_blocks then
+    for _, name in ipairs(self.names) do
+      local dt = self.params[name]:dtype()
+      if require("lfl.model.gguf").BLOCKS[dt] then
+        error(fmt("save: %s is a GGUF %s block weight (the model was loaded with gguf_blocks), which safetensors "
+          .. "cannot hold; load the GGUF without gguf_blocks (dequantized) to save or export it", name, dt), 0)
+      end
+    end
+  end
   local hf_files = require("lfl.model.hf_files")
   local limit = opts.shard_size or 5e9
   lfl.fs.mkdir(dir)
