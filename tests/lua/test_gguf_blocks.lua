@@ -11,8 +11,10 @@
 -- - the loaded model: only the layers' linears stay blocks (q/k rows unpermuted
 --   block row by block row, equal to the dequantized model's), logits equal to
 --   the dequantized model's within 1e-3 on the tiled path, and greedy decoding
---   (int8 dot products for the layers and the file's q8_0 head) makes the same
---   24 tokens;
+--   makes the same 24 tokens on it; with the int8 dot products (layers and the
+--   file's q8_0 head) the first 16 are the same and every token is the
+--   dequantized model's argmax on its prefix or within 0.5 of its top logit
+--   (int8 activations can flip a near-tie: on this prompt token 24, gap 0.18);
 -- - 20 LoRA SFT steps on the kept Q4_1 base lower the loss, by default for a
 --   GGUF with finetuning_type lora;
 -- - full / freeze fine-tuning and merging on block weights are refused by name;
@@ -118,13 +120,32 @@ cases.model_keeps_blocks = function()
   local e = lfl.no_grad(function() return rel_max(kb:forward(ids), dq:forward(ids)) end)
   lfl.ggml_vecdot_rows(prev)
   t.assert(e < 1e-3, fmt("logits on the tiled path: relative difference %.3g", e))
-  -- greedy decoding (the int8 dot path for each new token) makes the dequantized model's tokens
+  -- greedy decoding on the tiled path makes the dequantized model's 24 tokens
   local prompt = {}
   for i = 1, ids:size(2) do prompt[i] = ids:_at(i) end
-  local a = lfl.generate.generate(kb, prompt, {max_new_tokens = 24, do_sample = false})
   local b = lfl.generate.generate(dq, prompt, {max_new_tokens = 24, do_sample = false})
+  prev = lfl.ggml_vecdot_rows(0)
+  local c = lfl.generate.generate(kb, prompt, {max_new_tokens = 24, do_sample = false})
+  lfl.ggml_vecdot_rows(prev)
+  t.assert_eq(table.concat(c, " "), table.concat(b, " "), "greedy tokens with kept blocks (tiled path)")
+  -- with the int8 dot products (each new token) a near-tie may flip: each token the kept blocks choose
+  -- is the dequantized model's argmax on the same prefix, or within 0.5 of its top logit
+  local a = lfl.generate.generate(kb, prompt, {max_new_tokens = 24, do_sample = false})
   print(fmt("      greedy: %s", table.concat(a, " ")))
-  t.assert_eq(table.concat(a, " "), table.concat(b, " "), "greedy tokens with kept blocks")
+  local all = {}
+  for _, v in ipairs(prompt) do all[#all + 1] = v end
+  for _, v in ipairs(a) do all[#all + 1] = v end
+  local lg = lfl.no_grad(function() return dq:forward(lfl.tensor({all}, "i64")) end)
+  local flips, worst = 0, 0
+  for i = 1, #a do
+    local row = lg:narrow(2, #prompt + i - 1, 1):view(-1)
+    local gap = row:max():item() - row:_at(a[i] + 1)
+    if gap > 0 then flips = flips + 1 end
+    worst = math.max(worst, gap)
+  end
+  print(fmt("      int8 path: %d of 24 tokens not the dequantized argmax, largest logit gap %.3f", flips, worst))
+  t.assert(worst < 0.5 and flips <= 2, fmt("int8 path: %d flips, gap %.3f", flips, worst))
+  t.assert_eq(table.concat(a, " ", 1, 16), table.concat(b, " ", 1, 16), "the first 16 greedy tokens")
   -- the logits came from the file's q8_0 head; a replaced (trained, resized) embedding is the head again
   local dec = require("lfl.model.decoder")
   t.assert_eq(dec.head_weight(kb):dtype(), "q8_0", "the tied head stays in the file's blocks")
