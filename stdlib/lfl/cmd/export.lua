@@ -6,7 +6,8 @@
 local lfl = lfl
 local fmt = string.format
 
-local M = {help = "merge LoRA adapters into the base model and write an HF folder (export_dir, export_size)",
+local M = {help = "merge LoRA adapters into the base model and write an HF folder (export_dir, export_size) " ..
+             "or a GGUF file (export_format=gguf, export_quantization)",
            usage = "lfl export [recipe.lua|recipe.yaml] model_name_or_path=... adapter_name_or_path=... export_dir=..."}
 
 function M.export(a)
@@ -24,6 +25,16 @@ function M.export(a)
       merged[#merged + 1] = dir
     end
   end
+  if a.export_format == "gguf" then
+    local q = a.export_quantization or "f16"
+    local path = a.export_dir
+    if not path:match("%.gguf$") then
+      lfl.fs.mkdir(path)
+      path = path .. "/ggml-model-" .. q .. ".gguf"
+    end
+    local r = require("lfl.model.gguf_export").write(model, path, {quantization = q})
+    return {dir = path, merged = merged, tokenizer_files = {}, gguf = r}
+  end
   -- the tokenizer and generation files come with it: copied from an HF folder,
   -- written from the metadata of a GGUF base (lfl.model.hf_files)
   local dir, files = model:save(a.export_dir, {shard_size = (a.export_size or 5) * 1e9})
@@ -40,6 +51,11 @@ function M.run(args)
   recipe.do_train = false
   local a = lfl.args.resolve(recipe, overrides, "export")
   local r = M.export(a)
+  if r.gguf then
+    print(fmt("[lfl] merged %d adapter(s) into %s and wrote %s (GGUF, %s, %d tensors, tokenizer and chat template " ..
+      "in its metadata)", #r.merged, a.model_name_or_path, r.dir, a.export_quantization, r.gguf.n_tensors))
+    return 0
+  end
   print(fmt("[lfl] merged %d adapter(s) into %s and wrote %s%s", #r.merged, a.model_name_or_path, r.dir,
     #r.tokenizer_files > 0 and (" (with " .. table.concat(r.tokenizer_files, ", ") .. ")") or
     " (the base has no tokenizer files)"))
