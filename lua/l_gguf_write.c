@@ -14,6 +14,7 @@
 #include "bridge.h"
 #include "io/gguf_write.h"
 #include "quant/ggml_quantize.h"
+#include "util/sha256.h"
 
 #define WRITER_MT "lfl.GGUFWriter"
 #define SRC_MT "lfl.GGUFWriterSource"
@@ -198,7 +199,18 @@ static int l_quantize(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg funcs[] = {{"write", l_write}, {"quantize", l_quantize}, {NULL, NULL}};
+/* lfl.gguf.sha256(s) -> hex digest (the pre-tokenizer probe of lfl.model.gguf_export) */
+static int l_sha256(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    char hex[65];
+    lfl_sha256_buf(s, n, hex);
+    lua_pushstring(L, hex);
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {{"write", l_write}, {"quantize", l_quantize}, {"sha256", l_sha256}, {NULL, NULL}};
 
 LFL_LUA_MODULE(gguf_write)
 {

@@ -229,7 +229,7 @@ t.suite("gguf_export", {
     t.assert_error(function() gx.write(qm, tmp .. "/q.gguf", {tokenizer = false}) end,
       "model_type 'qwen2' to GGUF is not supported yet")
     local lm = lfl.model.load(lfl.home .. "/tests/golden/models/llama")
-    t.assert_error(function() gx.write(lm, tmp .. "/t.gguf") end, "tokenizer for a GGUF export is taken from a GGUF base")
+    t.assert_error(function() gx.write(lm, tmp .. "/t.gguf") end, "has no tokenizer.json, which a GGUF export takes its tokenizer from")
     t.assert_error(function() gx.write(lm, tmp .. "/t.gguf", {quantization = "q2_k"}) end,
       "quantization 'q2_k' is not one lfl writes")
   end,
@@ -326,6 +326,40 @@ t.suite("gguf_export", {
       m2 = nil
       collectgarbage()
     end
+    -- from an HF folder (the merged model saved as one): the tokenizer keys are
+    -- converted from tokenizer.json to what the GGUF base holds
+    m:save(tmp .. "/hf")
+    local hp = tmp .. "/hf.gguf"
+    gx.write(lfl.model.load(tmp .. "/hf"), hp, {quantization = "f16"})
+    local hm = lfl.gguf.read(hp).metadata
+    for k, v in pairs(base_meta) do
+      if k:match("^tokenizer%.") and k ~= "tokenizer.ggml.add_space_prefix" then -- (a SentencePiece key)
+        if type(v) == "table" then
+          t.assert_eq(#hm[k], #v, "hf: " .. k)
+          t.assert_eq(table.concat(hm[k], "\1"), table.concat(v, "\1"), "hf: " .. k)
+        else
+          t.assert_eq(hm[k], v, "hf: " .. k)
+        end
+      end
+    end
+    local hl = lfl.no_grad(function() return lfl.model.load(hp):forward(full) end)
+    t.assert(cosine(hl, logits) > 0.99999, "logits of the HF folder's f16 export")
+    lfl.fs.remove(tmp .. "/hf")
+    -- LlamaFactory's merge recipe form, with the GGUF keys added
+    local yaml = tmp .. "/merge_gguf.yaml"
+    lfl.fs.write(yaml, table.concat({
+      "### model", "model_name_or_path: " .. SMOL, "adapter_name_or_path: " .. tmp .. "/adapter",
+      "template: smollm2", "trust_remote_code: true", "", "### export", "export_dir: " .. tmp .. "/yaml_out",
+      "export_size: 5", "export_device: cpu", "export_legacy_format: false", "export_format: gguf",
+      "export_quantization: bf16", ""}, "\n"))
+    t.assert_eq(export.run({yaml}), 0)
+    local ym = lfl.gguf.read(tmp .. "/yaml_out/ggml-model-bf16.gguf")
+    t.assert_eq(ym.metadata["general.file_type"], 32)
+    local yt = {}
+    for _, ti in ipairs(ym.tensors) do yt[ti.name] = ti.type end
+    t.assert_eq(yt["blk.0.attn_q.weight"], "bf16"); t.assert_eq(yt["output_norm.weight"], "f32")
+    local yl = lfl.no_grad(function() return lfl.model.load(tmp .. "/yaml_out/ggml-model-bf16.gguf"):forward(full) end)
+    t.assert(cosine(yl, logits) > 0.9999, "bf16 export logits")
     -- export_dir naming a .gguf file is that file; the arguments are checked
     local a = lfl.args.resolve({model_name_or_path = SMOL, export_dir = tmp .. "/one.gguf", export_format = "gguf",
       export_quantization = "q8_0", do_train = false}, {}, "test")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lfl's GGUF export read by llama.cpp itself (llama-cpp-python from PyPI):
 # SmolLM2-135M-Instruct with a LoRA adapter merged, written by `lfl export
-# export_format=gguf` as f16 and q8_0. llama.cpp must load each file, tokenize
+# export_format=gguf` as f16 and q8_0, and as f16 from the merged HF folder. llama.cpp must load each file, tokenize
 # sample texts to lfl's ids, carry the chat template, give lfl's logits along a
 # text (teacher-forced) and, in f16, continue the prompt greedily as lfl does.
 # Skips, saying why, where llama-cpp-python is not importable (CI may lack it):
@@ -39,12 +39,21 @@ peft.save_adapter(m, "$TMPD/adapter", "$GGUF")
 LUA
 OUT=$("$LFL" "$TMPD/adapter.lua" 2>&1) || fail "adapter" "$OUT"
 
+# the merged model as an HF folder too: its GGUF takes the tokenizer from
+# tokenizer.json (converted) instead of copying the GGUF base's
+OUT=$("$LFL" export model_name_or_path="$GGUF" adapter_name_or_path="$TMPD/adapter" export_dir="$TMPD/hf" 2>&1) ||
+  fail "lfl export to an HF folder" "$OUT"
+
 PROMPT="The capital of France is"
 N=24
-for Q in f16 q8_0; do
+for Q in f16 q8_0 hf; do
   F=$TMPD/smol-$Q.gguf
-  OUT=$("$LFL" export model_name_or_path="$GGUF" adapter_name_or_path="$TMPD/adapter" export_dir="$F" \
-        export_format=gguf export_quantization=$Q 2>&1)
+  if [ $Q = hf ]; then
+    OUT=$("$LFL" export model_name_or_path="$TMPD/hf" export_dir="$F" export_format=gguf export_quantization=f16 2>&1)
+  else
+    OUT=$("$LFL" export model_name_or_path="$GGUF" adapter_name_or_path="$TMPD/adapter" export_dir="$F" \
+          export_format=gguf export_quantization=$Q 2>&1)
+  fi
   if [ $? -ne 0 ] || [ ! -f "$F" ]; then fail "lfl export $Q" "$OUT"; continue; fi
   ok
   # lfl on its own export: token ids of the samples, its greedy continuation,
@@ -113,7 +122,7 @@ print("%s: logits cosine min %.6f, max |diff| %.4f, top-1 agreement %d/%d, greed
       (q, min(cos), maxdiff, top, len(seq), same, len(out)))
 print("  lfl:       %r" % llm.detokenize(out).decode(errors="replace"))
 print("  llama.cpp: %r" % llm.detokenize(gen).decode(errors="replace"))
-if q == "f16":
+if q in ("f16", "hf"):
     if min(cos) < 0.9999 or top < len(seq) - 1: bad.append("f16 logits differ from lfl's")
     if same < len(out): bad.append("f16 greedy continuation differs from lfl's after %d tokens" % same)
 else:

@@ -1,6 +1,7 @@
 -- A model as one GGUF file that llama.cpp loads (lfl export export_format=gguf):
 -- the architecture keys from the HF config, the tokenizer (tokenizer.ggml.*)
--- and chat template taken over from a GGUF base, llama.cpp's tensor names, the
+-- and chat template taken over from a GGUF base or converted from an HF
+-- folder's byte-level BPE tokenizer.json, llama.cpp's tensor names, the
 -- q/k rows of llama-family models permuted as convert_hf_to_gguf.py does (the
 -- inverse of lfl.model.gguf's unpermute), and the weights in f32, f16, bf16,
 -- Q8_0 or Q4_K (Q5_0 for rows that are no multiple of 256, llama.cpp's fallback).
@@ -33,9 +34,11 @@ local LAYER = {
   ["mlp.gate_proj"] = "ffn_gate", ["mlp.up_proj"] = "ffn_up", ["mlp.down_proj"] = "ffn_down",
 }
 
--- The model types written, with their llama.cpp architecture; anything else is
--- refused by name rather than written with guessed names or keys.
-M.ARCHS = {llama = {arch = "llama", permuted = true}}
+-- The model types whose tensors and keys this writer maps completely (and the
+-- tests check); their llama.cpp architecture and whether q/k are permuted come
+-- from the family module's gguf table (recipes/models/<family>.lua), as the
+-- reader's do. Anything else is refused by name, never written with guesses.
+M.ARCHS = {llama = true}
 
 function M.gguf_name(hf)
   if hf == "model.embed_tokens.weight" then return "token_embd.weight" end
@@ -127,6 +130,106 @@ local function tokenizer_kv(src, meta, n_vocab, where)
   return kv
 end
 
+-- convert_hf_to_gguf.py's does_token_look_special: added tokens some models
+-- leave unmarked that llama.cpp must treat as control tokens
+local function looks_special(s)
+  return s == "<pad>" or s == "<mask>" or s == "<2mass>" or s == "[@BOS@]" or (s:sub(1, 2) == "<|" and s:sub(-2) == "|>")
+    or (s:sub(1, 4) == "<\239\189\156" and s:sub(-4) == "\239\189\156>") or (s:sub(1, 7) == "<unused" and s:sub(-1) == ">")
+end
+
+local function has_bytelevel(p)
+  if type(p) ~= "table" then return false end
+  if p.type == "ByteLevel" then return true end
+  for _, sub in ipairs(p.pretokenizers or {}) do if has_bytelevel(sub) then return true end end
+  return false
+end
+
+-- tokenizer.* keys from an HF folder's tokenizer.json / tokenizer_config.json,
+-- as convert_hf_to_gguf.py's _set_vocab_gpt2 and gguf-py's SpecialVocab write
+-- them (byte-level BPE only): tokens with their types, merges, the
+-- pre-tokenizer's llama.cpp name (found by hashing the probe text's ids,
+-- lfl.model.gguf_pre), special ids, add_bos / add_eos and the chat template
+local function hf_tokenizer_kv(dir, cfg, n_vocab, where)
+  local read_json = require("lfl.model").read_json
+  local tj = dir .. "/tokenizer.json"
+  if not lfl.fs.exists(tj) then
+    error(fmt("%s: %s has no tokenizer.json, which a GGUF export takes its tokenizer from", where, dir), 0)
+  end
+  local j = read_json(tj)
+  local m = type(j.model) == "table" and j.model or {}
+  if m.type ~= "BPE" or not has_bytelevel(j.pre_tokenizer) then
+    error(fmt("%s: %s: a %s tokenizer%s is not converted to GGUF yet (byte-level BPE, llama.cpp's gpt2, is)", where,
+      tj, tostring(m.type), m.type == "BPE" and " without a ByteLevel pre-tokenizer (SentencePiece-style)" or ""), 0)
+  end
+  local rev, added = {}, {}
+  for tok, id in pairs(m.vocab or {}) do rev[id] = tok end
+  for _, a in ipairs(j.added_tokens or {}) do rev[a.id] = a.content; added[a.id] = a end
+  for id in pairs(rev) do
+    if id >= n_vocab then
+      error(fmt("%s: %s has token id %d, but the embedding has %d rows", where, tj, id, n_vocab), 0)
+    end
+  end
+  local tokens, types = {}, {}
+  for i = 0, n_vocab - 1 do
+    local s = rev[i]
+    if s == nil then
+      tokens[i + 1], types[i + 1] = "[PAD" .. i .. "]", 5 -- UNUSED
+    elseif added[i] then
+      if added[i].special or looks_special(s) then
+        tokens[i + 1], types[i + 1] = s, 3 -- CONTROL
+      else
+        tokens[i + 1], types[i + 1] = s:gsub("\226\150\129", " "), 4 -- USER_DEFINED, SentencePiece spaces undone
+      end
+    else
+      tokens[i + 1], types[i + 1] = s, 1 -- NORMAL
+    end
+  end
+  local merges = {}
+  for i, mg in ipairs(m.merges or {}) do
+    merges[i] = type(mg) == "table" and (mg[1] .. " " .. mg[2]) or mg
+  end
+  local tok = lfl.tokenizer.load(tj)
+  local pre = require("lfl.model.gguf_pre")
+  local hash = lfl.gguf.sha256("[" .. table.concat(tok:encode(pre.CHKTXT), ", ") .. "]")
+  local pre_name = pre.BY_HASH[hash]
+  if not pre_name then
+    error(fmt("%s: %s: llama.cpp does not know this tokenizer's pre-tokenizer (probe hash %s is not in " ..
+      "convert_hf_to_gguf.py's table), so it would tokenize differently", where, tj, hash), 0)
+  end
+  local kv = {
+    {"tokenizer.ggml.model", "string", "gpt2"}, {"tokenizer.ggml.pre", "string", pre_name},
+    {"tokenizer.ggml.tokens", "[string]", tokens}, {"tokenizer.ggml.token_type", "[i32]", types},
+    {"tokenizer.ggml.merges", "[string]", merges},
+  }
+  local tc = lfl.fs.exists(dir .. "/tokenizer_config.json") and read_json(dir .. "/tokenizer_config.json") or {}
+  local function id_of(v)
+    if type(v) == "table" then v = v.content end
+    return type(v) == "string" and tok:token_to_id(v) or nil
+  end
+  for _, e in ipairs({{"bos", "bos_token_id"}, {"eos", "eos_token_id"}, {"unk", "unknown_token_id"},
+                      {"pad", "padding_token_id"}}) do
+    local id = id_of(tc[e[1] .. "_token"])
+    if id == nil then
+      local c = cfg[e[1] .. "_token_id"]
+      if type(c) == "table" then c = c[1] end
+      id = type(c) == "number" and c or nil
+    end
+    if id then kv[#kv + 1] = {"tokenizer.ggml." .. e[2], "u32", id} end
+  end
+  for _, k in ipairs({"add_bos_token", "add_eos_token"}) do
+    if type(tc[k]) == "boolean" then kv[#kv + 1] = {"tokenizer.ggml." .. k, "bool", tc[k]} end
+  end
+  local tpl = tc.chat_template
+  if type(tpl) == "table" then -- a list of named templates: the default one
+    local named = tpl
+    tpl = nil
+    for _, e in ipairs(named) do if e.name == "default" then tpl = e.template end end
+  end
+  if tpl == nil and lfl.fs.exists(dir .. "/chat_template.jinja") then tpl = lfl.fs.read(dir .. "/chat_template.jinja") end
+  if type(tpl) == "string" then kv[#kv + 1] = {"tokenizer.chat_template", "string", tpl} end
+  return kv
+end
+
 local function basename(p) return (p:match("([^/]+)$") or p):gsub("%.gguf$", "") end
 
 function M.write(model, path, opts)
@@ -140,7 +243,7 @@ function M.write(model, path, opts)
     error(fmt("%s: quantization '%s' is not one lfl writes (%s)", path, tostring(q), table.concat(names, ", ")), 0)
   end
   local cfg = model.config
-  local spec = M.ARCHS[cfg.model_type]
+  local spec = M.ARCHS[cfg.model_type] and require("lfl.model.registry").arch(cfg.model_type).gguf
   if not spec then
     local names = {}
     for k in pairs(M.ARCHS) do names[#names + 1] = k end
@@ -187,13 +290,16 @@ function M.write(model, path, opts)
   local copy_from
   if opts.tokenizer ~= false then
     local src = model.path
-    if not (src and require("lfl.model.hf_files").is_gguf(src)) then
-      error(fmt("%s: the tokenizer for a GGUF export is taken from a GGUF base; %s is not one (an HF folder's " ..
-        "tokenizer.json is not converted yet)", path, tostring(src)), 0)
+    if not src then
+      error(fmt("%s: the model has no path to take its tokenizer from ({tokenizer = false} writes none)", path), 0)
     end
-    local meta = lfl.gguf.read(src).metadata
-    for _, e in ipairs(tokenizer_kv(src, meta, n_vocab, path)) do kv[#kv + 1] = e end
-    copy_from = src
+    if require("lfl.model.hf_files").is_gguf(src) then
+      local meta = lfl.gguf.read(src).metadata
+      for _, e in ipairs(tokenizer_kv(src, meta, n_vocab, path)) do kv[#kv + 1] = e end
+      copy_from = src
+    else
+      for _, e in ipairs(hf_tokenizer_kv(src, cfg, n_vocab, path)) do kv[#kv + 1] = e end
+    end
   end
   lfl.gguf.write(path, {kv = kv, copy_from = copy_from, tensors = tensors})
   return {path = path, types = types, n_tensors = #tensors}
