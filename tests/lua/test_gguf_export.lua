@@ -229,7 +229,8 @@ t.suite("gguf_export", {
     t.assert_error(function() gx.write(qm, tmp .. "/q.gguf", {tokenizer = false}) end,
       "model_type 'qwen2' to GGUF is not supported yet")
     local lm = lfl.model.load(lfl.home .. "/tests/golden/models/llama")
-    t.assert_error(function() gx.write(lm, tmp .. "/t.gguf") end, "has no tokenizer.json, which a GGUF export takes its tokenizer from")
+    t.assert_error(function() gx.write(lm, tmp .. "/t.gguf") end,
+      "has no tokenizer.json, which a GGUF export takes its tokenizer from")
     t.assert_error(function() gx.write(lm, tmp .. "/t.gguf", {quantization = "q2_k"}) end,
       "quantization 'q2_k' is not one lfl writes")
   end,
@@ -364,11 +365,14 @@ t.suite("gguf_export", {
     local a = lfl.args.resolve({model_name_or_path = SMOL, export_dir = tmp .. "/one.gguf", export_format = "gguf",
       export_quantization = "q8_0", do_train = false}, {}, "test")
     t.assert_eq(export.export(a).dir, tmp .. "/one.gguf")
-    t.assert_error(function() lfl.args.resolve({model_name_or_path = SMOL, export_format = "ggml", do_train = false}, {}, "t") end, "export_format")
-    t.assert_error(function() lfl.args.resolve({model_name_or_path = SMOL, export_format = "gguf", export_quantization = "q3_k", do_train = false}, {}, "t") end,
-      "export_quantization")
-    t.assert_error(function() lfl.args.resolve({model_name_or_path = SMOL, export_quantization = "q8_0", do_train = false}, {}, "t") end,
-      "export_format: gguf")
+    local function resolve(extra)
+      local r = {model_name_or_path = SMOL, do_train = false}
+      for k, v in pairs(extra) do r[k] = v end
+      return function() lfl.args.resolve(r, {}, "t") end
+    end
+    t.assert_error(resolve({export_format = "ggml"}), "export_format")
+    t.assert_error(resolve({export_format = "gguf", export_quantization = "q3_k"}), "export_quantization")
+    t.assert_error(resolve({export_quantization = "q8_0"}), "export_format: gguf")
   end,
 })
 
