@@ -373,6 +373,7 @@ t.suite("gguf_export", {
     t.assert_error(resolve({export_format = "ggml"}), "export_format")
     t.assert_error(resolve({export_format = "gguf", export_quantization = "q3_k"}), "export_quantization")
     t.assert_error(resolve({export_quantization = "q8_0"}), "export_format: gguf")
+    t.assert_error(resolve({export_format = "gguf", export_size = 2}), "a GGUF export is one file")
   end,
 })
 

@@ -200,7 +200,8 @@ M.SPEC = {
   quantization_type = {type = "enum", values = {"fp4", "nf4"}, applies = quantized},
   double_quantization = {type = "bool", applies = quantized},
   export_dir = {type = "string"}, -- "" has its own message (validate)
-  export_size = {type = "number", gt = 0}, -- GB a shard (LlamaFactory: an int; a fraction works too)
+  export_size = {type = "number", gt = 0, -- GB a shard (LlamaFactory: an int; a fraction works too)
+    applies = function(a) return a.export_format ~= "gguf" or "a GGUF export is one file (export_format: gguf)" end},
   export_device = {type = "enum", values = {"cpu", "auto"}, lfl = {"cpu"}, lfl_why = "lfl merges and writes on the CPU"},
   export_legacy_format = {type = "bool", unsupported = "lfl writes safetensors only (not pytorch_model.bin)"},
   -- lfl's own: a single GGUF file for llama.cpp instead of the HF folder (lfl.model.gguf_export)
