@@ -199,19 +199,21 @@ t.suite("gguf_export", {
   end,
 
   -- the tiny golden llama (4 heads, 2 kv heads: q and k permuted with
-  -- different head counts) and its linear-rope sibling: written in f32 and
-  -- read back by lfl's GGUF reader, the logits are the same bits
-  tiny_llama_roundtrip = function()
+  -- different head counts), its linear- and yarn-rope siblings, Qwen2 (q/k/v biases,
+  -- not permuted) and Qwen3 (q/k norms, tied head): written in f32 and read
+  -- back by lfl's GGUF reader, the logits are the same bits
+  tiny_roundtrip = function()
     local ids = lfl.tensor({{3, 5, 7, 11, 13, 17}}, "i64")
-    for _, name in ipairs({"llama", "llama_linear_rope"}) do
+    for _, name in ipairs({"llama", "llama_linear_rope", "llama_yarn_rope", "qwen2", "qwen3"}) do
       local m = lfl.model.load(lfl.home .. "/tests/golden/models/" .. name)
       local want = lfl.no_grad(function() return m:forward(ids) end)
       local path = fmt("%s/%s.gguf", tmp, name)
       local r = gx.write(m, path, {quantization = "f32", tokenizer = false})
       t.assert_eq(r.types["blk.0.attn_q.weight"], "f32")
       local meta = lfl.gguf.read(path).metadata
-      t.assert_eq(meta["general.architecture"], "llama")
-      t.assert_eq(meta["llama.attention.head_count_kv"], m.config.num_key_value_heads)
+      local arch = name:match("^qwen") and name or "llama"
+      t.assert_eq(meta["general.architecture"], arch)
+      t.assert_eq(meta[arch .. ".attention.head_count_kv"], m.config.num_key_value_heads)
       local m2 = lfl.model.load(path)
       for _, k in ipairs({"hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads",
                           "num_key_value_heads", "rms_norm_eps", "max_position_embeddings", "head_dim"}) do
@@ -221,13 +223,23 @@ t.suite("gguf_export", {
       t.assert_tensor_close(got, want, 0, 0, name .. ": same logits after the GGUF round trip")
       -- the permutation is llama.cpp's: q rows of head 0 interleave its two halves
       local q, gq = m.params["model.layers.0.self_attn.q_proj.weight"], lfl.gguf.tensors(path)["blk.0.attn_q.weight"]
-      local hd = m.config.head_dim
-      t.assert_tensor_close(gq:narrow(1, 2, 1), q:narrow(1, hd / 2 + 1, 1), 0, 0, "row 1 of the GGUF is row hd/2 of HF")
+      local hd = m.config.head_dim or m.config.hidden_size / m.config.num_attention_heads
+      local row = arch == "llama" and hd / 2 + 1 or 2
+      t.assert_tensor_close(gq:narrow(1, 2, 1), q:narrow(1, row, 1), 0, 0, name .. ": row 2 of the GGUF's q")
+      if name == "qwen2" then t.assert(r.types["blk.1.attn_k.bias"] == "f32", "qwen2 keeps its biases") end
+      if name == "qwen3" then t.assert(r.types["blk.0.attn_q_norm.weight"] == "f32", "qwen3's q norm") end
     end
-    -- families without a mapping are refused by name
-    local qm = lfl.model.load(lfl.home .. "/tests/golden/models/qwen2")
-    t.assert_error(function() gx.write(qm, tmp .. "/q.gguf", {tokenizer = false}) end,
-      "model_type 'qwen2' to GGUF is not supported yet")
+    -- what the writer (or lfl's reader) cannot carry is refused by name
+    local function refused(name, pattern)
+      local mm = lfl.model.load(lfl.home .. "/tests/golden/models/" .. name)
+      t.assert_error(function() gx.write(mm, tmp .. "/r.gguf", {tokenizer = false}) end, pattern)
+    end
+    refused("llama_bias", "q/k biases of a llama model are not written")
+    refused("llama_tied_llama3rope", "rope scaling 'llama3' cannot be written")
+    refused("mistral_window", "model_type 'mistral' to GGUF is not supported yet")
+    local gm = lfl.model.load(lfl.home .. "/tests/golden/models/gemma")
+    t.assert_error(function() gx.write(gm, tmp .. "/g.gguf", {tokenizer = false}) end,
+      "model_type 'gemma' to GGUF is not supported yet")
     local lm = lfl.model.load(lfl.home .. "/tests/golden/models/llama")
     t.assert_error(function() gx.write(lm, tmp .. "/t.gguf") end,
       "has no tokenizer.json, which a GGUF export takes its tokenizer from")

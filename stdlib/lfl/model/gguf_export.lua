@@ -3,7 +3,8 @@
 -- and chat template taken over from a GGUF base or converted from an HF
 -- folder's byte-level BPE tokenizer.json, llama.cpp's tensor names, the
 -- q/k rows of llama-family models permuted as convert_hf_to_gguf.py does (the
--- inverse of lfl.model.gguf's unpermute), and the weights in f32, f16, bf16,
+-- inverse of lfl.model.gguf's unpermute; Qwen2/Qwen3 keep HF's order), and
+-- the weights in f32, f16, bf16,
 -- Q8_0 or Q4_K (Q5_0 for rows that are no multiple of 256, llama.cpp's fallback).
 --
 --   gguf_export.write(model, path, {quantization = "f16", tokenizer = true|false, name = ...})
@@ -38,7 +39,7 @@ local LAYER = {
 -- tests check); their llama.cpp architecture and whether q/k are permuted come
 -- from the family module's gguf table (recipes/models/<family>.lua), as the
 -- reader's do. Anything else is refused by name, never written with guesses.
-M.ARCHS = {llama = true}
+M.ARCHS = {llama = true, qwen2 = true, qwen3 = true}
 
 function M.gguf_name(hf)
   if hf == "model.embed_tokens.weight" then return "token_embd.weight" end
@@ -64,7 +65,8 @@ local function rope_theta(cfg)
   return cfg.rope_theta or (type(cfg.rope_parameters) == "table" and cfg.rope_parameters.rope_theta) or 10000.0
 end
 
--- the architecture keys, as convert_hf_to_gguf.py's LlamaModel writes them
+-- the architecture keys, as convert_hf_to_gguf.py's LlamaModel (and Qwen2Model,
+-- Qwen3Model, which add nothing here) writes them
 local function arch_kv(cfg, arch, n_vocab, where)
   local kv = {}
   local function add(k, ty, v) if v ~= nil then kv[#kv + 1] = {arch .. "." .. k, ty, v} end end
@@ -101,7 +103,7 @@ local function arch_kv(cfg, arch, n_vocab, where)
         tostring(ty)), 0)
     end
   end
-  if cfg.sliding_window then
+  if cfg.sliding_window and cfg.use_sliding_window ~= false then
     error(fmt("%s: sliding-window attention (sliding_window %s) has no place in a llama GGUF", where,
       tostring(cfg.sliding_window)), 0)
   end
