@@ -2,13 +2,17 @@
 -- merges the adapters of adapter_name_or_path (comma list, in order) into the
 -- base model and writes an HF folder to export_dir in shards of export_size GB,
 -- with the tokenizer and generation files (the base folder's, or written from
--- the metadata of a GGUF base).
+-- the metadata of a GGUF base). export_format=gguf writes one GGUF file for
+-- llama.cpp instead (export_quantization f32 | f16 | bf16 | q8_0 | q4_k,
+-- lfl.model.gguf_export): export_dir itself when it ends in .gguf, else
+-- export_dir/ggml-model-<quantization>.gguf.
 local lfl = lfl
 local fmt = string.format
 
 local M = {help = "merge LoRA adapters into the base model and write an HF folder (export_dir, export_size) " ..
              "or a GGUF file (export_format=gguf, export_quantization)",
-           usage = "lfl export [recipe.lua|recipe.yaml] model_name_or_path=... adapter_name_or_path=... export_dir=..."}
+           usage = "lfl export [recipe.lua|recipe.yaml] model_name_or_path=... adapter_name_or_path=... export_dir=... " ..
+             "[export_format=gguf export_quantization=f16|q8_0|q4_k|bf16|f32]"}
 
 function M.export(a)
   if not a.export_dir then error("export: export_dir is required", 0) end
