@@ -325,6 +325,52 @@ lfl_status lfl_fs_write(const char *path, const void *data, size_t n)
     return tmp_commit(fd, tmp, "write", path);
 }
 
+lfl_status lfl_fs_atomic_begin(const char *path, lfl_fs_atomic *a)
+{
+    a->fd = -1;
+    a->tmp = a->path = NULL;
+    if (!*path) return lfl_fail(LFL_ERR_ARG, "write: empty path");
+    struct stat sb;
+    int keep = stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? (int)(sb.st_mode & 07777) : -1;
+    a->path = strdup(path);
+    if (!a->path) return lfl_fail(LFL_ERR_MEM, "write '%s': out of memory", path);
+    lfl_status st = tmp_open(path, keep, "write", &a->tmp, &a->fd);
+    if (st) { free(a->path); a->path = NULL; a->fd = -1; }
+    return st;
+}
+
+lfl_status lfl_fs_atomic_append(lfl_fs_atomic *a, const void *data, size_t n)
+{
+    if (a->fd < 0) return lfl_fail(LFL_ERR_ARG, "write: the file is not open (an earlier write failed)");
+    if (write_all(a->fd, data, n) == LFL_OK) return LFL_OK;
+    lfl_status st = tmp_abort(a->fd, a->tmp, "write", a->path, errno);
+    free(a->path);
+    a->fd = -1;
+    a->tmp = a->path = NULL;
+    return st;
+}
+
+lfl_status lfl_fs_atomic_commit(lfl_fs_atomic *a)
+{
+    if (a->fd < 0) return lfl_fail(LFL_ERR_ARG, "write: the file is not open (an earlier write failed)");
+    lfl_status st = tmp_commit(a->fd, a->tmp, "write", a->path);
+    free(a->path);
+    a->fd = -1;
+    a->tmp = a->path = NULL;
+    return st;
+}
+
+void lfl_fs_atomic_abort(lfl_fs_atomic *a)
+{
+    if (a->fd < 0) return;
+    close(a->fd);
+    unlink(a->tmp);
+    free(a->tmp);
+    free(a->path);
+    a->fd = -1;
+    a->tmp = a->path = NULL;
+}
+
 /* ---- read ---- */
 
 lfl_status lfl_fs_read(const char *path, char **data, size_t *n)

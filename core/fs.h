@@ -53,6 +53,19 @@ lfl_status lfl_fs_remove(const char *path, bool *removed);
  * path is replaced by the file, not written through. */
 lfl_status lfl_fs_write(const char *path, const void *data, size_t n);
 
+/* The same, for a file written in pieces (a GGUF export too big to build in
+ * memory): begin opens the temporary file, append adds bytes, commit puts it in
+ * place as lfl_fs_write does, abort removes it. A failed append or commit has
+ * already removed it; abort after either (or twice) does nothing. */
+typedef struct {
+    int fd;
+    char *tmp, *path;
+} lfl_fs_atomic;
+lfl_status lfl_fs_atomic_begin(const char *path, lfl_fs_atomic *a);
+lfl_status lfl_fs_atomic_append(lfl_fs_atomic *a, const void *data, size_t n);
+lfl_status lfl_fs_atomic_commit(lfl_fs_atomic *a);
+void lfl_fs_atomic_abort(lfl_fs_atomic *a);
+
 /* The whole file in a malloc'ed buffer (NUL-terminated, *n bytes without it). */
 lfl_status lfl_fs_read(const char *path, char **data, size_t *n);
 

@@ -2,12 +2,17 @@
 -- merges the adapters of adapter_name_or_path (comma list, in order) into the
 -- base model and writes an HF folder to export_dir in shards of export_size GB,
 -- with the tokenizer and generation files (the base folder's, or written from
--- the metadata of a GGUF base).
+-- the metadata of a GGUF base). export_format=gguf writes one GGUF file for
+-- llama.cpp instead (export_quantization f32 | f16 | bf16 | q8_0 | q4_k,
+-- lfl.model.gguf_export): export_dir itself when it ends in .gguf, else
+-- export_dir/ggml-model-<quantization>.gguf.
 local lfl = lfl
 local fmt = string.format
 
-local M = {help = "merge LoRA adapters into the base model and write an HF folder (export_dir, export_size)",
-           usage = "lfl export [recipe.lua|recipe.yaml] model_name_or_path=... adapter_name_or_path=... export_dir=..."}
+local M = {help = "merge LoRA adapters into the base model and write an HF folder (export_dir, export_size) " ..
+             "or a GGUF file (export_format=gguf, export_quantization)",
+           usage = "lfl export [recipe.lua|recipe.yaml] model_name_or_path=... adapter_name_or_path=... export_dir=... " ..
+             "[export_format=gguf export_quantization=f16|q8_0|q4_k|bf16|f32]"}
 
 function M.export(a)
   if not a.export_dir then error("export: export_dir is required", 0) end
@@ -23,6 +28,16 @@ function M.export(a)
       peft.merge(model)
       merged[#merged + 1] = dir
     end
+  end
+  if a.export_format == "gguf" then
+    local q = a.export_quantization or "f16"
+    local path = a.export_dir
+    if not path:match("%.gguf$") then
+      lfl.fs.mkdir(path)
+      path = path .. "/ggml-model-" .. q .. ".gguf"
+    end
+    local r = require("lfl.model.gguf_export").write(model, path, {quantization = q})
+    return {dir = path, merged = merged, tokenizer_files = {}, gguf = r}
   end
   -- the tokenizer and generation files come with it: copied from an HF folder,
   -- written from the metadata of a GGUF base (lfl.model.hf_files)
@@ -40,6 +55,11 @@ function M.run(args)
   recipe.do_train = false
   local a = lfl.args.resolve(recipe, overrides, "export")
   local r = M.export(a)
+  if r.gguf then
+    print(fmt("[lfl] merged %d adapter(s) into %s and wrote %s (GGUF, %s, %d tensors, tokenizer and chat template " ..
+      "in its metadata)", #r.merged, a.model_name_or_path, r.dir, a.export_quantization, r.gguf.n_tensors))
+    return 0
+  end
   print(fmt("[lfl] merged %d adapter(s) into %s and wrote %s%s", #r.merged, a.model_name_or_path, r.dir,
     #r.tokenizer_files > 0 and (" (with " .. table.concat(r.tokenizer_files, ", ") .. ")") or
     " (the base has no tokenizer files)"))

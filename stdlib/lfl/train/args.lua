@@ -25,6 +25,7 @@ M.DEFAULTS = {
   gguf_blocks = NIL,
   quantization_bit = NIL, quantization_method = "bnb", quantization_type = "nf4", double_quantization = true,
   export_dir = NIL, export_size = 5, export_device = "cpu", export_legacy_format = false,
+  export_format = "safetensors", export_quantization = "f16",
   -- data
   template = NIL, dataset = NIL, eval_dataset = NIL, dataset_dir = NIL, cutoff_len = 2048, train_on_prompt = false,
   mask_history = false, streaming = false, buffer_size = 16384, mix_strategy = "concat", interleave_probs = NIL,
@@ -206,9 +207,14 @@ M.SPEC = {
   quantization_type = {type = "enum", values = {"fp4", "nf4"}, applies = quantized},
   double_quantization = {type = "bool", applies = quantized},
   export_dir = {type = "string"}, -- "" has its own message (validate)
-  export_size = {type = "number", gt = 0}, -- GB a shard (LlamaFactory: an int; a fraction works too)
+  export_size = {type = "number", gt = 0, -- GB a shard (LlamaFactory: an int; a fraction works too)
+    applies = function(a) return a.export_format ~= "gguf" or "a GGUF export is one file (export_format: gguf)" end},
   export_device = {type = "enum", values = {"cpu", "auto"}, lfl = {"cpu"}, lfl_why = "lfl merges and writes on the CPU"},
   export_legacy_format = {type = "bool", unsupported = "lfl writes safetensors only (not pytorch_model.bin)"},
+  -- lfl's own: a single GGUF file for llama.cpp instead of the HF folder (lfl.model.gguf_export)
+  export_format = {type = "enum", values = {"safetensors", "gguf"}},
+  export_quantization = {type = "enum", values = {"f32", "f16", "bf16", "q8_0", "q4_k"},
+    applies = strategy("export_format", "gguf")},
   -- data
   template = {type = "string"},
   dataset = {type = "list"},
