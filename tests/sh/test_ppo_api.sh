@@ -74,8 +74,9 @@ print(string.format("api %s | local %s | max diff %.3g | spread %.3g", table.con
 assert(#a == 3 and worst <= 1e-5 * (1 + math.abs(f[1])) and spread > 1e-3, "scores differ")
 LUA
 out=$("$LFL" "$TMPD/same.lua" 2>&1)
+rc=$?
 [ -n "${VERBOSE:-}" ] && echo "$out"
-check "api scores = in-process scores" '[ $? -eq 0 ] && [[ "$out" == *"max diff"* ]] && [[ "$out" != *"scores differ"* ]]' "$out"
+check "api scores = in-process scores" '[ $rc -eq 0 ] && [[ "$out" == *"max diff"* ]] && [[ "$out" != *"scores differ"* ]]' "rc=$rc $out"
 
 # ---- stage ppo through the server ----
 cat >"$TMPD/ppo.yaml" <<EOF
