@@ -233,7 +233,13 @@ function Board:local_models()
     if lfl.fs.isdir(root) then
       for _, name in ipairs(lfl.fs.list(root)) do
         local p = root .. "/" .. name
-        if (name:match("%.gguf$") and not lfl.fs.isdir(p)) or lfl.fs.exists(p .. "/config.json") then
+        local real = lfl.fs.realpath(p)
+        local inside = false
+        for _, kind in ipairs({"model", "output"}) do
+          for _, r in ipairs(self.roots[kind]) do inside = inside or (real and under(real, r)) end
+        end
+        -- a link out of the roots is not offered (and would be refused if sent)
+        if inside and ((name:match("%.gguf$") and not lfl.fs.isdir(p)) or lfl.fs.exists(p .. "/config.json")) then
           local fam, ck = self:checkpoint_of_path(p)
           out[#out + 1] = {name = name, path = p, family = fam and fam.family or J.null,
             template = ck and (ck.template or fam.template) or (fam and fam.template) or J.null}
@@ -783,6 +789,7 @@ end
 function Board:admit(req)
   local info = req:info()
   local ok, err = pcall(self.route, self, req, info)
+  if not ok and tostring(err):find("^interrupted") then error(err, 0) end
   if not ok then
     local status, msg = 500, tostring(err)
     if getmetatable(err) == Reject then status, msg = err.status, err.message end
@@ -805,7 +812,10 @@ function Board:step(timeout)
   end
   if self.chat and self.chat.batch:size() > 0 then
     local ok, err = pcall(self.chat.tick, self.chat)
-    if not ok then self.log("chat: " .. tostring(err)) end
+    if not ok then
+      if tostring(err):find("interrupted", 1, true) then error(err, 0) end
+      self.log("chat: " .. tostring(err))
+    end
   end
   local now = lfl.sys.clock()
   if now - self.last_poll >= 0.25 then
@@ -851,7 +861,7 @@ local function data_dir()
   return (p:gsub("/init%.lua$", ""))
 end
 
--- opts: host, port, token, dataset_dir, output_dir (the output root), model_dirs
+-- opts: host, port (false: no socket), token, dataset_dir, output_dir (the output root), model_dirs
 -- (list), config_dir, allowed_hosts, exe (the lfl to run), log (function(line))
 function M.new(opts)
   opts = opts or {}
@@ -888,8 +898,10 @@ function M.new(opts)
   b.hub_ids = {}
   for _, f in ipairs(b.families) do for _, c in ipairs(f.checkpoints) do b.hub_ids[c.hub:lower()] = true end end
   b.runs, b.streams, b.last_poll = {}, {}, 0
-  b.http = lfl.http.server{host = host, port = opts.port or 7860, max_queue = 64, max_body = 4 * 1048576,
-    allowed_hosts = opts.allowed_hosts, log_refused = opts.log ~= nil}
+  if opts.port ~= false then -- port = false: no socket (tests hand requests to board:admit)
+    b.http = lfl.http.server{host = host, port = opts.port or 7860, max_queue = 64, max_body = 4 * 1048576,
+      allowed_hosts = opts.allowed_hosts, log_refused = opts.log ~= nil}
+  end
   return b
 end
 
