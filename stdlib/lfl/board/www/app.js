@@ -84,6 +84,13 @@ async function setLang(code) {
   });
   document.title = tr("title") + " · lfl";
   $("lang").value = code;
+  const st = $("st_status").dataset.status;
+  if (st) $("st_status").textContent = tr("status_" + st);
+  if (state.meta) {
+    const keep = $("model_select").value;
+    fillSelect($("model_select"), modelItems(), keep);
+    renderRuns();
+  }
   drawChart();
 }
 
@@ -221,7 +228,7 @@ async function preview(page) {
 // ---------------------------------------------------------------- model
 function modelItems() {
   const items = [];
-  for (const m of state.meta.local_models) items.push({value: m.path, label: "📁 " + m.name, template: m.template});
+  for (const m of state.meta.local_models) items.push({value: m.path, label: tr("local") + " · " + m.name, template: m.template});
   for (const f of state.meta.families)
     for (const c of f.checkpoints) items.push({value: c.hub, label: c.name, template: c.template});
   return items;
@@ -238,6 +245,7 @@ function fmtNum(x, d) { return typeof x === "number" ? x.toFixed(d) : "-"; }
 
 async function startRun() {
   $("train_msg").className = "msg hidden";
+  $("cmd_box").classList.add("hidden");
   const cfg = collectConfig();
   try {
     const r = await api("/api/runs/start", {config: cfg});
@@ -299,20 +307,23 @@ async function refreshRuns() {
   try {
     const r = await api("/api/runs");
     state.runs = r.runs;
-    const tb = document.querySelector("#runs_table tbody");
-    tb.innerHTML = "";
-    for (const run of r.runs) {
-      const row = document.createElement("tr");
-      const cells = [String(run.id), tr("status_" + run.status), run.output_dir, String((run.checkpoints || []).length)];
-      for (const c of cells) { const td = document.createElement("td"); td.textContent = c; row.appendChild(td); }
-      const td = document.createElement("td");
-      const b = document.createElement("button");
-      b.textContent = tr("view"); b.onclick = () => follow(run);
-      td.appendChild(b); row.appendChild(td);
-      tb.appendChild(row);
-    }
+    renderRuns();
     fillAdapters();
   } catch (e) { showMsg(e.message); }
+}
+function renderRuns() {
+  const tb = document.querySelector("#runs_table tbody");
+  tb.innerHTML = "";
+  for (const run of state.runs) {
+    const row = document.createElement("tr");
+    const cells = [String(run.id), tr("status_" + run.status), run.output_dir, String((run.checkpoints || []).length)];
+    for (const c of cells) { const td = document.createElement("td"); td.textContent = c; row.appendChild(td); }
+    const td = document.createElement("td");
+    const b = document.createElement("button");
+    b.textContent = tr("view"); b.onclick = () => follow(run);
+    td.appendChild(b); row.appendChild(td);
+    tb.appendChild(row);
+  }
 }
 
 // ---------------------------------------------------------------- chart
