@@ -2,7 +2,8 @@
 page, configure a tiny LoRA SFT run of SmolLM2-135M-Instruct on the demo data,
 preview the masked dataset and the command, see a validation error from
 lfl.args, start the run, watch the loss curve gain points, stop it, chat with
-the saved checkpoint (a streamed reply), switch to Russian and Chinese.
+the saved checkpoint (a streamed reply), predict with it (Evaluate & Predict:
+BLEU/ROUGE come back), export it merged (Export), switch to Russian and Chinese.
 Screenshots go to the folder given; timings are printed as one JSON line.
 
 usage: python ui_test.py URL SCREENSHOT_DIR
@@ -163,15 +164,40 @@ try:
     shot("04_chat.png")
     t_chat = time.monotonic()
 
+    # Evaluate & Predict with the same checkpoint: generation metrics come back
+    el("tab_eval").click()
+    Select(el("eval_adapter")).select_by_value(ck[-1])
+    el("eval_ds_identity").click()
+    for k, v in (("eval_cutoff_len", 64), ("eval_max_samples", 2), ("eval_batch_size", 2), ("eval_max_new_tokens", 4)):
+        set_field(k, v)
+    el("eval_start").click()
+    wait(lambda: el("eval_status").get_attribute("data-status") in ("finished", "failed"), 150, "the prediction")
+    assert el("eval_status").get_attribute("data-status") == "finished", el("eval_log").text[-500:]
+    wait(lambda: "predict_bleu-4" in el("eval_results").text, 10, "the prediction metrics")
+    shot("05_predict.png")
+    t_predict = time.monotonic()
+
+    # Export: the checkpoint merged into the base, written as an HF folder
+    el("tab_export").click()
+    Select(el("export_adapter")).select_by_value(ck[-1])
+    Select(el("export_dtype")).select_by_value("bfloat16")
+    el("export_start").click()
+    wait(lambda: el("export_status").get_attribute("data-status") in ("finished", "failed"), 150, "the export")
+    assert el("export_status").get_attribute("data-status") == "finished", el("export_log").text[-500:]
+    assert "model.safetensors" in el("export_results").text and "config.json" in el("export_results").text
+    shot("06_export.png")
+    t_export = time.monotonic()
+
     # languages
+    el("tab_chat").click()
     Select(el("lang")).select_by_value("ru")
     wait(lambda: el("tab_train").text == "Обучение", 10, "Russian labels")
     assert el("tab_chat").text == "Чат" and driver.execute_script("return document.documentElement.lang") == "ru"
-    shot("05_chat_ru.png")
+    shot("07_chat_ru.png")
     Select(el("lang")).select_by_value("zh")
     wait(lambda: el("tab_train").text == "训练", 10, "Chinese labels")
     el("tab_train").click()
-    shot("06_train_zh.png")
+    shot("08_train_zh.png")
     driver.refresh()
     wait(lambda: driver.execute_script("return document.body.dataset.ready") == "1", 30, "the reloaded page")
     assert el("tab_train").text == "训练", "the language choice is remembered"
@@ -187,6 +213,7 @@ try:
         "running_to_three_points_s": round(t_points - t_running, 2),
         "stop_status": status, "stop_s": round(t_stopped - t_points, 2),
         "chat_load_and_reply_s": round(t_chat - t_stopped, 2), "reply_chunks": chunks,
+        "predict_s": round(t_predict - t_chat, 2), "export_s": round(t_export - t_predict, 2),
     }), flush=True)
 except Exception as e:  # noqa: BLE001 - report and fail
     failures.append(repr(e))

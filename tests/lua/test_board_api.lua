@@ -197,7 +197,7 @@ t.suite("board_api", {
     local cfg = with({learning_rate = 5e-5, lora_target = "q_proj,v_proj", output_dir = P("saves/x"),
       default_system = 'say "hi"\nthen stop'})
     local r = ok(B, "POST", "/api/command", {config = cfg})
-    t.assert(r.command:find("lfl train " .. P("saves/x") .. "/training_args.yaml", 1, true), r.command)
+    t.assert_eq(r.command, "lfl train " .. P("saves/x") .. "/training_args.yaml")
     t.assert(r.yaml:find("learning_rate: 5.0e-05", 1, true), "a float PyYAML reads as float:\n" .. r.yaml)
     fs.write(P("r.yaml"), r.yaml)
     fs.write(P("r.lua"), r.lua)
@@ -208,6 +208,30 @@ t.suite("board_api", {
       for k, v in pairs(want) do t.assert_eq(got[k], v, f .. " " .. k) end
       for k in pairs(got) do t.assert(want[k] ~= nil, f .. " has extra " .. k) end
     end
+  end,
+
+  predict_and_export_runs_are_checked_like_the_cli = function()
+    local pcfg = {model_name_or_path = GGUF, template = "smollm2", eval_dataset = "identity", max_samples = 2,
+      max_new_tokens = 4, output_dir = P("saves/pred")}
+    local r = ok(B, "POST", "/api/command", {kind = "predict", config = pcfg})
+    t.assert_eq(r.command, "lfl train " .. P("saves/pred") .. "/training_args.yaml")
+    for _, line in ipairs({"do_predict: true", "do_train: false", "predict_with_generate: true", "eval_dataset: \"identity\""}) do
+      t.assert(r.yaml:find(line, 1, true), line .. " in\n" .. r.yaml)
+    end
+    -- lfl.infer.predict's own refusal
+    local bad = {model_name_or_path = GGUF, template = "smollm2", output_dir = P("saves/pred")}
+    refused(B, 400, "POST", "/api/runs/start", {kind = "predict", config = bad}, "predict: do_predict needs eval_dataset")
+    refused(B, 400, "POST", "/api/runs/start", {kind = "predict", config = with({eval_dataset = "identity", stage = "pt"})},
+      "do_predict is implemented for stage sft")
+    local x = {model_name_or_path = GGUF, template = "smollm2", export_dir = P("saves/exported"), export_size = 1}
+    r = ok(B, "POST", "/api/command", {kind = "export", config = x})
+    t.assert_eq(r.command, "lfl export " .. P("saves/exported") .. "/export_args.yaml")
+    refused(B, 400, "POST", "/api/runs/start", {kind = "export", config = {model_name_or_path = GGUF}}, "export_dir is required")
+    refused(B, 403, "POST", "/api/runs/start", {kind = "export", config = {model_name_or_path = GGUF, export_dir = P("outside/x")}},
+      "export_dir")
+    refused(B, 400, "POST", "/api/runs/start", {kind = "export", config = {model_name_or_path = GGUF, export_dir = P("saves/e"),
+      export_size = 0}}, "export_size")
+    refused(B, 400, "POST", "/api/runs/start", {kind = "bake", config = TINY}, "kind: expected train, predict or export")
   end,
 
   configs_save_list_load = function()

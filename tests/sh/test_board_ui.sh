@@ -75,7 +75,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Origin: http://evil.example" -
 start_board ui
 rm -rf "$SHOTS"
 mkdir -p "$SHOTS"
-if ! timeout 220 "$VENV/bin/python" "$ROOT/tests/board/ui_test.py" "http://127.0.0.1:$PORT/" "$SHOTS"; then
+if ! timeout 230 "$VENV/bin/python" "$ROOT/tests/board/ui_test.py" "http://127.0.0.1:$PORT/" "$SHOTS"; then
     echo "--- board log"; tail -30 "$TMPD/ui.log"
     for d in "$TMPD"/ui-saves/*/lora/train_*; do [ -f "$d/running_log.txt" ] && { echo "--- $d/running_log.txt"; tail -15 "$d/running_log.txt"; }; done
     failed=1

@@ -406,12 +406,25 @@ local function rss_mb(pid)
   return kb and tonumber(kb) / 1024 or nil
 end
 
+-- metrics a finished predict run wrote (predict_results.json), or the files of an export
+local function results_of(r)
+  if r.kind == "predict" then
+    local text = read_text(r.output_dir .. "/predict_results.json")
+    local ok, m = pcall(J.decode, text or "")
+    return ok and type(m) == "table" and m or nil
+  elseif r.kind == "export" and r.status == "finished" then
+    return {files = lfl.fs.list(r.output_dir)}
+  end
+  return nil
+end
+
 function Board:run_info(r)
-  return {id = r.id, output_dir = r.output_dir, status = r.status, pid = r.pid, code = r.code or J.null,
+  return {id = r.id, kind = r.kind or "train", output_dir = r.output_dir, status = r.status, pid = r.pid,
+    code = r.code or J.null, results = results_of(r) or J.null,
     signal = r.signal or J.null, started = r.started, ended = r.ended or J.null,
     model = r.cfg.model_name_or_path or J.null, stage = r.cfg.stage or "sft",
     finetuning_type = r.cfg.finetuning_type or "lora", memory_mb = r.rss or J.null,
-    checkpoints = self:checkpoints(r.output_dir)}
+    checkpoints = r.kind == "train" and self:checkpoints(r.output_dir) or {}}
 end
 
 -- adapter folders of a run: the output_dir itself once saved, and each checkpoint-N
@@ -425,38 +438,74 @@ function Board:checkpoints(dir)
   end
   table.sort(steps)
   for _, n in ipairs(steps) do out[#out + 1] = fmt("%s/checkpoint-%d", dir, n) end
-  if lfl.fs.exists(dir .. "/adapter_config.json") or lfl.fs.exists(dir .. "/config.json") then out[#out + 1] = dir end
+  if lfl.fs.exists(dir .. "/adapter_config.json") then out[#out + 1] = dir end
   return out
 end
 
--- validates the config, writes <output_dir>/training_args.yaml and starts
--- `lfl train` on it with stdout and stderr in <output_dir>/running_log.txt
-function Board:start_run(body)
+-- What a run of each kind is: the recipe file it writes, the lfl command the
+-- child runs, and the settings it forces. "train" is the Train tab; "predict"
+-- the Evaluate & Predict tab (do_predict with generation, LlamaFactory's
+-- predict_with_generate; metrics in predict_results.json); "export" merges the
+-- adapter into the base and writes an HF folder (lfl export) to export_dir.
+local KINDS = {
+  train = {file = "training_args.yaml", command = "train", force = {do_train = true}},
+  predict = {file = "training_args.yaml", command = "train", force = {do_train = false, do_predict = true}},
+  export = {file = "export_args.yaml", command = "export", force = {do_train = false}},
+}
+M.KINDS = KINDS
+
+-- the config of a run of `kind` from the page's form, its paths checked
+function Board:run_config(body)
+  local kind = body.kind or "train"
+  local k = KINDS[kind]
+  if not k then reject(400, fmt("kind: expected train, predict or export, got '%s'", tostring(kind))) end
   local cfg = M.recipe_of(body.config)
-  if not cfg.output_dir then
-    local model = basename(tostring(cfg.model_name_or_path or "model")):gsub("%.gguf$", "")
-    cfg.output_dir = fmt("%s/%s/%s/train_%s", self.roots.output[1], model, cfg.finetuning_type or "lora", now_stamp())
+  if kind == "export" then
+    if not cfg.export_dir then reject(400, "export: export_dir is required (the folder the merged model goes to)") end
+    cfg.export_dir = self:check_path(cfg.export_dir, {"output"}, "export_dir")
+    cfg.output_dir = nil
+  else
+    if not cfg.output_dir then
+      local model = basename(tostring(cfg.model_name_or_path or "model")):gsub("%.gguf$", "")
+      cfg.output_dir = fmt("%s/%s/%s/%s_%s", self.roots.output[1], model, cfg.finetuning_type or "lora",
+        kind == "train" and "train" or "eval", now_stamp())
+    end
+    cfg.dataset_dir = cfg.dataset_dir or self.dataset_dir
   end
-  cfg.dataset_dir = cfg.dataset_dir or self.dataset_dir
   self:check_config_paths(cfg)
+  for key, v in pairs(k.force) do cfg[key] = v end
+  -- sft predicts by generating; rm scores the pairs (predict_with_generate is sft's only)
+  if kind == "predict" and (cfg.stage or "sft") == "sft" then cfg.predict_with_generate = true end
+  return cfg, kind
+end
+
+-- validates the config, writes the recipe (training_args.yaml) into the run's
+-- folder and starts `lfl train|export` on it with stdout and stderr in
+-- running_log.txt there
+function Board:start_run(body)
+  local cfg, kind = self:run_config(body)
+  local dir = kind == "export" and cfg.export_dir or cfg.output_dir
   for _, r in ipairs(self.runs) do
-    if r.status == "running" and r.output_dir == cfg.output_dir then
-      reject(409, fmt("output_dir: run %d is already writing to %s", r.id, cfg.output_dir))
+    if r.status == "running" and r.output_dir == dir then
+      reject(409, fmt("%s: run %d is already writing to %s", kind == "export" and "export_dir" or "output_dir", r.id, dir))
     end
   end
-  cfg.do_train = true
-  self:validate(cfg, true)
-  lfl.fs.mkdir(cfg.output_dir)
-  local yaml = cfg.output_dir .. "/training_args.yaml"
+  local a = self:validate(cfg, kind == "train")
+  if kind == "predict" then
+    local ok, err = pcall(require("lfl.infer.predict").check, a)
+    if not ok then reject(400, tostring(err)) end
+  end
+  lfl.fs.mkdir(dir)
+  local yaml = dir .. "/" .. KINDS[kind].file
   lfl.fs.write(yaml, M.to_yaml(cfg))
-  local log = cfg.output_dir .. "/running_log.txt"
+  local log = dir .. "/running_log.txt"
   lfl.fs.write(log, "")
-  local pid = lfl.sys.spawn({self.exe, "train", yaml}, {stdout = log, stderr = log, cwd = self.cwd,
+  local pid = lfl.sys.spawn({self.exe, KINDS[kind].command, yaml}, {stdout = log, stderr = log, cwd = self.cwd,
     env = {LFL_BOARD_RUN = "1"}})
-  local r = {id = #self.runs + 1, pid = pid, output_dir = cfg.output_dir, cfg = cfg, status = "running",
+  local r = {id = #self.runs + 1, kind = kind, pid = pid, output_dir = dir, cfg = cfg, status = "running",
     started = os.time(), yaml = yaml, log = log}
   self.runs[#self.runs + 1] = r
-  self.log(fmt("run %d: pid %d, %s", r.id, pid, cfg.output_dir))
+  self.log(fmt("run %d (%s): pid %d, %s", r.id, kind, pid, dir))
   return self:run_info(r)
 end
 
@@ -674,14 +723,15 @@ end
 
 -- what the page's "preview command" shows: the recipe in both forms and the command
 function Board:command(body)
-  local cfg = M.recipe_of(body.config or {})
-  cfg.dataset_dir = cfg.dataset_dir or self.dataset_dir
-  cfg.do_train = true
-  self:check_config_paths(cfg)
-  local a = self:validate(cfg, true)
-  local _ = a
-  return {yaml = M.to_yaml(cfg), lua = M.to_lua(cfg), command = "lfl train " .. (cfg.output_dir and
-    cfg.output_dir .. "/training_args.yaml" or "training_args.yaml")}
+  local cfg, kind = self:run_config(body)
+  local a = self:validate(cfg, kind == "train")
+  if kind == "predict" then
+    local ok, err = pcall(require("lfl.infer.predict").check, a)
+    if not ok then reject(400, tostring(err)) end
+  end
+  local dir = kind == "export" and cfg.export_dir or cfg.output_dir
+  return {yaml = M.to_yaml(cfg), lua = M.to_lua(cfg), command = fmt("lfl %s %s/%s", KINDS[kind].command, dir,
+    KINDS[kind].file)}
 end
 
 ---------------------------------------------------------------- HTTP
@@ -728,10 +778,7 @@ M.ROUTES = {
   {"POST", "^/api/datasets$", function(self, b) return self:datasets(b.dataset_dir) end},
   {"POST", "^/api/datasets/preview$", function(self, b) return self:preview(b) end},
   {"POST", "^/api/validate$", function(self, b)
-    local cfg = M.recipe_of(b.config or {})
-    cfg.dataset_dir = cfg.dataset_dir or self.dataset_dir
-    self:check_config_paths(cfg)
-    self:validate(cfg, true)
+    self:command(b)
     return {ok = true}
   end},
   {"POST", "^/api/command$", function(self, b) return self:command(b) end},

@@ -90,6 +90,7 @@ async function setLang(code) {
     const keep = $("model_select").value;
     fillSelect($("model_select"), modelItems(), keep);
     renderRuns();
+    fillAdapters();
   }
   drawChart();
 }
@@ -181,6 +182,7 @@ async function loadDatasets() {
       box.appendChild(l);
     }
     filterDatasets();
+    fillEvalDatasets();
   } catch (e) { box.textContent = e.message; }
 }
 // LlamaBoard lists ranking datasets for the pairwise stages, the others for sft/pt/ppo
@@ -397,9 +399,11 @@ async function previewCommand() {
 function fillAdapters() {
   const items = [{value: "", label: tr("none")}];
   for (const run of state.runs) for (const c of run.checkpoints || []) items.push({value: c, label: c});
-  const sel = $("chat_adapter"), keep = sel.value;
-  fillSelect(sel, items);
-  if ([...sel.options].some((o) => o.value === keep)) sel.value = keep;
+  document.querySelectorAll(".adapter-select").forEach((sel) => {
+    const keep = sel.value;
+    fillSelect(sel, items);
+    if ([...sel.options].some((o) => o.value === keep)) sel.value = keep;
+  });
 }
 async function chatLoad() {
   $("chat_status").textContent = tr("loading");
@@ -450,6 +454,86 @@ async function chatSend() {
   $("chat_send").disabled = false;
 }
 
+// ---------------------------------------------------------------- predict / export
+// the model settings of the top bar, plus the tab's own fields (data-ekey / data-xkey)
+function tabConfig(attr, adapterId) {
+  const cfg = {model_name_or_path: $("model_path").value.trim(), template: $("template").value,
+    finetuning_type: $("finetuning_type").value};
+  const ad = $(adapterId).value;
+  if (ad) cfg.adapter_name_or_path = ad;
+  document.querySelectorAll(`[${attr}]`).forEach((el) => {
+    const k = el.getAttribute(attr), kind = el.getAttribute("data-kind"), v = el.value.trim();
+    if (v === "") return;
+    cfg[k] = (kind === "number" || kind === "int") && !isNaN(Number(v)) ? Number(v) : v;
+  });
+  return cfg;
+}
+function evalConfig() {
+  const cfg = tabConfig("data-ekey", "eval_adapter");
+  cfg.stage = $("stage").value;
+  cfg.dataset_dir = $("dataset_dir").value;
+  const ds = [...document.querySelectorAll("#eval_dataset_list input:checked")].map((x) => x.value);
+  if (ds.length) cfg.eval_dataset = ds.join(",");
+  return cfg;
+}
+function tabMsg(prefix, text, kind) {
+  const m = $(prefix + "_msg");
+  m.textContent = text;
+  m.className = "msg " + (kind || "error");
+}
+// follows a predict or export run in its tab: log, status, then its results
+function followTab(run, prefix) {
+  const ctl = new AbortController();
+  if (state["events_" + prefix]) state["events_" + prefix].abort();
+  state["events_" + prefix] = ctl;
+  state["run_" + prefix] = run;
+  $(prefix + "_log").textContent = "";
+  $(prefix + "_results").textContent = "";
+  stream(`/api/runs/${run.id}/events`, undefined, (name, data) => {
+    if (name === "out") {
+      const box = $(prefix + "_log");
+      box.textContent += JSON.parse(data).text;
+      box.scrollTop = box.scrollHeight;
+    } else if (name === "status" || name === "end") {
+      const info = JSON.parse(data);
+      $(prefix + "_status").textContent = tr("status_" + info.status);
+      $(prefix + "_status").dataset.status = info.status;
+      if ($(prefix + "_stop")) $(prefix + "_stop").disabled = info.status !== "running";
+      if (info.results) $(prefix + "_results").textContent = JSON.stringify(info.results, null, 2);
+    }
+  }, ctl.signal).catch((e) => { if (e.name !== "AbortError") tabMsg(prefix, e.message); });
+}
+async function startTab(prefix, kind, config) {
+  $(prefix + "_msg").className = "msg hidden";
+  try {
+    const r = await api("/api/runs/start", {kind, config});
+    tabMsg(prefix, tr("started") + " " + r.output_dir, "ok");
+    followTab(r, prefix);
+    refreshRuns();
+  } catch (e) { tabMsg(prefix, e.message); }
+}
+async function evalCommand() {
+  try {
+    const r = await api("/api/command", {kind: "predict", config: evalConfig()});
+    $("eval_cmd_box").textContent = `# ${r.command}\n${r.yaml}`;
+    $("eval_cmd_box").classList.remove("hidden");
+    $("eval_msg").className = "msg hidden";
+  } catch (e) { tabMsg("eval", e.message); }
+}
+function fillEvalDatasets() {
+  const box = $("eval_dataset_list");
+  box.innerHTML = "";
+  document.querySelectorAll("#dataset_list label").forEach((l) => {
+    const c = l.cloneNode(true);
+    const input = c.querySelector("input");
+    input.id = "eval_ds_" + input.value;
+    input.checked = false;
+    c.classList.remove("hidden");
+    if (l.dataset.ranking === "1") return; // generation compares with single answers
+    box.appendChild(c);
+  });
+}
+
 // ---------------------------------------------------------------- start
 async function init() {
   token();
@@ -469,11 +553,12 @@ async function init() {
     if (el.getAttribute("data-kind") === "bool") el.checked = !!meta.defaults[k]; else el.value = meta.defaults[k];
   });
   $("dataset_dir").value = meta.dataset_dir;
+  $("export_dir").value = meta.output_root + "/exported";
   onModelChange();
   document.querySelectorAll(".tab").forEach((b) => b.onclick = () => {
     document.querySelectorAll(".tab").forEach((x) => x.classList.toggle("active", x === b));
     document.querySelectorAll(".panel").forEach((p) => p.classList.toggle("hidden", p.id !== "panel_" + b.dataset.tab));
-    if (b.dataset.tab === "chat") refreshRuns();
+    if (b.dataset.tab !== "train") refreshRuns();
   });
   $("lang").onchange = () => setLang($("lang").value);
   $("model_select").onchange = onModelChange;
@@ -491,6 +576,13 @@ async function init() {
   $("save_lua").onclick = () => saveConfig("lua");
   $("load_config").onclick = loadConfig;
   $("chat_load").onclick = chatLoad;
+  $("eval_start").onclick = () => startTab("eval", "predict", evalConfig());
+  $("eval_stop").onclick = async () => {
+    const r = state.run_eval;
+    if (r) { try { await api(`/api/runs/${r.id}/stop`, {}); } catch (e) { tabMsg("eval", e.message); } }
+  };
+  $("eval_cmd_btn").onclick = evalCommand;
+  $("export_start").onclick = () => startTab("export", "export", tabConfig("data-xkey", "export_adapter"));
   $("chat_unload").onclick = chatUnload;
   $("chat_send").onclick = chatSend;
   $("chat_clear").onclick = () => { state.history = []; $("chat_box").innerHTML = ""; };
