@@ -2,8 +2,10 @@
 # LlamaBoard (`lfl board`) end to end in a real headless Chromium, driven by
 # Selenium (tests/board/ui_test.py): a tiny LoRA run of SmolLM2-135M-Instruct
 # started from the page, its loss curve, stopping it, a streamed chat with the
-# saved checkpoint, the language switch. Also: the real socket refuses a
-# board on 0.0.0.0 without a token, and answers 401 without it when given one.
+# saved checkpoint, predicting with it and exporting it, the language switch.
+# Also on the real socket: a board on 0.0.0.0 without a token refuses to
+# start, one with a token answers 401 without it; a foreign Host (421) or
+# Origin (403) is refused; and the API answers at once while replies stream.
 # Chromium and chromedriver come from Debian (tests/setup.sh installs them);
 # Selenium from PyPI into a venv at $LFL_BOARD_VENV (default ~/.cache/lfl/board-venv),
 # made when missing. Screenshots: build/board-ui/ (not committed).
@@ -80,6 +82,31 @@ if ! timeout 230 "$VENV/bin/python" "$ROOT/tests/board/ui_test.py" "http://127.0
     for d in "$TMPD"/ui-saves/*/lora/train_*; do [ -f "$d/running_log.txt" ] && { echo "--- $d/running_log.txt"; tail -15 "$d/running_log.txt"; }; done
     failed=1
 fi
+# no request starves: while a long reply streams (the model the page loaded), the
+# API answers at once, and a second chat joins the running decode
+H='Content-Type: application/json'
+LONG='{"messages":[{"role":"user","content":"Write a long story about a robot."}],"max_new_tokens":96,"temperature":0}'
+curl -sN -X POST -H "$H" -d "$LONG" "http://127.0.0.1:$PORT/api/chat/stream" >"$TMPD/long1.txt" &
+L1=$!
+sleep 0.5
+curl -sN -X POST -H "$H" -d "$LONG" "http://127.0.0.1:$PORT/api/chat/stream" >"$TMPD/long2.txt" &
+L2=$!
+sleep 0.5
+t_meta=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$PORT/api/meta")
+t_runs=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$PORT/api/runs")
+busy=1
+grep -q '\[DONE\]' "$TMPD/long1.txt" && busy=0
+wait $L1 $L2
+echo "board: /api/meta ${t_meta}s and /api/runs ${t_runs}s while two replies streamed (still streaming: $busy)"
+if [ $busy -eq 1 ] && ! awk -v a="$t_meta" -v b="$t_runs" 'BEGIN { exit !(a < 1.5 && b < 1.5) }'; then
+    echo "FAIL the API waited for the replies (${t_meta}s, ${t_runs}s)"; failed=1
+fi
+for f in long1 long2; do
+    n=$(grep -c '"content"' "$TMPD/$f.txt")
+    { grep -q '\[DONE\]' "$TMPD/$f.txt" && [ "$n" -ge 10 ]; } ||
+        { echo "FAIL concurrent reply $f: $n chunks"; tail -3 "$TMPD/$f.txt"; failed=1; }
+done
+
 # the stopped run kept whole checkpoints
 ck=$(ls -d "$TMPD"/ui-saves/*/lora/train_*/checkpoint-* 2>/dev/null | grep -v '\.tmp$' | tail -1)
 if [ -z "$ck" ] || [ ! -f "$ck/adapter_model.safetensors" ] || [ ! -f "$ck/adapter_config.json" ]; then

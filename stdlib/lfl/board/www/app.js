@@ -318,11 +318,14 @@ function renderRuns() {
   tb.innerHTML = "";
   for (const run of state.runs) {
     const row = document.createElement("tr");
-    const cells = [String(run.id), tr("status_" + run.status), run.output_dir, String((run.checkpoints || []).length)];
+    const cells = [String(run.id), tr("kind_" + run.kind), tr("status_" + run.status), run.output_dir,
+      String((run.checkpoints || []).length)];
     for (const c of cells) { const td = document.createElement("td"); td.textContent = c; row.appendChild(td); }
     const td = document.createElement("td");
     const b = document.createElement("button");
-    b.textContent = tr("view"); b.onclick = () => follow(run);
+    const tab = {predict: "eval", export: "export"}[run.kind];
+    b.textContent = tr("view");
+    b.onclick = () => { if (tab) { $("tab_" + tab).click(); followTab(run, tab); } else follow(run); };
     td.appendChild(b); row.appendChild(td);
     tb.appendChild(row);
   }
