@@ -1,7 +1,8 @@
 """LlamaBoard in a real headless Chromium (Selenium + chromedriver): open the
 page, configure a tiny LoRA SFT run of SmolLM2-135M-Instruct on the demo data,
 preview the masked dataset and the command, see a validation error from
-lfl.args, start the run, watch the loss curve gain points, stop it, chat with
+lfl.args, start the run, watch the loss curve gain points (and an eval loss
+point: val_size is set), stop it, chat with
 the saved checkpoint (a streamed reply), predict with it (Evaluate & Predict:
 BLEU/ROUGE come back), export it merged (Export), switch to Russian and Chinese.
 Screenshots go to the folder given; timings are printed as one JSON line.
@@ -59,6 +60,17 @@ def wait(cond, timeout, what):
         raise AssertionError(f"timed out ({timeout}s) waiting for {what}; page message: {msg!r}")
 
 
+def select_value(id_, value, timeout=20):
+    """selects an option, waiting for it (the page may refill the list meanwhile)"""
+    def attempt():
+        try:
+            Select(el(id_)).select_by_value(value)
+            return el(id_).get_attribute("value") == value
+        except Exception:  # noqa: BLE001 - stale or not there yet
+            return False
+    wait(attempt, timeout, f"{value!r} in #{id_}")
+
+
 def set_field(id_, value):
     e = el(id_)
     e.clear()
@@ -88,7 +100,7 @@ try:
     el("ds_identity").click()
     for k, v in (("cutoff_len", 64), ("max_steps", 8), ("logging_steps", 1), ("save_steps", 2),
                  ("per_device_train_batch_size", 2), ("gradient_accumulation_steps", 1),
-                 ("learning_rate", "1e-3"), ("max_samples", 40)):
+                 ("learning_rate", "1e-3"), ("max_samples", 40), ("val_size", 0.1)):
         set_field(k, v)
     Select(el("compute_type")).select_by_value("fp32")
     t_configured = time.monotonic()
@@ -125,6 +137,9 @@ try:
     wait(lambda: int(el("loss_chart").get_attribute("data-points")) >= 1, 150, "the first loss point")
     t_first = time.monotonic()
     wait(lambda: int(el("loss_chart").get_attribute("data-points")) >= 3, 150, "three loss points")
+    # val_size: an evaluation every save_steps (LlamaBoard's rule) puts eval loss on the curve
+    wait(lambda: int(el("loss_chart").get_attribute("data-eval-points")) >= 1, 150, "an eval loss point")
+    assert el("st_eval").text not in ("", "-"), el("st_eval").text
     t_points = time.monotonic()
     assert el("st_loss").text not in ("", "-"), el("st_loss").text
     assert "MB" in el("st_mem").text, el("st_mem").text
@@ -148,7 +163,7 @@ try:
     wait(lambda: any("checkpoint-" in o.get_attribute("value") for o in Select(el("chat_adapter")).options), 20,
          "a checkpoint to chat with")
     ck = [o.get_attribute("value") for o in Select(el("chat_adapter")).options if "checkpoint-" in o.get_attribute("value")]
-    Select(el("chat_adapter")).select_by_value(ck[-1])
+    select_value("chat_adapter", ck[-1])
     el("chat_load").click()
     wait(lambda: el("chat_status").get_attribute("data-loaded") in ("1", "0"), 90, "the model to load")
     assert el("chat_status").get_attribute("data-loaded") == "1", el("chat_status").text
@@ -166,7 +181,7 @@ try:
 
     # Evaluate & Predict with the same checkpoint: generation metrics come back
     el("tab_eval").click()
-    Select(el("eval_adapter")).select_by_value(ck[-1])
+    select_value("eval_adapter", ck[-1])
     el("eval_ds_identity").click()
     for k, v in (("eval_cutoff_len", 64), ("eval_max_samples", 2), ("eval_batch_size", 2), ("eval_max_new_tokens", 4)):
         set_field(k, v)
@@ -179,7 +194,7 @@ try:
 
     # Export: the checkpoint merged into the base, written as an HF folder
     el("tab_export").click()
-    Select(el("export_adapter")).select_by_value(ck[-1])
+    select_value("export_adapter", ck[-1])
     Select(el("export_dtype")).select_by_value("bfloat16")
     el("export_start").click()
     wait(lambda: el("export_status").get_attribute("data-status") in ("finished", "failed"), 150, "the export")

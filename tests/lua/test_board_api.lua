@@ -193,6 +193,15 @@ t.suite("board_api", {
     t.assert(ok(B, "POST", "/api/validate", {config = TINY}).ok, "a good config")
   end,
 
+  val_size_evaluates_every_save_steps = function()
+    local r = ok(B, "POST", "/api/command", {config = with({val_size = 0.1, save_steps = 3})})
+    for _, line in ipairs({"eval_strategy: \"steps\"", "eval_steps: 3", "per_device_eval_batch_size: 1"}) do
+      t.assert(r.yaml:find(line, 1, true), line .. " in\n" .. r.yaml)
+    end
+    r = ok(B, "POST", "/api/command", {config = TINY})
+    t.assert(not r.yaml:find("eval_strategy", 1, true), "no evaluation without a validation split")
+  end,
+
   command_yaml_and_lua_round_trip = function()
     local cfg = with({learning_rate = 5e-5, lora_target = "q_proj,v_proj", output_dir = P("saves/x"),
       default_system = 'say "hi"\nthen stop'})
@@ -314,6 +323,14 @@ t.suite("board_api", {
     t.assert(all:find("broken.gguf", 1, true), "its error names the file: " .. all:sub(1, 400))
     t.assert(all:find("event: end", 1, true) and ev.finished, "the stream ended with the run")
     t.assert(fs.read(P("saves/broken/running_log.txt")):find("broken.gguf", 1, true), "running_log.txt")
+    -- adapters saved under the output root are offered (a folder with adapter_config.json)
+    fs.mkdir(P("saves/old/checkpoint-4"))
+    fs.write(P("saves/old/checkpoint-4/adapter_config.json"), "{}")
+    fs.mkdir(P("saves/old/checkpoint-6.tmp"))
+    fs.write(P("saves/old/checkpoint-6.tmp/adapter_config.json"), "{}")
+    local ad = ok(B, "GET", "/api/adapters").adapters
+    t.assert(has(ad, P("saves/old/checkpoint-4")), "saved adapter listed")
+    t.assert(not has(ad, P("saves/old/checkpoint-6.tmp")), "a half-written checkpoint is not")
     local runs = ok(B, "GET", "/api/runs")
     t.assert_eq(runs.runs[1].status, "failed")
     t.assert(runs.runs[1].code ~= 0, "its exit code")

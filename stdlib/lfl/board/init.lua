@@ -474,9 +474,36 @@ function Board:run_config(body)
   end
   self:check_config_paths(cfg)
   for key, v in pairs(k.force) do cfg[key] = v end
+  -- LlamaBoard's runner: with a validation split, evaluate every save_steps
+  if kind == "train" and (tonumber(cfg.val_size) or 0) > 0 and cfg.eval_strategy == nil and cfg.eval_steps == nil then
+    cfg.eval_strategy, cfg.eval_steps = "steps", cfg.save_steps or 100
+    cfg.per_device_eval_batch_size = cfg.per_device_eval_batch_size or cfg.per_device_train_batch_size
+  end
   -- sft predicts by generating; rm scores the pairs (predict_with_generate is sft's only)
   if kind == "predict" and (cfg.stage or "sft") == "sft" then cfg.predict_with_generate = true end
   return cfg, kind
+end
+
+-- adapter folders under the output root (earlier runs, also of earlier boards):
+-- each folder holding an adapter_config.json, newest run first
+function Board:saved_adapters()
+  local root = self.roots.output[1]
+  local out, seen = {}, {}
+  local ok, files = pcall(lfl.fs.walk, root)
+  if not ok then return out end
+  for _, rel in ipairs(files) do
+    local dir = rel:match("^(.*)/adapter_config%.json$")
+    if dir and not seen[dir] and not dir:find("%.tmp$") and not dir:find("%.tmp/") then
+      seen[dir] = true
+      local full = root .. "/" .. dir
+      local st = lfl.fs.stat(full)
+      out[#out + 1] = {path = full, mtime = st and st.mtime or 0}
+    end
+  end
+  table.sort(out, function(x, y) if x.mtime ~= y.mtime then return x.mtime > y.mtime end return x.path < y.path end)
+  local paths = {}
+  for i, x in ipairs(out) do paths[i] = x.path end
+  return paths
 end
 
 -- validates the config, writes the recipe (training_args.yaml) into the run's
@@ -790,6 +817,7 @@ M.ROUTES = {
     for i = #self.runs, 1, -1 do out[#out + 1] = self:run_info(self.runs[i]) end
     return {runs = out}
   end},
+  {"GET", "^/api/adapters$", function(self) return {adapters = self:saved_adapters()} end},
   {"POST", "^/api/runs/start$", function(self, b) return self:start_run(b) end},
   {"POST", "^/api/runs/(%d+)/stop$", function(self, b, id) return self:stop_run(id) end},
   {"GET", "^/api/runs/(%d+)/events$", function(self, b, id, req) return self:open_events(req, id) end},

@@ -309,6 +309,7 @@ async function refreshRuns() {
   try {
     const r = await api("/api/runs");
     state.runs = r.runs;
+    state.adapters = (await api("/api/adapters")).adapters;
     renderRuns();
     fillAdapters();
   } catch (e) { showMsg(e.message); }
@@ -401,8 +402,13 @@ async function previewCommand() {
 // ---------------------------------------------------------------- chat
 function fillAdapters() {
   const items = [{value: "", label: tr("none")}];
-  for (const run of state.runs) for (const c of run.checkpoints || []) items.push({value: c, label: c});
+  const seen = new Set();
+  for (const run of state.runs) for (const c of run.checkpoints || []) { seen.add(c); items.push({value: c, label: c}); }
+  for (const c of state.adapters || []) if (!seen.has(c)) items.push({value: c, label: c});
+  const key = items.map((x) => x.value).join("\n");
   document.querySelectorAll(".adapter-select").forEach((sel) => {
+    if (sel.dataset.key === key && sel.options.length) return; // unchanged: keep the options (and the choice)
+    sel.dataset.key = key;
     const keep = sel.value;
     fillSelect(sel, items);
     if ([...sel.options].some((o) => o.value === keep)) sel.value = keep;
