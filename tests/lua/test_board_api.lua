@@ -259,6 +259,11 @@ t.suite("board_api", {
     refused(B, 400, "POST", "/api/configs/load", {name = "../../etc/passwd"}, "config name")
     refused(B, 403, "POST", "/api/configs/load", {path = "/etc/hosts"}, "outside the folders")
     refused(B, 400, "POST", "/api/configs/save", {name = "x", format = "toml", config = cfg}, "format")
+    -- a key is never code in the saved Lua recipe
+    local evil = with({})
+    evil['x = (function() lfl.fs.write("' .. P("PWNED") .. '", "") end)(), y'] = 1
+    refused(B, 400, "POST", "/api/configs/save", {name = "evil", format = "lua", config = evil}, "is not an argument name")
+    t.assert(not fs.exists(P("saves/llamaboard_config/evil.lua")) and not fs.exists(P("PWNED")), "nothing written or run")
   end,
 
   run_paths_cannot_escape = function()

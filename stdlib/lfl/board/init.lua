@@ -147,7 +147,10 @@ function M.recipe_of(form)
   if type(form) ~= "table" then reject(400, "config: expected a JSON object of recipe keys") end
   local cfg = {}
   for k, v in pairs(form) do
-    if type(k) ~= "string" then reject(400, "config: keys must be strings") end
+    -- keys become Lua and YAML source (saved configurations): names only, never code
+    if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then
+      reject(400, fmt("config: '%s' is not an argument name (letters, digits and _)", tostring(k)))
+    end
     if v ~= J.null and v ~= "" then
       if type(v) == "table" then
         local parts = {}
