@@ -208,6 +208,7 @@ try:
     Select(el("lang")).select_by_value("ru")
     wait(lambda: el("tab_train").text == "Обучение", 10, "Russian labels")
     assert el("tab_chat").text == "Чат" and driver.execute_script("return document.documentElement.lang") == "ru"
+    assert el("chat_status").text.startswith("Загружено"), el("chat_status").text  # dynamic text too
     shot("07_chat_ru.png")
     Select(el("lang")).select_by_value("zh")
     wait(lambda: el("tab_train").text == "训练", 10, "Chinese labels")

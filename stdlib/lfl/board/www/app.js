@@ -84,8 +84,13 @@ async function setLang(code) {
   });
   document.title = tr("title") + " · lfl";
   $("lang").value = code;
-  const st = $("st_status").dataset.status;
-  if (st) $("st_status").textContent = tr("status_" + st);
+  for (const id of ["st_status", "eval_status", "export_status"]) {
+    const st = $(id).dataset.status;
+    if (st) $(id).textContent = tr("status_" + st);
+  }
+  document.querySelectorAll("[data-label-key]").forEach((el) => {
+    el.textContent = tr(el.dataset.labelKey) + (el.dataset.labelRest || "");
+  });
   if (state.meta) {
     const keep = $("model_select").value;
     fillSelect($("model_select"), modelItems(), keep);
@@ -157,9 +162,16 @@ function updateSections() {
   filterDatasets();
 }
 
-function showMsg(text, kind) {
+// sets el's text to tr(key) + rest, and remembers both so a language switch re-renders it
+function labelled(el, key, rest) {
+  el.dataset.labelKey = key;
+  el.dataset.labelRest = rest || "";
+  el.textContent = tr(key) + (rest || "");
+}
+function unlabel(el) { delete el.dataset.labelKey; delete el.dataset.labelRest; }
+function showMsg(text, kind, key) {
   const m = $("train_msg");
-  m.textContent = text;
+  if (key) labelled(m, key, text); else { unlabel(m); m.textContent = text; }
   m.className = "msg " + (kind || "error");
 }
 
@@ -199,7 +211,7 @@ function filterDatasets() {
 async function preview(page) {
   const cfg = collectConfig();
   const ds = (cfg.dataset || "").split(",")[0];
-  if (!ds) { showMsg(tr("err_no_dataset")); return; }
+  if (!ds) { showMsg("", "error", "err_no_dataset"); return; }
   try {
     const r = await api("/api/datasets/preview", {dataset: ds, page, size: 2, config: cfg});
     state.preview = {page: r.page, total: r.total};
@@ -251,7 +263,7 @@ async function startRun() {
   const cfg = collectConfig();
   try {
     const r = await api("/api/runs/start", {config: cfg});
-    showMsg(tr("started") + " " + r.output_dir, "ok");
+    showMsg(" " + r.output_dir, "ok", "started");
     follow(r);
     refreshRuns();
   } catch (e) { showMsg(e.message); }
@@ -376,7 +388,7 @@ function drawChart() {
 async function saveConfig(format) {
   try {
     const r = await api("/api/configs/save", {name: $("config_name").value, format, config: collectConfig()});
-    showMsg(tr("saved") + " " + r.path, "ok");
+    showMsg(" " + r.path, "ok", "saved");
     refreshConfigs();
   } catch (e) { showMsg(e.message); }
 }
@@ -386,7 +398,7 @@ async function refreshConfigs() {
 async function loadConfig() {
   const name = $("config_list").value;
   if (!name) return;
-  try { const r = await api("/api/configs/load", {name}); applyConfig(r.config); showMsg(tr("loaded") + " " + r.path, "ok"); }
+  try { const r = await api("/api/configs/load", {name}); applyConfig(r.config); showMsg(" " + r.path, "ok", "loaded"); }
   catch (e) { showMsg(e.message); }
 }
 async function previewCommand() {
@@ -415,17 +427,17 @@ function fillAdapters() {
   });
 }
 async function chatLoad() {
-  $("chat_status").textContent = tr("loading");
+  labelled($("chat_status"), "loading");
   try {
     const r = await api("/api/chat/load", {model: $("model_path").value, adapter: $("chat_adapter").value,
       template: $("template").value});
-    $("chat_status").textContent = `${tr("loaded")}: ${r.model}${r.adapter ? " + " + r.adapter : ""} (${r.template})`;
+    labelled($("chat_status"), "loaded", `: ${r.model}${r.adapter ? " + " + r.adapter : ""} (${r.template})`);
     $("chat_status").dataset.loaded = "1";
-  } catch (e) { $("chat_status").textContent = e.message; $("chat_status").dataset.loaded = "0"; }
+  } catch (e) { unlabel($("chat_status")); $("chat_status").textContent = e.message; $("chat_status").dataset.loaded = "0"; }
 }
 async function chatUnload() {
   await api("/api/chat/unload", {});
-  $("chat_status").textContent = tr("unloaded");
+  labelled($("chat_status"), "unloaded");
   $("chat_status").dataset.loaded = "0";
 }
 function bubble(role, text) {
@@ -485,9 +497,9 @@ function evalConfig() {
   if (ds.length) cfg.eval_dataset = ds.join(",");
   return cfg;
 }
-function tabMsg(prefix, text, kind) {
+function tabMsg(prefix, text, kind, key) {
   const m = $(prefix + "_msg");
-  m.textContent = text;
+  if (key) labelled(m, key, text); else { unlabel(m); m.textContent = text; }
   m.className = "msg " + (kind || "error");
 }
 // follows a predict or export run in its tab: log, status, then its results
@@ -516,7 +528,7 @@ async function startTab(prefix, kind, config) {
   $(prefix + "_msg").className = "msg hidden";
   try {
     const r = await api("/api/runs/start", {kind, config});
-    tabMsg(prefix, tr("started") + " " + r.output_dir, "ok");
+    tabMsg(prefix, " " + r.output_dir, "ok", "started");
     followTab(r, prefix);
     refreshRuns();
   } catch (e) { tabMsg(prefix, e.message); }
