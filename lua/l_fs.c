@@ -11,7 +11,14 @@
  *   fs.copy(src, dst)  (atomic; into dst when dst is a folder)
  *   fs.walk(dir) -> {relative paths of regular files, sorted; find -L}
  *   fs.symlink(target, path)
- *   fs.isatty(fd) -> bool           fs.writable_dir(path [, label]) */
+ *   fs.isatty(fd) -> bool           fs.writable_dir(path [, label])
+ *   fs.realpath(path) -> absolute path, links resolved | nil, message
+ *   fs.read_at(path, offset [, max]) -> the bytes from offset (at most max,
+ *                                   default 1 MiB; "" at the end) | nil, message */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include "bridge.h"
 #include "fs.h"
 
@@ -152,10 +159,58 @@ static int l_writable_dir(lua_State *L)
     return 0;
 }
 
+static int l_realpath(lua_State *L)
+{
+    const char *p = check_path(L, 1);
+    char buf[PATH_MAX];
+    if (!realpath(p, buf)) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "'%s': %s", p, strerror(errno));
+        return 2;
+    }
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+/* for following a file another process appends to (a training run's logs) */
+static int l_read_at(lua_State *L)
+{
+    const char *p = check_path(L, 1);
+    lua_Number off = luaL_checknumber(L, 2);
+    lua_Integer max = luaL_optinteger(L, 3, 1 << 20);
+    if (off < 0 || max < 0) return luaL_error(L, "fs.read_at: offset and max must be >= 0");
+    FILE *f = fopen(p, "rb");
+    if (!f) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "'%s': %s", p, strerror(errno));
+        return 2;
+    }
+    if (fseeko(f, (off_t)off, SEEK_SET) != 0) {
+        fclose(f);
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    size_t left = (size_t)max;
+    while (left > 0) {
+        char *dst = luaL_prepbuffer(&b);
+        size_t want = left < LUAL_BUFFERSIZE ? left : LUAL_BUFFERSIZE;
+        size_t got = fread(dst, 1, want, f);
+        luaL_addsize(&b, got);
+        left -= got;
+        if (got < want) break;
+    }
+    fclose(f);
+    luaL_pushresult(&b);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"mkdir", l_mkdir}, {"list", l_list}, {"remove", l_remove}, {"write", l_write},
     {"read", l_read}, {"exists", l_exists}, {"isdir", l_isdir}, {"stat", l_stat},
     {"copy", l_copy}, {"walk", l_walk}, {"symlink", l_symlink}, {"isatty", l_isatty}, {"writable_dir", l_writable_dir},
+    {"realpath", l_realpath}, {"read_at", l_read_at},
     {NULL, NULL},
 };
 

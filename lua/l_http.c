@@ -10,7 +10,8 @@
  * Policy against other web pages driving a local server, checked before a
  * request is queued (OpenAI-style error JSON): the Host header must name an IP
  * address, localhost or one of allowed_hosts (else 421: DNS rebinding); a
- * request with an Origin header needs that origin in `cors` (else 403); POST
+ * request with an Origin header needs that origin in `cors` (else 403),
+ * unless it is the server's own (Origin http://<the Host header>); POST
  * bodies must be Content-Type application/json (else 415, so no "simple"
  * cross-site form or text/plain post gets through). Access-Control-Allow-Origin
  * is sent only to the configured origins (or * when cors lists "*"), and
@@ -284,6 +285,16 @@ static bool is_json(const char *ct)
     return *ct == 0 || *ct == ';';
 }
 
+/* Origin "http://HOST" where HOST is the request's (already checked) Host
+ * header: a page this server served calling it back (lfl board's own page),
+ * not a cross-site request */
+static bool same_origin(const char *origin, const char *host)
+{
+    if (!host) return false;
+    const char *rest = strncmp(origin, "http://", 7) == 0 ? origin + 7 : NULL;
+    return rest && strcasecmp(rest, host) == 0;
+}
+
 /* the request's policy verdict (first call, headers known) */
 static void check_policy(http_server *s, http_req *r, struct MHD_Connection *c)
 {
@@ -297,7 +308,7 @@ static void check_policy(http_server *s, http_req *r, struct MHD_Connection *c)
         snprintf(r->why, sizeof r->why, "Host '%s' is not this server's address or an allowed host", seen);
         return;
     }
-    if (origin) {
+    if (origin && !same_origin(origin, host)) {
         if (!s->cors_any && !in_list(s->cors, origin, strlen(origin))) {
             r->reject = 403;
             r->reject_body = ERR_ORIGIN;

@@ -1,7 +1,14 @@
 /* lfl.sys: build and run-time facts (BLAS kernel, CUDA, which device kinds
- * implement which ops), threads, matmul precision, timing. */
+ * implement which ops), threads, matmul precision, timing; child processes
+ * (spawn without a shell, signal, reap) for `lfl board`'s training runs. */
+#include <errno.h>
+#include <fcntl.h>
 #include <luajit.h>
 #include <omp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "bridge.h"
@@ -175,7 +182,176 @@ static int l_exe(lua_State *L)
     return 1;
 }
 
+extern char **environ;
+
+/* sys.spawn(argv, {stdout = path, stderr = path, cwd = dir, env = {K = "v"}}) -> pid.
+ * argv[1] is run as is (no PATH search, no shell); stdout/stderr are appended
+ * to the files (created 0644), stdin is /dev/null; env adds or replaces
+ * variables of this process's environment. The child leads its own process
+ * group, so sys.kill reaches whatever it starts and a Ctrl-C meant for the
+ * parent's terminal does not stop it. */
+static int l_spawn(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    int n = (int)lua_objlen(L, 1);
+    if (n < 1) return luaL_error(L, "sys.spawn: argv is empty (want {program, args...})");
+    bool has_opts = lua_istable(L, 2);
+    const char *out = NULL, *err = NULL, *cwd = NULL;
+    if (has_opts) {
+        lua_getfield(L, 2, "stdout");
+        out = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+        lua_getfield(L, 2, "stderr");
+        err = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+        lua_getfield(L, 2, "cwd");
+        cwd = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+        lua_pop(L, 3); /* the strings stay alive in the options table */
+    }
+    /* argv and envp live in Lua userdata, freed by the GC even when an error is raised */
+    const char **argv = lua_newuserdata(L, sizeof(char *) * (size_t)(n + 1));
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, 1, i);
+        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
+            return luaL_error(L, "sys.spawn: argv[%d] is a %s, expected a string", i, luaL_typename(L, -1));
+        argv[i - 1] = lua_tostring(L, -1);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, 1, i); /* keeps a number's string form anchored */
+        lua_pop(L, 1);
+    }
+    argv[n] = NULL;
+    /* the environment: this process's, with opts.env's entries replacing or added */
+    int nenv = 0;
+    while (environ[nenv]) nenv++;
+    int nextra = 0;
+    if (has_opts) {
+        lua_getfield(L, 2, "env");
+        if (lua_istable(L, -1)) {
+            lua_pushnil(L);
+            while (lua_next(L, -2)) { nextra++; lua_pop(L, 1); }
+        }
+        lua_pop(L, 1);
+    }
+    const char **envp = lua_newuserdata(L, sizeof(char *) * (size_t)(nenv + nextra + 1));
+    int ne = 0;
+    int env_idx = 0;
+    if (nextra) {
+        lua_getfield(L, 2, "env");
+        env_idx = lua_gettop(L);
+    }
+    for (int i = 0; i < nenv; i++) {
+        const char *eq = strchr(environ[i], '=');
+        size_t klen = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+        bool replaced = false;
+        if (env_idx) {
+            lua_pushlstring(L, environ[i], klen);
+            lua_rawget(L, env_idx);
+            replaced = !lua_isnil(L, -1);
+            lua_pop(L, 1);
+        }
+        if (!replaced) envp[ne++] = environ[i];
+    }
+    if (env_idx) {
+        lua_newtable(L); /* keeps the "K=v" strings alive until the spawn */
+        int anchor = lua_gettop(L), k = 0;
+        lua_pushnil(L);
+        while (lua_next(L, env_idx)) {
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "sys.spawn: env entries must be string = string");
+            lua_pushfstring(L, "%s=%s", lua_tostring(L, -2), lua_tostring(L, -1));
+            envp[ne++] = lua_tostring(L, -1);
+            lua_rawseti(L, anchor, ++k);
+            lua_pop(L, 1);
+        }
+    }
+    envp[ne] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (out) posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (err) posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawnattr_setpgroup(&attr, 0);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    char oldcwd[4096];
+    bool moved = false;
+    int rc = 0;
+    if (cwd) {
+        /* glibc 2.36 has no posix_spawn_file_actions_addchdir_np in every build; the board
+         * is single-threaded Lua, so a chdir around the spawn is safe */
+        if (!getcwd(oldcwd, sizeof oldcwd) || chdir(cwd) != 0) rc = errno ? errno : ENOENT;
+        else moved = true;
+    }
+    pid_t pid = -1;
+    if (rc == 0) rc = posix_spawn(&pid, argv[0], &fa, &attr, (char *const *)argv, (char *const *)envp);
+    if (moved && chdir(oldcwd) != 0) rc = rc ? rc : errno;
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0)
+        return luaL_error(L, "sys.spawn: cannot start %s%s%s: %s", argv[0], cwd ? " in " : "", cwd ? cwd : "",
+                          strerror(rc));
+    lua_pushinteger(L, (lua_Integer)pid);
+    return 1;
+}
+
+static int signal_number(lua_State *L, int idx)
+{
+    const char *s = luaL_optstring(L, idx, "TERM");
+    static const struct { const char *name; int sig; } names[] = {
+        {"TERM", SIGTERM}, {"INT", SIGINT}, {"KILL", SIGKILL}, {"HUP", SIGHUP}, {"0", 0}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(s, names[i].name) == 0) return names[i].sig;
+    return luaL_error(L, "sys.kill: '%s' is not a signal name (TERM, INT, KILL, HUP, or \"0\" to probe)", s);
+}
+
+/* sys.kill(pid, sig = "TERM", group = true) -> true, or false and why: signals
+ * the child's process group (what sys.spawn made), or the process alone */
+static int l_kill(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    if (pid <= 1) return luaL_error(L, "sys.kill: %d is not a child's process id", (int)pid);
+    int sig = signal_number(L, 2);
+    bool group = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
+    if (kill(group ? -(pid_t)pid : (pid_t)pid, sig) != 0) {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, strerror(errno));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* sys.wait(pid, block = false) -> nil while it runs, else {code = n} when it
+ * exited or {signal = "KILL"|n} when a signal ended it (the child is reaped) */
+static int l_wait(lua_State *L)
+{
+    lua_Integer pid = luaL_checkinteger(L, 1);
+    bool block = lua_toboolean(L, 2);
+    int st = 0;
+    pid_t r;
+    do r = waitpid((pid_t)pid, &st, block ? 0 : WNOHANG); while (r < 0 && errno == EINTR);
+    if (r < 0) return luaL_error(L, "sys.wait: process %d: %s", (int)pid, strerror(errno));
+    if (r == 0) return 0;
+    lua_newtable(L);
+    if (WIFEXITED(st)) {
+        lua_pushinteger(L, WEXITSTATUS(st));
+        lua_setfield(L, -2, "code");
+    } else if (WIFSIGNALED(st)) {
+        int sig = WTERMSIG(st);
+        const char *name = sig == SIGTERM ? "TERM" : sig == SIGINT ? "INT" : sig == SIGKILL ? "KILL"
+                         : sig == SIGSEGV ? "SEGV" : sig == SIGABRT ? "ABRT" : sig == SIGHUP ? "HUP" : NULL;
+        if (name) lua_pushstring(L, name); else lua_pushinteger(L, sig);
+        lua_setfield(L, -2, "signal");
+    }
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
+    {"spawn", l_spawn}, {"kill", l_kill}, {"wait", l_wait},
     {"blas", l_blas}, {"cuda", l_cuda}, {"pid", l_pid}, {"exe", l_exe}, {"threads", l_threads},
     {"adapt_threads", l_adapt_threads}, {"cpus", l_cpus}, {"clock", l_clock}, {"rss", l_rss},
     {"matmul_precision", l_matmul_precision}, {"ops", l_ops}, {"op_remove", l_op_remove}, {"op_restore", l_op_restore},

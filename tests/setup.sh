@@ -9,6 +9,7 @@ pkgs=(build-essential cmake pkg-config git python3 python3-venv python3-pip
       libopenblas0-openmp libopenblas-openmp-dev libpcre2-dev libutf8proc-dev
       libmicrohttpd-dev libcairo2-dev libyaml-dev tmux curl
       libopenmpi-dev openmpi-bin  # multi-process training (--nproc, mpirun)
+      chromium chromium-driver fonts-wqy-zenhei  # lfl board's browser test (CJK labels in its screenshots)
       clang libclang-rt-14-dev libomp-dev)  # the last three: the fuzz build (tests/fuzz/run.sh) only
 missing=()
 for p in "${pkgs[@]}"; do
