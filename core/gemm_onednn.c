@@ -111,9 +111,13 @@ static void init(void)
                  v->patch, dnnl_status2str(s));
         return;
     }
-    snprintf(describe_buf, sizeof describe_buf, "oneDNN %d.%d.%d (%s), ISA %s", v->major, v->minor, v->patch,
-             dnnl_runtime2str(v->cpu_runtime), isa_name(dnnl_get_effective_cpu_isa()));
-    ready = true;
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    /* its bf16 matmuls need AVX-512 (emulated bf16 on avx512_core); below
+     * that, oneDNN 2.6 has none ("unimplemented") */
+    bool bf16 = (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+    snprintf(describe_buf, sizeof describe_buf, "oneDNN %d.%d.%d (%s), ISA %s%s", v->major, v->minor, v->patch,
+             dnnl_runtime2str(v->cpu_runtime), isa_name(isa), bf16 ? "" : ": no bf16 matmul below avx512_core");
+    ready = bf16;
 }
 
 bool lfl_onednn_available(void)

@@ -9,7 +9,8 @@
 #include "status.h"
 #include "tensor.h"
 
-/* whether lfl was built with oneDNN and its CPU engine starts */
+/* whether lfl was built with oneDNN, its CPU engine starts and it has bf16
+ * matmuls on this CPU (AVX-512 at least) */
 bool lfl_onednn_available(void);
 /* whether oneDNN runs AMX tiles (avx512_core_amx) on this CPU */
 bool lfl_onednn_has_amx(void);

@@ -172,7 +172,12 @@ lfl_status lfl_gemm_bf16(bool ta, int64_t m, int64_t n, int64_t k, float alpha, 
                          lfl_dtype bdt, const void *b, int64_t sbk, int64_t sbn, float beta, float *c, int64_t ldc)
 {
     switch (lfl_gemm_bf16_path()) {
-    case LFL_GEMM_PATH_ONEDNN: return lfl_gemm_onednn(ta, m, n, k, alpha, a, lda, bdt, b, sbk, sbn, beta, c, ldc);
+    case LFL_GEMM_PATH_ONEDNN: {
+        /* a shape oneDNN has no kernel for runs on rounded copies: the same numbers */
+        lfl_status st = lfl_gemm_onednn(ta, m, n, k, alpha, a, lda, bdt, b, sbk, sbn, beta, c, ldc);
+        if (st != LFL_ERR_UNSUPPORTED) return st;
+        return lfl_gemm_bf16_f32(ta, m, n, k, alpha, a, lda, bdt, b, sbk, sbn, beta, c, ldc);
+    }
     case LFL_GEMM_PATH_OWN: return lfl_gemm_bf16_own(ta, m, n, k, alpha, a, lda, bdt, b, sbk, sbn, beta, c, ldc);
     default: return lfl_gemm_bf16_f32(ta, m, n, k, alpha, a, lda, bdt, b, sbk, sbn, beta, c, ldc);
     }

@@ -136,10 +136,21 @@ static int l_matmul_precision(lua_State *L)
     return 3;
 }
 
-/* sys.bf16_gemm() -> what runs the bf16 GEMMs ("onednn: oneDNN 2.6.3 ...",
- * lfl_gemm_bf16_describe) and the kernel's name */
+/* sys.bf16_gemm(["onednn" | "own" | "f32"]) -> what runs the bf16 GEMMs
+ * ("onednn: oneDNN 2.6.3 ...", lfl_gemm_bf16_describe) and the kernel's name;
+ * with a name, that kernel runs from now on (as LFL_GEMM chooses at start),
+ * an error when this build or CPU lacks it */
 static int l_bf16_gemm(lua_State *L)
 {
+    if (!lua_isnoneornil(L, 1)) {
+        const char *p = luaL_checkstring(L, 1);
+        lfl_gemm_path want;
+        if (strcmp(p, "onednn") == 0) want = LFL_GEMM_PATH_ONEDNN;
+        else if (strcmp(p, "own") == 0) want = LFL_GEMM_PATH_OWN;
+        else if (strcmp(p, "f32") == 0) want = LFL_GEMM_PATH_F32;
+        else return luaL_error(L, "sys.bf16_gemm: '%s' is not a kernel (want \"onednn\", \"own\" or \"f32\")", p);
+        if (lfl_gemm_bf16_set_path(want) != LFL_OK) return luaL_error(L, "sys.bf16_gemm: %s", lfl_last_error());
+    }
     lua_pushstring(L, lfl_gemm_bf16_describe());
     lua_pushstring(L, lfl_gemm_path_name(lfl_gemm_bf16_path()));
     return 2;
