@@ -5,7 +5,7 @@
  * product, as under torch's bf16 autocast. Each call packs its two small f32
  * operands (one tile each, in L1) into the instruction's pair layout and runs
  * 4 x 64 register tiles (16 zmm accumulators). A CPU without AVX512_BF16
- * gets the same numbers from sgemm on rounded copies of the tiles. */
+ * (or LFL_GEMM=f32) gets the same numbers from sgemm on rounded copies. */
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,7 +121,11 @@ bool lfl_att_gemm_bf16(int64_t nI, int64_t ncols, int64_t K, const float *a, int
                        int64_t ldb, float *c, int64_t ldc, bool acc)
 {
     if (K < 1 || (sa != 1 && sk != 1)) return false;
-    if (!lfl_cpu_has_avx512bf16()) return tile_rounded(nI, ncols, K, a, sa, sk, b, ldb, c, ldc, acc);
+    /* the tiles follow the GEMMs' kernel: "f32" (forced, or no AVX512_BF16)
+     * rounds copies for sgemm; "own" and "onednn" run vdpbf16ps here, as a
+     * oneDNN call per 64 x 64 tile would cost more than the tile */
+    if (lfl_gemm_bf16_path() == LFL_GEMM_PATH_F32 || !lfl_cpu_has_avx512bf16())
+        return tile_rounded(nI, ncols, K, a, sa, sk, b, ldb, c, ldc, acc);
     if (nI % 4 || ncols % 16) return false;
     int64_t kp = (K + 1) / 2;
     uint32_t *A2 = grow(&bufa, &capa, (size_t)(nI * kp)), *B2 = grow(&bufb, &capb, (size_t)(kp * ncols));

@@ -3,7 +3,7 @@
 -- precision "medium" (what `bf16: true` runs) gives the same losses and
 -- adapter weights on every kernel this build and CPU have, and differs from
 -- the f32 ("highest") run, so the bf16 GEMMs really ran; sys.bf16_gemm names,
--- switches and refuses kernels. The tiny model's GEMMs reach the bf16 path
+-- switches and refuses kernels; attention's tile products agree across kernels. The tiny model's GEMMs reach the bf16 path
 -- (>= 4e6 multiply-adds) through the rows: a [64, 64] batch is 4096 tokens.
 local t = lfl.test
 local args = require("lfl.train.args")
@@ -115,6 +115,46 @@ t.suite("bf16_gemm", {
     end
     lfl.sys.bf16_gemm(start)
     if #kernels < 2 then print("SKIP  only the " .. kernels[1] .. " kernel here: nothing to compare it with") end
+  end,
+
+  -- the attention's tile products under "medium": the same bf16-rounded
+  -- operands on every kernel (vdpbf16ps tiles for own / onednn, sgemm on
+  -- rounded copies for f32), so outputs and gradients agree to f32 sums, far
+  -- closer than to "highest"
+  attention_tiles_equal_across_kernels = function()
+    local _, start = lfl.sys.bf16_gemm()
+    lfl.manual_seed(5)
+    local q, k, v, go = lfl.randn(1, 4, 130, 64), lfl.randn(1, 2, 130, 64), lfl.randn(1, 2, 130, 64), lfl.randn(1, 4, 130, 64)
+    local function run(prec)
+      lfl.sys.matmul_precision(prec)
+      local ok, res = pcall(function()
+        local a, b, c = q:clone():requires_grad(), k:clone():requires_grad(), v:clone():requires_grad()
+        local out = lfl.attention(a, b, c, {causal = true})
+        out:backward(go)
+        return {out, a.grad, b.grad, c.grad}
+      end)
+      lfl.sys.matmul_precision("highest")
+      if not ok then error(res, 0) end
+      return res
+    end
+    local hi, ref, ref_name = run("highest"), nil, nil
+    for _, kname in ipairs(available()) do
+      lfl.sys.bf16_gemm(kname)
+      local got = run("medium")
+      for i, what in ipairs({"out", "dq", "dk", "dv"}) do
+        local scale = hi[i]:abs():max():item()
+        local d_hi = (got[i] - hi[i]):abs():max():item() / scale
+        t.assert(d_hi > 1e-4, fmt("%s %s: medium equals highest (%.3g)", kname, what, d_hi))
+        if ref then
+          local d = (got[i] - ref[i]):abs():max():item() / scale
+          -- measured on Zen 5: 0 (onednn: the same tiles) and <= 1.7e-7 (f32)
+          -- between kernels, 3e-3 to 7e-3 against highest
+          t.assert(d < 1e-5, fmt("%s vs %s %s: %.3g apart (%.3g from highest)", kname, ref_name, what, d, d_hi))
+        end
+      end
+      if not ref then ref, ref_name = got, kname end
+    end
+    lfl.sys.bf16_gemm(start)
   end,
 })
 
