@@ -11,6 +11,8 @@ local trainer = require("lfl.train.trainer")
 local optim = lfl.optim
 local fmt = string.format
 local tiny = lfl.home .. "/tests/golden/models/llama"
+-- the kernel chosen on first use (LFL_GEMM or auto), before any test switches it
+local first_desc, first_name = lfl.sys.bf16_gemm()
 
 local function batch()
   lfl.manual_seed(11)
@@ -69,7 +71,7 @@ end
 
 t.suite("bf16_gemm", {
   describe_and_switch = function()
-    local desc, name = lfl.sys.bf16_gemm()
+    local desc, name = first_desc, first_name
     t.assert(desc:find("^" .. name .. ": "), "the description starts with the kernel: " .. desc)
     t.assert(desc:find("CPU: "), "the description names the ISA: " .. desc)
     local env = os.getenv("LFL_GEMM")
@@ -78,6 +80,8 @@ t.suite("bf16_gemm", {
     end
     t.assert(lfl.sys.bf16_gemm("f32") and select(2, lfl.sys.bf16_gemm()) == "f32", "f32 runs on every CPU")
     t.assert_error(function() lfl.sys.bf16_gemm("amx") end, "'amx' is not a kernel")
+    local _, now = lfl.sys.bf16_gemm()
+    t.assert_eq(now, "f32", "a refused name leaves the kernel")
     lfl.sys.bf16_gemm(name)
   end,
 
