@@ -1,5 +1,6 @@
 /* Run-time loading of OpenBLAS with the right kernels for this CPU, and the
- * matmul precision switch that sends large f32 GEMMs to gemm_bf16.c. */
+ * matmul precision switch that sends large f32 GEMMs to the bf16 GEMM
+ * (gemm_path.c). */
 #define _GNU_SOURCE
 #include <cpuid.h>
 #include <dlfcn.h>
@@ -51,8 +52,23 @@ static const char *pick_coretype(void)
 
 int lfl_cpu_has_avx512bf16(void)
 {
-    const char *ct = pick_coretype();
-    return ct && strcmp(ct, "COOPERLAKE") == 0;
+    static atomic_int known = -1;
+    int v = atomic_load(&known);
+    if (v < 0) {
+        const char *ct = pick_coretype();
+        v = ct && strcmp(ct, "COOPERLAKE") == 0;
+        atomic_store(&known, v);
+    }
+    return v;
+}
+
+int lfl_cpu_has_amx_bf16(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    /* AMX-BF16 (bit 22) and AMX-TILE (bit 24); the OS grants the tile state
+     * per process (oneDNN asks for it), so this is what the CPU has */
+    return (d & (1u << 22)) && (d & (1u << 24));
 }
 
 static atomic_int precision = LFL_PRECISION_HIGHEST;
@@ -62,11 +78,13 @@ void lfl_set_matmul_precision(lfl_matmul_precision p) { atomic_store(&precision,
 lfl_matmul_precision lfl_get_matmul_precision(void) { return (lfl_matmul_precision)atomic_load(&precision); }
 
 /* Below these sizes packing both operands costs more than the faster products
- * win (decode steps, LoRA's rank-r factors, attention tiles). */
+ * win (decode steps, LoRA's rank-r factors, attention tiles). Every CPU takes
+ * the bf16 GEMM: where no bf16 kernel is faster it is the f32 one on
+ * bf16-rounded operands (gemm_path.c), so "medium" means the same numbers. */
 bool lfl_gemm_wants_bf16(int64_t m, int64_t n, int64_t k)
 {
     return atomic_load(&precision) == LFL_PRECISION_MEDIUM && m >= 32 && n >= 32 && k >= 32 &&
-           (double)m * (double)n * (double)k >= LFL_GEMM_PARALLEL_MIN && lfl_gemm_bf16_available();
+           (double)m * (double)n * (double)k >= LFL_GEMM_PARALLEL_MIN;
 }
 
 static void load(void)
@@ -137,10 +155,16 @@ void lfl_blas_set_threads(int n)
 void lfl_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc)
 {
-    LFL_ASSERT(lfl_blas_init() == LFL_OK);
     if (lfl_gemm_wants_bf16(m, n, k) &&
         lfl_gemm_bf16(ta, m, n, k, alpha, a, lda, LFL_F32, b, tb ? 1 : ldb, tb ? ldb : 1, beta, c, ldc) == LFL_OK)
         return;
+    lfl_sgemm_f32(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void lfl_sgemm_f32(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc)
+{
+    LFL_ASSERT(lfl_blas_init() == LFL_OK);
     /* Small products (LoRA's rank-r factors, short sequences) lose more to
      * waking the thread team than they gain from it: run them on this thread. */
     double work = (double)m * n * k;

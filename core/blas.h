@@ -17,20 +17,25 @@ const char *lfl_blas_corename(void);
 void lfl_blas_set_threads(int n);
 /* 1 when the CPU and OS run AVX512_BF16 (vdpbf16ps), else 0 */
 int lfl_cpu_has_avx512bf16(void);
+/* 1 when the CPU has AMX-BF16 tiles (Sapphire Rapids and later Xeons) */
+int lfl_cpu_has_amx_bf16(void);
 
 /* How f32 GEMMs may compute, as torch.set_float32_matmul_precision: HIGHEST
- * keeps f32 products (the default); MEDIUM lets large products (and GEMMs with
- * a 16-bit weight) use bf16 products with f32 sums where the CPU has
- * AVX512_BF16 (gemm_bf16.c), about twice as fast. Process-wide. */
+ * keeps f32 products (the default); MEDIUM gives large products (and GEMMs
+ * with a 16-bit weight) bf16-rounded operands with f32 sums, run by the
+ * fastest bf16 GEMM this CPU has (lfl_gemm_bf16, gemm_path.c). Process-wide. */
 typedef enum { LFL_PRECISION_HIGHEST = 0, LFL_PRECISION_MEDIUM = 1 } lfl_matmul_precision;
 void lfl_set_matmul_precision(lfl_matmul_precision p);
 lfl_matmul_precision lfl_get_matmul_precision(void);
 /* whether an m x n x k product runs through lfl_gemm_bf16 now */
 bool lfl_gemm_wants_bf16(int64_t m, int64_t n, int64_t k);
 
-/* Row-major sgemm/dgemm: C[m,n] = alpha * op(A) op(B) + beta * C */
+/* Row-major sgemm/dgemm: C[m,n] = alpha * op(A) op(B) + beta * C; lfl_sgemm
+ * takes the bf16 GEMM when lfl_gemm_wants_bf16, lfl_sgemm_f32 never does */
 void lfl_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
                const float *b, int ldb, float beta, float *c, int ldc);
+void lfl_sgemm_f32(bool ta, bool tb, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc);
 void lfl_dgemm(bool ta, bool tb, int m, int n, int k, double alpha, const double *a, int lda,
                const double *b, int ldb, double beta, double *c, int ldc);
 /* lfl_sgemm or lfl_dgemm by dtype (LFL_F32 / LFL_F64), for ops that run in

@@ -1,5 +1,6 @@
-/* GEMM with bf16 products and f32 sums on AVX512_BF16 (vdpbf16ps): what
- * matmul precision "medium" runs in place of sgemm for large products, as
+/* GEMM with bf16 products and f32 sums on AVX512_BF16 (vdpbf16ps), lfl's own
+ * kernel: one of the paths (gemm_path.c) that matmul precision "medium" runs
+ * in place of sgemm for large products, as
  * torch.set_float32_matmul_precision("medium") and bf16 autocast do. Both
  * operands are rounded to bf16 (nearest even) while they are packed; a product
  * of two bf16 values is exact in f32, so the only other error is the f32 sum.
@@ -258,18 +259,12 @@ static void run_tile(int64_t r0, int64_t r1, int64_t j0, int64_t j1, int64_t n, 
     }
 }
 
-bool lfl_gemm_bf16_available(void)
-{
-    static int known = -1;
-    if (known < 0) known = lfl_cpu_has_avx512bf16();
-    return known == 1;
-}
 
 static lfl_status gemm(bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                        lfl_dtype bdt, const void *b, int64_t sbk, int64_t sbn, const lfl_gemm_lowrank *lr,
                        float beta, float *c, int64_t ldc)
 {
-    LFL_ASSERT(lfl_gemm_bf16_available() && m > 0 && n > 0 && k > 0);
+    LFL_ASSERT(lfl_cpu_has_avx512bf16() && m > 0 && n > 0 && k > 0);
     LFL_ASSERT(!lr || (!ta && lr->r > 0 && lr->r <= LFL_GEMM_MAX_RANK));
     int64_t kp1 = (k + 1) / 2, kp = kp1 + (lr ? (lr->r + 1) / 2 : 0);
     int64_t mp = (m + MR - 1) / MR * MR, npan = (n + NR - 1) / NR;
@@ -309,15 +304,15 @@ static lfl_status gemm(bool ta, int64_t m, int64_t n, int64_t k, float alpha, co
     return LFL_OK;
 }
 
-lfl_status lfl_gemm_bf16(bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                         lfl_dtype bdt, const void *b, int64_t sbk, int64_t sbn, float beta, float *c, int64_t ldc)
+lfl_status lfl_gemm_bf16_own(bool ta, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                             lfl_dtype bdt, const void *b, int64_t sbk, int64_t sbn, float beta, float *c, int64_t ldc)
 {
     return gemm(ta, m, n, k, alpha, a, lda, bdt, b, sbk, sbn, NULL, beta, c, ldc);
 }
 
-lfl_status lfl_gemm_bf16_lowrank(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, lfl_dtype bdt,
-                                 const void *b, int64_t sbk, int64_t sbn, const lfl_gemm_lowrank *lr, float beta,
-                                 float *c, int64_t ldc)
+lfl_status lfl_gemm_bf16_own_lowrank(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, lfl_dtype bdt,
+                                     const void *b, int64_t sbk, int64_t sbn, const lfl_gemm_lowrank *lr, float beta,
+                                     float *c, int64_t ldc)
 {
     return gemm(false, m, n, k, 1.0f, a, lda, bdt, b, sbk, sbn, lr, beta, c, ldc);
 }

@@ -126,8 +126,9 @@ static int l_cpus(lua_State *L)
     return 3;
 }
 
-/* sys.matmul_precision(["highest" | "medium"]) -> the precision now, and
- * whether this CPU has the bf16 GEMM that "medium" uses (else it stays f32) */
+/* sys.matmul_precision(["highest" | "medium"]) -> the precision now, whether
+ * "medium" multiplies bf16-rounded operands here (every CPU since the f32
+ * fallback rounds them too) and the bf16 GEMM kernel ("onednn", "own", "f32") */
 static int l_matmul_precision(lua_State *L)
 {
     if (!lua_isnoneornil(L, 1)) {
@@ -137,7 +138,28 @@ static int l_matmul_precision(lua_State *L)
         else return luaL_error(L, "sys.matmul_precision: '%s' is not a precision (want \"highest\" or \"medium\")", p);
     }
     lua_pushstring(L, lfl_get_matmul_precision() == LFL_PRECISION_MEDIUM ? "medium" : "highest");
-    lua_pushboolean(L, lfl_gemm_bf16_available());
+    lua_pushboolean(L, 1);
+    lua_pushstring(L, lfl_gemm_path_name(lfl_gemm_bf16_path()));
+    return 3;
+}
+
+/* sys.bf16_gemm(["onednn" | "own" | "f32"]) -> what runs the bf16 GEMMs
+ * ("onednn: oneDNN 2.6.3 ...", lfl_gemm_bf16_describe) and the kernel's name;
+ * with a name, that kernel runs from now on (as LFL_GEMM chooses at start),
+ * an error when this build or CPU lacks it */
+static int l_bf16_gemm(lua_State *L)
+{
+    if (!lua_isnoneornil(L, 1)) {
+        const char *p = luaL_checkstring(L, 1);
+        lfl_gemm_path want;
+        if (strcmp(p, "onednn") == 0) want = LFL_GEMM_PATH_ONEDNN;
+        else if (strcmp(p, "own") == 0) want = LFL_GEMM_PATH_OWN;
+        else if (strcmp(p, "f32") == 0) want = LFL_GEMM_PATH_F32;
+        else return luaL_error(L, "sys.bf16_gemm: '%s' is not a kernel (want \"onednn\", \"own\" or \"f32\")", p);
+        if (lfl_gemm_bf16_set_path(want) != LFL_OK) return luaL_error(L, "sys.bf16_gemm: %s", lfl_last_error());
+    }
+    lua_pushstring(L, lfl_gemm_bf16_describe());
+    lua_pushstring(L, lfl_gemm_path_name(lfl_gemm_bf16_path()));
     return 2;
 }
 
@@ -354,7 +376,8 @@ static const luaL_Reg funcs[] = {
     {"spawn", l_spawn}, {"kill", l_kill}, {"wait", l_wait},
     {"blas", l_blas}, {"cuda", l_cuda}, {"pid", l_pid}, {"exe", l_exe}, {"threads", l_threads},
     {"adapt_threads", l_adapt_threads}, {"cpus", l_cpus}, {"clock", l_clock}, {"rss", l_rss},
-    {"matmul_precision", l_matmul_precision}, {"ops", l_ops}, {"op_remove", l_op_remove}, {"op_restore", l_op_restore},
+    {"matmul_precision", l_matmul_precision}, {"bf16_gemm", l_bf16_gemm}, {"ops", l_ops}, {"op_remove", l_op_remove},
+    {"op_restore", l_op_restore},
     {NULL, NULL},
 };
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "bridge.h"
 #include "comm/comm.h"
+#include "gemm_bf16.h"
 #include "ops/optable.h"
 #include "repl.h"
 #include "util/cpus.h"
@@ -149,6 +150,7 @@ static void print_version(lua_State *L)
            : getenv("OMP_NUM_THREADS") ? "threads fixed by OMP_NUM_THREADS"
            : getenv("LFL_ADAPT_THREADS") ? "threads fixed (LFL_ADAPT_THREADS=0)"
            : "threads fixed (a cgroup quota below the affinity mask, or one CPU)");
+    printf("bf16 GEMM: %s\n", lfl_gemm_bf16_describe());
     printf("%s\n", lfl_device_describe());
     /* which ops each device kind has kernels for (lfl.sys.ops() lists them) */
     char cuda[1024];

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config git python3 python3-venv python3-pip
       luajit libluajit-5.1-dev libcjson-dev libcurl4-openssl-dev libreadline-dev
       libopenblas0-openmp libopenblas-openmp-dev libpcre2-dev libutf8proc-dev
-      libmicrohttpd-dev libcairo2-dev libyaml-dev tmux curl
+      libmicrohttpd-dev libcairo2-dev libyaml-dev libdnnl-dev tmux curl
       libopenmpi-dev openmpi-bin  # multi-process training (--nproc, mpirun)
       chromium chromium-driver fonts-wqy-zenhei  # lfl board's browser test (CJK labels in its screenshots)
       clang libclang-rt-14-dev libomp-dev)  # the last three: the fuzz build (tests/fuzz/run.sh) only

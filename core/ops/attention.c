@@ -101,10 +101,10 @@ static void *att_alloc(size_t n)
  * register-blocked 4 x 64 kernels written with GCC vector extensions. */
 
 /* Under matmul precision "medium" the tile products take bf16 operands
- * (attention_bf16.c); checked per tile, it is one atomic load. */
+ * (attention_bf16.c, on any CPU); checked per tile, it is one atomic load. */
 static bool tiles_bf16(void)
 {
-    return lfl_get_matmul_precision() == LFL_PRECISION_MEDIUM && lfl_gemm_bf16_available();
+    return lfl_get_matmul_precision() == LFL_PRECISION_MEDIUM;
 }
 
 /* S[r][0..64) = sum_{d < D} A[r][d] * Bt[d][0..64) for r < nr */

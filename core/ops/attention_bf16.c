@@ -4,10 +4,12 @@
  * running max and sums stay f32; P and dS are rounded to bf16 as they enter a
  * product, as under torch's bf16 autocast. Each call packs its two small f32
  * operands (one tile each, in L1) into the instruction's pair layout and runs
- * 4 x 64 register tiles (16 zmm accumulators). */
+ * 4 x 64 register tiles (16 zmm accumulators). A CPU without AVX512_BF16
+ * (or LFL_GEMM=f32) gets the same numbers from sgemm on rounded copies. */
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../blas.h"
 #include "../dtype.h"
 #include "../gemm_bf16.h"
 #include "attention_bf16.h"
@@ -86,10 +88,45 @@ static void kernel4(int64_t kp, const uint32_t *a, int64_t sai, int64_t sap, con
         }
 }
 
+/* per-thread f32 copies of the two tiles for CPUs without AVX512_BF16 */
+static _Thread_local float *bufr;
+static _Thread_local size_t capr;
+
+static inline float round_bf16(float x) { return lfl_bf16_to_f32(lfl_f32_to_bf16(x)); }
+
+/* the same product as sgemm on bf16-rounded copies of the tiles: the numbers
+ * the vdpbf16ps kernel gives, on any CPU */
+static bool tile_rounded(int64_t nI, int64_t ncols, int64_t K, const float *a, int64_t sa, int64_t sk,
+                         const float *b, int64_t ldb, float *c, int64_t ldc, bool acc)
+{
+    size_t need = (size_t)(nI * K + K * ncols);
+    if (need > capr) {
+        float *q = malloc(need * sizeof(float));
+        if (!q) return false;
+        free(bufr);
+        bufr = q;
+        capr = need;
+    }
+    float *ar = bufr, *br = bufr + nI * K;
+    for (int64_t i = 0; i < nI; i++)
+        for (int64_t k = 0; k < K; k++) ar[i * K + k] = round_bf16(a[i * sa + k * sk]);
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < ncols; j++) br[k * ncols + j] = round_bf16(b[k * ldb + j]);
+    lfl_sgemm_f32(false, false, (int)nI, (int)ncols, (int)K, 1.0f, ar, (int)K, br, (int)ncols, acc ? 1.0f : 0.0f, c,
+                  (int)ldc);
+    return true;
+}
+
 bool lfl_att_gemm_bf16(int64_t nI, int64_t ncols, int64_t K, const float *a, int64_t sa, int64_t sk, const float *b,
                        int64_t ldb, float *c, int64_t ldc, bool acc)
 {
-    if (nI % 4 || ncols % 16 || K < 1 || (sa != 1 && sk != 1)) return false;
+    if (K < 1 || (sa != 1 && sk != 1)) return false;
+    /* the tiles follow the GEMMs' kernel: "f32" (forced, or no AVX512_BF16)
+     * rounds copies for sgemm; "own" and "onednn" run vdpbf16ps here, as a
+     * oneDNN call per 64 x 64 tile would cost more than the tile */
+    if (lfl_gemm_bf16_path() == LFL_GEMM_PATH_F32 || !lfl_cpu_has_avx512bf16())
+        return tile_rounded(nI, ncols, K, a, sa, sk, b, ldb, c, ldc, acc);
+    if (nI % 4 || ncols % 16) return false;
     int64_t kp = (K + 1) / 2;
     uint32_t *A2 = grow(&bufa, &capa, (size_t)(nI * kp)), *B2 = grow(&bufb, &capb, (size_t)(kp * ncols));
     if (!A2 || !B2) return false;

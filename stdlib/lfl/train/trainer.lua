@@ -506,7 +506,10 @@ function M.new(a)
   end
   -- and, as under LlamaFactory's bf16 autocast, large GEMMs multiply in bf16 (sums stay f32)
   local prev_precision = lfl.sys.matmul_precision()
-  if a.bf16 or a.pure_bf16 then lfl.sys.matmul_precision("medium") end
+  if a.bf16 or a.pure_bf16 then
+    lfl.sys.matmul_precision("medium")
+    print("[lfl] bf16 GEMM: " .. lfl.sys.bf16_gemm())
+  end
   local tok = M.load_tokenizer(model, a)
   local tok_path = model.path
   -- add_tokens / add_special_tokens / resize_vocab: LlamaFactory's resize_embedding_layer
