@@ -122,6 +122,26 @@ function M.gradcheck(f, inputs, opts)
 end
 
 -- Runs every registered case; prints one line per failure and the summary.
+-- A scratch folder `<tmp>_<tag>` holding the tiny golden llama (config,
+-- weights and the small tokenizer, linked; `files` adds more as {src, name}),
+-- with LFL_CACHE pointed into it so tokenized data stays there. Returns the
+-- folder and the model folder inside; remove the folder when done.
+function M.tiny_llama_dir(tag, files)
+  local tmp = os.tmpname()
+  os.remove(tmp)
+  tmp = tmp .. "_" .. tag
+  lfl.fs.mkdir(tmp .. "/model")
+  local list = files or {"tests/golden/models/llama/config.json", "tests/golden/models/llama/model.safetensors"}
+  for _, f in ipairs(list) do lfl.fs.symlink(lfl.home .. "/" .. f, tmp .. "/model/" .. f:match("[^/]+$")) end
+  lfl.fs.symlink(lfl.home .. "/tests/golden/serve/tokenizer.json", tmp .. "/model/tokenizer.json")
+  local real_getenv = os.getenv
+  os.getenv = function(k)
+    if k == "LFL_CACHE" then return tmp .. "/cache" end
+    return real_getenv(k)
+  end
+  return tmp, tmp .. "/model"
+end
+
 function M.run(opts)
   opts = opts or {}
   local passed, failed = 0, 0

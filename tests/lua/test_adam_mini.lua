@@ -8,20 +8,7 @@ local t = lfl.test
 local am = require("lfl.train.adam_mini")
 local gold = lfl.safetensors.load(lfl.home .. "/tests/golden/methods/adam_mini.safetensors")
 
-local tmp = os.tmpname()
-os.remove(tmp)
-tmp = tmp .. "_adam_mini"
-lfl.fs.mkdir(tmp .. "/model")
-for _, f in ipairs({"tests/golden/models/llama/config.json", "tests/golden/models/llama/model.safetensors",
-                    "tests/golden/serve/tokenizer.json"}) do
-  lfl.fs.symlink(lfl.home .. "/" .. f, tmp .. "/model/" .. f:match("[^/]+$"))
-end
-local real_getenv = os.getenv
-os.getenv = function(k)
-  if k == "LFL_CACHE" then return tmp .. "/cache" end
-  return real_getenv(k)
-end
-local model_dir = tmp .. "/model"
+local tmp, model_dir = t.tiny_llama_dir("adam_mini")
 
 local NAMES = {"model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight",
   "model.layers.0.self_attn.q_proj.bias", "model.layers.0.self_attn.k_proj.weight",

@@ -11,20 +11,7 @@ local t = lfl.test
 local apollo = require("lfl.train.apollo")
 local gold = lfl.safetensors.load(lfl.home .. "/tests/golden/methods/apollo.safetensors")
 
-local tmp = os.tmpname()
-os.remove(tmp)
-tmp = tmp .. "_apollo"
-lfl.fs.mkdir(tmp .. "/model")
-for _, f in ipairs({"tests/golden/models/llama/config.json", "tests/golden/models/llama/model.safetensors",
-                    "tests/golden/serve/tokenizer.json"}) do
-  lfl.fs.symlink(lfl.home .. "/" .. f, tmp .. "/model/" .. f:match("[^/]+$"))
-end
-local real_getenv = os.getenv
-os.getenv = function(k)
-  if k == "LFL_CACHE" then return tmp .. "/cache" end
-  return real_getenv(k)
-end
-local model_dir = tmp .. "/model"
+local tmp, model_dir = t.tiny_llama_dir("apollo")
 
 local function build(scale_type)
   local pre = "apollo." .. scale_type .. "."

@@ -8,19 +8,7 @@
 local t = lfl.test
 local llama_pro, peft = require("lfl.train.llama_pro"), require("lfl.train.peft")
 
-local tmp = os.tmpname()
-os.remove(tmp)
-tmp = tmp .. "_llama_pro"
-lfl.fs.mkdir(tmp .. "/model")
-for _, f in ipairs({"tests/golden/models/llama/config.json", "tests/golden/models/llama/model.safetensors",
-                    "tests/golden/serve/tokenizer.json"}) do
-  lfl.fs.symlink(lfl.home .. "/" .. f, tmp .. "/model/" .. f:match("[^/]+$"))
-end
-local real_getenv = os.getenv
-os.getenv = function(k)
-  if k == "LFL_CACHE" then return tmp .. "/cache" end
-  return real_getenv(k)
-end
+local tmp, model_dir = t.tiny_llama_dir("llama_pro")
 local pro_dir = tmp .. "/pro"
 
 local function run_cli(args)

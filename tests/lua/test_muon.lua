@@ -7,20 +7,7 @@
 local t = lfl.test
 local muon = require("lfl.train.muon")
 local gold = lfl.safetensors.load(lfl.home .. "/tests/golden/methods/muon.safetensors")
-local tmp = os.tmpname()
-os.remove(tmp)
-tmp = tmp .. "_muon"
-lfl.fs.mkdir(tmp .. "/model")
-for _, f in ipairs({"tests/golden/models/llama/config.json", "tests/golden/models/llama/model.safetensors",
-                    "tests/golden/serve/tokenizer.json"}) do
-  lfl.fs.symlink(lfl.home .. "/" .. f, tmp .. "/model/" .. f:match("[^/]+$"))
-end
-local model_dir = tmp .. "/model"
-local real_getenv = os.getenv
-os.getenv = function(k)
-  if k == "LFL_CACHE" then return tmp .. "/cache" end
-  return real_getenv(k)
-end
+local tmp, model_dir = t.tiny_llama_dir("muon")
 
 local NAMES = {"layers.0.q_proj.weight", "layers.0.down_proj.weight", "layers.0.o_proj.weight", "embed_tokens.weight",
   "lm_head.weight", "layers.0.input_layernorm.weight"}

@@ -154,9 +154,7 @@ function Opt:step(lr_factor)
   end
 end
 
-function Opt:zero_grad()
-  for _, g in ipairs(self.groups) do for _, p in ipairs(g.params) do p.grad = nil end end
-end
+Opt.zero_grad = optim.zero_grad
 
 -- Checkpoint states: moments (projected shapes), the projection, its seed, the limiter's norm.
 function Opt:state_tensors()

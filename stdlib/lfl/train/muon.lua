@@ -121,9 +121,7 @@ function Opt:step(lr_factor)
   end
 end
 
-function Opt:zero_grad()
-  for _, g in ipairs(self.groups) do for _, p in ipairs(g.params) do p.grad = nil end end
-end
+Opt.zero_grad = optim.zero_grad
 
 -- Checkpoint states: Muon's momentum buffers, the AdamW part's moments and steps.
 function Opt:state_tensors()

@@ -128,6 +128,8 @@ function SGD:step(lr_factor)
   end
 end
 SGD.zero_grad = AdamW.zero_grad
+-- drops every group's gradients: the zero_grad of the optimizers built on groups (Muon, APOLLO, ...)
+M.zero_grad = AdamW.zero_grad
 function SGD:state_tensors()
   local out = {}
   for n, p in named_params(self) do
