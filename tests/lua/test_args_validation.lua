@@ -480,7 +480,7 @@ end
 -- them is refused as a bad value; a whole recipe may still be refused for
 -- what lfl lacks (an unknown key such as deepspeed, a stage, quantization_bit)
 suite.llamafactory_examples = function()
-  local dir = "/work/shared/reference/llamafactory-examples"
+  local dir = lfl.home .. "/../shared/reference/llamafactory-examples" -- shared/ sits beside the checkout (CI too)
   if not lfl.fs.isdir(dir) then print("SKIP llamafactory_examples: " .. dir .. " is absent") return end
   local files = {}
   local function walk(d)
