@@ -181,28 +181,11 @@ function Opt:load_state_tensors(ts, meta)
   end
 end
 
--- LlamaFactory's groups (_create_apollo_optimizer): the weights of the
--- apollo_target linears (all linears but lm_head for "all") in an APOLLO group
--- with weight decay; the rest split into decay / no-decay groups.
+-- LlamaFactory's groups (_create_apollo_optimizer, the same split as GaLore's)
 function M.from_args(model, names, params, a)
-  local peft = require("lfl.train.peft")
-  local target = {}
-  for _, mod in ipairs(peft.target_modules(model, a.apollo_target)) do target[mod .. ".weight"] = true end
-  local ap = {params = {}, names = {}, lr = a.learning_rate, weight_decay = a.weight_decay,
-    apollo = {rank = a.apollo_rank, update_proj_gap = a.apollo_update_interval, scale = a.apollo_scale,
-      proj = a.apollo_proj, proj_type = a.apollo_proj_type, scale_type = a.apollo_scale_type}}
-  local decay = {params = {}, names = {}, lr = a.learning_rate, weight_decay = a.weight_decay}
-  local nodecay = {params = {}, names = {}, lr = a.learning_rate, weight_decay = 0}
-  for i, n in ipairs(names) do
-    local g = target[n] and params[i]:dim() == 2 and ap or ((n:find("norm") or n:find("bias")) and nodecay or decay)
-    g.params[#g.params + 1] = params[i]
-    g.names[#g.names + 1] = n
-  end
-  if #ap.params == 0 then
-    error("apollo: no trainable 2-D weight matches apollo_target '" .. tostring(a.apollo_target) .. "'", 0)
-  end
-  local groups = {}
-  for _, g in ipairs({nodecay, decay, ap}) do if #g.params > 0 then groups[#groups + 1] = g end end
+  local groups, ap, decay, nodecay = galore.target_groups(model, names, params, a, "apollo", a.apollo_target,
+    {rank = a.apollo_rank, update_proj_gap = a.apollo_update_interval, scale = a.apollo_scale, proj = a.apollo_proj,
+     proj_type = a.apollo_proj_type, scale_type = a.apollo_scale_type})
   print(fmt("[lfl] APOLLO: %d weights projected to rank %d (%s, %s scaling), %d others by AdamW", #ap.params,
     a.apollo_rank, a.apollo_proj, a.apollo_scale_type, #decay.params + #nodecay.params))
   return M.APOLLOAdamW(groups, {beta1 = a.adam_beta1, beta2 = a.adam_beta2, eps = a.adam_epsilon,

@@ -159,27 +159,34 @@ function Opt:load_state_tensors(ts, meta)
   end
 end
 
--- LlamaFactory's groups (create_custom_optimizer / _create_galore_optimizer): the
--- weights of the galore_target linears (all linears but lm_head for "all") in a
--- GaLore group with weight decay; the rest split into decay / no-decay groups.
-function M.groups(model, names, params, a)
+-- LlamaFactory's groups for a projecting optimizer (_create_galore_optimizer,
+-- _create_apollo_optimizer): the 2-D weights of the `target` linears (all
+-- linears but lm_head for "all") in one group with weight decay whose `key`
+-- field holds `cfg`; the rest split into decay / no-decay groups. Returns the
+-- non-empty groups (no-decay, decay, projected) and the three groups.
+function M.target_groups(model, names, params, a, key, target_arg, cfg)
   local peft = require("lfl.train.peft")
   local target = {}
-  for _, mod in ipairs(peft.target_modules(model, a.galore_target)) do target[mod .. ".weight"] = true end
-  local gal = {params = {}, names = {}, lr = a.learning_rate, weight_decay = a.weight_decay,
-    galore = {rank = a.galore_rank, update_proj_gap = a.galore_update_interval, scale = a.galore_scale,
-              proj_type = a.galore_proj_type}}
+  for _, mod in ipairs(peft.target_modules(model, target_arg)) do target[mod .. ".weight"] = true end
+  local proj = {params = {}, names = {}, lr = a.learning_rate, weight_decay = a.weight_decay, [key] = cfg}
   local decay = {params = {}, names = {}, lr = a.learning_rate, weight_decay = a.weight_decay}
   local nodecay = {params = {}, names = {}, lr = a.learning_rate, weight_decay = 0}
   for i, n in ipairs(names) do
-    local g = target[n] and params[i]:dim() == 2 and gal or ((n:find("norm") or n:find("bias")) and nodecay or decay)
+    local g = target[n] and params[i]:dim() == 2 and proj or ((n:find("norm") or n:find("bias")) and nodecay or decay)
     g.params[#g.params + 1] = params[i]
     g.names[#g.names + 1] = n
   end
-  if #gal.params == 0 then error("galore: no trainable 2-D weight matches galore_target '" .. tostring(a.galore_target) .. "'", 0) end
+  if #proj.params == 0 then
+    error(fmt("%s: no trainable 2-D weight matches %s_target '%s'", key, key, tostring(target_arg)), 0)
+  end
   local out = {}
-  for _, g in ipairs({nodecay, decay, gal}) do if #g.params > 0 then out[#out + 1] = g end end
-  return out
+  for _, g in ipairs({nodecay, decay, proj}) do if #g.params > 0 then out[#out + 1] = g end end
+  return out, proj, decay, nodecay
+end
+
+function M.groups(model, names, params, a)
+  return (M.target_groups(model, names, params, a, "galore", a.galore_target, {rank = a.galore_rank,
+    update_proj_gap = a.galore_update_interval, scale = a.galore_scale, proj_type = a.galore_proj_type}))
 end
 
 return M
