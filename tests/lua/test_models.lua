@@ -13,7 +13,7 @@ local root = lfl.home .. "/tests/golden/models/"
 local CASES = {"llama", "llama_tied_llama3rope", "llama_linear_rope", "llama_yarn_rope", "llama_bias",
                "mistral_window", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo", "olmo2", "starcoder2",
                "internlm3", "internlm2", "internlm2_bias", "baichuan", "baichuan2", "gemma3", "granite", "cohere",
-               "cohere_qknorm", "glm4", "mixtral"}
+               "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "qwen3_moe"}
 local GOLDEN_OF = {internlm2 = "llama", internlm2_bias = "llama_bias"} -- cases checked against another case's golden
 
 local function rel_err(a, b)
@@ -58,9 +58,10 @@ local function write(path, text) local f = assert(io.open(path, "w")); f:write(t
 -- LoRA (r 4, alpha 8, the family's lora_target) with seeded adapter values,
 -- its loss and adapter gradients. lora_target "all" must give PEFT's module
 -- names one for one (the registry's list matches the checkpoint's linears).
-local LORA_CASES = {"gemma3", "granite", "cohere", "cohere_qknorm", "glm4", "mixtral"}
+local LORA_CASES = {"gemma3", "granite", "cohere", "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "qwen3_moe"}
 -- PEFT cannot target transformers 5's fused Mixtral experts: its golden adapts attention only
-local LORA_TARGET = {mixtral = "q_proj,k_proj,v_proj,o_proj"}
+local LORA_TARGET = {mixtral = "q_proj,k_proj,v_proj,o_proj", qwen2_moe = "q_proj,k_proj,v_proj,o_proj",
+                     qwen3_moe = "q_proj,k_proj,v_proj,o_proj"}
 
 -- PEFT key "base_model.model.<mod>.lora_A.weight" -> the lfl tensor holding it
 local function adapter_tensor(m, key)
@@ -107,7 +108,7 @@ end
 -- a few AdamW steps on the golden batch bring the loss down (LoRA through the
 -- new families' forward and backward: interleaved rotary, parallel blocks)
 lora_cases.training_smoke = function()
-  for _, name in ipairs({"gemma3", "cohere_qknorm", "glm4", "mixtral"}) do
+  for _, name in ipairs({"gemma3", "cohere_qknorm", "glm4", "mixtral", "qwen2_moe"}) do
     local m, _, _, groups = lora_model(name)
     local ids = lfl.safetensors.load(root .. name .. "/golden.safetensors")
     local opt = lfl.optim.AdamW(groups, {lr = 1e-2})
@@ -142,6 +143,8 @@ lora_cases.token_logps_logit_scale = function()
   end
 end
 t.suite("models_lora", lora_cases)
+
+local function weights_of(name) return lfl.safetensors.load(root .. name .. "/model.safetensors") end
 
 -- Mixtral's router: the golden loss is the LM loss plus 0.02 x the
 -- load-balancing loss (output_router_logits in its config.json)
@@ -201,6 +204,50 @@ t.suite("moe", {
     t.assert(t.max_abs_diff(adapted, g.logits) > 1e-2, "the adapters change the logits")
   end,
 
+  -- Qwen2-MoE: LM loss + 0.02 x the load-balancing loss over its two sparse
+  -- layers (layer 1 is dense through mlp_only_layers), the shared expert and
+  -- its gate get gradients; Qwen3-MoE: layer 0 dense (decoder_sparse_step 2),
+  -- top-2 renormalised
+  qwen_moe_layers_and_aux_loss = function()
+    for _, c in ipairs({{"qwen2_moe", {true, false, true}}, {"qwen3_moe", {false, true}}}) do
+      local name, sparse = c[1], c[2]
+      local g = lfl.safetensors.load(root .. name .. "/golden.safetensors")
+      local m = lfl.model.load(root .. name)
+      for l, sp in ipairs(sparse) do
+        t.assert_eq(lfl.decoder.sparse_layer(m.arch, l) == true, sp, name .. " layer " .. l .. " sparse")
+        t.assert_eq(m.params["model.layers." .. (l - 1) .. ".mlp.gate_proj.weight"] ~= nil, not sp,
+          name .. " layer " .. l .. " dense MLP")
+      end
+      local rs = {}
+      lfl.no_grad(function() lfl.decoder.hidden(m, g.input_ids, {router_stats = rs}) end)
+      t.assert_close(lfl.decoder.router_aux_loss(m, rs):item(), g.aux_loss[1], 1e-5, name .. " load-balancing loss")
+      local n, ns = 0, 0
+      for _, k in ipairs(rs.counts) do n = n + k end
+      for _, sp in ipairs(sparse) do if sp then ns = ns + 1 end end
+      t.assert_eq(n, 2 * 24 * ns, name .. ": top-2 choices of 24 tokens in each sparse layer")
+      for _, p in ipairs(m:parameters()) do p:requires_grad() end
+      local loss = m:loss(g.input_ids, g.labels, {gradient_checkpointing = true})
+      t.assert_close(loss:item(), g.loss[1], 1e-5, name .. " checkpointed loss")
+      loss:backward()
+      local l = sparse[1] and 0 or 1
+      for _, pn in ipairs({"mlp.gate.weight", "mlp.experts.2.down_proj.weight",
+                           name == "qwen2_moe" and "mlp.shared_expert_gate.weight" or nil}) do
+        local k = "model.layers." .. l .. "." .. pn
+        t.assert(rel_err(m.params[k].grad, g["grad." .. k]) <= 1e-3, name .. ": " .. k .. " under checkpointing")
+      end
+    end
+    local cfg = lfl.model.read_json(root .. "qwen2_moe/config.json")
+    cfg.mlp_only_layers = {3}
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "mlp_only_layers[1] is 3, expected a layer number")
+    cfg = lfl.model.read_json(root .. "qwen3_moe/config.json")
+    cfg.use_sliding_window = true
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "use_sliding_window true is not supported")
+    cfg = lfl.model.read_json(root .. "qwen3_moe/config.json")
+    cfg.moe_intermediate_size = 20 -- the checkpoint's experts are 24 wide
+    t.assert_error(function() lfl.model.from_params(cfg, weights_of("qwen3_moe")) end,
+      "mlp.experts.0.gate_proj.weight' has shape [24,32], expected [20,32]")
+  end,
+
   config_refusals = function()
     local cfg = lfl.model.read_json(root .. "mixtral/config.json")
     cfg.router_jitter_noise = 0.1
@@ -219,7 +266,6 @@ t.suite("moe", {
 })
 
 local function config_of(name) return lfl.model.read_json(root .. name .. "/config.json") end
-local function weights_of(name) return lfl.safetensors.load(root .. name .. "/model.safetensors") end
 
 t.suite("family_configs", {
   -- the Hub's Gemma 3 spelling (rope_theta, rope_local_base_freq, rope_scaling,

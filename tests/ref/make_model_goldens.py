@@ -226,6 +226,62 @@ def make_mixtral(ids, labels):
     lora_golden(name, model, ids, labels)
 
 
+def make_qwen_moe(ids, labels, name):
+    """Qwen2-MoE (4 experts, top-2 without renormalising, a shared expert with
+    its sigmoid gate, 3 layers with layer 1 dense through mlp_only_layers) and
+    Qwen3-MoE (q/k norms, renormalised top-2, layer 0 dense through
+    decoder_sparse_step 2), both with output_router_logits and a visible
+    router_aux_loss_coef. transformers 5 holds the experts fused (mlp.experts.
+    gate_up_proj [E, 2I, H], down_proj [E, H, I]) and saves the Hub layout
+    (mlp.experts.<e>.gate_proj / up_proj / down_proj): gradients under the Hub
+    names."""
+    if name == "qwen2_moe":
+        model = build(name, tf.Qwen2MoeConfig, tf.Qwen2MoeForCausalLM, dict(
+            num_hidden_layers=3, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=24,
+            shared_expert_intermediate_size=40, norm_topk_prob=False, mlp_only_layers=[1],
+            output_router_logits=True, router_aux_loss_coef=0.02, tie_word_embeddings=False))
+    else:
+        model = build(name, tf.Qwen3MoeConfig, tf.Qwen3MoeForCausalLM, dict(
+            head_dim=8, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=24, norm_topk_prob=True,
+            decoder_sparse_step=2, output_router_logits=True, router_aux_loss_coef=0.02, tie_word_embeddings=False))
+    d = OUT / name
+    if d.exists():
+        shutil.rmtree(d)
+    model.save_pretrained(d, safe_serialization=True)
+    (d / "generation_config.json").unlink(missing_ok=True)
+    saved = load_file(d / "model.safetensors")
+    sparse = 0 if name == "qwen2_moe" else 1
+    assert f"model.layers.{sparse}.mlp.experts.3.gate_proj.weight" in saved, sorted(saved)[:12]
+    model.zero_grad()
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    gold = {"input_ids": ids, "labels": labels, "logits": out.logits.detach().float().contiguous(),
+            "loss": out.loss.detach().reshape(1), "aux_loss": out.aux_loss.detach().reshape(1)}
+    I = model.config.moe_intermediate_size
+    for pname, p in model.named_parameters():
+        if p.grad is None:
+            continue
+        g = p.grad.detach()
+        if pname.endswith("mlp.experts.gate_up_proj"):
+            pre = pname[: -len("gate_up_proj")]
+            for e in range(g.shape[0]):
+                gold[f"grad.{pre}{e}.gate_proj.weight"] = g[e, :I].contiguous()
+                gold[f"grad.{pre}{e}.up_proj.weight"] = g[e, I:].contiguous()
+        elif pname.endswith("mlp.experts.down_proj"):
+            pre = pname[: -len("down_proj")]
+            for e in range(g.shape[0]):
+                gold[f"grad.{pre}{e}.down_proj.weight"] = g[e].contiguous()
+        else:
+            gold["grad." + pname] = g.contiguous()
+    for k in gold:
+        if k.startswith("grad."):
+            assert k[5:] in saved, k
+    save_file(gold, d / "golden.safetensors")
+    print(name, "loss", out.loss.item(), "aux", out.aux_loss.item(), "params", sum(p.numel() for p in model.parameters()))
+    LORA_TARGETS[name] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    lora_golden(name, model, ids, labels)
+
+
 def fresh(d):
     if d.exists():
         shutil.rmtree(d)
@@ -455,6 +511,9 @@ def main():
         make_baichuan(ids, labels)
     if not only or "mixtral" in only:
         make_mixtral(ids, labels)
+    for name in ("qwen2_moe", "qwen3_moe"):
+        if not only or name in only:
+            make_qwen_moe(ids, labels, name)
 
 
 if __name__ == "__main__":

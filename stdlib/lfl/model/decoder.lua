@@ -38,7 +38,13 @@ local M = {}
 --   moe: a sparse mixture of experts instead of the MLP (Mixtral's layout:
 --     block_sparse_moe.gate router, experts.<e>.w1 / w3 / w2), with
 --     arch.experts, arch.top_k, arch.router_aux (add the load-balancing loss
---     to Model:loss) and arch.router_aux_coef set by the family's resolve
+--     to Model:loss) and arch.router_aux_coef set by the family's resolve;
+--     a family's resolve may also set arch.moe_names ({block =, gate =, up =,
+--     down =}: Qwen-MoE's mlp. / gate_proj, up_proj, down_proj), arch.moe_layer
+--     (layer -> true for the sparse layers; the others keep the dense MLP),
+--     arch.moe_F (the experts' intermediate size), arch.norm_topk = false (the
+--     top-k probabilities not renormalised) and arch.shared_F (a shared expert
+--     of that size, gated by sigmoid(shared_expert_gate), Qwen2-MoE's)
 -- A family's resolve may also set on the arch: scale (attention scaling),
 -- embed_mult / residual_mult (Granite's multipliers of the embeddings and of
 -- each sublayer's output), logit_scale (multiplies the logits), ropes (name ->
@@ -208,6 +214,14 @@ function M.resolve_rope(a, where)
   end
 end
 
+-- Mixtral's names of the sparse block and its experts' projections, unless the
+-- family's resolve set others (Qwen-MoE's)
+local MIXTRAL_NAMES = {block = "block_sparse_moe.", gate = "w1", up = "w3", down = "w2"}
+function M.moe_names(a) return a.moe_names or MIXTRAL_NAMES end
+-- whether layer l (1-based) has the sparse block (every layer unless the
+-- family's resolve made arch.moe_layer)
+function M.sparse_layer(a, l) return a.moe and (not a.moe_layer or a.moe_layer[l] == true) end
+
 local function P(m, name)
   local t = m.params[name]
   if not t then error(fmt("model: parameter '%s' is missing (architecture %s)", name, m.arch.name), 0) end
@@ -252,12 +266,19 @@ function M.check(m, where)
       want(p .. "self_attn.q_norm.weight", {D})
       want(p .. "self_attn.k_norm.weight", {D})
     end
-    if a.moe then
-      local q = p .. "block_sparse_moe."
+    if M.sparse_layer(a, l + 1) then
+      local nm, Fe = M.moe_names(a), a.moe_F or F
+      local q = p .. nm.block
       want(q .. "gate.weight", {a.experts, H})
       for e = 0, a.experts - 1 do
         local x = q .. "experts." .. e .. "."
-        want(x .. "w1.weight", {F, H}); want(x .. "w3.weight", {F, H}); want(x .. "w2.weight", {H, F})
+        want(x .. nm.gate .. ".weight", {Fe, H}); want(x .. nm.up .. ".weight", {Fe, H})
+        want(x .. nm.down .. ".weight", {H, Fe})
+      end
+      if a.shared_F then
+        local x = q .. "shared_expert."
+        want(x .. "gate_proj.weight", {a.shared_F, H}); want(x .. "up_proj.weight", {a.shared_F, H})
+        want(x .. "down_proj.weight", {H, a.shared_F}); want(q .. "shared_expert_gate.weight", {1, H})
       end
     elseif a.mlp == "plain" then
       want(p .. "mlp.c_fc.weight", {F, H}); want(p .. "mlp.c_proj.weight", {H, F})
@@ -359,10 +380,12 @@ local function linear(m, x, base, memo, last)
 end
 
 -- gate/up projections and the gated activation (input of down_proj)
-local function gated_act(m, h, p, memo)
+local function gated_act(m, h, p, memo, mlp)
   local a = m.arch
   local gate, up
-  if a.fused_gate_up then
+  if mlp then -- a shared expert's own gate/up (mlp: its name prefix)
+    gate, up = linear(m, h, mlp .. "gate_proj", memo), linear(m, h, mlp .. "up_proj", memo)
+  elseif a.fused_gate_up then
     local gu = linear(m, h, p .. "mlp.gate_up_proj", memo)
     local F = gu:size(3) / 2
     gate, up = gu:narrow(3, 1, F), gu:narrow(3, F + 1, F)
@@ -386,8 +409,10 @@ local function moe(m, h, p, memo, stats)
   local sz = h:size()
   local N, H = sz[1] * sz[2], sz[3]
   local E, K = a.experts, a.top_k
+  local nm = M.moe_names(a)
+  local blk = p .. nm.block
   local x = h:reshape(N, H)
-  local probs = linear(m, x, p .. "block_sparse_moe.gate", memo):softmax(2)
+  local probs = linear(m, x, blk .. "gate", memo):softmax(2)
   local chosen = lfl.no_grad(function()
     local masked, cols = probs:detach(), {}
     local ids = lfl.arange(E, "i64"):view(1, E)
@@ -399,7 +424,8 @@ local function moe(m, h, p, memo, stats)
     return lfl.cat(cols, 2)
   end)
   local w = lfl.gather(probs, 2, chosen)
-  w = (w / w:sum({2}, true)):reshape(N * K)
+  if a.norm_topk ~= false then w = w / w:sum({2}, true) end
+  w = w:reshape(N * K)
   -- each expert's tokens and the flat positions of their weights
   local tokens, slots = {}, {}
   for e = 1, E do tokens[e], slots[e] = {}, {} end
@@ -416,17 +442,22 @@ local function moe(m, h, p, memo, stats)
     local ne = #tokens[e]
     counts[e] = ne
     if ne > 0 then
-      local q = p .. "block_sparse_moe.experts." .. (e - 1) .. "."
+      local q = blk .. "experts." .. (e - 1) .. "."
       local sel = lfl.tensor(tokens[e], "i64")
       local xe = x:index_select(1, sel)
-      local g, u = linear(m, xe, q .. "w1", memo), linear(m, xe, q .. "w3", memo)
+      local g, u = linear(m, xe, q .. nm.gate, memo), linear(m, xe, q .. nm.up, memo)
       local act = a.act == "silu" and lfl.swiglu(g, u) or lfl.geglu(g, u, a.act == "gelu_tanh")
-      ys[#ys + 1] = linear(m, act, q .. "w2", memo) * w:index_select(1, lfl.tensor(slots[e], "i64")):view(ne, 1)
+      ys[#ys + 1] = linear(m, act, q .. nm.down, memo) * w:index_select(1, lfl.tensor(slots[e], "i64")):view(ne, 1)
       rows[#rows + 1] = sel
     end
   end
   local y, r = lfl.cat(ys, 1), lfl.cat(rows, 1)
   local out = lfl.scatter_add(lfl.zeros(N, H):to(y:dtype()), 1, r:view(N * K, 1):expand(N * K, H):contiguous(), y)
+  if a.shared_F then
+    -- Qwen2-MoE's shared expert on every token, scaled by its sigmoid gate
+    local se = linear(m, gated_act(m, x, p, memo, blk .. "shared_expert."), blk .. "shared_expert.down_proj", memo)
+    out = out + linear(m, x, blk .. "shared_expert_gate", memo):sigmoid() * se
+  end
   out = out:reshape(sz[1], sz[2], H)
   if stats then return out, probs:sum({1}), counts end
   return out
@@ -533,7 +564,7 @@ local function layer(m, l, x, cos, sin, segments, cache, memo, stats)
     else h = norm(m, x, p .. (a.post_norms and nn.pre_ffn or "post_attention_layernorm")) end
   end
   local y, probsum, counts
-  if a.moe then
+  if M.sparse_layer(a, l) then
     y, probsum, counts = moe(m, h, p, memo, stats)
   elseif a.mlp == "plain" then
     y = linear(m, h, p .. "mlp.c_fc", memo)
@@ -760,7 +791,7 @@ function M.hidden(m, ids, opts)
     else
       x, probsum, counts = layer(m, l, x, cos, sin, opts.segments, cache, nil, rs and true)
     end
-    if rs then
+    if rs and probsum then -- a sparse layer (Qwen-MoE's dense ones have no router)
       rs.probsum = rs.probsum and rs.probsum + probsum or probsum
       rs.counts = rs.counts or {}
       for e, c in ipairs(counts) do rs.counts[e] = (rs.counts[e] or 0) + c end
