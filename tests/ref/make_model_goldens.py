@@ -93,11 +93,11 @@ LORA_TARGETS = {
 }
 
 
-def build(name, cfg_cls, model_cls, extra):
+def build(name, cfg_cls, model_cls, extra, keep_none=()):
     torch.manual_seed(1234)
     kw = dict(common)
     kw.update(extra)
-    kw = {k: v for k, v in kw.items() if v is not None}
+    kw = {k: v for k, v in kw.items() if v is not None or k in keep_none}
     cfg = cfg_cls(**kw)
     if hasattr(cfg, "_attn_implementation"):
         cfg._attn_implementation = "eager"
@@ -279,6 +279,75 @@ def make_qwen_moe(ids, labels, name):
     save_file(gold, d / "golden.safetensors")
     print(name, "loss", out.loss.item(), "aux", out.aux_loss.item(), "params", sum(p.numel() for p in model.parameters()))
     LORA_TARGETS[name] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    lora_golden(name, model, ids, labels)
+
+
+def make_deepseek_v3(ids, labels, name):
+    """DeepSeek-V3: multi-head latent attention (q through q_a_proj -> RMSNorm
+    -> q_b_proj, or q_proj; k/v from the kv_a_proj_with_mqa latent through
+    RMSNorm and kv_b_proj, one rotary key shared by the heads, v_head_dim
+    different from the q/k head dim), interleaved rotary on the rope dims, YaRN
+    with mscale_all_dim folded into the softmax scale; sigmoid router with
+    e_score_correction_bias, group-limited top-k, renormalised and scaled by
+    routed_scaling_factor; a shared expert; the first first_k_dense_replace
+    layers dense. deepseek_v3: all of that; deepseek_v3_qproj: q_proj, rotary
+    halves, plain rope, top-2 of 4 in one group without renormalising.
+    transformers 5 holds the experts fused and saves the Hub layout
+    (mlp.experts.<e>.gate_proj / up_proj / down_proj): gradients under the Hub names."""
+    base = dict(num_hidden_layers=3, num_key_value_heads=NH, kv_lora_rank=12, qk_rope_head_dim=4,
+                qk_nope_head_dim=6, v_head_dim=5, moe_intermediate_size=12, n_shared_experts=1,
+                first_k_dense_replace=1, tie_word_embeddings=False, rms_norm_eps=1e-5)
+    if name == "deepseek_v3":
+        base.update(q_lora_rank=16, n_routed_experts=8, n_group=4, topk_group=2, num_experts_per_tok=2,
+                    norm_topk_prob=True, routed_scaling_factor=2.5, rope_interleave=True,
+                    rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0,
+                                         original_max_position_embeddings=16, mscale=0.707, mscale_all_dim=0.707,
+                                         beta_fast=32, beta_slow=1))
+    else:
+        base.update(q_lora_rank=None, n_routed_experts=4, n_group=1, topk_group=1, num_experts_per_tok=2,
+                    norm_topk_prob=False, routed_scaling_factor=1.5, rope_interleave=False)
+    model = build(name, tf.DeepseekV3Config, tf.DeepseekV3ForCausalLM, base, keep_none=("q_lora_rank",))
+    assert (model.config.q_lora_rank is None) == (name != "deepseek_v3")
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for mname, buf in model.named_buffers():
+            if mname.endswith("e_score_correction_bias"):
+                buf.copy_(torch.randn(buf.shape, generator=g) * 0.3)
+    d = OUT / name
+    if d.exists():
+        shutil.rmtree(d)
+    model.save_pretrained(d, safe_serialization=True)
+    (d / "generation_config.json").unlink(missing_ok=True)
+    saved = load_file(d / "model.safetensors")
+    assert "model.layers.1.mlp.experts.3.gate_proj.weight" in saved, sorted(saved)[:12]
+    assert "model.layers.1.mlp.gate.e_score_correction_bias" in saved, sorted(saved)[:12]
+    model.zero_grad()
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    gold = {"input_ids": ids, "labels": labels, "logits": out.logits.detach().float().contiguous(),
+            "loss": out.loss.detach().reshape(1)}
+    I = model.config.moe_intermediate_size
+    for pname, p in model.named_parameters():
+        if p.grad is None:
+            continue
+        gr = p.grad.detach()
+        if pname.endswith("mlp.experts.gate_up_proj"):
+            pre = pname[: -len("gate_up_proj")]
+            for e in range(gr.shape[0]):
+                gold[f"grad.{pre}{e}.gate_proj.weight"] = gr[e, :I].contiguous()
+                gold[f"grad.{pre}{e}.up_proj.weight"] = gr[e, I:].contiguous()
+        elif pname.endswith("mlp.experts.down_proj"):
+            pre = pname[: -len("down_proj")]
+            for e in range(gr.shape[0]):
+                gold[f"grad.{pre}{e}.down_proj.weight"] = gr[e].contiguous()
+        else:
+            gold["grad." + pname] = gr.contiguous()
+    for k in gold:
+        if k.startswith("grad."):
+            assert k[5:] in saved, k
+    save_file(gold, d / "golden.safetensors")
+    print(name, "loss", out.loss.item(), "params", sum(p.numel() for p in model.parameters()))
+    LORA_TARGETS[name] = ["q_proj", "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"]
     lora_golden(name, model, ids, labels)
 
 
@@ -514,6 +583,9 @@ def main():
     for name in ("qwen2_moe", "qwen3_moe"):
         if not only or name in only:
             make_qwen_moe(ids, labels, name)
+    for name in ("deepseek_v3", "deepseek_v3_qproj"):
+        if not only or name in only:
+            make_deepseek_v3(ids, labels, name)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,12 @@ local M = {}
 --     arch.moe_F (the experts' intermediate size), arch.norm_topk = false (the
 --     top-k probabilities not renormalised) and arch.shared_F (a shared expert
 --     of that size, gated by sigmoid(shared_expert_gate), Qwen2-MoE's)
+--   mla: DeepSeek's multi-head latent attention (see mla_qkv) with
+--     arch.q_rank (nil: q_proj), kv_rank, nope_dim, rope_dim (the rotary
+--     tables' and rope's dims), v_dim; head_dim is nope_dim + rope_dim
+--   router = "sigmoid_group": DeepSeek-V3's router (see moe) with
+--     arch.score_bias, n_group, topk_group, routed_scale; arch.shared_F with
+--     shared_name = "shared_experts." and no sigmoid gate
 -- A family's resolve may also set on the arch: scale (attention scaling),
 -- embed_mult / residual_mult (Granite's multipliers of the embeddings and of
 -- each sublayer's output), logit_scale (multiplies the logits), ropes (name ->
@@ -187,7 +193,7 @@ end
 -- are not rotated get cos 1, sin 0 (rope.cos_sin). Partial rotary without
 -- interleaving is refused (no family here has it yet).
 function M.resolve_rope(a, where)
-  local D, R = a.head_dim, nil
+  local D, R = a.rope_dim or a.head_dim, nil
   for name, rc in pairs(a.ropes) do
     local p = rope.params(rc)
     if type(p.partial) ~= "number" or p.partial <= 0 or p.partial > 1 then
@@ -250,12 +256,23 @@ function M.check(m, where)
     local p = "model.layers." .. l .. "."
     if a.fused_qkv then
       want(p .. "self_attn.qkv_proj.weight", {(Hq + 2 * Hk) * D, H})
+    elseif a.mla then
+      local s = p .. "self_attn."
+      if a.q_rank then
+        want(s .. "q_a_proj.weight", {a.q_rank, H}); want(s .. "q_a_layernorm.weight", {a.q_rank})
+        want(s .. "q_b_proj.weight", {Hq * D, a.q_rank})
+      else
+        want(s .. "q_proj.weight", {Hq * D, H})
+      end
+      want(s .. "kv_a_proj_with_mqa.weight", {a.kv_rank + a.rope_dim, H})
+      want(s .. "kv_a_layernorm.weight", {a.kv_rank})
+      want(s .. "kv_b_proj.weight", {Hq * (a.nope_dim + a.v_dim), a.kv_rank})
     else
       want(p .. "self_attn.q_proj.weight", {Hq * D, H})
       want(p .. "self_attn.k_proj.weight", {Hk * D, H})
       want(p .. "self_attn.v_proj.weight", {Hk * D, H})
     end
-    want(p .. "self_attn.o_proj.weight", {H, Hq * D})
+    want(p .. "self_attn.o_proj.weight", {H, Hq * (a.mla and a.v_dim or D)})
     if a.qk_norm_full then
       want(p .. "self_attn.q_norm.weight", {Hq * D})
       want(p .. "self_attn.k_norm.weight", {Hk * D})
@@ -275,10 +292,12 @@ function M.check(m, where)
         want(x .. nm.gate .. ".weight", {Fe, H}); want(x .. nm.up .. ".weight", {Fe, H})
         want(x .. nm.down .. ".weight", {H, Fe})
       end
+      if a.router == "sigmoid_group" then want(q .. "gate.e_score_correction_bias", {a.experts}) end
       if a.shared_F then
-        local x = q .. "shared_expert."
+        local x = q .. (a.shared_name or "shared_expert.")
         want(x .. "gate_proj.weight", {a.shared_F, H}); want(x .. "up_proj.weight", {a.shared_F, H})
-        want(x .. "down_proj.weight", {H, a.shared_F}); want(q .. "shared_expert_gate.weight", {1, H})
+        want(x .. "down_proj.weight", {H, a.shared_F})
+        if not a.shared_name then want(q .. "shared_expert_gate.weight", {1, H}) end
       end
     elseif a.mlp == "plain" then
       want(p .. "mlp.c_fc.weight", {F, H}); want(p .. "mlp.c_proj.weight", {H, F})
@@ -404,6 +423,43 @@ end
 -- the softmax into the router). With `stats`, also returns the router
 -- probabilities summed over the tokens [E] (in the graph) and each expert's
 -- count of choices, for the load-balancing loss.
+-- DeepSeek-V3's choice per token from sc [N, E] (scores + correction bias):
+-- the n_group groups of E / n_group experts scored by their two largest, the
+-- topk_group best groups kept, then the top_k experts among those. -> [N, K] i64
+local function group_topk(a, sc, N)
+  local E, G, TG, K = a.experts, a.n_group, a.topk_group, a.top_k
+  local per, ninf = E / G, -math.huge
+  local d = sc:contiguous():reshape(N * E):double()
+  local out = {}
+  for n = 0, N - 1 do
+    local base = n * E
+    local gs, keep, taken = {}, {}, {}
+    for g = 0, G - 1 do
+      local b1, b2 = ninf, ninf
+      for j = 1, per do
+        local v = d[base + g * per + j]
+        if v > b1 then b1, b2 = v, b1 elseif v > b2 then b2 = v end
+      end
+      gs[g + 1] = b1 + b2
+    end
+    for _ = 1, TG do
+      local best, bi = ninf, nil
+      for g = 1, G do if not keep[g] and (bi == nil or gs[g] > best) then best, bi = gs[g], g end end
+      keep[bi] = true
+    end
+    for _ = 1, K do
+      local best, bi = ninf, nil
+      for e = 0, E - 1 do
+        local v = d[base + e + 1]
+        if keep[math.floor(e / per) + 1] and not taken[e] and (bi == nil or v > best) then best, bi = v, e end
+      end
+      taken[bi] = true
+      out[#out + 1] = bi
+    end
+  end
+  return lfl.tensor(out, "i64"):view(N, K)
+end
+
 local function moe(m, h, p, memo, stats)
   local a = m.arch
   local sz = h:size()
@@ -412,20 +468,34 @@ local function moe(m, h, p, memo, stats)
   local nm = M.moe_names(a)
   local blk = p .. nm.block
   local x = h:reshape(N, H)
-  local probs = linear(m, x, blk .. "gate", memo):softmax(2)
-  local chosen = lfl.no_grad(function()
-    local masked, cols = probs:detach(), {}
-    local ids = lfl.arange(E, "i64"):view(1, E)
-    for k = 1, K do
-      local ik = masked:argmax(2):view(N, 1)
-      cols[k] = ik
-      if k < K then masked = lfl.where(ids:eq(ik), -1, masked) end
-    end
-    return lfl.cat(cols, 2)
-  end)
-  local w = lfl.gather(probs, 2, chosen)
-  if a.norm_topk ~= false then w = w / w:sum({2}, true) end
-  w = w:reshape(N * K)
+  local chosen, w, probs
+  if a.router == "sigmoid_group" then
+    -- DeepSeek-V3: sigmoid scores; the choice adds e_score_correction_bias and
+    -- keeps the topk_group groups with the largest top-2 sums; the weights are
+    -- the chosen scores without the bias, renormalised, times routed_scale
+    local scores = linear(m, x, blk .. "gate", memo):sigmoid()
+    chosen = lfl.no_grad(function()
+      return group_topk(a, scores:detach() + P(m, blk .. "gate.e_score_correction_bias"):view(1, E), N)
+    end)
+    w = lfl.gather(scores, 2, chosen)
+    if a.norm_topk ~= false then w = w / (w:sum({2}, true) + 1e-20) end
+    w = (w * a.routed_scale):reshape(N * K)
+  else
+    probs = linear(m, x, blk .. "gate", memo):softmax(2)
+    chosen = lfl.no_grad(function()
+      local masked, cols = probs:detach(), {}
+      local ids = lfl.arange(E, "i64"):view(1, E)
+      for k = 1, K do
+        local ik = masked:argmax(2):view(N, 1)
+        cols[k] = ik
+        if k < K then masked = lfl.where(ids:eq(ik), -1, masked) end
+      end
+      return lfl.cat(cols, 2)
+    end)
+    w = lfl.gather(probs, 2, chosen)
+    if a.norm_topk ~= false then w = w / w:sum({2}, true) end
+    w = w:reshape(N * K)
+  end
   -- each expert's tokens and the flat positions of their weights
   local tokens, slots = {}, {}
   for e = 1, E do tokens[e], slots[e] = {}, {} end
@@ -454,12 +524,15 @@ local function moe(m, h, p, memo, stats)
   local y, r = lfl.cat(ys, 1), lfl.cat(rows, 1)
   local out = lfl.scatter_add(lfl.zeros(N, H):to(y:dtype()), 1, r:view(N * K, 1):expand(N * K, H):contiguous(), y)
   if a.shared_F then
-    -- Qwen2-MoE's shared expert on every token, scaled by its sigmoid gate
-    local se = linear(m, gated_act(m, x, p, memo, blk .. "shared_expert."), blk .. "shared_expert.down_proj", memo)
-    out = out + linear(m, x, blk .. "shared_expert_gate", memo):sigmoid() * se
+    -- the shared expert on every token: Qwen2-MoE's scaled by its sigmoid
+    -- gate, DeepSeek's (shared_experts.) as it is
+    local sn = blk .. (a.shared_name or "shared_expert.")
+    local se = linear(m, gated_act(m, x, p, memo, sn), sn .. "down_proj", memo)
+    if a.shared_name then out = out + se
+    else out = out + linear(m, x, blk .. "shared_expert_gate", memo):sigmoid() * se end
   end
   out = out:reshape(sz[1], sz[2], H)
-  if stats then return out, probs:sum({1}), counts end
+  if stats and probs then return out, probs:sum({1}), counts end
   return out
 end
 
@@ -482,6 +555,41 @@ local function decode_attention(q, k, v, scale, window, softcap, pad)
   return lfl.matmul(s:softmax(4), v):reshape(B, Hq, 1, D)
 end
 
+-- DeepSeek's multi-head latent attention: q from q_proj, or q_a_proj ->
+-- RMSNorm -> q_b_proj; one latent kv_a_proj_with_mqa = [kv latent | rotary key],
+-- the latent RMSNormed and expanded by kv_b_proj into each head's
+-- [k_nope | v]; the rotary key is shared by the heads. Rotary only on the last
+-- rope_dim dims of q and k. v (v_dim wide) is zero-padded to the q/k head dim
+-- so the attention kernel sees one D; the layer drops the padded output
+-- columns. Returns q, k, v [B, H, T, D], rotated. The latent norms use
+-- transformers' own eps (1e-6), not rms_norm_eps.
+local function mla_qkv(m, h, p, B, T, cos, sin, memo)
+  local a = m.arch
+  local Hq, D, N, R, Vd = a.heads, a.head_dim, a.nope_dim, a.rope_dim, a.v_dim
+  local s = p .. "self_attn."
+  local q
+  if a.q_rank then
+    q = linear(m, h, s .. "q_a_proj", memo)
+    q = linear(m, lfl.rmsnorm(q, P(m, s .. "q_a_layernorm.weight"), 1e-6), s .. "q_b_proj", memo)
+  else
+    q = linear(m, h, s .. "q_proj", memo)
+  end
+  q = q:reshape(B, T, Hq, D)
+  local ckv = linear(m, h, s .. "kv_a_proj_with_mqa", memo)
+  local lat = lfl.rmsnorm(ckv:narrow(3, 1, a.kv_rank), P(m, s .. "kv_a_layernorm.weight"), 1e-6)
+  local kr = ckv:narrow(3, a.kv_rank + 1, R):reshape(B, T, 1, R)
+  local kv = linear(m, lat, s .. "kv_b_proj", memo):reshape(B, T, Hq, N + Vd)
+  local qr = q:narrow(4, N + 1, R)
+  if a.rope_perm then qr, kr = qr:index_select(4, a.rope_perm), kr:index_select(4, a.rope_perm) end
+  qr = lfl.rope(qr:transpose(2, 3), cos, sin)
+  kr = lfl.rope(kr:transpose(2, 3), cos, sin):expand(B, Hq, T, R)
+  q = lfl.cat({q:narrow(4, 1, N):transpose(2, 3), qr}, 4)
+  local k = lfl.cat({kv:narrow(4, 1, N):transpose(2, 3), kr}, 4)
+  local v = kv:narrow(4, N + 1, Vd):transpose(2, 3)
+  if Vd < D then v = lfl.cat({v, lfl.zeros(B, Hq, T, D - Vd):to(v:dtype())}, 4) end
+  return q, k, v
+end
+
 -- One decoder layer: x [B, T, H] -> [B, T, H]. With a KV cache (generation),
 -- this step's rotated keys and values are appended to the layer's cached ones
 -- and the queries attend over all of them (the attention's offset S - T puts
@@ -494,33 +602,37 @@ local function layer(m, l, x, cos, sin, segments, cache, memo, stats)
   local D, Hq, Hk = a.head_dim, a.heads, a.kv_heads
   local h = a.pre_norms and norm(m, x, p .. "input_layernorm") or x
   local q, k, v
-  if a.fused_qkv then
-    local qkv = linear(m, h, p .. "self_attn.qkv_proj", memo)
-    q = qkv:narrow(3, 1, Hq * D)
-    k = qkv:narrow(3, Hq * D + 1, Hk * D)
-    v = qkv:narrow(3, (Hq + Hk) * D + 1, Hk * D)
+  if a.mla then
+    q, k, v = mla_qkv(m, h, p, B, T, cos, sin, memo)
   else
-    q = linear(m, h, p .. "self_attn.q_proj", memo)
-    k = linear(m, h, p .. "self_attn.k_proj", memo)
-    v = linear(m, h, p .. "self_attn.v_proj", memo)
+    if a.fused_qkv then
+      local qkv = linear(m, h, p .. "self_attn.qkv_proj", memo)
+      q = qkv:narrow(3, 1, Hq * D)
+      k = qkv:narrow(3, Hq * D + 1, Hk * D)
+      v = qkv:narrow(3, (Hq + Hk) * D + 1, Hk * D)
+    else
+      q = linear(m, h, p .. "self_attn.q_proj", memo)
+      k = linear(m, h, p .. "self_attn.k_proj", memo)
+      v = linear(m, h, p .. "self_attn.v_proj", memo)
+    end
+    if a.clip_qkv then q, k, v = clip(q, a.clip_qkv), clip(k, a.clip_qkv), clip(v, a.clip_qkv) end
+    if a.qk_norm_full then
+      -- OLMo2: RMSNorm over the whole q / k projection, before the split into heads
+      q = lfl.rmsnorm(q, P(m, p .. "self_attn.q_norm.weight"), a.eps)
+      k = lfl.rmsnorm(k, P(m, p .. "self_attn.k_norm.weight"), a.eps)
+    end
+    q = q:reshape(B, T, Hq, D)
+    k = k:reshape(B, T, Hk, D)
+    v = v:reshape(B, T, Hk, D)
+    if a.qk_norm then
+      q = head_norm(m, q, p .. "self_attn.q_norm")
+      k = head_norm(m, k, p .. "self_attn.k_norm")
+    end
+    if a.rope_perm then q, k = q:index_select(4, a.rope_perm), k:index_select(4, a.rope_perm) end
+    q = lfl.rope(q:transpose(2, 3), cos, sin)
+    k = lfl.rope(k:transpose(2, 3), cos, sin)
+    v = v:transpose(2, 3)
   end
-  if a.clip_qkv then q, k, v = clip(q, a.clip_qkv), clip(k, a.clip_qkv), clip(v, a.clip_qkv) end
-  if a.qk_norm_full then
-    -- OLMo2: RMSNorm over the whole q / k projection, before the split into heads
-    q = lfl.rmsnorm(q, P(m, p .. "self_attn.q_norm.weight"), a.eps)
-    k = lfl.rmsnorm(k, P(m, p .. "self_attn.k_norm.weight"), a.eps)
-  end
-  q = q:reshape(B, T, Hq, D)
-  k = k:reshape(B, T, Hk, D)
-  v = v:reshape(B, T, Hk, D)
-  if a.qk_norm then
-    q = head_norm(m, q, p .. "self_attn.q_norm")
-    k = head_norm(m, k, p .. "self_attn.k_norm")
-  end
-  if a.rope_perm then q, k = q:index_select(4, a.rope_perm), k:index_select(4, a.rope_perm) end
-  q = lfl.rope(q:transpose(2, 3), cos, sin)
-  k = lfl.rope(k:transpose(2, 3), cos, sin)
-  v = v:transpose(2, 3)
   if cache then
     -- per-layer buffers [B, Hk, cap, D] grown by doubling; this step's k/v
     -- are copied in at the cache length and the filled part is used
@@ -553,7 +665,8 @@ local function layer(m, l, x, cos, sin, segments, cache, memo, stats)
     o, lse = lfl.attention(q, k, v, ao)
     if memo and not memo.replay then memo.att = {o, lse} end
   end
-  o = o:transpose(2, 3):reshape(B, T, Hq * D)
+  if a.mla and a.v_dim < D then o = o:narrow(4, 1, a.v_dim):transpose(2, 3):contiguous():reshape(B, T, Hq * a.v_dim)
+  else o = o:transpose(2, 3):reshape(B, T, Hq * D) end
   o = linear(m, o, p .. "self_attn.o_proj", memo)
   local nn = a.norm_names
   if a.post_norms then o = norm(m, o, p .. nn.post_attn) end
@@ -749,8 +862,8 @@ function M.hidden(m, ids, opts)
   pos = pos or default_positions(B, T, past)
   local tabs = {}
   for name, rc in pairs(a.ropes) do
-    local inv, att = rope.inv_freq(rc, a.head_dim, past + T - minpad)
-    local cos, sin = rope.cos_sin(inv, att, pos, a.head_dim)
+    local inv, att = rope.inv_freq(rc, a.rope_dim or a.head_dim, past + T - minpad)
+    local cos, sin = rope.cos_sin(inv, att, pos, a.rope_dim or a.head_dim)
     tabs[name] = {cos, sin}
   end
   local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)

@@ -160,6 +160,19 @@ function M.from_params(cfg, params, opts, where)
   opts = opts or {}
   local arch = decoder.resolve(cfg, where)
   params = convert.to_decoder(cfg, params) -- remote-code layouts (InternLM2, Baichuan) -> llama names
+  -- DeepSeek-V3's multi-token prediction layers follow the decoder's; transformers
+  -- does not load them either (only next-token training and decoding use the model)
+  if (arch.extra_layers or 0) > 0 then
+    local dropped = 0
+    for name in pairs(params) do
+      local li = tonumber(name:match("^model%.layers%.(%d+)%."))
+      if li and li >= arch.layers and li < arch.layers + arch.extra_layers then params[name], dropped = nil, dropped + 1 end
+    end
+    if dropped > 0 then
+      print(fmt("[lfl] note: %d tensors of the multi-token prediction layer%s (layers %d..%d) are not used, as in " ..
+        "transformers", dropped, arch.extra_layers > 1 and "s" or "", arch.layers, arch.layers + arch.extra_layers - 1))
+    end
+  end
   -- a layer the config does not count would be silently unused: wrong data
   local bad, i = M.layer_past(params, arch.layers)
   if bad then

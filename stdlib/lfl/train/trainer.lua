@@ -74,6 +74,22 @@ function M.writable_params(model, names, params)
   return names, params
 end
 
+-- A MoE model trains with its router's load-balancing loss (LlamaFactory's
+-- configure_moe sets output_router_logits for training), moe_aux_loss_coef
+-- replacing config.json's router_aux_loss_coef; DeepSeek-V3's routing balances
+-- itself (e_score_correction_bias) and transformers has no auxiliary loss for it
+function M.setup_moe(model, a)
+  if model.arch.moe and model.arch.aux_free then
+    if a.moe_aux_loss_coef then
+      error(fmt("moe_aux_loss_coef: %s has no load-balancing loss (auxiliary-loss-free routing); remove the key",
+        model.arch.name), 0)
+    end
+  elseif model.arch.moe then
+    model.arch.router_aux = true
+    if a.moe_aux_loss_coef then model.arch.router_aux_coef = a.moe_aux_loss_coef end
+  end
+end
+
 function M.setup_method(model, a)
   local names, params, groups
   if a.finetuning_type == "lora" then
@@ -489,13 +505,7 @@ function M.new(a)
     print(fmt("[lfl] QLoRA: the decoder's linear weights are 4-bit %s%s (bitsandbytes' layout, blocks of 64)",
       quantize.type, quantize.double_quant and " with double quantization" or ""))
   end
-  -- a MoE model trains with its router's load-balancing loss (LlamaFactory's
-  -- configure_moe sets output_router_logits for training), moe_aux_loss_coef
-  -- replacing config.json's router_aux_loss_coef
-  if model.arch.moe then
-    model.arch.router_aux = true
-    if a.moe_aux_loss_coef then model.arch.router_aux_coef = a.moe_aux_loss_coef end
-  end
+  M.setup_moe(model, a)
   -- EAFT's top-20 entropy and ASFT's KL term are taken inside the fused head,
   -- which a soft-capped head (Gemma 2) does not use
   for _, k in ipairs({"use_eaft_loss", "use_asft_loss"}) do
