@@ -13,7 +13,8 @@ local root = lfl.home .. "/tests/golden/models/"
 local CASES = {"llama", "llama_tied_llama3rope", "llama_linear_rope", "llama_yarn_rope", "llama_bias",
                "mistral_window", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo", "olmo2", "starcoder2",
                "internlm3", "internlm2", "internlm2_bias", "baichuan", "baichuan2", "gemma3", "granite", "cohere",
-               "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3", "deepseek_v3_qproj"}
+               "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3", "deepseek_v3_qproj",
+               "deepseek_v2", "deepseek_v2_greedy"}
 local GOLDEN_OF = {internlm2 = "llama", internlm2_bias = "llama_bias"} -- cases checked against another case's golden
 
 local function rel_err(a, b)
@@ -65,12 +66,14 @@ local function write(path, text) local f = assert(io.open(path, "w")); f:write(t
 -- its loss and adapter gradients. lora_target "all" must give PEFT's module
 -- names one for one (the registry's list matches the checkpoint's linears).
 local LORA_CASES = {"gemma3", "granite", "cohere", "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "qwen3_moe",
-                    "deepseek_v3", "deepseek_v3_qproj"}
+                    "deepseek_v3", "deepseek_v3_qproj", "deepseek_v2", "deepseek_v2_greedy"}
 -- PEFT cannot target transformers 5's fused Mixtral experts: its golden adapts attention only
 local LORA_TARGET = {mixtral = "q_proj,k_proj,v_proj,o_proj", qwen2_moe = "q_proj,k_proj,v_proj,o_proj",
                      qwen3_moe = "q_proj,k_proj,v_proj,o_proj",
                      deepseek_v3 = "q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
-                     deepseek_v3_qproj = "q_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj"}
+                     deepseek_v3_qproj = "q_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
+                     deepseek_v2 = "q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
+                     deepseek_v2_greedy = "q_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj"}
 
 -- PEFT key "base_model.model.<mod>.lora_A.weight" -> the lfl tensor holding it
 local function adapter_tensor(m, key)
@@ -257,7 +260,7 @@ t.suite("moe", {
       "mlp.experts.0.gate_proj.weight' has shape [24,32], expected [20,32]")
   end,
 
-  -- DeepSeek-V3: the KV cache (expanded latent keys, padded values) gives the
+  -- DeepSeek-V3 (and V2's refusals): the KV cache (expanded latent keys, padded values) gives the
   -- full forward's logits step by step; layer 0 is dense; no auxiliary loss
   -- (moe_aux_loss_coef refused); the multi-token prediction layer is dropped;
   -- config errors name the key
@@ -295,6 +298,11 @@ t.suite("moe", {
       cfg[c[1]] = c[2]
       t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, c[3])
     end
+    cfg = lfl.model.read_json(root .. "deepseek_v2/config.json")
+    cfg.topk_method = "noaux_tc"
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "topk_method noaux_tc is not supported for deepseek_v2")
+    t.assert_error(function() trainer.setup_moe(lfl.model.load(root .. "deepseek_v2"), {moe_aux_loss_coef = 0.01}) end,
+      "moe_aux_loss_coef: deepseek_v2 has no load-balancing loss")
   end,
 
   config_refusals = function()

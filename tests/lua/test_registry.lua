@@ -264,7 +264,7 @@ return {family = "gemma", title = "my gemma", model_type = "gemma", template = "
       -- a family naming a model_type no family module defines is refused, with the known ones
       write(dir .. "/broken.lua", [[return {model_type = "nobody", template = "chatml", lora_target = {"a"}}]])
       R.reload()
-      t.assert_error(function() R.families() end, "broken.lua: model_type 'nobody' is not defined by any family's arch (known: baichuan, cohere, deepseek_v3, gemma")
+      t.assert_error(function() R.families() end, "broken.lua: model_type 'nobody' is not defined by any family's arch (known: baichuan, cohere, deepseek_v2, deepseek_v3, gemma")
       -- two modules defining one model_type
       write(dir .. "/broken.lua", [[return {model_type = "mymodel_arch", arch = {model_type = "mymodel_arch"},
         template = "chatml", lora_target = {"a"}}]])

@@ -297,6 +297,22 @@ def make_deepseek_v3(ids, labels, name):
     base = dict(num_hidden_layers=3, num_key_value_heads=NH, kv_lora_rank=12, qk_rope_head_dim=4,
                 qk_nope_head_dim=6, v_head_dim=5, moe_intermediate_size=12, n_shared_experts=1,
                 first_k_dense_replace=1, tie_word_embeddings=False, rms_norm_eps=1e-5)
+    if name.startswith("deepseek_v2"):
+        # V2: softmax router, not renormalised, times routed_scaling_factor; rotary in
+        # interleaved pairs (complex form); deepseek_v2: group-limited greedy over 4 groups
+        # with YaRN, deepseek_v2_greedy: plain top-2 with q_proj
+        if name == "deepseek_v2":
+            base.update(q_lora_rank=16, n_routed_experts=8, n_group=4, topk_group=2, num_experts_per_tok=3,
+                        topk_method="group_limited_greedy", routed_scaling_factor=1.5,
+                        rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0,
+                                             original_max_position_embeddings=16, mscale=0.707, mscale_all_dim=0.707,
+                                             beta_fast=32, beta_slow=1))
+        else:
+            base.update(q_lora_rank=None, n_routed_experts=4, num_experts_per_tok=2, topk_method="greedy",
+                        routed_scaling_factor=1.0, n_shared_experts=2)
+        model = build(name, tf.DeepseekV2Config, tf.DeepseekV2ForCausalLM, base, keep_none=("q_lora_rank",))
+        assert (model.config.q_lora_rank is None) == (name != "deepseek_v2")
+        return deepseek_golden(ids, labels, name, model, v3=False)
     if name == "deepseek_v3":
         base.update(q_lora_rank=16, n_routed_experts=8, n_group=4, topk_group=2, num_experts_per_tok=2,
                     norm_topk_prob=True, routed_scaling_factor=2.5, rope_interleave=True,
@@ -308,6 +324,10 @@ def make_deepseek_v3(ids, labels, name):
                     norm_topk_prob=False, routed_scaling_factor=1.5, rope_interleave=False)
     model = build(name, tf.DeepseekV3Config, tf.DeepseekV3ForCausalLM, base, keep_none=("q_lora_rank",))
     assert (model.config.q_lora_rank is None) == (name != "deepseek_v3")
+    deepseek_golden(ids, labels, name, model, v3=True)
+
+
+def deepseek_golden(ids, labels, name, model, v3):
     g = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for mname, buf in model.named_buffers():
@@ -320,7 +340,7 @@ def make_deepseek_v3(ids, labels, name):
     (d / "generation_config.json").unlink(missing_ok=True)
     saved = load_file(d / "model.safetensors")
     assert "model.layers.1.mlp.experts.3.gate_proj.weight" in saved, sorted(saved)[:12]
-    assert "model.layers.1.mlp.gate.e_score_correction_bias" in saved, sorted(saved)[:12]
+    assert not v3 or "model.layers.1.mlp.gate.e_score_correction_bias" in saved, sorted(saved)[:12]
     model.zero_grad()
     out = model(input_ids=ids, labels=labels)
     out.loss.backward()
@@ -583,7 +603,7 @@ def main():
     for name in ("qwen2_moe", "qwen3_moe"):
         if not only or name in only:
             make_qwen_moe(ids, labels, name)
-    for name in ("deepseek_v3", "deepseek_v3_qproj"):
+    for name in ("deepseek_v3", "deepseek_v3_qproj", "deepseek_v2", "deepseek_v2_greedy"):
         if not only or name in only:
             make_deepseek_v3(ids, labels, name)
 

@@ -423,8 +423,9 @@ end
 -- the softmax into the router). With `stats`, also returns the router
 -- probabilities summed over the tokens [E] (in the graph) and each expert's
 -- count of choices, for the load-balancing loss.
--- DeepSeek-V3's choice per token from sc [N, E] (scores + correction bias):
--- the n_group groups of E / n_group experts scored by their two largest, the
+-- DeepSeek's choice per token from sc [N, E] (V3: sigmoid scores + correction
+-- bias; V2: softmax probabilities): the n_group groups of E / n_group experts
+-- scored by their two largest (V2's group_score "max": their largest), the
 -- topk_group best groups kept, then the top_k experts among those. -> [N, K] i64
 local function group_topk(a, sc, N)
   local E, G, TG, K = a.experts, a.n_group, a.topk_group, a.top_k
@@ -440,7 +441,7 @@ local function group_topk(a, sc, N)
         local v = d[base + g * per + j]
         if v > b1 then b1, b2 = v, b1 elseif v > b2 then b2 = v end
       end
-      gs[g + 1] = b1 + b2
+      gs[g + 1] = a.group_score == "max" and b1 or b1 + b2
     end
     for _ = 1, TG do
       local best, bi = ninf, nil
@@ -482,7 +483,8 @@ local function moe(m, h, p, memo, stats)
     w = (w * a.routed_scale):reshape(N * K)
   else
     probs = linear(m, x, blk .. "gate", memo):softmax(2)
-    chosen = lfl.no_grad(function()
+    chosen = a.group_score and lfl.no_grad(function() return group_topk(a, probs:detach(), N) end)
+    chosen = chosen or lfl.no_grad(function()
       local masked, cols = probs:detach(), {}
       local ids = lfl.arange(E, "i64"):view(1, E)
       for k = 1, K do
@@ -494,6 +496,7 @@ local function moe(m, h, p, memo, stats)
     end)
     w = lfl.gather(probs, 2, chosen)
     if a.norm_topk ~= false then w = w / w:sum({2}, true) end
+    if a.routed_scale then w = w * a.routed_scale end -- DeepSeek-V2's routed_scaling_factor
     w = w:reshape(N * K)
   end
   -- each expert's tokens and the flat positions of their weights

@@ -1,9 +1,10 @@
--- The config.json keys of the sparse mixture-of-experts families that share
--- Qwen-MoE's layout (mlp.gate router, mlp.experts.<e>.gate_proj / up_proj /
--- down_proj, and for Qwen2-MoE a shared expert): which layers are sparse
--- (mlp_only_layers, decoder_sparse_step), the experts' sizes, top-k
--- renormalisation and the load-balancing coefficient, set on the decoder's
--- arch (see lfl.model.decoder's moe trait). Errors name config.json and the key.
+-- The config.json keys of the sparse mixture-of-experts families with the
+-- mlp.gate router and mlp.experts.<e>.gate_proj / up_proj / down_proj experts
+-- (Qwen2-MoE, Qwen3-MoE, DeepSeek-V2 / V3): which layers are sparse, the
+-- experts' sizes, the router's kind, top-k renormalisation, shared experts, the
+-- load-balancing coefficient, and DeepSeek's latent attention sizes, set on the
+-- decoder's arch (see lfl.model.decoder's moe and mla traits). Errors name
+-- config.json and the key.
 local fmt = string.format
 local M = {}
 
@@ -18,6 +19,12 @@ local function int(cfg, key, default, min)
   if type(v) ~= "number" or v ~= math.floor(v) or v < min then
     error(fmt("config.json: %s is %s, expected an integer >= %d", key, tostring(v), min), 0)
   end
+  return v
+end
+
+local function num(cfg, key, default)
+  local v = get(cfg, key, default)
+  if type(v) ~= "number" then error(fmt("config.json: %s is %s, expected a number", key, tostring(v)), 0) end
   return v
 end
 
@@ -75,6 +82,98 @@ function M.resolve_qwen(cfg, a, shared)
     error("config.json: use_sliding_window true is not supported for the Qwen MoE models (their released " ..
       "checkpoints attend over the whole context)", 0)
   end
+end
+
+-- DeepSeek-V2 / V3 (v3 true): multi-head latent attention and their routers
+function M.resolve_deepseek(cfg, a, v3)
+  -- attention
+  a.mla = true
+  a.q_rank = get(cfg, "q_lora_rank", nil) and int(cfg, "q_lora_rank", nil, 1) or nil
+  a.kv_rank = int(cfg, "kv_lora_rank", 512, 1)
+  a.nope_dim = int(cfg, "qk_nope_head_dim", 128, 1)
+  a.rope_dim = int(cfg, "qk_rope_head_dim", 64, 2)
+  a.v_dim = int(cfg, "v_head_dim", 128, 1)
+  a.head_dim = a.nope_dim + a.rope_dim
+  if a.v_dim > a.head_dim then
+    error(fmt("config.json: v_head_dim %d is more than qk_nope_head_dim + qk_rope_head_dim %d (not supported)",
+      a.v_dim, a.head_dim), 0)
+  end
+  if a.kv_heads ~= a.heads then
+    error(fmt("config.json: num_key_value_heads %d differs from num_attention_heads %d; latent attention expands " ..
+      "keys and values for every head", a.kv_heads, a.heads), 0)
+  end
+  -- V2 rotates interleaved pairs as complex numbers; V3 by rope_interleave
+  a.rope_interleave = not v3 or get(cfg, "rope_interleave", true) == true
+  a.scale = 1 / math.sqrt(a.head_dim)
+  local rp = get(cfg, "rope_parameters", nil) or get(cfg, "rope_scaling", nil)
+  if type(rp) == "table" and (rp.rope_type or rp.type or "default") ~= "default" and rp.mscale_all_dim
+     and rp.mscale_all_dim ~= 0 and (rp.factor or 1) > 1 then
+    -- transformers' yarn_apply_mscale: scaling * mscale^2 (the non-rotary dims too)
+    local ms = 0.1 * rp.mscale_all_dim * math.log(rp.factor) + 1.0
+    a.scale = a.scale * ms * ms
+  end
+  -- multi-token prediction layers past num_hidden_layers: transformers does not load them
+  a.extra_layers = v3 and int(cfg, "num_nextn_predict_layers", 0, 0) or 0
+  -- experts
+  local ek = get(cfg, "n_routed_experts", nil) == nil and get(cfg, "num_local_experts", nil) ~= nil and
+    "num_local_experts" or "n_routed_experts"
+  a.experts = int(cfg, ek, v3 and 256 or 64, 1)
+  a.top_k = int(cfg, "num_experts_per_tok", v3 and 8 or nil, 1)
+  local grouped = v3 or get(cfg, "topk_method", "greedy") == "group_limited_greedy"
+  if grouped then
+    a.n_group = int(cfg, "n_group", 8, 1)
+    a.topk_group = int(cfg, "topk_group", 4, 1)
+    local per = a.experts / a.n_group
+    if a.experts % a.n_group ~= 0 or (v3 and per < 2) then
+      error(fmt("config.json: %s %d must be a multiple of n_group %d%s", ek, a.experts, a.n_group,
+        v3 and " with at least 2 experts a group" or ""), 0)
+    end
+    if a.topk_group > a.n_group then
+      error(fmt("config.json: topk_group %d is more than n_group %d", a.topk_group, a.n_group), 0)
+    end
+    if a.top_k > a.topk_group * per then
+      error(fmt("config.json: num_experts_per_tok %d is more than the %d experts of topk_group %d groups", a.top_k,
+        a.topk_group * per, a.topk_group), 0)
+    end
+  elseif a.top_k > a.experts then
+    error(fmt("config.json: num_experts_per_tok %d is more than %s %d", a.top_k, ek, a.experts), 0)
+  end
+  if v3 then
+    for key, want in pairs({topk_method = "noaux_tc", scoring_func = "sigmoid"}) do
+      local v = get(cfg, key, want)
+      if v ~= want then
+        error(fmt("config.json: %s %s is not supported for deepseek_v3 (only %s)", key, tostring(v), want), 0)
+      end
+    end
+    a.router = "sigmoid_group"
+    a.routed_scale = num(cfg, "routed_scaling_factor", 2.5)
+    a.norm_topk = get(cfg, "norm_topk_prob", true) == true
+  else
+    -- transformers' DeepseekV2TopkRouter: softmax, greedy top-k or the best
+    -- topk_group groups by their largest score; never renormalised
+    -- (norm_topk_prob is not read), times routed_scaling_factor
+    local tm = get(cfg, "topk_method", "greedy")
+    if tm ~= "greedy" and tm ~= "group_limited_greedy" then
+      error(fmt("config.json: topk_method %s is not supported for deepseek_v2 (greedy, group_limited_greedy)",
+        tostring(tm)), 0)
+    end
+    local sf = get(cfg, "scoring_func", "softmax")
+    if sf ~= "softmax" then
+      error(fmt("config.json: scoring_func %s is not supported for deepseek_v2 (only softmax)", tostring(sf)), 0)
+    end
+    a.group_score = tm == "group_limited_greedy" and "max" or nil
+    a.routed_scale = num(cfg, "routed_scaling_factor", 1.0)
+    a.norm_topk = false
+  end
+  a.moe_F = int(cfg, "moe_intermediate_size", v3 and 2048 or 1407, 1)
+  a.moe_names = {block = "mlp.", gate = "gate_proj", up = "up_proj", down = "down_proj"}
+  local shared = int(cfg, "n_shared_experts", v3 and 1 or 2, 0)
+  a.shared_F = shared > 0 and shared * a.moe_F or nil
+  a.shared_name = "shared_experts."
+  local dense = int(cfg, "first_k_dense_replace", v3 and 3 or 0, 0)
+  a.moe_layer = {}
+  for l = dense + 1, a.layers do a.moe_layer[l] = true end
+  a.aux_free = true
 end
 
 return M
