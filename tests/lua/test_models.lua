@@ -14,7 +14,7 @@ local CASES = {"llama", "llama_tied_llama3rope", "llama_linear_rope", "llama_yar
                "mistral_window", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo", "olmo2", "starcoder2",
                "internlm3", "internlm2", "internlm2_bias", "baichuan", "baichuan2", "gemma3", "granite", "cohere",
                "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3", "deepseek_v3_qproj",
-               "deepseek_v2", "deepseek_v2_greedy"}
+               "deepseek_v2", "deepseek_v2_greedy", "ministral3"}
 local GOLDEN_OF = {internlm2 = "llama", internlm2_bias = "llama_bias"} -- cases checked against another case's golden
 
 local function rel_err(a, b)
@@ -325,6 +325,28 @@ t.suite("moe", {
 local function config_of(name) return lfl.model.read_json(root .. name .. "/config.json") end
 
 t.suite("family_configs", {
+  -- Ministral 3's query scale past original_max_position_embeddings (4 in the
+  -- golden) matters (the logits move without it) and holds in cached decoding
+  ministral3_query_scale = function()
+    local g = lfl.safetensors.load(root .. "ministral3/golden.safetensors")
+    local m = lfl.model.load(root .. "ministral3")
+    t.assert(m.arch.q_pos_scale and m.arch.q_pos_scale.omax == 4, "llama_4_scaling_beta read")
+    local ids = g.input_ids:narrow(1, 1, 1):contiguous()
+    local full = lfl.no_grad(function() return m:forward(ids) end)
+    local c = lfl.decoder.new_cache()
+    lfl.no_grad(function()
+      m:forward(ids:narrow(2, 1, 5):contiguous(), {cache = c})
+      for j = 6, 12 do
+        local st = m:forward(ids:narrow(2, j, 1):contiguous(), {cache = c})
+        t.assert(t.max_abs_diff(st, full:narrow(2, j, 1)) <= 1e-5, "cached step " .. j)
+      end
+    end)
+    m.arch.q_pos_scale = nil
+    local plain = lfl.no_grad(function() return m:forward(ids) end)
+    t.assert(t.max_abs_diff(plain, full) > 1e-3, "the query scale changes the logits")
+    t.assert(t.max_abs_diff(plain:narrow(2, 1, 4), full:narrow(2, 1, 4)) <= 1e-6, "positions 0-3 are not scaled")
+  end,
+
   -- the Hub's Gemma 3 spelling (rope_theta, rope_local_base_freq, rope_scaling,
   -- sliding_window_pattern; transformers checked it reads the same) gives the same logits
   gemma3_hub_spelling = function()

@@ -64,6 +64,12 @@ CASES = {
         head_dim=8, num_hidden_layers=4, sliding_window=4, sliding_window_pattern=2, query_pre_attn_scalar=16,
         rope_theta=1e6, rope_local_base_freq=1e4, rope_scaling=dict(rope_type="linear", factor=2.0),
         hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6)),
+    # Ministral 3: YaRN rotary and Llama 4's query scale past original_max_position_embeddings (4 here,
+    # so the golden's 12 positions get scales 1, 1 + 0.1 log 2, 1 + 0.1 log 3)
+    "ministral3": (tf.Ministral3Config, tf.Ministral3ForCausalLM, dict(
+        head_dim=8, rope_parameters=dict(type="yarn", rope_theta=1e6, factor=4.0, original_max_position_embeddings=4,
+                                         beta_fast=32.0, beta_slow=1.0, mscale_all_dim=1.0, mscale=1.0,
+                                         llama_4_scaling_beta=0.1))),
     # granite 3.x's embedding/residual multipliers (attention_multiplier replaces 1/sqrt(head_dim));
     # logits_scaling below 1 (real ones: 8, 16) keeps this init's logits O(1), so they check something
     "granite": (tf.GraniteConfig, tf.GraniteForCausalLM, dict(

@@ -18,7 +18,8 @@ local function family_json(f)
   local cks = {}
   for i, c in ipairs(f.checkpoints) do cks[i] = {name = c.name, hub = c.hub, size = c.size, template = c.template} end
   return {family = f.family, title = f.title, model_type = f.model_type, template = f.template,
-          lf_template = f.lf_template, lora_target = f.lora_target, checkpoints = cks, source = f.source}
+          lf_template = f.lf_template, lora_target = f.lora_target, checkpoints = cks, source = f.source,
+          no_checkpoints = f.no_checkpoints}
 end
 
 local function print_family(f)
@@ -26,6 +27,7 @@ local function print_family(f)
   print(fmt("  model_type %s, template %s%s", f.model_type, f.template,
     f.lf_template and fmt(" (stand-in: LlamaFactory's %s is not bundled)", f.lf_template) or ""))
   print("  lora_target all = " .. concat(f.lora_target, ","))
+  if f.no_checkpoints then print("    no checkpoints: " .. f.no_checkpoints) end
   local w = 0
   for _, c in ipairs(f.checkpoints) do w = math.max(w, #c.name) end
   for _, c in ipairs(f.checkpoints) do

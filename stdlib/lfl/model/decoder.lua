@@ -597,7 +597,7 @@ end
 -- this step's rotated keys and values are appended to the layer's cached ones
 -- and the queries attend over all of them (the attention's offset S - T puts
 -- them after the cached keys, so causal and window masks stay right).
-local function layer(m, l, x, cos, sin, segments, cache, memo, stats)
+local function layer(m, l, x, cos, sin, segments, cache, memo, stats, qcs)
   local a = m.arch
   local p = "model.layers." .. (l - 1) .. "."
   local sz = x:size()
@@ -632,7 +632,8 @@ local function layer(m, l, x, cos, sin, segments, cache, memo, stats)
       k = head_norm(m, k, p .. "self_attn.k_norm")
     end
     if a.rope_perm then q, k = q:index_select(4, a.rope_perm), k:index_select(4, a.rope_perm) end
-    q = lfl.rope(q:transpose(2, 3), cos, sin)
+    -- qcs: the query's own tables (Ministral 3's position-dependent query scale folded in)
+    q = lfl.rope(q:transpose(2, 3), qcs and qcs[1] or cos, qcs and qcs[2] or sin)
     k = lfl.rope(k:transpose(2, 3), cos, sin)
     v = v:transpose(2, 3)
   end
@@ -697,6 +698,30 @@ end
 
 -- exposed for benchmarks and tests of a single block
 M.layer_for_bench = function(m, l, x, cos, sin, segments) return layer(m, l, x, cos, sin, segments) end
+
+-- Ministral 3's query scale 1 + beta * log(1 + floor(pos / original_max)) for
+-- positions past original_max_position_embeddings (arch.q_pos_scale = {beta =,
+-- omax =}), folded into the query's rotary tables: rope(q) * s = q * (cos * s)
+-- + rotate(q) * (sin * s). nil while every position's scale is 1.
+function M.query_tables(a, pos, cos, sin)
+  local qs = a.q_pos_scale
+  if not qs then return nil end
+  local sz = pos:size()
+  local B, T = sz[1], sz[2]
+  local rows, any = {}, false
+  for b = 1, B do
+    local r = {}
+    for t = 1, T do
+      local f = math.floor(pos[{b, t}] / qs.omax)
+      if f > 0 then any = true end
+      r[t] = 1 + qs.beta * math.log(1 + f)
+    end
+    rows[b] = r
+  end
+  if not any then return nil end
+  local s = lfl.tensor(rows):view(B, T, 1)
+  return {cos * s, sin * s}
+end
 
 local function default_positions(B, T, start)
   local pos = lfl.arange(T, "i64")
@@ -867,7 +892,7 @@ function M.hidden(m, ids, opts)
   for name, rc in pairs(a.ropes) do
     local inv, att = rope.inv_freq(rc, a.rope_dim or a.head_dim, past + T - minpad)
     local cos, sin = rope.cos_sin(inv, att, pos, a.rope_dim or a.head_dim)
-    tabs[name] = {cos, sin}
+    tabs[name] = {cos, sin, q = M.query_tables(a, pos, cos, sin)}
   end
   local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)
   -- NEFTune (neftune_noise_alpha), as transformers' hook on the input
@@ -902,10 +927,10 @@ function M.hidden(m, ids, opts)
       local memo = replay and {}
       x, probsum, counts = lfl.checkpoint_trainable(function(h)
         if memo then memo.i, memo.replay, memo.ran = 0, memo.ran, true end
-        return layer(m, l, h, cos, sin, opts.segments, nil, memo, rs and true)
+        return layer(m, l, h, cos, sin, opts.segments, nil, memo, rs and true, cs.q)
       end, x)
     else
-      x, probsum, counts = layer(m, l, x, cos, sin, opts.segments, cache, nil, rs and true)
+      x, probsum, counts = layer(m, l, x, cos, sin, opts.segments, cache, nil, rs and true, cs.q)
     end
     if rs and probsum then -- a sparse layer (Qwen-MoE's dense ones have no router)
       rs.probsum = rs.probsum and rs.probsum + probsum or probsum

@@ -104,6 +104,11 @@ local function normalize(spec, stem, path)
   end
   f.template = spec.template
   f.lf_template = spec.lf_template
+  -- a family whose Hub checkpoints lfl cannot load yet says why instead of listing them
+  if spec.no_checkpoints ~= nil and type(spec.no_checkpoints) ~= "string" then
+    bad("no_checkpoints", "expected the reason the family lists no checkpoints")
+  end
+  f.no_checkpoints = spec.no_checkpoints
   f.lora_target = list_of_names(spec.lora_target, path .. ": lora_target")
   -- checkpoints: a list of {name, hub, size[, template]} or a map name -> hub id / {hub =, size =}
   local cks = {}
