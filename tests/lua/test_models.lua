@@ -14,7 +14,7 @@ local CASES = {"llama", "llama_tied_llama3rope", "llama_linear_rope", "llama_yar
                "mistral_window", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo", "olmo2", "starcoder2",
                "internlm3", "internlm2", "internlm2_bias", "baichuan", "baichuan2", "gemma3", "granite", "cohere",
                "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3", "deepseek_v3_qproj",
-               "deepseek_v2", "deepseek_v2_greedy", "ministral3"}
+               "deepseek_v2", "deepseek_v2_greedy", "ministral3", "llama_llama31rope"}
 local GOLDEN_OF = {internlm2 = "llama", internlm2_bias = "llama_bias"} -- cases checked against another case's golden
 
 local function rel_err(a, b)
@@ -325,6 +325,40 @@ t.suite("moe", {
 local function config_of(name) return lfl.model.read_json(root .. name .. "/config.json") end
 
 t.suite("family_configs", {
+  -- Llama 3.1 / 3.2 GGUFs carry llama3 rope scaling only as rope_freqs.weight
+  -- (convert_hf_to_gguf's factors, written by the reference script): lfl
+  -- recovers the rope_scaling, gives the HF model's logits, writes the same
+  -- factors back on export and reads its own export
+  gguf_llama3_rope_freqs = function()
+    for _, c in ipairs({{"llama_tied_llama3rope", 16}, {"llama_llama31rope", 8192}}) do
+      local name = c[1]
+      local g = lfl.safetensors.load(root .. name .. "/golden.safetensors")
+      local m = lfl.model.load(root .. name .. "/model.gguf")
+      local rs = m.config.rope_scaling
+      t.assert(rs and rs.rope_type == "llama3" and rs.factor == 8 and rs.high_freq_factor == 4 and
+        rs.original_max_position_embeddings == c[2], name .. ": rope_scaling from rope_freqs")
+      t.assert(t.max_abs_diff(lfl.no_grad(function() return m:forward(g.input_ids) end), g.logits) <= 1e-5,
+        name .. ": GGUF logits")
+      local file = lfl.gguf.tensors(root .. name .. "/model.gguf")["rope_freqs.weight"]:to("f32")
+      local mine = require("lfl.model.gguf").llama3_factors(rs, 500000.0, m.arch.head_dim)
+      for i = 1, #mine do t.assert_close(mine[i], file[i], 1e-6, name .. " factor " .. i) end
+      local out = os.tmpname() .. ".gguf"
+      require("lfl.model.gguf_export").write(lfl.model.load(root .. name), out, {quantization = "f32", tokenizer = false})
+      local back = lfl.model.load(out)
+      os.remove(out)
+      t.assert_eq(back.config.rope_scaling.original_max_position_embeddings, c[2], name .. ": exported rope_freqs")
+      t.assert(t.max_abs_diff(lfl.no_grad(function() return back:forward(g.input_ids) end), g.logits) <= 1e-5,
+        name .. ": exported GGUF logits")
+    end
+    -- the tied case without its scaling is visibly off: the test sees the scaling
+    local cfg = config_of("llama_tied_llama3rope")
+    cfg.rope_parameters = {rope_theta = cfg.rope_parameters.rope_theta, rope_type = "default"}
+    local plain = lfl.model.from_params(cfg, weights_of("llama_tied_llama3rope"))
+    local g = lfl.safetensors.load(root .. "llama_tied_llama3rope/golden.safetensors")
+    t.assert(t.max_abs_diff(lfl.no_grad(function() return plain:forward(g.input_ids) end), g.logits) > 1e-2,
+      "llama3 scaling changes these logits")
+  end,
+
   -- Ministral 3's query scale past original_max_position_embeddings (4 in the
   -- golden) matters (the logits move without it) and holds in cached decoding
   ministral3_query_scale = function()

@@ -38,6 +38,11 @@ CASES = {
         tie_word_embeddings=True, rope_theta=500000.0,
         rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
                           original_max_position_embeddings=16))),
+    # Llama 3.1's rope scaling with enough rotary dims (head_dim 32) for several smoothed frequencies
+    "llama_llama31rope": (tf.LlamaConfig, tf.LlamaForCausalLM, dict(
+        num_attention_heads=2, num_key_value_heads=1, head_dim=32, rope_theta=500000.0, max_position_embeddings=131072,
+        rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                          original_max_position_embeddings=8192))),
     "llama_linear_rope": (tf.LlamaConfig, tf.LlamaForCausalLM, dict(rope_scaling=dict(rope_type="linear", factor=2.0))),
     "llama_yarn_rope": (tf.LlamaConfig, tf.LlamaForCausalLM, dict(
         rope_scaling=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=16))),
@@ -523,8 +528,8 @@ def make_gguf(name, ids):
     import gguf
     d = OUT / name
     cfg = json.loads((d / "config.json").read_text())
-    arch = {"olmo": gguf.MODEL_ARCH.OLMO, "olmo2": gguf.MODEL_ARCH.OLMO2,
-            "starcoder2": gguf.MODEL_ARCH.STARCODER2}[name]
+    arch = {"olmo": gguf.MODEL_ARCH.OLMO, "olmo2": gguf.MODEL_ARCH.OLMO2, "starcoder2": gguf.MODEL_ARCH.STARCODER2,
+            "llama_tied_llama3rope": gguf.MODEL_ARCH.LLAMA, "llama_llama31rope": gguf.MODEL_ARCH.LLAMA}[name]
     nmap = gguf.get_tensor_name_map(arch, cfg["num_hidden_layers"])
     w = gguf.GGUFWriter(str(d / "model.gguf"), gguf.MODEL_ARCH_NAMES[arch])
     w.add_context_length(cfg["max_position_embeddings"])
@@ -535,7 +540,13 @@ def make_gguf(name, ids):
     w.add_head_count_kv(cfg["num_key_value_heads"])
     w.add_rope_freq_base(cfg["rope_parameters"]["rope_theta"])
     w.add_vocab_size(cfg["vocab_size"])
-    if name == "olmo":
+    if name.startswith("llama"):
+        w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+        w.add_rope_dimension_count(cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"])
+        if cfg.get("head_dim"):
+            w.add_key_length(cfg["head_dim"])
+            w.add_value_length(cfg["head_dim"])
+    elif name == "olmo":
         w.add_layer_norm_eps(1e-5)
         w.add_clamp_kqv(cfg["clip_qkv"])
     elif name == "olmo2":
@@ -544,10 +555,30 @@ def make_gguf(name, ids):
         w.add_layer_norm_eps(cfg["norm_epsilon"])
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
     tensors = load_file(d / "model.safetensors")
+    if name.startswith("llama"):
+        # convert_hf_to_gguf's LlamaModel.generate_extra_tensors (conversion/llama.py): llama3 rope
+        # scaling as per-frequency factors
+        import math
+        rp = cfg["rope_parameters"]
+        dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        freqs = 1.0 / (rp["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+        factor, lo, hi = rp.get("factor", 8.0), rp.get("low_freq_factor", 1.0), rp.get("high_freq_factor", 4.0)
+        old = rp.get("original_max_position_embeddings", 8192)
+        rf = []
+        for freq in freqs:
+            wavelen = 2 * math.pi / freq
+            if wavelen < old / hi:
+                rf.append(1)
+            elif wavelen > old / lo:
+                rf.append(factor)
+            else:
+                smooth = (old / wavelen - lo) / (hi - lo)
+                rf.append(1 / ((1 - smooth) / factor + smooth))
+        w.add_tensor("rope_freqs.weight", torch.tensor(rf, dtype=torch.float32).numpy())
     for hf, t in sorted(tensors.items()):
-        if name == "olmo" and hf.endswith("q_proj.weight"):
+        if (name == "olmo" or name.startswith("llama")) and hf.endswith("q_proj.weight"):
             t = llama_permute(t, cfg["num_attention_heads"])
-        elif name == "olmo" and hf.endswith("k_proj.weight"):
+        elif (name == "olmo" or name.startswith("llama")) and hf.endswith("k_proj.weight"):
             t = llama_permute(t, cfg["num_key_value_heads"])
         gname = nmap.get_name(hf, try_suffixes=(".weight", ".bias"))
         assert gname, hf
@@ -592,7 +623,7 @@ def main():
         gold, loss = golden(model, ids, labels)
         save_file(gold, d / "golden.safetensors")
         print(name, "loss", loss, "params", sum(p.numel() for p in model.parameters()))
-        if name in ("olmo", "olmo2", "starcoder2"):
+        if name in ("olmo", "olmo2", "starcoder2", "llama_tied_llama3rope", "llama_llama31rope"):
             make_gguf(name, ids)
         if name == "gemma3":
             gemma3_hub_config(d, ids)

@@ -83,6 +83,86 @@ local function rope_scaling(meta, path, key)
   return r
 end
 
+-- llama.cpp's rope factors of llama3 rope scaling (convert_hf_to_gguf's
+-- generate_extra_tensors in conversion/llama.py): per frequency 1 above the
+-- high-frequency wavelength, `factor` below the low one, 1 / ((1 - s) / factor
+-- + s) in between, s = (L / wavelen - low) / (high - low). -> Lua array
+function M.llama3_factors(rs, theta, dim)
+  local L, lo, hi, f = rs.original_max_position_embeddings or 8192, rs.low_freq_factor or 1.0,
+    rs.high_freq_factor or 4.0, rs.factor or 8.0
+  local out = {}
+  for i = 1, dim / 2 do
+    local freq = f32(1.0 / f32(theta ^ f32((2 * (i - 1)) / dim)))
+    local w = 2 * math.pi / freq
+    if w < L / hi then out[i] = 1
+    elseif w > L / lo then out[i] = f
+    else
+      local sm = (L / w - lo) / (hi - lo)
+      out[i] = 1 / ((1 - sm) / f + sm)
+    end
+  end
+  return out
+end
+
+-- The llama3 rope_scaling that gives a GGUF's rope_freqs.weight (Llama 3.1 /
+-- 3.2 files carry their scaling only as that tensor). The factors fix the
+-- ratios low / L and high / L (s is linear in 1 / wavelen), not L itself: with
+-- low_freq_factor 1 (every Llama 3.x) L and high follow; the result is checked
+-- by recomputing the factors. With fewer than two smoothed entries Llama's
+-- high_freq_factor 4 is assumed; factors of another shape are an error naming
+-- the tensor.
+local function llama3_from_factors(t, theta, dim, path)
+  local n = t:numel()
+  if t:dim() ~= 1 or n ~= dim / 2 then
+    error(fmt("%s: rope_freqs.weight has %d values, expected head_dim / 2 = %d", path, n, dim / 2), 0)
+  end
+  local fv, factor = {}, 1
+  local d = t:to("f32"):contiguous()
+  for i = 1, n do fv[i] = d[i]; factor = math.max(factor, fv[i]) end
+  if factor == 1 then return nil end -- all ones: no scaling
+  local pts = {}
+  for i = 1, n do
+    local v = fv[i]
+    if math.abs(v - 1) > 1e-6 and math.abs(v - factor) > 1e-6 * factor then
+      local freq = f32(1.0 / f32(theta ^ f32((2 * (i - 1)) / dim)))
+      pts[#pts + 1] = {freq / (2 * math.pi), (1 / v - 1 / factor) / (1 - 1 / factor)}
+    end
+  end
+  local rs = {rope_type = "llama3", factor = M.f32_decimal(factor), low_freq_factor = 1.0, high_freq_factor = 4.0}
+  if #pts == 0 then
+    -- every factor is 1 or `factor`: any L with the ones' wavelengths below L / 4
+    -- and the others' above L gives them; Llama's 8192 when it fits
+    local lo_w, hi_w = 0, math.huge
+    for i = 1, n do
+      local w = 2 * math.pi / f32(1.0 / f32(theta ^ f32((2 * (i - 1)) / dim)))
+      if fv[i] == 1 then lo_w = math.max(lo_w, 4 * w) else hi_w = math.min(hi_w, w) end
+    end
+    rs.original_max_position_embeddings = (8192 > lo_w and 8192 < hi_w) and 8192 or math.floor((lo_w + hi_w) / 2)
+  elseif #pts == 1 then
+    -- one smoothed entry: with Llama's high_freq_factor 4, L = wavelen * (1 + 3 s)
+    local L = (1 + 3 * pts[1][2]) / pts[1][1]
+    if math.abs(L - math.floor(L + 0.5)) < 1e-3 * L then L = math.floor(L + 0.5) end
+    rs.original_max_position_embeddings = L
+  else
+    local x1, s1, x2, s2 = pts[1][1], pts[1][2], pts[#pts][1], pts[#pts][2]
+    local a = (s2 - s1) / (x2 - x1)
+    local b = s1 - a * x1
+    local L, hi = -a / b, (b - 1) / b
+    -- config.json had round numbers: take them when they are within the f32 noise
+    if math.abs(L - math.floor(L + 0.5)) < 1e-3 * L then L = math.floor(L + 0.5) end
+    local hr = math.floor(hi * 1000 + 0.5) / 1000
+    if math.abs(hi - hr) < 1e-4 * hi then hi = hr end
+    rs.high_freq_factor, rs.original_max_position_embeddings = hi, L
+  end
+  local back, ok = M.llama3_factors(rs, theta, dim), true
+  for i = 1, n do ok = ok and math.abs(back[i] - fv[i]) <= 1e-5 * math.max(1, fv[i]) end
+  if not ok then
+    error(fmt("%s: rope_freqs.weight (per-frequency rope factors up to %g) does not match llama3 rope scaling, " ..
+      "the only kind lfl reads from it", path, factor), 0)
+  end
+  return rs
+end
+
 -- HF config from GGUF metadata
 function M.config(meta, path)
   local arch = meta["general.architecture"]
@@ -173,6 +253,16 @@ function M.load(path, opts)
     error(fmt("%s: tensor '%s' belongs to block %d, but metadata %s.block_count is %d (blocks 0..%d): the file " ..
       "is inconsistent", path, past, past_i, meta["general.architecture"], cfg.num_hidden_layers,
       cfg.num_hidden_layers - 1), 0)
+  end
+  -- Llama 3.1 / 3.2's rope scaling travels as per-frequency factors
+  local rf = g.tensors["rope_freqs.weight"]
+  if rf then
+    g.tensors["rope_freqs.weight"] = nil
+    if cfg.rope_scaling then
+      error(fmt("%s: both rope_freqs.weight and rope scaling metadata (%s): the file is inconsistent", path,
+        cfg.rope_scaling.rope_type), 0)
+    end
+    cfg.rope_scaling = llama3_from_factors(rf, cfg.rope_theta, cfg.head_dim, path)
   end
   local params = {}
   local model = require("lfl.model")

@@ -98,8 +98,10 @@ local function arch_kv(cfg, arch, n_vocab, where)
       add("rope.scaling.factor", "f32", rs.factor)
       add("rope.scaling.original_context_length", "u32", rs.original_max_position_embeddings)
       if rs.attention_factor then add("rope.scaling.attn_factor", "f32", rs.attention_factor) end
+    elseif ty == "llama3" then
+      -- no metadata: the scaling travels as the rope_freqs.weight tensor (M.write adds it)
     elseif ty ~= "default" and ty ~= nil then
-      error(fmt("%s: rope scaling '%s' cannot be written to GGUF by lfl yet (linear and yarn can)", where,
+      error(fmt("%s: rope scaling '%s' cannot be written to GGUF by lfl yet (linear, yarn and llama3 can)", where,
         tostring(ty)), 0)
     end
   end
@@ -280,6 +282,14 @@ function M.write(model, path, opts)
     local ty = t:dim() == 1 and "f32" or Q.matrix(t:size()[t:dim()])
     tensors[#tensors + 1] = {g, t, ty}
     types[g] = ty
+  end
+  -- llama3 rope scaling: llama.cpp's per-frequency factors, as convert_hf_to_gguf writes them
+  local rs = cfg.rope_scaling or (type(cfg.rope_parameters) == "table" and cfg.rope_parameters) or nil
+  if rs and (rs.rope_type or rs.type) == "llama3" then
+    local hd = cfg.head_dim or cfg.hidden_size / heads
+    local f = require("lfl.model.gguf").llama3_factors(rs, rope_theta(cfg), hd)
+    tensors[#tensors + 1] = {"rope_freqs.weight", lfl.tensor(f), "f32"}
+    types["rope_freqs.weight"] = "f32"
   end
   local kv = {
     {"general.architecture", "string", arch},
