@@ -1,6 +1,6 @@
 -- Gemma 3 text (Google): model_type gemma3_text (Gemma3ForCausalLM: the 270M
--- and 1B checkpoints; the larger ones are image-text models, model_type gemma3,
--- not loaded here). Gemma 2 plus (1 + w) RMSNorms on q and k, sliding-window
+-- and 1B checkpoints; of the larger image-text ones, model_type gemma3, lfl
+-- loads and trains the language model: lfl.model.wrapper). Gemma 2 plus (1 + w) RMSNorms on q and k, sliding-window
 -- layers with their own rotary base (rope_local_base_freq) and the global
 -- layers' rope with rope_scaling; no soft-capping in the released configs.
 -- config.json comes in two spellings: the Hub's (rope_theta,
@@ -85,6 +85,12 @@ local ck = {
   {name = "Gemma-3-1B", hub = "google/gemma-3-1b-pt", size = "1B"},
   {name = "Gemma-3-1B-Instruct", hub = "google/gemma-3-1b-it", size = "1B"},
 }
+-- image-text checkpoints: their language model (text-only training; the vision
+-- tower is kept and saved back untouched)
+for _, s in ipairs({"4B", "12B", "27B"}) do
+  ck[#ck + 1] = {name = "Gemma-3-" .. s, hub = "google/gemma-3-" .. s:lower() .. "-pt", size = s}
+  ck[#ck + 1] = {name = "Gemma-3-" .. s .. "-Instruct", hub = "google/gemma-3-" .. s:lower() .. "-it", size = s}
+end
 
 return {
   family = "gemma3",

@@ -32,6 +32,7 @@ return {
   template = "ministral3",
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
   checkpoints = {},
-  no_checkpoints = "the Hub's Ministral 3 checkpoints are Mistral3 (vision + text) folders, which lfl does not " ..
-    "load yet; a text-only Ministral3ForCausalLM folder (config model_type ministral3) loads",
+  no_checkpoints = "the Hub's Ministral 3 checkpoints are Mistral3 (vision + text) folders whose language model lfl " ..
+    "loads (lfl.model.wrapper), but none was tried here, so none is listed; a text-only Ministral3ForCausalLM " ..
+    "folder loads too",
 }

@@ -324,6 +324,119 @@ t.suite("moe", {
 
 local function config_of(name) return lfl.model.read_json(root .. name .. "/config.json") end
 
+-- The language model of vision-language checkpoints (tests/golden/models/
+-- gemma3_vlm, mistral3_vlm: tiny Gemma3/Mistral3ForConditionalGeneration saved by
+-- transformers 5): text-only logits, loss and the language model's gradients;
+-- a full save writes the checkpoint back with its vision tensors untouched;
+-- a LoRA adapter matches PEFT's on the wrapper (keys, loss, gradients) and
+-- loads back.
+local W = require("lfl.model.wrapper")
+local function hub_name(pn) return pn == "lm_head.weight" and "language_model.lm_head.weight" or "language_model." .. pn end
+t.suite("vision_language", {
+  -- google/gemma-3-4b-it's config.json lists only what differs from
+  -- Gemma3TextConfig's defaults; mistral3 without text_config is an error
+  hub_gemma3_config = function()
+    local cfg = {model_type = "gemma3", text_config = {hidden_size = 2560, intermediate_size = 10240,
+      model_type = "gemma3_text", num_hidden_layers = 34, rope_scaling = {factor = 8.0, rope_type = "linear"},
+      sliding_window = 1024}, vision_config = {model_type = "siglip_vision_model"}}
+    local text, w = W.unwrap(cfg, "c.json")
+    t.assert(w and w.outer == cfg, "wrapper record")
+    local a = lfl.decoder.resolve(text, "c.json")
+    t.assert(a.heads == 8 and a.kv_heads == 4 and a.head_dim == 256 and a.vocab == 262208 and a.layers == 34,
+      "Gemma3TextConfig defaults fill the Hub's config")
+    t.assert(a.window[1] == 1024 and a.window[6] == nil, "sliding layers (pattern 6)")
+    t.assert_error(function() W.unwrap({model_type = "mistral3"}, "c.json") end, "c.json: model_type mistral3 without a text_config")
+  end,
+
+  text_part = function()
+    for _, name in ipairs({"gemma3_vlm", "mistral3_vlm"}) do
+      local m = lfl.model.load(root .. name)
+      local g = lfl.safetensors.load(root .. name .. "/golden.safetensors")
+      t.assert(m.wrap and m.wrap.aside_count > 10, name .. ": vision tensors kept aside")
+      for _, p in ipairs(m:parameters()) do p:requires_grad() end
+      t.assert(t.max_abs_diff(m:forward(g.input_ids), g.logits) <= 1e-5, name .. " logits")
+      local loss = m:loss(g.input_ids, g.labels)
+      t.assert_close(loss:item(), g.loss[1], 1e-5, name .. " loss")
+      loss:backward()
+      local names, params = m:named_parameters()
+      for _, pn in ipairs(names) do
+        local ref = g["grad." .. hub_name(pn)]
+        t.assert(ref, name .. ": golden gradient of " .. pn)
+        t.assert(rel_err(params[pn].grad, ref) <= 1e-3, name .. ": gradient of " .. pn)
+      end
+      -- full save: the same tensors under the same names, the wrapper's config
+      local dir = os.tmpname() .. "_vlm"
+      m:save(dir, {tokenizer = false})
+      local a, b = lfl.safetensors.load(root .. name .. "/model.safetensors"), lfl.safetensors.load(dir .. "/model.safetensors")
+      local na, nb = 0, 0
+      for k, v in pairs(a) do
+        na = na + 1
+        t.assert(b[k], name .. ": saved " .. k)
+        t.assert(t.max_abs_diff(v, b[k]) == 0, name .. ": " .. k .. " unchanged")
+      end
+      for _ in pairs(b) do nb = nb + 1 end
+      t.assert_eq(nb, na, name .. ": tensor count")
+      local cfg = lfl.model.read_json(dir .. "/config.json")
+      t.assert(W.WRAPPERS[cfg.model_type] and cfg.vision_config and cfg.text_config.hidden_size == 32, name .. " config")
+      lfl.fs.remove(dir)
+    end
+  end,
+
+  lora_as_peft = function()
+    local trainer = require("lfl.train.trainer")
+    local peft = require("lfl.train.peft")
+    for _, name in ipairs({"gemma3_vlm", "mistral3_vlm"}) do
+      local g = lfl.safetensors.load(root .. name .. "/lora.safetensors")
+      local m = lfl.model.load(root .. name)
+      trainer.setup_method(m, {finetuning_type = "lora", lora_rank = 4, lora_alpha = 8, lora_dropout = 0,
+        lora_target = "q_proj,v_proj", learning_rate = 1e-3})
+      local n = 0
+      lfl.no_grad(function()
+        for k, v in pairs(g) do
+          local key = k:match("^init%.(.+)$")
+          if key then
+            local mod, kind = W.adapter_key(key, W.module_in):match("^base_model%.model%.(.+)%.lora_([AB])%.weight$")
+            local A, B = m.lora:get(mod)
+            t.assert(A, name .. ": adapter on " .. tostring(mod))
+            ;(kind == "A" and A or B):copy_(v)
+            n = n + 1
+          end
+        end
+      end)
+      t.assert_eq(n, 8, name .. ": PEFT adapter tensors")
+      local gold = lfl.safetensors.load(root .. name .. "/golden.safetensors")
+      local loss = m:loss(gold.input_ids, gold.labels)
+      t.assert_close(loss:item(), g.loss[1], 1e-5, name .. " LoRA loss")
+      loss:backward()
+      for k, v in pairs(g) do
+        local key = k:match("^grad%.(.+)$")
+        if key then
+          local mod, kind = W.adapter_key(key, W.module_in):match("^base_model%.model%.(.+)%.lora_([AB])%.weight$")
+          local A, B = m.lora:get(mod)
+          local got = (kind == "A" and A or B).grad
+          t.assert(got and rel_err(got, v) <= 1e-3, name .. ": LoRA gradient " .. key)
+        end
+      end
+      local dir = os.tmpname() .. "_vlm_lora"
+      peft.save_adapter(m, dir)
+      local saved = lfl.safetensors.load(dir .. "/adapter_model.safetensors")
+      for k, v in pairs(g) do
+        local key = k:match("^init%.(.+)$")
+        if key then
+          t.assert(saved[key], name .. ": PEFT key " .. key)
+          t.assert(t.max_abs_diff(saved[key], v) == 0, name .. ": " .. key)
+        end
+      end
+      local m2 = lfl.model.load(root .. name)
+      peft.load_adapter(m2, dir)
+      local ids = lfl.safetensors.load(root .. name .. "/golden.safetensors").input_ids
+      t.assert(t.max_abs_diff(lfl.no_grad(function() return m2:forward(ids) end),
+        lfl.no_grad(function() return m:forward(ids) end)) <= 1e-6, name .. ": the loaded adapter")
+      lfl.fs.remove(dir)
+    end
+  end,
+})
+
 t.suite("family_configs", {
   -- Llama 3.1 / 3.2 GGUFs carry llama3 rope scaling only as rope_freqs.weight
   -- (convert_hf_to_gguf's factors, written by the reference script): lfl

@@ -382,6 +382,61 @@ def deepseek_golden(ids, labels, name, model, v3):
     lora_golden(name, model, ids, labels)
 
 
+def make_vlm(ids, labels, name):
+    """The text part of vision-language checkpoints (lfl trains their language
+    model on text; the vision tower and projector stay as they are): a tiny
+    Gemma3ForConditionalGeneration (gemma3_vlm) and Mistral3ForConditionalGeneration
+    (mistral3_vlm). transformers 5 saves the Hub layout (language_model.model.*,
+    vision_tower.*, multi_modal_projector.*); the golden is a text-only forward
+    (logits, loss, the language model's gradients under the saved names) and
+    lora.safetensors PEFT's LoRA on the language model's q/v_proj (PEFT's keys:
+    base_model.model.model.language_model.layers.<i>...)."""
+    torch.manual_seed(1234)
+    tc = dict(common, head_dim=8)
+    if name == "gemma3_vlm":
+        cfg = tf.Gemma3Config(text_config=dict(tc, sliding_window=4, query_pre_attn_scalar=8, rms_norm_eps=1e-6),
+                              vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                                 num_attention_heads=2, image_size=28, patch_size=14),
+                              mm_tokens_per_image=4, image_token_index=60, boi_token_index=61, eoi_token_index=62)
+        model = tf.Gemma3ForConditionalGeneration(cfg)
+    else:
+        cfg = tf.Mistral3Config(text_config=dict(tc, model_type="mistral", sliding_window=None),
+                                vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                                   num_attention_heads=2, image_size=28, patch_size=14, head_dim=8),
+                                image_token_index=60, tie_word_embeddings=False)
+        model = tf.Mistral3ForConditionalGeneration(cfg)
+    model.config._attn_implementation = "eager"
+    model.config.text_config._attn_implementation = "eager"
+    model = model.float().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)
+    d = OUT / name
+    if d.exists():
+        shutil.rmtree(d)
+    model.save_pretrained(d, safe_serialization=True)
+    (d / "generation_config.json").unlink(missing_ok=True)
+    saved = load_file(d / "model.safetensors")
+    assert "language_model.model.layers.0.self_attn.q_proj.weight" in saved, sorted(saved)[:8]
+    model.zero_grad()
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    gold = {"input_ids": ids, "labels": labels, "logits": out.logits.detach().float().contiguous(),
+            "loss": out.loss.detach().reshape(1)}
+    for pname, p in model.named_parameters():
+        if p.grad is None or "language_model" not in pname and not pname.startswith("lm_head"):
+            continue
+        hub = pname.replace("model.language_model.", "language_model.model.")
+        if hub.startswith("lm_head."):
+            hub = "language_model." + hub
+        assert hub in saved or hub == "language_model.lm_head.weight", hub
+        gold["grad." + hub] = p.grad.detach().contiguous()
+    save_file(gold, d / "golden.safetensors")
+    print(name, "loss", out.loss.item(), "tied", "language_model.lm_head.weight" not in saved)
+    LORA_TARGETS[name] = r".*language_model.*\.(q_proj|v_proj)"
+    lora_golden(name, model, ids, labels)
+
+
 def fresh(d):
     if d.exists():
         shutil.rmtree(d)
@@ -640,6 +695,9 @@ def main():
     for name in ("qwen2_moe", "qwen3_moe"):
         if not only or name in only:
             make_qwen_moe(ids, labels, name)
+    for name in ("gemma3_vlm", "mistral3_vlm"):
+        if not only or name in only:
+            make_vlm(ids, labels, name)
     for name in ("deepseek_v3", "deepseek_v3_qproj", "deepseek_v2", "deepseek_v2_greedy"):
         if not only or name in only:
             make_deepseek_v3(ids, labels, name)

@@ -77,9 +77,10 @@ function M.load(path, opts)
   if not exists(path) and not exists(path .. "/config.json") then path = lfl.hub.resolve(path, opts.hub) end
   if path:match("%.gguf$") then return require("lfl.model.gguf").load(path, opts) end
   local cfg_path = path .. "/config.json"
-  local cfg = read_json(cfg_path)
+  local cfg, wrap = require("lfl.model.wrapper").unwrap(read_json(cfg_path), cfg_path) -- a vision-language checkpoint's text part
   decoder.resolve(cfg, cfg_path) -- an unsupported architecture or a bad size is reported before any weight is read
   local params = load_weights(path)
+  if wrap then params = require("lfl.model.wrapper").split(params, wrap, cfg) end
   local ptq = require("lfl.model.ptq")
   local q = ptq.config(cfg, cfg_path)
   local nq
@@ -93,6 +94,11 @@ function M.load(path, opts)
   local m = M.from_params(cfg, params, opts, cfg_path)
   if q then m.ptq = {method = q.method, group_size = q.group_size, linears = nq} end
   m.path = path
+  if wrap then
+    m.wrap = wrap
+    print(fmt("[lfl] %s: the language model of a %s checkpoint; its %d vision tensors (vision tower, projector) " ..
+      "are kept as they are and saved back (text-only training)", path, wrap.outer.model_type, wrap.aside_count))
+  end
   if exists(path .. "/generation_config.json") then m.generation_config = read_json(path .. "/generation_config.json") end
   return m
 end
@@ -280,6 +286,7 @@ function Model:save(dir, opts)
   end
   local shards, cur, size = {}, {}, 0
   local names, params = convert.from_decoder(self.config, self.names, self.params) -- back to the family's layout
+  if self.wrap then names, params = require("lfl.model.wrapper").join(self.wrap, names, params) end
   for _, name in ipairs(names) do
     local t = params[name]
     local nb = t:numel() * M.elem_size(t)
@@ -302,13 +309,14 @@ function Model:save(dir, opts)
   end
   local cfg = {}
   for k, v in pairs(self.config) do cfg[k] = v end
+  if self.wrap then cfg = require("lfl.model.wrapper").outer_config(self.wrap, cfg) end
   -- what the weights are (transformers 4 reads torch_dtype, 5 reads dtype)
   local td = TORCH_DTYPE[self.dtype or "f32"]
   if td then
     cfg.torch_dtype = td
     if cfg.dtype ~= nil then cfg.dtype = td end
   end
-  if cfg.hidden_act == nil and cfg.hidden_activation == nil and self.arch and HF_ACT[self.arch.act] then
+  if not self.wrap and cfg.hidden_act == nil and cfg.hidden_activation == nil and self.arch and HF_ACT[self.arch.act] then
     cfg.hidden_act = HF_ACT[self.arch.act]
   end
   M.write_atomic(dir .. "/config.json", lfl.json.encode(cfg, {indent = true}))

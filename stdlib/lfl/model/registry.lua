@@ -284,7 +284,14 @@ local function model_type_of_path(p)
   local s = read_file(p .. "/config.json")
   if not s then return nil end
   local ok, cfg = pcall(lfl.json.decode, s, p .. "/config.json")
-  if ok and type(cfg) == "table" and type(cfg.model_type) == "string" then return cfg.model_type end
+  if ok and type(cfg) == "table" and type(cfg.model_type) == "string" then
+    -- a vision-language checkpoint lfl reads the language model of: that model's type
+    if require("lfl.model.wrapper").WRAPPERS[cfg.model_type] then
+      local okw, text = pcall(require("lfl.model.wrapper").unwrap, cfg)
+      if okw then return text.model_type end
+    end
+    return cfg.model_type
+  end
   return nil
 end
 

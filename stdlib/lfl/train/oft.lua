@@ -252,8 +252,10 @@ function M.save(model, dir, base_name)
   if not ad then error("OFT save: the model has no OFT adapter", 2) end
   lfl.fs.mkdir(dir)
   local names, params = ad:parameters()
+  -- a vision-language model's language model: PEFT's module names inside the wrapper (lfl.model.wrapper)
+  local W = not is_adapter(model) and model.wrap and require("lfl.model.wrapper")
   local tbl = {}
-  for i, n in ipairs(names) do tbl[n] = params[i]:detach() end
+  for i, n in ipairs(names) do tbl[W and W.adapter_key(n, W.module_out) or n] = params[i]:detach() end
   lfl.safetensors.save(dir .. "/adapter_model.safetensors", tbl, {format = "pt"})
   local null = lfl.json.null
   local cfg = {peft_type = "OFT", task_type = "CAUSAL_LM",
@@ -318,9 +320,10 @@ function M.load(model, dir, name)
   local mods, keys = {}, {}
   for k in pairs(ts) do keys[#keys + 1] = k end
   table.sort(keys) -- the first bad key in a stable order
+  local W = model.wrap and require("lfl.model.wrapper")
   for _, k in ipairs(keys) do
     local v = ts[k]
-    local mod = k:match("^base_model%.model%.(.+)%.oft_R%.weight$")
+    local mod = (W and W.adapter_key(k, W.module_in) or k):match("^base_model%.model%.(.+)%.oft_R%.weight$")
     if not mod then
       error(fmt("%s: unexpected key '%s' in adapter_model.safetensors (lfl loads oft_R weights only)", dir, k), 0)
     end

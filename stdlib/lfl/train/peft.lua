@@ -130,6 +130,7 @@ function M.add_lora(model, opts)
   local ad = lfl.adapter.new{name = opts.name or "default", r = r, alpha = opts.alpha or 2 * r,
     use_rslora = opts.use_rslora, use_dora = opts.use_dora, dropout = opts.dropout or 0}
   ad.target = opts.target or "all"
+  ad.wrap = model.wrap -- a vision-language model's language model (lfl.model.wrapper): saved under its names there
   local mods = M.target_modules(model, opts.target)
   if opts.layers then
     -- LLaMA Pro: only the expanded blocks' modules; the config then names them in
@@ -293,12 +294,15 @@ function M.save_adapter(model, dir, base_name)
   if not ad then error("save_adapter: the model has no LoRA adapter", 2) end
   lfl.fs.mkdir(dir)
   local names, params = ad:parameters()
+  -- a vision-language model's language model: PEFT's module names inside the wrapper
+  local wrap = ad.wrap or (not is_adapter(model) and model.wrap)
+  local W = wrap and require("lfl.model.wrapper")
   local tbl = {}
-  for i, n in ipairs(names) do tbl[n] = params[i]:detach() end
+  for i, n in ipairs(names) do tbl[W and W.adapter_key(n, W.module_out) or n] = params[i]:detach() end
   lfl.safetensors.save(dir .. "/adapter_model.safetensors", tbl, {format = "pt"})
   local shorts, seen = {}, {}
   for _, mod in ipairs(ad.modules) do
-    local s = ad.full_target_names and mod or mod:match("([%w_]+)$")
+    local s = ad.full_target_names and (W and W.module_out(mod) or mod) or mod:match("([%w_]+)$")
     if not seen[s] then seen[s] = true; shorts[#shorts + 1] = s end
   end
   table.sort(shorts)
@@ -358,7 +362,9 @@ function M.load_adapter(model, dir, name)
     use_dora = cfg.use_dora == true, dropout = dropout}
   ad.base_model = type(cfg.base_model_name_or_path) == "string" and cfg.base_model_name_or_path or nil
   local ads = {} -- installed only once the whole adapter checks out
+  local W = model.wrap and require("lfl.model.wrapper")
   for k, v in pairs(ts) do
+    if W then k = W.adapter_key(k, W.module_in) end
     local mod, kind = k:match("^base_model%.model%.(.+)%.lora_([AB])%.weight$")
     local dmod = k:match("^base_model%.model%.(.+)%.lora_magnitude_vector$")
     local m = mod or dmod
