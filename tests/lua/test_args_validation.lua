@@ -285,7 +285,7 @@ local REFUSED = {
   {{}, {"tokenized_path=saves/tok", "streaming=true", "max_steps=5"}, "tokenized_path: cannot be used with streaming"},
   {{}, {"ignore_pad_token_for_loss=false"}, "ignore_pad_token_for_loss: false is not supported"},
   {{}, {"additional_target=embed_tokens"}, 'additional_target: "embed_tokens" is not supported'},
-  {{}, {"create_new_adapter=true"}, "create_new_adapter: true is not supported"},
+  {{}, {"create_new_adapter=true"}, "create_new_adapter: true has no effect: it applies with adapter_name_or_path"},
   {{}, {"generation_max_length=512"}, "generation_max_length: 512 is not supported"},
   {{}, {"length_penalty=2"}, "length_penalty: 2 is not supported: it only changes beam search"},
   {{}, {"num_beams=4"}, "num_beams: 4: beam search is not supported"},

@@ -298,8 +298,10 @@ M.SPEC = {
   end},
   pissa_convert = {type = "bool",
     applies = function(a) return a.pissa_init == true or "it applies with pissa_init: true" end},
-  create_new_adapter = {type = "bool", applies = lora,
-    unsupported = "lfl trains the last adapter of adapter_name_or_path; a fresh one on top is not implemented"},
+  create_new_adapter = {type = "bool", applies = function(a)
+    if a.finetuning_type ~= "lora" then return lora(a) end
+    return a.adapter_name_or_path ~= nil or "it applies with adapter_name_or_path (the adapters merged first)"
+  end},
   -- the preference stages' approach modules check the combinations (lfl.train.pref.check_args)
   pref_beta = {type = "number", gt = 0, applies = stages("dpo", "orpo", "simpo", "kto")},
   pref_ftx = {type = "number", min = 0, applies = stages("dpo", "orpo", "simpo", "kto")},
@@ -1046,6 +1048,13 @@ function M.validate(a, origin)
   if a.quantization_bit and a.adapter_name_or_path and tostring(a.adapter_name_or_path):find(",", 1, true) then
     bad_key("adapter_name_or_path", "a quantized model takes a single adapter (the others would merge into the 4-bit "
       .. "weights); merge them first (lfl export)")
+  end
+  -- create_new_adapter merges every adapter given into the base, which a quantized or GGUF-block base cannot take
+  -- (LlamaFactory then resumes the last adapter instead, without a word)
+  if a.create_new_adapter and a.adapter_name_or_path and (a.quantization_bit or a.gguf_blocks) then
+    bad_key("create_new_adapter", fmt("true merges adapter_name_or_path into the base, which %s cannot take; merge "
+      .. "them first (lfl export) or train on the last adapter (create_new_adapter: false)",
+      a.quantization_bit and "a quantized base (quantization_bit)" or "GGUF block weights (gguf_blocks)"))
   end
   if a.quantization_bit and a.pissa_init then
     bad_key("pissa_init", "PiSSA cannot initialize from a quantized base (LlamaFactory: run scripts/pissa_init.py "

@@ -94,8 +94,20 @@ function M.setup_method(model, a)
   local names, params, groups
   if a.finetuning_type == "lora" then
     for _, p in ipairs(model:parameters()) do p:requires_grad(false) end
-    if a.adapter_name_or_path then
-      peft.load_adapter(model, a.adapter_name_or_path)
+    -- LlamaFactory: of adapter_name_or_path (a comma list) all but the last are
+    -- merged into the base and the last is trained on; create_new_adapter
+    -- merges them all and trains a fresh adapter
+    local dirs = a.adapter_name_or_path and require("lfl.data").names_of(a.adapter_name_or_path) or {}
+    local resume = #dirs > 0 and not a.create_new_adapter
+    for i, dir in ipairs(dirs) do
+      peft.load_adapter(model, dir)
+      if i < #dirs or not resume then peft.merge(model) end
+    end
+    if #dirs > 0 then
+      print(fmt("[lfl] adapters: %d merged into the base%s", resume and #dirs - 1 or #dirs,
+        resume and fmt(", training %s on", dirs[#dirs]) or ", training a new one (create_new_adapter)"))
+    end
+    if resume then
       for _, e in pairs(model.adapters) do
         e.A:requires_grad(); e.B:requires_grad()
         if e.magnitude then e.magnitude:requires_grad() end
@@ -456,7 +468,7 @@ end
 function M.gguf_blocks(a)
   if not tostring(a.model_name_or_path or ""):match("%.gguf$") then return nil end
   if a.gguf_blocks ~= nil then return a.gguf_blocks end
-  return a.finetuning_type == "lora" and not a.quantization_bit and not a.pissa_init and
+  return a.finetuning_type == "lora" and not a.quantization_bit and not a.pissa_init and not a.create_new_adapter and
     not (a.adapter_name_or_path and tostring(a.adapter_name_or_path):find(",", 1, true)) or nil
 end
 
