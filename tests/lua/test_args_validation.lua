@@ -280,7 +280,6 @@ local REFUSED = {
   {{}, {"save_strategy=best"}, "save_strategy: 'best' is a LlamaFactory value lfl does not implement"},
   {{}, {"export_device=auto"}, "export_device: 'auto' is a LlamaFactory value lfl does not implement"},
   {{}, {"export_legacy_format=true"}, "export_legacy_format: true is not supported: lfl writes safetensors only"},
-  {{}, {"rope_scaling=linear"}, 'rope_scaling: "linear" is not supported'},
   {{}, {"use_cache=false"}, "use_cache: false is not supported"},
   {{}, {"tokenized_path=saves/tok", "streaming=true", "max_steps=5"}, "tokenized_path: cannot be used with streaming"},
   {{}, {"ignore_pad_token_for_loss=false"}, "ignore_pad_token_for_loss: false is not supported"},

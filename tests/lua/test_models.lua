@@ -438,6 +438,34 @@ t.suite("vision_language", {
 })
 
 t.suite("family_configs", {
+  -- a recipe's rope_scaling as LlamaFactory's configure_rope: the tiny llama
+  -- (64 positions) trained at cutoff 100 gets linear factor 2, which is
+  -- transformers' llama_linear_rope (the same weights); a cutoff that fits
+  -- changes nothing; inference stretches by 2; llama3/yarn carry the old length
+  recipe_rope_scaling = function()
+    local g = lfl.safetensors.load(root .. "llama_linear_rope/golden.safetensors")
+    local m = lfl.model.load(root .. "llama", {rope_scaling = lfl.args.rope_option({rope_scaling = "linear",
+      cutoff_len = 100}, true)})
+    t.assert_eq(m.config.max_position_embeddings, 128, "64 positions x 2")
+    t.assert(t.max_abs_diff(lfl.no_grad(function() return m:forward(g.input_ids) end), g.logits) <= 1e-5,
+      "transformers' linear factor 2")
+    local rope = require("lfl.model.rope")
+    local cfg = config_of("llama")
+    local note = rope.apply_recipe_scaling(cfg, "linear", 60)
+    t.assert(note:find("fits the model's 64 positions", 1, true) and cfg.max_position_embeddings == 64, note)
+    cfg = config_of("llama")
+    rope.apply_recipe_scaling(cfg, "llama3", 200)
+    local rp = cfg.rope_parameters
+    t.assert(rp.rope_type == "llama3" and rp.factor == 4 and rp.original_max_position_embeddings == 64 and
+      rp.low_freq_factor == 1 and rp.high_freq_factor == 4 and rp.rope_theta == 10000, "llama3 keys")
+    cfg = config_of("llama")
+    rope.apply_recipe_scaling(cfg, "yarn", nil)
+    t.assert(cfg.rope_parameters.factor == 2 and cfg.max_position_embeddings == 128, "inference: factor 2")
+    t.assert_error(function() rope.apply_recipe_scaling(config_of("gemma3"), "linear", 100) end,
+      "model_type gemma3_text keeps rope parameters per layer type")
+    t.assert_eq(lfl.args.rope_option({}, true), nil, "no rope_scaling, no option")
+  end,
+
   -- Llama 3.1 / 3.2 GGUFs carry llama3 rope scaling only as rope_freqs.weight
   -- (convert_hf_to_gguf's factors, written by the reference script): lfl
   -- recovers the rope_scaling, gives the HF model's logits, writes the same

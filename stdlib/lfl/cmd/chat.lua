@@ -50,7 +50,8 @@ function M.load(o)
   if not o.model then error("lfl chat: --model is required\n" .. M.usage, 0) end
   if o.gguf_blocks and o.merge then error("lfl chat: --gguf-blocks keeps the GGUF's blocks, which --merge cannot merge "
     .. "an adapter into; drop one of them", 0) end
-  local model = lfl.model.load(o.model, {dtype = o.dtype, gguf_blocks = o.gguf_blocks or nil})
+  local model = lfl.model.load(o.model, {dtype = o.dtype, gguf_blocks = o.gguf_blocks or nil,
+                                        rope_scaling = o.rope_scaling and {type = o.rope_scaling} or nil})
   if o.adapter then
     local dirs = {}
     for d in tostring(o.adapter):gmatch("[^,]+") do dirs[#dirs + 1] = d end

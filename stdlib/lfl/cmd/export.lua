@@ -19,7 +19,8 @@ function M.export(a)
   if a.export_dir == "" then error("export: export_dir is empty (give the folder the exported model goes to)", 0) end
   -- infer_dtype bfloat16 / float16 merges into (and writes) a 16-bit base; auto keeps f32
   local dt = ({bfloat16 = "bf16", bf16 = "bf16", float16 = "f16", fp16 = "f16"})[a.infer_dtype]
-  local model = lfl.model.load(a.model_name_or_path, {dtype = dt, hub = lfl.args.hub_options(a)})
+  local model = lfl.model.load(a.model_name_or_path, {dtype = dt, hub = lfl.args.hub_options(a),
+                                                      rope_scaling = lfl.args.rope_option(a, false)})
   local peft = require("lfl.train.peft")
   local merged = {}
   if a.adapter_name_or_path then

@@ -64,7 +64,8 @@ M.round = round
 -- LlamaFactory at inference every adapter of a comma list is applied; all but
 -- the last are merged into the weights, the last stays a live LoRA.
 function M.load(a)
-  local model = lfl.model.load(a.model_name_or_path, {hub = lfl.args.hub_options(a)})
+  local model = lfl.model.load(a.model_name_or_path, {hub = lfl.args.hub_options(a),
+                                                      rope_scaling = lfl.args.rope_option(a, false)})
   if a.adapter_name_or_path then
     local dirs = names_of(a.adapter_name_or_path)
     for i, dir in ipairs(dirs) do

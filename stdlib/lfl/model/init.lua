@@ -164,6 +164,11 @@ end
 -- where: what the config came from (its path), for errors
 function M.from_params(cfg, params, opts, where)
   opts = opts or {}
+  -- a recipe's rope_scaling ({type =, max_length =}: lfl.model.rope.apply_recipe_scaling)
+  if opts.rope_scaling then
+    print("[lfl] " .. require("lfl.model.rope").apply_recipe_scaling(cfg, opts.rope_scaling.type,
+      opts.rope_scaling.max_length, where))
+  end
   local arch = decoder.resolve(cfg, where)
   params = convert.to_decoder(cfg, params) -- remote-code layouts (InternLM2, Baichuan) -> llama names
   -- DeepSeek-V3's multi-token prediction layers follow the decoder's; transformers

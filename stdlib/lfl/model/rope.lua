@@ -2,6 +2,7 @@
 -- (default, linear, dynamic, llama3, yarn) and cos/sin tables from position ids,
 -- computed with float32 products the way transformers does.
 local lfl = lfl
+local fmt = string.format
 local floor, max, min, log, pi = math.floor, math.max, math.min, math.log, math.pi
 
 local M = {}
@@ -121,6 +122,48 @@ function M.cos_sin(inv, att, pos, head_dim)
     sin[b] = lfl.tensor(sb)
   end
   return cos, sin
+end
+
+-- A recipe's rope_scaling (LlamaFactory's configure_rope): the positions the
+-- model was made for, L (rope's original_max_position_embeddings or
+-- max_position_embeddings), are stretched by ceil(max_length / L) when the run's
+-- length (cutoff_len in training) is longer, by 2 when max_length is nil
+-- (inference, export); a run that fits L keeps the config as it is (with a
+-- note, LlamaFactory's warning). cfg is changed in place: rope_parameters
+-- {rope_type, factor, rope_theta [, original_max_position_embeddings,
+-- llama3's low/high_freq_factor 1 / 4]} and max_position_embeddings L * factor.
+-- Returns the note to print. where names the config in errors.
+function M.apply_recipe_scaling(cfg, kind, max_length, where)
+  where = where or "config.json"
+  local rp = cfg.rope_parameters
+  if rp == lfl.json.null then rp = nil end
+  if type(rp) == "table" and (type(rp.full_attention) == "table" or type(rp.sliding_attention) == "table") then
+    error(fmt("rope_scaling: %s: model_type %s keeps rope parameters per layer type; scaling them from the recipe "
+      .. "is not supported", where, tostring(cfg.model_type)), 0)
+  end
+  local cur = M.params(cfg)
+  local L = cur.original_max_position_embeddings or cfg.max_position_embeddings
+  if type(L) ~= "number" or L < 1 then
+    error(fmt("rope_scaling: %s has no max_position_embeddings to scale from", where), 0)
+  end
+  local factor
+  if max_length then
+    if max_length <= L then
+      return fmt("rope_scaling %s: cutoff_len %d fits the model's %d positions, so the rotary embedding is left as it "
+        .. "is (LlamaFactory: \"Input length is smaller than max length. Disabling rope scaling.\")", kind, max_length, L)
+    end
+    factor = math.ceil(max_length / L)
+  else
+    factor = 2.0
+  end
+  local new = {rope_type = kind, factor = factor, rope_theta = cur.theta}
+  if kind == "dynamic" or kind == "yarn" or kind == "llama3" then new.original_max_position_embeddings = L end
+  if kind == "llama3" then new.low_freq_factor, new.high_freq_factor = 1.0, 4.0 end
+  if cur.partial ~= 1.0 then new.partial_rotary_factor = cur.partial end
+  cfg.rope_parameters, cfg.rope_scaling = new, nil
+  cfg.max_position_embeddings = L * factor
+  return fmt("rope_scaling %s: factor %g over the model's %d positions (max_position_embeddings %d)", kind, factor, L,
+    L * factor)
 end
 
 return M

@@ -173,8 +173,8 @@ M.SPEC = {
   resize_vocab = {type = "bool"},
   add_tokens = {type = "list"},
   add_special_tokens = {type = "list"},
-  rope_scaling = {type = "enum", values = {"linear", "dynamic", "yarn", "llama3"},
-    unsupported = "lfl uses the RoPE scaling of the checkpoint's config.json; changing it is not implemented"},
+  -- LlamaFactory's configure_rope (lfl.model.rope.apply_recipe_scaling; M.rope_option)
+  rope_scaling = {type = "enum", values = {"linear", "dynamic", "yarn", "llama3"}},
   disable_gradient_checkpointing = {type = "bool"},
   -- LlamaFactory's configure_moe: the router_aux_loss_coef of a MoE model's training loss (Mixtral here)
   moe_aux_loss_coef = {type = "number", min = 0},
@@ -1108,6 +1108,13 @@ function M.preflight(a)
 end
 
 -- the lfl.hub options of a model download: model_revision, hf_hub_token, cache_dir
+-- the model-loading option of a recipe's rope_scaling: training stretches the
+-- positions to cutoff_len, inference and export by 2 (LlamaFactory)
+function M.rope_option(a, training)
+  if not a.rope_scaling then return nil end
+  return {type = a.rope_scaling, max_length = training and (a.cutoff_len or 2048) or nil}
+end
+
 function M.hub_options(a)
   return {revision = a.model_revision ~= "main" and a.model_revision or nil, token = a.hf_hub_token,
           cache_dir = a.cache_dir}

@@ -280,7 +280,8 @@ end
 -- the tensors as loaded. Returns {kind =, model =, note =}.
 function M.setup_reference(model, a)
   if a.ref_model then
-    local ref = lfl.model.load(a.ref_model, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil})
+    local ref = lfl.model.load(a.ref_model, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil,
+                                             rope_scaling = lfl.args.rope_option(a, true)})
     if a.ref_model_adapters then
       local peft = require("lfl.train.peft")
       local dirs = require("lfl.data").names_of(a.ref_model_adapters)

@@ -494,7 +494,8 @@ function M.new(a)
   local quantize = M.quantize_options(a)
   local model = lfl.model.load(a.model_name_or_path, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil,
                                                       hub = lfl.args.hub_options(a), quantize = quantize,
-                                                      gguf_blocks = M.gguf_blocks(a)})
+                                                      gguf_blocks = M.gguf_blocks(a),
+                                                      rope_scaling = lfl.args.rope_option(a, a.do_train ~= false)})
   if model.gguf_blocks then
     print("[lfl] GGUF: the decoder's linear weights stay in the file's blocks (frozen; gguf_blocks: false dequantizes)")
   end
