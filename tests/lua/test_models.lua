@@ -427,6 +427,12 @@ t.suite("vision_language", {
           t.assert(t.max_abs_diff(saved[key], v) == 0, name .. ": " .. key)
         end
       end
+      -- a checkpoint's adapter (PEFT's names in the wrapper) restores the trained factors
+      local names, params = peft.lora_parameters(m)
+      local before = params[1]:clone()
+      lfl.no_grad(function() params[1]:fill_(0) end)
+      trainer.load_trainable(m, {finetuning_type = "lora"}, dir, names, params)
+      t.assert(t.max_abs_diff(params[1], before) == 0, name .. ": checkpoint resume reads the wrapper's names")
       local m2 = lfl.model.load(root .. name)
       peft.load_adapter(m2, dir)
       local ids = lfl.safetensors.load(root .. name .. "/golden.safetensors").input_ids

@@ -261,9 +261,12 @@ local function load_trainable(model, a, dir, names, params, head)
   end
   if a.finetuning_type == "lora" or a.finetuning_type == "oft" then
     local ts = lfl.safetensors.load(dir .. "/adapter_model.safetensors")
+    -- a vision-language model's adapter is saved under PEFT's names in the wrapper
+    local W = model.wrap and require("lfl.model.wrapper")
     for i, n in ipairs(names) do
-      if not ts[n] then error(fmt("%s: checkpoint has no %s", dir, n), 0) end
-      lfl.no_grad(function() params[i]:copy_(ts[n]) end)
+      local key = W and W.adapter_key(n, W.module_out) or n
+      if not ts[key] then error(fmt("%s: checkpoint has no %s", dir, key), 0) end
+      lfl.no_grad(function() params[i]:copy_(ts[key]) end)
     end
   else
     local ts = lfl.safetensors.load(dir .. "/model.safetensors")
@@ -273,6 +276,9 @@ local function load_trainable(model, a, dir, names, params, head)
     end
   end
 end
+
+-- (exposed for tests: a checkpoint's trainable weights out and back)
+M.save_trainable, M.load_trainable = save_trainable, load_trainable
 
 function M.save_checkpoint(st, parent)
   local a = st.args
