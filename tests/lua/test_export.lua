@@ -74,6 +74,81 @@ t.suite("export", {
       create_new_adapter = true, dataset = "alpaca_en_demo", output_dir = tmp .. "/o"}, {}, "t")
     t.assert(not ok and tostring(err):find("it applies with adapter_name_or_path", 1, true), tostring(err))
   end,
+
+  -- LlamaFactory's additional_target = PEFT's modules_to_save, against PEFT on
+  -- the tied tiny llama (tests/golden/models/llama_tied_llama3rope/mts.safetensors):
+  -- the same trainable tensors (embedding and head as two copies, every norm),
+  -- loss and gradients; the adapter holds them under PEFT's keys, loads back,
+  -- merges into a model saved untied
+  additional_target_as_peft = function()
+    local peft = require("lfl.train.peft")
+    local trainer = require("lfl.train.trainer")
+    local dir = lfl.home .. "/tests/golden/models/llama_tied_llama3rope"
+    local g = lfl.safetensors.load(dir .. "/mts.safetensors")
+    local gold = lfl.safetensors.load(dir .. "/golden.safetensors")
+    local m = lfl.model.load(dir)
+    local names = trainer.setup_method(m, {finetuning_type = "lora", lora_rank = 4, lora_alpha = 8, lora_dropout = 0,
+      lora_target = "q_proj,v_proj", learning_rate = 1e-3, weight_decay = 0.1,
+      additional_target = "embed_tokens,lm_head,norm"})
+    local want = {}
+    for k in pairs(g) do if k:match("^init%.") then want[#want + 1] = k:sub(6) end end
+    table.sort(want)
+    local got = {}
+    for i, n in ipairs(names) do got[i] = n end
+    table.sort(got)
+    t.assert_eq(table.concat(got, " "), table.concat(want, " "), "PEFT's trainable tensors")
+    t.assert(not m.arch.tied and m.config.tie_word_embeddings == false, "untied")
+    local _, params = peft.lora_parameters(m)
+    lfl.no_grad(function()
+      for i, n in ipairs(names) do params[i]:copy_(g["init." .. n]) end
+    end)
+    local loss = m:loss(gold.input_ids, gold.labels)
+    t.assert_close(loss:item(), g.loss[1], 1e-5, "loss")
+    loss:backward()
+    for i, n in ipairs(names) do
+      local ref = g["grad." .. n]
+      local d = params[i].grad:double() - ref:double()
+      local e = math.sqrt((d * d):sum():item()) / math.sqrt((ref:double() * ref:double()):sum():item())
+      t.assert(e <= 1e-3, n .. " gradient, relative error " .. e)
+    end
+    -- the head's copy and the embedding's differ in their gradients (two modules)
+    t.assert(t.max_abs_diff(g["grad.base_model.model.lm_head.weight"],
+      g["grad.base_model.model.model.embed_tokens.weight"]) > 1e-3, "two gradients")
+    -- no decay on norms (HF's rule)
+    local groups = peft.lora_groups(m, 1e-3, 0.1)
+    local nd = 0
+    for _, gr in ipairs(groups) do
+      for _, n in ipairs(gr.names) do if n:find("norm") then t.assert_eq(gr.weight_decay, 0, n); nd = nd + 1 end end
+    end
+    t.assert_eq(nd, 5, "norm tensors")
+    -- save: PEFT's keys and modules_to_save; load back; merge -> untied model
+    lfl.no_grad(function() for i = 1, #params do params[i]:copy_(params[i] * 1.01 + 0.001) end end)
+    local ids = gold.input_ids
+    local before = lfl.no_grad(function() return m:forward(ids) end)
+    peft.save_adapter(m, tmp .. "/mts")
+    local saved = lfl.safetensors.load(tmp .. "/mts/adapter_model.safetensors")
+    for _, n in ipairs(want) do t.assert(saved[n], "saved " .. n) end
+    local cfg = lfl.model.read_json(tmp .. "/mts/adapter_config.json")
+    t.assert_eq(table.concat(cfg.modules_to_save, ","), "embed_tokens,lm_head,norm", "modules_to_save in the config")
+    local m2 = lfl.model.load(dir)
+    peft.load_adapter(m2, tmp .. "/mts")
+    t.assert(t.max_abs_diff(lfl.no_grad(function() return m2:forward(ids) end), before) <= 1e-5, "loaded back")
+    peft.merge(m2)
+    m2:save(tmp .. "/mts_merged", {tokenizer = false})
+    local m3 = lfl.model.load(tmp .. "/mts_merged")
+    t.assert(m3.arch.tied == false, "saved untied")
+    t.assert(t.max_abs_diff(lfl.no_grad(function() return m3:forward(ids) end), before) <= 1e-5, "merged")
+    t.assert_error(function()
+      local m4 = lfl.model.load(dir)
+      trainer.setup_method(m4, {finetuning_type = "lora", lora_rank = 4, lora_alpha = 8, lora_dropout = 0,
+        lora_target = "q_proj", learning_rate = 1e-3, additional_target = "q_proj"})
+    end, "is also a LoRA target")
+    t.assert_error(function()
+      local m4 = lfl.model.load(dir)
+      trainer.setup_method(m4, {finetuning_type = "lora", lora_rank = 4, lora_alpha = 8, lora_dropout = 0,
+        lora_target = "q_proj", learning_rate = 1e-3, additional_target = "wte"})
+    end, "additional_target: no module named 'wte'")
+  end,
 })
 
 t.run()

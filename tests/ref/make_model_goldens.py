@@ -437,6 +437,44 @@ def make_vlm(ids, labels, name):
     lora_golden(name, model, ids, labels)
 
 
+def make_modules_to_save(ids, labels):
+    """PEFT's modules_to_save (LlamaFactory's additional_target) on the tied tiny
+    llama (llama_tied_llama3rope): LoRA r 4 on q/v_proj with seeded values plus
+    embed_tokens, lm_head and every norm (PEFT matches key.endswith("norm")) trained
+    whole; PEFT copies the tied embedding and head separately. ->
+    <case>/mts.safetensors: init.<key> / grad.<key> under PEFT's saved keys, loss."""
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+    name = "llama_tied_llama3rope"
+    model = build(name, *CASES[name][:2], CASES[name][2])
+    cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                     modules_to_save=["embed_tokens", "lm_head", "norm"], task_type="CAUSAL_LM")
+    pm = get_peft_model(model, cfg)
+    g = torch.Generator().manual_seed(99)
+    with torch.no_grad():
+        for pname, p in sorted(pm.named_parameters()):
+            if ".lora_A." in pname:
+                bound = 1.0 / p.shape[1] ** 0.5
+                p.copy_(torch.rand(p.shape, generator=g) * 2 * bound - bound)
+            elif ".lora_B." in pname:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    sd = get_peft_model_state_dict(pm)
+    gold = {"init." + k: v.detach().clone().contiguous() for k, v in sd.items()}
+    pm.zero_grad()
+    out = pm(input_ids=ids, labels=labels)
+    out.loss.backward()
+    n = 0
+    for pname, p in pm.named_parameters():
+        if p.grad is None:
+            continue
+        key = pname.replace(".modules_to_save.default.", ".").replace(".default.weight", ".weight")
+        assert "init." + key in gold, key
+        gold["grad." + key] = p.grad.detach().contiguous()
+        n += 1
+    gold["loss"] = out.loss.detach().reshape(1)
+    save_file(gold, OUT / name / "mts.safetensors")
+    print(name, "modules_to_save loss", out.loss.item(), n, "gradients", sorted(k for k in sd if "lora" not in k))
+
+
 def fresh(d):
     if d.exists():
         shutil.rmtree(d)
@@ -695,6 +733,8 @@ def main():
     for name in ("qwen2_moe", "qwen3_moe"):
         if not only or name in only:
             make_qwen_moe(ids, labels, name)
+    if not only or "mts" in only:
+        make_modules_to_save(ids, labels)
     for name in ("gemma3_vlm", "mistral3_vlm"):
         if not only or name in only:
             make_vlm(ids, labels, name)

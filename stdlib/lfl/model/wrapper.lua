@@ -122,7 +122,9 @@ function M.adapter_key(key, fn)
   if key:sub(1, #head) ~= head then return key end
   local rest = key:sub(#head + 1)
   -- the module path is everything before the adapter's own parts
-  for _, suffix in ipairs({".lora_A.weight", ".lora_B.weight", ".lora_magnitude_vector", ".oft_R.weight"}) do
+  -- (".weight" / ".bias" last: a module trained whole, PEFT's modules_to_save)
+  for _, suffix in ipairs({".lora_A.weight", ".lora_B.weight", ".lora_magnitude_vector", ".oft_R.weight", ".weight",
+                           ".bias"}) do
     if rest:sub(-#suffix) == suffix then return head .. fn(rest:sub(1, -#suffix - 1)) .. suffix end
   end
   return key

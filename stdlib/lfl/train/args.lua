@@ -276,8 +276,17 @@ M.SPEC = {
   lora_alpha = {type = "number", gt = 0, applies = lora},
   lora_dropout = {type = "number", min = 0, lt = 1, applies = lora},
   lora_target = {type = "list", applies = lora_or_oft},
-  additional_target = {type = "list", applies = lora_or_oft,
-    unsupported = "training whole modules next to the LoRA/OFT adapter (modules_to_save) is not implemented"},
+  -- PEFT's modules_to_save next to a LoRA adapter (lfl.train.peft.add_modules_to_save)
+  additional_target = {type = "list", applies = function(a)
+    if a.finetuning_type == "oft" then return "modules_to_save next to an OFT adapter is not implemented (LoRA only)" end
+    if a.finetuning_type ~= "lora" then return lora(a) end
+    -- the preference stages' reference is this model with its adapter off, which would still see the trained copies
+    if a.stage ~= "sft" and a.stage ~= "pt" and a.stage ~= "rm" and not a.ref_model then
+      return fmt("with stage %s the reference model is this model with its adapter off, which would see the "
+        .. "modules trained whole; give a ref_model or train them in sft", tostring(a.stage))
+    end
+    return true
+  end},
   -- OFT (lfl.train.oft): PEFT's OFTConfig(r = oft_rank, oft_block_size, module_dropout), exactly one of the two
   -- sizes non-zero (checked in validate)
   oft_rank = {type = "int", min = 0, applies = oft},

@@ -37,6 +37,10 @@ function Adapter.methods.parameters(ad)
     names[#names + 1] = "base_model.model." .. mod .. ".lora_B.weight"; params[#params + 1] = B
     if mag then names[#names + 1] = "base_model.model." .. mod .. ".lora_magnitude_vector"; params[#params + 1] = mag end
   end
+  -- modules trained whole next to the adapter (PEFT's modules_to_save: M.add_modules_to_save)
+  for i, n in ipairs(ad.extra_names or {}) do
+    names[#names + 1] = "base_model.model." .. n; params[#params + 1] = ad.extra_params[i]
+  end
   return names, params
 end
 
@@ -265,6 +269,72 @@ end
 
 -- Trainable tensors with names (PEFT key names) for the optimizer and saving:
 -- the active adapter's (or an adapter's) factors.
+-- LlamaFactory's additional_target (PEFT's modules_to_save): the modules whose
+-- path ends with one of `targets` (PEFT's match) train whole next to the LoRA
+-- adapter, on private copies (f32 masters, or 16-bit under opts.pure_bf16) of
+-- their weight and bias, saved in the adapter as base_model.model.<module>.weight.
+-- PEFT copies the embedding and the head separately, so a tied model is untied
+-- (the config then says tie_word_embeddings: false). A module that is also a
+-- LoRA target, or a target that matches nothing, is an error.
+function M.add_modules_to_save(model, targets, opts)
+  opts = opts or {}
+  local ad = model.lora
+  if not ad then error("additional_target: the model has no LoRA adapter", 0) end
+  local list = type(targets) == "table" and targets or {}
+  if type(targets) == "string" then for n in targets:gmatch("[^,%s]+") do list[#list + 1] = n end end
+  local mods, found = {}, {}
+  local function consider(mod)
+    for _, tg in ipairs(list) do
+      if mod:sub(-#tg) == tg then mods[mod] = true; found[tg] = true end -- PEFT: key.endswith(target)
+    end
+  end
+  local seen = {}
+  for _, n in ipairs(model.names) do
+    local mod = n:match("^(.*)%.weight$") or n:match("^(.*)%.bias$")
+    if mod and not seen[mod] then seen[mod] = true; consider(mod) end
+  end
+  if model.arch.tied and not seen["lm_head"] then consider("lm_head") end -- a module there, tied to the embedding
+  for _, tg in ipairs(list) do
+    if not found[tg] then error(fmt("additional_target: no module named '%s' in this %s model", tg, model.arch.name), 0) end
+  end
+  for mod in pairs(mods) do
+    if ad:has(mod) then
+      error(fmt("additional_target: %s is also a LoRA target (lora_target); a module is either adapted or trained whole",
+        mod), 0)
+    end
+  end
+  if model.arch.tied and (mods["lm_head"] or mods["model.embed_tokens"]) then
+    model.params["lm_head.weight"] = model.params["model.embed_tokens.weight"]
+    model.names[#model.names + 1] = "lm_head.weight"
+    table.sort(model.names)
+    model.arch.tied, model.config.tie_word_embeddings = false, false
+    print("[lfl] additional_target: the tied embedding and head are trained as two modules (PEFT's modules_to_save "
+      .. "copies); a merged model is saved with tie_word_embeddings: false")
+  end
+  local names, params = {}, {}
+  local sorted = {}
+  for mod in pairs(mods) do sorted[#sorted + 1] = mod end
+  table.sort(sorted)
+  for _, mod in ipairs(sorted) do
+    for _, suffix in ipairs({".weight", ".bias"}) do
+      local n = mod .. suffix
+      local w = model.params[n]
+      if w then
+        if Q4[w:dtype()] or GGML[w:dtype()] then
+          error(fmt("additional_target: %s is a quantized (%s) weight, which cannot be trained whole", n, w:dtype()), 0)
+        end
+        local p = w:detach()
+        if HALF[p:dtype()] and not opts.pure_bf16 then p = p:to("f32") else p = p:clone() end
+        model.params[n] = p
+        names[#names + 1] = n
+        params[#params + 1] = p:requires_grad()
+      end
+    end
+  end
+  ad.extra_names, ad.extra_params, ad.save_targets = names, params, list
+  return names, params
+end
+
 function M.lora_parameters(x)
   local ad = is_adapter(x) and x or x.lora
   if not ad then return {}, {} end
@@ -272,18 +342,32 @@ function M.lora_parameters(x)
 end
 
 -- LoRA+ (and plain) optimizer groups: A at lr; B and 1-D params at lr * ratio.
-function M.lora_groups(model, lr, weight_decay, loraplus_ratio)
+function M.lora_groups(model, lr, weight_decay, loraplus_ratio, lr_embedding)
   local names, params = M.lora_parameters(model)
   local ga, gb = {params = {}, names = {}, lr = lr, weight_decay = weight_decay},
                  {params = {}, names = {}, lr = lr * (loraplus_ratio or 1), weight_decay = weight_decay}
+  -- modules_to_save (additional_target): LlamaFactory's LoRA+ optimizer puts an
+  -- embedding in its own group at loraplus_lr_embedding and 1-D weights with
+  -- B at lr * ratio without decay; otherwise HF's rule leaves biases and norms
+  -- without weight decay
+  local ge = {params = {}, names = {}, lr = lr_embedding or 1e-6, weight_decay = weight_decay}
+  local gn = {params = {}, names = {}, lr = lr * (loraplus_ratio or 1), weight_decay = 0}
   for i, n in ipairs(names) do
-    local is_b = n:find("lora_B", 1, true) or params[i]:dim() == 1
-    local g = (loraplus_ratio and is_b) and gb or ga
+    local g
+    if n:find("%.lora_[AB]%.weight$") or n:find("%.lora_magnitude_vector$") then
+      local is_b = n:find("lora_B", 1, true) or params[i]:dim() == 1
+      g = (loraplus_ratio and is_b) and gb or ga
+    else
+      local nodecay = params[i]:dim() == 1 or n:find("norm") or n:find("bias")
+      if loraplus_ratio and n:find("embed_tokens", 1, true) then g = ge
+      elseif nodecay then g = gn
+      else g = ga end
+    end
     g.params[#g.params + 1] = params[i]
     g.names[#g.names + 1] = n
   end
   local groups = {ga}
-  if #gb.params > 0 then groups[2] = gb end
+  for _, g in ipairs({gb, ge, gn}) do if #g.params > 0 then groups[#groups + 1] = g end end
   return groups
 end
 
@@ -312,7 +396,7 @@ function M.save_adapter(model, dir, base_name)
   local cfg = {peft_type = "LORA", task_type = "CAUSAL_LM", base_model_name_or_path = base_name or (not is_adapter(model) and model.path) or ad.base_model or "",
     r = ad.r, lora_alpha = ad.alpha, lora_dropout = ad.config_dropout or ad.dropout, target_modules = shorts, bias = "none",
     fan_in_fan_out = false, use_rslora = ad.use_rslora, use_dora = ad.use_dora, init_lora_weights = true,
-    inference_mode = true, modules_to_save = null, revision = null, peft_version = null,
+    inference_mode = true, modules_to_save = ad.save_targets or null, revision = null, peft_version = null,
     alora_invocation_tokens = null, alpha_pattern = obj(), arrow_config = null, auto_mapping = null,
     corda_config = null, ensure_weight_tying = false, eva_config = null, exclude_modules = null,
     kasa_config = null, layer_replication = null, layers_pattern = null, layers_to_transform = null,
@@ -363,19 +447,29 @@ function M.load_adapter(model, dir, name)
   ad.base_model = type(cfg.base_model_name_or_path) == "string" and cfg.base_model_name_or_path or nil
   local ads = {} -- installed only once the whole adapter checks out
   local W = model.wrap and require("lfl.model.wrapper")
+  local saves = {} -- modules_to_save: {decoder name = tensor}
+  local mts = type(cfg.modules_to_save) == "table" and #cfg.modules_to_save > 0
   for k, v in pairs(ts) do
     if W then k = W.adapter_key(k, W.module_in) end
     local mod, kind = k:match("^base_model%.model%.(.+)%.lora_([AB])%.weight$")
     local dmod = k:match("^base_model%.model%.(.+)%.lora_magnitude_vector$")
     local m = mod or dmod
-    if not m then
-      error(fmt("%s: unexpected key '%s' in adapter_model.safetensors (lfl loads lora_A/lora_B weights and DoRA "
-        .. "magnitudes; lora_bias and modules_to_save are not supported)", dir, k), 0)
+    local whole = not m and mts and k:match("^base_model%.model%.(.+)$")
+    if whole and (whole:match("%.weight$") or whole:match("%.bias$")) then
+      if not model.params[whole] and not (whole == "lm_head.weight" and model.arch.tied) then
+        error(fmt("%s: modules_to_save tensor '%s' is not in this model", dir, whole), 0)
+      end
+      saves[whole] = v
+    elseif not m then
+      error(fmt("%s: unexpected key '%s' in adapter_model.safetensors (lfl loads lora_A/lora_B weights, DoRA "
+        .. "magnitudes and modules_to_save; lora_bias is not supported)", dir, k), 0)
     end
+    if m then
     if not model.params[m .. ".weight"] then error(fmt("%s: adapter targets '%s', which this model does not have", dir, m), 0) end
     ads[m] = ads[m] or {}
     local e = ads[m]
     if kind == "A" then e.A = v:float() elseif kind == "B" then e.B = v:float() else e.magnitude = v:float() end
+    end
   end
   local mods = {}
   for m in pairs(ads) do mods[#mods + 1] = m end
@@ -398,6 +492,20 @@ function M.load_adapter(model, dir, name)
     ad:set(m, e.A, e.B, e.magnitude)
   end
   model.lora = ad -- attached (shapes checked against the model) and active
+  if next(saves) then
+    -- modules_to_save: the trained copies replace the model's (M.add_modules_to_save's layout)
+    M.add_modules_to_save(model, cfg.modules_to_save)
+    for i, n in ipairs(ad.extra_names) do
+      local v = saves[n]
+      if not v then error(fmt("%s: adapter_config.json lists modules_to_save, but %s is not saved", dir, n), 0) end
+      local p = ad.extra_params[i]
+      if v:numel() ~= p:numel() then
+        error(fmt("%s: %s has %d values, the model's %d", dir, n, v:numel(), p:numel()), 0)
+      end
+      lfl.no_grad(function() p:copy_(v:to(p:dtype()):view(p:size())) end)
+      p:requires_grad(false)
+    end
+  end
   return ad
 end
 

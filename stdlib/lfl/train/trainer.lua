@@ -112,14 +112,21 @@ function M.setup_method(model, a)
         e.A:requires_grad(); e.B:requires_grad()
         if e.magnitude then e.magnitude:requires_grad() end
       end
+      for _, p in ipairs(model.lora.extra_params or {}) do p:requires_grad() end
+      if a.additional_target and not model.lora.extra_names then
+        error(fmt("additional_target: %s has no modules_to_save to resume; train a new adapter "
+          .. "(create_new_adapter: true) to add them", dirs[#dirs]), 0)
+      end
     else
       peft.add_lora(model, {rank = a.lora_rank, alpha = a.lora_alpha, dropout = a.lora_dropout,
         target = a.lora_target, use_rslora = a.use_rslora, use_dora = a.use_dora,
         init = a.pissa_init and "pissa" or nil, pissa_iter = a.pissa_iter, dtype = a.pure_bf16 and "bf16" or nil,
         layers = a.use_llama_pro and llama_pro_layers(model, a) or nil})
+      -- LlamaFactory's additional_target: PEFT's modules_to_save, trained whole next to the adapter
+      if a.additional_target then peft.add_modules_to_save(model, a.additional_target, {pure_bf16 = a.pure_bf16}) end
     end
     names, params = peft.lora_parameters(model)
-    groups = peft.lora_groups(model, a.learning_rate, a.weight_decay, a.loraplus_lr_ratio)
+    groups = peft.lora_groups(model, a.learning_rate, a.weight_decay, a.loraplus_lr_ratio, a.loraplus_lr_embedding)
   elseif a.finetuning_type == "oft" then
     -- PEFT's OFTConfig as LlamaFactory 0.9.5 builds it (target_modules from lora_target)
     for _, p in ipairs(model:parameters()) do p:requires_grad(false) end
