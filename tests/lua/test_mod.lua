@@ -32,6 +32,17 @@ local function eval_forward(m, ids, opts)
   return lfl.no_grad(function() return m:forward(ids, opts) end)
 end
 
+local tmp, tiny_dir = t.tiny_llama_dir("mod")
+
+local function train(extra)
+  local r = {model_name_or_path = tiny_dir, stage = "sft", dataset = "identity", template = "chatml", cutoff_len = 64,
+    max_samples = 8, per_device_train_batch_size = 4, max_steps = 8, learning_rate = 5e-3, logging_steps = 1,
+    lr_scheduler_type = "constant", save_steps = 0, output_dir = tmp .. "/run", overwrite_output_dir = true,
+    disable_tqdm = true, finetuning_type = "full", mixture_of_depths = "convert"}
+  for k, v in pairs(extra or {}) do r[k] = v end
+  return lfl.trainer.new(lfl.args.resolve(r, {}, "test"))
+end
+
 t.suite("mod", {
   load_reads_mod_checkpoint = function()
     local m = load_mod()
@@ -121,6 +132,22 @@ t.suite("mod", {
       local loss = m:loss(ids, ids)
       t.assert_close(loss:item(), g[pre .. "loss"]:_at(1), LOSS_TOL, pre .. "loss")
       loss:backward()
+      -- gradient checkpointing recomputes the routed layer with the same selection
+      if step == 1 then
+        for _, n in ipairs(names) do params[n].grad = nil end
+        m.mod.step = 0
+        m:loss(ids, ids, {gradient_checkpointing = true}):backward()
+        local ck = {}
+        for _, n in ipairs(names) do ck[n] = params[n].grad end
+        for _, n in ipairs(names) do params[n].grad = nil end
+        m.mod.step = 0
+        m:loss(ids, ids):backward()
+        for _, n in ipairs(names) do
+          t.assert(ck[n] ~= nil, "checkpointed: no gradient for " .. n)
+          t.assert(t.max_abs_diff(ck[n], params[n].grad) <= 1e-6 * math.max(1, params[n].grad:abs():max():item()),
+            "checkpointed gradient of " .. n)
+        end
+      end
       for _, n in ipairs(names) do
         local gr = params[n].grad
         t.assert(gr ~= nil, pre .. "no gradient for " .. n)
@@ -132,7 +159,79 @@ t.suite("mod", {
       end
     end
   end,
+
+  refusals = function()
+    -- a MoD checkpoint read as a plain one would lose its routed layers
+    t.assert_error(function() lfl.model.load(root .. "llama_mod") end,
+      "LlamaMoDForCausalLM is a mixture-of-depths checkpoint")
+    t.assert_error(function() lfl.model.load(root .. "llama_plain", {mixture_of_depths = "load"}) end,
+      "the checkpoint is not a mixture-of-depths model")
+    -- generation: the routed layers have no KV cache
+    local m = load_mod()
+    t.assert_error(function()
+      lfl.no_grad(function() m:forward(g["eval.input_ids"], {cache = decoder.new_cache()}) end)
+    end, "generation (a KV cache) with a mixture-of-depths model is not implemented")
+    -- a family lfl has that LlamaFactory's MOD_SUPPORTED_MODELS lacks
+    local q = lfl.model.load(root .. "llama_plain")
+    local c = {}
+    for k, v in pairs(q.config) do c[k] = v end
+    c.model_type = "qwen2"
+    q.config = c
+    t.assert_error(function() mod.convert(q) end, "model_type qwen2 is not supported")
+    t.assert_error(function() train({finetuning_type = "lora"}) end,
+      "mixture_of_depths: convert trains with finetuning_type full or freeze (this run's is lora)")
+    t.assert_error(function() train({predict_with_generate = true, do_predict = true}) end,
+      "mixture_of_depths: predict_with_generate:")
+    t.assert_error(function() train({mixture_of_depths = "maybe"}) end, "mixture_of_depths")
+    t.assert_error(function()
+      require("lfl.cmd.export").export(lfl.args.resolve({model_name_or_path = tiny_dir, export_dir = tmp .. "/x",
+        mixture_of_depths = "convert", do_train = false}, {}, "test"))
+    end, "export: mixture_of_depths: convert would write a model whose new routers are untrained")
+  end,
+
+  -- the CI run: convert the tiny llama (2 layers: layer 1 routed), full
+  -- fine-tuning with gradient checkpointing on packed batches, the loss falls;
+  -- the saved folder is MoD's layout and `load` reads it back to the same logits
+  -- (at capacity 0.125, as the MoD package's from_pretrained starts)
+  train_save_load = function()
+    local tr = train()
+    t.assert(tr.model.mod ~= nil and tr.model.mod.layers[2], "converted")
+    t.assert(tr.gradient_checkpointing, "gradient checkpointing on (LlamaFactory's default)")
+    local routers = 0
+    for _, n in ipairs(tr.names) do if n:find("router", 1, true) then routers = routers + 1 end end
+    t.assert_eq(routers, 2, "the router's weight and bias train")
+    local first, last
+    for _ = 1, 8 do
+      local info = tr:step()
+      first = first or info.loss
+      last = info.loss
+    end
+    t.assert(last < 0.95 * first, fmt("loss falls: %.4f -> %.4f", first, last))
+    t.assert_eq(tr.model.mod.step, 8, "one training call per step (8 steps, one micro-batch each)")
+    local res = tr:finish()
+    local out = tmp .. "/run"
+    local cfg = lfl.json.decode(lfl.fs.read(out .. "/config.json"))
+    t.assert_eq(cfg.architectures[1], "LlamaMoDForCausalLM")
+    local saved = lfl.safetensors.load(out .. "/model.safetensors")
+    t.assert(saved["model.layers.1.block.mlp.down_proj.weight"] ~= nil and saved["model.layers.0.mlp.down_proj.weight"]
+      and saved["model.layers.1.router.weight_predictor.bias"] ~= nil, "MoD's parameter names")
+    local back = lfl.model.load(out, {mixture_of_depths = "load"})
+    t.assert_eq(back.mod.capacity, 0.125)
+    local trained = res.model or tr.model
+    trained.mod.capacity = 0.125
+    local ids = lfl.tensor({{1, 5, 9, 2, 7, 3, 11, 4, 8, 6, 10, 12, 13, 14, 15, 16}}, "i64")
+    local sel = {}
+    local a = eval_forward(back, ids, {mod_selection = sel})
+    t.assert_eq(#sel[2], 1, "k = 2 of 16 tokens: one above the threshold")
+    t.assert_tensor_close(a, eval_forward(trained, ids), 0, 0, "same logits after save and load")
+    -- and training from the saved MoD model (load) runs
+    local tr2 = train({model_name_or_path = out, mixture_of_depths = "load", max_steps = 2,
+      output_dir = tmp .. "/run2"})
+    t.assert(tr2.model.mod ~= nil, "loaded as MoD")
+    tr2:step()
+  end,
 })
 
 local passed, failed = t.run()
+lfl.fs.remove(tmp)
 return passed, failed

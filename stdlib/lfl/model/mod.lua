@@ -102,8 +102,9 @@ function M.for_checkpoint(cfg, params, opt, where)
   local is_mod = M.has_routers(params) or (cls and cls:find("MoDFor", 1, true) ~= nil)
   if opt == nil or opt == false then
     if is_mod then
-      error(fmt("%s: %s is a mixture-of-depths checkpoint (router weights under model.layers.<i>.router); load it "
-        .. "with mixture_of_depths: load", where or "model", tostring(cls)), 0)
+      error(fmt("%s: %s is a mixture-of-depths checkpoint (router weights under model.layers.<i>.router); train "
+        .. "or export it with mixture_of_depths: load (generation with a MoD model is not implemented in lfl)",
+        where or "model", tostring(cls)), 0)
     end
     return nil
   end
