@@ -13,7 +13,9 @@ local decoder = require("lfl.model.decoder")
 local root = lfl.home .. "/tests/golden/mod/"
 local g = lfl.safetensors.load(root .. "mod_cases.safetensors")
 -- float32 on both sides; lfl's GEMMs and attention sum in other orders than
--- torch's (measured: logits 2e-6 abs, loss 1e-7 rel, gradients 1e-5 rel);
+-- torch's (measured: eval logits 2.1e-6 abs, batch 2.5e-6, train-mode logits
+-- 6e-5 abs, losses 2e-6 abs, gradients 5.3e-4 of the tensor's largest, in
+-- layer 0, whose gradient passes through both routed layers' score products);
 -- the router scores sit at least min_gap (0.045) from their thresholds, so
 -- the selections are the same
 local LOGIT_TOL, LOSS_TOL, GRAD_TOL = 1e-4, 1e-5, 1e-3
@@ -85,6 +87,14 @@ t.suite("mod", {
     t.assert(d <= LOGIT_TOL, fmt("packed logits max abs diff %.3g", d))
   end,
 
+  -- what lfl saves (tests/ref/lfl_save_mod.lua) is what the MoD package's
+  -- AutoMoDModelForCausalLM reads: its logits for that folder are lfl's
+  mod_reads_lfl_save = function()
+    local m = lfl.model.load(root .. "lfl_saved", {mixture_of_depths = "load"})
+    local d = t.max_abs_diff(eval_forward(m, g["eval.input_ids"]), g["lfl_saved.logits"])
+    t.assert(d <= LOGIT_TOL, fmt("lfl-saved model: logits max abs diff %.3g", d))
+  end,
+
   convert_matches_apply_mod_to_hf = function()
     local m = lfl.model.load(root .. "llama_plain")
     mod.convert(m)
@@ -122,8 +132,10 @@ t.suite("mod", {
       local sel = {}
       local logits = m:forward(ids, {mod_selection = sel})
       t.assert_close(sel.capacity, 0.125 + 0.875 / step, 1e-12, "capacity")
+      -- capacity 1.0 routes (and scales) nearly every token: larger logits, relative tolerance
       local d = t.max_abs_diff(logits:detach(), g[pre .. "logits"])
-      t.assert(d <= LOGIT_TOL, fmt("%slogits max abs diff %.3g", pre, d))
+      local tol = LOGIT_TOL * math.max(1, g[pre .. "logits"]:abs():max():item())
+      t.assert(d <= tol, fmt("%slogits max abs diff %.3g (tolerance %.3g)", pre, d, tol))
       for _, i in ipairs({1, 3}) do
         t.assert_tensor_close(mask_of(sel[i + 1], 24), g[pre .. "sel." .. i], 0, 0, pre .. "layer " .. i .. " selection")
       end
@@ -224,6 +236,16 @@ t.suite("mod", {
     local a = eval_forward(back, ids, {mod_selection = sel})
     t.assert_eq(#sel[2], 1, "k = 2 of 16 tokens: one above the threshold")
     t.assert_tensor_close(a, eval_forward(trained, ids), 0, 0, "same logits after save and load")
+    -- lfl export of the MoD model (load) writes it in the same layout
+    local ex = require("lfl.cmd.export").export(lfl.args.resolve({model_name_or_path = out,
+      export_dir = tmp .. "/exported", mixture_of_depths = "load", do_train = false}, {}, "test"))
+    local again = lfl.model.load(ex.dir, {mixture_of_depths = "load"})
+    t.assert_eq(again.config.architectures[1], "LlamaMoDForCausalLM")
+    t.assert_tensor_close(eval_forward(again, ids), a, 0, 0, "exported logits")
+    t.assert_error(function()
+      require("lfl.cmd.export").export(lfl.args.resolve({model_name_or_path = out, export_dir = tmp .. "/x.gguf",
+        mixture_of_depths = "load", export_format = "gguf", do_train = false}, {}, "test"))
+    end, "export_format gguf is not supported with mixture_of_depths")
     -- and training from the saved MoD model (load) runs
     local tr2 = train({model_name_or_path = out, mixture_of_depths = "load", max_steps = 2,
       output_dir = tmp .. "/run2"})

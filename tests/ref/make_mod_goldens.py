@@ -24,6 +24,10 @@ Writes tests/golden/mod/:
         score routed) and the loss's gradient
     train2.*: the second train-mode forward on the same weights
         (training_step 2: capacity 0.5625, k = 13) and its gradient
+    lfl_saved.logits: the eval-mode logits (eval.input_ids) of the model lfl
+        wrote to tests/golden/mod/lfl_saved/ as AutoMoDModelForCausalLM
+        reads it (only when that folder exists: write it with
+        ./build/lfl tests/ref/lfl_save_mod.lua, then rerun)
     min_gap: the smallest distance of a router score to its threshold over
         all cases (a selection that lfl's float sums could flip would be
         closer than lfl's logit tolerance could hide)
@@ -122,6 +126,18 @@ for step in (1, 2):
         out[f"train{step}.grad.{n}"] = p.grad.detach().clone()
     for i in (1, 3):
         out[f"train{step}.sel.{i}"] = sels[i].to(torch.int64)
+
+saved = OUT / "lfl_saved"
+if (saved / "config.json").exists():
+    theirs = AutoMoDModelForCausalLM.from_pretrained(str(saved), attn_implementation="eager")
+    assert type(theirs).__name__ == "LlamaMoDForCausalLM", type(theirs).__name__
+    theirs.eval()
+    for i in (1, 3):
+        theirs.model.layers[i].register_forward_hook(hook(i), with_kwargs=True)
+    with torch.no_grad():
+        out["lfl_saved.logits"] = theirs(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                         position_ids=torch.arange(24).view(1, 24)).logits
+    print("read", saved, "as", type(theirs).__name__)
 
 out["min_gap"] = torch.tensor([min(gaps)])
 print("min router gap to threshold", min(gaps), "MoD", MoD.__file__)
