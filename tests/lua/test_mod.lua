@@ -246,6 +246,18 @@ t.suite("mod", {
       require("lfl.cmd.export").export(lfl.args.resolve({model_name_or_path = out, export_dir = tmp .. "/x.gguf",
         mixture_of_depths = "load", export_format = "gguf", do_train = false}, {}, "test"))
     end, "export_format gguf is not supported with mixture_of_depths")
+    -- DPO: the frozen reference routes with the initial routers, never in
+    -- training mode (capacity 0.125, as LlamaFactory's reference in eval mode);
+    -- the policy's training forwards move its capacity
+    local dpo = train({model_name_or_path = out, mixture_of_depths = "load", stage = "dpo",
+      dataset = "preference_demo", max_steps = 2, output_dir = tmp .. "/dpo"})
+    local rm = dpo.reference.model.mod
+    t.assert(rm ~= nil and rm ~= dpo.model.mod, "the reference has its own routing state")
+    local info = dpo:step()
+    t.assert(info.loss == info.loss and info.loss > 0, "DPO loss finite")
+    t.assert_eq(rm.capacity, 0.125, "reference capacity")
+    t.assert_eq(rm.step, 0, "the reference's forwards are not training calls")
+    t.assert(dpo.model.mod.step >= 1, "the policy's are")
     -- and training from the saved MoD model (load) runs
     local tr2 = train({model_name_or_path = out, mixture_of_depths = "load", max_steps = 2,
       output_dir = tmp .. "/run2"})
