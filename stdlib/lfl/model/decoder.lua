@@ -718,7 +718,7 @@ end
 -- their score; the other tokens pass unchanged. The choice has no gradient;
 -- the scores do, through the product. The returned selection (1-based flat
 -- indices) is for tests.
-local function mod_layer(m, l, x, cos, sin, segments, capacity)
+local function mod_layer(m, l, x, cos, sin, segments, capacity, qcs)
   local sz = x:size()
   local B, T, H = sz[1], sz[2], sz[3]
   local N = B * T
@@ -757,10 +757,10 @@ local function mod_layer(m, l, x, cos, sin, segments, capacity)
   for i = 1, n do idx[i] = sel[i] - 1 end
   local it = lfl.tensor(idx, "i64")
   local D = cos:size(3)
-  local cs = cos:reshape(N, D):index_select(1, it):view(1, n, D)
-  local sn = sin:reshape(N, D):index_select(1, it):view(1, n, D)
+  local function rows(tab) return tab:reshape(N, D):index_select(1, it):view(1, n, D) end
   local segs = seg_of[n] ~= seg_of[1] and lfl.tensor({seg_of}, "i64") or nil
-  local y = layer(m, l, xf:index_select(1, it):view(1, n, H), cs, sn, segs)
+  local y = layer(m, l, xf:index_select(1, it):view(1, n, H), rows(cos), rows(sin), segs, nil, nil, nil,
+    qcs and {rows(qcs[1]), rows(qcs[2])})
   y = y:view(n, H) * w:index_select(1, it):view(n, 1)
   local keep = {}
   for j = 1, N do keep[j] = 1 end
@@ -772,8 +772,8 @@ local function mod_layer(m, l, x, cos, sin, segments, capacity)
 end
 
 -- exposed for benchmarks and tests of a single block
-M.mod_layer_for_test = function(m, l, x, cos, sin, segments, capacity)
-  return mod_layer(m, l, x, cos, sin, segments, capacity)
+M.mod_layer_for_test = function(m, l, x, cos, sin, segments, capacity, qcs)
+  return mod_layer(m, l, x, cos, sin, segments, capacity, qcs)
 end
 M.layer_for_bench = function(m, l, x, cos, sin, segments) return layer(m, l, x, cos, sin, segments) end
 
@@ -1017,9 +1017,9 @@ function M.hidden(m, ids, opts)
     if mod and mod.layers[l] then
       local segs, chosen = opts.segments, nil
       if ckpt and (trainable[l] or x:get_requires_grad()) then
-        x = lfl.checkpoint_trainable(function(h) return (mod_layer(m, l, h, cos, sin, segs, capacity)) end, x)
+        x = lfl.checkpoint_trainable(function(h) return (mod_layer(m, l, h, cos, sin, segs, capacity, cs.q)) end, x)
       else
-        x, chosen = mod_layer(m, l, x, cos, sin, segs, capacity)
+        x, chosen = mod_layer(m, l, x, cos, sin, segs, capacity, cs.q)
         if opts.mod_selection then opts.mod_selection[l] = chosen end
       end
     elseif ckpt and (trainable[l] or x:get_requires_grad()) then
