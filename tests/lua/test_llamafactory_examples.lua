@@ -57,6 +57,8 @@ local RUNS = {
   "extras/llama_pro/llama3_freeze_sft.yaml",
   -- use_asft_loss (full fine-tuning with a frozen reference copy), on a demo dataset
   "extras/asft/llama2_full_asft.yaml", "extras/asft/qwen2_full_asft.yaml",
+  -- mixture_of_depths: convert (the MoD package's routed layers, lfl.model.mod)
+  "extras/mod/llama3_full_sft.yaml",
 }
 local MUST_RUN = {}
 for _, r in ipairs(RUNS) do MUST_RUN[r] = true end
@@ -293,6 +295,9 @@ suite.every_recipe_runs_or_is_refused_by_name = function()
   print("settings lfl does not know, in how many recipes: " .. table.concat(keys, ", "))
   for _, n in ipairs(notes) do print("note: " .. n) end
   for rel, n in pairs(NARROWED) do print("note: " .. rel .. ": " .. n[2]) end
+  print("note: extras/mod/llama3_full_sft.yaml runs MoD 1.2.0's semantics: each routed layer multiplies its tokens' "
+    .. "block output, residual included, by the raw router score, so a freshly converted 30-layer SmolLM2 overflows "
+    .. "to a NaN loss (the step is skipped), in torch with the MoD package as in lfl")
   print("note: train_qlora/*_gptq|awq and extras/qoft/*_gptq|awq train the tiny llama's GPTQ / AWQ checkpoints (tests/golden/quant); *_aqlm " ..
     "runs on SmolLM2's GGUF in place of its AQLM checkpoint (an AQLM checkpoint is refused by name); vision recipes " ..
     "that run use text data only")

@@ -19,8 +19,19 @@ function M.export(a)
   if a.export_dir == "" then error("export: export_dir is empty (give the folder the exported model goes to)", 0) end
   -- infer_dtype bfloat16 / float16 merges into (and writes) a 16-bit base; auto keeps f32
   local dt = ({bfloat16 = "bf16", bf16 = "bf16", float16 = "f16", fp16 = "f16"})[a.infer_dtype]
+  -- a mixture-of-depths model (mixture_of_depths: load) is written in the MoD
+  -- package's layout, as it was read; converting at export would write random routers
+  if a.mixture_of_depths == "convert" then
+    error("export: mixture_of_depths: convert would write a model whose new routers are untrained; export a "
+      .. "trained MoD model with mixture_of_depths: load", 0)
+  end
+  if a.mixture_of_depths and a.export_format == "gguf" then
+    error("export: a mixture-of-depths model has no GGUF form (llama.cpp runs no routed layers); export_format gguf "
+      .. "is not supported with mixture_of_depths", 0)
+  end
   local model = lfl.model.load(a.model_name_or_path, {dtype = dt, hub = lfl.args.hub_options(a),
-                                                      rope_scaling = lfl.args.rope_option(a, false)})
+                                                      rope_scaling = lfl.args.rope_option(a, false),
+                                                      mixture_of_depths = a.mixture_of_depths})
   local peft = require("lfl.train.peft")
   local merged = {}
   if a.adapter_name_or_path then

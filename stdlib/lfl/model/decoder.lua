@@ -234,6 +234,14 @@ local function P(m, name)
   return t
 end
 
+-- The names of layer l's (1-based) parameters start with this: a layer that
+-- mixture-of-depths routes (lfl.model.mod) holds its block under "block.", as
+-- the MoD package's MoD module does
+function M.layer_prefix(m, l)
+  if m.mod and m.mod.layers[l] then return "model.layers." .. (l - 1) .. ".block." end
+  return "model.layers." .. (l - 1) .. "."
+end
+
 -- Checks that every parameter the forward needs is there with the right shape;
 -- errors start with `where` (the checkpoint's config path) when given.
 function M.check(m, where)
@@ -253,7 +261,11 @@ function M.check(m, where)
   local H, D, Hq, Hk, F = a.hidden, a.head_dim, a.heads, a.kv_heads, m.config.intermediate_size
   want("model.embed_tokens.weight", {a.vocab, H})
   for l = 0, a.layers - 1 do
-    local p = "model.layers." .. l .. "."
+    local p = M.layer_prefix(m, l + 1)
+    if m.mod and m.mod.layers[l + 1] then
+      local r = "model.layers." .. l .. ".router.weight_predictor."
+      want(r .. "weight", {1, H}); want(r .. "bias", {1})
+    end
     if a.fused_qkv then
       want(p .. "self_attn.qkv_proj.weight", {(Hq + 2 * Hk) * D, H})
     elseif a.mla then
@@ -599,7 +611,7 @@ end
 -- them after the cached keys, so causal and window masks stay right).
 local function layer(m, l, x, cos, sin, segments, cache, memo, stats, qcs)
   local a = m.arch
-  local p = "model.layers." .. (l - 1) .. "."
+  local p = M.layer_prefix(m, l)
   local sz = x:size()
   local B, T = sz[1], sz[2]
   local D, Hq, Hk = a.head_dim, a.heads, a.kv_heads
@@ -696,7 +708,73 @@ local function layer(m, l, x, cos, sin, segments, cache, memo, stats, qcs)
   return x + y, probsum, counts
 end
 
+-- A layer mixture-of-depths routes (lfl.model.mod; the MoD package 1.2.0's
+-- MoD.forward): the router (a [1, H] linear with bias, in f32) scores every
+-- token; in each example (a row, or a segment of a packed row, as the MoD
+-- package sees one example per row) of s tokens, k = max(1, floor(capacity *
+-- s)) and the tokens whose score is above the k-th largest (at or above it
+-- when k = 1) go through the block, causally among themselves at their own
+-- positions; their output (the block's, residual included) is multiplied by
+-- their score; the other tokens pass unchanged. The choice has no gradient;
+-- the scores do, through the product. The returned selection (1-based flat
+-- indices) is for tests.
+local function mod_layer(m, l, x, cos, sin, segments, capacity, qcs)
+  local sz = x:size()
+  local B, T, H = sz[1], sz[2], sz[3]
+  local N = B * T
+  local r = "model.layers." .. (l - 1) .. ".router.weight_predictor."
+  local xf = x:reshape(N, H)
+  local w = lfl.linear(xf:dtype() == "f32" and xf or xf:to("f32"), P(m, r .. "weight"), P(m, r .. "bias")):view(N)
+  if w:dtype() ~= x:dtype() then w = w:to(x:dtype()) end
+  local sel, seg_of = {}, {}
+  local nseg = 0
+  lfl.no_grad(function()
+    local wd = w:detach():double()
+    local sd = segments and segments:reshape(N):double()
+    local function route(first, last) -- one example: flat indices first..last (1-based)
+      local s = last - first + 1
+      local k = math.max(1, math.floor(capacity * s))
+      local vals = {}
+      for j = first, last do vals[#vals + 1] = wd[j] end
+      table.sort(vals, function(u, v) return u > v end)
+      local thr = vals[k]
+      nseg = nseg + 1
+      for j = first, last do
+        local v = wd[j]
+        if v > thr or (k == 1 and v >= thr) then sel[#sel + 1], seg_of[#sel + 1] = j, nseg end
+      end
+    end
+    for b = 0, B - 1 do
+      local first = b * T + 1
+      for j = b * T + 2, b * T + T + 1 do
+        if j > b * T + T or (sd and sd[j] ~= sd[j - 1]) then route(first, j - 1); first = j end
+      end
+    end
+  end)
+  local n = #sel
+  if n == 0 then return x, sel end
+  local idx = {}
+  for i = 1, n do idx[i] = sel[i] - 1 end
+  local it = lfl.tensor(idx, "i64")
+  local D = cos:size(3)
+  local function rows(tab) return tab:reshape(N, D):index_select(1, it):view(1, n, D) end
+  local segs = seg_of[n] ~= seg_of[1] and lfl.tensor({seg_of}, "i64") or nil
+  local y = layer(m, l, xf:index_select(1, it):view(1, n, H), rows(cos), rows(sin), segs, nil, nil, nil,
+    qcs and {rows(qcs[1]), rows(qcs[2])})
+  y = y:view(n, H) * w:index_select(1, it):view(n, 1)
+  local keep = {}
+  for j = 1, N do keep[j] = 1 end
+  for i = 1, n do keep[sel[i]] = 0 end
+  local kt = lfl.tensor(keep):view(N, 1)
+  if kt:dtype() ~= xf:dtype() then kt = kt:to(xf:dtype()) end
+  local out = lfl.scatter_add(lfl.zeros(N, H):to(y:dtype()), 1, it:view(n, 1):expand(n, H):contiguous(), y)
+  return (xf * kt + out):reshape(B, T, H), sel
+end
+
 -- exposed for benchmarks and tests of a single block
+M.mod_layer_for_test = function(m, l, x, cos, sin, segments, capacity, qcs)
+  return mod_layer(m, l, x, cos, sin, segments, capacity, qcs)
+end
 M.layer_for_bench = function(m, l, x, cos, sin, segments) return layer(m, l, x, cos, sin, segments) end
 
 -- Ministral 3's query scale 1 + beta * log(1 + floor(pos / original_max)) for
@@ -916,11 +994,35 @@ function M.hidden(m, ids, opts)
   -- opts.router_stats (a table) collects the MoE layers' router statistics:
   -- probsum (summed over layers, in the graph), counts per expert, rows
   local rs = a.moe and opts.router_stats
+  -- mixture-of-depths: a forward that records gradients is MoD's training
+  -- mode, which counts its calls and sets the capacity from the count (the
+  -- MoD package's training_step, 1000 then +999 per call as it writes it);
+  -- other forwards take the capacity the last training forward left
+  local mod, capacity = m.mod, nil
+  if mod then
+    if cache then
+      error("mixture_of_depths: generation (a KV cache) with a mixture-of-depths model is not implemented in lfl", 0)
+    end
+    if lfl.is_grad_enabled() then
+      mod.step = mod.step < 1000 and mod.step + 1 or mod.step + 999
+      mod.capacity = 0.125 + (1 - 0.125) * (1 / mod.step)
+    end
+    capacity = mod.capacity
+    if opts.mod_selection then opts.mod_selection.capacity = capacity end
+  end
   for l = 1, a.layers do
     local cs = tabs[a.rope_of[l] or "main"]
     local cos, sin = cs[1], cs[2]
     local probsum, counts
-    if ckpt and (trainable[l] or x:get_requires_grad()) then
+    if mod and mod.layers[l] then
+      local segs, chosen = opts.segments, nil
+      if ckpt and (trainable[l] or x:get_requires_grad()) then
+        x = lfl.checkpoint_trainable(function(h) return (mod_layer(m, l, h, cos, sin, segs, capacity, cs.q)) end, x)
+      else
+        x, chosen = mod_layer(m, l, x, cos, sin, segs, capacity, cs.q)
+        if opts.mod_selection then opts.mod_selection[l] = chosen end
+      end
+    elseif ckpt and (trainable[l] or x:get_requires_grad()) then
       -- recorded even when x needs no grad: the layer's own weights do; the
       -- router's probabilities are a second output, so the auxiliary loss's
       -- gradient reaches the recomputed region

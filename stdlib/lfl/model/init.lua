@@ -147,6 +147,7 @@ end
 -- the 2-D weights of the decoder layers but their norms' (Cohere's per-head q/k norms are 2-D)
 function M.quantizes(name, t)
   return t:dim() == 2 and name:match("^model%.layers%.%d+%..+%.weight$") ~= nil and not name:find("norm", 1, true)
+    and not name:find(".router.weight_predictor.", 1, true) -- a MoD router [1, H]
 end
 
 -- The first (by name) of params' "model.layers.<i>." tensors whose layer i
@@ -192,9 +193,14 @@ function M.from_params(cfg, params, opts, where)
   end
   local want = M.check_dtype(opts.dtype or "f32")
   local q = M.check_quantize(opts.quantize)
+  -- a mixture-of-depths checkpoint (opts.mixture_of_depths = "load"): its
+  -- routers stay f32, as the MoD package runs them
+  local mod = require("lfl.model.mod").for_checkpoint(cfg, params, opts.mixture_of_depths, where)
   local m = lfl._model.new()
   for name, t in pairs(params) do
-    if Q4[t:dtype()] then
+    if mod and name:find(".router.weight_predictor.", 1, true) then
+      m.params[name] = t:dtype() ~= "f32" and t:to("f32") or t
+    elseif Q4[t:dtype()] then
       m.params[name] = t -- quantized by the GGUF loader
     elseif q and M.quantizes(name, t) then
       m.params[name] = lfl.quantize_4bit(t, q.type, q.double_quant) -- from the stored dtype: no f32 copy
@@ -205,6 +211,7 @@ function M.from_params(cfg, params, opts, where)
   end
   m.quantization = q
   m.config, m.arch, m.dtype = cfg, arch, want
+  m.mod = mod
   decoder.check(m, where)
   return m
 end

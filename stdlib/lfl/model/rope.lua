@@ -10,7 +10,9 @@ local M = {}
 -- Normalises HF's two spellings (rope_scaling + rope_theta, or transformers 5's
 -- rope_parameters) into {type=, theta=, factor=, ...}.
 function M.params(cfg)
-  local p = cfg.rope_parameters or cfg.rope_scaling or {}
+  -- "rope_scaling": null (transformers 4's configs without scaling) is no table
+  local function tbl(v) return type(v) == "table" and v or nil end
+  local p = tbl(cfg.rope_parameters) or tbl(cfg.rope_scaling) or {}
   local r = {}
   for k, v in pairs(p) do r[k] = v end
   r.type = p.rope_type or p.type or "default"

@@ -22,6 +22,7 @@ M.DEFAULTS = {
   moe_aux_loss_coef = NIL,
   trust_remote_code = false, model_revision = "main",
   infer_dtype = "auto", print_param_status = false, flash_attn = "auto", use_cache = true, hf_hub_token = NIL,
+  mixture_of_depths = NIL,
   gguf_blocks = NIL,
   quantization_bit = NIL, quantization_method = "bnb", quantization_type = "nf4", double_quantization = true,
   export_dir = NIL, export_size = 5, export_device = "cpu", export_legacy_format = false,
@@ -266,6 +267,9 @@ M.SPEC = {
     if a.finetuning_type == "lora" and a.use_llama_pro then return true end -- the expanded blocks LoRA targets
     return freeze(a)
   end},
+  -- mixture-of-depths (lfl.model.mod, the MoD package's layout): convert the
+  -- loaded model (routers on every odd layer, untrained), or load a MoD checkpoint
+  mixture_of_depths = {type = "enum", values = {"convert", "load"}},
   use_llama_pro = {type = "bool", applies = function(a)
     return (a.finetuning_type == "freeze" or a.finetuning_type == "lora") or
       fmt("it applies to finetuning_type freeze or lora (this run's is %s)", tostring(a.finetuning_type))
@@ -725,7 +729,6 @@ M.NOT_IMPLEMENTED = {
   image_max_pixels = MULTIMODAL, image_min_pixels = MULTIMODAL, video_max_pixels = MULTIMODAL,
   video_min_pixels = MULTIMODAL, video_fps = MULTIMODAL, video_maxlen = MULTIMODAL, audio_sampling_rate = MULTIMODAL,
   freeze_vision_tower = MULTIMODAL, freeze_multi_modal_projector = MULTIMODAL, freeze_language_model = MULTIMODAL,
-  mixture_of_depths = "mixture-of-depths is not implemented in lfl",
   shift_attn = "LongLoRA's shift short attention (S^2-Attn) is not implemented in lfl (LlamaFactory 0.9.5 patches it "
     .. "into transformers 4.45-4.47's llama attention only and refuses newer transformers)",
   fp8 = "FP8 training needs FP8 GPU kernels, which lfl does not have",
@@ -922,6 +925,21 @@ function M.validate(a, origin)
     end
   end
   if a.train_on_prompt and a.mask_history then bad("train_on_prompt and mask_history are mutually exclusive") end
+  if a.mixture_of_depths then
+    local mod_why = "the routed layers' generation (KV cache) is not implemented in lfl"
+    if a.stage == "ppo" or a.stage == "grpo" then
+      bad_key("mixture_of_depths", fmt("stage %s generates its samples; %s", a.stage, mod_why))
+    end
+    if a.predict_with_generate then bad_key("mixture_of_depths", "predict_with_generate: " .. mod_why) end
+    -- the new routers start random: a method that freezes them (or saves only an adapter) trains
+    -- a model that cannot be used
+    if a.mixture_of_depths == "convert" and a.do_train and a.finetuning_type ~= "full"
+      and a.finetuning_type ~= "freeze" then
+      bad_key("mixture_of_depths", fmt("convert trains with finetuning_type full or freeze (this run's is %s): the "
+        .. "new routers start random, and %s would keep them frozen and save only the adapter", a.finetuning_type,
+        a.finetuning_type))
+    end
+  end
   if a.do_predict and a.stage == "sft" and not a.predict_with_generate then
     bad("do_predict for sft needs predict_with_generate")
   end

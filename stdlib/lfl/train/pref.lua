@@ -280,8 +280,11 @@ end
 -- the tensors as loaded. Returns {kind =, model =, note =}.
 function M.setup_reference(model, a)
   if a.ref_model then
+    -- LlamaFactory loads ref_model with the run's model arguments: MoD's convert or load too
     local ref = lfl.model.load(a.ref_model, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil,
-                                             rope_scaling = lfl.args.rope_option(a, true)})
+                                             rope_scaling = lfl.args.rope_option(a, true),
+                                             mixture_of_depths = a.mixture_of_depths == "load" and "load" or nil})
+    if a.mixture_of_depths == "convert" then require("lfl.model.mod").convert(ref) end
     if a.ref_model_adapters then
       local peft = require("lfl.train.peft")
       local dirs = require("lfl.data").names_of(a.ref_model_adapters)
@@ -300,6 +303,9 @@ function M.setup_reference(model, a)
   local ref = lfl.model.new()
   for _, name in ipairs(model.names) do ref.params[name] = model.params[name] end
   ref.config, ref.arch, ref.dtype, ref.path = model.config, model.arch, model.dtype, model.path
+  -- a mixture-of-depths reference routes its own way: never in training mode,
+  -- so at the initial capacity (LlamaFactory's reference is a model in eval mode)
+  if model.mod then ref.mod = {layers = model.mod.layers, capacity = model.mod.capacity, step = 0} end
   return {kind = "frozen", model = ref}
 end
 

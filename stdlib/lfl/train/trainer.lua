@@ -508,7 +508,12 @@ function M.new(a)
   local model = lfl.model.load(a.model_name_or_path, {dtype = (a.bf16 or a.pure_bf16) and "bf16" or nil,
                                                       hub = lfl.args.hub_options(a), quantize = quantize,
                                                       gguf_blocks = M.gguf_blocks(a),
-                                                      rope_scaling = lfl.args.rope_option(a, a.do_train ~= false)})
+                                                      rope_scaling = lfl.args.rope_option(a, a.do_train ~= false),
+                                                      mixture_of_depths = a.mixture_of_depths == "load" and "load"
+                                                        or nil})
+  -- mixture_of_depths: convert (LlamaFactory: apply_mod_to_hf after the load), or the loaded MoD checkpoint
+  if a.mixture_of_depths == "convert" then require("lfl.model.mod").convert(model) end
+  if model.mod then print("[lfl] " .. require("lfl.model.mod").describe(model)) end
   if model.gguf_blocks then
     print("[lfl] GGUF: the decoder's linear weights stay in the file's blocks (frozen; gguf_blocks: false dequantizes)")
   end
