@@ -443,6 +443,116 @@ t.suite("vision_language", {
   end,
 })
 
+-- Llama 4 text against transformers (tests/golden/models/llama4): logits,
+-- loss and every gradient, the fused experts' through the family's
+-- from_decoder; a save writes the checkpoint's own layout; the KV cache gives
+-- the full forward's logits (temperature tuning on the layers without rotary);
+-- the temperature matters; longer than attention_chunk_size is refused
+t.suite("llama4", {
+  against_transformers = function()
+    local g = lfl.safetensors.load(root .. "llama4/golden.safetensors")
+    local m = lfl.model.load(root .. "llama4")
+    t.assert(m.arch.nope[2] and m.arch.nope[4] and not m.arch.nope[1], "layers 1 and 3 (0-based) without rotary")
+    t.assert(lfl.decoder.sparse_layer(m.arch, 2) and not lfl.decoder.sparse_layer(m.arch, 1), "moe_layers 1, 3")
+    for _, p in ipairs(m:parameters()) do p:requires_grad() end
+    t.assert(t.max_abs_diff(m:forward(g.input_ids), g.logits) <= 1e-5, "logits")
+    local loss = m:loss(g.input_ids, g.labels)
+    t.assert_close(loss:item(), g.loss[1], 1e-5, "loss")
+    loss:backward()
+    local names, params = m:named_parameters()
+    local grads = {}
+    for _, n in ipairs(names) do grads[n] = params[n].grad or params[n] * 0 end
+    local fl, fg = require("lfl.model.convert").from_decoder(m.config, names, grads)
+    local n = 0
+    for _, k in ipairs(fl) do
+      local ref = g["grad." .. k]
+      t.assert(ref, "golden gradient of " .. k)
+      t.assert(rel_err(fg[k], ref) <= 1e-3, "gradient of " .. k)
+      n = n + 1
+    end
+    t.assert_eq(n, 45, "gradients compared")
+    local dir = os.tmpname() .. "_llama4"
+    lfl.model.load(root .. "llama4"):save(dir, {tokenizer = false})
+    local a, b = lfl.safetensors.load(root .. "llama4/model.safetensors"), lfl.safetensors.load(dir .. "/model.safetensors")
+    local na, nb = 0, 0
+    for k, v in pairs(a) do
+      na = na + 1
+      t.assert(b[k] and t.max_abs_diff(v, b[k]) == 0, "saved " .. k)
+    end
+    for _ in pairs(b) do nb = nb + 1 end
+    t.assert_eq(nb, na, "the checkpoint's tensors")
+    lfl.fs.remove(dir)
+  end,
+
+  -- lora_target all = the linears PEFT adapts (not the fused experts nor the
+  -- router), under the checkpoint's names (feed_forward.*): PEFT's golden
+  lora_as_peft = function()
+    local trainer = require("lfl.train.trainer")
+    local peft = require("lfl.train.peft")
+    local g = lfl.safetensors.load(root .. "llama4/lora.safetensors")
+    local gold = lfl.safetensors.load(root .. "llama4/golden.safetensors")
+    local m = lfl.model.load(root .. "llama4")
+    trainer.setup_method(m, {finetuning_type = "lora", lora_rank = 4, lora_alpha = 8, lora_dropout = 0,
+      lora_target = "all", learning_rate = 1e-3})
+    local names, params = peft.lora_parameters(m)
+    local idx = {}
+    for i, n in ipairs(names) do idx[peft.peft_key(m, n, "out")] = i end
+    local n = 0
+    lfl.no_grad(function()
+      for k, v in pairs(g) do
+        local key = k:match("^init%.(.+)$")
+        if key then
+          t.assert(idx[key], "lfl has PEFT's " .. key)
+          params[idx[key]]:copy_(v)
+          n = n + 1
+        end
+      end
+    end)
+    t.assert_eq(n, #names, "the same adapter tensors")
+    local loss = m:loss(gold.input_ids, gold.labels)
+    t.assert_close(loss:item(), g.loss[1], 1e-5, "LoRA loss")
+    loss:backward()
+    for k, v in pairs(g) do
+      local key = k:match("^grad%.(.+)$")
+      if key then t.assert(rel_err(params[idx[key]].grad, v) <= 1e-3, "LoRA gradient " .. key) end
+    end
+    local dir = os.tmpname() .. "_l4lora"
+    peft.save_adapter(m, dir)
+    local saved = lfl.safetensors.load(dir .. "/adapter_model.safetensors")
+    for k in pairs(g) do
+      local key = k:match("^init%.(.+)$")
+      if key then t.assert(saved[key], "saved under PEFT's key " .. key) end
+    end
+    local m2 = lfl.model.load(root .. "llama4")
+    peft.load_adapter(m2, dir)
+    t.assert(t.max_abs_diff(lfl.no_grad(function() return m2:forward(gold.input_ids) end),
+      lfl.no_grad(function() return m:forward(gold.input_ids) end)) <= 1e-6, "loads back")
+    lfl.fs.remove(dir)
+  end,
+
+  cache_temperature_chunk = function()
+    local g = lfl.safetensors.load(root .. "llama4/golden.safetensors")
+    local m = lfl.model.load(root .. "llama4")
+    local ids = g.input_ids:narrow(1, 1, 1):contiguous()
+    local full = lfl.no_grad(function() return m:forward(ids) end)
+    local c = lfl.decoder.new_cache()
+    lfl.no_grad(function()
+      m:forward(ids:narrow(2, 1, 5):contiguous(), {cache = c})
+      for j = 6, 12 do
+        t.assert(t.max_abs_diff(m:forward(ids:narrow(2, j, 1):contiguous(), {cache = c}), full:narrow(2, j, 1)) <= 1e-5,
+          "cached step " .. j)
+      end
+    end)
+    m.arch.temp_tune = nil
+    local plain = lfl.no_grad(function() return m:forward(g.input_ids) end)
+    t.assert(t.max_abs_diff(plain, g.logits) > 1e-3, "temperature tuning changes the golden logits (floor_scale 4)")
+    t.assert(t.max_abs_diff(plain:narrow(2, 1, 3), g.logits:narrow(2, 1, 3)) <= 1e-5, "positions 0-2 keep scale 1")
+    local long = lfl.zeros(1, 65):to("i64")
+    t.assert_error(function() lfl.no_grad(function() return m:forward(long) end) end,
+      "65 positions exceed attention_chunk_size 64")
+  end,
+})
+
 t.suite("family_configs", {
   -- a recipe's rope_scaling as LlamaFactory's configure_rope: the tiny llama
   -- (64 positions) trained at cutoff 100 gets linear factor 2, which is

@@ -475,6 +475,42 @@ def make_modules_to_save(ids, labels):
     print(name, "modules_to_save loss", out.loss.item(), n, "gradients", sorted(k for k in sd if "lora" not in k))
 
 
+def make_llama4(ids, labels):
+    """Llama 4 text (Llama4ForCausalLM): 4 layers; layers 1 and 3 without rotary
+    (no_rope_layer_interval 2) with attention temperature tuning (floor_scale 4,
+    so the golden's 12 positions get scales > 1), L2-normed q/k after the
+    interleaved rotary on the others, llama3 rope scaling; layers 1 and 3 a
+    mixture of experts (interleave_moe_layer_step 2: top-1 of 4 experts on
+    logits, sigmoid score scaling the expert's input, a shared expert), 0 and 2
+    dense with intermediate_size_mlp. Experts are fused parameters
+    (feed_forward.experts.gate_up_proj [E, H, 2I], down_proj [E, I, H]) as the Hub
+    stores them; their gradients are saved under those names."""
+    name = "llama4"
+    model = build(name, tf.Llama4TextConfig, tf.Llama4ForCausalLM, dict(
+        num_hidden_layers=4, head_dim=8, intermediate_size=24, intermediate_size_mlp=40, num_local_experts=4,
+        num_experts_per_tok=1, interleave_moe_layer_step=2, no_rope_layer_interval=2, use_qk_norm=True,
+        attn_temperature_tuning=True, floor_scale=4, attn_scale=0.1, attention_chunk_size=64,
+        rope_parameters=dict(rope_type="llama3", rope_theta=500000.0, factor=8.0, low_freq_factor=1.0,
+                             high_freq_factor=4.0, original_max_position_embeddings=16),
+        tie_word_embeddings=False))
+    d = OUT / name
+    fresh(d)
+    model.save_pretrained(d, safe_serialization=True)
+    (d / "generation_config.json").unlink(missing_ok=True)
+    saved = load_file(d / "model.safetensors")
+    assert "model.layers.1.feed_forward.experts.gate_up_proj" in saved, sorted(saved)[:40]
+    gold, loss = golden(model, ids, labels)
+    for k in gold:
+        if k.startswith("grad."):
+            assert k[5:] in saved, k
+    save_file(gold, d / "golden.safetensors")
+    print(name, "loss", loss, "params", sum(p.numel() for p in model.parameters()))
+    # PEFT's LoRA on the linear modules it can adapt: not the fused experts (parameters) nor the router
+    # (Llama4Router returns a tuple, which peft 0.21's LoRA layer fails on)
+    LORA_TARGETS[name] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    lora_golden(name, model, ids, labels)
+
+
 def fresh(d):
     if d.exists():
         shutil.rmtree(d)
@@ -733,6 +769,8 @@ def main():
     for name in ("qwen2_moe", "qwen3_moe"):
         if not only or name in only:
             make_qwen_moe(ids, labels, name)
+    if not only or "llama4" in only:
+        make_llama4(ids, labels)
     if not only or "mts" in only:
         make_modules_to_save(ids, labels)
     for name in ("gemma3_vlm", "mistral3_vlm"):

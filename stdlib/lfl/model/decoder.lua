@@ -51,6 +51,15 @@ local M = {}
 --   router = "sigmoid_group": DeepSeek-V3's router (see moe) with
 --     arch.score_bias, n_group, topk_group, routed_scale; arch.shared_F with
 --     shared_name = "shared_experts." and no sigmoid gate
+--   router = "llama4": Llama 4's top-k of the router logits, the chosen
+--     experts' INPUT scaled by sigmoid(logit) (arch.scale_input), no gate
+--     on the shared expert; arch.dense_F: the dense layers' MLP width when
+--     it is not config.intermediate_size
+--   nope (layer -> true): no rotary in that layer (Llama 4), with
+--     arch.temp_tune {floor =, scale =}: the query times
+--     log1p(floor((pos + 1) / floor)) * scale + 1 there; qk_l2: q and k
+--     L2-normalised (weightless RMSNorm) after the rotary elsewhere;
+--     chunk: attention_chunk_size, a sequence longer than it is refused
 -- A family's resolve may also set on the arch: scale (attention scaling),
 -- embed_mult / residual_mult (Granite's multipliers of the embeddings and of
 -- each sublayer's output), logit_scale (multiplies the logits), ropes (name ->
@@ -258,7 +267,7 @@ function M.check(m, where)
         table.concat(shape, ",")), 0)
     end
   end
-  local H, D, Hq, Hk, F = a.hidden, a.head_dim, a.heads, a.kv_heads, m.config.intermediate_size
+  local H, D, Hq, Hk, F = a.hidden, a.head_dim, a.heads, a.kv_heads, a.dense_F or m.config.intermediate_size
   want("model.embed_tokens.weight", {a.vocab, H})
   for l = 0, a.layers - 1 do
     local p = M.layer_prefix(m, l + 1)
@@ -493,6 +502,20 @@ local function moe(m, h, p, memo, stats)
     w = lfl.gather(scores, 2, chosen)
     if a.norm_topk ~= false then w = w / (w:sum({2}, true) + 1e-20) end
     w = (w * a.routed_scale):reshape(N * K)
+  elseif a.router == "llama4" then
+    -- Llama 4: the top-k router logits; sigmoid(logit) scales the expert's input (below)
+    local logits = linear(m, x, blk .. "gate", memo)
+    chosen = lfl.no_grad(function()
+      local masked, cols = logits:detach(), {}
+      local ids = lfl.arange(E, "i64"):view(1, E)
+      for k = 1, K do
+        local ik = masked:argmax(2):view(N, 1)
+        cols[k] = ik
+        if k < K then masked = lfl.where(ids:eq(ik), -math.huge, masked) end
+      end
+      return lfl.cat(cols, 2)
+    end)
+    w = lfl.gather(logits, 2, chosen):sigmoid():reshape(N * K)
   else
     probs = linear(m, x, blk .. "gate", memo):softmax(2)
     chosen = a.group_score and lfl.no_grad(function() return group_topk(a, probs:detach(), N) end)
@@ -530,9 +553,12 @@ local function moe(m, h, p, memo, stats)
       local q = blk .. "experts." .. (e - 1) .. "."
       local sel = lfl.tensor(tokens[e], "i64")
       local xe = x:index_select(1, sel)
+      local we = w:index_select(1, lfl.tensor(slots[e], "i64")):view(ne, 1)
+      if a.router == "llama4" then xe = xe * we end -- Llama 4 scales the expert's input, not its output
       local g, u = linear(m, xe, q .. nm.gate, memo), linear(m, xe, q .. nm.up, memo)
       local act = a.act == "silu" and lfl.swiglu(g, u) or lfl.geglu(g, u, a.act == "gelu_tanh")
-      ys[#ys + 1] = linear(m, act, q .. nm.down, memo) * w:index_select(1, lfl.tensor(slots[e], "i64")):view(ne, 1)
+      local ye = linear(m, act, q .. nm.down, memo)
+      ys[#ys + 1] = a.router == "llama4" and ye or ye * we
       rows[#rows + 1] = sel
     end
   end
@@ -568,6 +594,15 @@ local function decode_attention(q, k, v, scale, window, softcap, pad)
   if softcap then s = (s * (1 / softcap)):tanh() * softcap end
   if pad then s = s + (pad:dtype() == s:dtype() and pad or pad:to(s:dtype())) end
   return lfl.matmul(s:softmax(4), v):reshape(B, Hq, 1, D)
+end
+
+-- Llama 4's weightless RMSNorm over each head's dims (its "L2 norm" of q and k)
+local ones_cache = {}
+local function l2_heads(x, eps)
+  local D = x:size(4)
+  local w = ones_cache[D]
+  if not w then w = lfl.ones(D); ones_cache[D] = w end
+  return lfl.rmsnorm(x, w:to(x:dtype() == "f64" and "f64" or "f32"), eps)
 end
 
 -- DeepSeek's multi-head latent attention: q from q_proj, or q_a_proj ->
@@ -644,9 +679,16 @@ local function layer(m, l, x, cos, sin, segments, cache, memo, stats, qcs)
       k = head_norm(m, k, p .. "self_attn.k_norm")
     end
     if a.rope_perm then q, k = q:index_select(4, a.rope_perm), k:index_select(4, a.rope_perm) end
-    -- qcs: the query's own tables (Ministral 3's position-dependent query scale folded in)
-    q = lfl.rope(q:transpose(2, 3), qcs and qcs[1] or cos, qcs and qcs[2] or sin)
-    k = lfl.rope(k:transpose(2, 3), cos, sin)
+    if a.nope and a.nope[l] then
+      -- Llama 4's layers without rotary: temperature tuning scales the query (qcs.temp [B, 1, T, 1])
+      q, k = q:transpose(2, 3), k:transpose(2, 3)
+      if qcs and qcs.temp then q = q * qcs.temp end
+    else
+      -- qcs: the query's own tables (Ministral 3's position-dependent query scale folded in)
+      q = lfl.rope(q:transpose(2, 3), qcs and qcs[1] or cos, qcs and qcs[2] or sin)
+      k = lfl.rope(k:transpose(2, 3), cos, sin)
+      if a.qk_l2 then q, k = l2_heads(q, a.eps), l2_heads(k, a.eps) end
+    end
     v = v:transpose(2, 3)
   end
   if cache then
@@ -971,6 +1013,22 @@ function M.hidden(m, ids, opts)
     local inv, att = rope.inv_freq(rc, a.rope_dim or a.head_dim, past + T - minpad)
     local cos, sin = rope.cos_sin(inv, att, pos, a.rope_dim or a.head_dim)
     tabs[name] = {cos, sin, q = M.query_tables(a, pos, cos, sin)}
+  end
+  if a.chunk and past + T > a.chunk then
+    error(fmt("model: %d positions exceed attention_chunk_size %d; %s's chunked attention over longer sequences is "
+      .. "not implemented (shorten cutoff_len or the generation)", past + T, a.chunk, a.name), 0)
+  end
+  if a.temp_tune then
+    -- Llama 4's temperature tuning of the layers without rotary; rows of the same positions share it
+    local sz = pos:size()
+    local rows = {}
+    for b = 1, sz[1] do
+      local r = {}
+      for t = 1, sz[2] do r[t] = math.log(1 + math.floor((pos[{b, t}] + 1) / a.temp_tune.floor)) * a.temp_tune.scale + 1 end
+      rows[b] = r
+    end
+    local temp = lfl.tensor(rows):view(sz[1], 1, sz[2], 1)
+    for _, tb in pairs(tabs) do tb.q = tb.q or {}; tb.q.temp = temp end
   end
   local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)
   -- NEFTune (neftune_noise_alpha), as transformers' hook on the input

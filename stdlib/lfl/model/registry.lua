@@ -53,12 +53,14 @@ local function list_of_names(v, where)
 end
 
 local ARCH_KEYS = {model_type = "string", traits = "table", resolve = "function", window = "function",
-                   gguf = "table", to_decoder = "function", from_decoder = "function"}
+                   gguf = "table", to_decoder = "function", from_decoder = "function", peft_module = "function"}
 local GGUF_KEYS = {arch = "string", hf_class = "string", permuted = "boolean", names = "table",
                    config = "function", norm_offset = "number"}
 
 -- checks a family's arch table: {model_type =, traits = {...}, resolve = fn,
--- window = fn, gguf = {...}, to_decoder = fn, from_decoder = fn}
+-- window = fn, gguf = {...}, to_decoder = fn, from_decoder = fn, peft_module =
+-- fn(module, "out" | "in"): a decoder module path as the checkpoint's model
+-- names it (PEFT's adapter keys) and back}
 normalize_arch = function(a, model_type, path)
   local function bad(key, msg) error(fmt("%s: arch.%s: %s", path, key, msg), 0) end
   if type(a) ~= "table" then bad("", "expected a table") end

@@ -1,5 +1,5 @@
 -- The text part of a vision-language checkpoint (Gemma 3 4B and larger,
--- Mistral Small 3.1 / Ministral 3: a config.json with text_config and
+-- Mistral Small 3.1 / Ministral 3, Llama 4: a config.json with text_config and
 -- vision_config, weights under language_model.model.* / vision_tower.* /
 -- multi_modal_projector.*). lfl trains the language model on text, as
 -- LlamaFactory does with freeze_vision_tower and freeze_multi_modal_projector
@@ -13,7 +13,10 @@ local fmt = string.format
 local M = {}
 
 -- the wrapper model_types lfl reads the language model of
-M.WRAPPERS = {gemma3 = "Gemma3ForConditionalGeneration", mistral3 = "Mistral3ForConditionalGeneration"}
+M.WRAPPERS = {gemma3 = "Gemma3ForConditionalGeneration", mistral3 = "Mistral3ForConditionalGeneration",
+              llama4 = "Llama4ForConditionalGeneration"}
+-- the language model's model_type when text_config does not say
+local TEXT_TYPE = {gemma3 = "gemma3_text", mistral3 = "mistral", llama4 = "llama4_text"}
 
 M.GEMMA3_TEXT_DEFAULTS = {
   model_type = "gemma3_text", vocab_size = 262208, hidden_size = 2304, intermediate_size = 9216,
@@ -40,9 +43,7 @@ function M.unwrap(cfg, where)
     for k, v in pairs(M.GEMMA3_TEXT_DEFAULTS) do text[k] = v end
   end
   for k, v in pairs(tc) do text[k] = v end
-  if text.model_type == nil then
-    text.model_type = cfg.model_type == "gemma3" and "gemma3_text" or "mistral"
-  end
+  if text.model_type == nil then text.model_type = TEXT_TYPE[cfg.model_type] end
   return text, {outer = cfg}
 end
 

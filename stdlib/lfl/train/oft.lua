@@ -253,9 +253,9 @@ function M.save(model, dir, base_name)
   lfl.fs.mkdir(dir)
   local names, params = ad:parameters()
   -- a vision-language model's language model: PEFT's module names inside the wrapper (lfl.model.wrapper)
-  local W = not is_adapter(model) and model.wrap and require("lfl.model.wrapper")
+  local peft = require("lfl.train.peft")
   local tbl = {}
-  for i, n in ipairs(names) do tbl[W and W.adapter_key(n, W.module_out) or n] = params[i]:detach() end
+  for i, n in ipairs(names) do tbl[is_adapter(model) and n or peft.peft_key(model, n, "out")] = params[i]:detach() end
   lfl.safetensors.save(dir .. "/adapter_model.safetensors", tbl, {format = "pt"})
   local null = lfl.json.null
   local cfg = {peft_type = "OFT", task_type = "CAUSAL_LM",
@@ -320,10 +320,10 @@ function M.load(model, dir, name)
   local mods, keys = {}, {}
   for k in pairs(ts) do keys[#keys + 1] = k end
   table.sort(keys) -- the first bad key in a stable order
-  local W = model.wrap and require("lfl.model.wrapper")
+  local peft = require("lfl.train.peft")
   for _, k in ipairs(keys) do
     local v = ts[k]
-    local mod = (W and W.adapter_key(k, W.module_in) or k):match("^base_model%.model%.(.+)%.oft_R%.weight$")
+    local mod = peft.peft_key(model, k, "in"):match("^base_model%.model%.(.+)%.oft_R%.weight$")
     if not mod then
       error(fmt("%s: unexpected key '%s' in adapter_model.safetensors (lfl loads oft_R weights only)", dir, k), 0)
     end

@@ -21,6 +21,34 @@ local Adapter = lfl._model.Adapter
 local function is_adapter(x) return getmetatable(x) == Adapter end
 M.is_adapter = is_adapter
 
+-- How a model's modules are named in PEFT's files, dir "out" (decoder -> file)
+-- or "in": the family's own module names (arch.peft_module: Llama 4's
+-- feed_forward.*) inside an image-text wrapper's (lfl.model.wrapper). nil when
+-- they are the decoder's.
+function M.peft_names(model, dir)
+  local W = model.wrap and require("lfl.model.wrapper")
+  local ok, fam = pcall(require("lfl.model.registry").arch, model.config and model.config.model_type)
+  local pm = ok and fam and fam.peft_module
+  if not W and not pm then return nil end
+  if dir == "out" then
+    return function(mod)
+      if pm then mod = pm(mod, "out") end
+      return W and W.module_out(mod) or mod
+    end
+  end
+  return function(mod)
+    if W then mod = W.module_in(mod) end
+    return pm and pm(mod, "in") or mod
+  end
+end
+
+-- an adapter file's key "base_model.model.<module>.<part>" in PEFT's naming
+-- (dir "out") or the decoder's ("in")
+function M.peft_key(model, key, dir)
+  local fn = M.peft_names(model, dir)
+  return fn and require("lfl.model.wrapper").adapter_key(key, fn) or key
+end
+
 Adapter.__tostring = function(ad)
   return fmt("Adapter(%s: LoRA r=%d alpha=%g scaling=%g%s%s%s, %d targets, %d params%s)", ad.name, ad.r, ad.alpha,
     ad.scaling, ad.use_rslora and ", rsLoRA" or "", ad.use_dora and ", DoRA" or "",
@@ -111,8 +139,11 @@ function M.target_modules(model, target)
     for _, n in ipairs(list) do want[n] = true end
   end
   local out, found = {}, {}
+  -- modules PEFT cannot adapt in the family's checkpoint layout (arch.lora_skip patterns: Llama 4's experts, router)
+  local skip = model.arch and model.arch.lora_skip or {}
   for _, name in ipairs(model.names) do
     local mod, short = linear_module(model, name)
+    for _, pat in ipairs(skip) do if mod and mod:find(pat) then mod = nil end end
     if mod and (all or want[short]) then
       out[#out + 1] = mod
       found[short] = true
@@ -134,7 +165,7 @@ function M.add_lora(model, opts)
   local ad = lfl.adapter.new{name = opts.name or "default", r = r, alpha = opts.alpha or 2 * r,
     use_rslora = opts.use_rslora, use_dora = opts.use_dora, dropout = opts.dropout or 0}
   ad.target = opts.target or "all"
-  ad.wrap = model.wrap -- a vision-language model's language model (lfl.model.wrapper): saved under its names there
+  ad.peft_out = M.peft_names(model, "out") -- saved under PEFT's module names (Llama 4, image-text wrappers)
   local mods = M.target_modules(model, opts.target)
   if opts.layers then
     -- LLaMA Pro: only the expanded blocks' modules; the config then names them in
@@ -379,14 +410,14 @@ function M.save_adapter(model, dir, base_name)
   lfl.fs.mkdir(dir)
   local names, params = ad:parameters()
   -- a vision-language model's language model: PEFT's module names inside the wrapper
-  local wrap = ad.wrap or (not is_adapter(model) and model.wrap)
-  local W = wrap and require("lfl.model.wrapper")
+  local out = (not is_adapter(model) and M.peft_names(model, "out")) or ad.peft_out
+  local W = out and require("lfl.model.wrapper")
   local tbl = {}
-  for i, n in ipairs(names) do tbl[W and W.adapter_key(n, W.module_out) or n] = params[i]:detach() end
+  for i, n in ipairs(names) do tbl[out and W.adapter_key(n, out) or n] = params[i]:detach() end
   lfl.safetensors.save(dir .. "/adapter_model.safetensors", tbl, {format = "pt"})
   local shorts, seen = {}, {}
   for _, mod in ipairs(ad.modules) do
-    local s = ad.full_target_names and (W and W.module_out(mod) or mod) or mod:match("([%w_]+)$")
+    local s = ad.full_target_names and (out and out(mod) or mod) or mod:match("([%w_]+)$")
     if not seen[s] then seen[s] = true; shorts[#shorts + 1] = s end
   end
   table.sort(shorts)
@@ -446,11 +477,11 @@ function M.load_adapter(model, dir, name)
     use_dora = cfg.use_dora == true, dropout = dropout}
   ad.base_model = type(cfg.base_model_name_or_path) == "string" and cfg.base_model_name_or_path or nil
   local ads = {} -- installed only once the whole adapter checks out
-  local W = model.wrap and require("lfl.model.wrapper")
+  ad.peft_out = M.peft_names(model, "out")
   local saves = {} -- modules_to_save: {decoder name = tensor}
   local mts = type(cfg.modules_to_save) == "table" and #cfg.modules_to_save > 0
   for k, v in pairs(ts) do
-    if W then k = W.adapter_key(k, W.module_in) end
+    k = M.peft_key(model, k, "in")
     local mod, kind = k:match("^base_model%.model%.(.+)%.lora_([AB])%.weight$")
     local dmod = k:match("^base_model%.model%.(.+)%.lora_magnitude_vector$")
     local m = mod or dmod

@@ -268,10 +268,9 @@ local function load_trainable(model, a, dir, names, params, head)
   end
   if a.finetuning_type == "lora" or a.finetuning_type == "oft" then
     local ts = lfl.safetensors.load(dir .. "/adapter_model.safetensors")
-    -- a vision-language model's adapter is saved under PEFT's names in the wrapper
-    local W = model.wrap and require("lfl.model.wrapper")
+    -- saved under PEFT's module names (an image-text wrapper's, Llama 4's feed_forward)
     for i, n in ipairs(names) do
-      local key = W and W.adapter_key(n, W.module_out) or n
+      local key = peft.peft_key(model, n, "out")
       if not ts[key] then error(fmt("%s: checkpoint has no %s", dir, key), 0) end
       lfl.no_grad(function() params[i]:copy_(ts[key]) end)
     end
