@@ -28,6 +28,31 @@ t.suite("export", {
       "export_dir is required")
   end,
 
+  -- an Ollama Modelfile next to the export (LlamaFactory's; the text itself is
+  -- checked against LlamaFactory in test_templates), FROM the GGUF file for a GGUF
+  -- export; none, with a note, without a tokenizer
+  ollama_modelfile = function()
+    local d, mdir = lfl.test.tiny_llama_dir("modelfile")
+    local export = require("lfl.cmd.export")
+    local r = export.export(lfl.args.resolve({model_name_or_path = mdir, template = "qwen", export_dir = d .. "/out",
+      do_train = false}, {}, "test"))
+    local f = assert(io.open(d .. "/out/Modelfile"))
+    local text = f:read("*a"); f:close()
+    local tok = lfl.tokenizer.load(mdir)
+    t.assert_eq(text, lfl.template.get("qwen"):ollama_modelfile(tok), "the qwen template's Modelfile")
+    t.assert(text:find("\nFROM .\n", 1, true) and r.modelfile == d .. "/out/Modelfile", "FROM the folder")
+    -- (this tiny tokenizer is not byte-level BPE, which GGUF export needs: the Modelfile step alone)
+    lfl.fs.mkdir(d .. "/gg")
+    local path = export.write_modelfile(lfl.model.load(mdir), {template = "qwen"}, d .. "/gg", "./ggml-model-f32.gguf")
+    f = assert(io.open(path))
+    text = f:read("*a"); f:close()
+    t.assert(text:find("\nFROM ./ggml-model-f32.gguf\n", 1, true), "FROM the GGUF: " .. text:sub(1, 80))
+    local r3 = export.export(lfl.args.resolve({model_name_or_path = base, export_dir = d .. "/none", do_train = false},
+      {}, "test"))
+    t.assert_eq(r3.modelfile, nil, "no tokenizer, no Modelfile")
+    lfl.fs.remove(d)
+  end,
+
   -- training on top of adapters (LlamaFactory's rule): all but the last merged
   -- into the base and the last trained on; create_new_adapter merges them all
   -- and trains a fresh one; refused where nothing can be merged into

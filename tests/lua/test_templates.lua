@@ -450,4 +450,43 @@ t.suite("template", {
   end,
 })
 
+-- The Ollama Modelfile lfl export writes equals LlamaFactory's
+-- get_ollama_modelfile (tests/golden/templates/lf_modelfiles.json, by
+-- tests/ref/make_modelfile_goldens.py) for every template with the llama3 and
+-- qwen3 tokenizers; the stop lines compared as a set (LlamaFactory's come from
+-- a Python set); templates LlamaFactory refuses are refused.
+if ok_tok then
+  t.case("ollama_modelfiles", function()
+    local G = J.decode(read("tests/golden/templates/lf_modelfiles.json"))
+    local toks = {}
+    local checked = 0
+    for _, key in ipairs(J.keys(G)) do
+      local tname, name = key:match("^([^/]+)/(.+)$")
+      toks[tname] = toks[tname] or tokenizer.load("../shared/data/tokenizers/" .. tname)
+      local tpl = T.get(name)
+      local ok, got = pcall(tpl.ollama_modelfile, tpl, toks[tname])
+      local want = G[key]
+      if want.error then
+        t.assert(not ok and tostring(got):find("Dict is not supported", 1, true), key .. ": LlamaFactory raised " .. want.error)
+      else
+        t.assert(ok, key .. ": " .. tostring(got))
+        local function split(s)
+          local body, stops = {}, {}
+          for line in (s .. "\n"):gmatch("(.-)\n") do
+            if line:match("^PARAMETER stop ") then stops[#stops + 1] = line else body[#body + 1] = line end
+          end
+          table.sort(stops)
+          return table.concat(body, "\n"), table.concat(stops, "\n")
+        end
+        local gb, gs = split(got)
+        local wb, ws = split(want.modelfile)
+        if gb ~= wb then error(fmt("%s Modelfile:\n--- got\n%s\n--- want\n%s", key, gb, wb), 0) end
+        t.assert_eq(gs, ws, key .. " stop lines")
+        checked = checked + 1
+      end
+    end
+    t.assert(checked >= 230, "Modelfiles checked: " .. checked)
+  end)
+end
+
 t.run()

@@ -49,12 +49,35 @@ function M.export(a)
       path = path .. "/ggml-model-" .. q .. ".gguf"
     end
     local r = require("lfl.model.gguf_export").write(model, path, {quantization = q})
-    return {dir = path, merged = merged, tokenizer_files = {}, gguf = r}
+    local mf = M.write_modelfile(model, a, path:match("^(.*)/[^/]+$") or ".", "./" .. (path:match("[^/]+$")))
+    return {dir = path, merged = merged, tokenizer_files = {}, gguf = r, modelfile = mf}
   end
   -- the tokenizer and generation files come with it: copied from an HF folder,
   -- written from the metadata of a GGUF base (lfl.model.hf_files)
   local dir, files = model:save(a.export_dir, {shard_size = (a.export_size or 5) * 1e9})
-  return {dir = dir, merged = merged, tokenizer_files = files}
+  return {dir = dir, merged = merged, tokenizer_files = files, modelfile = M.write_modelfile(model, a, dir, ".")}
+end
+
+-- LlamaFactory's export writes an Ollama Modelfile next to the model
+-- (Template:ollama_modelfile; FROM the folder, or the GGUF file): the recipe's
+-- template, else the one chat would pick. Without a tokenizer or a template
+-- there is none, with a note; returns its path or nil.
+function M.write_modelfile(model, a, dir, from)
+  local ok, text = pcall(function()
+    local ichat = require("lfl.infer.chat")
+    local tok = ichat.tokenizer(model)
+    local name = a.template or require("lfl.cmd.chat").default_template(model, function() end)
+    local tpl = ichat.template(model, tok, name)
+    return tpl:ollama_modelfile(tok)
+  end)
+  if not ok then
+    print(fmt("[lfl] note: no Ollama Modelfile written: %s", tostring(text):gsub("\n.*", "")))
+    return nil
+  end
+  if from ~= "." then text = text:gsub("\nFROM %.\n", "\nFROM " .. from:gsub("%%", "%%%%") .. "\n", 1) end
+  local path = dir .. "/Modelfile"
+  lfl.fs.write(path, text)
+  return path
 end
 
 function M.run(args)
