@@ -126,16 +126,23 @@ function M.param_dtype(t, want)
   return want
 end
 
--- QLoRA (opts.quantize = {type = "nf4"|"fp4", double_quant = bool}): the
--- decoder layers' linear weights are stored in bitsandbytes' 4-bit format as
--- they load, as transformers' bitsandbytes integration does it (every linear
--- but lm_head; embeddings and norms are not linears). Returns the checked
+-- QLoRA (opts.quantize = {type = "nf4"|"fp4", double_quant = bool}, or
+-- {type = "int8"}: LLM.int8, transformers' load_in_8bit): the decoder layers'
+-- linear weights are stored in bitsandbytes' 4-bit or 8-bit format as they
+-- load, as transformers' bitsandbytes integration does it (every linear but
+-- lm_head; embeddings and norms are not linears). Returns the checked
 -- options, or nil.
 function M.check_quantize(q)
   if q == nil then return nil end
   if type(q) ~= "table" then error(fmt("model: quantize must be a table {type =, double_quant =}, got %s", type(q)), 0) end
+  if q.type == "int8" then
+    if q.double_quant ~= nil then
+      error("model: quantize.double_quant applies to nf4/fp4, not int8 (LLM.int8 keeps an f32 absmax per row)", 0)
+    end
+    return {bits = 8, type = "int8"}
+  end
   if q.type ~= "nf4" and q.type ~= "fp4" then
-    error(fmt("model: quantize.type must be nf4 or fp4, got %s", tostring(q.type)), 0)
+    error(fmt("model: quantize.type must be nf4, fp4 or int8, got %s", tostring(q.type)), 0)
   end
   if type(q.double_quant) ~= "boolean" then
     error(fmt("model: quantize.double_quant must be true or false, got %s", tostring(q.double_quant)), 0)
@@ -203,7 +210,8 @@ function M.from_params(cfg, params, opts, where)
     elseif Q4[t:dtype()] then
       m.params[name] = t -- quantized by the GGUF loader
     elseif q and M.quantizes(name, t) then
-      m.params[name] = lfl.quantize_4bit(t, q.type, q.double_quant) -- from the stored dtype: no f32 copy
+      -- from the stored dtype: no f32 copy
+      m.params[name] = q.bits == 8 and lfl.quantize_8bit(t) or lfl.quantize_4bit(t, q.type, q.double_quant)
     else
       local to = M.param_dtype(t, want)
       m.params[name] = to ~= t:dtype() and t:to(to) or t

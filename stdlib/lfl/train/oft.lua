@@ -356,8 +356,8 @@ function M.merge(model)
       local key = mod .. ".weight"
       local w0 = model.params[key]
       local dt = w0:dtype()
-      if dt == "nf4" or dt == "fp4" then
-        error(fmt("merge: %s is 4-bit %s: an OFT adapter cannot be merged into a quantized model", key, dt), 0)
+      if dt == "nf4" or dt == "fp4" or dt == "int8" then
+        error(fmt("merge: %s is bitsandbytes %s: an OFT adapter cannot be merged into a quantized model", key, dt), 0)
       end
       local nb, bs = ad.blocks[mod][1], ad.blocks[mod][2]
       local R = M.rotation(ad.weights[mod]:float(), bs, ad.neumann_terms)

@@ -466,9 +466,11 @@ local SHOWN = {["rewards/accuracies"] = true, ["rewards/margins"] = true, accura
                ["objective/kl"] = true}
 
 -- quantization_bit 4 (QLoRA): lfl.model.load's quantize option from the run's
--- quantization_type and double_quantization (nil without quantization_bit)
+-- quantization_type and double_quantization; 8: LLM.int8 (transformers'
+-- load_in_8bit); nil without quantization_bit
 function M.quantize_options(a)
   if not a.quantization_bit then return nil end
+  if a.quantization_bit == 8 then return {type = "int8"} end
   return {type = a.quantization_type, double_quant = a.double_quantization}
 end
 
@@ -531,7 +533,9 @@ function M.new(a)
       .. "(kept-quantized GPTQ/AWQ kernels are not implemented)", model.ptq.method:upper(), model.ptq.group_size,
       model.ptq.linears, model.dtype or "f32"))
   end
-  if quantize then
+  if quantize and quantize.type == "int8" then
+    print("[lfl] QLoRA: the decoder's linear weights are 8-bit (bitsandbytes LLM.int8: int8 with an absmax per row)")
+  elseif quantize then
     print(fmt("[lfl] QLoRA: the decoder's linear weights are 4-bit %s%s (bitsandbytes' layout, blocks of 64)",
       quantize.type, quantize.double_quant and " with double quantization" or ""))
   end
