@@ -70,7 +70,7 @@ end
 -- that type. "bf16" / "f16" keep weight matrices in 16 bits: bf16/f16 ones stay
 -- as stored (mmapped, no copy), f32/f64 ones are rounded to opts.dtype; the ops
 -- widen them to f32 block by block. Vectors (norm weights, biases) become f32.
--- opts.quantize: QLoRA's 4-bit base (M.check_quantize).
+-- opts.quantize: QLoRA's 4-bit or 8-bit base (M.check_quantize).
 function M.load(path, opts)
   opts = opts or {}
   -- a Hub id ("org/name") that is not a local path is fetched into the HF cache
@@ -105,7 +105,7 @@ end
 
 local FLOAT = {f32 = true, f64 = true, bf16 = true, f16 = true}
 local HALF = {bf16 = true, f16 = true}
-local Q4 = {nf4 = true, fp4 = true}
+local Q4 = {nf4 = true, fp4 = true, int8 = true} -- bitsandbytes' kinds (QLoRA's base)
 
 function M.check_dtype(dt)
   if dt == "fp32" or dt == "float32" then return "f32" end
@@ -148,6 +148,12 @@ function M.check_quantize(q)
     error(fmt("model: quantize.double_quant must be true or false, got %s", tostring(q.double_quant)), 0)
   end
   return {bits = 4, type = q.type, double_quant = q.double_quant}
+end
+
+-- t quantized as the checked options q (M.check_quantize) say
+function M.quantize_weight(t, q)
+  if q.bits == 8 then return lfl.quantize_8bit(t) end
+  return lfl.quantize_4bit(t, q.type, q.double_quant)
 end
 
 -- whether parameter `name` (tensor t) is one of the linear weights QLoRA quantizes:
@@ -211,7 +217,7 @@ function M.from_params(cfg, params, opts, where)
       m.params[name] = t -- quantized by the GGUF loader
     elseif q and M.quantizes(name, t) then
       -- from the stored dtype: no f32 copy
-      m.params[name] = q.bits == 8 and lfl.quantize_8bit(t) or lfl.quantize_4bit(t, q.type, q.double_quant)
+      m.params[name] = M.quantize_weight(t, q)
     else
       local to = M.param_dtype(t, want)
       m.params[name] = to ~= t:dtype() and t:to(to) or t
