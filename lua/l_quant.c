@@ -125,6 +125,17 @@ static int l_int8_state(lua_State *L)
     return 1;
 }
 
+/* lfl.int8_linear_lt(x, w, bias|nil, threshold) -> bitsandbytes' LLM.int8
+ * inference product (MatMul8bitLt) of f32 x and an int8 weight */
+static int l_int8_linear_lt(lua_State *L)
+{
+    lfl_tensor *x = lfl_lua_check_tensor(L, 1), *w = lfl_lua_check_tensor(L, 2), *out = NULL;
+    lfl_tensor *b = lua_isnoneornil(L, 3) ? NULL : lfl_lua_check_tensor(L, 3);
+    lfl_lua_check(L, lfl_int8_linear_lt(x, w, b, luaL_checknumber(L, 4), &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
 /* lfl.q4_rows(t, first, n) -> f32 rows first .. first + n - 1 (1-based) of a
  * 2-D NF4/FP4, int8 or GGUF block tensor: a block of the weight, never the whole */
 static int l_q4_rows(lua_State *L)
@@ -191,6 +202,7 @@ static const luaL_Reg funcs[] = {{"gptq_dequantize", l_gptq_dequantize}, {"awq_d
                                  {"from_bytes", l_from_bytes}, {"quantize_4bit", l_quantize_4bit},
                                  {"q4_state", l_q4_state}, {"q4_rows", l_q4_rows},
                                  {"quantize_8bit", l_quantize_8bit}, {"int8_state", l_int8_state},
+                                 {"int8_linear_lt", l_int8_linear_lt},
                                  {"ggml_unpermute_rows", l_ggml_unpermute_rows},
                                  {"ggml_vecdot_rows", l_ggml_vecdot_rows}, {NULL, NULL}};
 static const luaL_Reg ops[] = {{"dequantize", l_dequantize}, {NULL, NULL}};

@@ -1,8 +1,9 @@
 -- LLM.int8 weights (quantization_bit 8, transformers' load_in_8bit): bitsandbytes'
 -- row-wise int8 quantization against goldens from bitsandbytes itself
 -- (tests/ref/make_int8_goldens.py), Linear8bitLt's training-mode forward and
--- input gradient, the int8 linear and lora_linear against dequantize-then-GEMM,
--- and a LoRA run on an 8-bit base against PEFT + bitsandbytes.
+-- input gradient and its eval-mode LLM.int8 matmul (outlier decomposition),
+-- the int8 linear and lora_linear against dequantize-then-GEMM, and a LoRA run
+-- on an 8-bit base against PEFT + bitsandbytes, in training and eval mode.
 local t = lfl.test
 local fmt = string.format
 local root = lfl.home .. "/tests/golden/"
@@ -47,8 +48,29 @@ t.suite("bnb8 goldens", {
     y:backward(g["lin.g"])
     t.assert_tensor_close(y, g["lin.y_train"], 1e-5, 1e-6, "forward")
     t.assert_tensor_close(x.grad, g["lin.dx_train"], 1e-5, 1e-6, "dx")
-    -- eval mode (MatMul8bitLt, int8 activations) is another computation: lfl does not take it
+    -- eval mode (MatMul8bitLt, int8 activations) is another computation
     t.assert(t.max_abs_diff(y, g["lin.y_eval"]) > 1e-3, "the eval-mode golden is not the training one")
+  end,
+
+  linear8bitlt_eval_mode = function()
+    -- MatMul8bitLt (lfl.int8_linear_lt): the int8 product is exact; the outlier
+    -- columns' f32 addmm agrees to the last bit with one outlier column and to
+    -- torch's summation order (1e-6) with several
+    local g = lfl.safetensors.load(golden)
+    local q = lfl.quantize_8bit(g["rand.input"])
+    t.assert_tensor_close(lfl.int8_linear_lt(g["lin.x"], q, g["lin.bias"], 0), g["lin.y_eval0"], 0, 0, "threshold 0")
+    t.assert_tensor_close(lfl.int8_linear_lt(g["lin.x"], q, g["lin.bias"], 6), g["lin.y_eval"], 1e-6, 0, "outliers")
+    t.assert_tensor_close(lfl.int8_linear_lt(g["lin.x1"], q, g["lin.bias"], 6), g["lin.y_eval1"], 0, 0, "one row")
+    local qo = lfl.quantize_8bit(g["odd.input"])
+    t.assert_tensor_close(lfl.int8_state(qo).CB:reshape(-1):to("f32"), g["odd.CB"]:to("f32"), 0, 0, "odd CB")
+    t.assert_tensor_close(lfl.int8_linear_lt(g["odd.x"], qo, nil, 6), g["odd.y_eval"], 1e-6, 0, "200 wide, no bias")
+    -- the threshold takes effect: without the decomposition the outlier columns are quantized too
+    t.assert(t.max_abs_diff(lfl.int8_linear_lt(g["lin.x"], q, g["lin.bias"], 0), g["lin.y_eval"]) > 1e-4,
+      "threshold 6 and 0 agree")
+    t.assert_error(function() lfl.int8_linear_lt(g["lin.x"]:clone():requires_grad(), q, nil, 6) end,
+      "bitsandbytes' inference path takes no gradient")
+    t.assert_error(function() lfl.int8_linear_lt(g["lin.x"], q, nil, -1) end, "threshold must be >= 0")
+    t.assert_error(function() lfl.int8_linear_lt(lfl.randn(2, 64), q, nil, 6) end, "does not match the int8 weight [48, 128]")
   end,
 })
 
@@ -183,6 +205,30 @@ t.suite("int8 lora vs peft + bitsandbytes", {
     end
     t.assert_close(lfl.no_grad(function() return m:loss(g.input_ids, g.labels):item() end), g.losses[6], 1e-4,
       "loss after step 5")
+  end,
+
+  -- the initial model in eval mode (transformers' model.eval(): Linear8bitLt takes
+  -- LLM.int8's MatMul8bitLt with threshold 6.0) as lfl's evaluation runs it
+  int8_eval_mode = function()
+    local g = lfl.safetensors.load(root .. "peft/llama_qlora_int8.safetensors")
+    local m = lfl.model.load(root .. "peft/qlora_llama64", {quantize = {type = "int8"}})
+    t.assert_eq(m.quantization.threshold, 6.0, "transformers' llm_int8_threshold")
+    local trainer = require("lfl.train.trainer")
+    local names = trainer.setup_method(m, {lora_rank = 4, lora_alpha = 8, lora_dropout = 0, lora_target = "all",
+                                           finetuning_type = "lora", learning_rate = 1e-3})
+    for _, k in ipairs(names) do
+      local mod, kind = k:match("^base_model%.model%.(.+)%.lora_([AB])%.weight$")
+      lfl.no_grad(function() m.adapters[mod][kind]:copy_(g["init." .. k]) end)
+    end
+    local train_logits = lfl.no_grad(function() return m:forward(g.input_ids) end)
+    m.int8_eval = m.quantization.threshold
+    local logits = lfl.no_grad(function() return m:forward(g.input_ids) end)
+    local loss = lfl.no_grad(function() return m:loss(g.input_ids, g.labels):item() end)
+    m.int8_eval = nil
+    t.assert(t.max_abs_diff(logits, g.eval_logits0) <= 1e-4, fmt("eval logits max abs diff %.3g",
+      t.max_abs_diff(logits, g.eval_logits0)))
+    t.assert_close(loss, g.eval_loss0:item(), 1e-4, "eval-mode loss")
+    t.assert(t.max_abs_diff(train_logits, g.eval_logits0) > 1e-3, "eval mode computes what training mode does")
   end,
 })
 

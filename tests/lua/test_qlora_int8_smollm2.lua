@@ -2,7 +2,7 @@
 -- transformers' load_in_8bit) on the real small model (SmolLM2-135M-Instruct,
 -- the Q4_1 GGUF in ~/.cache/lfl/models): the decoder's linear weights load as
 -- int8 with a row scale, SFT steps on the bundled identity data lower the loss,
--- and the saved adapter is a plain PEFT adapter that loads onto the
+-- evaluation takes LLM.int8's eval-mode matmul, and the saved adapter is a plain PEFT adapter that loads onto the
 -- unquantized base and merges into it (as for a 4-bit base, an adapter is
 -- never merged into the quantized weights).
 local t = lfl.test
@@ -26,7 +26,7 @@ t.suite("qlora_int8_smollm2", {
     local out = tmp .. "/sft"
     local tr = lfl.trainer({model_name_or_path = model, stage = "sft", dataset = "identity", template = "smollm",
       quantization_bit = 8, finetuning_type = "lora", lora_rank = 8, lora_target = "all", cutoff_len = 32,
-      max_samples = 8, per_device_train_batch_size = 2, max_steps = 16, logging_steps = 1, save_steps = 1000,
+      max_samples = 10, val_size = 2, per_device_train_batch_size = 2, max_steps = 16, logging_steps = 1, save_steps = 1000,
       learning_rate = 2e-3, overwrite_output_dir = true, disable_tqdm = true, seed = 7, output_dir = out})
     local m = tr.model
     -- the layers' linears are int8 with an f32 absmax per row; embeddings, norms and the head are not
@@ -48,6 +48,16 @@ t.suite("qlora_int8_smollm2", {
     local first, last = mean(losses, 1, 3), mean(losses, 14, 16)
     print(fmt("      int8 loss %.4f (steps 1-3) -> %.4f (steps 14-16)", first, last))
     t.assert(last < first * 0.8, fmt("loss %.4f -> %.4f", first, last))
+    -- evaluation runs the 8-bit linears in eval mode (LLM.int8's matmul, threshold 6.0), as
+    -- transformers' model.eval() does: close to the training-mode loss, not equal to it
+    local ev8 = tr:evaluate().eval_loss
+    t.assert(m.int8_eval == nil, "eval mode ends with the evaluation")
+    local q8 = m.quantization
+    m.quantization = nil -- (the training-mode linears, for the comparison only)
+    local evf = tr:evaluate().eval_loss
+    m.quantization = q8
+    print(fmt("      eval loss: LLM.int8 eval mode %.5f, training-mode matmul %.5f", ev8, evf))
+    t.assert(ev8 == ev8 and ev8 ~= evf and math.abs(ev8 - evf) < 0.15 * evf, fmt("eval loss %.5f vs %.5f", ev8, evf))
     -- a plain PEFT adapter of the base's shapes
     local cfg = lfl.json.decode(assert(io.open(out .. "/adapter_config.json")):read("*a"))
     t.assert_eq(cfg.peft_type, "LORA"); t.assert_eq(cfg.r, 8)

@@ -20,10 +20,12 @@ real = rows 0..31 of SmolLM2-135M's layer-0 q_proj in bf16):
   M.input, M.CB (u8: the int8 bytes), M.SCB (f32), rand.dequant (f32, MatMul8bitFp's matrix)
 and for rand: lin.x, lin.bias, lin.g, lin.y_train, lin.dx_train (training mode),
 lin.y_eval (eval mode, threshold 6.0, x has outlier columns), lin.y_eval0
-(eval mode, threshold 0: no decomposition).
+(eval mode, threshold 0: no decomposition), lin.x1 / lin.y_eval1 (one row with an
+outlier); odd.input, odd.CB, odd.SCB, odd.x, odd.y_eval: a 24 x 200 weight in eval mode.
 
 The LoRA run is make_qlora_goldens.py's with BitsAndBytesConfig(load_in_8bit=True)
-and dtype float32 (transformers otherwise loads an 8-bit model in f16).
+and dtype float32 (transformers otherwise loads an 8-bit model in f16), plus
+eval_logits0 / eval_loss0: the initial model in eval mode (LLM.int8's matmul).
 
 Run from the repo root with `$(bash tests/ref/venv.sh peft bitsandbytes)`."""
 import os
@@ -89,6 +91,22 @@ with torch.no_grad():
     lin.state.threshold = 0.0
     out["lin.y_eval0"] = lin(x).float()
     lin.state.threshold = 6.0
+    x1 = torch.randn(1, 128)
+    x1[0, 20] = 9.0   # one row: bitsandbytes leaves the (zeroed) outlier out without zeroing columns
+    out["lin.x1"], out["lin.y_eval1"] = x1, lin(x1).float()
+
+# an input width that is no multiple of 64 (the int8 dot's vector tail), 3 rows, outliers
+odd = bnb.nn.Linear8bitLt(200, 24, bias=False, has_fp16_weights=False, threshold=6.0)
+W_odd = torch.randn(24, 200) * 0.05
+odd.weight = quantize(W_odd)
+odd.eval()
+xo = torch.randn(3, 200) * 2
+xo[2, 199] = 11.0
+with torch.no_grad():
+    out["odd.input"] = W_odd
+    out["odd.CB"] = odd.weight.CB.view(torch.uint8).reshape(-1).contiguous()
+    out["odd.SCB"] = odd.weight.SCB.float().contiguous()
+    out["odd.x"], out["odd.y_eval"] = xo, odd(xo).float()
 
 # the checks behind the docstring: training mode is dequantize-then-GEMM
 W = out["rand.dequant"]
@@ -123,6 +141,10 @@ def run(case):
     gold = {"input_ids": ids, "labels": labels}
     with torch.no_grad():
         gold["logits0"] = model(input_ids=ids).logits.float()
+        model.eval()  # Linear8bitLt in eval mode: LLM.int8 (MatMul8bitLt, threshold 6.0)
+        gold["eval_logits0"] = model(input_ids=ids).logits.float()
+        gold["eval_loss0"] = model(input_ids=ids, labels=labels).loss.reshape(1).double()
+        model.train()
     state = lambda: {k: v.detach().clone().float() for k, v in get_peft_model_state_dict(model).items()}
     for k, v in state().items():
         gold["init." + k] = v

@@ -139,7 +139,9 @@ function M.check_quantize(q)
     if q.double_quant ~= nil then
       error("model: quantize.double_quant applies to nf4/fp4, not int8 (LLM.int8 keeps an f32 absmax per row)", 0)
     end
-    return {bits = 8, type = "int8"}
+    -- transformers' BitsAndBytesConfig default llm_int8_threshold (LlamaFactory keeps it):
+    -- the outlier bound of LLM.int8's eval-mode matmul (lfl.int8_linear_lt)
+    return {bits = 8, type = "int8", threshold = 6.0}
   end
   if q.type ~= "nf4" and q.type ~= "fp4" then
     error(fmt("model: quantize.type must be nf4, fp4 or int8, got %s", tostring(q.type)), 0)

@@ -402,7 +402,10 @@ function M.evaluate(st, eval_set)
   local pairwise = approach.kind == "pairwise" or approach.kind == "kto"
   local total, count, msum = 0, 0, {}
   local acc_sum, acc_n = 0, 0
-  lfl.no_grad(function()
+  -- transformers evaluates in eval mode: an 8-bit base takes LLM.int8's matmul there
+  local q, model = st.model.quantization, st.model
+  if q and q.bits == 8 then model.int8_eval = q.threshold end
+  local ok, err = pcall(lfl.no_grad, function()
     if a.compute_accuracy and not pairwise then
       for k = 1, #eval_set do
         local acc = sample_accuracy(st.model, approach, eval_set[k])
@@ -423,6 +426,8 @@ function M.evaluate(st, eval_set)
       end
     end
   end)
+  model.int8_eval = nil
+  if not ok then error(err, 0) end
   local loss = count > 0 and total / count or 0 / 0
   if not pairwise then
     local out = {eval_loss = loss, perplexity = math.exp(loss)}
