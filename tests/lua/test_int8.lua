@@ -230,6 +230,26 @@ t.suite("int8 lora vs peft + bitsandbytes", {
     t.assert_close(loss, g.eval_loss0:item(), 1e-4, "eval-mode loss")
     t.assert(t.max_abs_diff(train_logits, g.eval_logits0) > 1e-3, "eval mode computes what training mode does")
   end,
+
+  -- OFT on an 8-bit base in eval mode: the rotated input goes through LLM.int8's matmul
+  -- (an identity rotation, OFT's initial one, leaves the base's eval-mode logits)
+  oft_int8_eval_mode = function()
+    local ids = lfl.tensor({{5, 9, 17, 33, 2, 40}}, "i64")
+    local m = lfl.model.load(root .. "peft/qlora_llama64", {quantize = {type = "int8"}})
+    m.int8_eval = 6.0
+    local base = lfl.no_grad(function() return m:forward(ids) end)
+    local trainer = require("lfl.train.trainer")
+    local names, params = trainer.setup_method(m, {finetuning_type = "oft", oft_rank = 0, oft_block_size = 16,
+      module_dropout = 0, lora_target = "all", learning_rate = 1e-3, weight_decay = 0})
+    t.assert_tensor_close(lfl.no_grad(function() return m:forward(ids) end), base, 1e-5, 0, "identity rotation")
+    lfl.no_grad(function() for _, p in ipairs(params) do p:copy_(lfl.randn(p:size()) * 0.05) end end)
+    local rotated = lfl.no_grad(function() return m:forward(ids) end)
+    m.int8_eval = nil
+    local train_mode = lfl.no_grad(function() return m:forward(ids) end)
+    t.assert(t.max_abs_diff(rotated, base) > 1e-3, "the rotation changes the eval-mode output")
+    local d = t.max_abs_diff(rotated, train_mode)
+    t.assert(d > 0 and d < 0.05 * train_mode:abs():max():item(), fmt("eval vs training mode %.3g", d))
+  end,
 })
 
 t.run()

@@ -408,26 +408,23 @@ end
 -- An 8-bit (LLM.int8) base in eval mode (m.int8_eval = llm_int8_threshold, set
 -- by the trainer's evaluation as transformers' model.eval() switches
 -- Linear8bitLt): bitsandbytes' MatMul8bitLt, int8 activations with the outlier
--- columns in f32; a LoRA adapter's update is added as PEFT adds it
+-- columns in f32; a LoRA adapter's update is added as PEFT adds it (an OFT
+-- adapter's rotated input goes through the same matmul: lfl.train.oft.linear)
 local function int8_eval_linear(m, x, base, w, b)
   local xf = x:dtype() == "f32" and x or x:float()
   local y = lfl.int8_linear_lt(xf, w, b and b:float(), m.int8_eval)
   if xf ~= x then y = y:to(x:dtype()) end
-  if m.oft ~= nil and require("lfl.train.oft").applies(m, base) then
-    error(fmt("%s: an OFT adapter on an 8-bit base in eval mode (LLM.int8 of the rotated input) is not "
-      .. "implemented", base), 0)
-  end
   return peft.apply(m, base, x, y, w, b)
 end
 
 local function linear(m, x, base, memo, last)
   local w, b = P(m, base .. ".weight"), opt(m, base .. ".bias")
   peft = peft or require("lfl.train.peft")
-  if m.int8_eval and w:dtype() == "int8" then return int8_eval_linear(m, x, base, w, b) end
   if m.oft ~= nil then -- an OFT adapter (lfl.train.oft) rotates the input of the linears it targets
     oft = oft or require("lfl.train.oft")
     if oft.applies(m, base) then return oft.linear(m, base, x, w, b) end
   end
+  if m.int8_eval and w:dtype() == "int8" then return int8_eval_linear(m, x, base, w, b) end
   if peft.applies(m, base) then
     if memo then return memo_linear(m, x, base, w, b, memo, last) end
     return peft.linear(m, base, x, w, b)

@@ -176,6 +176,11 @@ function M.linear(model, mod, x, w, bias)
   if dropping(model, ad) then R = drop_blocks(R, ad.dropout) end
   xr = M.rotate(xr, R)
   if xr:dtype() ~= dt then xr = xr:to(dt) end
+  if model.int8_eval and w:dtype() == "int8" then
+    -- an 8-bit base in eval mode: LLM.int8's matmul of the rotated input (PEFT's oft/bnb.py Linear8bitLt)
+    local y = lfl.int8_linear_lt(xr:dtype() == "f32" and xr or xr:float(), w, bias and bias:float(), model.int8_eval)
+    return y:dtype() == dt and y or y:to(dt)
+  end
   return lfl.linear(xr, w, bias)
 end
 
