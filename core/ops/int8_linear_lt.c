@@ -91,12 +91,12 @@ lfl_status lfl_int8_linear_lt(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, do
         for (int64_t r = 0; r < m; r++) {
             const float *row = xs + r * k;
             float am = 0;
-            for (int64_t c = 0; c < k; c++) am = fmaxf(am, fabsf(row[c]));
+            for (int64_t c = 0; c < k; c++) if (fabsf(row[c]) > am || row[c] != row[c]) am = fabsf(row[c]);
             sca[r] = am;
             float inv = 1.0f / am; /* 127 / SCA as torch's scalar / tensor: a reciprocal, then a product */
             inv = inv * 127.0f;
             for (int64_t c = 0; c < k; c++) /* a zero row: 0 * inf is NaN, which becomes int8 0 */
-                ca[r * k + c] = am == 0.0f || (m > 1 && outlier[c]) ? 0 : (int8_t)nearbyintf(row[c] * inv);
+                ca[r * k + c] = am == 0.0f || (m > 1 && outlier[c]) ? 0 : lfl_i8_round(row[c] * inv);
         }
         float *po = lfl_data(o);
         const float *pb = cb ? lfl_data(cb) : NULL;

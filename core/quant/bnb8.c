@@ -19,14 +19,17 @@ static inline float load_f16_of(lfl_dtype dt, const void *p, int64_t i)
 static void quant_row(lfl_dtype dt, const void *src, int64_t s, int64_t cols, int8_t *q, float *scb)
 {
     float am = 0;
-    for (int64_t c = 0; c < cols; c++) am = fmaxf(am, fabsf(load_f16_of(dt, src, s + c)));
+    for (int64_t c = 0; c < cols; c++) { /* torch.max propagates a NaN */
+        float a = fabsf(load_f16_of(dt, src, s + c));
+        if (a > am || a != a) am = a;
+    }
     *scb = am;
     /* 127 / 0 is inf and 0 * inf NaN in torch; its NaN -> int8 gives 0 on x86: a zero row stays 0 */
     if (am == 0.0f) { for (int64_t c = 0; c < cols; c++) q[c] = 0; return; }
     /* torch's 127.0 / t is t.reciprocal() * 127 (Tensor.__rtruediv__): two f32 roundings */
     float inv = 1.0f / am;
     inv = inv * 127.0f;
-    for (int64_t c = 0; c < cols; c++) q[c] = (int8_t)nearbyintf(load_f16_of(dt, src, s + c) * inv);
+    for (int64_t c = 0; c < cols; c++) q[c] = lfl_i8_round(load_f16_of(dt, src, s + c) * inv);
 }
 
 lfl_status lfl_quantize_8bit(lfl_tensor *w, lfl_tensor **out)

@@ -7,11 +7,16 @@
 #ifndef LFL_QUANT_BNB8_H
 #define LFL_QUANT_BNB8_H
 
+#include <math.h>
 #include "bnb4.h"
 
 static inline bool lfl_is_int8q(lfl_dtype d) { return d == LFL_INT8; }
 /* a bitsandbytes weight (4-bit or 8-bit): frozen, read through tile dequantization */
 static inline bool lfl_is_bnb(lfl_dtype d) { return lfl_is_q4(d) || d == LFL_INT8; }
+
+/* torch.round(v).to(torch.int8) for |v| <= 127.5 or NaN (a NaN, from an inf or
+ * NaN weight, becomes 0 as on x86) */
+static inline int8_t lfl_i8_round(float v) { return v == v ? (int8_t)nearbyintf(v) : 0; }
 
 /* Int8Params._quantize of w (a 2-D CPU f32/bf16/f16 tensor, or a GGUF block
  * tensor dequantized on the way): a new int8 tensor of w's shape (no grad). */

@@ -36,6 +36,16 @@ t.suite("bnb8 goldens", {
     t.assert_eq(st.CB:narrow(1, 8, 1):to("f32"):abs():sum():item(), 0)
     t.assert_tensor_close(st.CB:narrow(1, 10, 1):reshape(-1):to("f32"),
       g["rand.CB"]:reshape(48, 128):narrow(1, 10, 1):reshape(-1):to("f32"), 0, 0, "tiny row")
+    -- an inf or NaN weight: its row's SCB is inf / NaN (torch.max keeps a NaN) and its codes 0,
+    -- as bitsandbytes gives them on x86 (checked by hand against int8_vectorwise_quant)
+    local w = lfl.randn(3, 64) * 0.05
+    w:narrow(1, 2, 1):narrow(2, 5, 1):fill_(1 / 0)
+    w:narrow(1, 3, 1):narrow(2, 7, 1):fill_(0 / 0)
+    local s2 = lfl.int8_state(lfl.quantize_8bit(w))
+    t.assert_eq(s2.SCB:narrow(1, 2, 1):item(), 1 / 0)
+    local nan = s2.SCB:narrow(1, 3, 1):item()
+    t.assert(nan ~= nan, "NaN row scale")
+    t.assert_eq(s2.CB:narrow(1, 2, 2):to("f32"):abs():sum():item(), 0)
   end,
 
   linear8bitlt_training_mode = function()
