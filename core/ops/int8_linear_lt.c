@@ -19,6 +19,7 @@
 #include "../autograd.h"
 #include "../iter.h"
 #include "../quant/bnb8.h"
+#include "optable.h"
 
 /* sum of a[i] * b[i] over n int8 pairs, exactly. With AVX512-VNNI: vpdpbusd
  * multiplies unsigned by signed bytes, so a + 128 goes in and 128 * sum(b)
@@ -45,32 +46,47 @@ lfl_status lfl_int8_linear_lt(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, do
 {
     char bx[128];
     LFL_TRY(lfl_i8_check("int8_linear_lt", w));
-    if (x->device != LFL_CPU || x->dtype != LFL_F32)
-        return lfl_fail(LFL_ERR_ARG, "int8_linear_lt: takes an f32 CPU input, got %s", lfl_dtype_name(x->dtype));
+    LFL_TRY(lfl_check_same_device("int8_linear_lt", x, w));
+    if (x->dtype != LFL_F32)
+        return lfl_fail(LFL_ERR_ARG, "int8_linear_lt: takes an f32 input, got %s", lfl_dtype_name(x->dtype));
     int64_t k = w->shape[1], n = w->shape[0];
     if (x->ndim < 1 || x->shape[x->ndim - 1] != k)
         return lfl_fail(LFL_ERR_ARG, "int8_linear_lt: input %s does not match the int8 weight [%lld, %lld]",
                         lfl_shape_str(x, bx, sizeof bx), (long long)n, (long long)k);
-    if (bias && (bias->ndim != 1 || bias->shape[0] != n || bias->dtype != LFL_F32 || bias->device != LFL_CPU))
+    if (bias && (bias->ndim != 1 || bias->shape[0] != n || bias->dtype != LFL_F32))
         return lfl_fail(LFL_ERR_ARG, "int8_linear_lt: bias should be an f32 [%lld]", (long long)n);
+    if (bias) LFL_TRY(lfl_check_same_device("int8_linear_lt", x, bias));
     if (!(threshold >= 0))
         return lfl_fail(LFL_ERR_ARG, "int8_linear_lt: threshold must be >= 0 (0: no outlier decomposition), got %g",
                         threshold);
     if (lfl_grad_enabled() && (x->requires_grad || (bias && bias->requires_grad)))
         return lfl_fail(LFL_ERR_ARG, "int8_linear_lt: bitsandbytes' inference path takes no gradient; training goes "
                         "through linear (its MatMul8bitFp)");
-    int64_t m = k ? lfl_numel(x) / k : 0;
+    lfl_int8_linear_lt_kernel fn;
+    LFL_TRY(lfl_dispatch_int8_linear_lt(x->device, NULL, &fn));
     lfl_tensor *cx = NULL, *cb = NULL, *o = NULL;
     LFL_TRY(lfl_contiguous(x, &cx));
     lfl_status st = bias ? lfl_contiguous(bias, &cb) : LFL_OK;
     int64_t oshape[LFL_MAX_DIMS];
     for (int d = 0; d < x->ndim - 1; d++) oshape[d] = x->shape[d];
     oshape[x->ndim - 1] = n;
-    if (st == LFL_OK) st = lfl_empty(x->ndim, oshape, LFL_F32, LFL_CPU, &o);
+    if (st == LFL_OK) st = lfl_empty(x->ndim, oshape, LFL_F32, x->device, &o);
+    if (st == LFL_OK) st = fn(cx, w, cb, threshold, o);
+    lfl_tensor_release(cx);
+    lfl_tensor_release(cb);
+    if (st) { lfl_tensor_release(o); return st; }
+    *out = o;
+    return LFL_OK;
+}
+
+lfl_status lfl_cpu_int8_linear_lt(lfl_tensor *cx, lfl_tensor *w, lfl_tensor *cb, double threshold, lfl_tensor *o)
+{
+    int64_t k = w->shape[1], n = w->shape[0], m = k ? lfl_numel(cx) / k : 0;
+    lfl_status st = LFL_OK;
     float *xs = NULL, *sca = NULL;
     int8_t *ca = NULL;
     unsigned char *outlier = NULL;
-    if (st == LFL_OK) {
+    {
         xs = malloc(sizeof(float) * (size_t)(m * k) + 1);
         sca = malloc(sizeof(float) * (size_t)m + 1);
         ca = malloc((size_t)(m * k) + 1);
@@ -128,9 +144,5 @@ lfl_status lfl_int8_linear_lt(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, do
         }
     }
     free(xs); free(sca); free(ca); free(outlier);
-    lfl_tensor_release(cx);
-    lfl_tensor_release(cb);
-    if (st) { lfl_tensor_release(o); return st; }
-    *out = o;
-    return LFL_OK;
+    return st;
 }

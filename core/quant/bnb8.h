@@ -39,11 +39,6 @@ size_t lfl_i8_nbytes(const lfl_tensor *q);
 lfl_status lfl_bnb_check(const char *op, const lfl_tensor *q);
 void lfl_bnb_dequant_tile(const lfl_tensor *q, int64_t r0, int64_t rows, int64_t c0, int64_t cols, float *dst);
 
-/* LLM.int8's inference matmul, bitsandbytes' MatMul8bitLt (Linear8bitLt in
- * eval mode): y = x W^T + bias with x quantized row-wise to int8 and the
- * columns of x holding a value >= threshold (llm_int8_threshold; 0: none) taken
- * in f32 (core/ops/int8_linear_lt.c). x f32 [..., in], w int8 [out, in]; no
- * gradient. */
-lfl_status lfl_int8_linear_lt(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, double threshold, lfl_tensor **out);
+/* LLM.int8's eval-mode matmul on such a weight: lfl_int8_linear_lt (ops.h). */
 
 #endif
