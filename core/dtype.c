@@ -30,6 +30,7 @@ const lfl_dtype_traits lfl_dtypes[LFL_DTYPE_COUNT] = {
     [LFL_Q6_K] = Q("q6_k", 256, 210),
     [LFL_NF4]  = {"nf4", 64, 32, false, false, NULL}, /* absmax kept separately */
     [LFL_FP4]  = {"fp4", 64, 32, false, false, NULL}, /* (bitsandbytes' 4-bit float) */
+    [LFL_INT8] = {"int8", 1, 1, false, false, NULL}, /* row scales kept separately (quant/bnb8.h) */
 };
 #undef Q
 

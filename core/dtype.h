@@ -13,6 +13,8 @@ typedef enum {
     /* block-quantized kinds: stored in blocks, never strided */
     LFL_Q8_0, LFL_Q4_0, LFL_Q4_1, LFL_Q5_0, LFL_Q5_1, LFL_Q4_K, LFL_Q5_K,
     LFL_Q6_K, LFL_NF4, LFL_FP4,
+    /* bitsandbytes' LLM.int8 weight: int8 per element, f32 row scales in tensor->quant */
+    LFL_INT8,
     LFL_DTYPE_COUNT
 } lfl_dtype;
 

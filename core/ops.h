@@ -45,6 +45,11 @@ lfl_status lfl_log_softmax(lfl_tensor *a, int dim, lfl_tensor **out);
 lfl_status lfl_matmul(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out);
 /* x[..., in] @ w[out, in]^T + bias[out] (bias may be NULL) */
 lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor **out);
+/* LLM.int8's inference matmul, bitsandbytes' MatMul8bitLt (Linear8bitLt in
+ * eval mode): y = x W^T + bias with x quantized row-wise to int8 and the
+ * columns of x holding a value >= threshold (llm_int8_threshold; 0: none) taken
+ * in f32. x f32 [..., in], w int8 [out, in] (quant/bnb8.h); no gradient. */
+lfl_status lfl_int8_linear_lt(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, double threshold, lfl_tensor **out);
 /* LoRA's adapted linear: x @ w^T + bias + scaling * (x @ A^T) @ B^T, A [r, in],
  * B [out, r]; one node, no [rows, out] temporaries for the low-rank branch */
 lfl_status lfl_lora_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor *A, lfl_tensor *B,

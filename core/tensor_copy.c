@@ -57,6 +57,8 @@ lfl_status lfl_copy_(lfl_tensor *dst, const lfl_tensor *src)
         if (dst->dtype != src->dtype || lfl_numel(dst) != lfl_numel(src))
             return lfl_fail(LFL_ERR_ARG, "copy: block-quantized tensors copy only to the same dtype and size");
     }
+    if ((dst->dtype == LFL_INT8 || src->dtype == LFL_INT8) && dst->dtype != src->dtype)
+        return lfl_fail(LFL_ERR_ARG, "copy: int8 (LLM.int8) tensors copy only to int8; dequantize them instead");
     /* src must broadcast to dst's shape */
     int64_t sst[LFL_MAX_DIMS];
     if (src->ndim > dst->ndim) goto bad_shape;
@@ -184,7 +186,7 @@ lfl_status lfl_cast(lfl_tensor *t, lfl_dtype dt, lfl_tensor **out)
         lfl_tensor_release(f);
         return st;
     }
-    if (lfl_dtype_is_block(t->dtype) || lfl_dtype_is_block(dt))
+    if (lfl_dtype_is_block(t->dtype) || lfl_dtype_is_block(dt) || t->dtype == LFL_INT8 || dt == LFL_INT8)
         return lfl_fail(LFL_ERR_ARG, "cast: %s -> %s needs (de)quantization, not a cast",
                         lfl_dtype_name(t->dtype), lfl_dtype_name(dt));
     LFL_TRY(lfl_empty(t->ndim, t->shape, dt, t->device, out));

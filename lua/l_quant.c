@@ -1,11 +1,11 @@
 /* Quantized tensors from Lua: reinterpret raw bytes as a block dtype,
- * dequantize to f32; bitsandbytes' 4-bit quantization (QLoRA) and a look at
- * its stored state; GGUF block weights kept as stored (row unpermute, the
+ * dequantize to f32; bitsandbytes' 4-bit and 8-bit quantization (QLoRA,
+ * LLM.int8) and a look at their stored state; GGUF block weights kept as stored (row unpermute, the
  * decode dot-product switch). */
 #include <string.h>
 #include "bridge.h"
 #include "ops/ggml_gemm.h"
-#include "quant/bnb4.h"
+#include "quant/bnb8.h"
 #include "quant/ggml.h"
 #include "quant/gptq.h"
 
@@ -99,22 +99,59 @@ static int l_q4_state(lua_State *L)
     return 1;
 }
 
+/* lfl.quantize_8bit(t) -> a new int8 tensor (LLM.int8 row-wise absmax) */
+static int l_quantize_8bit(lua_State *L)
+{
+    lfl_tensor *out = NULL;
+    lfl_lua_check(L, lfl_quantize_8bit(lfl_lua_check_tensor(L, 1), &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
+/* lfl.int8_state(t) -> {CB = u8 view of the int8 codes (their bytes), SCB =
+ * f32 row absmaxes, nbytes = all bytes held} */
+static int l_int8_state(lua_State *L)
+{
+    lfl_tensor *q = lfl_lua_check_tensor(L, 1), *p = NULL;
+    lfl_lua_check(L, lfl_i8_check("int8_state", q));
+    lua_createtable(L, 0, 3);
+    lfl_lua_check(L, lfl_tensor_from_storage("int8_state", q->storage, q->offset, 2, q->shape, LFL_U8, &p));
+    lfl_lua_push_tensor(L, p);
+    lua_setfield(L, -2, "CB");
+    lfl_lua_push_tensor(L, lfl_tensor_retain(q->quant->scb));
+    lua_setfield(L, -2, "SCB");
+    lua_pushnumber(L, (double)lfl_i8_nbytes(q));
+    lua_setfield(L, -2, "nbytes");
+    return 1;
+}
+
+/* lfl.int8_linear_lt(x, w, bias|nil, threshold) -> bitsandbytes' LLM.int8
+ * inference product (MatMul8bitLt) of f32 x and an int8 weight */
+static int l_int8_linear_lt(lua_State *L)
+{
+    lfl_tensor *x = lfl_lua_check_tensor(L, 1), *w = lfl_lua_check_tensor(L, 2), *out = NULL;
+    lfl_tensor *b = lua_isnoneornil(L, 3) ? NULL : lfl_lua_check_tensor(L, 3);
+    lfl_lua_check(L, lfl_int8_linear_lt(x, w, b, luaL_checknumber(L, 4), &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
 /* lfl.q4_rows(t, first, n) -> f32 rows first .. first + n - 1 (1-based) of a
- * 2-D NF4/FP4 or GGUF block tensor: a block of the weight, never the whole */
+ * 2-D NF4/FP4, int8 or GGUF block tensor: a block of the weight, never the whole */
 static int l_q4_rows(lua_State *L)
 {
     lfl_tensor *q = lfl_lua_check_tensor(L, 1);
     bool ggml = lfl_is_ggml(q->dtype);
-    lfl_lua_check(L, ggml ? lfl_ggml_check("q4_rows", q) : lfl_q4_check("q4_rows", q));
+    lfl_lua_check(L, ggml ? lfl_ggml_check("q4_rows", q) : lfl_bnb_check("q4_rows", q));
     int64_t r0 = (int64_t)luaL_checkinteger(L, 2) - 1, n = (int64_t)luaL_checkinteger(L, 3);
     if (q->ndim != 2 || r0 < 0 || n < 0 || r0 + n > q->shape[0])
-        return luaL_error(L, "q4_rows: rows %d..%d are outside the %d rows of a 2-D 4-bit tensor", (int)(r0 + 1),
+        return luaL_error(L, "q4_rows: rows %d..%d are outside the %d rows of a 2-D quantized tensor", (int)(r0 + 1),
                           (int)(r0 + n), q->ndim == 2 ? (int)q->shape[0] : -1);
     int64_t shape[2] = {n, q->shape[1]};
     lfl_tensor *out = NULL;
     lfl_lua_check(L, lfl_empty(2, shape, LFL_F32, LFL_CPU, &out));
     if (ggml) lfl_ggml_dequant_tile(q, r0, n, 0, shape[1], lfl_data(out));
-    else lfl_q4_dequant_tile(q, r0, n, 0, shape[1], lfl_data(out));
+    else lfl_bnb_dequant_tile(q, r0, n, 0, shape[1], lfl_data(out));
     lfl_lua_push_tensor(L, out);
     return 1;
 }
@@ -164,6 +201,8 @@ static int l_ggml_vecdot_rows(lua_State *L)
 static const luaL_Reg funcs[] = {{"gptq_dequantize", l_gptq_dequantize}, {"awq_dequantize", l_awq_dequantize},
                                  {"from_bytes", l_from_bytes}, {"quantize_4bit", l_quantize_4bit},
                                  {"q4_state", l_q4_state}, {"q4_rows", l_q4_rows},
+                                 {"quantize_8bit", l_quantize_8bit}, {"int8_state", l_int8_state},
+                                 {"int8_linear_lt", l_int8_linear_lt},
                                  {"ggml_unpermute_rows", l_ggml_unpermute_rows},
                                  {"ggml_vecdot_rows", l_ggml_vecdot_rows}, {NULL, NULL}};
 static const luaL_Reg ops[] = {{"dequantize", l_dequantize}, {NULL, NULL}};

@@ -1,8 +1,8 @@
 /* linear: x[..., in] @ w[out, in]^T + bias[out], one GEMM over all rows.
  * The weight may be bf16/f16 with f32 x (a frozen base weight kept in its
  * stored precision): it is widened to f32 block by block (lowp_gemm.c), never
- * as a whole. A 4-bit NF4/FP4 weight (QLoRA's frozen base) is dequantized
- * tile by tile (q4_gemm.c) and never takes a gradient; so is a GGUF block
+ * as a whole. A 4-bit NF4/FP4 or 8-bit LLM.int8 weight (QLoRA's frozen base)
+ * is dequantized tile by tile (q4_gemm.c) and never takes a gradient; so is a GGUF block
  * weight (Q4_0 ... Q6_K kept as the file stores it: ggml_gemm.c). Its
  * gradient, when it requires one, is an f32 [out, in] tensor. */
 #include "../blas.h"
@@ -10,7 +10,7 @@
 #include "lowp.h"
 #include "ggml_gemm.h"
 #include "q4_gemm.h"
-#include "../quant/bnb4.h"
+#include "../quant/bnb8.h"
 #include "../quant/ggml.h"
 
 /* c = op(a) op(b) for contiguous 2-D a, b, c (as stored) */
@@ -27,7 +27,7 @@ lfl_status lfl_cpu_linear_backward(lfl_tensor *g, lfl_tensor *x, lfl_tensor *w, 
     int64_t fin = w->shape[1], fout = w->shape[0], rows = fin ? lfl_numel(x) / fin : 0;
     lfl_status st = LFL_OK;
     if (dx) { /* dx[rows, in] = g[rows, out] @ w[out, in] */
-        if (lfl_is_q4(w->dtype)) {
+        if (lfl_is_bnb(w->dtype)) {
             st = lfl_gemm_f32_q4(rows, fin, fout, lfl_data(g), (int)fout, w, false, 0.0f, lfl_data(dx), (int)fin);
         } else if (lfl_is_ggml(w->dtype)) {
             st = lfl_gemm_f32_ggml(rows, fin, fout, lfl_data(g), (int)fout, w, false, 0.0f, lfl_data(dx), (int)fin);
@@ -70,11 +70,11 @@ lfl_status lfl_linear_check(const char *op, lfl_tensor *x, lfl_tensor *w, lfl_te
 {
     char bx[128], bw[128];
     LFL_TRY(lfl_check_same_device(op, x, w));
-    bool lowp = lfl_is_lowp(w->dtype) || lfl_is_q4(w->dtype) || lfl_is_ggml(w->dtype);
-    if (lfl_is_q4(w->dtype)) {
-        LFL_TRY(lfl_q4_check(op, w));
+    bool lowp = lfl_is_lowp(w->dtype) || lfl_is_bnb(w->dtype) || lfl_is_ggml(w->dtype);
+    if (lfl_is_bnb(w->dtype)) {
+        LFL_TRY(lfl_bnb_check(op, w));
         if (w->requires_grad)
-            return lfl_fail(LFL_ERR_ARG, "%s: a %s weight is frozen (QLoRA trains adapters on it); it cannot require grad",
+            return lfl_fail(LFL_ERR_ARG, "%s: a %s (bitsandbytes) weight is frozen (QLoRA trains adapters on it); it cannot require grad",
                             op, lfl_dtype_name(w->dtype));
     }
     if (lfl_is_ggml(w->dtype)) {
@@ -133,7 +133,7 @@ lfl_status lfl_cpu_linear(lfl_tensor *cx, lfl_tensor *cw, lfl_tensor *bias, lfl_
         float beta = bias ? 1.0f : 0.0f;
         if (fin == 0) {
             if (!bias) lfl_fill_(o, 0);
-        } else if (lfl_is_q4(cw->dtype)) {
+        } else if (lfl_is_bnb(cw->dtype)) {
             st = lfl_gemm_f32_q4(rows, fout, fin, lfl_data(cx), (int)fin, cw, true, beta, lfl_data(o), (int)fout);
         } else if (lfl_is_ggml(cw->dtype)) {
             st = lfl_gemm_f32_ggml(rows, fout, fin, lfl_data(cx), (int)fin, cw, true, beta, lfl_data(o), (int)fout);
@@ -153,7 +153,7 @@ lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor
     LFL_TRY(lfl_linear_check("linear", x, w, bias));
     lfl_linear_kernel fn;
     LFL_TRY(lfl_dispatch_linear(x->device, NULL, &fn));
-    bool lowp = lfl_is_lowp(w->dtype) || lfl_is_q4(w->dtype) || lfl_is_ggml(w->dtype);
+    bool lowp = lfl_is_lowp(w->dtype) || lfl_is_bnb(w->dtype) || lfl_is_ggml(w->dtype);
     int64_t fin = w->shape[1], fout = w->shape[0], rows = fin ? lfl_numel(x) / fin : 0;
     lfl_tensor *cx, *cw, *o = NULL;
     LFL_TRY(lfl_contiguous(x, &cx));

@@ -128,6 +128,9 @@ typedef struct {
     /* x [rows, in] contiguous, w [out, in] contiguous or 16-bit; out [rows, out] */                        \
     X(linear, (lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor *out))                            \
     X(linear_backward, (lfl_tensor *g, lfl_tensor *x, lfl_tensor *w, lfl_tensor *dx, lfl_tensor *dw))       \
+    /* LLM.int8's inference matmul: x [rows, in] contiguous f32, w int8 [out, in] (quant/bnb8.h), bias      \
+     * [out] contiguous f32 or NULL, threshold >= 0; out [rows, out] f32; no backward */                    \
+    X(int8_linear_lt, (lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, double threshold, lfl_tensor *out))  \
     /* out NULL: only the side product x A^T [rows, r] (a replay) */                                        \
     X(lora_linear, (const lfl_lora_args *p, lfl_tensor *out, lfl_tensor *side))                             \
     X(lora_linear_backward, (const lfl_lora_args *p, lfl_tensor *g, lfl_tensor *side, lfl_tensor *dx,       \

@@ -43,6 +43,7 @@ void lfl_qstate_release(struct lfl_qstate *s)
     lfl_tensor_release(s->absmax);
     lfl_tensor_release(s->qabsmax);
     lfl_tensor_release(s->absmax2);
+    lfl_tensor_release(s->scb);
     free(s);
 }
 

@@ -26,6 +26,7 @@ struct lfl_qstate {
     lfl_tensor *absmax2;  /* f32 [ceil(nblocks / 256)] */
     float offset;         /* mean of the absmaxes */
     float code2[256];     /* the signed dynamic map */
+    lfl_tensor *scb;      /* LLM.int8 (quant/bnb8.h): f32 [rows], the absmax of each row */
 };
 
 /* the 16 code values of NF4 or FP4, as bitsandbytes indexes them */

@@ -252,18 +252,28 @@ end
 -- values LlamaFactory takes but lfl does not implement, and values that
 -- would have no effect on this run: refused, naming the key and why
 local REFUSED = {
-  {{}, {"quantization_bit=8"}, "quantization_bit: 8: only 4-bit quantization (QLoRA: bitsandbytes NF4/FP4, "
-    .. "quantization_bit: 4) is implemented in lfl; 8-bit LLM.int8 is not"},
-  {{}, {"quantization_bit=2"}, "quantization_bit: 2: only 4-bit quantization"},
+  {{}, {"quantization_bit=2"}, "quantization_bit: 2: only bitsandbytes quantization (quantization_bit: 4, NF4/FP4, "
+    .. "or 8, LLM.int8) is implemented in lfl; 2-bit (HQQ/EETQ) is not"},
   {{}, {"quantization_bit=4", "quantization_method=gptq"}, "quantization_method: 'gptq' is a LlamaFactory value lfl "
-    .. "does not implement (lfl: bnb; lfl quantizes on the fly with bitsandbytes' 4-bit NF4/FP4 only)"},
+    .. "does not implement (lfl: bnb; lfl quantizes on the fly with bitsandbytes (4-bit NF4/FP4, 8-bit LLM.int8) only)"},
+  -- LLM.int8 (quantization_bit 8) under LlamaFactory's rules for a quantized base, and without the 4-bit settings
+  {{}, {"quantization_bit=8", "finetuning_type=full"}, "quantization_bit: quantization is only compatible with "
+    .. "finetuning_type lora (QLoRA) or oft (QOFT); this run's is full"},
+  {{}, {"quantization_bit=8", "finetuning_type=freeze"}, "only compatible with finetuning_type lora"},
+  {{}, {"quantization_bit=8", "adapter_name_or_path=a,b"}, "adapter_name_or_path: a quantized model takes a single adapter"},
+  {{}, {"quantization_bit=8", "pissa_init=true"}, "pissa_init: PiSSA cannot initialize from a quantized base"},
+  {{}, {"quantization_bit=8", "do_train=false"}, "quantization_bit: a quantized base is loaded for training (QLoRA) only"},
+  {{}, {"quantization_bit=8", "quantization_type=fp4"}, 'quantization_type: "fp4" has no effect: it applies with '
+    .. "quantization_bit: 4 (8-bit LLM.int8 has no type or double quantization)"},
+  {{}, {"quantization_bit=8", "double_quantization=false"}, "double_quantization: false has no effect: it applies "
+    .. "with quantization_bit: 4"},
   {{}, {"quantization_bit=4", "finetuning_type=full"}, "quantization_bit: quantization is only compatible with "
     .. "finetuning_type lora (QLoRA) or oft (QOFT); this run's is full"},
   {{}, {"quantization_bit=4", "finetuning_type=freeze"}, "only compatible with finetuning_type lora"},
   {{}, {"quantization_bit=4", "pissa_init=true"}, "pissa_init: PiSSA cannot initialize from a quantized base"},
   {{}, {"quantization_bit=4", "resize_vocab=true"}, "cannot resize the embeddings of a quantized model"},
   {{}, {"quantization_bit=4", "adapter_name_or_path=a,b"}, "adapter_name_or_path: a quantized model takes a single adapter"},
-  {{}, {"quantization_bit=4", "do_train=false"}, "quantization_bit: a 4-bit base is loaded for training (QLoRA) only"},
+  {{}, {"quantization_bit=4", "do_train=false"}, "quantization_bit: a quantized base is loaded for training (QLoRA) only"},
   {{}, {"double_quantization=false"}, "double_quantization: false has no effect: it applies with quantization_bit"},
   {{}, {"report_to=wandb"}, "report_to: 'wandb' is not supported: lfl reports to tensorboard only"},
   {{}, {"report_to=tensorboard,mlflow"}, "report_to: 'mlflow' is not supported: lfl reports to tensorboard only"},
@@ -357,6 +367,10 @@ suite.refused_with_a_reason = function()
   o = T.quantize_options(resolve({}, {"quantization_bit=4"}))
   t.assert_eq(o.type, "nf4"); t.assert_eq(o.double_quant, true)
   t.assert_eq(T.quantize_options(resolve({})), nil)
+  local q8 = resolve({}, {"quantization_bit=8"})
+  t.assert_eq(q8.quantization_bit, 8)
+  t.assert_eq(T.quantize_options(q8).type, "int8")
+  t.assert_eq(T.quantize_options(q8).double_quant, nil, "LLM.int8 has no double quantization")
   t.assert_eq(resolve({val_size = 0.1, eval_steps = 5}).eval_strategy, "steps", "eval_steps alone implies steps")
   local args = require("lfl.train.args")
   t.assert_eq(args.reports_to_tensorboard(resolve({}, {"report_to=all"})), true, "all: every installed tracker")

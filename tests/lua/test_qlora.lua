@@ -126,7 +126,7 @@ t.suite("4-bit linear", {
     t.assert_error(function() lfl.quantize_4bit(lfl.randn(64):double(), "nf4", true) end, "f32, bf16, f16 or GGUF block")
     local tiny = lfl.home .. "/tests/golden/peft/qlora_llama64"
     t.assert_error(function() lfl.model.load(tiny, {quantize = {type = "int4", double_quant = true}}) end,
-      "quantize.type must be nf4 or fp4, got int4")
+      "quantize.type must be nf4, fp4 or int8, got int4")
     t.assert_error(function() lfl.model.load(tiny, {quantize = {type = "nf4"}}) end,
       "quantize.double_quant must be true or false, got nil")
   end,

@@ -65,7 +65,7 @@ bad "lora_dropout=1.5" "lora_dropout: expected a number in [0, 1), got 1.5" lora
 bad "top_p=2" "top_p: expected a number in (0, 1], got 2" top_p=2
 bad "do_sample=maybe" 'do_sample: expected true or false' do_sample=maybe
 bad "lr_scheduler_type=cosin" 'lr_scheduler_type: expected one of linear, cosine' lr_scheduler_type=cosin
-bad "quantization_bit=8" "quantization_bit: 8: only 4-bit quantization (QLoRA" quantization_bit=8
+bad "quantization_bit=3" "quantization_bit: 3: only bitsandbytes quantization (quantization_bit: 4" quantization_bit=3
 bad "lora_rank with full" "lora_rank: 16 has no effect: it applies to finetuning_type lora (this run's is full)" \
     finetuning_type=full lora_rank=16
 bad "unknown key" "command line: unknown argument 'lora_rnak' (did you mean 'lora_rank'?)" lora_rnak=8

@@ -405,6 +405,18 @@ local function memo_linear(m, x, base, w, b, memo, last)
   return lfl.lora_linear(x, w, b, A, B, ad.scaling, {given = y, side = kept[2]})
 end
 
+-- An 8-bit (LLM.int8) base in eval mode (m.int8_eval = llm_int8_threshold, set
+-- by the trainer's evaluation as transformers' model.eval() switches
+-- Linear8bitLt): bitsandbytes' MatMul8bitLt, int8 activations with the outlier
+-- columns in f32; a LoRA adapter's update is added as PEFT adds it (an OFT
+-- adapter's rotated input goes through the same matmul: lfl.train.oft.linear)
+local function int8_eval_linear(m, x, base, w, b)
+  local xf = x:dtype() == "f32" and x or x:float()
+  local y = lfl.int8_linear_lt(xf, w, b and b:float(), m.int8_eval)
+  if xf ~= x then y = y:to(x:dtype()) end
+  return peft.apply(m, base, x, y, w, b)
+end
+
 local function linear(m, x, base, memo, last)
   local w, b = P(m, base .. ".weight"), opt(m, base .. ".bias")
   peft = peft or require("lfl.train.peft")
@@ -412,6 +424,7 @@ local function linear(m, x, base, memo, last)
     oft = oft or require("lfl.train.oft")
     if oft.applies(m, base) then return oft.linear(m, base, x, w, b) end
   end
+  if m.int8_eval and w:dtype() == "int8" then return int8_eval_linear(m, x, base, w, b) end
   if peft.applies(m, base) then
     if memo then return memo_linear(m, x, base, w, b, memo, last) end
     return peft.linear(m, base, x, w, b)

@@ -287,13 +287,13 @@ function M.load(path, opts)
     if keep and BLOCKS[t:dtype()] and model.quantizes(hf, t) then
       w = permute and lfl.ggml_unpermute_rows(t, permute) or t -- stays in its blocks
     elseif quant and not permute and model.quantizes(hf, t) then
-      w = lfl.quantize_4bit(t, quant.type, quant.double_quant) -- QLoRA: straight from the blocks
+      w = model.quantize_weight(t, quant) -- QLoRA: straight from the blocks
     else
       w = t:to(to)
       if permute then w = unpermute(w, permute) end
       if fg.norm_offset and hf:match("norm%.weight$") then w = w - fg.norm_offset end
       w = w:contiguous()
-      if quant and model.quantizes(hf, w) then w = lfl.quantize_4bit(w, quant.type, quant.double_quant) end
+      if quant and model.quantizes(hf, w) then w = model.quantize_weight(w, quant) end
     end
     params[hf] = w
   end

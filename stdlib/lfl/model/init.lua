@@ -70,7 +70,7 @@ end
 -- that type. "bf16" / "f16" keep weight matrices in 16 bits: bf16/f16 ones stay
 -- as stored (mmapped, no copy), f32/f64 ones are rounded to opts.dtype; the ops
 -- widen them to f32 block by block. Vectors (norm weights, biases) become f32.
--- opts.quantize: QLoRA's 4-bit base (M.check_quantize).
+-- opts.quantize: QLoRA's 4-bit or 8-bit base (M.check_quantize).
 function M.load(path, opts)
   opts = opts or {}
   -- a Hub id ("org/name") that is not a local path is fetched into the HF cache
@@ -105,7 +105,7 @@ end
 
 local FLOAT = {f32 = true, f64 = true, bf16 = true, f16 = true}
 local HALF = {bf16 = true, f16 = true}
-local Q4 = {nf4 = true, fp4 = true}
+local Q4 = {nf4 = true, fp4 = true, int8 = true} -- bitsandbytes' kinds (QLoRA's base)
 
 function M.check_dtype(dt)
   if dt == "fp32" or dt == "float32" then return "f32" end
@@ -126,21 +126,36 @@ function M.param_dtype(t, want)
   return want
 end
 
--- QLoRA (opts.quantize = {type = "nf4"|"fp4", double_quant = bool}): the
--- decoder layers' linear weights are stored in bitsandbytes' 4-bit format as
--- they load, as transformers' bitsandbytes integration does it (every linear
--- but lm_head; embeddings and norms are not linears). Returns the checked
+-- QLoRA (opts.quantize = {type = "nf4"|"fp4", double_quant = bool}, or
+-- {type = "int8"}: LLM.int8, transformers' load_in_8bit): the decoder layers'
+-- linear weights are stored in bitsandbytes' 4-bit or 8-bit format as they
+-- load, as transformers' bitsandbytes integration does it (every linear but
+-- lm_head; embeddings and norms are not linears). Returns the checked
 -- options, or nil.
 function M.check_quantize(q)
   if q == nil then return nil end
   if type(q) ~= "table" then error(fmt("model: quantize must be a table {type =, double_quant =}, got %s", type(q)), 0) end
+  if q.type == "int8" then
+    if q.double_quant ~= nil then
+      error("model: quantize.double_quant applies to nf4/fp4, not int8 (LLM.int8 keeps an f32 absmax per row)", 0)
+    end
+    -- transformers' BitsAndBytesConfig default llm_int8_threshold (LlamaFactory keeps it):
+    -- the outlier bound of LLM.int8's eval-mode matmul (lfl.int8_linear_lt)
+    return {bits = 8, type = "int8", threshold = 6.0}
+  end
   if q.type ~= "nf4" and q.type ~= "fp4" then
-    error(fmt("model: quantize.type must be nf4 or fp4, got %s", tostring(q.type)), 0)
+    error(fmt("model: quantize.type must be nf4, fp4 or int8, got %s", tostring(q.type)), 0)
   end
   if type(q.double_quant) ~= "boolean" then
     error(fmt("model: quantize.double_quant must be true or false, got %s", tostring(q.double_quant)), 0)
   end
   return {bits = 4, type = q.type, double_quant = q.double_quant}
+end
+
+-- t quantized as the checked options q (M.check_quantize) say
+function M.quantize_weight(t, q)
+  if q.bits == 8 then return lfl.quantize_8bit(t) end
+  return lfl.quantize_4bit(t, q.type, q.double_quant)
 end
 
 -- whether parameter `name` (tensor t) is one of the linear weights QLoRA quantizes:
@@ -203,7 +218,8 @@ function M.from_params(cfg, params, opts, where)
     elseif Q4[t:dtype()] then
       m.params[name] = t -- quantized by the GGUF loader
     elseif q and M.quantizes(name, t) then
-      m.params[name] = lfl.quantize_4bit(t, q.type, q.double_quant) -- from the stored dtype: no f32 copy
+      -- from the stored dtype: no f32 copy
+      m.params[name] = M.quantize_weight(t, q)
     else
       local to = M.param_dtype(t, want)
       m.params[name] = to ~= t:dtype() and t:to(to) or t

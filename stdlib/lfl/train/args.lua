@@ -117,6 +117,12 @@ local function badam_ratio(a)
   return a.badam_mode == "ratio" or "it applies to badam_mode ratio (this run's is layer)"
 end
 local function quantized(a) return a.quantization_bit ~= nil or "it applies with quantization_bit" end
+-- quantization_type and double_quantization: 4-bit only (LlamaFactory passes them to load_in_4bit only)
+local function quantized4(a)
+  if a.quantization_bit == 4 then return true end
+  return a.quantization_bit and "it applies with quantization_bit: 4 (8-bit LLM.int8 has no type or double "
+    .. "quantization)" or "it applies with quantization_bit"
+end
 local function stages(...)
   local list = {...}
   return function(a)
@@ -195,18 +201,18 @@ M.SPEC = {
     return tostring(a.model_name_or_path or ""):match("%.gguf$") ~= nil or
       "it applies to a GGUF model_name_or_path (a .gguf file)"
   end},
-  -- QLoRA: 4-bit bitsandbytes NF4/FP4 base weights (lfl.model.check_quantize)
+  -- QLoRA: 4-bit bitsandbytes NF4/FP4 or 8-bit LLM.int8 base weights (lfl.model.check_quantize)
   quantization_bit = {type = "int", one_of = {1, 2, 3, 4, 5, 6, 8},
     limit = function(v)
-      if v ~= 4 then
-        return "only 4-bit quantization (QLoRA: bitsandbytes NF4/FP4, quantization_bit: 4) is implemented in lfl; "
-          .. (v == 8 and "8-bit LLM.int8" or v .. "-bit (HQQ/EETQ)") .. " is not"
+      if v ~= 4 and v ~= 8 then
+        return "only bitsandbytes quantization (quantization_bit: 4, NF4/FP4, or 8, LLM.int8) is implemented in "
+          .. "lfl; " .. v .. "-bit (HQQ/EETQ) is not"
       end
     end},
   quantization_method = {type = "enum", values = {"bnb", "gptq", "awq", "aqlm", "quanto", "eetq", "hqq", "mxfp4", "fp8"},
-    lfl = {"bnb"}, lfl_why = "lfl quantizes on the fly with bitsandbytes' 4-bit NF4/FP4 only", applies = quantized},
-  quantization_type = {type = "enum", values = {"fp4", "nf4"}, applies = quantized},
-  double_quantization = {type = "bool", applies = quantized},
+    lfl = {"bnb"}, lfl_why = "lfl quantizes on the fly with bitsandbytes (4-bit NF4/FP4, 8-bit LLM.int8) only", applies = quantized},
+  quantization_type = {type = "enum", values = {"fp4", "nf4"}, applies = quantized4},
+  double_quantization = {type = "bool", applies = quantized4},
   export_dir = {type = "string"}, -- "" has its own message (validate)
   export_size = {type = "number", gt = 0, -- GB a shard (LlamaFactory: an int; a fraction works too)
     applies = function(a) return a.export_format ~= "gguf" or "a GGUF export is one file (export_format: gguf)" end},
@@ -1055,7 +1061,7 @@ function M.validate(a, origin)
         .. "(LlamaFactory refuses full and freeze fine-tuning of a quantized model); this run's is %s: set "
         .. "gguf_blocks: false to dequantize the file", tostring(a.finetuning_type)))
     elseif a.quantization_bit then
-      bad_key("gguf_blocks", "true keeps the GGUF's blocks and quantization_bit re-quantizes them to 4-bit NF4/FP4: "
+      bad_key("gguf_blocks", "true keeps the GGUF's blocks and quantization_bit re-quantizes them (bitsandbytes): "
         .. "choose one")
     elseif a.pissa_init then
       bad_key("pissa_init", "PiSSA rewrites the base weights, which gguf_blocks keeps as stored; set gguf_blocks: false")
@@ -1073,7 +1079,7 @@ function M.validate(a, origin)
       .. "this run's is %s", tostring(a.finetuning_type)))
   end
   if a.quantization_bit and a.adapter_name_or_path and tostring(a.adapter_name_or_path):find(",", 1, true) then
-    bad_key("adapter_name_or_path", "a quantized model takes a single adapter (the others would merge into the 4-bit "
+    bad_key("adapter_name_or_path", "a quantized model takes a single adapter (the others would merge into the quantized "
       .. "weights); merge them first (lfl export)")
   end
   -- create_new_adapter merges every adapter given into the base, which a quantized or GGUF-block base cannot take
@@ -1088,7 +1094,7 @@ function M.validate(a, origin)
       .. "on the unquantized model first)")
   end
   if a.quantization_bit and not a.do_train then
-    bad_key("quantization_bit", "a 4-bit base is loaded for training (QLoRA) only in lfl; chat, eval, predict and "
+    bad_key("quantization_bit", "a quantized base is loaded for training (QLoRA) only in lfl; chat, eval, predict and "
       .. "export load it unquantized (and adapters cannot be merged into a quantized model)")
   end
   scheduler_kwargs(a, bad_key)

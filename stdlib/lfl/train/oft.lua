@@ -176,6 +176,11 @@ function M.linear(model, mod, x, w, bias)
   if dropping(model, ad) then R = drop_blocks(R, ad.dropout) end
   xr = M.rotate(xr, R)
   if xr:dtype() ~= dt then xr = xr:to(dt) end
+  if model.int8_eval and w:dtype() == "int8" then
+    -- an 8-bit base in eval mode: LLM.int8's matmul of the rotated input (PEFT's oft/bnb.py Linear8bitLt)
+    local y = lfl.int8_linear_lt(xr:dtype() == "f32" and xr or xr:float(), w, bias and bias:float(), model.int8_eval)
+    return y:dtype() == dt and y or y:to(dt)
+  end
   return lfl.linear(xr, w, bias)
 end
 
@@ -356,8 +361,8 @@ function M.merge(model)
       local key = mod .. ".weight"
       local w0 = model.params[key]
       local dt = w0:dtype()
-      if dt == "nf4" or dt == "fp4" then
-        error(fmt("merge: %s is 4-bit %s: an OFT adapter cannot be merged into a quantized model", key, dt), 0)
+      if dt == "nf4" or dt == "fp4" or dt == "int8" then
+        error(fmt("merge: %s is bitsandbytes %s: an OFT adapter cannot be merged into a quantized model", key, dt), 0)
       end
       local nb, bs = ad.blocks[mod][1], ad.blocks[mod][2]
       local R = M.rotation(ad.weights[mod]:float(), bs, ad.neumann_terms)

@@ -12,7 +12,7 @@ local M = {}
 -- A base weight kept in 16 bits (a bf16 model) is widened to f32 only one
 -- block of rows at a time (BLOCK_ELEMS values) where a row-wise f32 result is needed.
 local HALF = {bf16 = true, f16 = true}
-local Q4 = {nf4 = true, fp4 = true} -- QLoRA's 4-bit base weights
+local Q4 = {nf4 = true, fp4 = true, int8 = true} -- QLoRA's 4-bit and 8-bit (LLM.int8) base weights
 -- GGUF block weights kept as the file stores them (lfl.model.gguf, gguf_blocks)
 local GGML = {q4_0 = true, q4_1 = true, q5_0 = true, q5_1 = true, q8_0 = true, q4_k = true, q5_k = true, q6_k = true}
 local BLOCK_ELEMS = 262144
@@ -214,7 +214,7 @@ function M.weight_row_norm(w, B, A, scaling)
   local parts = {}
   for r0 = 1, rows, nb do
     local n = math.min(nb, rows - r0 + 1)
-    -- a 4-bit (QLoRA) or GGUF block weight is dequantized a block of rows at a time
+    -- a 4-bit/8-bit (QLoRA) or GGUF block weight is dequantized a block of rows at a time
     local wb = q4 and lfl.q4_rows(w, r0, n) or w:narrow(1, r0, n)
     parts[#parts + 1] = part(wb, B and B:narrow(1, r0, n))
   end
@@ -550,7 +550,7 @@ function M.merge(model)
   for _, mod in ipairs(ad.modules) do
     local w = model.params[mod .. ".weight"]
     if w and Q4[w:dtype()] then
-      error(fmt("merge: %s.weight is 4-bit %s (a QLoRA base): adapters cannot be merged into a quantized model; "
+      error(fmt("merge: %s.weight is bitsandbytes %s (a QLoRA base): adapters cannot be merged into a quantized model; "
         .. "load the base unquantized and merge there (lfl export)", mod, w:dtype()), 0)
     end
     if w and GGML[w:dtype()] then

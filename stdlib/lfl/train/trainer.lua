@@ -402,7 +402,10 @@ function M.evaluate(st, eval_set)
   local pairwise = approach.kind == "pairwise" or approach.kind == "kto"
   local total, count, msum = 0, 0, {}
   local acc_sum, acc_n = 0, 0
-  lfl.no_grad(function()
+  -- transformers evaluates in eval mode: an 8-bit base takes LLM.int8's matmul there
+  local q, model = st.model.quantization, st.model
+  if q and q.bits == 8 then model.int8_eval = q.threshold end
+  local ok, err = pcall(lfl.no_grad, function()
     if a.compute_accuracy and not pairwise then
       for k = 1, #eval_set do
         local acc = sample_accuracy(st.model, approach, eval_set[k])
@@ -423,6 +426,8 @@ function M.evaluate(st, eval_set)
       end
     end
   end)
+  model.int8_eval = nil
+  if not ok then error(err, 0) end
   local loss = count > 0 and total / count or 0 / 0
   if not pairwise then
     local out = {eval_loss = loss, perplexity = math.exp(loss)}
@@ -466,9 +471,11 @@ local SHOWN = {["rewards/accuracies"] = true, ["rewards/margins"] = true, accura
                ["objective/kl"] = true}
 
 -- quantization_bit 4 (QLoRA): lfl.model.load's quantize option from the run's
--- quantization_type and double_quantization (nil without quantization_bit)
+-- quantization_type and double_quantization; 8: LLM.int8 (transformers'
+-- load_in_8bit); nil without quantization_bit
 function M.quantize_options(a)
   if not a.quantization_bit then return nil end
+  if a.quantization_bit == 8 then return {type = "int8"} end
   return {type = a.quantization_type, double_quant = a.double_quantization}
 end
 
@@ -531,7 +538,9 @@ function M.new(a)
       .. "(kept-quantized GPTQ/AWQ kernels are not implemented)", model.ptq.method:upper(), model.ptq.group_size,
       model.ptq.linears, model.dtype or "f32"))
   end
-  if quantize then
+  if quantize and quantize.type == "int8" then
+    print("[lfl] QLoRA: the decoder's linear weights are 8-bit (bitsandbytes LLM.int8: int8 with an absmax per row)")
+  elseif quantize then
     print(fmt("[lfl] QLoRA: the decoder's linear weights are 4-bit %s%s (bitsandbytes' layout, blocks of 64)",
       quantize.type, quantize.double_quant and " with double quantization" or ""))
   end
