@@ -246,6 +246,42 @@ lfl_status lfl_empty(int ndim, const int64_t *shape, lfl_dtype dt, int device, l
     return LFL_OK;
 }
 
+/* ZeRO-3 partitions a parameter in place: the tensor object stays the one the
+ * model, the optimizer's groups and the adapters hold, only its data goes (an
+ * empty [0] tensor, so that a read before the next gather is a shape error,
+ * never a read of freed memory) and comes back as fresh storage. */
+lfl_status lfl_tensor_drop_data(lfl_tensor *t)
+{
+    if (t->grad_fn) return lfl_fail(LFL_ERR_ARG, "tensor: drop_data: only a leaf (a parameter) can give up its data");
+    if (t->device != LFL_CPU) return lfl_fail(LFL_ERR_ARG, "tensor: drop_data: a CPU tensor is needed");
+    lfl_storage *s = lfl_storage_new(0, LFL_CPU);
+    if (!s) return lfl_fail(LFL_ERR_MEM, "tensor: out of memory");
+    lfl_storage_release(t->storage);
+    t->storage = s;
+    t->offset = 0;
+    t->ndim = 1;
+    t->shape[0] = 0;
+    t->stride[0] = 1;
+    return LFL_OK;
+}
+
+lfl_status lfl_tensor_realloc(lfl_tensor *t, int ndim, const int64_t *shape)
+{
+    if (t->grad_fn) return lfl_fail(LFL_ERR_ARG, "tensor: realloc: only a leaf (a parameter) can take new data");
+    if (t->device != LFL_CPU) return lfl_fail(LFL_ERR_ARG, "tensor: realloc: a CPU tensor is needed");
+    size_t nbytes;
+    LFL_TRY(lfl_shape_nbytes("tensor realloc", ndim, shape, t->dtype, &nbytes));
+    lfl_storage *s = lfl_storage_new(nbytes, LFL_CPU);
+    if (!s) return lfl_fail(LFL_ERR_MEM, "tensor: realloc: cannot allocate %zu bytes", nbytes);
+    lfl_storage_release(t->storage);
+    t->storage = s;
+    t->offset = 0;
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
+    set_contiguous_strides(t);
+    return LFL_OK;
+}
+
 lfl_status lfl_zeros(int ndim, const int64_t *shape, lfl_dtype dt, int device, lfl_tensor **out)
 {
     LFL_TRY(lfl_empty(ndim, shape, dt, device, out));

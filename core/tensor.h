@@ -76,6 +76,12 @@ lfl_status lfl_zeros_like(const lfl_tensor *t, lfl_tensor **out);
 lfl_status lfl_tensor_from_storage(const char *op, lfl_storage *s, size_t offset, int ndim,
                                    const int64_t *shape, lfl_dtype dt, lfl_tensor **out);
 
+/* ZeRO-3's partitioned parameters, in place on a CPU leaf: drop_data leaves an
+ * empty [0] tensor (its storage released); realloc gives it new, uninitialised,
+ * contiguous storage of `shape` (the data to be filled by the caller). */
+lfl_status lfl_tensor_drop_data(lfl_tensor *t);
+lfl_status lfl_tensor_realloc(lfl_tensor *t, int ndim, const int64_t *shape);
+
 /* Checked size arithmetic: every tensor's shape passes through these, so a
  * numel or byte count never wraps. A negative size, an element count past
  * INT64_MAX or a byte count past SIZE_MAX is an error naming `op` and the

@@ -32,13 +32,15 @@ typedef struct lfl_dp {
     int64_t shard_numel; /* sum of bslice */
     lfl_dp_piece *pieces;/* the rank's shard as runs inside the tensors */
     int64_t npieces;
-    float *stage;        /* one padded bucket */
+    float *stage;        /* one padded bucket, made on first use (lfl_dp_trim frees it) */
     int64_t stage_len;
 } lfl_dp;
 
 /* shapes: the numel of each tensor; bucket_elems >= 1 */
 lfl_status lfl_dp_new(lfl_comm *c, const int64_t *numel, int64_t n, int64_t bucket_elems, lfl_dp **out);
 void lfl_dp_free(lfl_dp *dp);
+/* Frees the staging buffer (one padded bucket); the next collective makes it again. */
+void lfl_dp_trim(lfl_dp *dp);
 
 /* Every tensor must be contiguous f32 with the numel given at creation; a NULL
  * entry counts as zeros (an unused parameter's missing gradient) when reading,
