@@ -236,7 +236,10 @@ static int l_dp_reduce_scatter_mean(lua_State *L)
 {
     lfl_dp *dp = check_dp(L, 1);
     lfl_tensor *shard = lfl_lua_check_tensor(L, 3);
-    lfl_lua_check(L, lfl_dp_reduce_scatter_mean(dp, tensor_list(L, dp, 2), shard));
+    /* dp:reduce_scatter_mean(grads, shard, add): add = true accumulates into shard */
+    bool add = lua_toboolean(L, 4);
+    lfl_tensor **ts = tensor_list(L, dp, 2);
+    lfl_lua_check(L, add ? lfl_dp_reduce_scatter_mean_add(dp, ts, shard) : lfl_dp_reduce_scatter_mean(dp, ts, shard));
     return 0;
 }
 

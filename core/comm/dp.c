@@ -163,7 +163,7 @@ lfl_status lfl_dp_allreduce_mean(lfl_dp *dp, lfl_tensor *const *ts)
     return LFL_OK;
 }
 
-lfl_status lfl_dp_reduce_scatter_mean(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard)
+static lfl_status reduce_scatter_mean(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard, bool accumulate)
 {
     LFL_TRY(check_tensors(dp, ts, "reduce_scatter", false));
     LFL_TRY(need_stage(dp));
@@ -171,13 +171,29 @@ lfl_status lfl_dp_reduce_scatter_mean(lfl_dp *dp, lfl_tensor *const *ts, lfl_ten
     float *out = lfl_data(shard);
     int64_t soff = 0;
     for (int64_t b = 0; b < dp->nbuckets; b++) {
-        int64_t padded = dp->bslice[b] * dp->comm->size;
+        int64_t padded = dp->bslice[b] * dp->comm->size, n = dp->bslice[b];
         read_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
         memset(dp->stage + dp->blen[b], 0, sizeof(float) * (size_t)(padded - dp->blen[b]));
-        LFL_TRY(lfl_comm_reduce_scatter(dp->comm, dp->stage, out + soff, dp->bslice[b], LFL_COMM_F32, LFL_COMM_MEAN));
-        soff += dp->bslice[b];
+        if (accumulate) {
+            /* in place: the slice lands at the buffer's start, then adds into the shard */
+            LFL_TRY(lfl_comm_reduce_scatter(dp->comm, NULL, dp->stage, n, LFL_COMM_F32, LFL_COMM_MEAN));
+            for (int64_t i = 0; i < n; i++) out[soff + i] += dp->stage[i];
+        } else {
+            LFL_TRY(lfl_comm_reduce_scatter(dp->comm, dp->stage, out + soff, n, LFL_COMM_F32, LFL_COMM_MEAN));
+        }
+        soff += n;
     }
     return LFL_OK;
+}
+
+lfl_status lfl_dp_reduce_scatter_mean(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard)
+{
+    return reduce_scatter_mean(dp, ts, shard, false);
+}
+
+lfl_status lfl_dp_reduce_scatter_mean_add(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard)
+{
+    return reduce_scatter_mean(dp, ts, shard, true);
 }
 
 lfl_status lfl_dp_pack_shard(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard)

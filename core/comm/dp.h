@@ -50,6 +50,8 @@ void lfl_dp_trim(lfl_dp *dp);
 lfl_status lfl_dp_allreduce_mean(lfl_dp *dp, lfl_tensor *const *ts);
 /* shard (f32, shard_numel) = this rank's slice of the mean over ranks (ZeRO-2). */
 lfl_status lfl_dp_reduce_scatter_mean(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard);
+/* shard += this rank's slice of the mean over ranks (ZeRO-3's micro-batches accumulating). */
+lfl_status lfl_dp_reduce_scatter_mean_add(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard);
 /* shard = this rank's slice of the tensors (no communication). */
 lfl_status lfl_dp_pack_shard(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard);
 /* tensors = the shards of all ranks put together (after the optimizer stepped its shard). */

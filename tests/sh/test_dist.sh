@@ -165,7 +165,15 @@ run "$LFL" train "$TMPD/r.yaml" finetuning_type=full gradient_accumulation_steps
 same "full: 2 ranks = 1 rank (curve, weights)" "$TMPD/full1" "$TMPD/full2" model.safetensors
 run "$LFL" train "$TMPD/r.yaml" finetuning_type=full gradient_accumulation_steps=2 deepspeed="$TMPD/z2.json" \
     output_dir="$TMPD/full_z2" --nproc 2
+expect "full ZeRO-2: gradients reduce-scattered a layer at a time" \
+    has "$OUT" "gradients reduce-scattered a layer at a time during backward"
 same "full: ZeRO-2 = plain data parallel" "$TMPD/full2" "$TMPD/full_z2" model.safetensors
+# without gradient checkpointing (no per-layer recompute) ZeRO-2 reduce-scatters the whole gradient at the step
+run "$LFL" train "$TMPD/r.yaml" finetuning_type=full gradient_accumulation_steps=2 deepspeed="$TMPD/z2.json" \
+    disable_gradient_checkpointing=true output_dir="$TMPD/full_z2b" --nproc 2
+expect "full ZeRO-2 without checkpointing: at the step" [ "$RC" = 0 ] && \
+    ! has "$OUT" "gradients reduce-scattered a layer at a time"
+same "full: ZeRO-2 without checkpointing = plain data parallel" "$TMPD/full2" "$TMPD/full_z2b" model.safetensors
 run "$LFL" train "$TMPD/r.yaml" finetuning_type=full gradient_accumulation_steps=2 deepspeed="$TMPD/z3.json" \
     output_dir="$TMPD/full_z3" --nproc 2
 same "full: ZeRO-3 = plain data parallel (curve, gathered model)" "$TMPD/full2" "$TMPD/full_z3" model.safetensors

@@ -160,6 +160,8 @@ function M.deepspeed_config(a, world)
   local rbs = tonumber(z.reduce_bucket_size)
   if rbs and rbs >= 1 then bucket = min(bucket, floor(rbs)) end
   table.sort(ignored)
+  -- stage 3 fills an "auto" reduce_bucket_size with hidden x hidden at set-up (as transformers does)
+  z3.bucket_auto = z.reduce_bucket_size == nil or is_auto(z.reduce_bucket_size)
   return {stage = stage, bucket = bucket, path = path, ignored = ignored, z3 = z3}
 end
 
@@ -247,6 +249,16 @@ local function check_f32(names, params)
   end
 end
 
+-- whether the decoder's per-layer hooks can carry ZeRO-2 (lfl.train.zero3): a
+-- decoder trained by sft or pt with gradient checkpointing (whose recompute is
+-- where a layer's backward is seen to end); otherwise ZeRO-2 reduce-scatters the
+-- whole gradient at the step
+function M.layerwise(t)
+  local a = t.args
+  return (a.stage == "sft" or a.stage == "pt") and a.finetuning_type ~= "oft" and not a.disable_gradient_checkpointing
+    and t.model.arch ~= nil and type(t.model.arch.hidden) == "number"
+end
+
 -- after the optimizer exists: the bucket layout over the trainable tensors,
 -- rank 0's weights everywhere, and for ZeRO the sharded optimizer in its place
 function D:setup(t)
@@ -272,7 +284,15 @@ function D:setup(t)
     end
     local persist = self.ds.z3.persist
     if persist == "auto" then persist = 10 * t.model.arch.hidden end
+    -- small buckets: a layer's collectives stage a few MB at a time, not 64 MB
+    if self.ds.z3.bucket_auto then self.bucket = min(self.bucket, t.model.arch.hidden ^ 2) end
     self.z3 = require("lfl.train.zero3").new(self, t.model, {persist = persist, max_live = self.ds.z3.max_live})
+    t.optimizer = require("lfl.train.zero3").optimizer(self.z3, t.optimizer)
+  elseif self.stage == 2 and M.layerwise(t) then
+    -- ZeRO-2 a layer at a time (lfl.train.zero3 with the parameters whole): each layer's
+    -- gradient is reduce-scattered and freed when its backward is over
+    self.layerwise = true
+    self.z3 = require("lfl.train.zero3").new(self, t.model, {keep_params = true})
     t.optimizer = require("lfl.train.zero3").optimizer(self.z3, t.optimizer)
   elseif self.stage > 0 then t.optimizer = M.ZeroAdamW(self, t.optimizer) end
   self.total = total
@@ -280,7 +300,8 @@ function D:setup(t)
   if self.writer then
     print(fmt("[lfl] data parallel: %d ranks (%d on this machine), ZeRO stage %d, %d trainable values in %d "
       .. "bucket(s), ddp_timeout %gs%s%s", self.size, self.local_size, self.stage, total, self.dp:buckets(),
-      self.timeout, self.z3 and fmt("; parameters partitioned: %d of %d values on this rank, gathered a layer at a "
+      self.timeout, self.layerwise and "; gradients reduce-scattered a layer at a time during backward"
+      or self.z3 and fmt("; parameters partitioned: %d of %d values on this rank, gathered a layer at a "
       .. "time%s", self.z3.shard_numel, total, self.z3.persist > 0 and fmt(" (tensors under %d values stay gathered)",
       self.z3.persist) or "") or "",
       #(self.ds.ignored or {}) > 0 and fmt("; no effect in lfl: %s", table.concat(self.ds.ignored, ", "))
@@ -295,7 +316,7 @@ end
 -- reduced (stage 2; gradients of tensors outside the slice are dropped)
 function D:sync(t)
   -- stage 3: each micro-batch's backward has reduce-scattered its layers already
-  if self.stage == 3 then return end
+  if self.z3 then return end
   local grads = {}
   for i, p in ipairs(self.params) do
     local g = p.grad
@@ -338,7 +359,7 @@ end
 
 -- the global gradient norm, clipped to max_norm (clip_grad_norm_ over the whole gradient)
 function D:clip(t, max_norm)
-  if self.stage == 3 then return self.z3:clip(max_norm) end
+  if self.z3 then return self.z3:clip(max_norm) end
   if self.stage < 2 then return t:clip_grad_norm(max_norm) end
   local K = lfl.optim_kernels
   local views, mine = grad_pieces(self), 0

@@ -24,6 +24,11 @@
 --
 -- stage3_param_persistence_threshold: tensors with fewer elements stay
 -- gathered (refreshed at each gather: they are still stepped as slices).
+--
+-- ZeRO-2 (opts.keep_params) runs the same per-layer schedule with the
+-- parameters left whole: each layer's gradient is reduce-scattered into the
+-- slice and freed as soon as its backward is over, AdamW steps the parameters'
+-- own slices (views, no copy) and every layer is all-gathered after the step.
 local lfl = lfl
 local fmt, sqrt = string.format, math.sqrt
 
@@ -39,8 +44,8 @@ end
 -- dist: the job's view (params, names, bucket); model: its decoder; opts.persist
 -- (elements, from stage3_param_persistence_threshold), opts.max_live
 function M.new(dist, model, opts)
-  local self = setmetatable({dist = dist, model = model, groups = {}, by_layer = {}, persist = opts.persist or 0},
-    Z)
+  local self = setmetatable({dist = dist, model = model, groups = {}, by_layer = {}, persist = opts.persist or 0,
+    keep = opts.keep_params}, Z)
   for i, n in ipairs(dist.names) do
     local key = group_key(n)
     local g = self.by_layer[key]
@@ -69,10 +74,15 @@ function M.new(dist, model, opts)
     for _, g in ipairs(self.groups) do
       g.dp = lfl.comm.dp(g.params, dist.bucket)
       local n = g.dp:shard_numel()
-      g.p, g.g = lfl.zeros(n), lfl.zeros(n)
-      g.dp:pack(g.params, g.p)
-      g.dp:release(g.params, self.persist)
-      g.gathered, g.empty_grad = false, true
+      g.g, g.empty_grad = lfl.zeros(n), true
+      if self.keep then
+        g.gathered = true
+      else
+        g.p = lfl.zeros(n)
+        g.dp:pack(g.params, g.p)
+        g.dp:release(g.params, self.persist)
+        g.gathered = false
+      end
     end
   end)
   self.shard_numel = 0
@@ -94,7 +104,7 @@ function Z:gather(g)
 end
 
 function Z:release(g)
-  if self.all then return end
+  if self.all or self.keep then return end
   g.dp:release(g.params, self.persist)
   g.gathered = false
 end
@@ -108,14 +118,8 @@ function Z:reduce(g)
       if gr and not gr:is_contiguous() then gr = gr:contiguous() end
       grads[i] = gr
     end
-    if g.empty_grad then
-      g.dp:reduce_scatter_mean(grads, g.g)
-      g.empty_grad = false
-    else
-      local part = lfl.zeros(g.g:numel())
-      g.dp:reduce_scatter_mean(grads, part)
-      g.g:copy_(g.g + part)
-    end
+    g.dp:reduce_scatter_mean(grads, g.g, not g.empty_grad)
+    g.empty_grad = false
     g.dp:trim()
     for _, p in ipairs(g.params) do p.grad = nil end
   end)
@@ -176,6 +180,7 @@ end
 -- after the parameters were overwritten while gathered (a checkpoint loaded):
 -- the slices from them
 function Z:reshard()
+  if self.keep then return end
   lfl.no_grad(function()
     for _, g in ipairs(self.groups) do g.dp:pack(g.params, g.p) end
   end)
@@ -183,6 +188,13 @@ end
 
 -- the optimizer stepped the slices: every gathered copy is out of date
 function Z:stale()
+  if self.keep then
+    -- ZeRO-2: every rank's stepped slices into the whole parameters
+    lfl.no_grad(function()
+      for _, g in ipairs(self.groups) do g.dp:all_gather_inplace(g.params); g.dp:trim() end
+    end)
+    return
+  end
   for _, g in ipairs(self.groups) do g.gathered = false end
 end
 
@@ -206,7 +218,7 @@ O.__index = O
 
 -- base: the AdamW the trainer made (its groups' lr and weight decay per tensor)
 function M.optimizer(z, base)
-  local self = setmetatable({kind = "adamw", zero = 3, z = z, base = base, step_count = 0, beta1 = base.beta1,
+  local self = setmetatable({kind = "adamw", zero = z.keep and 2 or 3, z = z, base = base, step_count = 0, beta1 = base.beta1,
     beta2 = base.beta2, eps = base.eps, groups = base.groups, pieces = {}}, O)
   local group_of, k = {}, 0
   for _, g in ipairs(base.groups) do
@@ -218,7 +230,9 @@ function M.optimizer(z, base)
       g.m, g.v = lfl.zeros(n), lfl.zeros(n)
       for _, pc in ipairs(g.dp:pieces()) do
         local s = pc.shard_offset + 1
-        self.pieces[#self.pieces + 1] = {group = group_of[g.idx[pc.tensor]], p = g.p:narrow(1, s, pc.len),
+        -- ZeRO-2: the parameter's own slice; ZeRO-3: the rank's copy
+        local p = z.keep and g.params[pc.tensor]:view(-1):narrow(1, pc.offset + 1, pc.len) or g.p:narrow(1, s, pc.len)
+        self.pieces[#self.pieces + 1] = {group = group_of[g.idx[pc.tensor]], p = p,
           g = g.g:narrow(1, s, pc.len), m = g.m:narrow(1, s, pc.len), v = g.v:narrow(1, s, pc.len)}
       end
     end
