@@ -18,6 +18,11 @@ static atomic_size_t mem_current, mem_peak;
 size_t lfl_mem_current(void) { return atomic_load(&mem_current); }
 size_t lfl_mem_peak(void) { return atomic_load(&mem_peak); }
 
+/* The heap keeps what is freed (tune_malloc below); after a one-off release of
+ * much memory (ZeRO-3 partitioning the model it loaded whole) the free pages go
+ * back to the system, so that the rank's resident size is what it holds. */
+void lfl_mem_trim(void) { malloc_trim(0); }
+
 static void mem_add(size_t n)
 {
     size_t now = atomic_fetch_add(&mem_current, n) + n;

@@ -87,6 +87,8 @@ function M.new(dist, model, opts)
   end)
   self.shard_numel = 0
   for _, g in ipairs(self.groups) do self.shard_numel = self.shard_numel + g.dp:shard_numel() end
+  -- the whole model loaded at the start is given back (the heap would keep its pages)
+  if not self.keep then lfl.memory_trim() end
   model.zero3 = self
   return self
 end
