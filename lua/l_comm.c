@@ -325,8 +325,8 @@ static int l_dp_trim(lua_State *L)
 static int l_dp_release(lua_State *L)
 {
     lfl_dp *dp = check_dp(L, 1);
+    int64_t keep_below = (int64_t)luaL_optnumber(L, 3, 0); /* before tensor_list pushes its userdata */
     lfl_tensor **ts = tensor_list(L, dp, 2);
-    int64_t keep_below = (int64_t)luaL_optnumber(L, 3, 0);
     for (int64_t i = 0; i < dp->ntensors; i++) {
         if (!ts[i]) return luaL_error(L, "dp:release: tensor %d is missing", (int)i + 1);
         if (dp->numel[i] < keep_below || lfl_numel(ts[i]) == 0) continue;

@@ -162,7 +162,7 @@ t.suite("dist", {
     t.assert_eq(b:numel(), 4, "under the persistence threshold: kept")
     t.assert(a:get_requires_grad(), "still a parameter")
     -- a use before the next gather is an error, not a read of freed memory
-    t.assert_error(function() return lfl.linear(lfl.zeros(1, 3), a) end, "")
+    t.assert_error(function() return lfl.linear(lfl.zeros(1, 3), a) end, "does not match weight [0]")
     dp:materialize({a, b}, {{2, 3}, {4}})
     t.assert_eq(table.concat(a:size(), "x"), "2x3")
     dp:all_gather(shard, {a, b})
@@ -176,6 +176,8 @@ t.suite("dist", {
     a.grad = nil
     dp:release({a, b}, 5)
     t.assert_error(function() dp:materialize({a, b}, {{7}, {4}}) end, "shape 1 has 7 elements, the layout 6")
+    dp:release({a, b}) -- no threshold: every tensor goes
+    t.assert_eq(b:numel(), 0)
     lfl.memory_trim()
   end,
 
