@@ -55,7 +55,7 @@ void lfl_storage_release(lfl_storage *s);
 /* Bytes held by heap storages now, and the high-water mark. */
 size_t lfl_mem_current(void);
 size_t lfl_mem_peak(void);
-/* Gives the heap's free pages back to the system (malloc_trim). */
+/* Gives the heap's free pages back to the kernel: malloc_trim. */
 void lfl_mem_trim(void);
 
 /* lifetime: every function returning lfl_tensor* returns a new reference */
