@@ -256,7 +256,7 @@ end
 function M.layerwise(t)
   local a = t.args
   return (a.stage == "sft" or a.stage == "pt") and a.finetuning_type ~= "oft" and not a.disable_gradient_checkpointing
-    and t.model.arch ~= nil and type(t.model.arch.hidden) == "number"
+    and t.model.arch ~= nil and type(t.model.arch.hidden) == "number" and not t.model.mod
 end
 
 -- after the optimizer exists: the bucket layout over the trainable tensors,
@@ -281,6 +281,10 @@ function D:setup(t)
     self.dp:trim()
     if not t.model.arch or type(t.model.arch.hidden) ~= "number" then
       error("deepspeed: ZeRO stage 3 needs a decoder model (its layers gather their parameters)", 0)
+    end
+    if t.model.mod then
+      error("deepspeed: ZeRO stage 3 with a mixture-of-depths model is not supported (its routed layers do not "
+        .. "gather their parameters); use ds_z2_config.json", 0)
     end
     local persist = self.ds.z3.persist
     if persist == "auto" then persist = 10 * t.model.arch.hidden end
