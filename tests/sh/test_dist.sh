@@ -159,6 +159,10 @@ for ft in full lora; do
     expect "ZeRO-3 $ft: released after set-up and between steps, one layer gathered at a time, whole after training" \
         [ "$RC" = 0 ] && [ "$(printf '%s\n' "$OUT" | grep -c 'zero3 ok')" = 2 ]
 done
+run env LFL_LOG_ALL_RANKS=1 "$LFL" "$ROOT/tests/sh/dist/zero3.lua" "$TMPD/model" "$TMPD/z2.json" "$TMPD/zin_z2" full \
+    --nproc 2
+expect "ZeRO-2 full: each layer's gradient reduce-scattered and freed during backward, none outlives it" \
+    [ "$RC" = 0 ] && [ "$(printf '%s\n' "$OUT" | grep -c 'zero2 ok')" = 2 ]
 run "$LFL" train "$TMPD/r.yaml" finetuning_type=full output_dir="$TMPD/full1"
 expect "full, 1 rank" [ "$RC" = 0 ]
 run "$LFL" train "$TMPD/r.yaml" finetuning_type=full gradient_accumulation_steps=2 output_dir="$TMPD/full2" --nproc 2

@@ -4,6 +4,8 @@
 -- step no more than one layer and the embeddings/head are gathered at once,
 -- each layer's full gradient is gone once its backward is over, and the
 -- slices alone step; after training the model is whole again.
+-- With a ZeRO-2 config (the per-layer ZeRO-2: the parameters stay whole) only
+-- the gradients are watched: each layer's goes once reduced, none outlives it.
 -- Usage: lfl zero3.lua MODEL_DIR DS_CONFIG OUT_DIR FINETUNING_TYPE --nproc 2
 local model_dir, ds, out, ft = arg[1], arg[2], arg[3], arg[4]
 local fmt = string.format
@@ -14,11 +16,13 @@ local t = lfl.trainer({model_name_or_path = model_dir, stage = "sft", dataset = 
 local d = t.dist
 local r = d.rank
 local function check(c, msg) if not c then error(fmt("rank %d: %s", r, msg), 0) end end
-check(d.size == 2 and d.stage == 3 and d.z3, "ZeRO-3 with 2 ranks")
+check(d.size == 2 and (d.stage == 3 or d.stage == 2) and d.z3, "ZeRO-3 or the per-layer ZeRO-2 with 2 ranks")
 local z = d.z3
+local whole = d.stage == 2 -- ZeRO-2: the parameters are never released
+check((z.keep == true) == whole, "ZeRO-2 keeps the parameters whole, ZeRO-3 does not")
 local full, total = {}, 0
 for i, p in ipairs(d.params) do
-  check(p:numel() == 0, d.names[i] .. " is not released after set-up (" .. p:numel() .. " values)")
+  check((p:numel() == 0) ~= whole, d.names[i] .. " after set-up: " .. p:numel() .. " values")
 end
 for _, g in ipairs(z.groups) do
   full[g] = g.numel
@@ -39,7 +43,7 @@ function z:gather(g)
 end
 function z:release(g)
   release(self, g)
-  if not self.all then
+  if not self.all and not self.keep then
     for _, p in ipairs(g.params) do check(p:numel() == 0, "a released tensor keeps " .. p:numel() .. " values") end
     live[g] = nil
     seen_release = seen_release + 1
@@ -59,14 +63,14 @@ function z:reduce(g)
   end
 end
 t:step()
-check(most >= 1 and most <= (z.by_layer[0] and 2 or 1), fmt("%d groups were gathered at once", most))
+check(whole or (most >= 1 and most <= (z.by_layer[0] and 2 or 1)), fmt("%d groups were gathered at once", most))
 check(reduced == 2 * #z.groups, fmt("%d reduce-scatters in a step of 2 micro-batches over %d groups", reduced,
   #z.groups))
-check(seen_release > 0, "no group was released")
+check(whole or seen_release > 0, "no group was released")
 local in_step = most
-for i, p in ipairs(d.params) do check(p:numel() == 0, d.names[i] .. " is whole between steps") end
+for i, p in ipairs(d.params) do check((p:numel() == 0) ~= whole, d.names[i] .. " between steps") end
 t:step()
 t:finish()
 for i, p in ipairs(d.params) do check(p:numel() > 0, d.names[i] .. " is not whole after training") end
-print(fmt("zero3 ok: rank %d, %d groups, at most %d gathered at once in a step, %d values", r, #z.groups, in_step,
+print(fmt("zero%d ok: rank %d, %d groups, at most %d gathered at once in a step, %d values", d.stage, r, #z.groups, in_step,
   total))
