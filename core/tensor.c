@@ -18,6 +18,11 @@ static atomic_size_t mem_current, mem_peak;
 size_t lfl_mem_current(void) { return atomic_load(&mem_current); }
 size_t lfl_mem_peak(void) { return atomic_load(&mem_peak); }
 
+/* The heap keeps what is freed (tune_malloc below); after a one-off release of
+ * much memory (ZeRO-3 partitioning the model it loaded whole) the free pages go
+ * back to the system, so that the rank's resident size is what it holds. */
+void lfl_mem_trim(void) { malloc_trim(0); }
+
 static void mem_add(size_t n)
 {
     size_t now = atomic_fetch_add(&mem_current, n) + n;
@@ -243,6 +248,42 @@ lfl_status lfl_empty(int ndim, const int64_t *shape, lfl_dtype dt, int device, l
     if (!s) return lfl_fail(LFL_ERR_MEM, "tensor: cannot allocate %zu bytes", nbytes);
     *out = header_over(s, 0, ndim, shape, dt);
     lfl_storage_release(s);
+    return LFL_OK;
+}
+
+/* ZeRO-3 partitions a parameter in place: the tensor object stays the one the
+ * model, the optimizer's groups and the adapters hold, only its data goes (an
+ * empty [0] tensor, so that a read before the next gather is a shape error,
+ * never a read of freed memory) and comes back as fresh storage. */
+lfl_status lfl_tensor_drop_data(lfl_tensor *t)
+{
+    if (t->grad_fn) return lfl_fail(LFL_ERR_ARG, "tensor: drop_data: only a leaf (a parameter) can give up its data");
+    if (t->device != LFL_CPU) return lfl_fail(LFL_ERR_ARG, "tensor: drop_data: a CPU tensor is needed");
+    lfl_storage *s = lfl_storage_new(0, LFL_CPU);
+    if (!s) return lfl_fail(LFL_ERR_MEM, "tensor: out of memory");
+    lfl_storage_release(t->storage);
+    t->storage = s;
+    t->offset = 0;
+    t->ndim = 1;
+    t->shape[0] = 0;
+    t->stride[0] = 1;
+    return LFL_OK;
+}
+
+lfl_status lfl_tensor_realloc(lfl_tensor *t, int ndim, const int64_t *shape)
+{
+    if (t->grad_fn) return lfl_fail(LFL_ERR_ARG, "tensor: realloc: only a leaf (a parameter) can take new data");
+    if (t->device != LFL_CPU) return lfl_fail(LFL_ERR_ARG, "tensor: realloc: a CPU tensor is needed");
+    size_t nbytes;
+    LFL_TRY(lfl_shape_nbytes("tensor realloc", ndim, shape, t->dtype, &nbytes));
+    lfl_storage *s = lfl_storage_new(nbytes, LFL_CPU);
+    if (!s) return lfl_fail(LFL_ERR_MEM, "tensor: realloc: cannot allocate %zu bytes", nbytes);
+    lfl_storage_release(t->storage);
+    t->storage = s;
+    t->offset = 0;
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
+    set_contiguous_strides(t);
     return LFL_OK;
 }
 

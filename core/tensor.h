@@ -55,6 +55,8 @@ void lfl_storage_release(lfl_storage *s);
 /* Bytes held by heap storages now, and the high-water mark. */
 size_t lfl_mem_current(void);
 size_t lfl_mem_peak(void);
+/* Gives the heap's free pages back to the kernel: malloc_trim. */
+void lfl_mem_trim(void);
 
 /* lifetime: every function returning lfl_tensor* returns a new reference */
 lfl_tensor *lfl_tensor_retain(lfl_tensor *t);
@@ -75,6 +77,12 @@ lfl_status lfl_zeros_like(const lfl_tensor *t, lfl_tensor **out);
  * `op` names the caller in the error. */
 lfl_status lfl_tensor_from_storage(const char *op, lfl_storage *s, size_t offset, int ndim,
                                    const int64_t *shape, lfl_dtype dt, lfl_tensor **out);
+
+/* ZeRO-3's partitioned parameters, in place on a CPU leaf: drop_data leaves an
+ * empty [0] tensor (its storage released); realloc gives it new, uninitialised,
+ * contiguous storage of `shape` (the data to be filled by the caller). */
+lfl_status lfl_tensor_drop_data(lfl_tensor *t);
+lfl_status lfl_tensor_realloc(lfl_tensor *t, int ndim, const int64_t *shape);
 
 /* Checked size arithmetic: every tensor's shape passes through these, so a
  * numel or byte count never wraps. A negative size, an element count past

@@ -236,7 +236,10 @@ static int l_dp_reduce_scatter_mean(lua_State *L)
 {
     lfl_dp *dp = check_dp(L, 1);
     lfl_tensor *shard = lfl_lua_check_tensor(L, 3);
-    lfl_lua_check(L, lfl_dp_reduce_scatter_mean(dp, tensor_list(L, dp, 2), shard));
+    /* dp:reduce_scatter_mean(grads, shard, add): add = true accumulates into shard */
+    bool add = lua_toboolean(L, 4);
+    lfl_tensor **ts = tensor_list(L, dp, 2);
+    lfl_lua_check(L, add ? lfl_dp_reduce_scatter_mean_add(dp, ts, shard) : lfl_dp_reduce_scatter_mean(dp, ts, shard));
     return 0;
 }
 
@@ -310,11 +313,64 @@ static int l_dp_pieces(lua_State *L)
     return 1;
 }
 
+static int l_dp_trim(lua_State *L)
+{
+    lfl_dp_trim(check_dp(L, 1));
+    return 0;
+}
+
+/* dp:release(params, keep_below): ZeRO-3 drops the data of the layout's
+ * tensors of keep_below elements or more (smaller ones stay: DeepSpeed's
+ * stage3_param_persistence_threshold); each becomes an empty [0] tensor */
+static int l_dp_release(lua_State *L)
+{
+    lfl_dp *dp = check_dp(L, 1);
+    int64_t keep_below = (int64_t)luaL_optnumber(L, 3, 0); /* before tensor_list pushes its userdata */
+    lfl_tensor **ts = tensor_list(L, dp, 2);
+    for (int64_t i = 0; i < dp->ntensors; i++) {
+        if (!ts[i]) return luaL_error(L, "dp:release: tensor %d is missing", (int)i + 1);
+        if (dp->numel[i] < keep_below || lfl_numel(ts[i]) == 0) continue;
+        lfl_lua_check(L, lfl_tensor_drop_data(ts[i]));
+    }
+    return 0;
+}
+
+/* dp:materialize(params, shapes): fresh storage of its shape for every tensor
+ * that dp:release emptied (the all-gather then fills it) */
+static int l_dp_materialize(lua_State *L)
+{
+    lfl_dp *dp = check_dp(L, 1);
+    lfl_tensor **ts = tensor_list(L, dp, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    for (int64_t i = 0; i < dp->ntensors; i++) {
+        if (!ts[i]) return luaL_error(L, "dp:materialize: tensor %d is missing", (int)i + 1);
+        if (lfl_numel(ts[i]) == dp->numel[i]) continue;
+        lua_rawgeti(L, 3, (int)i + 1);
+        if (!lua_istable(L, -1)) return luaL_error(L, "dp:materialize: shape %d is not a list", (int)i + 1);
+        int nd = (int)lua_objlen(L, -1);
+        if (nd < 1 || nd > LFL_MAX_DIMS) return luaL_error(L, "dp:materialize: shape %d has %d dims", (int)i + 1, nd);
+        int64_t shape[LFL_MAX_DIMS], n = 1;
+        for (int d = 0; d < nd; d++) {
+            lua_rawgeti(L, -1, d + 1);
+            shape[d] = lfl_lua_check_int64(L, -1, "dp:materialize: size");
+            n *= shape[d];
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        if (n != dp->numel[i])
+            return luaL_error(L, "dp:materialize: shape %d has %d elements, the layout %d", (int)i + 1, (int)n,
+                              (int)dp->numel[i]);
+        lfl_lua_check(L, lfl_tensor_realloc(ts[i], nd, shape));
+    }
+    return 0;
+}
+
 static const luaL_Reg dp_methods[] = {
     {"all_reduce_mean", l_dp_all_reduce_mean}, {"reduce_scatter_mean", l_dp_reduce_scatter_mean},
     {"pack", l_dp_pack}, {"all_gather", l_dp_all_gather},
     {"reduce_scatter_mean_inplace", l_dp_reduce_scatter_mean_inplace}, {"all_gather_inplace", l_dp_all_gather_inplace}, {"broadcast", l_dp_broadcast},
-    {"shard_numel", l_dp_shard_numel}, {"buckets", l_dp_buckets}, {"pieces", l_dp_pieces}, {NULL, NULL},
+    {"shard_numel", l_dp_shard_numel}, {"buckets", l_dp_buckets}, {"pieces", l_dp_pieces},
+    {"trim", l_dp_trim}, {"release", l_dp_release}, {"materialize", l_dp_materialize}, {NULL, NULL},
 };
 
 static const luaL_Reg funcs[] = {

@@ -507,6 +507,14 @@ static int t_len(lua_State *L)
     return 1;
 }
 
+/* lfl.memory_trim(): the heap's free pages back to the system */
+static int l_mem_trim(lua_State *L)
+{
+    (void)L;
+    lfl_mem_trim();
+    return 0;
+}
+
 /* process-wide figures */
 static int l_mem(lua_State *L)
 {
@@ -518,7 +526,7 @@ static int l_mem(lua_State *L)
 static const luaL_Reg creation[] = {
     {"tensor", l_tensor}, {"zeros", l_zeros}, {"ones", l_ones}, {"full", l_full},
     {"rand", l_rand}, {"randn", l_randn}, {"arange", l_arange}, {"eye", l_eye},
-    {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state}, {"memory", l_mem},
+    {"manual_seed", l_manual_seed}, {"rng_state", l_rng_state}, {"memory", l_mem}, {"memory_trim", l_mem_trim},
     {NULL, NULL},
 };
 

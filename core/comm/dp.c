@@ -38,8 +38,6 @@ lfl_status lfl_dp_new(lfl_comm *c, const int64_t *numel, int64_t n, int64_t buck
         dp->shard_numel += dp->bslice[b];
         if (dp->bslice[b] * W > dp->stage_len) dp->stage_len = dp->bslice[b] * W;
     }
-    dp->stage = malloc(sizeof(float) * (size_t)(dp->stage_len > 0 ? dp->stage_len : 1));
-    if (!dp->stage) goto oom;
     /* the pieces: this rank's slice of each bucket, cut at tensor boundaries */
     int64_t cap = n + nb + 1;
     dp->pieces = calloc((size_t)cap, sizeof *dp->pieces);
@@ -83,6 +81,22 @@ void lfl_dp_free(lfl_dp *dp)
     free(dp->pieces);
     free(dp->stage);
     free(dp);
+}
+
+/* the staging buffer, made on first use: lfl_dp_trim frees it between uses
+ * (ZeRO-3 has one layout per layer, whose buffers would add up) */
+static lfl_status need_stage(lfl_dp *dp)
+{
+    if (dp->stage) return LFL_OK;
+    dp->stage = malloc(sizeof(float) * (size_t)(dp->stage_len > 0 ? dp->stage_len : 1));
+    if (!dp->stage) return lfl_fail(LFL_ERR_MEM, "dp: cannot allocate a %lld-element bucket", (long long)dp->stage_len);
+    return LFL_OK;
+}
+
+void lfl_dp_trim(lfl_dp *dp)
+{
+    free(dp->stage);
+    dp->stage = NULL;
 }
 
 static lfl_status check_tensors(lfl_dp *dp, lfl_tensor *const *ts, const char *op, bool writing)
@@ -139,6 +153,7 @@ static void write_range(lfl_dp *dp, lfl_tensor *const *ts, int64_t lo, int64_t l
 lfl_status lfl_dp_allreduce_mean(lfl_dp *dp, lfl_tensor *const *ts)
 {
     LFL_TRY(check_tensors(dp, ts, "all_reduce", true));
+    LFL_TRY(need_stage(dp));
     if (dp->comm->size == 1) return LFL_OK;
     for (int64_t b = 0; b < dp->nbuckets; b++) {
         read_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
@@ -148,20 +163,37 @@ lfl_status lfl_dp_allreduce_mean(lfl_dp *dp, lfl_tensor *const *ts)
     return LFL_OK;
 }
 
-lfl_status lfl_dp_reduce_scatter_mean(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard)
+static lfl_status reduce_scatter_mean(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard, bool accumulate)
 {
     LFL_TRY(check_tensors(dp, ts, "reduce_scatter", false));
+    LFL_TRY(need_stage(dp));
     LFL_TRY(check_shard(dp, shard, "reduce_scatter"));
     float *out = lfl_data(shard);
     int64_t soff = 0;
     for (int64_t b = 0; b < dp->nbuckets; b++) {
-        int64_t padded = dp->bslice[b] * dp->comm->size;
+        int64_t padded = dp->bslice[b] * dp->comm->size, n = dp->bslice[b];
         read_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
         memset(dp->stage + dp->blen[b], 0, sizeof(float) * (size_t)(padded - dp->blen[b]));
-        LFL_TRY(lfl_comm_reduce_scatter(dp->comm, dp->stage, out + soff, dp->bslice[b], LFL_COMM_F32, LFL_COMM_MEAN));
-        soff += dp->bslice[b];
+        if (accumulate) {
+            /* in place: the slice lands at the buffer's start, then adds into the shard */
+            LFL_TRY(lfl_comm_reduce_scatter(dp->comm, NULL, dp->stage, n, LFL_COMM_F32, LFL_COMM_MEAN));
+            for (int64_t i = 0; i < n; i++) out[soff + i] += dp->stage[i];
+        } else {
+            LFL_TRY(lfl_comm_reduce_scatter(dp->comm, dp->stage, out + soff, n, LFL_COMM_F32, LFL_COMM_MEAN));
+        }
+        soff += n;
     }
     return LFL_OK;
+}
+
+lfl_status lfl_dp_reduce_scatter_mean(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard)
+{
+    return reduce_scatter_mean(dp, ts, shard, false);
+}
+
+lfl_status lfl_dp_reduce_scatter_mean_add(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard)
+{
+    return reduce_scatter_mean(dp, ts, shard, true);
 }
 
 lfl_status lfl_dp_pack_shard(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard)
@@ -181,6 +213,7 @@ lfl_status lfl_dp_pack_shard(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shar
 lfl_status lfl_dp_allgather(lfl_dp *dp, lfl_tensor *shard, lfl_tensor *const *ts)
 {
     LFL_TRY(check_tensors(dp, ts, "all_gather", true));
+    LFL_TRY(need_stage(dp));
     LFL_TRY(check_shard(dp, shard, "all_gather"));
     const float *in = lfl_data(shard);
     int64_t soff = 0;
@@ -195,6 +228,7 @@ lfl_status lfl_dp_allgather(lfl_dp *dp, lfl_tensor *shard, lfl_tensor *const *ts
 lfl_status lfl_dp_broadcast(lfl_dp *dp, lfl_tensor *const *ts, int root)
 {
     LFL_TRY(check_tensors(dp, ts, "broadcast", true));
+    LFL_TRY(need_stage(dp));
     if (dp->comm->size == 1) return LFL_OK;
     for (int64_t b = 0; b < dp->nbuckets; b++) {
         read_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
@@ -207,6 +241,7 @@ lfl_status lfl_dp_broadcast(lfl_dp *dp, lfl_tensor *const *ts, int root)
 lfl_status lfl_dp_reduce_scatter_mean_inplace(lfl_dp *dp, lfl_tensor *const *ts)
 {
     LFL_TRY(check_tensors(dp, ts, "reduce_scatter", true));
+    LFL_TRY(need_stage(dp));
     int64_t W = dp->comm->size, r = dp->comm->rank;
     for (int64_t b = 0; b < dp->nbuckets; b++) {
         int64_t padded = dp->bslice[b] * W;
@@ -226,6 +261,7 @@ lfl_status lfl_dp_reduce_scatter_mean_inplace(lfl_dp *dp, lfl_tensor *const *ts)
 lfl_status lfl_dp_allgather_inplace(lfl_dp *dp, lfl_tensor *const *ts)
 {
     LFL_TRY(check_tensors(dp, ts, "all_gather", true));
+    LFL_TRY(need_stage(dp));
     int64_t W = dp->comm->size, r = dp->comm->rank;
     for (int64_t b = 0; b < dp->nbuckets; b++) {
         int64_t n = dp->bslice[b];

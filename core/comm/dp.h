@@ -32,13 +32,15 @@ typedef struct lfl_dp {
     int64_t shard_numel; /* sum of bslice */
     lfl_dp_piece *pieces;/* the rank's shard as runs inside the tensors */
     int64_t npieces;
-    float *stage;        /* one padded bucket */
+    float *stage;        /* one padded bucket, made on first use (lfl_dp_trim frees it) */
     int64_t stage_len;
 } lfl_dp;
 
 /* shapes: the numel of each tensor; bucket_elems >= 1 */
 lfl_status lfl_dp_new(lfl_comm *c, const int64_t *numel, int64_t n, int64_t bucket_elems, lfl_dp **out);
 void lfl_dp_free(lfl_dp *dp);
+/* Frees the staging buffer (one padded bucket); the next collective makes it again. */
+void lfl_dp_trim(lfl_dp *dp);
 
 /* Every tensor must be contiguous f32 with the numel given at creation; a NULL
  * entry counts as zeros (an unused parameter's missing gradient) when reading,
@@ -48,6 +50,8 @@ void lfl_dp_free(lfl_dp *dp);
 lfl_status lfl_dp_allreduce_mean(lfl_dp *dp, lfl_tensor *const *ts);
 /* shard (f32, shard_numel) = this rank's slice of the mean over ranks (ZeRO-2). */
 lfl_status lfl_dp_reduce_scatter_mean(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard);
+/* shard += this rank's slice of the mean over ranks (ZeRO-3's micro-batches accumulating). */
+lfl_status lfl_dp_reduce_scatter_mean_add(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard);
 /* shard = this rank's slice of the tensors (no communication). */
 lfl_status lfl_dp_pack_shard(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shard);
 /* tensors = the shards of all ranks put together (after the optimizer stepped its shard). */

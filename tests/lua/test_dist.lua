@@ -1,8 +1,10 @@
 -- lfl.train.dist in one process (the multi-rank runs are tests/sh/test_dist.sh):
 -- a DeepSpeed config's stage, "auto" values filled from the recipe and numbers
--- that disagree refused, stage 3 / offload / stage3_* / optimizer sections
--- refused by key, the bucket size, the bundled copy of LlamaFactory's configs;
--- the micro-batch sharding arithmetic; lfl.comm in a single process.
+-- that disagree refused, offload / stage3_* (outside stage 3, unknown, or
+-- not honoured) / optimizer sections refused by key, stage 3's own keys, the
+-- bucket size, the bundled copy of LlamaFactory's configs; the micro-batch
+-- sharding arithmetic; lfl.comm in a single process, with ZeRO-3's release
+-- and re-materialisation of a parameter and the accumulating reduce-scatter.
 local t = lfl.test
 local dist = require("lfl.train.dist")
 local tmp = os.tmpname()
@@ -36,6 +38,14 @@ t.suite("dist", {
       local ignored = table.concat(c.ignored, ",")
       t.assert(ignored:find("zero_optimization.overlap_comm", 1, true), ignored)
     end
+    local c3 = dist.deepspeed_config(args({deepspeed = lfl.home .. "/recipes/deepspeed/ds_z3_config.json"}), 4)
+    t.assert_eq(c3.stage, 3)
+    t.assert_eq(c3.z3.persist, "auto", "stage3_param_persistence_threshold auto: 10 x hidden at set-up")
+    t.assert_eq(c3.z3.max_live, 1e9)
+    t.assert(c3.z3.bucket_auto, "reduce_bucket_size auto: hidden x hidden at set-up")
+    local ig = table.concat(c3.ignored, ",")
+    t.assert(ig:find("zero_optimization.stage3_prefetch_bucket_size", 1, true), ig)
+    t.assert(ig:find("zero_optimization.stage3_max_reuse_distance", 1, true), ig)
     -- a recipe copied from LlamaFactory names examples/deepspeed/...: lfl's copy is used
     local c = dist.deepspeed_config(args({deepspeed = "examples/deepspeed/ds_z2_config.json"}), 2)
     t.assert_eq(c.stage, 2)
@@ -65,8 +75,14 @@ t.suite("dist", {
 
   refused_by_key = function()
     local cases = {
-      {{zero_optimization = {stage = 3}}, "zero_optimization.stage 3 (parameters sharded too) is not implemented"},
-      {{zero_optimization = {stage = 5}}, "zero_optimization.stage must be 0, 1, 2"},
+      {{zero_optimization = {stage = 5}}, "zero_optimization.stage must be 0, 1, 2 or 3"},
+      {{zero_optimization = {stage = 3, stage3_made_up = 1}}, "zero_optimization.stage3_made_up is not known to lfl"},
+      {{zero_optimization = {stage = 3, stage3_gather_16bit_weights_on_model_save = false}},
+       "stage3_gather_16bit_weights_on_model_save is false: lfl always saves the gathered model"},
+      {{zero_optimization = {stage = 3, stage3_param_persistence_threshold = -1}},
+       "stage3_param_persistence_threshold must be \"auto\" or a number >= 0, got -1"},
+      {{zero_optimization = {stage = 3, offload_param = {device = "cpu"}}},
+       "zero_optimization.offload_param is not implemented in lfl"},
       {{zero_optimization = {stage = 2, offload_optimizer = {device = "cpu"}}},
        "zero_optimization.offload_optimizer is not implemented in lfl"},
       {{zero_optimization = {stage = 2, offload_param = {device = "nvme"}}},
@@ -84,7 +100,14 @@ t.suite("dist", {
     local c = dist.deepspeed_config(args({deepspeed = ds({zero_optimization = {stage = 2,
       offload_optimizer = {device = "none"}}})}), 2)
     t.assert_eq(c.stage, 2)
-    for _, f in ipairs({"ds_z2_offload_config.json", "ds_z3_offload_config.json", "ds_z3_config.json"}) do
+    local c3 = dist.deepspeed_config(args({deepspeed = ds({zero_optimization = {stage = 3, reduce_bucket_size = 500,
+      stage3_param_persistence_threshold = 100, stage3_max_live_parameters = 1e6}})}), 2)
+    t.assert_eq(c3.stage, 3)
+    t.assert_eq(c3.z3.persist, 100)
+    t.assert_eq(c3.z3.max_live, 1e6)
+    t.assert_eq(c3.bucket, 500)
+    t.assert(not c3.z3.bucket_auto)
+    for _, f in ipairs({"ds_z2_offload_config.json", "ds_z3_offload_config.json"}) do
       t.assert_error(function()
         dist.deepspeed_config(args({deepspeed = lfl.home .. "/recipes/deepspeed/" .. f}), 2)
       end, "zero_optimization.", f)
@@ -122,6 +145,49 @@ t.suite("dist", {
     local dp = lfl.comm.dp({3, 4}, 5)
     t.assert_error(function() dp:all_reduce_mean({lfl.zeros(3), lfl.zeros(5)}) end, "tensor 2 has 5 elements")
     t.assert_error(function() dp:all_reduce_mean({lfl.zeros(3), nil}) end, "tensor 2 is missing")
+  end,
+
+  zero3_release_and_materialize = function()
+    lfl.comm.init()
+    -- two parameters: a [2,3] one released (the same object, empty), a 4-element one kept (under 5)
+    local a = lfl.tensor({{1, 2, 3}, {4, 5, 6}}, "f32")
+    local b = lfl.tensor({7, 8, 9, 10}, "f32")
+    a:requires_grad(true)
+    local dp = lfl.comm.dp({a, b}, 4)
+    local shard = lfl.zeros(dp:shard_numel())
+    dp:pack({a, b}, shard)
+    dp:release({a, b}, 5)
+    t.assert_eq(a:numel(), 0, "released")
+    t.assert_eq(#a:size(), 1)
+    t.assert_eq(b:numel(), 4, "under the persistence threshold: kept")
+    t.assert(a:get_requires_grad(), "still a parameter")
+    -- a use before the next gather is an error, not a read of freed memory
+    t.assert_error(function() return lfl.linear(lfl.zeros(1, 3), a) end, "does not match weight [0]")
+    dp:materialize({a, b}, {{2, 3}, {4}})
+    t.assert_eq(table.concat(a:size(), "x"), "2x3")
+    dp:all_gather(shard, {a, b})
+    dp:trim()
+    t.assert_eq(a[2][3], 6)
+    t.assert_eq(b[4], 10)
+    -- the forward reads it again, and its gradient reaches the same object
+    local y = lfl.linear(lfl.ones(1, 3), a):sum()
+    y:backward()
+    t.assert_eq(a.grad[2][1], 1)
+    a.grad = nil
+    dp:release({a, b}, 5)
+    t.assert_error(function() dp:materialize({a, b}, {{7}, {4}}) end, "shape 1 has 7 elements, the layout 6")
+    dp:release({a, b}) -- no threshold: every tensor goes
+    t.assert_eq(b:numel(), 0)
+    lfl.memory_trim()
+  end,
+
+  zero3_reduce_scatter_accumulates = function()
+    lfl.comm.init()
+    local dp = lfl.comm.dp({3, 2}, 2)
+    local shard = lfl.zeros(dp:shard_numel())
+    dp:reduce_scatter_mean({lfl.tensor({1, 2, 3}, "f32"), lfl.tensor({4, 5}, "f32")}, shard)
+    dp:reduce_scatter_mean({lfl.tensor({10, 20, 30}, "f32"), nil}, shard, true)
+    for i, v in ipairs({11, 22, 33, 4, 5}) do t.assert_eq(shard[i], v, "element " .. i) end
   end,
 })
 

@@ -59,6 +59,8 @@ local RUNS = {
   "extras/asft/llama2_full_asft.yaml", "extras/asft/qwen2_full_asft.yaml",
   -- mixture_of_depths: convert (the MoD package's routed layers, lfl.model.mod)
   "extras/mod/llama3_full_sft.yaml",
+  -- deepspeed ds_z3_config.json (ZeRO-3; in one process plain training)
+  "train_full/qwen3_full_sft.yaml", "train_lora/qwen3_lora_sft_ds3.yaml",
 }
 local MUST_RUN = {}
 for _, r in ipairs(RUNS) do MUST_RUN[r] = true end

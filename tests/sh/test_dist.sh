@@ -2,10 +2,11 @@
 # Multi-process training through MPI (issue 20), on the tiny golden llama:
 # the collectives on 1, 2 and 3 ranks; 2 ranks give the loss curve and the final
 # weights of 1 rank with the same global batch (LoRA and full fine-tuning, plain
-# data parallel, ZeRO-1 and ZeRO-2); resuming a 2-rank checkpoint with 1 and with
+# data parallel, ZeRO-1, ZeRO-2 and ZeRO-3, whose partitioning tests/sh/dist/zero3.lua
+# watches from inside); resuming a 2-rank checkpoint (ZeRO-2, ZeRO-3) with 1 and with
 # 2 ranks continues the curve; a stalled rank fails the job with the timeout's
 # message within ddp_timeout, a killed one ends it; `mpirun -n 2 lfl` directly,
-# `lfl recipe.lua --nproc 2`, FORCE_TORCHRUN; refusals (ZeRO-3, offload, torchrun's
+# `lfl recipe.lua --nproc 2`, FORCE_TORCHRUN; refusals (offload, stage-3 keys, torchrun's
 # WORLD_SIZE / NNODES). MPI is required: without it this test fails, loudly.
 # Usage: test_dist.sh path/to/lfl
 set -u
@@ -83,6 +84,10 @@ EOF
 for s in 1 2; do
     sed "s/\"stage\": 2/\"stage\": $s/" "$ROOT/recipes/deepspeed/ds_z2_config.json" >"$TMPD/z$s.json"
 done
+# LlamaFactory's ds_z3_config.json with the persistence threshold at 0: the tiny
+# model's tensors (all under its "auto" 10 x hidden) are partitioned too
+sed 's/"stage3_param_persistence_threshold": "auto"/"stage3_param_persistence_threshold": 0/' \
+    "$ROOT/recipes/deepspeed/ds_z3_config.json" >"$TMPD/z3.json"
 # compare.lua A B FILE: the logged losses and grad norms of A and B (steps both
 # logged) and the tensors of A/FILE and B/FILE agree to float tolerance
 cat >"$TMPD/compare.lua" <<'EOF'
@@ -141,13 +146,43 @@ for s in 1 2; do
     same "LoRA: ZeRO-$s checkpoint-2 (gathered optimizer state) = 1 rank's" "$TMPD/lora1/checkpoint-2" \
         "$TMPD/lora_z$s/checkpoint-2" optimizer.safetensors
 done
+run "$LFL" train "$TMPD/r.yaml" gradient_accumulation_steps=2 deepspeed="$TMPD/z3.json" output_dir="$TMPD/lora_z3" \
+    --nproc 2
+expect "LoRA ZeRO-3 runs, parameters partitioned" has "$OUT" "parameters partitioned: 3712 of 7424 values on this rank"
+same "LoRA: ZeRO-3 = plain data parallel (curve, gathered adapter)" "$TMPD/lora2" "$TMPD/lora_z3" \
+    adapter_model.safetensors
+same "LoRA: ZeRO-3 checkpoint-2 (gathered optimizer state) = 1 rank's" "$TMPD/lora1/checkpoint-2" \
+    "$TMPD/lora_z3/checkpoint-2" optimizer.safetensors
+for ft in full lora; do
+    run env LFL_LOG_ALL_RANKS=1 "$LFL" "$ROOT/tests/sh/dist/zero3.lua" "$TMPD/model" "$TMPD/z3.json" "$TMPD/zin_$ft" \
+        $ft --nproc 2
+    expect "ZeRO-3 $ft: released after set-up and between steps, one layer gathered at a time, whole after training" \
+        [ "$RC" = 0 ] && [ "$(printf '%s\n' "$OUT" | grep -c 'zero3 ok')" = 2 ]
+done
+run env LFL_LOG_ALL_RANKS=1 "$LFL" "$ROOT/tests/sh/dist/zero3.lua" "$TMPD/model" "$TMPD/z2.json" "$TMPD/zin_z2" full \
+    --nproc 2
+expect "ZeRO-2 full: each layer's gradient reduce-scattered and freed during backward, none outlives it" \
+    [ "$RC" = 0 ] && [ "$(printf '%s\n' "$OUT" | grep -c 'zero2 ok')" = 2 ]
 run "$LFL" train "$TMPD/r.yaml" finetuning_type=full output_dir="$TMPD/full1"
 expect "full, 1 rank" [ "$RC" = 0 ]
 run "$LFL" train "$TMPD/r.yaml" finetuning_type=full gradient_accumulation_steps=2 output_dir="$TMPD/full2" --nproc 2
 same "full: 2 ranks = 1 rank (curve, weights)" "$TMPD/full1" "$TMPD/full2" model.safetensors
 run "$LFL" train "$TMPD/r.yaml" finetuning_type=full gradient_accumulation_steps=2 deepspeed="$TMPD/z2.json" \
     output_dir="$TMPD/full_z2" --nproc 2
+expect "full ZeRO-2: gradients reduce-scattered a layer at a time" \
+    has "$OUT" "gradients reduce-scattered a layer at a time during backward"
 same "full: ZeRO-2 = plain data parallel" "$TMPD/full2" "$TMPD/full_z2" model.safetensors
+# without gradient checkpointing (no per-layer recompute) ZeRO-2 reduce-scatters the whole gradient at the step
+run "$LFL" train "$TMPD/r.yaml" finetuning_type=full gradient_accumulation_steps=2 deepspeed="$TMPD/z2.json" \
+    disable_gradient_checkpointing=true output_dir="$TMPD/full_z2b" --nproc 2
+expect "full ZeRO-2 without checkpointing: at the step" [ "$RC" = 0 ] && \
+    ! has "$OUT" "gradients reduce-scattered a layer at a time"
+same "full: ZeRO-2 without checkpointing = plain data parallel" "$TMPD/full2" "$TMPD/full_z2b" model.safetensors
+run "$LFL" train "$TMPD/r.yaml" finetuning_type=full gradient_accumulation_steps=2 deepspeed="$TMPD/z3.json" \
+    output_dir="$TMPD/full_z3" --nproc 2
+same "full: ZeRO-3 = plain data parallel (curve, gathered model)" "$TMPD/full2" "$TMPD/full_z3" model.safetensors
+same "full: ZeRO-3 checkpoint-2 = 1 rank's (weights)" "$TMPD/full1/checkpoint-2" "$TMPD/full_z3/checkpoint-2" \
+    model.safetensors
 
 run "$LFL" train "$TMPD/r.yaml" finetuning_type=full use_badam=true badam_switch_interval=1 output_dir="$TMPD/badam1"
 run "$LFL" train "$TMPD/r.yaml" finetuning_type=full use_badam=true badam_switch_interval=1 gradient_accumulation_steps=2 \
@@ -166,6 +201,18 @@ run "$LFL" train "$TMPD/r.yaml" overwrite_output_dir=false gradient_accumulation
     output_dir="$TMPD/res2" --nproc 2
 expect "resume with 2 ranks (ZeRO-1)" has "$OUT" "resumed from $TMPD/res2/checkpoint-2 (step 2)"
 same "resume with 2 ranks continues the curve" "$TMPD/lora1" "$TMPD/res2" adapter_model.safetensors
+# a 2-rank ZeRO-3 checkpoint (full fine-tuning) resumed with 1 rank and with 2 (ZeRO-3)
+for w in 1 2; do
+    mkdir -p "$TMPD/z3res$w"
+    cp -r "$TMPD/full_z3/checkpoint-2" "$TMPD/z3res$w/"
+done
+run "$LFL" train "$TMPD/r.yaml" finetuning_type=full overwrite_output_dir=false output_dir="$TMPD/z3res1"
+expect "ZeRO-3 checkpoint resumed with 1 rank" has "$OUT" "resumed from $TMPD/z3res1/checkpoint-2 (step 2)"
+same "ZeRO-3 checkpoint, 1 rank continues the curve" "$TMPD/full1" "$TMPD/z3res1" model.safetensors
+run "$LFL" train "$TMPD/r.yaml" finetuning_type=full overwrite_output_dir=false gradient_accumulation_steps=2 \
+    deepspeed="$TMPD/z3.json" output_dir="$TMPD/z3res2" --nproc 2
+expect "ZeRO-3 checkpoint resumed with 2 ranks (ZeRO-3)" has "$OUT" "resumed from $TMPD/z3res2/checkpoint-2 (step 2)"
+same "ZeRO-3 checkpoint, 2 ranks continue the curve" "$TMPD/full1" "$TMPD/z3res2" model.safetensors
 # 3 ranks cannot start at micro-batch 4 of the epoch (a 2-rank checkpoint after 2 steps x 2 x 2 ranks... = 8)
 mkdir -p "$TMPD/res3" && cp -r "$TMPD/lora_z2/checkpoint-2" "$TMPD/res3/"
 run "$LFL" train "$TMPD/r.yaml" overwrite_output_dir=false gradient_accumulation_steps=2 output_dir="$TMPD/res3" --nproc 3
@@ -231,7 +278,22 @@ expect "NNODES=2" has "$ERR" "--hostfile"
 run "$LFL" train "$TMPD/r.yaml" --nproc zero
 expect "--nproc zero" has "$ERR" "--nproc takes a number of processes"
 run "$LFL" train "$TMPD/r.yaml" deepspeed=examples/deepspeed/ds_z3_config.json output_dir="$TMPD/z3"
-expect "ZeRO-3 refused by name" has "$ERR" "zero_optimization.stage 3 (parameters sharded too) is not implemented"
+expect "ZeRO-3 in one process is plain training" has "$OUT" "ZeRO stage 3 in one process is plain training"
+run "$LFL" train "$TMPD/r.yaml" deepspeed="$ROOT/recipes/deepspeed/ds_z3_offload_config.json" output_dir="$TMPD/off3"
+expect "ZeRO-3 offload refused by name" has "$ERR" "zero_optimization.offload_optimizer is not implemented in lfl"
+sed 's/"stage3_max_reuse_distance"/"stage3_unknown_knob"/' "$TMPD/z3.json" >"$TMPD/z3bad.json"
+run "$LFL" train "$TMPD/r.yaml" deepspeed="$TMPD/z3bad.json" output_dir="$TMPD/z3bad"
+expect "an unknown stage3_ key refused by name" has "$ERR" "zero_optimization.stage3_unknown_knob is not known to lfl"
+sed 's/"stage3_gather_16bit_weights_on_model_save": true/"stage3_gather_16bit_weights_on_model_save": false/' \
+    "$TMPD/z3.json" >"$TMPD/z3nosave.json"
+run "$LFL" train "$TMPD/r.yaml" deepspeed="$TMPD/z3nosave.json" output_dir="$TMPD/z3nosave"
+expect "stage3_gather_16bit_weights_on_model_save false refused by name" \
+    has "$ERR" "stage3_gather_16bit_weights_on_model_save is false: lfl always saves the gathered model"
+sed 's/"stage3_max_live_parameters": 1e9/"stage3_max_live_parameters": 100/' "$TMPD/z3.json" >"$TMPD/z3live.json"
+run "$LFL" train "$TMPD/r.yaml" finetuning_type=full gradient_accumulation_steps=2 deepspeed="$TMPD/z3live.json" \
+    output_dir="$TMPD/z3live" --nproc 2
+expect "stage3_max_live_parameters below a layer refused by name" \
+    has "$ERR" "stage3_max_live_parameters is 100, but lfl gathers a whole layer"
 run "$LFL" train "$TMPD/r.yaml" deepspeed="$ROOT/recipes/deepspeed/ds_z2_offload_config.json" output_dir="$TMPD/off"
 expect "offload refused by name" has "$ERR" "zero_optimization.offload_optimizer is not implemented in lfl"
 

@@ -1043,6 +1043,10 @@ function M.hidden(m, ids, opts)
     local temp = lfl.tensor(rows):view(sz[1], 1, sz[2], 1)
     for _, tb in pairs(tabs) do tb.q = tb.q or {}; tb.q.temp = temp end
   end
+  -- ZeRO-3 (lfl.train.zero3): the partitioned parameters outside the layers are gathered
+  -- now, each layer's around its forward (and its recompute in backward)
+  local z3 = m.zero3
+  if z3 then z3:begin_forward() end
   local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)
   -- NEFTune (neftune_noise_alpha), as transformers' hook on the input
   -- embeddings' output: uniform noise in +-alpha / sqrt(T * hidden) while
@@ -1055,7 +1059,8 @@ function M.hidden(m, ids, opts)
   end
   if a.embed_scale then x = x * lfl.tensor(sqrt(a.hidden)):_at(1) end
   if a.embed_mult then x = x * a.embed_mult end
-  local ckpt = opts.gradient_checkpointing and lfl.is_grad_enabled()
+  -- ZeRO-3 regathers a layer's parameters in its recompute: checkpointing is on under it
+  local ckpt = (opts.gradient_checkpointing or z3 ~= nil) and lfl.is_grad_enabled()
   local trainable = ckpt and M.trainable_layers(m)
   m.checkpointing = ckpt or nil
   -- "full" recomputes every layer's GEMMs in backward; otherwise ("selective",
@@ -1093,17 +1098,25 @@ function M.hidden(m, ids, opts)
         x, chosen = mod_layer(m, l, x, cos, sin, segs, capacity, cs.q)
         if opts.mod_selection then opts.mod_selection[l] = chosen end
       end
-    elseif ckpt and (trainable[l] or x:get_requires_grad()) then
+    elseif ckpt and (trainable[l] or x:get_requires_grad() or (z3 and z3:has(l))) then
       -- recorded even when x needs no grad: the layer's own weights do; the
       -- router's probabilities are a second output, so the auxiliary loss's
       -- gradient reaches the recomputed region
       local memo = replay and {}
       x, probsum, counts = lfl.checkpoint_trainable(function(h)
         if memo then memo.i, memo.replay, memo.ran = 0, memo.ran, true end
+        if z3 then
+          z3:enter(l)
+          local y, ps, cn = layer(m, l, h, cos, sin, opts.segments, nil, memo, rs and true, cs.q)
+          z3:leave(l)
+          return y, ps, cn
+        end
         return layer(m, l, h, cos, sin, opts.segments, nil, memo, rs and true, cs.q)
       end, x)
     else
+      if z3 then z3:enter(l) end
       x, probsum, counts = layer(m, l, x, cos, sin, opts.segments, cache, nil, rs and true, cs.q)
+      if z3 then z3:leave(l) end
     end
     if rs and probsum then -- a sparse layer (Qwen-MoE's dense ones have no router)
       rs.probsum = rs.probsum and rs.probsum + probsum or probsum

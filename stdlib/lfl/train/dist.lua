@@ -7,7 +7,8 @@
 --   stage 1: gradients all-reduced; each rank keeps the AdamW state of its 1/N
 --            of the flat parameter vector, steps that slice, all-gathers the rest
 --   stage 2: as 1, but gradients are reduce-scattered: a rank only receives its slice
--- Stage 3 and DeepSpeed's offload options are refused by name.
+--   stage 3: parameters partitioned too, gathered a layer at a time (lfl.train.zero3)
+-- DeepSpeed's offload options are refused by name.
 --
 -- M.world(a) -> D or nil (one process); D:setup(t) after the optimizer exists;
 -- D:sync(t) then D:clip(t, max_norm) each step (and ZeRO's optimizer); D:reduce_window(w) for the
@@ -35,6 +36,20 @@ local NO_EFFECT = {
   contiguous_gradients = true, round_robin_gradients = true, allgather_bucket_size = true, steps_per_print = true,
   wall_clock_breakdown = true, sub_group_size = true,
 }
+
+-- stage 3's keys (LlamaFactory's ds_z3_config.json): the persistence threshold
+-- (tensors smaller than it stay gathered; "auto": 10 x hidden size, as
+-- transformers fills it) and max_live_parameters (checked against what lfl
+-- gathers at once: a layer and the embeddings/head) are honoured; prefetching
+-- and reuse distance tune DeepSpeed's overlap and change no number; the 16-bit
+-- gathered save must stay on (lfl always saves the gathered model)
+local STAGE3 = {
+  stage3_param_persistence_threshold = "persist", stage3_max_live_parameters = "max_live",
+  stage3_prefetch_bucket_size = "no_effect", stage3_max_reuse_distance = "no_effect",
+  stage3_gather_16bit_weights_on_model_save = "save16", stage3_gather_fp16_weights_on_model_save = "save16",
+}
+local STAGE3_KNOWN = "stage3_param_persistence_threshold, stage3_max_live_parameters, stage3_prefetch_bucket_size, "
+  .. "stage3_max_reuse_distance, stage3_gather_16bit_weights_on_model_save"
 
 -- where a LlamaFactory recipe's examples/deepspeed/ds_zN_config.json is not
 -- next to it, the same file bundled in recipes/deepspeed/ is used
@@ -95,13 +110,8 @@ function M.deepspeed_config(a, world)
   local z = cfg.zero_optimization or {}
   if type(z) ~= "table" then error(fmt("deepspeed: %s: zero_optimization is not an object", path), 0) end
   local stage = z.stage or 0
-  if stage == 3 then
-    error(fmt("deepspeed: %s: zero_optimization.stage 3 (parameters sharded too) is not implemented in lfl; "
-      .. "stages 0, 1 and 2 are (ds_z0_config.json, ds_z2_config.json)", path), 0)
-  end
-  if stage ~= 0 and stage ~= 1 and stage ~= 2 then
-    error(fmt("deepspeed: %s: zero_optimization.stage must be 0, 1, 2 (or 3, not implemented), got %s", path,
-      tostring(stage)), 0)
+  if stage ~= 0 and stage ~= 1 and stage ~= 2 and stage ~= 3 then
+    error(fmt("deepspeed: %s: zero_optimization.stage must be 0, 1, 2 or 3, got %s", path, tostring(stage)), 0)
   end
   for _, k in ipairs({"offload_optimizer", "offload_param"}) do
     local o = z[k]
@@ -111,11 +121,31 @@ function M.deepspeed_config(a, world)
     end
   end
   local ignored = {}
+  local z3 = {persist = "auto"}
   for k, v in pairs(z) do
-    if k ~= "stage" and k ~= "reduce_bucket_size" and k ~= "offload_optimizer" and k ~= "offload_param" then
-      if k:match("^stage3_") then
-        error(fmt("deepspeed: %s: zero_optimization.%s belongs to stage 3, which lfl does not implement", path, k), 0)
+    if k:match("^stage3_") then
+      if stage ~= 3 then
+        error(fmt("deepspeed: %s: zero_optimization.%s belongs to stage 3, but stage is %d", path, k, stage), 0)
       end
+      local what = STAGE3[k]
+      if not what then
+        error(fmt("deepspeed: %s: zero_optimization.%s is not known to lfl (known stage-3 keys: %s)", path, k,
+          STAGE3_KNOWN), 0)
+      end
+      local n = tonumber(v)
+      if what == "save16" then
+        if v == false then
+          error(fmt("deepspeed: %s: zero_optimization.%s is false: lfl always saves the gathered model (DeepSpeed's "
+            .. "per-rank shards are not written); set it to true", path, k), 0)
+        end
+      elseif not (is_auto(v) or (n and n >= 0)) then
+        error(fmt("deepspeed: %s: zero_optimization.%s must be \"auto\" or a number >= 0, got %s", path, k,
+          tostring(v)), 0)
+      end
+      if what == "persist" then z3.persist = is_auto(v) and "auto" or n
+      elseif what == "max_live" then z3.max_live = n
+      else ignored[#ignored + 1] = "zero_optimization." .. k end
+    elseif k ~= "stage" and k ~= "reduce_bucket_size" and k ~= "offload_optimizer" and k ~= "offload_param" then
       if not NO_EFFECT[k] then
         error(fmt("deepspeed: %s: zero_optimization.%s is not known to lfl (known: stage, reduce_bucket_size, "
           .. "offload_optimizer, offload_param and DeepSpeed's tuning keys)", path, k), 0)
@@ -130,7 +160,9 @@ function M.deepspeed_config(a, world)
   local rbs = tonumber(z.reduce_bucket_size)
   if rbs and rbs >= 1 then bucket = min(bucket, floor(rbs)) end
   table.sort(ignored)
-  return {stage = stage, bucket = bucket, path = path, ignored = ignored}
+  -- stage 3 fills an "auto" reduce_bucket_size with hidden x hidden at set-up (as transformers does)
+  z3.bucket_auto = z.reduce_bucket_size == nil or is_auto(z.reduce_bucket_size)
+  return {stage = stage, bucket = bucket, path = path, ignored = ignored, z3 = z3}
 end
 
 -- ---------------------------------------------------------------- the job
@@ -167,6 +199,13 @@ function M.world(a)
       error(fmt("deepspeed: ZeRO stage %d with %s is not supported (it replaces the AdamW whose state ZeRO "
         .. "shards); use ds_z0_config.json (plain data parallel)", self.stage, k), 0)
     end
+  end
+  if self.stage == 3 and a.stage ~= "sft" and a.stage ~= "pt" then
+    error(fmt("deepspeed: ZeRO stage 3 with several ranks runs stage sft and pt; stage %s is not supported with it "
+      .. "(use ds_z2_config.json)", tostring(a.stage)), 0)
+  end
+  if self.stage == 3 and a.finetuning_type == "oft" then
+    error("deepspeed: ZeRO stage 3 with finetuning_type oft is not supported (use ds_z2_config.json)", 0)
   end
   if self.stage > 0 and lfl.args.OPTIMS[a.optim or "adamw_torch"] ~= "adamw" then
     error(fmt("deepspeed: ZeRO stage %d shards AdamW's state; optim %s is not supported with it", self.stage,
@@ -210,6 +249,16 @@ local function check_f32(names, params)
   end
 end
 
+-- whether the decoder's per-layer hooks can carry ZeRO-2 (lfl.train.zero3): a
+-- decoder trained by sft or pt with gradient checkpointing (whose recompute is
+-- where a layer's backward is seen to end); otherwise ZeRO-2 reduce-scatters the
+-- whole gradient at the step
+function M.layerwise(t)
+  local a = t.args
+  return (a.stage == "sft" or a.stage == "pt") and a.finetuning_type ~= "oft" and not a.disable_gradient_checkpointing
+    and t.model.arch ~= nil and type(t.model.arch.hidden) == "number" and not t.model.mod
+end
+
 -- after the optimizer exists: the bucket layout over the trainable tensors,
 -- rank 0's weights everywhere, and for ZeRO the sharded optimizer in its place
 function D:setup(t)
@@ -226,15 +275,40 @@ function D:setup(t)
   for _, pc in ipairs(self.pieces) do self.owns[pc.tensor] = true end
   -- the same start on every rank, whatever each computed (PiSSA's SVD, thread counts)
   lfl.no_grad(function() self.dp:broadcast(params, 0) end)
-  if self.stage > 0 then t.optimizer = M.ZeroAdamW(self, t.optimizer) end
   local total = 0
   for _, p in ipairs(params) do total = total + p:numel() end
+  if self.stage == 3 then
+    self.dp:trim()
+    if not t.model.arch or type(t.model.arch.hidden) ~= "number" then
+      error("deepspeed: ZeRO stage 3 needs a decoder model (its layers gather their parameters)", 0)
+    end
+    if t.model.mod then
+      error("deepspeed: ZeRO stage 3 with a mixture-of-depths model is not supported (its routed layers do not "
+        .. "gather their parameters); use ds_z2_config.json", 0)
+    end
+    local persist = self.ds.z3.persist
+    if persist == "auto" then persist = 10 * t.model.arch.hidden end
+    -- small buckets: a layer's collectives stage a few MB at a time, not 64 MB
+    if self.ds.z3.bucket_auto then self.bucket = min(self.bucket, t.model.arch.hidden ^ 2) end
+    self.z3 = require("lfl.train.zero3").new(self, t.model, {persist = persist, max_live = self.ds.z3.max_live})
+    t.optimizer = require("lfl.train.zero3").optimizer(self.z3, t.optimizer)
+  elseif self.stage == 2 and M.layerwise(t) then
+    -- ZeRO-2 a layer at a time (lfl.train.zero3 with the parameters whole): each layer's
+    -- gradient is reduce-scattered and freed when its backward is over
+    self.layerwise = true
+    self.z3 = require("lfl.train.zero3").new(self, t.model, {keep_params = true})
+    t.optimizer = require("lfl.train.zero3").optimizer(self.z3, t.optimizer)
+  elseif self.stage > 0 then t.optimizer = M.ZeroAdamW(self, t.optimizer) end
   self.total = total
   self.setup_bytes = lfl.comm.stats().bytes -- what the steps add is reported apart
   if self.writer then
     print(fmt("[lfl] data parallel: %d ranks (%d on this machine), ZeRO stage %d, %d trainable values in %d "
-      .. "bucket(s), ddp_timeout %gs%s", self.size, self.local_size, self.stage, total, self.dp:buckets(),
-      self.timeout, #(self.ds.ignored or {}) > 0 and fmt("; no effect in lfl: %s", table.concat(self.ds.ignored, ", "))
+      .. "bucket(s), ddp_timeout %gs%s%s", self.size, self.local_size, self.stage, total, self.dp:buckets(),
+      self.timeout, self.layerwise and "; gradients reduce-scattered a layer at a time during backward"
+      or self.z3 and fmt("; parameters partitioned: %d of %d values on this rank, gathered a layer at a "
+      .. "time%s", self.z3.shard_numel, total, self.z3.persist > 0 and fmt(" (tensors under %d values stay gathered)",
+      self.z3.persist) or "") or "",
+      #(self.ds.ignored or {}) > 0 and fmt("; no effect in lfl: %s", table.concat(self.ds.ignored, ", "))
       or ""))
   end
 end
@@ -245,6 +319,8 @@ end
 -- (stages 0, 1), or reduce-scattered so that only this rank's slice is
 -- reduced (stage 2; gradients of tensors outside the slice are dropped)
 function D:sync(t)
+  -- stage 3: each micro-batch's backward has reduce-scattered its layers already
+  if self.z3 then return end
   local grads = {}
   for i, p in ipairs(self.params) do
     local g = p.grad
@@ -287,6 +363,7 @@ end
 
 -- the global gradient norm, clipped to max_norm (clip_grad_norm_ over the whole gradient)
 function D:clip(t, max_norm)
+  if self.z3 then return self.z3:clip(max_norm) end
   if self.stage < 2 then return t:clip_grad_norm(max_norm) end
   local K = lfl.optim_kernels
   local views, mine = grad_pieces(self), 0

@@ -295,8 +295,12 @@ function M.save_checkpoint(st, parent)
   local ost, ometa = {}, nil
   -- save_only_model (HF): the weights and position only, no optimizer state
   if not a.save_only_model then ost, ometa = st.optimizer:state_tensors() end
+  -- ZeRO-3: the partitioned weights gathered for the save, on every rank (a collective)
+  local z3 = dist and dist.z3
+  if z3 then z3:gather_all() end
   if dist and not dist.writer then
     dist:barrier()
+    if z3 then z3:release_all() end
     return final
   end
   if parent ~= a.output_dir then mkdir(parent) end
@@ -327,6 +331,7 @@ function M.save_checkpoint(st, parent)
     for i = 1, #steps - a.save_total_limit do lfl.fs.remove(fmt("%s/checkpoint-%d", parent, steps[i])) end
   end
   if dist then dist:barrier() end
+  if z3 then z3:release_all() end
   return final
 end
 
@@ -695,7 +700,11 @@ function M.new(a)
     else resume = nil end
   end
   if resume then
+    -- ZeRO-3: the checkpoint's weights go into the gathered parameters, then into the slices
+    local z3 = dist and dist.z3
+    if z3 then z3:gather_all() end
     M.load_checkpoint(t, resume)
+    if z3 then z3:reshard(); z3:release_all() end
     t.resumed_step = t.global_step
     print(fmt("[lfl] resumed from %s (step %d)", resume, t.global_step))
   end
@@ -867,6 +876,8 @@ function Trainer:step()
       local lv = loss:item()
       window(metrics)
       ;(loss * (1 / accum)):backward()
+      -- ZeRO-3: the layers still gathered reduce their gradients and are released
+      if self.dist and self.dist.z3 then self.dist.z3:after_backward() end
       adapt_threads(self)
     until self:micro_batch(lv, batch.ntokens, epoch, b)
     local dist = self.dist and self.dist.size > 1 and self.dist or nil
@@ -928,8 +939,12 @@ function Trainer:step()
       nonfinite(info.loss) and "loss" or "gradient norm", tostring(info.loss), tostring(gnorm)))
   end
   -- data parallel: rank 0 evaluates (the weights are the same on every rank) and writes the result
-  if self.eval_set and (not self.dist or self.dist.writer)
-      and (self.eval_every and step % self.eval_every == 0 or a.eval_strategy == "epoch" and epoch_end) then
+  local eval_now = self.eval_set and (self.eval_every and step % self.eval_every == 0 or a.eval_strategy == "epoch"
+    and epoch_end)
+  -- ZeRO-3: every rank gathers the partitioned weights for it (a collective)
+  local z3 = self.dist and self.dist.z3
+  if eval_now and z3 then z3:gather_all() end
+  if eval_now and (not self.dist or self.dist.writer) then
     local ev = self:evaluate()
     ev.step, ev.epoch = step, self.epoch_float
     self.log_history[#self.log_history + 1] = ev
@@ -937,6 +952,7 @@ function Trainer:step()
     tb_log(self, step, eval_logs(ev, self.epoch_float))
     print(fmt("[lfl] eval at step %d: %s", step, M.describe_eval(ev)))
   end
+  if eval_now and z3 then z3:release_all() end
   local limit = a.max_nonfinite_steps or 3
   if limit > 0 and self.nonfinite_streak >= limit then
     -- the weights are those of the last finite step: keep them and the position
@@ -1039,6 +1055,12 @@ function Trainer:finish()
         (st.bytes - (dist.setup_bytes or 0)) / 2 ^ 20 / steps))
     end
     self.peak_rss_ranks = peaks
+    if dist.z3 then
+      -- ZeRO-3: the trained weights gathered on every rank (a collective) and kept whole: the
+      -- final save, evaluation and prediction use the model as one process has it
+      dist.z3:gather_all()
+      self.model.zero3 = nil
+    end
     if not dist.writer then
       dist:barrier()
       lfl.sys.matmul_precision(self.prev_precision)
