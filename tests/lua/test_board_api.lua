@@ -345,4 +345,31 @@ t.suite("board_api", {
 
 t.case("board_api.zz_cleanup", function() t.assert_eq(fs.remove(root), true) end)
 
+-- lfl webchat (LlamaFactory's webchat): the board holding the chat of the
+-- model its arguments name, loaded before it listens; the page shows only the
+-- chat (meta.chat_only) and every other API answers 403; a reply streams
+t.suite("webchat", {
+  chat_only_board = function()
+    local d, mdir = lfl.test.tiny_llama_dir("webchat")
+    local webchat = require("lfl.cmd.webchat")
+    local W = webchat.board({"--model", mdir, "--template", "empty", "--temperature", "0"}, {port = false})
+    local meta = call(W, "GET", "/api/meta").json
+    t.assert(meta.chat_only == true and meta.chat.template == "empty", "meta says chat only, with the model")
+    t.assert_eq(call(W, "GET", "/api/chat").status, 200, "the chat state")
+    refused(W, 403, "POST", "/api/runs/start", {config = TINY}, "lfl webchat serves only the chat")
+    refused(W, 403, "POST", "/api/chat/load", {model = GGUF}, "lfl webchat serves only the chat")
+    refused(W, 403, "GET", "/api/configs", nil, "lfl webchat serves only the chat")
+    local r = call(W, "POST", "/api/chat/stream", {messages = {{role = "user", content = "hi"}}, max_new_tokens = 3})
+    for _ = 1, 200 do
+      if r.finished then break end
+      W.chat:tick()
+    end
+    t.assert(r.streaming and r.finished and #r.sent > 0, "a streamed reply: " .. tostring(r.status) .. " " ..
+      tostring(r.text) .. " " .. table.concat(r.sent))
+    t.assert(table.concat(r.sent):find("data: [DONE]", 1, true), "the stream ends")
+    t.assert(not fs.exists(lfl.fs.realpath(".") .. "/llamaboard_config"), "webchat writes no folder")
+    fs.remove(d)
+  end,
+})
+
 t.run()

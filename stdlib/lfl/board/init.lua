@@ -272,6 +272,7 @@ function Board:meta()
     schedulers = spec.lr_scheduler_type.lfl,
     pref_losses = spec.pref_loss and spec.pref_loss.lfl or spec.pref_loss and spec.pref_loss.values or {"sigmoid"},
     compute_types = {"bf16", "fp16", "fp32", "pure_bf16"},
+    chat_only = self.chat_only or nil, chat = self.chat_only and self.chat_info or nil,
     defaults = defaults, output_root = self.roots.output[1], dataset_dir = self.dataset_dir,
     languages = self:languages(), token_required = self.token ~= nil,
   }
@@ -654,6 +655,11 @@ function Board:chat_load(body)
     if not ok then reject(400, "template: " .. tostring(err)) end
     o.template = body.template
   end
+  return self:chat_start(o)
+end
+
+-- loads the chat model from checked options (chat_load's, or lfl webchat's recipe)
+function Board:chat_start(o)
   self.chat = nil
   collectgarbage()
   local chat = require("lfl.cmd.chat")
@@ -846,6 +852,11 @@ function Board:route(req, info)
   if self.token and not token_ok(info.authorization, self.token) then
     reject(401, "this board needs its access token (Authorization: Bearer TOKEN)")
   end
+  -- lfl webchat: the chat of the model it was started with, nothing else
+  if self.chat_only and not (path == "/api/meta" or path == "/api/chat" or path == "/api/chat/stream") then
+    reject(403, fmt("%s: lfl webchat serves only the chat of its model; training, evaluation, export and other "
+      .. "models are lfl board's", path))
+  end
   local known = false
   for _, rt in ipairs(M.ROUTES) do
     local caps = {path:match(rt[2])}
@@ -953,6 +964,7 @@ function M.new(opts)
   if token and #token < 8 then error("lfl board: the access token must be at least 8 characters", 0) end
   local b = setmetatable({}, Board)
   b.token = token
+  b.chat_only = opts.chat_only -- lfl webchat
   b.log = opts.log or function() end
   b.cwd = lfl.fs.realpath(".")
   local function root(p, label, make)
@@ -962,13 +974,16 @@ function M.new(opts)
     return r
   end
   b.dataset_dir = root(opts.dataset_dir or (lfl.home .. "/recipes/data"), "--dataset-dir")
-  local out = root(opts.output_dir or "saves", "--output-dir", true)
+  -- lfl webchat writes nothing: no output or config folder is made for it
+  local out = opts.chat_only and not opts.output_dir and b.cwd or root(opts.output_dir or "saves", "--output-dir", true)
   local models = {}
   for _, m in ipairs(opts.model_dirs or {}) do
     if lfl.fs.isdir(m) then models[#models + 1] = root(m, "--model-dir") end
   end
   b.config_dir = opts.config_dir or (out .. "/llamaboard_config")
-  b.roots = {data = {b.dataset_dir}, output = {out}, model = models, config = {root(b.config_dir, "config dir", true)}}
+  b.roots = {data = {b.dataset_dir}, output = {out}, model = models,
+             config = opts.chat_only and {} or {root(b.config_dir, "config dir", true)}}
+  b.host = host
   b.exe = opts.exe or lfl.sys.exe()
   local dir = data_dir()
   b.www, b.locales = dir .. "/www", dir .. "/locales"

@@ -597,6 +597,14 @@ async function init() {
   $("save_lua").onclick = () => saveConfig("lua");
   $("load_config").onclick = loadConfig;
   $("chat_load").onclick = chatLoad;
+  if (meta.chat_only) {
+    // lfl webchat: the chat of the model it was started with, nothing else
+    document.querySelectorAll(".tab").forEach((b) => { if (b.dataset.tab !== "chat") b.classList.add("hidden"); });
+    $("tab_chat").click();
+    $("chat_load").classList.add("hidden");
+    $("chat_unload").classList.add("hidden");
+    if (meta.chat) showMsg(" " + meta.chat.model + " (" + meta.chat.template + ")", "ok", "loaded");
+  }
   $("eval_start").onclick = () => startTab("eval", "predict", evalConfig());
   $("eval_stop").onclick = async () => {
     const r = state.run_eval;
