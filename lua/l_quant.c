@@ -156,14 +156,37 @@ static int l_q4_rows(lua_State *L)
     return 1;
 }
 
-/* lfl.gptq_dequantize(qweight, qzeros, scales, g_idx|nil, group_size, v1) -> f32 [out, in] */
+/* lfl.gptq_dequantize(qweight, qzeros, scales, g_idx|nil, group_size, v1[, bits=4]) -> f32 [out, in] */
 static int l_gptq_dequantize(lua_State *L)
 {
     lfl_tensor *g = lua_isnoneornil(L, 4) ? NULL : lfl_lua_check_tensor(L, 4), *out = NULL;
     lfl_lua_check(L, lfl_gptq_dequantize(lfl_lua_check_tensor(L, 1), lfl_lua_check_tensor(L, 2),
                                          lfl_lua_check_tensor(L, 3), g, (int64_t)luaL_checkinteger(L, 5),
-                                         lua_toboolean(L, 6), &out));
+                                         (int)luaL_optinteger(L, 7, 4), lua_toboolean(L, 6), &out));
     lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
+/* lfl.gptq_quantize(w f32 [out, in], h [in, in] | nil, bits, group_size, damp_percent)
+ * -> {qweight, qzeros, scales, g_idx, weight}; h nil rounds to nearest */
+static int l_gptq_quantize(lua_State *L)
+{
+    lfl_tensor *h = lua_isnoneornil(L, 2) ? NULL : lfl_lua_check_tensor(L, 2);
+    lfl_tensor *qw = NULL, *qz = NULL, *sc = NULL, *gi = NULL, *wq = NULL;
+    lfl_lua_check(L, lfl_gptq_quantize(lfl_lua_check_tensor(L, 1), h, (int)luaL_checkinteger(L, 3),
+                                       (int64_t)luaL_checkinteger(L, 4), luaL_checknumber(L, 5), &qw, &qz, &sc, &gi,
+                                       &wq));
+    lua_createtable(L, 0, 5);
+    lfl_lua_push_tensor(L, qw);
+    lua_setfield(L, -2, "qweight");
+    lfl_lua_push_tensor(L, qz);
+    lua_setfield(L, -2, "qzeros");
+    lfl_lua_push_tensor(L, sc);
+    lua_setfield(L, -2, "scales");
+    lfl_lua_push_tensor(L, gi);
+    lua_setfield(L, -2, "g_idx");
+    lfl_lua_push_tensor(L, wq);
+    lua_setfield(L, -2, "weight");
     return 1;
 }
 
@@ -198,7 +221,7 @@ static int l_ggml_vecdot_rows(lua_State *L)
     return 2;
 }
 
-static const luaL_Reg funcs[] = {{"gptq_dequantize", l_gptq_dequantize}, {"awq_dequantize", l_awq_dequantize},
+static const luaL_Reg funcs[] = {{"gptq_dequantize", l_gptq_dequantize}, {"gptq_quantize", l_gptq_quantize}, {"awq_dequantize", l_awq_dequantize},
                                  {"from_bytes", l_from_bytes}, {"quantize_4bit", l_quantize_4bit},
                                  {"q4_state", l_q4_state}, {"q4_rows", l_q4_rows},
                                  {"quantize_8bit", l_quantize_8bit}, {"int8_state", l_int8_state},

@@ -1,4 +1,4 @@
-/* GPTQ / AWQ 4-bit dequantization (see gptq.h for the layouts). One output
+/* GPTQ (2/4/8-bit) / AWQ 4-bit dequantization (see gptq.h for the layouts). One output
  * row of W at a time, OpenMP over rows; the codes are read straight from the
  * packed words. */
 #include "gptq.h"
@@ -41,15 +41,20 @@ static lfl_status check_scales(const char *who, const lfl_tensor *s, int64_t gro
 }
 
 lfl_status lfl_gptq_dequantize(const lfl_tensor *qweight, const lfl_tensor *qzeros, const lfl_tensor *scales,
-                               const lfl_tensor *g_idx, int64_t group_size, bool v1, lfl_tensor **out)
+                               const lfl_tensor *g_idx, int64_t group_size, int bits, bool v1, lfl_tensor **out)
 {
     const char *who = "gptq";
+    if (bits != 2 && bits != 4 && bits != 8)
+        return lfl_fail(LFL_ERR_ARG, "gptq: %d bits cannot be unpacked (2, 4 or 8 bits)", bits);
     LFL_TRY(check_i32(who, "qweight", qweight, 2));
     LFL_TRY(check_i32(who, "qzeros", qzeros, 2));
-    int64_t in = qweight->shape[0] * 8, o = qweight->shape[1], groups = qzeros->shape[0];
-    if (qzeros->shape[1] * 8 != o)
-        return lfl_fail(LFL_ERR_ARG, "gptq: qzeros [%lld, %lld] packs %lld outputs, qweight has %lld",
-                        (long long)groups, (long long)qzeros->shape[1], (long long)qzeros->shape[1] * 8, (long long)o);
+    const int per = 32 / bits;
+    const uint32_t mask = (1u << bits) - 1u;
+    int64_t in = qweight->shape[0] * per, o = qweight->shape[1], groups = qzeros->shape[0];
+    if (qzeros->shape[1] * per != o)
+        return lfl_fail(LFL_ERR_ARG, "gptq: qzeros [%lld, %lld] packs %lld outputs at %d bits, qweight has %lld",
+                        (long long)groups, (long long)qzeros->shape[1], (long long)qzeros->shape[1] * per, bits,
+                        (long long)o);
     LFL_TRY(check_scales(who, scales, groups, o));
     if (g_idx) {
         LFL_TRY(check_i32(who, "g_idx", g_idx, 1));
@@ -74,9 +79,9 @@ lfl_status lfl_gptq_dequantize(const lfl_tensor *qweight, const lfl_tensor *qzer
         float *row = w + r * in;
         for (int64_t i = 0; i < in; i++) {
             int64_t g = gi ? gi[i] : i / group_size;
-            int q = (int)((qw[(i / 8) * o + r] >> (4 * (i % 8))) & 15u);
-            int z = (int)((qz[g * (o / 8) + r / 8] >> (4 * (r % 8))) & 15u);
-            if (v1) z = (z + 1) & 15;
+            int q = (int)((qw[(i / per) * o + r] >> (bits * (i % per))) & mask);
+            int z = (int)((qz[g * (o / per) + r / per] >> (bits * (r % per))) & mask);
+            if (v1) z = (int)((uint32_t)(z + 1) & mask);
             row[i] = scaled(scales, g * o + r, q - z);
         }
     }

@@ -1,20 +1,42 @@
-/* GPTQ and AWQ 4-bit checkpoints (the safetensors layouts transformers loads
- * through GPTQModel / AutoAWQ): dequantization of one linear to f32. */
+/* GPTQ and AWQ checkpoints (the safetensors layouts transformers loads
+ * through GPTQModel / AutoAWQ): dequantization of one linear to f32, and
+ * GPTQ's quantization of one linear from its input Hessian (gptq_quantize.c). */
 #ifndef LFL_QUANT_GPTQ_H
 #define LFL_QUANT_GPTQ_H
 
 #include <stdbool.h>
 #include "../tensor.h"
 
-/* GPTQ: qweight i32 [in/8, out] (8 codes a word along the input, low nibble
- * first), qzeros i32 [groups, out/8] (along the output), scales f16/bf16/f32
+/* GPTQ: qweight i32 [in/p, out] (p = 32 / bits codes a word along the input,
+ * lowest bits first), qzeros i32 [groups, out/p] (along the output), scales f16/bf16/f32
  * [groups, out], g_idx i32 [in] or NULL (group of each input row; NULL = row /
  * group_size). v1 (checkpoint_format "gptq") stores each zero minus one, so
- * the zero is (stored + 1) & 15; v2 stores it as is.
+ * the zero is (stored + 1) mod 2^bits; v2 stores it as is. bits: 2, 4 or 8.
  * W[o, i] = scales[g, o] * (q[i, o] - zero[g, o]), g = g_idx[i], computed in the scales'
  * dtype as the reference libraries do (f16 scales: the product rounded to f16). out: f32 [out, in]. */
 lfl_status lfl_gptq_dequantize(const lfl_tensor *qweight, const lfl_tensor *qzeros, const lfl_tensor *scales,
-                               const lfl_tensor *g_idx, int64_t group_size, bool v1, lfl_tensor **out);
+                               const lfl_tensor *g_idx, int64_t group_size, int bits, bool v1, lfl_tensor **out);
+
+/* GPTQ (Frantar et al. 2022) of one linear as AutoGPTQ / GPTQModel's
+ * fasterquant with desc_act False, static_groups False, symmetric
+ * per-output-row quantizer (Quantizer.find_params with sym, mse False):
+ * w f32 [out, in], h f32/f64 [in, in] the input Hessian 2 X^T X / n. Dead
+ * inputs (h[i, i] == 0) get h[i, i] = 1 and w[:, i] = 0; h gets damp_percent
+ * * mean(diag h) on its diagonal; Hinv = the upper Cholesky factor of h^-1;
+ * columns run in blocks of 128, each column rounded (round half to even) and
+ * its error (w - q) / Hinv[c, c] spread over the later columns of the block,
+ * the block's errors over the rest with one GEMM. A group's scale / zero come
+ * from the group's columns of w as they stand at the last block boundary
+ * (as the reference reads W, not the block's working copy W1). h == NULL is
+ * round-to-nearest with the same groups (no error feedback). Computes in f64.
+ * Writes the v1 ("gptq") checkpoint tensors: qweight i32 [in/p, out],
+ * qzeros i32 [groups, out/p] (zero - 1), scales f16 [groups, out], g_idx i32
+ * [in] (i / group_size), and wq f32 [out, in] = scale * (q - zero) (the
+ * weight the next layers' calibration sees). bits 2, 4 or 8; in and out
+ * multiples of 32 / bits; group_size > 0. */
+lfl_status lfl_gptq_quantize(const lfl_tensor *w, const lfl_tensor *h, int bits, int64_t group_size,
+                             double damp_percent, lfl_tensor **qweight, lfl_tensor **qzeros, lfl_tensor **scales,
+                             lfl_tensor **g_idx, lfl_tensor **wq);
 
 /* AWQ (AutoAWQ GEMM): qweight i32 [in, out/8] and qzeros i32 [groups, out/8]
  * pack 8 output columns a word in the order 0 2 4 6 1 3 5 7; scales

@@ -6,7 +6,8 @@
 -- (one turn: "Hi", then exit), merge_lora/ -> `lfl export`, the rest -> `lfl
 -- train` (which predicts for do_predict). The model becomes SmolLM2-135M-Instruct
 -- (~/.cache/lfl) and the run is made tiny (max_steps 1, cutoff_len 32, 4 samples
--- a dataset, 4 new tokens, output into a scratch folder); adapter_name_or_path
+-- a dataset, 4 new tokens, GPTQ calibration on 2 windows of 32 tokens, output
+-- into a scratch folder); adapter_name_or_path
 -- becomes the adapter train_lora/qwen3_lora_sft.yaml has just written. Where the
 -- recipe's template needs a token SmolLM2's tokenizer lacks (llama3's
 -- <|eot_id|>), it runs again with template=smollm, and says so.
@@ -37,7 +38,7 @@ end
 local RUNS = {
   "inference/qwen3.yaml", "inference/qwen3_full_sft.yaml", "inference/qwen3_lora_sft.yaml", "inference/qwen3vl.yaml",
   "merge_lora/mossvl_lora_sft.yaml", "merge_lora/qwen3_full_sft.yaml", "merge_lora/qwen3_lora_sft.yaml",
-  "merge_lora/qwen3vl_lora_sft.yaml",
+  "merge_lora/qwen3vl_lora_sft.yaml", "merge_lora/qwen3_gptq.yaml",
   "train_lora/qwen3_lora_dpo.yaml", "train_lora/qwen3_lora_kto.yaml", "train_lora/qwen3_lora_pretrain.yaml",
   "train_lora/qwen3_lora_reward.yaml", "train_lora/qwen3_lora_sft.yaml", "train_lora/qwen3_preprocess.yaml",
   "extras/badam/llama3_full_sft.yaml", "extras/galore/llama3_full_sft.yaml", "extras/loraplus/llama3_lora_sft.yaml",
@@ -137,6 +138,13 @@ local function overrides(rel, recipe, out, template)
       "logging_steps=1", "save_steps=1000", "max_new_tokens=4", "disable_tqdm=true"}) do o[#o + 1] = kv end
   elseif cmd == "export" then
     o[#o + 1] = "export_dir=" .. out
+    -- GPTQ's calibration file is relative to LlamaFactory's checkout (data/...): the demo data
+    -- here; two windows of 32 tokens (the recipe: 128 of 1024)
+    if recipe.export_quantization_dataset then
+      o[#o + 1] = "export_quantization_dataset=" .. data .. "/" .. tostring(recipe.export_quantization_dataset):gsub("^data/", "")
+      o[#o + 1] = "export_quantization_nsamples=2"
+      o[#o + 1] = "export_quantization_maxlen=32"
+    end
   else
     o[#o + 1] = "max_new_tokens=4"
   end

@@ -5,14 +5,17 @@
 -- the metadata of a GGUF base). export_format=gguf writes one GGUF file for
 -- llama.cpp instead (export_quantization f32 | f16 | bf16 | q8_0 | q4_k,
 -- lfl.model.gguf_export): export_dir itself when it ends in .gguf, else
--- export_dir/ggml-model-<quantization>.gguf.
+-- export_dir/ggml-model-<quantization>.gguf. export_quantization_bit (2/4/8)
+-- quantizes the model with GPTQ on export_quantization_dataset
+-- (lfl.model.gptq_export) and writes a GPTQ checkpoint.
 local lfl = lfl
 local fmt = string.format
 
 local M = {help = "merge LoRA adapters into the base model and write an HF folder (export_dir, export_size) " ..
              "or a GGUF file (export_format=gguf, export_quantization)",
            usage = "lfl export [recipe.lua|recipe.yaml] model_name_or_path=... adapter_name_or_path=... export_dir=... " ..
-             "[export_format=gguf export_quantization=f16|q8_0|q4_k|bf16|f32]"}
+             "[export_format=gguf export_quantization=f16|q8_0|q4_k|bf16|f32] " ..
+             "[export_quantization_bit=4 export_quantization_dataset=data/c4_demo.jsonl]"}
 
 function M.export(a)
   if not a.export_dir then error("export: export_dir is required", 0) end
@@ -51,6 +54,20 @@ function M.export(a)
     local r = require("lfl.model.gguf_export").write(model, path, {quantization = q})
     local mf = M.write_modelfile(model, a, path:match("^(.*)/[^/]+$") or ".", "./" .. (path:match("[^/]+$")))
     return {dir = path, merged = merged, tokenizer_files = {}, gguf = r, modelfile = mf}
+  end
+  if a.export_quantization_bit then
+    local gq = require("lfl.model.gptq_export")
+    local tok = lfl.chat.tokenizer(model)
+    local t0 = lfl.sys.clock()
+    local samples = gq.calibration(a.export_quantization_dataset, tok, a.export_quantization_nsamples,
+      a.export_quantization_maxlen, a.seed)
+    local packed, order = gq.quantize(model, samples, {bits = a.export_quantization_bit,
+      log = function(msg) io.stderr:write("[lfl] ", msg, "\n") end})
+    local qcfg = gq.quantization_config(a.export_quantization_bit, gq.DEFAULTS.group_size, gq.DEFAULTS.damp_percent,
+      a.export_quantization_maxlen)
+    local dir, files = gq.save(model, a.export_dir, packed, qcfg, {shard_size = (a.export_size or 5) * 1e9})
+    return {dir = dir, merged = merged, tokenizer_files = files,
+      gptq = {bits = a.export_quantization_bit, linears = #order, samples = #samples, seconds = lfl.sys.clock() - t0}}
   end
   -- the tokenizer and generation files come with it: copied from an HF folder,
   -- written from the metadata of a GGUF base (lfl.model.hf_files)
@@ -93,6 +110,12 @@ function M.run(args)
   if r.gguf then
     print(fmt("[lfl] merged %d adapter(s) into %s and wrote %s (GGUF, %s, %d tensors, tokenizer and chat template " ..
       "in its metadata)", #r.merged, a.model_name_or_path, r.dir, a.export_quantization, r.gguf.n_tensors))
+    return 0
+  end
+  if r.gptq then
+    print(fmt("[lfl] quantized %s to %d bits with GPTQ (%d linears, %d calibration windows of %d tokens, %.1fs) and "
+      .. "wrote %s", a.model_name_or_path, r.gptq.bits, r.gptq.linears, r.gptq.samples, a.export_quantization_maxlen,
+      r.gptq.seconds, r.dir))
     return 0
   end
   print(fmt("[lfl] merged %d adapter(s) into %s and wrote %s%s", #r.merged, a.model_name_or_path, r.dir,

@@ -418,6 +418,8 @@ local function int8_eval_linear(m, x, base, w, b)
 end
 
 local function linear(m, x, base, memo, last)
+  -- GPTQ's calibration (lfl.model.gptq_export) reads each linear's input here
+  if m.linear_hook then m.linear_hook(base, x) end
   local w, b = P(m, base .. ".weight"), opt(m, base .. ".bias")
   peft = peft or require("lfl.train.peft")
   if m.oft ~= nil then -- an OFT adapter (lfl.train.oft) rotates the input of the linears it targets
@@ -861,6 +863,30 @@ local function default_positions(B, T, start)
   if start and start > 0 then pos = pos + start end
   pos = pos:view(1, T):expand(B, T):contiguous()
   return pos
+end
+
+-- Layer by layer over ids [B, T] (GPTQ's calibration, lfl.model.gptq_export, as
+-- optimum runs one block at a time): the first layer's input (the embeddings,
+-- scaled as M.hidden scales them) and run(l, x) -> layer l's output for a
+-- hidden state x of those positions (no cache, no padding).
+function M.layerwise(m, ids)
+  local a = m.arch
+  local sz = ids:size()
+  local B, T = sz[1], sz[2]
+  local pos = default_positions(B, T, 0)
+  local tabs = {}
+  for name, rc in pairs(a.ropes) do
+    local inv, att = rope.inv_freq(rc, a.head_dim, T)
+    local cos, sin = rope.cos_sin(inv, att, pos, a.head_dim)
+    tabs[name] = {cos, sin}
+  end
+  local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)
+  if a.embed_scale then x = x * lfl.tensor(sqrt(a.hidden)):_at(1) end
+  if a.embed_mult then x = x * a.embed_mult end
+  return x, function(l, h)
+    local cs = tabs[a.rope_of[l] or "main"]
+    return (layer(m, l, h, cs[1], cs[2]))
+  end
 end
 
 -- Bytes that selective checkpointing keeps for a micro-batch of `tokens`

@@ -92,7 +92,7 @@ function M.load(path, opts)
     cfg = c
   end
   local m = M.from_params(cfg, params, opts, cfg_path)
-  if q then m.ptq = {method = q.method, group_size = q.group_size, linears = nq} end
+  if q then m.ptq = {method = q.method, bits = q.bits, group_size = q.group_size, linears = nq} end
   m.path = path
   if wrap then
     m.wrap = wrap
@@ -314,6 +314,8 @@ function Model:save(dir, opts)
   end
   local shards, cur, size = {}, {}, 0
   local names, params = convert.from_decoder(self.config, self.names, self.params) -- back to the family's layout
+  -- opts.tensors(names, params) -> names, params: what is written instead (a GPTQ export's packed linears)
+  if opts.tensors then names, params = opts.tensors(names, params) end
   if self.wrap then names, params = require("lfl.model.wrapper").join(self.wrap, names, params) end
   for _, name in ipairs(names) do
     local t = params[name]
@@ -346,6 +348,11 @@ function Model:save(dir, opts)
   end
   if not self.wrap and cfg.hidden_act == nil and cfg.hidden_activation == nil and self.arch and HF_ACT[self.arch.act] then
     cfg.hidden_act = HF_ACT[self.arch.act]
+  end
+  -- opts.config: keys set over the model's (a GPTQ export's quantization_config and dtype)
+  for k, v in pairs(opts.config or {}) do
+    cfg[k] = v
+    if k == "torch_dtype" and cfg.dtype ~= nil then cfg.dtype = v end
   end
   M.write_atomic(dir .. "/config.json", lfl.json.encode(cfg, {indent = true}))
   if opts.generation_config ~= false then

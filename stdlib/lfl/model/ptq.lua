@@ -1,5 +1,5 @@
--- Pre-quantized 4-bit checkpoints (config.json quantization_config with
--- quant_method gptq or awq, the layouts transformers loads through GPTQModel
+-- Pre-quantized checkpoints (config.json quantization_config with
+-- quant_method gptq at 2/4/8 bits or awq at 4, the layouts transformers loads through GPTQModel
 -- and AutoAWQ): each linear's qweight / qzeros / scales (/ g_idx) become its
 -- float weight at load (core/quant/gptq.c). The model then trains LoRA on that
 -- base as LlamaFactory allows on GPTQ/AWQ models; full/freeze fine-tuning and
@@ -20,7 +20,12 @@ function M.config(cfg, where)
     bad(fmt("quant_method '%s' is not supported (lfl loads gptq and awq 4-bit checkpoints; bitsandbytes "
       .. "quantization is quantization_bit at load)", tostring(method)))
   end
-  if q.bits ~= 4 then bad(fmt("%s with %s bits is not supported (4 bits only)", method, tostring(q.bits))) end
+  if method == "awq" and q.bits ~= 4 then
+    bad(fmt("awq with %s bits is not supported (4 bits only)", tostring(q.bits)))
+  end
+  if method == "gptq" and q.bits ~= 2 and q.bits ~= 4 and q.bits ~= 8 then
+    bad(fmt("gptq with %s bits is not supported (2, 4 or 8 bits)", tostring(q.bits)))
+  end
   local gs = q.group_size or q.q_group_size
   if type(gs) ~= "number" or gs <= 0 then
     bad(fmt("group_size %s: lfl needs a positive group size (per-column -1 is not supported)", tostring(gs)))
@@ -33,7 +38,7 @@ function M.config(cfg, where)
   end
   local f = q.checkpoint_format or "gptq"
   if f ~= "gptq" and f ~= "gptq_v2" then bad(fmt("GPTQ checkpoint_format '%s' is not supported (gptq, gptq_v2)", f)) end
-  return {method = "gptq", bits = 4, group_size = gs, v1 = f == "gptq"}
+  return {method = "gptq", bits = q.bits, group_size = gs, v1 = f == "gptq"}
 end
 
 -- params (name -> tensor) with every <module>.qweight group replaced by
@@ -52,7 +57,9 @@ function M.dequantize(q, params, where)
       error(fmt("%s: %s has a qweight but no %s", where, mod, not qz and "qzeros" or "scales"), 0)
     end
     local ok, w = pcall(function()
-      if q.method == "gptq" then return lfl.gptq_dequantize(qw, qz, sc, params[mod .. ".g_idx"], q.group_size, q.v1) end
+      if q.method == "gptq" then return lfl.gptq_dequantize(qw, qz, sc, params[mod .. ".g_idx"], q.group_size, q.v1,
+        q.bits)
+      end
       return lfl.awq_dequantize(qw, qz, sc, q.group_size)
     end)
     if not ok then error(fmt("%s: %s: %s", where, mod, tostring(w)), 0) end

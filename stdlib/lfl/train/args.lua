@@ -27,6 +27,8 @@ M.DEFAULTS = {
   quantization_bit = NIL, quantization_method = "bnb", quantization_type = "nf4", double_quantization = true,
   export_dir = NIL, export_size = 5, export_device = "cpu", export_legacy_format = false,
   export_format = "safetensors", export_quantization = "f16",
+  export_quantization_bit = NIL, export_quantization_dataset = NIL, export_quantization_nsamples = 128,
+  export_quantization_maxlen = 1024,
   -- data
   template = NIL, dataset = NIL, eval_dataset = NIL, dataset_dir = NIL, cutoff_len = 2048, train_on_prompt = false,
   mask_history = false, streaming = false, buffer_size = 16384, mix_strategy = "concat", interleave_probs = NIL,
@@ -222,6 +224,20 @@ M.SPEC = {
   export_format = {type = "enum", values = {"safetensors", "gguf"}},
   export_quantization = {type = "enum", values = {"f32", "f16", "bf16", "q8_0", "q4_k"},
     applies = strategy("export_format", "gguf")},
+  -- GPTQ of the exported model (lfl.model.gptq_export; LlamaFactory: GPTQConfig through gptqmodel)
+  export_quantization_bit = {type = "int", one_of = {2, 3, 4, 8},
+    limit = function(v)
+      if v == 3 then return "3-bit GPTQ (codes across word boundaries) is not implemented in lfl; 2, 4 or 8 bits are" end
+    end,
+    applies = function(a)
+      return a.export_format ~= "gguf" or "GPTQ writes an HF folder; a GGUF export quantizes with export_quantization"
+    end},
+  export_quantization_dataset = {type = "string", applies = function(a)
+    return a.export_quantization_bit ~= nil or "it is GPTQ's calibration data (export_quantization_bit)" end},
+  export_quantization_nsamples = {type = "int", min = 1, applies = function(a)
+    return a.export_quantization_bit ~= nil or "it applies with export_quantization_bit (GPTQ)" end},
+  export_quantization_maxlen = {type = "int", min = 1, applies = function(a)
+    return a.export_quantization_bit ~= nil or "it applies with export_quantization_bit (GPTQ)" end},
   -- data
   template = {type = "string"},
   dataset = {type = "list"},
@@ -747,8 +763,6 @@ M.NOT_IMPLEMENTED = {
   sequence_parallel = MEGATRON, use_distributed_optimizer = MEGATRON, overlap_grad_reduce = MEGATRON,
   overlap_param_gather = MEGATRON, moe_grouped_gemm = MEGATRON, moe_token_dispatcher_type = MEGATRON,
   recompute_granularity = MEGATRON,
-  export_quantization_bit = "quantizing an export (GPTQ) is not implemented in lfl yet",
-  export_quantization_dataset = "quantizing an export (GPTQ) is not implemented in lfl yet",
 }
 
 -- ---------------------------------------------------------------- resolving
@@ -883,6 +897,15 @@ function M.validate(a, origin)
   if a.do_train and not a.dataset then bad("dataset is required for training") end
   if a.output_dir == "" then bad("output_dir is empty (give the folder the run writes to, e.g. saves/my-run)") end
   if a.export_dir == "" then bad("export_dir is empty (give the folder the exported model goes to)") end
+  -- LlamaFactory's export_model / ModelArguments rules for GPTQ
+  if a.export_quantization_bit and not a.export_quantization_dataset then
+    bad_key("export_quantization_bit", "GPTQ needs calibration data: set export_quantization_dataset (a .json/.jsonl/"
+      .. ".txt/.csv/.parquet file with a text column)")
+  end
+  if a.export_quantization_bit and a.adapter_name_or_path then
+    bad_key("export_quantization_bit", "merge the adapters before quantizing (LlamaFactory: export the merged model "
+      .. "first, then quantize that export without adapter_name_or_path)")
+  end
 
   -- eval_steps alone asks for evaluation: it implies eval_strategy steps (transformers would
   -- ignore it under the default "no"; an explicit eval_strategy: no is still refused with it)
