@@ -105,7 +105,10 @@ t.suite("ptq", {
     end, "g_idx[4] = 99 is not a group (0..1)")
     broken("short_gidx", function(ts) ts[q .. ".g_idx"] = lfl.tensor({0, 1}, "i32") end,
       "g_idx has 2 rows, qweight unpacks to 32 inputs")
-    broken("bits", function() end, "gptq with 8 bits is not supported", function(qc) qc.bits = 8 end)
+    broken("bits", function() end, "gptq with 3 bits is not supported", function(qc) qc.bits = 3 end)
+    -- 8 bits load (lfl's own GPTQ exports, test_gptq_export); 4-bit words read as 8-bit do not fit
+    broken("bits8", function() end, "down_proj: gptq: qzeros [3, 4] packs 16 outputs at 8 bits, qweight has 32",
+      function(qc) qc.bits = 8 end)
     broken("format", function() end, "checkpoint_format 'marlin' is not supported", function(qc) qc.checkpoint_format = "marlin" end)
     broken("method", function() end, "quant_method 'hqq' is not supported", function(qc) qc.quant_method = "hqq" end)
   end,
