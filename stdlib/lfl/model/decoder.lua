@@ -865,6 +865,30 @@ local function default_positions(B, T, start)
   return pos
 end
 
+-- each rope's cos / sin tables for positions pos over len positions (and the
+-- query's own, M.query_tables)
+local function rope_tables(a, pos, len)
+  local tabs = {}
+  for name, rc in pairs(a.ropes) do
+    local inv, att = rope.inv_freq(rc, a.rope_dim or a.head_dim, len)
+    local cos, sin = rope.cos_sin(inv, att, pos, a.rope_dim or a.head_dim)
+    tabs[name] = {cos, sin, q = M.query_tables(a, pos, cos, sin)}
+  end
+  if a.temp_tune then
+    -- Llama 4's temperature tuning of the layers without rotary; rows of the same positions share it
+    local sz = pos:size()
+    local rows = {}
+    for b = 1, sz[1] do
+      local r = {}
+      for t = 1, sz[2] do r[t] = math.log(1 + math.floor((pos[{b, t}] + 1) / a.temp_tune.floor)) * a.temp_tune.scale + 1 end
+      rows[b] = r
+    end
+    local temp = lfl.tensor(rows):view(sz[1], 1, sz[2], 1)
+    for _, tb in pairs(tabs) do tb.q = tb.q or {}; tb.q.temp = temp end
+  end
+  return tabs
+end
+
 -- Layer by layer over ids [B, T] (GPTQ's calibration, lfl.model.gptq_export, as
 -- optimum runs one block at a time): the first layer's input (the embeddings,
 -- scaled as M.hidden scales them) and run(l, x) -> layer l's output for a
@@ -873,19 +897,13 @@ function M.layerwise(m, ids)
   local a = m.arch
   local sz = ids:size()
   local B, T = sz[1], sz[2]
-  local pos = default_positions(B, T, 0)
-  local tabs = {}
-  for name, rc in pairs(a.ropes) do
-    local inv, att = rope.inv_freq(rc, a.head_dim, T)
-    local cos, sin = rope.cos_sin(inv, att, pos, a.head_dim)
-    tabs[name] = {cos, sin}
-  end
+  local tabs = rope_tables(a, default_positions(B, T, 0), T)
   local x = lfl.embedding(P(m, "model.embed_tokens.weight"), ids)
   if a.embed_scale then x = x * lfl.tensor(sqrt(a.hidden)):_at(1) end
   if a.embed_mult then x = x * a.embed_mult end
   return x, function(l, h)
     local cs = tabs[a.rope_of[l] or "main"]
-    return (layer(m, l, h, cs[1], cs[2]))
+    return (layer(m, l, h, cs[1], cs[2], nil, nil, nil, nil, cs.q))
   end
 end
 
@@ -1047,27 +1065,10 @@ function M.hidden(m, ids, opts)
     end
   end
   pos = pos or default_positions(B, T, past)
-  local tabs = {}
-  for name, rc in pairs(a.ropes) do
-    local inv, att = rope.inv_freq(rc, a.rope_dim or a.head_dim, past + T - minpad)
-    local cos, sin = rope.cos_sin(inv, att, pos, a.rope_dim or a.head_dim)
-    tabs[name] = {cos, sin, q = M.query_tables(a, pos, cos, sin)}
-  end
+  local tabs = rope_tables(a, pos, past + T - minpad)
   if a.chunk and past + T > a.chunk then
     error(fmt("model: %d positions exceed attention_chunk_size %d; %s's chunked attention over longer sequences is "
       .. "not implemented (shorten cutoff_len or the generation)", past + T, a.chunk, a.name), 0)
-  end
-  if a.temp_tune then
-    -- Llama 4's temperature tuning of the layers without rotary; rows of the same positions share it
-    local sz = pos:size()
-    local rows = {}
-    for b = 1, sz[1] do
-      local r = {}
-      for t = 1, sz[2] do r[t] = math.log(1 + math.floor((pos[{b, t}] + 1) / a.temp_tune.floor)) * a.temp_tune.scale + 1 end
-      rows[b] = r
-    end
-    local temp = lfl.tensor(rows):view(sz[1], 1, sz[2], 1)
-    for _, tb in pairs(tabs) do tb.q = tb.q or {}; tb.q.temp = temp end
   end
   -- ZeRO-3 (lfl.train.zero3): the partitioned parameters outside the layers are gathered
   -- now, each layer's around its forward (and its recompute in backward)

@@ -72,10 +72,18 @@ local Stop = {}
 -- Returns {[module] = {qweight, qzeros, scales, g_idx}} and the module names in order.
 function M.quantize(m, samples, opts)
   local a = m.arch
-  if a.moe or a.fused_qkv or a.fused_gate_up then
+  if a.moe or a.mla or a.fused_qkv or a.fused_gate_up then
     error(fmt("export_quantization_bit: GPTQ of %s is not implemented in lfl (%s); it quantizes decoders with "
       .. "separate q/k/v and gate/up projections", m.config.model_type or "this model",
-      a.moe and "mixture-of-experts layers" or "fused projections"), 0)
+      a.moe and "mixture-of-experts layers" or a.mla and "multi-head latent attention" or "fused projections"), 0)
+  end
+  if m.mod then
+    error("export_quantization_bit: GPTQ of a mixture-of-depths model is not implemented in lfl (its routed layers "
+      .. "run on the chosen tokens only)", 0)
+  end
+  if m.arch.chunk then
+    error("export_quantization_bit: GPTQ of a model with chunked attention (attention_chunk_size) is not implemented "
+      .. "in lfl", 0)
   end
   if m.wrap then
     error("export_quantization_bit: GPTQ of an image-text checkpoint is not implemented in lfl (its language model "
