@@ -129,6 +129,7 @@ t.suite("gptq_export", {
       t.assert_eq(q.checkpoint_format, "gptq")
       t.assert_eq(cfg.torch_dtype, "float16")
       t.assert(lfl.fs.exists(dir .. "/tokenizer.json"), "the tokenizer comes with the export")
+      t.assert(lfl.fs.exists(dir .. "/Modelfile") == (r.modelfile ~= nil), "the Modelfile as the plain export writes it")
       local st = lfl.safetensors.load(dir .. "/model.safetensors")
       t.assert(st["model.layers.0.self_attn.q_proj.weight"] == nil, "q_proj is stored packed")
       t.assert_eq(st["model.layers.1.mlp.down_proj.qweight"]:dtype(), "i32")

@@ -66,7 +66,7 @@ function M.export(a)
     local qcfg = gq.quantization_config(a.export_quantization_bit, gq.DEFAULTS.group_size, gq.DEFAULTS.damp_percent,
       a.export_quantization_maxlen)
     local dir, files = gq.save(model, a.export_dir, packed, qcfg, {shard_size = (a.export_size or 5) * 1e9})
-    return {dir = dir, merged = merged, tokenizer_files = files,
+    return {dir = dir, merged = merged, tokenizer_files = files, modelfile = M.write_modelfile(model, a, dir, "."),
       gptq = {bits = a.export_quantization_bit, linears = #order, samples = #samples, seconds = lfl.sys.clock() - t0}}
   end
   -- the tokenizer and generation files come with it: copied from an HF folder,
