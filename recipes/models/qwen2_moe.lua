@@ -19,6 +19,7 @@ return {
       a.qkv_bias = qb == nil or qb == lfl.json.null or qb == true
       moe.resolve_qwen(cfg, a, true)
     end,
+    gguf = moe.gguf_qwen("qwen2moe", "Qwen2MoeForCausalLM", true, false),
   },
   template = "qwen",
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate", "gate_proj", "up_proj", "down_proj",

@@ -13,6 +13,7 @@ return {
     model_type = "qwen3_moe",
     traits = {moe = true, qk_norm = true},
     resolve = function(cfg, a) moe.resolve_qwen(cfg, a, false) end,
+    gguf = moe.gguf_qwen("qwen3moe", "Qwen3MoeForCausalLM", false, true),
   },
   template = "qwen3",
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate", "gate_proj", "up_proj", "down_proj"},

@@ -804,6 +804,33 @@ for _, name in ipairs({"olmo", "olmo2", "starcoder2"}) do
     t.assert(diff <= 1e-4, string.format("%s.gguf logits max abs diff %.3g", name, diff))
   end
 end
+
+-- GGUF files written by llama.cpp's converter class itself
+-- (tests/ref/make_model_goldens.py convert_gguf): llama.cpp's qwen2moe /
+-- qwen3moe have no dense layers, so the file is of an all-sparse sibling
+-- checkpoint whose HF parameters ("param.<name>") and logits are in
+-- gguf_golden.safetensors. The fused ffn_*_exps [n_expert, rows, cols] come
+-- back as one weight per expert.
+for _, name in ipairs({"qwen2_moe", "qwen3_moe"}) do
+  gguf_cases[name] = function()
+    local m = lfl.model.load(root .. name .. "/model.gguf")
+    local g = lfl.safetensors.load(root .. name .. "/gguf_golden.safetensors")
+    local n = 0
+    for k, v in pairs(g) do
+      local hf = k:match("^param%.(.+)$")
+      if hf then
+        t.assert(m.params[hf], name .. ".gguf: no parameter " .. hf)
+        t.assert_tensor_close(m.params[hf], v, 0, 0, name .. ".gguf " .. hf)
+        n = n + 1
+      end
+    end
+    t.assert(n > 0, name .. ": gguf_golden.safetensors holds no parameters")
+    t.assert_eq(#m.names, n, name .. ".gguf: parameter count")
+    t.assert_eq(m.config.model_type, name)
+    local diff = t.max_abs_diff(m:forward(g.input_ids), g.logits)
+    t.assert(diff <= 1e-4, string.format("%s.gguf logits max abs diff %.3g", name, diff))
+  end
+end
 t.suite("models_gguf", gguf_cases)
 
 t.suite("model_io", {

@@ -20,7 +20,7 @@ are checked against transformers' own GGUF reader here.
 
 Run with the venv python from tests/ref/venv.sh; names on the command line
 (re)write only those cases (default: all)."""
-import json, pathlib, shutil, sys
+import json, os, pathlib, shutil, sys
 import torch
 import torch.nn.functional as F
 import transformers as tf
@@ -731,6 +731,68 @@ def make_gguf(name, ids):
     print(name, "model.gguf", (d / "model.gguf").stat().st_size, "bytes")
 
 
+# llama.cpp's converter (convert_hf_to_gguf.py + conversion/*.py); its gguf-py is the same 0.19 as the venv's
+LLAMA_CONV = pathlib.Path(os.environ.get("LLAMA_CONV", "/work/venvs/llama-conv"))
+
+# GGUF cases written by the converter itself. llama.cpp has no dense layers in
+# qwen2moe / qwen3moe (the converter cannot map mlp_only_layers' mlp.gate_proj),
+# so these convert an all-sparse sibling of the golden checkpoint (same
+# config otherwise, same seed): the transformers class, the config changes,
+# and the config keys transformers' GGUF reader does not take from the file
+# (expert_feed_forward_length) for the cross-check, None where that reader is
+# wrong: it reads qwen2moe's ffn_gate_inp_shexp [1, H] as [1, 1, H].
+CONVERTED = {
+    "qwen2_moe": (tf.Qwen2MoeConfig, tf.Qwen2MoeForCausalLM, dict(
+        num_hidden_layers=3, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=24,
+        shared_expert_intermediate_size=40, norm_topk_prob=False, mlp_only_layers=[], tie_word_embeddings=False),
+        None),
+    "qwen3_moe": (tf.Qwen3MoeConfig, tf.Qwen3MoeForCausalLM, dict(
+        head_dim=8, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=24, norm_topk_prob=True,
+        decoder_sparse_step=1, tie_word_embeddings=False), dict(moe_intermediate_size=24)),
+}
+
+
+def convert_gguf(name, ids):
+    """Runs llama.cpp's own converter class for the checkpoint's architecture
+    (its set_gguf_parameters and modify_tensors: names, fused experts,
+    permutations, metadata) on a tiny HF folder -> <case>/model.gguf, f32, and
+    <case>/gguf_golden.safetensors: input_ids, the HF model's logits and its
+    parameters as "param.<HF name>" (the sibling's, when CONVERTED builds one).
+    The folders have no tokenizer: the converter's set_vocab is replaced by
+    the vocabulary size alone. transformers' GGUF reader must give the same
+    logits where it reads the file right (CONVERTED's last entry)."""
+    import tempfile
+    sys.path[:0] = [str(LLAMA_CONV / "gguf-py"), str(LLAMA_CONV)]
+    import gguf
+    from conversion import get_model_class
+    d = OUT / name
+    cfg_cls, model_cls, extra, xcheck = CONVERTED[name]
+    model = build(name, cfg_cls, model_cls, extra)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = pathlib.Path(tmp)
+        model.save_pretrained(src, safe_serialization=True)
+        params = load_file(src / "model.safetensors")
+        cls = get_model_class(model.config.architectures[0])
+
+        class Conv(cls):
+            model_arch = cls.model_arch
+
+            def set_vocab(self):
+                self.gguf_writer.add_vocab_size(self.hparams["vocab_size"])
+
+        Conv(src, gguf.LlamaFileType.ALL_F32, d / "model.gguf", eager=True).write()
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits.float().contiguous()
+        if xcheck is not None:
+            g = tf.AutoModelForCausalLM.from_pretrained(d, gguf_file="model.gguf", dtype=torch.float32,
+                                                     vocab_size=model.config.vocab_size, **xcheck).eval()
+            assert torch.allclose(g(input_ids=ids).logits, logits, atol=1e-5), "transformers reads the GGUF differently"
+    out = {"input_ids": ids, "logits": logits}
+    out.update({"param." + k: v.contiguous() for k, v in params.items()})
+    save_file(out, d / "gguf_golden.safetensors")
+    print(name, "model.gguf (convert_hf_to_gguf)", (d / "model.gguf").stat().st_size, "bytes")
+
+
 def main():
     g = torch.Generator().manual_seed(7)
     B, T = 2, 12
@@ -771,6 +833,9 @@ def main():
             make_qwen_moe(ids, labels, name)
     if not only or "llama4" in only:
         make_llama4(ids, labels)
+    for name in CONVERTED:
+        if not only or name in only or "gguf:" + name in only:
+            convert_gguf(name, ids)
     if not only or "mts" in only:
         make_modules_to_save(ids, labels)
     for name in ("gemma3_vlm", "mistral3_vlm"):

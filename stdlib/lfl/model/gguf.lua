@@ -163,8 +163,9 @@ local function llama3_from_factors(t, theta, dim, path)
   return rs
 end
 
--- HF config from GGUF metadata
-function M.config(meta, path)
+-- HF config from GGUF metadata (and, for the family's config function, the
+-- file's tensors by ggml name when known: which blocks have experts)
+function M.config(meta, path, tensors)
   local arch = meta["general.architecture"]
   local fam = family(arch, path)
   local g = fam.gguf
@@ -211,7 +212,7 @@ function M.config(meta, path)
   local sw = meta[arch .. ".attention.sliding_window"]
   if sw then cfg.sliding_window = sw end
   cfg.rope_scaling = rope_scaling(meta, path, key)
-  if g.config then g.config(cfg, meta, key, k) end
+  if g.config then g.config(cfg, meta, key, k, tensors or {}) end
   for name, v in pairs(cfg) do cfg[name] = M.f32_decimal(v) end
   return cfg
 end
@@ -241,7 +242,7 @@ function M.load(path, opts)
   opts = opts or {}
   local meta = lfl.gguf.read(path).metadata
   local g = {tensors = lfl.gguf.tensors(path)} -- {name = tensor in its stored (block) type}
-  local cfg = M.config(meta, path)
+  local cfg = M.config(meta, path, g.tensors)
   local fg = family(meta["general.architecture"], path).gguf
   -- a block past block_count would be silently unused: wrong data
   local past, past_i
@@ -274,9 +275,7 @@ function M.load(path, opts)
     error(fmt("%s: gguf_blocks keeps the file's blocks and quantize re-quantizes them to %s: choose one", path,
       quant.type), 0)
   end
-  for name, t in pairs(g.tensors) do
-    local hf = M.hf_name(name, cfg.model_type)
-    if not hf then error(fmt("%s: tensor '%s' has no Hugging Face counterpart for %s", path, name, cfg.model_type), 0) end
+  local function place(name, hf, t)
     -- block types dequantize (per tensor, via f32) to f32, or to bf16 in a
     -- 16-bit model; the model's dtype rules (model.param_dtype) do the rest
     local to = "f32"
@@ -296,6 +295,28 @@ function M.load(path, opts)
       if quant and model.quantizes(hf, w) then w = model.quantize_weight(w, quant) end
     end
     params[hf] = w
+  end
+  for name, t in pairs(g.tensors) do
+    local hf = M.hf_name(name, cfg.model_type)
+    if not hf then error(fmt("%s: tensor '%s' has no Hugging Face counterpart for %s", path, name, cfg.model_type), 0) end
+    if hf:find("*", 1, true) then
+      -- llama.cpp fuses a layer's experts into one [n_expert, rows, cols]
+      -- tensor; the decoder reads one 2-D weight per expert. The fused tensor
+      -- is dequantized and cut into contiguous copies (kept blocks would need
+      -- per-expert block views: with gguf_blocks the experts dequantize too).
+      local s = t:size()
+      if t:dim() ~= 3 or s[1] ~= cfg.num_experts and s[1] ~= cfg.num_local_experts and s[1] ~= cfg.n_routed_experts then
+        error(fmt("%s: tensor '%s' has shape [%s], expected [n_expert, rows, cols] with n_expert from %s.expert_count",
+          path, name, table.concat(s, ", "), meta["general.architecture"]), 0)
+      end
+      local to = half and (HALF[t:dtype()] and t:dtype() or want) or "f32"
+      local all = t:to(to)
+      for e = 0, s[1] - 1 do
+        place(name, (hf:gsub("%*", tostring(e))), all:narrow(1, e + 1, 1):reshape(s[2], s[3]):contiguous())
+      end
+    else
+      place(name, hf, t)
+    end
   end
   cfg.tie_word_embeddings = params["lm_head.weight"] == nil
   local m = require("lfl.model").from_params(cfg, params, opts, path)

@@ -176,4 +176,45 @@ function M.resolve_deepseek(cfg, a, v3)
   a.aux_free = true
 end
 
+
+-- GGUF (llama.cpp arch qwen2moe / qwen3moe, convert_hf_to_gguf's
+-- Qwen2MoeModel in conversion/qwen.py): the experts of a layer come fused as
+-- ffn_{gate,up,down}_exps [n_expert, rows, cols] ("*" in a name: one HF tensor
+-- per expert, lfl.model.gguf cuts them), the router as ffn_gate_inp, Qwen2-MoE's
+-- shared expert as ffn_*_shexp with its gate ffn_gate_inp_shexp. Sizes come
+-- from {arch}.expert_count / expert_used_count / expert_feed_forward_length /
+-- expert_shared_feed_forward_length. The files carry no norm_topk_prob:
+-- llama.cpp renormalises Qwen3-MoE's top-k weights and not Qwen2-MoE's
+-- (norm_topk; {arch}.expert_weights_norm wins when present). A block without a
+-- router is a dense layer (mlp_only_layers).
+function M.gguf_qwen(arch, hf_class, shared, norm_topk)
+  local names = {
+    ffn_gate_inp = "mlp.gate", ffn_gate_exps = "mlp.experts.*.gate_proj", ffn_up_exps = "mlp.experts.*.up_proj",
+    ffn_down_exps = "mlp.experts.*.down_proj",
+  }
+  if shared then
+    names.ffn_gate_shexp, names.ffn_up_shexp = "mlp.shared_expert.gate_proj", "mlp.shared_expert.up_proj"
+    names.ffn_down_shexp, names.ffn_gate_inp_shexp = "mlp.shared_expert.down_proj", "mlp.shared_expert_gate"
+  end
+  return {
+    arch = arch, hf_class = hf_class, names = names,
+    config = function(cfg, meta, key, k, tensors)
+      cfg.num_experts, cfg.num_experts_per_tok = k("expert_count"), k("expert_used_count")
+      cfg.moe_intermediate_size = k("expert_feed_forward_length")
+      if shared then cfg.shared_expert_intermediate_size = k("expert_shared_feed_forward_length", 0) end
+      local nw = meta[key("expert_weights_norm")]
+      if nw == nil then nw = norm_topk end
+      cfg.norm_topk_prob = nw
+      cfg.decoder_sparse_step = 1
+      if next(tensors) then
+        local dense = {}
+        for l = 0, cfg.num_hidden_layers - 1 do
+          if not tensors[fmt("blk.%d.ffn_gate_inp.weight", l)] then dense[#dense + 1] = l end
+        end
+        cfg.mlp_only_layers = dense
+      end
+    end,
+  }
+end
+
 return M
