@@ -116,6 +116,37 @@ return {
       a.ropes = ropes(cfg, where)
       for l = 1, a.layers do a.rope_of[l] = layer_type(cfg, l, where) end
     end,
+    -- llama.cpp's gemma3 (convert_hf_to_gguf's Gemma3Model, conversion/gemma.py):
+    -- every norm weight, q/k norms included, stored with the +1 added; the
+    -- global rope base as rope.freq_base with the rope scaling, the local one as
+    -- rope.freq_base_swa (llama.cpp's fixed 10000 when absent). The file has no
+    -- layer pattern or query scale: llama.cpp takes every 6th layer as global
+    -- unless attention.sliding_window_pattern says otherwise (a number, or one
+    -- flag per layer, true = sliding), and scales by 1/sqrt(head_dim), or by
+    -- 1/sqrt(hidden / heads) for its 27B (62 blocks); lfl does the same.
+    gguf = {
+      arch = "gemma3", hf_class = "Gemma3ForCausalLM", norm_offset = 1,
+      names = {ffn_norm = "pre_feedforward_layernorm"},
+      config = function(cfg, meta, key)
+        local swa_key = key("attention.sliding_window_pattern")
+        local p = meta[swa_key]
+        if type(p) == "table" then
+          if #p ~= cfg.num_hidden_layers then
+            error(fmt("GGUF metadata %s lists %d layers, expected %d", swa_key, #p, cfg.num_hidden_layers), 0)
+          end
+          cfg.layer_types = {}
+          for i, v in ipairs(p) do cfg.layer_types[i] = v and "sliding_attention" or "full_attention" end
+        elseif p ~= nil then
+          cfg.sliding_window_pattern = p
+        else
+          cfg.sliding_window_pattern = 6
+        end
+        cfg.rope_local_base_freq = meta[key("rope.freq_base_swa")] or 10000.0
+        cfg.query_pre_attn_scalar = cfg.num_hidden_layers == 62 and cfg.hidden_size / cfg.num_attention_heads or
+          cfg.head_dim
+        cfg.final_logit_softcapping = meta[key("final_logit_softcapping")]
+      end,
+    },
   },
   template = "gemma3",
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},

@@ -739,7 +739,7 @@ LLAMA_CONV = pathlib.Path(os.environ.get("LLAMA_CONV", "/work/venvs/llama-conv")
 # so these convert an all-sparse sibling of the golden checkpoint (same
 # config otherwise, same seed): the transformers class, the config changes,
 # and the config keys transformers' GGUF reader does not take from the file
-# (expert_feed_forward_length) for the cross-check, None where that reader is
+# (expert_feed_forward_length, gemma3's scale and rope scaling) for the cross-check, None where that reader is
 # wrong: it reads qwen2moe's ffn_gate_inp_shexp [1, H] as [1, 1, H].
 CONVERTED = {
     "qwen2_moe": (tf.Qwen2MoeConfig, tf.Qwen2MoeForCausalLM, dict(
@@ -749,6 +749,15 @@ CONVERTED = {
     "qwen3_moe": (tf.Qwen3MoeConfig, tf.Qwen3MoeForCausalLM, dict(
         head_dim=8, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=24, norm_topk_prob=True,
         decoder_sparse_step=1, tie_word_embeddings=False), dict(moe_intermediate_size=24)),
+    # llama.cpp's gemma3 has every 6th layer global and scales by 1/sqrt(head_dim): 6 layers, pattern 6,
+    # query_pre_attn_scalar = head_dim; the rope bases and linear scaling of the golden case
+    "gemma3": (tf.Gemma3TextConfig, tf.Gemma3ForCausalLM, dict(
+        head_dim=8, num_hidden_layers=6, sliding_window=4, sliding_window_pattern=6, query_pre_attn_scalar=8,
+        rope_theta=1e6, rope_local_base_freq=1e4, rope_scaling=dict(rope_type="linear", factor=2.0),
+        hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6),
+        dict(query_pre_attn_scalar=8, rope_parameters=dict(
+            full_attention=dict(rope_type="linear", factor=2.0, rope_theta=1e6),
+            sliding_attention=dict(rope_type="default", rope_theta=1e4)))),
 }
 
 
@@ -771,6 +780,9 @@ def convert_gguf(name, ids):
     with tempfile.TemporaryDirectory() as tmp:
         src = pathlib.Path(tmp)
         model.save_pretrained(src, safe_serialization=True)
+        # Gemma3Model.modify_tensors cuts token_embd to the tokenizer's vocabulary
+        (src / "tokenizer.json").write_text(json.dumps(
+            {"model": {"vocab": {f"t{i}": i for i in range(model.config.vocab_size)}}, "added_tokens": []}))
         params = load_file(src / "model.safetensors")
         cls = get_model_class(model.config.architectures[0])
 
@@ -834,6 +846,8 @@ def main():
     if not only or "llama4" in only:
         make_llama4(ids, labels)
     for name in CONVERTED:
+        if not (OUT / name).exists():
+            continue
         if not only or name in only or "gguf:" + name in only:
             convert_gguf(name, ids)
     if not only or "mts" in only:
