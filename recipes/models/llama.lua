@@ -11,7 +11,22 @@ return {
   arch = {
     model_type = "llama",
     traits = {},
-    gguf = {arch = "llama", hf_class = "LlamaForCausalLM", permuted = true},
+    -- Mixtral comes as a llama file too (convert_hf_to_gguf's LlamaModel,
+    -- conversion/llama.py): {arch}.expert_count > 0, each layer's experts
+    -- stacked into ffn_{gate,up,down}_exps [n_expert, rows, cols] (w1, w3, w2),
+    -- the router as ffn_gate_inp; it loads as model_type mixtral
+    gguf = {
+      arch = "llama", hf_class = "LlamaForCausalLM", permuted = true,
+      names = {ffn_gate_inp = "block_sparse_moe.gate", ffn_gate_exps = "block_sparse_moe.experts.*.w1",
+               ffn_up_exps = "block_sparse_moe.experts.*.w3", ffn_down_exps = "block_sparse_moe.experts.*.w2"},
+      config = function(cfg, meta, key, k)
+        local n = meta[key("expert_count")]
+        if n and n > 0 then
+          cfg.model_type, cfg.architectures = "mixtral", {"MixtralForCausalLM"}
+          cfg.num_local_experts, cfg.num_experts_per_tok = n, k("expert_used_count")
+        end
+      end,
+    },
   },
   template = L3,
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},

@@ -749,6 +749,9 @@ CONVERTED = {
     "qwen3_moe": (tf.Qwen3MoeConfig, tf.Qwen3MoeForCausalLM, dict(
         head_dim=8, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=24, norm_topk_prob=True,
         decoder_sparse_step=1, tie_word_embeddings=False), dict(moe_intermediate_size=24)),
+    # Mixtral: the golden checkpoint itself (llama.cpp writes it as arch llama); transformers reads such a
+    # file as a Llama, so no cross-check
+    "mixtral": (tf.MixtralConfig, tf.MixtralForCausalLM, dict(num_local_experts=4, num_experts_per_tok=2), None),
     # llama.cpp's gemma3 has every 6th layer global and scales by 1/sqrt(head_dim): 6 layers, pattern 6,
     # query_pre_attn_scalar = head_dim; the rope bases and linear scaling of the golden case
     "gemma3": (tf.Gemma3TextConfig, tf.Gemma3ForCausalLM, dict(

@@ -35,8 +35,10 @@ local LAYER_NAMES = {
 }
 
 -- the Hugging Face name of a ggml tensor name in a model of this model_type
--- (the family's gguf.names override the common layer names)
-function M.hf_name(name, model_type)
+-- (the family's gguf.names, or `names` when given: those of the file's
+-- architecture, override the common layer names). A "*" in the result stands
+-- for the expert number of a fused [n_expert, rows, cols] tensor.
+function M.hf_name(name, model_type, names)
   if name == "token_embd.weight" then return "model.embed_tokens.weight" end
   local on = name:match("^output_norm%.(%a+)$")
   if on then return "model.norm." .. on end
@@ -44,8 +46,11 @@ function M.hf_name(name, model_type)
   local l, rest, suffix = name:match("^blk%.(%d+)%.([%w_]+)%.(%w+)$")
   if not l then return nil end
   registry = registry or require("lfl.model.registry")
-  local g = model_type and registry.arch(model_type).gguf
-  local hf = g and g.names and g.names[rest] or LAYER_NAMES[rest]
+  if not names then
+    local g = model_type and registry.arch(model_type).gguf
+    names = g and g.names
+  end
+  local hf = names and names[rest] or LAYER_NAMES[rest]
   if not hf then return nil end
   return fmt("model.layers.%s.%s.%s", l, hf, suffix)
 end
@@ -297,7 +302,8 @@ function M.load(path, opts)
     params[hf] = w
   end
   for name, t in pairs(g.tensors) do
-    local hf = M.hf_name(name, cfg.model_type)
+    -- the file's family names its tensors (a llama file can hold a Mixtral)
+    local hf = M.hf_name(name, cfg.model_type, fg.names or {})
     if not hf then error(fmt("%s: tensor '%s' has no Hugging Face counterpart for %s", path, name, cfg.model_type), 0) end
     if hf:find("*", 1, true) then
       -- llama.cpp fuses a layer's experts into one [n_expert, rows, cols]
