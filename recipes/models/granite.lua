@@ -40,6 +40,18 @@ return {
       if ls == 0 then error("config.json: logits_scaling is 0, expected a non-zero number (the logits are divided by it)", 0) end
       a.logit_scale = 1 / ls
     end,
+    -- convert_hf_to_gguf's GraniteModel (conversion/granite.py): a LlamaModel
+    -- (q/k rows permuted) writing the multipliers as attention.scale,
+    -- embedding_scale, residual_scale and logit_scale (each only when non-zero)
+    gguf = {
+      arch = "granite", hf_class = "GraniteForCausalLM", permuted = true,
+      config = function(cfg, meta, key)
+        cfg.attention_multiplier = meta[key("attention.scale")]
+        cfg.embedding_multiplier = meta[key("embedding_scale")]
+        cfg.residual_multiplier = meta[key("residual_scale")]
+        cfg.logits_scaling = meta[key("logit_scale")]
+      end,
+    },
   },
   template = "granite3",
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},
