@@ -25,6 +25,20 @@ return {
       end
       a.eps = cfg.layer_norm_eps or 1e-5
     end,
+    -- llama.cpp's command-r (convert_hf_to_gguf's CommandR2Model,
+    -- conversion/command_r.py): the HF tensors renamed, nothing permuted,
+    -- logit_scale and the LayerNorm eps as metadata; Command-R+'s q/k norms
+    -- ([heads, head_dim]) as attn_q_norm / attn_k_norm, whose presence is
+    -- use_qk_norm
+    gguf = {
+      arch = "command-r", hf_class = "CohereForCausalLM",
+      config = function(cfg, meta, key, k, tensors)
+        cfg.logit_scale = meta[key("logit_scale")]
+        cfg.layer_norm_eps = k("attention.layer_norm_epsilon", 1e-5)
+        cfg.rms_norm_eps = nil
+        cfg.use_qk_norm = tensors["blk.0.attn_q_norm.weight"] ~= nil
+      end,
+    },
   },
   template = "cohere",
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"},

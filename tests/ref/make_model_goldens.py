@@ -754,6 +754,8 @@ CONVERTED = {
     "mixtral": (tf.MixtralConfig, tf.MixtralForCausalLM, dict(num_local_experts=4, num_experts_per_tok=2), None),
     # the golden checkpoints themselves; transformers has no GGUF reader for these archs
     "granite": CASES["granite"] + (None,),
+    "cohere": CASES["cohere"] + (None,),
+    "cohere_qknorm": CASES["cohere_qknorm"] + (None,),
     # llama.cpp's gemma3 has every 6th layer global and scales by 1/sqrt(head_dim): 6 layers, pattern 6,
     # query_pre_attn_scalar = head_dim; the rope bases and linear scaling of the golden case
     "gemma3": (tf.Gemma3TextConfig, tf.Gemma3ForCausalLM, dict(
