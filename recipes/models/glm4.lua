@@ -25,6 +25,20 @@ return {
       if cfg.attention_bias == nil then a.qkv_bias = true end -- Glm4Config's default
       a.o_bias = false
     end,
+    -- llama.cpp's glm4 (convert_hf_to_gguf's Glm4Model, conversion/glm.py):
+    -- the HF tensors renamed (q/k rows untouched without M-RoPE), the four
+    -- norms as attn_norm / post_attention_norm / ffn_norm / post_ffw_norm,
+    -- gate_up_proj as ffn_up, the rotated part as rope.dimension_count
+    gguf = {
+      arch = "glm4", hf_class = "Glm4ForCausalLM",
+      names = {post_attention_norm = "post_self_attn_layernorm", post_ffw_norm = "post_mlp_layernorm",
+               ffn_up = "mlp.gate_up_proj"},
+      config = function(cfg, meta, key, k, tensors)
+        local rd = meta[key("rope.dimension_count")]
+        if rd then cfg.partial_rotary_factor = rd / cfg.head_dim end
+        cfg.attention_bias = tensors["blk.0.attn_q.bias"] ~= nil
+      end,
+    },
   },
   template = "glm4",
   lora_target = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"},

@@ -756,6 +756,7 @@ CONVERTED = {
     "granite": CASES["granite"] + (None,),
     "cohere": CASES["cohere"] + (None,),
     "cohere_qknorm": CASES["cohere_qknorm"] + (None,),
+    "glm4": CASES["glm4"] + (None,),
     # llama.cpp's gemma3 has every 6th layer global and scales by 1/sqrt(head_dim): 6 layers, pattern 6,
     # query_pre_attn_scalar = head_dim; the rope bases and linear scaling of the golden case
     "gemma3": (tf.Gemma3TextConfig, tf.Gemma3ForCausalLM, dict(
