@@ -16,6 +16,8 @@ return {
     model_type = "deepseek_v2",
     traits = {moe = true},
     resolve = function(cfg, a) moe.resolve_deepseek(cfg, a, false) end,
+    -- llama.cpp's deepseek2 files, V2 and V3 alike (V3 loads as deepseek_v3)
+    gguf = moe.gguf_deepseek(),
   },
   template = "deepseek",
   lora_target = {"q_a_proj", "q_b_proj", "q_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj", "gate_proj",

@@ -50,6 +50,9 @@ function M.hf_name(name, model_type, names)
     local g = model_type and registry.arch(model_type).gguf
     names = g and g.names
   end
+  -- a name with its suffix ("exp_probs_b.bias") maps to the whole HF name
+  local whole = names and names[rest .. "." .. suffix]
+  if whole then return fmt("model.layers.%s.%s", l, whole) end
   local hf = names and names[rest] or LAYER_NAMES[rest]
   if not hf then return nil end
   return fmt("model.layers.%s.%s.%s", l, hf, suffix)
@@ -270,6 +273,8 @@ function M.load(path, opts)
     end
     cfg.rope_scaling = llama3_from_factors(rf, cfg.rope_theta, cfg.head_dim, path)
   end
+  -- the family's rewrites of the file's tensors (DeepSeek's split kv_b)
+  if fg.tensors then fg.tensors(g.tensors, cfg, path) end
   local params = {}
   local model = require("lfl.model")
   local want = model.check_dtype(opts.dtype or "f32")

@@ -217,4 +217,96 @@ function M.gguf_qwen(arch, hf_class, shared, norm_topk)
   }
 end
 
+
+-- GGUF (llama.cpp arch deepseek2, convert_hf_to_gguf's DeepseekV2Model in
+-- conversion/deepseek.py) for DeepSeek-V2 and V3: latent attention as
+-- attn_q_a / attn_q_a_norm / attn_q_b (or attn_q), attn_kv_a_mqa /
+-- attn_kv_a_norm and kv_b_proj either whole (attn_kv_b, older files) or, as
+-- the converter writes it now, split per head into attn_k_b [heads, kv_rank,
+-- nope] (transposed) and attn_v_b [heads, v_dim, kv_rank]; the experts fused
+-- (ffn_*_exps), the shared ones as ffn_*_shexp, V3's correction bias as
+-- exp_probs_b. The head counts are MQA's (head_count_kv 1) with
+-- key_length_mla / value_length_mla as the real head sizes. A file is V3 when
+-- it has correction biases or a sigmoid gating function (2); V2 is
+-- group-limited when it has groups. mscale = mscale_all_dim =
+-- yarn_log_multiplier / 0.1 (llama.cpp has one, the released configs both
+-- equal); V3's rotary is interleaved (the released configs).
+function M.gguf_deepseek()
+  local names = {
+    attn_q_a = "self_attn.q_a_proj", attn_q_a_norm = "self_attn.q_a_layernorm", attn_q_b = "self_attn.q_b_proj",
+    attn_kv_a_mqa = "self_attn.kv_a_proj_with_mqa", attn_kv_a_norm = "self_attn.kv_a_layernorm",
+    attn_kv_b = "self_attn.kv_b_proj",
+    ffn_gate_inp = "mlp.gate", ["exp_probs_b.bias"] = "mlp.gate.e_score_correction_bias",
+    ffn_gate_exps = "mlp.experts.*.gate_proj", ffn_up_exps = "mlp.experts.*.up_proj",
+    ffn_down_exps = "mlp.experts.*.down_proj",
+    ffn_gate_shexp = "mlp.shared_experts.gate_proj", ffn_up_shexp = "mlp.shared_experts.up_proj",
+    ffn_down_shexp = "mlp.shared_experts.down_proj",
+  }
+  return {
+    arch = "deepseek2", hf_class = "DeepseekV2ForCausalLM", names = names,
+    config = function(cfg, meta, key, k, tensors)
+      local heads = cfg.num_attention_heads
+      cfg.num_key_value_heads = heads
+      cfg.kv_lora_rank = k("attention.kv_lora_rank")
+      cfg.q_lora_rank = meta[key("attention.q_lora_rank")]
+      local rope = k("rope.dimension_count")
+      local kl = meta[key("attention.key_length_mla")] or k("attention.key_length")
+      cfg.qk_rope_head_dim, cfg.qk_nope_head_dim = rope, kl - rope
+      cfg.v_head_dim = meta[key("attention.value_length_mla")] or k("attention.value_length")
+      cfg.head_dim = kl
+      cfg.first_k_dense_replace = k("leading_dense_block_count", 0)
+      cfg.moe_intermediate_size = k("expert_feed_forward_length")
+      cfg.n_routed_experts, cfg.num_experts_per_tok = k("expert_count"), k("expert_used_count")
+      cfg.n_shared_experts = k("expert_shared_count", 0)
+      cfg.routed_scaling_factor = meta[key("expert_weights_scale")] or 1.0
+      cfg.norm_topk_prob = meta[key("expert_weights_norm")] == true
+      cfg.n_group, cfg.topk_group = meta[key("expert_group_count")], meta[key("expert_group_used_count")]
+      local v3 = meta[key("expert_gating_func")] == 2
+      for name in pairs(tensors) do v3 = v3 or name:match("%.exp_probs_b%.bias$") ~= nil end
+      if v3 then
+        cfg.model_type, cfg.architectures = "deepseek_v3", {"DeepseekV3ForCausalLM"}
+        cfg.topk_method, cfg.scoring_func, cfg.rope_interleave = "noaux_tc", "sigmoid", true
+      else
+        cfg.topk_method = (cfg.n_group or 1) > 1 and "group_limited_greedy" or "greedy"
+      end
+      local rs = cfg.rope_scaling
+      if rs and rs.rope_type == "yarn" then
+        rs.beta_fast = meta[key("rope.scaling.yarn_beta_fast")]
+        rs.beta_slow = meta[key("rope.scaling.yarn_beta_slow")]
+        local lm = meta[key("rope.scaling.yarn_log_multiplier")]
+        if lm then
+          local ms = require("lfl.model.gguf").f32_decimal(lm) / 0.1
+          rs.mscale, rs.mscale_all_dim = ms, ms
+        end
+      end
+    end,
+    -- kv_b_proj [heads * (nope + v), kv_rank] from attn_k_b / attn_v_b
+    tensors = function(t, cfg, path)
+      local heads, nope, v = cfg.num_attention_heads, cfg.qk_nope_head_dim, cfg.v_head_dim
+      for l = 0, cfg.num_hidden_layers - 1 do
+        local kn, vn = fmt("blk.%d.attn_k_b.weight", l), fmt("blk.%d.attn_v_b.weight", l)
+        local kb, vb = t[kn], t[vn]
+        if (kb == nil) ~= (vb == nil) then
+          error(fmt("%s: %s without %s: the file is inconsistent", path, kb and kn or vn, kb and vn or kn), 0)
+        end
+        if kb then
+          local ks, vs = kb:size(), vb:size()
+          local r = cfg.kv_lora_rank
+          if kb:dim() ~= 3 or ks[1] ~= heads or ks[2] ~= r or ks[3] ~= nope then
+            error(fmt("%s: %s has shape [%s], expected [%d, %d, %d] (heads, kv_lora_rank, qk_nope_head_dim)", path,
+              kn, table.concat(ks, ", "), heads, r, nope), 0)
+          end
+          if vb:dim() ~= 3 or vs[1] ~= heads or vs[2] ~= v or vs[3] ~= r then
+            error(fmt("%s: %s has shape [%s], expected [%d, %d, %d] (heads, v_head_dim, kv_lora_rank)", path,
+              vn, table.concat(vs, ", "), heads, v, r), 0)
+          end
+          t[fmt("blk.%d.attn_kv_b.weight", l)] =
+            lfl.cat({kb:to("f32"):transpose(2, 3), vb:to("f32")}, 2):reshape(heads * (nope + v), r):contiguous()
+          t[kn], t[vn] = nil, nil
+        end
+      end
+    end,
+  }
+end
+
 return M

@@ -55,7 +55,7 @@ end
 local ARCH_KEYS = {model_type = "string", traits = "table", resolve = "function", window = "function",
                    gguf = "table", to_decoder = "function", from_decoder = "function", peft_module = "function"}
 local GGUF_KEYS = {arch = "string", hf_class = "string", permuted = "boolean", names = "table",
-                   config = "function", norm_offset = "number"}
+                   config = "function", norm_offset = "number", tensors = "function"}
 
 -- checks a family's arch table: {model_type =, traits = {...}, resolve = fn,
 -- window = fn, gguf = {...}, to_decoder = fn, from_decoder = fn, peft_module =
