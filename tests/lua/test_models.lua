@@ -839,6 +839,30 @@ for name, model_type in pairs(converted) do
     t.assert(diff <= 1e-4, string.format("%s.gguf logits max abs diff %.3g", name, diff))
   end
 end
+-- Q8_0 blocks in a fused [n_expert, rows, cols] tensor (qwen3_moe's file
+-- with its matrices quantized by gguf-py): each expert's weight is that
+-- expert's slice, dequantized (within Q8_0's step of the f32 file, and not
+-- equal to it); with gguf_blocks the 2-D linears stay in blocks and the
+-- experts are dequantized (the decoder takes no per-expert block views)
+gguf_cases.qwen3_moe_q8_0_experts = function()
+  local dir = root .. "qwen3_moe/"
+  local f = lfl.model.load(dir .. "model.gguf")
+  local g = lfl.safetensors.load(dir .. "gguf_golden.safetensors")
+  for _, opts in ipairs({{}, {gguf_blocks = true}}) do
+    local q = lfl.model.load(dir .. "model_q8_0.gguf", opts)
+    for e = 0, 3 do
+      for _, w in ipairs({"gate_proj", "up_proj"}) do
+        local n = string.format("model.layers.1.mlp.experts.%d.%s.weight", e, w)
+        t.assert_eq(q.params[n]:dtype(), "f32", n)
+        local d = t.max_abs_diff(q.params[n], f.params[n])
+        t.assert(d > 0 and d < 0.005, string.format("%s: Q8_0 expert differs by %.3g from f32", n, d))
+      end
+    end
+    t.assert_eq(q.params["model.layers.1.self_attn.q_proj.weight"]:dtype(), opts.gguf_blocks and "q8_0" or "f32")
+    local diff = t.max_abs_diff(q:forward(g.input_ids), g.logits)
+    t.assert(diff < 0.05, string.format("qwen3_moe Q8_0 logits max abs diff %.3g", diff))
+  end
+end
 t.suite("models_gguf", gguf_cases)
 
 t.suite("model_io", {

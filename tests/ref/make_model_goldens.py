@@ -792,7 +792,8 @@ def convert_gguf(name, ids):
         cfg_cls, model_cls, extra, xcheck = CONVERTED[name]
         model = build(name, cfg_cls, model_cls, extra)
     with tempfile.TemporaryDirectory() as tmp:
-        src = pathlib.Path(tmp)
+        src = pathlib.Path(tmp) / name  # general.name comes from the folder's name
+        src.mkdir()
         if model is not None:
             model.save_pretrained(src, safe_serialization=True)
         else:
@@ -827,6 +828,38 @@ def convert_gguf(name, ids):
     out.update({"param." + k: v.contiguous() for k, v in params.items()})
     save_file(out, d / "gguf_golden.safetensors")
     print(name, "model.gguf (convert_hf_to_gguf)", (d / "model.gguf").stat().st_size, "bytes")
+    if name == "qwen3_moe":
+        q8_0_copy(d / "model.gguf", d / "model_q8_0.gguf")
+
+
+def q8_0_copy(src, dst):
+    """The same file with every matrix whose rows split into 32-value blocks
+    (the fused 3-D expert tensors among them, token_embd aside) quantized to
+    Q8_0 by gguf-py's own quantizer, the metadata copied."""
+    import gguf
+    import numpy as np
+    from gguf import quants
+    r = gguf.GGUFReader(str(src))
+    w = gguf.GGUFWriter(str(dst), r.fields["general.architecture"].contents())
+    for k, f in r.fields.items():
+        if k.startswith("GGUF.") or k == "general.architecture":
+            continue
+        if f.types[0] == gguf.GGUFValueType.ARRAY:
+            w.add_key_value(k, f.contents(), f.types[0], sub_type=f.types[-1])
+        else:
+            w.add_key_value(k, f.contents(), f.types[0])
+    for t in r.tensors:
+        a = np.asarray(t.data)
+        if a.ndim >= 2 and a.shape[-1] % 32 == 0 and t.name != "token_embd.weight":
+            q = quants.quantize(a, gguf.GGMLQuantizationType.Q8_0)
+            w.add_tensor(t.name, q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            w.add_tensor(t.name, a)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print(dst.name, dst.stat().st_size, "bytes")
 
 
 def main():
