@@ -863,6 +863,35 @@ gguf_cases.qwen3_moe_q8_0_experts = function()
     t.assert(diff < 0.05, string.format("qwen3_moe Q8_0 logits max abs diff %.3g", diff))
   end
 end
+-- a converted golden GGUF written again by lfl.gguf.write with metadata
+-- changed (edit_kv[key] = value) and tensors dropped (drop[name] = true)
+local function rewritten(src, edit_kv, drop)
+  local r = lfl.gguf.read(src)
+  local kv = {}
+  for k, v in pairs(r.metadata) do
+    if edit_kv[k] ~= nil then v = edit_kv[k] end
+    local ty = type(v) == "string" and "string" or type(v) == "boolean" and "bool" or
+      (v == math.floor(v) and "u32" or "f32")
+    kv[#kv + 1] = {k, ty, v}
+  end
+  local tensors = {}
+  for name, w in pairs(lfl.gguf.tensors(src)) do
+    if not drop[name] then tensors[#tensors + 1] = {name, w:to("f32"), "f32"} end
+  end
+  local out = os.tmpname() .. ".gguf"
+  lfl.gguf.write(out, {kv = kv, tensors = tensors})
+  return out
+end
+gguf_cases.fused_tensor_errors = function()
+  -- an expert count the fused tensors do not have
+  local p = rewritten(root .. "qwen3_moe/model.gguf", {["qwen3moe.expert_count"] = 3}, {})
+  t.assert_error(function() lfl.model.load(p) end, "has shape [4, 24, 32], expected [n_expert, rows, cols]")
+  os.remove(p)
+  -- half of DeepSeek's split kv_b
+  p = rewritten(root .. "deepseek_v3/model.gguf", {}, {["blk.1.attn_v_b.weight"] = true})
+  t.assert_error(function() lfl.model.load(p) end, "blk.1.attn_k_b.weight without blk.1.attn_v_b.weight")
+  os.remove(p)
+end
 t.suite("models_gguf", gguf_cases)
 
 t.suite("model_io", {
