@@ -810,13 +810,14 @@ end
 -- golden checkpoint that llama.cpp can represent (qwen2moe / qwen3moe: no
 -- dense layers; gemma3: every 6th layer global, 1/sqrt(head_dim) scale; mixtral:
 -- the golden one, written as a llama file with experts; granite, cohere,
--- cohere_qknorm, glm4, deepseek_v2, deepseek_v3: the golden ones), its
+-- cohere_qknorm, glm4, deepseek_v2(_greedy), deepseek_v3: the golden ones), its
 -- HF parameters ("param.<name>") and logits in gguf_golden.safetensors. The
 -- fused ffn_*_exps [n_expert, rows, cols] come back as one weight per expert,
 -- gemma3's norms (q/k norms too) without llama.cpp's +1.
 local converted = {qwen2_moe = "qwen2_moe", qwen3_moe = "qwen3_moe", gemma3 = "gemma3_text", mixtral = "mixtral",
                    granite = "granite", cohere = "cohere", cohere_qknorm = "cohere",
-                   glm4 = "glm4", deepseek_v2 = "deepseek_v2", deepseek_v3 = "deepseek_v3"}
+                   glm4 = "glm4", deepseek_v2 = "deepseek_v2", deepseek_v3 = "deepseek_v3",
+                   deepseek_v2_greedy = "deepseek_v2"}
 for name, model_type in pairs(converted) do
   gguf_cases[name] = function()
     local m = lfl.model.load(root .. name .. "/model.gguf")

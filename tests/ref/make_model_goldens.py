@@ -761,6 +761,7 @@ CONVERTED = {
     # <case>/config.json + model.safetensors, logits from golden.safetensors)
     "deepseek_v2": None,
     "deepseek_v3": None,
+    "deepseek_v2_greedy": None,  # q_proj (no q_lora_rank), plain top-k, two shared experts, no YaRN
     # llama.cpp's gemma3 has every 6th layer global and scales by 1/sqrt(head_dim): 6 layers, pattern 6,
     # query_pre_attn_scalar = head_dim; the rope bases and linear scaling of the golden case
     "gemma3": (tf.Gemma3TextConfig, tf.Gemma3ForCausalLM, dict(
