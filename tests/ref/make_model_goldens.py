@@ -831,6 +831,39 @@ def convert_gguf(name, ids):
     print(name, "model.gguf (convert_hf_to_gguf)", (d / "model.gguf").stat().st_size, "bytes")
     if name == "qwen3_moe":
         q8_0_copy(d / "model.gguf", d / "model_q8_0.gguf")
+    if name == "deepseek_v2":
+        deepseek_kv_b_copy(d / "model.gguf", d / "model_kv_b.gguf", params, hf_cfg)
+
+
+def deepseek_kv_b_copy(src, dst, params, cfg):
+    """A DeepSeek-V2 file as llama.cpp's converter wrote it before MLA
+    absorption (PR 12801): kv_b_proj whole as attn_kv_b, no attn_k_b /
+    attn_v_b, head_count_kv the real one, key_length qk_nope + qk_rope,
+    value_length v_head_dim, no *_mla lengths. Written from the current file,
+    with only those changes."""
+    import gguf
+    import numpy as np
+    r = gguf.GGUFReader(str(src))
+    arch = r.fields["general.architecture"].contents()
+    w = gguf.GGUFWriter(str(dst), arch)
+    redo = {f"{arch}.attention.head_count_kv": cfg["num_key_value_heads"],
+            f"{arch}.attention.key_length": cfg["qk_nope_head_dim"] + cfg["qk_rope_head_dim"],
+            f"{arch}.attention.value_length": cfg["v_head_dim"]}
+    for k, f in r.fields.items():
+        if k.startswith("GGUF.") or k == "general.architecture" or k.endswith("_mla"):
+            continue
+        w.add_key_value(k, redo.get(k, f.contents()), f.types[0])
+    for t in r.tensors:
+        if ".attn_k_b." in t.name:
+            bid = int(t.name.split(".")[1])
+            w.add_tensor(f"blk.{bid}.attn_kv_b.weight", params[f"model.layers.{bid}.self_attn.kv_b_proj.weight"].numpy())
+        elif ".attn_v_b." not in t.name:
+            w.add_tensor(t.name, np.asarray(t.data))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print(dst.name, dst.stat().st_size, "bytes")
 
 
 def q8_0_copy(src, dst):
