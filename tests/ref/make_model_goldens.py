@@ -16,10 +16,15 @@ own name map, OLMo's q/k rows permuted as convert permutes llama's, its
 hyperparameter keys), f32. StarCoder2's GGUF carries no sliding window
 (convert writes none, llama.cpp attends over everything), so its reference
 logits (gguf_golden.safetensors) are the HF model's without the window; they
-are checked against transformers' own GGUF reader here.
+are checked against transformers' own GGUF reader here. qwen2_moe, qwen3_moe,
+gemma3, mixtral, granite, cohere(_qknorm), glm4 and deepseek_v2(_greedy) / v3
+get model.gguf from llama.cpp's converter itself (convert_gguf), with their
+reference parameters and logits in gguf_golden.safetensors.
 
 Run with the venv python from tests/ref/venv.sh; names on the command line
-(re)write only those cases (default: all)."""
+(re)write only those cases (default: all); "gguf:<case>" rewrites only that
+case's converted GGUF (CONVERTED, convert_gguf: llama.cpp's converter class
+run on the checkpoint; LLAMA_CONV names its folder)."""
 import json, os, pathlib, shutil, sys
 import torch
 import torch.nn.functional as F
@@ -936,11 +941,6 @@ def main():
             make_qwen_moe(ids, labels, name)
     if not only or "llama4" in only:
         make_llama4(ids, labels)
-    for name in CONVERTED:
-        if not (OUT / name).exists():
-            continue
-        if not only or name in only or "gguf:" + name in only:
-            convert_gguf(name, ids)
     if not only or "mts" in only:
         make_modules_to_save(ids, labels)
     for name in ("gemma3_vlm", "mistral3_vlm"):
@@ -949,6 +949,10 @@ def main():
     for name in ("deepseek_v3", "deepseek_v3_qproj", "deepseek_v2", "deepseek_v2_greedy"):
         if not only or name in only:
             make_deepseek_v3(ids, labels, name)
+    # after the goldens: some convert the case's folder as saved ("gguf:<case>" converts alone)
+    for name in CONVERTED:
+        if not only or name in only or "gguf:" + name in only:
+            convert_gguf(name, ids)
 
 
 if __name__ == "__main__":
