@@ -863,6 +863,11 @@ gguf_cases.qwen3_moe_q8_0_experts = function()
     local diff = t.max_abs_diff(q:forward(g.input_ids), g.logits)
     t.assert(diff < 0.05, string.format("qwen3_moe Q8_0 logits max abs diff %.3g", diff))
   end
+  -- QLoRA-style quantization (int8) reaches each expert's slice too
+  local q = lfl.model.load(dir .. "model_q8_0.gguf", {quantize = {type = "int8"}})
+  t.assert_eq(q.params["model.layers.1.mlp.experts.3.up_proj.weight"]:dtype(), "int8")
+  local diff = t.max_abs_diff(q:forward(g.input_ids), g.logits)
+  t.assert(diff < 0.05, string.format("qwen3_moe Q8_0 -> int8 logits max abs diff %.3g", diff))
 end
 -- DeepSeek-V2 as older converters wrote it (kv_b_proj whole as attn_kv_b,
 -- the real key/value head sizes, no *_mla lengths): the same parameters and logits
