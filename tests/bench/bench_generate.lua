@@ -4,7 +4,8 @@
 -- makes N tokens), median of R runs. The prompts are synthetic token ids, the
 -- same as tests/bench/bench_generate_ref.py feeds llama.cpp and transformers:
 --   OMP_NUM_THREADS=2 ./build/lfl tests/bench/bench_generate.lua [P] [N] [R]
--- P prompt tokens per row (128), N new tokens per row (32), R runs (3).
+-- P prompt tokens per row (128), N new tokens per row (32), R runs (3); a 5th
+-- argument names another GGUF (tests/bench/bench_decode_gguf.sh's Q4_K file).
 local fmt = string.format
 local P = tonumber(arg and arg[1]) or 128
 local N = tonumber(arg and arg[2]) or 32
@@ -14,7 +15,7 @@ local DT = arg and arg[4] or "f32" -- "bf16": weights kept in bf16 (half the byt
 -- int8 dot products), the embedding/head in f32 / bf16
 local BLOCKS = DT:match("^blocks") ~= nil
 if BLOCKS then DT = DT:match("bf16") and "bf16" or "f32" end
-local path = os.getenv("HOME") .. "/.cache/lfl/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+local path = arg and arg[5] or os.getenv("HOME") .. "/.cache/lfl/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 local gen = lfl.generate
 
 -- row b's prompt: a fixed pseudo-random walk over ordinary vocabulary ids
@@ -30,8 +31,8 @@ local function median(xs)
 end
 
 local m = lfl.model.load(path, {dtype = DT, gguf_blocks = BLOCKS or nil})
-print(fmt("lfl generate_batch, SmolLM2-135M Q4_1 (weights as loaded: layers %s, embedding %s), threads %s, P=%d N=%d, median of %d",
-  m.params["model.layers.0.mlp.up_proj.weight"]:dtype(), m.params["model.embed_tokens.weight"]:dtype(), tostring(lfl.sys.threads and lfl.sys.threads() or "?"), P, N, R))
+print(fmt("lfl generate_batch, %s (weights as loaded: layers %s, embedding %s), threads %s, P=%d N=%d, median of %d",
+  path:match("[^/]*$"), m.params["model.layers.0.mlp.up_proj.weight"]:dtype(), m.params["model.embed_tokens.weight"]:dtype(), tostring(lfl.sys.threads and lfl.sys.threads() or "?"), P, N, R))
 gen.generate_batch(m, {prompt(1)}, {max_new_tokens = 2}) -- warm-up
 for _, B in ipairs({1, 8}) do
   local prompts = {}

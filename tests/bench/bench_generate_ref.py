@@ -9,17 +9,21 @@ making N tokens, the same synthetic prompt ids, median of R runs.
   transformers (gguf_file=, dequantised to f32, torch threads 2, left padding,
   a forward over the prompts then one forward per step with the KV cache):
     ~/.cache/lfl/refvenv/bin/python tests/bench/bench_generate_ref.py transformers [P] [N] [R]
+  quantize SRC DST: llama.cpp's Q4_K_S of the GGUF SRC written to DST (llama_model_quantize, re-quantizing;
+  the tensors whose rows are not a multiple of 256 fall back to q5_0 / q5_1, as llama.cpp decides)
 """
 import os
 import statistics
 import sys
 import time
 
-PATH = os.path.expanduser("~/.cache/lfl/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+# BENCH_GGUF names another GGUF (tests/bench/bench_decode_gguf.sh's Q4_K file)
+PATH = os.environ.get("BENCH_GGUF") or os.path.expanduser("~/.cache/lfl/models/SmolLM2-135M-Instruct.Q4_1.gguf")
 WHICH = sys.argv[1] if len(sys.argv) > 1 else "llamacpp"
-P = int(sys.argv[2]) if len(sys.argv) > 2 else 128
-N = int(sys.argv[3]) if len(sys.argv) > 3 else 32
-R = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+ARGS = sys.argv[2:] if WHICH != "quantize" else []
+P = int(ARGS[0]) if len(ARGS) > 0 else 128
+N = int(ARGS[1]) if len(ARGS) > 1 else 32
+R = int(ARGS[2]) if len(ARGS) > 2 else 3
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))  # OMP_NUM_THREADS for the lfl side
 
 
@@ -90,7 +94,7 @@ def run_llamacpp():
         L.llama_free(ctx)
         return pre, dec
 
-    print(f"llama.cpp (llama-cpp-python {L.__version__}), Q4_1, n_threads {THREADS}, P={P} N={N}, median of {R}")
+    print(f"llama.cpp (llama-cpp-python {L.__version__}), {os.path.basename(PATH)}, n_threads {THREADS}, P={P} N={N}, median of {R}")
     for B in (1, 8):
         report(B, *bench(B))
     L.llama_model_free(model)
@@ -142,4 +146,12 @@ def report(B, pre, dec):
 
 
 if __name__ == "__main__":
+    if WHICH == "quantize":  # quantize SRC DST: llama.cpp's Q4_K_S of SRC (re-quantized), for bench_decode_gguf.sh
+        import llama_cpp as L
+
+        qp = L.llama_model_quantize_default_params()
+        qp.ftype = L.LLAMA_FTYPE_MOSTLY_Q4_K_S
+        qp.allow_requantize = True
+        qp.nthread = THREADS
+        sys.exit(L.llama_model_quantize(sys.argv[2].encode(), sys.argv[3].encode(), qp))
     {"llamacpp": run_llamacpp, "transformers": run_transformers}[WHICH]()
