@@ -34,15 +34,16 @@ int lfl_ggml_vecdot_rows(int rows)
 }
 
 /* the activation rows quantized: q [m, k] int8, and per group of 16 the row
- * block's scale dx and dx * sum(q over the group) */
+ * block's scale dx and dx * sum(q over the group); db and sb the same per
+ * block of 32 (the fused kernels' unit) */
 typedef struct {
     int64_t k;
     int8_t *q;
-    float *dx, *sx;
+    float *dx, *sx, *db, *sb;
 } qact;
 
 static void quantize_row(const float *restrict x, int64_t k, int8_t *restrict q, float *restrict dx,
-                         float *restrict sx)
+                         float *restrict sx, float *restrict db, float *restrict sb)
 {
     for (int64_t b = 0; b < k; b += 32) {
         float amax = 0;
@@ -57,6 +58,8 @@ static void quantize_row(const float *restrict x, int64_t k, int8_t *restrict q,
         dx[b / 16] = dx[b / 16 + 1] = d;
         sx[b / 16] = d * (float)s0;
         sx[b / 16 + 1] = d * (float)s1;
+        db[b / 32] = d;
+        sb[b / 32] = d * (float)(s0 + s1);
     }
 }
 
@@ -128,6 +131,203 @@ static void dot_vnni(const uint8_t *u, const float *d, const float *m, int64_t k
     for (int i = 0; i < nr; i++) out[i] = _mm512_reduce_add_ps(a[i]);
 }
 
+/* The fused kernels (the weight kinds but Q6_K): the nibbles / bytes go from
+ * the blocks straight into the vpdpbusd operand, 64 elements at a time (two
+ * blocks of 32, or a 256-block's sub-blocks 2j and 2j+1: their low and high
+ * nibbles), with no unpacked copy of the row. First the row's scale d and
+ * offset m per 32 elements (k/32 of each, scalar), then per activation row the
+ * products d * db and the offset term sum m * sb; the integer sums of a
+ * 64-element step fill 16 lanes, 8 per 32-element block. */
+#define FUSED_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+static inline float f16at(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return lfl_f16_to_f32(h);
+}
+
+static inline void scale_min_k4(int j, const uint8_t *q, int *d, int *m)
+{
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+__attribute__((always_inline)) static inline void row_scales(const int dt, const uint8_t *b, int64_t nb,
+                                                             float *restrict d, float *restrict m)
+{
+    if (dt == LFL_Q4_K || dt == LFL_Q5_K) {
+        int64_t bb = dt == LFL_Q4_K ? 144 : 176;
+        for (int64_t i = 0; i < nb / 8; i++, b += bb) {
+            float s = f16at(b), mn = f16at(b + 2);
+            for (int j = 0; j < 8; j++) {
+                int sc, mj;
+                scale_min_k4(j, b + 4, &sc, &mj);
+                d[8 * i + j] = s * (float)sc;
+                m[8 * i + j] = -(mn * (float)mj);
+            }
+        }
+        return;
+    }
+    int64_t bb = dt == LFL_Q4_0 ? 18 : dt == LFL_Q4_1 ? 20 : dt == LFL_Q5_0 ? 22 : dt == LFL_Q5_1 ? 24 : 34;
+    for (int64_t i = 0; i < nb; i++, b += bb) {
+        float s = f16at(b);
+        d[i] = s;
+        m[i] = dt == LFL_Q4_1 || dt == LFL_Q5_1 ? f16at(b + 2) : dt == LFL_Q4_0 ? -8.0f * s
+             : dt == LFL_Q5_0 ? -16.0f * s : -128.0f * s;
+    }
+}
+
+/* two 16-byte nibble runs (blocks 2c, 2c+1) as [lo0 hi0 lo1 hi1]: elements 0..63 */
+FUSED_TARGET static inline __m512i nibbles2(const uint8_t *q0, const uint8_t *q1)
+{
+    __m256i x = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)q0)),
+                                        _mm_loadu_si128((const __m128i *)q1), 1);
+    const __m256i lo4 = _mm256_set1_epi8(0x0F);
+    __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(x, lo4)),
+                                   _mm256_and_si256(_mm256_srli_epi16(x, 4), lo4), 1);
+    return _mm512_shuffle_i64x2(w, w, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+static inline uint32_t u32at(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* the 64 unsigned weights of step c (elements 64c..64c+63) of a row;
+ * one: only the block 2c (the odd last one of a 32-kind row), the upper half 0 */
+FUSED_TARGET __attribute__((always_inline)) static inline __m512i weights64(const int dt, const uint8_t *row,
+                                                                            int64_t c, bool one)
+{
+    const __m512i b16 = _mm512_set1_epi8(0x10);
+    if (dt == LFL_Q4_K || dt == LFL_Q5_K) {
+        bool q5 = dt == LFL_Q5_K;
+        const uint8_t *b = row + (c >> 2) * (q5 ? 176 : 144);
+        int j = (int)(c & 3);
+        __m256i x = _mm256_loadu_si256((const __m256i *)(b + (q5 ? 48 : 16) + 32 * j));
+        const __m256i lo4 = _mm256_set1_epi8(0x0F);
+        __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(x, lo4)),
+                                       _mm256_and_si256(_mm256_srli_epi16(x, 4), lo4), 1);
+        if (q5) {
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 16));
+            uint64_t hb = (uint64_t)_mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(1 << (2 * j)))) |
+                          ((uint64_t)_mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(2 << (2 * j)))) << 32);
+            w = _mm512_or_si512(w, _mm512_maskz_mov_epi8(hb, b16));
+        }
+        return w;
+    }
+    if (dt == LFL_Q8_0) {
+        const uint8_t *b = row + 2 * c * 34;
+        __m256i lo = _mm256_loadu_si256((const __m256i *)(b + 2));
+        __m512i w = one ? _mm512_zextsi256_si512(lo)
+                        : _mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_loadu_si256((const __m256i *)(b + 36)), 1);
+        /* int8 + 128 (the offset -128 d undoes it); the zero half stays 0 */
+        return _mm512_xor_si512(w, one ? _mm512_zextsi256_si512(_mm256_set1_epi8((char)0x80)) : _mm512_set1_epi8((char)0x80));
+    }
+    int64_t bb = dt == LFL_Q4_0 ? 18 : dt == LFL_Q4_1 ? 20 : dt == LFL_Q5_0 ? 22 : 24;
+    int qo = dt == LFL_Q4_0 ? 2 : dt == LFL_Q4_1 ? 4 : dt == LFL_Q5_0 ? 6 : 8;
+    const uint8_t *b0 = row + 2 * c * bb, *b1 = b0 + bb;
+    __m512i w;
+    if (one) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(b0 + qo)), lo4 = _mm_set1_epi8(0x0F);
+        w = _mm512_zextsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(x, lo4)),
+                                                           _mm_and_si128(_mm_srli_epi16(x, 4), lo4), 1));
+    } else {
+        w = nibbles2(b0 + qo, b1 + qo);
+    }
+    if (dt == LFL_Q5_0 || dt == LFL_Q5_1) {
+        int ho = dt == LFL_Q5_0 ? 2 : 4;
+        uint64_t hb = (uint64_t)u32at(b0 + ho) | (one ? 0 : (uint64_t)u32at(b1 + ho) << 32);
+        w = _mm512_or_si512(w, _mm512_maskz_mov_epi8(hb, b16));
+    }
+    return w;
+}
+
+/* out[i] = the row's dot product with activation row i (i < nr); dw, mw hold
+ * k/32 floats, sd nr rows of sds >= k/32 + 16 */
+FUSED_TARGET __attribute__((always_inline)) static inline void fused_dot(const int dt, const uint8_t *row, int64_t k,
+                                                                         const int nr, const qact *xa, float *dw,
+                                                                         float *mw, float *sd, int64_t sds, float *out)
+{
+    int64_t nb = k / 32;
+    row_scales(dt, row, nb, dw, mw);
+    __m512 a[VEC_MAX];
+    for (int i = 0; i < nr; i++) {
+        const float *db = xa->db + i * nb, *sb = xa->sb + i * nb;
+        __m512 ai = _mm512_setzero_ps();
+        for (int64_t g = 0; g < nb; g += 16) {
+            __mmask16 mg = nb - g >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nb - g)) - 1);
+            __m512 vd = _mm512_maskz_loadu_ps(mg, dw + g);
+            _mm512_mask_storeu_ps(sd + i * sds + g, mg, _mm512_mul_ps(vd, _mm512_maskz_loadu_ps(mg, db + g)));
+            ai = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mg, mw + g), _mm512_maskz_loadu_ps(mg, sb + g), ai);
+        }
+        a[i] = ai;
+    }
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    int64_t c = 0;
+    for (; 64 * c + 64 <= k; c++) {
+        __m512i w = weights64(dt, row, c, false);
+        for (int i = 0; i < nr; i++) {
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xa->q + i * k + 64 * c));
+            __m512 s = _mm512_permutexvar_ps(
+                idx, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(sd + i * sds + 2 * c)))));
+            a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, a[i]);
+        }
+    }
+    if (64 * c < k) { /* the odd last block of 32 */
+        __m512i w = weights64(dt, row, c, true);
+        for (int i = 0; i < nr; i++) {
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w,
+                                            _mm512_maskz_loadu_epi8(0xFFFFFFFFULL, xa->q + i * k + 64 * c));
+            __m512 s = _mm512_set1_ps(sd[i * sds + 2 * c]);
+            a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, a[i]);
+        }
+    }
+    for (int i = 0; i < nr; i++) out[i] = _mm512_reduce_add_ps(a[i]);
+}
+
+typedef void (*fused_fn)(const uint8_t *row, int64_t k, int nr, const qact *xa, float *dw, float *mw, float *sd,
+                         int64_t sds, float *out);
+
+/* one function per kind, with the row counts of batch-1 and batch-8 decoding
+ * as constants (their sums stay in registers) */
+#define FUSED_KIND(name, DT)                                                                                      \
+    FUSED_TARGET static void name(const uint8_t *row, int64_t k, int nr, const qact *xa, float *dw, float *mw,   \
+                                  float *sd, int64_t sds, float *out)                                            \
+    {                                                                                                            \
+        if (nr == 1) fused_dot(DT, row, k, 1, xa, dw, mw, sd, sds, out);                                          \
+        else if (nr == 8) fused_dot(DT, row, k, 8, xa, dw, mw, sd, sds, out);                                     \
+        else fused_dot(DT, row, k, nr, xa, dw, mw, sd, sds, out);                                                 \
+    }
+FUSED_KIND(fused_q4_0, LFL_Q4_0)
+FUSED_KIND(fused_q4_1, LFL_Q4_1)
+FUSED_KIND(fused_q5_0, LFL_Q5_0)
+FUSED_KIND(fused_q5_1, LFL_Q5_1)
+FUSED_KIND(fused_q8_0, LFL_Q8_0)
+FUSED_KIND(fused_q4_k, LFL_Q4_K)
+FUSED_KIND(fused_q5_k, LFL_Q5_K)
+
+static fused_fn fused_for(lfl_dtype dt)
+{
+    switch (dt) {
+    case LFL_Q4_0: return fused_q4_0;
+    case LFL_Q4_1: return fused_q4_1;
+    case LFL_Q5_0: return fused_q5_0;
+    case LFL_Q5_1: return fused_q5_1;
+    case LFL_Q8_0: return fused_q8_0;
+    case LFL_Q4_K: return fused_q4_k;
+    case LFL_Q5_K: return fused_q5_k;
+    default: return NULL;
+    }
+}
+
 static bool have_vnni(void)
 {
     static int known = -1;
@@ -150,15 +350,21 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
     lfl_dtype dt = w->dtype;
     int64_t blk = lfl_dtypes[dt].block, bb = lfl_dtypes[dt].block_bytes, row_bytes = k / blk * bb, ng = k / 16;
     qact xa = {k, malloc((size_t)(m * k)), malloc(sizeof(float) * (size_t)(m * ng)),
-               malloc(sizeof(float) * (size_t)(m * ng))};
-    if (!xa.q || !xa.dx || !xa.sx) {
-        free(xa.q); free(xa.dx); free(xa.sx);
+               malloc(sizeof(float) * (size_t)(m * ng)), malloc(sizeof(float) * (size_t)(m * ng / 2)),
+               malloc(sizeof(float) * (size_t)(m * ng / 2))};
+    if (!xa.q || !xa.dx || !xa.sx || !xa.db || !xa.sb) {
+        free(xa.q); free(xa.dx); free(xa.sx); free(xa.db); free(xa.sb);
         return lfl_fail(LFL_ERR_MEM, "gemm (GGUF block weight): out of memory for %lld quantized activations",
                         (long long)(m * k));
     }
-    for (int64_t i = 0; i < m; i++) quantize_row(a + i * lda, k, xa.q + i * k, xa.dx + i * ng, xa.sx + i * ng);
+    for (int64_t i = 0; i < m; i++)
+        quantize_row(a + i * lda, k, xa.q + i * k, xa.dx + i * ng, xa.sx + i * ng, xa.db + i * ng / 2,
+                     xa.sb + i * ng / 2);
     const uint8_t *wp = lfl_data(w);
     bool vnni = have_vnni();
+#ifdef HAVE_X86
+    fused_fn fused = vnni ? fused_for(dt) : NULL;
+#endif
     int failed = 0;
 #pragma omp parallel if ((double)m * n * k > VEC_PARALLEL_MIN) reduction(| : failed)
     {
@@ -172,14 +378,23 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < n; j++) {
             if (!buf) continue;
-            lfl_ggml_unpack_blocks(dt, wp + j * row_bytes, k / blk, buf, d, mm);
             float out[VEC_MAX];
+#ifdef HAVE_X86
+            if (fused) {
+                fused(wp + j * row_bytes, k, (int)m, &xa, d, mm, sd, sds, out);
+                goto store;
+            }
+#endif
+            lfl_ggml_unpack_blocks(dt, wp + j * row_bytes, k / blk, buf, d, mm);
 #ifdef HAVE_X86
             if (vnni) dot_vnni(buf, d, mm, k, (int)m, &xa, sd, sds, out);
             else
 #endif
                 for (int64_t i = 0; i < m; i++)
                     out[i] = dot_portable(buf, d, mm, k, xa.q + i * k, xa.dx + i * ng, xa.sx + i * ng);
+#ifdef HAVE_X86
+        store:
+#endif
             for (int64_t i = 0; i < m; i++) {
                 float *ci = c + i * ldc + j;
                 *ci = beta == 0.0f ? out[i] : out[i] + beta * *ci;
@@ -190,6 +405,8 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
     free(xa.q);
     free(xa.dx);
     free(xa.sx);
+    free(xa.db);
+    free(xa.sb);
     if (failed) return lfl_fail(LFL_ERR_MEM, "gemm (GGUF block weight): out of memory for a row of %lld", (long long)k);
     return LFL_OK;
 }
