@@ -250,61 +250,84 @@ FUSED_TARGET __attribute__((always_inline)) static inline __m512i weights64(cons
     return w;
 }
 
-/* out[i] = the row's dot product with activation row i (i < nr); dw, mw hold
- * k/32 floats, sd nr rows of sds >= k/32 + 16 */
+/* the scales d and offsets m of blocks g..g+nbg-1 (nbg <= 16) of a row, one
+ * lane each: a gather of each block's first 4 bytes (f16 d, then f16 m for
+ * Q4_1/Q5_1) for the 32-kinds, the 6-bit pairs of row_scales (into dw, mw) for
+ * the K kinds */
+FUSED_TARGET __attribute__((always_inline)) static inline void group_scales(const int dt, const uint8_t *row, int64_t g,
+                                                                            int nbg, float *dw, float *mw,
+                                                                            __m512 *dv, __m512 *mv)
+{
+    __mmask16 mg = nbg >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nbg) - 1);
+    if (dt == LFL_Q4_K || dt == LFL_Q5_K) {
+        row_scales(dt, row + g / 8 * (dt == LFL_Q4_K ? 144 : 176), (nbg + 7) / 8 * 8, dw, mw);
+        *dv = _mm512_maskz_loadu_ps(mg, dw);
+        *mv = _mm512_maskz_loadu_ps(mg, mw);
+        return;
+    }
+    int bb = dt == LFL_Q4_0 ? 18 : dt == LFL_Q4_1 ? 20 : dt == LFL_Q5_0 ? 22 : dt == LFL_Q5_1 ? 24 : 34;
+    const __m512i off = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32(bb));
+    __m512i word = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mg, off, row + g * bb, 1);
+    *dv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(word));
+    if (dt == LFL_Q4_1 || dt == LFL_Q5_1) *mv = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(word, 16)));
+    else *mv = _mm512_mul_ps(*dv, _mm512_set1_ps(dt == LFL_Q4_0 ? -8.0f : dt == LFL_Q5_0 ? -16.0f : -128.0f));
+}
+
+/* out[i] = the row's dot product with activation row i (i < nr), a group of
+ * 16 blocks of 32 (8 steps of 64) at a time: the group's scales d * db of
+ * each row stay in a register, a step's pair of them spread to its 16 lanes
+ * by a permute. dw, mw: room for 16 floats (the K kinds' scales). */
 FUSED_TARGET __attribute__((always_inline)) static inline void fused_dot(const int dt, const uint8_t *row, int64_t k,
                                                                          const int nr, const qact *xa, float *dw,
-                                                                         float *mw, float *sd, int64_t sds, float *out)
+                                                                         float *mw, float *out)
 {
     int64_t nb = k / 32;
-    row_scales(dt, row, nb, dw, mw);
-    __m512 a[VEC_MAX];
-    for (int i = 0; i < nr; i++) {
-        const float *db = xa->db + i * nb, *sb = xa->sb + i * nb;
-        __m512 ai = _mm512_setzero_ps();
-        for (int64_t g = 0; g < nb; g += 16) {
-            __mmask16 mg = nb - g >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (nb - g)) - 1);
-            __m512 vd = _mm512_maskz_loadu_ps(mg, dw + g);
-            _mm512_mask_storeu_ps(sd + i * sds + g, mg, _mm512_mul_ps(vd, _mm512_maskz_loadu_ps(mg, db + g)));
-            ai = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mg, mw + g), _mm512_maskz_loadu_ps(mg, sb + g), ai);
-        }
-        a[i] = ai;
-    }
-    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    int64_t c = 0;
-    for (; 64 * c + 64 <= k; c++) {
-        __m512i w = weights64(dt, row, c, false);
+    __m512 a[VEC_MAX], sdv[VEC_MAX];
+    for (int i = 0; i < nr; i++) a[i] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < nb; g += 16) {
+        int nbg = nb - g < 16 ? (int)(nb - g) : 16;
+        __mmask16 mg = nbg >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nbg) - 1);
+        __m512 dv, mv;
+        group_scales(dt, row, g, nbg, dw, mw, &dv, &mv);
         for (int i = 0; i < nr; i++) {
-            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xa->q + i * k + 64 * c));
-            __m512 s = _mm512_permutexvar_ps(
-                idx, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double *)(sd + i * sds + 2 * c)))));
-            a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, a[i]);
+            sdv[i] = _mm512_mul_ps(dv, _mm512_maskz_loadu_ps(mg, xa->db + i * nb + g));
+            a[i] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mg, xa->sb + i * nb + g), a[i]);
         }
-    }
-    if (64 * c < k) { /* the odd last block of 32 */
-        __m512i w = weights64(dt, row, c, true);
-        for (int i = 0; i < nr; i++) {
-            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w,
-                                            _mm512_maskz_loadu_epi8(0xFFFFFFFFULL, xa->q + i * k + 64 * c));
-            __m512 s = _mm512_set1_ps(sd[i * sds + 2 * c]);
-            a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, a[i]);
+        __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        const __m512i two = _mm512_set1_epi32(2);
+        int64_t c = g / 2, ce = c + nbg / 2;
+        for (; c < ce; c++) {
+            __m512i w = weights64(dt, row, c, false);
+            for (int i = 0; i < nr; i++) {
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xa->q + i * k + 64 * c));
+                a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, sdv[i]), a[i]);
+            }
+            idx = _mm512_add_epi32(idx, two);
+        }
+        if (nbg & 1) { /* the odd last block of 32 (its upper lanes' products are 0) */
+            __m512i w = weights64(dt, row, c, true);
+            for (int i = 0; i < nr; i++) {
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w,
+                                                _mm512_maskz_loadu_epi8(0xFFFFFFFFULL, xa->q + i * k + 64 * c));
+                a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, sdv[i]), a[i]);
+            }
         }
     }
     for (int i = 0; i < nr; i++) out[i] = _mm512_reduce_add_ps(a[i]);
 }
 
-typedef void (*fused_fn)(const uint8_t *row, int64_t k, int nr, const qact *xa, float *dw, float *mw, float *sd,
-                         int64_t sds, float *out);
+typedef void (*fused_fn)(const uint8_t *row, int64_t k, int nr, const qact *xa, float *dw, float *mw, float *out);
 
 /* one function per kind, with the row counts of batch-1 and batch-8 decoding
  * as constants (their sums stay in registers) */
 #define FUSED_KIND(name, DT)                                                                                      \
     FUSED_TARGET static void name(const uint8_t *row, int64_t k, int nr, const qact *xa, float *dw, float *mw,   \
-                                  float *sd, int64_t sds, float *out)                                            \
+                                  float *out)                                                                    \
     {                                                                                                            \
-        if (nr == 1) fused_dot(DT, row, k, 1, xa, dw, mw, sd, sds, out);                                          \
-        else if (nr == 8) fused_dot(DT, row, k, 8, xa, dw, mw, sd, sds, out);                                     \
-        else fused_dot(DT, row, k, nr, xa, dw, mw, sd, sds, out);                                                 \
+        if (nr == 1) fused_dot(DT, row, k, 1, xa, dw, mw, out);                                                   \
+        else if (nr == 8) fused_dot(DT, row, k, 8, xa, dw, mw, out);                                              \
+        else fused_dot(DT, row, k, nr, xa, dw, mw, out);                                                          \
     }
 FUSED_KIND(fused_q4_0, LFL_Q4_0)
 FUSED_KIND(fused_q4_1, LFL_Q4_1)
@@ -381,7 +404,7 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
             float out[VEC_MAX];
 #ifdef HAVE_X86
             if (fused) {
-                fused(wp + j * row_bytes, k, (int)m, &xa, d, mm, sd, sds, out);
+                fused(wp + j * row_bytes, k, (int)m, &xa, d, mm, out);
                 goto store;
             }
 #endif
