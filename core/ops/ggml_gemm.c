@@ -351,6 +351,29 @@ static fused_fn fused_for(lfl_dtype dt)
     }
 }
 
+/* quantize_row with AVX-512 (the same rounding: to nearest even, as
+ * nearbyintf's default mode), 32 elements a step */
+FUSED_TARGET static void quantize_row_avx512(const float *restrict x, int64_t k, int8_t *restrict q,
+                                             float *restrict dx, float *restrict sx, float *restrict db,
+                                             float *restrict sb)
+{
+    for (int64_t b = 0; b < k; b += 32) {
+        __m512 x0 = _mm512_loadu_ps(x + b), x1 = _mm512_loadu_ps(x + b + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        __m512 vid = _mm512_set1_ps(id);
+        __m512i v0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid)), v1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
+        _mm_storeu_si128((__m128i *)(q + b), _mm512_cvtepi32_epi8(v0));
+        _mm_storeu_si128((__m128i *)(q + b + 16), _mm512_cvtepi32_epi8(v1));
+        int s0 = _mm512_reduce_add_epi32(v0), s1 = _mm512_reduce_add_epi32(v1);
+        dx[b / 16] = dx[b / 16 + 1] = d;
+        sx[b / 16] = d * (float)s0;
+        sx[b / 16 + 1] = d * (float)s1;
+        db[b / 32] = d;
+        sb[b / 32] = d * (float)(s0 + s1);
+    }
+}
+
 static bool have_vnni(void)
 {
     static int known = -1;
@@ -362,7 +385,18 @@ static bool have_vnni(void)
 static bool have_vnni(void) { return false; }
 #endif
 
-const char *lfl_ggml_vecdot_kernel(void) { return have_vnni() ? "avx512-vnni" : "portable"; }
+static int force_portable;
+
+int lfl_ggml_vecdot_portable(int on)
+{
+    int prev = __atomic_load_n(&force_portable, __ATOMIC_RELAXED);
+    if (on >= 0) __atomic_store_n(&force_portable, on ? 1 : 0, __ATOMIC_RELAXED);
+    return prev;
+}
+
+static bool use_vnni(void) { return have_vnni() && !__atomic_load_n(&force_portable, __ATOMIC_RELAXED); }
+
+const char *lfl_ggml_vecdot_kernel(void) { return use_vnni() ? "avx512-vnni" : "portable"; }
 
 /* C[i, j] = sum_k A[i, k] W[j, k] (+ beta C) for i < m <= VEC_MAX: each
  * thread unpacks a whole weight row into its buffer, then dots it with every
@@ -380,11 +414,19 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
         return lfl_fail(LFL_ERR_MEM, "gemm (GGUF block weight): out of memory for %lld quantized activations",
                         (long long)(m * k));
     }
-    for (int64_t i = 0; i < m; i++)
+    bool vnni = use_vnni();
+    for (int64_t i = 0; i < m; i++) {
+#ifdef HAVE_X86
+        if (vnni) {
+            quantize_row_avx512(a + i * lda, k, xa.q + i * k, xa.dx + i * ng, xa.sx + i * ng, xa.db + i * ng / 2,
+                                xa.sb + i * ng / 2);
+            continue;
+        }
+#endif
         quantize_row(a + i * lda, k, xa.q + i * k, xa.dx + i * ng, xa.sx + i * ng, xa.db + i * ng / 2,
                      xa.sb + i * ng / 2);
+    }
     const uint8_t *wp = lfl_data(w);
-    bool vnni = have_vnni();
 #ifdef HAVE_X86
     fused_fn fused = vnni ? fused_for(dt) : NULL;
 #endif

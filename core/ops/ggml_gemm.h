@@ -30,4 +30,9 @@ int lfl_ggml_vecdot_rows(int rows);
 /* "avx512-vnni" or "portable": the dot-product kernel this CPU runs */
 const char *lfl_ggml_vecdot_kernel(void);
 
+/* on = 1 makes the integer dot-product path run its portable C kernels even
+ * where the CPU has AVX512-VNNI (0 undoes it, -1 only asks); returns the
+ * previous setting. Process-wide, for tests comparing the two. */
+int lfl_ggml_vecdot_portable(int on);
+
 #endif
