@@ -293,6 +293,76 @@ static lfl_status att_geo_init(att_geo *g, const lfl_tensor *q, const lfl_tensor
     return LFL_OK;
 }
 
+/* One query per (batch, head) in f32 without segments (decoding: T == 1):
+ * the visible keys' scores in one buffer, an exact softmax over them and the
+ * weighted sum of values, read in place through their strides. The tiled
+ * forward would copy all of K and V into tiles and pad the query to 64 rows
+ * for each token. The same out / lse as the tiles (NaN and empty rows too). */
+static lfl_status att_decode_f32(const att_geo *g, const lfl_tensor *q, const lfl_tensor *k, const lfl_tensor *v,
+                                 float *out, float *lse)
+{
+    const int64_t D = g->D, Hq = g->Hq, ntask = g->B * Hq;
+    const int64_t qs3 = q->stride[3], ks2 = k->stride[2], ks3 = k->stride[3], vs2 = v->stride[2], vs3 = v->stride[3];
+    const float scale = (float)g->scale, cap = (float)g->softcap, icap = cap > 0 ? 1.0f / cap : 0.0f;
+    const float *qd = lfl_data(q), *kd = lfl_data(k), *vd = lfl_data(v);
+    int failed = 0;
+#pragma omp parallel if (g->B * Hq * g->S * D > ATT_PAR_MIN) reduction(| : failed)
+    {
+        float *qs = att_alloc(sizeof(float) * (size_t)(D + g->S + 1)), *sc = qs ? qs + D : NULL;
+        if (!qs) failed = 1;
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < ntask; t++) {
+            if (!qs) continue;
+            int64_t b = t / Hq, h = t % Hq, hk = h / g->G;
+            int64_t lo = att_row_lo(g, b, 0), hi = att_row_hi(g, 0);
+            const float *qp = qd + b * q->stride[0] + h * q->stride[1];
+            const float *kb = kd + b * k->stride[0] + hk * k->stride[1], *vb = vd + b * v->stride[0] + hk * v->stride[1];
+            float *dst = out + (b * Hq + h) * D;
+            for (int64_t d = 0; d < D; d++) qs[d] = qp[d * qs3] * scale;
+            float mx = -INFINITY;
+            bool nan = false;
+            for (int64_t j = lo; j < hi; j++) {
+                const float *kj = kb + j * ks2;
+                float x = 0;
+                if (ks3 == 1) {
+#pragma omp simd reduction(+ : x)
+                    for (int64_t d = 0; d < D; d++) x += qs[d] * kj[d];
+                } else {
+                    for (int64_t d = 0; d < D; d++) x += qs[d] * kj[d * ks3];
+                }
+                if (cap > 0) x = cap * tanhf(x * icap);
+                sc[j - lo] = x;
+                if (x > mx) mx = x;
+                else if (x != x) nan = true;
+            }
+            if (hi <= lo || nan) { /* no key visible: zeros; a NaN score: the row NaN */
+                for (int64_t d = 0; d < D; d++) dst[d] = nan ? NAN : 0.0f;
+                lse[b * Hq + h] = nan ? NAN : -INFINITY;
+                continue;
+            }
+            float l = 0;
+            for (int64_t d = 0; d < D; d++) dst[d] = 0;
+            for (int64_t j = lo; j < hi; j++) {
+                float p = expf(sc[j - lo] - mx);
+                const float *vj = vb + j * vs2;
+                l += p;
+                if (vs3 == 1) {
+#pragma omp simd
+                    for (int64_t d = 0; d < D; d++) dst[d] += p * vj[d];
+                } else {
+                    for (int64_t d = 0; d < D; d++) dst[d] += p * vj[d * vs3];
+                }
+            }
+            float inv = 1.0f / l;
+            for (int64_t d = 0; d < D; d++) dst[d] *= inv;
+            lse[b * Hq + h] = mx + logf(l);
+        }
+        free(qs);
+    }
+    if (failed) return lfl_fail(LFL_ERR_MEM, "attention: out of memory for the scores of %lld keys", (long long)g->S);
+    return LFL_OK;
+}
+
 lfl_status lfl_cpu_attention_backward(const lfl_attn_args *p, lfl_tensor *o, lfl_tensor *lse, lfl_tensor *go,
                                       lfl_tensor *dq, lfl_tensor *dk, lfl_tensor *dv)
 {
@@ -368,7 +438,9 @@ lfl_status lfl_cpu_attention(const lfl_attn_args *p, lfl_tensor *store, lfl_tens
     lfl_status st = p->q->dtype == LFL_F32 ? lfl_blas_init() : LFL_OK;
     if (st == LFL_OK) st = att_geo_init(&g, p->q, p->k, p->scale, p->softcap, p->window, p->causal, p->segments, kvs);
     else memset(&g, 0, sizeof g);
-    if (st == LFL_OK && p->q->dtype == LFL_F32) st = att_forward_f32(&g, p->q, p->k, p->v, lfl_data(store), lfl_data(lse));
+    if (st == LFL_OK && p->q->dtype == LFL_F32 && g.T == 1 && !g.seg)
+        st = att_decode_f32(&g, p->q, p->k, p->v, lfl_data(store), lfl_data(lse));
+    else if (st == LFL_OK && p->q->dtype == LFL_F32) st = att_forward_f32(&g, p->q, p->k, p->v, lfl_data(store), lfl_data(lse));
     else if (st == LFL_OK) st = att_forward_f64(&g, p->q, p->k, p->v, lfl_data(store), lfl_data(lse));
     free(g.segr);
     return st;

@@ -1,7 +1,8 @@
 -- attention's kv_start option (left-padded batches in generation): values
 -- against a naive Lua reference, finite-difference gradient checks in f64,
--- the f32 tiles against f64 on multi-tile shapes, a padded row equal to the
--- same row unpadded, and bad-input errors.
+-- the f32 tiles against f64 on multi-tile shapes, the f32 one-query path
+-- (decoding) against f64, a padded row equal to the same row unpadded, and
+-- bad-input errors.
 local t = lfl.test
 local sqrt, exp, tanh, floor = math.sqrt, math.exp, math.tanh, math.floor
 local unpack = unpack or table.unpack
@@ -91,6 +92,48 @@ t.suite("attention_kv_start", {
     local o1 = {causal = true, kv_start = starts({149, 70})}
     t.assert_tensor_close(lfl.attention(q1, k1, v1, o1):to("f64"),
       lfl.attention(q1:to("f64"), k1:to("f64"), v1:to("f64"), o1), 1e-4, 1e-4)
+  end,
+  f32_one_query = function()
+    -- T == 1 in f32 takes the one-query path (decoding): against the f64 tiles, with grouped heads, a window,
+    -- softcap, a row that sees nothing (kv_start = S: zeros), q a transposed view and k/v narrowed out of a
+    -- longer cache (row stride != D) or with a strided last dimension; gradients through its log-sum-exps
+    lfl.manual_seed(5)
+    for _, c in ipairs({
+      {B = 3, Hq = 6, Hkv = 2, S = 37, D = 8, o = {causal = true, kv_start = starts({0, 12, 37})}},
+      {B = 2, Hq = 4, Hkv = 4, S = 130, D = 16, o = {causal = true, window = 50, softcap = 3, kv_start = starts({0, 100})}},
+      {B = 1, Hq = 2, Hkv = 1, S = 1, D = 5, o = {causal = true}},
+      {B = 2, Hq = 3, Hkv = 1, S = 20, D = 4, o = {}},
+    }) do
+      local q = lfl.randn(c.B, 1, c.Hq, c.D):transpose(2, 3)
+      local kc, vc = lfl.randn(c.B, c.Hkv, c.S + 9, c.D), lfl.randn(c.B, c.Hkv, c.D, c.S)
+      local k, v = kc:narrow(3, 1, c.S), vc:transpose(3, 4)
+      local got = lfl.attention(q, k, v, c.o)
+      local want = lfl.attention(q:to("f64"), k:to("f64"), v:to("f64"), c.o)
+      t.assert_tensor_close(got:to("f64"), want, 1e-5, 1e-5, "S " .. c.S)
+      local qa, ka, va = q:contiguous():requires_grad(), k:contiguous():requires_grad(), v:contiguous():requires_grad()
+      local q2, k2, v2 = qa:detach():to("f64"):requires_grad(), ka:detach():to("f64"):requires_grad(),
+        va:detach():to("f64"):requires_grad()
+      local g = lfl.randn(c.B, c.Hq, 1, c.D)
+      ;(lfl.attention(qa, ka, va, c.o) * g):sum():backward()
+      ;(lfl.attention(q2, k2, v2, c.o) * g:to("f64")):sum():backward()
+      t.assert_tensor_close(qa.grad:to("f64"), q2.grad, 1e-4, 1e-4, "dq S " .. c.S)
+      t.assert_tensor_close(ka.grad:to("f64"), k2.grad, 1e-4, 1e-4, "dk S " .. c.S)
+      t.assert_tensor_close(va.grad:to("f64"), v2.grad, 1e-4, 1e-4, "dv S " .. c.S)
+    end
+    -- a NaN in a key row 0 sees makes its output NaN; the same NaN in row 1's padding changes nothing there
+    local q, k, v = lfl.randn(2, 2, 1, 4), lfl.randn(2, 1, 10, 4), lfl.randn(2, 1, 10, 4)
+    local o = {causal = true, kv_start = starts({0, 3})}
+    local clean = lfl.attention(q, k, v, o)
+    k[{1, 1, 2, 1}] = 0 / 0
+    k[{2, 1, 2, 1}] = 0 / 0
+    local out = lfl.attention(q, k, v, o)
+    for h = 1, 2 do
+      for d = 1, 4 do
+        local x = out[{1, h, 1, d}]
+        t.assert(x ~= x, "row 0 sees the NaN key: NaN output")
+        t.assert_eq(out[{2, h, 1, d}], clean[{2, h, 1, d}], "row 1's padding NaN is not seen")
+      end
+    end
   end,
   padded_row_equals_unpadded = function()
     -- a row left-padded by p keys gives the same outputs (after the padding) as the row alone

@@ -592,25 +592,6 @@ local function moe(m, h, p, memo, stats)
   return out
 end
 
--- One query over cached keys (decoding): plain GEMMs, as the tiled attention
--- kernel pads a single query to a full tile. q [B, Hq, 1, D], k/v [B, Hk, S, D];
--- the query is the newest position, so the causal mask hides nothing and a
--- window keeps the last w keys. pad ([B, 1, 1, S], added to the scores) hides
--- the left padding of a batch of prompts of different lengths.
-local function decode_attention(q, k, v, scale, window, softcap, pad)
-  local sz = q:size()
-  local B, Hq, D = sz[1], sz[2], sz[4]
-  local Hk, S = k:size(2), k:size(3)
-  if window and window > 0 and S > window then
-    k, v = k:narrow(3, S - window + 1, window), v:narrow(3, S - window + 1, window)
-    if pad then pad = pad:narrow(4, S - window + 1, window) end
-  end
-  local s = lfl.matmul(q:reshape(B, Hk, Hq / Hk, D), k:transpose(3, 4)) * scale
-  if softcap then s = (s * (1 / softcap)):tanh() * softcap end
-  if pad then s = s + (pad:dtype() == s:dtype() and pad or pad:to(s:dtype())) end
-  return lfl.matmul(s:softmax(4), v):reshape(B, Hq, 1, D)
-end
-
 -- Llama 4's weightless RMSNorm over each head's dims (its "L2 norm" of q and k)
 local ones_cache = {}
 local function l2_heads(x, eps)
@@ -726,9 +707,7 @@ local function layer(m, l, x, cos, sin, segments, cache, memo, stats, qcs)
     k, v = c.k:narrow(3, 1, need), c.v:narrow(3, 1, need)
   end
   local o
-  if cache and T == 1 and not segments then
-    o = decode_attention(q, k, v, a.scale, a.window[l], a.attn_softcap, cache.pad_mask)
-  else
+  do -- decoding (T == 1) takes the attention kernel's one-query path; kv_start hides a batch's left padding
     local ao = {causal = true, scale = a.scale, window = a.window[l], softcap = a.attn_softcap, segments = segments,
                 kv_start = cache and cache.kv_start}
     if memo then -- a checkpoint's replay reuses the first pass's output (see memo_linear)
@@ -1043,7 +1022,6 @@ function M.hidden(m, ids, opts)
   local pos = opts.position_ids
   local pad = cache and cache.pad
   local minpad = 0
-  if cache then cache.pad_mask = nil end
   if pad then
     -- left-padded rows: row b's position is its index minus its padding (0 on the padding)
     local p, mp = {}, math.huge
@@ -1054,15 +1032,6 @@ function M.hidden(m, ids, opts)
       mp = math.min(mp, pad[b])
     end
     pos, minpad = pos or lfl.tensor(p, "i64"), mp
-    if T == 1 then
-      local mk = {}
-      for b = 1, B do
-        local r = {}
-        for j = 1, past + 1 do r[j] = j <= pad[b] and -1e30 or 0 end
-        mk[b] = r
-      end
-      cache.pad_mask = lfl.tensor(mk):view(B, 1, 1, past + 1)
-    end
   end
   pos = pos or default_positions(B, T, past)
   local tabs = rope_tables(a, pos, past + T - minpad)
