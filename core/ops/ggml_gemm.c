@@ -446,6 +446,10 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
             float out[VEC_MAX];
 #ifdef HAVE_X86
             if (fused) {
+                /* the row after next on its way into the cache (the hardware
+                 * prefetcher does not run ahead of the first loads of a row) */
+                if (j + 2 < n)
+                    for (int64_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)(wp + (j + 2) * row_bytes + o), _MM_HINT_T0);
                 fused(wp + j * row_bytes, k, (int)m, &xa, d, mm, out);
                 goto store;
             }
