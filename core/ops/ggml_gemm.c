@@ -134,10 +134,10 @@ static void dot_vnni(const uint8_t *u, const float *d, const float *m, int64_t k
 /* The fused kernels (the weight kinds but Q6_K): the nibbles / bytes go from
  * the blocks straight into the vpdpbusd operand, 64 elements at a time (two
  * blocks of 32, or a 256-block's sub-blocks 2j and 2j+1: their low and high
- * nibbles), with no unpacked copy of the row. First the row's scale d and
- * offset m per 32 elements (k/32 of each, scalar), then per activation row the
- * products d * db and the offset term sum m * sb; the integer sums of a
- * 64-element step fill 16 lanes, 8 per 32-element block. */
+ * nibbles), with no unpacked copy of the row. The scales d and offsets m of 16
+ * blocks of 32 at a time come into registers (group_scales), times the
+ * activation row's db and sb; the integer sums of a 64-element step fill 16
+ * lanes, 8 per 32-element block. */
 #define FUSED_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
 static inline float f16at(const uint8_t *p)
@@ -147,40 +147,20 @@ static inline float f16at(const uint8_t *p)
     return lfl_f16_to_f32(h);
 }
 
-static inline void scale_min_k4(int j, const uint8_t *q, int *d, int *m)
+/* a K block's 12 scale bytes as its 8 6-bit scales (returned, one a byte)
+ * and 8 6-bit mins (*mins): ggml's get_scale_min_k4 for all j at once, as
+ * llama.cpp's vec_dot unpacks them */
+static inline uint64_t k_scales(const uint8_t *q, uint64_t *mins)
 {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
-__attribute__((always_inline)) static inline void row_scales(const int dt, const uint8_t *b, int64_t nb,
-                                                             float *restrict d, float *restrict m)
-{
-    if (dt == LFL_Q4_K || dt == LFL_Q5_K) {
-        int64_t bb = dt == LFL_Q4_K ? 144 : 176;
-        for (int64_t i = 0; i < nb / 8; i++, b += bb) {
-            float s = f16at(b), mn = f16at(b + 2);
-            for (int j = 0; j < 8; j++) {
-                int sc, mj;
-                scale_min_k4(j, b + 4, &sc, &mj);
-                d[8 * i + j] = s * (float)sc;
-                m[8 * i + j] = -(mn * (float)mj);
-            }
-        }
-        return;
-    }
-    int64_t bb = dt == LFL_Q4_0 ? 18 : dt == LFL_Q4_1 ? 20 : dt == LFL_Q5_0 ? 22 : dt == LFL_Q5_1 ? 24 : 34;
-    for (int64_t i = 0; i < nb; i++, b += bb) {
-        float s = f16at(b);
-        d[i] = s;
-        m[i] = dt == LFL_Q4_1 || dt == LFL_Q5_1 ? f16at(b + 2) : dt == LFL_Q4_0 ? -8.0f * s
-             : dt == LFL_Q5_0 ? -16.0f * s : -128.0f * s;
-    }
+    uint32_t u[4];
+    memcpy(u, q, 12);
+    u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+    uint32_t aux = u[1] & 0x3f3f3f3fu;
+    u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+    u[2] = aux;
+    u[0] &= 0x3f3f3f3fu;
+    *mins = u[2] | (uint64_t)u[3] << 32;
+    return u[0] | (uint64_t)u[1] << 32;
 }
 
 /* two 16-byte nibble runs (blocks 2c, 2c+1) as [lo0 hi0 lo1 hi1]: elements 0..63 */
@@ -252,17 +232,21 @@ FUSED_TARGET __attribute__((always_inline)) static inline __m512i weights64(cons
 
 /* the scales d and offsets m of blocks g..g+nbg-1 (nbg <= 16) of a row, one
  * lane each: a gather of each block's first 4 bytes (f16 d, then f16 m for
- * Q4_1/Q5_1) for the 32-kinds, the 6-bit pairs of row_scales (into dw, mw) for
- * the K kinds */
+ * Q4_1/Q5_1) for the 32-kinds; for the K kinds (g a multiple of 8) the 6-bit
+ * scales and mins of one or two 256-blocks times their f16 d and dmin */
 FUSED_TARGET __attribute__((always_inline)) static inline void group_scales(const int dt, const uint8_t *row, int64_t g,
-                                                                            int nbg, float *dw, float *mw,
-                                                                            __m512 *dv, __m512 *mv)
+                                                                            int nbg, __m512 *dv, __m512 *mv)
 {
     __mmask16 mg = nbg >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nbg) - 1);
     if (dt == LFL_Q4_K || dt == LFL_Q5_K) {
-        row_scales(dt, row + g / 8 * (dt == LFL_Q4_K ? 144 : 176), (nbg + 7) / 8 * 8, dw, mw);
-        *dv = _mm512_maskz_loadu_ps(mg, dw);
-        *mv = _mm512_maskz_loadu_ps(mg, mw);
+        int64_t bb = dt == LFL_Q4_K ? 144 : 176;
+        const uint8_t *b0 = row + g / 8 * bb, *b1 = b0 + bb;
+        uint64_t m0, m1 = 0, s0 = k_scales(b0 + 4, &m0), s1 = nbg > 8 ? k_scales(b1 + 4, &m1) : 0;
+        float d0 = f16at(b0), n0 = f16at(b0 + 2), d1 = nbg > 8 ? f16at(b1) : 0.0f, n1 = nbg > 8 ? f16at(b1 + 2) : 0.0f;
+        __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_set_epi64x((long long)s1, (long long)s0)));
+        __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_set_epi64x((long long)m1, (long long)m0)));
+        *dv = _mm512_mul_ps(_mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0), _mm512_set1_ps(d1)), sc);
+        *mv = _mm512_mul_ps(_mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(-n0), _mm512_set1_ps(-n1)), mn);
         return;
     }
     int bb = dt == LFL_Q4_0 ? 18 : dt == LFL_Q4_1 ? 20 : dt == LFL_Q5_0 ? 22 : dt == LFL_Q5_1 ? 24 : 34;
@@ -277,10 +261,9 @@ FUSED_TARGET __attribute__((always_inline)) static inline void group_scales(cons
 /* out[i] = the row's dot product with activation row i (i < nr), a group of
  * 16 blocks of 32 (8 steps of 64) at a time: the group's scales d * db of
  * each row stay in a register, a step's pair of them spread to its 16 lanes
- * by a permute. dw, mw: room for 16 floats (the K kinds' scales). */
+ * by a permute. */
 FUSED_TARGET __attribute__((always_inline)) static inline void fused_dot(const int dt, const uint8_t *row, int64_t k,
-                                                                         const int nr, const qact *xa, float *dw,
-                                                                         float *mw, float *out)
+                                                                         const int nr, const qact *xa, float *out)
 {
     int64_t nb = k / 32;
     __m512 a[VEC_MAX], sdv[VEC_MAX];
@@ -289,7 +272,7 @@ FUSED_TARGET __attribute__((always_inline)) static inline void fused_dot(const i
         int nbg = nb - g < 16 ? (int)(nb - g) : 16;
         __mmask16 mg = nbg >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nbg) - 1);
         __m512 dv, mv;
-        group_scales(dt, row, g, nbg, dw, mw, &dv, &mv);
+        group_scales(dt, row, g, nbg, &dv, &mv);
         for (int i = 0; i < nr; i++) {
             sdv[i] = _mm512_mul_ps(dv, _mm512_maskz_loadu_ps(mg, xa->db + i * nb + g));
             a[i] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mg, xa->sb + i * nb + g), a[i]);
@@ -317,17 +300,16 @@ FUSED_TARGET __attribute__((always_inline)) static inline void fused_dot(const i
     for (int i = 0; i < nr; i++) out[i] = _mm512_reduce_add_ps(a[i]);
 }
 
-typedef void (*fused_fn)(const uint8_t *row, int64_t k, int nr, const qact *xa, float *dw, float *mw, float *out);
+typedef void (*fused_fn)(const uint8_t *row, int64_t k, int nr, const qact *xa, float *out);
 
 /* one function per kind, with the row counts of batch-1 and batch-8 decoding
  * as constants (their sums stay in registers) */
 #define FUSED_KIND(name, DT)                                                                                      \
-    FUSED_TARGET static void name(const uint8_t *row, int64_t k, int nr, const qact *xa, float *dw, float *mw,   \
-                                  float *out)                                                                    \
+    FUSED_TARGET static void name(const uint8_t *row, int64_t k, int nr, const qact *xa, float *out)             \
     {                                                                                                            \
-        if (nr == 1) fused_dot(DT, row, k, 1, xa, dw, mw, out);                                                   \
-        else if (nr == 8) fused_dot(DT, row, k, 8, xa, dw, mw, out);                                              \
-        else fused_dot(DT, row, k, nr, xa, dw, mw, out);                                                          \
+        if (nr == 1) fused_dot(DT, row, k, 1, xa, out);                                                           \
+        else if (nr == 8) fused_dot(DT, row, k, 8, xa, out);                                                      \
+        else fused_dot(DT, row, k, nr, xa, out);                                                                  \
     }
 FUSED_KIND(fused_q4_0, LFL_Q4_0)
 FUSED_KIND(fused_q4_1, LFL_Q4_1)
@@ -450,7 +432,7 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
                  * prefetcher does not run ahead of the first loads of a row) */
                 if (j + 2 < n)
                     for (int64_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)(wp + (j + 2) * row_bytes + o), _MM_HINT_T0);
-                fused(wp + j * row_bytes, k, (int)m, &xa, d, mm, out);
+                fused(wp + j * row_bytes, k, (int)m, &xa, out);
                 goto store;
             }
 #endif
