@@ -2,11 +2,12 @@
  * blocking (lowp.h's plan and per-thread scratch) with tiles that start and
  * end on block boundaries along the weight's rows. The decode path follows
  * llama.cpp's vec_dot: the activation rows are quantized to int8 in blocks of
- * 32 with an f32 scale, each weight block is unpacked to unsigned integers
- * with one scale and one offset per 16 elements (lfl_ggml_unpack), and
- * sum(w * x) = sum_g d_g dx_g sum(u * q) + m_g dx_g sum(q): integer products,
- * on AVX512-VNNI with vpdpbusd (u8 x s8), elsewhere in plain C. A weight row is
- * unpacked once for all the activation rows. */
+ * 32 with an f32 scale, and sum(w * x) = sum_g d_g dx_g sum(u * q) +
+ * m_g dx_g sum(q) with the weight's unsigned integers u, its scale d and
+ * offset m per group: integer products. On AVX512-VNNI the fused kernels take
+ * u straight from the blocks into vpdpbusd (u8 x s8) in registers; Q6_K and
+ * the portable C kernel unpack a weight row first (lfl_ggml_unpack_blocks,
+ * one scale and offset per 16) and serve every activation row from it. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -380,22 +381,23 @@ static bool use_vnni(void) { return have_vnni() && !__atomic_load_n(&force_porta
 
 const char *lfl_ggml_vecdot_kernel(void) { return use_vnni() ? "avx512-vnni" : "portable"; }
 
-/* C[i, j] = sum_k A[i, k] W[j, k] (+ beta C) for i < m <= VEC_MAX: each
- * thread unpacks a whole weight row into its buffer, then dots it with every
- * activation row */
+/* C[i, j] = sum_k A[i, k] W[j, k] (+ beta C) for i < m <= VEC_MAX: the
+ * activation rows quantized once, then per weight row the fused kernel (on
+ * AVX512-VNNI) or, for Q6_K and the portable kernel, the row unpacked into a
+ * per-thread buffer and dotted with every activation row */
 static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, int lda, const lfl_tensor *w,
                               float beta, float *c, int ldc)
 {
     lfl_dtype dt = w->dtype;
     int64_t blk = lfl_dtypes[dt].block, bb = lfl_dtypes[dt].block_bytes, row_bytes = k / blk * bb, ng = k / 16;
-    qact xa = {k, malloc((size_t)(m * k)), malloc(sizeof(float) * (size_t)(m * ng)),
-               malloc(sizeof(float) * (size_t)(m * ng)), malloc(sizeof(float) * (size_t)(m * ng / 2)),
-               malloc(sizeof(float) * (size_t)(m * ng / 2))};
-    if (!xa.q || !xa.dx || !xa.sx || !xa.db || !xa.sb) {
-        free(xa.q); free(xa.dx); free(xa.sx); free(xa.db); free(xa.sb);
+    /* one allocation: q [m, k] (rounded to 64 bytes), then dx, sx [m, ng] and db, sb [m, ng / 2] */
+    size_t qb = (size_t)(m * k + 63) / 64 * 64;
+    uint8_t *abuf = malloc(qb + sizeof(float) * (size_t)(3 * m * ng));
+    if (!abuf)
         return lfl_fail(LFL_ERR_MEM, "gemm (GGUF block weight): out of memory for %lld quantized activations",
                         (long long)(m * k));
-    }
+    float *f = (float *)(abuf + qb);
+    qact xa = {k, (int8_t *)abuf, f, f + m * ng, f + 2 * m * ng, f + 2 * m * ng + m * ng / 2};
     bool vnni = use_vnni();
     for (int64_t i = 0; i < m; i++) {
 #ifdef HAVE_X86
@@ -409,11 +411,30 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
                      xa.sb + i * ng / 2);
     }
     const uint8_t *wp = lfl_data(w);
+    bool par = (double)m * n * k > VEC_PARALLEL_MIN;
 #ifdef HAVE_X86
     fused_fn fused = vnni ? fused_for(dt) : NULL;
+    if (fused) {
+#pragma omp parallel for schedule(static) if (par)
+        for (int64_t j = 0; j < n; j++) {
+            /* the row after next on its way into the cache (the hardware
+             * prefetcher does not run ahead of the first loads of a row) */
+            if (j + 2 < n)
+                for (int64_t o = 0; o < row_bytes; o += 64)
+                    _mm_prefetch((const char *)(wp + (j + 2) * row_bytes + o), _MM_HINT_T0);
+            float out[VEC_MAX];
+            fused(wp + j * row_bytes, k, (int)m, &xa, out);
+            for (int64_t i = 0; i < m; i++) {
+                float *ci = c + i * ldc + j;
+                *ci = beta == 0.0f ? out[i] : out[i] + beta * *ci;
+            }
+        }
+        free(abuf);
+        return LFL_OK;
+    }
 #endif
     int failed = 0;
-#pragma omp parallel if ((double)m * n * k > VEC_PARALLEL_MIN) reduction(| : failed)
+#pragma omp parallel if (par) reduction(| : failed)
     {
         /* the unpacked row: u [k] bytes, then d and m (ng floats each), then
          * the scales d dx of each activation row (sds floats each) */
@@ -426,16 +447,6 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
         for (int64_t j = 0; j < n; j++) {
             if (!buf) continue;
             float out[VEC_MAX];
-#ifdef HAVE_X86
-            if (fused) {
-                /* the row after next on its way into the cache (the hardware
-                 * prefetcher does not run ahead of the first loads of a row) */
-                if (j + 2 < n)
-                    for (int64_t o = 0; o < row_bytes; o += 64) _mm_prefetch((const char *)(wp + (j + 2) * row_bytes + o), _MM_HINT_T0);
-                fused(wp + j * row_bytes, k, (int)m, &xa, out);
-                goto store;
-            }
-#endif
             lfl_ggml_unpack_blocks(dt, wp + j * row_bytes, k / blk, buf, d, mm);
 #ifdef HAVE_X86
             if (vnni) dot_vnni(buf, d, mm, k, (int)m, &xa, sd, sds, out);
@@ -443,9 +454,6 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
 #endif
                 for (int64_t i = 0; i < m; i++)
                     out[i] = dot_portable(buf, d, mm, k, xa.q + i * k, xa.dx + i * ng, xa.sx + i * ng);
-#ifdef HAVE_X86
-        store:
-#endif
             for (int64_t i = 0; i < m; i++) {
                 float *ci = c + i * ldc + j;
                 *ci = beta == 0.0f ? out[i] : out[i] + beta * *ci;
@@ -453,11 +461,7 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
         }
         free(buf);
     }
-    free(xa.q);
-    free(xa.dx);
-    free(xa.sx);
-    free(xa.db);
-    free(xa.sb);
+    free(abuf);
     if (failed) return lfl_fail(LFL_ERR_MEM, "gemm (GGUF block weight): out of memory for a row of %lld", (long long)k);
     return LFL_OK;
 }
