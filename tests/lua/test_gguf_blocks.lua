@@ -14,7 +14,8 @@
 --   makes the same 24 tokens on it; with the int8 dot products (layers and the
 --   file's q8_0 head) the first 16 are the same and every token is the
 --   dequantized model's argmax on its prefix or within 0.5 of its top logit
---   (int8 activations can flip a near-tie: on this prompt token 24, gap 0.18);
+--   (int8 activations can flip a near-tie: token 24 did, gap 0.18, when this
+--   test was written; none does since the fused kernels, 2026-12-07);
 -- - 20 LoRA SFT steps on the kept Q4_1 base lower the loss, by default for a
 --   GGUF with finetuning_type lora;
 -- - full / freeze fine-tuning and merging on block weights are refused by name;
