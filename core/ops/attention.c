@@ -294,68 +294,91 @@ static lfl_status att_geo_init(att_geo *g, const lfl_tensor *q, const lfl_tensor
 }
 
 /* One query per (batch, head) in f32 without segments (decoding: T == 1):
- * the visible keys' scores in one buffer, an exact softmax over them and the
- * weighted sum of values, read in place through their strides. The tiled
- * forward would copy all of K and V into tiles and pad the query to 64 rows
- * for each token. The same out / lse as the tiles (NaN and empty rows too). */
+ * per (batch, kv head) its G query heads together, each key and value row
+ * read once for all of them in place through their strides; the visible
+ * keys' scores in one buffer, an exact softmax over them (the vectorised exp
+ * and tanh of vmath.h, as the tiles use) and the weighted sum of values. The
+ * tiled forward would copy all of K and V into tiles and pad the query to 64
+ * rows for each token. The same out / lse as the tiles, NaN and empty rows
+ * included. */
 static lfl_status att_decode_f32(const att_geo *g, const lfl_tensor *q, const lfl_tensor *k, const lfl_tensor *v,
                                  float *out, float *lse)
 {
-    const int64_t D = g->D, Hq = g->Hq, ntask = g->B * Hq;
+    const int64_t D = g->D, Hq = g->Hq, G = g->G, ntask = g->B * g->Hkv;
     const int64_t qs3 = q->stride[3], ks2 = k->stride[2], ks3 = k->stride[3], vs2 = v->stride[2], vs3 = v->stride[3];
     const float scale = (float)g->scale, cap = (float)g->softcap, icap = cap > 0 ? 1.0f / cap : 0.0f;
     const float *qd = lfl_data(q), *kd = lfl_data(k), *vd = lfl_data(v);
     int failed = 0;
 #pragma omp parallel if (g->B * Hq * g->S * D > ATT_PAR_MIN) reduction(| : failed)
     {
-        float *qs = att_alloc(sizeof(float) * (size_t)(D + g->S + 1)), *sc = qs ? qs + D : NULL;
+        float *qs = att_alloc(sizeof(float) * (size_t)(G * (D + g->S + 1))), *sc = qs ? qs + G * D : NULL;
         if (!qs) failed = 1;
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < ntask; t++) {
             if (!qs) continue;
-            int64_t b = t / Hq, h = t % Hq, hk = h / g->G;
-            int64_t lo = att_row_lo(g, b, 0), hi = att_row_hi(g, 0);
-            const float *qp = qd + b * q->stride[0] + h * q->stride[1];
+            int64_t b = t / g->Hkv, hk = t % g->Hkv, h0 = hk * G;
+            int64_t lo = att_row_lo(g, b, 0), hi = att_row_hi(g, 0), n = hi > lo ? hi - lo : 0;
             const float *kb = kd + b * k->stride[0] + hk * k->stride[1], *vb = vd + b * v->stride[0] + hk * v->stride[1];
-            float *dst = out + (b * Hq + h) * D;
-            for (int64_t d = 0; d < D; d++) qs[d] = qp[d * qs3] * scale;
-            float mx = -INFINITY;
-            bool nan = false;
-            for (int64_t j = lo; j < hi; j++) {
-                const float *kj = kb + j * ks2;
-                float x = 0;
-                if (ks3 == 1) {
+            for (int64_t e = 0; e < G; e++) {
+                const float *qp = qd + b * q->stride[0] + (h0 + e) * q->stride[1];
+                for (int64_t d = 0; d < D; d++) qs[e * D + d] = qp[d * qs3] * scale;
+            }
+            for (int64_t j = 0; j < n; j++) {
+                const float *kj = kb + (lo + j) * ks2;
+                for (int64_t e = 0; e < G; e++) {
+                    const float *qe = qs + e * D;
+                    float x = 0;
+                    if (ks3 == 1) {
 #pragma omp simd reduction(+ : x)
-                    for (int64_t d = 0; d < D; d++) x += qs[d] * kj[d];
-                } else {
-                    for (int64_t d = 0; d < D; d++) x += qs[d] * kj[d * ks3];
+                        for (int64_t d = 0; d < D; d++) x += qe[d] * kj[d];
+                    } else {
+                        for (int64_t d = 0; d < D; d++) x += qe[d] * kj[d * ks3];
+                    }
+                    sc[e * n + j] = x;
                 }
-                if (cap > 0) x = cap * tanhf(x * icap);
-                sc[j - lo] = x;
-                if (x > mx) mx = x;
-                else if (x != x) nan = true;
             }
-            if (hi <= lo || nan) { /* no key visible: zeros; a NaN score: the row NaN */
-                for (int64_t d = 0; d < D; d++) dst[d] = nan ? NAN : 0.0f;
-                lse[b * Hq + h] = nan ? NAN : -INFINITY;
-                continue;
-            }
-            float l = 0;
-            for (int64_t d = 0; d < D; d++) dst[d] = 0;
-            for (int64_t j = lo; j < hi; j++) {
-                float p = expf(sc[j - lo] - mx);
-                const float *vj = vb + j * vs2;
-                l += p;
-                if (vs3 == 1) {
+            if (cap > 0) {
 #pragma omp simd
-                    for (int64_t d = 0; d < D; d++) dst[d] += p * vj[d];
-                } else {
-                    for (int64_t d = 0; d < D; d++) dst[d] += p * vj[d * vs3];
+                for (int64_t i = 0; i < G * n; i++) sc[i] = cap * lfl_vtanhf(sc[i] * icap);
+            }
+            for (int64_t e = 0; e < G; e++) {
+                float *se = sc + e * n, *dst = out + (b * Hq + h0 + e) * D, mx = -INFINITY, l = 0;
+                int nan = 0;
+#pragma omp simd reduction(max : mx) reduction(| : nan)
+                for (int64_t j = 0; j < n; j++) {
+                    mx = fmaxf(mx, se[j]);
+                    nan |= se[j] != se[j];
+                }
+                if (n == 0 || nan) { /* no key visible: zeros; a NaN score: the row NaN */
+                    for (int64_t d = 0; d < D; d++) dst[d] = nan ? NAN : 0.0f;
+                    lse[b * Hq + h0 + e] = nan ? NAN : -INFINITY;
+                    se[0] = NAN; /* marks the head done */
+                    continue;
+                }
+#pragma omp simd reduction(+ : l)
+                for (int64_t j = 0; j < n; j++) {
+                    se[j] = lfl_vexpf(se[j] - mx);
+                    l += se[j];
+                }
+                lse[b * Hq + h0 + e] = mx + logf(l);
+                float inv = 1.0f / l;
+#pragma omp simd
+                for (int64_t j = 0; j < n; j++) se[j] *= inv;
+                for (int64_t d = 0; d < D; d++) dst[d] = 0;
+            }
+            for (int64_t j = 0; j < n; j++) {
+                const float *vj = vb + (lo + j) * vs2;
+                for (int64_t e = 0; e < G; e++) {
+                    float p = sc[e * n + j], *dst = out + (b * Hq + h0 + e) * D;
+                    if (sc[e * n] != sc[e * n]) continue; /* done above */
+                    if (vs3 == 1) {
+#pragma omp simd
+                        for (int64_t d = 0; d < D; d++) dst[d] += p * vj[d];
+                    } else {
+                        for (int64_t d = 0; d < D; d++) dst[d] += p * vj[d * vs3];
+                    }
                 }
             }
-            float inv = 1.0f / l;
-            for (int64_t d = 0; d < D; d++) dst[d] *= inv;
-            lse[b * Hq + h] = mx + logf(l);
         }
         free(qs);
     }
