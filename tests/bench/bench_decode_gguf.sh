@@ -23,7 +23,9 @@
 #              llama_decode; n_threads = n_threads_batch = threads)
 # Prefill tokens/s = prompt tokens / (the prefill forward and the first
 # tokens); decode tokens/s = (N-1) tokens per row / the later steps, the
-# argmax of every row's logits included on both sides.
+# argmax of every row's logits included on both sides. cpu-decode: the same
+# tokens per CPU-second of the process (all its threads; at 1 thread the
+# figure a busy machine disturbs least, at 2 it shows the threads' overhead).
 # Environment: LFL (./build/lfl), LFL_BEFORE (another lfl binary, timed as a
 # third engine "lfl-before" in the same rounds: before/after on one load),
 # LCP_PYTHON (the python of a venv with llama-cpp-python; default
@@ -65,7 +67,7 @@ echo "llama-cpp-python $("$PY" -c 'import llama_cpp; print(llama_cpp.__version__
 echo "Q4_K file's tensor types (llama.cpp's quantizer):" \
      "$(grep -o 'converting to [a-zA-Z0-9_]*' "$TMP/quantize.log" | sort | uniq -c | awk '{printf "%s %s, ", $1, $4}')"
 
-RES=$TMP/results  # engine file threads batch prefill decode
+RES=$TMP/results  # engine file threads batch prefill decode cpu-prefill cpu-decode
 run_one() { # engine file path threads
     local out
     case $1 in
@@ -78,7 +80,7 @@ run_one() { # engine file path threads
     esac
     local lines
     lines=$(printf '%s\n' "$out" | awk -v e="$1" -v f="$2" -v t="$4" \
-        '/^batch [0-9]+: prefill/ { sub(":", "", $2); print e, f, t, $2, $4, $7 }')
+        '/^batch [0-9]+: prefill/ { sub(":", "", $2); print e, f, t, $2, $4, $7, ($9 == "cpu-prefill" ? $10 : "-"), ($11 == "cpu-decode" ? $12 : "-") }')
     if [ -z "$lines" ]; then
         echo "bench_decode_gguf: $1 on $2 ($4 threads) gave no figures:"; printf '%s\n' "$out" | tail -5
         return
@@ -101,17 +103,18 @@ done
 
 echo
 echo "tokens/s, median [min-max] over $ROUNDS rounds (P=$P N=$N, greedy)"
-printf '%-7s %-2s %-11s %-22s %-22s %-22s %-22s\n' file th engine "prefill b1" "decode b1" "prefill b8" "decode b8"
+printf '%-7s %-2s %-11s %-22s %-22s %-22s %-22s %-22s %-22s\n' file th engine "prefill b1" "decode b1" "prefill b8" \
+    "decode b8" "cpu-decode b1" "cpu-decode b8"
 [ -f "$RES" ] || exit 1
 for fp in "${FILES[@]}"; do
     f=${fp%%=*}
     for t in "${THREADS[@]}"; do
         for e in "${ENGINES[@]}"; do
             row=$(printf '%-7s %-2s %-11s' "$f" "$t" "$e")
-            for col in "1 5" "1 6" "8 5" "8 6"; do
+            for col in "1 5" "1 6" "8 5" "8 6" "1 8" "8 8"; do
                 set -- $col
                 cell=$(awk -v e="$e" -v f="$f" -v t="$t" -v b="$1" -v c="$2" \
-                    '$1 == e && $2 == f && $3 == t && $4 == b { print $c }' "$RES" | sort -g |
+                    '$1 == e && $2 == f && $3 == t && $4 == b && $c != "-" { print $c }' "$RES" | sort -g |
                     awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit }
                            printf "%.1f [%.1f-%.1f]", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }')
                 row="$row $(printf '%-22s' "$cell")"

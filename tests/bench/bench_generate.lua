@@ -4,7 +4,8 @@
 -- makes N tokens), median of R runs. The prompts are synthetic token ids, the
 -- same as tests/bench/bench_generate_ref.py feeds llama.cpp and transformers:
 --   OMP_NUM_THREADS=2 ./build/lfl tests/bench/bench_generate.lua [P] [N] [R]
--- P prompt tokens per row (128), N new tokens per row (32), R runs (3); a 5th
+-- P prompt tokens per row (128), N new tokens per row (32), R runs (3); cpu-
+-- figures are tokens per CPU-second of the process (all threads); a 5th
 -- argument names another GGUF (tests/bench/bench_decode_gguf.sh's Q4_K file).
 local fmt = string.format
 local P = tonumber(arg and arg[1]) or 128
@@ -37,16 +38,19 @@ gen.generate_batch(m, {prompt(1)}, {max_new_tokens = 2}) -- warm-up
 for _, B in ipairs({1, 8}) do
   local prompts = {}
   for b = 1, B do prompts[b] = prompt(b) end
-  local pre, dec = {}, {}
+  local pre, dec, cpre, cdec = {}, {}, {}, {}
   for r = 1, R do
     local tm = {}
     local res = gen.generate_batch(m, prompts, {max_new_tokens = N, timings = tm})
     for b = 1, B do assert(#res[b][1] == N, "every row makes N tokens") end
     pre[r] = tm.prefill_tokens / tm.prefill_s
     dec[r] = tm.decode_tokens / tm.decode_s
+    cpre[r] = tm.prefill_tokens / tm.prefill_cpu_s
+    cdec[r] = tm.decode_tokens / tm.decode_cpu_s
   end
   local ps, ds = {}, {}
   for r = 1, R do ps[r], ds[r] = fmt("%.0f", pre[r]), fmt("%.1f", dec[r]) end
-  print(fmt("batch %d: prefill %8.1f tok/s  decode %7.1f tok/s   (runs: prefill %s; decode %s)", B, median(pre),
-    median(dec), table.concat(ps, " "), table.concat(ds, " ")))
+  print(fmt("batch %d: prefill %8.1f tok/s  decode %7.1f tok/s  cpu-prefill %8.1f cpu-decode %7.1f   " ..
+    "(runs: prefill %s; decode %s)", B, median(pre), median(dec), median(cpre), median(cdec),
+    table.concat(ps, " "), table.concat(ds, " ")))
 end

@@ -73,26 +73,28 @@ def run_llamacpp():
                 out.append(int(np.argmax(np.ctypeslib.as_array(p, shape=(vocab,)))))
             return out
 
-        pre, dec = [], []
+        pre, dec, cpre, cdec = [], [], [], []
         for r in range(R + 1):  # the first run warms up
             L.llama_memory_clear(L.llama_get_memory(ctx), True)
             rows = [prompt(b) for b in range(B)]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fill(rows, 0, True)
             assert L.llama_decode(ctx, batch) == 0
             nxt = argmax_rows([(b + 1) * P - 1 for b in range(B)])
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             for s in range(N - 1):
                 fill([[t] for t in nxt], P + s, True)
                 assert L.llama_decode(ctx, batch) == 0
                 nxt = argmax_rows(range(B))
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             if r > 0:
                 pre.append(B * P / (t1 - t0))
                 dec.append(B * (N - 1) / (t2 - t1))
+                cpre.append(B * P / (c1 - c0))
+                cdec.append(B * (N - 1) / (c2 - c1))
         L.llama_batch_free(batch)
         L.llama_free(ctx)
-        return pre, dec
+        return pre, dec, cpre, cdec
 
     print(f"llama.cpp (llama-cpp-python {L.__version__}), {os.path.basename(PATH)}, n_threads {THREADS}, P={P} N={N}, median of {R}")
     for B in (1, 8):
@@ -140,9 +142,12 @@ def run_transformers():
         report(B, *bench(B))
 
 
-def report(B, pre, dec):
-    print(f"batch {B}: prefill {statistics.median(pre):8.1f} tok/s  decode {statistics.median(dec):7.1f} tok/s   "
-          f"(runs: prefill {' '.join(f'{x:.0f}' for x in pre)}; decode {' '.join(f'{x:.1f}' for x in dec)})")
+def report(B, pre, dec, cpre=None, cdec=None):
+    # cpu-: tokens per CPU-second of the process (time.process_time, all threads), steadier on a busy machine
+    cpu = (f"cpu-prefill {statistics.median(cpre):8.1f} cpu-decode {statistics.median(cdec):7.1f}   "
+           if cpre else "")
+    print(f"batch {B}: prefill {statistics.median(pre):8.1f} tok/s  decode {statistics.median(dec):7.1f} tok/s  "
+          f"{cpu}(runs: prefill {' '.join(f'{x:.0f}' for x in pre)}; decode {' '.join(f'{x:.1f}' for x in dec)})")
 
 
 if __name__ == "__main__":

@@ -105,7 +105,18 @@ t.suite("generate_batch", {
     for i, p in ipairs(prompts) do single[i] = gen.generate(m, p, {max_new_tokens = 10, stop_ids = stops}) end
     local own = single[3][5]
     local rows = {{}, {}, {stop_ids = {[own] = true}}, {max_new_tokens = 3}}
-    local res = gen.generate_batch(m, prompts, {max_new_tokens = 10, stop_ids = stops, rows = rows})
+    local tm = {}
+    local res = gen.generate_batch(m, prompts, {max_new_tokens = 10, stop_ids = stops, rows = rows, timings = tm})
+    -- timings: real prompt tokens and the later tokens counted; wall and CPU seconds of both spans
+    local np, nd = 0, 0
+    for i, p in ipairs(prompts) do np, nd = np + #p, nd + #res[i][1] - 1 end
+    t.assert_eq(tm.prefill_tokens, np, "timings.prefill_tokens")
+    -- (a row that ends on a stop id drew it too)
+    t.assert(tm.decode_tokens >= nd and tm.decode_tokens <= nd + #prompts,
+      string.format("timings.decode_tokens %d for %d kept", tm.decode_tokens, nd))
+    for _, k in ipairs({"prefill_s", "decode_s", "prefill_cpu_s", "decode_cpu_s"}) do
+      t.assert(tm[k] > 0 and tm[k] < 600, "timings." .. k .. " " .. tostring(tm[k]))
+    end
     same(res[1][1], single[1], "smollm2 batch row 1")
     same(res[2][1], single[2], "smollm2 batch row 2")
     t.assert_eq(tok:decode(res[2][1], {skip_special_tokens = true}):find("Paris", 1, true) ~= nil, true)

@@ -135,7 +135,9 @@ end
 -- Rows asking for different `adapter` settings run as separate batches (the
 -- unmerged LoRA switch is per model, not per row). opts.timings, a table, gets
 -- prefill_s/prefill_tokens (the prefill forward and the first tokens; real
--- prompt tokens, not padding) and decode_s/decode_tokens (the later tokens).
+-- prompt tokens, not padding) and decode_s/decode_tokens (the later tokens),
+-- and prefill_cpu_s/decode_cpu_s: the process's CPU seconds (os.clock, all
+-- threads) over the same spans, steadier than wall time on a busy machine.
 function M.generate_batch(model, prompts, opts)
   opts = opts or {}
   local rows_o = opts.rows or {}
@@ -233,7 +235,10 @@ function M.batcher(model, opts)
   local chunk = opts.prefill_chunk or 512
   if type(chunk) ~= "number" or chunk < 1 then error("batcher: prefill_chunk must be >= 1", 2) end
   local tm = opts.timings
-  if tm then tm.prefill_tokens, tm.prefill_s, tm.decode_tokens, tm.decode_s = 0, 0, 0, 0 end
+  if tm then
+    tm.prefill_tokens, tm.prefill_s, tm.decode_tokens, tm.decode_s = 0, 0, 0, 0
+    tm.prefill_cpu_s, tm.decode_cpu_s = 0, 0
+  end
   return setmetatable({model = model, chunk = chunk, tm = tm, waiting = {}, running = {}, cache = nil,
                        ended = {}, turn = false}, Batcher)
 end
@@ -328,7 +333,7 @@ function Batcher:prefill()
   -- turns between the two when both wait
   local use_long = long and (#short == 0 or self.turn)
   self.turn = not self.turn
-  local t0 = lfl.sys.clock()
+  local t0, c0 = lfl.sys.clock(), os.clock()
   local done = {}
   if use_long then
     local st = long
@@ -363,13 +368,16 @@ function Batcher:prefill()
   local w = {}
   for _, st in ipairs(self.waiting) do if not done[st] then w[#w + 1] = st end end
   self.waiting = w
-  if self.tm then self.tm.prefill_s = self.tm.prefill_s + lfl.sys.clock() - t0 end
+  if self.tm then
+    self.tm.prefill_s = self.tm.prefill_s + lfl.sys.clock() - t0
+    self.tm.prefill_cpu_s = (self.tm.prefill_cpu_s or 0) + os.clock() - c0
+  end
 end
 
 -- one token for every running row, then one forward over those still going
 function Batcher:decode()
   if #self.running == 0 then return end
-  local t0 = lfl.sys.clock()
+  local t0, c0 = lfl.sys.clock(), os.clock()
   local keep, run, nxt_ids = {}, {}, {}
   local from_decode = 0
   for i, st in ipairs(self.running) do
@@ -404,6 +412,7 @@ function Batcher:decode()
   if self.tm then
     self.tm.decode_tokens = self.tm.decode_tokens + from_decode
     self.tm.decode_s = self.tm.decode_s + lfl.sys.clock() - t0
+    self.tm.decode_cpu_s = (self.tm.decode_cpu_s or 0) + os.clock() - c0
   end
 end
 
