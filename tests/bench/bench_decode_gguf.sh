@@ -23,8 +23,8 @@
 #              llama_decode; n_threads = n_threads_batch = threads)
 # Prefill tokens/s = prompt tokens / (the prefill forward and the first
 # tokens); decode tokens/s = (N-1) tokens per row / the later steps, the
-# argmax of every row's logits included on both sides. cpu-decode: the same
-# tokens per CPU-second of the process (all its threads; at 1 thread the
+# argmax of every row's logits included on both sides. cpu-prefill and
+# cpu-decode: the same tokens per CPU-second of the process (all its threads; at 1 thread the
 # figure a busy machine disturbs least, at 2 it shows the threads' overhead).
 # Environment: LFL (./build/lfl), LFL_BEFORE (another lfl binary, timed as a
 # third engine "lfl-before" in the same rounds: before/after on one load),
@@ -103,15 +103,15 @@ done
 
 echo
 echo "tokens/s, median [min-max] over $ROUNDS rounds (P=$P N=$N, greedy)"
-printf '%-7s %-2s %-11s %-22s %-22s %-22s %-22s %-22s %-22s\n' file th engine "prefill b1" "decode b1" "prefill b8" \
-    "decode b8" "cpu-decode b1" "cpu-decode b8"
+printf '%-7s %-2s %-11s %-22s %-22s %-22s %-22s %-22s %-22s %-22s %-22s\n' file th engine "prefill b1" "decode b1" \
+    "prefill b8" "decode b8" "cpu-prefill b1" "cpu-decode b1" "cpu-prefill b8" "cpu-decode b8"
 [ -f "$RES" ] || exit 1
 for fp in "${FILES[@]}"; do
     f=${fp%%=*}
     for t in "${THREADS[@]}"; do
         for e in "${ENGINES[@]}"; do
             row=$(printf '%-7s %-2s %-11s' "$f" "$t" "$e")
-            for col in "1 5" "1 6" "8 5" "8 6" "1 8" "8 8"; do
+            for col in "1 5" "1 6" "8 5" "8 6" "1 7" "1 8" "8 7" "8 8"; do
                 set -- $col
                 cell=$(awk -v e="$e" -v f="$f" -v t="$t" -v b="$1" -v c="$2" \
                     '$1 == e && $2 == f && $3 == t && $4 == b && $c != "-" { print $c }' "$RES" | sort -g |
