@@ -741,7 +741,7 @@ end
 -- reason is the refusal (an unknown key only gets "unknown argument")
 local MULTIMODAL = "multimodal (vision/video/audio) models are not implemented in lfl yet; lfl trains text models"
 local MULTI_PROCESS = "FSDP and Ray are not implemented in lfl; several processes train through MPI "
-  .. "(lfl ... --nproc N) with data parallel or ZeRO-1/2 (deepspeed: ds_z0/ds_z2_config.json)"
+  .. "(lfl ... --nproc N) with data parallel or ZeRO-1/2/3 (deepspeed: ds_z0/ds_z2/ds_z3_config.json)"
 local MEGATRON = "Megatron-core parallelism is not implemented in lfl; lfl trains in one process"
 local KT = "the KTransformers integration (CPU/GPU MoE offload) is not implemented in lfl"
 M.NOT_IMPLEMENTED = {
