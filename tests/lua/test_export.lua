@@ -155,6 +155,8 @@ t.suite("export", {
     for _, n in ipairs(want) do t.assert(saved[n], "saved " .. n) end
     local cfg = lfl.model.read_json(tmp .. "/mts/adapter_config.json")
     t.assert_eq(table.concat(cfg.modules_to_save, ","), "embed_tokens,lm_head,norm", "modules_to_save in the config")
+    t.assert_error(function() peft.load_adapter(lfl.model.load(dir), tmp .. "/mts", "ref") end,
+      "an adapter with modules_to_save cannot be loaded as the 'ref' adapter")
     local m2 = lfl.model.load(dir)
     peft.load_adapter(m2, tmp .. "/mts")
     t.assert(t.max_abs_diff(lfl.no_grad(function() return m2:forward(ids) end), before) <= 1e-5, "loaded back")

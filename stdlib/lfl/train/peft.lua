@@ -522,6 +522,11 @@ function M.load_adapter(model, dir, name)
     end
     ad:set(m, e.A, e.B, e.magnitude)
   end
+  if next(saves) and name ~= nil and name ~= "default" then
+    -- its whole modules would replace the shared base's under the model's own adapter
+    error(fmt("%s: an adapter with modules_to_save cannot be loaded as the '%s' adapter (a reference or reward "
+      .. "adapter); merge it into its base first (lfl export)", dir, tostring(name)), 0)
+  end
   model.lora = ad -- attached (shapes checked against the model) and active
   if next(saves) then
     -- modules_to_save: the trained copies replace the model's (M.add_modules_to_save's layout)
