@@ -859,7 +859,9 @@ local function rope_tables(a, pos, len)
     local rows = {}
     for b = 1, sz[1] do
       local r = {}
-      for t = 1, sz[2] do r[t] = math.log(1 + math.floor((pos[{b, t}] + 1) / a.temp_tune.floor)) * a.temp_tune.scale + 1 end
+      for t = 1, sz[2] do
+        r[t] = math.log(1 + math.floor((pos[{b, t}] + 1) / a.temp_tune.floor)) * a.temp_tune.scale + 1
+      end
       rows[b] = r
     end
     local temp = lfl.tensor(rows):view(sz[1], 1, sz[2], 1)
