@@ -17,21 +17,9 @@
 -- Chunked attention (attention_chunk_size) equals causal attention up to the
 -- chunk size; longer sequences are refused.
 local fmt = string.format
-local null = lfl.json.null
 
-local function get(cfg, key, default)
-  local v = cfg[key]
-  if v == nil or v == null then return default end
-  return v
-end
-
-local function int(cfg, key, default, min)
-  local v = get(cfg, key, default)
-  if type(v) ~= "number" or v ~= math.floor(v) or v < min then
-    error(fmt("config.json: %s is %s, expected an integer >= %d", key, tostring(v), min), 0)
-  end
-  return v
-end
+local moe = require("lfl.model.moe")
+local get, int = moe.get, moe.int
 
 local function int_list(cfg, key, n)
   local v = get(cfg, key, nil)

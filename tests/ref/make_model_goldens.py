@@ -193,6 +193,33 @@ def gemma3_hub_config(d, ids):
     shutil.rmtree(hub)
 
 
+def expert_grads(model, gold, saved, inter, names=("gate_proj", "up_proj", "down_proj"), block="mlp.experts.",
+                 rename=lambda n: n):
+    """The parameter gradients into gold as grad.<name>, transformers 5's fused
+    experts (mlp.experts.gate_up_proj [E, 2I, H], down_proj [E, H, I]) cut into
+    the Hub's per-expert tensors <block><e>.<names>.weight, the other names
+    through rename; every name must be one the checkpoint saved."""
+    gate, up, down = names
+    for pname, p in model.named_parameters():
+        if p.grad is None:
+            continue
+        g = p.grad.detach()
+        if pname.endswith("mlp.experts.gate_up_proj"):
+            pre = pname[: -len("mlp.experts.gate_up_proj")] + block
+            for e in range(g.shape[0]):
+                gold[f"grad.{pre}{e}.{gate}.weight"] = g[e, :inter].contiguous()
+                gold[f"grad.{pre}{e}.{up}.weight"] = g[e, inter:].contiguous()
+        elif pname.endswith("mlp.experts.down_proj"):
+            pre = pname[: -len("mlp.experts.down_proj")] + block
+            for e in range(g.shape[0]):
+                gold[f"grad.{pre}{e}.{down}.weight"] = g[e].contiguous()
+        else:
+            gold["grad." + rename(pname)] = g.contiguous()
+    for k in gold:
+        if k.startswith("grad."):
+            assert k[5:] in saved, k
+
+
 def make_mixtral(ids, labels):
     """Mixtral: 4 experts, top-2 routing, output_router_logits with a visible
     router_aux_loss_coef, so the golden loss is the LM loss plus the coef times
@@ -217,25 +244,8 @@ def make_mixtral(ids, labels):
     out.loss.backward()
     gold = {"input_ids": ids, "labels": labels, "logits": out.logits.detach().float().contiguous(),
             "loss": out.loss.detach().reshape(1), "aux_loss": out.aux_loss.detach().reshape(1)}
-    I = model.config.intermediate_size
-    for pname, p in model.named_parameters():
-        if p.grad is None:
-            continue
-        g = p.grad.detach()
-        if pname.endswith("mlp.experts.gate_up_proj"):
-            pre = pname[: -len("mlp.experts.gate_up_proj")] + "block_sparse_moe.experts."
-            for e in range(g.shape[0]):
-                gold[f"grad.{pre}{e}.w1.weight"] = g[e, :I].contiguous()
-                gold[f"grad.{pre}{e}.w3.weight"] = g[e, I:].contiguous()
-        elif pname.endswith("mlp.experts.down_proj"):
-            pre = pname[: -len("mlp.experts.down_proj")] + "block_sparse_moe.experts."
-            for e in range(g.shape[0]):
-                gold[f"grad.{pre}{e}.w2.weight"] = g[e].contiguous()
-        else:
-            gold["grad." + pname.replace(".mlp.gate.", ".block_sparse_moe.gate.")] = g.contiguous()
-    for k in gold:
-        if k.startswith("grad."):
-            assert k[5:] in saved, k
+    expert_grads(model, gold, saved, model.config.intermediate_size, ("w1", "w3", "w2"), "block_sparse_moe.experts.",
+                 lambda n: n.replace(".mlp.gate.", ".block_sparse_moe.gate."))
     save_file(gold, d / "golden.safetensors")
     print(name, "loss", out.loss.item(), "aux", out.aux_loss.item(), "params", sum(p.numel() for p in model.parameters()))
     LORA_TARGETS[name] = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -273,25 +283,7 @@ def make_qwen_moe(ids, labels, name):
     out.loss.backward()
     gold = {"input_ids": ids, "labels": labels, "logits": out.logits.detach().float().contiguous(),
             "loss": out.loss.detach().reshape(1), "aux_loss": out.aux_loss.detach().reshape(1)}
-    I = model.config.moe_intermediate_size
-    for pname, p in model.named_parameters():
-        if p.grad is None:
-            continue
-        g = p.grad.detach()
-        if pname.endswith("mlp.experts.gate_up_proj"):
-            pre = pname[: -len("gate_up_proj")]
-            for e in range(g.shape[0]):
-                gold[f"grad.{pre}{e}.gate_proj.weight"] = g[e, :I].contiguous()
-                gold[f"grad.{pre}{e}.up_proj.weight"] = g[e, I:].contiguous()
-        elif pname.endswith("mlp.experts.down_proj"):
-            pre = pname[: -len("down_proj")]
-            for e in range(g.shape[0]):
-                gold[f"grad.{pre}{e}.down_proj.weight"] = g[e].contiguous()
-        else:
-            gold["grad." + pname] = g.contiguous()
-    for k in gold:
-        if k.startswith("grad."):
-            assert k[5:] in saved, k
+    expert_grads(model, gold, saved, model.config.moe_intermediate_size)
     save_file(gold, d / "golden.safetensors")
     print(name, "loss", out.loss.item(), "aux", out.aux_loss.item(), "params", sum(p.numel() for p in model.parameters()))
     LORA_TARGETS[name] = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -362,25 +354,7 @@ def deepseek_golden(ids, labels, name, model, v3):
     out.loss.backward()
     gold = {"input_ids": ids, "labels": labels, "logits": out.logits.detach().float().contiguous(),
             "loss": out.loss.detach().reshape(1)}
-    I = model.config.moe_intermediate_size
-    for pname, p in model.named_parameters():
-        if p.grad is None:
-            continue
-        gr = p.grad.detach()
-        if pname.endswith("mlp.experts.gate_up_proj"):
-            pre = pname[: -len("gate_up_proj")]
-            for e in range(gr.shape[0]):
-                gold[f"grad.{pre}{e}.gate_proj.weight"] = gr[e, :I].contiguous()
-                gold[f"grad.{pre}{e}.up_proj.weight"] = gr[e, I:].contiguous()
-        elif pname.endswith("mlp.experts.down_proj"):
-            pre = pname[: -len("down_proj")]
-            for e in range(gr.shape[0]):
-                gold[f"grad.{pre}{e}.down_proj.weight"] = gr[e].contiguous()
-        else:
-            gold["grad." + pname] = gr.contiguous()
-    for k in gold:
-        if k.startswith("grad."):
-            assert k[5:] in saved, k
+    expert_grads(model, gold, saved, model.config.moe_intermediate_size)
     save_file(gold, d / "golden.safetensors")
     print(name, "loss", out.loss.item(), "params", sum(p.numel() for p in model.parameters()))
     LORA_TARGETS[name] = ["q_proj", "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"]

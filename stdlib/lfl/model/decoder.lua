@@ -497,6 +497,22 @@ local function group_topk(a, sc, N)
   return lfl.tensor(out, "i64"):view(N, K)
 end
 
+-- the K largest entries of each row of scores [N, E] (no gradient): [N, K] i64
+local function topk_ids(scores, K)
+  return lfl.no_grad(function()
+    local sz = scores:size()
+    local N, E = sz[1], sz[2]
+    local masked, cols = scores:detach(), {}
+    local ids = lfl.arange(E, "i64"):view(1, E)
+    for k = 1, K do
+      local ik = masked:argmax(2):view(N, 1)
+      cols[k] = ik
+      if k < K then masked = lfl.where(ids:eq(ik), -math.huge, masked) end
+    end
+    return lfl.cat(cols, 2)
+  end)
+end
+
 local function moe(m, h, p, memo, stats)
   local a = m.arch
   local sz = h:size()
@@ -520,30 +536,12 @@ local function moe(m, h, p, memo, stats)
   elseif a.router == "llama4" then
     -- Llama 4: the top-k router logits; sigmoid(logit) scales the expert's input (below)
     local logits = linear(m, x, blk .. "gate", memo)
-    chosen = lfl.no_grad(function()
-      local masked, cols = logits:detach(), {}
-      local ids = lfl.arange(E, "i64"):view(1, E)
-      for k = 1, K do
-        local ik = masked:argmax(2):view(N, 1)
-        cols[k] = ik
-        if k < K then masked = lfl.where(ids:eq(ik), -math.huge, masked) end
-      end
-      return lfl.cat(cols, 2)
-    end)
+    chosen = topk_ids(logits, K)
     w = lfl.gather(logits, 2, chosen):sigmoid():reshape(N * K)
   else
     probs = linear(m, x, blk .. "gate", memo):softmax(2)
     chosen = a.group_score and lfl.no_grad(function() return group_topk(a, probs:detach(), N) end)
-    chosen = chosen or lfl.no_grad(function()
-      local masked, cols = probs:detach(), {}
-      local ids = lfl.arange(E, "i64"):view(1, E)
-      for k = 1, K do
-        local ik = masked:argmax(2):view(N, 1)
-        cols[k] = ik
-        if k < K then masked = lfl.where(ids:eq(ik), -1, masked) end
-      end
-      return lfl.cat(cols, 2)
-    end)
+    chosen = chosen or topk_ids(probs, K)
     w = lfl.gather(probs, 2, chosen)
     if a.norm_topk ~= false then w = w / w:sum({2}, true) end
     if a.routed_scale then w = w * a.routed_scale end -- DeepSeek-V2's routed_scaling_factor

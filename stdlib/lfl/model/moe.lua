@@ -28,6 +28,9 @@ local function num(cfg, key, default)
   return v
 end
 
+-- config.json readers with errors naming the key, shared with the MoE families' modules
+M.get, M.int = get, int
+
 local function bool(cfg, key, default)
   local v = get(cfg, key, default)
   if type(v) ~= "boolean" then error(fmt("config.json: %s is %s, expected true or false", key, tostring(v)), 0) end
