@@ -3,15 +3,30 @@
 # side figure: LoRA r8 (all linears) pretraining-style SFT of SmolLM2-135M on
 # recipes/data/pretrain_demo.txt, cutoff_len 512 packed, batch 4, 6 steps,
 # gradient checkpointing on (LlamaFactory's default) unless "nogc", f32 unless
-# "bf16" (bf16: true, LlamaFactory's bf16 weights and autocast), 2 threads.
+# "bf16" (bf16: true, LlamaFactory's bf16 weights and autocast), 2 threads;
+# "qlora-nf4dq" / "qlora-nf4dq-bf16" add quantization_bit 4 (bitsandbytes NF4
+# with double quantization on its CPU backend), compute in f32 / bf16, as
+# bench_qlora.lua's runs of the same names.
 # Needs the LlamaFactory venv (bash tests/ref/lf_venv.sh) and the fixture GGUF;
 # prints LlamaFactory's per-step log, then tokens/s (median step) and peak RSS.
-# Usage: bash tests/bench/bench_lora_sft_lf.sh [workdir] [f32|bf16] [gc|nogc]
+# Usage: bash tests/bench/bench_lora_sft_lf.sh [workdir] [f32|bf16|qlora-nf4dq|qlora-nf4dq-bf16] [gc|nogc]
 # (LF_STEPS and LF_CUTOFF in the environment change the 6 steps and cutoff 512)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 W=${1:-$(mktemp -d)}
-BF16=false; [ "${2:-f32}" = bf16 ] && BF16=true
+PREC=${2:-f32}
+BF16=false; QUANT=""
+case "$PREC" in
+    f32) ;;
+    bf16) BF16=true ;;
+    qlora-nf4dq) QUANT="quantization_bit: 4
+quantization_type: nf4
+double_quantization: true" ;;
+    qlora-nf4dq-bf16) BF16=true; QUANT="quantization_bit: 4
+quantization_type: nf4
+double_quantization: true" ;;
+    *) echo "bench_lora_sft_lf.sh: unknown precision '$PREC' (f32, bf16, qlora-nf4dq, qlora-nf4dq-bf16)" >&2; exit 2 ;;
+esac
 GC=false; [ "${3:-gc}" = nogc ] && GC=true
 STEPS=${LF_STEPS:-6}
 CUT=${LF_CUTOFF:-512}
@@ -40,6 +55,7 @@ save_steps: 1000
 bf16: $BF16
 disable_gradient_checkpointing: $GC
 use_cpu: true
+$QUANT
 YAML
 cd "$W"
 OMP_NUM_THREADS=2 CUDA_VISIBLE_DEVICES= /usr/bin/time -f "maxrss %M" -o "$W/time.txt" \
@@ -47,5 +63,5 @@ OMP_NUM_THREADS=2 CUDA_VISIBLE_DEVICES= /usr/bin/time -f "maxrss %M" -o "$W/time
 # tqdm's smoothed s/it readings, median (the first step's warm-up weighs little)
 tr '\r' '\n' < "$W/lf.log" | grep -o "[0-9]*/$STEPS \[[^]]*, *[0-9.]*s/it\]" | sed 's/.*, *\([0-9.]*\)s\/it.*/\1/' |
     sort -n | awk -v cut="$CUT" -v rss="$(sed -n 's/maxrss //p' "$W/time.txt")" \
-    -v prec="$([ $BF16 = true ] && echo bf16 || echo f32)" -v gc="$([ $GC = true ] && echo ", no gradient checkpointing")" \
+    -v prec="$PREC" -v gc="$([ $GC = true ] && echo ", no gradient checkpointing")" \
     '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "LlamaFactory LoRA r8, SmolLM2-135M %s%s, seq %d x batch 4, 2 threads\n  median step %.2f s -> %.0f tokens/s, peak RSS %.0f MB\n", prec, gc, cut, m, 4*cut/m, rss/1024}'
