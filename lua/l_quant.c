@@ -125,6 +125,42 @@ static int l_int8_state(lua_State *L)
     return 1;
 }
 
+/* lfl.q4_from_state(kind, shape, codes, quant_map, absmax[, nested_absmax,
+ * nested_quant_map, nested_offset]) -> an NF4/FP4 tensor from bitsandbytes'
+ * saved state (lfl.model.bnb_checkpoint) */
+static int l_q4_from_state(lua_State *L)
+{
+    const char *kind = luaL_checkstring(L, 1);
+    lfl_dtype dt;
+    if (strcmp(kind, "nf4") == 0) dt = LFL_NF4;
+    else if (strcmp(kind, "fp4") == 0) dt = LFL_FP4;
+    else return luaL_error(L, "q4_from_state: quantization type '%s' is not nf4 or fp4", kind);
+    int64_t shape[LFL_MAX_DIMS];
+    int nd = lfl_lua_check_shape(L, 2, shape);
+    lfl_tensor *codes = lfl_lua_check_tensor(L, 3), *qm = lfl_lua_check_tensor(L, 4);
+    lfl_tensor *am = lfl_lua_check_tensor(L, 5), *am2 = NULL, *code2 = NULL;
+    float offset = 0;
+    if (!lua_isnoneornil(L, 6)) {
+        am2 = lfl_lua_check_tensor(L, 6);
+        code2 = lfl_lua_check_tensor(L, 7);
+        offset = (float)luaL_checknumber(L, 8);
+    }
+    lfl_tensor *out = NULL;
+    lfl_lua_check(L, lfl_q4_from_state(dt, nd, shape, codes, qm, am, am2, code2, offset, &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
+/* lfl.int8_from_state(weight int8, SCB f32) -> an LLM.int8 weight from
+ * bitsandbytes' saved state */
+static int l_int8_from_state(lua_State *L)
+{
+    lfl_tensor *out = NULL;
+    lfl_lua_check(L, lfl_i8_from_state(lfl_lua_check_tensor(L, 1), lfl_lua_check_tensor(L, 2), &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
 /* lfl.int8_linear_lt(x, w, bias|nil, threshold) -> bitsandbytes' LLM.int8
  * inference product (MatMul8bitLt) of f32 x and an int8 weight */
 static int l_int8_linear_lt(lua_State *L)
@@ -226,6 +262,7 @@ static const luaL_Reg funcs[] = {{"gptq_dequantize", l_gptq_dequantize}, {"gptq_
                                  {"q4_state", l_q4_state}, {"q4_rows", l_q4_rows},
                                  {"quantize_8bit", l_quantize_8bit}, {"int8_state", l_int8_state},
                                  {"int8_linear_lt", l_int8_linear_lt},
+                                 {"q4_from_state", l_q4_from_state}, {"int8_from_state", l_int8_from_state},
                                  {"ggml_unpermute_rows", l_ggml_unpermute_rows},
                                  {"ggml_vecdot_rows", l_ggml_vecdot_rows}, {NULL, NULL}};
 static const luaL_Reg ops[] = {{"dequantize", l_dequantize}, {NULL, NULL}};

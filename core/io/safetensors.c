@@ -19,6 +19,10 @@ static const struct { const char *s; lfl_dtype d; } dtype_names[] = {
 
 int lfl_st_dtype_from_string(const char *s)
 {
+    /* read only: bitsandbytes' 8-bit checkpoints store their codes as I8, which
+     * become int8 tensors without row scales until lfl.int8_from_state pairs
+     * them with SCB; writing I8 would drop those scales, so the writer has no I8 */
+    if (strcmp(s, "I8") == 0) return (int)LFL_INT8;
     for (size_t i = 0; i < sizeof dtype_names / sizeof dtype_names[0]; i++)
         if (strcmp(s, dtype_names[i].s) == 0) return (int)dtype_names[i].d;
     return -1;

@@ -263,3 +263,71 @@ size_t lfl_q4_nbytes(const lfl_tensor *q)
     if (st->absmax) return n + sizeof(float) * (size_t)st->nblocks;
     return n + (size_t)st->nblocks + sizeof(float) * (size_t)lfl_numel(st->absmax2) + sizeof(float);
 }
+
+/* a contiguous CPU copy of t, which must be of dtype dt and hold n elements */
+static lfl_status state_copy(const char *what, lfl_tensor *t, lfl_dtype dt, int64_t n, lfl_tensor **out)
+{
+    if (!t || t->dtype != dt || t->device != LFL_CPU || lfl_numel(t) != n)
+        return lfl_fail(LFL_ERR_ARG, "q4_from_state: %s must be a %s CPU tensor of %lld elements, got %s of %lld",
+                        what, lfl_dtype_name(dt), (long long)n, t ? lfl_dtype_name(t->dtype) : "nothing",
+                        t ? (long long)lfl_numel(t) : 0LL);
+    lfl_tensor *c = NULL;
+    LFL_TRY(lfl_contiguous(t, &c));
+    lfl_status s = lfl_empty(1, &n, dt, LFL_CPU, out);
+    if (s == LFL_OK) memcpy(lfl_data(*out), lfl_data(c), lfl_dtype_nbytes(dt, n));
+    lfl_tensor_release(c);
+    return s;
+}
+
+lfl_status lfl_q4_from_state(lfl_dtype kind, int ndim, const int64_t *shape, lfl_tensor *codes, lfl_tensor *quant_map,
+                             lfl_tensor *absmax, lfl_tensor *absmax2, lfl_tensor *code2, float offset,
+                             lfl_tensor **out)
+{
+    if (!lfl_is_q4(kind)) return lfl_fail(LFL_ERR_ARG, "q4_from_state: kind must be nf4 or fp4, got %s", lfl_dtype_name(kind));
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    if (ndim < 1 || n == 0 || n % LFL_Q4_BLOCK)
+        return lfl_fail(LFL_ERR_ARG, "q4_from_state: a weight of %lld elements is not a (non-zero) multiple of the "
+                        "block of %d", (long long)n, LFL_Q4_BLOCK);
+    /* the code map: bitsandbytes lets a caller bring its own; lfl's kernels index kind's table */
+    lfl_tensor *qm = NULL;
+    LFL_TRY(state_copy("quant_map", quant_map, LFL_F32, 16, &qm));
+    const float *code = lfl_q4_code(kind), *got = lfl_data(qm);
+    for (int i = 0; i < 16; i++)
+        if (got[i] != code[i]) {
+            float g = got[i];
+            lfl_tensor_release(qm);
+            return lfl_fail(LFL_ERR_UNSUPPORTED, "q4_from_state: quant_map[%d] is %.9g, not %s's %.9g (a custom "
+                            "4-bit code map is not supported)", i, g, lfl_dtype_name(kind), code[i]);
+        }
+    lfl_tensor_release(qm);
+    int64_t nb = n / LFL_Q4_BLOCK, n2 = (nb + LFL_Q4_DQ_BLOCK - 1) / LFL_Q4_DQ_BLOCK;
+    lfl_tensor *c = NULL, *q = NULL;
+    struct lfl_qstate *st = calloc(1, sizeof *st);
+    if (!st) return lfl_fail(LFL_ERR_MEM, "q4_from_state: out of memory");
+    st->refcount = 1;
+    st->nblocks = nb;
+    st->to_f32 = lfl_q4_dequantize;
+    lfl_status s = state_copy("the packed codes", codes, LFL_U8, n / 2, &c);
+    if (s == LFL_OK) s = lfl_empty(ndim, shape, kind, LFL_CPU, &q);
+    if (s == LFL_OK) memcpy(lfl_data(q), lfl_data(c), (size_t)(n / 2));
+    if (s == LFL_OK && !absmax2) s = state_copy("absmax", absmax, LFL_F32, nb, &st->absmax);
+    if (s == LFL_OK && absmax2) {
+        lfl_tensor *m2 = NULL;
+        s = state_copy("absmax (8-bit, double quantization)", absmax, LFL_U8, nb, &st->qabsmax);
+        if (s == LFL_OK) s = state_copy("nested_absmax", absmax2, LFL_F32, n2, &st->absmax2);
+        if (s == LFL_OK) s = state_copy("nested_quant_map", code2, LFL_F32, 256, &m2);
+        if (s == LFL_OK) memcpy(st->code2, lfl_data(m2), sizeof st->code2);
+        lfl_tensor_release(m2);
+        st->offset = offset;
+    }
+    lfl_tensor_release(c);
+    if (s) {
+        lfl_qstate_release(st);
+        lfl_tensor_release(q);
+        return s;
+    }
+    q->quant = st;
+    *out = q;
+    return LFL_OK;
+}

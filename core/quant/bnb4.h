@@ -39,6 +39,18 @@ static inline bool lfl_is_q4(lfl_dtype d) { return d == LFL_NF4 || d == LFL_FP4;
  * new NF4/FP4 tensor of w's shape (contiguous, no grad). */
 lfl_status lfl_quantize_4bit(lfl_tensor *w, lfl_dtype kind, bool double_quant, lfl_tensor **out);
 
+/* A 4-bit tensor from bitsandbytes' saved state (what save_pretrained writes for
+ * a load_in_4bit model: weight, weight.absmax, weight.quant_map and with double
+ * quantization weight.nested_absmax / nested_quant_map and the nested offset):
+ * codes u8 holding numel(shape) / 2 packed bytes, absmax f32 [nblocks] or,
+ * with absmax2 given, u8 [nblocks] (the 8-bit absmaxes), absmax2 f32
+ * [ceil(nblocks / 256)], code2 f32 [256] the nested map and offset the nested
+ * offset; quant_map f32 [16] must be kind's own code (blocks of 64 only: the
+ * caller checks the blocksizes). Everything is copied: out owns its bytes. */
+lfl_status lfl_q4_from_state(lfl_dtype kind, int ndim, const int64_t *shape, lfl_tensor *codes, lfl_tensor *quant_map,
+                             lfl_tensor *absmax, lfl_tensor *absmax2, lfl_tensor *code2, float offset,
+                             lfl_tensor **out);
+
 /* Checks that q is a whole NF4/FP4 tensor as lfl_quantize_4bit makes it (state
  * present, not a view); op names the caller. */
 lfl_status lfl_q4_check(const char *op, const lfl_tensor *q);

@@ -131,3 +131,39 @@ void lfl_bnb_dequant_tile(const lfl_tensor *q, int64_t r0, int64_t rows, int64_t
     if (q->dtype == LFL_INT8) lfl_i8_dequant_tile(q, r0, rows, c0, cols, dst);
     else lfl_q4_dequant_tile(q, r0, rows, c0, cols, dst);
 }
+
+lfl_status lfl_i8_from_state(lfl_tensor *cb, lfl_tensor *scb, lfl_tensor **out)
+{
+    char b[128];
+    if (cb->dtype != LFL_INT8 || cb->device != LFL_CPU || cb->ndim != 2 || lfl_numel(cb) == 0)
+        return lfl_fail(LFL_ERR_ARG, "int8_from_state: the weight must be a non-empty 2-D int8 CPU tensor, got %s %s",
+                        lfl_dtype_name(cb->dtype), lfl_shape_str(cb, b, sizeof b));
+    int64_t rows = cb->shape[0];
+    if (scb->dtype != LFL_F32 || scb->device != LFL_CPU || lfl_numel(scb) != rows)
+        return lfl_fail(LFL_ERR_ARG, "int8_from_state: SCB must be f32 with one absmax per row (%lld), got %s of %lld",
+                        (long long)rows, lfl_dtype_name(scb->dtype), (long long)lfl_numel(scb));
+    lfl_tensor *c = NULL, *s2 = NULL, *q = NULL;
+    struct lfl_qstate *st = calloc(1, sizeof *st);
+    if (!st) return lfl_fail(LFL_ERR_MEM, "int8_from_state: out of memory");
+    st->refcount = 1;
+    st->nblocks = rows;
+    st->to_f32 = lfl_i8_dequantize;
+    lfl_status s = lfl_contiguous(cb, &c);
+    if (s == LFL_OK) s = lfl_contiguous(scb, &s2);
+    if (s == LFL_OK) s = lfl_empty(2, cb->shape, LFL_INT8, LFL_CPU, &q);
+    if (s == LFL_OK) s = lfl_empty(1, &rows, LFL_F32, LFL_CPU, &st->scb);
+    if (s == LFL_OK) {
+        memcpy(lfl_data(q), lfl_data(c), (size_t)lfl_numel(cb));
+        memcpy(lfl_data(st->scb), lfl_data(s2), sizeof(float) * (size_t)rows);
+    }
+    lfl_tensor_release(c);
+    lfl_tensor_release(s2);
+    if (s) {
+        lfl_qstate_release(st);
+        lfl_tensor_release(q);
+        return s;
+    }
+    q->quant = st;
+    *out = q;
+    return LFL_OK;
+}

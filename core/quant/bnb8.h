@@ -22,6 +22,10 @@ static inline int8_t lfl_i8_round(float v) { return v == v ? (int8_t)nearbyintf(
  * tensor dequantized on the way): a new int8 tensor of w's shape (no grad). */
 lfl_status lfl_quantize_8bit(lfl_tensor *w, lfl_tensor **out);
 
+/* An int8 weight from bitsandbytes' saved state (a load_in_8bit model's
+ * save_pretrained: weight int8 [rows, cols] and SCB f32 [rows]); both copied. */
+lfl_status lfl_i8_from_state(lfl_tensor *cb, lfl_tensor *scb, lfl_tensor **out);
+
 /* Checks that q is a whole 2-D int8 tensor as lfl_quantize_8bit makes it. */
 lfl_status lfl_i8_check(const char *op, const lfl_tensor *q);
 

@@ -34,7 +34,9 @@ function M.export(a)
   end
   local model = lfl.model.load(a.model_name_or_path, {dtype = dt, hub = lfl.args.hub_options(a),
                                                       rope_scaling = lfl.args.rope_option(a, false),
-                                                      mixture_of_depths = a.mixture_of_depths})
+                                                      mixture_of_depths = a.mixture_of_depths,
+                                                      -- a saved bitsandbytes base merges and is written as float
+                                                      dequantize = true})
   local peft = require("lfl.train.peft")
   local merged = {}
   if a.adapter_name_or_path then

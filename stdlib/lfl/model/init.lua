@@ -71,6 +71,8 @@ end
 -- as stored (mmapped, no copy), f32/f64 ones are rounded to opts.dtype; the ops
 -- widen them to f32 block by block. Vectors (norm weights, biases) become f32.
 -- opts.quantize: QLoRA's 4-bit or 8-bit base (M.check_quantize).
+-- A saved bitsandbytes model (lfl.model.bnb_checkpoint) keeps its 4-/8-bit
+-- linears (m.quantization, m.prequantized) unless opts.dequantize (export).
 function M.load(path, opts)
   opts = opts or {}
   -- a Hub id ("org/name") that is not a local path is fetched into the HF cache
@@ -81,6 +83,37 @@ function M.load(path, opts)
   decoder.resolve(cfg, cfg_path) -- an unsupported architecture or a bad size is reported before any weight is read
   local params = load_weights(path)
   if wrap then params = require("lfl.model.wrapper").split(params, wrap, cfg) end
+  -- a saved bitsandbytes model (load_in_4bit / load_in_8bit): its linears stay in their 4-/8-bit state
+  local bnb = require("lfl.model.bnb_checkpoint")
+  local bq = bnb.config(cfg, cfg_path)
+  local nbnb, bnb_dtype
+  if bq then
+    local want = M.check_quantize(opts.quantize)
+    if want and (want.bits ~= bq.bits or want.type ~= bq.type or (want.bits == 4 and want.double_quant ~= bq.double_quant)) then
+      local function say(x) return x.bits == 8 and "8-bit LLM.int8" or fmt("4-bit %s%s", x.type,
+        x.double_quant and " with double quantization" or "") end
+      error(fmt("%s is already a bitsandbytes %s checkpoint; the quantization asked for (%s) differs: drop it "
+        .. "(quantization_bit, quantization_type, double_quantization) or make it match", path, say(bq), say(want)), 0)
+    end
+    params, nbnb, bnb_dtype = bnb.convert(bq, params, path)
+    if opts.dequantize then
+      -- export: the base the adapters merge into and the weights written are float (bitsandbytes' dequantization)
+      for name, t in pairs(params) do
+        local dt = t:dtype()
+        if dt == "nf4" or dt == "fp4" or dt == "int8" then params[name] = t:to("f32") end
+      end
+      print(fmt("[lfl] %s: bitsandbytes %s checkpoint, %d linears dequantized to float", path,
+        bq.bits == 8 and "8-bit" or "4-bit " .. bq.type, nbnb))
+    end
+    local c = {}
+    for k, v in pairs(cfg) do if k ~= "quantization_config" then c[k] = v end end
+    cfg = c
+    if opts.quantize then
+      local o = {}
+      for k, v in pairs(opts) do if k ~= "quantize" then o[k] = v end end
+      opts = o
+    end
+  end
   local ptq = require("lfl.model.ptq")
   local q = ptq.config(cfg, cfg_path)
   local nq
@@ -93,6 +126,10 @@ function M.load(path, opts)
   end
   local m = M.from_params(cfg, params, opts, cfg_path)
   if q then m.ptq = {method = q.method, bits = q.bits, group_size = q.group_size, linears = nq} end
+  if bq and not opts.dequantize then
+    m.quantization = {bits = bq.bits, type = bq.type, double_quant = bq.double_quant, threshold = bq.threshold}
+    m.prequantized = {method = "bitsandbytes", linears = nbnb, dtype = bnb_dtype}
+  end
   m.path = path
   if wrap then
     m.wrap = wrap
@@ -216,7 +253,12 @@ function M.from_params(cfg, params, opts, where)
     if mod and name:find(".router.weight_predictor.", 1, true) then
       m.params[name] = t:dtype() ~= "f32" and t:to("f32") or t
     elseif Q4[t:dtype()] then
-      m.params[name] = t -- quantized by the GGUF loader
+      -- quantized by the GGUF loader or a bitsandbytes checkpoint's state; a bare I8 tensor has no row scales
+      if t:dtype() == "int8" and not pcall(lfl.int8_state, t) then
+        error(fmt("%s: tensor '%s' is int8 without bitsandbytes row scales (SCB); lfl reads int8 weights from "
+          .. "bitsandbytes 8-bit checkpoints only", where or "model", name), 0)
+      end
+      m.params[name] = t
     elseif q and M.quantizes(name, t) then
       -- from the stored dtype: no f32 copy
       m.params[name] = M.quantize_weight(t, q)

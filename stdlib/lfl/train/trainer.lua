@@ -549,6 +549,7 @@ function M.new(a)
     print(fmt("[lfl] QLoRA: the decoder's linear weights are 4-bit %s%s (bitsandbytes' layout, blocks of 64)",
       quantize.type, quantize.double_quant and " with double quantization" or ""))
   end
+  require("lfl.model.bnb_checkpoint").check_training(model, a)
   M.setup_moe(model, a)
   -- EAFT's top-20 entropy and ASFT's KL term are taken inside the fused head,
   -- which a soft-capped head (Gemma 2) does not use
