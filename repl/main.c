@@ -1,6 +1,7 @@
 /* The `lfl` executable: runs scripts, -e code and stdlib commands, prints the
  * versions, or opens the REPL. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dlfcn.h>
 #include <signal.h>
 #include <time.h>
@@ -40,15 +41,40 @@ static void usage(FILE *f)
             "  OPENBLAS_CORETYPE (force a BLAS kernel set), OMP_NUM_THREADS (fixes the thread count;\n"
             "  without it training uses the CPUs other processes leave free), LFL_ADAPT_THREADS=0\n"
             "  (keep every available CPU even when other processes are busy),\n"
-            "  FORCE_TORCHRUN=1 + NPROC_PER_NODE=N (same as --nproc N)\n");
+            "  FORCE_TORCHRUN=1 + NPROC_PER_NODE=N (same as --nproc N),\n"
+            "  LFL_TRACEBACK=1 (a command's error messages with their Lua traceback)\n");
 }
 
-/* message + traceback for errors raised in scripts and the REPL */
+/* set while a command (lfl train|chat|export ..., a recipe) runs: see traceback() */
+static bool command_mode;
+
+/* whether msg starts with a Lua source position ("file.lua:12: ...", "stdin:1: ..."):
+ * error() with a level, or a runtime error such as "attempt to index a nil value" */
+static bool has_position(const char *msg)
+{
+    for (const char *p = msg; *p && *p != '\n' && *p != ' '; p++) {
+        if (*p != ':' || !isdigit((unsigned char)p[1])) continue;
+        const char *q = p + 1;
+        while (isdigit((unsigned char)*q)) q++;
+        if (*q == ':') return true;
+    }
+    return false;
+}
+
+/* message + traceback for errors raised in scripts and the REPL. In a command,
+ * an error without a source position is the stdlib telling the user what is
+ * wrong (error(msg, 0), a core status message): the message alone, unless
+ * LFL_TRACEBACK is set; bugs (positions, runtime errors) keep their traceback. */
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
     if (!msg && luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) msg = lua_tostring(L, -1);
     if (!msg) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    const char *env = getenv("LFL_TRACEBACK");
+    if (command_mode && !has_position(msg) && !(env && *env && strcmp(env, "0") != 0)) {
+        lua_pushstring(L, msg);
+        return 1;
+    }
     lua_getglobal(L, "debug");
     lua_getfield(L, -1, "traceback");
     lua_pushstring(L, msg);
@@ -183,6 +209,7 @@ static bool ends_with(const char *s, const char *suffix)
  * returns the exit status (nil = 0) or raises */
 static int run_command(lua_State *L)
 {
+    command_mode = true;
     lua_getglobal(L, "require");
     lua_pushstring(L, "lfl.cli");
     if (report(L, lfl_docall(L, 1, 1))) return 1;
@@ -215,6 +242,7 @@ static int run_file(lua_State *L, char **argv, int argc, int script)
         return 0;
     }
     /* a recipe returns its arguments: train with them (later args are key=value overrides) */
+    command_mode = true;
     lua_getglobal(L, "require");
     lua_pushstring(L, "lfl.cli");
     if (report(L, lfl_docall(L, 1, 1))) return 1;

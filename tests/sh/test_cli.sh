@@ -148,6 +148,38 @@ expect "unknown command: non-zero exit" [ "$RC" -ne 0 ]
 expect "unknown command: clear message" has "$ERR" "'nosuchcmd' is neither a file nor a command"
 expect "unknown command: points at lfl help" has "$ERR" "lfl help"
 expect "unknown command: no traceback" lacks "$ERR" "stack traceback"
+# a recipe's problems, all in one report, without a traceback (LFL_TRACEBACK=1 adds it)
+printf 'model_name_or_path: /nonexist\nstage: sft\nfoo: 1\nlearning_rate: abc\n' >"$TMPD/bad_recipe.yaml"
+run "$LFL" train "$TMPD/bad_recipe.yaml" lora_rank=zero
+expect "recipe problems: exit 1" [ "$RC" = 1 ]
+expect "recipe problems: counted" has "$ERR" "4 problems with the arguments:"
+expect "recipe problems: unknown key" has "$ERR" "  - $TMPD/bad_recipe.yaml: unknown argument 'foo'"
+expect "recipe problems: bad value" has "$ERR" "  - $TMPD/bad_recipe.yaml: learning_rate: expected a number >= 0, got \"abc\""
+expect "recipe problems: command line" has "$ERR" "  - command line: lora_rank: expected"
+expect "recipe problems: a rule" has "$ERR" "  - arguments: dataset is required for training"
+expect "recipe problems: no traceback" lacks "$ERR" "stack traceback"
+# the template's and datasets' problems (checked before the model loads) together too
+printf 'model_name_or_path: /x\nstage: sft\ntemplate: nosuch\ndataset: nosuch1,identity,nosuch2\n' >"$TMPD/pf.yaml"
+run "$LFL" train "$TMPD/pf.yaml"
+expect "preflight: counted" has "$ERR" "3 problems with the arguments:"
+expect "preflight: template" has "$ERR" "unknown template 'nosuch'"
+expect "preflight: both datasets" has "$ERR" "no dataset named 'nosuch2'"
+# LlamaFactory's flag form (llamafactory-cli train --stage sft --do_train ...): --key value,
+# --key=value, a bare --key (true), --no_key (false for a boolean key); all problems together
+run "$LFL" train --stage sft --do_train --lora_rank --cutoff_len=abc --lr_scheduler_type nosuch --no_double_quantization
+expect "flags: exit 1" [ "$RC" = 1 ]
+expect "flags: bare flag is true" has "$ERR" "command line: lora_rank: expected an integer >= 1, got true"
+expect "flags: --key=value" has "$ERR" "command line: cutoff_len: expected an integer >= 2, got \"abc\""
+expect "flags: --key value" has "$ERR" "command line: lr_scheduler_type: expected one of"
+expect "flags: --no_key" has "$ERR" "command line: double_quantization: false has no effect"
+expect "flags: do_train true" has "$ERR" "arguments: dataset is required for training"
+run "$LFL" train --stage sft oops
+expect "flags: a stray word" has "$ERR" "command line: 'oops' is not a --key value flag"
+LFL_TRACEBACK=1 run "$LFL" train "$TMPD/bad_recipe.yaml"
+expect "LFL_TRACEBACK=1: traceback" has "$ERR" "stack traceback"
+run "$LFL" chat --model "$TMPD/no-such-model"
+expect "chat, missing model: exit 1" [ "$RC" = 1 ]
+expect "chat, missing model: no traceback" lacks "$ERR" "stack traceback"
 run "$LFL" help
 expect "help: exit 0" [ "$RC" = 0 ]
 expect "help: lists itself" grep -qE '^  help ' "$TMPD/out"

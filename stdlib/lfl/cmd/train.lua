@@ -5,11 +5,13 @@
 -- model (+ adapter_name_or_path).
 local lfl = lfl
 local M = {help = "fine-tune a model from a recipe (.lua or LlamaFactory .yaml) with key=value overrides",
-           usage = "lfl train <recipe.lua|recipe.yaml> [key=value ...]"}
+           usage = "lfl train <recipe.lua|recipe.yaml> [key=value ...]  |  lfl train --key value ... (LlamaFactory's flags)"}
 
 function M.run(args)
   local path = args[1]
   if not path then error("usage: " .. M.usage, 0) end
+  -- llamafactory-cli train --stage sft --model_name_or_path ... (flags, no recipe file)
+  if path:match("^%-%-[%a_]") then return M.run_table({}, lfl.args.from_flags(args), "command line") end
   local overrides = {}
   for i = 2, #args do overrides[#overrides + 1] = args[i] end
   local recipe = lfl.args.load_recipe(path)

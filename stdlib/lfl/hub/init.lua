@@ -49,7 +49,7 @@ function M.resolve(name_or_path, opts)
   end
   if C.path_kind(name_or_path) then return name_or_path end
   if not M.is_repo_id(name_or_path) then
-    error(fmt("hub.resolve: '%s' is neither an existing local path nor a Hub repo id ('org/name')", name_or_path), 2)
+    error(fmt("hub.resolve: '%s' is neither an existing local path nor a Hub repo id ('org/name')", name_or_path), 0)
   end
   local o = copy(opts)
   local offline = o.offline

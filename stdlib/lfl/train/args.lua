@@ -716,6 +716,35 @@ function M.parse_value(s)
   return s
 end
 
+-- LlamaFactory's other command line, `llamafactory-cli train --stage sft
+-- --model_name_or_path X --do_train ...` (no recipe file: HfArgumentParser's
+-- flags): "--key value" and "--key=value" become key=value overrides, a bare
+-- "--key" (the next word is another flag, or none) is key=true as for
+-- HfArgumentParser's booleans, and "--no_key" is key=false for a boolean key
+-- (its negative flag). Returns the overrides; errors name the word.
+function M.from_flags(argv, first)
+  local out, i = {}, first or 1
+  while i <= #argv do
+    local w = argv[i]
+    local k, v = w:match("^%-%-([%w_%-]+)=(.*)$")
+    if not k then k = w:match("^%-%-([%w_%-]+)$") end
+    if not k then
+      error(fmt("command line: '%s' is not a --key value flag (LlamaFactory's flags: --stage sft --do_train ...; "
+        .. "or give a recipe file first, then key=value)", w), 0)
+    end
+    k = k:gsub("%-", "_")
+    if v == nil then
+      local nxt = argv[i + 1]
+      if nxt ~= nil and not nxt:match("^%-%-[%a_]") then v, i = nxt, i + 1 else v = "true" end
+    end
+    local pos = k:match("^no_(.+)$")
+    if pos and M.DEFAULTS[k] == nil and type(M.DEFAULTS[pos]) == "boolean" and v == "true" then k, v = pos, "false" end
+    out[#out + 1] = k .. "=" .. v
+    i = i + 1
+  end
+  return out
+end
+
 -- A LlamaFactory recipe file, read as LlamaFactory reads it
 -- (OmegaConf.load: YAML with OmegaConf's float rule, so `1e-4` is a number,
 -- and a duplicate key is an error). Top-level nulls are dropped (the default
@@ -789,17 +818,31 @@ function M.resolve(recipe, overrides, source)
     end
     origin[k] = where
   end
-  -- in key order, so the first bad key reported does not depend on table order
+  -- every problem is reported, in key order (the report does not depend on table order)
+  local problems = {}
+  local function try(f, ...)
+    local ok, err = pcall(f, ...)
+    if not ok then problems[#problems + 1] = tostring(err) end
+  end
   local keys = {}
   for k in pairs(recipe or {}) do keys[#keys + 1] = k end
   table.sort(keys, function(x, y) return tostring(x) < tostring(y) end)
-  for _, k in ipairs(keys) do set(k, recipe[k], source or "recipe") end
+  for _, k in ipairs(keys) do try(set, k, recipe[k], source or "recipe") end
   for _, kv in ipairs(overrides or {}) do
     local k, v = kv:match("^([%w_]+)=(.*)$")
-    if not k then error(fmt("command line: '%s' is not key=value", kv), 0) end
-    set(k, M.parse_value(v), "command line")
+    if not k then problems[#problems + 1] = fmt("command line: '%s' is not key=value", kv)
+    else try(set, k, M.parse_value(v), "command line") end
   end
-  return M.validate(args, origin)
+  return M.validate(args, origin, problems)
+end
+
+-- One error for all of a recipe's problems (a user fixes them in one go):
+-- a single problem is its own message, several are listed.
+function M.raise_problems(problems)
+  if #problems == 1 then error(problems[1], 0) end
+  local lines = {fmt("%d problems with the arguments:", #problems)}
+  for _, p in ipairs(problems) do lines[#lines + 1] = "  - " .. p end
+  error(table.concat(lines, "\n"), 0)
 end
 
 local function member(list, v)
@@ -882,13 +925,37 @@ function M.reports_to_tensorboard(a)
   return false
 end
 
-function M.validate(a, origin)
-  origin = origin or {}
-  local function bad(msg) error("arguments: " .. msg, 0) end
-  local function bad_key(k, msg) error(fmt("%s: %s: %s", origin[k] or "arguments", k, msg), 0) end
+local validate_rules -- below: the rules themselves
+
+-- problems: those found before (lfl.args.resolve's); every rule is checked and
+-- all problems are raised together (M.raise_problems)
+function M.validate(a, origin, problems)
+  origin, problems = origin or {}, problems or {}
+  local function bad(msg) problems[#problems + 1] = "arguments: " .. msg end
+  local function bad_key(k, msg) problems[#problems + 1] = fmt("%s: %s: %s", origin[k] or "arguments", k, msg) end
+  local ok, err = pcall(validate_rules, a, origin, bad, bad_key, problems)
+  -- a rule that raises itself (an approach's check_args) is one more problem; an error with a
+  -- source position after other problems is a follow-on of an invalid value, not news
+  if not ok then
+    local e = tostring(err)
+    if #problems == 0 then error(err, 0) end
+    if not e:match("^[^:\n]+%.lua:%d+:") then problems[#problems + 1] = e end
+  end
+  if #problems > 0 then M.raise_problems(problems) end
+  for _, n in ipairs(err) do print("[lfl] note: " .. n) end -- the notes validate_rules returned
+  return a
+end
+
+validate_rules = function(a, origin, bad, bad_key, problems)
   -- types and ranges (resolve checked them as they were set; this covers a table made by hand,
   -- whose missing keys take their defaults)
-  for k, v in pairs(a) do if M.SPEC[k] then a[k] = M.check(k, v, origin[k] or "arguments") end end
+  local keys0 = {}
+  for k in pairs(a) do if M.SPEC[k] then keys0[#keys0 + 1] = k end end
+  table.sort(keys0)
+  for _, k in ipairs(keys0) do
+    local ok, v = pcall(M.check, k, a[k], origin[k] or "arguments")
+    if ok then a[k] = v else problems[#problems + 1] = tostring(v) end
+  end
   for k, d in pairs(M.DEFAULTS) do if a[k] == nil and d ~= NIL then a[k] = d end end
   -- the valid stages are the approach modules found (recipes/approaches/, ~/.lfl/recipes/approaches/)
   local stage_ok, stage_msg = require("lfl.train.approach").check_stage(a.stage)
@@ -1142,25 +1209,24 @@ function M.validate(a, origin)
   -- what the stage's approach module reads (pref_loss, pref_beta, ... for the preference stages)
   local ap = require("lfl.train.approach").load(a.stage)
   if ap.check_args then ap.check_args(a) end
-  for _, n in ipairs(notes) do print("[lfl] note: " .. n) end
-  return a
+  return notes
 end
 
 -- What the arguments name that can be checked without the model: the
 -- template, the tool format, and each dataset's description against the
 -- stage. lfl train and lfl.trainer call it before the model loads.
 function M.preflight(a)
-  if a.template then
-    local ok, err = pcall(lfl.template.get, a.template)
-    if not ok then error("arguments: " .. tostring(err), 0) end
+  local problems = {}
+  local function try(prefix, f, ...)
+    local ok, err = pcall(f, ...)
+    if not ok then problems[#problems + 1] = prefix .. tostring(err) end
   end
-  if a.tool_format then
-    local ok, err = pcall(require("lfl.text.tools").get, a.tool_format)
-    if not ok then error("arguments: tool_format: " .. tostring(err), 0) end
-  end
+  if a.template then try("arguments: ", lfl.template.get, a.template) end
+  if a.tool_format then try("arguments: tool_format: ", require("lfl.text.tools").get, a.tool_format) end
   for _, key in ipairs({"dataset", "eval_dataset"}) do
-    for _, name in ipairs(lfl.data.names_of(a[key])) do lfl.data.describe_for(name, a) end
+    for _, name in ipairs(lfl.data.names_of(a[key])) do try("", lfl.data.describe_for, name, a) end
   end
+  if #problems > 0 then M.raise_problems(problems) end
 end
 
 -- the lfl.hub options of a model download: model_revision, hf_hub_token, cache_dir
