@@ -173,6 +173,18 @@ expect "flags: --key=value" has "$ERR" "command line: cutoff_len: expected an in
 expect "flags: --key value" has "$ERR" "command line: lr_scheduler_type: expected one of"
 expect "flags: --no_key" has "$ERR" "command line: double_quantization: false has no effect"
 expect "flags: do_train true" has "$ERR" "arguments: dataset is required for training"
+# the flag form for chat and export too (a flag that is a recipe argument and no option of the command)
+mkdir -p "$TMPD/tiny"
+cp "$ROOT/tests/golden/models/llama/config.json" "$ROOT/tests/golden/models/llama/model.safetensors" \
+    "$ROOT/tests/golden/serve/tokenizer.json" "$TMPD/tiny/"
+printf 'hello\nexit\n' | timeout 60 "$LFL" chat --model_name_or_path "$TMPD/tiny" --template chatml \
+    --max_new_tokens 3 --do_sample false >"$TMPD/out" 2>"$TMPD/err"
+RC=$?; OUT=$(cat "$TMPD/out"); ERR=$(cat "$TMPD/err")
+expect "chat flags: exit 0" [ "$RC" = 0 ]
+expect "chat flags: replied" has "$OUT" "Assistant:"
+run "$LFL" export --model_name_or_path "$TMPD/tiny" --export_dir "$TMPD/tiny_export"
+expect "export flags: exit 0" [ "$RC" = 0 ]
+expect "export flags: wrote" [ -f "$TMPD/tiny_export/model.safetensors" ]
 run "$LFL" train --stage sft oops
 expect "flags: a stray word" has "$ERR" "command line: 'oops' is not a --key value flag"
 LFL_TRACEBACK=1 run "$LFL" train "$TMPD/bad_recipe.yaml"

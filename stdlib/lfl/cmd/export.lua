@@ -101,6 +101,8 @@ end
 
 function M.run(args)
   local recipe, overrides = {}, {}
+  -- llamafactory-cli export --model_name_or_path ... --export_dir ... (flags, no recipe file)
+  if args[1] and args[1]:match("^%-%-[%a_]") then args = lfl.args.from_flags(args) end
   for _, x in ipairs(args) do
     if x:find("=", 1, true) then overrides[#overrides + 1] = x
     elseif next(recipe) == nil then recipe = lfl.args.load_recipe(x)

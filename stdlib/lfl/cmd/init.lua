@@ -232,9 +232,29 @@ function M.parse_recipe(spec, args)
   return o
 end
 
--- a command's options from --options or from LlamaFactory's recipe form
+-- Is this LlamaFactory's flag form (llamafactory-cli chat --model_name_or_path X
+-- --template Y: HfArgumentParser's flags, no recipe file)? Yes when a flag names a
+-- recipe argument that is not one of the command's own options.
+function M.is_flag_form(spec, args)
+  if not (args[1] and args[1]:match("^%-%-")) then return false end
+  local own = {help = true}
+  for _, field in ipairs({"numbers", "whole", "strings", "flags"}) do
+    for _, k in ipairs(spec[field] or {}) do own[k] = true end
+  end
+  for _, x in ipairs(args) do
+    local k = x:match("^%-%-([%w_%-]+)")
+    if k then
+      k = k:gsub("%-", "_")
+      if not own[k] and lfl.args.DEFAULTS[k] ~= nil then return true end
+    end
+  end
+  return false
+end
+
+-- a command's options from --options or from LlamaFactory's recipe or flag form
 function M.parse_command(spec, args)
   if M.is_recipe_form(args) then return M.parse_recipe(spec, args) end
+  if M.is_flag_form(spec, args) then return M.parse_recipe(spec, lfl.args.from_flags(args)) end
   return M.parse_options(spec, args)
 end
 
