@@ -120,7 +120,12 @@ function M.convert(q, params, where)
       used[mod .. ".weight"], used[mod .. ".SCB"], used[mod .. ".weight_format"] = true, true, true
     end
   end
-  for name, t in pairs(params) do
+  -- in name order: the first broken part reported does not depend on table order
+  local names = {}
+  for name in pairs(params) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local t = params[name]
     if not used[name] then
       -- a bitsandbytes part without its linear is a broken checkpoint, not a parameter
       if name:match("%.quant_state%.") or name:match("%.absmax$") or name:match("%.quant_map$")
