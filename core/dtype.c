@@ -31,6 +31,7 @@ const lfl_dtype_traits lfl_dtypes[LFL_DTYPE_COUNT] = {
     [LFL_NF4]  = {"nf4", 64, 32, false, false, NULL}, /* absmax kept separately */
     [LFL_FP4]  = {"fp4", 64, 32, false, false, NULL}, /* (bitsandbytes' 4-bit float) */
     [LFL_INT8] = {"int8", 1, 1, false, false, NULL}, /* row scales kept separately (quant/bnb8.h) */
+    [LFL_GPTQ4] = {"gptq4", 8, 4, false, false, NULL}, /* group zeros / scales kept separately (quant/gptq.h) */
 };
 #undef Q
 

@@ -15,6 +15,9 @@ typedef enum {
     LFL_Q6_K, LFL_NF4, LFL_FP4,
     /* bitsandbytes' LLM.int8 weight: int8 per element, f32 row scales in tensor->quant */
     LFL_INT8,
+    /* a GPTQ / AWQ 4-bit weight kept quantized: 8 codes a 32-bit word along
+     * the input, group zeros and scales in tensor->quant (quant/gptq.h) */
+    LFL_GPTQ4,
     LFL_DTYPE_COUNT
 } lfl_dtype;
 

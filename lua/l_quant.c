@@ -173,12 +173,13 @@ static int l_int8_linear_lt(lua_State *L)
 }
 
 /* lfl.q4_rows(t, first, n) -> f32 rows first .. first + n - 1 (1-based) of a
- * 2-D NF4/FP4, int8 or GGUF block tensor: a block of the weight, never the whole */
+ * 2-D NF4/FP4, int8, GPTQ/AWQ (gptq4) or GGUF block tensor: a block of the weight, never the whole */
 static int l_q4_rows(lua_State *L)
 {
     lfl_tensor *q = lfl_lua_check_tensor(L, 1);
-    bool ggml = lfl_is_ggml(q->dtype);
-    lfl_lua_check(L, ggml ? lfl_ggml_check("q4_rows", q) : lfl_bnb_check("q4_rows", q));
+    bool ggml = lfl_is_ggml(q->dtype), gptq = lfl_is_gptq(q->dtype);
+    lfl_lua_check(L, ggml ? lfl_ggml_check("q4_rows", q) : gptq ? lfl_gptq_check("q4_rows", q)
+                                                                : lfl_bnb_check("q4_rows", q));
     int64_t r0 = (int64_t)luaL_checkinteger(L, 2) - 1, n = (int64_t)luaL_checkinteger(L, 3);
     if (q->ndim != 2 || r0 < 0 || n < 0 || r0 + n > q->shape[0])
         return luaL_error(L, "q4_rows: rows %d..%d are outside the %d rows of a 2-D quantized tensor", (int)(r0 + 1),
@@ -187,7 +188,11 @@ static int l_q4_rows(lua_State *L)
     lfl_tensor *out = NULL;
     lfl_lua_check(L, lfl_empty(2, shape, LFL_F32, LFL_CPU, &out));
     if (ggml) lfl_ggml_dequant_tile(q, r0, n, 0, shape[1], lfl_data(out));
-    else lfl_bnb_dequant_tile(q, r0, n, 0, shape[1], lfl_data(out));
+    else if (!gptq) lfl_bnb_dequant_tile(q, r0, n, 0, shape[1], lfl_data(out));
+    else if (!lfl_gptq_dequant_rows(q, r0, n, lfl_data(out))) {
+        lfl_tensor_release(out);
+        return luaL_error(L, "q4_rows: out of memory");
+    }
     lfl_lua_push_tensor(L, out);
     return 1;
 }
@@ -246,6 +251,59 @@ static int l_awq_dequantize(lua_State *L)
     return 1;
 }
 
+/* lfl.gptq_pack(qweight, qzeros, scales, g_idx|nil, group_size, v1) -> a kept
+ * gptq4 weight [out, in] (4 bits; quant/gptq.h) */
+static int l_gptq_pack(lua_State *L)
+{
+    lfl_tensor *g = lua_isnoneornil(L, 4) ? NULL : lfl_lua_check_tensor(L, 4), *out = NULL;
+    lfl_lua_check(L, lfl_gptq_pack(lfl_lua_check_tensor(L, 1), lfl_lua_check_tensor(L, 2), lfl_lua_check_tensor(L, 3),
+                                   g, (int64_t)luaL_checkinteger(L, 5), lua_toboolean(L, 6), &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
+/* lfl.awq_pack(qweight, qzeros, scales, group_size) -> a kept gptq4 weight [out, in] */
+static int l_awq_pack(lua_State *L)
+{
+    lfl_tensor *out = NULL;
+    lfl_lua_check(L, lfl_awq_pack(lfl_lua_check_tensor(L, 1), lfl_lua_check_tensor(L, 2), lfl_lua_check_tensor(L, 3),
+                                  (int64_t)luaL_checkinteger(L, 4), &out));
+    lfl_lua_push_tensor(L, out);
+    return 1;
+}
+
+/* lfl.gptq_state(t) -> {nbytes = all bytes held, groups, group_size, act_order
+ * = whether a g_idx is kept, scales_dtype, kernel = "avx512" | "portable"} */
+static int l_gptq_state(lua_State *L)
+{
+    lfl_tensor *q = lfl_lua_check_tensor(L, 1);
+    lfl_lua_check(L, lfl_gptq_check("gptq_state", q));
+    const struct lfl_qstate *st = q->quant;
+    lua_createtable(L, 0, 6);
+    lua_pushnumber(L, (double)lfl_gptq_nbytes(q));
+    lua_setfield(L, -2, "nbytes");
+    lua_pushinteger(L, (lua_Integer)st->gzeros->shape[0]);
+    lua_setfield(L, -2, "groups");
+    lua_pushinteger(L, (lua_Integer)st->group_size);
+    lua_setfield(L, -2, "group_size");
+    lua_pushboolean(L, st->gidx != NULL);
+    lua_setfield(L, -2, "act_order");
+    lua_pushstring(L, lfl_dtype_name(st->gscales->dtype));
+    lua_setfield(L, -2, "scales_dtype");
+    lua_pushstring(L, lfl_gptq_kernel());
+    lua_setfield(L, -2, "kernel");
+    return 1;
+}
+
+/* lfl.gptq_portable([on]) -> previous setting: the GPTQ/AWQ tile dequantizer's
+ * portable C path forced on (true) or not (false); nil only asks */
+static int l_gptq_portable(lua_State *L)
+{
+    int on = lua_isnoneornil(L, 1) ? -1 : lua_toboolean(L, 1);
+    lua_pushboolean(L, lfl_gptq_portable(on));
+    return 1;
+}
+
 /* lfl.ggml_vecdot_rows([n]) -> previous n, kernel name: up to how many rows a
  * GGUF block linear's forward takes the int8 dot-product path (0: never) */
 static int l_ggml_vecdot_rows(lua_State *L)
@@ -258,6 +316,8 @@ static int l_ggml_vecdot_rows(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {{"gptq_dequantize", l_gptq_dequantize}, {"gptq_quantize", l_gptq_quantize}, {"awq_dequantize", l_awq_dequantize},
+                                 {"gptq_pack", l_gptq_pack}, {"awq_pack", l_awq_pack}, {"gptq_state", l_gptq_state},
+                                 {"gptq_portable", l_gptq_portable},
                                  {"from_bytes", l_from_bytes}, {"quantize_4bit", l_quantize_4bit},
                                  {"q4_state", l_q4_state}, {"q4_rows", l_q4_rows},
                                  {"quantize_8bit", l_quantize_8bit}, {"int8_state", l_int8_state},

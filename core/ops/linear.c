@@ -3,15 +3,18 @@
  * stored precision): it is widened to f32 block by block (lowp_gemm.c), never
  * as a whole. A 4-bit NF4/FP4 or 8-bit LLM.int8 weight (QLoRA's frozen base)
  * is dequantized tile by tile (q4_gemm.c) and never takes a gradient; so is a GGUF block
- * weight (Q4_0 ... Q6_K kept as the file stores it: ggml_gemm.c). Its
+ * weight (Q4_0 ... Q6_K kept as the file stores it: ggml_gemm.c) and a
+ * GPTQ / AWQ 4-bit weight kept quantized (gptq_gemm.c). Its
  * gradient, when it requires one, is an f32 [out, in] tensor. */
 #include "../blas.h"
 #include "linear.h"
 #include "lowp.h"
 #include "ggml_gemm.h"
+#include "gptq_gemm.h"
 #include "q4_gemm.h"
 #include "../quant/bnb8.h"
 #include "../quant/ggml.h"
+#include "../quant/gptq.h"
 
 /* c = op(a) op(b) for contiguous 2-D a, b, c (as stored) */
 static lfl_status gemm2d(lfl_tensor *a, bool ta, lfl_tensor *b, bool tb, int64_t m, int64_t n, int64_t k,
@@ -31,6 +34,8 @@ lfl_status lfl_cpu_linear_backward(lfl_tensor *g, lfl_tensor *x, lfl_tensor *w, 
             st = lfl_gemm_f32_q4(rows, fin, fout, lfl_data(g), (int)fout, w, false, 0.0f, lfl_data(dx), (int)fin);
         } else if (lfl_is_ggml(w->dtype)) {
             st = lfl_gemm_f32_ggml(rows, fin, fout, lfl_data(g), (int)fout, w, false, 0.0f, lfl_data(dx), (int)fin);
+        } else if (lfl_is_gptq(w->dtype)) {
+            st = lfl_gemm_f32_gptq(rows, fin, fout, lfl_data(g), (int)fout, w, false, 0.0f, lfl_data(dx), (int)fin);
         } else if (lfl_is_lowp(w->dtype)) {
             if (fin == 0 || rows == 0) {}
             else if (fout == 0) lfl_fill_(dx, 0);
@@ -70,7 +75,7 @@ lfl_status lfl_linear_check(const char *op, lfl_tensor *x, lfl_tensor *w, lfl_te
 {
     char bx[128], bw[128];
     LFL_TRY(lfl_check_same_device(op, x, w));
-    bool lowp = lfl_is_lowp(w->dtype) || lfl_is_bnb(w->dtype) || lfl_is_ggml(w->dtype);
+    bool lowp = lfl_is_lowp(w->dtype) || lfl_is_bnb(w->dtype) || lfl_is_ggml(w->dtype) || lfl_is_gptq(w->dtype);
     if (lfl_is_bnb(w->dtype)) {
         LFL_TRY(lfl_bnb_check(op, w));
         if (w->requires_grad)
@@ -82,6 +87,12 @@ lfl_status lfl_linear_check(const char *op, lfl_tensor *x, lfl_tensor *w, lfl_te
         if (w->requires_grad)
             return lfl_fail(LFL_ERR_ARG, "%s: a GGUF %s block weight is frozen (LoRA trains adapters on it); it cannot "
                             "require grad", op, lfl_dtype_name(w->dtype));
+    }
+    if (lfl_is_gptq(w->dtype)) {
+        LFL_TRY(lfl_gptq_check(op, w));
+        if (w->requires_grad)
+            return lfl_fail(LFL_ERR_ARG, "%s: a GPTQ/AWQ 4-bit weight is frozen (LoRA trains adapters on it); it cannot "
+                            "require grad", op);
     }
     if (lowp && x->dtype != LFL_F32)
         return lfl_fail(LFL_ERR_ARG, "%s: a %s weight takes f32 input, got %s", op, lfl_dtype_name(w->dtype),
@@ -137,6 +148,8 @@ lfl_status lfl_cpu_linear(lfl_tensor *cx, lfl_tensor *cw, lfl_tensor *bias, lfl_
             st = lfl_gemm_f32_q4(rows, fout, fin, lfl_data(cx), (int)fin, cw, true, beta, lfl_data(o), (int)fout);
         } else if (lfl_is_ggml(cw->dtype)) {
             st = lfl_gemm_f32_ggml(rows, fout, fin, lfl_data(cx), (int)fin, cw, true, beta, lfl_data(o), (int)fout);
+        } else if (lfl_is_gptq(cw->dtype)) {
+            st = lfl_gemm_f32_gptq(rows, fout, fin, lfl_data(cx), (int)fin, cw, true, beta, lfl_data(o), (int)fout);
         } else if (lfl_is_lowp(cw->dtype)) {
             st = lfl_gemm_f32_lowp(false, rows, fout, fin, lfl_data(cx), (int)fin, cw->dtype, lfl_data(cw),
                                    cw->stride[1], cw->stride[0], beta, lfl_data(o), (int)fout);
@@ -153,7 +166,7 @@ lfl_status lfl_linear(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias, lfl_tensor
     LFL_TRY(lfl_linear_check("linear", x, w, bias));
     lfl_linear_kernel fn;
     LFL_TRY(lfl_dispatch_linear(x->device, NULL, &fn));
-    bool lowp = lfl_is_lowp(w->dtype) || lfl_is_bnb(w->dtype) || lfl_is_ggml(w->dtype);
+    bool lowp = lfl_is_lowp(w->dtype) || lfl_is_bnb(w->dtype) || lfl_is_ggml(w->dtype) || lfl_is_gptq(w->dtype);
     int64_t fin = w->shape[1], fout = w->shape[0], rows = fin ? lfl_numel(x) / fin : 0;
     lfl_tensor *cx, *cw, *o = NULL;
     LFL_TRY(lfl_contiguous(x, &cx));

@@ -21,8 +21,10 @@
 #include "lowp.h"
 #include "ggml_gemm.h"
 #include "q4_gemm.h"
+#include "gptq_gemm.h"
 #include "../quant/ggml.h"
 #include "../quant/bnb8.h"
+#include "../quant/gptq.h"
 
 typedef float v16f __attribute__((vector_size(64)));
 
@@ -92,7 +94,7 @@ lfl_status lfl_cpu_lora_linear_backward(const lfl_lora_args *p, lfl_tensor *g, l
     double s = p->scaling;
     lfl_dtype dt = x->dtype;
     void *px = lfl_data(x), *pA = lfl_data(A), *pB = lfl_data(B);
-    bool fuse = dx && dt == LFL_F32 && !lfl_is_bnb(w->dtype) && !lfl_is_ggml(w->dtype) && r > 0 && r <= LFL_GEMM_MAX_RANK && lfl_gemm_wants_bf16(rows, fin, fout);
+    bool fuse = dx && dt == LFL_F32 && !lfl_is_bnb(w->dtype) && !lfl_is_ggml(w->dtype) && !lfl_is_gptq(w->dtype) && r > 0 && r <= LFL_GEMM_MAX_RANK && lfl_gemm_wants_bf16(rows, fin, fout);
     lfl_status st = LFL_OK;
     if (dx || dA) { /* u[rows, r] = g @ B */
         int64_t ushape[2] = {rows, r};
@@ -116,6 +118,8 @@ lfl_status lfl_cpu_lora_linear_backward(const lfl_lora_args *p, lfl_tensor *g, l
             st = lfl_gemm_f32_q4(rows, fin, fout, lfl_data(g), (int)fout, w, false, 0.0f, lfl_data(dx), (int)fin);
         else if (lfl_is_ggml(w->dtype))
             st = lfl_gemm_f32_ggml(rows, fin, fout, lfl_data(g), (int)fout, w, false, 0.0f, lfl_data(dx), (int)fin);
+        else if (lfl_is_gptq(w->dtype))
+            st = lfl_gemm_f32_gptq(rows, fin, fout, lfl_data(g), (int)fout, w, false, 0.0f, lfl_data(dx), (int)fin);
         else if (lfl_is_lowp(w->dtype) && rows && fin && fout)
             st = lfl_gemm_f32_lowp(false, rows, fin, fout, lfl_data(g), (int)fout, w->dtype, lfl_data(w),
                                    w->stride[0], w->stride[1], 0.0f, lfl_data(dx), (int)fin);
@@ -176,7 +180,7 @@ lfl_status lfl_cpu_lora_linear(const lfl_lora_args *p, lfl_tensor *o, lfl_tensor
     lfl_tensor *cx = p->x, *cw = p->w, *cA = p->A, *cB = p->B, *bias = p->bias;
     int64_t fin = cw->shape[1], fout = cw->shape[0], r = cA->shape[0], rows = p->rows;
     lfl_dtype dt = cx->dtype;
-    bool fuse = dt == LFL_F32 && !lfl_is_bnb(cw->dtype) && !lfl_is_ggml(cw->dtype) && r > 0 && r <= LFL_GEMM_MAX_RANK &&
+    bool fuse = dt == LFL_F32 && !lfl_is_bnb(cw->dtype) && !lfl_is_ggml(cw->dtype) && !lfl_is_gptq(cw->dtype) && r > 0 && r <= LFL_GEMM_MAX_RANK &&
                 lfl_gemm_wants_bf16(rows, fout, fin);
     lfl_status st = LFL_OK;
     if (!o) { /* a replay: the side product t = x A^T as the forward computed it */
@@ -250,7 +254,8 @@ lfl_status lfl_lora_linear_given(lfl_tensor *x, lfl_tensor *w, lfl_tensor *bias,
     lfl_tensor *o = NULL, *cx = NULL, *cw = NULL, *cA = NULL, *cB = NULL, *t = NULL;
     lfl_status st = lfl_contiguous(x, &cx);
     if (st == LFL_OK)
-        st = lfl_is_lowp(w->dtype) || lfl_is_bnb(w->dtype) || lfl_is_ggml(w->dtype) ? (cw = lfl_tensor_retain(w), LFL_OK) : lfl_contiguous(w, &cw);
+        st = lfl_is_lowp(w->dtype) || lfl_is_bnb(w->dtype) || lfl_is_ggml(w->dtype) || lfl_is_gptq(w->dtype)
+                 ? (cw = lfl_tensor_retain(w), LFL_OK) : lfl_contiguous(w, &cw);
     if (st == LFL_OK) st = lfl_contiguous(A, &cA);
     if (st == LFL_OK) st = lfl_contiguous(B, &cB);
     if (st == LFL_OK && given_side) t = lfl_tensor_retain(given_side);

@@ -44,6 +44,9 @@ void lfl_qstate_release(struct lfl_qstate *s)
     lfl_tensor_release(s->qabsmax);
     lfl_tensor_release(s->absmax2);
     lfl_tensor_release(s->scb);
+    lfl_tensor_release(s->gzeros);
+    lfl_tensor_release(s->gscales);
+    lfl_tensor_release(s->gidx);
     free(s);
 }
 

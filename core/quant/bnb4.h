@@ -27,6 +27,11 @@ struct lfl_qstate {
     float offset;         /* mean of the absmaxes */
     float code2[256];     /* the signed dynamic map */
     lfl_tensor *scb;      /* LLM.int8 (quant/bnb8.h): f32 [rows], the absmax of each row */
+    /* a GPTQ / AWQ weight kept quantized (quant/gptq.h) */
+    lfl_tensor *gzeros;   /* u8 [groups, out]: each group's zero point, v1's + 1 applied */
+    lfl_tensor *gscales;  /* f16/bf16/f32 [groups, out], as the checkpoint stores them */
+    lfl_tensor *gidx;     /* i32 [in]: the group of each input (act-order), or NULL: input / group_size */
+    int64_t group_size;
 };
 
 /* the 16 code values of NF4 or FP4, as bitsandbytes indexes them */

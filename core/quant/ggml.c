@@ -134,7 +134,7 @@ static void block(lfl_dtype dt, const uint8_t *b, float *y)
 lfl_status lfl_dequantize_rows(lfl_dtype dt, const void *src, int64_t n, float *dst)
 {
     const lfl_dtype_traits *tr = &lfl_dtypes[dt];
-    if (!lfl_dtype_is_block(dt) || dt == LFL_NF4 || dt == LFL_FP4)
+    if (!lfl_is_ggml(dt))
         return lfl_fail(LFL_ERR_UNSUPPORTED, "dequantize: %s is not a ggml block type", tr->name);
     if (n % tr->block) return lfl_fail(LFL_ERR_ARG, "dequantize: %lld elements is not a multiple of the %s block (%d)",
                                        (long long)n, tr->name, tr->block);

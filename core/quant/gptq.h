@@ -45,3 +45,53 @@ lfl_status lfl_awq_dequantize(const lfl_tensor *qweight, const lfl_tensor *qzero
                               int64_t group_size, lfl_tensor **out);
 
 #endif
+
+/* ---- GPTQ / AWQ 4-bit weights kept quantized (dtype LFL_GPTQ4) ----
+ * A linear's weight W [out, in] held as its 4-bit codes in GPTQ's word layout
+ * (word (i / 8) * out + o holds input i of output o at bits 4 (i % 8)), the
+ * zero of each (group, output) as u8 with v1's + 1 applied, the checkpoint's
+ * scales as stored (f16 / bf16 / f32) and, for act-order (desc_act), g_idx.
+ * AWQ's interleaved words are repacked into that layout at load (codes moved,
+ * nothing dequantized), so one kernel serves both. Every element read is
+ * W[o, i] = scale[g, o] * (q[i, o] - zero[g, o]) rounded to the scales' dtype,
+ * bit for bit lfl_gptq_dequantize / lfl_awq_dequantize. Frozen: ops read it
+ * through lfl_gemm_f32_gptq (ops/gptq_gemm.h), a tile at a time. */
+
+/* The kept tensor of a GPTQ checkpoint's linear (arguments as
+ * lfl_gptq_dequantize with bits 4). A g_idx that is just input / group_size
+ * is dropped (the plain layout); any other (act-order) is kept. */
+lfl_status lfl_gptq_pack(const lfl_tensor *qweight, const lfl_tensor *qzeros, const lfl_tensor *scales,
+                         const lfl_tensor *g_idx, int64_t group_size, bool v1, lfl_tensor **out);
+
+/* The kept tensor of an AutoAWQ GEMM linear (arguments as lfl_awq_dequantize);
+ * in must be a multiple of 8. */
+lfl_status lfl_awq_pack(const lfl_tensor *qweight, const lfl_tensor *qzeros, const lfl_tensor *scales,
+                        int64_t group_size, lfl_tensor **out);
+
+static inline bool lfl_is_gptq(lfl_dtype d) { return d == LFL_GPTQ4; }
+
+/* Checks that q is a whole LFL_GPTQ4 tensor as the packers make it (not a view). */
+lfl_status lfl_gptq_check(const char *op, const lfl_tensor *q);
+
+/* dst[(i - i0) * ld + (o - o0)] = W[o, i] for i0 <= i < i0 + ni, o0 <= o < o0 + no:
+ * a tile of W^T (inputs down, outputs across, the way the codes lie).
+ * Single-threaded; AVX-512 where the CPU has it. */
+void lfl_gptq_dequant_tile_t(const lfl_tensor *q, int64_t i0, int64_t ni, int64_t o0, int64_t no, float *dst,
+                             int64_t ld);
+
+/* dst[r * in + i] = W[r0 + r, i] for r < n: rows of W (DoRA's row norms), single-threaded;
+ * false when out of memory for its small scratch */
+bool lfl_gptq_dequant_rows(const lfl_tensor *q, int64_t r0, int64_t n, float *dst);
+
+/* A new f32 [out, in] tensor: the whole weight (lfl_cast's hook; merge, export, tests). */
+lfl_status lfl_gptq_to_f32(lfl_tensor *q, lfl_tensor **out);
+
+/* Bytes q holds in all (codes, zeros, scales, g_idx). */
+size_t lfl_gptq_nbytes(const lfl_tensor *q);
+
+/* on = 1 makes the tile dequantizer take its portable C path even where the
+ * CPU has AVX-512 (0 undoes it, -1 only asks); returns the previous setting.
+ * Process-wide, for tests comparing the two. */
+int lfl_gptq_portable(int on);
+/* "avx512" or "portable": the tile dequantizer this CPU runs now */
+const char *lfl_gptq_kernel(void);

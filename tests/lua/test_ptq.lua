@@ -40,8 +40,9 @@ end
 
 t.suite("ptq", {
   dequantize_matches_the_references = function()
+    -- the dequantize-at-load path (dequantize); test_ptq_kept checks the kept one against it
     for _, kind in ipairs({"gptq", "awq"}) do
-      local m = lfl.model.load(lfl.home .. "/tests/golden/quant/" .. kind .. "_llama")
+      local m = lfl.model.load(lfl.home .. "/tests/golden/quant/" .. kind .. "_llama", {dequantize = true})
       t.assert_eq(m.ptq.method, kind)
       t.assert_eq(m.ptq.linears, 14, kind .. ": 2 layers x 7 linears")
       t.assert(m.config.quantization_config == nil, "the loaded model's config is a float model's")

@@ -73,6 +73,8 @@ end
 -- opts.quantize: QLoRA's 4-bit or 8-bit base (M.check_quantize).
 -- A saved bitsandbytes model (lfl.model.bnb_checkpoint) keeps its 4-/8-bit
 -- linears (m.quantization, m.prequantized) unless opts.dequantize (export).
+-- A GPTQ/AWQ 4-bit checkpoint's linears stay quantized too (gptq4, lfl.model.ptq);
+-- opts.dequantize makes them float weights at load as well.
 function M.load(path, opts)
   opts = opts or {}
   -- a Hub id ("org/name") that is not a local path is fetched into the HF cache
@@ -116,16 +118,16 @@ function M.load(path, opts)
   end
   local ptq = require("lfl.model.ptq")
   local q = ptq.config(cfg, cfg_path)
-  local nq
+  local nq, nkept
   if q then
-    params, nq = ptq.dequantize(q, params, path)
-    -- the float weights are what the model holds now: a saved copy is not quantized
+    params, nq, nkept = ptq.convert(q, params, path, not opts.dequantize)
+    -- a saved copy is a float model (kept gptq4 weights are dequantized as they are written)
     local c = {}
     for k, v in pairs(cfg) do if k ~= "quantization_config" then c[k] = v end end
     cfg = c
   end
   local m = M.from_params(cfg, params, opts, cfg_path)
-  if q then m.ptq = {method = q.method, bits = q.bits, group_size = q.group_size, linears = nq} end
+  if q then m.ptq = {method = q.method, bits = q.bits, group_size = q.group_size, linears = nq, kept = nkept} end
   if bq and not opts.dequantize then
     m.quantization = {bits = bq.bits, type = bq.type, double_quant = bq.double_quant, threshold = bq.threshold}
     m.prequantized = {method = "bitsandbytes", linears = nbnb, dtype = bnb_dtype}
@@ -252,8 +254,9 @@ function M.from_params(cfg, params, opts, where)
   for name, t in pairs(params) do
     if mod and name:find(".router.weight_predictor.", 1, true) then
       m.params[name] = t:dtype() ~= "f32" and t:to("f32") or t
-    elseif Q4[t:dtype()] then
-      -- quantized by the GGUF loader or a bitsandbytes checkpoint's state; a bare I8 tensor has no row scales
+    elseif Q4[t:dtype()] or t:dtype() == "gptq4" then
+      -- quantized by the GGUF loader, a bitsandbytes checkpoint's state or a GPTQ/AWQ linear kept (lfl.model.ptq);
+      -- a bare I8 tensor has no row scales
       if t:dtype() == "int8" and not pcall(lfl.int8_state, t) then
         error(fmt("%s: tensor '%s' is int8 without bitsandbytes row scales (SCB); lfl reads int8 weights from "
           .. "bitsandbytes 8-bit checkpoints only", where or "model", name), 0)
@@ -361,6 +364,10 @@ function Model:save(dir, opts)
   if self.wrap then names, params = require("lfl.model.wrapper").join(self.wrap, names, params) end
   for _, name in ipairs(names) do
     local t = params[name]
+    -- a GPTQ/AWQ linear kept quantized is written as the float weight it stands for
+    if t:dtype() == "gptq4" then
+      t = t:to(HALF[self.dtype] and self.dtype or "f32")
+    end
     local nb = t:numel() * M.elem_size(t)
     if size > 0 and size + nb > limit then shards[#shards + 1] = cur; cur, size = {}, 0 end
     cur[name] = t

@@ -1,11 +1,16 @@
 -- Pre-quantized checkpoints (config.json quantization_config with
 -- quant_method gptq at 2/4/8 bits or awq at 4, the layouts transformers loads through GPTQModel
--- and AutoAWQ): each linear's qweight / qzeros / scales (/ g_idx) become its
--- float weight at load (core/quant/gptq.c). The model then trains LoRA on that
--- base as LlamaFactory allows on GPTQ/AWQ models; full/freeze fine-tuning and
--- merging are refused as LlamaFactory refuses them on quantized models.
--- Kept-quantized GPTQ/AWQ kernels are not implemented: the base takes f32
--- (or bf16 with dtype bf16) memory, not 4 bits.
+-- and AutoAWQ). A 4-bit linear stays quantized in memory as a gptq4 weight
+-- (core/quant/gptq.h: the codes in GPTQ's word layout, AWQ's repacked into
+-- it, the group zeros and scales as stored, g_idx for act-order); linear and
+-- lora_linear dequantize it a tile at a time (core/ops/gptq_gemm.c), so the
+-- base holds about 0.5 bytes per weight. 2- and 8-bit GPTQ linears, and every
+-- linear with opts.dequantize, become float weights at load
+-- (core/quant/gptq.c). The model trains LoRA on that base as LlamaFactory
+-- allows on GPTQ/AWQ models; full/freeze fine-tuning is refused as
+-- LlamaFactory refuses it on quantized models; merging an adapter
+-- dequantizes the merged linears (lfl.train.peft.merge) and a saved model is
+-- a float one.
 local fmt = string.format
 
 local M = {}
@@ -42,8 +47,11 @@ function M.config(cfg, where)
 end
 
 -- params (name -> tensor) with every <module>.qweight group replaced by
--- <module>.weight [out, in] f32; returns the new table and the count
-function M.dequantize(q, params, where)
+-- <module>.weight [out, in]: a kept gptq4 weight when keep and the checkpoint
+-- is 4-bit, else f32; returns the new table, the count of linears and how
+-- many of them are kept quantized
+function M.convert(q, params, where, keep)
+  keep = keep and q.bits == 4
   local out, mods = {}, {}
   for name, t in pairs(params) do
     local mod, part = name:match("^(.*)%.([%w_]+)$")
@@ -56,10 +64,13 @@ function M.dequantize(q, params, where)
     if not qz or not sc then
       error(fmt("%s: %s has a qweight but no %s", where, mod, not qz and "qzeros" or "scales"), 0)
     end
+    local gi = params[mod .. ".g_idx"]
     local ok, w = pcall(function()
-      if q.method == "gptq" then return lfl.gptq_dequantize(qw, qz, sc, params[mod .. ".g_idx"], q.group_size, q.v1,
-        q.bits)
+      if q.method == "gptq" then
+        if keep then return lfl.gptq_pack(qw, qz, sc, gi, q.group_size, q.v1) end
+        return lfl.gptq_dequantize(qw, qz, sc, gi, q.group_size, q.v1, q.bits)
       end
+      if keep then return lfl.awq_pack(qw, qz, sc, q.group_size) end
       return lfl.awq_dequantize(qw, qz, sc, q.group_size)
     end)
     if not ok then error(fmt("%s: %s: %s", where, mod, tostring(w)), 0) end
@@ -72,7 +83,23 @@ function M.dequantize(q, params, where)
     end
   end
   if #mods == 0 then error(fmt("%s: quantization_config says %s but no tensor is a qweight", where, q.method), 0) end
-  return out, #mods
+  return out, #mods, keep and #mods or 0
+end
+
+-- the float weights of every linear (convert without keeping)
+function M.dequantize(q, params, where)
+  local out, n = M.convert(q, params, where, false)
+  return out, n
+end
+
+-- the bytes the kept (gptq4) weights of model m hold and their element count
+function M.kept_bytes(m)
+  local bytes, n = 0, 0
+  for _, name in ipairs(m.names) do
+    local t = m.params[name]
+    if t:dtype() == "gptq4" then bytes, n = bytes + lfl.gptq_state(t).nbytes, n + t:numel() end
+  end
+  return bytes, n
 end
 
 return M

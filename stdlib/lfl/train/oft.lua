@@ -368,6 +368,8 @@ function M.merge(model)
       local R = M.rotation(ad.weights[mod]:float(), bs, ad.neumann_terms)
       -- rows of W rotated blockwise: W'[:, i] = W[:, i] @ R_i^T, i.e. rotate(W, R^T)
       local wn = M.rotate(w0:float(), R:transpose(2, 3):contiguous())
+      -- a GPTQ/AWQ weight kept quantized (lfl.model.ptq) is merged into its dequantized float weight
+      if dt == "gptq4" then dt = (model.dtype == "bf16" or model.dtype == "f16") and model.dtype or "f32" end
       model.params[key] = dt ~= "f32" and wn:to(dt) or wn:contiguous()
     end
   end)

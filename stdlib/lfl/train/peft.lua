@@ -15,6 +15,8 @@ local HALF = {bf16 = true, f16 = true}
 local Q4 = {nf4 = true, fp4 = true, int8 = true} -- QLoRA's 4-bit and 8-bit (LLM.int8) base weights
 -- GGUF block weights kept as the file stores them (lfl.model.gguf, gguf_blocks)
 local GGML = {q4_0 = true, q4_1 = true, q5_0 = true, q5_1 = true, q8_0 = true, q4_k = true, q5_k = true, q6_k = true}
+-- GPTQ/AWQ 4-bit weights kept quantized (lfl.model.ptq)
+local GPTQ = {gptq4 = true}
 local BLOCK_ELEMS = 262144
 
 local Adapter = lfl._model.Adapter
@@ -206,7 +208,7 @@ function M.weight_row_norm(w, B, A, scaling)
     if bb then x = x + lfl.matmul(bb:float(), A:float()) * scaling end
     return M.row_norm(x)
   end
-  local q4 = Q4[w:dtype()] or GGML[w:dtype()]
+  local q4 = Q4[w:dtype()] or GGML[w:dtype()] or GPTQ[w:dtype()]
   if not HALF[w:dtype()] and not q4 then return part(w, B) end
   local rows, cols = w:size(1), w:size(2)
   local nb = math.max(1, math.floor(BLOCK_ELEMS / math.max(1, cols)))
@@ -214,7 +216,7 @@ function M.weight_row_norm(w, B, A, scaling)
   local parts = {}
   for r0 = 1, rows, nb do
     local n = math.min(nb, rows - r0 + 1)
-    -- a 4-bit/8-bit (QLoRA) or GGUF block weight is dequantized a block of rows at a time
+    -- a 4-bit/8-bit (QLoRA), GPTQ/AWQ or GGUF block weight is dequantized a block of rows at a time
     local wb = q4 and lfl.q4_rows(w, r0, n) or w:narrow(1, r0, n)
     parts[#parts + 1] = part(wb, B and B:narrow(1, r0, n))
   end
@@ -351,7 +353,7 @@ function M.add_modules_to_save(model, targets, opts)
       local n = mod .. suffix
       local w = model.params[n]
       if w then
-        if Q4[w:dtype()] or GGML[w:dtype()] then
+        if Q4[w:dtype()] or GGML[w:dtype()] or GPTQ[w:dtype()] then
           error(fmt("additional_target: %s is a quantized (%s) weight, which cannot be trained whole", n, w:dtype()), 0)
         end
         local p = w:detach()
@@ -563,6 +565,15 @@ function M.merge(model)
         .. "into it; load the GGUF without gguf_blocks (dequantized) and merge there (lfl export)", mod, w:dtype()), 0)
     end
   end
+  -- a GPTQ/AWQ linear kept quantized takes the merge dequantized (LlamaFactory
+  -- merges into the dequantized base of such a model): a float weight from here on
+  for _, mod in ipairs(ad.modules) do
+    local n = mod .. ".weight"
+    local w = model.params[n]
+    if w and GPTQ[w:dtype()] then
+      model.params[n] = w:to((model.dtype == "bf16" or model.dtype == "f16") and model.dtype or "f32")
+    end
+  end
   model:merge_adapter(ad.name)
   model:remove_adapter(ad.name)
   return model
@@ -708,6 +719,11 @@ function M.select_trainable(model, method, opts)
   local names, params = {}, {}
   for _, n in ipairs(model.names) do
     if train[n] then
+      if GPTQ[model.params[n]:dtype()] then
+        error(fmt("finetuning_type %s: %s is a GPTQ/AWQ 4-bit weight (kept quantized), which cannot be trained, as "
+          .. "LlamaFactory trains no quantized weight in full or freeze fine-tuning; use finetuning_type lora",
+          method, n), 0)
+      end
       if GGML[model.params[n]:dtype()] then
         error(fmt("finetuning_type %s: %s is a GGUF %s block weight (the model was loaded with gguf_blocks), which "
           .. "cannot be trained, as LlamaFactory trains no quantized weight in full or freeze fine-tuning; use "

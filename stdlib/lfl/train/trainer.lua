@@ -539,9 +539,15 @@ function M.new(a)
         .. "(LlamaFactory: 'Quantized models can only be used for the LoRA tuning')", a.finetuning_type,
         a.model_name_or_path, model.ptq.method:upper()), 0)
     end
-    print(fmt("[lfl] %s 4-bit checkpoint (groups of %d): %d linears dequantized at load; the base holds them as %s "
-      .. "(kept-quantized GPTQ/AWQ kernels are not implemented)", model.ptq.method:upper(), model.ptq.group_size,
-      model.ptq.linears, model.dtype or "f32"))
+    if model.ptq.kept > 0 then
+      local bytes, n = require("lfl.model.ptq").kept_bytes(model)
+      print(fmt("[lfl] %s 4-bit checkpoint (groups of %d): %d linears kept quantized (%.3f bytes per weight, "
+        .. "dequantized a tile at a time)", model.ptq.method:upper(), model.ptq.group_size, model.ptq.kept,
+        bytes / math.max(1, n)))
+    else
+      print(fmt("[lfl] %s %d-bit checkpoint (groups of %d): %d linears dequantized at load; the base holds them as %s",
+        model.ptq.method:upper(), model.ptq.bits, model.ptq.group_size, model.ptq.linears, model.dtype or "f32"))
+    end
   end
   if quantize and quantize.type == "int8" then
     print("[lfl] QLoRA: the decoder's linear weights are 8-bit (bitsandbytes LLM.int8: int8 with an absmax per row)")
