@@ -20,6 +20,14 @@
 --     as qlora-int8-bf16 for the 8-bit base (transformers' MatMul8bitFp in the
 --     input's dtype); the other qlora runs compute in f32. lora-gguf keeps the file's Q4_1 blocks
 --     as the base (gguf_blocks); lora-f32 / lora-bf16 dequantize the file.
+--   build/lfl tests/bench/bench_qlora.lua gptq-make
+--     writes a GPTQ 4-bit checkpoint of SmolLM2 (groups of 128, sym, v1 layout;
+--     round-to-nearest through lfl.gptq_quantize, no calibration: the layout and
+--     sizes of a GPTQ checkpoint, which is what the figures depend on) to
+--     $LFL_CACHE/bench/smollm2-gptq4 for `load gptq|gptq-deq` and `train lora-gptq`:
+--     gptq keeps the linears quantized (gptq4), gptq-deq dequantizes them at load
+--     (ptq_dequantize); lora-gptq trains on the kept base (lora-f32 is the same
+--     model shape on a dequantized f32 base).
 -- Figures only; on a shared 2-core machine they are noisy (run each twice).
 local fmt = string.format
 local mode, what = arg[1], arg[2]
@@ -29,15 +37,19 @@ local QUANT = {nf4 = {type = "nf4", double_quant = false}, nf4dq = {type = "nf4"
                fp4 = {type = "fp4", double_quant = false}, int8 = {type = "int8"}}
 QUANT["nf4dq-bf16"] = QUANT.nf4dq -- with bf16: true (the embeddings in bf16 too)
 -- bytes per element of the GGUF block kinds (ggml's block bytes / block elements)
+local gptq_dir = cache .. "/bench/smollm2-gptq4"
 local BLOCK_BYTES = {q4_0 = 18 / 32, q4_1 = 20 / 32, q5_0 = 22 / 32, q5_1 = 24 / 32, q8_0 = 34 / 32,
                      q4_k = 144 / 256, q5_k = 176 / 256, q6_k = 210 / 256}
 
 if mode == "load" then
   local gguf = what == "gguf" or what == "gguf-bf16"
-  assert(what == "f32" or what == "bf16" or QUANT[what] or gguf, "load f32|bf16|int8|nf4|nf4dq|nf4dq-bf16|fp4|gguf|gguf-bf16")
+  local gptq = what == "gptq" or what == "gptq-deq"
+  assert(what == "f32" or what == "bf16" or QUANT[what] or gguf or gptq,
+    "load f32|bf16|int8|nf4|nf4dq|nf4dq-bf16|fp4|gguf|gguf-bf16|gptq|gptq-deq")
   local t0 = lfl.sys.clock()
-  local m = lfl.model.load(path, {dtype = what:match("bf16") and "bf16" or nil, quantize = QUANT[what],
-                                  gguf_blocks = gguf or nil})
+  local m = lfl.model.load(gptq and gptq_dir or path, {dtype = what:match("bf16") and "bf16" or nil,
+                                  quantize = QUANT[what], gguf_blocks = gguf or nil,
+                                  ptq_dequantize = what == "gptq-deq" or nil})
   local secs = lfl.sys.clock() - t0
   collectgarbage(); collectgarbage()
   local heap = lfl.memory()
@@ -50,6 +62,7 @@ if mode == "load" then
       nlin = nlin + p:numel()
       local dt = p:dtype()
       blin = blin + (dt == "int8" and lfl.int8_state(p).nbytes or (dt == "nf4" or dt == "fp4") and lfl.q4_state(p).nbytes
+        or dt == "gptq4" and lfl.gptq_state(p).nbytes
         or BLOCK_BYTES[dt] and p:numel() * BLOCK_BYTES[dt] or p:numel() * (dt == "f32" and 4 or 2))
     end
   end
@@ -81,8 +94,8 @@ elseif mode == "train" then
     ["lora-gguf"] = {gguf_blocks = true}, ["lora-gguf-bf16"] = {gguf_blocks = true, bf16 = true}, ["qlora-nf4"] = {quantization_bit = 4,
     double_quantization = false}, ["qlora-nf4dq"] = {quantization_bit = 4},
     ["qlora-nf4dq-bf16"] = {quantization_bit = 4, bf16 = true}, ["qlora-int8"] = {quantization_bit = 8},
-    ["qlora-int8-bf16"] = {quantization_bit = 8, bf16 = true}})[what]
-  assert(cfg, "train lora-f32|lora-bf16|qlora-int8|qlora-int8-bf16|qlora-nf4|qlora-nf4dq|qlora-nf4dq-bf16|lora-gguf|lora-gguf-bf16 [steps] [cutoff_len]")
+    ["qlora-int8-bf16"] = {quantization_bit = 8, bf16 = true}, ["lora-gptq"] = {model_name_or_path = gptq_dir}})[what]
+  assert(cfg, "train lora-f32|lora-bf16|qlora-int8|qlora-int8-bf16|qlora-nf4|qlora-nf4dq|qlora-nf4dq-bf16|lora-gguf|lora-gguf-bf16|lora-gptq [steps] [cutoff_len]")
   local r = {model_name_or_path = path, stage = "pt", dataset = "pretrain_demo", finetuning_type = "lora",
     lora_rank = 8, lora_target = "all", cutoff_len = cutoff, packing = true, per_device_train_batch_size = 4,
     max_steps = steps, logging_steps = 1, save_steps = 0, learning_rate = 1e-4, lr_scheduler_type = "constant",
@@ -118,6 +131,10 @@ elseif mode == "kinds" then
     {"nf4", function(w) return lfl.quantize_4bit(w, "nf4", false) end, function(q) return lfl.q4_state(q).nbytes end},
     {"nf4+dq", function(w) return lfl.quantize_4bit(w, "nf4", true) end, function(q) return lfl.q4_state(q).nbytes end},
     {"fp4", function(w) return lfl.quantize_4bit(w, "fp4", false) end, function(q) return lfl.q4_state(q).nbytes end},
+    {"gptq4", function(w)
+      local r = lfl.gptq_quantize(w, nil, 4, 128, 0)
+      return lfl.gptq_pack(r.qweight, r.qzeros, r.scales, nil, 128, true)
+    end, function(q) return lfl.gptq_state(q).nbytes end},
     {"q8_0", function(w) return lfl.gguf.quantize(w, "q8_0") end, function(q) return q:numel() * BLOCK_BYTES.q8_0 end},
     {"q5_0", function(w) return lfl.gguf.quantize(w, "q5_0") end, function(q) return q:numel() * BLOCK_BYTES.q5_0 end},
   }
@@ -135,7 +152,22 @@ elseif mode == "kinds" then
   end
   print(fmt("%-8s %9.1f MB %10.4f %14s  (the file's blocks, kept mmapped by gguf_blocks; q4_k needs rows of 256: "
     .. "SmolLM2's are 576 wide)", filekind, n * BLOCK_BYTES[filekind] / 2^20, BLOCK_BYTES[filekind], "-"))
+elseif mode == "gptq-make" then
+  local gq = require("lfl.model.gptq_export")
+  local m = lfl.model.load(path)
+  local packed = {}
+  local t0 = lfl.sys.clock()
+  for _, name in ipairs(m.names) do
+    local mod = name:match("^(model%.layers%.%d+%..+_proj)%.weight$")
+    if mod then
+      local r = lfl.gptq_quantize(m.params[name], nil, 4, 128, 0)
+      packed[mod] = {qweight = r.qweight, qzeros = r.qzeros, scales = r.scales, g_idx = r.g_idx}
+    end
+  end
+  lfl.fs.mkdir(cache .. "/bench")
+  gq.save(m, gptq_dir, packed, gq.quantization_config(4, 128, 0, 0), {})
+  print(fmt("wrote %s (round-to-nearest GPTQ, %.1fs)", gptq_dir, lfl.sys.clock() - t0))
 else
-  error("usage: bench_qlora.lua kinds | load f32|bf16|int8|nf4|nf4dq|fp4|gguf|gguf-bf16 | train lora-f32|lora-bf16|qlora-int8|qlora-int8-bf16|qlora-nf4|qlora-nf4dq|"
-    .. "lora-gguf|lora-gguf-bf16 [steps] [cutoff]")
+  error("usage: bench_qlora.lua kinds | gptq-make | load f32|bf16|int8|nf4|nf4dq|fp4|gguf|gguf-bf16|gptq|gptq-deq | train lora-f32|lora-bf16|qlora-int8|qlora-int8-bf16|qlora-nf4|qlora-nf4dq|"
+    .. "lora-gguf|lora-gguf-bf16|lora-gptq [steps] [cutoff]")
 end
