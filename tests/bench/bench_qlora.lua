@@ -27,7 +27,8 @@
 --     $LFL_CACHE/bench/smollm2-gptq4 for `load gptq|gptq-deq` and `train lora-gptq`:
 --     gptq keeps the linears quantized (gptq4), gptq-deq dequantizes them at load
 --     (ptq_dequantize); lora-gptq trains on the kept base (lora-f32 is the same
---     model shape on a dequantized f32 base).
+--     model shape on a dequantized f32 base), lora-gptq-bf16 with bf16: true
+--     (the tiles through the bf16 GEMM; compare lora-bf16).
 -- Figures only; on a shared 2-core machine they are noisy (run each twice).
 local fmt = string.format
 local mode, what = arg[1], arg[2]
@@ -94,8 +95,9 @@ elseif mode == "train" then
     ["lora-gguf"] = {gguf_blocks = true}, ["lora-gguf-bf16"] = {gguf_blocks = true, bf16 = true}, ["qlora-nf4"] = {quantization_bit = 4,
     double_quantization = false}, ["qlora-nf4dq"] = {quantization_bit = 4},
     ["qlora-nf4dq-bf16"] = {quantization_bit = 4, bf16 = true}, ["qlora-int8"] = {quantization_bit = 8},
-    ["qlora-int8-bf16"] = {quantization_bit = 8, bf16 = true}, ["lora-gptq"] = {model_name_or_path = gptq_dir}})[what]
-  assert(cfg, "train lora-f32|lora-bf16|qlora-int8|qlora-int8-bf16|qlora-nf4|qlora-nf4dq|qlora-nf4dq-bf16|lora-gguf|lora-gguf-bf16|lora-gptq [steps] [cutoff_len]")
+    ["qlora-int8-bf16"] = {quantization_bit = 8, bf16 = true}, ["lora-gptq"] = {model_name_or_path = gptq_dir},
+    ["lora-gptq-bf16"] = {model_name_or_path = gptq_dir, bf16 = true}})[what]
+  assert(cfg, "train lora-f32|lora-bf16|qlora-int8|qlora-int8-bf16|qlora-nf4|qlora-nf4dq|qlora-nf4dq-bf16|lora-gguf|lora-gguf-bf16|lora-gptq|lora-gptq-bf16 [steps] [cutoff_len]")
   local r = {model_name_or_path = path, stage = "pt", dataset = "pretrain_demo", finetuning_type = "lora",
     lora_rank = 8, lora_target = "all", cutoff_len = cutoff, packing = true, per_device_train_batch_size = 4,
     max_steps = steps, logging_steps = 1, save_steps = 0, learning_rate = 1e-4, lr_scheduler_type = "constant",
@@ -169,5 +171,5 @@ elseif mode == "gptq-make" then
   print(fmt("wrote %s (round-to-nearest GPTQ, %.1fs)", gptq_dir, lfl.sys.clock() - t0))
 else
   error("usage: bench_qlora.lua kinds | gptq-make | load f32|bf16|int8|nf4|nf4dq|fp4|gguf|gguf-bf16|gptq|gptq-deq | train lora-f32|lora-bf16|qlora-int8|qlora-int8-bf16|qlora-nf4|qlora-nf4dq|"
-    .. "lora-gguf|lora-gguf-bf16|lora-gptq [steps] [cutoff]")
+    .. "lora-gguf|lora-gguf-bf16|lora-gptq|lora-gptq-bf16 [steps] [cutoff]")
 end

@@ -125,6 +125,23 @@ t.suite("gptq4 weight", {
     check_linear(q, Wd, 3, "one partial group, 8 outputs")
   end,
 
+  medium_precision = function()
+    -- bf16: true (matmul precision "medium"): the tiles go to the bf16 GEMM as a
+    -- float weight's operands do, so the kept weight still equals the dequantized one
+    local q, Wd = layer("gptq", 384, 576, 128, "f16", {v1 = true, act_order = true})
+    local x = lfl.randn(64, 576)
+    local hi = lfl.linear(x, q)
+    local prev = lfl.sys.matmul_precision()
+    lfl.sys.matmul_precision("medium")
+    local ok, err = pcall(function()
+      check_linear(q, Wd, 64, "medium precision")
+      local d = (lfl.linear(x, q) - hi):abs():max():item()
+      t.assert(d > 1e-4, fmt("the bf16 GEMM rounds the operands (%.3g from highest precision)", d))
+    end)
+    lfl.sys.matmul_precision(prev)
+    if not ok then error(err, 0) end
+  end,
+
   lora_linear = function()
     for _, L in ipairs({LAYOUTS[4], LAYOUTS[7]}) do
       local q, Wd = layer(L[2], 64, 128, 32, "f16", L[3])
