@@ -207,6 +207,9 @@ static lfl_status to_device_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor 
 lfl_status lfl_to_device(lfl_tensor *t, int device, lfl_tensor **out)
 {
     if (t->device == device) { *out = lfl_tensor_retain(t); return LFL_OK; }
+    if (t->quant) /* its scales / zeros live in CPU tensors the device copy would not carry */
+        return lfl_fail(LFL_ERR_UNSUPPORTED, "to_device: a quantized %s tensor cannot move off the CPU (its quantization "
+                        "state stays there); dequantize it first", lfl_dtype_name(t->dtype));
     lfl_tensor *c;
     LFL_TRY(lfl_contiguous(t, &c));
     lfl_status st = lfl_empty(c->ndim, c->shape, c->dtype, device, out);

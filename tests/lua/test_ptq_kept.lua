@@ -281,4 +281,42 @@ t.suite("gptq4 checkpoints", {
   end,
 })
 
+t.suite("gptq4 merge and save", {
+  merge_and_save = function()
+    local trainer, peft = require("lfl.train.trainer"), require("lfl.train.peft")
+    local dir = lfl.home .. "/tests/golden/quant/awq_llama"
+    local deq = lfl.model.load(dir, {ptq_dequantize = true})
+    local tmp = os.tmpname()
+    os.remove(tmp)
+    local ok, err = pcall(function()
+      -- a saved kept model is the float model it stands for
+      local m = lfl.model.load(dir)
+      m:save(tmp .. "/plain", {tokenizer = false})
+      local back = lfl.model.load(tmp .. "/plain")
+      t.assert(back.ptq == nil, "saved as a float model")
+      for _, name in ipairs(deq.names) do
+        t.assert_tensor_close(back.params[name], deq.params[name], 0, 0, "saved " .. name)
+      end
+      -- an adapter merges into the dequantized linears it targets; the others stay kept
+      m = lfl.model.load(dir)
+      trainer.setup_method(m, {learning_rate = 1e-3, weight_decay = 0, lora_rank = 4, lora_alpha = 8,
+        lora_dropout = 0, lora_target = "q_proj,v_proj", finetuning_type = "lora"})
+      lfl.manual_seed(11)
+      for mod, f in pairs(m.adapters) do
+        lfl.no_grad(function() f.B:copy_(lfl.randn(f.B:size(1), f.B:size(2)) * 0.05) end)
+      end
+      local want = lfl.no_grad(function() return m:forward(gold.ids) end)
+      peft.merge(m)
+      t.assert_eq(m.params["model.layers.0.self_attn.q_proj.weight"]:dtype(), "f32", "merged q_proj")
+      t.assert_eq(m.params["model.layers.0.mlp.up_proj.weight"]:dtype(), "gptq4", "up_proj (not targeted) stays kept")
+      t.assert_tensor_close(lfl.no_grad(function() return m:forward(gold.ids) end), want, 1e-5, 1e-5, "merged logits")
+      m:save(tmp .. "/merged", {tokenizer = false})
+      t.assert_tensor_close(lfl.no_grad(function() return lfl.model.load(tmp .. "/merged"):forward(gold.ids) end), want,
+        1e-5, 1e-5, "the saved merged model's logits")
+    end)
+    lfl.fs.remove(tmp)
+    if not ok then error(err, 0) end
+  end,
+})
+
 return t.run()
