@@ -43,7 +43,7 @@ struct lfl_tensor {
     struct lfl_tensor *grad;        /* accumulated gradient (leaves) */
     lfl_node *grad_fn;              /* producing node (non-leaves) */
     int grad_index;                 /* which output of grad_fn */
-    struct lfl_qstate *quant;       /* NF4/FP4: the block scales (quant/bnb4.h), else NULL */
+    struct lfl_qstate *quant;       /* NF4/FP4, int8, gptq4: the quantization state (quant/bnb4.h), else NULL */
 };
 
 /* storage */

@@ -1,6 +1,7 @@
 /* GPTQ and AWQ checkpoints (the safetensors layouts transformers loads
- * through GPTQModel / AutoAWQ): dequantization of one linear to f32, and
- * GPTQ's quantization of one linear from its input Hessian (gptq_quantize.c). */
+ * through GPTQModel / AutoAWQ): dequantization of one linear to f32, a 4-bit
+ * linear kept quantized (LFL_GPTQ4, gptq_kept.c) and GPTQ's quantization of
+ * one linear from its input Hessian (gptq_quantize.c). */
 #ifndef LFL_QUANT_GPTQ_H
 #define LFL_QUANT_GPTQ_H
 

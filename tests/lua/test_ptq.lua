@@ -80,6 +80,10 @@ t.suite("ptq", {
     t.assert_error(function()
       lfl.trainer.run(lfl.args.resolve(recipe(d, {quantization_bit = 4}), {}, "test"))
     end, "is already a AWQ 4-bit checkpoint; remove quantization_bit")
+    t.assert_error(function() lfl.trainer.run(lfl.args.resolve(recipe(d, {use_dora = true}), {}, "test")) end,
+      "use_dora: " .. d .. " is a AWQ-quantized checkpoint (LlamaFactory: 'DoRA is not compatible")
+    t.assert_error(function() lfl.trainer.run(lfl.args.resolve(recipe(d, {pissa_init = true}), {}, "test")) end,
+      "pissa_init: " .. d .. " is a AWQ-quantized checkpoint")
   end,
 
   broken_checkpoints = function()

@@ -539,6 +539,15 @@ function M.new(a)
         .. "(LlamaFactory: 'Quantized models can only be used for the LoRA tuning')", a.finetuning_type,
         a.model_name_or_path, model.ptq.method:upper()), 0)
     end
+    -- LlamaFactory's init_adapter on a PTQ-quantized model
+    if a.use_dora then
+      error(fmt("use_dora: %s is a %s-quantized checkpoint (LlamaFactory: 'DoRA is not compatible with PTQ-quantized "
+        .. "models')", a.model_name_or_path, model.ptq.method:upper()), 0)
+    end
+    if a.pissa_init then
+      error(fmt("pissa_init: %s is a %s-quantized checkpoint (LlamaFactory: 'Cannot initialize PiSSA adapter on "
+        .. "quantized models')", a.model_name_or_path, model.ptq.method:upper()), 0)
+    end
     if model.ptq.kept > 0 then
       local bytes, n = require("lfl.model.ptq").kept_bytes(model)
       print(fmt("[lfl] %s 4-bit checkpoint (groups of %d): %d linears kept quantized (%.3f bytes per weight, "
