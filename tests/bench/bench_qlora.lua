@@ -26,7 +26,7 @@
 --     sizes of a GPTQ checkpoint, which is what the figures depend on) to
 --     $LFL_CACHE/bench/smollm2-gptq4 for `load gptq|gptq-deq` and `train lora-gptq`:
 --     gptq keeps the linears quantized (gptq4), gptq-deq dequantizes them at load
---     (ptq_dequantize); lora-gptq trains on the kept base (lora-f32 is the same
+--     (opts.dequantize); lora-gptq trains on the kept base (lora-f32 is the same
 --     model shape on a dequantized f32 base), lora-gptq-bf16 with bf16: true
 --     (the tiles through the bf16 GEMM; compare lora-bf16).
 -- Figures only; on a shared 2-core machine they are noisy (run each twice).
@@ -50,7 +50,7 @@ if mode == "load" then
   local t0 = lfl.sys.clock()
   local m = lfl.model.load(gptq and gptq_dir or path, {dtype = what:match("bf16") and "bf16" or nil,
                                   quantize = QUANT[what], gguf_blocks = gguf or nil,
-                                  ptq_dequantize = what == "gptq-deq" or nil})
+                                  dequantize = what == "gptq-deq" or nil})
   local secs = lfl.sys.clock() - t0
   collectgarbage(); collectgarbage()
   local heap = lfl.memory()

@@ -285,7 +285,7 @@ t.suite("gptq4 merge and save", {
   merge_and_save = function()
     local trainer, peft = require("lfl.train.trainer"), require("lfl.train.peft")
     local dir = lfl.home .. "/tests/golden/quant/awq_llama"
-    local deq = lfl.model.load(dir, {ptq_dequantize = true})
+    local deq = lfl.model.load(dir, {dequantize = true})
     local tmp = os.tmpname()
     os.remove(tmp)
     local ok, err = pcall(function()
