@@ -1,5 +1,5 @@
-/* lfl._hub: the C Hub client for Lua (download, info, cache paths, pattern
- * matching, sha256). stdlib/lfl/hub.lua wraps it as lfl.hub with resolve(). */
+/* lfl._hub: the C Hub client for Lua (download, upload_folder, info, cache
+ * paths, pattern matching, sha256). stdlib/lfl/hub.lua wraps it as lfl.hub with resolve(). */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <string.h>
@@ -75,8 +75,9 @@ static int opt_patterns(lua_State *L, int t, const char *key, const char **out)
     return n;
 }
 
-/* reads the options table at index t (may be none/nil) */
-static void read_opts(lua_State *L, int t, hub_args *a)
+/* reads the options table at index t (may be none/nil); `extra`: more keys
+ * the caller reads itself (NULL-terminated, or NULL) */
+static void read_opts_ex(lua_State *L, int t, hub_args *a, const char *const *extra)
 {
     memset(a, 0, sizeof *a);
     lfl_hub_opts_init(&a->o);
@@ -89,12 +90,21 @@ static void read_opts(lua_State *L, int t, hub_args *a)
     while (lua_next(L, t)) {
         lua_pop(L, 1);
         bool ok = false;
-        if (lua_type(L, -1) == LUA_TSTRING)
+        if (lua_type(L, -1) == LUA_TSTRING) {
             for (const char **k = known; *k && !ok; k++) ok = strcmp(*k, lua_tostring(L, -1)) == 0;
-        if (!ok)
+            for (const char *const *k = extra; k && *k && !ok; k++) ok = strcmp(*k, lua_tostring(L, -1)) == 0;
+        }
+        if (!ok) {
+            char more[256] = "";
+            for (const char *const *k = extra; k && *k; k++) {
+                size_t len = strlen(more);
+                snprintf(more + len, sizeof more - len, ", %s", *k);
+            }
             luaL_error(L, "hub: unknown option '%s' (known: revision, filename, allow_patterns, ignore_patterns, "
                           "repo_type, token, local_dir, cache_dir, endpoint, offline, max_workers, progress, "
-                          "retries, force)", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
+                          "retries, force%s)", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1),
+                       more);
+        }
     }
     a->o.revision = opt_str(L, t, "revision");
     a->filename = opt_str(L, t, "filename");
@@ -121,6 +131,8 @@ static void read_opts(lua_State *L, int t, hub_args *a)
     a->o.max_workers = opt_int(L, t, "max_workers", 0);
     a->o.retries = opt_int(L, t, "retries", -1);
 }
+
+static void read_opts(lua_State *L, int t, hub_args *a) { read_opts_ex(L, t, a, NULL); }
 
 /* Ctrl-C during a download cancels it (the partial file stays resumable) */
 static void on_sigint(int sig)
@@ -262,8 +274,65 @@ static int l_post(lua_State *L)
     return 2;
 }
 
+/* upload_folder(repo, folder, opts) -> {repo_id, commit_oid, commit_url, files, lfs_files, uploaded,
+ * bytes_uploaded}: a commit of the folder's files (hub/upload.c). Beyond the
+ * download options: path_in_repo, commit_message, commit_description,
+ * create_repo (true: create it first, an existing one is fine), private. */
+static int l_upload_folder(lua_State *L)
+{
+    const char *repo = luaL_checkstring(L, 1), *folder = luaL_checkstring(L, 2);
+    static const char *const extra[] = {"path_in_repo", "commit_message", "commit_description", "create_repo",
+                                        "private", NULL};
+    hub_args a;
+    read_opts_ex(L, 3, &a, extra);
+    if (a.filename) luaL_error(L, "hub.upload_folder: option 'filename' does not apply (use path_in_repo)");
+    if (a.o.local_dir || a.o.cache_dir || a.o.max_workers || a.o.force || a.o.offline > 0)
+        luaL_error(L, "hub.upload_folder: the options local_dir, cache_dir, max_workers, force and offline are "
+                      "download options");
+    lfl_hub_upload_opts u;
+    lfl_hub_upload_opts_init(&u);
+    u.hub = a.o;
+    if (!lua_isnoneornil(L, 3)) {
+        u.path_in_repo = opt_str(L, 3, "path_in_repo");
+        u.commit_message = opt_str(L, 3, "commit_message");
+        u.commit_description = opt_str(L, 3, "commit_description");
+        u.create_repo = opt_bool(L, 3, "create_repo", 0) != 0;
+        u.private_repo = opt_bool(L, 3, "private", -1);
+    }
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    lfl_hub_commit out;
+    lfl_status st = lfl_hub_upload_folder(repo, folder, &u, &out);
+    sigaction(SIGINT, &old, NULL);
+    lfl_lua_check(L, st);
+    lua_createtable(L, 0, 7);
+    lua_pushstring(L, out.repo_id);
+    lua_setfield(L, -2, "repo_id");
+    if (out.commit_oid) {
+        lua_pushstring(L, out.commit_oid);
+        lua_setfield(L, -2, "commit_oid");
+    }
+    if (out.commit_url) {
+        lua_pushstring(L, out.commit_url);
+        lua_setfield(L, -2, "commit_url");
+    }
+    lua_pushinteger(L, out.n_files);
+    lua_setfield(L, -2, "files");
+    lua_pushinteger(L, out.n_lfs);
+    lua_setfield(L, -2, "lfs_files");
+    lua_pushinteger(L, out.n_uploaded);
+    lua_setfield(L, -2, "uploaded");
+    lua_pushnumber(L, (lua_Number)out.bytes_uploaded);
+    lua_setfield(L, -2, "bytes_uploaded");
+    lfl_hub_commit_free(&out);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
-    {"post", l_post}, {"download", l_download}, {"info", l_info}, {"cache_dir", l_cache_dir}, {"repo_folder", l_repo_folder},
+    {"upload_folder", l_upload_folder}, {"post", l_post}, {"download", l_download}, {"info", l_info}, {"cache_dir", l_cache_dir}, {"repo_folder", l_repo_folder},
     {"match", l_match}, {"sha256", l_sha256}, {"path_kind", l_path_kind}, {NULL, NULL},
 };
 

@@ -140,7 +140,10 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
     const char *k = line;
     if (!strcasecmp(k, "x-repo-commit")) snprintf(r->commit, sizeof r->commit, "%s", v);
     else if (!strcasecmp(k, "x-linked-etag")) { normalize_etag(v, r->etag, sizeof r->etag); r->linked = true; }
-    else if (!strcasecmp(k, "etag")) normalize_etag(v, q->etag_plain, sizeof q->etag_plain);
+    else if (!strcasecmp(k, "etag")) {
+        normalize_etag(v, q->etag_plain, sizeof q->etag_plain);
+        snprintf(r->etag_raw, sizeof r->etag_raw, "%s", v);
+    }
     else if (!strcasecmp(k, "x-linked-size")) r->size = strtoll(v, NULL, 10);
     else if (!strcasecmp(k, "content-length")) q->content_length = strtoll(v, NULL, 10);
     else if (!strcasecmp(k, "location")) snprintf(q->location_raw, sizeof q->location_raw, "%s", v);
@@ -438,6 +441,156 @@ lfl_status hub_http_get_file(const hub_ctx *c, void *curl, const char *url, hub_
     lfl_status st = perform(c, curl, url, M_GET, true, &q, final, sizeof final);
     free(q.body);
     return st;
+}
+
+/* the file slice of an upload body, read as curl sends it */
+typedef struct {
+    const hub_body *b;
+    int64_t pos;              /* bytes of the slice sent so far */
+    bool failed;
+    int err;
+} body_src;
+
+static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
+{
+    body_src *s = ud;
+    int64_t left = s->b->length - s->pos;
+    size_t want = size * nitems;
+    if (left <= 0) return 0;
+    if ((int64_t)want > left) want = (size_t)left;
+    for (;;) {
+        ssize_t got = pread(s->b->fd, buf, want, (off_t)(s->b->offset + s->pos));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {
+            /* the file shrank or cannot be read: stop rather than send a short body */
+            s->failed = true;
+            s->err = got < 0 ? errno : EIO;
+            return CURL_READFUNC_ABORT;
+        }
+        s->pos += got;
+        hub_progress_add(s->b->progress, got);
+        return (size_t)got;
+    }
+}
+
+/* an upload gets this long without a byte moving either way (the Hub may
+ * think for a while over a large commit) before it counts as stalled */
+#define SEND_STALL_S 120L
+
+lfl_status hub_http_send(const hub_ctx *c, void *curl, const char *url, const hub_body *b, hub_resp *r,
+                         char **answer, size_t *n)
+{
+    CURL *h = curl;
+    req q = {.r = r, .c = c, .max_body = answer ? API_BODY_MAX : ERR_BODY_MAX, .answer = answer != NULL};
+    body_src src = {.b = b};
+    if (answer) *answer = NULL;
+    if (n) *n = 0;
+    curl_easy_reset(h);
+    memset(r, 0, sizeof *r);
+    r->size = -1;
+    q.content_length = -1;
+    struct curl_slist *hdr = NULL;
+    char line[1200];
+    hdr = curl_slist_append(hdr, "Accept-Encoding: identity");
+    hdr = curl_slist_append(hdr, "Expect:"); /* no 100-continue round trip */
+    if (b->content_type) {
+        snprintf(line, sizeof line, "Content-Type: %s", b->content_type);
+        hdr = curl_slist_append(hdr, line);
+    }
+    if (b->accept) {
+        snprintf(line, sizeof line, "Accept: %s", b->accept);
+        hdr = curl_slist_append(hdr, line);
+    }
+    if (c->token[0] && hub_same_origin(url, c->endpoint)) {
+        snprintf(line, sizeof line, "Authorization: Bearer %s", c->token);
+        hdr = curl_slist_append(hdr, line);
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, user_agent());
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+    bool put = strcmp(b->method, "PUT") == 0;
+    if (b->data) {
+        if (put) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, b->data);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->n);
+    } else {
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, &src);
+        if (put) {
+            curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+            curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)b->length);
+        } else {
+            curl_easy_setopt(h, CURLOPT_POST, 1L);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->length);
+        }
+    }
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &q);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &q);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xfer);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &q);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->etag_timeout);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, SEND_STALL_S);
+    if (getenv("LFL_HUB_DEBUG")) curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+    CURLcode rc = curl_easy_perform(h);
+    curl_slist_free_all(hdr);
+    r->curl_code = (int)rc;
+    long st = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
+    if (st) r->status = st;
+    /* the part of the file that went out before a failure is counted again on a retry */
+    if (rc != CURLE_OK) hub_progress_add(b->progress, -src.pos);
+    if (src.failed) {
+        free(q.body);
+        return lfl_fail(LFL_ERR_IO, "hub: reading the file to upload failed at byte %lld: %s",
+                        (long long)(b->offset + src.pos), strerror(src.err));
+    }
+    if (q.body_full && rc == CURLE_WRITE_ERROR) {
+        if (answer) {
+            free(q.body);
+            return lfl_fail(LFL_ERR_NET, "hub: the answer from %.*s is larger than %zu bytes: transfer stopped",
+                            (int)strcspn(url, "?"), url, q.max_body);
+        }
+        rc = CURLE_OK; /* an error page or an unread answer: its first bytes say enough */
+    }
+    if (rc != CURLE_OK) {
+        free(q.body);
+        const char *why = curl_easy_strerror(rc);
+        snprintf(r->curl_error, sizeof r->curl_error, "%s", why);
+        if (rc == CURLE_ABORTED_BY_CALLBACK) return lfl_fail(LFL_ERR_NET, "hub: interrupted");
+        r->transient = rc != CURLE_UNSUPPORTED_PROTOCOL && rc != CURLE_URL_MALFORMAT &&
+                       rc != CURLE_SSL_CACERT_BADFILE && rc != CURLE_PEER_FAILED_VERIFICATION;
+        r->status = 0;
+        /* the URL without its query: a presigned one carries a signature */
+        return lfl_fail(LFL_ERR_NET, "hub: request to %.*s failed: %s", (int)strcspn(url, "?"), url, why);
+    }
+    r->transient = r->status == 408 || r->status == 429 || r->status >= 500;
+    if (q.body && q.body[0] == '{' && !r->error_message[0] && (r->status < 200 || r->status >= 300)) {
+        cJSON *j = cJSON_Parse(q.body);
+        cJSON *e = j ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
+        if (cJSON_IsString(e)) snprintf(r->error_message, sizeof r->error_message, "%s", e->valuestring);
+        cJSON_Delete(j);
+    } else if (q.body && !r->error_message[0] && (r->status < 200 || r->status >= 300)) {
+        /* a plain-text error page (a storage server's): its first line */
+        snprintf(r->error_message, sizeof r->error_message, "%.*s", (int)strcspn(q.body, "\r\n"), q.body);
+    }
+    if (answer) {
+        if (!q.body) q.body = calloc(1, 1);
+        if (!q.body) return lfl_fail(LFL_ERR_MEM, "hub: out of memory");
+        *answer = q.body;
+        if (n) *n = q.nbody;
+    } else {
+        free(q.body);
+    }
+    return LFL_OK;
 }
 
 lfl_status hub_http_fail(const hub_ctx *c, const hub_resp *r, const char *file, const char *rev)

@@ -32,6 +32,38 @@ typedef struct {
 
 void lfl_hub_opts_init(lfl_hub_opts *o);
 
+/* A commit of local files to a repo (huggingface_hub's upload_folder /
+ * create_commit): files go as regular git blobs (base64 in the commit) or, as
+ * the Hub's preupload answer says, through the LFS batch API (a streamed PUT
+ * to the storage URL it returns, multipart when it asks, then verify). */
+typedef struct {
+    lfl_hub_opts hub;               /* revision (the branch), repo_type, token, endpoint, allow/ignore
+                                     * (patterns on the path in the folder), retries, progress */
+    const char *path_in_repo;       /* folder in the repo the files go to; NULL: its root */
+    const char *commit_message;     /* NULL: "Upload folder using lfl" */
+    const char *commit_description; /* NULL: none */
+    bool create_repo;               /* POST /api/repos/create first (an existing repo is fine) */
+    int private_repo;               /* a created repo: -1 the namespace's default, 0 public, 1 private */
+} lfl_hub_upload_opts;
+
+void lfl_hub_upload_opts_init(lfl_hub_upload_opts *o);
+
+typedef struct {
+    char *repo_id;      /* the repo as the Hub named it (a name without namespace gets one) */
+    char *commit_oid;   /* NULL when nothing was committed */
+    char *commit_url;
+    int n_files;        /* files in the commit */
+    int n_lfs;          /* of them LFS files */
+    int n_uploaded;     /* LFS files whose content was sent (the others the Hub had) */
+    int64_t bytes_uploaded;
+} lfl_hub_commit;
+
+/* Commits the files under `folder` (recursively; .git/ and .cache/huggingface/
+ * skipped) to repo_id at o->hub.revision ("main"). */
+lfl_status lfl_hub_upload_folder(const char *repo_id, const char *folder, const lfl_hub_upload_opts *o,
+                                 lfl_hub_commit *out);
+void lfl_hub_commit_free(lfl_hub_commit *c);
+
 /* Downloads one file (filename != NULL) or a snapshot of the repo (filtered by
  * allow/ignore), returns in *path (malloc'ed) the local file path or the
  * snapshot folder, snapshots/<commit> in the cache or local_dir. */

@@ -87,6 +87,7 @@ typedef struct {
     bool transient;          /* worth retrying */
     char commit[64];         /* X-Repo-Commit */
     char etag[160];          /* normalized X-Linked-Etag or ETag */
+    char etag_raw[160];      /* the ETag header as sent (a multipart upload's part id) */
     bool linked;             /* etag came from X-Linked-Etag */
     int64_t size;            /* X-Linked-Size or Content-Length; -1 unknown */
     char location[2048];     /* absolute URL to GET */
@@ -120,6 +121,25 @@ typedef struct {
 /* One GET of `url` (resuming at sink->offset with Range), following redirects;
  * Authorization goes only to the endpoint's origin. One attempt, no retry. */
 lfl_status hub_http_get_file(const hub_ctx *c, void *curl, const char *url, hub_sink *sink, hub_resp *r);
+
+/* The body of a POST or PUT: bytes in memory, or a slice of an open file
+ * read as it is sent (an LFS upload never sits in memory whole). */
+typedef struct {
+    const char *method;        /* "POST" or "PUT" */
+    const char *content_type;  /* NULL: none */
+    const char *accept;        /* NULL: none */
+    const char *data;          /* the body in memory (n bytes); NULL: the file slice */
+    size_t n;
+    int fd;                    /* the file; its bytes [offset, offset + length) are sent */
+    int64_t offset, length;
+    hub_progress *progress;    /* file bytes sent are counted here (may be NULL) */
+} hub_body;
+/* One request with a body, no redirects followed; Authorization goes only to
+ * the endpoint's origin (a presigned storage URL gets none). LFL_OK when an
+ * HTTP answer came (any status, in r->status) with the answer in *answer
+ * (malloc'ed, NUL-terminated; may be NULL when answer is NULL). One attempt. */
+lfl_status hub_http_send(const hub_ctx *c, void *curl, const char *url, const hub_body *b, hub_resp *r,
+                         char **answer, size_t *n);
 
 void *hub_curl_new(void);
 void hub_curl_free(void *curl);

@@ -22,6 +22,20 @@ declare and send N filler bytes more than the file has), endless_error=K
 (the next K resolve GETs answer 500 with an endless body), endless_api=K (the
 next K API GETs answer 200 with an endless JSON body). /_sent: the body
 bytes the endless and oversized answers wrote since the last /_reset.
+Uploads (huggingface_hub's protocol; a write needs 'Bearer hf_valid_token', 401
+without or with another token; namespace forbidden-org answers 403):
+POST /api/repos/create (409 when it exists; a new repo has a .gitattributes
+commit), POST /api/{models,datasets}/{repo}/preupload/{rev} (LFS: *.safetensors,
+*.bin, *.gguf, *.pt, *.pth, *.parquet, files of 10 MiB and more; oid of what the
+repo holds), POST /{[datasets/]repo}.git/info/lfs/objects/batch (LFS media type
+required; no actions for content the storage has; basic: PUT to
+cdn /cdn/upload/{oid}, checked against the oid; multipart when multipart_chunk=N
+and the object is larger: zero-padded part keys, PUT ?part=k answering an ETag,
+completion POST to the hub), verify POST (its href on https://huggingface.co:
+clients rewrite it to their endpoint), POST /api/.../commit/{rev} (NDJSON; the
+preupload sample of a regular file must match its content; an lfsFile must
+name stored content). Upload faults: fail500_put=K (the next K cdn PUTs answer
+500), fail500_commit=K, fail500_batch=K. /_blob?oid=: 1 when the storage has it.
 Repos: lfl-test/tiny-model (main, v1.0, refs/pr/1), lfl-test/gated-model
 (needs 'Bearer hf_valid_token'), lfl-test/old-name (renamed: relative 307 to
 tiny-model), datasets lfl-test/tiny-data, lfl-test/multi-data (a card with
@@ -31,6 +45,7 @@ folder). Unknown repos: 401 RepoNotFound.
 Usage: mock_hub.py --port-file F [--large-size BYTES] [--lifetime SECONDS]
 """
 import argparse
+import base64
 import hashlib
 import http.server
 import json
@@ -44,7 +59,10 @@ import urllib.parse
 
 VALID_TOKEN = "hf_valid_token"
 LOCK = threading.Lock()
-STATE = {"faults": {}, "log": [], "sent": 0}
+STATE = {"faults": {}, "log": [], "sent": 0, "samples": {}, "parts": {}}
+LFS_MEDIA = "application/vnd.git-lfs+json"
+LFS_EXTS = {"safetensors", "bin", "gguf", "pt", "pth", "parquet"}
+GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.bin filter=lfs diff=lfs merge=lfs -text\n"
 CDN_PORT = [0]
 
 
@@ -147,12 +165,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def record(self):
+        self._entry = {
+            "server": self.server_name_tag, "method": self.command,
+            "path": urllib.parse.unquote(self.path.split("?")[0]),
+            "range": self.headers.get("Range"), "auth": self.headers.get("Authorization"),
+            "ctype": self.headers.get("Content-Type"), "accept": self.headers.get("Accept"),
+            "query": urllib.parse.urlsplit(self.path).query,
+        }
         with LOCK:
-            STATE["log"].append({
-                "server": self.server_name_tag, "method": self.command,
-                "path": urllib.parse.unquote(self.path.split("?")[0]),
-                "range": self.headers.get("Range"), "auth": self.headers.get("Authorization"),
-            })
+            STATE["log"].append(self._entry)
 
     def send(self, status, headers=None, body=b"", head=False):
         self.send_response(status)
@@ -182,14 +203,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.record()
         self.route(head=False)
 
+    def do_PUT(self):
+        self.record()
+        self.route(head=False)
+
+    def read_body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(n) if n else b""
+        with LOCK:
+            self._entry["body_len"] = len(data)
+        return data
+
+    def json_body(self):
+        try:
+            return json.loads(self.read_body() or b"null")
+        except ValueError:
+            return None
+
     # ---- hub routes ----
     def route(self, head):
         url = urllib.parse.urlsplit(self.path)
         path, query = url.path, urllib.parse.parse_qs(url.query)
         if path.startswith("/_"):
             return self.control(path, query)
+        if path == "/api/repos/create" and self.command == "POST":
+            return self.create_repo()
+        if path.startswith("/api/") and self.command == "POST":
+            return self.api_write(path)
         if path.startswith("/api/"):
             return self.api(path, query, head)
+        if ".git/info/lfs/" in path and self.command == "POST":
+            return self.lfs(path)
         if "/resolve/" in path:
             return self.resolve(path, head)
         self.send(404, {}, b"not found", head)
@@ -256,6 +300,201 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = json.dumps({"id": repo_id, "sha": commit, "siblings": siblings, "private": False,
                            "gated": "auto" if repo.get("gated") else False}).encode()
         self.send(200, {"Content-Type": "application/json"}, body, head)
+
+    # ---- uploads ----
+    def write_access(self, kind, repo_id, need_repo=True):
+        """The repo dict (or True when need_repo is False), or None after answering an error."""
+        if self.headers.get("Authorization") != "Bearer " + VALID_TOKEN:
+            self.error(401, "", "Invalid credentials in Authorization header")
+            return None
+        if repo_id.split("/")[0] == "forbidden-org":
+            self.error(403, "", "You don't have the rights to write to %s" % repo_id)
+            return None
+        if not need_repo:
+            return True
+        repo = REPOS.get((kind, repo_id))
+        if repo is None:
+            self.error(404, "RepoNotFound", "Repository not found for url: %s." % self.path)
+        return repo
+
+    def create_repo(self):
+        req = self.json_body() or {}
+        kind = req.get("type") or "model"
+        name, org = req.get("name"), req.get("organization") or "lfl-user"
+        if not isinstance(name, str) or not name or kind not in ("model", "dataset", "space"):
+            return self.error(400, "", "bad create request: %r" % (req,))
+        repo_id = "%s/%s" % (org, name)
+        if self.write_access(kind, repo_id, need_repo=False) is None:
+            return
+        prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[kind]
+        url = "http://127.0.0.1:%d/%s%s" % (self.server.server_address[1], prefix, repo_id)
+        with LOCK:
+            if (kind, repo_id) in REPOS:
+                exists = True
+            else:
+                exists = False
+                first = commit_of("create:" + repo_id)
+                REPOS[(kind, repo_id)] = {"revisions": {"main": first},
+                                          "commits": {first: {".gitattributes": (GITATTRIBUTES, False)}},
+                                          "visibility": req.get("visibility")}
+        if exists:
+            body = json.dumps({"error": "You already created this %s repo" % kind, "url": url}).encode()
+            return self.send(409, {"Content-Type": "application/json"}, body)
+        self.send(200, {"Content-Type": "application/json"},
+                  json.dumps({"url": url, "name": repo_id, "id": "mock-" + commit_of(repo_id)[:8]}).encode())
+
+    def api_write(self, path):
+        parts = path[len("/api/"):].split("/")
+        kind = {"models": "model", "datasets": "dataset", "spaces": "space"}.get(parts[0])
+        rest = parts[1:]
+        op = "preupload" if "preupload" in rest else "commit" if "commit" in rest else None
+        if kind is None or op is None:
+            self.read_body()
+            return self.send(404, {}, b"not found")
+        i = rest.index(op)
+        repo_id, rev = "/".join(rest[:i]), urllib.parse.unquote("/".join(rest[i + 1:]))
+        data = self.read_body()
+        repo = self.write_access(kind, repo_id)
+        if repo is None:
+            return
+        with LOCK:
+            commit = repo["revisions"].get(rev)
+            files = dict(repo["commits"][commit]) if commit else None
+        if commit is None:
+            return self.error(404, "RevisionNotFound", "Invalid rev id: %s" % rev)
+        if op == "preupload":
+            return self.preupload(kind, repo_id, files, data)
+        if take_fault("fail500_commit"):
+            return self.send(500, {}, b"internal error")
+        return self.commit(kind, repo_id, repo, rev, commit, files, data)
+
+    def preupload(self, kind, repo_id, files, data):
+        try:
+            req = json.loads(data)
+            out = []
+            for f in req["files"]:
+                path, size, sample = f["path"], int(f["size"]), base64.b64decode(f["sample"], validate=True)
+                if len(sample) > 512 or len(sample) > size:
+                    raise ValueError("sample of %s has %d bytes" % (path, len(sample)))
+                with LOCK:
+                    STATE["samples"][(kind, repo_id, path)] = sample
+                lfs = path.rsplit(".", 1)[-1] in LFS_EXTS or size >= 10 << 20
+                e = {"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False}
+                if path in files:
+                    content, was_lfs = files[path]
+                    e["oid"] = hashlib.sha256(content).hexdigest() if was_lfs else git_sha1(content)
+                out.append(e)
+        except (ValueError, KeyError, TypeError) as ex:
+            return self.error(400, "", "bad preupload request: %s" % ex)
+        self.send(200, {"Content-Type": "application/json"}, json.dumps({"files": out, "commitOid": "x"}).encode())
+
+    def commit(self, kind, repo_id, repo, rev, parent, files, data):
+        lines = [json.loads(x) for x in data.split(b"\n") if x.strip()]
+        if not lines or lines[0].get("key") != "header" or not isinstance(lines[0]["value"].get("summary"), str):
+            return self.error(400, "", "the first line of a commit must be its header")
+        for ln in lines[1:]:
+            key, v = ln.get("key"), ln.get("value", {})
+            path = v.get("path")
+            if key == "file":
+                if v.get("encoding") != "base64":
+                    return self.error(400, "", "file %s: encoding must be base64" % path)
+                content = base64.b64decode(v["content"], validate=True)
+                with LOCK:
+                    sample = STATE["samples"].get((kind, repo_id, path))
+                if sample is None or sample != content[:512]:
+                    return self.error(400, "", "file %s: not preuploaded, or its sample does not match" % path)
+                files[path] = (content, False)
+            elif key == "lfsFile":
+                with LOCK:
+                    content = BLOBS.get(v.get("oid"))
+                if v.get("algo") != "sha256" or content is None or len(content) != v.get("size"):
+                    return self.error(422, "", "Your push was rejected because an LFS pointer pointed to a file "
+                                      "that does not exist: %s" % path)
+                files[path] = (content, True)
+            else:
+                return self.error(400, "", "unknown commit line %r" % key)
+        oid = hashlib.sha1(parent.encode() + data).hexdigest()
+        with LOCK:
+            repo["commits"][oid] = files
+            repo["revisions"][rev] = oid
+            repo.setdefault("messages", {})[oid] = lines[0]["value"]["summary"]
+        url = "http://127.0.0.1:%d/%s/commit/%s" % (self.server.server_address[1], repo_id, oid)
+        self.send(200, {"Content-Type": "application/json"},
+                  json.dumps({"success": True, "commitOid": oid, "commitUrl": url, "hookOutput": ""}).encode())
+
+    def lfs(self, path):
+        head, op = path.split(".git/info/lfs/", 1)
+        repo_id, kind = head.lstrip("/"), "model"
+        for p, k in (("datasets/", "dataset"), ("spaces/", "space")):
+            if repo_id.startswith(p):
+                repo_id, kind = repo_id[len(p):], k
+        req = self.json_body()
+        if op == "objects/batch" and take_fault("fail500_batch"):
+            return self.send(500, {}, b"internal error")
+        if op == "objects/batch":
+            if self.write_access(kind, repo_id) is None:
+                return
+            if self.headers.get("Accept") != LFS_MEDIA or self.headers.get("Content-Type") != LFS_MEDIA:
+                return self.error(406, "", "the LFS batch API wants %s" % LFS_MEDIA)
+            if not isinstance(req, dict) or req.get("operation") != "upload" or req.get("hash_algo") != "sha256":
+                return self.error(400, "", "bad LFS batch request: %r" % (req,))
+            chunk = int(fault("multipart_chunk", 0))
+            hub = "http://127.0.0.1:%d" % self.server.server_address[1]
+            cdn = "http://127.0.0.1:%d" % CDN_PORT[0]
+            objs = []
+            for o in req.get("objects", []):
+                oid, size = o.get("oid"), o.get("size")
+                if not isinstance(oid, str) or len(oid) != 64 or not isinstance(size, int):
+                    objs.append({"oid": str(oid), "size": 0, "error": {"code": 422, "message": "bad object"}})
+                    continue
+                with LOCK:
+                    have = oid in BLOBS
+                if have:
+                    objs.append({"oid": oid, "size": size})
+                    continue
+                verify = {"href": "https://huggingface.co/%s.git/info/lfs/objects/verify" % head.lstrip("/"),
+                          "header": {"Authorization": "Basic mock"}}
+                if chunk and size > chunk:
+                    n = (size + chunk - 1) // chunk
+                    header = {"chunk_size": chunk}
+                    for k in range(n, 0, -1):  # out of order: clients sort by number
+                        header["%05d" % k] = "%s/cdn/upload/%s?part=%d&sig=mock" % (cdn, oid, k)
+                    upload = {"href": "%s%s.git/info/lfs/complete/%s" % (hub, head, oid), "header": header}
+                else:
+                    upload = {"href": "%s/cdn/upload/%s?sig=mock" % (cdn, oid), "header": {}}
+                objs.append({"oid": oid, "size": size, "authenticated": True,
+                             "actions": {"upload": upload, "verify": verify}})
+            return self.send(200, {"Content-Type": LFS_MEDIA},
+                             json.dumps({"transfer": "basic", "objects": objs}).encode())
+        if op == "objects/verify":
+            if self.write_access(kind, repo_id) is None:
+                return
+            with LOCK:
+                content = BLOBS.get((req or {}).get("oid"))
+            if content is None or len(content) != req.get("size"):
+                return self.error(404, "", "object %s not found" % (req or {}).get("oid"))
+            return self.send(200, {"Content-Type": "application/json"}, b"{}")
+        if op.startswith("complete/"):
+            oid = op[len("complete/"):]
+            with LOCK:
+                got = STATE["parts"].get(oid, {})
+            try:
+                order = [p["partNumber"] for p in req["parts"]]
+                if order != list(range(1, len(got) + 1)):
+                    raise ValueError("parts %r, stored %d" % (order, len(got)))
+                for p in req["parts"]:
+                    if p["etag"] != got[p["partNumber"]][1]:
+                        raise ValueError("etag of part %d" % p["partNumber"])
+                content = b"".join(got[k][0] for k in sorted(got))
+                if req["oid"] != oid or hashlib.sha256(content).hexdigest() != oid:
+                    raise ValueError("the parts do not hash to the oid")
+            except (ValueError, KeyError, TypeError) as ex:
+                return self.error(400, "", "bad multipart completion: %s" % ex)
+            with LOCK:
+                BLOBS[oid] = content
+                STATE["parts"].pop(oid, None)
+            return self.send(200, {"Content-Type": "application/json"}, b"{}")
+        self.send(404, {}, b"unknown LFS operation")
 
     def tree(self, kind, rest, query, head):
         """/api/{kind}s/{repo}/tree/{rev}[?recursive=true&cursor=N]: paginated (page size: fault tree_page)"""
@@ -404,6 +643,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with LOCK:
                 STATE["faults"].update(q)
             return self.send(200, {}, b"ok\n")
+        if path == "/_blob":
+            with LOCK:
+                return self.send(200, {}, b"%d\n" % (q.get("oid") in BLOBS))
         if path == "/_sent":
             with LOCK:
                 return self.send(200, {}, b"%d\n" % STATE["sent"])
@@ -438,6 +680,8 @@ class CdnHandler(Handler):
 
     def route(self, head):
         path = urllib.parse.urlsplit(self.path).path
+        if path.startswith("/cdn/upload/") and self.command == "PUT":
+            return self.put_upload(path[len("/cdn/upload/"):])
         if path.startswith("/cdn/"):
             status = int(fault("cdn_status", 0))
             if status and take_fault("cdn_status_count"):
@@ -447,6 +691,26 @@ class CdnHandler(Handler):
                 return self.send(404, {}, b"no such blob", head)
             return self.send_content(content, {"ETag": '"%s"' % path[5:]}, head, cdn=True)
         self.send(404, {}, b"not found", head)
+
+
+    def put_upload(self, oid):
+        data = self.read_body()
+        if take_fault("fail500_put"):
+            return self.send(500, {}, b"We encountered an internal error. Please try again.")
+        if self.headers.get("Authorization"):
+            return self.send(400, {}, b"a presigned URL takes no Authorization header")
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        if "part" in query:
+            k = int(query["part"][0])
+            etag = '"%s"' % hashlib.md5(data).hexdigest()
+            with LOCK:
+                STATE["parts"].setdefault(oid, {})[k] = (data, etag)
+            return self.send(200, {"ETag": etag})
+        if hashlib.sha256(data).hexdigest() != oid:
+            return self.send(400, {}, b"The content does not match the oid it was uploaded for")
+        with LOCK:
+            BLOBS[oid] = data
+        self.send(200, {"ETag": '"%s"' % hashlib.md5(data).hexdigest()})
 
 
 class Server(http.server.ThreadingHTTPServer):

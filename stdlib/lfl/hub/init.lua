@@ -1,6 +1,6 @@
 -- lfl.hub: the Hugging Face Hub client. Downloads files and repo snapshots into
 -- huggingface_hub's cache (HF_HOME / HF_HUB_CACHE, shared with Python tools),
--- lists repo files, and resolves a recipe's `model_name_or_path` or a dataset's
+-- lists repo files, uploads folders (a commit), and resolves a recipe's `model_name_or_path` or a dataset's
 -- `hf_hub_url` to a local path, fetching it on first use.
 --
 --   lfl.hub.download("org/name", {revision=, filename=, allow_patterns=, ignore_patterns=,
@@ -8,6 +8,13 @@
 --                     progress=, force=, max_workers=, retries=, endpoint=, cache_dir=})
 --   lfl.hub.info("org/name", {revision=, repo_type=})  -> {id, sha, size, files = {{name, size, lfs, sha256}}}
 --   lfl.hub.resolve(name_or_path, opts)                -> a local path
+--   lfl.hub.upload_folder("org/name", folder, {create_repo=, private=, path_in_repo=, commit_message=,
+--                         commit_description=, revision=, repo_type=, token=, allow_patterns=,
+--                         ignore_patterns=, endpoint=, retries=, progress=})
+--       -> {repo_id, commit_oid, commit_url, files, lfs_files, uploaded, bytes_uploaded}
+--     commits the folder's files as huggingface_hub's upload_folder does (LFS files streamed
+--     from disk, multipart when the Hub asks); create_repo=true creates the repo first (an
+--     existing one is fine), as push_to_hub does. The token: token=, else HF_TOKEN.
 local C = lfl._hub
 local fmt = string.format
 

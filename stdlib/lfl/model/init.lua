@@ -335,7 +335,8 @@ local HF_ACT = {silu = "silu", gelu = "gelu", gelu_tanh = "gelu_pytorch_tanh"}
 -- opts.tokenizer: where the tokenizer comes from (an HF folder or a GGUF file;
 -- default the model's own path), false for none. The tokenizer is written
 -- first, so a GGUF whose tokenizer cannot be saved stops before any weight is.
--- Returns dir and the names of the tokenizer / generation files written.
+-- Returns dir, the names of the tokenizer / generation files written, and
+-- the names of all files written (what an export pushes to the Hub).
 function Model:save(dir, opts)
   opts = opts or {}
   if self.gguf_blocks then
@@ -374,17 +375,21 @@ function Model:save(dir, opts)
     size = size + nb
   end
   shards[#shards + 1] = cur
+  local written = {}
   if #shards == 1 then
     lfl.safetensors.save(dir .. "/model.safetensors", shards[1], {format = "pt"})
+    written[1] = "model.safetensors"
   else
     local map, total = {}, 0
     for i, sh in ipairs(shards) do
       local file = fmt("model-%05d-of-%05d.safetensors", i, #shards)
       lfl.safetensors.save(dir .. "/" .. file, sh, {format = "pt"})
+      written[#written + 1] = file
       for name, t in pairs(sh) do map[name] = file; total = total + t:numel() * M.elem_size(t) end
     end
     M.write_atomic(dir .. "/model.safetensors.index.json",
       lfl.json.encode({metadata = {total_size = total}, weight_map = map}, {indent = true}))
+    written[#written + 1] = "model.safetensors.index.json"
   end
   local cfg = {}
   for k, v in pairs(self.config) do cfg[k] = v end
@@ -404,14 +409,19 @@ function Model:save(dir, opts)
     if k == "torch_dtype" and cfg.dtype ~= nil then cfg.dtype = v end
   end
   M.write_atomic(dir .. "/config.json", lfl.json.encode(cfg, {indent = true}))
+  written[#written + 1] = "config.json"
   if opts.generation_config ~= false then
     local g = hf_files.write_generation_config(self, dir)
     if g then extra[#extra + 1] = g end
   end
   if self.tokenizer_files then
-    for _, f in ipairs(self.tokenizer_files) do lfl.fs.copy(f, dir) end
+    for _, f in ipairs(self.tokenizer_files) do
+      lfl.fs.copy(f, dir)
+      written[#written + 1] = f:match("[^/]+$")
+    end
   end
-  return dir, extra
+  for _, f in ipairs(extra) do written[#written + 1] = f end
+  return dir, extra, written
 end
 
 -- bytes per element of a plain tensor

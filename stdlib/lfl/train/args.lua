@@ -28,7 +28,7 @@ M.DEFAULTS = {
   export_dir = NIL, export_size = 5, export_device = "cpu", export_legacy_format = false,
   export_format = "safetensors", export_quantization = "f16",
   export_quantization_bit = NIL, export_quantization_dataset = NIL, export_quantization_nsamples = 128,
-  export_quantization_maxlen = 1024,
+  export_quantization_maxlen = 1024, export_hub_model_id = NIL,
   -- data
   template = NIL, dataset = NIL, eval_dataset = NIL, dataset_dir = NIL, cutoff_len = 2048, train_on_prompt = false,
   mask_history = false, streaming = false, buffer_size = 16384, mix_strategy = "concat", interleave_probs = NIL,
@@ -232,6 +232,9 @@ M.SPEC = {
     applies = function(a)
       return a.export_format ~= "gguf" or "GPTQ writes an HF folder; a GGUF export quantizes with export_quantization"
     end},
+  -- LlamaFactory: the merged model and tokenizer are pushed there after the local export (hf_hub_token or HF_TOKEN)
+  export_hub_model_id = {type = "string", check = function(v)
+    if not require("lfl.hub").is_repo_id(v) then return "a Hub repo id ('namespace/name')" end end},
   export_quantization_dataset = {type = "string", applies = function(a)
     return a.export_quantization_bit ~= nil or "it is GPTQ's calibration data (export_quantization_bit)" end},
   export_quantization_nsamples = {type = "int", min = 1, applies = function(a)
