@@ -7,7 +7,8 @@ Two HTTP servers on 127.0.0.1 with OS-chosen free ports, sharing one state:
          200 with a quoted git-sha1 ETag, LFS files 302 to the cdn server with
          X-Linked-Etag (sha256) and X-Linked-Size; X-Repo-Commit on both.
   cdn  - GET /cdn/{sha256}: LFS content, Range aware (206 + Content-Range).
-Control (on the hub port): /_reset, /_fault?name=value&..., /_count?filters, /_sent,
+Control (on the hub port): /_reset, /_fault?name=value&..., /_count?filters (server,
+method, contains, auth, range, ctype, accept), /_sent,
 /_ranges?contains=..., /_stats (JSON).
 Faults: drop_after=N drop_count=K (cdn: send N bytes then cut the connection,
 K times), corrupt=1 (cdn: one byte flipped), fail500=K (next K resolve
@@ -665,6 +666,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if "auth" in q and (e["auth"] is not None) != (q["auth"] == "1"):
                     continue
                 if "range" in q and (e["range"] is not None) != (q["range"] == "1"):
+                    continue
+                if any(k in q and e.get(k) != q[k] for k in ("ctype", "accept")):
                     continue
                 out.append(e)
             if path == "/_count":

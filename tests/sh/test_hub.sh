@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Hub client against a mock Hub (tests/hub/mock_hub.py) on 127.0.0.1:
 # downloads, the cache layout, cache hits without network, offline mode,
-# resume, redirects without the token, checksums, errors, concurrent processes.
+# resume, redirects without the token, checksums, errors, concurrent processes;
+# uploads (upload_folder, faults, lfl export with export_hub_model_id).
 # usage: bash tests/sh/test_hub.sh path/to/lfl
 set -u
 LFL=$(readlink -f "${1:?usage: test_hub.sh path/to/lfl}")
@@ -529,10 +530,242 @@ t_python_interop() {
   expect_eq "$(ctl '_count?method=GET&contains=/resolve/')$(ctl '_count?server=cdn')" 00 "Python re-downloaded lfl's files"
 }
 
+# ---- uploads (huggingface_hub's protocol against the mock) ----
+
+# a folder to upload: regular files (one needs percent-encoding, one nested, one
+# empty), an LFS file, and what upload_folder skips (.git, .cache/huggingface)
+make_upload_folder() {
+  local d=$1 seed=$2
+  rm -rf "$d"
+  mkdir -p "$d/sub/dir" "$d/.git" "$d/.cache/huggingface" "$d/deep/.git"
+  python3 - "$d" "$seed" <<'EOF'
+import random, sys
+d, r = sys.argv[1], random.Random(int(sys.argv[2]))
+open(d + "/model.safetensors", "wb").write(r.randbytes(2500001))
+open(d + "/config.json", "w").write('{"model_type": "llama", "seed": %s}\n' % sys.argv[2])
+open(d + "/sub/dir/notes.txt", "wb").write(r.randbytes(700))
+open(d + "/with space+plus.txt", "w").write("percent-encoded\n")
+open(d + "/empty.bin", "wb").close()
+open(d + "/.git/HEAD", "w").write("ref: refs/heads/main\n")
+open(d + "/deep/.git/config", "w").write("x\n")
+open(d + "/.cache/huggingface/x.metadata", "w").write("x\n")
+EOF
+}
+
+# every pushed file, downloaded back through the client, has the local bytes
+expect_same_files() {
+  local snap=$1 d=$2 f
+  shift 2
+  for f in "$@"; do
+    cmp "$snap/$f" "$d/$f" || fail "pushed and downloaded $f differ"
+  done
+}
+
+t_upload_lua() {
+  fresh_home upload
+  make_upload_folder "$T/up1" 1
+  cat >"$T/up.lua" <<LUA
+local hub = lfl.hub
+local r = hub.upload_folder("lfl-test/up-lua", "$T/up1", {token = "hf_valid_token", create_repo = true,
+  commit_message = "first push"})
+assert(r.repo_id == "lfl-test/up-lua", r.repo_id)
+assert(r.files == 5 and r.lfs_files == 1 and r.uploaded == 1 and r.bytes_uploaded == 2500001,
+  string.format("%d files, %d lfs, %d uploaded, %d bytes", r.files, r.lfs_files, r.uploaded, r.bytes_uploaded))
+assert(r.commit_oid and #r.commit_oid == 40 and r.commit_url:find(r.commit_oid, 1, true), tostring(r.commit_url))
+local info = hub.info("lfl-test/up-lua")
+assert(info.sha == r.commit_oid, "main is the new commit")
+local names = {}
+for _, f in ipairs(info.files) do names[#names + 1] = f.name .. (f.lfs and "(lfs)" or "") end
+table.sort(names)
+io.write(table.concat(names, " "), "\n", hub.download("lfl-test/up-lua"), "\n")
+LUA
+  local out snap
+  out=$(lfl "$T/up.lua") || fail "$out"
+  expect_eq "$(echo "$out" | head -1)" \
+    ".gitattributes config.json empty.bin model.safetensors(lfs) sub/dir/notes.txt with space+plus.txt" "the repo's files"
+  snap=$(echo "$out" | tail -1)
+  expect_same_files "$snap" "$T/up1" config.json empty.bin model.safetensors sub/dir/notes.txt "with space+plus.txt"
+  # the protocol: one create, one preupload, one LFS batch (LFS media type), one PUT without the token
+  # to the storage URL, one verify (its href rewritten from huggingface.co to HF_ENDPOINT), one NDJSON commit
+  expect_eq "$(ctl '_count?method=POST&contains=/api/repos/create&auth=1')" 1 "create"
+  expect_eq "$(ctl '_count?method=POST&contains=/preupload/main&ctype=application/json')" 1 "preupload"
+  expect_eq "$(ctl '_count?contains=.git/info/lfs/objects/batch&ctype=application/vnd.git-lfs%2Bjson&accept=application/vnd.git-lfs%2Bjson')" 1 "LFS batch"
+  expect_eq "$(ctl '_count?server=cdn&method=PUT')" 1 "one PUT"
+  expect_eq "$(ctl '_count?server=cdn&method=PUT&auth=1')" 0 "the token went to the storage host"
+  expect_eq "$(ctl '_count?server=hub&method=POST&contains=/objects/verify')" 1 "verify on the endpoint"
+  expect_eq "$(ctl '_count?method=POST&contains=/commit/main&ctype=application/x-ndjson')" 1 "commit"
+  # again, unchanged: the Hub has the LFS content at that path, so nothing is sent for it
+  ctl _reset >/dev/null
+  out=$(lfl -e '
+    local r = lfl.hub.upload_folder("lfl-test/up-lua", "'"$T/up1"'", {token = "hf_valid_token", create_repo = true})
+    io.write(r.files, " ", r.lfs_files, " ", r.uploaded)') || fail "$out"
+  expect_eq "$out" "4 0 0" "an unchanged LFS file is not committed again"
+  expect_eq "$(ctl '_count?contains=.git/info/lfs')$(ctl '_count?server=cdn')" 00 "LFS requests for unchanged content"
+  # into a folder of the repo, filtered by patterns; HF_TOKEN as the token
+  out=$(HF_TOKEN=hf_valid_token lfl -e '
+    local r = lfl.hub.upload_folder("lfl-test/up-lua", "'"$T/up1"'", {path_in_repo = "/nested/", allow_patterns = "*.json"})
+    local names = {}
+    for _, f in ipairs(lfl.hub.info("lfl-test/up-lua").files) do names[#names + 1] = f.name end
+    table.sort(names)
+    io.write(r.files, " ", table.concat(names, " "))') || fail "$out"
+  expect_eq "$out" "1 .gitattributes config.json empty.bin model.safetensors nested/config.json sub/dir/notes.txt with space+plus.txt"
+  # a name without namespace: the Hub files it under the token's account
+  out=$(lfl -e 'io.write(lfl.hub.upload_folder("solo", "'"$T/up1"'", {token = "hf_valid_token", create_repo = true,
+    allow_patterns = "config.json"}).repo_id)') || fail "$out"
+  expect_eq "$out" "lfl-user/solo"
+  # bad options and folders
+  out=$(lfl -e 'print(select(2, pcall(lfl.hub.upload_folder, "lfl-test/up-lua", "'"$T/up1"'", {tokn = "x"})))')
+  expect_in "$out" "unknown option 'tokn'"
+  expect_in "$out" "path_in_repo, commit_message"
+  out=$(lfl -e 'print(select(2, pcall(lfl.hub.upload_folder, "lfl-test/up-lua", "'"$T/nothing"'", {token = "hf_valid_token"})))')
+  expect_in "$out" "'$T/nothing' is not a folder"
+  out=$(lfl -e 'print(select(2, pcall(lfl.hub.upload_folder, "lfl-test/up-lua", "'"$T/up1"'", {token = "hf_valid_token",
+    allow_patterns = "*.nope"})))')
+  expect_in "$out" "no files to upload in $T/up1 (after the allow/ignore patterns)"
+}
+
+t_upload_faults() {
+  fresh_home upfaults
+  make_upload_folder "$T/up2" 2
+  local err out snap
+  lfl -e 'lfl.hub.upload_folder("lfl-test/up-faults", "'"$T/up2"'", {token = "hf_valid_token", create_repo = true,
+    allow_patterns = "config.json"})' || fail "create"
+  ctl _reset >/dev/null
+  # no token: 401, a message naming the repo and what to set; nothing was sent
+  err=$(lfl -e 'lfl.hub.upload_folder("lfl-test/up-faults", "'"$T/up2"'")' 2>&1) && fail "an upload without a token"
+  expect_in "$err" "upload to model lfl-test/up-faults (revision 'main')"
+  expect_in "$err" "HTTP 401, no token was sent"
+  expect_in "$err" "HF_TOKEN"
+  expect_eq "$(ctl '_count?server=cdn')$(ctl '_count?contains=/commit/')" 00 "requests after the 401"
+  err=$(HF_TOKEN=hf_wrong lfl -e 'lfl.hub.upload_folder("lfl-test/up-faults", "'"$T/up2"'")' 2>&1) && fail "a bad token"
+  expect_in "$err" "HTTP 401, the token was refused"
+  err=$(lfl -e 'lfl.hub.upload_folder("forbidden-org/x", "'"$T/up2"'", {token = "hf_valid_token", create_repo = true})' 2>&1) \
+    && fail "a namespace without write access"
+  expect_in "$err" "upload to model forbidden-org/x (revision 'main'), creating the repo: HTTP 403"
+  err=$(lfl -e 'lfl.hub.upload_folder("lfl-test/no-such-repo", "'"$T/up2"'", {token = "hf_valid_token"})' 2>&1) \
+    && fail "a missing repo"
+  expect_in "$err" "repository not found"
+  err=$(lfl -e 'lfl.hub.upload_folder("lfl-test/up-faults", "'"$T/up2"'", {token = "hf_valid_token", revision = "dev"})' 2>&1) \
+    && fail "a missing branch"
+  expect_in "$err" "the branch 'dev' does not exist"
+  err=$(HF_ENDPOINT="http://127.0.0.1:$DEAD" lfl -e 'lfl.hub.upload_folder("lfl-test/up-faults", "'"$T/up2"'",
+    {token = "hf_valid_token", retries = 1})' 2>&1) && fail "no network"
+  expect_in "$err" "cannot reach http://127.0.0.1:$DEAD"
+  # a 500 on the LFS PUT and on the batch call: retried, and the content arrives whole
+  ctl _reset >/dev/null
+  ctl '_fault?fail500_put=1&fail500_batch=1' >/dev/null
+  out=$(lfl -e 'io.write(lfl.hub.upload_folder("lfl-test/up-faults", "'"$T/up2"'", {token = "hf_valid_token"}).uploaded)') \
+    || fail "$out"
+  expect_eq "$out" 1 "uploaded after the retries"
+  expect_eq "$(ctl '_count?server=cdn&method=PUT')" 2 "the PUT was retried once"
+  expect_eq "$(ctl '_count?contains=/objects/batch')" 2 "the batch call was retried once"
+  snap=$(lfl download lfl-test/up-faults)
+  expect_same_files "$snap" "$T/up2" config.json empty.bin model.safetensors sub/dir/notes.txt "with space+plus.txt"
+  # multipart when the LFS server asks for it (parts listed out of order, a 500 on one part)
+  make_upload_folder "$T/up3" 3
+  ctl _reset >/dev/null
+  ctl '_fault?multipart_chunk=1000000&fail500_put=1' >/dev/null
+  lfl -e 'lfl.hub.upload_folder("lfl-test/up-faults", "'"$T/up3"'", {token = "hf_valid_token"})' || fail "multipart"
+  expect_eq "$(ctl '_count?server=cdn&method=PUT')" 4 "three parts, one retried"
+  expect_eq "$(ctl '_count?contains=.git/info/lfs/complete/')" 1 "one completion"
+  snap=$(lfl download lfl-test/up-faults)
+  expect_same_files "$snap" "$T/up3" config.json model.safetensors sub/dir/notes.txt
+  # a failed commit is not repeated (it may have been made)
+  make_upload_folder "$T/up4" 4
+  ctl _reset >/dev/null
+  ctl '_fault?fail500_commit=1' >/dev/null
+  err=$(lfl -e 'lfl.hub.upload_folder("lfl-test/up-faults", "'"$T/up4"'", {token = "hf_valid_token"})' 2>&1) \
+    && fail "a failed commit"
+  expect_in "$err" "the commit: HTTP 500"
+  expect_in "$err" "not retried"
+  expect_eq "$(ctl '_count?contains=/commit/')" 1 "commit attempts"
+}
+
+# lfl export with export_hub_model_id: the merged model and its tokenizer are
+# written to export_dir, then pushed; downloaded back, the files are the same bytes
+t_export_push() {
+  fresh_home export
+  local base="$T/xbase" out snap f err
+  rm -rf "$base" "$T/xadapter" "$T/xmerged"
+  mkdir -p "$base"
+  ln -s "$ROOT/tests/golden/models/llama/config.json" "$ROOT/tests/golden/models/llama/model.safetensors" "$base/"
+  ln -s "$ROOT/tests/golden/serve/tokenizer.json" "$base/"
+  lfl -e '
+    lfl.manual_seed(3)
+    local peft = require("lfl.train.peft")
+    local m = lfl.model.load("'"$base"'")
+    peft.add_lora(m, {rank = 4})
+    for _, e in pairs(m.adapters) do e.B:normal_(0, 0.1) end
+    peft.save_adapter(m, "'"$T/xadapter"'", "'"$base"'")' || fail "adapter"
+  out=$(lfl export model_name_or_path="$base" adapter_name_or_path="$T/xadapter" export_dir="$T/xmerged" \
+    export_size=4e-5 template=qwen export_hub_model_id=lfl-test/pushed hf_hub_token=hf_valid_token 2>&1) || fail "$out"
+  expect_in "$out" "merged 1 adapter(s)"
+  expect_in "$out" "pushed 7 file(s) to lfl-test/pushed (3 by LFS"
+  [ -f "$T/xmerged/Modelfile" ] || fail "no Modelfile written"
+  snap=$(lfl download lfl-test/pushed)
+  expect_eq "$(cd "$snap" && find . -type l | sort | tr '\n' ' ')" \
+    "./.gitattributes ./config.json ./generation_config.json ./model-00001-of-00003.safetensors ./model-00002-of-00003.safetensors ./model-00003-of-00003.safetensors ./model.safetensors.index.json ./tokenizer.json " \
+    "the pushed files (the Modelfile stays local, as with LlamaFactory)"
+  for f in "$T"/xmerged/*; do
+    [ "$(basename "$f")" = Modelfile ] || cmp "$f" "$snap/$(basename "$f")" || fail "$(basename "$f") differs"
+  done
+  # the pushed model loads, with the merged weights
+  out=$(lfl -e '
+    local a, b = lfl.model.load("'"$T/xmerged"'"), lfl.model.load("'"$snap"'")
+    local ids = lfl.tensor({{3, 5, 7}}, "i64")
+    local x, y = a:forward(ids), b:forward(ids)
+    io.write(lfl.no_grad(function() return (x - y):abs():max():item() end))') || fail "$out"
+  expect_eq "$out" 0 "logits of the pushed model"
+  # a stale file in export_dir is not pushed: only what this export wrote
+  echo stale >"$T/xmerged/old.txt"
+  ctl _reset >/dev/null
+  out=$(HF_TOKEN=hf_valid_token lfl export model_name_or_path="$base" export_dir="$T/xmerged" \
+    export_hub_model_id=lfl-test/pushed-base 2>&1) || fail "$out"
+  expect_in "$out" "pushed 4 file(s) to lfl-test/pushed-base"
+  # refusals: no export_dir, a bad repo id, a push that fails after the local export
+  err=$(lfl export model_name_or_path="$base" export_hub_model_id=lfl-test/pushed 2>&1) && fail "no export_dir"
+  expect_in "$err" "export_hub_model_id needs export_dir"
+  err=$(lfl export model_name_or_path="$base" export_dir="$T/xm2" export_hub_model_id=a//b 2>&1) && fail "a bad repo id"
+  expect_in "$err" "export_hub_model_id"
+  expect_in "$err" "a Hub repo id"
+  [ ! -e "$T/xm2" ] || fail "a bad repo id was refused only after the export"
+  err=$(lfl export model_name_or_path="$base" export_dir="$T/xm3" export_hub_model_id=lfl-test/pushed 2>&1) \
+    && fail "a push without a token"
+  expect_in "$err" "the model was written to $T/xm3, but pushing it to lfl-test/pushed failed"
+  expect_in "$err" "HTTP 401, no token was sent"
+  [ -f "$T/xm3/config.json" ] || fail "the local export is missing"
+}
+
+# optional: the mock takes huggingface_hub's own uploads (its protocol is the
+# real client's), and lfl and Python read each other's pushes
+t_upload_python() {
+  local py=python3
+  [ -x "$HOME/.cache/lfl/refvenv/bin/python" ] && py="$HOME/.cache/lfl/refvenv/bin/python"
+  if ! "$py" -c 'import huggingface_hub' 2>/dev/null; then echo "skipped: no huggingface_hub"; return 0; fi
+  fresh_home pyup
+  make_upload_folder "$T/up5" 5
+  ctl '_fault?multipart_chunk=1000000' >/dev/null
+  HF_HUB_DISABLE_TELEMETRY=1 "$py" - "$T/up5" <<'EOF' 2>/dev/null || fail "huggingface_hub's upload to the mock"
+import sys
+from huggingface_hub import HfApi
+api = HfApi(token="hf_valid_token")
+api.create_repo("lfl-test/py-up", exist_ok=True)
+api.upload_folder(repo_id="lfl-test/py-up", folder_path=sys.argv[1])
+EOF
+  local snap
+  snap=$(lfl download lfl-test/py-up)
+  expect_same_files "$snap" "$T/up5" config.json empty.bin model.safetensors sub/dir/notes.txt "with space+plus.txt"
+  make_upload_folder "$T/up6" 6
+  lfl -e 'lfl.hub.upload_folder("lfl-test/py-up", "'"$T/up6"'", {token = "hf_valid_token"})' || fail "lfl's push"
+  snap=$(HF_HUB_DISABLE_TELEMETRY=1 "$py" -c 'from huggingface_hub import snapshot_download; import sys
+print(snapshot_download("lfl-test/py-up", cache_dir=sys.argv[1]))' "$T/pycache" 2>/dev/null) || fail "Python's download"
+  expect_same_files "$snap" "$T/up6" config.json model.safetensors sub/dir/notes.txt "with space+plus.txt"
+}
+
 for t in ${ONLY:-t_sha256_vectors t_patterns t_fresh_snapshot t_cache_hit t_cache_hit_no_network t_offline \
          t_patterns_and_revisions t_resume_in_run t_resume_across_runs t_redirect_no_token_leak \
          t_checksum_mismatch t_oversize t_errors t_retries_and_renames t_concurrent_processes t_lua_api t_local_dir \
-         t_progress t_datasets t_python_interop}; do
+         t_progress t_datasets t_python_interop t_upload_lua t_upload_faults t_export_push t_upload_python}; do
   run $t
 done
 echo "$passed passed, $failed failed"
