@@ -120,48 +120,62 @@ static lfl_status up_fail(const hub_ctx *c, const hub_resp *r, const char *rev, 
     return lfl_fail(LFL_ERR_NET, "%s: HTTP %ld%s%s", what, s, tries, extra);
 }
 
-/* A request retried on 408/429/5xx and network errors (huggingface_hub's
- * http_backoff). LFL_OK with a 2xx answer; otherwise the error, naming the step. */
-static lfl_status send_retry(const hub_ctx *c, void *curl, const char *url, const hub_body *b, const char *rev,
-                             const char *file, const char *step, bool retry_any, char **answer)
+/* One request, repeated on 408/429/5xx and network errors (huggingface_hub's
+ * http_backoff) when `repeat`; otherwise only when it never reached the server
+ * (a commit). The last try's answer is in *r (and *answer), its retries in *tries. */
+static lfl_status send_loop(const hub_ctx *c, void *curl, const char *url, const hub_body *b, bool repeat,
+                            const char *step, const char *file, hub_resp *r, char **answer, int *tries)
 {
-    hub_resp r;
-    int attempt = 0;
-    lfl_status st;
-    for (;; attempt++) {
-        st = hub_http_send(c, curl, url, b, &r, answer, NULL);
-        bool connect_fail = st && r.status == 0 && (r.curl_code == CURLE_COULDNT_CONNECT ||
-                                                    r.curl_code == CURLE_COULDNT_RESOLVE_HOST);
-        bool may = retry_any || connect_fail; /* a commit is repeated only when it never arrived */
-        bool retry = may && (st ? r.transient && r.status == 0 : r.transient) && !hub_cancelled() &&
-                     attempt < c->retries;
-        if (!retry) break;
+    for (int attempt = 0;; attempt++) {
+        lfl_status st = hub_http_send(c, curl, url, b, r, answer, NULL);
+        bool connect_fail = st && r->status == 0 && (r->curl_code == CURLE_COULDNT_CONNECT ||
+                                                     r->curl_code == CURLE_COULDNT_RESOLVE_HOST);
+        bool retry = (repeat || connect_fail) && (st ? r->transient && r->status == 0 : r->transient) &&
+                     !hub_cancelled() && attempt < c->retries;
+        *tries = attempt;
+        if (!retry) return st;
         if (answer) { free(*answer); *answer = NULL; }
+        /* an answered request counted its file bytes as sent; they go again */
+        if (!st && !b->data) hub_progress_add(b->progress, -b->length);
         if (c->progress) {
             char why[64];
-            snprintf(why, sizeof why, "HTTP %ld", r.status);
+            snprintf(why, sizeof why, "HTTP %ld", r->status);
             fprintf(stderr, "\r\033[Khub: %s%s%s: %s, retry %d of %d\n", step, file ? " of " : "", file ? file : "",
-                    r.curl_error[0] ? r.curl_error : why, attempt + 1, c->retries);
+                    r->curl_error[0] ? r->curl_error : why, attempt + 1, c->retries);
         }
-        hub_backoff(c, attempt, r.retry_after);
+        hub_backoff(c, attempt, r->retry_after);
     }
+}
+
+/* LFL_OK for a 2xx answer; else the error naming the step */
+static lfl_status check_answer(const hub_ctx *c, lfl_status st, const hub_resp *r, int tries, bool repeat,
+                               const char *url, const char *rev, const char *file, const char *step)
+{
     if (st) {
-        if (r.status == 0 && r.curl_error[0] && r.curl_code != CURLE_ABORTED_BY_CALLBACK)
-            return up_fail(c, &r, rev, file, step, url, attempt);
+        if (r->status == 0 && r->curl_error[0] && r->curl_code != CURLE_ABORTED_BY_CALLBACK)
+            return up_fail(c, r, rev, file, step, url, tries);
         return st;
     }
-    if (r.status < 200 || r.status >= 300) {
-        if (answer) { free(*answer); *answer = NULL; }
-        st = up_fail(c, &r, rev, file, step, url, r.transient ? attempt : 0);
-        if (!retry_any && r.transient) {
-            char msg[2400];
-            snprintf(msg, sizeof msg, "%s", lfl_last_error());
-            return lfl_fail(st, "%s; not retried: a commit the server received may have been made, check the repo "
-                            "before pushing again", msg);
-        }
-        return st;
+    if (r->status >= 200 && r->status < 300) return LFL_OK;
+    st = up_fail(c, r, rev, file, step, url, r->transient ? tries : 0);
+    if (!repeat && r->transient) {
+        char msg[2400];
+        snprintf(msg, sizeof msg, "%s", lfl_last_error());
+        return lfl_fail(st, "%s; not retried: a commit the server received may have been made, check the repo "
+                        "before pushing again", msg);
     }
-    return LFL_OK;
+    return st;
+}
+
+static lfl_status send_retry(const hub_ctx *c, void *curl, const char *url, const hub_body *b, const char *rev,
+                             const char *file, const char *step, bool repeat, char **answer)
+{
+    hub_resp r;
+    int tries;
+    lfl_status st = send_loop(c, curl, url, b, repeat, step, file, &r, answer, &tries);
+    st = check_answer(c, st, &r, tries, repeat, url, rev, file, step);
+    if (st && answer) { free(*answer); *answer = NULL; }
+    return st;
 }
 
 /* a JSON body; the message names the step when it is not JSON */
@@ -365,24 +379,11 @@ static lfl_status create_repo(hub_ctx *c, void *curl, const lfl_hub_upload_opts 
     hub_body b = {.method = "POST", .content_type = "application/json", .data = text, .n = strlen(text), .fd = -1};
     hub_resp r;
     char *ans = NULL;
-    lfl_status st;
-    int attempt = 0;
-    for (;; attempt++) {
-        st = hub_http_send(c, curl, url, &b, &r, &ans, NULL);
-        /* creating again is harmless: an existing repo answers 409 */
-        bool retry = (st ? r.transient && r.status == 0 : r.transient) && !hub_cancelled() && attempt < c->retries;
-        if (!retry) break;
-        free(ans);
-        ans = NULL;
-        hub_backoff(c, attempt, r.retry_after);
-    }
+    int tries;
+    /* creating again is harmless: an existing repo answers 409 */
+    lfl_status st = send_loop(c, curl, url, &b, true, "creating the repo", NULL, &r, &ans, &tries);
     free(text);
-    if (st) {
-        free(ans);
-        if (r.status == 0 && r.curl_error[0] && r.curl_code != CURLE_ABORTED_BY_CALLBACK)
-            return up_fail(c, &r, rev, NULL, "creating the repo", url, attempt);
-        return st;
-    }
+    if (st) return check_answer(c, st, &r, tries, true, url, rev, NULL, "creating the repo");
     cJSON *a = cJSON_Parse(ans);
     free(ans);
     char full[512] = "";
@@ -403,7 +404,7 @@ static lfl_status create_repo(hub_ctx *c, void *curl, const lfl_hub_upload_opts 
             ok = true;
         }
     }
-    if (!ok) return up_fail(c, &r, rev, NULL, "creating the repo", url, r.transient ? attempt : 0);
+    if (!ok) return check_answer(c, LFL_OK, &r, tries, true, url, rev, NULL, "creating the repo");
     if (!slash) {
         /* a name without namespace: the Hub puts it under the token's account */
         if (!full[0])
@@ -472,35 +473,16 @@ static lfl_status preupload(const hub_ctx *c, void *curl, const char *qrev, cons
     return LFL_OK;
 }
 
-/* one PUT of bytes [off, off + len) of the open file, retried */
+/* one PUT of bytes [off, off + len) of the open file, retried; the answer's ETag into etag */
 static lfl_status put_slice(const hub_ctx *c, void *curl, const char *url, int fd, int64_t off, int64_t len,
                             hub_progress *prog, const char *rev, const up_file *f, const char *step, char *etag,
                             size_t etag_n)
 {
     hub_body b = {.method = "PUT", .fd = fd, .offset = off, .length = len, .progress = prog};
     hub_resp r;
-    int attempt = 0;
-    lfl_status st;
-    for (;; attempt++) {
-        st = hub_http_send(c, curl, url, &b, &r, NULL, NULL);
-        bool retry = (st ? r.transient && r.status == 0 : r.transient) && !hub_cancelled() && attempt < c->retries;
-        if (!retry) break;
-        if (c->progress) {
-            char why[64];
-            snprintf(why, sizeof why, "HTTP %ld", r.status);
-            fprintf(stderr, "\r\033[Khub: %s: %s, retry %d of %d\n", f->path, r.curl_error[0] ? r.curl_error : why,
-                    attempt + 1, c->retries);
-        }
-        /* a failed answer counted its bytes as sent */
-        if (!st) hub_progress_add(prog, -len);
-        hub_backoff(c, attempt, r.retry_after);
-    }
-    if (st) {
-        if (r.status == 0 && r.curl_error[0] && r.curl_code != CURLE_ABORTED_BY_CALLBACK)
-            return up_fail(c, &r, rev, f->path, step, url, attempt);
-        return st;
-    }
-    if (r.status < 200 || r.status >= 300) return up_fail(c, &r, rev, f->path, step, url, r.transient ? attempt : 0);
+    int tries;
+    lfl_status st = send_loop(c, curl, url, &b, true, step, f->path, &r, NULL, &tries);
+    LFL_TRY(check_answer(c, st, &r, tries, true, url, rev, f->path, step));
     if (etag) snprintf(etag, etag_n, "%s", r.etag_raw);
     return LFL_OK;
 }

@@ -451,6 +451,14 @@ suite.hub_options = function()
   t.assert_eq(o.token, "hf_x")
   t.assert_eq(o.cache_dir, "/c")
   t.assert_eq(A.hub_options(resolve({})).revision, nil, "main: the Hub's default")
+  -- LlamaFactory's export_hub_model_id: a repo id, checked as it is set (the push is in test_hub.sh)
+  t.assert_eq(resolve({}, {"export_hub_model_id=org/merged"}).export_hub_model_id, "org/merged")
+  t.assert_eq(resolve({export_hub_model_id = "merged"}).export_hub_model_id, "merged", "the token's namespace")
+  for _, bad in ipairs({"org//x", "/abs/path", "a/b/c", "org/x..y"}) do
+    t.assert_error(function() resolve({export_hub_model_id = bad}) end,
+      "recipe.yaml: export_hub_model_id: expected a Hub repo id ('namespace/name')", bad)
+  end
+  t.assert_error(function() resolve({export_hub_model_id = true}) end, "export_hub_model_id: expected a string")
 end
 
 suite.command_options_ranges = function()

@@ -1,7 +1,8 @@
 -- lfl.hub: the Hugging Face Hub client. Downloads files and repo snapshots into
 -- huggingface_hub's cache (HF_HOME / HF_HUB_CACHE, shared with Python tools),
--- lists repo files, uploads folders (a commit), and resolves a recipe's `model_name_or_path` or a dataset's
--- `hf_hub_url` to a local path, fetching it on first use.
+-- lists repo files, uploads folders (one commit), and resolves a recipe's
+-- `model_name_or_path` or a dataset's `hf_hub_url` to a local path, fetching
+-- it on first use.
 --
 --   lfl.hub.download("org/name", {revision=, filename=, allow_patterns=, ignore_patterns=,
 --                     repo_type="model"|"dataset"|"space", token=, local_dir=, offline=,
