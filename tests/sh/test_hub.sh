@@ -736,6 +736,30 @@ t_export_push() {
   [ -f "$T/xm3/config.json" ] || fail "the local export is missing"
 }
 
+# SmolLM2 with a LoRA adapter, merged and written as one GGUF, then pushed:
+# the GGUF file alone goes to the repo, and comes back byte for byte
+t_export_push_gguf() {
+  local smol="${LFL_CACHE:-$HOME/.cache/lfl}/models/SmolLM2-135M-Instruct.Q4_1.gguf" out snap
+  if [ ! -f "$smol" ]; then echo "skipped: no $smol"; return 0; fi
+  fresh_home export_gguf
+  rm -rf "$T/sadapter" "$T/sgguf"
+  lfl -e '
+    lfl.manual_seed(4)
+    local peft = require("lfl.train.peft")
+    local m = lfl.model.load("'"$smol"'")
+    peft.add_lora(m, {rank = 2})
+    for _, e in pairs(m.adapters) do e.B:normal_(0, 0.01) end
+    peft.save_adapter(m, "'"$T/sadapter"'", "'"$smol"'")' || fail "adapter"
+  out=$(lfl export model_name_or_path="$smol" adapter_name_or_path="$T/sadapter" export_dir="$T/sgguf" \
+    export_format=gguf export_quantization=q8_0 export_hub_model_id=lfl-test/smol-gguf hf_hub_token=hf_valid_token 2>&1) \
+    || fail "$out"
+  expect_in "$out" "merged 1 adapter(s)"
+  expect_in "$out" "pushed 1 file(s) to lfl-test/smol-gguf (1 by LFS"
+  snap=$(lfl download lfl-test/smol-gguf)
+  expect_eq "$(cd "$snap" && find . -type l | sort | tr '\n' ' ')" "./.gitattributes ./ggml-model-q8_0.gguf " "the pushed files"
+  cmp "$snap/ggml-model-q8_0.gguf" "$T/sgguf/ggml-model-q8_0.gguf" || fail "the pushed GGUF differs"
+}
+
 # optional: the mock takes huggingface_hub's own uploads (its protocol is the
 # real client's), and lfl and Python read each other's pushes
 t_upload_python() {
@@ -765,7 +789,7 @@ print(snapshot_download("lfl-test/py-up", cache_dir=sys.argv[1]))' "$T/pycache" 
 for t in ${ONLY:-t_sha256_vectors t_patterns t_fresh_snapshot t_cache_hit t_cache_hit_no_network t_offline \
          t_patterns_and_revisions t_resume_in_run t_resume_across_runs t_redirect_no_token_leak \
          t_checksum_mismatch t_oversize t_errors t_retries_and_renames t_concurrent_processes t_lua_api t_local_dir \
-         t_progress t_datasets t_python_interop t_upload_lua t_upload_faults t_export_push t_upload_python}; do
+         t_progress t_datasets t_python_interop t_upload_lua t_upload_faults t_export_push t_export_push_gguf t_upload_python}; do
   run $t
 done
 echo "$passed passed, $failed failed"
