@@ -50,9 +50,9 @@ void lfl_hub_upload_opts_init(lfl_hub_upload_opts *o);
 
 typedef struct {
     char *repo_id;      /* the repo as the Hub named it (a name without namespace gets one) */
-    char *commit_oid;   /* NULL when nothing was committed */
+    char *commit_oid;   /* the new commit; the branch's when nothing changed (no commit made) */
     char *commit_url;
-    int n_files;        /* files in the commit */
+    int n_files;        /* files in the commit (0: the repo had them all as they are) */
     int n_lfs;          /* of them LFS files */
     int n_uploaded;     /* LFS files whose content was sent (the others the Hub had) */
     int64_t bytes_uploaded;

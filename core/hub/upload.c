@@ -3,7 +3,8 @@
  * files are LFS, send those through the LFS batch API (a PUT streamed from
  * the file to the storage URL it answers, multipart when it asks, then the
  * verify call), and commit everything with one NDJSON POST (regular files
- * base64 in it, LFS files by oid and size). Requests that are safe to repeat
+ * base64 in it, LFS files by oid and size); files the repo already holds as
+ * they are stay out of it. Requests that are safe to repeat
  * are retried like downloads; the commit only when it never reached the server. */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "internal.h"
+#include "../util/sha1.h"
 
 #define PREUPLOAD_CHUNK 256 /* files a preupload call (huggingface_hub's chunk) */
 #define LFS_BATCH_CHUNK 256 /* objects an LFS batch call (UPLOAD_BATCH_MAX_NUM_FILES) */
@@ -589,6 +591,23 @@ static lfl_status lfs_send(const hub_ctx *c, void *curl, const up_file *f, const
     return st;
 }
 
+/* regular files the repo holds with the same content (their git blob id is
+ * the oid preupload named) stay out of the commit, as in huggingface_hub */
+static lfl_status mark_unchanged(file_list *l)
+{
+    for (int i = 0; i < l->n; i++) {
+        up_file *f = &l->v[i];
+        if (f->lfs || f->ignored || !f->remote_oid) continue;
+        unsigned char *data;
+        LFL_TRY(read_all(f, &data));
+        char oid[41];
+        lfl_git_blob_id(data, (size_t)f->size, oid);
+        free(data);
+        f->unchanged = !strcmp(oid, f->remote_oid);
+    }
+    return LFL_OK;
+}
+
 static lfl_status lfs_upload(const hub_ctx *c, void *curl, const char *rev, file_list *l, lfl_hub_commit *out)
 {
     /* the objects to send: LFS files not on the Hub already at that path, one per content */
@@ -744,9 +763,18 @@ static lfl_status commit(hub_ctx *c, void *curl, const lfl_hub_upload_opts *o, c
         free(text);
     }
     if (!st && out->n_files == 0) {
-        /* everything is on the Hub as it is here */
+        /* everything is on the Hub as it is here: no empty commit (huggingface_hub skips it too);
+         * the answer names the branch's commit */
         free(body);
-        return LFL_OK;
+        lfl_hub_info info;
+        hub_resp r;
+        LFL_TRY(hub_api_info(c, curl, rev, &info, &r));
+        out->commit_oid = strdup(info.sha);
+        lfl_hub_info_free(&info);
+        char url[4096];
+        snprintf(url, sizeof url, "%s/%s%s/commit/%s", c->endpoint, c->url_prefix, c->repo, out->commit_oid);
+        out->commit_url = strdup(url);
+        return out->commit_oid && out->commit_url ? LFL_OK : lfl_fail(LFL_ERR_MEM, "hub: out of memory");
     }
     char url[4096];
     snprintf(url, sizeof url, "%s/api/%s/%s/commit/%s", c->endpoint, c->type_plural, c->repo, qrev);
@@ -809,6 +837,7 @@ lfl_status lfl_hub_upload_folder(const char *repo_id, const char *folder, const 
     hub_url_quote(rev, false, qrev, sizeof qrev);
     if (o->create_repo) st = create_repo(&c, curl, o, rev);
     if (!st) st = preupload(&c, curl, qrev, rev, &l);
+    if (!st) st = mark_unchanged(&l);
     if (!st) st = lfs_upload(&c, curl, rev, &l, out);
     if (!st) st = commit(&c, curl, o, qrev, rev, &l, out);
     hub_curl_free(curl);

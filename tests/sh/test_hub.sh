@@ -594,13 +594,24 @@ LUA
   expect_eq "$(ctl '_count?server=cdn&method=PUT&auth=1')" 0 "the token went to the storage host"
   expect_eq "$(ctl '_count?server=hub&method=POST&contains=/objects/verify')" 1 "verify on the endpoint"
   expect_eq "$(ctl '_count?method=POST&contains=/commit/main&ctype=application/x-ndjson')" 1 "commit"
-  # again, unchanged: the Hub has the LFS content at that path, so nothing is sent for it
+  # again, unchanged: the repo has every file as it is (git blob id / sha256), so nothing is sent
+  # and no commit is made; the answer names the branch's commit
+  local first
+  first=$(lfl -e 'io.write(lfl.hub.info("lfl-test/up-lua").sha)')
   ctl _reset >/dev/null
   out=$(lfl -e '
     local r = lfl.hub.upload_folder("lfl-test/up-lua", "'"$T/up1"'", {token = "hf_valid_token", create_repo = true})
-    io.write(r.files, " ", r.lfs_files, " ", r.uploaded)') || fail "$out"
-  expect_eq "$out" "4 0 0" "an unchanged LFS file is not committed again"
-  expect_eq "$(ctl '_count?contains=.git/info/lfs')$(ctl '_count?server=cdn')" 00 "LFS requests for unchanged content"
+    io.write(r.files, " ", r.lfs_files, " ", r.uploaded, " ", r.commit_oid)') || fail "$out"
+  expect_eq "$out" "0 0 0 $first" "an unchanged folder"
+  expect_eq "$(ctl '_count?contains=.git/info/lfs')$(ctl '_count?server=cdn')$(ctl '_count?contains=/commit/')" 000 \
+    "requests for unchanged content"
+  # one regular file changed: only it goes
+  echo '{"changed": true}' >"$T/up1/config.json"
+  out=$(lfl -e '
+    local r = lfl.hub.upload_folder("lfl-test/up-lua", "'"$T/up1"'", {token = "hf_valid_token"})
+    io.write(r.files, " ", r.lfs_files, " ", tostring(r.commit_oid ~= "'"$first"'"))') || fail "$out"
+  expect_eq "$out" "1 0 true" "one changed file"
+  expect_eq "$(cat "$(lfl download lfl-test/up-lua config.json)")" '{"changed": true}' "the changed file"
   # into a folder of the repo, filtered by patterns; HF_TOKEN as the token
   out=$(HF_TOKEN=hf_valid_token lfl -e '
     local r = lfl.hub.upload_folder("lfl-test/up-lua", "'"$T/up1"'", {path_in_repo = "/nested/", allow_patterns = "*.json"})
@@ -716,6 +727,12 @@ t_export_push() {
     local x, y = a:forward(ids), b:forward(ids)
     io.write(lfl.no_grad(function() return (x - y):abs():max():item() end))') || fail "$out"
   expect_eq "$out" 0 "logits of the pushed model"
+  # the same export again: nothing to push, no commit
+  ctl _reset >/dev/null
+  out=$(lfl export model_name_or_path="$base" adapter_name_or_path="$T/xadapter" export_dir="$T/xmerged" \
+    export_size=4e-5 template=qwen export_hub_model_id=lfl-test/pushed hf_hub_token=hf_valid_token 2>&1) || fail "$out"
+  expect_in "$out" "lfl-test/pushed already holds these files as they are"
+  expect_eq "$(ctl '_count?contains=/commit/')$(ctl '_count?server=cdn')" 00 "requests for an unchanged export"
   # a stale file in export_dir is not pushed: only what this export wrote
   echo stale >"$T/xmerged/old.txt"
   ctl _reset >/dev/null

@@ -149,8 +149,12 @@ function M.run(args)
   local function pushed()
     local p = r.pushed
     if not p then return end
+    if p.files == 0 then
+      print(fmt("[lfl] %s already holds these files as they are (commit %s): nothing pushed", p.repo_id, p.commit_oid))
+      return
+    end
     print(fmt("[lfl] pushed %d file(s) to %s (%d by LFS, %s sent), commit %s", p.files, p.repo_id, p.lfs_files,
-      require("lfl.hub").format_size(p.bytes_uploaded), p.commit_url or p.commit_oid or "(nothing changed)"))
+      require("lfl.hub").format_size(p.bytes_uploaded), p.commit_url or p.commit_oid))
   end
   if r.gguf then
     print(fmt("[lfl] merged %d adapter(s) into %s and wrote %s (GGUF, %s, %d tensors, tokenizer and chat template " ..
