@@ -4,8 +4,8 @@
  * the file to the storage URL it answers, multipart when it asks, then the
  * verify call), and commit everything with one NDJSON POST (regular files
  * base64 in it, LFS files by oid and size); files the repo already holds as
- * they are stay out of it. Requests that are safe to repeat
- * are retried like downloads; the commit only when it never reached the server. */
+ * they are stay out of it. Requests that are safe to repeat are retried like
+ * downloads; the commit only when it never reached the server. */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
