@@ -14,7 +14,7 @@ local CASES = {"llama", "llama_tied_llama3rope", "llama_linear_rope", "llama_yar
                "mistral_window", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo", "olmo2", "starcoder2",
                "internlm3", "internlm2", "internlm2_bias", "baichuan", "baichuan2", "gemma3", "granite", "cohere",
                "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3", "deepseek_v3_qproj",
-               "deepseek_v2", "deepseek_v2_greedy", "ministral3", "llama_llama31rope"}
+               "deepseek_v2", "deepseek_v2_greedy", "ministral3", "llama_llama31rope", "glm4_moe", "glm4_moe_air"}
 local GOLDEN_OF = {internlm2 = "llama", internlm2_bias = "llama_bias"} -- cases checked against another case's golden
 
 local function rel_err(a, b)
@@ -66,14 +66,16 @@ local function write(path, text) local f = assert(io.open(path, "w")); f:write(t
 -- its loss and adapter gradients. lora_target "all" must give PEFT's module
 -- names one for one (the registry's list matches the checkpoint's linears).
 local LORA_CASES = {"gemma3", "granite", "cohere", "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "qwen3_moe",
-                    "deepseek_v3", "deepseek_v3_qproj", "deepseek_v2", "deepseek_v2_greedy"}
+                    "deepseek_v3", "deepseek_v3_qproj", "deepseek_v2", "deepseek_v2_greedy", "glm4_moe",
+                    "glm4_moe_air"}
 -- PEFT cannot target transformers 5's fused Mixtral experts: its golden adapts attention only
 local LORA_TARGET = {mixtral = "q_proj,k_proj,v_proj,o_proj", qwen2_moe = "q_proj,k_proj,v_proj,o_proj",
                      qwen3_moe = "q_proj,k_proj,v_proj,o_proj",
                      deepseek_v3 = "q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
                      deepseek_v3_qproj = "q_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
                      deepseek_v2 = "q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
-                     deepseek_v2_greedy = "q_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj"}
+                     deepseek_v2_greedy = "q_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
+                     glm4_moe = "q_proj,k_proj,v_proj,o_proj", glm4_moe_air = "q_proj,k_proj,v_proj,o_proj"}
 
 -- PEFT key "base_model.model.<mod>.lora_A.weight" -> the lfl tensor holding it
 local function adapter_tensor(m, key)
@@ -303,6 +305,49 @@ t.suite("moe", {
     t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "topk_method noaux_tc is not supported for deepseek_v2")
     t.assert_error(function() trainer.setup_moe(lfl.model.load(root .. "deepseek_v2"), {moe_aux_loss_coef = 0.01}) end,
       "moe_aux_loss_coef: deepseek_v2 has no load-balancing loss")
+  end,
+
+  -- GLM-4.5: the KV cache gives the full forward's logits; rotary on the
+  -- first partial_rotary_factor of the dims in halves (0.5 when config.json
+  -- has none, Glm4MoeConfig's default; the pairs matter: the interleaved ones
+  -- give other logits); layer 0 dense; no auxiliary loss; the MTP layer dropped
+  glm4_moe_cache_rotary_layers = function()
+    local g = lfl.safetensors.load(root .. "glm4_moe/golden.safetensors")
+    local m = lfl.model.load(root .. "glm4_moe")
+    t.assert(not lfl.decoder.sparse_layer(m.arch, 1) and lfl.decoder.sparse_layer(m.arch, 3), "first_k_dense_replace 1")
+    t.assert_eq(m.arch.rotary_dim, 8, "half of head_dim 16 rotated")
+    local ids = g.input_ids:narrow(1, 2, 1):contiguous()
+    local full = lfl.no_grad(function() return m:forward(ids) end)
+    local c = lfl.decoder.new_cache()
+    lfl.no_grad(function()
+      m:forward(ids:narrow(2, 1, 6):contiguous(), {cache = c})
+      for j = 7, 12 do
+        local step = m:forward(ids:narrow(2, j, 1):contiguous(), {cache = c})
+        t.assert(t.max_abs_diff(step, full:narrow(2, j, 1)) <= 1e-5, "cached step " .. j)
+      end
+    end)
+    local cfg = lfl.model.read_json(root .. "glm4_moe_air/config.json")
+    t.assert_eq(lfl.decoder.resolve(cfg, "c.json").rotary_dim, 4, "a quarter of 16")
+    cfg.rope_parameters.partial_rotary_factor = nil
+    t.assert_eq(lfl.decoder.resolve(cfg, "c.json").rotary_dim, 8, "Glm4MoeConfig's 0.5")
+    cfg = lfl.model.read_json(root .. "glm4_moe/config.json")
+    local w = weights_of("glm4_moe")
+    local m2 = lfl.model.from_params(cfg, w)
+    m2.arch.rope_interleave = true
+    lfl.decoder.resolve_rope(m2.arch, "c.json")
+    t.assert(t.max_abs_diff(lfl.no_grad(function() return m2:forward(g.input_ids) end), g.logits) > 1e-3,
+      "interleaved pairs give other logits")
+    t.assert_error(function() require("lfl.train.trainer").setup_moe(m, {moe_aux_loss_coef = 0.01}) end,
+      "moe_aux_loss_coef: glm4_moe has no load-balancing loss")
+    w["model.layers.3.self_attn.o_proj.weight"] = w["model.layers.0.self_attn.o_proj.weight"] -- an MTP layer's tensor
+    t.assert_eq(lfl.model.from_params(cfg, w).params["model.layers.3.self_attn.o_proj.weight"], nil, "MTP layer dropped")
+    for _, c2 in ipairs({{"n_group", 3, "must be a multiple of n_group 3"}, {"topk_group", 5, "topk_group 5 is more"},
+                         {"use_qk_norm", "yes", "use_qk_norm is yes, expected true or false"},
+                         {"n_shared_experts", -1, "n_shared_experts is -1"}}) do
+      cfg = lfl.model.read_json(root .. "glm4_moe/config.json")
+      cfg[c2[1]] = c2[2]
+      t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, c2[3])
+    end
   end,
 
   config_refusals = function()

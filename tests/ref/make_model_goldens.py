@@ -335,7 +335,7 @@ def make_deepseek_v3(ids, labels, name):
     deepseek_golden(ids, labels, name, model, v3=True)
 
 
-def deepseek_golden(ids, labels, name, model, v3):
+def deepseek_golden(ids, labels, name, model, v3, lora=None):
     g = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for mname, buf in model.named_buffers():
@@ -357,8 +357,34 @@ def deepseek_golden(ids, labels, name, model, v3):
     expert_grads(model, gold, saved, model.config.moe_intermediate_size)
     save_file(gold, d / "golden.safetensors")
     print(name, "loss", out.loss.item(), "params", sum(p.numel() for p in model.parameters()))
-    LORA_TARGETS[name] = ["q_proj", "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"]
+    LORA_TARGETS[name] = lora or ["q_proj", "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"]
     lora_golden(name, model, ids, labels)
+
+
+def make_glm4_moe(ids, labels, name):
+    """GLM-4.5 (glm4_moe): q/k/v biases, per-head q/k RMSNorm, rotary on the
+    first half of each head's dims in halves (partial_rotary_factor 0.5);
+    layer 0 dense (first_k_dense_replace 1), then DeepSeek-V3's sigmoid router
+    with e_score_correction_bias, 8 experts in 4 groups (best 2 kept), top-2
+    renormalised, routed_scaling_factor 1.5, one shared expert. glm4_moe_air
+    (GLM-4.5-Air's switches): no q/k norm, one group, top-2 of 4 not
+    renormalised, rotary on a quarter of the dims. transformers 5 saves the Hub's
+    per-expert tensors: gradients under those names. lora.safetensors: PEFT's
+    LoRA on q/k/v/o_proj."""
+    base = dict(num_hidden_layers=3, head_dim=16, moe_intermediate_size=12, n_shared_experts=1,
+                first_k_dense_replace=1, tie_word_embeddings=False, attention_bias=True, intermediate_size=40)
+    if name == "glm4_moe":
+        base.update(n_routed_experts=8, n_group=4, topk_group=2, num_experts_per_tok=2, norm_topk_prob=True,
+                    routed_scaling_factor=1.5, use_qk_norm=True, partial_rotary_factor=0.5)
+    else:
+        base.update(num_hidden_layers=2, n_routed_experts=4, n_group=1, topk_group=1, num_experts_per_tok=2,
+                    norm_topk_prob=False, routed_scaling_factor=1.0, use_qk_norm=False, partial_rotary_factor=0.25)
+    model = build(name, tf.Glm4MoeConfig, tf.Glm4MoeForCausalLM, base)
+    assert model.config.rope_parameters["partial_rotary_factor"] == base["partial_rotary_factor"]
+    # attention only, as the other MoE families: peft 0.21 turns gate/up/down_proj (short names or a regex)
+    # into LoRA on the fused experts' parameters of transformers 5 and then adapts neither the dense MLP
+    # nor the shared experts
+    deepseek_golden(ids, labels, name, model, v3=True, lora=["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
 def make_vlm(ids, labels, name):
@@ -923,6 +949,9 @@ def main():
     for name in ("deepseek_v3", "deepseek_v3_qproj", "deepseek_v2", "deepseek_v2_greedy"):
         if not only or name in only:
             make_deepseek_v3(ids, labels, name)
+    for name in ("glm4_moe", "glm4_moe_air"):
+        if not only or name in only:
+            make_glm4_moe(ids, labels, name)
     # after the goldens: some convert the case's folder as saved ("gguf:<case>" converts alone)
     for name in CONVERTED:
         if not only or name in only or "gguf:" + name in only:

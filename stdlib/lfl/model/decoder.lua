@@ -34,7 +34,8 @@ local M = {}
 --   parallel: attention and MLP both read input_layernorm's output and are
 --     added to the residual together (Cohere); no second norm
 --   rope_interleave: rotary pairs are neighbouring dims (2i, 2i+1) instead
---     of halves (Cohere, GLM-4)
+--     of halves (Cohere, GLM-4); partial_halves: a partial rotary rotates the
+--     first dims in halves (GLM-4.5)
 --   moe: a sparse mixture of experts instead of the MLP (Mixtral's layout:
 --     block_sparse_moe.gate router, experts.<e>.w1 / w3 / w2), with
 --     arch.experts, arch.top_k, arch.router_aux (add the load-balancing loss
@@ -199,8 +200,10 @@ end
 -- brings interleaved pairs (2i, 2i+1) and a partial rotary's pairs to the
 -- (i, i + D/2) positions rope.c rotates: a permutation applied to q and k
 -- alike leaves every q.k product, so the attention, as it was; the dims that
--- are not rotated get cos 1, sin 0 (rope.cos_sin). Partial rotary without
--- interleaving is refused (no family here has it yet).
+-- are not rotated get cos 1, sin 0 (rope.cos_sin). A partial rotary without
+-- interleaving rotates the first R dims in halves (j, j + R/2) where the
+-- family says so (trait partial_halves, GLM-4.5); elsewhere it is refused
+-- (transformers' llama-style rotary fails on it).
 function M.resolve_rope(a, where)
   local D, R = a.rope_dim or a.head_dim, nil
   for name, rc in pairs(a.ropes) do
@@ -217,13 +220,17 @@ function M.resolve_rope(a, where)
     R = r
   end
   a.rotary_dim = R
-  if R < D and not a.rope_interleave then
+  if R < D and not (a.rope_interleave or a.partial_halves) then
     error(fmt("%s: partial_rotary_factor (%d of %d head dims rotated) is not supported for model_type %s",
       where or "config", R, D, a.name), 0)
   end
-  if a.rope_interleave then
+  if a.rope_interleave or R < D then
+    -- the rotated pairs: (2j, 2j + 1) interleaved, else (j, j + R/2) of the first R dims (GLM-4.5's partial halves)
     local perm, h, r2, pass = {}, D / 2, R / 2, (D - R) / 2
-    for j = 0, r2 - 1 do perm[j + 1], perm[h + j + 1] = 2 * j, 2 * j + 1 end
+    for j = 0, r2 - 1 do
+      if a.rope_interleave then perm[j + 1], perm[h + j + 1] = 2 * j, 2 * j + 1
+      else perm[j + 1], perm[h + j + 1] = j, r2 + j end
+    end
     for j = 0, pass - 1 do perm[r2 + j + 1], perm[h + r2 + j + 1] = R + j, R + pass + j end
     a.rope_perm = lfl.tensor(perm, "i64")
   end
