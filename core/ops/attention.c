@@ -14,7 +14,12 @@
  *             first kv_start[b] keys are padding; as they sit before every real
  *             key of the row, causal and window distances are unchanged)
  * Gemma2's soft-capping replaces a scaled score s by cap * tanh(s / cap) before
- * masking. A query that sees no key at all gets a zero output (torch's SDPA
+ * masking. Sinks (GPT-OSS): a per-head logit s_h joins every row's softmax
+ * as one more key without a value, so the row's output is scaled by
+ * exp(lse - lse') with lse' = log(exp(lse) + exp(s_h)), and lse' is the row's
+ * log-sum-exp. Backward is then the same FlashAttention-2 pass on lse' (the
+ * sink column's dP is 0, so rowsum(dO * O) still is sum_j P_ij dP_ij), and
+ * d s_h = -sum over rows of exp(s_h - lse') * rowsum(dO * O). A query that sees no key at all gets a zero output (torch's SDPA
  * gives NaN there). A NaN score (a NaN in q, or in a key the query sees)
  * makes the query's whole output row and its log-sum-exp NaN, as torch's
  * softmax does: the row max keeps NaN, exp keeps it, and NaN sums are never
@@ -402,6 +407,42 @@ lfl_status lfl_cpu_attention_backward(const lfl_attn_args *p, lfl_tensor *o, lfl
     return st;
 }
 
+/* the sinks' gradient (see the header): go contiguous [B, Hq, T, D], o any
+ * strides, lse' [B, Hq, T] contiguous, ds [Hq] contiguous */
+#define ATT_SINKS_GRAD(T_, o, go, lse, sk, ds)                                                                  \
+    do {                                                                                                        \
+        int64_t B_ = (o)->shape[0], H_ = (o)->shape[1], T2 = (o)->shape[2], D_ = (o)->shape[3];                 \
+        const T_ *op = lfl_data(o), *gp = lfl_data(go), *lp = lfl_data(lse), *sp = lfl_data(sk);                \
+        T_ *dp = lfl_data(ds);                                                                                  \
+        for (int64_t h = 0; h < H_; h++) {                                                                      \
+            double acc = 0;                                                                                     \
+            for (int64_t b = 0; b < B_; b++)                                                                    \
+                for (int64_t t = 0; t < T2; t++) {                                                              \
+                    double l = lp[(b * H_ + h) * T2 + t];                                                       \
+                    if (l == -INFINITY) continue; /* nothing seen, sink -inf too: no gradient */                \
+                    const T_ *orow = op + b * (o)->stride[0] + h * (o)->stride[1] + t * (o)->stride[2];         \
+                    const T_ *grow = gp + ((b * H_ + h) * T2 + t) * D_;                                         \
+                    double dd = 0;                                                                              \
+                    for (int64_t d = 0; d < D_; d++) dd += (double)grow[d] * (double)orow[d * (o)->stride[3]];  \
+                    acc -= exp((double)sp[h] - l) * dd;                                                         \
+                }                                                                                               \
+            dp[h] = (T_)acc;                                                                                    \
+        }                                                                                                       \
+    } while (0)
+
+static lfl_status att_sinks_grad(lfl_tensor *o, lfl_tensor *go, lfl_tensor *lse, lfl_tensor *sinks, lfl_tensor **out)
+{
+    lfl_tensor *sk = NULL, *ds = NULL;
+    lfl_status st = lfl_contiguous(sinks, &sk);
+    if (st == LFL_OK) st = lfl_empty(1, sinks->shape, sinks->dtype, sinks->device, &ds);
+    if (st == LFL_OK && o->dtype == LFL_F32) ATT_SINKS_GRAD(float, o, go, lse, sk, ds);
+    else if (st == LFL_OK) ATT_SINKS_GRAD(double, o, go, lse, sk, ds);
+    lfl_tensor_release(sk);
+    if (st == LFL_OK) *out = ds;
+    else lfl_tensor_release(ds);
+    return st;
+}
+
 static lfl_status attention_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 {
     lfl_attn_args p = {n->saved[0], n->saved[1], n->saved[2], n->saved[5], n->saved[6],
@@ -420,6 +461,7 @@ static lfl_status attention_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor 
     } else if (st == LFL_OK) {
         st = fn(&p, o, lse, go, dq, dk, dv);
     }
+    if (st == LFL_OK && n->n_in == 4 && lfl_node_needs(n, 3)) st = att_sinks_grad(o, go, lse, n->saved[7], &gin[3]);
     lfl_tensor_release(go);
     lfl_tensor *res[3] = {dq, dk, dv};
     for (int i = 0; i < 3; i++) {
@@ -467,6 +509,40 @@ lfl_status lfl_cpu_attention(const lfl_attn_args *p, lfl_tensor *store, lfl_tens
     else if (st == LFL_OK) st = att_forward_f64(&g, p->q, p->k, p->v, lfl_data(store), lfl_data(lse));
     free(g.segr);
     return st;
+}
+
+/* folds the sinks into a forward's rows (see the header): store [B, T, Hq, D]
+ * and lse [B, Hq, T], both contiguous. A NaN row or sink stays NaN; a row
+ * that sees no key keeps its zero output with lse' = s_h. */
+#define ATT_SINKS_APPLY(T_, store, lse, sk)                                                                     \
+    do {                                                                                                        \
+        int64_t B_ = (store)->shape[0], T2 = (store)->shape[1], H_ = (store)->shape[2], D_ = (store)->shape[3]; \
+        T_ *op = lfl_data(store), *lp = lfl_data(lse);                                                          \
+        const T_ *sp = lfl_data(sk);                                                                            \
+        for (int64_t b = 0; b < B_; b++)                                                                        \
+            for (int64_t h = 0; h < H_; h++)                                                                    \
+                for (int64_t t = 0; t < T2; t++) {                                                              \
+                    double l = lp[(b * H_ + h) * T2 + t], s = sp[h], m = l > s ? l : s, nl, f;                  \
+                    if (isnan(l) || isnan(s)) nl = f = NAN;                                                     \
+                    else if (m == -INFINITY) continue;                                                          \
+                    else {                                                                                      \
+                        nl = m + log(exp(l - m) + exp(s - m));                                                  \
+                        f = exp(l - nl);                                                                        \
+                    }                                                                                           \
+                    T_ *row = op + ((b * T2 + t) * H_ + h) * D_;                                                \
+                    for (int64_t d = 0; d < D_; d++) row[d] = (T_)(row[d] * f);                                 \
+                    lp[(b * H_ + h) * T2 + t] = (T_)nl;                                                         \
+                }                                                                                               \
+    } while (0)
+
+static lfl_status att_sinks_apply(lfl_tensor *store, lfl_tensor *lse, lfl_tensor *sinks)
+{
+    lfl_tensor *sk = NULL;
+    LFL_TRY(lfl_contiguous(sinks, &sk));
+    if (store->dtype == LFL_F32) ATT_SINKS_APPLY(float, store, lse, sk);
+    else ATT_SINKS_APPLY(double, store, lse, sk);
+    lfl_tensor_release(sk);
+    return LFL_OK;
 }
 
 lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_attn_opts *opts, lfl_tensor **out)
@@ -519,6 +595,16 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
                             lfl_shape_str(s, bs, sizeof bs), lfl_dtype_name(s->dtype), (long long)q->shape[0]);
         if (s->device != q->device) return lfl_fail(LFL_ERR_DEVICE, "attention: kv_start is on another device than q");
     }
+    if (o->sinks) {
+        char bs[128];
+        const lfl_tensor *s = o->sinks;
+        if (s->dtype != q->dtype || s->ndim != 1 || s->shape[0] != q->shape[1])
+            return lfl_fail(LFL_ERR_ARG, "attention: sinks %s of %s should be %s [%lld] (one logit per query head)",
+                            lfl_shape_str(s, bs, sizeof bs), lfl_dtype_name(s->dtype), lfl_dtype_name(q->dtype),
+                            (long long)q->shape[1]);
+        if (s->device != q->device) return lfl_fail(LFL_ERR_DEVICE, "attention: sinks are on another device than q");
+        if (q->device != LFL_CPU) return lfl_fail(LFL_ERR_DEVICE, "attention: sinks are implemented on the CPU only");
+    }
     lfl_attention_kernel fn;
     LFL_TRY(lfl_dispatch_attention(q->device, NULL, &fn));
     int64_t B = q->shape[0], Hq = q->shape[1], T = q->shape[2], D = q->shape[3];
@@ -542,14 +628,15 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
         /* replayed */
     } else if (st == LFL_OK && B * Hq * T * D > 0) {
         st = fn(&p, store, lse);
+        if (st == LFL_OK && o->sinks) st = att_sinks_apply(store, lse, o->sinks);
     } else if (st == LFL_OK) {
         st = lfl_fill_(lse, -INFINITY);
     }
     if (st == LFL_OK && !res) st = lfl_transpose(store, 1, 2, &res);
     lfl_tensor_release(store);
     if (st == LFL_OK) {
-        lfl_tensor *in[3] = {q, k, v};
-        lfl_node *n = lfl_node_begin("attention", attention_backward, 3, in, 1);
+        lfl_tensor *in[4] = {q, k, v, o->sinks};
+        lfl_node *n = lfl_node_begin("attention", attention_backward, o->sinks ? 4 : 3, in, 1);
         if (n) {
             n->farg[0] = p.scale;
             n->farg[1] = o->softcap;
@@ -562,6 +649,7 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
             lfl_node_save(n, lse);
             lfl_node_save(n, p.segments);
             lfl_node_save(n, p.kv_start);
+            if (o->sinks) lfl_node_save(n, o->sinks);
             lfl_node_set_output(n, res, 0);
             lfl_node_release(n);
         }

@@ -598,6 +598,150 @@ t.suite("llama4", {
   end,
 })
 
+-- GPT-OSS against transformers (tests/golden/models/gpt_oss): logits, loss
+-- (with the load-balancing loss), every gradient (the fused experts' through
+-- from_decoder, the sinks'); a save writes the checkpoint's own layout; the
+-- KV cache gives the full forward's logits (sliding and full layers, sinks on
+-- the one-query path); the sinks and the SwiGLU clamps matter; LoRA as PEFT,
+-- also through checkpointing's replay; MXFP4 checkpoints are refused
+local function gpt_oss_grads(m, g, what)
+  local names, params = m:named_parameters()
+  local grads = {}
+  for _, n in ipairs(names) do grads[n] = params[n].grad or params[n] * 0 end
+  local fl, fg = require("lfl.model.convert").from_decoder(m.config, names, grads)
+  local n = 0
+  for _, k in ipairs(fl) do
+    local ref = g["grad." .. k]
+    t.assert(ref, "golden gradient of " .. k)
+    local e = rel_err(fg[k], ref)
+    t.assert(e <= 1e-3, string.format("%s: gradient of %s relative error %.3g", what, k, e))
+    n = n + 1
+  end
+  t.assert_eq(n, 54, what .. ": gradients compared")
+end
+
+t.suite("gpt_oss", {
+  against_transformers = function()
+    local g = lfl.safetensors.load(root .. "gpt_oss/golden.safetensors")
+    local m = lfl.model.load(root .. "gpt_oss")
+    t.assert(m.arch.window[1] == 4 and m.arch.window[2] == nil and m.arch.window[3] == 4, "layer_types")
+    t.assert(m.arch.router_aux, "output_router_logits turns the auxiliary loss on")
+    for _, p in ipairs(m:parameters()) do p:requires_grad() end
+    local d = t.max_abs_diff(m:forward(g.input_ids), g.logits)
+    t.assert(d <= 1e-5, string.format("logits max abs diff %.3g", d))
+    local loss = m:loss(g.input_ids, g.labels)
+    t.assert_close(loss:item(), g.loss[1], 1e-5, "loss")
+    loss:backward()
+    gpt_oss_grads(m, g, "full")
+    local rs = {}
+    lfl.no_grad(function() lfl.decoder.hidden(m, g.input_ids, {router_stats = rs}) end)
+    t.assert_close(lfl.decoder.router_aux_loss(m, rs):item(), g.aux_loss[1], 1e-5, "load-balancing loss")
+    -- the same through gradient checkpointing
+    m = lfl.model.load(root .. "gpt_oss")
+    for _, p in ipairs(m:parameters()) do p:requires_grad() end
+    loss = m:loss(g.input_ids, g.labels, {gradient_checkpointing = true})
+    t.assert_close(loss:item(), g.loss[1], 1e-5, "checkpointed loss")
+    loss:backward()
+    gpt_oss_grads(m, g, "checkpointed")
+    -- save: the checkpoint's fused layout, bit for bit
+    local dir = os.tmpname() .. "_gpt_oss"
+    lfl.model.load(root .. "gpt_oss"):save(dir, {tokenizer = false})
+    local a, b = weights_of("gpt_oss"), lfl.safetensors.load(dir .. "/model.safetensors")
+    local na, nb = 0, 0
+    for k, v in pairs(a) do
+      na = na + 1
+      t.assert(b[k] and t.max_abs_diff(v, b[k]) == 0, "saved " .. k)
+    end
+    for _ in pairs(b) do nb = nb + 1 end
+    t.assert_eq(nb, na, "the checkpoint's tensors")
+    lfl.fs.remove(dir)
+  end,
+
+  cache_sinks_clamps = function()
+    local g = lfl.safetensors.load(root .. "gpt_oss/golden.safetensors")
+    local m = lfl.model.load(root .. "gpt_oss")
+    local ids = g.input_ids:narrow(1, 2, 1):contiguous()
+    local full = lfl.no_grad(function() return m:forward(ids) end)
+    local c = lfl.decoder.new_cache()
+    lfl.no_grad(function()
+      m:forward(ids:narrow(2, 1, 3):contiguous(), {cache = c})
+      for j = 4, 12 do -- past the window of 4
+        local step = m:forward(ids:narrow(2, j, 1):contiguous(), {cache = c})
+        t.assert(t.max_abs_diff(step, full:narrow(2, j, 1)) <= 1e-5, "cached step " .. j)
+      end
+    end)
+    m.arch.sinks = nil
+    t.assert(t.max_abs_diff(lfl.no_grad(function() return m:forward(g.input_ids) end), g.logits) > 1e-3, "sinks matter")
+    m.arch.sinks, m.arch.swiglu_clamp = true, {alpha = 1.702, limit = 1e9}
+    t.assert(t.max_abs_diff(lfl.no_grad(function() return m:forward(g.input_ids) end), g.logits) > 1e-3, "clamps matter")
+  end,
+
+  lora_as_peft = function()
+    local trainer = require("lfl.train.trainer")
+    local peft = require("lfl.train.peft")
+    local g = lfl.safetensors.load(root .. "gpt_oss/lora.safetensors")
+    local gold = lfl.safetensors.load(root .. "gpt_oss/golden.safetensors")
+    for _, ckpt in ipairs({false, true}) do
+      local m = lfl.model.load(root .. "gpt_oss")
+      -- all = q/k/v/o_proj: not the fused experts nor the router
+      trainer.setup_method(m, {finetuning_type = "lora", lora_rank = 4, lora_alpha = 8, lora_dropout = 0,
+        lora_target = "all", learning_rate = 1e-3})
+      local names, params = peft.lora_parameters(m)
+      local idx = {}
+      for i, n in ipairs(names) do idx[peft.peft_key(m, n, "out")] = i end
+      local n = 0
+      lfl.no_grad(function()
+        for k, v in pairs(g) do
+          local key = k:match("^init%.(.+)$")
+          if key then
+            t.assert(idx[key], "lfl has PEFT's " .. key)
+            params[idx[key]]:copy_(v)
+            n = n + 1
+          end
+        end
+      end)
+      t.assert_eq(n, #names, "the same adapter tensors")
+      local loss = m:loss(gold.input_ids, gold.labels, {gradient_checkpointing = ckpt})
+      t.assert_close(loss:item(), g.loss[1], 1e-5, "LoRA loss")
+      loss:backward()
+      for k, v in pairs(g) do
+        local key = k:match("^grad%.(.+)$")
+        if key then
+          t.assert(rel_err(params[idx[key]].grad, v) <= 1e-3, "LoRA gradient " .. key .. (ckpt and " (checkpointed)" or ""))
+        end
+      end
+    end
+  end,
+
+  refusals = function()
+    local cfg = config_of("gpt_oss")
+    cfg.quantization_config = {quant_method = "mxfp4", modules_to_not_convert = {"model.layers.*.self_attn"}}
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end,
+      "quantization_config quant_method mxfp4: GPT-OSS's MXFP4-quantized experts")
+    cfg = config_of("gpt_oss")
+    local w = weights_of("gpt_oss")
+    w["model.layers.0.mlp.experts.gate_up_proj_blocks"] = w["model.layers.0.mlp.experts.gate_up_proj"]
+    t.assert_error(function() lfl.model.from_params(cfg, w) end,
+      "model.layers.0.mlp.experts.gate_up_proj_blocks: GPT-OSS's MXFP4-quantized experts")
+    w = weights_of("gpt_oss")
+    w["model.layers.1.mlp.experts.down_proj_bias"] = nil
+    t.assert_error(function() lfl.model.from_params(cfg, w) end, "model.layers.1.mlp.experts.down_proj_bias is missing")
+    w = weights_of("gpt_oss")
+    w["model.layers.2.self_attn.sinks"] = nil
+    t.assert_error(function() lfl.model.from_params(cfg, w) end, "parameter 'model.layers.2.self_attn.sinks' is missing")
+    w = weights_of("gpt_oss")
+    w["model.layers.0.mlp.experts.gate_up_proj_bias"] = w["model.layers.0.mlp.experts.gate_up_proj_bias"]:narrow(2, 1, 40)
+    t.assert_error(function() lfl.model.from_params(cfg, w) end,
+      "model.layers.0.mlp.experts.gate_up_proj_bias has shape [4,40], expected [4,48]")
+    for _, c in ipairs({{"swiglu_limit", 0, "swiglu_limit is 0, expected a positive number"},
+                        {"num_experts_per_tok", 5, "num_experts_per_tok 5 is more than num_local_experts 4"}}) do
+      cfg = config_of("gpt_oss")
+      cfg[c[1]] = c[2]
+      t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, c[3])
+    end
+  end,
+})
+
 t.suite("family_configs", {
   -- a recipe's rope_scaling as LlamaFactory's configure_rope: the tiny llama
   -- (64 positions) trained at cutoff 100 gets linear factor 2, which is

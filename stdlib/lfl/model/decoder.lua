@@ -56,6 +56,11 @@ local M = {}
 --     experts' INPUT scaled by sigmoid(logit) (arch.scale_input), no gate
 --     on the shared expert; arch.dense_F: the dense layers' MLP width when
 --     it is not config.intermediate_size
+--   router = "gpt_oss": GPT-OSS's softmax over the top-k router logits (the
+--     router has a bias, mlp.gate.bias), arch.expert_bias (biases on the
+--     router and every expert's projections) and arch.swiglu_clamp {alpha =,
+--     limit =} (the experts' clamped SwiGLU); arch.sinks: a learned logit per
+--     head in the attention's softmax (self_attn.sinks, lfl.attention's sinks)
 --   nope (layer -> true): no rotary in that layer (Llama 4), with
 --     arch.temp_tune {floor =, scale =}: the query times
 --     log1p(floor((pos + 1) / floor)) * scale + 1 there; qk_l2: q and k
@@ -301,6 +306,7 @@ function M.check(m, where)
       want(p .. "self_attn.v_proj.weight", {Hk * D, H})
     end
     want(p .. "self_attn.o_proj.weight", {H, Hq * (a.mla and a.v_dim or D)})
+    if a.sinks then want(p .. "self_attn.sinks", {Hq}) end
     if a.qk_norm_full then
       want(p .. "self_attn.q_norm.weight", {Hq * D})
       want(p .. "self_attn.k_norm.weight", {Hk * D})
@@ -321,6 +327,13 @@ function M.check(m, where)
         want(x .. nm.down .. ".weight", {H, Fe})
       end
       if a.router == "sigmoid_group" then want(q .. "gate.e_score_correction_bias", {a.experts}) end
+      if a.expert_bias then
+        want(q .. "gate.bias", {a.experts})
+        for e = 0, a.experts - 1 do
+          local x = q .. "experts." .. e .. "."
+          want(x .. nm.gate .. ".bias", {Fe}); want(x .. nm.up .. ".bias", {Fe}); want(x .. nm.down .. ".bias", {H})
+        end
+      end
       if a.shared_F then
         local x = q .. (a.shared_name or "shared_expert.")
         want(x .. "gate_proj.weight", {a.shared_F, H}); want(x .. "up_proj.weight", {a.shared_F, H})
@@ -520,6 +533,15 @@ local function topk_ids(scores, K)
   end)
 end
 
+-- GPT-OSS's experts' activation: the gate clamped above at limit, up to
+-- [-limit, limit] (torch's clamp: the gradient passes at the bounds), then
+-- (up + 1) * gate * sigmoid(alpha * gate)
+local function clamped_swiglu(g, u, c)
+  g = lfl.where(g:gt(c.limit), c.limit, g)
+  u = clip(u, c.limit)
+  return (u + 1) * (g * (g * c.alpha):sigmoid())
+end
+
 local function moe(m, h, p, memo, stats)
   local a = m.arch
   local sz = h:size()
@@ -540,6 +562,12 @@ local function moe(m, h, p, memo, stats)
     w = lfl.gather(scores, 2, chosen)
     if a.norm_topk ~= false then w = w / (w:sum({2}, true) + 1e-20) end
     w = (w * a.routed_scale):reshape(N * K)
+  elseif a.router == "gpt_oss" then
+    -- GPT-OSS: the top-k router logits (with the router's bias), softmaxed over those k
+    local logits = linear(m, x, blk .. "gate", memo)
+    chosen = topk_ids(logits, K)
+    w = lfl.gather(logits, 2, chosen):softmax(2):reshape(N * K)
+    if stats then probs = logits:softmax(2) end -- the load-balancing loss's, over every expert
   elseif a.router == "llama4" then
     -- Llama 4: the top-k router logits; sigmoid(logit) scales the expert's input (below)
     local logits = linear(m, x, blk .. "gate", memo)
@@ -576,7 +604,9 @@ local function moe(m, h, p, memo, stats)
       local we = w:index_select(1, lfl.tensor(slots[e], "i64")):view(ne, 1)
       if a.router == "llama4" then xe = xe * we end -- Llama 4 scales the expert's input, not its output
       local g, u = linear(m, xe, q .. nm.gate, memo), linear(m, xe, q .. nm.up, memo)
-      local act = a.act == "silu" and lfl.swiglu(g, u) or lfl.geglu(g, u, a.act == "gelu_tanh")
+      local act
+      if a.swiglu_clamp then act = clamped_swiglu(g, u, a.swiglu_clamp)
+      else act = a.act == "silu" and lfl.swiglu(g, u) or lfl.geglu(g, u, a.act == "gelu_tanh") end
       local ye = linear(m, act, q .. nm.down, memo)
       ys[#ys + 1] = a.router == "llama4" and ye or ye * we
       rows[#rows + 1] = sel
@@ -715,6 +745,10 @@ local function layer(m, l, x, cos, sin, segments, cache, memo, stats, qcs)
   do -- decoding (T == 1) takes the attention kernel's one-query path; kv_start hides a batch's left padding
     local ao = {causal = true, scale = a.scale, window = a.window[l], softcap = a.attn_softcap, segments = segments,
                 kv_start = cache and cache.kv_start}
+    if a.sinks then -- GPT-OSS's per-head sink logits
+      local sk = P(m, p .. "self_attn.sinks")
+      ao.sinks = sk:dtype() == q:dtype() and sk or sk:to(q:dtype())
+    end
     if memo then -- a checkpoint's replay reuses the first pass's output (see memo_linear)
       if memo.replay then ao.given, memo.att = memo.att, nil else ao.keep_lse = true end
     end
