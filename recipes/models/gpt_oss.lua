@@ -4,9 +4,10 @@
 -- rotary in halves. Every layer a mixture of experts: the router (with bias)
 -- picks the top-k logits and softmaxes over those k; each expert (with
 -- biases) applies the clamped SwiGLU: gate clamped above at swiglu_limit, up
--- to +-swiglu_limit, (up + 1) * gate * sigmoid(swiglu_alpha * gate). Training
--- adds the load-balancing loss as for Mixtral (router_aux_loss_coef /
--- moe_aux_loss_coef).
+-- to +-swiglu_limit, (up + 1) * gate * sigmoid(swiglu_alpha * gate). The
+-- load-balancing loss is added when config.json's output_router_logits says so
+-- (times router_aux_loss_coef): LlamaFactory's configure_moe does not turn it
+-- on for gpt_oss nor apply moe_aux_loss_coef to it, and neither does lfl.
 -- The checkpoint keeps the experts fused as transformers 5 saves them
 -- (mlp.experts.gate_up_proj [E, H, 2I] with gate and up in alternating
 -- columns, gate_up_proj_bias [E, 2I], down_proj [E, I, H], down_proj_bias
@@ -54,6 +55,7 @@ local function resolve(cfg, a)
   end
   a.router_aux_coef = coef
   a.router_aux = cfg.output_router_logits == true
+  a.aux_config_only = true
   a.lora_skip = {"%.mlp%.experts%.%d+%.", "%.mlp%.gate$"}
 end
 

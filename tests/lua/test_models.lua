@@ -67,7 +67,7 @@ local function write(path, text) local f = assert(io.open(path, "w")); f:write(t
 -- names one for one (the registry's list matches the checkpoint's linears).
 local LORA_CASES = {"gemma3", "granite", "cohere", "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "qwen3_moe",
                     "deepseek_v3", "deepseek_v3_qproj", "deepseek_v2", "deepseek_v2_greedy", "glm4_moe",
-                    "glm4_moe_air"}
+                    "glm4_moe_air", "gpt_oss"}
 -- PEFT cannot target transformers 5's fused Mixtral experts: its golden adapts attention only
 local LORA_TARGET = {mixtral = "q_proj,k_proj,v_proj,o_proj", qwen2_moe = "q_proj,k_proj,v_proj,o_proj",
                      qwen3_moe = "q_proj,k_proj,v_proj,o_proj",
@@ -75,7 +75,8 @@ local LORA_TARGET = {mixtral = "q_proj,k_proj,v_proj,o_proj", qwen2_moe = "q_pro
                      deepseek_v3_qproj = "q_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
                      deepseek_v2 = "q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
                      deepseek_v2_greedy = "q_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
-                     glm4_moe = "q_proj,k_proj,v_proj,o_proj", glm4_moe_air = "q_proj,k_proj,v_proj,o_proj"}
+                     glm4_moe = "q_proj,k_proj,v_proj,o_proj", glm4_moe_air = "q_proj,k_proj,v_proj,o_proj",
+                     gpt_oss = "q_proj,k_proj,v_proj,o_proj"}
 
 -- PEFT key "base_model.model.<mod>.lora_A.weight" -> the lfl tensor holding it
 local function adapter_tensor(m, key)
@@ -122,7 +123,7 @@ end
 -- a few AdamW steps on the golden batch bring the loss down (LoRA through the
 -- new families' forward and backward: interleaved rotary, parallel blocks)
 lora_cases.training_smoke = function()
-  for _, name in ipairs({"gemma3", "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "deepseek_v3"}) do
+  for _, name in ipairs({"gemma3", "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "deepseek_v3", "glm4_moe"}) do
     local m, _, _, groups = lora_model(name)
     local ids = lfl.safetensors.load(root .. name .. "/golden.safetensors")
     local opt = lfl.optim.AdamW(groups, {lr = 1e-2})
@@ -636,6 +637,17 @@ t.suite("gpt_oss", {
     local rs = {}
     lfl.no_grad(function() lfl.decoder.hidden(m, g.input_ids, {router_stats = rs}) end)
     t.assert_close(lfl.decoder.router_aux_loss(m, rs):item(), g.aux_loss[1], 1e-5, "load-balancing loss")
+    -- training keeps config.json's switch and coefficient, as LlamaFactory (moe_aux_loss_coef not applied)
+    local trainer = require("lfl.train.trainer")
+    trainer.setup_moe(m, {moe_aux_loss_coef = 0.5})
+    t.assert(m.arch.router_aux and m.arch.router_aux_coef == 0.02, "config.json's aux loss")
+    local cfg = config_of("gpt_oss")
+    cfg.output_router_logits = false
+    local m0 = lfl.model.from_params(cfg, weights_of("gpt_oss"))
+    trainer.setup_moe(m0, {})
+    t.assert(not m0.arch.router_aux, "no aux loss unless config.json asks")
+    t.assert_close(lfl.no_grad(function() return m0:loss(g.input_ids, g.labels):item() end), g.loss[1] - 0.02 * g.aux_loss[1],
+      1e-5, "the LM loss alone")
     -- the same through gradient checkpointing
     m = lfl.model.load(root .. "gpt_oss")
     for _, p in ipairs(m:parameters()) do p:requires_grad() end
