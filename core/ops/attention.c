@@ -19,7 +19,8 @@
  * exp(lse - lse') with lse' = log(exp(lse) + exp(s_h)), and lse' is the row's
  * log-sum-exp. Backward is then the same FlashAttention-2 pass on lse' (the
  * sink column's dP is 0, so rowsum(dO * O) still is sum_j P_ij dP_ij), and
- * d s_h = -sum over rows of exp(s_h - lse') * rowsum(dO * O). A query that sees no key at all gets a zero output (torch's SDPA
+ * d s_h = -sum over rows of exp(s_h - lse') * rowsum(dO * O) (CPU only).
+ * A query that sees no key at all gets a zero output (torch's SDPA
  * gives NaN there). A NaN score (a NaN in q, or in a key the query sees)
  * makes the query's whole output row and its log-sum-exp NaN, as torch's
  * softmax does: the row max keeps NaN, exp keeps it, and NaN sums are never
