@@ -725,6 +725,16 @@ t.suite("gpt_oss", {
     end
   end,
 
+  -- the Hub's transformers 4.5x spelling (rope_theta and rope_scaling) reads the same
+  hub_spelling = function()
+    local cfg = config_of("gpt_oss")
+    local rp = cfg.rope_parameters
+    cfg.rope_parameters, cfg.rope_theta, rp.rope_theta, cfg.rope_scaling = nil, rp.rope_theta, nil, rp
+    local g = lfl.safetensors.load(root .. "gpt_oss/golden.safetensors")
+    local m = lfl.model.from_params(cfg, weights_of("gpt_oss"))
+    t.assert(t.max_abs_diff(lfl.no_grad(function() return m:forward(g.input_ids) end), g.logits) <= 1e-5, "logits")
+  end,
+
   refusals = function()
     local cfg = config_of("gpt_oss")
     cfg.quantization_config = {quant_method = "mxfp4", modules_to_not_convert = {"model.layers.*.self_attn"}}
