@@ -10,6 +10,11 @@
 -- them). Auxiliary-loss-free: transformers adds no load-balancing loss
 -- (moe_aux_loss_coef is refused). The multi-token prediction layer past
 -- num_hidden_layers is dropped at load, as transformers drops it.
+-- lora_target all adapts every expert's, the shared experts' and the dense
+-- layers' linears and the router, as for DeepSeek-V3; PEFT 0.21 on
+-- transformers 5 instead turns gate/up/down_proj into LoRA on the fused
+-- experts' parameters (and then adapts neither the dense MLP nor the shared
+-- experts), which lfl does not reproduce: the goldens check LoRA on attention.
 local moe = require("lfl.model.moe")
 return {
   family = "glm4_moe",
