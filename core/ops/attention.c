@@ -19,7 +19,7 @@
  * exp(lse - lse') with lse' = log(exp(lse) + exp(s_h)), and lse' is the row's
  * log-sum-exp. Backward is then the same FlashAttention-2 pass on lse' (the
  * sink column's dP is 0, so rowsum(dO * O) still is sum_j P_ij dP_ij), and
- * d s_h = -sum over rows of exp(s_h - lse') * rowsum(dO * O) (CPU only).
+ * d s_h = -sum over rows of exp(s_h - lse') * rowsum(dO * O).
  * A query that sees no key at all gets a zero output (torch's SDPA
  * gives NaN there). A NaN score (a NaN in q, or in a key the query sees)
  * makes the query's whole output row and its log-sum-exp NaN, as torch's
@@ -392,24 +392,38 @@ static lfl_status att_decode_f32(const att_geo *g, const lfl_tensor *q, const lf
     return LFL_OK;
 }
 
-lfl_status lfl_cpu_attention_backward(const lfl_attn_args *p, lfl_tensor *o, lfl_tensor *lse, lfl_tensor *go,
-                                      lfl_tensor *dq, lfl_tensor *dk, lfl_tensor *dv)
+/* folds the sinks into a forward's rows (see the header): store [B, T, Hq, D]
+ * and lse [B, Hq, T], both contiguous, sinks [Hq] contiguous. A NaN row or sink stays NaN; a row
+ * that sees no key keeps its zero output with lse' = s_h. */
+#define ATT_SINKS_APPLY(T_, store, lse, sk)                                                                     \
+    do {                                                                                                        \
+        int64_t B_ = (store)->shape[0], T2 = (store)->shape[1], H_ = (store)->shape[2], D_ = (store)->shape[3]; \
+        T_ *op = lfl_data(store), *lp = lfl_data(lse);                                                          \
+        const T_ *sp = lfl_data(sk);                                                                            \
+        for (int64_t b = 0; b < B_; b++)                                                                        \
+            for (int64_t h = 0; h < H_; h++)                                                                    \
+                for (int64_t t = 0; t < T2; t++) {                                                              \
+                    double l = lp[(b * H_ + h) * T2 + t], s = sp[h], m = l > s ? l : s, nl, f;                  \
+                    if (isnan(l) || isnan(s)) nl = f = NAN;                                                     \
+                    else if (m == -INFINITY) continue;                                                          \
+                    else {                                                                                      \
+                        nl = m + log(exp(l - m) + exp(s - m));                                                  \
+                        f = exp(l - nl);                                                                        \
+                    }                                                                                           \
+                    T_ *row = op + ((b * T2 + t) * H_ + h) * D_;                                                \
+                    for (int64_t d = 0; d < D_; d++) row[d] = (T_)(row[d] * f);                                 \
+                    lp[(b * H_ + h) * T2 + t] = (T_)nl;                                                         \
+                }                                                                                               \
+    } while (0)
+
+static void att_sinks_apply(lfl_tensor *store, lfl_tensor *lse, lfl_tensor *sinks)
 {
-    att_geo g;
-    lfl_tensor *q = p->q;
-    lfl_status st = att_geo_init(&g, q, p->k, p->scale, p->softcap, p->window, p->causal, p->segments, p->kv_start);
-    if (st == LFL_OK && q->dtype == LFL_F32)
-        st = att_backward_f32(&g, q, p->k, p->v, o, lfl_data(lse), lfl_data(go), lfl_data(dq), lfl_data(dk),
-                              lfl_data(dv));
-    else if (st == LFL_OK)
-        st = att_backward_f64(&g, q, p->k, p->v, o, lfl_data(lse), lfl_data(go), lfl_data(dq), lfl_data(dk),
-                              lfl_data(dv));
-    free(g.segr);
-    return st;
+    if (store->dtype == LFL_F32) ATT_SINKS_APPLY(float, store, lse, sinks);
+    else ATT_SINKS_APPLY(double, store, lse, sinks);
 }
 
 /* the sinks' gradient (see the header): go contiguous [B, Hq, T, D], o any
- * strides, lse' [B, Hq, T] contiguous, ds [Hq] contiguous */
+ * strides, lse' [B, Hq, T] contiguous, sinks and ds [Hq] contiguous */
 #define ATT_SINKS_GRAD(T_, o, go, lse, sk, ds)                                                                  \
     do {                                                                                                        \
         int64_t B_ = (o)->shape[0], H_ = (o)->shape[1], T2 = (o)->shape[2], D_ = (o)->shape[3];                 \
@@ -431,42 +445,54 @@ lfl_status lfl_cpu_attention_backward(const lfl_attn_args *p, lfl_tensor *o, lfl
         }                                                                                                       \
     } while (0)
 
-static lfl_status att_sinks_grad(lfl_tensor *o, lfl_tensor *go, lfl_tensor *lse, lfl_tensor *sinks, lfl_tensor **out)
+static void att_sinks_grad(lfl_tensor *o, lfl_tensor *go, lfl_tensor *lse, lfl_tensor *sinks, lfl_tensor *ds)
 {
-    lfl_tensor *sk = NULL, *ds = NULL;
-    lfl_status st = lfl_contiguous(sinks, &sk);
-    if (st == LFL_OK) st = lfl_empty(1, sinks->shape, sinks->dtype, sinks->device, &ds);
-    if (st == LFL_OK && o->dtype == LFL_F32) ATT_SINKS_GRAD(float, o, go, lse, sk, ds);
-    else if (st == LFL_OK) ATT_SINKS_GRAD(double, o, go, lse, sk, ds);
-    lfl_tensor_release(sk);
-    if (st == LFL_OK) *out = ds;
-    else lfl_tensor_release(ds);
+    if (o->dtype == LFL_F32) ATT_SINKS_GRAD(float, o, go, lse, sinks, ds);
+    else ATT_SINKS_GRAD(double, o, go, lse, sinks, ds);
+}
+
+lfl_status lfl_cpu_attention_backward(const lfl_attn_args *p, lfl_tensor *o, lfl_tensor *lse, lfl_tensor *go,
+                                      lfl_tensor *dq, lfl_tensor *dk, lfl_tensor *dv, lfl_tensor *dsinks)
+{
+    att_geo g;
+    lfl_tensor *q = p->q;
+    lfl_status st = att_geo_init(&g, q, p->k, p->scale, p->softcap, p->window, p->causal, p->segments, p->kv_start);
+    if (st == LFL_OK && q->dtype == LFL_F32)
+        st = att_backward_f32(&g, q, p->k, p->v, o, lfl_data(lse), lfl_data(go), lfl_data(dq), lfl_data(dk),
+                              lfl_data(dv));
+    else if (st == LFL_OK)
+        st = att_backward_f64(&g, q, p->k, p->v, o, lfl_data(lse), lfl_data(go), lfl_data(dq), lfl_data(dk),
+                              lfl_data(dv));
+    if (st == LFL_OK && dsinks) att_sinks_grad(o, go, lse, p->sinks, dsinks);
+    free(g.segr);
     return st;
 }
 
 static lfl_status attention_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 {
+    bool sinks = n->n_in == 4;
     lfl_attn_args p = {n->saved[0], n->saved[1], n->saved[2], n->saved[5], n->saved[6],
-                       n->farg[0], n->farg[1], n->iarg[0], n->iarg[1] != 0};
+                       n->farg[0], n->farg[1], n->iarg[0], n->iarg[1] != 0, sinks ? n->saved[7] : NULL};
     lfl_tensor *q = p.q, *k = p.k, *v = p.v, *o = n->saved[3], *lse = n->saved[4];
-    lfl_tensor *go = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
+    lfl_tensor *go = NULL, *dq = NULL, *dk = NULL, *dv = NULL, *ds = NULL;
     lfl_attention_backward_kernel fn;
     LFL_TRY(lfl_dispatch_attention_backward(q->device, NULL, &fn));
     lfl_status st = lfl_contiguous(gout[0], &go);
     if (st == LFL_OK) st = lfl_empty(4, q->shape, q->dtype, q->device, &dq);
     if (st == LFL_OK) st = lfl_empty(4, k->shape, q->dtype, q->device, &dk);
     if (st == LFL_OK) st = lfl_empty(4, v->shape, q->dtype, q->device, &dv);
-    if (st == LFL_OK && q->shape[2] == 0) { /* no query: no gradient reaches k or v */
+    if (st == LFL_OK && sinks && lfl_node_needs(n, 3)) st = lfl_empty(1, p.sinks->shape, q->dtype, q->device, &ds);
+    if (st == LFL_OK && q->shape[2] == 0) { /* no query: no gradient reaches k, v or the sinks */
         st = lfl_fill_(dk, 0);
         if (st == LFL_OK) st = lfl_fill_(dv, 0);
+        if (st == LFL_OK && ds) st = lfl_fill_(ds, 0);
     } else if (st == LFL_OK) {
-        st = fn(&p, o, lse, go, dq, dk, dv);
+        st = fn(&p, o, lse, go, dq, dk, dv, ds);
     }
-    if (st == LFL_OK && n->n_in == 4 && lfl_node_needs(n, 3)) st = att_sinks_grad(o, go, lse, n->saved[7], &gin[3]);
     lfl_tensor_release(go);
-    lfl_tensor *res[3] = {dq, dk, dv};
-    for (int i = 0; i < 3; i++) {
-        if (st == LFL_OK && lfl_node_needs(n, i)) gin[i] = res[i];
+    lfl_tensor *res[4] = {dq, dk, dv, ds};
+    for (int i = 0; i < 4; i++) {
+        if (st == LFL_OK && res[i] && lfl_node_needs(n, i)) gin[i] = res[i];
         else lfl_tensor_release(res[i]);
     }
     return st;
@@ -508,42 +534,9 @@ lfl_status lfl_cpu_attention(const lfl_attn_args *p, lfl_tensor *store, lfl_tens
         st = att_decode_f32(&g, p->q, p->k, p->v, lfl_data(store), lfl_data(lse));
     else if (st == LFL_OK && p->q->dtype == LFL_F32) st = att_forward_f32(&g, p->q, p->k, p->v, lfl_data(store), lfl_data(lse));
     else if (st == LFL_OK) st = att_forward_f64(&g, p->q, p->k, p->v, lfl_data(store), lfl_data(lse));
+    if (st == LFL_OK && p->sinks) att_sinks_apply(store, lse, p->sinks);
     free(g.segr);
     return st;
-}
-
-/* folds the sinks into a forward's rows (see the header): store [B, T, Hq, D]
- * and lse [B, Hq, T], both contiguous. A NaN row or sink stays NaN; a row
- * that sees no key keeps its zero output with lse' = s_h. */
-#define ATT_SINKS_APPLY(T_, store, lse, sk)                                                                     \
-    do {                                                                                                        \
-        int64_t B_ = (store)->shape[0], T2 = (store)->shape[1], H_ = (store)->shape[2], D_ = (store)->shape[3]; \
-        T_ *op = lfl_data(store), *lp = lfl_data(lse);                                                          \
-        const T_ *sp = lfl_data(sk);                                                                            \
-        for (int64_t b = 0; b < B_; b++)                                                                        \
-            for (int64_t h = 0; h < H_; h++)                                                                    \
-                for (int64_t t = 0; t < T2; t++) {                                                              \
-                    double l = lp[(b * H_ + h) * T2 + t], s = sp[h], m = l > s ? l : s, nl, f;                  \
-                    if (isnan(l) || isnan(s)) nl = f = NAN;                                                     \
-                    else if (m == -INFINITY) continue;                                                          \
-                    else {                                                                                      \
-                        nl = m + log(exp(l - m) + exp(s - m));                                                  \
-                        f = exp(l - nl);                                                                        \
-                    }                                                                                           \
-                    T_ *row = op + ((b * T2 + t) * H_ + h) * D_;                                                \
-                    for (int64_t d = 0; d < D_; d++) row[d] = (T_)(row[d] * f);                                 \
-                    lp[(b * H_ + h) * T2 + t] = (T_)nl;                                                         \
-                }                                                                                               \
-    } while (0)
-
-static lfl_status att_sinks_apply(lfl_tensor *store, lfl_tensor *lse, lfl_tensor *sinks)
-{
-    lfl_tensor *sk = NULL;
-    LFL_TRY(lfl_contiguous(sinks, &sk));
-    if (store->dtype == LFL_F32) ATT_SINKS_APPLY(float, store, lse, sk);
-    else ATT_SINKS_APPLY(double, store, lse, sk);
-    lfl_tensor_release(sk);
-    return LFL_OK;
 }
 
 lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_attn_opts *opts, lfl_tensor **out)
@@ -604,7 +597,6 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
                             lfl_shape_str(s, bs, sizeof bs), lfl_dtype_name(s->dtype), lfl_dtype_name(q->dtype),
                             (long long)q->shape[1]);
         if (s->device != q->device) return lfl_fail(LFL_ERR_DEVICE, "attention: sinks are on another device than q");
-        if (q->device != LFL_CPU) return lfl_fail(LFL_ERR_DEVICE, "attention: sinks are implemented on the CPU only");
     }
     lfl_attention_kernel fn;
     LFL_TRY(lfl_dispatch_attention(q->device, NULL, &fn));
@@ -615,6 +607,7 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
     lfl_tensor *store = NULL, *res = NULL, *lse = NULL;
     lfl_status st = o->segments ? lfl_contiguous(o->segments, &p.segments) : LFL_OK;
     if (st == LFL_OK && o->kv_start) st = lfl_contiguous(o->kv_start, &p.kv_start);
+    if (st == LFL_OK && o->sinks) st = lfl_contiguous(o->sinks, &p.sinks);
     if (st == LFL_OK && (o->given_out || o->given_lse)) {
         st = given_check(o, q->dtype, q->device, B, Hq, T, D);
         if (st == LFL_OK) {
@@ -629,7 +622,6 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
         /* replayed */
     } else if (st == LFL_OK && B * Hq * T * D > 0) {
         st = fn(&p, store, lse);
-        if (st == LFL_OK && o->sinks) st = att_sinks_apply(store, lse, o->sinks);
     } else if (st == LFL_OK) {
         st = lfl_fill_(lse, -INFINITY);
     }
@@ -650,7 +642,7 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
             lfl_node_save(n, lse);
             lfl_node_save(n, p.segments);
             lfl_node_save(n, p.kv_start);
-            if (o->sinks) lfl_node_save(n, o->sinks);
+            if (p.sinks) lfl_node_save(n, p.sinks);
             lfl_node_set_output(n, res, 0);
             lfl_node_release(n);
         }
@@ -662,5 +654,6 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
     lfl_tensor_release(lse);
     lfl_tensor_release(p.segments);
     lfl_tensor_release(p.kv_start);
+    lfl_tensor_release(p.sinks);
     return st;
 }
