@@ -98,6 +98,9 @@ typedef struct {
     lfl_tensor **lse_out;  /* if set: a new reference to the rows' log-sum-exps [B, Hq, T] */
     lfl_tensor *given_out, *given_lse; /* replay (checkpointing): this forward's output and
                             * log-sum-exps from an earlier run; only the node is recorded */
+    lfl_tensor *sinks;     /* [Hq] (q's dtype, CPU): a learned logit per query head in every
+                            * row's softmax denominator, with no value (GPT-OSS), or NULL;
+                            * differentiable */
 } lfl_attn_opts;
 /* q[B, Hq, T, D], k/v[B, Hkv, S, D] (Hq multiple of Hkv) -> [B, Hq, T, D] */
 lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_attn_opts *o, lfl_tensor **out);

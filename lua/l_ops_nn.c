@@ -68,7 +68,7 @@ static int l_geglu(lua_State *L)
     return push_result(L, lfl_geglu(T(1), T(2), th, &out), &out);
 }
 
-/* attention(q, k, v, {causal=, window=, softcap=, scale=, segments=, kv_start=, keep_lse=, given=}):
+/* attention(q, k, v, {causal=, window=, softcap=, scale=, segments=, kv_start=, sinks=, keep_lse=, given=}):
  * keep_lse also returns the rows' log-sum-exps; given = {out, lse} from such a
  * call on the same inputs replays it (the node only, for checkpointing) */
 static int l_attention(lua_State *L)
@@ -100,6 +100,8 @@ static int l_attention(lua_State *L)
                 o.segments = lfl_lua_check_tensor(L, top);
             } else if (!strcmp(key, "kv_start")) {
                 o.kv_start = lfl_lua_check_tensor(L, top);
+            } else if (!strcmp(key, "sinks")) {
+                o.sinks = lfl_lua_check_tensor(L, top);
             } else if (!strcmp(key, "keep_lse")) {
                 keep = lua_toboolean(L, top);
             } else if (!strcmp(key, "given")) {
@@ -111,7 +113,7 @@ static int l_attention(lua_State *L)
                 lua_pop(L, 2);
             } else {
                 return luaL_error(L, "attention: unknown option '%s' (causal, window, softcap, scale, segments, kv_start, "
-                                     "keep_lse, given)", key);
+                                     "sinks, keep_lse, given)", key);
             }
             lua_pop(L, 1);
         }

@@ -14,7 +14,13 @@
  *             first kv_start[b] keys are padding; as they sit before every real
  *             key of the row, causal and window distances are unchanged)
  * Gemma2's soft-capping replaces a scaled score s by cap * tanh(s / cap) before
- * masking. A query that sees no key at all gets a zero output (torch's SDPA
+ * masking. Sinks (GPT-OSS): a per-head logit s_h joins every row's softmax
+ * as one more key without a value, so the row's output is scaled by
+ * exp(lse - lse') with lse' = log(exp(lse) + exp(s_h)), and lse' is the row's
+ * log-sum-exp. Backward is then the same FlashAttention-2 pass on lse' (the
+ * sink column's dP is 0, so rowsum(dO * O) still is sum_j P_ij dP_ij), and
+ * d s_h = -sum over rows of exp(s_h - lse') * rowsum(dO * O).
+ * A query that sees no key at all gets a zero output (torch's SDPA
  * gives NaN there). A NaN score (a NaN in q, or in a key the query sees)
  * makes the query's whole output row and its log-sum-exp NaN, as torch's
  * softmax does: the row max keeps NaN, exp keeps it, and NaN sums are never
@@ -386,8 +392,67 @@ static lfl_status att_decode_f32(const att_geo *g, const lfl_tensor *q, const lf
     return LFL_OK;
 }
 
+/* folds the sinks into a forward's rows (see the header): store [B, T, Hq, D]
+ * and lse [B, Hq, T], both contiguous, sinks [Hq] contiguous. A NaN row or sink stays NaN; a row
+ * that sees no key keeps its zero output with lse' = s_h. */
+#define ATT_SINKS_APPLY(T_, store, lse, sk)                                                                     \
+    do {                                                                                                        \
+        int64_t B_ = (store)->shape[0], T2 = (store)->shape[1], H_ = (store)->shape[2], D_ = (store)->shape[3]; \
+        T_ *op = lfl_data(store), *lp = lfl_data(lse);                                                          \
+        const T_ *sp = lfl_data(sk);                                                                            \
+        for (int64_t b = 0; b < B_; b++)                                                                        \
+            for (int64_t h = 0; h < H_; h++)                                                                    \
+                for (int64_t t = 0; t < T2; t++) {                                                              \
+                    double l = lp[(b * H_ + h) * T2 + t], s = sp[h], m = l > s ? l : s, nl, f;                  \
+                    if (isnan(l) || isnan(s)) nl = f = NAN;                                                     \
+                    else if (m == -INFINITY) continue;                                                          \
+                    else {                                                                                      \
+                        nl = m + log(exp(l - m) + exp(s - m));                                                  \
+                        f = exp(l - nl);                                                                        \
+                    }                                                                                           \
+                    T_ *row = op + ((b * T2 + t) * H_ + h) * D_;                                                \
+                    for (int64_t d = 0; d < D_; d++) row[d] = (T_)(row[d] * f);                                 \
+                    lp[(b * H_ + h) * T2 + t] = (T_)nl;                                                         \
+                }                                                                                               \
+    } while (0)
+
+static void att_sinks_apply(lfl_tensor *store, lfl_tensor *lse, lfl_tensor *sinks)
+{
+    if (store->dtype == LFL_F32) ATT_SINKS_APPLY(float, store, lse, sinks);
+    else ATT_SINKS_APPLY(double, store, lse, sinks);
+}
+
+/* the sinks' gradient (see the header): go contiguous [B, Hq, T, D], o any
+ * strides, lse' [B, Hq, T] contiguous, sinks and ds [Hq] contiguous */
+#define ATT_SINKS_GRAD(T_, o, go, lse, sk, ds)                                                                  \
+    do {                                                                                                        \
+        int64_t B_ = (o)->shape[0], H_ = (o)->shape[1], T2 = (o)->shape[2], D_ = (o)->shape[3];                 \
+        const T_ *op = lfl_data(o), *gp = lfl_data(go), *lp = lfl_data(lse), *sp = lfl_data(sk);                \
+        T_ *dp = lfl_data(ds);                                                                                  \
+        for (int64_t h = 0; h < H_; h++) {                                                                      \
+            double acc = 0;                                                                                     \
+            for (int64_t b = 0; b < B_; b++)                                                                    \
+                for (int64_t t = 0; t < T2; t++) {                                                              \
+                    double l = lp[(b * H_ + h) * T2 + t];                                                       \
+                    if (l == -INFINITY) continue; /* nothing seen, sink -inf too: no gradient */                \
+                    const T_ *orow = op + b * (o)->stride[0] + h * (o)->stride[1] + t * (o)->stride[2];         \
+                    const T_ *grow = gp + ((b * H_ + h) * T2 + t) * D_;                                         \
+                    double dd = 0;                                                                              \
+                    for (int64_t d = 0; d < D_; d++) dd += (double)grow[d] * (double)orow[d * (o)->stride[3]];  \
+                    acc -= exp((double)sp[h] - l) * dd;                                                         \
+                }                                                                                               \
+            dp[h] = (T_)acc;                                                                                    \
+        }                                                                                                       \
+    } while (0)
+
+static void att_sinks_grad(lfl_tensor *o, lfl_tensor *go, lfl_tensor *lse, lfl_tensor *sinks, lfl_tensor *ds)
+{
+    if (o->dtype == LFL_F32) ATT_SINKS_GRAD(float, o, go, lse, sinks, ds);
+    else ATT_SINKS_GRAD(double, o, go, lse, sinks, ds);
+}
+
 lfl_status lfl_cpu_attention_backward(const lfl_attn_args *p, lfl_tensor *o, lfl_tensor *lse, lfl_tensor *go,
-                                      lfl_tensor *dq, lfl_tensor *dk, lfl_tensor *dv)
+                                      lfl_tensor *dq, lfl_tensor *dk, lfl_tensor *dv, lfl_tensor *dsinks)
 {
     att_geo g;
     lfl_tensor *q = p->q;
@@ -398,32 +463,36 @@ lfl_status lfl_cpu_attention_backward(const lfl_attn_args *p, lfl_tensor *o, lfl
     else if (st == LFL_OK)
         st = att_backward_f64(&g, q, p->k, p->v, o, lfl_data(lse), lfl_data(go), lfl_data(dq), lfl_data(dk),
                               lfl_data(dv));
+    if (st == LFL_OK && dsinks) att_sinks_grad(o, go, lse, p->sinks, dsinks);
     free(g.segr);
     return st;
 }
 
 static lfl_status attention_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
 {
+    bool sinks = n->n_in == 4;
     lfl_attn_args p = {n->saved[0], n->saved[1], n->saved[2], n->saved[5], n->saved[6],
-                       n->farg[0], n->farg[1], n->iarg[0], n->iarg[1] != 0};
+                       n->farg[0], n->farg[1], n->iarg[0], n->iarg[1] != 0, sinks ? n->saved[7] : NULL};
     lfl_tensor *q = p.q, *k = p.k, *v = p.v, *o = n->saved[3], *lse = n->saved[4];
-    lfl_tensor *go = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
+    lfl_tensor *go = NULL, *dq = NULL, *dk = NULL, *dv = NULL, *ds = NULL;
     lfl_attention_backward_kernel fn;
     LFL_TRY(lfl_dispatch_attention_backward(q->device, NULL, &fn));
     lfl_status st = lfl_contiguous(gout[0], &go);
     if (st == LFL_OK) st = lfl_empty(4, q->shape, q->dtype, q->device, &dq);
     if (st == LFL_OK) st = lfl_empty(4, k->shape, q->dtype, q->device, &dk);
     if (st == LFL_OK) st = lfl_empty(4, v->shape, q->dtype, q->device, &dv);
-    if (st == LFL_OK && q->shape[2] == 0) { /* no query: no gradient reaches k or v */
+    if (st == LFL_OK && sinks && lfl_node_needs(n, 3)) st = lfl_empty(1, p.sinks->shape, q->dtype, q->device, &ds);
+    if (st == LFL_OK && q->shape[2] == 0) { /* no query: no gradient reaches k, v or the sinks */
         st = lfl_fill_(dk, 0);
         if (st == LFL_OK) st = lfl_fill_(dv, 0);
+        if (st == LFL_OK && ds) st = lfl_fill_(ds, 0);
     } else if (st == LFL_OK) {
-        st = fn(&p, o, lse, go, dq, dk, dv);
+        st = fn(&p, o, lse, go, dq, dk, dv, ds);
     }
     lfl_tensor_release(go);
-    lfl_tensor *res[3] = {dq, dk, dv};
-    for (int i = 0; i < 3; i++) {
-        if (st == LFL_OK && lfl_node_needs(n, i)) gin[i] = res[i];
+    lfl_tensor *res[4] = {dq, dk, dv, ds};
+    for (int i = 0; i < 4; i++) {
+        if (st == LFL_OK && res[i] && lfl_node_needs(n, i)) gin[i] = res[i];
         else lfl_tensor_release(res[i]);
     }
     return st;
@@ -465,6 +534,7 @@ lfl_status lfl_cpu_attention(const lfl_attn_args *p, lfl_tensor *store, lfl_tens
         st = att_decode_f32(&g, p->q, p->k, p->v, lfl_data(store), lfl_data(lse));
     else if (st == LFL_OK && p->q->dtype == LFL_F32) st = att_forward_f32(&g, p->q, p->k, p->v, lfl_data(store), lfl_data(lse));
     else if (st == LFL_OK) st = att_forward_f64(&g, p->q, p->k, p->v, lfl_data(store), lfl_data(lse));
+    if (st == LFL_OK && p->sinks) att_sinks_apply(store, lse, p->sinks);
     free(g.segr);
     return st;
 }
@@ -519,6 +589,15 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
                             lfl_shape_str(s, bs, sizeof bs), lfl_dtype_name(s->dtype), (long long)q->shape[0]);
         if (s->device != q->device) return lfl_fail(LFL_ERR_DEVICE, "attention: kv_start is on another device than q");
     }
+    if (o->sinks) {
+        char bs[128];
+        const lfl_tensor *s = o->sinks;
+        if (s->dtype != q->dtype || s->ndim != 1 || s->shape[0] != q->shape[1])
+            return lfl_fail(LFL_ERR_ARG, "attention: sinks %s of %s should be %s [%lld] (one logit per query head)",
+                            lfl_shape_str(s, bs, sizeof bs), lfl_dtype_name(s->dtype), lfl_dtype_name(q->dtype),
+                            (long long)q->shape[1]);
+        if (s->device != q->device) return lfl_fail(LFL_ERR_DEVICE, "attention: sinks are on another device than q");
+    }
     lfl_attention_kernel fn;
     LFL_TRY(lfl_dispatch_attention(q->device, NULL, &fn));
     int64_t B = q->shape[0], Hq = q->shape[1], T = q->shape[2], D = q->shape[3];
@@ -528,6 +607,7 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
     lfl_tensor *store = NULL, *res = NULL, *lse = NULL;
     lfl_status st = o->segments ? lfl_contiguous(o->segments, &p.segments) : LFL_OK;
     if (st == LFL_OK && o->kv_start) st = lfl_contiguous(o->kv_start, &p.kv_start);
+    if (st == LFL_OK && o->sinks) st = lfl_contiguous(o->sinks, &p.sinks);
     if (st == LFL_OK && (o->given_out || o->given_lse)) {
         st = given_check(o, q->dtype, q->device, B, Hq, T, D);
         if (st == LFL_OK) {
@@ -548,8 +628,8 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
     if (st == LFL_OK && !res) st = lfl_transpose(store, 1, 2, &res);
     lfl_tensor_release(store);
     if (st == LFL_OK) {
-        lfl_tensor *in[3] = {q, k, v};
-        lfl_node *n = lfl_node_begin("attention", attention_backward, 3, in, 1);
+        lfl_tensor *in[4] = {q, k, v, o->sinks};
+        lfl_node *n = lfl_node_begin("attention", attention_backward, o->sinks ? 4 : 3, in, 1);
         if (n) {
             n->farg[0] = p.scale;
             n->farg[1] = o->softcap;
@@ -562,6 +642,7 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
             lfl_node_save(n, lse);
             lfl_node_save(n, p.segments);
             lfl_node_save(n, p.kv_start);
+            if (p.sinks) lfl_node_save(n, p.sinks);
             lfl_node_set_output(n, res, 0);
             lfl_node_release(n);
         }
@@ -573,5 +654,6 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
     lfl_tensor_release(lse);
     lfl_tensor_release(p.segments);
     lfl_tensor_release(p.kv_start);
+    lfl_tensor_release(p.sinks);
     return st;
 }

@@ -51,12 +51,16 @@ extern "C" {
  * strides); segments [B, T] and kv_start [B] contiguous i64 or NULL (kv_start's
  * values are the kernel's to check: each in [0, S]); scale already resolved
  * (> 0). The forward writes out [B, T, Hq, D] (contiguous: the front returns
- * its [B, Hq, T, D] view) and lse [B, Hq, T], for B * Hq * T * D > 0. */
+ * its [B, Hq, T, D] view) and lse [B, Hq, T], for B * Hq * T * D > 0. sinks:
+ * [Hq] contiguous of q's dtype or NULL, folded into out and lse (attention.c's
+ * header); backward then also writes their gradient dsinks [Hq] (NULL: not
+ * wanted). */
 typedef struct {
     lfl_tensor *q, *k, *v, *segments, *kv_start;
     double scale, softcap;
     int64_t window;
     bool causal;
+    lfl_tensor *sinks;
 } lfl_attn_args;
 
 /* lora_linear: x [rows, in] contiguous, w [out, in] contiguous or 16-bit with
@@ -171,7 +175,7 @@ typedef struct {
     X(attention, (const lfl_attn_args *p, lfl_tensor *out, lfl_tensor *lse))                                \
     /* out, lse: the forward's; g contiguous [B, Hq, T, D]; T > 0 */                                        \
     X(attention_backward, (const lfl_attn_args *p, lfl_tensor *out, lfl_tensor *lse, lfl_tensor *g,         \
-                           lfl_tensor *dq, lfl_tensor *dk, lfl_tensor *dv))                                 \
+                           lfl_tensor *dq, lfl_tensor *dk, lfl_tensor *dv, lfl_tensor *dsinks))             \
     /* logits [..., V] contiguous, labels contiguous i64 (range unchecked); lse [rows] f64; out: the        \
      * loss (a scalar, or of labels' shape for no reduction); count: the rows not ignored */                \
     X(cross_entropy, (lfl_tensor *logits, lfl_tensor *labels, lfl_reduction r, lfl_tensor *lse,             \

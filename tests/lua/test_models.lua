@@ -14,7 +14,7 @@ local CASES = {"llama", "llama_tied_llama3rope", "llama_linear_rope", "llama_yar
                "mistral_window", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo", "olmo2", "starcoder2",
                "internlm3", "internlm2", "internlm2_bias", "baichuan", "baichuan2", "gemma3", "granite", "cohere",
                "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3", "deepseek_v3_qproj",
-               "deepseek_v2", "deepseek_v2_greedy", "ministral3", "llama_llama31rope"}
+               "deepseek_v2", "deepseek_v2_greedy", "ministral3", "llama_llama31rope", "glm4_moe", "glm4_moe_air"}
 local GOLDEN_OF = {internlm2 = "llama", internlm2_bias = "llama_bias"} -- cases checked against another case's golden
 
 local function rel_err(a, b)
@@ -66,14 +66,17 @@ local function write(path, text) local f = assert(io.open(path, "w")); f:write(t
 -- its loss and adapter gradients. lora_target "all" must give PEFT's module
 -- names one for one (the registry's list matches the checkpoint's linears).
 local LORA_CASES = {"gemma3", "granite", "cohere", "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "qwen3_moe",
-                    "deepseek_v3", "deepseek_v3_qproj", "deepseek_v2", "deepseek_v2_greedy"}
+                    "deepseek_v3", "deepseek_v3_qproj", "deepseek_v2", "deepseek_v2_greedy", "glm4_moe",
+                    "glm4_moe_air", "gpt_oss"}
 -- PEFT cannot target transformers 5's fused Mixtral experts: its golden adapts attention only
 local LORA_TARGET = {mixtral = "q_proj,k_proj,v_proj,o_proj", qwen2_moe = "q_proj,k_proj,v_proj,o_proj",
                      qwen3_moe = "q_proj,k_proj,v_proj,o_proj",
                      deepseek_v3 = "q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
                      deepseek_v3_qproj = "q_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
                      deepseek_v2 = "q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
-                     deepseek_v2_greedy = "q_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj"}
+                     deepseek_v2_greedy = "q_proj,kv_a_proj_with_mqa,kv_b_proj,o_proj",
+                     glm4_moe = "q_proj,k_proj,v_proj,o_proj", glm4_moe_air = "q_proj,k_proj,v_proj,o_proj",
+                     gpt_oss = "q_proj,k_proj,v_proj,o_proj"}
 
 -- PEFT key "base_model.model.<mod>.lora_A.weight" -> the lfl tensor holding it
 local function adapter_tensor(m, key)
@@ -120,7 +123,7 @@ end
 -- a few AdamW steps on the golden batch bring the loss down (LoRA through the
 -- new families' forward and backward: interleaved rotary, parallel blocks)
 lora_cases.training_smoke = function()
-  for _, name in ipairs({"gemma3", "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "deepseek_v3"}) do
+  for _, name in ipairs({"gemma3", "cohere_qknorm", "glm4", "mixtral", "qwen2_moe", "deepseek_v3", "glm4_moe"}) do
     local m, _, _, groups = lora_model(name)
     local ids = lfl.safetensors.load(root .. name .. "/golden.safetensors")
     local opt = lfl.optim.AdamW(groups, {lr = 1e-2})
@@ -303,6 +306,49 @@ t.suite("moe", {
     t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, "topk_method noaux_tc is not supported for deepseek_v2")
     t.assert_error(function() trainer.setup_moe(lfl.model.load(root .. "deepseek_v2"), {moe_aux_loss_coef = 0.01}) end,
       "moe_aux_loss_coef: deepseek_v2 has no load-balancing loss")
+  end,
+
+  -- GLM-4.5: the KV cache gives the full forward's logits; rotary on the
+  -- first partial_rotary_factor of the dims in halves (0.5 when config.json
+  -- has none, Glm4MoeConfig's default; the pairs matter: the interleaved ones
+  -- give other logits); layer 0 dense; no auxiliary loss; the MTP layer dropped
+  glm4_moe_cache_rotary_layers = function()
+    local g = lfl.safetensors.load(root .. "glm4_moe/golden.safetensors")
+    local m = lfl.model.load(root .. "glm4_moe")
+    t.assert(not lfl.decoder.sparse_layer(m.arch, 1) and lfl.decoder.sparse_layer(m.arch, 3), "first_k_dense_replace 1")
+    t.assert_eq(m.arch.rotary_dim, 8, "half of head_dim 16 rotated")
+    local ids = g.input_ids:narrow(1, 2, 1):contiguous()
+    local full = lfl.no_grad(function() return m:forward(ids) end)
+    local c = lfl.decoder.new_cache()
+    lfl.no_grad(function()
+      m:forward(ids:narrow(2, 1, 6):contiguous(), {cache = c})
+      for j = 7, 12 do
+        local step = m:forward(ids:narrow(2, j, 1):contiguous(), {cache = c})
+        t.assert(t.max_abs_diff(step, full:narrow(2, j, 1)) <= 1e-5, "cached step " .. j)
+      end
+    end)
+    local cfg = lfl.model.read_json(root .. "glm4_moe_air/config.json")
+    t.assert_eq(lfl.decoder.resolve(cfg, "c.json").rotary_dim, 4, "a quarter of 16")
+    cfg.rope_parameters.partial_rotary_factor = nil
+    t.assert_eq(lfl.decoder.resolve(cfg, "c.json").rotary_dim, 8, "Glm4MoeConfig's 0.5")
+    cfg = lfl.model.read_json(root .. "glm4_moe/config.json")
+    local w = weights_of("glm4_moe")
+    local m2 = lfl.model.from_params(cfg, w)
+    m2.arch.rope_interleave = true
+    lfl.decoder.resolve_rope(m2.arch, "c.json")
+    t.assert(t.max_abs_diff(lfl.no_grad(function() return m2:forward(g.input_ids) end), g.logits) > 1e-3,
+      "interleaved pairs give other logits")
+    t.assert_error(function() require("lfl.train.trainer").setup_moe(m, {moe_aux_loss_coef = 0.01}) end,
+      "moe_aux_loss_coef: glm4_moe has no load-balancing loss")
+    w["model.layers.3.self_attn.o_proj.weight"] = w["model.layers.0.self_attn.o_proj.weight"] -- an MTP layer's tensor
+    t.assert_eq(lfl.model.from_params(cfg, w).params["model.layers.3.self_attn.o_proj.weight"], nil, "MTP layer dropped")
+    for _, c2 in ipairs({{"n_group", 3, "must be a multiple of n_group 3"}, {"topk_group", 5, "topk_group 5 is more"},
+                         {"use_qk_norm", "yes", "use_qk_norm is yes, expected true or false"},
+                         {"n_shared_experts", -1, "n_shared_experts is -1"}}) do
+      cfg = lfl.model.read_json(root .. "glm4_moe/config.json")
+      cfg[c2[1]] = c2[2]
+      t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, c2[3])
+    end
   end,
 
   config_refusals = function()
@@ -550,6 +596,171 @@ t.suite("llama4", {
     local long = lfl.zeros(1, 65):to("i64")
     t.assert_error(function() lfl.no_grad(function() return m:forward(long) end) end,
       "65 positions exceed attention_chunk_size 64")
+  end,
+})
+
+-- GPT-OSS against transformers (tests/golden/models/gpt_oss): logits, loss
+-- (with the load-balancing loss), every gradient (the fused experts' through
+-- from_decoder, the sinks'); a save writes the checkpoint's own layout; the
+-- KV cache gives the full forward's logits (sliding and full layers, sinks on
+-- the one-query path); the sinks and the SwiGLU clamps matter; LoRA as PEFT,
+-- also through checkpointing's replay; MXFP4 checkpoints are refused
+local function gpt_oss_grads(m, g, what)
+  local names, params = m:named_parameters()
+  local grads = {}
+  for _, n in ipairs(names) do grads[n] = params[n].grad or params[n] * 0 end
+  local fl, fg = require("lfl.model.convert").from_decoder(m.config, names, grads)
+  local n = 0
+  for _, k in ipairs(fl) do
+    local ref = g["grad." .. k]
+    t.assert(ref, "golden gradient of " .. k)
+    local e = rel_err(fg[k], ref)
+    t.assert(e <= 1e-3, string.format("%s: gradient of %s relative error %.3g", what, k, e))
+    n = n + 1
+  end
+  t.assert_eq(n, 54, what .. ": gradients compared")
+end
+
+t.suite("gpt_oss", {
+  against_transformers = function()
+    local g = lfl.safetensors.load(root .. "gpt_oss/golden.safetensors")
+    local m = lfl.model.load(root .. "gpt_oss")
+    t.assert(m.arch.window[1] == 4 and m.arch.window[2] == nil and m.arch.window[3] == 4, "layer_types")
+    t.assert(m.arch.router_aux, "output_router_logits turns the auxiliary loss on")
+    for _, p in ipairs(m:parameters()) do p:requires_grad() end
+    local d = t.max_abs_diff(m:forward(g.input_ids), g.logits)
+    t.assert(d <= 1e-5, string.format("logits max abs diff %.3g", d))
+    local loss = m:loss(g.input_ids, g.labels)
+    t.assert_close(loss:item(), g.loss[1], 1e-5, "loss")
+    loss:backward()
+    gpt_oss_grads(m, g, "full")
+    local rs = {}
+    lfl.no_grad(function() lfl.decoder.hidden(m, g.input_ids, {router_stats = rs}) end)
+    t.assert_close(lfl.decoder.router_aux_loss(m, rs):item(), g.aux_loss[1], 1e-5, "load-balancing loss")
+    -- training keeps config.json's switch and coefficient, as LlamaFactory (moe_aux_loss_coef not applied)
+    local trainer = require("lfl.train.trainer")
+    trainer.setup_moe(m, {moe_aux_loss_coef = 0.5})
+    t.assert(m.arch.router_aux and m.arch.router_aux_coef == 0.02, "config.json's aux loss")
+    local cfg = config_of("gpt_oss")
+    cfg.output_router_logits = false
+    local m0 = lfl.model.from_params(cfg, weights_of("gpt_oss"))
+    trainer.setup_moe(m0, {})
+    t.assert(not m0.arch.router_aux, "no aux loss unless config.json asks")
+    t.assert_close(lfl.no_grad(function() return m0:loss(g.input_ids, g.labels):item() end), g.loss[1] - 0.02 * g.aux_loss[1],
+      1e-5, "the LM loss alone")
+    -- the same through gradient checkpointing
+    m = lfl.model.load(root .. "gpt_oss")
+    for _, p in ipairs(m:parameters()) do p:requires_grad() end
+    loss = m:loss(g.input_ids, g.labels, {gradient_checkpointing = true})
+    t.assert_close(loss:item(), g.loss[1], 1e-5, "checkpointed loss")
+    loss:backward()
+    gpt_oss_grads(m, g, "checkpointed")
+    -- save: the checkpoint's fused layout, bit for bit
+    local dir = os.tmpname() .. "_gpt_oss"
+    lfl.model.load(root .. "gpt_oss"):save(dir, {tokenizer = false})
+    local a, b = weights_of("gpt_oss"), lfl.safetensors.load(dir .. "/model.safetensors")
+    local na, nb = 0, 0
+    for k, v in pairs(a) do
+      na = na + 1
+      t.assert(b[k] and t.max_abs_diff(v, b[k]) == 0, "saved " .. k)
+    end
+    for _ in pairs(b) do nb = nb + 1 end
+    t.assert_eq(nb, na, "the checkpoint's tensors")
+    lfl.fs.remove(dir)
+  end,
+
+  cache_sinks_clamps = function()
+    local g = lfl.safetensors.load(root .. "gpt_oss/golden.safetensors")
+    local m = lfl.model.load(root .. "gpt_oss")
+    local ids = g.input_ids:narrow(1, 2, 1):contiguous()
+    local full = lfl.no_grad(function() return m:forward(ids) end)
+    local c = lfl.decoder.new_cache()
+    lfl.no_grad(function()
+      m:forward(ids:narrow(2, 1, 3):contiguous(), {cache = c})
+      for j = 4, 12 do -- past the window of 4
+        local step = m:forward(ids:narrow(2, j, 1):contiguous(), {cache = c})
+        t.assert(t.max_abs_diff(step, full:narrow(2, j, 1)) <= 1e-5, "cached step " .. j)
+      end
+    end)
+    m.arch.sinks = nil
+    t.assert(t.max_abs_diff(lfl.no_grad(function() return m:forward(g.input_ids) end), g.logits) > 1e-3, "sinks matter")
+    m.arch.sinks, m.arch.swiglu_clamp = true, {alpha = 1.702, limit = 1e9}
+    t.assert(t.max_abs_diff(lfl.no_grad(function() return m:forward(g.input_ids) end), g.logits) > 1e-3, "clamps matter")
+  end,
+
+  lora_as_peft = function()
+    local trainer = require("lfl.train.trainer")
+    local peft = require("lfl.train.peft")
+    local g = lfl.safetensors.load(root .. "gpt_oss/lora.safetensors")
+    local gold = lfl.safetensors.load(root .. "gpt_oss/golden.safetensors")
+    for _, ckpt in ipairs({false, true}) do
+      local m = lfl.model.load(root .. "gpt_oss")
+      -- all = q/k/v/o_proj: not the fused experts nor the router
+      trainer.setup_method(m, {finetuning_type = "lora", lora_rank = 4, lora_alpha = 8, lora_dropout = 0,
+        lora_target = "all", learning_rate = 1e-3})
+      local names, params = peft.lora_parameters(m)
+      local idx = {}
+      for i, n in ipairs(names) do idx[peft.peft_key(m, n, "out")] = i end
+      local n = 0
+      lfl.no_grad(function()
+        for k, v in pairs(g) do
+          local key = k:match("^init%.(.+)$")
+          if key then
+            t.assert(idx[key], "lfl has PEFT's " .. key)
+            params[idx[key]]:copy_(v)
+            n = n + 1
+          end
+        end
+      end)
+      t.assert_eq(n, #names, "the same adapter tensors")
+      local loss = m:loss(gold.input_ids, gold.labels, {gradient_checkpointing = ckpt})
+      t.assert_close(loss:item(), g.loss[1], 1e-5, "LoRA loss")
+      loss:backward()
+      for k, v in pairs(g) do
+        local key = k:match("^grad%.(.+)$")
+        if key then
+          t.assert(rel_err(params[idx[key]].grad, v) <= 1e-3, "LoRA gradient " .. key .. (ckpt and " (checkpointed)" or ""))
+        end
+      end
+    end
+  end,
+
+  -- the Hub's transformers 4.5x spelling (rope_theta and rope_scaling) reads the same
+  hub_spelling = function()
+    local cfg = config_of("gpt_oss")
+    local rp = cfg.rope_parameters
+    cfg.rope_parameters, cfg.rope_theta, rp.rope_theta, cfg.rope_scaling = nil, rp.rope_theta, nil, rp
+    local g = lfl.safetensors.load(root .. "gpt_oss/golden.safetensors")
+    local m = lfl.model.from_params(cfg, weights_of("gpt_oss"))
+    t.assert(t.max_abs_diff(lfl.no_grad(function() return m:forward(g.input_ids) end), g.logits) <= 1e-5, "logits")
+  end,
+
+  refusals = function()
+    local cfg = config_of("gpt_oss")
+    cfg.quantization_config = {quant_method = "mxfp4", modules_to_not_convert = {"model.layers.*.self_attn"}}
+    t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end,
+      "quantization_config quant_method mxfp4: GPT-OSS's MXFP4-quantized experts")
+    cfg = config_of("gpt_oss")
+    local w = weights_of("gpt_oss")
+    w["model.layers.0.mlp.experts.gate_up_proj_blocks"] = w["model.layers.0.mlp.experts.gate_up_proj"]
+    t.assert_error(function() lfl.model.from_params(cfg, w) end,
+      "model.layers.0.mlp.experts.gate_up_proj_blocks: GPT-OSS's MXFP4-quantized experts")
+    w = weights_of("gpt_oss")
+    w["model.layers.1.mlp.experts.down_proj_bias"] = nil
+    t.assert_error(function() lfl.model.from_params(cfg, w) end, "model.layers.1.mlp.experts.down_proj_bias is missing")
+    w = weights_of("gpt_oss")
+    w["model.layers.2.self_attn.sinks"] = nil
+    t.assert_error(function() lfl.model.from_params(cfg, w) end, "parameter 'model.layers.2.self_attn.sinks' is missing")
+    w = weights_of("gpt_oss")
+    w["model.layers.0.mlp.experts.gate_up_proj_bias"] = w["model.layers.0.mlp.experts.gate_up_proj_bias"]:narrow(2, 1, 40)
+    t.assert_error(function() lfl.model.from_params(cfg, w) end,
+      "model.layers.0.mlp.experts.gate_up_proj_bias has shape [4,40], expected [4,48]")
+    for _, c in ipairs({{"swiglu_limit", 0, "swiglu_limit is 0, expected a positive number"},
+                        {"num_experts_per_tok", 5, "num_experts_per_tok 5 is more than num_local_experts 4"}}) do
+      cfg = config_of("gpt_oss")
+      cfg[c[1]] = c[2]
+      t.assert_error(function() lfl.decoder.resolve(cfg, "c.json") end, c[3])
+    end
   end,
 })
 

@@ -18,6 +18,7 @@ local function ref_attention(q, k, v, o)
   local Hkv, S = k:size()[2], k:size()[3]
   local G, off, scale = Hq / Hkv, S - T, o.scale or 1 / sqrt(D)
   local Q, K, V, seg = vals(q), vals(k), vals(v), o.segments and vals(o.segments)
+  local SK = o.sinks and vals(o.sinks) -- one more logit per head in the denominator, no value
   local out = {}
   for b = 0, B - 1 do
     for h = 0, Hq - 1 do
@@ -37,6 +38,8 @@ local function ref_attention(q, k, v, o)
           end
         end
         local l = 0
+        if SK and SK[h + 1] > m then m = SK[h + 1] end
+        if SK and m > -math.huge then l = exp(SK[h + 1] - m) end
         for j, x in pairs(s) do s[j] = exp(x - m); l = l + s[j] end
         for d = 0, D - 1 do
           local acc = 0
@@ -575,6 +578,66 @@ t.suite("attention", {
     local q = randn(1, 2, 5, 8)
     t.assert_error(function() lfl.attention(q, q, q, {given = {randn(1, 2, 5, 8), randn(1, 2, 4)}}) end,
       "attention: a replay needs the output [1, 2, 5, 8] and log-sum-exps [1, 2, 5]")
+  end,
+
+  -- sinks (GPT-OSS): a per-head logit in every row's denominator; values,
+  -- gradients (the sinks' too) in every masking configuration, rows that see
+  -- no key (their output stays 0), f32 tiles and the one-query decode path,
+  -- the log-sum-exps including the sink, replay, bad input
+  sinks = function()
+    for name, c in pairs(configs) do
+      local q, k, v = make_qkv(c)
+      local o = {}
+      for key, val in pairs(c.o) do o[key] = val end
+      o.sinks = randn(c.Hq, "f64")
+      t.assert_tensor_close(lfl.attention(q, k, v, o), ref_attention(q, k, v, o), 1e-12, 1e-10, name)
+      t.assert(t.max_abs_diff(lfl.attention(q, k, v, o), lfl.attention(q, k, v, c.o)) > 1e-3, name .. ": sinks matter")
+      local sk = o.sinks:clone():requires_grad()
+      local ok, err = pcall(t.gradcheck, function(a, b, cc, s)
+        local o2 = {}
+        for key, val in pairs(o) do o2[key] = val end
+        o2.sinks = s
+        return lfl.attention(a, b, cc, o2)
+      end, {q:requires_grad(), k:requires_grad(), v:requires_grad(), sk})
+      if not ok then error(name .. ": " .. tostring(err), 0) end
+    end
+    -- fewer keys than queries: the first queries see only the sink
+    local q, k, v = randn(1, 2, 5, 3, "f64"), randn(1, 1, 3, 3, "f64"), randn(1, 1, 3, 3, "f64")
+    local o = {causal = true, sinks = lfl.tensor({0.5, -1}, "f64")}
+    local out, lse = lfl.attention(q, k, v, {causal = true, sinks = o.sinks, keep_lse = true})
+    t.assert_tensor_close(out, ref_attention(q, k, v, o), 1e-12, 1e-10)
+    t.assert_eq(out[{1, 1, 1, 1}], 0)
+    t.assert_close(lse[{1, 2, 1}], -1, 1e-12, "a row that sees no key: lse is the sink")
+    t.gradcheck(function(a, b, c, s) return lfl.attention(a, b, c, {causal = true, sinks = s}) end,
+                {q:requires_grad(), k:requires_grad(), v:requires_grad(), o.sinks:clone():requires_grad()})
+    -- f32: 64 x 64 tiles (T 70) and the decode path (T 1)
+    for _, T in ipairs({70, 1}) do
+      local qf, kf, vf = randn(2, 4, T, 8), randn(2, 2, 70, 8), randn(2, 2, 70, 8)
+      local sf = randn(4)
+      local of = {causal = true, window = T == 1 and 0 or 20, sinks = sf}
+      local od = {causal = true, window = of.window, sinks = sf:double()}
+      t.assert_tensor_close(lfl.attention(qf, kf, vf, of):double(),
+        lfl.attention(qf:double(), kf:double(), vf:double(), od), 1e-5, 1e-5, "f32 T " .. T)
+    end
+    -- replay: the given output and lse' give the same gradients, the sinks' included
+    local c = configs.gqa_causal
+    q, k, v = make_qkv(c)
+    q, k, v = q:requires_grad(), k:requires_grad(), v:requires_grad()
+    local s = randn(c.Hq, "f64"):requires_grad()
+    local g = lfl.randn(q:size(), "f64")
+    lfl.attention(q, k, v, {causal = true, sinks = s}):backward(g)
+    local want = {q.grad, k.grad, v.grad, s.grad}
+    q.grad, k.grad, v.grad, s.grad = nil, nil, nil, nil
+    local o1, l1 = lfl.no_grad(function() return lfl.attention(q, k, v, {causal = true, sinks = s, keep_lse = true}) end)
+    lfl.attention(q, k, v, {causal = true, sinks = s, given = {o1, l1}}):backward(g)
+    for i, got in ipairs({q.grad, k.grad, v.grad, s.grad}) do
+      t.assert_eq((got - want[i]):abs():max():item(), 0, "replayed gradient " .. i)
+    end
+    local q4 = randn(1, 4, 5, 8)
+    local k4 = randn(1, 2, 5, 8)
+    t.assert_error(function() lfl.attention(q4, k4, k4, {sinks = randn(2)}) end,
+      "attention: sinks [2] of f32 should be f32 [4] (one logit per query head)")
+    t.assert_error(function() lfl.attention(q4, k4, k4, {sinks = randn(4, "f64")}) end, "sinks [4] of f64 should be f32")
   end,
 
   errors = function()

@@ -335,7 +335,7 @@ def make_deepseek_v3(ids, labels, name):
     deepseek_golden(ids, labels, name, model, v3=True)
 
 
-def deepseek_golden(ids, labels, name, model, v3):
+def deepseek_golden(ids, labels, name, model, v3, lora=None):
     g = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for mname, buf in model.named_buffers():
@@ -357,8 +357,34 @@ def deepseek_golden(ids, labels, name, model, v3):
     expert_grads(model, gold, saved, model.config.moe_intermediate_size)
     save_file(gold, d / "golden.safetensors")
     print(name, "loss", out.loss.item(), "params", sum(p.numel() for p in model.parameters()))
-    LORA_TARGETS[name] = ["q_proj", "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"]
+    LORA_TARGETS[name] = lora or ["q_proj", "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"]
     lora_golden(name, model, ids, labels)
+
+
+def make_glm4_moe(ids, labels, name):
+    """GLM-4.5 (glm4_moe): q/k/v biases, per-head q/k RMSNorm, rotary on the
+    first half of each head's dims in halves (partial_rotary_factor 0.5);
+    layer 0 dense (first_k_dense_replace 1), then DeepSeek-V3's sigmoid router
+    with e_score_correction_bias, 8 experts in 4 groups (best 2 kept), top-2
+    renormalised, routed_scaling_factor 1.5, one shared expert. glm4_moe_air
+    (GLM-4.5-Air's switches): no q/k norm, one group, top-2 of 4 not
+    renormalised, rotary on a quarter of the dims. transformers 5 saves the Hub's
+    per-expert tensors: gradients under those names. lora.safetensors: PEFT's
+    LoRA on q/k/v/o_proj."""
+    base = dict(num_hidden_layers=3, head_dim=16, moe_intermediate_size=12, n_shared_experts=1,
+                first_k_dense_replace=1, tie_word_embeddings=False, attention_bias=True, intermediate_size=40)
+    if name == "glm4_moe":
+        base.update(n_routed_experts=8, n_group=4, topk_group=2, num_experts_per_tok=2, norm_topk_prob=True,
+                    routed_scaling_factor=1.5, use_qk_norm=True, partial_rotary_factor=0.5)
+    else:
+        base.update(num_hidden_layers=2, n_routed_experts=4, n_group=1, topk_group=1, num_experts_per_tok=2,
+                    norm_topk_prob=False, routed_scaling_factor=1.0, use_qk_norm=False, partial_rotary_factor=0.25)
+    model = build(name, tf.Glm4MoeConfig, tf.Glm4MoeForCausalLM, base)
+    assert model.config.rope_parameters["partial_rotary_factor"] == base["partial_rotary_factor"]
+    # attention only, as the other MoE families: peft 0.21 turns gate/up/down_proj (short names or a regex)
+    # into LoRA on the fused experts' parameters of transformers 5 and then adapts neither the dense MLP
+    # nor the shared experts
+    deepseek_golden(ids, labels, name, model, v3=True, lora=["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
 def make_vlm(ids, labels, name):
@@ -487,6 +513,58 @@ def make_llama4(ids, labels):
     # PEFT's LoRA on the linear modules it can adapt: not the fused experts (parameters) nor the router
     # (Llama4Router returns a tuple, which peft 0.21's LoRA layer fails on)
     LORA_TARGETS[name] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    lora_golden(name, model, ids, labels)
+
+
+def make_gpt_oss(ids, labels):
+    """GPT-OSS: 3 layers alternating sliding (window 4) and full attention
+    (layer_types), q/k/v/o biases, a sink logit per head (set to N(0, 1) so it
+    weighs), YaRN rotary (factor 4 over 16 positions, truncate false); every
+    layer 4 experts, top-2 of the router logits (router bias) softmaxed over
+    the two, experts with biases and the clamped SwiGLU (swiglu_limit 0.3 here,
+    so this init's activations hit the clamps both ways; alpha 1.702), the
+    load-balancing loss with output_router_logits and router_aux_loss_coef 0.02.
+    transformers 5 saves the experts fused (mlp.experts.gate_up_proj [E, H, 2I]
+    with gate / up in alternating columns, gate_up_proj_bias, down_proj
+    [E, I, H], down_proj_bias) and the router as mlp.router: the gradients are
+    saved under those names. lora.safetensors: PEFT's LoRA on q/k/v/o_proj."""
+    name = "gpt_oss"
+    model = build(name, tf.GptOssConfig, tf.GptOssForCausalLM, dict(
+        num_hidden_layers=3, head_dim=8, intermediate_size=24, num_local_experts=4, num_experts_per_tok=2,
+        sliding_window=4, swiglu_limit=0.3, output_router_logits=True, router_aux_loss_coef=0.02,
+        rope_parameters=dict(rope_type="yarn", rope_theta=150000.0, factor=4.0, original_max_position_embeddings=16,
+                             beta_fast=32.0, beta_slow=1.0, truncate=False),
+        tie_word_embeddings=False))
+    assert model.config.layer_types == ["sliding_attention", "full_attention", "sliding_attention"]
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if pname.endswith("self_attn.sinks"):
+                p.copy_(torch.randn(p.shape, generator=g))
+    d = OUT / name
+    fresh(d)
+    model.save_pretrained(d, safe_serialization=True)
+    (d / "generation_config.json").unlink(missing_ok=True)
+    saved = load_file(d / "model.safetensors")
+    assert "model.layers.1.mlp.experts.gate_up_proj" in saved, sorted(saved)[:40]
+    model.zero_grad()
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    gold = {"input_ids": ids, "labels": labels, "logits": out.logits.detach().float().contiguous(),
+            "loss": out.loss.detach().reshape(1), "aux_loss": out.aux_loss.detach().reshape(1)}
+    for pname, p in model.named_parameters():
+        if p.grad is not None:
+            assert pname in saved, pname
+            gold["grad." + pname] = p.grad.detach().contiguous()
+    # the clamps are exercised: some gate_up activations lie past the limit on each side
+    with torch.no_grad():
+        x = model.model.layers[0].post_attention_layernorm(model.model.embed_tokens(ids)).reshape(-1, H)
+        gu = x @ model.model.layers[0].mlp.experts.gate_up_proj[0] + model.model.layers[0].mlp.experts.gate_up_proj_bias[0]
+        assert (gu[:, ::2] > 0.3).any() and (gu[:, 1::2].abs() > 0.3).any()
+    save_file(gold, d / "golden.safetensors")
+    print(name, "loss", out.loss.item(), "aux", out.aux_loss.item(),
+          "params", sum(p.numel() for p in model.parameters()))
+    LORA_TARGETS[name] = ["q_proj", "k_proj", "v_proj", "o_proj"]
     lora_golden(name, model, ids, labels)
 
 
@@ -915,6 +993,8 @@ def main():
             make_qwen_moe(ids, labels, name)
     if not only or "llama4" in only:
         make_llama4(ids, labels)
+    if not only or "gpt_oss" in only:
+        make_gpt_oss(ids, labels)
     if not only or "mts" in only:
         make_modules_to_save(ids, labels)
     for name in ("gemma3_vlm", "mistral3_vlm"):
@@ -923,6 +1003,9 @@ def main():
     for name in ("deepseek_v3", "deepseek_v3_qproj", "deepseek_v2", "deepseek_v2_greedy"):
         if not only or name in only:
             make_deepseek_v3(ids, labels, name)
+    for name in ("glm4_moe", "glm4_moe_air"):
+        if not only or name in only:
+            make_glm4_moe(ids, labels, name)
     # after the goldens: some convert the case's folder as saved ("gguf:<case>" converts alone)
     for name in CONVERTED:
         if not only or name in only or "gguf:" + name in only:

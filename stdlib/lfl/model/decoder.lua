@@ -34,7 +34,8 @@ local M = {}
 --   parallel: attention and MLP both read input_layernorm's output and are
 --     added to the residual together (Cohere); no second norm
 --   rope_interleave: rotary pairs are neighbouring dims (2i, 2i+1) instead
---     of halves (Cohere, GLM-4)
+--     of halves (Cohere, GLM-4); partial_halves: a partial rotary rotates the
+--     first dims in halves (GLM-4.5)
 --   moe: a sparse mixture of experts instead of the MLP (Mixtral's layout:
 --     block_sparse_moe.gate router, experts.<e>.w1 / w3 / w2), with
 --     arch.experts, arch.top_k, arch.router_aux (add the load-balancing loss
@@ -55,6 +56,11 @@ local M = {}
 --     experts' INPUT scaled by sigmoid(logit) (arch.scale_input), no gate
 --     on the shared expert; arch.dense_F: the dense layers' MLP width when
 --     it is not config.intermediate_size
+--   router = "gpt_oss": GPT-OSS's softmax over the top-k router logits (the
+--     router has a bias, mlp.gate.bias), arch.expert_bias (biases on the
+--     router and every expert's projections) and arch.swiglu_clamp {alpha =,
+--     limit =} (the experts' clamped SwiGLU); arch.sinks: a learned logit per
+--     head in the attention's softmax (self_attn.sinks, lfl.attention's sinks)
 --   nope (layer -> true): no rotary in that layer (Llama 4), with
 --     arch.temp_tune {floor =, scale =}: the query times
 --     log1p(floor((pos + 1) / floor)) * scale + 1 there; qk_l2: q and k
@@ -199,8 +205,10 @@ end
 -- brings interleaved pairs (2i, 2i+1) and a partial rotary's pairs to the
 -- (i, i + D/2) positions rope.c rotates: a permutation applied to q and k
 -- alike leaves every q.k product, so the attention, as it was; the dims that
--- are not rotated get cos 1, sin 0 (rope.cos_sin). Partial rotary without
--- interleaving is refused (no family here has it yet).
+-- are not rotated get cos 1, sin 0 (rope.cos_sin). A partial rotary without
+-- interleaving rotates the first R dims in halves (j, j + R/2) where the
+-- family says so (trait partial_halves, GLM-4.5); elsewhere it is refused
+-- (transformers' llama-style rotary fails on it).
 function M.resolve_rope(a, where)
   local D, R = a.rope_dim or a.head_dim, nil
   for name, rc in pairs(a.ropes) do
@@ -217,13 +225,17 @@ function M.resolve_rope(a, where)
     R = r
   end
   a.rotary_dim = R
-  if R < D and not a.rope_interleave then
+  if R < D and not (a.rope_interleave or a.partial_halves) then
     error(fmt("%s: partial_rotary_factor (%d of %d head dims rotated) is not supported for model_type %s",
       where or "config", R, D, a.name), 0)
   end
-  if a.rope_interleave then
+  if a.rope_interleave or R < D then
+    -- the rotated pairs: (2j, 2j + 1) interleaved, else (j, j + R/2) of the first R dims (GLM-4.5's partial halves)
     local perm, h, r2, pass = {}, D / 2, R / 2, (D - R) / 2
-    for j = 0, r2 - 1 do perm[j + 1], perm[h + j + 1] = 2 * j, 2 * j + 1 end
+    for j = 0, r2 - 1 do
+      if a.rope_interleave then perm[j + 1], perm[h + j + 1] = 2 * j, 2 * j + 1
+      else perm[j + 1], perm[h + j + 1] = j, r2 + j end
+    end
     for j = 0, pass - 1 do perm[r2 + j + 1], perm[h + r2 + j + 1] = R + j, R + pass + j end
     a.rope_perm = lfl.tensor(perm, "i64")
   end
@@ -294,6 +306,7 @@ function M.check(m, where)
       want(p .. "self_attn.v_proj.weight", {Hk * D, H})
     end
     want(p .. "self_attn.o_proj.weight", {H, Hq * (a.mla and a.v_dim or D)})
+    if a.sinks then want(p .. "self_attn.sinks", {Hq}) end
     if a.qk_norm_full then
       want(p .. "self_attn.q_norm.weight", {Hq * D})
       want(p .. "self_attn.k_norm.weight", {Hk * D})
@@ -314,6 +327,13 @@ function M.check(m, where)
         want(x .. nm.down .. ".weight", {H, Fe})
       end
       if a.router == "sigmoid_group" then want(q .. "gate.e_score_correction_bias", {a.experts}) end
+      if a.expert_bias then
+        want(q .. "gate.bias", {a.experts})
+        for e = 0, a.experts - 1 do
+          local x = q .. "experts." .. e .. "."
+          want(x .. nm.gate .. ".bias", {Fe}); want(x .. nm.up .. ".bias", {Fe}); want(x .. nm.down .. ".bias", {H})
+        end
+      end
       if a.shared_F then
         local x = q .. (a.shared_name or "shared_expert.")
         want(x .. "gate_proj.weight", {a.shared_F, H}); want(x .. "up_proj.weight", {a.shared_F, H})
@@ -513,6 +533,15 @@ local function topk_ids(scores, K)
   end)
 end
 
+-- GPT-OSS's experts' activation: the gate clamped above at limit, up to
+-- [-limit, limit] (torch's clamp: the gradient passes at the bounds), then
+-- (up + 1) * gate * sigmoid(alpha * gate)
+local function clamped_swiglu(g, u, c)
+  g = lfl.where(g:gt(c.limit), c.limit, g)
+  u = clip(u, c.limit)
+  return (u + 1) * (g * (g * c.alpha):sigmoid())
+end
+
 local function moe(m, h, p, memo, stats)
   local a = m.arch
   local sz = h:size()
@@ -533,6 +562,12 @@ local function moe(m, h, p, memo, stats)
     w = lfl.gather(scores, 2, chosen)
     if a.norm_topk ~= false then w = w / (w:sum({2}, true) + 1e-20) end
     w = (w * a.routed_scale):reshape(N * K)
+  elseif a.router == "gpt_oss" then
+    -- GPT-OSS: the top-k router logits (with the router's bias), softmaxed over those k
+    local logits = linear(m, x, blk .. "gate", memo)
+    chosen = topk_ids(logits, K)
+    w = lfl.gather(logits, 2, chosen):softmax(2):reshape(N * K)
+    if stats then probs = logits:softmax(2) end -- the load-balancing loss's, over every expert
   elseif a.router == "llama4" then
     -- Llama 4: the top-k router logits; sigmoid(logit) scales the expert's input (below)
     local logits = linear(m, x, blk .. "gate", memo)
@@ -569,7 +604,9 @@ local function moe(m, h, p, memo, stats)
       local we = w:index_select(1, lfl.tensor(slots[e], "i64")):view(ne, 1)
       if a.router == "llama4" then xe = xe * we end -- Llama 4 scales the expert's input, not its output
       local g, u = linear(m, xe, q .. nm.gate, memo), linear(m, xe, q .. nm.up, memo)
-      local act = a.act == "silu" and lfl.swiglu(g, u) or lfl.geglu(g, u, a.act == "gelu_tanh")
+      local act
+      if a.swiglu_clamp then act = clamped_swiglu(g, u, a.swiglu_clamp)
+      else act = a.act == "silu" and lfl.swiglu(g, u) or lfl.geglu(g, u, a.act == "gelu_tanh") end
       local ye = linear(m, act, q .. nm.down, memo)
       ys[#ys + 1] = a.router == "llama4" and ye or ye * we
       rows[#rows + 1] = sel
@@ -708,6 +745,10 @@ local function layer(m, l, x, cos, sin, segments, cache, memo, stats, qcs)
   do -- decoding (T == 1) takes the attention kernel's one-query path; kv_start hides a batch's left padding
     local ao = {causal = true, scale = a.scale, window = a.window[l], softcap = a.attn_softcap, segments = segments,
                 kv_start = cache and cache.kv_start}
+    if a.sinks then -- GPT-OSS's per-head sink logits
+      local sk = P(m, p .. "self_attn.sinks")
+      ao.sinks = sk:dtype() == q:dtype() and sk or sk:to(q:dtype())
+    end
     if memo then -- a checkpoint's replay reuses the first pass's output (see memo_linear)
       if memo.replay then ao.given, memo.att = memo.att, nil else ao.keep_lse = true end
     end

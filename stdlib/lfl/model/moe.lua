@@ -87,6 +87,61 @@ function M.resolve_qwen(cfg, a, shared)
   end
 end
 
+-- the key naming the routed experts' count: the Hub's n_routed_experts, or
+-- num_local_experts (transformers 5's attribute_map alias) when only that is set
+local function routed_key(cfg)
+  return get(cfg, "n_routed_experts", nil) == nil and get(cfg, "num_local_experts", nil) ~= nil and
+    "num_local_experts" or "n_routed_experts"
+end
+
+-- group-limited top-k: n_group groups of experts, the topk_group best kept,
+-- top_k experts among them (sigmoid: at least 2 experts a group, as the
+-- group score is the sum of the two largest)
+local function groups(cfg, a, ek, dg, dtg, sigmoid)
+  a.n_group = int(cfg, "n_group", dg, 1)
+  a.topk_group = int(cfg, "topk_group", dtg, 1)
+  local per = a.experts / a.n_group
+  if a.experts % a.n_group ~= 0 or (sigmoid and per < 2) then
+    error(fmt("config.json: %s %d must be a multiple of n_group %d%s", ek, a.experts, a.n_group,
+      sigmoid and " with at least 2 experts a group" or ""), 0)
+  end
+  if a.topk_group > a.n_group then
+    error(fmt("config.json: topk_group %d is more than n_group %d", a.topk_group, a.n_group), 0)
+  end
+  if a.top_k > a.topk_group * per then
+    error(fmt("config.json: num_experts_per_tok %d is more than the %d experts of topk_group %d groups", a.top_k,
+      a.topk_group * per, a.topk_group), 0)
+  end
+end
+
+-- DeepSeek-V3's router, GLM-4.5's too: sigmoid scores plus
+-- e_score_correction_bias for the choice, group-limited top-k, the chosen
+-- scores renormalised (norm_topk_prob) and times routed_scaling_factor;
+-- auxiliary-loss-free (transformers adds no load-balancing loss).
+-- d: the family's defaults of n_group, topk_group, routed_scaling_factor
+local function sigmoid_group(cfg, a, ek, d)
+  groups(cfg, a, ek, d.n_group, d.topk_group, true)
+  a.router = "sigmoid_group"
+  a.routed_scale = num(cfg, "routed_scaling_factor", d.routed_scaling_factor)
+  a.norm_topk = bool(cfg, "norm_topk_prob", true)
+  a.aux_free = true
+end
+
+-- DeepSeek's expert layout (GLM-4.5's too): mlp.gate, mlp.experts.<e>.*_proj,
+-- n_shared_experts folded into one shared_experts.* MLP, the first
+-- first_k_dense_replace layers dense; d: the family's defaults
+local function experts_after_dense(cfg, a, d)
+  a.moe_F = int(cfg, "moe_intermediate_size", d.moe_intermediate_size, 1)
+  a.moe_names = {block = "mlp.", gate = "gate_proj", up = "up_proj", down = "down_proj"}
+  local shared = int(cfg, "n_shared_experts", d.n_shared_experts, 0)
+  a.shared_F = shared > 0 and shared * a.moe_F or nil
+  a.shared_name = "shared_experts."
+  local dense = int(cfg, "first_k_dense_replace", d.first_k_dense_replace, 0)
+  a.moe_layer = {}
+  for l = dense + 1, a.layers do a.moe_layer[l] = true end
+  a.aux_free = true
+end
+
 -- DeepSeek-V2 / V3 (v3 true): multi-head latent attention and their routers
 function M.resolve_deepseek(cfg, a, v3)
   -- attention
@@ -118,29 +173,9 @@ function M.resolve_deepseek(cfg, a, v3)
   -- multi-token prediction layers past num_hidden_layers: transformers does not load them
   a.extra_layers = v3 and int(cfg, "num_nextn_predict_layers", 0, 0) or 0
   -- experts
-  local ek = get(cfg, "n_routed_experts", nil) == nil and get(cfg, "num_local_experts", nil) ~= nil and
-    "num_local_experts" or "n_routed_experts"
+  local ek = routed_key(cfg)
   a.experts = int(cfg, ek, v3 and 256 or 64, 1)
   a.top_k = int(cfg, "num_experts_per_tok", v3 and 8 or nil, 1)
-  local grouped = v3 or get(cfg, "topk_method", "greedy") == "group_limited_greedy"
-  if grouped then
-    a.n_group = int(cfg, "n_group", 8, 1)
-    a.topk_group = int(cfg, "topk_group", 4, 1)
-    local per = a.experts / a.n_group
-    if a.experts % a.n_group ~= 0 or (v3 and per < 2) then
-      error(fmt("config.json: %s %d must be a multiple of n_group %d%s", ek, a.experts, a.n_group,
-        v3 and " with at least 2 experts a group" or ""), 0)
-    end
-    if a.topk_group > a.n_group then
-      error(fmt("config.json: topk_group %d is more than n_group %d", a.topk_group, a.n_group), 0)
-    end
-    if a.top_k > a.topk_group * per then
-      error(fmt("config.json: num_experts_per_tok %d is more than the %d experts of topk_group %d groups", a.top_k,
-        a.topk_group * per, a.topk_group), 0)
-    end
-  elseif a.top_k > a.experts then
-    error(fmt("config.json: num_experts_per_tok %d is more than %s %d", a.top_k, ek, a.experts), 0)
-  end
   if v3 then
     for key, want in pairs({topk_method = "noaux_tc", scoring_func = "sigmoid"}) do
       local v = get(cfg, key, want)
@@ -148,9 +183,7 @@ function M.resolve_deepseek(cfg, a, v3)
         error(fmt("config.json: %s %s is not supported for deepseek_v3 (only %s)", key, tostring(v), want), 0)
       end
     end
-    a.router = "sigmoid_group"
-    a.routed_scale = num(cfg, "routed_scaling_factor", 2.5)
-    a.norm_topk = get(cfg, "norm_topk_prob", true) == true
+    sigmoid_group(cfg, a, ek, {n_group = 8, topk_group = 4, routed_scaling_factor = 2.5})
   else
     -- transformers' DeepseekV2TopkRouter: softmax, greedy top-k or the best
     -- topk_group groups by their largest score; never renormalised
@@ -160,6 +193,10 @@ function M.resolve_deepseek(cfg, a, v3)
       error(fmt("config.json: topk_method %s is not supported for deepseek_v2 (greedy, group_limited_greedy)",
         tostring(tm)), 0)
     end
+    if tm == "group_limited_greedy" then groups(cfg, a, ek, 8, 4, false)
+    elseif a.top_k > a.experts then
+      error(fmt("config.json: num_experts_per_tok %d is more than %s %d", a.top_k, ek, a.experts), 0)
+    end
     local sf = get(cfg, "scoring_func", "softmax")
     if sf ~= "softmax" then
       error(fmt("config.json: scoring_func %s is not supported for deepseek_v2 (only softmax)", tostring(sf)), 0)
@@ -168,15 +205,31 @@ function M.resolve_deepseek(cfg, a, v3)
     a.routed_scale = num(cfg, "routed_scaling_factor", 1.0)
     a.norm_topk = false
   end
-  a.moe_F = int(cfg, "moe_intermediate_size", v3 and 2048 or 1407, 1)
-  a.moe_names = {block = "mlp.", gate = "gate_proj", up = "up_proj", down = "down_proj"}
-  local shared = int(cfg, "n_shared_experts", v3 and 1 or 2, 0)
-  a.shared_F = shared > 0 and shared * a.moe_F or nil
-  a.shared_name = "shared_experts."
-  local dense = int(cfg, "first_k_dense_replace", v3 and 3 or 0, 0)
-  a.moe_layer = {}
-  for l = dense + 1, a.layers do a.moe_layer[l] = true end
-  a.aux_free = true
+  experts_after_dense(cfg, a, {moe_intermediate_size = v3 and 2048 or 1407, n_shared_experts = v3 and 1 or 2,
+                               first_k_dense_replace = v3 and 3 or 0})
+end
+
+-- GLM-4.5 / GLM-4.5-Air (model_type glm4_moe): grouped-query attention with
+-- q/k/v biases (attention_bias), optional per-head q/k RMSNorm (use_qk_norm),
+-- partial rotary on the first dims in halves; DeepSeek-V3's sigmoid router and
+-- expert layout (transformers' defaults: n_group 1, routed_scaling_factor 1)
+function M.resolve_glm4_moe(cfg, a)
+  a.qk_norm = bool(cfg, "use_qk_norm", false) or nil
+  -- Glm4MoeConfig's default when config.json has none (rope.lua reads it)
+  if get(cfg, "partial_rotary_factor", nil) == nil and not (type(cfg.rope_parameters) == "table" and
+     get(cfg.rope_parameters, "partial_rotary_factor", nil) ~= nil) then
+    local c = {}
+    for k, v in pairs(cfg) do c[k] = v end
+    c.partial_rotary_factor = 0.5
+    a.ropes.main = c
+  end
+  -- the multi-token prediction layers past num_hidden_layers: transformers does not load them
+  a.extra_layers = int(cfg, "num_nextn_predict_layers", 0, 0)
+  local ek = routed_key(cfg)
+  a.experts = int(cfg, ek, 128, 1)
+  a.top_k = int(cfg, "num_experts_per_tok", 8, 1)
+  sigmoid_group(cfg, a, ek, {n_group = 1, topk_group = 1, routed_scaling_factor = 1.0})
+  experts_after_dense(cfg, a, {moe_intermediate_size = 1408, n_shared_experts = 1, first_k_dense_replace = 1})
 end
 
 

@@ -84,6 +84,14 @@ function M.setup_moe(model, a)
       error(fmt("moe_aux_loss_coef: %s has no load-balancing loss (auxiliary-loss-free routing); remove the key",
         model.arch.name), 0)
     end
+  elseif model.arch.moe and model.arch.aux_config_only then
+    -- GPT-OSS: LlamaFactory's configure_moe leaves its config alone (output_router_logits,
+    -- router_aux_loss_coef as config.json says) and ignores moe_aux_loss_coef
+    if a.moe_aux_loss_coef then
+      print(fmt("[lfl] note: moe_aux_loss_coef is not applied to %s, as LlamaFactory does not apply it; the " ..
+        "load-balancing loss is config.json's (output_router_logits %s, router_aux_loss_coef %s)", model.arch.name,
+        tostring(model.arch.router_aux), tostring(model.arch.router_aux_coef)))
+    end
   elseif model.arch.moe then
     model.arch.router_aux = true
     if a.moe_aux_loss_coef then model.arch.router_aux_coef = a.moe_aux_loss_coef end
