@@ -4,10 +4,11 @@
  * llama.cpp's vec_dot: the activation rows are quantized to int8 in blocks of
  * 32 with an f32 scale, and sum(w * x) = sum_g d_g dx_g sum(u * q) +
  * m_g dx_g sum(q) with the weight's unsigned integers u, its scale d and
- * offset m per group: integer products. On AVX512-VNNI the fused kernels take
- * u straight from the blocks into vpdpbusd (u8 x s8) in registers; Q6_K and
- * the portable C kernel unpack a weight row first (lfl_ggml_unpack_blocks,
- * one scale and offset per 16) and serve every activation row from it. */
+ * offset m per group: integer products. On AVX512-VNNI the fused kernels
+ * (every kind) take u straight from the blocks into vpdpbusd (u8 x s8) in
+ * registers, four weight rows at a time for one activation row; the portable
+ * C kernel unpacks a weight row first (lfl_ggml_unpack_blocks, one scale and
+ * offset per 16) and serves every activation row from it. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -79,59 +80,6 @@ static float dot_portable(const uint8_t *u, const float *d, const float *m, int6
 }
 
 #ifdef HAVE_X86
-/* the same for nr activation rows at once with vpdpbusd: 64 bytes of the
- * weight row, loaded once for all rows, give 16 lanes per row, lanes
- * 4g..4g+3 summing group g's 16 products, scaled by d_g dx_g (sd, row i's at
- * i * sds); one horizontal sum per row at the end. k is a multiple of 32. */
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-static void dot_vnni(const uint8_t *u, const float *d, const float *m, int64_t k, int nr, const qact *xa, float *sd,
-                     int64_t sds, float *out)
-{
-    int64_t ng = k / 16;
-    __m512 a[VEC_MAX];
-    for (int i = 0; i < nr; i++) {
-        const float *dx = xa->dx + i * ng, *sx = xa->sx + i * ng;
-        __m512 ai = _mm512_setzero_ps();
-        for (int64_t g = 0; g < ng; g += 16) {
-            __mmask16 mg = ng - g >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ng - g)) - 1);
-            __m512 vd = _mm512_maskz_loadu_ps(mg, d + g), vx = _mm512_maskz_loadu_ps(mg, dx + g);
-            _mm512_mask_storeu_ps(sd + i * sds + g, mg, _mm512_mul_ps(vd, vx));
-            ai = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mg, m + g), _mm512_maskz_loadu_ps(mg, sx + g), ai);
-        }
-        a[i] = ai;
-    }
-    const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    int64_t c = 0;
-    if (nr == 1) { /* one row (batch-1 decoding): its sum stays in a register */
-        __m512 a0 = a[0];
-        for (; c + 64 <= k; c += 64) {
-            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(u + c),
-                                            _mm512_loadu_si512(xa->q + c));
-            __m512 s16 = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(sd + c / 16)));
-            a0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s16, a0);
-        }
-        a[0] = a0;
-    }
-    for (; c + 64 <= k; c += 64) {
-        __m512i wu = _mm512_loadu_si512(u + c);
-        for (int i = 0; i < nr; i++) {
-            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wu, _mm512_loadu_si512(xa->q + i * k + c));
-            __m512 s16 = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(sd + i * sds + c / 16)));
-            a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s16, a[i]);
-        }
-    }
-    if (c < k) { /* the last 32 */
-        __mmask64 mk = 0xFFFFFFFFULL;
-        __m512i wu = _mm512_maskz_loadu_epi8(mk, u + c);
-        for (int i = 0; i < nr; i++) {
-            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wu, _mm512_maskz_loadu_epi8(mk, xa->q + i * k + c));
-            __m512 s16 = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_maskz_loadu_ps(0x3, sd + i * sds + c / 16)));
-            a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s16, a[i]);
-        }
-    }
-    for (int i = 0; i < nr; i++) out[i] = _mm512_reduce_add_ps(a[i]);
-}
-
 /* The fused kernels (the weight kinds but Q6_K): the nibbles / bytes go from
  * the blocks straight into the vpdpbusd operand, 64 elements at a time (two
  * blocks of 32, or a 256-block's sub-blocks 2j and 2j+1: their low and high
@@ -268,12 +216,14 @@ FUSED_TARGET __attribute__((always_inline)) static inline void fused_dot(const i
 {
     int64_t nb = k / 32;
     __m512 a[VEC_MAX], sdv[VEC_MAX];
-    for (int i = 0; i < nr; i++) a[i] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < nr; i++) a[i] = sdv[i] = _mm512_setzero_ps();
     for (int64_t g = 0; g < nb; g += 16) {
         int nbg = nb - g < 16 ? (int)(nb - g) : 16;
         __mmask16 mg = nbg >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nbg) - 1);
         __m512 dv, mv;
         group_scales(dt, row, g, nbg, &dv, &mv);
+#pragma GCC unroll 8
         for (int i = 0; i < nr; i++) {
             sdv[i] = _mm512_mul_ps(dv, _mm512_maskz_loadu_ps(mg, xa->db + i * nb + g));
             a[i] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mg, xa->sb + i * nb + g), a[i]);
@@ -283,6 +233,7 @@ FUSED_TARGET __attribute__((always_inline)) static inline void fused_dot(const i
         int64_t c = g / 2, ce = c + nbg / 2;
         for (; c < ce; c++) {
             __m512i w = weights64(dt, row, c, false);
+#pragma GCC unroll 8
             for (int i = 0; i < nr; i++) {
                 __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xa->q + i * k + 64 * c));
                 a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, sdv[i]), a[i]);
@@ -291,6 +242,7 @@ FUSED_TARGET __attribute__((always_inline)) static inline void fused_dot(const i
         }
         if (nbg & 1) { /* the odd last block of 32 (its upper lanes' products are 0) */
             __m512i w = weights64(dt, row, c, true);
+#pragma GCC unroll 8
             for (int i = 0; i < nr; i++) {
                 __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w,
                                                 _mm512_maskz_loadu_epi8(0xFFFFFFFFULL, xa->q + i * k + 64 * c));
@@ -298,10 +250,150 @@ FUSED_TARGET __attribute__((always_inline)) static inline void fused_dot(const i
             }
         }
     }
+#pragma GCC unroll 8
     for (int i = 0; i < nr; i++) out[i] = _mm512_reduce_add_ps(a[i]);
 }
 
+/* batch-1 decoding: one activation row against R consecutive weight rows (at
+ * rs bytes apart) at once, out[r] their dot products. The rows' sums are
+ * independent chains (a single row's fmadds wait on each other), the
+ * activation bytes of a step are loaded once for all R, and the R sums reduce
+ * together at the end. */
+FUSED_TARGET __attribute__((always_inline)) static inline void fused_dot_rows(const int dt, const uint8_t *row,
+                                                                              int64_t rs, int64_t k, const int R,
+                                                                              const qact *xa, float *out)
+{
+    int64_t nb = k / 32;
+    __m512 a[4], sdv[4];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) a[r] = sdv[r] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < nb; g += 16) {
+        int nbg = nb - g < 16 ? (int)(nb - g) : 16;
+        __mmask16 mg = nbg >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nbg) - 1);
+        __m512 xdb = _mm512_maskz_loadu_ps(mg, xa->db + g), xsb = _mm512_maskz_loadu_ps(mg, xa->sb + g);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            __m512 dv, mv;
+            group_scales(dt, row + r * rs, g, nbg, &dv, &mv);
+            sdv[r] = _mm512_mul_ps(dv, xdb);
+            a[r] = _mm512_fmadd_ps(mv, xsb, a[r]);
+        }
+        __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        const __m512i two = _mm512_set1_epi32(2);
+        int64_t c = g / 2, ce = c + nbg / 2;
+        for (; c < ce; c++) {
+            __m512i xq = _mm512_loadu_si512(xa->q + 64 * c);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), weights64(dt, row + r * rs, c, false), xq);
+                a[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, sdv[r]), a[r]);
+            }
+            idx = _mm512_add_epi32(idx, two);
+        }
+        if (nbg & 1) {
+            __m512i xq = _mm512_maskz_loadu_epi8(0xFFFFFFFFULL, xa->q + 64 * c);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), weights64(dt, row + r * rs, c, true), xq);
+                a[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, sdv[r]), a[r]);
+            }
+        }
+    }
+    if (R == 4) { /* the four sums at once: halves added, then horizontal adds across the rows */
+        __m256 s[4];
+#pragma GCC unroll 8
+        for (int r = 0; r < 4; r++)
+            s[r] = _mm256_add_ps(_mm512_castps512_ps256(a[r]), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[r]), 1)));
+        __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(s[0], s[1]), _mm256_hadd_ps(s[2], s[3]));
+        _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+    } else {
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) out[r] = _mm512_reduce_add_ps(a[r]);
+    }
+}
+
+/* Q6_K (256-blocks of 210 bytes: ql[128] low nibbles, qh[64] 2-bit highs,
+ * 16 int8 scales, f16 d), element e of a half h (128 each) being
+ * ql[64h + e % 64]'s low (e < 64) or high nibble with the bits 2 (e / 32) of
+ * qh[32h + e % 32] above them, scaled by d sc[e / 16] with an offset of -32:
+ * step s of a block (64 elements) is the low or high nibbles of 64 ql bytes
+ * and a shift of 32 qh bytes twice over. The scales come one per 16
+ * elements, 4 lanes of a step each (xa's dx and sx are per 16). R weight rows
+ * (rs bytes apart) times nr activation rows, R * nr <= 8. */
+FUSED_TARGET __attribute__((always_inline)) static inline void fused_dot_q6k(const uint8_t *row, int64_t rs, int64_t k,
+                                                                             const int R, const int nr,
+                                                                             const qact *xa, float *out)
+{
+    int64_t ng = k / 16;
+    __m512 a[8], sdv[8];
+#pragma GCC unroll 8
+    for (int t = 0; t < R * nr; t++) a[t] = sdv[t] = _mm512_setzero_ps();
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(0x03);
+    for (int64_t blk = 0; blk < k / 256; blk++) {
+        int64_t g = 16 * blk;
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const uint8_t *b = row + r * rs + blk * 210;
+            __m512 dv = _mm512_mul_ps(_mm512_set1_ps(f16at(b + 208)),
+                                      _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 192)))));
+            __m512 mv = _mm512_mul_ps(dv, _mm512_set1_ps(-32.0f));
+#pragma GCC unroll 8
+            for (int i = 0; i < nr; i++) {
+                sdv[r * nr + i] = _mm512_mul_ps(dv, _mm512_loadu_ps(xa->dx + i * ng + g));
+                a[r * nr + i] = _mm512_fmadd_ps(mv, _mm512_loadu_ps(xa->sx + i * ng + g), a[r * nr + i]);
+            }
+        }
+        for (int st = 0; st < 4; st++) {
+            int h = st >> 1, hi = st & 1;
+            /* lanes 4j..4j+3 hold group 4 st + j */
+            const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(4 * st),
+                                                 _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0));
+            const __m512i cnt = _mm512_inserti64x4(_mm512_set1_epi16((short)(4 * hi)),
+                                                   _mm256_set1_epi16((short)(4 * hi + 2)), 1);
+            __m512i xq[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < nr; i++) xq[i] = _mm512_loadu_si512(xa->q + i * k + 256 * blk + 64 * st);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const uint8_t *b = row + r * rs + blk * 210;
+                __m512i x = _mm512_loadu_si512(b + 64 * h);
+                __m512i w = _mm512_and_si512(hi ? _mm512_srli_epi16(x, 4) : x, lo4);
+                __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h));
+                __m512i q2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), qh, 1);
+                q2 = _mm512_and_si512(_mm512_srlv_epi16(q2, cnt), three);
+                w = _mm512_or_si512(w, _mm512_slli_epi16(q2, 4));
+#pragma GCC unroll 8
+                for (int i = 0; i < nr; i++) {
+                    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, xq[i]);
+                    a[r * nr + i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, sdv[r * nr + i]),
+                                                    a[r * nr + i]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < R * nr; t++) out[t] = _mm512_reduce_add_ps(a[t]);
+}
+
+FUSED_TARGET static void fused_q6_k(const uint8_t *row, int64_t k, int nr, const qact *xa, float *out)
+{
+    if (nr == 1) fused_dot_q6k(row, 0, k, 1, 1, xa, out);
+    else if (nr == 8) fused_dot_q6k(row, 0, k, 1, 8, xa, out);
+    else if (nr == 2) fused_dot_q6k(row, 0, k, 1, 2, xa, out);
+    else if (nr == 3) fused_dot_q6k(row, 0, k, 1, 3, xa, out);
+    else if (nr == 4) fused_dot_q6k(row, 0, k, 1, 4, xa, out);
+    else if (nr == 5) fused_dot_q6k(row, 0, k, 1, 5, xa, out);
+    else if (nr == 6) fused_dot_q6k(row, 0, k, 1, 6, xa, out);
+    else fused_dot_q6k(row, 0, k, 1, 7, xa, out);
+}
+
+FUSED_TARGET static void fused4_q6_k(const uint8_t *row, int64_t rs, int64_t k, const qact *xa, float *out)
+{
+    fused_dot_q6k(row, rs, k, 4, 1, xa, out);
+}
+
 typedef void (*fused_fn)(const uint8_t *row, int64_t k, int nr, const qact *xa, float *out);
+typedef void (*fused4_fn)(const uint8_t *row, int64_t rs, int64_t k, const qact *xa, float *out);
 
 /* one function per kind, with the row counts of batch-1 and batch-8 decoding
  * as constants (their sums stay in registers) */
@@ -312,6 +404,34 @@ typedef void (*fused_fn)(const uint8_t *row, int64_t k, int nr, const qact *xa, 
         else if (nr == 8) fused_dot(DT, row, k, 8, xa, out);                                                      \
         else fused_dot(DT, row, k, nr, xa, out);                                                                  \
     }
+#define FUSED_KIND4(name, DT)                                                                                     \
+    FUSED_TARGET static void name(const uint8_t *row, int64_t rs, int64_t k, const qact *xa, float *out)         \
+    {                                                                                                            \
+        fused_dot_rows(DT, row, rs, k, 4, xa, out);                                                              \
+    }
+FUSED_KIND4(fused4_q4_0, LFL_Q4_0)
+FUSED_KIND4(fused4_q4_1, LFL_Q4_1)
+FUSED_KIND4(fused4_q5_0, LFL_Q5_0)
+FUSED_KIND4(fused4_q5_1, LFL_Q5_1)
+FUSED_KIND4(fused4_q8_0, LFL_Q8_0)
+FUSED_KIND4(fused4_q4_k, LFL_Q4_K)
+FUSED_KIND4(fused4_q5_k, LFL_Q5_K)
+
+static fused4_fn fused4_for(lfl_dtype dt)
+{
+    switch (dt) {
+    case LFL_Q4_0: return fused4_q4_0;
+    case LFL_Q4_1: return fused4_q4_1;
+    case LFL_Q5_0: return fused4_q5_0;
+    case LFL_Q5_1: return fused4_q5_1;
+    case LFL_Q8_0: return fused4_q8_0;
+    case LFL_Q4_K: return fused4_q4_k;
+    case LFL_Q5_K: return fused4_q5_k;
+    case LFL_Q6_K: return fused4_q6_k;
+    default: return NULL;
+    }
+}
+
 FUSED_KIND(fused_q4_0, LFL_Q4_0)
 FUSED_KIND(fused_q4_1, LFL_Q4_1)
 FUSED_KIND(fused_q5_0, LFL_Q5_0)
@@ -330,6 +450,7 @@ static fused_fn fused_for(lfl_dtype dt)
     case LFL_Q8_0: return fused_q8_0;
     case LFL_Q4_K: return fused_q4_k;
     case LFL_Q5_K: return fused_q5_k;
+    case LFL_Q6_K: return fused_q6_k;
     default: return NULL;
     }
 }
@@ -414,6 +535,26 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
     bool par = (double)m * n * k > VEC_PARALLEL_MIN;
 #ifdef HAVE_X86
     fused_fn fused = vnni ? fused_for(dt) : NULL;
+    if (fused && m == 1) {
+        /* batch 1: four weight rows a call (the last n % 4 one by one) */
+        fused4_fn f4 = fused4_for(dt);
+        int64_t n4 = n / 4;
+#pragma omp parallel for schedule(static) if (par)
+        for (int64_t j4 = 0; j4 < n4 + n % 4; j4++) {
+            int64_t j = j4 < n4 ? 4 * j4 : 4 * n4 + (j4 - n4);
+            int nr = j4 < n4 ? 4 : 1;
+            int64_t ahead = n - (j + 8) < nr ? n - (j + 8) : nr; /* rows 8 on, within the weight */
+            if (ahead > 0)
+                for (int64_t o = 0; o < ahead * row_bytes; o += 64)
+                    _mm_prefetch((const char *)(wp + (j + 8) * row_bytes + o), _MM_HINT_T0);
+            float out[4];
+            if (nr == 4) f4(wp + j * row_bytes, row_bytes, k, &xa, out);
+            else fused(wp + j * row_bytes, k, 1, &xa, out);
+            for (int r = 0; r < nr; r++) c[j + r] = beta == 0.0f ? out[r] : out[r] + beta * c[j + r];
+        }
+        free(abuf);
+        return LFL_OK;
+    }
     if (fused) {
 #pragma omp parallel for schedule(static) if (par)
         for (int64_t j = 0; j < n; j++) {
@@ -436,24 +577,18 @@ static lfl_status gemm_vecdot(int64_t m, int64_t n, int64_t k, const float *a, i
     int failed = 0;
 #pragma omp parallel if (par) reduction(| : failed)
     {
-        /* the unpacked row: u [k] bytes, then d and m (ng floats each), then
-         * the scales d dx of each activation row (sds floats each) */
+        /* the unpacked row: u [k] bytes, then d and m (ng floats each) */
         size_t ub = (size_t)(k + 63) / 64 * 64;
-        int64_t sds = ng + 16;
-        uint8_t *buf = malloc(ub + sizeof(float) * (size_t)((2 + m) * sds));
+        uint8_t *buf = malloc(ub + sizeof(float) * (size_t)(2 * ng));
         if (!buf) failed = 1;
-        float *d = buf ? (float *)(buf + ub) : NULL, *mm = d ? d + sds : NULL, *sd = mm ? mm + sds : NULL;
+        float *d = buf ? (float *)(buf + ub) : NULL, *mm = d ? d + ng : NULL;
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < n; j++) {
             if (!buf) continue;
             float out[VEC_MAX];
             lfl_ggml_unpack_blocks(dt, wp + j * row_bytes, k / blk, buf, d, mm);
-#ifdef HAVE_X86
-            if (vnni) dot_vnni(buf, d, mm, k, (int)m, &xa, sd, sds, out);
-            else
-#endif
-                for (int64_t i = 0; i < m; i++)
-                    out[i] = dot_portable(buf, d, mm, k, xa.q + i * k, xa.dx + i * ng, xa.sx + i * ng);
+            for (int64_t i = 0; i < m; i++)
+                out[i] = dot_portable(buf, d, mm, k, xa.q + i * k, xa.dx + i * ng, xa.sx + i * ng);
             for (int64_t i = 0; i < m; i++) {
                 float *ci = c + i * ldc + j;
                 *ci = beta == 0.0f ? out[i] : out[i] + beta * *ci;
