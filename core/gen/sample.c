@@ -19,6 +19,35 @@ static int cand_desc(const void *a, const void *b)
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
+/* greedy decoding: the first index of the largest (penalized) score, read
+ * straight from the logits (a decoding step's whole cost is a few ms; a
+ * copy of V candidates is not small against it); the penalized ids marked in
+ * a bitmap */
+static lfl_status greedy(const float *logits, int64_t V, double pen, const int64_t *prev, int64_t n, int64_t *out)
+{
+    int64_t best = 0;
+    if (pen == 1.0 || n == 0) {
+        float bv = logits[0];
+        for (int64_t i = 1; i < V; i++)
+            if (logits[i] > bv) bv = logits[i], best = i;
+        *out = best;
+        return LFL_OK;
+    }
+    unsigned char *seen = calloc((size_t)(V + 7) / 8, 1);
+    if (!seen) return lfl_fail(LFL_ERR_MEM, "sample: out of memory");
+    for (int64_t j = 0; j < n; j++)
+        if (prev[j] >= 0 && prev[j] < V) seen[prev[j] / 8] |= (unsigned char)(1u << (prev[j] % 8));
+    double bv = 0;
+    for (int64_t i = 0; i < V; i++) {
+        double s = logits[i];
+        if (seen[i / 8] & (1u << (i % 8))) s = s < 0 ? s * pen : s / pen;
+        if (i == 0 || s > bv) bv = s, best = i;
+    }
+    free(seen);
+    *out = best;
+    return LFL_OK;
+}
+
 lfl_status lfl_sample(const float *logits, int64_t V, const lfl_sample_opts *o, const int64_t *prev, int64_t n,
                       double u, int64_t *out)
 {
@@ -26,6 +55,7 @@ lfl_status lfl_sample(const float *logits, int64_t V, const lfl_sample_opts *o, 
     if (!(o->repetition_penalty > 0))
         return lfl_fail(LFL_ERR_ARG, "sample: repetition_penalty must be > 0, got %g", o->repetition_penalty);
     if (o->top_p <= 0) return lfl_fail(LFL_ERR_ARG, "sample: top_p must be in (0, 1], got %g", o->top_p);
+    if (o->temperature <= 0) return greedy(logits, V, o->repetition_penalty, prev, n, out);
     cand *c = malloc((size_t)V * sizeof *c);
     if (!c) return lfl_fail(LFL_ERR_MEM, "sample: out of memory for %lld candidates", (long long)V);
     for (int64_t i = 0; i < V; i++) { c[i].s = logits[i]; c[i].i = i; }
@@ -39,13 +69,6 @@ lfl_status lfl_sample(const float *logits, int64_t V, const lfl_sample_opts *o, 
             c[id].s = c[id].s < 0 ? c[id].s * o->repetition_penalty : c[id].s / o->repetition_penalty;
         }
         free(seen);
-    }
-    if (o->temperature <= 0) {
-        int64_t best = 0;
-        for (int64_t i = 1; i < V; i++) if (c[i].s > c[best].s) best = i;
-        free(c);
-        *out = best;
-        return LFL_OK;
     }
     for (int64_t i = 0; i < V; i++) c[i].s /= o->temperature;
     qsort(c, (size_t)V, sizeof *c, cand_desc);

@@ -355,6 +355,12 @@ t.suite("generate_unit", {
     t.assert_eq(lfl.sample(l, {temperature = 0}), 1)
     -- repetition penalty divides positive logits: 3/2 = 1.5 < 2.9
     t.assert_eq(lfl.sample(l, {temperature = 0, repetition_penalty = 2}, {1}), 4)
+    -- greedy reads the logits in place: ties go to the first index, a penalized
+    -- negative logit is multiplied (-0.5 * 3 < -1), one below 1 lifts, repeats count once
+    t.assert_eq(lfl.sample(lfl.tensor({2.0, 5.0, 5.0}), {temperature = 0}), 1)
+    t.assert_eq(lfl.sample(lfl.tensor({-0.5, -1.0, -2.0}), {temperature = 0, repetition_penalty = 3}, {0, 0}), 1)
+    t.assert_eq(lfl.sample(lfl.tensor({1.0, 3.0, 2.0}), {temperature = 0, repetition_penalty = 0.5}, {2, 2}), 2)
+    t.assert_eq(lfl.sample(lfl.tensor({4.0, 3.0, 2.0}), {temperature = 0, repetition_penalty = 1.5}, {0, 7}), 1)
     lfl.manual_seed(3)
     local seen = {}
     for _ = 1, 200 do seen[lfl.sample(l, {temperature = 1, top_k = 2})] = true end
