@@ -43,6 +43,9 @@
  * Under matmul precision "medium" the f32 tiles multiply in bf16
  * (attention_bf16.c); the softmax stays f32. */
 #include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 #include "vmath.h"
 #include "rows.h"
 #include "../blas.h"
@@ -299,6 +302,62 @@ static lfl_status att_geo_init(att_geo *g, const lfl_tensor *q, const lfl_tensor
     return LFL_OK;
 }
 
+/* sum a[d] b[d]: with AVX-512 two vector sums and one horizontal add (an
+ * `omp simd` reduction ends in a scalar chain over the 16 lanes, which was
+ * most of a decoding step's attention) */
+static inline float dot_f32(const float *a, const float *b, int64_t D)
+{
+    int64_t d = 0;
+    float x = 0;
+#ifdef __AVX512F__
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    for (; d + 32 <= D; d += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d), _mm512_loadu_ps(b + d), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d + 16), _mm512_loadu_ps(b + d + 16), s1);
+    }
+    if (d + 16 <= D) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d), _mm512_loadu_ps(b + d), s0);
+        d += 16;
+    }
+    x = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+#endif
+    for (; d < D; d++) x += a[d] * b[d];
+    return x;
+}
+
+#ifdef __AVX512F__
+/* dst[e, :] = sum_j p[e n + j] v[j, :] for ne <= 4 heads over n value rows
+ * (stride vs, D a multiple of 64), 64 columns at a time: the ne x 4 sums stay
+ * in registers over all n rows, each row of V loaded once for the heads */
+__attribute__((always_inline)) static inline void pv_rows(const float *p, int64_t n, const int ne, const float *v,
+                                                          int64_t vs, int64_t D, float *dst)
+{
+    for (int64_t d0 = 0; d0 < D; d0 += 64) {
+        __m512 acc[4][4];
+#pragma GCC unroll 4
+        for (int e = 0; e < ne; e++)
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) acc[e][i] = _mm512_setzero_ps();
+        for (int64_t j = 0; j < n; j++) {
+            const float *vj = v + j * vs + d0;
+            __m512 x[4];
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) x[i] = _mm512_loadu_ps(vj + 16 * i);
+#pragma GCC unroll 4
+            for (int e = 0; e < ne; e++) {
+                __m512 pe = _mm512_set1_ps(p[e * n + j]);
+#pragma GCC unroll 4
+                for (int i = 0; i < 4; i++) acc[e][i] = _mm512_fmadd_ps(pe, x[i], acc[e][i]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int e = 0; e < ne; e++)
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) _mm512_storeu_ps(dst + e * D + d0 + 16 * i, acc[e][i]);
+    }
+}
+#endif
+
 /* One query per (batch, head) in f32 without segments (decoding: T == 1):
  * per (batch, kv head) its G query heads together, each key and value row
  * read once for all of them in place through their strides; the visible
@@ -335,8 +394,7 @@ static lfl_status att_decode_f32(const att_geo *g, const lfl_tensor *q, const lf
                     const float *qe = qs + e * D;
                     float x = 0;
                     if (ks3 == 1) {
-#pragma omp simd reduction(+ : x)
-                        for (int64_t d = 0; d < D; d++) x += qe[d] * kj[d];
+                        x = dot_f32(qe, kj, D);
                     } else {
                         for (int64_t d = 0; d < D; d++) x += qe[d] * kj[d * ks3];
                     }
@@ -352,7 +410,7 @@ static lfl_status att_decode_f32(const att_geo *g, const lfl_tensor *q, const lf
                 int nan = 0;
 #pragma omp simd reduction(max : mx) reduction(| : nan)
                 for (int64_t j = 0; j < n; j++) {
-                    mx = fmaxf(mx, se[j]);
+                    mx = se[j] > mx ? se[j] : mx; /* a NaN is caught by nan */
                     nan |= se[j] != se[j];
                 }
                 if (n == 0 || nan) { /* no key visible: zeros; a NaN score: the row NaN */
@@ -372,6 +430,22 @@ static lfl_status att_decode_f32(const att_geo *g, const lfl_tensor *q, const lf
                 for (int64_t j = 0; j < n; j++) se[j] *= inv;
                 for (int64_t d = 0; d < D; d++) dst[d] = 0;
             }
+#ifdef __AVX512F__
+            if (vs3 == 1 && D % 64 == 0) {
+                float *o0 = out + (b * Hq + h0) * D;
+                for (int64_t e = 0; e < G; e += 4) {
+                    int ne = G - e < 4 ? (int)(G - e) : 4;
+                    if (ne == 4) pv_rows(sc + e * n, n, 4, vb + lo * vs2, vs2, D, o0 + e * D);
+                    else if (ne == 3) pv_rows(sc + e * n, n, 3, vb + lo * vs2, vs2, D, o0 + e * D);
+                    else if (ne == 2) pv_rows(sc + e * n, n, 2, vb + lo * vs2, vs2, D, o0 + e * D);
+                    else pv_rows(sc + e * n, n, 1, vb + lo * vs2, vs2, D, o0 + e * D);
+                }
+                for (int64_t e = 0; e < G; e++) /* the heads done above: their zeros or NaN again */
+                    if (sc[e * n] != sc[e * n])
+                        for (int64_t d = 0; d < D; d++) o0[e * D + d] = lse[b * Hq + h0 + e] != lse[b * Hq + h0 + e] ? NAN : 0.0f;
+                continue;
+            }
+#endif
             for (int64_t j = 0; j < n; j++) {
                 const float *vj = vb + (lo + j) * vs2;
                 for (int64_t e = 0; e < G; e++) {

@@ -103,10 +103,16 @@ t.suite("attention_kv_start", {
       {B = 2, Hq = 4, Hkv = 4, S = 130, D = 16, o = {causal = true, window = 50, softcap = 3, kv_start = starts({0, 100})}},
       {B = 1, Hq = 2, Hkv = 1, S = 1, D = 5, o = {causal = true}},
       {B = 2, Hq = 3, Hkv = 1, S = 20, D = 4, o = {}},
+      -- widths the vector kernels take (v rows in place: D a multiple of 64, 1-4 heads a pass), and tails
+      {B = 2, Hq = 9, Hkv = 3, S = 70, D = 64, vrows = true, o = {causal = true, kv_start = starts({0, 70})}},
+      {B = 1, Hq = 6, Hkv = 1, S = 33, D = 128, vrows = true, o = {causal = true, softcap = 5}},
+      {B = 1, Hq = 4, Hkv = 2, S = 9, D = 80, vrows = true, o = {causal = true}},
+      {B = 1, Hq = 2, Hkv = 1, S = 9, D = 40, vrows = true, o = {}},
     }) do
       local q = lfl.randn(c.B, 1, c.Hq, c.D):transpose(2, 3)
       local kc, vc = lfl.randn(c.B, c.Hkv, c.S + 9, c.D), lfl.randn(c.B, c.Hkv, c.D, c.S)
       local k, v = kc:narrow(3, 1, c.S), vc:transpose(3, 4)
+      if c.vrows then v = lfl.randn(c.B, c.Hkv, c.S + 5, c.D):narrow(3, 1, c.S) end
       local got = lfl.attention(q, k, v, c.o)
       local want = lfl.attention(q:to("f64"), k:to("f64"), v:to("f64"), c.o)
       t.assert_tensor_close(got:to("f64"), want, 1e-5, 1e-5, "S " .. c.S)
@@ -121,17 +127,20 @@ t.suite("attention_kv_start", {
       t.assert_tensor_close(va.grad:to("f64"), v2.grad, 1e-4, 1e-4, "dv S " .. c.S)
     end
     -- a NaN in a key row 0 sees makes its output NaN; the same NaN in row 1's padding changes nothing there
-    local q, k, v = lfl.randn(2, 2, 1, 4), lfl.randn(2, 1, 10, 4), lfl.randn(2, 1, 10, 4)
-    local o = {causal = true, kv_start = starts({0, 3})}
-    local clean = lfl.attention(q, k, v, o)
-    k[{1, 1, 2, 1}] = 0 / 0
-    k[{2, 1, 2, 1}] = 0 / 0
-    local out = lfl.attention(q, k, v, o)
-    for h = 1, 2 do
-      for d = 1, 4 do
-        local x = out[{1, h, 1, d}]
-        t.assert(x ~= x, "row 0 sees the NaN key: NaN output")
-        t.assert_eq(out[{2, h, 1, d}], clean[{2, h, 1, d}], "row 1's padding NaN is not seen")
+    -- (D = 64: the vector kernels)
+    for _, D in ipairs({4, 64}) do
+      local q, k, v = lfl.randn(2, 2, 1, D), lfl.randn(2, 1, 10, D), lfl.randn(2, 1, 10, D)
+      local o = {causal = true, kv_start = starts({0, 3})}
+      local clean = lfl.attention(q, k, v, o)
+      k[{1, 1, 2, 1}] = 0 / 0
+      k[{2, 1, 2, 1}] = 0 / 0
+      local out = lfl.attention(q, k, v, o)
+      for h = 1, 2 do
+        for d = 1, D do
+          local x = out[{1, h, 1, d}]
+          t.assert(x ~= x, "row 0 sees the NaN key: NaN output")
+          t.assert_eq(out[{2, h, 1, d}], clean[{2, h, 1, d}], "row 1's padding NaN is not seen")
+        end
       end
     end
   end,
