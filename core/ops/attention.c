@@ -613,6 +613,15 @@ lfl_status lfl_cpu_attention(const lfl_attn_args *p, lfl_tensor *store, lfl_tens
     return st;
 }
 
+/* q, k, v's shapes as text, for an error only (formatting them costs more than
+ * a decoding step's attention checks) */
+static void shape_strs(const lfl_tensor *q, const lfl_tensor *k, const lfl_tensor *v, char *bq, char *bk, char *bv)
+{
+    lfl_shape_str(q, bq, 128);
+    lfl_shape_str(k, bk, 128);
+    lfl_shape_str(v, bv, 128);
+}
+
 lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_attn_opts *opts, lfl_tensor **out)
 {
     char bq[128], bk[128], bv[128];
@@ -624,18 +633,21 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
     if (k->dtype != q->dtype || v->dtype != q->dtype)
         return lfl_fail(LFL_ERR_ARG, "attention: q, k, v dtypes differ (%s, %s, %s)", lfl_dtype_name(q->dtype),
                         lfl_dtype_name(k->dtype), lfl_dtype_name(v->dtype));
-    lfl_shape_str(q, bq, sizeof bq);
-    lfl_shape_str(k, bk, sizeof bk);
-    lfl_shape_str(v, bv, sizeof bv);
-    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
+    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4) {
+        shape_strs(q, k, v, bq, bk, bv);
         return lfl_fail(LFL_ERR_ARG, "attention: q %s, k %s, v %s should be [B, Hq, T, D], [B, Hkv, S, D], [B, Hkv, S, D]",
                         bq, bk, bv);
-    if (!lfl_same_shape(k, v) || k->shape[0] != q->shape[0] || k->shape[3] != q->shape[3])
+    }
+    if (!lfl_same_shape(k, v) || k->shape[0] != q->shape[0] || k->shape[3] != q->shape[3]) {
+        shape_strs(q, k, v, bq, bk, bv);
         return lfl_fail(LFL_ERR_ARG, "attention: k %s and v %s should both be [%lld, Hkv, S, %lld] to match q %s", bk, bv,
                         (long long)q->shape[0], (long long)q->shape[3], bq);
-    if (k->shape[1] == 0 || q->shape[1] % k->shape[1])
+    }
+    if (k->shape[1] == 0 || q->shape[1] % k->shape[1]) {
+        shape_strs(q, k, v, bq, bk, bv);
         return lfl_fail(LFL_ERR_ARG, "attention: %lld query heads are not a multiple of %lld kv heads (q %s, k %s)",
                         (long long)q->shape[1], (long long)k->shape[1], bq, bk);
+    }
     if (o->window < 0) return lfl_fail(LFL_ERR_ARG, "attention: window must be >= 0, got %lld", (long long)o->window);
     if (o->window > 0 && !o->causal)
         return lfl_fail(LFL_ERR_ARG, "attention: a sliding window needs causal = true "
@@ -651,9 +663,11 @@ lfl_status lfl_attention(lfl_tensor *q, lfl_tensor *k, lfl_tensor *v, const lfl_
                             lfl_shape_str(s, bs, sizeof bs), lfl_dtype_name(s->dtype), (long long)q->shape[0],
                             (long long)q->shape[2]);
         if (s->device != q->device) return lfl_fail(LFL_ERR_DEVICE, "attention: segments are on another device than q");
-        if (k->shape[2] != q->shape[2])
+        if (k->shape[2] != q->shape[2]) {
+            shape_strs(q, k, v, bq, bk, bv);
             return lfl_fail(LFL_ERR_ARG, "attention: segments need as many keys as queries (S == T), got q %s, k %s",
                             bq, bk);
+        }
     }
     if (o->kv_start) {
         char bs[128];

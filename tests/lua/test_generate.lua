@@ -338,6 +338,23 @@ t.suite("serve_batch", {
 })
 
 t.suite("generate_unit", {
+  rope_rows_kept = function()
+    -- the cos/sin rows the decoder keeps per rope (looked up by position, grown past 256 rows) give the logits
+    -- of rows computed for the positions given (position_ids: the computing path), for every rope type
+    for _, name in ipairs({"llama", "llama_linear_rope", "llama_llama31rope", "llama_yarn_rope", "gemma3"}) do
+      local m = lfl.model.load(root .. "models/" .. name)
+      lfl.no_grad(function()
+        for _, T in ipairs({10, 300}) do
+          local r = {}
+          for i = 1, T do r[i] = 3 + (i * 7) % 40 end
+          local ids = lfl.tensor({r}, "i64")
+          local kept = m:forward(ids)
+          local given = m:forward(ids, {position_ids = lfl.arange(T, "i64"):view(1, T)})
+          t.assert_eq(t.max_abs_diff(kept, given), 0, name .. " T " .. T)
+        end
+      end)
+    end
+  end,
   cache_matches_full_forward = function()
     local m = lfl.model.load(root .. "models/gemma2") -- window + softcaps
     local ids = lfl.tensor({{3, 4, 5, 6, 7, 8, 9, 10, 11, 12}}, "i64")

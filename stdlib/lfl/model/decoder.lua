@@ -885,11 +885,37 @@ end
 
 -- each rope's cos / sin tables for positions pos over len positions (and the
 -- query's own, M.query_tables)
-local function rope_tables(a, pos, len)
+-- The cos/sin rows of positions 0..n-1 of each rope, kept in a.rope_rows
+-- (grown by doubling, up to ROPE_ROWS_MAX positions) and looked up by position
+-- (lfl.embedding): a decoding step would otherwise rebuild its frequencies and
+-- one row from Lua numbers, dozens of small ops a token. The same numbers:
+-- each row is a function of its position alone. Dynamic scaling changes the
+-- frequencies with the length, so it computes its rows each time, as do
+-- positions the caller gave (given: not known to be below len).
+local ROPE_ROWS_MAX = 16384
+local function rope_rows(a, name, rc, pos, len, given)
+  local D = a.rope_dim or a.head_dim
+  -- given position ids (packing) may lie past len: computed as they are
+  if given or len > ROPE_ROWS_MAX or rope.params(rc).type == "dynamic" then
+    local inv, att = rope.inv_freq(rc, D, len)
+    return rope.cos_sin(inv, att, pos, D)
+  end
+  a.rope_rows = a.rope_rows or {}
+  local r = a.rope_rows[name]
+  if not r or r.n < len then
+    local n = math.min(ROPE_ROWS_MAX, math.max(len, 256, r and 2 * r.n or 0))
+    local inv, att = rope.inv_freq(rc, D, n)
+    local cos, sin = rope.cos_sin(inv, att, lfl.arange(n, "i64"):view(1, n), D)
+    r = {n = n, cos = cos:view(n, D), sin = sin:view(n, D)}
+    a.rope_rows[name] = r
+  end
+  return lfl.embedding(r.cos, pos), lfl.embedding(r.sin, pos)
+end
+
+local function rope_tables(a, pos, len, given)
   local tabs = {}
   for name, rc in pairs(a.ropes) do
-    local inv, att = rope.inv_freq(rc, a.rope_dim or a.head_dim, len)
-    local cos, sin = rope.cos_sin(inv, att, pos, a.rope_dim or a.head_dim)
+    local cos, sin = rope_rows(a, name, rc, pos, len, given)
     tabs[name] = {cos, sin, q = M.query_tables(a, pos, cos, sin)}
   end
   if a.temp_tune then
@@ -1075,7 +1101,7 @@ function M.hidden(m, ids, opts)
     pos, minpad = pos or lfl.tensor(p, "i64"), mp
   end
   pos = pos or default_positions(B, T, past)
-  local tabs = rope_tables(a, pos, past + T - minpad)
+  local tabs = rope_tables(a, pos, past + T - minpad, opts.position_ids ~= nil)
   if a.chunk and past + T > a.chunk then
     error(fmt("model: %d positions exceed attention_chunk_size %d; %s's chunked attention over longer sequences is "
       .. "not implemented (shorten cutoff_len or the generation)", past + T, a.chunk, a.name), 0)
