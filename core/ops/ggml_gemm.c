@@ -24,9 +24,7 @@
 #include "lowp.h"
 
 #define VEC_MAX 8    /* activation rows one weight unpacking serves */
-#ifndef PREFETCH_AHEAD
-#define PREFETCH_AHEAD 16384
-#endif
+#define PREFETCH_AHEAD 8192 /* bytes: how far ahead the decode loops prefetch the weight */
 #define VEC_PARALLEL_MIN 2e5 /* multiply-adds below which the dot path stays on one thread */
 
 static int vec_rows = VEC_MAX;
@@ -83,7 +81,7 @@ static float dot_portable(const uint8_t *u, const float *d, const float *m, int6
 }
 
 #ifdef HAVE_X86
-/* The fused kernels (the weight kinds but Q6_K): the nibbles / bytes go from
+/* The fused kernels (Q6_K's is fused_dot_q6k): the nibbles / bytes go from
  * the blocks straight into the vpdpbusd operand, 64 elements at a time (two
  * blocks of 32, or a 256-block's sub-blocks 2j and 2j+1: their low and high
  * nibbles), with no unpacked copy of the row. The scales d and offsets m of 16
@@ -120,10 +118,10 @@ FUSED_TARGET static inline __m512i nibbles2(const uint8_t *q0, const uint8_t *q1
 {
     __m256i x = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)q0)),
                                         _mm_loadu_si128((const __m128i *)q1), 1);
-    const __m256i lo4 = _mm256_set1_epi8(0x0F);
-    __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(x, lo4)),
-                                   _mm256_and_si256(_mm256_srli_epi16(x, 4), lo4), 1);
-    return _mm512_shuffle_i64x2(w, w, _MM_SHUFFLE(3, 1, 2, 0));
+    /* the low nibbles' and the high nibbles' 16-byte lanes interleaved, one mask for all */
+    const __m512i idx = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+    __m512i w = _mm512_permutex2var_epi64(_mm512_castsi256_si512(x), idx, _mm512_castsi256_si512(_mm256_srli_epi16(x, 4)));
+    return _mm512_and_si512(w, _mm512_set1_epi8(0x0F));
 }
 
 static inline uint32_t u32at(const uint8_t *p)
@@ -176,7 +174,10 @@ FUSED_TARGET __attribute__((always_inline)) static inline __m512i weights64(cons
     }
     if (dt == LFL_Q5_0 || dt == LFL_Q5_1) {
         int ho = dt == LFL_Q5_0 ? 2 : 4;
-        uint64_t hb = (uint64_t)u32at(b0 + ho) | (one ? 0 : (uint64_t)u32at(b1 + ho) << 32);
+        /* the fifth bits straight into mask registers */
+        __mmask64 hb = one ? (__mmask64)_load_mask32((__mmask32 *)(b0 + ho))
+                           : _mm512_kunpackd((__mmask64)_load_mask32((__mmask32 *)(b1 + ho)),
+                                             (__mmask64)_load_mask32((__mmask32 *)(b0 + ho)));
         w = _mm512_mask_add_epi8(w, hb, w, b16); /* bit 4 is clear: + 16 sets it */
     }
     return w;
@@ -215,8 +216,7 @@ FUSED_TARGET __attribute__((always_inline)) static inline void scales32(const in
 }
 
 /* the scales d and offsets m of blocks g..g+nbg-1 (nbg <= 16) of a row, one
- * lane each: a gather of each block's first 4 bytes (f16 d, then f16 m for
- * Q4_1/Q5_1) for the 32-kinds; for the K kinds (g a multiple of 8) the 6-bit
+ * lane each: scales32 for the 32-kinds; for the K kinds (g a multiple of 8) the 6-bit
  * scales and mins of one or two 256-blocks times their f16 d and dmin */
 FUSED_TARGET __attribute__((always_inline)) static inline void group_scales(const int dt, const uint8_t *row, int64_t g,
                                                                             int nbg, __m512 *dv, __m512 *mv)
