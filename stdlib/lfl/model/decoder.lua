@@ -902,11 +902,11 @@ local function rope_rows(a, name, rc, pos, len, given)
   end
   a.rope_rows = a.rope_rows or {}
   local r = a.rope_rows[name]
-  if not r or r.n < len then
+  if not r or r.n < len or r.rc ~= rc then
     local n = math.min(ROPE_ROWS_MAX, math.max(len, 256, r and 2 * r.n or 0))
     local inv, att = rope.inv_freq(rc, D, n)
     local cos, sin = rope.cos_sin(inv, att, lfl.arange(n, "i64"):view(1, n), D)
-    r = {n = n, cos = cos:view(n, D), sin = sin:view(n, D)}
+    r = {n = n, rc = rc, cos = cos:view(n, D), sin = sin:view(n, D)}
     a.rope_rows[name] = r
   end
   return lfl.embedding(r.cos, pos), lfl.embedding(r.sin, pos)
