@@ -53,10 +53,12 @@ static void FN(mask_row)(const att_geo *g, int64_t b, int64_t i, int64_t j0, AT 
 #pragma omp simd
     for (int64_t c = 0; c < ATILE; c++)
         if (c < lo || c >= hi) s[c] = -(AT)INFINITY;
-    if (g->seg) {
-        const int64_t *sg = g->seg + b * g->T;
-        for (int64_t c = 0; c < ATILE; c++)
-            if (j0 + c < g->T && sg[j0 + c] != sg[i]) s[c] = -(AT)INFINITY;
+    if (g->seg) { /* only the keys inside the window (hi <= S == T), as one vectorised compare */
+        const int64_t *sj = g->seg + b * g->T + j0, si = g->seg[b * g->T + i];
+        int64_t c0 = lo > 0 ? lo : 0, c1 = hi < ATILE ? hi : ATILE;
+#pragma omp simd
+        for (int64_t c = c0; c < c1; c++)
+            if (sj[c] != si) s[c] = -(AT)INFINITY;
     }
 }
 
