@@ -14,6 +14,9 @@ lfl_status lfl_blas_init(void);
 /* "OpenBLAS 0.3.21 (OpenMP), kernel SkylakeX (CPU: avx512), 2 threads" */
 const char *lfl_blas_describe(void);
 const char *lfl_blas_corename(void);
+/* NULL, or a warning when OPENBLAS_CORETYPE pins a kernel set without the
+ * AVX-512 this CPU has (the f32 GEMMs then run far below the CPU's speed) */
+const char *lfl_blas_note(void);
 void lfl_blas_set_threads(int n);
 /* 1 when the CPU and OS run AVX512_BF16 (vdpbf16ps), else 0 */
 int lfl_cpu_has_avx512bf16(void);

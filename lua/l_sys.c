@@ -20,7 +20,10 @@ static int l_blas(lua_State *L)
 {
     lua_pushstring(L, lfl_blas_describe());
     lua_pushstring(L, lfl_blas_corename());
-    return 2;
+    const char *note = lfl_blas_note();
+    if (note) lua_pushstring(L, note);
+    else lua_pushnil(L);
+    return 3;
 }
 
 static int l_cuda(lua_State *L)

@@ -171,6 +171,7 @@ static void print_version(lua_State *L)
     printf("%s\n", lua_tostring(L, -1));
     lua_pop(L, 3);
     printf("BLAS: %s\n", lfl_blas_describe());
+    if (lfl_blas_note()) printf("BLAS warning: %s\n", lfl_blas_note());
     printf("CPUs: %d (%s); %s\n", lfl_cpus_available(), lfl_cpus_describe(),
            lfl_cpus_adapting() ? "training follows other busy processes (LFL_ADAPT_THREADS=0 turns it off)"
            : getenv("OMP_NUM_THREADS") ? "threads fixed by OMP_NUM_THREADS"

@@ -48,12 +48,17 @@ static void FN(prep_kv)(const att_geo *g, const lfl_tensor *k, const lfl_tensor 
 /* Sets the scores of keys query i may not see to -inf (boundary tiles only). */
 static void FN(mask_row)(const att_geo *g, int64_t b, int64_t i, int64_t j0, AT *s)
 {
-    int64_t lo = att_row_lo(g, b, i), hi = att_row_hi(g, i);
-    const int64_t *sg = g->seg ? g->seg + b * g->T : NULL;
-    for (int64_t c = 0; c < ATILE; c++) {
-        int64_t j = j0 + c;
-        bool ok = j >= lo && j < hi && (!sg || sg[j] == sg[i]);
-        if (!ok) s[c] = -(AT)INFINITY;
+    int64_t lo = att_row_lo(g, b, i) - j0, hi = att_row_hi(g, i) - j0;
+    /* the window as one compare per lane (vectorised), segments apart */
+#pragma omp simd
+    for (int64_t c = 0; c < ATILE; c++)
+        if (c < lo || c >= hi) s[c] = -(AT)INFINITY;
+    if (g->seg) { /* only the keys inside the window (hi <= S == T), as one vectorised compare */
+        const int64_t *sj = g->seg + b * g->T + j0, si = g->seg[b * g->T + i];
+        int64_t c0 = lo > 0 ? lo : 0, c1 = hi < ATILE ? hi : ATILE;
+#pragma omp simd
+        for (int64_t c = c0; c < c1; c++)
+            if (sj[c] != si) s[c] = -(AT)INFINITY;
     }
 }
 
@@ -191,6 +196,28 @@ static lfl_status FN(att_backward)(const att_geo *g, const lfl_tensor *q, const 
     for (int64_t bh = 0; bh < nq; bh++) {
         int64_t b = bh / Hq, h = bh % Hq;
         const AT *qp = qd + b * q->stride[0] + h * q->stride[1], *op = od + b * o->stride[0] + h * o->stride[1];
+        const int64_t qs2 = q->stride[2], os2 = o->stride[2];
+        if (q->stride[3] == 1 && o->stride[3] == 1) { /* the usual layout: unit strides along D, vectorised */
+            for (int64_t i = 0; i < Tp; i++) {
+                AT *qr = Qp + (bh * Tp + i) * Dp, *gr = dOp + (bh * Tp + i) * Dp;
+                if (i >= T) {
+                    memset(qr, 0, (size_t)Dp * sizeof(AT));
+                    memset(gr, 0, (size_t)Dp * sizeof(AT));
+                    continue;
+                }
+                const AT *gi = dout + (bh * T + i) * D, *qi = qp + i * qs2, *oi = op + i * os2;
+                double acc = 0;
+#pragma omp simd reduction(+ : acc)
+                for (int64_t d = 0; d < D; d++) {
+                    qr[d] = qi[d] * scale;
+                    gr[d] = gi[d];
+                    acc += (double)gi[d] * oi[d];
+                }
+                for (int64_t d = D; d < Dp; d++) qr[d] = gr[d] = 0;
+                Dv[bh * T + i] = (AT)acc;
+            }
+            continue;
+        }
         for (int64_t i = 0; i < Tp; i++) {
             AT *qr = Qp + (bh * Tp + i) * Dp, *gr = dOp + (bh * Tp + i) * Dp;
             const AT *gi = dout + (bh * T + i) * D;
@@ -299,14 +326,21 @@ static lfl_status FN(att_backward)(const att_geo *g, const lfl_tensor *q, const 
         free(dVa);
     }
     if (!failed) {
+        /* partitions added in order, 0 first, as rows (vectorised along D) */
 #pragma omp parallel for if (nq * T * D > LFL_OMP_MIN)
         for (int64_t bh = 0; bh < nq; bh++)
-            for (int64_t i = 0; i < T; i++)
-                for (int64_t d = 0; d < D; d++) {
-                    AT s = 0;
-                    for (int64_t p = 0; p < P; p++) s += dQb[(size_t)p * qsz + (size_t)((bh * Tp + i) * Dp + d)];
-                    dq[(bh * T + i) * D + d] = s * scale;
+            for (int64_t i = 0; i < T; i++) {
+                AT *dst = dq + (bh * T + i) * D;
+                const AT *src = dQb + (size_t)((bh * Tp + i) * Dp);
+                memcpy(dst, src, (size_t)D * sizeof(AT));
+                for (int64_t p = 1; p < P; p++) {
+                    const AT *sp = src + (size_t)p * qsz;
+#pragma omp simd
+                    for (int64_t d = 0; d < D; d++) dst[d] += sp[d];
                 }
+#pragma omp simd
+                for (int64_t d = 0; d < D; d++) dst[d] *= scale;
+            }
     }
     free(Qp); free(dOp); free(Dv); free(Kt); free(Vt); free(Kp); free(dQb);
     if (failed) return lfl_fail(LFL_ERR_MEM, "attention backward: out of memory for the per-thread tiles");

@@ -18,6 +18,15 @@ static void fwd_f64(const double *g, const double *u, double *y, int64_t n)
 
 static void bwd_f32(const float *g, const float *u, const float *go, float *dg, float *du, int64_t n)
 {
+    if (dg && du) { /* both: one exp per element, one pass */
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            float s = 1.0f / (1.0f + lfl_vexpf(-g[i]));
+            dg[i] = go[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+            du[i] = go[i] * g[i] * s;
+        }
+        return;
+    }
     if (dg) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) {

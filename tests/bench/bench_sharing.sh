@@ -40,6 +40,8 @@ lf_run() {
 
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs;" \
      "AMX: $(grep -qw amx_bf16 /proc/cpuinfo && echo yes || echo no); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+# the f32 figures depend on OpenBLAS's kernel set (OPENBLAS_CORETYPE pins it)
+"$LFL" --version | grep "^BLAS" || true
 echo "LoRA r8 SFT, SmolLM2-135M, seq $CUT x batch 4, $STEPS steps (median step)"
 printf "%-6s %-44s %9s %8s %7s\n" prec run "tokens/s" "RSS MB" "ratio"
 for prec in $PRECS; do

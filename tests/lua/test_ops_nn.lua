@@ -424,6 +424,33 @@ t.suite("attention", {
     t.assert(out:transpose(2, 3):is_contiguous(), "attention output transposes to a contiguous [B, T, H, D]")
   end,
 
+  strided_head_dim = function()
+    -- q (and so o's gradient path) with a non-unit stride along D takes the
+    -- backward's general copy loop; contiguous copies take its vectorised one:
+    -- the two must agree (f64, several tiles, odd T and D; f32, 64-row tiles)
+    for _, c in ipairs({{dt = "f64", T = 13, D = 5, tol = 1e-12}, {dt = "f32", T = 75, D = 12, tol = 1e-5}}) do
+      local qt = randn(2, 4, c.D, c.T, c.dt)
+      local k, v = randn(2, 2, c.T, c.D, c.dt), randn(2, 2, c.T, c.D, c.dt)
+      local go = randn(2, 4, c.T, c.D, c.dt)
+      local o = {causal = true, segments = lfl.tensor({{0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3}}, "i64")}
+      if c.T ~= 13 then o = {causal = true, window = 40} end
+      -- strided: the leaf is [B, H, D, T] and attention sees its transpose
+      local function run(strided)
+        local a = strided and qt:clone():requires_grad() or qt:transpose(3, 4):contiguous():requires_grad()
+        local b, cc = k:clone():requires_grad(), v:clone():requires_grad()
+        local qq = strided and a:transpose(3, 4) or a
+        if strided then t.assert(qq:stride()[4] ~= 1, "the strided query has a non-unit D stride") end
+        local out = lfl.attention(qq, b, cc, o)
+        out:backward(go)
+        return {out, strided and a.grad:transpose(3, 4) or a.grad, b.grad, cc.grad}
+      end
+      local rs, rc = run(true), run(false)
+      for i, what in ipairs({"out", "dq", "dk", "dv"}) do
+        t.assert_tensor_close(rs[i], rc[i], c.tol, c.tol, c.dt .. " " .. what)
+      end
+    end
+  end,
+
   fully_masked_rows = function()
     -- causal with fewer keys than queries: the first T - S queries see nothing
     local q, k, v = randn(1, 2, 5, 3, "f64"), randn(1, 1, 3, 3, "f64"), randn(1, 1, 3, 3, "f64")

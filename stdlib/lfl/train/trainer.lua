@@ -584,6 +584,8 @@ function M.new(a)
   end
   -- and, as under LlamaFactory's bf16 autocast, large GEMMs multiply in bf16 (sums stay f32)
   local prev_precision = lfl.sys.matmul_precision()
+  local blas_note = select(3, lfl.sys.blas())
+  if blas_note then print("[lfl] warning: " .. blas_note) end
   if a.bf16 or a.pure_bf16 then
     lfl.sys.matmul_precision("medium")
     print("[lfl] bf16 GEMM: " .. lfl.sys.bf16_gemm())
