@@ -7,14 +7,23 @@
 # CPUs) and with LFL_ADAPT_THREADS=0 (both threads, meeting at barriers).
 # Prints one table; the ratio column is the run's tokens/s over the same
 # side's quiet tokens/s. Figures only (never a test).
-# Usage: bash tests/bench/bench_sharing.sh [steps] [cutoff_len] [precisions]
+# Usage: bash tests/bench/bench_sharing.sh [steps] [cutoff_len] [precisions] [quiet]
 #   defaults: 6 steps, cutoff_len 512, "bf16 f32"; a smaller cutoff_len gives
-#   quicker, rougher figures (LlamaFactory then runs the same cutoff).
+#   quicker, rougher figures (LlamaFactory then runs the same cutoff); "quiet"
+#   skips the competitor runs (lfl and LlamaFactory side by side only).
+# An OPENBLAS_CORETYPE in the environment (some machines export one: Haswell
+# on an AVX-512 CPU halves lfl's f32 GEMMs) is removed so each engine runs its
+# own kernel choice, unless BENCH_KEEP_CORETYPE=1; torch does not read it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 STEPS=${1:-6}
 CUT=${2:-512}
 PRECS=${3:-bf16 f32}
+QUIET=${4:-}
+if [ -n "${OPENBLAS_CORETYPE:-}" ] && [ "${BENCH_KEEP_CORETYPE:-0}" != 1 ]; then
+    echo "(OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE removed for this benchmark; BENCH_KEEP_CORETYPE=1 keeps it)"
+    unset OPENBLAS_CORETYPE
+fi
 LFL=$ROOT/build/lfl
 W=$(mktemp -d)
 COMP=""
@@ -47,6 +56,14 @@ printf "%-6s %-44s %9s %8s %7s\n" prec run "tokens/s" "RSS MB" "ratio"
 for prec in $PRECS; do
     read -r q qm < <(lfl_run "$prec")
     printf "%-6s %-44s %9s %8s %7s\n" "$prec" "lfl quiet" "$q" "$qm" "1.00"
+    if [ "$QUIET" = quiet ]; then
+        if [ $LF = 1 ]; then
+            read -r lq lqm < <(lf_run "$prec")
+            printf "%-6s %-44s %9s %8s %7s\n" "$prec" "LlamaFactory quiet" "$lq" "$lqm" "1.00"
+            printf "%-6s %-44s %9.2f\n" "$prec" "lfl / LlamaFactory (quiet)" "$(echo "$q / ($lq + 0.0001)" | bc -l)"
+        fi
+        continue
+    fi
     competitor_on
     read -r c cm < <(lfl_run "$prec")
     read -r f fm < <(lfl_run "$prec" LFL_ADAPT_THREADS=0)
