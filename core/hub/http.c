@@ -296,6 +296,30 @@ static const char *user_agent(void)
 
 typedef enum { M_HEAD, M_GET } method;
 
+/* The token header (only toward the Hub's own address: never to a CDN or
+ * storage URL a redirect or an LFS answer names) appended to hdr. */
+static struct curl_slist *auth_header(const hub_ctx *c, const char *url, struct curl_slist *hdr)
+{
+    if (!c->token[0] || !hub_same_origin(url, c->endpoint)) return hdr;
+    char line[1200];
+    snprintf(line, sizeof line, "Authorization: Bearer %s", c->token);
+    return curl_slist_append(hdr, line);
+}
+
+/* What every Hub request sets: URL, headers, user agent, no automatic
+ * redirects (the callers decide which to follow), no signals, http(s) only. */
+static void common_options(CURL *h, const char *url, struct curl_slist *hdr)
+{
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, user_agent());
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+}
+
 /* Runs one request chain; follows relative redirects always, absolute ones
  * only when follow_abs. The final URL lands in `final_url`. */
 static lfl_status perform(const hub_ctx *c, CURL *h, const char *url0, method m, bool follow_abs, req *q,
@@ -316,22 +340,12 @@ static lfl_status perform(const hub_ctx *c, CURL *h, const char *url0, method m,
         struct curl_slist *hdr = NULL;
         char line[1200];
         hdr = curl_slist_append(hdr, "Accept-Encoding: identity");
-        if (c->token[0] && hub_same_origin(url, c->endpoint)) {
-            snprintf(line, sizeof line, "Authorization: Bearer %s", c->token);
-            hdr = curl_slist_append(hdr, line);
-        }
+        hdr = auth_header(c, url, hdr);
         if (q->sink && q->sink->offset > 0) {
             snprintf(line, sizeof line, "Range: bytes=%lld-", (long long)q->sink->offset);
             hdr = curl_slist_append(hdr, line);
         }
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-        curl_easy_setopt(h, CURLOPT_USERAGENT, user_agent());
-        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-#endif
+        common_options(h, url, hdr);
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, q);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
@@ -501,18 +515,8 @@ lfl_status hub_http_send(const hub_ctx *c, void *curl, const char *url, const hu
         snprintf(line, sizeof line, "Accept: %s", b->accept);
         hdr = curl_slist_append(hdr, line);
     }
-    if (c->token[0] && hub_same_origin(url, c->endpoint)) {
-        snprintf(line, sizeof line, "Authorization: Bearer %s", c->token);
-        hdr = curl_slist_append(hdr, line);
-    }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, user_agent());
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-#endif
+    hdr = auth_header(c, url, hdr);
+    common_options(h, url, hdr);
     bool put = strcmp(b->method, "PUT") == 0;
     if (b->data) {
         if (put) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
