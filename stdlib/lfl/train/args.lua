@@ -823,10 +823,7 @@ function M.resolve(recipe, overrides, source)
   end
   -- every problem is reported, in key order (the report does not depend on table order)
   local problems = {}
-  local function try(f, ...)
-    local ok, err = pcall(f, ...)
-    if not ok then problems[#problems + 1] = tostring(err) end
-  end
+  local function try(...) M.collect(problems, "", ...) end
   local keys = {}
   for k in pairs(recipe or {}) do keys[#keys + 1] = k end
   table.sort(keys, function(x, y) return tostring(x) < tostring(y) end)
@@ -837,6 +834,13 @@ function M.resolve(recipe, overrides, source)
     else try(set, k, M.parse_value(v), "command line") end
   end
   return M.validate(args, origin, problems)
+end
+
+-- f(...) run for its errors: one that it raises goes to the list problems,
+-- after prefix, and the check goes on (M.raise_problems reports them all)
+function M.collect(problems, prefix, f, ...)
+  local ok, err = pcall(f, ...)
+  if not ok then problems[#problems + 1] = prefix .. tostring(err) end
 end
 
 -- One error for all of a recipe's problems (a user fixes them in one go):
@@ -1220,10 +1224,7 @@ end
 -- stage. lfl train and lfl.trainer call it before the model loads.
 function M.preflight(a)
   local problems = {}
-  local function try(prefix, f, ...)
-    local ok, err = pcall(f, ...)
-    if not ok then problems[#problems + 1] = prefix .. tostring(err) end
-  end
+  local function try(...) M.collect(problems, ...) end
   if a.template then try("arguments: ", lfl.template.get, a.template) end
   if a.tool_format then try("arguments: tool_format: ", require("lfl.text.tools").get, a.tool_format) end
   for _, key in ipairs({"dataset", "eval_dataset"}) do
