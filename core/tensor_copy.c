@@ -6,6 +6,7 @@
 #include "autograd.h"
 #include "device.h"
 #include "iter.h"
+#include "ops.h"
 #include "tensor.h"
 #include "quant/bnb4.h"
 
@@ -226,7 +227,17 @@ lfl_status lfl_sum_to(lfl_tensor *g, int ndim, const int64_t *shape, lfl_tensor 
     bool same = g->ndim == ndim;
     for (int d = 0; same && d < ndim; d++) same = g->shape[d] == shape[d];
     if (same) { *out = lfl_tensor_retain(g); return LFL_OK; }
-    if (g->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "sum_to: CUDA tensors are not supported yet");
+    if (g->device != LFL_CPU) { /* on a device: the sum op over the broadcast dims (its kernel), then a reshape */
+        int dims[LFL_MAX_DIMS], nd = 0, lead = g->ndim - ndim;
+        if (lead < 0) return lfl_fail(LFL_ERR_ARG, "sum_to: %d dims cannot sum to %d", g->ndim, ndim);
+        for (int d = 0; d < g->ndim; d++)
+            if (d < lead || (shape[d - lead] == 1 && g->shape[d] != 1)) dims[nd++] = d;
+        lfl_tensor *s;
+        LFL_TRY(lfl_sum(g, nd, dims, true, &s));
+        lfl_status st = lfl_reshape(s, ndim, shape, out);
+        lfl_tensor_release(s);
+        return st;
+    }
     lfl_tensor *acc;
     LFL_TRY(lfl_zeros(ndim, shape, LFL_F64, LFL_CPU, &acc));
     /* acc viewed at g's shape: stride 0 along the broadcast dims */

@@ -1,9 +1,6 @@
 // add/sub/mul/div with broadcasting on CUDA (f32, f64): the CUDA entries of
 // the four ops in the dispatch table (core/ops/optable.h, kernels/optable.c).
-#include <cuda_runtime.h>
-extern "C" {
-#include "ops/optable.h"
-}
+#include "common.cuh"
 
 struct Strides { int nd; long long shape[LFL_MAX_DIMS], sa[LFL_MAX_DIMS], sb[LFL_MAX_DIMS]; };
 
@@ -35,20 +32,20 @@ static lfl_status binary(int kind, const lfl_tensor *a, const lfl_tensor *b, lfl
     }
     long long n = lfl_numel(o);
     if (n == 0) return LFL_OK;
-    cudaSetDevice(o->device);
+    static const char *const names[] = {"add", "sub", "mul", "div"};
+    LFL_TRY(lfl_cuda_use(o->device, names[kind]));
     int threads = 256;
-    long long blocks = (n + threads - 1) / threads;
+    unsigned blocks = lfl_cuda_blocks(n, threads);
     if (o->dtype == LFL_F32)
-        binary_kernel<float><<<blocks, threads>>>(kind, (const float *)lfl_data(a), (const float *)lfl_data(b),
-                                                  (float *)lfl_data(o), n, s);
+        LFL_LAUNCH(blocks, threads, 0, binary_kernel<float>)(kind, (const float *)lfl_data(a),
+                                                            (const float *)lfl_data(b), (float *)lfl_data(o), n, s);
     else if (o->dtype == LFL_F64)
-        binary_kernel<double><<<blocks, threads>>>(kind, (const double *)lfl_data(a), (const double *)lfl_data(b),
-                                                   (double *)lfl_data(o), n, s);
+        LFL_LAUNCH(blocks, threads, 0, binary_kernel<double>)(kind, (const double *)lfl_data(a),
+                                                             (const double *)lfl_data(b), (double *)lfl_data(o), n, s);
     else
-        return lfl_fail(LFL_ERR_UNSUPPORTED, "cuda binary op: dtype %s", lfl_dtype_name(o->dtype));
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) return lfl_fail(LFL_ERR_DEVICE, "cuda binary op: %s", cudaGetErrorString(e));
-    return LFL_OK;
+        return lfl_fail(LFL_ERR_UNSUPPORTED, "%s: dtype %s is not implemented on CUDA", names[kind],
+                        lfl_dtype_name(o->dtype));
+    return lfl_cuda_launched(names[kind]);
 }
 
 extern "C" lfl_status lfl_cuda_add(lfl_tensor *a, lfl_tensor *b, lfl_tensor *out) { return binary(0, a, b, out); }

@@ -1,6 +1,6 @@
 // CUDA device memory: the lfl_device_* hooks of core/device.h.
-#include <cuda_runtime.h>
 #include <stdio.h>
+#include "common.cuh"
 extern "C" {
 #include "device.h"
 }

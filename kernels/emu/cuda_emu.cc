@@ -1,0 +1,497 @@
+// The CUDA emulator (see cuda_emu.h): device memory as a guarded arena, the
+// runtime calls, the fiber scheduler that runs each block's threads, and the
+// cuBLAS GEMMs on the host. One device, "cuda:0"; launches and copies are
+// synchronous; a launch error is kept for cudaGetLastError as CUDA does.
+#include <map>
+#include <mutex>
+#include <vector>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include "cuda_emu.h"
+
+namespace lfl_emu {
+Thread *g_cur;
+uint3 g_block;
+dim3 g_bdim, g_gdim;
+} // namespace lfl_emu
+
+using namespace lfl_emu;
+
+static cudaError_t last_error = cudaSuccess;
+static int current_device = 0;
+static std::recursive_mutex emu_lock; // one launch or copy at a time
+
+static cudaError_t fail(cudaError_t e)
+{
+    last_error = e;
+    return e;
+}
+
+// ---- device memory: one arena, readable only inside launches and copies ----------
+// Reserved once (no memory is committed until touched); a bump pointer with
+// free lists per rounded size, which is all a test's steady shapes need.
+static const size_t ARENA_BYTES = (size_t)16 << 30;
+static char *arena;
+static size_t arena_top;
+static std::map<void *, size_t> live;               // pointer -> rounded size
+static std::map<size_t, std::vector<void *>> freed; // rounded size -> free blocks
+static int access_depth;
+static bool protect_on = true;
+
+static void arena_init(void)
+{
+    if (arena) return;
+    void *p = mmap(NULL, ARENA_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "cuda emulator: cannot reserve the device arena\n");
+        abort();
+    }
+    arena = (char *)p;
+    const char *e = getenv("LFL_CUDA_EMU_PROTECT");
+    protect_on = !(e && e[0] == '0');
+    if (!protect_on) mprotect(arena, ARENA_BYTES, PROT_READ | PROT_WRITE);
+}
+
+static void set_access(bool on)
+{
+    if (!protect_on || !arena_top) return;
+    mprotect(arena, arena_top, on ? PROT_READ | PROT_WRITE : PROT_NONE);
+}
+
+Access::Access()
+{
+    emu_lock.lock();
+    if (access_depth++ == 0) set_access(true);
+}
+Access::~Access()
+{
+    if (--access_depth == 0) set_access(false);
+    emu_lock.unlock();
+}
+
+static bool is_device(const void *p)
+{
+    return arena && (const char *)p >= arena && (const char *)p < arena + ARENA_BYTES;
+}
+
+cudaError_t cudaMalloc(void **p, size_t n)
+{
+    std::lock_guard<std::recursive_mutex> g(emu_lock);
+    arena_init();
+    size_t r = (n + 255) & ~(size_t)255;
+    if (!r) r = 256;
+    auto f = freed.find(r);
+    if (f != freed.end() && !f->second.empty()) {
+        *p = f->second.back();
+        f->second.pop_back();
+    } else {
+        if (arena_top + r > ARENA_BYTES) return fail(cudaErrorMemoryAllocation);
+        *p = arena + arena_top;
+        arena_top += r;
+        if (protect_on && access_depth == 0) mprotect(arena, arena_top, PROT_NONE);
+        else if (protect_on) mprotect(arena, arena_top, PROT_READ | PROT_WRITE);
+    }
+    live[*p] = r;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p)
+{
+    if (!p) return cudaSuccess;
+    std::lock_guard<std::recursive_mutex> g(emu_lock);
+    auto it = live.find(p);
+    if (it == live.end()) return fail(cudaErrorInvalidValue);
+    freed[it->second].push_back(p);
+    live.erase(it);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void **p, size_t n)
+{
+    *p = malloc(n ? n : 1);
+    return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+}
+cudaError_t cudaFreeHost(void *p)
+{
+    free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b)
+{
+    std::lock_guard<std::recursive_mutex> g(emu_lock);
+    size_t used = 0;
+    for (auto &kv : live) used += kv.second;
+    *total_b = ARENA_BYTES;
+    *free_b = ARENA_BYTES - used;
+    return cudaSuccess;
+}
+
+// a device range [p, p + n) inside one live allocation
+static bool device_range(const void *p, size_t n)
+{
+    if (!is_device(p)) return false;
+    auto it = live.upper_bound((void *)p);
+    if (it == live.begin()) return false;
+    --it;
+    return (const char *)p + n <= (const char *)it->first + it->second;
+}
+
+cudaError_t cudaMemset(void *p, int v, size_t n)
+{
+    Access a;
+    if (!device_range(p, n)) return fail(cudaErrorInvalidValue);
+    memset(p, v, n);
+    return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t) { return cudaMemset(p, v, n); }
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind k)
+{
+    Access a;
+    bool dd = k == cudaMemcpyDeviceToDevice || k == cudaMemcpyHostToDevice;
+    bool sd = k == cudaMemcpyDeviceToDevice || k == cudaMemcpyDeviceToHost;
+    if (k == cudaMemcpyDefault) dd = is_device(dst), sd = is_device(src);
+    // a host pointer said to be a device one (or the reverse) is the bug a GPU would fault on
+    if (n && (dd != is_device(dst) || sd != is_device(src) || (dd && !device_range(dst, n)) ||
+              (sd && !device_range(src, n))))
+        return fail(cudaErrorInvalidValue);
+    if (n) memmove(dst, src, n);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t)
+{
+    return cudaMemcpy(dst, src, n, k);
+}
+
+// ---- the rest of the runtime -----------------------------------------------------------
+cudaError_t cudaGetDeviceCount(int *n)
+{
+    *n = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int d) { return d == 0 ? (current_device = d, cudaSuccess) : fail(cudaErrorInvalidDevice); }
+cudaError_t cudaGetDevice(int *d)
+{
+    *d = current_device;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d)
+{
+    if (d != 0) return fail(cudaErrorInvalidDevice);
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "lfl CUDA emulator (host fibers)");
+    p->totalGlobalMem = ARENA_BYTES;
+    p->sharedMemPerBlock = 48 << 10;
+    p->sharedMemPerBlockOptin = 227 << 10;
+    p->major = 9;
+    p->minor = 0;
+    p->multiProcessorCount = 2;
+    p->warpSize = 32;
+    p->maxThreadsPerBlock = 1024;
+    return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int *v)
+{
+    *v = 13000;
+    return cudaSuccess;
+}
+cudaError_t cudaDriverGetVersion(int *v) { return cudaRuntimeGetVersion(v); }
+cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaGetLastError(void)
+{
+    cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+cudaError_t cudaPeekAtLastError(void) { return last_error; }
+const char *cudaGetErrorString(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    }
+    return "unknown error";
+}
+
+// ---- the fiber scheduler ------------------------------------------------------------
+enum { RUN, WAIT_BLOCK, WAIT_WARP, DONE };
+static const size_t STACK_BYTES = 256 << 10;
+static std::vector<Thread> threads;
+static std::vector<ucontext_t> contexts;
+static std::vector<char *> stacks;
+static std::vector<uint64_t> slots; // 32 per warp
+static ucontext_t sched_ctx;
+static void (*cur_body)(void *);
+static void *cur_ctx;
+static std::vector<unsigned char> smem_buf;
+static std::map<const void *, int> max_smem;
+static unsigned long long launches;
+
+void *lfl_emu::dyn_smem(void) { return smem_buf.data(); }
+uint64_t *lfl_emu::warp_slots(void) { return &slots[(size_t)g_cur->warp * 32]; }
+
+cudaError_t lfl_emu::set_max_smem(const void *fn, int bytes)
+{
+    if (bytes < 0 || bytes > (227 << 10)) return fail(cudaErrorInvalidValue);
+    max_smem[fn] = bytes;
+    return cudaSuccess;
+}
+
+static void wait_as(int state)
+{
+    Thread *t = g_cur;
+    t->state = state;
+    swapcontext(&contexts[t->linear], &sched_ctx);
+}
+void lfl_emu::block_barrier(void) { wait_as(WAIT_BLOCK); }
+void lfl_emu::warp_barrier(void) { wait_as(WAIT_WARP); }
+
+static void fiber_main(int i)
+{
+    g_cur = &threads[i];
+    cur_body(cur_ctx);
+    threads[i].state = DONE;
+    // returning resumes sched_ctx (uc_link)
+}
+
+static void deadlock(const void *fn, int n)
+{
+    fprintf(stderr,
+            "cuda emulator: deadlock in the kernel at %p, block (%u, %u, %u): the live threads wait at "
+            "different barriers (a __syncthreads or full-warp shuffle not reached by every live thread):",
+            fn, g_block.x, g_block.y, g_block.z);
+    for (int i = 0; i < n; i++)
+        if (threads[i].state != DONE)
+            fprintf(stderr, " t%d:%s", i, threads[i].state == WAIT_BLOCK ? "sync" : "warp");
+    fprintf(stderr, "\n");
+    abort();
+}
+
+static void run_block(const void *fn, int n, bool reverse)
+{
+    int nwarps = (n + 31) / 32;
+    for (int i = 0; i < n; i++) {
+        Thread &t = threads[i];
+        t.linear = i;
+        t.tid.x = i % g_bdim.x;
+        t.tid.y = (i / g_bdim.x) % g_bdim.y;
+        t.tid.z = i / (g_bdim.x * g_bdim.y);
+        t.lane = i & 31;
+        t.warp = i >> 5;
+        t.state = RUN;
+        getcontext(&contexts[i]);
+        contexts[i].uc_stack.ss_sp = stacks[i];
+        contexts[i].uc_stack.ss_size = STACK_BYTES;
+        contexts[i].uc_link = &sched_ctx;
+        makecontext(&contexts[i], (void (*)(void))fiber_main, 1, i);
+    }
+    for (;;) {
+        for (int j = 0; j < n; j++) {
+            int i = reverse ? n - 1 - j : j;
+            if (threads[i].state != RUN) continue;
+            g_cur = &threads[i];
+            swapcontext(&sched_ctx, &contexts[i]);
+        }
+        bool any_live = false, released = false, all_block = true;
+        for (int w = 0; w < nwarps; w++) {
+            bool live = false, all_warp = true;
+            for (int i = w * 32; i < n && i < w * 32 + 32; i++) {
+                if (threads[i].state == DONE) continue;
+                live = true;
+                if (threads[i].state != WAIT_WARP) all_warp = false;
+                if (threads[i].state != WAIT_BLOCK) all_block = false;
+            }
+            any_live |= live;
+            if (live && all_warp) {
+                for (int i = w * 32; i < n && i < w * 32 + 32; i++)
+                    if (threads[i].state == WAIT_WARP) threads[i].state = RUN;
+                released = true;
+            }
+        }
+        if (!any_live) return;
+        if (released) continue;
+        if (all_block) {
+            for (int i = 0; i < n; i++)
+                if (threads[i].state == WAIT_BLOCK) threads[i].state = RUN;
+            continue;
+        }
+        deadlock(fn, n);
+    }
+}
+
+void lfl_emu::run_grid(const void *fn, dim3 g, dim3 b, size_t smem, void (*body)(void *), void *ctx)
+{
+    std::lock_guard<std::recursive_mutex> guard(emu_lock);
+    unsigned long long nt = (unsigned long long)b.x * b.y * b.z;
+    auto ms = max_smem.find(fn);
+    size_t smem_limit = ms != max_smem.end() && ms->second > (48 << 10) ? (size_t)ms->second : (size_t)48 << 10;
+    if (nt == 0 || nt > 1024 || b.z > 64 || g.x == 0 || g.y == 0 || g.z == 0 || g.y > 65535 || g.z > 65535 ||
+        g.x > 2147483647u || smem > smem_limit) {
+        fail(cudaErrorInvalidConfiguration);
+        return;
+    }
+    int n = (int)nt;
+    while ((int)threads.size() < n) {
+        threads.push_back(Thread());
+        contexts.push_back(ucontext_t());
+        void *s = mmap(NULL, STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (s == MAP_FAILED) {
+            fail(cudaErrorLaunchFailure);
+            return;
+        }
+        stacks.push_back((char *)s);
+    }
+    slots.assign((size_t)((n + 31) / 32) * 32, 0);
+    // fresh shared memory per launch, filled with a NaN pattern so reading what
+    // was never written shows in the results
+    smem_buf.assign(smem + 16, 0xff);
+    const char *order = getenv("LFL_CUDA_EMU_ORDER");
+    bool reverse = order && !strcmp(order, "reverse") ? true
+                   : order && !strcmp(order, "forward") ? false
+                                                        : (launches & 1) != 0;
+    launches++;
+    Access a;
+    cur_body = body;
+    cur_ctx = ctx;
+    g_bdim = b;
+    g_gdim = g;
+    for (unsigned z = 0; z < g.z; z++)
+        for (unsigned y = 0; y < g.y; y++)
+            for (unsigned x = 0; x < g.x; x++) {
+                g_block.x = x, g_block.y = y, g_block.z = z;
+                run_block(fn, n, reverse);
+            }
+    g_cur = NULL;
+}
+
+// ---- cuBLAS on the host -------------------------------------------------------------------
+struct lfl_emu_cublas { int unused; };
+
+cublasStatus_t lfl_emu::cublas_create(cublasHandle_t *h)
+{
+    static lfl_emu_cublas one;
+    *h = &one;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t lfl_emu::cublas_set_stream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
+
+static double load(const void *p, cudaDataType t, long long i)
+{
+    switch (t) {
+    case CUDA_R_32F: return ((const float *)p)[i];
+    case CUDA_R_64F: return ((const double *)p)[i];
+    case CUDA_R_16BF: {
+        uint32_t u = (uint32_t)((const uint16_t *)p)[i] << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    case CUDA_R_16F: return (double)(float)((const _Float16 *)p)[i];
+    case CUDA_R_8I: return ((const int8_t *)p)[i];
+    case CUDA_R_32I: return ((const int32_t *)p)[i];
+    }
+    return NAN;
+}
+
+static void store(void *p, cudaDataType t, long long i, double v)
+{
+    switch (t) {
+    case CUDA_R_32F: ((float *)p)[i] = (float)v; break;
+    case CUDA_R_64F: ((double *)p)[i] = v; break;
+    case CUDA_R_16BF: {
+        float f = (float)v;
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        uint16_t h = (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40)
+                                                     : (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+        ((uint16_t *)p)[i] = h;
+        break;
+    }
+    case CUDA_R_16F: ((_Float16 *)p)[i] = (_Float16)(float)v; break;
+    case CUDA_R_8I: ((int8_t *)p)[i] = (int8_t)v; break;
+    case CUDA_R_32I: ((int32_t *)p)[i] = (int32_t)v; break;
+    }
+}
+
+// column-major C[m, n] = alpha op(A) op(B) + beta C, as cuBLAS defines it;
+// products summed in f32 for f32 compute (as the GPU does), in f64 for f64
+static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, double alpha,
+                           const void *A, cudaDataType at, int lda, long long sa, const void *B, cudaDataType bt,
+                           int ldb, long long sb, double beta, void *C, cudaDataType ct, int ldc, long long sc,
+                           int batch, bool f64)
+{
+    if (m < 0 || n < 0 || k < 0 || batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    if (lda < (ta == CUBLAS_OP_N ? m : k) || ldb < (tb == CUBLAS_OP_N ? k : n) || ldc < m)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    if (!is_device(A) || !is_device(B) || !is_device(C)) return CUBLAS_STATUS_INVALID_VALUE;
+    Access acc;
+    for (int bi = 0; bi < batch; bi++) {
+        const char *pa = (const char *)A, *pb = (const char *)B;
+        (void)pa, (void)pb;
+#pragma omp parallel for schedule(static)
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < m; i++) {
+                double s64 = 0;
+                float s32 = 0;
+                for (int l = 0; l < k; l++) {
+                    double x = load(A, at, bi * sa + (ta == CUBLAS_OP_N ? (long long)l * lda + i : (long long)i * lda + l));
+                    double y = load(B, bt, bi * sb + (tb == CUBLAS_OP_N ? (long long)j * ldb + l : (long long)l * ldb + j));
+                    if (f64) s64 += x * y;
+                    else s32 = fmaf((float)x, (float)y, s32);
+                }
+                double s = f64 ? s64 : s32;
+                long long ci = bi * sc + (long long)j * ldc + i;
+                double old = beta != 0 ? load(C, ct, ci) : 0;
+                store(C, ct, ci, alpha * s + (beta != 0 ? beta * old : 0));
+            }
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t lfl_emu::cublas_sgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                     const float *alpha, const float *A, int lda, const float *B, int ldb,
+                                     const float *beta, float *C, int ldc)
+{
+    return gemm(ta, tb, m, n, k, *alpha, A, CUDA_R_32F, lda, 0, B, CUDA_R_32F, ldb, 0, *beta, C, CUDA_R_32F, ldc, 0,
+                1, false);
+}
+cublasStatus_t lfl_emu::cublas_dgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                     const double *alpha, const double *A, int lda, const double *B, int ldb,
+                                     const double *beta, double *C, int ldc)
+{
+    return gemm(ta, tb, m, n, k, *alpha, A, CUDA_R_64F, lda, 0, B, CUDA_R_64F, ldb, 0, *beta, C, CUDA_R_64F, ldc, 0,
+                1, true);
+}
+
+static bool scalars_f64(cublasComputeType_t c) { return c == CUBLAS_COMPUTE_64F; }
+
+cublasStatus_t lfl_emu::cublas_gemm_strided_batched_ex(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb,
+                                                       int m, int n, int k, const void *alpha, const void *A,
+                                                       cudaDataType at, int lda, long long sa, const void *B,
+                                                       cudaDataType bt, int ldb, long long sb, const void *beta,
+                                                       void *C, cudaDataType ct, int ldc, long long sc, int batch,
+                                                       cublasComputeType_t comp, cublasGemmAlgo_t)
+{
+    bool f64 = scalars_f64(comp);
+    if (at != bt || (f64 && (at != CUDA_R_64F || ct != CUDA_R_64F)) || (!f64 && at == CUDA_R_64F))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
+    double al = f64 ? *(const double *)alpha : *(const float *)alpha;
+    double be = f64 ? *(const double *)beta : *(const float *)beta;
+    return gemm(ta, tb, m, n, k, al, A, at, lda, sa, B, bt, ldb, sb, be, C, ct, ldc, sc, batch, f64);
+}
+
+cublasStatus_t lfl_emu::cublas_gemm_ex(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                       int k, const void *alpha, const void *A, cudaDataType at, int lda,
+                                       const void *B, cudaDataType bt, int ldb, const void *beta, void *C,
+                                       cudaDataType ct, int ldc, cublasComputeType_t comp, cublasGemmAlgo_t algo)
+{
+    return cublas_gemm_strided_batched_ex(h, ta, tb, m, n, k, alpha, A, at, lda, 0, B, bt, ldb, 0, beta, C, ct, ldc,
+                                          0, 1, comp, algo);
+}
