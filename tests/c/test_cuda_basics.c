@@ -113,6 +113,31 @@ static void optimizers(void)
              "adamw refuses state on another device, naming it");
 }
 
+/* the caching allocator: a freed block is handed out again for the same size
+ * class, and in-use / peak follow the tensors */
+static void allocator(void)
+{
+    lfl_device_mem m0, m1, m2;
+    CC_OK(lfl_device_memory(0, &m0));
+    lfl_device_reset_peak(0);
+    int64_t n[1] = {300000};
+    lfl_tensor *a;
+    CC_OK(lfl_empty(1, n, LFL_F32, 0, &a));
+    void *pa = lfl_data(a);
+    CC_OK(lfl_device_memory(0, &m1));
+    cc_check(m1.in_use >= m0.in_use + 1200000 && m1.peak >= m1.in_use, "in_use and peak count a new tensor");
+    lfl_tensor_release(a);
+    CC_OK(lfl_device_memory(0, &m2));
+    cc_check(m2.in_use == m0.in_use && m2.reserved == m1.reserved, "a freed block stays cached, not in use");
+    n[0] = 299000; /* same size class */
+    CC_OK(lfl_empty(1, n, LFL_F32, 0, &a));
+    cc_check(lfl_data(a) == pa, "the cached block is reused");
+    lfl_tensor_release(a);
+    lfl_device_empty_cache(0);
+    CC_OK(lfl_device_memory(0, &m2));
+    cc_check(m2.reserved == m2.in_use, "empty_cache gives the cached blocks back");
+}
+
 int main(void)
 {
     if (!cc_begin("test_cuda_basics")) return 0;
@@ -126,5 +151,6 @@ int main(void)
     matmuls(LFL_F64);
     graph_backward();
     optimizers();
+    allocator();
     return cc_end();
 }
