@@ -17,4 +17,6 @@ lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
     CUDA_ENTRY(sgd_step)
     CUDA_ENTRY(sum_squares)
     CUDA_ENTRY(scale)
+    /* quantized weights */
+    CUDA_ENTRY(q4_dequant)
 };
