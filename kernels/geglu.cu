@@ -14,7 +14,8 @@ __device__ static inline float gelu(float x, bool th, float *d)
 {
     if (th) {
         float t = tanhf((float)GELU_K * (x + (float)GELU_C * x * x * x));
-        if (d) *d = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * (float)GELU_K * (1.0f + 3.0f * (float)GELU_C * x * x);
+        if (d)
+            *d = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * (float)GELU_K * (1.0f + 3.0f * (float)GELU_C * x * x);
         return 0.5f * x * (1.0f + t);
     }
     float cdf = 0.5f * erfcf(x * -(float)SQRT1_2);
@@ -38,7 +39,7 @@ template <typename T>
 __global__ void geglu_fwd(const T *gate, lfl_row_map gm, const T *up, lfl_row_map um, bool th, T *y, long long n,
                           long long F)
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    LFL_GRID_STRIDE(i, n)
         y[i] = gelu(gate[lfl_elem_off(gm, i, F)], th, (T *)0) * up[lfl_elem_off(um, i, F)];
 }
 
@@ -47,7 +48,7 @@ template <typename T>
 __global__ void geglu_bwd(const T *go, const T *gate, lfl_row_map gm, const T *up, lfl_row_map um, bool th, T *dg,
                           T *du, long long n, long long F)
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    LFL_GRID_STRIDE(i, n) {
         T d, v = gelu(gate[lfl_elem_off(gm, i, F)], th, &d), o = go[i];
         if (dg) dg[i] = o * up[lfl_elem_off(um, i, F)] * d;
         if (du) du[i] = o * v;

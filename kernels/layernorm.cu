@@ -108,7 +108,8 @@ static lfl_status layernorm_backward_launch(lfl_tensor *g, lfl_tensor *x, lfl_te
     if (dw) st = lfl_col_scratch(x->device, ch, H, &partw);
     if (st == LFL_OK && db) st = lfl_col_scratch(x->device, ch, H, &partb);
     if (st == LFL_OK) {
-        double *pw = partw ? (double *)lfl_data(partw) : (double *)0, *pb = partb ? (double *)lfl_data(partb) : (double *)0;
+        double *pw = partw ? (double *)lfl_data(partw) : (double *)0;
+        double *pb = partb ? (double *)lfl_data(partb) : (double *)0;
         LFL_LAUNCH(dim3(lfl_cuda_blocks(H, threads), (unsigned)ch.n), threads, 0, layernorm_bwd_dwdb<T>)(
             pg, px, xm, pm, pr, pw, pb, rows, H, ch.per);
         if (dw)

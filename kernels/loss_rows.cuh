@@ -78,7 +78,8 @@ __global__ void loss_finish(const double *rowval, const int64_t *labels, long lo
         status[0] = cnt;
         status[1] = key ? rows - key : -1;
         if (red == LFL_REDUCE_SUM) out[0] = (T)tot;
-        else if (red == LFL_REDUCE_MEAN) out[0] = (T)(cnt ? tot / (double)cnt : __longlong_as_double(0x7ff8000000000000LL));
+        else if (red == LFL_REDUCE_MEAN) // torch: the mean over no rows is 0/0
+            out[0] = (T)(cnt ? tot / (double)cnt : __longlong_as_double(0x7ff8000000000000LL));
     }
 }
 

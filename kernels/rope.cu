@@ -112,7 +112,8 @@ template <typename P, typename F, typename O>
 __global__ void rope_cos_sin_kernel(const P *pos, const F *inv_freq, float scaling, O *c, O *s, cos_sin_dims p)
 {
     long long rows = p.B * p.T;
-    for (long long r = blockIdx.x * (long long)blockDim.y + threadIdx.y; r < rows; r += (long long)gridDim.x * blockDim.y) {
+    for (long long r = blockIdx.x * (long long)blockDim.y + threadIdx.y; r < rows;
+         r += (long long)gridDim.x * blockDim.y) {
         long long b = r / p.T, t = r % p.T;
         float fp = (float)(long long)pos[b * p.sp0 + t * p.sp1];
         O *cr = c + r * 2 * p.h, *sr = s + r * 2 * p.h;

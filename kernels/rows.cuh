@@ -55,6 +55,11 @@ __host__ __device__ static inline long long lfl_elem_off(const lfl_row_map &m, l
 // blocks of 256 for a grid-stride loop over n elements (capped: the loop covers the rest)
 static inline unsigned lfl_elem_blocks(long long n) { return lfl_cuda_blocks(n < (1LL << 28) ? n : (1LL << 28), 256); }
 
+// a grid-stride loop of i over [0, n)
+#define LFL_GRID_STRIDE(i, n)                                                        \
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); \
+         i += (long long)gridDim.x * blockDim.x)
+
 // threads for one block per row of n elements: about 4 elements per thread,
 // a multiple of 32, at most cap (<= 1024)
 static inline int lfl_row_threads(long long n, int cap)
@@ -111,7 +116,7 @@ static inline lfl_col_chunks lfl_col_chunks_of(long long rows, long long H, int 
 
 template <typename T> __global__ void lfl_col_chunks_sum(const double *part, long long nch, long long H, T *out)
 {
-    for (long long j = blockIdx.x * (long long)blockDim.x + threadIdx.x; j < H; j += (long long)gridDim.x * blockDim.x) {
+    LFL_GRID_STRIDE(j, H) {
         double s = 0;
         for (long long c = 0; c < nch; c++) s += part[c * H + j];
         out[j] = (T)s;

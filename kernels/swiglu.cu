@@ -11,7 +11,7 @@ __device__ static inline double exp_den(double g) { return 1.0 + exp(-g); }
 template <typename T>
 __global__ void swiglu_fwd(const T *gate, lfl_row_map gm, const T *up, lfl_row_map um, T *y, long long n, long long F)
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    LFL_GRID_STRIDE(i, n) {
         T g = gate[lfl_elem_off(gm, i, F)], u = up[lfl_elem_off(um, i, F)];
         y[i] = g / exp_den(g) * u;
     }
@@ -22,7 +22,7 @@ template <typename T>
 __global__ void swiglu_bwd(const T *go, const T *gate, lfl_row_map gm, const T *up, lfl_row_map um, T *dg, T *du,
                            long long n, long long F)
 {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    LFL_GRID_STRIDE(i, n) {
         T g = gate[lfl_elem_off(gm, i, F)], s = (T)1 / exp_den(g), o = go[i];
         if (dg) dg[i] = o * up[lfl_elem_off(um, i, F)] * s * ((T)1 + g * ((T)1 - s));
         if (du) du[i] = o * g * s;

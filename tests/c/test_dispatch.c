@@ -93,7 +93,8 @@ static void test_table(void)
                           "rope_cos_sin", "swiglu", "swiglu_backward", "geglu", "geglu_backward", "cross_entropy",
                           "cross_entropy_backward", "token_logprobs", "token_logprobs_backward"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        check(lfl_op_implemented(lfl_op_find(want[i]), LFL_DEVKIND_CUDA), "the CUDA build has its kernels in the table");
+        check(lfl_op_implemented(lfl_op_find(want[i]), LFL_DEVKIND_CUDA),
+              "the CUDA build has its kernels in the table");
 #else
     check(ncuda == 0 && list[0] == 0, "a CPU-only build has an empty CUDA column");
 #endif
@@ -202,7 +203,8 @@ static void test_missing_cuda(void)
     /* every case without a CUDA kernel ran (all of them in a CPU-only build); at
      * least one is left to run in a CUDA build */
     int missing = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) missing += !lfl_op_implemented(cases[i].op, LFL_DEVKIND_CUDA);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        missing += !lfl_op_implemented(cases[i].op, LFL_DEVKIND_CUDA);
     check(tried == missing && tried >= 1, "the CUDA cases ran");
 #ifndef LFL_HAVE_CUDA
     check(tried == (int)(sizeof cases / sizeof cases[0]), "a CPU-only build runs every case");
