@@ -10,7 +10,7 @@ static lfl_status lowp_to_f32(lfl_dtype dt, const void *src, int64_t n, float *d
            : lfl_fail(LFL_ERR_ARG, "to_f32: %s is not a 16-bit float", lfl_dtypes[dt].name);
 }
 
-#define Q(name, block, bytes) {name, block, bytes, false, false, lfl_dequantize_rows}
+#define Q(name, block, bytes) {name, block, bytes, false, false, lfl_dequantize_rows, lfl_block_dequant}
 const lfl_dtype_traits lfl_dtypes[LFL_DTYPE_COUNT] = {
     [LFL_F32]  = {"f32", 1, 4, true, false, NULL},
     [LFL_F64]  = {"f64", 1, 8, true, false, NULL},

@@ -21,6 +21,8 @@ typedef enum {
     LFL_DTYPE_COUNT
 } lfl_dtype;
 
+struct lfl_tensor;
+
 typedef struct {
     const char *name;   /* "f32", "bf16", "q4_k", ... */
     int block;          /* elements per block (1 for plain types) */
@@ -33,6 +35,10 @@ typedef struct {
      * absmax outside the data, in tensor->quant: lfl_cast dequantizes them
      * through quant/bnb4.h) or it is a plain load (f32, f64, ints) */
     lfl_status (*to_f32)(lfl_dtype dt, const void *src, int64_t n, float *dst);
+    /* a whole contiguous block tensor on any device -> out, f32 of its shape
+     * on its device (the GGUF kinds: quant/ggml.c's lfl_block_dequant, which
+     * dispatches on the device); NULL elsewhere */
+    lfl_status (*dequant)(struct lfl_tensor *q, struct lfl_tensor *out);
 } lfl_dtype_traits;
 
 extern const lfl_dtype_traits lfl_dtypes[LFL_DTYPE_COUNT];

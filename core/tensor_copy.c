@@ -175,18 +175,18 @@ lfl_status lfl_cast(lfl_tensor *t, lfl_dtype dt, lfl_tensor **out)
         lfl_tensor_release(f);
         return st;
     }
-    if (t->device != LFL_CPU)
-        return lfl_fail(LFL_ERR_UNSUPPORTED, "cast: dtype conversion on a CUDA tensor is not available yet; cast on the CPU first");
-    if (lfl_dtype_is_block(t->dtype) && lfl_dtypes[dt].is_float && lfl_dtypes[t->dtype].to_f32) {
-        /* a block tensor widens through its dtype's to_f32 hook, i.e. dequantizes
-         * (no grad: quantized weights are frozen); block tensors are contiguous */
+    if (lfl_dtype_is_block(t->dtype) && lfl_dtypes[dt].is_float && lfl_dtypes[t->dtype].dequant) {
+        /* a block tensor widens through its dtype's dequant hook on its own
+         * device (no grad: quantized weights are frozen) */
         lfl_tensor *f;
-        LFL_TRY(lfl_empty(t->ndim, t->shape, LFL_F32, LFL_CPU, &f));
-        lfl_status st = lfl_dtype_to_f32(t->dtype, lfl_data(t), lfl_numel(t), lfl_data(f));
+        LFL_TRY(lfl_empty(t->ndim, t->shape, LFL_F32, t->device, &f));
+        lfl_status st = lfl_dtypes[t->dtype].dequant(t, f);
         if (st == LFL_OK) st = lfl_cast(f, dt, out);
         lfl_tensor_release(f);
         return st;
     }
+    if (t->device != LFL_CPU)
+        return lfl_fail(LFL_ERR_UNSUPPORTED, "cast: dtype conversion on a CUDA tensor is not available yet; cast on the CPU first");
     if (lfl_dtype_is_block(t->dtype) || lfl_dtype_is_block(dt) || t->dtype == LFL_INT8 || dt == LFL_INT8)
         return lfl_fail(LFL_ERR_ARG, "cast: %s -> %s needs (de)quantization, not a cast",
                         lfl_dtype_name(t->dtype), lfl_dtype_name(dt));
@@ -212,6 +212,13 @@ lfl_status lfl_to_device(lfl_tensor *t, int device, lfl_tensor **out)
     if (t->quant) /* its scales / zeros live in CPU tensors the device copy would not carry */
         return lfl_fail(LFL_ERR_UNSUPPORTED, "to_device: a quantized %s tensor cannot move off the CPU (its quantization "
                         "state stays there); dequantize it first", lfl_dtype_name(t->dtype));
+    /* block bytes copy only as a whole: a permuted or expanded view of them
+     * has no contiguous copy (lfl_copy_ moves whole blocks) */
+    if (lfl_dtype_is_block(t->dtype) && !lfl_is_contiguous(t)) {
+        char b[128];
+        return lfl_fail(LFL_ERR_ARG, "to_device: a %s tensor moves only whole and contiguous, got a view of shape %s",
+                        lfl_dtype_name(t->dtype), lfl_shape_str(t, b, sizeof b));
+    }
     lfl_tensor *c;
     LFL_TRY(lfl_contiguous(t, &c));
     lfl_status st = lfl_empty(c->ndim, c->shape, c->dtype, device, out);

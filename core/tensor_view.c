@@ -154,6 +154,7 @@ lfl_status lfl_narrow(lfl_tensor *t, int dim, int64_t start, int64_t len, lfl_te
 lfl_status lfl_select(lfl_tensor *t, int dim, int64_t index, lfl_tensor **out)
 {
     int d;
+    if (lfl_dtype_is_block(t->dtype)) return lfl_fail(LFL_ERR_ARG, "select: %s tensors cannot be indexed", lfl_dtype_name(t->dtype));
     LFL_TRY(lfl_norm_dim("select", dim, t->ndim, &d));
     int64_t size = t->shape[d];
     int64_t i = index < 0 ? index + size : index;

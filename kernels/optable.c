@@ -35,4 +35,7 @@ lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
     CUDA_ENTRY(cross_entropy_backward)
     CUDA_ENTRY(token_logprobs)
     CUDA_ENTRY(token_logprobs_backward)
+    /* blocks: GGUF block weights, 8-bit AdamW */
+    CUDA_ENTRY(block_dequant)
+    CUDA_ENTRY(adamw8bit_step)
 };

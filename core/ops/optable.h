@@ -212,7 +212,14 @@ typedef struct {
     /* g contiguous f32: g *= s */                                                                          \
     X(scale, (lfl_tensor *g, double s))                                                                     \
     /* q a whole NF4/FP4 tensor (quant/bnb4.h, checked), its state on q's device; out f32 of q's shape */  \
-    X(q4_dequant, (lfl_tensor *q, lfl_tensor *out))
+    X(q4_dequant, (lfl_tensor *q, lfl_tensor *out))                                                         \
+    /* q a whole contiguous GGUF block tensor (Q8_0 .. Q6_K, quant/ggml.h); out f32 of q's shape on q's      \
+     * device */                                                                                            \
+    X(block_dequant, (lfl_tensor *q, lfl_tensor *out))                                                      \
+    /* 8-bit AdamW (core/optim/adamw8bit.c), in place: p, g f32 and mq, vq u8 of p's size, mabs, vabs f32   \
+     * of one absmax per `block` elements, all contiguous on p's device; 1 <= block <= 4096, step >= 1 */   \
+    X(adamw8bit_step, (lfl_tensor *p, lfl_tensor *g, lfl_tensor *mq, lfl_tensor *mabs, lfl_tensor *vq,      \
+                       lfl_tensor *vabs, int64_t block, const lfl_adamw_opts *o))
 
 typedef enum {
 #define LFL_OP_ENUM_(name, params) LFL_OP_##name,

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include "../iter.h"
+#include "../ops/optable.h"
 #include "adamw8bit.h"
 
 /* torch.linspace(0.1, 1, steps) in f32: the first half counts up from start, the
@@ -61,12 +62,19 @@ static void midpoints(const float code[256], float mid[255])
     for (int i = 0; i < 255; i++) mid[i] = (code[i] + code[i + 1]) / 2.0f;
 }
 
+static lfl_status check_on(const char *op, lfl_tensor *t, lfl_dtype dt, int64_t n, int device, const char *what)
+{
+    if (t->dtype != dt || !lfl_is_contiguous(t) || lfl_numel(t) != n || t->device != device) {
+        char dev[32];
+        return lfl_fail(LFL_ERR_ARG, "%s: %s must be a contiguous %s tensor of %lld elements on %s", op, what,
+                        lfl_dtype_name(dt), (long long)n, lfl_device_str(device, dev, sizeof dev));
+    }
+    return LFL_OK;
+}
+
 static lfl_status check(const char *op, lfl_tensor *t, lfl_dtype dt, int64_t n, const char *what)
 {
-    if (t->dtype != dt || !lfl_is_contiguous(t) || lfl_numel(t) != n || t->device != LFL_CPU)
-        return lfl_fail(LFL_ERR_ARG, "%s: %s must be a contiguous %s CPU tensor of %lld elements", op, what,
-                        lfl_dtype_name(dt), (long long)n);
-    return LFL_OK;
+    return check_on(op, t, dt, n, LFL_CPU, what);
 }
 
 static inline int64_t nblocks(int64_t n, int64_t block) { return (n + block - 1) / block; }
@@ -130,12 +138,28 @@ lfl_status lfl_adamw8bit_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *mq, lfl_
         return lfl_fail(LFL_ERR_ARG, "adamw8bit: block size must be in 1..4096, got %lld", (long long)block);
     if (o->step < 1) return lfl_fail(LFL_ERR_ARG, "adamw8bit: step must start at 1");
     int64_t n = lfl_numel(p), nb = nblocks(n, block);
-    LFL_TRY(check("adamw8bit", p, LFL_F32, n, "the parameter"));
-    LFL_TRY(check("adamw8bit", g, LFL_F32, n, "the gradient"));
-    LFL_TRY(check("adamw8bit", mq, LFL_U8, n, "exp_avg (state1)"));
-    LFL_TRY(check("adamw8bit", vq, LFL_U8, n, "exp_avg_sq (state2)"));
-    LFL_TRY(check("adamw8bit", mabs, LFL_F32, nb, "absmax1"));
-    LFL_TRY(check("adamw8bit", vabs, LFL_F32, nb, "absmax2"));
+    int dev = p->device;
+    LFL_TRY(check_on("adamw8bit", p, LFL_F32, n, dev, "the parameter"));
+    LFL_TRY(check_on("adamw8bit", g, LFL_F32, n, dev, "the gradient"));
+    LFL_TRY(check_on("adamw8bit", mq, LFL_U8, n, dev, "exp_avg (state1)"));
+    LFL_TRY(check_on("adamw8bit", vq, LFL_U8, n, dev, "exp_avg_sq (state2)"));
+    LFL_TRY(check_on("adamw8bit", mabs, LFL_F32, nb, dev, "absmax1"));
+    LFL_TRY(check_on("adamw8bit", vabs, LFL_F32, nb, dev, "absmax2"));
+    if (p->storage->kind == LFL_STORAGE_MMAP)
+        return lfl_fail(LFL_ERR_ARG, "adamw8bit: the parameter is a read-only mapping of a checkpoint file; train a "
+                        "copy (clone)");
+    if (n == 0) return LFL_OK;
+    lfl_adamw8bit_step_kernel fn;
+    LFL_TRY(lfl_dispatch_adamw8bit_step(dev, "adamw8bit", &fn));
+    return fn(p, g, mq, mabs, vq, vabs, block, o);
+}
+
+/* The arithmetic below is the contract kernels/adamw8bit_step.cu follows
+ * step by step (this file is compiled without fused multiply-adds). */
+lfl_status lfl_cpu_adamw8bit_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *mq, lfl_tensor *mabs, lfl_tensor *vq,
+                                  lfl_tensor *vabs, int64_t block, const lfl_adamw_opts *o)
+{
+    int64_t n = lfl_numel(p), nb = nblocks(n, block);
     float code1[256], code2[256], mid1[255], mid2[255];
     lfl_qmap_dynamic(true, code1);
     lfl_qmap_dynamic(false, code2);

@@ -1,9 +1,14 @@
 /* Dequantization of ggml block formats, bit-exact with ggml-quants.c
- * (f16 scales widened to f32, products in f32). Below io/ and ops/: the dtype
- * traits (core/dtype.c) point their to_f32 hook here, which is how a cast of a
- * block tensor widens it without core/tensor_copy.c knowing any format. */
+ * (f16 scales widened to f32, products in f32, none fused: CMakeLists.txt
+ * compiles this file with -ffp-contract=off, so kernels/block_dequant.cu can
+ * give the same bits). Below io/ and ops/: the dtype traits (core/dtype.c)
+ * point their to_f32 and dequant hooks here, which is how a cast of a block
+ * tensor widens it without core/tensor_copy.c knowing any format; dequant
+ * (lfl_block_dequant) goes on through the dispatch table to the tensor's
+ * device. */
 #include <string.h>
 #include "../iter.h"
+#include "../ops/optable.h"
 #include "ggml.h"
 
 static inline float h2f(const uint8_t *p) { return lfl_f16_to_f32((uint16_t)(p[0] | (p[1] << 8))); }
@@ -147,11 +152,33 @@ lfl_status lfl_dequantize_rows(lfl_dtype dt, const void *src, int64_t n, float *
 
 lfl_status lfl_dequantize(lfl_tensor *q, lfl_tensor **out)
 {
-    if (q->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "dequantize: CUDA tensors are not supported yet");
-    LFL_TRY(lfl_empty(q->ndim, q->shape, LFL_F32, LFL_CPU, out));
-    lfl_status st = lfl_dequantize_rows(q->dtype, lfl_data(q), lfl_numel(q), lfl_data(*out));
+    LFL_TRY(lfl_empty(q->ndim, q->shape, LFL_F32, q->device, out));
+    lfl_status st = lfl_block_dequant(q, *out);
     if (st) { lfl_tensor_release(*out); *out = NULL; }
     return st;
+}
+
+lfl_status lfl_block_dequant(lfl_tensor *q, lfl_tensor *out)
+{
+    char b[128];
+    if (!lfl_is_ggml(q->dtype))
+        return lfl_fail(LFL_ERR_ARG, "dequantize: %s is not a GGUF block type", lfl_dtype_name(q->dtype));
+    /* a permuted or expanded view would need a gather of whole blocks */
+    if (!lfl_is_contiguous(q))
+        return lfl_fail(LFL_ERR_ARG, "dequantize: a %s tensor must be whole and contiguous, got a view of shape %s",
+                        lfl_dtype_name(q->dtype), lfl_shape_str(q, b, sizeof b));
+    if (out->dtype != LFL_F32 || !lfl_is_contiguous(out) || lfl_numel(out) != lfl_numel(q) || out->device != q->device)
+        return lfl_fail(LFL_ERR_ARG, "dequantize: the output must be a contiguous f32 tensor of %lld elements on "
+                        "the %s tensor's device", (long long)lfl_numel(q), lfl_dtype_name(q->dtype));
+    if (lfl_numel(q) == 0) return LFL_OK;
+    lfl_block_dequant_kernel fn;
+    LFL_TRY(lfl_dispatch_block_dequant(q->device, "dequantize", &fn));
+    return fn(q, out);
+}
+
+lfl_status lfl_cpu_block_dequant(lfl_tensor *q, lfl_tensor *out)
+{
+    return lfl_dequantize_rows(q->dtype, lfl_data(q), lfl_numel(q), lfl_data(out));
 }
 
 lfl_status lfl_ggml_check(const char *op, const lfl_tensor *q)

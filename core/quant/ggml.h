@@ -9,8 +9,12 @@
 
 /* n elements (a multiple of the block) of src in dtype dt -> dst f32 */
 lfl_status lfl_dequantize_rows(lfl_dtype dt, const void *src, int64_t n, float *dst);
-/* A new f32 tensor of the same shape (block tensors are contiguous). */
+/* A new f32 tensor of the same shape on q's device (block tensors are contiguous). */
 lfl_status lfl_dequantize(lfl_tensor *q, lfl_tensor **out);
+/* q (a whole contiguous Q8_0 .. Q6_K tensor on any device) -> out (f32 of
+ * q's size, contiguous, on q's device): the front of the dispatch table's
+ * block_dequant, also the dequant hook of these dtypes' traits (lfl_cast) */
+lfl_status lfl_block_dequant(lfl_tensor *q, lfl_tensor *out);
 
 /* Q8_0 .. Q6_K: the GGUF block kinds (not bitsandbytes' NF4/FP4) */
 static inline bool lfl_is_ggml(lfl_dtype d) { return d >= LFL_Q8_0 && d <= LFL_Q6_K; }

@@ -270,10 +270,18 @@ function M.AdamW8bit(groups, opts)
   return setmetatable(self, AdamW8bit)
 end
 
+-- t on p's device (t itself on the CPU when p is there)
+local function on_device_of(p, t)
+  local d = p:device()
+  return d == "cpu" and t or t:to(d)
+end
+
+-- the codes and absmax live on p's device, where the update kernel runs
 local function new_8bit_state(p, block)
   local n = p:numel()
   local nb = math.floor((n + block - 1) / block)
-  return {q1 = lfl.zeros(n, "u8"), a1 = lfl.zeros(nb), q2 = lfl.zeros(n, "u8"), a2 = lfl.zeros(nb), step = 0}
+  return {q1 = on_device_of(p, lfl.zeros(n, "u8")), a1 = on_device_of(p, lfl.zeros(nb)),
+    q2 = on_device_of(p, lfl.zeros(n, "u8")), a2 = on_device_of(p, lfl.zeros(nb)), step = 0}
 end
 
 function AdamW8bit:step(lr_factor)
@@ -316,9 +324,10 @@ function AdamW8bit:dequantized_state(p)
   local st = self.state[p]
   if not st then return nil end
   if not st.q1 then return st.m, st.v end
+  -- dequantized on the CPU (the states come over from p's device)
   local m, v = lfl.zeros(p:numel()), lfl.zeros(p:numel())
-  K.dequantize_blockwise(st.q1, st.a1, self.block, m, "signed")
-  K.dequantize_blockwise(st.q2, st.a2, self.block, v, "unsigned")
+  K.dequantize_blockwise(st.q1:to("cpu"), st.a1:to("cpu"), self.block, m, "signed")
+  K.dequantize_blockwise(st.q2:to("cpu"), st.a2:to("cpu"), self.block, v, "unsigned")
   return m:view(p:size()), v:view(p:size())
 end
 
@@ -341,11 +350,13 @@ end
 
 function AdamW8bit:load_state_tensors(ts, meta)
   for n, p in named_params(self) do
+    -- a checkpoint's tensors come from the CPU: the states go to p's device
+    local function load(k) return on_device_of(p, ts[n .. k]:clone()) end
     if ts[n .. ".state1"] then
-      self.state[p] = {q1 = ts[n .. ".state1"]:clone(), a1 = ts[n .. ".absmax1"]:clone(),
-        q2 = ts[n .. ".state2"]:clone(), a2 = ts[n .. ".absmax2"]:clone(), step = meta[n] or 0}
+      self.state[p] = {q1 = load(".state1"), a1 = load(".absmax1"), q2 = load(".state2"), a2 = load(".absmax2"),
+        step = meta[n] or 0}
     elseif ts[n .. ".exp_avg"] then
-      self.state[p] = {m = ts[n .. ".exp_avg"]:clone(), v = ts[n .. ".exp_avg_sq"]:clone(), step = meta[n] or 0}
+      self.state[p] = {m = load(".exp_avg"), v = load(".exp_avg_sq"), step = meta[n] or 0}
     end
   end
 end
