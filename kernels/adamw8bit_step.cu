@@ -1,4 +1,5 @@
-// 8-bit AdamW on CUDA (bitsandbytes' blockwise state, core/optim/adamw8bit.c):
+// 8-bit AdamW on CUDA (bitsandbytes' blockwise state; the CPU kernel is
+// core/ops/adamw8bit_step.c):
 // one CUDA block of 256 threads per quantization block. The threads dequantize
 // their elements of both states with the dynamic maps, update them and the
 // parameter, the block reduces the new absmax, and each thread requantizes its

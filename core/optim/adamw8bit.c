@@ -1,5 +1,7 @@
 /* 8-bit AdamW: bitsandbytes' dynamic quantization maps, blockwise quantization
- * of the optimizer states and the fused dequantize -> step -> requantize update. */
+ * of the optimizer states and the front of the fused dequantize -> step ->
+ * requantize update (its kernels: core/ops/adamw8bit_step.c on the CPU, the
+ * dispatch table's adamw8bit_step elsewhere). */
 #include <math.h>
 #include <stdlib.h>
 #include "../iter.h"
@@ -57,7 +59,7 @@ static inline uint8_t bucket(const float *mid, float x)
     return (uint8_t)lo;
 }
 
-static void midpoints(const float code[256], float mid[255])
+void lfl_qmap_midpoints(const float code[256], float mid[255])
 {
     for (int i = 0; i < 255; i++) mid[i] = (code[i] + code[i + 1]) / 2.0f;
 }
@@ -79,8 +81,7 @@ static lfl_status check(const char *op, lfl_tensor *t, lfl_dtype dt, int64_t n, 
 
 static inline int64_t nblocks(int64_t n, int64_t block) { return (n + block - 1) / block; }
 
-/* quantizes x[0..len) with its own absmax into q; returns the absmax */
-static float quant_block(const float *x, int64_t len, const float *mid, uint8_t *q)
+float lfl_quantize_block(const float *x, int64_t len, const float mid[255], uint8_t *q)
 {
     float am = 0;
     for (int64_t i = 0; i < len; i++) am = fmaxf(am, fabsf(x[i]));
@@ -101,7 +102,7 @@ lfl_status lfl_quantize_blockwise(lfl_tensor *x, const float code[256], int64_t 
     LFL_TRY(check("quantize_blockwise", q, LFL_U8, n, "the code tensor"));
     LFL_TRY(check("quantize_blockwise", absmax, LFL_F32, nblocks(n, block), "absmax"));
     float mid[255];
-    midpoints(code, mid);
+    lfl_qmap_midpoints(code, mid);
     const float *xx = lfl_data(x);
     uint8_t *qq = lfl_data(q);
     float *am = lfl_data(absmax);
@@ -109,7 +110,7 @@ lfl_status lfl_quantize_blockwise(lfl_tensor *x, const float code[256], int64_t 
 #pragma omp parallel for if (n > LFL_OMP_MIN)
     for (int64_t b = 0; b < nb; b++) {
         int64_t s = b * block, len = n - s < block ? n - s : block;
-        am[b] = quant_block(xx + s, len, mid, qq + s);
+        am[b] = lfl_quantize_block(xx + s, len, mid, qq + s);
     }
     return LFL_OK;
 }
@@ -152,44 +153,4 @@ lfl_status lfl_adamw8bit_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *mq, lfl_
     lfl_adamw8bit_step_kernel fn;
     LFL_TRY(lfl_dispatch_adamw8bit_step(dev, "adamw8bit", &fn));
     return fn(p, g, mq, mabs, vq, vabs, block, o);
-}
-
-/* The arithmetic below is the contract kernels/adamw8bit_step.cu follows
- * step by step (this file is compiled without fused multiply-adds). */
-lfl_status lfl_cpu_adamw8bit_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *mq, lfl_tensor *mabs, lfl_tensor *vq,
-                                  lfl_tensor *vabs, int64_t block, const lfl_adamw_opts *o)
-{
-    int64_t n = lfl_numel(p), nb = nblocks(n, block);
-    float code1[256], code2[256], mid1[255], mid2[255];
-    lfl_qmap_dynamic(true, code1);
-    lfl_qmap_dynamic(false, code2);
-    midpoints(code1, mid1);
-    midpoints(code2, mid2);
-    float *pp = lfl_data(p), *a1 = lfl_data(mabs), *a2 = lfl_data(vabs);
-    const float *gg = lfl_data(g);
-    uint8_t *q1 = lfl_data(mq), *q2 = lfl_data(vq);
-    double bc1 = 1.0 - pow(o->beta1, (double)o->step), bc2 = sqrt(1.0 - pow(o->beta2, (double)o->step));
-    float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps;
-    float decay = (float)(1.0 - o->lr * o->weight_decay), step_size = (float)(o->lr / bc1), sbc2 = (float)bc2;
-    bool wd = o->weight_decay > 0;
-    /* blocks are independent, so they run in parallel */
-#pragma omp parallel for if (n > LFL_OMP_MIN)
-    for (int64_t b = 0; b < nb; b++) {
-        float mm[4096], vv[4096];
-        int64_t s = b * block, len = n - s < block ? n - s : block;
-        float am1 = a1[b], am2 = a2[b];
-        for (int64_t i = 0; i < len; i++) {
-            float gi = gg[s + i];
-            float mi = code1[q1[s + i]] * am1 * b1 + (1 - b1) * gi;
-            float vi = code2[q2[s + i]] * am2 * b2 + (1 - b2) * gi * gi;
-            mm[i] = mi;
-            vv[i] = vi;
-            float pi = pp[s + i];
-            if (wd) pi *= decay;
-            pp[s + i] = pi - step_size * (mi / (sqrtf(vi) / sbc2 + eps));
-        }
-        a1[b] = quant_block(mm, len, mid1, q1 + s);
-        a2[b] = quant_block(vv, len, mid2, q2 + s);
-    }
-    return LFL_OK;
 }

@@ -15,6 +15,11 @@ void lfl_qmap_dynamic(bool is_signed, float code[256]);
  * block may be short), q[i] = index of the nearest code value to
  * clamp(x[i] / absmax, -1, 1) (bucketize against the midpoints, ties to the lower
  * index). x contiguous f32, q u8 of the same numel, absmax f32 of ceil(n/block). */
+/* mid[i] = (code[i] + code[i + 1]) / 2: the bounds quantization searches */
+void lfl_qmap_midpoints(const float code[256], float mid[255]);
+/* one block: q[i] = the first midpoint index with mid >= x[i] * (1 / absmax)
+ * clamped to [-1, 1]; returns absmax = max |x| over x[0..len) */
+float lfl_quantize_block(const float *x, int64_t len, const float mid[255], uint8_t *q);
 lfl_status lfl_quantize_blockwise(lfl_tensor *x, const float code[256], int64_t block, lfl_tensor *q,
                                   lfl_tensor *absmax);
 /* out[i] = code[q[i]] * absmax[i / block] */

@@ -176,11 +176,6 @@ lfl_status lfl_block_dequant(lfl_tensor *q, lfl_tensor *out)
     return fn(q, out);
 }
 
-lfl_status lfl_cpu_block_dequant(lfl_tensor *q, lfl_tensor *out)
-{
-    return lfl_dequantize_rows(q->dtype, lfl_data(q), lfl_numel(q), lfl_data(out));
-}
-
 lfl_status lfl_ggml_check(const char *op, const lfl_tensor *q)
 {
     char b[128];
