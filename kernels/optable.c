@@ -12,4 +12,7 @@ lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
     CUDA_ENTRY(mul)
     CUDA_ENTRY(div)
     CUDA_ENTRY(matmul)
+    /* elementwise group: copies and fills, elementwise math, masks, dropout */
+    CUDA_ENTRY(copy)
+    CUDA_ENTRY(fill)
 };

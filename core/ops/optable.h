@@ -200,7 +200,12 @@ typedef struct {
     X(linear_topk_entropy, (lfl_tensor *hidden, lfl_tensor *w, int64_t k, int64_t chunk, lfl_tensor *out))  \
     /* a contiguous, 0 < p <= 1; mask u8 of a's shape */                                                    \
     X(dropout, (lfl_tensor *a, double p, lfl_tensor *mask, lfl_tensor *out))                                \
-    X(dropout_backward, (lfl_tensor *g, lfl_tensor *mask, double scale, lfl_tensor *dx))
+    X(dropout_backward, (lfl_tensor *g, lfl_tensor *mask, double scale, lfl_tensor *dx))                    \
+    /* dst, src on one device, any strides, src broadcasts to dst; f32/f64/f16/bf16/i32/i64/u8/bool         \
+     * converted through f64 as lfl_set does, or one dtype (block-quantized: one size) */                   \
+    X(copy, (lfl_tensor *dst, const lfl_tensor *src))                                                       \
+    /* t any strides, not block-quantized; v converted to t's dtype as lfl_set converts it */               \
+    X(fill, (lfl_tensor *t, double v))
 
 typedef enum {
 #define LFL_OP_ENUM_(name, params) LFL_OP_##name,
