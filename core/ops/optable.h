@@ -40,6 +40,7 @@
 
 #include "../device.h"
 #include "../ops.h"
+#include "../optim/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -201,6 +202,15 @@ typedef struct {
     /* a contiguous, 0 < p <= 1; mask u8 of a's shape */                                                    \
     X(dropout, (lfl_tensor *a, double p, lfl_tensor *mask, lfl_tensor *out))                                \
     X(dropout_backward, (lfl_tensor *g, lfl_tensor *mask, double scale, lfl_tensor *dx))                    \
+    /* optimizer updates in place (core/optim/adamw.c): p, g and the state contiguous f32 of p's size on    \
+     * p's device, step >= 1 (checked by the fronts) */                                                     \
+    X(adamw_step, (lfl_tensor *p, lfl_tensor *g, lfl_tensor *m, lfl_tensor *v, const lfl_adamw_opts *o))     \
+    X(sgd_step, (lfl_tensor *p, lfl_tensor *g, lfl_tensor *buf, double lr, double momentum,                 \
+                 double weight_decay, bool first))                                                          \
+    /* g contiguous f32 or f64: *out = sum of g^2 accumulated in f64 (global-norm clipping) */              \
+    X(sum_squares, (lfl_tensor *g, double *out))                                                            \
+    /* g contiguous f32: g *= s */                                                                          \
+    X(scale, (lfl_tensor *g, double s))                                                                     \
     /* dst, src on one device, any strides, src broadcasts to dst; f32/f64/f16/bf16/i32/i64/u8/bool         \
      * converted through f64 as lfl_set does, or one dtype (block-quantized: one size) */                   \
     X(copy, (lfl_tensor *dst, const lfl_tensor *src))                                                       \
