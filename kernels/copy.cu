@@ -1,7 +1,7 @@
 // copy on CUDA: dst[...] = src[...] within one device, any strides, src
 // broadcast to dst, with the CPU's dtype conversions (kernels/convert.cuh).
 // One dtype: a flat copy is a device memcpy, a strided one moves raw
-// 1/2/4/8-byte words.
+// 1/2/4/8-byte words, a transposing one through shared-memory tiles.
 #include "convert.cuh"
 #include "strided.cuh"
 
@@ -29,11 +29,76 @@ template <typename R, typename I> __global__ void copy_walk(R *d, const R *s, I 
     }
 }
 
+// A transpose-like copy (dst's innermost dim unit-stride, src's unit-stride
+// dim another one, j): 32x32 tiles through shared memory, so both the reads
+// (along j) and the writes (along the inner dim) are coalesced. The walk
+// `batch` covers the other dims (lists: dst, src).
+static const int TILE = 32, TILE_ROWS = 8;
+
+template <typename R>
+__global__ void copy_tiles(R *d, const R *s, long long nj, long long ni, long long dsj, long long ssi, lfl_walk batch,
+                           long long nb)
+{
+    __shared__ R tile[TILE][TILE + 1];
+    long long i0 = (long long)blockIdx.x * TILE, j0 = (long long)blockIdx.y * TILE;
+    int tx = threadIdx.x, ty = threadIdx.y;
+    for (long long b = blockIdx.z; b < nb; b += gridDim.z) {
+        long long o[2];
+        lfl_walk_at<2>(batch, b, o);
+        for (int r = ty; r < TILE; r += TILE_ROWS) {
+            long long i = i0 + r, j = j0 + tx;
+            if (i < ni && j < nj) tile[r][tx] = s[o[1] + j + i * ssi];
+        }
+        __syncthreads();
+        for (int r = ty; r < TILE; r += TILE_ROWS) {
+            long long j = j0 + r, i = i0 + tx;
+            if (i < ni && j < nj) d[o[0] + j * dsj + i] = tile[tx][r];
+        }
+        __syncthreads(); // the tile is refilled for the next batch entry
+    }
+}
+
+// the tiled copy when the layouts call for it (true: launched)
+template <typename R> static bool launch_tiles(void *d, const void *s, const lfl_walk &w)
+{
+    int nd = w.nd, j = -1;
+    if (nd < 2 || w.st[0][nd - 1] != 1 || w.st[1][nd - 1] == 1) return false;
+    for (int k = 0; k < nd - 1; k++)
+        if (w.st[1][k] == 1) j = k;
+    if (j < 0 || w.shape[j] < 8 || w.shape[nd - 1] < 8) return false;
+    lfl_walk batch;
+    batch.nd = 0;
+    batch.k = 2;
+    long long nb = 1;
+    for (int k = 0; k < nd - 1; k++) {
+        if (k == j) continue;
+        batch.shape[batch.nd] = w.shape[k];
+        batch.st[0][batch.nd] = w.st[0][k];
+        batch.st[1][batch.nd] = w.st[1][k];
+        batch.st[2][batch.nd] = 0;
+        batch.nd++;
+        nb *= w.shape[k];
+    }
+    if (batch.nd == 0) {
+        batch.nd = 1;
+        batch.shape[0] = 1;
+        batch.st[0][0] = batch.st[1][0] = batch.st[2][0] = 0;
+    }
+    long long ni = w.shape[nd - 1], nj = w.shape[j];
+    long long gx = (ni + TILE - 1) / TILE, gy = (nj + TILE - 1) / TILE;
+    if (gx > 2147483647LL || gy > 65535) return false;
+    dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)(nb < 65535 ? nb : 65535));
+    LFL_LAUNCH(grid, dim3(TILE, TILE_ROWS), 0, copy_tiles<R>)((R *)d, (const R *)s, nj, ni, w.st[0][j],
+                                                             w.st[1][nd - 1], batch, nb);
+    return true;
+}
+
 static const int threads = 256;
 
 template <typename R> static void launch_raw(void *d, const void *s, long long n, const lfl_walk &w)
 {
     unsigned blocks = lfl_walk_blocks(n, threads);
+    if (launch_tiles<R>(d, s, w)) return;
     if (lfl_walk_fits_int(&w, n))
         LFL_LAUNCH(blocks, threads, 0, copy_walk<R, int>)((R *)d, (const R *)s, (int)n, w);
     else
