@@ -104,19 +104,20 @@ static lfl_status cast_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin
 lfl_status lfl_cast(lfl_tensor *t, lfl_dtype dt, lfl_tensor **out)
 {
     if (t->dtype == dt) { *out = lfl_tensor_retain(t); return LFL_OK; }
-    if (t->device != LFL_CPU && (t->quant || lfl_dtype_is_block(t->dtype) || lfl_dtype_is_block(dt) ||
-                                 t->dtype == LFL_INT8 || dt == LFL_INT8)) {
-        char dev[32];
-        lfl_device_str(t->device, dev, sizeof dev);
-        return lfl_fail(LFL_ERR_UNSUPPORTED, "cast: %s -> %s needs (de)quantization, which runs on the CPU only; "
-                        "move the tensor off %s first", lfl_dtype_name(t->dtype), lfl_dtype_name(dt), dev);
-    }
     if (t->quant && lfl_dtypes[dt].is_float) { /* a quantized tensor widens through its state's hook (no grad) */
         lfl_tensor *f;
         LFL_TRY(t->quant->to_f32(t, &f));
         lfl_status st = lfl_cast(f, dt, out);
         lfl_tensor_release(f);
         return st;
+    }
+    if (t->device != LFL_CPU && (lfl_dtype_is_block(t->dtype) || lfl_dtype_is_block(dt) || t->dtype == LFL_INT8 ||
+                                 dt == LFL_INT8)) {
+        char dev[32];
+        lfl_device_str(t->device, dev, sizeof dev);
+        return lfl_fail(LFL_ERR_UNSUPPORTED, "cast: %s -> %s on %s needs (de)quantization, which only the CPU does "
+                        "for this dtype; move the tensor to the CPU first", lfl_dtype_name(t->dtype),
+                        lfl_dtype_name(dt), dev);
     }
     if (lfl_dtype_is_block(t->dtype) && lfl_dtypes[dt].is_float && lfl_dtypes[t->dtype].to_f32) {
         /* a block tensor widens through its dtype's to_f32 hook, i.e. dequantizes
@@ -149,6 +150,7 @@ static lfl_status to_device_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor 
 lfl_status lfl_to_device(lfl_tensor *t, int device, lfl_tensor **out)
 {
     if (t->device == device) { *out = lfl_tensor_retain(t); return LFL_OK; }
+    if (t->quant && lfl_is_q4(t->dtype)) return lfl_q4_to_device(t, device, out); /* QLoRA's base: codes + state */
     if (t->quant) /* its scales / zeros live in CPU tensors the device copy would not carry */
         return lfl_fail(LFL_ERR_UNSUPPORTED, "to_device: a quantized %s tensor cannot move off the CPU (its quantization "
                         "state stays there); dequantize it first", lfl_dtype_name(t->dtype));
