@@ -87,7 +87,7 @@ template <typename R> static bool launch_tiles(void *d, const void *s, const lfl
     long long ni = w.shape[nd - 1], nj = w.shape[j];
     long long gx = (ni + TILE - 1) / TILE, gy = (nj + TILE - 1) / TILE;
     if (gx > 2147483647LL || gy > 65535) return false;
-    dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)(nb < 65535 ? nb : 65535));
+    dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)(nb < (long long)lfl_walk_max_z ? nb : lfl_walk_max_z));
     LFL_LAUNCH(grid, dim3(TILE, TILE_ROWS), 0, copy_tiles<R>)((R *)d, (const R *)s, nj, ni, w.st[0][j],
                                                              w.st[1][nd - 1], batch, nb);
     return true;

@@ -77,11 +77,19 @@ template <int K, typename I> __device__ static inline void lfl_walk_at(const lfl
     }
 }
 
-// blocks for a grid-stride loop over n items (capped: each thread loops)
+// Grid caps: past them each thread loops. The emulator's are small so that
+// the tests' tensors run the loops a GPU runs only on very large ones.
+#ifdef LFL_CUDA_EMU
+static const unsigned lfl_walk_max_blocks = 7, lfl_walk_max_z = 3;
+#else
+static const unsigned lfl_walk_max_blocks = 65536, lfl_walk_max_z = 65535;
+#endif
+
+// blocks for a grid-stride loop over n items
 static inline unsigned lfl_walk_blocks(long long n, int threads)
 {
     unsigned b = lfl_cuda_blocks(n, threads);
-    return b > 65536u ? 65536u : b;
+    return b > lfl_walk_max_blocks ? lfl_walk_max_blocks : b;
 }
 
 // grid-stride loop over [0, n) in index type I

@@ -222,6 +222,18 @@ static void mixed_copies(void)
     same_values("contiguous of a transposed f32 [350,200]", y, yd);
     lfl_tensor_release(y), lfl_tensor_release(yd), lfl_tensor_release(bt), lfl_tensor_release(btd);
     lfl_tensor_release(b), lfl_tensor_release(bd), lfl_tensor_release(a), lfl_tensor_release(ad);
+    /* batched transposes (the tiles, several per launch in z): [5, 40, 36] -> [5, 36, 40], f32 and f16 */
+    for (int k = 0; k < 2; k++) {
+        lfl_dtype dt = k ? LFL_F16 : LFL_F32;
+        b = cc_randn(3, (int64_t[]){5, 40, 36}, dt, 1.0), bd = cc_cuda(b);
+        CC_OK(lfl_transpose(b, 1, 2, &bt));
+        CC_OK(lfl_transpose(bd, 1, 2, &btd));
+        CC_OK(lfl_contiguous(bt, &y));
+        CC_OK(lfl_contiguous(btd, &yd));
+        same_values(k ? "contiguous of a batched transpose, f16" : "contiguous of a batched transpose, f32", y, yd);
+        lfl_tensor_release(y), lfl_tensor_release(yd), lfl_tensor_release(bt), lfl_tensor_release(btd);
+        lfl_tensor_release(b), lfl_tensor_release(bd);
+    }
 }
 
 static void fills(void)
@@ -575,14 +587,14 @@ static void dropouts(lfl_dtype dt)
         }
     }
     /* a transposed input, several blocks of groups and a tail group of 3 */
-    lfl_tensor *x = cc_randn(2, (int64_t[]){41, 101}, dt, 1.0), *xd = cc_cuda(x), *t, *td, *y, *yd;
+    lfl_tensor *x = cc_randn(2, (int64_t[]){83, 101}, dt, 1.0), *xd = cc_cuda(x), *t, *td, *y, *yd;
     CC_OK(lfl_transpose(x, 0, 1, &t));
     CC_OK(lfl_transpose(xd, 0, 1, &td));
     lfl_rng_seed(5);
     CC_OK(lfl_dropout(t, 0.3, &y));
     lfl_rng_seed(5);
     CC_OK(lfl_dropout(td, 0.3, &yd));
-    same_values("dropout of a transposed [101,41]", y, yd);
+    same_values("dropout of a transposed [101,83]", y, yd);
     lfl_tensor_release(x), lfl_tensor_release(xd), lfl_tensor_release(t), lfl_tensor_release(td);
     lfl_tensor_release(y), lfl_tensor_release(yd);
 }
