@@ -12,4 +12,7 @@ lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
     CUDA_ENTRY(mul)
     CUDA_ENTRY(div)
     CUDA_ENTRY(matmul)
+    /* attention (kernels/attention.cu) */
+    CUDA_ENTRY(attention)
+    CUDA_ENTRY(attention_backward)
 };
