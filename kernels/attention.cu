@@ -102,37 +102,76 @@ __device__ static inline void att_seg_range(const AttGeo &g, long long b, long l
 }
 
 // ---- forward -------------------------------------------------------------------
-// grid (ceil(T / BQ), Hq, B); smem Qs[BQ][D] (scaled q), Ks[32][D+1], Vs[32][D], Ps[BQ][32]
+// Rows are packed (query, head of the group): row n of kv head hk is query
+// n / G of head hk * G + n % G, so the G query heads that read one kv head
+// share its K/V tiles (decoding: one block per kv head, not G).
+//
+// The row's final output and log-sum-exp from its running max m, sum l and
+// unnormalised output o (attention.c: zeros and -inf for a row that saw no
+// key, NaN for a NaN score), with the head's sink folded in (ATT_SINKS_APPLY).
+template <typename T, int DC>
+__device__ static inline void att_finish(const AttGeo &g, const T *sinks, long long b, long long h, long long i, T m,
+                                         T l, const T *o, T *out, T *lse)
+{
+    const int lane = threadIdx.x & 31, D = (int)g.D;
+    const T NINF = att_ninf<T>();
+    bool seen = l != 0; // also NaN
+    T inv = seen ? (T)1 / l : (T)0, L = seen ? m + att_log(l) : NINF;
+    if (sinks) {
+        T sh = sinks[h], mm = L > sh ? L : sh;
+        if (L != L || sh != sh) {
+            L = inv = (T)NAN;
+        } else if (mm != NINF) {
+            T nl = mm + att_log(att_exp(L - mm) + att_exp(sh - mm));
+            inv *= att_exp(L - nl);
+            L = nl;
+        }
+    }
+    T *dst = out + ((b * g.T + i) * g.Hq + h) * D;
+    for (int c = 0; c < DC; c++) {
+        int d = lane + 32 * c;
+        if (d < D) dst[d] = o[c] * inv;
+    }
+    if (lane == 0) lse[(b * g.Hq + h) * g.T + i] = L;
+}
+
+// grid (ceil(G T / BQ), Hkv, B * nsplit); smem Qs[BQ][D] (scaled q), Ks[32][D+1], Vs[32][D], Ps[BQ][32].
+// nsplit > 1 (few blocks, long rows: decoding): split sp walks only its share of the key tiles and
+// writes its m, l and unnormalised o to part ([nsplit][B][Hq][T] of (D + 2)) for att_combine.
 template <typename T, int R, int DC>
 __global__ void __launch_bounds__(ATT_THREADS) att_fwd(AttGeo g, const T *q, const T *k, const T *v, const T *sinks,
-                                                      T *out, T *lse)
+                                                      int nsplit, long long split_keys, T *out, T *lse, T *part)
 {
     const int BQ = ATT_WARPS * R, D = (int)g.D, KP = D + 1;
     LFL_SMEM(T, sm);
     T *Qs = sm, *Ks = Qs + BQ * D, *Vs = Ks + ATT_TK * KP, *Ps = Vs + ATT_TK * D;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const long long b = blockIdx.z, h = blockIdx.y, hk = h / g.G, i0 = (long long)blockIdx.x * BQ;
+    const long long b = blockIdx.z / nsplit, sp = blockIdx.z % nsplit, hk = blockIdx.y;
+    const long long NR = g.G * g.T, n0 = (long long)blockIdx.x * BQ, nrow = NR - n0 < BQ ? NR - n0 : BQ;
     const T scale = (T)g.scale, cap = (T)g.softcap, icap = cap > 0 ? (T)1 / cap : (T)0, NINF = att_ninf<T>();
-    const T *qb = q + b * g.qs[0] + h * g.qs[1], *kb = k + b * g.ks[0] + hk * g.ks[1];
-    const T *vb = v + b * g.vs[0] + hk * g.vs[1];
+    const T *kb = k + b * g.ks[0] + hk * g.ks[1], *vb = v + b * g.vs[0] + hk * g.vs[1];
     for (int e = tid; e < BQ * D; e += ATT_THREADS) {
-        int r = e / D, d = e - r * D;
-        long long i = i0 + r;
-        Qs[e] = i < g.T ? qb[i * g.qs[2] + d * g.qs[3]] * scale : (T)0;
+        int rr = e / D, d = e - rr * D;
+        long long n = n0 + rr, i = n / g.G, h = hk * g.G + n % g.G;
+        Qs[e] = n < NR ? q[b * g.qs[0] + h * g.qs[1] + i * g.qs[2] + d * g.qs[3]] * scale : (T)0;
     }
-    const long long kv0 = g.kvs ? g.kvs[b] : 0, nrow = g.T - i0 < BQ ? g.T - i0 : BQ;
+    const long long kv0 = g.kvs ? g.kvs[b] : 0;
     long long lo[R], hi[R], si[R];
     for (int r = 0; r < R; r++) {
-        long long i = i0 + w * R + r;
-        bool in = i < g.T;
+        long long n = n0 + w * R + r, i = n / g.G;
+        bool in = n < NR;
         lo[r] = att_lo(g, kv0, i);
         hi[r] = in ? att_hi(g, i) : 0;
         si[r] = g.seg && in ? g.seg[b * g.T + i] : 0;
     }
-    // the keys any row of the block may see (lo and hi grow with i)
-    const long long blo = att_lo(g, kv0, i0), bhi = att_hi(g, i0 + nrow - 1);
+    // the keys any row of the block may see (lo and hi grow with i), within this split's share
+    const long long imin = n0 / g.G, imax = (n0 + nrow - 1) / g.G;
+    long long blo = att_lo(g, kv0, imin), bhi = att_hi(g, imax);
+    if (sp * split_keys > blo) blo = sp * split_keys;
+    if ((sp + 1) * split_keys < bhi) bhi = (sp + 1) * split_keys;
     long long smn = 0, smx = 0;
-    if (g.seg) att_seg_range(g, b, i0, nrow, &smn, &smx);
+    if (g.seg) att_seg_range(g, b, imin, imax - imin + 1, &smn, &smx);
+    const bool active = w * R < nrow; // a warp without rows only helps to stage the tiles
     T m[R], l[R], o[R][DC];
     for (int r = 0; r < R; r++) {
         m[r] = NINF;
@@ -155,6 +194,7 @@ __global__ void __launch_bounds__(ATT_THREADS) att_fwd(AttGeo g, const T *q, con
             Vs[c * D + d] = in ? vb[jj * g.vs[2] + d * g.vs[3]] : (T)0;
         }
         __syncthreads();
+        if (!active) continue;
         T s[R];
         for (int r = 0; r < R; r++) s[r] = 0;
         const T *kr = Ks + lane * KP, *qr = Qs + w * R * D;
@@ -166,6 +206,7 @@ __global__ void __launch_bounds__(ATT_THREADS) att_fwd(AttGeo g, const T *q, con
         for (int r = 0; r < R; r++) {
             T x = s[r];
             if (cap > 0) x = cap * att_tanh(x * icap);
+            // (a split's key range is whole tiles: the loop bounds keep to it)
             bool vis = j >= lo[r] && j < hi[r] && (!g.seg || sj == si[r]);
             x = vis ? x : NINF;
             T mx = att_warp_max_nan(x), p = 0;
@@ -195,26 +236,49 @@ __global__ void __launch_bounds__(ATT_THREADS) att_fwd(AttGeo g, const T *q, con
         }
     }
     for (int r = 0; r < R; r++) {
-        long long i = i0 + w * R + r;
-        if (i >= g.T) break;
-        bool seen = l[r] != 0; // also NaN
-        T inv = seen ? (T)1 / l[r] : (T)0, L = seen ? m[r] + att_log(l[r]) : NINF;
-        if (sinks) { // fold the head's sink logit into the denominator (attention.c's ATT_SINKS_APPLY)
-            T sh = sinks[h], mm = L > sh ? L : sh;
-            if (L != L || sh != sh) {
-                L = inv = (T)NAN;
-            } else if (mm != NINF) {
-                T nl = mm + att_log(att_exp(L - mm) + att_exp(sh - mm));
-                inv *= att_exp(L - nl);
-                L = nl;
-            }
+        long long n = n0 + w * R + r, i = n / g.G, h = hk * g.G + n % g.G;
+        if (n >= NR) break;
+        if (nsplit == 1) {
+            att_finish<T, DC>(g, sinks, b, h, i, m[r], l[r], o[r], out, lse);
+            continue;
         }
-        T *dst = out + ((b * g.T + i) * g.Hq + h) * D;
+        T *pp = part + (((sp * g.B + b) * g.Hq + h) * g.T + i) * (D + 2);
         for (int c = 0; c < DC; c++) {
             int d = lane + 32 * c;
-            if (d < D) dst[d] = o[r][c] * inv;
+            if (d < D) pp[2 + d] = o[r][c];
         }
-        if (lane == 0) lse[(b * g.Hq + h) * g.T + i] = L;
+        if (lane == 0) pp[0] = m[r], pp[1] = l[r];
+    }
+}
+
+// the splits of each row merged (one warp per row, grid-stride), then finished as above
+template <typename T, int DC>
+__global__ void __launch_bounds__(256) att_combine(AttGeo g, const T *sinks, int nsplit, const T *part, T *out,
+                                                   T *lse)
+{
+    const int lane = threadIdx.x & 31, D = (int)g.D;
+    const long long rows = g.B * g.Hq * g.T, wpb = blockDim.x >> 5;
+    const T NINF = att_ninf<T>();
+    for (long long row = blockIdx.x * wpb + (threadIdx.x >> 5); row < rows; row += (long long)gridDim.x * wpb) {
+        T M = NINF;
+        for (int s = 0; s < nsplit; s++) {
+            T x = part[(s * rows + row) * (D + 2)];
+            M = (x > M || x != x) ? x : M;
+        }
+        T l = 0, o[DC];
+        for (int c = 0; c < DC; c++) o[c] = 0;
+        for (int s = 0; s < nsplit; s++) {
+            const T *pp = part + (s * rows + row) * (D + 2);
+            if (pp[0] == NINF) continue; // the split saw no key of the row
+            T f = att_exp(pp[0] - M);
+            l += pp[1] * f;
+            for (int c = 0; c < DC; c++) {
+                int d = lane + 32 * c;
+                if (d < D) o[c] += pp[2 + d] * f;
+            }
+        }
+        long long bh = row / g.T, i = row - bh * g.T, b = bh / g.Hq, h = bh - b * g.Hq;
+        att_finish<T, DC>(g, sinks, b, h, i, M, l, o, out, lse);
     }
 }
 
@@ -253,8 +317,8 @@ __global__ void __launch_bounds__(256) att_dsinks(AttGeo g, const T *sinks, cons
     if (threadIdx.x == 0) ds[h] = (T)acc;
 }
 
-// dq per query tile: grid (ceil(T / BQ), Hq, B); smem Qs[BQ][D] (scaled), dOs[BQ][D],
-// Ks[32][D+1], Vs[32][D+1], Ps[BQ][32] (dS)
+// dq per tile of packed rows (as the forward's): grid (ceil(G T / BQ), Hkv, B); smem Qs[BQ][D]
+// (scaled), dOs[BQ][D], Ks[32][D+1], Vs[32][D+1], Ps[BQ][32] (dS)
 template <typename T, int R, int DC>
 __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, const T *k, const T *v, const T *go,
                                                      const T *lse, const T *delta, T *dq)
@@ -263,34 +327,35 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, cons
     LFL_SMEM(T, sm);
     T *Qs = sm, *dOs = Qs + BQ * D, *Ks = dOs + BQ * D, *Vs = Ks + ATT_TK * KP, *Ps = Vs + ATT_TK * KP;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const long long b = blockIdx.z, h = blockIdx.y, hk = h / g.G, i0 = (long long)blockIdx.x * BQ;
-    const long long bh = b * g.Hq + h;
+    const long long b = blockIdx.z, hk = blockIdx.y;
+    const long long NR = g.G * g.T, n0 = (long long)blockIdx.x * BQ, nrow = NR - n0 < BQ ? NR - n0 : BQ;
     const T scale = (T)g.scale, cap = (T)g.softcap, icap = cap > 0 ? (T)1 / cap : (T)0, NINF = att_ninf<T>();
-    const T *qb = q + b * g.qs[0] + h * g.qs[1], *kb = k + b * g.ks[0] + hk * g.ks[1];
-    const T *vb = v + b * g.vs[0] + hk * g.vs[1], *gb = go + bh * g.T * D;
+    const T *kb = k + b * g.ks[0] + hk * g.ks[1], *vb = v + b * g.vs[0] + hk * g.vs[1];
     for (int e = tid; e < BQ * D; e += ATT_THREADS) {
-        int r = e / D, d = e - r * D;
-        long long i = i0 + r;
-        bool in = i < g.T;
-        Qs[e] = in ? qb[i * g.qs[2] + d * g.qs[3]] * scale : (T)0;
-        dOs[e] = in ? gb[i * D + d] : (T)0;
+        int rr = e / D, d = e - rr * D;
+        long long n = n0 + rr, i = n / g.G, h = hk * g.G + n % g.G;
+        bool in = n < NR;
+        Qs[e] = in ? q[b * g.qs[0] + h * g.qs[1] + i * g.qs[2] + d * g.qs[3]] * scale : (T)0;
+        dOs[e] = in ? go[((b * g.Hq + h) * g.T + i) * D + d] : (T)0;
     }
-    const long long kv0 = g.kvs ? g.kvs[b] : 0, nrow = g.T - i0 < BQ ? g.T - i0 : BQ;
+    const long long kv0 = g.kvs ? g.kvs[b] : 0;
     long long lo[R], hi[R], si[R];
     T L[R], Di[R], acc[R][DC];
     for (int r = 0; r < R; r++) {
-        long long i = i0 + w * R + r;
-        bool in = i < g.T;
+        long long n = n0 + w * R + r, i = n / g.G, row = (b * g.Hq + hk * g.G + n % g.G) * g.T + i;
+        bool in = n < NR;
         lo[r] = att_lo(g, kv0, i);
         hi[r] = in ? att_hi(g, i) : 0;
         si[r] = g.seg && in ? g.seg[b * g.T + i] : 0;
-        L[r] = in ? lse[bh * g.T + i] : NINF;
-        Di[r] = in ? delta[bh * g.T + i] : (T)0;
+        L[r] = in ? lse[row] : NINF;
+        Di[r] = in ? delta[row] : (T)0;
         for (int c = 0; c < DC; c++) acc[r][c] = 0;
     }
-    const long long blo = att_lo(g, kv0, i0), bhi = att_hi(g, i0 + nrow - 1);
+    const long long imin = n0 / g.G, imax = (n0 + nrow - 1) / g.G;
+    const long long blo = att_lo(g, kv0, imin), bhi = att_hi(g, imax);
     long long smn = 0, smx = 0;
-    if (g.seg) att_seg_range(g, b, i0, nrow, &smn, &smx);
+    if (g.seg) att_seg_range(g, b, imin, imax - imin + 1, &smn, &smx);
+    const bool active = w * R < nrow;
     for (long long j0 = blo / ATT_TK * ATT_TK; j0 < bhi; j0 += ATT_TK) {
         const long long j = j0 + lane;
         long long sj = 0;
@@ -307,6 +372,7 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, cons
             Vs[c * KP + d] = in ? vb[jj * g.vs[2] + d * g.vs[3]] : (T)0;
         }
         __syncthreads();
+        if (!active) continue;
         T s[R], dp[R];
         for (int r = 0; r < R; r++) s[r] = dp[r] = 0;
         const T *kr = Ks + lane * KP, *vr = Vs + lane * KP, *qr = Qs + w * R * D, *gr = dOs + w * R * D;
@@ -330,7 +396,7 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, cons
             Ps[(w * R + r) * ATT_TK + lane] = ds;
             any |= vis;
         }
-        if (!__any_sync(ATT_FULL, any)) continue;
+        if (!__any_sync(ATT_FULL, any)) continue; // (a warp-wide step: it also orders Ps)
         for (int c2 = 0; c2 < ATT_TK; c2++) {
             T pr[R];
             for (int r = 0; r < R; r++) pr[r] = Ps[(w * R + r) * ATT_TK + c2];
@@ -344,9 +410,9 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, cons
         }
     }
     for (int r = 0; r < R; r++) {
-        long long i = i0 + w * R + r;
-        if (i >= g.T) break;
-        T *dst = dq + (bh * g.T + i) * D;
+        long long n = n0 + w * R + r, i = n / g.G, h = hk * g.G + n % g.G;
+        if (n >= NR) break;
+        T *dst = dq + ((b * g.Hq + h) * g.T + i) * D;
         for (int c = 0; c < DC; c++) {
             int d = lane + 32 * c;
             if (d < D) dst[d] = acc[r][c] * scale;
@@ -354,8 +420,9 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, cons
     }
 }
 
-// dk, dv per key tile: grid (ceil(S / BK), Hkv, B); smem Qs[32][D+1] (scaled), dOs[32][D+1],
-// Ks[BK][D], Vs[BK][D], Ps[BK][32], Ss[BK][32] (dS)
+// dk, dv per key tile: grid (ceil(S / BK), Hkv, B); the packed query rows of the group's G heads
+// streamed in tiles of 32 (lane = row); smem Qs[32][D+1] (scaled), dOs[32][D+1], Ks[BK][D],
+// Vs[BK][D], Ps[BK][32], Ss[BK][32] (dS)
 template <typename T, int R, int DC>
 __global__ void __launch_bounds__(ATT_THREADS) att_dkv(AttGeo g, const T *q, const T *k, const T *v, const T *go,
                                                       const T *lse, const T *delta, T *dk, T *dv)
@@ -365,7 +432,7 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dkv(AttGeo g, const T *q, con
     T *Qs = sm, *dOs = Qs + ATT_TK * KP, *Ks = dOs + ATT_TK * KP, *Vs = Ks + BK * D, *Ps = Vs + BK * D;
     T *Ss = Ps + BK * ATT_TK;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const long long b = blockIdx.z, hk = blockIdx.y, j0 = (long long)blockIdx.x * BK;
+    const long long b = blockIdx.z, hk = blockIdx.y, j0 = (long long)blockIdx.x * BK, NR = g.G * g.T;
     const T scale = (T)g.scale, cap = (T)g.softcap, icap = cap > 0 ? (T)1 / cap : (T)0, NINF = att_ninf<T>();
     const T *kb = k + b * g.ks[0] + hk * g.ks[1], *vb = v + b * g.vs[0] + hk * g.vs[1];
     for (int e = tid; e < BK * D; e += ATT_THREADS) {
@@ -390,69 +457,67 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dkv(AttGeo g, const T *q, con
     if (jmax < kv0) qhi = 0; // every key of the block is padding
     long long smn = 0, smx = 0;
     if (g.seg) att_seg_range(g, b, j0, nkey, &smn, &smx);
-    for (long long gi = 0; gi < g.G; gi++) {
-        const long long h = hk * g.G + gi, bh = b * g.Hq + h;
-        const T *qb = q + b * g.qs[0] + h * g.qs[1], *gb = go + bh * g.T * D;
-        for (long long i0 = qlo / ATT_TK * ATT_TK; i0 < qhi; i0 += ATT_TK) {
-            const long long i = i0 + lane;
-            const bool in = i < g.T;
-            long long si = 0;
-            if (g.seg) {
-                si = in ? g.seg[b * g.T + i] : 0;
-                if (!__any_sync(ATT_FULL, in && si >= smn && si <= smx)) continue;
-            }
-            const T L = in ? lse[bh * g.T + i] : NINF, Di = in ? delta[bh * g.T + i] : (T)0;
-            const long long lo = att_lo(g, kv0, i), hi = in ? att_hi(g, i) : 0;
-            __syncthreads(); // the previous query tile's Qs/dOs (and, at first, Ks/Vs) complete
-            for (int e = tid; e < ATT_TK * D; e += ATT_THREADS) {
-                int c = e / D, d = e - c * D;
-                long long ii = i0 + c;
-                bool ok = ii < g.T;
-                Qs[c * KP + d] = ok ? qb[ii * g.qs[2] + d * g.qs[3]] * scale : (T)0;
-                dOs[c * KP + d] = ok ? gb[ii * D + d] : (T)0;
-            }
-            __syncthreads();
-            T s[R], dp[R];
-            for (int r = 0; r < R; r++) s[r] = dp[r] = 0;
-            const T *qr = Qs + lane * KP, *gr = dOs + lane * KP, *kr = Ks + w * R * D, *vr = Vs + w * R * D;
-            for (int d = 0; d < D; d++) {
-                T qd = qr[d], gd = gr[d];
-                for (int r = 0; r < R; r++) {
-                    s[r] += qd * kr[r * D + d];
-                    dp[r] += gd * vr[r * D + d];
-                }
-            }
-            bool any = false;
+    const bool active = w * R < nkey;
+    for (long long n0 = qlo * g.G / ATT_TK * ATT_TK; n0 < qhi * g.G; n0 += ATT_TK) {
+        const long long n = n0 + lane, i = n / g.G, h = hk * g.G + n % g.G, row = (b * g.Hq + h) * g.T + i;
+        const bool in = n < NR;
+        long long si = 0;
+        if (g.seg) {
+            si = in ? g.seg[b * g.T + i] : 0;
+            if (!__any_sync(ATT_FULL, in && si >= smn && si <= smx)) continue;
+        }
+        const T L = in ? lse[row] : NINF, Di = in ? delta[row] : (T)0;
+        const long long lo = att_lo(g, kv0, i), hi = in ? att_hi(g, i) : 0;
+        __syncthreads(); // the previous tile's Qs/dOs (and, at first, Ks/Vs) complete
+        for (int e = tid; e < ATT_TK * D; e += ATT_THREADS) {
+            int c = e / D, d = e - c * D;
+            long long nn = n0 + c, ii = nn / g.G, hh = hk * g.G + nn % g.G;
+            bool ok = nn < NR;
+            Qs[c * KP + d] = ok ? q[b * g.qs[0] + hh * g.qs[1] + ii * g.qs[2] + d * g.qs[3]] * scale : (T)0;
+            dOs[c * KP + d] = ok ? go[((b * g.Hq + hh) * g.T + ii) * D + d] : (T)0;
+        }
+        __syncthreads();
+        if (!active) continue;
+        T s[R], dp[R];
+        for (int r = 0; r < R; r++) s[r] = dp[r] = 0;
+        const T *qr = Qs + lane * KP, *gr = dOs + lane * KP, *kr = Ks + w * R * D, *vr = Vs + w * R * D;
+        for (int d = 0; d < D; d++) {
+            T qd = qr[d], gd = gr[d];
             for (int r = 0; r < R; r++) {
-                long long j = j0 + w * R + r;
-                T x = s[r], th = 0;
-                if (cap > 0) {
-                    th = att_tanh(x * icap);
-                    x = cap * th;
-                }
-                bool vis = j >= lo && j < hi && (!g.seg || si == sj[r]) && L != NINF;
-                T p = vis ? att_exp(x - L) : (T)0, ds = p * (dp[r] - Di);
-                if (cap > 0) ds *= 1 - th * th;
-                Ps[(w * R + r) * ATT_TK + lane] = p;
-                Ss[(w * R + r) * ATT_TK + lane] = ds;
-                any |= vis;
+                s[r] += qd * kr[r * D + d];
+                dp[r] += gd * vr[r * D + d];
             }
-            if (!__any_sync(ATT_FULL, any)) continue;
-            for (int c2 = 0; c2 < ATT_TK; c2++) {
-                T pr[R], sr[R];
+        }
+        bool any = false;
+        for (int r = 0; r < R; r++) {
+            long long j = j0 + w * R + r;
+            T x = s[r], th = 0;
+            if (cap > 0) {
+                th = att_tanh(x * icap);
+                x = cap * th;
+            }
+            bool vis = j >= lo && j < hi && (!g.seg || si == sj[r]) && L != NINF;
+            T p = vis ? att_exp(x - L) : (T)0, ds = p * (dp[r] - Di);
+            if (cap > 0) ds *= 1 - th * th;
+            Ps[(w * R + r) * ATT_TK + lane] = p;
+            Ss[(w * R + r) * ATT_TK + lane] = ds;
+            any |= vis;
+        }
+        if (!__any_sync(ATT_FULL, any)) continue;
+        for (int c2 = 0; c2 < ATT_TK; c2++) {
+            T pr[R], sr[R];
+            for (int r = 0; r < R; r++) {
+                pr[r] = Ps[(w * R + r) * ATT_TK + c2];
+                sr[r] = Ss[(w * R + r) * ATT_TK + c2];
+            }
+            const T *qq = Qs + c2 * KP, *gg = dOs + c2 * KP;
+            for (int c = 0; c < DC; c++) {
+                int d = lane + 32 * c;
+                if (d >= D) break;
+                T qd = qq[d], gd = gg[d];
                 for (int r = 0; r < R; r++) {
-                    pr[r] = Ps[(w * R + r) * ATT_TK + c2];
-                    sr[r] = Ss[(w * R + r) * ATT_TK + c2];
-                }
-                const T *qq = Qs + c2 * KP, *gg = dOs + c2 * KP;
-                for (int c = 0; c < DC; c++) {
-                    int d = lane + 32 * c;
-                    if (d >= D) break;
-                    T qd = qq[d], gd = gg[d];
-                    for (int r = 0; r < R; r++) {
-                        dva[r][c] += pr[r] * gd;
-                        dka[r][c] += sr[r] * qd;
-                    }
+                    dva[r][c] += pr[r] * gd;
+                    dka[r][c] += sr[r] * qd;
                 }
             }
         }
@@ -513,18 +578,60 @@ template <typename K> static lfl_status att_smem(K *fn, size_t bytes, const char
 
 static unsigned att_tiles(long long n, int per) { return (unsigned)((n + per - 1) / per); }
 
+// the device's multiprocessors (cached per device)
+static int att_sms(int device)
+{
+    static int sms[64];
+    if (device < 0 || device >= 64) return 1;
+    if (!sms[device]) {
+        cudaDeviceProp pr;
+        sms[device] = cudaGetDeviceProperties(&pr, device) == cudaSuccess && pr.multiProcessorCount > 0
+                          ? pr.multiProcessorCount
+                          : 1;
+    }
+    return sms[device];
+}
+
 template <typename T, int DC>
 static lfl_status att_forward_run(const AttGeo &g, const lfl_attn_args *p, lfl_tensor *out, lfl_tensor *lse)
 {
+    const char *op = "attention";
     const int R = AttRows<T, DC>::value, BQ = ATT_WARPS * R, D = (int)g.D;
+    const long long tiles = att_tiles(g.G * g.T, BQ), blocks = tiles * g.Hkv * g.B, ktiles = (g.S + ATT_TK - 1) / ATT_TK;
+    // Few blocks for long rows (decoding): the keys split over up to 4 blocks per multiprocessor,
+    // at least two key tiles each, merged by att_combine (flash-decoding)
+    long long nsplit = 1, want = (4LL * att_sms(out->device) + blocks - 1) / blocks;
+    if (want > 1 && ktiles >= 4) {
+        nsplit = want < ktiles / 2 ? want : ktiles / 2;
+        if (nsplit > 64) nsplit = 64;
+        if (nsplit * g.B > 65535) nsplit = 65535 / g.B;
+    }
+    long long tps = (ktiles + nsplit - 1) / (nsplit > 0 ? nsplit : 1);
+    if (tps < 1) tps = 1;
+    nsplit = ktiles > 0 ? (ktiles + tps - 1) / tps : 1; // no empty split at the end
     size_t smem = sizeof(T) * (size_t)(BQ * D + ATT_TK * (D + 1) + ATT_TK * D + BQ * ATT_TK);
-    LFL_TRY(att_smem(att_fwd<T, R, DC>, smem, "attention"));
-    dim3 grid(att_tiles(g.T, BQ), (unsigned)g.Hq, (unsigned)g.B);
+    LFL_TRY(att_smem(att_fwd<T, R, DC>, smem, op));
+    lfl_tensor *part = NULL;
+    if (nsplit > 1) {
+        int64_t n = nsplit * g.B * g.Hq * g.T * (g.D + 2);
+        LFL_TRY(lfl_empty(1, &n, p->q->dtype, p->q->device, &part));
+    }
+    dim3 grid((unsigned)tiles, (unsigned)g.Hkv, (unsigned)(g.B * nsplit));
+    const T *sinks = p->sinks ? (const T *)lfl_data(p->sinks) : (const T *)0;
     LFL_LAUNCH(grid, ATT_THREADS, smem, att_fwd<T, R, DC>)(g, (const T *)lfl_data(p->q), (const T *)lfl_data(p->k),
-                                                            (const T *)lfl_data(p->v),
-                                                            p->sinks ? (const T *)lfl_data(p->sinks) : (const T *)0,
-                                                            (T *)lfl_data(out), (T *)lfl_data(lse));
-    return lfl_cuda_launched("attention");
+                                                            (const T *)lfl_data(p->v), sinks, (int)nsplit,
+                                                            tps * ATT_TK, (T *)lfl_data(out), (T *)lfl_data(lse),
+                                                            part ? (T *)lfl_data(part) : (T *)0);
+    lfl_status st = lfl_cuda_launched(op);
+    if (st == LFL_OK && part) {
+        unsigned nb = lfl_cuda_blocks(g.B * g.Hq * g.T, 8);
+        if (nb > 65535u * 16) nb = 65535u * 16; // grid-stride beyond
+        LFL_LAUNCH(nb, 256, 0, att_combine<T, DC>)(g, sinks, (int)nsplit, (const T *)lfl_data(part),
+                                                    (T *)lfl_data(out), (T *)lfl_data(lse));
+        st = lfl_cuda_launched(op);
+    }
+    lfl_tensor_release(part);
+    return st;
 }
 
 template <typename T, int DC>
@@ -537,7 +644,7 @@ static lfl_status att_backward_run(const AttGeo &g, const lfl_attn_args *p, lfl_
     const T *gp = (const T *)lfl_data(go), *lp = (const T *)lfl_data(lse), *dp = (const T *)lfl_data(delta);
     size_t sq = sizeof(T) * (size_t)(2 * BT * D + 2 * ATT_TK * (D + 1) + BT * ATT_TK);
     LFL_TRY(att_smem(att_dq<T, R, DC>, sq, op));
-    dim3 gq(att_tiles(g.T, BT), (unsigned)g.Hq, (unsigned)g.B);
+    dim3 gq(att_tiles(g.G * g.T, BT), (unsigned)g.Hkv, (unsigned)g.B);
     LFL_LAUNCH(gq, ATT_THREADS, sq, att_dq<T, R, DC>)(g, q, k, v, gp, lp, dp, (T *)lfl_data(dq));
     LFL_TRY(lfl_cuda_launched(op));
     if (g.S == 0) return LFL_OK; // no key: dk and dv are empty

@@ -149,7 +149,7 @@ static void kv_start_range(void)
 int main(void)
 {
     if (!cc_begin("test_cuda_attention")) return 0;
-    static const int64_t kv2[2] = {0, 9}, kvdec[2] = {5, 0}, kvpad[2] = {3, 41}, kvall[2] = {41, 2};
+    static const int64_t kv2[2] = {0, 9}, kvdec[2] = {5, 0}, kvpad[2] = {3, 41}, kvall[2] = {41, 2}, kvlate[3] = {100, 150, 0};
     const acase cases[] = {
         /* name, dt, B, Hq, Hkv, T, S, D, causal, window, softcap, scale, seg, kvs, sinks, strided, nan */
         {"plain gqa4 D64 T37 S45", LFL_F32, 1, 4, 1, 37, 45, 64, false, 0, 0, 0, 0, NULL, false, false, 0},
@@ -166,15 +166,18 @@ int main(void)
         {"sinks, rows that see nothing", LFL_F32, 2, 2, 2, 9, 41, 64, true, 0, 0, 0, 0, kvpad, true, false, 0},
         {"strided q/k/v D128", LFL_F32, 1, 2, 1, 35, 35, 128, true, 0, 0, 0, 0, NULL, false, true, 0},
         {"all options gqa4 strided", LFL_F32, 2, 4, 1, 40, 40, 64, true, 12, 4.0, 0, 1, kv2, true, true, 0},
-        {"decode T1 gqa4 D128 kv_start", LFL_F32, 2, 4, 1, 1, 70, 128, true, 0, 0, 0, 0, kvdec, false, false, 0},
-        {"decode T1 window sinks softcap", LFL_F32, 2, 4, 2, 1, 70, 80, true, 20, 3.0, 0, 0, kvdec, true, true, 0},
+        {"decode T1 gqa4 D128 kv_start (split keys)", LFL_F32, 2, 4, 1, 1, 150, 128, true, 0, 0, 0, 0, kvdec, false, false, 0},
+        {"decode T1 window sinks softcap", LFL_F32, 2, 4, 2, 1, 130, 80, true, 20, 3.0, 0, 0, kvdec, true, true, 0},
         {"D256", LFL_F32, 1, 1, 1, 21, 37, 256, true, 0, 0, 0, 0, NULL, false, false, 0},
         {"no keys (S = 0) with sinks", LFL_F32, 1, 2, 1, 5, 0, 64, false, 0, 0, 0, 0, NULL, true, false, 0},
         {"a NaN row", LFL_F32, 1, 2, 1, 40, 40, 64, true, 0, 0, 0, 0, NULL, false, false, 34},
+        {"a NaN row, split keys", LFL_F32, 1, 2, 1, 3, 150, 64, false, 0, 0, 0, 0, NULL, true, false, 2},
+        {"split keys causal cache T20 S200", LFL_F32, 1, 1, 1, 20, 200, 64, true, 0, 0, 0, 0, NULL, true, false, 0},
+        {"decode: a split all padding, a row all padding", LFL_F32, 3, 2, 1, 1, 150, 64, true, 0, 0, 0, 0, kvlate, true, false, 0},
         {"f64 plain D80", LFL_F64, 1, 2, 2, 19, 37, 80, false, 0, 0, 0, 0, NULL, false, false, 0},
         {"f64 all options gqa2 strided", LFL_F64, 2, 4, 2, 40, 40, 64, true, 12, 4.0, 0, 1, kv2, true, true, 0},
         {"f64 segments interleaved D128", LFL_F64, 1, 2, 1, 35, 35, 128, false, 0, 0, 0, 2, NULL, true, false, 0},
-        {"f64 decode T1 kv_start", LFL_F64, 2, 4, 1, 1, 50, 64, true, 9, 0, 0, 0, kvdec, true, false, 0},
+        {"f64 decode T1 kv_start (split keys)", LFL_F64, 2, 4, 1, 1, 100, 64, true, 9, 0, 0, 0, kvdec, true, false, 0},
         {"f64 D256 causal cache", LFL_F64, 1, 2, 1, 11, 20, 256, true, 0, 0, 0, 0, NULL, false, false, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
