@@ -26,6 +26,13 @@
 
 namespace {
 
+// full unrolling where nvcc would keep a loop (f64 exp is long) and move its arrays to local memory
+#ifdef __CUDACC__
+#define ATT_UNROLL _Pragma("unroll")
+#else
+#define ATT_UNROLL
+#endif
+
 const int ATT_WARPS = 4, ATT_THREADS = 32 * ATT_WARPS, ATT_TK = 32;
 const unsigned ATT_FULL = 0xffffffffu;
 
@@ -110,7 +117,7 @@ __device__ static inline void att_seg_range(const AttGeo &g, long long b, long l
 // unnormalised output o (attention.c: zeros and -inf for a row that saw no
 // key, NaN for a NaN score), with the head's sink folded in (ATT_SINKS_APPLY).
 template <typename T, int DC>
-__device__ static inline void att_finish(const AttGeo &g, const T *sinks, long long b, long long h, long long i, T m,
+__device__ static __forceinline__ void att_finish(const AttGeo &g, const T *sinks, long long b, long long h, long long i, T m,
                                          T l, const T *o, T *out, T *lse)
 {
     const int lane = threadIdx.x & 31, D = (int)g.D;
@@ -203,6 +210,7 @@ __global__ void __launch_bounds__(ATT_THREADS) att_fwd(AttGeo g, const T *q, con
             for (int r = 0; r < R; r++) s[r] += qr[r * D + d] * kd;
         }
         bool any = false;
+        ATT_UNROLL
         for (int r = 0; r < R; r++) {
             T x = s[r];
             if (cap > 0) x = cap * att_tanh(x * icap);
@@ -229,15 +237,15 @@ __global__ void __launch_bounds__(ATT_THREADS) att_fwd(AttGeo g, const T *q, con
             const T *vr = Vs + c2 * D;
             for (int c = 0; c < DC; c++) {
                 int d = lane + 32 * c;
-                if (d >= D) break;
-                T vd = vr[d];
+                T vd = d < D ? vr[d] : (T)0; // (no break: the loops unroll, o stays in registers)
                 for (int r = 0; r < R; r++) o[r][c] += pr[r] * vd;
             }
         }
     }
+    ATT_UNROLL
     for (int r = 0; r < R; r++) {
         long long n = n0 + w * R + r, i = n / g.G, h = hk * g.G + n % g.G;
-        if (n >= NR) break;
+        if (n >= NR) continue;
         if (nsplit == 1) {
             att_finish<T, DC>(g, sinks, b, h, i, m[r], l[r], o[r], out, lse);
             continue;
@@ -403,15 +411,14 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, cons
             const T *kk = Ks + c2 * KP;
             for (int c = 0; c < DC; c++) {
                 int d = lane + 32 * c;
-                if (d >= D) break;
-                T kd = kk[d];
+                T kd = d < D ? kk[d] : (T)0;
                 for (int r = 0; r < R; r++) acc[r][c] += pr[r] * kd;
             }
         }
     }
     for (int r = 0; r < R; r++) {
         long long n = n0 + w * R + r, i = n / g.G, h = hk * g.G + n % g.G;
-        if (n >= NR) break;
+        if (n >= NR) continue;
         T *dst = dq + ((b * g.Hq + h) * g.T + i) * D;
         for (int c = 0; c < DC; c++) {
             int d = lane + 32 * c;
@@ -513,8 +520,7 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dkv(AttGeo g, const T *q, con
             const T *qq = Qs + c2 * KP, *gg = dOs + c2 * KP;
             for (int c = 0; c < DC; c++) {
                 int d = lane + 32 * c;
-                if (d >= D) break;
-                T qd = qq[d], gd = gg[d];
+                T qd = d < D ? qq[d] : (T)0, gd = d < D ? gg[d] : (T)0;
                 for (int r = 0; r < R; r++) {
                     dva[r][c] += pr[r] * gd;
                     dka[r][c] += sr[r] * qd;
@@ -524,7 +530,7 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dkv(AttGeo g, const T *q, con
     }
     for (int r = 0; r < R; r++) {
         long long j = j0 + w * R + r;
-        if (j >= g.S) break;
+        if (j >= g.S) continue;
         T *kd = dk + ((b * g.Hkv + hk) * g.S + j) * D, *vd = dv + ((b * g.Hkv + hk) * g.S + j) * D;
         for (int c = 0; c < DC; c++) {
             int d = lane + 32 * c;

@@ -174,6 +174,7 @@ int main(void)
         {"a NaN row, split keys", LFL_F32, 1, 2, 1, 3, 150, 64, false, 0, 0, 0, 0, NULL, true, false, 2},
         {"split keys causal cache T20 S200", LFL_F32, 1, 1, 1, 20, 200, 64, true, 0, 0, 0, 0, NULL, true, false, 0},
         {"decode: a split all padding, a row all padding", LFL_F32, 3, 2, 1, 1, 150, 64, true, 0, 0, 0, 0, kvlate, true, false, 0},
+        {"larger: gqa4 T160 D128 causal segments sinks", LFL_F32, 1, 8, 2, 160, 160, 128, true, 0, 0, 0, 1, NULL, true, false, 0},
         {"f64 plain D80", LFL_F64, 1, 2, 2, 19, 37, 80, false, 0, 0, 0, 0, NULL, false, false, 0},
         {"f64 all options gqa2 strided", LFL_F64, 2, 4, 2, 40, 40, 64, true, 12, 4.0, 0, 1, kv2, true, true, 0},
         {"f64 segments interleaved D128", LFL_F64, 1, 2, 1, 35, 35, 128, false, 0, 0, 0, 2, NULL, true, false, 0},
