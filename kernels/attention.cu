@@ -404,7 +404,8 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, cons
             Ps[(w * R + r) * ATT_TK + lane] = ds;
             any |= vis;
         }
-        if (!__any_sync(ATT_FULL, any)) continue; // (a warp-wide step: it also orders Ps)
+        __syncwarp(); // Ps complete (a vote does not order memory)
+        if (!__any_sync(ATT_FULL, any)) continue;
         for (int c2 = 0; c2 < ATT_TK; c2++) {
             T pr[R];
             for (int r = 0; r < R; r++) pr[r] = Ps[(w * R + r) * ATT_TK + c2];
@@ -510,6 +511,7 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dkv(AttGeo g, const T *q, con
             Ss[(w * R + r) * ATT_TK + lane] = ds;
             any |= vis;
         }
+        __syncwarp();
         if (!__any_sync(ATT_FULL, any)) continue;
         for (int c2 = 0; c2 < ATT_TK; c2++) {
             T pr[R], sr[R];
