@@ -2,7 +2,7 @@
  * CPU kernel: outputs, log-sum-exps and the gradients of q, k, v and the
  * sinks, for every option alone and combined (causal with cached keys, sliding
  * window, soft-capping, packed segments, kv_start, sinks, GQA 4:1, 2:1 and
- * 1:1, strided q/k/v), decoding (T = 1), head dims 64, 80, 128 and 256, f32
+ * 1:1, strided q/k/v), decoding (T = 1), head dims 8, 33, 64, 80, 128 and 256, f32
  * and f64, sizes that are not multiples of the tiles, rows that see no key,
  * NaN rows, no keys at all, and kv_start out of range (the CPU's message).
  * Runs on a GPU or the emulator (build-emu); skipped without either. */
@@ -175,10 +175,14 @@ int main(void)
         {"split keys causal cache T20 S200", LFL_F32, 1, 1, 1, 20, 200, 64, true, 0, 0, 0, 0, NULL, true, false, 0},
         {"decode: a split all padding, a row all padding", LFL_F32, 3, 2, 1, 1, 150, 64, true, 0, 0, 0, 0, kvlate, true, false, 0},
         {"larger: gqa4 T160 D128 causal segments sinks", LFL_F32, 1, 8, 2, 160, 160, 128, true, 0, 0, 0, 1, NULL, true, false, 0},
+        {"causal T > S: the first rows see nothing", LFL_F32, 1, 2, 1, 45, 20, 64, true, 0, 0, 0, 0, NULL, false, false, 0},
+        {"head dim 8 (the golden llama's) gqa2 causal", LFL_F32, 2, 4, 2, 23, 23, 8, true, 0, 0, 0, 0, NULL, false, true, 0},
+        {"head dim 33 softcap window", LFL_F32, 1, 2, 1, 29, 40, 33, true, 9, 2.0, 0, 0, NULL, true, false, 0},
         {"f64 plain D80", LFL_F64, 1, 2, 2, 19, 37, 80, false, 0, 0, 0, 0, NULL, false, false, 0},
         {"f64 all options gqa2 strided", LFL_F64, 2, 4, 2, 40, 40, 64, true, 12, 4.0, 0, 1, kv2, true, true, 0},
         {"f64 segments interleaved D128", LFL_F64, 1, 2, 1, 35, 35, 128, false, 0, 0, 0, 2, NULL, true, false, 0},
         {"f64 decode T1 kv_start (split keys)", LFL_F64, 2, 4, 1, 1, 100, 64, true, 9, 0, 0, 0, kvdec, true, false, 0},
+        {"f64 causal T > S, head dim 33", LFL_F64, 1, 2, 2, 30, 17, 33, true, 0, 0, 0, 0, NULL, true, false, 0},
         {"f64 D256 causal cache", LFL_F64, 1, 2, 1, 11, 20, 256, true, 0, 0, 0, 0, NULL, false, false, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
