@@ -21,6 +21,7 @@
 //
 // No tensor cores: the products run on the CUDA cores (the emulator has no
 // mma), which bounds the speed on a real GPU but not the results.
+#include <stdlib.h>
 #include <string.h>
 #include "common.cuh"
 
@@ -57,6 +58,52 @@ __device__ static inline double att_log(double x) { return log(x); }
 __device__ static inline float att_tanh(float x) { return tanhf(x); }
 __device__ static inline double att_tanh(double x) { return tanh(x); }
 template <typename T> __device__ static inline T att_ninf(void) { return -(T)INFINITY; }
+
+// The row stride of a tile read one row per lane: D + 1 (odd: lane c's
+// element d falls in bank (c + d) mod 32, no conflicts), or for f32 with D % 4
+// == 0, D + 4, read 16 bytes at a time (att_dots): 8 lanes of a quarter warp
+// then cover 32 distinct banks.
+template <typename T> __host__ __device__ static inline int att_pad(int D)
+{
+    return sizeof(T) == 4 && D % 4 == 0 ? D + 4 : D + 1;
+}
+
+struct __align__(16) att_f4 { float x, y, z, w; };
+
+// s[r] += sum_d a[d] * b[r * D + d] for r < R: a one row per lane (stride
+// att_pad), b R rows every lane reads alike (broadcasts). f32 rows of D % 4
+// == 0 go 16 bytes per load (every offset a multiple of 4 floats: the tiles
+// are laid out so), a quarter of the shared-memory loads of the scalar loop.
+template <typename T, int R>
+__device__ static __forceinline__ void att_dots(const T *a, const T *b, int D, T *s)
+{
+    if (sizeof(T) == 4 && D % 4 == 0) {
+#ifdef LFL_CUDA_EMU
+        if (((uintptr_t)a | (uintptr_t)b) & 15) { // a GPU would fault: the emulator must not pass it
+            fprintf(stderr, "att_dots: misaligned 16-byte shared-memory rows\n");
+            abort();
+        }
+#endif
+        const att_f4 *a4 = reinterpret_cast<const att_f4 *>(a);
+        for (int d4 = 0; d4 < D / 4; d4++) {
+            att_f4 x = a4[d4];
+            ATT_UNROLL
+            for (int r = 0; r < R; r++) {
+                att_f4 y = reinterpret_cast<const att_f4 *>(b + r * D)[d4];
+                s[r] += x.x * y.x;
+                s[r] += x.y * y.y;
+                s[r] += x.z * y.z;
+                s[r] += x.w * y.w;
+            }
+        }
+        return;
+    }
+    for (int d = 0; d < D; d++) {
+        T x = a[d];
+        ATT_UNROLL
+        for (int r = 0; r < R; r++) s[r] += x * b[r * D + d];
+    }
+}
 
 // warp max that keeps a NaN (a NaN score poisons its row, as on the CPU)
 template <typename T> __device__ static inline T att_warp_max_nan(T v)
@@ -142,14 +189,14 @@ __device__ static __forceinline__ void att_finish(const AttGeo &g, const T *sink
     if (lane == 0) lse[(b * g.Hq + h) * g.T + i] = L;
 }
 
-// grid (ceil(G T / BQ), Hkv, B * nsplit); smem Qs[BQ][D] (scaled q), Ks[32][D+1], Vs[32][D], Ps[BQ][32].
+// grid (ceil(G T / BQ), Hkv, B * nsplit); smem Qs[BQ][D] (scaled q), Ks[32][pad], Vs[32][D], Ps[BQ][32].
 // nsplit > 1 (few blocks, long rows: decoding): split sp walks only its share of the key tiles and
 // writes its m, l and unnormalised o to part ([nsplit][B][Hq][T] of (D + 2)) for att_combine.
 template <typename T, int R, int DC>
 __global__ void __launch_bounds__(ATT_THREADS) att_fwd(AttGeo g, const T *q, const T *k, const T *v, const T *sinks,
                                                       int nsplit, long long split_keys, T *out, T *lse, T *part)
 {
-    const int BQ = ATT_WARPS * R, D = (int)g.D, KP = D + 1;
+    const int BQ = ATT_WARPS * R, D = (int)g.D, KP = att_pad<T>(D);
     LFL_SMEM(T, sm);
     T *Qs = sm, *Ks = Qs + BQ * D, *Vs = Ks + ATT_TK * KP, *Ps = Vs + ATT_TK * D;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
@@ -204,11 +251,7 @@ __global__ void __launch_bounds__(ATT_THREADS) att_fwd(AttGeo g, const T *q, con
         if (!active) continue;
         T s[R];
         for (int r = 0; r < R; r++) s[r] = 0;
-        const T *kr = Ks + lane * KP, *qr = Qs + w * R * D;
-        for (int d = 0; d < D; d++) {
-            T kd = kr[d];
-            for (int r = 0; r < R; r++) s[r] += qr[r * D + d] * kd;
-        }
+        att_dots<T, R>(Ks + lane * KP, Qs + w * R * D, D, s);
         bool any = false;
         ATT_UNROLL
         for (int r = 0; r < R; r++) {
@@ -326,12 +369,12 @@ __global__ void __launch_bounds__(256) att_dsinks(AttGeo g, const T *sinks, cons
 }
 
 // dq per tile of packed rows (as the forward's): grid (ceil(G T / BQ), Hkv, B); smem Qs[BQ][D]
-// (scaled), dOs[BQ][D], Ks[32][D+1], Vs[32][D+1], Ps[BQ][32] (dS)
+// (scaled), dOs[BQ][D], Ks[32][pad], Vs[32][pad], Ps[BQ][32] (dS)
 template <typename T, int R, int DC>
 __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, const T *k, const T *v, const T *go,
                                                      const T *lse, const T *delta, T *dq)
 {
-    const int BQ = ATT_WARPS * R, D = (int)g.D, KP = D + 1;
+    const int BQ = ATT_WARPS * R, D = (int)g.D, KP = att_pad<T>(D);
     LFL_SMEM(T, sm);
     T *Qs = sm, *dOs = Qs + BQ * D, *Ks = dOs + BQ * D, *Vs = Ks + ATT_TK * KP, *Ps = Vs + ATT_TK * KP;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
@@ -383,14 +426,8 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, cons
         if (!active) continue;
         T s[R], dp[R];
         for (int r = 0; r < R; r++) s[r] = dp[r] = 0;
-        const T *kr = Ks + lane * KP, *vr = Vs + lane * KP, *qr = Qs + w * R * D, *gr = dOs + w * R * D;
-        for (int d = 0; d < D; d++) {
-            T kd = kr[d], vd = vr[d];
-            for (int r = 0; r < R; r++) {
-                s[r] += qr[r * D + d] * kd;
-                dp[r] += gr[r * D + d] * vd;
-            }
-        }
+        att_dots<T, R>(Ks + lane * KP, Qs + w * R * D, D, s);
+        att_dots<T, R>(Vs + lane * KP, dOs + w * R * D, D, dp);
         bool any = false;
         for (int r = 0; r < R; r++) {
             T x = s[r], th = 0;
@@ -429,13 +466,13 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, cons
 }
 
 // dk, dv per key tile: grid (ceil(S / BK), Hkv, B); the packed query rows of the group's G heads
-// streamed in tiles of 32 (lane = row); smem Qs[32][D+1] (scaled), dOs[32][D+1], Ks[BK][D],
+// streamed in tiles of 32 (lane = row); smem Qs[32][pad] (scaled), dOs[32][pad], Ks[BK][D],
 // Vs[BK][D], Ps[BK][32], Ss[BK][32] (dS)
 template <typename T, int R, int DC>
 __global__ void __launch_bounds__(ATT_THREADS) att_dkv(AttGeo g, const T *q, const T *k, const T *v, const T *go,
                                                       const T *lse, const T *delta, T *dk, T *dv)
 {
-    const int BK = ATT_WARPS * R, D = (int)g.D, KP = D + 1;
+    const int BK = ATT_WARPS * R, D = (int)g.D, KP = att_pad<T>(D);
     LFL_SMEM(T, sm);
     T *Qs = sm, *dOs = Qs + ATT_TK * KP, *Ks = dOs + ATT_TK * KP, *Vs = Ks + BK * D, *Ps = Vs + BK * D;
     T *Ss = Ps + BK * ATT_TK;
@@ -488,14 +525,8 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dkv(AttGeo g, const T *q, con
         if (!active) continue;
         T s[R], dp[R];
         for (int r = 0; r < R; r++) s[r] = dp[r] = 0;
-        const T *qr = Qs + lane * KP, *gr = dOs + lane * KP, *kr = Ks + w * R * D, *vr = Vs + w * R * D;
-        for (int d = 0; d < D; d++) {
-            T qd = qr[d], gd = gr[d];
-            for (int r = 0; r < R; r++) {
-                s[r] += qd * kr[r * D + d];
-                dp[r] += gd * vr[r * D + d];
-            }
-        }
+        att_dots<T, R>(Qs + lane * KP, Ks + w * R * D, D, s);
+        att_dots<T, R>(dOs + lane * KP, Vs + w * R * D, D, dp);
         bool any = false;
         for (int r = 0; r < R; r++) {
             long long j = j0 + w * R + r;
@@ -617,7 +648,7 @@ static lfl_status att_forward_run(const AttGeo &g, const lfl_attn_args *p, lfl_t
     long long tps = (ktiles + nsplit - 1) / (nsplit > 0 ? nsplit : 1);
     if (tps < 1) tps = 1;
     nsplit = ktiles > 0 ? (ktiles + tps - 1) / tps : 1; // no empty split at the end
-    size_t smem = sizeof(T) * (size_t)(BQ * D + ATT_TK * (D + 1) + ATT_TK * D + BQ * ATT_TK);
+    size_t smem = sizeof(T) * (size_t)(BQ * D + ATT_TK * att_pad<T>(D) + ATT_TK * D + BQ * ATT_TK);
     LFL_TRY(att_smem(att_fwd<T, R, DC>, smem, op));
     lfl_tensor *part = NULL;
     if (nsplit > 1) {
@@ -650,13 +681,13 @@ static lfl_status att_backward_run(const AttGeo &g, const lfl_attn_args *p, lfl_
     const int R = AttRows<T, DC>::value, BT = ATT_WARPS * R, D = (int)g.D;
     const T *q = (const T *)lfl_data(p->q), *k = (const T *)lfl_data(p->k), *v = (const T *)lfl_data(p->v);
     const T *gp = (const T *)lfl_data(go), *lp = (const T *)lfl_data(lse), *dp = (const T *)lfl_data(delta);
-    size_t sq = sizeof(T) * (size_t)(2 * BT * D + 2 * ATT_TK * (D + 1) + BT * ATT_TK);
+    size_t sq = sizeof(T) * (size_t)(2 * BT * D + 2 * ATT_TK * att_pad<T>(D) + BT * ATT_TK);
     LFL_TRY(att_smem(att_dq<T, R, DC>, sq, op));
     dim3 gq(att_tiles(g.G * g.T, BT), (unsigned)g.Hkv, (unsigned)g.B);
     LFL_LAUNCH(gq, ATT_THREADS, sq, att_dq<T, R, DC>)(g, q, k, v, gp, lp, dp, (T *)lfl_data(dq));
     LFL_TRY(lfl_cuda_launched(op));
     if (g.S == 0) return LFL_OK; // no key: dk and dv are empty
-    size_t skv = sizeof(T) * (size_t)(2 * ATT_TK * (D + 1) + 2 * BT * D + 2 * BT * ATT_TK);
+    size_t skv = sizeof(T) * (size_t)(2 * ATT_TK * att_pad<T>(D) + 2 * BT * D + 2 * BT * ATT_TK);
     LFL_TRY(att_smem(att_dkv<T, R, DC>, skv, op));
     dim3 gk(att_tiles(g.S, BT), (unsigned)g.Hkv, (unsigned)g.B);
     LFL_LAUNCH(gk, ATT_THREADS, skv, att_dkv<T, R, DC>)(g, q, k, v, gp, lp, dp, (T *)lfl_data(dk),
