@@ -155,6 +155,29 @@ __device__ static inline void att_seg_range(const AttGeo &g, long long b, long l
     *mx = att_warp_max_ll(x);
 }
 
+// p[r][u] = P[r * 32 + c4 + u] for r < R, u < 4: one 16-byte load per row for
+// f32 (P and c4 multiples of 4 floats: P leads its kernel's shared memory)
+template <typename T, int R>
+__device__ static __forceinline__ void att_p4(const T *P, int c4, T (*p)[4])
+{
+    if (sizeof(T) == 4) {
+#ifdef LFL_CUDA_EMU
+        if (((uintptr_t)(P + c4)) & 15) {
+            fprintf(stderr, "att_p4: misaligned 16-byte shared-memory rows\n");
+            abort();
+        }
+#endif
+        ATT_UNROLL
+        for (int r = 0; r < R; r++) {
+            att_f4 v = *reinterpret_cast<const att_f4 *>(P + r * ATT_TK + c4);
+            p[r][0] = v.x, p[r][1] = v.y, p[r][2] = v.z, p[r][3] = v.w;
+        }
+        return;
+    }
+    for (int r = 0; r < R; r++)
+        for (int u = 0; u < 4; u++) p[r][u] = P[r * ATT_TK + c4 + u];
+}
+
 // ---- forward -------------------------------------------------------------------
 // Rows are packed (query, head of the group): row n of kv head hk is query
 // n / G of head hk * G + n % G, so the G query heads that read one kv head
@@ -189,7 +212,7 @@ __device__ static __forceinline__ void att_finish(const AttGeo &g, const T *sink
     if (lane == 0) lse[(b * g.Hq + h) * g.T + i] = L;
 }
 
-// grid (ceil(G T / BQ), Hkv, B * nsplit); smem Qs[BQ][D] (scaled q), Ks[32][pad], Vs[32][D], Ps[BQ][32].
+// grid (ceil(G T / BQ), Hkv, B * nsplit); smem Ps[BQ][32], Qs[BQ][D] (scaled q), Ks[32][pad], Vs[32][D].
 // nsplit > 1 (few blocks, long rows: decoding): split sp walks only its share of the key tiles and
 // writes its m, l and unnormalised o to part ([nsplit][B][Hq][T] of (D + 2)) for att_combine.
 template <typename T, int R, int DC>
@@ -198,7 +221,7 @@ __global__ void __launch_bounds__(ATT_THREADS) att_fwd(AttGeo g, const T *q, con
 {
     const int BQ = ATT_WARPS * R, D = (int)g.D, KP = att_pad<T>(D);
     LFL_SMEM(T, sm);
-    T *Qs = sm, *Ks = Qs + BQ * D, *Vs = Ks + ATT_TK * KP, *Ps = Vs + ATT_TK * D;
+    T *Ps = sm, *Qs = Ps + BQ * ATT_TK, *Ks = Qs + BQ * D, *Vs = Ks + ATT_TK * KP;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     const long long b = blockIdx.z / nsplit, sp = blockIdx.z % nsplit, hk = blockIdx.y;
     const long long NR = g.G * g.T, n0 = (long long)blockIdx.x * BQ, nrow = NR - n0 < BQ ? NR - n0 : BQ;
@@ -274,14 +297,16 @@ __global__ void __launch_bounds__(ATT_THREADS) att_fwd(AttGeo g, const T *q, con
         }
         __syncwarp();
         if (!any) continue;
-        for (int c2 = 0; c2 < ATT_TK; c2++) {
-            T pr[R];
-            for (int r = 0; r < R; r++) pr[r] = Ps[(w * R + r) * ATT_TK + c2];
-            const T *vr = Vs + c2 * D;
-            for (int c = 0; c < DC; c++) {
-                int d = lane + 32 * c;
-                T vd = d < D ? vr[d] : (T)0; // (no break: the loops unroll, o stays in registers)
-                for (int r = 0; r < R; r++) o[r][c] += pr[r] * vd;
+        for (int c4 = 0; c4 < ATT_TK; c4 += 4) {
+            T pr[R][4];
+            att_p4<T, R>(Ps + w * R * ATT_TK, c4, pr);
+            for (int u = 0; u < 4; u++) {
+                const T *vr = Vs + (c4 + u) * D;
+                for (int c = 0; c < DC; c++) {
+                    int d = lane + 32 * c;
+                    T vd = d < D ? vr[d] : (T)0; // (no break: the loops unroll, o stays in registers)
+                    for (int r = 0; r < R; r++) o[r][c] += pr[r][u] * vd;
+                }
             }
         }
     }
@@ -368,15 +393,15 @@ __global__ void __launch_bounds__(256) att_dsinks(AttGeo g, const T *sinks, cons
     if (threadIdx.x == 0) ds[h] = (T)acc;
 }
 
-// dq per tile of packed rows (as the forward's): grid (ceil(G T / BQ), Hkv, B); smem Qs[BQ][D]
-// (scaled), dOs[BQ][D], Ks[32][pad], Vs[32][pad], Ps[BQ][32] (dS)
+// dq per tile of packed rows (as the forward's): grid (ceil(G T / BQ), Hkv, B); smem Ps[BQ][32]
+// (dS), Qs[BQ][D] (scaled), dOs[BQ][D], Ks[32][pad], Vs[32][pad]
 template <typename T, int R, int DC>
 __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, const T *k, const T *v, const T *go,
                                                      const T *lse, const T *delta, T *dq)
 {
     const int BQ = ATT_WARPS * R, D = (int)g.D, KP = att_pad<T>(D);
     LFL_SMEM(T, sm);
-    T *Qs = sm, *dOs = Qs + BQ * D, *Ks = dOs + BQ * D, *Vs = Ks + ATT_TK * KP, *Ps = Vs + ATT_TK * KP;
+    T *Ps = sm, *Qs = Ps + BQ * ATT_TK, *dOs = Qs + BQ * D, *Ks = dOs + BQ * D, *Vs = Ks + ATT_TK * KP;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     const long long b = blockIdx.z, hk = blockIdx.y;
     const long long NR = g.G * g.T, n0 = (long long)blockIdx.x * BQ, nrow = NR - n0 < BQ ? NR - n0 : BQ;
@@ -443,14 +468,16 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, cons
         }
         __syncwarp(); // Ps complete (a vote does not order memory)
         if (!__any_sync(ATT_FULL, any)) continue;
-        for (int c2 = 0; c2 < ATT_TK; c2++) {
-            T pr[R];
-            for (int r = 0; r < R; r++) pr[r] = Ps[(w * R + r) * ATT_TK + c2];
-            const T *kk = Ks + c2 * KP;
-            for (int c = 0; c < DC; c++) {
-                int d = lane + 32 * c;
-                T kd = d < D ? kk[d] : (T)0;
-                for (int r = 0; r < R; r++) acc[r][c] += pr[r] * kd;
+        for (int c4 = 0; c4 < ATT_TK; c4 += 4) {
+            T pr[R][4];
+            att_p4<T, R>(Ps + w * R * ATT_TK, c4, pr);
+            for (int u = 0; u < 4; u++) {
+                const T *kk = Ks + (c4 + u) * KP;
+                for (int c = 0; c < DC; c++) {
+                    int d = lane + 32 * c;
+                    T kd = d < D ? kk[d] : (T)0;
+                    for (int r = 0; r < R; r++) acc[r][c] += pr[r][u] * kd;
+                }
             }
         }
     }
