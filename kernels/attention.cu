@@ -157,23 +157,22 @@ __device__ static inline void att_seg_range(const AttGeo &g, long long b, long l
 
 // p[r][u] = P[r * 32 + c4 + u] for r < R, u < 4: one 16-byte load per row for
 // f32 (P and c4 multiples of 4 floats: P leads its kernel's shared memory)
-template <typename T, int R>
-__device__ static __forceinline__ void att_p4(const T *P, int c4, T (*p)[4])
+template <int R> __device__ static __forceinline__ void att_p4(const float *P, int c4, float (*p)[4])
 {
-    if (sizeof(T) == 4) {
 #ifdef LFL_CUDA_EMU
-        if (((uintptr_t)(P + c4)) & 15) {
-            fprintf(stderr, "att_p4: misaligned 16-byte shared-memory rows\n");
-            abort();
-        }
-#endif
-        ATT_UNROLL
-        for (int r = 0; r < R; r++) {
-            att_f4 v = *reinterpret_cast<const att_f4 *>(P + r * ATT_TK + c4);
-            p[r][0] = v.x, p[r][1] = v.y, p[r][2] = v.z, p[r][3] = v.w;
-        }
-        return;
+    if (((uintptr_t)(P + c4)) & 15) {
+        fprintf(stderr, "att_p4: misaligned 16-byte shared-memory rows\n");
+        abort();
     }
+#endif
+    ATT_UNROLL
+    for (int r = 0; r < R; r++) {
+        att_f4 v = *reinterpret_cast<const att_f4 *>(P + r * ATT_TK + c4);
+        p[r][0] = v.x, p[r][1] = v.y, p[r][2] = v.z, p[r][3] = v.w;
+    }
+}
+template <int R> __device__ static __forceinline__ void att_p4(const double *P, int c4, double (*p)[4])
+{
     for (int r = 0; r < R; r++)
         for (int u = 0; u < 4; u++) p[r][u] = P[r * ATT_TK + c4 + u];
 }
@@ -299,7 +298,7 @@ __global__ void __launch_bounds__(ATT_THREADS) att_fwd(AttGeo g, const T *q, con
         if (!any) continue;
         for (int c4 = 0; c4 < ATT_TK; c4 += 4) {
             T pr[R][4];
-            att_p4<T, R>(Ps + w * R * ATT_TK, c4, pr);
+            att_p4<R>(Ps + w * R * ATT_TK, c4, pr);
             for (int u = 0; u < 4; u++) {
                 const T *vr = Vs + (c4 + u) * D;
                 for (int c = 0; c < DC; c++) {
@@ -470,7 +469,7 @@ __global__ void __launch_bounds__(ATT_THREADS) att_dq(AttGeo g, const T *q, cons
         if (!__any_sync(ATT_FULL, any)) continue;
         for (int c4 = 0; c4 < ATT_TK; c4 += 4) {
             T pr[R][4];
-            att_p4<T, R>(Ps + w * R * ATT_TK, c4, pr);
+            att_p4<R>(Ps + w * R * ATT_TK, c4, pr);
             for (int u = 0; u < 4; u++) {
                 const T *kk = Ks + (c4 + u) * KP;
                 for (int c = 0; c < DC; c++) {
