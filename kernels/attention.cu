@@ -3,14 +3,17 @@
 // GQA, causal with S - T cached keys, sliding window, soft-capping, packed
 // segments, kv_start left padding, sinks, empty and NaN rows).
 //
-// Layout of the work: a block of 4 warps owns a tile of 4 * R query rows of
-// one (batch, head) (forward, dq) or 4 * R keys of one (batch, kv head)
-// (dk/dv); each warp owns R of those rows and walks the other side in tiles
-// of 32 staged in shared memory, lane c taking element c of the tile, so a
-// score row is one value per lane and its max and sum are warp reductions.
+// Layout of the work: a block of 4 warps owns a tile of 4 * R query rows
+// (forward, dq) or 4 * R keys (dk/dv) of one (batch, kv head), the query rows
+// being (query, head) pairs of the kv head's G query heads, so GQA heads share
+// the K/V tiles; each warp owns R of those rows and walks the other side in
+// tiles of 32 staged in shared memory, lane c taking element c of the tile, so
+// a score row is one value per lane and its max and sum are warp reductions.
 // The T x S score matrix never exists. The per-warp probabilities go through
 // shared memory for the P V style products, where each lane owns the head
-// dims lane, lane + 32, ... (DC of them, D <= 32 * DC <= 256).
+// dims lane, lane + 32, ... (DC of them, D <= 32 * DC <= 256). With few
+// blocks and long rows (decoding) the forward splits the keys over blocks and
+// merges the partial softmaxes (att_combine).
 //
 // Backward is FlashAttention-2's split into deterministic kernels, no atomics:
 // delta = rowsum(dO * O) per query, then dq per query tile (key tiles
