@@ -224,10 +224,33 @@ const char *cudaGetErrorString(cudaError_t e)
 enum { RUN, WAIT_BLOCK, WAIT_WARP, DONE };
 static const size_t STACK_BYTES = 256 << 10;
 static std::vector<Thread> threads;
+// The context switch. On x86-64 a few instructions that save the callee-saved
+// registers and the stack pointer (glibc's swapcontext also saves the signal
+// mask: two system calls a switch, most of the emulator's time); elsewhere
+// ucontext. A fiber's stack starts with a frame whose return address is
+// fiber_entry, so the first switch to it starts the thread.
+#if defined(__x86_64__)
+#define LFL_EMU_FAST_SWITCH 1
+extern "C" void lfl_emu_switch(void **save_sp, void *next_sp);
+asm(".text\n"
+    ".globl lfl_emu_switch\n"
+    ".type lfl_emu_switch,@function\n"
+    "lfl_emu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size lfl_emu_switch, .-lfl_emu_switch\n");
+static std::vector<void *> fiber_sp;
+static void *sched_sp;
+#endif
 static std::vector<ucontext_t> contexts;
 static std::vector<char *> stacks;
 static std::vector<uint64_t> slots; // 32 per warp
-static ucontext_t sched_ctx;
+[[maybe_unused]] static ucontext_t sched_ctx;
 static void (*cur_body)(void *);
 static void *cur_ctx;
 static std::vector<unsigned char> smem_buf;
@@ -248,18 +271,51 @@ static void wait_as(int state)
 {
     Thread *t = g_cur;
     t->state = state;
+#ifdef LFL_EMU_FAST_SWITCH
+    lfl_emu_switch(&fiber_sp[t->linear], sched_sp);
+#else
     swapcontext(&contexts[t->linear], &sched_ctx);
+#endif
 }
 void lfl_emu::block_barrier(void) { wait_as(WAIT_BLOCK); }
 void lfl_emu::warp_barrier(void) { wait_as(WAIT_WARP); }
 
-static void fiber_main(int i)
+[[maybe_unused]] static void fiber_main(int i)
 {
     g_cur = &threads[i];
     cur_body(cur_ctx);
     threads[i].state = DONE;
     // returning resumes sched_ctx (uc_link)
 }
+
+#ifdef LFL_EMU_FAST_SWITCH
+// where a fiber starts: its thread's body, then back to the scheduler for good
+static void fiber_entry(void)
+{
+    int i = g_cur->linear;
+    cur_body(cur_ctx);
+    threads[i].state = DONE;
+    lfl_emu_switch(&fiber_sp[i], sched_sp);
+    abort(); // a finished fiber is never resumed
+}
+
+// a fresh stack whose first switch "returns" into fiber_entry: the 8 bytes of
+// mxcsr / x87 control word, six callee-saved registers, then the return
+// address, with the stack 16-byte aligned plus 8 at fiber_entry's start (as
+// after a call)
+static void *fresh_stack(char *stack)
+{
+    uintptr_t top = ((uintptr_t)(stack + STACK_BYTES)) & ~(uintptr_t)15;
+    uint64_t *sp = (uint64_t *)top;
+    *--sp = 0;                              // fiber_entry's own (unused) return address
+    *--sp = (uint64_t)(uintptr_t)fiber_entry;
+    for (int r = 0; r < 6; r++) *--sp = 0;  // rbp rbx r12 r13 r14 r15
+    uint32_t csr[2];
+    asm volatile("stmxcsr %0\n fnstcw %1" : "=m"(csr[0]), "=m"(csr[1]));
+    *--sp = (uint64_t)csr[0] | ((uint64_t)(csr[1] & 0xffff) << 32);
+    return sp;
+}
+#endif
 
 static void deadlock(const void *fn, int n)
 {
@@ -286,18 +342,26 @@ static void run_block(const void *fn, int n, bool reverse)
         t.lane = i & 31;
         t.warp = i >> 5;
         t.state = RUN;
+#ifdef LFL_EMU_FAST_SWITCH
+        fiber_sp[i] = fresh_stack(stacks[i]);
+#else
         getcontext(&contexts[i]);
         contexts[i].uc_stack.ss_sp = stacks[i];
         contexts[i].uc_stack.ss_size = STACK_BYTES;
         contexts[i].uc_link = &sched_ctx;
         makecontext(&contexts[i], (void (*)(void))fiber_main, 1, i);
+#endif
     }
     for (;;) {
         for (int j = 0; j < n; j++) {
             int i = reverse ? n - 1 - j : j;
             if (threads[i].state != RUN) continue;
             g_cur = &threads[i];
+#ifdef LFL_EMU_FAST_SWITCH
+            lfl_emu_switch(&sched_sp, fiber_sp[i]);
+#else
             swapcontext(&sched_ctx, &contexts[i]);
+#endif
         }
         bool any_live = false, released = false, all_block = true;
         for (int w = 0; w < nwarps; w++) {
@@ -341,6 +405,9 @@ void lfl_emu::run_grid(const void *fn, dim3 g, dim3 b, size_t smem, void (*body)
     while ((int)threads.size() < n) {
         threads.push_back(Thread());
         contexts.push_back(ucontext_t());
+#ifdef LFL_EMU_FAST_SWITCH
+        fiber_sp.push_back(NULL);
+#endif
         void *s = mmap(NULL, STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (s == MAP_FAILED) {
             fail(cudaErrorLaunchFailure);
