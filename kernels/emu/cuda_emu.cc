@@ -6,7 +6,9 @@
 #include <mutex>
 #include <vector>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <ucontext.h>
 #include "cuda_emu.h"
 
@@ -30,18 +32,61 @@ static cudaError_t fail(cudaError_t e)
 
 // ---- device memory: one arena, readable only inside launches and copies ----------
 // Reserved once (no memory is committed until touched); a bump pointer with
-// free lists per rounded size, which is all a test's steady shapes need.
-static const size_t ARENA_BYTES = (size_t)16 << 30;
+// free lists per rounded size, which is all a test's steady shapes need. Each
+// allocation ends against a guard page that is never readable, as an
+// electric fence: a kernel reading or writing past the end of a buffer (by
+// more than the rounding to 256 bytes) faults at once instead of corrupting
+// or reading its neighbour. Only live allocations are made readable during a
+// launch, so a freed buffer faults too.
+static const size_t ARENA_BYTES = (size_t)16 << 30, PAGE = 4096;
 static char *arena;
 static size_t arena_top;
-static std::map<void *, size_t> live;               // pointer -> rounded size
-static std::map<size_t, std::vector<void *>> freed; // rounded size -> free blocks
+struct Block {
+    size_t size;  // rounded to 256
+    char *pages;  // the first page of the data pages (the guard page follows them)
+    size_t npages;
+};
+static std::map<void *, Block> live;                // pointer -> its block
+static std::map<size_t, std::vector<Block>> freed; // rounded size -> free blocks
 static int access_depth;
 static bool protect_on = true;
+
+// A fault in the arena, explained before the process dies: inside a launch it
+// is a kernel's out-of-bounds or use-after-free access, outside one it is host
+// code reading device memory (both bugs a GPU would show too).
+static void on_fault(int sig, siginfo_t *si, void *)
+{
+    char *addr = (char *)si->si_addr;
+    if (arena && addr >= arena && addr < arena + ARENA_BYTES) {
+        char msg[320];
+        int n;
+        if (lfl_emu::g_cur)
+            n = snprintf(msg, sizeof msg, "cuda emulator: a kernel accessed device memory at %p outside every live "
+                         "buffer (past an end, or freed): block (%u, %u, %u), thread (%u, %u, %u)\n", (void *)addr,
+                         lfl_emu::g_block.x, lfl_emu::g_block.y, lfl_emu::g_block.z, lfl_emu::g_cur->tid.x,
+                         lfl_emu::g_cur->tid.y, lfl_emu::g_cur->tid.z);
+        else
+            n = snprintf(msg, sizeof msg, "cuda emulator: host code read or wrote device memory at %p (only kernels "
+                         "and cudaMemcpy may)\n", (void *)addr);
+        if (n > 0) (void)!write(2, msg, (size_t)n);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 static void arena_init(void)
 {
     if (arena) return;
+    // the handler runs on its own stack: a fiber's may be the one that faulted
+    static char altstack[64 << 10];
+    stack_t ss = {};
+    ss.ss_sp = altstack;
+    ss.ss_size = sizeof altstack;
+    sigaltstack(&ss, NULL);
+    struct sigaction sa = {};
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, NULL);
     void *p = mmap(NULL, ARENA_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
         fprintf(stderr, "cuda emulator: cannot reserve the device arena\n");
@@ -56,7 +101,11 @@ static void arena_init(void)
 static void set_access(bool on)
 {
     if (!protect_on || !arena_top) return;
-    mprotect(arena, arena_top, on ? PROT_READ | PROT_WRITE : PROT_NONE);
+    if (!on) {
+        mprotect(arena, arena_top, PROT_NONE);
+        return;
+    }
+    for (auto &kv : live) mprotect(kv.second.pages, kv.second.npages * PAGE, PROT_READ | PROT_WRITE);
 }
 
 Access::Access()
@@ -81,18 +130,23 @@ cudaError_t cudaMalloc(void **p, size_t n)
     arena_init();
     size_t r = (n + 255) & ~(size_t)255;
     if (!r) r = 256;
+    Block b;
     auto f = freed.find(r);
     if (f != freed.end() && !f->second.empty()) {
-        *p = f->second.back();
+        b = f->second.back();
         f->second.pop_back();
     } else {
-        if (arena_top + r > ARENA_BYTES) return fail(cudaErrorMemoryAllocation);
-        *p = arena + arena_top;
-        arena_top += r;
-        if (protect_on && access_depth == 0) mprotect(arena, arena_top, PROT_NONE);
-        else if (protect_on) mprotect(arena, arena_top, PROT_READ | PROT_WRITE);
+        b.size = r;
+        b.npages = (r + PAGE - 1) / PAGE;
+        if (arena_top + (b.npages + 1) * PAGE > ARENA_BYTES) return fail(cudaErrorMemoryAllocation);
+        b.pages = arena + arena_top;
+        arena_top += (b.npages + 1) * PAGE; // + the guard page
+        if (protect_on) mprotect(arena, arena_top, PROT_NONE);
     }
-    live[*p] = r;
+    // right-aligned against the guard page
+    *p = b.pages + b.npages * PAGE - r;
+    live[*p] = b;
+    if (protect_on && access_depth > 0) mprotect(b.pages, b.npages * PAGE, PROT_READ | PROT_WRITE);
     return cudaSuccess;
 }
 
@@ -102,7 +156,8 @@ cudaError_t cudaFree(void *p)
     std::lock_guard<std::recursive_mutex> g(emu_lock);
     auto it = live.find(p);
     if (it == live.end()) return fail(cudaErrorInvalidValue);
-    freed[it->second].push_back(p);
+    freed[it->second.size].push_back(it->second);
+    if (protect_on && access_depth > 0) mprotect(it->second.pages, it->second.npages * PAGE, PROT_NONE);
     live.erase(it);
     return cudaSuccess;
 }
@@ -122,7 +177,7 @@ cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b)
 {
     std::lock_guard<std::recursive_mutex> g(emu_lock);
     size_t used = 0;
-    for (auto &kv : live) used += kv.second;
+    for (auto &kv : live) used += kv.second.size;
     *total_b = ARENA_BYTES;
     *free_b = ARENA_BYTES - used;
     return cudaSuccess;
@@ -135,7 +190,7 @@ static bool device_range(const void *p, size_t n)
     auto it = live.upper_bound((void *)p);
     if (it == live.begin()) return false;
     --it;
-    return (const char *)p + n <= (const char *)it->first + it->second;
+    return (const char *)p + n <= (const char *)it->first + it->second.size;
 }
 
 cudaError_t cudaMemset(void *p, int v, size_t n)
