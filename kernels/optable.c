@@ -35,6 +35,9 @@ lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
     CUDA_ENTRY(cross_entropy_backward)
     CUDA_ENTRY(token_logprobs)
     CUDA_ENTRY(token_logprobs_backward)
+    /* attention (kernels/attention.cu) */
+    CUDA_ENTRY(attention)
+    CUDA_ENTRY(attention_backward)
     /* elementwise group: copies and fills, elementwise math, masks, dropout */
     CUDA_ENTRY(copy)
     CUDA_ENTRY(fill)
