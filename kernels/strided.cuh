@@ -54,10 +54,11 @@ static inline void lfl_walk_bstrides(const lfl_tensor *t, int nd, const int64_t 
 // list j is unit-stride over all of the walk (a contiguous operand)
 static inline bool lfl_walk_flat(const lfl_walk *w, int j) { return w->nd == 1 && w->st[j][0] == 1; }
 
-// true when the count and every offset of every list fit in an int
+// true when the count and every offset of every list fit in an int (the
+// count with room for a grid-stride step past it: i + step must not overflow)
 static inline bool lfl_walk_fits_int(const lfl_walk *w, long long n)
 {
-    if (n >= 2147483647LL) return false;
+    if (n >= 2147483647LL - 65536LL * 1024) return false;
     for (int j = 0; j < w->k; j++) {
         long long m = 0;
         for (int d = 0; d < w->nd; d++) m += (w->shape[d] - 1) * (w->st[j][d] < 0 ? -w->st[j][d] : w->st[j][d]);
