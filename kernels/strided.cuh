@@ -89,8 +89,8 @@ static const unsigned lfl_walk_max_blocks = 65536, lfl_walk_max_z = 65535;
 // blocks for a grid-stride loop over n items
 static inline unsigned lfl_walk_blocks(long long n, int threads)
 {
-    unsigned b = lfl_cuda_blocks(n, threads);
-    return b > lfl_walk_max_blocks ? lfl_walk_max_blocks : b;
+    long long b = (n + threads - 1) / threads;
+    return b < 1 ? 1u : b > (long long)lfl_walk_max_blocks ? lfl_walk_max_blocks : (unsigned)b;
 }
 
 // grid-stride loop over [0, n) in index type I
