@@ -292,10 +292,11 @@ static void cast_backward(void)
 static void copy_errors(void)
 {
     lfl_tensor *q, *f, *h, *t;
-    CC_OK(lfl_empty(2, (int64_t[]){2, 32}, LFL_Q8_0, 0, &q));
-    cc_check(lfl_cast(q, LFL_F32, &f) != LFL_OK && strstr(lfl_last_error(), "needs (de)quantization") &&
+    /* (a block tensor on the device dequantizes there: tests/c/test_cuda_blocks.c) */
+    CC_OK(lfl_empty(2, (int64_t[]){2, 32}, LFL_F32, 0, &q));
+    cc_check(lfl_cast(q, LFL_Q8_0, &f) != LFL_OK && strstr(lfl_last_error(), "needs (de)quantization") &&
                  strstr(lfl_last_error(), "cuda:0"),
-             "cast of a block-quantized cuda tensor: a clear error");
+             "cast of a cuda tensor to a block-quantized dtype: a clear error");
     lfl_tensor_release(q);
     /* across devices: still contiguous and of one dtype only */
     CC_OK(lfl_empty(2, (int64_t[]){3, 4}, LFL_F32, LFL_CPU, &h));
