@@ -1,13 +1,13 @@
 // 8-bit AdamW on CUDA (bitsandbytes' blockwise state; the CPU kernel is
-// core/ops/adamw8bit_step.c):
-// one CUDA block of 256 threads per quantization block. The threads dequantize
-// their elements of both states with the dynamic maps, update them and the
-// parameter, the block reduces the new absmax, and each thread requantizes its
-// own elements by the CPU's search (the first midpoint >= x, ties to the
-// lower code). Every product and sum is rounded on its own (__fmul_rn /
-// __fadd_rn; the CPU file is compiled without contraction) and sqrtf and the
-// divisions are IEEE-rounded (nvcc's default -prec-sqrt / -prec-div), so
-// parameters, codes and absmax equal the CPU's bit for bit.
+// core/ops/adamw8bit_step.c): one CUDA block of 256 threads per quantization
+// block. The threads dequantize their elements of both states with the
+// dynamic maps, update them and the parameter, the block reduces the new
+// absmax, and each thread requantizes its own elements by the CPU's search
+// (the first midpoint >= x, ties to the lower code). Every product and sum
+// is rounded on its own (__fmul_rn / __fadd_rn; the CPU file is compiled
+// without contraction) and sqrtf and the divisions are IEEE-rounded (nvcc's
+// default -prec-sqrt / -prec-div), so parameters, codes and absmax equal the
+// CPU's bit for bit.
 #include "common.cuh"
 extern "C" {
 #include "optim/adamw8bit.h"
