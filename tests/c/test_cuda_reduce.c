@@ -75,6 +75,7 @@ static void sums(lfl_dtype dt)
     sum_case(dt, 2, (int64_t[]){5, 300}, 1, d1, false);                /* rows, a warp each */
     sum_case(dt, 2, (int64_t[]){3, 2100}, 1, d1, true);                /* rows, a block each, split */
     sum_case(dt, 2, (int64_t[]){1, 45}, 1, d1, false);                 /* a single row */
+    sum_case(dt, 2, (int64_t[]){2, 1000}, 1, d1, false);               /* rows, a warp each, split */
     sum_case(dt, 2, (int64_t[]){45, 37}, 1, d0, false);                /* columns */
     sum_case(dt, 2, (int64_t[]){3000, 3}, 1, d0, true);                /* columns, few: split */
     sum_case(dt, 3, (int64_t[]){4, 33, 5}, 2, d02, false);             /* reduced, kept, reduced */
