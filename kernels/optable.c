@@ -12,6 +12,11 @@ lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
     CUDA_ENTRY(mul)
     CUDA_ENTRY(div)
     CUDA_ENTRY(matmul)
+    /* optimizers */
+    CUDA_ENTRY(adamw_step)
+    CUDA_ENTRY(sgd_step)
+    CUDA_ENTRY(sum_squares)
+    CUDA_ENTRY(scale)
     /* reduce: reductions along dims, softmax, indexing (cuda-b) */
     CUDA_ENTRY(sum)
     CUDA_ENTRY(max)
