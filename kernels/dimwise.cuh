@@ -37,8 +37,9 @@ static inline unsigned lfl_cuda_grid(long long n, int threads, unsigned cap)
     return b < cap ? b : cap;
 }
 
-// Device scratch of n bytes on `device`, freed by lfl_cuda_scratch_free
-// (through lfl_empty so it takes the tensors' allocator).
+// Device scratch of n bytes on `device`: a u8 tensor from the caching
+// allocator (lfl_tensor_release gives it back; work queued on the stream
+// before a later reuse finishes first).
 static inline lfl_status lfl_cuda_scratch(int device, long long nbytes, lfl_tensor **t)
 {
     int64_t n = nbytes > 0 ? nbytes : 1;

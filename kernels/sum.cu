@@ -141,7 +141,7 @@ static lfl_status sum_launch(const lfl_tensor *c, const SumDims &kept, const Sum
         LFL_LAUNCH(lfl_cuda_grid(nout, 256, SUM_MAX_BLOCKS), 256, 0, sum_finish_kernel<T>)(ws, out, nout, (int)splits);
         st = lfl_cuda_launched("sum");
     }
-    lfl_tensor_release(wst); // cudaFree waits for the kernels that use it
+    lfl_tensor_release(wst); // back to the cache: its next user runs after these kernels on the stream
     return st;
 }
 
