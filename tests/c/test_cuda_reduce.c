@@ -228,28 +228,33 @@ static void nonzeros(void)
 
 /* ---- softmax, log_softmax ------------------------------------------------------------------- */
 
-static void softmax_case(bool is_log, lfl_dtype dt, int nd, const int64_t *shape, int dim, bool infs)
+/* infs: 1 -> row 0 all -inf, row 1 partly -inf; 2 -> a NaN in row 0, a +inf in row 1 (rows along the last dim) */
+static void set_at(lfl_tensor *x, int64_t i, double v)
+{
+    if (i >= lfl_numel(x)) return;
+    if (x->dtype == LFL_F32) ((float *)lfl_data(x))[i] = (float)v;
+    else ((double *)lfl_data(x))[i] = v;
+}
+
+static void softmax_case(bool is_log, lfl_dtype dt, int nd, const int64_t *shape, int dim, int infs)
 {
     char what[160], b[64];
     const char *name = is_log ? "log_softmax" : "softmax";
     lfl_tensor *x = cc_randn(nd, shape, dt, 3.0);
-    if (infs) { /* row 0 all -inf (NaN out, like the CPU), row 1 partly -inf */
-        int64_t len = shape[nd - 1], n = lfl_numel(x);
-        for (int64_t k = 0; k < len && k < n; k++) {
-            if (dt == LFL_F32) ((float *)lfl_data(x))[k] = -INFINITY;
-            else ((double *)lfl_data(x))[k] = -INFINITY;
-        }
-        for (int64_t k = len; k < 2 * len && k < n; k += 2) {
-            if (dt == LFL_F32) ((float *)lfl_data(x))[k] = -INFINITY;
-            else ((double *)lfl_data(x))[k] = -INFINITY;
-        }
+    int64_t len = nd ? shape[nd - 1] : 1;
+    if (infs == 1) { /* row 0 all -inf (NaN out, like the CPU), row 1 partly -inf */
+        for (int64_t k = 0; k < len; k++) set_at(x, k, -INFINITY);
+        for (int64_t k = len; k < 2 * len; k += 2) set_at(x, k, -INFINITY);
+    } else if (infs == 2) { /* both rows NaN out, like the CPU */
+        set_at(x, 3, NAN);
+        set_at(x, len + 5, INFINITY);
     }
     lfl_tensor *xl, *xd, *y, *yd;
     cc_leaf_pair(x, &xl, &xd);
     CC_OK((is_log ? lfl_log_softmax : lfl_softmax)(xl, dim, &y));
     CC_OK((is_log ? lfl_log_softmax : lfl_softmax)(xd, dim, &yd));
     snprintf(what, sizeof what, "%s %s %s dim %d%s", name, dtn(dt), shp(nd, shape, b, sizeof b), dim,
-             infs ? " -inf rows" : "");
+             infs == 1 ? " -inf rows" : infs == 2 ? " NaN, +inf rows" : "");
     double tol = dt == LFL_F32 ? 2e-6 : 1e-13;
     cc_close(what, y, yd, tol, tol);
     if (!infs) { /* the all -inf row's NaN would make every gradient NaN */
@@ -266,14 +271,18 @@ static void softmaxes(void)
     for (int lg = 0; lg < 2; lg++)
         for (int t = 0; t < 2; t++) {
             lfl_dtype dt = t ? LFL_F64 : LFL_F32;
-            softmax_case(lg, dt, 2, (int64_t[]){5, 37}, -1, false);      /* rows, a warp each */
-            softmax_case(lg, dt, 2, (int64_t[]){3, 1500}, 1, false);     /* rows, a block each */
-            softmax_case(lg, dt, 2, (int64_t[]){1, 7}, 1, false);        /* a single short row */
-            softmax_case(lg, dt, 3, (int64_t[]){4, 7, 5}, 1, false);     /* columns */
-            softmax_case(lg, dt, 3, (int64_t[]){4, 7, 5}, 0, false);     /* columns, the outermost dim */
-            softmax_case(lg, dt, 2, (int64_t[]){4, 40}, 1, true);        /* -inf, warp rows */
-            softmax_case(lg, dt, 2, (int64_t[]){3, 1100}, 1, true);      /* -inf, block rows */
-            softmax_case(lg, dt, 2, (int64_t[]){0, 9}, 1, false);        /* empty */
+            softmax_case(lg, dt, 2, (int64_t[]){5, 37}, -1, 0);          /* rows, a warp each */
+            softmax_case(lg, dt, 2, (int64_t[]){3, 1500}, 1, 0);         /* rows, a block each */
+            softmax_case(lg, dt, 2, (int64_t[]){1, 7}, 1, 0);            /* a single short row */
+            softmax_case(lg, dt, 3, (int64_t[]){4, 7, 5}, 1, 0);         /* columns */
+            softmax_case(lg, dt, 3, (int64_t[]){4, 7, 5}, 0, 0);         /* columns, the outermost dim */
+            softmax_case(lg, dt, 2, (int64_t[]){4, 40}, 1, 1);           /* -inf, warp rows */
+            softmax_case(lg, dt, 2, (int64_t[]){3, 1100}, 1, 1);         /* -inf, block rows */
+            softmax_case(lg, dt, 2, (int64_t[]){3, 40}, 1, 2);           /* NaN, +inf, warp rows */
+            softmax_case(lg, dt, 2, (int64_t[]){3, 1100}, 1, 2);         /* NaN, +inf, block rows */
+            softmax_case(lg, dt, 2, (int64_t[]){2, 40}, 0, 1);           /* -inf, columns (even ones all -inf) */
+            softmax_case(lg, dt, 2, (int64_t[]){3, 40}, 0, 2);           /* NaN, +inf, columns */
+            softmax_case(lg, dt, 2, (int64_t[]){0, 9}, 1, 0);            /* empty */
         }
 }
 
