@@ -46,6 +46,34 @@ static inline lfl_status lfl_cuda_scratch(int device, long long nbytes, lfl_tens
     return lfl_empty(1, &n, LFL_U8, device, t);
 }
 
+// ---- rows of a copy ---------------------------------------------------------------
+// Row-wise copies (embedding, index_select) spread rows of `cols` elements
+// over blocks of 256 threads: 2^shift threads a row (the row length rounded
+// up to a power of two, at most 256), 256 >> shift rows a block, so a warp
+// moves consecutive elements (of one row, or of neighbouring short rows) and
+// no thread divides to find its element.
+#define LFL_ROW_THREADS 256
+
+struct lfl_row_plan {
+    int shift;
+    unsigned blocks;
+};
+
+static inline lfl_row_plan lfl_rows_plan(long long rows, long long cols)
+{
+    lfl_row_plan p;
+    p.shift = 0;
+    while (p.shift < 8 && (1LL << p.shift) < cols) p.shift++;
+    p.blocks = lfl_cuda_grid(rows, LFL_ROW_THREADS >> p.shift, 65535);
+    return p;
+}
+
+// in a kernel launched with a plan: the first row of this thread, the row step, the lane in the row
+#define LFL_ROW_LOOP(r, rows, shift)                                                                     \
+    for (long long r = (long long)blockIdx.x * (blockDim.x >> (shift)) + (threadIdx.x >> (shift)); r < (rows); \
+         r += (long long)gridDim.x * (blockDim.x >> (shift)))
+#define LFL_ROW_LANE(shift) ((long long)(threadIdx.x & ((1u << (shift)) - 1u)))
+
 // ---- row reductions -------------------------------------------------------------
 // Rows of TPO threads: a warp (TPO 32) or the whole block (TPO = blockDim.x);
 // every thread of the row calls, every thread gets the result. scratch: 32

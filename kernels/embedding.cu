@@ -1,32 +1,38 @@
 // embedding's CUDA entries: out[i, :] = weight[ids[i], :] (f32, f64, and a
-// bf16/f16 table gathered into f32 rows like the CPU kernel), one thread per
-// output element so a warp reads and writes consecutive columns; ids outside
+// bf16/f16 table gathered into f32 rows like the CPU kernel), a row of
+// threads per id (dimwise.cuh's row plan) so a warp reads and writes
+// consecutive columns; ids outside
 // [0, V) are reported with the CPU kernel's message (dimwise.cuh's flag).
 // The backward adds the gradient rows into dw [V, H] with atomicAdd: repeated
 // ids make the order of the additions (and the last bits of f32 sums) vary,
 // where the CPU adds each id's rows in position order.
 #include "dimwise.cuh"
 
+// one row of out per id (dimwise.cuh's row plan)
 template <typename S, typename O>
 __global__ void embedding_kernel(const S *w, const int64_t *ids, O *out, long long nids, long long h, long long v,
-                                 unsigned long long *flag)
+                                 int shift, unsigned long long *flag)
 {
-    long long n = nids * h;
-    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
-        long long i = e / h, c = e - i * h, id = ids[i];
+    long long lane = LFL_ROW_LANE(shift), step = 1LL << shift;
+    LFL_ROW_LOOP(i, nids, shift)
+    {
+        long long id = ids[i];
         if (id < 0 || id >= v) {
-            if (c == 0) lfl_ix_bad(flag, i);
+            if (lane == 0) lfl_ix_bad(flag, i);
             continue;
         }
-        lfl_st(out + e, lfl_ld(w + id * h + c));
+        const S *src = w + id * h;
+        O *dst = out + i * h;
+        for (long long c = lane; c < h; c += step) lfl_st(dst + c, lfl_ld(src + c));
     }
 }
 
 template <typename S, typename O> static void embedding_launch(lfl_tensor *w, const int64_t *ids, lfl_tensor *o,
                                                                long long nids, long long h, unsigned long long *flag)
 {
-    LFL_LAUNCH(lfl_cuda_grid(nids * h, 256, 65535), 256, 0, embedding_kernel<S, O>)(
-        (const S *)lfl_data(w), ids, (O *)lfl_data(o), nids, h, (long long)w->shape[0], flag);
+    lfl_row_plan p = lfl_rows_plan(nids, h);
+    LFL_LAUNCH(p.blocks, LFL_ROW_THREADS, 0, embedding_kernel<S, O>)(
+        (const S *)lfl_data(w), ids, (O *)lfl_data(o), nids, h, (long long)w->shape[0], p.shift, flag);
 }
 
 extern "C" lfl_status lfl_cuda_embedding(lfl_tensor *w, lfl_tensor *ix, lfl_tensor *o)
@@ -61,12 +67,14 @@ extern "C" lfl_status lfl_cuda_embedding(lfl_tensor *w, lfl_tensor *ix, lfl_tens
 // dw[ids[i], c] += g[i, c]; ids were checked by the forward
 template <typename T>
 __global__ void embedding_backward_kernel(const T *g, const int64_t *ids, T *dw, long long nids, long long h,
-                                          long long v)
+                                          long long v, int shift)
 {
-    long long n = nids * h;
-    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
-        long long i = e / h, c = e - i * h, id = ids[i];
-        if (id >= 0 && id < v) atomicAdd(dw + id * h + c, g[e]);
+    long long lane = LFL_ROW_LANE(shift), step = 1LL << shift;
+    LFL_ROW_LOOP(i, nids, shift)
+    {
+        long long id = ids[i];
+        if (id < 0 || id >= v) continue;
+        for (long long c = lane; c < h; c += step) atomicAdd(dw + id * h + c, g[i * h + c]);
     }
 }
 
@@ -75,8 +83,10 @@ extern "C" lfl_status lfl_cuda_embedding_backward(lfl_tensor *g, lfl_tensor *ix,
     long long v = dw->shape[0], h = dw->shape[1], nids = lfl_numel(ix);
     if (nids * h == 0) return LFL_OK;
     LFL_TRY(lfl_cuda_use(dw->device, "embedding backward"));
+    lfl_row_plan p = lfl_rows_plan(nids, h);
     LFL_F32_F64_SWITCH(dw->dtype, "embedding backward", T,
-                       LFL_LAUNCH(lfl_cuda_grid(nids * h, 256, 65535), 256, 0, embedding_backward_kernel<T>)(
-                           (const T *)lfl_data(g), (const int64_t *)lfl_data(ix), (T *)lfl_data(dw), nids, h, v));
+                       LFL_LAUNCH(p.blocks, LFL_ROW_THREADS, 0, embedding_backward_kernel<T>)(
+                           (const T *)lfl_data(g), (const int64_t *)lfl_data(ix), (T *)lfl_data(dw), nids, h, v,
+                           p.shift));
     return lfl_cuda_launched("embedding backward");
 }

@@ -291,14 +291,15 @@ static void softmaxes(void)
 
 static void embeddings(void)
 {
-    for (int t = 0; t < 2; t++) {
-        lfl_dtype dt = t ? LFL_F64 : LFL_F32;
+    for (int t = 0; t < 4; t++) {
+        lfl_dtype dt = t & 1 ? LFL_F64 : LFL_F32;
+        int64_t h = t < 2 ? 37 : 300; /* rows shorter and longer than a block */
         char what[96];
         lfl_tensor *w, *wd, *ids = cc_randint(2, (int64_t[]){3, 7}, LFL_I64, 0, 12), *idsd = cc_cuda(ids), *y, *yd;
-        cc_leaf_pair(cc_randn(2, (int64_t[]){50, 37}, dt, 1.0), &w, &wd); /* ids in [0, 12): repeats */
+        cc_leaf_pair(cc_randn(2, (int64_t[]){50, h}, dt, 1.0), &w, &wd); /* ids in [0, 12): repeats */
         CC_OK(lfl_embedding(w, ids, &y));
         CC_OK(lfl_embedding(wd, idsd, &yd));
-        snprintf(what, sizeof what, "embedding %s [50,37] ids [3,7]", dtn(dt));
+        snprintf(what, sizeof what, "embedding %s [50,%lld] ids [3,7]", dtn(dt), (long long)h);
         cc_close(what, y, yd, 0, 0);
         cc_backward_pair(y, yd, 41);
         snprintf(what, sizeof what, "embedding %s backward (repeated ids)", dtn(dt));
@@ -375,6 +376,7 @@ static void index_selects(void)
         index_select_case(dt, 3, (int64_t[]){4, 9, 5}, 1, 13);
         index_select_case(dt, 2, (int64_t[]){6, 70}, -1, 33);     /* the last dim */
         index_select_case(dt, 2, (int64_t[]){6, 70}, 1, 0);       /* no index */
+        index_select_case(dt, 2, (int64_t[]){9, 300}, 0, 12);     /* slices longer than a block */
     }
     index_select_case(LFL_I64, 2, (int64_t[]){6, 11}, 1, 7);
     index_select_case(LFL_I32, 2, (int64_t[]){6, 11}, 0, 9);
