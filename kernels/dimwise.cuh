@@ -1,8 +1,9 @@
 // What the reduction and indexing kernels share (sum, max/min/argmax,
 // softmax, embedding, index_select, gather, scatter_add, cat): the
 // [outer, len, inner] view of a dim, a f32/f64 dtype switch, device scratch
-// memory, and the index range check (a device flag the host reads back and
-// turns into the CPU kernel's message).
+// memory, the row plan of the row-wise copies, warp/block row reductions,
+// and the index range check (a device flag the host reads back and turns
+// into the CPU kernel's message).
 #ifndef LFL_KERNELS_DIMWISE_CUH
 #define LFL_KERNELS_DIMWISE_CUH
 
@@ -47,7 +48,7 @@ static inline lfl_status lfl_cuda_scratch(int device, long long nbytes, lfl_tens
 }
 
 // ---- rows of a copy ---------------------------------------------------------------
-// Row-wise copies (embedding, index_select) spread rows of `cols` elements
+// Row-wise copies (embedding, index_select, cat) spread rows of `cols` elements
 // over blocks of 256 threads: 2^shift threads a row (the row length rounded
 // up to a power of two, at most 256), 256 >> shift rows a block, so a warp
 // moves consecutive elements (of one row, or of neighbouring short rows) and
