@@ -1,8 +1,10 @@
 // gather's CUDA entry: out[index shape] with out[..k..] = a[..index[..k..]..]
 // along dim (a any strides, any element type: moved by size; the 0-based i64
-// index contiguous), one thread per output element, consecutive threads on
-// consecutive index elements; an index outside a's dim is reported with the
-// CPU kernel's message. Its backward is scatter_add's entry.
+// index contiguous), the index's rows (its last dim) spread over rows of
+// threads (dimwise.cuh's row plan): a row's offset into `a` is found once,
+// consecutive threads take consecutive index elements. An index outside a's
+// dim is reported with the CPU kernel's message. Its backward is
+// scatter_add's entry.
 #include "dimwise.cuh"
 
 struct GatherDims {
@@ -11,22 +13,28 @@ struct GatherDims {
 };
 
 template <typename E>
-__global__ void gather_kernel(const E *a, const int64_t *ix, E *out, long long n, long long size, GatherDims s,
-                              unsigned long long *flag)
+__global__ void gather_kernel(const E *a, const int64_t *ix, E *out, long long rows, long long cols, long long size,
+                              GatherDims s, int shift, unsigned long long *flag)
 {
-    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
-        long long j = ix[e];
-        if (j < 0 || j >= size) {
-            lfl_ix_bad(flag, e);
-            continue;
-        }
-        long long rem = e, off = 0;
-        for (int k = s.nd - 1; k >= 0; k--) {
+    long long lane = LFL_ROW_LANE(shift), step = 1LL << shift;
+    int last = s.nd - 1;
+    long long dstride = s.astride[s.d], cstride = s.d == last ? 0 : s.astride[last];
+    LFL_ROW_LOOP(r, rows, shift)
+    {
+        long long rem = r, base = 0; // a's offset of the row, dim d left out
+        for (int k = last - 1; k >= 0; k--) {
             long long c = rem % s.shape[k];
             rem /= s.shape[k];
-            off += (k == s.d ? j : c) * s.astride[k];
+            if (k != s.d) base += c * s.astride[k];
         }
-        out[e] = a[off];
+        for (long long c = lane; c < cols; c += step) {
+            long long e = r * cols + c, j = ix[e];
+            if (j < 0 || j >= size) {
+                lfl_ix_bad(flag, e);
+                continue;
+            }
+            out[e] = a[base + j * dstride + c * cstride];
+        }
     }
 }
 
@@ -45,11 +53,13 @@ extern "C" lfl_status lfl_cuda_gather(lfl_tensor *a, int d, lfl_tensor *index, l
     const int64_t *ix = (const int64_t *)lfl_data(index);
     lfl_ix_flag f;
     LFL_TRY(lfl_ix_begin(o->device, "gather", &f));
-    unsigned blocks = lfl_cuda_grid(n, 256, 65535);
+    long long cols = index->shape[index->ndim - 1], rows = n / cols;
+    lfl_row_plan p = lfl_rows_plan(rows, cols);
     switch (lfl_dtype_size(a->dtype)) {
 #define GA_CASE(bytes, E)                                                                                        \
     case bytes:                                                                                                  \
-        LFL_LAUNCH(blocks, 256, 0, gather_kernel<E>)((const E *)lfl_data(a), ix, (E *)lfl_data(o), n, size, s, f.p); \
+        LFL_LAUNCH(p.blocks, LFL_ROW_THREADS, 0, gather_kernel<E>)((const E *)lfl_data(a), ix, (E *)lfl_data(o), rows, \
+                                                                   cols, size, s, p.shift, f.p);                    \
         break;
         GA_CASE(8, uint64_t)
         GA_CASE(4, uint32_t)

@@ -1,9 +1,11 @@
 // scatter_add's CUDA entry (also gather's backward): in place, dst
 // (contiguous) at index along dim += src (any strides; only its
-// index-shaped corner is read), f32/f64, one thread per index element with
-// atomicAdd, since two index elements may name the same dst element: the
-// order of those additions varies, where the CPU adds in index order. An
-// index outside dst's dim is reported with the CPU kernel's message.
+// index-shaped corner is read), f32/f64, the index's rows (its last dim)
+// spread over rows of threads (dimwise.cuh's row plan), each row's offsets
+// found once, one index element a thread with atomicAdd, since two index
+// elements may name the same dst element: the order of those additions
+// varies, where the CPU adds in index order. An index outside dst's dim is
+// reported with the CPU kernel's message.
 #include "dimwise.cuh"
 
 struct ScatterDims {
@@ -12,23 +14,29 @@ struct ScatterDims {
 };
 
 template <typename T>
-__global__ void scatter_add_kernel(T *dst, const int64_t *ix, const T *src, long long n, long long size, ScatterDims s,
-                                   unsigned long long *flag)
+__global__ void scatter_add_kernel(T *dst, const int64_t *ix, const T *src, long long rows, long long cols,
+                                   long long size, ScatterDims s, int shift, unsigned long long *flag)
 {
-    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
-        long long j = ix[e];
-        if (j < 0 || j >= size) {
-            lfl_ix_bad(flag, e);
-            continue;
-        }
-        long long rem = e, od = 0, os = 0;
-        for (int k = s.nd - 1; k >= 0; k--) {
+    long long lane = LFL_ROW_LANE(shift), step = 1LL << shift;
+    int last = s.nd - 1;
+    long long dd = s.dstride[s.d], dc = s.d == last ? 0 : s.dstride[last], sc = s.sstride[last];
+    LFL_ROW_LOOP(r, rows, shift)
+    {
+        long long rem = r, od = 0, os = 0; // the row's offsets in dst (dim d left out) and src
+        for (int k = last - 1; k >= 0; k--) {
             long long c = rem % s.shape[k];
             rem /= s.shape[k];
-            od += (k == s.d ? j : c) * s.dstride[k];
+            if (k != s.d) od += c * s.dstride[k];
             os += c * s.sstride[k];
         }
-        atomicAdd(dst + od, src[os]);
+        for (long long c = lane; c < cols; c += step) {
+            long long e = r * cols + c, j = ix[e];
+            if (j < 0 || j >= size) {
+                lfl_ix_bad(flag, e);
+                continue;
+            }
+            atomicAdd(dst + od + j * dd + c * dc, src[os + c * sc]);
+        }
     }
 }
 
@@ -48,13 +56,14 @@ extern "C" lfl_status lfl_cuda_scatter_add(lfl_tensor *dst, int d, lfl_tensor *i
     const int64_t *ix = (const int64_t *)lfl_data(index);
     lfl_ix_flag f;
     LFL_TRY(lfl_ix_begin(dst->device, "scatter_add", &f));
-    unsigned blocks = lfl_cuda_grid(n, 256, 65535);
+    long long cols = index->shape[index->ndim - 1], rows = n / cols;
+    lfl_row_plan p = lfl_rows_plan(rows, cols);
     if (dst->dtype == LFL_F32)
-        LFL_LAUNCH(blocks, 256, 0, scatter_add_kernel<float>)((float *)lfl_data(dst), ix, (const float *)lfl_data(src),
-                                                             n, size, s, f.p);
+        LFL_LAUNCH(p.blocks, LFL_ROW_THREADS, 0, scatter_add_kernel<float>)(
+            (float *)lfl_data(dst), ix, (const float *)lfl_data(src), rows, cols, size, s, p.shift, f.p);
     else if (dst->dtype == LFL_F64)
-        LFL_LAUNCH(blocks, 256, 0, scatter_add_kernel<double>)((double *)lfl_data(dst), ix,
-                                                              (const double *)lfl_data(src), n, size, s, f.p);
+        LFL_LAUNCH(p.blocks, LFL_ROW_THREADS, 0, scatter_add_kernel<double>)(
+            (double *)lfl_data(dst), ix, (const double *)lfl_data(src), rows, cols, size, s, p.shift, f.p);
     else {
         lfl_tensor_release(f.t);
         return lfl_fail(LFL_ERR_UNSUPPORTED, "scatter_add: dtype %s is not implemented on CUDA",

@@ -482,6 +482,8 @@ static void gathers_scatters(void)
         gather_case(dt, 3, (int64_t[]){4, 6, 5}, 1, (int64_t[]){3, 11, 5}, false); /* repeats, a corner */
         gather_case(dt, 2, (int64_t[]){37, 6}, 0, (int64_t[]){40, 6}, false);
         gather_case(dt, 2, (int64_t[]){8, 5}, 1, (int64_t[]){5, 9}, true);          /* a strided input */
+        gather_case(dt, 2, (int64_t[]){5, 300}, 0, (int64_t[]){7, 300}, false);     /* rows longer than a block */
+        scatter_case(dt, 2, (int64_t[]){5, 300}, 0, (int64_t[]){12, 300}, (int64_t[]){12, 300}, false); /* MoE's */
         scatter_case(dt, 2, (int64_t[]){9, 70}, 1, (int64_t[]){9, 33}, (int64_t[]){9, 33}, false);
         scatter_case(dt, 3, (int64_t[]){4, 6, 5}, 1, (int64_t[]){3, 20, 5}, (int64_t[]){3, 20, 5}, false);
         scatter_case(dt, 2, (int64_t[]){5, 8}, 0, (int64_t[]){30, 8}, (int64_t[]){30, 8}, false); /* collisions */
