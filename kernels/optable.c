@@ -17,6 +17,8 @@ lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
     CUDA_ENTRY(sgd_step)
     CUDA_ENTRY(sum_squares)
     CUDA_ENTRY(scale)
+    /* quantized weights */
+    CUDA_ENTRY(q4_dequant)
     /* reduce: reductions along dims, softmax, indexing (cuda-b) */
     CUDA_ENTRY(sum)
     CUDA_ENTRY(max)

@@ -210,7 +210,9 @@ typedef struct {
     /* g contiguous f32 or f64: *out = sum of g^2 accumulated in f64 (global-norm clipping) */              \
     X(sum_squares, (lfl_tensor *g, double *out))                                                            \
     /* g contiguous f32: g *= s */                                                                          \
-    X(scale, (lfl_tensor *g, double s))
+    X(scale, (lfl_tensor *g, double s))                                                                     \
+    /* q a whole NF4/FP4 tensor (quant/bnb4.h, checked), its state on q's device; out f32 of q's shape */  \
+    X(q4_dequant, (lfl_tensor *q, lfl_tensor *out))
 
 typedef enum {
 #define LFL_OP_ENUM_(name, params) LFL_OP_##name,

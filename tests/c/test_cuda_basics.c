@@ -5,6 +5,7 @@
  * skipped without either. */
 #include "cuda_check.h"
 #include "optim/optim.h"
+#include "quant/bnb4.h"
 
 static void binary_ops(lfl_dtype dt)
 {
@@ -138,6 +139,32 @@ static void allocator(void)
     cc_check(m2.reserved == m2.in_use, "empty_cache gives the cached blocks back");
 }
 
+/* QLoRA's base on the device: an NF4 (double quantization) and an FP4 weight
+ * move with their state, dequantize there as on the CPU, and come back equal */
+static void q4_weights(void)
+{
+    int64_t shape[2] = {96, 80}; /* 120 blocks of 64: the nested blocks of 256 end in a tail */
+    lfl_tensor *w = cc_randn(2, shape, LFL_F32, 0.05);
+    for (int k = 0; k < 2; k++) {
+        lfl_tensor *q, *qd, *f, *fd, *back;
+        CC_OK(lfl_quantize_4bit(w, k ? LFL_FP4 : LFL_NF4, k == 0, &q));
+        CC_OK(lfl_to_device(q, 0, &qd));
+        cc_check(qd->device == 0 && qd->quant && qd->quant != q->quant, "the 4-bit copy has its own state on the device");
+        CC_OK(lfl_cast(q, LFL_F32, &f));
+        CC_OK(lfl_cast(qd, LFL_F32, &fd));
+        cc_check(fd->device == 0, "dequantized on the device");
+        cc_close(k ? "fp4 dequantized on cuda" : "nf4 + double quantization dequantized on cuda", f, fd, 0, 1e-6);
+        CC_OK(lfl_to_device(qd, LFL_CPU, &back));
+        lfl_tensor *fb;
+        CC_OK(lfl_cast(back, LFL_F32, &fb));
+        cc_close("4-bit weight back on the CPU", f, fb, 0, 0);
+        cc_check(memcmp(lfl_data(back), lfl_data(q), lfl_q4_packed_bytes(q)) == 0, "codes come back bit for bit");
+        lfl_tensor_release(q), lfl_tensor_release(qd), lfl_tensor_release(f), lfl_tensor_release(fd);
+        lfl_tensor_release(back), lfl_tensor_release(fb);
+    }
+    lfl_tensor_release(w);
+}
+
 int main(void)
 {
     if (!cc_begin("test_cuda_basics")) return 0;
@@ -152,5 +179,6 @@ int main(void)
     graph_backward();
     optimizers();
     allocator();
+    q4_weights();
     return cc_end();
 }
