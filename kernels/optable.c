@@ -19,6 +19,22 @@ lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
     CUDA_ENTRY(scale)
     /* quantized weights */
     CUDA_ENTRY(q4_dequant)
+    /* norms, rope, gated activations, losses */
+    CUDA_ENTRY(rmsnorm)
+    CUDA_ENTRY(rmsnorm_backward)
+    CUDA_ENTRY(layernorm)
+    CUDA_ENTRY(layernorm_backward)
+    CUDA_ENTRY(rope)
+    CUDA_ENTRY(rope_backward)
+    CUDA_ENTRY(rope_cos_sin)
+    CUDA_ENTRY(swiglu)
+    CUDA_ENTRY(swiglu_backward)
+    CUDA_ENTRY(geglu)
+    CUDA_ENTRY(geglu_backward)
+    CUDA_ENTRY(cross_entropy)
+    CUDA_ENTRY(cross_entropy_backward)
+    CUDA_ENTRY(token_logprobs)
+    CUDA_ENTRY(token_logprobs_backward)
     /* reduce: reductions along dims, softmax, indexing (cuda-b) */
     CUDA_ENTRY(sum)
     CUDA_ENTRY(max)

@@ -88,12 +88,17 @@ static void test_table(void)
     check(k == ncuda, "coverage counts the implemented entries");
 #ifdef LFL_HAVE_CUDA
     const char *want[] = {"add", "sub", "mul", "div", "matmul",
+                          /* norms, rope, gated activations, losses */
+                          "rmsnorm", "rmsnorm_backward", "layernorm", "layernorm_backward", "rope", "rope_backward",
+                          "rope_cos_sin", "swiglu", "swiglu_backward", "geglu", "geglu_backward", "cross_entropy",
+                          "cross_entropy_backward", "token_logprobs", "token_logprobs_backward",
                           /* reduce (cuda-b) */
                           "sum", "max", "min", "argmax", "max_backward", "nonzero", "softmax", "softmax_backward",
                           "log_softmax", "log_softmax_backward", "embedding", "embedding_backward", "index_select",
                           "index_select_backward", "gather", "scatter_add", "cat"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-        check(lfl_op_implemented(lfl_op_find(want[i]), LFL_DEVKIND_CUDA), "the CUDA build has its kernels in the table");
+        check(lfl_op_implemented(lfl_op_find(want[i]), LFL_DEVKIND_CUDA),
+              "the CUDA build has its kernels in the table");
 #else
     check(ncuda == 0 && list[0] == 0, "a CPU-only build has an empty CUDA column");
 #endif
