@@ -37,7 +37,8 @@ template <typename E> __global__ void cat_kernel(E *out, CatArgs a)
         }
         return;
     }
-    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < t.n; e += (long long)gridDim.x * blockDim.x) {
+    for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < t.n;
+         e += (long long)gridDim.x * blockDim.x) {
         long long rem = e, io = 0, oo = t.off * a.ostride[a.d];
         for (int k = a.nd - 1; k >= 0; k--) {
             long long size = k == a.d ? t.len : a.shape[k], c = rem % size;

@@ -50,7 +50,8 @@ extern "C" lfl_status lfl_cuda_embedding(lfl_tensor *w, lfl_tensor *ix, lfl_tens
     else if (w->dtype == LFL_F16) embedding_launch<f16_t, float>(w, ids, o, nids, h, f.p);
     else {
         lfl_tensor_release(f.t);
-        return lfl_fail(LFL_ERR_UNSUPPORTED, "embedding: dtype %s is not implemented on CUDA", lfl_dtype_name(w->dtype));
+        return lfl_fail(LFL_ERR_UNSUPPORTED, "embedding: dtype %s is not implemented on CUDA",
+                        lfl_dtype_name(w->dtype));
     }
     lfl_status st = lfl_cuda_launched("embedding");
     long long at = -1, bad = 0;

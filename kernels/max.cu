@@ -154,7 +154,8 @@ extern "C" lfl_status lfl_cuda_max(lfl_tensor *a, int dim, lfl_tensor *values, l
 template <typename T>
 __global__ void max_backward_kernel(const T *g, const int64_t *idx, T *dx, long long m, long long len, long long inner)
 {
-    for (long long j = blockIdx.x * (long long)blockDim.x + threadIdx.x; j < m; j += (long long)gridDim.x * blockDim.x) {
+    for (long long j = blockIdx.x * (long long)blockDim.x + threadIdx.x; j < m;
+         j += (long long)gridDim.x * blockDim.x) {
         long long o = j / inner, i = j % inner;
         dx[(o * len + idx[j]) * inner + i] = g[j];
     }
