@@ -75,6 +75,15 @@ t.suite("cuda_train", {
     t.assert_eq(lfl.json.encode(got), lfl.json.encode(ref), "greedy tokens")
   end,
 
+  chat_load_puts_the_model_on_the_device = function()
+    local chat = require("lfl.cmd.chat")
+    local m = chat.load({model = tmp .. "/model", device = "cuda"})
+    t.assert_eq(require("lfl.model.decoder").device_of(m), "cuda:0")
+    local g = require("lfl.infer.generate")
+    local ref = g.generate(chat.load({model = tmp .. "/model"}), {1, 5, 9, 3}, {max_new_tokens = 6})
+    t.assert_eq(lfl.json.encode(g.generate(m, {1, 5, 9, 3}, {max_new_tokens = 6})), lfl.json.encode(ref))
+  end,
+
   lora_sft_curve_matches_the_cpu = function()
     local ref = curve(recipe({output_dir = tmp .. "/lora_cpu"}))
     local got = curve(recipe({output_dir = tmp .. "/lora_cuda", device = "cuda"}))
@@ -103,6 +112,11 @@ t.suite("cuda_train", {
       "device cuda:0: stage dpo is not supported on CUDA yet")
     t.assert_error(function() lfl.trainer.run(recipe({device = "cuda", quantization_bit = 4})) end,
       "a quantized base")
+    local chat = require("lfl.cmd.chat")
+    t.assert_error(function() chat.load({model = tmp .. "/model", device = "cuda:3"}) end,
+      "--device cuda:3: there is only 1 CUDA device")
+    t.assert_error(function() chat.load({model = tmp .. "/model", device = "gpu"}) end,
+      '--device: expected "cpu", "cuda" or "cuda:N", got "gpu"')
     t.assert_error(function() lfl.args.resolve({model_name_or_path = "m", device = "gpu"}, {}, "r") end,
       'device: expected "cpu", "cuda" or "cuda:N"')
   end,
