@@ -77,6 +77,8 @@ static void sums(lfl_dtype dt)
     sum_case(dt, 2, (int64_t[]){3, 2100}, 1, d1, true);                /* rows, a block each, split */
     sum_case(dt, 2, (int64_t[]){1, 45}, 1, d1, false);                 /* a single row */
     sum_case(dt, 2, (int64_t[]){2, 1000}, 1, d1, false);               /* rows, a warp each, split */
+    sum_case(dt, 2, (int64_t[]){50, 40}, 1, d1, false);                /* more warp rows than the grid */
+    sum_case(dt, 2, (int64_t[]){3, 200}, 1, d0, false);                /* more columns than the grid */
     sum_case(dt, 2, (int64_t[]){45, 37}, 1, d0, false);                /* columns */
     sum_case(dt, 2, (int64_t[]){3000, 3}, 1, d0, true);                /* columns, few: split */
     sum_case(dt, 3, (int64_t[]){4, 33, 5}, 2, d02, false);             /* reduced, kept, reduced */
@@ -181,6 +183,9 @@ static void extrema(void)
         ext_case("min", lfl_min, dt, 2, (int64_t[]){50, 9}, 0, true, fl);         /* columns, NaN */
         ext_case("max", lfl_max, dt, 1, (int64_t[]){1}, 0, false, false);         /* one element */
         ext_case("max", lfl_max, dt, 2, (int64_t[]){0, 5}, 1, false, false);      /* no rows */
+        ext_case("max", lfl_max, dt, 2, (int64_t[]){45, 20}, 1, false, false);    /* rows past the grid */
+        ext_case("min", lfl_min, dt, 3, (int64_t[]){4, 5, 50}, 1, false, false);  /* columns past the grid */
+        ext_case("max", lfl_max, dt, 3, (int64_t[]){2, 3, 700}, 1, false, false); /* backward past the grid */
     }
     ext_case("argmax", argmax_as_ext, LFL_F32, 3, (int64_t[]){2, 3, 1100}, 2, false, false);
     ext_case("argmax", argmax_as_ext, LFL_F64, 3, (int64_t[]){5, 37, 4}, 1, true, true);
@@ -211,6 +216,9 @@ static void nonzeros(void)
     lfl_tensor_release(m);
     m = cc_randint(1, (int64_t[]){37}, LFL_BOOL, 0, 2);
     nonzero_case("nonzero 37", m);
+    lfl_tensor_release(m);
+    m = cc_randint(1, (int64_t[]){12000}, LFL_BOOL, 0, 2); /* more tiles than the grid */
+    nonzero_case("nonzero 12000 random", m);
     lfl_tensor_release(m);
     m = cc_randint(1, (int64_t[]){0}, LFL_BOOL, 0, 2);
     nonzero_case("nonzero empty", m);
@@ -284,6 +292,9 @@ static void softmaxes(void)
             softmax_case(lg, dt, 2, (int64_t[]){2, 40}, 0, 1);           /* -inf, columns (even ones all -inf) */
             softmax_case(lg, dt, 2, (int64_t[]){3, 40}, 0, 2);           /* NaN, +inf, columns */
             softmax_case(lg, dt, 2, (int64_t[]){0, 9}, 1, 0);            /* empty */
+            softmax_case(lg, dt, 2, (int64_t[]){50, 33}, 1, 0);          /* warp rows past the grid */
+            softmax_case(lg, dt, 2, (int64_t[]){7, 1030}, 1, 0);         /* block rows past the grid */
+            softmax_case(lg, dt, 3, (int64_t[]){2, 3, 700}, 1, 0);       /* columns past the grid */
         }
 }
 
@@ -483,6 +494,8 @@ static void gathers_scatters(void)
         gather_case(dt, 2, (int64_t[]){37, 6}, 0, (int64_t[]){40, 6}, false);
         gather_case(dt, 2, (int64_t[]){8, 5}, 1, (int64_t[]){5, 9}, true);          /* a strided input */
         gather_case(dt, 2, (int64_t[]){5, 300}, 0, (int64_t[]){7, 300}, false);     /* rows longer than a block */
+        gather_case(dt, 2, (int64_t[]){37, 6}, 0, (int64_t[]){200, 6}, false);      /* rows past the grid */
+        scatter_case(dt, 2, (int64_t[]){5, 8}, 0, (int64_t[]){200, 8}, (int64_t[]){200, 8}, false);
         scatter_case(dt, 2, (int64_t[]){5, 300}, 0, (int64_t[]){12, 300}, (int64_t[]){12, 300}, false); /* MoE's */
         scatter_case(dt, 2, (int64_t[]){9, 70}, 1, (int64_t[]){9, 33}, (int64_t[]){9, 33}, false);
         scatter_case(dt, 3, (int64_t[]){4, 6, 5}, 1, (int64_t[]){3, 20, 5}, (int64_t[]){3, 20, 5}, false);
@@ -564,6 +577,7 @@ static void cats(void)
     cat_case(LFL_BF16, 2, (int64_t[]){4, 0}, 1, 3, (int64_t[]){3, 6, 2}, true, false);
     cat_case(LFL_U8, 2, (int64_t[]){0, 5}, 0, 2, (int64_t[]){3, 4}, false, false);
     cat_case(LFL_F32, 2, (int64_t[]){0, 5}, 0, 2, (int64_t[]){0, 0}, false, false); /* empty */
+    cat_case(LFL_F32, 2, (int64_t[]){300, 0}, 1, 3, (int64_t[]){2, 5, 1}, true, false); /* rows past the grid */
 }
 
 /* ---- inputs that need a device copy first ------------------------------------------------------- */
