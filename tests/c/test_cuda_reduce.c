@@ -4,12 +4,13 @@
  * dtypes, their backward), nonzero, softmax / log_softmax and their backward,
  * embedding, index_select, gather, scatter_add and cat, forward and backward,
  * with tails (sizes that are not multiples of 32 or of a block), single rows,
- * empty tensors, every dtype the CPU kernel takes, and the index range errors
- * (the CPU's message, word for word). Runs on a GPU or on the emulator
- * (build-emu); skipped without either. */
+ * empty tensors, more rows than the emulator's capped grids, every dtype the
+ * CPU kernel takes, the index range errors (the CPU's message, word for
+ * word), and device inputs the fronts first copy (strided views, i32
+ * indices; sum's, cat's and scatter_add's backward through copies). Runs on
+ * a GPU or on the emulator (build-emu); skipped without either. */
 #include <string.h>
 #include "cuda_check.h"
-#include "ops/optable.h"
 
 static const char *dtn(lfl_dtype dt) { return lfl_dtype_name(dt); }
 
@@ -583,14 +584,8 @@ static void cats(void)
 /* ---- inputs that need a device copy first ------------------------------------------------------- */
 
 /* Fronts that make an input contiguous (or an index i64), and backward
- * functions that expand, narrow or convert, copy on the device: these cases
- * run once the CUDA column has a copy kernel. */
-static bool have_cuda_copy(void)
-{
-    int op = lfl_op_find("copy");
-    return op >= 0 && lfl_op_implemented(op, LFL_DEVKIND_CUDA);
-}
-
+ * functions that expand, narrow or convert: they copy on the device (the copy
+ * entry's CUDA kernel) before these kernels run. */
 /* a [rows, cols] leaf on both devices and its transposed view [cols, rows] */
 static void transposed_pair(lfl_dtype dt, int64_t rows, int64_t cols, lfl_tensor **x, lfl_tensor **xd, lfl_tensor **v,
                             lfl_tensor **vd)
@@ -697,11 +692,7 @@ int main(void)
     index_selects();
     gathers_scatters();
     cats();
-    if (have_cuda_copy()) {
-        strided_inputs(LFL_F32);
-        strided_inputs(LFL_F64);
-    } else {
-        printf("strided inputs, i32 indices, sum / cat backward: skipped until the CUDA column has a copy kernel\n");
-    }
+    strided_inputs(LFL_F32);
+    strided_inputs(LFL_F64);
     return cc_end();
 }
