@@ -12,4 +12,9 @@ lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
     CUDA_ENTRY(mul)
     CUDA_ENTRY(div)
     CUDA_ENTRY(matmul)
+    /* gemm group (cuda-d): the linear family and the fused head losses */
+    CUDA_ENTRY(linear)
+    CUDA_ENTRY(linear_backward)
+    CUDA_ENTRY(lora_linear)
+    CUDA_ENTRY(lora_linear_backward)
 };

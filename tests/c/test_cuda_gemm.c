@@ -1,0 +1,190 @@
+/* The gemm group's CUDA kernels against the CPU: matmul with a bf16/f16
+ * operand, linear and lora_linear forward and backward (f32, f64, a bf16/f16
+ * weight with f32 input), the fused head losses linear_cross_entropy (every
+ * reduction, ignored rows, the eager dhidden form, chunks with tails),
+ * linear_kl_div and linear_topk_entropy, and the label error. Runs on a GPU or
+ * on the emulator (build-emu); skipped without either. */
+#include <string.h>
+#include "cuda_check.h"
+
+static double tol_of(lfl_dtype dt) { return dt == LFL_F64 ? 1e-12 : 1e-5; }
+
+static void rel(lfl_tensor **t) { lfl_tensor_release(*t); *t = NULL; }
+
+/* ---- matmul with a 16-bit operand ------------------------------------------ */
+static void matmul_lowp(lfl_dtype wdt)
+{
+    char what[96];
+    const char *wn = lfl_dtype_name(wdt);
+    /* f32 [2, 37, 45] @ w16 [45, 33]; w16 stored [33, 45] and viewed transposed; w16 [3, 37, 45] @ f32 [45, 20] */
+    lfl_tensor *a = cc_randn(3, (int64_t[]){2, 37, 45}, LFL_F32, 1.0), *ad = cc_cuda(a);
+    lfl_tensor *b = cc_randn(2, (int64_t[]){45, 33}, wdt, 1.0), *bd = cc_cuda(b);
+    lfl_tensor *c = cc_randn(2, (int64_t[]){33, 45}, wdt, 1.0), *cd = cc_cuda(c);
+    lfl_tensor *e = cc_randn(3, (int64_t[]){3, 37, 45}, wdt, 1.0), *ed = cc_cuda(e);
+    lfl_tensor *f = cc_randn(2, (int64_t[]){45, 20}, LFL_F32, 1.0), *fd = cc_cuda(f);
+    lfl_tensor *y, *yd, *ct, *ctd;
+    CC_OK(lfl_matmul(a, b, &y));
+    CC_OK(lfl_matmul(ad, bd, &yd));
+    snprintf(what, sizeof what, "matmul f32 @ %s", wn);
+    cc_check(yd->dtype == LFL_F32 && yd->device == 0, "matmul with a 16-bit operand: f32 on cuda:0");
+    cc_close(what, y, yd, 1e-5, 1e-5);
+    rel(&y), rel(&yd);
+    CC_OK(lfl_transpose(c, 0, 1, &ct));
+    CC_OK(lfl_transpose(cd, 0, 1, &ctd));
+    CC_OK(lfl_matmul(a, ct, &y));
+    CC_OK(lfl_matmul(ad, ctd, &yd));
+    snprintf(what, sizeof what, "matmul f32 @ %s^T (a strided view)", wn);
+    cc_close(what, y, yd, 1e-5, 1e-5);
+    rel(&y), rel(&yd);
+    CC_OK(lfl_matmul(e, f, &y));
+    CC_OK(lfl_matmul(ed, fd, &yd));
+    snprintf(what, sizeof what, "matmul %s [3,37,45] @ f32", wn);
+    cc_close(what, y, yd, 1e-5, 1e-5);
+    rel(&y), rel(&yd);
+    lfl_tensor *et, *etd; /* a 16-bit left operand read transposed: [3, 45, 37]^T */
+    lfl_tensor *e2 = cc_randn(3, (int64_t[]){3, 45, 37}, wdt, 1.0), *e2d = cc_cuda(e2);
+    CC_OK(lfl_transpose(e2, 1, 2, &et));
+    CC_OK(lfl_transpose(e2d, 1, 2, &etd));
+    CC_OK(lfl_matmul(et, f, &y));
+    CC_OK(lfl_matmul(etd, fd, &yd));
+    snprintf(what, sizeof what, "matmul %s^T @ f32", wn);
+    cc_close(what, y, yd, 1e-5, 1e-5);
+    rel(&y), rel(&yd);
+    /* backward through the f32 side (the 16-bit side is a frozen weight) */
+    lfl_tensor *x, *xd;
+    cc_leaf_pair(cc_randn(2, (int64_t[]){7, 45}, LFL_F32, 1.0), &x, &xd);
+    CC_OK(lfl_matmul(x, ct, &y));
+    CC_OK(lfl_matmul(xd, ctd, &yd));
+    cc_backward_pair(y, yd, 11);
+    snprintf(what, sizeof what, "matmul f32 @ %s^T: dx", wn);
+    cc_close(what, x->grad, xd->grad, 1e-5, 1e-5);
+    rel(&y), rel(&yd), rel(&x), rel(&xd);
+    rel(&a), rel(&ad), rel(&b), rel(&bd), rel(&c), rel(&cd), rel(&e), rel(&ed), rel(&f), rel(&fd);
+    rel(&ct), rel(&ctd), rel(&et), rel(&etd), rel(&e2), rel(&e2d);
+}
+
+/* ---- linear ---------------------------------------------------------------- */
+/* x [lead..., in] (xdt) with w [out, in] (wdt); bias forward-only (its gradient is a sum, another group's kernel) */
+static void linear_case(lfl_dtype xdt, lfl_dtype wdt, int nd, const int64_t *xshape, int64_t fout, bool bias,
+                        bool w_grad)
+{
+    char what[128], base[96];
+    int64_t fin = xshape[nd - 1];
+    snprintf(base, sizeof base, "linear %s x %s w [%lld -> %lld]%s", lfl_dtype_name(xdt), lfl_dtype_name(wdt),
+             (long long)fin, (long long)fout, bias ? " +bias" : "");
+    double tol = tol_of(xdt);
+    lfl_tensor *x, *xd, *w, *wd, *b = NULL, *bd = NULL, *y, *yd;
+    cc_leaf_pair(cc_randn(nd, xshape, xdt, 1.0), &x, &xd);
+    w = cc_randn(2, (int64_t[]){fout, fin}, wdt, 0.5);
+    wd = cc_cuda(w);
+    if (w_grad) w->requires_grad = wd->requires_grad = true;
+    if (bias) { b = cc_randn(1, &fout, xdt, 1.0); bd = cc_cuda(b); }
+    CC_OK(lfl_linear(x, w, b, &y));
+    CC_OK(lfl_linear(xd, wd, bd, &yd));
+    cc_close(base, y, yd, tol, tol);
+    if (!bias) {
+        cc_backward_pair(y, yd, 21);
+        snprintf(what, sizeof what, "%s: dx", base);
+        cc_close(what, x->grad, xd->grad, tol, tol);
+        if (w_grad) {
+            snprintf(what, sizeof what, "%s: dw", base);
+            cc_close(what, w->grad, wd->grad, tol, tol);
+        }
+    }
+    rel(&x), rel(&xd), rel(&w), rel(&wd), rel(&y), rel(&yd);
+    if (b) rel(&b), rel(&bd);
+}
+
+static void linear_strided_w(lfl_dtype wdt)
+{
+    /* a 16-bit w read through its strides: [in, out] stored, used as its transpose */
+    lfl_tensor *x = cc_randn(2, (int64_t[]){9, 40}, LFL_F32, 1.0), *xd = cc_cuda(x);
+    lfl_tensor *ws = cc_randn(2, (int64_t[]){40, 35}, wdt, 1.0), *wsd = cc_cuda(ws), *w, *wd, *y, *yd;
+    CC_OK(lfl_transpose(ws, 0, 1, &w));
+    CC_OK(lfl_transpose(wsd, 0, 1, &wd));
+    CC_OK(lfl_linear(x, w, NULL, &y));
+    CC_OK(lfl_linear(xd, wd, NULL, &yd));
+    char what[80];
+    snprintf(what, sizeof what, "linear with a transposed %s w view", lfl_dtype_name(wdt));
+    cc_close(what, y, yd, 1e-5, 1e-5);
+    rel(&x), rel(&xd), rel(&ws), rel(&wsd), rel(&w), rel(&wd), rel(&y), rel(&yd);
+}
+
+static void linears(void)
+{
+    lfl_dtype dts[2] = {LFL_F32, LFL_F64};
+    for (int i = 0; i < 2; i++) {
+        linear_case(dts[i], dts[i], 3, (int64_t[]){2, 19, 45}, 33, false, true);
+        linear_case(dts[i], dts[i], 2, (int64_t[]){1, 70}, 5, false, true); /* one row */
+        linear_case(dts[i], dts[i], 2, (int64_t[]){13, 45}, 33, true, false);
+        linear_case(dts[i], dts[i], 2, (int64_t[]){0, 45}, 33, false, true); /* no rows: dw is zeros */
+    }
+    lfl_dtype lp[2] = {LFL_BF16, LFL_F16};
+    for (int i = 0; i < 2; i++) {
+        linear_case(LFL_F32, lp[i], 3, (int64_t[]){3, 11, 67}, 29, false, false);
+        linear_case(LFL_F32, lp[i], 3, (int64_t[]){3, 11, 67}, 29, false, true); /* an f32 dw of a 16-bit w */
+        linear_case(LFL_F32, lp[i], 2, (int64_t[]){5, 67}, 29, true, false);
+        linear_strided_w(lp[i]);
+    }
+}
+
+/* ---- lora_linear ------------------------------------------------------------ */
+static void lora_case(lfl_dtype xdt, lfl_dtype wdt, int64_t rows, int64_t fin, int64_t fout, int64_t r, bool bias,
+                      double scaling)
+{
+    char what[160], base[128];
+    snprintf(base, sizeof base, "lora_linear %s x %s w [%lld -> %lld] r %lld%s", lfl_dtype_name(xdt),
+             lfl_dtype_name(wdt), (long long)fin, (long long)fout, (long long)r, bias ? " +bias" : "");
+    double tol = tol_of(xdt);
+    lfl_tensor *x, *xd, *w, *wd, *A, *Ad, *B, *Bd, *b = NULL, *bd = NULL, *y, *yd;
+    cc_leaf_pair(cc_randn(2, (int64_t[]){rows, fin}, xdt, 1.0), &x, &xd);
+    w = cc_randn(2, (int64_t[]){fout, fin}, wdt, 0.5);
+    wd = cc_cuda(w);
+    bool wg = wdt == xdt; /* a 16-bit base is frozen; a full-precision one also trains here */
+    if (wg) w->requires_grad = wd->requires_grad = true;
+    cc_leaf_pair(cc_randn(2, (int64_t[]){r, fin}, xdt, 0.3), &A, &Ad);
+    cc_leaf_pair(cc_randn(2, (int64_t[]){fout, r}, xdt, 0.3), &B, &Bd);
+    if (bias) { b = cc_randn(1, &fout, xdt, 1.0); bd = cc_cuda(b); }
+    CC_OK(lfl_lora_linear(x, w, b, A, B, scaling, &y));
+    CC_OK(lfl_lora_linear(xd, wd, bd, Ad, Bd, scaling, &yd));
+    cc_close(base, y, yd, tol, tol);
+    cc_backward_pair(y, yd, 31);
+    lfl_tensor *gs[4][2] = {{x->grad, xd->grad}, {w->grad, wd->grad}, {A->grad, Ad->grad}, {B->grad, Bd->grad}};
+    const char *names[4] = {"dx", "dw", "dA", "dB"};
+    for (int i = 0; i < 4; i++) {
+        if (i == 1 && !wg) continue;
+        snprintf(what, sizeof what, "%s: %s", base, names[i]);
+        cc_close(what, gs[i][0], gs[i][1], tol, tol);
+    }
+    /* the side product alone (a replay) */
+    lfl_tensor *side = NULL, *sided = NULL, *y2 = NULL, *y2d = NULL, *gy = lfl_detach(y), *gyd = lfl_detach(yd);
+    bool g = lfl_set_grad_enabled(false);
+    CC_OK(lfl_lora_linear_given(x, w, b, A, B, scaling, gy, NULL, &y2, &side));
+    CC_OK(lfl_lora_linear_given(xd, wd, bd, Ad, Bd, scaling, gyd, NULL, &y2d, &sided));
+    lfl_set_grad_enabled(g);
+    rel(&gy), rel(&gyd);
+    snprintf(what, sizeof what, "%s: side product x A^T", base);
+    cc_close(what, side, sided, tol, tol);
+    rel(&side), rel(&sided), rel(&y2), rel(&y2d);
+    rel(&x), rel(&xd), rel(&w), rel(&wd), rel(&A), rel(&Ad), rel(&B), rel(&Bd), rel(&y), rel(&yd);
+    if (b) rel(&b), rel(&bd);
+}
+
+static void loras(void)
+{
+    lora_case(LFL_F32, LFL_F32, 37, 45, 33, 8, false, 2.0);
+    lora_case(LFL_F64, LFL_F64, 37, 45, 33, 5, false, 16.0 / 3.0); /* a scaling f32 cannot hold */
+    lora_case(LFL_F32, LFL_F32, 1, 70, 9, 3, true, 0.5);
+    lora_case(LFL_F32, LFL_BF16, 21, 67, 40, 4, false, 2.0);
+    lora_case(LFL_F32, LFL_F16, 21, 67, 40, 4, true, 2.0);
+}
+
+int main(void)
+{
+    if (!cc_begin("test_cuda_gemm")) return 0;
+    matmul_lowp(LFL_BF16);
+    matmul_lowp(LFL_F16);
+    linears();
+    loras();
+    return cc_end();
+}
