@@ -17,4 +17,6 @@ lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
     CUDA_ENTRY(linear_backward)
     CUDA_ENTRY(lora_linear)
     CUDA_ENTRY(lora_linear_backward)
+    CUDA_ENTRY(linear_cross_entropy)
+    CUDA_ENTRY(linear_cross_entropy_backward)
 };

@@ -179,6 +179,82 @@ static void loras(void)
     lora_case(LFL_F32, LFL_F16, 21, 67, 40, 4, true, 2.0);
 }
 
+/* ---- the fused head losses -------------------------------------------------- */
+/* labels [n] in [0, V) with every 5th position ignored (-100) */
+static lfl_tensor *labels_of(int64_t n, int64_t V, int ignore_every)
+{
+    lfl_tensor *l = cc_randint(1, &n, LFL_I64, 0, V);
+    for (int64_t i = 0; ignore_every && i < n; i += ignore_every) ((int64_t *)lfl_data(l))[i] = -100;
+    return l;
+}
+
+static const char *red_name(lfl_reduction r) { return r == LFL_REDUCE_MEAN ? "mean" : r == LFL_REDUCE_SUM ? "sum" : "none"; }
+
+/* hidden [N, H] (hdt) @ w [V, H] (wdt); which of the two take a gradient picks
+ * the chunked (w trains) or the eager (w frozen) form */
+static void lce_case(lfl_dtype hdt, lfl_dtype wdt, int64_t N, int64_t H, int64_t V, int64_t chunk, lfl_reduction r,
+                     bool h_grad, bool w_grad, int ignore_every)
+{
+    char what[200], base[160];
+    snprintf(base, sizeof base, "linear_cross_entropy %s x %s w N %lld H %lld V %lld chunk %lld %s%s%s",
+             lfl_dtype_name(hdt), lfl_dtype_name(wdt), (long long)N, (long long)H, (long long)V, (long long)chunk,
+             red_name(r), h_grad && !w_grad ? " (eager)" : "", ignore_every ? " ignored rows" : "");
+    double tol = hdt == LFL_F64 ? 1e-11 : 1e-5;
+    lfl_tensor *h = cc_randn(2, (int64_t[]){N, H}, hdt, 1.0), *hd = cc_cuda(h);
+    lfl_tensor *w = cc_randn(2, (int64_t[]){V, H}, wdt, 0.3), *wd = cc_cuda(w);
+    lfl_tensor *l = labels_of(N, V, ignore_every), *ld = cc_cuda(l), *y, *yd;
+    if (h_grad) h->requires_grad = hd->requires_grad = true;
+    if (w_grad) w->requires_grad = wd->requires_grad = true;
+    CC_OK(lfl_linear_cross_entropy(h, w, l, r, chunk, &y));
+    CC_OK(lfl_linear_cross_entropy(hd, wd, ld, r, chunk, &yd));
+    cc_close(base, y, yd, tol, tol);
+    if (h_grad || w_grad) {
+        cc_backward_pair(y, yd, 41);
+        if (h_grad) {
+            snprintf(what, sizeof what, "%s: dhidden", base);
+            cc_close(what, h->grad, hd->grad, tol, tol);
+        }
+        if (w_grad) {
+            snprintf(what, sizeof what, "%s: dw", base);
+            cc_close(what, w->grad, wd->grad, tol, tol);
+        }
+    }
+    rel(&h), rel(&hd), rel(&w), rel(&wd), rel(&l), rel(&ld), rel(&y), rel(&yd);
+}
+
+static void lces(void)
+{
+    lfl_reduction reds[3] = {LFL_REDUCE_MEAN, LFL_REDUCE_SUM, LFL_REDUCE_NONE};
+    lfl_dtype dts[2] = {LFL_F32, LFL_F64};
+    for (int d = 0; d < 2; d++)
+        for (int i = 0; i < 3; i++) {
+            lce_case(dts[d], dts[d], 37, 45, 300, 64, reds[i], true, true, 5);  /* chunks with a 44-column tail */
+            lce_case(dts[d], dts[d], 37, 45, 300, 64, reds[i], true, false, 5); /* eager dhidden */
+        }
+    lce_case(LFL_F32, LFL_F32, 1, 70, 1000, 0, LFL_REDUCE_MEAN, true, true, 0);   /* one row, a row longer than a block */
+    lce_case(LFL_F32, LFL_F32, 3, 33, 700, 700, LFL_REDUCE_SUM, false, true, 0);   /* one chunk, only dw */
+    lce_case(LFL_F32, LFL_F32, 6, 20, 50, 16, LFL_REDUCE_MEAN, true, true, 1);    /* every row ignored: NaN */
+    lce_case(LFL_F32, LFL_F32, 0, 20, 50, 16, LFL_REDUCE_SUM, true, true, 0);     /* no rows */
+    lfl_dtype lp[2] = {LFL_BF16, LFL_F16};
+    for (int i = 0; i < 2; i++) {
+        lce_case(LFL_F32, lp[i], 29, 40, 260, 96, LFL_REDUCE_MEAN, true, false, 4); /* a frozen 16-bit head: eager */
+        lce_case(LFL_F32, lp[i], 29, 40, 260, 96, LFL_REDUCE_NONE, true, true, 4);  /* its f32 dw */
+    }
+    /* a label out of range: the CPU's message */
+    lfl_tensor *h = cc_randn(2, (int64_t[]){4, 8}, LFL_F32, 1.0), *hd = cc_cuda(h);
+    lfl_tensor *w = cc_randn(2, (int64_t[]){10, 8}, LFL_F32, 1.0), *wd = cc_cuda(w);
+    lfl_tensor *l = labels_of(4, 10, 0), *y = NULL;
+    ((int64_t *)lfl_data(l))[2] = 10;
+    lfl_tensor *ld = cc_cuda(l);
+    lfl_status s1 = lfl_linear_cross_entropy(h, w, l, LFL_REDUCE_MEAN, 0, &y);
+    char cpu_msg[512];
+    snprintf(cpu_msg, sizeof cpu_msg, "%s", lfl_last_error());
+    lfl_status s2 = lfl_linear_cross_entropy(hd, wd, ld, LFL_REDUCE_MEAN, 0, &y);
+    cc_check(s1 != LFL_OK && s2 == s1 && strcmp(cpu_msg, lfl_last_error()) == 0 && strstr(cpu_msg, "label 10"),
+             "linear_cross_entropy: a label out of range gives the CPU's error on cuda:0");
+    rel(&h), rel(&hd), rel(&w), rel(&wd), rel(&l), rel(&ld);
+}
+
 int main(void)
 {
     if (!cc_begin("test_cuda_gemm")) return 0;
@@ -186,5 +262,6 @@ int main(void)
     matmul_lowp(LFL_F16);
     linears();
     loras();
+    lces();
     return cc_end();
 }
