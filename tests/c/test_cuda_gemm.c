@@ -255,6 +255,64 @@ static void lces(void)
     rel(&h), rel(&hd), rel(&w), rel(&wd), rel(&l), rel(&ld);
 }
 
+/* policy hidden [N, H] @ w [V, H] (wdt) against a reference [N, Hr] @ [V, Hr] (rwdt) */
+static void lkl_case(lfl_dtype hdt, lfl_dtype wdt, lfl_dtype rwdt, int64_t N, int64_t H, int64_t Hr, int64_t V,
+                     int64_t chunk, bool h_grad, bool w_grad, int ignore_every)
+{
+    char what[200], base[160];
+    snprintf(base, sizeof base, "linear_kl_div %s x %s w (ref %s) N %lld H %lld Hr %lld V %lld chunk %lld",
+             lfl_dtype_name(hdt), lfl_dtype_name(wdt), lfl_dtype_name(rwdt), (long long)N, (long long)H,
+             (long long)Hr, (long long)V, (long long)chunk);
+    double tol = hdt == LFL_F64 ? 1e-11 : 1e-5;
+    lfl_tensor *h = cc_randn(2, (int64_t[]){N, H}, hdt, 1.0), *hd = cc_cuda(h);
+    lfl_tensor *w = cc_randn(2, (int64_t[]){V, H}, wdt, 0.3), *wd = cc_cuda(w);
+    lfl_tensor *rh = cc_randn(2, (int64_t[]){N, Hr}, hdt, 1.0), *rhd = cc_cuda(rh);
+    lfl_tensor *rw = cc_randn(2, (int64_t[]){V, Hr}, rwdt, 0.3), *rwd = cc_cuda(rw);
+    lfl_tensor *l = labels_of(N, V, ignore_every), *ld = cc_cuda(l), *y, *yd;
+    if (h_grad) h->requires_grad = hd->requires_grad = true;
+    if (w_grad) w->requires_grad = wd->requires_grad = true;
+    CC_OK(lfl_linear_kl_div(h, w, rh, rw, l, chunk, &y));
+    CC_OK(lfl_linear_kl_div(hd, wd, rhd, rwd, ld, chunk, &yd));
+    cc_close(base, y, yd, tol, tol);
+    if (h_grad || w_grad) {
+        cc_backward_pair(y, yd, 51);
+        if (h_grad) {
+            snprintf(what, sizeof what, "%s: dhidden", base);
+            cc_close(what, h->grad, hd->grad, tol, tol);
+        }
+        if (w_grad) {
+            snprintf(what, sizeof what, "%s: dw", base);
+            cc_close(what, w->grad, wd->grad, tol, tol);
+        }
+    }
+    rel(&h), rel(&hd), rel(&w), rel(&wd), rel(&rh), rel(&rhd), rel(&rw), rel(&rwd), rel(&l), rel(&ld);
+    rel(&y), rel(&yd);
+}
+
+static void lkls(void)
+{
+    lkl_case(LFL_F32, LFL_F32, LFL_F32, 37, 45, 30, 300, 64, true, true, 5);
+    lkl_case(LFL_F64, LFL_F64, LFL_F64, 37, 45, 30, 300, 64, true, true, 5);
+    lkl_case(LFL_F64, LFL_F64, LFL_F64, 1, 70, 70, 600, 0, true, false, 0); /* one row, one chunk longer than a block */
+    lkl_case(LFL_F32, LFL_F32, LFL_F32, 9, 20, 20, 50, 16, false, true, 0);
+    lkl_case(LFL_F32, LFL_BF16, LFL_BF16, 21, 40, 24, 260, 96, true, false, 3); /* frozen 16-bit heads */
+    lkl_case(LFL_F32, LFL_F16, LFL_F32, 21, 40, 24, 260, 96, true, true, 3);
+    lkl_case(LFL_F32, LFL_F32, LFL_F32, 0, 20, 20, 50, 16, true, true, 0); /* no rows */
+    /* a label out of range: the CPU's message */
+    lfl_tensor *h = cc_randn(2, (int64_t[]){3, 8}, LFL_F32, 1.0), *hd = cc_cuda(h);
+    lfl_tensor *w = cc_randn(2, (int64_t[]){10, 8}, LFL_F32, 1.0), *wd = cc_cuda(w);
+    lfl_tensor *l = labels_of(3, 10, 0), *y = NULL;
+    ((int64_t *)lfl_data(l))[1] = -7;
+    lfl_tensor *ld = cc_cuda(l);
+    lfl_status s1 = lfl_linear_kl_div(h, w, h, w, l, 0, &y);
+    char cpu_msg[512];
+    snprintf(cpu_msg, sizeof cpu_msg, "%s", lfl_last_error());
+    lfl_status s2 = lfl_linear_kl_div(hd, wd, hd, wd, ld, 0, &y);
+    cc_check(s1 != LFL_OK && s2 == s1 && strcmp(cpu_msg, lfl_last_error()) == 0 && strstr(cpu_msg, "label -7"),
+             "linear_kl_div: a label out of range gives the CPU's error on cuda:0");
+    rel(&h), rel(&hd), rel(&w), rel(&wd), rel(&l), rel(&ld);
+}
+
 int main(void)
 {
     if (!cc_begin("test_cuda_gemm")) return 0;
@@ -263,5 +321,6 @@ int main(void)
     linears();
     loras();
     lces();
+    lkls();
     return cc_end();
 }
