@@ -313,6 +313,46 @@ static void lkls(void)
     rel(&h), rel(&hd), rel(&w), rel(&wd), rel(&l), rel(&ld);
 }
 
+/* w's rows repeat with period `period` (0: none) so logits tie across chunks */
+static void topk_case(lfl_dtype hdt, lfl_dtype wdt, int64_t N, int64_t H, int64_t V, int64_t k, int64_t chunk,
+                      int64_t period)
+{
+    char base[160];
+    snprintf(base, sizeof base, "linear_topk_entropy %s x %s w N %lld H %lld V %lld k %lld chunk %lld%s",
+             lfl_dtype_name(hdt), lfl_dtype_name(wdt), (long long)N, (long long)H, (long long)V, (long long)k,
+             (long long)chunk, period ? " tied logits" : "");
+    double tol = hdt == LFL_F64 ? 1e-12 : 1e-5;
+    lfl_tensor *h = cc_randn(2, (int64_t[]){N, H}, hdt, 1.0), *w = cc_randn(2, (int64_t[]){V, H}, wdt, 0.5);
+    if (period) {
+        size_t es = lfl_dtype_size(wdt);
+        for (int64_t v = period; v < V; v++)
+            memcpy((char *)lfl_data(w) + (size_t)(v * H) * es, (char *)lfl_data(w) + (size_t)((v % period) * H) * es,
+                   (size_t)H * es);
+    }
+    lfl_tensor *hd = cc_cuda(h), *wd = cc_cuda(w), *y, *yd;
+    CC_OK(lfl_linear_topk_entropy(h, w, k, chunk, &y));
+    CC_OK(lfl_linear_topk_entropy(hd, wd, k, chunk, &yd));
+    cc_close(base, y, yd, tol, tol);
+    rel(&h), rel(&hd), rel(&w), rel(&wd), rel(&y), rel(&yd);
+}
+
+static void topks(void)
+{
+    lfl_dtype dts[2] = {LFL_F32, LFL_F64};
+    for (int d = 0; d < 2; d++) {
+        topk_case(dts[d], dts[d], 37, 45, 300, 20, 64, 0);
+        topk_case(dts[d], dts[d], 37, 45, 300, 1, 64, 0);
+        topk_case(dts[d], dts[d], 5, 45, 300, 300, 64, 0);  /* k = V: every logit */
+        topk_case(dts[d], dts[d], 9, 30, 300, 100, 32, 0);  /* k wider than a chunk */
+        topk_case(dts[d], dts[d], 1, 30, 1000, 257, 0, 0);  /* one row, k and a chunk wider than a block */
+    }
+    topk_case(LFL_F64, LFL_F64, 13, 20, 200, 21, 48, 50); /* each logit four times: ties at the k-th */
+    topk_case(LFL_F64, LFL_F64, 13, 20, 200, 7, 200, 1);  /* a whole row tied */
+    topk_case(LFL_F32, LFL_BF16, 17, 40, 260, 20, 96, 0);
+    topk_case(LFL_F32, LFL_F16, 17, 40, 260, 20, 96, 0);
+    topk_case(LFL_F32, LFL_F32, 0, 40, 260, 20, 96, 0);   /* no rows */
+}
+
 int main(void)
 {
     if (!cc_begin("test_cuda_gemm")) return 0;
@@ -322,5 +362,6 @@ int main(void)
     loras();
     lces();
     lkls();
+    topks();
     return cc_end();
 }
