@@ -198,6 +198,10 @@ static inline float __fdividef(float a, float b) { return a / b; }
 static inline float __frcp_rn(float x) { return 1.0f / x; }
 static inline float __saturatef(float x) { return x < 0 ? 0.0f : x > 1 ? 1.0f : x; }
 static inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
+// one IEEE product / sum, never fused into an FMA with its neighbours (the
+// volatile keeps the compiler from contracting across the inlined call)
+static inline float __fmul_rn(float a, float b) { volatile float r = a * b; return r; }
+static inline float __fadd_rn(float a, float b) { volatile float r = a + b; return r; }
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
 static inline double rsqrt(double x) { return 1.0 / sqrt(x); }
 static inline float __int_as_float(int x) { float f; memcpy(&f, &x, 4); return f; }
