@@ -22,4 +22,5 @@ lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
     CUDA_ENTRY(linear_kl_div)
     CUDA_ENTRY(linear_kl_div_backward)
     CUDA_ENTRY(linear_topk_entropy)
+    CUDA_ENTRY(int8_linear_lt)
 };

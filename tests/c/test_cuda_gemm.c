@@ -6,6 +6,7 @@
  * on the emulator (build-emu); skipped without either. */
 #include <string.h>
 #include "cuda_check.h"
+#include "quant/bnb8.h"
 
 static double tol_of(lfl_dtype dt) { return dt == LFL_F64 ? 1e-12 : 1e-5; }
 
@@ -353,6 +354,48 @@ static void topks(void)
     topk_case(LFL_F32, LFL_F32, 0, 40, 260, 20, 96, 0);   /* no rows */
 }
 
+/* ---- LLM.int8 ------------------------------------------------------------------ */
+/* An int8 weight on cuda:0: its codes copied to the device, its row scales
+ * (quant->scb) left on the CPU as to_device would leave them; the kernel
+ * moves them per call. */
+static lfl_tensor *int8_on_device(lfl_tensor *q)
+{
+    lfl_tensor *qd;
+    CC_OK(lfl_empty(2, q->shape, LFL_INT8, 0, &qd));
+    CC_OK(lfl_device_memcpy(0, lfl_data(qd), lfl_data(q), (size_t)lfl_numel(q), 0));
+    lfl_qstate_retain(q->quant);
+    qd->quant = q->quant;
+    return qd;
+}
+
+static void int8_case(int64_t m, int64_t k, int64_t n, double threshold, bool bias, bool zero_row)
+{
+    char base[160];
+    snprintf(base, sizeof base, "int8_linear_lt [%lld, %lld] @ int8 [%lld, %lld]^T threshold %g%s%s", (long long)m,
+             (long long)k, (long long)n, (long long)k, threshold, bias ? " +bias" : "", zero_row ? " a zero row" : "");
+    lfl_tensor *wf = cc_randn(2, (int64_t[]){n, k}, LFL_F32, 1.0), *q, *qd;
+    CC_OK(lfl_quantize_8bit(wf, &q));
+    qd = int8_on_device(q);
+    lfl_tensor *x = cc_randn(2, (int64_t[]){m, k}, LFL_F32, 2.5); /* |x| >= 6 here and there: outliers */
+    if (zero_row) memset(lfl_data(x), 0, sizeof(float) * (size_t)k);
+    lfl_tensor *xd = cc_cuda(x), *b = NULL, *bd = NULL, *y, *yd;
+    if (bias) { b = cc_randn(1, &n, LFL_F32, 1.0); bd = cc_cuda(b); }
+    CC_OK(lfl_int8_linear_lt(x, q, b, threshold, &y));
+    CC_OK(lfl_int8_linear_lt(xd, qd, bd, threshold, &yd));
+    cc_close(base, y, yd, 0, 0); /* the CPU's roundings one by one: bit for bit */
+    rel(&wf), rel(&q), rel(&qd), rel(&x), rel(&xd), rel(&y), rel(&yd);
+    if (b) rel(&b), rel(&bd);
+}
+
+static void int8s(void)
+{
+    int8_case(37, 70, 45, 6.0, false, false); /* tiles and k slices with tails, outlier columns */
+    int8_case(37, 70, 45, 6.0, true, true);
+    int8_case(37, 130, 20, 0.0, true, false); /* no decomposition */
+    int8_case(1, 200, 33, 6.0, false, false); /* one row: its outliers are zeroed elements only */
+    int8_case(0, 16, 8, 6.0, false, false);   /* no rows */
+}
+
 int main(void)
 {
     if (!cc_begin("test_cuda_gemm")) return 0;
@@ -363,5 +406,6 @@ int main(void)
     lces();
     lkls();
     topks();
+    int8s();
     return cc_end();
 }
