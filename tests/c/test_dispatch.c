@@ -87,7 +87,11 @@ static void test_table(void)
     printf("CUDA coverage: %d of %d kernels%s%s\n", ncuda, n, ncuda ? ": " : "", list);
     check(k == ncuda, "coverage counts the implemented entries");
 #ifdef LFL_HAVE_CUDA
-    const char *want[] = {"add", "sub", "mul", "div", "matmul"};
+    const char *want[] = {"add", "sub", "mul", "div", "matmul",
+                          /* the gemm group */
+                          "linear", "linear_backward", "lora_linear", "lora_linear_backward", "int8_linear_lt",
+                          "linear_cross_entropy", "linear_cross_entropy_backward", "linear_kl_div",
+                          "linear_kl_div_backward", "linear_topk_entropy"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         check(lfl_op_implemented(lfl_op_find(want[i]), LFL_DEVKIND_CUDA), "the CUDA build has its kernels in the table");
 #else
