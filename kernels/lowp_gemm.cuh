@@ -1,31 +1,16 @@
 // GEMMs with one bf16/f16 operand (a stored weight) and one f32 operand on
-// CUDA, numerically what core/ops/lowp_gemm.c does on the CPU: the 16-bit
-// operand is widened to f32 one block at a time into a device scratch and the
-// block goes to cuBLAS's sgemm, so the products are exact f32 products of the
-// widened weights and the f32 activations are never rounded (cuBLAS's bf16
-// GemmEx would need both operands 16-bit). Under matmul precision "medium"
-// the CPU rounds activations to bf16; here they stay f32 (more accurate than
-// the CPU there, by the bf16 rounding of the activations).
+// CUDA (lowp_gemm.cu), numerically what core/ops/lowp_gemm.c does on the CPU:
+// the 16-bit operand is widened to f32 one block at a time into a device
+// scratch and the block goes to cuBLAS's sgemm, so the products are exact f32
+// products of the widened weights and the f32 activations are never rounded
+// (cuBLAS's bf16 GemmEx would need both operands 16-bit). Matmul precision
+// "medium" (bf16-rounded activations on the CPU) is not followed on CUDA, as
+// gemm.cu's f32 GEMMs do not follow it either: results stay f32-accurate.
 // Also the small helpers the linear-family kernels share (bias rows, C *= beta).
 #ifndef LFL_KERNELS_LOWP_GEMM_CUH
 #define LFL_KERNELS_LOWP_GEMM_CUH
 
 #include "blas.cuh"
-
-// scratch of at most this many f32 per block (64 MB): wide enough that each
-// sgemm runs at full speed, small next to an H100's memory
-#define LFL_LOWP_SCRATCH_ELEMS (16ll << 20)
-
-// dst[r * cols + c] = f32(src[r * sr + c * sc]) over rows x cols
-template <typename S>
-__global__ void lfl_widen_kernel(const S *src, long long rows, long long cols, long long sr, long long sc, float *dst)
-{
-    long long n = rows * cols, step = (long long)gridDim.x * blockDim.x;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += step) {
-        long long r = i / cols, c = i - r * cols;
-        dst[i] = lfl_ld(src + r * sr + c * sc);
-    }
-}
 
 // c[r * ldc + j] *= beta over m x n (beta 0 clears, NaN included)
 template <typename T> __global__ void lfl_scale_c_kernel(T *c, long long m, long long n, long long ldc, T beta)
@@ -76,97 +61,24 @@ static inline lfl_status lfl_cuda_bias_rows(const char *op, lfl_tensor *o, const
     return lfl_cuda_launched(op);
 }
 
-static inline lfl_status lfl_cuda_widen(const char *op, lfl_dtype dt, const void *src, long long rows,
-                                        long long cols, long long sr, long long sc, float *dst)
-{
-    unsigned g = lfl_cuda_grid(rows * cols);
-    if (dt == LFL_BF16)
-        LFL_LAUNCH(g, 256, 0, lfl_widen_kernel<bf16_t>)((const bf16_t *)src, rows, cols, sr, sc, dst);
-    else
-        LFL_LAUNCH(g, 256, 0, lfl_widen_kernel<f16_t>)((const f16_t *)src, rows, cols, sr, sc, dst);
-    return lfl_cuda_launched(op);
-}
-
-static inline long long lfl_lowp_abs(long long v) { return v < 0 ? -v : v; }
+// Test hook: the scratch block in f32 elements (n > 0 sets it; default 16M),
+// so that tests reach the multi-block path with small tensors; returns the
+// previous value.
+extern "C" long long lfl_cuda_lowp_block_elems(long long n);
 
 // C[m, n] = op(A)[m, k] @ B[k, n] + beta C, A f32 as cuBLAS takes it (ta,
 // lda), B a bf16/f16 view at b with element strides sbk (along k) and sbn
-// (along n). B is widened in blocks of output columns.
-static inline lfl_status lfl_cuda_gemm_f32_lowp(int device, const char *op, bool ta, long long m, long long n,
-                                                long long k, const float *a, int lda, lfl_dtype bdt, const void *b,
-                                                long long sbk, long long sbn, float beta, float *c, int ldc)
-{
-    if (m == 0 || n == 0) return LFL_OK;
-    LFL_TRY(lfl_cuda_use(device, op));
-    if (k == 0) return lfl_cuda_scale_c(op, LFL_F32, c, m, n, ldc, beta);
-    long long nb = LFL_LOWP_SCRATCH_ELEMS / k;
-    if (nb < 1) nb = 1;
-    if (nb > n) nb = n;
-    lfl_tensor *s;
-    int64_t sshape[1] = {nb * k};
-    LFL_TRY(lfl_empty(1, sshape, LFL_F32, device, &s));
-    float *ps = (float *)lfl_data(s);
-    size_t es = lfl_dtype_size(bdt);
-    // keep the weight's fast dim contiguous: W[n, k] rows become S[nb, k] used transposed
-    bool rows_of_n = lfl_lowp_abs(sbk) <= lfl_lowp_abs(sbn);
-    lfl_status st = LFL_OK;
-    for (long long j0 = 0; j0 < n && st == LFL_OK; j0 += nb) {
-        long long w = n - j0 < nb ? n - j0 : nb;
-        const char *src = (const char *)b + (j0 * sbn) * (long long)es;
-        if (rows_of_n) {
-            st = lfl_cuda_widen(op, bdt, src, w, k, sbn, sbk, ps);
-            if (st == LFL_OK)
-                st = lfl_cuda_gemm(device, op, ta, true, (int)m, (int)w, (int)k, 1.0f, a, lda, ps, (int)k, beta,
-                                   c + j0, ldc, LFL_F32, LFL_F32);
-        } else {
-            st = lfl_cuda_widen(op, bdt, src, k, w, sbk, sbn, ps);
-            if (st == LFL_OK)
-                st = lfl_cuda_gemm(device, op, ta, false, (int)m, (int)w, (int)k, 1.0f, a, lda, ps, (int)w, beta,
-                                   c + j0, ldc, LFL_F32, LFL_F32);
-        }
-    }
-    lfl_tensor_release(s);
-    return st;
-}
+// (along n). B is widened in blocks of output columns (lowp_gemm.cu).
+lfl_status lfl_cuda_gemm_f32_lowp(int device, const char *op, bool ta, long long m, long long n, long long k,
+                                  const float *a, int lda, lfl_dtype bdt, const void *b, long long sbk, long long sbn,
+                                  float beta, float *c, int ldc);
 
 // C[m, n] = A[m, k] @ op(B)[k, n] + beta C with A the bf16/f16 view (element
 // strides sam along m, sak along k) and B f32 as cuBLAS takes it (tb, ldb);
 // A is widened in blocks of output rows.
-static inline lfl_status lfl_cuda_gemm_lowp_f32(int device, const char *op, long long m, long long n, long long k,
-                                                lfl_dtype adt, const void *a, long long sam, long long sak, bool tb,
-                                                const float *b, int ldb, float beta, float *c, int ldc)
-{
-    if (m == 0 || n == 0) return LFL_OK;
-    LFL_TRY(lfl_cuda_use(device, op));
-    if (k == 0) return lfl_cuda_scale_c(op, LFL_F32, c, m, n, ldc, beta);
-    long long mb = LFL_LOWP_SCRATCH_ELEMS / k;
-    if (mb < 1) mb = 1;
-    if (mb > m) mb = m;
-    lfl_tensor *s;
-    int64_t sshape[1] = {mb * k};
-    LFL_TRY(lfl_empty(1, sshape, LFL_F32, device, &s));
-    float *ps = (float *)lfl_data(s);
-    size_t es = lfl_dtype_size(adt);
-    bool rows_of_m = lfl_lowp_abs(sak) <= lfl_lowp_abs(sam);
-    lfl_status st = LFL_OK;
-    for (long long i0 = 0; i0 < m && st == LFL_OK; i0 += mb) {
-        long long h = m - i0 < mb ? m - i0 : mb;
-        const char *src = (const char *)a + (i0 * sam) * (long long)es;
-        if (rows_of_m) {
-            st = lfl_cuda_widen(op, adt, src, h, k, sam, sak, ps);
-            if (st == LFL_OK)
-                st = lfl_cuda_gemm(device, op, false, tb, (int)h, (int)n, (int)k, 1.0f, ps, (int)k, b, ldb, beta,
-                                   c + i0 * (long long)ldc, ldc, LFL_F32, LFL_F32);
-        } else {
-            st = lfl_cuda_widen(op, adt, src, k, h, sak, sam, ps);
-            if (st == LFL_OK)
-                st = lfl_cuda_gemm(device, op, true, tb, (int)h, (int)n, (int)k, 1.0f, ps, (int)h, b, ldb, beta,
-                                   c + i0 * (long long)ldc, ldc, LFL_F32, LFL_F32);
-        }
-    }
-    lfl_tensor_release(s);
-    return st;
-}
+lfl_status lfl_cuda_gemm_lowp_f32(int device, const char *op, long long m, long long n, long long k, lfl_dtype adt,
+                                  const void *a, long long sam, long long sak, bool tb, const float *b, int ldb,
+                                  float beta, float *c, int ldc);
 
 // C[m, n] = alpha op(A) op(B) + beta C for contiguous f32/f64 operands of dtype
 // dt (row-major, the leading dims their row lengths); k = 0 scales C

@@ -8,6 +8,10 @@
 #include "cuda_check.h"
 #include "quant/bnb8.h"
 
+#ifdef LFL_HAVE_CUDA
+long long lfl_cuda_lowp_block_elems(long long n); /* kernels/lowp_gemm.cuh's test hook */
+#endif
+
 static double tol_of(lfl_dtype dt) { return dt == LFL_F64 ? 1e-12 : 1e-5; }
 
 static void rel(lfl_tensor **t) { lfl_tensor_release(*t); *t = NULL; }
@@ -402,6 +406,15 @@ int main(void)
     matmul_lowp(LFL_BF16);
     matmul_lowp(LFL_F16);
     linears();
+#ifdef LFL_HAVE_CUDA
+    /* the 16-bit weight widened in many blocks (and one row or column at a time where k > the block) */
+    long long prev = lfl_cuda_lowp_block_elems(1000);
+    matmul_lowp(LFL_BF16);
+    linear_case(LFL_F32, LFL_F16, 3, (int64_t[]){3, 11, 67}, 29, false, true);
+    linear_case(LFL_F32, LFL_BF16, 2, (int64_t[]){4, 1500}, 7, true, false);
+    linear_strided_w(LFL_BF16);
+    lfl_cuda_lowp_block_elems(prev);
+#endif
     loras();
     lces();
     lkls();
