@@ -74,10 +74,10 @@ __global__ void lce_pick_kernel(const T *x, long long N, long long n, const int6
 // acc[r, :] *= f[r] where a row's max grew
 template <typename T> __global__ void lce_rescale_kernel(T *acc, const double *f, long long N, long long H)
 {
-    long long total = N * H, step = (long long)gridDim.x * blockDim.x;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += step) {
-        double g = f[i / H];
-        if (g != 1.0) acc[i] = acc[i] * (T)g;
+    for (long long r = blockIdx.x; r < N; r += gridDim.x) {
+        double g = f[r];
+        if (g == 1.0) continue;
+        for (long long j = threadIdx.x; j < H; j += blockDim.x) acc[r * H + j] = acc[r * H + j] * (T)g;
     }
 }
 
@@ -86,12 +86,13 @@ template <typename T, typename W>
 __global__ void lce_eager_finish_kernel(T *acc, const W *w, const int64_t *labels, const double *s, long long N,
                                         long long H)
 {
-    long long total = N * H, step = (long long)gridDim.x * blockDim.x;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += step) {
-        long long r = i / H, j = i - r * H;
+    for (long long r = blockIdx.x; r < N; r += gridDim.x) {
         int64_t lab = labels[r];
-        double v = lab == LFL_IGNORE_INDEX ? 0.0 : (double)acc[i] * (1.0 / s[r]) - (double)lfl_ld(w + lab * H + j);
-        acc[i] = (T)v;
+        double inv = lab == LFL_IGNORE_INDEX ? 0.0 : 1.0 / s[r];
+        for (long long j = threadIdx.x; j < H; j += blockDim.x) {
+            long long i = r * H + j;
+            acc[i] = (T)(lab == LFL_IGNORE_INDEX ? 0.0 : (double)acc[i] * inv - (double)lfl_ld(w + lab * H + j));
+        }
     }
 }
 
@@ -135,15 +136,19 @@ template <typename T, typename G>
 __global__ void lce_grad_kernel(T *x, long long N, long long n, const int64_t *labels, long long v0,
                                 const double *lse, const G *g, bool per_row, double denom)
 {
-    long long total = N * n, step = (long long)gridDim.x * blockDim.x;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += step) {
-        long long r = i / n, j = i - r * n;
+    for (long long r = blockIdx.x; r < N; r += gridDim.x) {
         int64_t lab = labels[r];
-        if (lab == LFL_IGNORE_INDEX) { x[i] = 0; continue; }
+        T *xr = x + r * n;
+        if (lab == LFL_IGNORE_INDEX) {
+            for (long long j = threadIdx.x; j < n; j += blockDim.x) xr[j] = 0;
+            continue;
+        }
         T c = (T)lfl_row_coef(g, per_row, r, denom), l = (T)lse[r];
-        T d = lfl_exp(x[i] - l) * c;
-        if (lab - v0 == j) d -= c;
-        x[i] = d;
+        for (long long j = threadIdx.x; j < n; j += blockDim.x) {
+            T d = lfl_exp(xr[j] - l) * c;
+            if (lab - v0 == j) d -= c;
+            xr[j] = d;
+        }
     }
 }
 
@@ -152,9 +157,10 @@ template <typename T>
 __global__ void lce_eager_bwd_kernel(const T *src, T *dh, long long N, long long H, const T *g, bool per_row,
                                      double denom)
 {
-    long long total = N * H, step = (long long)gridDim.x * blockDim.x;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += step)
-        dh[i] = src[i] * (T)lfl_row_coef(g, per_row, i / H, denom);
+    for (long long r = blockIdx.x; r < N; r += gridDim.x) {
+        T c = (T)lfl_row_coef(g, per_row, r, denom);
+        for (long long j = threadIdx.x; j < H; j += blockDim.x) dh[r * H + j] = src[r * H + j] * c;
+    }
 }
 
 template <typename T>
@@ -192,13 +198,13 @@ static lfl_status lce_forward(const lfl_lce_args *p, lfl_tensor *lse, lfl_tensor
             LFL_LAUNCH(lfl_cuda_grid(N), 256, 0, lce_pick_kernel<T>)(pb, N, cwid, pl, v0, picked);
             LFL_LAUNCH(N, LFL_HEAD_THREADS, 0, lce_lse_kernel<T>)(pb, cwid, pl, v0, m, s, (double *)0, rescale);
             if (v0 > 0 && H > 0)
-                LFL_LAUNCH(lfl_cuda_grid(N * H), 256, 0, lce_rescale_kernel<T>)((T *)lfl_data(dh), rescale, N, H);
+                LFL_LAUNCH(lfl_cuda_row_grid(N), 256, 0, lce_rescale_kernel<T>)((T *)lfl_data(dh), rescale, N, H);
             st = lfl_cuda_launched(op);
             if (st == LFL_OK && H > 0) st = lfl_cuda_chunk_dh(dev, op, dt, pb, cw->dtype, lfl_data(cw), N, H, v0, cwid,
                                                              lfl_data(dh));
         }
         if (st == LFL_OK && eager && N > 0 && H > 0) {
-            unsigned gr = lfl_cuda_grid(N * H);
+            unsigned gr = lfl_cuda_row_grid(N);
             T *pd = (T *)lfl_data(dh);
             switch (cw->dtype) {
             case LFL_BF16: LFL_LAUNCH(gr, 256, 0, lce_eager_finish_kernel<T, bf16_t>)(pd, (const bf16_t *)lfl_data(cw), pl, s, N, H); break;
@@ -255,7 +261,7 @@ static lfl_status lce_backward(const lfl_lce_args *p, lfl_tensor *gout, lfl_tens
     lfl_status st = LFL_OK;
     if (eager) { // w needs no gradient: dhidden was computed by the forward
         if (dh && N * H > 0) {
-            LFL_LAUNCH(lfl_cuda_grid(N * H), 256, 0, lce_eager_bwd_kernel<T>)(
+            LFL_LAUNCH(lfl_cuda_row_grid(N), 256, 0, lce_eager_bwd_kernel<T>)(
                 (const T *)lfl_data(eager), (T *)lfl_data(dh), N, H, pg, per_row, denom);
             st = lfl_cuda_launched(op);
         }
@@ -271,7 +277,7 @@ static lfl_status lce_backward(const lfl_lce_args *p, lfl_tensor *gout, lfl_tens
         T *pb = (T *)lfl_data(buf);
         st = lfl_cuda_chunk_logits(dev, op, dt, lfl_data(h), w->dtype, lfl_data(w), pb, N, H, v0, cwid);
         if (st != LFL_OK) break;
-        LFL_LAUNCH(lfl_cuda_grid(N * cwid), 256, 0, lce_grad_kernel<T, T>)(pb, N, cwid, pl, v0,
+        LFL_LAUNCH(lfl_cuda_row_grid(N), 256, 0, lce_grad_kernel<T, T>)(pb, N, cwid, pl, v0,
                                                                            (const double *)lfl_data(lse), pg, per_row,
                                                                            denom);
         st = lfl_cuda_launched(op);

@@ -76,13 +76,13 @@ template <typename T>
 __global__ void lkl_grad_kernel(T *xp, const T *xr, long long N, long long n, const int64_t *labels,
                                 const double *lse, const T *g)
 {
-    long long total = N * n, step = (long long)gridDim.x * blockDim.x;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += step) {
-        long long r = i / n;
-        double d = labels[r] == LFL_IGNORE_INDEX
-                       ? 0.0
-                       : (double)g[r] * (exp((double)xp[i] - lse[r]) - exp((double)xr[i] - lse[N + r]));
-        xp[i] = (T)d;
+    for (long long r = blockIdx.x; r < N; r += gridDim.x) {
+        bool ign = labels[r] == LFL_IGNORE_INDEX;
+        double c = ign ? 0.0 : (double)g[r], lp = lse[r], lr = lse[N + r];
+        for (long long j = threadIdx.x; j < n; j += blockDim.x) {
+            long long i = r * n + j;
+            xp[i] = (T)(ign ? 0.0 : c * (exp((double)xp[i] - lp) - exp((double)xr[i] - lr)));
+        }
     }
 }
 
@@ -165,7 +165,7 @@ static lfl_status lkl_backward(const lfl_lkl_args *p, lfl_tensor *g, lfl_tensor 
         T *xp = (T *)lfl_data(bp);
         st = both_chunks(p, op, xp, lfl_data(br), v0, cw);
         if (st != LFL_OK) break;
-        LFL_LAUNCH(lfl_cuda_grid(N * cw), 256, 0, lkl_grad_kernel<T>)(xp, (const T *)lfl_data(br), N, cw, pl,
+        LFL_LAUNCH(lfl_cuda_row_grid(N), 256, 0, lkl_grad_kernel<T>)(xp, (const T *)lfl_data(br), N, cw, pl,
                                                                       (const double *)lfl_data(lse),
                                                                       (const T *)lfl_data(g));
         st = lfl_cuda_launched(op);

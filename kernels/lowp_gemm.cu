@@ -22,17 +22,14 @@ extern "C" long long lfl_cuda_lowp_block_elems(long long n)
 template <typename S>
 __global__ void widen_kernel(const S *src, long long rows, long long cols, long long sr, long long sc, float *dst)
 {
-    long long n = rows * cols, step = (long long)gridDim.x * blockDim.x;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += step) {
-        long long r = i / cols, c = i - r * cols;
-        dst[i] = lfl_ld(src + r * sr + c * sc);
-    }
+    for (long long r = blockIdx.x; r < rows; r += gridDim.x)
+        for (long long c = threadIdx.x; c < cols; c += blockDim.x) dst[r * cols + c] = lfl_ld(src + r * sr + c * sc);
 }
 
 static lfl_status widen(const char *op, lfl_dtype dt, const void *src, long long rows, long long cols, long long sr,
                         long long sc, float *dst)
 {
-    unsigned g = lfl_cuda_grid(rows * cols);
+    unsigned g = lfl_cuda_row_grid(rows);
     if (dt == LFL_BF16)
         LFL_LAUNCH(g, 256, 0, widen_kernel<bf16_t>)((const bf16_t *)src, rows, cols, sr, sc, dst);
     else

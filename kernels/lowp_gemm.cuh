@@ -36,6 +36,14 @@ static inline unsigned lfl_cuda_grid(long long n)
     return b > 65535u ? 65535u : b;
 }
 
+// grid of one block per row, capped (row kernels stride over the rest); row
+// kernels walk their row's columns with the block's threads, so no element
+// index is ever divided by a row length
+static inline unsigned lfl_cuda_row_grid(long long rows)
+{
+    return rows < 1 ? 1u : rows > (1ll << 20) ? (1u << 20) : (unsigned)rows;
+}
+
 static inline lfl_status lfl_cuda_scale_c(const char *op, lfl_dtype dt, void *c, long long m, long long n,
                                           long long ldc, double beta)
 {
