@@ -72,7 +72,7 @@ lfl_status lfl_cuda_gemm_f32_lowp(int device, const char *op, bool ta, long long
     long long nb = block_elems_ / k;
     if (nb < 1) nb = 1;
     if (nb > n) nb = n;
-    float *ps;
+    float *ps = NULL;
     LFL_TRY(scratch(device, op, (size_t)(nb * k), &ps));
     size_t es = lfl_dtype_size(bdt);
     // keep the weight's fast dim contiguous: W[n, k] rows become S[nb, k] used transposed
@@ -103,7 +103,7 @@ lfl_status lfl_cuda_gemm_lowp_f32(int device, const char *op, long long m, long 
     long long mb = block_elems_ / k;
     if (mb < 1) mb = 1;
     if (mb > m) mb = m;
-    float *ps;
+    float *ps = NULL;
     LFL_TRY(scratch(device, op, (size_t)(mb * k), &ps));
     size_t es = lfl_dtype_size(adt);
     bool rows_of_m = labs_(sak) <= labs_(sam);
