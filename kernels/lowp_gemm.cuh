@@ -22,11 +22,12 @@ template <typename T> __global__ void lfl_scale_c_kernel(T *c, long long m, long
     }
 }
 
-// o[r * n + j] = bias[j]: C starts from the bias so the GEMM adds into it
-template <typename T> __global__ void lfl_bias_rows_kernel(T *o, const T *bias, long long rows, long long n)
+// o[r * n + j] = bias[j * sb]: C starts from the bias so the GEMM adds into it
+template <typename T>
+__global__ void lfl_bias_rows_kernel(T *o, const T *bias, long long sb, long long rows, long long n)
 {
-    long long total = rows * n, step = (long long)gridDim.x * blockDim.x;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += step) o[i] = bias[i % n];
+    for (long long r = blockIdx.x; r < rows; r += gridDim.x)
+        for (long long j = threadIdx.x; j < n; j += blockDim.x) o[r * n + j] = bias[j * sb];
 }
 
 // grid of 256-thread blocks over n items, capped (the kernels stride over the rest)
@@ -55,17 +56,18 @@ static inline lfl_status lfl_cuda_scale_c(const char *op, lfl_dtype dt, void *c,
     return lfl_cuda_launched(op);
 }
 
-// o [rows, n] contiguous = bias rows (f32 or f64)
+// o [rows, n] contiguous = bias rows (f32 or f64; bias 1-D with any stride)
 static inline lfl_status lfl_cuda_bias_rows(const char *op, lfl_tensor *o, const lfl_tensor *bias, long long rows,
                                             long long n)
 {
     if (rows == 0 || n == 0) return LFL_OK;
+    long long sb = bias->stride[0];
     if (o->dtype == LFL_F64)
-        LFL_LAUNCH(lfl_cuda_grid(rows * n), 256, 0, lfl_bias_rows_kernel<double>)(
-            (double *)lfl_data(o), (const double *)lfl_data(bias), rows, n);
+        LFL_LAUNCH(lfl_cuda_row_grid(rows), 256, 0, lfl_bias_rows_kernel<double>)(
+            (double *)lfl_data(o), (const double *)lfl_data(bias), sb, rows, n);
     else
-        LFL_LAUNCH(lfl_cuda_grid(rows * n), 256, 0, lfl_bias_rows_kernel<float>)(
-            (float *)lfl_data(o), (const float *)lfl_data(bias), rows, n);
+        LFL_LAUNCH(lfl_cuda_row_grid(rows), 256, 0, lfl_bias_rows_kernel<float>)(
+            (float *)lfl_data(o), (const float *)lfl_data(bias), sb, rows, n);
     return lfl_cuda_launched(op);
 }
 

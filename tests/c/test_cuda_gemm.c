@@ -115,8 +115,24 @@ static void linear_strided_w(lfl_dtype wdt)
     rel(&x), rel(&xd), rel(&ws), rel(&wsd), rel(&w), rel(&wd), rel(&y), rel(&yd);
 }
 
+static void linear_strided_bias(void)
+{
+    /* a bias that is a strided view (every other element of a [2 * out] vector): the front passes it as it is */
+    lfl_tensor *x = cc_randn(2, (int64_t[]){6, 30}, LFL_F32, 1.0), *xd = cc_cuda(x);
+    lfl_tensor *w = cc_randn(2, (int64_t[]){17, 30}, LFL_F32, 1.0), *wd = cc_cuda(w);
+    lfl_tensor *bb = cc_randn(2, (int64_t[]){17, 2}, LFL_F32, 1.0), *bbd = cc_cuda(bb), *b, *bd, *y, *yd;
+    CC_OK(lfl_select(bb, 1, 1, &b));
+    CC_OK(lfl_select(bbd, 1, 1, &bd));
+    cc_check(b->stride[0] == 2 && bd->stride[0] == 2, "the bias view is strided");
+    CC_OK(lfl_linear(x, w, b, &y));
+    CC_OK(lfl_linear(xd, wd, bd, &yd));
+    cc_close("linear with a strided bias view", y, yd, 1e-5, 1e-5);
+    rel(&x), rel(&xd), rel(&w), rel(&wd), rel(&bb), rel(&bbd), rel(&b), rel(&bd), rel(&y), rel(&yd);
+}
+
 static void linears(void)
 {
+    linear_strided_bias();
     lfl_dtype dts[2] = {LFL_F32, LFL_F64};
     for (int i = 0; i < 2; i++) {
         linear_case(dts[i], dts[i], 3, (int64_t[]){2, 19, 45}, 33, false, true);
