@@ -20,6 +20,15 @@ const char *lfl_device_describe(void);    /* "CUDA 13.0, 1 device(s): ..." or wh
 lfl_status lfl_device_alloc(int device, size_t nbytes, void **ptr);
 void lfl_device_free(int device, void *ptr);
 lfl_status lfl_device_memset(int device, void *ptr, int v, size_t nbytes);
+/* The caching allocator's figures for one device, in bytes: what lfl's
+ * tensors hold now and at most since the last reset, what the cache holds from
+ * the driver (in use + cached), and the driver's free/total. */
+typedef struct {
+    size_t in_use, peak, reserved, free, total;
+} lfl_device_mem;
+lfl_status lfl_device_memory(int device, lfl_device_mem *m);
+void lfl_device_reset_peak(int device);
+void lfl_device_empty_cache(int device); /* gives cached blocks back to the driver */
 /* kind: 0 host->device, 1 device->host, 2 device->device */
 lfl_status lfl_device_memcpy(int device, void *dst, const void *src, size_t nbytes, int kind);
 

@@ -20,4 +20,11 @@ lfl_status lfl_device_memcpy(int device, void *dst, const void *src, size_t nbyt
     (void)dst; (void)src; (void)nbytes; (void)kind;
     return lfl_fail(LFL_ERR_DEVICE, "cuda:%d requested, but lfl was built without CUDA", device);
 }
+lfl_status lfl_device_memory(int device, lfl_device_mem *m)
+{
+    (void)m;
+    return lfl_fail(LFL_ERR_DEVICE, "cuda:%d requested, but lfl was built without CUDA", device);
+}
+void lfl_device_reset_peak(int device) { (void)device; }
+void lfl_device_empty_cache(int device) { (void)device; }
 #endif

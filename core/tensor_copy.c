@@ -168,8 +168,6 @@ static lfl_status cast_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin
 lfl_status lfl_cast(lfl_tensor *t, lfl_dtype dt, lfl_tensor **out)
 {
     if (t->dtype == dt) { *out = lfl_tensor_retain(t); return LFL_OK; }
-    if (t->device != LFL_CPU)
-        return lfl_fail(LFL_ERR_UNSUPPORTED, "cast: dtype conversion on a CUDA tensor is not available yet; cast on the CPU first");
     if (t->quant && lfl_dtypes[dt].is_float) { /* a quantized tensor widens through its state's hook (no grad) */
         lfl_tensor *f;
         LFL_TRY(t->quant->to_f32(t, &f));
@@ -177,6 +175,8 @@ lfl_status lfl_cast(lfl_tensor *t, lfl_dtype dt, lfl_tensor **out)
         lfl_tensor_release(f);
         return st;
     }
+    if (t->device != LFL_CPU)
+        return lfl_fail(LFL_ERR_UNSUPPORTED, "cast: dtype conversion on a CUDA tensor is not available yet; cast on the CPU first");
     if (lfl_dtype_is_block(t->dtype) && lfl_dtypes[dt].is_float && lfl_dtypes[t->dtype].to_f32) {
         /* a block tensor widens through its dtype's to_f32 hook, i.e. dequantizes
          * (no grad: quantized weights are frozen); block tensors are contiguous */
@@ -208,6 +208,7 @@ static lfl_status to_device_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor 
 lfl_status lfl_to_device(lfl_tensor *t, int device, lfl_tensor **out)
 {
     if (t->device == device) { *out = lfl_tensor_retain(t); return LFL_OK; }
+    if (t->quant && lfl_is_q4(t->dtype)) return lfl_q4_to_device(t, device, out); /* QLoRA's base: codes + state */
     if (t->quant) /* its scales / zeros live in CPU tensors the device copy would not carry */
         return lfl_fail(LFL_ERR_UNSUPPORTED, "to_device: a quantized %s tensor cannot move off the CPU (its quantization "
                         "state stays there); dequantize it first", lfl_dtype_name(t->dtype));

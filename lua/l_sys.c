@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,28 @@ static int l_cuda(lua_State *L)
     lua_pushstring(L, lfl_device_describe());
     lua_pushinteger(L, lfl_device_count());
     return 2;
+}
+
+/* sys.device_memory(n) -> {in_use=, peak=, reserved=, free=, total=} in bytes
+ * (the caching allocator's figures for cuda:n); sys.device_memory(n, "reset")
+ * also starts a new peak; sys.device_memory(n, "empty") gives the cache back */
+static int l_device_memory(lua_State *L)
+{
+    int dev = (int)luaL_optinteger(L, 1, 0);
+    const char *act = luaL_optstring(L, 2, NULL);
+    if (act && strcmp(act, "reset") && strcmp(act, "empty"))
+        luaL_error(L, "sys.device_memory: '%s' is not an action (\"reset\" or \"empty\")", act);
+    if (act && !strcmp(act, "empty")) lfl_device_empty_cache(dev);
+    lfl_device_mem m;
+    lfl_lua_check(L, lfl_device_memory(dev, &m));
+    if (act && !strcmp(act, "reset")) lfl_device_reset_peak(dev);
+    lua_createtable(L, 0, 5);
+    lua_pushnumber(L, (double)m.in_use), lua_setfield(L, -2, "in_use");
+    lua_pushnumber(L, (double)m.peak), lua_setfield(L, -2, "peak");
+    lua_pushnumber(L, (double)m.reserved), lua_setfield(L, -2, "reserved");
+    lua_pushnumber(L, (double)m.free), lua_setfield(L, -2, "free");
+    lua_pushnumber(L, (double)m.total), lua_setfield(L, -2, "total");
+    return 1;
 }
 
 /* sys.ops() -> {cpu = {names...}, cuda = {names...}}: the entries of the op
@@ -377,7 +400,7 @@ static int l_wait(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     {"spawn", l_spawn}, {"kill", l_kill}, {"wait", l_wait},
-    {"blas", l_blas}, {"cuda", l_cuda}, {"pid", l_pid}, {"exe", l_exe}, {"threads", l_threads},
+    {"blas", l_blas}, {"cuda", l_cuda}, {"device_memory", l_device_memory}, {"pid", l_pid}, {"exe", l_exe}, {"threads", l_threads},
     {"adapt_threads", l_adapt_threads}, {"cpus", l_cpus}, {"clock", l_clock}, {"rss", l_rss},
     {"matmul_precision", l_matmul_precision}, {"bf16_gemm", l_bf16_gemm}, {"ops", l_ops}, {"op_remove", l_op_remove},
     {"op_restore", l_op_restore},

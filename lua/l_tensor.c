@@ -231,6 +231,21 @@ static int m_grad_fn(lua_State *L)
     return 1;
 }
 
+/* element i (flat, row-major) of t as a number; a device tensor's element is
+ * copied to the host first (as torch's item() synchronises) */
+static double host_get(lua_State *L, lfl_tensor *t, int64_t i)
+{
+    if (t->device == LFL_CPU) return lfl_get(t, i);
+    lfl_tensor *h;
+    bool g = lfl_set_grad_enabled(false);
+    lfl_status st = lfl_to_device(t, LFL_CPU, &h);
+    lfl_set_grad_enabled(g);
+    lfl_lua_check(L, st);
+    double x = lfl_get(h, i);
+    lfl_tensor_release(h);
+    return x;
+}
+
 /* t:item() -> number for one-element tensors; t:_at(i) -> 1-based flat element */
 static int m_item(lua_State *L)
 {
@@ -239,8 +254,7 @@ static int m_item(lua_State *L)
         char b[128];
         return luaL_error(L, "item: tensor %s has %d elements, not 1", lfl_shape_str(t, b, sizeof b), (int)lfl_numel(t));
     }
-    if (t->device != LFL_CPU) return luaL_error(L, "item: tensor is on cuda (move it with t:to('cpu'))");
-    lua_pushnumber(L, lfl_get(t, 0));
+    lua_pushnumber(L, host_get(L, t, 0));
     return 1;
 }
 
@@ -248,9 +262,9 @@ static int m_at(lua_State *L)
 {
     lfl_tensor *t = T(1);
     int64_t i = lfl_lua_check_int64(L, 2, "_at: the index");
-    if (t->device != LFL_CPU || lfl_dtype_is_block(t->dtype)) return luaL_error(L, "_at: only plain CPU tensors");
+    if (lfl_dtype_is_block(t->dtype)) return luaL_error(L, "_at: not for a %s tensor", lfl_dtype_name(t->dtype));
     if (i < 1 || i > lfl_numel(t)) return luaL_error(L, "_at: index %d out of range", (int)i);
-    lua_pushnumber(L, lfl_get(t, i - 1));
+    lua_pushnumber(L, host_get(L, t, i - 1));
     return 1;
 }
 
@@ -467,10 +481,9 @@ static int t_index(lua_State *L)
     }
     if (kt != LUA_TNUMBER && kt != LUA_TTABLE) return luaL_error(L, "cannot index a tensor with a %s", lua_typename(L, kt));
     lfl_tensor *v = index_view(L, T(1), 2);
-    if (v->ndim == 0 && v->device == LFL_CPU) {
-        double x = lfl_get(v, 0);
+    if (v->ndim == 0) {
+        lua_pushnumber(L, host_get(L, v, 0));
         lfl_tensor_release(v);
-        lua_pushnumber(L, x);
         return 1;
     }
     lfl_lua_push_tensor(L, v);

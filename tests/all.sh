@@ -11,13 +11,13 @@ cd build
 ctest --output-on-failure -j1 --timeout 1200
 cd ..
 # the CUDA kernels on the CUDA emulator (kernels/emu: the same .cu files as
-# C++, cuda:0 on the host), built apart in build-emu/: every test with "cuda"
-# in its name runs there for real, whether or not this machine has a GPU.
+# C++, cuda:0 on the host), built apart in build-emu/: the tests labelled
+# cuda (every test with "cuda" in its name, and test_dispatch) run there for real, whether or not this machine has a GPU.
 # LFL_CUDA_EMU=skip skips it.
 if [ "${LFL_CUDA_EMU:-}" != skip ]; then
   cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DLFL_CUDA=EMU >build-emu.log 2>&1 || { cat build-emu.log; exit 1; }
   cmake --build build-emu -j"$(nproc)" >>build-emu.log 2>&1 || { grep -E "error" build-emu.log | head -30; exit 1; }
-  (cd build-emu && ctest --output-on-failure -j1 --timeout 1200 -R cuda)
+  (cd build-emu && ctest --output-on-failure -j1 --timeout 1200 -L cuda)
 fi
 # every fuzz target (tests/fuzz: clang with ASan + UBSan, built apart in
 # build-fuzz/) over its committed corpus, then a short run from a fixed seed

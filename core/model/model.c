@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "model.h"
+#include "../autograd.h"
 
 lfl_status lfl_model_new(lfl_model **out)
 {
@@ -150,6 +151,28 @@ lfl_status lfl_model_to_dtype(lfl_model *m, lfl_dtype dt)
     return st;
 }
 
+/* a leaf's copy on another device: a leaf again, trainable as t was */
+static lfl_status moved(lfl_tensor *t, int device, lfl_tensor **out)
+{
+    bool g = lfl_set_grad_enabled(false);
+    lfl_status st = lfl_to_device(t, device, out);
+    lfl_set_grad_enabled(g);
+    if (st == LFL_OK) (*out)->requires_grad = t->requires_grad;
+    return st;
+}
+
+static lfl_status move_slot(lfl_tensor **slot, int device)
+{
+    if (!*slot || (*slot)->device == device) return LFL_OK;
+    lfl_tensor *c;
+    LFL_TRY(moved(*slot, device, &c));
+    lfl_tensor_release(*slot);
+    *slot = c;
+    return LFL_OK;
+}
+
+/* Every parameter and every adapter's tensors move; trainable ones stay
+ * trainable leaves (optimizers are made after the move). */
 lfl_status lfl_model_to_device(lfl_model *m, int device)
 {
     lfl_tensor **conv = calloc((size_t)(m->n ? m->n : 1), sizeof *conv);
@@ -159,7 +182,7 @@ lfl_status lfl_model_to_device(lfl_model *m, int device)
         if (m->params[i]->device == device) continue;
         for (int j = 0; j < i; j++)
             if (m->params[j] == m->params[i] && conv[j]) { conv[i] = lfl_tensor_retain(conv[j]); break; }
-        if (!conv[i]) st = lfl_to_device(m->params[i], device, &conv[i]);
+        if (!conv[i]) st = moved(m->params[i], device, &conv[i]);
     }
     for (int i = 0; i < m->n; i++) {
         if (!conv[i]) continue;
@@ -167,6 +190,18 @@ lfl_status lfl_model_to_device(lfl_model *m, int device)
         else lfl_tensor_release(conv[i]);
     }
     free(conv);
+    for (int k = 0; k < m->n_adapters && st == LFL_OK; k++) {
+        lfl_adapter *a = m->adapters[k];
+        for (int i = 0; i < a->n && st == LFL_OK; i++) {
+            lfl_adapter_target *t = &a->t[i];
+            st = move_slot(&t->A, device);
+            if (st == LFL_OK) st = move_slot(&t->B, device);
+            if (st == LFL_OK) st = move_slot(&t->magnitude, device);
+            if (st == LFL_OK) st = move_slot(&t->merged_norm, device);
+        }
+        a->gen++; /* cached lookups of the targets' tensors are stale */
+    }
+    m->gen++;
     return st;
 }
 

@@ -40,6 +40,7 @@
 
 #include "../device.h"
 #include "../ops.h"
+#include "../optim/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -200,7 +201,18 @@ typedef struct {
     X(linear_topk_entropy, (lfl_tensor *hidden, lfl_tensor *w, int64_t k, int64_t chunk, lfl_tensor *out))  \
     /* a contiguous, 0 < p <= 1; mask u8 of a's shape */                                                    \
     X(dropout, (lfl_tensor *a, double p, lfl_tensor *mask, lfl_tensor *out))                                \
-    X(dropout_backward, (lfl_tensor *g, lfl_tensor *mask, double scale, lfl_tensor *dx))
+    X(dropout_backward, (lfl_tensor *g, lfl_tensor *mask, double scale, lfl_tensor *dx))                    \
+    /* optimizer updates in place (core/optim/adamw.c): p, g and the state contiguous f32 of p's size on    \
+     * p's device, step >= 1 (checked by the fronts) */                                                     \
+    X(adamw_step, (lfl_tensor *p, lfl_tensor *g, lfl_tensor *m, lfl_tensor *v, const lfl_adamw_opts *o))     \
+    X(sgd_step, (lfl_tensor *p, lfl_tensor *g, lfl_tensor *buf, double lr, double momentum,                 \
+                 double weight_decay, bool first))                                                          \
+    /* g contiguous f32 or f64: *out = sum of g^2 accumulated in f64 (global-norm clipping) */              \
+    X(sum_squares, (lfl_tensor *g, double *out))                                                            \
+    /* g contiguous f32: g *= s */                                                                          \
+    X(scale, (lfl_tensor *g, double s))                                                                     \
+    /* q a whole NF4/FP4 tensor (quant/bnb4.h, checked), its state on q's device; out f32 of q's shape */  \
+    X(q4_dequant, (lfl_tensor *q, lfl_tensor *out))
 
 typedef enum {
 #define LFL_OP_ENUM_(name, params) LFL_OP_##name,

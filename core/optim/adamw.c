@@ -1,6 +1,9 @@
-/* AdamW step, fused over one flat parameter (matches torch.optim.AdamW). */
+/* AdamW and SGD steps fused over one flat parameter (matching torch.optim),
+ * and the sum of squares / scaling of global-norm clipping: the fronts check,
+ * the kernels of the tensors' device (the dispatch table) update. */
 #include <math.h>
 #include "../iter.h"
+#include "../ops/optable.h"
 #include "optim.h"
 
 /* The updates write in place: a read-only mmap of a checkpoint would fault. */
@@ -15,9 +18,11 @@ static lfl_status writable(const char *op, lfl_tensor *t, const char *what)
 static lfl_status check(const char *op, lfl_tensor *p, lfl_tensor *t, const char *what)
 {
     if (!t) return LFL_OK;
-    if (t->dtype != LFL_F32 || !lfl_is_contiguous(t) || lfl_numel(t) != lfl_numel(p) || t->device != LFL_CPU)
-        return lfl_fail(LFL_ERR_ARG, "%s: %s must be a contiguous f32 CPU tensor of %lld elements", op, what,
-                        (long long)lfl_numel(p));
+    if (t->dtype != LFL_F32 || !lfl_is_contiguous(t) || lfl_numel(t) != lfl_numel(p) || t->device != p->device) {
+        char dev[32];
+        return lfl_fail(LFL_ERR_ARG, "%s: %s must be a contiguous f32 tensor of %lld elements on %s", op, what,
+                        (long long)lfl_numel(p), lfl_device_str(p->device, dev, sizeof dev));
+    }
 
     return LFL_OK;
 }
@@ -30,6 +35,13 @@ lfl_status lfl_adamw_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *m, lfl_tenso
     LFL_TRY(check("adamw", p, v, "exp_avg_sq"));
     LFL_TRY(writable("adamw", p, "the parameter"));
     if (o->step < 1) return lfl_fail(LFL_ERR_ARG, "adamw: step must start at 1");
+    lfl_adamw_step_kernel fn;
+    LFL_TRY(lfl_dispatch_adamw_step(p->device, "adamw", &fn));
+    return fn(p, g, m, v, o);
+}
+
+lfl_status lfl_cpu_adamw_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *m, lfl_tensor *v, const lfl_adamw_opts *o)
+{
     int64_t n = lfl_numel(p);
     float *pp = lfl_data(p), *mm = lfl_data(m), *vv = lfl_data(v);
     const float *gg = lfl_data(g);
@@ -58,6 +70,14 @@ lfl_status lfl_sgd_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *buf, double lr
     LFL_TRY(check("sgd", p, buf, "the momentum buffer"));
     LFL_TRY(writable("sgd", p, "the parameter"));
     if (momentum != 0 && !buf) return lfl_fail(LFL_ERR_ARG, "sgd: momentum needs a buffer");
+    lfl_sgd_step_kernel fn;
+    LFL_TRY(lfl_dispatch_sgd_step(p->device, "sgd", &fn));
+    return fn(p, g, buf, lr, momentum, weight_decay, first);
+}
+
+lfl_status lfl_cpu_sgd_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *buf, double lr, double momentum,
+                            double weight_decay, bool first)
+{
     int64_t n = lfl_numel(p);
     float *pp = lfl_data(p), *bb = buf ? lfl_data(buf) : NULL;
     const float *gg = lfl_data(g);
@@ -79,6 +99,15 @@ lfl_status lfl_sum_squares(lfl_tensor *g, double *out)
     if (g->dtype != LFL_F32 && g->dtype != LFL_F64) return lfl_fail(LFL_ERR_ARG, "sum_squares: f32/f64 only");
     lfl_tensor *c;
     LFL_TRY(lfl_contiguous(g, &c));
+    lfl_sum_squares_kernel fn;
+    lfl_status st = lfl_dispatch_sum_squares(c->device, "sum_squares", &fn);
+    if (st == LFL_OK) st = fn(c, out);
+    lfl_tensor_release(c);
+    return st;
+}
+
+lfl_status lfl_cpu_sum_squares(lfl_tensor *c, double *out)
+{
     int64_t n = lfl_numel(c);
     double acc = 0;
     if (c->dtype == LFL_F32) {
@@ -89,7 +118,6 @@ lfl_status lfl_sum_squares(lfl_tensor *g, double *out)
         const double *x = lfl_data(c);
         for (int64_t i = 0; i < n; i++) acc += x[i] * x[i];
     }
-    lfl_tensor_release(c);
     *out = acc;
     return LFL_OK;
 }
@@ -97,6 +125,13 @@ lfl_status lfl_sum_squares(lfl_tensor *g, double *out)
 lfl_status lfl_scale_(lfl_tensor *g, double s)
 {
     if (g->dtype != LFL_F32 || !lfl_is_contiguous(g)) return lfl_fail(LFL_ERR_ARG, "scale_: contiguous f32 only");
+    lfl_scale_kernel fn;
+    LFL_TRY(lfl_dispatch_scale(g->device, "scale_", &fn));
+    return fn(g, s);
+}
+
+lfl_status lfl_cpu_scale(lfl_tensor *g, double s)
+{
     int64_t n = lfl_numel(g);
     float *x = lfl_data(g), f = (float)s;
 #pragma omp parallel for simd if (n > LFL_OMP_MIN)

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../iter.h"
+#include "../autograd.h"
+#include "../device.h"
+#include "../ops/optable.h"
 #include "../optim/adamw8bit.h"
 #include "bnb4.h"
 
@@ -250,13 +253,56 @@ void lfl_q4_dequant_tile(const lfl_tensor *q, int64_t r0, int64_t rows, int64_t 
 lfl_status lfl_q4_dequantize(lfl_tensor *q, lfl_tensor **out)
 {
     LFL_TRY(lfl_q4_check("dequantize", q));
-    LFL_TRY(lfl_empty(q->ndim, q->shape, LFL_F32, LFL_CPU, out));
+    lfl_q4_dequant_kernel fn;
+    LFL_TRY(lfl_dispatch_q4_dequant(q->device, "dequantize", &fn));
+    LFL_TRY(lfl_empty(q->ndim, q->shape, LFL_F32, q->device, out));
+    lfl_status st = fn(q, *out);
+    if (st) { lfl_tensor_release(*out); *out = NULL; }
+    return st;
+}
+
+lfl_status lfl_cpu_q4_dequant(lfl_tensor *q, lfl_tensor *out)
+{
     int64_t nb = q->quant->nblocks;
-    float *o = lfl_data(*out);
+    float *o = lfl_data(out);
 #pragma omp parallel for schedule(static) if (nb * LFL_Q4_BLOCK > LFL_OMP_MIN)
     for (int64_t b = 0; b < nb; b++) lfl_q4_dequant_range(q, b * LFL_Q4_BLOCK, LFL_Q4_BLOCK, o + b * LFL_Q4_BLOCK);
     return LFL_OK;
 }
+
+/* A copy of q on `device` (QLoRA's base on a GPU): the packed codes and the
+ * state's tensors move, the nested map and offset are copied; no gradient. */
+lfl_status lfl_q4_to_device(lfl_tensor *q, int device, lfl_tensor **out)
+{
+    LFL_TRY(lfl_q4_check("to_device", q));
+    const struct lfl_qstate *src = q->quant;
+    struct lfl_qstate *st = calloc(1, sizeof *st);
+    if (!st) return lfl_fail(LFL_ERR_MEM, "to_device: out of memory");
+    *st = *src;
+    st->refcount = 1;
+    st->absmax = st->qabsmax = st->absmax2 = st->scb = st->gzeros = st->gscales = st->gidx = NULL;
+    lfl_tensor *c = NULL;
+    bool g = lfl_set_grad_enabled(false);
+    lfl_status s = lfl_empty(q->ndim, q->shape, q->dtype, device, &c);
+    if (s == LFL_OK)
+        s = device == LFL_CPU ? lfl_device_memcpy(q->device, lfl_data(c), lfl_data(q), lfl_q4_packed_bytes(q), 1)
+                              : lfl_device_memcpy(device, lfl_data(c), lfl_data(q), lfl_q4_packed_bytes(q),
+                                                  q->device == LFL_CPU ? 0 : 2);
+    if (s == LFL_OK && src->absmax) s = lfl_to_device(src->absmax, device, &st->absmax);
+    if (s == LFL_OK && src->qabsmax) s = lfl_to_device(src->qabsmax, device, &st->qabsmax);
+    if (s == LFL_OK && src->absmax2) s = lfl_to_device(src->absmax2, device, &st->absmax2);
+    lfl_set_grad_enabled(g);
+    if (s) {
+        lfl_qstate_release(st);
+        lfl_tensor_release(c);
+        return s;
+    }
+    c->quant = st;
+    *out = c;
+    return LFL_OK;
+}
+
+size_t lfl_q4_packed_bytes(const lfl_tensor *q) { return (size_t)(lfl_numel(q) / 2); }
 
 size_t lfl_q4_nbytes(const lfl_tensor *q)
 {

@@ -56,6 +56,11 @@ lfl_status lfl_q4_from_state(lfl_dtype kind, int ndim, const int64_t *shape, lfl
                              lfl_tensor *absmax, lfl_tensor *absmax2, lfl_tensor *code2, float offset,
                              lfl_tensor **out);
 
+/* q's copy on another device (codes and state), no gradient */
+lfl_status lfl_q4_to_device(lfl_tensor *q, int device, lfl_tensor **out);
+/* the bytes of q's packed codes (two per byte) */
+size_t lfl_q4_packed_bytes(const lfl_tensor *q);
+
 /* Checks that q is a whole NF4/FP4 tensor as lfl_quantize_4bit makes it (state
  * present, not a view); op names the caller. */
 lfl_status lfl_q4_check(const char *op, const lfl_tensor *q);

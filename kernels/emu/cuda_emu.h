@@ -198,8 +198,7 @@ static inline float __fdividef(float a, float b) { return a / b; }
 static inline float __frcp_rn(float x) { return 1.0f / x; }
 static inline float __saturatef(float x) { return x < 0 ? 0.0f : x > 1 ? 1.0f : x; }
 static inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
-// one IEEE product / sum, never fused into an FMA with its neighbours (the
-// volatile keeps the compiler from contracting across the inlined call)
+// the _rn forms are never contracted into an fma (the emulator's build keeps them apart too)
 static inline float __fmul_rn(float a, float b) { volatile float r = a * b; return r; }
 static inline float __fadd_rn(float a, float b) { volatile float r = a + b; return r; }
 static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }

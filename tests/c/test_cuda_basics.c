@@ -4,6 +4,8 @@
  * graph run on the device. Runs on a GPU or on the emulator (build-emu);
  * skipped without either. */
 #include "cuda_check.h"
+#include "optim/optim.h"
+#include "quant/bnb4.h"
 
 static void binary_ops(lfl_dtype dt)
 {
@@ -74,6 +76,95 @@ static void graph_backward(void)
     cc_check(xd->grad && xd->grad->device == 0, "the gradient of a device leaf is on the device");
 }
 
+/* AdamW and SGD steps, and clipping's sum of squares and scaling: 3 steps on
+ * each device from the same state, 1000 + 37 elements (a grid-stride tail) */
+static void optimizers(void)
+{
+    int64_t n[1] = {1037};
+    lfl_tensor *p = cc_randn(1, n, LFL_F32, 1.0), *m, *v, *g = cc_randn(1, n, LFL_F32, 0.1);
+    CC_OK(lfl_zeros(1, n, LFL_F32, LFL_CPU, &m));
+    CC_OK(lfl_zeros(1, n, LFL_F32, LFL_CPU, &v));
+    lfl_tensor *pd = cc_cuda(p), *md = cc_cuda(m), *vd = cc_cuda(v), *gd = cc_cuda(g);
+    for (int step = 1; step <= 3; step++) {
+        lfl_adamw_opts o = {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01, .step = step};
+        CC_OK(lfl_adamw_step(p, g, m, v, &o));
+        CC_OK(lfl_adamw_step(pd, gd, md, vd, &o));
+    }
+    cc_close("adamw p after 3 steps", p, pd, 1e-6, 1e-6);
+    cc_close("adamw exp_avg", m, md, 1e-7, 1e-6);
+    cc_close("adamw exp_avg_sq", v, vd, 1e-9, 1e-6);
+    lfl_tensor *b, *bd;
+    CC_OK(lfl_zeros(1, n, LFL_F32, LFL_CPU, &b));
+    bd = cc_cuda(b);
+    for (int step = 0; step < 2; step++) {
+        CC_OK(lfl_sgd_step(p, g, b, 0.1, 0.9, 0.01, step == 0));
+        CC_OK(lfl_sgd_step(pd, gd, bd, 0.1, 0.9, 0.01, step == 0));
+    }
+    cc_close("sgd p", p, pd, 1e-6, 1e-6);
+    cc_close("sgd momentum buffer", b, bd, 1e-6, 1e-6);
+    double s = 0, sd = 0;
+    CC_OK(lfl_sum_squares(g, &s));
+    CC_OK(lfl_sum_squares(gd, &sd));
+    cc_check(fabs(s - sd) <= 1e-12 * s && s > 0, "sum_squares equal (f64 accumulation on both)");
+    CC_OK(lfl_scale_(g, 0.25));
+    CC_OK(lfl_scale_(gd, 0.25));
+    cc_close("scale_", g, gd, 0, 0);
+    cc_check(lfl_adamw_step(pd, gd, m, vd, &(lfl_adamw_opts){.lr = 1, .step = 1}) != LFL_OK &&
+                 strstr(lfl_last_error(), "exp_avg must be a contiguous f32 tensor of 1037 elements on cuda:0"),
+             "adamw refuses state on another device, naming it");
+}
+
+/* the caching allocator: a freed block is handed out again for the same size
+ * class, and in-use / peak follow the tensors */
+static void allocator(void)
+{
+    lfl_device_mem m0, m1, m2;
+    CC_OK(lfl_device_memory(0, &m0));
+    lfl_device_reset_peak(0);
+    int64_t n[1] = {300000};
+    lfl_tensor *a;
+    CC_OK(lfl_empty(1, n, LFL_F32, 0, &a));
+    void *pa = lfl_data(a);
+    CC_OK(lfl_device_memory(0, &m1));
+    cc_check(m1.in_use >= m0.in_use + 1200000 && m1.peak >= m1.in_use, "in_use and peak count a new tensor");
+    lfl_tensor_release(a);
+    CC_OK(lfl_device_memory(0, &m2));
+    cc_check(m2.in_use == m0.in_use && m2.reserved == m1.reserved, "a freed block stays cached, not in use");
+    n[0] = 299000; /* same size class */
+    CC_OK(lfl_empty(1, n, LFL_F32, 0, &a));
+    cc_check(lfl_data(a) == pa, "the cached block is reused");
+    lfl_tensor_release(a);
+    lfl_device_empty_cache(0);
+    CC_OK(lfl_device_memory(0, &m2));
+    cc_check(m2.reserved == m2.in_use, "empty_cache gives the cached blocks back");
+}
+
+/* QLoRA's base on the device: an NF4 (double quantization) and an FP4 weight
+ * move with their state, dequantize there as on the CPU, and come back equal */
+static void q4_weights(void)
+{
+    int64_t shape[2] = {96, 80}; /* 120 blocks of 64: the nested blocks of 256 end in a tail */
+    lfl_tensor *w = cc_randn(2, shape, LFL_F32, 0.05);
+    for (int k = 0; k < 2; k++) {
+        lfl_tensor *q, *qd, *f, *fd, *back;
+        CC_OK(lfl_quantize_4bit(w, k ? LFL_FP4 : LFL_NF4, k == 0, &q));
+        CC_OK(lfl_to_device(q, 0, &qd));
+        cc_check(qd->device == 0 && qd->quant && qd->quant != q->quant, "the 4-bit copy has its own state on the device");
+        CC_OK(lfl_cast(q, LFL_F32, &f));
+        CC_OK(lfl_cast(qd, LFL_F32, &fd));
+        cc_check(fd->device == 0, "dequantized on the device");
+        cc_close(k ? "fp4 dequantized on cuda" : "nf4 + double quantization dequantized on cuda", f, fd, 0, 1e-6);
+        CC_OK(lfl_to_device(qd, LFL_CPU, &back));
+        lfl_tensor *fb;
+        CC_OK(lfl_cast(back, LFL_F32, &fb));
+        cc_close("4-bit weight back on the CPU", f, fb, 0, 0);
+        cc_check(memcmp(lfl_data(back), lfl_data(q), lfl_q4_packed_bytes(q)) == 0, "codes come back bit for bit");
+        lfl_tensor_release(q), lfl_tensor_release(qd), lfl_tensor_release(f), lfl_tensor_release(fd);
+        lfl_tensor_release(back), lfl_tensor_release(fb);
+    }
+    lfl_tensor_release(w);
+}
+
 int main(void)
 {
     if (!cc_begin("test_cuda_basics")) return 0;
@@ -86,5 +177,8 @@ int main(void)
     matmuls(LFL_F32);
     matmuls(LFL_F64);
     graph_backward();
+    optimizers();
+    allocator();
+    q4_weights();
     return cc_end();
 }

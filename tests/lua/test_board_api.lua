@@ -235,6 +235,11 @@ t.suite("board_api", {
     local x = {model_name_or_path = GGUF, template = "smollm2", export_dir = P("saves/exported"), export_size = 1}
     r = ok(B, "POST", "/api/command", {kind = "export", config = x})
     t.assert_eq(r.command, "lfl export " .. P("saves/exported") .. "/export_args.yaml")
+    -- the export tab's "HF Hub ID" field: the recipe's export_hub_model_id (lfl export pushes the folder)
+    x.export_hub_model_id = "me/tiny-exported"
+    r = ok(B, "POST", "/api/command", {kind = "export", config = x})
+    t.assert(r.yaml:find('export_hub_model_id: "me/tiny-exported"', 1, true), r.yaml)
+    x.export_hub_model_id = nil
     refused(B, 400, "POST", "/api/runs/start", {kind = "export", config = {model_name_or_path = GGUF}}, "export_dir is required")
     refused(B, 403, "POST", "/api/runs/start", {kind = "export", config = {model_name_or_path = GGUF, export_dir = P("outside/x")}},
       "export_dir")

@@ -27,12 +27,13 @@ usage: lfl chat --model PATH|HUB_ID [options]
   --temperature X       (0.95; 0 = greedy)   --top-p X (0.7)   --top-k N (50)
   --min-p X (0)         --repetition-penalty X (1.0)   --max-new-tokens N (1024)
   --seed N              sampling seed
+  --device cuda[:N]     run on a CUDA device (default cpu)
 In the chat: `clear` removes the history, `exit` quits, Ctrl-C stops a reply.]]
 
 local cmd = require("lfl.cmd")
 local SPEC = {name = "lfl chat", usage = M.usage, flags = {"merge", "gguf_blocks"},
   numbers = {"temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens", "seed"},
-  strings = {"model", "adapter", "template", "system"},
+  strings = {"model", "adapter", "device", "template", "system"},
   -- the rest as the recipe arguments of the same names (lfl.args.SPEC)
   rules = {min_p = {type = "number", min = 0, max = 1}, max_new_tokens = {type = "int", min = 1}},
   recipe = cmd.recipe_keys(cmd.INFER_RECIPE, cmd.GENERATE_RECIPE), recipe_own = {infer_backend = "string"},
@@ -60,7 +61,27 @@ function M.load(o)
       if o.merge or i < #dirs then lfl.peft.merge(model) end
     end
   end
+  if o.device and o.device ~= "cpu" then M.to_device(model, o.device) end
   return model
+end
+
+-- the model (and its adapters) on CUDA device dev ("cuda", "cuda:N"); decoding
+-- then runs there, sampling reads the last logits on the host
+function M.to_device(model, dev)
+  local rule = require("lfl.train.args").SPEC.device
+  local why = rule.check(dev)
+  if why then error(fmt("--device: expected %s, got \"%s\"", why, dev), 0) end
+  dev = dev == "cuda" and "cuda:0" or dev
+  local desc, count = lfl.sys.cuda()
+  local idx = tonumber(dev:match("(%d+)$"))
+  if idx >= count then
+    error(fmt("--device %s: %s", dev, count < 1 and "no CUDA device is usable (" .. desc .. ")"
+      or fmt("there %s only %d CUDA device%s", count == 1 and "is" or "are", count, count == 1 and "" or "s")), 0)
+  end
+  if model.gguf_blocks then
+    error(fmt("--device %s: the GGUF's blocks (--gguf-blocks) stay on the CPU for now; drop --gguf-blocks", dev), 0)
+  end
+  model:to(dev)
 end
 
 -- does the model carry a Jinja chat_template (tokenizer_config.json or GGUF)?

@@ -23,7 +23,7 @@ usage: lfl eval --model PATH --task NAME_SPLIT [options]
 local cmd = require("lfl.cmd")
 local SPEC = {name = "lfl eval", usage = M.usage,
   whole = {"n_shot", "seed"},
-  strings = {"model", "adapter", "template", "task", "task_dir", "lang", "save_dir", "predictions"},
+  strings = {"model", "adapter", "device", "template", "task", "task_dir", "lang", "save_dir", "predictions"},
   recipe = cmd.recipe_keys(cmd.INFER_RECIPE, {seed = "seed"}),
   recipe_own = {task = "string", task_dir = "string", n_shot = "whole", lang = "string", save_dir = "string",
                 batch_size = "whole", infer_backend = "string"},

@@ -263,6 +263,7 @@ end
 -- (LlamaFactory's GeneratingArguments; do_sample false = greedy)
 M.INFER_RECIPE = {
   model_name_or_path = "model", adapter_name_or_path = "adapter", template = "template",
+  device = "device", -- lfl: cuda[:N] runs the model on a CUDA device
   rope_scaling = "rope_scaling", -- LlamaFactory's inference scaling: factor 2 (lfl.model.rope.apply_recipe_scaling)
   default_system = "system", infer_dtype = function(v, o)
     local dt = ({bfloat16 = "bf16", bf16 = "bf16", float16 = "f16", fp16 = "f16", float32 = "f32"})[v]

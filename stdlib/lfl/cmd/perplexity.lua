@@ -16,7 +16,7 @@ usage: lfl perplexity --model PATH|HUB_ID --file TEXT_FILE [options]
 Prints tokens, scored tokens, windows, nll (mean per scored token) and ppl = exp(nll).]]
 
 local SPEC = {name = "lfl perplexity", usage = M.usage, flags = {"merge"},
-  whole = {"cutoff_len", "stride"}, strings = {"model", "adapter", "file"},
+  whole = {"cutoff_len", "stride"}, strings = {"model", "adapter", "device", "file"},
   rules = {stride = {type = "int", min = 1}}}
 
 function M.parse(args)

@@ -48,7 +48,7 @@ local cmd = require("lfl.cmd")
 local SPEC = {name = "lfl serve", usage = M.usage, flags = {"merge"},
   whole = {"port", "max_queue", "max_body", "max_new_tokens", "max_batch", "prefill_chunk", "max_model_len"},
   rules = {port = {type = "int", min = 0, max = 65535}},
-  strings = {"model", "adapter", "template", "host", "api_key", "model_name", "cors", "allowed_hosts", "stage"},
+  strings = {"model", "adapter", "device", "template", "host", "api_key", "model_name", "cors", "allowed_hosts", "stage"},
   -- a recipe's generation settings are per request in the API: max_new_tokens is the default reply limit
   recipe = cmd.recipe_keys(cmd.INFER_RECIPE, {max_new_tokens = "max_new_tokens", stage = "stage"}),
   recipe_own = {infer_backend = "string"}, recipe_ignored = {"finetuning_type"}}

@@ -249,6 +249,14 @@ function M.moe_names(a) return a.moe_names or MIXTRAL_NAMES end
 -- family's resolve made arch.moe_layer)
 function M.sparse_layer(a, l) return a.moe and (not a.moe_layer or a.moe_layer[l] == true) end
 
+-- zeros of the given sizes with ref's dtype, on ref's device (KV caches, padding)
+local function zeros_as(ref, ...)
+  local z = lfl.zeros(...)
+  if z:dtype() ~= ref:dtype() then z = z:to(ref:dtype()) end
+  local d = ref:device()
+  return d == "cpu" and z or z:to(d)
+end
+
 local function P(m, name)
   local t = m.params[name]
   if not t then error(fmt("model: parameter '%s' is missing (architecture %s)", name, m.arch.name), 0) end
@@ -613,7 +621,7 @@ local function moe(m, h, p, memo, stats)
     end
   end
   local y, r = lfl.cat(ys, 1), lfl.cat(rows, 1)
-  local out = lfl.scatter_add(lfl.zeros(N, H):to(y:dtype()), 1, r:view(N * K, 1):expand(N * K, H):contiguous(), y)
+  local out = lfl.scatter_add(zeros_as(y, N, H), 1, r:view(N * K, 1):expand(N * K, H):contiguous(), y)
   if a.shared_F then
     -- the shared expert on every token: Qwen2-MoE's scaled by its sigmoid
     -- gate, DeepSeek's (shared_experts.) as it is
@@ -667,7 +675,7 @@ local function mla_qkv(m, h, p, B, T, cos, sin, memo)
   q = lfl.cat({q:narrow(4, 1, N):transpose(2, 3), qr}, 4)
   local k = lfl.cat({kv:narrow(4, 1, N):transpose(2, 3), kr}, 4)
   local v = kv:narrow(4, N + 1, Vd):transpose(2, 3)
-  if Vd < D then v = lfl.cat({v, lfl.zeros(B, Hq, T, D - Vd):to(v:dtype())}, 4) end
+  if Vd < D then v = lfl.cat({v, zeros_as(v, B, Hq, T, D - Vd)}, 4) end
   return q, k, v
 end
 
@@ -729,7 +737,7 @@ local function layer(m, l, x, cos, sin, segments, cache, memo, stats, qcs)
     local c = cache.layers[l]
     if not c or c.cap < need then
       local cap = math.max(need, 2 * (c and c.cap or 0), 16)
-      local nk, nv = lfl.zeros(B, Hk, cap, D):to(k:dtype()), lfl.zeros(B, Hk, cap, D):to(v:dtype())
+      local nk, nv = zeros_as(k, B, Hk, cap, D), zeros_as(v, B, Hk, cap, D)
       if c and past > 0 then
         nk:narrow(3, 1, past):copy_(c.k:narrow(3, 1, past))
         nv:narrow(3, 1, past):copy_(c.v:narrow(3, 1, past))
@@ -842,7 +850,7 @@ local function mod_layer(m, l, x, cos, sin, segments, capacity, qcs)
   for i = 1, n do keep[sel[i]] = 0 end
   local kt = lfl.tensor(keep):view(N, 1)
   if kt:dtype() ~= xf:dtype() then kt = kt:to(xf:dtype()) end
-  local out = lfl.scatter_add(lfl.zeros(N, H):to(y:dtype()), 1, it:view(n, 1):expand(n, H):contiguous(), y)
+  local out = lfl.scatter_add(zeros_as(y, N, H), 1, it:view(n, 1):expand(n, H):contiguous(), y)
   return (xf * kt + out):reshape(B, T, H), sel
 end
 
@@ -1030,7 +1038,7 @@ function M.cache_keep(c, rows)
     local v = e.v:narrow(3, shift + 1, len):index_select(1, it)
     local cap = math.max(len + 16, 16)
     local sz = k:size()
-    local nk, nv = lfl.zeros(sz[1], sz[2], cap, sz[4]):to(k:dtype()), lfl.zeros(sz[1], sz[2], cap, sz[4]):to(v:dtype())
+    local nk, nv = zeros_as(k, sz[1], sz[2], cap, sz[4]), zeros_as(v, sz[1], sz[2], cap, sz[4])
     if len > 0 then nk:narrow(3, 1, len):copy_(k); nv:narrow(3, 1, len):copy_(v) end
     c.layers[l] = {k = nk, v = nv, cap = cap}
   end
@@ -1068,7 +1076,7 @@ function M.cache_join(a, b)
     for _, kv in ipairs({"k", "v"}) do
       local ta, tb = ea[kv], eb[kv]
       local sz = ta:size()
-      local t = lfl.zeros(Ba + Bb, sz[2], cap, sz[4]):to(ta:dtype())
+      local t = zeros_as(ta, Ba + Bb, sz[2], cap, sz[4])
       if a.len > 0 then t:narrow(1, 1, Ba):narrow(3, da + 1, a.len):copy_(ta:narrow(3, 1, a.len)) end
       if b.len > 0 then t:narrow(1, Ba + 1, Bb):narrow(3, db + 1, b.len):copy_(tb:narrow(3, 1, b.len)) end
       e[kv] = t
@@ -1077,6 +1085,19 @@ function M.cache_join(a, b)
   end
   M.set_cache_pad(c, pad)
   return c
+end
+
+-- The device a model's weights are on ("cuda:0"), or nil on the CPU: the
+-- embedding's, which m:to(device) moves with the rest.
+function M.device_of(m)
+  local d = P(m, "model.embed_tokens.weight"):device()
+  return d ~= "cpu" and d or nil
+end
+
+-- t on device dev (a copy when it is elsewhere; the same tensor when there)
+function M.on_device(t, dev)
+  if t == nil or dev == nil or t:device() == dev then return t end
+  return t:to(dev)
 end
 
 -- Hidden states after the final norm: [B, T, H]
@@ -1101,7 +1122,25 @@ function M.hidden(m, ids, opts)
     pos, minpad = pos or lfl.tensor(p, "i64"), mp
   end
   pos = pos or default_positions(B, T, past)
+  -- a model on a device (m:to("cuda")): the position tables are built on the
+  -- host from the positions (small), then the inputs and tables move to it
+  local dev = M.device_of(m)
+  if dev and pos:device() ~= "cpu" then pos = pos:to("cpu") end
   local tabs = rope_tables(a, pos, past + T - minpad, opts.position_ids ~= nil)
+  if dev then
+    ids = M.on_device(ids, dev)
+    for _, tb in pairs(tabs) do
+      tb[1], tb[2] = M.on_device(tb[1], dev), M.on_device(tb[2], dev)
+      if tb.q then for k, v in pairs(tb.q) do tb.q[k] = M.on_device(v, dev) end end
+    end
+    if opts.segments and opts.segments:device() ~= dev then
+      local o = {}
+      for k, v in pairs(opts) do o[k] = v end
+      o.segments = opts.segments:to(dev)
+      opts = o
+    end
+    if cache and cache.kv_start and cache.kv_start:device() ~= dev then cache.kv_start = cache.kv_start:to(dev) end
+  end
   if a.chunk and past + T > a.chunk then
     error(fmt("model: %d positions exceed attention_chunk_size %d; %s's chunked attention over longer sequences is "
       .. "not implemented (shorten cutoff_len or the generation)", past + T, a.chunk, a.name), 0)
@@ -1118,6 +1157,7 @@ function M.hidden(m, ids, opts)
   if m.neftune_alpha and lfl.is_grad_enabled() then
     local mag = m.neftune_alpha / sqrt(T * a.hidden)
     local noise = lfl.zeros(B, T, a.hidden):uniform_(-mag, mag)
+    if dev then noise = noise:to(dev) end
     x = x + (x:dtype() == "f32" and noise or noise:to(x:dtype()))
   end
   if a.embed_scale then x = x * lfl.tensor(sqrt(a.hidden)):_at(1) end
@@ -1323,7 +1363,10 @@ end
 M.token_weighted_ce = weighted_ce
 
 lm_loss = function(m, ids, labels, opts)
+  local dev = M.device_of(m)
+  if dev and not opts.shifted and labels:device() ~= "cpu" then labels = labels:to("cpu") end
   local shifted = opts.shifted and labels or M.shift_labels(labels)
+  if dev then shifted = M.on_device(shifted, dev) end
   local tw = opts.token_weight
   if m.arch.final_softcap then
     local logits = M.forward(m, ids, opts)

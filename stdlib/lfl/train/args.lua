@@ -70,7 +70,7 @@ M.DEFAULTS = {
   save_total_limit = NIL, eval_strategy = "no", eval_steps = NIL, bf16 = false, fp16 = false, optim = "adamw_torch",
   seed = 42, full_determinism = false, neftune_noise_alpha = NIL, resume_from_checkpoint = NIL, report_to = "none", save_only_model = false, ddp_timeout = NIL, deepspeed = NIL,
   dataloader_num_workers = 0, predict_with_generate = false, generation_max_length = NIL,
-  save_strategy = "steps", logging_strategy = "steps", run_name = NIL, threads = NIL, disable_tqdm = false,
+  save_strategy = "steps", logging_strategy = "steps", run_name = NIL, threads = NIL, device = "cpu", disable_tqdm = false,
   max_nonfinite_steps = 3, -- lfl: stop (with a checkpoint) after this many non-finite steps in a row; 0 never
   -- generation
   do_sample = true, temperature = 0.95, top_p = 0.7, top_k = 50, num_beams = 1, max_length = 1024,
@@ -471,6 +471,12 @@ M.SPEC = {
   run_name = {type = "string", inert = "it names the run for trackers such as wandb and mlflow; TensorBoard's "
     .. "directory is output_dir/runs/<date>_<host> (or $TENSORBOARD_LOGGING_DIR), as transformers writes it"},
   threads = {type = "int", min = 1},
+  -- lfl: where training runs: "cpu", or a CUDA device ("cuda" = "cuda:0", "cuda:N"); LlamaFactory takes the GPU
+  -- from the environment (CUDA_VISIBLE_DEVICES), lfl only when asked, while its CUDA backend is new
+  device = {type = "string", check = function(v)
+    if v == "cpu" or v == "cuda" or v:match("^cuda:%d+$") then return nil end
+    return "\"cpu\", \"cuda\" or \"cuda:N\""
+  end},
   disable_tqdm = {type = "bool"},
   max_nonfinite_steps = {type = "int", min = 0},
   -- generation

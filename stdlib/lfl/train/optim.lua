@@ -33,6 +33,14 @@ local function update(p, fn)
 end
 M.update_param = update
 
+-- an f32 state tensor of p's shape on p's device (zeros)
+local function state_like(p)
+  local z = lfl.zeros(p:size())
+  local d = p:device()
+  return d == "cpu" and z or z:to(d)
+end
+M.state_like = state_like
+
 local AdamW = {}
 AdamW.__index = AdamW
 
@@ -58,7 +66,7 @@ function AdamW:step(lr_factor)
       if grad then
         local st = self.state[p]
         if not st then
-          st = {m = lfl.zeros(p:size()), v = lfl.zeros(p:size()), step = 0}
+          st = {m = state_like(p), v = state_like(p), step = 0}
           self.state[p] = st
         end
         st.step = st.step + 1
@@ -117,7 +125,7 @@ function SGD:step(lr_factor)
         local buf, first = nil, false
         if self.momentum ~= 0 then
           buf = self.state[p]
-          if not buf then buf = lfl.zeros(p:size()); self.state[p] = buf; first = true end
+          if not buf then buf = state_like(p); self.state[p] = buf; first = true end
         end
         local grad = p.grad:contiguous()
         update(p, function(q)
@@ -277,7 +285,7 @@ function AdamW8bit:step(lr_factor)
       if grad then
         local st = self.state[p]
         if not st then
-          if p:numel() < self.min_8bit_size then st = {m = lfl.zeros(p:size()), v = lfl.zeros(p:size()), step = 0}
+          if p:numel() < self.min_8bit_size then st = {m = state_like(p), v = state_like(p), step = 0}
           else st = new_8bit_state(p, self.block) end
           self.state[p] = st
         end

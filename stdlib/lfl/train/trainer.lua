@@ -168,6 +168,56 @@ function M.setup_method(model, a)
   return names, params, groups
 end
 
+-- device: cuda[:N]: the model (base, adapters, trainable copies) moves to
+-- the device after the method set it up, and the groups' parameters are
+-- looked up again by name (the moved tensors are new leaves). What the CUDA
+-- path does not cover yet is refused by name before anything moves.
+function M.to_device(model, a, names, params, groups, approach)
+  local dev = a.device == "cuda" and "cuda:0" or a.device
+  local desc, count = lfl.sys.cuda()
+  local idx = tonumber(dev:match("^cuda:(%d+)$"))
+  if count < 1 then error(fmt("device: %s requested, but no CUDA device is usable (%s)", dev, desc), 0) end
+  if idx >= count then error(fmt("device: %s requested, but there %s only %d CUDA device%s (%s)", dev,
+    count == 1 and "is" or "are", count, count == 1 and "" or "s", desc), 0) end
+  local function refuse(what) error(fmt("device %s: %s is not supported on CUDA yet (train it with device: cpu)",
+    dev, what), 0) end
+  if a.stage ~= "pt" and a.stage ~= "sft" then refuse("stage " .. a.stage) end
+  if a.finetuning_type == "oft" then refuse("finetuning_type oft") end
+  if model.quantization or model.ptq or model.gguf_blocks then
+    refuse("a quantized base (QLoRA, GPTQ/AWQ, GGUF blocks: quantized weights stay on the CPU for now)")
+  end
+  if model.arch.moe then refuse("a mixture-of-experts model") end
+  for _, k in ipairs({"use_galore", "use_apollo", "use_badam", "use_adam_mini", "use_muon", "use_dora", "pissa_init",
+                      "use_dft_loss", "use_eaft_loss", "use_asft_loss", "mixture_of_depths", "shift_attn"}) do
+    if a[k] then refuse(k) end
+  end
+  if a.optim ~= "adamw_torch" and a.optim ~= "adamw_torch_fused" and a.optim ~= "sgd" then refuse("optim " .. a.optim) end
+  if approach.train_step then refuse("stage " .. a.stage .. "'s own update loop") end
+  model:to(dev)
+  local byname = {}
+  if a.finetuning_type == "lora" then
+    local n2, p2 = peft.lora_parameters(model)
+    for i, n in ipairs(n2) do byname[n] = p2[i] end
+  else
+    for _, n in ipairs(names) do byname[n] = model.params[n] end
+  end
+  local function swap(list, nm)
+    local out = {}
+    for i, p in ipairs(list) do
+      local q = nm and nm[i] and byname[nm[i]]
+      if not q then error(fmt("device %s: trainable parameter %s was not found after the move", dev,
+        tostring(nm and nm[i])), 0) end
+      out[i] = q
+    end
+    return out
+  end
+  params = swap(params, names)
+  for _, g in ipairs(groups) do g.params = swap(g.params, g.names) end
+  local mem = lfl.sys.device_memory(idx)
+  print(fmt("[lfl] device %s: %s; the model holds %.1f MiB there", dev, desc, mem.in_use / 1048576))
+  return names, params, groups
+end
+
 -- MemAvailable of /proc/meminfo in bytes, or nil where there is none
 local function mem_available()
   local f = io.open("/proc/meminfo", "r")
@@ -626,6 +676,7 @@ function M.new(a)
   local pref = require("lfl.train.pref")
   local reference = AP.needs(approach, "reference_model", a) and pref.setup_reference(model, a) or nil
   local names, params, groups = M.setup_method(model, a)
+  if a.device ~= "cpu" then names, params, groups = M.to_device(model, a, names, params, groups, approach) end
   if reference then print("[lfl] " .. pref.describe_reference(reference, model, a)) end
   -- the reward model (PPO): a second adapter on this base, or a separate model
   local reward = AP.needs(approach, "reward_model", a) and require("lfl.train.ppo").setup_reward(model, a) or nil
