@@ -3,14 +3,19 @@
 // (no [rows, out] temporary), and the backward's GEMMs: u = g B, dx = g w +
 // s u A (beta = 1 again), dw = g^T x, dA = s u^T x, dB = s g^T t, t = x A^T
 // the side product the forward saved. w may be bf16/f16 with f32 x (a frozen
-// base read as stored, widened block by block: lowp_gemm.cuh); x, A, B, bias
-// share x's dtype (f32, or f64 for gradient checks: alpha in f64 then).
+// base read as stored, widened block by block: lowp_gemm.cuh) or NF4/FP4
+// (QLoRA's base, dequantized in blocks of rows); x, A, B, bias share x's
+// dtype (f32, or f64 for gradient checks: alpha in f64 then).
 #include "lowp_gemm.cuh"
+extern "C" {
+#include "quant/bnb4.h"
+}
 
 static bool lora_types_ok(const lfl_lora_args *p)
 {
     lfl_dtype dt = p->x->dtype;
-    return (dt == LFL_F32 || dt == LFL_F64) && (p->w->dtype == dt || (lfl_is_lowp(p->w->dtype) && dt == LFL_F32));
+    bool frozen = lfl_is_lowp(p->w->dtype) || lfl_is_q4(p->w->dtype);
+    return (dt == LFL_F32 || dt == LFL_F64) && (p->w->dtype == dt || (frozen && dt == LFL_F32));
 }
 
 static lfl_status lora_unsupported(const char *op, const lfl_lora_args *p)
@@ -34,7 +39,10 @@ extern "C" lfl_status lfl_cuda_lora_linear(const lfl_lora_args *p, lfl_tensor *o
     if (!o || rows == 0 || fout == 0) return LFL_OK;
     if (p->bias) LFL_TRY(lfl_cuda_bias_rows(op, o, p->bias, rows, fout));
     double beta = p->bias ? 1.0 : 0.0;
-    if (lfl_is_lowp(w->dtype))
+    if (lfl_is_q4(w->dtype))
+        LFL_TRY(lfl_cuda_gemm_f32_q4(dev, op, rows, fout, fin, (const float *)lfl_data(x), (int)fin, w, true,
+                                     (float)beta, (float *)lfl_data(o), (int)fout));
+    else if (lfl_is_lowp(w->dtype))
         LFL_TRY(lfl_cuda_gemm_f32_lowp(dev, op, false, rows, fout, fin, (const float *)lfl_data(x), (int)fin, w->dtype,
                                        lfl_data(w), w->stride[1], w->stride[0], (float)beta, (float *)lfl_data(o),
                                        (int)fout));
@@ -66,7 +74,10 @@ extern "C" lfl_status lfl_cuda_lora_linear_backward(const lfl_lora_args *p, lfl_
                                      0.0, lfl_data(u), r);
     }
     if (st == LFL_OK && dx) { // dx = g @ w + s u @ A
-        if (lfl_is_lowp(w->dtype))
+        if (lfl_is_q4(w->dtype))
+            st = lfl_cuda_gemm_f32_q4(dev, op, rows, fin, fout, (const float *)lfl_data(g), (int)fout, w, false, 0.0f,
+                                      (float *)lfl_data(dx), (int)fin);
+        else if (lfl_is_lowp(w->dtype))
             st = lfl_cuda_gemm_f32_lowp(dev, op, false, rows, fin, fout, (const float *)lfl_data(g), (int)fout,
                                         w->dtype, lfl_data(w), w->stride[0], w->stride[1], 0.0f, (float *)lfl_data(dx),
                                         (int)fin);

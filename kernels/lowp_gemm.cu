@@ -3,6 +3,7 @@
 // each block goes to cuBLAS's sgemm (core/ops/lowp_gemm.c's numerics: exact
 // f32 products of the widened weights, f32 activations never rounded).
 #include "lowp_gemm.cuh"
+#include "q4.cuh"
 
 // scratch of at most this many f32 per block (64 MB): wide enough that each
 // sgemm runs at full speed, small next to an H100's memory
@@ -119,6 +120,33 @@ lfl_status lfl_cuda_gemm_lowp_f32(int device, const char *op, long long m, long 
             LFL_TRY(lfl_cuda_gemm(device, op, true, tb, (int)h, (int)n, (int)k, 1.0f, ps, (int)h, b, ldb, beta,
                                   c + i0 * (long long)ldc, ldc, LFL_F32, LFL_F32));
         }
+    }
+    return LFL_OK;
+}
+
+lfl_status lfl_cuda_gemm_f32_q4(int device, const char *op, long long m, long long n, long long k, const float *a,
+                                int lda, const lfl_tensor *w, bool wt, float beta, float *c, int ldc)
+{
+    if (m == 0 || n == 0) return LFL_OK;
+    LFL_TRY(lfl_cuda_use(device, op));
+    if (k == 0) return lfl_cuda_scale_c(op, LFL_F32, c, m, n, ldc, beta);
+    // W [rows_w, cols_w] in blocks of rb rows: its output columns (wt) or its k slices
+    long long rows_w = wt ? n : k, cols_w = wt ? k : n;
+    long long rb = block_elems_ / cols_w;
+    if (cols_w % 2 && rb % 2) rb--; // a block must not split a packed byte
+    if (rb < 2) rb = 2;
+    if (rb > rows_w) rb = rows_w;
+    float *ps = NULL;
+    LFL_TRY(scratch(device, op, (size_t)(rb * cols_w), &ps));
+    for (long long r0 = 0; r0 < rows_w; r0 += rb) {
+        long long h = rows_w - r0 < rb ? rows_w - r0 : rb;
+        LFL_TRY(lfl_cuda_q4_dequant_rows(w, r0, h, ps, LFL_F32));
+        if (wt) // C[:, r0 .. r0 + h) = A @ W_block^T
+            LFL_TRY(lfl_cuda_gemm(device, op, false, true, (int)m, (int)h, (int)k, 1.0f, a, lda, ps, (int)k, beta,
+                                  c + r0, ldc, LFL_F32, LFL_F32));
+        else // C += A[:, r0 .. r0 + h) @ W_block
+            LFL_TRY(lfl_cuda_gemm(device, op, false, false, (int)m, (int)n, (int)h, 1.0f, a + r0, lda, ps, (int)n,
+                                  r0 == 0 ? beta : 1.0f, c, ldc, LFL_F32, LFL_F32));
     }
     return LFL_OK;
 }

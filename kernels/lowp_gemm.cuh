@@ -90,6 +90,14 @@ lfl_status lfl_cuda_gemm_lowp_f32(int device, const char *op, long long m, long 
                                   const void *a, long long sam, long long sak, bool tb, const float *b, int ldb,
                                   float beta, float *c, int ldc);
 
+// C[m, n] = A[m, k] @ B + beta C with A f32 row-major (lda) and B an NF4/FP4
+// weight W on the device (lfl_q4_check passed), taken as W^T when wt (W [n,
+// k]: a linear's forward) or as W (W [k, n]: the input gradient). W is
+// dequantized to f32 in blocks of rows (q4.cuh) and each block goes to
+// sgemm, as the CPU's q4_gemm.c does with its tiles.
+lfl_status lfl_cuda_gemm_f32_q4(int device, const char *op, long long m, long long n, long long k, const float *a,
+                                int lda, const lfl_tensor *w, bool wt, float beta, float *c, int ldc);
+
 // C[m, n] = alpha op(A) op(B) + beta C for contiguous f32/f64 operands of dtype
 // dt (row-major, the leading dims their row lengths); k = 0 scales C
 static inline lfl_status lfl_cuda_gemm_typed(int device, const char *op, lfl_dtype dt, bool ta, bool tb, long long m,

@@ -6,6 +6,7 @@
  * on the emulator (build-emu); skipped without either. */
 #include <string.h>
 #include "cuda_check.h"
+#include "quant/bnb4.h"
 #include "quant/bnb8.h"
 
 #ifdef LFL_HAVE_CUDA
@@ -416,6 +417,61 @@ static void int8s(void)
     int8_case(0, 16, 8, 6.0, false, false);   /* no rows */
 }
 
+/* ---- a QLoRA base: an NF4/FP4 weight moved to the device with its state ---------- */
+static void q4_case(lfl_dtype kind, bool dq, int64_t rows, int64_t fin, int64_t fout, bool lora, bool bias)
+{
+    char what[200], base[160];
+    snprintf(base, sizeof base, "%s %s%s w [%lld -> %lld] rows %lld%s", lora ? "lora_linear" : "linear",
+             lfl_dtype_name(kind), dq ? " (double quant)" : "", (long long)fin, (long long)fout, (long long)rows,
+             bias ? " +bias" : "");
+    lfl_tensor *wf = cc_randn(2, (int64_t[]){fout, fin}, LFL_F32, 0.5), *w, *wd;
+    CC_OK(lfl_quantize_4bit(wf, kind, dq, &w));
+    wd = cc_cuda(w);
+    cc_check(wd->device == 0 && wd->dtype == kind, "the 4-bit weight is on cuda:0");
+    lfl_tensor *x, *xd, *A = NULL, *Ad = NULL, *B = NULL, *Bd = NULL, *b = NULL, *bd = NULL, *y, *yd;
+    cc_leaf_pair(cc_randn(2, (int64_t[]){rows, fin}, LFL_F32, 1.0), &x, &xd);
+    if (bias) { b = cc_randn(1, &fout, LFL_F32, 1.0); bd = cc_cuda(b); }
+    if (lora) {
+        cc_leaf_pair(cc_randn(2, (int64_t[]){4, fin}, LFL_F32, 0.3), &A, &Ad);
+        cc_leaf_pair(cc_randn(2, (int64_t[]){fout, 4}, LFL_F32, 0.3), &B, &Bd);
+        CC_OK(lfl_lora_linear(x, w, b, A, B, 2.0, &y));
+        CC_OK(lfl_lora_linear(xd, wd, bd, Ad, Bd, 2.0, &yd));
+    } else {
+        CC_OK(lfl_linear(x, w, b, &y));
+        CC_OK(lfl_linear(xd, wd, bd, &yd));
+    }
+    cc_close(base, y, yd, 1e-5, 1e-5);
+    if (!bias) {
+        cc_backward_pair(y, yd, 61);
+        snprintf(what, sizeof what, "%s: dx", base);
+        cc_close(what, x->grad, xd->grad, 1e-5, 1e-5);
+        if (lora) {
+            snprintf(what, sizeof what, "%s: dA", base);
+            cc_close(what, A->grad, Ad->grad, 1e-5, 1e-5);
+            snprintf(what, sizeof what, "%s: dB", base);
+            cc_close(what, B->grad, Bd->grad, 1e-5, 1e-5);
+        }
+    }
+    rel(&wf), rel(&w), rel(&wd), rel(&x), rel(&xd), rel(&y), rel(&yd);
+    if (A) rel(&A), rel(&Ad), rel(&B), rel(&Bd);
+    if (b) rel(&b), rel(&bd);
+}
+
+static void q4s(void)
+{
+    q4_case(LFL_NF4, true, 13, 64, 40, false, false);
+    q4_case(LFL_FP4, false, 13, 64, 40, false, true);
+    q4_case(LFL_NF4, false, 9, 96, 34, true, false);
+    q4_case(LFL_FP4, true, 1, 128, 20, true, true);
+#ifdef LFL_HAVE_CUDA
+    long long prev = lfl_cuda_lowp_block_elems(1000); /* dequantized in blocks of rows */
+    q4_case(LFL_NF4, true, 13, 64, 40, true, false);
+    q4_case(LFL_FP4, false, 7, 96, 46, false, false);
+    q4_case(LFL_NF4, true, 5, 33, 64, false, false); /* rows of an odd length: blocks of an even row count */
+    lfl_cuda_lowp_block_elems(prev);
+#endif
+}
+
 int main(void)
 {
     if (!cc_begin("test_cuda_gemm")) return 0;
@@ -432,6 +488,7 @@ int main(void)
     lfl_cuda_lowp_block_elems(prev);
 #endif
     loras();
+    q4s();
     lces();
     lkls();
     topks();
