@@ -1,5 +1,6 @@
 /* lfl.sample(logits[V], opts, prev_ids) -> next token id (0-based), for
- * generation: one draw from the global Philox stream when sampling. */
+ * generation: one draw from the global Philox stream when sampling; logits on
+ * a device are read through a copy to the host. */
 #include <stdlib.h>
 #include "bridge.h"
 #include "gen/sample.h"
@@ -44,8 +45,10 @@ static int l_sample(lua_State *L)
         lfl_philox(lfl_rng_get().seed, lfl_rng_reserve(1), w);
         u = lfl_u32_unit(w[0]);
     }
+    /* the row on the host: a device's logits come over (V floats a token;
+     * sampling itself stays on the CPU) */
     lfl_tensor *c = NULL;
-    lfl_status st = lfl_contiguous(x, &c);
+    lfl_status st = x->device == LFL_CPU ? lfl_contiguous(x, &c) : lfl_to_device(x, LFL_CPU, &c);
     int64_t id = 0;
     if (st == LFL_OK) st = lfl_sample(lfl_data(c), lfl_numel(c), &o, prev, n, u, &id);
     lfl_tensor_release(c);

@@ -6,7 +6,9 @@
 #include <mutex>
 #include <vector>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <ucontext.h>
 #include "cuda_emu.h"
 
@@ -30,18 +32,61 @@ static cudaError_t fail(cudaError_t e)
 
 // ---- device memory: one arena, readable only inside launches and copies ----------
 // Reserved once (no memory is committed until touched); a bump pointer with
-// free lists per rounded size, which is all a test's steady shapes need.
-static const size_t ARENA_BYTES = (size_t)16 << 30;
+// free lists per rounded size, which is all a test's steady shapes need. Each
+// allocation ends against a guard page that is never readable, as an
+// electric fence: a kernel reading or writing past the end of a buffer (by
+// more than the rounding to 256 bytes) faults at once instead of corrupting
+// or reading its neighbour. Only live allocations are made readable during a
+// launch, so a freed buffer faults too.
+static const size_t ARENA_BYTES = (size_t)16 << 30, PAGE = 4096;
 static char *arena;
 static size_t arena_top;
-static std::map<void *, size_t> live;               // pointer -> rounded size
-static std::map<size_t, std::vector<void *>> freed; // rounded size -> free blocks
+struct Block {
+    size_t size;  // rounded to 256
+    char *pages;  // the first page of the data pages (the guard page follows them)
+    size_t npages;
+};
+static std::map<void *, Block> live;                // pointer -> its block
+static std::map<size_t, std::vector<Block>> freed; // rounded size -> free blocks
 static int access_depth;
 static bool protect_on = true;
+
+// A fault in the arena, explained before the process dies: inside a launch it
+// is a kernel's out-of-bounds or use-after-free access, outside one it is host
+// code reading device memory (both bugs a GPU would show too).
+static void on_fault(int sig, siginfo_t *si, void *)
+{
+    char *addr = (char *)si->si_addr;
+    if (arena && addr >= arena && addr < arena + ARENA_BYTES) {
+        char msg[320];
+        int n;
+        if (lfl_emu::g_cur)
+            n = snprintf(msg, sizeof msg, "cuda emulator: a kernel accessed device memory at %p outside every live "
+                         "buffer (past an end, or freed): block (%u, %u, %u), thread (%u, %u, %u)\n", (void *)addr,
+                         lfl_emu::g_block.x, lfl_emu::g_block.y, lfl_emu::g_block.z, lfl_emu::g_cur->tid.x,
+                         lfl_emu::g_cur->tid.y, lfl_emu::g_cur->tid.z);
+        else
+            n = snprintf(msg, sizeof msg, "cuda emulator: host code read or wrote device memory at %p (only kernels "
+                         "and cudaMemcpy may)\n", (void *)addr);
+        if (n > 0) (void)!write(2, msg, (size_t)n);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
 
 static void arena_init(void)
 {
     if (arena) return;
+    // the handler runs on its own stack: a fiber's may be the one that faulted
+    static char altstack[64 << 10];
+    stack_t ss = {};
+    ss.ss_sp = altstack;
+    ss.ss_size = sizeof altstack;
+    sigaltstack(&ss, NULL);
+    struct sigaction sa = {};
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, NULL);
     void *p = mmap(NULL, ARENA_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
         fprintf(stderr, "cuda emulator: cannot reserve the device arena\n");
@@ -56,7 +101,11 @@ static void arena_init(void)
 static void set_access(bool on)
 {
     if (!protect_on || !arena_top) return;
-    mprotect(arena, arena_top, on ? PROT_READ | PROT_WRITE : PROT_NONE);
+    if (!on) {
+        mprotect(arena, arena_top, PROT_NONE);
+        return;
+    }
+    for (auto &kv : live) mprotect(kv.second.pages, kv.second.npages * PAGE, PROT_READ | PROT_WRITE);
 }
 
 Access::Access()
@@ -81,18 +130,23 @@ cudaError_t cudaMalloc(void **p, size_t n)
     arena_init();
     size_t r = (n + 255) & ~(size_t)255;
     if (!r) r = 256;
+    Block b;
     auto f = freed.find(r);
     if (f != freed.end() && !f->second.empty()) {
-        *p = f->second.back();
+        b = f->second.back();
         f->second.pop_back();
     } else {
-        if (arena_top + r > ARENA_BYTES) return fail(cudaErrorMemoryAllocation);
-        *p = arena + arena_top;
-        arena_top += r;
-        if (protect_on && access_depth == 0) mprotect(arena, arena_top, PROT_NONE);
-        else if (protect_on) mprotect(arena, arena_top, PROT_READ | PROT_WRITE);
+        b.size = r;
+        b.npages = (r + PAGE - 1) / PAGE;
+        if (arena_top + (b.npages + 1) * PAGE > ARENA_BYTES) return fail(cudaErrorMemoryAllocation);
+        b.pages = arena + arena_top;
+        arena_top += (b.npages + 1) * PAGE; // + the guard page
+        if (protect_on) mprotect(arena, arena_top, PROT_NONE);
     }
-    live[*p] = r;
+    // right-aligned against the guard page
+    *p = b.pages + b.npages * PAGE - r;
+    live[*p] = b;
+    if (protect_on && access_depth > 0) mprotect(b.pages, b.npages * PAGE, PROT_READ | PROT_WRITE);
     return cudaSuccess;
 }
 
@@ -102,7 +156,8 @@ cudaError_t cudaFree(void *p)
     std::lock_guard<std::recursive_mutex> g(emu_lock);
     auto it = live.find(p);
     if (it == live.end()) return fail(cudaErrorInvalidValue);
-    freed[it->second].push_back(p);
+    freed[it->second.size].push_back(it->second);
+    if (protect_on && access_depth > 0) mprotect(it->second.pages, it->second.npages * PAGE, PROT_NONE);
     live.erase(it);
     return cudaSuccess;
 }
@@ -122,7 +177,7 @@ cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b)
 {
     std::lock_guard<std::recursive_mutex> g(emu_lock);
     size_t used = 0;
-    for (auto &kv : live) used += kv.second;
+    for (auto &kv : live) used += kv.second.size;
     *total_b = ARENA_BYTES;
     *free_b = ARENA_BYTES - used;
     return cudaSuccess;
@@ -135,7 +190,7 @@ static bool device_range(const void *p, size_t n)
     auto it = live.upper_bound((void *)p);
     if (it == live.begin()) return false;
     --it;
-    return (const char *)p + n <= (const char *)it->first + it->second;
+    return (const char *)p + n <= (const char *)it->first + it->second.size;
 }
 
 cudaError_t cudaMemset(void *p, int v, size_t n)
@@ -224,10 +279,33 @@ const char *cudaGetErrorString(cudaError_t e)
 enum { RUN, WAIT_BLOCK, WAIT_WARP, DONE };
 static const size_t STACK_BYTES = 256 << 10;
 static std::vector<Thread> threads;
+// The context switch. On x86-64 a few instructions that save the callee-saved
+// registers and the stack pointer (glibc's swapcontext also saves the signal
+// mask: two system calls a switch, most of the emulator's time); elsewhere
+// ucontext. A fiber's stack starts with a frame whose return address is
+// fiber_entry, so the first switch to it starts the thread.
+#if defined(__x86_64__)
+#define LFL_EMU_FAST_SWITCH 1
+extern "C" void lfl_emu_switch(void **save_sp, void *next_sp);
+asm(".text\n"
+    ".globl lfl_emu_switch\n"
+    ".type lfl_emu_switch,@function\n"
+    "lfl_emu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size lfl_emu_switch, .-lfl_emu_switch\n");
+static std::vector<void *> fiber_sp;
+static void *sched_sp;
+#endif
 static std::vector<ucontext_t> contexts;
 static std::vector<char *> stacks;
 static std::vector<uint64_t> slots; // 32 per warp
-static ucontext_t sched_ctx;
+[[maybe_unused]] static ucontext_t sched_ctx;
 static void (*cur_body)(void *);
 static void *cur_ctx;
 static std::vector<unsigned char> smem_buf;
@@ -248,18 +326,51 @@ static void wait_as(int state)
 {
     Thread *t = g_cur;
     t->state = state;
+#ifdef LFL_EMU_FAST_SWITCH
+    lfl_emu_switch(&fiber_sp[t->linear], sched_sp);
+#else
     swapcontext(&contexts[t->linear], &sched_ctx);
+#endif
 }
 void lfl_emu::block_barrier(void) { wait_as(WAIT_BLOCK); }
 void lfl_emu::warp_barrier(void) { wait_as(WAIT_WARP); }
 
-static void fiber_main(int i)
+[[maybe_unused]] static void fiber_main(int i)
 {
     g_cur = &threads[i];
     cur_body(cur_ctx);
     threads[i].state = DONE;
     // returning resumes sched_ctx (uc_link)
 }
+
+#ifdef LFL_EMU_FAST_SWITCH
+// where a fiber starts: its thread's body, then back to the scheduler for good
+static void fiber_entry(void)
+{
+    int i = g_cur->linear;
+    cur_body(cur_ctx);
+    threads[i].state = DONE;
+    lfl_emu_switch(&fiber_sp[i], sched_sp);
+    abort(); // a finished fiber is never resumed
+}
+
+// a fresh stack whose first switch "returns" into fiber_entry: the 8 bytes of
+// mxcsr / x87 control word, six callee-saved registers, then the return
+// address, with the stack 16-byte aligned plus 8 at fiber_entry's start (as
+// after a call)
+static void *fresh_stack(char *stack)
+{
+    uintptr_t top = ((uintptr_t)(stack + STACK_BYTES)) & ~(uintptr_t)15;
+    uint64_t *sp = (uint64_t *)top;
+    *--sp = 0;                              // fiber_entry's own (unused) return address
+    *--sp = (uint64_t)(uintptr_t)fiber_entry;
+    for (int r = 0; r < 6; r++) *--sp = 0;  // rbp rbx r12 r13 r14 r15
+    uint32_t csr[2];
+    asm volatile("stmxcsr %0\n fnstcw %1" : "=m"(csr[0]), "=m"(csr[1]));
+    *--sp = (uint64_t)csr[0] | ((uint64_t)(csr[1] & 0xffff) << 32);
+    return sp;
+}
+#endif
 
 static void deadlock(const void *fn, int n)
 {
@@ -286,18 +397,26 @@ static void run_block(const void *fn, int n, bool reverse)
         t.lane = i & 31;
         t.warp = i >> 5;
         t.state = RUN;
+#ifdef LFL_EMU_FAST_SWITCH
+        fiber_sp[i] = fresh_stack(stacks[i]);
+#else
         getcontext(&contexts[i]);
         contexts[i].uc_stack.ss_sp = stacks[i];
         contexts[i].uc_stack.ss_size = STACK_BYTES;
         contexts[i].uc_link = &sched_ctx;
         makecontext(&contexts[i], (void (*)(void))fiber_main, 1, i);
+#endif
     }
     for (;;) {
         for (int j = 0; j < n; j++) {
             int i = reverse ? n - 1 - j : j;
             if (threads[i].state != RUN) continue;
             g_cur = &threads[i];
+#ifdef LFL_EMU_FAST_SWITCH
+            lfl_emu_switch(&sched_sp, fiber_sp[i]);
+#else
             swapcontext(&sched_ctx, &contexts[i]);
+#endif
         }
         bool any_live = false, released = false, all_block = true;
         for (int w = 0; w < nwarps; w++) {
@@ -341,6 +460,9 @@ void lfl_emu::run_grid(const void *fn, dim3 g, dim3 b, size_t smem, void (*body)
     while ((int)threads.size() < n) {
         threads.push_back(Thread());
         contexts.push_back(ucontext_t());
+#ifdef LFL_EMU_FAST_SWITCH
+        fiber_sp.push_back(NULL);
+#endif
         void *s = mmap(NULL, STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (s == MAP_FAILED) {
             fail(cudaErrorLaunchFailure);
