@@ -206,11 +206,13 @@ static lfl_status lce_forward(const lfl_lce_args *p, lfl_tensor *lse, lfl_tensor
         if (st == LFL_OK && eager && N > 0 && H > 0) {
             unsigned gr = lfl_cuda_row_grid(N);
             T *pd = (T *)lfl_data(dh);
-            switch (cw->dtype) {
-            case LFL_BF16: LFL_LAUNCH(gr, 256, 0, lce_eager_finish_kernel<T, bf16_t>)(pd, (const bf16_t *)lfl_data(cw), pl, s, N, H); break;
-            case LFL_F16: LFL_LAUNCH(gr, 256, 0, lce_eager_finish_kernel<T, f16_t>)(pd, (const f16_t *)lfl_data(cw), pl, s, N, H); break;
-            default: LFL_LAUNCH(gr, 256, 0, lce_eager_finish_kernel<T, T>)(pd, (const T *)lfl_data(cw), pl, s, N, H); break;
-            }
+            const void *pw = lfl_data(cw);
+            if (cw->dtype == LFL_BF16)
+                LFL_LAUNCH(gr, 256, 0, lce_eager_finish_kernel<T, bf16_t>)(pd, (const bf16_t *)pw, pl, s, N, H);
+            else if (cw->dtype == LFL_F16)
+                LFL_LAUNCH(gr, 256, 0, lce_eager_finish_kernel<T, f16_t>)(pd, (const f16_t *)pw, pl, s, N, H);
+            else
+                LFL_LAUNCH(gr, 256, 0, lce_eager_finish_kernel<T, T>)(pd, (const T *)pw, pl, s, N, H);
             st = lfl_cuda_launched(op);
         }
         if (st == LFL_OK && N > 0) {

@@ -171,7 +171,8 @@ static lfl_status lkl_backward(const lfl_lkl_args *p, lfl_tensor *g, lfl_tensor 
         st = lfl_cuda_launched(op);
         if (st == LFL_OK && dh)
             st = lfl_cuda_chunk_dh(dev, op, dt, xp, p->w->dtype, lfl_data(p->w), N, H, v0, cw, lfl_data(dh));
-        if (st == LFL_OK && dw) st = lfl_cuda_chunk_dw(dev, op, dt, xp, lfl_data(p->hidden), N, H, v0, cw, lfl_data(dw));
+        if (st == LFL_OK && dw)
+            st = lfl_cuda_chunk_dw(dev, op, dt, xp, lfl_data(p->hidden), N, H, v0, cw, lfl_data(dw));
     }
     lfl_tensor_release(bp);
     lfl_tensor_release(br);

@@ -1,9 +1,12 @@
 /* The gemm group's CUDA kernels against the CPU: matmul with a bf16/f16
  * operand, linear and lora_linear forward and backward (f32, f64, a bf16/f16
- * weight with f32 input), the fused head losses linear_cross_entropy (every
- * reduction, ignored rows, the eager dhidden form, chunks with tails),
- * linear_kl_div and linear_topk_entropy, and the label error. Runs on a GPU or
- * on the emulator (build-emu); skipped without either. */
+ * weight with f32 input, an NF4/FP4 QLoRA base moved with its state), the
+ * 16-bit and 4-bit weights in one block and in many (a test hook shrinks the
+ * scratch), the fused head losses linear_cross_entropy (every reduction,
+ * ignored rows, the eager dhidden form, chunks with tails), linear_kl_div and
+ * linear_topk_entropy (ties at the k-th value), LLM.int8's int8_linear_lt bit
+ * for bit, and the label errors with the CPU's message. Runs on a GPU or on
+ * the emulator (build-emu); skipped without either. */
 #include <string.h>
 #include "cuda_check.h"
 #include "quant/bnb4.h"
@@ -210,7 +213,10 @@ static lfl_tensor *labels_of(int64_t n, int64_t V, int ignore_every)
     return l;
 }
 
-static const char *red_name(lfl_reduction r) { return r == LFL_REDUCE_MEAN ? "mean" : r == LFL_REDUCE_SUM ? "sum" : "none"; }
+static const char *red_name(lfl_reduction r)
+{
+    return r == LFL_REDUCE_MEAN ? "mean" : r == LFL_REDUCE_SUM ? "sum" : "none";
+}
 
 /* hidden [N, H] (hdt) @ w [V, H] (wdt); which of the two take a gradient picks
  * the chunked (w trains) or the eager (w frozen) form */
@@ -253,7 +259,7 @@ static void lces(void)
             lce_case(dts[d], dts[d], 37, 45, 300, 64, reds[i], true, true, 5);  /* chunks with a 44-column tail */
             lce_case(dts[d], dts[d], 37, 45, 300, 64, reds[i], true, false, 5); /* eager dhidden */
         }
-    lce_case(LFL_F32, LFL_F32, 1, 70, 1000, 0, LFL_REDUCE_MEAN, true, true, 0);   /* one row, a row longer than a block */
+    lce_case(LFL_F32, LFL_F32, 1, 70, 1000, 0, LFL_REDUCE_MEAN, true, true, 0); /* one row longer than a block */
     lce_case(LFL_F32, LFL_F32, 3, 33, 700, 700, LFL_REDUCE_SUM, false, true, 0);   /* one chunk, only dw */
     lce_case(LFL_F32, LFL_F32, 6, 20, 50, 16, LFL_REDUCE_MEAN, true, true, 1);    /* every row ignored: NaN */
     lce_case(LFL_F32, LFL_F32, 0, 20, 50, 16, LFL_REDUCE_SUM, true, true, 0);     /* no rows */
