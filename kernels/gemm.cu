@@ -35,13 +35,15 @@ extern "C" lfl_status lfl_cuda_matmul(lfl_tensor *a, lfl_tensor *b, lfl_tensor *
         int64_t oa, ob;
         lfl_matmul_batch_offsets(out, sa, sb, bi, &oa, &ob);
         const char *pa = (const char *)lfl_data(a) + oa * esa, *pb = (const char *)lfl_data(b) + ob * esb;
-        float *po = (float *)((char *)lfl_data(out) + bi * n * m * es);
+        char *po = (char *)lfl_data(out) + bi * n * m * es; // f32 whenever an operand is 16-bit
         if (la)
             LFL_TRY(lfl_cuda_gemm_lowp_f32(out->device, "matmul", n, m, k, a->dtype, pa, a->stride[a->ndim - 2],
-                                           a->stride[a->ndim - 1], tb, (const float *)pb, ldb, 0.0f, po, (int)m));
+                                           a->stride[a->ndim - 1], tb, (const float *)pb, ldb, 0.0f, (float *)po,
+                                           (int)m));
         else if (lb)
             LFL_TRY(lfl_cuda_gemm_f32_lowp(out->device, "matmul", ta, n, m, k, (const float *)pa, lda, b->dtype, pb,
-                                           b->stride[b->ndim - 2], b->stride[b->ndim - 1], 0.0f, po, (int)m));
+                                           b->stride[b->ndim - 2], b->stride[b->ndim - 1], 0.0f, (float *)po,
+                                           (int)m));
         else
             LFL_TRY(lfl_cuda_gemm(out->device, "matmul", ta, tb, (int)n, (int)m, (int)k, 1.0f, pa, lda, pb, ldb,
                                   0.0f, po, (int)m, a->dtype, out->dtype));
