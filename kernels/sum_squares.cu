@@ -30,9 +30,10 @@ extern "C" lfl_status lfl_cuda_sum_squares(lfl_tensor *g, double *out)
     LFL_TRY(lfl_cuda_use(g->device, "sum_squares"));
     unsigned blocks = lfl_cuda_blocks(n, 256);
     if (blocks > 1024) blocks = 1024;
-    double *part;
-    cudaError_t e = cudaMalloc((void **)&part, sizeof(double) * (blocks + 1));
-    if (e != cudaSuccess) return lfl_fail(LFL_ERR_DEVICE, "sum_squares: %s", cudaGetErrorString(e));
+    lfl_tensor *pt; // the partials and the total, from the caching allocator
+    int64_t np = blocks + 1;
+    LFL_TRY(lfl_empty(1, &np, LFL_F64, g->device, &pt));
+    double *part = (double *)lfl_data(pt);
     if (g->dtype == LFL_F32)
         LFL_LAUNCH(blocks, 256, 0, partial_kernel<float>)((const float *)lfl_data(g), n, part);
     else
@@ -40,9 +41,9 @@ extern "C" lfl_status lfl_cuda_sum_squares(lfl_tensor *g, double *out)
     LFL_LAUNCH(1, 1024, 0, total_kernel)(part, (int)blocks, part + blocks);
     lfl_status st = lfl_cuda_launched("sum_squares");
     if (st == LFL_OK) {
-        e = cudaMemcpy(out, part + blocks, sizeof(double), cudaMemcpyDeviceToHost);
+        cudaError_t e = cudaMemcpy(out, part + blocks, sizeof(double), cudaMemcpyDeviceToHost);
         if (e != cudaSuccess) st = lfl_fail(LFL_ERR_DEVICE, "sum_squares: %s", cudaGetErrorString(e));
     }
-    cudaFree(part);
+    lfl_tensor_release(pt);
     return st;
 }
