@@ -69,4 +69,15 @@ lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
     CUDA_ENTRY(gather)
     CUDA_ENTRY(scatter_add)
     CUDA_ENTRY(cat)
+    /* gemm group (cuda-d): the linear family and the fused head losses */
+    CUDA_ENTRY(linear)
+    CUDA_ENTRY(linear_backward)
+    CUDA_ENTRY(lora_linear)
+    CUDA_ENTRY(lora_linear_backward)
+    CUDA_ENTRY(linear_cross_entropy)
+    CUDA_ENTRY(linear_cross_entropy_backward)
+    CUDA_ENTRY(linear_kl_div)
+    CUDA_ENTRY(linear_kl_div_backward)
+    CUDA_ENTRY(linear_topk_entropy)
+    CUDA_ENTRY(int8_linear_lt)
 };

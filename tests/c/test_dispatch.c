@@ -98,7 +98,11 @@ static void test_table(void)
                           /* reduce (cuda-b) */
                           "sum", "max", "min", "argmax", "max_backward", "nonzero", "softmax", "softmax_backward",
                           "log_softmax", "log_softmax_backward", "embedding", "embedding_backward", "index_select",
-                          "index_select_backward", "gather", "scatter_add", "cat"};
+                          "index_select_backward", "gather", "scatter_add", "cat",
+                          /* the gemm group */
+                          "linear", "linear_backward", "lora_linear", "lora_linear_backward", "int8_linear_lt",
+                          "linear_cross_entropy", "linear_cross_entropy_backward", "linear_kl_div",
+                          "linear_kl_div_backward", "linear_topk_entropy"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         check(lfl_op_implemented(lfl_op_find(want[i]), LFL_DEVKIND_CUDA),
               "the CUDA build has its kernels in the table");
