@@ -16,6 +16,7 @@ if count < 1 then
 end
 print("test_cuda_pref on " .. desc)
 local home = lfl.home
+local decoder = require("lfl.model.decoder")
 local base = os.tmpname()
 os.remove(base)
 local tmp = base .. "_cuda_pref"
@@ -65,7 +66,7 @@ local SFT_DATA = home .. "/recipes/data"
 local function recipe(over)
   local r = {model_name_or_path = tmp .. "/model", stage = "dpo", dataset = "pref", dataset_dir = tmp .. "/data",
     template = "chatml", cutoff_len = 32, max_samples = 8, per_device_train_batch_size = 2, gradient_accumulation_steps = 1,
-    max_steps = 3, logging_steps = 1, save_steps = 1000, learning_rate = 5e-2, lr_scheduler_type = "cosine",
+    max_steps = 2, logging_steps = 1, save_steps = 1000, learning_rate = 5e-2, lr_scheduler_type = "cosine",
     warmup_steps = 0, max_grad_norm = 1.0, overwrite_output_dir = true, disable_tqdm = true, seed = 5,
     finetuning_type = "lora", output_dir = tmp .. "/run"}
   for k, v in pairs(over or {}) do r[k] = v end
@@ -80,7 +81,11 @@ local function curve(a)
     for k, v in pairs(st.log_history[#st.log_history] or {}) do
       if type(v) == "number" then rec[k] = v end
     end
-    out[st.global_step] = {loss = info.loss, grad_norm = info.grad_norm, rec = rec}
+    -- where the model, its reference and value head live
+    local ref = st.reference and st.reference.model
+    out[st.global_step] = {loss = info.loss, grad_norm = info.grad_norm, rec = rec,
+      device = decoder.device_of(st.model) or "cpu", ref_device = ref and (decoder.device_of(ref) or "cpu"),
+      head_device = st.value_head and st.value_head.weight:device()}
   end})
   return out
 end
@@ -99,11 +104,14 @@ local SKIP = {learning_rate = true, epoch = true, step = true}
 local function same_curves(name, over, steps)
   local ref = curve(recipe(merge(over, {output_dir = tmp .. "/" .. name .. "_cpu"})))
   local got = curve(recipe(merge(over, {output_dir = tmp .. "/" .. name .. "_cuda", device = "cuda"})))
-  steps = steps or 3
+  steps = steps or 2
   t.assert_eq(#got, steps, name .. ": steps on the device")
   local keys = 0
   for s = 1, steps do
     local r, g = ref[s], got[s]
+    t.assert_eq(g.device, "cuda:0", name .. ": the model on the device")
+    if g.ref_device then t.assert_eq(g.ref_device, "cuda:0", name .. ": the reference model on the device") end
+    if g.head_device then t.assert_eq(g.head_device, "cuda:0", name .. ": the value head on the device") end
     t.assert(math.abs(g.loss - r.loss) <= 1e-4 * math.abs(r.loss) + 1e-7,
       fmt("%s step %d loss %.9g vs cpu %.9g", name, s, g.loss, r.loss))
     t.assert(math.abs(g.grad_norm - r.grad_norm) <= 1e-3 * math.abs(r.grad_norm) + 1e-6,
@@ -143,14 +151,15 @@ t.suite("cuda_pref", {
   qlora_nf4_without_double_quant_and_fp4_with_it = function()
     same_curves("nf4", {stage = "sft", dataset = "alpaca_demo", dataset_dir = SFT_DATA,
       quantization_bit = 4, quantization_type = "nf4",
-      double_quantization = false, learning_rate = 1e-2, max_steps = 2}, 2)
+      double_quantization = false, learning_rate = 1e-2})
     same_curves("fp4dq", {stage = "sft", dataset = "alpaca_demo", dataset_dir = SFT_DATA,
       quantization_bit = 4, quantization_type = "fp4",
-      double_quantization = true, learning_rate = 1e-2, max_steps = 2}, 2)
+      double_quantization = true, learning_rate = 1e-2})
   end,
 
   rm_curve_matches_the_cpu = function()
-    local ref = same_curves("rm", {stage = "rm"})
+    local ref, got = same_curves("rm", {stage = "rm"})
+    t.assert(got[1].head_device ~= nil, "rm trains a value head")
     t.assert(has(ref, "accuracy"), "rm logs accuracy")
     t.assert(lfl.fs.exists(tmp .. "/rm_cuda/value_head.safetensors"), "the value head saved from the device")
   end,
@@ -161,11 +170,13 @@ t.suite("cuda_pref", {
   end,
 
   dpo_with_a_separate_ref_model_matches_the_cpu = function()
-    same_curves("dpo_ref", {stage = "dpo", pref_loss = "sigmoid", ref_model = tmp .. "/model"})
+    local _, got = same_curves("dpo_ref", {stage = "dpo", pref_loss = "sigmoid", ref_model = tmp .. "/model"})
+    t.assert(got[1].ref_device ~= nil, "a separate reference model")
   end,
 
   dpo_full_with_the_frozen_reference_matches_the_cpu = function()
-    same_curves("dpo_full", {stage = "dpo", finetuning_type = "full", learning_rate = 1e-3, max_steps = 2}, 2)
+    local _, got = same_curves("dpo_full", {stage = "dpo", finetuning_type = "full", learning_rate = 1e-3})
+    t.assert(got[1].ref_device ~= nil, "a frozen reference model")
   end,
 
   orpo_and_simpo_match_the_cpu = function()
@@ -182,8 +193,14 @@ t.suite("cuda_pref", {
   what_the_device_path_lacks_is_refused = function()
     t.assert_error(function() lfl.trainer.run(recipe({device = "cuda", stage = "sft", dataset = "alpaca_demo",
       dataset_dir = SFT_DATA, quantization_bit = 8})) end, "a int8-quantized base (quantization_bit 8")
+    -- a full reward model: the tiny llama with a value head beside it
+    lfl.fs.mkdir(tmp .. "/reward")
+    for _, f in ipairs({"config.json", "model.safetensors", "tokenizer.json"}) do
+      lfl.fs.symlink(tmp .. "/model/" .. f, tmp .. "/reward/" .. f)
+    end
+    require("lfl.train.value_head").save(require("lfl.train.value_head").new(32), tmp .. "/reward")
     t.assert_error(function() lfl.trainer.run(recipe({device = "cuda", stage = "ppo", dataset = "alpaca_demo",
-      dataset_dir = SFT_DATA, reward_model = tmp .. "/model", reward_model_type = "full"})) end,
+      dataset_dir = SFT_DATA, reward_model = tmp .. "/reward", reward_model_type = "full"})) end,
       "device cuda:0: stage ppo is not supported on CUDA yet")
   end,
 })

@@ -2,8 +2,9 @@
 -- forward's logits, greedy decoding's tokens, and 10 steps of LoRA and of
 -- full SFT through lfl.trainer with device: cuda reproducing the CPU's loss
 -- and grad-norm curves; plus the refusals of what the device path does not
--- cover yet (QLoRA and the preference stages: test_cuda_pref.lua). Runs where a CUDA device exists (a GPU, or the emulator of the
--- LFL_CUDA=EMU build in build-emu/); skipped with the reason elsewhere.
+-- cover yet (QLoRA and the preference stages: test_cuda_pref.lua). Runs
+-- where a CUDA device exists (a GPU, or the emulator of the LFL_CUDA=EMU
+-- build in build-emu/); skipped with the reason elsewhere.
 local t = lfl.test
 local fmt = string.format
 local desc, count = lfl.sys.cuda()
