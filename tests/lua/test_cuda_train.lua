@@ -2,8 +2,9 @@
 -- forward's logits, greedy decoding's tokens, and 10 steps of LoRA and of
 -- full SFT through lfl.trainer with device: cuda reproducing the CPU's loss
 -- and grad-norm curves; plus the refusals of what the device path does not
--- cover yet. Runs where a CUDA device exists (a GPU, or the emulator of the
--- LFL_CUDA=EMU build in build-emu/); skipped with the reason elsewhere.
+-- cover yet (QLoRA and the preference stages: test_cuda_pref.lua). Runs
+-- where a CUDA device exists (a GPU, or the emulator of the LFL_CUDA=EMU
+-- build in build-emu/); skipped with the reason elsewhere.
 local t = lfl.test
 local fmt = string.format
 local desc, count = lfl.sys.cuda()
@@ -108,10 +109,10 @@ t.suite("cuda_train", {
 
   what_the_device_path_lacks_is_refused = function()
     t.assert_error(function() lfl.trainer.run(recipe({device = "cuda:7"})) end, "device: cuda:7 requested, but there is only 1")
-    t.assert_error(function() lfl.trainer.run(recipe({device = "cuda", stage = "dpo", dataset = "preference_demo"})) end,
-      "device cuda:0: stage dpo is not supported on CUDA yet")
-    t.assert_error(function() lfl.trainer.run(recipe({device = "cuda", quantization_bit = 4})) end,
-      "a quantized base")
+    t.assert_error(function() lfl.trainer.run(recipe({device = "cuda", finetuning_type = "oft"})) end,
+      "device cuda:0: finetuning_type oft is not supported on CUDA yet")
+    t.assert_error(function() lfl.trainer.run(recipe({device = "cuda", quantization_bit = 8})) end,
+      "device cuda:0: a int8-quantized base (quantization_bit 8: only the 4-bit nf4 / fp4 bases have CUDA kernels)")
     local chat = require("lfl.cmd.chat")
     t.assert_error(function() chat.load({model = tmp .. "/model", device = "cuda:3"}) end,
       "--device cuda:3: there is only 1 CUDA device")

@@ -205,6 +205,7 @@ end
 -- the 1-based values of a small tensor as a Lua list
 local function values(t)
   local d, out = t:detach():double(), {}
+  if d:device() ~= "cpu" then d = d:to("cpu") end
   for i = 1, d:numel() do out[i] = d[i] end
   return out
 end
@@ -232,12 +233,15 @@ function M.sequence_logps(model, batch, opts)
   local h = decoder.hidden(model, batch.input_ids, {position_ids = batch.position_ids, segments = batch.segments,
     gradient_checkpointing = opts.gradient_checkpointing, checkpoint_policy = opts.checkpoint_policy})
   local H = h:size(3)
-  local lab = batch.labels:reshape(N)
+  -- the labels and segments go where the hidden states are (device: cuda)
+  local dev = h:device()
+  local function here(t) return decoder.on_device(t, dev) end
+  local lab = here(batch.labels):reshape(N)
   local keep = lfl.nonzero(lab:ne(-100))
   if keep:numel() == 0 then error("pref: the batch has no answer token to score (check cutoff_len)", 0) end
   local hk, lk = h:reshape(N, H):index_select(1, keep), lab:index_select(1, keep)
   hk = decoder.head_input(model, hk) -- the family's logit scale (Cohere, Granite)
-  local seg = batch.segments:reshape(N):index_select(1, keep) -- 1..S; slot 0 of the sums stays empty
+  local seg = here(batch.segments):reshape(N):index_select(1, keep) -- 1..S; slot 0 of the sums stays empty
   local W = decoder.lm_head(model)
   local tok
   if model.arch.final_softcap then
@@ -246,10 +250,10 @@ function M.sequence_logps(model, batch, opts)
   else
     tok = -lfl.linear_cross_entropy(hk, W, lk, {reduction = "none"})
   end
-  local sums = lfl.scatter_add(lfl.zeros(S + 1), 1, seg, tok):narrow(1, 2, S)
+  local sums = lfl.scatter_add(here(lfl.zeros(S + 1)), 1, seg, tok):narrow(1, 2, S)
   local counts, mean_logit = lfl.no_grad(function()
     local K = keep:numel()
-    local cnt = values(lfl.scatter_add(lfl.zeros(S + 1), 1, seg, lfl.ones(K)):narrow(1, 2, S))
+    local cnt = values(lfl.scatter_add(here(lfl.zeros(S + 1)), 1, seg, here(lfl.ones(K))):narrow(1, 2, S))
     local per_tok
     if model.arch.final_softcap then
       local cap = model.arch.final_softcap
@@ -257,7 +261,7 @@ function M.sequence_logps(model, batch, opts)
     else
       per_tok = lfl.linear(hk:detach(), mean_head_row(model, W)):reshape(K)
     end
-    return cnt, values(lfl.scatter_add(lfl.zeros(S + 1), 1, seg, per_tok:reshape(K)):narrow(1, 2, S))
+    return cnt, values(lfl.scatter_add(here(lfl.zeros(S + 1)), 1, seg, per_tok:reshape(K)):narrow(1, 2, S))
   end)
   local n = S / 2
   local lc, lr, cc, cr = 0, 0, 0, 0
@@ -342,6 +346,19 @@ end
 
 -- ---------------------------------------------------------------- the node
 
+-- a custom node's input gradient g * go where the node's input lives
+-- (the node's output is the loss on its input's device, so go is there too)
+local function grad_like(g, go)
+  if go:device() ~= "cpu" then g = g:to(go:device()) end
+  return g * go
+end
+
+-- the loss value as a scalar tensor on x's device
+local function scalar_on(v, x)
+  local t = lfl.tensor(v)
+  return x:device() == "cpu" and t or t:to(x:device())
+end
+
 -- The loss of a pairwise batch as one autograd node over the policy's summed
 -- log-probs sums [2n] (chosen first): the formula runs in double precision,
 -- backward hands its exact gradient to the forward that made sums.
@@ -373,8 +390,8 @@ function M.loss(kind, sums, counts, ref, o)
     g[i] = avg and gc[i] / counts[i] or gc[i]
     g[n + i] = avg and gr[i] / counts[n + i] or gr[i]
   end
-  local node = lfl.custom(function() return lfl.tensor(loss) end,
-                          function(_, go) return lfl.tensor(g) * go end)
+  local node = lfl.custom(function(_, x) return scalar_on(loss, x) end,
+                          function(_, go) return grad_like(lfl.tensor(g), go) end)
   return node(sums), metrics
 end
 
@@ -392,8 +409,8 @@ function M.rm_loss(scores, n)
     if d > 0 then acc = acc + 1 end
   end
   local loss = total / n
-  local node = lfl.custom(function() return lfl.tensor(loss) end,
-                          function(_, go) return lfl.tensor(g) * go end)
+  local node = lfl.custom(function(_, x) return scalar_on(loss, x) end,
+                          function(_, go) return grad_like(lfl.tensor(g), go) end)
   return node(scores), {accuracy = acc / n}
 end
 
@@ -488,8 +505,8 @@ function M.kto_step(model, batch, state)
   local loss, g, m = M.kto_formula(tags, p, r, klp, klr, len, {beta = a.pref_beta, wc = a.kto_chosen_weight,
     wr = a.kto_rejected_weight, ftx = a.pref_ftx})
   for i = 1, n do g[n + i] = 0 end
-  local node = lfl.custom(function() return lfl.tensor(loss) end,
-                          function(_, go) return lfl.tensor(g) * go end)
+  local node = lfl.custom(function(_, x) return scalar_on(loss, x) end,
+                          function(_, go) return grad_like(lfl.tensor(g), go) end)
   local lc, cc, lrj, crj = 0, 0, 0, 0
   for i = 1, n do
     if tags[i] then lc, cc = lc + logits.per_seq[i], cc + counts[i]

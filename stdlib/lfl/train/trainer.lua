@@ -168,11 +168,39 @@ function M.setup_method(model, a)
   return names, params, groups
 end
 
+-- the stages whose loss runs on a device (ppo / grpo have their own update
+-- loops, refused by approach.train_step)
+local DEVICE_STAGES = {pt = true, sft = true, rm = true, dpo = true, orpo = true, simpo = true, kto = true}
+local DEVICE_DTYPES = {f32 = true, f64 = true, bf16 = true, f16 = true, nf4 = true, fp4 = true}
+
+-- nil when model m's weights can move to a device, else what stops them: a
+-- 4-bit bitsandbytes base (nf4 / fp4, double quantization or not) moves with
+-- its state and the CUDA linears dequantize it; the other quantized forms
+-- have no CUDA kernels
+local function unmovable(m)
+  local q = m.quantization
+  if q and q.type ~= "nf4" and q.type ~= "fp4" then
+    return fmt("a %s-quantized base (quantization_bit %s: only the 4-bit nf4 / fp4 bases have CUDA kernels)",
+      tostring(q.type), tostring(q.bits))
+  end
+  if m.ptq then return fmt("a %s-quantized checkpoint (its packed weights have no CUDA kernels)", m.ptq.method:upper()) end
+  if m.gguf_blocks then return "gguf_blocks (GGUF-quantized weights have no CUDA kernels)" end
+  for _, n in ipairs(m.names) do
+    local dt = m.params[n]:dtype()
+    if not DEVICE_DTYPES[dt] then
+      return fmt("a %s weight (%s: only float and 4-bit nf4 / fp4 weights move to a device)", dt, n)
+    end
+  end
+  return nil
+end
+
 -- device: cuda[:N]: the model (base, adapters, trainable copies) moves to
 -- the device after the method set it up, and the groups' parameters are
--- looked up again by name (the moved tensors are new leaves). What the CUDA
--- path does not cover yet is refused by name before anything moves.
-function M.to_device(model, a, names, params, groups, approach)
+-- looked up again by name (the moved tensors are new leaves); so do the
+-- preference stages' reference model (a separate ref_model, or the frozen
+-- initial weights sharing what the method did not copy). What the CUDA path
+-- does not cover yet is refused by name before anything moves.
+function M.to_device(model, a, names, params, groups, approach, reference)
   local dev = a.device == "cuda" and "cuda:0" or a.device
   local desc, count = lfl.sys.cuda()
   local idx = tonumber(dev:match("^cuda:(%d+)$"))
@@ -181,11 +209,12 @@ function M.to_device(model, a, names, params, groups, approach)
     count == 1 and "is" or "are", count, count == 1 and "" or "s", desc), 0) end
   local function refuse(what) error(fmt("device %s: %s is not supported on CUDA yet (train it with device: cpu)",
     dev, what), 0) end
-  if a.stage ~= "pt" and a.stage ~= "sft" then refuse("stage " .. a.stage) end
+  if not DEVICE_STAGES[a.stage] then refuse("stage " .. a.stage) end
   if a.finetuning_type == "oft" then refuse("finetuning_type oft") end
-  if model.quantization or model.ptq or model.gguf_blocks then
-    refuse("a quantized base (QLoRA, GPTQ/AWQ, GGUF blocks: quantized weights stay on the CPU for now)")
-  end
+  local why = unmovable(model)
+  if why then refuse(why) end
+  why = reference and reference.kind == "model" and unmovable(reference.model)
+  if why then refuse("ref_model " .. tostring(a.ref_model) .. " holding " .. why) end
   if model.arch.moe then refuse("a mixture-of-experts model") end
   for _, k in ipairs({"use_galore", "use_apollo", "use_badam", "use_adam_mini", "use_muon", "use_dora", "pissa_init",
                       "use_dft_loss", "use_eaft_loss", "use_asft_loss", "mixture_of_depths", "shift_attn"}) do
@@ -193,7 +222,21 @@ function M.to_device(model, a, names, params, groups, approach)
   end
   if a.optim ~= "adamw_torch" and a.optim ~= "adamw_torch_fused" and a.optim ~= "sgd" then refuse("optim " .. a.optim) end
   if approach.train_step then refuse("stage " .. a.stage .. "'s own update loop") end
+  -- a frozen reference (full / freeze) shares the tensors the method did not
+  -- copy: they stay shared on the device
+  local shared = {}
+  if reference and reference.kind == "frozen" then
+    for _, n in ipairs(reference.model.names) do shared[n] = reference.model.params[n] == model.params[n] end
+  end
   model:to(dev)
+  if reference and reference.kind == "frozen" then
+    local ref = reference.model
+    for _, n in ipairs(ref.names) do
+      ref.params[n] = shared[n] and model.params[n] or ref.params[n]:to(dev)
+    end
+  elseif reference and reference.kind == "model" then
+    reference.model:to(dev)
+  end
   local byname = {}
   if a.finetuning_type == "lora" then
     local n2, p2 = peft.lora_parameters(model)
@@ -676,7 +719,7 @@ function M.new(a)
   local pref = require("lfl.train.pref")
   local reference = AP.needs(approach, "reference_model", a) and pref.setup_reference(model, a) or nil
   local names, params, groups = M.setup_method(model, a)
-  if a.device ~= "cpu" then names, params, groups = M.to_device(model, a, names, params, groups, approach) end
+  if a.device ~= "cpu" then names, params, groups = M.to_device(model, a, names, params, groups, approach, reference) end
   if reference then print("[lfl] " .. pref.describe_reference(reference, model, a)) end
   -- the reward model (PPO): a second adapter on this base, or a separate model
   local reward = AP.needs(approach, "reward_model", a) and require("lfl.train.ppo").setup_reward(model, a) or nil
@@ -689,6 +732,9 @@ function M.new(a)
         a.use_galore and "GaLore" or "BAdam"), 0)
     end
     head = require("lfl.train.value_head").for_run(model, a)
+    if a.device ~= "cpu" then
+      head = require("lfl.train.value_head").to(head, a.device == "cuda" and "cuda:0" or a.device)
+    end
     -- HF: no weight decay on the bias; LoRA+ puts 1-D parameters in the lora_B group (lr * ratio)
     groups[#groups + 1] = {params = {head.weight}, names = {head.names[1]}, lr = a.learning_rate,
                            weight_decay = a.weight_decay}

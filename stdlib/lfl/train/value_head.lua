@@ -51,10 +51,17 @@ function M.load(dir, hidden)
   return wrap(w:float():clone():requires_grad(), b:float():clone():requires_grad(), path)
 end
 
--- value_head.safetensors in dir
+-- the head's trainable copy on device dev (the trainer's device: cuda)
+function M.to(head, dev)
+  local function mv(t) return t:device() == dev and t or t:detach():to(dev):requires_grad() end
+  return wrap(mv(head.weight), mv(head.bias), head.from)
+end
+
+-- value_head.safetensors in dir (from wherever the head lives)
 function M.save(head, dir)
   lfl.fs.mkdir(dir)
-  lfl.safetensors.save(dir .. "/" .. M.FILE, {[M.WEIGHT] = head.weight:detach(), [M.BIAS] = head.bias:detach()},
+  local function host(t) t = t:detach() return t:device() == "cpu" and t or t:to("cpu") end
+  lfl.safetensors.save(dir .. "/" .. M.FILE, {[M.WEIGHT] = host(head.weight), [M.BIAS] = host(head.bias)},
     {format = "pt"})
   return dir .. "/" .. M.FILE
 end
@@ -92,7 +99,7 @@ function M.scores(model, head, batch, opts)
   local h = decoder.hidden(model, batch.input_ids, {position_ids = batch.position_ids, segments = batch.segments,
     gradient_checkpointing = opts.gradient_checkpointing, checkpoint_policy = opts.checkpoint_policy})
   local sz = h:size()
-  local last = h:reshape(sz[2], sz[3]):index_select(1, M.last_tokens(batch.lengths))
+  local last = h:reshape(sz[2], sz[3]):index_select(1, decoder.on_device(M.last_tokens(batch.lengths), h:device()))
   if opts.train and lfl.is_grad_enabled() and M.DROPOUT > 0 then last = lfl.dropout(last, M.DROPOUT) end
   return lfl.linear(last, head.weight, head.bias):reshape(-1)
 end
@@ -111,6 +118,7 @@ function M.score_ids(model, head, seqs, opts)
     local b = collate.pack_row(list)
     b.lengths = lfl.tensor(lens, "i64")
     local s = M.scores(model, head, b):double()
+    if s:device() ~= "cpu" then s = s:to("cpu") end
     for k = 1, s:numel() do out[#out + 1] = s[k] end
   end
   lfl.no_grad(function()
