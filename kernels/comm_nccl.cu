@@ -91,6 +91,7 @@ struct NcclImpl {
     ncclComm_t comm;
     cudaEvent_t done;
     void *scratch; // one device float for barrier
+    double t0;     // when the current call started
 };
 
 static double now_s(void)
@@ -142,7 +143,7 @@ static lfl_status finish(lfl_comm *c, ncclResult_t r, const char *op, int64_t n,
         snprintf(why, sizeof why, "CUDA: %s", cudaGetErrorString(e));
         return failed(c, op, n, dt, why);
     }
-    double t0 = now_s(), deadline = t0 + c->timeout;
+    double t0 = im->t0, deadline = t0 + c->timeout;
     for (long spins = 0;; spins++) {
         ncclResult_t async = ncclSuccess;
         api_.comm_get_async_error(im->comm, &async);
@@ -173,6 +174,7 @@ static lfl_status start(lfl_comm *c, const char *op)
 {
     NcclImpl *im = (NcclImpl *)c->impl;
     if (!im->comm) return lfl_fail(LFL_ERR_NET, "comm: %s on an aborted NCCL communicator", op);
+    im->t0 = now_s();
 #ifdef LFL_CUDA_EMU
     lfl_nccl_emu_set_timeout(im->comm, c->timeout);
 #endif

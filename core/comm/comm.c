@@ -64,7 +64,10 @@ lfl_comm *lfl_comm_current(void) { return g_world; }
 void lfl_comm_shutdown(void)
 {
     if (!g_world) return;
-    /* NCCL before MPI: its communicator was bootstrapped over the world */
+    /* NCCL before MPI: its communicator was bootstrapped over the world; a
+     * failed NCCL call may leave work pending that MPI_Finalize would wait on */
+    lfl_comm *dev = lfl_comm_device_current();
+    if (dev && dev->failed) g_world->failed = true;
     lfl_comm_device_close(g_world->failed);
     if (!g_world->failed && g_world->be->finalize) g_world->be->finalize(g_world);
     /* after a failure the pending requests cannot be cancelled portably: the

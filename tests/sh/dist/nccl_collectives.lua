@@ -1,0 +1,92 @@
+-- The device communicator (NCCL; the NCCL emulator in build-emu) on however
+-- many ranks run it (tests/sh/test_cuda_nccl.sh): every collective on device
+-- tensors must give exactly what the MPI communicator gives on host copies of
+-- the same data (f32 and f64, every op, in place and not), and its errors must
+-- name the operation. arg[1] = "stall": rank 1 stalls past the timeout and rank 0
+-- must fail naming all_reduce; "kill": rank 1 exits before the collective.
+local mode = arg and arg[1] or "ok"
+local info = lfl.comm.init(20)
+local W, r = info.size, info.rank
+local dinfo = lfl.comm.device_info()
+local function check(c, msg) if not c then error(string.format("rank %d of %d: %s", r, W, msg), 0) end end
+check(dinfo.backend == (W > 1 and "nccl" or "local"), "device backend " .. tostring(dinfo.backend))
+check(dinfo.device >= 0 and dinfo.rank == r and dinfo.size == W, "device communicator's rank/size/device")
+local dev = "cuda:" .. dinfo.device
+
+local function busy(s) local t = os.clock() while os.clock() - t < s do end end
+
+if mode == "stall" or mode == "kill" then
+  lfl.comm.set_timeout(3)
+  local x = lfl.tensor({1, 2, 3}, "f32"):to(dev)
+  lfl.comm.all_reduce(x) -- both ranks healthy once
+  if r == 1 then
+    if mode == "kill" then error("rank 1 dies on purpose", 0) end
+    busy(8)
+    return
+  end
+  local t0 = os.time()
+  local ok, err = pcall(lfl.comm.all_reduce, x)
+  check(not ok, "all_reduce with a stalled rank 1 succeeded")
+  check(tostring(err):find("all_reduce of 3 f32 values on " .. dev .. " (nccl) failed on rank 0 of 2", 1, true),
+        "the error names the operation: " .. tostring(err))
+  check(tostring(err):find("died or stalled", 1, true), "the error says why: " .. tostring(err))
+  -- the job cannot go on: the next collective refuses at once
+  local ok2, err2 = pcall(lfl.comm.all_reduce, x)
+  check(not ok2 and tostring(err2):find("earlier collective failed", 1, true), "after a failure: " .. tostring(err2))
+  print(string.format("nccl %s ok after %d s: %s", mode, os.time() - t0, err))
+  os.exit(3)
+end
+
+-- data that differs per rank and per element, with tails (sizes not multiples of anything)
+local function data(n, dt, salt)
+  local t = lfl.zeros(n, dt)
+  for i = 1, n do t[i] = ((i * 7 + r * 13 + salt) % 17 - 8) / 3 + r * 0.25 end
+  return t
+end
+local function same(dev_t, host_t, what)
+  local a = dev_t:to("cpu")
+  check(lfl.numel(a) == lfl.numel(host_t), what .. ": sizes")
+  for i = 1, lfl.numel(a) do
+    if a[i] ~= host_t[i] then
+      error(string.format("rank %d: %s: element %d is %.17g on the device, %.17g from MPI", r, what, i, a[i], host_t[i]), 0)
+    end
+  end
+end
+
+for _, dt in ipairs({"f32", "f64"}) do
+  for _, n in ipairs({1, 37, 1000}) do
+    for _, op in ipairs({"sum", "mean", "max", "min"}) do
+      local h = data(n, dt, n)
+      local d = h:to(dev)
+      lfl.comm.all_reduce(h, op)
+      lfl.comm.all_reduce(d, op)
+      same(d, h, string.format("all_reduce %s of %d %s", op, n, dt))
+    end
+    -- reduce_scatter: send holds W blocks of n
+    for _, op in ipairs({"sum", "mean"}) do
+      local hs, hr = data(n * W, dt, 3), lfl.zeros(n, dt)
+      local ds, dr = hs:to(dev), hr:to(dev)
+      lfl.comm.reduce_scatter(hs, hr, op)
+      lfl.comm.reduce_scatter(ds, dr, op)
+      same(dr, hr, string.format("reduce_scatter %s of %d x %d %s", op, W, n, dt))
+      same(ds, hs, "reduce_scatter leaves send as it was")
+    end
+    local hs, hr = data(n, dt, 5), lfl.zeros(n * W, dt)
+    local ds, dr = hs:to(dev), hr:to(dev)
+    lfl.comm.all_gather(hs, hr)
+    lfl.comm.all_gather(ds, dr)
+    same(dr, hr, string.format("all_gather of %d x %d %s", W, n, dt))
+    for root = 0, W - 1 do
+      local h = data(n, dt, 11 + root)
+      local d = h:to(dev)
+      lfl.comm.broadcast(h, root)
+      lfl.comm.broadcast(d, root)
+      same(d, h, string.format("broadcast of %d %s from rank %d", n, dt, root))
+    end
+  end
+end
+-- errors name the call
+local ok, err = pcall(lfl.comm.all_gather, lfl.zeros(2):to(dev), lfl.zeros(2 * W))
+check(not ok and tostring(err):find("one device", 1, true), "mixed devices: " .. tostring(err))
+lfl.comm.barrier()
+print("nccl collectives ok")
