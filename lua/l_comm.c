@@ -14,6 +14,8 @@
  *     with device = the CUDA device this rank's collectives use
  *   comm.nccl() -> available (bool), description
  *   comm.dp(numels, bucket_elems) -> DP: bucketed collectives over a fixed list
+ *     (a list of tensors on a CUDA device: over the device communicator, the
+ *     staging bucket in device memory; every tensor then on that device)
  *     of tensors (list entries may be nil where a gradient is missing):
  *     dp:all_reduce_mean(list)  dp:reduce_scatter_mean(list, shard)
  *     dp:pack(list, shard)      dp:all_gather(shard, list)  dp:broadcast(list [, root])
@@ -239,6 +241,8 @@ static int l_dp(lua_State *L)
     int64_t *numel = lua_newuserdata(L, sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
     for (int i = 0; i < n; i++) {
         lua_rawgeti(L, 1, i + 1);
+        /* tensors on a CUDA device: the layout's collectives run on the device communicator */
+        if (i == 0 && lfl_lua_is_tensor(L, -1) && lfl_lua_check_tensor(L, -1)->device >= 0) c = device_comm(L);
         numel[i] = lfl_lua_is_tensor(L, -1) ? lfl_numel(lfl_lua_check_tensor(L, -1))
                                              : lfl_lua_check_int64(L, -1, "comm.dp: element count");
         lua_pop(L, 1);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The device communicator (NCCL; in the LFL_CUDA=EMU build the NCCL emulator
-# over MPI) on 1 and 2 ranks: every collective on device tensors equals the MPI
+# over MPI) on 1, 2 and 3 ranks: every collective on device tensors equals the MPI
 # communicator's result on host copies (tests/sh/dist/nccl_collectives.lua); a
 # stalled rank makes rank 0 fail within ddp_timeout naming the operation; a
 # killed one ends the job. Needs a CUDA device (a GPU, or build-emu's emulator),
@@ -27,7 +27,7 @@ ok() { passed=$((passed + 1)); return 0; }
 fail() { failed=$((failed + 1)); echo "FAIL  $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | tail -25 | sed 's/^/      | /'; return 0; }
 SCRIPT=$ROOT/tests/sh/dist/nccl_collectives.lua
 
-for n in 1 2; do
+for n in 1 2 3; do
     out=$(timeout 300 "$LFL" "$SCRIPT" --nproc $n 2>&1); rc=$?
     if [ $rc = 0 ] && [ "$(printf '%s\n' "$out" | grep -c 'nccl collectives ok')" = $n ]; then ok
     else fail "device collectives on $n rank(s) (rc $rc)" "$out"; fi

@@ -85,6 +85,57 @@ for _, dt in ipairs({"f32", "f64"}) do
     end
   end
 end
+-- the data-parallel bucket layout on device tensors (odd sizes, buckets of 7:
+-- padding in every bucket, tensors cut between buckets): the same as on the host
+local sizes = {5, 1, 13, 4}
+local function lists(salt)
+  local h, d = {}, {}
+  for i, n in ipairs(sizes) do h[i] = data(n, "f32", salt + i); d[i] = h[i]:to(dev) end
+  return h, d
+end
+local function same_lists(d, h, what) for i = 1, #sizes do same(d[i], h[i], what .. ", tensor " .. i) end end
+local hdp, ddp = lfl.comm.dp(sizes, 7), nil
+do
+  local _, d = lists(0)
+  ddp = lfl.comm.dp(d, 7)
+end
+local h, d = lists(1)
+hdp:all_reduce_mean(h); ddp:all_reduce_mean(d)
+same_lists(d, h, "dp:all_reduce_mean")
+h, d = lists(2)
+hdp:broadcast(h, W - 1); ddp:broadcast(d, W - 1)
+same_lists(d, h, "dp:broadcast")
+h, d = lists(3)
+hdp:reduce_scatter_mean_inplace(h); ddp:reduce_scatter_mean_inplace(d)
+-- only the rank's slice is defined after it: compare the pieces
+for _, pc in ipairs(hdp:pieces()) do
+  local a, b = d[pc.tensor]:to("cpu"), h[pc.tensor]
+  for k = pc.offset + 1, pc.offset + pc.len do
+    check(a[k] == b[k], string.format("dp:reduce_scatter_mean_inplace tensor %d element %d: %g vs %g", pc.tensor, k,
+      a[k], b[k]))
+  end
+end
+h, d = lists(4)
+hdp:all_gather_inplace(h); ddp:all_gather_inplace(d)
+same_lists(d, h, "dp:all_gather_inplace")
+h, d = lists(5)
+local hs, ds = lfl.zeros(hdp:shard_numel()), lfl.zeros(ddp:shard_numel()):to(dev)
+hdp:pack(h, hs); ddp:pack(d, ds)
+same(ds, hs, "dp:pack")
+h, d = lists(6)
+hdp:reduce_scatter_mean(h, hs); ddp:reduce_scatter_mean(d, ds)
+same(ds, hs, "dp:reduce_scatter_mean")
+hdp:all_gather(hs, h); ddp:all_gather(ds, d)
+same_lists(d, h, "dp:all_gather")
+-- a missing gradient counts as zeros when read; all_reduce_mean must write every tensor
+h, d = lists(7)
+hdp:reduce_scatter_mean({h[1], nil, h[3], h[4]}, hs); ddp:reduce_scatter_mean({d[1], nil, d[3], d[4]}, ds)
+same(ds, hs, "dp:reduce_scatter_mean with a missing tensor")
+local okm, errm = pcall(function() ddp:all_reduce_mean({d[1], nil, d[3], d[4]}) end)
+check(not okm and tostring(errm):find("tensor 2 is missing", 1, true), "a missing tensor to write: " .. tostring(errm))
+local okh, errh = pcall(function() ddp:all_reduce_mean({lfl.zeros(5), d[2], d[3], d[4]}) end)
+check(not okh and tostring(errh):find("on " .. dev, 1, true), "a host tensor in a device layout: " .. tostring(errh))
+
 -- errors name the call
 local ok, err = pcall(lfl.comm.all_gather, lfl.zeros(2):to(dev), lfl.zeros(2 * W))
 check(not ok and tostring(err):find("one device", 1, true), "mixed devices: " .. tostring(err))
