@@ -2,7 +2,7 @@
  * bucket layout (core/comm/dp.h) for the trainer.
  *   comm.init([timeout_s]) -> {rank, size, local_rank, local_size, backend}
  *   comm.info() -> the same table (init first)     comm.have_mpi() / comm.launched()
- *   comm.set_timeout(s)     comm.barrier()         comm.stats() -> {bytes, calls}
+ *   comm.set_timeout(s)     comm.barrier()         comm.stats() -> {bytes, calls} (both communicators)
  *   comm.all_reduce(x [, op])  x: contiguous f32/f64 tensor (in place, returns it)
  *                              or a list of numbers (returns a new list, f64)
  *                              op: "sum" (default), "mean", "max", "min"
@@ -118,11 +118,12 @@ static int l_barrier(lua_State *L)
 
 static int l_stats(lua_State *L)
 {
-    lfl_comm *c = world(L);
+    lfl_comm *c = world(L), *d = lfl_comm_device_current();
+    /* both communicators: a run on a device moves its gradients through the device one */
     lua_createtable(L, 0, 2);
-    lua_pushnumber(L, (double)c->bytes);
+    lua_pushnumber(L, (double)(c->bytes + (d ? d->bytes : 0)));
     lua_setfield(L, -2, "bytes");
-    lua_pushnumber(L, (double)c->calls);
+    lua_pushnumber(L, (double)(c->calls + (d ? d->calls : 0)));
     lua_setfield(L, -2, "calls");
     return 1;
 }
