@@ -131,7 +131,10 @@ lfl_status lfl_cast(lfl_tensor *t, lfl_dtype dt, lfl_tensor **out);
 lfl_status lfl_to_device(lfl_tensor *t, int device, lfl_tensor **out);
 /* dst[...] = src[...] with broadcasting of src and dtype conversion; no grad. */
 lfl_status lfl_copy_(lfl_tensor *dst, const lfl_tensor *src);
-lfl_status lfl_fill_(lfl_tensor *t, double v);
+/* lfl_copy_ once dst and src are on one device, shapes and dtypes checked:
+ * the copy op's kernel for that device (core/ops/copy.c) */
+lfl_status lfl_copy_same_device(lfl_tensor *dst, const lfl_tensor *src);
+lfl_status lfl_fill_(lfl_tensor *t, double v); /* core/ops/fill.c: the fill op */
 
 /* broadcasting helpers for ops */
 lfl_status lfl_broadcast_shape(const char *op, const lfl_tensor *a, const lfl_tensor *b,

@@ -1,7 +1,10 @@
-/* Copies between layouts, dtypes and devices: copy_, fill_, contiguous,
- * clone, cast, to_device; broadcasting shape rules and sum_to. Core level:
- * nothing here calls up into ops/ or io/ (widening a 16-bit or block-quantized
- * dtype goes through its dtype traits; tests/sh/test_layering.sh checks). */
+/* Copies between layouts, dtypes and devices: copy_, contiguous, clone,
+ * cast, to_device; broadcasting shape rules and sum_to. Core level: nothing
+ * here includes ops/ or io/ (widening a 16-bit or block-quantized dtype goes
+ * through its dtype traits; tests/sh/test_layering.sh checks). copy_ moves
+ * data across devices itself and leaves a copy within one device to the copy
+ * op (core/ops/copy.c), which runs that device's kernel, as sum_to leaves a
+ * device sum to the sum op. */
 #include <math.h>
 #include "autograd.h"
 #include "device.h"
@@ -11,7 +14,6 @@
 #include "quant/bnb4.h"
 
 typedef double (*load_fn)(const char *p);
-typedef void (*store_fn)(char *p, double v);
 
 static double ld_f32(const char *p) { return *(const float *)p; }
 static double ld_f64(const char *p) { return *(const double *)p; }
@@ -20,17 +22,8 @@ static double ld_bf16(const char *p) { return lfl_bf16_to_f32(*(const uint16_t *
 static double ld_i32(const char *p) { return *(const int32_t *)p; }
 static double ld_i64(const char *p) { return (double)*(const int64_t *)p; }
 static double ld_u8(const char *p) { return *(const uint8_t *)p; }
-static void st_f32(char *p, double v) { *(float *)p = (float)v; }
-static void st_f64(char *p, double v) { *(double *)p = v; }
-static void st_f16(char *p, double v) { *(uint16_t *)p = lfl_f32_to_f16((float)v); }
-static void st_bf16(char *p, double v) { *(uint16_t *)p = lfl_f32_to_bf16((float)v); }
-static void st_i32(char *p, double v) { *(int32_t *)p = (int32_t)v; }
-static void st_i64(char *p, double v) { *(int64_t *)p = (int64_t)v; }
-static void st_u8(char *p, double v) { *(uint8_t *)p = (uint8_t)v; }
-static void st_bool(char *p, double v) { *(uint8_t *)p = v != 0; }
 
 static const load_fn loads[] = {ld_f32, ld_f64, ld_f16, ld_bf16, ld_i32, ld_i64, ld_u8, ld_u8};
-static const store_fn stores[] = {st_f32, st_f64, st_f16, st_bf16, st_i32, st_i64, st_u8, st_bool};
 
 lfl_status lfl_broadcast_shape(const char *op, const lfl_tensor *a, const lfl_tensor *b,
                                int *ndim, int64_t *shape)
@@ -61,13 +54,12 @@ lfl_status lfl_copy_(lfl_tensor *dst, const lfl_tensor *src)
     if ((dst->dtype == LFL_INT8 || src->dtype == LFL_INT8) && dst->dtype != src->dtype)
         return lfl_fail(LFL_ERR_ARG, "copy: int8 (LLM.int8) tensors copy only to int8; dequantize them instead");
     /* src must broadcast to dst's shape */
-    int64_t sst[LFL_MAX_DIMS];
     if (src->ndim > dst->ndim) goto bad_shape;
     for (int d = 0; d < src->ndim; d++) {
         int64_t have = src->shape[d], want = dst->shape[d + dst->ndim - src->ndim];
         if (have != want && have != 1) goto bad_shape;
     }
-    if (dst->device != LFL_CPU || src->device != LFL_CPU) {
+    if (dst->device != src->device) {
         if (dst->dtype != src->dtype || !lfl_is_contiguous(dst) || !lfl_is_contiguous(src) ||
             lfl_numel(dst) != lfl_numel(src))
             return lfl_fail(LFL_ERR_DEVICE, "copy: across devices only between contiguous tensors of one dtype and size");
@@ -75,66 +67,10 @@ lfl_status lfl_copy_(lfl_tensor *dst, const lfl_tensor *src)
         int dev = src->device == LFL_CPU ? dst->device : src->device;
         return lfl_device_memcpy(dev, lfl_data(dst), lfl_data(src), lfl_dtype_nbytes(dst->dtype, lfl_numel(dst)), kind);
     }
-    if (lfl_dtype_is_block(dst->dtype) || (dst->dtype == src->dtype && lfl_is_contiguous(dst) &&
-                                           lfl_is_contiguous(src) && lfl_numel(dst) == lfl_numel(src))) {
-        memmove(lfl_data(dst), lfl_data(src), lfl_dtype_nbytes(dst->dtype, lfl_numel(dst)));
-        return LFL_OK;
-    }
-    /* f32 <-> bf16/f16 between contiguous tensors: vectorised (dtype_convert.c) */
-    if (lfl_is_contiguous(dst) && lfl_is_contiguous(src) && lfl_numel(dst) == lfl_numel(src) &&
-        lfl_convert_contiguous(dst->dtype, lfl_data(dst), src->dtype, lfl_data(src), lfl_numel(dst)))
-        return LFL_OK;
-    lfl_broadcast_strides(src, dst->ndim, dst->shape, sst);
-    int64_t strides[2][LFL_MAX_DIMS];
-    for (int d = 0; d < dst->ndim; d++) { strides[0][d] = dst->stride[d]; strides[1][d] = sst[d]; }
-    int64_t rows, len;
-    lfl_rows(dst->ndim, dst->shape, &rows, &len);
-    size_t es_d = lfl_dtype_size(dst->dtype), es_s = lfl_dtype_size(src->dtype);
-    char *pd = lfl_data(dst);
-    const char *ps = lfl_data(src);
-    int64_t ds = dst->ndim ? strides[0][dst->ndim - 1] : 1, ss = dst->ndim ? strides[1][dst->ndim - 1] : 1;
-    load_fn ld = loads[src->dtype];
-    store_fn stf = stores[dst->dtype];
-    bool same = dst->dtype == src->dtype;
-    bool f32 = same && dst->dtype == LFL_F32;
-#pragma omp parallel for if (rows * len > LFL_OMP_MIN)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t o[2];
-        lfl_row_offsets(dst->ndim, dst->shape, r, 2, strides, o);
-        if (f32) {
-            float *d = (float *)pd + o[0];
-            const float *s = (const float *)ps + o[1];
-            for (int64_t j = 0; j < len; j++) d[j * ds] = s[j * ss];
-        } else if (same) {
-            for (int64_t j = 0; j < len; j++)
-                memcpy(pd + (o[0] + j * ds) * (int64_t)es_d, ps + (o[1] + j * ss) * (int64_t)es_s, es_d);
-        } else {
-            for (int64_t j = 0; j < len; j++)
-                stf(pd + (o[0] + j * ds) * (int64_t)es_d, ld(ps + (o[1] + j * ss) * (int64_t)es_s));
-        }
-    }
-    return LFL_OK;
+    return lfl_copy_same_device(dst, src);
 bad_shape:
     return lfl_fail(LFL_ERR_ARG, "copy: source shape %s does not broadcast to %s",
                     lfl_shape_str(src, b1, sizeof b1), lfl_shape_str(dst, b2, sizeof b2));
-}
-
-lfl_status lfl_fill_(lfl_tensor *t, double v)
-{
-    if (lfl_dtype_is_block(t->dtype)) return lfl_fail(LFL_ERR_ARG, "fill: cannot fill a %s tensor", lfl_dtype_name(t->dtype));
-    if (t->device != LFL_CPU) {
-        lfl_tensor *h;
-        LFL_TRY(lfl_full(t->ndim, t->shape, v, t->dtype, LFL_CPU, &h));
-        lfl_status st = lfl_copy_(t, h);
-        lfl_tensor_release(h);
-        return st;
-    }
-    lfl_tensor *one;
-    LFL_TRY(lfl_empty(0, NULL, t->dtype, LFL_CPU, &one));
-    lfl_set(one, 0, v);
-    lfl_status st = lfl_copy_(t, one);
-    lfl_tensor_release(one);
-    return st;
 }
 
 static lfl_status identity_backward(lfl_node *n, lfl_tensor **gout, lfl_tensor **gin)
@@ -175,8 +111,14 @@ lfl_status lfl_cast(lfl_tensor *t, lfl_dtype dt, lfl_tensor **out)
         lfl_tensor_release(f);
         return st;
     }
-    if (t->device != LFL_CPU)
-        return lfl_fail(LFL_ERR_UNSUPPORTED, "cast: dtype conversion on a CUDA tensor is not available yet; cast on the CPU first");
+    if (t->device != LFL_CPU && (lfl_dtype_is_block(t->dtype) || lfl_dtype_is_block(dt) || t->dtype == LFL_INT8 ||
+                                 dt == LFL_INT8)) {
+        char dev[32];
+        lfl_device_str(t->device, dev, sizeof dev);
+        return lfl_fail(LFL_ERR_UNSUPPORTED, "cast: %s -> %s on %s needs (de)quantization, which only the CPU does "
+                        "for this dtype; move the tensor to the CPU first", lfl_dtype_name(t->dtype),
+                        lfl_dtype_name(dt), dev);
+    }
     if (lfl_dtype_is_block(t->dtype) && lfl_dtypes[dt].is_float && lfl_dtypes[t->dtype].to_f32) {
         /* a block tensor widens through its dtype's to_f32 hook, i.e. dequantizes
          * (no grad: quantized weights are frozen); block tensors are contiguous */

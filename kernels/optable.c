@@ -38,4 +38,17 @@ lfl_kernel lfl_cuda_kernels[LFL_OP_COUNT] = {
     /* attention (kernels/attention.cu) */
     CUDA_ENTRY(attention)
     CUDA_ENTRY(attention_backward)
+    /* elementwise group: copies and fills, elementwise math, masks, dropout */
+    CUDA_ENTRY(copy)
+    CUDA_ENTRY(fill)
+    CUDA_ENTRY(affine)
+    CUDA_ENTRY(pow)
+    CUDA_ENTRY(pow_backward)
+    CUDA_ENTRY(unary)
+    CUDA_ENTRY(unary_backward)
+    CUDA_ENTRY(compare)
+    CUDA_ENTRY(where)
+    CUDA_ENTRY(masked_fill)
+    CUDA_ENTRY(dropout)
+    CUDA_ENTRY(dropout_backward)
 };

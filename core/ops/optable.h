@@ -212,7 +212,12 @@ typedef struct {
     /* g contiguous f32: g *= s */                                                                          \
     X(scale, (lfl_tensor *g, double s))                                                                     \
     /* q a whole NF4/FP4 tensor (quant/bnb4.h, checked), its state on q's device; out f32 of q's shape */  \
-    X(q4_dequant, (lfl_tensor *q, lfl_tensor *out))
+    X(q4_dequant, (lfl_tensor *q, lfl_tensor *out))                                                         \
+    /* dst, src on one device, any strides, src broadcasts to dst; f32/f64/f16/bf16/i32/i64/u8/bool         \
+     * converted through f64 as lfl_set does, or one dtype (block-quantized: one size) */                   \
+    X(copy, (lfl_tensor *dst, const lfl_tensor *src))                                                       \
+    /* t any strides, not block-quantized; v converted to t's dtype as lfl_set converts it */               \
+    X(fill, (lfl_tensor *t, double v))
 
 typedef enum {
 #define LFL_OP_ENUM_(name, params) LFL_OP_##name,

@@ -40,28 +40,6 @@ lfl_status lfl_adamw_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *m, lfl_tenso
     return fn(p, g, m, v, o);
 }
 
-lfl_status lfl_cpu_adamw_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *m, lfl_tensor *v, const lfl_adamw_opts *o)
-{
-    int64_t n = lfl_numel(p);
-    float *pp = lfl_data(p), *mm = lfl_data(m), *vv = lfl_data(v);
-    const float *gg = lfl_data(g);
-    double bc1 = 1.0 - pow(o->beta1, (double)o->step), bc2 = 1.0 - pow(o->beta2, (double)o->step);
-    /* torch: step_size = lr / bc1; denom = sqrt(v) / sqrt(bc2) + eps */
-    float b1 = (float)o->beta1, b2 = (float)o->beta2, decay = (float)(1.0 - o->lr * o->weight_decay);
-    float step_size = (float)(o->lr / bc1), sbc2 = (float)sqrt(bc2), eps = (float)o->eps;
-#pragma omp parallel for simd if (n > LFL_OMP_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        float gi = gg[i];
-        float pi = pp[i] * decay;
-        float mi = mm[i] * b1 + (1 - b1) * gi;
-        float vi = vv[i] * b2 + (1 - b2) * gi * gi;
-        mm[i] = mi;
-        vv[i] = vi;
-        pp[i] = pi - step_size * mi / (sqrtf(vi) / sbc2 + eps);
-    }
-    return LFL_OK;
-}
-
 lfl_status lfl_sgd_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *buf, double lr, double momentum,
                         double weight_decay, bool first)
 {
@@ -73,25 +51,6 @@ lfl_status lfl_sgd_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *buf, double lr
     lfl_sgd_step_kernel fn;
     LFL_TRY(lfl_dispatch_sgd_step(p->device, "sgd", &fn));
     return fn(p, g, buf, lr, momentum, weight_decay, first);
-}
-
-lfl_status lfl_cpu_sgd_step(lfl_tensor *p, lfl_tensor *g, lfl_tensor *buf, double lr, double momentum,
-                            double weight_decay, bool first)
-{
-    int64_t n = lfl_numel(p);
-    float *pp = lfl_data(p), *bb = buf ? lfl_data(buf) : NULL;
-    const float *gg = lfl_data(g);
-    float wd = (float)weight_decay, mu = (float)momentum, a = (float)lr;
-#pragma omp parallel for if (n > LFL_OMP_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        float d = gg[i] + wd * pp[i];
-        if (bb) {
-            d = first ? d : bb[i] * mu + d;
-            bb[i] = d;
-        }
-        pp[i] -= a * d;
-    }
-    return LFL_OK;
 }
 
 lfl_status lfl_sum_squares(lfl_tensor *g, double *out)
@@ -106,35 +65,10 @@ lfl_status lfl_sum_squares(lfl_tensor *g, double *out)
     return st;
 }
 
-lfl_status lfl_cpu_sum_squares(lfl_tensor *c, double *out)
-{
-    int64_t n = lfl_numel(c);
-    double acc = 0;
-    if (c->dtype == LFL_F32) {
-        const float *x = lfl_data(c);
-#pragma omp parallel for reduction(+ : acc) if (n > LFL_OMP_MIN)
-        for (int64_t i = 0; i < n; i++) acc += (double)x[i] * x[i];
-    } else {
-        const double *x = lfl_data(c);
-        for (int64_t i = 0; i < n; i++) acc += x[i] * x[i];
-    }
-    *out = acc;
-    return LFL_OK;
-}
-
 lfl_status lfl_scale_(lfl_tensor *g, double s)
 {
     if (g->dtype != LFL_F32 || !lfl_is_contiguous(g)) return lfl_fail(LFL_ERR_ARG, "scale_: contiguous f32 only");
     lfl_scale_kernel fn;
     LFL_TRY(lfl_dispatch_scale(g->device, "scale_", &fn));
     return fn(g, s);
-}
-
-lfl_status lfl_cpu_scale(lfl_tensor *g, double s)
-{
-    int64_t n = lfl_numel(g);
-    float *x = lfl_data(g), f = (float)s;
-#pragma omp parallel for simd if (n > LFL_OMP_MIN)
-    for (int64_t i = 0; i < n; i++) x[i] *= f;
-    return LFL_OK;
 }

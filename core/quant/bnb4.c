@@ -261,15 +261,6 @@ lfl_status lfl_q4_dequantize(lfl_tensor *q, lfl_tensor **out)
     return st;
 }
 
-lfl_status lfl_cpu_q4_dequant(lfl_tensor *q, lfl_tensor *out)
-{
-    int64_t nb = q->quant->nblocks;
-    float *o = lfl_data(out);
-#pragma omp parallel for schedule(static) if (nb * LFL_Q4_BLOCK > LFL_OMP_MIN)
-    for (int64_t b = 0; b < nb; b++) lfl_q4_dequant_range(q, b * LFL_Q4_BLOCK, LFL_Q4_BLOCK, o + b * LFL_Q4_BLOCK);
-    return LFL_OK;
-}
-
 /* A copy of q on `device` (QLoRA's base on a GPU): the packed codes and the
  * state's tensors move, the nested map and offset are copied; no gradient. */
 lfl_status lfl_q4_to_device(lfl_tensor *q, int device, lfl_tensor **out)
