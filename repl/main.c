@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "bridge.h"
 #include "comm/comm.h"
+#include "device.h"
 #include "gemm_bf16.h"
 #include "ops/optable.h"
 #include "repl.h"
@@ -149,8 +150,9 @@ static void print_comms(void)
     const char *nccl = lfl_comm_nccl_describe(&ok);
     if (ok && !lfl_comm_have_mpi()) printf("NCCL: %s, but unusable: its ranks are bootstrapped over MPI\n", nccl);
     else printf("NCCL: %s\n", nccl);
-    printf("Communicators: host tensors %s; device tensors %s\n", lfl_comm_have_mpi() ? "mpi" : "none (one process)",
-           ok && lfl_comm_have_mpi() ? "nccl" : "none (one process)");
+    printf("Communicators: host tensors %s; device tensors %s%s\n",
+           lfl_comm_have_mpi() ? "mpi" : "none (one process)", ok && lfl_comm_have_mpi() ? "nccl" : "none (one process)",
+           ok && lfl_device_count() < 1 ? " (no usable CUDA device here)" : "");
 }
 
 static void print_version(lua_State *L)

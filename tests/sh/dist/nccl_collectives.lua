@@ -136,6 +136,32 @@ check(not okm and tostring(errm):find("tensor 2 is missing", 1, true), "a missin
 local okh, errh = pcall(function() ddp:all_reduce_mean({lfl.zeros(5), d[2], d[3], d[4]}) end)
 check(not okh and tostring(errh):find("on " .. dev, 1, true), "a host tensor in a device layout: " .. tostring(errh))
 
+-- lfl.train.dist's step synchronisation (stage 0) with the parameters on the
+-- device: the gradients averaged over the ranks there, a gradient missing on
+-- one rank counting as zeros (made on the parameter's device), as on the host
+local D = require("lfl.train.dist")._D
+local function sync_run(on_dev)
+  local params = {}
+  for i, n in ipairs(sizes) do
+    local p = data(n, "f32", 20 + i)
+    if on_dev then p = p:to(dev) end
+    params[i] = p
+    -- rank 1 has no gradient for tensor 3 (a parameter its batches did not use)
+    if not (r == 1 and i == 3) then
+      local g = data(n, "f32", 40 + i)
+      p.grad = on_dev and g:to(dev) or g
+    end
+  end
+  local self = setmetatable({params = params, stage = 0, dp = lfl.comm.dp(params, 7)}, D)
+  self:sync({})
+  return params
+end
+local hp, dpar = sync_run(false), sync_run(true)
+for i = 1, #sizes do
+  check(dpar[i].grad and dpar[i].grad:device() == dev, "dist sync: gradient " .. i .. " on the device")
+  same(dpar[i].grad, hp[i].grad, "dist sync (stage 0) gradient " .. i)
+end
+
 -- errors name the call
 local ok, err = pcall(lfl.comm.all_gather, lfl.zeros(2):to(dev), lfl.zeros(2 * W))
 check(not ok and tostring(err):find("one device", 1, true), "mixed devices: " .. tostring(err))
