@@ -105,6 +105,8 @@ lfl_comm *lfl_comm_device_current(void);
  * local_size devices, 0 when each process sees exactly one (CUDA_VISIBLE_DEVICES
  * per rank, or the emulator's one device per process), else an error. */
 lfl_status lfl_comm_device_choice(const lfl_comm *world, int *device);
+/* The same rule for a machine showing `count` devices. */
+lfl_status lfl_comm_device_pick(int count, int rank, int local_rank, int local_size, int *device);
 /* "NCCL 2.27.7 (libnccl.so.2)", or why there is none; *ok says whether it can run. */
 const char *lfl_comm_nccl_describe(bool *ok);
 /* Opens c (rank, size, local_*, timeout and device already set) as NCCL over

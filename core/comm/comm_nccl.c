@@ -12,19 +12,25 @@
 
 static lfl_comm *g_device;
 
+lfl_status lfl_comm_device_pick(int count, int rank, int local_rank, int local_size, int *device)
+{
+    if (count <= 0) return lfl_fail(LFL_ERR_DEVICE, "comm: rank %d has no CUDA device", rank);
+    if (count >= local_size) *device = local_rank;
+    /* every process was handed its own device (CUDA_VISIBLE_DEVICES per rank,
+     * or the emulator, whose cuda:0 is each process's own memory) */
+    else if (count == 1) *device = 0;
+    else return lfl_fail(LFL_ERR_DEVICE, "comm: %d ranks on this machine but %d CUDA devices: rank %d (local rank %d) "
+                         "has none of its own; start at most %d ranks per machine", local_size, count, rank,
+                         local_rank, count);
+    return LFL_OK;
+}
+
 lfl_status lfl_comm_device_choice(const lfl_comm *world, int *device)
 {
     int n = lfl_device_count();
     if (n <= 0) return lfl_fail(LFL_ERR_DEVICE, "comm: rank %d has no CUDA device (%s)", world->rank,
                                 lfl_device_describe());
-    if (n >= world->local_size) *device = world->local_rank;
-    /* every process was handed its own device (CUDA_VISIBLE_DEVICES per rank,
-     * or the emulator, whose cuda:0 is each process's own memory) */
-    else if (n == 1) *device = 0;
-    else return lfl_fail(LFL_ERR_DEVICE, "comm: %d ranks on this machine but %d CUDA devices: rank %d (local rank %d) "
-                         "has none of its own; start at most %d ranks per machine", world->local_size, n,
-                         world->rank, world->local_rank, n);
-    return LFL_OK;
+    return lfl_comm_device_pick(n, world->rank, world->local_rank, world->local_size, device);
 }
 
 /* ---- one process: nothing to exchange, only the copies the calls imply ---- */
