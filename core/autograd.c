@@ -2,6 +2,7 @@
  * the nodes reachable from the roots in reverse creation order. */
 #include <stdatomic.h>
 #include "autograd.h"
+#include "device.h"
 #include "iter.h"
 
 static _Thread_local bool grad_off;
@@ -142,7 +143,16 @@ lfl_status lfl_accumulate_(lfl_tensor *dst, lfl_tensor *src)
     if (!lfl_same_shape(dst, src))
         return lfl_fail(LFL_ERR_ARG, "backward: gradient shape %s does not match %s",
                         lfl_shape_str(src, b1, sizeof b1), lfl_shape_str(dst, b2, sizeof b2));
-    if (dst->device != LFL_CPU) return lfl_fail(LFL_ERR_UNSUPPORTED, "backward: CUDA accumulation is not supported yet");
+    if (dst->device != src->device) {
+        char d1[32], d2[32];
+        return lfl_fail(LFL_ERR_DEVICE, "backward: a gradient on %s cannot accumulate into one on %s",
+                        lfl_device_str(src->device, d1, sizeof d1), lfl_device_str(dst->device, d2, sizeof d2));
+    }
+    if (dst->device != LFL_CPU) {
+        if (!lfl_is_contiguous(dst))
+            return lfl_fail(LFL_ERR_UNSUPPORTED, "backward: accumulating into a non-contiguous gradient on a device");
+        return lfl_accumulate_same_device(dst, src);
+    }
     int64_t n = lfl_numel(dst);
     if (dst->dtype == src->dtype && dst->dtype == LFL_F32 && lfl_is_contiguous(dst) && lfl_is_contiguous(src)) {
         float *d = lfl_data(dst);

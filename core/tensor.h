@@ -134,6 +134,10 @@ lfl_status lfl_copy_(lfl_tensor *dst, const lfl_tensor *src);
 /* lfl_copy_ once dst and src are on one device, shapes and dtypes checked:
  * the copy op's kernel for that device (core/ops/copy.c) */
 lfl_status lfl_copy_same_device(lfl_tensor *dst, const lfl_tensor *src);
+/* dst += src on a device (autograd's gradient accumulation): dst contiguous,
+ * src of dst's shape on its device; through the add kernel of that device
+ * (core/ops/add.c), src cast to dst's dtype first when they differ */
+lfl_status lfl_accumulate_same_device(lfl_tensor *dst, lfl_tensor *src);
 lfl_status lfl_fill_(lfl_tensor *t, double v); /* core/ops/fill.c: the fill op */
 
 /* broadcasting helpers for ops */

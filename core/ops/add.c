@@ -19,3 +19,17 @@ lfl_status lfl_add(lfl_tensor *a, lfl_tensor *b, lfl_tensor **out)
     if (n) { lfl_node_set_output(n, *out, 0); lfl_node_release(n); }
     return LFL_OK;
 }
+
+lfl_status lfl_accumulate_same_device(lfl_tensor *dst, lfl_tensor *src)
+{
+    LFL_ASSERT(dst->device == src->device && lfl_is_contiguous(dst));
+    lfl_add_kernel fn;
+    LFL_TRY(lfl_dispatch_add(dst->device, "backward (accumulating a gradient)", &fn));
+    lfl_tensor *s = NULL;
+    bool g = lfl_set_grad_enabled(false);
+    lfl_status st = src->dtype == dst->dtype ? LFL_OK : lfl_cast(src, dst->dtype, &s);
+    lfl_set_grad_enabled(g);
+    if (st == LFL_OK) st = fn(dst, s ? s : src, dst); /* elementwise: out may be a */
+    lfl_tensor_release(s);
+    return st;
+}

@@ -165,6 +165,26 @@ static void q4_weights(void)
     lfl_tensor_release(w);
 }
 
+/* gradients that meet: x used twice in one graph, and two backward passes
+ * into the same leaf (gradient accumulation over micro-batches) */
+static void accumulation(void)
+{
+    int64_t sx[2] = {5, 33};
+    lfl_tensor *x, *xd;
+    cc_leaf_pair(cc_randn(2, sx, LFL_F32, 1.0), &x, &xd);
+    for (int pass = 0; pass < 2; pass++) {
+        lfl_tensor *a, *ad, *y, *yd;
+        CC_OK(lfl_mul(x, x, &a));
+        CC_OK(lfl_mul(xd, xd, &ad));
+        CC_OK(lfl_add(a, x, &y));
+        CC_OK(lfl_add(ad, xd, &yd));
+        cc_backward_pair(y, yd, 11 + pass);
+        lfl_tensor_release(a), lfl_tensor_release(ad), lfl_tensor_release(y), lfl_tensor_release(yd);
+    }
+    cc_close("a gradient accumulated in one graph and over two backward passes", x->grad, xd->grad, 1e-6, 1e-6);
+    cc_check(xd->grad->device == 0, "the accumulated gradient stays on the device");
+}
+
 int main(void)
 {
     if (!cc_begin("test_cuda_basics")) return 0;
@@ -180,5 +200,6 @@ int main(void)
     optimizers();
     allocator();
     q4_weights();
+    accumulation();
     return cc_end();
 }
