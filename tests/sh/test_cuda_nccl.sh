@@ -116,31 +116,31 @@ train() { # NAME OUT [KEY=VALUE...]: lfl train on 2 ranks
     [ $T_RC = 0 ] || fail "$name: training failed (rc $T_RC)" "$T_OUT"
     return $T_RC
 }
-# the device path must train in one process first: while it cannot (kernels
-# and device autograd still land op by op), the 2-rank runs are only checked
-# to set up data parallel on the device (NCCL's bootstrap, rank 0's weights
-# broadcast on the device) and then stop where one process stops
-probe=$(timeout 600 "$LFL" train "$TMPD/r.yaml" output_dir="$TMPD/probe" device=cuda max_steps=1 2>&1); rc=$?
-fts="lora full"
-if [ $rc != 0 ]; then
-    why=$(printf '%s\n' "$probe" | grep -m1 '^lfl: ' | sed 's/^lfl: //')
-    echo "test_cuda_nccl: 2-rank training on the device skipped: one process cannot train there yet ($why)"
-    fts=""
-    out=$(timeout 600 "$LFL" train "$TMPD/r.yaml" output_dir="$TMPD/setup" device=cuda --nproc 2 2>&1); rc=$?
-    stop=$(printf '%s\n' "$why" | sed 's/^[^ ]*: //')
-    if [ $rc != 0 ] && printf '%s' "$out" | grep -q "data parallel: 2 ranks" && printf '%s' "$out" | grep -q "device cuda:0" \
-        && printf '%s' "$out" | grep -qF -- "$stop"; then ok
-    else fail "2 ranks on the device: data parallel is set up, then the run stops where one process does ($stop)" "$out"; fi
-fi
-for ft in $fts; do
+# Each fine-tuning type must train on the device in one process first: while it
+# cannot (kernels and device autograd land op by op), its 2-rank runs are only
+# checked to set up data parallel on the device (NCCL's bootstrap, rank 0's
+# weights broadcast there) and then to stop where one process stops.
+for ft in lora full; do
     file=adapter_model.safetensors extra=()
     [ $ft = full ] && file=model.safetensors extra=(finetuning_type=full learning_rate=1.0e-3)
+    probe=$(timeout 600 "$LFL" train "$TMPD/r.yaml" output_dir="$TMPD/probe_$ft" device=cuda max_steps=1 "${extra[@]}" 2>&1)
+    if [ $? != 0 ]; then
+        why=$(printf '%s\n' "$probe" | grep -m1 '^lfl: ' | sed 's/^lfl: //')
+        echo "test_cuda_nccl: 2-rank $ft training on the device skipped: one process cannot train there yet ($why)"
+        out=$(timeout 600 "$LFL" train "$TMPD/r.yaml" output_dir="$TMPD/setup_$ft" device=cuda "${extra[@]}" --nproc 2 2>&1)
+        rc=$?
+        stop=$(printf '%s\n' "$why" | sed 's/^[^ ]*: //')
+        if [ $rc != 0 ] && printf '%s' "$out" | grep -q "data parallel: 2 ranks" && printf '%s' "$out" | grep -q "device cuda:0" \
+            && printf '%s' "$out" | grep -qF -- "$stop"; then ok
+        else fail "$ft, 2 ranks on the device: data parallel is set up, then the run stops where one process does ($stop)" "$out"; fi
+        continue
+    fi
     train "$ft on cpu, 2 ranks" ${ft}_cpu "${extra[@]}" || continue
     train "$ft on cuda, 2 ranks" ${ft}_cuda device=cuda "${extra[@]}" || continue
     if printf '%s' "$T_OUT" | grep -q "device cuda:0" && printf '%s' "$T_OUT" | grep -q "data parallel: 2 ranks"; then ok
     else fail "$ft on cuda: the run reports its device and 2 ranks" "$T_OUT"; fi
     out=$(timeout 120 "$LFL" "$TMPD/compare.lua" "$TMPD/${ft}_cuda" "$TMPD/${ft}_cpu" $file 2>&1); rc=$?
-    if [ $rc = 0 ]; then ok; [ -n "${VERBOSE:-}" ] && echo "ok    $ft: $out"
+    if [ $rc = 0 ]; then ok; [ -n "${VERBOSE:-}" ] && echo "ok    $ft, 2 ranks, device vs cpu: $out"
     else fail "$ft, 2 ranks: device curve and weights = CPU's" "$out"; fi
 done
 
