@@ -101,3 +101,17 @@ lfl_status lfl_cuda_gemm(int device, const char *op, bool ta, bool tb, int m, in
     return lfl_cuda_gemm_batched(device, op, ta, tb, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1,
                                  abtype, ctype);
 }
+
+lfl_status lfl_cuda_dgemm(int device, const char *op, bool ta, bool tb, int m, int n, int k, double alpha,
+                          const double *a, int lda, const double *b, int ldb, double beta, double *c, int ldc)
+{
+    if (m <= 0 || n <= 0) return LFL_OK;
+    LFL_ASSERT(k > 0);
+    cublasHandle_t h;
+    const lfl_cublas_api *api;
+    LFL_TRY(lfl_cublas(device, op, &h, &api));
+    cublasStatus_t s = api->dgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b,
+                                  ldb, a, lda, &beta, c, ldc);
+    if (s != CUBLAS_STATUS_SUCCESS) return lfl_fail(LFL_ERR_DEVICE, "%s: cuBLAS GEMM failed (status %d)", op, (int)s);
+    return LFL_OK;
+}

@@ -38,6 +38,10 @@ lfl_status lfl_cublas(int device, const char *op, cublasHandle_t *h, const lfl_c
 lfl_status lfl_cuda_gemm(int device, const char *op, bool ta, bool tb, int m, int n, int k, float alpha,
                          const void *a, int lda, const void *b, int ldb, float beta, void *c, int ldc,
                          lfl_dtype abtype, lfl_dtype ctype);
+// f64 with f64 alpha and beta (lfl_cuda_gemm's are float: a scaling such as
+// LoRA's alpha / r would lose digits an f64 gradient check sees)
+lfl_status lfl_cuda_dgemm(int device, const char *op, bool ta, bool tb, int m, int n, int k, double alpha,
+                          const double *a, int lda, const double *b, int ldb, double beta, double *c, int ldc);
 // The same for `batch` GEMMs at element strides sa, sb, sc.
 lfl_status lfl_cuda_gemm_batched(int device, const char *op, bool ta, bool tb, int m, int n, int k, float alpha,
                                  const void *a, int lda, long long sa, const void *b, int ldb, long long sb,

@@ -36,8 +36,13 @@ static cudaError_t fail(cudaError_t e)
 // allocation ends against a guard page that is never readable, as an
 // electric fence: a kernel reading or writing past the end of a buffer (by
 // more than the rounding to 256 bytes) faults at once instead of corrupting
-// or reading its neighbour. Only live allocations are made readable during a
-// launch, so a freed buffer faults too.
+// or reading its neighbour. LFL_CUDA_EMU_PROTECT picks how much is checked:
+//   strict (default): device memory is readable only inside launches and
+//     copies, and then only the live allocations: host code touching device
+//     memory and kernels touching freed buffers fault too. Costs a system call
+//     per live buffer per launch: right for kernel tests, slow for training.
+//   guard: the guard pages and freed buffers only (no cost per launch);
+//   0: nothing (plain memory).
 static const size_t ARENA_BYTES = (size_t)16 << 30, PAGE = 4096;
 static char *arena;
 static size_t arena_top;
@@ -49,7 +54,9 @@ struct Block {
 static std::map<void *, Block> live;                // pointer -> its block
 static std::map<size_t, std::vector<Block>> freed; // rounded size -> free blocks
 static int access_depth;
-static bool protect_on = true;
+enum { PROTECT_OFF, PROTECT_GUARD, PROTECT_STRICT };
+static int protect = PROTECT_STRICT;
+static bool protect_on = true; // any protection
 
 // A fault in the arena, explained before the process dies: inside a launch it
 // is a kernel's out-of-bounds or use-after-free access, outside one it is host
@@ -94,13 +101,16 @@ static void arena_init(void)
     }
     arena = (char *)p;
     const char *e = getenv("LFL_CUDA_EMU_PROTECT");
-    protect_on = !(e && e[0] == '0');
+    protect = !e || !*e || !strcmp(e, "strict") ? PROTECT_STRICT : !strcmp(e, "guard") ? PROTECT_GUARD : PROTECT_OFF;
+    if (e && *e && protect == PROTECT_OFF && strcmp(e, "0"))
+        fprintf(stderr, "cuda emulator: LFL_CUDA_EMU_PROTECT=%s is not strict, guard or 0; protection is off\n", e);
+    protect_on = protect != PROTECT_OFF;
     if (!protect_on) mprotect(arena, ARENA_BYTES, PROT_READ | PROT_WRITE);
 }
 
 static void set_access(bool on)
 {
-    if (!protect_on || !arena_top) return;
+    if (protect != PROTECT_STRICT || !arena_top) return;
     if (!on) {
         mprotect(arena, arena_top, PROT_NONE);
         return;
@@ -140,13 +150,13 @@ cudaError_t cudaMalloc(void **p, size_t n)
         b.npages = (r + PAGE - 1) / PAGE;
         if (arena_top + (b.npages + 1) * PAGE > ARENA_BYTES) return fail(cudaErrorMemoryAllocation);
         b.pages = arena + arena_top;
-        arena_top += (b.npages + 1) * PAGE; // + the guard page
-        if (protect_on) mprotect(arena, arena_top, PROT_NONE);
+        arena_top += (b.npages + 1) * PAGE; // + the guard page (PROT_NONE since the arena was reserved)
     }
     // right-aligned against the guard page
     *p = b.pages + b.npages * PAGE - r;
     live[*p] = b;
-    if (protect_on && access_depth > 0) mprotect(b.pages, b.npages * PAGE, PROT_READ | PROT_WRITE);
+    if (protect == PROTECT_GUARD || (protect == PROTECT_STRICT && access_depth > 0))
+        mprotect(b.pages, b.npages * PAGE, PROT_READ | PROT_WRITE);
     return cudaSuccess;
 }
 
@@ -157,7 +167,8 @@ cudaError_t cudaFree(void *p)
     auto it = live.find(p);
     if (it == live.end()) return fail(cudaErrorInvalidValue);
     freed[it->second.size].push_back(it->second);
-    if (protect_on && access_depth > 0) mprotect(it->second.pages, it->second.npages * PAGE, PROT_NONE);
+    if (protect == PROTECT_GUARD || (protect == PROTECT_STRICT && access_depth > 0))
+        mprotect(it->second.pages, it->second.npages * PAGE, PROT_NONE);
     live.erase(it);
     return cudaSuccess;
 }

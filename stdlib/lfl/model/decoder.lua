@@ -428,7 +428,7 @@ local function memo_linear(m, x, base, w, b, memo, last)
   if not y then
     local sz = x:size()
     sz[#sz] = w:size(1)
-    y = lfl.zeros(sz, x:dtype())
+    y = zeros_as(x, sz)
   end
   return lfl.lora_linear(x, w, b, A, B, ad.scaling, {given = y, side = kept[2]})
 end
