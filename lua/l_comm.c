@@ -2,13 +2,20 @@
  * bucket layout (core/comm/dp.h) for the trainer.
  *   comm.init([timeout_s]) -> {rank, size, local_rank, local_size, backend}
  *   comm.info() -> the same table (init first)     comm.have_mpi() / comm.launched()
- *   comm.set_timeout(s)     comm.barrier()         comm.stats() -> {bytes, calls}
+ *   comm.set_timeout(s)     comm.barrier()         comm.stats() -> {bytes, calls} (both communicators)
  *   comm.all_reduce(x [, op])  x: contiguous f32/f64 tensor (in place, returns it)
  *                              or a list of numbers (returns a new list, f64)
  *                              op: "sum" (default), "mean", "max", "min"
  *   comm.reduce_scatter(send, recv [, op])  comm.all_gather(send, recv)
  *   comm.broadcast(x [, root])  (root is 0-based, like ranks)
+ *     Tensors on a CUDA device go through the device communicator (NCCL),
+ *     host tensors through the world's (MPI); all of one call on one device.
+ *   comm.device_info() -> the device communicator's table (made on first call),
+ *     with device = the CUDA device this rank's collectives use
+ *   comm.nccl() -> available (bool), description
  *   comm.dp(numels, bucket_elems) -> DP: bucketed collectives over a fixed list
+ *     (a list of tensors on a CUDA device: over the device communicator, the
+ *     staging bucket in device memory; every tensor then on that device)
  *     of tensors (list entries may be nil where a gradient is missing):
  *     dp:all_reduce_mean(list)  dp:reduce_scatter_mean(list, shard)
  *     dp:pack(list, shard)      dp:all_gather(shard, list)  dp:broadcast(list [, root])
@@ -44,6 +51,30 @@ static void push_info(lua_State *L, lfl_comm *c)
     lua_setfield(L, -2, "backend");
     lua_pushnumber(L, c->timeout);
     lua_setfield(L, -2, "timeout");
+    lua_pushinteger(L, c->device);
+    lua_setfield(L, -2, "device");
+}
+
+static lfl_comm *device_comm(lua_State *L)
+{
+    lfl_comm *c = lfl_comm_device_current();
+    if (!c) lfl_lua_check(L, lfl_comm_device(&c));
+    return c;
+}
+
+static int l_device_info(lua_State *L)
+{
+    push_info(L, device_comm(L));
+    return 1;
+}
+
+static int l_nccl(lua_State *L)
+{
+    bool ok = false;
+    const char *why = lfl_comm_nccl_describe(&ok);
+    lua_pushboolean(L, ok);
+    lua_pushstring(L, why);
+    return 2;
 }
 
 static int l_init(lua_State *L)
@@ -75,6 +106,7 @@ static int l_launched(lua_State *L)
 static int l_set_timeout(lua_State *L)
 {
     lfl_lua_check(L, lfl_comm_set_timeout(world(L), luaL_checknumber(L, 1)));
+    if (lfl_comm_device_current()) lfl_lua_check(L, lfl_comm_set_timeout(lfl_comm_device_current(), luaL_checknumber(L, 1)));
     return 0;
 }
 
@@ -86,11 +118,12 @@ static int l_barrier(lua_State *L)
 
 static int l_stats(lua_State *L)
 {
-    lfl_comm *c = world(L);
+    lfl_comm *c = world(L), *d = lfl_comm_device_current();
+    /* both communicators: a run on a device moves its gradients through the device one */
     lua_createtable(L, 0, 2);
-    lua_pushnumber(L, (double)c->bytes);
+    lua_pushnumber(L, (double)(c->bytes + (d ? d->bytes : 0)));
     lua_setfield(L, -2, "bytes");
-    lua_pushnumber(L, (double)c->calls);
+    lua_pushnumber(L, (double)(c->calls + (d ? d->calls : 0)));
     lua_setfield(L, -2, "calls");
     return 1;
 }
@@ -102,12 +135,28 @@ static lfl_comm_op check_op(lua_State *L, int idx)
     return ops[luaL_checkoption(L, idx, "sum", names)];
 }
 
-static lfl_comm_dtype check_buffer(lua_State *L, lfl_tensor *t, const char *op)
+/* the dtype of t, and in *c the communicator for t's device */
+static lfl_comm_dtype check_buffer(lua_State *L, lfl_tensor *t, const char *op, lfl_comm **c)
 {
-    if (!lfl_is_contiguous(t) || t->device >= 0 || (t->dtype != LFL_F32 && t->dtype != LFL_F64))
-        luaL_error(L, "comm.%s: needs a contiguous f32 or f64 CPU tensor, got %s%s", op, lfl_dtype_name(t->dtype),
+    if (!lfl_is_contiguous(t) || (t->dtype != LFL_F32 && t->dtype != LFL_F64))
+        luaL_error(L, "comm.%s: needs a contiguous f32 or f64 tensor, got %s%s", op, lfl_dtype_name(t->dtype),
                    lfl_is_contiguous(t) ? "" : " (strided)");
+    if (t->device < 0) {
+        *c = world(L);
+    } else {
+        *c = device_comm(L);
+        if (t->device != (*c)->device)
+            luaL_error(L, "comm.%s: the tensor is on cuda:%d, but this rank's collectives use cuda:%d", op, t->device,
+                       (*c)->device);
+    }
     return t->dtype == LFL_F32 ? LFL_COMM_F32 : LFL_COMM_F64;
+}
+
+static void same_device(lua_State *L, lfl_tensor *s, lfl_tensor *r, const char *op)
+{
+    if (s->device != r->device)
+        luaL_error(L, "comm.%s: send and recv must be on one device (send on %s%d, recv on %s%d)", op,
+                   s->device < 0 ? "cpu" : "cuda:", s->device, r->device < 0 ? "cpu" : "cuda:", r->device);
 }
 
 static int l_all_reduce(lua_State *L)
@@ -132,7 +181,7 @@ static int l_all_reduce(lua_State *L)
         return 1;
     }
     lfl_tensor *t = lfl_lua_check_tensor(L, 1);
-    lfl_comm_dtype dt = check_buffer(L, t, "all_reduce");
+    lfl_comm_dtype dt = check_buffer(L, t, "all_reduce", &c);
     lfl_lua_check(L, lfl_comm_allreduce(c, lfl_data(t), lfl_numel(t), dt, op));
     lua_settop(L, 1);
     return 1;
@@ -142,8 +191,9 @@ static int l_reduce_scatter(lua_State *L)
 {
     lfl_comm *c = world(L);
     lfl_tensor *s = lfl_lua_check_tensor(L, 1), *r = lfl_lua_check_tensor(L, 2);
-    lfl_comm_dtype dt = check_buffer(L, s, "reduce_scatter");
-    if (check_buffer(L, r, "reduce_scatter") != dt || lfl_numel(s) != lfl_numel(r) * c->size)
+    same_device(L, s, r, "reduce_scatter");
+    lfl_comm_dtype dt = check_buffer(L, s, "reduce_scatter", &c);
+    if (check_buffer(L, r, "reduce_scatter", &c) != dt || lfl_numel(s) != lfl_numel(r) * c->size)
         luaL_error(L, "comm.reduce_scatter: recv must have the send dtype and 1/%d of its %lld elements", c->size,
                    (long long)lfl_numel(s));
     lfl_lua_check(L, lfl_comm_reduce_scatter(c, lfl_data(s), lfl_data(r), lfl_numel(r), dt, check_op(L, 3)));
@@ -155,8 +205,9 @@ static int l_all_gather(lua_State *L)
 {
     lfl_comm *c = world(L);
     lfl_tensor *s = lfl_lua_check_tensor(L, 1), *r = lfl_lua_check_tensor(L, 2);
-    lfl_comm_dtype dt = check_buffer(L, s, "all_gather");
-    if (check_buffer(L, r, "all_gather") != dt || lfl_numel(r) != lfl_numel(s) * c->size)
+    same_device(L, s, r, "all_gather");
+    lfl_comm_dtype dt = check_buffer(L, s, "all_gather", &c);
+    if (check_buffer(L, r, "all_gather", &c) != dt || lfl_numel(r) != lfl_numel(s) * c->size)
         luaL_error(L, "comm.all_gather: recv must have the send dtype and %d times its %lld elements", c->size,
                    (long long)lfl_numel(s));
     lfl_lua_check(L, lfl_comm_allgather(c, lfl_data(s), lfl_data(r), lfl_numel(s), dt));
@@ -168,7 +219,7 @@ static int l_broadcast(lua_State *L)
 {
     lfl_comm *c = world(L);
     lfl_tensor *t = lfl_lua_check_tensor(L, 1);
-    lfl_comm_dtype dt = check_buffer(L, t, "broadcast");
+    lfl_comm_dtype dt = check_buffer(L, t, "broadcast", &c);
     lfl_lua_check(L, lfl_comm_broadcast(c, lfl_data(t), lfl_numel(t), dt, (int)luaL_optinteger(L, 2, 0)));
     lua_settop(L, 1);
     return 1;
@@ -191,6 +242,8 @@ static int l_dp(lua_State *L)
     int64_t *numel = lua_newuserdata(L, sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
     for (int i = 0; i < n; i++) {
         lua_rawgeti(L, 1, i + 1);
+        /* tensors on a CUDA device: the layout's collectives run on the device communicator */
+        if (i == 0 && lfl_lua_is_tensor(L, -1) && lfl_lua_check_tensor(L, -1)->device >= 0) c = device_comm(L);
         numel[i] = lfl_lua_is_tensor(L, -1) ? lfl_numel(lfl_lua_check_tensor(L, -1))
                                              : lfl_lua_check_int64(L, -1, "comm.dp: element count");
         lua_pop(L, 1);
@@ -375,6 +428,7 @@ static const luaL_Reg dp_methods[] = {
 
 static const luaL_Reg funcs[] = {
     {"init", l_init}, {"info", l_info}, {"have_mpi", l_have_mpi}, {"launched", l_launched},
+    {"device_info", l_device_info}, {"nccl", l_nccl},
     {"set_timeout", l_set_timeout}, {"barrier", l_barrier}, {"stats", l_stats}, {"all_reduce", l_all_reduce},
     {"reduce_scatter", l_reduce_scatter}, {"all_gather", l_all_gather}, {"broadcast", l_broadcast}, {"dp", l_dp},
     {NULL, NULL},

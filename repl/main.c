@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "bridge.h"
 #include "comm/comm.h"
+#include "device.h"
 #include "gemm_bf16.h"
 #include "ops/optable.h"
 #include "repl.h"
@@ -139,27 +140,19 @@ static int report(lua_State *L, int st)
     return st;
 }
 
-/* NCCL is loaded at run time by the multi-GPU code; say whether it is there */
-static void print_nccl(void)
+/* The communicators this build can use: MPI for host buffers (the ranks),
+ * NCCL for device buffers (dlopen'ed by kernels/comm_nccl.cu on first use;
+ * the emulator build has its own over MPI) */
+static void print_comms(void)
 {
-#ifdef LFL_HAVE_CUDA
-    void *h = dlopen("libnccl.so.2", RTLD_LAZY | RTLD_LOCAL);
-    if (!h) {
-        printf("NCCL: not found (libnccl.so.2; needed for multi-GPU runs)\n");
-        return;
-    }
-    int (*get_version)(int *) = (int (*)(int *))dlsym(h, "ncclGetVersion");
-    int v = 0;
-    if (get_version && get_version(&v) == 0 && v >= 10000)
-        printf("NCCL: %d.%d.%d (libnccl.so.2)\n", v / 10000, (v % 10000) / 100, v % 100);
-    else if (get_version && v > 0)
-        printf("NCCL: %d.%d.%d (libnccl.so.2)\n", v / 1000, (v % 1000) / 100, v % 100);
-    else
-        printf("NCCL: libnccl.so.2 found (version unknown)\n");
-    dlclose(h);
-#else
-    printf("NCCL: not used (CPU-only build)\n");
-#endif
+    printf("MPI: %s\n", lfl_comm_describe());
+    bool ok = false;
+    const char *nccl = lfl_comm_nccl_describe(&ok);
+    if (ok && !lfl_comm_have_mpi()) printf("NCCL: %s, but unusable: its ranks are bootstrapped over MPI\n", nccl);
+    else printf("NCCL: %s\n", nccl);
+    printf("Communicators: host tensors %s; device tensors %s%s\n",
+           lfl_comm_have_mpi() ? "mpi" : "none (one process)", ok && lfl_comm_have_mpi() ? "nccl" : "none (one process)",
+           ok && lfl_device_count() < 1 ? " (no usable CUDA device here)" : "");
 }
 
 static void print_version(lua_State *L)
@@ -184,8 +177,7 @@ static void print_version(lua_State *L)
     int ncpu = lfl_op_coverage(LFL_DEVKIND_CPU, NULL, 0), ncuda = lfl_op_coverage(LFL_DEVKIND_CUDA, cuda, sizeof cuda);
     printf("ops: %d kernels; CPU %d, CUDA %d%s%s%s\n", lfl_op_count(), ncpu, ncuda, ncuda ? " (" : "", cuda,
            ncuda ? ")" : "");
-    print_nccl();
-    printf("MPI: %s\n", lfl_comm_describe());
+    print_comms();
     printf("home: %s\n", lfl_lua_home());
 }
 

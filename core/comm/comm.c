@@ -30,6 +30,7 @@ lfl_status lfl_comm_world(lfl_comm **out)
     if (!c) return lfl_fail(LFL_ERR_MEM, "comm: out of memory");
     c->timeout = LFL_COMM_DEFAULT_TIMEOUT;
     c->size = c->local_size = 1;
+    c->device = -1;
     if (lfl_comm_launched()) {
         if (!lfl_comm_have_mpi()) {
             free(c);
@@ -63,6 +64,11 @@ lfl_comm *lfl_comm_current(void) { return g_world; }
 void lfl_comm_shutdown(void)
 {
     if (!g_world) return;
+    /* NCCL before MPI: its communicator was bootstrapped over the world; a
+     * failed NCCL call may leave work pending that MPI_Finalize would wait on */
+    lfl_comm *dev = lfl_comm_device_current();
+    if (dev && dev->failed) g_world->failed = true;
+    lfl_comm_device_close(g_world->failed);
     if (!g_world->failed && g_world->be->finalize) g_world->be->finalize(g_world);
     /* after a failure the pending requests cannot be cancelled portably: the
      * process exits without MPI_Finalize and the launcher ends the job */
@@ -97,6 +103,14 @@ static void scale(void *buf, int64_t n, lfl_comm_dtype dt, double s)
     }
 }
 
+static lfl_status mean_scale(lfl_comm *c, void *buf, int64_t n, lfl_comm_dtype dt)
+{
+    if (c->size == 1) return LFL_OK;
+    if (c->be->scale) return c->be->scale(c, buf, n, dt, 1.0 / c->size);
+    scale(buf, n, dt, 1.0 / c->size);
+    return LFL_OK;
+}
+
 static lfl_status check_mean(const char *op, lfl_comm_dtype dt, lfl_comm_op o)
 {
     if (o == LFL_COMM_MEAN && dt == LFL_COMM_BYTE) return lfl_fail(LFL_ERR_ARG, "comm: %s: mean of bytes", op);
@@ -110,7 +124,7 @@ lfl_status lfl_comm_allreduce(lfl_comm *c, void *buf, int64_t n, lfl_comm_dtype 
     c->bytes += (uint64_t)n * lfl_comm_dtype_size(dt);
     c->calls++;
     LFL_TRY(c->be->allreduce(c, buf, n, dt, op == LFL_COMM_MEAN ? LFL_COMM_SUM : op));
-    if (op == LFL_COMM_MEAN && c->size > 1) scale(buf, n, dt, 1.0 / c->size);
+    if (op == LFL_COMM_MEAN) LFL_TRY(mean_scale(c, buf, n, dt));
     return LFL_OK;
 }
 
@@ -122,7 +136,7 @@ lfl_status lfl_comm_reduce_scatter(lfl_comm *c, const void *send, void *recv, in
     c->bytes += (uint64_t)n_each * (uint64_t)c->size * lfl_comm_dtype_size(dt);
     c->calls++;
     LFL_TRY(c->be->reduce_scatter(c, send, recv, n_each, dt, op == LFL_COMM_MEAN ? LFL_COMM_SUM : op));
-    if (op == LFL_COMM_MEAN && c->size > 1) scale(recv, n_each, dt, 1.0 / c->size);
+    if (op == LFL_COMM_MEAN) LFL_TRY(mean_scale(c, recv, n_each, dt));
     return LFL_OK;
 }
 

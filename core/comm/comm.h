@@ -5,8 +5,11 @@
  *
  * The backend is a table of functions (lfl_comm_backend): comm_mpi.c (MPI,
  * non-blocking calls polled against the deadline) when lfl is built with MPI,
- * comm_none.c (one process, world size 1) otherwise. A GPU backend (NCCL) adds
- * its own table next to them; nothing above this header changes. */
+ * comm_none.c (one process, world size 1) otherwise. The device communicator
+ * (lfl_comm_device) has the NCCL backend's table (kernels/comm_nccl.cu: it
+ * needs the CUDA runtime, so it lives with the kernels; core/comm/comm_nccl.c
+ * makes it over the world and holds the fallbacks of builds without CUDA):
+ * the same calls on buffers in CUDA device memory. */
 #ifndef LFL_COMM_H
 #define LFL_COMM_H
 
@@ -33,6 +36,8 @@ typedef struct {
     lfl_status (*broadcast)(lfl_comm *c, void *buf, int64_t n, lfl_comm_dtype dt, int root);
     lfl_status (*barrier)(lfl_comm *c);
     void (*finalize)(lfl_comm *c);
+    /* buf *= s for MEAN; NULL: buf is host memory and comm.c scales it */
+    lfl_status (*scale)(lfl_comm *c, void *buf, int64_t n, lfl_comm_dtype dt, double s);
 } lfl_comm_backend;
 
 struct lfl_comm {
@@ -43,6 +48,7 @@ struct lfl_comm {
     bool failed;                /* a collective timed out or failed: the job cannot go on */
     uint64_t bytes;             /* payload bytes this rank has handed to collectives */
     uint64_t calls;             /* collectives run */
+    int device;                 /* -1: buffers in host memory; else the CUDA device they live on */
     void *impl;                 /* the backend's own state */
 };
 
@@ -85,6 +91,30 @@ lfl_status lfl_comm_barrier(lfl_comm *c);
 /* The backends (comm_none.c always; comm_mpi.c with MPI, else it fails). */
 extern const lfl_comm_backend lfl_comm_none_backend;
 lfl_status lfl_comm_mpi_open(lfl_comm *c);
+
+/* The device communicator, made on the first call over the world (which it
+ * makes first): NCCL, one communicator per process on the CUDA device
+ * lfl_comm_device_choice names, its unique id made on rank 0 and broadcast
+ * over the world. Its collectives take device buffers on that device; its
+ * timeout starts as the world's. A world of one process needs no NCCL: the
+ * collectives are then local (copies and MEAN = the buffer itself). */
+lfl_status lfl_comm_device(lfl_comm **out);
+/* The device communicator if lfl_comm_device has run, else NULL. */
+lfl_comm *lfl_comm_device_current(void);
+/* The CUDA device a rank uses: local_rank when the machine shows at least
+ * local_size devices, 0 when each process sees exactly one (CUDA_VISIBLE_DEVICES
+ * per rank, or the emulator's one device per process), else an error. */
+lfl_status lfl_comm_device_choice(const lfl_comm *world, int *device);
+/* The same rule for a machine showing `count` devices. */
+lfl_status lfl_comm_device_pick(int count, int rank, int local_rank, int local_size, int *device);
+/* "NCCL 2.27.7 (libnccl.so.2)", or why there is none; *ok says whether it can run. */
+const char *lfl_comm_nccl_describe(bool *ok);
+/* Opens c (rank, size, local_*, timeout and device already set) as NCCL over
+ * world's ranks: kernels/comm_nccl.cu, or an error without CUDA. */
+lfl_status lfl_comm_nccl_open(lfl_comm *world, lfl_comm *c);
+/* Ends the device communicator (lfl_comm_shutdown calls it first); failed:
+ * a collective failed, so NCCL is aborted instead of destroyed. */
+void lfl_comm_device_close(bool failed);
 
 /* Starts nproc local ranks of argv (argv[0] = this executable's path) under
  * mpirun with posix_spawn (no shell) and waits: *exit_code is the job's exit

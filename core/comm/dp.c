@@ -1,8 +1,14 @@
-/* Data-parallel bucket layout and the collectives over it (see dp.h). */
+/* Data-parallel bucket layout and the collectives over it (see dp.h). The
+ * tensors live where the communicator's buffers do (comm->device: -1 the host,
+ * else a CUDA device, whose copies go through core/device.h's hooks). */
 #include "dp.h"
+
+#include "../device.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+static void free_stage(lfl_dp *dp);
 
 lfl_status lfl_dp_new(lfl_comm *c, const int64_t *numel, int64_t n, int64_t bucket_elems, lfl_dp **out)
 {
@@ -79,7 +85,7 @@ void lfl_dp_free(lfl_dp *dp)
     free(dp->blen);
     free(dp->bslice);
     free(dp->pieces);
-    free(dp->stage);
+    free_stage(dp);
     free(dp);
 }
 
@@ -88,15 +94,38 @@ void lfl_dp_free(lfl_dp *dp)
 static lfl_status need_stage(lfl_dp *dp)
 {
     if (dp->stage) return LFL_OK;
-    dp->stage = malloc(sizeof(float) * (size_t)(dp->stage_len > 0 ? dp->stage_len : 1));
+    size_t bytes = sizeof(float) * (size_t)(dp->stage_len > 0 ? dp->stage_len : 1);
+    if (dp->comm->device >= 0) {
+        void *p = NULL;
+        LFL_TRY(lfl_device_alloc(dp->comm->device, bytes, &p));
+        dp->stage = p;
+        return LFL_OK;
+    }
+    dp->stage = malloc(bytes);
     if (!dp->stage) return lfl_fail(LFL_ERR_MEM, "dp: cannot allocate a %lld-element bucket", (long long)dp->stage_len);
     return LFL_OK;
 }
 
-void lfl_dp_trim(lfl_dp *dp)
+static void free_stage(lfl_dp *dp)
 {
-    free(dp->stage);
+    if (dp->comm->device >= 0) lfl_device_free(dp->comm->device, dp->stage);
+    else free(dp->stage);
     dp->stage = NULL;
+}
+
+void lfl_dp_trim(lfl_dp *dp) { free_stage(dp); }
+
+/* n floats: dst = src, or zeros when src is NULL, in the communicator's memory */
+static lfl_status copy(lfl_dp *dp, float *dst, const float *src, int64_t n)
+{
+    size_t bytes = sizeof(float) * (size_t)n;
+    if (n <= 0) return LFL_OK;
+    if (dp->comm->device >= 0)
+        return src ? lfl_device_memcpy(dp->comm->device, dst, src, bytes, 2)
+                   : lfl_device_memset(dp->comm->device, dst, 0, bytes);
+    if (src) memcpy(dst, src, bytes);
+    else memset(dst, 0, bytes);
+    return LFL_OK;
 }
 
 static lfl_status check_tensors(lfl_dp *dp, lfl_tensor *const *ts, const char *op, bool writing)
@@ -108,9 +137,13 @@ static lfl_status check_tensors(lfl_dp *dp, lfl_tensor *const *ts, const char *o
                 return lfl_fail(LFL_ERR_ARG, "dp: %s: tensor %lld is missing", op, (long long)i + 1);
             continue;
         }
-        if (x->dtype != LFL_F32 || !lfl_is_contiguous(x) || x->device >= 0)
-            return lfl_fail(LFL_ERR_ARG, "dp: %s: tensor %lld must be a contiguous f32 CPU tensor (got %s%s)", op,
-                            (long long)i + 1, lfl_dtype_name(x->dtype), lfl_is_contiguous(x) ? "" : ", strided");
+        if (x->dtype != LFL_F32 || !lfl_is_contiguous(x) || x->device != dp->comm->device) {
+            char want[32], got[32];
+            return lfl_fail(LFL_ERR_ARG, "dp: %s: tensor %lld must be a contiguous f32 tensor on %s (got %s%s on %s)",
+                            op, (long long)i + 1, lfl_device_str(dp->comm->device, want, sizeof want),
+                            lfl_dtype_name(x->dtype), lfl_is_contiguous(x) ? "" : ", strided",
+                            lfl_device_str(x->device, got, sizeof got));
+        }
         if (lfl_numel(x) != dp->numel[i])
             return lfl_fail(LFL_ERR_ARG, "dp: %s: tensor %lld has %lld elements, the layout %lld", op,
                             (long long)i + 1, (long long)lfl_numel(x), (long long)dp->numel[i]);
@@ -120,34 +153,37 @@ static lfl_status check_tensors(lfl_dp *dp, lfl_tensor *const *ts, const char *o
 
 static lfl_status check_shard(lfl_dp *dp, lfl_tensor *shard, const char *op)
 {
-    if (!shard || shard->dtype != LFL_F32 || !lfl_is_contiguous(shard) || lfl_numel(shard) != dp->shard_numel)
-        return lfl_fail(LFL_ERR_ARG, "dp: %s: the shard must be a contiguous f32 tensor of %lld elements", op,
-                        (long long)dp->shard_numel);
+    char want[32];
+    if (!shard || shard->dtype != LFL_F32 || !lfl_is_contiguous(shard) || lfl_numel(shard) != dp->shard_numel ||
+        shard->device != dp->comm->device)
+        return lfl_fail(LFL_ERR_ARG, "dp: %s: the shard must be a contiguous f32 tensor of %lld elements on %s", op,
+                        (long long)dp->shard_numel, lfl_device_str(dp->comm->device, want, sizeof want));
     return LFL_OK;
 }
 
 /* flat [lo, lo+len) of the tensors -> dst (zeros for missing ones) */
-static void read_range(lfl_dp *dp, lfl_tensor *const *ts, int64_t lo, int64_t len, float *dst)
+static lfl_status read_range(lfl_dp *dp, lfl_tensor *const *ts, int64_t lo, int64_t len, float *dst)
 {
     int64_t hi = lo + len;
     for (int64_t t = 0; t < dp->ntensors; t++) {
         int64_t a = dp->start[t], b = a + dp->numel[t];
         if (b <= lo || a >= hi) continue;
         int64_t x0 = a > lo ? a : lo, x1 = b < hi ? b : hi;
-        if (ts[t]) memcpy(dst + (x0 - lo), (float *)lfl_data(ts[t]) + (x0 - a), sizeof(float) * (size_t)(x1 - x0));
-        else memset(dst + (x0 - lo), 0, sizeof(float) * (size_t)(x1 - x0));
+        LFL_TRY(copy(dp, dst + (x0 - lo), ts[t] ? (float *)lfl_data(ts[t]) + (x0 - a) : NULL, x1 - x0));
     }
+    return LFL_OK;
 }
 
-static void write_range(lfl_dp *dp, lfl_tensor *const *ts, int64_t lo, int64_t len, const float *src)
+static lfl_status write_range(lfl_dp *dp, lfl_tensor *const *ts, int64_t lo, int64_t len, const float *src)
 {
     int64_t hi = lo + len;
     for (int64_t t = 0; t < dp->ntensors; t++) {
         int64_t a = dp->start[t], b = a + dp->numel[t];
         if (b <= lo || a >= hi) continue;
         int64_t x0 = a > lo ? a : lo, x1 = b < hi ? b : hi;
-        memcpy((float *)lfl_data(ts[t]) + (x0 - a), src + (x0 - lo), sizeof(float) * (size_t)(x1 - x0));
+        LFL_TRY(copy(dp, (float *)lfl_data(ts[t]) + (x0 - a), src + (x0 - lo), x1 - x0));
     }
+    return LFL_OK;
 }
 
 lfl_status lfl_dp_allreduce_mean(lfl_dp *dp, lfl_tensor *const *ts)
@@ -156,9 +192,9 @@ lfl_status lfl_dp_allreduce_mean(lfl_dp *dp, lfl_tensor *const *ts)
     LFL_TRY(need_stage(dp));
     if (dp->comm->size == 1) return LFL_OK;
     for (int64_t b = 0; b < dp->nbuckets; b++) {
-        read_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
+        LFL_TRY(read_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage));
         LFL_TRY(lfl_comm_allreduce(dp->comm, dp->stage, dp->blen[b], LFL_COMM_F32, LFL_COMM_MEAN));
-        write_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
+        LFL_TRY(write_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage));
     }
     return LFL_OK;
 }
@@ -168,16 +204,19 @@ static lfl_status reduce_scatter_mean(lfl_dp *dp, lfl_tensor *const *ts, lfl_ten
     LFL_TRY(check_tensors(dp, ts, "reduce_scatter", false));
     LFL_TRY(need_stage(dp));
     LFL_TRY(check_shard(dp, shard, "reduce_scatter"));
+    /* ZeRO-3's accumulation adds on the host; ZeRO on a device is refused before it gets here */
+    if (accumulate && dp->comm->device >= 0)
+        return lfl_fail(LFL_ERR_UNSUPPORTED, "dp: reduce_scatter with accumulation on a CUDA device is not implemented");
     float *out = lfl_data(shard);
     int64_t soff = 0;
     for (int64_t b = 0; b < dp->nbuckets; b++) {
         int64_t padded = dp->bslice[b] * dp->comm->size, n = dp->bslice[b];
-        read_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
-        memset(dp->stage + dp->blen[b], 0, sizeof(float) * (size_t)(padded - dp->blen[b]));
+        LFL_TRY(read_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage));
+        LFL_TRY(copy(dp, dp->stage + dp->blen[b], NULL, padded - dp->blen[b]));
         if (accumulate) {
             /* in place: the slice lands at the buffer's start, then adds into the shard */
             LFL_TRY(lfl_comm_reduce_scatter(dp->comm, NULL, dp->stage, n, LFL_COMM_F32, LFL_COMM_MEAN));
-            for (int64_t i = 0; i < n; i++) out[soff + i] += dp->stage[i];
+            for (int64_t i = 0; i < n; i++) out[soff + i] += dp->stage[i]; /* host only: see the check above */
         } else {
             LFL_TRY(lfl_comm_reduce_scatter(dp->comm, dp->stage, out + soff, n, LFL_COMM_F32, LFL_COMM_MEAN));
         }
@@ -201,11 +240,10 @@ lfl_status lfl_dp_pack_shard(lfl_dp *dp, lfl_tensor *const *ts, lfl_tensor *shar
     LFL_TRY(check_tensors(dp, ts, "pack", false));
     LFL_TRY(check_shard(dp, shard, "pack"));
     float *out = lfl_data(shard);
-    memset(out, 0, sizeof(float) * (size_t)dp->shard_numel);
+    LFL_TRY(copy(dp, out, NULL, dp->shard_numel));
     for (int64_t i = 0; i < dp->npieces; i++) {
         lfl_dp_piece *p = &dp->pieces[i];
-        if (ts[p->tensor])
-            memcpy(out + p->shard_offset, (float *)lfl_data(ts[p->tensor]) + p->offset, sizeof(float) * (size_t)p->len);
+        if (ts[p->tensor]) LFL_TRY(copy(dp, out + p->shard_offset, (float *)lfl_data(ts[p->tensor]) + p->offset, p->len));
     }
     return LFL_OK;
 }
@@ -219,7 +257,7 @@ lfl_status lfl_dp_allgather(lfl_dp *dp, lfl_tensor *shard, lfl_tensor *const *ts
     int64_t soff = 0;
     for (int64_t b = 0; b < dp->nbuckets; b++) {
         LFL_TRY(lfl_comm_allgather(dp->comm, in + soff, dp->stage, dp->bslice[b], LFL_COMM_F32));
-        write_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
+        LFL_TRY(write_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage));
         soff += dp->bslice[b];
     }
     return LFL_OK;
@@ -231,9 +269,9 @@ lfl_status lfl_dp_broadcast(lfl_dp *dp, lfl_tensor *const *ts, int root)
     LFL_TRY(need_stage(dp));
     if (dp->comm->size == 1) return LFL_OK;
     for (int64_t b = 0; b < dp->nbuckets; b++) {
-        read_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
+        LFL_TRY(read_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage));
         LFL_TRY(lfl_comm_broadcast(dp->comm, dp->stage, dp->blen[b], LFL_COMM_F32, root));
-        write_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
+        LFL_TRY(write_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage));
     }
     return LFL_OK;
 }
@@ -245,15 +283,15 @@ lfl_status lfl_dp_reduce_scatter_mean_inplace(lfl_dp *dp, lfl_tensor *const *ts)
     int64_t W = dp->comm->size, r = dp->comm->rank;
     for (int64_t b = 0; b < dp->nbuckets; b++) {
         int64_t padded = dp->bslice[b] * W;
-        read_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
-        memset(dp->stage + dp->blen[b], 0, sizeof(float) * (size_t)(padded - dp->blen[b]));
+        LFL_TRY(read_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage));
+        LFL_TRY(copy(dp, dp->stage + dp->blen[b], NULL, padded - dp->blen[b]));
         LFL_TRY(lfl_comm_reduce_scatter(dp->comm, NULL, dp->stage, dp->bslice[b], LFL_COMM_F32, LFL_COMM_MEAN));
         /* the result is the bucket's slice r, at the buffer's start */
         int64_t lo = dp->bstart[b] + r * dp->bslice[b];
         int64_t hi = lo + dp->bslice[b];
         int64_t bend = dp->bstart[b] + dp->blen[b];
         if (hi > bend) hi = bend;
-        if (hi > lo) write_range(dp, ts, lo, hi - lo, dp->stage);
+        if (hi > lo) LFL_TRY(write_range(dp, ts, lo, hi - lo, dp->stage));
     }
     return LFL_OK;
 }
@@ -269,11 +307,11 @@ lfl_status lfl_dp_allgather_inplace(lfl_dp *dp, lfl_tensor *const *ts)
         int64_t lo = dp->bstart[b] + r * n;
         int64_t bend = dp->bstart[b] + dp->blen[b];
         int64_t len = lo >= bend ? 0 : (lo + n <= bend ? n : bend - lo);
-        if (len > 0) read_range(dp, ts, lo, len, mine);
-        memset(mine + len, 0, sizeof(float) * (size_t)(n - len));
+        if (len > 0) LFL_TRY(read_range(dp, ts, lo, len, mine));
+        LFL_TRY(copy(dp, mine + len, NULL, n - len));
         LFL_TRY(lfl_comm_allgather(dp->comm, NULL, dp->stage, n, LFL_COMM_F32));
         (void)W;
-        write_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage);
+        LFL_TRY(write_range(dp, ts, dp->bstart[b], dp->blen[b], dp->stage));
     }
     return LFL_OK;
 }

@@ -32,7 +32,8 @@ typedef struct lfl_dp {
     int64_t shard_numel; /* sum of bslice */
     lfl_dp_piece *pieces;/* the rank's shard as runs inside the tensors */
     int64_t npieces;
-    float *stage;        /* one padded bucket, made on first use (lfl_dp_trim frees it) */
+    float *stage;        /* one padded bucket where the tensors live (comm->device), made on first use
+                          * (lfl_dp_trim frees it) */
     int64_t stage_len;
 } lfl_dp;
 
@@ -42,7 +43,8 @@ void lfl_dp_free(lfl_dp *dp);
 /* Frees the staging buffer (one padded bucket); the next collective makes it again. */
 void lfl_dp_trim(lfl_dp *dp);
 
-/* Every tensor must be contiguous f32 with the numel given at creation; a NULL
+/* Every tensor must be contiguous f32 with the numel given at creation, on the
+ * communicator's device (c->device: -1 the host, else CUDA memory); a NULL
  * entry counts as zeros (an unused parameter's missing gradient) when reading,
  * and is an error when it must be written. */
 

@@ -119,6 +119,7 @@ expect "--version: BLAS and its kernel" grep -qE '^BLAS: .*OpenBLAS.*kernel [A-Z
 expect "--version: CUDA availability" grep -qE '^CUDA' "$TMPD/out"
 expect "--version: NCCL availability" grep -qE '^NCCL: ' "$TMPD/out"
 expect "--version: MPI availability" grep -qE '^MPI: ' "$TMPD/out"
+expect "--version: which communicators" grep -qE '^Communicators: host tensors (mpi|none \(one process\)); device tensors (nccl|none)' "$TMPD/out"
 expect "--version: op coverage per device kind" grep -qE '^ops: [0-9]+ kernels; CPU [0-9]+, CUDA [0-9]+' "$TMPD/out"
 kernel=$(sed -n 's/^BLAS: .*kernel \([A-Za-z0-9]*\).*/\1/p' "$TMPD/out")
 if grep -qw avx512f /proc/cpuinfo; then

@@ -1,7 +1,10 @@
 -- Data-parallel training over the ranks of an MPI job (lfl.comm): the rank's
 -- view of the job, a recipe's DeepSpeed config (its ZeRO stage), gradient
 -- synchronisation in a few large buckets on the last micro-batch of a step,
--- clipping over the whole gradient, and ZeRO-1/2's sharded AdamW.
+-- clipping over the whole gradient, and ZeRO-1/2's sharded AdamW. A model on
+-- a CUDA device (device: cuda, each rank on its own) has its gradients reduced
+-- on the device through NCCL (lfl.comm.dp over device tensors); ZeRO on a
+-- device is refused for now.
 --
 --   stage 0: gradients all-reduced (mean); every rank steps every parameter
 --   stage 1: gradients all-reduced; each rank keeps the AdamW state of its 1/N
@@ -207,6 +210,10 @@ function M.world(a)
   if self.stage == 3 and a.finetuning_type == "oft" then
     error("deepspeed: ZeRO stage 3 with finetuning_type oft is not supported (use ds_z2_config.json)", 0)
   end
+  if self.stage > 0 and a.device and a.device ~= "cpu" then
+    error(fmt("deepspeed: ZeRO stage %d on a CUDA device is not implemented yet (its sharded optimizer state is "
+      .. "kept on the host); use ds_z0_config.json (plain data parallel) or device: cpu", self.stage), 0)
+  end
   if self.stage > 0 and lfl.args.OPTIMS[a.optim or "adamw_torch"] ~= "adamw" then
     error(fmt("deepspeed: ZeRO stage %d shards AdamW's state; optim %s is not supported with it", self.stage,
       tostring(a.optim)), 0)
@@ -315,6 +322,13 @@ end
 
 -- ---------------------------------------------------------------- each step
 
+-- zeros of p's shape where p lives (a missing gradient of a parameter on a device)
+local function zeros_like(p)
+  local z = lfl.zeros(p:size())
+  if p:device() ~= "cpu" then z = z:to(p:device()) end
+  return z
+end
+
 -- the gradients of the step, averaged over the ranks: all-reduced in buckets
 -- (stages 0, 1), or reduce-scattered so that only this rank's slice is
 -- reduced (stage 2; gradients of tensors outside the slice are dropped)
@@ -329,7 +343,7 @@ function D:sync(t)
   end
   if self.stage == 2 then
     for i, p in ipairs(self.params) do
-      if not grads[i] then grads[i] = lfl.zeros(p:size()); p.grad = grads[i] end
+      if not grads[i] then grads[i] = zeros_like(p); p.grad = grads[i] end
     end
     self.dp:reduce_scatter_mean_inplace(grads)
     for i, p in ipairs(self.params) do if not self.owns[i] then p.grad = nil end end
@@ -341,7 +355,7 @@ function D:sync(t)
   local have, missing = {}, false
   for i, p in ipairs(self.params) do
     have[i] = grads[i] and 1 or 0
-    if not grads[i] then grads[i] = lfl.zeros(p:size()); p.grad = grads[i]; missing = true end
+    if not grads[i] then grads[i] = zeros_like(p); p.grad = grads[i]; missing = true end
   end
   if lfl.comm.all_reduce({missing and 1 or 0}, "max")[1] > 0 then have = lfl.comm.all_reduce(have) else have = nil end
   self.dp:all_reduce_mean(grads)

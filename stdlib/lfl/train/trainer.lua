@@ -200,11 +200,22 @@ end
 -- preference stages' reference model (a separate ref_model, or the frozen
 -- initial weights sharing what the method did not copy). What the CUDA path
 -- does not cover yet is refused by name before anything moves.
-function M.to_device(model, a, names, params, groups, approach, reference)
+-- With several ranks each uses its own device (lfl.comm.device_info(): cuda:<local
+-- rank>, or cuda:0 where every process sees one device of its own, as under the
+-- emulator), and the gradients are reduced there through NCCL.
+function M.to_device(model, a, names, params, groups, approach, reference, dist)
   local dev = a.device == "cuda" and "cuda:0" or a.device
   local desc, count = lfl.sys.cuda()
-  local idx = tonumber(dev:match("^cuda:(%d+)$"))
   if count < 1 then error(fmt("device: %s requested, but no CUDA device is usable (%s)", dev, desc), 0) end
+  if dist and dist.size > 1 then
+    local mine = "cuda:" .. lfl.comm.device_info().device
+    if a.device ~= "cuda" and a.device ~= mine then
+      error(fmt("device: %s with %d ranks: each rank trains on its own device (this rank, local rank %d: %s); "
+        .. "write device: cuda", a.device, dist.size, dist.local_rank, mine), 0)
+    end
+    dev = mine
+  end
+  local idx = tonumber(dev:match("^cuda:(%d+)$"))
   if idx >= count then error(fmt("device: %s requested, but there %s only %d CUDA device%s (%s)", dev,
     count == 1 and "is" or "are", count, count == 1 and "" or "s", desc), 0) end
   local function refuse(what) error(fmt("device %s: %s is not supported on CUDA yet (train it with device: cpu)",
@@ -719,7 +730,9 @@ function M.new(a)
   local pref = require("lfl.train.pref")
   local reference = AP.needs(approach, "reference_model", a) and pref.setup_reference(model, a) or nil
   local names, params, groups = M.setup_method(model, a)
-  if a.device ~= "cpu" then names, params, groups = M.to_device(model, a, names, params, groups, approach, reference) end
+  if a.device ~= "cpu" then
+    names, params, groups = M.to_device(model, a, names, params, groups, approach, reference, dist)
+  end
   if reference then print("[lfl] " .. pref.describe_reference(reference, model, a)) end
   -- the reward model (PPO): a second adapter on this base, or a separate model
   local reward = AP.needs(approach, "reward_model", a) and require("lfl.train.ppo").setup_reward(model, a) or nil
@@ -733,7 +746,7 @@ function M.new(a)
     end
     head = require("lfl.train.value_head").for_run(model, a)
     if a.device ~= "cpu" then
-      head = require("lfl.train.value_head").to(head, a.device == "cuda" and "cuda:0" or a.device)
+      head = require("lfl.train.value_head").to(head, require("lfl.model.decoder").device_of(model))
     end
     -- HF: no weight decay on the bias; LoRA+ puts 1-D parameters in the lora_B group (lr * ratio)
     groups[#groups + 1] = {params = {head.weight}, names = {head.names[1]}, lr = a.learning_rate,
