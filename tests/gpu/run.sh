@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA backend on a lent GPU, in one call of under 10 minutes: the backend
-# tests (every CUDA kernel against the CPU's), the end-to-end test (forward,
-# greedy decoding, 10-step LoRA and full SFT curves against the CPU), then LoRA
+# tests (every CUDA kernel against the CPU's), the end-to-end tests (forward,
+# greedy decoding, LoRA / full / QLoRA / preference-stage curves against the
+# CPU, tests/lua/test_cuda_*.lua), then LoRA
 # SFT steps and decoding of Llama-shaped models with random weights at 1B and
 # 8B, side by side with PyTorch + transformers + PEFT on the same device and
 # shapes, and a table of the figures.
@@ -33,8 +34,12 @@ for t in "$bin"/test_cuda_* "$bin/test_dispatch"; do
   echo "$name: $r ($(tail -1 "$out/$name.log"))"
 done
 echo "== end to end"
-if timeout 240 "$bin/lfl" tests/lua/test_cuda_train.lua >"$out/e2e.log" 2>&1; then e2e=ok; else e2e=FAIL; fi
-grep -E "^(FAIL|ok|[0-9]+ passed)" "$out/e2e.log" | tail -12
+e2e=ok
+for t in tests/lua/test_cuda_*.lua; do
+  name=$(basename "$t" .lua)
+  if timeout 180 "$bin/lfl" "$t" >"$out/$name.log" 2>&1; then r=ok; else r=FAIL; e2e=FAIL; fi
+  echo "$name: $r ($(grep -E "^(FAIL|[0-9]+ passed)" "$out/$name.log" | tr '\n' ' '))"
+done
 echo "end to end: $e2e"
 
 echo "== benchmarks"
