@@ -142,6 +142,18 @@ function M.tiny_llama_dir(tag, files)
   return tmp, tmp .. "/model"
 end
 
+-- The CUDA device the device tests run on (a GPU, or build-emu's emulator):
+-- its description, or nil after printing why `name` is skipped.
+function M.cuda_device(name)
+  local desc, count = lfl.sys.cuda()
+  if count < 1 then
+    print(name .. ": skipped: no CUDA device (" .. desc .. ")")
+    return nil
+  end
+  print(name .. " on " .. desc)
+  return desc
+end
+
 function M.run(opts)
   opts = opts or {}
   local passed, failed = 0, 0

@@ -9,28 +9,10 @@
 -- Runs where a CUDA device exists (a GPU, or the emulator of build-emu/).
 local t = lfl.test
 local fmt = string.format
-local desc, count = lfl.sys.cuda()
-if count < 1 then
-  print("test_cuda_pref: skipped: no CUDA device (" .. desc .. ")")
-  return
-end
-print("test_cuda_pref on " .. desc)
-local home = lfl.home
+if not t.cuda_device("test_cuda_pref") then return end
 local decoder = require("lfl.model.decoder")
-local base = os.tmpname()
-os.remove(base)
-local tmp = base .. "_cuda_pref"
-lfl.fs.remove(tmp)
-lfl.fs.mkdir(tmp .. "/model")
-for _, f in ipairs({"tests/golden/models/llama/config.json", "tests/golden/models/llama/model.safetensors",
-                    "tests/golden/serve/tokenizer.json"}) do
-  lfl.fs.symlink(home .. "/" .. f, tmp .. "/model/" .. f:match("[^/]+$"))
-end
-local real_getenv = os.getenv
-os.getenv = function(k)
-  if k == "LFL_CACHE" then return tmp .. "/cache" end
-  return real_getenv(k)
-end
+local tmp = t.tiny_llama_dir("cuda_pref")
+local home = lfl.home
 
 -- preference_demo and kto_demo in the tiny tokenizer's alphabet (letters and
 -- . , ? ! :): their answers differ in digits, which it maps all to one

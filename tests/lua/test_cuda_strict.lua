@@ -7,26 +7,8 @@
 -- numbers (in the cheaper "guard" mode); this one the plumbing. Runs where a
 -- CUDA device exists (a GPU, or build-emu's emulator); skipped elsewhere.
 local t = lfl.test
-local desc, count = lfl.sys.cuda()
-if count < 1 then
-  print("test_cuda_strict: skipped: no CUDA device (" .. desc .. ")")
-  return
-end
-local home = lfl.home
-local base = os.tmpname()
-os.remove(base)
-local tmp = base .. "_cuda_strict"
-lfl.fs.remove(tmp)
-lfl.fs.mkdir(tmp .. "/model")
-for _, f in ipairs({"tests/golden/models/llama/config.json", "tests/golden/models/llama/model.safetensors",
-                    "tests/golden/serve/tokenizer.json"}) do
-  lfl.fs.symlink(home .. "/" .. f, tmp .. "/model/" .. f:match("[^/]+$"))
-end
-local real_getenv = os.getenv
-os.getenv = function(k)
-  if k == "LFL_CACHE" then return tmp .. "/cache" end
-  return real_getenv(k)
-end
+if not t.cuda_device("test_cuda_strict") then return end
+local tmp = t.tiny_llama_dir("cuda_strict")
 
 t.suite("cuda_strict", {
   train_save_and_generate_on_the_device = function()

@@ -7,27 +7,8 @@
 -- build in build-emu/); skipped with the reason elsewhere.
 local t = lfl.test
 local fmt = string.format
-local desc, count = lfl.sys.cuda()
-if count < 1 then
-  print("test_cuda_train: skipped: no CUDA device (" .. desc .. ")")
-  return
-end
-print("test_cuda_train on " .. desc)
-local home = lfl.home
-local base = os.tmpname()
-os.remove(base)
-local tmp = base .. "_cuda_train"
-lfl.fs.remove(tmp)
-lfl.fs.mkdir(tmp .. "/model")
-for _, f in ipairs({"tests/golden/models/llama/config.json", "tests/golden/models/llama/model.safetensors",
-                    "tests/golden/serve/tokenizer.json"}) do
-  lfl.fs.symlink(home .. "/" .. f, tmp .. "/model/" .. f:match("[^/]+$"))
-end
-local real_getenv = os.getenv
-os.getenv = function(k)
-  if k == "LFL_CACHE" then return tmp .. "/cache" end
-  return real_getenv(k)
-end
+if not t.cuda_device("test_cuda_train") then return end
+local tmp = t.tiny_llama_dir("cuda_train")
 
 local function recipe(over)
   local r = {model_name_or_path = tmp .. "/model", stage = "sft", dataset = "alpaca_demo", template = "chatml",
