@@ -88,6 +88,16 @@ t.suite("cuda_train", {
     end
   end,
 
+  bf16_on_the_device_says_what_it_does = function()
+    local lines, real_print = {}, print
+    print = function(...) lines[#lines + 1] = table.concat({...}, " "); real_print(...) end
+    local ok, err = pcall(curve, recipe({output_dir = tmp .. "/bf16_cuda", device = "cuda", bf16 = true, max_steps = 2}))
+    print = real_print
+    t.assert(ok, tostring(err))
+    t.assert(table.concat(lines, "\n"):find("bf16 storage, f32 arithmetic", 1, true),
+      "the trainer says bf16 on CUDA widens to f32 GEMMs")
+  end,
+
   what_the_device_path_lacks_is_refused = function()
     t.assert_error(function() lfl.trainer.run(recipe({device = "cuda:7"})) end, "device: cuda:7 requested, but there is only 1")
     t.assert_error(function() lfl.trainer.run(recipe({device = "cuda", finetuning_type = "oft"})) end,

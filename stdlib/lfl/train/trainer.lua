@@ -269,6 +269,11 @@ function M.to_device(model, a, names, params, groups, approach, reference, dist)
   for _, g in ipairs(groups) do g.params = swap(g.params, g.names) end
   local mem = lfl.sys.device_memory(idx)
   print(fmt("[lfl] device %s: %s; the model holds %.1f MiB there", dev, desc, mem.in_use / 1048576))
+  if a.bf16 or a.pure_bf16 then
+    -- said, not hidden: the CPU's bf16 products (matmul precision "medium") have no CUDA counterpart yet
+    print(fmt("[lfl] device %s: the bf16 weights are widened to f32 for cuBLAS's f32 GEMMs (bf16 tensor-core "
+      .. "products are not implemented on CUDA yet): bf16 storage, f32 arithmetic", dev))
+  end
   return names, params, groups
 end
 
