@@ -1,6 +1,7 @@
-/* Philox4x32-10 (Salmon et al., SC'11) and the fills that use it. */
+/* The global Philox4x32-10 stream (core/philox.h) and the fills that use it. */
 #include <math.h>
 #include "iter.h"
+#include "philox.h"
 #include "rng.h"
 
 static lfl_rng_state state = {0x853c49e6748fea9bULL, 0};
@@ -16,22 +17,7 @@ uint64_t lfl_rng_reserve(uint64_t n)
     return o;
 }
 
-void lfl_philox(uint64_t seed, uint64_t c, uint32_t out[4])
-{
-    uint32_t c0 = (uint32_t)c, c1 = (uint32_t)(c >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        c1 = (uint32_t)p1;
-        c3 = (uint32_t)p0;
-        c0 = n0;
-        c2 = n2;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
-}
+void lfl_philox(uint64_t seed, uint64_t c, uint32_t out[4]) { lfl_philox4x32(seed, c, out); }
 
 /* Fills t element by element from the stream: element i uses word i of the
  * reserved block, so results do not depend on the thread count. */

@@ -773,6 +773,25 @@ extern "C" lfl_status lfl_cuda_attention(const lfl_attn_args *p, lfl_tensor *out
     return LFL_OK;
 }
 
+// the backward for one element type: delta = rowsum(dO * O), then the dq and
+// dk/dv passes, then the sinks' gradient
+template <typename T>
+static lfl_status att_backward_typed(const AttGeo &g, const lfl_attn_args *p, lfl_tensor *out, lfl_tensor *lse,
+                                     lfl_tensor *go, lfl_tensor *delta, lfl_tensor *dq, lfl_tensor *dk, lfl_tensor *dv,
+                                     lfl_tensor *dsinks, unsigned nb)
+{
+    const char *op = "attention backward";
+    LFL_LAUNCH(nb, 256, 0, att_delta<T>)(g, (const T *)lfl_data(out), (const T *)lfl_data(go), (T *)lfl_data(delta));
+    lfl_status st = lfl_cuda_launched(op);
+    if (st == LFL_OK) ATT_DC_SWITCH(g.D, st = (att_backward_run<T, DC>(g, p, lse, go, delta, dq, dk, dv)));
+    if (st == LFL_OK && dsinks) {
+        LFL_LAUNCH((unsigned)g.Hq, 256, 0, att_dsinks<T>)(g, (const T *)lfl_data(p->sinks), (const T *)lfl_data(lse),
+                                                          (const T *)lfl_data(delta), (T *)lfl_data(dsinks));
+        st = lfl_cuda_launched(op);
+    }
+    return st;
+}
+
 extern "C" lfl_status lfl_cuda_attention_backward(const lfl_attn_args *p, lfl_tensor *out, lfl_tensor *lse,
                                                   lfl_tensor *go, lfl_tensor *dq, lfl_tensor *dk, lfl_tensor *dv,
                                                   lfl_tensor *dsinks)
@@ -784,34 +803,10 @@ extern "C" lfl_status lfl_cuda_attention_backward(const lfl_attn_args *p, lfl_te
     lfl_tensor *delta = NULL;
     int64_t rows = g.B * g.Hq * g.T;
     LFL_TRY(lfl_empty(1, &rows, p->q->dtype, p->q->device, &delta));
-    lfl_status st = LFL_OK;
     unsigned nb = lfl_cuda_blocks(rows, 8);
     if (nb > 65535u * 16) nb = 65535u * 16; // grid-stride beyond
-    if (p->q->dtype == LFL_F32) {
-        LFL_LAUNCH(nb, 256, 0, att_delta<float>)(g, (const float *)lfl_data(out), (const float *)lfl_data(go),
-                                                  (float *)lfl_data(delta));
-        st = lfl_cuda_launched(op);
-        if (st == LFL_OK) ATT_DC_SWITCH(g.D, st = (att_backward_run<float, DC>(g, p, lse, go, delta, dq, dk, dv)));
-        if (st == LFL_OK && dsinks) {
-            LFL_LAUNCH((unsigned)g.Hq, 256, 0, att_dsinks<float>)(g, (const float *)lfl_data(p->sinks),
-                                                                  (const float *)lfl_data(lse),
-                                                                  (const float *)lfl_data(delta),
-                                                                  (float *)lfl_data(dsinks));
-            st = lfl_cuda_launched(op);
-        }
-    } else {
-        LFL_LAUNCH(nb, 256, 0, att_delta<double>)(g, (const double *)lfl_data(out), (const double *)lfl_data(go),
-                                                   (double *)lfl_data(delta));
-        st = lfl_cuda_launched(op);
-        if (st == LFL_OK) ATT_DC_SWITCH(g.D, st = (att_backward_run<double, DC>(g, p, lse, go, delta, dq, dk, dv)));
-        if (st == LFL_OK && dsinks) {
-            LFL_LAUNCH((unsigned)g.Hq, 256, 0, att_dsinks<double>)(g, (const double *)lfl_data(p->sinks),
-                                                                   (const double *)lfl_data(lse),
-                                                                   (const double *)lfl_data(delta),
-                                                                   (double *)lfl_data(dsinks));
-            st = lfl_cuda_launched(op);
-        }
-    }
+    lfl_status st = p->q->dtype == LFL_F32 ? att_backward_typed<float>(g, p, out, lse, go, delta, dq, dk, dv, dsinks, nb)
+                                           : att_backward_typed<double>(g, p, out, lse, go, delta, dq, dk, dv, dsinks, nb);
     lfl_tensor_release(delta);
     return st;
 }

@@ -17,7 +17,7 @@ __global__ void dropout_kernel(const T *x, uint8_t *m, T *y, T scale, uint64_t s
     long long groups = (n + 3) / 4;
     LFL_GRID_LOOP(long long, q, groups) {
         uint32_t w[4];
-        lfl_dev_philox(seed, base + (uint64_t)q, w);
+        lfl_philox4x32(seed, base + (uint64_t)q, w);
         long long i0 = q * 4;
         for (int k = 0; k < 4 && i0 + k < n; k++) {
             uint8_t keep = thr == 0xffffffffu ? 0 : (w[k] >> 8) >= thr;
